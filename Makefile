@@ -1,0 +1,35 @@
+# Weir's developer commands. `make test` is the README's test command and what
+# CI runs: the race detector on the packages where concurrency lives, plain
+# `go test` on the rest.
+GO ?= go
+RACE_PKGS := ./broker/... ./runtime/... ./state/...
+OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state)(/|$$)')
+FUZZTIME ?= 20s
+
+.PHONY: test race unit lint fuzz bench
+
+test: race unit
+
+race:
+	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+
+unit:
+	$(GO) test -count=1 -timeout 15m $(OTHER_PKGS)
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	staticcheck ./...
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
