@@ -99,7 +99,7 @@ func readBounded(codec Codec, r io.Reader, max, hint int) ([]byte, error) {
 			}
 			buf = append(buf, 0)[:len(buf)]
 			if cap(buf) > max+1 {
-				buf = buf[:len(buf):max+1]
+				buf = buf[: len(buf) : max+1]
 			}
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
