@@ -15,17 +15,18 @@ type Cache struct {
 func (e *Engine) NewCache() *Cache { return &Cache{e: e} }
 
 // KeyValue returns s wrapped by the cache; listener (may be nil) is called
-// once per changed key when the key's entry is flushed or evicted.
-func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) KeyValueStore {
-	return s
+// once per changed key when the key's entry is flushed or evicted. s must
+// be a store opened by an Engine.
+func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) (KeyValueStore, error) {
+	return nil, ErrNotImplemented
 }
 
 // Window returns s wrapped by the cache, as KeyValue.
-func (c *Cache) Window(s WindowStore, listener WindowFlushListener) WindowStore {
-	return s
+func (c *Cache) Window(s WindowStore, listener WindowFlushListener) (WindowStore, error) {
+	return nil, ErrNotImplemented
 }
 
 // Session returns s wrapped by the cache, as KeyValue.
-func (c *Cache) Session(s SessionStore, listener SessionFlushListener) SessionStore {
-	return s
+func (c *Cache) Session(s SessionStore, listener SessionFlushListener) (SessionStore, error) {
+	return nil, ErrNotImplemented
 }

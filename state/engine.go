@@ -73,6 +73,14 @@ func (e *Engine) OpenSession(ctx context.Context, spec Spec, partition int32, ch
 	return nil, ErrNotImplemented
 }
 
+// Drop deletes the data and checkpoint of the store name of the given
+// partition, which must not be open: the runtime calls it when a task has
+// moved to another instance for good. Dropping a store that does not exist
+// is not an error.
+func (e *Engine) Drop(name string, partition int32) error {
+	return ErrNotImplemented
+}
+
 // RestoreResult says what a restore did.
 type RestoreResult struct {
 	// From and To are the changelog offsets replayed: [From, To).
