@@ -29,6 +29,8 @@ const zstdMaxWindow = 64 << 20
 var (
 	gzipReaders sync.Pool // *gzip.Reader
 	lz4Readers  = sync.Pool{New: func() any { return lz4.NewReader(nil) }}
+	gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	lz4Writers  = sync.Pool{New: func() any { return lz4.NewWriter(nil) }}
 	// zstdReaders hold synchronous stream decoders (concurrency 1 starts no
 	// goroutines), so pooling them leaks nothing.
 	zstdReaders = sync.Pool{New: func() any {
@@ -183,7 +185,9 @@ func compress(dst []byte, codec Codec, src []byte) ([]byte, error) {
 	switch codec {
 	case CodecGzip:
 		w := bytes.NewBuffer(dst)
-		zw := gzip.NewWriter(w)
+		zw := gzipWriters.Get().(*gzip.Writer)
+		defer gzipWriters.Put(zw)
+		zw.Reset(w)
 		if _, err := zw.Write(src); err != nil {
 			return nil, fmt.Errorf("batch: gzip: %w", err)
 		}
@@ -197,7 +201,9 @@ func compress(dst []byte, codec Codec, src []byte) ([]byte, error) {
 		return append(dst, s2.EncodeSnappy(nil, src)...), nil
 	case CodecLZ4:
 		w := bytes.NewBuffer(dst)
-		zw := lz4.NewWriter(w)
+		zw := lz4Writers.Get().(*lz4.Writer)
+		defer lz4Writers.Put(zw)
+		zw.Reset(w)
 		if _, err := zw.Write(src); err != nil {
 			return nil, fmt.Errorf("batch: lz4: %w", err)
 		}

@@ -100,23 +100,25 @@ func decodeRecords(h Header, data []byte, start int) ([]Record, error) {
 		if r.Value, err = rd.nullableBytes("value"); err != nil {
 			return nil, err
 		}
+		hcPos := rd.pos
 		nh, err := rd.varint("header count")
 		if err != nil {
 			return nil, err
 		}
 		// Each header takes at least two bytes (key and value lengths).
 		if nh < 0 || int(nh) > (len(rd.b)-rd.pos)/2 {
-			return nil, corrupt(rd.pos, "record %d header count %d, %d bytes remain", i, nh, len(rd.b)-rd.pos)
+			return nil, corrupt(hcPos, "record %d header count %d, %d bytes remain", i, nh, len(rd.b)-rd.pos)
 		}
 		if nh > 0 {
 			r.Headers = make([]RecordHeader, nh)
 			for j := range r.Headers {
+				keyPos := rd.pos
 				k, err := rd.nullableBytes("header key")
 				if err != nil {
 					return nil, err
 				}
 				if k == nil {
-					return nil, corrupt(rd.pos, "record %d header %d has a null key", i, j)
+					return nil, corrupt(keyPos, "record %d header %d has a null key", i, j)
 				}
 				r.Headers[j].Key = string(k)
 				if r.Headers[j].Value, err = rd.nullableBytes("header value"); err != nil {

@@ -1,0 +1,87 @@
+package batch
+
+import (
+	"hash/crc32"
+	"testing"
+)
+
+// batch16K returns an uncompressed batch of about 16 KiB holding records of
+// recordSize value bytes.
+func batch16K(b *testing.B, codec Codec, recordSize int) []byte {
+	b.Helper()
+	var recs []Record
+	value := make([]byte, recordSize)
+	for i := range value {
+		value[i] = byte(i * 7)
+	}
+	for size := 0; size < 16<<10-HeaderSize-recordSize-16; size += recordSize + 16 {
+		recs = append(recs, Record{OffsetDelta: int32(len(recs)), TimestampDelta: int64(len(recs)), Key: []byte("key-0001"), Value: value})
+	}
+	out, err := Build(sampleHeader(0), recs, codec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// BenchmarkValidate16K is the produce path's per-batch check; the peer is a
+// bare CRC32C over the same bytes, the floor any validation must pay.
+func BenchmarkValidate16K(b *testing.B) {
+	buf := batch16K(b, CodecNone, 100)
+	b.Run("Validate", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(buf)))
+		for b.Loop() {
+			if _, err := Validate(buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("crc32c", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(buf)))
+		tab := crc32.MakeTable(crc32.Castagnoli)
+		var sink uint32
+		for b.Loop() {
+			sink += crc32.Checksum(buf[posAttributes:], tab)
+		}
+		_ = sink
+	})
+}
+
+// BenchmarkRecords16K decodes a 16 KiB batch of 100-byte records, per codec.
+func BenchmarkRecords16K(b *testing.B) {
+	for _, codec := range allCodecs {
+		buf := batch16K(b, codec, 100)
+		raw := batch16K(b, CodecNone, 100)
+		b.Run(codec.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if _, err := Records(buf, 1<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBuild16K encodes the same records per codec.
+func BenchmarkBuild16K(b *testing.B) {
+	raw := batch16K(b, CodecNone, 100)
+	recs, err := Records(raw, 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, codec := range allCodecs {
+		b.Run(codec.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				if _, err := Build(sampleHeader(0), recs, codec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
