@@ -1,0 +1,23 @@
+// Package group is Weir's consumer group coordinator: the classic Kafka group
+// protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) and committed offsets
+// (OffsetCommit, OffsetFetch, OffsetDelete), plus the group admin requests
+// (DescribeGroups, ListGroups, DeleteGroups).
+//
+// The package has two layers, in the manner of etcd raft's RawNode and Node:
+//
+//   - Coordinator is a pure state machine. It owns no goroutine, does no I/O
+//     and reads no clock: every input carries the time. Step feeds it one
+//     request, Tick tells it that time has passed; Ready hands out what it
+//     produced: responses to send (possibly for requests stepped long ago:
+//     JoinGroup and SyncGroup are answered when the rebalance completes),
+//     records to persist to the internal topic __consumer_offsets, and the next
+//     deadline at which it wants a Tick. Every scenario is therefore
+//     deterministic and tested with datadriven files under testdata/.
+//   - Driver is the thin loop around it: it serialises access with one mutex,
+//     persists records through a Log before releasing the responses they back,
+//     wakes the coordinator at its deadlines, and replays __consumer_offsets
+//     when the broker starts.
+//
+// Records in __consumer_offsets use Kafka's own key and value encodings (see
+// records.go), so tools that decode Kafka's internal topic read Weir's too.
+package group
