@@ -1,0 +1,21 @@
+// Package storage is the partition log under Weir's broker: one Log per
+// partition, a directory of segments holding Kafka RecordBatch v2 bytes
+// verbatim, with a sparse offset index and a time index per segment, a
+// leader-epoch checkpoint, idempotent-producer state, retention, compaction
+// and crash recovery.
+//
+// The produce path validates batch headers and CRCs, patches baseOffset and
+// partitionLeaderEpoch in place and appends; it never decodes records. The
+// fetch path returns raw bytes. Compaction is the only code that decodes
+// records.
+//
+// Durability is explicit (Options.Sync): with SyncGroupCommit, the default,
+// Append returns only once an fsync covers its bytes, and concurrent
+// appenders share one fsync; the high watermark is the end of what is
+// fsynced, so a reader never sees data a crash could take back. With
+// SyncInterval and SyncNever, Append returns once the bytes are written and
+// the high watermark equals the log end offset: a machine crash may lose the
+// acknowledged tail.
+//
+// See docs/parts/storage.md for the on-disk format, lock order and data path.
+package storage

@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// epochEntry says that leader epoch epoch started at offset start.
+type epochEntry struct {
+	epoch Epoch
+	start Offset
+}
+
+// The leader-epoch checkpoint file "leader-epoch-checkpoint" is text, as
+// Kafka's: a version line ("0"), a count line, then one "epoch startOffset"
+// line per entry, both increasing.
+const epochCheckpointFile = "leader-epoch-checkpoint"
+
+func encodeEpochs(es []epochEntry) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "0\n%d\n", len(es))
+	for _, e := range es {
+		fmt.Fprintf(&b, "%d %d\n", e.epoch, e.start)
+	}
+	return b.Bytes()
+}
+
+func decodeEpochs(data []byte) ([]epochEntry, error) {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	line := func() (string, bool) {
+		if !sc.Scan() {
+			return "", false
+		}
+		return strings.TrimSpace(sc.Text()), true
+	}
+	v, ok := line()
+	if !ok || v != "0" {
+		return nil, fmt.Errorf("storage: leader-epoch checkpoint: version %q, want 0", v)
+	}
+	c, _ := line()
+	n, err := strconv.Atoi(c)
+	if err != nil || n < 0 || n > len(data) {
+		return nil, fmt.Errorf("storage: leader-epoch checkpoint: bad count %q", c)
+	}
+	es := make([]epochEntry, 0, n)
+	for i := range n {
+		l, ok := line()
+		if !ok {
+			return nil, fmt.Errorf("storage: leader-epoch checkpoint: %d of %d entries", i, n)
+		}
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			return nil, fmt.Errorf("storage: leader-epoch checkpoint: bad line %q", l)
+		}
+		e, err1 := strconv.ParseInt(f[0], 10, 32)
+		o, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil || e < 0 || o < 0 {
+			return nil, fmt.Errorf("storage: leader-epoch checkpoint: bad line %q", l)
+		}
+		if i > 0 && (Epoch(e) <= es[i-1].epoch || Offset(o) < es[i-1].start) {
+			return nil, fmt.Errorf("storage: leader-epoch checkpoint: line %q does not follow %d %d", l, es[i-1].epoch, es[i-1].start)
+		}
+		es = append(es, epochEntry{Epoch(e), Offset(o)})
+	}
+	if l, ok := line(); ok && l != "" {
+		return nil, fmt.Errorf("storage: leader-epoch checkpoint: trailing %q", l)
+	}
+	return es, nil
+}
+
+// The log-start-offset checkpoint "log-start-offset-checkpoint" is text: a
+// version line ("0") and the log start offset. It exists once DeleteRecords
+// or retention moved the start past the first segment's base.
+const logStartCheckpointFile = "log-start-offset-checkpoint"
+
+func encodeLogStart(o Offset) []byte { return fmt.Appendf(nil, "0\n%d\n", o) }
+
+func decodeLogStart(data []byte) (Offset, error) {
+	f := strings.Fields(string(data))
+	if len(f) != 2 || f[0] != "0" {
+		return 0, fmt.Errorf("storage: log-start-offset checkpoint: bad content %q", data)
+	}
+	o, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || o < 0 {
+		return 0, fmt.Errorf("storage: log-start-offset checkpoint: bad offset %q", f[1])
+	}
+	return Offset(o), nil
+}

@@ -1,0 +1,705 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/vfs"
+)
+
+// Log is one partition's log: a directory of segments.
+//
+// Lock order: cleanMu, then appendMu, then syncMu, then mu. Appends are
+// serialized by appendMu and touch mu only briefly to publish what they
+// wrote; reads take mu for reading for the length of a lookup and a pread.
+type Log struct {
+	dir  string
+	opts Options
+	fs   vfs.FS
+
+	// cleanMu serializes Clean, segment deletion and Close.
+	cleanMu sync.Mutex
+	closing atomic.Bool
+
+	// appendMu serializes everything that writes: appends, rolls,
+	// truncation, segment swaps and deletions, checkpoints.
+	appendMu sync.Mutex
+	// The fields below are guarded by appendMu.
+	producers map[int64]*producerState
+	epochs    []epochEntry
+	// failed is set when an I/O error leaves the log's files in an unknown
+	// state; appends are refused until the log is reopened.
+	failed error
+	closed bool
+	// bytes of sealed segments deleted or cleaned since open, for tests and
+	// metrics.
+	cleanerStats CleanerStats
+
+	// syncMu is held by the syncer around an fsync and by whoever closes a
+	// segment's file, so an fsync never meets a closed file.
+	syncMu sync.Mutex
+
+	// mu guards the fields below.
+	mu   sync.RWMutex
+	cfg  Config
+	segs []*segment // ordered by base; the last is the active segment
+	// Invariant: logStart <= hw <= leo; durable <= leo.
+	logStart Offset
+	hw       Offset
+	leo      Offset
+	durable  Offset // end of what an fsync covers
+	syncErr  error  // sticky: the fsync that failed
+	// changed is closed and replaced when hw advances.
+	changed chan struct{}
+	// durableCh is closed and replaced when durable advances or syncErr
+	// is set.
+	durableCh chan struct{}
+
+	syncReq chan struct{}
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// CleanerStats counts the work of Clean since the log was opened.
+type CleanerStats struct {
+	// SegmentsDeleted counts segments removed by retention or DeleteRecords.
+	SegmentsDeleted int
+	// BytesRead and BytesWritten count compaction I/O.
+	BytesRead, BytesWritten int64
+	// Passes counts compaction passes that rewrote segments.
+	Passes int
+}
+
+// AppendResult describes an append.
+type AppendResult struct {
+	// BaseOffset and LastOffset are the offsets of the first and last
+	// record appended (or, for a Duplicate, originally appended).
+	BaseOffset, LastOffset Offset
+	// LogAppendTime is always -1: batches keep their producer timestamps.
+	LogAppendTime int64
+	// LogStartOffset is the log start offset at the time of the append.
+	LogStartOffset Offset
+	// Duplicate is set when every batch was an idempotent producer's retry
+	// of a batch already in the log: nothing was written.
+	Duplicate bool
+}
+
+// Dir returns the partition's directory.
+func (l *Log) Dir() string { return l.dir }
+
+// Append appends one produce payload for this partition: one or more
+// concatenated RecordBatch v2 batches as a producer sends them. Every batch
+// is validated (batch.ValidateProduced, max.message.bytes, idempotent
+// producer sequence and epoch) before anything is written; if one fails,
+// nothing is. Offsets are assigned by patching each batch's baseOffset and
+// partitionLeaderEpoch in place: Append modifies batches.
+//
+// Under SyncGroupCommit it returns once an fsync covers the batches (if ctx
+// ends first it returns ctx's error, and the batches stay in the log); under
+// the other policies once they are written.
+func (l *Log) Append(ctx context.Context, batches []byte, epoch Epoch) (AppendResult, error) {
+	if len(batches) == 0 {
+		return AppendResult{}, fmt.Errorf("%w: empty produce payload", ErrCorrupt)
+	}
+	// Validation, CRCs included, runs outside every lock so concurrent
+	// appenders use the cores in parallel.
+	var hbuf [4]batch.Header
+	hs := hbuf[:0]
+	var posbuf [4]int
+	starts := posbuf[:0]
+	l.mu.RLock()
+	maxMsg, segBytes := l.cfg.MaxMessageBytes, l.cfg.SegmentBytes
+	l.mu.RUnlock()
+	for rest, pos := batches, 0; len(rest) > 0; {
+		b, r, err := batch.Next(rest)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("%w: batch at byte %d: %w", ErrCorrupt, pos, err)
+		}
+		h, err := batch.ValidateProduced(b)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("%w: batch at byte %d: %w", ErrCorrupt, pos, err)
+		}
+		if len(b) > int(maxMsg) {
+			return AppendResult{}, fmt.Errorf("%w: batch of %d bytes exceeds max.message.bytes %d", ErrMessageTooLarge, len(b), maxMsg)
+		}
+		hs = append(hs, h)
+		starts = append(starts, pos)
+		pos += len(b)
+		rest = r
+	}
+	if int64(len(batches)) > segBytes {
+		return AppendResult{}, fmt.Errorf("%w: payload of %d bytes exceeds segment.bytes %d", ErrMessageTooLarge, len(batches), segBytes)
+	}
+
+	l.appendMu.Lock()
+	res, end, err := l.appendLocked(batches, hs, starts, epoch)
+	l.appendMu.Unlock()
+	if err != nil || res.Duplicate || l.opts.Sync != SyncGroupCommit {
+		return res, err
+	}
+	return res, l.waitDurable(ctx, end)
+}
+
+// appendLocked writes validated batches. It returns the offset after the
+// last written batch. Caller holds appendMu.
+func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch Epoch) (AppendResult, Offset, error) {
+	if l.closed {
+		return AppendResult{}, 0, ErrClosed
+	}
+	if l.failed != nil {
+		return AppendResult{}, 0, fmt.Errorf("%w: appends disabled after %w", ErrStorage, l.failed)
+	}
+	if n := len(l.epochs); n > 0 && epoch < l.epochs[n-1].epoch {
+		return AppendResult{}, 0, fmt.Errorf("storage: append with leader epoch %d below the current %d", epoch, l.epochs[n-1].epoch)
+	}
+
+	// Idempotence: check every batch against the producer state, counting
+	// the batches before it in this payload.
+	dup := make([]bool, len(hs))
+	var dupRes []producerBatch
+	ndup := 0
+	var pending map[int64]*producerState
+	for i, h := range hs {
+		if h.ProducerID < 0 {
+			continue
+		}
+		p := l.producers[h.ProducerID]
+		if q, ok := pending[h.ProducerID]; ok {
+			p = q
+		}
+		kind, orig, err := checkProducer(p, h)
+		if err != nil {
+			return AppendResult{}, 0, err
+		}
+		if kind == seqDuplicate {
+			dup[i] = true
+			ndup++
+			dupRes = append(dupRes, orig)
+			continue
+		}
+		if len(hs) > 1 { // later batches of this payload see this one
+			if pending == nil {
+				pending = map[int64]*producerState{}
+			}
+			cp := &producerState{}
+			if p != nil {
+				cp.epoch = p.epoch
+				cp.batches = append([]producerBatch(nil), p.batches...)
+			}
+			hh := h
+			hh.BaseOffset = 0
+			recordProducer(map[int64]*producerState{h.ProducerID: cp}, hh)
+			pending[h.ProducerID] = cp
+		}
+	}
+	l.mu.RLock()
+	logStart := l.logStart
+	l.mu.RUnlock()
+	if ndup == len(hs) {
+		return AppendResult{
+			BaseOffset: dupRes[0].base, LastOffset: dupRes[len(dupRes)-1].last,
+			LogAppendTime: -1, LogStartOffset: logStart, Duplicate: true,
+		}, 0, nil
+	}
+
+	// Assign offsets.
+	next := l.leo
+	first := Offset(-1)
+	size := 0
+	for i := range hs {
+		if dup[i] {
+			continue
+		}
+		b := data[starts[i]:]
+		batch.SetBaseOffset(b, int64(next))
+		batch.SetPartitionLeaderEpoch(b, int32(epoch))
+		hs[i].BaseOffset = int64(next)
+		hs[i].PartitionLeaderEpoch = int32(epoch)
+		if first < 0 {
+			first = next
+		}
+		next += Offset(hs[i].LastOffsetDelta) + 1
+		size += hs[i].Size()
+	}
+	last := next - 1
+
+	if err := l.maybeRollLocked(int64(size), last); err != nil {
+		return AppendResult{}, 0, err
+	}
+	seg := l.segs[len(l.segs)-1] // only appendMu holders change segs' tail
+	pos := seg.size
+	var err error
+	if ndup == 0 {
+		_, err = seg.f.Write(data)
+	} else {
+		for i := range hs {
+			if !dup[i] && err == nil {
+				_, err = seg.f.Write(data[starts[i] : starts[i]+hs[i].Size()])
+			}
+		}
+	}
+	if err != nil {
+		return AppendResult{}, 0, l.undoWriteLocked(seg, pos, err)
+	}
+
+	nowMS := l.opts.Now().UnixMilli()
+	l.mu.Lock()
+	if seg.firstAppendMS == 0 {
+		seg.firstAppendMS = nowMS
+	}
+	p := pos
+	for i, h := range hs {
+		if dup[i] {
+			continue
+		}
+		seg.indexBatchLocked(h, p, l.cfg.IndexIntervalBytes)
+		p += int64(h.Size())
+	}
+	l.leo = next
+	if l.opts.Sync != SyncGroupCommit {
+		l.advanceHWLocked(next)
+	}
+	logStart = l.logStart
+	l.mu.Unlock()
+
+	for i, h := range hs {
+		if !dup[i] {
+			recordProducer(l.producers, h)
+		}
+	}
+	if n := len(l.epochs); n == 0 || epoch > l.epochs[n-1].epoch {
+		l.epochs = append(l.epochs, epochEntry{epoch: epoch, start: first})
+		if err := l.writeEpochsLocked(); err != nil {
+			// The batches are in the log; the epoch is rebuilt from their
+			// headers on recovery, so this is not fatal to the append.
+			l.opts.Logger.Warn("storage: writing leader-epoch checkpoint", "dir", l.dir, "err", err)
+		}
+	}
+	return AppendResult{BaseOffset: first, LastOffset: last, LogAppendTime: -1, LogStartOffset: logStart}, next, nil
+}
+
+// undoWriteLocked truncates the active segment back to pos after a failed
+// write, so the log holds only whole batches.
+func (l *Log) undoWriteLocked(seg *segment, pos int64, werr error) error {
+	if terr := seg.f.Truncate(pos); terr != nil {
+		l.failed = fmt.Errorf("truncating %s after a failed write: %w", seg.path, terr)
+		return fmt.Errorf("%w: write %s: %w (and truncating back: %v)", ErrStorage, seg.path, werr, terr)
+	}
+	if vfs.IsNoSpace(werr) {
+		return fmt.Errorf("%w: write %s: %w", ErrDiskFull, seg.path, werr)
+	}
+	return fmt.Errorf("%w: write %s: %w", ErrStorage, seg.path, werr)
+}
+
+// advanceHWLocked moves the high watermark to hw and wakes waiting readers.
+// Caller holds mu.
+func (l *Log) advanceHWLocked(hw Offset) {
+	if hw <= l.hw {
+		return
+	}
+	l.hw = hw
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+// maybeRollLocked rolls the active segment if appending size more bytes
+// ending at offset last would break segment.bytes, segment.ms or the 32-bit
+// relative offsets of the index. Caller holds appendMu.
+func (l *Log) maybeRollLocked(size int64, last Offset) error {
+	seg := l.segs[len(l.segs)-1]
+	if seg.size == 0 {
+		return nil
+	}
+	l.mu.RLock()
+	cfg := l.cfg
+	l.mu.RUnlock()
+	switch {
+	case seg.size+size > cfg.SegmentBytes:
+	case seg.firstAppendMS != 0 && l.opts.Now().UnixMilli()-seg.firstAppendMS >= cfg.SegmentMS:
+	case last-seg.base > math.MaxUint32:
+	default:
+		return nil
+	}
+	return l.rollLocked()
+}
+
+// rollLocked seals the active segment (fsync, index files) and starts a new
+// one at the log end offset. Caller holds appendMu.
+func (l *Log) rollLocked() error {
+	old := l.segs[len(l.segs)-1]
+	base := l.leo
+	if err := old.f.Sync(); err != nil {
+		return l.ioErr("fsync on roll", err)
+	}
+	l.mu.RLock()
+	oldCopy := &segment{base: old.base, offIdx: old.offIdx, timeIdx: old.timeIdx}
+	l.mu.RUnlock()
+	if err := oldCopy.writeIndexes(l.fs, l.dir); err != nil {
+		return l.ioErr("writing indexes on roll", err)
+	}
+	path := filepath.Join(l.dir, segmentName(base, logSuffix))
+	f, err := l.fs.Create(path)
+	if err != nil {
+		return l.ioErr("creating segment", err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		f.Close()
+		l.fs.Remove(path)
+		return l.ioErr("syncing directory", err)
+	}
+	if err := writeFileAtomic(l.fs, filepath.Join(l.dir, segmentName(base, snapshotSuffix)), encodeProducers(l.producers)); err != nil {
+		// Recovery falls back to an older snapshot or a full replay.
+		l.opts.Logger.Warn("storage: writing producer snapshot", "dir", l.dir, "err", err)
+	}
+	l.pruneSnapshotsLocked(base)
+	l.mu.Lock()
+	l.segs = append(l.segs, newSegment(base, f, path))
+	l.mu.Unlock()
+	return nil
+}
+
+// pruneSnapshotsLocked keeps the two newest producer snapshots at or below
+// base.
+func (l *Log) pruneSnapshotsLocked(base Offset) {
+	names, err := l.fs.List(l.dir)
+	if err != nil {
+		return
+	}
+	var snaps []Offset
+	for _, n := range names {
+		if b, ok := parseBase(n); ok && len(n) == 20+len(snapshotSuffix) && filepath.Ext(n) == snapshotSuffix && b <= base {
+			snaps = append(snaps, b)
+		}
+	}
+	for i := 0; i+2 < len(snaps); i++ {
+		l.fs.Remove(filepath.Join(l.dir, segmentName(snaps[i], snapshotSuffix)))
+	}
+}
+
+// ioErr wraps an I/O error, classifying a full disk.
+func (l *Log) ioErr(what string, err error) error {
+	if vfs.IsNoSpace(err) {
+		return fmt.Errorf("%w: %s in %s: %w", ErrDiskFull, what, l.dir, err)
+	}
+	return fmt.Errorf("%w: %s in %s: %w", ErrStorage, what, l.dir, err)
+}
+
+func (l *Log) writeEpochsLocked() error {
+	return writeFileAtomic(l.fs, filepath.Join(l.dir, epochCheckpointFile), encodeEpochs(l.epochs))
+}
+
+// waitDurable waits until an fsync covers offsets below end.
+func (l *Log) waitDurable(ctx context.Context, end Offset) error {
+	requested := false
+	for {
+		l.mu.RLock()
+		d, ch, err := l.durable, l.durableCh, l.syncErr
+		l.mu.RUnlock()
+		if d >= end {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: fsync failed: %w", ErrStorage, err)
+		}
+		if !requested {
+			select {
+			case l.syncReq <- struct{}{}:
+			default: // a request is already pending; it will cover us
+			}
+			requested = true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// syncLoop is the group-commit syncer: each fsync covers every append
+// written before it started. Owned by the Log; stopped in Close.
+func (l *Log) syncLoop() {
+	defer l.wg.Done()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.syncReq:
+		}
+		l.syncOnce()
+	}
+}
+
+// intervalLoop fsyncs every SyncInterval. Owned by the Log; stopped in
+// Close.
+func (l *Log) intervalLoop() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			l.syncOnce()
+		}
+	}
+}
+
+// syncOnce fsyncs the active segment and publishes what it covers.
+func (l *Log) syncOnce() {
+	l.mu.RLock()
+	target, seg, done := l.leo, l.segs[len(l.segs)-1], l.durable
+	l.mu.RUnlock()
+	if target <= done {
+		return
+	}
+	// Segments before seg were fsynced when rolled, so syncing seg covers
+	// everything below target.
+	l.syncMu.Lock()
+	var err error
+	if seg.f != nil && !seg.fileClosed {
+		err = seg.f.Sync()
+	}
+	l.syncMu.Unlock()
+	l.mu.Lock()
+	if err != nil {
+		if l.syncErr == nil {
+			l.syncErr = err
+		}
+	} else if target > l.durable {
+		l.durable = target
+		if l.opts.Sync == SyncGroupCommit {
+			l.advanceHWLocked(target)
+		}
+	}
+	close(l.durableCh)
+	l.durableCh = make(chan struct{})
+	l.mu.Unlock()
+	if err != nil {
+		l.appendMu.Lock()
+		if l.failed == nil {
+			l.failed = fmt.Errorf("fsync: %w", err)
+		}
+		l.appendMu.Unlock()
+	}
+}
+
+// Read returns raw batch bytes starting with the batch that contains from,
+// up to maxBytes (but always at least one whole batch), from one segment,
+// and only below the high watermark. It returns no bytes when from is at or
+// past the high watermark but not past the log end offset, and
+// ErrOffsetOutOfRange below the log start offset or past the log end
+// offset. The result is freshly allocated and owned by the caller.
+func (l *Log) Read(from Offset, maxBytes int) ([]byte, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if from < l.logStart || from > l.leo {
+		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, from, l.logStart, l.leo)
+	}
+	hw := l.hw
+	if from >= hw {
+		return nil, nil
+	}
+	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > from }) - 1
+	if i < 0 {
+		i = 0
+	}
+	for ; i < len(l.segs); i++ {
+		s := l.segs[i]
+		if s.next <= from || s.size == 0 {
+			continue // from is in a gap left by compaction: go on
+		}
+		b, err := s.readFrom(max(from, s.base), maxBytes, hw)
+		if err != nil || len(b) > 0 {
+			return b, err
+		}
+	}
+	return nil, nil
+}
+
+// readFrom reads from the segment as Read does. Caller holds Log.mu for
+// reading.
+func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error) {
+	pos := int64(lookupOffset(s.offIdx, uint32(from-s.base)))
+	var hbuf [batch.HeaderSize]byte
+	var h batch.Header
+	for {
+		if pos >= s.size {
+			return nil, nil
+		}
+		var err error
+		h, err = readHeaderAt(s.f, pos, &hbuf)
+		if err != nil {
+			return nil, fmt.Errorf("storage: %s: %w", s.path, err)
+		}
+		if Offset(h.LastOffset()) >= from {
+			break
+		}
+		pos += int64(h.Size())
+	}
+	if Offset(h.BaseOffset) >= hw {
+		return nil, nil
+	}
+	n := min(max(int64(maxBytes), int64(h.Size())), s.size-pos)
+	buf := make([]byte, n)
+	if m, err := s.f.ReadAt(buf, pos); int64(m) < n {
+		return nil, fmt.Errorf("storage: read %s at %d: %w", s.path, pos, err)
+	}
+	// Keep whole batches below the high watermark.
+	cut := 0
+	for rest := buf; len(rest) > 0; {
+		b, r, err := batch.Next(rest)
+		if err != nil || b == nil {
+			break
+		}
+		hh, _ := batch.ParseHeader(b)
+		if Offset(hh.BaseOffset) >= hw {
+			break
+		}
+		cut += len(b)
+		rest = r
+	}
+	return buf[:cut], nil
+}
+
+// LogStartOffset returns the first offset a read may ask for.
+func (l *Log) LogStartOffset() Offset {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.logStart
+}
+
+// HighWatermark returns the offset below which records are readable: under
+// SyncGroupCommit the end of what is fsynced, otherwise the log end offset.
+func (l *Log) HighWatermark() Offset {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.hw
+}
+
+// LogEndOffset returns the offset the next appended record will get.
+func (l *Log) LogEndOffset() Offset {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.leo
+}
+
+// Changed returns a channel closed when the high watermark next advances.
+// Long-polling fetches wait on it.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.changed
+}
+
+// LeaderEpochStart returns the first offset of leader epoch e.
+func (l *Log) LeaderEpochStart(e Epoch) (Offset, bool) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	for _, x := range l.epochs {
+		if x.epoch == e {
+			return x.start, true
+		}
+	}
+	return 0, false
+}
+
+// EndOffsetForEpoch answers OffsetForLeaderEpoch (KIP-101): the largest
+// epoch <= e the log knows and the offset at which the next epoch after it
+// starts (the log end offset for the latest epoch). ok is false when the log
+// knows no epoch <= e.
+func (l *Log) EndOffsetForEpoch(e Epoch) (Epoch, Offset, bool) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	i := sort.Search(len(l.epochs), func(i int) bool { return l.epochs[i].epoch > e }) - 1
+	if i < 0 {
+		return 0, 0, false
+	}
+	if i+1 < len(l.epochs) {
+		return l.epochs[i].epoch, l.epochs[i+1].start, true
+	}
+	return l.epochs[i].epoch, l.LogEndOffset(), true
+}
+
+// Config returns the partition's configuration.
+func (l *Log) Config() Config {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.cfg
+}
+
+// SetConfig replaces the partition's configuration; zero fields take their
+// defaults.
+func (l *Log) SetConfig(c Config) error {
+	c.EnsureDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.cfg = c
+	l.mu.Unlock()
+	return nil
+}
+
+// Close fsyncs and closes the log. Appends waiting for an fsync return once
+// it is done. Close waits for a running Clean to stop.
+func (l *Log) Close() error {
+	l.closing.Store(true)
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	close(l.stop)
+	l.wg.Wait()
+	var errs []error
+	active := l.segs[len(l.segs)-1]
+	if l.failed == nil {
+		if err := active.f.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("storage: fsync %s: %w", active.path, err))
+		}
+	}
+	l.mu.Lock()
+	if len(errs) == 0 && l.syncErr == nil {
+		l.durable = l.leo
+		l.advanceHWLocked(l.leo)
+	} else if l.syncErr == nil {
+		l.syncErr = errs[0]
+	}
+	close(l.durableCh)
+	l.durableCh = make(chan struct{})
+	segs := l.segs
+	l.mu.Unlock()
+	l.syncMu.Lock()
+	for _, s := range segs {
+		if !s.fileClosed {
+			s.fileClosed = true
+			if err := s.f.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	l.syncMu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Remove closes the log and deletes its directory.
+func (l *Log) Remove() error {
+	cerr := l.Close()
+	if err := l.fs.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("storage: remove %s: %w", l.dir, err)
+	}
+	return cerr
+}

@@ -1,0 +1,102 @@
+package storage
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/weir-dev/weir/broker/internal/vfs"
+)
+
+func TestAppendReadBasic(t *testing.T) {
+	fs := vfs.NewMem()
+	l := openTest(t, fs, Options{})
+	r1 := mustAppend(t, l, simpleBatch(t, 3, 1000))
+	r2 := mustAppend(t, l, simpleBatch(t, 2, 1001))
+	if diff := cmp.Diff(AppendResult{BaseOffset: 0, LastOffset: 2, LogAppendTime: -1}, r1); diff != "" {
+		t.Fatal(diff)
+	}
+	if r2.BaseOffset != 3 || r2.LastOffset != 4 {
+		t.Fatalf("second append got %+v", r2)
+	}
+	if got := l.HighWatermark(); got != 5 {
+		t.Fatalf("hw %d, want 5", got)
+	}
+	b, err := l.Read(4, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := batchesOf(t, b)
+	if len(hs) != 1 || hs[0].BaseOffset != 3 {
+		t.Fatalf("read from 4 gave %+v", hs)
+	}
+	b, err = l.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(batchesOf(t, b)); got != 2 {
+		t.Fatalf("read from 0 gave %d batches, want 2", got)
+	}
+	if _, err := l.Read(6, 100); !IsOffsetOutOfRange(err) {
+		t.Fatalf("read past end: %v", err)
+	}
+	if b, err := l.Read(5, 100); err != nil || len(b) != 0 {
+		t.Fatalf("read at end: %d bytes, %v", len(b), err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openTest(t, fs, Options{})
+	if l2.LogEndOffset() != 5 || l2.HighWatermark() != 5 {
+		t.Fatalf("after reopen leo %d hw %d", l2.LogEndOffset(), l2.HighWatermark())
+	}
+	r3 := mustAppend(t, l2, simpleBatch(t, 1, 1002))
+	if r3.BaseOffset != 5 {
+		t.Fatalf("append after reopen at %d", r3.BaseOffset)
+	}
+}
+
+func TestRollAndReopen(t *testing.T) {
+	fs := vfs.NewMem()
+	opts := Options{Config: Config{SegmentBytes: 1024, IndexIntervalBytes: 200}}
+	l := openTest(t, fs, opts)
+	var want []int64
+	for i := range 40 {
+		r := mustAppend(t, l, simpleBatch(t, 2, int64(1000+i)))
+		want = append(want, int64(r.BaseOffset))
+	}
+	if n := len(l.segs); n < 4 {
+		t.Fatalf("only %d segments after 40 appends into 1 KiB segments", n)
+	}
+	check := func(l *Log) {
+		t.Helper()
+		var got []int64
+		for off := Offset(0); off < l.HighWatermark(); {
+			b, err := l.Read(off, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hs := batchesOf(t, b)
+			got = append(got, hs[0].BaseOffset)
+			off = Offset(hs[0].LastOffset() + 1)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("batches read (-want +got):\n%s", diff)
+		}
+	}
+	check(l)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openTest(t, fs, opts)
+	check(l2)
+	// Remove the index files: they are rebuilt.
+	names, _ := fs.List("/p")
+	for _, n := range names {
+		if len(n) > 20 && (n[20:] == ".index" || n[20:] == ".timeindex") {
+			fs.Remove("/p/" + n)
+		}
+	}
+	l2.Close()
+	l3 := openTest(t, fs, opts)
+	check(l3)
+}

@@ -1,0 +1,338 @@
+package storage
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/vfs"
+)
+
+// Open opens (creating if needed) the partition log in dir and recovers it:
+// leftovers of an interrupted write or compaction are removed or completed,
+// the active segment is checked batch by batch (CRC included) and truncated
+// at the first invalid batch, sealed segments' indexes are checked and
+// rebuilt when missing or stale, and producer and leader-epoch state is
+// rebuilt. opts is copied before defaults are filled.
+func Open(dir string, opts Options) (*Log, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	l := &Log{
+		dir:       dir,
+		opts:      opts,
+		fs:        opts.FS,
+		cfg:       opts.Config,
+		producers: map[int64]*producerState{},
+		changed:   make(chan struct{}),
+		durableCh: make(chan struct{}),
+		syncReq:   make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+	}
+	if err := l.recover(); err != nil {
+		for _, s := range l.segs {
+			s.f.Close()
+		}
+		return nil, err
+	}
+	switch opts.Sync {
+	case SyncGroupCommit:
+		l.wg.Add(1)
+		go l.syncLoop()
+	case SyncInterval:
+		l.wg.Add(1)
+		go l.intervalLoop()
+	}
+	return l, nil
+}
+
+func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }
+
+func (l *Log) recover() error {
+	fs := l.fs
+	if err := fs.MkdirAll(l.dir); err != nil {
+		return fmt.Errorf("storage: create %s: %w", l.dir, err)
+	}
+	names, err := fs.List(l.dir)
+	if err != nil {
+		return fmt.Errorf("storage: list %s: %w", l.dir, err)
+	}
+	// 1. Leftovers of interrupted atomic writes and compactions.
+	dirty := false
+	for _, n := range names {
+		if strings.HasSuffix(n, tmpSuffix) || strings.HasSuffix(n, cleanedSuffix) {
+			if err := fs.Remove(l.path(n)); err != nil {
+				return fmt.Errorf("storage: remove leftover %s: %w", n, err)
+			}
+			dirty = true
+		}
+	}
+	// 2. Committed compaction swaps: finish them.
+	for _, n := range names {
+		base, end, ok := parseSwapName(n)
+		if !ok {
+			continue
+		}
+		for _, m := range names {
+			b, ok := parseBase(m)
+			if !ok || b < base || b >= end || m == n || strings.HasSuffix(m, swapSuffix) || strings.HasSuffix(m, snapshotSuffix) {
+				continue
+			}
+			if strings.HasSuffix(m, logSuffix) || strings.HasSuffix(m, indexSuffix) || strings.HasSuffix(m, timeIndexSuffix) {
+				if err := fs.Remove(l.path(m)); err != nil && !vfs.IsNotExist(err) {
+					return fmt.Errorf("storage: finish swap %s: %w", n, err)
+				}
+			}
+		}
+		if err := fs.Rename(l.path(n), l.path(segmentName(base, logSuffix))); err != nil {
+			return fmt.Errorf("storage: finish swap %s: %w", n, err)
+		}
+		l.opts.Logger.Info("storage: finished an interrupted compaction swap", "dir", l.dir, "swap", n)
+		dirty = true
+	}
+	if dirty {
+		if err := fs.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
+		}
+		if names, err = fs.List(l.dir); err != nil {
+			return fmt.Errorf("storage: list %s: %w", l.dir, err)
+		}
+	}
+
+	// 3. Checkpoints.
+	var ckStart Offset
+	if data, err := readFile(fs, l.path(logStartCheckpointFile)); err == nil {
+		if ckStart, err = decodeLogStart(data); err != nil {
+			l.opts.Logger.Warn("storage: ignoring log-start checkpoint", "dir", l.dir, "err", err)
+			ckStart = 0
+		}
+	}
+	if data, err := readFile(fs, l.path(epochCheckpointFile)); err == nil {
+		if l.epochs, err = decodeEpochs(data); err != nil {
+			l.opts.Logger.Warn("storage: ignoring leader-epoch checkpoint", "dir", l.dir, "err", err)
+			l.epochs = nil
+		}
+	}
+
+	// 4. Segments.
+	var bases, snaps []Offset
+	for _, n := range names {
+		b, ok := parseBase(n)
+		if !ok || len(n) < 21 {
+			continue
+		}
+		switch n[20:] {
+		case logSuffix:
+			bases = append(bases, b)
+		case snapshotSuffix:
+			snaps = append(snaps, b)
+		}
+	}
+	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	if len(bases) == 0 {
+		path := l.path(segmentName(ckStart, logSuffix))
+		f, err := fs.Create(path)
+		if err != nil {
+			return fmt.Errorf("storage: create %s: %w", path, err)
+		}
+		if err := fs.SyncDir(l.dir); err != nil {
+			f.Close()
+			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
+		}
+		l.segs = []*segment{newSegment(ckStart, f, path)}
+	}
+	minNext := Offset(0)
+	for i, base := range bases {
+		if base < minNext {
+			return fmt.Errorf("storage: segment %d starts below the previous segment's end %d", base, minNext)
+		}
+		s, err := l.openSegment(base, minNext, i == len(bases)-1)
+		if err != nil {
+			return err
+		}
+		l.segs = append(l.segs, s)
+		minNext = s.next
+	}
+	active := l.segs[len(l.segs)-1]
+	if err := active.f.Sync(); err != nil {
+		return fmt.Errorf("storage: fsync %s: %w", active.path, err)
+	}
+	if active.size > 0 {
+		active.firstAppendMS = l.opts.Now().UnixMilli()
+	}
+	l.leo = active.next
+	l.hw, l.durable = l.leo, l.leo
+	l.logStart = max(ckStart, l.segs[0].base)
+	if l.logStart > l.leo {
+		l.logStart = l.leo
+	}
+
+	// 5. Leader epochs: forget epochs that start past the recovered end,
+	// then learn epochs from the batches kept in the active segment.
+	for len(l.epochs) > 0 && l.epochs[len(l.epochs)-1].start >= l.leo {
+		l.epochs = l.epochs[:len(l.epochs)-1]
+	}
+	epochsChanged := false
+	if _, err := scanSegment(active.f, 0, active.size, active.base, false, 0, func(h batch.Header, _ int64) {
+		if n := len(l.epochs); n == 0 || Epoch(h.PartitionLeaderEpoch) > l.epochs[n-1].epoch {
+			l.epochs = append(l.epochs, epochEntry{Epoch(h.PartitionLeaderEpoch), Offset(h.BaseOffset)})
+			epochsChanged = true
+		}
+	}); err != nil {
+		return err
+	}
+	if epochsChanged || fs.Exists(l.path(epochCheckpointFile)) {
+		if err := l.writeEpochsLocked(); err != nil {
+			return fmt.Errorf("storage: write leader-epoch checkpoint: %w", err)
+		}
+	}
+
+	// 6. Producer state: the newest snapshot at or below the active
+	// segment's base, then the batches after it.
+	sort.Slice(snaps, func(i, j int) bool { return snaps[i] > snaps[j] })
+	from := Offset(-1)
+	for _, sb := range snaps {
+		if sb > active.base || sb < l.segs[0].base {
+			continue
+		}
+		data, err := readFile(fs, l.path(segmentName(sb, snapshotSuffix)))
+		if err == nil {
+			var m map[int64]*producerState
+			if m, err = decodeProducers(data); err == nil {
+				l.producers, from = m, sb
+				break
+			}
+		}
+		l.opts.Logger.Warn("storage: ignoring producer snapshot", "dir", l.dir, "base", sb, "err", err)
+	}
+	for _, s := range l.segs {
+		if s.next <= from {
+			continue
+		}
+		if _, err := scanSegment(s.f, 0, s.size, s.base, false, 0, func(h batch.Header, _ int64) {
+			if Offset(h.BaseOffset) >= from {
+				recordProducer(l.producers, h)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openSegment opens the segment at base and finds its extent. The active
+// segment is checked fully and truncated at its first bad batch. A sealed
+// segment whose index files look right is checked from its last index entry
+// on; otherwise it is checked fully, truncated if need be, and its indexes
+// rebuilt.
+func (l *Log) openSegment(base, minNext Offset, active bool) (*segment, error) {
+	path := l.path(segmentName(base, logSuffix))
+	f, err := l.fs.OpenReadWrite(path)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	fileSize, err := f.Size()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("storage: size of %s: %w", path, err)
+	}
+	s := newSegment(base, f, path)
+	interval := l.cfg.IndexIntervalBytes
+	if !active && l.loadIndexes(s, fileSize) == nil {
+		return s, nil
+	}
+	// Full check, rebuilding the indexes.
+	s.offIdx, s.timeIdx, s.sinceIndexed, s.maxTs = nil, nil, 0, -1
+	res, err := scanSegment(f, 0, fileSize, max(base, minNext), true, l.opts.CleanerBufferBytes, func(h batch.Header, pos int64) {
+		s.indexBatchLocked(h, pos, interval)
+	})
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if res.corrupt != nil {
+		l.opts.Logger.Warn("storage: truncating segment at its first invalid batch",
+			"segment", path, "at", res.end, "size", fileSize, "reason", res.corrupt)
+		if err := f.Truncate(res.end); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("storage: truncate %s: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("storage: fsync %s: %w", path, err)
+		}
+	}
+	s.size = res.end
+	if !active {
+		if err := s.writeIndexes(l.fs, l.dir); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("storage: rebuild indexes of %s: %w", path, err)
+		}
+	}
+	return s, nil
+}
+
+// loadIndexes reads a sealed segment's index files and checks them against
+// the log: the batch at the last offset entry and every batch after it must
+// be sound and end exactly at the file's end. On success s describes the
+// segment.
+func (l *Log) loadIndexes(s *segment, fileSize int64) error {
+	ob, err := readFile(l.fs, l.path(segmentName(s.base, indexSuffix)))
+	if err != nil {
+		return err
+	}
+	tb, err := readFile(l.fs, l.path(segmentName(s.base, timeIndexSuffix)))
+	if err != nil {
+		return err
+	}
+	off, err := decodeOffsetIndex(ob, fileSize)
+	if err != nil {
+		return err
+	}
+	if fileSize == 0 {
+		if len(off) != 0 || len(tb) != 0 {
+			return fmt.Errorf("storage: index entries for an empty segment")
+		}
+		return nil
+	}
+	if len(off) == 0 || off[0].pos != 0 {
+		return fmt.Errorf("storage: offset index does not start at the segment's start")
+	}
+	last := off[len(off)-1]
+	tim, err := decodeTimeIndex(tb, last.rel)
+	if err != nil {
+		return err
+	}
+	s.offIdx, s.timeIdx = off, tim
+	if n := len(tim); n > 0 {
+		s.maxTs = tim[n-1].ts
+	}
+	first := true
+	var mismatch error
+	res, err := scanSegment(s.f, int64(last.pos), fileSize, s.base+Offset(last.rel), false, 0, func(h batch.Header, pos int64) {
+		if first && Offset(h.BaseOffset) != s.base+Offset(last.rel) {
+			mismatch = fmt.Errorf("storage: last index entry names offset %d, batch has %d", s.base+Offset(last.rel), h.BaseOffset)
+		}
+		first = false
+		s.maxTs = max(s.maxTs, h.MaxTimestamp)
+		s.size = pos + int64(h.Size())
+		s.next = Offset(h.LastOffset() + 1)
+	})
+	if err != nil {
+		return err
+	}
+	if mismatch != nil {
+		return mismatch
+	}
+	if res.corrupt != nil {
+		return res.corrupt
+	}
+	if s.size != fileSize {
+		return fmt.Errorf("storage: batches end at %d, file at %d", s.size, fileSize)
+	}
+	// sinceIndexed only matters for the active segment.
+	return nil
+}

@@ -1,0 +1,268 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/vfs"
+)
+
+// File name suffixes. A segment with base offset B is the files
+// fmt.Sprintf("%020d", B) + each suffix.
+const (
+	logSuffix       = ".log"
+	indexSuffix     = ".index"
+	timeIndexSuffix = ".timeindex"
+	snapshotSuffix  = ".snapshot"
+	// tmpSuffix marks a file being written for an atomic replace; leftovers
+	// are deleted on open.
+	tmpSuffix = ".tmp"
+	// cleanedSuffix marks a compacted segment being written; leftovers are
+	// deleted on open.
+	cleanedSuffix = ".cleaned"
+	// swapSuffix marks a compacted segment that is committed: its name is
+	// "<base>-<end>.log.swap" and it replaces every segment whose base lies
+	// in [base, end).
+	swapSuffix = ".swap"
+)
+
+func segmentName(base Offset, suffix string) string {
+	return fmt.Sprintf("%020d%s", int64(base), suffix)
+}
+
+// parseBase parses the 20-digit offset at the start of name.
+func parseBase(name string) (Offset, bool) {
+	if len(name) < 20 {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(name[:20], 10, 64)
+	if err != nil || v < 0 {
+		return 0, false
+	}
+	return Offset(v), true
+}
+
+// parseSwapName parses "<base>-<end>.log.swap".
+func parseSwapName(name string) (base, end Offset, ok bool) {
+	rest, found := strings.CutSuffix(name, logSuffix+swapSuffix)
+	if !found || len(rest) != 41 || rest[20] != '-' {
+		return 0, 0, false
+	}
+	b, ok1 := parseBase(rest[:20])
+	e, ok2 := parseBase(rest[21:])
+	return b, e, ok1 && ok2 && e > b
+}
+
+// segment is one .log file and its in-memory indexes.
+//
+// The appender (holding Log.appendMu) writes the file and then, holding
+// Log.mu, updates the fields below; readers read them holding Log.mu for
+// reading. Invariant: the file holds whole valid batches in
+// [0, size) with base offsets in [base, next).
+type segment struct {
+	base Offset
+	f    vfs.File
+	path string
+	// fileClosed is set, holding Log.syncMu, when f is closed.
+	fileClosed bool
+
+	size    int64  // bytes of whole batches
+	next    Offset // offset after the last batch; base when empty
+	maxTs   int64  // largest batch max timestamp; -1 when none
+	maxTsAt Offset // base offset of the batch holding maxTs
+	// firstAppendMS is the wall-clock time (Unix ms) of the first append
+	// into this segment since it was opened, for segment.ms; 0 if none.
+	firstAppendMS int64
+
+	offIdx       []offsetEntry
+	timeIdx      []timeEntry
+	sinceIndexed int64 // bytes appended since the last offset index entry
+}
+
+func newSegment(base Offset, f vfs.File, path string) *segment {
+	return &segment{base: base, f: f, path: path, next: base, maxTs: -1, maxTsAt: -1}
+}
+
+// indexBatchLocked records a batch appended at pos in the in-memory
+// indexes. Caller holds Log.mu for writing (or owns the segment alone).
+func (s *segment) indexBatchLocked(h batch.Header, pos int64, interval int32) {
+	rel := uint32(h.BaseOffset - int64(s.base))
+	size := int64(h.Size())
+	if h.MaxTimestamp > s.maxTs {
+		s.maxTs = h.MaxTimestamp
+		s.maxTsAt = Offset(h.BaseOffset)
+	}
+	if n := len(s.offIdx); n == 0 || (s.sinceIndexed >= int64(interval) && rel > s.offIdx[n-1].rel) {
+		s.offIdx = append(s.offIdx, offsetEntry{rel: rel, pos: uint32(pos)})
+		s.sinceIndexed = 0
+		// Time entries go beside offset entries, so the time index is as
+		// sparse as the offset index.
+		if n := len(s.timeIdx); s.maxTs >= 0 && (n == 0 || (s.maxTs > s.timeIdx[n-1].ts && rel > s.timeIdx[n-1].rel)) {
+			s.timeIdx = append(s.timeIdx, timeEntry{ts: s.maxTs, rel: rel})
+		}
+	}
+	s.sinceIndexed += size
+	s.size = pos + size
+	s.next = Offset(h.LastOffset() + 1)
+}
+
+// headerAt reads the header of the batch at pos.
+func readHeaderAt(f vfs.File, pos int64, buf *[batch.HeaderSize]byte) (batch.Header, error) {
+	n, err := f.ReadAt(buf[:], pos)
+	if n < batch.HeaderSize {
+		if err == nil || errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return batch.Header{}, fmt.Errorf("storage: read header at %d: %w", pos, err)
+	}
+	return batch.ParseHeader(buf[:])
+}
+
+// scanResult is what a scan of a segment found.
+type scanResult struct {
+	end     int64 // position after the last valid batch
+	corrupt error // why the scan stopped before the file's end, if it did
+}
+
+// scanSegment walks the batches of f from pos to fileSize, checking each
+// fully (CRC included) when full is set and only its header and bounds
+// otherwise, and checking that base offsets increase from minNext on. It
+// calls fn for each good batch. It stops at the first bad batch.
+func scanSegment(f vfs.File, pos, fileSize int64, minNext Offset, full bool, bufSize int, fn func(h batch.Header, pos int64)) (scanResult, error) {
+	var hbuf [batch.HeaderSize]byte
+	var buf []byte
+	if full {
+		buf = make([]byte, max(bufSize, 64<<10))
+	}
+	bufStart, bufEnd := int64(0), int64(0) // buf holds file bytes [bufStart, bufEnd)
+	for pos < fileSize {
+		if fileSize-pos < batch.HeaderSize {
+			return scanResult{end: pos, corrupt: fmt.Errorf("storage: %d stray bytes at %d", fileSize-pos, pos)}, nil
+		}
+		var h batch.Header
+		var err error
+		if !full {
+			h, err = readHeaderAt(f, pos, &hbuf)
+			if err == nil && pos+int64(h.Size()) > fileSize {
+				err = fmt.Errorf("storage: batch at %d of %d bytes passes the end %d", pos, h.Size(), fileSize)
+			}
+		} else {
+			if pos+batch.HeaderSize > bufEnd {
+				bufStart, bufEnd, err = fill(f, buf, pos, fileSize)
+				if err != nil {
+					return scanResult{}, err
+				}
+			}
+			h, err = batch.ParseHeader(buf[pos-bufStart : bufEnd-bufStart])
+			if err == nil {
+				size := int64(h.Size())
+				if pos+size > fileSize {
+					err = fmt.Errorf("storage: batch at %d of %d bytes passes the end %d", pos, size, fileSize)
+				} else {
+					var b []byte
+					if pos+size <= bufEnd {
+						b = buf[pos-bufStart : pos-bufStart+size]
+					} else if size <= int64(len(buf)) {
+						bufStart, bufEnd, err = fill(f, buf, pos, fileSize)
+						if err != nil {
+							return scanResult{}, err
+						}
+						b = buf[:size]
+					} else {
+						b = make([]byte, size)
+						if _, err := f.ReadAt(b, pos); err != nil {
+							return scanResult{}, fmt.Errorf("storage: read batch at %d: %w", pos, err)
+						}
+					}
+					h, err = batch.Validate(b)
+				}
+			}
+		}
+		if err == nil && Offset(h.BaseOffset) < minNext {
+			err = fmt.Errorf("storage: batch at %d has base offset %d below %d", pos, h.BaseOffset, minNext)
+		}
+		if err != nil {
+			return scanResult{end: pos, corrupt: err}, nil
+		}
+		fn(h, pos)
+		minNext = Offset(h.LastOffset() + 1)
+		pos += int64(h.Size())
+	}
+	return scanResult{end: pos}, nil
+}
+
+// fill reads file bytes from pos into buf.
+func fill(f vfs.File, buf []byte, pos, fileSize int64) (int64, int64, error) {
+	n := min(int64(len(buf)), fileSize-pos)
+	m, err := f.ReadAt(buf[:n], pos)
+	if int64(m) < n {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, 0, fmt.Errorf("storage: read at %d: %w", pos, err)
+	}
+	return pos, pos + n, nil
+}
+
+// writeFileAtomic writes data to path through a temporary file, fsyncs it,
+// renames it into place and fsyncs the directory.
+func writeFileAtomic(fs vfs.FS, path string, data []byte) error {
+	tmp := path + tmpSuffix
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		fs.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		fs.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	if err := fs.Rename(tmp, path); err != nil {
+		fs.Remove(tmp)
+		return err
+	}
+	return fs.SyncDir(filepath.Dir(path))
+}
+
+// readFile reads a whole small file.
+func readFile(fs vfs.FS, path string) ([]byte, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	if n, err := f.ReadAt(b, 0); int64(n) < size {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// writeIndexes writes the segment's index files atomically.
+func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
+	if err := writeFileAtomic(fs, filepath.Join(dir, segmentName(s.base, indexSuffix)), encodeOffsetIndex(s.offIdx)); err != nil {
+		return err
+	}
+	return writeFileAtomic(fs, filepath.Join(dir, segmentName(s.base, timeIndexSuffix)), encodeTimeIndex(s.timeIdx))
+}
