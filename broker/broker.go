@@ -1,0 +1,130 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"path/filepath"
+	"sync"
+
+	"github.com/weir-dev/weir/broker/internal/protocol"
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// Broker is a running Weir broker: a topic registry on disk served over the
+// Kafka protocol on one TCP listener.
+type Broker struct {
+	opts   Options
+	ln     net.Listener
+	reg    *topics.Registry
+	srv    *protocol.Server
+	served chan struct{} // closed when the accept loop returns
+	srvErr error         // set before served is closed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the data directory, binds the listener and starts serving in
+// the background. Close stops it. opts is not modified.
+func Open(opts Options) (*Broker, error) {
+	opts.TopicDefaults = maps.Clone(opts.TopicDefaults)
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(opts.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("broker: data dir: %w", err)
+	}
+	opts.DataDir = dir
+	openLog := opts.openLog
+	if openLog == nil {
+		openLog = storageOpener(opts)
+	}
+	reg, err := topics.Open(topics.Options{
+		Dir: dir, OpenLog: openLog, Defaults: opts.TopicDefaults, Logger: opts.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		_ = reg.Close()
+		return nil, fmt.Errorf("broker: listen: %w", err)
+	}
+	adv := opts.AdvertisedAddr
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	hp, err := splitAdvertised(adv)
+	if err != nil {
+		_ = ln.Close()
+		_ = reg.Close()
+		return nil, err
+	}
+	first := min(int32(1<<20), opts.MaxFrameBytes)
+	srv, err := protocol.New(protocol.Config{
+		Node:               protocol.Node{ID: opts.NodeID, Host: hp.host, Port: hp.port},
+		Topics:             reg,
+		Logger:             opts.Logger,
+		MaxFrameBytes:      opts.MaxFrameBytes,
+		FirstFrameMaxBytes: first,
+		AutoCreateTopics:   !opts.DisableAutoCreateTopics,
+		DefaultPartitions:  opts.DefaultPartitions,
+	})
+	if err != nil {
+		_ = ln.Close()
+		_ = reg.Close()
+		return nil, err
+	}
+	b := &Broker{opts: opts, ln: ln, reg: reg, srv: srv, served: make(chan struct{})}
+	go func() {
+		b.srvErr = srv.Serve(ln)
+		close(b.served)
+	}()
+	opts.Logger.Info("weir broker serving", "listen", ln.Addr().String(), "advertised", adv,
+		"data_dir", dir, "fsync", string(opts.Fsync), "auto_create_topics", !opts.DisableAutoCreateTopics)
+	return b, nil
+}
+
+// Addr returns the address the broker listens on (useful with port 0).
+func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// Serve blocks until ctx is done or the listener fails, then closes the
+// broker gracefully.
+func (b *Broker) Serve(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-b.served:
+		err = b.srvErr
+	}
+	if cerr := b.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ListenAndServe opens a broker with opts and serves until ctx is done.
+func ListenAndServe(ctx context.Context, opts Options) error {
+	b, err := Open(opts)
+	if err != nil {
+		return err
+	}
+	return b.Serve(ctx)
+}
+
+// Close stops accepting connections, lets every connection finish the
+// request in hand, then syncs and closes every partition log.
+func (b *Broker) Close() error {
+	b.closeOnce.Do(func() {
+		err := b.srv.Close()
+		<-b.served
+		b.closeErr = errors.Join(err, b.reg.Close())
+		b.opts.Logger.Info("weir broker stopped")
+	})
+	return b.closeErr
+}

@@ -1,0 +1,263 @@
+package protocol
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// ErrFrame marks a malformed frame or request header: the connection that
+// sent it is closed, and nothing else is disturbed.
+var ErrFrame = errors.New("protocol: malformed frame")
+
+// IsFrameError reports whether err is (or wraps) ErrFrame.
+func IsFrameError(err error) bool { return errors.Is(err, ErrFrame) }
+
+// frame is one request read from a connection, header parsed, body decoded.
+type frame struct {
+	req *Request
+	h   handlerEntry
+	// early, when set, is the response to write without calling a handler
+	// (ApiVersions at an unsupported version, KIP-511).
+	early kmsg.Response
+	// headerV0 is set when the response header has no tagged fields even
+	// though the request is flexible (ApiVersions).
+	headerV0 bool
+}
+
+// header is a parsed request header (v1 or v2).
+type header struct {
+	key, version  int16
+	correlationID int32
+	clientID      string
+}
+
+// parseHeader parses the fixed part of a request header from frame and
+// returns the remaining bytes (the tagged-field section, if any, is not yet
+// consumed: that depends on whether the key and version are flexible).
+func parseHeader(b []byte) (header, []byte, error) {
+	var h header
+	if len(b) < 10 {
+		return h, nil, fmt.Errorf("%w: %d-byte frame is shorter than a request header", ErrFrame, len(b))
+	}
+	h.key = int16(binary.BigEndian.Uint16(b[0:]))
+	h.version = int16(binary.BigEndian.Uint16(b[2:]))
+	h.correlationID = int32(binary.BigEndian.Uint32(b[4:]))
+	n := int16(binary.BigEndian.Uint16(b[8:]))
+	b = b[10:]
+	switch {
+	case n == -1:
+	case n < 0 || int(n) > len(b):
+		return h, nil, fmt.Errorf("%w: client id length %d with %d bytes left", ErrFrame, n, len(b))
+	default:
+		h.clientID = string(b[:n])
+		b = b[n:]
+	}
+	return h, b, nil
+}
+
+// skipTags consumes a tagged-field section (KIP-482) and returns the rest.
+// Every length is checked against the bytes that remain.
+func skipTags(b []byte) ([]byte, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return nil, fmt.Errorf("%w: bad tagged field count", ErrFrame)
+	}
+	b = b[w:]
+	for i := uint64(0); i < n; i++ {
+		_, w := binary.Uvarint(b) // tag
+		if w <= 0 {
+			return nil, fmt.Errorf("%w: bad tag", ErrFrame)
+		}
+		b = b[w:]
+		size, w := binary.Uvarint(b)
+		if w <= 0 || size > uint64(len(b)-w) {
+			return nil, fmt.Errorf("%w: tagged field size beyond frame", ErrFrame)
+		}
+		b = b[w+int(size):]
+	}
+	return b, nil
+}
+
+// decodeFrame turns the bytes of one frame (without its size prefix) into a
+// frame ready to dispatch. It never panics on any input (see the fuzz tests);
+// an error means the connection must be closed.
+func decodeFrame(b []byte) (*frame, error) {
+	h, rest, err := parseHeader(b)
+	if err != nil {
+		return nil, err
+	}
+	r := &Request{Key: h.key, Version: h.version, CorrelationID: h.correlationID, ClientID: h.clientID}
+	entry, ok := lookupHandler(h.key)
+	if h.key == kmsg.ApiVersions.Int16() && (!ok || h.version < entry.minVersion || h.version > entry.maxVersion) {
+		// KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges,
+		// so the client can retry with a version we speak.
+		resp := kmsg.NewPtrApiVersionsResponse()
+		resp.ErrorCode = kerr.UnsupportedVersion.Code
+		resp.ApiKeys = supportedKeys()
+		r.Version = 0
+		return &frame{req: r, early: resp, headerV0: true}, nil
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: unsupported API key %d", ErrFrame, h.key)
+	}
+	if h.version < entry.minVersion || h.version > entry.maxVersion {
+		return nil, fmt.Errorf("%w: unsupported version %d of %s (we speak %d-%d)",
+			ErrFrame, h.version, kmsg.NameForKey(h.key), entry.minVersion, entry.maxVersion)
+	}
+	body := kmsg.RequestForKey(h.key)
+	body.SetVersion(h.version)
+	if body.IsFlexible() {
+		if rest, err = skipTags(rest); err != nil {
+			return nil, err
+		}
+	}
+	r.Body = body
+	f := &frame{req: r, h: entry, headerV0: h.key == kmsg.ApiVersions.Int16()}
+	if err := body.ReadFrom(rest); err != nil {
+		if h.key == kmsg.ApiVersions.Int16() {
+			// Kafka answers an undecodable ApiVersions with INVALID_REQUEST
+			// rather than dropping the client.
+			resp := kmsg.NewPtrApiVersionsResponse()
+			resp.ErrorCode = kerr.InvalidRequest.Code
+			resp.ApiKeys = supportedKeys()
+			f.early = resp
+			return f, nil
+		}
+		return nil, fmt.Errorf("%w: %s v%d body: %v", ErrFrame, kmsg.NameForKey(h.key), h.version, err)
+	}
+	return f, nil
+}
+
+// encodeResponse appends the framed response (size, header, body) to dst.
+func encodeResponse(dst []byte, correlationID int32, resp kmsg.Response, headerV0 bool) []byte {
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(correlationID))
+	if resp.IsFlexible() && !headerV0 {
+		dst = append(dst, 0) // empty tagged-field section of response header v1
+	}
+	dst = resp.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
+}
+
+// conn serves one client connection. Two goroutines, both owned by serve:
+// the reader decodes frames ahead of the handler, the handler loop calls
+// handlers one request at a time and writes each response before taking
+// the next, so responses leave in request order.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	remote string
+	log    *slog.Logger
+}
+
+// serve runs the connection until the peer goes away, a malformed frame
+// arrives, or ctx is cancelled (server shutdown). It closes nc.
+func (c *conn) serve(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	frames := make(chan *frame, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		readErr <- c.readLoop(ctx, frames)
+		close(frames)
+	}()
+	// Unblock the reader when we stop for any reason.
+	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(time.Now()) })
+	defer stop()
+
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var out []byte
+	for f := range frames {
+		resp := f.early
+		if resp == nil {
+			var err error
+			resp, err = c.call(ctx, f)
+			if err != nil {
+				c.log.Warn("closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
+				break
+			}
+		}
+		if resp == nil {
+			continue // acks=0 produce: no response at all
+		}
+		resp.SetVersion(f.req.Version)
+		out = encodeResponse(out[:0], f.req.CorrelationID, resp, f.headerV0)
+		if _, err := w.Write(out); err != nil {
+			break
+		}
+		// Flush only when no further request is already waiting, so that
+		// pipelined requests share a write.
+		if len(frames) == 0 {
+			if err := w.Flush(); err != nil {
+				break
+			}
+		}
+		if cap(out) > 1<<20 {
+			out = nil // do not pin a large fetch buffer on an idle conn
+		}
+	}
+	_ = w.Flush()
+	cancel()
+	_ = c.nc.Close()
+	for range frames { // let the reader finish
+	}
+	if err := <-readErr; err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+		c.log.Info("connection closed", "remote", c.remote, "err", err)
+	}
+}
+
+// call runs the handler for f, turning a panic into a closed connection
+// rather than a dead broker.
+func (c *conn) call(ctx context.Context, f *frame) (resp kmsg.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("handler panic", "api", kmsg.NameForKey(f.req.Key), "version", f.req.Version, "panic", p)
+			resp, err = nil, fmt.Errorf("protocol: handler panic: %v", p)
+		}
+	}()
+	return f.h.fn(ctx, c.s, f.req)
+}
+
+// readLoop reads frames until an error; it sends decoded frames on out.
+func (c *conn) readLoop(ctx context.Context, out chan<- *frame) error {
+	r := bufio.NewReaderSize(c.nc, 32<<10)
+	limit := c.s.cfg.FirstFrameMaxBytes
+	var size [4]byte
+	for {
+		if _, err := io.ReadFull(r, size[:]); err != nil {
+			return err
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 0 || n > limit {
+			return fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrFrame, n, limit)
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return err
+		}
+		f, err := decodeFrame(buf)
+		if err != nil {
+			c.log.Warn("closing connection", "remote", c.remote, "err", err)
+			return err
+		}
+		f.req.Remote = c.remote
+		limit = c.s.cfg.MaxFrameBytes
+		select {
+		case out <- f:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

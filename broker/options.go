@@ -1,0 +1,150 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// FsyncPolicy says when appended data is forced to disk.
+type FsyncPolicy string
+
+// Fsync policies.
+const (
+	// FsyncGroup fsyncs before acknowledging a produce; concurrent producers
+	// share one fsync (group commit). Nothing acknowledged is lost on a
+	// crash or power failure.
+	FsyncGroup FsyncPolicy = "group"
+	// FsyncInterval fsyncs every FsyncInterval; a power failure loses up to
+	// that much acknowledged data (a process crash loses nothing).
+	FsyncInterval FsyncPolicy = "interval"
+	// FsyncNever leaves flushing to the operating system.
+	FsyncNever FsyncPolicy = "never"
+)
+
+// Options configure a Broker. The zero value, after EnsureDefaults, is a
+// broker on 127.0.0.1:9092 with data in ./weir-data.
+type Options struct {
+	// Listen is the TCP address to listen on. Default "127.0.0.1:9092".
+	// Port 0 picks a free port (see Broker.Addr).
+	Listen string
+	// AdvertisedAddr is the host:port clients are told to connect to.
+	// Default: the address the listener is bound to.
+	AdvertisedAddr string
+	// DataDir holds topics, logs and broker metadata. Default "./weir-data".
+	DataDir string
+	// NodeID is this broker's node id. Default 0.
+	NodeID int32
+	// Fsync is the durability policy. Default FsyncGroup.
+	Fsync FsyncPolicy
+	// FsyncInterval is the period under FsyncInterval. Default 1s.
+	FsyncInterval time.Duration
+	// DisableAutoCreateTopics turns off the creation of unknown topics
+	// named in Metadata and Produce requests. Default false: topics are
+	// auto-created, as in Kafka.
+	DisableAutoCreateTopics bool
+	// DefaultPartitions is the partition count of auto-created topics and
+	// of CreateTopics requests that leave it to the broker. Default 1.
+	DefaultPartitions int32
+	// TopicDefaults are broker-wide defaults for topic configs
+	// (retention.ms, cleanup.policy, ...); names absent take Kafka's
+	// defaults. Default none.
+	TopicDefaults map[string]string
+	// MaxFrameBytes caps one request. Default 100 MiB. Before a connection
+	// has sent one valid request the cap is 1 MiB (or MaxFrameBytes if
+	// smaller).
+	MaxFrameBytes int32
+	// Logger receives structured logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// openLog overrides the partition log implementation (tests).
+	openLog topics.OpenLogFunc
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:9092"
+	}
+	if o.DataDir == "" {
+		o.DataDir = "weir-data"
+	}
+	if o.Fsync == "" {
+		o.Fsync = FsyncGroup
+	}
+	if o.FsyncInterval == 0 {
+		o.FsyncInterval = time.Second
+	}
+	if o.DefaultPartitions == 0 {
+		o.DefaultPartitions = 1
+	}
+	if o.MaxFrameBytes == 0 {
+		o.MaxFrameBytes = 100 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("broker: listen address %q: %w", o.Listen, err))
+	}
+	if o.AdvertisedAddr != "" {
+		if _, err := splitAdvertised(o.AdvertisedAddr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	switch o.Fsync {
+	case FsyncGroup, FsyncInterval, FsyncNever:
+	default:
+		errs = append(errs, fmt.Errorf("broker: fsync policy %q is not group, interval or never", o.Fsync))
+	}
+	if o.FsyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("broker: fsync interval %v is negative", o.FsyncInterval))
+	}
+	if o.NodeID < 0 {
+		errs = append(errs, fmt.Errorf("broker: node id %d is negative", o.NodeID))
+	}
+	if o.DefaultPartitions < 1 || o.DefaultPartitions > topics.MaxPartitions {
+		errs = append(errs, fmt.Errorf("broker: default partitions %d outside 1..%d", o.DefaultPartitions, topics.MaxPartitions))
+	}
+	if o.MaxFrameBytes < 1024 {
+		errs = append(errs, fmt.Errorf("broker: max frame bytes %d below 1024", o.MaxFrameBytes))
+	}
+	if err := topics.CheckConfigs(o.TopicDefaults); err != nil {
+		errs = append(errs, fmt.Errorf("broker: topic defaults: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// hostPort is an advertised address.
+type hostPort struct {
+	host string
+	port int32
+}
+
+func splitAdvertised(addr string) (hostPort, error) {
+	h, p, err := net.SplitHostPort(addr)
+	if err == nil {
+		var n int
+		n, err = strconv.Atoi(p)
+		if err == nil && (n <= 0 || n > 65535) {
+			err = fmt.Errorf("port %d out of range", n)
+		}
+		if err == nil && h == "" {
+			err = errors.New("empty host")
+		}
+		if err == nil {
+			return hostPort{h, int32(n)}, nil
+		}
+	}
+	return hostPort{}, fmt.Errorf("broker: advertised address %q: %w", addr, err)
+}
