@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/weir-dev/weir/broker"
+)
+
+func init() { subcommands = append(subcommands, newBrokerCmd) }
+
+func newBrokerCmd() *cobra.Command {
+	var (
+		opts       broker.Options
+		fsync      string
+		autoCreate bool
+		topicCfgs  []string
+		configFile string
+		logLevel   string
+		logFormat  string
+	)
+	cmd := &cobra.Command{
+		Use:   "broker",
+		Short: "Run a Weir broker: a durable log served over the Kafka protocol",
+		Long: `Run a Weir broker: a durable, partitioned log that Kafka clients (franz-go,
+librdkafka/kcat, kafka-python, ...) talk to unchanged.
+
+With no flags it listens on 127.0.0.1:9092 and keeps its data in ./weir-data.
+--config names a file of "flag = value" lines (the flag names below, without
+dashes; '#' starts a comment); flags given on the command line win.
+SIGINT or SIGTERM stops it gracefully: in-flight requests finish and every
+log is synced and closed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configFile != "" {
+				if err := applyConfigFile(cmd.Flags(), configFile); err != nil {
+					return err
+				}
+			}
+			logger, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			opts.Logger = logger
+			opts.Fsync = broker.FsyncPolicy(fsync)
+			opts.DisableAutoCreateTopics = !autoCreate
+			opts.TopicDefaults = map[string]string{}
+			for _, kv := range topicCfgs {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok {
+					return fmt.Errorf("--topic-config %q: want name=value", kv)
+				}
+				opts.TopicDefaults[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return broker.ListenAndServe(ctx, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.Listen, "listen", "127.0.0.1:9092", "TCP address to listen on")
+	f.StringVar(&opts.AdvertisedAddr, "advertised-addr", "", "host:port clients are told to connect to (default: the listen address)")
+	f.StringVar(&opts.DataDir, "data-dir", "weir-data", "directory for topics and logs")
+	f.Int32Var(&opts.NodeID, "node-id", 0, "this broker's node id")
+	f.StringVar(&fsync, "fsync", "group", "durability: group (fsync before acking, shared by concurrent producers), interval, never")
+	f.DurationVar(&opts.FsyncInterval, "fsync-interval", 0, "fsync period with --fsync interval (default 1s)")
+	f.BoolVar(&autoCreate, "auto-create", true, "create unknown topics named by Metadata and Produce requests")
+	f.Int32Var(&opts.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
+	f.StringArrayVar(&topicCfgs, "topic-config", nil, "broker-wide default for a topic config, name=value (repeatable), e.g. retention.ms=86400000")
+	f.Int32Var(&opts.MaxFrameBytes, "max-frame-bytes", 100<<20, "largest request accepted")
+	f.StringVar(&configFile, "config", "", "file of flag = value lines")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}
+
+// newLogger builds the structured logger on stderr.
+func newLogger(level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	ho := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, ho)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, ho)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// applyConfigFile sets every flag named in path that was not given on the
+// command line.
+func applyConfigFile(fs *pflag.FlagSet, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return fmt.Errorf("%s:%d: want name = value", path, n)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		fl := fs.Lookup(k)
+		if fl == nil || k == "config" {
+			return fmt.Errorf("%s:%d: unknown setting %q", path, n, k)
+		}
+		if fl.Changed && fl.Value.Type() != "stringArray" {
+			continue // the command line wins
+		}
+		if err := fs.Set(k, v); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", path, n, k, err)
+		}
+	}
+	return sc.Err()
+}
