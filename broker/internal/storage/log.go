@@ -43,6 +43,12 @@ type Log struct {
 	// metrics.
 	cleanerStats CleanerStats
 
+	// Guarded by cleanMu: the end of the sealed segments the last
+	// compaction pass covered, and whether it kept tombstones that a later
+	// pass may expire.
+	compactedThrough Offset
+	tombstonesKept   bool
+
 	// syncMu is held by the syncer around an fsync and by whoever closes a
 	// segment's file, so an fsync never meets a closed file.
 	syncMu sync.Mutex
@@ -362,6 +368,16 @@ func (l *Log) rollLocked() error {
 	l.pruneSnapshotsLocked(base)
 	l.mu.Lock()
 	l.segs = append(l.segs, newSegment(base, f, path))
+	// The fsync above covers everything below base: publish it, so that
+	// hw never lags behind the active segment's base.
+	if base > l.durable {
+		l.durable = base
+		if l.opts.Sync == SyncGroupCommit {
+			l.advanceHWLocked(base)
+		}
+		close(l.durableCh)
+		l.durableCh = make(chan struct{})
+	}
 	l.mu.Unlock()
 	return nil
 }

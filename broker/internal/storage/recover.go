@@ -132,6 +132,18 @@ func (l *Log) recover() error {
 		}
 	}
 	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
+	// Index files whose segment is gone (a deletion interrupted by a crash).
+	haveLog := map[Offset]bool{}
+	for _, b := range bases {
+		haveLog[b] = true
+	}
+	for _, n := range names {
+		if b, ok := parseBase(n); ok && len(n) > 20 && (n[20:] == indexSuffix || n[20:] == timeIndexSuffix) && !haveLog[b] {
+			if err := fs.Remove(l.path(n)); err != nil {
+				return fmt.Errorf("storage: remove orphan %s: %w", n, err)
+			}
+		}
+	}
 	if len(bases) == 0 {
 		path := l.path(segmentName(ckStart, logSuffix))
 		f, err := fs.Create(path)

@@ -1,0 +1,365 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
+)
+
+// maxCompactDecompressed bounds the decompressed size of one batch during
+// compaction; a larger batch is kept as it is.
+const maxCompactDecompressed = 256 << 20
+
+// Compaction keeps, among the sealed segments, the latest record of each
+// key; records without a key are kept. A tombstone (null value) that is the
+// latest for its key is kept until its timestamp is delete.retention.ms old.
+// Control and transactional batches are kept as they are. Offsets never
+// change: a batch whose records are all kept is copied verbatim, one that
+// loses some is rebuilt with the same header fields (base offset, last
+// offset delta, producer fields, codec) and fewer records, and one that
+// loses all is dropped.
+//
+// Consecutive sealed segments are merged into groups of at most
+// segment.bytes (of input); each group is rewritten into one new segment in
+// three steps, so that a crash at any point loses nothing:
+//
+//  1. write "<base>.log.cleaned" and fsync it (deleted on open if a crash
+//     interrupts this step);
+//  2. rename it to "<base>-<end>.log.swap" and fsync the directory: the
+//     commit point (on open, a swap file replaces every segment whose base
+//     lies in [base, end) and is renamed to "<base>.log");
+//  3. under the append lock, swap the in-memory segments, delete the old
+//     files, rename the swap file to "<base>.log", fsync the directory and
+//     write the new index files.
+
+// compactLocked runs a compaction pass. Caller holds cleanMu.
+func (l *Log) compactLocked(ctx context.Context) error {
+	l.appendMu.Lock()
+	if l.closed {
+		l.appendMu.Unlock()
+		return ErrClosed
+	}
+	l.mu.RLock()
+	cfg := l.cfg
+	all := append([]*segment(nil), l.segs...)
+	l.mu.RUnlock()
+	l.appendMu.Unlock()
+	sealed := all[:len(all)-1]
+	if len(sealed) == 0 {
+		return nil
+	}
+	end := sealed[len(sealed)-1].next
+	if end == l.compactedThrough && !l.tombstonesKept {
+		return nil // nothing new since the last pass
+	}
+	lim := newLimiter(l.opts.CleanerBytesPerSecond)
+
+	// 1. The latest offset of every key in the sealed segments.
+	latest := map[string]Offset{}
+	for _, s := range sealed {
+		err := l.eachBatch(ctx, lim, s, func(b []byte, h batch.Header) error {
+			if h.Control() || h.Transactional() {
+				return nil
+			}
+			recs, err := batch.Records(b, maxCompactDecompressed)
+			if err != nil {
+				return nil // kept verbatim below
+			}
+			for _, r := range recs {
+				if r.Key != nil {
+					latest[string(r.Key)] = Offset(h.BaseOffset) + Offset(r.OffsetDelta)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+
+	// 2. Groups of consecutive sealed segments.
+	var groups [][]*segment
+	for i := 0; i < len(sealed); {
+		j, size := i+1, sealed[i].size
+		for j < len(sealed) && size+sealed[j].size <= cfg.SegmentBytes && all[j+1].base-sealed[i].base <= math.MaxUint32 {
+			size += sealed[j].size
+			j++
+		}
+		groups = append(groups, sealed[i:j])
+		i = j
+	}
+	horizon := l.opts.Now().UnixMilli() - cfg.DeleteRetentionMS
+	kept := false
+	for gi, g := range groups {
+		next := all[len(sealed)].base // the active segment's base
+		if gi+1 < len(groups) {
+			next = groups[gi+1][0].base
+		}
+		k, err := l.rewriteGroup(ctx, lim, g, next, latest, horizon, cfg.IndexIntervalBytes)
+		if err != nil {
+			return err
+		}
+		kept = kept || k
+	}
+	l.compactedThrough, l.tombstonesKept = end, kept
+	l.appendMu.Lock()
+	l.cleanerStats.Passes++
+	l.appendMu.Unlock()
+	return nil
+}
+
+// rewriteGroup compacts the segments g, which cover offsets [g[0].base,
+// end), into one new segment and swaps it in. It reports whether it kept a
+// tombstone that a later pass may remove.
+func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end Offset, latest map[string]Offset, horizon int64, interval int32) (bool, error) {
+	base := g[0].base
+	cleanedPath := l.path(segmentName(base, logSuffix+cleanedSuffix))
+	f, err := l.fs.Create(cleanedPath)
+	if err != nil {
+		return false, l.ioErr("creating cleaned segment", err)
+	}
+	fail := func(err error) (bool, error) {
+		f.Close()
+		l.fs.Remove(cleanedPath)
+		return false, err
+	}
+	ns := newSegment(base, f, cleanedPath)
+	keptTombstone := false
+	var written int64
+	write := func(b []byte, h batch.Header) error {
+		if err := lim.wait(ctx, &l.closing, len(b)); err != nil {
+			return err
+		}
+		if _, err := f.Write(b); err != nil {
+			return l.ioErr("writing cleaned segment", err)
+		}
+		h.BaseOffset = int64(binary.BigEndian.Uint64(b))
+		ns.indexBatchLocked(h, written, interval)
+		written += int64(len(b))
+		return nil
+	}
+	var recs []batch.Record
+	for _, s := range g {
+		err := l.eachBatch(ctx, lim, s, func(b []byte, h batch.Header) error {
+			if h.Control() || h.Transactional() {
+				return write(b, h)
+			}
+			all, err := batch.Records(b, maxCompactDecompressed)
+			if err != nil {
+				l.opts.Logger.Warn("storage: compaction keeps a batch it cannot decode", "segment", s.path, "offset", h.BaseOffset, "err", err)
+				return write(b, h)
+			}
+			recs = recs[:0]
+			for _, r := range all {
+				off := Offset(h.BaseOffset) + Offset(r.OffsetDelta)
+				if r.Key != nil && latest[string(r.Key)] != off {
+					continue // superseded
+				}
+				if r.Key != nil && r.Value == nil {
+					ts := h.FirstTimestamp + r.TimestampDelta
+					if h.LogAppendTime() {
+						ts = h.MaxTimestamp
+					}
+					if ts <= horizon {
+						continue // expired tombstone
+					}
+					keptTombstone = true
+				}
+				recs = append(recs, r)
+			}
+			switch {
+			case len(recs) == len(all):
+				return write(b, h)
+			case len(recs) == 0:
+				return nil
+			}
+			nb, err := batch.Build(h, recs, h.Codec())
+			if err != nil {
+				return fmt.Errorf("storage: rebuilding a compacted batch at %d: %w", h.BaseOffset, err)
+			}
+			// Keep the batch's offset span (and so its producer's last
+			// sequence): Build shortened it to the last kept record.
+			binary.BigEndian.PutUint32(nb[23:], uint32(h.LastOffsetDelta))
+			batch.SetCRC(nb)
+			nh, err := batch.Validate(nb)
+			if err != nil {
+				return fmt.Errorf("storage: compacted batch at %d is invalid: %w", h.BaseOffset, err)
+			}
+			return write(nb, nh)
+		})
+		if err != nil {
+			return fail(err)
+		}
+	}
+	l.cleanerStatsAdd(0, written)
+	if err := f.Sync(); err != nil {
+		return fail(l.ioErr("fsync cleaned segment", err))
+	}
+	// Commit point.
+	swapPath := l.path(fmt.Sprintf("%020d-%020d%s%s", int64(base), int64(end), logSuffix, swapSuffix))
+	if err := l.fs.Rename(cleanedPath, swapPath); err != nil {
+		return fail(l.ioErr("renaming cleaned segment", err))
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		// The rename may or may not be durable; either way the log is
+		// whole. Finish in memory on the next open.
+		f.Close()
+		return false, l.ioErr("syncing directory", err)
+	}
+	return keptTombstone, l.swapIn(g, ns, swapPath)
+}
+
+// swapIn replaces the segments g by ns, whose file is at swapPath.
+func (l *Log) swapIn(g []*segment, ns *segment, swapPath string) error {
+	l.appendMu.Lock()
+	l.mu.Lock()
+	i := 0
+	for i < len(l.segs) && l.segs[i] != g[0] {
+		i++
+	}
+	if i+len(g) > len(l.segs)-1 {
+		l.mu.Unlock()
+		l.appendMu.Unlock()
+		panic("storage: compacted segments are no longer in the log")
+	}
+	segs := append([]*segment(nil), l.segs[:i]...)
+	segs = append(segs, ns)
+	segs = append(segs, l.segs[i+len(g):]...)
+	l.segs = segs
+	ns.path = l.path(segmentName(ns.base, logSuffix))
+	l.mu.Unlock()
+	defer l.appendMu.Unlock()
+	err := l.removeSegments(g)
+	if err == nil {
+		err = l.fs.Rename(swapPath, ns.path)
+	}
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err == nil {
+		err = ns.writeIndexes(l.fs, l.dir)
+	}
+	if err != nil {
+		// The swap file completes the swap on the next open.
+		return l.ioErr("swapping in a compacted segment", err)
+	}
+	return nil
+}
+
+func (l *Log) cleanerStatsAdd(read, written int64) {
+	l.appendMu.Lock()
+	l.cleanerStats.BytesRead += read
+	l.cleanerStats.BytesWritten += written
+	l.appendMu.Unlock()
+}
+
+// eachBatch calls fn with each batch of the sealed segment s, reading
+// through a buffer of CleanerBufferBytes at the limiter's rate.
+func (l *Log) eachBatch(ctx context.Context, lim *limiter, s *segment, fn func(b []byte, h batch.Header) error) error {
+	l.mu.RLock()
+	size := s.size
+	l.mu.RUnlock()
+	buf := make([]byte, min(int64(l.opts.CleanerBufferBytes), max(size, 1)))
+	for pos := int64(0); pos < size; {
+		n := min(int64(len(buf)), size-pos)
+		if err := lim.wait(ctx, &l.closing, int(n)); err != nil {
+			return err
+		}
+		m, err := s.f.ReadAt(buf[:n], pos)
+		if int64(m) < n {
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("storage: read %s at %d: %w", s.path, pos, err)
+		}
+		l.cleanerStatsAdd(n, 0)
+		chunk := buf[:n]
+		consumed := int64(0)
+		for len(chunk) > 0 {
+			b, rest, err := batch.Next(chunk)
+			if batch.IsTruncated(err) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("storage: %s at %d: %w", s.path, pos+consumed, err)
+			}
+			h, err := batch.Validate(b)
+			if err != nil {
+				return fmt.Errorf("storage: %s at %d: %w", s.path, pos+consumed, err)
+			}
+			if err := fn(b, h); err != nil {
+				return err
+			}
+			consumed += int64(len(b))
+			chunk = rest
+		}
+		if consumed == 0 {
+			// One batch larger than the buffer: read it alone.
+			h, err := readHeaderAt(s.f, pos, new([batch.HeaderSize]byte))
+			if err != nil {
+				return err
+			}
+			big := make([]byte, h.Size())
+			if err := lim.wait(ctx, &l.closing, len(big)); err != nil {
+				return err
+			}
+			if m, err := s.f.ReadAt(big, pos); m < len(big) {
+				return fmt.Errorf("storage: read %s at %d: %w", s.path, pos, err)
+			}
+			if h, err = batch.Validate(big); err != nil {
+				return fmt.Errorf("storage: %s at %d: %w", s.path, pos, err)
+			}
+			if err := fn(big, h); err != nil {
+				return err
+			}
+			consumed = int64(len(big))
+		}
+		pos += consumed
+	}
+	return nil
+}
+
+// limiter paces the cleaner's I/O at rate bytes per second (unlimited when
+// rate <= 0). It uses the real clock: it paces real I/O.
+type limiter struct {
+	rate  int64
+	start time.Time
+	used  int64
+}
+
+func newLimiter(rate int64) *limiter { return &limiter{rate: rate, start: time.Now()} }
+
+// wait accounts for n bytes and waits until the rate allows them, returning
+// early with an error when ctx ends or the log is closing.
+func (lm *limiter) wait(ctx context.Context, closing interface{ Load() bool }, n int) error {
+	if closing.Load() {
+		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if lm.rate <= 0 {
+		return nil
+	}
+	lm.used += int64(n)
+	due := lm.start.Add(time.Duration(float64(lm.used) / float64(lm.rate) * float64(time.Second)))
+	d := time.Until(due)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+

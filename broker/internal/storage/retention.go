@@ -1,0 +1,183 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+)
+
+// Clean runs one retention and compaction pass, as the partition's
+// cleanup.policy asks: sealed segments below the log start offset are
+// deleted; with delete (or compact,delete), sealed segments past retention.ms
+// or beyond retention.bytes are deleted and the log start offset advances;
+// with compact (or compact,delete), sealed segments are compacted. The
+// active segment is never deleted nor compacted. The broker calls Clean
+// periodically from one goroutine; Close waits for a running Clean, which
+// stops early when ctx ends or the log is closing.
+func (l *Log) Clean(ctx context.Context) error {
+	l.cleanMu.Lock()
+	defer l.cleanMu.Unlock()
+	if l.closing.Load() {
+		return ErrClosed
+	}
+	if err := l.retainLocked(); err != nil {
+		return err
+	}
+	if l.Config().Cleanup.compacts() {
+		return l.compactLocked(ctx)
+	}
+	return nil
+}
+
+// CleanerStats returns counters of the work Clean and DeleteRecordsBefore
+// have done since the log was opened.
+func (l *Log) CleanerStats() CleanerStats {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	return l.cleanerStats
+}
+
+// DeleteRecordsBefore advances the log start offset to off (the
+// DeleteRecords API); -1 means the high watermark. Offsets past the high
+// watermark get ErrOffsetOutOfRange. Segments wholly below the new start
+// are deleted now if no Clean is running, else by the next Clean. It
+// returns the log start offset.
+func (l *Log) DeleteRecordsBefore(off Offset) (Offset, error) {
+	l.appendMu.Lock()
+	if l.closed {
+		l.appendMu.Unlock()
+		return 0, ErrClosed
+	}
+	l.mu.RLock()
+	hw, start := l.hw, l.logStart
+	l.mu.RUnlock()
+	if off == -1 {
+		off = hw
+	}
+	if off < 0 || off > hw {
+		l.appendMu.Unlock()
+		return start, fmt.Errorf("%w: delete records before %d, high watermark %d", ErrOffsetOutOfRange, off, hw)
+	}
+	if off <= start {
+		l.appendMu.Unlock()
+		return start, nil
+	}
+	if err := l.setLogStartLocked(off); err != nil {
+		l.appendMu.Unlock()
+		return start, err
+	}
+	l.appendMu.Unlock()
+	if l.cleanMu.TryLock() {
+		defer l.cleanMu.Unlock()
+		if !l.closing.Load() {
+			if err := l.retainLocked(); err != nil {
+				return off, err
+			}
+		}
+	}
+	return off, nil
+}
+
+// setLogStartLocked durably moves the log start offset forward and forgets
+// producer and epoch state below it. Caller holds appendMu.
+func (l *Log) setLogStartLocked(off Offset) error {
+	if err := writeFileAtomic(l.fs, l.path(logStartCheckpointFile), encodeLogStart(off)); err != nil {
+		return l.ioErr("writing log-start checkpoint", err)
+	}
+	l.mu.Lock()
+	l.logStart = off
+	l.mu.Unlock()
+	for id, p := range l.producers {
+		if p.lastOffset() < off {
+			delete(l.producers, id)
+		}
+	}
+	// Keep the epoch in force at off, starting at off.
+	i := 0
+	for i+1 < len(l.epochs) && l.epochs[i+1].start <= off {
+		i++
+	}
+	if i > 0 || (len(l.epochs) > 0 && l.epochs[0].start < off) {
+		l.epochs = append(l.epochs[:0], l.epochs[i:]...)
+		if l.epochs[0].start < off {
+			l.epochs[0].start = off
+		}
+		if err := l.writeEpochsLocked(); err != nil {
+			l.opts.Logger.Warn("storage: writing leader-epoch checkpoint", "dir", l.dir, "err", err)
+		}
+	}
+	return nil
+}
+
+// retainLocked deletes the sealed segments that are below the log start
+// offset or, under a delete policy, past retention.ms or retention.bytes.
+// Caller holds cleanMu.
+func (l *Log) retainLocked() error {
+	l.appendMu.Lock()
+	if l.closed {
+		l.appendMu.Unlock()
+		return ErrClosed
+	}
+	l.mu.RLock()
+	cfg, segs, start := l.cfg, l.segs, l.logStart
+	l.mu.RUnlock()
+	nowMS := l.opts.Now().UnixMilli()
+	var total int64
+	for _, s := range segs {
+		total += s.size
+	}
+	n := 0
+	for _, s := range segs[:len(segs)-1] {
+		expired := cfg.Cleanup.deletes() && cfg.RetentionMS >= 0 && s.maxTs >= 0 && nowMS-s.maxTs > cfg.RetentionMS
+		oversize := cfg.Cleanup.deletes() && cfg.RetentionBytes >= 0 && total-s.size >= cfg.RetentionBytes
+		if s.next > start && !expired && !oversize {
+			break
+		}
+		total -= s.size
+		n++
+	}
+	if n == 0 {
+		l.appendMu.Unlock()
+		return nil
+	}
+	victims := segs[:n]
+	if newStart := segs[n].base; newStart > start {
+		if err := l.setLogStartLocked(newStart); err != nil {
+			l.appendMu.Unlock()
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.segs = append([]*segment(nil), l.segs[n:]...)
+	l.mu.Unlock()
+	l.cleanerStats.SegmentsDeleted += n
+	l.appendMu.Unlock()
+	return l.removeSegments(victims)
+}
+
+// removeSegments closes and deletes segments already taken out of l.segs.
+func (l *Log) removeSegments(victims []*segment) error {
+	l.syncMu.Lock()
+	for _, s := range victims {
+		if !s.fileClosed {
+			s.fileClosed = true
+			s.f.Close()
+		}
+	}
+	l.syncMu.Unlock()
+	var firstErr error
+	for _, s := range victims {
+		for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			if err := l.fs.Remove(filepath.Join(l.dir, segmentName(s.base, suffix))); err != nil && firstErr == nil && !isNotExist(err) {
+				firstErr = err
+			}
+		}
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if firstErr != nil {
+		return fmt.Errorf("storage: deleting segments in %s: %w", l.dir, firstErr)
+	}
+	return nil
+}
