@@ -361,5 +361,3 @@ func (lm *limiter) wait(ctx context.Context, closing interface{ Load() bool }, n
 		return ctx.Err()
 	}
 }
-
-
