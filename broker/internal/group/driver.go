@@ -1,0 +1,276 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Log is the internal topic __consumer_offsets as the Driver needs it.
+type Log interface {
+	// Append durably appends recs, all for partition, in order.
+	Append(ctx context.Context, partition int32, recs []Record) error
+	// Replay calls fn for every record stored in partition, oldest first.
+	Replay(ctx context.Context, partition int32, fn func(Record) error) error
+}
+
+// DriverOptions configure a Driver.
+type DriverOptions struct {
+	// Coordinator configures the state machine.
+	Coordinator Options
+	// Log stores the coordinator's records. Required.
+	Log Log
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives load and persistence errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrClosed is returned by Handle once the driver is closed.
+var ErrClosed = errors.New("group: coordinator closed")
+
+// Driver runs a Coordinator: it serialises requests into it, persists what
+// it produces before releasing the answers that depend on it, and ticks it
+// at its deadlines from one goroutine of its own.
+//
+// Lock order: mu, then partMu[p] in increasing p. deliver takes the
+// partition locks while holding mu and releases mu before appending, so
+// records reach each partition in the order the coordinator produced them
+// while appends to different partitions, and Steps, overlap.
+type Driver struct {
+	opts DriverOptions
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	c        *Coordinator                  // guarded by mu
+	nextTok  Token                         // guarded by mu
+	waiters  map[Token]chan kmsg.Response  // guarded by mu
+	deadline time.Time                     // guarded by mu; the coordinator's next wanted Tick
+	closed   bool                          // guarded by mu
+
+	partMu []sync.Mutex // one per __consumer_offsets partition
+
+	ctx    context.Context // for appends: outlives any one request
+	cancel context.CancelFunc
+	wake   chan struct{} // buffered(1): the deadline changed
+	wg     sync.WaitGroup
+}
+
+// OpenDriver replays the coordinator's records from opts.Log and starts the
+// driver.
+func OpenDriver(ctx context.Context, opts DriverOptions) (*Driver, error) {
+	if opts.Log == nil {
+		return nil, errors.New("group: DriverOptions.Log is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c, err := New(opts.Coordinator)
+	if err != nil {
+		return nil, err
+	}
+	n := c.opts.OffsetsPartitions
+	bad := 0
+	for p := int32(0); p < n; p++ {
+		err := opts.Log.Replay(ctx, p, func(rec Record) error {
+			if err := c.Load(rec); err != nil {
+				if IsBadRecord(err) {
+					bad++
+					return nil // skip it, as compaction would keep it: log once below
+				}
+				return err
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("group: replay __consumer_offsets partition %d: %w", p, err)
+		}
+	}
+	if bad > 0 {
+		opts.Logger.Warn("group: skipped undecodable __consumer_offsets records", "count", bad)
+	}
+	c.FinishLoad(opts.Now())
+	dctx, cancel := context.WithCancel(context.Background())
+	d := &Driver{
+		opts: opts, log: opts.Logger, c: c,
+		waiters: make(map[Token]chan kmsg.Response),
+		partMu:  make([]sync.Mutex, n),
+		ctx:     dctx, cancel: cancel,
+		wake: make(chan struct{}, 1),
+	}
+	d.mu.Lock()
+	d.deliverLocked(c.Ready())
+	d.wg.Add(1)
+	go d.run()
+	return d, nil
+}
+
+// Handle steps one group request and waits for its answer, which for
+// JoinGroup and SyncGroup may come only when the rebalance completes. It
+// returns ctx's error if ctx ends first (the answer is then dropped), and
+// ErrClosed once the driver is closed.
+func (d *Driver) Handle(ctx context.Context, clientID, clientHost string, req kmsg.Request) (kmsg.Response, error) {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil, ErrClosed
+	}
+	d.nextTok++
+	tok := d.nextTok
+	ch := make(chan kmsg.Response, 1)
+	d.waiters[tok] = ch
+	d.c.Step(d.opts.Now(), Request{Token: tok, ClientID: clientID, ClientHost: clientHost, Msg: req})
+	d.deliverLocked(d.c.Ready())
+
+	select {
+	case resp := <-ch:
+		return resp, nil
+	case <-ctx.Done():
+	case <-d.ctx.Done():
+	}
+	d.mu.Lock()
+	delete(d.waiters, tok)
+	d.mu.Unlock()
+	select {
+	case resp := <-ch: // answered meanwhile
+		return resp, nil
+	default:
+	}
+	if d.ctx.Err() != nil {
+		return nil, ErrClosed
+	}
+	return nil, ctx.Err()
+}
+
+// deliverLocked persists rd's records and then hands out its responses. It
+// is called with mu held and returns with mu released.
+func (d *Driver) deliverLocked(rd Ready) {
+	type answer struct {
+		ch   chan kmsg.Response
+		resp kmsg.Response
+	}
+	answers := make([]answer, 0, len(rd.Responses))
+	for _, r := range rd.Responses {
+		if ch, ok := d.waiters[r.Token]; ok {
+			delete(d.waiters, r.Token)
+			answers = append(answers, answer{ch, r.Msg})
+		}
+	}
+	if !rd.Deadline.Equal(d.deadline) {
+		d.deadline = rd.Deadline
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+	byPart := make(map[int32][]Record)
+	for _, rec := range rd.Records {
+		byPart[rec.Partition] = append(byPart[rec.Partition], rec)
+	}
+	parts := make([]int32, 0, len(byPart))
+	for p := range byPart {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for _, p := range parts {
+		d.partMu[p].Lock()
+	}
+	d.mu.Unlock()
+
+	var failed error
+	for _, p := range parts {
+		if err := d.opts.Log.Append(d.ctx, p, byPart[p]); err != nil && failed == nil {
+			failed = err
+		}
+		d.partMu[p].Unlock()
+	}
+	if failed != nil {
+		d.log.Error("group: persisting to __consumer_offsets failed", "err", failed)
+	}
+	for _, a := range answers {
+		if failed != nil {
+			failCommit(a.resp)
+		}
+		a.ch <- a.resp // buffered: never blocks
+	}
+}
+
+// failCommit turns an offset commit answer into a retriable failure when
+// its records could not be stored.
+func failCommit(resp kmsg.Response) {
+	r, ok := resp.(*kmsg.OffsetCommitResponse)
+	if !ok {
+		return
+	}
+	for i := range r.Topics {
+		for j := range r.Topics[i].Partitions {
+			if r.Topics[i].Partitions[j].ErrorCode == 0 {
+				r.Topics[i].Partitions[j].ErrorCode = kerr.CoordinatorNotAvailable.Code
+			}
+		}
+	}
+}
+
+// run ticks the coordinator at its deadlines until Close.
+func (d *Driver) run() {
+	defer d.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		d.mu.Lock()
+		next := d.deadline
+		d.mu.Unlock()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(d.opts.Now()), 0)
+		}
+		t.Reset(wait)
+		select {
+		case <-d.ctx.Done():
+			return
+		case <-d.wake:
+			continue
+		case <-t.C:
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return
+		}
+		d.c.Tick(d.opts.Now())
+		d.deliverLocked(d.c.Ready())
+	}
+}
+
+// Close stops the driver and waits for its goroutine. Requests waiting in
+// Handle return ErrClosed.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+	return nil
+}
+
+// Partition returns the __consumer_offsets partition of group.
+func (d *Driver) Partition(group GroupID) int32 {
+	return Partition(group, d.c.opts.OffsetsPartitions)
+}
+
+// OffsetsPartitions returns the partition count of __consumer_offsets.
+func (d *Driver) OffsetsPartitions() int32 { return d.c.opts.OffsetsPartitions }

@@ -1,0 +1,210 @@
+package group
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// memLog is an in-memory Log.
+type memLog struct {
+	mu   sync.Mutex
+	recs map[int32][]Record
+	fail error
+}
+
+func (l *memLog) Append(_ context.Context, p int32, recs []Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail != nil {
+		return l.fail
+	}
+	if l.recs == nil {
+		l.recs = map[int32][]Record{}
+	}
+	l.recs[p] = append(l.recs[p], recs...)
+	return nil
+}
+
+func (l *memLog) Replay(_ context.Context, p int32, fn func(Record) error) error {
+	l.mu.Lock()
+	recs := append([]Record(nil), l.recs[p]...)
+	l.mu.Unlock()
+	for _, r := range recs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func openTestDriver(t *testing.T, log *memLog) *Driver {
+	t.Helper()
+	d, err := OpenDriver(context.Background(), DriverOptions{
+		Coordinator: Options{InitialRebalanceDelay: -1, MinSessionTimeout: 10 * time.Millisecond, OffsetsPartitions: 3},
+		Log:         log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func joinReq(member string, session time.Duration) *kmsg.JoinGroupRequest {
+	r := kmsg.NewPtrJoinGroupRequest()
+	r.Version = 3
+	r.Group, r.MemberID, r.ProtocolType = "g", member, "consumer"
+	r.SessionTimeoutMillis = int32(session.Milliseconds())
+	r.RebalanceTimeoutMillis = 10000
+	r.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte("m")}}
+	return r
+}
+
+func syncReq(member string, gen int32, assign map[string]string) *kmsg.SyncGroupRequest {
+	r := kmsg.NewPtrSyncGroupRequest()
+	r.Version = 3
+	r.Group, r.MemberID, r.Generation = "g", member, gen
+	for m, a := range assign {
+		r.GroupAssignment = append(r.GroupAssignment, kmsg.SyncGroupRequestGroupAssignment{MemberID: m, MemberAssignment: []byte(a)})
+	}
+	return r
+}
+
+func mustHandle[T kmsg.Response](t *testing.T, d *Driver, req kmsg.Request) T {
+	t.Helper()
+	resp, err := d.Handle(context.Background(), "cli", "/127.0.0.1", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.(T)
+}
+
+// A JoinGroup is answered only when the rebalance completes, without holding
+// up other requests meanwhile.
+func TestDriverJoinWaitsForRebalance(t *testing.T) {
+	d := openTestDriver(t, &memLog{})
+	a := mustHandle[*kmsg.JoinGroupResponse](t, d, joinReq("", time.Minute))
+	if a.ErrorCode != 0 || a.Generation != 1 {
+		t.Fatalf("first join: %+v", a)
+	}
+	mustHandle[*kmsg.SyncGroupResponse](t, d, syncReq(a.MemberID, 1, map[string]string{a.MemberID: "all"}))
+
+	bDone := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() {
+		resp, err := d.Handle(context.Background(), "cli", "/127.0.0.1", joinReq("", time.Minute))
+		if err != nil {
+			t.Error(err)
+		}
+		bDone <- resp.(*kmsg.JoinGroupResponse)
+	}()
+	// a learns of the rebalance from its heartbeat (polling, since b's join
+	// runs concurrently), then rejoins; that completes b's join too.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		hb := kmsg.NewPtrHeartbeatRequest()
+		hb.Group, hb.MemberID, hb.Generation = "g", a.MemberID, 1
+		if r := mustHandle[*kmsg.HeartbeatResponse](t, d, hb); r.ErrorCode == kerr.RebalanceInProgress.Code {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no rebalance started")
+		}
+		select {
+		case r := <-bDone:
+			t.Fatalf("b's join answered before the rebalance completed: %+v", r)
+		default:
+		}
+	}
+	a2 := mustHandle[*kmsg.JoinGroupResponse](t, d, joinReq(a.MemberID, time.Minute))
+	b := <-bDone
+	if diff := cmp.Diff([]int32{2, 2}, []int32{a2.Generation, b.Generation}); diff != "" {
+		t.Fatalf("generations (-want +got):\n%s", diff)
+	}
+	if len(a2.Members) != 2 || b.LeaderID != a.MemberID {
+		t.Fatalf("leader %q should see both members: %+v / %+v", a.MemberID, a2, b)
+	}
+}
+
+// Commits are persisted before they are acknowledged and come back after a
+// restart; a failed persist is reported as a retriable error.
+func TestDriverPersistsOffsets(t *testing.T) {
+	log := &memLog{}
+	d := openTestDriver(t, log)
+	commit := func(d *Driver, off int64) int16 {
+		t.Helper()
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.Generation = 8, "simple", -1
+		req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: off, LeaderEpoch: -1}}}}
+		return mustHandle[*kmsg.OffsetCommitResponse](t, d, req).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := commit(d, 42); code != 0 {
+		t.Fatalf("commit: %v", kerr.ErrorForCode(code))
+	}
+	d.Close()
+
+	d2 := openTestDriver(t, log)
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Version, fetch.Group = 5, "simple"
+	fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+	got := mustHandle[*kmsg.OffsetFetchResponse](t, d2, fetch).Topics[0].Partitions[0].Offset
+	if got != 42 {
+		t.Fatalf("offset after restart = %d, want 42", got)
+	}
+
+	log.mu.Lock()
+	log.fail = errors.New("disk full")
+	log.mu.Unlock()
+	if code := commit(d2, 43); code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("commit on a failing log: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
+	}
+}
+
+// The driver's own goroutine fires session timeouts.
+func TestDriverSessionTimeout(t *testing.T) {
+	d := openTestDriver(t, &memLog{})
+	a := mustHandle[*kmsg.JoinGroupResponse](t, d, joinReq("", 50*time.Millisecond))
+	mustHandle[*kmsg.SyncGroupResponse](t, d, syncReq(a.MemberID, 1, nil))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Groups = []string{"g"}
+		st := mustHandle[*kmsg.DescribeGroupsResponse](t, d, req).Groups[0].State
+		if st == "Empty" || st == "Dead" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member never expired; state %s", st)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// A waiting request whose context ends returns; the driver carries on.
+func TestDriverHandleCancel(t *testing.T) {
+	d := openTestDriver(t, &memLog{})
+	a := mustHandle[*kmsg.JoinGroupResponse](t, d, joinReq("", time.Minute))
+	mustHandle[*kmsg.SyncGroupResponse](t, d, syncReq(a.MemberID, 1, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := d.Handle(ctx, "cli", "h", joinReq("", time.Minute))
+		errc <- err
+	}()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		// The join may have been answered before the cancel was seen only if
+		// the rebalance completed, which cannot happen while a is silent.
+		t.Fatalf("Handle after cancel: %v", err)
+	}
+	d.Close()
+	if _, err := d.Handle(context.Background(), "cli", "h", joinReq("", time.Minute)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Handle after Close: %v, want ErrClosed", err)
+	}
+}

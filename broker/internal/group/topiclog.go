@@ -1,0 +1,158 @@
+package group
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// OffsetsTopic is the compacted internal topic that holds committed offsets
+// and group metadata.
+const OffsetsTopic = "__consumer_offsets"
+
+// maxReplayBatchBytes bounds the decompressed size of one batch read back
+// from __consumer_offsets (Weir writes them uncompressed).
+const maxReplayBatchBytes = 64 << 20
+
+// TopicLog is the Log over the broker's own __consumer_offsets topic.
+type TopicLog struct {
+	reg        *topics.Registry
+	partitions int32
+	now        func() time.Time
+}
+
+// OpenTopicLog ensures __consumer_offsets exists (compacted, with
+// partitions partitions if it has to be created) and returns the Log over
+// it. An existing topic keeps its partition count: Partitions reports it,
+// and the coordinator must use it.
+func OpenTopicLog(ctx context.Context, reg *topics.Registry, partitions int32, now func() time.Time) (*TopicLog, error) {
+	if now == nil {
+		now = time.Now
+	}
+	l := &TopicLog{reg: reg, partitions: partitions, now: now}
+	t, err := l.topic(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.partitions = t.NumPartitions()
+	return l, nil
+}
+
+// Partitions returns the topic's partition count.
+func (l *TopicLog) Partitions() int32 { return l.partitions }
+
+func (l *TopicLog) topic(ctx context.Context) (*topics.Topic, error) {
+	if t, ok := l.reg.Get(OffsetsTopic); ok {
+		return t, nil
+	}
+	t, err := l.reg.Ensure(ctx, OffsetsTopic, topics.Spec{
+		Partitions: l.partitions,
+		Configs:    map[string]string{"cleanup.policy": "compact"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("group: create %s: %w", OffsetsTopic, err)
+	}
+	return t, nil
+}
+
+func (l *TopicLog) partition(ctx context.Context, p int32) (topics.Log, error) {
+	t, err := l.topic(ctx)
+	if err != nil {
+		return nil, err
+	}
+	part, ok := t.Partition(p)
+	if !ok {
+		return nil, fmt.Errorf("group: %s has no partition %d", OffsetsTopic, p)
+	}
+	return part.Log(), nil
+}
+
+// Append writes recs as one uncompressed batch and waits until it is
+// durable under the log's sync policy.
+func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
+	log, err := l.partition(ctx, p)
+	if err != nil {
+		return err
+	}
+	ts := l.now().UnixMilli()
+	h := batch.Header{FirstTimestamp: ts, MaxTimestamp: ts, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	brs := make([]batch.Record, len(recs))
+	for i, r := range recs {
+		brs[i] = batch.Record{OffsetDelta: int32(i), Key: r.Key, Value: r.Value}
+	}
+	b, err := batch.Build(h, brs, batch.CodecNone)
+	if err != nil {
+		return fmt.Errorf("group: encode %s batch: %w", OffsetsTopic, err)
+	}
+	if _, err := log.Append(ctx, b, 0); err != nil {
+		return fmt.Errorf("group: append to %s/%d: %w", OffsetsTopic, p, err)
+	}
+	return nil
+}
+
+// Replay calls fn for every record of partition p from the log start to the
+// high watermark.
+func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) error {
+	log, err := l.partition(ctx, p)
+	if err != nil {
+		return err
+	}
+	off, end := log.LogStartOffset(), log.HighWatermark()
+	for off < end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := log.Read(off, 1<<20)
+		if err != nil {
+			return fmt.Errorf("group: read %s/%d at %d: %w", OffsetsTopic, p, off, err)
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		next := off
+		for len(data) > 0 {
+			var b []byte
+			b, data, err = batch.Next(data)
+			if err != nil {
+				if batch.IsTruncated(err) {
+					break // a partial batch at the end of the read
+				}
+				return fmt.Errorf("group: %s/%d at %d: %w", OffsetsTopic, p, next, err)
+			}
+			h, err := batch.ParseHeader(b)
+			if err != nil {
+				return err
+			}
+			if h.Control() {
+				next = h.LastOffset() + 1
+				continue
+			}
+			recs, err := batch.Records(b, maxReplayBatchBytes)
+			if err != nil {
+				return fmt.Errorf("group: %s/%d batch at %d: %w", OffsetsTopic, p, h.BaseOffset, err)
+			}
+			for _, r := range recs {
+				if h.BaseOffset+int64(r.OffsetDelta) < off || r.Key == nil {
+					continue
+				}
+				rec := Record{Partition: p, Key: bytes.Clone(r.Key)}
+				if r.Value != nil {
+					rec.Value = bytes.Clone(r.Value)
+				}
+				if err := fn(rec); err != nil {
+					return err
+				}
+			}
+			next = h.LastOffset() + 1
+		}
+		if next <= off {
+			return fmt.Errorf("group: %s/%d: no progress reading at %d", OffsetsTopic, p, off)
+		}
+		off = next
+	}
+	return nil
+}
