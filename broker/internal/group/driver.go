@@ -49,11 +49,11 @@ type Driver struct {
 	log  *slog.Logger
 
 	mu       sync.Mutex
-	c        *Coordinator                  // guarded by mu
-	nextTok  Token                         // guarded by mu
-	waiters  map[Token]chan kmsg.Response  // guarded by mu
-	deadline time.Time                     // guarded by mu; the coordinator's next wanted Tick
-	closed   bool                          // guarded by mu
+	c        *Coordinator                 // guarded by mu
+	nextTok  Token                        // guarded by mu
+	waiters  map[Token]chan kmsg.Response // guarded by mu
+	deadline time.Time                    // guarded by mu; the coordinator's next wanted Tick
+	closed   bool                         // guarded by mu
 
 	partMu []sync.Mutex // one per __consumer_offsets partition
 
