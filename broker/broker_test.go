@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -360,5 +361,148 @@ func TestTopicsSurviveRestart(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("cleanup.policy=compact lost across restart: %+v", v.Configs)
+	}
+}
+
+// topicConfig returns one config of topic as DescribeConfigs reports it.
+func topicConfig(t *testing.T, adm *kadm.Client, topic, name string) (string, kmsg.ConfigSource) {
+	t.Helper()
+	rc, err := adm.DescribeTopicConfigs(testCtx(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := rc.On(topic, nil)
+	if err != nil || v.Err != nil {
+		t.Fatalf("describe %s: %v %v", topic, err, v.Err)
+	}
+	for _, c := range v.Configs {
+		if c.Key == name {
+			return c.MaybeValue(), c.Source
+		}
+	}
+	t.Fatalf("config %s of %s not described", name, topic)
+	return "", 0
+}
+
+func TestTopicConfigs(t *testing.T) {
+	b := startBroker(t, Options{TopicDefaults: map[string]string{"retention.bytes": "1048576"}})
+	ctx := testCtx(t)
+	adm := kadm.NewClient(newClient(t, b))
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"retention.ms": kadm.StringPtr("60000")}, "cfg"); err != nil {
+		t.Fatal(err)
+	}
+	type got struct {
+		V string
+		S kmsg.ConfigSource
+	}
+	check := func(name string, want got) {
+		t.Helper()
+		v, s := topicConfig(t, adm, "cfg", name)
+		if diff := cmp.Diff(want, got{v, s}); diff != "" {
+			t.Fatalf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+	check("retention.ms", got{"60000", kmsg.ConfigSource(sourceTopicConfig)})
+	check("retention.bytes", got{"1048576", kmsg.ConfigSource(sourceStaticBroker)})
+	check("cleanup.policy", got{"delete", kmsg.ConfigSource(sourceDefault)})
+
+	// Incremental: set one, append to a list, delete another.
+	ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Op: kadm.SetConfig, Name: "max.message.bytes", Value: kadm.StringPtr("2000000")},
+		{Op: kadm.AppendConfig, Name: "cleanup.policy", Value: kadm.StringPtr("compact")},
+		{Op: kadm.DeleteConfig, Name: "retention.ms"},
+	}, "cfg")
+	if err != nil || ar[0].Err != nil {
+		t.Fatalf("incremental alter: %v %+v", err, ar)
+	}
+	check("max.message.bytes", got{"2000000", kmsg.ConfigSource(sourceTopicConfig)})
+	check("cleanup.policy", got{"delete,compact", kmsg.ConfigSource(sourceTopicConfig)})
+	check("retention.ms", got{"604800000", kmsg.ConfigSource(sourceDefault)})
+
+	// Invalid values are refused and change nothing.
+	ar, err = adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{
+		{Op: kadm.SetConfig, Name: "max.message.bytes", Value: kadm.StringPtr("lots")},
+	}, "cfg")
+	if err != nil || ar[0].Err != kerr.InvalidConfig {
+		t.Fatalf("invalid alter: %v %+v, want INVALID_CONFIG", err, ar)
+	}
+	check("max.message.bytes", got{"2000000", kmsg.ConfigSource(sourceTopicConfig)})
+
+	// Non-incremental alter replaces the whole set.
+	sr, err := adm.AlterTopicConfigsState(ctx, []kadm.AlterConfig{{Name: "segment.ms", Value: kadm.StringPtr("1000")}}, "cfg")
+	if err != nil || sr[0].Err != nil {
+		t.Fatalf("state alter: %v %+v", err, sr)
+	}
+	check("segment.ms", got{"1000", kmsg.ConfigSource(sourceTopicConfig)})
+	check("max.message.bytes", got{"1048588", kmsg.ConfigSource(sourceDefault)})
+}
+
+// Config sources as kadm numbers them.
+const (
+	sourceTopicConfig  = 1
+	sourceStaticBroker = 4
+	sourceDefault      = 5
+)
+
+func TestCreatePartitionsAndDeleteRecords(t *testing.T) {
+	b := startBroker(t, Options{})
+	ctx := testCtx(t)
+	adm := kadm.NewClient(newClient(t, b))
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "grow"); err != nil {
+		t.Fatal(err)
+	}
+	cr, err := adm.CreatePartitions(ctx, 2, "grow") // add 2
+	if err != nil || cr["grow"].Err != nil {
+		t.Fatalf("create partitions: %v %+v", err, cr)
+	}
+	td, err := adm.ListTopics(ctx, "grow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(td["grow"].Partitions); n != 3 {
+		t.Fatalf("%d partitions, want 3", n)
+	}
+	cr, _ = adm.UpdatePartitions(ctx, 2, "grow")
+	if cr["grow"].Err != kerr.InvalidPartitions {
+		t.Fatalf("shrinking: %v, want INVALID_PARTITIONS", cr["grow"].Err)
+	}
+
+	p := newClient(t, b, kgo.DefaultProduceTopic("grow"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Partition: 1, Value: []byte(strconv.Itoa(i))})
+	}
+	for _, r := range recs { // one batch per record
+		if err := p.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os := kadm.Offsets{}
+	os.Add(kadm.Offset{Topic: "grow", Partition: 1, At: 4})
+	dr, err := adm.DeleteRecords(ctx, os)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := dr.Lookup("grow", 1); r.Err != nil || r.LowWatermark != 4 {
+		t.Fatalf("delete records: %+v, want low watermark 4", r)
+	}
+	starts, err := adm.ListStartOffsets(ctx, "grow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := starts.Lookup("grow", 1); o.Offset != 4 {
+		t.Fatalf("start offset %d, want 4", o.Offset)
+	}
+}
+
+func TestDescribeCluster(t *testing.T) {
+	b := startBroker(t, Options{NodeID: 3})
+	adm := kadm.NewClient(newClient(t, b))
+	m, err := adm.BrokerMetadata(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Controller != 3 || len(m.Brokers) != 1 || m.Brokers[0].NodeID != 3 || m.Cluster == "" {
+		t.Fatalf("metadata %+v", m)
 	}
 }

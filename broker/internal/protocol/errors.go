@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -46,4 +47,19 @@ func errMessage(err error) *string {
 	}
 	s := err.Error()
 	return &s
+}
+
+// errorf builds an error for a response message.
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("broker: "+format, args...)
+}
+
+// wrapCode attaches a Kafka error code to err.
+func wrapCode(code *kerr.Error, err error) error {
+	return fmt.Errorf("%w: %w", code, err)
+}
+
+// codeAndMessage splits err into a response's code and message fields.
+func codeAndMessage(err error) (int16, *string) {
+	return errorCode(err), errMessage(err)
 }

@@ -1,0 +1,28 @@
+package protocol
+
+// DescribeCluster, versions 0-1.
+//
+// One broker, which is also the controller. Both endpoint types (v1:
+// brokers, controllers) are answered with this broker. No ACLs, so
+// ClusterAuthorizedOperations is left at "not requested".
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.DescribeCluster, 0, 1, handleDescribeCluster) }
+
+func handleDescribeCluster(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
+	req := r.Body.(*kmsg.DescribeClusterRequest)
+	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
+	node := s.Node()
+	resp.EndpointType = req.EndpointType
+	resp.ClusterID = s.ClusterID()
+	resp.ControllerID = node.ID
+	b := kmsg.NewDescribeClusterResponseBroker()
+	b.NodeID, b.Host, b.Port = node.ID, node.Host, node.Port
+	resp.Brokers = []kmsg.DescribeClusterResponseBroker{b}
+	return resp, nil
+}
