@@ -34,11 +34,17 @@ type timeEntry struct {
 // lookupOffset returns the position of the last indexed batch whose base
 // offset is <= rel, or 0.
 func lookupOffset(idx []offsetEntry, rel uint32) uint32 {
+	return lookupEntry(idx, rel).pos
+}
+
+// lookupEntry returns the last entry whose relative offset is <= rel, or the
+// zero entry.
+func lookupEntry(idx []offsetEntry, rel uint32) offsetEntry {
 	i := sort.Search(len(idx), func(i int) bool { return idx[i].rel > rel })
 	if i == 0 {
-		return 0
+		return offsetEntry{}
 	}
-	return idx[i-1].pos
+	return idx[i-1]
 }
 
 // lookupTime returns the relative offset of the last entry whose timestamp

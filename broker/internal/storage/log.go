@@ -545,15 +545,24 @@ func (l *Log) Read(from Offset, maxBytes int) ([]byte, error) {
 // readFrom reads from the segment as Read does. Caller holds Log.mu for
 // reading.
 func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error) {
-	pos := int64(lookupOffset(s.offIdx, uint32(from-s.base)))
+	e := lookupEntry(s.offIdx, uint32(from-s.base))
+	pos := int64(e.pos)
 	var hbuf [batch.HeaderSize]byte
 	var h batch.Header
+	scanned := pos == 0
 	for {
 		if pos >= s.size {
 			return nil, nil
 		}
 		var err error
 		h, err = readHeaderAt(s.f, pos, &hbuf)
+		if !scanned && (err != nil || Offset(h.BaseOffset) != s.base+Offset(e.rel)) {
+			// A damaged index entry that passed the open-time checks:
+			// scan from the segment's start instead.
+			pos, scanned = 0, true
+			continue
+		}
+		scanned = true
 		if err != nil {
 			return nil, fmt.Errorf("storage: %s: %w", s.path, err)
 		}
