@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/weir-dev/weir/broker/internal/protocol"
 	"github.com/weir-dev/weir/broker/internal/topics"
@@ -22,6 +23,9 @@ type Broker struct {
 	srv    *protocol.Server
 	served chan struct{} // closed when the accept loop returns
 	srvErr error         // set before served is closed
+
+	stopClean context.CancelFunc
+	cleanDone chan struct{} // closed when the cleaner goroutine returns
 
 	closeOnce sync.Once
 	closeErr  error
@@ -80,11 +84,14 @@ func Open(opts Options) (*Broker, error) {
 		_ = reg.Close()
 		return nil, err
 	}
-	b := &Broker{opts: opts, ln: ln, reg: reg, srv: srv, served: make(chan struct{})}
+	b := &Broker{opts: opts, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
 	go func() {
 		b.srvErr = srv.Serve(ln)
 		close(b.served)
 	}()
+	cleanCtx, stopClean := context.WithCancel(context.Background())
+	b.stopClean = stopClean
+	go b.cleanLoop(cleanCtx)
 	opts.Logger.Info("weir broker serving", "listen", ln.Addr().String(), "advertised", adv,
 		"data_dir", dir, "fsync", string(opts.Fsync), "auto_create_topics", !opts.DisableAutoCreateTopics)
 	return b, nil
@@ -123,8 +130,40 @@ func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		err := b.srv.Close()
 		<-b.served
+		b.stopClean()
+		<-b.cleanDone
 		b.closeErr = errors.Join(err, b.reg.Close())
 		b.opts.Logger.Info("weir broker stopped")
 	})
 	return b.closeErr
+}
+
+// cleanLoop applies retention and compaction to every partition each
+// CleanInterval until ctx is done. Partitions are cleaned one at a time so
+// that the cleaner's I/O stays a small share of the machine.
+func (b *Broker) cleanLoop(ctx context.Context) {
+	defer close(b.cleanDone)
+	if b.opts.CleanInterval < 0 {
+		return
+	}
+	tick := time.NewTicker(b.opts.CleanInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, t := range b.reg.List() {
+			for i := range t.NumPartitions() {
+				p, ok := t.Partition(i)
+				if !ok || t.Deleted() {
+					continue
+				}
+				if err := p.Log().Clean(ctx); err != nil && ctx.Err() == nil && !t.Deleted() {
+					b.opts.Logger.Warn("cleaning partition", "topic", t.Name(), "partition", i, "err", err)
+				}
+			}
+		}
+	}
 }

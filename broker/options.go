@@ -59,6 +59,9 @@ type Options struct {
 	// has sent one valid request the cap is 1 MiB (or MaxFrameBytes if
 	// smaller).
 	MaxFrameBytes int32
+	// CleanInterval is how often retention and compaction run over every
+	// partition. Default 1 minute; negative disables the cleaner.
+	CleanInterval time.Duration
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 
@@ -85,6 +88,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = 100 << 20
+	}
+	if o.CleanInterval == 0 {
+		o.CleanInterval = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -1,10 +1,170 @@
 package broker
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/storage"
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
-// storageOpener returns how the broker opens partition logs.
+// storageOpener returns how the broker opens partition logs: the storage
+// engine, with the broker's fsync policy.
 func storageOpener(opts Options) topics.OpenLogFunc {
-	return topics.OpenMemLog
+	sync := storage.SyncGroupCommit
+	switch opts.Fsync {
+	case FsyncInterval:
+		sync = storage.SyncInterval
+	case FsyncNever:
+		sync = storage.SyncNever
+	}
+	return func(dir string, cfg topics.LogConfig) (topics.Log, error) {
+		l, err := storage.Open(dir, storage.Options{
+			Sync: sync, SyncInterval: opts.FsyncInterval, Config: storageConfig(cfg), Logger: opts.Logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+		sl := &storageLog{l: l}
+		sl.cfg.Store(&cfg)
+		return sl, nil
+	}
 }
+
+func storageConfig(c topics.LogConfig) storage.Config {
+	policy := storage.Delete
+	switch {
+	case c.Compact && c.Delete:
+		policy = storage.CompactDelete
+	case c.Compact:
+		policy = storage.Compact
+	}
+	return storage.Config{
+		SegmentBytes: c.SegmentBytes, SegmentMS: c.SegmentMS, RetentionMS: c.RetentionMS,
+		RetentionBytes: c.RetentionBytes, Cleanup: policy, DeleteRetentionMS: c.DeleteRetentionMS,
+		MaxMessageBytes: c.MaxMessageBytes,
+	}
+}
+
+// storageLog adapts a storage.Log to topics.Log: it translates types, maps
+// storage errors to Kafka codes, and does the topic-level checks that are
+// the broker's, not the log's (keys on compacted topics, LogAppendTime).
+type storageLog struct {
+	l   *storage.Log
+	cfg atomic.Pointer[topics.LogConfig]
+}
+
+// kafkaErr wraps a storage error with its Kafka error code.
+func kafkaErr(err error) error {
+	var code *kerr.Error
+	switch {
+	case err == nil:
+		return nil
+	case storage.IsCorrupt(err):
+		code = kerr.CorruptMessage
+	case storage.IsMessageTooLarge(err):
+		code = kerr.MessageTooLarge
+	case storage.IsOutOfOrderSequence(err):
+		code = kerr.OutOfOrderSequenceNumber
+	case storage.IsInvalidProducerEpoch(err):
+		code = kerr.InvalidProducerEpoch
+	case storage.IsOffsetOutOfRange(err):
+		code = kerr.OffsetOutOfRange
+	case storage.IsStorage(err):
+		code = kerr.KafkaStorageError
+	case storage.IsClosed(err):
+		code = kerr.NotLeaderForPartition
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		code = kerr.RequestTimedOut
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %w", code, err)
+}
+
+// maxKeyCheckBytes bounds decompression when checking keys of a batch for a
+// compacted topic.
+const maxKeyCheckBytes = 64 << 20
+
+func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (topics.AppendResult, error) {
+	cfg := s.cfg.Load()
+	appendTime := int64(-1)
+	if cfg.Compact || cfg.LogAppendTime {
+		if cfg.LogAppendTime {
+			appendTime = time.Now().UnixMilli()
+		}
+		for rest := batches; len(rest) > 0; {
+			b, r, err := batch.Next(rest)
+			if err != nil {
+				break // the log reports it
+			}
+			rest = r
+			if cfg.Compact {
+				recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
+				if err != nil {
+					return topics.AppendResult{}, kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
+				}
+				for _, rec := range recs {
+					if rec.Key == nil {
+						return topics.AppendResult{}, fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
+					}
+				}
+			}
+			if cfg.LogAppendTime {
+				if _, err := batch.Validate(b); err != nil {
+					break // do not recompute the CRC of a corrupt batch
+				}
+				batch.SetMaxTimestampAndAppendTime(b, appendTime)
+			}
+		}
+	}
+	res, err := s.l.Append(ctx, batches, storage.Epoch(epoch))
+	if err != nil {
+		return topics.AppendResult{}, kafkaErr(err)
+	}
+	return topics.AppendResult{
+		BaseOffset: int64(res.BaseOffset), LastOffset: int64(res.LastOffset),
+		LogAppendTime: appendTime, LogStartOffset: int64(res.LogStartOffset), Duplicate: res.Duplicate,
+	}, nil
+}
+
+func (s *storageLog) Read(from int64, maxBytes int) ([]byte, error) {
+	b, err := s.l.Read(storage.Offset(from), maxBytes)
+	return b, kafkaErr(err)
+}
+
+func (s *storageLog) LogStartOffset() int64    { return int64(s.l.LogStartOffset()) }
+func (s *storageLog) HighWatermark() int64     { return int64(s.l.HighWatermark()) }
+func (s *storageLog) LogEndOffset() int64      { return int64(s.l.LogEndOffset()) }
+func (s *storageLog) Changed() <-chan struct{} { return s.l.Changed() }
+
+func (s *storageLog) OffsetForTimestamp(ts int64) (int64, int64, bool) {
+	off, t, found := s.l.OffsetForTimestamp(ts)
+	return int64(off), t, found
+}
+
+func (s *storageLog) MaxTimestamp() (int64, int64) {
+	off, ts := s.l.MaxTimestamp()
+	return int64(off), ts
+}
+
+func (s *storageLog) DeleteRecordsBefore(off int64) (int64, error) {
+	lso, err := s.l.DeleteRecordsBefore(storage.Offset(off))
+	return int64(lso), kafkaErr(err)
+}
+
+func (s *storageLog) Clean(ctx context.Context) error { return s.l.Clean(ctx) }
+
+func (s *storageLog) SetConfig(cfg topics.LogConfig) error {
+	s.cfg.Store(&cfg)
+	return s.l.SetConfig(storageConfig(cfg))
+}
+
+func (s *storageLog) Close() error  { return s.l.Close() }
+func (s *storageLog) Remove() error { return s.l.Remove() }

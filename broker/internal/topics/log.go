@@ -41,6 +41,8 @@ type Log interface {
 	MaxTimestamp() (Offset, int64)
 	// DeleteRecordsBefore advances the log start offset to off.
 	DeleteRecordsBefore(off Offset) (Offset, error)
+	// Clean applies retention and compaction once.
+	Clean(ctx context.Context) error
 	// SetConfig applies a changed topic configuration.
 	SetConfig(cfg LogConfig) error
 	// Close closes the log; Remove closes it and deletes its files.

@@ -146,6 +146,9 @@ func (l *MemLog) DeleteRecordsBefore(off Offset) (Offset, error) {
 	return l.start, nil
 }
 
+// Clean implements Log; it does nothing.
+func (l *MemLog) Clean(context.Context) error { return nil }
+
 // SetConfig implements Log.
 func (l *MemLog) SetConfig(cfg LogConfig) error {
 	l.mu.Lock()
