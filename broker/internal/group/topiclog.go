@@ -25,20 +25,18 @@ type TopicLog struct {
 	now        func() time.Time
 }
 
-// OpenTopicLog ensures __consumer_offsets exists (compacted, with
-// partitions partitions if it has to be created) and returns the Log over
-// it. An existing topic keeps its partition count: Partitions reports it,
-// and the coordinator must use it.
-func OpenTopicLog(ctx context.Context, reg *topics.Registry, partitions int32, now func() time.Time) (*TopicLog, error) {
+// OpenTopicLog returns the Log over __consumer_offsets. The topic is created
+// (compacted, with partitions partitions) on the first append, as Kafka
+// creates it on first use. An existing topic keeps its partition count:
+// Partitions reports it, and the coordinator must use it.
+func OpenTopicLog(_ context.Context, reg *topics.Registry, partitions int32, now func() time.Time) (*TopicLog, error) {
 	if now == nil {
 		now = time.Now
 	}
 	l := &TopicLog{reg: reg, partitions: partitions, now: now}
-	t, err := l.topic(ctx)
-	if err != nil {
-		return nil, err
+	if t, ok := reg.Get(OffsetsTopic); ok {
+		l.partitions = t.NumPartitions()
 	}
-	l.partitions = t.NumPartitions()
 	return l, nil
 }
 
@@ -97,6 +95,9 @@ func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
 // Replay calls fn for every record of partition p from the log start to the
 // high watermark.
 func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) error {
+	if _, ok := l.reg.Get(OffsetsTopic); !ok {
+		return nil // never written
+	}
 	log, err := l.partition(ctx, p)
 	if err != nil {
 		return err

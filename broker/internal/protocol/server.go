@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	// DefaultPartitions is the partition count of auto-created topics and of
 	// CreateTopics requests that leave it to the broker. Default: 1.
 	DefaultPartitions int32
+	// Groups configures the consumer group coordinator (see group.Options
+	// for each default).
+	Groups group.Options
 }
 
 // EnsureDefaults fills zero fields with defaults.

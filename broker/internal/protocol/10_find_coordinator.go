@@ -1,0 +1,159 @@
+package protocol
+
+// FindCoordinator, versions 0-4 (v4: several keys at once).
+//
+// This node coordinates every group: the answer is always this broker. The
+// file also opens the group coordinator (broker/internal/group) as the
+// server extension "group", which every consumer-group handler (08, 09,
+// 11-16, 42, 47) passes its request to; see handleGroupRequest.
+//
+// Deviation: there is no transaction coordinator yet; transaction keys
+// (type 1) are answered COORDINATOR_NOT_AVAILABLE.
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/group"
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// groupExtensionName is the name the coordinator is registered under.
+const groupExtensionName = "group"
+
+func init() {
+	register(kmsg.FindCoordinator, 0, 4, handleFindCoordinator)
+	RegisterExtension(groupExtensionName, openGroupCoordinator)
+}
+
+func handleFindCoordinator(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
+	req := r.Body.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	node := s.Node()
+	answer := func(key string) (code int16, msg *string) {
+		switch req.CoordinatorType {
+		case 0:
+			return 0, nil
+		case 1:
+			m := "weir: transactions are not supported yet"
+			return kerr.CoordinatorNotAvailable.Code, &m
+		default:
+			return kerr.InvalidRequest.Code, nil
+		}
+	}
+	if r.Version >= 4 {
+		for _, key := range req.CoordinatorKeys {
+			c := kmsg.NewFindCoordinatorResponseCoordinator()
+			c.Key = key
+			c.ErrorCode, c.ErrorMessage = answer(key)
+			if c.ErrorCode == 0 {
+				c.NodeID, c.Host, c.Port = node.ID, node.Host, node.Port
+			} else {
+				c.NodeID, c.Port = -1, -1
+			}
+			resp.Coordinators = append(resp.Coordinators, c)
+		}
+		return resp, nil
+	}
+	resp.ErrorCode, resp.ErrorMessage = answer(req.CoordinatorKey)
+	if resp.ErrorCode == 0 {
+		resp.NodeID, resp.Host, resp.Port = node.ID, node.Host, node.Port
+	} else {
+		resp.NodeID, resp.Port = -1, -1
+	}
+	return resp, nil
+}
+
+// groupCoordinator is the "group" extension: the coordinator's driver over
+// this broker's __consumer_offsets.
+type groupCoordinator struct {
+	d   *group.Driver
+	lag *group.LagCollector
+}
+
+func (g *groupCoordinator) Close() error { return g.d.Close() }
+
+// registryTopics answers the coordinator's topic-existence questions from
+// the topic registry.
+type registryTopics struct{ reg *topics.Registry }
+
+func (t registryTopics) Partitions(name string) (int32, bool) {
+	tp, ok := t.reg.Get(name)
+	if !ok {
+		return 0, false
+	}
+	return tp.NumPartitions(), true
+}
+
+func openGroupCoordinator(s *Server) (Extension, error) {
+	opts := s.Config().Groups
+	opts.EnsureDefaults()
+	ctx := context.Background()
+	tl, err := group.OpenTopicLog(ctx, s.Topics, opts.OffsetsPartitions, nil)
+	if err != nil {
+		return nil, err
+	}
+	opts.OffsetsPartitions = tl.Partitions()
+	opts.Topics = registryTopics{s.Topics}
+	d, err := group.OpenDriver(ctx, group.DriverOptions{Coordinator: opts, Log: tl, Logger: s.Logger})
+	if err != nil {
+		return nil, err
+	}
+	ends := func(topic string, partition int32) (int64, bool) {
+		t, ok := s.Topics.Get(topic)
+		if !ok {
+			return 0, false
+		}
+		p, ok := t.Partition(partition)
+		if !ok {
+			return 0, false
+		}
+		return p.Log().HighWatermark(), true
+	}
+	return &groupCoordinator{d: d, lag: group.NewLagCollector(d, ends)}, nil
+}
+
+// GroupLag returns a Prometheus collector of every group's committed offset,
+// log end offset and lag per partition (weir_group_lag and friends), for the
+// broker to register; nil if the server has no group coordinator.
+func GroupLag(s *Server) prometheus.Collector {
+	g, ok := s.Extension(groupExtensionName).(*groupCoordinator)
+	if !ok {
+		return nil
+	}
+	return g.lag
+}
+
+// handleGroupRequest passes a consumer-group request to the coordinator and
+// waits for its answer (for JoinGroup and SyncGroup, until the rebalance
+// completes; the wait holds up only this connection).
+func handleGroupRequest(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
+	g, ok := s.Extension(groupExtensionName).(*groupCoordinator)
+	if !ok {
+		return nil, errors.New("protocol: no group coordinator")
+	}
+	resp, err := g.d.Handle(ctx, r.ClientID, clientHost(r.Remote), r.Body)
+	if err != nil {
+		return nil, err // the connection or the server is closing
+	}
+	return resp, nil
+}
+
+// clientHost renders a peer address as Kafka reports client hosts:
+// "/127.0.0.1".
+func clientHost(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	if strings.HasPrefix(host, "/") {
+		return host
+	}
+	return "/" + host
+}

@@ -1,0 +1,241 @@
+package protocol
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/group"
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// keptLogs keeps in-memory partition logs across broker restarts, keyed by
+// directory, so a test can stop a broker and start another on the same
+// "disk".
+type keptLogs struct {
+	mu   sync.Mutex
+	logs map[string]topics.Log
+}
+
+// keptLog survives Close (a restart) but not Remove (topic deletion).
+type keptLog struct {
+	topics.Log
+	owner *keptLogs
+	dir   string
+}
+
+func (l keptLog) Close() error { return nil }
+
+func (l keptLog) Remove() error {
+	l.owner.mu.Lock()
+	delete(l.owner.logs, l.dir)
+	l.owner.mu.Unlock()
+	return l.Log.Remove()
+}
+
+func (k *keptLogs) open(dir string, cfg topics.LogConfig) (topics.Log, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.logs == nil {
+		k.logs = map[string]topics.Log{}
+	}
+	l, ok := k.logs[dir]
+	if !ok {
+		var err error
+		if l, err = topics.OpenMemLog(dir, cfg); err != nil {
+			return nil, err
+		}
+		k.logs[dir] = l
+	}
+	return keptLog{Log: l, owner: k, dir: dir}, nil
+}
+
+// testGroupOptions are coordinator options that keep integration tests
+// quick: a short initial rebalance delay and short sessions allowed.
+func testGroupOptions() group.Options {
+	return group.Options{
+		InitialRebalanceDelay: 200 * time.Millisecond,
+		MinSessionTimeout:     200 * time.Millisecond,
+		OffsetsPartitions:     5,
+	}
+}
+
+// groupBroker is a broker (topic registry and protocol server) for group
+// tests, restartable on the same logs.
+type groupBroker struct {
+	t     *testing.T
+	dir   string
+	logs  *keptLogs
+	gopts group.Options
+
+	Addr string
+	reg  *topics.Registry
+	srv  *Server
+	done chan struct{}
+}
+
+func startGroupBroker(t *testing.T, gopts group.Options) *groupBroker {
+	t.Helper()
+	b := &groupBroker{t: t, dir: t.TempDir(), logs: &keptLogs{}, gopts: gopts}
+	b.start()
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *groupBroker) start() {
+	b.t.Helper()
+	reg, err := topics.Open(topics.Options{Dir: b.dir, OpenLog: b.logs.open})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	srv, err := New(Config{Node: Node{ID: 0, Host: host, Port: int32(p)}, Topics: reg, AutoCreateTopics: true, Groups: b.gopts})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.Addr, b.reg, b.srv, b.done = ln.Addr().String(), reg, srv, make(chan struct{})
+	go func() {
+		defer close(b.done)
+		_ = srv.Serve(ln)
+	}()
+}
+
+func (b *groupBroker) stop() {
+	if b.srv == nil {
+		return
+	}
+	_ = b.srv.Close()
+	<-b.done
+	_ = b.reg.Close()
+	b.srv = nil
+}
+
+// restart stops the broker and starts another on the same logs and address
+// family (a new port: clients are given the new address).
+func (b *groupBroker) restart() {
+	b.t.Helper()
+	b.stop()
+	b.start()
+}
+
+func (b *groupBroker) createTopic(name string, partitions int32) {
+	b.t.Helper()
+	if _, err := b.reg.Create(context.Background(), name, topics.Spec{Partitions: partitions}); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *groupBroker) client(opts ...kgo.Opt) *kgo.Client {
+	b.t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addr)}, opts...)...)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(cl.Close)
+	return cl
+}
+
+func TestFindCoordinator(t *testing.T) {
+	b := startGroupBroker(t, testGroupOptions())
+	cl := b.client()
+	ctx := context.Background()
+	host, port, _ := net.SplitHostPort(b.Addr)
+	p, _ := strconv.Atoi(port)
+
+	v3 := kmsg.NewPtrFindCoordinatorRequest()
+	v3.Version, v3.CoordinatorKey = 3, "g"
+	resp, err := v3.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]any{int16(0), int32(0), host, int32(p)}, []any{resp.ErrorCode, resp.NodeID, resp.Host, resp.Port}); diff != "" {
+		t.Errorf("v3 answer (-want +got):\n%s", diff)
+	}
+
+	v4 := kmsg.NewPtrFindCoordinatorRequest()
+	v4.Version, v4.CoordinatorKeys = 4, []string{"a", "b"}
+	resp, err = v4.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, c := range resp.Coordinators {
+		if c.ErrorCode != 0 || c.Host != host || c.Port != int32(p) {
+			t.Errorf("v4 coordinator for %q: %+v", c.Key, c)
+		}
+		keys = append(keys, c.Key)
+	}
+	if diff := cmp.Diff([]string{"a", "b"}, keys); diff != "" {
+		t.Errorf("v4 keys (-want +got):\n%s", diff)
+	}
+
+	txn := kmsg.NewPtrFindCoordinatorRequest()
+	txn.Version, txn.CoordinatorKey, txn.CoordinatorType = 3, "tx", 1
+	if resp, err = txn.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Errorf("transaction coordinator: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}
+
+// Bad group input over the wire gets Kafka's codes, and the connection
+// keeps working.
+func TestGroupBadInput(t *testing.T) {
+	b := startGroupBroker(t, testGroupOptions())
+	b.createTopic("orders", 2)
+	cl := b.client()
+	ctx := context.Background()
+
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version, join.Group, join.ProtocolType = 9, "", "consumer"
+	join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = 10000, 10000
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: []byte{}}}
+	jr, err := join.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.Generation = 8, "g", -1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{
+		{Topic: "nope", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 1}}},
+		{Topic: "orders", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 5, Offset: 1}, {Partition: 1, Offset: 7}}},
+	}
+	cr, err := commit.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Group, hb.MemberID, hb.Generation = "g", "who", 3
+	hr, err := hb.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := []int16{jr.ErrorCode, cr.Topics[0].Partitions[0].ErrorCode, cr.Topics[1].Partitions[0].ErrorCode, cr.Topics[1].Partitions[1].ErrorCode, hr.ErrorCode}
+	want := []int16{kerr.InvalidGroupID.Code, kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicOrPartition.Code, 0, kerr.UnknownMemberID.Code}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("error codes (-want +got):\n%s", diff)
+	}
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Version, fetch.Group = 7, "g"
+	fr, err := fetch.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fr.Topics) != 1 || fr.Topics[0].Topic != "orders" || fr.Topics[0].Partitions[0].Offset != 7 {
+		t.Errorf("only the valid commit is stored: %+v", fr.Topics)
+	}
+}
