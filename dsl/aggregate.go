@@ -1,0 +1,287 @@
+package dsl
+
+import (
+	"time"
+
+	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/state"
+	"github.com/weir-dev/weir/streams"
+)
+
+// KGroupedStream is a stream grouped by key, ready to aggregate.
+type KGroupedStream[K, V any] struct {
+	s KStream[K, V]
+}
+
+// GroupByKey groups the stream by its key. If the key may have changed
+// (Map, SelectKey, FlatMap, Process upstream), the stream is first written
+// through a repartition topic so each key's records meet in one task.
+// Opts: Named, KeySerde, ValueSerde (for the repartition topic).
+func (s KStream[K, V]) GroupByKey(opts ...Opt) KGroupedStream[K, V] {
+	c := config(opts)
+	ks, vs := pick[K](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
+	if s.rekeyed {
+		name := s.b.name(c.name, "group-by-key")
+		s = repartition(s, name, ks, vs, c.partitions)
+	}
+	s.ks, s.vs = ks, vs
+	return KGroupedStream[K, V]{s: s}
+}
+
+// GroupBy groups the stream by a new key f(key, value), through a
+// repartition topic.
+func GroupBy[K, V, K2 any](s KStream[K, V], f func(k K, v V) K2, opts ...Opt) KGroupedStream[K2, V] {
+	c := config(opts)
+	name := s.b.name(c.name, "group-by")
+	sel := SelectKey(s, f, Named(name+"-select"))
+	ks, vs := pick[K2](c.keySerde, nil), pick[V](c.valSerde, s.vs)
+	return KGroupedStream[K2, V]{s: repartition(sel, name, ks, vs, c.partitions)}
+}
+
+// Count counts the records per key.
+func (g KGroupedStream[K, V]) Count(opts ...Opt) KTable[K, int64] {
+	opts = append([]Opt{ValueSerde(serde.Int64())}, opts...)
+	return Aggregate(g, func() int64 { return 0 }, func(_ K, _ V, n int64) int64 { return n + 1 }, opts...)
+}
+
+// Reduce combines the values per key with f; the first value is taken as is.
+func (g KGroupedStream[K, V]) Reduce(f func(agg, v V) V, opts ...Opt) KTable[K, V] {
+	c := config(opts)
+	if c.valSerde == nil && g.s.vs != nil {
+		opts = append([]Opt{ValueSerde(g.s.vs)}, opts...)
+	}
+	return aggregate(g, "reduce", nil, func(_ K, v V, agg V, has bool) V {
+		if !has {
+			return v
+		}
+		return f(agg, v)
+	}, opts)
+}
+
+// Aggregate folds the values per key into an aggregate, starting from
+// init(). The aggregate's serde comes from ValueSerde or the builder's
+// defaults. Opts: Named, StoreName, InMemory, ValueSerde.
+func Aggregate[K, V, VA any](g KGroupedStream[K, V], init func() VA, add func(k K, v V, agg VA) VA, opts ...Opt) KTable[K, VA] {
+	return aggregate(g, "aggregate", init, func(k K, v V, agg VA, _ bool) VA { return add(k, v, agg) }, opts)
+}
+
+func aggregate[K, V, VA any](g KGroupedStream[K, V], kind string, init func() VA, add func(K, V, VA, bool) VA, opts []Opt) KTable[K, VA] {
+	c := config(opts)
+	b := g.s.b
+	name := b.name(c.name, kind)
+	store := storeNameFor(c, name)
+	as := pick[VA](c.valSerde, nil)
+	parent := g.s.node
+	b.add(func(t *streams.Topology) {
+		ks, as := resolve(b, g.s.ks), resolve(b, as)
+		if ks == nil || as == nil {
+			b.missing(t, name, ks == nil, as == nil)
+		}
+		streams.AddProcessor(t, name, func() streams.Processor[K, V, K, Change[VA]] {
+			return &kvAggregate[K, V, VA]{store: store, ks: ks, as: as, init: init, add: add}
+		}, parent)
+		t.AddStore(kvSpec(store, c), name)
+	})
+	return KTable[K, VA]{b: b, node: name, ks: g.s.ks, vs: as, store: store, topics: g.s.topics}
+}
+
+type kvAggregate[K, V, VA any] struct {
+	store string
+	ks    serde.Serde[K]
+	as    serde.Serde[VA]
+	init  func() VA
+	add   func(K, V, VA, bool) VA
+	kv    state.KeyValueStore
+	ctx   streams.ProcessorContext[K, Change[VA]]
+}
+
+func (p *kvAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[K, Change[VA]]) (err error) {
+	p.ctx = ctx
+	p.kv, err = kvStore(ctx, p.store)
+	return err
+}
+
+func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
+	kb, err := p.ks.Serialize(p.store, r.Key)
+	if err != nil {
+		return err
+	}
+	old, hasOld, err := getValue(p.kv, p.as, p.store, kb)
+	if err != nil {
+		return err
+	}
+	agg := old
+	if !hasOld && p.init != nil {
+		agg = p.init()
+	}
+	agg = p.add(r.Key, r.Value, agg, hasOld)
+	if err := putValue(p.kv, p.as, p.store, kb, agg); err != nil {
+		return err
+	}
+	return p.ctx.Forward(streams.Record[K, Change[VA]]{Key: r.Key, Value: Change[VA]{New: agg, HasNew: true, Old: old, HasOld: hasOld},
+		Timestamp: r.Timestamp, Headers: r.Headers})
+}
+
+func (p *kvAggregate[K, V, VA]) Close() error { return nil }
+
+// TimeWindowedKStream is a grouped stream cut into time windows.
+type TimeWindowedKStream[K, V any] struct {
+	g KGroupedStream[K, V]
+	w TimeWindows
+}
+
+// WindowedBy cuts the grouped stream into tumbling or hopping windows.
+func (g KGroupedStream[K, V]) WindowedBy(w TimeWindows) TimeWindowedKStream[K, V] {
+	return TimeWindowedKStream[K, V]{g: g, w: w}
+}
+
+// Count counts the records per key and window.
+func (w TimeWindowedKStream[K, V]) Count(opts ...Opt) WindowedKTable[K, int64] {
+	opts = append([]Opt{ValueSerde(serde.Int64())}, opts...)
+	return WindowedAggregate(w, func() int64 { return 0 }, func(_ K, _ V, n int64) int64 { return n + 1 }, opts...)
+}
+
+// Reduce combines the values per key and window with f.
+func (w TimeWindowedKStream[K, V]) Reduce(f func(agg, v V) V, opts ...Opt) WindowedKTable[K, V] {
+	c := config(opts)
+	if c.valSerde == nil && w.g.s.vs != nil {
+		opts = append([]Opt{ValueSerde(w.g.s.vs)}, opts...)
+	}
+	return windowedAggregate(w, "window-reduce", nil, func(_ K, v V, agg V, has bool) V {
+		if !has {
+			return v
+		}
+		return f(agg, v)
+	}, opts)
+}
+
+// WindowedAggregate folds the values per key and window into an aggregate.
+// A record whose window has closed (stream time >= window end + grace) is
+// dropped and counted as "<node>: late".
+func WindowedAggregate[K, V, VA any](w TimeWindowedKStream[K, V], init func() VA, add func(k K, v V, agg VA) VA, opts ...Opt) WindowedKTable[K, VA] {
+	return windowedAggregate(w, "window-aggregate", init, func(k K, v V, agg VA, _ bool) VA { return add(k, v, agg) }, opts)
+}
+
+func windowedAggregate[K, V, VA any](w TimeWindowedKStream[K, V], kind string, init func() VA, add func(K, V, VA, bool) VA, opts []Opt) WindowedKTable[K, VA] {
+	c := config(opts)
+	b := w.g.s.b
+	name := b.name(c.name, kind)
+	store := storeNameFor(c, name)
+	as := pick[VA](c.valSerde, nil)
+	parent := w.g.s.node
+	win := w.w
+	b.add(func(t *streams.Topology) {
+		if err := win.valid(); err != nil {
+			b.fail(name, err.Error(), "fix the window definition")
+			return
+		}
+		ks, as := resolve(b, w.g.s.ks), resolve(b, as)
+		if ks == nil || as == nil {
+			b.missing(t, name, ks == nil, as == nil)
+		}
+		streams.AddProcessor(t, name, func() streams.Processor[K, V, Windowed[K], Change[VA]] {
+			return &windowAggregate[K, V, VA]{store: store, ks: ks, as: as, init: init, add: add, w: win}
+		}, parent)
+		t.AddStore(streams.StoreSpec{Spec: state.Spec{Name: store, Kind: state.KindWindow, InMemory: c.inMemory,
+			Retention: win.size + win.grace, WindowSize: win.size}}, name)
+	})
+	var ks serde.Serde[Windowed[K]]
+	if w.g.s.ks != nil {
+		ks = WindowedSerde(w.g.s.ks, win.size)
+	} else {
+		ks = lazyWindowed[K]{b: b, size: win.size}
+	}
+	size := win.size.Milliseconds()
+	return WindowedKTable[K, VA]{b: b, node: name, ks: ks, vs: as, store: store, topics: w.g.s.topics,
+		windowEnd: func(k Windowed[K]) int64 { return k.Window.Start.UnixMilli() + size }, grace: win.grace}
+}
+
+// lazyWindowed resolves the inner key serde from the builder at use.
+type lazyWindowed[K any] struct {
+	b    *Builder
+	size time.Duration
+}
+
+func (l lazyWindowed[K]) Serialize(topic string, v Windowed[K]) ([]byte, error) {
+	return WindowedSerde(resolve[K](l.b, nil), l.size).Serialize(topic, v)
+}
+func (l lazyWindowed[K]) Deserialize(topic string, b []byte) (Windowed[K], error) {
+	return WindowedSerde(resolve[K](l.b, nil), l.size).Deserialize(topic, b)
+}
+
+type windowAggregate[K, V, VA any] struct {
+	store  string
+	ks     serde.Serde[K]
+	as     serde.Serde[VA]
+	init   func() VA
+	add    func(K, V, VA, bool) VA
+	w      TimeWindows
+	ws     state.WindowStore
+	ctx    streams.ProcessorContext[Windowed[K], Change[VA]]
+	starts []int64
+}
+
+func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) error {
+	p.ctx = ctx
+	s, err := ctx.Store(p.store)
+	if err != nil {
+		return err
+	}
+	ws, ok := s.(state.WindowStore)
+	if !ok {
+		return &streams.TopologyError{Node: p.store, Problem: "store is not a window store"}
+	}
+	p.ws = ws
+	return nil
+}
+
+func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
+	ts := r.Timestamp.UnixMilli()
+	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.grace.Milliseconds()
+	size := p.w.size.Milliseconds()
+	p.starts = p.w.starts(ts, p.starts[:0])
+	var kb []byte
+	for _, start := range p.starts {
+		end := start + size
+		if end <= closeTime {
+			p.ctx.RecordDropped("late")
+			continue
+		}
+		if kb == nil {
+			var err error
+			if kb, err = p.ks.Serialize(p.store, r.Key); err != nil {
+				return err
+			}
+		}
+		var old VA
+		hasOld := false
+		if b, err := p.ws.Get(kb, start); err != nil {
+			return err
+		} else if b != nil {
+			if old, err = p.as.Deserialize(p.store, b); err != nil {
+				return err
+			}
+			hasOld = true
+		}
+		agg := old
+		if !hasOld && p.init != nil {
+			agg = p.init()
+		}
+		agg = p.add(r.Key, r.Value, agg, hasOld)
+		vb, err := p.as.Serialize(p.store, agg)
+		if err != nil {
+			return err
+		}
+		if err := p.ws.Put(kb, start, vb); err != nil {
+			return err
+		}
+		wk := Windowed[K]{Key: r.Key, Window: Window{Start: time.UnixMilli(start), End: time.UnixMilli(end)}}
+		if err := p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: wk,
+			Value: Change[VA]{New: agg, HasNew: true, Old: old, HasOld: hasOld}, Timestamp: r.Timestamp, Headers: r.Headers}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *windowAggregate[K, V, VA]) Close() error { return nil }

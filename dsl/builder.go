@@ -1,0 +1,154 @@
+package dsl
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/streams"
+)
+
+// Builder collects a DSL program and compiles it into a streams.Topology
+// with Build. Operations record nodes as they are called; serdes left nil
+// are resolved at Build from the builder's defaults (DefaultSerde), so
+// defaults may be registered at any point before Build.
+type Builder struct {
+	ops      []func(t *streams.Topology)
+	seq      int
+	defaults map[reflect.Type]any
+	names    map[string]bool
+	errs     []error
+}
+
+// NewBuilder returns an empty builder. It knows default serdes for string,
+// []byte, int64 and float64; register more with DefaultSerde.
+func NewBuilder() *Builder {
+	b := &Builder{defaults: map[reflect.Type]any{}, names: map[string]bool{}}
+	DefaultSerde(b, serde.String())
+	DefaultSerde(b, serde.Bytes())
+	DefaultSerde(b, serde.Int64())
+	DefaultSerde(b, serde.Float64())
+	return b
+}
+
+// DefaultSerde makes s the serde of every key or value of type T whose
+// serde the program leaves nil.
+func DefaultSerde[T any](b *Builder, s serde.Serde[T]) {
+	b.defaults[reflect.TypeFor[T]()] = s
+}
+
+// resolve returns s, or the builder's default for T, or nil (Build then
+// reports the missing serde on the node that needs it).
+func resolve[T any](b *Builder, s serde.Serde[T]) serde.Serde[T] {
+	if s != nil {
+		return s
+	}
+	if d, ok := b.defaults[reflect.TypeFor[T]()]; ok {
+		return d.(serde.Serde[T])
+	}
+	return nil
+}
+
+// name returns the given name, or a generated one "<kind>-<seq>".
+func (b *Builder) name(given, kind string) string {
+	b.seq++
+	n := given
+	if n == "" {
+		n = fmt.Sprintf("%s-%04d", kind, b.seq)
+	}
+	b.names[n] = true
+	return n
+}
+
+func (b *Builder) add(op func(t *streams.Topology)) { b.ops = append(b.ops, op) }
+
+// Build compiles the program into a validated topology. Every problem is
+// reported at once (see streams.Topology.Build).
+func (b *Builder) Build() (*streams.Topology, error) {
+	t := streams.NewTopology()
+	b.errs = nil
+	for _, op := range b.ops {
+		op(t)
+	}
+	err := t.Build()
+	if len(b.errs) > 0 {
+		return nil, errors.Join(append(b.errs, err)...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (b *Builder) fail(node, problem, fix string) {
+	b.errs = append(b.errs, &streams.TopologyError{Node: node, Problem: problem, Fix: fix})
+}
+
+// missing reports a stateful node whose key or value serde is unknown.
+func (b *Builder) missing(_ *streams.Topology, node string, key, value bool) {
+	if key {
+		b.fail(node, "no key serde for its store", "pass dsl.KeySerde(...) to the operation, or register dsl.DefaultSerde for the key type")
+	}
+	if value {
+		b.fail(node, "no value serde for its store", "pass dsl.ValueSerde(...) to the operation, or register dsl.DefaultSerde for the value type")
+	}
+}
+
+// Opt configures one DSL operation: its node name, serdes or store.
+// Options an operation does not use are ignored.
+type Opt interface{ apply(*opConfig) }
+
+type opConfig struct {
+	name       string
+	storeName  string
+	keySerde   any
+	valSerde   any
+	inMemory   bool
+	partitions int
+}
+
+type optFunc func(*opConfig)
+
+func (f optFunc) apply(c *opConfig) { f(c) }
+
+func config(opts []Opt) opConfig {
+	var c opConfig
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+// Named names the operation's node (and derived topics and stores).
+// Default: "<operation>-<sequence number>".
+func Named(name string) Opt { return optFunc(func(c *opConfig) { c.name = name }) }
+
+// StoreName names the store of a stateful operation, which makes it
+// queryable by that name. Default: "<node name>-store".
+func StoreName(name string) Opt { return optFunc(func(c *opConfig) { c.storeName = name }) }
+
+// InMemory asks for an in-memory store instead of the default Pebble one.
+func InMemory() Opt { return optFunc(func(c *opConfig) { c.inMemory = true }) }
+
+// WithPartitions fixes the partition count of a repartition topic.
+// Default 0: as many partitions as the upstream input topics.
+func WithPartitions(n int) Opt { return optFunc(func(c *opConfig) { c.partitions = n }) }
+
+// KeySerde sets the key serde an operation writes or stores with.
+func KeySerde[K any](s serde.Serde[K]) Opt { return optFunc(func(c *opConfig) { c.keySerde = s }) }
+
+// ValueSerde sets the value serde an operation writes or stores with.
+func ValueSerde[V any](s serde.Serde[V]) Opt {
+	return optFunc(func(c *opConfig) { c.valSerde = s })
+}
+
+// pick returns the option's serde if it has type serde.Serde[T], else def.
+func pick[T any](opt any, def serde.Serde[T]) serde.Serde[T] {
+	if s, ok := opt.(serde.Serde[T]); ok && s != nil {
+		return s
+	}
+	return def
+}

@@ -1,0 +1,403 @@
+package streamstest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/weir-dev/weir/internal/exec"
+	"github.com/weir-dev/weir/internal/exec/memstore"
+	"github.com/weir-dev/weir/state"
+	"github.com/weir-dev/weir/streams"
+)
+
+// Option configures a Driver.
+type Option func(*config)
+
+type config struct {
+	appID       string
+	partitions  map[string]int
+	defParts    int
+	start       time.Time
+	commitEvery int
+}
+
+// ApplicationID sets the application id that prefixes internal topics.
+// Default "streamstest".
+func ApplicationID(id string) Option { return func(c *config) { c.appID = id } }
+
+// Partitions gives topic n partitions. Topics not named have
+// DefaultPartitions.
+func Partitions(topic string, n int) Option {
+	return func(c *config) { c.partitions[topic] = n }
+}
+
+// DefaultPartitions sets the partition count of topics not named by
+// Partitions. Default 1.
+func DefaultPartitions(n int) Option { return func(c *config) { c.defParts = n } }
+
+// WallClock sets the driver's initial wall-clock time. Default: the Unix
+// epoch.
+func WallClock(t time.Time) Option { return func(c *config) { c.start = t } }
+
+// CommitEvery commits the tasks (flushing their stores) after every n piped
+// records instead of after each one. Default 1.
+func CommitEvery(n int) Option { return func(c *config) { c.commitEvery = n } }
+
+type rec struct {
+	streams.RawRecord
+	seq int64
+}
+
+type topic struct {
+	name  string
+	parts [][]rec
+	all   []rec // every record in append order
+}
+
+// Driver runs a topology in-process, synchronously and deterministically:
+// piping a record into an input topic processes it, and everything it
+// causes (repartition topics included), before the pipe call returns.
+// Create one with New; it is closed by the test's cleanup.
+type Driver struct {
+	tb     testing.TB
+	topo   *streams.Topology
+	cfg    config
+	clock  *clock
+	topics map[string]*topic
+	tasks  []*exec.Task
+	// readers maps a real topic name to the tasks reading it, by partition
+	// (global tasks under every partition).
+	readers map[string][]*exec.Task
+	global  []*exec.Task
+	stores  map[storeKey]state.Store
+	seq     int64
+	piped   int
+	closed  bool
+}
+
+type storeKey struct {
+	name string
+	task streams.TaskID
+}
+
+type clock struct{ now time.Time }
+
+func (c *clock) Now() time.Time { return c.now }
+
+// New returns a driver for a built topology. It fails the test if the
+// topology cannot run (unbuilt, co-partitioning violated).
+func New(tb testing.TB, topo *streams.Topology, opts ...Option) *Driver {
+	tb.Helper()
+	d, err := open(topo, opts...)
+	if err != nil {
+		tb.Fatalf("streamstest: %v", err)
+	}
+	d.tb = tb
+	tb.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+func open(topo *streams.Topology, opts ...Option) (*Driver, error) {
+	c := config{appID: "streamstest", partitions: map[string]int{}, defParts: 1, start: time.Unix(0, 0), commitEvery: 1}
+	for _, o := range opts {
+		o(&c)
+	}
+	d := &Driver{topo: topo, cfg: c, clock: &clock{now: c.start}, topics: map[string]*topic{},
+		readers: map[string][]*exec.Task{}, stores: map[storeKey]state.Store{}}
+	if len(topo.Subtopologies()) == 0 {
+		return nil, errors.New("streamstest: topology not built (call Build) or empty")
+	}
+	ext := func(tp string) int {
+		if n, ok := c.partitions[tp]; ok {
+			return n
+		}
+		return c.defParts
+	}
+	internal := topo.InternalTopicPartitions(ext)
+	parts := func(tp string) int {
+		if n, ok := internal[tp]; ok {
+			return n
+		}
+		return ext(tp)
+	}
+	if err := topo.CheckCopartitioning(parts); err != nil {
+		return nil, err
+	}
+	for name, n := range internal {
+		d.topic(streams.InternalTopicName(c.appID, name), n)
+	}
+	for _, st := range topo.Subtopologies() {
+		n := 0
+		for _, tp := range st.SourceTopics {
+			n = max(n, parts(tp))
+		}
+		if st.Global {
+			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: -1}, d, d, exec.Options{ApplicationID: c.appID, Clock: d.clock})
+			if err != nil {
+				return nil, err
+			}
+			d.global = append(d.global, t)
+			for _, real := range t.InputTopics() {
+				d.readers[real] = append(d.readers[real], t)
+			}
+			continue
+		}
+		for p := 0; p < n; p++ {
+			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: streams.Partition(p)}, d, d, exec.Options{ApplicationID: c.appID, Clock: d.clock})
+			if err != nil {
+				return nil, err
+			}
+			d.tasks = append(d.tasks, t)
+			for _, real := range t.InputTopics() {
+				d.readers[real] = append(d.readers[real], t)
+			}
+		}
+	}
+	// Global tasks first: their stores must be filled before stream tasks
+	// read them.
+	for _, t := range append(slices.Clone(d.global), d.tasks...) {
+		if err := t.Init(); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func (d *Driver) topic(name string, n int) *topic {
+	t, ok := d.topics[name]
+	if !ok {
+		if n <= 0 {
+			n = d.partitionsOf(name)
+		}
+		t = &topic{name: name, parts: make([][]rec, n)}
+		d.topics[name] = t
+	}
+	return t
+}
+
+func (d *Driver) partitionsOf(name string) int {
+	if n, ok := d.cfg.partitions[name]; ok {
+		return n
+	}
+	return d.cfg.defParts
+}
+
+// OpenStore implements exec.StoreProvider with in-memory stores.
+func (d *Driver) OpenStore(task streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
+	key := storeKey{name: spec.Name, task: task}
+	if spec.Global {
+		key.task = streams.TaskID{Partition: -1}
+	}
+	if s, ok := d.stores[key]; ok {
+		return s, nil
+	}
+	var s state.Store
+	switch spec.Kind {
+	case state.KindWindow:
+		s = memstore.NewWindow(spec.Name, spec.Retention)
+	case state.KindSession:
+		s = memstore.NewSession(spec.Name, spec.Retention)
+	default:
+		s = memstore.NewKeyValue(spec.Name)
+	}
+	d.stores[key] = s
+	return s, nil
+}
+
+// Send implements exec.RecordSink: it appends the record to its topic and
+// queues it for the tasks reading that topic.
+func (d *Driver) Send(r *streams.RawRecord) error {
+	cp := *r
+	d.append(&cp)
+	return nil
+}
+
+func (d *Driver) append(r *streams.RawRecord) {
+	t := d.topic(r.Topic, 0)
+	n := len(t.parts)
+	p := r.Partition
+	if p == streams.AnyPartition {
+		p = 0
+		if r.Key != nil {
+			p = streams.KeyPartition(r.Key, n)
+		}
+	}
+	if int(p) >= n || p < 0 {
+		p = p % streams.Partition(n)
+	}
+	r.Partition = p
+	r.Offset = streams.Offset(len(t.parts[p]))
+	d.seq++
+	e := rec{RawRecord: *r, seq: d.seq}
+	t.parts[p] = append(t.parts[p], e)
+	t.all = append(t.all, e)
+	for _, task := range d.readers[r.Topic] {
+		if task.ID().Partition == p || task.ID().Partition < 0 {
+			// Add only fails for topics the task does not read.
+			_ = task.Add(streams.TopicPartition{Topic: r.Topic, Partition: p}, []streams.RawRecord{e.RawRecord})
+		}
+	}
+}
+
+// run processes until no task has queued records, global tasks first.
+func (d *Driver) run() error {
+	for {
+		progress := false
+		for _, t := range d.global {
+			for {
+				ok, err := t.Process()
+				if err != nil {
+					return err
+				}
+				if !ok {
+					break
+				}
+				progress = true
+			}
+		}
+		for _, t := range d.tasks {
+			for {
+				ok, err := t.Process()
+				if err != nil {
+					return err
+				}
+				if !ok {
+					break
+				}
+				progress = true
+			}
+		}
+		if !progress {
+			return nil
+		}
+	}
+}
+
+func (d *Driver) commit() error {
+	for _, t := range append(slices.Clone(d.global), d.tasks...) {
+		if t.CommitNeeded() {
+			if err := t.Commit(context.Background()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// pipeRaw appends a serialized record to an input topic and processes
+// everything it causes.
+func (d *Driver) pipeRaw(r *streams.RawRecord) error {
+	if d.closed {
+		return errors.New("streamstest: driver closed")
+	}
+	d.append(r)
+	if err := d.run(); err != nil {
+		return err
+	}
+	d.piped++
+	if d.piped%d.cfg.commitEvery == 0 {
+		return d.commit()
+	}
+	return nil
+}
+
+// AdvanceWallClock moves the driver's wall clock by dt and fires the
+// wall-clock punctuators that are due, processing what they emit.
+func (d *Driver) AdvanceWallClock(dt time.Duration) error {
+	d.clock.now = d.clock.now.Add(dt)
+	for _, t := range append(slices.Clone(d.global), d.tasks...) {
+		if err := t.Punctuate(d.clock.now); err != nil {
+			return err
+		}
+		if err := d.run(); err != nil {
+			return err
+		}
+	}
+	return d.commit()
+}
+
+// WallClockTime returns the driver's wall-clock time.
+func (d *Driver) WallClockTime() time.Time { return d.clock.now }
+
+// Metrics sums the tasks' metrics.
+func (d *Driver) Metrics() exec.Metrics {
+	m := exec.Metrics{Dropped: map[string]int64{}}
+	for _, t := range append(slices.Clone(d.global), d.tasks...) {
+		tm := t.Metrics()
+		m.Processed += tm.Processed
+		m.Punctuations += tm.Punctuations
+		for k, v := range tm.Dropped {
+			m.Dropped[k] += v
+		}
+	}
+	return m
+}
+
+// Tasks returns the ids of the driver's tasks.
+func (d *Driver) Tasks() []streams.TaskID {
+	var out []streams.TaskID
+	for _, t := range append(slices.Clone(d.global), d.tasks...) {
+		out = append(out, t.ID())
+	}
+	return out
+}
+
+// Topics returns the names of every topic the driver holds, sorted.
+func (d *Driver) Topics() []string {
+	out := make([]string, 0, len(d.topics))
+	for n := range d.topics {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// storeInstances returns the instances of a store, by task partition.
+func (d *Driver) storeInstances(name string) ([]state.Store, error) {
+	spec, ok := d.topo.Store(name)
+	if !ok {
+		return nil, fmt.Errorf("streamstest: no store %q in the topology", name)
+	}
+	var out []state.Store
+	if spec.Global {
+		for _, t := range d.global {
+			s, err := t.Store(name)
+			if err != nil {
+				return nil, err
+			}
+			return []state.Store{s.(state.Store)}, nil
+		}
+	}
+	for _, t := range d.tasks {
+		if s, ok := d.stores[storeKey{name: name, task: t.ID()}]; ok {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Close closes the tasks. It is idempotent.
+func (d *Driver) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var errs []error
+	for _, t := range append(slices.Clone(d.global), d.tasks...) {
+		errs = append(errs, t.Close())
+	}
+	for _, s := range d.stores {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (d *Driver) fail(err error) {
+	d.tb.Helper()
+	d.tb.Fatalf("streamstest: %v", err)
+}
