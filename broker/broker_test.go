@@ -506,3 +506,7 @@ func TestDescribeCluster(t *testing.T) {
 		t.Fatalf("metadata %+v", m)
 	}
 }
+
+func sortStrings(s []string) { sort.Strings(s) }
+
+func itoa(n int32) string { return strconv.Itoa(int(n)) }

@@ -80,6 +80,7 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 			op.Partition = rp.Partition
 			op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 			op.PreferredReadReplica = -1
+			op.RecordBatches = []byte{} // never null (see readFetch)
 			if !ok {
 				op.ErrorCode = code
 				continue
@@ -130,7 +131,9 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 	for _, fp := range parts {
 		op, l := fp.out, fp.p.Log()
-		op.RecordBatches = nil
+		// NB: empty, not nil: kmsg encodes nil as a null byte array, which
+		// librdkafka rejects ("invalid MessageSetSize -1").
+		op.RecordBatches = []byte{}
 		op.ErrorCode = 0
 		op.LogStartOffset = l.LogStartOffset()
 		op.HighWatermark = l.HighWatermark()
