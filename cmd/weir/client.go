@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// defaultBrokers is where the client commands connect without --brokers or
+// WEIR_BROKERS: a `weir broker` started with its defaults.
+const defaultBrokers = "127.0.0.1:9092"
+
+// clientFlags are the connection flags shared by topic, produce and consume.
+type clientFlags struct {
+	brokers string
+	timeout time.Duration
+}
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", "",
+		"comma-separated bootstrap brokers (default $WEIR_BROKERS, else "+defaultBrokers+")")
+	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second,
+		"give up on the cluster after this long (admin requests, produce delivery)")
+}
+
+// brokerList resolves --brokers, then WEIR_BROKERS, then the default.
+func (f *clientFlags) brokerList() []string {
+	s := f.brokers
+	if s == "" {
+		s = os.Getenv("WEIR_BROKERS")
+	}
+	if s == "" {
+		s = defaultBrokers
+	}
+	var out []string
+	for _, b := range strings.Split(s, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// newClient makes a franz-go client for the resolved brokers.
+func (f *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
+	base := []kgo.Opt{kgo.SeedBrokers(f.brokerList()...), kgo.ClientID("weir-cli")}
+	return kgo.NewClient(append(base, opts...)...)
+}
+
+// signalContext is cmd's context, ended by SIGINT or SIGTERM so that commands
+// can finish cleanly (flush produced records, print what was consumed). A
+// second signal kills the process as usual.
+func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop() // restore default handling for the next signal
+	}()
+	return ctx, stop
+}
