@@ -279,7 +279,9 @@ func TestProduceConsumeRoundTrip(t *testing.T) {
 		got = append(got, kv{r.Key, r.Value, r.Headers})
 	}
 	sortKV := func(s []kv) {
-		slices.SortStableFunc(s, func(a, b kv) int { return strings.Compare(fmt.Sprint(deref(a.Key), deref(a.Value)), fmt.Sprint(deref(b.Key), deref(b.Value))) })
+		slices.SortStableFunc(s, func(a, b kv) int {
+			return strings.Compare(fmt.Sprint(deref(a.Key), deref(a.Value)), fmt.Sprint(deref(b.Key), deref(b.Value)))
+		})
 	}
 	sortKV(want)
 	sortKV(got)

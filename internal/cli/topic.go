@@ -170,11 +170,11 @@ func ListTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, 
 
 // DescribedTopic is one entry of describe's output.
 type DescribedTopic struct {
-	Topic      string              `json:"topic"`
-	ID         string              `json:"id,omitempty"`
-	Internal   bool                `json:"internal,omitempty"`
+	Topic      string               `json:"topic"`
+	ID         string               `json:"id,omitempty"`
+	Internal   bool                 `json:"internal,omitempty"`
 	Partitions []DescribedPartition `json:"partitions"`
-	Configs    []DescribedConfig   `json:"configs"`
+	Configs    []DescribedConfig    `json:"configs"`
 }
 
 // DescribedPartition is one partition in DescribedTopic.
