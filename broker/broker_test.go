@@ -208,7 +208,11 @@ func TestReplicationFactorRefused(t *testing.T) {
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // rawBatch encodes one uncompressed RecordBatch v2 holding values.
-func rawBatch(values ...string) []byte {
+func rawBatch(values ...string) []byte { return rawProducerBatch(-1, -1, -1, values...) }
+
+// rawProducerBatch encodes one uncompressed RecordBatch v2 from an
+// idempotent producer (pid, epoch) starting at sequence seq.
+func rawProducerBatch(pid int64, epoch int16, seq int32, values ...string) []byte {
 	var recs []byte
 	for i, v := range values {
 		r := kmsg.Record{TimestampDelta64: 0, OffsetDelta: int32(i), Key: nil, Value: []byte(v)}
@@ -217,7 +221,7 @@ func rawBatch(values ...string) []byte {
 	}
 	rb := kmsg.RecordBatch{
 		Magic: 2, LastOffsetDelta: int32(len(values) - 1), FirstTimestamp: time.Now().UnixMilli(),
-		MaxTimestamp: time.Now().UnixMilli(), ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1,
+		MaxTimestamp: time.Now().UnixMilli(), ProducerID: pid, ProducerEpoch: epoch, FirstSequence: seq,
 		NumRecords: int32(len(values)), Records: recs,
 	}
 	b := rb.AppendTo(nil)
@@ -227,6 +231,14 @@ func rawBatch(values ...string) []byte {
 }
 
 func produceRaw(t *testing.T, c *kgo.Client, topic string, records []byte) int16 {
+	t.Helper()
+	code, _ := produceRawOffset(t, c, topic, records)
+	return code
+}
+
+// produceRawOffset produces records to partition 0 of topic and returns the
+// error code and base offset.
+func produceRawOffset(t *testing.T, c *kgo.Client, topic string, records []byte) (int16, int64) {
 	t.Helper()
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks = -1
@@ -241,7 +253,8 @@ func produceRaw(t *testing.T, c *kgo.Client, topic string, records []byte) int16
 	if err != nil {
 		t.Fatalf("produce request: %v", err)
 	}
-	return resp.Topics[0].Partitions[0].ErrorCode
+	p := resp.Topics[0].Partitions[0]
+	return p.ErrorCode, p.BaseOffset
 }
 
 func TestCorruptBatchRefused(t *testing.T) {
