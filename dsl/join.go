@@ -180,11 +180,11 @@ type streamJoinSide[K, VO, VT, VR any] struct {
 	shared               *joinShared
 	join                 func(own *VO, other *VT) VR
 
-	ctx         streams.ProcessorContext[K, VR]
-	ownStore    state.WindowStore
-	otherStore  state.WindowStore
-	buf         *outerBuffer
-	id          streams.TaskID
+	ctx        streams.ProcessorContext[K, VR]
+	ownStore   state.WindowStore
+	otherStore state.WindowStore
+	buf        *outerBuffer
+	id         streams.TaskID
 }
 
 func windowStore[K, V any](ctx streams.ProcessorContext[K, V], name string) (state.WindowStore, error) {
