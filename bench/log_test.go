@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLogWorkloadSmall runs the log workload end to end on a tiny input
+// against both targets, so that the benchmark cannot rot unnoticed. It checks
+// that every phase saw every record, not how fast.
+func TestLogWorkloadSmall(t *testing.T) {
+	cfg := logConfig{
+		Records: 3000, Sizes: []int{100}, Partitions: 3, Rate: 2000,
+		LatencyFor: 250 * time.Millisecond, Fsync: "group", DataDir: t.TempDir(),
+		Targets: []string{"weir", "kfake"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	res, err := runLog(ctx, cfg, &progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 {
+		t.Fatalf("got %d results, want one per target", len(res))
+	}
+	for _, r := range res {
+		if r.ProduceRate <= 0 || r.ConsumeRate <= 0 {
+			t.Errorf("%s: rates %v/%v, want positive", r.Target, r.ProduceRate, r.ConsumeRate)
+		}
+		if want := 500; r.LatencyCount != want {
+			t.Errorf("%s: fixed-rate phase measured %d records, want %d", r.Target, r.LatencyCount, want)
+		}
+		if r.EndToEndP99 < r.EndToEndP50 || r.ProduceP99 < r.ProduceP50 {
+			t.Errorf("%s: p99 below p50: %+v", r.Target, r)
+		}
+	}
+	var out bytes.Buffer
+	printLog(&out, cfg, res)
+	if !strings.Contains(out.String(), "Weir/kfake") {
+		t.Errorf("report has no ratio line:\n%s", out.String())
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	ds := []time.Duration{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	for _, c := range []struct {
+		p    int
+		want time.Duration
+	}{{50, 5}, {90, 9}, {99, 10}, {100, 10}, {1, 1}} {
+		if got := percentile(ds, c.p); got != c.want {
+			t.Errorf("percentile(p%d) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := percentile(nil, 50); got != 0 {
+		t.Errorf("percentile of nothing = %v, want 0", got)
+	}
+}
