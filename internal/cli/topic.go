@@ -274,10 +274,19 @@ func writeDescribed(w io.Writer, d DescribedTopic, allConfigs bool) {
 	if d.Internal {
 		fmt.Fprintln(w, "Internal: yes")
 	}
+	withErr := slices.ContainsFunc(d.Partitions, func(p DescribedPartition) bool { return p.Error != "" })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\t")
+	if withErr {
+		fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR\tERROR")
+	} else {
+		fmt.Fprintln(tw, "PARTITION\tLEADER\tEPOCH\tREPLICAS\tISR")
+	}
 	for _, p := range d.Partitions {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s\t%s\n", p.Partition, p.Leader, p.LeaderEpoch, ints(p.Replicas), ints(p.ISR), p.Error)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%s\t%s", p.Partition, p.Leader, p.LeaderEpoch, ints(p.Replicas), ints(p.ISR))
+		if withErr {
+			fmt.Fprintf(tw, "\t%s", p.Error)
+		}
+		fmt.Fprintln(tw)
 	}
 	_ = tw.Flush()
 	switch {
