@@ -59,3 +59,21 @@ func TestPercentile(t *testing.T) {
 		t.Errorf("percentile of nothing = %v, want 0", got)
 	}
 }
+
+// TestGroupWorkloadSmall runs the group workload on a tiny input against both
+// targets: every record is read by the group and a fourth member settles.
+func TestGroupWorkloadSmall(t *testing.T) {
+	cfg := groupConfig{Records: 2000, Size: 50, Partitions: 6, Heartbeat: 200 * time.Millisecond,
+		DataDir: t.TempDir(), Targets: []string{"weir", "kfake"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	res, err := runGroup(ctx, cfg, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.ConsumeRate <= 0 || r.Absorb <= 0 {
+			t.Errorf("%s: %+v, want positive rate and absorb time", r.Target, r)
+		}
+	}
+}
