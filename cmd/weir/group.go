@@ -196,7 +196,14 @@ func describeGroup(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.O
 	if out.JSON {
 		return writeJSON(w, d)
 	}
-	fmt.Fprintf(w, "Group %s: state %s, protocol %s/%s, %d members\n", d.Group, d.State, d.ProtocolType, d.Protocol, len(d.Members))
+	proto := d.ProtocolType
+	if d.Protocol != "" {
+		proto += "/" + d.Protocol
+	}
+	if proto == "" {
+		proto = "-"
+	}
+	fmt.Fprintf(w, "Group %s: state %s, protocol %s, %d members\n", d.Group, d.State, proto, len(d.Members))
 	if len(d.Members) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nMEMBER-ID\tINSTANCE-ID\tCLIENT-ID\tHOST\tASSIGNED")
