@@ -434,3 +434,33 @@ func (p *suppress[K, V]) emitDue(now int64) error {
 }
 
 func (p *suppress[K, V]) Close() error { return nil }
+
+// ToTable materializes the stream as a table: each record upserts its key.
+// Opts: Named, StoreName, InMemory.
+func (s KStream[K, V]) ToTable(opts ...Opt) KTable[K, V] {
+	c := config(opts)
+	name := s.b.name(c.name, "to-table")
+	store := storeNameFor(c, name)
+	b := s.b
+	if s.rekeyed {
+		s = repartition(s, name, s.ks, s.vs, 0)
+	}
+	parent := s.node
+	b.add(func(t *streams.Topology) {
+		ks, vs := resolve(b, s.ks), resolve(b, s.vs)
+		if ks == nil || vs == nil {
+			b.missing(t, name, ks == nil, vs == nil)
+		}
+		streams.AddProcessor(t, name, func() streams.Processor[K, V, K, Change[V]] {
+			return &streamToTable[K, V]{tableSource[K, V]{store: store, ks: ks, vs: vs}}
+		}, parent)
+		t.AddStore(kvSpec(store, c), name)
+	})
+	return KTable[K, V]{b: b, node: name, ks: s.ks, vs: s.vs, store: store, topics: s.topics}
+}
+
+type streamToTable[K, V any] struct{ tableSource[K, V] }
+
+func (p *streamToTable[K, V]) Process(r streams.Record[K, V]) error {
+	return p.tableSource.Process(streams.WithValue(r, Some(r.Value)))
+}

@@ -83,7 +83,7 @@ func TestHoppingWindowsCountEveryWindow(t *testing.T) {
 	b := dsl.NewBuilder()
 	counts := dsl.Stream(b, "in", serde.String(), serde.String()).
 		GroupByKey().
-		WindowedBy(dsl.HoppingWindows(10*time.Millisecond, 5*time.Millisecond).Grace(20*time.Millisecond)).
+		WindowedBy(dsl.HoppingWindows(10*time.Millisecond, 5*time.Millisecond).Grace(20 * time.Millisecond)).
 		Count()
 	counts.ToStream().To("out")
 	topo, err := b.Build()
