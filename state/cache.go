@@ -1,32 +1,381 @@
 package state
 
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/RaduBerinde/btreemap"
+)
+
 // Cache is the write-back cache of one task: every cached store of the task
 // keeps its dirty entries here until Flush, so a key updated many times
 // between commits reaches the store, the changelog and downstream once. When
-// the engine's cache budget fills, the least recently used entries are
-// flushed early (their listeners are called then). Create one per task with
-// Engine.NewCache. Like the stores, a Cache belongs to the task's goroutine.
+// the engine's write-cache budget fills, the least recently used entries of
+// the writing task's cache are written to their store early (their
+// listeners are called then). Create one per task with Engine.NewCache. Like
+// the stores, a Cache belongs to the task's goroutine.
+//
+// Reads see the cache first: a cached store never loses a write that is
+// only in the cache, and Restore drops a store's cache entries.
 type Cache struct {
 	e *Engine
+	// lru is a ring through every entry of the cache; lru.next is the most
+	// recently used.
+	lru centry
+	// used is the bytes this cache holds (its share of e.cacheUsed).
+	used int64
+	// evicting guards against re-entrant eviction from a listener.
+	evicting bool
+}
+
+// entryOverhead approximates the bytes an entry costs beyond its key and
+// value: the struct, its map slot and its B-tree slot.
+const entryOverhead = 160
+
+// centry is one cached key of one store.
+type centry struct {
+	ns    *cacheNS
+	key   []byte // the store's cache key (see each wrapper)
+	value []byte // nil: deleted (a dirty tombstone)
+	dirty bool
+	// gone is set when the entry left the cache; dirty lists skip it.
+	gone       bool
+	size       int64
+	prev, next *centry
 }
 
 // NewCache returns a new, empty write-back cache for one task. Its memory is
 // counted against the engine's budget.
-func (e *Engine) NewCache() *Cache { return &Cache{e: e} }
-
-// KeyValue returns s wrapped by the cache; listener (may be nil) is called
-// once per changed key when the key's entry is flushed or evicted. s must
-// be a store opened by an Engine.
-func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) (KeyValueStore, error) {
-	return nil, ErrNotImplemented
+func (e *Engine) NewCache() *Cache {
+	c := &Cache{e: e}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	return c
 }
 
-// Window returns s wrapped by the cache, as KeyValue.
-func (c *Cache) Window(s WindowStore, listener WindowFlushListener) (WindowStore, error) {
-	return nil, ErrNotImplemented
+// Bytes returns the memory the cache holds, by its own accounting.
+func (c *Cache) Bytes() int64 { return c.used }
+
+func (c *Cache) touch(en *centry) {
+	if c.lru.next == en {
+		return
+	}
+	en.prev.next, en.next.prev = en.next, en.prev
+	c.pushFront(en)
 }
 
-// Session returns s wrapped by the cache, as KeyValue.
-func (c *Cache) Session(s SessionStore, listener SessionFlushListener) (SessionStore, error) {
-	return nil, ErrNotImplemented
+func (c *Cache) pushFront(en *centry) {
+	en.next, en.prev = c.lru.next, &c.lru
+	c.lru.next.prev = en
+	c.lru.next = en
+}
+
+func (c *Cache) unlink(en *centry) {
+	en.prev.next, en.next.prev = en.next, en.prev
+	en.prev, en.next = nil, nil
+}
+
+func (c *Cache) account(delta int64) {
+	if delta == 0 {
+		return
+	}
+	c.used += delta
+	c.e.cacheUsed.Add(delta)
+}
+
+// maybeEvict writes back and drops least recently used entries while the
+// engine's write caches together are over budget.
+func (c *Cache) maybeEvict() error {
+	if c.evicting || c.e.cacheUsed.Load() <= c.e.split.writeCache {
+		return nil
+	}
+	c.evicting = true
+	defer func() { c.evicting = false }()
+	for c.e.cacheUsed.Load() > c.e.split.writeCache && c.lru.prev != &c.lru {
+		en := c.lru.prev
+		if en.dirty {
+			if err := en.ns.writeBack(en); err != nil {
+				return err
+			}
+		}
+		en.ns.remove(en)
+	}
+	return nil
+}
+
+// cacheNS is the part of a Cache that belongs to one wrapped store.
+type cacheNS struct {
+	c *Cache
+	m map[string]*centry
+	t *btreemap.BTreeMap[[]byte, *centry]
+	// dirty lists entries in the order they became dirty.
+	dirty []*centry
+	// write writes an entry's value to the store below and tells the
+	// listener; set by the wrapper.
+	write func(en *centry) error
+}
+
+func newCacheNS(c *Cache) *cacheNS {
+	return &cacheNS{c: c, m: map[string]*centry{}, t: btreemap.New[[]byte, *centry](16, bytes.Compare)}
+}
+
+func (ns *cacheNS) get(key []byte) *centry {
+	en := ns.m[string(key)]
+	if en != nil {
+		ns.c.touch(en)
+	}
+	return en
+}
+
+// put records value for key; dirty says whether it is a write (or a clean
+// copy of what the store holds). value is copied.
+func (ns *cacheNS) put(key, value []byte, dirty bool) error {
+	en := ns.m[string(key)]
+	if en == nil {
+		k := append([]byte(nil), key...)
+		en = &centry{ns: ns, key: k}
+		ns.m[string(k)] = en
+		ns.t.ReplaceOrInsert(k, en)
+		ns.c.pushFront(en)
+	} else {
+		ns.c.touch(en)
+	}
+	switch {
+	case value == nil:
+		en.value = nil
+	case en.value != nil && cap(en.value) >= len(value):
+		en.value = append(en.value[:0], value...)
+	default:
+		en.value = append(make([]byte, 0, len(value)), value...)
+	}
+	if dirty && !en.dirty {
+		en.dirty = true
+		ns.dirty = append(ns.dirty, en)
+	}
+	size := int64(len(en.key)+cap(en.value)) + entryOverhead
+	ns.c.account(size - en.size)
+	en.size = size
+	return ns.c.maybeEvict()
+}
+
+func (ns *cacheNS) remove(en *centry) {
+	if en.gone {
+		return
+	}
+	en.gone = true
+	delete(ns.m, string(en.key))
+	ns.t.Delete(en.key)
+	ns.c.unlink(en)
+	ns.c.account(-en.size)
+}
+
+// writeBack writes one dirty entry to the store below.
+func (ns *cacheNS) writeBack(en *centry) error {
+	en.dirty = false
+	if err := ns.write(en); err != nil {
+		return err
+	}
+	if en.value == nil {
+		// A written tombstone need not stay cached.
+		ns.remove(en)
+	}
+	return nil
+}
+
+// flush writes every dirty entry below, in the order they became dirty.
+func (ns *cacheNS) flush() error {
+	for i, en := range ns.dirty {
+		if en.gone || !en.dirty {
+			continue
+		}
+		if err := ns.writeBack(en); err != nil {
+			// Keep the rest dirty for a retry.
+			ns.dirty = append(ns.dirty[:0], ns.dirty[i:]...)
+			en.dirty = true
+			return err
+		}
+	}
+	clear(ns.dirty)
+	ns.dirty = ns.dirty[:0]
+	return nil
+}
+
+// drop forgets every entry, dirty or not.
+func (ns *cacheNS) drop() {
+	for _, en := range ns.m {
+		ns.remove(en)
+	}
+	ns.dirty = ns.dirty[:0]
+}
+
+// cacheIter walks the entries of a namespace in [lo, hi) in key order,
+// seeking afresh each step so writes during iteration are safe.
+type cacheIter struct {
+	ns      *cacheNS
+	lo, hi  []byte
+	reverse bool
+	started bool
+	cur     *centry
+	last    []byte
+}
+
+func (it *cacheIter) next() bool {
+	var lo btreemap.LowerBound[[]byte]
+	var hi btreemap.UpperBound[[]byte]
+	it.cur = nil
+	if !it.reverse {
+		lo = btreemap.GE(it.lo)
+		if it.started {
+			lo = btreemap.GT(it.last)
+		}
+		hi = btreemap.Max[[]byte]()
+		if it.hi != nil {
+			hi = btreemap.LT(it.hi)
+		}
+		for _, en := range it.ns.t.Ascend(lo, hi) {
+			it.cur = en
+			break
+		}
+	} else {
+		hi = btreemap.Max[[]byte]()
+		if it.hi != nil {
+			hi = btreemap.LT(it.hi)
+		}
+		if it.started {
+			hi = btreemap.LT(it.last)
+		}
+		lo = btreemap.GE(it.lo)
+		for _, en := range it.ns.t.Descend(hi, lo) {
+			it.cur = en
+			break
+		}
+	}
+	it.started = true
+	if it.cur == nil {
+		return false
+	}
+	it.last = it.cur.key
+	return true
+}
+
+// mergeIter merges a cache iterator over spans with the store's own
+// iterator, both yielding cache keys in the same order; the cache wins on
+// equal keys and its tombstones hide the store's entries.
+type mergeIter struct {
+	spans   []span
+	reverse bool
+	si      int
+	c       *cacheIter
+	ns      *cacheNS
+	cOK     bool
+	// below yields the store's entries as cache keys.
+	below mergeBelow
+	bOK   bool
+	// stepBelow: the entry last returned came from below; step it first.
+	stepBelow bool
+	started   bool
+	key       []byte
+	value     []byte
+	err       error
+	// accept filters cache entries (time bounds); nil accepts all.
+	accept func(ckey []byte) bool
+}
+
+// mergeBelow is the store's side of a merge.
+type mergeBelow interface {
+	next() bool
+	ckey() []byte
+	value() []byte
+	err() error
+	close() error
+}
+
+func (m *mergeIter) advanceCache() {
+	for {
+		if m.c == nil {
+			if m.si >= len(m.spans) {
+				m.cOK = false
+				return
+			}
+			sp := m.spans[m.si]
+			m.si++
+			m.c = &cacheIter{ns: m.ns, lo: sp.lo, hi: sp.hi, reverse: m.reverse}
+		}
+		if m.c.next() {
+			if m.accept == nil || m.accept(m.c.cur.key) {
+				m.cOK = true
+				return
+			}
+			continue
+		}
+		m.c = nil
+	}
+}
+
+func (m *mergeIter) less(a, b []byte) bool {
+	if m.reverse {
+		return bytes.Compare(a, b) > 0
+	}
+	return bytes.Compare(a, b) < 0
+}
+
+func (m *mergeIter) Next() bool {
+	if m.err != nil {
+		return false
+	}
+	if !m.started {
+		m.started = true
+		m.advanceCache()
+		m.bOK = m.below.next()
+	} else if m.stepBelow {
+		m.stepBelow = false
+		m.bOK = m.below.next()
+	}
+	for {
+		if !m.bOK {
+			if err := m.below.err(); err != nil {
+				m.err = err
+				return false
+			}
+		}
+		switch {
+		case !m.cOK && !m.bOK:
+			return false
+		case m.cOK && (!m.bOK || !m.less(m.below.ckey(), m.c.cur.key)):
+			en := m.c.cur
+			if m.bOK && bytes.Equal(m.below.ckey(), en.key) {
+				m.bOK = m.below.next()
+			}
+			m.advanceCache()
+			if en.value == nil {
+				continue
+			}
+			m.key, m.value = en.key, en.value
+			return true
+		default:
+			m.key, m.value = m.below.ckey(), m.below.value()
+			m.stepBelow = true
+			return true
+		}
+	}
+}
+
+func (m *mergeIter) Err() error { return m.err }
+func (m *mergeIter) Close() error {
+	if err := m.below.close(); err != nil && m.err == nil {
+		m.err = err
+	}
+	return m.err
+}
+
+// checkCached rejects stores not opened by an Engine.
+func checkCached(s Store) (*base, error) {
+	so, ok := s.(storeOf)
+	if !ok {
+		return nil, fmt.Errorf("state: cache: store %q was not opened by an Engine", s.Name())
+	}
+	b := so.baseStore()
+	if b.spec.Uncached {
+		return nil, fmt.Errorf("state: cache: store %q is declared Uncached", s.Name())
+	}
+	return b, nil
 }

@@ -1,0 +1,243 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// pebbleBackend keeps one store in the engine's shared Pebble database,
+// under its own key prefix (see docs/parts/state.md for the layout).
+// Writes go into an indexed batch, which reads see, until commit writes the
+// batch and the meta key together.
+type pebbleBackend struct {
+	db      *pebble.DB
+	prefix  []byte // dataPrefix + store id
+	end     []byte // first key after the prefix
+	metaKey []byte
+	// b holds the writes since the last commit; nil when there are none.
+	b *pebble.Batch
+	// bulkMode: b is unindexed (restore), no reads until commit.
+	bulkMode bool
+	kbuf     []byte
+	kbuf2    []byte
+}
+
+func newPebbleBackend(db *pebble.DB, id uint32) *pebbleBackend {
+	p := &pebbleBackend{db: db, prefix: dataKeyPrefix(id), metaKey: metaKeyOf(id)}
+	p.end = dataKeyPrefix(id + 1)
+	return p
+}
+
+func (p *pebbleBackend) full(key []byte) []byte {
+	p.kbuf = append(append(p.kbuf[:0], p.prefix...), key...)
+	return p.kbuf
+}
+
+func (p *pebbleBackend) batch() *pebble.Batch {
+	if p.b == nil {
+		if p.bulkMode {
+			p.b = p.db.NewBatch()
+		} else {
+			p.b = p.db.NewIndexedBatch()
+		}
+	}
+	return p.b
+}
+
+func (p *pebbleBackend) get(key []byte) ([]byte, error) {
+	if p.bulkMode {
+		return nil, errors.New("state: internal error: read during restore")
+	}
+	var (
+		v   []byte
+		c   interface{ Close() error }
+		err error
+	)
+	if p.b != nil {
+		v, c, err = p.b.Get(p.full(key))
+	} else {
+		v, c, err = p.db.Get(p.full(key))
+	}
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: pebble get: %w", err)
+	}
+	out := append(make([]byte, 0, len(v)), v...)
+	return out, c.Close()
+}
+
+func (p *pebbleBackend) set(key, value []byte) error {
+	return p.batch().Set(p.full(key), value, nil)
+}
+
+func (p *pebbleBackend) del(key []byte) error {
+	return p.batch().Delete(p.full(key), nil)
+}
+
+func (p *pebbleBackend) delRange(from, to []byte) error {
+	lo := append(append(p.kbuf2[:0], p.prefix...), from...)
+	p.kbuf2 = lo
+	hi := p.end
+	if to != nil {
+		hi = append(append([]byte(nil), p.prefix...), to...)
+	}
+	return p.batch().DeleteRange(lo, hi, nil)
+}
+
+func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error) {
+	if p.bulkMode {
+		return nil, errors.New("state: internal error: read during restore")
+	}
+	o := &pebble.IterOptions{
+		LowerBound: append(append([]byte(nil), p.prefix...), lower...),
+		UpperBound: p.end,
+	}
+	if upper != nil {
+		o.UpperBound = append(append([]byte(nil), p.prefix...), upper...)
+	}
+	var (
+		it  *pebble.Iterator
+		err error
+	)
+	if p.b != nil {
+		it, err = p.b.NewIter(o)
+	} else {
+		it, err = p.db.NewIter(o)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: pebble iterator: %w", err)
+	}
+	return &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse}, nil
+}
+
+func (p *pebbleBackend) count() (int64, error) {
+	it, err := p.iter(nil, nil, false)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for it.next() {
+		n++
+	}
+	return n, it.close()
+}
+
+func (p *pebbleBackend) pending() int {
+	if p.b == nil {
+		return 0
+	}
+	return p.b.Len()
+}
+
+func (p *pebbleBackend) commit(m meta) error {
+	b := p.batch()
+	if err := b.Set(p.metaKey, m.encode(), nil); err != nil {
+		return err
+	}
+	// NB: NoSync is enough. The batch is atomic in the WAL whether synced or
+	// not, so after any crash the data and its checkpoint agree; data lost
+	// with an unsynced WAL tail is replayed from the changelog.
+	err := b.Commit(pebble.NoSync)
+	_ = b.Close()
+	p.b = nil
+	p.bulkMode = false
+	if err != nil {
+		return fmt.Errorf("state: pebble commit: %w", err)
+	}
+	return nil
+}
+
+func (p *pebbleBackend) loadMeta() (meta, error) {
+	v, c, err := p.db.Get(p.metaKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return zeroMeta, nil
+	}
+	if err != nil {
+		return meta{}, fmt.Errorf("state: pebble get checkpoint: %w", err)
+	}
+	defer c.Close()
+	return decodeMeta(v)
+}
+
+func (p *pebbleBackend) wipe() error {
+	p.discard()
+	b := p.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(p.prefix, p.end, nil); err != nil {
+		return err
+	}
+	if err := b.Delete(p.metaKey, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("state: wipe store: %w", err)
+	}
+	return nil
+}
+
+func (p *pebbleBackend) discard() {
+	if p.b != nil {
+		_ = p.b.Close()
+		p.b = nil
+	}
+	p.bulkMode = false
+}
+
+func (p *pebbleBackend) bulk() {
+	p.discard()
+	p.bulkMode = true
+}
+
+func (p *pebbleBackend) close() error {
+	p.discard()
+	return nil
+}
+
+type pebbleIter struct {
+	it      *pebble.Iterator
+	plen    int
+	reverse bool
+	started bool
+	valid   bool
+	closed  bool
+	cerr    error
+}
+
+func (i *pebbleIter) next() bool {
+	if i.closed {
+		return false
+	}
+	switch {
+	case !i.started && !i.reverse:
+		i.valid = i.it.First()
+	case !i.started:
+		i.valid = i.it.Last()
+	case !i.reverse:
+		i.valid = i.it.Next()
+	default:
+		i.valid = i.it.Prev()
+	}
+	i.started = true
+	return i.valid
+}
+
+func (i *pebbleIter) key() []byte   { return i.it.Key()[i.plen:] }
+func (i *pebbleIter) value() []byte { return i.it.Value() }
+func (i *pebbleIter) err() error {
+	if i.closed {
+		return i.cerr
+	}
+	return i.it.Error()
+}
+
+func (i *pebbleIter) close() error {
+	if !i.closed {
+		i.closed = true
+		i.cerr = i.it.Close()
+	}
+	return i.cerr
+}

@@ -1,0 +1,150 @@
+package state
+
+import (
+	"bytes"
+	"context"
+)
+
+// KeyValue returns s wrapped by the cache; listener (may be nil) is called
+// once per changed key when the key's entry is written back, by Flush or by
+// eviction. s must be a store opened by an Engine.
+func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) (KeyValueStore, error) {
+	if _, err := checkCached(s); err != nil {
+		return nil, err
+	}
+	w := &cachedKV{under: s, ns: newCacheNS(c), listener: listener}
+	w.ns.write = w.write
+	return w, nil
+}
+
+// cachedKV is a KeyValueStore behind a write-back cache. Cache keys are the
+// user keys.
+type cachedKV struct {
+	under    KeyValueStore
+	ns       *cacheNS
+	listener KeyValueFlushListener
+}
+
+func (w *cachedKV) baseStore() *base { return w.under.(storeOf).baseStore() }
+func (w *cachedKV) applyChange(key, value []byte) error {
+	return w.under.(restorer).applyChange(key, value)
+}
+func (w *cachedKV) dropCached()  { w.ns.drop() }
+func (w *cachedKV) Name() string { return w.under.Name() }
+
+func (w *cachedKV) write(en *centry) error {
+	var old []byte
+	if w.listener != nil {
+		var err error
+		if old, err = w.under.Get(en.key); err != nil {
+			return err
+		}
+	}
+	var err error
+	if en.value == nil {
+		err = w.under.Delete(en.key)
+	} else {
+		err = w.under.Put(en.key, en.value)
+	}
+	if err != nil || w.listener == nil {
+		return err
+	}
+	if en.value == nil && old == nil {
+		return nil // deleting an absent key changes nothing downstream
+	}
+	return w.listener(en.key, en.value, old)
+}
+
+func (w *cachedKV) Get(key []byte) ([]byte, error) {
+	if err := w.baseStore().check(); err != nil {
+		return nil, err
+	}
+	if en := w.ns.get(key); en != nil {
+		if en.value == nil {
+			return nil, nil
+		}
+		return append(make([]byte, 0, len(en.value)), en.value...), nil
+	}
+	v, err := w.under.Get(key)
+	if err != nil || v == nil {
+		return v, err
+	}
+	return v, w.ns.put(key, v, false)
+}
+
+func (w *cachedKV) Put(key, value []byte) error {
+	b := w.baseStore()
+	if err := b.check(); err != nil {
+		return err
+	}
+	if err := b.keyErr(key); err != nil {
+		return err
+	}
+	return w.ns.put(key, value, true)
+}
+
+func (w *cachedKV) PutIfAbsent(key, value []byte) ([]byte, error) {
+	old, err := w.Get(key)
+	if err != nil || old != nil {
+		return old, err
+	}
+	return nil, w.Put(key, value)
+}
+
+func (w *cachedKV) Delete(key []byte) error { return w.Put(key, nil) }
+
+func (w *cachedKV) Range(from, to []byte, reverse bool) (Iterator, error) {
+	if err := w.baseStore().check(); err != nil {
+		return nil, err
+	}
+	if from != nil && to != nil && bytes.Compare(from, to) >= 0 {
+		return emptyIter{}, nil
+	}
+	it, err := w.under.Range(from, to, reverse)
+	if err != nil {
+		return nil, err
+	}
+	m := &mergeIter{spans: []span{{from, to}}, reverse: reverse, ns: w.ns, below: kvBelow{it}}
+	return mergeKV{m}, nil
+}
+
+func (w *cachedKV) Prefix(prefix []byte, reverse bool) (Iterator, error) {
+	return w.Range(prefix, prefixEnd(prefix), reverse)
+}
+
+func (w *cachedKV) All(reverse bool) (Iterator, error) { return w.Range(nil, nil, reverse) }
+
+// ApproximateCount counts the store below plus the dirty entries, so it
+// may count a key twice or a deleted key once.
+func (w *cachedKV) ApproximateCount() (int64, error) {
+	n, err := w.under.ApproximateCount()
+	return n + int64(len(w.ns.dirty)), err
+}
+
+func (w *cachedKV) Flush(ctx context.Context) error {
+	if err := w.baseStore().check(); err != nil {
+		return err
+	}
+	if err := w.ns.flush(); err != nil {
+		return err
+	}
+	return w.under.Flush(ctx)
+}
+
+func (w *cachedKV) Close() error {
+	w.ns.drop()
+	return w.under.Close()
+}
+
+type kvBelow struct{ it Iterator }
+
+func (k kvBelow) next() bool    { return k.it.Next() }
+func (k kvBelow) ckey() []byte  { return k.it.Key() }
+func (k kvBelow) value() []byte { return k.it.Value() }
+func (k kvBelow) err() error    { return k.it.Err() }
+func (k kvBelow) close() error  { return k.it.Close() }
+
+type mergeKV struct{ *mergeIter }
+
+func (m mergeKV) Key() []byte   { return m.key }
+func (m mergeKV) Value() []byte { return m.value }

@@ -1,0 +1,241 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/weir-dev/weir/state/internal/layout"
+)
+
+// Window returns s wrapped by the cache, as KeyValue. Cache keys are the
+// store's own key layout, so cached and stored entries merge in order.
+func (c *Cache) Window(s WindowStore, listener WindowFlushListener) (WindowStore, error) {
+	if _, err := checkCached(s); err != nil {
+		return nil, err
+	}
+	ws, ok := s.(*windowStore)
+	if !ok {
+		return nil, fmt.Errorf("state: cache: window store %q is already wrapped", s.Name())
+	}
+	w := &cachedWindow{under: ws, ns: newCacheNS(c), listener: listener, observed: ws.m.observed}
+	w.ns.write = w.write
+	return w, nil
+}
+
+type cachedWindow struct {
+	under    *windowStore
+	ns       *cacheNS
+	listener WindowFlushListener
+	// observed is the largest window start put through the cache.
+	observed int64
+	expired  int64
+	kbuf     []byte
+}
+
+func (w *cachedWindow) baseStore() *base                    { return w.under.base }
+func (w *cachedWindow) applyChange(key, value []byte) error { return w.under.applyChange(key, value) }
+func (w *cachedWindow) dropCached() {
+	w.ns.drop()
+	w.observed = math.MinInt64
+}
+func (w *cachedWindow) Name() string { return w.under.Name() }
+
+func (w *cachedWindow) obs() int64 { return max(w.observed, w.under.m.observed) }
+
+func (w *cachedWindow) ObservedStreamTime() int64 { return w.obs() }
+func (w *cachedWindow) ExpiredPuts() int64        { return w.expired + w.under.ExpiredPuts() }
+
+func (w *cachedWindow) ckey(key []byte, start int64) []byte {
+	w.kbuf = layout.AppendWindowKey(w.kbuf[:0], w.under.tb.seg(start), key, start)
+	return w.kbuf
+}
+
+func (w *cachedWindow) write(en *centry) error {
+	_, key, start, err := layout.ParseWindowKey(nil, en.key)
+	if err != nil {
+		return corruptKey(w.Name(), en.key, err)
+	}
+	if start < w.under.tb.cutoff(w.under.m.observed) {
+		// Expired while cached: the store would ignore it; so does
+		// downstream.
+		w.expired++
+		return nil
+	}
+	var old []byte
+	if w.listener != nil {
+		if old, err = w.under.Get(key, start); err != nil {
+			return err
+		}
+	}
+	if err := w.under.Put(key, start, en.value); err != nil {
+		return err
+	}
+	if w.listener == nil || (en.value == nil && old == nil) {
+		return nil
+	}
+	return w.listener(key, start, en.value, old)
+}
+
+func (w *cachedWindow) Put(key []byte, start int64, value []byte) error {
+	b := w.under.base
+	if err := b.check(); err != nil {
+		return err
+	}
+	if err := b.keyErr(key); err != nil {
+		return err
+	}
+	if start < w.under.tb.cutoff(w.obs()) {
+		w.expired++
+		return nil
+	}
+	if start > w.observed {
+		w.observed = start
+	}
+	return w.ns.put(w.ckey(key, start), value, true)
+}
+
+func (w *cachedWindow) Get(key []byte, start int64) ([]byte, error) {
+	if err := w.under.check(); err != nil {
+		return nil, err
+	}
+	if start < w.under.tb.cutoff(w.obs()) {
+		return nil, nil
+	}
+	if en := w.ns.get(w.ckey(key, start)); en != nil {
+		if en.value == nil {
+			return nil, nil
+		}
+		return append([]byte(nil), en.value...), nil
+	}
+	v, err := w.under.Get(key, start)
+	if err != nil || v == nil {
+		return v, err
+	}
+	return v, w.ns.put(w.ckey(key, start), v, false)
+}
+
+func (w *cachedWindow) clamp(from, to int64) (int64, int64, bool) {
+	o := w.obs()
+	if o == math.MinInt64 {
+		return 0, 0, false
+	}
+	from = max(from, w.under.tb.cutoff(o))
+	to = min(to, o)
+	return from, to, from <= to
+}
+
+func (w *cachedWindow) Fetch(key []byte, timeFrom, timeTo int64, reverse bool) (WindowIterator, error) {
+	if err := w.under.check(); err != nil {
+		return nil, err
+	}
+	from, to, ok := w.clamp(timeFrom, timeTo)
+	if !ok {
+		return emptyIter{}, nil
+	}
+	tb := &w.under.tb
+	var spans []span
+	for sg := tb.seg(from); sg <= tb.seg(to); sg++ {
+		spans = append(spans, span{layout.AppendWindowKey(nil, sg, key, from), append(layout.AppendWindowKey(nil, sg, key, to), 0)})
+	}
+	below, err := w.under.Fetch(key, from, to, reverse)
+	if err != nil {
+		return nil, err
+	}
+	return w.merge(spans, reverse, below, from, to), nil
+}
+
+func (w *cachedWindow) FetchAll(timeFrom, timeTo int64, reverse bool) (WindowIterator, error) {
+	if err := w.under.check(); err != nil {
+		return nil, err
+	}
+	from, to, ok := w.clamp(timeFrom, timeTo)
+	if !ok {
+		return emptyIter{}, nil
+	}
+	tb := &w.under.tb
+	spans := []span{{layout.AppendTime(nil, tb.seg(from)), layout.AppendTime(nil, tb.seg(to)+1)}}
+	below, err := w.under.FetchAll(from, to, reverse)
+	if err != nil {
+		return nil, err
+	}
+	return w.merge(spans, reverse, below, from, to), nil
+}
+
+func (w *cachedWindow) All(reverse bool) (WindowIterator, error) {
+	return w.FetchAll(math.MinInt64, math.MaxInt64, reverse)
+}
+
+func (w *cachedWindow) merge(spans []span, reverse bool, below WindowIterator, from, to int64) *cachedWindowIter {
+	if reverse {
+		for i, j := 0, len(spans)-1; i < j; i, j = i+1, j-1 {
+			spans[i], spans[j] = spans[j], spans[i]
+		}
+	}
+	it := &cachedWindowIter{}
+	it.m = mergeIter{spans: spans, reverse: reverse, ns: w.ns,
+		below: &windowBelow{it: below, tb: &w.under.tb},
+		accept: func(ck []byte) bool {
+			_, _, start, err := layout.ParseWindowKey(it.kbuf[:0], ck)
+			return err == nil && start >= from && start <= to
+		}}
+	return it
+}
+
+type windowBelow struct {
+	it  WindowIterator
+	tb  *timeBox
+	buf []byte
+}
+
+func (b *windowBelow) next() bool {
+	if !b.it.Next() {
+		return false
+	}
+	b.buf = layout.AppendWindowKey(b.buf[:0], b.tb.seg(b.it.WindowStart()), b.it.Key(), b.it.WindowStart())
+	return true
+}
+func (b *windowBelow) ckey() []byte  { return b.buf }
+func (b *windowBelow) value() []byte { return b.it.Value() }
+func (b *windowBelow) err() error    { return b.it.Err() }
+func (b *windowBelow) close() error  { return b.it.Close() }
+
+type cachedWindowIter struct {
+	m     mergeIter
+	kbuf  []byte
+	key   []byte
+	start int64
+}
+
+func (it *cachedWindowIter) Next() bool {
+	if !it.m.Next() {
+		return false
+	}
+	_, key, start, err := layout.ParseWindowKey(it.key[:0], it.m.key)
+	if err != nil {
+		it.m.err = err
+		return false
+	}
+	it.key, it.start = key, start
+	return true
+}
+func (it *cachedWindowIter) Key() []byte        { return it.key }
+func (it *cachedWindowIter) WindowStart() int64 { return it.start }
+func (it *cachedWindowIter) Value() []byte      { return it.m.value }
+func (it *cachedWindowIter) Err() error         { return it.m.Err() }
+func (it *cachedWindowIter) Close() error       { return it.m.Close() }
+
+func (w *cachedWindow) Flush(ctx context.Context) error {
+	if err := w.under.check(); err != nil {
+		return err
+	}
+	if err := w.ns.flush(); err != nil {
+		return err
+	}
+	return w.under.Flush(ctx)
+}
+
+func (w *cachedWindow) Close() error {
+	w.ns.drop()
+	return w.under.Close()
+}
