@@ -66,6 +66,24 @@ func BenchmarkRecords16K(b *testing.B) {
 	}
 }
 
+// BenchmarkScan16K is Records without the slice, on the same batches.
+func BenchmarkScan16K(b *testing.B) {
+	for _, codec := range allCodecs {
+		buf := batch16K(b, codec, 100)
+		raw := batch16K(b, CodecNone, 100)
+		b.Run(codec.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			keys := 0
+			for b.Loop() {
+				if err := Scan(buf, 1<<20, func(r *Record) error { keys += len(r.Key); return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkBuild16K encodes the same records per codec.
 func BenchmarkBuild16K(b *testing.B) {
 	raw := batch16K(b, CodecNone, 100)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -123,6 +124,18 @@ func FuzzRecords(f *testing.F) {
 				t.Fatalf("untyped error %v", err)
 			}
 			return
+		}
+		scanned := []Record{}
+		if err := Scan(b, fuzzBound, func(r *Record) error {
+			c := *r
+			c.Headers = slices.Clone(r.Headers)
+			scanned = append(scanned, c)
+			return nil
+		}); err != nil {
+			t.Fatalf("Records accepted what Scan refused: %v", err)
+		}
+		if d := cmp.Diff(recs, scanned, exactBytes); d != "" {
+			t.Fatalf("Scan differs from Records (-records +scan):\n%s", d)
 		}
 		if len(recs) != int(n) {
 			t.Fatalf("%d records for a count of %d", len(recs), n)

@@ -44,97 +44,153 @@ type RecordHeader struct {
 // NB: Key, Value and header Value slices alias b (uncompressed) or the
 // decompressed buffer; copy them to keep them past a change to b.
 func Records(b []byte, maxDecompressed int) ([]Record, error) {
-	h, err := Validate(b)
+	h, data, start, err := recordBytes(b, maxDecompressed)
 	if err != nil {
 		return nil, err
 	}
-	if h.Codec() == CodecNone {
-		return decodeRecords(h, b, HeaderSize)
-	}
-	data, err := decompress(h.Codec(), b[HeaderSize:], maxDecompressed)
-	if err != nil {
-		return nil, err
-	}
-	return decodeRecords(h, data, 0)
-}
-
-// decodeRecords decodes h.NumRecords records filling data[start:] exactly.
-func decodeRecords(h Header, data []byte, start int) ([]Record, error) {
 	n := int(h.NumRecords)
 	if n > (len(data)-start)/minRecordSize {
 		return nil, corrupt(start, "record count %d does not fit in %d record bytes", n, len(data)-start)
 	}
 	recs := make([]Record, n)
+	err = walkRecords(h, data, start, func(i int) *Record { return &recs[i] }, nil)
+	if err != nil {
+		return nil, err
+	}
+	return recs, nil
+}
+
+// Scan is Records without the slice: it calls fn for each record in order,
+// with the same checks, and stops at the first error from the batch or from
+// fn (which it returns). The *Record passed to fn, and its Headers slice,
+// are reused for the next record; for an uncompressed batch whose records
+// have no headers Scan allocates once per call (the reused Record), not per
+// record. A corrupt record after some good
+// ones is reported after fn has seen the good ones. Compaction's key scan and
+// the compacted-topic key check on produce use it.
+func Scan(b []byte, maxDecompressed int, fn func(*Record) error) error {
+	h, data, start, err := recordBytes(b, maxDecompressed)
+	if err != nil {
+		return err
+	}
+	if int(h.NumRecords) > (len(data)-start)/minRecordSize {
+		return corrupt(start, "record count %d does not fit in %d record bytes", h.NumRecords, len(data)-start)
+	}
+	var r Record
+	var hbuf []RecordHeader
+	return walkRecords(h, data, start,
+		func(int) *Record {
+			r = Record{Headers: hbuf}
+			return &r
+		},
+		func(r *Record) error {
+			if cap(r.Headers) > cap(hbuf) {
+				hbuf = r.Headers[:0]
+			}
+			return fn(r)
+		})
+}
+
+// recordBytes validates b and returns its header and its record bytes, from
+// data[start:]: b itself (start = HeaderSize) when uncompressed, else the
+// decompression bounded by max (start = 0).
+func recordBytes(b []byte, max int) (h Header, data []byte, start int, err error) {
+	h, err = Validate(b)
+	if err != nil {
+		return h, nil, 0, err
+	}
+	if h.Codec() == CodecNone {
+		return h, b, HeaderSize, nil
+	}
+	data, err = decompress(h.Codec(), b[HeaderSize:], max)
+	return h, data, 0, err
+}
+
+// walkRecords decodes h.NumRecords records filling data[start:] exactly,
+// each into the Record slot(i) returns, calling visit (if not nil) after
+// each.
+func walkRecords(h Header, data []byte, start int, slot func(i int) *Record, visit func(*Record) error) error {
+	n := int(h.NumRecords)
 	d := decoder{b: data, pos: start}
 	prevDelta := int64(-1)
-	for i := range recs {
+	for i := range n {
 		recStart := d.pos
 		length, err := d.varint("record length")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if length < 0 || int(length) > len(d.b)-d.pos {
-			return nil, corrupt(recStart, "record %d length %d, %d bytes remain", i, length, len(d.b)-d.pos)
+			return corrupt(recStart, "record %d length %d, %d bytes remain", i, length, len(d.b)-d.pos)
 		}
 		end := d.pos + int(length)
 		rd := decoder{b: d.b[:end], pos: d.pos}
-		r := &recs[i]
+		r := slot(i)
 		if _, err := rd.byte("record attributes"); err != nil {
-			return nil, err
+			return err
 		}
 		if r.TimestampDelta, err = rd.varlong("timestamp delta"); err != nil {
-			return nil, err
+			return err
 		}
 		od, err := rd.varint("offset delta")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if int64(od) <= prevDelta || od > h.LastOffsetDelta {
-			return nil, corrupt(recStart, "record %d offset delta %d after %d, last offset delta %d", i, od, prevDelta, h.LastOffsetDelta)
+			return corrupt(recStart, "record %d offset delta %d after %d, last offset delta %d", i, od, prevDelta, h.LastOffsetDelta)
 		}
 		prevDelta = int64(od)
 		r.OffsetDelta = od
 		if r.Key, err = rd.nullableBytes("key"); err != nil {
-			return nil, err
+			return err
 		}
 		if r.Value, err = rd.nullableBytes("value"); err != nil {
-			return nil, err
+			return err
 		}
 		hcPos := rd.pos
 		nh, err := rd.varint("header count")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		// Each header takes at least two bytes (key and value lengths).
 		if nh < 0 || int(nh) > (len(rd.b)-rd.pos)/2 {
-			return nil, corrupt(hcPos, "record %d header count %d, %d bytes remain", i, nh, len(rd.b)-rd.pos)
+			return corrupt(hcPos, "record %d header count %d, %d bytes remain", i, nh, len(rd.b)-rd.pos)
 		}
-		if nh > 0 {
-			r.Headers = make([]RecordHeader, nh)
+		if nh == 0 {
+			r.Headers = nil
+		} else {
+			if cap(r.Headers) < int(nh) {
+				r.Headers = make([]RecordHeader, nh)
+			}
+			r.Headers = r.Headers[:nh]
 			for j := range r.Headers {
 				keyPos := rd.pos
 				k, err := rd.nullableBytes("header key")
 				if err != nil {
-					return nil, err
+					return err
 				}
 				if k == nil {
-					return nil, corrupt(keyPos, "record %d header %d has a null key", i, j)
+					return corrupt(keyPos, "record %d header %d has a null key", i, j)
 				}
 				r.Headers[j].Key = string(k)
 				if r.Headers[j].Value, err = rd.nullableBytes("header value"); err != nil {
-					return nil, err
+					return err
 				}
 			}
 		}
 		if rd.pos != end {
-			return nil, corrupt(rd.pos, "record %d has %d bytes past its fields", i, end-rd.pos)
+			return corrupt(rd.pos, "record %d has %d bytes past its fields", i, end-rd.pos)
 		}
 		d.pos = end
+		if visit != nil {
+			if err := visit(r); err != nil {
+				return err
+			}
+		}
 	}
 	if d.pos != len(d.b) {
-		return nil, corrupt(d.pos, "%d bytes after the last of %d records", len(d.b)-d.pos, n)
+		return corrupt(d.pos, "%d bytes after the last of %d records", len(d.b)-d.pos, n)
 	}
-	return recs, nil
+	return nil
 }
 
 // decoder reads Kafka's varint-framed record fields from b, checking each

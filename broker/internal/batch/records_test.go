@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -446,6 +447,9 @@ func TestRandomRoundTrip(t *testing.T) {
 		if d := cmp.Diff(recs, got, exactBytes); d != "" {
 			t.Fatalf("iter %d (%s) (-want +got):\n%s", iter, codec, d)
 		}
+		if d := cmp.Diff(recs, scanAll(t, b), exactBytes); d != "" {
+			t.Fatalf("iter %d (%s) Scan (-want +got):\n%s", iter, codec, d)
+		}
 	}
 }
 
@@ -470,5 +474,56 @@ func TestCodecsLeaveNoGoroutines(t *testing.T) {
 			t.Fatalf("%d goroutines, %d before", runtime.NumGoroutine(), before)
 		}
 		runtime.Gosched()
+	}
+}
+
+// scanAll collects Scan's records, copying each since Scan reuses them.
+func scanAll(t testing.TB, b []byte) []Record {
+	t.Helper()
+	out := []Record{}
+	err := Scan(b, 1<<20, func(r *Record) error {
+		c := *r
+		c.Headers = slices.Clone(r.Headers)
+		out = append(out, c)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Scan: %v", err)
+	}
+	return out
+}
+
+func TestScan(t *testing.T) {
+	want := sampleRecords()
+	for _, codec := range allCodecs {
+		b, err := Build(sampleHeader(0), want, codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(want, scanAll(t, b), exactBytes); d != "" {
+			t.Fatalf("%s (-want +got):\n%s", codec, d)
+		}
+		// An error from fn stops the scan and comes back unchanged.
+		stop := errors.New("stop")
+		seen := 0
+		err = Scan(b, 1<<20, func(*Record) error {
+			seen++
+			if seen == 2 {
+				return stop
+			}
+			return nil
+		})
+		if err != stop || seen != 2 {
+			t.Fatalf("%s: Scan returned %v after %d records", codec, err, seen)
+		}
+		if err := Scan(b, 10, func(*Record) error { return nil }); codec != CodecNone && !IsTooLarge(err) {
+			t.Fatalf("%s: bound ignored: %v", codec, err)
+		}
+	}
+	// A corrupt batch is refused before fn sees anything.
+	b := validBatch(t, 3)
+	b[len(b)-1] ^= 1
+	if err := Scan(b, 1<<20, func(*Record) error { t.Fatal("fn called"); return nil }); !IsCorrupt(err) {
+		t.Fatalf("Scan(corrupt) = %v", err)
 	}
 }
