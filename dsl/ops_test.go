@@ -36,7 +36,7 @@ func run(t *testing.T, build func(in dsl.KStream[string, string]), inputs []kv, 
 	return out.ReadKeyValues()
 }
 
-var fruit = []kv{{"a", "apple"}, {"b", "banana"}, {"c", "cherry"}, {"a", "avocado"}}
+var fruit = []kv{{Key: "a", Value: "apple"}, {Key: "b", Value: "banana"}, {Key: "c", Value: "cherry"}, {Key: "a", Value: "avocado"}}
 
 func TestStatelessOperations(t *testing.T) {
 	long := func(_, v string) bool { return len(v) > 5 }
@@ -46,21 +46,21 @@ func TestStatelessOperations(t *testing.T) {
 		want  []kv
 	}{
 		{"Filter", func(s dsl.KStream[string, string]) { s.Filter(long).To("out") },
-			[]kv{{"b", "banana"}, {"c", "cherry"}, {"a", "avocado"}}},
+			[]kv{{Key: "b", Value: "banana"}, {Key: "c", Value: "cherry"}, {Key: "a", Value: "avocado"}}},
 		{"FilterNot", func(s dsl.KStream[string, string]) { s.FilterNot(long).To("out") },
-			[]kv{{"a", "apple"}}},
+			[]kv{{Key: "a", Value: "apple"}}},
 		{"Map", func(s dsl.KStream[string, string]) {
 			dsl.Map(s, func(k, v string) (string, string) { return v, k }).To("out")
-		}, []kv{{"apple", "a"}, {"banana", "b"}, {"cherry", "c"}, {"avocado", "a"}}},
+		}, []kv{{Key: "apple", Value: "a"}, {Key: "banana", Value: "b"}, {Key: "cherry", Value: "c"}, {Key: "avocado", Value: "a"}}},
 		{"MapValues", func(s dsl.KStream[string, string]) {
 			dsl.MapValues(s, strings.ToUpper).To("out")
-		}, []kv{{"a", "APPLE"}, {"b", "BANANA"}, {"c", "CHERRY"}, {"a", "AVOCADO"}}},
+		}, []kv{{Key: "a", Value: "APPLE"}, {Key: "b", Value: "BANANA"}, {Key: "c", Value: "CHERRY"}, {Key: "a", Value: "AVOCADO"}}},
 		{"MapValuesWithKey", func(s dsl.KStream[string, string]) {
 			dsl.MapValuesWithKey(s, func(k, v string) string { return k + ":" + v }).To("out")
-		}, []kv{{"a", "a:apple"}, {"b", "b:banana"}, {"c", "c:cherry"}, {"a", "a:avocado"}}},
+		}, []kv{{Key: "a", Value: "a:apple"}, {Key: "b", Value: "b:banana"}, {Key: "c", Value: "c:cherry"}, {Key: "a", Value: "a:avocado"}}},
 		{"SelectKey", func(s dsl.KStream[string, string]) {
 			dsl.SelectKey(s, func(_, v string) string { return v[len(v)-1:] }).To("out")
-		}, []kv{{"e", "apple"}, {"a", "banana"}, {"y", "cherry"}, {"o", "avocado"}}},
+		}, []kv{{Key: "e", Value: "apple"}, {Key: "a", Value: "banana"}, {Key: "y", Value: "cherry"}, {Key: "o", Value: "avocado"}}},
 		{"FlatMap", func(s dsl.KStream[string, string]) {
 			dsl.FlatMap(s, func(k, v string) []dsl.KeyValue[string, string] {
 				if k != "a" {
@@ -68,15 +68,15 @@ func TestStatelessOperations(t *testing.T) {
 				}
 				return []dsl.KeyValue[string, string]{dsl.KV(v, "1"), dsl.KV(v, "2")}
 			}).To("out")
-		}, []kv{{"apple", "1"}, {"apple", "2"}, {"avocado", "1"}, {"avocado", "2"}}},
+		}, []kv{{Key: "apple", Value: "1"}, {Key: "apple", Value: "2"}, {Key: "avocado", Value: "1"}, {Key: "avocado", Value: "2"}}},
 		{"FlatMapValues", func(s dsl.KStream[string, string]) {
 			dsl.FlatMapValues(s, func(v string) []string { return strings.Split(v, "an") }).To("out")
-		}, []kv{{"a", "apple"}, {"b", "b"}, {"b", ""}, {"b", "a"}, {"c", "cherry"}, {"a", "avocado"}}},
+		}, []kv{{Key: "a", Value: "apple"}, {Key: "b", Value: "b"}, {Key: "b", Value: ""}, {Key: "b", Value: "a"}, {Key: "c", Value: "cherry"}, {Key: "a", Value: "avocado"}}},
 		{"Merge", func(s dsl.KStream[string, string]) {
 			a := s.Filter(func(k, _ string) bool { return k == "a" })
 			c := s.Filter(func(k, _ string) bool { return k == "c" })
 			a.Merge(c).To("out")
-		}, []kv{{"a", "apple"}, {"c", "cherry"}, {"a", "avocado"}}},
+		}, []kv{{Key: "a", Value: "apple"}, {Key: "c", Value: "cherry"}, {Key: "a", Value: "avocado"}}},
 		{"ToFunc", func(s dsl.KStream[string, string]) {
 			s.ToFunc(func(k, _ string) string {
 				if k == "b" {
@@ -84,7 +84,7 @@ func TestStatelessOperations(t *testing.T) {
 				}
 				return "elsewhere"
 			})
-		}, []kv{{"b", "banana"}}},
+		}, []kv{{Key: "b", Value: "banana"}}},
 		{"Repartition", func(s dsl.KStream[string, string]) {
 			s.Repartition(dsl.Named("rp")).To("out")
 		}, fruit},
@@ -132,7 +132,7 @@ func TestSplit(t *testing.T) {
 	}
 	d := streamstest.New(t, topo)
 	in := streamstest.CreateInputTopic(d, "in", serde.String(), serde.String())
-	for _, r := range append(fruit, kv{"d", "date"}) {
+	for _, r := range append(fruit, kv{Key: "d", Value: "date"}) {
 		in.Pipe(r.Key, r.Value)
 	}
 	got := map[string][]kv{}
@@ -140,9 +140,9 @@ func TestSplit(t *testing.T) {
 		got[tp] = streamstest.CreateOutputTopic(d, tp, serde.String(), serde.String()).ReadKeyValues()
 	}
 	want := map[string][]kv{
-		"out-a":    {{"a", "apple"}, {"a", "avocado"}}, // first matching branch wins
-		"out-long": {{"b", "banana"}, {"c", "cherry"}},
-		"out-rest": {{"d", "date"}},
+		"out-a":    {{Key: "a", Value: "apple"}, {Key: "a", Value: "avocado"}}, // first matching branch wins
+		"out-long": {{Key: "b", Value: "banana"}, {Key: "c", Value: "cherry"}},
+		"out-rest": {{Key: "d", Value: "date"}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -252,8 +252,8 @@ func TestTableOperations(t *testing.T) {
 	in := streamstest.CreateInputTopic(d, "prices", serde.String(), serde.Int64())
 	in.Pipe("tea", 50)
 	in.Pipe("cake", 150)
-	in.Pipe("tea", 120) // now expensive
-	in.Pipe("cake", 90) // no longer expensive: deleted downstream
+	in.Pipe("tea", 120)                                                       // now expensive
+	in.Pipe("cake", 90)                                                       // no longer expensive: deleted downstream
 	if err := in.PipeRaw([]byte("tea"), nil, time.UnixMilli(5)); err != nil { // deleted
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestTableOperations(t *testing.T) {
 		t.Errorf("filter (-want +got):\n%s", diff)
 	}
 	lab := streamstest.CreateOutputTopic(d, "labels", serde.String(), serde.String())
-	wantLab := []kv{{"tea", "50c"}, {"cake", "150c"}, {"tea", "120c"}, {"cake", "90c"}}
+	wantLab := []kv{{Key: "tea", Value: "50c"}, {Key: "cake", Value: "150c"}, {Key: "tea", Value: "120c"}, {Key: "cake", Value: "90c"}}
 	if diff := cmp.Diff(wantLab, lab.ReadKeyValues()); diff != "" {
 		t.Errorf("map values (-want +got):\n%s", diff)
 	}
@@ -391,11 +391,11 @@ func TestProcessWithStoreAndPunctuators(t *testing.T) {
 	if err := d.AdvanceWallClock(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]kv{{"tick", "12:01"}}, o.ReadKeyValues()); diff != "" {
+	if diff := cmp.Diff([]kv{{Key: "tick", Value: "12:01"}}, o.ReadKeyValues()); diff != "" {
 		t.Errorf("wall-clock punctuation (-want +got):\n%s", diff)
 	}
 	in.Pipe("k", "x") // forgotten by the punctuator: passes again
-	if diff := cmp.Diff([]kv{{"k", "x"}}, o.ReadKeyValues()); diff != "" {
+	if diff := cmp.Diff([]kv{{Key: "k", Value: "x"}}, o.ReadKeyValues()); diff != "" {
 		t.Errorf("after punctuation (-want +got):\n%s", diff)
 	}
 
