@@ -170,7 +170,11 @@ func (c *conn) serve(ctx context.Context) {
 	frames := make(chan *frame, 1)
 	readErr := make(chan error, 1)
 	go func() {
-		readErr <- c.readLoop(ctx, frames)
+		err := c.readLoop(ctx, frames)
+		// The peer is gone (or sent garbage): a parked fetch need not wait
+		// out its MaxWait for nobody.
+		cancel()
+		readErr <- err
 		close(frames)
 	}()
 	// Unblock the reader when we stop for any reason.
