@@ -12,7 +12,9 @@ import (
 // Writes go into an indexed batch, which reads see, until commit writes the
 // batch and the meta key together.
 type pebbleBackend struct {
-	db      *pebble.DB
+	db *pebble.DB
+	// wo is the write option of commits: pebble.Sync unless Options.NoSync.
+	wo      *pebble.WriteOptions
 	prefix  []byte // dataPrefix + store id
 	end     []byte // first key after the prefix
 	metaKey []byte
@@ -24,8 +26,11 @@ type pebbleBackend struct {
 	kbuf2    []byte
 }
 
-func newPebbleBackend(db *pebble.DB, id uint32) *pebbleBackend {
-	p := &pebbleBackend{db: db, prefix: dataKeyPrefix(id), metaKey: metaKeyOf(id)}
+func newPebbleBackend(db *pebble.DB, id uint32, noSync bool) *pebbleBackend {
+	p := &pebbleBackend{db: db, prefix: dataKeyPrefix(id), metaKey: metaKeyOf(id), wo: pebble.Sync}
+	if noSync {
+		p.wo = pebble.NoSync
+	}
 	p.end = dataKeyPrefix(id + 1)
 	return p
 }
@@ -138,10 +143,15 @@ func (p *pebbleBackend) commit(m meta) error {
 	if err := b.Set(p.metaKey, m.encode(), nil); err != nil {
 		return err
 	}
-	// NB: NoSync is enough. The batch is atomic in the WAL whether synced or
-	// not, so after any crash the data and its checkpoint agree; data lost
-	// with an unsynced WAL tail is replayed from the changelog.
-	err := b.Commit(pebble.NoSync)
+	// NB: the batch is atomic in the WAL whether synced or not, so after
+	// any crash the data and its checkpoint agree. Syncing (the default)
+	// keeps the checkpoint through a machine crash too, so that only the
+	// changelog's tail is replayed; concurrent commits share one fsync.
+	wo := p.wo
+	if p.bulkMode {
+		wo = pebble.NoSync // a restore's intermediate commits
+	}
+	err := b.Commit(wo)
 	_ = b.Close()
 	p.b = nil
 	p.bulkMode = false

@@ -29,6 +29,11 @@ type Options struct {
 	// DefaultMemoryBudget (256 MiB). Minimum MinMemoryBudget. How it is
 	// split is documented in docs/parts/state.md (see budgetSplit).
 	MemoryBudget int64
+	// NoSync commits store flushes without an fsync. The data and its
+	// checkpoint still agree after any crash, but a machine crash (not a
+	// process crash) may lose recent commits, and their changelog records
+	// are replayed on restore. Default false (flushes are synced).
+	NoSync bool
 	// Logger receives the engine's log lines (store wiped and rebuilt, and
 	// so on). Default slog.Default().
 	Logger *slog.Logger
@@ -339,7 +344,7 @@ func (e *Engine) openBase(spec Spec, partition int32, changelog ChangelogWriter)
 		if err != nil {
 			return nil, err
 		}
-		b.be = newPebbleBackend(e.db, id)
+		b.be = newPebbleBackend(e.db, id, e.opts.NoSync)
 		if spec.ReadCache {
 			b.rc = e.rcache
 			b.rcPrefix = string(dataKeyPrefix(id))
@@ -377,7 +382,7 @@ func (e *Engine) storeIDLocked(ck string, kind Kind) (uint32, error) {
 		}
 		if ok {
 			e.opts.Logger.Warn("state: store changed kind; wiping it", "catalog", ck[6:], "was", old, "now", kind)
-			be := newPebbleBackend(e.db, id)
+			be := newPebbleBackend(e.db, id, e.opts.NoSync)
 			if err := be.wipe(); err != nil {
 				return 0, err
 			}
@@ -435,7 +440,7 @@ func (e *Engine) Drop(name string, partition int32) error {
 	}
 	_ = c.Close()
 	if ok {
-		if err := newPebbleBackend(e.db, id).wipe(); err != nil {
+		if err := newPebbleBackend(e.db, id, e.opts.NoSync).wipe(); err != nil {
 			return err
 		}
 	}

@@ -148,6 +148,9 @@ func Restore(ctx context.Context, s Store, r ChangelogReader) (RestoreResult, er
 		return res, fmt.Errorf("state: restore %q from %s partition %d: %w", b.spec.Name, r.Topic(), r.Partition(), err)
 	}
 	b.m.checkpoint = end
+	if p, ok := b.be.(*pebbleBackend); ok {
+		p.bulkMode = false // the final commit is synced
+	}
 	if err := b.be.commit(b.m); err != nil {
 		return res, fmt.Errorf("state: restore %q: %w", b.spec.Name, err)
 	}
@@ -175,4 +178,23 @@ func (b *base) reload() error {
 		b.onReload()
 	}
 	return nil
+}
+
+// Checkpoint returns the changelog offset s reflects as of its last commit
+// (or restore): every changelog record below it is in the store's data. A
+// new store's checkpoint is 0.
+func Checkpoint(s Store) (Offset, error) {
+	so, ok := s.(storeOf)
+	if !ok {
+		return NoOffset, fmt.Errorf("state: checkpoint of %q: not a store opened by an Engine", s.Name())
+	}
+	b := so.baseStore()
+	if err := b.check(); err != nil {
+		return NoOffset, err
+	}
+	m, err := b.be.loadMeta()
+	if err != nil {
+		return NoOffset, fmt.Errorf("state: checkpoint of %q: %w", s.Name(), err)
+	}
+	return m.checkpoint, nil
 }

@@ -28,8 +28,10 @@ type Changelog struct {
 	// lastFlushed is the offset of the last record acknowledged through
 	// Flush. Guarded by mu.
 	lastFlushed state.Offset
-	// FailFlush, when set, makes Flush fail with it. Guarded by mu.
+	// failFlush, when set, makes Flush fail with it. Guarded by mu.
 	failFlush error
+	// onFlush is called (without mu) after a Flush acknowledged records.
+	onFlush func()
 	// BatchSize is how many records Read hands over per call (default 512).
 	BatchSize int
 }
@@ -68,7 +70,22 @@ func (c *Changelog) Flush(ctx context.Context) (state.Offset, error) {
 		c.lastFlushed = r.Offset
 	}
 	c.pending = c.pending[:0]
-	return c.lastFlushed, nil
+	last, hook := c.lastFlushed, c.onFlush
+	c.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	c.mu.Lock()
+	return last, nil
+}
+
+// SetFlushHook sets a function Flush calls after acknowledging records and
+// before returning: a test can stop the world in the middle of a store's
+// flush (changelog written, store not yet committed).
+func (c *Changelog) SetFlushHook(fn func()) {
+	c.mu.Lock()
+	c.onFlush = fn
+	c.mu.Unlock()
 }
 
 // SetFailFlush makes every later Flush fail with err (nil: succeed again).
