@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -71,7 +72,7 @@ func testGroupOptions() group.Options {
 // groupBroker is a broker (topic registry and protocol server) for group
 // tests, restartable on the same logs.
 type groupBroker struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	logs  *keptLogs
 	gopts group.Options
@@ -82,7 +83,7 @@ type groupBroker struct {
 	done chan struct{}
 }
 
-func startGroupBroker(t *testing.T, gopts group.Options) *groupBroker {
+func startGroupBroker(t testing.TB, gopts group.Options) *groupBroker {
 	t.Helper()
 	b := &groupBroker{t: t, dir: t.TempDir(), logs: &keptLogs{}, gopts: gopts}
 	b.start()
@@ -92,7 +93,8 @@ func startGroupBroker(t *testing.T, gopts group.Options) *groupBroker {
 
 func (b *groupBroker) start() {
 	b.t.Helper()
-	reg, err := topics.Open(topics.Options{Dir: b.dir, OpenLog: b.logs.open})
+	quiet := slog.New(slog.DiscardHandler)
+	reg, err := topics.Open(topics.Options{Dir: b.dir, OpenLog: b.logs.open, Logger: quiet})
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func (b *groupBroker) start() {
 	}
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
 	p, _ := strconv.Atoi(port)
-	srv, err := New(Config{Node: Node{ID: 0, Host: host, Port: int32(p)}, Topics: reg, AutoCreateTopics: true, Groups: b.gopts})
+	srv, err := New(Config{Node: Node{ID: 0, Host: host, Port: int32(p)}, Topics: reg, AutoCreateTopics: true, Groups: b.gopts, Logger: quiet})
 	if err != nil {
 		b.t.Fatal(err)
 	}

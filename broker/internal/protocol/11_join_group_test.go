@@ -52,6 +52,10 @@ type consumption struct {
 	mu sync.Mutex
 	// seen counts each produced value consumed.
 	seen map[string]int
+	// total counts every record consumed; first and last are when the
+	// first and the latest were polled.
+	total       int
+	first, last time.Time
 	// owners maps (generation, partition) to the members that consumed it
 	// in that generation.
 	owners map[[2]int32]map[string]bool
@@ -84,7 +88,13 @@ func (m *member) owned() []int32 {
 	return ps
 }
 
-func startMember(t *testing.T, b *groupBroker, name, groupID, topic string, c *consumption, extra ...kgo.Opt) *member {
+func startMember(t testing.TB, b *groupBroker, name, groupID, topic string, c *consumption, extra ...kgo.Opt) *member {
+	t.Helper()
+	return startMemberAt(t, b.Addr, name, groupID, topic, c, extra...)
+}
+
+// startMemberAt starts a member against the cluster at addr.
+func startMemberAt(t testing.TB, addr, name, groupID, topic string, c *consumption, extra ...kgo.Opt) *member {
 	t.Helper()
 	m := &member{name: name, dialer: &cuttableDialer{}, stop: make(chan struct{}), done: make(chan struct{}), assigned: map[int32]bool{}}
 	onAssigned := func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
@@ -102,7 +112,7 @@ func startMember(t *testing.T, b *groupBroker, name, groupID, topic string, c *c
 		m.mu.Unlock()
 	}
 	opts := append([]kgo.Opt{
-		kgo.SeedBrokers(b.Addr),
+		kgo.SeedBrokers(addr),
 		kgo.ClientID(name),
 		kgo.Dialer(m.dialer.dial),
 		kgo.ConsumerGroup(groupID),
@@ -141,8 +151,15 @@ func startMember(t *testing.T, b *groupBroker, name, groupID, topic string, c *c
 			}
 			memberID, gen := cl.GroupMetadata()
 			c.mu.Lock()
+			if n := fs.NumRecords(); n > 0 {
+				if c.total == 0 {
+					c.first = time.Now()
+				}
+				c.last = time.Now()
+			}
 			fs.EachRecord(func(r *kgo.Record) {
 				c.seen[string(r.Value)]++
+				c.total++
 				k := [2]int32{gen, r.Partition}
 				if c.owners[k] == nil {
 					c.owners[k] = map[string]bool{}
@@ -157,7 +174,7 @@ func startMember(t *testing.T, b *groupBroker, name, groupID, topic string, c *c
 }
 
 // leave stops polling and closes the client cleanly (LeaveGroup).
-func (m *member) leave(t *testing.T) {
+func (m *member) leave(t testing.TB) {
 	t.Helper()
 	close(m.stop)
 	<-m.done
@@ -177,7 +194,7 @@ func (m *member) abandon() {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
