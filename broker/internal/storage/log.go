@@ -240,6 +240,15 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	if err := l.maybeRollLocked(int64(size), last); err != nil {
 		return AppendResult{}, 0, err
 	}
+	if n := len(l.epochs); n == 0 || epoch > l.epochs[n-1].epoch {
+		// Durable before any batch of the new epoch is written, so
+		// recovery can tell a real epoch from a damaged header.
+		l.epochs = append(l.epochs, epochEntry{epoch: epoch, start: first})
+		if err := l.writeEpochsLocked(); err != nil {
+			l.epochs = l.epochs[:len(l.epochs)-1]
+			return AppendResult{}, 0, l.ioErr("writing leader-epoch checkpoint", err)
+		}
+	}
 	seg := l.segs[len(l.segs)-1] // only appendMu holders change segs' tail
 	pos := seg.size
 	var err error
@@ -279,14 +288,6 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	for i, h := range hs {
 		if !dup[i] {
 			recordProducer(l.producers, h)
-		}
-	}
-	if n := len(l.epochs); n == 0 || epoch > l.epochs[n-1].epoch {
-		l.epochs = append(l.epochs, epochEntry{epoch: epoch, start: first})
-		if err := l.writeEpochsLocked(); err != nil {
-			// The batches are in the log; the epoch is rebuilt from their
-			// headers on recovery, so this is not fatal to the append.
-			l.opts.Logger.Warn("storage: writing leader-epoch checkpoint", "dir", l.dir, "err", err)
 		}
 	}
 	return AppendResult{BaseOffset: first, LastOffset: last, LogAppendTime: -1, LogStartOffset: logStart}, next, nil

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -175,12 +176,25 @@ func (l *Log) recover() error {
 	if active.size > 0 {
 		active.firstAppendMS = l.opts.Now().UnixMilli()
 	}
+	if ckStart > active.next {
+		// DeleteRecords moved the start past records a crash then took
+		// (possible only without group commit). Never reuse those offsets:
+		// start a new segment at the log start.
+		path := l.path(segmentName(ckStart, logSuffix))
+		f, err := fs.Create(path)
+		if err != nil {
+			return fmt.Errorf("storage: create %s: %w", path, err)
+		}
+		if err := fs.SyncDir(l.dir); err != nil {
+			f.Close()
+			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
+		}
+		active = newSegment(ckStart, f, path)
+		l.segs = append(l.segs, active)
+	}
 	l.leo = active.next
 	l.hw, l.durable = l.leo, l.leo
 	l.logStart = max(ckStart, l.segs[0].base)
-	if l.logStart > l.leo {
-		l.logStart = l.leo
-	}
 
 	// 5. Leader epochs: forget epochs that start past the recovered end,
 	// then learn epochs from the batches kept in the active segment.
@@ -188,11 +202,12 @@ func (l *Log) recover() error {
 		l.epochs = l.epochs[:len(l.epochs)-1]
 	}
 	epochsChanged := false
-	if _, err := scanSegment(active.f, 0, active.size, active.base, false, 0, func(h batch.Header, _ int64) {
+	if _, err := scanSegment(active.f, 0, active.size, active.base, false, 0, func(h batch.Header, _ int64) error {
 		if n := len(l.epochs); n == 0 || Epoch(h.PartitionLeaderEpoch) > l.epochs[n-1].epoch {
 			l.epochs = append(l.epochs, epochEntry{Epoch(h.PartitionLeaderEpoch), Offset(h.BaseOffset)})
 			epochsChanged = true
 		}
+		return nil
 	}); err != nil {
 		return err
 	}
@@ -224,10 +239,11 @@ func (l *Log) recover() error {
 		if s.next <= from {
 			continue
 		}
-		if _, err := scanSegment(s.f, 0, s.size, s.base, false, 0, func(h batch.Header, _ int64) {
+		if _, err := scanSegment(s.f, 0, s.size, s.base, false, 0, func(h batch.Header, _ int64) error {
 			if Offset(h.BaseOffset) >= from {
 				recordProducer(l.producers, h)
 			}
+			return nil
 		}); err != nil {
 			return err
 		}
@@ -258,8 +274,29 @@ func (l *Log) openSegment(base, minNext Offset, active bool) (*segment, error) {
 	}
 	// Full check, rebuilding the indexes.
 	s.offIdx, s.timeIdx, s.sinceIndexed, s.maxTs = nil, nil, 0, -1
-	res, err := scanSegment(f, 0, fileSize, max(base, minNext), true, l.opts.CleanerBufferBytes, func(h batch.Header, pos int64) {
+	// The active segment was never compacted: its offsets are contiguous
+	// from its base, and its leader epochs never decrease nor pass the
+	// newest epoch checkpointed (the checkpoint is durable before a batch
+	// of a new epoch is written). These catch damage to the two header
+	// fields outside the CRC.
+	next, epoch := base, Epoch(-1)
+	maxEpoch := Epoch(math.MaxInt32)
+	if n := len(l.epochs); n > 0 {
+		maxEpoch = l.epochs[n-1].epoch
+	}
+	res, err := scanSegment(f, 0, fileSize, max(base, minNext), true, l.opts.CleanerBufferBytes, func(h batch.Header, pos int64) error {
+		if active {
+			if Offset(h.BaseOffset) != next {
+				return fmt.Errorf("storage: batch at %d has base offset %d, want %d", pos, h.BaseOffset, next)
+			}
+			e := Epoch(h.PartitionLeaderEpoch)
+			if e < epoch || e > maxEpoch {
+				return fmt.Errorf("storage: batch at %d has leader epoch %d outside [%d, %d]", pos, e, epoch, maxEpoch)
+			}
+			next, epoch = Offset(h.LastOffset()+1), e
+		}
 		s.indexBatchLocked(h, pos, interval)
+		return nil
 	})
 	if err != nil {
 		f.Close()
@@ -324,7 +361,7 @@ func (l *Log) loadIndexes(s *segment, fileSize int64) error {
 	}
 	first := true
 	var mismatch error
-	res, err := scanSegment(s.f, int64(last.pos), fileSize, s.base+Offset(last.rel), false, 0, func(h batch.Header, pos int64) {
+	res, err := scanSegment(s.f, int64(last.pos), fileSize, s.base+Offset(last.rel), false, 0, func(h batch.Header, pos int64) error {
 		if first && Offset(h.BaseOffset) != s.base+Offset(last.rel) {
 			mismatch = fmt.Errorf("storage: last index entry names offset %d, batch has %d", s.base+Offset(last.rel), h.BaseOffset)
 		}
@@ -332,6 +369,7 @@ func (l *Log) loadIndexes(s *segment, fileSize int64) error {
 		s.maxTs = max(s.maxTs, h.MaxTimestamp)
 		s.size = pos + int64(h.Size())
 		s.next = Offset(h.LastOffset() + 1)
+		return nil
 	})
 	if err != nil {
 		return err

@@ -132,8 +132,9 @@ type scanResult struct {
 // scanSegment walks the batches of f from pos to fileSize, checking each
 // fully (CRC included) when full is set and only its header and bounds
 // otherwise, and checking that base offsets increase from minNext on. It
-// calls fn for each good batch. It stops at the first bad batch.
-func scanSegment(f vfs.File, pos, fileSize int64, minNext Offset, full bool, bufSize int, fn func(h batch.Header, pos int64)) (scanResult, error) {
+// calls fn for each good batch; an error from fn marks that batch bad. It
+// stops at the first bad batch.
+func scanSegment(f vfs.File, pos, fileSize int64, minNext Offset, full bool, bufSize int, fn func(h batch.Header, pos int64) error) (scanResult, error) {
 	var hbuf [batch.HeaderSize]byte
 	var buf []byte
 	if full {
@@ -186,10 +187,12 @@ func scanSegment(f vfs.File, pos, fileSize int64, minNext Offset, full bool, buf
 		if err == nil && Offset(h.BaseOffset) < minNext {
 			err = fmt.Errorf("storage: batch at %d has base offset %d below %d", pos, h.BaseOffset, minNext)
 		}
+		if err == nil {
+			err = fn(h, pos)
+		}
 		if err != nil {
 			return scanResult{end: pos, corrupt: err}, nil
 		}
-		fn(h, pos)
 		minNext = Offset(h.LastOffset() + 1)
 		pos += int64(h.Size())
 	}
