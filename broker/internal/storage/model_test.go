@@ -26,8 +26,8 @@ type model struct {
 	// and CRC, so each full check decodes only new batches.
 	decoded map[[2]int64][]batch.Record
 	recs    map[Offset]modelRec
-	start Offset
-	end   Offset
+	start   Offset
+	end     Offset
 }
 
 // TestModel applies random appends, reads, restarts, crashes, retention,
