@@ -72,9 +72,9 @@ func TestCommandsEndToEnd(t *testing.T) {
 		t.Fatalf("describe after alter: %+v", described)
 	}
 
-	input := "k1=first\nk2=second\nk1=third\n"
+	input := "k1\tfirst\nk2\tsecond\nk1\tthird\n"
 	var summary cli.ProduceResult
-	out := mustRun(t, input, "produce", "events", "--key-separator", "=", "-H", "origin=test", "-H", "origin=again", "--json", "--compression", "zstd", b)
+	out := mustRun(t, input, "produce", "events", "--key-separator", `\t`, "-H", "origin=test", "-H", "origin=again", "--json", "--compression", "zstd", b)
 	if err := json.Unmarshal([]byte(out), &summary); err != nil {
 		t.Fatalf("produce --json output %q: %v", out, err)
 	}
@@ -143,6 +143,7 @@ func TestFlagErrors(t *testing.T) {
 		{"produce", "t", "--acks", "2", b},
 		{"produce", "t", "--compression", "brotli", b},
 		{"produce", "t", "--header", "novalue", b},
+		{"produce", "t", "--key-separator", `\x`, b},
 		{"consume", "t", "--from", "yesterday", b},
 		{"consume", "t", "--json", "--format", "%v", b},
 		{"consume", "t", "--format", "%q", b},

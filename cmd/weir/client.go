@@ -26,7 +26,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&f.brokers, "brokers", "",
 		"comma-separated bootstrap brokers (default $WEIR_BROKERS, else "+defaultBrokers+")")
 	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second,
-		"give up on the cluster after this long (admin requests, produce delivery)")
+		"give up on the cluster after this long (admin requests, produce delivery, consume's offset lookups)")
 }
 
 // brokerList resolves --brokers, then WEIR_BROKERS, then the default.

@@ -43,6 +43,7 @@ committed.
 				return err
 			}
 			opts.From = start
+			opts.ResolveTimeout = cf.timeout
 			if opts.Count < 0 {
 				return fmt.Errorf("--count %d: want 0 (no limit) or more", opts.Count)
 			}

@@ -21,6 +21,7 @@ func newProduceCmd() *cobra.Command {
 		headers     []string
 		acks        string
 		compression string
+		keySep      string
 	)
 	cmd := &cobra.Command{
 		Use:   "produce TOPIC",
@@ -31,8 +32,11 @@ first separator is the key. Records with a key go to the partition Kafka's
 default partitioner picks (murmur2), so the same key lands where the Java
 client and franz-go would put it.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
+		RunE: func(c *cobra.Command, args []string) (err error) {
 			opts.Topic = args[0]
+			if opts.KeySeparator, err = cli.Unescape(keySep); err != nil {
+				return fmt.Errorf("--key-separator: %w", err)
+			}
 			hs, err := parseHeaders(headers)
 			if err != nil {
 				return err
@@ -60,7 +64,7 @@ client and franz-go would put it.`,
 	cf.register(cmd)
 	f := cmd.Flags()
 	f.BoolVar(&out.JSON, "json", false, "print the summary as JSON")
-	f.StringVarP(&opts.KeySeparator, "key-separator", "k", "", "split each line at the first occurrence into key and value (default: no keys)")
+	f.StringVarP(&keySep, "key-separator", "k", "", `split each line at the first occurrence into key and value; escapes \t \n \\ work (default: no keys)`)
 	f.StringArrayVarP(&headers, "header", "H", nil, "add header key=value to every record (repeatable)")
 	f.StringVar(&acks, "acks", "all", "acknowledgements to wait for: all, 1 or 0 (all is idempotent)")
 	f.Int32VarP(&opts.Partition, "partition", "p", -1, "send every record to this partition (-1: Kafka's default partitioner)")

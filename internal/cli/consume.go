@@ -115,6 +115,10 @@ type ConsumeOptions struct {
 	// Consumed is incremented per record written, for a progress
 	// indicator. Optional.
 	Consumed *atomic.Int64
+	// ResolveTimeout bounds the offset lookups made before reading starts,
+	// so an unreachable cluster fails fast. Default 0: no bound beyond
+	// ctx's.
+	ResolveTimeout time.Duration
 }
 
 // NewClient makes a franz-go client with the caller's connection options
@@ -142,7 +146,12 @@ func Consume(ctx context.Context, newClient NewClient, w io.Writer, opts Consume
 	if err != nil {
 		return 0, fmt.Errorf("cli: consume: %w", err)
 	}
-	ranges, err := resolveRanges(ctx, kadm.NewClient(admCl), opts)
+	rctx, cancel := ctx, context.CancelFunc(func() {})
+	if opts.ResolveTimeout > 0 {
+		rctx, cancel = context.WithTimeout(ctx, opts.ResolveTimeout)
+	}
+	ranges, err := resolveRanges(rctx, kadm.NewClient(admCl), opts)
+	cancel()
 	admCl.Close()
 	if err != nil && ctx.Err() != nil {
 		return 0, nil // stopped (Ctrl-C) before the first record

@@ -65,6 +65,34 @@ func appendHuman(dst, b []byte, strict bool) []byte {
 	return strconv.AppendQuote(dst, string(b))
 }
 
+// escapes are the backslash escapes --format and --key-separator accept.
+var escapes = map[byte]byte{'n': '\n', 't': '\t', 'r': '\r', '\\': '\\', '0': 0}
+
+// Unescape interprets the escapes \n \t \r \\ \0 in s, so that a shell user
+// can type --key-separator '\t'. Any other backslash sequence is an error.
+func Unescape(s string) (string, error) {
+	if !strings.Contains(s, `\`) {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 >= len(s) {
+			return "", fmt.Errorf("cli: %q ends with a lone backslash", s)
+		}
+		i++
+		esc, ok := escapes[s[i]]
+		if !ok {
+			return "", fmt.Errorf("cli: %q: unknown escape \\%c", s, s[i])
+		}
+		b.WriteByte(esc)
+	}
+	return b.String(), nil
+}
+
 // FormatTemplate formats records by a template in the style of kcat's -f:
 //
 //	%t topic   %p partition   %o offset   %T timestamp (Unix ms)
@@ -102,7 +130,7 @@ func ParseFormat(s string) (*FormatTemplate, error) {
 			i++
 			n := s[i]
 			if c == '\\' {
-				esc, ok := map[byte]byte{'n': '\n', 't': '\t', 'r': '\r', '\\': '\\', '0': 0}[n]
+				esc, ok := escapes[n]
 				if !ok {
 					return nil, fmt.Errorf("cli: format %q: unknown escape \\%c", s, n)
 				}

@@ -201,3 +201,17 @@ func TestProgress(t *testing.T) {
 		t.Fatal("a buffer is not a terminal")
 	}
 }
+
+func TestUnescape(t *testing.T) {
+	for in, want := range map[string]string{`\t`: "\t", `a\\b`: `a\b`, `::`: "::", `\n\r\0`: "\n\r\x00", "": ""} {
+		got, err := Unescape(in)
+		if err != nil || got != want {
+			t.Errorf("Unescape(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{`\`, `\x`} {
+		if _, err := Unescape(bad); err == nil {
+			t.Errorf("Unescape(%q) succeeded", bad)
+		}
+	}
+}
