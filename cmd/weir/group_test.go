@@ -167,3 +167,71 @@ func TestGroupCommands(t *testing.T) {
 		t.Error("deleting an unknown group succeeded")
 	}
 }
+
+// Committed offsets and group metadata live in __consumer_offsets on disk:
+// a broker reopened on the same data directory reports them again.
+func TestGroupOffsetsSurviveBrokerRestart(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *broker.Broker {
+		t.Helper()
+		b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0", DataDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	ctx := context.Background()
+	b1 := open()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b1.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	if _, err := adm.CreateTopic(ctx, 4, 1, nil, "orders"); err != nil {
+		t.Fatal(err)
+	}
+	var offs kadm.Offsets
+	for p := int32(0); p < 4; p++ {
+		offs.Add(kadm.Offset{Topic: "orders", Partition: p, At: int64(10 * (p + 1)), LeaderEpoch: -1})
+	}
+	if err := adm.CommitAllOffsets(ctx, "billing", offs); err != nil {
+		t.Fatal(err)
+	}
+	// Overwrite one and delete another group's offsets: the latest record
+	// per key must win on replay.
+	offs2 := kadm.Offsets{}
+	offs2.Add(kadm.Offset{Topic: "orders", Partition: 0, At: 99, LeaderEpoch: -1})
+	if err := adm.CommitAllOffsets(ctx, "billing", offs2); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.CommitAllOffsets(ctx, "gone", offs2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.DeleteGroups(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	if err := b1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b2 := open()
+	t.Cleanup(func() { _ = b2.Close() })
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(b2.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	got, err := kadm.NewClient(cl2).FetchOffsets(ctx, "billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[int32]int64{}
+	got.Each(func(o kadm.OffsetResponse) { m[o.Partition] = o.At })
+	if diff := cmp.Diff(map[int32]int64{0: 99, 1: 20, 2: 30, 3: 40}, m); diff != "" {
+		t.Errorf("offsets after restart (-want +got):\n%s", diff)
+	}
+	if listed := groupJSON[[]ListedGroup](t, "list", "--brokers="+b2.Addr()); len(listed) != 1 || listed[0].Group != "billing" {
+		t.Errorf("groups after restart: %+v", listed)
+	}
+}
