@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -24,6 +25,7 @@ type base struct {
 	// rcPrefix + key.
 	rc       *ristretto.Cache[string, []byte]
 	rcPrefix string
+	rcID     uint32
 	// accounted is this store's share of e.batchUsed.
 	accounted int64
 	closed    bool
@@ -111,6 +113,7 @@ func (b *base) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.newRCGeneration()
 	b.e.batchUsed.Add(-b.accounted)
 	b.accounted = 0
 	err := b.be.close()
@@ -128,11 +131,22 @@ func (b *base) rcInvalidate(key []byte) {
 	b.rc.Wait()
 }
 
+// newRCGeneration gives the store a fresh read-cache key prefix. Values it
+// cached may have come from its uncommitted batch; when that batch is
+// dropped (Close, restore, wipe), the old generation's entries become
+// unreachable (ristretto evicts them in time).
+func (b *base) newRCGeneration() {
+	if b.rc == nil {
+		return
+	}
+	p := binary.BigEndian.AppendUint32(nil, b.rcID)
+	p = binary.BigEndian.AppendUint64(p, b.e.rcGen.Add(1))
+	b.rcPrefix = string(p)
+}
+
 // wipe deletes the store's data and checkpoint.
 func (b *base) wipe() error {
-	if b.rc != nil {
-		b.rc.Clear()
-	}
+	b.newRCGeneration()
 	b.e.batchUsed.Add(-b.accounted)
 	b.accounted = 0
 	if err := b.be.wipe(); err != nil {

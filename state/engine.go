@@ -135,6 +135,8 @@ type Engine struct {
 	cacheUsed atomic.Int64
 	// batchUsed is the bytes of every store's uncommitted batch together.
 	batchUsed atomic.Int64
+	// rcGen numbers read-cache generations (see base.newRCGeneration).
+	rcGen atomic.Uint64
 
 	mu sync.Mutex
 	// open are the stores open now, by catalog key. Guarded by mu.
@@ -347,7 +349,8 @@ func (e *Engine) openBase(spec Spec, partition int32, changelog ChangelogWriter)
 		b.be = newPebbleBackend(e.db, id, e.opts.NoSync)
 		if spec.ReadCache {
 			b.rc = e.rcache
-			b.rcPrefix = string(dataKeyPrefix(id))
+			b.rcID = id
+			b.newRCGeneration()
 		}
 	}
 	m, err := b.be.loadMeta()

@@ -163,6 +163,7 @@ func (b *base) reload() error {
 	if p, ok := b.be.(*pebbleBackend); ok {
 		p.discard()
 	}
+	b.newRCGeneration()
 	b.e.batchUsed.Add(-b.accounted)
 	b.accounted = 0
 	m, err := b.be.loadMeta()
