@@ -193,6 +193,13 @@ func (s *Server) ServeConn(nc net.Conn) {
 	}()
 }
 
+// OpenConns returns the number of connections being served.
+func (s *Server) OpenConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Close stops accepting, lets every connection finish the request it is
 // handling (waiting fetches return at once), waits for them, and closes the
 // extensions. It does not close the topic registry.
