@@ -36,11 +36,12 @@ func (l Layout) subtopologyTopics() map[int][]string {
 	return out
 }
 
-// Tasks lists the tasks of the layout given each topic's partition count.
-// It fails when two topics of one sub-topology have different partition
-// counts (they must be co-partitioned). A sub-topology whose topics are all
-// missing from counts has no tasks yet.
-func (l Layout) Tasks(counts map[string]int32) ([]TaskID, error) {
+// Tasks lists the tasks of the layout given each topic's partition count:
+// a sub-topology has as many tasks as its widest input topic (task p reads
+// partition p of every input that has one). Whether joined topics are truly
+// co-partitioned is checked when the application starts. A sub-topology
+// whose topics are all missing from counts has no tasks yet.
+func (l Layout) Tasks(counts map[string]int32) []TaskID {
 	var out []TaskID
 	subs := l.subtopologyTopics()
 	ids := make([]int, 0, len(subs))
@@ -49,22 +50,15 @@ func (l Layout) Tasks(counts map[string]int32) ([]TaskID, error) {
 	}
 	slices.Sort(ids)
 	for _, s := range ids {
-		n, from := int32(-1), ""
+		n := int32(0)
 		for _, t := range subs[s] {
-			c, ok := counts[t]
-			if !ok {
-				continue
-			}
-			if n >= 0 && c != n {
-				return nil, fmt.Errorf("assign: topics %q (%d partitions) and %q (%d partitions) of sub-topology %d must be co-partitioned: give them the same partition count", from, n, t, c, s)
-			}
-			n, from = c, t
+			n = max(n, counts[t])
 		}
-		for p := range max(n, 0) {
+		for p := range n {
 			out = append(out, TaskID{Subtopology: s, Partition: p})
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Balancer is Weir's kgo.GroupBalancer. It speaks the ordinary "consumer"
@@ -168,11 +162,7 @@ func (b *Balancer) MemberBalancer(members []kmsg.JoinGroupResponseMember) (kgo.G
 // Balance implements kgo.ConsumerBalancerBalance: it runs Assign over the
 // group and turns tasks into partitions.
 func (b *Balancer) Balance(cb *kgo.ConsumerBalancer, counts map[string]int32) kgo.IntoSyncAssignment {
-	tasks, err := b.layout.Tasks(counts)
-	if err != nil {
-		cb.SetError(err)
-		return nil
-	}
+	tasks := b.layout.Tasks(counts)
 	in := Input{Tasks: tasks, Standbys: b.standbys}
 	var bad error
 	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
@@ -210,7 +200,7 @@ func (b *Balancer) Balance(cb *kgo.ConsumerBalancer, counts map[string]int32) kg
 		byTopic := map[string][]int32{}
 		for _, t := range active {
 			for _, topic := range subs[t.Subtopology] {
-				if _, ok := counts[topic]; ok {
+				if t.Partition < counts[topic] {
 					byTopic[topic] = append(byTopic[topic], t.Partition)
 				}
 			}

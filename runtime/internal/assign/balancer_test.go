@@ -12,17 +12,11 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-func TestLayoutTasksRefusesUnequalPartitionCounts(t *testing.T) {
-	l := Layout{Topics: map[string]int{"orders": 0, "payments": 0}}
-	_, err := l.Tasks(map[string]int32{"orders": 6, "payments": 4})
-	if err == nil {
-		t.Fatal("no error for co-partitioned topics with 6 and 4 partitions")
-	}
-	got, err := l.Tasks(map[string]int32{"orders": 2, "payments": 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff([]TaskID{{0, 0}, {0, 1}}, got); d != "" {
+func TestLayoutTasks(t *testing.T) {
+	l := Layout{Topics: map[string]int{"orders": 0, "payments": 0, "clicks": 1}}
+	got := l.Tasks(map[string]int32{"orders": 3, "payments": 2, "clicks": 1})
+	want := []TaskID{{0, 0}, {0, 1}, {0, 2}, {1, 0}}
+	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("tasks (-want +got):\n%s", d)
 	}
 }

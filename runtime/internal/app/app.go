@@ -1,0 +1,659 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/runtime/internal/assign"
+	"github.com/weir-dev/weir/runtime/internal/client"
+	"github.com/weir-dev/weir/state"
+	"github.com/weir-dev/weir/streams"
+)
+
+// ErrClosed is returned by Run on an App that was closed or already ran.
+var ErrClosed = errors.New("runtime: application closed")
+
+// maxPollRecords bounds the records one poll hands to the tasks.
+const maxPollRecords = 10000
+
+// App is one application instance. See the package documentation.
+type App struct {
+	opts     Options
+	topo     *streams.Topology
+	log      *slog.Logger
+	m        *metrics
+	instance string
+	sources  map[string]bool // names of source nodes
+
+	// Set up by Run before the group client starts; read-only afterwards.
+	admCl *kgo.Client
+	adm   *kadm.Client
+	cl    *kgo.Client
+	eng   *state.Engine
+	plan  *client.Plan
+	// runCtx bounds produce calls; canceled when Run returns.
+	runCtx context.Context
+	// clientCtx is the group client's context; canceling it makes the
+	// client stop talking to the cluster (Abandon).
+	clientCancel context.CancelFunc
+
+	stopOnce sync.Once
+	stop     chan struct{} // closed by Close and Abandon
+	done     chan struct{} // closed when Run returns
+	started  chan struct{} // closed when the group client is up
+	runOnce  sync.Once
+
+	mu sync.Mutex
+	// tasks are the running tasks. Guarded by mu.
+	tasks map[streams.TaskID]*task
+	// byTP maps an input partition to its task. Guarded by mu.
+	byTP map[streams.TopicPartition]*task
+	// paused are the partitions whose fetching is paused. Guarded by mu.
+	paused map[streams.TopicPartition]bool
+	// hw is the last high watermark fetched per input partition. Guarded
+	// by mu.
+	hw map[streams.TopicPartition]int64
+	// lastCommit is when tasks last committed. Guarded by mu.
+	lastCommit time.Time
+	// fatal is the first fatal error, which ends Run. Guarded by mu.
+	fatal error
+	// abandoned is set by Abandon: nothing is committed from then on.
+	// Guarded by mu.
+	abandoned bool
+}
+
+// New returns an application instance for topo; nothing connects until
+// Run. It builds the topology (Build is idempotent) and validates opts.
+func New(topo *streams.Topology, opts Options) (*App, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := topo.Build(); err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	host, _ := os.Hostname()
+	instance := fmt.Sprintf("%s-%d-%p", host, os.Getpid(), topo)
+	a := &App{
+		opts:     opts,
+		topo:     topo,
+		log:      opts.Logger.With("application", opts.ApplicationID),
+		instance: instance,
+		sources:  map[string]bool{},
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		started:  make(chan struct{}),
+		tasks:    map[streams.TaskID]*task{},
+		byTP:     map[streams.TopicPartition]*task{},
+		paused:   map[streams.TopicPartition]bool{},
+		hw:       map[streams.TopicPartition]int64{},
+	}
+	a.m = newMetrics(opts.ApplicationID, instance)
+	for _, n := range topo.Nodes() {
+		if n.Kind == streams.SourceNode {
+			a.sources[n.Name] = true
+		}
+	}
+	return a, nil
+}
+
+func (a *App) clientOpts() []kgo.Opt {
+	return append([]kgo.Opt{kgo.SeedBrokers(a.opts.Brokers...)}, a.opts.ClientOpts...)
+}
+
+// Run runs the instance until ctx ends, Close is called or a fatal error
+// happens; it returns nil on a clean stop. On the way out it commits, and
+// leaves the group (unless abandoned).
+func (a *App) Run(ctx context.Context) (err error) {
+	ran := false
+	a.runOnce.Do(func() { ran = true })
+	if !ran {
+		return ErrClosed
+	}
+	defer close(a.done)
+	select {
+	case <-a.stop:
+		return ErrClosed
+	default:
+	}
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	a.runCtx = runCtx
+
+	if err := a.setup(ctx); err != nil {
+		a.closeClients()
+		return err
+	}
+	close(a.started)
+	var srv *http.Server
+	var srvDone chan struct{}
+	if a.opts.MetricsAddr != "" {
+		srv, srvDone, err = a.serveHTTP()
+		if err != nil {
+			a.shutdown()
+			return err
+		}
+	}
+	err = a.loop(ctx)
+	if serr := a.shutdown(); err == nil {
+		err = serr
+	}
+	if srv != nil {
+		_ = srv.Close()
+		<-srvDone
+	}
+	return err
+}
+
+// setup creates the internal topics, opens the state engine and starts the
+// group client.
+func (a *App) setup(ctx context.Context) error {
+	var err error
+	a.admCl, err = kgo.NewClient(a.clientOpts()...)
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	a.adm = kadm.NewClient(a.admCl)
+	a.plan, err = client.Prepare(ctx, a.adm, a.opts.ApplicationID, a.topo, a.opts.ReplicationFactor)
+	if err != nil {
+		return err
+	}
+	for _, t := range a.plan.Created {
+		a.log.Info("created internal topic", "topic", t, "partitions", a.plan.Partitions[t])
+	}
+	a.eng, err = state.Open(state.Options{Dir: a.opts.StateDir, MemoryBudget: a.opts.MemoryBudget, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("runtime: open state: %w", err)
+	}
+	layout := assign.Layout{Topics: map[string]int{}}
+	var topics []string
+	for tp, st := range a.plan.Sources {
+		layout.Topics[tp] = int(st)
+		topics = append(topics, tp)
+	}
+	sort.Strings(topics)
+	clientCtx, cancel := context.WithCancel(context.Background())
+	a.clientCancel = cancel
+	opts := append(a.clientOpts(),
+		kgo.WithContext(clientCtx),
+		kgo.ClientID(a.opts.ApplicationID),
+		kgo.ConsumerGroup(a.opts.ApplicationID),
+		kgo.ConsumeTopics(topics...),
+		kgo.Balancers(assign.NewBalancer(layout, a.opts.Standbys, nil)),
+		kgo.DisableAutoCommit(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(a.opts.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, a.opts.SessionTimeout/4)),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.RecordPartitioner(client.Partitioner{}),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.OnPartitionsAssigned(a.onAssigned),
+		kgo.OnPartitionsRevoked(a.onRevoked),
+		kgo.OnPartitionsLost(a.onLost),
+	)
+	a.cl, err = kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("runtime: %w", err)
+	}
+	return nil
+}
+
+// loop polls and processes until ctx ends, stop closes or a fatal error.
+func (a *App) loop(ctx context.Context) error {
+	pollEvery := min(a.opts.CommitInterval, 200*time.Millisecond)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.stop:
+			return nil
+		default:
+		}
+		pctx, cancel := context.WithTimeout(ctx, pollEvery)
+		fs := a.cl.PollRecords(pctx, maxPollRecords)
+		cancel()
+		if fs.IsClientClosed() {
+			return nil
+		}
+		for _, fe := range fs.Errors() {
+			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+				continue
+			}
+			if fatalGroupError(fe.Err) {
+				return fmt.Errorf("runtime: consumer group %q: %w", a.opts.ApplicationID, fe.Err)
+			}
+			a.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
+		}
+		a.mu.Lock()
+		err := a.stepLocked(fs)
+		a.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// fatalGroupError reports errors that retrying cannot fix: the group
+// refuses this member's configuration.
+func fatalGroupError(err error) bool {
+	return errors.Is(err, kerr.InvalidSessionTimeout) ||
+		errors.Is(err, kerr.InconsistentGroupProtocol) ||
+		errors.Is(err, kerr.GroupAuthorizationFailed) ||
+		errors.Is(err, kerr.InvalidGroupID)
+}
+
+// stepLocked hands one poll's records to their tasks, processes, and
+// commits when due.
+func (a *App) stepLocked(fs kgo.Fetches) error {
+	if a.fatal != nil {
+		return a.fatal
+	}
+	fs.EachPartition(func(p kgo.FetchTopicPartition) {
+		tp := streams.TopicPartition{Topic: p.Topic, Partition: streams.Partition(p.Partition)}
+		a.hw[tp] = p.HighWatermark
+		if len(p.Records) > 0 {
+			last := p.Records[len(p.Records)-1].Offset
+			a.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
+		}
+		t := a.byTP[tp]
+		if t == nil || len(p.Records) == 0 {
+			return // revoked since it was fetched: its new owner reads it again
+		}
+		recs := make([]streams.RawRecord, len(p.Records))
+		for i, r := range p.Records {
+			recs[i] = streams.RawRecord{
+				Topic: r.Topic, Partition: streams.Partition(r.Partition), Offset: streams.Offset(r.Offset),
+				Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
+			}
+			for _, h := range r.Headers {
+				recs[i].Headers = append(recs[i].Headers, streams.Header{Key: h.Key, Value: h.Value})
+			}
+		}
+		if _, ok := t.firstAdded[tp]; !ok {
+			t.firstAdded[tp] = recs[0].Offset
+		}
+		t.lastAdded[tp] = recs[len(recs)-1].Offset
+		if err := t.exec.Add(tp, recs); err != nil && a.fatal == nil {
+			a.fatal = err
+		}
+	})
+	if a.fatal != nil {
+		return a.fatal
+	}
+	if err := a.processLocked(); err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, t := range a.tasks {
+		if err := t.exec.Punctuate(now); err != nil {
+			return a.failLocked(err)
+		}
+	}
+	if now.Sub(a.lastCommit) >= a.opts.CommitInterval {
+		if err := a.commitLocked(a.sortedTasksLocked()); err != nil {
+			return a.failLocked(err)
+		}
+	}
+	return nil
+}
+
+func (a *App) failLocked(err error) error {
+	if a.fatal == nil {
+		a.fatal = err
+	}
+	return a.fatal
+}
+
+func (a *App) sortedTasksLocked() []*task {
+	ts := make([]*task, 0, len(a.tasks))
+	for _, t := range a.tasks {
+		ts = append(ts, t)
+	}
+	sort.Slice(ts, func(i, j int) bool {
+		x, y := ts[i].id, ts[j].id
+		if x.Subtopology != y.Subtopology {
+			return x.Subtopology < y.Subtopology
+		}
+		return x.Partition < y.Partition
+	})
+	return ts
+}
+
+// processLocked runs every task over its buffered records, on up to
+// Workers goroutines, then updates metrics and pauses or resumes fetching.
+func (a *App) processLocked() error {
+	ts := a.sortedTasksLocked()
+	workers := min(a.opts.Workers, len(ts))
+	if workers <= 1 {
+		for _, t := range ts {
+			a.runTask(t)
+		}
+	} else {
+		var wg sync.WaitGroup
+		next := make(chan *task, len(ts))
+		for _, t := range ts {
+			next <- t
+		}
+		close(next)
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for t := range next {
+					a.runTask(t)
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	var pause, resume []streams.TopicPartition
+	for _, t := range ts {
+		if t.err != nil {
+			return a.failLocked(t.err)
+		}
+		a.reportTaskMetrics(t)
+		if len(t.inputs) < 2 {
+			continue
+		}
+		offs := t.exec.Offsets()
+		for _, tp := range t.inputs {
+			n := t.buffered(tp, offs)
+			switch {
+			case n >= a.opts.MaxBufferedPerPartition && !a.paused[tp]:
+				pause = append(pause, tp)
+			case n < a.opts.MaxBufferedPerPartition/2 && a.paused[tp]:
+				resume = append(resume, tp)
+			}
+		}
+	}
+	if len(pause) > 0 {
+		a.cl.PauseFetchPartitions(tpMap(pause))
+		for _, tp := range pause {
+			a.paused[tp] = true
+		}
+	}
+	if len(resume) > 0 {
+		a.cl.ResumeFetchPartitions(tpMap(resume))
+		for _, tp := range resume {
+			delete(a.paused, tp)
+		}
+	}
+	return nil
+}
+
+func tpMap(tps []streams.TopicPartition) map[string][]int32 {
+	m := map[string][]int32{}
+	for _, tp := range tps {
+		m[tp.Topic] = append(m[tp.Topic], int32(tp.Partition))
+	}
+	return m
+}
+
+// runTask processes t's buffered records. A task with several input
+// partitions processes a record only while every input partition has
+// records buffered or the consumer holds no more of it (timestamp order
+// across partitions); a single-input task processes everything.
+func (a *App) runTask(t *task) {
+	multi := len(t.inputs) > 1
+	for {
+		if multi && !a.allInputsReady(t) {
+			return
+		}
+		ok, err := t.exec.Process()
+		if err != nil {
+			if herr := a.handleProcessingError(t, err); herr != nil {
+				t.err = herr
+				return
+			}
+		}
+		if !ok {
+			return
+		}
+	}
+}
+
+// allInputsReady reports whether each input partition of t has a record
+// buffered, or has none buffered and nothing more fetched for it (lag 0 as
+// far as the consumer knows), in which case waiting would not help.
+func (a *App) allInputsReady(t *task) bool {
+	if t.exec.Buffered() == 0 {
+		return false
+	}
+	offs := t.exec.Offsets()
+	for _, tp := range t.inputs {
+		if t.buffered(tp, offs) > 0 {
+			continue
+		}
+		if !a.caughtUp(t, tp) {
+			if t.idleSince.IsZero() {
+				t.idleSince = time.Now()
+			}
+			if time.Since(t.idleSince) < maxTaskIdle {
+				return false
+			}
+		}
+	}
+	t.idleSince = time.Time{}
+	return true
+}
+
+// caughtUp reports whether t has been handed every record of tp up to the
+// last high watermark the consumer saw. With no high watermark known the
+// lag is unknown and the task does not wait (as Kafka Streams with
+// max.task.idle.ms=0).
+func (a *App) caughtUp(t *task, tp streams.TopicPartition) bool {
+	hw, ok := a.hw[tp]
+	if !ok {
+		return true
+	}
+	last, ok := t.lastAdded[tp]
+	return ok && int64(last)+1 >= hw || !ok && hw == 0
+}
+
+// maxTaskIdle bounds how long a task with buffered records waits for an
+// input partition that looks behind: the consumer may already stand at its
+// end (nothing fetched since the task started), which it cannot tell.
+const maxTaskIdle = 500 * time.Millisecond
+
+// handleProcessingError applies the deserialization handler to a record
+// a source could not deserialize; any other error is fatal.
+func (a *App) handleProcessingError(t *task, err error) error {
+	var pe *streams.ProcessingError
+	var se *streams.SerdeError
+	if !errors.As(err, &pe) || pe.Record == nil || !errors.As(err, &se) || !a.sources[se.Node] {
+		return err
+	}
+	r := pe.Record
+	switch a.opts.OnDeserializationError {
+	case DeserializationSkip:
+		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
+		a.log.Warn("skipped record that failed to deserialize", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", se)
+		return nil
+	case DeserializationDeadLetter:
+		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
+		rec := &kgo.Record{
+			Topic: a.opts.DeadLetterTopic, Partition: client.AnyPartition, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
+			Headers: []kgo.RecordHeader{
+				{Key: "weir.error", Value: []byte(se.Error())},
+				{Key: "weir.topic", Value: []byte(r.Topic)},
+				{Key: "weir.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
+				{Key: "weir.offset", Value: []byte(strconv.FormatInt(int64(r.Offset), 10))},
+			},
+		}
+		t.inflight.Add()
+		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
+		return nil
+	}
+	return fmt.Errorf("runtime: record %s/%d@%d failed to deserialize (set a deserialization error handler to skip or dead-letter such records): %w",
+		r.Topic, r.Partition, r.Offset, err)
+}
+
+func (a *App) reportTaskMetrics(t *task) {
+	m := t.exec.Metrics()
+	if d := m.Processed - t.processed; d > 0 {
+		a.m.processed.WithLabelValues(t.label).Add(float64(d))
+		t.processed = m.Processed
+	}
+	for reason, n := range m.Dropped {
+		if d := n - t.dropped[reason]; d > 0 {
+			a.m.dropped.WithLabelValues(t.label, reason).Add(float64(d))
+			t.dropped[reason] = n
+		}
+	}
+}
+
+// commitLocked commits ts: flush stores, wait for their output, commit the
+// input offsets. See the package documentation for the guarantee.
+func (a *App) commitLocked(ts []*task) error {
+	start := time.Now()
+	a.lastCommit = start
+	if a.abandoned {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, t := range ts {
+		if t.exec.CommitNeeded() {
+			if err := t.exec.Commit(ctx); err != nil {
+				return fmt.Errorf("runtime: commit task %s: %w", t.id, err)
+			}
+		}
+	}
+	for _, t := range ts {
+		if err := t.inflight.Wait(ctx); err != nil {
+			return fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, err)
+		}
+		for tp, off := range t.exec.Offsets() {
+			if offsets[tp.Topic] == nil {
+				offsets[tp.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[tp.Topic][int32(tp.Partition)] = kgo.EpochOffset{Epoch: -1, Offset: int64(off)}
+		}
+	}
+	if len(offsets) == 0 {
+		return nil
+	}
+	var cerr error
+	a.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		cerr = commitError(resp, err)
+	})
+	if cerr != nil {
+		return fmt.Errorf("runtime: commit offsets: %w", cerr)
+	}
+	a.m.commits.Inc()
+	a.m.commitTime.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// shutdown commits and leaves the group (the revoke callback commits and
+// closes the tasks), then releases everything.
+func (a *App) shutdown() error {
+	var err error
+	if a.cl != nil {
+		a.mu.Lock()
+		if a.fatal == nil && !a.abandoned {
+			err = a.commitLocked(a.sortedTasksLocked())
+		}
+		a.mu.Unlock()
+		a.cl.Close() // leaves the group; onRevoked closes the tasks
+		a.mu.Lock()
+		for _, t := range a.sortedTasksLocked() {
+			a.closeTaskLocked(t)
+		}
+		a.mu.Unlock()
+	}
+	a.closeClients()
+	return err
+}
+
+func (a *App) closeClients() {
+	if a.clientCancel != nil {
+		a.clientCancel()
+	}
+	if a.cl != nil {
+		a.cl.Close()
+	}
+	if a.admCl != nil {
+		a.admCl.Close()
+	}
+	if a.eng != nil {
+		if err := a.eng.Close(); err != nil {
+			a.log.Warn("close state", "err", err)
+		}
+	}
+}
+
+// Close stops Run gracefully (commit, flush, leave the group) and waits
+// for it to return. Close before Run makes Run return ErrClosed.
+func (a *App) Close() error {
+	a.stopOnce.Do(func() { close(a.stop) })
+	ran := true
+	a.runOnce.Do(func() { ran = false })
+	if ran {
+		<-a.done
+	}
+	return nil
+}
+
+// Abandon stops the instance as a crash would: nothing more is committed,
+// the group is not told (its tasks move after the session timeout), and
+// stores are closed without flushing. For tests of failover.
+func (a *App) Abandon() {
+	a.mu.Lock()
+	a.abandoned = true
+	a.mu.Unlock()
+	select {
+	case <-a.started:
+		a.clientCancel()
+	default:
+	}
+	a.Close()
+}
+
+// Started returns a channel closed once the instance has created its
+// topics and joined (or begun joining) the group.
+func (a *App) Started() <-chan struct{} { return a.started }
+
+// Registry-facing accessors for tests and the public package.
+
+// Metrics returns the handler serving the instance's metrics.
+func (a *App) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{})
+}
+
+func (a *App) serveHTTP() (*http.Server, chan struct{}, error) {
+	ln, err := net.Listen("tcp", a.opts.MetricsAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("runtime: metrics address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", a.MetricsHandler())
+	mux.HandleFunc("/topology", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte(Describe(a.topo)))
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	a.log.Info("serving metrics", "addr", ln.Addr().String())
+	return srv, done, nil
+}

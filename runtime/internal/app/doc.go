@@ -1,0 +1,29 @@
+// Package app is the runtime's engine: one application instance running a
+// streams.Topology on a Kafka-compatible cluster with franz-go.
+//
+// Concurrency. One goroutine (Run's) polls the group consumer and drives
+// the tasks; when Workers > 1 it fans the processing of one poll's records
+// out to at most Workers goroutines, one task per goroutine at a time, and
+// waits for them before it continues. franz-go's group goroutine calls the
+// rebalance callbacks (assigned, revoked, lost). Both sides hold App.mu
+// while they touch tasks, so a task is never driven by two goroutines at
+// once and a revoked task is committed and closed between two polls.
+// Restores run in the assigned callback without App.mu, on the new tasks
+// only, so the tasks already running keep processing; franz-go starts
+// fetching a new partition only after the callback returns, so a task
+// processes only once its stores are restored.
+//
+// Lock order: App.mu, then franz-go's own locks (committing and flushing
+// under App.mu is fine: franz-go never calls back into us while it holds a
+// lock we wait for).
+//
+// Commit (at-least-once). For each task: flush its stores (the write-back
+// cache forwards downstream, store writes reach the changelog writer, the
+// changelog writer waits for the broker's acknowledgement, and the store
+// records the changelog offset with its data); wait until every output
+// record the task produced is acknowledged; then commit the offsets after
+// the last record processed, in one OffsetCommit for all tasks. A crash
+// between two commits replays, on restart or on another instance, the input
+// records after the last committed offset: their outputs and changelog
+// writes may appear twice, nothing is lost.
+package app

@@ -1,0 +1,63 @@
+package app
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the instance's Prometheus metrics, in a registry of its own
+// (never the global one: several instances may share a process).
+type metrics struct {
+	reg *prometheus.Registry
+
+	processed    *prometheus.CounterVec   // task
+	lag          *prometheus.GaugeVec     // topic, partition
+	commitTime   prometheus.Histogram     //
+	commits      prometheus.Counter       //
+	restored     *prometheus.CounterVec   // task, store
+	restoreLeft  *prometheus.GaugeVec     // task, store
+	dropped      *prometheus.CounterVec   // task, reason
+	deserErrors  *prometheus.CounterVec   // topic
+	tasks        prometheus.Gauge         //
+	rebalanceDur *prometheus.HistogramVec // callback
+}
+
+func newMetrics(app, instance string) *metrics {
+	labels := prometheus.Labels{"application": app, "instance": instance}
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_records_processed_total", Help: "Input records processed, per task.", ConstLabels: labels,
+		}, []string{"task"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_consumer_lag_records", Help: "Records between the last fetched offset and the high watermark, per input partition.", ConstLabels: labels,
+		}, []string{"topic", "partition"}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "weir_commit_latency_seconds", Help: "Time to commit: flush stores, flush producer, commit offsets.", ConstLabels: labels,
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_commits_total", Help: "Commits completed.", ConstLabels: labels,
+		}),
+		restored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_restored_records_total", Help: "Changelog records replayed into stores, per task and store.", ConstLabels: labels,
+		}, []string{"task", "store"}),
+		restoreLeft: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "weir_restore_remaining_records", Help: "Changelog records still to replay, per task and store (0 once restored).", ConstLabels: labels,
+		}, []string{"task", "store"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_dropped_records_total", Help: "Records dropped on purpose (late records of closed windows), per task and reason.", ConstLabels: labels,
+		}, []string{"task", "reason"}),
+		deserErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_deserialization_errors_total", Help: "Input records that failed to deserialize and were skipped or dead-lettered.", ConstLabels: labels,
+		}, []string{"topic"}),
+		tasks: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_active_tasks", Help: "Tasks running on this instance.", ConstLabels: labels,
+		}),
+		rebalanceDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "weir_rebalance_callback_seconds", Help: "Time spent in rebalance callbacks (restores included).", ConstLabels: labels,
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"callback"}),
+	}
+	m.reg.MustRegister(m.processed, m.lag, m.commitTime, m.commits, m.restored, m.restoreLeft, m.dropped, m.deserErrors, m.tasks, m.rebalanceDur)
+	return m
+}

@@ -1,0 +1,131 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// OnDeserializationError says what happens to an input record a source
+// cannot deserialize.
+type OnDeserializationError int
+
+const (
+	// DeserializationFail stops the application with an error naming the
+	// record's topic, partition and offset. The default.
+	DeserializationFail OnDeserializationError = iota
+	// DeserializationSkip drops the record and counts it
+	// (weir_deserialization_errors_total).
+	DeserializationSkip
+	// DeserializationDeadLetter writes the raw record to DeadLetterTopic
+	// with headers saying where it came from and why, counts it, and
+	// continues.
+	DeserializationDeadLetter
+)
+
+// Options configure an App. Zero values take the documented defaults.
+type Options struct {
+	// ApplicationID names the consumer group and prefixes internal topics.
+	// Required.
+	ApplicationID string
+	// Brokers are the seed brokers. Required (the public runtime package
+	// starts an embedded broker when the user gives none).
+	Brokers []string
+	// StateDir holds the instance's stores. Required.
+	StateDir string
+	// Workers is the number of goroutines processing tasks in parallel.
+	// Default GOMAXPROCS.
+	Workers int
+	// CommitInterval is how often tasks commit. Default 1s.
+	CommitInterval time.Duration
+	// Standbys is the number of standby replicas per task. Default 0.
+	Standbys int
+	// MemoryBudget bounds the state memory, in bytes. Default: the state
+	// package's default.
+	MemoryBudget int64
+	// OnDeserializationError is the handler for records that fail to
+	// deserialize. Default DeserializationFail.
+	OnDeserializationError OnDeserializationError
+	// DeadLetterTopic receives bad records under DeserializationDeadLetter.
+	// Default "<ApplicationID>-dead-letter".
+	DeadLetterTopic string
+	// MetricsAddr, if set, is the address of an HTTP server serving
+	// /metrics (Prometheus) and /topology. Default "" (no server).
+	MetricsAddr string
+	// SessionTimeout is the group session timeout: how long the group
+	// waits for a silent instance before moving its tasks. Default 10s.
+	SessionTimeout time.Duration
+	// MaxBufferedPerPartition bounds the records buffered per input
+	// partition; fetching pauses above it. Default 1000.
+	MaxBufferedPerPartition int
+	// ReplicationFactor of the internal topics Weir creates. Default -1
+	// (the broker's default).
+	ReplicationFactor int16
+	// ClientOpts are extra franz-go options for every client (dialer,
+	// TLS, SASL, logging). Default none.
+	ClientOpts []kgo.Opt
+	// Logger receives the instance's log lines. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills zero fields with their defaults.
+func (o *Options) EnsureDefaults() {
+	if o.Workers == 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = time.Second
+	}
+	if o.DeadLetterTopic == "" && o.ApplicationID != "" {
+		o.DeadLetterTopic = o.ApplicationID + "-dead-letter"
+	}
+	if o.SessionTimeout == 0 {
+		o.SessionTimeout = 10 * time.Second
+	}
+	if o.MaxBufferedPerPartition == 0 {
+		o.MaxBufferedPerPartition = 1000
+	}
+	if o.ReplicationFactor == 0 {
+		o.ReplicationFactor = -1
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports every problem with the options at once.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.ApplicationID == "" {
+		errs = append(errs, errors.New("runtime: application id is required"))
+	}
+	if len(o.Brokers) == 0 {
+		errs = append(errs, errors.New("runtime: no brokers"))
+	}
+	if o.StateDir == "" {
+		errs = append(errs, errors.New("runtime: state directory is required"))
+	}
+	if o.Workers < 0 {
+		errs = append(errs, fmt.Errorf("runtime: workers %d < 0", o.Workers))
+	}
+	if o.CommitInterval < 0 {
+		errs = append(errs, fmt.Errorf("runtime: commit interval %v < 0", o.CommitInterval))
+	}
+	if o.Standbys < 0 {
+		errs = append(errs, fmt.Errorf("runtime: standby replicas %d < 0", o.Standbys))
+	}
+	if o.MemoryBudget < 0 {
+		errs = append(errs, fmt.Errorf("runtime: memory budget %d < 0", o.MemoryBudget))
+	}
+	if o.OnDeserializationError < DeserializationFail || o.OnDeserializationError > DeserializationDeadLetter {
+		errs = append(errs, fmt.Errorf("runtime: unknown deserialization error handler %d", o.OnDeserializationError))
+	}
+	if o.MaxBufferedPerPartition < 0 {
+		errs = append(errs, fmt.Errorf("runtime: max buffered per partition %d < 0", o.MaxBufferedPerPartition))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,161 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/internal/exec"
+	"github.com/weir-dev/weir/runtime/internal/client"
+	"github.com/weir-dev/weir/state"
+	"github.com/weir-dev/weir/streams"
+)
+
+// task is one running task: the exec engine's task plus what the runtime
+// keeps around it. Only the goroutine holding App.mu (or the worker it
+// hands the task to) touches it.
+type task struct {
+	id       streams.TaskID
+	label    string
+	exec     *exec.Task
+	inflight *client.Inflight
+	stores   []state.Store
+	// inputs are the task's input partitions (real topic names).
+	inputs []streams.TopicPartition
+	// lastAdded is the offset of the last record added per input
+	// partition; with the task's Offsets it gives the buffered count.
+	lastAdded map[streams.TopicPartition]streams.Offset
+	// firstAdded is the offset of the first record ever added per input
+	// partition.
+	firstAdded map[streams.TopicPartition]streams.Offset
+	// processed and dropped are what was already reported to metrics.
+	processed int64
+	dropped   map[string]int64
+	// idleSince is when the task began waiting for a lagging input
+	// partition; zero when not waiting.
+	idleSince time.Time
+	// err is a fatal error met while processing (set by the worker).
+	err error
+}
+
+// sink sends a task's output records through the shared producer.
+type sink struct {
+	a *App
+	t *task
+}
+
+func (s sink) Send(r *streams.RawRecord) error {
+	if err := s.t.inflight.Err(); err != nil {
+		return fmt.Errorf("runtime: task %s: an earlier send failed: %w", s.t.id, err)
+	}
+	rec := &kgo.Record{
+		Topic:     r.Topic,
+		Partition: int32(r.Partition),
+		Key:       r.Key,
+		Value:     r.Value,
+		Timestamp: r.Timestamp,
+	}
+	for _, h := range r.Headers {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+	}
+	s.t.inflight.Add()
+	s.a.cl.Produce(s.a.runCtx, rec, func(_ *kgo.Record, err error) { s.t.inflight.Done(err) })
+	return nil
+}
+
+// stores opens a task's stores from the state engine, restored from their
+// changelogs. It implements exec.StoreProvider.
+type stores struct {
+	a   *App
+	t   *task
+	ctx context.Context
+}
+
+func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
+	a := p.a
+	part := int32(id.Partition)
+	topic := a.plan.Changelogs[spec.Name]
+	var w state.ChangelogWriter
+	if topic != "" && spec.SourceTopic == "" {
+		w = client.NewChangelogWriter(a.cl, topic, part, p.t.inflight)
+	}
+	var (
+		s   state.Store
+		err error
+	)
+	switch spec.Kind {
+	case state.KindKeyValue:
+		s, err = a.eng.OpenKeyValue(p.ctx, spec.Spec, part, w)
+	case state.KindWindow:
+		s, err = a.eng.OpenWindow(p.ctx, spec.Spec, part, w)
+	case state.KindSession:
+		s, err = a.eng.OpenSession(p.ctx, spec.Spec, part, w)
+	default:
+		return nil, fmt.Errorf("runtime: store %q: unknown kind %v", spec.Name, spec.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("runtime: open store %q of task %s: %w", spec.Name, id, err)
+	}
+	p.t.stores = append(p.t.stores, s)
+	if topic != "" {
+		if err := a.restore(p.ctx, p.t, s, topic, part); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// restore replays the changelog tail into s and reports progress.
+func (a *App) restore(ctx context.Context, t *task, s state.Store, topic string, part int32) error {
+	r := client.NewChangelogReader(a.adm, a.clientOpts(), topic, part)
+	left := a.m.restoreLeft.WithLabelValues(t.label, s.Name())
+	done := a.m.restored.WithLabelValues(t.label, s.Name())
+	start := time.Now()
+	res, err := state.Restore(ctx, s, progressReader{r, left, done})
+	if err != nil {
+		return fmt.Errorf("runtime: restore store %q of task %s from %s/%d: %w", s.Name(), t.id, topic, part, err)
+	}
+	left.Set(0)
+	a.log.Info("restored store", "task", t.label, "store", s.Name(), "changelog", topic, "partition", part,
+		"from", res.From, "to", res.To, "records", res.Records, "wiped", res.Wiped, "took", time.Since(start))
+	return nil
+}
+
+// progressReader counts what a restore replays.
+type progressReader struct {
+	*client.ChangelogReader
+	left interface{ Set(float64) }
+	done interface{ Add(float64) }
+}
+
+func (r progressReader) Read(ctx context.Context, from, to state.Offset, fn func([]state.ChangelogRecord) error) error {
+	r.left.Set(float64(to - from))
+	remaining := to - from
+	return r.ChangelogReader.Read(ctx, from, to, func(b []state.ChangelogRecord) error {
+		if len(b) > 0 {
+			remaining = to - b[len(b)-1].Offset - 1
+			r.left.Set(float64(remaining))
+			r.done.Add(float64(len(b)))
+		}
+		return fn(b)
+	})
+}
+
+// buffered returns how many records of tp the task holds unprocessed,
+// from the offsets (exact when the partition's offsets have no gaps).
+func (t *task) buffered(tp streams.TopicPartition, next map[streams.TopicPartition]streams.Offset) int {
+	last, ok := t.lastAdded[tp]
+	if !ok {
+		return 0
+	}
+	n, ok := next[tp]
+	if !ok {
+		n = t.firstAdded[tp]
+	}
+	if d := last + 1 - n; d > 0 {
+		return int(d)
+	}
+	return 0
+}

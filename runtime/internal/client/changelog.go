@@ -1,0 +1,192 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/state"
+)
+
+// ChangelogWriter appends a store's writes to its changelog partition
+// through the application's producer. It implements state.ChangelogWriter.
+// Records count in the owning task's Inflight too, so that the task's
+// commit waits for them.
+type ChangelogWriter struct {
+	cl        *kgo.Client
+	topic     string
+	partition int32
+	task      *Inflight
+
+	own *Inflight
+	mu  sync.Mutex
+	// last is the highest offset acknowledged. Guarded by mu.
+	last state.Offset
+}
+
+var _ state.ChangelogWriter = (*ChangelogWriter)(nil)
+
+// NewChangelogWriter returns a writer to partition of topic. task, if not
+// nil, also counts the writer's records.
+func NewChangelogWriter(cl *kgo.Client, topic string, partition int32, task *Inflight) *ChangelogWriter {
+	return &ChangelogWriter{cl: cl, topic: topic, partition: partition, task: task, own: NewInflight(), last: state.NoOffset}
+}
+
+// Append implements state.ChangelogWriter.
+func (w *ChangelogWriter) Append(key, value []byte) error {
+	if err := w.own.Err(); err != nil {
+		return fmt.Errorf("runtime: changelog %s/%d: %w", w.topic, w.partition, err)
+	}
+	w.own.Add()
+	if w.task != nil {
+		w.task.Add()
+	}
+	r := &kgo.Record{Topic: w.topic, Partition: w.partition, Key: key, Value: value}
+	w.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
+		if err == nil {
+			w.mu.Lock()
+			if o := state.Offset(r.Offset); o > w.last {
+				w.last = o
+			}
+			w.mu.Unlock()
+		}
+		w.own.Done(err)
+		if w.task != nil {
+			w.task.Done(err)
+		}
+	})
+	return nil
+}
+
+// Flush implements state.ChangelogWriter.
+func (w *ChangelogWriter) Flush(ctx context.Context) (state.Offset, error) {
+	if err := w.own.Wait(ctx); err != nil {
+		return state.NoOffset, fmt.Errorf("runtime: changelog %s/%d: %w", w.topic, w.partition, err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last, nil
+}
+
+// ChangelogReader reads a changelog partition for a restore. It implements
+// state.ChangelogReader. Each Read uses a short-lived consumer of its own,
+// so restores never disturb the application's group consumer.
+type ChangelogReader struct {
+	adm       *kadm.Client
+	opts      []kgo.Opt
+	topic     string
+	partition int32
+	// Idle is how long Read waits for more records when it has not yet
+	// reached to: only a compacted tail makes the log hold no record at
+	// to-1, and then nothing more arrives. Default 2s.
+	Idle time.Duration
+}
+
+var _ state.ChangelogReader = (*ChangelogReader)(nil)
+
+// NewChangelogReader returns a reader of partition of topic. clientOpts
+// configure the consumers Read creates (seed brokers and the like).
+func NewChangelogReader(adm *kadm.Client, clientOpts []kgo.Opt, topic string, partition int32) *ChangelogReader {
+	return &ChangelogReader{adm: adm, opts: clientOpts, topic: topic, partition: partition, Idle: 2 * time.Second}
+}
+
+// Topic implements state.ChangelogReader.
+func (r *ChangelogReader) Topic() string { return r.topic }
+
+// Partition implements state.ChangelogReader.
+func (r *ChangelogReader) Partition() int32 { return r.partition }
+
+// EndOffset implements state.ChangelogReader.
+func (r *ChangelogReader) EndOffset(ctx context.Context) (state.Offset, error) {
+	return EndOffset(ctx, r.adm, r.topic, r.partition)
+}
+
+// EndOffset returns the high watermark of one partition. A topic created a
+// moment ago may not be known to every broker yet: EndOffset retries for a
+// while before it reports the partition missing.
+func EndOffset(ctx context.Context, adm *kadm.Client, topic string, partition int32) (state.Offset, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	backoff := 20 * time.Millisecond
+	for {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			return state.NoOffset, fmt.Errorf("runtime: end offset of %s/%d: %w", topic, partition, err)
+		}
+		o, ok := ends.Lookup(topic, partition)
+		if ok && o.Err == nil {
+			return state.Offset(o.Offset), nil
+		}
+		why := "partition not found"
+		if ok {
+			why = o.Err.Error()
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return state.NoOffset, fmt.Errorf("runtime: end offset of %s/%d: %s", topic, partition, why)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// Read implements state.ChangelogReader.
+func (r *ChangelogReader) Read(ctx context.Context, from, to state.Offset, fn func([]state.ChangelogRecord) error) error {
+	if from < 0 {
+		from = 0
+	}
+	if from >= to {
+		return nil
+	}
+	opts := append([]kgo.Opt{
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {r.partition: kgo.NewOffset().At(int64(from))}}),
+		kgo.FetchMaxWait(200 * time.Millisecond),
+	}, r.opts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("runtime: restore %s/%d: %w", r.topic, r.partition, err)
+	}
+	defer cl.Close()
+	var batch []state.ChangelogRecord
+	next := from
+	for next < to {
+		pctx, cancel := context.WithTimeout(ctx, r.Idle)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if fs.Empty() && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+			// Nothing arrived for Idle: the records up to `to` are gone
+			// (compaction or retention).
+			return nil
+		}
+		for _, fe := range fs.Errors() {
+			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
+				continue
+			}
+			return fmt.Errorf("runtime: restore %s/%d: %w", r.topic, r.partition, fe.Err)
+		}
+		batch = batch[:0]
+		fs.EachRecord(func(rec *kgo.Record) {
+			if state.Offset(rec.Offset) >= to {
+				return
+			}
+			batch = append(batch, state.ChangelogRecord{Offset: state.Offset(rec.Offset), Key: rec.Key, Value: rec.Value})
+			next = state.Offset(rec.Offset) + 1
+		})
+		if len(batch) > 0 {
+			if err := fn(batch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

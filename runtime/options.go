@@ -1,0 +1,134 @@
+package runtime
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/runtime/internal/app"
+)
+
+// Option configures an Application (see New).
+type Option interface{ apply(*config) }
+
+type config struct {
+	app app.Options
+	// embedded broker options, used when no brokers are given
+	brokerListen string
+}
+
+type optFunc func(*config)
+
+func (f optFunc) apply(c *config) { f(c) }
+
+// ApplicationID names the application: the consumer group its instances
+// join and the prefix of its internal topics. Required.
+func ApplicationID(id string) Option {
+	return optFunc(func(c *config) { c.app.ApplicationID = id })
+}
+
+// Brokers are the seed brokers of the cluster the application runs on (a
+// Weir cluster or any Kafka-compatible one). Default none: New starts an
+// embedded Weir broker in the process, with its data under the state
+// directory, listening on 127.0.0.1 on a free port (see Application.Brokers).
+func Brokers(addrs ...string) Option {
+	return optFunc(func(c *config) { c.app.Brokers = append([]string(nil), addrs...) })
+}
+
+// EmbeddedBrokerListen sets the address the embedded broker listens on when
+// no brokers are given. Default "127.0.0.1:0" (a free port).
+func EmbeddedBrokerListen(addr string) Option {
+	return optFunc(func(c *config) { c.brokerListen = addr })
+}
+
+// StateDir is the directory holding the instance's stores (and the
+// embedded broker's data, under StateDir/broker). Required.
+func StateDir(dir string) Option {
+	return optFunc(func(c *config) { c.app.StateDir = dir })
+}
+
+// Workers is the number of goroutines processing tasks in parallel.
+// Default GOMAXPROCS.
+func Workers(n int) Option { return optFunc(func(c *config) { c.app.Workers = n }) }
+
+// CommitInterval is how often the instance commits: flush stores and their
+// changelogs, flush the producer, commit input offsets. Default 1s.
+func CommitInterval(d time.Duration) Option {
+	return optFunc(func(c *config) { c.app.CommitInterval = d })
+}
+
+// StandbyReplicas is the number of standby replicas per task the assignor
+// places on other instances. Default 0.
+func StandbyReplicas(n int) Option { return optFunc(func(c *config) { c.app.Standbys = n }) }
+
+// MemoryBudget bounds the memory of all the instance's stores together
+// (Pebble caches and memtables, write-back and read caches), in bytes.
+// Default 256 MiB (the state package's default).
+func MemoryBudget(bytes int64) Option {
+	return optFunc(func(c *config) { c.app.MemoryBudget = bytes })
+}
+
+// DeserializationErrorHandler says what happens to an input record that a
+// source cannot deserialize.
+type DeserializationErrorHandler = app.OnDeserializationError
+
+// Deserialization error handlers.
+const (
+	// FailOnDeserializationError stops the application with an error that
+	// names the record's topic, partition and offset. The default.
+	FailOnDeserializationError = app.DeserializationFail
+	// SkipOnDeserializationError drops the record and counts it in
+	// weir_deserialization_errors_total.
+	SkipOnDeserializationError = app.DeserializationSkip
+	// DeadLetterOnDeserializationError writes the raw record to the dead
+	// letter topic with headers weir.error, weir.topic, weir.partition and
+	// weir.offset, counts it, and continues.
+	DeadLetterOnDeserializationError = app.DeserializationDeadLetter
+)
+
+// OnDeserializationError sets the handler for records that fail to
+// deserialize. Default FailOnDeserializationError.
+func OnDeserializationError(h DeserializationErrorHandler) Option {
+	return optFunc(func(c *config) { c.app.OnDeserializationError = h })
+}
+
+// DeadLetterTopic names the topic of DeadLetterOnDeserializationError.
+// Default "<application id>-dead-letter".
+func DeadLetterTopic(topic string) Option {
+	return optFunc(func(c *config) { c.app.DeadLetterTopic = topic })
+}
+
+// MetricsAddr starts an HTTP server on addr serving Prometheus metrics at
+// /metrics and the topology description at /topology. Default none.
+func MetricsAddr(addr string) Option {
+	return optFunc(func(c *config) { c.app.MetricsAddr = addr })
+}
+
+// SessionTimeout is the group session timeout: how long the group waits
+// for an instance that stopped heartbeating before its tasks move to
+// others. Default 10s.
+func SessionTimeout(d time.Duration) Option {
+	return optFunc(func(c *config) { c.app.SessionTimeout = d })
+}
+
+// MaxBufferedPerPartition bounds the records buffered per input partition
+// of a task; fetching that partition pauses above it. Default 1000.
+func MaxBufferedPerPartition(n int) Option {
+	return optFunc(func(c *config) { c.app.MaxBufferedPerPartition = n })
+}
+
+// ReplicationFactor of the internal topics the application creates.
+// Default -1: the broker's default.
+func ReplicationFactor(n int16) Option {
+	return optFunc(func(c *config) { c.app.ReplicationFactor = n })
+}
+
+// ClientOptions adds franz-go options to every client the application
+// creates (TLS, SASL, a dialer, a logger). Default none.
+func ClientOptions(opts ...kgo.Opt) Option {
+	return optFunc(func(c *config) { c.app.ClientOpts = append(c.app.ClientOpts, opts...) })
+}
+
+// Logger receives the application's log lines. Default slog.Default().
+func Logger(l *slog.Logger) Option { return optFunc(func(c *config) { c.app.Logger = l }) }

@@ -1,0 +1,102 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/weir-dev/weir/broker"
+	"github.com/weir-dev/weir/runtime/internal/app"
+	"github.com/weir-dev/weir/runtime/internal/client"
+	"github.com/weir-dev/weir/streams"
+)
+
+// ErrClosed is returned by Run on an application that was closed, or that
+// already ran.
+var ErrClosed = app.ErrClosed
+
+// IsTopicSetup reports whether err says the application's topics are not
+// set up right: an input topic is missing, topics that must be
+// co-partitioned are not, or an internal topic has the wrong partition
+// count. The error text says what to do.
+func IsTopicSetup(err error) bool { return client.IsTopicSetup(err) }
+
+// Application is one instance of a stream-processing application. Start as
+// many instances (in one process or many) as you like with the same
+// application id: they share the work.
+type Application struct {
+	a      *app.App
+	broker *broker.Broker
+	addrs  []string
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New returns an application instance running topology. With no Brokers
+// option it starts an embedded Weir broker (data under StateDir/broker)
+// right away; nothing else connects until Run.
+func New(topology *streams.Topology, opts ...Option) (*Application, error) {
+	var c config
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	out := &Application{}
+	if len(c.app.Brokers) == 0 {
+		if c.app.StateDir == "" {
+			return nil, errors.New("runtime: state directory is required")
+		}
+		listen := c.brokerListen
+		if listen == "" {
+			listen = "127.0.0.1:0"
+		}
+		bopts := broker.Options{Listen: listen, DataDir: filepath.Join(c.app.StateDir, "broker"), Logger: c.app.Logger}
+		b, err := broker.Open(bopts)
+		if err != nil {
+			return nil, fmt.Errorf("runtime: embedded broker: %w", err)
+		}
+		out.broker = b
+		c.app.Brokers = []string{b.Addr()}
+	}
+	out.addrs = c.app.Brokers
+	a, err := app.New(topology, c.app)
+	if err != nil {
+		if out.broker != nil {
+			_ = out.broker.Close()
+		}
+		return nil, err
+	}
+	out.a = a
+	return out, nil
+}
+
+// Brokers returns the seed brokers the application uses: those given, or
+// the embedded broker's address.
+func (a *Application) Brokers() []string { return append([]string(nil), a.addrs...) }
+
+// Run runs the instance until ctx ends, Close is called or a fatal error
+// happens, and returns nil on a clean stop. Before processing it creates
+// missing internal topics (and refuses to start, with an error saying what
+// to do, when topics are not set up right; see IsTopicSetup). On the way
+// out it commits and leaves the group.
+func (a *Application) Run(ctx context.Context) error { return a.a.Run(ctx) }
+
+// Close stops the instance gracefully: it commits (flush stores and their
+// changelogs, flush the producer, commit offsets), leaves the group so that
+// its tasks move at once, and stops the embedded broker if it started one.
+// It waits for Run to return. Close is idempotent.
+func (a *Application) Close() error {
+	a.closeOnce.Do(func() {
+		a.closeErr = a.a.Close()
+		if a.broker != nil {
+			a.closeErr = errors.Join(a.closeErr, a.broker.Close())
+		}
+	})
+	return a.closeErr
+}
+
+// Describe returns a plain-text description of a topology's sub-topologies,
+// nodes and stores (what /topology serves).
+func Describe(t *streams.Topology) string { return app.Describe(t) }
