@@ -85,7 +85,7 @@ func FuzzValidate(f *testing.F) {
 		if _, err := Validate(c); err != nil {
 			t.Fatalf("patched batch refused: %v", err)
 		}
-		if _, err := ValidateProduced(b); err == nil && (h.NumRecords == 0 || int64(h.NumRecords) != int64(h.LastOffsetDelta)+1) {
+		if _, err := ValidateProduced(b); err == nil && (h.NumRecords == 0 || int64(h.NumRecords) != int64(h.LastOffsetDelta)+1 || h.Control() || (h.ProducerID >= 0 && h.BaseSequence < 0)) {
 			t.Fatalf("ValidateProduced accepted %+v", h)
 		}
 	})

@@ -228,12 +228,20 @@ func Validate(b []byte) (Header, error) {
 }
 
 // ValidateProduced is Validate plus what Kafka requires of a batch as a
-// producer sends it: at least one record, and one record per offset
-// (NumRecords == LastOffsetDelta+1).
+// producer sends it: at least one record, one record per offset
+// (NumRecords == LastOffsetDelta+1), no control batch (only the broker
+// writes those), and an idempotent producer's batch (ProducerID >= 0) with
+// an epoch and a sequence number.
 func ValidateProduced(b []byte) (Header, error) {
 	h, err := Validate(b)
 	if err != nil {
 		return h, err
+	}
+	if h.Control() {
+		return h, corrupt(posAttributes, "producers may not write control batches")
+	}
+	if h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0) {
+		return h, corrupt(posBaseSequence, "producer id %d with epoch %d and base sequence %d", h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 	}
 	if h.NumRecords == 0 {
 		return h, corrupt(posNumRecords, "produced batch has no records")

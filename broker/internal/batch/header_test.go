@@ -135,6 +135,9 @@ func TestBadInput(t *testing.T) {
 			return recrc(b)
 		}), pos: posProducerID},
 		{name: "produced: count below span", produced: true, in: mut(func(b []byte) []byte { put32(b, posLastOffsetDelta, 5); return recrc(b) }), pos: posNumRecords},
+		{name: "produced: control batch", produced: true, in: mut(func(b []byte) []byte { b[posAttributes+1] |= attrControl; return recrc(b) }), pos: posAttributes},
+		{name: "produced: producer id without sequence", produced: true, in: mut(func(b []byte) []byte { put32(b, posBaseSequence, -1); return recrc(b) }), pos: posBaseSequence},
+		{name: "produced: producer id without epoch", produced: true, in: mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[posProducerEpoch:], 0xffff); return recrc(b) }), pos: posBaseSequence},
 		{name: "produced: no records", produced: true, in: rawBatch(t, Header{LastOffsetDelta: 0, NumRecords: 0, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, nil), pos: posNumRecords},
 	}
 	for _, tt := range tests {

@@ -52,8 +52,14 @@ func Records(b []byte, maxDecompressed int) ([]Record, error) {
 	if n > (len(data)-start)/minRecordSize {
 		return nil, corrupt(start, "record count %d does not fit in %d record bytes", n, len(data)-start)
 	}
-	recs := make([]Record, n)
-	err = walkRecords(h, data, start, func(i int) *Record { return &recs[i] }, nil)
+	// Grow as records decode rather than trusting the count up front: a
+	// lying count over a large decompressed payload fails before it costs
+	// 88 bytes of Record per claimed record.
+	recs := make([]Record, 0, min(n, 1024))
+	err = walkRecords(h, data, start, func(int) *Record {
+		recs = append(recs, Record{})
+		return &recs[len(recs)-1]
+	}, nil)
 	if err != nil {
 		return nil, err
 	}
