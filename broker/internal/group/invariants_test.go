@@ -43,8 +43,8 @@ func checkInvariants(c *Coordinator) error {
 				return fmt.Errorf("group %q: member %q awaits a sync in %v", id, mid, g.state)
 			}
 		}
-		if !c.nextDeadline(g).IsZero() && g.scheduled.IsZero() {
-			return fmt.Errorf("group %q: has a deadline but no timer", id)
+		if d := c.nextDeadline(g); !d.IsZero() && (g.scheduled.IsZero() || g.scheduled.After(d)) {
+			return fmt.Errorf("group %q: deadline %v but timer at %v", id, d, g.scheduled)
 		}
 	}
 	return nil

@@ -446,7 +446,7 @@ func (c *Coordinator) heartbeat(now time.Time, r Request, req *kmsg.HeartbeatReq
 		resp.ErrorCode = kerr.UnknownMemberID.Code
 		return
 	}
-	defer c.settle(now, g)
+	defer c.touch(now, g) // a heartbeat only moves a deadline later
 	m, code := c.validMember(g, req.MemberID, deref(req.InstanceID))
 	if code != 0 {
 		resp.ErrorCode = code

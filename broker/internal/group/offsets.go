@@ -45,7 +45,7 @@ func (c *Coordinator) commit(now time.Time, r Request, req *kmsg.OffsetCommitReq
 		}
 	}
 	if g != nil {
-		defer c.settle(now, g)
+		defer c.touch(now, g) // a commit's expiry is never the group's earliest
 	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
