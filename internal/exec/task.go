@@ -104,6 +104,7 @@ type Task struct {
 	logical map[string]string // real input topic -> topology topic
 	queues  []*partitionQueue // sorted by topic, partition
 	byTP    map[streams.TopicPartition]*partitionQueue
+	lastQ   *partitionQueue // the queue of the last Add, a fast path
 
 	stores     map[string]state.Store
 	storeOrder []string
@@ -178,7 +179,10 @@ func (t *Task) Init() error {
 // Add queues records of one input partition, in offset order. tp.Topic is
 // the real topic name. The task keeps recs' slices (not the slice itself).
 func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
-	q := t.byTP[tp]
+	q := t.lastQ
+	if q == nil || q.tp != tp {
+		q = t.byTP[tp]
+	}
 	if q == nil {
 		logical, ok := t.logical[tp.Topic]
 		if !ok {
@@ -196,6 +200,7 @@ func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
 			return a.Partition < b.Partition
 		})
 	}
+	t.lastQ = q
 	if q.head > 0 && q.head == len(q.recs) {
 		q.recs, q.head = q.recs[:0], 0
 	}

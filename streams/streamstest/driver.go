@@ -24,6 +24,7 @@ type config struct {
 	defParts    int
 	start       time.Time
 	commitEvery int
+	discard     bool
 }
 
 // ApplicationID sets the application id that prefixes internal topics.
@@ -44,6 +45,11 @@ func DefaultPartitions(n int) Option { return func(c *config) { c.defParts = n }
 // epoch.
 func WallClock(t time.Time) Option { return func(c *config) { c.start = t } }
 
+// DiscardRecords makes the driver forget records once the tasks reading
+// them have them, so output topics read nothing: for benchmarks that pipe
+// millions of records. Default: topics keep every record.
+func DiscardRecords() Option { return func(c *config) { c.discard = true } }
+
 // CommitEvery commits the tasks (flushing their stores) after every n piped
 // records instead of after each one. Default 1.
 func CommitEvery(n int) Option { return func(c *config) { c.commitEvery = n } }
@@ -56,7 +62,11 @@ type rec struct {
 type topic struct {
 	name  string
 	parts [][]rec
-	all   []rec // every record in append order
+	ends  []streams.Offset // next offset per partition
+	all   []rec            // every record in append order
+	// readers are the tasks reading the topic (nil until resolved).
+	readers  []*exec.Task
+	resolved bool
 }
 
 // Driver runs a topology in-process, synchronously and deterministically:
@@ -76,6 +86,8 @@ type Driver struct {
 	global  []*exec.Task
 	stores  map[storeKey]state.Store
 	seq     int64
+	one     [1]streams.RawRecord // Add's argument, reused
+	last    *topic               // the topic of the last append, a fast path
 	piped   int
 	closed  bool
 }
@@ -174,7 +186,7 @@ func (d *Driver) topic(name string, n int) *topic {
 		if n <= 0 {
 			n = d.partitionsOf(name)
 		}
-		t = &topic{name: name, parts: make([][]rec, n)}
+		t = &topic{name: name, parts: make([][]rec, n), ends: make([]streams.Offset, n)}
 		d.topics[name] = t
 	}
 	return t
@@ -218,7 +230,14 @@ func (d *Driver) Send(r *streams.RawRecord) error {
 }
 
 func (d *Driver) append(r *streams.RawRecord) {
-	t := d.topic(r.Topic, 0)
+	t := d.last
+	if t == nil || t.name != r.Topic {
+		t = d.topic(r.Topic, 0)
+		d.last = t
+	}
+	if !t.resolved {
+		t.readers, t.resolved = d.readers[r.Topic], true
+	}
 	n := len(t.parts)
 	p := r.Partition
 	if p == streams.AnyPartition {
@@ -231,15 +250,19 @@ func (d *Driver) append(r *streams.RawRecord) {
 		p = p % streams.Partition(n)
 	}
 	r.Partition = p
-	r.Offset = streams.Offset(len(t.parts[p]))
+	r.Offset = t.ends[p]
+	t.ends[p]++
 	d.seq++
-	e := rec{RawRecord: *r, seq: d.seq}
-	t.parts[p] = append(t.parts[p], e)
-	t.all = append(t.all, e)
-	for _, task := range d.readers[r.Topic] {
+	if !d.cfg.discard {
+		e := rec{RawRecord: *r, seq: d.seq}
+		t.parts[p] = append(t.parts[p], e)
+		t.all = append(t.all, e)
+	}
+	d.one[0] = *r
+	for _, task := range t.readers {
 		if task.ID().Partition == p || task.ID().Partition < 0 {
 			// Add only fails for topics the task does not read.
-			_ = task.Add(streams.TopicPartition{Topic: r.Topic, Partition: p}, []streams.RawRecord{e.RawRecord})
+			_ = task.Add(streams.TopicPartition{Topic: r.Topic, Partition: p}, d.one[:])
 		}
 	}
 }
