@@ -112,4 +112,3 @@ type discardLog struct{}
 func (discardLog) Append(context.Context, int32, []Record) error { return nil }
 
 func (discardLog) Replay(context.Context, int32, func(Record) error) error { return nil }
-
