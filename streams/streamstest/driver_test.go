@@ -1,0 +1,161 @@
+package streamstest_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/weir-dev/weir/dsl"
+	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/streams"
+	"github.com/weir-dev/weir/streams/streamstest"
+)
+
+type Order struct {
+	ID string
+}
+
+// The example of the package documentation, as a test.
+func TestOrdersPerMinute(t *testing.T) {
+	b := dsl.NewBuilder()
+	dsl.Stream(b, "orders", serde.String(), serde.Msgpack[Order]()).
+		GroupByKey().
+		WindowedBy(dsl.TumblingWindows(time.Minute).Grace(10 * time.Second)).
+		Count(dsl.Named("count")).
+		Suppress(dsl.UntilWindowCloses()).
+		ToStream().
+		To("order-counts")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d := streamstest.New(t, topo) // closed by t.Cleanup
+	in := streamstest.CreateInputTopic(d, "orders", serde.String(), serde.Msgpack[Order]())
+	out := streamstest.CreateOutputTopic(d, "order-counts",
+		dsl.WindowedSerde(serde.String(), time.Minute), serde.Int64())
+
+	in.PipeAt("alice", Order{ID: "o1"}, time.UnixMilli(0))
+	in.PipeAt("alice", Order{ID: "o2"}, time.UnixMilli(30_000))
+	in.PipeAt("bob", Order{ID: "o3"}, time.UnixMilli(75_000)) // closes [0s, 60s)
+
+	got := out.ReadKeyValues()
+	want := []streamstest.KeyValue[dsl.Windowed[string], int64]{{
+		Key:   dsl.Windowed[string]{Key: "alice", Window: dsl.Window{Start: time.UnixMilli(0), End: time.UnixMilli(60_000)}},
+		Value: 2,
+	}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("final counts (-want +got):\n%s", diff)
+	}
+	if n := d.Metrics().Dropped["count: late"]; n != 0 {
+		t.Errorf("%d late records", n)
+	}
+}
+
+func passThrough(t *testing.T, opts ...streamstest.Option) (*streamstest.Driver, *streamstest.InputTopic[string, string], *streamstest.OutputTopic[string, string]) {
+	t.Helper()
+	b := dsl.NewBuilder()
+	dsl.Stream(b, "in", serde.String(), serde.String()).To("out")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := streamstest.New(t, topo, opts...)
+	return d, streamstest.CreateInputTopic(d, "in", serde.String(), serde.String(), streamstest.AutoAdvance(time.UnixMilli(100), 10*time.Millisecond)),
+		streamstest.CreateOutputTopic(d, "out", serde.String(), serde.String())
+}
+
+func TestInputAndOutputTopics(t *testing.T) {
+	d, in, out := passThrough(t)
+	if !out.IsEmpty() || out.QueueSize() != 0 {
+		t.Fatal("output not empty at start")
+	}
+	in.Pipe("a", "1") // ts 100
+	in.Pipe("b", "2") // ts 110
+	in.PipeRecord(streams.Record[string, string]{Key: "a", Value: "3", Timestamp: time.UnixMilli(5),
+		Headers: streams.Headers{{Key: "h", Value: []byte("x")}}})
+	in.PipeList([]streams.Record[string, string]{{Key: "c", Value: "4"}, {Key: "a", Value: "5"}}) // ts 120, 130
+	if out.QueueSize() != 5 {
+		t.Fatalf("queue size %d, want 5", out.QueueSize())
+	}
+	first := out.ReadRecord()
+	if diff := cmp.Diff(streamstest.TestRecord[string, string]{Key: "a", Value: "1", Timestamp: time.UnixMilli(100)}, first); diff != "" {
+		t.Errorf("first record (-want +got):\n%s", diff)
+	}
+	rest := out.ReadRecords()
+	if diff := cmp.Diff(streams.Headers{{Key: "h", Value: []byte("x")}}, rest[1].Headers); diff != "" {
+		t.Errorf("headers (-want +got):\n%s", diff)
+	}
+	var ts []int64
+	for _, r := range rest {
+		ts = append(ts, r.Timestamp.UnixMilli())
+	}
+	if diff := cmp.Diff([]int64{110, 5, 120, 130}, ts); diff != "" {
+		t.Errorf("timestamps (-want +got):\n%s", diff)
+	}
+	if !out.IsEmpty() {
+		t.Error("not empty after ReadRecords")
+	}
+	// A second reader starts at the beginning; the map keeps the latest.
+	again := streamstest.CreateOutputTopic(d, "out", serde.String(), serde.String())
+	if diff := cmp.Diff(map[string]string{"a": "5", "b": "2", "c": "4"}, streamstest.ReadKeyValuesToMap(again)); diff != "" {
+		t.Errorf("map (-want +got):\n%s", diff)
+	}
+}
+
+func TestPartitionsUseMurmur2(t *testing.T) {
+	d, in, out := passThrough(t, streamstest.Partitions("in", 3), streamstest.Partitions("out", 5))
+	for _, k := range []string{"alpha", "beta", "gamma", "delta", "epsilon", "zeta"} {
+		in.Pipe(k, k)
+	}
+	if n := len(d.Tasks()); n != 3 {
+		t.Errorf("%d tasks, want 3 (one per input partition)", n)
+	}
+	for _, r := range out.ReadRecords() {
+		if want := streams.KeyPartition([]byte(r.Key), 5); r.Partition != want {
+			t.Errorf("key %q in partition %d, murmur2 says %d", r.Key, r.Partition, want)
+		}
+	}
+}
+
+func TestPipeErrorsCarryTheRecord(t *testing.T) {
+	b := dsl.NewBuilder()
+	dsl.Stream(b, "in", serde.String(), serde.String()).To("out", dsl.ValueSerde(serde.Func(func(_ string, v string) ([]byte, error) {
+		if v == "secret" {
+			return nil, errors.New("refusing to write secrets")
+		}
+		return []byte(v), nil
+	}, func(_ string, b []byte) (string, error) { return string(b), nil })))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := streamstest.New(t, topo)
+	in := streamstest.CreateInputTopic(d, "in", serde.String(), serde.String())
+	in.Pipe("k", "fine")
+	err = in.TryPipe("k2", "secret")
+	var pe *streams.ProcessingError
+	var se *streams.SerdeError
+	if !errors.As(err, &pe) || string(pe.Record.Key) != "k2" || pe.Record.Offset != 1 {
+		t.Fatalf("error %v: want a ProcessingError for in/0@1", err)
+	}
+	if !errors.As(err, &se) || se.What != "value" || se.Topic != "out" {
+		t.Errorf("error %v: want a SerdeError on the value for topic out", err)
+	}
+}
+
+func TestBuildErrorsNameNodeAndFix(t *testing.T) {
+	type unknown struct{ X int }
+	b := dsl.NewBuilder()
+	dsl.MapValues(dsl.Stream(b, "in", serde.String(), serde.String()), func(v string) unknown { return unknown{} }, dsl.Named("to-unknown")).
+		To("out", dsl.Named("writer"))
+	_, err := b.Build()
+	if !streams.IsInvalidTopology(err) {
+		t.Fatalf("Build = %v, want an invalid topology", err)
+	}
+	var te *streams.TopologyError
+	if !errors.As(err, &te) || te.Node != "writer" || te.Fix == "" {
+		t.Errorf("error %v should name node writer and a fix", err)
+	}
+}
