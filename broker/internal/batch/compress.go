@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
@@ -50,11 +51,11 @@ var (
 )
 
 // decompress returns the decompression of src by codec, refusing (with
-// ErrTooLarge) output past max bytes. Malformed input is a CorruptError.
-func decompress(codec Codec, src []byte, max int) ([]byte, error) {
-	if max < 0 {
-		max = 0
-	}
+// ErrTooLarge) output past limit bytes. Malformed input is a CorruptError.
+func decompress(codec Codec, src []byte, limit int) ([]byte, error) {
+	// Callers may pass math.MaxInt for "no limit"; keep max+1 from
+	// overflowing.
+	bound := min(max(limit, 0), math.MaxInt-1)
 	switch codec {
 	case CodecGzip:
 		zr, _ := gzipReaders.Get().(*gzip.Reader)
@@ -68,21 +69,21 @@ func decompress(codec Codec, src []byte, max int) ([]byte, error) {
 			return nil, codecErr(codec, err)
 		}
 		defer gzipReaders.Put(zr)
-		return readBounded(codec, zr, max, len(src))
+		return readBounded(codec, zr, bound, len(src))
 	case CodecSnappy:
-		return snappyDecode(src, max)
+		return snappyDecode(src, bound)
 	case CodecLZ4:
 		zr := lz4Readers.Get().(*lz4.Reader)
 		defer lz4Readers.Put(zr)
 		zr.Reset(bytes.NewReader(src))
-		return readBounded(codec, zr, max, len(src))
+		return readBounded(codec, zr, bound, len(src))
 	case CodecZstd:
 		zr := zstdReaders.Get().(*zstd.Decoder)
 		defer zstdReaders.Put(zr)
 		if err := zr.Reset(bytes.NewReader(src)); err != nil {
 			return nil, codecErr(codec, err)
 		}
-		out, err := readBounded(codec, zr, max, len(src))
+		out, err := readBounded(codec, zr, bound, len(src))
 		// Drop the reference to src so the pooled decoder does not pin it.
 		_ = zr.Reset(bytes.NewReader(nil))
 		return out, err

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -525,5 +526,21 @@ func TestScan(t *testing.T) {
 	b[len(b)-1] ^= 1
 	if err := Scan(b, 1<<20, func(*Record) error { t.Fatal("fn called"); return nil }); !IsCorrupt(err) {
 		t.Fatalf("Scan(corrupt) = %v", err)
+	}
+}
+
+// TestNoLimit: math.MaxInt as the bound means "no limit", for every codec.
+func TestNoLimit(t *testing.T) {
+	for _, codec := range allCodecs {
+		b, err := Build(sampleHeader(0), sampleRecords(), codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Records(b, math.MaxInt); err != nil {
+			t.Fatalf("%s: %v", codec, err)
+		}
+	}
+	if _, err := Records(validBatch(t, 1), -5); err != nil {
+		t.Fatalf("uncompressed ignores the bound: %v", err)
 	}
 }
