@@ -241,3 +241,59 @@ func TestGroupBadInput(t *testing.T) {
 		t.Errorf("only the valid commit is stored: %+v", fr.Topics)
 	}
 }
+
+// A flood of joins with fresh group and member ids is bounded by the
+// coordinator's caps, answered with Kafka's codes, and leaves nothing behind
+// once the unused member ids expire; a real consumer then works.
+func TestGroupJoinFlood(t *testing.T) {
+	gopts := testGroupOptions()
+	gopts.MaxGroups, gopts.MaxMembers = 20, 5
+	b := startGroupBroker(t, gopts)
+	b.createTopic("orders", 1)
+	cl := b.client()
+	ctx := context.Background()
+	// Straight to the broker: kgo's sharded requests would retry
+	// COORDINATOR_NOT_AVAILABLE.
+	node := cl.Broker(0)
+	codes := map[int16]int{}
+	for i := 0; i < 300; i++ {
+		join := kmsg.NewPtrJoinGroupRequest()
+		join.Version, join.ProtocolType = 9, "consumer"
+		join.Group = "flood-" + strconv.Itoa(i%40)
+		join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = 5000, 5000
+		join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range", Metadata: make([]byte, 1000)}}
+		resp, err := node.Request(ctx, join)
+		if err != nil {
+			t.Fatal(err)
+		}
+		codes[resp.(*kmsg.JoinGroupResponse).ErrorCode]++
+	}
+	// Groups flood-0..19 are created first and get 8 joins each: 5 ids
+	// handed out, then GROUP_MAX_SIZE_REACHED; flood-20..39 (7 joins each)
+	// find the coordinator full.
+	want := map[int16]int{
+		kerr.MemberIDRequired.Code:        20 * 5,
+		kerr.GroupMaxSizeReached.Code:     20 * 3,
+		kerr.CoordinatorNotAvailable.Code: 20 * 7,
+	}
+	if diff := cmp.Diff(want, codes); diff != "" {
+		t.Errorf("flood answers (-want +got):\n%s", diff)
+	}
+	list := func() int {
+		t.Helper()
+		resp, err := kmsg.NewPtrListGroupsRequest().RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(resp.Groups)
+	}
+	if n := list(); n > 20 {
+		t.Fatalf("%d groups held, cap 20", n)
+	}
+	waitFor(t, "the flood's pending members to expire", 20*time.Second, func() bool { return list() == 0 })
+
+	c := newConsumption()
+	m := startMember(t, b, "real", "real", "orders", c)
+	waitFor(t, "a real consumer to get the partition", 10*time.Second, func() bool { return len(m.owned()) == 1 })
+	m.leave(t)
+}
