@@ -189,7 +189,11 @@ func Consume(ctx context.Context, newClient NewClient, w io.Writer, opts Consume
 		}
 		var fatal error
 		fetches.EachError(func(_ string, p int32, err error) {
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || kerr.IsRetriable(err) {
+			var loss *kgo.ErrDataLoss
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || kerr.IsRetriable(err) || errors.As(err, &loss) {
+				// Data loss means retention removed records between the
+				// offset lookup and the fetch; the client has moved on to
+				// what exists, and so do we.
 				return
 			}
 			if fatal == nil {
