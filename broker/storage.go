@@ -93,6 +93,24 @@ func kafkaErr(err error) error {
 const maxKeyCheckBytes = 64 << 20
 
 func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (topics.AppendResult, error) {
+	res, err := s.AppendNoWait(batches, epoch)
+	if err != nil {
+		return res, err
+	}
+	return res, s.WaitDurable(ctx, res.LastOffset+1)
+}
+
+// written is an already-cancelled context: storage.Log.Append returns as
+// soon as the batches are written when its ctx is done (documented: "if ctx
+// ends first it returns ctx's error, and the batches stay in the log"),
+// with the append's result; the wait for the fsync is then WaitDurable's.
+var written = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
 	cfg := s.cfg.Load()
 	appendTime := int64(-1)
 	if cfg.Compact || cfg.LogAppendTime {
@@ -124,14 +142,32 @@ func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (t
 			}
 		}
 	}
-	res, err := s.l.Append(ctx, batches, storage.Epoch(epoch))
-	if err != nil {
+	res, err := s.l.Append(written, batches, storage.Epoch(epoch))
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return topics.AppendResult{}, kafkaErr(err)
 	}
 	return topics.AppendResult{
 		BaseOffset: int64(res.BaseOffset), LastOffset: int64(res.LastOffset),
 		LogAppendTime: appendTime, LogStartOffset: int64(res.LogStartOffset), Duplicate: res.Duplicate,
 	}, nil
+}
+
+// WaitDurable waits until the high watermark passes end: under the
+// group-commit policy the storage log advances it only over fsynced bytes.
+// Under the other policies the high watermark moves on write, so this
+// returns at once.
+func (s *storageLog) WaitDurable(ctx context.Context, end int64) error {
+	for {
+		ch := s.l.Changed()
+		if int64(s.l.HighWatermark()) >= end {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return kafkaErr(ctx.Err())
+		}
+	}
 }
 
 func (s *storageLog) Read(from int64, maxBytes int) ([]byte, error) {

@@ -8,19 +8,24 @@ package protocol
 // sent: the log validates them (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
 // INVALID_RECORD, INVALID_TIMESTAMP), runs the idempotent-producer checks
 // (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, a duplicate answered
-// with its original offsets) and returns once the data is durable under the
-// broker's fsync policy. acks=0 gets no response at all; acks=1 and acks=-1
-// are the same thing on a single broker. Unknown topics are auto-created when
-// the broker allows it.
+// with its original offsets). acks=-1 (all) is answered once the data is
+// durable under the broker's fsync policy; the wait does not hold up the
+// connection's next request (see Deferred), so pipelined produce requests
+// share fsyncs while their answers still leave in order. acks=1 is answered
+// once the data is written to the log, before its fsync, as Kafka's leader
+// acknowledges without waiting for its followers. acks=0 gets no response at
+// all. Unknown topics are auto-created when the broker allows it.
 //
 // Deviations: transactional produce is refused with
 // TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no transactions yet); TimeoutMillis
-// is not applied (there is no replication to wait for; an append is bounded
-// by its fsync); ErrorRecords is never filled.
+// (at least 1s) bounds only the wait for durability, which fails with
+// REQUEST_TIMED_OUT if an fsync never completes; ErrorRecords is never
+// filled.
 
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -46,6 +51,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		p   *topics.Partition
 		out *kmsg.ProduceResponseTopicPartition
 		in  []byte
+		end int64 // offset after the appended batches; -1 if the append failed
 	}
 	var jobs []job
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -88,41 +94,69 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 					op.ErrorCode = kerr.CorruptMessage.Code
 					continue
 				}
-				jobs = append(jobs, job{p: p, out: op, in: rp.Records})
+				jobs = append(jobs, job{p: p, out: op, in: rp.Records, end: -1})
 			}
 		}
 	}
 
-	run := func(j job) {
-		res, err := j.p.Log().Append(ctx, j.in, 0)
+	run := func(j *job) {
+		res, err := j.p.Log().AppendNoWait(j.in, 0)
 		if err != nil {
-			j.out.ErrorCode = errorCode(err)
-			if j.p.Topic().Deleted() {
-				j.out.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			}
-			if r.Version >= 8 {
-				j.out.ErrorMessage = errMessage(err)
-			}
+			setProduceError(j.out, j.p, err, r.Version)
 			return
 		}
 		j.out.BaseOffset = res.BaseOffset
 		j.out.LogAppendTime = res.LogAppendTime
 		j.out.LogStartOffset = res.LogStartOffset
+		j.end = res.LastOffset + 1
 	}
 	switch len(jobs) {
 	case 0:
 	case 1:
-		run(jobs[0])
+		run(&jobs[0])
 	default:
 		var wg sync.WaitGroup
-		for _, j := range jobs[1:] {
+		for i := range jobs[1:] {
+			j := &jobs[i+1]
 			wg.Go(func() { run(j) })
 		}
-		run(jobs[0])
+		run(&jobs[0])
 		wg.Wait()
+	}
+	if req.Acks == -1 && len(jobs) > 0 {
+		// The appends are in the logs, in request order; acknowledge once
+		// they are durable. The connection goes on with its next request
+		// meanwhile, so pipelined produces share fsyncs.
+		timeout := time.Duration(max(req.TimeoutMillis, 1000)) * time.Millisecond
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		return &Deferred{Response: resp, Wait: func() {
+			defer cancel()
+			for i := range jobs {
+				j := &jobs[i]
+				if j.end < 0 {
+					continue
+				}
+				if err := j.p.Log().WaitDurable(wctx, j.end); err != nil {
+					setProduceError(j.out, j.p, err, r.Version)
+				}
+			}
+		}}, nil
 	}
 	if req.Acks == 0 {
 		return nil, nil
 	}
 	return resp, nil
+}
+
+// setProduceError records a failed append (or durability wait) in a
+// partition's answer.
+func setProduceError(out *kmsg.ProduceResponseTopicPartition, p *topics.Partition, err error, version int16) {
+	out.ErrorCode = errorCode(err)
+	if p.Topic().Deleted() {
+		out.ErrorCode = kerr.UnknownTopicOrPartition.Code
+	}
+	out.BaseOffset = -1
+	if version >= 8 {
+		out.ErrorMessage = errMessage(err)
+	}
 }

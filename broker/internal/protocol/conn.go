@@ -151,15 +151,40 @@ func encodeResponse(dst []byte, correlationID int32, resp kmsg.Response, headerV
 	return dst
 }
 
-// conn serves one client connection. Two goroutines, both owned by serve:
-// the reader decodes frames ahead of the handler, the handler loop calls
-// handlers one request at a time and writes each response before taking
-// the next, so responses leave in request order.
+// conn serves one client connection with three goroutines, all owned by
+// serve: the reader decodes frames ahead of the handler loop; the handler
+// loop calls handlers one request at a time, in order; the writer writes
+// responses in that same order. A handler may return a Deferred response
+// (Produce waiting for its fsync): the handler loop then goes on with the
+// next request while the writer waits for the deferred one, so pipelined
+// produce requests share fsyncs, yet responses still leave in request
+// order.
 type conn struct {
 	s      *Server
 	nc     net.Conn
 	remote string
 	log    *slog.Logger
+}
+
+// Deferred is a response whose ordering-relevant work is done (a produce's
+// appends) but that may be written only after Wait returns (the appends
+// are durable). Wait may update the response (error codes) before
+// returning; the dispatcher encodes it afterwards.
+type Deferred struct {
+	kmsg.Response
+	Wait func()
+}
+
+// maxPendingResponses bounds the responses a connection holds (waiting for
+// durability or for the socket) before its handler loop stops taking
+// requests.
+const maxPendingResponses = 8
+
+// pendingResponse is one response queued for the writer.
+type pendingResponse struct {
+	f    *frame
+	resp kmsg.Response
+	wait func()
 }
 
 // serve runs the connection until the peer goes away, a malformed frame
@@ -181,8 +206,13 @@ func (c *conn) serve(ctx context.Context) {
 	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(time.Now()) })
 	defer stop()
 
-	w := bufio.NewWriterSize(c.nc, 64<<10)
-	var out []byte
+	out := make(chan pendingResponse, maxPendingResponses)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop(out, cancel)
+	}()
+
 	for f := range frames {
 		resp := f.early
 		if resp == nil {
@@ -196,29 +226,58 @@ func (c *conn) serve(ctx context.Context) {
 		if resp == nil {
 			continue // acks=0 produce: no response at all
 		}
-		resp.SetVersion(f.req.Version)
-		out = encodeResponse(out[:0], f.req.CorrelationID, resp, f.headerV0)
-		if _, err := w.Write(out); err != nil {
-			break
+		p := pendingResponse{f: f, resp: resp}
+		if d, ok := resp.(*Deferred); ok {
+			p.resp, p.wait = d.Response, d.Wait
 		}
-		// Flush only when no further request is already waiting, so that
-		// pipelined requests share a write.
-		if len(frames) == 0 {
-			if err := w.Flush(); err != nil {
-				break
-			}
-		}
-		if cap(out) > 1<<20 {
-			out = nil // do not pin a large fetch buffer on an idle conn
+		select {
+		case out <- p:
+		case <-writerDone:
 		}
 	}
-	_ = w.Flush()
+	close(out)
+	<-writerDone
 	cancel()
 	_ = c.nc.Close()
 	for range frames { // let the reader finish
 	}
 	if err := <-readErr; err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		c.log.Info("connection closed", "remote", c.remote, "err", err)
+	}
+}
+
+// writeLoop writes queued responses in order until out is closed. On a
+// write error it cancels the connection and drains the queue (still
+// waiting on deferred responses, so no handler work is left running).
+func (c *conn) writeLoop(out <-chan pendingResponse, cancel context.CancelFunc) {
+	w := bufio.NewWriterSize(c.nc, 64<<10)
+	var buf []byte
+	failed := false
+	for p := range out {
+		if p.wait != nil {
+			p.wait()
+		}
+		if failed {
+			continue
+		}
+		p.resp.SetVersion(p.f.req.Version)
+		buf = encodeResponse(buf[:0], p.f.req.CorrelationID, p.resp, p.f.headerV0)
+		_, err := w.Write(buf)
+		// Flush only when no further response is ready, so that pipelined
+		// responses share a write.
+		if err == nil && len(out) == 0 {
+			err = w.Flush()
+		}
+		if err != nil {
+			failed = true
+			cancel()
+		}
+		if cap(buf) > 1<<20 {
+			buf = nil // do not pin a large fetch buffer on an idle conn
+		}
+	}
+	if !failed {
+		_ = w.Flush()
 	}
 }
 

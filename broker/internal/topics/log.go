@@ -26,6 +26,14 @@ type Log interface {
 	// Append validates and appends concatenated batches and returns when they
 	// are durable under the log's sync policy.
 	Append(ctx context.Context, batches []byte, leaderEpoch int32) (AppendResult, error)
+	// AppendNoWait is Append without the wait for durability: it returns
+	// once the batches are written, in order with other appends. Pair it
+	// with WaitDurable(ctx, LastOffset+1) before acknowledging.
+	AppendNoWait(batches []byte, leaderEpoch int32) (AppendResult, error)
+	// WaitDurable blocks until every offset below end is durable under the
+	// log's sync policy (at once under policies that do not fsync per
+	// append), or ctx ends.
+	WaitDurable(ctx context.Context, end Offset) error
 	// Read returns raw batches starting at the batch holding from: at least
 	// one whole batch if any exists at or after from, then more up to
 	// maxBytes.

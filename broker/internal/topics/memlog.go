@@ -73,6 +73,14 @@ func (l *MemLog) Append(_ context.Context, batches []byte, epoch int32) (AppendR
 	return res, nil
 }
 
+// AppendNoWait implements Log.
+func (l *MemLog) AppendNoWait(batches []byte, epoch int32) (AppendResult, error) {
+	return l.Append(context.Background(), batches, epoch)
+}
+
+// WaitDurable implements Log: memory is as durable as it gets.
+func (l *MemLog) WaitDurable(context.Context, Offset) error { return nil }
+
 // Read implements Log.
 func (l *MemLog) Read(from Offset, maxBytes int) ([]byte, error) {
 	l.mu.Lock()
