@@ -38,10 +38,13 @@ type centry struct {
 	key   []byte // the store's cache key (see each wrapper)
 	value []byte // nil: deleted (a dirty tombstone)
 	dirty bool
-	// gone is set when the entry left the cache; dirty lists skip it.
+	// gone is set when the entry left the cache.
 	gone       bool
 	size       int64
 	prev, next *centry
+	// dprev and dnext link the dirty entries of the namespace, in the
+	// order they became dirty. Invariant: linked iff dirty.
+	dprev, dnext *centry
 }
 
 // NewCache returns a new, empty write-back cache for one task. Its memory is
@@ -107,15 +110,41 @@ type cacheNS struct {
 	c *Cache
 	m map[string]*centry
 	t *btreemap.BTreeMap[[]byte, *centry]
-	// dirty lists entries in the order they became dirty.
-	dirty []*centry
+	// dirty is the sentinel of the ring of dirty entries; dirty.dnext is the
+	// entry dirty the longest.
+	dirty centry
+	// ndirty is the number of dirty entries.
+	ndirty int
 	// write writes an entry's value to the store below and tells the
 	// listener; set by the wrapper.
 	write func(en *centry) error
 }
 
 func newCacheNS(c *Cache) *cacheNS {
-	return &cacheNS{c: c, m: map[string]*centry{}, t: btreemap.New[[]byte, *centry](16, bytes.Compare)}
+	ns := &cacheNS{c: c, m: map[string]*centry{}, t: btreemap.New[[]byte, *centry](16, bytes.Compare)}
+	ns.dirty.dnext, ns.dirty.dprev = &ns.dirty, &ns.dirty
+	return ns
+}
+
+func (ns *cacheNS) markDirty(en *centry) {
+	if en.dirty {
+		return
+	}
+	en.dirty = true
+	en.dprev, en.dnext = ns.dirty.dprev, &ns.dirty
+	ns.dirty.dprev.dnext = en
+	ns.dirty.dprev = en
+	ns.ndirty++
+}
+
+func (ns *cacheNS) markClean(en *centry) {
+	if !en.dirty {
+		return
+	}
+	en.dirty = false
+	en.dprev.dnext, en.dnext.dprev = en.dnext, en.dprev
+	en.dprev, en.dnext = nil, nil
+	ns.ndirty--
 }
 
 func (ns *cacheNS) get(key []byte) *centry {
@@ -147,9 +176,8 @@ func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 	default:
 		en.value = append(make([]byte, 0, len(value)), value...)
 	}
-	if dirty && !en.dirty {
-		en.dirty = true
-		ns.dirty = append(ns.dirty, en)
+	if dirty {
+		ns.markDirty(en)
 	}
 	size := int64(len(en.key)+cap(en.value)) + entryOverhead
 	ns.c.account(size - en.size)
@@ -162,18 +190,20 @@ func (ns *cacheNS) remove(en *centry) {
 		return
 	}
 	en.gone = true
+	ns.markClean(en)
 	delete(ns.m, string(en.key))
 	ns.t.Delete(en.key)
 	ns.c.unlink(en)
 	ns.c.account(-en.size)
 }
 
-// writeBack writes one dirty entry to the store below.
+// writeBack writes one dirty entry to the store below. On error the entry
+// stays dirty.
 func (ns *cacheNS) writeBack(en *centry) error {
-	en.dirty = false
 	if err := ns.write(en); err != nil {
 		return err
 	}
+	ns.markClean(en)
 	if en.value == nil {
 		// A written tombstone need not stay cached.
 		ns.remove(en)
@@ -182,20 +212,13 @@ func (ns *cacheNS) writeBack(en *centry) error {
 }
 
 // flush writes every dirty entry below, in the order they became dirty.
+// On error the entries not written stay dirty, for a retry.
 func (ns *cacheNS) flush() error {
-	for i, en := range ns.dirty {
-		if en.gone || !en.dirty {
-			continue
-		}
-		if err := ns.writeBack(en); err != nil {
-			// Keep the rest dirty for a retry.
-			ns.dirty = append(ns.dirty[:0], ns.dirty[i:]...)
-			en.dirty = true
+	for ns.dirty.dnext != &ns.dirty {
+		if err := ns.writeBack(ns.dirty.dnext); err != nil {
 			return err
 		}
 	}
-	clear(ns.dirty)
-	ns.dirty = ns.dirty[:0]
 	return nil
 }
 
@@ -204,7 +227,6 @@ func (ns *cacheNS) drop() {
 	for _, en := range ns.m {
 		ns.remove(en)
 	}
-	ns.dirty = ns.dirty[:0]
 }
 
 // cacheIter walks the entries of a namespace in [lo, hi) in key order,

@@ -118,7 +118,7 @@ func (w *cachedKV) All(reverse bool) (Iterator, error) { return w.Range(nil, nil
 // may count a key twice or a deleted key once.
 func (w *cachedKV) ApproximateCount() (int64, error) {
 	n, err := w.under.ApproximateCount()
-	return n + int64(len(w.ns.dirty)), err
+	return n + int64(w.ns.ndirty), err
 }
 
 func (w *cachedKV) Flush(ctx context.Context) error {
