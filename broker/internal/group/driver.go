@@ -188,14 +188,23 @@ func (d *Driver) deliverLocked(rd Ready) {
 	d.mu.Unlock()
 
 	var failed error
+	var lost []Record
 	for _, p := range parts {
-		if err := d.opts.Log.Append(d.ctx, p, byPart[p]); err != nil && failed == nil {
-			failed = err
+		if err := d.opts.Log.Append(d.ctx, p, byPart[p]); err != nil {
+			if failed == nil {
+				failed = err
+			}
+			lost = append(lost, byPart[p]...)
 		}
 		d.partMu[p].Unlock()
 	}
 	if failed != nil {
 		d.log.Error("group: persisting to __consumer_offsets failed", "err", failed)
+		// Take back the commits that were not stored before anyone is
+		// told about them.
+		d.mu.Lock()
+		d.c.Revert(d.opts.Now(), lost)
+		d.deliverLocked(d.c.Ready())
 	}
 	for _, a := range answers {
 		if failed != nil {

@@ -164,6 +164,10 @@ func TestDriverPersistsOffsets(t *testing.T) {
 	if code := commit(d2, 43); code != kerr.CoordinatorNotAvailable.Code {
 		t.Fatalf("commit on a failing log: %v, want COORDINATOR_NOT_AVAILABLE", kerr.ErrorForCode(code))
 	}
+	// The failed commit was taken back.
+	if got := mustHandle[*kmsg.OffsetFetchResponse](t, d2, fetch).Topics[0].Partitions[0].Offset; got != 42 {
+		t.Fatalf("offset after a failed commit = %d, want 42", got)
+	}
 }
 
 // The driver's own goroutine fires session timeouts.

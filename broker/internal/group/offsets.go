@@ -71,12 +71,42 @@ func (c *Coordinator) commit(now time.Time, r Request, req *kmsg.OffsetCommitReq
 				}
 				o := offset{offset: p.Offset, leaderEpoch: epoch, metadata: deref(p.Metadata), committed: now}
 				tp := topicPartition{t.Topic, p.Partition}
+				prev, had := g.offsets[tp]
 				g.offsets[tp] = o
-				c.records = append(c.records, c.offsetRecord(g.id, tp, &o))
+				rec := c.offsetRecord(g.id, tp, &o)
+				rec.undo = &commitUndo{group: g.id, tp: tp, wrote: o, prev: prev, had: had}
+				c.records = append(c.records, rec)
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
+	}
+}
+
+// Revert takes back the commits whose records could not be stored (the
+// driver answers them with an error): each partition gets its previous
+// offset again, unless a later commit has replaced it meanwhile.
+func (c *Coordinator) Revert(now time.Time, failed []Record) {
+	c.now = now
+	for _, rec := range failed {
+		u := rec.undo
+		if u == nil {
+			continue
+		}
+		g := c.groups[u.group]
+		if g == nil {
+			continue
+		}
+		if cur, ok := g.offsets[u.tp]; !ok || cur != u.wrote {
+			continue
+		}
+		if u.had {
+			g.offsets[u.tp] = u.prev
+		} else {
+			delete(g.offsets, u.tp)
+		}
+		g.scheduled = time.Time{} // the expiry may have moved earlier
+		c.settle(now, g)
 	}
 }
 

@@ -78,6 +78,19 @@ type Record struct {
 	Partition int32
 	Key       []byte
 	Value     []byte
+
+	// undo, set on a committed offset's record, lets Revert take the commit
+	// back if the record could not be stored.
+	undo *commitUndo
+}
+
+// commitUndo is what a commit replaced.
+type commitUndo struct {
+	group GroupID
+	tp    topicPartition
+	wrote offset
+	prev  offset
+	had   bool
 }
 
 // Ready is what the coordinator produced since the last call to Ready.

@@ -8,7 +8,7 @@ package protocol
 // or partitions get UNKNOWN_TOPIC_OR_PARTITION, metadata over 4096 bytes
 // OFFSET_METADATA_TOO_LARGE. The answer is sent after the commit is
 // durable in __consumer_offsets; if that write fails the partitions get
-// COORDINATOR_NOT_AVAILABLE.
+// COORDINATOR_NOT_AVAILABLE and the commit is taken back.
 //
 // Deviation: the v2-4 retention time field is ignored (offsets expire after
 // the broker-wide retention, as since Kafka 2.1).
