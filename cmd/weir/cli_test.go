@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/weir-dev/weir/broker"
 	"github.com/weir-dev/weir/internal/cli"
 )
 
@@ -48,10 +49,30 @@ func fakeCluster(t *testing.T) string {
 	return strings.Join(c.ListenAddrs(), ",")
 }
 
+// weirCluster starts a Weir broker in-process on a free port.
+func weirCluster(t *testing.T) string {
+	t.Helper()
+	br, err := broker.Open(broker.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = br.Close() })
+	return br.Addr()
+}
+
 // TestCommandsEndToEnd drives topic, produce and consume through their
-// flags, as a user would, against an in-memory cluster.
+// flags, as a user would, against an in-memory kfake cluster and against a
+// Weir broker: the commands must work on any Kafka-compatible cluster.
 func TestCommandsEndToEnd(t *testing.T) {
-	b := "--brokers=" + fakeCluster(t)
+	for _, c := range []struct {
+		name  string
+		start func(*testing.T) string
+	}{{"kfake", fakeCluster}, {"weir", weirCluster}} {
+		t.Run(c.name, func(t *testing.T) { commandsEndToEnd(t, "--brokers="+c.start(t)) })
+	}
+}
+
+func commandsEndToEnd(t *testing.T, b string) {
 
 	if got := mustRun(t, "", "topic", "create", "events", "-p", "2", "-r", "1", "-c", "retention.ms=3600000", b); got != "Created topic events (2 partitions, replication factor 1).\n" {
 		t.Fatalf("create: %q", got)
