@@ -57,11 +57,19 @@ func FuzzParseHeader(f *testing.F) {
 // FuzzValidate: Validate never panics, errors are typed, and an accepted
 // batch has the size, CRC and counts it claims; Next agrees on where it
 // ends; patching the offset and epoch keeps it valid.
+//
+// With fixCRC the target first writes the right CRC into the input, so that
+// the fuzzer also explores the checks behind the CRC.
 func FuzzValidate(f *testing.F) {
 	for _, b := range seedBatches(f) {
-		f.Add(b)
+		f.Add(b, false)
+		f.Add(b, true)
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Fuzz(func(t *testing.T, b []byte, fixCRC bool) {
+		if fixCRC && len(b) >= HeaderSize {
+			b = append([]byte(nil), b...)
+			SetCRC(b)
+		}
 		h, err := Validate(b)
 		if err != nil {
 			if !IsCorrupt(err) {
