@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/protocol"
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
@@ -78,6 +79,11 @@ func Open(opts Options) (*Broker, error) {
 		FirstFrameMaxBytes: first,
 		AutoCreateTopics:   !opts.DisableAutoCreateTopics,
 		DefaultPartitions:  opts.DefaultPartitions,
+		Groups: group.Options{
+			InitialRebalanceDelay: opts.GroupInitialRebalanceDelay,
+			OffsetsRetention:      opts.OffsetsRetention,
+			OffsetsPartitions:     opts.OffsetsTopicPartitions,
+		},
 	})
 	if err != nil {
 		_ = ln.Close()

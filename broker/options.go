@@ -65,6 +65,18 @@ type Options struct {
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
 
+	// GroupInitialRebalanceDelay holds an empty consumer group's first
+	// rebalance so that members starting together share it. Default 3s
+	// (Kafka's group.initial.rebalance.delay.ms); negative disables it.
+	GroupInitialRebalanceDelay time.Duration
+	// OffsetsRetention is how long the committed offsets of a group that
+	// stays empty are kept. Default 7 days (Kafka's
+	// offsets.retention.minutes).
+	OffsetsRetention time.Duration
+	// OffsetsTopicPartitions is the partition count __consumer_offsets is
+	// created with. Default 50.
+	OffsetsTopicPartitions int32
+
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc
 }

@@ -17,7 +17,7 @@ import (
 
 func weirBroker(t *testing.T) string {
 	t.Helper()
-	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir(), GroupInitialRebalanceDelay: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
