@@ -41,6 +41,11 @@
 // Return values:
 //   - (resp, nil): resp is written to the client in request order.
 //   - (nil, nil): no response at all (Produce with acks=0 only).
+//   - (&Deferred{Response: resp, Wait: fn}, nil): the request's ordered
+//     work is done, but resp may be sent only after fn returns (Produce
+//     waiting for its fsync). The connection goes on with its next request
+//     meanwhile; fn runs on the connection's writer, and responses still
+//     leave in request order.
 //   - (_, err): a protocol violation; the connection is closed and err logged.
 //     Ordinary failures are Kafka error codes (kerr.X.Code) inside resp,
 //     never a Go error.
