@@ -2,6 +2,7 @@ package group
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -58,26 +59,13 @@ func (c *Coordinator) list(r Request, req *kmsg.ListGroupsRequest) {
 	for _, id := range sortedIDs(c.groups) {
 		g := c.groups[id]
 		st := g.state.String()
-		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(s string) bool { return equalFold(s, st) }) {
+		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(s string) bool { return strings.EqualFold(s, st) }) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
 		lg.Group, lg.ProtocolType, lg.GroupState = string(id), g.protocolType, st
 		resp.Groups = append(resp.Groups, lg)
 	}
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i]|0x20, b[i]|0x20
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // deleteGroups handles DeleteGroups v0-2: only groups without members go,
