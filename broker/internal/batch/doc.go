@@ -16,6 +16,8 @@
 // IsTruncated) carrying the byte position of the problem; decompression past
 // the caller's bound is ErrTooLarge. Nothing in this package panics on input.
 //
+// Every function is safe for concurrent use; codec state is pooled.
+//
 // Byte layout of a batch (all integers big-endian):
 //
 //	offset size field

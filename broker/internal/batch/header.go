@@ -321,7 +321,8 @@ func putHeader(b []byte, h Header) {
 }
 
 // Checksum returns the CRC32C that the batch b's crc field should hold: the
-// checksum of b's bytes from the attributes field to the end.
+// checksum of b's bytes from the attributes field to the end (0 when b is
+// too short to have one).
 func Checksum(b []byte) uint32 {
 	if len(b) < posAttributes {
 		return 0
