@@ -35,7 +35,7 @@ const maxCompactDecompressed = 256 << 20
 //     lies in [base, end) and is renamed to "<base>.log");
 //  3. under the append lock, swap the in-memory segments, delete the old
 //     files, rename the swap file to "<base>.log", fsync the directory and
-//     write the new index files.
+//     write the new index files (not fsynced: indexes are checked on open).
 
 // compactLocked runs a compaction pass. Caller holds cleanMu.
 func (l *Log) compactLocked(ctx context.Context) error {
@@ -234,7 +234,9 @@ func (l *Log) swapIn(g []*segment, ns *segment, swapPath string) error {
 	ns.path = l.path(segmentName(ns.base, logSuffix))
 	l.mu.Unlock()
 	defer l.appendMu.Unlock()
-	err := l.removeSegments(g)
+	// One directory sync covers the deletions and the rename: until it
+	// returns, a crash leaves the swap file, and open finishes the swap.
+	err := l.closeAndRemove(g)
 	if err == nil {
 		err = l.fs.Rename(swapPath, ns.path)
 	}

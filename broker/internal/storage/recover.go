@@ -160,7 +160,19 @@ func (l *Log) recover() error {
 	minNext := Offset(0)
 	for i, base := range bases {
 		if base < minNext {
-			return fmt.Errorf("storage: segment %d starts below the previous segment's end %d", base, minNext)
+			// Only a compaction swap whose deletions a crash undid can
+			// leave this: the compacted segment before it already holds
+			// the survivors of its records.
+			l.opts.Logger.Warn("storage: removing a segment overlapping its predecessor", "dir", l.dir, "base", base, "previous end", minNext)
+			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+				if err := fs.Remove(l.path(segmentName(base, suffix))); err != nil && !vfs.IsNotExist(err) {
+					return fmt.Errorf("storage: remove overlapping segment %d: %w", base, err)
+				}
+			}
+			if err := fs.SyncDir(l.dir); err != nil {
+				return fmt.Errorf("storage: sync %s: %w", l.dir, err)
+			}
+			continue
 		}
 		s, err := l.openSegment(base, minNext, i == len(bases)-1)
 		if err != nil {

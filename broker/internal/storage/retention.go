@@ -155,8 +155,19 @@ func (l *Log) retainLocked() error {
 	return l.removeSegments(victims)
 }
 
-// removeSegments closes and deletes segments already taken out of l.segs.
+// removeSegments closes and deletes segments already taken out of l.segs,
+// and makes the deletion durable.
 func (l *Log) removeSegments(victims []*segment) error {
+	err := l.closeAndRemove(victims)
+	if serr := l.fs.SyncDir(l.dir); serr != nil && err == nil {
+		err = fmt.Errorf("storage: deleting segments in %s: %w", l.dir, serr)
+	}
+	return err
+}
+
+// closeAndRemove closes and deletes the files of segments already taken out
+// of l.segs, without syncing the directory.
+func (l *Log) closeAndRemove(victims []*segment) error {
 	l.syncMu.Lock()
 	for _, s := range victims {
 		if !s.fileClosed {
@@ -172,9 +183,6 @@ func (l *Log) removeSegments(victims []*segment) error {
 				firstErr = err
 			}
 		}
-	}
-	if err := l.fs.SyncDir(l.dir); err != nil && firstErr == nil {
-		firstErr = err
 	}
 	if firstErr != nil {
 		return fmt.Errorf("storage: deleting segments in %s: %w", l.dir, firstErr)

@@ -262,10 +262,34 @@ func readFile(fs vfs.FS, path string) ([]byte, error) {
 	return b, nil
 }
 
-// writeIndexes writes the segment's index files atomically.
+// writeIndexes writes the segment's index files, each through a temporary
+// file and a rename. NB: without fsync: an index is only a hint that open
+// checks against the log and rebuilds when missing or inconsistent, and a
+// read that meets a wrong entry scans the segment instead.
 func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
-	if err := writeFileAtomic(fs, filepath.Join(dir, segmentName(s.base, indexSuffix)), encodeOffsetIndex(s.offIdx)); err != nil {
+	if err := writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, indexSuffix)), encodeOffsetIndex(s.offIdx)); err != nil {
 		return err
 	}
-	return writeFileAtomic(fs, filepath.Join(dir, segmentName(s.base, timeIndexSuffix)), encodeTimeIndex(s.timeIdx))
+	return writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, timeIndexSuffix)), encodeTimeIndex(s.timeIdx))
+}
+
+// writeFileReplace writes data to path through a temporary file and a
+// rename, without making either durable.
+func writeFileReplace(fs vfs.FS, path string, data []byte) error {
+	tmp := path + tmpSuffix
+	f, err := fs.Create(tmp)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fs.Rename(tmp, path)
+	}
+	if err != nil {
+		fs.Remove(tmp)
+	}
+	return err
 }
