@@ -293,3 +293,101 @@ func topicID(t *testing.T, c *kgo.Client, topic string) [16]byte {
 	}
 	return td[topic].ID
 }
+
+func TestFetchReturnsWholeBatchLargerThanMaxBytes(t *testing.T) {
+	b := startBroker(t, Options{})
+	c := newClient(t, b)
+	big := string(make([]byte, 10000))
+	if code := produceRaw(t, c, "big", rawBatch(big)); code != 0 {
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxBytes = 100
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = "big", topicID(t, c, "big")
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 100
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 || len(p.RecordBatches) <= 10000 {
+		t.Fatalf("got %v and %d bytes, want the whole >10000-byte batch", kerr.ErrorForCode(p.ErrorCode), len(p.RecordBatches))
+	}
+}
+
+func TestCloseEndsParkedFetch(t *testing.T) {
+	b, err := Open(Options{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, b)
+	if code := produceRaw(t, c, "park", rawBatch("x")); code != 0 {
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(12)
+	req.MaxWaitMillis = 10 * 60 * 1000
+	req.MinBytes = 1
+	req.MaxBytes = 1 << 20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = "park"
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.FetchOffset = 1 // the end: the fetch parks
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	// A raw connection, so that the fetch is the only request it sends.
+	nc, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var f []byte
+	f = binary.BigEndian.AppendUint32(f, 0)
+	f = binary.BigEndian.AppendUint16(f, uint16(req.Key()))
+	f = binary.BigEndian.AppendUint16(f, 12)
+	f = binary.BigEndian.AppendUint32(f, 5)
+	f = binary.BigEndian.AppendUint16(f, 0xffff)
+	f = append(f, 0) // flexible header: no tags
+	f = req.AppendTo(f)
+	binary.BigEndian.PutUint32(f, uint32(len(f)-4))
+	if _, err := nc.Write(f); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the fetch is parked in its handler, then close: Close must
+	// not wait out the 10-minute MaxWait.
+	deadline := time.Now().Add(20 * time.Second)
+	for b.srv.InFlight() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the fetch never reached the broker")
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- b.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("Close waited for a parked fetch")
+	}
+	// The parked fetch was answered (empty) before the connection closed.
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var size [4]byte
+	if _, err := io.ReadFull(nc, size[:]); err != nil {
+		t.Fatalf("no answer to the parked fetch: %v", err)
+	}
+	resp := make([]byte, binary.BigEndian.Uint32(size[:]))
+	if _, err := io.ReadFull(nc, resp); err != nil {
+		t.Fatal(err)
+	}
+	if corr := binary.BigEndian.Uint32(resp); corr != 5 {
+		t.Fatalf("correlation id %d, want 5", corr)
+	}
+}

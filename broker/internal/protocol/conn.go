@@ -284,6 +284,8 @@ func (c *conn) writeLoop(out <-chan pendingResponse, cancel context.CancelFunc) 
 // call runs the handler for f, turning a panic into a closed connection
 // rather than a dead broker.
 func (c *conn) call(ctx context.Context, f *frame) (resp kmsg.Response, err error) {
+	c.s.inFlight.Add(1)
+	defer c.s.inFlight.Add(-1)
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("handler panic", "api", kmsg.NameForKey(f.req.Key), "version", f.req.Version, "panic", p)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/topics"
@@ -95,6 +96,8 @@ type Server struct {
 
 	ctx    context.Context // cancelled by Close: handlers finish quickly
 	cancel context.CancelFunc
+
+	inFlight atomic.Int64 // requests inside a handler right now
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // guarded by mu
@@ -192,6 +195,9 @@ func (s *Server) ServeConn(nc net.Conn) {
 		s.mu.Unlock()
 	}()
 }
+
+// InFlight returns the number of requests being handled right now.
+func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
 
 // OpenConns returns the number of connections being served.
 func (s *Server) OpenConns() int {

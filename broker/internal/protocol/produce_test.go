@@ -1,0 +1,109 @@
+package protocol
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// barrierLog is an in-memory log whose appends wait until n appends (across
+// all barrierLogs sharing the barrier) are in progress at once.
+type barrierLog struct {
+	topics.Log
+	b *barrier
+}
+
+type barrier struct {
+	mu      sync.Mutex
+	n, in   int
+	allIn   chan struct{}
+	timeout time.Duration
+}
+
+var errNotConcurrent = errors.New("appends were not concurrent")
+
+func (l *barrierLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
+	l.b.mu.Lock()
+	l.b.in++
+	if l.b.in == l.b.n {
+		close(l.b.allIn)
+	}
+	l.b.mu.Unlock()
+	select {
+	case <-l.b.allIn:
+	case <-time.After(l.b.timeout):
+		return topics.AppendResult{}, errNotConcurrent
+	}
+	return l.Log.AppendNoWait(batches, epoch)
+}
+
+// testBatch encodes one valid single-record RecordBatch v2.
+func testBatch(value string) []byte {
+	r := kmsg.Record{Value: []byte(value)}
+	r.Length = int32(len(r.AppendTo(nil)) - 1)
+	rb := kmsg.RecordBatch{Magic: 2, ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: 1,
+		Records: r.AppendTo(nil)}
+	b := rb.AppendTo(nil)
+	binary.BigEndian.PutUint32(b[8:], uint32(len(b)-12))
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+// TestProduceAppendsPartitionsConcurrently sends one produce request for
+// six partitions to logs that only let an append finish once all six are in
+// progress: it succeeds only if the handler appends to the six partitions
+// at the same time.
+func TestProduceAppendsPartitionsConcurrently(t *testing.T) {
+	const parts = 6
+	bar := &barrier{n: parts, allIn: make(chan struct{}), timeout: 20 * time.Second}
+	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
+	reg, err := topics.Open(topics.Options{Dir: t.TempDir(), Logger: discard,
+		OpenLog: func(dir string, cfg topics.LogConfig) (topics.Log, error) {
+			l, err := topics.OpenMemLog(dir, cfg)
+			return &barrierLog{Log: l, b: bar}, err
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close() })
+	if _, err := reg.Create(context.Background(), "six", topics.Spec{Partitions: parts}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Topics: reg, Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(9)
+	req.Acks = 1
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "six"
+	for i := range parts {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition = int32(i)
+		rp.Records = testBatch("v")
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := handleProduce(context.Background(), s, &Request{Key: 0, Version: 9, Body: req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range resp.(*kmsg.ProduceResponse).Topics[0].Partitions {
+		if p.ErrorCode != 0 || p.BaseOffset != 0 {
+			t.Fatalf("partition %d: code %d offset %d (appends serialized?)", p.Partition, p.ErrorCode, p.BaseOffset)
+		}
+	}
+}
