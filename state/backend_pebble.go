@@ -43,7 +43,8 @@ func (p *pebbleBackend) full(key []byte) []byte {
 func (p *pebbleBackend) batch() *pebble.Batch {
 	if p.b == nil {
 		if p.bulkMode {
-			p.b = p.db.NewBatch()
+			// Sized for a restore's commit interval, so it never regrows.
+			p.b = p.db.NewBatchWithSize(restoreCommitBytes + restoreCommitBytes/8)
 		} else {
 			p.b = p.db.NewIndexedBatch()
 		}

@@ -45,7 +45,7 @@ func IsChangelogDecode(err error) bool {
 
 // restoreCommitBytes is how much a restore writes between commits (each
 // commit records the offset reached, so an interrupted restore resumes).
-const restoreCommitBytes = 16 << 20
+const restoreCommitBytes = 8 << 20
 
 // restorer is implemented by the stores (and the cached wrappers, which
 // drop their entries and delegate).

@@ -1,0 +1,141 @@
+package serde_test
+
+import (
+	"bytes"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/weir-dev/weir/serde"
+)
+
+type order struct {
+	ID     string
+	Amount int64
+	Tags   []string
+}
+
+func roundTrip[T any](t *testing.T, s serde.Serde[T], v T) {
+	t.Helper()
+	b, err := s.Serialize("topic", v)
+	if err != nil {
+		t.Fatalf("serialize %v: %v", v, err)
+	}
+	got, err := s.Deserialize("topic", b)
+	if err != nil {
+		t.Fatalf("deserialize %x: %v", b, err)
+	}
+	if d := cmp.Diff(v, got); d != "" {
+		t.Fatalf("round trip (-want +got):\n%s", d)
+	}
+}
+
+func TestRoundTrips(t *testing.T) {
+	roundTrip(t, serde.String(), "héllo")
+	roundTrip(t, serde.Bytes(), []byte{0, 1, 2})
+	for _, v := range []int64{math.MinInt64, -1, 0, 1, math.MaxInt64} {
+		roundTrip(t, serde.Int64(), v)
+		roundTrip(t, serde.OrderedInt64(), v)
+	}
+	roundTrip(t, serde.Uint64(), uint64(math.MaxUint64))
+	roundTrip(t, serde.Float64(), 3.25)
+	roundTrip(t, serde.JSON[order](), order{ID: "o1", Amount: 5, Tags: []string{"a"}})
+	roundTrip(t, serde.Msgpack[order](), order{ID: "o1", Amount: 5, Tags: []string{"a"}})
+	roundTrip(t, serde.Msgpack[map[string]int](), map[string]int{"x": 1})
+}
+
+func TestKafkaCompatibleEncodings(t *testing.T) {
+	b, _ := serde.Int64().Serialize("", 1)
+	if !bytes.Equal(b, []byte{0, 0, 0, 0, 0, 0, 0, 1}) {
+		t.Fatalf("int64 1 = %x, want Kafka's big-endian", b)
+	}
+	b, _ = serde.Int64().Serialize("", -1)
+	if !bytes.Equal(b, bytes.Repeat([]byte{0xff}, 8)) {
+		t.Fatalf("int64 -1 = %x", b)
+	}
+}
+
+func TestOrderedInt64SortsLikeNumbers(t *testing.T) {
+	vals := []int64{math.MinInt64, -5, -1, 0, 1, 7, math.MaxInt64}
+	for i := 1; i < len(vals); i++ {
+		a, _ := serde.OrderedInt64().Serialize("", vals[i-1])
+		b, _ := serde.OrderedInt64().Serialize("", vals[i])
+		if bytes.Compare(a, b) >= 0 {
+			t.Fatalf("%d does not sort before %d", vals[i-1], vals[i])
+		}
+	}
+}
+
+func TestDecodeErrorsNameWhatFailed(t *testing.T) {
+	_, err := serde.Int64().Deserialize("orders", []byte{1, 2, 3})
+	if !serde.IsDecode(err) || !strings.Contains(err.Error(), "int64") || !strings.Contains(err.Error(), `"orders"`) {
+		t.Fatalf("int64 decode error %v", err)
+	}
+	_, err = serde.Msgpack[order]().Deserialize("orders", []byte{0xc1})
+	if !serde.IsDecode(err) || !strings.Contains(err.Error(), "msgpack[serde_test.order]") {
+		t.Fatalf("msgpack decode error %v", err)
+	}
+	_, err = serde.JSON[order]().Deserialize("orders", []byte("{"))
+	if !serde.IsDecode(err) || !strings.Contains(err.Error(), "json[serde_test.order]") {
+		t.Fatalf("json decode error %v", err)
+	}
+}
+
+func TestNilDecodesToZero(t *testing.T) {
+	v, err := serde.Msgpack[order]().Deserialize("t", nil)
+	if err != nil || v.ID != "" {
+		t.Fatalf("nil: %+v %v", v, err)
+	}
+	n, err := serde.Int64().Deserialize("t", nil)
+	if err != nil || n != 0 {
+		t.Fatalf("nil int64: %d %v", n, err)
+	}
+}
+
+// The fuzz targets feed arbitrary bytes to each decoder: it must either
+// fail with a DecodeError or produce a value that re-encodes and decodes to
+// itself.
+
+func fuzzDecoder[T any](f *testing.F, s serde.Serde[T], seeds ...[]byte) {
+	for _, b := range seeds {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := s.Deserialize("fuzz", b)
+		if err != nil {
+			if !serde.IsDecode(err) {
+				t.Fatalf("error %v is not a DecodeError", err)
+			}
+			return
+		}
+		again, err := s.Serialize("fuzz", v)
+		if err != nil {
+			t.Fatalf("decoded value %v does not re-encode: %v", v, err)
+		}
+		v2, err := s.Deserialize("fuzz", again)
+		if err != nil {
+			t.Fatalf("re-encoded %x does not decode: %v", again, err)
+		}
+		if d := cmp.Diff(v, v2); d != "" {
+			t.Fatalf("decode/encode/decode changed the value (-first +second):\n%s", d)
+		}
+	})
+}
+
+func FuzzMsgpack(f *testing.F) {
+	b, _ := serde.Msgpack[order]().Serialize("", order{ID: "x", Amount: -3, Tags: []string{"t"}})
+	fuzzDecoder(f, serde.Msgpack[order](), b, []byte{0x80}, []byte{0xc1})
+}
+
+func FuzzJSON(f *testing.F) {
+	fuzzDecoder(f, serde.JSON[order](), []byte(`{"ID":"a","Amount":1}`), []byte(`[]`))
+}
+
+func FuzzInt64(f *testing.F) {
+	fuzzDecoder(f, serde.Int64(), []byte{1, 2, 3, 4, 5, 6, 7, 8}, []byte{1})
+}
+
+func FuzzOrderedInt64(f *testing.F) {
+	fuzzDecoder(f, serde.OrderedInt64(), []byte{0x80, 0, 0, 0, 0, 0, 0, 0})
+}
