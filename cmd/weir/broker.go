@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -76,6 +77,9 @@ log is synced and closed.`,
 	f.Int32Var(&opts.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
 	f.StringArrayVar(&topicCfgs, "topic-config", nil, "broker-wide default for a topic config, name=value (repeatable), e.g. retention.ms=86400000")
 	f.Int32Var(&opts.MaxFrameBytes, "max-frame-bytes", 100<<20, "largest request accepted")
+	f.DurationVar(&opts.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", 3*time.Second, "how long an empty consumer group's first rebalance waits for more members (negative: no wait)")
+	f.DurationVar(&opts.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long committed offsets of a group that stays empty are kept")
+	f.Int32Var(&opts.OffsetsTopicPartitions, "offsets-topic-partitions", 50, "partitions of __consumer_offsets when it is created")
 	f.StringVar(&configFile, "config", "", "file of flag = value lines")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
