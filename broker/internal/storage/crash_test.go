@@ -220,7 +220,7 @@ func TestCompactionCrashAtEveryStep(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		for i := range 30 {
+		for i := range 20 {
 			// No lz4 here: each lz4 decode clears a 4 MiB block buffer,
 			// which the race detector makes slow, and this test decodes
 			// every batch thousands of times. The datadriven and model
