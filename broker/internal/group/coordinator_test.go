@@ -28,6 +28,7 @@ import (
 //	describe groups=(G,...)
 //	list [states=(S,...)]
 //	delete groups=(G,...)
+//	new-topics topics=(t:N,...)       (the topics that exist from now on)
 //	tick D                            (advance the clock by D, then Tick)
 //	state group=G                     (the coordinator's view of G)
 //	restart                           (a new coordinator loads everything persisted)
@@ -157,6 +158,16 @@ func (h *harness) run(td *datadriven.TestData) string {
 			o.Topics = ft
 		}
 		h.reset(o)
+		return "ok"
+	case "new-topics":
+		// Change the topics the coordinator sees, keeping its state.
+		ft := fakeTopics{}
+		ts, _ := args(td, "topics")
+		for _, s := range ts {
+			name, n, _ := strings.Cut(s, ":")
+			ft[name] = int32(h.int(n))
+		}
+		h.c.opts.Topics = ft
 		return "ok"
 	case "join":
 		req := kmsg.NewPtrJoinGroupRequest()

@@ -147,7 +147,8 @@ func (c *Coordinator) fetchOffsets(r Request, req *kmsg.OffsetFetchRequest) {
 }
 
 // offsetsFor answers one group's offset fetch: the named partitions (-1 for
-// those without a commit), or every committed partition when topics is nil.
+// those without a commit), or every committed partition of an existing topic
+// when topics is nil.
 func (c *Coordinator) offsetsFor(id string, topics []kmsg.OffsetFetchRequestTopic) (int16, []kmsg.OffsetFetchResponseTopic) {
 	if code := c.validGroupID(id); code != 0 {
 		return code, nil
@@ -170,6 +171,9 @@ func (c *Coordinator) offsetsFor(id string, topics []kmsg.OffsetFetchRequestTopi
 			return 0, nil
 		}
 		for _, tp := range sortedTPs(g.offsets) {
+			if !c.partitionExists(tp) {
+				continue // its topic was deleted: not reported
+			}
 			if len(out) == 0 || out[len(out)-1].Topic != tp.topic {
 				out = append(out, kmsg.OffsetFetchResponseTopic{Topic: tp.topic})
 			}
@@ -186,6 +190,16 @@ func (c *Coordinator) offsetsFor(id string, topics []kmsg.OffsetFetchRequestTopi
 		out = append(out, rt)
 	}
 	return 0, out
+}
+
+// partitionExists reports whether tp exists, as far as Options.Topics knows
+// (without it, every partition does).
+func (c *Coordinator) partitionExists(tp topicPartition) bool {
+	if c.opts.Topics == nil {
+		return true
+	}
+	n, ok := c.opts.Topics.Partitions(tp.topic)
+	return ok && tp.partition >= 0 && tp.partition < n
 }
 
 func sortedTPs[V any](m map[topicPartition]V) []topicPartition {
