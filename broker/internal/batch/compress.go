@@ -91,27 +91,43 @@ func decompress(codec Codec, src []byte, limit int) ([]byte, error) {
 	return nil, corrupt(posAttributes, "unknown compression codec %d", codec)
 }
 
-// readBounded reads r to its end, failing with ErrTooLarge past max bytes.
+// scratchBufs hold the growing read buffers of readBounded, so that a
+// decode allocates only its exact output. Buffers past maxPooledScratch are
+// dropped rather than pinned.
+var scratchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+const maxPooledScratch = 4 << 20
+
+// readBounded reads r to its end, failing with ErrTooLarge past max bytes,
+// and returns the output in a new slice of exactly its size.
 func readBounded(codec Codec, r io.Reader, max, hint int) ([]byte, error) {
-	size := min(max+1, 4*hint+512)
-	buf := make([]byte, 0, size)
+	bp := scratchBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		if cap(buf) <= maxPooledScratch {
+			*bp = buf[:0]
+			scratchBufs.Put(bp)
+		}
+	}()
+	if want := min(max+1, 4*hint+512); cap(buf) < want {
+		buf = make([]byte, 0, want)
+	}
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) > max {
 				return nil, fmt.Errorf("%w (%s, limit %d bytes)", ErrTooLarge, codec, max)
 			}
 			buf = append(buf, 0)[:len(buf)]
-			if cap(buf) > max+1 {
-				buf = buf[: len(buf) : max+1]
-			}
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
+		// Never read more than max+1 bytes in all.
+		room := min(cap(buf), max+1)
+		n, err := r.Read(buf[len(buf):room])
 		buf = buf[:len(buf)+n]
 		if len(buf) > max {
 			return nil, fmt.Errorf("%w (%s, limit %d bytes)", ErrTooLarge, codec, max)
 		}
 		if err == io.EOF {
-			return buf, nil
+			return append([]byte(nil), buf...), nil
 		}
 		if err != nil {
 			return nil, codecErr(codec, err)
