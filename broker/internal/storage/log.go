@@ -413,6 +413,17 @@ func (l *Log) writeEpochsLocked() error {
 	return writeFileAtomic(l.fs, filepath.Join(l.dir, epochCheckpointFile), encodeEpochs(l.epochs))
 }
 
+// WaitDurable waits until an fsync covers every offset below end (under
+// SyncGroupCommit; under the other policies it returns at once), asking the
+// syncer for one if needed. It lets a caller append with a done ctx, which
+// returns as soon as the batches are written, and wait later.
+func (l *Log) WaitDurable(ctx context.Context, end Offset) error {
+	if l.opts.Sync != SyncGroupCommit {
+		return nil
+	}
+	return l.waitDurable(ctx, end)
+}
+
 // waitDurable waits until an fsync covers offsets below end.
 func (l *Log) waitDurable(ctx context.Context, end Offset) error {
 	requested := false
