@@ -237,7 +237,11 @@ func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K
 
 func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	ts := r.Timestamp.UnixMilli()
-	closeTime := p.ctx.StreamTime().UnixMilli() - p.w.grace.Milliseconds()
+	// NB: the store's observed stream time (restored from its changelog)
+	// bounds the task's stream time from below after a failover, when the
+	// task's own stream time starts over: replayed records of windows that
+	// already closed stay dropped instead of restarting their count.
+	closeTime := max(p.ctx.StreamTime().UnixMilli(), p.ws.ObservedStreamTime()) - p.w.grace.Milliseconds()
 	size := p.w.size.Milliseconds()
 	p.starts = p.w.starts(ts, p.starts[:0])
 	var kb []byte

@@ -25,7 +25,23 @@ func benchKeysList() []string {
 	return keys
 }
 
+// storeModes are the driver's two store back ends: the state package's
+// in-memory stores with write-back cache and changelog, and plain maps.
+var storeModes = []struct {
+	name string
+	opts []streamstest.Option
+}{
+	{"state", nil},
+	{"map", []streamstest.Option{streamstest.MapStores()}},
+}
+
 func runBench(b *testing.B, build func(bl *dsl.Builder), pipe func(i int, in *streamstest.InputTopic[string, string], ts time.Time)) {
+	for _, m := range storeModes {
+		b.Run(m.name, func(b *testing.B) { runBenchMode(b, m.opts, build, pipe) })
+	}
+}
+
+func runBenchMode(b *testing.B, opts []streamstest.Option, build func(bl *dsl.Builder), pipe func(i int, in *streamstest.InputTopic[string, string], ts time.Time)) {
 	b.Helper()
 	bl := dsl.NewBuilder()
 	build(bl)
@@ -33,7 +49,7 @@ func runBench(b *testing.B, build func(bl *dsl.Builder), pipe func(i int, in *st
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := streamstest.New(b, topo, streamstest.DiscardRecords(), streamstest.CommitEvery(1000))
+	d := streamstest.New(b, topo, append([]streamstest.Option{streamstest.DiscardRecords(), streamstest.CommitEvery(1000)}, opts...)...)
 	in := streamstest.CreateInputTopic(d, "in", serde.String(), serde.String())
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -69,6 +85,12 @@ func BenchmarkWindowedCount10kKeys(b *testing.B) {
 }
 
 func BenchmarkStreamStreamJoin(b *testing.B) {
+	for _, m := range storeModes {
+		b.Run(m.name, func(b *testing.B) { benchJoin(b, m.opts) })
+	}
+}
+
+func benchJoin(b *testing.B, opts []streamstest.Option) {
 	keys := benchKeysList()
 	bl := dsl.NewBuilder()
 	l := dsl.Stream(bl, "in", serde.String(), serde.String())
@@ -78,7 +100,7 @@ func BenchmarkStreamStreamJoin(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := streamstest.New(b, topo, streamstest.DiscardRecords(), streamstest.CommitEvery(1000))
+	d := streamstest.New(b, topo, append([]streamstest.Option{streamstest.DiscardRecords(), streamstest.CommitEvery(1000)}, opts...)...)
 	li := streamstest.CreateInputTopic(d, "in", serde.String(), serde.String())
 	ri := streamstest.CreateInputTopic(d, "right", serde.String(), serde.String())
 	b.ReportAllocs()

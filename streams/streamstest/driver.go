@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/weir-dev/weir/internal/exec"
 	"github.com/weir-dev/weir/internal/exec/memstore"
 	"github.com/weir-dev/weir/state"
@@ -25,6 +26,7 @@ type config struct {
 	start       time.Time
 	commitEvery int
 	discard     bool
+	mapStores   bool
 }
 
 // ApplicationID sets the application id that prefixes internal topics.
@@ -49,6 +51,13 @@ func WallClock(t time.Time) Option { return func(c *config) { c.start = t } }
 // them have them, so output topics read nothing: for benchmarks that pipe
 // millions of records. Default: topics keep every record.
 func DiscardRecords() Option { return func(c *config) { c.discard = true } }
+
+// MapStores backs stores with the driver's own map-based stores
+// (internal/exec/memstore: no changelog, no cache) instead of the state
+// package's in-memory stores. Default: the state package's stores, with a
+// write-back cache per task and changelogs written to the driver's topics
+// ("<application>-<store>-changelog"), as in production.
+func MapStores() Option { return func(c *config) { c.mapStores = true } }
 
 // CommitEvery commits the tasks (flushing their stores) after every n piped
 // records instead of after each one. Default 1.
@@ -85,6 +94,11 @@ type Driver struct {
 	readers map[string][]*exec.Task
 	global  []*exec.Task
 	stores  map[storeKey]state.Store
+	engine  *state.Engine
+	caches  map[streams.TaskID]*state.Cache
+	// subParts is the task count of each sub-topology (changelog
+	// partitions).
+	subParts map[streams.SubtopologyID]int
 	seq     int64
 	one     [1]streams.RawRecord // Add's argument, reused
 	last    *topic               // the topic of the last append, a fast path
@@ -120,9 +134,17 @@ func open(topo *streams.Topology, opts ...Option) (*Driver, error) {
 		o(&c)
 	}
 	d := &Driver{topo: topo, cfg: c, clock: &clock{now: c.start}, topics: map[string]*topic{},
-		readers: map[string][]*exec.Task{}, stores: map[storeKey]state.Store{}}
+		readers: map[string][]*exec.Task{}, stores: map[storeKey]state.Store{},
+		caches: map[streams.TaskID]*state.Cache{}, subParts: map[streams.SubtopologyID]int{}}
 	if len(topo.Subtopologies()) == 0 {
 		return nil, errors.New("streamstest: topology not built (call Build) or empty")
+	}
+	if !c.mapStores {
+		eng, err := state.Open(state.Options{Dir: "/", FS: vfs.NewMem(), MemoryBudget: 64 << 20, NoSync: true})
+		if err != nil {
+			return nil, fmt.Errorf("streamstest: open state engine: %w", err)
+		}
+		d.engine = eng
 	}
 	ext := func(tp string) int {
 		if n, ok := c.partitions[tp]; ok {
@@ -148,6 +170,7 @@ func open(topo *streams.Topology, opts ...Option) (*Driver, error) {
 		for _, tp := range st.SourceTopics {
 			n = max(n, parts(tp))
 		}
+		d.subParts[st.ID] = max(n, 1)
 		if st.Global {
 			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: -1}, d, d, exec.Options{ApplicationID: c.appID, Clock: d.clock})
 			if err != nil {
@@ -208,6 +231,14 @@ func (d *Driver) OpenStore(task streams.TaskID, spec streams.StoreSpec) (state.S
 	if s, ok := d.stores[key]; ok {
 		return s, nil
 	}
+	if d.engine != nil {
+		s, err := d.openEngineStore(task, spec)
+		if err != nil {
+			return nil, err
+		}
+		d.stores[key] = s
+		return s, nil
+	}
 	var s state.Store
 	switch spec.Kind {
 	case state.KindWindow:
@@ -220,6 +251,67 @@ func (d *Driver) OpenStore(task streams.TaskID, spec streams.StoreSpec) (state.S
 	d.stores[key] = s
 	return s, nil
 }
+
+func (d *Driver) openEngineStore(task streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
+	sp := spec.Spec
+	sp.InMemory = true
+	if spec.SourceTopic != "" {
+		sp.Unlogged = true // the source topic is the changelog
+	}
+	part := int32(task.Partition)
+	if spec.Global || part < 0 {
+		part = 0
+	}
+	var cl state.ChangelogWriter
+	if !sp.Unlogged {
+		name := state.ChangelogTopicName(d.cfg.appID, sp.Name)
+		d.topic(name, d.subParts[task.Subtopology])
+		cl = &changelog{d: d, topic: name, partition: streams.Partition(part), last: state.NoOffset}
+	}
+	ctx := context.Background()
+	cache := d.caches[task]
+	if cache == nil && !sp.Uncached {
+		cache = d.engine.NewCache()
+		d.caches[task] = cache
+	}
+	switch sp.Kind {
+	case state.KindWindow:
+		s, err := d.engine.OpenWindow(ctx, sp, part, cl)
+		if err != nil || sp.Uncached {
+			return s, err
+		}
+		return cache.Window(s, nil)
+	case state.KindSession:
+		s, err := d.engine.OpenSession(ctx, sp, part, cl)
+		if err != nil || sp.Uncached {
+			return s, err
+		}
+		return cache.Session(s, nil)
+	default:
+		s, err := d.engine.OpenKeyValue(ctx, sp, part, cl)
+		if err != nil || sp.Uncached {
+			return s, err
+		}
+		return cache.KeyValue(s, nil)
+	}
+}
+
+// changelog writes a store's changes to its changelog topic in the driver.
+type changelog struct {
+	d         *Driver
+	topic     string
+	partition streams.Partition
+	last      state.Offset
+}
+
+func (c *changelog) Append(key, value []byte) error {
+	r := streams.RawRecord{Topic: c.topic, Partition: c.partition, Key: key, Value: value, Timestamp: c.d.clock.now}
+	c.d.append(&r)
+	c.last = state.Offset(r.Offset)
+	return nil
+}
+
+func (c *changelog) Flush(context.Context) (state.Offset, error) { return c.last, nil }
 
 // Send implements exec.RecordSink: it appends the record to its topic and
 // queues it for the tasks reading that topic.
@@ -416,6 +508,9 @@ func (d *Driver) Close() error {
 	}
 	for _, s := range d.stores {
 		errs = append(errs, s.Close())
+	}
+	if d.engine != nil {
+		errs = append(errs, d.engine.Close())
 	}
 	return errors.Join(errs...)
 }
