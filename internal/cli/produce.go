@@ -138,7 +138,7 @@ loop:
 			err = werr
 		}
 	} else {
-		fmt.Fprintf(w, "Produced %d records to %s", res.Records, res.Topic)
+		fmt.Fprintf(w, "Produced %s to %s", plural(int(res.Records), "record"), res.Topic)
 		if len(res.Partitions) > 0 {
 			fmt.Fprint(w, " (")
 			for i, p := range res.Partitions {
@@ -151,7 +151,7 @@ loop:
 		}
 		fmt.Fprintln(w, ".")
 		if res.Failed > 0 {
-			fmt.Fprintf(w, "%d records failed.\n", res.Failed)
+			fmt.Fprintf(w, "%s failed.\n", plural(int(res.Failed), "record"))
 		}
 	}
 	if err != nil {

@@ -115,7 +115,7 @@ func CreateTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 				fmt.Fprintf(w, "Failed to create %s: %s\n", r.Topic, r.Error)
 				continue
 			}
-			fmt.Fprintf(w, "Created topic %s (%d partitions, replication factor %d).\n", r.Topic, r.Partitions, r.ReplicationFactor)
+			fmt.Fprintf(w, "Created topic %s (%s, replication factor %d).\n", r.Topic, plural(int(r.Partitions), "partition"), r.ReplicationFactor)
 		}
 	}
 	if len(errs) > 0 {
@@ -461,4 +461,12 @@ func DeleteTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 		return fmt.Errorf("cli: delete: %w", errors.Join(errs...))
 	}
 	return nil
+}
+
+// plural writes "1 partition", "3 partitions".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, noun)
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
