@@ -99,11 +99,11 @@ type Driver struct {
 	// subParts is the task count of each sub-topology (changelog
 	// partitions).
 	subParts map[streams.SubtopologyID]int
-	seq     int64
-	one     [1]streams.RawRecord // Add's argument, reused
-	last    *topic               // the topic of the last append, a fast path
-	piped   int
-	closed  bool
+	seq      int64
+	one      [1]streams.RawRecord // Add's argument, reused
+	last     *topic               // the topic of the last append, a fast path
+	piped    int
+	closed   bool
 }
 
 type storeKey struct {
