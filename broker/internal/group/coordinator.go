@@ -40,9 +40,6 @@ func New(opts Options) (*Coordinator, error) {
 	return &Coordinator{opts: o, groups: make(map[GroupID]*group)}, nil
 }
 
-// Options returns the coordinator's options with defaults filled in.
-func (c *Coordinator) Options() Options { return c.opts }
-
 // Step feeds one request to the coordinator. Its response, and anything else
 // it causes, is collected by the next call to Ready.
 func (c *Coordinator) Step(now time.Time, r Request) {
@@ -98,9 +95,6 @@ func (c *Coordinator) Ready() Ready {
 	}
 	return rd
 }
-
-// HasReady reports whether Ready would return records or responses.
-func (c *Coordinator) HasReady() bool { return len(c.records) > 0 || len(c.responses) > 0 }
 
 func (c *Coordinator) respond(tok Token, msg kmsg.Response) {
 	c.responses = append(c.responses, Response{Token: tok, Msg: msg})

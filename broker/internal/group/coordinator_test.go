@@ -17,6 +17,7 @@ import (
 //
 //	new [initial-delay=D] [retention=D] [max-members=N] [max-groups=N] [topics=(t:N,...)]
 //	join group=G client=C [member=M] [instance=I] [protocols=(name:meta,...)] [session=D] [rebalance=D] [v=N] [type=T]
+//	     [consumer-topics=(t,...)]    (the first protocol's metadata becomes a consumer subscription)
 //	sync group=G member=M gen=N [instance=I] [assign=(member:bytes,...)] [v=N]
 //	heartbeat group=G member=M gen=N [instance=I]
 //	leave group=G member=M            (v0)
@@ -188,6 +189,10 @@ func (h *harness) run(td *datadriven.TestData) string {
 		for _, p := range ps {
 			name, meta, _ := strings.Cut(p, ":")
 			req.Protocols = append(req.Protocols, kmsg.JoinGroupRequestProtocol{Name: name, Metadata: []byte(meta)})
+		}
+		if ts, ok := args(td, "consumer-topics"); ok {
+			meta := kmsg.ConsumerMemberMetadata{Version: 1, Topics: ts}
+			req.Protocols[0].Metadata = meta.AppendTo(nil)
 		}
 		if n := arg(td, "big-metadata", ""); n != "" {
 			req.Protocols[0].Metadata = make([]byte, h.int(n))
@@ -404,7 +409,7 @@ func describeResponse(msg kmsg.Response) string {
 					if m.InstanceID != nil {
 						id += "/" + *m.InstanceID
 					}
-					ms = append(ms, fmt.Sprintf("%s:%s", id, m.ProtocolMetadata))
+					ms = append(ms, fmt.Sprintf("%s:%q", id, m.ProtocolMetadata))
 				}
 				s += " members=[" + strings.Join(ms, " ") + "]"
 			}

@@ -275,11 +275,3 @@ func (d *Driver) Close() error {
 	d.wg.Wait()
 	return nil
 }
-
-// Partition returns the __consumer_offsets partition of group.
-func (d *Driver) Partition(group GroupID) int32 {
-	return Partition(group, d.c.opts.OffsetsPartitions)
-}
-
-// OffsetsPartitions returns the partition count of __consumer_offsets.
-func (d *Driver) OffsetsPartitions() int32 { return d.c.opts.OffsetsPartitions }
