@@ -66,22 +66,31 @@ func (b *memBackend) wipe() error  { b.t.Clear(false); b.m = zeroMeta; b.dirty =
 func (b *memBackend) bulk()        {}
 func (b *memBackend) close() error { return nil }
 
-// memIter seeks afresh on every step from the last key it returned, so the
-// tree may change under it (writes during iteration are allowed).
+// memIter reads the tree in chunks of memIterChunk entries, each chunk
+// seeking afresh from the last key it returned, so the tree may change
+// under it (writes during iteration are allowed). Keys and values in the
+// tree are never modified in place, so buffered slices stay valid.
 type memIter struct {
 	t            *btreemap.BTreeMap[[]byte, []byte]
 	lower, upper []byte
 	reverse      bool
 	started      bool
+	exhausted    bool // the last fill reached the end of the range
 	done         bool
+	buf          []memKV
+	pos          int
 	k, v         []byte
 }
 
-func (it *memIter) next() bool {
-	if it.done {
-		return false
+type memKV struct{ k, v []byte }
+
+const memIterChunk = 64
+
+func (it *memIter) fill() {
+	if it.buf == nil {
+		it.buf = make([]memKV, 0, memIterChunk)
 	}
-	found := false
+	it.buf, it.pos = it.buf[:0], 0
 	if !it.reverse {
 		lo := btreemap.Min[[]byte]()
 		if it.started {
@@ -94,8 +103,10 @@ func (it *memIter) next() bool {
 			hi = btreemap.LT(it.upper)
 		}
 		for k, v := range it.t.Ascend(lo, hi) {
-			it.k, it.v, found = k, v, true
-			break
+			it.buf = append(it.buf, memKV{k, v})
+			if len(it.buf) == memIterChunk {
+				break
+			}
 		}
 	} else {
 		hi := btreemap.Max[[]byte]()
@@ -109,16 +120,37 @@ func (it *memIter) next() bool {
 			lo = btreemap.GE(it.lower)
 		}
 		for k, v := range it.t.Descend(hi, lo) {
-			it.k, it.v, found = k, v, true
-			break
+			it.buf = append(it.buf, memKV{k, v})
+			if len(it.buf) == memIterChunk {
+				break
+			}
+		}
+	}
+	it.exhausted = len(it.buf) < memIterChunk
+}
+
+func (it *memIter) next() bool {
+	if it.done {
+		return false
+	}
+	if it.pos >= len(it.buf) {
+		if it.started && it.exhausted {
+			it.done = true
+			it.k, it.v = nil, nil
+			return false
+		}
+		it.fill()
+		if len(it.buf) == 0 {
+			it.done = true
+			it.k, it.v = nil, nil
+			return false
 		}
 	}
 	it.started = true
-	if !found {
-		it.done = true
-		it.k, it.v = nil, nil
-	}
-	return found
+	e := it.buf[it.pos]
+	it.pos++
+	it.k, it.v = e.k, e.v
+	return true
 }
 
 func (it *memIter) key() []byte   { return it.k }
