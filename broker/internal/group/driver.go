@@ -173,6 +173,13 @@ func (d *Driver) deliverLocked(rd Ready) {
 		default:
 		}
 	}
+	if len(rd.Records) == 0 { // heartbeats, fetches, joins: nothing to store
+		d.mu.Unlock()
+		for _, a := range answers {
+			a.ch <- a.resp // buffered: never blocks
+		}
+		return
+	}
 	byPart := make(map[int32][]Record)
 	for _, rec := range rd.Records {
 		byPart[rec.Partition] = append(byPart[rec.Partition], rec)
