@@ -1,0 +1,46 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestBrokerConfigFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "weir.conf")
+	conf := "# a comment\nlisten = 127.0.0.1:19999\ndata-dir = /tmp/from-file\nfsync = interval\ntopic-config = retention.ms=1000\n"
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newBrokerCmd()
+	// The command line wins over the file.
+	if err := cmd.Flags().Parse([]string{"--data-dir", "/tmp/from-flag"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfigFile(cmd.Flags(), path); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, name := range []string{"listen", "data-dir", "fsync", "topic-config"} {
+		got[name] = cmd.Flags().Lookup(name).Value.String()
+	}
+	want := map[string]string{
+		"listen":       "127.0.0.1:19999",
+		"data-dir":     "/tmp/from-flag",
+		"fsync":        "interval",
+		"topic-config": "[retention.ms=1000]",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("settings (-want +got):\n%s", diff)
+	}
+
+	bad := filepath.Join(t.TempDir(), "bad.conf")
+	if err := os.WriteFile(bad, []byte("no-such-flag = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfigFile(newBrokerCmd().Flags(), bad); err == nil {
+		t.Fatal("unknown setting accepted")
+	}
+}
