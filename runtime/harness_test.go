@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func startInstance(t *testing.T, c *cluster, stateDir string, extra ...runtime.O
 		runtime.StateDir(stateDir),
 		runtime.CommitInterval(200 * time.Millisecond),
 		runtime.SessionTimeout(3 * time.Second),
-		runtime.Logger(quietLogger()),
+		runtime.Logger(quietLogger().With("instance", filepath.Base(stateDir))),
 	}, extra...)
 	a, err := runtime.New(topo, opts...)
 	if err != nil {
@@ -71,6 +72,16 @@ func startInstance(t *testing.T, c *cluster, stateDir string, extra ...runtime.O
 	go func() { in.done <- a.Run(context.Background()) }()
 	t.Cleanup(func() { _ = a.Close() })
 	return in
+}
+
+// checkRunning fails the test if the instance's Run has returned.
+func (in *instance) checkRunning(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-in.done:
+		t.Fatalf("instance stopped: %v", err)
+	default:
+	}
 }
 
 // stop closes the instance and checks Run returned nil.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weir-dev/weir/broker"
 	"github.com/weir-dev/weir/runtime/internal/app"
 	"github.com/weir-dev/weir/runtime/internal/client"
@@ -100,3 +102,10 @@ func (a *Application) Close() error {
 // Describe returns a plain-text description of a topology's sub-topologies,
 // nodes and stores (what /topology serves).
 func Describe(t *streams.Topology) string { return app.Describe(t) }
+
+// Metrics returns the instance's Prometheus metrics, to serve on a handler
+// of your own or to read in tests (MetricsAddr serves the same).
+func (a *Application) Metrics() prometheus.Gatherer { return a.a.Gatherer() }
+
+// Tasks returns the tasks this instance runs now, sorted.
+func (a *Application) Tasks() []streams.TaskID { return a.a.Tasks() }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -613,10 +614,19 @@ func (a *App) Close() error {
 
 // Abandon stops the instance as a crash would: nothing more is committed,
 // the group is not told (its tasks move after the session timeout), and
-// stores are closed without flushing. For tests of failover.
-func (a *App) Abandon() {
+// stores are closed without flushing. It returns, per input partition, the
+// offset after the last record the instance processed: records from the
+// last committed offset up to there are the ones another instance will
+// process again. For tests of failover.
+func (a *App) Abandon() map[streams.TopicPartition]streams.Offset {
 	a.mu.Lock()
 	a.abandoned = true
+	processed := map[streams.TopicPartition]streams.Offset{}
+	for _, t := range a.tasks {
+		for tp, o := range t.exec.Offsets() {
+			processed[tp] = o
+		}
+	}
 	a.mu.Unlock()
 	select {
 	case <-a.started:
@@ -624,7 +634,23 @@ func (a *App) Abandon() {
 	default:
 	}
 	a.Close()
+	return processed
 }
+
+// Tasks returns the ids of the tasks running now, sorted.
+func (a *App) Tasks() []streams.TaskID {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ts := a.sortedTasksLocked()
+	out := make([]streams.TaskID, len(ts))
+	for i, t := range ts {
+		out[i] = t.id
+	}
+	return out
+}
+
+// Gatherer returns the instance's metrics registry.
+func (a *App) Gatherer() prometheus.Gatherer { return a.m.reg }
 
 // Started returns a channel closed once the instance has created its
 // topics and joined (or begun joining) the group.

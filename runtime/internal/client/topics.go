@@ -133,6 +133,7 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 	if err != nil {
 		return nil, fmt.Errorf("runtime: list internal topics: %w", err)
 	}
+	var raced []string
 	for _, n := range names {
 		w := wants[n]
 		d, ok := md[n]
@@ -151,13 +152,30 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 			configs[k] = kadm.StringPtr(v)
 		}
 		resp, err := adm.CreateTopic(ctx, w.partitions, replicationFactor, configs, n)
-		if err != nil || (resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists)) {
-			if err == nil {
-				err = resp.Err
-			}
-			return nil, fmt.Errorf("runtime: create %s topic %q: %w", w.what, n, err)
+		if err == nil {
+			err = resp.Err
 		}
-		plan.Created = append(plan.Created, n)
+		switch {
+		case errors.Is(err, kerr.TopicAlreadyExists):
+			// Another instance created it a moment ago: check it below.
+			raced = append(raced, n)
+		case err != nil:
+			return nil, fmt.Errorf("runtime: create %s topic %q: %w", w.what, n, err)
+		default:
+			plan.Created = append(plan.Created, n)
+		}
+	}
+	if len(raced) > 0 {
+		md, err := adm.ListTopics(ctx, raced...)
+		if err != nil {
+			return nil, fmt.Errorf("runtime: list internal topics: %w", err)
+		}
+		for _, n := range raced {
+			w := wants[n]
+			if d, ok := md[n]; ok && d.Err == nil && int32(len(d.Partitions)) != w.partitions {
+				problems = append(problems, fmt.Sprintf("%s topic %q has %d partitions but the topology needs %d: delete it (weir topics delete %s) and restart to recreate it, or reset the application", w.what, n, len(d.Partitions), w.partitions, n))
+			}
+		}
 	}
 	if len(problems) > 0 {
 		return nil, setupError(problems)

@@ -1,0 +1,10 @@
+package runtime
+
+import "github.com/weir-dev/weir/streams"
+
+// Abandon stops the instance as kill -9 would (no commit, no leave) and
+// returns, per input partition, the offset after the last record it
+// processed. An embedded broker, if any, keeps running.
+func (a *Application) Abandon() map[streams.TopicPartition]streams.Offset {
+	return a.a.Abandon()
+}
