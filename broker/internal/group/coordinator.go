@@ -146,7 +146,7 @@ func (c *Coordinator) settle(now time.Time, g *group) {
 }
 
 // touch is settle for requests that can only move g's deadlines later
-// (heartbeats, commits): while g has a timer pending, that timer is still at
+// (heartbeats): while g has a timer pending, that timer is still at
 // or before its next deadline, so the O(members) recomputation is skipped.
 func (c *Coordinator) touch(now time.Time, g *group) {
 	if g.scheduled.IsZero() {

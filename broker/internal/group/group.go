@@ -37,6 +37,10 @@ type group struct {
 	newMemberAdded bool
 
 	offsets map[topicPartition]offset
+	// subscribed holds the topics the members of a consumer group subscribe
+	// to, decoded when a generation starts; nil when unknown (not a consumer
+	// group, or a subscription that does not decode).
+	subscribed map[string]bool
 
 	// persisted is set once a group metadata record is written, so that
 	// dropping the group writes a tombstone.

@@ -294,7 +294,7 @@ func (c *Coordinator) completeJoin(now time.Time, g *group) {
 	}
 	g.generation++
 	if len(g.members) == 0 {
-		g.protocol, g.leader = "", ""
+		g.protocol, g.leader, g.subscribed = "", "", nil
 		g.state, g.stateSince = StateEmpty, now
 		c.records = append(c.records, c.groupRecord(g))
 		return
@@ -304,6 +304,7 @@ func (c *Coordinator) completeJoin(now time.Time, g *group) {
 	}
 	g.protocolType = g.members[g.leader].protocolType
 	g.protocol = g.selectProtocol()
+	g.subscribed = g.subscribedTopics()
 	g.state, g.stateSince = StateCompletingRebalance, now
 	g.rebalanceDeadline = now.Add(g.maxRebalanceTimeout())
 	for _, m := range g.sortedMembers() {

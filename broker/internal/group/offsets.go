@@ -45,7 +45,7 @@ func (c *Coordinator) commit(now time.Time, r Request, req *kmsg.OffsetCommitReq
 		}
 	}
 	if g != nil {
-		defer c.touch(now, g) // a commit's expiry is never the group's earliest
+		defer c.settle(now, g) // a commit to an unsubscribed topic starts an expiry
 	}
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
@@ -283,31 +283,42 @@ func (g *group) subscribedTopics() map[string]bool {
 
 // offsetsExpiry is when g's next offset expires; zero if none will.
 func (c *Coordinator) offsetsExpiry(g *group) time.Time {
-	if g.state != StateEmpty || len(g.offsets) == 0 {
+	if len(g.offsets) == 0 {
 		return time.Time{}
 	}
-	if g.protocolType != "" {
+	if g.state == StateEmpty && g.protocolType != "" {
 		return g.stateSince.Add(c.opts.OffsetsRetention)
 	}
 	var first time.Time
-	for _, o := range g.offsets {
-		if first.IsZero() || o.committed.Before(first) {
+	for tp, o := range g.offsets {
+		if c.expiresByCommit(g, tp) && (first.IsZero() || o.committed.Before(first)) {
 			first = o.committed
 		}
+	}
+	if first.IsZero() {
+		return first
 	}
 	return first.Add(c.opts.OffsetsRetention)
 }
 
-// expireOffsets drops offsets past retention: all of a consumer group's once
-// it has been empty for the retention time; each of a commit-only group's
-// once it is that old.
-func (c *Coordinator) expireOffsets(now time.Time, g *group) {
-	if g.state != StateEmpty {
-		return
+// expiresByCommit reports whether tp's offset in g expires a retention
+// period after its commit: in a group that only commits, and (as Kafka's
+// KIP-211) in a consumer group with members for a topic none of them
+// subscribes to.
+func (c *Coordinator) expiresByCommit(g *group, tp topicPartition) bool {
+	if g.state == StateEmpty {
+		return g.protocolType == ""
 	}
-	all := g.protocolType != "" && !g.stateSince.Add(c.opts.OffsetsRetention).After(now)
+	return g.subscribed != nil && !g.subscribed[tp.topic]
+}
+
+// expireOffsets drops offsets past retention: all of a consumer group's once
+// it has been empty for the retention time; those that expire by commit
+// (expiresByCommit) once they are that old.
+func (c *Coordinator) expireOffsets(now time.Time, g *group) {
+	all := g.state == StateEmpty && g.protocolType != "" && !g.stateSince.Add(c.opts.OffsetsRetention).After(now)
 	for _, tp := range sortedTPs(g.offsets) {
-		if all || (g.protocolType == "" && !g.offsets[tp].committed.Add(c.opts.OffsetsRetention).After(now)) {
+		if all || (c.expiresByCommit(g, tp) && !g.offsets[tp].committed.Add(c.opts.OffsetsRetention).After(now)) {
 			delete(g.offsets, tp)
 			c.records = append(c.records, c.offsetRecord(g.id, tp, nil))
 		}

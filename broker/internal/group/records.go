@@ -171,6 +171,7 @@ func (c *Coordinator) Load(rec Record) error {
 			if g.members[g.leader] == nil {
 				g.leader = g.sortedMembers()[0].id
 			}
+			g.subscribed = g.subscribedTopics()
 		} else {
 			clear(g.members)
 			clear(g.static)
