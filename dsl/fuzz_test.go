@@ -109,3 +109,28 @@ func FuzzJoinValueList(f *testing.F) {
 		}
 	})
 }
+
+// Change records of table re-grouping decode to a Change that encodes back
+// to a record decoding the same, or fail.
+func FuzzChangeSerde(f *testing.F) {
+	s := changeSerde[string]{inner: serde.String()}
+	for _, c := range []Change[string]{{New: "n", HasNew: true}, {Old: "o", HasOld: true}, {New: "a", Old: "b", HasNew: true, HasOld: true}, {}} {
+		b, _ := s.Serialize("t", c)
+		f.Add(b)
+	}
+	f.Add([]byte{9})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := s.Deserialize("t", b)
+		if err != nil {
+			return
+		}
+		out, err := s.Serialize("t", c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c2, err := s.Deserialize("t", out)
+		if err != nil || c2 != c {
+			t.Fatalf("%x -> %+v -> %x -> %+v, %v", b, c, out, c2, err)
+		}
+	})
+}
