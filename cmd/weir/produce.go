@@ -27,7 +27,8 @@ func newProduceCmd() *cobra.Command {
 		Use:   "produce TOPIC",
 		Short: "Send each line of standard input as one record",
 		Long: `Send each line of standard input as one record to TOPIC and print a
-summary when the input ends. With --key-separator, the text before the
+summary when the input ends. The first record the cluster refuses stops the
+run. A missing topic is created if the broker auto-creates topics. With --key-separator, the text before the
 first separator is the key. Records with a key go to the partition Kafka's
 default partitioner picks (murmur2), so the same key lands where the Java
 client and franz-go would put it.`,
@@ -88,7 +89,9 @@ func parseHeaders(kvs []string) ([]kgo.RecordHeader, error) {
 
 // producerOpts turns the produce flags into franz-go options.
 func producerOpts(acks, compression string, partition int32, cf clientFlags) ([]kgo.Opt, error) {
-	opts := []kgo.Opt{kgo.RecordDeliveryTimeout(cf.timeout)}
+	// Ask for auto-creation as Kafka's Java producer and kcat do; the broker
+	// decides (Weir: --auto-create, Kafka: auto.create.topics.enable).
+	opts := []kgo.Opt{kgo.RecordDeliveryTimeout(cf.timeout), kgo.AllowAutoTopicCreation()}
 	switch acks {
 	case "all", "-1":
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))

@@ -441,3 +441,26 @@ func TestConsumeStopsOnCancel(t *testing.T) {
 		t.Fatalf("cancelled consume returned %v, want nil", err)
 	}
 }
+
+// TestProduceStopsAtFirstFailure: once the cluster refuses a record, the
+// rest of the input is not read, and the error is returned.
+func TestProduceStopsAtFirstFailure(t *testing.T) {
+	addrs := cluster(t)
+	ctx := testCtx(t)
+	if err := CreateTopics(ctx, admin(t, addrs), &bytes.Buffer{}, Output{}, CreateTopicsRequest{Topics: []string{"one"}, Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	const lines = 50_000
+	in := strings.NewReader(strings.Repeat("x\n", lines))
+	cl := producer(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	res, err := Produce(ctx, cl, in, &bytes.Buffer{}, Output{}, ProduceOptions{Topic: "one", Partition: 5})
+	if err == nil || !strings.Contains(err.Error(), "partition") {
+		t.Fatalf("err = %v, want a partitioning error", err)
+	}
+	if res.Records != 0 || res.Failed == 0 || res.Failed >= lines {
+		t.Fatalf("result %+v: want no successes and a stop well before %d records", res, lines)
+	}
+	if in.Len() == 0 {
+		t.Fatal("all input was read")
+	}
+}

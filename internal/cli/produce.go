@@ -54,8 +54,9 @@ type ProduceResult struct {
 // Produce sends one record per line of in ("\n"-terminated; the newline is
 // not part of the value, a final line without one still counts) and waits
 // until every record is acknowledged or failed, then prints a summary to w.
-// It returns the first delivery error, if any. When ctx ends it stops
-// reading, waits for what was sent, and returns ctx's error.
+// It returns the first delivery error, if any, and stops reading input at
+// that error. When ctx ends it stops reading, waits for what was sent, and
+// returns ctx's error.
 func Produce(ctx context.Context, cl *kgo.Client, in io.Reader, w io.Writer, out Output, opts ProduceOptions) (ProduceResult, error) {
 	res := ProduceResult{Topic: opts.Topic, Partitions: []ProducedPartition{}}
 	if opts.Topic == "" {
@@ -66,6 +67,10 @@ func Produce(ctx context.Context, cl *kgo.Client, in io.Reader, w io.Writer, out
 		parts    = map[int32]*ProducedPartition{}
 		firstErr error
 		failed   int64
+		// failing is closed at the first delivery error: the rest of the
+		// input would most likely fail the same way (unknown topic, record
+		// too large, no authorization), so reading stops there.
+		failing = make(chan struct{})
 	)
 	done := func(r *kgo.Record, err error) {
 		mu.Lock()
@@ -74,6 +79,7 @@ func Produce(ctx context.Context, cl *kgo.Client, in io.Reader, w io.Writer, out
 			failed++
 			if firstErr == nil {
 				firstErr = err
+				close(failing)
 			}
 			return
 		}
@@ -98,6 +104,8 @@ loop:
 		select {
 		case <-ctx.Done():
 			readErr = ctx.Err()
+			break loop
+		case <-failing:
 			break loop
 		case l, ok := <-lines:
 			if !ok {
