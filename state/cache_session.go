@@ -134,7 +134,9 @@ func (w *cachedSession) FindSessions(key []byte, earliestEnd, latestStart int64)
 		pre := layout.AppendEscaped(layout.AppendTime(nil, sg), key)
 		spans = append(spans, span{layout.AppendTime(append([]byte(nil), pre...), from), layout.EscapedEnd(pre)})
 	}
-	below, err := w.under.FindSessions(key, earliestEnd, latestStart)
+	// NB: from, not earliestEnd: the store below may not have seen the
+	// stream time that expired sessions in the cached view.
+	below, err := w.under.FindSessions(key, from, latestStart)
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +168,7 @@ func (w *cachedSession) All() (SessionIterator, error) {
 func (w *cachedSession) merge(spans []span, below SessionIterator, earliestEnd, latestStart int64) *cachedSessionIter {
 	it := &cachedSessionIter{}
 	it.m = mergeIter{spans: spans, ns: w.ns,
-		below: &sessionBelow{it: below, tb: &w.under.tb},
+		below: &sessionBelow{it: below, tb: &w.under.tb, minEnd: earliestEnd},
 		accept: func(ck []byte) bool {
 			_, _, start, end, err := layout.ParseSessionKey(it.kbuf[:0], ck)
 			return err == nil && end >= earliestEnd && start <= latestStart
@@ -175,14 +177,21 @@ func (w *cachedSession) merge(spans []span, below SessionIterator, earliestEnd, 
 }
 
 type sessionBelow struct {
-	it  SessionIterator
-	tb  *timeBox
-	buf []byte
+	it SessionIterator
+	tb *timeBox
+	// minEnd skips sessions expired in the cached view.
+	minEnd int64
+	buf    []byte
 }
 
 func (b *sessionBelow) next() bool {
-	if !b.it.Next() {
-		return false
+	for {
+		if !b.it.Next() {
+			return false
+		}
+		if b.it.End() >= b.minEnd {
+			break
+		}
 	}
 	b.buf = layout.AppendSessionKey(b.buf[:0], b.tb.seg(b.it.End()), b.it.Key(), b.it.Start(), b.it.End())
 	return true

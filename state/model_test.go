@@ -279,3 +279,107 @@ func TestModelWindow(t *testing.T) {
 		}
 	})
 }
+
+type skey struct {
+	k          string
+	start, end int64
+}
+
+func TestModelSession(t *testing.T) {
+	seed := testSeed(t)
+	ops := 2000
+	if testing.Short() {
+		ops = 500
+	}
+	const ret = 4 * 60_000
+	forEachImpl(t, func(t *testing.T, im impl) {
+		r := rand.New(rand.NewPCG(seed, 9))
+		ctx := context.Background()
+		e := testEngine(t, nil)
+		cl := statetest.NewChangelog("sess", 0)
+		s := im.session(t, e, cl, ret)
+		model, flushed := map[skey]string{}, map[skey]string{}
+		observed, flushedObs := int64(math.MinInt64), int64(math.MinInt64)
+		cutoff := func() int64 {
+			if observed == math.MinInt64 {
+				return math.MinInt64
+			}
+			return observed - ret
+		}
+		copyM := func(m map[skey]string) map[skey]string {
+			c := make(map[skey]string, len(m))
+			for k, v := range m {
+				c[k] = v
+			}
+			return c
+		}
+		now := int64(0)
+		for op := range ops {
+			now += int64(r.IntN(3000))
+			k := string(randKey(r)[:1])
+			end := now - int64(r.IntN(5*60_000))
+			start := end - int64(r.IntN(90_000))
+			switch x := r.IntN(100); {
+			case x < 35:
+				v := fmt.Sprintf("v%d", op)
+				sput(t, s, k, start, end, v)
+				if end >= cutoff() {
+					model[skey{k, start, end}] = v
+					observed = max(observed, end)
+				}
+			case x < 45:
+				// Remove one of the key's live sessions, or a random one.
+				for sk := range model {
+					if sk.k == k {
+						start, end = sk.start, sk.end
+						break
+					}
+				}
+				if err := s.Remove([]byte(k), start, end); err != nil {
+					t.Fatal(err)
+				}
+				if end >= cutoff() {
+					delete(model, skey{k, start, end})
+					observed = max(observed, end)
+				}
+			case x < 80:
+				earliestEnd := now - int64(r.IntN(6*60_000))
+				latestStart := earliestEnd + int64(r.IntN(3*60_000))
+				var want []sessEntry
+				for sk, v := range model {
+					if sk.k == k && sk.end >= cutoff() && sk.end >= earliestEnd && sk.start <= latestStart {
+						want = append(want, sessEntry{sk.k, sk.start, sk.end, v})
+					}
+				}
+				sort.Slice(want, func(i, j int) bool {
+					if want[i].End != want[j].End {
+						return want[i].End < want[j].End
+					}
+					return want[i].Start < want[j].Start
+				})
+				if d := cmp.Diff(want, drainSess(t)(s.FindSessions([]byte(k), earliestEnd, latestStart))); d != "" {
+					t.Fatalf("op %d: FindSessions(%q, %d, %d) (-model +store):\n%s", op, k, earliestEnd, latestStart, d)
+				}
+			case x < 95:
+				if err := s.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				flushed, flushedObs = copyM(model), observed
+			default:
+				if r.IntN(2) == 0 {
+					if err := s.Flush(ctx); err != nil {
+						t.Fatal(err)
+					}
+					flushed, flushedObs = copyM(model), observed
+				} else {
+					cl.DropPending()
+					model, observed = copyM(flushed), flushedObs
+				}
+				if err := s.Close(); err != nil {
+					t.Fatal(err)
+				}
+				s = im.session(t, e, cl, ret)
+			}
+		}
+	})
+}
