@@ -391,3 +391,28 @@ func TestCloseEndsParkedFetch(t *testing.T) {
 		t.Fatalf("correlation id %d, want 5", corr)
 	}
 }
+
+func TestAutoCreateDisabled(t *testing.T) {
+	b := startBroker(t, Options{DisableAutoCreateTopics: true})
+	c := newClient(t, b)
+	if code := produceRaw(t, c, "nope", rawBatch("x")); code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("produce to unknown topic: %v, want UNKNOWN_TOPIC_OR_PARTITION", kerr.ErrorForCode(code))
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.AllowAutoTopicCreation = true
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: kmsg.StringPtr("nope")}}
+	resp, err := req.RequestWith(testCtx(t), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("metadata for unknown topic: %v, want UNKNOWN_TOPIC_OR_PARTITION", kerr.ErrorForCode(code))
+	}
+	td, err := kadm.NewClient(c).ListTopics(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(td) != 0 {
+		t.Fatalf("topics were created: %v", td.Names())
+	}
+}

@@ -229,6 +229,9 @@ func TestSoakMutatedFrames(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond) // polling with a deadline, not synchronization
 	}
+	if n := b.srv.InflightBytes(); n != 0 {
+		t.Fatalf("%d request bytes still accounted as in flight with no connection open", n)
+	}
 	runtime.GC()
 	var after runtime.MemStats
 	runtime.ReadMemStats(&after)

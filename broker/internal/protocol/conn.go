@@ -32,6 +32,9 @@ type frame struct {
 	// headerV0 is set when the response header has no tagged fields even
 	// though the request is flexible (ApiVersions).
 	headerV0 bool
+	// size is the frame's share of the server's byte budget, released once
+	// the request has been handled.
+	size int64
 }
 
 // header is a parsed request header (v1 or v2).
@@ -215,13 +218,17 @@ func (c *conn) serve(ctx context.Context) {
 
 	for f := range frames {
 		resp := f.early
+		var err error
 		if resp == nil {
-			var err error
 			resp, err = c.call(ctx, f)
-			if err != nil {
-				c.log.Warn("closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
-				break
-			}
+		}
+		// Handlers keep nothing of the request bytes once they return
+		// (logs copy what they append), so the frame's budget goes back.
+		c.s.budget.release(f.size)
+		f.size = 0
+		if err != nil {
+			c.log.Warn("closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
+			break
 		}
 		if resp == nil {
 			continue // acks=0 produce: no response at all
@@ -239,7 +246,8 @@ func (c *conn) serve(ctx context.Context) {
 	<-writerDone
 	cancel()
 	_ = c.nc.Close()
-	for range frames { // let the reader finish
+	for f := range frames { // let the reader finish
+		c.s.budget.release(f.size)
 	}
 	if err := <-readErr; err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		c.log.Info("connection closed", "remote", c.remote, "err", err)
@@ -308,20 +316,27 @@ func (c *conn) readLoop(ctx context.Context, out chan<- *frame) error {
 		if n < 0 || n > limit {
 			return fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrFrame, n, limit)
 		}
+		if !c.s.budget.acquire(ctx, int64(n)) {
+			return ctx.Err()
+		}
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
+			c.s.budget.release(int64(n))
 			return err
 		}
 		f, err := decodeFrame(buf)
 		if err != nil {
+			c.s.budget.release(int64(n))
 			c.log.Warn("closing connection", "remote", c.remote, "err", err)
 			return err
 		}
 		f.req.Remote = c.remote
+		f.size = int64(n)
 		limit = c.s.cfg.MaxFrameBytes
 		select {
 		case out <- f:
 		case <-ctx.Done():
+			c.s.budget.release(f.size)
 			return ctx.Err()
 		}
 	}

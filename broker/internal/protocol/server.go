@@ -37,6 +37,10 @@ type Config struct {
 	// valid request, so that unauthenticated garbage cannot make the broker
 	// allocate much. Default: 1 MiB.
 	FirstFrameMaxBytes int32
+	// MaxInflightBytes bounds the request bytes held by all connections
+	// together; a connection whose next frame does not fit waits. Default:
+	// 4 x MaxFrameBytes, at least 256 MiB.
+	MaxInflightBytes int64
 	// AutoCreateTopics creates unknown topics named in Metadata and Produce
 	// requests. NB: the zero value is false; the broker package defaults it
 	// to true.
@@ -63,6 +67,9 @@ func (c *Config) EnsureDefaults() {
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
 	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = max(4*int64(c.MaxFrameBytes), 256<<20)
+	}
 }
 
 // Validate reports every problem at once.
@@ -76,6 +83,9 @@ func (c *Config) Validate() error {
 	}
 	if c.FirstFrameMaxBytes < 64 || c.FirstFrameMaxBytes > c.MaxFrameBytes {
 		errs = append(errs, fmt.Errorf("protocol: FirstFrameMaxBytes %d must be in [64, MaxFrameBytes]", c.FirstFrameMaxBytes))
+	}
+	if c.MaxInflightBytes < int64(c.MaxFrameBytes) {
+		errs = append(errs, fmt.Errorf("protocol: MaxInflightBytes %d is below MaxFrameBytes %d", c.MaxInflightBytes, c.MaxFrameBytes))
 	}
 	if c.DefaultPartitions < 1 || c.DefaultPartitions > topics.MaxPartitions {
 		errs = append(errs, fmt.Errorf("protocol: DefaultPartitions %d out of range", c.DefaultPartitions))
@@ -98,6 +108,7 @@ type Server struct {
 	cancel context.CancelFunc
 
 	inFlight atomic.Int64 // requests inside a handler right now
+	budget   *byteBudget  // request bytes held by all connections
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // guarded by mu
@@ -115,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, Topics: cfg.Topics, Logger: cfg.Logger,
 		exts: map[string]Extension{}, ctx: ctx, cancel: cancel,
-		conns: map[net.Conn]struct{}{},
+		conns: map[net.Conn]struct{}{}, budget: newByteBudget(cfg.MaxInflightBytes),
 	}
 	for _, e := range extensions {
 		x, err := e.open(s)
@@ -198,6 +209,14 @@ func (s *Server) ServeConn(nc net.Conn) {
 
 // InFlight returns the number of requests being handled right now.
 func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
+
+// InflightBytes returns the request bytes connections hold right now
+// (read ahead, or being handled).
+func (s *Server) InflightBytes() int64 {
+	s.budget.mu.Lock()
+	defer s.budget.mu.Unlock()
+	return s.budget.total - s.budget.avail
+}
 
 // OpenConns returns the number of connections being served.
 func (s *Server) OpenConns() int {
