@@ -106,6 +106,7 @@ type opConfig struct {
 	valSerde   any
 	inMemory   bool
 	partitions int
+	extract    streams.TimestampExtractor
 }
 
 type optFunc func(*opConfig)
@@ -136,6 +137,20 @@ func InMemory() Opt { return optFunc(func(c *opConfig) { c.inMemory = true }) }
 // WithPartitions fixes the partition count of a repartition topic.
 // Default 0: as many partitions as the upstream input topics.
 func WithPartitions(n int) Opt { return optFunc(func(c *opConfig) { c.partitions = n }) }
+
+// TimestampExtractor sets how a source (Stream, Table, GlobalTable) reads
+// each record's event time. Default: the record's own timestamp.
+func TimestampExtractor(f streams.TimestampExtractor) Opt {
+	return optFunc(func(c *opConfig) { c.extract = f })
+}
+
+// sourceOpts turns the operation's options into source options.
+func (c opConfig) sourceOpts() []streams.SourceOption {
+	if c.extract == nil {
+		return nil
+	}
+	return []streams.SourceOption{streams.WithTimestampExtractor(c.extract)}
+}
 
 // KeySerde sets the key serde an operation writes or stores with.
 func KeySerde[K any](s serde.Serde[K]) Opt { return optFunc(func(c *opConfig) { c.keySerde = s }) }

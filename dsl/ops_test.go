@@ -413,3 +413,24 @@ func TestProcessWithStoreAndPunctuators(t *testing.T) {
 		t.Errorf("error %q lost the cause", err)
 	}
 }
+
+func TestTimestampExtractor(t *testing.T) {
+	b := dsl.NewBuilder()
+	// The event time is the value, in milliseconds.
+	fromValue := func(r *streams.RawRecord) time.Time {
+		ms, _ := strconv.ParseInt(string(r.Value), 10, 64)
+		return time.UnixMilli(ms)
+	}
+	dsl.Stream(b, "in", serde.String(), serde.String(), dsl.TimestampExtractor(fromValue)).To("out")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := streamstest.New(t, topo)
+	in := streamstest.CreateInputTopic(d, "in", serde.String(), serde.String())
+	in.PipeAt("k", "1234", time.UnixMilli(1))
+	r := streamstest.CreateOutputTopic(d, "out", serde.String(), serde.String()).ReadRecord()
+	if got := r.Timestamp.UnixMilli(); got != 1234 {
+		t.Errorf("timestamp %d, want 1234 from the extractor", got)
+	}
+}

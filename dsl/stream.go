@@ -43,7 +43,7 @@ func Streams[K, V any](b *Builder, topics []string, keySerde serde.Serde[K], val
 	c := config(opts)
 	name := b.name(c.name, "source")
 	b.add(func(t *streams.Topology) {
-		streams.AddSource(t, name, resolve(b, keySerde), resolve(b, valueSerde), topics)
+		streams.AddSource(t, name, resolve(b, keySerde), resolve(b, valueSerde), topics, c.sourceOpts()...)
 	})
 	return KStream[K, V]{b: b, node: name, ks: keySerde, vs: valueSerde, topics: topics}
 }

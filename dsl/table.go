@@ -61,7 +61,7 @@ func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSer
 		if vs != nil {
 			ns = NullableSerde(vs)
 		}
-		streams.AddSource(t, src, ks, ns, []string{topic})
+		streams.AddSource(t, src, ks, ns, []string{topic}, c.sourceOpts()...)
 		streams.AddProcessor(t, node, func() streams.Processor[K, Nullable[V], K, Change[V]] {
 			return &tableSource[K, V]{store: store, ks: ks, vs: vs}
 		}, src)
