@@ -168,6 +168,9 @@ func describeGroup(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.O
 	if err := l.Error(); err != nil {
 		return fmt.Errorf("describe group %s: %w", group, err)
 	}
+	if l.State == "Dead" && len(l.Members) == 0 && len(l.Lag) == 0 {
+		return fmt.Errorf("describe group %s: the group does not exist", group)
+	}
 	d := DescribedGroup{Group: group, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol}
 	for _, m := range l.Members {
 		dm := DescribedMember{MemberID: m.MemberID, InstanceID: m.InstanceID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assigned: []string{}}

@@ -163,6 +163,9 @@ func TestGroupCommands(t *testing.T) {
 	if listed := groupJSON[[]ListedGroup](t, "list", b); len(listed) != 0 {
 		t.Errorf("after delete: %+v", listed)
 	}
+	if _, err := runWeir(t, "", "group", "describe", "nope", b); err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Errorf("describing an unknown group: %v", err)
+	}
 	if _, err := runWeir(t, "", "group", "delete", "nope", b); err == nil {
 		t.Error("deleting an unknown group succeeded")
 	}
