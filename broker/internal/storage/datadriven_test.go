@@ -38,7 +38,8 @@ type ddEnv struct {
 //	offset-for-ts ts=N
 //	max-timestamp
 //	epoch-start epoch=N
-//	close / reopen / crash    (crash drops what was not synced)
+//	close / reopen / crash    (crash drops what was not synced, then reopens)
+//	kill                      a crash that leaves the log down
 //	truncate-file name=F size=N | flip-byte name=F at=N
 func TestDataDriven(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
@@ -228,6 +229,15 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 		out := e.reopen(t)
 		old.Close()
 		return out
+	case "kill":
+		// A power loss with the log left down: only what was durable is on
+		// the new filesystem, and no clean-shutdown marker.
+		old := e.l
+		e.l = nil
+		e.fs = e.fs.Crash(vfs.CrashOptions{})
+		e.opts.FS = e.fs
+		old.Close()
+		return "ok"
 	case "truncate-file", "flip-byte", "append-garbage":
 		a, _ := td.Arg("name")
 		name := "/p/" + a.Vals[0]

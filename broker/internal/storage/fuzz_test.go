@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"math"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -158,7 +159,14 @@ func FuzzSegmentRecovery(f *testing.F) {
 		if l.LogEndOffset() != Offset(next) {
 			t.Fatalf("second open: log end %d, want %d", l.LogEndOffset(), next)
 		}
-		res, err := l.Append(context.Background(), simpleBatch(t, 1, 5), 0)
+		// Appends continue at the newest epoch the log knows: without a
+		// checkpoint it learns epochs from the batches, and a leader never
+		// appends below its epoch.
+		epoch := Epoch(0)
+		if e, _, ok := l.EndOffsetForEpoch(math.MaxInt32); ok {
+			epoch = e
+		}
+		res, err := l.Append(context.Background(), simpleBatch(t, 1, 5), epoch)
 		if err != nil || res.BaseOffset != Offset(next) {
 			t.Fatalf("append after recovery: %+v, %v", res, err)
 		}

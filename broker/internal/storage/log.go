@@ -706,6 +706,10 @@ func (l *Log) Close() error {
 	if l.failed == nil {
 		if err := active.f.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("storage: fsync %s: %w", active.path, err))
+		} else if err := active.writeIndexes(l.fs, l.dir); err == nil {
+			// Lets the next open skip reading the active segment whole.
+			// Best effort: without it, open does the full check.
+			_ = writeFileAtomic(l.fs, l.path(cleanShutdownFile), encodeCleanShutdown(active.base, active.size))
 		}
 	}
 	l.mu.Lock()

@@ -103,7 +103,20 @@ func (l *Log) recover() error {
 		}
 	}
 
-	// 3. Checkpoints.
+	// 3. Checkpoints. The clean-shutdown marker is consumed at once: from
+	// here on a crash must not find it.
+	cleanBase, cleanSize := Offset(-1), int64(-1)
+	if data, err := readFile(fs, l.path(cleanShutdownFile)); err == nil {
+		if b, sz, err := decodeCleanShutdown(data); err == nil {
+			cleanBase, cleanSize = b, sz
+		}
+		if err := fs.Remove(l.path(cleanShutdownFile)); err != nil {
+			return fmt.Errorf("storage: remove %s: %w", cleanShutdownFile, err)
+		}
+		if err := fs.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
+		}
+	}
 	var ckStart Offset
 	if data, err := readFile(fs, l.path(logStartCheckpointFile)); err == nil {
 		if ckStart, err = decodeLogStart(data); err != nil {
@@ -174,7 +187,8 @@ func (l *Log) recover() error {
 			}
 			continue
 		}
-		s, err := l.openSegment(base, minNext, i == len(bases)-1)
+		last := i == len(bases)-1
+		s, err := l.openSegment(base, minNext, last, last && base == cleanBase, cleanSize)
 		if err != nil {
 			return err
 		}
@@ -268,7 +282,11 @@ func (l *Log) recover() error {
 // segment whose index files look right is checked from its last index entry
 // on; otherwise it is checked fully, truncated if need be, and its indexes
 // rebuilt.
-func (l *Log) openSegment(base, minNext Offset, active bool) (*segment, error) {
+//
+// After a clean shutdown (cleanActive: the marker names this active
+// segment) the active segment is treated as sealed if its size is the one
+// recorded.
+func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanSize int64) (*segment, error) {
 	path := l.path(segmentName(base, logSuffix))
 	f, err := l.fs.OpenReadWrite(path)
 	if err != nil {
@@ -281,7 +299,10 @@ func (l *Log) openSegment(base, minNext Offset, active bool) (*segment, error) {
 	}
 	s := newSegment(base, f, path)
 	interval := l.cfg.IndexIntervalBytes
-	if !active && l.loadIndexes(s, fileSize) == nil {
+	if (!active || (cleanActive && cleanSize == fileSize)) && l.loadIndexes(s, fileSize) == nil {
+		if n := len(s.offIdx); n > 0 {
+			s.sinceIndexed = s.size - int64(s.offIdx[n-1].pos)
+		}
 		return s, nil
 	}
 	// Full check, rebuilding the indexes.
