@@ -20,7 +20,7 @@ type ddEnv struct {
 	l     *Log
 }
 
-// TestDataDriven runs the scenario files in testdata/. Commands:
+// TestDataDriven runs the scenario files in testdata/log. Commands:
 //
 //	open [segment-bytes=N] [index-interval=N] [cleanup=delete|compact|compact,delete]
 //	     [retention-ms=N] [retention-bytes=N] [delete-retention-ms=N] [max-message-bytes=N]
@@ -42,7 +42,7 @@ type ddEnv struct {
 //	kill                      a crash that leaves the log down
 //	truncate-file name=F size=N | flip-byte name=F at=N
 func TestDataDriven(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/log", func(t *testing.T, path string) {
 		env := &ddEnv{fs: vfs.NewCrashableMem(), clock: &testClock{ms: 1_000_000}}
 		t.Cleanup(func() {
 			if env.l != nil {
