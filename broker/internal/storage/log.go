@@ -163,6 +163,12 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	if l.failed != nil {
 		return AppendResult{}, 0, fmt.Errorf("%w: appends disabled after %w", ErrStorage, l.failed)
 	}
+	l.mu.RLock()
+	serr := l.syncErr
+	l.mu.RUnlock()
+	if serr != nil {
+		return AppendResult{}, 0, fmt.Errorf("%w: appends disabled after a failed fsync: %w", ErrStorage, serr)
+	}
 	if n := len(l.epochs); n > 0 && epoch < l.epochs[n-1].epoch {
 		return AppendResult{}, 0, fmt.Errorf("storage: append with leader epoch %d below the current %d", epoch, l.epochs[n-1].epoch)
 	}
@@ -512,13 +518,8 @@ func (l *Log) syncOnce() {
 	close(l.durableCh)
 	l.durableCh = make(chan struct{})
 	l.mu.Unlock()
-	if err != nil {
-		l.appendMu.Lock()
-		if l.failed == nil {
-			l.failed = fmt.Errorf("fsync: %w", err)
-		}
-		l.appendMu.Unlock()
-	}
+	// NB: the syncer never takes appendMu: Close holds it while waiting
+	// for the syncer to stop. Appenders see syncErr under mu instead.
 }
 
 // Read returns raw batch bytes starting with the batch that contains from,
