@@ -22,6 +22,8 @@ type task struct {
 	exec     *exec.Task
 	inflight *client.Inflight
 	stores   []state.Store
+	// cache is the task's write-back cache, shared by its cached stores.
+	cache *state.Cache
 	// inputs are the task's input partitions (real topic names).
 	inputs []streams.TopicPartition
 	// lastAdded is the offset of the last record added per input
@@ -76,22 +78,44 @@ type stores struct {
 func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
 	a := p.a
 	part := int32(id.Partition)
+	if spec.Global || part < 0 {
+		return nil, fmt.Errorf("runtime: store %q: global stores are not supported by the runtime yet", spec.Name)
+	}
+	sp := spec.Spec
 	topic := a.plan.Changelogs[spec.Name]
+	if spec.SourceTopic != "" {
+		sp.Unlogged = true // the source topic is the changelog: restore from it, never write it
+	}
 	var w state.ChangelogWriter
-	if topic != "" && spec.SourceTopic == "" {
+	if !sp.Unlogged && topic != "" {
 		w = client.NewChangelogWriter(a.cl, topic, part, p.t.inflight)
+	}
+	if p.t.cache == nil && !sp.Uncached {
+		p.t.cache = a.eng.NewCache()
 	}
 	var (
 		s   state.Store
 		err error
 	)
-	switch spec.Kind {
+	switch sp.Kind {
 	case state.KindKeyValue:
-		s, err = a.eng.OpenKeyValue(p.ctx, spec.Spec, part, w)
+		var kv state.KeyValueStore
+		if kv, err = a.eng.OpenKeyValue(p.ctx, sp, part, w); err == nil && !sp.Uncached {
+			kv, err = p.t.cache.KeyValue(kv, nil)
+		}
+		s = kv
 	case state.KindWindow:
-		s, err = a.eng.OpenWindow(p.ctx, spec.Spec, part, w)
+		var ws state.WindowStore
+		if ws, err = a.eng.OpenWindow(p.ctx, sp, part, w); err == nil && !sp.Uncached {
+			ws, err = p.t.cache.Window(ws, nil)
+		}
+		s = ws
 	case state.KindSession:
-		s, err = a.eng.OpenSession(p.ctx, spec.Spec, part, w)
+		var ss state.SessionStore
+		if ss, err = a.eng.OpenSession(p.ctx, sp, part, w); err == nil && !sp.Uncached {
+			ss, err = p.t.cache.Session(ss, nil)
+		}
+		s = ss
 	default:
 		return nil, fmt.Errorf("runtime: store %q: unknown kind %v", spec.Name, spec.Kind)
 	}
