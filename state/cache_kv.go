@@ -9,10 +9,11 @@ import (
 // once per changed key when the key's entry is written back, by Flush or by
 // eviction. s must be a store opened by an Engine.
 func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) (KeyValueStore, error) {
-	if _, err := checkCached(s); err != nil {
+	b, err := checkCached(s)
+	if err != nil {
 		return nil, err
 	}
-	w := &cachedKV{under: s, ns: newCacheNS(c), listener: listener}
+	w := &cachedKV{under: s, b: b, ns: newCacheNS(c), listener: listener}
 	w.ns.write = w.write
 	return w, nil
 }
@@ -21,6 +22,7 @@ func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) (KeyVa
 // user keys.
 type cachedKV struct {
 	under    KeyValueStore
+	b        *base
 	ns       *cacheNS
 	listener KeyValueFlushListener
 }

@@ -156,8 +156,8 @@ func TestCacheEvictsWithinBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	const n = 12_000
-	val := make([]byte, 1024) // 12 MiB of values: three times the cache's share
+	const n = 6_000
+	val := make([]byte, 1024) // 6 MiB of values: 1.5 times the cache's share
 	var peak int64
 	for i := range n {
 		if err := s.Put([]byte(fmt.Sprintf("key%06d", i)), val); err != nil {
