@@ -25,6 +25,7 @@ package protocol
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -34,6 +35,10 @@ import (
 )
 
 func init() { register(kmsg.Produce, 3, 10, handleProduce) }
+
+// produceWorkers bounds the goroutines one produce request uses to append
+// to its partitions concurrently.
+const produceWorkers = 64
 
 func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.ProduceRequest)
@@ -115,12 +120,19 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 	case 1:
 		run(&jobs[0])
 	default:
-		var wg sync.WaitGroup
-		for i := range jobs[1:] {
-			j := &jobs[i+1]
-			wg.Go(func() { run(j) })
+		// One goroutine per partition, up to produceWorkers: a request
+		// naming a million partitions must not start a million goroutines.
+		var next atomic.Int64
+		work := func() {
+			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
+				run(&jobs[i])
+			}
 		}
-		run(&jobs[0])
+		var wg sync.WaitGroup
+		for range min(len(jobs), produceWorkers) - 1 {
+			wg.Go(work)
+		}
+		work()
 		wg.Wait()
 	}
 	if req.Acks == -1 && len(jobs) > 0 {

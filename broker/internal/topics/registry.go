@@ -32,6 +32,10 @@ var (
 // request cannot create millions of directories.
 const MaxPartitions = 10000
 
+// MaxTotalPartitions bounds the partitions of all topics together: each
+// partition holds open files and a syncer goroutine.
+const MaxTotalPartitions = 100000
+
 // Options configure a Registry.
 type Options struct {
 	// Dir is the data directory. Required.
@@ -401,6 +405,9 @@ func (r *Registry) createLocked(ctx context.Context, name string, spec Spec) (*T
 	if _, ok := r.Get(name); ok {
 		return nil, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
+	if err := r.checkTotalLocked(spec.Partitions); err != nil {
+		return nil, err
+	}
 	t := &Topic{name: name, dir: filepath.Join(r.topicsDir(), name)}
 	_, _ = rand.Read(t.id[:])
 	// A directory without topic.json is debris of an interrupted create.
@@ -431,6 +438,19 @@ func (r *Registry) createLocked(ctx context.Context, name string, spec Spec) (*T
 	r.publishLocked(func(m map[string]*Topic) { m[name] = t })
 	r.log.Info("created topic", "topic", name, "partitions", spec.Partitions, "configs", configs)
 	return t, nil
+}
+
+// checkTotalLocked refuses adding more partitions than MaxTotalPartitions
+// allows.
+func (r *Registry) checkTotalLocked(adding int32) error {
+	total := int64(adding)
+	for _, t := range *r.topics.Load() {
+		total += int64(t.NumPartitions())
+	}
+	if total > MaxTotalPartitions {
+		return fmt.Errorf("%w: the broker would hold %d partitions, at most %d", ErrInvalidPartitions, total, MaxTotalPartitions)
+	}
+	return nil
 }
 
 // publishLocked installs a modified copy of the topic map.
@@ -497,6 +517,9 @@ func (r *Registry) AddPartitions(name string, total int32) error {
 	}
 	if total > MaxPartitions {
 		return fmt.Errorf("%w: %d, at most %d", ErrInvalidPartitions, total, MaxPartitions)
+	}
+	if err := r.checkTotalLocked(total - have); err != nil {
+		return err
 	}
 	added, err := r.openPartitions(t, have, total, st.logCfg)
 	if err != nil {
