@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/weir-dev/weir/broker/internal/batch"
 	"github.com/weir-dev/weir/broker/internal/vfs"
@@ -59,7 +58,3 @@ func IsStorage(err error) bool { return errors.Is(err, ErrStorage) || IsDiskFull
 
 // IsClosed reports whether err is ErrClosed.
 func IsClosed(err error) bool { return errors.Is(err, ErrClosed) }
-
-func corruptf(err error, format string, args ...any) error {
-	return fmt.Errorf("%w: %s: %w", ErrCorrupt, fmt.Sprintf(format, args...), err)
-}

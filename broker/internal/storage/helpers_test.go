@@ -25,13 +25,11 @@ type kv struct {
 
 // batchSpec describes a test batch.
 type batchSpec struct {
-	recs     []kv
-	pid      int64
-	pepoch   int16
-	seq      int32
-	codec    batch.Codec
-	firstTS  int64
-	noProdID bool
+	recs   []kv
+	pid    int64
+	pepoch int16
+	seq    int32
+	codec  batch.Codec
 }
 
 // buildBatch encodes a batch as a producer sends it (base offset 0).
