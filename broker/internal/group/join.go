@@ -200,8 +200,9 @@ func (c *Coordinator) updateMember(g *group, m *member, j joinArgs) {
 
 // replaceStatic handles a static member rejoining with an unknown member id
 // (it restarted): the new id takes over the old member and fences the old
-// id. In a Stable group with unchanged protocols the member gets its
-// assignment back without a rebalance.
+// id. In a Stable group whose protocol the new incarnation still supports
+// (and would still be chosen), the member gets its assignment back without
+// a rebalance, whatever its new metadata.
 func (c *Coordinator) replaceStatic(now time.Time, g *group, old *member, newID MemberID, j joinArgs) {
 	c.failJoin(old, kerr.FencedInstanceID.Code)
 	c.failSync(old, kerr.FencedInstanceID.Code)
@@ -214,7 +215,20 @@ func (c *Coordinator) replaceStatic(now time.Time, g *group, old *member, newID 
 	g.static[j.instance] = newID
 	m := old
 
-	if g.state == StateStable && m.sameProtocols(j.req.Protocols) {
+	if g.state == StateStable {
+		// Take the new incarnation's protocols (a sticky or cooperative
+		// client's metadata changes on restart); only a change of the
+		// group's protocol needs a rebalance.
+		prev := m.protocols
+		m.protocols = copyProtocols(j.req.Protocols)
+		if m.metadata(g.protocol) == nil || g.selectProtocol() != g.protocol {
+			m.protocols = prev
+			c.updateMember(g, m, j)
+			m.deadline = now.Add(j.session)
+			c.prepareRebalance(now, g)
+			c.maybeCompleteJoin(now, g)
+			return
+		}
 		m.clientID, m.clientHost = j.r.ClientID, j.r.ClientHost
 		m.sessionTimeout, m.rebalanceTimeout = j.session, j.rebalance
 		m.deadline = now.Add(j.session)
