@@ -178,6 +178,9 @@ type Deferred struct {
 	Wait func()
 }
 
+// writeTimeout bounds one response write to a peer that stopped reading.
+const writeTimeout = 2 * time.Minute
+
 // maxPendingResponses bounds the responses a connection holds (waiting for
 // durability or for the socket) before its handler loop stops taking
 // requests.
@@ -205,15 +208,20 @@ func (c *conn) serve(ctx context.Context) {
 		readErr <- err
 		close(frames)
 	}()
-	// Unblock the reader when we stop for any reason.
-	stop := context.AfterFunc(ctx, func() { _ = c.nc.SetReadDeadline(time.Now()) })
+	// Unblock the reader when we stop for any reason, and give the writer
+	// a last grace period for the responses in hand, so that a peer that
+	// stopped reading cannot hold up shutdown.
+	stop := context.AfterFunc(ctx, func() {
+		_ = c.nc.SetReadDeadline(time.Now())
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.ShutdownWriteGrace))
+	})
 	defer stop()
 
 	out := make(chan pendingResponse, maxPendingResponses)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		c.writeLoop(out, cancel)
+		c.writeLoop(ctx, out, cancel)
 	}()
 
 	for f := range frames {
@@ -257,7 +265,7 @@ func (c *conn) serve(ctx context.Context) {
 // writeLoop writes queued responses in order until out is closed. On a
 // write error it cancels the connection and drains the queue (still
 // waiting on deferred responses, so no handler work is left running).
-func (c *conn) writeLoop(out <-chan pendingResponse, cancel context.CancelFunc) {
+func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel context.CancelFunc) {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
 	var buf []byte
 	failed := false
@@ -270,6 +278,9 @@ func (c *conn) writeLoop(out <-chan pendingResponse, cancel context.CancelFunc) 
 		}
 		p.resp.SetVersion(p.f.req.Version)
 		buf = encodeResponse(buf[:0], p.f.req.CorrelationID, p.resp, p.f.headerV0)
+		if ctx.Err() == nil { // after cancellation the shutdown grace deadline stands
+			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		}
 		_, err := w.Write(buf)
 		// Flush only when no further response is ready, so that pipelined
 		// responses share a write.

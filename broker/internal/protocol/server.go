@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/topics"
@@ -41,6 +42,10 @@ type Config struct {
 	// together; a connection whose next frame does not fit waits. Default:
 	// 4 x MaxFrameBytes, at least 256 MiB.
 	MaxInflightBytes int64
+	// ShutdownWriteGrace is how long a closing connection may take to write
+	// the responses it holds, so that a peer that stopped reading cannot
+	// hold up Close. Default: 10s.
+	ShutdownWriteGrace time.Duration
 	// AutoCreateTopics creates unknown topics named in Metadata and Produce
 	// requests. NB: the zero value is false; the broker package defaults it
 	// to true.
@@ -66,6 +71,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
+	}
+	if c.ShutdownWriteGrace == 0 {
+		c.ShutdownWriteGrace = 10 * time.Second
 	}
 	if c.MaxInflightBytes == 0 {
 		c.MaxInflightBytes = max(4*int64(c.MaxFrameBytes), 256<<20)
