@@ -236,8 +236,19 @@ func (i *pebbleIter) next() bool {
 	return i.valid
 }
 
-func (i *pebbleIter) key() []byte   { return i.it.Key()[i.plen:] }
-func (i *pebbleIter) value() []byte { return i.it.Value() }
+func (i *pebbleIter) key() []byte {
+	if i.closed || !i.valid {
+		return nil
+	}
+	return i.it.Key()[i.plen:]
+}
+
+func (i *pebbleIter) value() []byte {
+	if i.closed || !i.valid {
+		return nil
+	}
+	return i.it.Value()
+}
 func (i *pebbleIter) err() error {
 	if i.closed {
 		return i.cerr

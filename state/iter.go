@@ -70,7 +70,12 @@ func (s *spanIter) stop() {
 	s.done = true
 }
 
-func (s *spanIter) Value() []byte { return s.cur.value() }
+func (s *spanIter) Value() []byte {
+	if s.cur == nil {
+		return nil
+	}
+	return s.cur.value()
+}
 func (s *spanIter) Err() error    { return s.err }
 func (s *spanIter) Close() error {
 	s.stop()

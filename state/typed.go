@@ -125,13 +125,15 @@ func (t *TypedKeyValue[K, V]) each(it Iterator, fn func(k K, v V) bool) error {
 	for it.Next() {
 		k, err := t.keys.Deserialize(name, it.Key())
 		if err != nil {
+			err = decodeError(name, "key", it.Key(), err)
 			_ = it.Close()
-			return decodeError(name, "key", it.Key(), err)
+			return err
 		}
 		v, err := t.values.Deserialize(name, it.Value())
 		if err != nil {
+			err = decodeError(name, "value", it.Key(), err)
 			_ = it.Close()
-			return decodeError(name, "value", it.Key(), err)
+			return err
 		}
 		if !fn(k, v) {
 			break
