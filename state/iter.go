@@ -76,7 +76,7 @@ func (s *spanIter) Value() []byte {
 	}
 	return s.cur.value()
 }
-func (s *spanIter) Err() error    { return s.err }
+func (s *spanIter) Err() error { return s.err }
 func (s *spanIter) Close() error {
 	s.stop()
 	return s.err
