@@ -204,10 +204,12 @@ func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
 	if q.head > 0 && q.head == len(q.recs) {
 		q.recs, q.head = q.recs[:0], 0
 	}
-	for i := range recs {
-		r := recs[i]
-		r.Timestamp = q.source.Timestamp(&r)
-		q.recs = append(q.recs, r)
+	n := len(q.recs)
+	q.recs = append(q.recs, recs...)
+	for i := n; i < len(q.recs); i++ {
+		// NB: the extractor gets a pointer into the queue, not to a local
+		// copy, so that the record does not escape to the heap.
+		q.recs[i].Timestamp = q.source.Timestamp(&q.recs[i])
 	}
 	return nil
 }

@@ -189,6 +189,12 @@ func (s *Window) Put(key []byte, start int64, value []byte) error {
 	es := s.m[string(key)]
 	i := sort.Search(len(es), func(i int) bool { return es[i].start >= start })
 	found := i < len(es) && es[i].start == start
+	if found && value != nil && (len(es) == 0 || es[0].start >= s.minLive()) {
+		// The common update in place: no map write (which would allocate
+		// the key string).
+		es[i].value = append(es[i].value[:0], value...)
+		return nil
+	}
 	switch {
 	case value == nil && found:
 		es = append(es[:i], es[i+1:]...)
