@@ -53,9 +53,20 @@ func (l *Log) compactLocked(ctx context.Context) error {
 	if len(sealed) == 0 {
 		return nil
 	}
+	// Clean when enough of the sealed bytes are new since the last pass
+	// (min.cleanable.dirty.ratio), or when a kept tombstone has expired.
 	end := sealed[len(sealed)-1].next
-	if end == l.compactedThrough && !l.tombstonesKept {
-		return nil // nothing new since the last pass
+	var dirty, total int64
+	for _, s := range sealed {
+		total += s.size
+		if s.base >= l.compactedThrough {
+			dirty += s.size
+		}
+	}
+	nowMS := l.opts.Now().UnixMilli()
+	ratioDue := dirty > 0 && float64(dirty) >= cfg.MinCleanableDirtyRatio*float64(total)
+	if !ratioDue && nowMS < l.tombstoneExpiry {
+		return nil
 	}
 	lim := newLimiter(l.opts.CleanerBytesPerSecond)
 
@@ -93,20 +104,23 @@ func (l *Log) compactLocked(ctx context.Context) error {
 		groups = append(groups, sealed[i:j])
 		i = j
 	}
-	horizon := l.opts.Now().UnixMilli() - cfg.DeleteRetentionMS
-	kept := false
+	horizon := nowMS - cfg.DeleteRetentionMS
+	expiry := int64(math.MaxInt64)
 	for gi, g := range groups {
 		next := all[len(sealed)].base // the active segment's base
 		if gi+1 < len(groups) {
 			next = groups[gi+1][0].base
 		}
-		k, err := l.rewriteGroup(ctx, lim, g, next, latest, horizon, cfg.IndexIntervalBytes)
+		e, err := l.rewriteGroup(ctx, lim, g, next, latest, horizon, cfg.IndexIntervalBytes)
 		if err != nil {
 			return err
 		}
-		kept = kept || k
+		expiry = min(expiry, e)
 	}
-	l.compactedThrough, l.tombstonesKept = end, kept
+	if expiry != math.MaxInt64 {
+		expiry += cfg.DeleteRetentionMS
+	}
+	l.compactedThrough, l.tombstoneExpiry = end, expiry
 	l.appendMu.Lock()
 	l.cleanerStats.Passes++
 	l.appendMu.Unlock()
@@ -114,22 +128,23 @@ func (l *Log) compactLocked(ctx context.Context) error {
 }
 
 // rewriteGroup compacts the segments g, which cover offsets [g[0].base,
-// end), into one new segment and swaps it in. It reports whether it kept a
-// tombstone that a later pass may remove.
-func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end Offset, latest map[string]Offset, horizon int64, interval int32) (bool, error) {
+// end), into one new segment and swaps it in. It returns the oldest
+// timestamp of the tombstones it kept (math.MaxInt64 if none): a later pass
+// removes them once that is delete.retention.ms old.
+func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end Offset, latest map[string]Offset, horizon int64, interval int32) (int64, error) {
 	base := g[0].base
 	cleanedPath := l.path(segmentName(base, logSuffix+cleanedSuffix))
 	f, err := l.fs.Create(cleanedPath)
 	if err != nil {
-		return false, l.ioErr("creating cleaned segment", err)
+		return 0, l.ioErr("creating cleaned segment", err)
 	}
-	fail := func(err error) (bool, error) {
+	fail := func(err error) (int64, error) {
 		f.Close()
 		l.fs.Remove(cleanedPath)
-		return false, err
+		return 0, err
 	}
 	ns := newSegment(base, f, cleanedPath)
-	keptTombstone := false
+	oldestTombstone := int64(math.MaxInt64)
 	var written int64
 	write := func(b []byte, h batch.Header) error {
 		if err := lim.wait(ctx, &l.closing, len(b)); err != nil {
@@ -168,7 +183,7 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 					if ts <= horizon {
 						continue // expired tombstone
 					}
-					keptTombstone = true
+					oldestTombstone = min(oldestTombstone, ts)
 				}
 				recs = append(recs, r)
 			}
@@ -209,9 +224,9 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 		// The rename may or may not be durable; either way the log is
 		// whole. Finish in memory on the next open.
 		f.Close()
-		return false, l.ioErr("syncing directory", err)
+		return 0, l.ioErr("syncing directory", err)
 	}
-	return keptTombstone, l.swapIn(g, ns, swapPath)
+	return oldestTombstone, l.swapIn(g, ns, swapPath)
 }
 
 // swapIn replaces the segments g by ns, whose file is at swapPath.

@@ -24,6 +24,7 @@ type ddEnv struct {
 //
 //	open [segment-bytes=N] [index-interval=N] [cleanup=delete|compact|compact,delete]
 //	     [retention-ms=N] [retention-bytes=N] [delete-retention-ms=N] [max-message-bytes=N]
+//	     [segment-ms=N] [dirty-ratio=F]
 //	append [ts=N] [pid=N pepoch=N seq=N] [codec=none|gzip|snappy|lz4|zstd] [epoch=N]
 //	  key=value lines (value "~" is a null value, a tombstone; key "~" a null key)
 //	append-raw hex=... | corrupt=crc|length|count|truncate   (a bad batch)
@@ -98,6 +99,13 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 			DeleteRetentionMS:  argInt(t, td, "delete-retention-ms", 0),
 			MaxMessageBytes:    int32(argInt(t, td, "max-message-bytes", 0)),
 			SegmentMS:          argInt(t, td, "segment-ms", 0),
+		}
+		if a, ok := td.Arg("dirty-ratio"); ok {
+			v, err := strconv.ParseFloat(a.Vals[0], 64)
+			if err != nil {
+				td.Fatalf(t, "dirty-ratio: %v", err)
+			}
+			cfg.MinCleanableDirtyRatio = v
 		}
 		if a, ok := td.Arg("cleanup"); ok {
 			switch strings.Join(a.Vals, ",") {

@@ -44,10 +44,10 @@ type Log struct {
 	cleanerStats CleanerStats
 
 	// Guarded by cleanMu: the end of the sealed segments the last
-	// compaction pass covered, and whether it kept tombstones that a later
-	// pass may expire.
+	// compaction pass covered, and when (Unix ms) the first tombstone it
+	// kept expires (math.MaxInt64: none).
 	compactedThrough Offset
-	tombstonesKept   bool
+	tombstoneExpiry  int64
 
 	// syncMu is held by the syncer around an fsync and by whoever closes a
 	// segment's file, so an fsync never meets a closed file.

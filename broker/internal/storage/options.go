@@ -107,6 +107,12 @@ type Config struct {
 	// added after at least this many bytes since the previous one. Default
 	// 4096.
 	IndexIntervalBytes int32
+	// MinCleanableDirtyRatio is min.cleanable.dirty.ratio: Clean compacts
+	// only when the sealed bytes written since the last compaction are at
+	// least this fraction of all sealed bytes (or a kept tombstone has
+	// expired). Default 0.5; at most 1. Zero takes the default: use a small
+	// positive value to compact at every new sealed segment.
+	MinCleanableDirtyRatio float64
 }
 
 // Default values of Config.
@@ -118,6 +124,8 @@ const (
 	DefaultDeleteRetentionMS  = 24 * 3600 * 1000
 	DefaultMaxMessageBytes    = 1048588
 	DefaultIndexIntervalBytes = 4096
+	// DefaultMinCleanableDirtyRatio is Kafka's default.
+	DefaultMinCleanableDirtyRatio = 0.5
 )
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -142,6 +150,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.IndexIntervalBytes == 0 {
 		c.IndexIntervalBytes = DefaultIndexIntervalBytes
+	}
+	if c.MinCleanableDirtyRatio == 0 {
+		c.MinCleanableDirtyRatio = DefaultMinCleanableDirtyRatio
 	}
 }
 
@@ -168,6 +179,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxMessageBytes < 0 {
 		errs = append(errs, fmt.Errorf("storage: max.message.bytes %d must not be negative", c.MaxMessageBytes))
+	}
+	if c.MinCleanableDirtyRatio < 0 || c.MinCleanableDirtyRatio > 1 {
+		errs = append(errs, fmt.Errorf("storage: min.cleanable.dirty.ratio %v outside [0, 1]", c.MinCleanableDirtyRatio))
 	}
 	if c.IndexIntervalBytes < 0 {
 		errs = append(errs, fmt.Errorf("storage: index.interval.bytes %d must not be negative", c.IndexIntervalBytes))

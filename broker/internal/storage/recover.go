@@ -28,6 +28,8 @@ func Open(dir string, opts Options) (*Log, error) {
 		fs:        opts.FS,
 		cfg:       opts.Config,
 		producers: map[int64]*producerState{},
+		// Unknown until a first pass: let it run.
+		tombstoneExpiry: math.MinInt64,
 		changed:   make(chan struct{}),
 		durableCh: make(chan struct{}),
 		syncReq:   make(chan struct{}, 1),
