@@ -1,19 +1,25 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-dev/weir/broker"
 	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
 	"github.com/weir-dev/weir/runtime"
 	"github.com/weir-dev/weir/serde"
@@ -22,6 +28,9 @@ import (
 // cluster is what a test runs against: its seed brokers.
 type cluster struct {
 	addrs []string
+	// session is the group session timeout to use: the smallest the
+	// cluster allows, so that failover tests are quick.
+	session time.Duration
 }
 
 // newKfake starts an in-memory Kafka cluster with the orders topics.
@@ -33,10 +42,105 @@ func newKfake(t *testing.T, partitions int32) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return &cluster{addrs: c.ListenAddrs()}
+	return &cluster{addrs: c.ListenAddrs(), session: 3 * time.Second}
 }
 
 // quietLogger discards logs unless WEIR_TEST_LOG is set.
+// newWeir starts an in-process Weir broker with the orders topics.
+func newWeir(t *testing.T, partitions int32) *cluster {
+	t.Helper()
+	b, err := broker.Open(broker.Options{
+		Listen: "127.0.0.1:0", DataDir: t.TempDir(), Fsync: broker.FsyncNever,
+		GroupInitialRebalanceDelay: -1, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	c := &cluster{addrs: []string{b.Addr()}, session: 6 * time.Second}
+	createTopics(t, c, partitions)
+	return c
+}
+
+// newWeirProcess builds cmd/weir and runs `weir broker` as a separate
+// process, with the orders topics.
+func newWeirProcess(t *testing.T, partitions int32) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "weir")
+	build := exec.Command("go", "build", "-o", bin, "github.com/weir-dev/weir/cmd/weir")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build weir: %v\n%s", err, out)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin, "broker", "--listen", addr, "--data-dir", filepath.Join(dir, "data"),
+		"--fsync", "never", "--group-initial-rebalance-delay", "-1ns", "--log-level", "warn")
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := <-exited; err != nil {
+			t.Logf("weir broker exited: %v\n%s", err, logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.Dial("tcp", addr)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("weir broker exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("weir broker never listened on %s", addr)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval with a deadline
+	}
+	c := &cluster{addrs: []string{addr}, session: 6 * time.Second}
+	createTopics(t, c, partitions)
+	return c
+}
+
+func createTopics(t *testing.T, c *cluster, partitions int32) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopics(context.Background(), partitions, -1, nil,
+		orders.InputTopic, orders.UpdatesTopic, orders.FinalTopic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Error(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clusters are the kinds of cluster the runtime's tests run against.
+var clusters = []struct {
+	name string
+	new  func(*testing.T, int32) *cluster
+}{
+	{"kfake", newKfake},
+	{"weir", newWeir},
+}
+
 func quietLogger() *slog.Logger {
 	if os.Getenv("WEIR_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -61,7 +165,7 @@ func startInstance(t *testing.T, c *cluster, stateDir string, extra ...runtime.O
 		runtime.Brokers(c.addrs...),
 		runtime.StateDir(stateDir),
 		runtime.CommitInterval(200 * time.Millisecond),
-		runtime.SessionTimeout(3 * time.Second),
+		runtime.SessionTimeout(c.session),
 		runtime.Logger(quietLogger().With("instance", filepath.Base(stateDir))),
 	}, extra...)
 	a, err := runtime.New(topo, opts...)

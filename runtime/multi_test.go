@@ -107,7 +107,12 @@ func waitCountsWithin(t *testing.T, c *cluster, want, slack map[orders.WindowKey
 // are replayed on top of changelog writes that may already have landed;
 // it is never below the input's count.
 func TestMultiInstance(t *testing.T) {
-	c := newKfake(t, 6)
+	for _, cl := range clusters {
+		t.Run(cl.name, func(t *testing.T) { testMultiInstance(t, cl.new(t, 6)) })
+	}
+}
+
+func testMultiInstance(t *testing.T, c *cluster) {
 	p := newProducer(t, c)
 	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
 	seq := 0

@@ -54,7 +54,10 @@ func New(topology *streams.Topology, opts ...Option) (*Application, error) {
 		if listen == "" {
 			listen = "127.0.0.1:0"
 		}
-		bopts := broker.Options{Listen: listen, DataDir: filepath.Join(c.app.StateDir, "broker"), Logger: c.app.Logger}
+		// NB: an embedded broker serves this one instance, so its group
+		// has nobody to wait for before the first rebalance.
+		bopts := broker.Options{Listen: listen, DataDir: filepath.Join(c.app.StateDir, "broker"), Logger: c.app.Logger,
+			GroupInitialRebalanceDelay: -1}
 		b, err := broker.Open(bopts)
 		if err != nil {
 			return nil, fmt.Errorf("runtime: embedded broker: %w", err)

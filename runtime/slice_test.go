@@ -26,7 +26,21 @@ func listEnds(t *testing.T, cl *kgo.Client, topic string) map[int32]int64 {
 // continue the counts exactly (a clean stop commits everything, so there
 // is nothing to replay and no duplicate).
 func TestWindowedCountCommitRestore(t *testing.T) {
-	c := newKfake(t, 6)
+	for _, cl := range clusters {
+		t.Run(cl.name, func(t *testing.T) { testCommitRestore(t, cl.new(t, 6)) })
+	}
+}
+
+// TestSeparateBrokerProcess runs the same topology against `weir broker`
+// started as its own process: the runtime needs nothing in-process.
+func TestSeparateBrokerProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/weir")
+	}
+	testCommitRestore(t, newWeirProcess(t, 6))
+}
+
+func testCommitRestore(t *testing.T, c *cluster) {
 	p := newProducer(t, c)
 	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
 	seq := 0
