@@ -32,8 +32,8 @@ type frame struct {
 	// headerV0 is set when the response header has no tagged fields even
 	// though the request is flexible (ApiVersions).
 	headerV0 bool
-	// size is the frame's share of the server's byte budget, released once
-	// the request has been handled.
+	// size is the frame's charge against the server's byte budget,
+	// released once the request has been handled.
 	size int64
 }
 
@@ -121,6 +121,11 @@ func decodeFrame(b []byte) (*frame, error) {
 	body.SetVersion(h.version)
 	if body.IsFlexible() {
 		if rest, err = skipTags(rest); err != nil {
+			return nil, err
+		}
+	}
+	if h.key == kmsg.Produce.Int16() {
+		if err := checkProduceShape(rest, h.version); err != nil {
 			return nil, err
 		}
 	}
@@ -327,22 +332,39 @@ func (c *conn) readLoop(ctx context.Context, out chan<- *frame) error {
 		if n < 0 || n > limit {
 			return fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrFrame, n, limit)
 		}
-		if !c.s.budget.acquire(ctx, int64(n)) {
+		// Charge the budget before allocating: the frame's bytes, and for
+		// anything but Produce (whose entries are bounded separately, see
+		// checkProduceShape) what decoding them may allocate.
+		charge := int64(n)
+		if n >= 2 {
+			key, err := r.Peek(2)
+			if err != nil {
+				return err
+			}
+			if int16(binary.BigEndian.Uint16(key)) != kmsg.Produce.Int16() {
+				if n > c.s.cfg.MaxControlFrameBytes {
+					return fmt.Errorf("%w: %d-byte %s request exceeds the limit of %d for requests other than Produce",
+						ErrFrame, n, kmsg.NameForKey(int16(binary.BigEndian.Uint16(key))), c.s.cfg.MaxControlFrameBytes)
+				}
+				charge = min(charge*decodeAmplification, c.s.budget.total)
+			}
+		}
+		if !c.s.budget.acquire(ctx, charge) {
 			return ctx.Err()
 		}
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
-			c.s.budget.release(int64(n))
+			c.s.budget.release(charge)
 			return err
 		}
 		f, err := decodeFrame(buf)
 		if err != nil {
-			c.s.budget.release(int64(n))
+			c.s.budget.release(charge)
 			c.log.Warn("closing connection", "remote", c.remote, "err", err)
 			return err
 		}
 		f.req.Remote = c.remote
-		f.size = int64(n)
+		f.size = charge
 		limit = c.s.cfg.MaxFrameBytes
 		select {
 		case out <- f:

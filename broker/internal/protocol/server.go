@@ -38,6 +38,10 @@ type Config struct {
 	// valid request, so that unauthenticated garbage cannot make the broker
 	// allocate much. Default: 1 MiB.
 	FirstFrameMaxBytes int32
+	// MaxControlFrameBytes caps requests other than Produce, whose decoded
+	// form can be many times their wire size. Default: 4 MiB (or
+	// MaxFrameBytes if smaller).
+	MaxControlFrameBytes int32
 	// MaxInflightBytes bounds the request bytes held by all connections
 	// together; a connection whose next frame does not fit waits. Default:
 	// 4 x MaxFrameBytes, at least 256 MiB.
@@ -71,6 +75,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1
+	}
+	if c.MaxControlFrameBytes == 0 {
+		c.MaxControlFrameBytes = min(4<<20, c.MaxFrameBytes)
 	}
 	if c.ShutdownWriteGrace == 0 {
 		c.ShutdownWriteGrace = 10 * time.Second
