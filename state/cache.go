@@ -401,3 +401,33 @@ func checkCached(s Store) (*base, error) {
 	}
 	return b, nil
 }
+
+// SetKeyValueFlushListener sets (or, with nil, clears) the flush listener
+// of a cached store after it was wrapped: the runtime wraps a task's stores,
+// the processor that owns one (an aggregation) says where to forward. It
+// reports false if s is not a cached key-value store.
+func SetKeyValueFlushListener(s KeyValueStore, l KeyValueFlushListener) bool {
+	w, ok := s.(*cachedKV)
+	if ok {
+		w.listener = l
+	}
+	return ok
+}
+
+// SetWindowFlushListener is SetKeyValueFlushListener for window stores.
+func SetWindowFlushListener(s WindowStore, l WindowFlushListener) bool {
+	w, ok := s.(*cachedWindow)
+	if ok {
+		w.listener = l
+	}
+	return ok
+}
+
+// SetSessionFlushListener is SetKeyValueFlushListener for session stores.
+func SetSessionFlushListener(s SessionStore, l SessionFlushListener) bool {
+	w, ok := s.(*cachedSession)
+	if ok {
+		w.listener = l
+	}
+	return ok
+}

@@ -244,3 +244,56 @@ func TestRestoreDropsCachedEntries(t *testing.T) {
 		t.Fatalf("a = %q after restore, want the changelog's value", got)
 	}
 }
+
+func TestSetFlushListenerAfterWrapping(t *testing.T) {
+	ctx := context.Background()
+	e := testEngine(t, nil)
+	raw, err := e.OpenKeyValue(ctx, state.Spec{Name: "s"}, 0, statetest.NewChangelog("c", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state.SetKeyValueFlushListener(raw, nil) {
+		t.Fatal("an uncached store accepted a flush listener")
+	}
+	s, err := e.NewCache().KeyValue(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var keys []string
+	if !state.SetKeyValueFlushListener(s, func(k, nv, ov []byte) error { keys = append(keys, string(k)); return nil }) {
+		t.Fatal("cached store refused a flush listener")
+	}
+	put(t, s, "x", "1")
+	put(t, s, "x", "2")
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff([]string{"x"}, keys); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
+	}
+	wraw, err := e.OpenWindow(ctx, state.Spec{Name: "w"}, 0, statetest.NewChangelog("w", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := e.NewCache().Window(wraw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if !state.SetWindowFlushListener(w, func([]byte, int64, []byte, []byte) error { return nil }) {
+		t.Fatal("cached window store refused a flush listener")
+	}
+	sraw, err := e.OpenSession(ctx, state.Spec{Name: "ss"}, 0, statetest.NewChangelog("ss", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, err := e.NewCache().Session(sraw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	if !state.SetSessionFlushListener(ss, func([]byte, int64, int64, []byte, []byte) error { return nil }) {
+		t.Fatal("cached session store refused a flush listener")
+	}
+}
