@@ -30,10 +30,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		producers: map[int64]*producerState{},
 		// Unknown until a first pass: let it run.
 		tombstoneExpiry: math.MinInt64,
-		changed:   make(chan struct{}),
-		durableCh: make(chan struct{}),
-		syncReq:   make(chan struct{}, 1),
-		stop:      make(chan struct{}),
+		changed:         make(chan struct{}),
+		durableCh:       make(chan struct{}),
+		syncReq:         make(chan struct{}, 1),
+		stop:            make(chan struct{}),
 	}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segs {
