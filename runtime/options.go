@@ -59,7 +59,10 @@ func CommitInterval(d time.Duration) Option {
 }
 
 // StandbyReplicas is the number of standby replicas per task the assignor
-// places on other instances. Default 0.
+// places on other instances. Default 0. NB: the assignor places standbys and
+// sends them to their instances, but instances do not yet keep them warm:
+// failover restores from the changelog (from the local checkpoint when the
+// instance ran the task before).
 func StandbyReplicas(n int) Option { return optFunc(func(c *config) { c.app.Standbys = n }) }
 
 // MemoryBudget bounds the memory of all the instance's stores together
