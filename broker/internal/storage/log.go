@@ -593,18 +593,16 @@ func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error)
 		return nil, fmt.Errorf("storage: read %s at %d: %w", s.path, pos, err)
 	}
 	// Keep whole batches below the high watermark.
+	// NB: lengths are checked before parsing so the partial batch at the
+	// end of buf costs no error value.
 	cut := 0
-	for rest := buf; len(rest) > 0; {
-		b, r, err := batch.Next(rest)
-		if err != nil || b == nil {
+	for rest := buf; len(rest) >= batch.HeaderSize; {
+		hh, err := batch.ParseHeader(rest)
+		if err != nil || hh.Size() > len(rest) || Offset(hh.BaseOffset) >= hw {
 			break
 		}
-		hh, _ := batch.ParseHeader(b)
-		if Offset(hh.BaseOffset) >= hw {
-			break
-		}
-		cut += len(b)
-		rest = r
+		cut += hh.Size()
+		rest = rest[hh.Size():]
 	}
 	return buf[:cut], nil
 }
