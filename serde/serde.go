@@ -215,9 +215,5 @@ func (s msgpackSerde[T]) Deserialize(topic string, b []byte) (T, error) {
 }
 
 func typeName[T any]() string {
-	t := reflect.TypeFor[T]()
-	if t == nil {
-		return "interface"
-	}
-	return t.String()
+	return reflect.TypeFor[T]().String()
 }

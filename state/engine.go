@@ -73,13 +73,12 @@ func (o *Options) Validate() error {
 // budget is how the memory budget is split. Pebble's memtables may hold
 // MemTableStopWritesThreshold full memtables at once.
 type budget struct {
-	blockCache   int64
-	memtable     int64 // one memtable; at most memtables of them exist
-	memtables    int
-	writeCache   int64 // all tasks' write-back caches together
-	readCache    int64 // the shared ristretto cache
-	batches      int64 // uncommitted batches of all stores together
-	inMemoryNote string
+	blockCache int64
+	memtable   int64 // one memtable; at most memtables of them exist
+	memtables  int
+	writeCache int64 // all tasks' write-back caches together
+	readCache  int64 // the shared ristretto cache
+	batches    int64 // uncommitted batches of all stores together
 }
 
 func budgetSplit(total int64) budget {
