@@ -3,6 +3,25 @@
 // changelog machinery that makes a store recoverable on another machine.
 //
 // The package depends on no Kafka client: changelogs are written and read
-// through small interfaces that the runtime implements with franz-go and the
-// test driver with in-memory topics.
+// through small interfaces (ChangelogWriter, ChangelogReader) that the
+// runtime implements with franz-go and the test driver with in-memory
+// topics.
+//
+// An application instance opens one Engine: one Pebble database shared by
+// all its persistent stores (each store and partition under its own key
+// prefix) and one memory budget for all of them. A task opens its stores
+// from the engine, wraps them with its write-back Cache, restores them, and
+// flushes them on commit:
+//
+//	e, err := state.Open(state.Options{Dir: dir, MemoryBudget: 256 << 20})
+//	raw, err := e.OpenKeyValue(ctx, state.Spec{Name: "counts"}, partition, changelogWriter)
+//	kv, err := e.NewCache().KeyValue(raw, func(key, newValue, oldValue []byte) error {
+//		return forward(key, newValue, oldValue) // once per key per flush
+//	})
+//	_, err = state.Restore(ctx, kv, changelogReader) // replays only the tail
+//	...
+//	err = kv.Flush(ctx) // cache -> store -> changelog; data and offset commit together
+//
+// docs/parts/state.md describes the key layout, the commit protocol, the
+// memory budget and the tests.
 package state

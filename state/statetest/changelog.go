@@ -1,6 +1,3 @@
-// Package statetest provides an in-memory changelog partition for tests of
-// code that uses state stores: it implements both state.ChangelogWriter and
-// state.ChangelogReader.
 package statetest
 
 import (
