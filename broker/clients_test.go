@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // requireTool returns the path of an external client program. When it is
@@ -83,11 +84,13 @@ func TestKcat(t *testing.T) {
 		t.Fatalf("kcat consumed (-want +got):\n%s", diff)
 	}
 
-	// The same records through franz-go: same keys, same partitions.
+	// librdkafka's murmur2 partitioner put each key where franz-go's
+	// default (Kafka's murmur2) would, and franz-go reads the same records.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("kc")
 	recs := consumeN(t, b, "kc", len(lines))
 	for _, r := range recs {
-		if p := byKey[string(r.Key)]; p != itoa(r.Partition) {
-			t.Fatalf("kgo sees key %s in partition %d, kcat in %s", r.Key, r.Partition, p)
+		if want := part.Partition(&kgo.Record{Key: r.Key}, 3); itoa(int32(want)) != byKey[string(r.Key)] || int32(want) != r.Partition {
+			t.Fatalf("key %s: kcat put it in %s, kgo read it from %d, murmur2 says %d", r.Key, byKey[string(r.Key)], r.Partition, want)
 		}
 	}
 
@@ -176,5 +179,55 @@ func TestKafkaPythonProducer(t *testing.T) {
 	}
 	if string(recs[0].Key) != "order-123" {
 		t.Fatalf("key %q", recs[0].Key)
+	}
+}
+
+// confluentExample produces keyed records with librdkafka's idempotent
+// producer through confluent-kafka-python.
+const confluentExample = `
+import sys
+from confluent_kafka import Producer
+errors = []
+def report(err, msg):
+    if err is not None:
+        errors.append(str(err))
+p = Producer({'bootstrap.servers': sys.argv[1], 'enable.idempotence': True, 'acks': 'all',
+              'partitioner': 'murmur2_random'})
+for i in range(200):
+    p.produce('confluent', key=('k%d' % (i % 7)).encode(), value=('v%03d' % i).encode(), on_delivery=report)
+left = p.flush(30)
+if left or errors:
+    sys.exit('undelivered %d, errors %s' % (left, errors))
+`
+
+func TestConfluentKafkaIdempotentProducer(t *testing.T) {
+	py := pythonWithKafka
+	if _, err := os.Stat(py); err != nil {
+		py = requireTool(t, "python3", "apt-get install python3-confluent-kafka")
+	}
+	if err := exec.Command(py, "-c", "import confluent_kafka").Run(); err != nil {
+		msg := "confluent-kafka-python not installed: apt-get install python3-confluent-kafka (" + err.Error() + ")"
+		if os.Getenv("WEIR_REQUIRE_CLIENTS") == "1" {
+			t.Fatalf("WEIR_REQUIRE_CLIENTS=1 but %s", msg)
+		}
+		t.Skip("SKIPPING: " + msg)
+	}
+	b := startBroker(t, Options{DefaultPartitions: 3})
+	run(t, "", py, "-c", confluentExample, b.Addr())
+	recs := consumeN(t, b, "confluent", 200)
+	var want []kv
+	for i := range 200 {
+		want = append(want, kv{fmt.Sprintf("k%d", i%7), fmt.Sprintf("v%03d", i)})
+	}
+	if diff := cmp.Diff(want, recordSet(recs)); diff != "" {
+		t.Fatalf("records (-want +got):\n%s", diff)
+	}
+	// librdkafka's murmur2 partitioner agrees with franz-go's default
+	// (Kafka's murmur2): same key, same partition.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("confluent")
+	for _, r := range recs {
+		if want := int32(part.Partition(&kgo.Record{Key: r.Key}, 3)); want != r.Partition {
+			t.Fatalf("key %s in partition %d; franz-go would pick %d", r.Key, r.Partition, want)
+		}
 	}
 }
