@@ -101,9 +101,8 @@ func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (t
 }
 
 // written is an already-cancelled context: storage.Log.Append returns as
-// soon as the batches are written when its ctx is done (documented: "if ctx
-// ends first it returns ctx's error, and the batches stay in the log"),
-// with the append's result; the wait for the fsync is then WaitDurable's.
+// soon as the batches are written when its ctx is done, with the append's
+// result; the wait for the fsync is then storage.Log.WaitDurable's.
 var written = func() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -152,22 +151,11 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendRes
 	}, nil
 }
 
-// WaitDurable waits until the high watermark passes end: under the
-// group-commit policy the storage log advances it only over fsynced bytes.
-// Under the other policies the high watermark moves on write, so this
-// returns at once.
+// WaitDurable waits until an fsync covers every offset below end (at once
+// under the policies that do not fsync per append); a failed fsync is a
+// KAFKA_STORAGE_ERROR.
 func (s *storageLog) WaitDurable(ctx context.Context, end int64) error {
-	for {
-		ch := s.l.Changed()
-		if int64(s.l.HighWatermark()) >= end {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return kafkaErr(ctx.Err())
-		}
-	}
+	return kafkaErr(s.l.WaitDurable(ctx, storage.Offset(end)))
 }
 
 func (s *storageLog) Read(from int64, maxBytes int) ([]byte, error) {
