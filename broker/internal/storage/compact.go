@@ -16,7 +16,8 @@ import (
 const maxCompactDecompressed = 256 << 20
 
 // Compaction keeps, among the sealed segments, the latest record of each
-// key; records without a key are kept. A tombstone (null value) that is the
+// key; records without a key are kept. Only the segments sealed since the
+// last pass are read to find the latest offsets (Kafka's dirty section). A tombstone (null value) that is the
 // latest for its key is kept until its timestamp is delete.retention.ms old.
 // Control and transactional batches are kept as they are. Offsets never
 // change: a batch whose records are all kept is copied verbatim, one that
@@ -70,9 +71,15 @@ func (l *Log) compactLocked(ctx context.Context) error {
 	}
 	lim := newLimiter(l.opts.CleanerBytesPerSecond)
 
-	// 1. The latest offset of every key in the sealed segments.
+	// 1. The latest offset of every key in the dirty sealed segments (those
+	// sealed since the last pass; all of them after an open). The clean
+	// ones already hold at most one record per key, so a clean record whose
+	// key is not in the map is the latest.
 	latest := map[string]Offset{}
 	for _, s := range sealed {
+		if s.base < l.compactedThrough {
+			continue
+		}
 		err := l.eachBatch(ctx, lim, s, func(b []byte, h batch.Header) error {
 			if h.Control() || h.Transactional() {
 				return nil
@@ -172,8 +179,10 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 			recs = recs[:0]
 			for _, r := range all {
 				off := Offset(h.BaseOffset) + Offset(r.OffsetDelta)
-				if r.Key != nil && latest[string(r.Key)] != off {
-					continue // superseded
+				if r.Key != nil {
+					if o, ok := latest[string(r.Key)]; ok && o != off {
+						continue // superseded
+					}
 				}
 				if r.Key != nil && r.Value == nil {
 					ts := h.FirstTimestamp + r.TimestampDelta
