@@ -120,6 +120,9 @@ func (l *Log) compactLocked(ctx context.Context) error {
 		}
 		e, err := l.rewriteGroup(ctx, lim, g, next, latest, horizon, cfg.IndexIntervalBytes)
 		if err != nil {
+			// Some groups may be rewritten and others not, so "clean"
+			// no longer means one record per key: the next pass maps all.
+			l.compactedThrough = 0
 			return err
 		}
 		expiry = min(expiry, e)
