@@ -3,8 +3,6 @@ package dsl
 import (
 	"encoding/binary"
 	"errors"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/weir-dev/weir/serde"
@@ -84,7 +82,10 @@ func streamJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], jo
 	left, right = joinInputs(b, name, left, right, c)
 	lstore, rstore := name+"-left-store", name+"-right-store"
 	lnode, rnode, merge := name+"-left", name+"-right", name+"-merge"
-	shared := &joinShared{byTask: map[streams.TaskID]*outerBuffer{}}
+	outerStore := ""
+	if leftOuter || rightOuter {
+		outerStore = name + "-outer-store"
+	}
 	b.add(func(t *streams.Topology) {
 		ks, v1s, v2s := resolve(b, left.ks), resolve(b, left.vs), resolve(b, right.vs)
 		if ks == nil || v1s == nil || v2s == nil {
@@ -97,13 +98,13 @@ func streamJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], jo
 		streams.AddProcessor(t, lnode, func() streams.Processor[K, V1, K, VR] {
 			return &streamJoinSide[K, V1, V2, VR]{own: lstore, other: rstore, ks: ks, vs: v1s, os: v2s,
 				before: w.before.Milliseconds(), after: w.after.Milliseconds(), grace: w.grace.Milliseconds(),
-				outer: leftOuter, otherOuter: rightOuter, shared: shared,
+				outer: leftOuter, otherOuter: rightOuter, outerStore: outerStore,
 				join: func(own *V1, other *V2) VR { return joiner(own, other) }}
 		}, left.node)
 		streams.AddProcessor(t, rnode, func() streams.Processor[K, V2, K, VR] {
 			return &streamJoinSide[K, V2, V1, VR]{own: rstore, other: lstore, ks: ks, vs: v2s, os: v1s,
 				before: w.after.Milliseconds(), after: w.before.Milliseconds(), grace: w.grace.Milliseconds(),
-				outer: rightOuter, otherOuter: leftOuter, shared: shared, right: true,
+				outer: rightOuter, otherOuter: leftOuter, outerStore: outerStore, right: true,
 				join: func(own *V2, other *V1) VR { return joiner(other, own) }}
 		}, right.node)
 		streams.AddProcessor(t, merge, stateless(func(ctx streams.ProcessorContext[K, VR], r streams.Record[K, VR]) error {
@@ -111,62 +112,35 @@ func streamJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], jo
 		}), lnode, rnode)
 		t.AddStore(spec(lstore), lnode, rnode)
 		t.AddStore(spec(rstore), lnode, rnode)
+		if outerStore != "" {
+			t.AddStore(kvSpec(outerStore, c), lnode, rnode)
+		}
 	})
 	out := KStream[K, VR]{b: b, node: merge, ks: left.ks, vs: pick[VR](c.valSerde, nil)}
 	out.topics = append(append([]string(nil), left.topics...), right.topics...)
 	return out
 }
 
-// joinShared hands the two sides of a join in one task the same buffer of
-// records still waiting for a partner (left and outer joins).
-type joinShared struct {
-	mu     sync.Mutex
-	byTask map[streams.TaskID]*outerBuffer
-}
-
-func (s *joinShared) get(id streams.TaskID) *outerBuffer {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.byTask[id]
-	if b == nil {
-		b = &outerBuffer{pending: map[pendingKey]*pendingEntry{}}
-		s.byTask[id] = b
+// The records of a left or outer join still waiting for a partner live in
+// a key-value store shared by the two sides of the task (logged like any
+// store), keyed so that a range scan returns them in timestamp order:
+// 8 bytes of timestamp (sign bit flipped, big endian), 1 byte of side
+// (0 left, 1 right), then the serialized key. The value is the list of the
+// records' serialized values (appendValue).
+func outerKey(ts int64, right bool, kb []byte) []byte {
+	b := binary.BigEndian.AppendUint64(make([]byte, 0, 9+len(kb)), uint64(ts)^(1<<63))
+	side := byte(0)
+	if right {
+		side = 1
 	}
-	b.refs++
-	return b
+	return append(append(b, side), kb...)
 }
 
-func (s *joinShared) release(id streams.TaskID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b := s.byTask[id]; b != nil {
-		b.refs--
-		if b.refs == 0 {
-			delete(s.byTask, id)
-		}
+func parseOuterKey(b []byte) (ts int64, right bool, kb []byte, err error) {
+	if len(b) < 9 || b[8] > 1 {
+		return 0, false, nil, errors.New("dsl: corrupt outer join store key")
 	}
-}
-
-type pendingKey struct {
-	right bool
-	key   string
-	ts    int64
-}
-
-type pendingEntry struct {
-	pendingKey
-	values  [][]byte
-	matched bool
-	seq     int64
-}
-
-// outerBuffer holds unmatched records of left/outer joins until their
-// window closes. It lives in memory: it is not restored after a crash.
-type outerBuffer struct {
-	refs    int
-	pending map[pendingKey]*pendingEntry
-	order   []*pendingEntry
-	seq     int64
+	return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)), b[8] == 1, b[9:], nil
 }
 
 type streamJoinSide[K, VO, VT, VR any] struct {
@@ -177,14 +151,13 @@ type streamJoinSide[K, VO, VT, VR any] struct {
 	before, after, grace int64 // the window as seen from this side
 	outer, otherOuter    bool
 	right                bool
-	shared               *joinShared
+	outerStore           string
 	join                 func(own *VO, other *VT) VR
 
 	ctx        streams.ProcessorContext[K, VR]
 	ownStore   state.WindowStore
 	otherStore state.WindowStore
-	buf        *outerBuffer
-	id         streams.TaskID
+	pending    state.KeyValueStore // unmatched records; nil for inner joins
 }
 
 func windowStore[K, V any](ctx streams.ProcessorContext[K, V], name string) (state.WindowStore, error) {
@@ -207,15 +180,13 @@ func (p *streamJoinSide[K, VO, VT, VR]) Init(ctx streams.ProcessorContext[K, VR]
 	if p.otherStore, err = windowStore(ctx, p.other); err != nil {
 		return err
 	}
-	p.id = ctx.TaskID()
-	p.buf = p.shared.get(p.id)
-	return nil
+	if p.outerStore != "" {
+		p.pending, err = kvStore(ctx, p.outerStore)
+	}
+	return err
 }
 
-func (p *streamJoinSide[K, VO, VT, VR]) Close() error {
-	p.shared.release(p.id)
-	return nil
-}
+func (p *streamJoinSide[K, VO, VT, VR]) Close() error { return nil }
 
 // appendValue adds one length-prefixed value to a window entry's list.
 func appendValue(list, v []byte) []byte {
@@ -284,8 +255,10 @@ func (p *streamJoinSide[K, VO, VT, VR]) Process(r streams.Record[K, VO]) error {
 			return err
 		}
 		if p.otherOuter {
-			if e := p.buf.pending[pendingKey{right: !p.right, key: string(kb), ts: ots}]; e != nil {
-				e.matched = true
+			// The other record has a partner now: it is no longer pending.
+			if err := p.pending.Delete(outerKey(ots, !p.right, kb)); err != nil {
+				it.Close()
+				return err
 			}
 		}
 	}
@@ -293,65 +266,76 @@ func (p *streamJoinSide[K, VO, VT, VR]) Process(r streams.Record[K, VO]) error {
 		return err
 	}
 	if !matched && p.outer {
-		pk := pendingKey{right: p.right, key: string(kb), ts: ts}
-		e := p.buf.pending[pk]
-		if e == nil {
-			e = &pendingEntry{pendingKey: pk, seq: p.buf.seq}
-			p.buf.seq++
-			p.buf.pending[pk] = e
-			p.buf.order = append(p.buf.order, e)
+		ok := outerKey(ts, p.right, kb)
+		list, err := p.pending.Get(ok)
+		if err != nil {
+			return err
 		}
-		e.values = append(e.values, vb)
+		if err := p.pending.Put(ok, appendValue(list, vb)); err != nil {
+			return err
+		}
 	}
 	return p.flushExpired(now)
 }
 
-// flushExpired emits the unmatched results of both sides whose windows
-// have closed, in timestamp order.
+// flushExpired emits, in timestamp order, the unmatched results of both
+// sides whose windows have closed: a record at ts closes at
+// ts + after + grace as seen from its own side.
 func (p *streamJoinSide[K, VO, VT, VR]) flushExpired(now int64) error {
-	b := p.buf
-	if len(b.order) == 0 {
+	if p.pending == nil {
 		return nil
 	}
-	sort.SliceStable(b.order, func(i, j int) bool {
-		if b.order[i].ts != b.order[j].ts {
-			return b.order[i].ts < b.order[j].ts
-		}
-		return b.order[i].seq < b.order[j].seq
-	})
-	i := 0
-	for ; i < len(b.order); i++ {
-		e := b.order[i]
-		// A record's window closes at ts + after + grace as seen from its
-		// own side.
-		after := p.after
-		if e.right != p.right {
-			after = p.before
-		}
-		if e.ts+after+p.grace >= now {
-			break
-		}
-		delete(b.pending, e.pendingKey)
-		if e.matched {
-			continue
-		}
-		if err := p.emitUnmatched(e); err != nil {
-			b.order = b.order[i+1:]
-			return err
-		}
-	}
-	b.order = b.order[i:]
-	return nil
-}
-
-func (p *streamJoinSide[K, VO, VT, VR]) emitUnmatched(e *pendingEntry) error {
-	k, err := p.ks.Deserialize(p.own, []byte(e.key))
+	// Entries below ts + min(before, after) + grace < now may be due.
+	upto := now - min(p.before, p.after) - p.grace
+	it, err := p.pending.Range(nil, outerKey(upto, false, nil), false)
 	if err != nil {
 		return err
 	}
-	return eachValue(joinValues(e.values), func(b []byte) error {
+	type due struct {
+		key, values []byte
+	}
+	var dues []due
+	for it.Next() {
+		ts, right, _, err := parseOuterKey(it.Key())
+		if err != nil {
+			it.Close()
+			return err
+		}
+		after := p.after
+		if right != p.right {
+			after = p.before
+		}
+		if ts+after+p.grace >= now {
+			continue
+		}
+		dues = append(dues, due{key: append([]byte(nil), it.Key()...), values: append([]byte(nil), it.Value()...)})
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, d := range dues {
+		if err := p.pending.Delete(d.key); err != nil {
+			return err
+		}
+		if err := p.emitUnmatched(d.key, d.values); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *streamJoinSide[K, VO, VT, VR]) emitUnmatched(okey, values []byte) error {
+	ts, right, kb, err := parseOuterKey(okey)
+	if err != nil {
+		return err
+	}
+	k, err := p.ks.Deserialize(p.own, kb)
+	if err != nil {
+		return err
+	}
+	return eachValue(values, func(b []byte) error {
 		var out VR
-		if e.right == p.right {
+		if right == p.right {
 			v, err := p.vs.Deserialize(p.own, b)
 			if err != nil {
 				return err
@@ -364,7 +348,7 @@ func (p *streamJoinSide[K, VO, VT, VR]) emitUnmatched(e *pendingEntry) error {
 			}
 			out = p.join(nil, &v) // the other side's record, with no partner
 		}
-		return p.ctx.Forward(streams.Record[K, VR]{Key: k, Value: out, Timestamp: time.UnixMilli(e.ts)})
+		return p.ctx.Forward(streams.Record[K, VR]{Key: k, Value: out, Timestamp: time.UnixMilli(ts)})
 	})
 }
 

@@ -248,9 +248,8 @@ func (t *Task) Process() (bool, error) {
 	r := &best.recs[best.head]
 	best.head++
 	best.next = r.Offset + 1
-	if best.head == len(best.recs) {
-		defer func() { best.recs, best.head = best.recs[:0], 0 }()
-	}
+	// NB: a drained queue is reset by the next Add, not here: r points into
+	// it while the record is processed.
 	t.dirty = true
 	t.metrics.Processed++
 	if ms := r.Timestamp.UnixMilli(); ms > t.streamTime {
