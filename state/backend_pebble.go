@@ -22,8 +22,12 @@ type pebbleBackend struct {
 	b *pebble.Batch
 	// bulkMode: b is unindexed (restore), no reads until commit.
 	bulkMode bool
-	kbuf     []byte
-	kbuf2    []byte
+	// batchIters counts open iterators reading b. While there are any, b is
+	// never closed (Pebble would recycle its memory under them): a commit
+	// or discard then leaves the old batch to the garbage collector.
+	batchIters int
+	kbuf       []byte
+	kbuf2      []byte
 }
 
 func newPebbleBackend(db *pebble.DB, id uint32, noSync bool) *pebbleBackend {
@@ -109,15 +113,22 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 		it  *pebble.Iterator
 		err error
 	)
+	var owner *pebbleBackend
 	if p.b != nil {
 		it, err = p.b.NewIter(o)
+		owner = p
 	} else {
 		it, err = p.db.NewIter(o)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state: pebble iterator: %w", err)
 	}
-	return &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse}, nil
+	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse}
+	if owner != nil {
+		owner.batchIters++
+		pi.owner = owner
+	}
+	return pi, nil
 }
 
 func (p *pebbleBackend) count() (int64, error) {
@@ -153,8 +164,7 @@ func (p *pebbleBackend) commit(m meta) error {
 		wo = pebble.NoSync // a restore's intermediate commits
 	}
 	err := b.Commit(wo)
-	_ = b.Close()
-	p.b = nil
+	p.release()
 	p.bulkMode = false
 	if err != nil {
 		return fmt.Errorf("state: pebble commit: %w", err)
@@ -191,11 +201,20 @@ func (p *pebbleBackend) wipe() error {
 }
 
 func (p *pebbleBackend) discard() {
-	if p.b != nil {
-		_ = p.b.Close()
-		p.b = nil
-	}
+	p.release()
 	p.bulkMode = false
+}
+
+// release lets go of the current batch, closing it unless iterators still
+// read it.
+func (p *pebbleBackend) release() {
+	if p.b == nil {
+		return
+	}
+	if p.batchIters == 0 {
+		_ = p.b.Close()
+	}
+	p.b = nil
 }
 
 func (p *pebbleBackend) bulk() {
@@ -209,7 +228,9 @@ func (p *pebbleBackend) close() error {
 }
 
 type pebbleIter struct {
-	it      *pebble.Iterator
+	it *pebble.Iterator
+	// owner is set when the iterator reads owner's batch.
+	owner   *pebbleBackend
 	plen    int
 	reverse bool
 	started bool
@@ -260,6 +281,11 @@ func (i *pebbleIter) close() error {
 	if !i.closed {
 		i.closed = true
 		i.cerr = i.it.Close()
+		if i.owner != nil {
+			// A batch released while this iterator read it was left to
+			// the garbage collector (see release).
+			i.owner.batchIters--
+		}
 	}
 	return i.cerr
 }
