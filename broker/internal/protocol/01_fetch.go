@@ -10,7 +10,8 @@ package protocol
 // except that the first partition with data always returns at least one
 // whole batch, however large, so that a consumer can make progress.
 // FetchOffset below the log start or past the log end gets
-// OFFSET_OUT_OF_RANGE. read_committed reads up to the high watermark (there
+// OFFSET_OUT_OF_RANGE (between the high watermark and the log end the answer
+// is just empty). read_committed reads up to the high watermark (there
 // are no transactions yet), so LastStableOffset equals the high watermark.
 //
 // Deviations: incremental fetch sessions (KIP-227) are not kept: every
@@ -143,12 +144,15 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 			failed = true
 			continue
 		}
-		if fp.offset < op.LogStartOffset || fp.offset > op.HighWatermark {
+		// Out of range is below the log start or past the log end; between
+		// the high watermark and the log end (appended, not yet durable)
+		// there is simply nothing to read yet.
+		if fp.offset < op.LogStartOffset || fp.offset > l.LogEndOffset() {
 			op.ErrorCode = kerr.OffsetOutOfRange.Code
 			failed = true
 			continue
 		}
-		if fp.offset == op.HighWatermark {
+		if fp.offset >= op.HighWatermark {
 			continue
 		}
 		budget := min(int(max(fp.maxBytes, 0)), maxBytes-total)
