@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
+)
+
+// TestPipelineWorkloadSmall runs the pipeline workload end to end on a tiny
+// input, Weir runtime and baseline, count and join, so that the benchmark
+// cannot rot unnoticed. The workload itself fails unless every output is
+// exactly what the input implies.
+func TestPipelineWorkloadSmall(t *testing.T) {
+	cfg := pipelineConfig{
+		Orders: 3000, Customers: 40, Partitions: 3, Span: 5 * time.Minute,
+		OutOfOrder: 0.1, Lateness: 5 * time.Second, JoinOrders: 1000,
+		Commit: 100 * time.Millisecond, Fsync: "group", DataDir: t.TempDir(),
+		Targets: []string{"weir", "baseline"}, Timeout: 2 * time.Minute, Seed: 7,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	res, err := runPipeline(ctx, cfg, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 4 {
+		t.Fatalf("got %d results, want count and join for both targets: %+v", len(res), res)
+	}
+	for _, r := range res {
+		want := cfg.Orders
+		if r.Workload == "join" {
+			want = 2 * cfg.JoinOrders
+		}
+		if r.Input != want || r.Elapsed <= 0 || r.Output < 1 {
+			t.Errorf("%s/%s: %+v, want %d input records, a positive time and some output", r.Workload, r.Target, r, want)
+		}
+	}
+	var out bytes.Buffer
+	printPipeline(&out, cfg, res)
+	for _, s := range []string{"count, Weir/baseline", "join, Weir/baseline"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("report has no %q line:\n%s", s, out.String())
+		}
+	}
+}
+
+func TestGenOrdersCountsEveryOrder(t *testing.T) {
+	cfg := pipelineConfig{Orders: 5000, Customers: 30, Span: 3 * time.Minute, OutOfOrder: 0.2, Lateness: 4 * time.Second, Seed: 3}
+	in, err := genOrders(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.len() != cfg.Orders {
+		t.Fatalf("generated %d orders, want %d", in.len(), cfg.Orders)
+	}
+	var total int64
+	for _, n := range in.want {
+		total += n
+	}
+	if total != int64(cfg.Orders) {
+		t.Errorf("windows count %d orders, want %d", total, cfg.Orders)
+	}
+	step := cfg.Span.Milliseconds() / int64(cfg.Orders)
+	late := 0
+	for i := range in.len() {
+		r := in.record(i)
+		place := benchEpoch + int64(i)*cfg.Span.Milliseconds()/int64(cfg.Orders)
+		ts := r.Timestamp.UnixMilli()
+		if ts > place+step || ts < place-cfg.Lateness.Milliseconds()-step {
+			t.Fatalf("order %d at %d, place %d: more than %v out of order", i, ts, place, cfg.Lateness)
+		}
+		if ts < place-step {
+			late++
+		}
+		if _, err := orders.OrderSerde().Deserialize(r.Topic, r.Value); err != nil {
+			t.Fatalf("order %d: %v", i, err)
+		}
+	}
+	if late == 0 {
+		t.Errorf("no order out of order, want about %.0f%%", cfg.OutOfOrder*100)
+	}
+}
+
+func countRecord(t *testing.T, customer string, start, n int64) *kgo.Record {
+	t.Helper()
+	k, err := countKeySerde.Serialize(orders.UpdatesTopic, windowedKey(customer, start))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := countValueSerde.Serialize(orders.UpdatesTopic, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &kgo.Record{Topic: orders.UpdatesTopic, Key: k, Value: v}
+}
+
+// TestCountVerifier checks that the count verifier calls the output
+// complete exactly when every window's last count is right.
+func TestCountVerifier(t *testing.T) {
+	want := map[orders.WindowKey]int64{{Customer: "a", Start: 0}: 2, {Customer: "b", Start: 60_000}: 1}
+	v := newCountVerifier(want)
+	steps := []struct {
+		customer string
+		start, n int64
+		complete bool
+	}{
+		{"a", 0, 1, false},
+		{"b", 60_000, 1, false},
+		{"a", 0, 2, true},
+		{"a", 0, 3, false}, // an overcount undoes completeness
+		{"a", 0, 2, true},
+	}
+	for i, s := range steps {
+		if err := v.apply(countRecord(t, s.customer, s.start, s.n)); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := v.complete(); got != s.complete {
+			t.Fatalf("step %d (%s@%d=%d): complete=%v, want %v", i, s.customer, s.start, s.n, got, s.complete)
+		}
+	}
+	if err := v.apply(countRecord(t, "c", 0, 1)); err == nil {
+		t.Error("a window with no orders was accepted")
+	}
+}
+
+// TestJoinVerifier checks that the join verifier refuses duplicates,
+// wrong amounts and unknown orders.
+func TestJoinVerifier(t *testing.T) {
+	rec := func(id string, o, p int64) *kgo.Record {
+		v, err := paidOrderSerde.Serialize(joinOutputTopic, paidOrder{OrderAmount: o, PaymentAmount: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: joinOutputTopic, Key: []byte(id), Value: v}
+	}
+	v := newJoinVerifier(map[string]int64{"o1": 5, "o2": 7})
+	if err := v.apply(rec("o1", 5, 5)); err != nil {
+		t.Fatal(err)
+	}
+	if v.complete() {
+		t.Fatal("complete with one of two orders joined")
+	}
+	if err := v.apply(rec("o1", 5, 5)); err == nil {
+		t.Error("a duplicate join was accepted")
+	}
+	if err := v.apply(rec("o2", 7, 6)); err == nil {
+		t.Error("a join with the wrong payment amount was accepted")
+	}
+	if err := v.apply(rec("o3", 1, 1)); err == nil {
+		t.Error("an order not in the input was accepted")
+	}
+	if err := v.apply(rec("o2", 7, 7)); err != nil {
+		t.Fatal(err)
+	}
+	if !v.complete() {
+		t.Error("not complete with every order joined")
+	}
+}
