@@ -333,3 +333,43 @@ func readAll(t *testing.T, l *Log) map[Offset]string {
 	}
 	return out
 }
+
+// TestSyncInterval: appends return once written with the high watermark at
+// the log end; the interval syncer then makes them durable, so a crash
+// after it has run keeps them.
+func TestSyncInterval(t *testing.T) {
+	fs := vfs.NewCrashableMem()
+	l := openTest(t, fs, Options{Sync: SyncInterval, SyncInterval: time.Millisecond})
+	for i := range 5 {
+		mustAppend(t, l, simpleBatch(t, 1, int64(i)))
+		if hw, leo := l.HighWatermark(), l.LogEndOffset(); hw != leo {
+			t.Fatalf("hw %d != leo %d under SyncInterval", hw, leo)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		l.mu.RLock()
+		d := l.durable
+		l.mu.RUnlock()
+		if d == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("durable %d never reached 5", d)
+		}
+		select {
+		case <-l.durableChan():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	l2 := openTest(t, fs.Crash(vfs.CrashOptions{}), Options{})
+	if leo := l2.LogEndOffset(); leo != 5 {
+		t.Fatalf("after crash leo %d, want 5", leo)
+	}
+}
+
+func (l *Log) durableChan() <-chan struct{} {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.durableCh
+}
