@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -407,6 +409,48 @@ func TestContractFlushWhileIterating(t *testing.T) {
 		}
 		if d := cmp.Diff([]string{"a=va", "b=vb", "c=vc", "d=vd"}, got); d != "" {
 			t.Fatalf("(-want +got):\n%s", d)
+		}
+	})
+}
+
+// TestContractWriteWhileIterating deletes and writes keys while iterating,
+// a common processor pattern (purge as you scan).
+func TestContractWriteWhileIterating(t *testing.T) {
+	forEachImpl(t, func(t *testing.T, im impl) {
+		s := im.kv(t, testEngine(t, nil), statetest.NewChangelog("c", 0))
+		for i := range 300 {
+			put(t, s, fmt.Sprintf("k%03d", i), strings.Repeat("v", 100))
+		}
+		it, err := s.All(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for it.Next() {
+			k := append([]byte(nil), it.Key()...)
+			if len(it.Value()) != 100 {
+				t.Fatalf("value of %s has %d bytes", k, len(it.Value()))
+			}
+			if err := s.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+			put(t, s, "z"+string(k), strings.Repeat("w", 1000))
+			n++
+			if n == 300 {
+				break
+			}
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if n != 300 {
+			t.Fatalf("iterated %d keys, want 300", n)
+		}
+		if v := get(t, s, "k000"); v != nil {
+			t.Fatal("deleted key still there")
+		}
+		if v := get(t, s, "zk299"); len(v) != 1000 {
+			t.Fatalf("key written during iteration: %d bytes", len(v))
 		}
 	})
 }
