@@ -122,13 +122,14 @@ func New(tb testing.TB, topo *streams.Topology, opts ...Option) *Driver {
 	d, err := open(topo, opts...)
 	if err != nil {
 		tb.Fatalf("streamstest: %v", err)
+		return nil
 	}
 	d.tb = tb
 	tb.Cleanup(func() { _ = d.Close() })
 	return d
 }
 
-func open(topo *streams.Topology, opts ...Option) (*Driver, error) {
+func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 	c := config{appID: "streamstest", partitions: map[string]int{}, defParts: 1, start: time.Unix(0, 0), commitEvery: 1}
 	for _, o := range opts {
 		o(&c)
@@ -145,6 +146,11 @@ func open(topo *streams.Topology, opts ...Option) (*Driver, error) {
 			return nil, fmt.Errorf("streamstest: open state engine: %w", err)
 		}
 		d.engine = eng
+		defer func() {
+			if err != nil {
+				_ = d.Close() // stop the engine's goroutines
+			}
+		}()
 	}
 	ext := func(tp string) int {
 		if n, ok := c.partitions[tp]; ok {

@@ -2,6 +2,8 @@ package streamstest_test
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,4 +160,34 @@ func TestBuildErrorsNameNodeAndFix(t *testing.T) {
 	if !errors.As(err, &te) || te.Node != "writer" || te.Fix == "" {
 		t.Errorf("error %v should name node writer and a fix", err)
 	}
+}
+
+// fatalTB records a Fatalf instead of stopping the test.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+}
+
+func TestDriverRefusesJoinOfTopicsNotCopartitioned(t *testing.T) {
+	b := dsl.NewBuilder()
+	l := dsl.Stream(b, "left", serde.String(), serde.String())
+	r := dsl.Stream(b, "right", serde.String(), serde.String())
+	dsl.Join(l, r, func(a, b string) string { return a + b }, dsl.JoinWindowsOf(time.Second)).To("out")
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ftb := &fatalTB{TB: t}
+	streamstest.New(ftb, topo, streamstest.Partitions("left", 4), streamstest.Partitions("right", 3))
+	if !strings.Contains(ftb.msg, "not co-partitioned") || !strings.Contains(ftb.msg, `"right" has 3`) {
+		t.Errorf("New with 4 and 3 partitions: %q, want a co-partitioning error", ftb.msg)
+	}
+	// Equal counts run, and a key change before the join adapts through
+	// repartition topics.
+	streamstest.New(t, topo, streamstest.DefaultPartitions(4))
 }
