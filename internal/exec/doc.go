@@ -8,8 +8,7 @@
 //
 //	t, err := exec.NewTask(topo, streams.TaskID{Subtopology: 0, Partition: 3},
 //		stores, sink, exec.Options{ApplicationID: "orders-app", Clock: clock})
-//	// After restoring stores (the provider opens them; restoring is the owner's job):
-//	if err := t.Init(); err != nil { ... }
+//	if err := t.Init(); err != nil { ... } // processors' Init; stores open here
 //	for each fetched batch of an input partition of the task:
 //		t.Add(streams.TopicPartition{Topic: "orders", Partition: 3}, records)
 //	for {
@@ -41,6 +40,17 @@
 // store when a node first looks it up (usually in Init); the provider returns
 // it ready for use (restored from its changelog). The task flushes the stores
 // it was given on Commit; the provider owns them and closes them.
+//
+// Errors from Process are *streams.ProcessingError values carrying a copy
+// of the input record; the cause is a *streams.SerdeError when a source
+// could not deserialize the record (an owner may then apply its
+// deserialization handler: fail, skip and count, dead-letter) or a
+// *streams.NodeError naming the node whose processor failed. The record
+// counts as consumed either way (Offsets moves past it).
+//
+// A global sub-topology runs as one task with Partition -1 fed every
+// partition of its topics; its stores are shared with every task that reads
+// them (StoreSpec.Global), so the provider returns the one instance.
 //
 // A Task is not safe for concurrent use: one goroutine owns it.
 package exec
