@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -180,7 +181,23 @@ func FuzzHandle(f *testing.F) {
 			}
 		}
 		c := &conn{s: s, log: s.Logger}
-		resp, err := c.call(ctx, fr)
+		type result struct {
+			resp kmsg.Response
+			err  error
+		}
+		done := make(chan result, 1)
+		go func() {
+			resp, err := c.call(ctx, fr)
+			done <- result{resp, err}
+		}()
+		var resp kmsg.Response
+		select {
+		case r := <-done:
+			resp, err = r.resp, r.err
+		case <-time.After(10 * time.Second):
+			// With its context already cancelled, a handler must not wait.
+			t.Fatalf("%s v%d still running after 10s with a cancelled context", kmsg.NameForKey(fr.req.Key), fr.req.Version)
+		}
 		if err != nil {
 			t.Fatalf("%s v%d: %v", kmsg.NameForKey(fr.req.Key), fr.req.Version, err)
 		}
