@@ -28,8 +28,12 @@ func (b *memBackend) get(key []byte) ([]byte, error) {
 }
 
 func (b *memBackend) set(key, value []byte) error {
-	k := append([]byte(nil), key...)
-	v := append(make([]byte, 0, len(value)), value...)
+	// One allocation for both; neither is ever modified in place.
+	buf := make([]byte, len(key)+len(value))
+	k := buf[:len(key):len(key)]
+	copy(k, key)
+	v := buf[len(key):]
+	copy(v, value)
 	b.t.ReplaceOrInsert(k, v)
 	b.dirty += len(k) + len(v)
 	return nil
