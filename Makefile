@@ -6,15 +6,20 @@ RACE_PKGS := ./broker/... ./runtime/... ./state/...
 OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state)(/|$$)')
 FUZZTIME ?= 20s
 
-.PHONY: test race unit lint fuzz bench
+.PHONY: test race unit memory lint fuzz bench
 
-test: race unit
+test: race unit memory
 
 race:
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 
 unit:
 	$(GO) test -count=1 -timeout 15m $(OTHER_PKGS)
+
+# The state memory-budget test cannot judge memory under the race
+# detector's shadow memory, so it runs here without it.
+memory:
+	$(GO) test -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./state
 
 lint:
 	$(GO) vet ./...
