@@ -30,7 +30,7 @@ import (
 var ErrClosed = errors.New("runtime: application closed")
 
 // maxPollRecords bounds the records one poll hands to the tasks.
-const maxPollRecords = 10000
+const maxPollRecords = 50000
 
 // App is one application instance. See the package documentation.
 type App struct {
@@ -201,6 +201,8 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.SessionTimeout(a.opts.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, a.opts.SessionTimeout/4)),
 		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxPartitionBytes(8<<20),
+		kgo.MaxBufferedRecords(100_000),
 		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.OnPartitionsAssigned(a.onAssigned),
