@@ -116,6 +116,9 @@ func (t *Topology) NewTaskGraph(id SubtopologyID) (*TaskGraph, error) {
 	for _, name := range st.Nodes {
 		n := t.byName[name]
 		in := n.newInstance()
+		if pi, ok := in.(interface{ setStores([]string) }); ok {
+			pi.setStores(n.Stores)
+		}
 		insts[name] = in
 		g.nodes = append(g.nodes, in)
 		g.names = append(g.names, name)
@@ -288,7 +291,12 @@ func (p *processorInstance[KIn, VIn, KOut, VOut]) RecordMetadata() (RecordMetada
 	return p.tc.RecordMetadata()
 }
 func (p *processorInstance[KIn, VIn, KOut, VOut]) StreamTime() time.Time { return p.tc.StreamTime() }
+func (p *processorInstance[KIn, VIn, KOut, VOut]) setStores(stores []string) { p.stores = stores }
+
 func (p *processorInstance[KIn, VIn, KOut, VOut]) Store(name string) (any, error) {
+	if !slices.Contains(p.stores, name) {
+		return nil, fmt.Errorf("streams: node %q is not connected to store %q (connected: %v); connect it with AddStore or ConnectStores", p.name, name, p.stores)
+	}
 	return p.tc.Store(name)
 }
 func (p *processorInstance[KIn, VIn, KOut, VOut]) Schedule(interval time.Duration, typ PunctuationType, fn Punctuator) (Cancellable, error) {

@@ -77,7 +77,6 @@ type partitionQueue struct {
 	recs    []streams.RawRecord
 	head    int
 	next    streams.Offset // next offset to commit; -1: nothing consumed
-	pending bool
 }
 
 type punctuation struct {

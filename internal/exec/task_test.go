@@ -221,3 +221,36 @@ func TestTaskWallClockPunctuationCommitAndErrors(t *testing.T) {
 		t.Errorf("offset after the failed record = %d, want 2", got)
 	}
 }
+
+func TestProcessorMayOnlyUseConnectedStores(t *testing.T) {
+	topo := streams.NewTopology()
+	streams.AddSource(topo, "src", serde.String(), serde.String(), []string{"a"})
+	streams.AddProcessor(topo, "nosy", func() streams.Processor[string, string, string, string] {
+		return &storeGrabber{name: "other"}
+	}, "src")
+	streams.AddProcessor(topo, "owner", func() streams.Processor[string, string, string, string] {
+		return &storeGrabber{name: "other"}
+	}, "src")
+	topo.AddStore(streams.StoreSpec{Spec: state.Spec{Name: "other", Kind: state.KindKeyValue}}, "owner")
+	if err := topo.Build(); err != nil {
+		t.Fatal(err)
+	}
+	task, err := exec.NewTask(topo, streams.TaskID{}, &provider{stores: map[string]*flushCounter{}}, &sink{}, exec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = task.Init()
+	var ne *streams.NodeError
+	if !errors.As(err, &ne) || ne.Node != "nosy" {
+		t.Fatalf("Init = %v, want an error naming node nosy", err)
+	}
+}
+
+type storeGrabber struct{ name string }
+
+func (g *storeGrabber) Init(ctx streams.ProcessorContext[string, string]) error {
+	_, err := ctx.Store(g.name)
+	return err
+}
+func (g *storeGrabber) Process(streams.Record[string, string]) error { return nil }
+func (g *storeGrabber) Close() error                                 { return nil }

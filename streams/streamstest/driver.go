@@ -485,14 +485,13 @@ func (d *Driver) storeInstances(name string) ([]state.Store, error) {
 		return nil, fmt.Errorf("streamstest: no store %q in the topology", name)
 	}
 	var out []state.Store
-	if spec.Global {
-		for _, t := range d.global {
-			s, err := t.Store(name)
-			if err != nil {
-				return nil, err
-			}
-			return []state.Store{s.(state.Store)}, nil
+	if spec.Global && len(d.global) > 0 {
+		// Every task gets the one shared instance of a global store.
+		s, err := d.global[0].Store(name)
+		if err != nil {
+			return nil, err
 		}
+		return []state.Store{s.(state.Store)}, nil
 	}
 	for _, t := range d.tasks {
 		if s, ok := d.stores[storeKey{name: name, task: t.ID()}]; ok {
