@@ -290,7 +290,7 @@ func (p *processorInstance[KIn, VIn, KOut, VOut]) ApplicationID() string { retur
 func (p *processorInstance[KIn, VIn, KOut, VOut]) RecordMetadata() (RecordMetadata, bool) {
 	return p.tc.RecordMetadata()
 }
-func (p *processorInstance[KIn, VIn, KOut, VOut]) StreamTime() time.Time { return p.tc.StreamTime() }
+func (p *processorInstance[KIn, VIn, KOut, VOut]) StreamTime() time.Time     { return p.tc.StreamTime() }
 func (p *processorInstance[KIn, VIn, KOut, VOut]) setStores(stores []string) { p.stores = stores }
 
 func (p *processorInstance[KIn, VIn, KOut, VOut]) Store(name string) (any, error) {

@@ -72,11 +72,11 @@ func (m Metrics) DroppedTotal() int64 {
 }
 
 type partitionQueue struct {
-	tp      streams.TopicPartition
-	source  *streams.GraphSource
-	recs    []streams.RawRecord
-	head    int
-	next    streams.Offset // next offset to commit; -1: nothing consumed
+	tp     streams.TopicPartition
+	source *streams.GraphSource
+	recs   []streams.RawRecord
+	head   int
+	next   streams.Offset // next offset to commit; -1: nothing consumed
 }
 
 type punctuation struct {
