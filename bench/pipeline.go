@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -43,6 +45,7 @@ type pipelineConfig struct {
 	Targets    []string      // "weir", "baseline"
 	Timeout    time.Duration // bound on each measured run
 	Seed       uint64        // input generator seed
+	ProfileDir string        // where to write a CPU profile of each measured run; "" = none
 }
 
 func newPipelineCmd() *cobra.Command {
@@ -92,6 +95,7 @@ id has been joined exactly once.`,
 	f.StringSliceVar(&cfg.Targets, "targets", []string{"weir", "baseline"}, "what to measure")
 	f.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "bound on each measured run")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the input generator")
+	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each measured run (first produce to complete output) to this directory as <workload>-<target>.pprof")
 	return cmd
 }
 
@@ -383,13 +387,14 @@ func weirOptions(cfg pipelineConfig, t *target, id, stateDir string) []runtime.O
 // the topics, start the processor, wait until it owns its input, then
 // produce everything and wait for the verifier to call the output complete.
 type measured struct {
-	cfg     pipelineConfig
-	target  string
-	topics  []string // created with cfg.Partitions partitions
-	in      *input
-	start   func(t *target, dir string) (processor, error)
-	verify  *verifier
-	workDir string
+	cfg      pipelineConfig
+	workload string
+	target   string
+	topics   []string // created with cfg.Partitions partitions
+	in       *input
+	start    func(t *target, dir string) (processor, error)
+	verify   *verifier
+	workDir  string
 }
 
 func (m measured) run(ctx context.Context) (pipelineResult, error) {
@@ -433,6 +438,13 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 		return res, err
 	}
 	defer prod.Close()
+	if m.cfg.ProfileDir != "" {
+		stop, err := startProfile(m.cfg.ProfileDir, m.workload+"-"+m.target)
+		if err != nil {
+			return res, err
+		}
+		defer stop()
+	}
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
 	n := m.in.len()
@@ -456,6 +468,9 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 		return res, fmt.Errorf("%w\n%s", err, p.describe())
 	}
 	end := m.verify.completeAt()
+	if m.cfg.ProfileDir != "" {
+		pprof.StopCPUProfile()
+	}
 	res.Elapsed = end.Sub(start)
 	res.Output = m.verify.outputAtComplete()
 
@@ -468,6 +483,23 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 		return res, fmt.Errorf("output after stop: %w", err)
 	}
 	return res, nil
+}
+
+// startProfile starts a CPU profile into dir/name.pprof; the returned
+// function stops it (if still running) and closes the file.
+func startProfile(dir, name string) (func(), error) {
+	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	if err != nil {
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 // waitVerifier waits for the verifier's verdict, checking every 100ms
@@ -512,7 +544,7 @@ func waitUntil(ctx context.Context, cond func() (bool, error)) error {
 
 // measureCount runs the windowed count on target name over in.
 func measureCount(ctx context.Context, cfg pipelineConfig, name string, in *countInput) (pipelineResult, error) {
-	m := measured{cfg: cfg, target: name, in: in.input,
+	m := measured{cfg: cfg, workload: "count", target: name, in: in.input,
 		topics: []string{orders.InputTopic, orders.UpdatesTopic},
 		verify: newCountVerifier(in.want)}
 	switch name {

@@ -130,7 +130,7 @@ func newJoinVerifier(want map[string]int64) *verifier {
 
 // measureJoin runs the join on target name over in.
 func measureJoin(ctx context.Context, cfg pipelineConfig, name string, in *joinInput) (pipelineResult, error) {
-	m := measured{cfg: cfg, target: name, in: in.input,
+	m := measured{cfg: cfg, workload: "join", target: name, in: in.input,
 		topics: []string{joinOrdersTopic, joinPaymentsTopic, joinOutputTopic},
 		verify: newJoinVerifier(in.want)}
 	switch name {
