@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/protocol"
@@ -24,6 +28,12 @@ type Broker struct {
 	srv    *protocol.Server
 	served chan struct{} // closed when the accept loop returns
 	srvErr error         // set before served is closed
+
+	// metricsLn and metricsSrv serve /metrics when Options.MetricsAddr is
+	// set; metricsDone is closed when that server's goroutine returns.
+	metricsLn   net.Listener
+	metricsSrv  *http.Server
+	metricsDone chan struct{}
 
 	stopClean context.CancelFunc
 	cleanDone chan struct{} // closed when the cleaner goroutine returns
@@ -91,6 +101,14 @@ func Open(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{opts: opts, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
+	if opts.MetricsAddr != "" {
+		if err := b.startMetrics(); err != nil {
+			_ = srv.Close()
+			_ = ln.Close()
+			_ = reg.Close()
+			return nil, err
+		}
+	}
 	go func() {
 		b.srvErr = srv.Serve(ln)
 		close(b.served)
@@ -105,6 +123,42 @@ func Open(opts Options) (*Broker, error) {
 
 // Addr returns the address the broker listens on (useful with port 0).
 func (b *Broker) Addr() string { return b.ln.Addr().String() }
+
+// MetricsAddr returns the address the metrics server listens on, or ""
+// when Options.MetricsAddr is unset.
+func (b *Broker) MetricsAddr() string {
+	if b.metricsLn == nil {
+		return ""
+	}
+	return b.metricsLn.Addr().String()
+}
+
+// startMetrics binds Options.MetricsAddr and serves the broker's own
+// Prometheus registry (not the process-wide default one, so that two
+// brokers in one process do not collide) on /metrics.
+func (b *Broker) startMetrics() error {
+	reg := prometheus.NewRegistry()
+	if err := b.srv.RegisterMetrics(reg); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	ln, err := net.Listen("tcp", b.opts.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("broker: metrics listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	b.metricsLn = ln
+	b.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	b.metricsDone = make(chan struct{})
+	go func() {
+		defer close(b.metricsDone)
+		if err := b.metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			b.opts.Logger.Warn("metrics server stopped", "err", err)
+		}
+	}()
+	b.opts.Logger.Info("weir broker metrics", "listen", ln.Addr().String())
+	return nil
+}
 
 // Serve blocks until ctx is done or the listener fails, then closes the
 // broker gracefully.
@@ -134,7 +188,16 @@ func ListenAndServe(ctx context.Context, opts Options) error {
 // request in hand, then syncs and closes every partition log.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
-		err := b.srv.Close()
+		var merr error
+		if b.metricsSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if merr = b.metricsSrv.Shutdown(ctx); merr != nil {
+				merr = errors.Join(fmt.Errorf("broker: metrics server: %w", merr), b.metricsSrv.Close())
+			}
+			cancel()
+			<-b.metricsDone
+		}
+		err := errors.Join(merr, b.srv.Close())
 		<-b.served
 		b.stopClean()
 		<-b.cleanDone

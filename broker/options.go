@@ -64,6 +64,11 @@ type Options struct {
 	CleanInterval time.Duration
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+	// MetricsAddr is the TCP address of an HTTP server serving Prometheus
+	// metrics on /metrics (requests, errors, produced and fetched bytes,
+	// consumer group lag). Default "": no metrics server. Port 0 picks a
+	// free port (see Broker.MetricsAddr).
+	MetricsAddr string
 
 	// GroupInitialRebalanceDelay holds an empty consumer group's first
 	// rebalance so that members starting together share it. Default 3s
@@ -114,6 +119,11 @@ func (o *Options) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("broker: listen address %q: %w", o.Listen, err))
+	}
+	if o.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("broker: metrics address %q: %w", o.MetricsAddr, err))
+		}
 	}
 	if o.AdvertisedAddr != "" {
 		if _, err := splitAdvertised(o.AdvertisedAddr); err != nil {

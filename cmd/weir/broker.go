@@ -80,6 +80,7 @@ log is synced and closed.`,
 	f.DurationVar(&opts.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", 3*time.Second, "how long an empty consumer group's first rebalance waits for more members (negative: no wait)")
 	f.DurationVar(&opts.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long committed offsets of a group that stays empty are kept")
 	f.Int32Var(&opts.OffsetsTopicPartitions, "offsets-topic-partitions", 50, "partitions of __consumer_offsets when it is created")
+	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics over HTTP on this address at /metrics, e.g. 127.0.0.1:9644 (default: off)")
 	f.StringVar(&configFile, "config", "", "file of flag = value lines")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")

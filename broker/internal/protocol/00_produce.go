@@ -114,6 +114,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		j.out.LogAppendTime = res.LogAppendTime
 		j.out.LogStartOffset = res.LogStartOffset
 		j.end = res.LastOffset + 1
+		s.metrics.produced(len(j.in), res.LastOffset-res.BaseOffset+1)
 	}
 	switch len(jobs) {
 	case 0:

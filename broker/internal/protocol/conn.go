@@ -278,6 +278,7 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 		if p.wait != nil {
 			p.wait()
 		}
+		c.s.metrics.responseSent(p.f.req.Key, p.resp)
 		if failed {
 			continue
 		}
@@ -310,6 +311,7 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 func (c *conn) call(ctx context.Context, f *frame) (resp kmsg.Response, err error) {
 	c.s.inFlight.Add(1)
 	defer c.s.inFlight.Add(-1)
+	c.s.metrics.request(f.req.Key)
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("handler panic", "api", kmsg.NameForKey(f.req.Key), "version", f.req.Version, "panic", p)

@@ -124,6 +124,7 @@ type Server struct {
 
 	inFlight atomic.Int64 // requests inside a handler right now
 	budget   *byteBudget  // request bytes held by all connections
+	metrics  *serverMetrics
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{} // guarded by mu
@@ -142,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, Topics: cfg.Topics, Logger: cfg.Logger,
 		exts: map[string]Extension{}, ctx: ctx, cancel: cancel,
 		conns: map[net.Conn]struct{}{}, budget: newByteBudget(cfg.MaxInflightBytes),
+		metrics: newServerMetrics(),
 	}
 	for _, e := range extensions {
 		x, err := e.open(s)
