@@ -3,6 +3,7 @@ package streamstest_test
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -190,4 +191,21 @@ func TestDriverRefusesJoinOfTopicsNotCopartitioned(t *testing.T) {
 	// Equal counts run, and a key change before the join adapts through
 	// repartition topics.
 	streamstest.New(t, topo, streamstest.DefaultPartitions(4))
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	d, in, _ := passThrough(t)
+	in.Pipe("k", "v")
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines after Close, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
 }
