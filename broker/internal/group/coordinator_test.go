@@ -169,6 +169,7 @@ func (h *harness) run(td *datadriven.TestData) string {
 			ft[name] = int32(h.int(n))
 		}
 		h.c.opts.Topics = ft
+		h.opts.Topics = ft // and after a restart
 		return "ok"
 	case "join":
 		req := kmsg.NewPtrJoinGroupRequest()
@@ -300,6 +301,9 @@ func (h *harness) run(td *datadriven.TestData) string {
 		req.Version = 2
 		req.Groups, _ = args(td, "groups")
 		h.step(td, req)
+	case "drop-topics":
+		ts, _ := args(td, "topics")
+		h.c.DropTopics(h.now, ts)
 	case "tick":
 		h.now = h.now.Add(h.dur(td.CmdArgs[0].Key))
 		h.c.Tick(h.now)

@@ -152,6 +152,22 @@ func (d *Driver) Handle(ctx context.Context, clientID, clientHost string, req km
 	return nil, ctx.Err()
 }
 
+// DropTopics forgets every group's committed offsets for the named
+// (deleted) topics and waits until their tombstones are stored in
+// __consumer_offsets. A tombstone that fails to be stored is logged; the
+// offsets stay forgotten, and the next start drops them again if the topic
+// is still missing.
+func (d *Driver) DropTopics(topics []string) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	d.c.DropTopics(d.opts.Now(), topics)
+	d.deliverLocked(d.c.Ready())
+	return nil
+}
+
 // deliverLocked persists rd's records and then hands out its responses. It
 // is called with mu held and returns with mu released.
 func (d *Driver) deliverLocked(rd Ready) {

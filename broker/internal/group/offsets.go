@@ -324,3 +324,57 @@ func (c *Coordinator) expireOffsets(now time.Time, g *group) {
 		}
 	}
 }
+
+// DropTopics forgets every group's committed offsets for the named topics
+// (deleted ones), writing a tombstone for each, so that a topic re-created
+// under the same name starts without committed offsets. Groups left holding
+// nothing go.
+func (c *Coordinator) DropTopics(now time.Time, topics []string) {
+	c.now = now
+	if len(topics) == 0 {
+		return
+	}
+	gone := make(map[string]bool, len(topics))
+	for _, t := range topics {
+		gone[t] = true
+	}
+	c.dropOffsets(now, func(tp topicPartition) bool { return gone[tp.topic] })
+}
+
+// dropOffsets removes, with a tombstone each, the offsets for which drop is
+// true from every group.
+func (c *Coordinator) dropOffsets(now time.Time, drop func(topicPartition) bool) {
+	for _, id := range sortedIDs(c.groups) {
+		g := c.groups[id]
+		changed := false
+		for _, tp := range sortedTPs(g.offsets) {
+			if drop(tp) {
+				delete(g.offsets, tp)
+				c.records = append(c.records, c.offsetRecord(g.id, tp, nil))
+				changed = true
+			}
+		}
+		if changed {
+			g.scheduled = time.Time{} // the offsets' expiry may have changed
+			c.settle(now, g)
+		}
+	}
+}
+
+// dropMissingTopics drops the offsets of topics that Options.Topics
+// says do not exist (deleted while the broker was down, or before the
+// tombstones of DropTopics were stored).
+func (c *Coordinator) dropMissingTopics(now time.Time) {
+	if c.opts.Topics == nil {
+		return
+	}
+	exists := map[string]bool{}
+	c.dropOffsets(now, func(tp topicPartition) bool {
+		ok, seen := exists[tp.topic]
+		if !seen {
+			_, ok = c.opts.Topics.Partitions(tp.topic)
+			exists[tp.topic] = ok
+		}
+		return !ok
+	})
+}

@@ -193,7 +193,9 @@ func (c *Coordinator) loadGroup(id GroupID) *group {
 }
 
 // FinishLoad ends replay at time now: loaded members get a full session
-// timeout to show up, and groups left with nothing are dropped.
+// timeout to show up, offsets of topics that Options.Topics says no longer
+// exist are dropped (with tombstones), and groups left with nothing are
+// dropped.
 func (c *Coordinator) FinishLoad(now time.Time) {
 	for _, id := range sortedIDs(c.groups) {
 		g := c.groups[id]
@@ -205,4 +207,5 @@ func (c *Coordinator) FinishLoad(now time.Time) {
 		}
 		c.settle(now, g)
 	}
+	c.dropMissingTopics(now)
 }

@@ -5,7 +5,10 @@ package protocol
 // Deletion is synchronous and removes the topic's data: the topic directory
 // is renamed away first (so a crash cannot resurrect it) and then removed.
 // v6 may name topics by id. Internal topics (names starting "__") may be
-// deleted, as in Kafka with the right ACLs; there are no ACLs yet.
+// deleted, as in Kafka with the right ACLs; there are no ACLs yet. Once
+// topics are deleted, the group coordinator forgets (and tombstones) every
+// group's committed offsets for them before the answer goes out, so that a
+// topic re-created under the same name does not inherit them.
 
 import (
 	"context"
@@ -24,6 +27,7 @@ func handleDeleteTopics(_ context.Context, s *Server, r *Request) (kmsg.Response
 		id   [16]byte
 	}
 	var targets []target
+	var deleted []string
 	if r.Version >= 6 {
 		for _, t := range req.Topics {
 			targets = append(targets, target{t.Topic, t.TopicID})
@@ -53,8 +57,15 @@ func handleDeleteTopics(_ context.Context, s *Server, r *Request) (kmsg.Response
 		if err := s.Topics.Delete(name); err != nil {
 			ot.ErrorCode = errorCode(err)
 			ot.ErrorMessage = errMessage(err)
+		} else {
+			deleted = append(deleted, name)
 		}
 		resp.Topics = append(resp.Topics, ot)
+	}
+	if g, ok := s.Extension(groupExtensionName).(*groupCoordinator); ok && len(deleted) > 0 {
+		if err := g.d.DropTopics(deleted); err != nil {
+			return nil, err // the server is closing
+		}
 	}
 	return resp, nil
 }
