@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -112,7 +113,8 @@ var written = func() context.Context {
 func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
 	cfg := s.cfg.Load()
 	appendTime := int64(-1)
-	if cfg.Compact || cfg.LogAppendTime {
+	checkTS := !cfg.LogAppendTime && cfg.TimestampDifferenceMaxMS < math.MaxInt64
+	if cfg.Compact || cfg.LogAppendTime || checkTS {
 		if cfg.LogAppendTime {
 			appendTime = time.Now().UnixMilli()
 		}
@@ -122,6 +124,15 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendRes
 				break // the log reports it
 			}
 			rest = r
+			if checkTS {
+				h, err := batch.Validate(b)
+				if err != nil {
+					break // the log reports it
+				}
+				if err := checkTimestamps(h, time.Now().UnixMilli(), cfg.TimestampDifferenceMaxMS); err != nil {
+					return topics.AppendResult{}, err
+				}
+			}
 			if cfg.Compact {
 				recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
 				if err != nil {
@@ -149,6 +160,32 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendRes
 		BaseOffset: int64(res.BaseOffset), LastOffset: int64(res.LastOffset),
 		LogAppendTime: appendTime, LogStartOffset: int64(res.LogStartOffset), Duplicate: res.Duplicate,
 	}, nil
+}
+
+// checkTimestamps applies message.timestamp.difference.max.ms to a
+// CreateTime batch from its header alone: the first and the max timestamp
+// must each be within maxDiff of now (records are not decoded, so a record
+// between them with a timestamp below the first one is not looked at).
+// Timestamps of -1 (none) pass, as in Kafka.
+func checkTimestamps(h batch.Header, now, maxDiff int64) error {
+	// Bounds without overflow (now and maxDiff are not negative).
+	lo, hi := now-maxDiff, int64(math.MaxInt64)
+	if maxDiff <= math.MaxInt64-now {
+		hi = now + maxDiff
+	}
+	for _, ts := range [...]struct {
+		name string
+		v    int64
+	}{{"first", h.FirstTimestamp}, {"max", h.MaxTimestamp}} {
+		if ts.v == -1 {
+			continue
+		}
+		if ts.v < lo || ts.v > hi {
+			return fmt.Errorf("%w: broker: batch %s timestamp %d is more than message.timestamp.difference.max.ms %d from the broker's clock %d",
+				kerr.InvalidTimestamp, ts.name, ts.v, maxDiff, now)
+		}
+	}
+	return nil
 }
 
 // WaitDurable waits until an fsync covers every offset below end (at once

@@ -20,6 +20,11 @@ type LogConfig struct {
 	MaxMessageBytes   int32
 	LogAppendTime     bool // message.timestamp.type=LogAppendTime
 	MinInsyncReplicas int32
+	// TimestampDifferenceMaxMS is message.timestamp.difference.max.ms: a
+	// CreateTime batch whose first or max timestamp is further than this
+	// from the broker's clock is refused (INVALID_TIMESTAMP). math.MaxInt64
+	// (the default) disables the check.
+	TimestampDifferenceMaxMS int64
 }
 
 // ErrInvalidConfig marks a config name or value the broker refuses.
@@ -64,16 +69,17 @@ func oneOf(vals ...string) func(string) error {
 
 // configDefs are the topic configs Weir knows, by name.
 var configDefs = map[string]ConfigDef{
-	"retention.ms":           {Default: "604800000", Doc: "how long to keep a segment (ms, -1 forever)", check: intCheck(-1)},
-	"retention.bytes":        {Default: "-1", Doc: "bytes to keep per partition (-1 unbounded)", check: intCheck(-1)},
-	"cleanup.policy":         {Default: "delete", Doc: "delete, compact or compact,delete", check: checkCleanupPolicy},
-	"segment.bytes":          {Default: "1073741824", Doc: "segment file size", check: intCheck(1024)},
-	"segment.ms":             {Default: "604800000", Doc: "roll a segment after this long (ms)", check: intCheck(1)},
-	"delete.retention.ms":    {Default: "86400000", Doc: "how long tombstones survive compaction (ms)", check: intCheck(0)},
-	"min.insync.replicas":    {Default: "1", Doc: "replicas that must hold an acks=all write", check: intCheck(1)},
-	"max.message.bytes":      {Default: "1048588", Doc: "largest batch accepted (bytes)", check: intCheck(0)},
-	"message.timestamp.type": {Default: "CreateTime", Doc: "CreateTime or LogAppendTime", check: oneOf("CreateTime", "LogAppendTime")},
-	"compression.type":       {Default: "producer", Doc: "only producer: batches are stored as sent", check: oneOf("producer")},
+	"retention.ms":                        {Default: "604800000", Doc: "how long to keep a segment (ms, -1 forever)", check: intCheck(-1)},
+	"retention.bytes":                     {Default: "-1", Doc: "bytes to keep per partition (-1 unbounded)", check: intCheck(-1)},
+	"cleanup.policy":                      {Default: "delete", Doc: "delete, compact or compact,delete", check: checkCleanupPolicy},
+	"segment.bytes":                       {Default: "1073741824", Doc: "segment file size", check: intCheck(1024)},
+	"segment.ms":                          {Default: "604800000", Doc: "roll a segment after this long (ms)", check: intCheck(1)},
+	"delete.retention.ms":                 {Default: "86400000", Doc: "how long tombstones survive compaction (ms)", check: intCheck(0)},
+	"min.insync.replicas":                 {Default: "1", Doc: "replicas that must hold an acks=all write", check: intCheck(1)},
+	"max.message.bytes":                   {Default: "1048588", Doc: "largest batch accepted (bytes)", check: intCheck(0)},
+	"message.timestamp.type":              {Default: "CreateTime", Doc: "CreateTime or LogAppendTime", check: oneOf("CreateTime", "LogAppendTime")},
+	"message.timestamp.difference.max.ms": {Default: "9223372036854775807", Doc: "largest distance (ms) of a CreateTime batch's first or max timestamp from the broker's clock", check: intCheck(0)},
+	"compression.type":                    {Default: "producer", Doc: "only producer: batches are stored as sent", check: oneOf("producer")},
 }
 
 func init() {
@@ -183,5 +189,7 @@ func Resolve(defaults Defaults, explicit map[string]string) LogConfig {
 		MaxMessageBytes:   int32(mmb),
 		LogAppendTime:     get("message.timestamp.type") == "LogAppendTime",
 		MinInsyncReplicas: int32(num("min.insync.replicas")),
+
+		TimestampDifferenceMaxMS: num("message.timestamp.difference.max.ms"),
 	}
 }
