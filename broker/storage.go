@@ -113,43 +113,47 @@ var written = func() context.Context {
 func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
 	cfg := s.cfg.Load()
 	appendTime := int64(-1)
+	if cfg.LogAppendTime {
+		appendTime = time.Now().UnixMilli()
+	}
 	checkTS := !cfg.LogAppendTime && cfg.TimestampDifferenceMaxMS < math.MaxInt64
-	if cfg.Compact || cfg.LogAppendTime || checkTS {
-		if cfg.LogAppendTime {
-			appendTime = time.Now().UnixMilli()
+	for rest := batches; len(rest) > 0; {
+		b, r, err := batch.Next(rest)
+		if err != nil {
+			break // the log reports it
 		}
-		for rest := batches; len(rest) > 0; {
-			b, r, err := batch.Next(rest)
-			if err != nil {
+		rest = r
+		h, err := batch.ParseHeader(b)
+		if err != nil {
+			break // Next parsed it already; the log reports it
+		}
+		if err := refusedByKafka(b, h); err != nil {
+			return topics.AppendResult{}, err
+		}
+		if checkTS {
+			if _, err := batch.Validate(b); err != nil {
 				break // the log reports it
 			}
-			rest = r
-			if checkTS {
-				h, err := batch.Validate(b)
-				if err != nil {
-					break // the log reports it
-				}
-				if err := checkTimestamps(h, time.Now().UnixMilli(), cfg.TimestampDifferenceMaxMS); err != nil {
-					return topics.AppendResult{}, err
+			if err := checkTimestamps(h, time.Now().UnixMilli(), cfg.TimestampDifferenceMaxMS); err != nil {
+				return topics.AppendResult{}, err
+			}
+		}
+		if cfg.Compact {
+			recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
+			if err != nil {
+				return topics.AppendResult{}, kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
+			}
+			for _, rec := range recs {
+				if rec.Key == nil {
+					return topics.AppendResult{}, fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
 				}
 			}
-			if cfg.Compact {
-				recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
-				if err != nil {
-					return topics.AppendResult{}, kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
-				}
-				for _, rec := range recs {
-					if rec.Key == nil {
-						return topics.AppendResult{}, fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
-					}
-				}
+		}
+		if cfg.LogAppendTime {
+			if _, err := batch.Validate(b); err != nil {
+				break // do not recompute the CRC of a corrupt batch
 			}
-			if cfg.LogAppendTime {
-				if _, err := batch.Validate(b); err != nil {
-					break // do not recompute the CRC of a corrupt batch
-				}
-				batch.SetMaxTimestampAndAppendTime(b, appendTime)
-			}
+			batch.SetMaxTimestampAndAppendTime(b, appendTime)
 		}
 	}
 	res, err := s.l.Append(written, batches, storage.Epoch(epoch))
@@ -160,6 +164,30 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendRes
 		BaseOffset: int64(res.BaseOffset), LastOffset: int64(res.LastOffset),
 		LogAppendTime: appendTime, LogStartOffset: int64(res.LogStartOffset), Duplicate: res.Duplicate,
 	}, nil
+}
+
+// refusedByKafka answers INVALID_RECORD, as Kafka does, for the two
+// well-formed batches a producer may not send: a control batch, and an
+// idempotent producer's batch (producer id set) without an epoch or a
+// sequence number. The log refuses both too (batch.ValidateProduced), but as
+// corruption, which would be CORRUPT_MESSAGE. Only the header is read on
+// the common path; the CRC is checked only for a batch that looks refused,
+// so that a damaged batch is still CORRUPT_MESSAGE.
+func refusedByKafka(b []byte, h batch.Header) error {
+	var why string
+	switch {
+	case h.Control():
+		why = "producers may not write control batches"
+	case h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0):
+		why = fmt.Sprintf("idempotent batch of producer id %d without an epoch and a sequence number (epoch %d, base sequence %d)",
+			h.ProducerID, h.ProducerEpoch, h.BaseSequence)
+	default:
+		return nil
+	}
+	if _, err := batch.Validate(b); err != nil {
+		return nil // damaged: the log answers CORRUPT_MESSAGE
+	}
+	return fmt.Errorf("%w: broker: %s", kerr.InvalidRecord, why)
 }
 
 // checkTimestamps applies message.timestamp.difference.max.ms to a
