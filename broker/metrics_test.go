@@ -154,3 +154,16 @@ func TestMetricsErrorCodesAndOff(t *testing.T) {
 		t.Errorf("produced bytes = %v, want %d", n, len(rawBatch("x")))
 	}
 }
+
+func TestMetricsServerStopsOnClose(t *testing.T) {
+	b := startBroker(t, Options{MetricsAddr: "127.0.0.1:0"})
+	scrape(t, b) // serving
+	addr := b.MetricsAddr()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("metrics still served after Close: %s", resp.Status)
+	}
+}

@@ -10,7 +10,7 @@ import (
 
 func TestBrokerConfigFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "weir.conf")
-	conf := "# a comment\nlisten = 127.0.0.1:19999\ndata-dir = /tmp/from-file\nfsync = interval\ntopic-config = retention.ms=1000\n"
+	conf := "# a comment\nlisten = 127.0.0.1:19999\ndata-dir = /tmp/from-file\nfsync = interval\ntopic-config = retention.ms=1000\nmetrics-addr = 127.0.0.1:9644\n"
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func TestBrokerConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]string{}
-	for _, name := range []string{"listen", "data-dir", "fsync", "topic-config"} {
+	for _, name := range []string{"listen", "data-dir", "fsync", "topic-config", "metrics-addr"} {
 		got[name] = cmd.Flags().Lookup(name).Value.String()
 	}
 	want := map[string]string{
@@ -31,6 +31,7 @@ func TestBrokerConfigFile(t *testing.T) {
 		"data-dir":     "/tmp/from-flag",
 		"fsync":        "interval",
 		"topic-config": "[retention.ms=1000]",
+		"metrics-addr": "127.0.0.1:9644",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("settings (-want +got):\n%s", diff)
