@@ -394,7 +394,6 @@ type measured struct {
 	in       *input
 	start    func(t *target, dir string) (processor, error)
 	verify   *verifier
-	workDir  string
 }
 
 func (m measured) run(ctx context.Context) (pipelineResult, error) {
