@@ -57,6 +57,7 @@ type App struct {
 	stop     chan struct{} // closed by Close and Abandon
 	done     chan struct{} // closed when Run returns
 	started  chan struct{} // closed when the group client is up
+	clReady  chan struct{} // closed once a.cl is set
 	runOnce  sync.Once
 
 	mu sync.Mutex
@@ -99,6 +100,7 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		started:  make(chan struct{}),
+		clReady:  make(chan struct{}),
 		tasks:    map[streams.TaskID]*task{},
 		byTP:     map[streams.TopicPartition]*task{},
 		paused:   map[streams.TopicPartition]bool{},
@@ -213,7 +215,24 @@ func (a *App) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)
 	}
+	close(a.clReady)
 	return nil
+}
+
+// waitClient waits until setup has stored the group client: franz-go may
+// call a rebalance callback before NewClient has returned.
+func (a *App) waitClient(ctx context.Context) bool {
+	select {
+	case <-a.clReady:
+		return true
+	default:
+	}
+	select {
+	case <-a.clReady:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // loop polls and processes until ctx ends, stop closes or a fatal error.

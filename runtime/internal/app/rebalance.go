@@ -34,6 +34,9 @@ func (a *App) tasksOf(parts map[string][]int32) map[streams.TaskID][]streams.Top
 // onAssigned creates and restores the new tasks. It runs on franz-go's
 // group goroutine; fetching of the new partitions starts when it returns.
 func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	if !a.waitClient(ctx) {
+		return
+	}
 	start := time.Now()
 	defer func() { a.m.rebalanceDur.WithLabelValues("assigned").Observe(time.Since(start).Seconds()) }()
 	byTask := a.tasksOf(assigned)
@@ -105,7 +108,10 @@ func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.Top
 }
 
 // onRevoked commits and closes the tasks that move away.
-func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if !a.waitClient(ctx) {
+		return
+	}
 	start := time.Now()
 	defer func() { a.m.rebalanceDur.WithLabelValues("revoked").Observe(time.Since(start).Seconds()) }()
 	a.mu.Lock()
@@ -132,7 +138,10 @@ func (a *App) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]i
 
 // onLost closes tasks whose partitions this instance lost (session
 // expired): nothing can be committed, another instance owns them now.
-func (a *App) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (a *App) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if !a.waitClient(ctx) {
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id := range a.tasksOf(lost) {
