@@ -8,7 +8,7 @@ import (
 )
 
 // pebbleBackend keeps one store in the engine's shared Pebble database,
-// under its own key prefix (see docs/parts/state.md for the layout).
+// under its own key prefix (see docs/ARCHITECTURE.md (state part) for the layout).
 // Writes go into an indexed batch, which reads see, until commit writes the
 // batch and the meta key together.
 type pebbleBackend struct {

@@ -14,7 +14,7 @@ import (
 )
 
 // Benchmarks compare the Pebble and in-memory stores side by side in one
-// run; see docs/parts/state.md for figures and the command.
+// run; see docs/ARCHITECTURE.md (state part) for figures and the command.
 
 var benchKinds = []struct {
 	name     string

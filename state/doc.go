@@ -22,6 +22,6 @@
 //	...
 //	err = kv.Flush(ctx) // cache -> store -> changelog; data and offset commit together
 //
-// docs/parts/state.md describes the key layout, the commit protocol, the
+// docs/ARCHITECTURE.md (state part) describes the key layout, the commit protocol, the
 // memory budget and the tests.
 package state

@@ -17,5 +17,5 @@
 // the high watermark equals the log end offset: a machine crash may lose the
 // acknowledged tail.
 //
-// See docs/parts/storage.md for the on-disk format, lock order and data path.
+// See docs/ARCHITECTURE.md (storage part) for the on-disk format, lock order and data path.
 package storage
