@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -147,7 +148,18 @@ func decodeFrame(b []byte) (*frame, error) {
 }
 
 // encodeResponse appends the framed response (size, header, body) to dst.
+// For a Fetch response, dst is grown once to a bound of the encoded size
+// first: appending megabytes of record batches to a small buffer would
+// otherwise copy them again at every doubling.
 func encodeResponse(dst []byte, correlationID int32, resp kmsg.Response, headerV0 bool) []byte {
+	if n := encodedSizeHint(resp); n > 0 {
+		dst = slices.Grow(dst, n)
+	}
+	return appendResponse(dst, correlationID, resp, headerV0)
+}
+
+// appendResponse is encodeResponse without the size hint.
+func appendResponse(dst []byte, correlationID int32, resp kmsg.Response, headerV0 bool) []byte {
 	start := len(dst)
 	dst = append(dst, 0, 0, 0, 0)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(correlationID))
@@ -157,6 +169,36 @@ func encodeResponse(dst []byte, correlationID int32, resp kmsg.Response, headerV
 	dst = resp.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
+}
+
+// Per-element bounds of a Fetch response's encoding beyond its variable
+// parts (topic names, record batches), over every version: fixed-width
+// fields, array and bytes length prefixes (at most 5 bytes as uvarints),
+// and a little room for tagged fields.
+const (
+	fetchFrameOverhead     = 4 + 4 + 1 + 64 // size, correlation id, header tags, top-level fields
+	fetchTopicOverhead     = 5 + 16 + 5 + 8 // name length, topic id, partition count, tags
+	fetchPartitionOverhead = 4 + 2 + 8 + 8 + 8 + 5 + 4 + 5 + 64
+	fetchAbortedOverhead   = 8 + 8 + 1
+)
+
+// encodedSizeHint returns an upper bound of resp's framed encoding when that
+// is worth presizing for (a Fetch response), and 0 otherwise.
+func encodedSizeHint(resp kmsg.Response) int {
+	fr, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := fetchFrameOverhead
+	for i := range fr.Topics {
+		t := &fr.Topics[i]
+		n += fetchTopicOverhead + len(t.Topic)
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			n += fetchPartitionOverhead + len(p.AbortedTransactions)*fetchAbortedOverhead + len(p.RecordBatches)
+		}
+	}
+	return n
 }
 
 // conn serves one client connection with three goroutines, all owned by
