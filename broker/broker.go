@@ -91,6 +91,8 @@ func Open(opts Options) (*Broker, error) {
 		DefaultPartitions:  opts.DefaultPartitions,
 		Groups: group.Options{
 			InitialRebalanceDelay: opts.GroupInitialRebalanceDelay,
+			MinSessionTimeout:     opts.GroupMinSessionTimeout,
+			MaxSessionTimeout:     opts.GroupMaxSessionTimeout,
 			OffsetsRetention:      opts.OffsetsRetention,
 			OffsetsPartitions:     opts.OffsetsTopicPartitions,
 		},

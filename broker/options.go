@@ -74,6 +74,13 @@ type Options struct {
 	// rebalance so that members starting together share it. Default 3s
 	// (Kafka's group.initial.rebalance.delay.ms); negative disables it.
 	GroupInitialRebalanceDelay time.Duration
+	// GroupMinSessionTimeout and GroupMaxSessionTimeout bound the session
+	// timeout a consumer group member may ask for in JoinGroup; outside
+	// them the join is refused with INVALID_SESSION_TIMEOUT. Defaults 6s and
+	// 30m (Kafka's group.min.session.timeout.ms and
+	// group.max.session.timeout.ms).
+	GroupMinSessionTimeout time.Duration
+	GroupMaxSessionTimeout time.Duration
 	// OffsetsRetention is how long the committed offsets of a group that
 	// stays empty are kept. Default 7 days (Kafka's
 	// offsets.retention.minutes).
@@ -108,6 +115,12 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.CleanInterval == 0 {
 		o.CleanInterval = time.Minute
+	}
+	if o.GroupMinSessionTimeout == 0 {
+		o.GroupMinSessionTimeout = 6 * time.Second
+	}
+	if o.GroupMaxSessionTimeout == 0 {
+		o.GroupMaxSessionTimeout = 30 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -146,6 +159,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxFrameBytes < 1024 {
 		errs = append(errs, fmt.Errorf("broker: max frame bytes %d below 1024", o.MaxFrameBytes))
+	}
+	if o.GroupMinSessionTimeout <= 0 || o.GroupMaxSessionTimeout < o.GroupMinSessionTimeout {
+		errs = append(errs, fmt.Errorf("broker: group session timeout bounds [%v, %v]: want 0 < min <= max", o.GroupMinSessionTimeout, o.GroupMaxSessionTimeout))
 	}
 	if err := topics.CheckConfigs(o.TopicDefaults); err != nil {
 		errs = append(errs, fmt.Errorf("broker: topic defaults: %w", err))

@@ -78,6 +78,8 @@ log is synced and closed.`,
 	f.StringArrayVar(&topicCfgs, "topic-config", nil, "broker-wide default for a topic config, name=value (repeatable), e.g. retention.ms=86400000")
 	f.Int32Var(&opts.MaxFrameBytes, "max-frame-bytes", 100<<20, "largest request accepted")
 	f.DurationVar(&opts.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", 3*time.Second, "how long an empty consumer group's first rebalance waits for more members (negative: no wait)")
+	f.DurationVar(&opts.GroupMinSessionTimeout, "group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer group member may ask for")
+	f.DurationVar(&opts.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer group member may ask for")
 	f.DurationVar(&opts.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long committed offsets of a group that stays empty are kept")
 	f.Int32Var(&opts.OffsetsTopicPartitions, "offsets-topic-partitions", 50, "partitions of __consumer_offsets when it is created")
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics over HTTP on this address at /metrics, e.g. 127.0.0.1:9644 (default: off)")

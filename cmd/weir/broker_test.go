@@ -45,3 +45,23 @@ func TestBrokerConfigFile(t *testing.T) {
 		t.Fatal("unknown setting accepted")
 	}
 }
+
+func TestBrokerSessionTimeoutFlags(t *testing.T) {
+	cmd := newBrokerCmd()
+	got := map[string]string{}
+	for _, name := range []string{"group-min-session-timeout", "group-max-session-timeout"} {
+		got[name] = cmd.Flags().Lookup(name).DefValue
+	}
+	want := map[string]string{"group-min-session-timeout": "6s", "group-max-session-timeout": "30m0s"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("flag defaults (-want +got):\n%s", diff)
+	}
+	if err := cmd.Flags().Parse([]string{"--group-min-session-timeout", "500ms", "--group-max-session-timeout", "1m"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range map[string]string{"group-min-session-timeout": "500ms", "group-max-session-timeout": "1m0s"} {
+		if v := cmd.Flags().Lookup(name).Value.String(); v != w {
+			t.Errorf("--%s = %s, want %s", name, v, w)
+		}
+	}
+}
