@@ -93,12 +93,71 @@ type kvAggregate[K, V, VA any] struct {
 	add   func(K, V, VA, bool) VA
 	kv    state.KeyValueStore
 	ctx   streams.ProcessorContext[K, Change[VA]]
+	// cached is set when the store is behind the task's write-back cache:
+	// results are then forwarded by flush, once per key and commit.
+	cached bool
+	// pending keeps, per key updated since its last flush, the latest
+	// input record's key, timestamp and headers for the flushed record.
+	pending map[string]pendingRec[K]
+}
+
+// pendingRec is what an aggregation remembers of the latest input record of
+// a key whose result waits in the cache.
+type pendingRec[K any] struct {
+	key     K
+	ts      time.Time
+	headers streams.Headers
 }
 
 func (p *kvAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[K, Change[VA]]) (err error) {
 	p.ctx = ctx
-	p.kv, err = kvStore(ctx, p.store)
-	return err
+	if p.kv, err = kvStore(ctx, p.store); err != nil {
+		return err
+	}
+	p.cached = state.SetKeyValueFlushListener(p.kv, p.flushed)
+	if p.cached {
+		p.pending = map[string]pendingRec[K]{}
+	}
+	return nil
+}
+
+// flushed forwards a key's result when the cache writes it back.
+func (p *kvAggregate[K, V, VA]) flushed(kb, nb, ob []byte) error {
+	pr, ok := p.pending[string(kb)]
+	if ok {
+		delete(p.pending, string(kb))
+	} else {
+		k, err := p.ks.Deserialize(p.store, kb)
+		if err != nil {
+			return err
+		}
+		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
+	}
+	ch, err := decodeChange(p.as, p.store, nb, ob)
+	if err != nil {
+		return err
+	}
+	return p.ctx.Forward(streams.Record[K, Change[VA]]{Key: pr.key, Value: ch, Timestamp: pr.ts, Headers: pr.headers})
+}
+
+// decodeChange turns a flushed (new, old) pair of serialized values into a
+// Change; nil means absent.
+func decodeChange[VA any](as serde.Serde[VA], store string, nb, ob []byte) (Change[VA], error) {
+	var ch Change[VA]
+	var err error
+	if nb != nil {
+		if ch.New, err = as.Deserialize(store, nb); err != nil {
+			return ch, err
+		}
+		ch.HasNew = true
+	}
+	if ob != nil {
+		if ch.Old, err = as.Deserialize(store, ob); err != nil {
+			return ch, err
+		}
+		ch.HasOld = true
+	}
+	return ch, nil
 }
 
 func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
@@ -115,6 +174,12 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		agg = p.init()
 	}
 	agg = p.add(r.Key, r.Value, agg, hasOld)
+	if p.cached {
+		// NB: remember the record before the put: the put may evict this
+		// very key and call flushed at once.
+		p.pending[string(kb)] = pendingRec[K]{key: r.Key, ts: r.Timestamp, headers: r.Headers}
+		return putValue(p.kv, p.as, p.store, kb, agg)
+	}
 	if err := putValue(p.kv, p.as, p.store, kb, agg); err != nil {
 		return err
 	}
@@ -219,6 +284,15 @@ type windowAggregate[K, V, VA any] struct {
 	ws     state.WindowStore
 	ctx    streams.ProcessorContext[Windowed[K], Change[VA]]
 	starts []int64
+	// cached and pending are kvAggregate's, per key and window start.
+	cached  bool
+	pending map[windowKey]pendingRec[K]
+}
+
+// windowKey is a serialized key and a window start.
+type windowKey struct {
+	key   string
+	start int64
 }
 
 func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) error {
@@ -232,7 +306,33 @@ func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K
 		return &streams.TopologyError{Node: p.store, Problem: "store is not a window store"}
 	}
 	p.ws = ws
+	p.cached = state.SetWindowFlushListener(ws, p.flushed)
+	if p.cached {
+		p.pending = map[windowKey]pendingRec[K]{}
+	}
 	return nil
+}
+
+// flushed forwards a window's result when the cache writes it back.
+func (p *windowAggregate[K, V, VA]) flushed(kb []byte, start int64, nb, ob []byte) error {
+	wk := windowKey{key: string(kb), start: start}
+	pr, ok := p.pending[wk]
+	if ok {
+		delete(p.pending, wk)
+	} else {
+		k, err := p.ks.Deserialize(p.store, kb)
+		if err != nil {
+			return err
+		}
+		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
+	}
+	ch, err := decodeChange(p.as, p.store, nb, ob)
+	if err != nil {
+		return err
+	}
+	end := start + p.w.size.Milliseconds()
+	key := Windowed[K]{Key: pr.key, Window: Window{Start: time.UnixMilli(start), End: time.UnixMilli(end)}}
+	return p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: key, Value: ch, Timestamp: pr.ts, Headers: pr.headers})
 }
 
 func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
@@ -275,6 +375,13 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		vb, err := p.as.Serialize(p.store, agg)
 		if err != nil {
 			return err
+		}
+		if p.cached {
+			p.pending[windowKey{key: string(kb), start: start}] = pendingRec[K]{key: r.Key, ts: r.Timestamp, headers: r.Headers}
+			if err := p.ws.Put(kb, start, vb); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := p.ws.Put(kb, start, vb); err != nil {
 			return err

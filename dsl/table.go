@@ -360,19 +360,23 @@ type suppress[K, V any] struct {
 	buf       map[string]*suppressed[K, V]
 	seq       int64
 	minDue    int64
-	ctx       streams.ProcessorContext[K, Change[V]]
+	// observed is the largest timestamp of the records that reached the
+	// node. It, not the task's stream time, says what is due: an upstream
+	// aggregation behind a write-back cache forwards its latest results only
+	// when the cache flushes, so the task's stream time may already have
+	// passed a window's close while the window's last count still waits in
+	// the cache. The flush writes back in the order of the last updates, so
+	// a window's final result reaches this node before any record whose
+	// timestamp closes the window.
+	observed int64
+	ctx      streams.ProcessorContext[K, Change[V]]
 }
 
 func (p *suppress[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) error {
 	p.ctx = ctx
 	p.minDue = math.MaxInt64
-	// A stream-time punctuator releases due records as stream time moves,
-	// even when the record that moved it never reaches this node (a late
-	// record dropped upstream, or a record of another key's path).
-	_, err := ctx.Schedule(time.Millisecond, streams.StreamTime, func(ts time.Time) error {
-		return p.emitDue(ctx.StreamTime().UnixMilli())
-	})
-	return err
+	p.observed = math.MinInt64
+	return nil
 }
 
 func (p *suppress[K, V]) Process(r streams.Record[K, Change[V]]) error {
@@ -400,7 +404,10 @@ func (p *suppress[K, V]) Process(r streams.Record[K, Change[V]]) error {
 	if e.due < p.minDue {
 		p.minDue = e.due
 	}
-	return p.emitDue(p.ctx.StreamTime().UnixMilli())
+	if ts := r.Timestamp.UnixMilli(); ts > p.observed {
+		p.observed = ts
+	}
+	return p.emitDue(p.observed)
 }
 
 // emitDue forwards the buffered records due at or before now, in due time

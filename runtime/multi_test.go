@@ -126,9 +126,10 @@ func testMultiInstance(t *testing.T, c *cluster) {
 	// Scale out while orders flow.
 	f := startFlow(t, p, base, &seq)
 	// The third instance commits rarely, so that when it is killed below it
-	// has processed records past its last commit: the replay is real.
+	// has processed records past its last commit: the replay is real. Its
+	// write cache is off so that its output does not wait for its commits.
 	cDir := t.TempDir()
-	cIn := startInstance(t, c, cDir, runtime.CommitInterval(time.Minute))
+	cIn := startInstance(t, c, cDir, runtime.CommitInterval(time.Minute), runtime.NoWriteCache())
 	waitTasks(t, 6, a, b, cIn)
 	f.halt()
 	waitCounts(t, c, p.expected())

@@ -72,6 +72,12 @@ func MemoryBudget(bytes int64) Option {
 	return optFunc(func(c *config) { c.app.MemoryBudget = bytes })
 }
 
+// NoWriteCache turns the tasks' write-back caches off: aggregations then
+// forward every update downstream at once instead of each key's latest
+// value once per commit (or when the cache evicts it), and every update
+// reaches the changelog. Default: cached.
+func NoWriteCache() Option { return optFunc(func(c *config) { c.app.NoWriteCache = true }) }
+
 // DeserializationErrorHandler says what happens to an input record that a
 // source cannot deserialize.
 type DeserializationErrorHandler = app.OnDeserializationError

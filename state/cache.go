@@ -43,7 +43,7 @@ type centry struct {
 	size       int64
 	prev, next *centry
 	// dprev and dnext link the dirty entries of the namespace, in the
-	// order they became dirty. Invariant: linked iff dirty.
+	// order of their last write. Invariant: linked iff dirty.
 	dprev, dnext *centry
 }
 
@@ -126,8 +126,18 @@ func newCacheNS(c *Cache) *cacheNS {
 	return ns
 }
 
+// markDirty links en last in the dirty ring, moving it there if it was
+// dirty already: a flush writes entries back in the order of their last
+// write, so what listeners forward keeps the order the task processed.
 func (ns *cacheNS) markDirty(en *centry) {
 	if en.dirty {
+		if ns.dirty.dprev == en {
+			return
+		}
+		en.dprev.dnext, en.dnext.dprev = en.dnext, en.dprev
+		en.dprev, en.dnext = ns.dirty.dprev, &ns.dirty
+		ns.dirty.dprev.dnext = en
+		ns.dirty.dprev = en
 		return
 	}
 	en.dirty = true

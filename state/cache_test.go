@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/state"
@@ -295,5 +296,51 @@ func TestSetFlushListenerAfterWrapping(t *testing.T) {
 	defer ss.Close()
 	if !state.SetSessionFlushListener(ss, func([]byte, int64, int64, []byte, []byte) error { return nil }) {
 		t.Fatal("cached session store refused a flush listener")
+	}
+}
+
+// A flush writes back in the order of the last writes, and a window that
+// expired while cached still reaches the listener (its store drops it).
+func TestCacheFlushOrderAndExpiredWindow(t *testing.T) {
+	ctx := context.Background()
+	e := testEngine(t, nil)
+	raw, err := e.OpenWindow(ctx, state.Spec{Name: "w", Retention: time.Minute, WindowSize: time.Minute, Unlogged: true}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type wchange struct {
+		K      string
+		Start  int64
+		New    uint64
+		OldNil bool
+	}
+	var got []wchange
+	s, err := e.NewCache().Window(raw, func(k []byte, start int64, nv, ov []byte) error {
+		got = append(got, wchange{string(k), start, u64(nv), ov == nil})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put := func(k string, start int64, v uint64) {
+		t.Helper()
+		if err := s.Put([]byte(k), start, binary.BigEndian.AppendUint64(nil, v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a", 0, 1)
+	put("b", 0, 1)
+	put("a", 0, 2) // a's last write is after b's
+	put("c", 600_000, 1)
+	if err := s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []wchange{{"b", 0, 1, true}, {"a", 0, 2, true}, {"c", 600_000, 1, true}}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("(-want +got):\n%s", d)
+	}
+	if v, err := s.Get([]byte("a"), 0); err != nil || v != nil {
+		t.Fatalf("expired window a@0 = %v, %v; want gone", v, err)
 	}
 }

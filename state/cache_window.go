@@ -57,10 +57,15 @@ func (w *cachedWindow) write(en *centry) error {
 		return corruptKey(w.Name(), en.key, err)
 	}
 	if start < w.under.tb.cutoff(w.under.m.observed) {
-		// Expired while cached: the store would ignore it; so does
-		// downstream.
+		// Expired while cached: the store would ignore it, but the
+		// listener still hears of the window's last value: it may be a
+		// window's final result (one commit interval can span more event
+		// time than the retention). Its old value is gone with the window.
 		w.expired++
-		return nil
+		if w.listener == nil || en.value == nil {
+			return nil
+		}
+		return w.listener(key, start, en.value, nil)
 	}
 	var old []byte
 	if w.listener != nil {

@@ -320,8 +320,12 @@ func (t *Task) CommitNeeded() bool { return t.dirty || t.commitRequested }
 func (t *Task) CommitRequested() bool { return t.commitRequested }
 
 // Commit flushes the task's stores (their caches, so that aggregations
-// forward, and their changelogs). The owner then flushes its producer and
-// commits Offsets.
+// forward, and their changelogs). Records forwarded by a flush go through
+// the rest of the graph (sinks, repartition topics) before Commit returns;
+// stores are flushed in the order the nodes opened them, upstream first, so
+// a store written by what an upstream flush forwarded is flushed after it.
+// The owner then flushes its producer and commits Offsets: the output of
+// every update precedes the commit of the input that caused it.
 func (t *Task) Commit(ctx context.Context) error {
 	for _, name := range t.storeOrder {
 		if spec, _ := t.topo.Store(name); spec.Global && t.id.Partition >= 0 {

@@ -60,7 +60,10 @@ func DiscardRecords() Option { return func(c *config) { c.discard = true } }
 func MapStores() Option { return func(c *config) { c.mapStores = true } }
 
 // CommitEvery commits the tasks (flushing their stores) after every n piped
-// records instead of after each one. Default 1.
+// records instead of after each one. Default 1: every update of a cached
+// aggregation reaches downstream. With n > 1 the write-back cache keeps
+// only each key's latest result between commits, as in production; call
+// Driver.Commit to flush the rest.
 func CommitEvery(n int) Option { return func(c *config) { c.commitEvery = n } }
 
 type rec struct {
@@ -133,6 +136,9 @@ func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 	c := config{appID: "streamstest", partitions: map[string]int{}, defParts: 1, start: time.Unix(0, 0), commitEvery: 1}
 	for _, o := range opts {
 		o(&c)
+	}
+	if c.commitEvery < 1 {
+		return nil, fmt.Errorf("streamstest: CommitEvery(%d): want n >= 1", c.commitEvery)
 	}
 	d := &Driver{topo: topo, cfg: c, clock: &clock{now: c.start}, topics: map[string]*topic{},
 		readers: map[string][]*exec.Task{}, stores: map[storeKey]state.Store{},
@@ -399,15 +405,28 @@ func (d *Driver) run() error {
 	}
 }
 
+// commit commits every task that needs it. A commit flushes the write-back
+// caches, so aggregations forward then: what they send to other tasks
+// (through repartition topics) is processed and committed in turn, until
+// nothing is left, as the runtime would before its next commit.
 func (d *Driver) commit() error {
-	for _, t := range append(slices.Clone(d.global), d.tasks...) {
-		if t.CommitNeeded() {
-			if err := t.Commit(context.Background()); err != nil {
-				return err
+	for {
+		committed := false
+		for _, t := range append(slices.Clone(d.global), d.tasks...) {
+			if t.CommitNeeded() {
+				if err := t.Commit(context.Background()); err != nil {
+					return err
+				}
+				committed = true
 			}
 		}
+		if !committed {
+			return nil
+		}
+		if err := d.run(); err != nil {
+			return err
+		}
 	}
-	return nil
 }
 
 // pipeRaw appends a serialized record to an input topic and processes
@@ -425,6 +444,20 @@ func (d *Driver) pipeRaw(r *streams.RawRecord) error {
 		return d.commit()
 	}
 	return nil
+}
+
+// Commit commits every task now, as the runtime does each commit interval:
+// caches are flushed, so cached aggregations forward their latest result
+// per key, and what that causes downstream is processed. With the default
+// CommitEvery(1) the driver commits after each piped record anyway.
+func (d *Driver) Commit() {
+	d.tb.Helper()
+	if d.closed {
+		d.fail(errors.New("driver closed"))
+	}
+	if err := d.commit(); err != nil {
+		d.fail(err)
+	}
 }
 
 // AdvanceWallClock moves the driver's wall clock by dt and fires the

@@ -47,6 +47,10 @@ type Options struct {
 	// MemoryBudget bounds the state memory, in bytes. Default: the state
 	// package's default.
 	MemoryBudget int64
+	// NoWriteCache opens stores without the task's write-back cache, so
+	// aggregations forward every update instead of each key's latest value
+	// per commit. Default false (cached).
+	NoWriteCache bool
 	// OnDeserializationError is the handler for records that fail to
 	// deserialize. Default DeserializationFail.
 	OnDeserializationError OnDeserializationError

@@ -90,7 +90,8 @@ func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Stor
 	if !sp.Unlogged && topic != "" {
 		w = client.NewChangelogWriter(a.cl, topic, part, p.t.inflight)
 	}
-	if p.t.cache == nil && !sp.Uncached {
+	cached := !sp.Uncached && !a.opts.NoWriteCache
+	if p.t.cache == nil && cached {
 		p.t.cache = a.eng.NewCache()
 	}
 	var (
@@ -100,19 +101,19 @@ func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Stor
 	switch sp.Kind {
 	case state.KindKeyValue:
 		var kv state.KeyValueStore
-		if kv, err = a.eng.OpenKeyValue(p.ctx, sp, part, w); err == nil && !sp.Uncached {
+		if kv, err = a.eng.OpenKeyValue(p.ctx, sp, part, w); err == nil && cached {
 			kv, err = p.t.cache.KeyValue(kv, nil)
 		}
 		s = kv
 	case state.KindWindow:
 		var ws state.WindowStore
-		if ws, err = a.eng.OpenWindow(p.ctx, sp, part, w); err == nil && !sp.Uncached {
+		if ws, err = a.eng.OpenWindow(p.ctx, sp, part, w); err == nil && cached {
 			ws, err = p.t.cache.Window(ws, nil)
 		}
 		s = ws
 	case state.KindSession:
 		var ss state.SessionStore
-		if ss, err = a.eng.OpenSession(p.ctx, sp, part, w); err == nil && !sp.Uncached {
+		if ss, err = a.eng.OpenSession(p.ctx, sp, part, w); err == nil && cached {
 			ss, err = p.t.cache.Session(ss, nil)
 		}
 		s = ss
