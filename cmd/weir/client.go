@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -51,6 +52,21 @@ func (f *clientFlags) brokerList() []string {
 func (f *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{kgo.SeedBrokers(f.brokerList()...), kgo.ClientID("weir-cli")}
 	return kgo.NewClient(append(base, opts...)...)
+}
+
+// admin runs f with an admin client for the resolved brokers and a context
+// bounded by --timeout and ended by Ctrl-C.
+func (f *clientFlags) admin(c *cobra.Command, fn func(ctx context.Context, adm *kadm.Client) error) error {
+	ctx, stop := signalContext(c)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	cl, err := f.newClient()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return fn(ctx, kadm.NewClient(cl))
 }
 
 // signalContext is cmd's context, ended by SIGINT or SIGTERM so that commands

@@ -30,18 +30,7 @@ func newGroupCmd() *cobra.Command {
 	}
 	cf.register(cmd)
 	cmd.PersistentFlags().BoolVar(&out.JSON, "json", false, "print JSON for scripts instead of text")
-	run := func(c *cobra.Command, f func(ctx context.Context, adm *kadm.Client) error) error {
-		ctx, stop := signalContext(c)
-		defer stop()
-		ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-		defer cancel()
-		cl, err := cf.newClient()
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		return f(ctx, kadm.NewClient(cl))
-	}
+	run := cf.admin
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",

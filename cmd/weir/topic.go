@@ -21,20 +21,7 @@ func newTopicCmd() *cobra.Command {
 	cf.register(cmd)
 	cmd.PersistentFlags().BoolVar(&out.JSON, "json", false, "print JSON for scripts instead of text")
 
-	// run gives each subcommand an admin client and a context bounded by
-	// --timeout and ended by Ctrl-C.
-	run := func(c *cobra.Command, f func(ctx context.Context, adm *kadm.Client) error) error {
-		ctx, stop := signalContext(c)
-		defer stop()
-		ctx, cancel := context.WithTimeout(ctx, cf.timeout)
-		defer cancel()
-		cl, err := cf.newClient()
-		if err != nil {
-			return err
-		}
-		defer cl.Close()
-		return f(ctx, kadm.NewClient(cl))
-	}
+	run := cf.admin
 
 	var create cli.CreateTopicsRequest
 	var createConfigs []string
