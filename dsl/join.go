@@ -461,28 +461,7 @@ func (g GlobalKTable[K, V]) StoreName() string { return g.store }
 // GlobalTable reads topic into a global table (store named by StoreName,
 // default "<topic>-global-store").
 func GlobalTable[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Opt) GlobalKTable[K, V] {
-	c := config(opts)
-	src := b.name(c.name, "global-source")
-	node := src + "-materialize"
-	store := c.storeName
-	if store == "" {
-		store = topic + "-global-store"
-	}
-	b.add(func(t *streams.Topology) {
-		ks, vs := resolve(b, keySerde), resolve(b, valueSerde)
-		var ns serde.Serde[Nullable[V]]
-		if vs != nil {
-			ns = NullableSerde(vs)
-		}
-		streams.AddSource(t, src, ks, ns, []string{topic}, c.sourceOpts()...)
-		streams.AddProcessor(t, node, func() streams.Processor[K, Nullable[V], K, Change[V]] {
-			return &tableSource[K, V]{store: store, ks: ks, vs: vs}
-		}, src)
-		spec := kvSpec(store, c)
-		spec.SourceTopic = topic
-		spec.Global = true
-		t.AddStore(spec, node)
-	})
+	_, store := addTableSource(b, topic, keySerde, valueSerde, config(opts), true)
 	return GlobalKTable[K, V]{b: b, ks: keySerde, vs: valueSerde, store: store}
 }
 

@@ -48,12 +48,24 @@ func storeNameFor(c opConfig, node string) string {
 // with a nil value delete their key), materialized in a key-value store
 // named by StoreName (default "<topic>-store").
 func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Opt) KTable[K, V] {
-	c := config(opts)
-	src := b.name(c.name, "table-source")
-	node := src + "-materialize"
-	store := c.storeName
+	node, store := addTableSource(b, topic, keySerde, valueSerde, config(opts), false)
+	return KTable[K, V]{b: b, node: node, ks: keySerde, vs: valueSerde, store: store, topics: []string{topic}}
+}
+
+// addTableSource adds a source of topic and the processor materializing it
+// into a key-value store whose changelog is the topic itself; global marks
+// the store as held whole by every instance. It returns the materializing
+// node and the store name (default "<topic>-store" or "<topic>-global-store").
+func addTableSource[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], c opConfig, global bool) (node, store string) {
+	kind, suffix := "table-source", "-store"
+	if global {
+		kind, suffix = "global-source", "-global-store"
+	}
+	src := b.name(c.name, kind)
+	node = src + "-materialize"
+	store = c.storeName
 	if store == "" {
-		store = topic + "-store"
+		store = topic + suffix
 	}
 	b.add(func(t *streams.Topology) {
 		ks, vs := resolve(b, keySerde), resolve(b, valueSerde)
@@ -67,9 +79,10 @@ func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSer
 		}, src)
 		spec := kvSpec(store, c)
 		spec.SourceTopic = topic
+		spec.Global = global
 		t.AddStore(spec, node)
 	})
-	return KTable[K, V]{b: b, node: node, ks: keySerde, vs: valueSerde, store: store, topics: []string{topic}}
+	return node, store
 }
 
 type tableSource[K, V any] struct {
