@@ -727,11 +727,34 @@ func (a *App) commitLocked(ts []*task) error {
 		cerr = commitError(resp, err)
 	})
 	if cerr != nil {
-		return fmt.Errorf("runtime: commit offsets: %w", cerr)
+		if !transientCommitError(cerr) {
+			return fmt.Errorf("runtime: commit offsets: %w", cerr)
+		}
+		a.m.commitFailures.Inc()
+		a.log.Warn("offset commit failed; retrying at the next commit", "err", cerr)
+		return nil
 	}
 	a.m.commits.Inc()
 	a.m.commitTime.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// transientCommitError reports whether a failed offset commit is left to
+// the next commit instead of stopping the instance: the coordinator is
+// unreachable (a broker restart) or moving, or the group rebalances or no
+// longer knows this member (franz-go rejoins; tasks this instance loses
+// are closed by onLost). Nothing is lost: the committed offsets stay where
+// the last commit put them, and whoever runs a task next processes the
+// records after them again (at-least-once); the stores and output were
+// flushed before the offsets were sent.
+func transientCommitError(err error) bool {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return true // network errors, timeouts
+	}
+	return ke.Retriable || errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.FencedInstanceID) ||
+		errors.Is(err, kerr.StaleMemberEpoch)
 }
 
 // shutdown commits and leaves the group (the revoke callback commits and
