@@ -47,6 +47,9 @@ type App struct {
 	cl    *kgo.Client
 	eng   *state.Engine
 	plan  *client.Plan
+	// balancer is the group balancer; standby is nil without standbys.
+	balancer *assign.Balancer
+	standby  *standbys
 	// runCtx bounds produce calls; canceled when Run returns.
 	runCtx context.Context
 	// clientCtx is the group client's context; canceling it makes the
@@ -189,6 +192,9 @@ func (a *App) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: open state: %w", err)
 	}
+	if err := a.startStandbys(); err != nil {
+		return err
+	}
 	layout := assign.Layout{Topics: map[string]int{}}
 	var topics []string
 	for tp, st := range a.plan.Sources {
@@ -196,6 +202,7 @@ func (a *App) setup(ctx context.Context) error {
 		topics = append(topics, tp)
 	}
 	sort.Strings(topics)
+	a.balancer = assign.NewBalancer(layout, a.opts.Standbys, a.localTasks)
 	clientCtx, cancel := context.WithCancel(context.Background())
 	a.clientCancel = cancel
 	opts := append(a.clientOpts(),
@@ -203,7 +210,7 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.ClientID(a.opts.ApplicationID),
 		kgo.ConsumerGroup(a.opts.ApplicationID),
 		kgo.ConsumeTopics(topics...),
-		kgo.Balancers(assign.NewBalancer(layout, a.opts.Standbys, nil)),
+		kgo.Balancers(a.balancer),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.SessionTimeout(a.opts.SessionTimeout),
@@ -740,6 +747,7 @@ func (a *App) closeClients() {
 	if a.cl != nil {
 		a.cl.Close()
 	}
+	a.closeStandbys()
 	if a.admCl != nil {
 		a.admCl.Close()
 	}
