@@ -69,10 +69,20 @@ type pebbleBackend struct {
 	batchIters int
 	kbuf       []byte
 	kbuf2      []byte
+	// onCorrupt is told of every corruption error a read returns.
+	onCorrupt func(error)
 }
 
-func newPebbleBackend(db *pebble.DB, sst *sstEnv, id uint32, noSync bool) *pebbleBackend {
-	p := &pebbleBackend{db: db, sst: sst, id: id, prefix: dataKeyPrefix(id), wo: pebble.Sync}
+// readErr passes err through, telling onCorrupt if it is a corruption.
+func (p *pebbleBackend) readErr(err error) error {
+	if err != nil && pebble.IsCorruptionError(err) {
+		p.onCorrupt(err)
+	}
+	return err
+}
+
+func newPebbleBackend(db *pebble.DB, sst *sstEnv, id uint32, noSync bool, onCorrupt func(error)) *pebbleBackend {
+	p := &pebbleBackend{db: db, sst: sst, id: id, prefix: dataKeyPrefix(id), wo: pebble.Sync, onCorrupt: onCorrupt}
 	p.metaKey = p.prefix
 	if noSync {
 		p.wo = pebble.NoSync
@@ -121,7 +131,7 @@ func (p *pebbleBackend) get(key []byte) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state: pebble get: %w", err)
+		return nil, fmt.Errorf("state: pebble get: %w", p.readErr(err))
 	}
 	out := append(make([]byte, 0, len(v)), v...)
 	return out, c.Close()
@@ -183,9 +193,9 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 		it, err = p.db.NewIter(o)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state: pebble iterator: %w", err)
+		return nil, fmt.Errorf("state: pebble iterator: %w", p.readErr(err))
 	}
-	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse}
+	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse, readErr: p.readErr}
 	if owner != nil {
 		owner.batchIters++
 		pi.owner = owner
@@ -245,7 +255,7 @@ func (p *pebbleBackend) loadMeta() (meta, error) {
 		return zeroMeta, nil
 	}
 	if err != nil {
-		return meta{}, fmt.Errorf("state: pebble get checkpoint: %w", err)
+		return meta{}, fmt.Errorf("state: pebble get checkpoint: %w", p.readErr(err))
 	}
 	defer c.Close()
 	return decodeMeta(v)
@@ -317,6 +327,7 @@ type pebbleIter struct {
 	valid   bool
 	closed  bool
 	cerr    error
+	readErr func(error) error
 }
 
 func (i *pebbleIter) next() bool {
@@ -354,13 +365,13 @@ func (i *pebbleIter) err() error {
 	if i.closed {
 		return i.cerr
 	}
-	return i.it.Error()
+	return i.readErr(i.it.Error())
 }
 
 func (i *pebbleIter) close() error {
 	if !i.closed {
 		i.closed = true
-		i.cerr = i.it.Close()
+		i.cerr = i.readErr(i.it.Close())
 		if i.owner != nil {
 			// A batch released while this iterator read it was left to
 			// the garbage collector (see release).
