@@ -203,16 +203,55 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 	return pi, nil
 }
 
+// exactCountLimit is how many keys count scans before it turns to Pebble's
+// table statistics.
+const exactCountLimit = 1_000
+
+// count is exact up to exactCountLimit keys (a bounded scan, which sees
+// uncommitted writes too). Past that it is estimated from the properties of
+// the SSTables that overlap the store's range, each prorated by the share
+// of its bytes inside the range: overwritten keys not yet compacted away
+// count more than once, and data still only in a memtable does not count;
+// the result is at least exactCountLimit+1.
 func (p *pebbleBackend) count() (int64, error) {
 	it, err := p.iter(nil, nil, false)
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	for it.next() {
+	for n <= exactCountLimit && it.next() {
 		n++
 	}
-	return n, it.close()
+	if err := it.close(); err != nil {
+		return 0, err
+	}
+	if n <= exactCountLimit {
+		return n, nil
+	}
+	est, err := p.estimateCount()
+	if err != nil {
+		return 0, err
+	}
+	return max(est, n), nil
+}
+
+func (p *pebbleBackend) estimateCount() (int64, error) {
+	lo := p.lowerKey(nil, nil)
+	levels, err := p.db.SSTables(pebble.WithKeyRangeFilter(lo, p.end), pebble.WithProperties(), pebble.WithApproximateSpanBytes())
+	if err != nil {
+		return 0, fmt.Errorf("state: pebble table statistics: %w", p.readErr(err))
+	}
+	var est float64
+	for _, tables := range levels {
+		for _, t := range tables {
+			if t.Properties == nil || t.Size == 0 || t.Properties.NumEntries <= t.Properties.NumDeletions {
+				continue
+			}
+			frac := min(float64(t.ApproximateSpanBytes)/float64(t.Size), 1)
+			est += float64(t.Properties.NumEntries-t.Properties.NumDeletions) * frac
+		}
+	}
+	return int64(est), nil
 }
 
 func (p *pebbleBackend) pending() int {

@@ -405,3 +405,38 @@ func (quietPebble) Errorf(string, ...interface{}) {}
 func (quietPebble) Fatalf(format string, args ...interface{}) {
 	panic(fmt.Sprintf(format, args...))
 }
+
+// BenchmarkApproximateCount counts a Pebble store of 100,000 keys (flushed
+// to SSTables): ApproximateCount against a full scan in the same run.
+func BenchmarkApproximateCount(b *testing.B) {
+	e := benchEngine(b)
+	s := benchKV(b, e, false)
+	preload(b, s)
+	if err := state.FlushMemtablesForTest(e); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("approximate", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			if n, err := s.ApproximateCount(); err != nil || n < benchKeys/2 {
+				b.Fatalf("count %d %v", n, err)
+			}
+		}
+	})
+	b.Run("full-scan-peer", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			it, err := s.All(false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n := 0
+			for it.Next() {
+				n++
+			}
+			if err := it.Close(); err != nil || n != benchKeys {
+				b.Fatalf("scan %d %v", n, err)
+			}
+		}
+	})
+}
