@@ -69,10 +69,20 @@ type pebbleBackend struct {
 	batchIters int
 	kbuf       []byte
 	kbuf2      []byte
+	// onCorrupt is told of every corruption error a read returns.
+	onCorrupt func(error)
 }
 
-func newPebbleBackend(db *pebble.DB, sst *sstEnv, id uint32, noSync bool) *pebbleBackend {
-	p := &pebbleBackend{db: db, sst: sst, id: id, prefix: dataKeyPrefix(id), wo: pebble.Sync}
+// readErr passes err through, telling onCorrupt if it is a corruption.
+func (p *pebbleBackend) readErr(err error) error {
+	if err != nil && pebble.IsCorruptionError(err) {
+		p.onCorrupt(err)
+	}
+	return err
+}
+
+func newPebbleBackend(db *pebble.DB, sst *sstEnv, id uint32, noSync bool, onCorrupt func(error)) *pebbleBackend {
+	p := &pebbleBackend{db: db, sst: sst, id: id, prefix: dataKeyPrefix(id), wo: pebble.Sync, onCorrupt: onCorrupt}
 	p.metaKey = p.prefix
 	if noSync {
 		p.wo = pebble.NoSync
@@ -121,7 +131,7 @@ func (p *pebbleBackend) get(key []byte) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state: pebble get: %w", err)
+		return nil, fmt.Errorf("state: pebble get: %w", p.readErr(err))
 	}
 	out := append(make([]byte, 0, len(v)), v...)
 	return out, c.Close()
@@ -183,9 +193,9 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 		it, err = p.db.NewIter(o)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state: pebble iterator: %w", err)
+		return nil, fmt.Errorf("state: pebble iterator: %w", p.readErr(err))
 	}
-	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse}
+	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse, readErr: p.readErr}
 	if owner != nil {
 		owner.batchIters++
 		pi.owner = owner
@@ -193,16 +203,55 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 	return pi, nil
 }
 
+// exactCountLimit is how many keys count scans before it turns to Pebble's
+// table statistics.
+const exactCountLimit = 1_000
+
+// count is exact up to exactCountLimit keys (a bounded scan, which sees
+// uncommitted writes too). Past that it is estimated from the properties of
+// the SSTables that overlap the store's range, each prorated by the share
+// of its bytes inside the range: overwritten keys not yet compacted away
+// count more than once, and data still only in a memtable does not count;
+// the result is at least exactCountLimit+1.
 func (p *pebbleBackend) count() (int64, error) {
 	it, err := p.iter(nil, nil, false)
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	for it.next() {
+	for n <= exactCountLimit && it.next() {
 		n++
 	}
-	return n, it.close()
+	if err := it.close(); err != nil {
+		return 0, err
+	}
+	if n <= exactCountLimit {
+		return n, nil
+	}
+	est, err := p.estimateCount()
+	if err != nil {
+		return 0, err
+	}
+	return max(est, n), nil
+}
+
+func (p *pebbleBackend) estimateCount() (int64, error) {
+	lo := p.lowerKey(nil, nil)
+	levels, err := p.db.SSTables(pebble.WithKeyRangeFilter(lo, p.end), pebble.WithProperties(), pebble.WithApproximateSpanBytes())
+	if err != nil {
+		return 0, fmt.Errorf("state: pebble table statistics: %w", p.readErr(err))
+	}
+	var est float64
+	for _, tables := range levels {
+		for _, t := range tables {
+			if t.Properties == nil || t.Size == 0 || t.Properties.NumEntries <= t.Properties.NumDeletions {
+				continue
+			}
+			frac := min(float64(t.ApproximateSpanBytes)/float64(t.Size), 1)
+			est += float64(t.Properties.NumEntries-t.Properties.NumDeletions) * frac
+		}
+	}
+	return int64(est), nil
 }
 
 func (p *pebbleBackend) pending() int {
@@ -245,7 +294,7 @@ func (p *pebbleBackend) loadMeta() (meta, error) {
 		return zeroMeta, nil
 	}
 	if err != nil {
-		return meta{}, fmt.Errorf("state: pebble get checkpoint: %w", err)
+		return meta{}, fmt.Errorf("state: pebble get checkpoint: %w", p.readErr(err))
 	}
 	defer c.Close()
 	return decodeMeta(v)
@@ -317,6 +366,7 @@ type pebbleIter struct {
 	valid   bool
 	closed  bool
 	cerr    error
+	readErr func(error) error
 }
 
 func (i *pebbleIter) next() bool {
@@ -354,13 +404,13 @@ func (i *pebbleIter) err() error {
 	if i.closed {
 		return i.cerr
 	}
-	return i.it.Error()
+	return i.readErr(i.it.Error())
 }
 
 func (i *pebbleIter) close() error {
 	if !i.closed {
 		i.closed = true
-		i.cerr = i.it.Close()
+		i.cerr = i.readErr(i.it.Close())
 		if i.owner != nil {
 			// A batch released while this iterator read it was left to
 			// the garbage collector (see release).
