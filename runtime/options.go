@@ -128,6 +128,18 @@ func MaxBufferedPerPartition(n int) Option {
 	return optFunc(func(c *config) { c.app.MaxBufferedPerPartition = n })
 }
 
+// MaxTaskIdle bounds how long a task reading several input partitions (a
+// join, a merge) waits for one of them that may hold earlier records (its
+// lag is unknown, or records are on the broker but not fetched yet) while
+// others have records buffered. A task processes in timestamp order only
+// while every input partition has records buffered or is known to be at
+// its end; after waiting d it processes without the missing partition
+// (counted in weir_enforced_processing_total), and that partition's records
+// may then arrive late. Negative: never wait. Default 10s.
+func MaxTaskIdle(d time.Duration) Option {
+	return optFunc(func(c *config) { c.app.MaxTaskIdle = d })
+}
+
 // ReplicationFactor of the internal topics the application creates.
 // Default -1: the broker's default.
 func ReplicationFactor(n int16) Option {

@@ -1,18 +1,58 @@
 package state
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
+
+// sstEnv is what restores need to build SSTables for ingestion: a
+// directory on the database's filesystem and the writer options the
+// database accepts.
+type sstEnv struct {
+	fs    vfs.FS
+	dir   string
+	wopts sstable.WriterOptions
+	// seq numbers the files, so concurrent restores never collide.
+	seq atomic.Uint64
+	// chunkBytes is what a restore buffers between commits.
+	chunkBytes int
+	// chunks recycles restore buffers between restores.
+	chunks sync.Pool
+}
+
+func (s *sstEnv) getChunk() *restoreChunk {
+	if c, ok := s.chunks.Get().(*restoreChunk); ok {
+		return c
+	}
+	// Room for a full chunk and one more changelog batch, so the buffers
+	// seldom regrow; entries are sized for ~100-byte records.
+	n := s.chunkBytes + s.chunkBytes/4
+	return &restoreChunk{arena: make([]byte, 0, n), ents: make([]chunkEnt, 0, n/128)}
+}
+
+func (s *sstEnv) putChunk(c *restoreChunk) {
+	c.reset()
+	s.chunks.Put(c)
+}
 
 // pebbleBackend keeps one store in the engine's shared Pebble database,
 // under its own key prefix (see docs/ARCHITECTURE.md (state part) for the layout).
 // Writes go into an indexed batch, which reads see, until commit writes the
-// batch and the meta key together.
+// batch and the meta key together. The meta key is the bare prefix (an
+// empty user key, which no store writes), so a store's data and meta form
+// one key range. During a restore (bulk mode) writes go to a restoreChunk
+// instead, which commit ingests as one SSTable (see restore_sst.go).
 type pebbleBackend struct {
-	db *pebble.DB
+	db  *pebble.DB
+	id  uint32
+	sst *sstEnv
 	// wo is the write option of commits: pebble.Sync unless Options.NoSync.
 	wo      *pebble.WriteOptions
 	prefix  []byte // dataPrefix + store id
@@ -20,8 +60,9 @@ type pebbleBackend struct {
 	metaKey []byte
 	// b holds the writes since the last commit; nil when there are none.
 	b *pebble.Batch
-	// bulkMode: b is unindexed (restore), no reads until commit.
+	// bulkMode: writes go to chunk (restore), no reads until commit.
 	bulkMode bool
+	chunk    *restoreChunk
 	// batchIters counts open iterators reading b. While there are any, b is
 	// never closed (Pebble would recycle its memory under them): a commit
 	// or discard then leaves the old batch to the garbage collector.
@@ -30,8 +71,9 @@ type pebbleBackend struct {
 	kbuf2      []byte
 }
 
-func newPebbleBackend(db *pebble.DB, id uint32, noSync bool) *pebbleBackend {
-	p := &pebbleBackend{db: db, prefix: dataKeyPrefix(id), metaKey: metaKeyOf(id), wo: pebble.Sync}
+func newPebbleBackend(db *pebble.DB, sst *sstEnv, id uint32, noSync bool) *pebbleBackend {
+	p := &pebbleBackend{db: db, sst: sst, id: id, prefix: dataKeyPrefix(id), wo: pebble.Sync}
+	p.metaKey = p.prefix
 	if noSync {
 		p.wo = pebble.NoSync
 	}
@@ -44,14 +86,19 @@ func (p *pebbleBackend) full(key []byte) []byte {
 	return p.kbuf
 }
 
+// lowerKey returns the full key of a lower bound: the first data key when
+// lower is empty, so the meta key (the bare prefix) is never included.
+func (p *pebbleBackend) lowerKey(dst, lower []byte) []byte {
+	dst = append(append(dst[:0], p.prefix...), lower...)
+	if len(lower) == 0 {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
 func (p *pebbleBackend) batch() *pebble.Batch {
 	if p.b == nil {
-		if p.bulkMode {
-			// Sized for a restore's commit interval, so it never regrows.
-			p.b = p.db.NewBatchWithSize(restoreCommitBytes + restoreCommitBytes/8)
-		} else {
-			p.b = p.db.NewIndexedBatch()
-		}
+		p.b = p.db.NewIndexedBatch()
 	}
 	return p.b
 }
@@ -81,15 +128,30 @@ func (p *pebbleBackend) get(key []byte) ([]byte, error) {
 }
 
 func (p *pebbleBackend) set(key, value []byte) error {
+	if p.bulkMode {
+		p.chunk.set(key, value)
+		return nil
+	}
 	return p.batch().Set(p.full(key), value, nil)
 }
 
 func (p *pebbleBackend) del(key []byte) error {
+	if p.bulkMode {
+		p.chunk.set(key, nil)
+		return nil
+	}
 	return p.batch().Delete(p.full(key), nil)
 }
 
 func (p *pebbleBackend) delRange(from, to []byte) error {
-	lo := append(append(p.kbuf2[:0], p.prefix...), from...)
+	if p.bulkMode {
+		if len(from) == 0 {
+			from = []byte{0}
+		}
+		p.chunk.delRange(from, to)
+		return nil
+	}
+	lo := p.lowerKey(p.kbuf2, from)
 	p.kbuf2 = lo
 	hi := p.end
 	if to != nil {
@@ -103,7 +165,7 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 		return nil, errors.New("state: internal error: read during restore")
 	}
 	o := &pebble.IterOptions{
-		LowerBound: append(append([]byte(nil), p.prefix...), lower...),
+		LowerBound: p.lowerKey(nil, lower),
 		UpperBound: p.end,
 	}
 	if upper != nil {
@@ -144,6 +206,9 @@ func (p *pebbleBackend) count() (int64, error) {
 }
 
 func (p *pebbleBackend) pending() int {
+	if p.bulkMode {
+		return p.chunk.size()
+	}
 	if p.b == nil {
 		return 0
 	}
@@ -151,6 +216,13 @@ func (p *pebbleBackend) pending() int {
 }
 
 func (p *pebbleBackend) commit(m meta) error {
+	if p.bulkMode {
+		p.bulkMode = false
+		if !p.chunk.empty() {
+			// An ingest is durable when it returns; so is its checkpoint.
+			return p.ingestChunk(context.Background(), m)
+		}
+	}
 	b := p.batch()
 	if err := b.Set(p.metaKey, m.encode(), nil); err != nil {
 		return err
@@ -159,13 +231,8 @@ func (p *pebbleBackend) commit(m meta) error {
 	// any crash the data and its checkpoint agree. Syncing (the default)
 	// keeps the checkpoint through a machine crash too, so that only the
 	// changelog's tail is replayed; concurrent commits share one fsync.
-	wo := p.wo
-	if p.bulkMode {
-		wo = pebble.NoSync // a restore's intermediate commits
-	}
-	err := b.Commit(wo)
+	err := b.Commit(p.wo)
 	p.release()
-	p.bulkMode = false
 	if err != nil {
 		return fmt.Errorf("state: pebble commit: %w", err)
 	}
@@ -188,10 +255,8 @@ func (p *pebbleBackend) wipe() error {
 	p.discard()
 	b := p.db.NewBatch()
 	defer b.Close()
+	// The range holds the meta key (the bare prefix) too.
 	if err := b.DeleteRange(p.prefix, p.end, nil); err != nil {
-		return err
-	}
-	if err := b.Delete(p.metaKey, nil); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
@@ -203,6 +268,9 @@ func (p *pebbleBackend) wipe() error {
 func (p *pebbleBackend) discard() {
 	p.release()
 	p.bulkMode = false
+	if p.chunk != nil {
+		p.chunk.reset()
+	}
 }
 
 // release lets go of the current batch, closing it unless iterators still
@@ -220,10 +288,22 @@ func (p *pebbleBackend) release() {
 func (p *pebbleBackend) bulk() {
 	p.discard()
 	p.bulkMode = true
+	if p.chunk == nil {
+		p.chunk = p.sst.getChunk()
+	}
+}
+
+// endBulk leaves bulk mode and gives the chunk back.
+func (p *pebbleBackend) endBulk() {
+	p.discard()
+	if p.chunk != nil {
+		p.sst.putChunk(p.chunk)
+		p.chunk = nil
+	}
 }
 
 func (p *pebbleBackend) close() error {
-	p.discard()
+	p.endBulk()
 	return nil
 }
 

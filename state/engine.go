@@ -79,6 +79,9 @@ type budget struct {
 	writeCache int64 // all tasks' write-back caches together
 	readCache  int64 // the shared ristretto cache
 	batches    int64 // uncommitted batches of all stores together
+	// restoreChunk is what one restore buffers between commits, out of
+	// the batches' share: half of it, within [4 MiB, 16 MiB].
+	restoreChunk int64
 }
 
 func budgetSplit(total int64) budget {
@@ -90,6 +93,7 @@ func budgetSplit(total int64) budget {
 		readCache:  total * 5 / 100,
 		batches:    total * 10 / 100,
 	}
+	b.restoreChunk = min(max(b.batches/2, 4<<20), 16<<20)
 	return b
 }
 
@@ -97,8 +101,11 @@ func budgetSplit(total int64) budget {
 //
 //	0x00 'c' partition(4) name  -> store id(4) kind(1)   catalog
 //	0x00 'n'                    -> next store id(4)
-//	0x00 'm' id(4)              -> meta of store id (checkpoint, stream time)
-//	0x01 id(4) ...              -> data of store id
+//	0x01 id(4)                  -> meta of store id (checkpoint, stream time)
+//	0x01 id(4) key...           -> data of store id (keys are never empty)
+//
+// The meta key is the store's bare data prefix, so a restore can write a
+// store's data and checkpoint as one SSTable within the store's own range.
 const (
 	sysPrefix  = 0x00
 	dataPrefix = 0x01
@@ -106,10 +113,6 @@ const (
 
 func dataKeyPrefix(id uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{dataPrefix}, id)
-}
-
-func metaKeyOf(id uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{sysPrefix, 'm'}, id)
 }
 
 func catalogKey(name string, partition int32) []byte {
@@ -124,10 +127,13 @@ var nextIDKey = []byte{sysPrefix, 'n'}
 // key prefix), the in-memory stores, and the memory budget they share. It is
 // safe for concurrent use; the stores it opens are not (see Store).
 type Engine struct {
-	opts   Options
-	split  budget
-	db     *pebble.DB
-	cache  *pebble.Cache
+	opts  Options
+	split budget
+	db    *pebble.DB
+	cache *pebble.Cache
+	popts *pebble.Options
+	// sst is where restores build the SSTables they ingest.
+	sst    *sstEnv
 	rcache *ristretto.Cache[string, []byte]
 
 	// cacheUsed is the bytes held by every write-back cache together.
@@ -154,8 +160,8 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, split: budgetSplit(opts.MemoryBudget), open: map[string]*base{}}
 	dir := opts.FS.PathJoin(opts.Dir, "pebble")
-	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state: create %s: %w", dir, err)
+	if err := mkdirSynced(opts.FS, dir); err != nil {
+		return nil, err
 	}
 	e.cache = pebble.NewCache(e.split.blockCache)
 	db, err := e.openPebble(dir)
@@ -165,9 +171,9 @@ func Open(opts Options) (*Engine, error) {
 			e.cache.Unref()
 			return nil, fmt.Errorf("state: wipe corrupt database %s: %w (after %v)", dir, rerr, err)
 		}
-		if merr := opts.FS.MkdirAll(dir, 0o755); merr != nil {
+		if merr := mkdirSynced(opts.FS, dir); merr != nil {
 			e.cache.Unref()
-			return nil, fmt.Errorf("state: create %s: %w", dir, merr)
+			return nil, merr
 		}
 		db, err = e.openPebble(dir)
 	}
@@ -176,6 +182,20 @@ func Open(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("state: open Pebble database in %s: %w", dir, err)
 	}
 	e.db = db
+	// Restores build SSTables in Dir/restore, on the database's filesystem
+	// so that ingesting links them; files left by a crash are removed.
+	sstDir := opts.FS.PathJoin(opts.Dir, "restore")
+	if err := opts.FS.RemoveAll(sstDir); err != nil {
+		_ = db.Close()
+		e.cache.Unref()
+		return nil, fmt.Errorf("state: clear %s: %w", sstDir, err)
+	}
+	if err := mkdirSynced(opts.FS, sstDir); err != nil {
+		_ = db.Close()
+		e.cache.Unref()
+		return nil, err
+	}
+	e.sst = &sstEnv{fs: opts.FS, dir: sstDir, wopts: e.popts.MakeWriterOptions(0, db.FormatMajorVersion().MaxTableFormat()), chunkBytes: int(e.split.restoreChunk)}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
 		NumCounters: max(e.split.readCache/100, 1000),
 		MaxCost:     e.split.readCache,
@@ -188,6 +208,31 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e.rcache = rc
 	return e, nil
+}
+
+// mkdirSynced creates dir and its missing parents and syncs every
+// directory on the way up, so that neither dir nor the entries already in
+// its parents (the Pebble directory) can vanish in a machine crash.
+func mkdirSynced(fs vfs.FS, dir string) error {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("state: create %s: %w", dir, err)
+	}
+	for p := dir; ; {
+		parent := fs.PathDir(p)
+		if parent == p || parent == "" || parent == "." {
+			return nil
+		}
+		d, err := fs.OpenDir(parent)
+		if err != nil {
+			return fmt.Errorf("state: open directory %s: %w", parent, err)
+		}
+		err = d.Sync()
+		_ = d.Close()
+		if err != nil {
+			return fmt.Errorf("state: sync directory %s: %w", parent, err)
+		}
+		p = parent
+	}
 }
 
 func (e *Engine) openPebble(dir string) (db *pebble.DB, err error) {
@@ -205,6 +250,8 @@ func (e *Engine) openPebble(dir string) (db *pebble.DB, err error) {
 		MemTableStopWritesThreshold: e.split.memtables,
 		Logger:                      pebbleLogger{e.opts.Logger},
 	}
+	o.EnsureDefaults()
+	e.popts = o
 	return pebble.Open(dir, o)
 }
 
@@ -345,7 +392,7 @@ func (e *Engine) openBase(spec Spec, partition int32, changelog ChangelogWriter)
 		if err != nil {
 			return nil, err
 		}
-		b.be = newPebbleBackend(e.db, id, e.opts.NoSync)
+		b.be = newPebbleBackend(e.db, e.sst, id, e.opts.NoSync)
 		if spec.ReadCache {
 			b.rc = e.rcache
 			b.rcID = id
@@ -384,7 +431,7 @@ func (e *Engine) storeIDLocked(ck string, kind Kind) (uint32, error) {
 		}
 		if ok {
 			e.opts.Logger.Warn("state: store changed kind; wiping it", "catalog", ck[6:], "was", old, "now", kind)
-			be := newPebbleBackend(e.db, id, e.opts.NoSync)
+			be := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync)
 			if err := be.wipe(); err != nil {
 				return 0, err
 			}
@@ -442,7 +489,7 @@ func (e *Engine) Drop(name string, partition int32) error {
 	}
 	_ = c.Close()
 	if ok {
-		if err := newPebbleBackend(e.db, id, e.opts.NoSync).wipe(); err != nil {
+		if err := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync).wipe(); err != nil {
 			return err
 		}
 	}

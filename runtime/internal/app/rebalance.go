@@ -169,6 +169,7 @@ func (a *App) closeTaskLocked(t *task) {
 			delete(a.byTP, tp)
 		}
 		delete(a.paused, tp)
+		delete(a.starts, tp)
 	}
 	a.m.tasks.Set(float64(len(a.tasks)))
 	a.log.Info("task stopped", "task", t.label)

@@ -35,9 +35,12 @@ type task struct {
 	// processed and dropped are what was already reported to metrics.
 	processed int64
 	dropped   map[string]int64
-	// idleSince is when the task began waiting for a lagging input
-	// partition; zero when not waiting.
+	// idleSince is when the task began waiting for an input partition
+	// that may hold earlier records; zero when not waiting.
 	idleSince time.Time
+	// enforced counts records processed after giving up waiting (see
+	// Options.MaxTaskIdle); reported counts what metrics have seen.
+	enforced, enforcedReported int64
 	// err is a fatal error met while processing (set by the worker).
 	err error
 }
