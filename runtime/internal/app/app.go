@@ -50,6 +50,8 @@ type App struct {
 	// balancer is the group balancer; standby is nil without standbys.
 	balancer *assign.Balancer
 	standby  *standbys
+	// global runs the global sub-topologies; nil without any.
+	global *globals
 	// runCtx bounds produce calls; canceled when Run returns.
 	runCtx context.Context
 	// clientCtx is the group client's context; canceling it makes the
@@ -193,6 +195,9 @@ func (a *App) setup(ctx context.Context) error {
 		return fmt.Errorf("runtime: open state: %w", err)
 	}
 	if err := a.startStandbys(); err != nil {
+		return err
+	}
+	if err := a.startGlobals(ctx); err != nil {
 		return err
 	}
 	layout := assign.Layout{Topics: map[string]int{}}
@@ -748,6 +753,7 @@ func (a *App) closeClients() {
 		a.cl.Close()
 	}
 	a.closeStandbys()
+	a.closeGlobals()
 	if a.admCl != nil {
 		a.admCl.Close()
 	}

@@ -81,8 +81,8 @@ type stores struct {
 func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
 	a := p.a
 	part := int32(id.Partition)
-	if spec.Global || part < 0 {
-		return nil, fmt.Errorf("runtime: store %q: global stores are not supported by the runtime yet", spec.Name)
+	if spec.Global {
+		return a.globalStore(spec.Name)
 	}
 	sp := spec.Spec
 	topic := a.plan.Changelogs[spec.Name]
