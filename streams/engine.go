@@ -325,6 +325,7 @@ type sinkInstance[K, V any] struct {
 	ks       serde.Serde[K]
 	vs       serde.Serde[V]
 	internal bool
+	part     StreamPartitioner[K, V]
 	tc       TaskContext
 	raw      RawRecord
 	// slab is where serialized keys and values are carved from: the
@@ -359,6 +360,10 @@ func (s *sinkInstance[K, V]) emit(r Record[K, V]) error {
 		return &SerdeError{Node: s.name, Topic: topic, What: "value", Err: err}
 	}
 	s.raw = RawRecord{Topic: topic, Partition: AnyPartition, Key: kb, Value: vb, Timestamp: r.Timestamp, Headers: r.Headers}
+	if s.part != nil {
+		part, k, v := s.part, r.Key, r.Value
+		s.raw.PartitionFor = func(n int) Partition { return Partition(part(topic, k, v, n)) }
+	}
 	if err := s.tc.Emit(&s.raw, s.internal); err != nil {
 		return wrapNode(s.name, err)
 	}

@@ -334,6 +334,14 @@ func (c *changelog) Flush(context.Context) (state.Offset, error) { return c.last
 // queues it for the tasks reading that topic.
 func (d *Driver) Send(r *streams.RawRecord) error {
 	cp := *r
+	if cp.PartitionFor != nil {
+		n := len(d.topic(cp.Topic, 0).parts)
+		p := cp.PartitionFor(n)
+		if p < 0 || int(p) >= n {
+			return fmt.Errorf("streamstest: partitioner put a record of %q in partition %d; the topic has %d", cp.Topic, p, n)
+		}
+		cp.Partition, cp.PartitionFor = p, nil
+	}
 	d.append(&cp)
 	return nil
 }
