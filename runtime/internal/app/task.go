@@ -65,6 +65,10 @@ func (s sink) Send(r *streams.RawRecord) error {
 	for _, h := range r.Headers {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
+	if r.PartitionFor != nil {
+		rec.Partition = client.CustomPartition
+		rec.Context = client.WithPartitionFor(s.a.runCtx, r.PartitionFor)
+	}
 	s.t.inflight.Add()
 	s.a.cl.Produce(s.a.runCtx, rec, func(_ *kgo.Record, err error) { s.t.inflight.Done(err) })
 	return nil
