@@ -691,12 +691,8 @@ func (a *App) commitLocked(ts []*task) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
-	for _, t := range ts {
-		if t.exec.CommitNeeded() {
-			if err := t.exec.Commit(ctx); err != nil {
-				return fmt.Errorf("runtime: commit task %s: %w", t.id, err)
-			}
-		}
+	if err := commitTasks(ctx, ts); err != nil {
+		return err
 	}
 	for _, t := range ts {
 		if err := t.inflight.Wait(ctx); err != nil {
@@ -722,6 +718,30 @@ func (a *App) commitLocked(ts []*task) error {
 	a.m.commits.Inc()
 	a.m.commitTime.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// commitTasks flushes the stores of the tasks of ts that need it, each task
+// on a goroutine of its own: a task's flush is mostly waiting (for its
+// changelog records' acknowledgements, then for the store's sync), so the
+// tasks' waits overlap instead of adding up. The tasks' errors are joined
+// in the order of ts.
+func commitTasks(ctx context.Context, ts []*task) error {
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		if !t.exec.CommitNeeded() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.exec.Commit(ctx); err != nil {
+				errs[i] = fmt.Errorf("runtime: commit task %s: %w", t.id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // shutdown commits and leaves the group (the revoke callback commits and
