@@ -29,6 +29,8 @@ type task struct {
 	// lastAdded is the offset of the last record added per input
 	// partition; with the task's Offsets it gives the buffered count.
 	lastAdded map[streams.TopicPartition]streams.Offset
+	// addedPoll is the number of the last poll that handed t records.
+	addedPoll uint64
 	// firstAdded is the offset of the first record ever added per input
 	// partition.
 	firstAdded map[streams.TopicPartition]streams.Offset
