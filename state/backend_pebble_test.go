@@ -24,8 +24,8 @@ func TestPebbleBackendMatchesMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	pb := newPebbleBackend(db, 1, true)
-	other := newPebbleBackend(db, 2, true) // a neighbour whose keys must survive
+	pb := newPebbleBackend(db, nil, 1, true, nil)
+	other := newPebbleBackend(db, nil, 2, true, nil) // a neighbour whose keys must survive
 	if err := other.set([]byte("k05"), []byte("neighbour")); err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ type cachedKV struct {
 	listener KeyValueFlushListener
 }
 
-func (w *cachedKV) baseStore() *base { return w.under.(storeOf).baseStore() }
+func (w *cachedKV) baseStore() *base { return w.b }
 func (w *cachedKV) applyChange(key, value []byte) error {
 	return w.under.(restorer).applyChange(key, value)
 }

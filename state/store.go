@@ -83,8 +83,12 @@ type KeyValueStore interface {
 	Prefix(prefix []byte, reverse bool) (Iterator, error)
 	// All iterates every key.
 	All(reverse bool) (Iterator, error)
-	// ApproximateCount returns an estimate of the number of keys (exact for
-	// the in-memory store).
+	// ApproximateCount returns an estimate of the number of keys, cheaply:
+	// exact for the in-memory store; on Pebble exact up to 1,000 keys (a
+	// bounded scan), and past that estimated from Pebble's table statistics
+	// (overwritten and deleted keys not yet compacted away may count, data
+	// not yet flushed from the memtable may not). A cached store adds its
+	// dirty entries.
 	ApproximateCount() (int64, error)
 }
 
