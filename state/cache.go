@@ -38,6 +38,11 @@ type centry struct {
 	key   []byte // the store's cache key (see each wrapper)
 	value []byte // nil: deleted (a dirty tombstone)
 	dirty bool
+	// old is the store's value below while the entry is dirty, when known:
+	// oldKnown is set when a clean entry (a copy of what the store holds)
+	// turns dirty, so that the flush need not read the old value back.
+	old      []byte
+	oldKnown bool
 	// gone is set when the entry left the cache.
 	gone       bool
 	size       int64
@@ -157,6 +162,7 @@ func (ns *cacheNS) markClean(en *centry) {
 		return
 	}
 	en.dirty = false
+	en.oldKnown = false // en.old's buffer stays for the next stash
 	en.dprev.dnext, en.dnext.dprev = en.dnext, en.dprev
 	en.dprev, en.dnext = nil, nil
 	ns.ndirty--
@@ -195,6 +201,11 @@ func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 		ns.last = en
 	} else {
 		ns.c.touch(en)
+		if dirty && !en.dirty {
+			// NB: a clean entry never holds a tombstone (writeBack drops
+			// them), so its value is what the store holds.
+			en.old, en.value, en.oldKnown = en.value, en.old[:0], true
+		}
 	}
 	switch {
 	case value == nil:
@@ -207,7 +218,7 @@ func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 	if dirty {
 		ns.markDirty(en)
 	}
-	size := int64(len(en.key)+cap(en.value)) + entryOverhead
+	size := int64(len(en.key)+cap(en.value)+cap(en.old)) + entryOverhead
 	ns.c.account(size - en.size)
 	en.size = size
 	return ns.c.maybeEvict()

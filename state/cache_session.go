@@ -58,7 +58,9 @@ func (w *cachedSession) write(en *centry) error {
 	}
 	var old []byte
 	if w.listener != nil {
-		if old, err = w.under.Get(key, start, end); err != nil {
+		if en.oldKnown {
+			old = en.old
+		} else if old, err = w.under.Get(key, start, end); err != nil {
 			return err
 		}
 	}

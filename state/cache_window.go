@@ -74,7 +74,11 @@ func (w *cachedWindow) write(en *centry) error {
 		return w.listener(key, start, en.value, nil)
 	}
 	var old []byte
-	if w.listener != nil && (!w.flushing || start <= w.flushFloor) {
+	switch {
+	case w.listener == nil:
+	case en.oldKnown:
+		old = en.old
+	case !w.flushing || start <= w.flushFloor:
 		if old, err = w.under.Get(key, start); err != nil {
 			return err
 		}

@@ -311,7 +311,8 @@ type ChangelogTopic struct {
 // that key changed from oldValue (nil: absent) to newValue (nil: deleted),
 // after the change reached the store below. Aggregations forward downstream
 // from here, so a key updated many times between flushes is forwarded once.
-// An error stops the flush and is returned by it.
+// An error stops the flush and is returned by it. Both values are valid
+// only during the call (the cache reuses their memory).
 type KeyValueFlushListener func(key, newValue, oldValue []byte) error
 
 // WindowFlushListener is KeyValueFlushListener for a window store.

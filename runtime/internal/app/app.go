@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -88,6 +89,8 @@ type App struct {
 	// abandoned is set by Abandon: nothing is committed from then on.
 	// Guarded by mu.
 	abandoned bool
+	// recBuf is stepLocked's conversion buffer. Guarded by mu.
+	recBuf []streams.RawRecord
 }
 
 // New returns an application instance for topo; nothing connects until
@@ -222,7 +225,6 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.SessionTimeout(a.opts.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, a.opts.SessionTimeout/4)),
 		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.FetchMaxPartitionBytes(8<<20),
 		kgo.MaxBufferedRecords(100_000),
 		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.ProducerLinger(5*time.Millisecond),
@@ -329,7 +331,10 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 		if t == nil || len(p.Records) == 0 {
 			return // revoked since it was fetched: its new owner reads it again
 		}
-		recs := make([]streams.RawRecord, len(p.Records))
+		// The task copies the records it is given: one buffer serves
+		// every partition.
+		recs := slices.Grow(a.recBuf[:0], len(p.Records))[:len(p.Records)]
+		a.recBuf = recs
 		for i, r := range p.Records {
 			recs[i] = streams.RawRecord{
 				Topic: r.Topic, Partition: streams.Partition(r.Partition), Offset: streams.Offset(r.Offset),

@@ -21,7 +21,10 @@ type task struct {
 	label    string
 	exec     *exec.Task
 	inflight *client.Inflight
-	stores   []state.Store
+	// ack counts one output record's acknowledgement in inflight; made
+	// once per task, not per record.
+	ack    func(*kgo.Record, error)
+	stores []state.Store
 	// cache is the task's write-back cache, shared by its cached stores.
 	cache *state.Cache
 	// inputs are the task's input partitions (real topic names).
@@ -72,7 +75,7 @@ func (s sink) Send(r *streams.RawRecord) error {
 		rec.Context = client.WithPartitionFor(s.a.runCtx, r.PartitionFor)
 	}
 	s.t.inflight.Add()
-	s.a.cl.Produce(s.a.runCtx, rec, func(_ *kgo.Record, err error) { s.t.inflight.Done(err) })
+	s.a.cl.Produce(s.a.runCtx, rec, s.t.ack)
 	return nil
 }
 
