@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/dsl"
@@ -467,4 +468,75 @@ func globalApplied(t *testing.T, a *runtime.Application) float64 {
 		}
 	}
 	return n
+}
+
+// TestGlobalDeserializationHandler checks that a global table record that
+// fails to deserialize meets the configured handler: by default the
+// instance stops with an error naming the record; with the skip handler it
+// is counted and the table holds the rest.
+func TestGlobalDeserializationHandler(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "gd-orders", "gd-prices", "gd-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	good, _ := serde.Int64().Serialize("gd-prices", 7)
+	res := cl.ProduceSync(context.Background(),
+		&kgo.Record{Topic: "gd-prices", Key: []byte("p1"), Value: []byte("bad")},
+		&kgo.Record{Topic: "gd-prices", Key: []byte("p2"), Value: good},
+		&kgo.Record{Topic: "gd-orders", Key: []byte("o1"), Value: []byte("p2")},
+	)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	topo := func() *streams.Topology {
+		b := dsl.NewBuilder()
+		orders := dsl.Stream(b, "gd-orders", serde.String(), serde.String())
+		prices := dsl.GlobalTable(b, "gd-prices", serde.String(), serde.Int64())
+		dsl.JoinGlobal(orders, prices, func(_, p string) string { return p },
+			func(p string, price int64) string { return fmt.Sprintf("%s=%d", p, price) }).To("gd-out")
+		topo, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return topo
+	}
+	run := func(opts ...runtime.Option) *runtime.Application {
+		a, err := runtime.New(topo(), append([]runtime.Option{runtime.ApplicationID("gd-app"), runtime.Brokers(addrs...),
+			runtime.StateDir(t.TempDir()), runtime.Logger(quietLogger())}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = a.Close() })
+		return a
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run().Run(ctx); err == nil || !strings.Contains(err.Error(), "gd-prices/0@0") {
+		t.Fatalf("default handler: Run = %v, want an error naming gd-prices/0@0", err)
+	}
+
+	a := run(runtime.OnDeserializationError(runtime.SkipOnDeserializationError))
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	out := readAll(t, addrs, "gd-out", 1)
+	if got := string(out[0].Value); got != "p2=7" {
+		t.Errorf("output %q, want p2=7", got)
+	}
+	if n := metricSum(t, a, "weir_deserialization_errors_total"); n != 1 {
+		t.Errorf("deserialization errors counted: %v, want 1", n)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
