@@ -94,16 +94,17 @@ type kv struct {
 func val(s string) *string { return &s }
 
 // produceKV writes records to topic synchronously and returns the
-// partition of each.
-func produceKV(t *testing.T, cl *kgo.Client, topic string, recs []kv) []int32 {
+// partition of each key (results come in completion order, not input
+// order: they are matched by key).
+func produceKV(t *testing.T, cl *kgo.Client, topic string, recs []kv) map[string]int32 {
 	t.Helper()
 	res := cl.ProduceSync(context.Background(), toRecords(topic, recs)...)
 	if err := res.FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	out := make([]int32, len(res))
-	for i, r := range res {
-		out[i] = r.Record.Partition
+	out := map[string]int32{}
+	for _, r := range res {
+		out[string(r.Record.Key)] = r.Record.Partition
 	}
 	return out
 }
@@ -250,9 +251,7 @@ func testGlobalTableJoin(t *testing.T, c *cluster) {
 	}
 	partOf := map[string]int32{} // order id -> its input partition
 	sendOrders := func(rs []kv) {
-		for i, p := range produceKV(t, cl, gtOrders, rs) {
-			partOf[rs[i].key] = p
-		}
+		maps.Copy(partOf, produceKV(t, cl, gtOrders, rs))
 	}
 
 	produceKV(t, cl, gtCustomers, v1)
@@ -288,8 +287,8 @@ func testGlobalTableJoin(t *testing.T, c *cluster) {
 				return
 			}
 			mu.Lock()
-			for i, r := range res {
-				partOf[rs[i].key] = r.Record.Partition
+			for _, r := range res {
+				partOf[string(r.Record.Key)] = r.Record.Partition
 			}
 			phaseB = append(phaseB, rs...)
 			mu.Unlock()
