@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/dsl"
@@ -93,16 +94,17 @@ type kv struct {
 func val(s string) *string { return &s }
 
 // produceKV writes records to topic synchronously and returns the
-// partition of each.
-func produceKV(t *testing.T, cl *kgo.Client, topic string, recs []kv) []int32 {
+// partition of each key (results come in completion order, not input
+// order: they are matched by key).
+func produceKV(t *testing.T, cl *kgo.Client, topic string, recs []kv) map[string]int32 {
 	t.Helper()
 	res := cl.ProduceSync(context.Background(), toRecords(topic, recs)...)
 	if err := res.FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	out := make([]int32, len(res))
-	for i, r := range res {
-		out[i] = r.Record.Partition
+	out := map[string]int32{}
+	for _, r := range res {
+		out[string(r.Record.Key)] = r.Record.Partition
 	}
 	return out
 }
@@ -249,9 +251,7 @@ func testGlobalTableJoin(t *testing.T, c *cluster) {
 	}
 	partOf := map[string]int32{} // order id -> its input partition
 	sendOrders := func(rs []kv) {
-		for i, p := range produceKV(t, cl, gtOrders, rs) {
-			partOf[rs[i].key] = p
-		}
+		maps.Copy(partOf, produceKV(t, cl, gtOrders, rs))
 	}
 
 	produceKV(t, cl, gtCustomers, v1)
@@ -287,8 +287,8 @@ func testGlobalTableJoin(t *testing.T, c *cluster) {
 				return
 			}
 			mu.Lock()
-			for i, r := range res {
-				partOf[rs[i].key] = r.Record.Partition
+			for _, r := range res {
+				partOf[string(r.Record.Key)] = r.Record.Partition
 			}
 			phaseB = append(phaseB, rs...)
 			mu.Unlock()
@@ -457,6 +457,61 @@ func TestGlobalStoreRestartReadsTail(t *testing.T) {
 	second.stop(t)
 }
 
+// TestGlobalStoreCrashRestart abandons an instance (no final commit of
+// the global offsets) and starts a new one on its state directory: it
+// replays the records after its last global checkpoint on top of the
+// stores, which converge to the table's latest values.
+func TestGlobalStoreCrashRestart(t *testing.T) {
+	c := newWeir(t, 1)
+	createGlobalTopics(t, c)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var table []kv
+	for i := range 200 {
+		table = append(table, kv{fmt.Sprintf("c%d", i%50), val(fmt.Sprintf("v%d", i))})
+	}
+	produceKV(t, cl, gtCustomers, table)
+	dir := t.TempDir()
+	first := startGlobalInstance(t, c, dir)
+	waitGlobalCaughtUp(t, c, first)
+	var more []kv
+	for i := range 100 {
+		more = append(more, kv{fmt.Sprintf("c%d", i%50), val(fmt.Sprintf("w%d", i))})
+	}
+	produceKV(t, cl, gtCustomers, more)
+	waitGlobalCaughtUp(t, c, first)
+	first.app.Abandon()
+
+	second := startGlobalInstance(t, c, dir)
+	waitGlobalCaughtUp(t, c, second)
+	applied := globalApplied(t, second.app)
+	t.Logf("restart after the crash applied %v of 300 global records", applied)
+	if applied > 100 {
+		t.Errorf("restart applied %v records: more than the 100 written after the first bootstrap's checkpoint", applied)
+	}
+	var orders []kv
+	var want []string
+	wantOut := map[string]string{}
+	for i := range 50 {
+		k := fmt.Sprintf("o%d", i)
+		orders = append(orders, kv{k, val(fmt.Sprintf("c%d", i))})
+		want = append(want, k)
+		wantOut[k] = fmt.Sprintf("c%d=w%d", i, 50+i)
+	}
+	produceKV(t, cl, gtOrders, orders)
+	got := map[string]string{}
+	for _, r := range waitOutputs(t, c, want) {
+		got[r.key] = *r.value
+	}
+	if diff := cmp.Diff(wantOut, got); diff != "" {
+		t.Errorf("join after the crash and restart (-want +got):\n%s", diff)
+	}
+	second.stop(t)
+}
+
 // globalApplied sums weir_restored_records_total over the global tasks.
 func globalApplied(t *testing.T, a *runtime.Application) float64 {
 	t.Helper()
@@ -467,4 +522,75 @@ func globalApplied(t *testing.T, a *runtime.Application) float64 {
 		}
 	}
 	return n
+}
+
+// TestGlobalDeserializationHandler checks that a global table record that
+// fails to deserialize meets the configured handler: by default the
+// instance stops with an error naming the record; with the skip handler it
+// is counted and the table holds the rest.
+func TestGlobalDeserializationHandler(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "gd-orders", "gd-prices", "gd-out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	addrs := c.ListenAddrs()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	good, _ := serde.Int64().Serialize("gd-prices", 7)
+	res := cl.ProduceSync(context.Background(),
+		&kgo.Record{Topic: "gd-prices", Key: []byte("p1"), Value: []byte("bad")},
+		&kgo.Record{Topic: "gd-prices", Key: []byte("p2"), Value: good},
+		&kgo.Record{Topic: "gd-orders", Key: []byte("o1"), Value: []byte("p2")},
+	)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	topo := func() *streams.Topology {
+		b := dsl.NewBuilder()
+		orders := dsl.Stream(b, "gd-orders", serde.String(), serde.String())
+		prices := dsl.GlobalTable(b, "gd-prices", serde.String(), serde.Int64())
+		dsl.JoinGlobal(orders, prices, func(_, p string) string { return p },
+			func(p string, price int64) string { return fmt.Sprintf("%s=%d", p, price) }).To("gd-out")
+		topo, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return topo
+	}
+	run := func(opts ...runtime.Option) *runtime.Application {
+		a, err := runtime.New(topo(), append([]runtime.Option{runtime.ApplicationID("gd-app"), runtime.Brokers(addrs...),
+			runtime.StateDir(t.TempDir()), runtime.Logger(quietLogger())}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = a.Close() })
+		return a
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := run().Run(ctx); err == nil || !strings.Contains(err.Error(), "gd-prices/0@0") {
+		t.Fatalf("default handler: Run = %v, want an error naming gd-prices/0@0", err)
+	}
+
+	a := run(runtime.OnDeserializationError(runtime.SkipOnDeserializationError))
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	out := readAll(t, addrs, "gd-out", 1)
+	if got := string(out[0].Value); got != "p2=7" {
+		t.Errorf("output %q, want p2=7", got)
+	}
+	if n := metricSum(t, a, "weir_deserialization_errors_total"); n != 1 {
+		t.Errorf("deserialization errors counted: %v, want 1", n)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

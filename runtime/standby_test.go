@@ -56,6 +56,7 @@ func testStandbyTakeover(t *testing.T, c *cluster, standbys int) {
 	// More orders, then kill: the standby copies are behind by what they
 	// had not read yet when the instance died.
 	f := startFlow(t, p, base, &seq)
+	waitSent(t, p, 3000+400)
 	processed := a.app.Abandon()
 	// What the killed instance wrote to the changelogs; the survivor
 	// writes more once it runs the tasks.
@@ -171,4 +172,22 @@ func changelogEnds(t *testing.T, c *cluster) map[int32]int64 {
 		t.Fatal("no changelog topic")
 	}
 	return listEnds(t, cl, topic)
+}
+
+// waitSent waits until the producer has had n orders acknowledged.
+func waitSent(t *testing.T, p *producer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		p.mu.Lock()
+		got := len(p.sent)
+		p.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d orders sent, want %d", got, n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval with a deadline
+	}
 }

@@ -79,6 +79,9 @@ type globalTask struct {
 	hw map[streams.TopicPartition]int64
 	// dirty is set when records were processed since the last commit.
 	dirty bool
+	// inflight counts dead-lettered records not yet acknowledged; a
+	// commit waits for them.
+	inflight *client.Inflight
 }
 
 // startGlobals bootstraps the global stores of the topology, if it has
@@ -119,6 +122,7 @@ func (a *App) startGlobals(ctx context.Context) error {
 	}
 	g.cl, err = kgo.NewClient(append(a.clientOpts(),
 		kgo.ConsumePartitions(consume),
+		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 	)...)
@@ -157,12 +161,13 @@ func (g *globals) openTask(id streams.SubtopologyID, ends map[streams.TopicParti
 	a := g.a
 	tid := streams.TaskID{Subtopology: id, Partition: -1}
 	t := &globalTask{
-		id:     tid,
-		label:  fmt.Sprintf("global-%d", id),
-		stores: map[string]state.Store{},
-		file:   filepath.Join(a.opts.StateDir, "global", fmt.Sprintf("%s-%d.offsets", a.opts.ApplicationID, id)),
-		next:   map[streams.TopicPartition]streams.Offset{},
-		hw:     map[streams.TopicPartition]int64{},
+		id:       tid,
+		label:    fmt.Sprintf("global-%d", id),
+		stores:   map[string]state.Store{},
+		file:     filepath.Join(a.opts.StateDir, "global", fmt.Sprintf("%s-%d.offsets", a.opts.ApplicationID, id)),
+		next:     map[streams.TopicPartition]streams.Offset{},
+		hw:       map[streams.TopicPartition]int64{},
+		inflight: client.NewInflight(),
 	}
 	var st streams.Subtopology
 	for _, s := range a.topo.Subtopologies() {
@@ -363,7 +368,10 @@ func (g *globals) processLocked(fs kgo.Fetches) (int, error) {
 			}
 			ok, perr := t.exec.Process()
 			if perr != nil {
-				return n, fmt.Errorf("runtime: global task %s: %w", t.label, perr)
+				if herr := g.handleLocked(t, perr); herr != nil {
+					return n, fmt.Errorf("runtime: global task %s: %w", t.label, herr)
+				}
+				continue
 			}
 			if !ok {
 				break
@@ -371,6 +379,42 @@ func (g *globals) processLocked(fs kgo.Fetches) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// handleLocked applies the deserialization handler to a global record a
+// source could not deserialize (as the stream tasks do; dead letters go
+// through the global consumer's client, which also produces); any other
+// error is returned.
+func (g *globals) handleLocked(t *globalTask, err error) error {
+	a := g.a
+	var pe *streams.ProcessingError
+	var se *streams.SerdeError
+	if !errors.As(err, &pe) || pe.Record == nil || !errors.As(err, &se) || !a.sources[se.Node] {
+		return err
+	}
+	r := pe.Record
+	switch a.opts.OnDeserializationError {
+	case DeserializationSkip:
+		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
+		a.log.Warn("skipped global record that failed to deserialize", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", se)
+		return nil
+	case DeserializationDeadLetter:
+		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
+		rec := &kgo.Record{
+			Topic: a.opts.DeadLetterTopic, Partition: client.AnyPartition, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
+			Headers: []kgo.RecordHeader{
+				{Key: "weir.error", Value: []byte(se.Error())},
+				{Key: "weir.topic", Value: []byte(r.Topic)},
+				{Key: "weir.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
+				{Key: "weir.offset", Value: []byte(strconv.FormatInt(int64(r.Offset), 10))},
+			},
+		}
+		t.inflight.Add()
+		g.cl.Produce(g.ctx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
+		return nil
+	}
+	return fmt.Errorf("runtime: global record %s/%d@%d failed to deserialize (set a deserialization error handler to skip or dead-letter such records): %w",
+		r.Topic, r.Partition, r.Offset, err)
 }
 
 // reportLocked sets the remaining-records gauge of each global store: the
@@ -401,6 +445,9 @@ func (g *globals) commitLocked(ctx context.Context) error {
 		}
 		if err := t.exec.Commit(ctx); err != nil {
 			return fmt.Errorf("runtime: commit global task %s: %w", t.label, err)
+		}
+		if err := t.inflight.Wait(ctx); err != nil {
+			return fmt.Errorf("runtime: commit global task %s: dead letters not acknowledged: %w", t.label, err)
 		}
 		if err := writeGlobalCheckpoint(t.file, t.next); err != nil {
 			return err

@@ -17,9 +17,16 @@ import (
 	"github.com/weir-dev/weir/streams"
 )
 
-// standbyApplyBytes is how many changelog bytes a standby store gathers
-// before it applies them without waiting for the apply interval.
-const standbyApplyBytes = 4 << 20
+// A standby store applies what it read every standbyApplyEvery (or once
+// it holds standbyApplyBytes): each apply is one state.Restore, which on
+// Pebble ingests one SSTable, so applying per fetch would litter level 0.
+// Nothing waits for the apply: a handover (release) applies what was read
+// first, and a crash of this instance only makes the standby read again
+// from its checkpoint.
+const (
+	standbyApplyEvery = 5 * time.Second
+	standbyApplyBytes = 2 << 20
+)
 
 // standbys keeps warm copies of the stores of this instance's standby
 // tasks. One goroutine (run) owns the work: it opens the stores of the
@@ -186,7 +193,7 @@ func (s *standbys) run() {
 		}
 		s.mu.Lock()
 		s.addLocked(fs)
-		if time.Since(s.lastApply) >= interval {
+		if time.Since(s.lastApply) >= standbyApplyEvery {
 			s.applyAllLocked()
 		}
 		s.mu.Unlock()
@@ -317,6 +324,7 @@ func (s *standbys) closeTaskLocked(t *standbyTask, apply bool) {
 		if apply {
 			s.applyLocked(ss)
 		}
+		s.a.m.restoreLeft.DeleteLabelValues(ss.label, ss.s.Name())
 		if err := ss.s.Close(); err != nil {
 			s.a.log.Warn("close standby store", "task", t.label, "store", ss.s.Name(), "err", err)
 		}
@@ -400,12 +408,17 @@ func (s *standbys) applyLocked(ss *standbyStore) {
 }
 
 // reportLocked sets the store's remaining-records gauge: how far the
-// standby is behind its changelog.
+// standby's reading is behind its changelog (records read and not yet
+// applied count as read: a handover applies them first).
 func (s *standbys) reportLocked(ss *standbyStore) {
 	if ss.hw < 0 {
 		return
 	}
-	s.a.m.restoreLeft.WithLabelValues(ss.label, ss.s.Name()).Set(float64(max(ss.hw-int64(ss.next), 0)))
+	read := ss.next
+	if n := len(ss.pending); n > 0 {
+		read = ss.pending[n-1].Offset + 1
+	}
+	s.a.m.restoreLeft.WithLabelValues(ss.label, ss.s.Name()).Set(float64(max(ss.hw-int64(read), 0)))
 }
 
 // pendingReader is the state.ChangelogReader through which a standby
