@@ -46,6 +46,7 @@ type pipelineConfig struct {
 	Timeout    time.Duration // bound on each measured run
 	Seed       uint64        // input generator seed
 	ProfileDir string        // where to write a CPU profile of each measured run; "" = none
+	Progress   bool          // print the processor's counters every 250ms while measuring
 }
 
 func newPipelineCmd() *cobra.Command {
@@ -96,6 +97,7 @@ id has been joined exactly once.`,
 	f.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "bound on each measured run")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the input generator")
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each measured run (first produce to complete output) to this directory as <workload>-<target>.pprof")
+	f.BoolVar(&cfg.Progress, "progress", false, "print the processor's counters to stderr every 250ms while measuring")
 	return cmd
 }
 
@@ -449,6 +451,22 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 	n := m.in.len()
 	wg.Add(n)
 	start := time.Now()
+	if m.cfg.Progress {
+		tctx, tcancel := context.WithCancel(ctx)
+		defer tcancel()
+		go func() {
+			tk := time.NewTicker(250 * time.Millisecond)
+			defer tk.Stop()
+			for {
+				select {
+				case <-tctx.Done():
+					return
+				case <-tk.C:
+					fmt.Fprintf(os.Stderr, "progress %6.2fs %s\n", time.Since(start).Seconds(), p.describe())
+				}
+			}
+		}()
+	}
 	for i := range n {
 		prod.Produce(ctx, m.in.record(i), func(_ *kgo.Record, err error) {
 			if err != nil {

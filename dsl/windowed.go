@@ -105,6 +105,10 @@ func (s WindowedKStream[K, V]) To(topic string, opts ...Opt) {
 	ks, vs := pick[Windowed[K]](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
 	b := s.b
 	b.add(func(t *streams.Topology) {
-		streams.AddSink(t, name, topic, ks, resolve(b, vs), []string{s.node})
+		so, ok := sinkOpts[Windowed[K], V](b, name, c)
+		if !ok {
+			return
+		}
+		streams.AddSink(t, name, topic, ks, resolve(b, vs), []string{s.node}, so...)
 	})
 }

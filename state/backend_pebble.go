@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,8 +68,16 @@ type pebbleBackend struct {
 	// never closed (Pebble would recycle its memory under them): a commit
 	// or discard then leaves the old batch to the garbage collector.
 	batchIters int
-	kbuf       []byte
-	kbuf2      []byte
+	// delRanges are range deletions not yet put into b, as [lo, hi) pairs
+	// of full keys. NB: Pebble's Batch.Get re-fragments every range
+	// tombstone of an indexed batch on each call (it reads at the newest
+	// sequence number, which its tombstone cache never matches), so one
+	// expired segment dropped early in a commit interval made every later
+	// read of that interval pay for it. get and iter hide these ranges
+	// instead; commit (or a write into one of them) moves them into b.
+	delRanges [][2][]byte
+	kbuf      []byte
+	kbuf2     []byte
 	// onCorrupt is told of every corruption error a read returns.
 	onCorrupt func(error)
 }
@@ -113,9 +122,46 @@ func (p *pebbleBackend) batch() *pebble.Batch {
 	return p.b
 }
 
+// inDelRange reports whether full key k lies in a pending range deletion.
+func (p *pebbleBackend) inDelRange(k []byte) bool {
+	for _, r := range p.delRanges {
+		if bytes.Compare(k, r[0]) >= 0 && bytes.Compare(k, r[1]) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// applyDelRanges moves the pending range deletions into the batch.
+func (p *pebbleBackend) applyDelRanges() error {
+	for _, r := range p.delRanges {
+		if err := p.batch().DeleteRange(r[0], r[1], nil); err != nil {
+			return err
+		}
+	}
+	p.delRanges = p.delRanges[:0]
+	return nil
+}
+
+// writeKey returns the full key of key for a write; a write into a pending
+// range deletion first moves the pending deletions into the batch, so that
+// the batch keeps the order of the writes.
+func (p *pebbleBackend) writeKey(key []byte) ([]byte, error) {
+	k := p.full(key)
+	if len(p.delRanges) > 0 && p.inDelRange(k) {
+		if err := p.applyDelRanges(); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
 func (p *pebbleBackend) get(key []byte) ([]byte, error) {
 	if p.bulkMode {
 		return nil, errors.New("state: internal error: read during restore")
+	}
+	if len(p.delRanges) > 0 && p.inDelRange(p.full(key)) {
+		return nil, nil
 	}
 	var (
 		v   []byte
@@ -142,7 +188,11 @@ func (p *pebbleBackend) set(key, value []byte) error {
 		p.chunk.set(key, value)
 		return nil
 	}
-	return p.batch().Set(p.full(key), value, nil)
+	k, err := p.writeKey(key)
+	if err != nil {
+		return err
+	}
+	return p.batch().Set(k, value, nil)
 }
 
 func (p *pebbleBackend) del(key []byte) error {
@@ -150,7 +200,11 @@ func (p *pebbleBackend) del(key []byte) error {
 		p.chunk.set(key, nil)
 		return nil
 	}
-	return p.batch().Delete(p.full(key), nil)
+	k, err := p.writeKey(key)
+	if err != nil {
+		return err
+	}
+	return p.batch().Delete(k, nil)
 }
 
 func (p *pebbleBackend) delRange(from, to []byte) error {
@@ -161,13 +215,13 @@ func (p *pebbleBackend) delRange(from, to []byte) error {
 		p.chunk.delRange(from, to)
 		return nil
 	}
-	lo := p.lowerKey(p.kbuf2, from)
-	p.kbuf2 = lo
+	lo := p.lowerKey(nil, from)
 	hi := p.end
 	if to != nil {
 		hi = append(append([]byte(nil), p.prefix...), to...)
 	}
-	return p.batch().DeleteRange(lo, hi, nil)
+	p.delRanges = append(p.delRanges, [2][]byte{lo, hi})
+	return nil
 }
 
 func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error) {
@@ -196,6 +250,9 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 		return nil, fmt.Errorf("state: pebble iterator: %w", p.readErr(err))
 	}
 	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse, readErr: p.readErr}
+	if len(p.delRanges) > 0 {
+		pi.hide = append([][2][]byte(nil), p.delRanges...)
+	}
 	if owner != nil {
 		owner.batchIters++
 		pi.owner = owner
@@ -258,10 +315,14 @@ func (p *pebbleBackend) pending() int {
 	if p.bulkMode {
 		return p.chunk.size()
 	}
-	if p.b == nil {
-		return 0
+	n := 0
+	for _, r := range p.delRanges {
+		n += len(r[0]) + len(r[1])
 	}
-	return p.b.Len()
+	if p.b == nil {
+		return n
+	}
+	return n + p.b.Len()
 }
 
 func (p *pebbleBackend) commit(m meta) error {
@@ -271,6 +332,9 @@ func (p *pebbleBackend) commit(m meta) error {
 			// An ingest is durable when it returns; so is its checkpoint.
 			return p.ingestChunk(context.Background(), m)
 		}
+	}
+	if err := p.applyDelRanges(); err != nil {
+		return err
 	}
 	b := p.batch()
 	if err := b.Set(p.metaKey, m.encode(), nil); err != nil {
@@ -316,6 +380,7 @@ func (p *pebbleBackend) wipe() error {
 
 func (p *pebbleBackend) discard() {
 	p.release()
+	p.delRanges = p.delRanges[:0]
 	p.bulkMode = false
 	if p.chunk != nil {
 		p.chunk.reset()
@@ -359,7 +424,10 @@ func (p *pebbleBackend) close() error {
 type pebbleIter struct {
 	it *pebble.Iterator
 	// owner is set when the iterator reads owner's batch.
-	owner   *pebbleBackend
+	owner *pebbleBackend
+	// hide are range deletions pending when the iterator was made: their
+	// keys are skipped.
+	hide    [][2][]byte
 	plen    int
 	reverse bool
 	started bool
@@ -384,7 +452,23 @@ func (i *pebbleIter) next() bool {
 		i.valid = i.it.Prev()
 	}
 	i.started = true
+	for i.valid && len(i.hide) > 0 && i.hidden(i.it.Key()) {
+		if i.reverse {
+			i.valid = i.it.Prev()
+		} else {
+			i.valid = i.it.Next()
+		}
+	}
 	return i.valid
+}
+
+func (i *pebbleIter) hidden(k []byte) bool {
+	for _, r := range i.hide {
+		if bytes.Compare(k, r[0]) >= 0 && bytes.Compare(k, r[1]) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (i *pebbleIter) key() []byte {

@@ -31,6 +31,12 @@ type cachedWindow struct {
 	observed int64
 	expired  int64
 	kbuf     []byte
+	// flushing is set during Flush, and flushFloor is the store's
+	// observed stream time when the flush began: no key starting after it
+	// was in the store then, and a flush writes each key once, so such a
+	// key has no old value to read below.
+	flushing   bool
+	flushFloor int64
 }
 
 func (w *cachedWindow) baseStore() *base                    { return w.under.base }
@@ -68,7 +74,7 @@ func (w *cachedWindow) write(en *centry) error {
 		return w.listener(key, start, en.value, nil)
 	}
 	var old []byte
-	if w.listener != nil {
+	if w.listener != nil && (!w.flushing || start <= w.flushFloor) {
 		if old, err = w.under.Get(key, start); err != nil {
 			return err
 		}
@@ -238,7 +244,10 @@ func (w *cachedWindow) Flush(ctx context.Context) error {
 	if err := w.under.check(); err != nil {
 		return err
 	}
-	if err := w.ns.flush(); err != nil {
+	w.flushing, w.flushFloor = true, w.under.m.observed
+	err := w.ns.flush()
+	w.flushing = false
+	if err != nil {
 		return err
 	}
 	return w.under.Flush(ctx)

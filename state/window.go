@@ -117,7 +117,10 @@ func (s *windowStore) Get(key []byte, start int64) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if start < s.tb.cutoff(s.m.observed) {
+	if start < s.tb.cutoff(s.m.observed) || start > s.m.observed {
+		// Expired, or never written: every write raises observed to its
+		// window start, so no key starts after it (new windows of an
+		// aggregation skip the backend this way).
 		return nil, nil
 	}
 	s.kbuf = layout.AppendWindowKey(s.kbuf[:0], s.tb.seg(start), key, start)

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/weir-dev/weir/internal/exec"
 	"github.com/weir-dev/weir/internal/exec/memstore"
+	"github.com/weir-dev/weir/internal/slab"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
 )
@@ -104,9 +105,13 @@ type Driver struct {
 	subParts map[streams.SubtopologyID]int
 	seq      int64
 	one      [1]streams.RawRecord // Add's argument, reused
-	last     *topic               // the topic of the last append, a fast path
-	piped    int
-	closed   bool
+	// recent are the topics of the latest appends, a fast path for the
+	// usual alternation of an input and an output topic.
+	recent [4]*topic
+	// slab holds the serialized records piped by input topics.
+	slab   slab.Slab
+	piped  int
+	closed bool
 }
 
 type storeKey struct {
@@ -329,15 +334,34 @@ func (c *changelog) Flush(context.Context) (state.Offset, error) { return c.last
 // queues it for the tasks reading that topic.
 func (d *Driver) Send(r *streams.RawRecord) error {
 	cp := *r
+	if cp.PartitionFor != nil {
+		n := len(d.topic(cp.Topic, 0).parts)
+		p := cp.PartitionFor(n)
+		if p < 0 || int(p) >= n {
+			return fmt.Errorf("streamstest: partitioner put a record of %q in partition %d; the topic has %d", cp.Topic, p, n)
+		}
+		cp.Partition, cp.PartitionFor = p, nil
+	}
 	d.append(&cp)
 	return nil
 }
 
 func (d *Driver) append(r *streams.RawRecord) {
-	t := d.last
-	if t == nil || t.name != r.Topic {
+	var t *topic
+	for i, rt := range d.recent {
+		if rt != nil && rt.name == r.Topic {
+			t = rt
+			if i > 0 {
+				copy(d.recent[1:i+1], d.recent[:i])
+				d.recent[0] = t
+			}
+			break
+		}
+	}
+	if t == nil {
 		t = d.topic(r.Topic, 0)
-		d.last = t
+		copy(d.recent[1:], d.recent[:len(d.recent)-1])
+		d.recent[0] = t
 	}
 	if !t.resolved {
 		t.readers, t.resolved = d.readers[r.Topic], true

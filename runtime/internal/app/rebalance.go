@@ -39,6 +39,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 	}
 	start := time.Now()
 	defer func() { a.m.rebalanceDur.WithLabelValues("assigned").Observe(time.Since(start).Seconds()) }()
+	defer a.updateStandbys()
 	byTask := a.tasksOf(assigned)
 	ids := make([]streams.TaskID, 0, len(byTask))
 	for id := range byTask {
@@ -50,6 +51,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		}
 		return ids[i].Partition < ids[j].Partition
 	})
+	a.releaseStandbys(ids)
 	for _, id := range ids {
 		tps := byTask[id]
 		a.mu.Lock()
@@ -167,6 +169,7 @@ func (a *App) closeTaskLocked(t *task) {
 			delete(a.byTP, tp)
 		}
 		delete(a.paused, tp)
+		delete(a.starts, tp)
 	}
 	a.m.tasks.Set(float64(len(a.tasks)))
 	a.log.Info("task stopped", "task", t.label)

@@ -35,9 +35,12 @@ type task struct {
 	// processed and dropped are what was already reported to metrics.
 	processed int64
 	dropped   map[string]int64
-	// idleSince is when the task began waiting for a lagging input
-	// partition; zero when not waiting.
+	// idleSince is when the task began waiting for an input partition
+	// that may hold earlier records; zero when not waiting.
 	idleSince time.Time
+	// enforced counts records processed after giving up waiting (see
+	// Options.MaxTaskIdle); reported counts what metrics have seen.
+	enforced, enforcedReported int64
 	// err is a fatal error met while processing (set by the worker).
 	err error
 }
@@ -62,6 +65,10 @@ func (s sink) Send(r *streams.RawRecord) error {
 	for _, h := range r.Headers {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
+	if r.PartitionFor != nil {
+		rec.Partition = client.CustomPartition
+		rec.Context = client.WithPartitionFor(s.a.runCtx, r.PartitionFor)
+	}
 	s.t.inflight.Add()
 	s.a.cl.Produce(s.a.runCtx, rec, func(_ *kgo.Record, err error) { s.t.inflight.Done(err) })
 	return nil
@@ -78,8 +85,8 @@ type stores struct {
 func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
 	a := p.a
 	part := int32(id.Partition)
-	if spec.Global || part < 0 {
-		return nil, fmt.Errorf("runtime: store %q: global stores are not supported by the runtime yet", spec.Name)
+	if spec.Global {
+		return a.globalStore(spec.Name)
 	}
 	sp := spec.Spec
 	topic := a.plan.Changelogs[spec.Name]
