@@ -84,7 +84,7 @@ type pebbleBackend struct {
 
 // readErr passes err through, telling onCorrupt if it is a corruption.
 func (p *pebbleBackend) readErr(err error) error {
-	if err != nil && pebble.IsCorruptionError(err) {
+	if err != nil && p.onCorrupt != nil && pebble.IsCorruptionError(err) {
 		p.onCorrupt(err)
 	}
 	return err

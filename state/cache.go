@@ -193,8 +193,14 @@ func (ns *cacheNS) get(key []byte) *centry {
 func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 	en := ns.lookup(key)
 	if en == nil {
-		k := append([]byte(nil), key...)
+		// The key and the first value share one allocation.
+		buf := make([]byte, len(key)+len(value))
+		k := buf[:len(key):len(key)]
+		copy(k, key)
 		en = &centry{ns: ns, key: k}
+		if value != nil {
+			en.value = buf[len(key):len(key)]
+		}
 		ns.m[string(k)] = en
 		ns.t.ReplaceOrInsert(k, en)
 		ns.c.pushFront(en)
@@ -341,7 +347,14 @@ type mergeIter struct {
 	value     []byte
 	err       error
 	// accept filters cache entries (time bounds); nil accepts all.
-	accept func(ckey []byte) bool
+	accept cacheAcceptor
+	// cbuf is the cache iterator of the current span (c points to it).
+	cbuf cacheIter
+}
+
+// cacheAcceptor filters the cache entries a merge yields.
+type cacheAcceptor interface {
+	acceptCached(ckey []byte) bool
 }
 
 // mergeBelow is the store's side of a merge.
@@ -362,10 +375,11 @@ func (m *mergeIter) advanceCache() {
 			}
 			sp := m.spans[m.si]
 			m.si++
-			m.c = &cacheIter{ns: m.ns, lo: sp.lo, hi: sp.hi, reverse: m.reverse}
+			m.cbuf = cacheIter{ns: m.ns, lo: sp.lo, hi: sp.hi, reverse: m.reverse}
+			m.c = &m.cbuf
 		}
 		if m.c.next() {
-			if m.accept == nil || m.accept(m.c.cur.key) {
+			if m.accept == nil || m.accept.acceptCached(m.c.cur.key) {
 				m.cOK = true
 				return
 			}
