@@ -59,10 +59,11 @@ func CommitInterval(d time.Duration) Option {
 }
 
 // StandbyReplicas is the number of standby replicas per task the assignor
-// places on other instances. Default 0. NB: the assignor places standbys and
-// sends them to their instances, but instances do not yet keep them warm:
-// failover restores from the changelog (from the local checkpoint when the
-// instance ran the task before).
+// places on other instances. Default 0. An instance keeps a warm copy of
+// each standby task's stores (Pebble-backed ones; in-memory stores are not
+// kept) by reading their changelogs continuously, so that when the task
+// fails over to it, or moves to it, only the changelog tail it had not
+// read yet is replayed.
 func StandbyReplicas(n int) Option { return optFunc(func(c *config) { c.app.Standbys = n }) }
 
 // MemoryBudget bounds the memory of all the instance's stores together

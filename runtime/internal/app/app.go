@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -44,6 +45,11 @@ type App struct {
 	cl    *kgo.Client
 	eng   *state.Engine
 	plan  *client.Plan
+	// balancer is the group balancer; standby is nil without standbys.
+	balancer *assign.Balancer
+	standby  *standbys
+	// global runs the global sub-topologies; nil without any.
+	global *globals
 	// runCtx bounds produce calls; canceled when Run returns.
 	runCtx context.Context
 	// clientCtx is the group client's context; canceling it makes the
@@ -83,6 +89,8 @@ type App struct {
 	// abandoned is set by Abandon: nothing is committed from then on.
 	// Guarded by mu.
 	abandoned bool
+	// recBuf is stepLocked's conversion buffer. Guarded by mu.
+	recBuf []streams.RawRecord
 }
 
 // New returns an application instance for topo; nothing connects until
@@ -190,6 +198,12 @@ func (a *App) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: open state: %w", err)
 	}
+	if err := a.startStandbys(); err != nil {
+		return err
+	}
+	if err := a.startGlobals(ctx); err != nil {
+		return err
+	}
 	layout := assign.Layout{Topics: map[string]int{}}
 	var topics []string
 	for tp, st := range a.plan.Sources {
@@ -197,6 +211,7 @@ func (a *App) setup(ctx context.Context) error {
 		topics = append(topics, tp)
 	}
 	sort.Strings(topics)
+	a.balancer = assign.NewBalancer(layout, a.opts.Standbys, a.localTasks)
 	clientCtx, cancel := context.WithCancel(context.Background())
 	a.clientCancel = cancel
 	opts := append(a.clientOpts(),
@@ -204,13 +219,12 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.ClientID(a.opts.ApplicationID),
 		kgo.ConsumerGroup(a.opts.ApplicationID),
 		kgo.ConsumeTopics(topics...),
-		kgo.Balancers(assign.NewBalancer(layout, a.opts.Standbys, nil)),
+		kgo.Balancers(a.balancer),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.SessionTimeout(a.opts.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, a.opts.SessionTimeout/4)),
 		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.FetchMaxPartitionBytes(8<<20),
 		kgo.MaxBufferedRecords(100_000),
 		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.ProducerLinger(5*time.Millisecond),
@@ -317,7 +331,10 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 		if t == nil || len(p.Records) == 0 {
 			return // revoked since it was fetched: its new owner reads it again
 		}
-		recs := make([]streams.RawRecord, len(p.Records))
+		// The task copies the records it is given: one buffer serves
+		// every partition.
+		recs := slices.Grow(a.recBuf[:0], len(p.Records))[:len(p.Records)]
+		a.recBuf = recs
 		for i, r := range p.Records {
 			recs[i] = streams.RawRecord{
 				Topic: r.Topic, Partition: streams.Partition(r.Partition), Offset: streams.Offset(r.Offset),
@@ -701,12 +718,8 @@ func (a *App) commitLocked(ts []*task) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
-	for _, t := range ts {
-		if t.exec.CommitNeeded() {
-			if err := t.exec.Commit(ctx); err != nil {
-				return fmt.Errorf("runtime: commit task %s: %w", t.id, err)
-			}
-		}
+	if err := commitTasks(ctx, ts); err != nil {
+		return err
 	}
 	for _, t := range ts {
 		if err := t.inflight.Wait(ctx); err != nil {
@@ -757,6 +770,30 @@ func transientCommitError(err error) bool {
 		errors.Is(err, kerr.StaleMemberEpoch)
 }
 
+// commitTasks flushes the stores of the tasks of ts that need it, each task
+// on a goroutine of its own: a task's flush is mostly waiting (for its
+// changelog records' acknowledgements, then for the store's sync), so the
+// tasks' waits overlap instead of adding up. The tasks' errors are joined
+// in the order of ts.
+func commitTasks(ctx context.Context, ts []*task) error {
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		if !t.exec.CommitNeeded() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.exec.Commit(ctx); err != nil {
+				errs[i] = fmt.Errorf("runtime: commit task %s: %w", t.id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // shutdown commits and leaves the group (the revoke callback commits and
 // closes the tasks), then releases everything.
 func (a *App) shutdown() error {
@@ -785,6 +822,8 @@ func (a *App) closeClients() {
 	if a.cl != nil {
 		a.cl.Close()
 	}
+	a.closeStandbys()
+	a.closeGlobals()
 	if a.admCl != nil {
 		a.admCl.Close()
 	}

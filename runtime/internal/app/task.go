@@ -21,7 +21,10 @@ type task struct {
 	label    string
 	exec     *exec.Task
 	inflight *client.Inflight
-	stores   []state.Store
+	// ack counts one output record's acknowledgement in inflight; made
+	// once per task, not per record.
+	ack    func(*kgo.Record, error)
+	stores []state.Store
 	// cache is the task's write-back cache, shared by its cached stores.
 	cache *state.Cache
 	// inputs are the task's input partitions (real topic names).
@@ -67,8 +70,12 @@ func (s sink) Send(r *streams.RawRecord) error {
 	for _, h := range r.Headers {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
+	if r.PartitionFor != nil {
+		rec.Partition = client.CustomPartition
+		rec.Context = client.WithPartitionFor(s.a.runCtx, r.PartitionFor)
+	}
 	s.t.inflight.Add()
-	s.a.cl.Produce(s.a.runCtx, rec, func(_ *kgo.Record, err error) { s.t.inflight.Done(err) })
+	s.a.cl.Produce(s.a.runCtx, rec, s.t.ack)
 	return nil
 }
 
@@ -83,8 +90,8 @@ type stores struct {
 func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
 	a := p.a
 	part := int32(id.Partition)
-	if spec.Global || part < 0 {
-		return nil, fmt.Errorf("runtime: store %q: global stores are not supported by the runtime yet", spec.Name)
+	if spec.Global {
+		return a.globalStore(spec.Name)
 	}
 	sp := spec.Spec
 	topic := a.plan.Changelogs[spec.Name]
