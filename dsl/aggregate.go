@@ -98,15 +98,10 @@ type kvAggregate[K, V, VA any] struct {
 	cached bool
 	// pending keeps, per key updated since its last flush, the latest
 	// input record's key, timestamp and headers for the flushed record.
-	pending map[string]pendingRec[K]
-}
-
-// pendingRec is what an aggregation remembers of the latest input record of
-// a key whose result waits in the cache.
-type pendingRec[K any] struct {
-	key     K
-	ts      time.Time
-	headers streams.Headers
+	pending *pendingTable[K]
+	// kbuf and vbuf are reused for serialized keys and values: stores
+	// copy what they keep.
+	kbuf, vbuf []byte
 }
 
 func (p *kvAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[K, Change[VA]]) (err error) {
@@ -116,17 +111,15 @@ func (p *kvAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[K, Change[VA]]
 	}
 	p.cached = state.SetKeyValueFlushListener(p.kv, p.flushed)
 	if p.cached {
-		p.pending = map[string]pendingRec[K]{}
+		p.pending = newPendingTable[K]()
 	}
 	return nil
 }
 
 // flushed forwards a key's result when the cache writes it back.
 func (p *kvAggregate[K, V, VA]) flushed(kb, nb, ob []byte) error {
-	pr, ok := p.pending[string(kb)]
-	if ok {
-		delete(p.pending, string(kb))
-	} else {
+	pr, ok := p.pending.take(kb, 0)
+	if !ok {
 		k, err := p.ks.Deserialize(p.store, kb)
 		if err != nil {
 			return err
@@ -161,10 +154,11 @@ func decodeChange[VA any](as serde.Serde[VA], store string, nb, ob []byte) (Chan
 }
 
 func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
-	kb, err := p.ks.Serialize(p.store, r.Key)
+	kb, err := serde.AppendTo(p.ks, p.kbuf[:0], p.store, r.Key)
 	if err != nil {
 		return err
 	}
+	p.kbuf = kb
 	old, hasOld, err := getValue(p.kv, p.as, p.store, kb)
 	if err != nil {
 		return err
@@ -174,13 +168,21 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		agg = p.init()
 	}
 	agg = p.add(r.Key, r.Value, agg, hasOld)
+	vb, err := serde.AppendTo(p.as, p.vbuf[:0], p.store, agg)
+	if err != nil {
+		return err
+	}
+	p.vbuf = vb
+	if vb == nil {
+		vb = []byte{} // an empty aggregate is not a deletion
+	}
 	if p.cached {
 		// NB: remember the record before the put: the put may evict this
 		// very key and call flushed at once.
-		p.pending[string(kb)] = pendingRec[K]{key: r.Key, ts: r.Timestamp, headers: r.Headers}
-		return putValue(p.kv, p.as, p.store, kb, agg)
+		p.pending.put(kb, 0, r.Key, r.Timestamp, r.Headers)
+		return p.kv.Put(kb, vb)
 	}
-	if err := putValue(p.kv, p.as, p.store, kb, agg); err != nil {
+	if err := p.kv.Put(kb, vb); err != nil {
 		return err
 	}
 	return p.ctx.Forward(streams.Record[K, Change[VA]]{Key: r.Key, Value: Change[VA]{New: agg, HasNew: true, Old: old, HasOld: hasOld},
@@ -284,15 +286,11 @@ type windowAggregate[K, V, VA any] struct {
 	ws     state.WindowStore
 	ctx    streams.ProcessorContext[Windowed[K], Change[VA]]
 	starts []int64
-	// cached and pending are kvAggregate's, per key and window start.
-	cached  bool
-	pending map[windowKey]pendingRec[K]
-}
-
-// windowKey is a serialized key and a window start.
-type windowKey struct {
-	key   string
-	start int64
+	// cached, pending, kbuf and vbuf are kvAggregate's, per key and window
+	// start.
+	cached     bool
+	pending    *pendingTable[K]
+	kbuf, vbuf []byte
 }
 
 func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) error {
@@ -308,18 +306,15 @@ func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K
 	p.ws = ws
 	p.cached = state.SetWindowFlushListener(ws, p.flushed)
 	if p.cached {
-		p.pending = map[windowKey]pendingRec[K]{}
+		p.pending = newPendingTable[K]()
 	}
 	return nil
 }
 
 // flushed forwards a window's result when the cache writes it back.
 func (p *windowAggregate[K, V, VA]) flushed(kb []byte, start int64, nb, ob []byte) error {
-	wk := windowKey{key: string(kb), start: start}
-	pr, ok := p.pending[wk]
-	if ok {
-		delete(p.pending, wk)
-	} else {
+	pr, ok := p.pending.take(kb, start)
+	if !ok {
 		k, err := p.ks.Deserialize(p.store, kb)
 		if err != nil {
 			return err
@@ -353,9 +348,10 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		}
 		if kb == nil {
 			var err error
-			if kb, err = p.ks.Serialize(p.store, r.Key); err != nil {
+			if kb, err = serde.AppendTo(p.ks, p.kbuf[:0], p.store, r.Key); err != nil {
 				return err
 			}
+			p.kbuf = kb
 		}
 		var old VA
 		hasOld := false
@@ -372,12 +368,16 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 			agg = p.init()
 		}
 		agg = p.add(r.Key, r.Value, agg, hasOld)
-		vb, err := p.as.Serialize(p.store, agg)
+		vb, err := serde.AppendTo(p.as, p.vbuf[:0], p.store, agg)
 		if err != nil {
 			return err
 		}
+		p.vbuf = vb
+		if vb == nil {
+			vb = []byte{}
+		}
 		if p.cached {
-			p.pending[windowKey{key: string(kb), start: start}] = pendingRec[K]{key: r.Key, ts: r.Timestamp, headers: r.Headers}
+			p.pending.put(kb, start, r.Key, r.Timestamp, r.Headers)
 			if err := p.ws.Put(kb, start, vb); err != nil {
 				return err
 			}

@@ -107,6 +107,7 @@ type opConfig struct {
 	inMemory   bool
 	partitions int
 	extract    streams.TimestampExtractor
+	partition  any // func(topic string, k K, v V, partitions int) int
 }
 
 type optFunc func(*opConfig)
@@ -142,6 +143,30 @@ func WithPartitions(n int) Opt { return optFunc(func(c *opConfig) { c.partitions
 // each record's event time. Default: the record's own timestamp.
 func TimestampExtractor(f streams.TimestampExtractor) Opt {
 	return optFunc(func(c *opConfig) { c.extract = f })
+}
+
+// Partitioner makes a sink (To, ToFunc) place each record in the partition
+// p returns for it, given the topic and its partition count; p must return
+// a partition in [0, partitions). K and V are the sink's key and value
+// types (Build reports a mismatch). Default: the murmur2 hash of the
+// serialized key, as Kafka's default partitioner.
+func Partitioner[K, V any](p func(topic string, k K, v V, partitions int) int) Opt {
+	return optFunc(func(c *opConfig) { c.partition = p })
+}
+
+// sinkOpts turns the operation's options into sink options; ok is false
+// (and the problem recorded) if the partitioner does not fit K and V.
+func sinkOpts[K, V any](b *Builder, node string, c opConfig) (opts []streams.SinkOption, ok bool) {
+	if c.partition == nil {
+		return nil, true
+	}
+	p, fits := c.partition.(func(string, K, V, int) int)
+	if !fits {
+		b.fail(node, fmt.Sprintf("partitioner %T does not take the stream's records", c.partition),
+			fmt.Sprintf("pass dsl.Partitioner of func(string, %v, %v, int) int", reflect.TypeFor[K](), reflect.TypeFor[V]()))
+		return nil, false
+	}
+	return []streams.SinkOption{streams.WithPartitioner(streams.StreamPartitioner[K, V](p))}, true
 }
 
 // sourceOpts turns the operation's options into source options.

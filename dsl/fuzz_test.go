@@ -5,7 +5,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/streams"
 )
 
 // Decoding any bytes either fails or yields a key that encodes back to the
@@ -131,6 +134,42 @@ func FuzzChangeSerde(f *testing.F) {
 		c2, err := s.Deserialize("t", out)
 		if err != nil || c2 != c {
 			t.Fatalf("%x -> %+v -> %x -> %+v, %v", b, c, out, c2, err)
+		}
+	})
+}
+
+// A suppress buffer entry decodes back to what was encoded, and any bytes
+// either fail to decode or decode to an entry that encodes to the same
+// bytes (one encoding per entry).
+func FuzzSuppressEntry(f *testing.F) {
+	seeds := []suppressEntry{
+		{due: 70_000, seq: 3, ts: 65_000, hasNew: true, newV: []byte{0, 0, 0, 0, 0, 0, 0, 2}, hasOld: true, oldV: []byte{}},
+		{due: -1, seq: 0, ts: 1, headers: streams.Headers{{Key: "h", Value: []byte("v")}, {Key: "", Value: nil}, {Key: "e", Value: []byte{}}}},
+		{hasOld: true, oldV: []byte("old")},
+	}
+	for _, e := range seeds {
+		b := e.append(nil)
+		got, err := decodeSuppressEntry(b)
+		if err != nil {
+			f.Fatalf("decode %+v: %v", e, err)
+		}
+		if d := cmp.Diff(e, got, cmp.AllowUnexported(suppressEntry{}), cmpopts.EquateEmpty()); d != "" {
+			f.Fatalf("round trip (-want +got):\n%s", d)
+		}
+		if !bytes.Equal(got.append(nil), b) {
+			f.Fatalf("re-encoding %+v differs", got)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{suppressEntryVersion})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := decodeSuppressEntry(b)
+		if err != nil {
+			return
+		}
+		if out := e.append(nil); !bytes.Equal(out, b) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", b, e, out)
 		}
 	})
 }

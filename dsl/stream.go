@@ -295,26 +295,36 @@ func repartitionIfRekeyed[K, V any](s KStream[K, V], name string, ks serde.Serde
 }
 
 // To writes the stream to topic with the stream's serdes (or KeySerde and
-// ValueSerde options, or the builder's defaults).
+// ValueSerde options, or the builder's defaults). Opts: Named, KeySerde,
+// ValueSerde, Partitioner (default: by the hash of the serialized key).
 func (s KStream[K, V]) To(topic string, opts ...Opt) {
 	c := config(opts)
 	name := s.b.name(c.name, "sink")
 	ks, vs := pick[K](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
 	b := s.b
 	b.add(func(t *streams.Topology) {
-		streams.AddSink(t, name, topic, resolve(b, ks), resolve(b, vs), []string{s.node})
+		so, ok := sinkOpts[K, V](b, name, c)
+		if !ok {
+			return
+		}
+		streams.AddSink(t, name, topic, resolve(b, ks), resolve(b, vs), []string{s.node}, so...)
 	})
 }
 
 // ToFunc writes each record to the topic choose returns for it.
+// Opts: Named, KeySerde, ValueSerde, Partitioner.
 func (s KStream[K, V]) ToFunc(choose func(k K, v V) string, opts ...Opt) {
 	c := config(opts)
 	name := s.b.name(c.name, "sink")
 	ks, vs := pick[K](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
 	b := s.b
 	b.add(func(t *streams.Topology) {
+		so, ok := sinkOpts[K, V](b, name, c)
+		if !ok {
+			return
+		}
 		streams.AddDynamicSink(t, name, func(r streams.Record[K, V]) string { return choose(r.Key, r.Value) },
-			resolve(b, ks), resolve(b, vs), []string{s.node})
+			resolve(b, ks), resolve(b, vs), []string{s.node}, so...)
 	})
 }
 

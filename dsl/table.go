@@ -1,8 +1,6 @@
 package dsl
 
 import (
-	"math"
-	"sort"
 	"time"
 
 	"github.com/weir-dev/weir/serde"
@@ -330,8 +328,9 @@ func UntilTimeLimit(d time.Duration) SuppressConfig { return SuppressConfig{time
 
 // Suppress holds each key's updates for the stream time UntilTimeLimit
 // gives and emits the latest value per key when released (UntilWindowCloses
-// needs a windowed table: see WindowedKTable.Suppress). The buffer lives in
-// memory: it is not restored after a crash.
+// needs a windowed table: see WindowedKTable.Suppress). The buffer is a
+// logged store (StoreName, default "<node>-store"), restored after a crash
+// or a task move like any other. Opts: Named, StoreName.
 func (t KTable[K, V]) Suppress(cfg SuppressConfig, opts ...Opt) KTable[K, V] {
 	name := t.b.name(config(opts).name, "suppress")
 	if cfg.untilWindowCloses {
@@ -340,120 +339,11 @@ func (t KTable[K, V]) Suppress(cfg SuppressConfig, opts ...Opt) KTable[K, V] {
 		})
 		return t
 	}
-	addSuppress[K, V](t.b, name, t.node, t.ks, nil, 0, cfg)
+	addSuppress[K, V](t.b, name, t.node, t.ks, t.vs, nil, 0, cfg, opts)
 	out := t
 	out.node = name
 	return out
 }
-
-func addSuppress[K, V any](b *Builder, name, parent string, ks serde.Serde[K], windowEnd func(K) int64, grace time.Duration, cfg SuppressConfig) {
-	b.add(func(tp *streams.Topology) {
-		ks := resolve(b, ks)
-		if ks == nil {
-			b.missing(tp, name, true, false)
-		}
-		streams.AddProcessor(tp, name, func() streams.Processor[K, Change[V], K, Change[V]] {
-			return &suppress[K, V]{cfg: cfg, ks: ks, windowEnd: windowEnd, grace: grace.Milliseconds(), buf: map[string]*suppressed[K, V]{}}
-		}, parent)
-	})
-}
-
-type suppressed[K, V any] struct {
-	r      streams.Record[K, Change[V]]
-	due    int64
-	seq    int64
-	keyStr string
-}
-
-type suppress[K, V any] struct {
-	cfg       SuppressConfig
-	ks        serde.Serde[K]
-	windowEnd func(K) int64
-	grace     int64
-	buf       map[string]*suppressed[K, V]
-	seq       int64
-	minDue    int64
-	// observed is the largest timestamp of the records that reached the
-	// node. It, not the task's stream time, says what is due: an upstream
-	// aggregation behind a write-back cache forwards its latest results only
-	// when the cache flushes, so the task's stream time may already have
-	// passed a window's close while the window's last count still waits in
-	// the cache. The flush writes back in the order of the last updates, so
-	// a window's final result reaches this node before any record whose
-	// timestamp closes the window.
-	observed int64
-	ctx      streams.ProcessorContext[K, Change[V]]
-}
-
-func (p *suppress[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) error {
-	p.ctx = ctx
-	p.minDue = math.MaxInt64
-	p.observed = math.MinInt64
-	return nil
-}
-
-func (p *suppress[K, V]) Process(r streams.Record[K, Change[V]]) error {
-	kb, err := p.ks.Serialize("", r.Key)
-	if err != nil {
-		return err
-	}
-	e, ok := p.buf[string(kb)]
-	if !ok {
-		e = &suppressed[K, V]{keyStr: string(kb), seq: p.seq}
-		p.seq++
-		if p.cfg.untilWindowCloses {
-			e.due = p.windowEnd(r.Key) + p.grace
-		} else {
-			e.due = r.Timestamp.UnixMilli() + p.cfg.timeLimit.Milliseconds()
-		}
-		p.buf[e.keyStr] = e
-		// The first update's old value is what downstream last saw.
-		e.r = r
-	} else {
-		old := e.r.Value
-		e.r = r
-		e.r.Value.Old, e.r.Value.HasOld = old.Old, old.HasOld
-	}
-	if e.due < p.minDue {
-		p.minDue = e.due
-	}
-	if ts := r.Timestamp.UnixMilli(); ts > p.observed {
-		p.observed = ts
-	}
-	return p.emitDue(p.observed)
-}
-
-// emitDue forwards the buffered records due at or before now, in due time
-// order (ties: first buffered first).
-func (p *suppress[K, V]) emitDue(now int64) error {
-	if now < p.minDue {
-		return nil
-	}
-	var due []*suppressed[K, V]
-	p.minDue = math.MaxInt64
-	for _, e := range p.buf {
-		if e.due <= now {
-			due = append(due, e)
-		} else if e.due < p.minDue {
-			p.minDue = e.due
-		}
-	}
-	sort.Slice(due, func(i, j int) bool {
-		if due[i].due != due[j].due {
-			return due[i].due < due[j].due
-		}
-		return due[i].seq < due[j].seq
-	})
-	for _, e := range due {
-		delete(p.buf, e.keyStr)
-		if err := p.ctx.Forward(e.r); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (p *suppress[K, V]) Close() error { return nil }
 
 // ToTable materializes the stream as a table: each record upserts its key.
 // Opts: Named, StoreName, InMemory.

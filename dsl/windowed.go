@@ -29,11 +29,13 @@ func (t WindowedKTable[K, V]) StoreName() string { return t.store }
 
 // Suppress holds updates back as cfg says; with UntilWindowCloses each
 // window's final value is emitted exactly once, when stream time passes the
-// window's end plus grace. The buffer lives in memory: it is not restored
-// after a crash.
+// window's end plus grace. The buffer is a logged key-value store
+// (StoreName, default "<node>-store"), restored after a crash or a task move
+// like any other store, so pending final results survive a failover.
+// Opts: Named, StoreName.
 func (t WindowedKTable[K, V]) Suppress(cfg SuppressConfig, opts ...Opt) WindowedKTable[K, V] {
 	name := t.b.name(config(opts).name, "suppress")
-	addSuppress[Windowed[K], V](t.b, name, t.node, t.ks, t.windowEnd, t.grace, cfg)
+	addSuppress[Windowed[K], V](t.b, name, t.node, t.ks, t.vs, t.windowEnd, t.grace, cfg, opts)
 	out := t
 	out.node = name
 	return out
@@ -105,6 +107,10 @@ func (s WindowedKStream[K, V]) To(topic string, opts ...Opt) {
 	ks, vs := pick[Windowed[K]](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
 	b := s.b
 	b.add(func(t *streams.Topology) {
-		streams.AddSink(t, name, topic, ks, resolve(b, vs), []string{s.node})
+		so, ok := sinkOpts[Windowed[K], V](b, name, c)
+		if !ok {
+			return
+		}
+		streams.AddSink(t, name, topic, ks, resolve(b, vs), []string{s.node}, so...)
 	})
 }

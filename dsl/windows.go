@@ -121,23 +121,18 @@ type windowedSerde[K any] struct {
 	size  int64
 }
 
-// stringIdentity is the serde package's string serde, whose bytes are the
-// string's: windowed keys over it are built with one allocation.
-var stringIdentity any = serde.String()
-
 func (s windowedSerde[K]) Serialize(topic string, w Windowed[K]) ([]byte, error) {
-	if any(s.inner) == stringIdentity {
-		k := any(w.Key).(string)
-		b := make([]byte, len(k)+8)
-		copy(b, k)
-		binary.BigEndian.PutUint64(b[len(k):], uint64(w.Window.Start.UnixMilli()))
-		return b, nil
-	}
-	kb, err := s.inner.Serialize(topic, w.Key)
+	return s.Append(nil, topic, w)
+}
+
+// Append implements serde.Appender: the inner key's bytes and the start,
+// appended to dst (one allocation at most when dst is nil).
+func (s windowedSerde[K]) Append(dst []byte, topic string, w Windowed[K]) ([]byte, error) {
+	out, err := serde.AppendTo(s.inner, dst, topic, w.Key)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
-	return binary.BigEndian.AppendUint64(kb, uint64(w.Window.Start.UnixMilli())), nil
+	return binary.BigEndian.AppendUint64(out, uint64(w.Window.Start.UnixMilli())), nil
 }
 
 func (s windowedSerde[K]) Deserialize(topic string, b []byte) (Windowed[K], error) {
@@ -163,9 +158,14 @@ func SessionWindowedSerde[K any](inner serde.Serde[K]) serde.Serde[Windowed[K]] 
 type sessionSerde[K any] struct{ inner serde.Serde[K] }
 
 func (s sessionSerde[K]) Serialize(topic string, w Windowed[K]) ([]byte, error) {
-	kb, err := s.inner.Serialize(topic, w.Key)
+	return s.Append(nil, topic, w)
+}
+
+// Append implements serde.Appender.
+func (s sessionSerde[K]) Append(dst []byte, topic string, w Windowed[K]) ([]byte, error) {
+	kb, err := serde.AppendTo(s.inner, dst, topic, w.Key)
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	kb = binary.BigEndian.AppendUint64(kb, uint64(w.Window.End.UnixMilli()))
 	return binary.BigEndian.AppendUint64(kb, uint64(w.Window.Start.UnixMilli())), nil

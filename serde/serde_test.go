@@ -29,6 +29,16 @@ func roundTrip[T any](t *testing.T, s serde.Serde[T], v T) {
 	if d := cmp.Diff(v, got); d != "" {
 		t.Fatalf("round trip (-want +got):\n%s", d)
 	}
+	// AppendTo gives Serialize's bytes after what dst held, with or
+	// without an Appender.
+	prefix := []byte("prefix")
+	a, err := serde.AppendTo(s, append([]byte(nil), prefix...), "topic", v)
+	if err != nil {
+		t.Fatalf("append %v: %v", v, err)
+	}
+	if d := cmp.Diff(append(prefix, b...), a); d != "" {
+		t.Fatalf("AppendTo (-want +got):\n%s", d)
+	}
 }
 
 func TestRoundTrips(t *testing.T) {

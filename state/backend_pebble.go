@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,12 +68,30 @@ type pebbleBackend struct {
 	// never closed (Pebble would recycle its memory under them): a commit
 	// or discard then leaves the old batch to the garbage collector.
 	batchIters int
-	kbuf       []byte
-	kbuf2      []byte
+	// delRanges are range deletions not yet put into b, as [lo, hi) pairs
+	// of full keys. NB: Pebble's Batch.Get re-fragments every range
+	// tombstone of an indexed batch on each call (it reads at the newest
+	// sequence number, which its tombstone cache never matches), so one
+	// expired segment dropped early in a commit interval made every later
+	// read of that interval pay for it. get and iter hide these ranges
+	// instead; commit (or a write into one of them) moves them into b.
+	delRanges [][2][]byte
+	kbuf      []byte
+	kbuf2     []byte
+	// onCorrupt is told of every corruption error a read returns.
+	onCorrupt func(error)
 }
 
-func newPebbleBackend(db *pebble.DB, sst *sstEnv, id uint32, noSync bool) *pebbleBackend {
-	p := &pebbleBackend{db: db, sst: sst, id: id, prefix: dataKeyPrefix(id), wo: pebble.Sync}
+// readErr passes err through, telling onCorrupt if it is a corruption.
+func (p *pebbleBackend) readErr(err error) error {
+	if err != nil && p.onCorrupt != nil && pebble.IsCorruptionError(err) {
+		p.onCorrupt(err)
+	}
+	return err
+}
+
+func newPebbleBackend(db *pebble.DB, sst *sstEnv, id uint32, noSync bool, onCorrupt func(error)) *pebbleBackend {
+	p := &pebbleBackend{db: db, sst: sst, id: id, prefix: dataKeyPrefix(id), wo: pebble.Sync, onCorrupt: onCorrupt}
 	p.metaKey = p.prefix
 	if noSync {
 		p.wo = pebble.NoSync
@@ -103,9 +122,46 @@ func (p *pebbleBackend) batch() *pebble.Batch {
 	return p.b
 }
 
+// inDelRange reports whether full key k lies in a pending range deletion.
+func (p *pebbleBackend) inDelRange(k []byte) bool {
+	for _, r := range p.delRanges {
+		if bytes.Compare(k, r[0]) >= 0 && bytes.Compare(k, r[1]) < 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// applyDelRanges moves the pending range deletions into the batch.
+func (p *pebbleBackend) applyDelRanges() error {
+	for _, r := range p.delRanges {
+		if err := p.batch().DeleteRange(r[0], r[1], nil); err != nil {
+			return err
+		}
+	}
+	p.delRanges = p.delRanges[:0]
+	return nil
+}
+
+// writeKey returns the full key of key for a write; a write into a pending
+// range deletion first moves the pending deletions into the batch, so that
+// the batch keeps the order of the writes.
+func (p *pebbleBackend) writeKey(key []byte) ([]byte, error) {
+	k := p.full(key)
+	if len(p.delRanges) > 0 && p.inDelRange(k) {
+		if err := p.applyDelRanges(); err != nil {
+			return nil, err
+		}
+	}
+	return k, nil
+}
+
 func (p *pebbleBackend) get(key []byte) ([]byte, error) {
 	if p.bulkMode {
 		return nil, errors.New("state: internal error: read during restore")
+	}
+	if len(p.delRanges) > 0 && p.inDelRange(p.full(key)) {
+		return nil, nil
 	}
 	var (
 		v   []byte
@@ -121,7 +177,7 @@ func (p *pebbleBackend) get(key []byte) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state: pebble get: %w", err)
+		return nil, fmt.Errorf("state: pebble get: %w", p.readErr(err))
 	}
 	out := append(make([]byte, 0, len(v)), v...)
 	return out, c.Close()
@@ -132,7 +188,11 @@ func (p *pebbleBackend) set(key, value []byte) error {
 		p.chunk.set(key, value)
 		return nil
 	}
-	return p.batch().Set(p.full(key), value, nil)
+	k, err := p.writeKey(key)
+	if err != nil {
+		return err
+	}
+	return p.batch().Set(k, value, nil)
 }
 
 func (p *pebbleBackend) del(key []byte) error {
@@ -140,7 +200,11 @@ func (p *pebbleBackend) del(key []byte) error {
 		p.chunk.set(key, nil)
 		return nil
 	}
-	return p.batch().Delete(p.full(key), nil)
+	k, err := p.writeKey(key)
+	if err != nil {
+		return err
+	}
+	return p.batch().Delete(k, nil)
 }
 
 func (p *pebbleBackend) delRange(from, to []byte) error {
@@ -151,13 +215,13 @@ func (p *pebbleBackend) delRange(from, to []byte) error {
 		p.chunk.delRange(from, to)
 		return nil
 	}
-	lo := p.lowerKey(p.kbuf2, from)
-	p.kbuf2 = lo
+	lo := p.lowerKey(nil, from)
 	hi := p.end
 	if to != nil {
 		hi = append(append([]byte(nil), p.prefix...), to...)
 	}
-	return p.batch().DeleteRange(lo, hi, nil)
+	p.delRanges = append(p.delRanges, [2][]byte{lo, hi})
+	return nil
 }
 
 func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error) {
@@ -183,9 +247,12 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 		it, err = p.db.NewIter(o)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("state: pebble iterator: %w", err)
+		return nil, fmt.Errorf("state: pebble iterator: %w", p.readErr(err))
 	}
-	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse}
+	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse, readErr: p.readErr}
+	if len(p.delRanges) > 0 {
+		pi.hide = append([][2][]byte(nil), p.delRanges...)
+	}
 	if owner != nil {
 		owner.batchIters++
 		pi.owner = owner
@@ -193,26 +260,69 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 	return pi, nil
 }
 
+// exactCountLimit is how many keys count scans before it turns to Pebble's
+// table statistics.
+const exactCountLimit = 1_000
+
+// count is exact up to exactCountLimit keys (a bounded scan, which sees
+// uncommitted writes too). Past that it is estimated from the properties of
+// the SSTables that overlap the store's range, each prorated by the share
+// of its bytes inside the range: overwritten keys not yet compacted away
+// count more than once, and data still only in a memtable does not count;
+// the result is at least exactCountLimit+1.
 func (p *pebbleBackend) count() (int64, error) {
 	it, err := p.iter(nil, nil, false)
 	if err != nil {
 		return 0, err
 	}
 	var n int64
-	for it.next() {
+	for n <= exactCountLimit && it.next() {
 		n++
 	}
-	return n, it.close()
+	if err := it.close(); err != nil {
+		return 0, err
+	}
+	if n <= exactCountLimit {
+		return n, nil
+	}
+	est, err := p.estimateCount()
+	if err != nil {
+		return 0, err
+	}
+	return max(est, n), nil
+}
+
+func (p *pebbleBackend) estimateCount() (int64, error) {
+	lo := p.lowerKey(nil, nil)
+	levels, err := p.db.SSTables(pebble.WithKeyRangeFilter(lo, p.end), pebble.WithProperties(), pebble.WithApproximateSpanBytes())
+	if err != nil {
+		return 0, fmt.Errorf("state: pebble table statistics: %w", p.readErr(err))
+	}
+	var est float64
+	for _, tables := range levels {
+		for _, t := range tables {
+			if t.Properties == nil || t.Size == 0 || t.Properties.NumEntries <= t.Properties.NumDeletions {
+				continue
+			}
+			frac := min(float64(t.ApproximateSpanBytes)/float64(t.Size), 1)
+			est += float64(t.Properties.NumEntries-t.Properties.NumDeletions) * frac
+		}
+	}
+	return int64(est), nil
 }
 
 func (p *pebbleBackend) pending() int {
 	if p.bulkMode {
 		return p.chunk.size()
 	}
-	if p.b == nil {
-		return 0
+	n := 0
+	for _, r := range p.delRanges {
+		n += len(r[0]) + len(r[1])
 	}
-	return p.b.Len()
+	if p.b == nil {
+		return n
+	}
+	return n + p.b.Len()
 }
 
 func (p *pebbleBackend) commit(m meta) error {
@@ -222,6 +332,9 @@ func (p *pebbleBackend) commit(m meta) error {
 			// An ingest is durable when it returns; so is its checkpoint.
 			return p.ingestChunk(context.Background(), m)
 		}
+	}
+	if err := p.applyDelRanges(); err != nil {
+		return err
 	}
 	b := p.batch()
 	if err := b.Set(p.metaKey, m.encode(), nil); err != nil {
@@ -245,7 +358,7 @@ func (p *pebbleBackend) loadMeta() (meta, error) {
 		return zeroMeta, nil
 	}
 	if err != nil {
-		return meta{}, fmt.Errorf("state: pebble get checkpoint: %w", err)
+		return meta{}, fmt.Errorf("state: pebble get checkpoint: %w", p.readErr(err))
 	}
 	defer c.Close()
 	return decodeMeta(v)
@@ -267,6 +380,7 @@ func (p *pebbleBackend) wipe() error {
 
 func (p *pebbleBackend) discard() {
 	p.release()
+	p.delRanges = p.delRanges[:0]
 	p.bulkMode = false
 	if p.chunk != nil {
 		p.chunk.reset()
@@ -310,13 +424,17 @@ func (p *pebbleBackend) close() error {
 type pebbleIter struct {
 	it *pebble.Iterator
 	// owner is set when the iterator reads owner's batch.
-	owner   *pebbleBackend
+	owner *pebbleBackend
+	// hide are range deletions pending when the iterator was made: their
+	// keys are skipped.
+	hide    [][2][]byte
 	plen    int
 	reverse bool
 	started bool
 	valid   bool
 	closed  bool
 	cerr    error
+	readErr func(error) error
 }
 
 func (i *pebbleIter) next() bool {
@@ -334,7 +452,23 @@ func (i *pebbleIter) next() bool {
 		i.valid = i.it.Prev()
 	}
 	i.started = true
+	for i.valid && len(i.hide) > 0 && i.hidden(i.it.Key()) {
+		if i.reverse {
+			i.valid = i.it.Prev()
+		} else {
+			i.valid = i.it.Next()
+		}
+	}
 	return i.valid
+}
+
+func (i *pebbleIter) hidden(k []byte) bool {
+	for _, r := range i.hide {
+		if bytes.Compare(k, r[0]) >= 0 && bytes.Compare(k, r[1]) < 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (i *pebbleIter) key() []byte {
@@ -354,13 +488,13 @@ func (i *pebbleIter) err() error {
 	if i.closed {
 		return i.cerr
 	}
-	return i.it.Error()
+	return i.readErr(i.it.Error())
 }
 
 func (i *pebbleIter) close() error {
 	if !i.closed {
 		i.closed = true
-		i.cerr = i.it.Close()
+		i.cerr = i.readErr(i.it.Close())
 		if i.owner != nil {
 			// A batch released while this iterator read it was left to
 			// the garbage collector (see release).

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	iofs "io/fs"
 	"log/slog"
 	"math"
 	"sync"
@@ -142,6 +144,8 @@ type Engine struct {
 	batchUsed atomic.Int64
 	// rcGen numbers read-cache generations (see base.newRCGeneration).
 	rcGen atomic.Uint64
+	// corrupt is set once a read met corruption (see markCorrupt).
+	corrupt atomic.Bool
 
 	mu sync.Mutex
 	// open are the stores open now, by catalog key. Guarded by mu.
@@ -164,6 +168,10 @@ func Open(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.cache = pebble.NewCache(e.split.blockCache)
+	if err := e.wipeIfMarkedCorrupt(dir); err != nil {
+		e.cache.Unref()
+		return nil, err
+	}
 	db, err := e.openPebble(dir)
 	if err != nil && pebble.IsCorruptionError(err) {
 		opts.Logger.Warn("state: Pebble database is corrupt; wiping it, stores will be rebuilt from their changelogs", "dir", dir, "err", err)
@@ -174,6 +182,14 @@ func Open(opts Options) (*Engine, error) {
 		if merr := mkdirSynced(opts.FS, dir); merr != nil {
 			e.cache.Unref()
 			return nil, merr
+		}
+		// A corruption reported while opening wrote the marker; the
+		// database it speaks of is gone.
+		if e.corrupt.Swap(false) {
+			if rerr := opts.FS.Remove(opts.FS.PathJoin(opts.Dir, corruptMarker)); rerr != nil && !errors.Is(rerr, iofs.ErrNotExist) {
+				e.cache.Unref()
+				return nil, fmt.Errorf("state: remove corruption marker: %w", rerr)
+			}
 		}
 		db, err = e.openPebble(dir)
 	}
@@ -208,6 +224,83 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e.rcache = rc
 	return e, nil
+}
+
+// corruptMarker names the file (in Options.Dir) that says the database
+// met corruption while running; it holds the reason.
+const corruptMarker = "CORRUPT"
+
+// markCorrupt records that Pebble reported corruption during a read: the
+// corruption may lie in any store's data, so the whole database is wiped
+// at the next Open (from a marker file, synced) and every store rebuilds
+// from its changelog. Until then reads keep returning the errors Pebble
+// gives (IsCorruption reports them); the runtime stops the instance.
+func (e *Engine) markCorrupt(cause error) {
+	if !e.corrupt.CompareAndSwap(false, true) {
+		return
+	}
+	fs, path := e.opts.FS, e.opts.FS.PathJoin(e.opts.Dir, corruptMarker)
+	e.opts.Logger.Error("state: Pebble found corruption while reading; the database will be wiped at the next open and every store rebuilt from its changelog",
+		"dir", e.opts.Dir, "err", cause)
+	err := func() error {
+		f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write([]byte(cause.Error())); err != nil {
+			_ = f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return mkdirSynced(fs, e.opts.Dir)
+	}()
+	if err != nil {
+		e.opts.Logger.Error("state: could not write the corruption marker; the database may not be wiped at the next open", "path", path, "err", err)
+	}
+}
+
+// Corrupted reports whether a read of this engine met corruption: the
+// database is then wiped at the next Open.
+func (e *Engine) Corrupted() bool { return e.corrupt.Load() }
+
+// wipeIfMarkedCorrupt wipes the database directory dir if an earlier run
+// marked it corrupt, then removes the marker (in that order, so a crash in
+// between wipes again).
+func (e *Engine) wipeIfMarkedCorrupt(dir string) error {
+	fs, path := e.opts.FS, e.opts.FS.PathJoin(e.opts.Dir, corruptMarker)
+	f, err := fs.Open(path)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state: open %s: %w", path, err)
+	}
+	reason, _ := io.ReadAll(io.LimitReader(f, 4096))
+	_ = f.Close()
+	e.opts.Logger.Warn("state: wiping the Pebble database, marked corrupt by an earlier run; stores will be rebuilt from their changelogs",
+		"dir", dir, "reason", string(reason))
+	if err := fs.RemoveAll(dir); err != nil {
+		return fmt.Errorf("state: wipe corrupt database %s: %w", dir, err)
+	}
+	if err := mkdirSynced(fs, dir); err != nil {
+		return err
+	}
+	if err := fs.Remove(path); err != nil {
+		return fmt.Errorf("state: remove %s: %w", path, err)
+	}
+	return mkdirSynced(fs, e.opts.Dir)
+}
+
+// IsCorruption reports whether err says that stored state is corrupt: a
+// corruption Pebble found, or a checkpoint that does not decode.
+func IsCorruption(err error) bool {
+	return pebble.IsCorruptionError(err) || errors.Is(err, errCorruptMeta)
 }
 
 // mkdirSynced creates dir and its missing parents and syncs every
@@ -249,6 +342,12 @@ func (e *Engine) openPebble(dir string) (db *pebble.DB, err error) {
 		MemTableSize:                uint64(e.split.memtable),
 		MemTableStopWritesThreshold: e.split.memtables,
 		Logger:                      pebbleLogger{e.opts.Logger},
+		// NB: by default Pebble treats corruption found by a read or a
+		// compaction as fatal; Weir marks the database for a rebuild
+		// instead, and the read returns the error.
+		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+			e.markCorrupt(fmt.Errorf("%s: %w", info.Path, info.Details))
+		}},
 	}
 	o.EnsureDefaults()
 	e.popts = o
@@ -392,7 +491,7 @@ func (e *Engine) openBase(spec Spec, partition int32, changelog ChangelogWriter)
 		if err != nil {
 			return nil, err
 		}
-		b.be = newPebbleBackend(e.db, e.sst, id, e.opts.NoSync)
+		b.be = newPebbleBackend(e.db, e.sst, id, e.opts.NoSync, e.markCorrupt)
 		if spec.ReadCache {
 			b.rc = e.rcache
 			b.rcID = id
@@ -431,7 +530,7 @@ func (e *Engine) storeIDLocked(ck string, kind Kind) (uint32, error) {
 		}
 		if ok {
 			e.opts.Logger.Warn("state: store changed kind; wiping it", "catalog", ck[6:], "was", old, "now", kind)
-			be := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync)
+			be := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync, e.markCorrupt)
 			if err := be.wipe(); err != nil {
 				return 0, err
 			}
@@ -489,7 +588,7 @@ func (e *Engine) Drop(name string, partition int32) error {
 	}
 	_ = c.Close()
 	if ok {
-		if err := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync).wipe(); err != nil {
+		if err := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync, e.markCorrupt).wipe(); err != nil {
 			return err
 		}
 	}

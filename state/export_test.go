@@ -24,3 +24,6 @@ func SetRestoreChunkForTest(e *Engine, n int64) {
 	e.split.restoreChunk = n
 	e.sst.chunkBytes = int(n)
 }
+
+// FlushMemtablesForTest writes Pebble's memtables to SSTables.
+func FlushMemtablesForTest(e *Engine) error { return e.db.Flush() }

@@ -3,6 +3,7 @@ package streams
 import (
 	"errors"
 	"fmt"
+	"github.com/weir-dev/weir/internal/slab"
 	"github.com/weir-dev/weir/serde"
 	"slices"
 	"time"
@@ -324,8 +325,12 @@ type sinkInstance[K, V any] struct {
 	ks       serde.Serde[K]
 	vs       serde.Serde[V]
 	internal bool
+	part     StreamPartitioner[K, V]
 	tc       TaskContext
 	raw      RawRecord
+	// slab is where serialized keys and values are carved from: the
+	// record sink may keep them.
+	slab slab.Slab
 }
 
 func (s *sinkInstance[K, V]) input() any {
@@ -346,15 +351,19 @@ func (s *sinkInstance[K, V]) emit(r Record[K, V]) error {
 			return &NodeError{Node: s.name, Err: errors.New("topic chooser returned an empty topic")}
 		}
 	}
-	kb, err := s.ks.Serialize(topic, r.Key)
+	kb, err := slab.Append(&s.slab, s.ks, topic, r.Key)
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: topic, What: "key", Err: err}
 	}
-	vb, err := s.vs.Serialize(topic, r.Value)
+	vb, err := slab.Append(&s.slab, s.vs, topic, r.Value)
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: topic, What: "value", Err: err}
 	}
 	s.raw = RawRecord{Topic: topic, Partition: AnyPartition, Key: kb, Value: vb, Timestamp: r.Timestamp, Headers: r.Headers}
+	if s.part != nil {
+		part, k, v := s.part, r.Key, r.Value
+		s.raw.PartitionFor = func(n int) Partition { return Partition(part(topic, k, v, n)) }
+	}
 	if err := s.tc.Emit(&s.raw, s.internal); err != nil {
 		return wrapNode(s.name, err)
 	}

@@ -90,6 +90,11 @@ type RawRecord struct {
 	Value     []byte
 	Timestamp time.Time
 	Headers   Headers
+	// PartitionFor, set on an output record by a sink with a custom
+	// partitioner (WithPartitioner), gives the record's partition for the
+	// topic's partition count; it takes precedence over Partition. Record
+	// sinks call it once they know the count. Nil for input records.
+	PartitionFor func(partitions int) Partition
 }
 
 // AnyPartition in an output RawRecord asks the record sink to pick the

@@ -257,11 +257,28 @@ type TopicChooser[K, V any] func(r Record[K, V]) string
 type SinkOption func(*sinkConfig)
 
 type sinkConfig struct {
-	internal bool
+	internal    bool
+	partitioner any // StreamPartitioner[K, V] of the sink's types
 }
 
 // ToInternal marks a sink as writing an internal (repartition) topic.
 func ToInternal() SinkOption { return func(c *sinkConfig) { c.internal = true } }
+
+// StreamPartitioner picks the partition, in [0, partitions), of a record a
+// sink writes to topic, given the topic's partition count. It is called
+// with the record before serialization; the test driver calls it at once,
+// the runtime's producer once it knows the topic's partition count. A
+// result out of range fails the record in the driver; the runtime wraps
+// it into range (modulo).
+type StreamPartitioner[K, V any] func(topic string, key K, value V, partitions int) int
+
+// WithPartitioner makes the sink place its records with p instead of by the
+// murmur2 hash of the serialized key (Kafka's default partitioner). K and V
+// must be the sink's key and value types (Build reports a mismatch).
+// Default: the key's hash.
+func WithPartitioner[K, V any](p StreamPartitioner[K, V]) SinkOption {
+	return func(c *sinkConfig) { c.partitioner = p }
+}
 
 // AddSink adds a sink named name writing records from parents to topic.
 func AddSink[K, V any](t *Topology, name, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], parents []string, opts ...SinkOption) {
@@ -294,8 +311,17 @@ func addSink[K, V any](t *Topology, name, topic string, choose TopicChooser[K, V
 	if valueSerde == nil {
 		n.serdeErr = append(n.serdeErr, "value")
 	}
+	var part StreamPartitioner[K, V]
+	if cfg.partitioner != nil {
+		var ok bool
+		if part, ok = cfg.partitioner.(StreamPartitioner[K, V]); !ok || part == nil {
+			t.fail(name, fmt.Sprintf("partitioner %T does not take the sink's records (%v, %v)", cfg.partitioner, n.KeyType, n.ValueType),
+				"pass a partitioner of the sink's key and value types, or none")
+			return
+		}
+	}
 	n.newInstance = func() nodeInstance {
-		return &sinkInstance[K, V]{name: name, topic: topic, choose: choose, ks: keySerde, vs: valueSerde, internal: cfg.internal}
+		return &sinkInstance[K, V]{name: name, topic: topic, choose: choose, ks: keySerde, vs: valueSerde, internal: cfg.internal, part: part}
 	}
 	t.addNode(n)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/weir-dev/weir/internal/exec"
 	"github.com/weir-dev/weir/internal/exec/memstore"
+	"github.com/weir-dev/weir/internal/slab"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
 )
@@ -99,14 +100,21 @@ type Driver struct {
 	stores  map[storeKey]state.Store
 	engine  *state.Engine
 	caches  map[streams.TaskID]*state.Cache
+	// committed holds each task's committed input offsets (Restart
+	// resumes from them).
+	committed map[streams.TaskID]map[streams.TopicPartition]streams.Offset
 	// subParts is the task count of each sub-topology (changelog
 	// partitions).
 	subParts map[streams.SubtopologyID]int
 	seq      int64
 	one      [1]streams.RawRecord // Add's argument, reused
-	last     *topic               // the topic of the last append, a fast path
-	piped    int
-	closed   bool
+	// recent are the topics of the latest appends, a fast path for the
+	// usual alternation of an input and an output topic.
+	recent [4]*topic
+	// slab holds the serialized records piped by input topics.
+	slab   slab.Slab
+	piped  int
+	closed bool
 }
 
 type storeKey struct {
@@ -142,16 +150,15 @@ func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 	}
 	d := &Driver{topo: topo, cfg: c, clock: &clock{now: c.start}, topics: map[string]*topic{},
 		readers: map[string][]*exec.Task{}, stores: map[storeKey]state.Store{},
-		caches: map[streams.TaskID]*state.Cache{}, subParts: map[streams.SubtopologyID]int{}}
+		caches: map[streams.TaskID]*state.Cache{}, subParts: map[streams.SubtopologyID]int{},
+		committed: map[streams.TaskID]map[streams.TopicPartition]streams.Offset{}}
 	if len(topo.Subtopologies()) == 0 {
 		return nil, errors.New("streamstest: topology not built (call Build) or empty")
 	}
 	if !c.mapStores {
-		eng, err := state.Open(state.Options{Dir: "/", FS: vfs.NewMem(), MemoryBudget: 64 << 20, NoSync: true})
-		if err != nil {
-			return nil, fmt.Errorf("streamstest: open state engine: %w", err)
+		if err := d.openEngine(); err != nil {
+			return nil, err
 		}
-		d.engine = eng
 		defer func() {
 			if err != nil {
 				_ = d.Close() // stop the engine's goroutines
@@ -183,10 +190,32 @@ func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 			n = max(n, parts(tp))
 		}
 		d.subParts[st.ID] = max(n, 1)
+	}
+	if err := d.startTasks(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (d *Driver) openEngine() error {
+	eng, err := state.Open(state.Options{Dir: "/", FS: vfs.NewMem(), MemoryBudget: 64 << 20, NoSync: true})
+	if err != nil {
+		return fmt.Errorf("streamstest: open state engine: %w", err)
+	}
+	d.engine = eng
+	return nil
+}
+
+// startTasks creates and initializes a task per sub-topology and partition
+// (opening the stores their processors use).
+func (d *Driver) startTasks() error {
+	topo, c := d.topo, d.cfg
+	for _, st := range topo.Subtopologies() {
+		n := d.subParts[st.ID]
 		if st.Global {
 			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: -1}, d, d, exec.Options{ApplicationID: c.appID, Clock: d.clock})
 			if err != nil {
-				return nil, err
+				return err
 			}
 			d.global = append(d.global, t)
 			for _, real := range t.InputTopics() {
@@ -197,7 +226,7 @@ func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 		for p := 0; p < n; p++ {
 			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: streams.Partition(p)}, d, d, exec.Options{ApplicationID: c.appID, Clock: d.clock})
 			if err != nil {
-				return nil, err
+				return err
 			}
 			d.tasks = append(d.tasks, t)
 			for _, real := range t.InputTopics() {
@@ -209,10 +238,10 @@ func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 	// read them.
 	for _, t := range append(slices.Clone(d.global), d.tasks...) {
 		if err := t.Init(); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return d, nil
+	return nil
 }
 
 func (d *Driver) topic(name string, n int) *topic {
@@ -275,10 +304,21 @@ func (d *Driver) openEngineStore(task streams.TaskID, spec streams.StoreSpec) (s
 		part = 0
 	}
 	var cl state.ChangelogWriter
+	// restoreFrom is the topic the store is restored from: its changelog,
+	// or the source topic of a table.
+	restoreFrom := spec.SourceTopic
+	if restoreFrom != "" && d.topo.IsInternalTopic(restoreFrom) {
+		restoreFrom = streams.InternalTopicName(d.cfg.appID, restoreFrom)
+	}
+	if spec.Global {
+		// NB: a global store spans every partition of its topic; Restart
+		// refills it by replaying the whole topic through the global task.
+		restoreFrom = ""
+	}
 	if !sp.Unlogged {
-		name := state.ChangelogTopicName(d.cfg.appID, sp.Name)
-		d.topic(name, d.subParts[task.Subtopology])
-		cl = &changelog{d: d, topic: name, partition: streams.Partition(part), last: state.NoOffset}
+		restoreFrom = state.ChangelogTopicName(d.cfg.appID, sp.Name)
+		d.topic(restoreFrom, d.subParts[task.Subtopology])
+		cl = &changelog{d: d, topic: restoreFrom, partition: streams.Partition(part), last: state.NoOffset}
 	}
 	ctx := context.Background()
 	cache := d.caches[task]
@@ -286,26 +326,70 @@ func (d *Driver) openEngineStore(task streams.TaskID, spec streams.StoreSpec) (s
 		cache = d.engine.NewCache()
 		d.caches[task] = cache
 	}
+	var (
+		s   state.Store
+		err error
+	)
 	switch sp.Kind {
 	case state.KindWindow:
-		s, err := d.engine.OpenWindow(ctx, sp, part, cl)
-		if err != nil || sp.Uncached {
-			return s, err
+		var ws state.WindowStore
+		if ws, err = d.engine.OpenWindow(ctx, sp, part, cl); err == nil && !sp.Uncached {
+			ws, err = cache.Window(ws, nil)
 		}
-		return cache.Window(s, nil)
+		s = ws
 	case state.KindSession:
-		s, err := d.engine.OpenSession(ctx, sp, part, cl)
-		if err != nil || sp.Uncached {
-			return s, err
+		var ss state.SessionStore
+		if ss, err = d.engine.OpenSession(ctx, sp, part, cl); err == nil && !sp.Uncached {
+			ss, err = cache.Session(ss, nil)
 		}
-		return cache.Session(s, nil)
+		s = ss
 	default:
-		s, err := d.engine.OpenKeyValue(ctx, sp, part, cl)
-		if err != nil || sp.Uncached {
-			return s, err
+		var kv state.KeyValueStore
+		if kv, err = d.engine.OpenKeyValue(ctx, sp, part, cl); err == nil && !sp.Uncached {
+			kv, err = cache.KeyValue(kv, nil)
 		}
-		return cache.KeyValue(s, nil)
+		s = kv
 	}
+	if err != nil {
+		return nil, err
+	}
+	// A store opened after Restart comes back from what its changelog
+	// holds, as the runtime restores it.
+	if t, ok := d.topics[restoreFrom]; ok && restoreFrom != "" && int(part) < len(t.ends) && t.ends[part] > 0 {
+		if _, err := state.Restore(ctx, s, &changelogReader{t: t, partition: part}); err != nil {
+			return nil, fmt.Errorf("streamstest: restore store %q of task %s from %q: %w", sp.Name, task, restoreFrom, err)
+		}
+	}
+	return s, nil
+}
+
+// changelogReader reads a partition of a driver topic for a restore.
+type changelogReader struct {
+	t         *topic
+	partition int32
+}
+
+func (r *changelogReader) Topic() string    { return r.t.name }
+func (r *changelogReader) Partition() int32 { return r.partition }
+func (r *changelogReader) EndOffset(context.Context) (state.Offset, error) {
+	return state.Offset(r.t.ends[r.partition]), nil
+}
+
+func (r *changelogReader) Read(_ context.Context, from, to state.Offset, fn func([]state.ChangelogRecord) error) error {
+	recs := r.t.parts[r.partition]
+	if len(recs) < int(r.t.ends[r.partition]) {
+		return fmt.Errorf("streamstest: topic %q was not kept (DiscardRecords): cannot restore from it", r.t.name)
+	}
+	var batch []state.ChangelogRecord
+	for _, rc := range recs {
+		if o := state.Offset(rc.Offset); o >= from && o < to {
+			batch = append(batch, state.ChangelogRecord{Offset: o, Key: rc.Key, Value: rc.Value})
+		}
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	return fn(batch)
 }
 
 // changelog writes a store's changes to its changelog topic in the driver.
@@ -329,15 +413,34 @@ func (c *changelog) Flush(context.Context) (state.Offset, error) { return c.last
 // queues it for the tasks reading that topic.
 func (d *Driver) Send(r *streams.RawRecord) error {
 	cp := *r
+	if cp.PartitionFor != nil {
+		n := len(d.topic(cp.Topic, 0).parts)
+		p := cp.PartitionFor(n)
+		if p < 0 || int(p) >= n {
+			return fmt.Errorf("streamstest: partitioner put a record of %q in partition %d; the topic has %d", cp.Topic, p, n)
+		}
+		cp.Partition, cp.PartitionFor = p, nil
+	}
 	d.append(&cp)
 	return nil
 }
 
 func (d *Driver) append(r *streams.RawRecord) {
-	t := d.last
-	if t == nil || t.name != r.Topic {
+	var t *topic
+	for i, rt := range d.recent {
+		if rt != nil && rt.name == r.Topic {
+			t = rt
+			if i > 0 {
+				copy(d.recent[1:i+1], d.recent[:i])
+				d.recent[0] = t
+			}
+			break
+		}
+	}
+	if t == nil {
 		t = d.topic(r.Topic, 0)
-		d.last = t
+		copy(d.recent[1:], d.recent[:len(d.recent)-1])
+		d.recent[0] = t
 	}
 	if !t.resolved {
 		t.readers, t.resolved = d.readers[r.Topic], true
@@ -417,6 +520,7 @@ func (d *Driver) commit() error {
 				if err := t.Commit(context.Background()); err != nil {
 					return err
 				}
+				d.committed[t.ID()] = t.Offsets()
 				committed = true
 			}
 		}
@@ -458,6 +562,94 @@ func (d *Driver) Commit() {
 	if err := d.commit(); err != nil {
 		d.fail(err)
 	}
+}
+
+// Restart simulates the application crashing and starting again (or its
+// tasks moving to another instance): the tasks are dropped without a
+// commit, with every store and write-back cache; new tasks restore their
+// stores from the changelog topics (tables from their source topics) as the
+// runtime does, then process again every input record after the offsets
+// last committed, as a consumer group resumes. Records written to output
+// topics stay; what was emitted after the last commit is emitted again
+// (at-least-once), so restart right after a commit (CommitEvery(1), the
+// default, or Driver.Commit) to see each result once. Restart needs the
+// state package's stores (not MapStores) and the records of the topics
+// read again (not DiscardRecords).
+func (d *Driver) Restart() {
+	d.tb.Helper()
+	if err := d.restart(); err != nil {
+		d.fail(err)
+	}
+}
+
+func (d *Driver) restart() error {
+	if d.closed {
+		return errors.New("driver closed")
+	}
+	if d.engine == nil {
+		return errors.New("Restart needs the state package's stores, not MapStores")
+	}
+	var errs []error
+	for _, t := range append(slices.Clone(d.global), d.tasks...) {
+		errs = append(errs, t.Close())
+	}
+	for _, s := range d.stores {
+		errs = append(errs, s.Close())
+	}
+	errs = append(errs, d.engine.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("stop tasks: %w", err)
+	}
+	d.engine, d.tasks, d.global = nil, nil, nil
+	d.stores, d.caches = map[storeKey]state.Store{}, map[streams.TaskID]*state.Cache{}
+	d.readers, d.recent = map[string][]*exec.Task{}, [4]*topic{}
+	for _, t := range d.topics {
+		t.readers, t.resolved = nil, false
+	}
+	if err := d.openEngine(); err != nil {
+		return err
+	}
+	if err := d.startTasks(); err != nil {
+		return err
+	}
+	// Queue the input not committed, global tasks from the start.
+	for _, t := range append(slices.Clone(d.global), d.tasks...) {
+		global := t.ID().Partition < 0
+		for _, name := range t.InputTopics() {
+			tp, ok := d.topics[name]
+			if !ok {
+				continue
+			}
+			for p := range tp.parts {
+				if !global && streams.Partition(p) != t.ID().Partition {
+					continue
+				}
+				from := streams.Offset(0)
+				if !global {
+					from = d.committed[t.ID()][streams.TopicPartition{Topic: name, Partition: streams.Partition(p)}]
+				}
+				if from >= tp.ends[p] {
+					continue
+				}
+				if len(tp.parts[p]) < int(tp.ends[p]) {
+					return fmt.Errorf("topic %q was not kept (DiscardRecords): cannot read it again", name)
+				}
+				var recs []streams.RawRecord
+				for _, r := range tp.parts[p] {
+					if r.Offset >= from {
+						recs = append(recs, r.RawRecord)
+					}
+				}
+				if err := t.Add(streams.TopicPartition{Topic: name, Partition: streams.Partition(p)}, recs); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := d.run(); err != nil {
+		return err
+	}
+	return d.commit()
 }
 
 // AdvanceWallClock moves the driver's wall clock by dt and fires the

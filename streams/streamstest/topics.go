@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weir-dev/weir/internal/slab"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/streams"
 )
@@ -93,11 +94,11 @@ func (in *InputTopic[K, V]) TryPipeRecord(r streams.Record[K, V]) error {
 		r.Timestamp = in.next
 		in.next = in.next.Add(in.step)
 	}
-	kb, err := in.ks.Serialize(in.name, r.Key)
+	kb, err := slab.Append(&in.d.slab, in.ks, in.name, r.Key)
 	if err != nil {
 		return fmt.Errorf("streamstest: serialize key for %q: %w", in.name, err)
 	}
-	vb, err := in.vs.Serialize(in.name, r.Value)
+	vb, err := slab.Append(&in.d.slab, in.vs, in.name, r.Value)
 	if err != nil {
 		return fmt.Errorf("streamstest: serialize value for %q: %w", in.name, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -28,9 +29,6 @@ import (
 
 // ErrClosed is returned by Run on an App that was closed or already ran.
 var ErrClosed = errors.New("runtime: application closed")
-
-// maxPollRecords bounds the records one poll hands to the tasks.
-const maxPollRecords = 50000
 
 // App is one application instance. See the package documentation.
 type App struct {
@@ -73,8 +71,12 @@ type App struct {
 	// paused are the partitions whose fetching is paused. Guarded by mu.
 	paused map[streams.TopicPartition]bool
 	// ends is the highest end offset (high watermark) known per input
-	// partition, from fetches and from probeLags. Guarded by mu.
-	ends map[streams.TopicPartition]int64
+	// partition, from fetches and from probeLags, with the poll it was
+	// last confirmed in. Guarded by mu.
+	ends map[streams.TopicPartition]knownEnd
+	// polls counts the polls; a poll's records and end offsets carry its
+	// number. Guarded by mu.
+	polls uint64
 	// starts is, per input partition of a running task, the offset
 	// consuming started at (committed offset, else log start), looked up
 	// by probeLags for partitions that have not yielded a record yet.
@@ -87,6 +89,8 @@ type App struct {
 	// abandoned is set by Abandon: nothing is committed from then on.
 	// Guarded by mu.
 	abandoned bool
+	// recBuf is stepLocked's conversion buffer. Guarded by mu.
+	recBuf []streams.RawRecord
 }
 
 // New returns an application instance for topo; nothing connects until
@@ -114,7 +118,7 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		tasks:    map[streams.TaskID]*task{},
 		byTP:     map[streams.TopicPartition]*task{},
 		paused:   map[streams.TopicPartition]bool{},
-		ends:     map[streams.TopicPartition]int64{},
+		ends:     map[streams.TopicPartition]knownEnd{},
 		starts:   map[streams.TopicPartition]int64{},
 	}
 	a.m = newMetrics(opts.ApplicationID, instance)
@@ -221,7 +225,6 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.SessionTimeout(a.opts.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, a.opts.SessionTimeout/4)),
 		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.FetchMaxPartitionBytes(8<<20),
 		kgo.MaxBufferedRecords(100_000),
 		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.ProducerLinger(5*time.Millisecond),
@@ -270,7 +273,13 @@ func (a *App) loop(ctx context.Context) error {
 			a.probeLags(ctx)
 		}
 		pctx, cancel := context.WithTimeout(ctx, pollEvery)
-		fs := a.cl.PollRecords(pctx, maxPollRecords)
+		// NB: PollFetches takes whole fetch responses (at most
+		// MaxBufferedRecords), so that a poll that hands over a partition's
+		// records also carries the end offsets the broker answered with
+		// for the task's other partitions: with part of a response left
+		// behind, a task could judge another partition caught up by an
+		// end offset older than the records it runs ahead with.
+		fs := a.cl.PollFetches(pctx)
 		cancel()
 		if fs.IsClientClosed() {
 			return nil
@@ -308,10 +317,11 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 	if a.fatal != nil {
 		return a.fatal
 	}
+	a.polls++
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		tp := streams.TopicPartition{Topic: p.Topic, Partition: streams.Partition(p.Partition)}
-		if p.Err == nil && p.HighWatermark > a.ends[tp] {
-			a.ends[tp] = p.HighWatermark
+		if p.Err == nil {
+			a.ends[tp] = knownEnd{offset: max(a.ends[tp].offset, p.HighWatermark), poll: a.polls}
 		}
 		if len(p.Records) > 0 {
 			last := p.Records[len(p.Records)-1].Offset
@@ -321,7 +331,10 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 		if t == nil || len(p.Records) == 0 {
 			return // revoked since it was fetched: its new owner reads it again
 		}
-		recs := make([]streams.RawRecord, len(p.Records))
+		// The task copies the records it is given: one buffer serves
+		// every partition.
+		recs := slices.Grow(a.recBuf[:0], len(p.Records))[:len(p.Records)]
+		a.recBuf = recs
 		for i, r := range p.Records {
 			recs[i] = streams.RawRecord{
 				Topic: r.Topic, Partition: streams.Partition(r.Partition), Offset: streams.Offset(r.Offset),
@@ -335,6 +348,7 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 			t.firstAdded[tp] = recs[0].Offset
 		}
 		t.lastAdded[tp] = recs[len(recs)-1].Offset
+		t.addedPoll = a.polls
 		if err := t.exec.Add(tp, recs); err != nil && a.fatal == nil {
 			a.fatal = err
 		}
@@ -510,35 +524,47 @@ func (a *App) inputsReady(t *task) (ready, enforced bool) {
 	return true, false
 }
 
+// knownEnd is an input partition's end offset as last seen.
+type knownEnd struct {
+	offset int64
+	// poll is the number of the poll that carried it (or, from probeLags,
+	// of the last poll before the lookup).
+	poll uint64
+}
+
 // caughtUp reports whether the consumer knows t has been handed every
 // record of tp: its position (after the last record handed over or, before
-// any, the offset consuming started at) has reached the partition's last
-// known end offset. With the end or the start unknown the lag is unknown,
-// and the answer is no until probeLags has looked them up.
+// any, the offset consuming started at) has reached the partition's end
+// offset, as seen no earlier than the records last handed to t. With the
+// end unknown or older, or the start unknown, the lag is unknown, and the
+// answer is no until a fetch or probeLags tells.
 func (a *App) caughtUp(t *task, tp streams.TopicPartition) bool {
 	end, ok := a.ends[tp]
-	if !ok {
+	if !ok || end.poll < t.addedPoll {
 		return false
 	}
 	if last, ok := t.lastAdded[tp]; ok {
-		return int64(last)+1 >= end
+		return int64(last)+1 >= end.offset
 	}
 	start, ok := a.starts[tp]
-	return end <= 0 || ok && start >= end
+	return end.offset <= 0 || ok && start >= end.offset
 }
 
 // lagProbeEvery is how often at most the loop runs probeLags.
 const lagProbeEvery = 200 * time.Millisecond
 
-// probeLags looks up what caughtUp needs and no fetch has told yet, for the
+// probeLags looks up what caughtUp needs and no fetch has told, for the
 // empty input partitions of tasks that have records buffered: their end
 // offsets, and where consuming started for those that have not yielded a
-// record (a fetch that returns no records at all is never handed to the
-// poll loop, so an idle partition's end offset is not otherwise known).
-// It runs without App.mu; failures are logged and retried on a later probe.
+// record. A fetch response without any records is never handed to the
+// poll loop, so an idle partition's end offset is otherwise not known, or
+// only from before the task's latest records. It runs without App.mu;
+// failures are logged and retried on a later probe.
 func (a *App) probeLags(ctx context.Context) {
 	a.mu.Lock()
+	polls := a.polls
 	var need []streams.TopicPartition
+	needStarts := false
 	for _, t := range a.tasks {
 		if len(t.inputs) < 2 || t.exec.Buffered() == 0 {
 			continue
@@ -548,11 +574,12 @@ func (a *App) probeLags(ctx context.Context) {
 			if t.buffered(tp, offs) > 0 {
 				continue
 			}
-			_, endKnown := a.ends[tp]
+			end, endKnown := a.ends[tp]
 			_, added := t.lastAdded[tp]
 			_, startKnown := a.starts[tp]
-			if !endKnown || !added && !startKnown {
+			if !endKnown || end.poll < t.addedPoll || !added && !startKnown {
 				need = append(need, tp)
+				needStarts = needStarts || !added && !startKnown
 			}
 		}
 	}
@@ -577,13 +604,13 @@ func (a *App) probeLags(ctx context.Context) {
 	}
 	var firsts kadm.ListedOffsets
 	var committed kadm.OffsetResponses
-	if err == nil {
+	if err == nil && needStarts {
 		firsts, err = a.adm.ListStartOffsets(ctx, topics...)
 		if err == nil {
 			err = firsts.Error()
 		}
 	}
-	if err == nil {
+	if err == nil && needStarts {
 		committed, err = a.adm.FetchOffsets(ctx, a.opts.ApplicationID)
 		if err == nil {
 			err = committed.Error()
@@ -606,8 +633,8 @@ func (a *App) probeLags(ctx context.Context) {
 		if !ok {
 			continue
 		}
-		end := max(a.ends[tp], e.Offset)
-		a.ends[tp] = end
+		end := max(a.ends[tp].offset, e.Offset)
+		a.ends[tp] = knownEnd{offset: end, poll: polls}
 		pos := int64(-1)
 		if last, ok := t.lastAdded[tp]; ok {
 			pos = int64(last) + 1
@@ -691,12 +718,8 @@ func (a *App) commitLocked(ts []*task) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
-	for _, t := range ts {
-		if t.exec.CommitNeeded() {
-			if err := t.exec.Commit(ctx); err != nil {
-				return fmt.Errorf("runtime: commit task %s: %w", t.id, err)
-			}
-		}
+	if err := commitTasks(ctx, ts); err != nil {
+		return err
 	}
 	for _, t := range ts {
 		if err := t.inflight.Wait(ctx); err != nil {
@@ -722,6 +745,30 @@ func (a *App) commitLocked(ts []*task) error {
 	a.m.commits.Inc()
 	a.m.commitTime.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// commitTasks flushes the stores of the tasks of ts that need it, each task
+// on a goroutine of its own: a task's flush is mostly waiting (for its
+// changelog records' acknowledgements, then for the store's sync), so the
+// tasks' waits overlap instead of adding up. The tasks' errors are joined
+// in the order of ts.
+func commitTasks(ctx context.Context, ts []*task) error {
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		if !t.exec.CommitNeeded() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.exec.Commit(ctx); err != nil {
+				errs[i] = fmt.Errorf("runtime: commit task %s: %w", t.id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // shutdown commits and leaves the group (the revoke callback commits and

@@ -95,6 +95,7 @@ func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.Top
 		firstAdded: map[streams.TopicPartition]streams.Offset{},
 		dropped:    map[string]int64{},
 	}
+	t.ack = func(_ *kgo.Record, err error) { t.inflight.Done(err) }
 	et, err := exec.NewTask(a.topo, id, stores{a: a, t: t, ctx: ctx}, sink{a: a, t: t}, exec.Options{ApplicationID: a.opts.ApplicationID})
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)

@@ -21,7 +21,10 @@ type task struct {
 	label    string
 	exec     *exec.Task
 	inflight *client.Inflight
-	stores   []state.Store
+	// ack counts one output record's acknowledgement in inflight; made
+	// once per task, not per record.
+	ack    func(*kgo.Record, error)
+	stores []state.Store
 	// cache is the task's write-back cache, shared by its cached stores.
 	cache *state.Cache
 	// inputs are the task's input partitions (real topic names).
@@ -29,6 +32,8 @@ type task struct {
 	// lastAdded is the offset of the last record added per input
 	// partition; with the task's Offsets it gives the buffered count.
 	lastAdded map[streams.TopicPartition]streams.Offset
+	// addedPoll is the number of the last poll that handed t records.
+	addedPoll uint64
 	// firstAdded is the offset of the first record ever added per input
 	// partition.
 	firstAdded map[streams.TopicPartition]streams.Offset
@@ -65,8 +70,12 @@ func (s sink) Send(r *streams.RawRecord) error {
 	for _, h := range r.Headers {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
+	if r.PartitionFor != nil {
+		rec.Partition = client.CustomPartition
+		rec.Context = client.WithPartitionFor(s.a.runCtx, r.PartitionFor)
+	}
 	s.t.inflight.Add()
-	s.a.cl.Produce(s.a.runCtx, rec, func(_ *kgo.Record, err error) { s.t.inflight.Done(err) })
+	s.a.cl.Produce(s.a.runCtx, rec, s.t.ack)
 	return nil
 }
 

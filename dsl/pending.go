@@ -1,0 +1,79 @@
+package dsl
+
+import (
+	"time"
+
+	"github.com/weir-dev/weir/streams"
+)
+
+// pendingRec is what an aggregation remembers of the latest input record of
+// a key whose result waits in the write-back cache: the typed key, the
+// timestamp and headers the flushed result is forwarded with.
+type pendingRec[K any] struct {
+	key     K
+	ts      time.Time
+	headers streams.Headers
+	// live is false once the result was flushed: the slot stays in the
+	// map for the key's next update (see pendingTable).
+	live bool
+	// epoch is the pendingTable's epoch of the slot's last put.
+	epoch int
+}
+
+// windowKey is a serialized key and a window start (0 for unwindowed
+// aggregations).
+type windowKey struct {
+	key   string
+	start int64
+}
+
+// pendingTable maps the keys an aggregation updated since their last flush
+// to their latest input record. NB: a flushed slot is kept, not deleted, so
+// that a key updated again in a later commit (the common case) costs a map
+// lookup and no allocation. Slots neither live nor used since the previous
+// sweep are deleted when the map has doubled since then, so the map holds
+// about twice the keys updated between two sweeps at most.
+type pendingTable[K any] struct {
+	m map[windowKey]*pendingRec[K]
+	// epoch counts sweeps; limit is the size that triggers the next.
+	epoch, limit int
+}
+
+func newPendingTable[K any]() *pendingTable[K] {
+	return &pendingTable[K]{m: map[windowKey]*pendingRec[K]{}, limit: 1024}
+}
+
+// put records the latest input record of (kb, start).
+func (t *pendingTable[K]) put(kb []byte, start int64, key K, ts time.Time, h streams.Headers) {
+	if e := t.m[windowKey{key: string(kb), start: start}]; e != nil {
+		e.key, e.ts, e.headers, e.live, e.epoch = key, ts, h, true, t.epoch
+		return
+	}
+	if len(t.m) >= t.limit {
+		t.sweep()
+	}
+	t.m[windowKey{key: string(kb), start: start}] = &pendingRec[K]{key: key, ts: ts, headers: h, live: true, epoch: t.epoch}
+}
+
+// take returns and forgets the latest input record of (kb, start).
+func (t *pendingTable[K]) take(kb []byte, start int64) (pendingRec[K], bool) {
+	e := t.m[windowKey{key: string(kb), start: start}]
+	if e == nil || !e.live {
+		return pendingRec[K]{}, false
+	}
+	pr := *e
+	var zero K
+	e.key, e.headers, e.live = zero, nil, false
+	return pr, true
+}
+
+// sweep deletes the slots neither live nor used since the last sweep.
+func (t *pendingTable[K]) sweep() {
+	for k, e := range t.m {
+		if !e.live && e.epoch < t.epoch {
+			delete(t.m, k)
+		}
+	}
+	t.epoch++
+	t.limit = max(1024, 2*len(t.m))
+}
