@@ -90,7 +90,7 @@ id has been joined exactly once.`,
 	f.Float64Var(&cfg.OutOfOrder, "out-of-order", 0.02, "share of orders stamped up to --lateness earlier than their place")
 	f.DurationVar(&cfg.Lateness, "lateness", 5*time.Second, "how much earlier an out-of-order order may be (must stay below the 10s grace)")
 	f.IntVar(&cfg.JoinOrders, "join-orders", 500_000, "orders (and as many payments) through the join; 0 skips the join")
-	f.DurationVar(&cfg.JoinGrace, "join-grace", 0, "grace of the join window (default: --span, so that no record can be dropped as late whatever order the runtime reads the two topics in)")
+	f.DurationVar(&cfg.JoinGrace, "join-grace", 10*time.Second, "grace of the join window (0: --span, so that no record can be late whatever order the two topics are read in)")
 	f.DurationVar(&cfg.Commit, "commit-interval", time.Second, "commit interval of the Weir runtime and of the baseline")
 	f.StringVar(&cfg.Fsync, "fsync", string(broker.FsyncGroup), "Weir's fsync policy: group, interval or never")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where the broker's and the application's directories are made (default: the system temp dir)")

@@ -99,6 +99,17 @@ func newJoinCluster(t *testing.T, parts int32) (addrs []string, release chan str
 // returns the join output they must give.
 func produceJoinInput(t *testing.T, addrs []string, n int, right bool) map[string]string {
 	t.Helper()
+	return produceJoinRange(t, addrs, 0, n, right)
+}
+
+// produceJoinInputFrom produces the pairs from up to n, as produceJoinInput.
+func produceJoinInputFrom(t *testing.T, addrs []string, from, n int) map[string]string {
+	t.Helper()
+	return produceJoinRange(t, addrs, from, n, true)
+}
+
+func produceJoinRange(t *testing.T, addrs []string, from, n int, right bool) map[string]string {
+	t.Helper()
 	pcl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +118,7 @@ func produceJoinInput(t *testing.T, addrs []string, n int, right bool) map[strin
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var recs []*kgo.Record
 	want := map[string]string{}
-	for i := range n {
+	for i := from; i < n; i++ {
 		k := fmt.Sprintf("k%03d", i)
 		at := base.Add(time.Duration(i) * time.Second)
 		recs = append(recs, &kgo.Record{Topic: joinLeft, Key: []byte(k), Value: []byte("l" + k), Timestamp: at})
@@ -280,4 +291,83 @@ func readJoined(t *testing.T, addrs []string) map[string]string {
 			read[r.Partition] = r.Offset + 1
 		})
 	}
+}
+
+// TestJoinTaskMovedBackFetchesAgain: a task whose input partition was
+// paused (its buffer full while the task waited for the other input) moves
+// to another instance and back; the instance must fetch that partition
+// again, or the join loses every later pair of it.
+func TestJoinTaskMovedBackFetchesAgain(t *testing.T) {
+	const n = 50
+	addrs, release := newJoinCluster(t, 2)
+	want := produceJoinInput(t, addrs, n, true)
+	// Left buffers of 5: each task's left partition is paused at once, as
+	// the task waits for the held-back right side.
+	start := func() (*runtime.Application, chan error) {
+		t.Helper()
+		a, err := runtime.New(joinTopology(t, 2*time.Second, time.Second),
+			runtime.ApplicationID("join-app"), runtime.Brokers(addrs...), runtime.StateDir(t.TempDir()),
+			runtime.CommitInterval(100*time.Millisecond), runtime.MaxTaskIdle(time.Minute),
+			runtime.MaxBufferedPerPartition(5), runtime.SessionTimeout(3*time.Second),
+			runtime.Logger(quietLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- a.Run(context.Background()) }()
+		t.Cleanup(func() { _ = a.Close() })
+		return a, done
+	}
+	waitTaskCount := func(a *runtime.Application, n int) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for len(a.Tasks()) != n {
+			if time.Now().After(deadline) {
+				t.Fatalf("instance has tasks %v, want %d", a.Tasks(), n)
+			}
+			time.Sleep(10 * time.Millisecond) // polling interval with a deadline
+		}
+	}
+	a, aDone := start()
+	waitTaskCount(a, 2)
+	// Left records reached the tasks (the lag gauge is set in the step that
+	// hands them over and pauses the full partitions).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, ok := metricWhere(t, a, "weir_consumer_lag_records", "topic", joinLeft); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no left records fetched")
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval with a deadline
+	}
+	b, bDone := start()
+	waitTaskCount(a, 1)
+	waitTaskCount(b, 1)
+	close(release)
+	waitMetric(t, b, "weir_records_processed_total", 1)
+	stopApp(t, b, bDone)
+	waitTaskCount(a, 2)
+
+	// A second batch: the task that came back must fetch its left
+	// partition again.
+	for k, v := range produceJoinInputFrom(t, addrs, n, 2*n) {
+		want[k] = v
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		got := readJoined(t, addrs)
+		if len(got) == len(want) {
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("join output (-want +got):\n%s", diff)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("joined %d of %d pairs", len(got), len(want))
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval with a deadline
+	}
+	stopApp(t, a, aDone)
 }

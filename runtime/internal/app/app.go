@@ -501,6 +501,7 @@ func (a *App) runTask(t *task) {
 // waits for it, up to MaxTaskIdle, and then processes anyway (enforced).
 func (a *App) inputsReady(t *task) (ready, enforced bool) {
 	if t.exec.Buffered() == 0 {
+		t.idleSince = time.Time{} // nothing waits: a later wait starts afresh
 		return false, false
 	}
 	offs := t.exec.Offsets()

@@ -165,12 +165,22 @@ func (a *App) closeTaskLocked(t *task) {
 		}
 	}
 	delete(a.tasks, t.id)
+	// NB: franz-go keeps a partition paused until it is resumed, across
+	// revocations: one left paused would never be fetched again should the
+	// task come back to this instance.
+	var resume []streams.TopicPartition
 	for _, tp := range t.inputs {
 		if a.byTP[tp] == t {
 			delete(a.byTP, tp)
 		}
-		delete(a.paused, tp)
+		if a.paused[tp] {
+			resume = append(resume, tp)
+			delete(a.paused, tp)
+		}
 		delete(a.starts, tp)
+	}
+	if len(resume) > 0 {
+		a.cl.ResumeFetchPartitions(tpMap(resume))
 	}
 	a.m.tasks.Set(float64(len(a.tasks)))
 	a.log.Info("task stopped", "task", t.label)
