@@ -118,7 +118,7 @@ func (p *kvAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[K, Change[VA]]
 
 // flushed forwards a key's result when the cache writes it back.
 func (p *kvAggregate[K, V, VA]) flushed(kb, nb, ob []byte) error {
-	pr, ok := p.pending.take(kb, 0)
+	pr, ok := p.pending.take(kb, 0, 0)
 	if !ok {
 		k, err := p.ks.Deserialize(p.store, kb)
 		if err != nil {
@@ -179,7 +179,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	if p.cached {
 		// NB: remember the record before the put: the put may evict this
 		// very key and call flushed at once.
-		p.pending.put(kb, 0, r.Key, r.Timestamp, r.Headers)
+		p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
 		return p.kv.Put(kb, vb)
 	}
 	if err := p.kv.Put(kb, vb); err != nil {
@@ -313,7 +313,7 @@ func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K
 
 // flushed forwards a window's result when the cache writes it back.
 func (p *windowAggregate[K, V, VA]) flushed(kb []byte, start int64, nb, ob []byte) error {
-	pr, ok := p.pending.take(kb, start)
+	pr, ok := p.pending.take(kb, start, 0)
 	if !ok {
 		k, err := p.ks.Deserialize(p.store, kb)
 		if err != nil {
@@ -377,7 +377,7 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 			vb = []byte{}
 		}
 		if p.cached {
-			p.pending.put(kb, start, r.Key, r.Timestamp, r.Headers)
+			p.pending.put(kb, start, 0, r.Key, r.Timestamp, r.Headers)
 			if err := p.ws.Put(kb, start, vb); err != nil {
 				return err
 			}

@@ -13,26 +13,29 @@ type pendingRec[K any] struct {
 	key     K
 	ts      time.Time
 	headers streams.Headers
-	// live is false once the result was flushed: the slot stays in the
-	// map for the key's next update (see pendingTable).
-	live bool
 	// epoch is the pendingTable's epoch of the slot's last put.
 	epoch int
+	// rewritten lists, for session aggregations (one slot per key), the
+	// sessions removed and put again with the same bounds since their last
+	// flush: [start, end] pairs.
+	rewritten [][2]int64
 }
 
-// windowKey is a serialized key and a window start (0 for unwindowed
-// aggregations).
+// windowKey is a serialized key and a window: start and end for sessions,
+// start for fixed windows (end 0), neither for unwindowed aggregations.
 type windowKey struct {
-	key   string
-	start int64
+	key        string
+	start, end int64
 }
 
 // pendingTable maps the keys an aggregation updated since their last flush
-// to their latest input record. NB: a flushed slot is kept, not deleted, so
-// that a key updated again in a later commit (the common case) costs a map
-// lookup and no allocation. Slots neither live nor used since the previous
-// sweep are deleted when the map has doubled since then, so the map holds
-// about twice the keys updated between two sweeps at most.
+// to their latest input record; take deletes a key's slot when its result
+// is flushed, so the table holds about the dirty keys only (measured: a
+// table keeping flushed slots for reuse saved no time and grew with every
+// window). Slots never taken (session slots, which are per key and only
+// peeked at, and results that never reach the store) are deleted when
+// unused for two sweeps; a sweep runs when the table has doubled since the
+// last one.
 type pendingTable[K any] struct {
 	m map[windowKey]*pendingRec[K]
 	// epoch counts sweeps; limit is the size that triggers the next.
@@ -43,34 +46,46 @@ func newPendingTable[K any]() *pendingTable[K] {
 	return &pendingTable[K]{m: map[windowKey]*pendingRec[K]{}, limit: 1024}
 }
 
-// put records the latest input record of (kb, start).
-func (t *pendingTable[K]) put(kb []byte, start int64, key K, ts time.Time, h streams.Headers) {
-	if e := t.m[windowKey{key: string(kb), start: start}]; e != nil {
-		e.key, e.ts, e.headers, e.live, e.epoch = key, ts, h, true, t.epoch
-		return
+// put records the latest input record of (kb, start, end) and returns its
+// slot (valid until the next put).
+func (t *pendingTable[K]) put(kb []byte, start, end int64, key K, ts time.Time, h streams.Headers) *pendingRec[K] {
+	if e := t.m[windowKey{key: string(kb), start: start, end: end}]; e != nil {
+		e.key, e.ts, e.headers, e.epoch = key, ts, h, t.epoch
+		return e
 	}
 	if len(t.m) >= t.limit {
 		t.sweep()
 	}
-	t.m[windowKey{key: string(kb), start: start}] = &pendingRec[K]{key: key, ts: ts, headers: h, live: true, epoch: t.epoch}
+	e := &pendingRec[K]{key: key, ts: ts, headers: h, epoch: t.epoch}
+	t.m[windowKey{key: string(kb), start: start, end: end}] = e
+	return e
 }
 
-// take returns and forgets the latest input record of (kb, start).
-func (t *pendingTable[K]) take(kb []byte, start int64) (pendingRec[K], bool) {
-	e := t.m[windowKey{key: string(kb), start: start}]
-	if e == nil || !e.live {
+// take returns and forgets the latest input record of (kb, start, end).
+func (t *pendingTable[K]) take(kb []byte, start, end int64) (pendingRec[K], bool) {
+	e := t.m[windowKey{key: string(kb), start: start, end: end}]
+	if e == nil {
 		return pendingRec[K]{}, false
 	}
-	pr := *e
-	var zero K
-	e.key, e.headers, e.live = zero, nil, false
-	return pr, true
+	delete(t.m, windowKey{key: string(kb), start: start, end: end})
+	return *e, true
 }
 
-// sweep deletes the slots neither live nor used since the last sweep.
+// peek returns the slot of (kb, start, end), leaving it in the table.
+func (t *pendingTable[K]) peek(kb []byte, start, end int64) *pendingRec[K] {
+	if e := t.m[windowKey{key: string(kb), start: start, end: end}]; e != nil {
+		return e
+	}
+	return nil
+}
+
+// sweep deletes the slots unused for two sweeps: slots never taken (a
+// session's, a result that never reached the store). NB: should such a
+// slot's result still be flushed later, it is forwarded with stream time as
+// its timestamp.
 func (t *pendingTable[K]) sweep() {
 	for k, e := range t.m {
-		if !e.live && e.epoch < t.epoch {
+		if e.epoch < t.epoch-1 {
 			delete(t.m, k)
 		}
 	}

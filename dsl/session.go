@@ -30,7 +30,10 @@ func (s SessionWindowedKStream[K, V]) Count(opts ...Opt) WindowedKTable[K, int64
 // SessionAggregate folds the values per key and session. When a record
 // bridges sessions, they merge: merge combines their aggregates. Each
 // update forwards a deletion of every session it replaced, then the new
-// session (keys carry the session's first and last record timestamps). A
+// session (keys carry the session's first and last record timestamps).
+// Behind the task's write-back cache these are forwarded when the cache
+// flushes (each commit): once per session, sessions created and merged
+// away between two commits not at all. A
 // record whose session ended before stream time minus grace is dropped and
 // counted as "<node>: late".
 func SessionAggregate[K, V, VA any](s SessionWindowedKStream[K, V], init func() VA, add func(k K, v V, agg VA) VA, merge func(k K, a, b VA) VA, opts ...Opt) WindowedKTable[K, VA] {
@@ -92,6 +95,13 @@ type sessionAggregate[K, V, VA any] struct {
 	ss         state.SessionStore
 	ctx        streams.ProcessorContext[Windowed[K], Change[VA]]
 	merged     []session[VA]
+	// cached and pending are kvAggregate's, with one pending slot per key
+	// (not per session), kept live: a flush writes back several sessions of
+	// a key (merged ones and the new one), each forwarded with the key's
+	// latest input record, which is the cause of all of them when a commit
+	// follows every record.
+	cached  bool
+	pending *pendingTable[K]
 }
 
 func (p *sessionAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) error {
@@ -105,7 +115,57 @@ func (p *sessionAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[
 		return &streams.TopologyError{Node: p.store, Problem: "store is not a session store"}
 	}
 	p.ss = ss
+	p.cached = state.SetSessionFlushListener(ss, p.flushed)
+	if p.cached {
+		p.pending = newPendingTable[K]()
+	}
 	return nil
+}
+
+// flushed forwards a session's change when the cache writes it back: a
+// removed (merged) session as a deletion, a new or grown one as its new
+// value, as the uncached path forwards them. A session removed and put
+// again since its last flush (a record inside it) forwards both, the
+// deletion first.
+func (p *sessionAggregate[K, V, VA]) flushed(kb []byte, start, end int64, nb, ob []byte) error {
+	var pr pendingRec[K]
+	rewritten := false
+	if e := p.pending.peek(kb, 0, 0); e != nil {
+		pr = *e
+		for i, w := range e.rewritten {
+			if w == [2]int64{start, end} {
+				rewritten = true
+				e.rewritten = append(e.rewritten[:i], e.rewritten[i+1:]...)
+				break
+			}
+		}
+	} else {
+		k, err := p.ks.Deserialize(p.store, kb)
+		if err != nil {
+			return err
+		}
+		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
+	}
+	key := sessionKey(pr.key, start, end)
+	if ob != nil && (nb == nil || rewritten) {
+		old, err := p.as.Deserialize(p.store, ob)
+		if err != nil {
+			return err
+		}
+		if err := p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: key, Value: Change[VA]{Old: old, HasOld: true},
+			Timestamp: pr.ts, Headers: pr.headers}); err != nil {
+			return err
+		}
+	}
+	if nb == nil {
+		return nil
+	}
+	agg, err := p.as.Deserialize(p.store, nb)
+	if err != nil {
+		return err
+	}
+	return p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: key, Value: Change[VA]{New: agg, HasNew: true},
+		Timestamp: pr.ts, Headers: pr.headers})
 }
 
 func sessionKey[K any](k K, start, end int64) Windowed[K] {
@@ -145,7 +205,22 @@ func (p *sessionAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		return nil
 	}
 	if start != ts || end != ts {
+		if p.cached {
+			// NB: before the writes, which may evict and flush at once.
+			e := p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
+			for _, s := range p.merged {
+				if s.start == start && s.end == end {
+					e.rewritten = append(e.rewritten, [2]int64{start, end})
+				}
+			}
+		}
 		for _, s := range p.merged {
+			if p.cached {
+				if err := p.ss.Remove(kb, s.start, s.end); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := p.ss.Remove(kb, s.start, s.end); err != nil {
 				return err
 			}
@@ -159,6 +234,10 @@ func (p *sessionAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	vb, err := p.as.Serialize(p.store, agg)
 	if err != nil {
 		return err
+	}
+	if p.cached {
+		p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
+		return p.ss.Put(kb, start, end, vb)
 	}
 	if err := p.ss.Put(kb, start, end, vb); err != nil {
 		return err

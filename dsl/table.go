@@ -83,18 +83,47 @@ func addTableSource[K, V any](b *Builder, topic string, keySerde serde.Serde[K],
 	return node, store
 }
 
+// tableSource materializes a table's updates and forwards them as Changes.
+// Behind the task's write-back cache it forwards from the cache's flush,
+// once per key and commit (as the aggregations do), so a re-grouping or a
+// join downstream sees a key's net change per commit.
 type tableSource[K, V any] struct {
-	store string
-	ks    serde.Serde[K]
-	vs    serde.Serde[V]
-	kv    state.KeyValueStore
-	ctx   streams.ProcessorContext[K, Change[V]]
+	store   string
+	ks      serde.Serde[K]
+	vs      serde.Serde[V]
+	kv      state.KeyValueStore
+	ctx     streams.ProcessorContext[K, Change[V]]
+	cached  bool
+	pending *pendingTable[K]
 }
 
 func (p *tableSource[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err error) {
 	p.ctx = ctx
-	p.kv, err = kvStore(ctx, p.store)
-	return err
+	if p.kv, err = kvStore(ctx, p.store); err != nil {
+		return err
+	}
+	p.cached = state.SetKeyValueFlushListener(p.kv, p.flushed)
+	if p.cached {
+		p.pending = newPendingTable[K]()
+	}
+	return nil
+}
+
+// flushed forwards a key's change when the cache writes it back.
+func (p *tableSource[K, V]) flushed(kb, nb, ob []byte) error {
+	pr, ok := p.pending.take(kb, 0, 0)
+	if !ok {
+		k, err := p.ks.Deserialize(p.store, kb)
+		if err != nil {
+			return err
+		}
+		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
+	}
+	ch, err := decodeChange(p.vs, p.store, nb, ob)
+	if err != nil {
+		return err
+	}
+	return p.ctx.Forward(streams.Record[K, Change[V]]{Key: pr.key, Value: ch, Timestamp: pr.ts, Headers: pr.headers})
 }
 
 func (p *tableSource[K, V]) Process(r streams.Record[K, Nullable[V]]) error {
@@ -107,15 +136,22 @@ func (p *tableSource[K, V]) Process(r streams.Record[K, Nullable[V]]) error {
 		return err
 	}
 	ch := Change[V]{Old: old, HasOld: hasOld, New: r.Value.Value, HasNew: r.Value.Valid}
+	if !ch.HasNew && !hasOld {
+		return nil
+	}
+	if p.cached {
+		// NB: before the write, which may evict and flush at once.
+		p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
+	}
 	if !ch.HasNew {
-		if !hasOld {
-			return nil
-		}
 		if err := p.kv.Delete(kb); err != nil {
 			return err
 		}
 	} else if err := putValue(p.kv, p.vs, p.store, kb, ch.New); err != nil {
 		return err
+	}
+	if p.cached {
+		return nil
 	}
 	return p.ctx.Forward(streams.WithValue(r, ch))
 }

@@ -147,6 +147,23 @@ type Window struct {
 	m         map[string][]wentry // sorted by start
 	observed  int64
 	expired   int64
+	// last caches the entries of the key of the latest lookup (lastKey):
+	// an aggregation's Put follows its Get of the same key. Invalidated by
+	// every map write.
+	lastKey []byte
+	last    []wentry
+	lastOK  bool
+}
+
+// entries returns key's entries, from the last-lookup cache when it holds
+// them.
+func (s *Window) entries(key []byte) []wentry {
+	if s.lastOK && bytes.Equal(key, s.lastKey) {
+		return s.last
+	}
+	es := s.m[string(key)]
+	s.lastKey, s.last, s.lastOK = append(s.lastKey[:0], key...), es, true
+	return es
 }
 
 // NewWindow returns an empty window store keeping windows that start within
@@ -186,7 +203,7 @@ func (s *Window) Put(key []byte, start int64, value []byte) error {
 		s.expired++
 		return nil
 	}
-	es := s.m[string(key)]
+	es := s.entries(key)
 	i := sort.Search(len(es), func(i int) bool { return es[i].start >= start })
 	found := i < len(es) && es[i].start == start
 	if found && value != nil && (len(es) == 0 || es[0].start >= s.minLive()) {
@@ -213,6 +230,7 @@ func (s *Window) Put(key []byte, start int64, value []byte) error {
 		j++
 	}
 	es = es[j:]
+	s.lastOK = false
 	if len(es) == 0 {
 		delete(s.m, string(key))
 	} else {
@@ -226,7 +244,7 @@ func (s *Window) Get(key []byte, start int64) ([]byte, error) {
 	if start < s.minLive() {
 		return nil, nil
 	}
-	es := s.m[string(key)]
+	es := s.entries(key)
 	i := sort.Search(len(es), func(i int) bool { return es[i].start >= start })
 	if i < len(es) && es[i].start == start {
 		return clone(es[i].value), nil
