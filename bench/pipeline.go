@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -46,6 +47,7 @@ type pipelineConfig struct {
 	Timeout    time.Duration // bound on each measured run
 	Seed       uint64        // input generator seed
 	ProfileDir string        // where to write a CPU profile of each measured run; "" = none
+	Progress   bool          // print the processor's counters every 250ms while measuring
 }
 
 func newPipelineCmd() *cobra.Command {
@@ -88,7 +90,7 @@ id has been joined exactly once.`,
 	f.Float64Var(&cfg.OutOfOrder, "out-of-order", 0.02, "share of orders stamped up to --lateness earlier than their place")
 	f.DurationVar(&cfg.Lateness, "lateness", 5*time.Second, "how much earlier an out-of-order order may be (must stay below the 10s grace)")
 	f.IntVar(&cfg.JoinOrders, "join-orders", 500_000, "orders (and as many payments) through the join; 0 skips the join")
-	f.DurationVar(&cfg.JoinGrace, "join-grace", 0, "grace of the join window (default: --span, so that no record can be dropped as late whatever order the runtime reads the two topics in)")
+	f.DurationVar(&cfg.JoinGrace, "join-grace", 10*time.Second, "grace of the join window (0: --span, so that no record can be late whatever order the two topics are read in)")
 	f.DurationVar(&cfg.Commit, "commit-interval", time.Second, "commit interval of the Weir runtime and of the baseline")
 	f.StringVar(&cfg.Fsync, "fsync", string(broker.FsyncGroup), "Weir's fsync policy: group, interval or never")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where the broker's and the application's directories are made (default: the system temp dir)")
@@ -96,6 +98,7 @@ id has been joined exactly once.`,
 	f.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "bound on each measured run")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the input generator")
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each measured run (first produce to complete output) to this directory as <workload>-<target>.pprof")
+	f.BoolVar(&cfg.Progress, "progress", false, "print the processor's counters to stderr every 250ms while measuring")
 	return cmd
 }
 
@@ -107,6 +110,9 @@ type pipelineResult struct {
 	Output   int    // output records read up to the end time
 	Produce  time.Duration
 	Elapsed  time.Duration // first produce → output complete
+	// CPU is the process's CPU time (user + system) over Elapsed: the
+	// processor, the broker, the input producer and the verifier together.
+	CPU time.Duration
 }
 
 // Rate is input records per second end to end.
@@ -445,15 +451,34 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 		defer stop()
 	}
 	var firstErr atomic.Pointer[error]
+	var acked atomic.Int64
 	var wg sync.WaitGroup
 	n := m.in.len()
 	wg.Add(n)
+	cpu0 := processCPU()
 	start := time.Now()
+	if m.cfg.Progress {
+		tctx, tcancel := context.WithCancel(ctx)
+		defer tcancel()
+		go func() {
+			tk := time.NewTicker(250 * time.Millisecond)
+			defer tk.Stop()
+			for {
+				select {
+				case <-tctx.Done():
+					return
+				case <-tk.C:
+					fmt.Fprintf(os.Stderr, "progress %6.2fs input acknowledged=%d %s\n", time.Since(start).Seconds(), acked.Load(), p.describe())
+				}
+			}
+		}()
+	}
 	for i := range n {
 		prod.Produce(ctx, m.in.record(i), func(_ *kgo.Record, err error) {
 			if err != nil {
 				firstErr.CompareAndSwap(nil, &err)
 			}
+			acked.Add(1)
 			wg.Done()
 		})
 	}
@@ -467,6 +492,7 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 		return res, fmt.Errorf("%w\n%s", err, p.describe())
 	}
 	end := m.verify.completeAt()
+	res.CPU = processCPU() - cpu0
 	if m.cfg.ProfileDir != "" {
 		pprof.StopCPUProfile()
 	}
@@ -482,6 +508,15 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 		return res, fmt.Errorf("output after stop: %w", err)
 	}
 	return res, nil
+}
+
+// processCPU returns the CPU time (user + system) the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // startProfile starts a CPU profile into dir/name.pprof; the returned
@@ -569,10 +604,11 @@ func printPipeline(w io.Writer, cfg pipelineConfig, res []pipelineResult) {
 	fmt.Fprintf(w, "pipeline workload: %d orders over %d customers, %d partitions, %v of event time, %.0f%% up to %v out of order; join: %d orders + %d payments, grace %v; commit interval %v, Weir fsync=%s\n\n",
 		cfg.Orders, cfg.Customers, cfg.Partitions, cfg.Span, cfg.OutOfOrder*100, cfg.Lateness, cfg.JoinOrders, cfg.JoinOrders, cfg.joinGrace(), cfg.Commit, cfg.Fsync)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\ttarget\tinput records\toutput records\tproduce\tend to end\trecords/s\t")
+	fmt.Fprintln(tw, "workload\ttarget\tinput records\toutput records\tproduce\tend to end\trecords/s\tprocess CPU\tCPU µs/record\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%v\t%.0f\t\n", r.Workload, r.Target, r.Input, r.Output,
-			r.Produce.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), r.Rate())
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%v\t%.0f\t%v\t%.2f\t\n", r.Workload, r.Target, r.Input, r.Output,
+			r.Produce.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), r.Rate(),
+			r.CPU.Round(time.Millisecond), float64(r.CPU.Microseconds())/float64(r.Input))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
@@ -592,7 +628,8 @@ func printPipeline(w io.Writer, cfg pipelineConfig, res []pipelineResult) {
 		if weir == nil || base == nil {
 			continue
 		}
-		fmt.Fprintf(w, "%s, Weir/baseline: %.2fx (end-to-end records/s)\n", wl, weir.Rate()/base.Rate())
+		fmt.Fprintf(w, "%s, Weir/baseline: %.2fx (end-to-end records/s); CPU per input record %.2fx the baseline's\n",
+			wl, weir.Rate()/base.Rate(), float64(weir.CPU)/float64(weir.Input)/(float64(base.CPU)/float64(base.Input)))
 	}
 }
 

@@ -59,10 +59,11 @@ func CommitInterval(d time.Duration) Option {
 }
 
 // StandbyReplicas is the number of standby replicas per task the assignor
-// places on other instances. Default 0. NB: the assignor places standbys and
-// sends them to their instances, but instances do not yet keep them warm:
-// failover restores from the changelog (from the local checkpoint when the
-// instance ran the task before).
+// places on other instances. Default 0. An instance keeps a warm copy of
+// each standby task's stores (Pebble-backed ones; in-memory stores are not
+// kept) by reading their changelogs continuously, so that when the task
+// fails over to it, or moves to it, only the changelog tail it had not
+// read yet is replayed.
 func StandbyReplicas(n int) Option { return optFunc(func(c *config) { c.app.Standbys = n }) }
 
 // MemoryBudget bounds the memory of all the instance's stores together
@@ -125,6 +126,18 @@ func SessionTimeout(d time.Duration) Option {
 // of a task; fetching that partition pauses above it. Default 1000.
 func MaxBufferedPerPartition(n int) Option {
 	return optFunc(func(c *config) { c.app.MaxBufferedPerPartition = n })
+}
+
+// MaxTaskIdle bounds how long a task reading several input partitions (a
+// join, a merge) waits for one of them that may hold earlier records (its
+// lag is unknown, or records are on the broker but not fetched yet) while
+// others have records buffered. A task processes in timestamp order only
+// while every input partition has records buffered or is known to be at
+// its end; after waiting d it processes without the missing partition
+// (counted in weir_enforced_processing_total), and that partition's records
+// may then arrive late. Negative: never wait. Default 10s.
+func MaxTaskIdle(d time.Duration) Option {
+	return optFunc(func(c *config) { c.app.MaxTaskIdle = d })
 }
 
 // ReplicationFactor of the internal topics the application creates.

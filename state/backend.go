@@ -21,7 +21,8 @@ type backend interface {
 	delRange(from, to []byte) error
 	// iter iterates [lower, upper); nil bounds are open.
 	iter(lower, upper []byte, reverse bool) (rawIter, error)
-	// count returns the number of keys (an O(n) scan on Pebble).
+	// count returns the number of keys: exact in memory; on Pebble exact
+	// for small stores and estimated past that (see pebbleBackend.count).
 	count() (int64, error)
 	// pending returns the bytes written since the last commit.
 	pending() int

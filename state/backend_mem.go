@@ -82,17 +82,30 @@ type memIter struct {
 	exhausted    bool // the last fill reached the end of the range
 	done         bool
 	buf          []memKV
+	first        [memIterFirstChunk]memKV // backs the first, small chunk
 	pos          int
 	k, v         []byte
 }
 
 type memKV struct{ k, v []byte }
 
-const memIterChunk = 64
+const (
+	memIterChunk      = 64
+	memIterFirstChunk = 4
+)
 
 func (it *memIter) fill() {
-	if it.buf == nil {
-		it.buf = make([]memKV, 0, memIterChunk)
+	// Most iterators (a window fetch of one key) see a few entries: the
+	// first chunk is small, later ones full size.
+	limit := memIterChunk
+	if !it.started {
+		limit = memIterFirstChunk
+	}
+	switch {
+	case limit == memIterFirstChunk:
+		it.buf = it.first[:0]
+	case cap(it.buf) < limit:
+		it.buf = make([]memKV, 0, limit)
 	}
 	it.buf, it.pos = it.buf[:0], 0
 	if !it.reverse {
@@ -108,7 +121,7 @@ func (it *memIter) fill() {
 		}
 		for k, v := range it.t.Ascend(lo, hi) {
 			it.buf = append(it.buf, memKV{k, v})
-			if len(it.buf) == memIterChunk {
+			if len(it.buf) == limit {
 				break
 			}
 		}
@@ -125,12 +138,12 @@ func (it *memIter) fill() {
 		}
 		for k, v := range it.t.Descend(hi, lo) {
 			it.buf = append(it.buf, memKV{k, v})
-			if len(it.buf) == memIterChunk {
+			if len(it.buf) == limit {
 				break
 			}
 		}
 	}
-	it.exhausted = len(it.buf) < memIterChunk
+	it.exhausted = len(it.buf) < limit
 }
 
 func (it *memIter) next() bool {

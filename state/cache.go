@@ -38,6 +38,11 @@ type centry struct {
 	key   []byte // the store's cache key (see each wrapper)
 	value []byte // nil: deleted (a dirty tombstone)
 	dirty bool
+	// old is the store's value below while the entry is dirty, when known:
+	// oldKnown is set when a clean entry (a copy of what the store holds)
+	// turns dirty, so that the flush need not read the old value back.
+	old      []byte
+	oldKnown bool
 	// gone is set when the entry left the cache.
 	gone       bool
 	size       int64
@@ -118,6 +123,11 @@ type cacheNS struct {
 	// write writes an entry's value to the store below and tells the
 	// listener; set by the wrapper.
 	write func(en *centry) error
+	// last is the entry last looked up or written, or nil: an aggregation
+	// reads a key and writes it back at once, and comparing the key with
+	// last.key is cheaper than hashing it again. Invariant: if set, it is
+	// in m (remove clears it).
+	last *centry
 }
 
 func newCacheNS(c *Cache) *cacheNS {
@@ -152,13 +162,26 @@ func (ns *cacheNS) markClean(en *centry) {
 		return
 	}
 	en.dirty = false
+	en.oldKnown = false // en.old's buffer stays for the next stash
 	en.dprev.dnext, en.dnext.dprev = en.dnext, en.dprev
 	en.dprev, en.dnext = nil, nil
 	ns.ndirty--
 }
 
-func (ns *cacheNS) get(key []byte) *centry {
+// lookup returns key's entry, or nil.
+func (ns *cacheNS) lookup(key []byte) *centry {
+	if l := ns.last; l != nil && bytes.Equal(l.key, key) {
+		return l
+	}
 	en := ns.m[string(key)]
+	if en != nil {
+		ns.last = en
+	}
+	return en
+}
+
+func (ns *cacheNS) get(key []byte) *centry {
+	en := ns.lookup(key)
 	if en != nil {
 		ns.c.touch(en)
 	}
@@ -168,15 +191,27 @@ func (ns *cacheNS) get(key []byte) *centry {
 // put records value for key; dirty says whether it is a write (or a clean
 // copy of what the store holds). value is copied.
 func (ns *cacheNS) put(key, value []byte, dirty bool) error {
-	en := ns.m[string(key)]
+	en := ns.lookup(key)
 	if en == nil {
-		k := append([]byte(nil), key...)
+		// The key and the first value share one allocation.
+		buf := make([]byte, len(key)+len(value))
+		k := buf[:len(key):len(key)]
+		copy(k, key)
 		en = &centry{ns: ns, key: k}
+		if value != nil {
+			en.value = buf[len(key):len(key)]
+		}
 		ns.m[string(k)] = en
 		ns.t.ReplaceOrInsert(k, en)
 		ns.c.pushFront(en)
+		ns.last = en
 	} else {
 		ns.c.touch(en)
+		if dirty && !en.dirty {
+			// NB: a clean entry never holds a tombstone (writeBack drops
+			// them), so its value is what the store holds.
+			en.old, en.value, en.oldKnown = en.value, en.old[:0], true
+		}
 	}
 	switch {
 	case value == nil:
@@ -189,7 +224,7 @@ func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 	if dirty {
 		ns.markDirty(en)
 	}
-	size := int64(len(en.key)+cap(en.value)) + entryOverhead
+	size := int64(len(en.key)+cap(en.value)+cap(en.old)) + entryOverhead
 	ns.c.account(size - en.size)
 	en.size = size
 	return ns.c.maybeEvict()
@@ -200,6 +235,9 @@ func (ns *cacheNS) remove(en *centry) {
 		return
 	}
 	en.gone = true
+	if ns.last == en {
+		ns.last = nil
+	}
 	ns.markClean(en)
 	delete(ns.m, string(en.key))
 	ns.t.Delete(en.key)
@@ -309,7 +347,14 @@ type mergeIter struct {
 	value     []byte
 	err       error
 	// accept filters cache entries (time bounds); nil accepts all.
-	accept func(ckey []byte) bool
+	accept cacheAcceptor
+	// cbuf is the cache iterator of the current span (c points to it).
+	cbuf cacheIter
+}
+
+// cacheAcceptor filters the cache entries a merge yields.
+type cacheAcceptor interface {
+	acceptCached(ckey []byte) bool
 }
 
 // mergeBelow is the store's side of a merge.
@@ -330,10 +375,11 @@ func (m *mergeIter) advanceCache() {
 			}
 			sp := m.spans[m.si]
 			m.si++
-			m.c = &cacheIter{ns: m.ns, lo: sp.lo, hi: sp.hi, reverse: m.reverse}
+			m.cbuf = cacheIter{ns: m.ns, lo: sp.lo, hi: sp.hi, reverse: m.reverse}
+			m.c = &m.cbuf
 		}
 		if m.c.next() {
-			if m.accept == nil || m.accept(m.c.cur.key) {
+			if m.accept == nil || m.accept.acceptCached(m.c.cur.key) {
 				m.cOK = true
 				return
 			}

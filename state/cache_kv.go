@@ -27,7 +27,7 @@ type cachedKV struct {
 	listener KeyValueFlushListener
 }
 
-func (w *cachedKV) baseStore() *base { return w.under.(storeOf).baseStore() }
+func (w *cachedKV) baseStore() *base { return w.b }
 func (w *cachedKV) applyChange(key, value []byte) error {
 	return w.under.(restorer).applyChange(key, value)
 }
@@ -37,9 +37,13 @@ func (w *cachedKV) Name() string { return w.under.Name() }
 func (w *cachedKV) write(en *centry) error {
 	var old []byte
 	if w.listener != nil {
-		var err error
-		if old, err = w.under.Get(en.key); err != nil {
-			return err
+		if en.oldKnown {
+			old = en.old
+		} else {
+			var err error
+			if old, err = w.under.Get(en.key); err != nil {
+				return err
+			}
 		}
 	}
 	var err error

@@ -58,7 +58,9 @@ func (w *cachedSession) write(en *centry) error {
 	}
 	var old []byte
 	if w.listener != nil {
-		if old, err = w.under.Get(key, start, end); err != nil {
+		if en.oldKnown {
+			old = en.old
+		} else if old, err = w.under.Get(key, start, end); err != nil {
 			return err
 		}
 	}
@@ -166,14 +168,16 @@ func (w *cachedSession) All() (SessionIterator, error) {
 }
 
 func (w *cachedSession) merge(spans []span, below SessionIterator, earliestEnd, latestStart int64) *cachedSessionIter {
-	it := &cachedSessionIter{}
-	it.m = mergeIter{spans: spans, ns: w.ns,
-		below: &sessionBelow{it: below, tb: &w.under.tb, minEnd: earliestEnd},
-		accept: func(ck []byte) bool {
-			_, _, start, end, err := layout.ParseSessionKey(it.kbuf[:0], ck)
-			return err == nil && end >= earliestEnd && start <= latestStart
-		}}
+	it := &cachedSessionIter{earliestEnd: earliestEnd, latestStart: latestStart}
+	it.below = sessionBelow{it: below, tb: &w.under.tb, minEnd: earliestEnd}
+	it.m = mergeIter{spans: spans, ns: w.ns, below: &it.below, accept: it}
 	return it
+}
+
+func (it *cachedSessionIter) acceptCached(ck []byte) bool {
+	_, k, start, end, err := layout.ParseSessionKey(it.kbuf[:0], ck)
+	it.kbuf = k
+	return err == nil && end >= it.earliestEnd && start <= it.latestStart
 }
 
 type sessionBelow struct {
@@ -202,10 +206,12 @@ func (b *sessionBelow) err() error    { return b.it.Err() }
 func (b *sessionBelow) close() error  { return b.it.Close() }
 
 type cachedSessionIter struct {
-	m          mergeIter
-	kbuf       []byte
-	key        []byte
-	start, end int64
+	m                        mergeIter
+	below                    sessionBelow
+	earliestEnd, latestStart int64
+	kbuf                     []byte
+	key                      []byte
+	start, end               int64
 }
 
 func (it *cachedSessionIter) Next() bool {

@@ -31,6 +31,12 @@ type cachedWindow struct {
 	observed int64
 	expired  int64
 	kbuf     []byte
+	// flushing is set during Flush, and flushFloor is the store's
+	// observed stream time when the flush began: no key starting after it
+	// was in the store then, and a flush writes each key once, so such a
+	// key has no old value to read below.
+	flushing   bool
+	flushFloor int64
 }
 
 func (w *cachedWindow) baseStore() *base                    { return w.under.base }
@@ -68,7 +74,11 @@ func (w *cachedWindow) write(en *centry) error {
 		return w.listener(key, start, en.value, nil)
 	}
 	var old []byte
-	if w.listener != nil {
+	switch {
+	case w.listener == nil:
+	case en.oldKnown:
+		old = en.old
+	case !w.flushing || start <= w.flushFloor:
 		if old, err = w.under.Get(key, start); err != nil {
 			return err
 		}
@@ -138,16 +148,13 @@ func (w *cachedWindow) Fetch(key []byte, timeFrom, timeTo int64, reverse bool) (
 	if !ok {
 		return emptyIter{}, nil
 	}
-	tb := &w.under.tb
-	var spans []span
-	for sg := tb.seg(from); sg <= tb.seg(to); sg++ {
-		spans = append(spans, span{layout.AppendWindowKey(nil, sg, key, from), append(layout.AppendWindowKey(nil, sg, key, to), 0)})
-	}
-	below, err := w.under.Fetch(key, from, to, reverse)
-	if err != nil {
-		return nil, err
-	}
-	return w.merge(spans, reverse, below, from, to), nil
+	// The cache and the store below walk the same spans (cache keys are the
+	// store's key layout).
+	it := &cachedWindowIter{}
+	below := &it.store
+	w.under.initIter(below, from, to)
+	spans := fetchSpans(below.spanBuf[:0], below.spanKeys[:0], &w.under.tb, key, from, to, reverse)
+	return w.initMerge(it, spans, reverse, w.under.startIter(below, spans, reverse), from, to), nil
 }
 
 func (w *cachedWindow) FetchAll(timeFrom, timeTo int64, reverse bool) (WindowIterator, error) {
@@ -158,33 +165,32 @@ func (w *cachedWindow) FetchAll(timeFrom, timeTo int64, reverse bool) (WindowIte
 	if !ok {
 		return emptyIter{}, nil
 	}
-	tb := &w.under.tb
-	spans := []span{{layout.AppendTime(nil, tb.seg(from)), layout.AppendTime(nil, tb.seg(to)+1)}}
-	below, err := w.under.FetchAll(from, to, reverse)
-	if err != nil {
-		return nil, err
-	}
-	return w.merge(spans, reverse, below, from, to), nil
+	below := w.under.newIter(from, to)
+	spans := fetchAllSpans(below.spanBuf[:0], &w.under.tb, from, to)
+	return w.merge(spans, reverse, w.under.startIter(below, spans, reverse), from, to), nil
 }
 
 func (w *cachedWindow) All(reverse bool) (WindowIterator, error) {
 	return w.FetchAll(math.MinInt64, math.MaxInt64, reverse)
 }
 
+// merge merges the cache's entries in spans (in iteration order) with below.
 func (w *cachedWindow) merge(spans []span, reverse bool, below WindowIterator, from, to int64) *cachedWindowIter {
-	if reverse {
-		for i, j := 0, len(spans)-1; i < j; i, j = i+1, j-1 {
-			spans[i], spans[j] = spans[j], spans[i]
-		}
-	}
-	it := &cachedWindowIter{}
-	it.m = mergeIter{spans: spans, reverse: reverse, ns: w.ns,
-		below: &windowBelow{it: below, tb: &w.under.tb},
-		accept: func(ck []byte) bool {
-			_, _, start, err := layout.ParseWindowKey(it.kbuf[:0], ck)
-			return err == nil && start >= from && start <= to
-		}}
+	return w.initMerge(&cachedWindowIter{}, spans, reverse, below, from, to)
+}
+
+func (w *cachedWindow) initMerge(it *cachedWindowIter, spans []span, reverse bool, below WindowIterator, from, to int64) *cachedWindowIter {
+	it.from, it.to = from, to
+	it.key, it.kbuf = it.keyBuf[:0], it.kbufArr[:0]
+	it.below = windowBelow{it: below, tb: &w.under.tb, buf: it.belowBuf[:0]}
+	it.m = mergeIter{spans: spans, reverse: reverse, ns: w.ns, below: &it.below, accept: it}
 	return it
+}
+
+func (it *cachedWindowIter) acceptCached(ck []byte) bool {
+	_, k, start, err := layout.ParseWindowKey(it.kbuf[:0], ck)
+	it.kbuf = k
+	return err == nil && start >= it.from && start <= it.to
 }
 
 type windowBelow struct {
@@ -206,10 +212,18 @@ func (b *windowBelow) err() error    { return b.it.Err() }
 func (b *windowBelow) close() error  { return b.it.Close() }
 
 type cachedWindowIter struct {
-	m     mergeIter
-	kbuf  []byte
-	key   []byte
-	start int64
+	m        mergeIter
+	below    windowBelow
+	from, to int64
+	// store is the store's iterator of a Fetch, kept here to spare an
+	// allocation; the arrays back the key buffers of short keys.
+	store    windowIter
+	keyBuf   [32]byte
+	kbufArr  [32]byte
+	belowBuf [64]byte
+	kbuf     []byte
+	key      []byte
+	start    int64
 }
 
 func (it *cachedWindowIter) Next() bool {
@@ -234,7 +248,10 @@ func (w *cachedWindow) Flush(ctx context.Context) error {
 	if err := w.under.check(); err != nil {
 		return err
 	}
-	if err := w.ns.flush(); err != nil {
+	w.flushing, w.flushFloor = true, w.under.m.observed
+	err := w.ns.flush()
+	w.flushing = false
+	if err != nil {
 		return err
 	}
 	return w.under.Flush(ctx)

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	iofs "io/fs"
 	"log/slog"
 	"math"
 	"sync"
@@ -79,6 +81,9 @@ type budget struct {
 	writeCache int64 // all tasks' write-back caches together
 	readCache  int64 // the shared ristretto cache
 	batches    int64 // uncommitted batches of all stores together
+	// restoreChunk is what one restore buffers between commits, out of
+	// the batches' share: half of it, within [4 MiB, 16 MiB].
+	restoreChunk int64
 }
 
 func budgetSplit(total int64) budget {
@@ -90,6 +95,7 @@ func budgetSplit(total int64) budget {
 		readCache:  total * 5 / 100,
 		batches:    total * 10 / 100,
 	}
+	b.restoreChunk = min(max(b.batches/2, 4<<20), 16<<20)
 	return b
 }
 
@@ -97,8 +103,11 @@ func budgetSplit(total int64) budget {
 //
 //	0x00 'c' partition(4) name  -> store id(4) kind(1)   catalog
 //	0x00 'n'                    -> next store id(4)
-//	0x00 'm' id(4)              -> meta of store id (checkpoint, stream time)
-//	0x01 id(4) ...              -> data of store id
+//	0x01 id(4)                  -> meta of store id (checkpoint, stream time)
+//	0x01 id(4) key...           -> data of store id (keys are never empty)
+//
+// The meta key is the store's bare data prefix, so a restore can write a
+// store's data and checkpoint as one SSTable within the store's own range.
 const (
 	sysPrefix  = 0x00
 	dataPrefix = 0x01
@@ -106,10 +115,6 @@ const (
 
 func dataKeyPrefix(id uint32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{dataPrefix}, id)
-}
-
-func metaKeyOf(id uint32) []byte {
-	return binary.BigEndian.AppendUint32([]byte{sysPrefix, 'm'}, id)
 }
 
 func catalogKey(name string, partition int32) []byte {
@@ -124,10 +129,13 @@ var nextIDKey = []byte{sysPrefix, 'n'}
 // key prefix), the in-memory stores, and the memory budget they share. It is
 // safe for concurrent use; the stores it opens are not (see Store).
 type Engine struct {
-	opts   Options
-	split  budget
-	db     *pebble.DB
-	cache  *pebble.Cache
+	opts  Options
+	split budget
+	db    *pebble.DB
+	cache *pebble.Cache
+	popts *pebble.Options
+	// sst is where restores build the SSTables they ingest.
+	sst    *sstEnv
 	rcache *ristretto.Cache[string, []byte]
 
 	// cacheUsed is the bytes held by every write-back cache together.
@@ -136,6 +144,8 @@ type Engine struct {
 	batchUsed atomic.Int64
 	// rcGen numbers read-cache generations (see base.newRCGeneration).
 	rcGen atomic.Uint64
+	// corrupt is set once a read met corruption (see markCorrupt).
+	corrupt atomic.Bool
 
 	mu sync.Mutex
 	// open are the stores open now, by catalog key. Guarded by mu.
@@ -154,10 +164,14 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e := &Engine{opts: opts, split: budgetSplit(opts.MemoryBudget), open: map[string]*base{}}
 	dir := opts.FS.PathJoin(opts.Dir, "pebble")
-	if err := opts.FS.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("state: create %s: %w", dir, err)
+	if err := mkdirSynced(opts.FS, dir); err != nil {
+		return nil, err
 	}
 	e.cache = pebble.NewCache(e.split.blockCache)
+	if err := e.wipeIfMarkedCorrupt(dir); err != nil {
+		e.cache.Unref()
+		return nil, err
+	}
 	db, err := e.openPebble(dir)
 	if err != nil && pebble.IsCorruptionError(err) {
 		opts.Logger.Warn("state: Pebble database is corrupt; wiping it, stores will be rebuilt from their changelogs", "dir", dir, "err", err)
@@ -165,9 +179,17 @@ func Open(opts Options) (*Engine, error) {
 			e.cache.Unref()
 			return nil, fmt.Errorf("state: wipe corrupt database %s: %w (after %v)", dir, rerr, err)
 		}
-		if merr := opts.FS.MkdirAll(dir, 0o755); merr != nil {
+		if merr := mkdirSynced(opts.FS, dir); merr != nil {
 			e.cache.Unref()
-			return nil, fmt.Errorf("state: create %s: %w", dir, merr)
+			return nil, merr
+		}
+		// A corruption reported while opening wrote the marker; the
+		// database it speaks of is gone.
+		if e.corrupt.Swap(false) {
+			if rerr := opts.FS.Remove(opts.FS.PathJoin(opts.Dir, corruptMarker)); rerr != nil && !errors.Is(rerr, iofs.ErrNotExist) {
+				e.cache.Unref()
+				return nil, fmt.Errorf("state: remove corruption marker: %w", rerr)
+			}
 		}
 		db, err = e.openPebble(dir)
 	}
@@ -176,6 +198,20 @@ func Open(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("state: open Pebble database in %s: %w", dir, err)
 	}
 	e.db = db
+	// Restores build SSTables in Dir/restore, on the database's filesystem
+	// so that ingesting links them; files left by a crash are removed.
+	sstDir := opts.FS.PathJoin(opts.Dir, "restore")
+	if err := opts.FS.RemoveAll(sstDir); err != nil {
+		_ = db.Close()
+		e.cache.Unref()
+		return nil, fmt.Errorf("state: clear %s: %w", sstDir, err)
+	}
+	if err := mkdirSynced(opts.FS, sstDir); err != nil {
+		_ = db.Close()
+		e.cache.Unref()
+		return nil, err
+	}
+	e.sst = &sstEnv{fs: opts.FS, dir: sstDir, wopts: e.popts.MakeWriterOptions(0, db.FormatMajorVersion().MaxTableFormat()), chunkBytes: int(e.split.restoreChunk)}
 	rc, err := ristretto.NewCache(&ristretto.Config[string, []byte]{
 		NumCounters: max(e.split.readCache/100, 1000),
 		MaxCost:     e.split.readCache,
@@ -188,6 +224,108 @@ func Open(opts Options) (*Engine, error) {
 	}
 	e.rcache = rc
 	return e, nil
+}
+
+// corruptMarker names the file (in Options.Dir) that says the database
+// met corruption while running; it holds the reason.
+const corruptMarker = "CORRUPT"
+
+// markCorrupt records that Pebble reported corruption during a read: the
+// corruption may lie in any store's data, so the whole database is wiped
+// at the next Open (from a marker file, synced) and every store rebuilds
+// from its changelog. Until then reads keep returning the errors Pebble
+// gives (IsCorruption reports them); the runtime stops the instance.
+func (e *Engine) markCorrupt(cause error) {
+	if !e.corrupt.CompareAndSwap(false, true) {
+		return
+	}
+	fs, path := e.opts.FS, e.opts.FS.PathJoin(e.opts.Dir, corruptMarker)
+	e.opts.Logger.Error("state: Pebble found corruption while reading; the database will be wiped at the next open and every store rebuilt from its changelog",
+		"dir", e.opts.Dir, "err", cause)
+	err := func() error {
+		f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			return err
+		}
+		if _, err := f.Write([]byte(cause.Error())); err != nil {
+			_ = f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			_ = f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return mkdirSynced(fs, e.opts.Dir)
+	}()
+	if err != nil {
+		e.opts.Logger.Error("state: could not write the corruption marker; the database may not be wiped at the next open", "path", path, "err", err)
+	}
+}
+
+// Corrupted reports whether a read of this engine met corruption: the
+// database is then wiped at the next Open.
+func (e *Engine) Corrupted() bool { return e.corrupt.Load() }
+
+// wipeIfMarkedCorrupt wipes the database directory dir if an earlier run
+// marked it corrupt, then removes the marker (in that order, so a crash in
+// between wipes again).
+func (e *Engine) wipeIfMarkedCorrupt(dir string) error {
+	fs, path := e.opts.FS, e.opts.FS.PathJoin(e.opts.Dir, corruptMarker)
+	f, err := fs.Open(path)
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state: open %s: %w", path, err)
+	}
+	reason, _ := io.ReadAll(io.LimitReader(f, 4096))
+	_ = f.Close()
+	e.opts.Logger.Warn("state: wiping the Pebble database, marked corrupt by an earlier run; stores will be rebuilt from their changelogs",
+		"dir", dir, "reason", string(reason))
+	if err := fs.RemoveAll(dir); err != nil {
+		return fmt.Errorf("state: wipe corrupt database %s: %w", dir, err)
+	}
+	if err := mkdirSynced(fs, dir); err != nil {
+		return err
+	}
+	if err := fs.Remove(path); err != nil {
+		return fmt.Errorf("state: remove %s: %w", path, err)
+	}
+	return mkdirSynced(fs, e.opts.Dir)
+}
+
+// IsCorruption reports whether err says that stored state is corrupt: a
+// corruption Pebble found, or a checkpoint that does not decode.
+func IsCorruption(err error) bool {
+	return pebble.IsCorruptionError(err) || errors.Is(err, errCorruptMeta)
+}
+
+// mkdirSynced creates dir and its missing parents and syncs every
+// directory on the way up, so that neither dir nor the entries already in
+// its parents (the Pebble directory) can vanish in a machine crash.
+func mkdirSynced(fs vfs.FS, dir string) error {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("state: create %s: %w", dir, err)
+	}
+	for p := dir; ; {
+		parent := fs.PathDir(p)
+		if parent == p || parent == "" || parent == "." {
+			return nil
+		}
+		d, err := fs.OpenDir(parent)
+		if err != nil {
+			return fmt.Errorf("state: open directory %s: %w", parent, err)
+		}
+		err = d.Sync()
+		_ = d.Close()
+		if err != nil {
+			return fmt.Errorf("state: sync directory %s: %w", parent, err)
+		}
+		p = parent
+	}
 }
 
 func (e *Engine) openPebble(dir string) (db *pebble.DB, err error) {
@@ -204,7 +342,15 @@ func (e *Engine) openPebble(dir string) (db *pebble.DB, err error) {
 		MemTableSize:                uint64(e.split.memtable),
 		MemTableStopWritesThreshold: e.split.memtables,
 		Logger:                      pebbleLogger{e.opts.Logger},
+		// NB: by default Pebble treats corruption found by a read or a
+		// compaction as fatal; Weir marks the database for a rebuild
+		// instead, and the read returns the error.
+		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+			e.markCorrupt(fmt.Errorf("%s: %w", info.Path, info.Details))
+		}},
 	}
+	o.EnsureDefaults()
+	e.popts = o
 	return pebble.Open(dir, o)
 }
 
@@ -345,7 +491,7 @@ func (e *Engine) openBase(spec Spec, partition int32, changelog ChangelogWriter)
 		if err != nil {
 			return nil, err
 		}
-		b.be = newPebbleBackend(e.db, id, e.opts.NoSync)
+		b.be = newPebbleBackend(e.db, e.sst, id, e.opts.NoSync, e.markCorrupt)
 		if spec.ReadCache {
 			b.rc = e.rcache
 			b.rcID = id
@@ -384,7 +530,7 @@ func (e *Engine) storeIDLocked(ck string, kind Kind) (uint32, error) {
 		}
 		if ok {
 			e.opts.Logger.Warn("state: store changed kind; wiping it", "catalog", ck[6:], "was", old, "now", kind)
-			be := newPebbleBackend(e.db, id, e.opts.NoSync)
+			be := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync, e.markCorrupt)
 			if err := be.wipe(); err != nil {
 				return 0, err
 			}
@@ -442,7 +588,7 @@ func (e *Engine) Drop(name string, partition int32) error {
 	}
 	_ = c.Close()
 	if ok {
-		if err := newPebbleBackend(e.db, id, e.opts.NoSync).wipe(); err != nil {
+		if err := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync, e.markCorrupt).wipe(); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -101,5 +102,50 @@ func TestChangelogTopicFor(t *testing.T) {
 		"cleanup.policy": "compact,delete", "retention.ms": "93600000", "min.insync.replicas": "2"}}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("window (-want +got):\n%s", d)
+	}
+}
+
+// TestApproximateCountLargeStore: past the exact-scan limit the Pebble
+// store estimates its count from table statistics; the estimate must be in
+// the right range, and stay so with other stores' data around it.
+func TestApproximateCountLargeStore(t *testing.T) {
+	ctx := context.Background()
+	e := testEngine(t, nil)
+	open := func(name string) state.KeyValueStore {
+		s, err := e.OpenKeyValue(ctx, state.Spec{Name: name}, 0, statetest.NewChangelog(name, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	const n = 30_000
+	big, other := open("big"), open("other")
+	for i := range n {
+		put(t, big, fmt.Sprintf("k%06d", i), "value")
+		put(t, other, fmt.Sprintf("k%06d", i), "value")
+	}
+	for _, s := range []state.KeyValueStore{big, other} {
+		if err := s.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := state.FlushMemtablesForTest(e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := big.ApproximateCount()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("approximate count %d of %d keys", got, n)
+	if got < n*3/4 || got > n*3/2 {
+		t.Fatalf("approximate count %d, want within [%d, %d]", got, n*3/4, n*3/2)
+	}
+	small := open("small")
+	for i := range 10 {
+		put(t, small, fmt.Sprint(i), "v")
+	}
+	if got, err := small.ApproximateCount(); err != nil || got != 10 {
+		t.Fatalf("small store count %d %v, want exactly 10", got, err)
 	}
 }

@@ -16,8 +16,15 @@ type spanIter struct {
 	cur     rawIter
 	err     error
 	done    bool
+	// acc decodes each raw key and says whether to yield it.
+	acc acceptor
+}
+
+// acceptor is implemented by the window and session iterators (an
+// interface, not a closure, so that building an iterator allocates less).
+type acceptor interface {
 	// accept decodes a raw key; false skips it, an error stops.
-	accept func(k []byte) (bool, error)
+	accept(k []byte) (bool, error)
 }
 
 func (s *spanIter) Next() bool {
@@ -39,7 +46,7 @@ func (s *spanIter) Next() bool {
 			}
 		}
 		if s.cur.next() {
-			ok, err := s.accept(s.cur.key())
+			ok, err := s.acc.accept(s.cur.key())
 			if err != nil {
 				s.err = err
 				s.stop()

@@ -43,10 +43,6 @@ func IsChangelogDecode(err error) bool {
 	return errors.As(err, &d)
 }
 
-// restoreCommitBytes is how much a restore writes between commits (each
-// commit records the offset reached, so an interrupted restore resumes).
-const restoreCommitBytes = 8 << 20
-
 // restorer is implemented by the stores (and the cached wrappers, which
 // drop their entries and delegate).
 type restorer interface {
@@ -121,6 +117,9 @@ func Restore(ctx context.Context, s Store, r ChangelogReader) (RestoreResult, er
 	if b.m.checkpoint == end {
 		return res, nil
 	}
+	// Each commit records the offset reached, so an interrupted restore
+	// resumes from there; on Pebble each is one ingested SSTable (see
+	// restore_sst.go).
 	b.be.bulk()
 	err = r.Read(ctx, b.m.checkpoint, end, func(batch []ChangelogRecord) error {
 		for i := range batch {
@@ -130,7 +129,7 @@ func Restore(ctx context.Context, s Store, r ChangelogReader) (RestoreResult, er
 			}
 			res.Records++
 		}
-		if n := len(batch); n > 0 && b.be.pending() >= restoreCommitBytes {
+		if n := len(batch); n > 0 && b.be.pending() >= int(b.e.split.restoreChunk) {
 			b.m.checkpoint = batch[n-1].Offset + 1
 			if err := b.be.commit(b.m); err != nil {
 				return err
@@ -142,17 +141,21 @@ func Restore(ctx context.Context, s Store, r ChangelogReader) (RestoreResult, er
 	if err != nil {
 		// Keep what was committed; drop the rest. A later Restore resumes.
 		_ = b.reload()
+		if p, ok := b.be.(*pebbleBackend); ok {
+			p.endBulk()
+		}
 		if IsChangelogDecode(err) {
 			return res, err
 		}
 		return res, fmt.Errorf("state: restore %q from %s partition %d: %w", b.spec.Name, r.Topic(), r.Partition(), err)
 	}
 	b.m.checkpoint = end
-	if p, ok := b.be.(*pebbleBackend); ok {
-		p.bulkMode = false // the final commit is synced
-	}
 	if err := b.be.commit(b.m); err != nil {
+		_ = b.reload()
 		return res, fmt.Errorf("state: restore %q: %w", b.spec.Name, err)
+	}
+	if p, ok := b.be.(*pebbleBackend); ok {
+		p.endBulk()
 	}
 	return res, nil
 }

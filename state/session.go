@@ -122,22 +122,26 @@ func (s *sessionStore) All() (SessionIterator, error) {
 }
 
 func (s *sessionStore) newIter(spans []span, earliestEnd, latestStart int64) *sessionIter {
-	it := &sessionIter{}
-	it.spanIter = spanIter{be: s.be, spans: spans, accept: func(k []byte) (bool, error) {
-		_, key, start, end, err := layout.ParseSessionKey(it.key[:0], k)
-		if err != nil {
-			return false, corruptKey(s.spec.Name, k, err)
-		}
-		it.key, it.start, it.end = key, start, end
-		return end >= earliestEnd && start <= latestStart, nil
-	}}
+	it := &sessionIter{name: s.spec.Name, earliestEnd: earliestEnd, latestStart: latestStart}
+	it.spanIter = spanIter{be: s.be, spans: spans, acc: it}
 	return it
 }
 
 type sessionIter struct {
 	spanIter
-	key        []byte
-	start, end int64
+	name                     string
+	earliestEnd, latestStart int64
+	key                      []byte
+	start, end               int64
+}
+
+func (it *sessionIter) accept(k []byte) (bool, error) {
+	_, key, start, end, err := layout.ParseSessionKey(it.key[:0], k)
+	if err != nil {
+		return false, corruptKey(it.name, k, err)
+	}
+	it.key, it.start, it.end = key, start, end
+	return end >= it.earliestEnd && start <= it.latestStart, nil
 }
 
 func (w *sessionIter) Key() []byte  { return w.key }

@@ -83,8 +83,12 @@ type KeyValueStore interface {
 	Prefix(prefix []byte, reverse bool) (Iterator, error)
 	// All iterates every key.
 	All(reverse bool) (Iterator, error)
-	// ApproximateCount returns an estimate of the number of keys (exact for
-	// the in-memory store).
+	// ApproximateCount returns an estimate of the number of keys, cheaply:
+	// exact for the in-memory store; on Pebble exact up to 1,000 keys (a
+	// bounded scan), and past that estimated from Pebble's table statistics
+	// (overwritten and deleted keys not yet compacted away may count, data
+	// not yet flushed from the memtable may not). A cached store adds its
+	// dirty entries.
 	ApproximateCount() (int64, error)
 }
 
@@ -307,7 +311,8 @@ type ChangelogTopic struct {
 // that key changed from oldValue (nil: absent) to newValue (nil: deleted),
 // after the change reached the store below. Aggregations forward downstream
 // from here, so a key updated many times between flushes is forwarded once.
-// An error stops the flush and is returned by it.
+// An error stops the flush and is returned by it. Both values are valid
+// only during the call (the cache reuses their memory).
 type KeyValueFlushListener func(key, newValue, oldValue []byte) error
 
 // WindowFlushListener is KeyValueFlushListener for a window store.

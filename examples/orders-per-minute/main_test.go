@@ -34,27 +34,14 @@ func (s *syncBuffer) String() string {
 
 var windowLine = regexp.MustCompile(`(?m)^window \d\d:\d\d:\d\d-\d\d:\d\d:\d\d  customer-\d{3}  (\d+) orders$`)
 
-// TestRunBriefly runs the program against an in-memory cluster with event
-// time sped up 60 times, until it has printed final window counts and a
-// progress line, then stops it as Ctrl-C would.
-func TestRunBriefly(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cfg := config{
-		brokers:       c.ListenAddrs()[0],
-		stateDir:      t.TempDir(),
-		rate:          500,
-		customers:     5,
-		outOfOrder:    0.1,
-		speedup:       60,
-		progressEvery: 500 * time.Millisecond,
-		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+// runUntil runs the program with cfg until it has printed at least
+// windows final window counts and then a progress line, stops it as Ctrl-C
+// would, and returns what it printed.
+func runUntil(t *testing.T, cfg config, windows int) string {
+	t.Helper()
 	var out syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg, &out) }()
 
@@ -63,7 +50,8 @@ func TestRunBriefly(t *testing.T) {
 	defer tick.Stop()
 	for {
 		s := out.String()
-		if len(windowLine.FindAllString(s, -1)) >= 5 && regexp.MustCompile(`(?m)^progress: `).MatchString(s) {
+		if w := windowLine.FindAllStringIndex(s, -1); len(w) >= windows &&
+			regexp.MustCompile(`(?m)^progress: `).MatchString(s[w[windows-1][1]:]) {
 			break
 		}
 		select {
@@ -71,6 +59,7 @@ func TestRunBriefly(t *testing.T) {
 			t.Fatalf("run returned early: %v\n%s", err, s)
 		case <-deadline:
 			cancel()
+			<-done
 			t.Fatalf("no final window counts printed in time:\n%s", s)
 		case <-tick.C:
 		}
@@ -80,6 +69,37 @@ func TestRunBriefly(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	s := out.String()
+	if !regexp.MustCompile(`(?m)^orders-per-minute: stopped$`).MatchString(s) {
+		t.Errorf("no clean stop line:\n%s", s)
+	}
+	return s
+}
+
+func newCluster(t *testing.T) string {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.GroupMinSessionTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c.ListenAddrs()[0]
+}
+
+// TestRunBriefly runs the program against an in-memory cluster with event
+// time sped up 60 times, until it has printed final window counts and a
+// progress line, then stops it as Ctrl-C would.
+func TestRunBriefly(t *testing.T) {
+	cfg := config{
+		brokers:       newCluster(t),
+		stateDir:      t.TempDir(),
+		rate:          500,
+		customers:     5,
+		outOfOrder:    0.1,
+		speedup:       60,
+		progressEvery: 500 * time.Millisecond,
+		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	s := runUntil(t, cfg, 5)
 	for _, m := range windowLine.FindAllStringSubmatch(s, -1) {
 		n, _ := strconv.Atoi(m[1])
 		// 500 orders/s over 5 customers, a one-minute window is one
@@ -88,7 +108,31 @@ func TestRunBriefly(t *testing.T) {
 			t.Errorf("implausible window count %d in %q", n, m[0])
 		}
 	}
-	if !regexp.MustCompile(`(?m)^orders-per-minute: stopped$`).MatchString(s) {
-		t.Errorf("no clean stop line:\n%s", s)
+}
+
+var progressLine = regexp.MustCompile(`(?m)^progress: .* late dropped (\d+),`)
+
+// TestSecondRunDropsNothing runs the program twice on the same cluster and
+// state directory with event time sped up 600 times and no out-of-order
+// orders: the second run restores the first run's stream time, far ahead
+// of the wall clock, and its orders must not be dropped as late.
+func TestSecondRunDropsNothing(t *testing.T) {
+	cfg := config{
+		brokers:       newCluster(t),
+		stateDir:      t.TempDir(),
+		rate:          500,
+		customers:     5,
+		speedup:       600,
+		progressEvery: 200 * time.Millisecond,
+		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	for run := range 2 {
+		s := runUntil(t, cfg, 5)
+		for _, m := range progressLine.FindAllStringSubmatch(s, -1) {
+			if m[1] != "0" {
+				t.Errorf("run %d: %q, want no order dropped as late", run+1, m[0])
+				break
+			}
+		}
 	}
 }

@@ -60,6 +60,14 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if err := createTopics(ctx, kadm.NewClient(cl)); err != nil {
 		return err
 	}
+	// NB: a run on an existing state directory (or cluster) restores the
+	// windows' stream time from the earlier run, which with -speedup may
+	// be far ahead of the wall clock: the event clock goes on from there,
+	// or every order would be dropped as late until it caught up.
+	clock, err := eventClockStart(ctx, brokers)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "orders-per-minute: brokers %s, %g orders/s over %d customers, %.0f%% out of order; Ctrl-C stops\n",
 		strings.Join(brokers, ","), cfg.rate, cfg.customers, cfg.outOfOrder*100)
 
@@ -68,7 +76,7 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	var wg sync.WaitGroup
 	var produced atomic.Int64
 	wg.Add(2)
-	go func() { defer wg.Done(); generate(runCtx, cl, cfg, &produced) }()
+	go func() { defer wg.Done(); generate(runCtx, cl, cfg, clock, &produced) }()
 	go func() { defer wg.Done(); printFinals(runCtx, brokers, out) }()
 	wg.Add(1)
 	go func() { defer wg.Done(); progress(runCtx, cfg.progressEvery, app, &produced, out) }()
@@ -96,11 +104,64 @@ func createTopics(ctx context.Context, adm *kadm.Client) error {
 	return nil
 }
 
+// maxEarly is how far back in event time an out-of-order order may be
+// stamped: some beyond the 10s grace period.
+const maxEarly = 20 * time.Second
+
+// eventClockStart returns when the generator's event clock starts: now, or
+// later when the input topic already holds orders from an earlier run. Its
+// last order per partition may be out of order, so the clock starts
+// maxEarly after the latest of them: past every order of the earlier run.
+func eventClockStart(ctx context.Context, brokers []string) (time.Time, error) {
+	start := time.Now()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return start, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, orders.InputTopic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return start, fmt.Errorf("end offsets of %s: %w", orders.InputTopic, err)
+	}
+	last := map[int32]kgo.Offset{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			last[o.Partition] = kgo.NewOffset().At(o.Offset - 1)
+		}
+	})
+	if len(last) == 0 {
+		return start, nil
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{orders.InputTopic: last}))
+	if err != nil {
+		return start, err
+	}
+	defer cons.Close()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for len(last) > 0 {
+		fs := cons.PollFetches(rctx)
+		if rctx.Err() != nil {
+			return start, fmt.Errorf("read the last orders of %s: %w", orders.InputTopic, rctx.Err())
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			delete(last, r.Partition)
+			if t := r.Timestamp.Add(maxEarly); t.After(start) {
+				start = t
+			}
+		})
+	}
+	return start, nil
+}
+
 // generate produces orders at cfg.rate until ctx ends. Event time starts
-// now and runs cfg.speedup times faster than the wall clock; a share of
-// orders is stamped up to 20s (event time) in the past, some beyond the
-// 10s grace period.
-func generate(ctx context.Context, cl *kgo.Client, cfg config, produced *atomic.Int64) {
+// at clock and runs cfg.speedup times faster than the wall clock; a share
+// of orders is stamped up to maxEarly (event time) in the past.
+func generate(ctx context.Context, cl *kgo.Client, cfg config, clock time.Time, produced *atomic.Int64) {
 	s := orders.OrderSerde()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	start := time.Now()
@@ -117,9 +178,9 @@ func generate(ctx context.Context, cl *kgo.Client, cfg config, produced *atomic.
 		elapsed := time.Since(start)
 		due := int64(elapsed.Seconds() * cfg.rate)
 		for ; n < due; n++ {
-			ts := start.Add(time.Duration(float64(elapsed) * cfg.speedup))
+			ts := clock.Add(time.Duration(float64(elapsed) * cfg.speedup))
 			if rng.Float64() < cfg.outOfOrder {
-				ts = ts.Add(-time.Duration(rng.Int64N(int64(20 * time.Second))))
+				ts = ts.Add(-time.Duration(rng.Int64N(int64(maxEarly))))
 			}
 			v, err := s.Serialize(orders.InputTopic, orders.Order{ID: fmt.Sprintf("o%d", n), Amount: rng.Int64N(10000)})
 			if err != nil {

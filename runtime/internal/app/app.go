@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -29,9 +30,6 @@ import (
 // ErrClosed is returned by Run on an App that was closed or already ran.
 var ErrClosed = errors.New("runtime: application closed")
 
-// maxPollRecords bounds the records one poll hands to the tasks.
-const maxPollRecords = 50000
-
 // App is one application instance. See the package documentation.
 type App struct {
 	opts     Options
@@ -47,6 +45,11 @@ type App struct {
 	cl    *kgo.Client
 	eng   *state.Engine
 	plan  *client.Plan
+	// balancer is the group balancer; standby is nil without standbys.
+	balancer *assign.Balancer
+	standby  *standbys
+	// global runs the global sub-topologies; nil without any.
+	global *globals
 	// runCtx bounds produce calls; canceled when Run returns.
 	runCtx context.Context
 	// clientCtx is the group client's context; canceling it makes the
@@ -67,9 +70,18 @@ type App struct {
 	byTP map[streams.TopicPartition]*task
 	// paused are the partitions whose fetching is paused. Guarded by mu.
 	paused map[streams.TopicPartition]bool
-	// hw is the last high watermark fetched per input partition. Guarded
-	// by mu.
-	hw map[streams.TopicPartition]int64
+	// ends is the highest end offset (high watermark) known per input
+	// partition, from fetches and from probeLags, with the poll it was
+	// last confirmed in. Guarded by mu.
+	ends map[streams.TopicPartition]knownEnd
+	// polls counts the polls; a poll's records and end offsets carry its
+	// number. Guarded by mu.
+	polls uint64
+	// starts is, per input partition of a running task, the offset
+	// consuming started at (committed offset, else log start), looked up
+	// by probeLags for partitions that have not yielded a record yet.
+	// Guarded by mu.
+	starts map[streams.TopicPartition]int64
 	// lastCommit is when tasks last committed. Guarded by mu.
 	lastCommit time.Time
 	// fatal is the first fatal error, which ends Run. Guarded by mu.
@@ -77,6 +89,8 @@ type App struct {
 	// abandoned is set by Abandon: nothing is committed from then on.
 	// Guarded by mu.
 	abandoned bool
+	// recBuf is stepLocked's conversion buffer. Guarded by mu.
+	recBuf []streams.RawRecord
 }
 
 // New returns an application instance for topo; nothing connects until
@@ -104,7 +118,8 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		tasks:    map[streams.TaskID]*task{},
 		byTP:     map[streams.TopicPartition]*task{},
 		paused:   map[streams.TopicPartition]bool{},
-		hw:       map[streams.TopicPartition]int64{},
+		ends:     map[streams.TopicPartition]knownEnd{},
+		starts:   map[streams.TopicPartition]int64{},
 	}
 	a.m = newMetrics(opts.ApplicationID, instance)
 	for _, n := range topo.Nodes() {
@@ -183,6 +198,12 @@ func (a *App) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: open state: %w", err)
 	}
+	if err := a.startStandbys(); err != nil {
+		return err
+	}
+	if err := a.startGlobals(ctx); err != nil {
+		return err
+	}
 	layout := assign.Layout{Topics: map[string]int{}}
 	var topics []string
 	for tp, st := range a.plan.Sources {
@@ -190,6 +211,7 @@ func (a *App) setup(ctx context.Context) error {
 		topics = append(topics, tp)
 	}
 	sort.Strings(topics)
+	a.balancer = assign.NewBalancer(layout, a.opts.Standbys, a.localTasks)
 	clientCtx, cancel := context.WithCancel(context.Background())
 	a.clientCancel = cancel
 	opts := append(a.clientOpts(),
@@ -197,13 +219,12 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.ClientID(a.opts.ApplicationID),
 		kgo.ConsumerGroup(a.opts.ApplicationID),
 		kgo.ConsumeTopics(topics...),
-		kgo.Balancers(assign.NewBalancer(layout, a.opts.Standbys, nil)),
+		kgo.Balancers(a.balancer),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.SessionTimeout(a.opts.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, a.opts.SessionTimeout/4)),
 		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.FetchMaxPartitionBytes(8<<20),
 		kgo.MaxBufferedRecords(100_000),
 		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.ProducerLinger(5*time.Millisecond),
@@ -238,6 +259,7 @@ func (a *App) waitClient(ctx context.Context) bool {
 // loop polls and processes until ctx ends, stop closes or a fatal error.
 func (a *App) loop(ctx context.Context) error {
 	pollEvery := min(a.opts.CommitInterval, 200*time.Millisecond)
+	var lastProbe time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -246,8 +268,18 @@ func (a *App) loop(ctx context.Context) error {
 			return nil
 		default:
 		}
+		if time.Since(lastProbe) >= lagProbeEvery {
+			lastProbe = time.Now()
+			a.probeLags(ctx)
+		}
 		pctx, cancel := context.WithTimeout(ctx, pollEvery)
-		fs := a.cl.PollRecords(pctx, maxPollRecords)
+		// NB: PollFetches takes whole fetch responses (at most
+		// MaxBufferedRecords), so that a poll that hands over a partition's
+		// records also carries the end offsets the broker answered with
+		// for the task's other partitions: with part of a response left
+		// behind, a task could judge another partition caught up by an
+		// end offset older than the records it runs ahead with.
+		fs := a.cl.PollFetches(pctx)
 		cancel()
 		if fs.IsClientClosed() {
 			return nil
@@ -285,9 +317,12 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 	if a.fatal != nil {
 		return a.fatal
 	}
+	a.polls++
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		tp := streams.TopicPartition{Topic: p.Topic, Partition: streams.Partition(p.Partition)}
-		a.hw[tp] = p.HighWatermark
+		if p.Err == nil {
+			a.ends[tp] = knownEnd{offset: max(a.ends[tp].offset, p.HighWatermark), poll: a.polls}
+		}
 		if len(p.Records) > 0 {
 			last := p.Records[len(p.Records)-1].Offset
 			a.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
@@ -296,7 +331,10 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 		if t == nil || len(p.Records) == 0 {
 			return // revoked since it was fetched: its new owner reads it again
 		}
-		recs := make([]streams.RawRecord, len(p.Records))
+		// The task copies the records it is given: one buffer serves
+		// every partition.
+		recs := slices.Grow(a.recBuf[:0], len(p.Records))[:len(p.Records)]
+		a.recBuf = recs
 		for i, r := range p.Records {
 			recs[i] = streams.RawRecord{
 				Topic: r.Topic, Partition: streams.Partition(r.Partition), Offset: streams.Offset(r.Offset),
@@ -310,6 +348,7 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 			t.firstAdded[tp] = recs[0].Offset
 		}
 		t.lastAdded[tp] = recs[len(recs)-1].Offset
+		t.addedPoll = a.polls
 		if err := t.exec.Add(tp, recs); err != nil && a.fatal == nil {
 			a.fatal = err
 		}
@@ -427,14 +466,17 @@ func tpMap(tps []streams.TopicPartition) map[string][]int32 {
 }
 
 // runTask processes t's buffered records. A task with several input
-// partitions processes a record only while every input partition has
-// records buffered or the consumer holds no more of it (timestamp order
-// across partitions); a single-input task processes everything.
+// partitions processes them in timestamp order, so it processes only while
+// inputsReady says so; a single-input task processes everything.
 func (a *App) runTask(t *task) {
 	multi := len(t.inputs) > 1
 	for {
-		if multi && !a.allInputsReady(t) {
-			return
+		enforced := false
+		if multi {
+			var ready bool
+			if ready, enforced = a.inputsReady(t); !ready {
+				return
+			}
 		}
 		ok, err := t.exec.Process()
 		if err != nil {
@@ -446,55 +488,189 @@ func (a *App) runTask(t *task) {
 		if !ok {
 			return
 		}
+		if enforced {
+			t.enforced++
+		}
 	}
 }
 
-// allInputsReady reports whether each input partition of t has a record
-// buffered, or has none buffered and nothing more fetched for it (lag 0 as
-// far as the consumer knows), in which case waiting would not help.
-func (a *App) allInputsReady(t *task) bool {
+// inputsReady reports whether t may process its next record: it has
+// records buffered, and each input partition has a record buffered or is
+// caught up (the consumer knows it holds no more). Otherwise a record of
+// the missing partition could come with an earlier timestamp, so the task
+// waits for it, up to MaxTaskIdle, and then processes anyway (enforced).
+func (a *App) inputsReady(t *task) (ready, enforced bool) {
 	if t.exec.Buffered() == 0 {
-		return false
+		t.idleSince = time.Time{} // nothing waits: a later wait starts afresh
+		return false, false
 	}
 	offs := t.exec.Offsets()
 	for _, tp := range t.inputs {
-		if t.buffered(tp, offs) > 0 {
+		if t.buffered(tp, offs) > 0 || a.caughtUp(t, tp) {
 			continue
 		}
-		if !a.caughtUp(t, tp) {
-			if t.idleSince.IsZero() {
-				t.idleSince = time.Now()
+		if a.opts.MaxTaskIdle < 0 {
+			return true, false
+		}
+		now := time.Now()
+		if t.idleSince.IsZero() {
+			t.idleSince = now
+		}
+		if now.Sub(t.idleSince) < a.opts.MaxTaskIdle {
+			return false, false
+		}
+		return true, true
+	}
+	t.idleSince = time.Time{}
+	return true, false
+}
+
+// knownEnd is an input partition's end offset as last seen.
+type knownEnd struct {
+	offset int64
+	// poll is the number of the poll that carried it (or, from probeLags,
+	// of the last poll before the lookup).
+	poll uint64
+}
+
+// caughtUp reports whether the consumer knows t has been handed every
+// record of tp: its position (after the last record handed over or, before
+// any, the offset consuming started at) has reached the partition's end
+// offset, as seen no earlier than the records last handed to t. With the
+// end unknown or older, or the start unknown, the lag is unknown, and the
+// answer is no until a fetch or probeLags tells.
+func (a *App) caughtUp(t *task, tp streams.TopicPartition) bool {
+	end, ok := a.ends[tp]
+	if !ok || end.poll < t.addedPoll {
+		return false
+	}
+	if last, ok := t.lastAdded[tp]; ok {
+		return int64(last)+1 >= end.offset
+	}
+	start, ok := a.starts[tp]
+	return end.offset <= 0 || ok && start >= end.offset
+}
+
+// lagProbeEvery is how often at most the loop runs probeLags.
+const lagProbeEvery = 200 * time.Millisecond
+
+// probeLags looks up what caughtUp needs and no fetch has told, for the
+// empty input partitions of tasks that have records buffered: their end
+// offsets, and where consuming started for those that have not yielded a
+// record. A fetch response without any records is never handed to the
+// poll loop, so an idle partition's end offset is otherwise not known, or
+// only from before the task's latest records. It runs without App.mu;
+// failures are logged and retried on a later probe.
+func (a *App) probeLags(ctx context.Context) {
+	a.mu.Lock()
+	polls := a.polls
+	var need []streams.TopicPartition
+	needStarts := false
+	for _, t := range a.tasks {
+		if len(t.inputs) < 2 || t.exec.Buffered() == 0 {
+			continue
+		}
+		offs := t.exec.Offsets()
+		for _, tp := range t.inputs {
+			if t.buffered(tp, offs) > 0 {
+				continue
 			}
-			if time.Since(t.idleSince) < maxTaskIdle {
-				return false
+			end, endKnown := a.ends[tp]
+			_, added := t.lastAdded[tp]
+			_, startKnown := a.starts[tp]
+			if !endKnown || end.poll < t.addedPoll || !added && !startKnown {
+				need = append(need, tp)
+				needStarts = needStarts || !added && !startKnown
 			}
 		}
 	}
-	t.idleSince = time.Time{}
-	return true
-}
-
-// caughtUp reports whether t has been handed every record of tp up to the
-// last high watermark the consumer saw. With no high watermark known the
-// lag is unknown and the task does not wait (as Kafka Streams with
-// max.task.idle.ms=0).
-func (a *App) caughtUp(t *task, tp streams.TopicPartition) bool {
-	hw, ok := a.hw[tp]
-	if !ok {
-		return true
+	a.mu.Unlock()
+	if len(need) == 0 {
+		return
 	}
-	last, ok := t.lastAdded[tp]
-	return ok && int64(last)+1 >= hw || !ok && hw == 0
+	topicSet := map[string]bool{}
+	for _, tp := range need {
+		topicSet[tp.Topic] = true
+	}
+	topics := make([]string, 0, len(topicSet))
+	for tp := range topicSet {
+		topics = append(topics, tp)
+	}
+	sort.Strings(topics)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ends, err := a.adm.ListEndOffsets(ctx, topics...)
+	if err == nil {
+		err = ends.Error()
+	}
+	var firsts kadm.ListedOffsets
+	var committed kadm.OffsetResponses
+	if err == nil && needStarts {
+		firsts, err = a.adm.ListStartOffsets(ctx, topics...)
+		if err == nil {
+			err = firsts.Error()
+		}
+	}
+	if err == nil && needStarts {
+		committed, err = a.adm.FetchOffsets(ctx, a.opts.ApplicationID)
+		if err == nil {
+			err = committed.Error()
+		}
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("look up input partitions' end offsets", "err", err)
+		}
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, tp := range need {
+		t := a.byTP[tp]
+		if t == nil {
+			continue // revoked meanwhile
+		}
+		e, ok := ends.Lookup(tp.Topic, int32(tp.Partition))
+		if !ok {
+			continue
+		}
+		end := max(a.ends[tp].offset, e.Offset)
+		a.ends[tp] = knownEnd{offset: end, poll: polls}
+		pos := int64(-1)
+		if last, ok := t.lastAdded[tp]; ok {
+			pos = int64(last) + 1
+		} else if _, ok := a.starts[tp]; !ok {
+			start := int64(-1)
+			if c, ok := committed.Lookup(tp.Topic, int32(tp.Partition)); ok && c.At >= 0 {
+				start = c.At
+			} else if f, ok := firsts.Lookup(tp.Topic, int32(tp.Partition)); ok {
+				start = f.Offset
+			}
+			if start >= 0 {
+				a.starts[tp] = start
+				pos = start
+			}
+		}
+		if pos >= 0 {
+			a.m.lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(max(end-pos, 0)))
+		}
+	}
 }
-
-// maxTaskIdle bounds how long a task with buffered records waits for an
-// input partition that looks behind: the consumer may already stand at its
-// end (nothing fetched since the task started), which it cannot tell.
-const maxTaskIdle = 500 * time.Millisecond
 
 // handleProcessingError applies the deserialization handler to a record
 // a source could not deserialize; any other error is fatal.
 func (a *App) handleProcessingError(t *task, err error) error {
+	return a.handleDeserialization(err, "", func(rec *kgo.Record) {
+		t.inflight.Add()
+		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
+	})
+}
+
+// handleDeserialization applies the configured deserialization handler to
+// err when it is a source's deserialization failure, and returns any other
+// error unchanged. kind qualifies the record in log lines and errors
+// ("global " for global stores); deadLetter sends a dead-letter record.
+func (a *App) handleDeserialization(err error, kind string, deadLetter func(*kgo.Record)) error {
 	var pe *streams.ProcessingError
 	var se *streams.SerdeError
 	if !errors.As(err, &pe) || pe.Record == nil || !errors.As(err, &se) || !a.sources[se.Node] {
@@ -504,11 +680,11 @@ func (a *App) handleProcessingError(t *task, err error) error {
 	switch a.opts.OnDeserializationError {
 	case DeserializationSkip:
 		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
-		a.log.Warn("skipped record that failed to deserialize", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", se)
+		a.log.Warn("skipped "+kind+"record that failed to deserialize", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", se)
 		return nil
 	case DeserializationDeadLetter:
 		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
-		rec := &kgo.Record{
+		deadLetter(&kgo.Record{
 			Topic: a.opts.DeadLetterTopic, Partition: client.AnyPartition, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
 			Headers: []kgo.RecordHeader{
 				{Key: "weir.error", Value: []byte(se.Error())},
@@ -516,13 +692,11 @@ func (a *App) handleProcessingError(t *task, err error) error {
 				{Key: "weir.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
 				{Key: "weir.offset", Value: []byte(strconv.FormatInt(int64(r.Offset), 10))},
 			},
-		}
-		t.inflight.Add()
-		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
+		})
 		return nil
 	}
-	return fmt.Errorf("runtime: record %s/%d@%d failed to deserialize (set a deserialization error handler to skip or dead-letter such records): %w",
-		r.Topic, r.Partition, r.Offset, err)
+	return fmt.Errorf("runtime: %srecord %s/%d@%d failed to deserialize (set a deserialization error handler to skip or dead-letter such records): %w",
+		kind, r.Topic, r.Partition, r.Offset, err)
 }
 
 func (a *App) reportTaskMetrics(t *task) {
@@ -530,6 +704,10 @@ func (a *App) reportTaskMetrics(t *task) {
 	if d := m.Processed - t.processed; d > 0 {
 		a.m.processed.WithLabelValues(t.label).Add(float64(d))
 		t.processed = m.Processed
+	}
+	if d := t.enforced - t.enforcedReported; d > 0 {
+		a.m.enforced.WithLabelValues(t.label).Add(float64(d))
+		t.enforcedReported = t.enforced
 	}
 	for reason, n := range m.Dropped {
 		if d := n - t.dropped[reason]; d > 0 {
@@ -550,12 +728,8 @@ func (a *App) commitLocked(ts []*task) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	offsets := map[string]map[int32]kgo.EpochOffset{}
-	for _, t := range ts {
-		if t.exec.CommitNeeded() {
-			if err := t.exec.Commit(ctx); err != nil {
-				return fmt.Errorf("runtime: commit task %s: %w", t.id, err)
-			}
-		}
+	if err := commitTasks(ctx, ts); err != nil {
+		return err
 	}
 	for _, t := range ts {
 		if err := t.inflight.Wait(ctx); err != nil {
@@ -576,11 +750,58 @@ func (a *App) commitLocked(ts []*task) error {
 		cerr = commitError(resp, err)
 	})
 	if cerr != nil {
-		return fmt.Errorf("runtime: commit offsets: %w", cerr)
+		if !transientCommitError(cerr) {
+			return fmt.Errorf("runtime: commit offsets: %w", cerr)
+		}
+		a.m.commitFailures.Inc()
+		a.log.Warn("offset commit failed; retrying at the next commit", "err", cerr)
+		return nil
 	}
 	a.m.commits.Inc()
 	a.m.commitTime.Observe(time.Since(start).Seconds())
 	return nil
+}
+
+// transientCommitError reports whether a failed offset commit is left to
+// the next commit instead of stopping the instance: the coordinator is
+// unreachable (a broker restart) or moving, or the group rebalances or no
+// longer knows this member (franz-go rejoins; tasks this instance loses
+// are closed by onLost). Nothing is lost: the committed offsets stay where
+// the last commit put them, and whoever runs a task next processes the
+// records after them again (at-least-once); the stores and output were
+// flushed before the offsets were sent.
+func transientCommitError(err error) bool {
+	var ke *kerr.Error
+	if !errors.As(err, &ke) {
+		return true // network errors, timeouts
+	}
+	return ke.Retriable || errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.FencedInstanceID) ||
+		errors.Is(err, kerr.StaleMemberEpoch)
+}
+
+// commitTasks flushes the stores of the tasks of ts that need it, each task
+// on a goroutine of its own: a task's flush is mostly waiting (for its
+// changelog records' acknowledgements, then for the store's sync), so the
+// tasks' waits overlap instead of adding up. The tasks' errors are joined
+// in the order of ts.
+func commitTasks(ctx context.Context, ts []*task) error {
+	errs := make([]error, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		if !t.exec.CommitNeeded() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.exec.Commit(ctx); err != nil {
+				errs[i] = fmt.Errorf("runtime: commit task %s: %w", t.id, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // shutdown commits and leaves the group (the revoke callback commits and
@@ -611,6 +832,8 @@ func (a *App) closeClients() {
 	if a.cl != nil {
 		a.cl.Close()
 	}
+	a.closeStandbys()
+	a.closeGlobals()
 	if a.admCl != nil {
 		a.admCl.Close()
 	}

@@ -13,9 +13,16 @@
 // fetching a new partition only after the callback returns, so a task
 // processes only once its stores are restored.
 //
-// Lock order: App.mu, then franz-go's own locks (committing and flushing
-// under App.mu is fine: franz-go never calls back into us while it holds a
-// lock we wait for).
+// Two more goroutines run beside, each with a consumer of its own outside
+// the group: the standby goroutine (standby.go; standbys.mu) keeps the
+// stores of standby tasks warm from their changelogs, and the global
+// goroutine (global.go; globals.mu) keeps global stores updated from their
+// topics. Stream tasks read global stores under globals.mu, one call at a
+// time.
+//
+// Lock order: App.mu, then standbys.mu or globals.mu (never both), then
+// franz-go's own locks (committing and flushing under App.mu is fine:
+// franz-go never calls back into us while it holds a lock we wait for).
 //
 // Commit (at-least-once). For each task: flush its stores (the write-back
 // cache forwards downstream, store writes reach the changelog writer, the

@@ -9,16 +9,18 @@ import (
 type metrics struct {
 	reg *prometheus.Registry
 
-	processed    *prometheus.CounterVec   // task
-	lag          *prometheus.GaugeVec     // topic, partition
-	commitTime   prometheus.Histogram     //
-	commits      prometheus.Counter       //
-	restored     *prometheus.CounterVec   // task, store
-	restoreLeft  *prometheus.GaugeVec     // task, store
-	dropped      *prometheus.CounterVec   // task, reason
-	deserErrors  *prometheus.CounterVec   // topic
-	tasks        prometheus.Gauge         //
-	rebalanceDur *prometheus.HistogramVec // callback
+	processed      *prometheus.CounterVec   // task
+	lag            *prometheus.GaugeVec     // topic, partition
+	commitTime     prometheus.Histogram     //
+	commits        prometheus.Counter       //
+	commitFailures prometheus.Counter       //
+	restored       *prometheus.CounterVec   // task, store
+	restoreLeft    *prometheus.GaugeVec     // task, store
+	dropped        *prometheus.CounterVec   // task, reason
+	enforced       *prometheus.CounterVec   // task
+	deserErrors    *prometheus.CounterVec   // topic
+	tasks          prometheus.Gauge         //
+	rebalanceDur   *prometheus.HistogramVec // callback
 }
 
 func newMetrics(app, instance string) *metrics {
@@ -38,6 +40,9 @@ func newMetrics(app, instance string) *metrics {
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_commits_total", Help: "Commits completed.", ConstLabels: labels,
 		}),
+		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_commit_failures_total", Help: "Offset commits that failed with an error worth retrying (broker unreachable, group rebalancing); the next commit retries.", ConstLabels: labels,
+		}),
 		restored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_restored_records_total", Help: "Changelog records replayed into stores, per task and store.", ConstLabels: labels,
 		}, []string{"task", "store"}),
@@ -47,6 +52,9 @@ func newMetrics(app, instance string) *metrics {
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_dropped_records_total", Help: "Records dropped on purpose (late records of closed windows), per task and reason.", ConstLabels: labels,
 		}, []string{"task", "reason"}),
+		enforced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_enforced_processing_total", Help: "Records a task processed without waiting any longer (MaxTaskIdle) for an input partition that might hold earlier records, per task.", ConstLabels: labels,
+		}, []string{"task"}),
 		deserErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_deserialization_errors_total", Help: "Input records that failed to deserialize and were skipped or dead-lettered.", ConstLabels: labels,
 		}, []string{"topic"}),
@@ -58,6 +66,6 @@ func newMetrics(app, instance string) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"callback"}),
 	}
-	m.reg.MustRegister(m.processed, m.lag, m.commitTime, m.commits, m.restored, m.restoreLeft, m.dropped, m.deserErrors, m.tasks, m.rebalanceDur)
+	m.reg.MustRegister(m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
 	return m
 }

@@ -66,6 +66,15 @@ type Options struct {
 	// MaxBufferedPerPartition bounds the records buffered per input
 	// partition; fetching pauses above it. Default 1000.
 	MaxBufferedPerPartition int
+	// MaxTaskIdle bounds how long a task reading several input partitions
+	// waits, with records buffered for some of them, for another whose
+	// lag is unknown or not zero (records on the broker not fetched yet)
+	// before it processes without it: records of that partition that come
+	// later with smaller timestamps may then arrive after the stream time
+	// passed them (late). Such enforced processing is counted in
+	// weir_enforced_processing_total. A partition the consumer knows to be
+	// at its end is never waited for. Negative: never wait. Default 10s.
+	MaxTaskIdle time.Duration
 	// ReplicationFactor of the internal topics Weir creates. Default -1
 	// (the broker's default).
 	ReplicationFactor int16
@@ -92,6 +101,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxBufferedPerPartition == 0 {
 		o.MaxBufferedPerPartition = 1000
+	}
+	if o.MaxTaskIdle == 0 {
+		o.MaxTaskIdle = 10 * time.Second
 	}
 	if o.ReplicationFactor == 0 {
 		o.ReplicationFactor = -1

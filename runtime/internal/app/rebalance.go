@@ -39,6 +39,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 	}
 	start := time.Now()
 	defer func() { a.m.rebalanceDur.WithLabelValues("assigned").Observe(time.Since(start).Seconds()) }()
+	defer a.updateStandbys()
 	byTask := a.tasksOf(assigned)
 	ids := make([]streams.TaskID, 0, len(byTask))
 	for id := range byTask {
@@ -50,6 +51,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		}
 		return ids[i].Partition < ids[j].Partition
 	})
+	a.releaseStandbys(ids)
 	for _, id := range ids {
 		tps := byTask[id]
 		a.mu.Lock()
@@ -93,6 +95,7 @@ func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.Top
 		firstAdded: map[streams.TopicPartition]streams.Offset{},
 		dropped:    map[string]int64{},
 	}
+	t.ack = func(_ *kgo.Record, err error) { t.inflight.Done(err) }
 	et, err := exec.NewTask(a.topo, id, stores{a: a, t: t, ctx: ctx}, sink{a: a, t: t}, exec.Options{ApplicationID: a.opts.ApplicationID})
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
@@ -162,11 +165,22 @@ func (a *App) closeTaskLocked(t *task) {
 		}
 	}
 	delete(a.tasks, t.id)
+	// NB: franz-go keeps a partition paused until it is resumed, across
+	// revocations: one left paused would never be fetched again should the
+	// task come back to this instance.
+	var resume []streams.TopicPartition
 	for _, tp := range t.inputs {
 		if a.byTP[tp] == t {
 			delete(a.byTP, tp)
 		}
-		delete(a.paused, tp)
+		if a.paused[tp] {
+			resume = append(resume, tp)
+			delete(a.paused, tp)
+		}
+		delete(a.starts, tp)
+	}
+	if len(resume) > 0 {
+		a.cl.ResumeFetchPartitions(tpMap(resume))
 	}
 	a.m.tasks.Set(float64(len(a.tasks)))
 	a.log.Info("task stopped", "task", t.label)

@@ -21,7 +21,10 @@ type task struct {
 	label    string
 	exec     *exec.Task
 	inflight *client.Inflight
-	stores   []state.Store
+	// ack counts one output record's acknowledgement in inflight; made
+	// once per task, not per record.
+	ack    func(*kgo.Record, error)
+	stores []state.Store
 	// cache is the task's write-back cache, shared by its cached stores.
 	cache *state.Cache
 	// inputs are the task's input partitions (real topic names).
@@ -29,15 +32,20 @@ type task struct {
 	// lastAdded is the offset of the last record added per input
 	// partition; with the task's Offsets it gives the buffered count.
 	lastAdded map[streams.TopicPartition]streams.Offset
+	// addedPoll is the number of the last poll that handed t records.
+	addedPoll uint64
 	// firstAdded is the offset of the first record ever added per input
 	// partition.
 	firstAdded map[streams.TopicPartition]streams.Offset
 	// processed and dropped are what was already reported to metrics.
 	processed int64
 	dropped   map[string]int64
-	// idleSince is when the task began waiting for a lagging input
-	// partition; zero when not waiting.
+	// idleSince is when the task began waiting for an input partition
+	// that may hold earlier records; zero when not waiting.
 	idleSince time.Time
+	// enforced counts records processed after giving up waiting (see
+	// Options.MaxTaskIdle); reported counts what metrics have seen.
+	enforced, enforcedReported int64
 	// err is a fatal error met while processing (set by the worker).
 	err error
 }
@@ -67,7 +75,7 @@ func (s sink) Send(r *streams.RawRecord) error {
 		rec.Context = client.WithPartitionFor(s.a.runCtx, r.PartitionFor)
 	}
 	s.t.inflight.Add()
-	s.a.cl.Produce(s.a.runCtx, rec, func(_ *kgo.Record, err error) { s.t.inflight.Done(err) })
+	s.a.cl.Produce(s.a.runCtx, rec, s.t.ack)
 	return nil
 }
 
@@ -82,8 +90,8 @@ type stores struct {
 func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
 	a := p.a
 	part := int32(id.Partition)
-	if spec.Global || part < 0 {
-		return nil, fmt.Errorf("runtime: store %q: global stores are not supported by the runtime yet", spec.Name)
+	if spec.Global {
+		return a.globalStore(spec.Name)
 	}
 	sp := spec.Spec
 	topic := a.plan.Changelogs[spec.Name]

@@ -190,7 +190,19 @@ func Assign(in Input) Assignment {
 	slices.SortFunc(out.Withheld, TaskID.Compare)
 
 	if in.Standbys > 0 {
-		assignStandbys(in.Standbys, tasks, members, assigned, hasState, out.Standby)
+		// A withheld task still runs on its owner this round; its first
+		// standby goes to the member it moves to, so that member reads the
+		// changelog until it takes the task over next round.
+		runs := make(map[TaskID]int, len(assigned))
+		for t, i := range assigned {
+			runs[t] = i
+		}
+		moving := map[TaskID]int{}
+		for _, t := range out.Withheld {
+			moving[t] = assigned[t]
+			runs[t] = owner[t]
+		}
+		assignStandbys(in.Standbys, tasks, members, runs, moving, hasState, out.Standby)
 	}
 	return out
 }
@@ -251,14 +263,22 @@ func spread(ts []TaskID, limit int) []TaskID {
 }
 
 // assignStandbys places k standby copies of every task on members other than
-// its active one, preferring members that already hold its state, then the
-// member with the fewest standbys. A task gets fewer than k standbys when
-// there are not enough other members.
-func assignStandbys(k int, tasks []TaskID, members []Member, active map[TaskID]int, hasState []map[TaskID]bool, out map[string][]TaskID) {
+// the one running it (active), the first on the member a withheld task moves
+// to (moving), the others preferably on members that already hold its
+// state, then the member with the fewest standbys. A task gets fewer than k
+// standbys when there are not enough other members.
+func assignStandbys(k int, tasks []TaskID, members []Member, active, moving map[TaskID]int, hasState []map[TaskID]bool, out map[string][]TaskID) {
 	count := make([]int, len(members))
 	for _, t := range tasks {
 		placed := map[int]bool{active[t]: true}
-		for range k {
+		left := k
+		if dest, ok := moving[t]; ok && !placed[dest] {
+			placed[dest] = true
+			count[dest]++
+			out[members[dest].ID] = append(out[members[dest].ID], t)
+			left--
+		}
+		for range left {
 			best := -1
 			for i := range members {
 				if placed[i] {

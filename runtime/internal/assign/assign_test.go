@@ -126,6 +126,35 @@ func TestAssignStandbys(t *testing.T) {
 	}
 }
 
+// TestAssignStandbyOnMovingTasksDestination checks that a task withheld
+// while it moves has its standby on the member it moves to, which reads
+// the changelog until it takes the task over, and not on its owner, which
+// still runs it this round.
+func TestAssignStandbyOnMovingTasksDestination(t *testing.T) {
+	got := Assign(Input{
+		Tasks: tasks(1, 4),
+		Members: []Member{
+			{ID: "a", Generation: 1, Owned: tasks(1, 4)},
+			{ID: "b"},
+		},
+		Standbys: 1,
+	})
+	if len(got.Withheld) != 2 {
+		t.Fatalf("withheld %v, want two tasks moving to b", got.Withheld)
+	}
+	for _, w := range got.Withheld {
+		if !slices.Contains(got.Standby["b"], w) {
+			t.Errorf("withheld task %v has no standby on b (standbys %v)", w, got.Standby)
+		}
+		if slices.Contains(got.Standby["a"], w) {
+			t.Errorf("withheld task %v has a standby on its owner a", w)
+		}
+	}
+	if d := cmp.Diff(map[string][]TaskID{"a": {}, "b": tasks(1, 4)}, got.Standby); d != "" {
+		t.Errorf("standbys (-want +got):\n%s", d)
+	}
+}
+
 // TestAssignModel drives the assignor through random joins, leaves and
 // crashes with a simulation of the cooperative protocol, and checks after
 // every round that no task runs on two members, and after every converged

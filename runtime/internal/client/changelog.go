@@ -24,6 +24,8 @@ type ChangelogWriter struct {
 	task      *Inflight
 
 	own *Inflight
+	// ack is onAck as a func value, made once rather than per record.
+	ack func(*kgo.Record, error)
 	mu  sync.Mutex
 	// last is the highest offset acknowledged. Guarded by mu.
 	last state.Offset
@@ -34,7 +36,9 @@ var _ state.ChangelogWriter = (*ChangelogWriter)(nil)
 // NewChangelogWriter returns a writer to partition of topic. task, if not
 // nil, also counts the writer's records.
 func NewChangelogWriter(cl *kgo.Client, topic string, partition int32, task *Inflight) *ChangelogWriter {
-	return &ChangelogWriter{cl: cl, topic: topic, partition: partition, task: task, own: NewInflight(), last: state.NoOffset}
+	w := &ChangelogWriter{cl: cl, topic: topic, partition: partition, task: task, own: NewInflight(), last: state.NoOffset}
+	w.ack = w.onAck
+	return w
 }
 
 // Append implements state.ChangelogWriter.
@@ -47,20 +51,23 @@ func (w *ChangelogWriter) Append(key, value []byte) error {
 		w.task.Add()
 	}
 	r := &kgo.Record{Topic: w.topic, Partition: w.partition, Key: key, Value: value}
-	w.cl.Produce(context.Background(), r, func(r *kgo.Record, err error) {
-		if err == nil {
-			w.mu.Lock()
-			if o := state.Offset(r.Offset); o > w.last {
-				w.last = o
-			}
-			w.mu.Unlock()
-		}
-		w.own.Done(err)
-		if w.task != nil {
-			w.task.Done(err)
-		}
-	})
+	w.cl.Produce(context.Background(), r, w.ack)
 	return nil
+}
+
+// onAck records an acknowledgement (or failure) of one appended record.
+func (w *ChangelogWriter) onAck(r *kgo.Record, err error) {
+	if err == nil {
+		w.mu.Lock()
+		if o := state.Offset(r.Offset); o > w.last {
+			w.last = o
+		}
+		w.mu.Unlock()
+	}
+	w.own.Done(err)
+	if w.task != nil {
+		w.task.Done(err)
+	}
 }
 
 // Flush implements state.ChangelogWriter.

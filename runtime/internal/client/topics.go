@@ -35,6 +35,10 @@ type Plan struct {
 	// unlogged stores are absent; a store whose source topic serves as its
 	// changelog maps to that topic.
 	Changelogs map[string]string
+	// Globals maps every topic a global sub-topology reads to that
+	// sub-topology. These topics are read whole by every instance, outside
+	// the group, and are not in Sources.
+	Globals map[string]streams.SubtopologyID
 	// Created lists the internal topics Prepare created.
 	Created []string
 }
@@ -51,9 +55,17 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 		Sources:    map[string]streams.SubtopologyID{},
 		Partitions: map[string]int32{},
 		Changelogs: map[string]string{},
+		Globals:    map[string]streams.SubtopologyID{},
 	}
 	var external []string
 	for _, st := range topo.Subtopologies() {
+		if st.Global {
+			for _, tp := range st.SourceTopics {
+				plan.Globals[tp] = st.ID
+				external = append(external, tp)
+			}
+			continue
+		}
 		for _, tp := range st.SourceTopics {
 			if topo.IsInternalTopic(tp) {
 				plan.Sources[streams.InternalTopicName(app, tp)] = st.ID

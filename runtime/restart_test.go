@@ -1,0 +1,151 @@
+package runtime_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/weir-dev/weir/broker"
+	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
+	"github.com/weir-dev/weir/streams"
+)
+
+// restartableBroker is an in-process Weir broker that can be stopped and
+// started again on the same address and data directory.
+type restartableBroker struct {
+	t   *testing.T
+	dir string
+	b   *broker.Broker
+}
+
+func newRestartableBroker(t *testing.T) *restartableBroker {
+	t.Helper()
+	r := &restartableBroker{t: t, dir: t.TempDir()}
+	r.start("127.0.0.1:0")
+	t.Cleanup(func() {
+		if r.b != nil {
+			_ = r.b.Close()
+		}
+	})
+	return r
+}
+
+func (r *restartableBroker) start(listen string) {
+	r.t.Helper()
+	b, err := broker.Open(broker.Options{
+		Listen: listen, DataDir: r.dir, Fsync: broker.FsyncNever,
+		GroupInitialRebalanceDelay: -1, Logger: quietLogger().With("component", "broker"),
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.b = b
+}
+
+func (r *restartableBroker) stop() {
+	r.t.Helper()
+	if err := r.b.Close(); err != nil {
+		r.t.Fatal(err)
+	}
+	r.b = nil
+}
+
+// waitMetricAbove polls until metric name of in sums to more than v.
+func (in *instance) waitMetricAbove(t *testing.T, name string, v float64) {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for metricSum(t, in.app, name) <= v {
+		in.checkRunning(t)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed at %v (want above %v)", name, metricSum(t, in.app, name), v)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval with a deadline
+	}
+}
+
+// waitCountsRunning is waitCounts that also fails as soon as the
+// instance's Run returns.
+func (in *instance) waitCountsRunning(t *testing.T, c *cluster, want map[orders.WindowKey]int64) {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		in.checkRunning(t)
+		diff := countDiff(want, readCounts(t, c))
+		if diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts never matched the input:\n%s", diff)
+		}
+		time.Sleep(100 * time.Millisecond) // polling interval with a deadline
+	}
+}
+
+// TestBrokerRestart: the Weir broker stops and starts again on the same
+// address and data directory under a running instance; the instance keeps
+// running (its offset commits fail while the broker is away, and the
+// restarted broker no longer knows its group membership, so it rejoins),
+// goes on processing, and its counts match the input within the bound.
+//
+// idle: the broker restarts between two batches of orders. flowing: orders
+// flow while the broker is away for a second and after it is back.
+//
+// The bound asserted: every window's count is at least the input's, and
+// exceeds it by at most the window's records at or after the offsets the
+// group had committed just before the broker stopped. When the instance
+// learns that it lost its membership (during the outage, or after the
+// restart when the broker answers its heartbeat or commit with an unknown
+// member), its tasks close without committing and resume from the
+// committed offsets: records processed after that commit are processed
+// again on top of their changelog writes (at-least-once).
+func TestBrokerRestart(t *testing.T) {
+	for _, flowing := range []bool{false, true} {
+		name := map[bool]string{false: "idle", true: "flowing"}[flowing]
+		t.Run(name, func(t *testing.T) { testBrokerRestart(t, flowing) })
+	}
+}
+
+func testBrokerRestart(t *testing.T, flowing bool) {
+	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
+	rb := newRestartableBroker(t)
+	c := &cluster{addrs: []string{rb.b.Addr()}, session: 6 * time.Second}
+	createTopics(t, c, 6)
+	p := newProducer(t, c)
+	in := startInstance(t, c, t.TempDir())
+	seq := 0
+	p.send(t, 300, 30, base, &seq)
+	in.waitCountsRunning(t, c, p.expected())
+
+	var f *flow
+	if flowing {
+		f = startFlow(t, p, base, &seq)
+		in.waitMetricAbove(t, "weir_records_processed_total", 600)
+	}
+	committed := committedOffsets(t, c)
+	rb.stop()
+	if flowing {
+		// The outage lasts this long; nothing waits on it.
+		<-time.After(time.Second)
+	}
+	rb.start(c.addrs[0])
+	if flowing {
+		processed := metricSum(t, in.app, "weir_records_processed_total")
+		in.waitMetricAbove(t, "weir_records_processed_total", processed+600)
+		f.halt()
+	} else {
+		p.send(t, 300, 30, base, &seq)
+	}
+
+	slack := map[orders.WindowKey]int64{}
+	p.mu.Lock()
+	for _, s := range p.sent {
+		tp := streams.TopicPartition{Topic: orders.InputTopic, Partition: streams.Partition(s.partition)}
+		if streams.Offset(s.offset) >= committed[tp] {
+			slack[s.key]++
+		}
+	}
+	p.mu.Unlock()
+	t.Logf("%d of %d records at or after the offsets committed before the restart", sum(slack), len(p.sent))
+	waitCountsWithin(t, c, p.expected(), slack)
+	in.checkRunning(t)
+	in.stop(t)
+}
