@@ -10,7 +10,9 @@
 // exercised as in production. Piping a record processes it, and everything
 // it causes downstream, before the call returns; the tasks commit (flush
 // their stores) after each piped record unless CommitEvery says otherwise.
-// Stores are in memory.
+// Stores are in memory, with changelogs written to driver topics;
+// Driver.Restart simulates a crash and restart (stores restored from their
+// changelogs, uncommitted input read again).
 //
 // A complete test:
 //
