@@ -660,6 +660,17 @@ func (a *App) probeLags(ctx context.Context) {
 // handleProcessingError applies the deserialization handler to a record
 // a source could not deserialize; any other error is fatal.
 func (a *App) handleProcessingError(t *task, err error) error {
+	return a.handleDeserialization(err, "", func(rec *kgo.Record) {
+		t.inflight.Add()
+		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
+	})
+}
+
+// handleDeserialization applies the configured deserialization handler to
+// err when it is a source's deserialization failure, and returns any other
+// error unchanged. kind qualifies the record in log lines and errors
+// ("global " for global stores); deadLetter sends a dead-letter record.
+func (a *App) handleDeserialization(err error, kind string, deadLetter func(*kgo.Record)) error {
 	var pe *streams.ProcessingError
 	var se *streams.SerdeError
 	if !errors.As(err, &pe) || pe.Record == nil || !errors.As(err, &se) || !a.sources[se.Node] {
@@ -669,11 +680,11 @@ func (a *App) handleProcessingError(t *task, err error) error {
 	switch a.opts.OnDeserializationError {
 	case DeserializationSkip:
 		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
-		a.log.Warn("skipped record that failed to deserialize", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", se)
+		a.log.Warn("skipped "+kind+"record that failed to deserialize", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", se)
 		return nil
 	case DeserializationDeadLetter:
 		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
-		rec := &kgo.Record{
+		deadLetter(&kgo.Record{
 			Topic: a.opts.DeadLetterTopic, Partition: client.AnyPartition, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
 			Headers: []kgo.RecordHeader{
 				{Key: "weir.error", Value: []byte(se.Error())},
@@ -681,13 +692,11 @@ func (a *App) handleProcessingError(t *task, err error) error {
 				{Key: "weir.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
 				{Key: "weir.offset", Value: []byte(strconv.FormatInt(int64(r.Offset), 10))},
 			},
-		}
-		t.inflight.Add()
-		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
+		})
 		return nil
 	}
-	return fmt.Errorf("runtime: record %s/%d@%d failed to deserialize (set a deserialization error handler to skip or dead-letter such records): %w",
-		r.Topic, r.Partition, r.Offset, err)
+	return fmt.Errorf("runtime: %srecord %s/%d@%d failed to deserialize (set a deserialization error handler to skip or dead-letter such records): %w",
+		kind, r.Topic, r.Partition, r.Offset, err)
 }
 
 func (a *App) reportTaskMetrics(t *task) {

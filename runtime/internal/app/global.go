@@ -386,35 +386,10 @@ func (g *globals) processLocked(fs kgo.Fetches) (int, error) {
 // through the global consumer's client, which also produces); any other
 // error is returned.
 func (g *globals) handleLocked(t *globalTask, err error) error {
-	a := g.a
-	var pe *streams.ProcessingError
-	var se *streams.SerdeError
-	if !errors.As(err, &pe) || pe.Record == nil || !errors.As(err, &se) || !a.sources[se.Node] {
-		return err
-	}
-	r := pe.Record
-	switch a.opts.OnDeserializationError {
-	case DeserializationSkip:
-		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
-		a.log.Warn("skipped global record that failed to deserialize", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", se)
-		return nil
-	case DeserializationDeadLetter:
-		a.m.deserErrors.WithLabelValues(r.Topic).Inc()
-		rec := &kgo.Record{
-			Topic: a.opts.DeadLetterTopic, Partition: client.AnyPartition, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp,
-			Headers: []kgo.RecordHeader{
-				{Key: "weir.error", Value: []byte(se.Error())},
-				{Key: "weir.topic", Value: []byte(r.Topic)},
-				{Key: "weir.partition", Value: []byte(strconv.Itoa(int(r.Partition)))},
-				{Key: "weir.offset", Value: []byte(strconv.FormatInt(int64(r.Offset), 10))},
-			},
-		}
+	return g.a.handleDeserialization(err, "global ", func(rec *kgo.Record) {
 		t.inflight.Add()
 		g.cl.Produce(g.ctx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
-		return nil
-	}
-	return fmt.Errorf("runtime: global record %s/%d@%d failed to deserialize (set a deserialization error handler to skip or dead-letter such records): %w",
-		r.Topic, r.Partition, r.Offset, err)
+	})
 }
 
 // reportLocked sets the remaining-records gauge of each global store: the
