@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -16,8 +15,7 @@ import (
 // backend (which applies every write at once) under a seeded random mix of
 // sets, deletes, range deletions, reads, scans and commits.
 func TestPebbleBackendMatchesMemory(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 11))
 	db, err := pebble.Open("/db", &pebble.Options{FS: vfs.NewMem()})
 	if err != nil {

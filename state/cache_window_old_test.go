@@ -22,8 +22,7 @@ import (
 func TestCacheWindowFlushOldValues(t *testing.T) {
 	for _, inMem := range []bool{false, true} {
 		t.Run(fmt.Sprintf("inMemory=%v", inMem), func(t *testing.T) {
-			seed := uint64(time.Now().UnixNano())
-			t.Logf("seed %d", seed)
+			seed := testSeed(t)
 			rng := rand.New(rand.NewPCG(seed, 7))
 			ctx := context.Background()
 			e := testEngine(t, nil)

@@ -1,6 +1,30 @@
 package state
 
-import "testing"
+import (
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+)
+
+// testSeed returns a random seed, or $STATE_TEST_SEED to replay a failure,
+// and logs it. Tests of package state_test reach it as TestSeedForTest.
+func testSeed(t testing.TB) uint64 {
+	t.Helper()
+	seed := rand.Uint64()
+	if s := os.Getenv("STATE_TEST_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("STATE_TEST_SEED: %v", err)
+		}
+		seed = v
+	}
+	t.Logf("seed %d (replay with STATE_TEST_SEED=%d)", seed, seed)
+	return seed
+}
+
+// TestSeedForTest is testSeed for the external test package.
+var TestSeedForTest = testSeed
 
 // CorruptCheckpointForTest overwrites the committed checkpoint of a closed
 // store with bytes that do not decode.

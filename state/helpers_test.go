@@ -4,9 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -178,14 +175,5 @@ func drainSess(t testing.TB) func(state.SessionIterator, error) []sessEntry {
 // and logs it.
 func testSeed(t testing.TB) uint64 {
 	t.Helper()
-	seed := rand.Uint64()
-	if s := os.Getenv("STATE_TEST_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("STATE_TEST_SEED: %v", err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay with STATE_TEST_SEED=%d)", seed, seed)
-	return seed
+	return state.TestSeedForTest(t)
 }

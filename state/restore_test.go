@@ -129,6 +129,9 @@ func TestRestoreAfterUncleanStop(t *testing.T) {
 	e := openEngineLog(t, fs, nil)
 	s := openKV(t, e, cl, false)
 	want := map[string]string{}
+	// committed holds every checkpoint the store reached: 0 when new, then
+	// the changelog end after each flush (50, 100, ... 250).
+	committed := map[state.Offset]bool{0: true}
 	for round := range 5 {
 		for i := range 50 {
 			k, v := fmt.Sprintf("k%02d", (i*7+round)%60), fmt.Sprintf("r%d-%d", round, i)
@@ -138,6 +141,14 @@ func TestRestoreAfterUncleanStop(t *testing.T) {
 		if err := s.Flush(ctx); err != nil {
 			t.Fatal(err)
 		}
+		ck, err := state.Checkpoint(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ck != state.Offset(50*(round+1)) {
+			t.Fatalf("checkpoint after flush %d = %d, want %d", round, ck, 50*(round+1))
+		}
+		committed[ck] = true
 	}
 	// Writes appended to the changelog and acknowledged, but the process
 	// dies before the store commits them.
@@ -157,11 +168,37 @@ func TestRestoreAfterUncleanStop(t *testing.T) {
 	e2 := openEngineLog(t, crashed, nil)
 	defer e2.Close()
 	s2 := openKV(t, e2, cl, false)
-	res, err := state.Restore(ctx, s2, cl)
+	// The checkpoint that survived the crash is one the store committed
+	// (which one depends on what the crash kept); the restore must start
+	// there and replay exactly the 270-ckpt records after it, not the
+	// whole changelog.
+	ckpt, err := state.Checkpoint(s2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("restore after crash: %+v", res)
+	if !committed[ckpt] {
+		t.Fatalf("checkpoint after crash = %d, not one the store committed", ckpt)
+	}
+	end, err := cl.EndOffset(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end != 270 {
+		t.Fatalf("changelog end = %d, want 270 (5 flushes of 50 and a tail of 20)", end)
+	}
+	cr := &countingReader{Changelog: cl}
+	res, err := state.Restore(ctx, s2, cr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("checkpoint after crash %d; restore %+v", ckpt, res)
+	wantRes := state.RestoreResult{From: ckpt, To: end, Records: int64(end - ckpt)}
+	if d := cmp.Diff(wantRes, res); d != "" {
+		t.Fatalf("restore result (-want +got):\n%s", d)
+	}
+	if cr.from != ckpt || cr.count != int(end-ckpt) {
+		t.Fatalf("restore read %d records from %d; want %d from %d", cr.count, cr.from, end-ckpt, ckpt)
+	}
 	got := map[string]string{}
 	for _, p := range drainKV(t)(s2.All(false)) {
 		got[p.K] = p.V
