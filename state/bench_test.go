@@ -18,7 +18,7 @@ import (
 )
 
 // Benchmarks compare the Pebble and in-memory stores side by side in one
-// run; see docs/ARCHITECTURE.md (state part) for figures and the command.
+// run; figures and commands are in bench/README.md (State stores).
 
 var benchKinds = []struct {
 	name     string
