@@ -136,7 +136,7 @@ func testBrokerRestart(t *testing.T, flowing bool) {
 	if flowing {
 		processed := metricSum(t, in.app, "weir_records_processed_total")
 		in.waitMetricAbove(t, "weir_records_processed_total", processed+600)
-		f.halt()
+		f.halt(t)
 	} else {
 		p.send(t, 300, 30, base, &seq)
 	}
