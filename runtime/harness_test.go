@@ -227,6 +227,14 @@ func newProducer(t *testing.T, c *cluster) *producer {
 // from base, 50ms apart, synchronously.
 func (p *producer) send(t *testing.T, n, customers int, base time.Time, seq *int) {
 	t.Helper()
+	if err := p.trySend(n, customers, base, seq); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// trySend is send returning its error, for goroutines other than the
+// test's.
+func (p *producer) trySend(n, customers int, base time.Time, seq *int) error {
 	s := orders.OrderSerde()
 	var recs []*kgo.Record
 	for range n {
@@ -236,13 +244,13 @@ func (p *producer) send(t *testing.T, n, customers int, base time.Time, seq *int
 		ts := base.Add(time.Duration(i) * 50 * time.Millisecond)
 		v, err := s.Serialize(orders.InputTopic, orders.Order{ID: fmt.Sprintf("o%d", i), Amount: int64(i)})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		recs = append(recs, &kgo.Record{Key: []byte(cust), Value: v, Timestamp: ts})
 	}
 	res := p.cl.ProduceSync(context.Background(), recs...)
 	if err := res.FirstErr(); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -252,6 +260,7 @@ func (p *producer) send(t *testing.T, n, customers int, base time.Time, seq *int
 			partition: r.Record.Partition, offset: r.Record.Offset,
 		})
 	}
+	return nil
 }
 
 // expected counts the orders sent per window.

@@ -15,15 +15,18 @@ import (
 	"github.com/weir-dev/weir/streams"
 )
 
-// flow produces orders in the background until stopped.
+// flow produces orders in the background until halted. Its goroutine
+// must not fail the test itself: a send error ends the flow and is
+// reported by halt, on the test's goroutine.
 type flow struct {
 	stop chan struct{}
+	errs chan error
 	wg   sync.WaitGroup
 }
 
 func startFlow(t *testing.T, p *producer, base time.Time, seq *int) *flow {
 	t.Helper()
-	f := &flow{stop: make(chan struct{})}
+	f := &flow{stop: make(chan struct{}), errs: make(chan error, 1)}
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
@@ -33,13 +36,26 @@ func startFlow(t *testing.T, p *producer, base time.Time, seq *int) *flow {
 				return
 			default:
 			}
-			p.send(t, 20, 30, base, seq)
+			if err := p.trySend(20, 30, base, seq); err != nil {
+				f.errs <- err
+				return
+			}
 		}
 	}()
 	return f
 }
 
-func (f *flow) halt() { close(f.stop); f.wg.Wait() }
+// halt stops the flow, waits for it and fails the test if a send failed.
+func (f *flow) halt(t *testing.T) {
+	t.Helper()
+	close(f.stop)
+	f.wg.Wait()
+	select {
+	case err := <-f.errs:
+		t.Fatalf("background producer: %v", err)
+	default:
+	}
+}
 
 // waitTasks waits until the instances run every one of n tasks between
 // them, each at least one.
@@ -129,25 +145,35 @@ func testMultiInstance(t *testing.T, c *cluster) {
 	// has processed records past its last commit: the replay is real. Its
 	// write cache is off so that its output does not wait for its commits.
 	cDir := t.TempDir()
-	cIn := startInstance(t, c, cDir, runtime.CommitInterval(time.Minute), runtime.NoWriteCache())
+	cIn := startInstance(t, c, cDir, runtime.CommitInterval(time.Hour), runtime.NoWriteCache())
 	waitTasks(t, 6, a, b, cIn)
-	f.halt()
+	f.halt(t)
 	waitCounts(t, c, p.expected())
 
 	// Scale in while orders flow.
 	f = startFlow(t, p, base, &seq)
 	b.stop(t)
 	waitTasks(t, 6, a, cIn)
-	f.halt()
+	f.halt(t)
 	waitCounts(t, c, p.expected())
 
-	// Kill one instance mid-flow.
+	// Kill one instance mid-flow, once it has processed records since the
+	// rebalance above, its last commit (its interval is out of reach): the
+	// replay after the kill is then real, and asserted to be.
+	commits := metricSum(t, cIn.app, "weir_commits_total")
 	f = startFlow(t, p, base, &seq)
+	cIn.waitMetricAbove(t, "weir_records_processed_total", metricSum(t, cIn.app, "weir_records_processed_total"))
+	if n := metricSum(t, cIn.app, "weir_commits_total"); n != commits {
+		t.Fatalf("the instance to kill committed (%v -> %v commits) while it should not", commits, n)
+	}
 	processed := cIn.app.Abandon()
 	committed := committedOffsets(t, c)
-	f.halt()
+	f.halt(t)
 	slack := replayed(p, processed, committed)
 	t.Logf("killed instance had %d records processed past its last commit", sum(slack))
+	if sum(slack) == 0 {
+		t.Fatalf("killed instance had processed nothing past its last commit (positions %v, committed %v): no replay to test", processed, committed)
+	}
 	waitTasks(t, 6, a)
 	waitCountsWithin(t, c, p.expected(), slack)
 
@@ -155,7 +181,7 @@ func testMultiInstance(t *testing.T, c *cluster) {
 	f = startFlow(t, p, base, &seq)
 	again := startInstance(t, c, cDir)
 	waitTasks(t, 6, a, again)
-	f.halt()
+	f.halt(t)
 	waitCountsWithin(t, c, p.expected(), slack)
 	again.stop(t)
 	a.stop(t)

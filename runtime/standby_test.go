@@ -62,7 +62,7 @@ func testStandbyTakeover(t *testing.T, c *cluster, standbys int) {
 	// writes more once it runs the tasks.
 	ends := changelogEnds(t, c)
 	committed := committedOffsets(t, c)
-	f.halt()
+	f.halt(t)
 	slack := replayed(p, processed, committed)
 	waitTasks(t, 6, b)
 	waitCountsWithin(t, c, p.expected(), slack)

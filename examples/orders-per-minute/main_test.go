@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -114,8 +116,15 @@ var progressLine = regexp.MustCompile(`(?m)^progress: .* late dropped (\d+),`)
 
 // TestSecondRunDropsNothing runs the program twice on the same cluster and
 // state directory with event time sped up 600 times and no out-of-order
-// orders: the second run restores the first run's stream time, far ahead
-// of the wall clock, and its orders must not be dropped as late.
+// orders: the second run restores the first run's state (its stores open
+// at the changelog offsets the first run committed, which carry the
+// windows' stream time, far ahead of the wall clock), and its orders must
+// not be dropped as late.
+//
+// That the second run continued from the first run's state is read from
+// the runtime's "restored store" log lines (through the logger the program
+// is given): in the first run every store starts empty (from 0); in the
+// second, some store starts at a checkpoint the first run reached.
 func TestSecondRunDropsNothing(t *testing.T) {
 	cfg := config{
 		brokers:       newCluster(t),
@@ -124,15 +133,64 @@ func TestSecondRunDropsNothing(t *testing.T) {
 		customers:     5,
 		speedup:       600,
 		progressEvery: 200 * time.Millisecond,
-		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for run := range 2 {
+		var logs syncBuffer
+		cfg.logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		s := runUntil(t, cfg, 5)
-		for _, m := range progressLine.FindAllStringSubmatch(s, -1) {
+		lines := progressLine.FindAllStringSubmatch(s, -1)
+		if len(lines) == 0 {
+			t.Fatalf("run %d printed no progress line matching %v:\n%s", run+1, progressLine, s)
+		}
+		for _, m := range lines {
 			if m[1] != "0" {
 				t.Errorf("run %d: %q, want no order dropped as late", run+1, m[0])
 				break
 			}
 		}
+		froms := restoredFrom(t, logs.String())
+		if len(froms) == 0 {
+			t.Fatalf("run %d logged no restored store:\n%s", run+1, logs.String())
+		}
+		var resumed int
+		for _, f := range froms {
+			if f > 0 {
+				resumed++
+			}
+		}
+		t.Logf("run %d: %d stores restored, %d of them from a checkpoint above 0", run+1, len(froms), resumed)
+		switch {
+		case run == 0 && resumed != 0:
+			t.Errorf("run 1 on a new state directory restored stores from %v, want all from 0", froms)
+		case run == 1 && resumed == 0:
+			t.Errorf("run 2 restored every store from 0 (%v): it did not continue from the first run's state", froms)
+		}
 	}
+}
+
+// restoredFrom returns the "from" offset of every "restored store" line in
+// the JSON log.
+func restoredFrom(t *testing.T, log string) []int64 {
+	t.Helper()
+	var froms []int64
+	for _, line := range strings.Split(log, "\n") {
+		if line == "" {
+			continue
+		}
+		var rec struct {
+			Msg  string `json:"msg"`
+			From *int64 `json:"from"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg != "restored store" {
+			continue
+		}
+		if rec.From == nil {
+			t.Fatalf("restored store line without from: %q", line)
+		}
+		froms = append(froms, *rec.From)
+	}
+	return froms
 }
