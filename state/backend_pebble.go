@@ -77,7 +77,6 @@ type pebbleBackend struct {
 	// instead; commit (or a write into one of them) moves them into b.
 	delRanges [][2][]byte
 	kbuf      []byte
-	kbuf2     []byte
 	// onCorrupt is told of every corruption error a read returns.
 	onCorrupt func(error)
 }
