@@ -78,7 +78,7 @@ func aggregate[K, V, VA any](g KGroupedStream[K, V], kind string, init func() VA
 			b.missing(t, name, ks == nil, as == nil)
 		}
 		streams.AddProcessor(t, name, func() streams.Processor[K, V, K, Change[VA]] {
-			return &kvAggregate[K, V, VA]{store: store, ks: ks, as: as, init: init, add: add}
+			return &kvAggregate[K, V, VA]{kvChanges: kvChanges[K, VA]{store: store, ks: ks, vs: as}, init: init, add: add}
 		}, parent)
 		t.AddStore(kvSpec(store, c), name)
 	})
@@ -86,51 +86,59 @@ func aggregate[K, V, VA any](g KGroupedStream[K, V], kind string, init func() VA
 }
 
 type kvAggregate[K, V, VA any] struct {
-	store string
-	ks    serde.Serde[K]
-	as    serde.Serde[VA]
-	init  func() VA
-	add   func(K, V, VA, bool) VA
-	kv    state.KeyValueStore
-	ctx   streams.ProcessorContext[K, Change[VA]]
-	// cached is set when the store is behind the task's write-back cache:
-	// results are then forwarded by flush, once per key and commit.
-	cached bool
-	// pending keeps, per key updated since its last flush, the latest
-	// input record's key, timestamp and headers for the flushed record.
-	pending *pendingTable[K]
+	// kvChanges holds the store (vs is the aggregate's serde) and forwards
+	// results at the cache's flush when the store is cached.
+	kvChanges[K, VA]
+	init func() VA
+	add  func(K, V, VA, bool) VA
 	// kbuf and vbuf are reused for serialized keys and values: stores
 	// copy what they keep.
 	kbuf, vbuf []byte
 }
 
-func (p *kvAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[K, Change[VA]]) (err error) {
-	p.ctx = ctx
-	if p.kv, err = kvStore(ctx, p.store); err != nil {
+// kvChanges is the part of a key-value processor that forwards Changes
+// (tables and aggregations). Behind the task's write-back cache it forwards
+// from the cache's flush, once per key and commit; pending keeps, per key
+// updated since its last flush, the latest input record's key, timestamp
+// and headers for the flushed record. Uncached, the processor forwards
+// each update itself.
+type kvChanges[K, V any] struct {
+	store   string
+	ks      serde.Serde[K]
+	vs      serde.Serde[V]
+	kv      state.KeyValueStore
+	ctx     streams.ProcessorContext[K, Change[V]]
+	cached  bool
+	pending *pendingTable[K]
+}
+
+func (c *kvChanges[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err error) {
+	c.ctx = ctx
+	if c.kv, err = kvStore(ctx, c.store); err != nil {
 		return err
 	}
-	p.cached = state.SetKeyValueFlushListener(p.kv, p.flushed)
-	if p.cached {
-		p.pending = newPendingTable[K]()
+	c.cached = state.SetKeyValueFlushListener(c.kv, c.flushed)
+	if c.cached {
+		c.pending = newPendingTable[K]()
 	}
 	return nil
 }
 
-// flushed forwards a key's result when the cache writes it back.
-func (p *kvAggregate[K, V, VA]) flushed(kb, nb, ob []byte) error {
-	pr, ok := p.pending.take(kb, 0, 0)
+// flushed forwards a key's change when the cache writes it back.
+func (c *kvChanges[K, V]) flushed(kb, nb, ob []byte) error {
+	pr, ok := c.pending.take(kb, 0, 0)
 	if !ok {
-		k, err := p.ks.Deserialize(p.store, kb)
+		k, err := c.ks.Deserialize(c.store, kb)
 		if err != nil {
 			return err
 		}
-		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
+		pr = pendingRec[K]{key: k, ts: c.ctx.StreamTime()}
 	}
-	ch, err := decodeChange(p.as, p.store, nb, ob)
+	ch, err := decodeChange(c.vs, c.store, nb, ob)
 	if err != nil {
 		return err
 	}
-	return p.ctx.Forward(streams.Record[K, Change[VA]]{Key: pr.key, Value: ch, Timestamp: pr.ts, Headers: pr.headers})
+	return c.ctx.Forward(streams.Record[K, Change[V]]{Key: pr.key, Value: ch, Timestamp: pr.ts, Headers: pr.headers})
 }
 
 // decodeChange turns a flushed (new, old) pair of serialized values into a
@@ -159,7 +167,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		return err
 	}
 	p.kbuf = kb
-	old, hasOld, err := getValue(p.kv, p.as, p.store, kb)
+	old, hasOld, err := getValue(p.kv, p.vs, p.store, kb)
 	if err != nil {
 		return err
 	}
@@ -168,7 +176,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		agg = p.init()
 	}
 	agg = p.add(r.Key, r.Value, agg, hasOld)
-	vb, err := serde.AppendTo(p.as, p.vbuf[:0], p.store, agg)
+	vb, err := serde.AppendTo(p.vs, p.vbuf[:0], p.store, agg)
 	if err != nil {
 		return err
 	}

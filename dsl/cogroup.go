@@ -30,7 +30,7 @@ func CogroupWith[K, V, VA any](c CogroupedKStream[K, VA], g KGroupedStream[K, V]
 	c.inputs = append(c.inputs, func(t *streams.Topology, name string, idx int, store string, ks serde.Serde[K], as serde.Serde[VA], init func() VA) string {
 		node := fmt.Sprintf("%s-input-%d", name, idx)
 		streams.AddProcessor(t, node, func() streams.Processor[K, V, K, Change[VA]] {
-			return &kvAggregate[K, V, VA]{store: store, ks: ks, as: as, init: init,
+			return &kvAggregate[K, V, VA]{kvChanges: kvChanges[K, VA]{store: store, ks: ks, vs: as}, init: init,
 				add: func(k K, v V, agg VA, _ bool) VA { return add(k, v, agg) }}
 		}, parent)
 		t.ConnectStores(node, store)

@@ -177,7 +177,7 @@ func aggregateTable[K, V, VA any](g KGroupedTable[K, V], init func() VA, f func(
 			b.missing(t, name, ks == nil, as == nil)
 		}
 		streams.AddProcessor(t, name, func() streams.Processor[K, Change[V], K, Change[VA]] {
-			return &kvAggregate[K, Change[V], VA]{store: store, ks: ks, as: as, init: init, add: f}
+			return &kvAggregate[K, Change[V], VA]{kvChanges: kvChanges[K, VA]{store: store, ks: ks, vs: as}, init: init, add: f}
 		}, parent)
 		t.AddStore(kvSpec(store, c), name)
 	})

@@ -73,7 +73,7 @@ func addTableSource[K, V any](b *Builder, topic string, keySerde serde.Serde[K],
 		}
 		streams.AddSource(t, src, ks, ns, []string{topic}, c.sourceOpts()...)
 		streams.AddProcessor(t, node, func() streams.Processor[K, Nullable[V], K, Change[V]] {
-			return &tableSource[K, V]{store: store, ks: ks, vs: vs}
+			return &tableSource[K, V]{kvChanges[K, V]{store: store, ks: ks, vs: vs}}
 		}, src)
 		spec := kvSpec(store, c)
 		spec.SourceTopic = topic
@@ -88,42 +88,7 @@ func addTableSource[K, V any](b *Builder, topic string, keySerde serde.Serde[K],
 // once per key and commit (as the aggregations do), so a re-grouping or a
 // join downstream sees a key's net change per commit.
 type tableSource[K, V any] struct {
-	store   string
-	ks      serde.Serde[K]
-	vs      serde.Serde[V]
-	kv      state.KeyValueStore
-	ctx     streams.ProcessorContext[K, Change[V]]
-	cached  bool
-	pending *pendingTable[K]
-}
-
-func (p *tableSource[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err error) {
-	p.ctx = ctx
-	if p.kv, err = kvStore(ctx, p.store); err != nil {
-		return err
-	}
-	p.cached = state.SetKeyValueFlushListener(p.kv, p.flushed)
-	if p.cached {
-		p.pending = newPendingTable[K]()
-	}
-	return nil
-}
-
-// flushed forwards a key's change when the cache writes it back.
-func (p *tableSource[K, V]) flushed(kb, nb, ob []byte) error {
-	pr, ok := p.pending.take(kb, 0, 0)
-	if !ok {
-		k, err := p.ks.Deserialize(p.store, kb)
-		if err != nil {
-			return err
-		}
-		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
-	}
-	ch, err := decodeChange(p.vs, p.store, nb, ob)
-	if err != nil {
-		return err
-	}
-	return p.ctx.Forward(streams.Record[K, Change[V]]{Key: pr.key, Value: ch, Timestamp: pr.ts, Headers: pr.headers})
+	kvChanges[K, V]
 }
 
 func (p *tableSource[K, V]) Process(r streams.Record[K, Nullable[V]]) error {
@@ -398,7 +363,7 @@ func (s KStream[K, V]) ToTable(opts ...Opt) KTable[K, V] {
 			b.missing(t, name, ks == nil, vs == nil)
 		}
 		streams.AddProcessor(t, name, func() streams.Processor[K, V, K, Change[V]] {
-			return &streamToTable[K, V]{tableSource[K, V]{store: store, ks: ks, vs: vs}}
+			return &streamToTable[K, V]{tableSource[K, V]{kvChanges[K, V]{store: store, ks: ks, vs: vs}}}
 		}, parent)
 		t.AddStore(kvSpec(store, c), name)
 	})
