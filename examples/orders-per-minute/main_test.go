@@ -112,6 +112,32 @@ func TestRunBriefly(t *testing.T) {
 	}
 }
 
+// TestRunEmbedded runs the program as the README's first command does: no
+// brokers given, so the runtime starts an embedded Weir broker under the
+// state directory, and the program must print final window counts, a
+// progress line and a clean stop.
+func TestRunEmbedded(t *testing.T) {
+	cfg := config{
+		stateDir:      t.TempDir(),
+		rate:          500,
+		customers:     5,
+		speedup:       60,
+		progressEvery: 500 * time.Millisecond,
+		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	s := runUntil(t, cfg, 5)
+	if !regexp.MustCompile(`(?m)^orders-per-minute: brokers 127\.0\.0\.1:\d+,`).MatchString(s) {
+		t.Errorf("no embedded broker address in the start line:\n%s", s)
+	}
+	for _, m := range windowLine.FindAllStringSubmatch(s, -1) {
+		n, _ := strconv.Atoi(m[1])
+		// As in TestRunBriefly: about 100 per customer per window.
+		if n <= 0 || n > 500 {
+			t.Errorf("implausible window count %d in %q", n, m[0])
+		}
+	}
+}
+
 var progressLine = regexp.MustCompile(`(?m)^progress: .* late dropped (\d+),`)
 
 // TestSecondRunDropsNothing runs the program twice on the same cluster and
