@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/weir-dev/weir/internal/atomicfile"
 )
 
 // Sentinel errors; handlers map them to Kafka error codes.
@@ -488,7 +490,7 @@ func (r *Registry) Delete(name string) error {
 	if err := os.Rename(t.dir, gone); err != nil {
 		return fmt.Errorf("topics: delete %q: %w", name, err)
 	}
-	_ = syncDir(r.topicsDir())
+	_ = atomicfile.SyncDir(r.topicsDir())
 	t.deleted.Store(true)
 	r.publishLocked(func(m map[string]*Topic) { delete(m, name) })
 	t.closeLogs()
@@ -630,41 +632,12 @@ func (r *Registry) NextProducerID() (int64, error) {
 	return id, nil
 }
 
-// writeFileAtomic replaces path with data durably: write a temporary file,
-// fsync it, rename it over path, fsync the directory.
+// writeFileAtomic replaces path with data durably (atomicfile.Write).
 func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return fmt.Errorf("topics: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(path))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := atomicfile.Write(path, data); err != nil {
 		return fmt.Errorf("topics: write %s: %w", path, err)
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func removeChildren(dir string) error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-dev/weir/internal/atomicfile"
 	"github.com/weir-dev/weir/internal/exec"
 	"github.com/weir-dev/weir/runtime/internal/client"
 	"github.com/weir-dev/weir/state"
@@ -734,28 +735,7 @@ func writeGlobalCheckpoint(file string, offsets map[streams.TopicPartition]strea
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("runtime: global checkpoint: %w", err)
 	}
-	tmp := file + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("runtime: global checkpoint: %w", err)
-	}
-	_, err = f.Write(encodeGlobalCheckpoint(offsets))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, file)
-	}
-	if err == nil {
-		if d, derr := os.Open(dir); derr == nil {
-			err = d.Sync()
-			_ = d.Close()
-		}
-	}
-	if err != nil {
+	if err := atomicfile.Write(file, encodeGlobalCheckpoint(offsets)); err != nil {
 		return fmt.Errorf("runtime: global checkpoint %s: %w", file, err)
 	}
 	return nil
