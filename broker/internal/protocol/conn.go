@@ -325,15 +325,30 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 			continue
 		}
 		p.resp.SetVersion(p.f.req.Version)
-		buf = encodeResponse(buf[:0], p.f.req.CorrelationID, p.resp, p.f.headerV0)
+		var vecs net.Buffers
+		if fr, ok := p.resp.(*kmsg.FetchResponse); ok {
+			vecs, buf = encodeFetchSpliced(buf, p.f.req.CorrelationID, fr, p.f.headerV0)
+		}
+		if vecs == nil {
+			buf = encodeResponse(buf[:0], p.f.req.CorrelationID, p.resp, p.f.headerV0)
+		}
 		if ctx.Err() == nil { // after cancellation the shutdown grace deadline stands
 			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		}
-		_, err := w.Write(buf)
-		// Flush only when no further response is ready, so that pipelined
-		// responses share a write.
-		if err == nil && len(out) == 0 {
-			err = w.Flush()
+		var err error
+		if vecs != nil {
+			// Large record batches go from the log's read buffers to the
+			// socket in one vectored write, after what is buffered.
+			if err = w.Flush(); err == nil {
+				_, err = vecs.WriteTo(c.nc)
+			}
+		} else {
+			_, err = w.Write(buf)
+			// Flush only when no further response is ready, so that
+			// pipelined responses share a write.
+			if err == nil && len(out) == 0 {
+				err = w.Flush()
+			}
 		}
 		if err != nil {
 			failed = true
