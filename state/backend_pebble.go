@@ -45,8 +45,10 @@ func (s *sstEnv) putChunk(c *restoreChunk) {
 
 // pebbleBackend keeps one store in the engine's shared Pebble database,
 // under its own key prefix (see docs/ARCHITECTURE.md (state part) for the layout).
-// Writes go into an indexed batch, which reads see, until commit writes the
-// batch and the meta key together. The meta key is the bare prefix (an
+// Writes go into a batch, which reads see, until commit writes the batch and
+// the meta key together. The batch is indexed only once a read needs it: a
+// cached store writes only when its cache flushes, right before the commit,
+// so its writes skip the index. The meta key is the bare prefix (an
 // empty user key, which no store writes), so a store's data and meta form
 // one key range. During a restore (bulk mode) writes go to a restoreChunk
 // instead, which commit ingests as one SSTable (see restore_sst.go).
@@ -114,11 +116,29 @@ func (p *pebbleBackend) lowerKey(dst, lower []byte) []byte {
 	return dst
 }
 
+// batch returns the batch for a write.
 func (p *pebbleBackend) batch() *pebble.Batch {
 	if p.b == nil {
-		p.b = p.db.NewIndexedBatch()
+		p.b = p.db.NewBatch()
 	}
 	return p.b
+}
+
+// readBatch returns the batch a read must see, indexed (its writes so
+// far indexed at once), or nil when there is none.
+func (p *pebbleBackend) readBatch() (*pebble.Batch, error) {
+	if p.b == nil || p.b.Indexed() {
+		return p.b, nil
+	}
+	ib := p.db.NewIndexedBatch()
+	if err := ib.Apply(p.b, nil); err != nil {
+		_ = ib.Close()
+		return nil, fmt.Errorf("state: index batch: %w", err)
+	}
+	// Only indexed batches have iterators (batchIters is 0): close it.
+	_ = p.b.Close()
+	p.b = ib
+	return ib, nil
 }
 
 // inDelRange reports whether full key k lies in a pending range deletion.
@@ -162,13 +182,16 @@ func (p *pebbleBackend) get(key []byte) ([]byte, error) {
 	if len(p.delRanges) > 0 && p.inDelRange(p.full(key)) {
 		return nil, nil
 	}
+	b, err := p.readBatch()
+	if err != nil {
+		return nil, err
+	}
 	var (
-		v   []byte
-		c   interface{ Close() error }
-		err error
+		v []byte
+		c interface{ Close() error }
 	)
-	if p.b != nil {
-		v, c, err = p.b.Get(p.full(key))
+	if b != nil {
+		v, c, err = b.Get(p.full(key))
 	} else {
 		v, c, err = p.db.Get(p.full(key))
 	}
@@ -234,13 +257,14 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 	if upper != nil {
 		o.UpperBound = append(append([]byte(nil), p.prefix...), upper...)
 	}
-	var (
-		it  *pebble.Iterator
-		err error
-	)
+	var it *pebble.Iterator
+	b, err := p.readBatch()
+	if err != nil {
+		return nil, err
+	}
 	var owner *pebbleBackend
-	if p.b != nil {
-		it, err = p.b.NewIter(o)
+	if b != nil {
+		it, err = b.NewIter(o)
 		owner = p
 	} else {
 		it, err = p.db.NewIter(o)
