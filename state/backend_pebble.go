@@ -70,6 +70,16 @@ type pebbleBackend struct {
 	// never closed (Pebble would recycle its memory under them): a commit
 	// or discard then leaves the old batch to the garbage collector.
 	batchIters int
+	// spare is an idle iterator kept for the next iter call, which
+	// repositions it (SetOptions) instead of making a new one: a window
+	// fetch per record otherwise pays for opening and closing a Pebble
+	// iterator each time. It reads spareOn (nil: the database), and sees
+	// the database as of when it was made, which for this store's keys is
+	// right until the store's next commit: release drops it and advances
+	// gen, so iterators made before then are not kept.
+	spare   *pebble.Iterator
+	spareOn *pebble.Batch
+	gen     uint64
 	// delRanges are range deletions not yet put into b, as [lo, hi) pairs
 	// of full keys. NB: Pebble's Batch.Get re-fragments every range
 	// tombstone of an indexed batch on each call (it reads at the newest
@@ -262,17 +272,27 @@ func (p *pebbleBackend) iter(lower, upper []byte, reverse bool) (rawIter, error)
 	if err != nil {
 		return nil, err
 	}
-	var owner *pebbleBackend
-	if b != nil {
+	switch {
+	case p.spare != nil && p.spareOn == b:
+		// NB: SetOptions also refreshes a batch iterator's view of the
+		// batch's writes since.
+		it, p.spare, p.spareOn = p.spare, nil, nil
+		it.SetOptions(o)
+	case b != nil:
+		p.dropSpare()
 		it, err = b.NewIter(o)
-		owner = p
-	} else {
+	default:
+		p.dropSpare()
 		it, err = p.db.NewIter(o)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("state: pebble iterator: %w", p.readErr(err))
 	}
-	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse, readErr: p.readErr}
+	var owner *pebbleBackend
+	if b != nil {
+		owner = p
+	}
+	pi := &pebbleIter{it: it, plen: len(p.prefix), reverse: reverse, readErr: p.readErr, back: p, on: b, gen: p.gen}
 	if len(p.delRanges) > 0 {
 		pi.hide = append([][2][]byte(nil), p.delRanges...)
 	}
@@ -413,6 +433,8 @@ func (p *pebbleBackend) discard() {
 // release lets go of the current batch, closing it unless iterators still
 // read it.
 func (p *pebbleBackend) release() {
+	p.dropSpare()
+	p.gen++
 	if p.b == nil {
 		return
 	}
@@ -439,6 +461,25 @@ func (p *pebbleBackend) endBulk() {
 	}
 }
 
+// dropSpare closes the spare iterator, if any.
+func (p *pebbleBackend) dropSpare() {
+	if p.spare != nil {
+		_ = p.spare.Close()
+		p.spare, p.spareOn = nil, nil
+	}
+}
+
+// keep takes back an iterator its reader is done with as the spare, when
+// it still sees what a new one would (made since the last release, on the
+// current read batch) and no spare is kept yet; it reports whether it did.
+func (p *pebbleBackend) keep(it *pebble.Iterator, on *pebble.Batch, gen uint64) bool {
+	if p.spare != nil || gen != p.gen || on != p.b || it.Error() != nil {
+		return false
+	}
+	p.spare, p.spareOn = it, on
+	return true
+}
+
 func (p *pebbleBackend) close() error {
 	p.endBulk()
 	return nil
@@ -448,6 +489,11 @@ type pebbleIter struct {
 	it *pebble.Iterator
 	// owner is set when the iterator reads owner's batch.
 	owner *pebbleBackend
+	// back is the backend that made it, which may keep it as its spare
+	// when closed; on and gen are what keep checks.
+	back *pebbleBackend
+	on   *pebble.Batch
+	gen  uint64
 	// hide are range deletions pending when the iterator was made: their
 	// keys are skipped.
 	hide    [][2][]byte
@@ -517,7 +563,9 @@ func (i *pebbleIter) err() error {
 func (i *pebbleIter) close() error {
 	if !i.closed {
 		i.closed = true
-		i.cerr = i.readErr(i.it.Close())
+		if !i.back.keep(i.it, i.on, i.gen) {
+			i.cerr = i.readErr(i.it.Close())
+		}
 		if i.owner != nil {
 			// A batch released while this iterator read it was left to
 			// the garbage collector (see release).
