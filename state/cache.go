@@ -472,11 +472,15 @@ func SetKeyValueFlushListener(s KeyValueStore, l KeyValueFlushListener) bool {
 
 // SetWindowFlushListener is SetKeyValueFlushListener for window stores.
 func SetWindowFlushListener(s WindowStore, l WindowFlushListener) bool {
-	w, ok := s.(*cachedWindow)
-	if ok {
+	switch w := s.(type) {
+	case *cachedWindow:
 		w.listener = l
+		return true
+	case *memWindowCached:
+		w.s.listener = l
+		return true
 	}
-	return ok
+	return false
 }
 
 // SetSessionFlushListener is SetKeyValueFlushListener for session stores.

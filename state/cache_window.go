@@ -14,6 +14,14 @@ func (c *Cache) Window(s WindowStore, listener WindowFlushListener) (WindowStore
 	if _, err := checkCached(s); err != nil {
 		return nil, err
 	}
+	if ms, ok := s.(*memWindowStore); ok {
+		// An in-memory store caches in place (see memWindowStore).
+		if ms.wrapped {
+			return nil, fmt.Errorf("state: cache: window store %q is already wrapped", s.Name())
+		}
+		ms.wrapped, ms.listener, ms.cobs = true, listener, ms.m.observed
+		return &memWindowCached{s: ms}, nil
+	}
 	ws, ok := s.(*windowStore)
 	if !ok {
 		return nil, fmt.Errorf("state: cache: window store %q is already wrapped", s.Name())

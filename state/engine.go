@@ -430,6 +430,11 @@ func (e *Engine) OpenWindow(ctx context.Context, spec Spec, partition int32, cha
 	if err != nil {
 		return nil, err
 	}
+	if spec.InMemory {
+		// The data lives in the store's own maps; the backend keeps the
+		// meta only.
+		return newMemWindowStore(b), nil
+	}
 	return newWindowStore(b), nil
 }
 
