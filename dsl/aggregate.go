@@ -295,8 +295,11 @@ type windowAggregate[K, V, VA any] struct {
 	ctx    streams.ProcessorContext[Windowed[K], Change[VA]]
 	starts []int64
 	// cached, pending, kbuf and vbuf are kvAggregate's, per key and window
-	// start.
+	// start. tagged is ws as a store that keeps each window's latest input
+	// record (a *pendingRec) as its tag; pending is used only when it is
+	// nil.
 	cached     bool
+	tagged     state.TaggedWindowStore
 	pending    *pendingTable[K]
 	kbuf, vbuf []byte
 }
@@ -312,11 +315,29 @@ func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K
 		return &streams.TopologyError{Node: p.store, Problem: "store is not a window store"}
 	}
 	p.ws = ws
+	if tw, ok := ws.(state.TaggedWindowStore); ok && state.SetWindowTagListener(ws, p.flushedTagged) {
+		p.cached, p.tagged = true, tw
+		return nil
+	}
 	p.cached = state.SetWindowFlushListener(ws, p.flushed)
 	if p.cached {
 		p.pending = newPendingTable[K]()
 	}
 	return nil
+}
+
+// flushedTagged forwards a window's result when the cache writes it back;
+// the window's tag is its latest input record.
+func (p *windowAggregate[K, V, VA]) flushedTagged(kb []byte, start int64, nb, ob []byte, tag any) error {
+	pr, _ := tag.(*pendingRec[K])
+	if pr == nil {
+		k, err := p.ks.Deserialize(p.store, kb)
+		if err != nil {
+			return err
+		}
+		pr = &pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
+	}
+	return p.forwardFlushed(pr, start, nb, ob)
 }
 
 // flushed forwards a window's result when the cache writes it back.
@@ -329,6 +350,10 @@ func (p *windowAggregate[K, V, VA]) flushed(kb []byte, start int64, nb, ob []byt
 		}
 		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
 	}
+	return p.forwardFlushed(&pr, start, nb, ob)
+}
+
+func (p *windowAggregate[K, V, VA]) forwardFlushed(pr *pendingRec[K], start int64, nb, ob []byte) error {
 	ch, err := decodeChange(p.as, p.store, nb, ob)
 	if err != nil {
 		return err
@@ -363,9 +388,18 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		}
 		var old VA
 		hasOld := false
-		if b, err := p.ws.Get(kb, start); err != nil {
+		var b []byte
+		var tag any
+		var err error
+		if p.tagged != nil {
+			b, tag, err = p.tagged.GetTagged(kb, start)
+		} else {
+			b, err = p.ws.Get(kb, start)
+		}
+		if err != nil {
 			return err
-		} else if b != nil {
+		}
+		if b != nil {
 			if old, err = p.as.Deserialize(p.store, b); err != nil {
 				return err
 			}
@@ -383,6 +417,19 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		p.vbuf = vb
 		if vb == nil {
 			vb = []byte{}
+		}
+		if p.tagged != nil {
+			// The window's record slot is reused from one flush to the
+			// next; set before the put, which may write the window back.
+			pr, _ := tag.(*pendingRec[K])
+			if pr == nil {
+				pr = &pendingRec[K]{}
+			}
+			pr.key, pr.ts, pr.headers = r.Key, r.Timestamp, r.Headers
+			if err := p.tagged.PutTagged(kb, start, vb, pr); err != nil {
+				return err
+			}
+			continue
 		}
 		if p.cached {
 			p.pending.put(kb, start, 0, r.Key, r.Timestamp, r.Headers)

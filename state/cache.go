@@ -43,6 +43,8 @@ type centry struct {
 	// turns dirty, so that the flush need not read the old value back.
 	old      []byte
 	oldKnown bool
+	// tag is the caller's tag of a window entry (see TaggedWindowStore).
+	tag any
 	// gone is set when the entry left the cache.
 	gone       bool
 	size       int64
@@ -191,6 +193,12 @@ func (ns *cacheNS) get(key []byte) *centry {
 // put records value for key; dirty says whether it is a write (or a clean
 // copy of what the store holds). value is copied.
 func (ns *cacheNS) put(key, value []byte, dirty bool) error {
+	return ns.putTagged(key, value, dirty, nil, false)
+}
+
+// putTagged is put, setting the entry's tag if setTag (before an eviction
+// may write the entry back).
+func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag bool) error {
 	en := ns.lookup(key)
 	if en == nil {
 		// The key and the first value share one allocation.
@@ -224,6 +232,9 @@ func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 	if dirty {
 		ns.markDirty(en)
 	}
+	if setTag {
+		en.tag = tag
+	}
 	size := int64(len(en.key)+cap(en.value)+cap(en.old)) + entryOverhead
 	ns.c.account(size - en.size)
 	en.size = size
@@ -239,6 +250,7 @@ func (ns *cacheNS) remove(en *centry) {
 		ns.last = nil
 	}
 	ns.markClean(en)
+	en.tag = nil
 	delete(ns.m, string(en.key))
 	ns.t.Delete(en.key)
 	ns.c.unlink(en)
@@ -472,6 +484,20 @@ func SetKeyValueFlushListener(s KeyValueStore, l KeyValueFlushListener) bool {
 
 // SetWindowFlushListener is SetKeyValueFlushListener for window stores.
 func SetWindowFlushListener(s WindowStore, l WindowFlushListener) bool {
+	return SetWindowTagListener(s, untagged(l))
+}
+
+// untagged adapts a WindowFlushListener (nil stays nil).
+func untagged(l WindowFlushListener) WindowTagListener {
+	if l == nil {
+		return nil
+	}
+	return func(key []byte, start int64, nv, ov []byte, _ any) error { return l(key, start, nv, ov) }
+}
+
+// SetWindowTagListener is SetWindowFlushListener with a listener that also
+// receives the window's tag (see TaggedWindowStore).
+func SetWindowTagListener(s WindowStore, l WindowTagListener) bool {
 	switch w := s.(type) {
 	case *cachedWindow:
 		w.listener = l

@@ -42,7 +42,7 @@ type memWindowStore struct {
 
 	// The cache's part, in use once wrapped.
 	wrapped  bool
-	listener WindowFlushListener
+	listener WindowTagListener
 	// cobs is the largest window start put through the cache.
 	cobs     int64
 	cexpired int64
@@ -75,6 +75,8 @@ type memWin struct {
 	dirty bool
 	// seq numbers the last write while dirty.
 	seq uint64
+	// tag is the caller's (see TaggedWindowStore).
+	tag any
 }
 
 type memDirty struct {
@@ -461,6 +463,30 @@ func (c *memWindowCached) ObservedStreamTime() int64 { return c.obs() }
 func (c *memWindowCached) ExpiredPuts() int64        { return c.s.cexpired + c.s.tb.expired }
 
 func (c *memWindowCached) Put(key []byte, start int64, value []byte) error {
+	return c.put(key, start, value, nil, false)
+}
+
+// PutTagged implements TaggedWindowStore.
+func (c *memWindowCached) PutTagged(key []byte, start int64, value []byte, tag any) error {
+	return c.put(key, start, value, tag, true)
+}
+
+// GetTagged implements TaggedWindowStore.
+func (c *memWindowCached) GetTagged(key []byte, start int64) ([]byte, any, error) {
+	s := c.s
+	if err := s.check(); err != nil {
+		return nil, nil, err
+	}
+	if start < s.tb.cutoff(c.obs()) {
+		return nil, nil, nil
+	}
+	if w := s.window(key, start); w != nil {
+		return w.cur, w.tag, nil
+	}
+	return nil, nil, nil
+}
+
+func (c *memWindowCached) put(key []byte, start int64, value []byte, tag any, setTag bool) error {
 	s := c.s
 	if err := s.check(); err != nil {
 		return err
@@ -500,6 +526,9 @@ func (c *memWindowCached) Put(key []byte, start int64, value []byte) error {
 			w.cur = setValue(w.spare, value)
 			w.spare = nil
 		}
+	}
+	if setTag {
+		w.tag = tag
 	}
 	s.seq++
 	w.seq = s.seq
@@ -606,21 +635,21 @@ func (s *memWindowStore) writeBack(d memDirty) error {
 		// retention). Its old value is gone with the window.
 		s.cexpired++
 		if s.listener != nil && value != nil {
-			if err := s.listener(s.kscratch, start, value, nil); err != nil {
+			if err := s.listener(s.kscratch, start, value, nil, w.tag); err != nil {
 				return err
 			}
 		}
 		s.clean(k, start, d.seq, true)
 		return nil
 	}
-	old := w.stored
+	old, tag := w.stored, w.tag
 	s.cbuf = layout.AppendWindowChangelogKey(s.cbuf[:0], s.kscratch, start)
 	if err := s.logChange(s.cbuf, value); err != nil {
 		return err
 	}
 	s.advance(start)
 	if s.listener != nil && (value != nil || old != nil) {
-		if err := s.listener(s.kscratch, start, value, old); err != nil {
+		if err := s.listener(s.kscratch, start, value, old, tag); err != nil {
 			return err
 		}
 	}

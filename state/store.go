@@ -320,3 +320,24 @@ type WindowFlushListener func(key []byte, windowStart int64, newValue, oldValue 
 
 // SessionFlushListener is KeyValueFlushListener for a session store.
 type SessionFlushListener func(key []byte, start, end int64, newValue, oldValue []byte) error
+
+// TaggedWindowStore is implemented by cached window stores: beside each
+// cached window they keep a tag, a value of the caller's that the flush
+// listener set with SetWindowTagListener receives when the window is
+// written back. An aggregation keeps there the input record its flushed
+// result is forwarded with, instead of in a map of its own. A tag stays
+// with its window while the window is cached (an uncached store keeps
+// none: GetTagged then returns a nil tag).
+type TaggedWindowStore interface {
+	WindowStore
+	// GetTagged returns the value of key's window at windowStart, as Get,
+	// and its tag (nil if none). Unlike Get's, the value is not a copy:
+	// it is valid until the next write to the store.
+	GetTagged(key []byte, windowStart int64) ([]byte, any, error)
+	// PutTagged is Put, and sets the window's tag.
+	PutTagged(key []byte, windowStart int64, value []byte, tag any) error
+}
+
+// WindowTagListener is WindowFlushListener with the window's tag (nil if
+// none; see TaggedWindowStore).
+type WindowTagListener func(key []byte, windowStart int64, newValue, oldValue []byte, tag any) error
