@@ -156,7 +156,7 @@ func (w *cachedWindow) Get(key []byte, start int64) ([]byte, error) {
 		if en.value == nil {
 			return nil, nil
 		}
-		return append([]byte(nil), en.value...), nil
+		return append(make([]byte, 0, len(en.value)), en.value...), nil // an empty value is not absent
 	}
 	v, err := w.under.Get(key, start)
 	if err != nil || v == nil {

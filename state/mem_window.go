@@ -432,8 +432,8 @@ func (c *memWindowCached) applyChange(key, value []byte) error {
 }
 func (c *memWindowCached) Name() string { return c.s.Name() }
 
-// dropCached forgets the writes not written back: each dirty window gets
-// its stored value back.
+// dropCached forgets the writes not written back (each dirty window gets
+// its stored value back) and the tags.
 func (c *memWindowCached) dropCached() {
 	s := c.s
 	for _, d := range s.dirty {
@@ -455,6 +455,12 @@ func (c *memWindowCached) dropCached() {
 	}
 	s.dirty = s.dirty[:0]
 	s.cobs = math.MinInt64
+	// Tags live while a window is cached: a restore empties the cache.
+	for _, k := range s.keys {
+		for i := range k.wins {
+			k.wins[i].tag = nil
+		}
+	}
 }
 
 func (c *memWindowCached) obs() int64 { return max(c.s.cobs, c.s.m.observed) }
