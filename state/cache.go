@@ -116,6 +116,9 @@ func (c *Cache) maybeEvict() error {
 type cacheNS struct {
 	c *Cache
 	m map[string]*centry
+	// t orders the entries of m for iterators. It is built by the first
+	// iterator and kept up to date from then on: a namespace no one
+	// iterates (an aggregation's) never pays for the ordering.
 	t *btreemap.BTreeMap[[]byte, *centry]
 	// dirty is the sentinel of the ring of dirty entries; dirty.dnext is the
 	// entry dirty the longest.
@@ -133,7 +136,7 @@ type cacheNS struct {
 }
 
 func newCacheNS(c *Cache) *cacheNS {
-	ns := &cacheNS{c: c, m: map[string]*centry{}, t: btreemap.New[[]byte, *centry](16, bytes.Compare)}
+	ns := &cacheNS{c: c, m: map[string]*centry{}}
 	ns.dirty.dnext, ns.dirty.dprev = &ns.dirty, &ns.dirty
 	return ns
 }
@@ -168,6 +171,18 @@ func (ns *cacheNS) markClean(en *centry) {
 	en.dprev.dnext, en.dnext.dprev = en.dnext, en.dprev
 	en.dprev, en.dnext = nil, nil
 	ns.ndirty--
+}
+
+// ordered returns the entries in key order, building the order on first
+// use.
+func (ns *cacheNS) ordered() *btreemap.BTreeMap[[]byte, *centry] {
+	if ns.t == nil {
+		ns.t = btreemap.New[[]byte, *centry](16, bytes.Compare)
+		for _, en := range ns.m {
+			ns.t.ReplaceOrInsert(en.key, en)
+		}
+	}
+	return ns.t
 }
 
 // lookup returns key's entry, or nil.
@@ -210,7 +225,9 @@ func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag bool
 			en.value = buf[len(key):len(key)]
 		}
 		ns.m[string(k)] = en
-		ns.t.ReplaceOrInsert(k, en)
+		if ns.t != nil {
+			ns.t.ReplaceOrInsert(k, en)
+		}
 		ns.c.pushFront(en)
 		ns.last = en
 	} else {
@@ -252,7 +269,9 @@ func (ns *cacheNS) remove(en *centry) {
 	ns.markClean(en)
 	en.tag = nil
 	delete(ns.m, string(en.key))
-	ns.t.Delete(en.key)
+	if ns.t != nil {
+		ns.t.Delete(en.key)
+	}
 	ns.c.unlink(en)
 	ns.c.account(-en.size)
 }
@@ -313,7 +332,7 @@ func (it *cacheIter) next() bool {
 		if it.hi != nil {
 			hi = btreemap.LT(it.hi)
 		}
-		for _, en := range it.ns.t.Ascend(lo, hi) {
+		for _, en := range it.ns.ordered().Ascend(lo, hi) {
 			it.cur = en
 			break
 		}
@@ -326,7 +345,7 @@ func (it *cacheIter) next() bool {
 			hi = btreemap.LT(it.last)
 		}
 		lo = btreemap.GE(it.lo)
-		for _, en := range it.ns.t.Descend(hi, lo) {
+		for _, en := range it.ns.ordered().Descend(hi, lo) {
 			it.cur = en
 			break
 		}
