@@ -101,7 +101,8 @@ type kvAggregate[K, V, VA any] struct {
 // from the cache's flush, once per key and commit; pending keeps, per key
 // updated since its last flush, the latest input record's key, timestamp
 // and headers for the flushed record. Uncached, the processor forwards
-// each update itself.
+// each update itself. A cached store that keeps tags (tagged) holds each
+// key's pending record as the key's tag instead of pending.
 type kvChanges[K, V any] struct {
 	store   string
 	ks      serde.Serde[K]
@@ -109,6 +110,7 @@ type kvChanges[K, V any] struct {
 	kv      state.KeyValueStore
 	ctx     streams.ProcessorContext[K, Change[V]]
 	cached  bool
+	tagged  state.TaggedKeyValueStore
 	pending *pendingTable[K]
 }
 
@@ -117,11 +119,73 @@ func (c *kvChanges[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err 
 	if c.kv, err = kvStore(ctx, c.store); err != nil {
 		return err
 	}
+	if tk, ok := c.kv.(state.TaggedKeyValueStore); ok && state.SetKeyValueTagListener(c.kv, c.flushedTagged) {
+		c.cached, c.tagged = true, tk
+		return nil
+	}
 	c.cached = state.SetKeyValueFlushListener(c.kv, c.flushed)
 	if c.cached {
 		c.pending = newPendingTable[K]()
 	}
 	return nil
+}
+
+// get returns key kb's value and, with a tagged store, its pending record
+// (nil if none).
+func (c *kvChanges[K, V]) get(kb []byte) (V, bool, *pendingRec[K], error) {
+	if c.tagged == nil {
+		v, ok, err := getValue(c.kv, c.vs, c.store, kb)
+		return v, ok, nil, err
+	}
+	var zero V
+	b, tag, err := c.tagged.GetTagged(kb)
+	pr, _ := tag.(*pendingRec[K])
+	if err != nil || b == nil {
+		return zero, false, pr, err
+	}
+	v, err := c.vs.Deserialize(c.store, b)
+	if err != nil {
+		return zero, false, pr, err
+	}
+	return v, true, pr, nil
+}
+
+// put writes kb's serialized value vb (nil: delete) for the record r; in
+// a cached store it is forwarded at the flush with r's key, timestamp and
+// headers. pr is what get returned.
+func (c *kvChanges[K, V]) put(kb, vb []byte, pr *pendingRec[K], key K, ts time.Time, h streams.Headers) error {
+	switch {
+	case c.tagged != nil:
+		// The key's record slot is reused from one flush to the next; set
+		// before the put, which may write the key back at once.
+		if pr == nil {
+			pr = &pendingRec[K]{}
+		}
+		pr.key, pr.ts, pr.headers = key, ts, h
+		return c.tagged.PutTagged(kb, vb, pr)
+	case c.cached:
+		// NB: remember the record before the put: the put may evict this
+		// very key and call flushed at once.
+		c.pending.put(kb, 0, 0, key, ts, h)
+	}
+	if vb == nil {
+		return c.kv.Delete(kb)
+	}
+	return c.kv.Put(kb, vb)
+}
+
+// flushedTagged forwards a key's change when the cache writes it back;
+// the key's tag is its latest input record.
+func (c *kvChanges[K, V]) flushedTagged(kb, nb, ob []byte, tag any) error {
+	pr, _ := tag.(*pendingRec[K])
+	if pr == nil {
+		k, err := c.ks.Deserialize(c.store, kb)
+		if err != nil {
+			return err
+		}
+		pr = &pendingRec[K]{key: k, ts: c.ctx.StreamTime()}
+	}
+	return c.forwardFlushed(pr, nb, ob)
 }
 
 // flushed forwards a key's change when the cache writes it back.
@@ -134,6 +198,10 @@ func (c *kvChanges[K, V]) flushed(kb, nb, ob []byte) error {
 		}
 		pr = pendingRec[K]{key: k, ts: c.ctx.StreamTime()}
 	}
+	return c.forwardFlushed(&pr, nb, ob)
+}
+
+func (c *kvChanges[K, V]) forwardFlushed(pr *pendingRec[K], nb, ob []byte) error {
 	ch, err := decodeChange(c.vs, c.store, nb, ob)
 	if err != nil {
 		return err
@@ -167,7 +235,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		return err
 	}
 	p.kbuf = kb
-	old, hasOld, err := getValue(p.kv, p.vs, p.store, kb)
+	old, hasOld, pr, err := p.get(kb)
 	if err != nil {
 		return err
 	}
@@ -185,10 +253,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		vb = []byte{} // an empty aggregate is not a deletion
 	}
 	if p.cached {
-		// NB: remember the record before the put: the put may evict this
-		// very key and call flushed at once.
-		p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
-		return p.kv.Put(kb, vb)
+		return p.put(kb, vb, pr, r.Key, r.Timestamp, r.Headers)
 	}
 	if err := p.kv.Put(kb, vb); err != nil {
 		return err

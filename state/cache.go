@@ -494,6 +494,12 @@ func checkCached(s Store) (*base, error) {
 // the processor that owns one (an aggregation) says where to forward. It
 // reports false if s is not a cached key-value store.
 func SetKeyValueFlushListener(s KeyValueStore, l KeyValueFlushListener) bool {
+	return SetKeyValueTagListener(s, untaggedKV(l))
+}
+
+// SetKeyValueTagListener is SetKeyValueFlushListener with a listener that
+// also receives the key's tag (see TaggedKeyValueStore).
+func SetKeyValueTagListener(s KeyValueStore, l KeyValueTagListener) bool {
 	w, ok := s.(*cachedKV)
 	if ok {
 		w.listener = l
