@@ -34,6 +34,9 @@ type memWindowStore struct {
 	// last is the key last looked up or written, or nil. Invariant: if
 	// set, it is in keys.
 	last *memWinKey
+	// lastWin is the index in last of the window last found, a hint
+	// (checked before use).
+	lastWin int
 	// segs lists, per time segment, the keys that got a window in it; a
 	// key may be listed twice, or after it left keys (then with no
 	// windows).
@@ -133,9 +136,18 @@ func (s *memWindowStore) window(key []byte, start int64) *memWin {
 		return nil
 	}
 	if i, ok := k.search(start); ok {
+		s.lastWin = i
 		return &k.wins[i]
 	}
 	return nil
+}
+
+// at returns the index of k's window at start, trying hint first.
+func (k *memWinKey) at(start int64, hint int) (int, bool) {
+	if hint >= 0 && hint < len(k.wins) && k.wins[hint].start == start {
+		return hint, true
+	}
+	return k.search(start)
 }
 
 // insert returns key's window at start, creating it (cur and stored nil,
@@ -147,7 +159,11 @@ func (s *memWindowStore) insert(key []byte, start int64) (*memWinKey, *memWin) {
 		s.keys[k.key] = k
 		s.last = k
 	}
-	i, ok := k.search(start)
+	hint := -1
+	if k == s.last {
+		hint = s.lastWin
+	}
+	i, ok := k.at(start, hint)
 	if !ok {
 		sg := s.tb.seg(start)
 		listed := (i > 0 && s.tb.seg(k.wins[i-1].start) == sg) || (i < len(k.wins) && s.tb.seg(k.wins[i].start) == sg)
@@ -156,6 +172,7 @@ func (s *memWindowStore) insert(key []byte, start int64) (*memWinKey, *memWin) {
 		}
 		k.wins = slices.Insert(k.wins, i, memWin{start: start})
 	}
+	s.lastWin = i
 	return k, &k.wins[i]
 }
 
@@ -628,6 +645,7 @@ func (s *memWindowStore) writeBack(d memDirty) error {
 	if !ok {
 		return nil
 	}
+	hint := i
 	w := &k.wins[i]
 	if !w.dirty || w.seq != d.seq {
 		return nil
@@ -645,7 +663,7 @@ func (s *memWindowStore) writeBack(d memDirty) error {
 				return err
 			}
 		}
-		s.clean(k, start, d.seq, true)
+		s.clean(k, start, hint, d.seq, true)
 		return nil
 	}
 	old, tag := w.stored, w.tag
@@ -659,14 +677,14 @@ func (s *memWindowStore) writeBack(d memDirty) error {
 			return err
 		}
 	}
-	s.clean(k, start, d.seq, value == nil)
+	s.clean(k, start, hint, d.seq, value == nil)
 	return nil
 }
 
 // clean marks k's window at start written back, unless it was written
 // again meanwhile (by a listener), and removes it if gone.
-func (s *memWindowStore) clean(k *memWinKey, start int64, seq uint64, gone bool) {
-	i, ok := k.search(start)
+func (s *memWindowStore) clean(k *memWinKey, start int64, hint int, seq uint64, gone bool) {
+	i, ok := k.at(start, hint)
 	if !ok {
 		return
 	}
