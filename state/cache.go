@@ -500,11 +500,15 @@ func SetKeyValueFlushListener(s KeyValueStore, l KeyValueFlushListener) bool {
 // SetKeyValueTagListener is SetKeyValueFlushListener with a listener that
 // also receives the key's tag (see TaggedKeyValueStore).
 func SetKeyValueTagListener(s KeyValueStore, l KeyValueTagListener) bool {
-	w, ok := s.(*cachedKV)
-	if ok {
+	switch w := s.(type) {
+	case *cachedKV:
 		w.listener = l
+		return true
+	case *memKVCached:
+		w.s.listener = l
+		return true
 	}
-	return ok
+	return false
 }
 
 // SetWindowFlushListener is SetKeyValueFlushListener for window stores.

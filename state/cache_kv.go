@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"fmt"
 )
 
 // KeyValue returns s wrapped by the cache; listener (may be nil) is called
@@ -12,6 +13,14 @@ func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) (KeyVa
 	b, err := checkCached(s)
 	if err != nil {
 		return nil, err
+	}
+	if ms, ok := s.(*memKVStore); ok {
+		// An in-memory store caches in place (see memKVStore).
+		if ms.wrapped {
+			return nil, fmt.Errorf("state: cache: key-value store %q is already wrapped", s.Name())
+		}
+		ms.wrapped, ms.listener = true, untaggedKV(listener)
+		return &memKVCached{s: ms}, nil
 	}
 	w := &cachedKV{under: s, b: b, ns: newCacheNS(c), listener: untaggedKV(listener)}
 	w.ns.write = w.write

@@ -419,6 +419,11 @@ func (e *Engine) OpenKeyValue(ctx context.Context, spec Spec, partition int32, c
 	if err != nil {
 		return nil, err
 	}
+	if spec.InMemory {
+		// The data lives in the store's own map; the backend keeps the
+		// meta only.
+		return newMemKVStore(b), nil
+	}
 	return newKVStore(b), nil
 }
 
