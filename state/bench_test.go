@@ -13,6 +13,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/weir-dev/weir/internal/exec/memstore"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/state/statetest"
 )
@@ -445,8 +446,8 @@ func BenchmarkApproximateCount(b *testing.B) {
 // 10,000 keys (the driver's benchmark): per update a Get and a Put of the
 // key's one-minute window through the task cache, 1,000 updates of event
 // time per second, a flush with a listener every 1,000 updates. Peers in
-// the same run: Pebble and in-memory stores behind the cache, and a plain
-// Go map of counts.
+// the same run: Pebble and in-memory stores behind the cache, the driver's
+// map-based memstore (no cache, no changelog) and a plain Go map of counts.
 func BenchmarkCachedWindowCount(b *testing.B) {
 	const keys, flushEvery = 10_000, 1_000
 	kbs := make([][]byte, keys)
@@ -500,6 +501,31 @@ func BenchmarkCachedWindowCount(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 		})
 	}
+	// The driver's map-based store (internal/exec/memstore), uncached and
+	// unlogged: what the in-memory store behind the cache is measured
+	// against.
+	b.Run("memstore", func(b *testing.B) {
+		s := memstore.NewWindow("w", 70*time.Second)
+		var buf [8]byte
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			key, start := kbs[i%keys], int64(i)/60_000*60_000
+			v, err := s.Get(key, start)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var n uint64
+			if v != nil {
+				n = binary.BigEndian.Uint64(v)
+			}
+			binary.BigEndian.PutUint64(buf[:], n+1)
+			if err := s.Put(key, start, buf[:]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
+	})
 	b.Run("go-map", func(b *testing.B) {
 		type wk struct {
 			k     string
