@@ -29,6 +29,7 @@ type cachedSession struct {
 	observed int64
 	expired  int64
 	kbuf     []byte
+	pbuf     []byte // see write
 }
 
 func (w *cachedSession) baseStore() *base                    { return w.under.base }
@@ -48,7 +49,9 @@ func (w *cachedSession) ckey(key []byte, start, end int64) []byte {
 }
 
 func (w *cachedSession) write(en *centry) error {
-	_, key, start, end, err := layout.ParseSessionKey(nil, en.key)
+	// NB: into a reused buffer, as cachedWindow.write.
+	_, key, start, end, err := layout.ParseSessionKey(w.pbuf[:0], en.key)
+	w.pbuf = key
 	if err != nil {
 		return corruptKey(w.Name(), en.key, err)
 	}

@@ -39,6 +39,7 @@ type cachedWindow struct {
 	observed int64
 	expired  int64
 	kbuf     []byte
+	pbuf     []byte // see write
 	// flushing is set during Flush, and flushFloor is the store's
 	// observed stream time when the flush began: no key starting after it
 	// was in the store then, and a flush writes each key once, so such a
@@ -66,7 +67,11 @@ func (w *cachedWindow) ckey(key []byte, start int64) []byte {
 }
 
 func (w *cachedWindow) write(en *centry) error {
-	_, key, start, err := layout.ParseWindowKey(nil, en.key)
+	// NB: the key is decoded into a reused buffer: the listener may use it
+	// only during the call, and a write-back does not nest in another of
+	// the same store (eviction does not re-enter).
+	_, key, start, err := layout.ParseWindowKey(w.pbuf[:0], en.key)
+	w.pbuf = key
 	if err != nil {
 		return corruptKey(w.Name(), en.key, err)
 	}
