@@ -540,9 +540,13 @@ func SetWindowTagListener(s WindowStore, l WindowTagListener) bool {
 
 // SetSessionFlushListener is SetKeyValueFlushListener for session stores.
 func SetSessionFlushListener(s SessionStore, l SessionFlushListener) bool {
-	w, ok := s.(*cachedSession)
-	if ok {
+	switch w := s.(type) {
+	case *cachedSession:
 		w.listener = l
+		return true
+	case *memSessionCached:
+		w.s.listener = l
+		return true
 	}
-	return ok
+	return false
 }

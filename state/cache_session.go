@@ -13,6 +13,14 @@ func (c *Cache) Session(s SessionStore, listener SessionFlushListener) (SessionS
 	if _, err := checkCached(s); err != nil {
 		return nil, err
 	}
+	if ms, ok := s.(*memSessionStore); ok {
+		// An in-memory store caches in place (see memSessionStore).
+		if ms.wrapped {
+			return nil, fmt.Errorf("state: cache: session store %q is already wrapped", s.Name())
+		}
+		ms.wrapped, ms.listener, ms.cobs = true, listener, ms.m.observed
+		return &memSessionCached{s: ms}, nil
+	}
 	ss, ok := s.(*sessionStore)
 	if !ok {
 		return nil, fmt.Errorf("state: cache: session store %q is already wrapped", s.Name())

@@ -451,6 +451,9 @@ func (e *Engine) OpenSession(ctx context.Context, spec Spec, partition int32, ch
 	if err != nil {
 		return nil, err
 	}
+	if spec.InMemory {
+		return newMemSessionStore(b), nil
+	}
 	return newSessionStore(b), nil
 }
 
