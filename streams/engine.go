@@ -224,6 +224,9 @@ func (s *sourceInstance[K, V]) processRaw(raw *RawRecord) error {
 		return &SerdeError{Node: s.name, Topic: raw.Topic, What: "value", Err: err}
 	}
 	r := Record[K, V]{Key: k, Value: v, Timestamp: raw.Timestamp, Headers: raw.Headers}
+	if len(s.children) == 1 {
+		return s.children[0](r)
+	}
 	for _, c := range s.children {
 		if err := c(r); err != nil {
 			return err
@@ -269,6 +272,9 @@ func (p *processorInstance[KIn, VIn, KOut, VOut]) init(tc TaskContext) error {
 func (p *processorInstance[KIn, VIn, KOut, VOut]) close() error { return p.proc.Close() }
 
 func (p *processorInstance[KIn, VIn, KOut, VOut]) Forward(r Record[KOut, VOut]) error {
+	if len(p.children) == 1 {
+		return p.children[0](r)
+	}
 	for _, c := range p.children {
 		if err := c(r); err != nil {
 			return err
@@ -322,8 +328,8 @@ type sinkInstance[K, V any] struct {
 	name     string
 	topic    string
 	choose   TopicChooser[K, V]
-	ks       serde.Serde[K]
-	vs       serde.Serde[V]
+	kw       slab.Writer[K]
+	vw       slab.Writer[V]
 	internal bool
 	part     StreamPartitioner[K, V]
 	tc       TaskContext
@@ -351,11 +357,11 @@ func (s *sinkInstance[K, V]) emit(r Record[K, V]) error {
 			return &NodeError{Node: s.name, Err: errors.New("topic chooser returned an empty topic")}
 		}
 	}
-	kb, err := slab.Append(&s.slab, s.ks, topic, r.Key)
+	kb, err := s.kw.Append(&s.slab, topic, r.Key)
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: topic, What: "key", Err: err}
 	}
-	vb, err := slab.Append(&s.slab, s.vs, topic, r.Value)
+	vb, err := s.vw.Append(&s.slab, topic, r.Value)
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: topic, What: "value", Err: err}
 	}

@@ -3,6 +3,7 @@ package streams
 import (
 	"errors"
 	"fmt"
+	"github.com/weir-dev/weir/internal/slab"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"reflect"
@@ -321,7 +322,8 @@ func addSink[K, V any](t *Topology, name, topic string, choose TopicChooser[K, V
 		}
 	}
 	n.newInstance = func() nodeInstance {
-		return &sinkInstance[K, V]{name: name, topic: topic, choose: choose, ks: keySerde, vs: valueSerde, internal: cfg.internal, part: part}
+		return &sinkInstance[K, V]{name: name, topic: topic, choose: choose, kw: slab.NewWriter(keySerde), vw: slab.NewWriter(valueSerde),
+			internal: cfg.internal, part: part}
 	}
 	t.addNode(n)
 }

@@ -178,6 +178,37 @@ func (t *Task) Init() error {
 // Add queues records of one input partition, in offset order. tp.Topic is
 // the real topic name. The task keeps recs' slices (not the slice itself).
 func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
+	q, err := t.queue(tp)
+	if err != nil {
+		return err
+	}
+	n := len(q.recs)
+	q.recs = append(q.recs, recs...)
+	for i := n; i < len(q.recs); i++ {
+		// NB: the extractor gets a pointer into the queue, not to a local
+		// copy, so that the record does not escape to the heap.
+		q.recs[i].Timestamp = q.source.Timestamp(&q.recs[i])
+	}
+	return nil
+}
+
+// AddOne is Add of the one record *r: it saves the owner a slice around a
+// single record (the test driver adds records one by one). The task keeps
+// r's slices, not r.
+func (t *Task) AddOne(tp streams.TopicPartition, r *streams.RawRecord) error {
+	q, err := t.queue(tp)
+	if err != nil {
+		return err
+	}
+	q.recs = append(q.recs, *r)
+	last := &q.recs[len(q.recs)-1]
+	last.Timestamp = q.source.Timestamp(last)
+	return nil
+}
+
+// queue returns tp's queue, creating it on first use, with room to append
+// (a drained queue starts over).
+func (t *Task) queue(tp streams.TopicPartition) (*partitionQueue, error) {
 	q := t.lastQ
 	if q == nil || q.tp != tp {
 		q = t.byTP[tp]
@@ -185,7 +216,7 @@ func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
 	if q == nil {
 		logical, ok := t.logical[tp.Topic]
 		if !ok {
-			return fmt.Errorf("exec: task %s does not read topic %q", t.id, tp.Topic)
+			return nil, fmt.Errorf("exec: task %s does not read topic %q", t.id, tp.Topic)
 		}
 		src, _ := t.graph.Source(logical)
 		q = &partitionQueue{tp: tp, source: src, next: -1}
@@ -203,14 +234,7 @@ func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
 	if q.head > 0 && q.head == len(q.recs) {
 		q.recs, q.head = q.recs[:0], 0
 	}
-	n := len(q.recs)
-	q.recs = append(q.recs, recs...)
-	for i := n; i < len(q.recs); i++ {
-		// NB: the extractor gets a pointer into the queue, not to a local
-		// copy, so that the record does not escape to the heap.
-		q.recs[i].Timestamp = q.source.Timestamp(&q.recs[i])
-	}
-	return nil
+	return q, nil
 }
 
 // Buffered returns the number of queued records.

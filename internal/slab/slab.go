@@ -21,18 +21,37 @@ type Slab struct{ buf []byte }
 // Append serializes v with s into the slab's free tail and returns the
 // bytes, with their capacity cut to their length so that appending to them
 // reallocates. A serde without Appender serializes as usual. Values larger
-// than the free tail get their own allocation.
+// than the free tail get their own allocation. Callers that serialize many
+// values with one serde build a Writer once instead.
 func Append[T any](sl *Slab, s serde.Serde[T], topic string, v T) ([]byte, error) {
-	a, ok := s.(serde.Appender[T])
-	if !ok {
-		return s.Serialize(topic, v)
+	return NewWriter(s).Append(sl, topic, v)
+}
+
+// Writer serializes values of one serde into slabs. It resolves once
+// whether the serde appends (serde.Appender), which Append does per call:
+// an assertion to a generic interface type is a run-time lookup.
+type Writer[T any] struct {
+	s serde.Serde[T]
+	a serde.Appender[T] // nil: s serializes only
+}
+
+// NewWriter returns a Writer of s.
+func NewWriter[T any](s serde.Serde[T]) Writer[T] {
+	a, _ := s.(serde.Appender[T])
+	return Writer[T]{s: s, a: a}
+}
+
+// Append is the package function Append with w's serde.
+func (w Writer[T]) Append(sl *Slab, topic string, v T) ([]byte, error) {
+	if w.a == nil {
+		return w.s.Serialize(topic, v)
 	}
 	if cap(sl.buf)-len(sl.buf) < minFree {
 		sl.buf = make([]byte, 0, Size)
 	}
 	n := len(sl.buf)
 	free := sl.buf[n:n:cap(sl.buf)]
-	b, err := a.Append(free, topic, v)
+	b, err := w.a.Append(free, topic, v)
 	if err != nil || b == nil {
 		return b, err
 	}

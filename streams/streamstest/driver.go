@@ -107,7 +107,6 @@ type Driver struct {
 	// partitions).
 	subParts map[streams.SubtopologyID]int
 	seq      int64
-	one      [1]streams.RawRecord // Add's argument, reused
 	// recent are the topics of the latest appends, a fast path for the
 	// usual alternation of an input and an output topic.
 	recent [4]*topic
@@ -449,7 +448,8 @@ func (d *Driver) append(r *streams.RawRecord) {
 	p := r.Partition
 	if p == streams.AnyPartition {
 		p = 0
-		if r.Key != nil {
+		// NB: a topic of one partition needs no hash to choose it.
+		if r.Key != nil && n > 1 {
 			p = streams.KeyPartition(r.Key, n)
 		}
 	}
@@ -465,11 +465,10 @@ func (d *Driver) append(r *streams.RawRecord) {
 		t.parts[p] = append(t.parts[p], e)
 		t.all = append(t.all, e)
 	}
-	d.one[0] = *r
 	for _, task := range t.readers {
 		if task.ID().Partition == p || task.ID().Partition < 0 {
-			// Add only fails for topics the task does not read.
-			_ = task.Add(streams.TopicPartition{Topic: r.Topic, Partition: p}, d.one[:])
+			// AddOne only fails for topics the task does not read.
+			_ = task.AddOne(streams.TopicPartition{Topic: r.Topic, Partition: p}, r)
 		}
 	}
 }
