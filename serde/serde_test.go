@@ -39,6 +39,19 @@ func roundTrip[T any](t *testing.T, s serde.Serde[T], v T) {
 	if d := cmp.Diff(append(prefix, b...), a); d != "" {
 		t.Fatalf("AppendTo (-want +got):\n%s", d)
 	}
+	// An Encoder does the same, and Appends tells whether s has an
+	// Appender.
+	enc := serde.NewEncoder(s)
+	e, err := enc.Append(append([]byte(nil), prefix...), "topic", v)
+	if err != nil {
+		t.Fatalf("encoder append %v: %v", v, err)
+	}
+	if d := cmp.Diff(append(prefix, b...), e); d != "" {
+		t.Fatalf("Encoder.Append (-want +got):\n%s", d)
+	}
+	if _, ok := s.(serde.Appender[T]); enc.Appends() != ok {
+		t.Fatalf("Encoder.Appends() = %v for a serde with Appender %v", enc.Appends(), ok)
+	}
 }
 
 func TestRoundTrips(t *testing.T) {

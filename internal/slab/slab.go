@@ -28,30 +28,23 @@ func Append[T any](sl *Slab, s serde.Serde[T], topic string, v T) ([]byte, error
 }
 
 // Writer serializes values of one serde into slabs. It resolves once
-// whether the serde appends (serde.Appender), which Append does per call:
-// an assertion to a generic interface type is a run-time lookup.
-type Writer[T any] struct {
-	s serde.Serde[T]
-	a serde.Appender[T] // nil: s serializes only
-}
+// whether the serde appends (serde.Encoder), which Append does per call.
+type Writer[T any] struct{ enc serde.Encoder[T] }
 
 // NewWriter returns a Writer of s.
-func NewWriter[T any](s serde.Serde[T]) Writer[T] {
-	a, _ := s.(serde.Appender[T])
-	return Writer[T]{s: s, a: a}
-}
+func NewWriter[T any](s serde.Serde[T]) Writer[T] { return Writer[T]{enc: serde.NewEncoder(s)} }
 
 // Append is the package function Append with w's serde.
 func (w Writer[T]) Append(sl *Slab, topic string, v T) ([]byte, error) {
-	if w.a == nil {
-		return w.s.Serialize(topic, v)
+	if !w.enc.Appends() {
+		return w.enc.Serialize(topic, v)
 	}
 	if cap(sl.buf)-len(sl.buf) < minFree {
 		sl.buf = make([]byte, 0, Size)
 	}
 	n := len(sl.buf)
 	free := sl.buf[n:n:cap(sl.buf)]
-	b, err := w.a.Append(free, topic, v)
+	b, err := w.enc.Append(free, topic, v)
 	if err != nil || b == nil {
 		return b, err
 	}
