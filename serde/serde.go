@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -73,6 +74,16 @@ func (e Encoder[T]) Append(dst []byte, topic string, v T) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
+// AliasDecoder is implemented by serdes that can decode without copying:
+// DeserializeAlias may return a value that shares b's memory (the String
+// serde returns a string over b's bytes), where Deserialize must not retain
+// b. Call it only for bytes that nobody writes again, and know that the
+// value keeps b's whole backing array alive as long as it lives. Task
+// engines use it for records marked streams.RawRecord.Stable.
+type AliasDecoder[T any] interface {
+	DeserializeAlias(topic string, b []byte) (T, error)
+}
+
 // DecodeError reports bytes a serde could not decode. Callers that know more
 // (the store and key, the topic, partition and offset) wrap it.
 type DecodeError struct {
@@ -124,6 +135,14 @@ func (stringSerde) Append(dst []byte, _ string, v string) ([]byte, error) {
 }
 func (stringSerde) Deserialize(_ string, b []byte) (string, error) {
 	return string(b), nil
+}
+
+// DeserializeAlias implements AliasDecoder: the string shares b's bytes.
+func (stringSerde) DeserializeAlias(_ string, b []byte) (string, error) {
+	if len(b) == 0 {
+		return "", nil
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }
 
 // Bytes returns the identity serde of byte slices. Serialize returns v

@@ -201,10 +201,21 @@ func connectTyped[K, V any](children []nodeInstance, names []string) ([]func(Rec
 
 // sourceInstance deserializes raw records and forwards them.
 type sourceInstance[K, V any] struct {
-	name     string
-	ks       serde.Serde[K]
-	vs       serde.Serde[V]
+	name string
+	ks   serde.Serde[K]
+	vs   serde.Serde[V]
+	// ka and va are ks's and vs's AliasDecoders, nil if they have none:
+	// they decode the bytes of Stable records.
+	ka       serde.AliasDecoder[K]
+	va       serde.AliasDecoder[V]
 	children []func(Record[K, V]) error
+}
+
+func newSourceInstance[K, V any](name string, ks serde.Serde[K], vs serde.Serde[V]) *sourceInstance[K, V] {
+	s := &sourceInstance[K, V]{name: name, ks: ks, vs: vs}
+	s.ka, _ = ks.(serde.AliasDecoder[K])
+	s.va, _ = vs.(serde.AliasDecoder[V])
+	return s
 }
 
 func (s *sourceInstance[K, V]) input() any { return nil }
@@ -215,11 +226,24 @@ func (s *sourceInstance[K, V]) connect(children []nodeInstance, names []string) 
 func (s *sourceInstance[K, V]) init(TaskContext) error { return nil }
 func (s *sourceInstance[K, V]) close() error           { return nil }
 func (s *sourceInstance[K, V]) processRaw(raw *RawRecord) error {
-	k, err := s.ks.Deserialize(raw.Topic, raw.Key)
+	var (
+		k   K
+		v   V
+		err error
+	)
+	if raw.Stable && s.ka != nil {
+		k, err = s.ka.DeserializeAlias(raw.Topic, raw.Key)
+	} else {
+		k, err = s.ks.Deserialize(raw.Topic, raw.Key)
+	}
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: raw.Topic, What: "key", Err: err}
 	}
-	v, err := s.vs.Deserialize(raw.Topic, raw.Value)
+	if raw.Stable && s.va != nil {
+		v, err = s.va.DeserializeAlias(raw.Topic, raw.Value)
+	} else {
+		v, err = s.vs.Deserialize(raw.Topic, raw.Value)
+	}
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: raw.Topic, What: "value", Err: err}
 	}
@@ -331,9 +355,12 @@ type sinkInstance[K, V any] struct {
 	kw       slab.Writer[K]
 	vw       slab.Writer[V]
 	internal bool
-	part     StreamPartitioner[K, V]
-	tc       TaskContext
-	raw      RawRecord
+	// stable: both serdes append, so the bytes are carved from slab,
+	// where nothing writes them again (RawRecord.Stable).
+	stable bool
+	part   StreamPartitioner[K, V]
+	tc     TaskContext
+	raw    RawRecord
 	// slab is where serialized keys and values are carved from: the
 	// record sink may keep them.
 	slab slab.Slab
@@ -365,7 +392,7 @@ func (s *sinkInstance[K, V]) emit(r Record[K, V]) error {
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: topic, What: "value", Err: err}
 	}
-	s.raw = RawRecord{Topic: topic, Partition: AnyPartition, Key: kb, Value: vb, Timestamp: r.Timestamp, Headers: r.Headers}
+	s.raw = RawRecord{Topic: topic, Partition: AnyPartition, Stable: s.stable, Key: kb, Value: vb, Timestamp: r.Timestamp, Headers: r.Headers}
 	if s.part != nil {
 		part, k, v := s.part, r.Key, r.Value
 		s.raw.PartitionFor = func(n int) Partition { return Partition(part(topic, k, v, n)) }

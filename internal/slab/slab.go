@@ -34,6 +34,12 @@ type Writer[T any] struct{ enc serde.Encoder[T] }
 // NewWriter returns a Writer of s.
 func NewWriter[T any](s serde.Serde[T]) Writer[T] { return Writer[T]{enc: serde.NewEncoder(s)} }
 
+// Appends reports whether w's serde appends, so that what Append returns
+// is carved from the slab (or allocated for it) and written by nobody
+// else. The bytes a serializing serde returns may be its caller's (the
+// Bytes serde returns its argument).
+func (w Writer[T]) Appends() bool { return w.enc.Appends() }
+
 // Append is the package function Append with w's serde.
 func (w Writer[T]) Append(sl *Slab, topic string, v T) ([]byte, error) {
 	if !w.enc.Appends() {

@@ -400,7 +400,8 @@ type changelog struct {
 }
 
 func (c *changelog) Append(key, value []byte) error {
-	r := streams.RawRecord{Topic: c.topic, Partition: c.partition, Key: key, Value: value, Timestamp: c.d.clock.now}
+	// NB: the store never modifies what it appends (state.ChangelogWriter).
+	r := streams.RawRecord{Topic: c.topic, Partition: c.partition, Stable: true, Key: key, Value: value, Timestamp: c.d.clock.now}
 	c.d.append(&r)
 	c.last = state.Offset(r.Offset)
 	return nil

@@ -102,7 +102,10 @@ func (in *InputTopic[K, V]) TryPipeRecord(r streams.Record[K, V]) error {
 	if err != nil {
 		return fmt.Errorf("streamstest: serialize value for %q: %w", in.name, err)
 	}
-	return in.d.pipeRaw(&streams.RawRecord{Topic: in.name, Partition: streams.AnyPartition, Key: kb, Value: vb,
+	// Bytes carved from the driver's slab are never written again: the
+	// task may decode values that share them (streams.RawRecord.Stable).
+	stable := in.kw.Appends() && in.vw.Appends()
+	return in.d.pipeRaw(&streams.RawRecord{Topic: in.name, Partition: streams.AnyPartition, Stable: stable, Key: kb, Value: vb,
 		Timestamp: r.Timestamp, Headers: r.Headers})
 }
 
