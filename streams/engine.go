@@ -25,7 +25,8 @@ type TaskContext interface {
 	// RecordDropped counts a record dropped on purpose by node.
 	RecordDropped(node, reason string)
 	// Emit hands a serialized record to the task's output. Internal records
-	// go to internal topics (r.Topic is the unprefixed name).
+	// go to internal topics (r.Topic is the unprefixed name). The engine
+	// may change r's fields and does not keep r.
 	Emit(r *RawRecord, internal bool) error
 }
 
@@ -355,6 +356,9 @@ type sinkInstance[K, V any] struct {
 	kw       slab.Writer[K]
 	vw       slab.Writer[V]
 	internal bool
+	// real is the name of an internal fixed topic with the application's
+	// prefix, set by init so that records need no prefixing one by one.
+	real string
 	// stable: both serdes append, so the bytes are carved from slab,
 	// where nothing writes them again (RawRecord.Stable).
 	stable bool
@@ -372,6 +376,9 @@ func (s *sinkInstance[K, V]) input() any {
 func (s *sinkInstance[K, V]) connect([]nodeInstance, []string) error { return nil }
 func (s *sinkInstance[K, V]) init(tc TaskContext) error {
 	s.tc = tc
+	if s.internal && s.choose == nil {
+		s.real = InternalTopicName(tc.ApplicationID(), s.topic)
+	}
 	return nil
 }
 func (s *sinkInstance[K, V]) close() error { return nil }
@@ -397,7 +404,12 @@ func (s *sinkInstance[K, V]) emit(r Record[K, V]) error {
 		part, k, v := s.part, r.Key, r.Value
 		s.raw.PartitionFor = func(n int) Partition { return Partition(part(topic, k, v, n)) }
 	}
-	if err := s.tc.Emit(&s.raw, s.internal); err != nil {
+	internal := s.internal
+	if s.real != "" {
+		// NB: serdes and errors above name the topic as the topology does.
+		s.raw.Topic, internal = s.real, false
+	}
+	if err := s.tc.Emit(&s.raw, internal); err != nil {
 		return wrapNode(s.name, err)
 	}
 	return nil

@@ -25,7 +25,8 @@ type StoreProvider interface {
 type RecordSink interface {
 	// Send delivers one output record. r.Topic is the real topic name;
 	// r.Partition is streams.AnyPartition unless a node chose one. Send must
-	// not retain r itself, but may keep r.Key, r.Value and r.Headers.
+	// not retain r itself, but may keep r.Key, r.Value and r.Headers, and
+	// may change r's fields (r is the emitting sink's scratch record).
 	Send(r *streams.RawRecord) error
 }
 

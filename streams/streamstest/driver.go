@@ -107,9 +107,11 @@ type Driver struct {
 	// partitions).
 	subParts map[streams.SubtopologyID]int
 	seq      int64
-	// recent are the topics of the latest appends, a fast path for the
-	// usual alternation of an input and an output topic.
-	recent [4]*topic
+	// recent are topics of recent appends, a fast path for the usual
+	// alternation of an input and an output topic; nextRecent is the slot
+	// the next miss fills.
+	recent     [4]*topic
+	nextRecent int
 	// slab holds the serialized records piped by input topics.
 	slab   slab.Slab
 	piped  int
@@ -411,36 +413,35 @@ func (c *changelog) Flush(context.Context) (state.Offset, error) { return c.last
 
 // Send implements exec.RecordSink: it appends the record to its topic and
 // queues it for the tasks reading that topic.
+// It sets r's partition and offset (r is the emitting sink's scratch
+// record, see exec.RecordSink).
 func (d *Driver) Send(r *streams.RawRecord) error {
-	cp := *r
-	if cp.PartitionFor != nil {
-		n := len(d.topic(cp.Topic, 0).parts)
-		p := cp.PartitionFor(n)
+	if r.PartitionFor != nil {
+		n := len(d.topic(r.Topic, 0).parts)
+		p := r.PartitionFor(n)
 		if p < 0 || int(p) >= n {
-			return fmt.Errorf("streamstest: partitioner put a record of %q in partition %d; the topic has %d", cp.Topic, p, n)
+			return fmt.Errorf("streamstest: partitioner put a record of %q in partition %d; the topic has %d", r.Topic, p, n)
 		}
-		cp.Partition, cp.PartitionFor = p, nil
+		r.Partition, r.PartitionFor = p, nil
 	}
-	d.append(&cp)
+	d.append(r)
 	return nil
 }
 
 func (d *Driver) append(r *streams.RawRecord) {
 	var t *topic
-	for i, rt := range d.recent {
+	for _, rt := range d.recent {
 		if rt != nil && rt.name == r.Topic {
 			t = rt
-			if i > 0 {
-				copy(d.recent[1:i+1], d.recent[:i])
-				d.recent[0] = t
-			}
 			break
 		}
 	}
 	if t == nil {
+		// NB: replaced in turn, not kept in recency order: reordering on
+		// every hit cost more than it saved.
 		t = d.topic(r.Topic, 0)
-		copy(d.recent[1:], d.recent[:len(d.recent)-1])
-		d.recent[0] = t
+		d.recent[d.nextRecent] = t
+		d.nextRecent = (d.nextRecent + 1) % len(d.recent)
 	}
 	if !t.resolved {
 		t.readers, t.resolved = d.readers[r.Topic], true
@@ -602,7 +603,7 @@ func (d *Driver) restart() error {
 	}
 	d.engine, d.tasks, d.global = nil, nil, nil
 	d.stores, d.caches = map[storeKey]state.Store{}, map[streams.TaskID]*state.Cache{}
-	d.readers, d.recent = map[string][]*exec.Task{}, [4]*topic{}
+	d.readers, d.recent, d.nextRecent = map[string][]*exec.Task{}, [4]*topic{}, 0
 	for _, t := range d.topics {
 		t.readers, t.resolved = nil, false
 	}
