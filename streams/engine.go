@@ -399,10 +399,16 @@ func (s *sinkInstance[K, V]) emit(r Record[K, V]) error {
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: topic, What: "value", Err: err}
 	}
-	s.raw = RawRecord{Topic: topic, Partition: AnyPartition, Stable: s.stable, Key: kb, Value: vb, Timestamp: r.Timestamp, Headers: r.Headers}
+	// NB: field by field, not a composite literal: assigning a whole
+	// RawRecord to the heap copies (and write-barriers) every field.
+	raw := &s.raw
+	raw.Topic, raw.Partition, raw.Stable, raw.Offset = topic, AnyPartition, s.stable, 0
+	raw.Key, raw.Value = kb, vb
+	raw.Timestamp, raw.Headers = r.Timestamp, r.Headers
+	raw.PartitionFor = nil
 	if s.part != nil {
 		part, k, v := s.part, r.Key, r.Value
-		s.raw.PartitionFor = func(n int) Partition { return Partition(part(topic, k, v, n)) }
+		raw.PartitionFor = func(n int) Partition { return Partition(part(topic, k, v, n)) }
 	}
 	internal := s.internal
 	if s.real != "" {
