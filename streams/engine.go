@@ -272,6 +272,17 @@ type processorInstance[KIn, VIn, KOut, VOut any] struct {
 }
 
 func (p *processorInstance[KIn, VIn, KOut, VOut]) input() any {
+	if fp, ok := p.proc.(*funcProcessor[KIn, VIn, KOut, VOut]); ok && p.in == nil {
+		// A ProcessorFunc is called directly, one call less per record
+		// (its Init only keeps the context, which is p).
+		f, ctx := fp.f, ProcessorContext[KOut, VOut](p)
+		p.in = func(r Record[KIn, VIn]) error {
+			if err := f(ctx, r); err != nil {
+				return wrapNode(p.name, err)
+			}
+			return nil
+		}
+	}
 	if p.in == nil {
 		p.in = func(r Record[KIn, VIn]) error {
 			if err := p.proc.Process(r); err != nil {
