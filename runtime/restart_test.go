@@ -290,3 +290,34 @@ func rebalanceCallbacks(t *testing.T, a *runtime.Application, kind string) uint6
 	}
 	return n
 }
+
+// TestCloseDuringOutage: Close on an instance whose commit is stalled by
+// an unreachable broker returns promptly and cleanly (one short last
+// commit attempt, no wait for the broker), rather than waiting for the
+// broker to come back.
+func TestCloseDuringOutage(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
+	rb := newRestartableBroker(t)
+	c := &cluster{addrs: []string{rb.b.Addr()}, session: 6 * time.Second}
+	createTopics(t, c, 6)
+	p := newProducer(t, c)
+	in := startInstance(t, c, t.TempDir(), runtime.CommitTimeout(250*time.Millisecond))
+	seq := 0
+	p.send(t, 300, 30, base, &seq)
+	in.waitCountsRunning(t, c, p.expected())
+	rb.stop()
+	in.waitMetricAbove(t, "weir_commit_stalled", 0)
+	closed := make(chan error, 1)
+	go func() {
+		_ = in.app.Close()
+		closed <- <-in.done
+	}()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return within 30s with the broker away")
+	}
+}
