@@ -557,10 +557,16 @@ type handoffReader struct {
 const handoffBatch = 4096
 
 func (r handoffReader) Read(ctx context.Context, from, to state.Offset, fn func([]state.ChangelogRecord) error) error {
+	if to < r.h.next {
+		// The changelog ends below what the standby read: it was
+		// recreated meanwhile, and the records handed over are of the old
+		// one. Read it all.
+		return r.ChangelogReader.Read(ctx, from, to, fn)
+	}
 	recs := r.h.records
 	byOffset := func(c state.ChangelogRecord, o state.Offset) int { return cmp.Compare(c.Offset, o) }
 	i, _ := slices.BinarySearchFunc(recs, from, byOffset)
-	j, _ := slices.BinarySearchFunc(recs, min(to, r.h.next), byOffset)
+	j, _ := slices.BinarySearchFunc(recs, r.h.next, byOffset)
 	for i < j {
 		k := min(i+handoffBatch, j)
 		if err := fn(recs[i:k]); err != nil {
@@ -568,7 +574,7 @@ func (r handoffReader) Read(ctx context.Context, from, to state.Offset, fn func(
 		}
 		i = k
 	}
-	if to <= r.h.next {
+	if to == r.h.next {
 		return nil
 	}
 	return r.ChangelogReader.Read(ctx, max(from, r.h.next), to, fn)
