@@ -112,10 +112,14 @@ type kvChanges[K, V any] struct {
 	cached  bool
 	tagged  state.TaggedKeyValueStore
 	pending *pendingTable[K]
+	// kenc and venc are ks and vs resolved once for appending.
+	kenc serde.Encoder[K]
+	venc serde.Encoder[V]
 }
 
 func (c *kvChanges[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err error) {
 	c.ctx = ctx
+	c.kenc, c.venc = serde.NewEncoder(c.ks), serde.NewEncoder(c.vs)
 	if c.kv, err = kvStore(ctx, c.store); err != nil {
 		return err
 	}
@@ -230,7 +234,7 @@ func decodeChange[VA any](as serde.Serde[VA], store string, nb, ob []byte) (Chan
 }
 
 func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
-	kb, err := serde.AppendTo(p.ks, p.kbuf[:0], p.store, r.Key)
+	kb, err := p.kenc.Append(p.kbuf[:0], p.store, r.Key)
 	if err != nil {
 		return err
 	}
@@ -244,7 +248,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		agg = p.init()
 	}
 	agg = p.add(r.Key, r.Value, agg, hasOld)
-	vb, err := serde.AppendTo(p.vs, p.vbuf[:0], p.store, agg)
+	vb, err := p.venc.Append(p.vbuf[:0], p.store, agg)
 	if err != nil {
 		return err
 	}
@@ -367,10 +371,14 @@ type windowAggregate[K, V, VA any] struct {
 	tagged     state.TaggedWindowStore
 	pending    *pendingTable[K]
 	kbuf, vbuf []byte
+	// kenc and aenc are ks and as resolved once for appending.
+	kenc serde.Encoder[K]
+	aenc serde.Encoder[VA]
 }
 
 func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) error {
 	p.ctx = ctx
+	p.kenc, p.aenc = serde.NewEncoder(p.ks), serde.NewEncoder(p.as)
 	s, err := ctx.Store(p.store)
 	if err != nil {
 		return err
@@ -446,7 +454,7 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		}
 		if kb == nil {
 			var err error
-			if kb, err = serde.AppendTo(p.ks, p.kbuf[:0], p.store, r.Key); err != nil {
+			if kb, err = p.kenc.Append(p.kbuf[:0], p.store, r.Key); err != nil {
 				return err
 			}
 			p.kbuf = kb
@@ -475,7 +483,7 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 			agg = p.init()
 		}
 		agg = p.add(r.Key, r.Value, agg, hasOld)
-		vb, err := serde.AppendTo(p.as, p.vbuf[:0], p.store, agg)
+		vb, err := p.aenc.Append(p.vbuf[:0], p.store, agg)
 		if err != nil {
 			return err
 		}
