@@ -101,7 +101,8 @@ type kvAggregate[K, V, VA any] struct {
 // from the cache's flush, once per key and commit; pending keeps, per key
 // updated since its last flush, the latest input record's key, timestamp
 // and headers for the flushed record. Uncached, the processor forwards
-// each update itself.
+// each update itself. A cached store that keeps tags (tagged) holds each
+// key's pending record as the key's tag instead of pending.
 type kvChanges[K, V any] struct {
 	store   string
 	ks      serde.Serde[K]
@@ -109,19 +110,86 @@ type kvChanges[K, V any] struct {
 	kv      state.KeyValueStore
 	ctx     streams.ProcessorContext[K, Change[V]]
 	cached  bool
+	tagged  state.TaggedKeyValueStore
 	pending *pendingTable[K]
+	// kenc and venc are ks and vs resolved once for appending.
+	kenc serde.Encoder[K]
+	venc serde.Encoder[V]
 }
 
 func (c *kvChanges[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err error) {
 	c.ctx = ctx
+	c.kenc, c.venc = serde.NewEncoder(c.ks), serde.NewEncoder(c.vs)
 	if c.kv, err = kvStore(ctx, c.store); err != nil {
 		return err
+	}
+	if tk, ok := c.kv.(state.TaggedKeyValueStore); ok && state.SetKeyValueTagListener(c.kv, c.flushedTagged) {
+		c.cached, c.tagged = true, tk
+		return nil
 	}
 	c.cached = state.SetKeyValueFlushListener(c.kv, c.flushed)
 	if c.cached {
 		c.pending = newPendingTable[K]()
 	}
 	return nil
+}
+
+// get returns key kb's value and, with a tagged store, its pending record
+// (nil if none).
+func (c *kvChanges[K, V]) get(kb []byte) (V, bool, *pendingRec[K], error) {
+	if c.tagged == nil {
+		v, ok, err := getValue(c.kv, c.vs, c.store, kb)
+		return v, ok, nil, err
+	}
+	var zero V
+	b, tag, err := c.tagged.GetTagged(kb)
+	pr, _ := tag.(*pendingRec[K])
+	if err != nil || b == nil {
+		return zero, false, pr, err
+	}
+	v, err := c.vs.Deserialize(c.store, b)
+	if err != nil {
+		return zero, false, pr, err
+	}
+	return v, true, pr, nil
+}
+
+// put writes kb's serialized value vb (nil: delete) for the record r; in
+// a cached store it is forwarded at the flush with r's key, timestamp and
+// headers. pr is what get returned.
+func (c *kvChanges[K, V]) put(kb, vb []byte, pr *pendingRec[K], key K, ts time.Time, h streams.Headers) error {
+	switch {
+	case c.tagged != nil:
+		// The key's record slot is reused from one flush to the next; set
+		// before the put, which may write the key back at once.
+		if pr == nil {
+			pr = &pendingRec[K]{}
+		}
+		pr.key, pr.ts, pr.headers = key, ts, h
+		return c.tagged.PutTagged(kb, vb, pr)
+	case c.cached:
+		// NB: remember the record before the put: the put may evict this
+		// very key and call flushed at once.
+		c.pending.put(kb, 0, 0, key, ts, h)
+	}
+	if vb == nil {
+		return c.kv.Delete(kb)
+	}
+	return c.kv.Put(kb, vb)
+}
+
+// flushedTagged forwards a key's change when the cache writes it back;
+// the key's tag is its latest input record.
+func (c *kvChanges[K, V]) flushedTagged(kb, nb, ob []byte, tag any) error {
+	pr, _ := tag.(*pendingRec[K])
+	if pr == nil {
+		k, err := c.ks.Deserialize(c.store, kb)
+		if err != nil {
+			return err
+		}
+		pr = &pendingRec[K]{key: k, ts: c.ctx.StreamTime()}
+	}
+	return c.forwardFlushed(pr, nb, ob)
 }
 
 // flushed forwards a key's change when the cache writes it back.
@@ -134,6 +202,10 @@ func (c *kvChanges[K, V]) flushed(kb, nb, ob []byte) error {
 		}
 		pr = pendingRec[K]{key: k, ts: c.ctx.StreamTime()}
 	}
+	return c.forwardFlushed(&pr, nb, ob)
+}
+
+func (c *kvChanges[K, V]) forwardFlushed(pr *pendingRec[K], nb, ob []byte) error {
 	ch, err := decodeChange(c.vs, c.store, nb, ob)
 	if err != nil {
 		return err
@@ -162,12 +234,12 @@ func decodeChange[VA any](as serde.Serde[VA], store string, nb, ob []byte) (Chan
 }
 
 func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
-	kb, err := serde.AppendTo(p.ks, p.kbuf[:0], p.store, r.Key)
+	kb, err := p.kenc.Append(p.kbuf[:0], p.store, r.Key)
 	if err != nil {
 		return err
 	}
 	p.kbuf = kb
-	old, hasOld, err := getValue(p.kv, p.vs, p.store, kb)
+	old, hasOld, pr, err := p.get(kb)
 	if err != nil {
 		return err
 	}
@@ -176,7 +248,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		agg = p.init()
 	}
 	agg = p.add(r.Key, r.Value, agg, hasOld)
-	vb, err := serde.AppendTo(p.vs, p.vbuf[:0], p.store, agg)
+	vb, err := p.venc.Append(p.vbuf[:0], p.store, agg)
 	if err != nil {
 		return err
 	}
@@ -185,10 +257,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		vb = []byte{} // an empty aggregate is not a deletion
 	}
 	if p.cached {
-		// NB: remember the record before the put: the put may evict this
-		// very key and call flushed at once.
-		p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
-		return p.kv.Put(kb, vb)
+		return p.put(kb, vb, pr, r.Key, r.Timestamp, r.Headers)
 	}
 	if err := p.kv.Put(kb, vb); err != nil {
 		return err
@@ -295,14 +364,21 @@ type windowAggregate[K, V, VA any] struct {
 	ctx    streams.ProcessorContext[Windowed[K], Change[VA]]
 	starts []int64
 	// cached, pending, kbuf and vbuf are kvAggregate's, per key and window
-	// start.
+	// start. tagged is ws as a store that keeps each window's latest input
+	// record (a *pendingRec) as its tag; pending is used only when it is
+	// nil.
 	cached     bool
+	tagged     state.TaggedWindowStore
 	pending    *pendingTable[K]
 	kbuf, vbuf []byte
+	// kenc and aenc are ks and as resolved once for appending.
+	kenc serde.Encoder[K]
+	aenc serde.Encoder[VA]
 }
 
 func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) error {
 	p.ctx = ctx
+	p.kenc, p.aenc = serde.NewEncoder(p.ks), serde.NewEncoder(p.as)
 	s, err := ctx.Store(p.store)
 	if err != nil {
 		return err
@@ -312,11 +388,29 @@ func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K
 		return &streams.TopologyError{Node: p.store, Problem: "store is not a window store"}
 	}
 	p.ws = ws
+	if tw, ok := ws.(state.TaggedWindowStore); ok && state.SetWindowTagListener(ws, p.flushedTagged) {
+		p.cached, p.tagged = true, tw
+		return nil
+	}
 	p.cached = state.SetWindowFlushListener(ws, p.flushed)
 	if p.cached {
 		p.pending = newPendingTable[K]()
 	}
 	return nil
+}
+
+// flushedTagged forwards a window's result when the cache writes it back;
+// the window's tag is its latest input record.
+func (p *windowAggregate[K, V, VA]) flushedTagged(kb []byte, start int64, nb, ob []byte, tag any) error {
+	pr, _ := tag.(*pendingRec[K])
+	if pr == nil {
+		k, err := p.ks.Deserialize(p.store, kb)
+		if err != nil {
+			return err
+		}
+		pr = &pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
+	}
+	return p.forwardFlushed(pr, start, nb, ob)
 }
 
 // flushed forwards a window's result when the cache writes it back.
@@ -329,6 +423,10 @@ func (p *windowAggregate[K, V, VA]) flushed(kb []byte, start int64, nb, ob []byt
 		}
 		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
 	}
+	return p.forwardFlushed(&pr, start, nb, ob)
+}
+
+func (p *windowAggregate[K, V, VA]) forwardFlushed(pr *pendingRec[K], start int64, nb, ob []byte) error {
 	ch, err := decodeChange(p.as, p.store, nb, ob)
 	if err != nil {
 		return err
@@ -356,16 +454,25 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		}
 		if kb == nil {
 			var err error
-			if kb, err = serde.AppendTo(p.ks, p.kbuf[:0], p.store, r.Key); err != nil {
+			if kb, err = p.kenc.Append(p.kbuf[:0], p.store, r.Key); err != nil {
 				return err
 			}
 			p.kbuf = kb
 		}
 		var old VA
 		hasOld := false
-		if b, err := p.ws.Get(kb, start); err != nil {
+		var b []byte
+		var tag any
+		var err error
+		if p.tagged != nil {
+			b, tag, err = p.tagged.GetTagged(kb, start)
+		} else {
+			b, err = p.ws.Get(kb, start)
+		}
+		if err != nil {
 			return err
-		} else if b != nil {
+		}
+		if b != nil {
 			if old, err = p.as.Deserialize(p.store, b); err != nil {
 				return err
 			}
@@ -376,13 +483,26 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 			agg = p.init()
 		}
 		agg = p.add(r.Key, r.Value, agg, hasOld)
-		vb, err := serde.AppendTo(p.as, p.vbuf[:0], p.store, agg)
+		vb, err := p.aenc.Append(p.vbuf[:0], p.store, agg)
 		if err != nil {
 			return err
 		}
 		p.vbuf = vb
 		if vb == nil {
 			vb = []byte{}
+		}
+		if p.tagged != nil {
+			// The window's record slot is reused from one flush to the
+			// next; set before the put, which may write the window back.
+			pr, _ := tag.(*pendingRec[K])
+			if pr == nil {
+				pr = &pendingRec[K]{}
+			}
+			pr.key, pr.ts, pr.headers = r.Key, r.Timestamp, r.Headers
+			if err := p.tagged.PutTagged(kb, start, vb, pr); err != nil {
+				return err
+			}
+			continue
 		}
 		if p.cached {
 			p.pending.put(kb, start, 0, r.Key, r.Timestamp, r.Headers)

@@ -96,7 +96,7 @@ func (p *tableSource[K, V]) Process(r streams.Record[K, Nullable[V]]) error {
 	if err != nil {
 		return err
 	}
-	old, hasOld, err := getValue(p.kv, p.vs, p.store, kb)
+	old, hasOld, pr, err := p.get(kb)
 	if err != nil {
 		return err
 	}
@@ -105,8 +105,16 @@ func (p *tableSource[K, V]) Process(r streams.Record[K, Nullable[V]]) error {
 		return nil
 	}
 	if p.cached {
-		// NB: before the write, which may evict and flush at once.
-		p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
+		var vb []byte
+		if ch.HasNew {
+			if vb, err = p.vs.Serialize(p.store, ch.New); err != nil {
+				return err
+			}
+			if vb == nil {
+				vb = []byte{} // a present value, not a deletion
+			}
+		}
+		return p.put(kb, vb, pr, r.Key, r.Timestamp, r.Headers)
 	}
 	if !ch.HasNew {
 		if err := p.kv.Delete(kb); err != nil {

@@ -113,11 +113,12 @@ func (w SessionWindows) Grace(d time.Duration) SessionWindows {
 // inner key's bytes followed by the window start (8 bytes, big endian,
 // milliseconds), the layout Kafka Streams uses; the end is start + size.
 func WindowedSerde[K any](inner serde.Serde[K], size time.Duration) serde.Serde[Windowed[K]] {
-	return windowedSerde[K]{inner: inner, size: size.Milliseconds()}
+	return windowedSerde[K]{inner: inner, enc: serde.NewEncoder(inner), size: size.Milliseconds()}
 }
 
 type windowedSerde[K any] struct {
 	inner serde.Serde[K]
+	enc   serde.Encoder[K]
 	size  int64
 }
 
@@ -128,7 +129,7 @@ func (s windowedSerde[K]) Serialize(topic string, w Windowed[K]) ([]byte, error)
 // Append implements serde.Appender: the inner key's bytes and the start,
 // appended to dst (one allocation at most when dst is nil).
 func (s windowedSerde[K]) Append(dst []byte, topic string, w Windowed[K]) ([]byte, error) {
-	out, err := serde.AppendTo(s.inner, dst, topic, w.Key)
+	out, err := s.enc.Append(dst, topic, w.Key)
 	if err != nil {
 		return dst, err
 	}
@@ -152,10 +153,13 @@ func (s windowedSerde[K]) Deserialize(topic string, b []byte) (Windowed[K], erro
 // milliseconds), Kafka Streams' layout. A session's End is its last
 // record's timestamp (inclusive).
 func SessionWindowedSerde[K any](inner serde.Serde[K]) serde.Serde[Windowed[K]] {
-	return sessionSerde[K]{inner: inner}
+	return sessionSerde[K]{inner: inner, enc: serde.NewEncoder(inner)}
 }
 
-type sessionSerde[K any] struct{ inner serde.Serde[K] }
+type sessionSerde[K any] struct {
+	inner serde.Serde[K]
+	enc   serde.Encoder[K]
+}
 
 func (s sessionSerde[K]) Serialize(topic string, w Windowed[K]) ([]byte, error) {
 	return s.Append(nil, topic, w)
@@ -163,7 +167,7 @@ func (s sessionSerde[K]) Serialize(topic string, w Windowed[K]) ([]byte, error) 
 
 // Append implements serde.Appender.
 func (s sessionSerde[K]) Append(dst []byte, topic string, w Windowed[K]) ([]byte, error) {
-	kb, err := serde.AppendTo(s.inner, dst, topic, w.Key)
+	kb, err := s.enc.Append(dst, topic, w.Key)
 	if err != nil {
 		return dst, err
 	}

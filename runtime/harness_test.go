@@ -156,7 +156,14 @@ type instance struct {
 
 func startInstance(t *testing.T, c *cluster, stateDir string, extra ...runtime.Option) *instance {
 	t.Helper()
-	topo, err := orders.Topology(false)
+	return startInstanceOf(t, c, stateDir, false, extra...)
+}
+
+// startInstanceOf starts an instance of the orders topology, with its
+// Suppress step writing each window's final count if finals is set.
+func startInstanceOf(t *testing.T, c *cluster, stateDir string, finals bool, extra ...runtime.Option) *instance {
+	t.Helper()
+	topo, err := orders.Topology(finals)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,13 +286,19 @@ func (p *producer) expected() map[orders.WindowKey]int64 {
 // window is the latest update).
 func readCounts(t *testing.T, c *cluster) map[orders.WindowKey]int64 {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...), kgo.ConsumeTopics(orders.UpdatesTopic),
+	return readCountsOf(t, c, orders.UpdatesTopic)
+}
+
+// readCountsOf is readCounts of topic (the updates or the final counts).
+func readCountsOf(t *testing.T, c *cluster, topic string) map[orders.WindowKey]int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ends := endOffsets(t, c, orders.UpdatesTopic)
+	ends := endOffsets(t, c, topic)
 	ks, vs := orders.CountKeySerde(), serde.Int64()
 	out := map[orders.WindowKey]int64{}
 	read := map[int32]int64{}
@@ -302,7 +315,7 @@ func readCounts(t *testing.T, c *cluster) map[orders.WindowKey]int64 {
 	for !done() {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %v (read %v of %v)", orders.UpdatesTopic, ctx.Err(), read, ends)
+			t.Fatalf("reading %s: %v (read %v of %v)", topic, ctx.Err(), read, ends)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			k, err := ks.Deserialize(r.Topic, r.Key)

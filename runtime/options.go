@@ -58,12 +58,28 @@ func CommitInterval(d time.Duration) Option {
 	return optFunc(func(c *config) { c.app.CommitInterval = d })
 }
 
+// CommitTimeout bounds one commit attempt: how long it waits for the
+// stores' changelog records and the output to be acknowledged and for the
+// input offsets to be committed. An attempt that runs out of time because
+// the broker is unreachable does not stop the instance: it is logged and
+// counted (weir_commit_failures_total{reason="timeout"}), processing and
+// fetching pause (weir_commit_stalled is 1), and the commit is retried
+// with backoff, starting at the commit interval and doubling up to 5s, for
+// as long as the instance runs; once an attempt succeeds, processing
+// resumes. A broker outage of any length is thus ridden through. Default
+// 60s.
+func CommitTimeout(d time.Duration) Option {
+	return optFunc(func(c *config) { c.app.CommitTimeout = d })
+}
+
 // StandbyReplicas is the number of standby replicas per task the assignor
 // places on other instances. Default 0. An instance keeps a warm copy of
-// each standby task's stores (Pebble-backed ones; in-memory stores are not
-// kept) by reading their changelogs continuously, so that when the task
-// fails over to it, or moves to it, only the changelog tail it had not
-// read yet is replayed.
+// each standby task's stores by reading their changelogs continuously, so
+// that when the task fails over to it, or moves to it, only the changelog
+// tail it had not read yet is replayed. The copy of a Pebble-backed store is
+// the store itself, checkpointed; the copy of an in-memory store (such as a
+// Suppress buffer) is its changelog compacted by key, held in memory and
+// handed to the task's restore, which reads from the broker only the rest.
 func StandbyReplicas(n int) Option { return optFunc(func(c *config) { c.app.Standbys = n }) }
 
 // MemoryBudget bounds the memory of all the instance's stores together

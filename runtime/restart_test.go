@@ -63,6 +63,19 @@ func (in *instance) waitMetricAbove(t *testing.T, name string, v float64) {
 	}
 }
 
+// waitMetricBelow polls until metric name of in sums to less than v.
+func (in *instance) waitMetricBelow(t *testing.T, name string, v float64) {
+	t.Helper()
+	deadline := time.Now().Add(40 * time.Second)
+	for metricSum(t, in.app, name) >= v {
+		in.checkRunning(t)
+		if time.Now().After(deadline) {
+			t.Fatalf("%s stayed at %v (want below %v)", name, metricSum(t, in.app, name), v)
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval with a deadline
+	}
+}
+
 // waitCountsRunning is waitCounts that also fails as soon as the
 // instance's Run returns.
 func (in *instance) waitCountsRunning(t *testing.T, c *cluster, want map[orders.WindowKey]int64) {
@@ -102,20 +115,35 @@ func (in *instance) waitCountsRunning(t *testing.T, c *cluster, want map[orders.
 // member), its tasks close without committing and resume from the
 // committed offsets: records processed after that commit are processed
 // again on top of their changelog writes (at-least-once).
+//
+// long: as flowing, but the instance's commit timeout (250ms) is far
+// shorter than the outage (2s), as a default 60s timeout is shorter than
+// a long outage. The instance must stall its commit rather than stop:
+// weir_commit_stalled turns 1 and timed-out or unreachable attempts are
+// counted, no record is processed while it is stalled (processing is held
+// back, not buffered), and once the broker is back a retry succeeds
+// (weir_commit_stalled 0) and processing resumes (the flow stops when the
+// broker is back; a last batch must be processed).
 func TestBrokerRestart(t *testing.T) {
-	for _, flowing := range []bool{false, true} {
-		name := map[bool]string{false: "idle", true: "flowing"}[flowing]
-		t.Run(name, func(t *testing.T) { testBrokerRestart(t, flowing) })
+	for _, mode := range []string{"idle", "flowing", "long"} {
+		t.Run(mode, func(t *testing.T) { testBrokerRestart(t, mode) })
 	}
 }
 
-func testBrokerRestart(t *testing.T, flowing bool) {
+func testBrokerRestart(t *testing.T, mode string) {
+	flowing := mode != "idle"
 	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
 	rb := newRestartableBroker(t)
 	c := &cluster{addrs: []string{rb.b.Addr()}, session: 6 * time.Second}
 	createTopics(t, c, 6)
 	p := newProducer(t, c)
-	in := startInstance(t, c, t.TempDir())
+	var extra []runtime.Option
+	outage := time.Second
+	if mode == "long" {
+		extra = append(extra, runtime.CommitTimeout(250*time.Millisecond))
+		outage = 2 * time.Second
+	}
+	in := startInstance(t, c, t.TempDir(), extra...)
 	seq := 0
 	p.send(t, 300, 30, base, &seq)
 	in.waitCountsRunning(t, c, p.expected())
@@ -128,12 +156,32 @@ func testBrokerRestart(t *testing.T, flowing bool) {
 	committed := committedOffsets(t, c)
 	signs := readOutageSigns(t, in.app)
 	rb.stop()
-	if flowing {
+	stopped := time.Now()
+	if mode == "long" {
+		in.waitMetricAbove(t, "weir_commit_stalled", 0)
+		held := metricSum(t, in.app, "weir_records_processed_total")
 		// The outage lasts this long; nothing waits on it.
-		<-time.After(time.Second)
+		<-time.After(time.Until(stopped.Add(outage)))
+		if got := metricSum(t, in.app, "weir_commit_stalled"); got != 1 {
+			t.Fatalf("weir_commit_stalled is %v with the broker still away, want 1", got)
+		}
+		if got := metricSum(t, in.app, "weir_records_processed_total"); got != held {
+			t.Fatalf("records processed while the commit was stalled: %v, then %v", held, got)
+		}
+		t.Logf("stalled %v into the outage: %v failed commit attempts", outage, metricSum(t, in.app, "weir_commit_failures_total")-signs.failures)
+	} else if flowing {
+		// The outage lasts this long; nothing waits on it.
+		<-time.After(time.Until(stopped.Add(outage)))
 	}
 	rb.start(c.addrs[0])
-	if flowing {
+	if mode == "long" {
+		// The flow's orders held up by the outage go out, the flow stops,
+		// and one more batch must be processed: the instance resumed.
+		f.halt(t)
+		processed := metricSum(t, in.app, "weir_records_processed_total")
+		p.send(t, 300, 30, base, &seq)
+		in.waitMetricAbove(t, "weir_records_processed_total", processed+300)
+	} else if flowing {
 		processed := metricSum(t, in.app, "weir_records_processed_total")
 		in.waitMetricAbove(t, "weir_records_processed_total", processed+600)
 		f.halt(t)
@@ -153,6 +201,9 @@ func testBrokerRestart(t *testing.T, flowing bool) {
 	t.Logf("%d of %d records at or after the offsets committed before the restart", sum(slack), len(p.sent))
 	if flowing {
 		in.waitOutageFelt(t, signs)
+		if mode == "long" {
+			in.waitMetricBelow(t, "weir_commit_stalled", 1)
+		}
 	} else {
 		t.Logf("idle: metrics before the restart %+v, after %+v", signs, readOutageSigns(t, in.app))
 	}
@@ -246,4 +297,35 @@ func rebalanceCallbacks(t *testing.T, a *runtime.Application, kind string) uint6
 		}
 	}
 	return n
+}
+
+// TestCloseDuringOutage: Close on an instance whose commit is stalled by
+// an unreachable broker returns promptly and cleanly (one short last
+// commit attempt, no wait for the broker), rather than waiting for the
+// broker to come back.
+func TestCloseDuringOutage(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
+	rb := newRestartableBroker(t)
+	c := &cluster{addrs: []string{rb.b.Addr()}, session: 6 * time.Second}
+	createTopics(t, c, 6)
+	p := newProducer(t, c)
+	in := startInstance(t, c, t.TempDir(), runtime.CommitTimeout(250*time.Millisecond))
+	seq := 0
+	p.send(t, 300, 30, base, &seq)
+	in.waitCountsRunning(t, c, p.expected())
+	rb.stop()
+	in.waitMetricAbove(t, "weir_commit_stalled", 0)
+	closed := make(chan error, 1)
+	go func() {
+		_ = in.app.Close()
+		closed <- <-in.done
+	}()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return within 30s with the broker away")
+	}
 }

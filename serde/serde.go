@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -33,16 +34,54 @@ type Appender[T any] interface {
 }
 
 // AppendTo appends s's encoding of v to dst: through Appender if s has it,
-// else by Serialize and a copy.
+// else by Serialize and a copy. Code that encodes many values with one
+// serde keeps an Encoder instead.
 func AppendTo[T any](s Serde[T], dst []byte, topic string, v T) ([]byte, error) {
-	if a, ok := s.(Appender[T]); ok {
-		return a.Append(dst, topic, v)
+	return NewEncoder(s).Append(dst, topic, v)
+}
+
+// Encoder is the encoding side of a serde with its Appender looked up once.
+// AppendTo looks it up on every call, and asserting a generic interface
+// type is a run-time table lookup: per-record code (sinks, stores,
+// aggregations) builds an Encoder when it is set up and keeps it.
+type Encoder[T any] struct {
+	s Serde[T]
+	a Appender[T] // nil: s only serializes
+}
+
+// NewEncoder returns the Encoder of s.
+func NewEncoder[T any](s Serde[T]) Encoder[T] {
+	a, _ := s.(Appender[T])
+	return Encoder[T]{s: s, a: a}
+}
+
+// Appends reports whether the serde encodes into a caller's buffer
+// (implements Appender).
+func (e Encoder[T]) Appends() bool { return e.a != nil }
+
+// Serialize is the serde's Serialize.
+func (e Encoder[T]) Serialize(topic string, v T) ([]byte, error) { return e.s.Serialize(topic, v) }
+
+// Append is AppendTo with the encoder's serde.
+func (e Encoder[T]) Append(dst []byte, topic string, v T) ([]byte, error) {
+	if e.a != nil {
+		return e.a.Append(dst, topic, v)
 	}
-	b, err := s.Serialize(topic, v)
+	b, err := e.s.Serialize(topic, v)
 	if err != nil {
 		return dst, err
 	}
 	return append(dst, b...), nil
+}
+
+// AliasDecoder is implemented by serdes that can decode without copying:
+// DeserializeAlias may return a value that shares b's memory (the String
+// serde returns a string over b's bytes), where Deserialize must not retain
+// b. Call it only for bytes that nobody writes again, and know that the
+// value keeps b's whole backing array alive as long as it lives. Task
+// engines use it for records marked streams.RawRecord.Stable.
+type AliasDecoder[T any] interface {
+	DeserializeAlias(topic string, b []byte) (T, error)
 }
 
 // DecodeError reports bytes a serde could not decode. Callers that know more
@@ -96,6 +135,14 @@ func (stringSerde) Append(dst []byte, _ string, v string) ([]byte, error) {
 }
 func (stringSerde) Deserialize(_ string, b []byte) (string, error) {
 	return string(b), nil
+}
+
+// DeserializeAlias implements AliasDecoder: the string shares b's bytes.
+func (stringSerde) DeserializeAlias(_ string, b []byte) (string, error) {
+	if len(b) == 0 {
+		return "", nil
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b)), nil
 }
 
 // Bytes returns the identity serde of byte slices. Serialize returns v

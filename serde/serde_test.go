@@ -5,6 +5,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/serde"
@@ -38,6 +39,19 @@ func roundTrip[T any](t *testing.T, s serde.Serde[T], v T) {
 	}
 	if d := cmp.Diff(append(prefix, b...), a); d != "" {
 		t.Fatalf("AppendTo (-want +got):\n%s", d)
+	}
+	// An Encoder does the same, and Appends tells whether s has an
+	// Appender.
+	enc := serde.NewEncoder(s)
+	e, err := enc.Append(append([]byte(nil), prefix...), "topic", v)
+	if err != nil {
+		t.Fatalf("encoder append %v: %v", v, err)
+	}
+	if d := cmp.Diff(append(prefix, b...), e); d != "" {
+		t.Fatalf("Encoder.Append (-want +got):\n%s", d)
+	}
+	if _, ok := s.(serde.Appender[T]); enc.Appends() != ok {
+		t.Fatalf("Encoder.Appends() = %v for a serde with Appender %v", enc.Appends(), ok)
 	}
 }
 
@@ -148,4 +162,50 @@ func FuzzInt64(f *testing.F) {
 
 func FuzzOrderedInt64(f *testing.F) {
 	fuzzDecoder(f, serde.OrderedInt64(), []byte{0x80, 0, 0, 0, 0, 0, 0, 0})
+}
+
+// The String serde's DeserializeAlias gives Deserialize's string without a
+// copy: it shares the bytes it decodes (and so changes with them, which is
+// why callers use it only for bytes nobody writes again).
+func TestStringDeserializeAliasSharesBytes(t *testing.T) {
+	s := serde.String()
+	a, ok := s.(serde.AliasDecoder[string])
+	if !ok {
+		t.Fatal("the String serde does not implement AliasDecoder")
+	}
+	b := []byte("customer-42")
+	v, err := a.DeserializeAlias("t", b)
+	if err != nil || v != "customer-42" {
+		t.Fatalf("DeserializeAlias = %q, %v", v, err)
+	}
+	if unsafe.StringData(v) != &b[0] {
+		t.Error("DeserializeAlias copied the bytes")
+	}
+	copied, _ := s.Deserialize("t", b)
+	b[0] = 'C'
+	if v != "Customer-42" || copied != "customer-42" {
+		t.Errorf("after writing the bytes: alias %q (want Customer-42), copy %q (want customer-42)", v, copied)
+	}
+	for _, empty := range [][]byte{nil, {}} {
+		if v, err := a.DeserializeAlias("t", empty); v != "" || err != nil {
+			t.Errorf("DeserializeAlias(%v) = %q, %v", empty, v, err)
+		}
+	}
+}
+
+// DeserializeAlias decodes any bytes to what Deserialize gives.
+func FuzzStringAlias(f *testing.F) {
+	f.Add([]byte("héllo"))
+	f.Add([]byte{0xff, 0})
+	a := serde.String().(serde.AliasDecoder[string])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		want, err := serde.String().Deserialize("fuzz", b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.DeserializeAlias("fuzz", b)
+		if err != nil || got != want {
+			t.Fatalf("DeserializeAlias(%x) = %q, %v; Deserialize gives %q", b, got, err, want)
+		}
+	})
 }

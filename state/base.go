@@ -32,6 +32,12 @@ type base struct {
 	// onReload lets window and session stores reset their retention
 	// bookkeeping when the meta is reloaded.
 	onReload func()
+	// onWipe lets a store that keeps its data outside the backend (the
+	// in-memory window store) drop it with the backend's.
+	onWipe func()
+	// logSlab is the free tail of the buffer changelog copies are carved
+	// from (see logChange).
+	logSlab []byte
 }
 
 // Name returns the store's name.
@@ -44,18 +50,33 @@ func (b *base) check() error {
 	return nil
 }
 
-// logChange appends a change to the changelog. key and value are copied
-// (into one allocation) since the writer may keep them.
+// logSlabSize is the size of the buffers changelog copies are carved from.
+const logSlabSize = 8 << 10
+
+// logChange appends a change to the changelog. key and value are copied,
+// since the writer may keep them: carved from a shared buffer that is
+// never written again where a copy lies (the garbage collector frees it
+// with the last record using it), or, when large, allocated on their own.
 func (b *base) logChange(key, value []byte) error {
 	if b.changelog == nil {
 		return nil
 	}
-	buf := make([]byte, len(key)+len(value))
+	n := len(key) + len(value)
+	var buf []byte
+	switch {
+	case n > logSlabSize/8:
+		buf = make([]byte, n)
+	default:
+		if len(b.logSlab) < n {
+			b.logSlab = make([]byte, logSlabSize)
+		}
+		buf, b.logSlab = b.logSlab[:n:n], b.logSlab[n:]
+	}
 	k := buf[:len(key):len(key)]
 	copy(k, key)
 	var v []byte
 	if value != nil {
-		v = buf[len(key):]
+		v = buf[len(key):n:n]
 		copy(v, value)
 	}
 	if err := b.changelog.Append(k, v); err != nil {
@@ -151,6 +172,9 @@ func (b *base) wipe() error {
 	b.accounted = 0
 	if err := b.be.wipe(); err != nil {
 		return err
+	}
+	if b.onWipe != nil {
+		b.onWipe()
 	}
 	b.m = zeroMeta
 	return nil

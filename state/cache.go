@@ -43,6 +43,8 @@ type centry struct {
 	// turns dirty, so that the flush need not read the old value back.
 	old      []byte
 	oldKnown bool
+	// tag is the caller's tag of a window entry (see TaggedWindowStore).
+	tag any
 	// gone is set when the entry left the cache.
 	gone       bool
 	size       int64
@@ -114,6 +116,9 @@ func (c *Cache) maybeEvict() error {
 type cacheNS struct {
 	c *Cache
 	m map[string]*centry
+	// t orders the entries of m for iterators. It is built by the first
+	// iterator and kept up to date from then on: a namespace no one
+	// iterates (an aggregation's) never pays for the ordering.
 	t *btreemap.BTreeMap[[]byte, *centry]
 	// dirty is the sentinel of the ring of dirty entries; dirty.dnext is the
 	// entry dirty the longest.
@@ -131,7 +136,7 @@ type cacheNS struct {
 }
 
 func newCacheNS(c *Cache) *cacheNS {
-	ns := &cacheNS{c: c, m: map[string]*centry{}, t: btreemap.New[[]byte, *centry](16, bytes.Compare)}
+	ns := &cacheNS{c: c, m: map[string]*centry{}}
 	ns.dirty.dnext, ns.dirty.dprev = &ns.dirty, &ns.dirty
 	return ns
 }
@@ -168,6 +173,18 @@ func (ns *cacheNS) markClean(en *centry) {
 	ns.ndirty--
 }
 
+// ordered returns the entries in key order, building the order on first
+// use.
+func (ns *cacheNS) ordered() *btreemap.BTreeMap[[]byte, *centry] {
+	if ns.t == nil {
+		ns.t = btreemap.New[[]byte, *centry](16, bytes.Compare)
+		for _, en := range ns.m {
+			ns.t.ReplaceOrInsert(en.key, en)
+		}
+	}
+	return ns.t
+}
+
 // lookup returns key's entry, or nil.
 func (ns *cacheNS) lookup(key []byte) *centry {
 	if l := ns.last; l != nil && bytes.Equal(l.key, key) {
@@ -191,6 +208,12 @@ func (ns *cacheNS) get(key []byte) *centry {
 // put records value for key; dirty says whether it is a write (or a clean
 // copy of what the store holds). value is copied.
 func (ns *cacheNS) put(key, value []byte, dirty bool) error {
+	return ns.putTagged(key, value, dirty, nil, false)
+}
+
+// putTagged is put, setting the entry's tag if setTag (before an eviction
+// may write the entry back).
+func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag bool) error {
 	en := ns.lookup(key)
 	if en == nil {
 		// The key and the first value share one allocation.
@@ -202,7 +225,9 @@ func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 			en.value = buf[len(key):len(key)]
 		}
 		ns.m[string(k)] = en
-		ns.t.ReplaceOrInsert(k, en)
+		if ns.t != nil {
+			ns.t.ReplaceOrInsert(k, en)
+		}
 		ns.c.pushFront(en)
 		ns.last = en
 	} else {
@@ -224,6 +249,9 @@ func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 	if dirty {
 		ns.markDirty(en)
 	}
+	if setTag {
+		en.tag = tag
+	}
 	size := int64(len(en.key)+cap(en.value)+cap(en.old)) + entryOverhead
 	ns.c.account(size - en.size)
 	en.size = size
@@ -239,8 +267,11 @@ func (ns *cacheNS) remove(en *centry) {
 		ns.last = nil
 	}
 	ns.markClean(en)
+	en.tag = nil
 	delete(ns.m, string(en.key))
-	ns.t.Delete(en.key)
+	if ns.t != nil {
+		ns.t.Delete(en.key)
+	}
 	ns.c.unlink(en)
 	ns.c.account(-en.size)
 }
@@ -301,7 +332,7 @@ func (it *cacheIter) next() bool {
 		if it.hi != nil {
 			hi = btreemap.LT(it.hi)
 		}
-		for _, en := range it.ns.t.Ascend(lo, hi) {
+		for _, en := range it.ns.ordered().Ascend(lo, hi) {
 			it.cur = en
 			break
 		}
@@ -314,7 +345,7 @@ func (it *cacheIter) next() bool {
 			hi = btreemap.LT(it.last)
 		}
 		lo = btreemap.GE(it.lo)
-		for _, en := range it.ns.t.Descend(hi, lo) {
+		for _, en := range it.ns.ordered().Descend(hi, lo) {
 			it.cur = en
 			break
 		}
@@ -463,27 +494,59 @@ func checkCached(s Store) (*base, error) {
 // the processor that owns one (an aggregation) says where to forward. It
 // reports false if s is not a cached key-value store.
 func SetKeyValueFlushListener(s KeyValueStore, l KeyValueFlushListener) bool {
-	w, ok := s.(*cachedKV)
-	if ok {
+	return SetKeyValueTagListener(s, untaggedKV(l))
+}
+
+// SetKeyValueTagListener is SetKeyValueFlushListener with a listener that
+// also receives the key's tag (see TaggedKeyValueStore).
+func SetKeyValueTagListener(s KeyValueStore, l KeyValueTagListener) bool {
+	switch w := s.(type) {
+	case *cachedKV:
 		w.listener = l
+		return true
+	case *memKVCached:
+		w.s.listener = l
+		return true
 	}
-	return ok
+	return false
 }
 
 // SetWindowFlushListener is SetKeyValueFlushListener for window stores.
 func SetWindowFlushListener(s WindowStore, l WindowFlushListener) bool {
-	w, ok := s.(*cachedWindow)
-	if ok {
-		w.listener = l
+	return SetWindowTagListener(s, untagged(l))
+}
+
+// untagged adapts a WindowFlushListener (nil stays nil).
+func untagged(l WindowFlushListener) WindowTagListener {
+	if l == nil {
+		return nil
 	}
-	return ok
+	return func(key []byte, start int64, nv, ov []byte, _ any) error { return l(key, start, nv, ov) }
+}
+
+// SetWindowTagListener is SetWindowFlushListener with a listener that also
+// receives the window's tag (see TaggedWindowStore).
+func SetWindowTagListener(s WindowStore, l WindowTagListener) bool {
+	switch w := s.(type) {
+	case *cachedWindow:
+		w.listener = l
+		return true
+	case *memWindowCached:
+		w.s.listener = l
+		return true
+	}
+	return false
 }
 
 // SetSessionFlushListener is SetKeyValueFlushListener for session stores.
 func SetSessionFlushListener(s SessionStore, l SessionFlushListener) bool {
-	w, ok := s.(*cachedSession)
-	if ok {
+	switch w := s.(type) {
+	case *cachedSession:
 		w.listener = l
+		return true
+	case *memSessionCached:
+		w.s.listener = l
+		return true
 	}
-	return ok
+	return false
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"fmt"
 )
 
 // KeyValue returns s wrapped by the cache; listener (may be nil) is called
@@ -13,7 +14,15 @@ func (c *Cache) KeyValue(s KeyValueStore, listener KeyValueFlushListener) (KeyVa
 	if err != nil {
 		return nil, err
 	}
-	w := &cachedKV{under: s, b: b, ns: newCacheNS(c), listener: listener}
+	if ms, ok := s.(*memKVStore); ok {
+		// An in-memory store caches in place (see memKVStore).
+		if ms.wrapped {
+			return nil, fmt.Errorf("state: cache: key-value store %q is already wrapped", s.Name())
+		}
+		ms.wrapped, ms.listener = true, untaggedKV(listener)
+		return &memKVCached{s: ms}, nil
+	}
+	w := &cachedKV{under: s, b: b, ns: newCacheNS(c), listener: untaggedKV(listener)}
 	w.ns.write = w.write
 	return w, nil
 }
@@ -24,7 +33,15 @@ type cachedKV struct {
 	under    KeyValueStore
 	b        *base
 	ns       *cacheNS
-	listener KeyValueFlushListener
+	listener KeyValueTagListener
+}
+
+// untaggedKV adapts a KeyValueFlushListener (nil stays nil).
+func untaggedKV(l KeyValueFlushListener) KeyValueTagListener {
+	if l == nil {
+		return nil
+	}
+	return func(key, nv, ov []byte, _ any) error { return l(key, nv, ov) }
 }
 
 func (w *cachedKV) baseStore() *base { return w.b }
@@ -58,7 +75,7 @@ func (w *cachedKV) write(en *centry) error {
 	if en.value == nil && old == nil {
 		return nil // deleting an absent key changes nothing downstream
 	}
-	return w.listener(en.key, en.value, old)
+	return w.listener(en.key, en.value, old, en.tag)
 }
 
 func (w *cachedKV) Get(key []byte) ([]byte, error) {
@@ -79,6 +96,15 @@ func (w *cachedKV) Get(key []byte) ([]byte, error) {
 }
 
 func (w *cachedKV) Put(key, value []byte) error {
+	return w.put(key, value, nil, false)
+}
+
+// PutTagged implements TaggedKeyValueStore.
+func (w *cachedKV) PutTagged(key, value []byte, tag any) error {
+	return w.put(key, value, tag, true)
+}
+
+func (w *cachedKV) put(key, value []byte, tag any, setTag bool) error {
 	b := w.baseStore()
 	if err := b.check(); err != nil {
 		return err
@@ -86,7 +112,22 @@ func (w *cachedKV) Put(key, value []byte) error {
 	if err := b.keyErr(key); err != nil {
 		return err
 	}
-	return w.ns.put(key, value, true)
+	return w.ns.putTagged(key, value, true, tag, setTag)
+}
+
+// GetTagged implements TaggedKeyValueStore.
+func (w *cachedKV) GetTagged(key []byte) ([]byte, any, error) {
+	if err := w.baseStore().check(); err != nil {
+		return nil, nil, err
+	}
+	if en := w.ns.get(key); en != nil {
+		return en.value, en.tag, nil
+	}
+	v, err := w.under.Get(key)
+	if err != nil || v == nil {
+		return v, nil, err
+	}
+	return v, nil, w.ns.put(key, v, false)
 }
 
 func (w *cachedKV) PutIfAbsent(key, value []byte) ([]byte, error) {

@@ -13,6 +13,14 @@ func (c *Cache) Session(s SessionStore, listener SessionFlushListener) (SessionS
 	if _, err := checkCached(s); err != nil {
 		return nil, err
 	}
+	if ms, ok := s.(*memSessionStore); ok {
+		// An in-memory store caches in place (see memSessionStore).
+		if ms.wrapped {
+			return nil, fmt.Errorf("state: cache: session store %q is already wrapped", s.Name())
+		}
+		ms.wrapped, ms.listener, ms.cobs = true, listener, ms.m.observed
+		return &memSessionCached{s: ms}, nil
+	}
 	ss, ok := s.(*sessionStore)
 	if !ok {
 		return nil, fmt.Errorf("state: cache: session store %q is already wrapped", s.Name())
@@ -29,6 +37,7 @@ type cachedSession struct {
 	observed int64
 	expired  int64
 	kbuf     []byte
+	pbuf     []byte // see write
 }
 
 func (w *cachedSession) baseStore() *base                    { return w.under.base }
@@ -48,7 +57,9 @@ func (w *cachedSession) ckey(key []byte, start, end int64) []byte {
 }
 
 func (w *cachedSession) write(en *centry) error {
-	_, key, start, end, err := layout.ParseSessionKey(nil, en.key)
+	// NB: into a reused buffer, as cachedWindow.write.
+	_, key, start, end, err := layout.ParseSessionKey(w.pbuf[:0], en.key)
+	w.pbuf = key
 	if err != nil {
 		return corruptKey(w.Name(), en.key, err)
 	}
@@ -109,7 +120,7 @@ func (w *cachedSession) Get(key []byte, start, end int64) ([]byte, error) {
 		if en.value == nil {
 			return nil, nil
 		}
-		return append([]byte(nil), en.value...), nil
+		return append(make([]byte, 0, len(en.value)), en.value...), nil // an empty value is not absent
 	}
 	v, err := w.under.Get(key, start, end)
 	if err != nil || v == nil {

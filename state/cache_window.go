@@ -14,11 +14,19 @@ func (c *Cache) Window(s WindowStore, listener WindowFlushListener) (WindowStore
 	if _, err := checkCached(s); err != nil {
 		return nil, err
 	}
+	if ms, ok := s.(*memWindowStore); ok {
+		// An in-memory store caches in place (see memWindowStore).
+		if ms.wrapped {
+			return nil, fmt.Errorf("state: cache: window store %q is already wrapped", s.Name())
+		}
+		ms.wrapped, ms.listener, ms.cobs = true, untagged(listener), ms.m.observed
+		return &memWindowCached{s: ms}, nil
+	}
 	ws, ok := s.(*windowStore)
 	if !ok {
 		return nil, fmt.Errorf("state: cache: window store %q is already wrapped", s.Name())
 	}
-	w := &cachedWindow{under: ws, ns: newCacheNS(c), listener: listener, observed: ws.m.observed}
+	w := &cachedWindow{under: ws, ns: newCacheNS(c), listener: untagged(listener), observed: ws.m.observed}
 	w.ns.write = w.write
 	return w, nil
 }
@@ -26,11 +34,12 @@ func (c *Cache) Window(s WindowStore, listener WindowFlushListener) (WindowStore
 type cachedWindow struct {
 	under    *windowStore
 	ns       *cacheNS
-	listener WindowFlushListener
+	listener WindowTagListener
 	// observed is the largest window start put through the cache.
 	observed int64
 	expired  int64
 	kbuf     []byte
+	pbuf     []byte // see write
 	// flushing is set during Flush, and flushFloor is the store's
 	// observed stream time when the flush began: no key starting after it
 	// was in the store then, and a flush writes each key once, so such a
@@ -58,7 +67,11 @@ func (w *cachedWindow) ckey(key []byte, start int64) []byte {
 }
 
 func (w *cachedWindow) write(en *centry) error {
-	_, key, start, err := layout.ParseWindowKey(nil, en.key)
+	// NB: the key is decoded into a reused buffer: the listener may use it
+	// only during the call, and a write-back does not nest in another of
+	// the same store (eviction does not re-enter).
+	_, key, start, err := layout.ParseWindowKey(w.pbuf[:0], en.key)
+	w.pbuf = key
 	if err != nil {
 		return corruptKey(w.Name(), en.key, err)
 	}
@@ -71,7 +84,7 @@ func (w *cachedWindow) write(en *centry) error {
 		if w.listener == nil || en.value == nil {
 			return nil
 		}
-		return w.listener(key, start, en.value, nil)
+		return w.listener(key, start, en.value, nil, en.tag)
 	}
 	var old []byte
 	switch {
@@ -89,10 +102,37 @@ func (w *cachedWindow) write(en *centry) error {
 	if w.listener == nil || (en.value == nil && old == nil) {
 		return nil
 	}
-	return w.listener(key, start, en.value, old)
+	return w.listener(key, start, en.value, old, en.tag)
 }
 
 func (w *cachedWindow) Put(key []byte, start int64, value []byte) error {
+	return w.put(key, start, value, nil, false)
+}
+
+// PutTagged implements TaggedWindowStore.
+func (w *cachedWindow) PutTagged(key []byte, start int64, value []byte, tag any) error {
+	return w.put(key, start, value, tag, true)
+}
+
+// GetTagged implements TaggedWindowStore.
+func (w *cachedWindow) GetTagged(key []byte, start int64) ([]byte, any, error) {
+	if err := w.under.check(); err != nil {
+		return nil, nil, err
+	}
+	if start < w.under.tb.cutoff(w.obs()) {
+		return nil, nil, nil
+	}
+	if en := w.ns.get(w.ckey(key, start)); en != nil {
+		return en.value, en.tag, nil
+	}
+	v, err := w.under.Get(key, start)
+	if err != nil || v == nil {
+		return v, nil, err
+	}
+	return v, nil, w.ns.put(w.ckey(key, start), v, false)
+}
+
+func (w *cachedWindow) put(key []byte, start int64, value []byte, tag any, setTag bool) error {
 	b := w.under.base
 	if err := b.check(); err != nil {
 		return err
@@ -107,7 +147,7 @@ func (w *cachedWindow) Put(key []byte, start int64, value []byte) error {
 	if start > w.observed {
 		w.observed = start
 	}
-	return w.ns.put(w.ckey(key, start), value, true)
+	return w.ns.putTagged(w.ckey(key, start), value, true, tag, setTag)
 }
 
 func (w *cachedWindow) Get(key []byte, start int64) ([]byte, error) {
@@ -121,7 +161,7 @@ func (w *cachedWindow) Get(key []byte, start int64) ([]byte, error) {
 		if en.value == nil {
 			return nil, nil
 		}
-		return append([]byte(nil), en.value...), nil
+		return append(make([]byte, 0, len(en.value)), en.value...), nil // an empty value is not absent
 	}
 	v, err := w.under.Get(key, start)
 	if err != nil || v == nil {

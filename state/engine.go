@@ -419,6 +419,11 @@ func (e *Engine) OpenKeyValue(ctx context.Context, spec Spec, partition int32, c
 	if err != nil {
 		return nil, err
 	}
+	if spec.InMemory {
+		// The data lives in the store's own map; the backend keeps the
+		// meta only.
+		return newMemKVStore(b), nil
+	}
 	return newKVStore(b), nil
 }
 
@@ -430,6 +435,11 @@ func (e *Engine) OpenWindow(ctx context.Context, spec Spec, partition int32, cha
 	if err != nil {
 		return nil, err
 	}
+	if spec.InMemory {
+		// The data lives in the store's own maps; the backend keeps the
+		// meta only.
+		return newMemWindowStore(b), nil
+	}
 	return newWindowStore(b), nil
 }
 
@@ -440,6 +450,9 @@ func (e *Engine) OpenSession(ctx context.Context, spec Spec, partition int32, ch
 	b, err := e.openBase(spec, partition, changelog)
 	if err != nil {
 		return nil, err
+	}
+	if spec.InMemory {
+		return newMemSessionStore(b), nil
 	}
 	return newSessionStore(b), nil
 }

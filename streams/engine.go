@@ -25,7 +25,8 @@ type TaskContext interface {
 	// RecordDropped counts a record dropped on purpose by node.
 	RecordDropped(node, reason string)
 	// Emit hands a serialized record to the task's output. Internal records
-	// go to internal topics (r.Topic is the unprefixed name).
+	// go to internal topics (r.Topic is the unprefixed name). The engine
+	// may change r's fields and does not keep r.
 	Emit(r *RawRecord, internal bool) error
 }
 
@@ -201,10 +202,21 @@ func connectTyped[K, V any](children []nodeInstance, names []string) ([]func(Rec
 
 // sourceInstance deserializes raw records and forwards them.
 type sourceInstance[K, V any] struct {
-	name     string
-	ks       serde.Serde[K]
-	vs       serde.Serde[V]
+	name string
+	ks   serde.Serde[K]
+	vs   serde.Serde[V]
+	// ka and va are ks's and vs's AliasDecoders, nil if they have none:
+	// they decode the bytes of Stable records.
+	ka       serde.AliasDecoder[K]
+	va       serde.AliasDecoder[V]
 	children []func(Record[K, V]) error
+}
+
+func newSourceInstance[K, V any](name string, ks serde.Serde[K], vs serde.Serde[V]) *sourceInstance[K, V] {
+	s := &sourceInstance[K, V]{name: name, ks: ks, vs: vs}
+	s.ka, _ = ks.(serde.AliasDecoder[K])
+	s.va, _ = vs.(serde.AliasDecoder[V])
+	return s
 }
 
 func (s *sourceInstance[K, V]) input() any { return nil }
@@ -215,15 +227,31 @@ func (s *sourceInstance[K, V]) connect(children []nodeInstance, names []string) 
 func (s *sourceInstance[K, V]) init(TaskContext) error { return nil }
 func (s *sourceInstance[K, V]) close() error           { return nil }
 func (s *sourceInstance[K, V]) processRaw(raw *RawRecord) error {
-	k, err := s.ks.Deserialize(raw.Topic, raw.Key)
+	var (
+		k   K
+		v   V
+		err error
+	)
+	if raw.Stable && s.ka != nil {
+		k, err = s.ka.DeserializeAlias(raw.Topic, raw.Key)
+	} else {
+		k, err = s.ks.Deserialize(raw.Topic, raw.Key)
+	}
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: raw.Topic, What: "key", Err: err}
 	}
-	v, err := s.vs.Deserialize(raw.Topic, raw.Value)
+	if raw.Stable && s.va != nil {
+		v, err = s.va.DeserializeAlias(raw.Topic, raw.Value)
+	} else {
+		v, err = s.vs.Deserialize(raw.Topic, raw.Value)
+	}
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: raw.Topic, What: "value", Err: err}
 	}
 	r := Record[K, V]{Key: k, Value: v, Timestamp: raw.Timestamp, Headers: raw.Headers}
+	if len(s.children) == 1 {
+		return s.children[0](r)
+	}
 	for _, c := range s.children {
 		if err := c(r); err != nil {
 			return err
@@ -244,6 +272,17 @@ type processorInstance[KIn, VIn, KOut, VOut any] struct {
 }
 
 func (p *processorInstance[KIn, VIn, KOut, VOut]) input() any {
+	if fp, ok := p.proc.(*funcProcessor[KIn, VIn, KOut, VOut]); ok && p.in == nil {
+		// A ProcessorFunc is called directly, one call less per record
+		// (its Init only keeps the context, which is p).
+		f, ctx := fp.f, ProcessorContext[KOut, VOut](p)
+		p.in = func(r Record[KIn, VIn]) error {
+			if err := f(ctx, r); err != nil {
+				return wrapNode(p.name, err)
+			}
+			return nil
+		}
+	}
 	if p.in == nil {
 		p.in = func(r Record[KIn, VIn]) error {
 			if err := p.proc.Process(r); err != nil {
@@ -269,6 +308,9 @@ func (p *processorInstance[KIn, VIn, KOut, VOut]) init(tc TaskContext) error {
 func (p *processorInstance[KIn, VIn, KOut, VOut]) close() error { return p.proc.Close() }
 
 func (p *processorInstance[KIn, VIn, KOut, VOut]) Forward(r Record[KOut, VOut]) error {
+	if len(p.children) == 1 {
+		return p.children[0](r)
+	}
 	for _, c := range p.children {
 		if err := c(r); err != nil {
 			return err
@@ -322,12 +364,18 @@ type sinkInstance[K, V any] struct {
 	name     string
 	topic    string
 	choose   TopicChooser[K, V]
-	ks       serde.Serde[K]
-	vs       serde.Serde[V]
+	kw       slab.Writer[K]
+	vw       slab.Writer[V]
 	internal bool
-	part     StreamPartitioner[K, V]
-	tc       TaskContext
-	raw      RawRecord
+	// real is the name of an internal fixed topic with the application's
+	// prefix, set by init so that records need no prefixing one by one.
+	real string
+	// stable: both serdes append, so the bytes are carved from slab,
+	// where nothing writes them again (RawRecord.Stable).
+	stable bool
+	part   StreamPartitioner[K, V]
+	tc     TaskContext
+	raw    RawRecord
 	// slab is where serialized keys and values are carved from: the
 	// record sink may keep them.
 	slab slab.Slab
@@ -339,6 +387,9 @@ func (s *sinkInstance[K, V]) input() any {
 func (s *sinkInstance[K, V]) connect([]nodeInstance, []string) error { return nil }
 func (s *sinkInstance[K, V]) init(tc TaskContext) error {
 	s.tc = tc
+	if s.internal && s.choose == nil {
+		s.real = InternalTopicName(tc.ApplicationID(), s.topic)
+	}
 	return nil
 }
 func (s *sinkInstance[K, V]) close() error { return nil }
@@ -351,20 +402,31 @@ func (s *sinkInstance[K, V]) emit(r Record[K, V]) error {
 			return &NodeError{Node: s.name, Err: errors.New("topic chooser returned an empty topic")}
 		}
 	}
-	kb, err := slab.Append(&s.slab, s.ks, topic, r.Key)
+	kb, err := s.kw.Append(&s.slab, topic, r.Key)
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: topic, What: "key", Err: err}
 	}
-	vb, err := slab.Append(&s.slab, s.vs, topic, r.Value)
+	vb, err := s.vw.Append(&s.slab, topic, r.Value)
 	if err != nil {
 		return &SerdeError{Node: s.name, Topic: topic, What: "value", Err: err}
 	}
-	s.raw = RawRecord{Topic: topic, Partition: AnyPartition, Key: kb, Value: vb, Timestamp: r.Timestamp, Headers: r.Headers}
+	// NB: field by field, not a composite literal: assigning a whole
+	// RawRecord to the heap copies (and write-barriers) every field.
+	raw := &s.raw
+	raw.Topic, raw.Partition, raw.Stable, raw.Offset = topic, AnyPartition, s.stable, 0
+	raw.Key, raw.Value = kb, vb
+	raw.Timestamp, raw.Headers = r.Timestamp, r.Headers
+	raw.PartitionFor = nil
 	if s.part != nil {
 		part, k, v := s.part, r.Key, r.Value
-		s.raw.PartitionFor = func(n int) Partition { return Partition(part(topic, k, v, n)) }
+		raw.PartitionFor = func(n int) Partition { return Partition(part(topic, k, v, n)) }
 	}
-	if err := s.tc.Emit(&s.raw, s.internal); err != nil {
+	internal := s.internal
+	if s.real != "" {
+		// NB: serdes and errors above name the topic as the topology does.
+		s.raw.Topic, internal = s.real, false
+	}
+	if err := s.tc.Emit(&s.raw, internal); err != nil {
 		return wrapNode(s.name, err)
 	}
 	return nil

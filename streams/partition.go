@@ -1,5 +1,7 @@
 package streams
 
+import "encoding/binary"
+
 // murmur2 is the 32-bit MurmurHash2 variant Kafka's default partitioner
 // uses (seed 0x9747b28c), so Weir sends a key to the same partition as the
 // Java client, librdkafka's murmur2 partitioner and franz-go's
@@ -11,15 +13,16 @@ func murmur2(b []byte) uint32 {
 		r           = 24
 	)
 	h := seed ^ uint32(len(b))
-	for len(b) >= 4 {
-		k := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
-		b = b[4:]
+	n := len(b) &^ 3
+	for i := 0; i < n; i += 4 {
+		k := binary.LittleEndian.Uint32(b[i : i+4])
 		k *= m
 		k ^= k >> r
 		k *= m
 		h *= m
 		h ^= k
 	}
+	b = b[n:]
 	switch len(b) {
 	case 3:
 		h ^= uint32(b[2]) << 16

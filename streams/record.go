@@ -85,6 +85,13 @@ type RawRecord struct {
 	// Offset is unused.
 	Topic     string
 	Partition Partition
+	// Stable, set by whoever built the record, promises that Key and
+	// Value are never written again: sources may then decode values that
+	// share their memory (serde.AliasDecoder: a string key costs no copy),
+	// which keeps the bytes alive as long as such values. The test driver
+	// sets it on the records it carves from its own buffers; the runtime
+	// leaves it false (fetched bytes are large buffers a key would pin).
+	Stable    bool
 	Offset    Offset
 	Key       []byte
 	Value     []byte

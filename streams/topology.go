@@ -3,6 +3,7 @@ package streams
 import (
 	"errors"
 	"fmt"
+	"github.com/weir-dev/weir/internal/slab"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"reflect"
@@ -224,7 +225,7 @@ func AddSource[K, V any](t *Topology, name string, keySerde serde.Serde[K], valu
 		o(n)
 	}
 	n.newInstance = func() nodeInstance {
-		return &sourceInstance[K, V]{name: name, ks: keySerde, vs: valueSerde}
+		return newSourceInstance(name, keySerde, valueSerde)
 	}
 	if len(topics) == 0 {
 		t.fail(name, "source reads no topic", "name at least one topic")
@@ -321,7 +322,10 @@ func addSink[K, V any](t *Topology, name, topic string, choose TopicChooser[K, V
 		}
 	}
 	n.newInstance = func() nodeInstance {
-		return &sinkInstance[K, V]{name: name, topic: topic, choose: choose, ks: keySerde, vs: valueSerde, internal: cfg.internal, part: part}
+		s := &sinkInstance[K, V]{name: name, topic: topic, choose: choose, kw: slab.NewWriter(keySerde), vw: slab.NewWriter(valueSerde),
+			internal: cfg.internal, part: part}
+		s.stable = s.kw.Appends() && s.vw.Appends()
+		return s
 	}
 	t.addNode(n)
 }

@@ -25,7 +25,8 @@ type StoreProvider interface {
 type RecordSink interface {
 	// Send delivers one output record. r.Topic is the real topic name;
 	// r.Partition is streams.AnyPartition unless a node chose one. Send must
-	// not retain r itself, but may keep r.Key, r.Value and r.Headers.
+	// not retain r itself, but may keep r.Key, r.Value and r.Headers, and
+	// may change r's fields (r is the emitting sink's scratch record).
 	Send(r *streams.RawRecord) error
 }
 
@@ -115,8 +116,11 @@ type Task struct {
 	commitRequested bool
 	dirty           bool
 	inited, closed  bool
-	metrics         Metrics
+	metrics         Metrics // Dropped unused: see dropped
+	dropped         map[dropKey]int64
 }
+
+type dropKey struct{ node, reason string }
 
 // NewTask creates the task id of a built topology: its nodes are
 // instantiated but not initialized (see Init). stores gives the task its
@@ -138,7 +142,7 @@ func NewTask(topo *streams.Topology, id streams.TaskID, stores StoreProvider, ou
 		byTP:       map[streams.TopicPartition]*partitionQueue{},
 		stores:     map[string]state.Store{},
 		streamTime: math.MinInt64,
-		metrics:    Metrics{Dropped: map[string]int64{}},
+		dropped:    map[dropKey]int64{},
 	}
 	for _, tp := range g.SourceTopics() {
 		real := tp
@@ -178,14 +182,56 @@ func (t *Task) Init() error {
 // Add queues records of one input partition, in offset order. tp.Topic is
 // the real topic name. The task keeps recs' slices (not the slice itself).
 func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
+	q, err := t.queue(tp)
+	if err != nil {
+		return err
+	}
+	n := len(q.recs)
+	q.recs = append(q.recs, recs...)
+	for i := n; i < len(q.recs); i++ {
+		// NB: the extractor gets a pointer into the queue, not to a local
+		// copy, so that the record does not escape to the heap.
+		q.recs[i].Timestamp = q.source.Timestamp(&q.recs[i])
+	}
+	return nil
+}
+
+// AddOne is Add of the one record *r: it saves the owner a slice around a
+// single record (the test driver adds records one by one). The task keeps
+// r's slices, not r.
+func (t *Task) AddOne(tp streams.TopicPartition, r *streams.RawRecord) error {
+	q, err := t.queue(tp)
+	if err != nil {
+		return err
+	}
+	q.recs = append(q.recs, *r)
+	last := &q.recs[len(q.recs)-1]
+	last.Timestamp = q.source.Timestamp(last)
+	return nil
+}
+
+// queue returns tp's queue, creating it on first use, with room to append
+// (a drained queue starts over).
+func (t *Task) queue(tp streams.TopicPartition) (*partitionQueue, error) {
 	q := t.lastQ
 	if q == nil || q.tp != tp {
-		q = t.byTP[tp]
+		q = nil
+		if len(t.queues) <= 8 {
+			// NB: a few comparisons beat hashing the topic name.
+			for _, c := range t.queues {
+				if c.tp == tp {
+					q = c
+					break
+				}
+			}
+		} else {
+			q = t.byTP[tp]
+		}
 	}
 	if q == nil {
 		logical, ok := t.logical[tp.Topic]
 		if !ok {
-			return fmt.Errorf("exec: task %s does not read topic %q", t.id, tp.Topic)
+			return nil, fmt.Errorf("exec: task %s does not read topic %q", t.id, tp.Topic)
 		}
 		src, _ := t.graph.Source(logical)
 		q = &partitionQueue{tp: tp, source: src, next: -1}
@@ -203,14 +249,7 @@ func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
 	if q.head > 0 && q.head == len(q.recs) {
 		q.recs, q.head = q.recs[:0], 0
 	}
-	n := len(q.recs)
-	q.recs = append(q.recs, recs...)
-	for i := n; i < len(q.recs); i++ {
-		// NB: the extractor gets a pointer into the queue, not to a local
-		// copy, so that the record does not escape to the heap.
-		q.recs[i].Timestamp = q.source.Timestamp(&q.recs[i])
-	}
-	return nil
+	return q, nil
 }
 
 // Buffered returns the number of queued records.
@@ -354,9 +393,9 @@ func (t *Task) Offsets() map[streams.TopicPartition]streams.Offset {
 // Metrics returns a copy of the task's counters.
 func (t *Task) Metrics() Metrics {
 	m := t.metrics
-	m.Dropped = make(map[string]int64, len(t.metrics.Dropped))
-	for k, v := range t.metrics.Dropped {
-		m.Dropped[k] = v
+	m.Dropped = make(map[string]int64, len(t.dropped))
+	for k, v := range t.dropped {
+		m.Dropped[k.node+": "+k.reason] += v
 	}
 	return m
 }
@@ -434,7 +473,9 @@ func (t *Task) RecordMetadata() (streams.RecordMetadata, bool) {
 
 // RecordDropped implements streams.TaskContext.
 func (t *Task) RecordDropped(node, reason string) {
-	t.metrics.Dropped[node+": "+reason]++
+	// NB: counted by (node, reason), named "node: reason" by Metrics: no
+	// string built per dropped record.
+	t.dropped[dropKey{node, reason}]++
 }
 
 // Emit implements streams.TaskContext.

@@ -254,3 +254,46 @@ func (g *storeGrabber) Init(ctx streams.ProcessorContext[string, string]) error 
 }
 func (g *storeGrabber) Process(streams.Record[string, string]) error { return nil }
 func (g *storeGrabber) Close() error                                 { return nil }
+
+// AddOne queues like Add of a one-record slice: the same interleaving by
+// timestamp and the same offsets, also when a drained queue starts over,
+// and the caller's record may change afterwards.
+func TestTaskAddOneMatchesAdd(t *testing.T) {
+	feed := func(task *exec.Task, one bool) {
+		a := raws("a", 2, 100, 1, "a1", 5, "a5", 9, "a9")
+		b := raws("b", 2, 7, 3, "b3", 5, "b5", 12, "b12")
+		for i := range a {
+			for _, r := range []streams.RawRecord{a[i], b[i]} {
+				tp := streams.TopicPartition{Topic: r.Topic, Partition: 2}
+				var err error
+				if one {
+					err = task.AddOne(tp, &r)
+					r.Value, r.Offset = []byte("changed"), -1
+				} else {
+					err = task.Add(tp, []streams.RawRecord{r})
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if i == 1 {
+				drain(t, task) // the queues are empty: the next records start them over
+			}
+		}
+		drain(t, task)
+	}
+	var wantEvents, gotEvents []string
+	want, _, _, _ := newTask(t, &wantEvents)
+	feed(want, false)
+	got, _, _, _ := newTask(t, &gotEvents)
+	feed(got, true)
+	if diff := cmp.Diff(wantEvents, gotEvents); diff != "" {
+		t.Errorf("events (-Add +AddOne):\n%s", diff)
+	}
+	if diff := cmp.Diff(want.Offsets(), got.Offsets()); diff != "" {
+		t.Errorf("offsets (-Add +AddOne):\n%s", diff)
+	}
+	if err := got.AddOne(streams.TopicPartition{Topic: "c", Partition: 2}, &streams.RawRecord{}); err == nil {
+		t.Error("AddOne accepted a topic the task does not read")
+	}
+}

@@ -107,10 +107,13 @@ type Driver struct {
 	// partitions).
 	subParts map[streams.SubtopologyID]int
 	seq      int64
-	one      [1]streams.RawRecord // Add's argument, reused
-	// recent are the topics of the latest appends, a fast path for the
-	// usual alternation of an input and an output topic.
-	recent [4]*topic
+	// queued counts the records added to tasks and not yet processed.
+	queued int
+	// recent are topics of recent appends, a fast path for the usual
+	// alternation of an input and an output topic; nextRecent is the slot
+	// the next miss fills.
+	recent     [4]*topic
+	nextRecent int
 	// slab holds the serialized records piped by input topics.
 	slab   slab.Slab
 	piped  int
@@ -401,7 +404,8 @@ type changelog struct {
 }
 
 func (c *changelog) Append(key, value []byte) error {
-	r := streams.RawRecord{Topic: c.topic, Partition: c.partition, Key: key, Value: value, Timestamp: c.d.clock.now}
+	// NB: the store never modifies what it appends (state.ChangelogWriter).
+	r := streams.RawRecord{Topic: c.topic, Partition: c.partition, Stable: true, Key: key, Value: value, Timestamp: c.d.clock.now}
 	c.d.append(&r)
 	c.last = state.Offset(r.Offset)
 	return nil
@@ -411,36 +415,35 @@ func (c *changelog) Flush(context.Context) (state.Offset, error) { return c.last
 
 // Send implements exec.RecordSink: it appends the record to its topic and
 // queues it for the tasks reading that topic.
+// It sets r's partition and offset (r is the emitting sink's scratch
+// record, see exec.RecordSink).
 func (d *Driver) Send(r *streams.RawRecord) error {
-	cp := *r
-	if cp.PartitionFor != nil {
-		n := len(d.topic(cp.Topic, 0).parts)
-		p := cp.PartitionFor(n)
+	if r.PartitionFor != nil {
+		n := len(d.topic(r.Topic, 0).parts)
+		p := r.PartitionFor(n)
 		if p < 0 || int(p) >= n {
-			return fmt.Errorf("streamstest: partitioner put a record of %q in partition %d; the topic has %d", cp.Topic, p, n)
+			return fmt.Errorf("streamstest: partitioner put a record of %q in partition %d; the topic has %d", r.Topic, p, n)
 		}
-		cp.Partition, cp.PartitionFor = p, nil
+		r.Partition, r.PartitionFor = p, nil
 	}
-	d.append(&cp)
+	d.append(r)
 	return nil
 }
 
 func (d *Driver) append(r *streams.RawRecord) {
 	var t *topic
-	for i, rt := range d.recent {
+	for _, rt := range d.recent {
 		if rt != nil && rt.name == r.Topic {
 			t = rt
-			if i > 0 {
-				copy(d.recent[1:i+1], d.recent[:i])
-				d.recent[0] = t
-			}
 			break
 		}
 	}
 	if t == nil {
+		// NB: replaced in turn, not kept in recency order: reordering on
+		// every hit cost more than it saved.
 		t = d.topic(r.Topic, 0)
-		copy(d.recent[1:], d.recent[:len(d.recent)-1])
-		d.recent[0] = t
+		d.recent[d.nextRecent] = t
+		d.nextRecent = (d.nextRecent + 1) % len(d.recent)
 	}
 	if !t.resolved {
 		t.readers, t.resolved = d.readers[r.Topic], true
@@ -449,7 +452,8 @@ func (d *Driver) append(r *streams.RawRecord) {
 	p := r.Partition
 	if p == streams.AnyPartition {
 		p = 0
-		if r.Key != nil {
+		// NB: a topic of one partition needs no hash to choose it.
+		if r.Key != nil && n > 1 {
 			p = streams.KeyPartition(r.Key, n)
 		}
 	}
@@ -465,47 +469,44 @@ func (d *Driver) append(r *streams.RawRecord) {
 		t.parts[p] = append(t.parts[p], e)
 		t.all = append(t.all, e)
 	}
-	d.one[0] = *r
 	for _, task := range t.readers {
 		if task.ID().Partition == p || task.ID().Partition < 0 {
-			// Add only fails for topics the task does not read.
-			_ = task.Add(streams.TopicPartition{Topic: r.Topic, Partition: p}, d.one[:])
+			// AddOne only fails for topics the task does not read.
+			if task.AddOne(streams.TopicPartition{Topic: r.Topic, Partition: p}, r) == nil {
+				d.queued++
+			}
 		}
 	}
 }
 
 // run processes until no task has queued records, global tasks first.
 func (d *Driver) run() error {
-	for {
+	for d.queued > 0 {
 		progress := false
-		for _, t := range d.global {
-			for {
-				ok, err := t.Process()
-				if err != nil {
-					return err
+		for _, ts := range [2][]*exec.Task{d.global, d.tasks} {
+			for _, t := range ts {
+				// NB: d.queued, not a last Process reporting false, ends
+				// the loop: that saves a call per task and record.
+				for d.queued > 0 {
+					ok, err := t.Process()
+					if ok {
+						d.queued--
+						progress = true
+					}
+					if err != nil {
+						return err
+					}
+					if !ok {
+						break
+					}
 				}
-				if !ok {
-					break
-				}
-				progress = true
-			}
-		}
-		for _, t := range d.tasks {
-			for {
-				ok, err := t.Process()
-				if err != nil {
-					return err
-				}
-				if !ok {
-					break
-				}
-				progress = true
 			}
 		}
 		if !progress {
-			return nil
+			panic(fmt.Sprintf("streamstest: %d records counted as queued, none in any task", d.queued))
 		}
 	}
+	return nil
 }
 
 // commit commits every task that needs it. A commit flushes the write-back
@@ -600,9 +601,9 @@ func (d *Driver) restart() error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("stop tasks: %w", err)
 	}
-	d.engine, d.tasks, d.global = nil, nil, nil
+	d.engine, d.tasks, d.global, d.queued = nil, nil, nil, 0
 	d.stores, d.caches = map[storeKey]state.Store{}, map[streams.TaskID]*state.Cache{}
-	d.readers, d.recent = map[string][]*exec.Task{}, [4]*topic{}
+	d.readers, d.recent, d.nextRecent = map[string][]*exec.Task{}, [4]*topic{}, 0
 	for _, t := range d.topics {
 		t.readers, t.resolved = nil, false
 	}
@@ -643,6 +644,7 @@ func (d *Driver) restart() error {
 				if err := t.Add(streams.TopicPartition{Topic: name, Partition: streams.Partition(p)}, recs); err != nil {
 					return err
 				}
+				d.queued += len(recs)
 			}
 		}
 	}

@@ -13,8 +13,8 @@ import (
 type InputTopic[K, V any] struct {
 	d    *Driver
 	name string
-	ks   serde.Serde[K]
-	vs   serde.Serde[V]
+	kw   slab.Writer[K]
+	vw   slab.Writer[V]
 	next time.Time
 	step time.Duration
 }
@@ -41,7 +41,7 @@ func CreateInputTopic[K, V any](d *Driver, topic string, keySerde serde.Serde[K]
 		o(&c)
 	}
 	d.topic(topic, 0)
-	return &InputTopic[K, V]{d: d, name: topic, ks: keySerde, vs: valueSerde, next: c.start, step: c.step}
+	return &InputTopic[K, V]{d: d, name: topic, kw: slab.NewWriter(keySerde), vw: slab.NewWriter(valueSerde), next: c.start, step: c.step}
 }
 
 // Pipe pipes one record with the topic's current auto-advancing timestamp.
@@ -94,15 +94,18 @@ func (in *InputTopic[K, V]) TryPipeRecord(r streams.Record[K, V]) error {
 		r.Timestamp = in.next
 		in.next = in.next.Add(in.step)
 	}
-	kb, err := slab.Append(&in.d.slab, in.ks, in.name, r.Key)
+	kb, err := in.kw.Append(&in.d.slab, in.name, r.Key)
 	if err != nil {
 		return fmt.Errorf("streamstest: serialize key for %q: %w", in.name, err)
 	}
-	vb, err := slab.Append(&in.d.slab, in.vs, in.name, r.Value)
+	vb, err := in.vw.Append(&in.d.slab, in.name, r.Value)
 	if err != nil {
 		return fmt.Errorf("streamstest: serialize value for %q: %w", in.name, err)
 	}
-	return in.d.pipeRaw(&streams.RawRecord{Topic: in.name, Partition: streams.AnyPartition, Key: kb, Value: vb,
+	// Bytes carved from the driver's slab are never written again: the
+	// task may decode values that share them (streams.RawRecord.Stable).
+	stable := in.kw.Appends() && in.vw.Appends()
+	return in.d.pipeRaw(&streams.RawRecord{Topic: in.name, Partition: streams.AnyPartition, Stable: stable, Key: kb, Value: vb,
 		Timestamp: r.Timestamp, Headers: r.Headers})
 }
 

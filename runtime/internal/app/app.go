@@ -50,6 +50,10 @@ type App struct {
 	standby  *standbys
 	// global runs the global sub-topologies; nil without any.
 	global *globals
+	// inputTopics are the topics the group client consumes, sorted.
+	inputTopics []string
+	// local is the set of tasks this instance holds state for.
+	local localState
 	// runCtx bounds produce calls; canceled when Run returns.
 	runCtx context.Context
 	// clientCtx is the group client's context; canceling it makes the
@@ -84,6 +88,12 @@ type App struct {
 	starts map[streams.TopicPartition]int64
 	// lastCommit is when tasks last committed. Guarded by mu.
 	lastCommit time.Time
+	// stall describes a commit that could not reach the broker and waits
+	// to be retried; zero when none. Guarded by mu.
+	stall commitStall
+	// inputsPaused is set while fetching of every input topic is paused
+	// by backpressureLocked. Guarded by mu.
+	inputsPaused bool
 	// fatal is the first fatal error, which ends Run. Guarded by mu.
 	fatal error
 	// abandoned is set by Abandon: nothing is committed from then on.
@@ -198,6 +208,9 @@ func (a *App) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("runtime: open state: %w", err)
 	}
+	if err := a.scanLocalState(); err != nil {
+		return err
+	}
 	if err := a.startStandbys(); err != nil {
 		return err
 	}
@@ -211,6 +224,7 @@ func (a *App) setup(ctx context.Context) error {
 		topics = append(topics, tp)
 	}
 	sort.Strings(topics)
+	a.inputTopics = topics
 	a.balancer = assign.NewBalancer(layout, a.opts.Standbys, a.localTasks)
 	clientCtx, cancel := context.WithCancel(context.Background())
 	a.clientCancel = cancel
@@ -225,7 +239,7 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.SessionTimeout(a.opts.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, a.opts.SessionTimeout/4)),
 		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.MaxBufferedRecords(100_000),
+		kgo.MaxBufferedRecords(maxBufferedProduce),
 		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.OnPartitionsAssigned(a.onAssigned),
@@ -259,6 +273,17 @@ func (a *App) waitClient(ctx context.Context) bool {
 // loop polls and processes until ctx ends, stop closes or a fatal error.
 func (a *App) loop(ctx context.Context) error {
 	pollEvery := min(a.opts.CommitInterval, 200*time.Millisecond)
+	// Commits wait on cctx: Close does not wait for a commit attempt that
+	// cannot reach the broker.
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-a.stop:
+			cancel()
+		case <-cctx.Done():
+		}
+	}()
 	var lastProbe time.Time
 	for {
 		select {
@@ -294,7 +319,7 @@ func (a *App) loop(ctx context.Context) error {
 			a.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
 		}
 		a.mu.Lock()
-		err := a.stepLocked(fs)
+		err := a.stepLocked(cctx, fs)
 		a.mu.Unlock()
 		if err != nil {
 			return err
@@ -311,9 +336,10 @@ func fatalGroupError(err error) bool {
 		errors.Is(err, kerr.InvalidGroupID)
 }
 
-// stepLocked hands one poll's records to their tasks, processes, and
-// commits when due.
-func (a *App) stepLocked(fs kgo.Fetches) error {
+// stepLocked hands one poll's records to their tasks, processes (unless
+// backpressureLocked holds it off), and commits when due; commits wait on
+// ctx.
+func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) error {
 	if a.fatal != nil {
 		return a.fatal
 	}
@@ -356,21 +382,69 @@ func (a *App) stepLocked(fs kgo.Fetches) error {
 	if a.fatal != nil {
 		return a.fatal
 	}
-	if err := a.processLocked(); err != nil {
-		return err
-	}
-	now := time.Now()
-	for _, t := range a.tasks {
-		if err := t.exec.Punctuate(now); err != nil {
-			return a.failLocked(err)
+	if !a.backpressureLocked() {
+		if err := a.processLocked(); err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, t := range a.tasks {
+			if err := t.exec.Punctuate(now); err != nil {
+				return a.failLocked(err)
+			}
 		}
 	}
-	if now.Sub(a.lastCommit) >= a.opts.CommitInterval {
-		if err := a.commitLocked(a.sortedTasksLocked()); err != nil {
+	if a.commitDueLocked(time.Now()) {
+		if err := a.commitLocked(ctx, a.sortedTasksLocked()); err != nil {
 			return a.failLocked(err)
 		}
 	}
 	return nil
+}
+
+// The producer buffers at most maxBufferedProduce records (a Produce call
+// beyond blocks until the broker acknowledges some). Processing holds off
+// from produceHighWater buffered records on, leaving the rest for what a
+// commit's store flushes forward, and goes on below produceLowWater.
+const (
+	maxBufferedProduce = 100_000
+	produceHighWater   = maxBufferedProduce / 2
+	produceLowWater    = maxBufferedProduce / 4
+)
+
+// backpressureLocked reports whether processing holds off: a commit is
+// stalled (the broker is unreachable: processing on would only pile up
+// output and replay), or the producer buffers produceHighWater records or
+// more (and stays held until below produceLowWater). While it holds,
+// fetching of every input topic is paused, so that what is buffered stays
+// bounded: the tasks keep the records they were handed and the consumer
+// drops what it fetched meanwhile (and fetches it again on resume).
+func (a *App) backpressureLocked() bool {
+	hold := !a.stall.since.IsZero()
+	if !hold {
+		n := a.cl.BufferedProduceRecords()
+		hold = n >= produceHighWater || a.inputsPaused && n > produceLowWater
+	}
+	if hold != a.inputsPaused {
+		a.inputsPaused = hold
+		if hold {
+			a.cl.PauseFetchTopics(a.inputTopics...)
+			a.log.Info("processing paused: the producer is behind or a commit is stalled", "stalled", !a.stall.since.IsZero())
+		} else {
+			a.cl.ResumeFetchTopics(a.inputTopics...)
+			a.log.Info("processing resumed")
+		}
+	}
+	return hold
+}
+
+// commitDueLocked reports whether a commit is due at now: a commit
+// interval after the last, or, while a commit is stalled, at its retry
+// time.
+func (a *App) commitDueLocked(now time.Time) bool {
+	if !a.stall.since.IsZero() {
+		return !now.Before(a.stall.retryAt)
+	}
+	return now.Sub(a.lastCommit) >= a.opts.CommitInterval
 }
 
 func (a *App) failLocked(err error) error {
@@ -718,22 +792,33 @@ func (a *App) reportTaskMetrics(t *task) {
 }
 
 // commitLocked commits ts: flush stores, wait for their output, commit the
-// input offsets. See the package documentation for the guarantee.
-func (a *App) commitLocked(ts []*task) error {
+// input offsets. See the package documentation for the guarantee. One
+// attempt waits at most CommitTimeout, and less if ctx ends first. An
+// attempt that cannot reach the broker (timed out, or the offset commit
+// failed with a network or retriable error) is not an error: it stalls
+// the commit (see stallLocked) and a later attempt retries. An attempt
+// cut short by ctx (the instance stops) is dropped quietly. A failed
+// record or store stays fatal.
+func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 	start := time.Now()
 	a.lastCommit = start
 	if a.abandoned {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	actx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
 	defer cancel()
+	// timedOut reports whether err is this attempt running out of time;
+	// records and stores that failed keep failing at the next attempt.
+	timedOut := func(err error) bool { return actx.Err() != nil && errors.Is(err, actx.Err()) }
 	offsets := map[string]map[int32]kgo.EpochOffset{}
-	if err := commitTasks(ctx, ts); err != nil {
-		return err
-	}
+	err := commitTasks(actx, ts)
 	for _, t := range ts {
-		if err := t.inflight.Wait(ctx); err != nil {
-			return fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, err)
+		if err != nil {
+			break
+		}
+		if werr := t.inflight.Wait(actx); werr != nil {
+			err = fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, werr)
+			break
 		}
 		for tp, off := range t.exec.Offsets() {
 			if offsets[tp.Topic] == nil {
@@ -742,42 +827,119 @@ func (a *App) commitLocked(ts []*task) error {
 			offsets[tp.Topic][int32(tp.Partition)] = kgo.EpochOffset{Epoch: -1, Offset: int64(off)}
 		}
 	}
-	if len(offsets) == 0 {
+	if err != nil {
+		if !timedOut(err) {
+			return err
+		}
+		if ctx.Err() == nil {
+			a.stallLocked("timeout", err)
+		} else {
+			a.log.Info("commit attempt interrupted: the instance stops", "err", err)
+		}
 		return nil
 	}
-	var cerr error
-	a.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		cerr = commitError(resp, err)
-	})
-	if cerr != nil {
-		if !transientCommitError(cerr) {
+	if len(offsets) > 0 {
+		var cerr error
+		a.cl.CommitOffsetsSync(actx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			cerr = commitError(resp, err)
+		})
+		switch {
+		case cerr == nil:
+		case ctx.Err() != nil:
+			a.log.Info("offset commit interrupted: the instance stops", "err", cerr)
+			return nil
+		case timedOut(cerr):
+			a.stallLocked("timeout", cerr)
+			return nil
+		case membershipError(cerr):
+			a.m.commitFailures.WithLabelValues("rebalance").Inc()
+			a.log.Warn("offset commit failed; retrying at the next commit", "err", cerr)
+			return nil
+		case transientCommitError(cerr):
+			a.stallLocked("unreachable", cerr)
+			return nil
+		default:
 			return fmt.Errorf("runtime: commit offsets: %w", cerr)
 		}
-		a.m.commitFailures.Inc()
-		a.log.Warn("offset commit failed; retrying at the next commit", "err", cerr)
-		return nil
 	}
-	a.m.commits.Inc()
-	a.m.commitTime.Observe(time.Since(start).Seconds())
+	if !a.stall.since.IsZero() && len(ts) > 0 {
+		// NB: with no tasks nothing was tried: a stall whose tasks were
+		// lost stays until an attempt with the tasks assigned next (after
+		// a rejoin, which needs the broker) succeeds.
+		a.log.Info("commit succeeded again; processing resumes", "stalled", time.Since(a.stall.since), "failed attempts", a.stall.attempts)
+		a.stall = commitStall{}
+		a.m.commitStalled.Set(0)
+	}
+	if len(offsets) > 0 {
+		a.m.commits.Inc()
+		a.m.commitTime.Observe(time.Since(start).Seconds())
+	}
 	return nil
 }
 
-// transientCommitError reports whether a failed offset commit is left to
-// the next commit instead of stopping the instance: the coordinator is
-// unreachable (a broker restart) or moving, or the group rebalances or no
-// longer knows this member (franz-go rejoins; tasks this instance loses
-// are closed by onLost). Nothing is lost: the committed offsets stay where
-// the last commit put them, and whoever runs a task next processes the
-// records after them again (at-least-once); the stores and output were
-// flushed before the offsets were sent.
+// commitStall is a commit that could not reach the broker.
+type commitStall struct {
+	// since is when the first failed attempt ended; zero when no commit
+	// is stalled.
+	since time.Time
+	// attempts counts the failed attempts.
+	attempts int
+	// backoff is the wait before the next attempt; retryAt is when it is
+	// due.
+	backoff time.Duration
+	retryAt time.Time
+}
+
+// maxCommitBackoff bounds the wait between two attempts of a stalled
+// commit.
+const maxCommitBackoff = 5 * time.Second
+
+// stallLocked records a commit attempt that could not reach the broker:
+// it is logged and counted, processing and fetching pause (see
+// backpressureLocked), and the next attempt is due after a backoff that
+// starts at the commit interval (at least 100ms) and doubles up to
+// maxCommitBackoff. Nothing is lost meanwhile: stores keep what they
+// flushed, the producer keeps retrying the records it holds, and the
+// committed offsets stay where the last commit put them.
+func (a *App) stallLocked(reason string, err error) {
+	a.m.commitFailures.WithLabelValues(reason).Inc()
+	now := time.Now()
+	s := &a.stall
+	if s.since.IsZero() {
+		s.since = now
+		s.backoff = max(a.opts.CommitInterval, 100*time.Millisecond)
+		a.m.commitStalled.Set(1)
+	} else {
+		s.backoff = min(2*s.backoff, max(maxCommitBackoff, a.opts.CommitInterval))
+	}
+	s.attempts++
+	s.retryAt = now.Add(s.backoff)
+	a.log.Warn("commit could not reach the broker; processing paused until a retry succeeds", "reason", reason,
+		"attempt", s.attempts, "stalled", now.Sub(s.since), "retry in", s.backoff, "err", err)
+}
+
+// membershipError reports whether a failed offset commit says that the
+// group rebalances or no longer knows this member: franz-go rejoins, and
+// the tasks this instance loses are closed by onLost.
+func membershipError(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.FencedInstanceID) ||
+		errors.Is(err, kerr.StaleMemberEpoch)
+}
+
+// transientCommitError reports whether a failed offset commit is retried
+// instead of stopping the instance: the coordinator is unreachable (a
+// broker restart) or moving, or the group rebalances (membershipError).
+// Nothing is lost: the committed offsets stay where the last commit put
+// them, and whoever runs a task next processes the records after them
+// again (at-least-once); the stores and output were flushed before the
+// offsets were sent.
 func transientCommitError(err error) bool {
 	var ke *kerr.Error
 	if !errors.As(err, &ke) {
 		return true // network errors, timeouts
 	}
-	return ke.Retriable || errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
-		errors.Is(err, kerr.RebalanceInProgress) || errors.Is(err, kerr.FencedInstanceID) ||
-		errors.Is(err, kerr.StaleMemberEpoch)
+	return ke.Retriable || membershipError(err)
 }
 
 // commitTasks flushes the stores of the tasks of ts that need it, each task
@@ -811,7 +973,15 @@ func (a *App) shutdown() error {
 	if a.cl != nil {
 		a.mu.Lock()
 		if a.fatal == nil && !a.abandoned {
-			err = a.commitLocked(a.sortedTasksLocked())
+			// A stalled commit gets one short last attempt: Close does
+			// not wait out a broker that is away.
+			timeout := a.opts.CommitTimeout
+			if !a.stall.since.IsZero() {
+				timeout = min(timeout, maxCommitBackoff)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			err = a.commitLocked(ctx, a.sortedTasksLocked())
+			cancel()
 		}
 		a.mu.Unlock()
 		a.cl.Close() // leaves the group; onRevoked closes the tasks

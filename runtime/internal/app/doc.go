@@ -32,5 +32,8 @@
 // the last record processed, in one OffsetCommit for all tasks. A crash
 // between two commits replays, on restart or on another instance, the input
 // records after the last committed offset: their outputs and changelog
-// writes may appear twice, nothing is lost.
+// writes may appear twice, nothing is lost. A commit that cannot reach the
+// broker stalls instead of failing: processing and fetching pause and the
+// commit is retried with backoff until the broker answers (app.go,
+// stallLocked).
 package app

@@ -286,6 +286,9 @@ func (g *globals) run() {
 		}
 		g.mu.Lock()
 		_, err := g.processLocked(fs)
+		if err == nil {
+			err = g.punctuateLocked(time.Now())
+		}
 		g.reportLocked(nil)
 		if err == nil && time.Since(g.lastCommit) >= g.a.opts.CommitInterval {
 			err = g.commitLocked(g.ctx)
@@ -380,6 +383,22 @@ func (g *globals) processLocked(fs kgo.Fetches) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// punctuateLocked runs the global tasks' wall-clock punctuators that are
+// due at now (checked once per poll, as for stream tasks; stream-time
+// punctuators run as records are processed). What they write is
+// committed with the task's next commit.
+func (g *globals) punctuateLocked(now time.Time) error {
+	for _, t := range g.tasks {
+		if err := t.exec.Punctuate(now); err != nil {
+			return fmt.Errorf("runtime: global task %s: %w", t.label, err)
+		}
+		if t.exec.CommitNeeded() {
+			t.dirty = true
+		}
+	}
+	return nil
 }
 
 // handleLocked applies the deserialization handler to a global record a

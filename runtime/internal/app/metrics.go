@@ -13,7 +13,8 @@ type metrics struct {
 	lag            *prometheus.GaugeVec     // topic, partition
 	commitTime     prometheus.Histogram     //
 	commits        prometheus.Counter       //
-	commitFailures prometheus.Counter       //
+	commitFailures *prometheus.CounterVec   // reason
+	commitStalled  prometheus.Gauge         //
 	restored       *prometheus.CounterVec   // task, store
 	restoreLeft    *prometheus.GaugeVec     // task, store
 	dropped        *prometheus.CounterVec   // task, reason
@@ -40,8 +41,11 @@ func newMetrics(app, instance string) *metrics {
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_commits_total", Help: "Commits completed.", ConstLabels: labels,
 		}),
-		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "weir_commit_failures_total", Help: "Offset commits that failed with an error worth retrying (broker unreachable, group rebalancing); the next commit retries.", ConstLabels: labels,
+		commitFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_commit_failures_total", Help: "Commit attempts that failed with an error worth retrying, per reason: timeout (the stores' changelogs, the output or the offset commit were not acknowledged within the commit timeout: the broker is unreachable; retried with backoff while processing pauses), unreachable (the offset commit failed with a network or retriable error; retried the same way), rebalance (the group rebalances or no longer knows this member; the next commit retries).", ConstLabels: labels,
+		}, []string{"reason"}),
+		commitStalled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "weir_commit_stalled", Help: "1 while a commit waits to be retried after it could not reach the broker (processing and fetching are paused meanwhile), else 0.", ConstLabels: labels,
 		}),
 		restored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "weir_restored_records_total", Help: "Changelog records replayed into stores, per task and store.", ConstLabels: labels,
@@ -66,6 +70,6 @@ func newMetrics(app, instance string) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"callback"}),
 	}
-	m.reg.MustRegister(m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
+	m.reg.MustRegister(m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.commitStalled, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
 	return m
 }

@@ -42,6 +42,15 @@ type Options struct {
 	Workers int
 	// CommitInterval is how often tasks commit. Default 1s.
 	CommitInterval time.Duration
+	// CommitTimeout bounds one commit attempt: how long it waits for the
+	// stores' changelog records and the output to be acknowledged and for
+	// the offset commit. An attempt that runs out of time (the broker is
+	// unreachable) is not fatal: it is logged, counted in
+	// weir_commit_failures_total{reason="timeout"}, processing and
+	// fetching pause, and the commit is retried with backoff (from
+	// CommitInterval, doubling, at most 5s) for as long as the instance
+	// runs, until the broker answers again. Default 60s.
+	CommitTimeout time.Duration
 	// Standbys is the number of standby replicas per task. Default 0.
 	Standbys int
 	// MemoryBudget bounds the state memory, in bytes. Default: the state
@@ -93,6 +102,9 @@ func (o *Options) EnsureDefaults() {
 	if o.CommitInterval == 0 {
 		o.CommitInterval = time.Second
 	}
+	if o.CommitTimeout == 0 {
+		o.CommitTimeout = 60 * time.Second
+	}
 	if o.DeadLetterTopic == "" && o.ApplicationID != "" {
 		o.DeadLetterTopic = o.ApplicationID + "-dead-letter"
 	}
@@ -130,6 +142,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CommitInterval < 0 {
 		errs = append(errs, fmt.Errorf("runtime: commit interval %v < 0", o.CommitInterval))
+	}
+	if o.CommitTimeout < 0 {
+		errs = append(errs, fmt.Errorf("runtime: commit timeout %v < 0", o.CommitTimeout))
 	}
 	if o.Standbys < 0 {
 		errs = append(errs, fmt.Errorf("runtime: standby replicas %d < 0", o.Standbys))

@@ -80,6 +80,9 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		}
 		a.m.tasks.Set(float64(len(a.tasks)))
 		a.mu.Unlock()
+		if len(t.stores) > 0 {
+			a.local.add(id)
+		}
 		a.log.Info("task started", "task", id.String(), "inputs", fmt.Sprint(tps))
 	}
 }
@@ -129,7 +132,7 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 		return
 	}
 	if a.fatal == nil {
-		if err := a.commitLocked(ts); err != nil {
+		if err := a.commitLocked(ctx, ts); err != nil {
 			a.failLocked(err)
 			a.log.Error("commit of revoked tasks failed", "err", err)
 		}

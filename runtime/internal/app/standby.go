@@ -37,6 +37,15 @@ const (
 // standby task becomes active here, release hands its stores over (applied
 // and closed) first, so the task's own restore replays only the tail that
 // the standby had not read yet.
+//
+// An in-memory store (a Suppress buffer, or a store the topology asks to
+// keep in memory) has no state across an open: the active task's store
+// starts empty and restores its whole changelog. Its standby copy is
+// therefore not a store but its changelog compacted by key (the latest
+// record of each key, what a full restore would leave), kept up to date
+// the same way; release hands the records over (handoff), and the active
+// task's restore applies them before it reads, from the broker, only the
+// tail after them. The copy costs the memory the store itself takes.
 type standbys struct {
 	a *App
 	// cl consumes the changelog partitions of the open standby stores.
@@ -56,11 +65,12 @@ type standbys struct {
 	// byTP maps a changelog partition to the standby store it feeds.
 	// Guarded by mu.
 	byTP map[streams.TopicPartition]*standbyStore
-	// local is the tasks this instance holds state for, as last reported
-	// (active and standby). Guarded by mu.
-	local []assign.TaskID
 	// lastApply is when pending records were last applied. Guarded by mu.
 	lastApply time.Time
+	// handoff are the compacted changelogs of in-memory stores released
+	// to active tasks, by changelog partition, until the task's restore
+	// takes them (or the next assignment drops them). Guarded by mu.
+	handoff map[streams.TopicPartition]*memHandoff
 }
 
 type standbyTask struct {
@@ -71,9 +81,18 @@ type standbyTask struct {
 
 // standbyStore is one store of a standby task and its changelog partition.
 type standbyStore struct {
+	// s is the store; nil for an in-memory store, which mem stands for.
 	s     state.Store
+	name  string
 	tp    streams.TopicPartition
 	label string
+	// mem is an in-memory store's changelog compacted by key: the latest
+	// record of each key below next. nil for other stores.
+	mem map[string]memRecord
+	// tombstones keeps deletions in mem (window and session stores: a
+	// deletion still advances their stream time on restore); a key-value
+	// store's deleted keys leave mem.
+	tombstones bool
 	// next is the changelog offset the store reflects: records below it
 	// are in the store (applied and checkpointed) or skipped as stale.
 	next state.Offset
@@ -82,6 +101,19 @@ type standbyStore struct {
 	// pending are records read and not applied yet, from next on.
 	pending      []state.ChangelogRecord
 	pendingBytes int
+}
+
+// memRecord is one changelog record kept for an in-memory store.
+type memRecord struct {
+	offset state.Offset
+	value  []byte
+}
+
+// memHandoff is an in-memory store's compacted changelog handed to the
+// active task: records sorted by offset, every one below next.
+type memHandoff struct {
+	records []state.ChangelogRecord
+	next    state.Offset
 }
 
 // newStandbys starts the standby goroutine; stop with close.
@@ -114,17 +146,9 @@ func (s *standbys) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.tasks {
-		s.closeTaskLocked(t, false)
+		s.closeTaskLocked(t, false, false)
 	}
 	s.cl.Close()
-}
-
-// localTasks reports the tasks this instance holds state for, for the
-// assignor (called by franz-go on every join).
-func (s *standbys) localTasks() []assign.TaskID {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.local)
 }
 
 // assigned records the standby tasks of a new assignment; active are the
@@ -132,20 +156,17 @@ func (s *standbys) localTasks() []assign.TaskID {
 func (s *standbys) assigned(standby []assign.TaskID, active []streams.TaskID) {
 	s.mu.Lock()
 	s.want = map[streams.TaskID]bool{}
+	s.handoff = nil // the tasks that were to take them have opened
 	isActive := map[streams.TaskID]bool{}
-	local := make([]assign.TaskID, 0, len(standby)+len(active))
 	for _, id := range active {
 		isActive[id] = true
-		local = append(local, assign.TaskID{Subtopology: int(id.Subtopology), Partition: int32(id.Partition)})
 	}
 	for _, t := range standby {
 		id := streams.TaskID{Subtopology: streams.SubtopologyID(t.Subtopology), Partition: streams.Partition(t.Partition)}
 		if !isActive[id] {
 			s.want[id] = true
-			local = append(local, t)
 		}
 	}
-	s.local = local
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -154,7 +175,8 @@ func (s *standbys) assigned(standby []assign.TaskID, active []streams.TaskID) {
 }
 
 // release hands the stores of ids over to active tasks: whatever was read
-// is applied and checkpointed, and the stores are closed. It returns once
+// is applied and checkpointed, and the stores are closed; in-memory
+// stores' records wait in handoff for the tasks' restores. It returns once
 // none of them is open here.
 func (s *standbys) release(ids []streams.TaskID) {
 	s.mu.Lock()
@@ -162,9 +184,19 @@ func (s *standbys) release(ids []streams.TaskID) {
 	for _, id := range ids {
 		delete(s.want, id)
 		if t, ok := s.tasks[id]; ok {
-			s.closeTaskLocked(t, true)
+			s.closeTaskLocked(t, true, true)
 		}
 	}
+}
+
+// takeHandoff returns (and forgets) the records a released standby left
+// for the in-memory store of changelog partition tp.
+func (s *standbys) takeHandoff(tp streams.TopicPartition) *memHandoff {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.handoff[tp]
+	delete(s.handoff, tp)
+	return h
 }
 
 // run is the standby goroutine: open and close stores as the wanted set
@@ -205,7 +237,7 @@ func (s *standbys) run() {
 func (s *standbys) syncLocked() {
 	for id, t := range s.tasks {
 		if !s.want[id] {
-			s.closeTaskLocked(t, true)
+			s.closeTaskLocked(t, true, false)
 		}
 	}
 	for id := range s.want {
@@ -221,6 +253,9 @@ func (s *standbys) syncLocked() {
 			continue
 		}
 		s.tasks[id] = t
+		if len(t.stores) > 0 {
+			s.a.local.add(id)
+		}
 	}
 }
 
@@ -243,13 +278,26 @@ func (s *standbys) openTaskLocked(id streams.TaskID) (*standbyTask, error) {
 	for _, name := range st.Stores {
 		spec, _ := a.topo.Store(name)
 		topic := a.plan.Changelogs[name]
-		if spec.Global || spec.InMemory || topic == "" {
-			continue // nothing to keep warm on disk
+		if spec.Global || topic == "" {
+			continue // nothing to keep warm
+		}
+		if spec.InMemory {
+			ss := &standbyStore{name: name, label: t.label, hw: -1, mem: map[string]memRecord{},
+				tp:         streams.TopicPartition{Topic: topic, Partition: id.Partition},
+				tombstones: spec.Kind != state.KindKeyValue}
+			t.stores = append(t.stores, ss)
+			if add[topic] == nil {
+				add[topic] = map[int32]kgo.Offset{}
+			}
+			add[topic][int32(id.Partition)] = kgo.NewOffset().AtStart()
+			continue
 		}
 		ss, err := s.openStore(spec.Spec, topic, int32(id.Partition))
 		if err != nil {
 			for _, o := range t.stores {
-				_ = o.s.Close()
+				if o.s != nil {
+					_ = o.s.Close()
+				}
 			}
 			return nil, err
 		}
@@ -290,7 +338,7 @@ func (s *standbys) openStore(spec state.Spec, topic string, part int32) (*standb
 			return nil, err
 		}
 		if cp <= end {
-			return &standbyStore{s: st, tp: streams.TopicPartition{Topic: topic, Partition: streams.Partition(part)}, next: cp, hw: -1}, nil
+			return &standbyStore{s: st, name: spec.Name, tp: streams.TopicPartition{Topic: topic, Partition: streams.Partition(part)}, next: cp, hw: -1}, nil
 		}
 		a.log.Warn("standby store claims a changelog offset beyond the changelog end; dropping it", "store", spec.Name,
 			"partition", part, "checkpoint", cp, "end", end)
@@ -317,16 +365,27 @@ func openUncached(ctx context.Context, eng *state.Engine, spec state.Spec, part 
 }
 
 // closeTaskLocked stops reading the task's changelogs and closes its
-// stores, after applying what was read if apply is set.
-func (s *standbys) closeTaskLocked(t *standbyTask, apply bool) {
+// stores, after applying what was read if apply is set. With handover set
+// (the task becomes active here), in-memory stores' records are left in
+// handoff.
+func (s *standbys) closeTaskLocked(t *standbyTask, apply, handover bool) {
 	rm := map[string][]int32{}
 	for _, ss := range t.stores {
-		if apply {
-			s.applyLocked(ss)
-		}
-		s.a.m.restoreLeft.DeleteLabelValues(ss.label, ss.s.Name())
-		if err := ss.s.Close(); err != nil {
-			s.a.log.Warn("close standby store", "task", t.label, "store", ss.s.Name(), "err", err)
+		s.a.m.restoreLeft.DeleteLabelValues(ss.label, ss.name)
+		if ss.mem != nil {
+			if handover && len(ss.mem) > 0 {
+				if s.handoff == nil {
+					s.handoff = map[streams.TopicPartition]*memHandoff{}
+				}
+				s.handoff[ss.tp] = ss.handoffRecords()
+			}
+		} else {
+			if apply {
+				s.applyLocked(ss)
+			}
+			if err := ss.s.Close(); err != nil {
+				s.a.log.Warn("close standby store", "task", t.label, "store", ss.name, "err", err)
+			}
 		}
 		if s.byTP[ss.tp] == ss {
 			delete(s.byTP, ss.tp)
@@ -357,6 +416,10 @@ func (s *standbys) addLocked(fs kgo.Fetches) {
 			return
 		}
 		ss.hw = p.HighWatermark
+		if ss.mem != nil {
+			s.addMemLocked(ss, p.Records)
+			return
+		}
 		from := ss.next
 		if n := len(ss.pending); n > 0 {
 			from = ss.pending[n-1].Offset + 1
@@ -375,9 +438,46 @@ func (s *standbys) addLocked(fs kgo.Fetches) {
 	})
 }
 
+// addMemLocked folds fetched records into an in-memory store's compacted
+// changelog. Records below next were read already (a refetch) and are
+// skipped.
+func (s *standbys) addMemLocked(ss *standbyStore, recs []*kgo.Record) {
+	n := 0
+	for _, r := range recs {
+		off := state.Offset(r.Offset)
+		if off < ss.next {
+			continue
+		}
+		if r.Value == nil && !ss.tombstones {
+			delete(ss.mem, string(r.Key))
+		} else {
+			ss.mem[string(r.Key)] = memRecord{offset: off, value: r.Value}
+		}
+		ss.next = off + 1
+		n++
+	}
+	if n > 0 {
+		s.a.m.restored.WithLabelValues(ss.label, ss.name).Add(float64(n))
+	}
+	s.reportLocked(ss)
+}
+
+// handoffRecords returns an in-memory store's compacted changelog sorted
+// by offset, for the active task's restore.
+func (ss *standbyStore) handoffRecords() *memHandoff {
+	recs := make([]state.ChangelogRecord, 0, len(ss.mem))
+	for k, r := range ss.mem {
+		recs = append(recs, state.ChangelogRecord{Offset: r.offset, Key: []byte(k), Value: r.value})
+	}
+	slices.SortFunc(recs, func(a, b state.ChangelogRecord) int { return cmp.Compare(a.Offset, b.Offset) })
+	return &memHandoff{records: recs, next: ss.next}
+}
+
 func (s *standbys) applyAllLocked() {
 	for _, ss := range s.byTP {
-		s.applyLocked(ss)
+		if ss.mem == nil {
+			s.applyLocked(ss)
+		}
 	}
 	s.lastApply = time.Now()
 }
@@ -393,14 +493,14 @@ func (s *standbys) applyLocked(ss *standbyStore) {
 	if err != nil {
 		// The store keeps its last checkpoint; reading resumes there when
 		// the task is opened again (here or as an active task).
-		s.a.log.Warn("standby apply failed; the task restores from its checkpoint when it runs", "store", ss.s.Name(), "changelog", ss.tp.Topic,
+		s.a.log.Warn("standby apply failed; the task restores from its checkpoint when it runs", "store", ss.name, "changelog", ss.tp.Topic,
 			"partition", ss.tp.Partition, "err", err)
 		if cp, cerr := state.Checkpoint(ss.s); cerr == nil && cp > ss.next {
 			ss.next = cp
 		}
 	} else {
 		ss.next = res.To
-		s.a.m.restored.WithLabelValues(ss.label, ss.s.Name()).Add(float64(res.Records))
+		s.a.m.restored.WithLabelValues(ss.label, ss.name).Add(float64(res.Records))
 	}
 	ss.pending = ss.pending[:0]
 	ss.pendingBytes = 0
@@ -418,7 +518,7 @@ func (s *standbys) reportLocked(ss *standbyStore) {
 	if n := len(ss.pending); n > 0 {
 		read = ss.pending[n-1].Offset + 1
 	}
-	s.a.m.restoreLeft.WithLabelValues(ss.label, ss.s.Name()).Set(float64(max(ss.hw-int64(read), 0)))
+	s.a.m.restoreLeft.WithLabelValues(ss.label, ss.name).Set(float64(max(ss.hw-int64(read), 0)))
 }
 
 // pendingReader is the state.ChangelogReader through which a standby
@@ -445,6 +545,57 @@ func (r *pendingReader) Read(_ context.Context, from, to state.Offset, fn func([
 	return fn(recs[i:j])
 }
 
+// handoffReader restores an in-memory store from the records its standby
+// copy handed over, then reads the rest (from the offset after them) from
+// the changelog through inner.
+type handoffReader struct {
+	state.ChangelogReader
+	h *memHandoff
+}
+
+// handoffBatch is how many handed-over records one callback gets.
+const handoffBatch = 4096
+
+func (r handoffReader) Read(ctx context.Context, from, to state.Offset, fn func([]state.ChangelogRecord) error) error {
+	if to < r.h.next {
+		// The changelog ends below what the standby read: it was
+		// recreated meanwhile, and the records handed over are of the old
+		// one. Read it all.
+		return r.ChangelogReader.Read(ctx, from, to, fn)
+	}
+	recs := r.h.records
+	byOffset := func(c state.ChangelogRecord, o state.Offset) int { return cmp.Compare(c.Offset, o) }
+	i, _ := slices.BinarySearchFunc(recs, from, byOffset)
+	j, _ := slices.BinarySearchFunc(recs, r.h.next, byOffset)
+	for i < j {
+		k := min(i+handoffBatch, j)
+		if err := fn(recs[i:k]); err != nil {
+			return err
+		}
+		i = k
+	}
+	if to == r.h.next {
+		return nil
+	}
+	return r.ChangelogReader.Read(ctx, max(from, r.h.next), to, fn)
+}
+
+// standbyHandoff returns the reader a task's restore of the store whose
+// changelog partition is topic/part reads: r, or, when a standby copy of an
+// in-memory store handed records over, a reader that applies those first
+// and reads only the rest through r. handed is how many records were
+// handed over.
+func (a *App) standbyHandoff(r state.ChangelogReader, topic string, part int32) (_ state.ChangelogReader, handed int) {
+	if a.standby == nil {
+		return r, 0
+	}
+	h := a.standby.takeHandoff(streams.TopicPartition{Topic: topic, Partition: streams.Partition(part)})
+	if h == nil {
+		return r, 0
+	}
+	return handoffReader{ChangelogReader: r, h: h}, len(h.records)
+}
+
 // startStandbys starts keeping standby tasks warm when the application
 // asks for standby replicas.
 func (a *App) startStandbys() error {
@@ -457,15 +608,6 @@ func (a *App) startStandbys() error {
 	}
 	a.standby = s
 	return nil
-}
-
-// localTasks reports the tasks this instance holds state for (nil without
-// standbys), for the balancer.
-func (a *App) localTasks() []assign.TaskID {
-	if a.standby == nil {
-		return nil
-	}
-	return a.standby.localTasks()
 }
 
 // releaseStandbys closes the standby copies of tasks about to run here as

@@ -150,13 +150,14 @@ func (a *App) restore(ctx context.Context, t *task, s state.Store, topic string,
 	left := a.m.restoreLeft.WithLabelValues(t.label, s.Name())
 	done := a.m.restored.WithLabelValues(t.label, s.Name())
 	start := time.Now()
-	res, err := state.Restore(ctx, s, progressReader{r, left, done})
+	cr, handed := a.standbyHandoff(progressReader{r, left, done}, topic, part)
+	res, err := state.Restore(ctx, s, cr)
 	if err != nil {
 		return fmt.Errorf("runtime: restore store %q of task %s from %s/%d: %w", s.Name(), t.id, topic, part, err)
 	}
 	left.Set(0)
 	a.log.Info("restored store", "task", t.label, "store", s.Name(), "changelog", topic, "partition", part,
-		"from", res.From, "to", res.To, "records", res.Records, "wiped", res.Wiped, "took", time.Since(start))
+		"from", res.From, "to", res.To, "records", res.Records, "from standby", handed, "wiped", res.Wiped, "took", time.Since(start))
 	return nil
 }
 

@@ -126,14 +126,51 @@ func Assign(in Input) Assignment {
 		}
 	}
 
+	hasState := make([]map[TaskID]bool, n)
+	stateHolders := make(map[TaskID]int, len(tasks))
+	for i, m := range members {
+		hasState[i] = make(map[TaskID]bool, len(m.State))
+		for _, t := range m.State {
+			if valid[t] && !hasState[i][t] {
+				hasState[i][t] = true
+				stateHolders[t]++
+			}
+		}
+	}
+
 	// Sticky step: each member keeps its owned tasks up to its capacity.
 	// It keeps a spread over sub-topologies: tasks are taken round-robin
 	// by sub-topology so that shedding excess does not empty one
-	// sub-topology on a member.
+	// sub-topology on a member. A member over capacity sheds first the
+	// tasks another member holds local state for (an instance restarted
+	// with its state directory, or a standby), so that those move to warm
+	// state rather than to an empty store.
 	active := make([][]TaskID, n)
 	assigned := make(map[TaskID]int, len(tasks))
 	for i := range members {
-		keep := spread(prev[i], capacity[i])
+		owned := prev[i]
+		if len(owned) > capacity[i] {
+			elsewhere := func(t TaskID) bool {
+				others := stateHolders[t]
+				if hasState[i][t] {
+					others--
+				}
+				return others > 0
+			}
+			owned = slices.Clone(owned)
+			slices.SortStableFunc(owned, func(a, b TaskID) int {
+				ea, eb := elsewhere(a), elsewhere(b)
+				switch {
+				case ea == eb:
+					return 0
+				case eb:
+					return -1
+				default:
+					return 1
+				}
+			})
+		}
+		keep := spread(owned, capacity[i])
 		for _, t := range keep {
 			assigned[t] = i
 		}
@@ -144,13 +181,6 @@ func Assign(in Input) Assignment {
 	// in order: a member with local state for it, the member with the most
 	// room, the member running the fewest tasks of its sub-topology, the
 	// lowest ID.
-	hasState := make([]map[TaskID]bool, n)
-	for i, m := range members {
-		hasState[i] = make(map[TaskID]bool, len(m.State))
-		for _, t := range m.State {
-			hasState[i][t] = true
-		}
-	}
 	for _, t := range tasks {
 		if _, ok := assigned[t]; ok {
 			continue

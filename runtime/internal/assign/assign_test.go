@@ -67,6 +67,46 @@ func TestAssignJoinWithholdsMovedTasks(t *testing.T) {
 	}
 }
 
+// TestAssignJoinerGetsItsStateBack: an instance restarts with its state
+// directory and joins a member that took over all its tasks meanwhile. The
+// owner sheds the tasks the joiner holds state for, and the next round
+// hands them to it; without that state the owner keeps the lowest tasks
+// (the control), so the choice comes from the advertised state.
+func TestAssignJoinerGetsItsStateBack(t *testing.T) {
+	all := tasks(1, 6)
+	odd := []TaskID{{0, 1}, {0, 3}, {0, 5}}
+	for _, tc := range []struct {
+		name      string
+		state     []TaskID
+		keep, get []TaskID
+	}{
+		{"with state", odd, []TaskID{{0, 0}, {0, 2}, {0, 4}}, odd},
+		{"without state", nil, []TaskID{{0, 0}, {0, 1}, {0, 2}}, []TaskID{{0, 3}, {0, 4}, {0, 5}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{
+				Tasks: all,
+				Members: []Member{
+					// "a" has run every task since b went away, and holds
+					// state for all of them.
+					{ID: "a", Generation: 4, Owned: all, State: all},
+					{ID: "b", State: tc.state},
+				},
+			}
+			got := Assign(in)
+			if d := cmp.Diff(tc.keep, got.Active["a"]); d != "" {
+				t.Fatalf("first round, a keeps (-want +got):\n%s", d)
+			}
+			in.Members[0].Owned = got.Active["a"]
+			in.Members[0].Generation = 5
+			got = Assign(in)
+			if d := cmp.Diff(tc.get, got.Active["b"]); d != "" {
+				t.Fatalf("second round, b gets (-want +got):\n%s", d)
+			}
+		})
+	}
+}
+
 func TestAssignStaleClaimDoesNotStopOwner(t *testing.T) {
 	// "a" missed a generation and still claims {0,0}, which "b" has run
 	// since. b keeps it, nothing is withheld, and a (not assigned it)
