@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -90,7 +91,7 @@ id has been joined exactly once.`,
 	f.Float64Var(&cfg.OutOfOrder, "out-of-order", 0.02, "share of orders stamped up to --lateness earlier than their place")
 	f.DurationVar(&cfg.Lateness, "lateness", 5*time.Second, "how much earlier an out-of-order order may be (must stay below the 10s grace)")
 	f.IntVar(&cfg.JoinOrders, "join-orders", 500_000, "orders (and as many payments) through the join; 0 skips the join")
-	f.DurationVar(&cfg.JoinGrace, "join-grace", 10*time.Second, "grace of the join window (0: --span, so that no record can be late whatever order the two topics are read in)")
+	f.DurationVar(&cfg.JoinGrace, "join-grace", 0, "grace of the join window (0: --span, so that no record can be late whatever order the two topics are read in; with a shorter grace, records of one topic read more than the grace behind the other in event time are dropped as late and the run fails)")
 	f.DurationVar(&cfg.Commit, "commit-interval", time.Second, "commit interval of the Weir runtime and of the baseline")
 	f.StringVar(&cfg.Fsync, "fsync", string(broker.FsyncGroup), "Weir's fsync policy: group, interval or never")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where the broker's and the application's directories are made (default: the system temp dir)")
@@ -333,7 +334,34 @@ func (w *weirApp) failed() error {
 	if p := w.err.Load(); p != nil {
 		return fmt.Errorf("runtime stopped: %w", *p)
 	}
+	// A record dropped as late can never be counted or joined: the output
+	// will not become complete, so say why now instead of at --timeout.
+	if n := w.droppedLate(); n > 0 {
+		return fmt.Errorf("runtime dropped %.0f records as late (their window had closed: the inputs were read further apart in event time than the grace); the output cannot become complete: rerun with a larger --join-grace (0: --span)", n)
+	}
 	return nil
+}
+
+// droppedLate is the runtime's count of records dropped as late.
+func (w *weirApp) droppedLate() float64 {
+	mfs, err := w.app.Metrics().Gather()
+	if err != nil {
+		return 0
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "weir_dropped_records_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && (l.GetValue() == "late" || strings.HasSuffix(l.GetValue(), ": late")) {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
 }
 
 func (w *weirApp) stop() error {
