@@ -331,7 +331,8 @@ func (s *memSessionStore) find2(cached bool, observed int64, key []byte, earlies
 			continue
 		}
 		if v := w.value(cached); v != nil {
-			it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, value: v})
+			vo, vn := it.vals.add(v)
+			it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
 		}
 	}
 	return it
@@ -356,7 +357,8 @@ func (s *memSessionStore) all(cached bool, observed int64) SessionIterator {
 				if kb == nil {
 					kb = []byte(k.key)
 				}
-				it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, value: v})
+				vo, vn := it.vals.add(v)
+				it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
 			}
 		}
 	}
@@ -375,16 +377,20 @@ func (s *memSessionStore) all(cached bool, observed int64) SessionIterator {
 	return it
 }
 
+// memSessEnt is a session listed by an iterator; its value is at vo, vn
+// in the iterator's arena.
 type memSessEnt struct {
 	key        []byte
 	start, end int64
-	value      []byte
+	vo, vn     int
 }
 
-// memSessIter walks a list of sessions taken when it was created.
+// memSessIter walks a list of sessions, with copies of their values, taken
+// when it was created: writes during the iteration are not seen.
 type memSessIter struct {
 	ents   []memSessEnt
 	i      int
+	vals   valArena
 	inline [4]memSessEnt
 	keyBuf [32]byte
 }
@@ -397,12 +403,15 @@ func (it *memSessIter) Next() bool {
 	it.i++
 	return true
 }
-func (it *memSessIter) Key() []byte   { return it.ents[it.i].key }
-func (it *memSessIter) Start() int64  { return it.ents[it.i].start }
-func (it *memSessIter) End() int64    { return it.ents[it.i].end }
-func (it *memSessIter) Value() []byte { return it.ents[it.i].value }
-func (it *memSessIter) Err() error    { return nil }
-func (it *memSessIter) Close() error  { it.i = len(it.ents); return nil }
+func (it *memSessIter) Key() []byte  { return it.ents[it.i].key }
+func (it *memSessIter) Start() int64 { return it.ents[it.i].start }
+func (it *memSessIter) End() int64   { return it.ents[it.i].end }
+func (it *memSessIter) Value() []byte {
+	e := &it.ents[it.i]
+	return it.vals.at(e.vo, e.vn)
+}
+func (it *memSessIter) Err() error   { return nil }
+func (it *memSessIter) Close() error { it.i = len(it.ents); return nil }
 
 // memSessionCached is a memSessionStore wrapped by a Cache.
 type memSessionCached struct{ s *memSessionStore }
