@@ -286,7 +286,7 @@ func (it *memKVIter) fill() {
 		}
 		for k, e := range t.Ascend(lo, hi) {
 			if v := e.view(it.cached); v != nil {
-				vo, vn := it.vals.add(v)
+				vo, vn := it.vals.add(v, limit-len(it.buf)-1)
 				it.buf = append(it.buf, memKVPair{k, vo, vn})
 				if len(it.buf) == limit {
 					break
@@ -306,7 +306,7 @@ func (it *memKVIter) fill() {
 		}
 		for k, e := range t.Descend(hi, lo) {
 			if v := e.view(it.cached); v != nil {
-				vo, vn := it.vals.add(v)
+				vo, vn := it.vals.add(v, limit-len(it.buf)-1)
 				it.buf = append(it.buf, memKVPair{k, vo, vn})
 				if len(it.buf) == limit {
 					break

@@ -331,7 +331,7 @@ func (s *memSessionStore) find2(cached bool, observed int64, key []byte, earlies
 			continue
 		}
 		if v := w.value(cached); v != nil {
-			vo, vn := it.vals.add(v)
+			vo, vn := it.vals.add(v, len(k.sesss)-i-1)
 			it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
 		}
 	}
@@ -357,7 +357,7 @@ func (s *memSessionStore) all(cached bool, observed int64) SessionIterator {
 				if kb == nil {
 					kb = []byte(k.key)
 				}
-				vo, vn := it.vals.add(v)
+				vo, vn := it.vals.add(v, 16)
 				it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
 			}
 		}

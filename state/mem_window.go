@@ -211,12 +211,19 @@ func (a *valArena) reset() {
 	a.b = a.b[:0]
 }
 
-// add copies v in, returning where it is.
-func (a *valArena) add(v []byte) (off, n int) {
+// add copies v in, returning where it is. If the arena must grow, it
+// grows to hold more values of v's size (more: how many are likely to
+// follow) in one step.
+func (a *valArena) add(v []byte, more int) (off, n int) {
 	if a.b == nil {
 		a.b = a.inline[:0]
 	}
 	off = len(a.b)
+	if off+len(v) > cap(a.b) {
+		nb := make([]byte, off, max(2*cap(a.b), off+len(v)*(1+more)))
+		copy(nb, a.b)
+		a.b = nb
+	}
 	a.b = append(a.b, v...)
 	return off, len(v)
 }
@@ -392,7 +399,7 @@ func (s *memWindowStore) fetch(cached bool, observed int64, key []byte, from, to
 	for ; i < len(k.wins) && k.wins[i].start <= to; i++ {
 		w := &k.wins[i]
 		if v := w.value(cached); v != nil {
-			vo, vn := it.vals.add(v)
+			vo, vn := it.vals.add(v, len(k.wins)-i-1)
 			it.ents = append(it.ents, memWinEnt{key: kb, start: w.start, vo: vo, vn: vn})
 		}
 	}
@@ -421,7 +428,7 @@ func (s *memWindowStore) fetchAll(cached bool, observed int64, from, to int64, r
 				if kb == nil {
 					kb = []byte(k.key)
 				}
-				vo, vn := it.vals.add(v)
+				vo, vn := it.vals.add(v, 16)
 				it.ents = append(it.ents, memWinEnt{key: kb, start: w.start, vo: vo, vn: vn})
 			}
 		}
