@@ -62,9 +62,28 @@ type memSessDirty struct {
 func newMemSessionStore(b *base) *memSessionStore {
 	s := &memSessionStore{base: b, keys: map[string]*memSessKey{}, segs: map[int64][]*memSessKey{}, cobs: math.MinInt64}
 	s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
-	b.onReload = func() { s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed) }
+	b.onReload = func() {
+		s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
+		s.relist()
+	}
 	b.onWipe = s.clear
 	return s
+}
+
+// relist rebuilds the segment listings from the sessions. A reload can
+// lower stream time below the point where advance dropped a segment's
+// listing while keeping its dirty sessions; once live again, such a session
+// would never be dropped.
+func (s *memSessionStore) relist() {
+	clear(s.segs)
+	for _, k := range s.keys {
+		for i := range k.sesss {
+			sg := s.tb.seg(k.sesss[i].end)
+			if i == 0 || s.tb.seg(k.sesss[i-1].end) != sg {
+				s.segs[sg] = append(s.segs[sg], k)
+			}
+		}
+	}
 }
 
 func (s *memSessionStore) clear() {

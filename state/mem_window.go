@@ -91,9 +91,28 @@ type memDirty struct {
 func newMemWindowStore(b *base) *memWindowStore {
 	s := &memWindowStore{base: b, keys: map[string]*memWinKey{}, segs: map[int64][]*memWinKey{}, cobs: math.MinInt64}
 	s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
-	b.onReload = func() { s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed) }
+	b.onReload = func() {
+		s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
+		s.relist()
+	}
 	b.onWipe = s.clear
 	return s
+}
+
+// relist rebuilds the segment listings from the windows. A reload can
+// lower stream time below the point where advance dropped a segment's
+// listing while keeping its dirty windows; once live again, such a window
+// would never be dropped.
+func (s *memWindowStore) relist() {
+	clear(s.segs)
+	for _, k := range s.keys {
+		for i := range k.wins {
+			sg := s.tb.seg(k.wins[i].start)
+			if i == 0 || s.tb.seg(k.wins[i-1].start) != sg {
+				s.segs[sg] = append(s.segs[sg], k)
+			}
+		}
+	}
 }
 
 func (s *memWindowStore) clear() {
