@@ -376,7 +376,10 @@ type mergeIter struct {
 	started   bool
 	key       []byte
 	value     []byte
-	err       error
+	// vbuf holds a copy of the value last taken from the cache: a write
+	// during the iteration may overwrite the entry's buffer in place.
+	vbuf []byte
+	err  error
 	// accept filters cache entries (time bounds); nil accepts all.
 	accept cacheAcceptor
 	// cbuf is the cache iterator of the current span (c points to it).
@@ -458,7 +461,11 @@ func (m *mergeIter) Next() bool {
 			if en.value == nil {
 				continue
 			}
-			m.key, m.value = en.key, en.value
+			if m.vbuf == nil {
+				m.vbuf = make([]byte, 0, 64) // non-nil: an empty value is not absent
+			}
+			m.vbuf = append(m.vbuf[:0], en.value...)
+			m.key, m.value = en.key, m.vbuf
 			return true
 		default:
 			m.key, m.value = m.below.ckey(), m.below.value()

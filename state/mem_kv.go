@@ -231,7 +231,10 @@ func (e *memKVEntry) view(cached bool) []byte {
 
 // memKVIter walks the entries in key order in chunks (the first one
 // small: most iterators read a few entries), each chunk seeking afresh from
-// the last key it returned, so writes during the iteration are safe.
+// the last key it returned, so writes during the iteration are safe. A
+// chunk holds copies of its values (a write may overwrite an entry's
+// buffer in place): a value is the one the entry had when its chunk was
+// read.
 type memKVIter struct {
 	s              *memKVStore
 	cached         bool
@@ -242,15 +245,18 @@ type memKVIter struct {
 	exhausted      bool // the last fill reached the end of the range
 	done           bool
 	buf            []memKVPair
+	vals           valArena
 	first          [memIterFirstChunk]memKVPair
 	pos            int
 	last           string
 	key, value     []byte
 }
 
+// memKVPair is an entry of a chunk; its value is at vo, vn in the
+// iterator's arena.
 type memKVPair struct {
-	key   string
-	value []byte
+	key    string
+	vo, vn int
 }
 
 func (it *memKVIter) fill() {
@@ -265,6 +271,7 @@ func (it *memKVIter) fill() {
 		it.buf = make([]memKVPair, 0, limit)
 	}
 	it.buf, it.pos = it.buf[:0], 0
+	it.vals.reset()
 	t := it.s.ordered()
 	if !it.reverse {
 		lo := btreemap.Min[string]()
@@ -279,7 +286,8 @@ func (it *memKVIter) fill() {
 		}
 		for k, e := range t.Ascend(lo, hi) {
 			if v := e.view(it.cached); v != nil {
-				it.buf = append(it.buf, memKVPair{k, v})
+				vo, vn := it.vals.add(v, limit-len(it.buf)-1)
+				it.buf = append(it.buf, memKVPair{k, vo, vn})
 				if len(it.buf) == limit {
 					break
 				}
@@ -298,7 +306,8 @@ func (it *memKVIter) fill() {
 		}
 		for k, e := range t.Descend(hi, lo) {
 			if v := e.view(it.cached); v != nil {
-				it.buf = append(it.buf, memKVPair{k, v})
+				vo, vn := it.vals.add(v, limit-len(it.buf)-1)
+				it.buf = append(it.buf, memKVPair{k, vo, vn})
 				if len(it.buf) == limit {
 					break
 				}
@@ -327,7 +336,7 @@ func (it *memKVIter) Next() bool {
 	p := it.buf[it.pos]
 	it.pos++
 	it.last = p.key
-	it.key, it.value = append(it.key[:0], p.key...), p.value
+	it.key, it.value = append(it.key[:0], p.key...), it.vals.at(p.vo, p.vn)
 	return true
 }
 

@@ -62,9 +62,28 @@ type memSessDirty struct {
 func newMemSessionStore(b *base) *memSessionStore {
 	s := &memSessionStore{base: b, keys: map[string]*memSessKey{}, segs: map[int64][]*memSessKey{}, cobs: math.MinInt64}
 	s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
-	b.onReload = func() { s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed) }
+	b.onReload = func() {
+		s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
+		s.relist()
+	}
 	b.onWipe = s.clear
 	return s
+}
+
+// relist rebuilds the segment listings from the sessions. A reload can
+// lower stream time below the point where advance dropped a segment's
+// listing while keeping its dirty sessions; once live again, such a session
+// would never be dropped.
+func (s *memSessionStore) relist() {
+	clear(s.segs)
+	for _, k := range s.keys {
+		for i := range k.sesss {
+			sg := s.tb.seg(k.sesss[i].end)
+			if i == 0 || s.tb.seg(k.sesss[i-1].end) != sg {
+				s.segs[sg] = append(s.segs[sg], k)
+			}
+		}
+	}
 }
 
 func (s *memSessionStore) clear() {
@@ -331,7 +350,8 @@ func (s *memSessionStore) find2(cached bool, observed int64, key []byte, earlies
 			continue
 		}
 		if v := w.value(cached); v != nil {
-			it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, value: v})
+			vo, vn := it.vals.add(v, len(k.sesss)-i-1)
+			it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
 		}
 	}
 	return it
@@ -356,7 +376,8 @@ func (s *memSessionStore) all(cached bool, observed int64) SessionIterator {
 				if kb == nil {
 					kb = []byte(k.key)
 				}
-				it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, value: v})
+				vo, vn := it.vals.add(v, 16)
+				it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
 			}
 		}
 	}
@@ -375,16 +396,20 @@ func (s *memSessionStore) all(cached bool, observed int64) SessionIterator {
 	return it
 }
 
+// memSessEnt is a session listed by an iterator; its value is at vo, vn
+// in the iterator's arena.
 type memSessEnt struct {
 	key        []byte
 	start, end int64
-	value      []byte
+	vo, vn     int
 }
 
-// memSessIter walks a list of sessions taken when it was created.
+// memSessIter walks a list of sessions, with copies of their values, taken
+// when it was created: writes during the iteration are not seen.
 type memSessIter struct {
 	ents   []memSessEnt
 	i      int
+	vals   valArena
 	inline [4]memSessEnt
 	keyBuf [32]byte
 }
@@ -397,12 +422,15 @@ func (it *memSessIter) Next() bool {
 	it.i++
 	return true
 }
-func (it *memSessIter) Key() []byte   { return it.ents[it.i].key }
-func (it *memSessIter) Start() int64  { return it.ents[it.i].start }
-func (it *memSessIter) End() int64    { return it.ents[it.i].end }
-func (it *memSessIter) Value() []byte { return it.ents[it.i].value }
-func (it *memSessIter) Err() error    { return nil }
-func (it *memSessIter) Close() error  { it.i = len(it.ents); return nil }
+func (it *memSessIter) Key() []byte  { return it.ents[it.i].key }
+func (it *memSessIter) Start() int64 { return it.ents[it.i].start }
+func (it *memSessIter) End() int64   { return it.ents[it.i].end }
+func (it *memSessIter) Value() []byte {
+	e := &it.ents[it.i]
+	return it.vals.at(e.vo, e.vn)
+}
+func (it *memSessIter) Err() error   { return nil }
+func (it *memSessIter) Close() error { it.i = len(it.ents); return nil }
 
 // memSessionCached is a memSessionStore wrapped by a Cache.
 type memSessionCached struct{ s *memSessionStore }

@@ -91,9 +91,28 @@ type memDirty struct {
 func newMemWindowStore(b *base) *memWindowStore {
 	s := &memWindowStore{base: b, keys: map[string]*memWinKey{}, segs: map[int64][]*memWinKey{}, cobs: math.MinInt64}
 	s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
-	b.onReload = func() { s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed) }
+	b.onReload = func() {
+		s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
+		s.relist()
+	}
 	b.onWipe = s.clear
 	return s
+}
+
+// relist rebuilds the segment listings from the windows. A reload can
+// lower stream time below the point where advance dropped a segment's
+// listing while keeping its dirty windows; once live again, such a window
+// would never be dropped.
+func (s *memWindowStore) relist() {
+	clear(s.segs)
+	for _, k := range s.keys {
+		for i := range k.wins {
+			sg := s.tb.seg(k.wins[i].start)
+			if i == 0 || s.tb.seg(k.wins[i-1].start) != sg {
+				s.segs[sg] = append(s.segs[sg], k)
+			}
+		}
+	}
 }
 
 func (s *memWindowStore) clear() {
@@ -195,6 +214,42 @@ func (s *memWindowStore) forgetKey(k *memWinKey) {
 
 // setValue copies v into buf when it fits, else into a new slice; the
 // result is never nil.
+// valArena holds copies of the values an iterator lists: a write during
+// the iteration may overwrite a value's buffer in place (setValue), so an
+// iterator never hands out the store's own buffers.
+type valArena struct {
+	b      []byte
+	inline [64]byte
+}
+
+// reset empties the arena (non-nil, so an empty value stays non-nil).
+func (a *valArena) reset() {
+	if a.b == nil {
+		a.b = a.inline[:0]
+	}
+	a.b = a.b[:0]
+}
+
+// add copies v in, returning where it is. If the arena must grow, it
+// grows to hold more values of v's size (more: how many are likely to
+// follow) in one step.
+func (a *valArena) add(v []byte, more int) (off, n int) {
+	if a.b == nil {
+		a.b = a.inline[:0]
+	}
+	off = len(a.b)
+	if off+len(v) > cap(a.b) {
+		nb := make([]byte, off, max(2*cap(a.b), off+len(v)*(1+more)))
+		copy(nb, a.b)
+		a.b = nb
+	}
+	a.b = append(a.b, v...)
+	return off, len(v)
+}
+
+// at returns the value add put at off.
+func (a *valArena) at(off, n int) []byte { return a.b[off : off+n : off+n] }
+
 func setValue(buf, v []byte) []byte {
 	if buf != nil && cap(buf) >= len(v) {
 		return append(buf[:0], v...)
@@ -363,7 +418,8 @@ func (s *memWindowStore) fetch(cached bool, observed int64, key []byte, from, to
 	for ; i < len(k.wins) && k.wins[i].start <= to; i++ {
 		w := &k.wins[i]
 		if v := w.value(cached); v != nil {
-			it.ents = append(it.ents, memWinEnt{key: kb, start: w.start, value: v})
+			vo, vn := it.vals.add(v, len(k.wins)-i-1)
+			it.ents = append(it.ents, memWinEnt{key: kb, start: w.start, vo: vo, vn: vn})
 		}
 	}
 	if reverse {
@@ -391,7 +447,8 @@ func (s *memWindowStore) fetchAll(cached bool, observed int64, from, to int64, r
 				if kb == nil {
 					kb = []byte(k.key)
 				}
-				it.ents = append(it.ents, memWinEnt{key: kb, start: w.start, value: v})
+				vo, vn := it.vals.add(v, 16)
+				it.ents = append(it.ents, memWinEnt{key: kb, start: w.start, vo: vo, vn: vn})
 			}
 		}
 	}
@@ -410,17 +467,20 @@ func (s *memWindowStore) fetchAll(cached bool, observed int64, from, to int64, r
 	return it
 }
 
+// memWinEnt is a window listed by an iterator; its value is at vo, vn in
+// the iterator's arena.
 type memWinEnt struct {
-	key   []byte
-	start int64
-	value []byte
+	key    []byte
+	start  int64
+	vo, vn int
 }
 
-// memWinIter walks a list of windows taken when it was created: writes
-// during the iteration are not seen (in-place updates of a value may be).
+// memWinIter walks a list of windows, with copies of their values, taken
+// when it was created: writes during the iteration are not seen.
 type memWinIter struct {
 	ents   []memWinEnt
 	i      int
+	vals   valArena
 	inline [4]memWinEnt
 	keyBuf [32]byte
 }
@@ -435,9 +495,12 @@ func (it *memWinIter) Next() bool {
 }
 func (it *memWinIter) Key() []byte        { return it.ents[it.i].key }
 func (it *memWinIter) WindowStart() int64 { return it.ents[it.i].start }
-func (it *memWinIter) Value() []byte      { return it.ents[it.i].value }
-func (it *memWinIter) Err() error         { return nil }
-func (it *memWinIter) Close() error       { it.i = len(it.ents); return nil }
+func (it *memWinIter) Value() []byte {
+	e := &it.ents[it.i]
+	return it.vals.at(e.vo, e.vn)
+}
+func (it *memWinIter) Err() error   { return nil }
+func (it *memWinIter) Close() error { it.i = len(it.ents); return nil }
 
 // memWindowCached is a memWindowStore wrapped by a Cache: see
 // memWindowStore.
