@@ -8,3 +8,9 @@ import "github.com/weir-dev/weir/streams"
 func (a *Application) Abandon() map[streams.TopicPartition]streams.Offset {
 	return a.a.Abandon()
 }
+
+// MaxBufferedProduce sets how many records the instance's producer
+// buffers (default 100000), so that a test can fill it.
+func MaxBufferedProduce(n int) Option {
+	return optFunc(func(c *config) { c.app.MaxBufferedProduce = n })
+}

@@ -1,8 +1,11 @@
 package runtime_test
 
 import (
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/weir-dev/weir/broker"
 	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
@@ -327,5 +330,48 @@ func TestCloseDuringOutage(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Close did not return within 30s with the broker away")
+	}
+}
+
+// TestCloseWithProducerFull: the broker goes away while a commit's flush
+// hands the producer more records than it buffers (a write cache holding
+// many windows, a producer limit of 4 records). The Produce that finds the
+// producer full must not wedge the instance: Close returns promptly, Run
+// reports the dropped output as an error, and the group's committed
+// offsets stay where they were before the broker left (no offset past an
+// output record that was never produced).
+func TestCloseWithProducerFull(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
+	rb := newRestartableBroker(t)
+	c := &cluster{addrs: []string{rb.b.Addr()}, session: 6 * time.Second}
+	createTopics(t, c, 2)
+	p := newProducer(t, c)
+	// NB: a commit interval longer than the test: the only commit after
+	// the first is Close's, with the broker away.
+	in := startInstance(t, c, t.TempDir(), runtime.CommitInterval(time.Hour),
+		runtime.CommitTimeout(300*time.Millisecond), runtime.MaxBufferedProduce(4))
+	seq := 0
+	in.waitMetricAbove(t, "weir_active_tasks", 0)
+	p.send(t, 200, 50, base, &seq)
+	in.waitMetricAbove(t, "weir_records_processed_total", 199)
+	before := committedOffsets(t, c)
+	rb.stop()
+	closed := make(chan error, 1)
+	go func() {
+		_ = in.app.Close()
+		closed <- <-in.done
+	}()
+	select {
+	case err := <-closed:
+		if err == nil || !strings.Contains(err.Error(), "output dropped while the producer was full") {
+			t.Fatalf("run returned %v, want the dropped output reported", err)
+		}
+		t.Logf("run: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return within 30s with the producer full and the broker away")
+	}
+	rb.start(c.addrs[0])
+	if diff := cmp.Diff(before, committedOffsets(t, c)); diff != "" {
+		t.Fatalf("committed offsets moved with output dropped (-before +after):\n%s", diff)
 	}
 }

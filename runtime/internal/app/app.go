@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,18 +55,31 @@ type App struct {
 	inputTopics []string
 	// local is the set of tasks this instance holds state for.
 	local localState
-	// runCtx bounds produce calls; canceled when Run returns.
+	// runCtx is the context of the records produced (franz-go fails a
+	// record still buffered when it ends); canceled when Run returns.
 	runCtx context.Context
+	// gate bounds the records handed to cl and not yet acknowledged to
+	// Options.MaxBufferedProduce; every Produce on cl takes room in it
+	// first, so that cl's own limit (set above) never blocks.
+	gate *client.Gate
+	// produceCtx bounds how long a record waits for room in gate: set by the
+	// goroutine holding mu to the context of the step or commit attempt
+	// it runs, read by it and the workers it runs tasks on.
+	produceCtx atomic.Pointer[context.Context]
 	// clientCtx is the group client's context; canceling it makes the
 	// client stop talking to the cluster (Abandon).
 	clientCancel context.CancelFunc
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close and Abandon
-	done     chan struct{} // closed when Run returns
-	started  chan struct{} // closed when the group client is up
-	clReady  chan struct{} // closed once a.cl is set
-	runOnce  sync.Once
+	// stopCtx is canceled with stop closing: a Produce waiting for room
+	// outside a step or commit attempt waits on it.
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+	done       chan struct{} // closed when Run returns
+	started    chan struct{} // closed when the group client is up
+	clReady    chan struct{} // closed once a.cl is set
+	runOnce    sync.Once
 
 	mu sync.Mutex
 	// tasks are the running tasks. Guarded by mu.
@@ -131,6 +145,8 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		ends:     map[streams.TopicPartition]knownEnd{},
 		starts:   map[streams.TopicPartition]int64{},
 	}
+	a.stopCtx, a.cancelStop = context.WithCancel(context.Background())
+	a.gate = client.NewGate(opts.MaxBufferedProduce)
 	a.m = newMetrics(opts.ApplicationID, instance)
 	for _, n := range topo.Nodes() {
 		if n.Kind == streams.SourceNode {
@@ -239,7 +255,7 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.SessionTimeout(a.opts.SessionTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, a.opts.SessionTimeout/4)),
 		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.MaxBufferedRecords(maxBufferedProduce),
+		kgo.MaxBufferedRecords(2*a.opts.MaxBufferedProduce),
 		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.ProducerLinger(5*time.Millisecond),
 		kgo.OnPartitionsAssigned(a.onAssigned),
@@ -383,14 +399,24 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) error {
 		return a.fatal
 	}
 	if !a.backpressureLocked() {
-		if err := a.processLocked(); err != nil {
-			return err
-		}
+		// A Produce that finds the producer full waits for room at most
+		// CommitTimeout (or until Close), as a commit attempt would.
+		pctx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
+		restore := a.setProduceCtxLocked(pctx)
+		err := a.processLocked()
 		now := time.Now()
 		for _, t := range a.tasks {
-			if err := t.exec.Punctuate(now); err != nil {
-				return a.failLocked(err)
+			if err != nil {
+				break
 			}
+			if perr := t.exec.Punctuate(now); perr != nil {
+				err = a.failLocked(perr)
+			}
+		}
+		restore()
+		cancel()
+		if err != nil {
+			return err
 		}
 	}
 	if a.commitDueLocked(time.Now()) {
@@ -401,15 +427,30 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) error {
 	return nil
 }
 
-// The producer buffers at most maxBufferedProduce records (a Produce call
-// beyond blocks until the broker acknowledges some). Processing holds off
-// from produceHighWater buffered records on, leaving the rest for what a
-// commit's store flushes forward, and goes on below produceLowWater.
-const (
-	maxBufferedProduce = 100_000
-	produceHighWater   = maxBufferedProduce / 2
-	produceLowWater    = maxBufferedProduce / 4
-)
+// The producer holds at most Options.MaxBufferedProduce records (a record
+// beyond waits in the App's gate until the broker acknowledges some, at
+// most until produceWaitCtx ends). Processing holds
+// off from half of it buffered, leaving the rest for what a commit's
+// store flushes forward, and goes on below a quarter.
+
+// produceWaitCtx returns the context a record waits on for room in the
+// gate: the running step's or commit attempt's, else stopCtx. Its end
+// fails the record (never produced): the task's Inflight keeps the error,
+// so its offsets are never committed past it (commitLocked).
+func (a *App) produceWaitCtx() context.Context {
+	if p := a.produceCtx.Load(); p != nil {
+		return *p
+	}
+	return a.stopCtx
+}
+
+// setProduceCtxLocked makes ctx the context records wait on, and
+// returns a func that puts the previous one back.
+func (a *App) setProduceCtxLocked(ctx context.Context) (restore func()) {
+	prev := a.produceCtx.Load()
+	a.produceCtx.Store(&ctx)
+	return func() { a.produceCtx.Store(prev) }
+}
 
 // backpressureLocked reports whether processing holds off: a commit is
 // stalled (the broker is unreachable: processing on would only pile up
@@ -421,8 +462,8 @@ const (
 func (a *App) backpressureLocked() bool {
 	hold := !a.stall.since.IsZero()
 	if !hold {
-		n := a.cl.BufferedProduceRecords()
-		hold = n >= produceHighWater || a.inputsPaused && n > produceLowWater
+		n, limit := int(a.cl.BufferedProduceRecords()), a.opts.MaxBufferedProduce
+		hold = n >= limit/2 || a.inputsPaused && n > limit/4
 	}
 	if hold != a.inputsPaused {
 		a.inputsPaused = hold
@@ -736,7 +777,11 @@ func (a *App) probeLags(ctx context.Context) {
 func (a *App) handleProcessingError(t *task, err error) error {
 	return a.handleDeserialization(err, "", func(rec *kgo.Record) {
 		t.inflight.Add()
-		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
+		if err := a.gate.Acquire(a.produceWaitCtx()); err != nil {
+			t.inflight.Done(err) // never produced: the task cannot commit past it
+			return
+		}
+		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { a.gate.Release(); t.inflight.Done(err) })
 	})
 }
 
@@ -807,6 +852,7 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
 	defer cancel()
+	defer a.setProduceCtxLocked(actx)()
 	// timedOut reports whether err is this attempt running out of time;
 	// records and stores that failed keep failing at the next attempt.
 	timedOut := func(err error) bool { return actx.Err() != nil && errors.Is(err, actx.Err()) }
@@ -828,6 +874,17 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 		}
 	}
 	if err != nil {
+		// A record that waited for room in the full producer until its
+		// context ended (this attempt's timeout, an earlier step's, or
+		// Close) was never produced: the task can never commit past it.
+		// The instance stops with an error; the task's next owner
+		// processes again from the last committed offsets.
+		for _, t := range ts {
+			if ierr := t.inflight.Err(); ierr != nil && (errors.Is(ierr, context.DeadlineExceeded) || errors.Is(ierr, context.Canceled)) {
+				a.m.commitFailures.WithLabelValues("timeout").Inc()
+				return fmt.Errorf("runtime: commit task %s: output dropped while the producer was full (broker unreachable for CommitTimeout, or Close); offsets stay uncommitted: %w", t.id, ierr)
+			}
+		}
 		if !timedOut(err) {
 			return err
 		}
@@ -1017,7 +1074,7 @@ func (a *App) closeClients() {
 // Close stops Run gracefully (commit, flush, leave the group) and waits
 // for it to return. Close before Run makes Run return ErrClosed.
 func (a *App) Close() error {
-	a.stopOnce.Do(func() { close(a.stop) })
+	a.stopOnce.Do(func() { close(a.stop); a.cancelStop() })
 	ran := true
 	a.runOnce.Do(func() { ran = false })
 	if ran {

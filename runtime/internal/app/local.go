@@ -15,9 +15,11 @@ import (
 // starts with the tasks whose stores the state directory holds with a
 // checkpoint (scanLocalState, before the group client starts: the first
 // join after a restart already tells), and grows with every task opened
-// here, active or standby. Tasks are not removed when they move away:
-// their stores stay in the state directory, and their checkpoints still
-// spare most of a restore.
+// here, active or standby, that has a persistent store. Tasks whose
+// stores are all in memory are never added: they hold nothing once the
+// task moves away. Tasks are not removed when they move away: their
+// stores stay in the state directory (the runtime never deletes them),
+// and their checkpoints still spare most of a restore.
 type localState struct {
 	mu sync.Mutex
 	// tasks is the set. Guarded by mu.
@@ -77,6 +79,23 @@ func (a *App) scanLocalState() error {
 		a.log.Info("found local state", "tasks", len(a.local.list()))
 	}
 	return nil
+}
+
+// persistentTask reports whether task id has a store kept in the state
+// directory (not global, not in memory): only such a task is worth
+// advertising as local state.
+func (a *App) persistentTask(id streams.TaskID) bool {
+	for _, sub := range a.topo.Subtopologies() {
+		if sub.ID != id.Subtopology {
+			continue
+		}
+		for _, name := range sub.Stores {
+			if spec, ok := a.topo.Store(name); ok && !spec.Global && !spec.InMemory {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // localTasks reports the tasks this instance holds state for, for the

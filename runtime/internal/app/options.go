@@ -84,6 +84,11 @@ type Options struct {
 	// weir_enforced_processing_total. A partition the consumer knows to be
 	// at its end is never waited for. Negative: never wait. Default 10s.
 	MaxTaskIdle time.Duration
+	// MaxBufferedProduce bounds the records the producer buffers: a
+	// Produce beyond it waits for acknowledgements (see App), and
+	// processing holds off from half of it. Default 100000; tests set it
+	// small to make the producer full.
+	MaxBufferedProduce int
 	// ReplicationFactor of the internal topics Weir creates. Default -1
 	// (the broker's default).
 	ReplicationFactor int16
@@ -113,6 +118,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxBufferedPerPartition == 0 {
 		o.MaxBufferedPerPartition = 1000
+	}
+	if o.MaxBufferedProduce == 0 {
+		o.MaxBufferedProduce = 100_000
 	}
 	if o.MaxTaskIdle == 0 {
 		o.MaxTaskIdle = 10 * time.Second
@@ -157,6 +165,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxBufferedPerPartition < 0 {
 		errs = append(errs, fmt.Errorf("runtime: max buffered per partition %d < 0", o.MaxBufferedPerPartition))
+	}
+	if o.MaxBufferedProduce < 0 {
+		errs = append(errs, fmt.Errorf("runtime: max buffered produce %d < 0", o.MaxBufferedProduce))
 	}
 	return errors.Join(errs...)
 }

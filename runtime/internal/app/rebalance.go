@@ -80,7 +80,7 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		}
 		a.m.tasks.Set(float64(len(a.tasks)))
 		a.mu.Unlock()
-		if len(t.stores) > 0 {
+		if a.persistentTask(id) {
 			a.local.add(id)
 		}
 		a.log.Info("task started", "task", id.String(), "inputs", fmt.Sprint(tps))
@@ -98,7 +98,7 @@ func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.Top
 		firstAdded: map[streams.TopicPartition]streams.Offset{},
 		dropped:    map[string]int64{},
 	}
-	t.ack = func(_ *kgo.Record, err error) { t.inflight.Done(err) }
+	t.ack = func(_ *kgo.Record, err error) { a.gate.Release(); t.inflight.Done(err) }
 	et, err := exec.NewTask(a.topo, id, stores{a: a, t: t, ctx: ctx}, sink{a: a, t: t}, exec.Options{ApplicationID: a.opts.ApplicationID})
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)

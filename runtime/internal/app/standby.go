@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -40,12 +41,17 @@ const (
 //
 // An in-memory store (a Suppress buffer, or a store the topology asks to
 // keep in memory) has no state across an open: the active task's store
-// starts empty and restores its whole changelog. Its standby copy is
-// therefore not a store but its changelog compacted by key (the latest
-// record of each key, what a full restore would leave), kept up to date
+// starts empty and restores its whole changelog. An in-memory key-value
+// store's standby copy is therefore not a store but its changelog
+// compacted by key (the latest record of each key, values copied out of
+// the fetch buffers: what a full restore would leave), kept up to date
 // the same way; release hands the records over (handoff), and the active
 // task's restore applies them before it reads, from the broker, only the
-// tail after them. The copy costs the memory the store itself takes.
+// tail after them. The copy costs about the memory the store itself
+// takes. In-memory window and session stores have no standby copy: their
+// changelogs keep every window and deletion, and a copy would grow
+// without the store's retention; the active task restores them from the
+// broker.
 type standbys struct {
 	a *App
 	// cl consumes the changelog partitions of the open standby stores.
@@ -89,10 +95,6 @@ type standbyStore struct {
 	// mem is an in-memory store's changelog compacted by key: the latest
 	// record of each key below next. nil for other stores.
 	mem map[string]memRecord
-	// tombstones keeps deletions in mem (window and session stores: a
-	// deletion still advances their stream time on restore); a key-value
-	// store's deleted keys leave mem.
-	tombstones bool
 	// next is the changelog offset the store reflects: records below it
 	// are in the store (applied and checkpointed) or skipped as stale.
 	next state.Offset
@@ -253,7 +255,7 @@ func (s *standbys) syncLocked() {
 			continue
 		}
 		s.tasks[id] = t
-		if len(t.stores) > 0 {
+		if s.a.persistentTask(id) {
 			s.a.local.add(id)
 		}
 	}
@@ -282,9 +284,15 @@ func (s *standbys) openTaskLocked(id streams.TaskID) (*standbyTask, error) {
 			continue // nothing to keep warm
 		}
 		if spec.InMemory {
+			if spec.Kind != state.KindKeyValue {
+				// NB: a window or session changelog keeps every key
+				// (each window is one) and its deletions: a copy of
+				// it would grow without the store's retention. The
+				// active task restores such a store from the broker.
+				continue
+			}
 			ss := &standbyStore{name: name, label: t.label, hw: -1, mem: map[string]memRecord{},
-				tp:         streams.TopicPartition{Topic: topic, Partition: id.Partition},
-				tombstones: spec.Kind != state.KindKeyValue}
+				tp: streams.TopicPartition{Topic: topic, Partition: id.Partition}}
 			t.stores = append(t.stores, ss)
 			if add[topic] == nil {
 				add[topic] = map[int32]kgo.Offset{}
@@ -448,10 +456,12 @@ func (s *standbys) addMemLocked(ss *standbyStore, recs []*kgo.Record) {
 		if off < ss.next {
 			continue
 		}
-		if r.Value == nil && !ss.tombstones {
+		if r.Value == nil {
 			delete(ss.mem, string(r.Key))
 		} else {
-			ss.mem[string(r.Key)] = memRecord{offset: off, value: r.Value}
+			// NB: a copy: r.Value points into the fetch buffer, which
+			// the copy would keep alive as long as the key lives.
+			ss.mem[string(r.Key)] = memRecord{offset: off, value: bytes.Clone(r.Value)}
 		}
 		ss.next = off + 1
 		n++

@@ -75,6 +75,10 @@ func (s sink) Send(r *streams.RawRecord) error {
 		rec.Context = client.WithPartitionFor(s.a.runCtx, r.PartitionFor)
 	}
 	s.t.inflight.Add()
+	if err := s.a.gate.Acquire(s.a.produceWaitCtx()); err != nil {
+		s.t.inflight.Done(err) // never produced: the task cannot commit past it
+		return nil
+	}
 	s.a.cl.Produce(s.a.runCtx, rec, s.t.ack)
 	return nil
 }
@@ -100,7 +104,7 @@ func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Stor
 	}
 	var w state.ChangelogWriter
 	if !sp.Unlogged && topic != "" {
-		w = client.NewChangelogWriter(a.cl, topic, part, p.t.inflight)
+		w = client.NewChangelogWriter(a.cl, topic, part, p.t.inflight, a.gate, a.produceWaitCtx)
 	}
 	cached := !sp.Uncached && !a.opts.NoWriteCache
 	if p.t.cache == nil && cached {

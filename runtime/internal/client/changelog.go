@@ -22,6 +22,10 @@ type ChangelogWriter struct {
 	topic     string
 	partition int32
 	task      *Inflight
+	// gate, if not nil, bounds the records in the producer; wait returns
+	// the context Append waits on for room in it.
+	gate *Gate
+	wait func() context.Context
 
 	own *Inflight
 	// ack is onAck as a func value, made once rather than per record.
@@ -34,9 +38,13 @@ type ChangelogWriter struct {
 var _ state.ChangelogWriter = (*ChangelogWriter)(nil)
 
 // NewChangelogWriter returns a writer to partition of topic. task, if not
-// nil, also counts the writer's records.
-func NewChangelogWriter(cl *kgo.Client, topic string, partition int32, task *Inflight) *ChangelogWriter {
-	w := &ChangelogWriter{cl: cl, topic: topic, partition: partition, task: task, own: NewInflight(), last: state.NoOffset}
+// nil, also counts the writer's records. gate, if not nil, bounds the
+// records in the producer, and wait returns the context an Append waits on
+// for room in it: when that ends, the record fails without being produced
+// (Flush and task report the error), so a broker outage cannot block
+// Append for ever.
+func NewChangelogWriter(cl *kgo.Client, topic string, partition int32, task *Inflight, gate *Gate, wait func() context.Context) *ChangelogWriter {
+	w := &ChangelogWriter{cl: cl, topic: topic, partition: partition, task: task, gate: gate, wait: wait, own: NewInflight(), last: state.NoOffset}
 	w.ack = w.onAck
 	return w
 }
@@ -50,6 +58,12 @@ func (w *ChangelogWriter) Append(key, value []byte) error {
 	if w.task != nil {
 		w.task.Add()
 	}
+	if w.gate != nil {
+		if err := w.gate.Acquire(w.wait()); err != nil {
+			w.done(err)
+			return nil
+		}
+	}
 	r := &kgo.Record{Topic: w.topic, Partition: w.partition, Key: key, Value: value}
 	w.cl.Produce(context.Background(), r, w.ack)
 	return nil
@@ -57,6 +71,9 @@ func (w *ChangelogWriter) Append(key, value []byte) error {
 
 // onAck records an acknowledgement (or failure) of one appended record.
 func (w *ChangelogWriter) onAck(r *kgo.Record, err error) {
+	if w.gate != nil {
+		w.gate.Release()
+	}
 	if err == nil {
 		w.mu.Lock()
 		if o := state.Offset(r.Offset); o > w.last {
@@ -64,6 +81,11 @@ func (w *ChangelogWriter) onAck(r *kgo.Record, err error) {
 		}
 		w.mu.Unlock()
 	}
+	w.done(err)
+}
+
+// done counts one appended record as acknowledged (err nil) or failed.
+func (w *ChangelogWriter) done(err error) {
 	w.own.Done(err)
 	if w.task != nil {
 		w.task.Done(err)
