@@ -340,7 +340,7 @@ func (s *memSessionStore) find2(cached bool, observed int64, key []byte, earlies
 	if k == nil {
 		return emptyIter{}
 	}
-	it := &memSessIter{i: -1}
+	it := &memListIter{i: -1}
 	it.ents = it.inline[:0]
 	kb := append(it.keyBuf[:0], key...)
 	i, _ := k.search(math.MinInt64, from)
@@ -351,7 +351,7 @@ func (s *memSessionStore) find2(cached bool, observed int64, key []byte, earlies
 		}
 		if v := w.value(cached); v != nil {
 			vo, vn := it.vals.add(v, len(k.sesss)-i-1)
-			it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
+			it.ents = append(it.ents, memListEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
 		}
 	}
 	return it
@@ -364,7 +364,7 @@ func (s *memSessionStore) all(cached bool, observed int64) SessionIterator {
 		return emptyIter{}
 	}
 	from := s.tb.cutoff(observed)
-	it := &memSessIter{i: -1}
+	it := &memListIter{i: -1}
 	for _, k := range s.keys {
 		var kb []byte
 		for i := range k.sesss {
@@ -377,11 +377,11 @@ func (s *memSessionStore) all(cached bool, observed int64) SessionIterator {
 					kb = []byte(k.key)
 				}
 				vo, vn := it.vals.add(v, 16)
-				it.ents = append(it.ents, memSessEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
+				it.ents = append(it.ents, memListEnt{key: kb, start: w.start, end: w.end, vo: vo, vn: vn})
 			}
 		}
 	}
-	slices.SortFunc(it.ents, func(a, b memSessEnt) int {
+	slices.SortFunc(it.ents, func(a, b memListEnt) int {
 		if c := cmp.Compare(s.tb.seg(a.end), s.tb.seg(b.end)); c != 0 {
 			return c
 		}
@@ -395,42 +395,6 @@ func (s *memSessionStore) all(cached bool, observed int64) SessionIterator {
 	})
 	return it
 }
-
-// memSessEnt is a session listed by an iterator; its value is at vo, vn
-// in the iterator's arena.
-type memSessEnt struct {
-	key        []byte
-	start, end int64
-	vo, vn     int
-}
-
-// memSessIter walks a list of sessions, with copies of their values, taken
-// when it was created: writes during the iteration are not seen.
-type memSessIter struct {
-	ents   []memSessEnt
-	i      int
-	vals   valArena
-	inline [4]memSessEnt
-	keyBuf [32]byte
-}
-
-func (it *memSessIter) Next() bool {
-	if it.i+1 >= len(it.ents) {
-		it.i = len(it.ents)
-		return false
-	}
-	it.i++
-	return true
-}
-func (it *memSessIter) Key() []byte  { return it.ents[it.i].key }
-func (it *memSessIter) Start() int64 { return it.ents[it.i].start }
-func (it *memSessIter) End() int64   { return it.ents[it.i].end }
-func (it *memSessIter) Value() []byte {
-	e := &it.ents[it.i]
-	return it.vals.at(e.vo, e.vn)
-}
-func (it *memSessIter) Err() error   { return nil }
-func (it *memSessIter) Close() error { it.i = len(it.ents); return nil }
 
 // memSessionCached is a memSessionStore wrapped by a Cache.
 type memSessionCached struct{ s *memSessionStore }

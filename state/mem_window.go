@@ -411,7 +411,7 @@ func (s *memWindowStore) fetch(cached bool, observed int64, key []byte, from, to
 	if k == nil {
 		return emptyIter{}
 	}
-	it := &memWinIter{i: -1}
+	it := &memListIter{i: -1}
 	it.ents = it.inline[:0]
 	kb := append(it.keyBuf[:0], key...)
 	i, _ := k.search(from)
@@ -419,7 +419,7 @@ func (s *memWindowStore) fetch(cached bool, observed int64, key []byte, from, to
 		w := &k.wins[i]
 		if v := w.value(cached); v != nil {
 			vo, vn := it.vals.add(v, len(k.wins)-i-1)
-			it.ents = append(it.ents, memWinEnt{key: kb, start: w.start, vo: vo, vn: vn})
+			it.ents = append(it.ents, memListEnt{key: kb, start: w.start, vo: vo, vn: vn})
 		}
 	}
 	if reverse {
@@ -435,7 +435,7 @@ func (s *memWindowStore) fetchAll(cached bool, observed int64, from, to int64, r
 	if !ok {
 		return emptyIter{}
 	}
-	it := &memWinIter{i: -1}
+	it := &memListIter{i: -1}
 	for _, k := range s.keys {
 		var kb []byte
 		for i := range k.wins {
@@ -448,11 +448,11 @@ func (s *memWindowStore) fetchAll(cached bool, observed int64, from, to int64, r
 					kb = []byte(k.key)
 				}
 				vo, vn := it.vals.add(v, 16)
-				it.ents = append(it.ents, memWinEnt{key: kb, start: w.start, vo: vo, vn: vn})
+				it.ents = append(it.ents, memListEnt{key: kb, start: w.start, vo: vo, vn: vn})
 			}
 		}
 	}
-	slices.SortFunc(it.ents, func(a, b memWinEnt) int {
+	slices.SortFunc(it.ents, func(a, b memListEnt) int {
 		if c := cmp.Compare(s.tb.seg(a.start), s.tb.seg(b.start)); c != 0 {
 			return c
 		}
@@ -467,25 +467,27 @@ func (s *memWindowStore) fetchAll(cached bool, observed int64, from, to int64, r
 	return it
 }
 
-// memWinEnt is a window listed by an iterator; its value is at vo, vn in
-// the iterator's arena.
-type memWinEnt struct {
-	key    []byte
-	start  int64
-	vo, vn int
+// memListEnt is a window or session listed by an iterator of an in-memory
+// store; its value is at vo, vn in the iterator's arena. end is a
+// session's (windows leave it 0).
+type memListEnt struct {
+	key        []byte
+	start, end int64
+	vo, vn     int
 }
 
-// memWinIter walks a list of windows, with copies of their values, taken
-// when it was created: writes during the iteration are not seen.
-type memWinIter struct {
-	ents   []memWinEnt
+// memListIter walks a list of windows or sessions, with copies of their values,
+// taken when it was created: writes during the iteration are not seen. It
+// is both a WindowIterator and a SessionIterator.
+type memListIter struct {
+	ents   []memListEnt
 	i      int
 	vals   valArena
-	inline [4]memWinEnt
+	inline [4]memListEnt
 	keyBuf [32]byte
 }
 
-func (it *memWinIter) Next() bool {
+func (it *memListIter) Next() bool {
 	if it.i+1 >= len(it.ents) {
 		it.i = len(it.ents)
 		return false
@@ -493,14 +495,16 @@ func (it *memWinIter) Next() bool {
 	it.i++
 	return true
 }
-func (it *memWinIter) Key() []byte        { return it.ents[it.i].key }
-func (it *memWinIter) WindowStart() int64 { return it.ents[it.i].start }
-func (it *memWinIter) Value() []byte {
+func (it *memListIter) Key() []byte        { return it.ents[it.i].key }
+func (it *memListIter) WindowStart() int64 { return it.ents[it.i].start }
+func (it *memListIter) Start() int64       { return it.ents[it.i].start }
+func (it *memListIter) End() int64         { return it.ents[it.i].end }
+func (it *memListIter) Value() []byte {
 	e := &it.ents[it.i]
 	return it.vals.at(e.vo, e.vn)
 }
-func (it *memWinIter) Err() error   { return nil }
-func (it *memWinIter) Close() error { it.i = len(it.ents); return nil }
+func (it *memListIter) Err() error   { return nil }
+func (it *memListIter) Close() error { it.i = len(it.ents); return nil }
 
 // memWindowCached is a memWindowStore wrapped by a Cache: see
 // memWindowStore.
