@@ -273,44 +273,33 @@ func (it *memKVIter) fill() {
 	it.buf, it.pos = it.buf[:0], 0
 	it.vals.reset()
 	t := it.s.ordered()
-	if !it.reverse {
-		lo := btreemap.Min[string]()
-		if it.started {
-			lo = btreemap.GT(it.last)
-		} else if it.hasFrom {
-			lo = btreemap.GE(it.from)
-		}
-		hi := btreemap.Max[string]()
-		if it.hasTo {
-			hi = btreemap.LT(it.to)
-		}
-		for k, e := range t.Ascend(lo, hi) {
-			if v := e.view(it.cached); v != nil {
-				vo, vn := it.vals.add(v, limit-len(it.buf)-1)
-				it.buf = append(it.buf, memKVPair{k, vo, vn})
-				if len(it.buf) == limit {
-					break
-				}
-			}
-		}
-	} else {
-		hi := btreemap.Max[string]()
-		if it.started {
+	// Forward, the chunk starts after the last key returned (or at from)
+	// and stops before to; in reverse it starts before the last key (or
+	// before to) and stops at from.
+	lo, hi := btreemap.Min[string](), btreemap.Max[string]()
+	if it.hasFrom {
+		lo = btreemap.GE(it.from)
+	}
+	if it.hasTo {
+		hi = btreemap.LT(it.to)
+	}
+	if it.started {
+		if it.reverse {
 			hi = btreemap.LT(it.last)
-		} else if it.hasTo {
-			hi = btreemap.LT(it.to)
+		} else {
+			lo = btreemap.GT(it.last)
 		}
-		lo := btreemap.Min[string]()
-		if it.hasFrom {
-			lo = btreemap.GE(it.from)
-		}
-		for k, e := range t.Descend(hi, lo) {
-			if v := e.view(it.cached); v != nil {
-				vo, vn := it.vals.add(v, limit-len(it.buf)-1)
-				it.buf = append(it.buf, memKVPair{k, vo, vn})
-				if len(it.buf) == limit {
-					break
-				}
+	}
+	seq := t.Ascend(lo, hi)
+	if it.reverse {
+		seq = t.Descend(hi, lo)
+	}
+	for k, e := range seq {
+		if v := e.view(it.cached); v != nil {
+			vo, vn := it.vals.add(v, limit-len(it.buf)-1)
+			it.buf = append(it.buf, memKVPair{k, vo, vn})
+			if len(it.buf) == limit {
+				break
 			}
 		}
 	}
