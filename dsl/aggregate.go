@@ -449,7 +449,7 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	for _, start := range p.starts {
 		end := start + size
 		if end <= closeTime {
-			p.ctx.RecordDropped("late")
+			p.ctx.RecordDropped(streams.DropLate)
 			continue
 		}
 		if kb == nil {

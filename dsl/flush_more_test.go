@@ -146,7 +146,7 @@ func regroupProgram(t *testing.T) *streams.Topology {
 	return topo
 }
 
-type kvn = streamstest.KeyValue[string, int64]
+type kvn = dsl.KeyValue[string, int64]
 
 // With a commit after each record the table forwards each change as the
 // uncached table does; the re-grouped count, cached before, still
@@ -215,7 +215,7 @@ func TestCachedTableAndRegroupForwardOncePerCommit(t *testing.T) {
 	d.Commit()
 	// One change per user alive at the commit (bob came and went), in the
 	// order of their last update; the regrouping sees only those.
-	wantChanges := []streamstest.KeyValue[string, dsl.Nullable[string]]{{Key: "cid", Value: dsl.Some("us")}, {Key: "ann", Value: dsl.Some("us")}}
+	wantChanges := []dsl.KeyValue[string, dsl.Nullable[string]]{{Key: "cid", Value: dsl.Some("us")}, {Key: "ann", Value: dsl.Some("us")}}
 	if diff := cmp.Diff(wantChanges, changes.ReadKeyValues()); diff != "" {
 		t.Errorf("table changes (-want +got):\n%s", diff)
 	}

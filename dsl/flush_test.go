@@ -8,6 +8,7 @@ import (
 	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
+	"github.com/weir-dev/weir/streams"
 	"github.com/weir-dev/weir/streams/streamstest"
 )
 
@@ -42,7 +43,7 @@ func TestCachedCountForwardsOncePerCommit(t *testing.T) {
 			}
 			in.PipeAt("k", "v", time.UnixMilli(int64((commit-1)*n+i)))
 		}
-		want := []streamstest.KeyValue[string, int64]{{Key: "k", Value: int64(commit * n)}}
+		want := []dsl.KeyValue[string, int64]{{Key: "k", Value: int64(commit * n)}}
 		if diff := cmp.Diff(want, out.ReadKeyValues()); diff != "" {
 			t.Errorf("commit %d: downstream (-want +got):\n%s", commit, diff)
 		}
@@ -71,10 +72,10 @@ func TestUncachedCountForwardsEveryUpdate(t *testing.T) {
 			d := streamstest.New(t, topo, tc.opts...)
 			in := streamstest.CreateInputTopic(d, "in", serde.String(), serde.String())
 			out := streamstest.CreateOutputTopic(d, "counts", serde.String(), serde.Int64())
-			var want []streamstest.KeyValue[string, int64]
+			var want []dsl.KeyValue[string, int64]
 			for i := range 100 {
 				in.PipeAt("k", "v", time.UnixMilli(int64(i)))
-				want = append(want, streamstest.KeyValue[string, int64]{Key: "k", Value: int64(i + 1)})
+				want = append(want, dsl.KeyValue[string, int64]{Key: "k", Value: int64(i + 1)})
 			}
 			if diff := cmp.Diff(want, out.ReadKeyValues()); diff != "" {
 				t.Errorf("downstream (-want +got):\n%s", diff)
@@ -127,7 +128,7 @@ func TestOrdersPerMinuteCommitEvery(t *testing.T) {
 	if diff := cmp.Diff([]windowCount{{"alice", 0, 3}}, readCounts(t, finals)); diff != "" {
 		t.Errorf("final counts after the first window closed (-want +got):\n%s", diff)
 	}
-	if got := d.Metrics().Dropped["count: late"]; got != 1 {
+	if got := d.Metrics().Dropped[streams.Drop{Node: "count", Reason: streams.DropLate}]; got != 1 {
 		t.Errorf("late records dropped = %d, want 1", got)
 	}
 	in.PipeAt("carol", Order{ID: "o8"}, at(2, 10))

@@ -212,7 +212,7 @@ func (p *streamJoinSide[K, VO, VT, VR]) Process(r streams.Record[K, VO]) error {
 	ts := r.Timestamp.UnixMilli()
 	now := p.ctx.StreamTime().UnixMilli()
 	if ts+p.after+p.grace < now {
-		p.ctx.RecordDropped("late")
+		p.ctx.RecordDropped(streams.DropLate)
 		return p.flushExpired(now)
 	}
 	kb, err := p.ks.Serialize(p.own, r.Key)

@@ -153,11 +153,11 @@ func TestStreamStreamJoinAsymmetricWindowAndGrace(t *testing.T) {
 	ri.PipeAt("k", "b", time.UnixMilli(17)) // b is after X and Y: no
 	li.PipeAt("k", "Z", time.UnixMilli(20)) // b is 3ms before Z: joins
 	ri.PipeAt("k", "c", time.UnixMilli(9))  // stream time 20 > 9+5+2: late, dropped
-	want := []streamstest.KeyValue[string, string]{{Key: "k", Value: "Xa"}, {Key: "k", Value: "Zb"}}
+	want := []dsl.KeyValue[string, string]{{Key: "k", Value: "Xa"}, {Key: "k", Value: "Zb"}}
 	if diff := cmp.Diff(want, out.ReadKeyValues()); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if got := d.Metrics().Dropped["j-right: late"]; got != 1 {
+	if got := d.Metrics().Dropped[streams.Drop{Node: "j-right", Reason: streams.DropLate}]; got != 1 {
 		t.Errorf("late = %d, want 1 (%v)", got, d.Metrics().Dropped)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/weir-dev/weir/streams/streamstest"
 )
 
-type kv = streamstest.KeyValue[string, string]
+type kv = dsl.KeyValue[string, string]
 
 // run builds the program, pipes the inputs into "in" and returns what
 // "out" received.
@@ -258,7 +258,7 @@ func TestTableOperations(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := streamstest.CreateOutputTopic(d, "expensive", serde.String(), dsl.NullableSerde(serde.Int64()))
-	wantExp := []streamstest.KeyValue[string, dsl.Nullable[int64]]{
+	wantExp := []dsl.KeyValue[string, dsl.Nullable[int64]]{
 		{Key: "cake", Value: dsl.Some[int64](150)}, {Key: "tea", Value: dsl.Some[int64](120)},
 		{Key: "cake"}, {Key: "tea"},
 	}
@@ -274,7 +274,7 @@ func TestTableOperations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]streamstest.KeyValue[string, int64]{{Key: "cake", Value: 90}}, all); diff != "" {
+	if diff := cmp.Diff([]dsl.KeyValue[string, int64]{{Key: "cake", Value: 90}}, all); diff != "" {
 		t.Errorf("queryable store (-want +got):\n%s", diff)
 	}
 	li := streamstest.CreateInputTopic(d, "in", serde.String(), serde.String())

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/streams"
 	"github.com/weir-dev/weir/streams/streamstest"
 )
 
@@ -75,7 +76,7 @@ func TestOrdersPerMinute(t *testing.T) {
 	if diff := cmp.Diff([]windowCount{{"alice", 0, 3}}, readCounts(t, finals)); diff != "" {
 		t.Errorf("final counts after the first window closed (-want +got):\n%s", diff)
 	}
-	if got := d.Metrics().Dropped["count: late"]; got != 1 {
+	if got := d.Metrics().Dropped[streams.Drop{Node: "count", Reason: streams.DropLate}]; got != 1 {
 		t.Errorf("late records dropped = %d, want 1 (metrics %v)", got, d.Metrics().Dropped)
 	}
 

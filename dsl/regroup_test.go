@@ -34,7 +34,7 @@ func TestTableRegroupWithAdderAndSubtractor(t *testing.T) {
 	if err := in.PipeRaw([]byte("bob"), nil, time.UnixMilli(5)); err != nil { // deleted
 		t.Fatal(err)
 	}
-	want := []streamstest.KeyValue[string, int64]{
+	want := []dsl.KeyValue[string, int64]{
 		{Key: "eu", Value: 1}, {Key: "eu", Value: 2}, {Key: "us", Value: 1},
 		{Key: "eu", Value: 1}, {Key: "us", Value: 2}, // ann moves: subtract, then add
 		{Key: "eu", Value: 0},

@@ -201,7 +201,7 @@ func (p *sessionAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		return err
 	}
 	if end < closeTime {
-		p.ctx.RecordDropped("late")
+		p.ctx.RecordDropped(streams.DropLate)
 		return nil
 	}
 	if start != ts || end != ts {

@@ -110,7 +110,7 @@ func (p *slidingAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	}
 	if t+d <= closeTime {
 		// Every window containing t ends by t+d: all are closed.
-		p.ctx.RecordDropped("late")
+		p.ctx.RecordDropped(streams.DropLate)
 		return nil
 	}
 	vb, err := p.vs.Serialize(p.records, r.Value)
@@ -209,7 +209,7 @@ func (p *slidingAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		}
 	}
 	if !updated {
-		p.ctx.RecordDropped("late")
+		p.ctx.RecordDropped(streams.DropLate)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/streams"
 	"github.com/weir-dev/weir/streams/streamstest"
 )
 
@@ -58,7 +59,7 @@ func TestSlidingWindowsCount(t *testing.T) {
 	if got := read(); len(got) != 0 {
 		t.Errorf("late record produced %v", got)
 	}
-	if n := d.Metrics().Dropped["sliding: late"]; n != 1 {
+	if n := d.Metrics().Dropped[streams.Drop{Node: "sliding", Reason: streams.DropLate}]; n != 1 {
 		t.Errorf("late = %d, want 1", n)
 	}
 }

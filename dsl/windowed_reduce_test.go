@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/streams"
 	"github.com/weir-dev/weir/streams/streamstest"
 )
 
@@ -81,7 +82,7 @@ func TestTumblingReduce(t *testing.T) {
 	if diff := cmp.Diff(want, windowedRows(out)); diff != "" {
 		t.Errorf("late (-want +got):\n%s", diff)
 	}
-	if got := d.Metrics().Dropped["sum: late"]; got != 1 {
+	if got := d.Metrics().Dropped[streams.Drop{Node: "sum", Reason: streams.DropLate}]; got != 1 {
 		t.Errorf("late records dropped = %d, want 1 (metrics %v)", got, d.Metrics().Dropped)
 	}
 }
@@ -117,7 +118,7 @@ func TestTumblingAggregate(t *testing.T) {
 	if diff := cmp.Diff(want, windowedRows(out)); diff != "" {
 		t.Errorf("aggregate (-want +got):\n%s", diff)
 	}
-	if got := d.Metrics().Dropped["seen: late"]; got != 1 {
+	if got := d.Metrics().Dropped[streams.Drop{Node: "seen", Reason: streams.DropLate}]; got != 1 {
 		t.Errorf("late records dropped = %d, want 1 (metrics %v)", got, d.Metrics().Dropped)
 	}
 }
@@ -186,7 +187,7 @@ func TestSessionAggregateMerge(t *testing.T) {
 	if diff := cmp.Diff(want, windowedRows(out)); diff != "" {
 		t.Errorf("late (-want +got):\n%s", diff)
 	}
-	if got := d.Metrics().Dropped["sessions: late"]; got != 1 {
+	if got := d.Metrics().Dropped[streams.Drop{Node: "sessions", Reason: streams.DropLate}]; got != 1 {
 		t.Errorf("late records dropped = %d, want 1 (metrics %v)", got, d.Metrics().Dropped)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/streams"
 	"github.com/weir-dev/weir/streams/streamstest"
 )
 
@@ -74,7 +75,7 @@ func TestSessionWindowsMerge(t *testing.T) {
 	if diff := cmp.Diff([]sessionRow{{"v", 100, 100, 1, false}}, read()); diff != "" {
 		t.Errorf("late (-want +got):\n%s", diff)
 	}
-	if got := d.Metrics().Dropped["sessions: late"]; got != 1 {
+	if got := d.Metrics().Dropped[streams.Drop{Node: "sessions", Reason: streams.DropLate}]; got != 1 {
 		t.Errorf("late = %d, want 1", got)
 	}
 }

@@ -23,7 +23,7 @@ type TaskContext interface {
 	RecordMetadata() (RecordMetadata, bool)
 	StreamTime() time.Time
 	// RecordDropped counts a record dropped on purpose by node.
-	RecordDropped(node, reason string)
+	RecordDropped(node string, reason DropReason)
 	// Emit hands a serialized record to the task's output. Internal records
 	// go to internal topics (r.Topic is the unprefixed name). The engine
 	// may change r's fields and does not keep r.
@@ -355,7 +355,7 @@ func (p *processorInstance[KIn, VIn, KOut, VOut]) Schedule(interval time.Duratio
 	})
 }
 func (p *processorInstance[KIn, VIn, KOut, VOut]) RequestCommit() { p.tc.RequestCommit() }
-func (p *processorInstance[KIn, VIn, KOut, VOut]) RecordDropped(reason string) {
+func (p *processorInstance[KIn, VIn, KOut, VOut]) RecordDropped(reason DropReason) {
 	p.tc.RecordDropped(p.name, reason)
 }
 

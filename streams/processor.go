@@ -84,8 +84,31 @@ type ProcessorContext[K, V any] interface {
 	RequestCommit()
 	// RecordDropped counts one record the node dropped on purpose (late for
 	// its window, null key, ...) under reason, in the task's metrics.
-	RecordDropped(reason string)
+	RecordDropped(reason DropReason)
 }
+
+// DropReason says why a processor dropped a record on purpose. It labels
+// the dropped-record counts of a task's metrics (the runtime's
+// weir_dropped_records_total, the test driver's Metrics). A custom
+// processor may name reasons of its own.
+type DropReason string
+
+// Drop reasons of Weir's own processors.
+const (
+	// DropLate: the record belongs to a window that had already closed
+	// (stream time had passed the window's end plus its grace).
+	DropLate DropReason = "late"
+)
+
+// Drop names a count of dropped records: the processor node that dropped
+// them and why.
+type Drop struct {
+	Node   string
+	Reason DropReason
+}
+
+// String returns "node: reason".
+func (d Drop) String() string { return d.Node + ": " + string(d.Reason) }
 
 // ProcessorFunc adapts a function to a stateless Processor.
 type ProcessorFunc[KIn, VIn, KOut, VOut any] func(ctx ProcessorContext[KOut, VOut], r Record[KIn, VIn]) error

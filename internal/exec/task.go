@@ -58,9 +58,8 @@ type Metrics struct {
 	Processed int64
 	// Punctuations counts punctuator calls.
 	Punctuations int64
-	// Dropped counts records dropped on purpose, by "node: reason" (late
-	// records of a window: "<node>: late").
-	Dropped map[string]int64
+	// Dropped counts records dropped on purpose, by node and reason.
+	Dropped map[streams.Drop]int64
 }
 
 // DroppedTotal sums Dropped.
@@ -117,10 +116,8 @@ type Task struct {
 	dirty           bool
 	inited, closed  bool
 	metrics         Metrics // Dropped unused: see dropped
-	dropped         map[dropKey]int64
+	dropped         map[streams.Drop]int64
 }
-
-type dropKey struct{ node, reason string }
 
 // NewTask creates the task id of a built topology: its nodes are
 // instantiated but not initialized (see Init). stores gives the task its
@@ -142,7 +139,7 @@ func NewTask(topo *streams.Topology, id streams.TaskID, stores StoreProvider, ou
 		byTP:       map[streams.TopicPartition]*partitionQueue{},
 		stores:     map[string]state.Store{},
 		streamTime: math.MinInt64,
-		dropped:    map[dropKey]int64{},
+		dropped:    map[streams.Drop]int64{},
 	}
 	for _, tp := range g.SourceTopics() {
 		real := tp
@@ -393,9 +390,9 @@ func (t *Task) Offsets() map[streams.TopicPartition]streams.Offset {
 // Metrics returns a copy of the task's counters.
 func (t *Task) Metrics() Metrics {
 	m := t.metrics
-	m.Dropped = make(map[string]int64, len(t.dropped))
+	m.Dropped = make(map[streams.Drop]int64, len(t.dropped))
 	for k, v := range t.dropped {
-		m.Dropped[k.node+": "+k.reason] += v
+		m.Dropped[k] += v
 	}
 	return m
 }
@@ -472,10 +469,8 @@ func (t *Task) RecordMetadata() (streams.RecordMetadata, bool) {
 }
 
 // RecordDropped implements streams.TaskContext.
-func (t *Task) RecordDropped(node, reason string) {
-	// NB: counted by (node, reason), named "node: reason" by Metrics: no
-	// string built per dropped record.
-	t.dropped[dropKey{node, reason}]++
+func (t *Task) RecordDropped(node string, reason streams.DropReason) {
+	t.dropped[streams.Drop{Node: node, Reason: reason}]++
 }
 
 // Emit implements streams.TaskContext.

@@ -40,19 +40,20 @@
 //		in.PipeAt("bob", Order{ID: "o3"}, time.UnixMilli(75_000)) // closes [0s, 60s)
 //
 //		got := out.ReadKeyValues()
-//		want := []streamstest.KeyValue[dsl.Windowed[string], int64]{{
+//		want := []dsl.KeyValue[dsl.Windowed[string], int64]{{
 //			Key:   dsl.Windowed[string]{Key: "alice", Window: dsl.Window{Start: time.UnixMilli(0), End: time.UnixMilli(60_000)}},
 //			Value: 2,
 //		}}
 //		if diff := cmp.Diff(want, got); diff != "" {
 //			t.Errorf("final counts (-want +got):\n%s", diff)
 //		}
-//		if n := d.Metrics().Dropped["count: late"]; n != 0 {
+//		if n := d.Metrics().Dropped[streams.Drop{Node: "count", Reason: streams.DropLate}]; n != 0 {
 //			t.Errorf("%d late records", n)
 //		}
 //	}
 //
-// Input topics pipe typed records: Pipe (auto-advancing timestamps, see
+// Input topics pipe typed records into topics the topology reads (any other
+// topic is refused, naming the ones it reads): Pipe (auto-advancing timestamps, see
 // AutoAdvance), PipeAt, PipeRecord (key, value, timestamp, headers),
 // PipeList, PipeRaw (serialized bytes, nil values as tombstones); the Try
 // forms return the error instead of failing the test. An error from user
@@ -64,5 +65,7 @@
 // per key), IsEmpty and QueueSize. Stores are read by name with
 // GetKeyValueStore, GetWindowStore and GetSessionStore. AdvanceWallClock
 // fires wall-clock punctuators; Metrics reports processed, punctuated and
-// dropped records.
+// dropped records (by node and streams.DropReason). Reading a topic the
+// topology neither reads nor writes is refused too, unless a sink chooses
+// its topic per record.
 package streamstest

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -216,7 +219,7 @@ func (d *Driver) startTasks() error {
 	for _, st := range topo.Subtopologies() {
 		n := d.subParts[st.ID]
 		if st.Global {
-			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: -1}, d, d, exec.Options{ApplicationID: c.appID, Clock: d.clock})
+			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: -1}, (*hooks)(d), (*hooks)(d), exec.Options{ApplicationID: c.appID, Clock: d.clock})
 			if err != nil {
 				return err
 			}
@@ -227,7 +230,7 @@ func (d *Driver) startTasks() error {
 			continue
 		}
 		for p := 0; p < n; p++ {
-			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: streams.Partition(p)}, d, d, exec.Options{ApplicationID: c.appID, Clock: d.clock})
+			t, err := exec.NewTask(topo, streams.TaskID{Subtopology: st.ID, Partition: streams.Partition(p)}, (*hooks)(d), (*hooks)(d), exec.Options{ApplicationID: c.appID, Clock: d.clock})
 			if err != nil {
 				return err
 			}
@@ -259,6 +262,57 @@ func (d *Driver) topic(name string, n int) *topic {
 	return t
 }
 
+// checkInput refuses piping into a topic no task reads: its records would
+// vanish.
+func (d *Driver) checkInput(name string) error {
+	if _, ok := d.readers[name]; ok {
+		return nil
+	}
+	return fmt.Errorf("streamstest: the topology reads no topic %q; it reads %s", name, quoteList(slices.Sorted(maps.Keys(d.readers))))
+}
+
+// checkOutput refuses reading a topic the topology neither writes nor
+// reads, unless a sink chooses its topic per record (any name may then be
+// written).
+func (d *Driver) checkOutput(name string) error {
+	known := map[string]bool{}
+	for n := range d.topics {
+		known[n] = true
+	}
+	for n := range d.readers {
+		known[n] = true
+	}
+	for _, n := range d.topo.Nodes() {
+		if n.Kind != streams.SinkNode {
+			continue
+		}
+		if len(n.Topics) == 0 {
+			return nil // a topic chosen per record
+		}
+		for _, tp := range n.Topics {
+			if n.Internal {
+				tp = streams.InternalTopicName(d.cfg.appID, tp)
+			}
+			known[tp] = true
+		}
+	}
+	if known[name] {
+		return nil
+	}
+	return fmt.Errorf("streamstest: the topology writes no topic %q; its topics are %s", name, quoteList(slices.Sorted(maps.Keys(known))))
+}
+
+func quoteList(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
+}
+
 func (d *Driver) partitionsOf(name string) int {
 	if n, ok := d.cfg.partitions[name]; ok {
 		return n
@@ -266,8 +320,13 @@ func (d *Driver) partitionsOf(name string) int {
 	return d.cfg.defParts
 }
 
+// hooks is the driver seen by its tasks: it implements exec.StoreProvider
+// and exec.RecordSink without adding those methods to Driver's API.
+type hooks Driver
+
 // OpenStore implements exec.StoreProvider with in-memory stores.
-func (d *Driver) OpenStore(task streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
+func (h *hooks) OpenStore(task streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
+	d := (*Driver)(h)
 	key := storeKey{name: spec.Name, task: task}
 	if spec.Global {
 		key.task = streams.TaskID{Partition: -1}
@@ -417,7 +476,8 @@ func (c *changelog) Flush(context.Context) (state.Offset, error) { return c.last
 // queues it for the tasks reading that topic.
 // It sets r's partition and offset (r is the emitting sink's scratch
 // record, see exec.RecordSink).
-func (d *Driver) Send(r *streams.RawRecord) error {
+func (h *hooks) Send(r *streams.RawRecord) error {
+	d := (*Driver)(h)
 	if r.PartitionFor != nil {
 		n := len(d.topic(r.Topic, 0).parts)
 		p := r.PartitionFor(n)
@@ -672,9 +732,32 @@ func (d *Driver) AdvanceWallClock(dt time.Duration) error {
 // WallClockTime returns the driver's wall-clock time.
 func (d *Driver) WallClockTime() time.Time { return d.clock.now }
 
-// Metrics sums the tasks' metrics.
-func (d *Driver) Metrics() exec.Metrics {
-	m := exec.Metrics{Dropped: map[string]int64{}}
+// Metrics are the driver's counters, summed over its tasks.
+type Metrics struct {
+	// Processed counts input records processed (records of repartition
+	// topics included).
+	Processed int64
+	// Punctuations counts punctuator calls.
+	Punctuations int64
+	// Dropped counts records dropped on purpose, by processor node and
+	// reason: d.Metrics().Dropped[streams.Drop{Node: "count", Reason:
+	// streams.DropLate}] is how many records the node "count" dropped as
+	// late for their windows.
+	Dropped map[streams.Drop]int64
+}
+
+// DroppedTotal sums Dropped.
+func (m Metrics) DroppedTotal() int64 {
+	var n int64
+	for _, v := range m.Dropped {
+		n += v
+	}
+	return n
+}
+
+// Metrics sums the tasks' counters.
+func (d *Driver) Metrics() Metrics {
+	m := Metrics{Dropped: map[streams.Drop]int64{}}
 	for _, t := range append(slices.Clone(d.global), d.tasks...) {
 		tm := t.Metrics()
 		m.Processed += tm.Processed
@@ -749,5 +832,9 @@ func (d *Driver) Close() error {
 
 func (d *Driver) fail(err error) {
 	d.tb.Helper()
+	if strings.HasPrefix(err.Error(), "streamstest: ") {
+		d.tb.Fatalf("%v", err)
+		return
+	}
 	d.tb.Fatalf("streamstest: %v", err)
 }

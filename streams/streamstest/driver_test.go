@@ -45,14 +45,14 @@ func TestOrdersPerMinute(t *testing.T) {
 	in.PipeAt("bob", Order{ID: "o3"}, time.UnixMilli(75_000)) // closes [0s, 60s)
 
 	got := out.ReadKeyValues()
-	want := []streamstest.KeyValue[dsl.Windowed[string], int64]{{
+	want := []dsl.KeyValue[dsl.Windowed[string], int64]{{
 		Key:   dsl.Windowed[string]{Key: "alice", Window: dsl.Window{Start: time.UnixMilli(0), End: time.UnixMilli(60_000)}},
 		Value: 2,
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("final counts (-want +got):\n%s", diff)
 	}
-	if n := d.Metrics().Dropped["count: late"]; n != 0 {
+	if n := d.Metrics().Dropped[streams.Drop{Node: "count", Reason: streams.DropLate}]; n != 0 {
 		t.Errorf("%d late records", n)
 	}
 }
@@ -230,19 +230,19 @@ func TestRestartRestoresAndReplaysUncommitted(t *testing.T) {
 		in.Pipe(k, "v")
 	}
 	// Committed: records 1-6 (a=3, b=2, c=1); record 7 (a) only cached.
-	want := []streamstest.KeyValue[string, int64]{{Key: "b", Value: 1}, {Key: "a", Value: 2}, {Key: "a", Value: 3}, {Key: "b", Value: 2}, {Key: "c", Value: 1}}
+	want := []dsl.KeyValue[string, int64]{{Key: "b", Value: 1}, {Key: "a", Value: 2}, {Key: "a", Value: 3}, {Key: "b", Value: 2}, {Key: "c", Value: 1}}
 	if diff := cmp.Diff(want, out.ReadKeyValues()); diff != "" {
 		t.Fatalf("before the restart (-want +got):\n%s", diff)
 	}
 	d.Restart()
 	// The restart lost a=4 with the cache, restored a=3 from the
 	// changelog, processed record 7 again and committed: a=4 once.
-	if diff := cmp.Diff([]streamstest.KeyValue[string, int64]{{Key: "a", Value: 4}}, out.ReadKeyValues()); diff != "" {
+	if diff := cmp.Diff([]dsl.KeyValue[string, int64]{{Key: "a", Value: 4}}, out.ReadKeyValues()); diff != "" {
 		t.Fatalf("after the restart (-want +got):\n%s", diff)
 	}
 	in.Pipe("c", "v")
 	d.Commit()
-	if diff := cmp.Diff([]streamstest.KeyValue[string, int64]{{Key: "c", Value: 2}}, out.ReadKeyValues()); diff != "" {
+	if diff := cmp.Diff([]dsl.KeyValue[string, int64]{{Key: "c", Value: 2}}, out.ReadKeyValues()); diff != "" {
 		t.Fatalf("after one more record (-want +got):\n%s", diff)
 	}
 	got := map[string]int64{}

@@ -3,6 +3,7 @@ package streamstest
 import (
 	"fmt"
 
+	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
@@ -65,12 +66,12 @@ func (s *KeyValueStore[K, V]) Get(k K) (V, bool, error) {
 
 // All returns every key and value, store instance by instance, each in key
 // order.
-func (s *KeyValueStore[K, V]) All() ([]KeyValue[K, V], error) {
+func (s *KeyValueStore[K, V]) All() ([]dsl.KeyValue[K, V], error) {
 	kvs, err := kvInstances(s.d, s.name)
 	if err != nil {
 		return nil, err
 	}
-	var out []KeyValue[K, V]
+	var out []dsl.KeyValue[K, V]
 	for _, kv := range kvs {
 		it, err := kv.All(false)
 		if err != nil {
@@ -87,7 +88,7 @@ func (s *KeyValueStore[K, V]) All() ([]KeyValue[K, V], error) {
 				it.Close()
 				return nil, err
 			}
-			out = append(out, KeyValue[K, V]{Key: k, Value: v})
+			out = append(out, dsl.KeyValue[K, V]{Key: k, Value: v})
 		}
 		if err := it.Close(); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/internal/slab"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/streams"
@@ -34,8 +35,14 @@ func AutoAdvance(start time.Time, step time.Duration) InputOption {
 	return func(c *inputConfig) { c.start, c.step = start, step }
 }
 
-// CreateInputTopic returns a typed pipe into topic.
+// CreateInputTopic returns a typed pipe into topic. It fails the test if
+// the topology reads no such topic (the message lists those it reads).
 func CreateInputTopic[K, V any](d *Driver, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...InputOption) *InputTopic[K, V] {
+	if err := d.checkInput(topic); err != nil {
+		d.tb.Helper()
+		d.fail(err)
+		return nil
+	}
 	c := inputConfig{start: time.Unix(0, 0)}
 	for _, o := range opts {
 		o(&c)
@@ -134,8 +141,15 @@ type TestRecord[K, V any] struct {
 	Partition streams.Partition
 }
 
-// CreateOutputTopic returns a typed reader of topic.
+// CreateOutputTopic returns a typed reader of topic. It fails the test if
+// the topology neither writes nor reads such a topic (unless a sink chooses
+// its topic per record).
 func CreateOutputTopic[K, V any](d *Driver, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V]) *OutputTopic[K, V] {
+	if err := d.checkOutput(topic); err != nil {
+		d.tb.Helper()
+		d.fail(err)
+		return nil
+	}
 	return &OutputTopic[K, V]{d: d, name: topic, ks: keySerde, vs: valueSerde}
 }
 
@@ -181,10 +195,10 @@ func (out *OutputTopic[K, V]) ReadRecord() TestRecord[K, V] {
 }
 
 // ReadKeyValue reads the next record's key and value.
-func (out *OutputTopic[K, V]) ReadKeyValue() KeyValue[K, V] {
+func (out *OutputTopic[K, V]) ReadKeyValue() dsl.KeyValue[K, V] {
 	out.d.tb.Helper()
 	r := out.ReadRecord()
-	return KeyValue[K, V]{Key: r.Key, Value: r.Value}
+	return dsl.KeyValue[K, V]{Key: r.Key, Value: r.Value}
 }
 
 // ReadRecords reads every unread record.
@@ -197,16 +211,10 @@ func (out *OutputTopic[K, V]) ReadRecords() []TestRecord[K, V] {
 	return rs
 }
 
-// KeyValue is a key and a value read from an output topic.
-type KeyValue[K, V any] struct {
-	Key   K
-	Value V
-}
-
 // ReadKeyValues reads every unread record's key and value.
-func (out *OutputTopic[K, V]) ReadKeyValues() []KeyValue[K, V] {
+func (out *OutputTopic[K, V]) ReadKeyValues() []dsl.KeyValue[K, V] {
 	out.d.tb.Helper()
-	var kvs []KeyValue[K, V]
+	var kvs []dsl.KeyValue[K, V]
 	for !out.IsEmpty() {
 		kvs = append(kvs, out.ReadKeyValue())
 	}

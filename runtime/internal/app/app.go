@@ -828,10 +828,10 @@ func (a *App) reportTaskMetrics(t *task) {
 		a.m.enforced.WithLabelValues(t.label).Add(float64(d))
 		t.enforcedReported = t.enforced
 	}
-	for reason, n := range m.Dropped {
-		if d := n - t.dropped[reason]; d > 0 {
-			a.m.dropped.WithLabelValues(t.label, reason).Add(float64(d))
-			t.dropped[reason] = n
+	for drop, n := range m.Dropped {
+		if d := n - t.dropped[drop]; d > 0 {
+			a.m.dropped.WithLabelValues(t.label, drop.String()).Add(float64(d))
+			t.dropped[drop] = n
 		}
 	}
 }

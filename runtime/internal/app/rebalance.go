@@ -96,7 +96,7 @@ func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.Top
 		inputs:     tps,
 		lastAdded:  map[streams.TopicPartition]streams.Offset{},
 		firstAdded: map[streams.TopicPartition]streams.Offset{},
-		dropped:    map[string]int64{},
+		dropped:    map[streams.Drop]int64{},
 	}
 	t.ack = func(_ *kgo.Record, err error) { a.gate.Release(); t.inflight.Done(err) }
 	et, err := exec.NewTask(a.topo, id, stores{a: a, t: t, ctx: ctx}, sink{a: a, t: t}, exec.Options{ApplicationID: a.opts.ApplicationID})

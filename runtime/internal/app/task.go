@@ -39,7 +39,7 @@ type task struct {
 	firstAdded map[streams.TopicPartition]streams.Offset
 	// processed and dropped are what was already reported to metrics.
 	processed int64
-	dropped   map[string]int64
+	dropped   map[streams.Drop]int64
 	// idleSince is when the task began waiting for an input partition
 	// that may hold earlier records; zero when not waiting.
 	idleSince time.Time
