@@ -6,8 +6,8 @@
 //
 // The produce path validates batch headers and CRCs, patches baseOffset and
 // partitionLeaderEpoch in place and appends; it never decodes records. The
-// fetch path returns raw bytes. Compaction is the only code that decodes
-// records.
+// fetch path returns raw bytes. Only compaction and OffsetForTimestamp (the
+// one batch holding the timestamp sought) decode records.
 //
 // Durability is explicit (Options.Sync): with SyncGroupCommit, the default,
 // Append returns only once an fsync covers its bytes, and concurrent
