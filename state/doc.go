@@ -22,6 +22,6 @@
 //	...
 //	err = kv.Flush(ctx) // cache -> store -> changelog; data and offset commit together
 //
-// docs/ARCHITECTURE.md (state part) describes the key layout, the commit protocol, the
-// memory budget and the tests.
+// docs/ARCHITECTURE.md describes the restore path (2.8), the key layout (3.5), the commit
+// protocol, the cache and the memory budget (5.5) and the tests (8).
 package state

@@ -7,10 +7,12 @@
 //     SetBaseOffset, SetPartitionLeaderEpoch) is the produce and recovery hot
 //     path. It reads the fixed 61-byte header and the CRC32C of the batch and
 //     never decodes a record; on success it allocates nothing.
-//   - The record layer (Records, Build) decodes and encodes the records of a
-//     batch, decompressing and compressing gzip, snappy (raw blocks and the
-//     xerial framing Java clients send), lz4 frames and zstd. Compaction and
-//     tests use it; the produce and fetch paths do not.
+//   - The record layer (Records, Scan, Build) decodes and encodes the
+//     records of a batch, decompressing and compressing gzip, snappy (raw
+//     blocks and the xerial framing Java clients send), lz4 frames and zstd.
+//     Compaction, the lookup of an offset by timestamp, and tests use it;
+//     the produce path does only for a compacted topic (to refuse records
+//     without a key), the fetch path never.
 //
 // Every malformed input is reported as a *CorruptError (see IsCorrupt and
 // IsTruncated) carrying the byte position of the problem; decompression past

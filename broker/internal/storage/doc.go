@@ -6,8 +6,8 @@
 //
 // The produce path validates batch headers and CRCs, patches baseOffset and
 // partitionLeaderEpoch in place and appends; it never decodes records. The
-// fetch path returns raw bytes. Compaction is the only code that decodes
-// records.
+// fetch path returns raw bytes. Only compaction and OffsetForTimestamp (the
+// one batch holding the timestamp sought) decode records.
 //
 // Durability is explicit (Options.Sync): with SyncGroupCommit, the default,
 // Append returns only once an fsync covers its bytes, and concurrent
@@ -17,5 +17,6 @@
 // the high watermark equals the log end offset: a machine crash may lose the
 // acknowledged tail.
 //
-// See docs/ARCHITECTURE.md (storage part) for the on-disk format, lock order and data path.
+// docs/ARCHITECTURE.md describes the data path (2.1, 2.2), the on-disk format (3.2), the lock order
+// (4) and the recovery, retention and compaction rules (5.1).
 package storage
