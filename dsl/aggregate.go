@@ -18,7 +18,7 @@ type KGroupedStream[K, V any] struct {
 // through a repartition topic so each key's records meet in one task.
 // Opts: Named, KeySerde, ValueSerde (for the repartition topic).
 func (s KStream[K, V]) GroupByKey(opts ...Opt) KGroupedStream[K, V] {
-	c := config(opts)
+	c := s.b.config("GroupByKey", opts, takesRepartition)
 	ks, vs := pick[K](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
 	if s.rekeyed {
 		name := s.b.name(c.name, "group-by-key")
@@ -31,7 +31,7 @@ func (s KStream[K, V]) GroupByKey(opts ...Opt) KGroupedStream[K, V] {
 // GroupBy groups the stream by a new key f(key, value), through a
 // repartition topic.
 func GroupBy[K, V, K2 any](s KStream[K, V], f func(k K, v V) K2, opts ...Opt) KGroupedStream[K2, V] {
-	c := config(opts)
+	c := s.b.config("GroupBy", opts, takesRepartition)
 	name := s.b.name(c.name, "group-by")
 	sel := SelectKey(s, f, Named(name+"-select"))
 	ks, vs := pick[K2](c.keySerde, nil), pick[V](c.valSerde, s.vs)
@@ -66,7 +66,7 @@ func Aggregate[K, V, VA any](g KGroupedStream[K, V], init func() VA, add func(k 
 }
 
 func aggregate[K, V, VA any](g KGroupedStream[K, V], kind string, init func() VA, add func(K, V, VA, bool) VA, opts []Opt) KTable[K, VA] {
-	c := config(opts)
+	c := g.s.b.config(kind, opts, takesStore)
 	b := g.s.b
 	name := b.name(c.name, kind)
 	store := storeNameFor(c, name)
@@ -307,7 +307,7 @@ func WindowedAggregate[K, V, VA any](w TimeWindowedKStream[K, V], init func() VA
 }
 
 func windowedAggregate[K, V, VA any](w TimeWindowedKStream[K, V], kind string, init func() VA, add func(K, V, VA, bool) VA, opts []Opt) WindowedKTable[K, VA] {
-	c := config(opts)
+	c := w.g.s.b.config(kind, opts, takesStore)
 	b := w.g.s.b
 	name := b.name(c.name, kind)
 	store := storeNameFor(c, name)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/streams"
@@ -95,8 +96,10 @@ func (b *Builder) missing(_ *streams.Topology, node string, key, value bool) {
 	}
 }
 
-// Opt configures one DSL operation: its node name, serdes or store.
-// Options an operation does not use are ignored.
+// Opt configures one DSL operation: its node name, serdes or store. Each
+// operation's documentation lists the options it takes; Build reports an
+// option given to an operation that does not use it (dsl.InMemory on a
+// Filter, say), naming the operation and the options it takes.
 type Opt interface{ apply(*opConfig) }
 
 type opConfig struct {
@@ -108,11 +111,55 @@ type opConfig struct {
 	partitions int
 	extract    streams.TimestampExtractor
 	partition  any // func(topic string, k K, v V, partitions int) int
+	// given are the kinds of the options applied.
+	given optKind
 }
 
-type optFunc func(*opConfig)
+// optKind is a set of option kinds.
+type optKind uint16
 
-func (f optFunc) apply(c *opConfig) { f(c) }
+const (
+	optName optKind = 1 << iota
+	optStoreName
+	optInMemory
+	optPartitions
+	optExtractor
+	optPartitioner
+	optKeySerde
+	optValueSerde
+)
+
+// Option sets of the operations' kinds.
+const (
+	// stateful operations with a key-value, window or session store.
+	takesStore = optName | optStoreName | optInMemory | optValueSerde
+	// operations that write a repartition topic.
+	takesRepartition = optName | optKeySerde | optValueSerde | optPartitions
+	// sinks.
+	takesSink = optName | optKeySerde | optValueSerde | optPartitioner
+)
+
+var optNames = [...]string{"Named", "StoreName", "InMemory", "WithPartitions", "TimestampExtractor", "Partitioner", "KeySerde", "ValueSerde"}
+
+func (k optKind) String() string {
+	var names []string
+	for i, n := range optNames {
+		if k&(1<<i) != 0 {
+			names = append(names, "dsl."+n)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+type option struct {
+	kind optKind
+	set  func(*opConfig)
+}
+
+func (o option) apply(c *opConfig) {
+	o.set(c)
+	c.given |= o.kind
+}
 
 func config(opts []Opt) opConfig {
 	var c opConfig
@@ -124,25 +171,47 @@ func config(opts []Opt) opConfig {
 	return c
 }
 
+// config applies the options of operation op (the name its documentation
+// uses) and reports at Build those it does not take.
+func (b *Builder) config(op string, opts []Opt, takes optKind) opConfig {
+	c := config(opts)
+	if extra := c.given &^ takes; extra != 0 {
+		node := c.name
+		if node == "" {
+			node = op
+		}
+		b.add(func(*streams.Topology) {
+			b.fail(node, fmt.Sprintf("%s has no effect on %s", extra, op), fmt.Sprintf("remove it; %s takes %s", op, takes))
+		})
+	}
+	return c
+}
+
 // Named names the operation's node (and derived topics and stores).
-// Default: "<operation>-<sequence number>".
-func Named(name string) Opt { return optFunc(func(c *opConfig) { c.name = name }) }
+// Default: "<operation>-<sequence number>". Every operation takes it.
+func Named(name string) Opt { return option{optName, func(c *opConfig) { c.name = name }} }
 
 // StoreName names the store of a stateful operation, which makes it
 // queryable by that name. Default: "<node name>-store".
-func StoreName(name string) Opt { return optFunc(func(c *opConfig) { c.storeName = name }) }
+func StoreName(name string) Opt {
+	return option{optStoreName, func(c *opConfig) { c.storeName = name }}
+}
 
-// InMemory asks for an in-memory store instead of the default Pebble one.
-func InMemory() Opt { return optFunc(func(c *opConfig) { c.inMemory = true }) }
+// InMemory asks a stateful operation for an in-memory store instead of
+// the default Pebble one.
+func InMemory() Opt { return option{optInMemory, func(c *opConfig) { c.inMemory = true }} }
 
-// WithPartitions fixes the partition count of a repartition topic.
-// Default 0: as many partitions as the upstream input topics.
-func WithPartitions(n int) Opt { return optFunc(func(c *opConfig) { c.partitions = n }) }
+// WithPartitions fixes the partition count of the repartition topic of
+// GroupByKey, GroupBy, GroupTable and Repartition. Default 0: as many
+// partitions as the upstream input topics.
+func WithPartitions(n int) Opt {
+	return option{optPartitions, func(c *opConfig) { c.partitions = n }}
+}
 
 // TimestampExtractor sets how a source (Stream, Table, GlobalTable) reads
 // each record's event time. Default: the record's own timestamp.
 func TimestampExtractor(f streams.TimestampExtractor) Opt {
-	return optFunc(func(c *opConfig) { c.extract = f })
+	return option{optExtractor, func(c *opConfig) { c.extract = f }}
 }
 
 // Partitioner makes a sink (To, ToFunc) place each record in the partition
@@ -151,7 +220,7 @@ func TimestampExtractor(f streams.TimestampExtractor) Opt {
 // types (Build reports a mismatch). Default: the murmur2 hash of the
 // serialized key, as Kafka's default partitioner.
 func Partitioner[K, V any](p func(topic string, k K, v V, partitions int) int) Opt {
-	return optFunc(func(c *opConfig) { c.partition = p })
+	return option{optPartitioner, func(c *opConfig) { c.partition = p }}
 }
 
 // sinkOpts turns the operation's options into sink options; ok is false
@@ -178,11 +247,13 @@ func (c opConfig) sourceOpts() []streams.SourceOption {
 }
 
 // KeySerde sets the key serde an operation writes or stores with.
-func KeySerde[K any](s serde.Serde[K]) Opt { return optFunc(func(c *opConfig) { c.keySerde = s }) }
+func KeySerde[K any](s serde.Serde[K]) Opt {
+	return option{optKeySerde, func(c *opConfig) { c.keySerde = s }}
+}
 
 // ValueSerde sets the value serde an operation writes or stores with.
 func ValueSerde[V any](s serde.Serde[V]) Opt {
-	return optFunc(func(c *opConfig) { c.valSerde = s })
+	return option{optValueSerde, func(c *opConfig) { c.valSerde = s }}
 }
 
 // pick returns the option's serde if it has type serde.Serde[T], else def.

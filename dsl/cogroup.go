@@ -46,7 +46,7 @@ func CogroupWith[K, V, VA any](c CogroupedKStream[K, VA], g KGroupedStream[K, V]
 // Aggregate builds the cogrouped table, starting each key from init().
 // Opts: Named, StoreName, InMemory, ValueSerde (of the aggregate).
 func (c CogroupedKStream[K, VA]) Aggregate(init func() VA, opts ...Opt) KTable[K, VA] {
-	o := config(opts)
+	o := c.b.config("Aggregate", opts, takesStore)
 	b := c.b
 	name := b.name(o.name, "cogroup")
 	store := storeNameFor(o, name)

@@ -76,7 +76,7 @@ func joinInputs[K, V1, V2 any](b *Builder, name string, left KStream[K, V1], rig
 }
 
 func streamJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], joiner func(*V1, *V2) VR, w JoinWindows, leftOuter, rightOuter bool, kind string, opts []Opt) KStream[K, VR] {
-	c := config(opts)
+	c := left.b.config(kind, opts, optName|optInMemory|optKeySerde|optValueSerde)
 	b := left.b
 	name := b.name(c.name, kind)
 	left, right = joinInputs(b, name, left, right, c)
@@ -381,7 +381,7 @@ func LeftJoinTable[K, V, VT, VR any](s KStream[K, V], t KTable[K, VT], joiner fu
 }
 
 func streamTableJoin[K, V, VT, VR any](s KStream[K, V], t KTable[K, VT], joiner func(V, *VT) (VR, bool), kind string, opts []Opt) KStream[K, VR] {
-	c := config(opts)
+	c := s.b.config(kind, opts, optName|optKeySerde|optValueSerde)
 	b := s.b
 	name := b.name(c.name, kind)
 	ks := pick[K](c.keySerde, t.ks)
@@ -461,7 +461,7 @@ func (g GlobalKTable[K, V]) StoreName() string { return g.store }
 // GlobalTable reads topic into a global table (store named by StoreName,
 // default "<topic>-global-store").
 func GlobalTable[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Opt) GlobalKTable[K, V] {
-	_, store := addTableSource(b, topic, keySerde, valueSerde, config(opts), true)
+	_, store := addTableSource(b, topic, keySerde, valueSerde, b.config("GlobalTable", opts, optName|optStoreName|optInMemory|optExtractor), true)
 	return GlobalKTable[K, V]{b: b, ks: keySerde, vs: valueSerde, store: store}
 }
 
@@ -484,7 +484,7 @@ func LeftJoinGlobal[K, V, GK, GV, VR any](s KStream[K, V], g GlobalKTable[GK, GV
 }
 
 func globalJoin[K, V, GK, GV, VR any](s KStream[K, V], g GlobalKTable[GK, GV], keyOf func(K, V) GK, joiner func(V, *GV) (VR, bool), kind string, opts []Opt) KStream[K, VR] {
-	c := config(opts)
+	c := s.b.config(kind, opts, optName|optValueSerde)
 	b := s.b
 	name := b.name(c.name, kind)
 	b.add(func(tp *streams.Topology) {
@@ -532,7 +532,7 @@ func OuterJoinTables[K, V1, V2, VR any](l KTable[K, V1], r KTable[K, V2], joiner
 }
 
 func tableJoin[K, V1, V2, VR any](l KTable[K, V1], r KTable[K, V2], joiner func(*V1, *V2) (VR, bool), kind string, opts []Opt) KTable[K, VR] {
-	c := config(opts)
+	c := l.b.config(kind, opts, takesStore)
 	b := l.b
 	name := b.name(c.name, kind)
 	store := storeNameFor(c, name)

@@ -22,7 +22,7 @@ type KGroupedTable[K, V any] struct {
 // GroupTable re-groups t by sel(key, value), through a repartition topic.
 // Opts: Named, KeySerde, ValueSerde (of the new key and value).
 func GroupTable[K, V, K2, V2 any](t KTable[K, V], sel func(k K, v V) (K2, V2), opts ...Opt) KGroupedTable[K2, V2] {
-	c := config(opts)
+	c := t.b.config("GroupTable", opts, takesRepartition)
 	b := t.b
 	name := b.name(c.name, "group-table")
 	selNode := name + "-select"
@@ -165,7 +165,7 @@ func AggregateTable[K, V, VA any](g KGroupedTable[K, V], init func() VA, add fun
 }
 
 func aggregateTable[K, V, VA any](g KGroupedTable[K, V], init func() VA, f func(K, Change[V], VA, bool) VA, opts []Opt) KTable[K, VA] {
-	c := config(opts)
+	c := g.b.config("table aggregate", opts, takesStore)
 	b := g.b
 	name := b.name(c.name, "table-aggregate")
 	store := storeNameFor(c, name)

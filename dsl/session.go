@@ -37,7 +37,7 @@ func (s SessionWindowedKStream[K, V]) Count(opts ...Opt) WindowedKTable[K, int64
 // record whose session ended before stream time minus grace is dropped and
 // counted as "<node>: late".
 func SessionAggregate[K, V, VA any](s SessionWindowedKStream[K, V], init func() VA, add func(k K, v V, agg VA) VA, merge func(k K, a, b VA) VA, opts ...Opt) WindowedKTable[K, VA] {
-	c := config(opts)
+	c := s.g.s.b.config("SessionAggregate", opts, takesStore)
 	b := s.g.s.b
 	name := b.name(c.name, "session-aggregate")
 	store := storeNameFor(c, name)

@@ -39,7 +39,7 @@ func (s SlidingWindowedKStream[K, V]) Count(opts ...Opt) WindowedKTable[K, int64
 // window is dropped and counted as "<node>: late". The store keeps the
 // records of the last 2*diff+grace of stream time, and the aggregates.
 func SlidingAggregate[K, V, VA any](s SlidingWindowedKStream[K, V], init func() VA, add func(k K, v V, agg VA) VA, opts ...Opt) WindowedKTable[K, VA] {
-	c := config(opts)
+	c := s.g.s.b.config("SlidingAggregate", opts, takesStore)
 	b := s.g.s.b
 	name := b.name(c.name, "sliding-aggregate")
 	store := storeNameFor(c, name)

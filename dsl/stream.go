@@ -40,7 +40,7 @@ func Stream[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSe
 
 // Streams reads several topics as one record stream.
 func Streams[K, V any](b *Builder, topics []string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Opt) KStream[K, V] {
-	c := config(opts)
+	c := b.config("Stream", opts, optName|optExtractor)
 	name := b.name(c.name, "source")
 	b.add(func(t *streams.Topology) {
 		streams.AddSource(t, name, resolve(b, keySerde), resolve(b, valueSerde), topics, c.sourceOpts()...)
@@ -69,7 +69,7 @@ func stateless[KIn, VIn, KOut, VOut any](f streams.ProcessorFunc[KIn, VIn, KOut,
 
 // Filter keeps the records for which pred is true.
 func (s KStream[K, V]) Filter(pred func(k K, v V) bool, opts ...Opt) KStream[K, V] {
-	name := s.b.name(config(opts).name, "filter")
+	name := s.b.name(s.b.config("Filter", opts, optName).name, "filter")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K, V], r streams.Record[K, V]) error {
 		if pred(r.Key, r.Value) {
 			return ctx.Forward(r)
@@ -89,7 +89,7 @@ func (s KStream[K, V]) FilterNot(pred func(k K, v V) bool, opts ...Opt) KStream[
 
 // Peek calls f for each record and passes the record on unchanged.
 func (s KStream[K, V]) Peek(f func(k K, v V), opts ...Opt) KStream[K, V] {
-	name := s.b.name(config(opts).name, "peek")
+	name := s.b.name(s.b.config("Peek", opts, optName).name, "peek")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K, V], r streams.Record[K, V]) error {
 		f(r.Key, r.Value)
 		return ctx.Forward(r)
@@ -99,7 +99,7 @@ func (s KStream[K, V]) Peek(f func(k K, v V), opts ...Opt) KStream[K, V] {
 
 // Foreach calls f for each record; it ends the stream.
 func (s KStream[K, V]) Foreach(f func(k K, v V), opts ...Opt) {
-	name := s.b.name(config(opts).name, "foreach")
+	name := s.b.name(s.b.config("Foreach", opts, optName).name, "foreach")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K, V], r streams.Record[K, V]) error {
 		f(r.Key, r.Value)
 		return nil
@@ -109,7 +109,7 @@ func (s KStream[K, V]) Foreach(f func(k K, v V), opts ...Opt) {
 // Map replaces each record's key and value. The key may change, so a later
 // grouping or join repartitions.
 func Map[K, V, K2, V2 any](s KStream[K, V], f func(k K, v V) (K2, V2), opts ...Opt) KStream[K2, V2] {
-	c := config(opts)
+	c := s.b.config("Map", opts, optName|optKeySerde|optValueSerde)
 	name := s.b.name(c.name, "map")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K2, V2], r streams.Record[K, V]) error {
 		k, v := f(r.Key, r.Value)
@@ -121,7 +121,7 @@ func Map[K, V, K2, V2 any](s KStream[K, V], f func(k K, v V) (K2, V2), opts ...O
 // MapValues replaces each record's value; the key stays, so no repartition
 // follows.
 func MapValues[K, V, V2 any](s KStream[K, V], f func(v V) V2, opts ...Opt) KStream[K, V2] {
-	c := config(opts)
+	c := s.b.config("MapValues", opts, optName|optValueSerde)
 	name := s.b.name(c.name, "map-values")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K, V2], r streams.Record[K, V]) error {
 		return ctx.Forward(streams.WithValue(r, f(r.Value)))
@@ -131,7 +131,7 @@ func MapValues[K, V, V2 any](s KStream[K, V], f func(v V) V2, opts ...Opt) KStre
 
 // MapValuesWithKey is MapValues with read-only access to the key.
 func MapValuesWithKey[K, V, V2 any](s KStream[K, V], f func(k K, v V) V2, opts ...Opt) KStream[K, V2] {
-	c := config(opts)
+	c := s.b.config("MapValuesWithKey", opts, optName|optValueSerde)
 	name := s.b.name(c.name, "map-values")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K, V2], r streams.Record[K, V]) error {
 		return ctx.Forward(streams.WithValue(r, f(r.Key, r.Value)))
@@ -142,7 +142,7 @@ func MapValuesWithKey[K, V, V2 any](s KStream[K, V], f func(k K, v V) V2, opts .
 // SelectKey sets each record's key to f(key, value); a later grouping or
 // join repartitions.
 func SelectKey[K, V, K2 any](s KStream[K, V], f func(k K, v V) K2, opts ...Opt) KStream[K2, V] {
-	c := config(opts)
+	c := s.b.config("SelectKey", opts, optName|optKeySerde)
 	name := s.b.name(c.name, "select-key")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K2, V], r streams.Record[K, V]) error {
 		return ctx.Forward(streams.WithKey(r, f(r.Key, r.Value)))
@@ -153,7 +153,7 @@ func SelectKey[K, V, K2 any](s KStream[K, V], f func(k K, v V) K2, opts ...Opt) 
 // FlatMap turns each record into zero or more records; a later grouping or
 // join repartitions.
 func FlatMap[K, V, K2, V2 any](s KStream[K, V], f func(k K, v V) []KeyValue[K2, V2], opts ...Opt) KStream[K2, V2] {
-	c := config(opts)
+	c := s.b.config("FlatMap", opts, optName|optKeySerde|optValueSerde)
 	name := s.b.name(c.name, "flat-map")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K2, V2], r streams.Record[K, V]) error {
 		for _, kv := range f(r.Key, r.Value) {
@@ -169,7 +169,7 @@ func FlatMap[K, V, K2, V2 any](s KStream[K, V], f func(k K, v V) []KeyValue[K2, 
 // FlatMapValues turns each record into zero or more records with the same
 // key.
 func FlatMapValues[K, V, V2 any](s KStream[K, V], f func(v V) []V2, opts ...Opt) KStream[K, V2] {
-	c := config(opts)
+	c := s.b.config("FlatMapValues", opts, optName|optValueSerde)
 	name := s.b.name(c.name, "flat-map-values")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[K, V2], r streams.Record[K, V]) error {
 		for _, v := range f(r.Value) {
@@ -185,7 +185,7 @@ func FlatMapValues[K, V, V2 any](s KStream[K, V], f func(v V) []V2, opts ...Opt)
 // Merge returns a stream of the records of s and other, in processing
 // order.
 func (s KStream[K, V]) Merge(other KStream[K, V], opts ...Opt) KStream[K, V] {
-	name := s.b.name(config(opts).name, "merge")
+	name := s.b.name(s.b.config("Merge", opts, optName).name, "merge")
 	pass := func() streams.Processor[K, V, K, V] {
 		return &funcProc[K, V]{f: func(ctx streams.ProcessorContext[K, V], r streams.Record[K, V]) error { return ctx.Forward(r) }}
 	}
@@ -227,7 +227,7 @@ type Branch[K, V any] struct {
 // branch go there, otherwise they are dropped. It returns the branches by
 // name.
 func (s KStream[K, V]) Split(branches []Branch[K, V], defaultBranch string, opts ...Opt) map[string]KStream[K, V] {
-	name := s.b.name(config(opts).name, "split")
+	name := s.b.name(s.b.config("Split", opts, optName).name, "split")
 	out := map[string]KStream[K, V]{}
 	nodes := make([]string, len(branches))
 	for i, br := range branches {
@@ -269,7 +269,7 @@ func (s KStream[K, V]) Split(branches []Branch[K, V], defaultBranch string, opts
 // it back, partitioned by the current key: the next operations run in a new
 // sub-topology. Opts: Named, KeySerde, ValueSerde, WithPartitions.
 func (s KStream[K, V]) Repartition(opts ...Opt) KStream[K, V] {
-	c := config(opts)
+	c := s.b.config("Repartition", opts, takesRepartition)
 	name := s.b.name(c.name, "repartition")
 	return repartition(s, name, pick[K](c.keySerde, s.ks), pick[V](c.valSerde, s.vs), c.partitions)
 }
@@ -298,7 +298,7 @@ func repartitionIfRekeyed[K, V any](s KStream[K, V], name string, ks serde.Serde
 // ValueSerde options, or the builder's defaults). Opts: Named, KeySerde,
 // ValueSerde, Partitioner (default: by the hash of the serialized key).
 func (s KStream[K, V]) To(topic string, opts ...Opt) {
-	c := config(opts)
+	c := s.b.config("To", opts, takesSink)
 	name := s.b.name(c.name, "sink")
 	ks, vs := pick[K](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
 	b := s.b
@@ -314,7 +314,7 @@ func (s KStream[K, V]) To(topic string, opts ...Opt) {
 // ToFunc writes each record to the topic choose returns for it.
 // Opts: Named, KeySerde, ValueSerde, Partitioner.
 func (s KStream[K, V]) ToFunc(choose func(k K, v V) string, opts ...Opt) {
-	c := config(opts)
+	c := s.b.config("ToFunc", opts, takesSink)
 	name := s.b.name(c.name, "sink")
 	ks, vs := pick[K](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
 	b := s.b
@@ -331,7 +331,7 @@ func (s KStream[K, V]) ToFunc(choose func(k K, v V) string, opts ...Opt) {
 // Process runs a custom processor (Processor API) on the stream. stores are
 // the names of stores declared with AddStore that the processor uses.
 func Process[K, V, K2, V2 any](s KStream[K, V], supplier streams.ProcessorSupplier[K, V, K2, V2], stores []string, opts ...Opt) KStream[K2, V2] {
-	c := config(opts)
+	c := s.b.config("Process", opts, optName|optKeySerde|optValueSerde)
 	name := s.b.name(c.name, "process")
 	addProc(s.b, name, s.node, supplier, stores...)
 	return derive(s, name, pick[K2](c.keySerde, nil), pick[V2](c.valSerde, nil), true)

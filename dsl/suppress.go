@@ -14,7 +14,7 @@ import (
 )
 
 func addSuppress[K, V any](b *Builder, name, parent string, ks serde.Serde[K], vs serde.Serde[V], windowEnd func(K) int64, grace time.Duration, cfg SuppressConfig, opts []Opt) {
-	c := config(opts)
+	c := b.config("Suppress", opts, optName|optStoreName)
 	store := storeNameFor(c, name)
 	b.add(func(tp *streams.Topology) {
 		ks, vs := resolve(b, ks), resolve(b, vs)

@@ -46,7 +46,7 @@ func storeNameFor(c opConfig, node string) string {
 // with a nil value delete their key), materialized in a key-value store
 // named by StoreName (default "<topic>-store").
 func Table[K, V any](b *Builder, topic string, keySerde serde.Serde[K], valueSerde serde.Serde[V], opts ...Opt) KTable[K, V] {
-	node, store := addTableSource(b, topic, keySerde, valueSerde, config(opts), false)
+	node, store := addTableSource(b, topic, keySerde, valueSerde, b.config("Table", opts, optName|optStoreName|optInMemory|optExtractor), false)
 	return KTable[K, V]{b: b, node: node, ks: keySerde, vs: valueSerde, store: store, topics: []string{topic}}
 }
 
@@ -170,7 +170,7 @@ func putValue[V any](kv state.KeyValueStore, vs serde.Serde[V], store string, kb
 // ToStream turns the table's updates into a record stream of the new
 // values; deletions are not forwarded (use ChangeStream to see them).
 func (t KTable[K, V]) ToStream(opts ...Opt) KStream[K, V] {
-	name := t.b.name(config(opts).name, "to-stream")
+	name := t.b.name(t.b.config("ToStream", opts, optName).name, "to-stream")
 	addProc(t.b, name, t.node, stateless(func(ctx streams.ProcessorContext[K, V], r streams.Record[K, Change[V]]) error {
 		if !r.Value.HasNew {
 			return nil
@@ -184,7 +184,7 @@ func (t KTable[K, V]) ToStream(opts ...Opt) KStream[K, V] {
 // values, where a deletion is an absent value. Writing it with To produces
 // tombstones for deletions.
 func ChangeStream[K, V any](t KTable[K, V], opts ...Opt) KStream[K, Nullable[V]] {
-	name := t.b.name(config(opts).name, "change-stream")
+	name := t.b.name(t.b.config("ChangeStream", opts, optName).name, "change-stream")
 	addProc(t.b, name, t.node, stateless(func(ctx streams.ProcessorContext[K, Nullable[V]], r streams.Record[K, Change[V]]) error {
 		return ctx.Forward(streams.WithValue(r, Nullable[V]{Value: r.Value.New, Valid: r.Value.HasNew}))
 	}))
@@ -214,8 +214,8 @@ func (l lazyNullable[V]) Deserialize(topic string, b []byte) (Nullable[V], error
 // tableOp adds a processor deriving a new materialized table from t with f,
 // which maps a change of t to a change of the new table (ok false: nothing
 // to forward).
-func tableOp[K, V, V2 any](t KTable[K, V], kind string, vs2 serde.Serde[V2], opts []Opt, f func(k K, ch Change[V]) Change[V2]) KTable[K, V2] {
-	c := config(opts)
+func tableOp[K, V, V2 any](t KTable[K, V], kind string, vs2 serde.Serde[V2], opts []Opt, takes optKind, f func(k K, ch Change[V]) Change[V2]) KTable[K, V2] {
+	c := t.b.config(kind, opts, takes)
 	name := t.b.name(c.name, kind)
 	store := storeNameFor(c, name)
 	b := t.b
@@ -272,7 +272,7 @@ func (p *tableDerive[K, V, V2]) Close() error { return nil }
 // Filter keeps the rows for which pred holds: a row that stops matching is
 // deleted downstream.
 func (t KTable[K, V]) Filter(pred func(k K, v V) bool, opts ...Opt) KTable[K, V] {
-	return tableOp(t, "table-filter", t.vs, opts, func(k K, ch Change[V]) Change[V] {
+	return tableOp(t, "table-filter", t.vs, opts, optName|optStoreName|optInMemory, func(k K, ch Change[V]) Change[V] {
 		out := Change[V]{New: ch.New, Old: ch.Old}
 		out.HasNew = ch.HasNew && pred(k, ch.New)
 		out.HasOld = ch.HasOld && pred(k, ch.Old)
@@ -288,7 +288,7 @@ func (t KTable[K, V]) FilterNot(pred func(k K, v V) bool, opts ...Opt) KTable[K,
 // TableMapValues maps every row's value with f.
 func TableMapValues[K, V, V2 any](t KTable[K, V], f func(v V) V2, opts ...Opt) KTable[K, V2] {
 	c := config(opts)
-	return tableOp(t, "table-map-values", pick[V2](c.valSerde, nil), opts, func(k K, ch Change[V]) Change[V2] {
+	return tableOp(t, "table-map-values", pick[V2](c.valSerde, nil), opts, takesStore, func(k K, ch Change[V]) Change[V2] {
 		var out Change[V2]
 		if ch.HasNew {
 			out.New, out.HasNew = f(ch.New), true
@@ -303,7 +303,7 @@ func TableMapValues[K, V, V2 any](t KTable[K, V], f func(v V) V2, opts ...Opt) K
 // To writes the table's changelog to topic: updates as values, deletions as
 // tombstones (nil values).
 func (t KTable[K, V]) To(topic string, opts ...Opt) {
-	c := config(opts)
+	c := t.b.config("To", opts, optName|optKeySerde|optValueSerde)
 	name := t.b.name(c.name, "table-sink")
 	conv := name + "-changes"
 	b := t.b
@@ -357,7 +357,7 @@ func (t KTable[K, V]) Suppress(cfg SuppressConfig, opts ...Opt) KTable[K, V] {
 // ToTable materializes the stream as a table: each record upserts its key.
 // Opts: Named, StoreName, InMemory.
 func (s KStream[K, V]) ToTable(opts ...Opt) KTable[K, V] {
-	c := config(opts)
+	c := s.b.config("ToTable", opts, optName|optStoreName|optInMemory)
 	name := s.b.name(c.name, "to-table")
 	store := storeNameFor(c, name)
 	b := s.b

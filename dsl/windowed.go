@@ -43,7 +43,7 @@ func (t WindowedKTable[K, V]) Suppress(cfg SuppressConfig, opts ...Opt) Windowed
 
 // ToStream turns the table's updates into a stream of new values.
 func (t WindowedKTable[K, V]) ToStream(opts ...Opt) WindowedKStream[K, V] {
-	name := t.b.name(config(opts).name, "to-stream")
+	name := t.b.name(t.b.config("ToStream", opts, optName).name, "to-stream")
 	addProc(t.b, name, t.node, stateless(func(ctx streams.ProcessorContext[Windowed[K], V], r streams.Record[Windowed[K], Change[V]]) error {
 		if !r.Value.HasNew {
 			return nil
@@ -76,7 +76,7 @@ func AsStream[K, V any](s WindowedKStream[K, V]) KStream[Windowed[K], V] {
 
 // Filter keeps the records for which pred is true.
 func (s WindowedKStream[K, V]) Filter(pred func(k Windowed[K], v V) bool, opts ...Opt) WindowedKStream[K, V] {
-	name := s.b.name(config(opts).name, "filter")
+	name := s.b.name(s.b.config("Filter", opts, optName).name, "filter")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[Windowed[K], V], r streams.Record[Windowed[K], V]) error {
 		if pred(r.Key, r.Value) {
 			return ctx.Forward(r)
@@ -89,7 +89,7 @@ func (s WindowedKStream[K, V]) Filter(pred func(k Windowed[K], v V) bool, opts .
 
 // Peek calls f for each record and passes it on.
 func (s WindowedKStream[K, V]) Peek(f func(k Windowed[K], v V), opts ...Opt) WindowedKStream[K, V] {
-	name := s.b.name(config(opts).name, "peek")
+	name := s.b.name(s.b.config("Peek", opts, optName).name, "peek")
 	addProc(s.b, name, s.node, stateless(func(ctx streams.ProcessorContext[Windowed[K], V], r streams.Record[Windowed[K], V]) error {
 		f(r.Key, r.Value)
 		return ctx.Forward(r)
@@ -102,7 +102,7 @@ func (s WindowedKStream[K, V]) Peek(f func(k Windowed[K], v V), opts ...Opt) Win
 // SessionWindowedSerde) of the grouping's key serde unless KeySerde says
 // otherwise.
 func (s WindowedKStream[K, V]) To(topic string, opts ...Opt) {
-	c := config(opts)
+	c := s.b.config("To", opts, takesSink)
 	name := s.b.name(c.name, "sink")
 	ks, vs := pick[Windowed[K]](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)
 	b := s.b
