@@ -16,7 +16,8 @@ type KGroupedStream[K, V any] struct {
 // GroupByKey groups the stream by its key. If the key may have changed
 // (Map, SelectKey, FlatMap, Process upstream), the stream is first written
 // through a repartition topic so each key's records meet in one task.
-// Opts: Named, KeySerde, ValueSerde (for the repartition topic).
+// Opts: Named, KeySerde, ValueSerde, WithPartitions (for the repartition
+// topic).
 func (s KStream[K, V]) GroupByKey(opts ...Opt) KGroupedStream[K, V] {
 	c := s.b.config("GroupByKey", opts, takesRepartition)
 	ks, vs := pick[K](c.keySerde, s.ks), pick[V](c.valSerde, s.vs)

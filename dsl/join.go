@@ -45,7 +45,7 @@ func (w JoinWindows) Grace(d time.Duration) JoinWindows {
 // keys within the window, it emits joiner(left, right) with the larger of
 // their timestamps. Streams whose key may have changed are repartitioned
 // first; the two input topics must be co-partitioned.
-// Opts: Named, and KeySerde/ValueSerde for the left side's stores.
+// Opts: Named, InMemory, and KeySerde/ValueSerde for the left side's stores.
 func Join[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], joiner func(l V1, r V2) VR, w JoinWindows, opts ...Opt) KStream[K, VR] {
 	return streamJoin(left, right, func(l *V1, r *V2) VR { return joiner(*l, *r) }, w, false, false, "join", opts)
 }

@@ -20,7 +20,8 @@ type KGroupedTable[K, V any] struct {
 }
 
 // GroupTable re-groups t by sel(key, value), through a repartition topic.
-// Opts: Named, KeySerde, ValueSerde (of the new key and value).
+// Opts: Named, KeySerde, ValueSerde (of the new key and value),
+// WithPartitions.
 func GroupTable[K, V, K2, V2 any](t KTable[K, V], sel func(k K, v V) (K2, V2), opts ...Opt) KGroupedTable[K2, V2] {
 	c := t.b.config("GroupTable", opts, takesRepartition)
 	b := t.b
