@@ -111,6 +111,7 @@ type opConfig struct {
 	partitions int
 	extract    streams.TimestampExtractor
 	partition  any // func(topic string, k K, v V, partitions int) int
+	stores     []string
 	// given are the kinds of the options applied.
 	given optKind
 }
@@ -127,6 +128,7 @@ const (
 	optPartitioner
 	optKeySerde
 	optValueSerde
+	optStores
 )
 
 // Option sets of the operations' kinds.
@@ -139,7 +141,7 @@ const (
 	takesSink = optName | optKeySerde | optValueSerde | optPartitioner
 )
 
-var optNames = [...]string{"Named", "StoreName", "InMemory", "WithPartitions", "TimestampExtractor", "Partitioner", "KeySerde", "ValueSerde"}
+var optNames = [...]string{"Named", "StoreName", "InMemory", "WithPartitions", "TimestampExtractor", "Partitioner", "KeySerde", "ValueSerde", "Stores"}
 
 func (k optKind) String() string {
 	var names []string

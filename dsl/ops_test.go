@@ -288,29 +288,26 @@ func TestTableOperations(t *testing.T) {
 // A custom processor with a store, a wall-clock punctuator and a
 // stream-time punctuator, forwarding to a named child.
 type dedup struct {
+	store dsl.KeyValueHandle[string, int64]
 	ctx   streams.ProcessorContext[string, string]
-	seen  state.KeyValueStore
+	seen  *state.TypedKeyValue[string, int64]
 	ticks []int64
 }
 
-func (p *dedup) Init(ctx streams.ProcessorContext[string, string]) error {
+func (p *dedup) Init(ctx streams.ProcessorContext[string, string]) (err error) {
 	p.ctx = ctx
-	s, err := ctx.Store("seen")
-	if err != nil {
+	if p.seen, err = p.store.Open(ctx); err != nil {
 		return err
 	}
-	p.seen = s.(state.KeyValueStore)
 	if _, err := ctx.Schedule(time.Minute, streams.WallClockTime, func(ts time.Time) error {
 		// Forget everything once a minute of wall-clock time.
-		it, err := p.seen.All(false)
-		if err != nil {
-			return err
+		var keys []string
+		for e, err := range p.seen.All() {
+			if err != nil {
+				return err
+			}
+			keys = append(keys, e.Key)
 		}
-		var keys [][]byte
-		for it.Next() {
-			keys = append(keys, append([]byte(nil), it.Key()...))
-		}
-		it.Close()
 		for _, k := range keys {
 			if err := p.seen.Delete(k); err != nil {
 				return err
@@ -331,10 +328,10 @@ func (p *dedup) Process(r streams.Record[string, string]) error {
 	if r.Value == "boom" {
 		return errors.New("cannot digest boom")
 	}
-	if old, _ := p.seen.Get([]byte(r.Value)); old != nil {
-		return nil
+	if _, seen, err := p.seen.Get(r.Value); err != nil || seen {
+		return err
 	}
-	if err := p.seen.Put([]byte(r.Value), []byte{1}); err != nil {
+	if err := p.seen.Put(r.Value, r.Timestamp.UnixMilli()); err != nil {
 		return err
 	}
 	md, _ := p.ctx.RecordMetadata()
@@ -347,12 +344,12 @@ func (p *dedup) Close() error { return nil }
 func TestProcessWithStoreAndPunctuators(t *testing.T) {
 	b := dsl.NewBuilder()
 	var proc *dedup
-	dsl.AddStore(b, streams.StoreSpec{Spec: state.Spec{Name: "seen", Kind: state.KindKeyValue}})
+	seen := dsl.KeyValueStore(b, "seen", serde.String(), serde.Int64())
 	s := dsl.Stream(b, "in", serde.String(), serde.String())
 	out := dsl.Process(s, func() streams.Processor[string, string, string, string] {
-		proc = &dedup{}
+		proc = &dedup{store: seen}
 		return proc
-	}, []string{"seen"}, dsl.Named("dedup"))
+	}, dsl.Stores(seen), dsl.Named("dedup"))
 	out.Peek(func(string, string) {}, dsl.Named("dedup-out")).To("out")
 	topo, err := b.Build()
 	if err != nil {

@@ -328,16 +328,28 @@ func (s KStream[K, V]) ToFunc(choose func(k K, v V) string, opts ...Opt) {
 	})
 }
 
-// Process runs a custom processor (Processor API) on the stream. stores are
-// the names of stores declared with AddStore that the processor uses.
-func Process[K, V, K2, V2 any](s KStream[K, V], supplier streams.ProcessorSupplier[K, V, K2, V2], stores []string, opts ...Opt) KStream[K2, V2] {
-	c := s.b.config("Process", opts, optName|optKeySerde|optValueSerde)
+// Process runs a custom processor (Processor API) on the stream.
+// Opts: Named, Stores (the stores the processor opens, declared with
+// KeyValueStore, WindowStore or SessionStore, or tables' stores), KeySerde
+// and ValueSerde (of its output).
+func Process[K, V, K2, V2 any](s KStream[K, V], supplier streams.ProcessorSupplier[K, V, K2, V2], opts ...Opt) KStream[K2, V2] {
+	c := s.b.config("Process", opts, optName|optKeySerde|optValueSerde|optStores)
 	name := s.b.name(c.name, "process")
-	addProc(s.b, name, s.node, supplier, stores...)
+	addProc(s.b, name, s.node, supplier, c.stores...)
 	return derive(s, name, pick[K2](c.keySerde, nil), pick[V2](c.valSerde, nil), true)
 }
 
-// AddStore declares a state store for processors added with Process.
-func AddStore(b *Builder, spec streams.StoreSpec) {
+// AddStore declares a state store from its full specification, for what
+// KeyValueStore, WindowStore and SessionStore do not offer (an unlogged or
+// uncached store, changelog configs). Connect it to a Process node by
+// passing the handle it returns to Stores; a processor gets the store
+// untyped from its context's Store.
+func AddStore(b *Builder, spec streams.StoreSpec) StoreHandle {
 	b.add(func(t *streams.Topology) { t.AddStore(spec) })
+	return storeRef(spec.Name)
 }
+
+// storeRef is a store handle that knows only the store's name.
+type storeRef string
+
+func (r storeRef) StoreName() string { return string(r) }

@@ -43,11 +43,7 @@ func (t *TypedKeyValue[K, V]) Name() string { return t.Store.Name() }
 func (t *TypedKeyValue[K, V]) Flush(ctx context.Context) error { return t.Store.Flush(ctx) }
 
 func (t *TypedKeyValue[K, V]) key(k K) ([]byte, error) {
-	b, err := t.keys.Serialize(t.Store.Name(), k)
-	if err != nil {
-		return nil, fmt.Errorf("state: store %q: encode key: %w", t.Store.Name(), err)
-	}
-	return b, nil
+	return encodeKey(t.Store.Name(), t.keys, k)
 }
 
 // Get returns the value of k and whether it was present.
@@ -70,16 +66,9 @@ func (t *TypedKeyValue[K, V]) Get(k K) (V, bool, error) {
 
 // Put sets k to v.
 func (t *TypedKeyValue[K, V]) Put(k K, v V) error {
-	kb, err := t.key(k)
+	kb, vb, err := encodePair(t.Store.Name(), t.keys, t.values, k, v)
 	if err != nil {
 		return err
-	}
-	vb, err := t.values.Serialize(t.Store.Name(), v)
-	if err != nil {
-		return fmt.Errorf("state: store %q: encode value of key %s: %w", t.Store.Name(), quoteKey(kb), err)
-	}
-	if vb == nil {
-		vb = []byte{}
 	}
 	return t.Store.Put(kb, vb)
 }
@@ -123,15 +112,8 @@ func (t *TypedKeyValue[K, V]) EachInRange(from, to K, reverse bool, fn func(k K,
 func (t *TypedKeyValue[K, V]) each(it Iterator, fn func(k K, v V) bool) error {
 	name := t.Store.Name()
 	for it.Next() {
-		k, err := t.keys.Deserialize(name, it.Key())
+		k, v, err := decodePair(name, t.keys, t.values, it.Key(), it.Value())
 		if err != nil {
-			err = decodeError(name, "key", it.Key(), err)
-			_ = it.Close()
-			return err
-		}
-		v, err := t.values.Deserialize(name, it.Value())
-		if err != nil {
-			err = decodeError(name, "value", it.Key(), err)
 			_ = it.Close()
 			return err
 		}
