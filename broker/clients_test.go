@@ -13,7 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // requireTool returns the path of an external client program. When it is
@@ -228,6 +230,78 @@ func TestConfluentKafkaIdempotentProducer(t *testing.T) {
 	for _, r := range recs {
 		if want := int32(part.Partition(&kgo.Record{Key: r.Key}, 3)); want != r.Partition {
 			t.Fatalf("key %s in partition %d; franz-go would pick %d", r.Key, r.Partition, want)
+		}
+	}
+}
+
+// storedCodecs reads partition 0 of topic from the start with a raw Fetch
+// and returns the compression codec of every stored batch (the low three
+// bits of a RecordBatch's attributes), as Weir keeps the batches as sent.
+func storedCodecs(t *testing.T, b *Broker, topic string) []int16 {
+	t.Helper()
+	c := newClient(t, b)
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxBytes = 1 << 20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic, topicID(t, c, topic)
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t), c)
+	if err != nil {
+		t.Fatalf("fetch %s: %v", topic, err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("fetch %s: %v", topic, kerr.ErrorForCode(p.ErrorCode))
+	}
+	var codecs []int16
+	for rest := p.RecordBatches; len(rest) > 0; {
+		var rb kmsg.RecordBatch
+		if err := rb.ReadFrom(rest); err != nil {
+			t.Fatalf("fetch %s: stored batch: %v", topic, err)
+		}
+		codecs = append(codecs, rb.Attributes&0x7)
+		rest = rest[12+int(rb.Length):]
+	}
+	return codecs
+}
+
+// TestKcatCompressionStored produces with kcat -z for each codec and checks
+// that the stored batches carry that codec: librdkafka 2.0 compresses with
+// gzip, snappy and lz4 only if the broker advertises Produce v0, and
+// otherwise sends them uncompressed without a word.
+func TestKcatCompressionStored(t *testing.T) {
+	kcat := requireTool(t, "kcat", "apt-get install kcat")
+	b := startBroker(t, Options{})
+	codecs := []struct {
+		name string
+		code int16
+	}{{"gzip", 1}, {"snappy", 2}, {"lz4", 3}, {"zstd", 4}}
+	for _, cd := range codecs {
+		topic := "z-" + cd.name
+		var lines []string
+		for i := range 50 {
+			lines = append(lines, fmt.Sprintf("%s record %02d, repeated repeated repeated", cd.name, i))
+		}
+		run(t, strings.Join(lines, "\n")+"\n", kcat, "-b", b.Addr(), "-t", topic, "-p", "0", "-P",
+			"-z", cd.name, "-X", "linger.ms=100")
+		got := storedCodecs(t, b, topic)
+		if len(got) == 0 {
+			t.Fatalf("%s: no batches stored", cd.name)
+		}
+		for i, c := range got {
+			if c != cd.code {
+				t.Errorf("kcat -z %s: stored batch %d of %d has codec %d, want %d", cd.name, i, len(got), c, cd.code)
+			}
+		}
+		// And the records read back whole.
+		recs := consumeN(t, b, topic, len(lines))
+		for i, r := range recs {
+			if string(r.Value) != lines[i] {
+				t.Fatalf("kcat -z %s: record %d is %q, want %q", cd.name, i, r.Value, lines[i])
+			}
 		}
 	}
 }
