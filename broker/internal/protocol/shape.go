@@ -90,7 +90,7 @@ func checkProduceShape(body []byte, version int16) error {
 	if version >= 3 {
 		r.skip(max(r.length(flex, false), 0)) // transactional id
 	}
-	r.skip(6)                             // acks, timeout
+	r.skip(6) // acks, timeout
 	topics := r.length(flex, true)
 	total := max(topics, 0)
 	for range max(topics, 0) {
