@@ -202,7 +202,10 @@ if left or errors:
     sys.exit('undelivered %d, errors %s' % (left, errors))
 `
 
-func TestConfluentKafkaIdempotentProducer(t *testing.T) {
+// requireConfluentKafka checks that confluent-kafka-python is importable
+// and returns the python to run it with.
+func requireConfluentKafka(t *testing.T) string {
+	t.Helper()
 	py := pythonWithKafka
 	if _, err := os.Stat(py); err != nil {
 		py = requireTool(t, "python3", "apt-get install python3-confluent-kafka")
@@ -214,6 +217,11 @@ func TestConfluentKafkaIdempotentProducer(t *testing.T) {
 		}
 		t.Skip("SKIPPING: " + msg)
 	}
+	return py
+}
+
+func TestConfluentKafkaIdempotentProducer(t *testing.T) {
+	py := requireConfluentKafka(t)
 	b := startBroker(t, Options{DefaultPartitions: 3})
 	run(t, "", py, "-c", confluentExample, b.Addr())
 	recs := consumeN(t, b, "confluent", 200)
@@ -304,4 +312,45 @@ func TestKcatCompressionStored(t *testing.T) {
 			}
 		}
 	}
+}
+
+// confluentTxnExample starts a librdkafka transactional producer and prints
+// how init_transactions fails: name, fatal, retriable, message.
+const confluentTxnExample = `
+import sys
+from confluent_kafka import Producer, KafkaException
+p = Producer({'bootstrap.servers': sys.argv[1], 'transactional.id': 'orders-tx'})
+try:
+    p.init_transactions(20)
+except KafkaException as e:
+    err = e.args[0]
+    print("%s|%s|%s|%s" % (err.name(), err.fatal(), err.retriable(), err.str()))
+    sys.exit(0)
+sys.exit('init_transactions succeeded against a broker without transactions')
+`
+
+// TestConfluentKafkaTransactionalProducerFailsFast: librdkafka's
+// transactional producer fails at once, fatally, with Weir's message,
+// instead of retrying FindCoordinator until its timeout.
+func TestConfluentKafkaTransactionalProducerFailsFast(t *testing.T) {
+	py := requireConfluentKafka(t)
+	b := startBroker(t, Options{})
+	start := time.Now()
+	out := strings.TrimSpace(run(t, "", py, "-c", confluentTxnExample, b.Addr()))
+	took := time.Since(start)
+	parts := strings.SplitN(out, "|", 4)
+	if len(parts) != 4 {
+		t.Fatalf("unexpected output %q", out)
+	}
+	if parts[0] != "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" || parts[1] != "True" || parts[2] != "False" {
+		t.Fatalf("librdkafka error %q, want a fatal, non-retriable TRANSACTIONAL_ID_AUTHORIZATION_FAILED", out)
+	}
+	if !strings.Contains(parts[3], "transactions are not supported") {
+		t.Fatalf("librdkafka message %q does not say transactions are not supported", parts[3])
+	}
+	// init_transactions(20) would give up after 20s had it retried.
+	if took > 10*time.Second {
+		t.Fatalf("librdkafka took %v to fail", took)
+	}
+	t.Logf("librdkafka says, after %v: %s", took, parts[3])
 }
