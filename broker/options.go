@@ -27,6 +27,13 @@ const (
 	FsyncNever FsyncPolicy = "never"
 )
 
+// The defaults of Options.MaxPartitionsPerTopic and
+// Options.MaxPartitionsPerBroker.
+const (
+	DefaultMaxPartitionsPerTopic  = topics.DefaultMaxPartitionsPerTopic
+	DefaultMaxPartitionsPerBroker = topics.DefaultMaxPartitionsPerBroker
+)
+
 // Options configure a Broker. The zero value, after EnsureDefaults, is a
 // broker on 127.0.0.1:9092 with data in ./weir-data.
 type Options struct {
@@ -123,10 +130,10 @@ func (o *Options) EnsureDefaults() {
 		o.DefaultPartitions = 1
 	}
 	if o.MaxPartitionsPerTopic == 0 {
-		o.MaxPartitionsPerTopic = topics.DefaultMaxPartitionsPerTopic
+		o.MaxPartitionsPerTopic = DefaultMaxPartitionsPerTopic
 	}
 	if o.MaxPartitionsPerBroker == 0 {
-		o.MaxPartitionsPerBroker = topics.DefaultMaxPartitionsPerBroker
+		o.MaxPartitionsPerBroker = DefaultMaxPartitionsPerBroker
 	}
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = 100 << 20
