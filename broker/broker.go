@@ -61,6 +61,7 @@ func Open(opts Options) (*Broker, error) {
 	}
 	reg, err := topics.Open(topics.Options{
 		Dir: dir, OpenLog: openLog, Defaults: opts.TopicDefaults, Logger: opts.Logger,
+		MaxPartitionsPerTopic: opts.MaxPartitionsPerTopic, MaxPartitionsPerBroker: opts.MaxPartitionsPerBroker,
 	})
 	if err != nil {
 		return nil, err

@@ -332,6 +332,91 @@ func TestApiVersionsUnsupportedVersion(t *testing.T) {
 	}
 }
 
+// TestProduceOldVersionsAdvertisedButRefused: Produce is advertised from v0
+// (librdkafka compresses only then), but a v0-2 request is answered
+// UNSUPPORTED_VERSION on every partition and stores nothing; with acks=0,
+// which has no answer, the connection is closed.
+func TestProduceOldVersionsAdvertisedButRefused(t *testing.T) {
+	b := startBroker(t, Options{})
+	var av kmsg.ApiVersionsResponse
+	if err := av.ReadFrom(rawRequest(t, b.Addr(), 18, 0, nil)[4:]); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, k := range av.ApiKeys {
+		if k.ApiKey == 0 {
+			found = k.MinVersion == 0 && k.MaxVersion >= 3
+		}
+	}
+	if !found {
+		t.Fatalf("Produce from v0 not advertised in %+v", av.ApiKeys)
+	}
+
+	c := newClient(t, b)
+	if code := produceRaw(t, c, "old", rawBatch("kept")); code != 0 {
+		t.Fatal(kerr.ErrorForCode(code))
+	}
+	for v := int16(0); v <= 2; v++ {
+		req := kmsg.NewPtrProduceRequest()
+		req.SetVersion(v)
+		req.Acks = 1
+		req.TimeoutMillis = 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "old"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = rawBatch("refused")
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		frame := rawRequest(t, b.Addr(), 0, v, req.AppendTo(nil))
+		resp := kmsg.NewPtrProduceResponse()
+		resp.SetVersion(v)
+		if err := resp.ReadFrom(frame[4:]); err != nil {
+			t.Fatalf("v%d: decoding answer: %v", v, err)
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("v%d: answer %+v, want one partition", v, resp.Topics)
+		}
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.UnsupportedVersion.Code {
+			t.Fatalf("v%d: error %v, want UNSUPPORTED_VERSION", v, kerr.ErrorForCode(code))
+		}
+
+		// acks=0: the connection is closed, nothing is answered.
+		req.Acks = 0
+		nc, err := net.Dial("tcp", b.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		body := req.AppendTo(nil)
+		var f []byte
+		f = binary.BigEndian.AppendUint32(f, uint32(10+len(body)))
+		f = binary.BigEndian.AppendUint16(f, 0)
+		f = binary.BigEndian.AppendUint16(f, uint16(v))
+		f = binary.BigEndian.AppendUint32(f, 8)
+		f = binary.BigEndian.AppendUint16(f, 0xffff)
+		f = append(f, body...)
+		if _, err := nc.Write(f); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := nc.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("v%d acks=0: read %d bytes, %v; want the connection closed", v, n, err)
+		}
+		nc.Close()
+	}
+	got := consumeN(t, b, "old", 1)
+	if diff := cmp.Diff([]kv{{"", "kept"}}, recordSet(got)); diff != "" {
+		t.Fatalf("records (-want +got):\n%s", diff)
+	}
+	// Nothing after the kept record: the end offset is 1.
+	offs, err := kadm.NewClient(c).ListEndOffsets(testCtx(t), "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := offs.Lookup("old", 0); o.Offset != 1 {
+		t.Fatalf("end offset %d, want 1 (a refused produce was stored)", o.Offset)
+	}
+}
+
 func TestTopicsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
 	b, err := Open(Options{DataDir: dir, Listen: "127.0.0.1:0", Logger: testLogger()})

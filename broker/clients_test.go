@@ -13,7 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // requireTool returns the path of an external client program. When it is
@@ -200,7 +202,10 @@ if left or errors:
     sys.exit('undelivered %d, errors %s' % (left, errors))
 `
 
-func TestConfluentKafkaIdempotentProducer(t *testing.T) {
+// requireConfluentKafka checks that confluent-kafka-python is importable
+// and returns the python to run it with.
+func requireConfluentKafka(t *testing.T) string {
+	t.Helper()
 	py := pythonWithKafka
 	if _, err := os.Stat(py); err != nil {
 		py = requireTool(t, "python3", "apt-get install python3-confluent-kafka")
@@ -212,6 +217,11 @@ func TestConfluentKafkaIdempotentProducer(t *testing.T) {
 		}
 		t.Skip("SKIPPING: " + msg)
 	}
+	return py
+}
+
+func TestConfluentKafkaIdempotentProducer(t *testing.T) {
+	py := requireConfluentKafka(t)
 	b := startBroker(t, Options{DefaultPartitions: 3})
 	run(t, "", py, "-c", confluentExample, b.Addr())
 	recs := consumeN(t, b, "confluent", 200)
@@ -230,4 +240,117 @@ func TestConfluentKafkaIdempotentProducer(t *testing.T) {
 			t.Fatalf("key %s in partition %d; franz-go would pick %d", r.Key, r.Partition, want)
 		}
 	}
+}
+
+// storedCodecs reads partition 0 of topic from the start with a raw Fetch
+// and returns the compression codec of every stored batch (the low three
+// bits of a RecordBatch's attributes), as Weir keeps the batches as sent.
+func storedCodecs(t *testing.T, b *Broker, topic string) []int16 {
+	t.Helper()
+	c := newClient(t, b)
+	req := kmsg.NewPtrFetchRequest()
+	req.MaxBytes = 1 << 20
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = topic, topicID(t, c, topic)
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 20
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testCtx(t), c)
+	if err != nil {
+		t.Fatalf("fetch %s: %v", topic, err)
+	}
+	p := resp.Topics[0].Partitions[0]
+	if p.ErrorCode != 0 {
+		t.Fatalf("fetch %s: %v", topic, kerr.ErrorForCode(p.ErrorCode))
+	}
+	var codecs []int16
+	for rest := p.RecordBatches; len(rest) > 0; {
+		var rb kmsg.RecordBatch
+		if err := rb.ReadFrom(rest); err != nil {
+			t.Fatalf("fetch %s: stored batch: %v", topic, err)
+		}
+		codecs = append(codecs, rb.Attributes&0x7)
+		rest = rest[12+int(rb.Length):]
+	}
+	return codecs
+}
+
+// TestKcatCompressionStored produces with kcat -z for each codec and checks
+// that the stored batches carry that codec: librdkafka 2.0 compresses with
+// gzip, snappy and lz4 only if the broker advertises Produce v0, and
+// otherwise sends them uncompressed without a word.
+func TestKcatCompressionStored(t *testing.T) {
+	kcat := requireTool(t, "kcat", "apt-get install kcat")
+	b := startBroker(t, Options{})
+	codecs := []struct {
+		name string
+		code int16
+	}{{"gzip", 1}, {"snappy", 2}, {"lz4", 3}, {"zstd", 4}}
+	for _, cd := range codecs {
+		topic := "z-" + cd.name
+		var lines []string
+		for i := range 50 {
+			lines = append(lines, fmt.Sprintf("%s record %02d, repeated repeated repeated", cd.name, i))
+		}
+		run(t, strings.Join(lines, "\n")+"\n", kcat, "-b", b.Addr(), "-t", topic, "-p", "0", "-P",
+			"-z", cd.name, "-X", "linger.ms=100")
+		got := storedCodecs(t, b, topic)
+		if len(got) == 0 {
+			t.Fatalf("%s: no batches stored", cd.name)
+		}
+		for i, c := range got {
+			if c != cd.code {
+				t.Errorf("kcat -z %s: stored batch %d of %d has codec %d, want %d", cd.name, i, len(got), c, cd.code)
+			}
+		}
+		// And the records read back whole.
+		recs := consumeN(t, b, topic, len(lines))
+		for i, r := range recs {
+			if string(r.Value) != lines[i] {
+				t.Fatalf("kcat -z %s: record %d is %q, want %q", cd.name, i, r.Value, lines[i])
+			}
+		}
+	}
+}
+
+// confluentTxnExample starts a librdkafka transactional producer and prints
+// how init_transactions fails: name, fatal, retriable, message.
+const confluentTxnExample = `
+import sys
+from confluent_kafka import Producer, KafkaException
+p = Producer({'bootstrap.servers': sys.argv[1], 'transactional.id': 'orders-tx'})
+try:
+    p.init_transactions(20)
+except KafkaException as e:
+    err = e.args[0]
+    print("%s|%s|%s|%s" % (err.name(), err.fatal(), err.retriable(), err.str()))
+    sys.exit(0)
+sys.exit('init_transactions succeeded against a broker without transactions')
+`
+
+// TestConfluentKafkaTransactionalProducerFailsFast: librdkafka's
+// transactional producer fails at once, fatally, with Weir's message,
+// instead of retrying FindCoordinator until its timeout.
+func TestConfluentKafkaTransactionalProducerFailsFast(t *testing.T) {
+	py := requireConfluentKafka(t)
+	b := startBroker(t, Options{})
+	start := time.Now()
+	out := strings.TrimSpace(run(t, "", py, "-c", confluentTxnExample, b.Addr()))
+	took := time.Since(start)
+	parts := strings.SplitN(out, "|", 4)
+	if len(parts) != 4 {
+		t.Fatalf("unexpected output %q", out)
+	}
+	if parts[0] != "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" || parts[1] != "True" || parts[2] != "False" {
+		t.Fatalf("librdkafka error %q, want a fatal, non-retriable TRANSACTIONAL_ID_AUTHORIZATION_FAILED", out)
+	}
+	if !strings.Contains(parts[3], "transactions are not supported") {
+		t.Fatalf("librdkafka message %q does not say transactions are not supported", parts[3])
+	}
+	// init_transactions(20) would give up after 20s had it retried.
+	if took > 10*time.Second {
+		t.Fatalf("librdkafka took %v to fail", took)
+	}
+	t.Logf("librdkafka says, after %v: %s", took, parts[3])
 }

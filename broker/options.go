@@ -27,6 +27,13 @@ const (
 	FsyncNever FsyncPolicy = "never"
 )
 
+// The defaults of Options.MaxPartitionsPerTopic and
+// Options.MaxPartitionsPerBroker.
+const (
+	DefaultMaxPartitionsPerTopic  = topics.DefaultMaxPartitionsPerTopic
+	DefaultMaxPartitionsPerBroker = topics.DefaultMaxPartitionsPerBroker
+)
+
 // Options configure a Broker. The zero value, after EnsureDefaults, is a
 // broker on 127.0.0.1:9092 with data in ./weir-data.
 type Options struct {
@@ -42,15 +49,27 @@ type Options struct {
 	NodeID int32
 	// Fsync is the durability policy. Default FsyncGroup.
 	Fsync FsyncPolicy
-	// FsyncInterval is the period under FsyncInterval. Default 1s.
+	// FsyncInterval is the period under FsyncInterval. Default 1s under
+	// that policy; setting it under another policy is refused by Validate
+	// (it would be ignored).
 	FsyncInterval time.Duration
 	// DisableAutoCreateTopics turns off the creation of unknown topics
 	// named in Metadata and Produce requests. Default false: topics are
 	// auto-created, as in Kafka.
 	DisableAutoCreateTopics bool
 	// DefaultPartitions is the partition count of auto-created topics and
-	// of CreateTopics requests that leave it to the broker. Default 1.
+	// of CreateTopics requests that leave it to the broker, at most
+	// MaxPartitionsPerTopic. Default 1.
 	DefaultPartitions int32
+	// MaxPartitionsPerTopic bounds the partitions of one topic: a
+	// CreateTopics or CreatePartitions asking for more is refused with
+	// INVALID_PARTITIONS. Default 10,000.
+	MaxPartitionsPerTopic int32
+	// MaxPartitionsPerBroker bounds the partitions of all topics together
+	// (each holds at least one open file and a goroutine); creating more is
+	// refused with INVALID_PARTITIONS. Default 50,000; at least
+	// MaxPartitionsPerTopic.
+	MaxPartitionsPerBroker int32
 	// TopicDefaults are broker-wide defaults for topic configs
 	// (retention.ms, cleanup.policy, ...); names absent take Kafka's
 	// defaults. Default none.
@@ -104,11 +123,17 @@ func (o *Options) EnsureDefaults() {
 	if o.Fsync == "" {
 		o.Fsync = FsyncGroup
 	}
-	if o.FsyncInterval == 0 {
+	if o.FsyncInterval == 0 && o.Fsync == FsyncInterval {
 		o.FsyncInterval = time.Second
 	}
 	if o.DefaultPartitions == 0 {
 		o.DefaultPartitions = 1
+	}
+	if o.MaxPartitionsPerTopic == 0 {
+		o.MaxPartitionsPerTopic = DefaultMaxPartitionsPerTopic
+	}
+	if o.MaxPartitionsPerBroker == 0 {
+		o.MaxPartitionsPerBroker = DefaultMaxPartitionsPerBroker
 	}
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = 100 << 20
@@ -151,11 +176,24 @@ func (o *Options) Validate() error {
 	if o.FsyncInterval < 0 {
 		errs = append(errs, fmt.Errorf("broker: fsync interval %v is negative", o.FsyncInterval))
 	}
+	if o.FsyncInterval != 0 && o.Fsync != FsyncInterval {
+		errs = append(errs, fmt.Errorf("broker: fsync interval %v given with fsync policy %q, which would ignore it (it applies only to %q)", o.FsyncInterval, o.Fsync, FsyncInterval))
+	}
 	if o.NodeID < 0 {
 		errs = append(errs, fmt.Errorf("broker: node id %d is negative", o.NodeID))
 	}
-	if o.DefaultPartitions < 1 || o.DefaultPartitions > topics.MaxPartitions {
-		errs = append(errs, fmt.Errorf("broker: default partitions %d outside 1..%d", o.DefaultPartitions, topics.MaxPartitions))
+	if o.MaxPartitionsPerBroker < 1 {
+		errs = append(errs, fmt.Errorf("broker: max partitions per broker %d is below 1", o.MaxPartitionsPerBroker))
+	}
+	if o.MaxPartitionsPerTopic < 1 || o.MaxPartitionsPerTopic > max(o.MaxPartitionsPerBroker, 1) {
+		errs = append(errs, fmt.Errorf("broker: max partitions per topic %d outside 1..%d (the max partitions per broker)", o.MaxPartitionsPerTopic, o.MaxPartitionsPerBroker))
+	}
+	if o.DefaultPartitions < 1 || o.DefaultPartitions > max(o.MaxPartitionsPerTopic, 1) {
+		errs = append(errs, fmt.Errorf("broker: default partitions %d outside 1..%d (the max partitions per topic)", o.DefaultPartitions, o.MaxPartitionsPerTopic))
+	}
+	// NB: 0 leaves the count to the group coordinator's default.
+	if o.OffsetsTopicPartitions < 0 || o.OffsetsTopicPartitions > max(o.MaxPartitionsPerTopic, 1) {
+		errs = append(errs, fmt.Errorf("broker: offsets topic partitions %d outside 1..%d (the max partitions per topic)", o.OffsetsTopicPartitions, o.MaxPartitionsPerTopic))
 	}
 	if o.MaxFrameBytes < 1024 {
 		errs = append(errs, fmt.Errorf("broker: max frame bytes %d below 1024", o.MaxFrameBytes))

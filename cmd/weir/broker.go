@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -46,9 +47,15 @@ log is synced and closed.`,
 					return err
 				}
 			}
+			if err := checkZeroFlags(cmd.Flags()); err != nil {
+				return err
+			}
 			logger, err := newLogger(logLevel, logFormat)
 			if err != nil {
 				return err
+			}
+			if f := cmd.Flags().Lookup("group-initial-rebalance-delay"); f.Changed && opts.GroupInitialRebalanceDelay == 0 {
+				opts.GroupInitialRebalanceDelay = -1 // 0 in Options would mean the 3s default
 			}
 			opts.Logger = logger
 			opts.Fsync = broker.FsyncPolicy(fsync)
@@ -75,9 +82,11 @@ log is synced and closed.`,
 	f.DurationVar(&opts.FsyncInterval, "fsync-interval", 0, "fsync period with --fsync interval (default 1s)")
 	f.BoolVar(&autoCreate, "auto-create", true, "create unknown topics named by Metadata and Produce requests")
 	f.Int32Var(&opts.DefaultPartitions, "default-partitions", 1, "partitions of auto-created topics")
+	f.Int32Var(&opts.MaxPartitionsPerTopic, "max-partitions-per-topic", broker.DefaultMaxPartitionsPerTopic, "most partitions one topic may have")
+	f.Int32Var(&opts.MaxPartitionsPerBroker, "max-partitions-per-broker", broker.DefaultMaxPartitionsPerBroker, "most partitions all topics together may have")
 	f.StringArrayVar(&topicCfgs, "topic-config", nil, "broker-wide default for a topic config, name=value (repeatable), e.g. retention.ms=86400000")
 	f.Int32Var(&opts.MaxFrameBytes, "max-frame-bytes", 100<<20, "largest request accepted")
-	f.DurationVar(&opts.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", 3*time.Second, "how long an empty consumer group's first rebalance waits for more members (negative: no wait)")
+	f.DurationVar(&opts.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", 3*time.Second, "how long an empty consumer group's first rebalance waits for more members (0 or negative: no wait)")
 	f.DurationVar(&opts.GroupMinSessionTimeout, "group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer group member may ask for")
 	f.DurationVar(&opts.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer group member may ask for")
 	f.DurationVar(&opts.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long committed offsets of a group that stays empty are kept")
@@ -87,6 +96,30 @@ log is synced and closed.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// zeroMeansDefault are the flags whose 0 the broker's Options would
+// silently replace with a default: a 0 given on the command line or in the
+// config file is a mistake to report, not to reinterpret.
+var zeroMeansDefault = []string{
+	"default-partitions", "max-partitions-per-topic", "max-partitions-per-broker",
+	"fsync-interval", "max-frame-bytes", "group-min-session-timeout",
+	"group-max-session-timeout", "offsets-retention", "offsets-topic-partitions",
+}
+
+// checkZeroFlags reports every flag of zeroMeansDefault set to 0.
+func checkZeroFlags(fs *pflag.FlagSet) error {
+	var errs []error
+	for _, name := range zeroMeansDefault {
+		f := fs.Lookup(name)
+		if f == nil || !f.Changed {
+			continue
+		}
+		if v := f.Value.String(); v == "0" || v == "0s" {
+			errs = append(errs, fmt.Errorf("--%s %s: must be above 0 (leave it out for the default)", name, v))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // newLogger builds the structured logger on stderr.

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -62,6 +65,58 @@ func TestBrokerSessionTimeoutFlags(t *testing.T) {
 	for name, w := range map[string]string{"group-min-session-timeout": "500ms", "group-max-session-timeout": "1m0s"} {
 		if v := cmd.Flags().Lookup(name).Value.String(); v != w {
 			t.Errorf("--%s = %s, want %s", name, v, w)
+		}
+	}
+}
+
+// runBroker runs "weir broker" with args on a free loopback port and a
+// fresh data directory, with its context already cancelled: a broker that
+// starts stops again at once, so only the refusal of its settings is slow
+// to come.
+func runBroker(t *testing.T, args ...string) error {
+	t.Helper()
+	root := newRootCmd()
+	root.SetArgs(append([]string{"broker", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "error"}, args...))
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return root.ExecuteContext(ctx)
+}
+
+// TestBrokerFlagMistakes: settings that would be ignored or silently
+// replaced by a default are refused, saying which.
+func TestBrokerFlagMistakes(t *testing.T) {
+	// The same broker with sound settings starts (and stops).
+	if err := runBroker(t, "--fsync", "interval", "--fsync-interval", "200ms", "--default-partitions", "3",
+		"--max-partitions-per-topic", "100", "--max-partitions-per-broker", "1000", "--group-initial-rebalance-delay", "0"); err != nil {
+		t.Fatalf("sound settings refused: %v", err)
+	}
+	conf := filepath.Join(t.TempDir(), "weir.conf")
+	if err := os.WriteFile(conf, []byte("default-partitions = 0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--fsync", "group", "--fsync-interval", "5s"}, []string{`fsync interval 5s given with fsync policy "group", which would ignore it`}},
+		{[]string{"--fsync-interval", "2s"}, []string{`fsync interval 2s given with fsync policy "group"`}},
+		{[]string{"--fsync", "never", "--fsync-interval", "2s"}, []string{`fsync policy "never"`}},
+		{[]string{"--default-partitions", "0"}, []string{"--default-partitions 0: must be above 0"}},
+		{[]string{"--config", conf}, []string{"--default-partitions 0: must be above 0"}},
+		{[]string{"--default-partitions", "-2"}, []string{"default partitions -2 outside 1..10000"}},
+		{[]string{"--default-partitions", "20", "--max-partitions-per-topic", "10"}, []string{"default partitions 20 outside 1..10"}},
+		{[]string{"--max-partitions-per-topic", "10", "--max-partitions-per-broker", "5"}, []string{"max partitions per topic 10 outside 1..5"}},
+		// Every zero at once.
+		{[]string{"--max-partitions-per-topic", "0", "--fsync-interval", "0s", "--offsets-topic-partitions", "0", "--max-frame-bytes", "0"},
+			[]string{"--max-partitions-per-topic 0", "--fsync-interval 0s", "--offsets-topic-partitions 0", "--max-frame-bytes 0"}},
+	} {
+		err := runBroker(t, c.args...)
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("weir broker %v: %v, want an error saying %q", c.args, err, w)
+			}
 		}
 	}
 }

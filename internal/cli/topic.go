@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -44,10 +45,25 @@ func writeJSON(w io.Writer, v any) error {
 // topicErr describes a per-topic failure with the broker's message, if any.
 func topicErr(topic string, err error, msg string) error {
 	if msg != "" && !strings.Contains(err.Error(), msg) {
+		if ke, ok := err.(*kerr.Error); ok {
+			return fmt.Errorf("topic %q: %w", topic, &brokerError{code: ke, msg: msg})
+		}
 		return fmt.Errorf("topic %q: %w: %s", topic, err, msg)
 	}
 	return fmt.Errorf("topic %q: %w", topic, err)
 }
+
+// brokerError is a Kafka error code with the broker's own message, shown
+// instead of the code's generic description: the message says more, and
+// the description can mislead (INVALID_PARTITIONS reads "Number of
+// partitions is below 1." for a count that is too large).
+type brokerError struct {
+	code *kerr.Error
+	msg  string
+}
+
+func (e *brokerError) Error() string { return e.code.Message + ": " + e.msg }
+func (e *brokerError) Unwrap() error { return e.code }
 
 // CreateTopicsRequest says which topics to create and how.
 type CreateTopicsRequest struct {

@@ -206,16 +206,21 @@ func (c *Coordinator) tickGroup(now time.Time, g *group) {
 	case StateCompletingRebalance:
 		if !g.rebalanceDeadline.After(now) {
 			// The leader (or someone) never synced: drop who did not and
-			// start over with the rest.
+			// start over with the rest. NB: choose first, remove after:
+			// removeMember would start the rebalance, which answers every
+			// waiting sync and so would make the members that did sync
+			// look as if they had not.
+			var late []*member
 			for _, m := range g.sortedMembers() {
 				if m.sync == nil {
-					c.removeMember(now, g, m)
+					late = append(late, m)
 				}
 			}
-			if g.state == StateCompletingRebalance {
-				c.prepareRebalance(now, g)
-				c.maybeCompleteJoin(now, g)
+			for _, m := range late {
+				c.removeMemberOnly(g, m)
 			}
+			c.prepareRebalance(now, g)
+			c.maybeCompleteJoin(now, g)
 		}
 	}
 	c.expireOffsets(now, g)

@@ -138,10 +138,12 @@ func (c *Coordinator) join(now time.Time, r Request, req *kmsg.JoinGroupRequest)
 		}
 		c.updateMember(g, m, j)
 		c.prepareRebalance(now, g)
+		c.maybeCompleteJoin(now, g) // a member alone has now joined
 	case StateStable:
 		if m.id == g.leader || !m.sameProtocols(req.Protocols) {
 			c.updateMember(g, m, j)
 			c.prepareRebalance(now, g)
+			c.maybeCompleteJoin(now, g)
 			return
 		}
 		m.deadline = now.Add(m.sessionTimeout)

@@ -3,6 +3,13 @@ package protocol
 // Produce, versions 3-10 (RecordBatch v2 only: v0-2 carry the old message
 // formats, which Weir does not store).
 //
+// NB: ApiVersions advertises 0-10 all the same, and v0-2 requests are
+// answered UNSUPPORTED_VERSION on every partition (with acks=0, which has no
+// answer, the connection is closed instead). librdkafka 2.x compresses with
+// gzip, snappy and lz4 only when the broker's Produce range includes v0, and
+// otherwise sends its batches uncompressed without a word; clients pick the
+// highest version both sides speak, so none sends v0-2 to us in practice.
+//
 // Every partition of a request is appended concurrently, each to its own
 // log; nothing serializes partitions. The batches are handed to the log as
 // sent: the log validates them (CORRUPT_MESSAGE, MESSAGE_TOO_LARGE,
@@ -24,6 +31,7 @@ package protocol
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +42,11 @@ import (
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
-func init() { register(kmsg.Produce, 3, 10, handleProduce) }
+func init() { register(kmsg.Produce, 0, 10, handleProduce) }
+
+// minProduceVersion is the oldest Produce version served; older ones are
+// advertised (see above) and refused.
+const minProduceVersion = 3
 
 // produceWorkers bounds the goroutines one produce request uses to append
 // to its partitions concurrently.
@@ -46,6 +58,11 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 
 	var failAll int16
 	switch {
+	case r.Version < minProduceVersion:
+		if req.Acks == 0 {
+			return nil, fmt.Errorf("protocol: produce v%d with acks=0 from %s: versions below %d are not supported", r.Version, r.Remote, minProduceVersion)
+		}
+		failAll = kerr.UnsupportedVersion.Code
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		failAll = kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil:

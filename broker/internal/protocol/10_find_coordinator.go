@@ -8,11 +8,16 @@ package protocol
 // 11-16, 42, 47) passes its request to; see handleGroupRequest.
 //
 // Deviation: there is no transaction coordinator yet; transaction keys
-// (type 1) are answered COORDINATOR_NOT_AVAILABLE.
+// (type 1) are answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message
+// saying so (as InitProducerId and Produce refuse transactional ids). The
+// error is fatal to franz-go, librdkafka and the Java client, so a
+// transactional producer fails at once; COORDINATOR_NOT_AVAILABLE would be
+// retried without end.
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 
@@ -41,8 +46,8 @@ func handleFindCoordinator(_ context.Context, s *Server, r *Request) (kmsg.Respo
 		case 0:
 			return 0, nil
 		case 1:
-			m := "weir: transactions are not supported yet"
-			return kerr.CoordinatorNotAvailable.Code, &m
+			m := fmt.Sprintf("weir: transactions are not supported yet (transactional id %q)", key)
+			return kerr.TransactionalIDAuthorizationFailed.Code, &m
 		default:
 			return kerr.InvalidRequest.Code, nil
 		}

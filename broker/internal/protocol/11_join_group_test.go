@@ -350,3 +350,68 @@ func TestGroupCooperativeConsumers(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupRegexConsumerPicksUpNewTopic: a lone franz-go consumer with a
+// regex subscription rejoins when a new matching topic appears, and that
+// join completes at once. Before, nothing ended the join phase that a lone
+// leader's rejoin started: the new topic was read only after about a
+// session timeout (10s here; 45s with franz-go's default).
+func TestGroupRegexConsumerPicksUpNewTopic(t *testing.T) {
+	b := startGroupBroker(t, testGroupOptions())
+	b.createTopic("rx-a", 1)
+	prod := b.client()
+	produce := func(topic, v string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := prod.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce to %s: %v", topic, err)
+		}
+	}
+	produce("rx-a", "a1")
+
+	cl := b.client(
+		kgo.ConsumerGroup("rx"),
+		kgo.ConsumeRegex(),
+		kgo.ConsumeTopics("^rx-.*"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(10*time.Second),
+		kgo.RebalanceTimeout(30*time.Second),
+		kgo.HeartbeatInterval(200*time.Millisecond),
+		kgo.MetadataMinAge(50*time.Millisecond),
+		kgo.MetadataMaxAge(200*time.Millisecond),
+		kgo.FetchMaxWait(200*time.Millisecond),
+	)
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			fs := cl.PollFetches(ctx)
+			cancel()
+			mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) { seen[string(r.Value)] = true })
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
+	has := func(v string) func() bool {
+		return func() bool { mu.Lock(); defer mu.Unlock(); return seen[v] }
+	}
+	waitFor(t, "the first topic's record", 15*time.Second, has("a1"))
+
+	start := time.Now()
+	b.createTopic("rx-b", 1)
+	produce("rx-b", "b1")
+	// Well under the 10s session timeout the old code waited for.
+	waitFor(t, "the new topic's record", 5*time.Second, has("b1"))
+	t.Logf("new matching topic consumed after %v", time.Since(start))
+}

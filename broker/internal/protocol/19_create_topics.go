@@ -2,7 +2,13 @@ package protocol
 
 // CreateTopics, versions 0-7.
 //
-// NumPartitions -1 takes the broker default; ReplicationFactor must be 1 or
+// NumPartitions -1 takes the broker default; a count above the broker's
+// per-topic limit, or one that would take the broker past its per-broker
+// limit, gets INVALID_PARTITIONS with a message giving the limit (clients
+// print the code's generic text, "Number of partitions is below 1", beside
+// it). A name that differs from an existing topic's only in '.' against '_'
+// gets INVALID_TOPIC_EXCEPTION naming that topic, as in Kafka (their metric
+// names would clash). ReplicationFactor must be 1 or
 // -1 (a larger one is refused with INVALID_REPLICATION_FACTOR and a message
 // saying so, until replication exists). A manual ReplicaAssignment is
 // accepted only if it puts exactly this broker on every partition, numbered

@@ -5,16 +5,17 @@ package protocol
 // Grows a topic to Count partitions (the count can only grow:
 // INVALID_PARTITIONS otherwise). A manual Assignment is accepted only if it
 // puts exactly this broker on every new partition (INVALID_REPLICA_ASSIGNMENT
-// otherwise). ValidateOnly checks without creating; a topic named twice gets
-// INVALID_REQUEST. Synchronous, so TimeoutMillis is not needed.
+// otherwise). A count above the broker's per-topic limit, or one that would
+// take the broker past its per-broker limit, gets INVALID_PARTITIONS with a
+// message giving the limit. ValidateOnly checks without creating; a topic
+// named twice gets INVALID_REQUEST. Synchronous, so TimeoutMillis is not
+// needed.
 
 import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
 func init() { register(kmsg.CreatePartitions, 0, 3, handleCreatePartitions) }
@@ -48,8 +49,8 @@ func createPartitions(s *Server, rt kmsg.CreatePartitionsRequestTopic, validateO
 	if rt.Count <= have {
 		return wrapCode(kerr.InvalidPartitions, errorf("topic %q has %d partitions; the count can only grow", rt.Topic, have))
 	}
-	if rt.Count > topics.MaxPartitions {
-		return wrapCode(kerr.InvalidPartitions, errorf("%d partitions, at most %d", rt.Count, topics.MaxPartitions))
+	if limit := s.Topics.MaxPartitionsPerTopic(); rt.Count > limit {
+		return wrapCode(kerr.InvalidPartitions, errorf("%d partitions requested for %q, at most %d per topic", rt.Count, rt.Topic, limit))
 	}
 	if rt.Assignment != nil {
 		if len(rt.Assignment) != int(rt.Count-have) {

@@ -102,7 +102,7 @@ func (c *Config) Validate() error {
 	if c.MaxInflightBytes < int64(c.MaxFrameBytes) {
 		errs = append(errs, fmt.Errorf("protocol: MaxInflightBytes %d is below MaxFrameBytes %d", c.MaxInflightBytes, c.MaxFrameBytes))
 	}
-	if c.DefaultPartitions < 1 || c.DefaultPartitions > topics.MaxPartitions {
+	if c.DefaultPartitions < 1 || c.Topics != nil && c.DefaultPartitions > c.Topics.MaxPartitionsPerTopic() {
 		errs = append(errs, fmt.Errorf("protocol: DefaultPartitions %d out of range", c.DefaultPartitions))
 	}
 	return errors.Join(errs...)

@@ -87,8 +87,10 @@ func (r *shapeReader) tags() {
 func checkProduceShape(body []byte, version int16) error {
 	flex := version >= 9
 	r := &shapeReader{b: body}
-	r.skip(max(r.length(flex, false), 0)) // transactional id
-	r.skip(6)                             // acks, timeout
+	if version >= 3 {
+		r.skip(max(r.length(flex, false), 0)) // transactional id
+	}
+	r.skip(6) // acks, timeout
 	topics := r.length(flex, true)
 	total := max(topics, 0)
 	for range max(topics, 0) {

@@ -37,7 +37,7 @@ func entries(req *kmsg.ProduceRequest) int {
 }
 
 func TestProduceShape(t *testing.T) {
-	for v := int16(3); v <= 10; v++ {
+	for v := int16(0); v <= 10; v++ {
 		if err := checkProduceShape(produceBody(v, 3, 5), v); err != nil {
 			t.Fatalf("v%d: valid request refused: %v", v, err)
 		}
@@ -51,11 +51,11 @@ func TestProduceShape(t *testing.T) {
 // refuses a request that kmsg decodes into at most maxProducePartitions
 // entries, and never passes one that kmsg decodes into more.
 func FuzzProduceShape(f *testing.F) {
-	for v := int16(3); v <= 10; v++ {
+	for v := int16(0); v <= 10; v++ {
 		f.Add(int16(v), produceBody(v, 2, 3))
 	}
 	f.Fuzz(func(t *testing.T, v int16, body []byte) {
-		if v < 3 || v > 10 {
+		if v < 0 || v > 10 {
 			return
 		}
 		err := checkProduceShape(body, v)

@@ -30,13 +30,17 @@ var (
 	ErrClosed            = errors.New("topics: registry closed")
 )
 
-// MaxPartitions bounds the partitions of one topic, so that a single bad
-// request cannot create millions of directories.
-const MaxPartitions = 10000
-
-// MaxTotalPartitions bounds the partitions of all topics together: each
-// partition holds open files and a syncer goroutine.
-const MaxTotalPartitions = 100000
+// The defaults of Options.MaxPartitionsPerTopic and
+// Options.MaxPartitionsPerBroker. Each partition holds at least one open
+// file (its active segment; more once it has indexes and older segments)
+// and a syncer goroutine, so 50,000 partitions stay below the 65,536 open
+// files a server process is commonly allowed, with room for connections;
+// one topic may take a fifth of that, so that a single bad request cannot
+// create millions of directories or use up the broker alone.
+const (
+	DefaultMaxPartitionsPerTopic  = 10000
+	DefaultMaxPartitionsPerBroker = 50000
+)
 
 // Options configure a Registry.
 type Options struct {
@@ -49,12 +53,26 @@ type Options struct {
 	Defaults Defaults
 	// Logger receives registry events. Default: slog.Default().
 	Logger *slog.Logger
+	// MaxPartitionsPerTopic bounds the partitions of one topic, at creation
+	// and when it grows. Default DefaultMaxPartitionsPerTopic (10,000).
+	MaxPartitionsPerTopic int32
+	// MaxPartitionsPerBroker bounds the partitions of all topics together,
+	// internal ones included. Default DefaultMaxPartitionsPerBroker
+	// (50,000). Topics loaded at Open are never refused, even if they
+	// exceed it; only new partitions are.
+	MaxPartitionsPerBroker int32
 }
 
 // EnsureDefaults fills zero fields with defaults.
 func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.MaxPartitionsPerTopic == 0 {
+		o.MaxPartitionsPerTopic = DefaultMaxPartitionsPerTopic
+	}
+	if o.MaxPartitionsPerBroker == 0 {
+		o.MaxPartitionsPerBroker = DefaultMaxPartitionsPerBroker
 	}
 	if o.Defaults == nil {
 		o.Defaults = Defaults{}
@@ -73,12 +91,18 @@ func (o *Options) Validate() error {
 	if err := CheckConfigs(o.Defaults); err != nil {
 		errs = append(errs, fmt.Errorf("topics: broker topic defaults: %w", err))
 	}
+	if o.MaxPartitionsPerBroker < 1 {
+		errs = append(errs, fmt.Errorf("topics: MaxPartitionsPerBroker %d is below 1", o.MaxPartitionsPerBroker))
+	}
+	if o.MaxPartitionsPerTopic < 1 || o.MaxPartitionsPerTopic > max(o.MaxPartitionsPerBroker, 1) {
+		errs = append(errs, fmt.Errorf("topics: MaxPartitionsPerTopic %d outside 1..MaxPartitionsPerBroker (%d)", o.MaxPartitionsPerTopic, o.MaxPartitionsPerBroker))
+	}
 	return errors.Join(errs...)
 }
 
 // Spec describes a topic to create.
 type Spec struct {
-	// Partitions is the partition count, 1..MaxPartitions.
+	// Partitions is the partition count, 1..Options.MaxPartitionsPerTopic.
 	Partitions int32
 	// Configs are explicit per-topic configs, validated by CheckConfigs.
 	Configs map[string]string
@@ -344,6 +368,13 @@ func (r *Registry) List() []*Topic {
 // Defaults returns the broker-wide topic config defaults.
 func (r *Registry) Defaults() Defaults { return r.opts.Defaults }
 
+// MaxPartitionsPerTopic returns the most partitions a topic may have.
+func (r *Registry) MaxPartitionsPerTopic() int32 { return r.opts.MaxPartitionsPerTopic }
+
+// MaxPartitionsPerBroker returns the most partitions all topics together
+// may have.
+func (r *Registry) MaxPartitionsPerBroker() int32 { return r.opts.MaxPartitionsPerBroker }
+
 // ValidateName checks a topic name as Kafka does.
 func ValidateName(name string) error {
 	if name == "" || name == "." || name == ".." {
@@ -360,15 +391,54 @@ func ValidateName(name string) error {
 	return nil
 }
 
-// CheckSpec validates a topic spec without creating anything.
+// CheckSpec validates a topic spec without creating anything: the name,
+// that it does not collide with an existing topic's (see Collision), the
+// partition count against both limits, and the configs.
 func (r *Registry) CheckSpec(name string, spec Spec) error {
 	if err := ValidateName(name); err != nil {
 		return err
 	}
-	if spec.Partitions < 1 || spec.Partitions > MaxPartitions {
-		return fmt.Errorf("%w: %d, want 1..%d", ErrInvalidPartitions, spec.Partitions, MaxPartitions)
+	if err := r.checkCollision(name); err != nil {
+		return err
+	}
+	if spec.Partitions < 1 {
+		return fmt.Errorf("%w: %d partitions requested for %q, at least 1", ErrInvalidPartitions, spec.Partitions, name)
+	}
+	if spec.Partitions > r.opts.MaxPartitionsPerTopic {
+		return fmt.Errorf("%w: %d partitions requested for %q, at most %d per topic", ErrInvalidPartitions, spec.Partitions, name, r.opts.MaxPartitionsPerTopic)
+	}
+	if err := r.checkTotal(spec.Partitions); err != nil {
+		return err
 	}
 	return CheckConfigs(spec.Configs)
+}
+
+// collisionKey is what two topic names that collide have in common: Kafka
+// refuses "a.b" beside "a_b" because metric names replace '.' with '_', so
+// the two topics' metrics would be one.
+func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
+
+// Collision returns the existing topic whose name collides with name (it
+// differs only in '.' against '_'), if any. A topic does not collide with
+// itself.
+func (r *Registry) Collision(name string) (string, bool) {
+	key := collisionKey(name)
+	for other := range *r.topics.Load() {
+		if other != name && collisionKey(other) == key {
+			return other, true
+		}
+	}
+	return "", false
+}
+
+func (r *Registry) checkCollision(name string) error {
+	if !strings.ContainsAny(name, "._") {
+		return nil
+	}
+	if other, ok := r.Collision(name); ok {
+		return fmt.Errorf("%w: %q collides with existing topic %q (names differing only in '.' and '_' would share metric names)", ErrInvalidTopic, name, other)
+	}
+	return nil
 }
 
 // Create creates a topic. It fails with ErrTopicExists if the name is taken.
@@ -407,7 +477,12 @@ func (r *Registry) createLocked(ctx context.Context, name string, spec Spec) (*T
 	if _, ok := r.Get(name); ok {
 		return nil, fmt.Errorf("%w: %q", ErrTopicExists, name)
 	}
-	if err := r.checkTotalLocked(spec.Partitions); err != nil {
+	// Again under mu: a colliding topic or other partitions may have been
+	// created since CheckSpec.
+	if err := r.checkCollision(name); err != nil {
+		return nil, err
+	}
+	if err := r.checkTotal(spec.Partitions); err != nil {
 		return nil, err
 	}
 	t := &Topic{name: name, dir: filepath.Join(r.topicsDir(), name)}
@@ -442,15 +517,16 @@ func (r *Registry) createLocked(ctx context.Context, name string, spec Spec) (*T
 	return t, nil
 }
 
-// checkTotalLocked refuses adding more partitions than MaxTotalPartitions
-// allows.
-func (r *Registry) checkTotalLocked(adding int32) error {
+// checkTotal refuses adding more partitions than MaxPartitionsPerBroker
+// allows. It reads the current snapshot: authoritative under mu, a
+// preliminary check without it.
+func (r *Registry) checkTotal(adding int32) error {
 	total := int64(adding)
 	for _, t := range *r.topics.Load() {
 		total += int64(t.NumPartitions())
 	}
-	if total > MaxTotalPartitions {
-		return fmt.Errorf("%w: the broker would hold %d partitions, at most %d", ErrInvalidPartitions, total, MaxTotalPartitions)
+	if total > int64(r.opts.MaxPartitionsPerBroker) {
+		return fmt.Errorf("%w: adding %d would make %d partitions on this broker, at most %d", ErrInvalidPartitions, adding, total, r.opts.MaxPartitionsPerBroker)
 	}
 	return nil
 }
@@ -517,10 +593,10 @@ func (r *Registry) AddPartitions(name string, total int32) error {
 	if total <= have {
 		return fmt.Errorf("%w: topic %q has %d partitions; the count can only grow", ErrInvalidPartitions, name, have)
 	}
-	if total > MaxPartitions {
-		return fmt.Errorf("%w: %d, at most %d", ErrInvalidPartitions, total, MaxPartitions)
+	if total > r.opts.MaxPartitionsPerTopic {
+		return fmt.Errorf("%w: %d partitions requested for %q, at most %d per topic", ErrInvalidPartitions, total, name, r.opts.MaxPartitionsPerTopic)
 	}
-	if err := r.checkTotalLocked(total - have); err != nil {
+	if err := r.checkTotal(total - have); err != nil {
 		return err
 	}
 	added, err := r.openPartitions(t, have, total, st.logCfg)
