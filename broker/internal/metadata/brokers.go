@@ -53,7 +53,7 @@ func (c *Controller) RegisterBroker(now time.Time, req *kmsg.BrokerRegistrationR
 		rack = *req.Rack
 	}
 	epoch := c.img.maxEpoch + 1
-	registeredAt := c.img.Applied()
+	registeredAt := c.committed
 	if err := c.emit(&out, append(moves, RegisterBrokerRecord{
 		Node: n, Incarnation: req.IncarnationID, Epoch: epoch,
 		Listeners: ls, Rack: rack, Fenced: true,

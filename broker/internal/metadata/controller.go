@@ -33,9 +33,12 @@ type Controller struct {
 	// (or registration). It is not replicated: a new controller gives every
 	// broker a fresh session.
 	sessions map[NodeID]time.Time
-	// registeredAt is the image offset at which a broker last registered;
-	// its registration commits above it, so a broker whose metadata offset
-	// reached it has seen the state it registered into.
+	// committed is the offset up to which the metadata log is known to be
+	// committed (Reset, Committed).
+	committed uint64
+	// registeredAt is the committed offset when a broker last registered:
+	// a broker whose metadata offset reached it has seen everything that
+	// was committed before it registered.
 	registeredAt map[NodeID]uint64
 }
 
@@ -57,6 +60,7 @@ func NewController(committed *Image, now time.Time, opts Options) (*Controller, 
 // keep their last heartbeat; brokers it did not know start one at now.
 func (c *Controller) Reset(committed *Image, now time.Time) {
 	c.img = committed.Clone()
+	c.committed = committed.Applied()
 	for n := range c.sessions {
 		if _, ok := c.img.brokers[n]; !ok {
 			delete(c.sessions, n)
@@ -68,6 +72,14 @@ func (c *Controller) Reset(committed *Image, now time.Time) {
 			c.sessions[n] = now
 		}
 	}
+}
+
+// Committed tells the controller that the metadata log is committed up to
+// index (the driver calls it as entries commit). A broker is unfenced only
+// once its metadata offset has reached the committed offset of the moment
+// it registered.
+func (c *Controller) Committed(index uint64) {
+	c.committed = max(c.committed, index)
 }
 
 // Image returns the controller's view: the committed image plus the records
