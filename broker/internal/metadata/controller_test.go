@@ -42,8 +42,9 @@ import (
 //	deadline                          (when the controller wants a tick)
 //	restart-controller                (a new controller on the committed image)
 //
-// After every command the committed image's invariants are checked, and,
-// when nothing is pending, the controller's image must equal it.
+// After every command the committed image's invariants are checked, it must
+// survive a snapshot and restore unchanged, and, when nothing is pending,
+// the controller's image must equal it.
 func TestControllerScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/controller", func(t *testing.T, path string) {
 		h := &ctlHarness{t: t}
@@ -52,6 +53,18 @@ func TestControllerScenarios(t *testing.T) {
 			out := h.run(td)
 			checkImageInvariants(t, h.committed)
 			checkImageInvariants(t, h.c.Image())
+			// The committed image survives a snapshot and restore.
+			snap, idx, err := h.committed.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			re := NewImage()
+			if err := re.Restore(snap, idx); err != nil {
+				t.Fatalf("%s: restoring the committed image's snapshot: %v", td.Pos, err)
+			}
+			if d := cmp.Diff(dumpImage(h.committed), dumpImage(re)); d != "" {
+				t.Fatalf("%s: restored snapshot differs:\n%s", td.Pos, d)
+			}
 			if h.pending == 0 {
 				got, want := dumpImage(h.c.Image()), dumpImage(h.committed)
 				got.Applied = want.Applied

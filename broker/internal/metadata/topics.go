@@ -55,6 +55,9 @@ func (c *Controller) CreateTopics(req *kmsg.CreateTopicsRequest) ([]Record, *kms
 		} else {
 			var records []Record
 			records, aerr = c.planTopic(&t, pl, &budget, &rt)
+			if req.ValidateOnly {
+				rt.TopicID = TopicID{} // nothing was created
+			}
 			if aerr == nil && !req.ValidateOnly {
 				if err := c.emit(&out, records...); err != nil {
 					return nil, nil, err
