@@ -324,6 +324,9 @@ func (a *applying) partition(r PartitionRecord) error {
 	a.undo = append(a.undo, func() { t.parts = t.parts[:len(t.parts)-1] })
 	a.addLeader(r.Leader, 1)
 	a.topics[r.Topic] = struct{}{}
+	if r.Leader != NoLeader {
+		a.brokers[r.Leader] = struct{}{} // it must be registered and unfenced
+	}
 	return nil
 }
 
