@@ -1,6 +1,7 @@
 package metadata
 
 import (
+	"bytes"
 	"cmp"
 	"math"
 	"math/rand/v2"
@@ -526,6 +527,9 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			}
 			if d := gocmp.Diff(dumpImage(im), dumpImage(re)); d != "" {
 				t.Fatalf("step %d: restored snapshot differs:\n%s", step, d)
+			}
+			if again, _, _ := re.Snapshot(); !bytes.Equal(again, snap) {
+				t.Fatalf("step %d: the restored image's snapshot differs from the one it was restored from", step)
 			}
 			if d := gocmp.Diff(dumpImage(im), dumpImage(im.Clone())); d != "" {
 				t.Fatalf("step %d: clone differs:\n%s", step, d)
