@@ -24,6 +24,9 @@ const (
 	snapshotMagic byte = 0x5e
 )
 
+// minRecordSize is the smallest encoded record: type, version, length.
+const minRecordSize = 3
+
 // maxRecordsPerEntry bounds the records of one entry (each takes at least 3
 // bytes, so a length-checked count would already bound memory; this keeps a
 // corrupt count from pre-allocating far more than the entry could hold).
@@ -131,19 +134,20 @@ func (d *decoder) bool(what string) bool {
 	return c == 1
 }
 
-// count reads a list length; every element takes at least one byte, so a
-// count beyond what remains is refused before anything is allocated.
-func (d *decoder) count(what string) int {
+// count reads a list length. Every element takes at least minSize bytes,
+// so a count beyond what remains is refused before anything is allocated,
+// and what is allocated stays proportional to the input.
+func (d *decoder) count(what string, minSize int) int {
 	n := d.uvarint(what)
-	if d.err == nil && n > uint64(d.remaining()) {
-		d.fail("count %d exceeds the %d bytes left", n, d.remaining())
+	if d.err == nil && n > uint64(d.remaining()/minSize) {
+		d.fail("count %d exceeds what the %d bytes left can hold", n, d.remaining())
 		return 0
 	}
 	return int(n)
 }
 
 func (d *decoder) string(what string) string {
-	n := d.count(what)
+	n := d.count(what, 1)
 	if d.err != nil {
 		return ""
 	}
@@ -169,7 +173,7 @@ func (d *decoder) uuid(what string) [16]byte {
 
 // nodes reads a list of node ids; a zero-length list decodes as nil.
 func (d *decoder) nodes(what string) []NodeID {
-	n := d.count(what)
+	n := d.count(what, 1)
 	if d.err != nil || n == 0 {
 		return nil
 	}
@@ -223,19 +227,19 @@ func decodeRecords(data []byte, magic byte, kind string) ([]Record, error) {
 	if d.err == nil && m != magic {
 		return nil, fmt.Errorf("metadata: %s: %w", kind, malformedf("magic byte %#x, want %#x", m, magic))
 	}
-	n := d.count("record count")
+	n := d.count("record count", minRecordSize)
 	if d.err == nil && n > maxRecordsPerEntry {
 		d.fail("%d records exceed the limit of %d", n, maxRecordsPerEntry)
 	}
 	if d.err != nil {
 		return nil, fmt.Errorf("metadata: %s: %w", kind, d.err)
 	}
-	records := make([]Record, 0, min(n, d.remaining()/3))
+	records := make([]Record, 0, n)
 	for i := 0; i < n; i++ {
 		start := d.off
 		typ := RecordType(d.byte("record type"))
 		ver := d.byte("record version")
-		size := d.count("record length")
+		size := d.count("record length", 1)
 		if d.err != nil {
 			return nil, fmt.Errorf("metadata: %s: record %d: %w", kind, i, d.err)
 		}

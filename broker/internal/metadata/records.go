@@ -281,6 +281,10 @@ func (r BrokerEpochFloorRecord) appendPayload(b []byte) []byte {
 	return appendVarint(b, int64(r.Epoch))
 }
 
+// minListenerSize is the smallest encoded listener: two empty strings, a
+// port and a security protocol of one byte each.
+const minListenerSize = 4
+
 // decodeRecord decodes one record's payload, which it must consume whole.
 func decodeRecord(typ RecordType, ver byte, payload []byte) (Record, error) {
 	if typ < TypeRegisterBroker || typ > TypeBrokerEpochFloor {
@@ -297,7 +301,7 @@ func decodeRecord(typ RecordType, ver byte, payload []byte) (Record, error) {
 		x.Node = NodeID(d.int32("node"))
 		x.Incarnation = d.uuid("incarnation")
 		x.Epoch = BrokerEpoch(d.varint("epoch"))
-		if n := d.count("listener count"); n > 0 {
+		if n := d.count("listener count", minListenerSize); n > 0 {
 			x.Listeners = make([]Listener, n)
 			for i := range x.Listeners {
 				l := &x.Listeners[i]
