@@ -21,11 +21,15 @@ import (
 // down leads nothing; placed replicas are distinct, unfenced and spread
 // over as many racks as they can be.
 func TestControllerRandom(t *testing.T) {
-	for i := range 4 {
+	runs, steps := 4, 1500
+	if raceEnabled {
+		runs, steps = 2, 500
+	}
+	for i := range runs {
 		seed := uint64(time.Now().UnixNano()) + uint64(i)
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			t.Logf("seed %d", seed)
-			runControllerRandom(t, seed, 1500)
+			runControllerRandom(t, seed, steps)
 		})
 	}
 }

@@ -486,11 +486,15 @@ func (g *modelGen) record() []Record {
 // the same afterwards; every so often the image must also survive a
 // snapshot and restore, and a clone must equal it.
 func TestImageMatchesModel(t *testing.T) {
-	for i := range 5 {
+	runs, steps := 5, 2000
+	if raceEnabled {
+		runs, steps = 2, 400
+	}
+	for i := range runs {
 		seed := uint64(time.Now().UnixNano()) + uint64(i)
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
 			t.Logf("seed %d", seed)
-			runModel(t, seed, 2000)
+			runModel(t, seed, steps)
 		})
 	}
 }
