@@ -20,7 +20,11 @@ import (
 // CreateTopics for one name: the second is refused). If a proposal fails
 // (leadership lost, entry refused), the driver must call Reset with the
 // committed image: records handed out after the failed ones were decided on
-// a state that will not be.
+// a state that will not be. An entry whose proposal the driver gave up on
+// may still commit after the Reset; entries decided after it then no
+// longer fit in some cases (the same topic name twice), and Image.Apply
+// refuses them on every node alike (IsInvalid): the driver answers their
+// requests with a retriable error and Resets again.
 //
 // A Controller is not safe for concurrent use.
 type Controller struct {

@@ -28,5 +28,11 @@
 //     (as one entry) and the reply to send once they commit. The controller
 //     applies its own records to a private image at once, so that the next
 //     request sees them before they commit; when a proposal fails it is
-//     Reset to the committed image.
+//     Reset to the committed image. The driver tells it the committed
+//     offset (Committed) and ticks it at its Deadline (session expiry).
+//
+// Correctness does not rest on the controller alone: the image checks every
+// record against its state and the invariants after every entry (a leader
+// is an unfenced broker in its partition's ISR, ...), and refuses an entry
+// that does not fit as a whole, identically on every node.
 package metadata
