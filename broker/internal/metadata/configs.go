@@ -129,3 +129,55 @@ func (c *Controller) planConfigs(res ConfigResource, ops []kmsg.IncrementalAlter
 	}
 	return records, nil
 }
+
+// AlterConfigs (the legacy, non-incremental request) replaces the whole
+// config set of each resource: keys it lists are set, keys it leaves out
+// are deleted. Each resource succeeds or fails on its own.
+func (c *Controller) AlterConfigs(req *kmsg.AlterConfigsRequest) ([]Record, *kmsg.AlterConfigsResponse, error) {
+	resp := req.ResponseKind().(*kmsg.AlterConfigsResponse)
+	listed := map[ConfigResource]int{}
+	for _, r := range req.Resources {
+		listed[ConfigResource{Type: ConfigType(r.ResourceType), Name: r.ResourceName}]++
+	}
+	var out []Record
+	for _, r := range req.Resources {
+		rr := kmsg.NewAlterConfigsResponseResource()
+		rr.ResourceType, rr.ResourceName = r.ResourceType, r.ResourceName
+		res := ConfigResource{Type: ConfigType(r.ResourceType), Name: r.ResourceName}
+		var aerr *apiError
+		var records []Record
+		if listed[res] > 1 {
+			aerr = refuse(kerr.InvalidRequest, "%s %q is listed more than once", res.Type, res.Name)
+		} else {
+			var ops []kmsg.IncrementalAlterConfigsRequestResourceConfig
+			given := map[string]bool{}
+			for _, kv := range r.Configs {
+				switch {
+				case given[kv.Name]:
+					aerr = refuse(kerr.InvalidRequest, "config %q is listed more than once", kv.Name)
+				case kv.Value == nil:
+					aerr = refuse(kerr.InvalidRequest, "config %q has a null value", kv.Name)
+				}
+				given[kv.Name] = true
+				ops = append(ops, kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: kv.Name, Op: kmsg.IncrementalAlterConfigOpSet, Value: kv.Value})
+			}
+			for _, k := range slices.Sorted(maps.Keys(c.img.configs[res])) {
+				if !given[k] {
+					ops = append(ops, kmsg.IncrementalAlterConfigsRequestResourceConfig{Name: k, Op: kmsg.IncrementalAlterConfigOpDelete})
+				}
+			}
+			if aerr == nil {
+				records, aerr = c.planConfigs(res, ops)
+			}
+		}
+		if aerr != nil {
+			rr.ErrorCode, rr.ErrorMessage = aerr.err.Code, &aerr.msg
+		} else if !req.ValidateOnly {
+			if err := c.emit(&out, records...); err != nil {
+				return nil, nil, err
+			}
+		}
+		resp.Resources = append(resp.Resources, rr)
+	}
+	return out, resp, nil
+}

@@ -35,6 +35,8 @@ import (
 //	alter-configs [validate-only]
 //	  [+] <topic|broker|logger> <name|-> <set|delete|append|subtract> <key> [value]
 //	                                  (lines for one resource make one entry; "+" starts another)
+//	replace-configs [validate-only]   (AlterConfigs: each line is one resource's whole set)
+//	  <topic|broker> <name|-> [k=v ...]
 //	allocate-pids node=N [epoch=E]
 //	unregister node=N
 //	fail-proposals                    (drop what is not committed: Reset)
@@ -461,6 +463,39 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 			req.Resources = append(req.Resources, kmsg.IncrementalAlterConfigsRequestResource{ResourceType: typ, ResourceName: name, Configs: []kmsg.IncrementalAlterConfigsRequestResourceConfig{cfg}})
 		}
 		records, resp, err := h.c.IncrementalAlterConfigs(req)
+		if err != nil {
+			return h.commit(td, nil, err, "")
+		}
+		var b strings.Builder
+		for _, r := range resp.Resources {
+			fmt.Fprintf(&b, "reply %s %q err=%s%s\n", ConfigType(r.ResourceType), r.ResourceName, errName(r.ErrorCode), msgOf(r.ErrorMessage))
+		}
+		return h.commit(td, records, nil, b.String())
+
+	case "replace-configs":
+		req := kmsg.NewPtrAlterConfigsRequest()
+		req.ValidateOnly = td.HasArg("validate-only")
+		for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+			fs := strings.Fields(line)
+			res := kmsg.NewAlterConfigsRequestResource()
+			res.ResourceType = kmsg.ConfigResourceTypeTopic
+			if fs[0] == "broker" {
+				res.ResourceType = kmsg.ConfigResourceTypeBroker
+			}
+			if res.ResourceName = fs[1]; res.ResourceName == "-" {
+				res.ResourceName = ""
+			}
+			for _, kv := range fs[2:] {
+				k, v, hasValue := strings.Cut(kv, "=")
+				cfg := kmsg.AlterConfigsRequestResourceConfig{Name: k}
+				if hasValue {
+					cfg.Value = &v
+				}
+				res.Configs = append(res.Configs, cfg)
+			}
+			req.Resources = append(req.Resources, res)
+		}
+		records, resp, err := h.c.AlterConfigs(req)
 		if err != nil {
 			return h.commit(td, nil, err, "")
 		}

@@ -65,6 +65,8 @@ func FuzzController(f *testing.F) {
 			records, reply, err = c.DeleteTopics(r)
 		case *kmsg.IncrementalAlterConfigsRequest:
 			records, reply, err = c.IncrementalAlterConfigs(r)
+		case *kmsg.AlterConfigsRequest:
+			records, reply, err = c.AlterConfigs(r)
 		default:
 			return
 		}
