@@ -17,12 +17,16 @@ import (
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/protocol"
 	"github.com/weir-dev/weir/broker/internal/topics"
+	"github.com/weir-dev/weir/internal/dirlock"
 )
 
 // Broker is a running Weir broker: a topic registry on disk served over the
 // Kafka protocol on one TCP listener.
 type Broker struct {
-	opts   Options
+	opts Options
+	// lock is the data directory's lock, taken before anything in it is
+	// read or written and released last in Close.
+	lock   *dirlock.Lock
 	ln     net.Listener
 	reg    *topics.Registry
 	srv    *protocol.Server
@@ -42,8 +46,13 @@ type Broker struct {
 	closeErr  error
 }
 
-// Open opens the data directory, binds the listener and starts serving in
-// the background. Close stops it. opts is not modified.
+// Open locks and opens the data directory, binds the listener and starts
+// serving in the background. Close stops it. opts is not modified.
+//
+// A data directory serves one broker at a time: if another broker (in this
+// process or another) holds it, Open fails at once, before reading or
+// writing anything there, with an error naming the directory and the
+// holder's pid (IsDataDirLocked).
 func Open(opts Options) (*Broker, error) {
 	opts.TopicDefaults = maps.Clone(opts.TopicDefaults)
 	opts.EnsureDefaults()
@@ -55,6 +64,28 @@ func Open(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
 	opts.DataDir = dir
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return nil, fmt.Errorf("broker: data directory (one broker per directory): %w", err)
+	}
+	if err := lock.PIDError(); err != nil {
+		opts.Logger.Warn("broker: data directory locked, but the lock file does not name this process", "data_dir", dir, "err", err)
+	}
+	b, err := open(opts, lock)
+	if err != nil {
+		_ = lock.Release()
+		return nil, err
+	}
+	return b, nil
+}
+
+// IsDataDirLocked reports whether err (from Open) says that another broker
+// holds the data directory.
+func IsDataDirLocked(err error) bool { return dirlock.IsLocked(err) }
+
+// open is Open once the data directory is locked.
+func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
+	dir := opts.DataDir
 	openLog := opts.openLog
 	if openLog == nil {
 		openLog = storageOpener(opts)
@@ -102,7 +133,7 @@ func Open(opts Options) (*Broker, error) {
 		_ = reg.Close()
 		return nil, err
 	}
-	b := &Broker{opts: opts, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
+	b := &Broker{opts: opts, lock: lock, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
 	if opts.MetricsAddr != "" {
 		if err := b.startMetrics(); err != nil {
 			_ = srv.Close()
@@ -187,7 +218,8 @@ func ListenAndServe(ctx context.Context, opts Options) error {
 }
 
 // Close stops accepting connections, lets every connection finish the
-// request in hand, then syncs and closes every partition log.
+// request in hand, then syncs and closes every partition log and releases
+// the data directory.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		var merr error
@@ -203,7 +235,7 @@ func (b *Broker) Close() error {
 		<-b.served
 		b.stopClean()
 		<-b.cleanDone
-		b.closeErr = errors.Join(err, b.reg.Close())
+		b.closeErr = errors.Join(err, b.reg.Close(), b.lock.Release())
 		b.opts.Logger.Info("weir broker stopped")
 	})
 	return b.closeErr
