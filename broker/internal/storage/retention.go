@@ -103,6 +103,7 @@ func (l *Log) setLogStartLocked(off Offset) error {
 			l.epochs[0].start = off
 		}
 		if err := l.writeEpochsLocked(); err != nil {
+			l.epochsUnsaved = true // the next append tries again first
 			l.opts.Logger.Warn("storage: writing leader-epoch checkpoint", "dir", l.dir, "err", err)
 		}
 	}
