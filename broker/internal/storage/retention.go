@@ -84,6 +84,13 @@ func (l *Log) setLogStartLocked(off Offset) error {
 	if err := writeFileAtomic(l.fs, l.path(logStartCheckpointFile), encodeLogStart(off)); err != nil {
 		return l.ioErr("writing log-start checkpoint", err)
 	}
+	l.moveLogStartLocked(off)
+	return nil
+}
+
+// moveLogStartLocked moves the log start offset forward in memory and
+// forgets producer and epoch state below it. Caller holds appendMu.
+func (l *Log) moveLogStartLocked(off Offset) {
 	l.mu.Lock()
 	l.logStart = off
 	l.mu.Unlock()
@@ -107,7 +114,6 @@ func (l *Log) setLogStartLocked(off Offset) error {
 			l.opts.Logger.Warn("storage: writing leader-epoch checkpoint", "dir", l.dir, "err", err)
 		}
 	}
-	return nil
 }
 
 // retainLocked deletes the sealed segments that are below the log start
@@ -144,8 +150,18 @@ func (l *Log) retainLocked() error {
 	victims := segs[:n]
 	if newStart := segs[n].base; newStart > start {
 		if err := l.setLogStartLocked(newStart); err != nil {
-			l.appendMu.Unlock()
-			return err
+			if !IsDiskFull(err) {
+				l.appendMu.Unlock()
+				return err
+			}
+			// NB: retention removes whole segments, so once they are
+			// deleted the first remaining segment's base is the start
+			// with or without the checkpoint (a crash before the deletion
+			// only brings back segments the next Clean deletes again).
+			// This is how a full disk gets its space back.
+			l.opts.Logger.Warn("storage: disk full: retention deletes segments without rewriting the log-start checkpoint",
+				"dir", l.dir, "start", newStart, "err", err)
+			l.moveLogStartLocked(newStart)
 		}
 	}
 	l.mu.Lock()
