@@ -27,6 +27,7 @@ type Broker struct {
 	// lock is the data directory's lock, taken before anything in it is
 	// read or written and released last in Close.
 	lock   *dirlock.Lock
+	health *storageHealth
 	ln     net.Listener
 	reg    *topics.Registry
 	srv    *protocol.Server
@@ -86,10 +87,12 @@ func IsDataDirLocked(err error) bool { return dirlock.IsLocked(err) }
 // open is Open once the data directory is locked.
 func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 	dir := opts.DataDir
+	health := newStorageHealth(opts.Logger, dir)
 	openLog := opts.openLog
 	if openLog == nil {
-		openLog = storageOpener(opts)
+		openLog = storageOpener(opts, health)
 	}
+	reportFreeSpace(opts.Logger, dir)
 	reg, err := topics.Open(topics.Options{
 		Dir: dir, OpenLog: openLog, Defaults: opts.TopicDefaults, Logger: opts.Logger,
 	})
@@ -133,7 +136,7 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 		_ = reg.Close()
 		return nil, err
 	}
-	b := &Broker{opts: opts, lock: lock, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
+	b := &Broker{opts: opts, lock: lock, health: health, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
 	if opts.MetricsAddr != "" {
 		if err := b.startMetrics(); err != nil {
 			_ = srv.Close()
@@ -172,6 +175,9 @@ func (b *Broker) MetricsAddr() string {
 func (b *Broker) startMetrics() error {
 	reg := prometheus.NewRegistry()
 	if err := b.srv.RegisterMetrics(reg); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if err := b.health.register(reg); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
 	ln, err := net.Listen("tcp", b.opts.MetricsAddr)

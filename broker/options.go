@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/broker/internal/topics"
+	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // FsyncPolicy says when appended data is forced to disk.
@@ -91,6 +92,9 @@ type Options struct {
 
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc
+	// logFS is the filesystem partition logs live on (tests inject
+	// faults with it). Default: the operating system's.
+	logFS vfs.FS
 }
 
 // EnsureDefaults fills zero fields with their defaults.
