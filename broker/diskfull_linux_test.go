@@ -59,26 +59,8 @@ func TestFullDiskTmpfs(t *testing.T) {
 				}
 			}
 			// Whatever is left (less than a batch) goes to a filler
-			// file, a page at a time, so that not one page is free.
-			f, err := os.Create(filepath.Join(mnt, "filler"))
-			if err != nil && !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			if f != nil {
-				page := make([]byte, 4096)
-				for n := 0; ; n++ {
-					if n > 1000 {
-						t.Fatal("filler: 4 MiB written and the tmpfs is not full")
-					}
-					if _, err := f.Write(page); err != nil {
-						if !errors.Is(err, syscall.ENOSPC) {
-							t.Fatal(err)
-						}
-						break
-					}
-				}
-				f.Close()
-			}
+			// file, so that not one page is free.
+			fillPages(t, filepath.Join(mnt, "filler"))
 			free, err := freeBytes(dir)
 			if err != nil {
 				t.Fatal(err)
@@ -87,6 +69,7 @@ func TestFullDiskTmpfs(t *testing.T) {
 			t.Logf("tmpfs full: %d bytes free after %d refused produce(s)", free, fails)
 			return fails
 		},
+		topUp: func(t *testing.T) { fillPages(t, filepath.Join(mnt, "filler2")) },
 		deleted: func(t *testing.T) {
 			free, err := freeBytes(dir)
 			if err != nil {
@@ -98,4 +81,29 @@ func TestFullDiskTmpfs(t *testing.T) {
 			}
 		},
 	})
+}
+
+// fillPages writes path a page at a time until the filesystem is full.
+func fillPages(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if errors.Is(err, syscall.ENOSPC) {
+		return // not even an inode
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, 4096)
+	for n := 0; ; n++ {
+		if n > 1024 {
+			t.Fatalf("%s: 4 MiB written and the filesystem is not full", path)
+		}
+		if _, err := f.Write(page); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
 }

@@ -124,6 +124,8 @@ type fullDisk struct {
 	// deleted is called after topic "big" is deleted: it checks that space
 	// came back (or, simulated, gives it back).
 	deleted func(t *testing.T)
+	// topUp fills the pages freed since fill (a real disk only).
+	topUp func(t *testing.T)
 }
 
 // fullDiskScenario: values produced before the disk filled are read back
@@ -187,15 +189,35 @@ func fullDiskScenario(t *testing.T, d fullDisk) {
 		t.Logf("close on a full disk: %v", err)
 	}
 
-	// Restart on the full disk.
+	// Restart on the full disk. On a real one, without the lock file: the
+	// new one cannot hold a pid (no free page), yet the lock holds.
+	if d.real {
+		if err := os.Remove(filepath.Join(d.dir, "weir.lock")); err != nil {
+			t.Fatal(err)
+		}
+		d.topUp(t)
+	}
 	opts.MetricsAddr = "127.0.0.1:0"
 	b2, err := Open(opts)
 	if err != nil {
 		t.Fatalf("restart on a full disk: %v", err)
 	}
 	defer b2.Close()
-	if d.real && len(capture.matching("disk full: the data directory's filesystem")) == 0 {
-		t.Errorf("the restarted broker did not say in its log that the disk is full")
+	if d.real {
+		if len(capture.matching("disk full: the data directory's filesystem")) == 0 {
+			t.Errorf("the restarted broker did not say in its log that the disk is full")
+		}
+		if len(capture.matching("lock file does not name this process")) == 0 {
+			t.Errorf("the restarted broker did not say that its lock file holds no pid")
+		}
+		b3, err := Open(Options{Listen: "127.0.0.1:0", DataDir: d.dir, Logger: testLogger()})
+		if err == nil {
+			_ = b3.Close()
+			t.Fatal("a second broker opened the full disk's data directory")
+		}
+		if !IsDataDirLocked(err) || !strings.Contains(err.Error(), d.dir) {
+			t.Errorf("second broker on the full disk: %v, want a lock error naming %s", err, d.dir)
+		}
 	}
 	got := values(consumeN(t, b2, "keep", len(want)))
 	if diff := cmp.Diff(want, got); diff != "" {
