@@ -16,6 +16,7 @@ import (
 
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/protocol"
+	"github.com/weir-dev/weir/broker/internal/storage"
 	"github.com/weir-dev/weir/broker/internal/topics"
 	"github.com/weir-dev/weir/internal/dirlock"
 )
@@ -263,16 +264,32 @@ func (b *Broker) cleanLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		// A full disk fails the compaction of every partition that has
+		// work: one line per pass says so instead of one per partition.
+		var full []string
+		var fullErr error
 		for _, t := range b.reg.List() {
 			for i := range t.NumPartitions() {
 				p, ok := t.Partition(i)
 				if !ok || t.Deleted() {
 					continue
 				}
-				if err := p.Log().Clean(ctx); err != nil && ctx.Err() == nil && !t.Deleted() {
+				err := p.Log().Clean(ctx)
+				switch {
+				case err == nil || ctx.Err() != nil || t.Deleted():
+				case storage.IsDiskFull(err):
+					if len(full) == 0 {
+						fullErr = err
+					}
+					full = append(full, fmt.Sprintf("%s/%d", t.Name(), i))
+				default:
 					b.opts.Logger.Warn("cleaning partition", "topic", t.Name(), "partition", i, "err", err)
 				}
 			}
+		}
+		if len(full) > 0 {
+			b.opts.Logger.Warn("broker: disk full: retention or compaction could not finish; retention still deletes whole segments",
+				"partitions", len(full), "first", full[0], "err", fullErr)
 		}
 	}
 }

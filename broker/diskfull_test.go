@@ -286,3 +286,58 @@ func TestFullDiskInjected(t *testing.T) {
 		deleted: func(*testing.T) { inj.SetInjector(nil) },
 	})
 }
+
+// TestCleanerOnFullDiskLogsOncePerPass: when compaction of several
+// partitions fails because the disk is full (here: creating a compacted
+// segment fails with ENOSPC), the cleaner says so in one line per pass
+// naming how many partitions failed, not one line per partition.
+func TestCleanerOnFullDiskLogsOncePerPass(t *testing.T) {
+	inj := vfs.NewInjecting(vfs.Default, func(op vfs.Op, name string) error {
+		if op == vfs.OpCreate && strings.HasSuffix(name, ".cleaned") {
+			return vfs.ErrNoSpace
+		}
+		return nil
+	})
+	capture := &logCapture{}
+	b, err := Open(Options{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Logger: slog.New(capture),
+		CleanInterval: 50 * time.Millisecond, logFS: inj})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := testCtx(t)
+	c := newClient(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if _, err := kadm.NewClient(c).CreateTopic(ctx, 2, 1, map[string]*string{
+		"cleanup.policy": kadm.StringPtr("compact"), "segment.bytes": kadm.StringPtr("1024"),
+	}, "compacted"); err != nil {
+		t.Fatal(err)
+	}
+	// Each partition gets several sealed segments of the same few keys.
+	for i := range 40 {
+		for p := range int32(2) {
+			r := &kgo.Record{Topic: "compacted", Partition: p, Key: fmt.Appendf(nil, "k%d", i%3), Value: []byte(strings.Repeat("v", 200))}
+			if err := c.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// NB: a pass that ran while only one partition had rolled counts one;
+	// wait for a pass that found both.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		found := false
+		for _, l := range capture.matching("disk full: retention or compaction could not finish") {
+			found = found || strings.Contains(l, " partitions=2 ")
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no cleaner disk-full line within 20s; log:\n%s", strings.Join(capture.matching(""), "\n"))
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+	if lines := capture.matching("cleaning partition"); len(lines) != 0 {
+		t.Errorf("per-partition cleaner warnings on a full disk:\n%s", strings.Join(lines, "\n"))
+	}
+}

@@ -38,6 +38,9 @@ type Options struct {
 	// Default: the address the listener is bound to.
 	AdvertisedAddr string
 	// DataDir holds topics, logs and broker metadata. Default "./weir-data".
+	// It serves one broker at a time: Open locks it (flock on
+	// DataDir/weir.lock, which holds the broker's pid) before touching
+	// anything in it.
 	DataDir string
 	// NodeID is this broker's node id. Default 0.
 	NodeID int32
