@@ -17,5 +17,11 @@
 // the high watermark equals the log end offset: a machine crash may lose the
 // acknowledged tail.
 //
+// A full disk fails appends (ErrDiskFull) and nothing else: Open writes
+// nothing it does not have to (a checkpoint is rewritten only when it no
+// longer matches the log, rebuilt indexes stay in memory, sealed segments
+// are opened read-only), reads and Close work, and retention deletes whole
+// segments without the log-start checkpoint it cannot write.
+//
 // See docs/ARCHITECTURE.md (storage part) for the on-disk format, lock order and data path.
 package storage
