@@ -110,7 +110,7 @@ func (h *storageHealth) appendFailed(dir string, err error) {
 	h.suppressed[reason] = 0
 	h.mu.Unlock()
 	if reason == reasonDiskFull {
-		h.log.Error("broker: disk full: append refused, produce answered KAFKA_STORAGE_ERROR; reads and topic deletion still work; free space (delete topics) to resume",
+		h.log.Error("broker: disk full: append refused, produce answered KAFKA_STORAGE_ERROR; reads still work; delete topics or records to free space",
 			"partition_dir", dir, "not_logged_since_last", n, "err", err)
 		return
 	}
@@ -126,6 +126,6 @@ func reportFreeSpace(log *slog.Logger, dir string) {
 	if err != nil || n >= lowDiskBytes {
 		return
 	}
-	log.Error("broker: disk full: the data directory's filesystem has almost no free space; produces will fail with KAFKA_STORAGE_ERROR until space is freed; reads and topic deletion work",
+	log.Error("broker: disk full: the data directory's filesystem has almost no free space; produces will fail with KAFKA_STORAGE_ERROR until space is freed; reads work; delete topics or records to free space",
 		"data_dir", dir, "free_bytes", n)
 }

@@ -226,3 +226,95 @@ func mustList(t *testing.T, fs vfs.FS, dir string) []string {
 	}
 	return names
 }
+
+// TestDeleteRecordsOnFullDisk: DeleteRecords on a full disk first deletes
+// the whole segments below the one holding its offset; when that gives
+// space back it then moves the start to the offset durably, and when it
+// does not, it fails with a disk-full error with the start at that
+// segment's base (also after reopening).
+func TestDeleteRecordsOnFullDisk(t *testing.T) {
+	for _, spaceBack := range []bool{true, false} {
+		name := "space-back"
+		if !spaceBack {
+			name = "still-full"
+		}
+		t.Run(name, func(t *testing.T) {
+			mem := vfs.NewMem()
+			inj := vfs.NewInjecting(mem, nil)
+			opts := Options{Config: Config{SegmentBytes: 1024}}
+			l := openTest(t, inj, opts)
+			var want []int64
+			for i := range 30 {
+				r := mustAppend(t, l, simpleBatch(t, 2, int64(1000+i)))
+				want = append(want, int64(r.BaseOffset))
+			}
+			holder := l.segs[2] // DeleteRecords to the middle of the third segment
+			off := holder.base + 3
+			if off >= holder.next {
+				t.Fatalf("segment %d..%d too small for the test", holder.base, holder.next)
+			}
+			var mu sync.Mutex
+			freed := false
+			inj.SetInjector(func(op vfs.Op, name string) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if op == vfs.OpRemove && strings.HasSuffix(name, logSuffix) && spaceBack {
+					freed = true
+				}
+				if !freed && (op == vfs.OpWrite || op == vfs.OpCreate) {
+					return vfs.ErrNoSpace
+				}
+				return nil
+			})
+			got, err := l.DeleteRecordsBefore(off)
+			wantStart := off
+			if spaceBack {
+				if err != nil {
+					t.Fatalf("DeleteRecordsBefore(%d) once deleting segments gave space back: %v", off, err)
+				}
+			} else {
+				if !IsDiskFull(err) {
+					t.Fatalf("DeleteRecordsBefore(%d) on a disk that stays full: %v, want a disk-full error", off, err)
+				}
+				wantStart = holder.base
+			}
+			if got != wantStart || l.LogStartOffset() != wantStart {
+				t.Fatalf("start: returned %d, log says %d, want %d", got, l.LogStartOffset(), wantStart)
+			}
+			for _, n := range mustList(t, mem, "/p") {
+				if b, ok := parseBase(n); ok && b < holder.base && strings.HasSuffix(n, logSuffix) {
+					t.Errorf("segment file %s below %d is still there", n, holder.base)
+				}
+			}
+			inj.SetInjector(nil)
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l2 := openTest(t, mem, opts)
+			if l2.LogStartOffset() != wantStart {
+				t.Fatalf("reopened log starts at %d, want %d", l2.LogStartOffset(), wantStart)
+			}
+			var kept []int64
+			for _, o := range want {
+				if Offset(o) >= holder.base {
+					kept = append(kept, o)
+				}
+			}
+			// A read from the start returns the batch holding it.
+			b, err := l2.Read(l2.LogStartOffset(), 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := batchesOf(t, b)[0]
+			if Offset(first.BaseOffset) > wantStart || Offset(first.LastOffset()) < wantStart {
+				t.Fatalf("read from the start %d returned batch %d..%d", wantStart, first.BaseOffset, first.LastOffset())
+			}
+			if spaceBack {
+				return
+			}
+			if diff := cmp.Diff(kept, readBases(t, l2)); diff != "" {
+				t.Fatalf("batches after reopening (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

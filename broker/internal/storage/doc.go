@@ -21,7 +21,8 @@
 // nothing it does not have to (a checkpoint is rewritten only when it no
 // longer matches the log, rebuilt indexes stay in memory, sealed segments
 // are opened read-only), reads and Close work, and retention deletes whole
-// segments without the log-start checkpoint it cannot write.
+// segments without the log-start checkpoint it cannot write, as
+// DeleteRecordsBefore does before it tries its checkpoint again.
 //
 // See docs/ARCHITECTURE.md (storage part) for the on-disk format, lock order and data path.
 package storage
