@@ -157,3 +157,17 @@ func TestDataDirLockedSecondProcess(t *testing.T) {
 		t.Errorf("the refused process changed the data directory (-before +after):\n%s", diff)
 	}
 }
+
+// TestFailedOpenReleasesDataDir: an Open that fails after locking the data
+// directory (here: its listen address is taken) releases it.
+func TestFailedOpenReleasesDataDir(t *testing.T) {
+	taken := startBroker(t, Options{})
+	dir := t.TempDir()
+	if b, err := Open(Options{Listen: taken.Addr(), DataDir: dir, Logger: testLogger()}); err == nil {
+		_ = b.Close()
+		t.Fatalf("Open on the taken address %s succeeded", taken.Addr())
+	} else if IsDataDirLocked(err) {
+		t.Fatalf("Open on the taken address failed for the lock: %v", err)
+	}
+	startBroker(t, Options{DataDir: dir})
+}
