@@ -16,13 +16,19 @@ import (
 
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/protocol"
+	"github.com/weir-dev/weir/broker/internal/storage"
 	"github.com/weir-dev/weir/broker/internal/topics"
+	"github.com/weir-dev/weir/internal/dirlock"
 )
 
 // Broker is a running Weir broker: a topic registry on disk served over the
 // Kafka protocol on one TCP listener.
 type Broker struct {
-	opts   Options
+	opts Options
+	// lock is the data directory's lock, taken before anything in it is
+	// read or written and released last in Close.
+	lock   *dirlock.Lock
+	health *storageHealth
 	ln     net.Listener
 	reg    *topics.Registry
 	srv    *protocol.Server
@@ -42,8 +48,13 @@ type Broker struct {
 	closeErr  error
 }
 
-// Open opens the data directory, binds the listener and starts serving in
-// the background. Close stops it. opts is not modified.
+// Open locks and opens the data directory, binds the listener and starts
+// serving in the background. Close stops it. opts is not modified.
+//
+// A data directory serves one broker at a time: if another broker (in this
+// process or another) holds it, Open fails at once, before reading or
+// writing anything there, with an error naming the directory and the
+// holder's pid (IsDataDirLocked).
 func Open(opts Options) (*Broker, error) {
 	opts.TopicDefaults = maps.Clone(opts.TopicDefaults)
 	opts.EnsureDefaults()
@@ -55,10 +66,34 @@ func Open(opts Options) (*Broker, error) {
 		return nil, fmt.Errorf("broker: data dir: %w", err)
 	}
 	opts.DataDir = dir
+	lock, err := dirlock.Acquire(dir)
+	if err != nil {
+		return nil, fmt.Errorf("broker: data directory (one broker per directory): %w", err)
+	}
+	if err := lock.PIDError(); err != nil {
+		opts.Logger.Warn("broker: data directory locked, but the lock file does not name this process", "data_dir", dir, "err", err)
+	}
+	b, err := open(opts, lock)
+	if err != nil {
+		_ = lock.Release()
+		return nil, err
+	}
+	return b, nil
+}
+
+// IsDataDirLocked reports whether err (from Open) says that another broker
+// holds the data directory.
+func IsDataDirLocked(err error) bool { return dirlock.IsLocked(err) }
+
+// open is Open once the data directory is locked.
+func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
+	dir := opts.DataDir
+	health := newStorageHealth(opts.Logger, dir)
 	openLog := opts.openLog
 	if openLog == nil {
-		openLog = storageOpener(opts)
+		openLog = storageOpener(opts, health)
 	}
+	reportFreeSpace(opts.Logger, dir)
 	reg, err := topics.Open(topics.Options{
 		Dir: dir, OpenLog: openLog, Defaults: opts.TopicDefaults, Logger: opts.Logger,
 		MaxPartitionsPerTopic: opts.MaxPartitionsPerTopic, MaxPartitionsPerBroker: opts.MaxPartitionsPerBroker,
@@ -103,7 +138,7 @@ func Open(opts Options) (*Broker, error) {
 		_ = reg.Close()
 		return nil, err
 	}
-	b := &Broker{opts: opts, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
+	b := &Broker{opts: opts, lock: lock, health: health, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
 	if opts.MetricsAddr != "" {
 		if err := b.startMetrics(); err != nil {
 			_ = srv.Close()
@@ -142,6 +177,9 @@ func (b *Broker) MetricsAddr() string {
 func (b *Broker) startMetrics() error {
 	reg := prometheus.NewRegistry()
 	if err := b.srv.RegisterMetrics(reg); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if err := b.health.register(reg); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
 	ln, err := net.Listen("tcp", b.opts.MetricsAddr)
@@ -188,7 +226,8 @@ func ListenAndServe(ctx context.Context, opts Options) error {
 }
 
 // Close stops accepting connections, lets every connection finish the
-// request in hand, then syncs and closes every partition log.
+// request in hand, then syncs and closes every partition log and releases
+// the data directory.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		var merr error
@@ -204,7 +243,7 @@ func (b *Broker) Close() error {
 		<-b.served
 		b.stopClean()
 		<-b.cleanDone
-		b.closeErr = errors.Join(err, b.reg.Close())
+		b.closeErr = errors.Join(err, b.reg.Close(), b.lock.Release())
 		b.opts.Logger.Info("weir broker stopped")
 	})
 	return b.closeErr
@@ -226,16 +265,32 @@ func (b *Broker) cleanLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		// A full disk fails the compaction of every partition that has
+		// work: one line per pass says so instead of one per partition.
+		var full []string
+		var fullErr error
 		for _, t := range b.reg.List() {
 			for i := range t.NumPartitions() {
 				p, ok := t.Partition(i)
 				if !ok || t.Deleted() {
 					continue
 				}
-				if err := p.Log().Clean(ctx); err != nil && ctx.Err() == nil && !t.Deleted() {
+				err := p.Log().Clean(ctx)
+				switch {
+				case err == nil || ctx.Err() != nil || t.Deleted():
+				case storage.IsDiskFull(err):
+					if len(full) == 0 {
+						fullErr = err
+					}
+					full = append(full, fmt.Sprintf("%s/%d", t.Name(), i))
+				default:
 					b.opts.Logger.Warn("cleaning partition", "topic", t.Name(), "partition", i, "err", err)
 				}
 			}
+		}
+		if len(full) > 0 {
+			b.opts.Logger.Warn("broker: disk full: retention or compaction could not finish; retention still deletes whole segments",
+				"partitions", len(full), "first", full[0], "err", fullErr)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/broker/internal/topics"
+	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // FsyncPolicy says when appended data is forced to disk.
@@ -44,6 +45,9 @@ type Options struct {
 	// Default: the address the listener is bound to.
 	AdvertisedAddr string
 	// DataDir holds topics, logs and broker metadata. Default "./weir-data".
+	// It serves one broker at a time: Open locks it (flock on
+	// DataDir/weir.lock, which holds the broker's pid) before touching
+	// anything in it.
 	DataDir string
 	// NodeID is this broker's node id. Default 0.
 	NodeID int32
@@ -110,6 +114,9 @@ type Options struct {
 
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc
+	// logFS is the filesystem partition logs live on (tests inject
+	// faults with it). Default: the operating system's.
+	logFS vfs.FS
 }
 
 // EnsureDefaults fills zero fields with their defaults.

@@ -16,8 +16,9 @@ import (
 )
 
 // storageOpener returns how the broker opens partition logs: the storage
-// engine, with the broker's fsync policy.
-func storageOpener(opts Options) topics.OpenLogFunc {
+// engine, with the broker's fsync policy; produce storage failures are
+// reported to health.
+func storageOpener(opts Options, health *storageHealth) topics.OpenLogFunc {
 	sync := storage.SyncGroupCommit
 	switch opts.Fsync {
 	case FsyncInterval:
@@ -27,12 +28,12 @@ func storageOpener(opts Options) topics.OpenLogFunc {
 	}
 	return func(dir string, cfg topics.LogConfig) (topics.Log, error) {
 		l, err := storage.Open(dir, storage.Options{
-			Sync: sync, SyncInterval: opts.FsyncInterval, Config: storageConfig(cfg), Logger: opts.Logger,
+			FS: opts.logFS, Sync: sync, SyncInterval: opts.FsyncInterval, Config: storageConfig(cfg), Logger: opts.Logger,
 		})
 		if err != nil {
 			return nil, err
 		}
-		sl := &storageLog{l: l}
+		sl := &storageLog{l: l, health: health}
 		sl.cfg.Store(&cfg)
 		return sl, nil
 	}
@@ -57,8 +58,9 @@ func storageConfig(c topics.LogConfig) storage.Config {
 // storage errors to Kafka codes, and does the topic-level checks that are
 // the broker's, not the log's (keys on compacted topics, LogAppendTime).
 type storageLog struct {
-	l   *storage.Log
-	cfg atomic.Pointer[topics.LogConfig]
+	l      *storage.Log
+	cfg    atomic.Pointer[topics.LogConfig]
+	health *storageHealth // counts and logs storage failures of appends
 }
 
 // kafkaErr wraps a storage error with its Kafka error code.
@@ -158,6 +160,7 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendRes
 	}
 	res, err := s.l.Append(written, batches, storage.Epoch(epoch))
 	if err != nil && !errors.Is(err, context.Canceled) {
+		s.health.appendFailed(s.l.Dir(), err)
 		return topics.AppendResult{}, kafkaErr(err)
 	}
 	return topics.AppendResult{
@@ -220,7 +223,11 @@ func checkTimestamps(h batch.Header, now, maxDiff int64) error {
 // under the policies that do not fsync per append); a failed fsync is a
 // KAFKA_STORAGE_ERROR.
 func (s *storageLog) WaitDurable(ctx context.Context, end int64) error {
-	return kafkaErr(s.l.WaitDurable(ctx, storage.Offset(end)))
+	err := s.l.WaitDurable(ctx, storage.Offset(end))
+	if err != nil {
+		s.health.appendFailed(s.l.Dir(), err)
+	}
+	return kafkaErr(err)
 }
 
 func (s *storageLog) Read(from int64, maxBytes int) ([]byte, error) {

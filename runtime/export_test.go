@@ -4,9 +4,12 @@ import "github.com/weir-dev/weir/streams"
 
 // Abandon stops the instance as kill -9 would (no commit, no leave) and
 // returns, per input partition, the offset after the last record it
-// processed. An embedded broker, if any, keeps running.
+// processed. The state directory is released, as the kernel releases a
+// killed process's lock. An embedded broker, if any, keeps running.
 func (a *Application) Abandon() map[streams.TopicPartition]streams.Offset {
-	return a.a.Abandon()
+	processed := a.a.Abandon()
+	_ = a.lock.Release()
+	return processed
 }
 
 // MaxBufferedProduce sets how many records the instance's producer

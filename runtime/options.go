@@ -43,7 +43,9 @@ func EmbeddedBrokerListen(addr string) Option {
 }
 
 // StateDir is the directory holding the instance's stores (and the
-// embedded broker's data, under StateDir/broker). Required.
+// embedded broker's data, under StateDir/broker). Required. It serves one
+// instance at a time: New locks it (flock on StateDir/weir.lock, which
+// holds the process's pid) before anything else touches it.
 func StateDir(dir string) Option {
 	return optFunc(func(c *config) { c.app.StateDir = dir })
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-dev/weir/broker"
+	"github.com/weir-dev/weir/internal/dirlock"
 	"github.com/weir-dev/weir/runtime/internal/app"
 	"github.com/weir-dev/weir/runtime/internal/client"
 	"github.com/weir-dev/weir/streams"
@@ -32,6 +33,10 @@ type Application struct {
 	a      *app.App
 	broker *broker.Broker
 	addrs  []string
+	// lock is the state directory's lock, taken before anything there
+	// (the embedded broker's data included) is read or written, released
+	// last in Close.
+	lock *dirlock.Lock
 
 	closeOnce sync.Once
 	closeErr  error
@@ -40,12 +45,44 @@ type Application struct {
 // New returns an application instance running topology. With no Brokers
 // option it starts an embedded Weir broker (data under StateDir/broker)
 // right away; nothing else connects until Run.
+//
+// A state directory serves one instance at a time: New locks it first, and
+// fails at once, naming the directory and the pid holding it, when another
+// instance (in this process or another) has it (IsStateDirLocked). The
+// embedded broker locks its own data directory under it too.
 func New(topology *streams.Topology, opts ...Option) (*Application, error) {
 	var c config
 	for _, o := range opts {
 		o.apply(&c)
 	}
 	out := &Application{}
+	if c.app.StateDir != "" {
+		lock, err := dirlock.Acquire(c.app.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("runtime: state directory (one application instance per directory): %w", err)
+		}
+		if err := lock.PIDError(); err != nil && c.app.Logger != nil {
+			c.app.Logger.Warn("runtime: state directory locked, but the lock file does not name this process", "dir", c.app.StateDir, "err", err)
+		}
+		out.lock = lock
+	}
+	a, err := out.start(topology, c)
+	if err != nil {
+		_ = out.lock.Release()
+		return nil, err
+	}
+	out.a = a
+	return out, nil
+}
+
+// IsStateDirLocked reports whether err (from New) says that another
+// instance holds the state directory, or that another broker holds the
+// embedded broker's data directory under it.
+func IsStateDirLocked(err error) bool { return dirlock.IsLocked(err) }
+
+// start is New once the state directory is locked: it starts the embedded
+// broker if there is one and builds the app.
+func (out *Application) start(topology *streams.Topology, c config) (*app.App, error) {
 	if len(c.app.Brokers) == 0 {
 		if c.app.StateDir == "" {
 			return nil, errors.New("runtime: state directory is required")
@@ -73,8 +110,7 @@ func New(topology *streams.Topology, opts ...Option) (*Application, error) {
 		}
 		return nil, err
 	}
-	out.a = a
-	return out, nil
+	return a, nil
 }
 
 // Brokers returns the seed brokers the application uses: those given, or
@@ -90,14 +126,16 @@ func (a *Application) Run(ctx context.Context) error { return a.a.Run(ctx) }
 
 // Close stops the instance gracefully: it commits (flush stores and their
 // changelogs, flush the producer, commit offsets), leaves the group so that
-// its tasks move at once, and stops the embedded broker if it started one.
-// It waits for Run to return. Close is idempotent.
+// its tasks move at once, stops the embedded broker if it started one, and
+// releases the state directory. It waits for Run to return. Close is
+// idempotent.
 func (a *Application) Close() error {
 	a.closeOnce.Do(func() {
 		a.closeErr = a.a.Close()
 		if a.broker != nil {
 			a.closeErr = errors.Join(a.closeErr, a.broker.Close())
 		}
+		a.closeErr = errors.Join(a.closeErr, a.lock.Release())
 	})
 	return a.closeErr
 }

@@ -17,6 +17,13 @@
 // the high watermark equals the log end offset: a machine crash may lose the
 // acknowledged tail.
 //
+// A full disk fails appends (ErrDiskFull) and nothing else: Open writes
+// nothing it does not have to (a checkpoint is rewritten only when it no
+// longer matches the log, rebuilt indexes stay in memory, sealed segments
+// are opened read-only), reads and Close work, and retention deletes whole
+// segments without the log-start checkpoint it cannot write, as
+// DeleteRecordsBefore does before it tries its checkpoint again.
+//
 // docs/ARCHITECTURE.md describes the data path (2.1, 2.2), the on-disk format (3.2), the lock order
 // (4) and the recovery, retention and compaction rules (5.1).
 package storage

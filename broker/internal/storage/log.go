@@ -35,6 +35,10 @@ type Log struct {
 	// The fields below are guarded by appendMu.
 	producers map[int64]*producerState
 	epochs    []epochEntry
+	// epochsUnsaved is set when the leader-epoch checkpoint on disk does
+	// not match epochs (a full disk refused the rewrite); the next append
+	// writes it before any batch.
+	epochsUnsaved bool
 	// failed is set when an I/O error leaves the log's files in an unknown
 	// state; appends are refused until the log is reopened.
 	failed error
@@ -254,6 +258,10 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 			l.epochs = l.epochs[:len(l.epochs)-1]
 			return AppendResult{}, 0, l.ioErr("writing leader-epoch checkpoint", err)
 		}
+	} else if l.epochsUnsaved {
+		if err := l.writeEpochsLocked(); err != nil {
+			return AppendResult{}, 0, l.ioErr("writing leader-epoch checkpoint", err)
+		}
 	}
 	seg := l.segs[len(l.segs)-1] // only appendMu holders change segs' tail
 	pos := seg.size
@@ -415,8 +423,14 @@ func (l *Log) ioErr(what string, err error) error {
 	return fmt.Errorf("%w: %s in %s: %w", ErrStorage, what, l.dir, err)
 }
 
+// writeEpochsLocked replaces the leader-epoch checkpoint with epochs.
+// Caller holds appendMu.
 func (l *Log) writeEpochsLocked() error {
-	return writeFileAtomic(l.fs, filepath.Join(l.dir, epochCheckpointFile), encodeEpochs(l.epochs))
+	if err := writeFileAtomic(l.fs, filepath.Join(l.dir, epochCheckpointFile), encodeEpochs(l.epochs)); err != nil {
+		return err
+	}
+	l.epochsUnsaved = false
+	return nil
 }
 
 // WaitDurable waits until an fsync covers every offset below end (under

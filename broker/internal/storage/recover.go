@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -126,8 +127,10 @@ func (l *Log) recover() error {
 			ckStart = 0
 		}
 	}
-	if data, err := readFile(fs, l.path(epochCheckpointFile)); err == nil {
-		if l.epochs, err = decodeEpochs(data); err != nil {
+	epochData, epochErr := readFile(fs, l.path(epochCheckpointFile))
+	if epochErr == nil {
+		var err error
+		if l.epochs, err = decodeEpochs(epochData); err != nil {
 			l.opts.Logger.Warn("storage: ignoring leader-epoch checkpoint", "dir", l.dir, "err", err)
 			l.epochs = nil
 		}
@@ -239,9 +242,19 @@ func (l *Log) recover() error {
 	}); err != nil {
 		return err
 	}
-	if epochsChanged || fs.Exists(l.path(epochCheckpointFile)) {
+	// Rewrite the checkpoint only when it no longer says what the log
+	// holds (epochs dropped past the recovered end, or learned from the
+	// active segment): opening must not need a free block. On a full disk
+	// the rewrite waits for the next append, which does it before writing
+	// any batch.
+	if (epochsChanged || epochErr == nil) && !bytes.Equal(encodeEpochs(l.epochs), epochData) {
 		if err := l.writeEpochsLocked(); err != nil {
-			return fmt.Errorf("storage: write leader-epoch checkpoint: %w", err)
+			if !vfs.IsNoSpace(err) {
+				return fmt.Errorf("storage: write leader-epoch checkpoint: %w", err)
+			}
+			l.epochsUnsaved = true
+			l.opts.Logger.Warn("storage: disk full: leader-epoch checkpoint not rewritten at open; the next append writes it first",
+				"dir", l.dir, "err", err)
 		}
 	}
 
@@ -288,9 +301,20 @@ func (l *Log) recover() error {
 // After a clean shutdown (cleanActive: the marker names this active
 // segment) the active segment is treated as sealed if its size is the one
 // recorded.
+//
+// Only the active segment is opened for writing: a sealed segment is never
+// written again (compaction writes new files), so it is opened read-only,
+// and a truncation found necessary goes through a short-lived writable
+// handle.
 func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanSize int64) (*segment, error) {
 	path := l.path(segmentName(base, logSuffix))
-	f, err := l.fs.OpenReadWrite(path)
+	var f vfs.File
+	var err error
+	if active {
+		f, err = l.fs.OpenReadWrite(path)
+	} else {
+		f, err = l.fs.Open(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
@@ -340,23 +364,45 @@ func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanS
 	if res.corrupt != nil {
 		l.opts.Logger.Warn("storage: truncating segment at its first invalid batch",
 			"segment", path, "at", res.end, "size", fileSize, "reason", res.corrupt)
-		if err := f.Truncate(res.end); err != nil {
+		if err := l.truncateSegmentFile(f, active, path, res.end); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("storage: truncate %s: %w", path, err)
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("storage: fsync %s: %w", path, err)
+			return nil, err
 		}
 	}
 	s.size = res.end
 	if !active {
 		if err := s.writeIndexes(l.fs, l.dir); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("storage: rebuild indexes of %s: %w", path, err)
+			if !vfs.IsNoSpace(err) {
+				f.Close()
+				return nil, fmt.Errorf("storage: rebuild indexes of %s: %w", path, err)
+			}
+			// Indexes are hints: the rebuilt ones serve from memory, and
+			// the next open checks (and rebuilds) the files again.
+			l.opts.Logger.Warn("storage: disk full: rebuilt indexes kept in memory only", "segment", path, "err", err)
 		}
 	}
 	return s, nil
+}
+
+// truncateSegmentFile cuts the segment file at path to size and fsyncs it:
+// through f when it is writable (the active segment), else through a
+// writable handle opened for the purpose. f sees the new size either way.
+func (l *Log) truncateSegmentFile(f vfs.File, writable bool, path string, size int64) error {
+	w := f
+	if !writable {
+		var err error
+		if w, err = l.fs.OpenReadWrite(path); err != nil {
+			return fmt.Errorf("storage: open %s to truncate it: %w", path, err)
+		}
+		defer w.Close()
+	}
+	if err := w.Truncate(size); err != nil {
+		return fmt.Errorf("storage: truncate %s: %w", path, err)
+	}
+	if err := w.Sync(); err != nil {
+		return fmt.Errorf("storage: fsync %s: %w", path, err)
+	}
+	return nil
 }
 
 // loadIndexes reads a sealed segment's index files and checks them against

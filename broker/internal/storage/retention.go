@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sort"
 )
 
 // Clean runs one retention and compaction pass, as the partition's
@@ -63,8 +64,12 @@ func (l *Log) DeleteRecordsBefore(off Offset) (Offset, error) {
 		return start, nil
 	}
 	if err := l.setLogStartLocked(off); err != nil {
+		if !IsDiskFull(err) {
+			l.appendMu.Unlock()
+			return start, err
+		}
 		l.appendMu.Unlock()
-		return start, err
+		return l.deleteRecordsOnFullDisk(off, err)
 	}
 	l.appendMu.Unlock()
 	if l.cleanMu.TryLock() {
@@ -78,12 +83,64 @@ func (l *Log) DeleteRecordsBefore(off Offset) (Offset, error) {
 	return off, nil
 }
 
+// deleteRecordsOnFullDisk is DeleteRecordsBefore(off) once writing the
+// log-start checkpoint failed with a full disk (fullErr). It frees what
+// needs no checkpoint, the whole segments below the one holding off (as
+// retention does: the first remaining segment then marks the start), and
+// tries the checkpoint once more in the space that gave back. If that fails
+// too, the start stays at that segment's base and the error is returned; a
+// retry by the client may succeed.
+func (l *Log) deleteRecordsOnFullDisk(off Offset, fullErr error) (Offset, error) {
+	l.appendMu.Lock()
+	l.mu.RLock()
+	segs, start := l.segs, l.logStart
+	l.mu.RUnlock()
+	i := sort.Search(len(segs), func(i int) bool { return segs[i].base > off }) - 1
+	moved := false
+	if i > 0 && segs[i].base > start && !l.closed {
+		l.opts.Logger.Warn("storage: disk full: DeleteRecords first deletes the whole segments below the one holding its offset",
+			"dir", l.dir, "offset", off, "segment", segs[i].base, "err", fullErr)
+		l.moveLogStartLocked(segs[i].base)
+		moved = true
+	}
+	l.appendMu.Unlock()
+	if moved && l.cleanMu.TryLock() {
+		var err error
+		if !l.closing.Load() {
+			err = l.retainLocked()
+		}
+		l.cleanMu.Unlock()
+		if err != nil {
+			return l.LogStartOffset(), err
+		}
+	}
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.closed {
+		return l.LogStartOffset(), ErrClosed
+	}
+	if start := l.LogStartOffset(); off <= start {
+		return start, nil
+	}
+	if err := l.setLogStartLocked(off); err != nil {
+		return l.LogStartOffset(), err
+	}
+	return off, nil
+}
+
 // setLogStartLocked durably moves the log start offset forward and forgets
 // producer and epoch state below it. Caller holds appendMu.
 func (l *Log) setLogStartLocked(off Offset) error {
 	if err := writeFileAtomic(l.fs, l.path(logStartCheckpointFile), encodeLogStart(off)); err != nil {
 		return l.ioErr("writing log-start checkpoint", err)
 	}
+	l.moveLogStartLocked(off)
+	return nil
+}
+
+// moveLogStartLocked moves the log start offset forward in memory and
+// forgets producer and epoch state below it. Caller holds appendMu.
+func (l *Log) moveLogStartLocked(off Offset) {
 	l.mu.Lock()
 	l.logStart = off
 	l.mu.Unlock()
@@ -103,10 +160,10 @@ func (l *Log) setLogStartLocked(off Offset) error {
 			l.epochs[0].start = off
 		}
 		if err := l.writeEpochsLocked(); err != nil {
+			l.epochsUnsaved = true // the next append tries again first
 			l.opts.Logger.Warn("storage: writing leader-epoch checkpoint", "dir", l.dir, "err", err)
 		}
 	}
-	return nil
 }
 
 // retainLocked deletes the sealed segments that are below the log start
@@ -143,8 +200,18 @@ func (l *Log) retainLocked() error {
 	victims := segs[:n]
 	if newStart := segs[n].base; newStart > start {
 		if err := l.setLogStartLocked(newStart); err != nil {
-			l.appendMu.Unlock()
-			return err
+			if !IsDiskFull(err) {
+				l.appendMu.Unlock()
+				return err
+			}
+			// NB: retention removes whole segments, so once they are
+			// deleted the first remaining segment's base is the start
+			// with or without the checkpoint (a crash before the deletion
+			// only brings back segments the next Clean deletes again).
+			// This is how a full disk gets its space back.
+			l.opts.Logger.Warn("storage: disk full: retention deletes segments without rewriting the log-start checkpoint",
+				"dir", l.dir, "start", newStart, "err", err)
+			l.moveLogStartLocked(newStart)
 		}
 	}
 	l.mu.Lock()
