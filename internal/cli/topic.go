@@ -41,12 +41,10 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// topicErr describes a per-topic failure with the broker's message, if any.
-func topicErr(topic string, err error, msg string) error {
-	if msg != "" && !strings.Contains(err.Error(), msg) {
-		return fmt.Errorf("topic %q: %w: %s", topic, err, msg)
-	}
-	return fmt.Errorf("topic %q: %w", topic, err)
+// topicErr describes a failure of op on one topic with the broker's
+// message, if any: one line, the broker's message before the code.
+func topicErr(op, topic string, err error, msg string) error {
+	return fmt.Errorf("cli: %s topic %q: %w", op, topic, KafkaError(err, msg))
 }
 
 // CreateTopicsRequest says which topics to create and how.
@@ -95,11 +93,10 @@ func CreateTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 		switch {
 		case !ok:
 			res.Error = "not in the broker's response"
-			errs = append(errs, fmt.Errorf("topic %q: not in the broker's response", name))
+			errs = append(errs, topicErr("create", name, errors.New(res.Error), ""))
 		case r.Err != nil:
-			e := topicErr(name, r.Err, r.ErrMessage)
-			res.Error = e.Error()
-			errs = append(errs, e)
+			res.Error = KafkaError(r.Err, r.ErrMessage).Error()
+			errs = append(errs, topicErr("create", name, r.Err, r.ErrMessage))
 		default:
 			res.ID = r.ID.String()
 		}
@@ -110,16 +107,16 @@ func CreateTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 			return err
 		}
 	} else {
+		// Failures are not printed here: the returned error says them once.
 		for _, r := range results {
 			if r.Error != "" {
-				fmt.Fprintf(w, "Failed to create %s: %s\n", r.Topic, r.Error)
 				continue
 			}
 			fmt.Fprintf(w, "Created topic %s (%s, replication factor %d).\n", r.Topic, plural(int(r.Partitions), "partition"), r.ReplicationFactor)
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("cli: create: %w", errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }
@@ -218,7 +215,7 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Outp
 			if !ok {
 				e = errors.New("not in the broker's response")
 			}
-			errs = append(errs, topicErr(name, e, ""))
+			errs = append(errs, topicErr("describe", name, e, ""))
 			continue
 		}
 		d := DescribedTopic{Topic: name, ID: td.ID.String(), Internal: td.IsInternal, Partitions: []DescribedPartition{}, Configs: []DescribedConfig{}}
@@ -234,7 +231,7 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Outp
 			err = rc.Err
 		}
 		if err != nil {
-			errs = append(errs, topicErr(name, fmt.Errorf("configs: %w", err), rc.ErrMessage))
+			errs = append(errs, fmt.Errorf("cli: describe configs of topic %q: %w", name, KafkaError(err, rc.ErrMessage)))
 		}
 		for _, c := range rc.Configs {
 			if !allConfigs && c.Source != kmsg.ConfigSourceDynamicTopicConfig {
@@ -261,7 +258,7 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Outp
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("cli: describe: %w", errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }
@@ -361,7 +358,7 @@ func AlterTopic(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, 
 			err = r.Err
 		}
 		if err != nil {
-			return fmt.Errorf("cli: alter partitions: %w", topicErr(req.Topic, err, r.ErrMessage))
+			return topicErr("add partitions to", req.Topic, err, r.ErrMessage)
 		}
 		res.Partitions = req.Partitions
 	}
@@ -382,7 +379,7 @@ func AlterTopic(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, 
 			err = r.Err
 		}
 		if err != nil {
-			return fmt.Errorf("cli: alter configs: %w", topicErr(req.Topic, err, r.ErrMessage))
+			return topicErr("alter configs of", req.Topic, err, r.ErrMessage)
 		}
 		res.Set, res.Deleted = req.Set, req.Delete
 	}
@@ -436,11 +433,10 @@ func DeleteTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 		switch {
 		case !ok:
 			res.Error = "not in the broker's response"
-			errs = append(errs, fmt.Errorf("topic %q: not in the broker's response", name))
+			errs = append(errs, topicErr("delete", name, errors.New(res.Error), ""))
 		case r.Err != nil:
-			e := topicErr(name, r.Err, r.ErrMessage)
-			res.Error = e.Error()
-			errs = append(errs, e)
+			res.Error = KafkaError(r.Err, r.ErrMessage).Error()
+			errs = append(errs, topicErr("delete", name, r.Err, r.ErrMessage))
 		}
 		results = append(results, res)
 	}
@@ -449,16 +445,15 @@ func DeleteTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 			return err
 		}
 	} else {
+		// Failures are not printed here: the returned error says them once.
 		for _, r := range results {
-			if r.Error != "" {
-				fmt.Fprintf(w, "Failed to delete %s: %s\n", r.Topic, r.Error)
-			} else {
+			if r.Error == "" {
 				fmt.Fprintf(w, "Deleted topic %s.\n", r.Topic)
 			}
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("cli: delete: %w", errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }
