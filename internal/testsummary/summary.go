@@ -74,8 +74,8 @@ func Filter(r io.Reader, w io.Writer) (Result, error) {
 		case e.Action == "build-output":
 			fmt.Fprint(w, e.Output)
 		case e.Test == "" && e.Action == "output":
-			if e.Output == "PASS\n" {
-				continue // plain go test shows only the "ok" line
+			if e.Output == "PASS\n" || e.Output == "testing: warning: no tests to run\n" {
+				continue // plain go test shows only the "ok" line (with "[no tests to run]")
 			}
 			if strings.HasPrefix(e.Output, "FAIL") {
 				// A panic or timeout ends the package with tests that

@@ -97,3 +97,21 @@ func TestFilterShowsUnfinishedTests(t *testing.T) {
 		t.Errorf("failed = %d, want 1", res.Failed)
 	}
 }
+
+// TestFilterNoTestsToRun: a package where -run matched nothing shows only its
+// "ok ... [no tests to run]" line, as with plain go test.
+func TestFilterNoTestsToRun(t *testing.T) {
+	in := `{"Action":"start","Package":"p"}
+{"Action":"output","Package":"p","Output":"testing: warning: no tests to run\n"}
+{"Action":"output","Package":"p","Output":"PASS\n"}
+{"Action":"output","Package":"p","Output":"ok  \tp\t0.005s [no tests to run]\n"}
+{"Action":"pass","Package":"p"}
+`
+	var got bytes.Buffer
+	if _, err := Filter(strings.NewReader(in), &got); err != nil {
+		t.Fatal(err)
+	}
+	if want := "ok  \tp\t0.005s [no tests to run]\n"; got.String() != want {
+		t.Errorf("got %q, want %q", got.String(), want)
+	}
+}
