@@ -1,7 +1,11 @@
 # Weir's developer commands. `make test` is the README's test command and what
 # CI runs: the race detector on the packages where concurrency lives, plain
-# `go test` on the rest.
+# `go test` on the rest (including cmd/weir's test of the README's commands).
+# The tests run through internal/testsummary, which prints what `go test`
+# prints and then lists every skipped test with its reason, so that a test
+# skipped for want of an external client (kcat, kafka-python, ...) is seen.
 GO ?= go
+GOTEST = GO=$(GO) $(GO) run ./internal/testsummary
 RACE_PKGS := ./broker/... ./runtime/... ./state/...
 OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state)(/|$$)')
 FUZZTIME ?= 20s
@@ -11,15 +15,15 @@ FUZZTIME ?= 20s
 test: race unit memory
 
 race:
-	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+	$(GOTEST) -race -count=1 -timeout 15m $(RACE_PKGS)
 
 unit:
-	$(GO) test -count=1 -timeout 15m $(OTHER_PKGS)
+	$(GOTEST) -count=1 -timeout 15m $(OTHER_PKGS)
 
 # The state memory-budget test cannot judge memory under the race
 # detector's shadow memory, so it runs here without it.
 memory:
-	$(GO) test -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./state
+	$(GOTEST) -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./state
 
 lint:
 	$(GO) vet ./...

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/weir-dev/weir/internal/cli"
 )
 
 // defaultBrokers is where the client commands connect without --brokers or
@@ -54,6 +57,23 @@ func (f *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	return kgo.NewClient(append(base, opts...)...)
 }
 
+// reach checks that a broker of the cluster answers, so that a command
+// fails at once, saying so, when nothing listens at the addresses: franz-go
+// would otherwise retry the dial until the command's whole timeout passed
+// (for produce, 30 s by default) before reporting the refusal. It gives up
+// after --timeout, when no broker answered by then either.
+func (f *clientFlags) reach(ctx context.Context, cl *kgo.Client) error {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err // stopped (Ctrl-C)
+		}
+		return &cli.UnreachableError{Brokers: f.brokerList(), Err: err}
+	}
+	return nil
+}
+
 // admin runs f with an admin client for the resolved brokers and a context
 // bounded by --timeout and ended by Ctrl-C.
 func (f *clientFlags) admin(c *cobra.Command, fn func(ctx context.Context, adm *kadm.Client) error) error {
@@ -66,6 +86,9 @@ func (f *clientFlags) admin(c *cobra.Command, fn func(ctx context.Context, adm *
 		return err
 	}
 	defer cl.Close()
+	if err := f.reach(ctx, cl); err != nil {
+		return err
+	}
 	return fn(ctx, kadm.NewClient(cl))
 }
 

@@ -59,6 +59,15 @@ committed.
 			}
 			ctx, stop := signalContext(c)
 			defer stop()
+			probe, err := cf.newClient()
+			if err != nil {
+				return err
+			}
+			err = cf.reach(ctx, probe)
+			probe.Close()
+			if err != nil {
+				return err
+			}
 			var n atomic.Int64
 			opts.Consumed = &n
 			_, stopProgress := cli.TerminalProgress(c.ErrOrStderr(), "consumed", &n)

@@ -155,7 +155,7 @@ func describeGroup(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.O
 		return fmt.Errorf("describe group %s: no answer", group)
 	}
 	if err := l.Error(); err != nil {
-		return fmt.Errorf("describe group %s: %w", group, err)
+		return fmt.Errorf("describe group %s: %w", group, cli.KafkaError(err, ""))
 	}
 	if l.State == "Dead" && len(l.Members) == 0 && len(l.Lag) == 0 {
 		return fmt.Errorf("describe group %s: the group does not exist", group)
@@ -179,7 +179,7 @@ func describeGroup(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.O
 			pl.MemberID = ml.Member.MemberID
 		}
 		if ml.Err != nil {
-			pl.Error = ml.Err.Error()
+			pl.Error = cli.KafkaError(ml.Err, "").Error()
 		} else {
 			d.TotalLag += max(ml.Lag, 0)
 		}
@@ -283,7 +283,7 @@ func resetOffsets(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.Ou
 	}
 	if g, ok := described[r.group]; ok {
 		if g.Err != nil {
-			return fmt.Errorf("reset-offsets: describe %s: %w", r.group, g.Err)
+			return fmt.Errorf("reset-offsets: describe %s: %w", r.group, cli.KafkaError(g.Err, g.ErrMessage))
 		}
 		if len(g.Members) > 0 {
 			return fmt.Errorf("reset-offsets: group %s has %d active members (state %s); stop them first", r.group, len(g.Members), g.State)
@@ -294,7 +294,7 @@ func resetOffsets(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.Ou
 		return fmt.Errorf("reset-offsets: %w", err)
 	}
 	if err := starts.Error(); err != nil {
-		return fmt.Errorf("reset-offsets: topic %s: %w", r.topic, err)
+		return fmt.Errorf("reset-offsets: topic %s: %w", r.topic, cli.KafkaError(err, ""))
 	}
 	ends, err := adm.ListEndOffsets(ctx, r.topic)
 	if err != nil {
@@ -320,7 +320,7 @@ func resetOffsets(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.Ou
 	starts.Each(func(s kadm.ListedOffset) {
 		e, _ := ends.Lookup(s.Topic, s.Partition)
 		if e.Err != nil {
-			problems = append(problems, fmt.Errorf("partition %d: %w", s.Partition, e.Err))
+			problems = append(problems, fmt.Errorf("reset-offsets: partition %d: %w", s.Partition, cli.KafkaError(e.Err, "")))
 			return
 		}
 		var to int64
@@ -347,7 +347,7 @@ func resetOffsets(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.Ou
 		commit.Add(kadm.Offset{Topic: s.Topic, Partition: s.Partition, At: to, LeaderEpoch: -1})
 	})
 	if len(problems) > 0 {
-		return fmt.Errorf("reset-offsets: %w", errors.Join(problems...))
+		return errors.Join(problems...)
 	}
 	sortResets(plan)
 	if r.execute {
@@ -356,7 +356,7 @@ func resetOffsets(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.Ou
 			return fmt.Errorf("reset-offsets: commit: %w", err)
 		}
 		if err := resps.Error(); err != nil {
-			return fmt.Errorf("reset-offsets: commit: %w", err)
+			return fmt.Errorf("reset-offsets: commit: %w", cli.KafkaError(err, ""))
 		}
 	}
 	if out.JSON {
@@ -404,8 +404,8 @@ func deleteGroups(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.Ou
 	for _, r := range resps.Sorted() {
 		d := deleted{Group: r.Group}
 		if r.Err != nil {
-			d.Error = r.Err.Error()
-			failed = append(failed, fmt.Errorf("%s: %w", r.Group, r.Err))
+			d.Error = cli.KafkaError(r.Err, "").Error()
+			failed = append(failed, fmt.Errorf("delete group %s: %w", r.Group, cli.KafkaError(r.Err, "")))
 		}
 		rows = append(rows, d)
 	}
@@ -414,16 +414,15 @@ func deleteGroups(ctx context.Context, adm *kadm.Client, w io.Writer, out cli.Ou
 			return err
 		}
 	} else {
+		// Failures are not printed here: the returned error says them once.
 		for _, r := range rows {
 			if r.Error == "" {
 				fmt.Fprintf(w, "Deleted group %s.\n", r.Group)
-			} else {
-				fmt.Fprintf(w, "Group %s not deleted: %s\n", r.Group, r.Error)
 			}
 		}
 	}
 	if len(failed) > 0 {
-		return fmt.Errorf("delete groups: %w", errors.Join(failed...))
+		return errors.Join(failed...)
 	}
 	return nil
 }

@@ -54,6 +54,9 @@ client and franz-go would put it.`,
 				return err
 			}
 			defer cl.Close()
+			if err := cf.reach(ctx, cl); err != nil {
+				return err
+			}
 			var n atomic.Int64
 			opts.Count = &n
 			_, stopProgress := cli.TerminalProgress(c.ErrOrStderr(), "produced", &n)

@@ -197,7 +197,7 @@ func Consume(ctx context.Context, newClient NewClient, w io.Writer, opts Consume
 				return
 			}
 			if fatal == nil {
-				fatal = fmt.Errorf("partition %d: %w", p, err)
+				fatal = fmt.Errorf("partition %d: %w", p, KafkaError(err, ""))
 			}
 		})
 		if fatal != nil {
@@ -256,14 +256,14 @@ func resolveRanges(ctx context.Context, adm *kadm.Client, opts ConsumeOptions) (
 		err = starts.Error()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing start offsets of %q: %w", opts.Topic, err)
+		return nil, fmt.Errorf("listing start offsets of %q: %w", opts.Topic, KafkaError(err, ""))
 	}
 	ends, err := adm.ListEndOffsets(ctx, opts.Topic)
 	if err == nil {
 		err = ends.Error()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("listing end offsets of %q: %w", opts.Topic, err)
+		return nil, fmt.Errorf("listing end offsets of %q: %w", opts.Topic, KafkaError(err, ""))
 	}
 	var byTime kadm.ListedOffsets
 	if opts.From.Kind == StartTimestamp {
@@ -272,7 +272,7 @@ func resolveRanges(ctx context.Context, adm *kadm.Client, opts ConsumeOptions) (
 			err = byTime.Error()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("listing offsets of %q by time: %w", opts.Topic, err)
+			return nil, fmt.Errorf("listing offsets of %q by time: %w", opts.Topic, KafkaError(err, ""))
 		}
 	}
 	all := map[int32]partRange{}
@@ -300,7 +300,7 @@ func resolveRanges(ctx context.Context, adm *kadm.Client, opts ConsumeOptions) (
 		all[lo.Partition] = r
 	})
 	if len(all) == 0 {
-		return nil, fmt.Errorf("topic %q: %w", opts.Topic, kerr.UnknownTopicOrPartition)
+		return nil, fmt.Errorf("topic %q: %w", opts.Topic, &CodeError{Code: kerr.UnknownTopicOrPartition, Message: "no such topic"})
 	}
 	if len(opts.Partitions) == 0 {
 		return all, nil

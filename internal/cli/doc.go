@@ -6,4 +6,9 @@
 //
 // Output is human-readable by default; with JSON set, admin commands print
 // one JSON document and consume prints one JSON object per line.
+//
+// Failures are returned, never also printed: the weir binary prints each
+// line of an error once. A Kafka error code reads as a *CodeError (the
+// broker's message first, the code's name last); a cluster that cannot be
+// reached at all as an *UnreachableError (errors.Is ErrUnreachable).
 package cli

@@ -78,7 +78,7 @@ func Produce(ctx context.Context, cl *kgo.Client, in io.Reader, w io.Writer, out
 		if err != nil {
 			failed++
 			if firstErr == nil {
-				firstErr = err
+				firstErr = KafkaError(err, "")
 				close(failing)
 			}
 			return

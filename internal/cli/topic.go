@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -42,28 +41,11 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// topicErr describes a per-topic failure with the broker's message, if any.
-func topicErr(topic string, err error, msg string) error {
-	if msg != "" && !strings.Contains(err.Error(), msg) {
-		if ke, ok := err.(*kerr.Error); ok {
-			return fmt.Errorf("topic %q: %w", topic, &brokerError{code: ke, msg: msg})
-		}
-		return fmt.Errorf("topic %q: %w: %s", topic, err, msg)
-	}
-	return fmt.Errorf("topic %q: %w", topic, err)
+// topicErr describes a failure of op on one topic with the broker's
+// message, if any: one line, the broker's message before the code.
+func topicErr(op, topic string, err error, msg string) error {
+	return fmt.Errorf("cli: %s topic %q: %w", op, topic, KafkaError(err, msg))
 }
-
-// brokerError is a Kafka error code with the broker's own message, shown
-// instead of the code's generic description: the message says more, and
-// the description can mislead (INVALID_PARTITIONS reads "Number of
-// partitions is below 1." for a count that is too large).
-type brokerError struct {
-	code *kerr.Error
-	msg  string
-}
-
-func (e *brokerError) Error() string { return e.code.Message + ": " + e.msg }
-func (e *brokerError) Unwrap() error { return e.code }
 
 // CreateTopicsRequest says which topics to create and how.
 type CreateTopicsRequest struct {
@@ -111,11 +93,10 @@ func CreateTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 		switch {
 		case !ok:
 			res.Error = "not in the broker's response"
-			errs = append(errs, fmt.Errorf("topic %q: not in the broker's response", name))
+			errs = append(errs, topicErr("create", name, errors.New(res.Error), ""))
 		case r.Err != nil:
-			e := topicErr(name, r.Err, r.ErrMessage)
-			res.Error = e.Error()
-			errs = append(errs, e)
+			res.Error = KafkaError(r.Err, r.ErrMessage).Error()
+			errs = append(errs, topicErr("create", name, r.Err, r.ErrMessage))
 		default:
 			res.ID = r.ID.String()
 		}
@@ -126,16 +107,16 @@ func CreateTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 			return err
 		}
 	} else {
+		// Failures are not printed here: the returned error says them once.
 		for _, r := range results {
 			if r.Error != "" {
-				fmt.Fprintf(w, "Failed to create %s: %s\n", r.Topic, r.Error)
 				continue
 			}
 			fmt.Fprintf(w, "Created topic %s (%s, replication factor %d).\n", r.Topic, plural(int(r.Partitions), "partition"), r.ReplicationFactor)
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("cli: create: %w", errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }
@@ -234,7 +215,7 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Outp
 			if !ok {
 				e = errors.New("not in the broker's response")
 			}
-			errs = append(errs, topicErr(name, e, ""))
+			errs = append(errs, topicErr("describe", name, e, ""))
 			continue
 		}
 		d := DescribedTopic{Topic: name, ID: td.ID.String(), Internal: td.IsInternal, Partitions: []DescribedPartition{}, Configs: []DescribedConfig{}}
@@ -250,7 +231,7 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Outp
 			err = rc.Err
 		}
 		if err != nil {
-			errs = append(errs, topicErr(name, fmt.Errorf("configs: %w", err), rc.ErrMessage))
+			errs = append(errs, fmt.Errorf("cli: describe configs of topic %q: %w", name, KafkaError(err, rc.ErrMessage)))
 		}
 		for _, c := range rc.Configs {
 			if !allConfigs && c.Source != kmsg.ConfigSourceDynamicTopicConfig {
@@ -277,7 +258,7 @@ func DescribeTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Outp
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("cli: describe: %w", errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }
@@ -377,7 +358,7 @@ func AlterTopic(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, 
 			err = r.Err
 		}
 		if err != nil {
-			return fmt.Errorf("cli: alter partitions: %w", topicErr(req.Topic, err, r.ErrMessage))
+			return topicErr("add partitions to", req.Topic, err, r.ErrMessage)
 		}
 		res.Partitions = req.Partitions
 	}
@@ -398,7 +379,7 @@ func AlterTopic(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, 
 			err = r.Err
 		}
 		if err != nil {
-			return fmt.Errorf("cli: alter configs: %w", topicErr(req.Topic, err, r.ErrMessage))
+			return topicErr("alter configs of", req.Topic, err, r.ErrMessage)
 		}
 		res.Set, res.Deleted = req.Set, req.Delete
 	}
@@ -452,11 +433,10 @@ func DeleteTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 		switch {
 		case !ok:
 			res.Error = "not in the broker's response"
-			errs = append(errs, fmt.Errorf("topic %q: not in the broker's response", name))
+			errs = append(errs, topicErr("delete", name, errors.New(res.Error), ""))
 		case r.Err != nil:
-			e := topicErr(name, r.Err, r.ErrMessage)
-			res.Error = e.Error()
-			errs = append(errs, e)
+			res.Error = KafkaError(r.Err, r.ErrMessage).Error()
+			errs = append(errs, topicErr("delete", name, r.Err, r.ErrMessage))
 		}
 		results = append(results, res)
 	}
@@ -465,16 +445,15 @@ func DeleteTopics(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 			return err
 		}
 	} else {
+		// Failures are not printed here: the returned error says them once.
 		for _, r := range results {
-			if r.Error != "" {
-				fmt.Fprintf(w, "Failed to delete %s: %s\n", r.Topic, r.Error)
-			} else {
+			if r.Error == "" {
 				fmt.Fprintf(w, "Deleted topic %s.\n", r.Topic)
 			}
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("cli: delete: %w", errors.Join(errs...))
+		return errors.Join(errs...)
 	}
 	return nil
 }

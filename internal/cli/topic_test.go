@@ -2,32 +2,36 @@ package cli
 
 import (
 	"errors"
-	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 )
 
-// TestTopicErrShowsBrokerMessage: a refusal shows the code's name and the
-// broker's message, not the code's generic description, and still matches
-// the code.
+// TestTopicErrShowsBrokerMessage: a refusal shows the broker's message and
+// the code's name, not the code's generic description (INVALID_PARTITIONS
+// reads "Number of partitions is below 1." for a count that is too large),
+// and still matches the code.
 func TestTopicErrShowsBrokerMessage(t *testing.T) {
 	msg := `topics: invalid partition count: 1000000 partitions requested for "big", at most 10000 per topic`
-	err := topicErr("big", kerr.InvalidPartitions, msg)
-	want := `topic "big": INVALID_PARTITIONS: ` + msg
-	if err.Error() != want {
-		t.Errorf("got  %s\nwant %s", err, want)
+	err := topicErr("create", "big", kerr.InvalidPartitions, msg)
+	got := err.Error()
+	for _, want := range []string{`topic "big"`, msg, "INVALID_PARTITIONS"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, kerr.InvalidPartitions.Description) {
+		t.Errorf("%q shows the code's generic description", got)
+	}
+	if strings.Index(got, msg) > strings.Index(got, "INVALID_PARTITIONS") {
+		t.Errorf("%q: the broker's message should come before the code", got)
 	}
 	if !errors.Is(err, kerr.InvalidPartitions) {
 		t.Errorf("%v does not match INVALID_PARTITIONS", err)
 	}
-	// No message: the code with its description.
-	if got, want := topicErr("t", kerr.TopicAlreadyExists, "").Error(), `topic "t": `+kerr.TopicAlreadyExists.Error(); got != want {
-		t.Errorf("got %s, want %s", got, want)
-	}
-	// A wrapped error keeps its wrapping and gets the message after it.
-	wrapped := fmt.Errorf("configs: %w", kerr.InvalidConfig)
-	if got, want := topicErr("t", wrapped, "bad retention.ms").Error(), `topic "t": configs: `+kerr.InvalidConfig.Error()+`: bad retention.ms`; got != want {
-		t.Errorf("got %s, want %s", got, want)
+	// No message: the code's description, and the code.
+	if got := topicErr("create", "t", kerr.TopicAlreadyExists, "").Error(); !strings.Contains(got, "already exists") || !strings.Contains(got, "TOPIC_ALREADY_EXISTS") {
+		t.Errorf("without a message: %q", got)
 	}
 }

@@ -85,7 +85,7 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 		for _, tp := range external {
 			d, ok := md[tp]
 			if !ok || d.Err != nil {
-				problems = append(problems, fmt.Sprintf("input topic %q does not exist: create it first (weir topics create %s --partitions N)", tp, tp))
+				problems = append(problems, fmt.Sprintf("input topic %q does not exist: create it first (weir topic create %s --partitions N)", tp, tp))
 				continue
 			}
 			plan.Partitions[tp] = int32(len(d.Partitions))
@@ -151,7 +151,7 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 		d, ok := md[n]
 		if ok && d.Err == nil {
 			if got := int32(len(d.Partitions)); got != w.partitions {
-				problems = append(problems, fmt.Sprintf("%s topic %q has %d partitions but the topology needs %d: delete it (weir topics delete %s) and restart to recreate it, or reset the application", w.what, n, got, w.partitions, n))
+				problems = append(problems, fmt.Sprintf("%s topic %q has %d partitions but the topology needs %d: delete it (weir topic delete %s) and restart to recreate it, or reset the application", w.what, n, got, w.partitions, n))
 			}
 			continue
 		}
@@ -185,7 +185,7 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 		for _, n := range raced {
 			w := wants[n]
 			if d, ok := md[n]; ok && d.Err == nil && int32(len(d.Partitions)) != w.partitions {
-				problems = append(problems, fmt.Sprintf("%s topic %q has %d partitions but the topology needs %d: delete it (weir topics delete %s) and restart to recreate it, or reset the application", w.what, n, len(d.Partitions), w.partitions, n))
+				problems = append(problems, fmt.Sprintf("%s topic %q has %d partitions but the topology needs %d: delete it (weir topic delete %s) and restart to recreate it, or reset the application", w.what, n, len(d.Partitions), w.partitions, n))
 			}
 		}
 	}
