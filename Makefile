@@ -2,8 +2,8 @@
 # CI runs: the race detector on the packages where concurrency lives, plain
 # `go test` on the rest.
 GO ?= go
-RACE_PKGS := ./broker/... ./runtime/... ./state/...
-OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state)(/|$$)')
+RACE_PKGS := ./broker/... ./runtime/... ./state/... ./internal/stateengine/...
+OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state|internal/stateengine)(/|$$)')
 FUZZTIME ?= 20s
 
 .PHONY: test race unit memory lint fuzz bench
@@ -19,7 +19,7 @@ unit:
 # The state memory-budget test cannot judge memory under the race
 # detector's shadow memory, so it runs here without it.
 memory:
-	$(GO) test -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./state
+	$(GO) test -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./internal/stateengine
 
 lint:
 	$(GO) vet ./...
