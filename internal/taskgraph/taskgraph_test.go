@@ -1,4 +1,4 @@
-package streams_test
+package taskgraph_test
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/weir-dev/weir/internal/taskgraph"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/streams"
 )
@@ -25,7 +26,7 @@ func TestSourceAliasesOnlyStableRecords(t *testing.T) {
 	if err := topo.Build(); err != nil {
 		t.Fatal(err)
 	}
-	g, err := topo.NewTaskGraph(0)
+	g, err := taskgraph.New(topo, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestProcessorFuncForwardsAndNamesItsErrors(t *testing.T) {
 	if err := topo.Build(); err != nil {
 		t.Fatal(err)
 	}
-	g, err := topo.NewTaskGraph(0)
+	g, err := taskgraph.New(topo, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

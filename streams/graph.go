@@ -3,16 +3,24 @@ package streams
 import (
 	"errors"
 	"fmt"
-	"github.com/weir-dev/weir/internal/slab"
-	"github.com/weir-dev/weir/serde"
 	"slices"
 	"time"
+
+	"github.com/weir-dev/weir/internal/slab"
+	"github.com/weir-dev/weir/internal/taskgraph/link"
+	"github.com/weir-dev/weir/serde"
 )
 
-// TaskContext is what a task engine (internal/exec, used by the runtime and
-// the test driver) gives the nodes of a task graph. Applications never
-// implement or call it.
-type TaskContext interface {
+// The task graph is how a task engine (internal/exec, used by the runtime
+// and the test driver) runs a sub-topology. It is not part of this
+// package's API: internal/taskgraph gives the engine these types (the
+// interface types below are aliases of type literals that it repeats, so
+// that the two packages need not import each other) and its constructor,
+// which this package registers in package link.
+
+// taskContext is what a task engine gives the nodes of a task graph
+// (internal/taskgraph.TaskContext).
+type taskContext = interface {
 	TaskID() TaskID
 	ApplicationID() string
 	// Store returns the task's instance of the named store.
@@ -28,6 +36,32 @@ type TaskContext interface {
 	// go to internal topics (r.Topic is the unprefixed name). The engine
 	// may change r's fields and does not keep r.
 	Emit(r *RawRecord, internal bool) error
+}
+
+// taskGraphAPI is what the engine sees of a *taskGraph
+// (internal/taskgraph.Graph).
+type taskGraphAPI = interface {
+	Source(topic string) (graphSourceAPI, bool)
+	SourceTopics() []string
+	Init(tc taskContext) error
+	Close() error
+}
+
+// graphSourceAPI is what the engine sees of a *graphSource
+// (internal/taskgraph.Source).
+type graphSourceAPI = interface {
+	Timestamp(r *RawRecord) time.Time
+	Process(r *RawRecord) error
+}
+
+func init() {
+	link.NewTaskGraph = func(t *Topology, id SubtopologyID) (taskGraphAPI, error) {
+		g, err := t.newTaskGraph(id)
+		if err != nil {
+			return nil, err
+		}
+		return g, nil
+	}
 }
 
 // NodeError wraps an error returned by a node's processor with the node's
@@ -67,22 +101,22 @@ type nodeInstance interface {
 	// input returns func(Record[KIn, VIn]) error (nil for sources).
 	input() any
 	connect(children []nodeInstance, names []string) error
-	init(tc TaskContext) error
+	init(tc taskContext) error
 	close() error
 }
 
-// TaskGraph is one task's instance of a sub-topology: its nodes, wired
-// together with their types. Task engines create one per task with
-// NewTaskGraph and feed input records to its sources.
-type TaskGraph struct {
+// taskGraph is one task's instance of a sub-topology: its nodes, wired
+// together with their types. Task engines create one per task and feed
+// input records to its sources.
+type taskGraph struct {
 	nodes   []nodeInstance
 	names   []string
-	sources map[string]*GraphSource
+	sources map[string]*graphSource
 	inited  int
 }
 
-// GraphSource is a task graph's entry point for one input topic.
-type GraphSource struct {
+// graphSource is a task graph's entry point for one input topic.
+type graphSource struct {
 	extract TimestampExtractor
 	inst    rawProcessor
 }
@@ -92,7 +126,7 @@ type rawProcessor interface {
 }
 
 // Timestamp returns the event time of r by the source's extractor.
-func (s *GraphSource) Timestamp(r *RawRecord) time.Time {
+func (s *graphSource) Timestamp(r *RawRecord) time.Time {
 	if s.extract != nil {
 		return s.extract(r)
 	}
@@ -101,19 +135,19 @@ func (s *GraphSource) Timestamp(r *RawRecord) time.Time {
 
 // Process deserializes r and passes it through the graph. r.Timestamp must
 // already hold the extracted event time.
-func (s *GraphSource) Process(r *RawRecord) error { return s.inst.processRaw(r) }
+func (s *graphSource) Process(r *RawRecord) error { return s.inst.processRaw(r) }
 
-// NewTaskGraph instantiates sub-topology id of a built topology for one
+// newTaskGraph instantiates sub-topology id of a built topology for one
 // task, with processors from their suppliers. Call Init before feeding it.
-func (t *Topology) NewTaskGraph(id SubtopologyID) (*TaskGraph, error) {
+func (t *Topology) newTaskGraph(id SubtopologyID) (*taskGraph, error) {
 	if !t.built {
-		return nil, errors.New("streams: NewTaskGraph on a topology that was not built")
+		return nil, errors.New("streams: a task graph of a topology that was not built")
 	}
 	if int(id) < 0 || int(id) >= len(t.subs) {
 		return nil, fmt.Errorf("streams: no sub-topology %d", id)
 	}
 	st := t.subs[id]
-	g := &TaskGraph{sources: map[string]*GraphSource{}}
+	g := &taskGraph{sources: map[string]*graphSource{}}
 	insts := map[string]nodeInstance{}
 	for _, name := range st.Nodes {
 		n := t.byName[name]
@@ -126,7 +160,7 @@ func (t *Topology) NewTaskGraph(id SubtopologyID) (*TaskGraph, error) {
 		g.names = append(g.names, name)
 		if n.Kind == SourceNode {
 			for _, tp := range n.Topics {
-				g.sources[tp] = &GraphSource{extract: n.extract, inst: in.(rawProcessor)}
+				g.sources[tp] = &graphSource{extract: n.extract, inst: in.(rawProcessor)}
 			}
 		}
 	}
@@ -147,13 +181,16 @@ func (t *Topology) NewTaskGraph(id SubtopologyID) (*TaskGraph, error) {
 }
 
 // Source returns the entry point for topic (unprefixed for internal topics).
-func (g *TaskGraph) Source(topic string) (*GraphSource, bool) {
+func (g *taskGraph) Source(topic string) (graphSourceAPI, bool) {
 	s, ok := g.sources[topic]
-	return s, ok
+	if !ok {
+		return nil, false
+	}
+	return s, true
 }
 
 // SourceTopics lists the topics the graph reads.
-func (g *TaskGraph) SourceTopics() []string {
+func (g *taskGraph) SourceTopics() []string {
 	out := make([]string, 0, len(g.sources))
 	for tp := range g.sources {
 		out = append(out, tp)
@@ -164,7 +201,7 @@ func (g *TaskGraph) SourceTopics() []string {
 
 // Init initializes every node (processors get their contexts). On error the
 // nodes already initialized are closed.
-func (g *TaskGraph) Init(tc TaskContext) error {
+func (g *taskGraph) Init(tc taskContext) error {
 	for i, n := range g.nodes {
 		if err := n.init(tc); err != nil {
 			g.inited = i
@@ -177,7 +214,7 @@ func (g *TaskGraph) Init(tc TaskContext) error {
 }
 
 // Close closes the initialized nodes and returns the first error.
-func (g *TaskGraph) Close() error {
+func (g *taskGraph) Close() error {
 	var first error
 	for i := 0; i < g.inited; i++ {
 		if err := g.nodes[i].close(); err != nil && first == nil {
@@ -224,7 +261,7 @@ func (s *sourceInstance[K, V]) connect(children []nodeInstance, names []string) 
 	s.children, err = connectTyped[K, V](children, names)
 	return err
 }
-func (s *sourceInstance[K, V]) init(TaskContext) error { return nil }
+func (s *sourceInstance[K, V]) init(taskContext) error { return nil }
 func (s *sourceInstance[K, V]) close() error           { return nil }
 func (s *sourceInstance[K, V]) processRaw(raw *RawRecord) error {
 	var (
@@ -264,7 +301,7 @@ func (s *sourceInstance[K, V]) processRaw(raw *RawRecord) error {
 type processorInstance[KIn, VIn, KOut, VOut any] struct {
 	name       string
 	proc       Processor[KIn, VIn, KOut, VOut]
-	tc         TaskContext
+	tc         taskContext
 	children   []func(Record[KOut, VOut]) error
 	childNames []string
 	stores     []string
@@ -300,7 +337,7 @@ func (p *processorInstance[KIn, VIn, KOut, VOut]) connect(children []nodeInstanc
 	return err
 }
 
-func (p *processorInstance[KIn, VIn, KOut, VOut]) init(tc TaskContext) error {
+func (p *processorInstance[KIn, VIn, KOut, VOut]) init(tc taskContext) error {
 	p.tc = tc
 	return p.proc.Init(p)
 }
@@ -374,7 +411,7 @@ type sinkInstance[K, V any] struct {
 	// where nothing writes them again (RawRecord.Stable).
 	stable bool
 	part   StreamPartitioner[K, V]
-	tc     TaskContext
+	tc     taskContext
 	raw    RawRecord
 	// slab is where serialized keys and values are carved from: the
 	// record sink may keep them.
@@ -385,7 +422,7 @@ func (s *sinkInstance[K, V]) input() any {
 	return func(r Record[K, V]) error { return s.emit(r) }
 }
 func (s *sinkInstance[K, V]) connect([]nodeInstance, []string) error { return nil }
-func (s *sinkInstance[K, V]) init(tc TaskContext) error {
+func (s *sinkInstance[K, V]) init(tc taskContext) error {
 	s.tc = tc
 	if s.internal && s.choose == nil {
 		s.real = InternalTopicName(tc.ApplicationID(), s.topic)
