@@ -91,21 +91,6 @@ func TestEngineStoreLifecycle(t *testing.T) {
 	_ = w.Close()
 }
 
-func TestChangelogTopicFor(t *testing.T) {
-	got := state.ChangelogTopicFor("shop", state.Spec{Name: "counts", Kind: state.KindKeyValue})
-	want := state.ChangelogTopic{Name: "shop-counts-changelog", Configs: map[string]string{"cleanup.policy": "compact"}}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Fatalf("key-value (-want +got):\n%s", d)
-	}
-	got = state.ChangelogTopicFor("shop", state.Spec{Name: "w", Kind: state.KindWindow, Retention: 2 * 60 * 60 * 1e9,
-		ChangelogConfigs: map[string]string{"min.insync.replicas": "2"}})
-	want = state.ChangelogTopic{Name: "shop-w-changelog", Configs: map[string]string{
-		"cleanup.policy": "compact,delete", "retention.ms": "93600000", "min.insync.replicas": "2"}}
-	if d := cmp.Diff(want, got); d != "" {
-		t.Fatalf("window (-want +got):\n%s", d)
-	}
-}
-
 // TestApproximateCountLargeStore: past the exact-scan limit the Pebble
 // store estimates its count from table statistics; the estimate must be in
 // the right range, and stay so with other stores' data around it.

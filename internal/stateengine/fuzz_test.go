@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/weir-dev/weir/internal/stateengine"
-	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/state/statetest"
 )
@@ -49,26 +48,6 @@ func FuzzRestoreRecord(f *testing.F) {
 			if gerr != nil || string(got) != string(value) {
 				t.Fatalf("restored %q = %q, %v; want %q", key, got, gerr, value)
 			}
-		}
-	})
-}
-
-// FuzzTimestamped checks the timestamped value decoder.
-func FuzzTimestamped(f *testing.F) {
-	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 1, 'x'})
-	f.Add([]byte{1})
-	s := state.Timestamped(serde.String())
-	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := s.Deserialize("t", b)
-		if err != nil {
-			if !serde.IsDecode(err) {
-				t.Fatalf("error %v is not a DecodeError", err)
-			}
-			return
-		}
-		again, err := s.Serialize("t", v)
-		if err != nil || string(again) != string(b) && b != nil {
-			t.Fatalf("re-encoding %x gave %x, %v", b, again, err)
 		}
 	})
 }
