@@ -14,7 +14,7 @@ const NoOffset Offset = -1
 // Store is what every state store has: a name, a flush and a close.
 //
 // Stores are not safe for concurrent use: a store belongs to one task, and
-// the task's goroutine is the only one that calls it. (The Engine that opens
+// the task's goroutine is the only one that calls it. (The engine that opens
 // stores is safe for concurrent use.)
 type Store interface {
 	// Name returns the store's name, unique within an application.
