@@ -6,8 +6,8 @@
 # skipped for want of an external client (kcat, kafka-python, ...) is seen.
 GO ?= go
 GOTEST = GO=$(GO) $(GO) run ./internal/testsummary
-RACE_PKGS := ./broker/... ./runtime/... ./state/...
-OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state)(/|$$)')
+RACE_PKGS := ./broker/... ./runtime/... ./state/... ./internal/stateengine/...
+OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state|internal/stateengine)(/|$$)')
 FUZZTIME ?= 20s
 
 .PHONY: test race unit memory lint fuzz bench
@@ -23,7 +23,7 @@ unit:
 # The state memory-budget test cannot judge memory under the race
 # detector's shadow memory, so it runs here without it.
 memory:
-	$(GOTEST) -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./state
+	$(GOTEST) -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./internal/stateengine
 
 lint:
 	$(GO) vet ./...

@@ -3,6 +3,7 @@ package dsl
 import (
 	"time"
 
+	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
@@ -111,7 +112,7 @@ type kvChanges[K, V any] struct {
 	kv      state.KeyValueStore
 	ctx     streams.ProcessorContext[K, Change[V]]
 	cached  bool
-	tagged  state.TaggedKeyValueStore
+	tagged  stateengine.TaggedKeyValueStore
 	pending *pendingTable[K]
 	// kenc and venc are ks and vs resolved once for appending.
 	kenc serde.Encoder[K]
@@ -124,11 +125,11 @@ func (c *kvChanges[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err 
 	if c.kv, err = kvStore(ctx, c.store); err != nil {
 		return err
 	}
-	if tk, ok := c.kv.(state.TaggedKeyValueStore); ok && state.SetKeyValueTagListener(c.kv, c.flushedTagged) {
+	if tk, ok := c.kv.(stateengine.TaggedKeyValueStore); ok && stateengine.SetKeyValueTagListener(c.kv, c.flushedTagged) {
 		c.cached, c.tagged = true, tk
 		return nil
 	}
-	c.cached = state.SetKeyValueFlushListener(c.kv, c.flushed)
+	c.cached = stateengine.SetKeyValueFlushListener(c.kv, c.flushed)
 	if c.cached {
 		c.pending = newPendingTable[K]()
 	}
@@ -369,7 +370,7 @@ type windowAggregate[K, V, VA any] struct {
 	// record (a *pendingRec) as its tag; pending is used only when it is
 	// nil.
 	cached     bool
-	tagged     state.TaggedWindowStore
+	tagged     stateengine.TaggedWindowStore
 	pending    *pendingTable[K]
 	kbuf, vbuf []byte
 	// kenc and aenc are ks and as resolved once for appending.
@@ -389,11 +390,11 @@ func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K
 		return &streams.TopologyError{Node: p.store, Problem: "store is not a window store"}
 	}
 	p.ws = ws
-	if tw, ok := ws.(state.TaggedWindowStore); ok && state.SetWindowTagListener(ws, p.flushedTagged) {
+	if tw, ok := ws.(stateengine.TaggedWindowStore); ok && stateengine.SetWindowTagListener(ws, p.flushedTagged) {
 		p.cached, p.tagged = true, tw
 		return nil
 	}
-	p.cached = state.SetWindowFlushListener(ws, p.flushed)
+	p.cached = stateengine.SetWindowFlushListener(ws, p.flushed)
 	if p.cached {
 		p.pending = newPendingTable[K]()
 	}

@@ -3,6 +3,7 @@ package dsl
 import (
 	"time"
 
+	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
@@ -115,7 +116,7 @@ func (p *sessionAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[
 		return &streams.TopologyError{Node: p.store, Problem: "store is not a session store"}
 	}
 	p.ss = ss
-	p.cached = state.SetSessionFlushListener(ss, p.flushed)
+	p.cached = stateengine.SetSessionFlushListener(ss, p.flushed)
 	if p.cached {
 		p.pending = newPendingTable[K]()
 	}

@@ -1,27 +1,27 @@
-// Package state holds Weir's state stores: key-value, window and session
-// stores on Pebble or in memory, a per-task write-back cache, and the
-// changelog machinery that makes a store recoverable on another machine.
+// Package state holds the interfaces of Weir's state stores and what an
+// application needs to use them: the key-value, window and session store
+// interfaces and their iterators, the Spec that declares a store of a
+// topology, the changelog a store is recovered from (ChangelogWriter,
+// ChangelogReader, ChangelogTopicFor), and typed views over the byte-level
+// stores (TypedKeyValue, TypedWindow, TypedSession, Timestamped).
 //
-// The package depends on no Kafka client: changelogs are written and read
-// through small interfaces (ChangelogWriter, ChangelogReader) that the
-// runtime implements with franz-go and the test driver with in-memory
-// topics.
+// A processor reaches its stores through its ProcessorContext (or a typed
+// handle of package dsl) and works with these interfaces only:
 //
-// An application instance opens one Engine: one Pebble database shared by
-// all its persistent stores (each store and partition under its own key
-// prefix) and one memory budget for all of them. A task opens its stores
-// from the engine, wraps them with its write-back Cache, restores them, and
-// flushes them on commit:
+//	raw, err := ctx.Store("counts")
+//	kv := state.NewTypedKeyValue(raw.(state.KeyValueStore), serde.String(), serde.Int64())
+//	n, _, err := kv.Get("word")
+//	err = kv.Put("word", n+1)
 //
-//	e, err := state.Open(state.Options{Dir: dir, MemoryBudget: 256 << 20})
-//	raw, err := e.OpenKeyValue(ctx, state.Spec{Name: "counts"}, partition, changelogWriter)
-//	kv, err := e.NewCache().KeyValue(raw, func(key, newValue, oldValue []byte) error {
-//		return forward(key, newValue, oldValue) // once per key per flush
-//	})
-//	_, err = state.Restore(ctx, kv, changelogReader) // replays only the tail
-//	...
-//	err = kv.Flush(ctx) // cache -> store -> changelog; data and offset commit together
+// The engine that implements them (the Pebble and in-memory backends, the
+// write-back cache, restore from a changelog, the memory budget) is
+// internal to Weir: the runtime and the test driver open it, and
+// applications never do. This package imports neither Pebble nor a cache
+// library; its changelogs are written and read through small interfaces
+// that the runtime implements with franz-go and the test driver with
+// in-memory topics.
 //
-// docs/ARCHITECTURE.md describes the restore path (2.8), the key layout (3.5), the commit
-// protocol, the cache and the memory budget (5.5) and the tests (8).
+// docs/ARCHITECTURE.md describes the store engine: the restore path (2.8),
+// the key layout (3.5), the commit protocol, the cache and the memory
+// budget (5.5) and the tests (8).
 package state

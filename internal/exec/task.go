@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/weir-dev/weir/internal/taskgraph"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
 )
@@ -73,7 +74,7 @@ func (m Metrics) DroppedTotal() int64 {
 
 type partitionQueue struct {
 	tp     streams.TopicPartition
-	source *streams.GraphSource
+	source taskgraph.Source
 	recs   []streams.RawRecord
 	head   int
 	next   streams.Offset // next offset to commit; -1: nothing consumed
@@ -95,7 +96,7 @@ func (p *punctuation) Cancel() { p.canceled = true }
 type Task struct {
 	id    streams.TaskID
 	topo  *streams.Topology
-	graph *streams.TaskGraph
+	graph taskgraph.Graph
 	opts  Options
 	prov  StoreProvider
 	out   RecordSink
@@ -129,7 +130,7 @@ func NewTask(topo *streams.Topology, id streams.TaskID, stores StoreProvider, ou
 	if stores == nil || out == nil {
 		return nil, errors.New("exec: NewTask needs a StoreProvider and a RecordSink")
 	}
-	g, err := topo.NewTaskGraph(id.Subtopology)
+	g, err := taskgraph.New(topo, id.Subtopology)
 	if err != nil {
 		return nil, fmt.Errorf("exec: task %s: %w", id, err)
 	}
@@ -414,7 +415,7 @@ func (t *Task) Close() error {
 }
 
 // Store returns the task's instance of a store, opening it on first use.
-// It serves the nodes (streams.TaskContext) and the test driver.
+// It serves the nodes (taskgraph.TaskContext) and the test driver.
 func (t *Task) Store(name string) (any, error) {
 	if s, ok := t.stores[name]; ok {
 		return s, nil
@@ -432,15 +433,17 @@ func (t *Task) Store(name string) (any, error) {
 	return s, nil
 }
 
-// The rest implements streams.TaskContext.
+// The rest implements taskgraph.TaskContext.
 
-// TaskID implements streams.TaskContext.
+var _ taskgraph.TaskContext = (*Task)(nil)
+
+// TaskID implements taskgraph.TaskContext.
 func (t *Task) TaskID() streams.TaskID { return t.id }
 
-// ApplicationID implements streams.TaskContext.
+// ApplicationID implements taskgraph.TaskContext.
 func (t *Task) ApplicationID() string { return t.opts.ApplicationID }
 
-// Schedule implements streams.TaskContext.
+// Schedule implements taskgraph.TaskContext.
 func (t *Task) Schedule(node string, interval time.Duration, typ streams.PunctuationType, fn streams.Punctuator) (streams.Cancellable, error) {
 	p := &punctuation{node: node, interval: interval, typ: typ, fn: fn}
 	switch typ {
@@ -457,10 +460,10 @@ func (t *Task) Schedule(node string, interval time.Duration, typ streams.Punctua
 	return p, nil
 }
 
-// RequestCommit implements streams.TaskContext.
+// RequestCommit implements taskgraph.TaskContext.
 func (t *Task) RequestCommit() { t.commitRequested = true }
 
-// RecordMetadata implements streams.TaskContext.
+// RecordMetadata implements taskgraph.TaskContext.
 func (t *Task) RecordMetadata() (streams.RecordMetadata, bool) {
 	if t.current == nil {
 		return streams.RecordMetadata{}, false
@@ -468,12 +471,12 @@ func (t *Task) RecordMetadata() (streams.RecordMetadata, bool) {
 	return streams.RecordMetadata{Topic: t.current.Topic, Partition: t.current.Partition, Offset: t.current.Offset}, true
 }
 
-// RecordDropped implements streams.TaskContext.
+// RecordDropped implements taskgraph.TaskContext.
 func (t *Task) RecordDropped(node string, reason streams.DropReason) {
 	t.dropped[streams.Drop{Node: node, Reason: reason}]++
 }
 
-// Emit implements streams.TaskContext.
+// Emit implements taskgraph.TaskContext.
 func (t *Task) Emit(r *streams.RawRecord, internal bool) error {
 	if internal {
 		r.Topic = streams.InternalTopicName(t.opts.ApplicationID, r.Topic)

@@ -16,6 +16,7 @@ import (
 	"github.com/weir-dev/weir/internal/exec"
 	"github.com/weir-dev/weir/internal/exec/memstore"
 	"github.com/weir-dev/weir/internal/slab"
+	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
 )
@@ -101,8 +102,8 @@ type Driver struct {
 	readers map[string][]*exec.Task
 	global  []*exec.Task
 	stores  map[storeKey]state.Store
-	engine  *state.Engine
-	caches  map[streams.TaskID]*state.Cache
+	engine  *stateengine.Engine
+	caches  map[streams.TaskID]*stateengine.Cache
 	// committed holds each task's committed input offsets (Restart
 	// resumes from them).
 	committed map[streams.TaskID]map[streams.TopicPartition]streams.Offset
@@ -156,7 +157,7 @@ func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 	}
 	d := &Driver{topo: topo, cfg: c, clock: &clock{now: c.start}, topics: map[string]*topic{},
 		readers: map[string][]*exec.Task{}, stores: map[storeKey]state.Store{},
-		caches: map[streams.TaskID]*state.Cache{}, subParts: map[streams.SubtopologyID]int{},
+		caches: map[streams.TaskID]*stateengine.Cache{}, subParts: map[streams.SubtopologyID]int{},
 		committed: map[streams.TaskID]map[streams.TopicPartition]streams.Offset{}}
 	if len(topo.Subtopologies()) == 0 {
 		return nil, errors.New("streamstest: topology not built (call Build) or empty")
@@ -204,7 +205,7 @@ func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 }
 
 func (d *Driver) openEngine() error {
-	eng, err := state.Open(state.Options{Dir: "/", FS: vfs.NewMem(), MemoryBudget: 64 << 20, NoSync: true})
+	eng, err := stateengine.Open(stateengine.Options{Dir: "/", FS: vfs.NewMem(), MemoryBudget: 64 << 20, NoSync: true})
 	if err != nil {
 		return fmt.Errorf("streamstest: open state engine: %w", err)
 	}
@@ -418,7 +419,7 @@ func (d *Driver) openEngineStore(task streams.TaskID, spec streams.StoreSpec) (s
 	// A store opened after Restart comes back from what its changelog
 	// holds, as the runtime restores it.
 	if t, ok := d.topics[restoreFrom]; ok && restoreFrom != "" && int(part) < len(t.ends) && t.ends[part] > 0 {
-		if _, err := state.Restore(ctx, s, &changelogReader{t: t, partition: part}); err != nil {
+		if _, err := stateengine.Restore(ctx, s, &changelogReader{t: t, partition: part}); err != nil {
 			return nil, fmt.Errorf("streamstest: restore store %q of task %s from %q: %w", sp.Name, task, restoreFrom, err)
 		}
 	}
@@ -662,7 +663,7 @@ func (d *Driver) restart() error {
 		return fmt.Errorf("stop tasks: %w", err)
 	}
 	d.engine, d.tasks, d.global, d.queued = nil, nil, nil, 0
-	d.stores, d.caches = map[storeKey]state.Store{}, map[streams.TaskID]*state.Cache{}
+	d.stores, d.caches = map[storeKey]state.Store{}, map[streams.TaskID]*stateengine.Cache{}
 	d.readers, d.recent, d.nextRecent = map[string][]*exec.Task{}, [4]*topic{}, 0
 	for _, t := range d.topics {
 		t.readers, t.resolved = nil, false

@@ -22,9 +22,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/runtime/internal/assign"
 	"github.com/weir-dev/weir/runtime/internal/client"
-	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
 )
 
@@ -44,7 +44,7 @@ type App struct {
 	admCl *kgo.Client
 	adm   *kadm.Client
 	cl    *kgo.Client
-	eng   *state.Engine
+	eng   *stateengine.Engine
 	plan  *client.Plan
 	// balancer is the group balancer; standby is nil without standbys.
 	balancer *assign.Balancer
@@ -220,7 +220,7 @@ func (a *App) setup(ctx context.Context) error {
 	for _, t := range a.plan.Created {
 		a.log.Info("created internal topic", "topic", t, "partitions", a.plan.Partitions[t])
 	}
-	a.eng, err = state.Open(state.Options{Dir: a.opts.StateDir, MemoryBudget: a.opts.MemoryBudget, Logger: a.log})
+	a.eng, err = stateengine.Open(stateengine.Options{Dir: a.opts.StateDir, MemoryBudget: a.opts.MemoryBudget, Logger: a.log})
 	if err != nil {
 		return fmt.Errorf("runtime: open state: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/state"
 )
 
@@ -16,7 +17,7 @@ import (
 // the view's lock and value copy are the price of sharing the store with
 // the global goroutine.
 func BenchmarkGlobalGet(b *testing.B) {
-	eng, err := state.Open(state.Options{Dir: "/", FS: vfs.NewMem(), NoSync: true})
+	eng, err := stateengine.Open(stateengine.Options{Dir: "/", FS: vfs.NewMem(), NoSync: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/runtime/internal/assign"
 	"github.com/weir-dev/weir/runtime/internal/client"
 	"github.com/weir-dev/weir/state"
@@ -19,7 +20,7 @@ import (
 )
 
 // A standby store applies what it read every standbyApplyEvery (or once
-// it holds standbyApplyBytes): each apply is one state.Restore, which on
+// it holds standbyApplyBytes): each apply is one stateengine.Restore, which on
 // Pebble ingests one SSTable, so applying per fetch would litter level 0.
 // Nothing waits for the apply: a handover (release) applies what was read
 // first, and a crash of this instance only makes the standby read again
@@ -33,7 +34,7 @@ const (
 // tasks. One goroutine (run) owns the work: it opens the stores of the
 // standby tasks the last assignment gave, reads their changelog partitions
 // with a consumer of its own (outside the group, so the group never waits
-// for it), and applies what it read through state.Restore, which also
+// for it), and applies what it read through stateengine.Restore, which also
 // commits the changelog offset reached as the store's checkpoint. When a
 // standby task becomes active here, release hands its stores over (applied
 // and closed) first, so the task's own restore replays only the tail that
@@ -340,7 +341,7 @@ func (s *standbys) openStore(spec state.Spec, topic string, part int32) (*standb
 		if err != nil {
 			return nil, fmt.Errorf("runtime: open standby store %q partition %d: %w", spec.Name, part, err)
 		}
-		cp, err := state.Checkpoint(st)
+		cp, err := stateengine.Checkpoint(st)
 		if err != nil {
 			_ = st.Close()
 			return nil, err
@@ -360,7 +361,7 @@ func (s *standbys) openStore(spec state.Spec, topic string, part int32) (*standb
 
 // openUncached opens a store of the engine without cache or changelog
 // writer (spec must be unlogged).
-func openUncached(ctx context.Context, eng *state.Engine, spec state.Spec, part int32) (state.Store, error) {
+func openUncached(ctx context.Context, eng *stateengine.Engine, spec state.Spec, part int32) (state.Store, error) {
 	switch spec.Kind {
 	case state.KindKeyValue:
 		return eng.OpenKeyValue(ctx, spec, part, nil)
@@ -492,20 +493,20 @@ func (s *standbys) applyAllLocked() {
 	s.lastApply = time.Now()
 }
 
-// applyLocked applies a store's pending records through state.Restore,
+// applyLocked applies a store's pending records through stateengine.Restore,
 // which commits them with the offset after the last as the checkpoint.
 func (s *standbys) applyLocked(ss *standbyStore) {
 	if len(ss.pending) == 0 {
 		return
 	}
 	last := ss.pending[len(ss.pending)-1].Offset
-	res, err := state.Restore(s.ctx, ss.s, &pendingReader{ss: ss, end: last + 1})
+	res, err := stateengine.Restore(s.ctx, ss.s, &pendingReader{ss: ss, end: last + 1})
 	if err != nil {
 		// The store keeps its last checkpoint; reading resumes there when
 		// the task is opened again (here or as an active task).
 		s.a.log.Warn("standby apply failed; the task restores from its checkpoint when it runs", "store", ss.name, "changelog", ss.tp.Topic,
 			"partition", ss.tp.Partition, "err", err)
-		if cp, cerr := state.Checkpoint(ss.s); cerr == nil && cp > ss.next {
+		if cp, cerr := stateengine.Checkpoint(ss.s); cerr == nil && cp > ss.next {
 			ss.next = cp
 		}
 	} else {

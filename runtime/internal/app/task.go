@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/internal/exec"
+	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/runtime/internal/client"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
@@ -26,7 +27,7 @@ type task struct {
 	ack    func(*kgo.Record, error)
 	stores []state.Store
 	// cache is the task's write-back cache, shared by its cached stores.
-	cache *state.Cache
+	cache *stateengine.Cache
 	// inputs are the task's input partitions (real topic names).
 	inputs []streams.TopicPartition
 	// lastAdded is the offset of the last record added per input
@@ -155,7 +156,7 @@ func (a *App) restore(ctx context.Context, t *task, s state.Store, topic string,
 	done := a.m.restored.WithLabelValues(t.label, s.Name())
 	start := time.Now()
 	cr, handed := a.standbyHandoff(progressReader{r, left, done}, topic, part)
-	res, err := state.Restore(ctx, s, cr)
+	res, err := stateengine.Restore(ctx, s, cr)
 	if err != nil {
 		return fmt.Errorf("runtime: restore store %q of task %s from %s/%d: %w", s.Name(), t.id, topic, part, err)
 	}

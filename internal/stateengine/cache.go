@@ -1,0 +1,560 @@
+package stateengine
+
+import (
+	"bytes"
+	"fmt"
+	"github.com/weir-dev/weir/state"
+
+	"github.com/RaduBerinde/btreemap"
+)
+
+// Cache is the write-back cache of one task: every cached store of the task
+// keeps its dirty entries here until Flush, so a key updated many times
+// between commits reaches the store, the changelog and downstream once. When
+// the engine's write-cache budget fills, the least recently used entries of
+// the writing task's cache are written to their store early (their
+// listeners are called then). Create one per task with Engine.NewCache. Like
+// the stores, a Cache belongs to the task's goroutine.
+//
+// Reads see the cache first: a cached store never loses a write that is
+// only in the cache, and Restore drops a store's cache entries.
+type Cache struct {
+	e *Engine
+	// lru is a ring through every entry of the cache; lru.next is the most
+	// recently used.
+	lru centry
+	// used is the bytes this cache holds (its share of e.cacheUsed).
+	used int64
+	// evicting guards against re-entrant eviction from a listener.
+	evicting bool
+}
+
+// entryOverhead approximates the bytes an entry costs beyond its key and
+// value: the struct, its map slot and its B-tree slot.
+const entryOverhead = 160
+
+// centry is one cached key of one store.
+type centry struct {
+	ns    *cacheNS
+	key   []byte // the store's cache key (see each wrapper)
+	value []byte // nil: deleted (a dirty tombstone)
+	dirty bool
+	// old is the store's value below while the entry is dirty, when known:
+	// oldKnown is set when a clean entry (a copy of what the store holds)
+	// turns dirty, so that the flush need not read the old value back.
+	old      []byte
+	oldKnown bool
+	// tag is the caller's tag of a window entry (see TaggedWindowStore).
+	tag any
+	// gone is set when the entry left the cache.
+	gone       bool
+	size       int64
+	prev, next *centry
+	// dprev and dnext link the dirty entries of the namespace, in the
+	// order of their last write. Invariant: linked iff dirty.
+	dprev, dnext *centry
+}
+
+// NewCache returns a new, empty write-back cache for one task. Its memory is
+// counted against the engine's budget.
+func (e *Engine) NewCache() *Cache {
+	c := &Cache{e: e}
+	c.lru.next, c.lru.prev = &c.lru, &c.lru
+	return c
+}
+
+// Bytes returns the memory the cache holds, by its own accounting.
+func (c *Cache) Bytes() int64 { return c.used }
+
+func (c *Cache) touch(en *centry) {
+	if c.lru.next == en {
+		return
+	}
+	en.prev.next, en.next.prev = en.next, en.prev
+	c.pushFront(en)
+}
+
+func (c *Cache) pushFront(en *centry) {
+	en.next, en.prev = c.lru.next, &c.lru
+	c.lru.next.prev = en
+	c.lru.next = en
+}
+
+func (c *Cache) unlink(en *centry) {
+	en.prev.next, en.next.prev = en.next, en.prev
+	en.prev, en.next = nil, nil
+}
+
+func (c *Cache) account(delta int64) {
+	if delta == 0 {
+		return
+	}
+	c.used += delta
+	c.e.cacheUsed.Add(delta)
+}
+
+// maybeEvict writes back and drops least recently used entries while the
+// engine's write caches together are over budget.
+func (c *Cache) maybeEvict() error {
+	if c.evicting || c.e.cacheUsed.Load() <= c.e.split.writeCache {
+		return nil
+	}
+	c.evicting = true
+	defer func() { c.evicting = false }()
+	for c.e.cacheUsed.Load() > c.e.split.writeCache && c.lru.prev != &c.lru {
+		en := c.lru.prev
+		if en.dirty {
+			if err := en.ns.writeBack(en); err != nil {
+				return err
+			}
+		}
+		en.ns.remove(en)
+	}
+	return nil
+}
+
+// cacheNS is the part of a Cache that belongs to one wrapped store.
+type cacheNS struct {
+	c *Cache
+	m map[string]*centry
+	// t orders the entries of m for iterators. It is built by the first
+	// iterator and kept up to date from then on: a namespace no one
+	// iterates (an aggregation's) never pays for the ordering.
+	t *btreemap.BTreeMap[[]byte, *centry]
+	// dirty is the sentinel of the ring of dirty entries; dirty.dnext is the
+	// entry dirty the longest.
+	dirty centry
+	// ndirty is the number of dirty entries.
+	ndirty int
+	// write writes an entry's value to the store below and tells the
+	// listener; set by the wrapper.
+	write func(en *centry) error
+	// last is the entry last looked up or written, or nil: an aggregation
+	// reads a key and writes it back at once, and comparing the key with
+	// last.key is cheaper than hashing it again. Invariant: if set, it is
+	// in m (remove clears it).
+	last *centry
+}
+
+func newCacheNS(c *Cache) *cacheNS {
+	ns := &cacheNS{c: c, m: map[string]*centry{}}
+	ns.dirty.dnext, ns.dirty.dprev = &ns.dirty, &ns.dirty
+	return ns
+}
+
+// markDirty links en last in the dirty ring, moving it there if it was
+// dirty already: a flush writes entries back in the order of their last
+// write, so what listeners forward keeps the order the task processed.
+func (ns *cacheNS) markDirty(en *centry) {
+	if en.dirty {
+		if ns.dirty.dprev == en {
+			return
+		}
+		en.dprev.dnext, en.dnext.dprev = en.dnext, en.dprev
+		en.dprev, en.dnext = ns.dirty.dprev, &ns.dirty
+		ns.dirty.dprev.dnext = en
+		ns.dirty.dprev = en
+		return
+	}
+	en.dirty = true
+	en.dprev, en.dnext = ns.dirty.dprev, &ns.dirty
+	ns.dirty.dprev.dnext = en
+	ns.dirty.dprev = en
+	ns.ndirty++
+}
+
+func (ns *cacheNS) markClean(en *centry) {
+	if !en.dirty {
+		return
+	}
+	en.dirty = false
+	en.oldKnown = false // en.old's buffer stays for the next stash
+	en.dprev.dnext, en.dnext.dprev = en.dnext, en.dprev
+	en.dprev, en.dnext = nil, nil
+	ns.ndirty--
+}
+
+// ordered returns the entries in key order, building the order on first
+// use.
+func (ns *cacheNS) ordered() *btreemap.BTreeMap[[]byte, *centry] {
+	if ns.t == nil {
+		ns.t = btreemap.New[[]byte, *centry](16, bytes.Compare)
+		for _, en := range ns.m {
+			ns.t.ReplaceOrInsert(en.key, en)
+		}
+	}
+	return ns.t
+}
+
+// lookup returns key's entry, or nil.
+func (ns *cacheNS) lookup(key []byte) *centry {
+	if l := ns.last; l != nil && bytes.Equal(l.key, key) {
+		return l
+	}
+	en := ns.m[string(key)]
+	if en != nil {
+		ns.last = en
+	}
+	return en
+}
+
+func (ns *cacheNS) get(key []byte) *centry {
+	en := ns.lookup(key)
+	if en != nil {
+		ns.c.touch(en)
+	}
+	return en
+}
+
+// put records value for key; dirty says whether it is a write (or a clean
+// copy of what the store holds). value is copied.
+func (ns *cacheNS) put(key, value []byte, dirty bool) error {
+	return ns.putTagged(key, value, dirty, nil, false)
+}
+
+// putTagged is put, setting the entry's tag if setTag (before an eviction
+// may write the entry back).
+func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag bool) error {
+	en := ns.lookup(key)
+	if en == nil {
+		// The key and the first value share one allocation.
+		buf := make([]byte, len(key)+len(value))
+		k := buf[:len(key):len(key)]
+		copy(k, key)
+		en = &centry{ns: ns, key: k}
+		if value != nil {
+			en.value = buf[len(key):len(key)]
+		}
+		ns.m[string(k)] = en
+		if ns.t != nil {
+			ns.t.ReplaceOrInsert(k, en)
+		}
+		ns.c.pushFront(en)
+		ns.last = en
+	} else {
+		ns.c.touch(en)
+		if dirty && !en.dirty {
+			// NB: a clean entry never holds a tombstone (writeBack drops
+			// them), so its value is what the store holds.
+			en.old, en.value, en.oldKnown = en.value, en.old[:0], true
+		}
+	}
+	switch {
+	case value == nil:
+		en.value = nil
+	case en.value != nil && cap(en.value) >= len(value):
+		en.value = append(en.value[:0], value...)
+	default:
+		en.value = append(make([]byte, 0, len(value)), value...)
+	}
+	if dirty {
+		ns.markDirty(en)
+	}
+	if setTag {
+		en.tag = tag
+	}
+	size := int64(len(en.key)+cap(en.value)+cap(en.old)) + entryOverhead
+	ns.c.account(size - en.size)
+	en.size = size
+	return ns.c.maybeEvict()
+}
+
+func (ns *cacheNS) remove(en *centry) {
+	if en.gone {
+		return
+	}
+	en.gone = true
+	if ns.last == en {
+		ns.last = nil
+	}
+	ns.markClean(en)
+	en.tag = nil
+	delete(ns.m, string(en.key))
+	if ns.t != nil {
+		ns.t.Delete(en.key)
+	}
+	ns.c.unlink(en)
+	ns.c.account(-en.size)
+}
+
+// writeBack writes one dirty entry to the store below. On error the entry
+// stays dirty.
+func (ns *cacheNS) writeBack(en *centry) error {
+	if err := ns.write(en); err != nil {
+		return err
+	}
+	ns.markClean(en)
+	if en.value == nil {
+		// A written tombstone need not stay cached.
+		ns.remove(en)
+	}
+	return nil
+}
+
+// flush writes every dirty entry below, in the order they became dirty.
+// On error the entries not written stay dirty, for a retry.
+func (ns *cacheNS) flush() error {
+	for ns.dirty.dnext != &ns.dirty {
+		if err := ns.writeBack(ns.dirty.dnext); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// drop forgets every entry, dirty or not.
+func (ns *cacheNS) drop() {
+	for _, en := range ns.m {
+		ns.remove(en)
+	}
+}
+
+// cacheIter walks the entries of a namespace in [lo, hi) in key order,
+// seeking afresh each step so writes during iteration are safe.
+type cacheIter struct {
+	ns      *cacheNS
+	lo, hi  []byte
+	reverse bool
+	started bool
+	cur     *centry
+	last    []byte
+}
+
+func (it *cacheIter) next() bool {
+	var lo btreemap.LowerBound[[]byte]
+	var hi btreemap.UpperBound[[]byte]
+	it.cur = nil
+	if !it.reverse {
+		lo = btreemap.GE(it.lo)
+		if it.started {
+			lo = btreemap.GT(it.last)
+		}
+		hi = btreemap.Max[[]byte]()
+		if it.hi != nil {
+			hi = btreemap.LT(it.hi)
+		}
+		for _, en := range it.ns.ordered().Ascend(lo, hi) {
+			it.cur = en
+			break
+		}
+	} else {
+		hi = btreemap.Max[[]byte]()
+		if it.hi != nil {
+			hi = btreemap.LT(it.hi)
+		}
+		if it.started {
+			hi = btreemap.LT(it.last)
+		}
+		lo = btreemap.GE(it.lo)
+		for _, en := range it.ns.ordered().Descend(hi, lo) {
+			it.cur = en
+			break
+		}
+	}
+	it.started = true
+	if it.cur == nil {
+		return false
+	}
+	it.last = it.cur.key
+	return true
+}
+
+// mergeIter merges a cache iterator over spans with the store's own
+// iterator, both yielding cache keys in the same order; the cache wins on
+// equal keys and its tombstones hide the store's entries.
+type mergeIter struct {
+	spans   []span
+	reverse bool
+	si      int
+	c       *cacheIter
+	ns      *cacheNS
+	cOK     bool
+	// below yields the store's entries as cache keys.
+	below mergeBelow
+	bOK   bool
+	// stepBelow: the entry last returned came from below; step it first.
+	stepBelow bool
+	started   bool
+	key       []byte
+	value     []byte
+	// vbuf holds a copy of the value last taken from the cache: a write
+	// during the iteration may overwrite the entry's buffer in place.
+	vbuf []byte
+	err  error
+	// accept filters cache entries (time bounds); nil accepts all.
+	accept cacheAcceptor
+	// cbuf is the cache iterator of the current span (c points to it).
+	cbuf cacheIter
+}
+
+// cacheAcceptor filters the cache entries a merge yields.
+type cacheAcceptor interface {
+	acceptCached(ckey []byte) bool
+}
+
+// mergeBelow is the store's side of a merge.
+type mergeBelow interface {
+	next() bool
+	ckey() []byte
+	value() []byte
+	err() error
+	close() error
+}
+
+func (m *mergeIter) advanceCache() {
+	for {
+		if m.c == nil {
+			if m.si >= len(m.spans) {
+				m.cOK = false
+				return
+			}
+			sp := m.spans[m.si]
+			m.si++
+			m.cbuf = cacheIter{ns: m.ns, lo: sp.lo, hi: sp.hi, reverse: m.reverse}
+			m.c = &m.cbuf
+		}
+		if m.c.next() {
+			if m.accept == nil || m.accept.acceptCached(m.c.cur.key) {
+				m.cOK = true
+				return
+			}
+			continue
+		}
+		m.c = nil
+	}
+}
+
+func (m *mergeIter) less(a, b []byte) bool {
+	if m.reverse {
+		return bytes.Compare(a, b) > 0
+	}
+	return bytes.Compare(a, b) < 0
+}
+
+func (m *mergeIter) Next() bool {
+	if m.err != nil {
+		return false
+	}
+	if !m.started {
+		m.started = true
+		m.advanceCache()
+		m.bOK = m.below.next()
+	} else if m.stepBelow {
+		m.stepBelow = false
+		m.bOK = m.below.next()
+	}
+	for {
+		if !m.bOK {
+			if err := m.below.err(); err != nil {
+				m.err = err
+				return false
+			}
+		}
+		switch {
+		case !m.cOK && !m.bOK:
+			return false
+		case m.cOK && (!m.bOK || !m.less(m.below.ckey(), m.c.cur.key)):
+			en := m.c.cur
+			if m.bOK && bytes.Equal(m.below.ckey(), en.key) {
+				m.bOK = m.below.next()
+			}
+			m.advanceCache()
+			if en.value == nil {
+				continue
+			}
+			if m.vbuf == nil {
+				m.vbuf = make([]byte, 0, 64) // non-nil: an empty value is not absent
+			}
+			m.vbuf = append(m.vbuf[:0], en.value...)
+			m.key, m.value = en.key, m.vbuf
+			return true
+		default:
+			m.key, m.value = m.below.ckey(), m.below.value()
+			m.stepBelow = true
+			return true
+		}
+	}
+}
+
+func (m *mergeIter) Err() error { return m.err }
+func (m *mergeIter) Close() error {
+	if err := m.below.close(); err != nil && m.err == nil {
+		m.err = err
+	}
+	return m.err
+}
+
+// checkCached rejects stores not opened by an Engine.
+func checkCached(s state.Store) (*base, error) {
+	so, ok := s.(storeOf)
+	if !ok {
+		return nil, fmt.Errorf("state: cache: store %q was not opened by an Engine", s.Name())
+	}
+	b := so.baseStore()
+	if b.spec.Uncached {
+		return nil, fmt.Errorf("state: cache: store %q is declared Uncached", s.Name())
+	}
+	return b, nil
+}
+
+// SetKeyValueFlushListener sets (or, with nil, clears) the flush listener
+// of a cached store after it was wrapped: the runtime wraps a task's stores,
+// the processor that owns one (an aggregation) says where to forward. It
+// reports false if s is not a cached key-value store.
+func SetKeyValueFlushListener(s state.KeyValueStore, l KeyValueFlushListener) bool {
+	return SetKeyValueTagListener(s, untaggedKV(l))
+}
+
+// SetKeyValueTagListener is SetKeyValueFlushListener with a listener that
+// also receives the key's tag (see TaggedKeyValueStore).
+func SetKeyValueTagListener(s state.KeyValueStore, l KeyValueTagListener) bool {
+	switch w := s.(type) {
+	case *cachedKV:
+		w.listener = l
+		return true
+	case *memKVCached:
+		w.s.listener = l
+		return true
+	}
+	return false
+}
+
+// SetWindowFlushListener is SetKeyValueFlushListener for window stores.
+func SetWindowFlushListener(s state.WindowStore, l WindowFlushListener) bool {
+	return SetWindowTagListener(s, untagged(l))
+}
+
+// untagged adapts a WindowFlushListener (nil stays nil).
+func untagged(l WindowFlushListener) WindowTagListener {
+	if l == nil {
+		return nil
+	}
+	return func(key []byte, start int64, nv, ov []byte, _ any) error { return l(key, start, nv, ov) }
+}
+
+// SetWindowTagListener is SetWindowFlushListener with a listener that also
+// receives the window's tag (see TaggedWindowStore).
+func SetWindowTagListener(s state.WindowStore, l WindowTagListener) bool {
+	switch w := s.(type) {
+	case *cachedWindow:
+		w.listener = l
+		return true
+	case *memWindowCached:
+		w.s.listener = l
+		return true
+	}
+	return false
+}
+
+// SetSessionFlushListener is SetKeyValueFlushListener for session stores.
+func SetSessionFlushListener(s state.SessionStore, l SessionFlushListener) bool {
+	switch w := s.(type) {
+	case *cachedSession:
+		w.listener = l
+		return true
+	case *memSessionCached:
+		w.s.listener = l
+		return true
+	}
+	return false
+}

@@ -1,0 +1,198 @@
+package stateengine
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"github.com/weir-dev/weir/state"
+)
+
+// KeyValue returns s wrapped by the cache; listener (may be nil) is called
+// once per changed key when the key's entry is written back, by Flush or by
+// eviction. s must be a store opened by an Engine.
+func (c *Cache) KeyValue(s state.KeyValueStore, listener KeyValueFlushListener) (state.KeyValueStore, error) {
+	b, err := checkCached(s)
+	if err != nil {
+		return nil, err
+	}
+	if ms, ok := s.(*memKVStore); ok {
+		// An in-memory store caches in place (see memKVStore).
+		if ms.wrapped {
+			return nil, fmt.Errorf("state: cache: key-value store %q is already wrapped", s.Name())
+		}
+		ms.wrapped, ms.listener = true, untaggedKV(listener)
+		return &memKVCached{s: ms}, nil
+	}
+	w := &cachedKV{under: s, b: b, ns: newCacheNS(c), listener: untaggedKV(listener)}
+	w.ns.write = w.write
+	return w, nil
+}
+
+// cachedKV is a KeyValueStore behind a write-back cache. Cache keys are the
+// user keys.
+type cachedKV struct {
+	under    state.KeyValueStore
+	b        *base
+	ns       *cacheNS
+	listener KeyValueTagListener
+}
+
+// untaggedKV adapts a KeyValueFlushListener (nil stays nil).
+func untaggedKV(l KeyValueFlushListener) KeyValueTagListener {
+	if l == nil {
+		return nil
+	}
+	return func(key, nv, ov []byte, _ any) error { return l(key, nv, ov) }
+}
+
+func (w *cachedKV) baseStore() *base { return w.b }
+func (w *cachedKV) applyChange(key, value []byte) error {
+	return w.under.(restorer).applyChange(key, value)
+}
+func (w *cachedKV) dropCached()  { w.ns.drop() }
+func (w *cachedKV) Name() string { return w.under.Name() }
+
+func (w *cachedKV) write(en *centry) error {
+	var old []byte
+	if w.listener != nil {
+		if en.oldKnown {
+			old = en.old
+		} else {
+			var err error
+			if old, err = w.under.Get(en.key); err != nil {
+				return err
+			}
+		}
+	}
+	var err error
+	if en.value == nil {
+		err = w.under.Delete(en.key)
+	} else {
+		err = w.under.Put(en.key, en.value)
+	}
+	if err != nil || w.listener == nil {
+		return err
+	}
+	if en.value == nil && old == nil {
+		return nil // deleting an absent key changes nothing downstream
+	}
+	return w.listener(en.key, en.value, old, en.tag)
+}
+
+func (w *cachedKV) Get(key []byte) ([]byte, error) {
+	if err := w.baseStore().check(); err != nil {
+		return nil, err
+	}
+	if en := w.ns.get(key); en != nil {
+		if en.value == nil {
+			return nil, nil
+		}
+		return append(make([]byte, 0, len(en.value)), en.value...), nil
+	}
+	v, err := w.under.Get(key)
+	if err != nil || v == nil {
+		return v, err
+	}
+	return v, w.ns.put(key, v, false)
+}
+
+func (w *cachedKV) Put(key, value []byte) error {
+	return w.put(key, value, nil, false)
+}
+
+// PutTagged implements TaggedKeyValueStore.
+func (w *cachedKV) PutTagged(key, value []byte, tag any) error {
+	return w.put(key, value, tag, true)
+}
+
+func (w *cachedKV) put(key, value []byte, tag any, setTag bool) error {
+	b := w.baseStore()
+	if err := b.check(); err != nil {
+		return err
+	}
+	if err := b.keyErr(key); err != nil {
+		return err
+	}
+	return w.ns.putTagged(key, value, true, tag, setTag)
+}
+
+// GetTagged implements TaggedKeyValueStore.
+func (w *cachedKV) GetTagged(key []byte) ([]byte, any, error) {
+	if err := w.baseStore().check(); err != nil {
+		return nil, nil, err
+	}
+	if en := w.ns.get(key); en != nil {
+		return en.value, en.tag, nil
+	}
+	v, err := w.under.Get(key)
+	if err != nil || v == nil {
+		return v, nil, err
+	}
+	return v, nil, w.ns.put(key, v, false)
+}
+
+func (w *cachedKV) PutIfAbsent(key, value []byte) ([]byte, error) {
+	old, err := w.Get(key)
+	if err != nil || old != nil {
+		return old, err
+	}
+	return nil, w.Put(key, value)
+}
+
+func (w *cachedKV) Delete(key []byte) error { return w.Put(key, nil) }
+
+func (w *cachedKV) Range(from, to []byte, reverse bool) (state.Iterator, error) {
+	if err := w.baseStore().check(); err != nil {
+		return nil, err
+	}
+	if from != nil && to != nil && bytes.Compare(from, to) >= 0 {
+		return emptyIter{}, nil
+	}
+	it, err := w.under.Range(from, to, reverse)
+	if err != nil {
+		return nil, err
+	}
+	m := &mergeIter{spans: []span{{from, to}}, reverse: reverse, ns: w.ns, below: kvBelow{it}}
+	return mergeKV{m}, nil
+}
+
+func (w *cachedKV) Prefix(prefix []byte, reverse bool) (state.Iterator, error) {
+	return w.Range(prefix, prefixEnd(prefix), reverse)
+}
+
+func (w *cachedKV) All(reverse bool) (state.Iterator, error) { return w.Range(nil, nil, reverse) }
+
+// ApproximateCount counts the store below plus the dirty entries, so it
+// may count a key twice or a deleted key once.
+func (w *cachedKV) ApproximateCount() (int64, error) {
+	n, err := w.under.ApproximateCount()
+	return n + int64(w.ns.ndirty), err
+}
+
+func (w *cachedKV) Flush(ctx context.Context) error {
+	if err := w.baseStore().check(); err != nil {
+		return err
+	}
+	if err := w.ns.flush(); err != nil {
+		return err
+	}
+	return w.under.Flush(ctx)
+}
+
+func (w *cachedKV) Close() error {
+	w.ns.drop()
+	return w.under.Close()
+}
+
+type kvBelow struct{ it state.Iterator }
+
+func (k kvBelow) next() bool    { return k.it.Next() }
+func (k kvBelow) ckey() []byte  { return k.it.Key() }
+func (k kvBelow) value() []byte { return k.it.Value() }
+func (k kvBelow) err() error    { return k.it.Err() }
+func (k kvBelow) close() error  { return k.it.Close() }
+
+type mergeKV struct{ *mergeIter }
+
+func (m mergeKV) Key() []byte   { return m.key }
+func (m mergeKV) Value() []byte { return m.value }

@@ -1,0 +1,5 @@
+//go:build race
+
+package stateengine_test
+
+const raceEnabled = true
