@@ -167,6 +167,9 @@ func (h *harness) parts(td *datadriven.TestData) []TopicPartition {
 	a, _ := td.Arg("parts")
 	var ps []TopicPartition
 	for _, v := range a.Vals {
+		if v == "" {
+			continue // parts=()
+		}
 		ps = append(ps, h.tp(v))
 	}
 	return ps
@@ -211,7 +214,7 @@ func (h *harness) run(td *datadriven.TestData) string {
 	case "init":
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.Version = int16(h.int(arg(td, "v", "4")))
-		if id != "" {
+		if _, ok := td.Arg("id"); ok {
 			req.TransactionalID = &id
 		}
 		req.TransactionTimeoutMillis = int32(h.dur(arg(td, "timeout", "60s")).Milliseconds())
