@@ -19,7 +19,8 @@ import (
 // answers, persists and asks to send. Commands:
 //
 //	new [max-timeout=D] [expiration=D] [state-partitions=N] [topics=(t:N,...)] [max-ids=N] [max-parts=N]
-//	leaders (t/p:node,...)             (where markers go; default node 1)
+//	leaders map=(t/p:node,...)         (where markers go; default node 1; -1: none)
+//	set-epoch id=T epoch=N             (test hook: jump T's epoch)
 //	init [id=T] [timeout=D] [pid=N epoch=N] [v=N]   (no id: an idempotent producer)
 //	add id=T pid=N epoch=N parts=(t/p,...) [v=N]    (v4+: one transaction, not VerifyOnly)
 //	verify id=T pid=N epoch=N parts=(t/p,...)       (v4, VerifyOnly)
@@ -32,6 +33,8 @@ import (
 //	restart                            (a new coordinator loads everything persisted,
 //	                                   one coordinator epoch later)
 //	unload p=N / load p=N              (drop a partition / load it again from the log)
+//	begin-load p=N / finish-load p=N   (the two halves of load)
+//	lose-last                          (the last record persisted is gone: its append failed)
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/scenarios", func(t *testing.T, path string) {
 		h := newHarness(t, Options{})
@@ -320,6 +323,27 @@ func (h *harness) run(td *datadriven.TestData) string {
 		return "ok"
 	case "load":
 		h.load(int32(h.int(arg(td, "p", "0"))))
+	case "begin-load":
+		p := int32(h.int(arg(td, "p", "0")))
+		h.c.BeginLoad(p)
+		for _, rec := range h.log {
+			if rec.Partition == p {
+				if err := h.c.Load(rec); err != nil {
+					h.t.Fatalf("load: %v", err)
+				}
+			}
+		}
+	case "finish-load":
+		h.c.FinishLoad(h.now, int32(h.int(arg(td, "p", "0"))), h.cepoch)
+	case "set-epoch":
+		// A test hook: jump the epoch as if that many sessions had come and
+		// gone, to reach its end without 32,000 InitProducerId calls.
+		h.c.txns[TransactionalID(id)].Epoch = Epoch(epoch)
+		return "ok"
+	case "lose-last":
+		// The last record persisted is lost after all: its append failed.
+		h.log = h.log[:len(h.log)-1]
+		return "ok"
 	default:
 		h.t.Fatalf("%s: unknown command %q", td.Pos, td.Cmd)
 	}
