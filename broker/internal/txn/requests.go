@@ -227,7 +227,7 @@ func (c *Coordinator) addOffsets(now time.Time, tok Token, m *kmsg.AddOffsetsToT
 		c.respond(tok, resp)
 		return
 	}
-	tp := TopicPartition{OffsetsTopic, group.Partition(group.GroupID(m.Group), c.opts.OffsetsPartitions)}
+	tp := TopicPartition{OffsetsTopic, c.offsetsPartition(m.Group)}
 	id := TransactionalID(m.TransactionalID)
 	codes := c.add(now, m.Version, id, ProducerID(m.ProducerID), Epoch(m.ProducerEpoch), []TopicPartition{tp}, false, false)
 	resp.ErrorCode = codes[tp]
@@ -237,6 +237,13 @@ func (c *Coordinator) addOffsets(now time.Time, tok Token, m *kmsg.AddOffsetsToT
 		}
 	}
 	c.respond(tok, resp)
+}
+
+// offsetsPartition is the __consumer_offsets partition of group g: the
+// group coordinator's choice, so that the markers reach the partition
+// holding the group's transactional offsets.
+func (c *Coordinator) offsetsPartition(g string) int32 {
+	return group.Partition(group.GroupID(g), c.opts.OffsetsPartitions)
 }
 
 // add adds parts to id's transaction (or, with verify, checks that they are
