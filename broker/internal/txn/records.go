@@ -77,6 +77,11 @@ func encodeValue(p *persisted) []byte {
 	v.ProducerEpoch = int16(p.Epoch)
 	v.TimeoutMillis = int32(p.Timeout / time.Millisecond)
 	v.State = kmsg.TransactionState(p.State)
+	if p.State != StateEmpty {
+		// Kafka writes a null partition array for Empty, a list (maybe
+		// empty) otherwise.
+		v.Topics = []kmsg.TxnMetadataValueTopic{}
+	}
 	for _, tp := range p.Partitions {
 		if n := len(v.Topics); n == 0 || v.Topics[n-1].Topic != tp.Topic {
 			v.Topics = append(v.Topics, kmsg.TxnMetadataValueTopic{Topic: tp.Topic})
@@ -169,7 +174,9 @@ func decodeRecord(rec Record, statePartitions int32) (TransactionalID, *persiste
 	case v.StartTimestamp < -1:
 		return bad("start %d ms", v.StartTimestamp)
 	}
-	if v.StartTimestamp >= 0 {
+	if v.StartTimestamp >= 0 && !p.State.idle() {
+		// A start recorded with no transaction open (Kafka keeps the last
+		// one in its Complete records) means nothing here.
 		p.Start = time.UnixMilli(v.StartTimestamp)
 	}
 	for _, t := range v.Topics {
