@@ -394,6 +394,15 @@ func (c *Coordinator) endTxn(now time.Time, tok Token, m *kmsg.EndTxnRequest) {
 		return
 	}
 	retry := !v2 || retryBump || retryRotate
+	if v2 && m.Commit && (retryBump || retryRotate) && (t.State == StatePrepareAbort || t.State == StateCompleteAbort) {
+		// A commit at the epoch before an abort's bump: a client retrying its
+		// own EndTxn repeats its own result, so this abort was the
+		// coordinator's (a timeout, a new session) and the commit was in
+		// flight. Fenced, which clients recover from, rather than the fatal
+		// INVALID_TXN_STATE (as Kafka answers since KAFKA-20785).
+		answer(fenced(m.Version, 2), nil)
+		return
+	}
 	switch t.State {
 	case StateOngoing:
 		if v2 {
