@@ -1,0 +1,21 @@
+package quorum
+
+import (
+	"log/slog"
+	"testing"
+)
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// testLogger logs to t at warning level and above: raft's info lines
+// (elections, term changes) would drown a failing test's output.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
