@@ -2,6 +2,7 @@ package quorum
 
 import (
 	"log/slog"
+	"os"
 	"testing"
 )
 
@@ -16,6 +17,14 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // testLogger logs to t at warning level and above: raft's info lines
 // (elections, term changes) would drown a failing test's output.
+// QUORUM_LOG=debug or info lowers the level.
 func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	level := slog.LevelWarn
+	switch os.Getenv("QUORUM_LOG") {
+	case "debug":
+		level = slog.LevelDebug
+	case "info":
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: level}))
 }
