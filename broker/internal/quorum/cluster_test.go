@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 )
 
@@ -512,4 +513,93 @@ func TestClusterLossyLinks(t *testing.T) {
 		t.Errorf("the fault layer dropped nothing; the test did not test loss")
 	}
 	t.Logf("connections dropped: %d", dropped)
+}
+
+// TestClusterProposalRetriedDuringTransfer: raft drops proposals while a
+// leadership transfer is under way; Propose retries them, and they commit
+// once the transfer is abandoned (its target cannot be reached).
+func TestClusterProposalRetriedDuringTransfer(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	c.propose("before", 10*time.Second)
+	lead := c.waitLeader(10 * time.Second)
+	var target NodeID
+	for id := range c.nodes {
+		if id != lead {
+			target = id
+			break
+		}
+	}
+	c.net.Blackhole(lead, target) // the transfer's MsgTimeoutNow never arrives
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.nodes[lead].TransferLeadership(ctx, target); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := c.nodes[lead].Propose(ctx, []byte("during"))
+	if err != nil {
+		t.Fatalf("Propose during a transfer: %v", err)
+	}
+	if r := testutil.ToFloat64(c.nodes[lead].m.proposalRetries); r == 0 {
+		t.Errorf("no proposal was retried: the transfer did not make raft drop it, the test tested nothing")
+	}
+	c.net.HealAll()
+	c.waitApplied(idx, 10*time.Second)
+	c.checkSame([]string{"before", "during"})
+}
+
+// TestClusterRestartAll closes every node and starts them again: each
+// state machine is restored from its snapshot and re-applies the log after
+// it exactly once, and the cluster goes on.
+func TestClusterRestartAll(t *testing.T) {
+	c := newTestCluster(t, 3, func(o *Options) { o.SnapshotEntries, o.CatchUpEntries = 8, 2 })
+	var want []string
+	for i := range 20 {
+		want = append(want, fmt.Sprintf("a%d", i))
+		c.propose(want[i], 10*time.Second)
+	}
+	last := c.propose("last-before", 10*time.Second)
+	want = append(want, "last-before")
+	c.waitApplied(last, 10*time.Second)
+	c.closeAll()
+	for _, v := range c.voters {
+		c.start(v.ID, nil)
+	}
+	// Committed entries after each snapshot are applied again at start.
+	c.waitApplied(last, 10*time.Second)
+	c.checkSame(want)
+	for id := range c.nodes {
+		c.sms[id].mu.Lock()
+		restores := c.sms[id].restores
+		c.sms[id].mu.Unlock()
+		if restores != 1 {
+			t.Errorf("node %d restored %d snapshots at start, want 1", id, restores)
+		}
+	}
+	want = append(want, "after")
+	last = c.propose("after", 10*time.Second)
+	c.waitApplied(last, 10*time.Second)
+	c.checkSame(want)
+}
+
+// TestClusterLeaderChanges: the leader's channel says it leads; the
+// followers' name it.
+func TestClusterLeaderChanges(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	lead := c.waitLeader(10 * time.Second)
+	for id, n := range c.nodes {
+		var lc LeaderChange
+		poll(t, 5*time.Second, func() error {
+			select {
+			case lc = <-n.LeaderChanges():
+			default:
+			}
+			if lc.Leader != lead {
+				return fmt.Errorf("node %d: last leader change %+v, want leader %d", id, lc, lead)
+			}
+			return nil
+		})
+		if lc.IsLeader != (id == lead) || lc.Term != n.Status().Term {
+			t.Errorf("node %d: %+v (leader %d, term %d)", id, lc, lead, n.Status().Term)
+		}
+	}
 }

@@ -12,6 +12,7 @@ type metrics struct {
 	term, commit, applied, isLeader, leader prometheus.Gauge
 	leaderChanges                           prometheus.Counter
 	proposals                               *prometheus.CounterVec
+	proposalRetries                         prometheus.Counter
 	messagesSent, messagesDropped           prometheus.Counter
 	dialFailures                            prometheus.Counter
 	persistSeconds                          prometheus.Histogram
@@ -34,6 +35,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		messagesSent:    c("messages_sent_total", "Raft messages written to other voters."),
 		messagesDropped: c("messages_dropped_total", "Raft messages dropped: peer queue full, peer unreachable, or too large."),
 		dialFailures:    c("dial_failures_total", "Failed connection attempts to other voters."),
+		proposalRetries: c("proposal_retries_total", "Proposals raft dropped (leadership transfer, too much uncommitted) and the node proposed again."),
 		proposals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "weir", Subsystem: "quorum", Name: "proposals_total",
 			Help: "Proposals by result: applied, not_leader, dropped, leadership_lost, closed, error."}, []string{"result"}),
 		persistSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "weir", Subsystem: "quorum", Name: "persist_seconds",
@@ -44,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var errs []error
 	for _, col := range []prometheus.Collector{m.term, m.commit, m.applied, m.isLeader, m.leader, m.leaderChanges,
-		m.proposals, m.messagesSent, m.messagesDropped, m.dialFailures, m.persistSeconds} {
+		m.proposals, m.proposalRetries, m.messagesSent, m.messagesDropped, m.dialFailures, m.persistSeconds} {
 		if err := reg.Register(col); err != nil {
 			errs = append(errs, err)
 		}

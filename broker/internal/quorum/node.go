@@ -131,10 +131,11 @@ type Node struct {
 	m    *metrics
 	log  *slog.Logger
 
-	propc chan *proposal
-	recvc chan *pb.Message
-	stopc chan struct{}
-	donec chan struct{} // closed when run returns
+	propc     chan *proposal
+	recvc     chan *pb.Message
+	transferc chan NodeID
+	stopc     chan struct{}
+	donec     chan struct{} // closed when run returns
 	// leaderc holds the latest LeaderChange not yet received (cap 1).
 	leaderc chan LeaderChange
 	nextID  atomic.Uint64
@@ -185,7 +186,7 @@ func New(opts Options, sm StateMachine) (*Node, error) {
 	snap, _ := st.Snapshot()
 	n := &Node{
 		opts: opts, sm: sm, st: st, m: m, log: log,
-		propc: make(chan *proposal), recvc: make(chan *pb.Message, 256),
+		propc: make(chan *proposal), recvc: make(chan *pb.Message, 256), transferc: make(chan NodeID),
 		stopc: make(chan struct{}), donec: make(chan struct{}),
 		leaderc: make(chan LeaderChange, 1),
 		pending: map[uint64]*proposal{}, appended: map[uint64]*proposal{},
@@ -290,6 +291,25 @@ func (n *Node) Status() Status {
 // IsLeader reports whether this node is the raft leader.
 func (n *Node) IsLeader() bool { return n.status.Load().Role == RoleLeader }
 
+// TransferLeadership asks the leader to hand leadership to voter to (for a
+// planned restart of the leader's node). It returns once the loop took the
+// request; the transfer itself completes, or is abandoned after an election
+// timeout, later (watch LeaderChanges). Proposals made during a transfer are
+// retried until it ends. On a follower it does nothing.
+func (n *Node) TransferLeadership(ctx context.Context, to NodeID) error {
+	if !n.started.Load() {
+		return fmt.Errorf("quorum: TransferLeadership before Start: %w", ErrClosed)
+	}
+	select {
+	case n.transferc <- to:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.donec:
+		return n.closedErr()
+	}
+}
+
 // LeaderChanges returns a channel that receives a LeaderChange whenever the
 // leader this node knows of changes. It holds only the latest change: a
 // slow reader misses intermediate ones, never the last.
@@ -379,6 +399,8 @@ func (n *Node) run() {
 			}
 		case p := <-n.propc:
 			n.propose(p)
+		case to := <-n.transferc:
+			n.rn.TransferLeader(to)
 		case <-n.tr.reportc:
 			for _, r := range n.tr.takeReports() {
 				switch {
@@ -417,6 +439,7 @@ func (n *Node) propose(p *proposal) {
 	}
 	if err := n.rn.Propose(p.data); err != nil {
 		if errors.Is(err, raft.ErrProposalDropped) {
+			n.m.proposalRetries.Inc()
 			n.retry = append(n.retry, p)
 			return
 		}

@@ -327,15 +327,20 @@ func (t *transport) failSnaps(p *peer, n int) {
 }
 
 func (t *transport) appendFrame(dst []byte, m *pb.Message) ([]byte, error) {
+	return appendFrame(dst, m, t.opts.MaxFrameBytes)
+}
+
+// appendFrame appends m's frame to dst; a frame above maxBytes is an error.
+func appendFrame(dst []byte, m *pb.Message, maxBytes int) ([]byte, error) {
 	dst = append(dst, make([]byte, frameHeaderSize)...)
 	dst, err := proto.MarshalOptions{}.MarshalAppend(dst, m)
 	if err != nil {
 		return dst, fmt.Errorf("quorum: encode %s to node %d: %w", m.GetType(), m.GetTo(), err)
 	}
 	n := len(dst) - frameHeaderSize
-	if n > t.opts.MaxFrameBytes {
+	if n > maxBytes {
 		return dst, fmt.Errorf("quorum: %s to node %d is %d bytes, above the frame cap of %d (raise MaxFrameBytes)",
-			m.GetType(), m.GetTo(), n, t.opts.MaxFrameBytes)
+			m.GetType(), m.GetTo(), n, maxBytes)
 	}
 	binary.BigEndian.PutUint32(dst, uint32(n))
 	binary.BigEndian.PutUint32(dst[4:], crc32.Checksum(dst[frameHeaderSize:], castagnoli))
@@ -417,25 +422,10 @@ func (t *transport) readConn(c net.Conn) error {
 		return fmt.Errorf("quorum: handshake from node %d, which is not another voter", from)
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	var hdr [frameHeaderSize]byte
 	for {
-		if _, err := io.ReadFull(br, hdr[:]); err != nil {
-			return err
-		}
-		size := binary.BigEndian.Uint32(hdr[:])
-		if uint64(size) > uint64(t.opts.MaxFrameBytes) {
-			return fmt.Errorf("quorum: frame from node %d is %d bytes, above the cap of %d", from, size, t.opts.MaxFrameBytes)
-		}
-		buf := make([]byte, size)
-		if _, err := io.ReadFull(br, buf); err != nil {
-			return err
-		}
-		if want, got := binary.BigEndian.Uint32(hdr[4:]), crc32.Checksum(buf, castagnoli); want != got {
-			return fmt.Errorf("quorum: frame from node %d: checksum mismatch", from)
-		}
-		m := &pb.Message{}
-		if err := proto.Unmarshal(buf, m); err != nil {
-			return fmt.Errorf("quorum: frame from node %d: %w", from, err)
+		m, err := readFrame(br, t.opts.MaxFrameBytes)
+		if err != nil {
+			return fmt.Errorf("%w (connection from node %d)", err, from)
 		}
 		if m.GetFrom() != from || m.GetTo() != t.id {
 			return fmt.Errorf("quorum: message from %d to %d on node %d's connection to %d", m.GetFrom(), m.GetTo(), from, t.id)
@@ -446,4 +436,29 @@ func (t *transport) readConn(c net.Conn) error {
 			return ErrClosed
 		}
 	}
+}
+
+// readFrame reads one frame. The length is checked against maxBytes before
+// anything is allocated.
+func readFrame(r io.Reader, maxBytes int) (*pb.Message, error) {
+	var hdr [frameHeaderSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(hdr[:])
+	if uint64(size) > uint64(maxBytes) {
+		return nil, fmt.Errorf("quorum: frame of %d bytes, above the cap of %d", size, maxBytes)
+	}
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("quorum: frame of %d bytes cut short: %w", size, err)
+	}
+	if want, got := binary.BigEndian.Uint32(hdr[4:]), crc32.Checksum(buf, castagnoli); want != got {
+		return nil, fmt.Errorf("quorum: frame checksum mismatch (stored %#08x, computed %#08x)", want, got)
+	}
+	m := &pb.Message{}
+	if err := proto.Unmarshal(buf, m); err != nil {
+		return nil, fmt.Errorf("quorum: frame does not decode: %w", err)
+	}
+	return m, nil
 }
