@@ -426,13 +426,29 @@ func (n *Node) run() {
 			n.log.Error("quorum: node stopped", "err", err)
 			n.publishStatus()
 			n.answerDone()
-			n.failProposals(fmt.Errorf("%w: node failed: %w", ErrClosed, err))
-			// Wait for Close, so that Close's wait is the same either way.
-			<-n.stopc
+			failed := fmt.Errorf("%w: node failed: %w", ErrClosed, err)
+			n.failProposals(failed)
+			n.drainFailed(failed)
 			return
 		}
 		n.publishStatus()
 		n.answerDone()
+	}
+}
+
+// drainFailed answers what reaches a failed node with err until Close.
+func (n *Node) drainFailed(err error) {
+	for {
+		select {
+		case <-n.stopc:
+			return
+		case p := <-n.propc:
+			p.resolve(0, err)
+		case <-n.transferc:
+		case <-n.recvc:
+		case <-n.tr.reportc:
+			n.tr.takeReports()
+		}
 	}
 }
 

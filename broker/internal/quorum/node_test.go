@@ -2,8 +2,10 @@ package quorum
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,5 +76,60 @@ func TestSingleVoter(t *testing.T) {
 	ents, viol := sm.state()
 	if len(viol) > 0 || len(ents) != 3 || ents[2] != (appliedEntry{Index: 4, Data: "e2"}) {
 		t.Fatalf("restored state %+v, violations %v", ents, viol)
+	}
+}
+
+// refusingSM refuses the entry "poison".
+type refusingSM struct{ testSM }
+
+func (r *refusingSM) Apply(index uint64, data []byte) error {
+	if string(data) == "poison" {
+		return fmt.Errorf("entry %d: poison", index)
+	}
+	return r.testSM.Apply(index, data)
+}
+
+// TestStateMachineRefusal: a state machine that refuses a committed entry
+// stops the node; Status says why, the entries after it are never applied,
+// and Propose answers at once instead of hanging.
+func TestStateMachineRefusal(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := &refusingSM{}
+	n, err := New(Options{ID: 1, Voters: []Voter{{1, "127.0.0.1:1"}}, Dir: "/raft", FS: vfs.NewMem(), Listener: ln,
+		TickInterval: time.Millisecond, Logger: testLogger(t)}, sm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	poll(t, 5*time.Second, func() error {
+		if !n.IsLeader() {
+			return errors.New("not leader yet")
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := n.Propose(ctx, []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Propose(ctx, []byte("poison")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Propose of the refused entry: %v, want ErrClosed", err)
+	}
+	s := n.Status()
+	if s.Err == nil || !strings.Contains(s.Err.Error(), "state machine refused committed entry 3: entry 3: poison") {
+		t.Fatalf("status error %v", s.Err)
+	}
+	if _, err := n.Propose(ctx, []byte("after")); !errors.Is(err, ErrClosed) || ctx.Err() != nil {
+		t.Fatalf("Propose on the failed node: %v (ctx %v), want ErrClosed at once", err, ctx.Err())
+	}
+	ents, _ := sm.state()
+	if len(ents) != 1 || ents[0].Data != "ok" {
+		t.Fatalf("applied %+v", ents)
 	}
 }
