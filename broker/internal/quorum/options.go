@@ -97,8 +97,9 @@ type Options struct {
 	// Default 256.
 	MaxInflightMsgs int
 
-	// Listener is the controller listener other voters connect to.
-	// Default: one opened on this node's voter address at Start.
+	// Listener is the controller listener other voters connect to; the
+	// node closes it in Close. Default: one opened on this node's voter
+	// address at Start.
 	Listener net.Listener
 	// Dialer connects to other voters. Default: a net.Dialer with a 2s
 	// timeout.
