@@ -320,6 +320,14 @@ func (c *conn) serve(ctx context.Context) {
 	readErr := make(chan error, 1)
 	go func() {
 		err := c.readLoop(ctx, frames)
+		// Counted before the connection closes, so that whoever sees it
+		// closed sees it counted.
+		var ce *closeError
+		if errors.As(err, &ce) {
+			c.s.metrics.closed(ce.reason)
+			c.s.logLimited(slog.LevelWarn, string(ce.reason), "closing connection",
+				"remote", c.remote, "reason", string(ce.reason), "err", err)
+		}
 		// The peer is gone (or sent garbage): a parked fetch need not wait
 		// out its MaxWait for nobody.
 		cancel()
@@ -378,14 +386,8 @@ func (c *conn) serve(ctx context.Context) {
 	for f := range frames { // let the reader finish
 		c.release(f)
 	}
-	err := <-readErr
 	var ce *closeError
-	switch {
-	case errors.As(err, &ce):
-		c.s.metrics.closed(ce.reason)
-		c.s.logLimited(slog.LevelWarn, string(ce.reason), "closing connection",
-			"remote", c.remote, "reason", string(ce.reason), "err", err)
-	case err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil && !errors.Is(err, net.ErrClosed):
+	if err := <-readErr; err != nil && !errors.As(err, &ce) && !errors.Is(err, io.EOF) && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		c.log.Info("connection closed", "remote", c.remote, "err", err)
 	}
 }

@@ -318,8 +318,8 @@ func (s *Server) ServeConn(nc net.Conn) {
 	if refused != "" {
 		open, fromIP := len(s.conns), s.perIP[ip]
 		s.mu.Unlock()
+		s.metrics.closed(refused) // before Close: whoever sees it closed sees it counted
 		_ = nc.Close()
-		s.metrics.closed(refused)
 		s.logLimited(slog.LevelWarn, string(refused), "connection refused",
 			"remote", nc.RemoteAddr().String(), "reason", string(refused), "open_connections", open,
 			"from_ip", fromIP, "max_connections", s.cfg.MaxConnections, "max_connections_per_ip", s.cfg.MaxConnectionsPerIP)
