@@ -57,7 +57,7 @@ type Options struct {
 	TopicDefaults map[string]string
 	// MaxFrameBytes caps one request. Default 100 MiB. Before a connection
 	// has sent one valid request the cap is 1 MiB (or MaxFrameBytes if
-	// smaller).
+	// smaller) for a Produce and 64 KiB for anything else.
 	MaxFrameBytes int32
 	// FrameReadTimeout bounds a partly received request: from its first
 	// byte, the whole request must arrive, and find room in the broker's

@@ -283,8 +283,9 @@ type closeError struct {
 func (e *closeError) Error() string { return e.err.Error() }
 func (e *closeError) Unwrap() error { return e.err }
 
-// frameReadStep is the first allocation (and charge) for a frame's bytes;
-// larger frames grow by doubling as their bytes arrive.
+// frameReadStep is the first allocation (and charge) for the bytes of a
+// frame larger than three times that; it grows by doubling as the bytes arrive
+// (see readBody).
 const frameReadStep = 64 << 10
 
 // Deferred is a response whose ordering-relevant work is done (a produce's
@@ -619,7 +620,8 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 
 // readBody reads an n-byte frame body into a buffer that grows, by
 // doubling from frameReadStep, as the bytes arrive; when charged, every
-// step is first reserved from the request memory. It returns the bytes
+// step is first reserved from the request memory. A peer that announces a
+// large frame and stops thus holds little: at most 6x what it sent. It returns the bytes
 // and what they hold of the request memory.
 func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged bool, fc *frameClock) (buf []byte, held int64, err error) {
 	fail := func(err error) ([]byte, int64, error) {
@@ -629,9 +631,13 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged b
 	}
 	got := 0
 	for got < int(n) {
-		next := int(n)
-		if got > 0 || n > frameReadStep {
-			next = min(int(n), max(2*len(buf), frameReadStep))
+		// Double, from frameReadStep; once that would reach a third of
+		// the frame, take it all: a frame holds at most 6x the bytes it
+		// has sent (or 3 x frameReadStep), and its bytes are copied less
+		// than once on the way.
+		next := max(2*len(buf), frameReadStep)
+		if 3*next >= int(n) {
+			next = int(n)
 		}
 		if charged {
 			if err := c.reserve(ctx, int64(next-len(buf)), fc, n); err != nil {
