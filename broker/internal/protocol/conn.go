@@ -217,7 +217,7 @@ func encodedSizeHint(resp kmsg.Response) int {
 // connection's share (mem) and then to the server's budget before it
 // allocates: the frame's bytes as they arrive, in doubling steps from
 // frameReadStep, so a peer that announces a large frame and stops holds
-// only what it sent; then, for requests other than Produce, what decoding
+// little more than what it sent; then, for requests other than Produce, what decoding
 // may allocate. The handler loop gives the charge back once the handler
 // has returned.
 type conn struct {
@@ -284,8 +284,8 @@ func (e *closeError) Error() string { return e.err.Error() }
 func (e *closeError) Unwrap() error { return e.err }
 
 // frameReadStep is the first allocation (and charge) for the bytes of a
-// frame larger than three times that; it grows by doubling as the bytes arrive
-// (see readBody).
+// frame larger than three times that; it grows by doubling as the bytes
+// arrive (see readBody).
 const frameReadStep = 64 << 10
 
 // Deferred is a response whose ordering-relevant work is done (a produce's
@@ -621,8 +621,8 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 // readBody reads an n-byte frame body into a buffer that grows, by
 // doubling from frameReadStep, as the bytes arrive; when charged, every
 // step is first reserved from the request memory. A peer that announces a
-// large frame and stops thus holds little: at most 6x what it sent. It returns the bytes
-// and what they hold of the request memory.
+// large frame and stops thus holds little: at most 6x what it sent. It
+// returns the bytes and what they hold of the request memory.
 func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged bool, fc *frameClock) (buf []byte, held int64, err error) {
 	fail := func(err error) ([]byte, int64, error) {
 		c.s.budget.release(held)
