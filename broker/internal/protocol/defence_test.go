@@ -462,3 +462,34 @@ func TestDefenceMetricsRegistered(t *testing.T) {
 		t.Errorf("weir_connections_closed_total{reason=idle} = %v, want 1", v)
 	}
 }
+
+// TestServerBudgetWaitBounded checks that a reader waiting for the
+// server's request memory gives up at its frame's deadline, closing its
+// connection for frame_timeout and giving back its connection share, so
+// that readers holding partial frames cannot wait on one another forever.
+func TestServerBudgetWaitBounded(t *testing.T) {
+	s := newFuzzServer(t)
+	ctx := context.Background()
+	if err := s.budget.acquire(ctx, s.budget.total); err != nil {
+		t.Fatal(err)
+	}
+	defer s.budget.release(s.budget.total)
+	c := &conn{s: s, log: s.Logger, remote: "test", mem: newByteBudget(100)}
+	fc := frameClock{deadline: time.Now().Add(200 * time.Millisecond)}
+	start := time.Now()
+	err := c.reserve(ctx, 10, &fc, 10)
+	var ce *closeError
+	if !errors.As(err, &ce) || ce.reason != reasonFrameTimeout {
+		t.Fatalf("reserve against a full server budget: %v, want a frame_timeout closeError", err)
+	}
+	if took := time.Since(start); took < 150*time.Millisecond {
+		t.Errorf("gave up after %v, before the frame's deadline", took)
+	}
+	if n := c.mem.inUse(); n != 0 {
+		t.Errorf("connection share holds %d after the failed reserve, want 0", n)
+	}
+	if got := counterValue(t, s.metrics.waitServer); got != 1 {
+		t.Errorf("server-budget waits counted: %v, want 1", got)
+	}
+	t.Log(err)
+}
