@@ -589,10 +589,10 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 			charge = min(charge*decodeAmplification, c.mem.total)
 		}
 	}
-	if first && charge > int64(cfg.FirstFrameMaxBytes) {
+	if first && charge > int64(n) && n > firstControlFrameMax(cfg) {
 		return nil, &closeError{reason: reasonFrameTooLarge,
-			err: fmt.Errorf("%w: first frame of %d bytes may take %d to decode, over the first-frame limit of %d",
-				ErrFrame, n, charge, cfg.FirstFrameMaxBytes)}
+			err: fmt.Errorf("%w: first frame of %d bytes, not a Produce, exceeds the first-frame limit of %d for requests other than Produce",
+				ErrFrame, n, firstControlFrameMax(cfg))}
 	}
 	buf, held, err := c.readBody(ctx, r, n, !first, &fc)
 	if err != nil {
@@ -616,6 +616,14 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 	f.req.Remote = c.remote
 	f.size = held
 	return f, nil
+}
+
+// firstControlFrameMax caps a first frame other than Produce: what decoding
+// it may allocate stays within FirstFrameMaxBytes, but the cap is at least
+// 4 KiB, so that a client's first ApiVersions or Metadata request fits
+// however small FirstFrameMaxBytes is.
+func firstControlFrameMax(cfg *Config) int32 {
+	return min(max(cfg.FirstFrameMaxBytes/decodeAmplification, 4<<10), cfg.FirstFrameMaxBytes)
 }
 
 // readBody reads an n-byte frame body into a buffer that grows, by

@@ -156,6 +156,11 @@ func pollUntil(t testing.TB, what string, cond func() bool) {
 // every other client waited for as long as they held.
 func TestStalledConnectionsDoNotFreezeOthers(t *testing.T) {
 	s, addr := startTCPServer(t, nil)
+	// The topic exists beforehand: the client's first produce measures
+	// the broker, not a retry of an auto-creation.
+	if _, err := s.Topics.Ensure(context.Background(), "well-behaved", topics.Spec{Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
 	var expect int64 // request memory the stalled connections hold at least
 	// Connections that send one valid request first.
 	var metadata, produce []net.Conn
@@ -192,8 +197,7 @@ func TestStalledConnectionsDoNotFreezeOthers(t *testing.T) {
 	// refused at once.
 	pollUntil(t, "the oversized first frames to be refused", func() bool { return closedCount(t, s, reasonFrameTooLarge) == 25 })
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("well-behaved"),
-		kgo.AllowAutoTopicCreation())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("well-behaved"))
 	if err != nil {
 		t.Fatal(err)
 	}

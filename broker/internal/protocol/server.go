@@ -40,7 +40,8 @@ type Config struct {
 	// the broker allocate much. That frame is not charged to the request
 	// memory budgets (a peer that never gets that far holds none of it), so
 	// the cap covers what decoding it may allocate: a first request other
-	// than Produce may be at most 1/16 of it. Default: 1 MiB.
+	// than Produce may be at most 1/16 of it (but 4 KiB at least). Default:
+	// 1 MiB.
 	FirstFrameMaxBytes int32
 	// MaxControlFrameBytes caps requests other than Produce, whose decoded
 	// form can be many times their wire size. Default: 4 MiB (or
