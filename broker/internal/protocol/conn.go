@@ -326,7 +326,11 @@ func (c *conn) serve(ctx context.Context) {
 		var ce *closeError
 		if errors.As(err, &ce) {
 			c.s.metrics.closed(ce.reason)
-			c.s.logLimited(slog.LevelWarn, string(ce.reason), "closing connection",
+			level := slog.LevelWarn
+			if ce.reason == reasonIdle {
+				level = slog.LevelInfo // routine: clients leave connections open
+			}
+			c.s.logLimited(level, string(ce.reason), "closing connection",
 				"remote", c.remote, "reason", string(ce.reason), "err", err)
 		}
 		// The peer is gone (or sent garbage): a parked fetch need not wait
@@ -610,7 +614,9 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 	if err != nil {
 		c.s.budget.release(held)
 		c.mem.release(held)
-		c.log.Warn("closing connection", "remote", c.remote, "err", err)
+		// Rate-limited: a peer sending garbage in a loop must not flood
+		// the log.
+		c.s.logLimited(slog.LevelWarn, "malformed", "closing connection", "remote", c.remote, "err", err)
 		return nil, err
 	}
 	f.req.Remote = c.remote
