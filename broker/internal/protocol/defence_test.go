@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -496,4 +497,27 @@ func TestServerBudgetWaitBounded(t *testing.T) {
 		t.Errorf("server-budget waits counted: %v, want 1", got)
 	}
 	t.Log(err)
+}
+
+// TestLogLimiter checks the limiter's window, burst and suppressed count.
+func TestLogLimiter(t *testing.T) {
+	l := newLogLimiter(time.Second, 2)
+	t0 := time.Unix(1000, 0)
+	type res struct {
+		ok         bool
+		suppressed int
+	}
+	var got []res
+	for _, at := range []time.Duration{0, 100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond, 1200 * time.Millisecond, 1300 * time.Millisecond} {
+		ok, n := l.allow("k", t0.Add(at))
+		got = append(got, res{ok, n})
+	}
+	other, _ := l.allow("other", t0.Add(300*time.Millisecond))
+	want := []res{{true, 0}, {true, 0}, {false, 0}, {false, 0}, {true, 2}, {true, 0}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(res{})); diff != "" {
+		t.Fatalf("allow (-want +got):\n%s", diff)
+	}
+	if !other {
+		t.Fatal("a key was limited by another key's lines")
+	}
 }
