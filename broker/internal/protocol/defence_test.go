@@ -276,7 +276,7 @@ func TestFrameReadTimeout(t *testing.T) {
 // is closed, one waiting on a long-polling fetch is not, until it has
 // been idle itself after the answer.
 func TestIdleConnectionsClosed(t *testing.T) {
-	const idle = 300 * time.Millisecond
+	const idle = 500 * time.Millisecond
 	s, addr := startTCPServer(t, func(c *Config) { c.ConnectionsMaxIdle = idle })
 	if _, err := s.Topics.Ensure(context.Background(), "empty", topics.Spec{Partitions: 1}); err != nil {
 		t.Fatal(err)
