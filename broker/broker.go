@@ -118,13 +118,17 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 	}
 	first := min(int32(1<<20), opts.MaxFrameBytes)
 	srv, err := protocol.New(protocol.Config{
-		Node:               protocol.Node{ID: opts.NodeID, Host: hp.host, Port: hp.port},
-		Topics:             reg,
-		Logger:             opts.Logger,
-		MaxFrameBytes:      opts.MaxFrameBytes,
-		FirstFrameMaxBytes: first,
-		AutoCreateTopics:   !opts.DisableAutoCreateTopics,
-		DefaultPartitions:  opts.DefaultPartitions,
+		Node:                protocol.Node{ID: opts.NodeID, Host: hp.host, Port: hp.port},
+		Topics:              reg,
+		Logger:              opts.Logger,
+		MaxFrameBytes:       opts.MaxFrameBytes,
+		FirstFrameMaxBytes:  first,
+		FrameReadTimeout:    opts.FrameReadTimeout,
+		ConnectionsMaxIdle:  opts.ConnectionsMaxIdle,
+		MaxConnections:      max(opts.MaxConnections, 0),
+		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
+		AutoCreateTopics:    !opts.DisableAutoCreateTopics,
+		DefaultPartitions:   opts.DefaultPartitions,
 		Groups: group.Options{
 			InitialRebalanceDelay: opts.GroupInitialRebalanceDelay,
 			MinSessionTimeout:     opts.GroupMinSessionTimeout,

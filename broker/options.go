@@ -80,8 +80,28 @@ type Options struct {
 	TopicDefaults map[string]string
 	// MaxFrameBytes caps one request. Default 100 MiB. Before a connection
 	// has sent one valid request the cap is 1 MiB (or MaxFrameBytes if
-	// smaller).
+	// smaller) for a Produce and 64 KiB for anything else.
 	MaxFrameBytes int32
+	// FrameReadTimeout bounds a partly received request: from its first
+	// byte, the whole request must arrive, and find room in the broker's
+	// request memory, within this time, or the connection is closed.
+	// Default 30s (Kafka's request.timeout.ms); negative: no bound.
+	FrameReadTimeout time.Duration
+	// ConnectionsMaxIdle closes a connection on which nothing has been read
+	// or written for this long while it has no request in hand. Default 10
+	// minutes (Kafka's connections.max.idle.ms); negative: never.
+	ConnectionsMaxIdle time.Duration
+	// MaxConnections caps the client connections served at once; a
+	// connection beyond it is closed as soon as it is accepted. Default:
+	// three quarters of the process's open-file limit (RLIMIT_NOFILE) when
+	// the broker opens, leaving the rest to logs and the metrics server; no
+	// limit where the open-file limit is unknown or unlimited. Negative: no
+	// limit.
+	MaxConnections int
+	// MaxConnectionsPerIP caps the connections served at once from one
+	// remote IP address; a connection beyond it is closed as soon as it is
+	// accepted. Default 0: no limit (Kafka's max.connections.per.ip).
+	MaxConnectionsPerIP int
 	// CleanInterval is how often retention and compaction run over every
 	// partition. Default 1 minute; negative disables the cleaner.
 	CleanInterval time.Duration
@@ -148,6 +168,15 @@ func (o *Options) EnsureDefaults() {
 	if o.CleanInterval == 0 {
 		o.CleanInterval = time.Minute
 	}
+	if o.FrameReadTimeout == 0 {
+		o.FrameReadTimeout = 30 * time.Second
+	}
+	if o.ConnectionsMaxIdle == 0 {
+		o.ConnectionsMaxIdle = 10 * time.Minute
+	}
+	if o.MaxConnections == 0 {
+		o.MaxConnections = defaultMaxConnections()
+	}
 	if o.GroupMinSessionTimeout == 0 {
 		o.GroupMinSessionTimeout = 6 * time.Second
 	}
@@ -205,6 +234,9 @@ func (o *Options) Validate() error {
 	if o.MaxFrameBytes < 1024 {
 		errs = append(errs, fmt.Errorf("broker: max frame bytes %d below 1024", o.MaxFrameBytes))
 	}
+	if o.MaxConnectionsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("broker: max connections per IP %d is negative", o.MaxConnectionsPerIP))
+	}
 	if o.GroupMinSessionTimeout <= 0 || o.GroupMaxSessionTimeout < o.GroupMinSessionTimeout {
 		errs = append(errs, fmt.Errorf("broker: group session timeout bounds [%v, %v]: want 0 < min <= max", o.GroupMinSessionTimeout, o.GroupMaxSessionTimeout))
 	}
@@ -236,4 +268,14 @@ func splitAdvertised(addr string) (hostPort, error) {
 		}
 	}
 	return hostPort{}, fmt.Errorf("broker: advertised address %q: %w", addr, err)
+}
+
+// defaultMaxConnections is three quarters of the open-file limit, or -1 (no
+// limit) when that is unknown or too large to matter.
+func defaultMaxConnections() int {
+	n, ok := openFileLimit()
+	if !ok || n >= 1<<30 {
+		return -1
+	}
+	return max(int(n/4*3), 1)
 }

@@ -86,6 +86,10 @@ log is synced and closed.`,
 	f.Int32Var(&opts.MaxPartitionsPerBroker, "max-partitions-per-broker", broker.DefaultMaxPartitionsPerBroker, "most partitions all topics together may have")
 	f.StringArrayVar(&topicCfgs, "topic-config", nil, "broker-wide default for a topic config, name=value (repeatable), e.g. retention.ms=86400000")
 	f.Int32Var(&opts.MaxFrameBytes, "max-frame-bytes", 100<<20, "largest request accepted")
+	f.DurationVar(&opts.FrameReadTimeout, "frame-read-timeout", 30*time.Second, "how long a request may take to arrive from its first byte before its connection is closed (negative: no bound)")
+	f.DurationVar(&opts.ConnectionsMaxIdle, "connections-max-idle", 10*time.Minute, "close a connection with no traffic and no request in hand for this long (negative: never)")
+	f.IntVar(&opts.MaxConnections, "max-connections", 0, "most client connections served at once (default: 3/4 of the open-file limit; negative: no limit)")
+	f.IntVar(&opts.MaxConnectionsPerIP, "max-connections-per-ip", 0, "most client connections served at once from one IP address (0: no limit)")
 	f.DurationVar(&opts.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", 3*time.Second, "how long an empty consumer group's first rebalance waits for more members (0 or negative: no wait)")
 	f.DurationVar(&opts.GroupMinSessionTimeout, "group-min-session-timeout", 6*time.Second, "shortest session timeout a consumer group member may ask for")
 	f.DurationVar(&opts.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer group member may ask for")
@@ -105,6 +109,7 @@ var zeroMeansDefault = []string{
 	"default-partitions", "max-partitions-per-topic", "max-partitions-per-broker",
 	"fsync-interval", "max-frame-bytes", "group-min-session-timeout",
 	"group-max-session-timeout", "offsets-retention", "offsets-topic-partitions",
+	"frame-read-timeout", "connections-max-idle", "max-connections",
 }
 
 // checkZeroFlags reports every flag of zeroMeansDefault set to 0.

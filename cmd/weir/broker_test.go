@@ -120,3 +120,29 @@ func TestBrokerFlagMistakes(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokerConnectionFlags(t *testing.T) {
+	cmd := newBrokerCmd()
+	names := []string{"frame-read-timeout", "connections-max-idle", "max-connections", "max-connections-per-ip"}
+	got := map[string]string{}
+	for _, name := range names {
+		got[name] = cmd.Flags().Lookup(name).DefValue
+	}
+	// 0 for max-connections leaves the broker its default (derived from
+	// the open-file limit).
+	want := map[string]string{"frame-read-timeout": "30s", "connections-max-idle": "10m0s",
+		"max-connections": "0", "max-connections-per-ip": "0"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("flag defaults (-want +got):\n%s", diff)
+	}
+	if err := cmd.Flags().Parse([]string{"--frame-read-timeout", "5s", "--connections-max-idle", "-1s",
+		"--max-connections", "500", "--max-connections-per-ip", "20"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, w := range map[string]string{"frame-read-timeout": "5s", "connections-max-idle": "-1s",
+		"max-connections": "500", "max-connections-per-ip": "20"} {
+		if v := cmd.Flags().Lookup(name).Value.String(); v != w {
+			t.Errorf("--%s = %s, want %s", name, v, w)
+		}
+	}
+}

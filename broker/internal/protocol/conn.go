@@ -9,7 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -209,12 +212,81 @@ func encodedSizeHint(resp kmsg.Response) int {
 // next request while the writer waits for the deferred one, so pipelined
 // produce requests share fsyncs, yet responses still leave in request
 // order.
+//
+// Request memory: the reader charges every frame after the first to the
+// connection's share (mem) and then to the server's budget before it
+// allocates: the frame's bytes as they arrive, in doubling steps from
+// frameReadStep, so a peer that announces a large frame and stops holds
+// little more than what it sent; then, for requests other than Produce, what decoding
+// may allocate. The handler loop gives the charge back once the handler
+// has returned.
 type conn struct {
 	s      *Server
 	nc     net.Conn
 	remote string
 	log    *slog.Logger
+	mem    *byteBudget // this connection's share of the request memory
+
+	// lastActive is when a frame was last read or a response written
+	// (unix nanoseconds); outstanding counts requests read and not yet
+	// answered. A connection is idle when outstanding is 0 and lastActive
+	// is older than ConnectionsMaxIdle. NB: the writer updates lastActive
+	// before it decrements outstanding, so a reader that sees 0 also sees
+	// the last write's time.
+	lastActive  atomic.Int64
+	outstanding atomic.Int64
+
+	dmu sync.Mutex
+	// stopping is set (under dmu) when the connection shuts down: the
+	// deadlines set then stand, and later calls to setReadDeadline and
+	// setWriteDeadline do nothing.
+	stopping bool
 }
+
+// newConn returns the connection state for nc.
+func newConn(s *Server, nc net.Conn) *conn {
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), log: s.Logger, mem: newByteBudget(s.cfg.MaxConnInflightBytes)}
+	c.touch()
+	return c
+}
+
+// touch records activity now.
+func (c *conn) touch() { c.lastActive.Store(time.Now().UnixNano()) }
+
+// setReadDeadline sets nc's read deadline unless the connection is
+// shutting down.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if !c.stopping {
+		_ = c.nc.SetReadDeadline(t)
+	}
+}
+
+// setWriteDeadline sets nc's write deadline unless the connection is
+// shutting down (then the shutdown grace deadline stands).
+func (c *conn) setWriteDeadline(t time.Time) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if !c.stopping {
+		_ = c.nc.SetWriteDeadline(t)
+	}
+}
+
+// closeError is a reason to close the connection that the server counts
+// and logs (see closeReason).
+type closeError struct {
+	reason closeReason
+	err    error
+}
+
+func (e *closeError) Error() string { return e.err.Error() }
+func (e *closeError) Unwrap() error { return e.err }
+
+// frameReadStep is the first allocation (and charge) for the bytes of a
+// frame larger than three times that; it grows by doubling as the bytes
+// arrive (see readBody).
+const frameReadStep = 64 << 10
 
 // Deferred is a response whose ordering-relevant work is done (a produce's
 // appends) but that may be written only after Wait returns (the appends
@@ -249,6 +321,18 @@ func (c *conn) serve(ctx context.Context) {
 	readErr := make(chan error, 1)
 	go func() {
 		err := c.readLoop(ctx, frames)
+		// Counted before the connection closes, so that whoever sees it
+		// closed sees it counted.
+		var ce *closeError
+		if errors.As(err, &ce) {
+			c.s.metrics.closed(ce.reason)
+			level := slog.LevelWarn
+			if ce.reason == reasonIdle {
+				level = slog.LevelInfo // routine: clients leave connections open
+			}
+			c.s.logLimited(level, string(ce.reason), "closing connection",
+				"remote", c.remote, "reason", string(ce.reason), "err", err)
+		}
 		// The peer is gone (or sent garbage): a parked fetch need not wait
 		// out its MaxWait for nobody.
 		cancel()
@@ -259,6 +343,9 @@ func (c *conn) serve(ctx context.Context) {
 	// a last grace period for the responses in hand, so that a peer that
 	// stopped reading cannot hold up shutdown.
 	stop := context.AfterFunc(ctx, func() {
+		c.dmu.Lock()
+		defer c.dmu.Unlock()
+		c.stopping = true
 		_ = c.nc.SetReadDeadline(time.Now())
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.ShutdownWriteGrace))
 	})
@@ -278,15 +365,15 @@ func (c *conn) serve(ctx context.Context) {
 			resp, err = c.call(ctx, f)
 		}
 		// Handlers keep nothing of the request bytes once they return
-		// (logs copy what they append), so the frame's budget goes back.
-		c.s.budget.release(f.size)
-		f.size = 0
+		// (logs copy what they append), so the frame's charge goes back.
+		c.release(f)
 		if err != nil {
 			c.log.Warn("closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
 			break
 		}
 		if resp == nil {
-			continue // acks=0 produce: no response at all
+			c.answered() // acks=0 produce: no response at all
+			continue
 		}
 		p := pendingResponse{f: f, resp: resp}
 		if d, ok := resp.(*Deferred); ok {
@@ -302,11 +389,29 @@ func (c *conn) serve(ctx context.Context) {
 	cancel()
 	_ = c.nc.Close()
 	for f := range frames { // let the reader finish
-		c.s.budget.release(f.size)
+		c.release(f)
 	}
-	if err := <-readErr; err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+	var ce *closeError
+	if err := <-readErr; err != nil && !errors.As(err, &ce) && !errors.Is(err, io.EOF) && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		c.log.Info("connection closed", "remote", c.remote, "err", err)
 	}
+}
+
+// release gives back f's charge to the connection's and the server's
+// request memory.
+func (c *conn) release(f *frame) {
+	if f.size > 0 {
+		c.s.budget.release(f.size)
+		c.mem.release(f.size)
+		f.size = 0
+	}
+}
+
+// answered records that a request's response has been written (or that it
+// needs none).
+func (c *conn) answered() {
+	c.touch()
+	c.outstanding.Add(-1)
 }
 
 // writeLoop writes queued responses in order until out is closed. On a
@@ -322,6 +427,7 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 		}
 		c.s.metrics.responseSent(p.f.req.Key, p.resp)
 		if failed {
+			c.answered()
 			continue
 		}
 		p.resp.SetVersion(p.f.req.Version)
@@ -332,9 +438,7 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 		if vecs == nil {
 			buf = encodeResponse(buf[:0], p.f.req.CorrelationID, p.resp, p.f.headerV0)
 		}
-		if ctx.Err() == nil { // after cancellation the shutdown grace deadline stands
-			_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		}
+		c.setWriteDeadline(time.Now().Add(writeTimeout))
 		var err error
 		if vecs != nil {
 			// Large record batches go from the log's read buffers to the
@@ -354,6 +458,7 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 			failed = true
 			cancel()
 		}
+		c.answered()
 		if cap(buf) > 1<<20 {
 			buf = nil // do not pin a large fetch buffer on an idle conn
 		}
@@ -381,55 +486,242 @@ func (c *conn) call(ctx context.Context, f *frame) (resp kmsg.Response, err erro
 // readLoop reads frames until an error; it sends decoded frames on out.
 func (c *conn) readLoop(ctx context.Context, out chan<- *frame) error {
 	r := bufio.NewReaderSize(c.nc, 32<<10)
-	limit := c.s.cfg.FirstFrameMaxBytes
-	var size [4]byte
+	first := true
 	for {
-		if _, err := io.ReadFull(r, size[:]); err != nil {
+		if err := c.awaitFrame(ctx, r); err != nil {
 			return err
 		}
-		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 0 || n > limit {
-			return fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrFrame, n, limit)
-		}
-		// Charge the budget before allocating: the frame's bytes, and for
-		// anything but Produce (whose entries are bounded separately, see
-		// checkProduceShape) what decoding them may allocate.
-		charge := int64(n)
-		if n >= 2 {
-			key, err := r.Peek(2)
-			if err != nil {
-				return err
-			}
-			if int16(binary.BigEndian.Uint16(key)) != kmsg.Produce.Int16() {
-				if n > c.s.cfg.MaxControlFrameBytes {
-					return fmt.Errorf("%w: %d-byte %s request exceeds the limit of %d for requests other than Produce",
-						ErrFrame, n, kmsg.NameForKey(int16(binary.BigEndian.Uint16(key))), c.s.cfg.MaxControlFrameBytes)
-				}
-				charge = min(charge*decodeAmplification, c.s.budget.total)
-			}
-		}
-		if !c.s.budget.acquire(ctx, charge) {
-			return ctx.Err()
-		}
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			c.s.budget.release(charge)
-			return err
-		}
-		f, err := decodeFrame(buf)
+		f, err := c.readFrame(ctx, r, first)
 		if err != nil {
-			c.s.budget.release(charge)
-			c.log.Warn("closing connection", "remote", c.remote, "err", err)
 			return err
 		}
-		f.req.Remote = c.remote
-		f.size = charge
-		limit = c.s.cfg.MaxFrameBytes
+		first = false
+		c.outstanding.Add(1)
+		c.touch()
 		select {
 		case out <- f:
 		case <-ctx.Done():
-			c.s.budget.release(f.size)
+			c.release(f)
 			return ctx.Err()
 		}
 	}
+}
+
+// awaitFrame waits for the first byte of the next frame. It returns a
+// closeError once the connection has been idle for ConnectionsMaxIdle.
+func (c *conn) awaitFrame(ctx context.Context, r *bufio.Reader) error {
+	idle := c.s.cfg.ConnectionsMaxIdle
+	for {
+		if idle > 0 {
+			c.setReadDeadline(time.Unix(0, c.lastActive.Load()).Add(idle))
+		} else {
+			c.setReadDeadline(time.Time{})
+		}
+		_, err := r.Peek(1)
+		if err == nil {
+			return nil
+		}
+		if idle <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) || ctx.Err() != nil {
+			return err
+		}
+		if c.outstanding.Load() > 0 {
+			c.touch() // a request in hand (a long poll, a join) is activity
+			continue
+		}
+		if since := time.Since(time.Unix(0, c.lastActive.Load())); since >= idle {
+			return &closeError{reason: reasonIdle,
+				err: fmt.Errorf("protocol: connection idle for %v (limit %v)", since.Round(time.Millisecond), idle)}
+		}
+	}
+}
+
+// frameClock is a frame's read deadline: FrameReadTimeout from its first
+// byte, pushed back by the time spent waiting for the connection's own
+// earlier requests. The zero deadline means none.
+type frameClock struct {
+	deadline time.Time
+}
+
+// frameTimeout turns a read error past the frame's deadline into a
+// closeError, leaving other errors (and shutdown) alone.
+func (c *conn) frameTimeout(ctx context.Context, err error, what string) error {
+	if ctx.Err() != nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return &closeError{reason: reasonFrameTimeout,
+		err: fmt.Errorf("protocol: %s not received within %v of the frame's first byte", what, c.s.cfg.FrameReadTimeout)}
+}
+
+// readFrame reads and decodes one frame whose first byte is buffered in r.
+// Unless first is set, the frame is charged to the request memory (see
+// conn); first frames are capped at FirstFrameMaxBytes instead.
+func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*frame, error) {
+	cfg := &c.s.cfg
+	var fc frameClock
+	if cfg.FrameReadTimeout > 0 {
+		fc.deadline = time.Now().Add(cfg.FrameReadTimeout)
+	}
+	c.setReadDeadline(fc.deadline)
+	var size [4]byte
+	if _, err := io.ReadFull(r, size[:]); err != nil {
+		return nil, c.frameTimeout(ctx, err, "the size prefix")
+	}
+	n := int32(binary.BigEndian.Uint32(size[:]))
+	limit := cfg.MaxFrameBytes
+	if first {
+		limit = cfg.FirstFrameMaxBytes
+	}
+	if n < 0 || n > limit {
+		return nil, &closeError{reason: reasonFrameTooLarge,
+			err: fmt.Errorf("%w: frame of %d bytes exceeds the limit of %d", ErrFrame, n, limit)}
+	}
+	// What the frame may cost: its bytes, and for anything but Produce
+	// (whose entries are bounded separately, see checkProduceShape) what
+	// decoding them may allocate.
+	charge := int64(n)
+	if n >= 2 {
+		kb, err := r.Peek(2)
+		if err != nil {
+			return nil, c.frameTimeout(ctx, err, fmt.Sprintf("the header of a %d-byte frame", n))
+		}
+		if key := int16(binary.BigEndian.Uint16(kb)); key != kmsg.Produce.Int16() {
+			if n > cfg.MaxControlFrameBytes {
+				return nil, &closeError{reason: reasonFrameTooLarge,
+					err: fmt.Errorf("%w: %d-byte %s request exceeds the limit of %d for requests other than Produce",
+						ErrFrame, n, kmsg.NameForKey(key), cfg.MaxControlFrameBytes)}
+			}
+			charge = min(charge*decodeAmplification, c.mem.total)
+		}
+	}
+	if first && charge > int64(n) && n > firstControlFrameMax(cfg) {
+		return nil, &closeError{reason: reasonFrameTooLarge,
+			err: fmt.Errorf("%w: first frame of %d bytes, not a Produce, exceeds the first-frame limit of %d for requests other than Produce",
+				ErrFrame, n, firstControlFrameMax(cfg))}
+	}
+	buf, held, err := c.readBody(ctx, r, n, !first, &fc)
+	if err != nil {
+		return nil, err
+	}
+	if !first && charge > held {
+		if err := c.reserve(ctx, charge-held, &fc, n); err != nil {
+			c.s.budget.release(held)
+			c.mem.release(held)
+			return nil, err
+		}
+		held = charge
+	}
+	f, err := decodeFrame(buf)
+	if err != nil {
+		c.s.budget.release(held)
+		c.mem.release(held)
+		// Rate-limited: a peer sending garbage in a loop must not flood
+		// the log.
+		c.s.logLimited(slog.LevelWarn, "malformed", "closing connection", "remote", c.remote, "err", err)
+		return nil, err
+	}
+	f.req.Remote = c.remote
+	f.size = held
+	return f, nil
+}
+
+// firstControlFrameMax caps a first frame other than Produce: what decoding
+// it may allocate stays within FirstFrameMaxBytes, but the cap is at least
+// 4 KiB, so that a client's first ApiVersions or Metadata request fits
+// however small FirstFrameMaxBytes is.
+func firstControlFrameMax(cfg *Config) int32 {
+	return min(max(cfg.FirstFrameMaxBytes/decodeAmplification, 4<<10), cfg.FirstFrameMaxBytes)
+}
+
+// readBody reads an n-byte frame body into a buffer that grows, by
+// doubling from frameReadStep, as the bytes arrive; when charged, every
+// step is first reserved from the request memory. A peer that announces a
+// large frame and stops thus holds little: at most 6x what it sent. It
+// returns the bytes and what they hold of the request memory.
+func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged bool, fc *frameClock) (buf []byte, held int64, err error) {
+	fail := func(err error) ([]byte, int64, error) {
+		c.s.budget.release(held)
+		c.mem.release(held)
+		return nil, 0, err
+	}
+	got := 0
+	for got < int(n) {
+		// Double, from frameReadStep; once that would reach a third of
+		// the frame, take it all: a frame holds at most 6x the bytes it
+		// has sent (or 3 x frameReadStep), and its bytes are copied less
+		// than once on the way.
+		next := max(2*len(buf), frameReadStep)
+		if 3*next >= int(n) {
+			next = int(n)
+		}
+		if charged {
+			if err := c.reserve(ctx, int64(next-len(buf)), fc, n); err != nil {
+				return fail(err)
+			}
+			held += int64(next - len(buf))
+		}
+		if buf == nil {
+			buf = make([]byte, next)
+		} else {
+			nb := make([]byte, next)
+			copy(nb, buf[:got])
+			buf = nb
+		}
+		m, err := io.ReadFull(r, buf[got:])
+		got += m
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return fail(c.frameTimeout(ctx, err, fmt.Sprintf("%d of the %d bytes", int(n)-got, n)))
+		}
+	}
+	if buf == nil {
+		buf = []byte{}
+	}
+	return buf, held, nil
+}
+
+// reserve takes n bytes of request memory for a frame of size bytes, from
+// the connection's share and then from the server's budget. A wait for the
+// connection's share (its own earlier requests) pushes fc's deadline back;
+// a wait for the server's budget is bounded by it. Every wait is counted
+// and logged.
+func (c *conn) reserve(ctx context.Context, n int64, fc *frameClock, size int32) error {
+	if !c.mem.tryAcquire(n) {
+		c.s.metrics.waited(budgetConn)
+		c.s.logLimited(slog.LevelInfo, "wait-"+budgetConn, "connection waits for request memory",
+			"remote", c.remote, "budget", budgetConn, "bytes", n, "frame_bytes", size,
+			"held", c.mem.inUse(), "limit", c.mem.total)
+		start := time.Now()
+		if err := c.mem.acquire(ctx, n); err != nil {
+			return err
+		}
+		if !fc.deadline.IsZero() {
+			fc.deadline = fc.deadline.Add(time.Since(start))
+			c.setReadDeadline(fc.deadline)
+		}
+	}
+	if c.s.budget.tryAcquire(n) {
+		return nil
+	}
+	c.s.metrics.waited(budgetServer)
+	c.s.logLimited(slog.LevelWarn, "wait-"+budgetServer, "connection waits for request memory",
+		"remote", c.remote, "budget", budgetServer, "bytes", n, "frame_bytes", size,
+		"held", c.s.budget.inUse(), "limit", c.s.budget.total)
+	wctx := ctx
+	if !fc.deadline.IsZero() {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, fc.deadline)
+		defer cancel()
+	}
+	if err := c.s.budget.acquire(wctx, n); err != nil {
+		c.mem.release(n)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &closeError{reason: reasonFrameTimeout,
+			err: fmt.Errorf("protocol: no room in the request memory (%d of %d bytes held) for %d bytes of a %d-byte frame within %v",
+				c.s.budget.inUse(), c.s.budget.total, n, size, c.s.cfg.FrameReadTimeout)}
+	}
+	return nil
 }

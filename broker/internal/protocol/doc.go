@@ -8,8 +8,21 @@
 // One file per API key, named by key (00_produce.go, 01_fetch.go, ...,
 // 18_api_versions.go). Each file opens with a comment stating the versions it
 // supports and where it deviates from Apache Kafka. The machinery lives in
-// server.go (Server, Config), conn.go (framing, header parsing, ordering) and
+// server.go (Server, Config, the accept loop and connection limits), conn.go
+// (framing, header parsing, ordering, frame and idle deadlines), budget.go
+// (the request-memory budgets), metrics.go (counters and the log limiter) and
 // handler.go (the handler table).
+//
+// # Connection defences
+//
+// What a peer can hold is bounded: a frame's bytes are charged to the
+// connection's share of the request memory and to the server's budget as
+// they arrive (a connection's first frame is capped instead); a frame must
+// arrive within FrameReadTimeout of its first byte; a connection with no
+// traffic and nothing in hand is closed after ConnectionsMaxIdle;
+// MaxConnections and MaxConnectionsPerIP refuse connections beyond them; a
+// temporary accept error is retried. Each close, refusal, wait and retry is
+// counted in a metric and logged through a limiter.
 //
 // # How a handler file plugs in
 //

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/weir-dev/weir/broker/internal/group"
@@ -34,18 +35,50 @@ type Config struct {
 	// MaxFrameBytes caps a request frame once a connection has sent one
 	// valid request. Default: 100 MiB.
 	MaxFrameBytes int32
-	// FirstFrameMaxBytes caps frames until the connection has sent one
-	// valid request, so that unauthenticated garbage cannot make the broker
-	// allocate much. Default: 1 MiB.
+	// FirstFrameMaxBytes caps a connection's first frame, until it has
+	// sent one valid request, so that unauthenticated garbage cannot make
+	// the broker allocate much. That frame is not charged to the request
+	// memory budgets (a peer that never gets that far holds none of it), so
+	// the cap covers what decoding it may allocate: a first request other
+	// than Produce may be at most 1/16 of it (but 4 KiB at least). Default:
+	// 1 MiB.
 	FirstFrameMaxBytes int32
 	// MaxControlFrameBytes caps requests other than Produce, whose decoded
 	// form can be many times their wire size. Default: 4 MiB (or
 	// MaxFrameBytes if smaller).
 	MaxControlFrameBytes int32
-	// MaxInflightBytes bounds the request bytes held by all connections
-	// together; a connection whose next frame does not fit waits. Default:
-	// 4 x MaxFrameBytes, at least 256 MiB.
+	// MaxInflightBytes bounds the request memory held by all connections
+	// together: the bytes of frames as they arrive, and, for requests other
+	// than Produce, what decoding them may allocate. A connection whose
+	// next bytes do not fit waits, in FIFO order, at most FrameReadTimeout.
+	// A connection's first frame is not charged (see FirstFrameMaxBytes).
+	// Default: 4 x MaxFrameBytes, at least 256 MiB.
 	MaxInflightBytes int64
+	// MaxConnInflightBytes is one connection's share of MaxInflightBytes:
+	// the most request memory it may hold at once (the frame it is reading
+	// plus those read ahead or being handled), so that one connection, or a
+	// few, cannot take the whole budget. Default: a quarter of
+	// MaxInflightBytes, at least MaxFrameBytes.
+	MaxConnInflightBytes int64
+	// FrameReadTimeout bounds a partly received frame: from its first
+	// byte, the whole frame must arrive, and find room in the request
+	// memory, within this time, or the connection is closed. Time spent
+	// waiting for the connection's own earlier requests to release memory
+	// does not count. Default: 30s (Kafka's request.timeout.ms); negative:
+	// no bound.
+	FrameReadTimeout time.Duration
+	// ConnectionsMaxIdle closes a connection on which nothing has been
+	// read or written for this long while it has no request in hand
+	// (Kafka's connections.max.idle.ms). Default: 10 minutes; negative:
+	// never.
+	ConnectionsMaxIdle time.Duration
+	// MaxConnections caps the connections served at once; a connection
+	// accepted beyond it is closed at once. Default 0: no limit.
+	MaxConnections int
+	// MaxConnectionsPerIP caps the connections served at once from one
+	// remote IP address; a connection beyond it is closed at once. Default
+	// 0: no limit.
+	MaxConnectionsPerIP int
 	// ShutdownWriteGrace is how long a closing connection may take to write
 	// the responses it holds, so that a peer that stopped reading cannot
 	// hold up Close. Default: 10s.
@@ -85,6 +118,15 @@ func (c *Config) EnsureDefaults() {
 	if c.MaxInflightBytes == 0 {
 		c.MaxInflightBytes = max(4*int64(c.MaxFrameBytes), 256<<20)
 	}
+	if c.MaxConnInflightBytes == 0 {
+		c.MaxConnInflightBytes = max(c.MaxInflightBytes/4, int64(c.MaxFrameBytes))
+	}
+	if c.FrameReadTimeout == 0 {
+		c.FrameReadTimeout = 30 * time.Second
+	}
+	if c.ConnectionsMaxIdle == 0 {
+		c.ConnectionsMaxIdle = 10 * time.Minute
+	}
 }
 
 // Validate reports every problem at once.
@@ -101,6 +143,16 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInflightBytes < int64(c.MaxFrameBytes) {
 		errs = append(errs, fmt.Errorf("protocol: MaxInflightBytes %d is below MaxFrameBytes %d", c.MaxInflightBytes, c.MaxFrameBytes))
+	}
+	if c.MaxConnInflightBytes < int64(c.MaxFrameBytes) || c.MaxConnInflightBytes > c.MaxInflightBytes {
+		errs = append(errs, fmt.Errorf("protocol: MaxConnInflightBytes %d must be in [MaxFrameBytes %d, MaxInflightBytes %d]",
+			c.MaxConnInflightBytes, c.MaxFrameBytes, c.MaxInflightBytes))
+	}
+	if c.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("protocol: MaxConnections %d is negative", c.MaxConnections))
+	}
+	if c.MaxConnectionsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("protocol: MaxConnectionsPerIP %d is negative", c.MaxConnectionsPerIP))
 	}
 	if c.DefaultPartitions < 1 || c.Topics != nil && c.DefaultPartitions > c.Topics.MaxPartitionsPerTopic() {
 		errs = append(errs, fmt.Errorf("protocol: DefaultPartitions %d out of range", c.DefaultPartitions))
@@ -123,13 +175,17 @@ type Server struct {
 	cancel context.CancelFunc
 
 	inFlight atomic.Int64 // requests inside a handler right now
-	budget   *byteBudget  // request bytes held by all connections
+	budget   *byteBudget  // request memory held by all connections
 	metrics  *serverMetrics
+	logLimit *logLimiter // for lines an attacker or an overload could repeat without end
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{} // guarded by mu
-	closed bool                  // guarded by mu
-	wg     sync.WaitGroup        // one per connection and listener goroutine
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // guarded by mu
+	// perIP counts conns by remote IP address. Guarded by mu; Invariant:
+	// the counts sum to len(conns), and no count is zero.
+	perIP  map[string]int
+	closed bool           // guarded by mu
+	wg     sync.WaitGroup // one per connection and listener goroutine
 }
 
 // New creates a server and opens the registered extensions.
@@ -142,8 +198,10 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, Topics: cfg.Topics, Logger: cfg.Logger,
 		exts: map[string]Extension{}, ctx: ctx, cancel: cancel,
-		conns: map[net.Conn]struct{}{}, budget: newByteBudget(cfg.MaxInflightBytes),
-		metrics: newServerMetrics(),
+		conns: map[net.Conn]struct{}{}, perIP: map[string]int{},
+		budget:   newByteBudget(cfg.MaxInflightBytes),
+		metrics:  newServerMetrics(),
+		logLimit: newLogLimiter(time.Second, 5),
 	}
 	for _, e := range extensions {
 		x, err := e.open(s)
@@ -170,7 +228,9 @@ func (s *Server) Extension(name string) Extension { return s.exts[name] }
 func (s *Server) Config() Config { return s.cfg }
 
 // Serve accepts connections on ln until ln fails or the server closes. It
-// always closes ln.
+// always closes ln. A temporary accept error (out of file descriptors, a
+// handshake aborted by the peer) is logged, at a limited rate, and retried
+// after a pause that doubles from 5ms up to 1s; any other ends Serve.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closed {
@@ -184,31 +244,90 @@ func (s *Server) Serve(ln net.Listener) error {
 	stop := context.AfterFunc(s.ctx, func() { _ = ln.Close() })
 	defer stop()
 	defer ln.Close()
+	var pause time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if !isTemporaryAcceptError(err) {
+				return fmt.Errorf("protocol: accept on %s: %w", ln.Addr(), err)
 			}
-			return err
+			pause = min(max(2*pause, acceptMinPause), acceptMaxPause)
+			s.metrics.acceptErrors.Inc()
+			s.logLimited(slog.LevelWarn, "accept", "accept failed; retrying",
+				"listener", ln.Addr().String(), "retry_in", pause, "open_connections", s.OpenConns(), "err", err)
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return nil
+			}
+			continue
 		}
+		pause = 0
 		s.ServeConn(nc)
 	}
 }
 
-// ServeConn serves one connection in a new goroutine owned by the server.
+// Bounds of the pause before retrying a failed accept.
+const (
+	acceptMinPause = 5 * time.Millisecond
+	acceptMaxPause = time.Second
+)
+
+// isTemporaryAcceptError reports whether an accept error is worth
+// retrying: the listener still works, but the process or the system is out
+// of a resource for now (descriptors, buffers), or one pending connection
+// went bad before it was accepted.
+func isTemporaryAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []syscall.Errno{
+		syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM,
+		syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EINTR, syscall.EAGAIN, syscall.EPROTO,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// ServeConn serves one connection in a new goroutine owned by the server,
+// or closes it at once if that would exceed MaxConnections or
+// MaxConnectionsPerIP.
 func (s *Server) ServeConn(nc net.Conn) {
+	ip := remoteIP(nc.RemoteAddr())
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		_ = nc.Close()
 		return
 	}
+	var refused closeReason
+	switch {
+	case s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections:
+		refused = reasonMaxConnections
+	case s.cfg.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnectionsPerIP:
+		refused = reasonMaxConnectionsPerIP
+	}
+	if refused != "" {
+		open, fromIP := len(s.conns), s.perIP[ip]
+		s.mu.Unlock()
+		s.metrics.closed(refused) // before Close: whoever sees it closed sees it counted
+		_ = nc.Close()
+		s.logLimited(slog.LevelWarn, string(refused), "connection refused",
+			"remote", nc.RemoteAddr().String(), "reason", string(refused), "open_connections", open,
+			"from_ip", fromIP, "max_connections", s.cfg.MaxConnections, "max_connections_per_ip", s.cfg.MaxConnectionsPerIP)
+		return
+	}
 	s.conns[nc] = struct{}{}
+	s.perIP[ip]++
 	s.wg.Add(1)
 	s.mu.Unlock()
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -216,24 +335,38 @@ func (s *Server) ServeConn(nc net.Conn) {
 	}
 	go func() {
 		defer s.wg.Done()
-		c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), log: s.Logger}
+		c := newConn(s, nc)
 		c.serve(s.ctx)
 		s.mu.Lock()
 		delete(s.conns, nc)
+		if s.perIP[ip]--; s.perIP[ip] == 0 {
+			delete(s.perIP, ip)
+		}
 		s.mu.Unlock()
 	}()
+}
+
+// remoteIP returns the IP address of a remote address, or the whole
+// address when it has no port (a pipe in tests).
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	if a == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(a.String()); err == nil {
+		return h
+	}
+	return a.String()
 }
 
 // InFlight returns the number of requests being handled right now.
 func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
 
-// InflightBytes returns the request bytes connections hold right now
-// (read ahead, or being handled).
-func (s *Server) InflightBytes() int64 {
-	s.budget.mu.Lock()
-	defer s.budget.mu.Unlock()
-	return s.budget.total - s.budget.avail
-}
+// InflightBytes returns the request memory connections hold right now
+// (frames being read, read ahead, or being handled).
+func (s *Server) InflightBytes() int64 { return s.budget.inUse() }
 
 // OpenConns returns the number of connections being served.
 func (s *Server) OpenConns() int {
