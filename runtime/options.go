@@ -43,7 +43,12 @@ func EmbeddedBrokerListen(addr string) Option {
 }
 
 // StateDir is the directory holding the instance's stores (and the
-// embedded broker's data, under StateDir/broker). Required.
+// embedded broker's data, under StateDir/broker). Default
+// DefaultStateDir(application id): os.TempDir()/weir-streams/<application
+// id>, which the OS may clean up, so that state is rebuilt from the
+// changelogs after a reboot; give a directory of your own to keep it. Two
+// instances of one application on one machine need distinct directories
+// (the second fails to open a directory the first holds).
 func StateDir(dir string) Option {
 	return optFunc(func(c *config) { c.app.StateDir = dir })
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,9 +31,10 @@ func IsTopicSetup(err error) bool { return client.IsTopicSetup(err) }
 // many instances (in one process or many) as you like with the same
 // application id: they share the work.
 type Application struct {
-	a      *app.App
-	broker *broker.Broker
-	addrs  []string
+	a        *app.App
+	broker   *broker.Broker
+	addrs    []string
+	stateDir string
 
 	closeOnce sync.Once
 	closeErr  error
@@ -39,17 +42,37 @@ type Application struct {
 
 // New returns an application instance running topology. With no Brokers
 // option it starts an embedded Weir broker (data under StateDir/broker)
-// right away; nothing else connects until Run.
+// right away; nothing else connects, and nothing else touches the state
+// directory, until Run. It reports every problem with the options at once,
+// before it starts anything.
 func New(topology *streams.Topology, opts ...Option) (*Application, error) {
 	var c config
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	out := &Application{}
-	if len(c.app.Brokers) == 0 {
-		if c.app.StateDir == "" {
-			return nil, errors.New("runtime: state directory is required")
+	var errs []error
+	if c.app.StateDir == "" {
+		dir, err := defaultStateDir(c.app.ApplicationID)
+		if err != nil {
+			errs = append(errs, err)
 		}
+		c.app.StateDir = dir
+	}
+	// NB: the embedded broker's address is known only once it runs; a
+	// placeholder lets the options be checked before it starts.
+	check := c.app
+	if len(check.Brokers) == 0 {
+		check.Brokers = []string{"embedded"}
+	}
+	check.EnsureDefaults()
+	if err := check.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	out := &Application{stateDir: c.app.StateDir}
+	if len(c.app.Brokers) == 0 {
 		listen := c.brokerListen
 		if listen == "" {
 			listen = "127.0.0.1:0"
@@ -80,6 +103,32 @@ func New(topology *streams.Topology, opts ...Option) (*Application, error) {
 // Brokers returns the seed brokers the application uses: those given, or
 // the embedded broker's address.
 func (a *Application) Brokers() []string { return append([]string(nil), a.addrs...) }
+
+// StateDir returns the directory holding the instance's stores (and the
+// embedded broker's data, under StateDir/broker): the StateDir option's, or
+// its default.
+func (a *Application) StateDir() string { return a.stateDir }
+
+// DefaultStateDir is the state directory of an application that gives no
+// StateDir option: os.TempDir()/weir-streams/<application id>. It is ""
+// when the id cannot name a directory there (it is empty, ".", "..", or
+// holds a path separator); New then asks for a StateDir.
+func DefaultStateDir(applicationID string) string {
+	dir, _ := defaultStateDir(applicationID)
+	return dir
+}
+
+func defaultStateDir(id string) (string, error) {
+	if id == "" {
+		// Validate reports the missing id.
+		return "", nil
+	}
+	if id == "." || id == ".." || strings.ContainsAny(id, `/\`) || !filepath.IsLocal(id) {
+		return "", fmt.Errorf("runtime: application id %q cannot name a directory under %s: give a StateDir",
+			id, filepath.Join(os.TempDir(), "weir-streams"))
+	}
+	return filepath.Join(os.TempDir(), "weir-streams", id), nil
+}
 
 // Run runs the instance until ctx ends, Close is called or a fatal error
 // happens, and returns nil on a clean stop. Before processing it creates
