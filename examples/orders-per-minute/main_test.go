@@ -241,7 +241,7 @@ var firstWindowLine = regexp.MustCompile(`(?m)^orders-per-minute: the first wind
 // program's clock: within 15/k s of wall time. The order rate is lowered
 // to spare the machine; it does not move the windows.
 func TestFirstWindowClosesSoon(t *testing.T) {
-	const k = 5
+	const k = 3
 	cfg := defaultConfig()
 	cfg.stateDir = t.TempDir()
 	cfg.rate = 200
