@@ -43,9 +43,13 @@ func EmbeddedBrokerListen(addr string) Option {
 }
 
 // StateDir is the directory holding the instance's stores (and the
-// embedded broker's data, under StateDir/broker). Required. It serves one
-// instance at a time: New locks it (flock on StateDir/weir.lock, which
-// holds the process's pid) before anything else touches it.
+// embedded broker's data, under StateDir/broker). Default
+// DefaultStateDir(application id): os.TempDir()/weir-streams/<application
+// id>, which the OS may clean up, so that state is rebuilt from the
+// changelogs after a reboot; give a directory of your own to keep it. Two
+// instances of one application on one machine need distinct directories
+// (New locks it, flock on StateDir/weir.lock holding the process's pid,
+// before anything else touches it: a second instance fails at once).
 func StateDir(dir string) Option {
 	return optFunc(func(c *config) { c.app.StateDir = dir })
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,9 +32,10 @@ func IsTopicSetup(err error) bool { return client.IsTopicSetup(err) }
 // many instances (in one process or many) as you like with the same
 // application id: they share the work.
 type Application struct {
-	a      *app.App
-	broker *broker.Broker
-	addrs  []string
+	a        *app.App
+	broker   *broker.Broker
+	addrs    []string
+	stateDir string
 	// lock is the state directory's lock, taken before anything there
 	// (the embedded broker's data included) is read or written, released
 	// last in Close.
@@ -44,7 +47,8 @@ type Application struct {
 
 // New returns an application instance running topology. With no Brokers
 // option it starts an embedded Weir broker (data under StateDir/broker)
-// right away; nothing else connects until Run.
+// right away; nothing else connects until Run. It reports every problem
+// with the options at once, before it starts or touches anything.
 //
 // A state directory serves one instance at a time: New locks it first, and
 // fails at once, naming the directory and the pid holding it, when another
@@ -55,17 +59,36 @@ func New(topology *streams.Topology, opts ...Option) (*Application, error) {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	out := &Application{}
-	if c.app.StateDir != "" {
-		lock, err := dirlock.Acquire(c.app.StateDir)
+	var errs []error
+	if c.app.StateDir == "" {
+		dir, err := defaultStateDir(c.app.ApplicationID)
 		if err != nil {
-			return nil, fmt.Errorf("runtime: state directory (one application instance per directory): %w", err)
+			errs = append(errs, err)
 		}
-		if err := lock.PIDError(); err != nil && c.app.Logger != nil {
-			c.app.Logger.Warn("runtime: state directory locked, but the lock file does not name this process", "dir", c.app.StateDir, "err", err)
-		}
-		out.lock = lock
+		c.app.StateDir = dir
 	}
+	// NB: the embedded broker's address is known only once it runs; a
+	// placeholder lets the options be checked before it starts.
+	check := c.app
+	if len(check.Brokers) == 0 {
+		check.Brokers = []string{"embedded"}
+	}
+	check.EnsureDefaults()
+	if err := check.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	out := &Application{stateDir: c.app.StateDir}
+	lock, err := dirlock.Acquire(c.app.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: state directory (one application instance per directory): %w", err)
+	}
+	if err := lock.PIDError(); err != nil && c.app.Logger != nil {
+		c.app.Logger.Warn("runtime: state directory locked, but the lock file does not name this process", "dir", c.app.StateDir, "err", err)
+	}
+	out.lock = lock
 	a, err := out.start(topology, c)
 	if err != nil {
 		_ = out.lock.Release()
@@ -80,13 +103,10 @@ func New(topology *streams.Topology, opts ...Option) (*Application, error) {
 // embedded broker's data directory under it.
 func IsStateDirLocked(err error) bool { return dirlock.IsLocked(err) }
 
-// start is New once the state directory is locked: it starts the embedded
-// broker if there is one and builds the app.
+// start is New once the options are checked and the state directory is
+// locked: it starts the embedded broker if there is one and builds the app.
 func (out *Application) start(topology *streams.Topology, c config) (*app.App, error) {
 	if len(c.app.Brokers) == 0 {
-		if c.app.StateDir == "" {
-			return nil, errors.New("runtime: state directory is required")
-		}
 		listen := c.brokerListen
 		if listen == "" {
 			listen = "127.0.0.1:0"
@@ -116,6 +136,32 @@ func (out *Application) start(topology *streams.Topology, c config) (*app.App, e
 // Brokers returns the seed brokers the application uses: those given, or
 // the embedded broker's address.
 func (a *Application) Brokers() []string { return append([]string(nil), a.addrs...) }
+
+// StateDir returns the directory holding the instance's stores (and the
+// embedded broker's data, under StateDir/broker): the StateDir option's, or
+// its default.
+func (a *Application) StateDir() string { return a.stateDir }
+
+// DefaultStateDir is the state directory of an application that gives no
+// StateDir option: os.TempDir()/weir-streams/<application id>. It is ""
+// when the id cannot name a directory there (it is empty, ".", "..", or
+// holds a path separator); New then asks for a StateDir.
+func DefaultStateDir(applicationID string) string {
+	dir, _ := defaultStateDir(applicationID)
+	return dir
+}
+
+func defaultStateDir(id string) (string, error) {
+	if id == "" {
+		// Validate reports the missing id.
+		return "", nil
+	}
+	if id == "." || id == ".." || strings.ContainsAny(id, `/\`) || !filepath.IsLocal(id) {
+		return "", fmt.Errorf("runtime: application id %q cannot name a directory under %s: give a StateDir",
+			id, filepath.Join(os.TempDir(), "weir-streams"))
+	}
+	return filepath.Join(os.TempDir(), "weir-streams", id), nil
+}
 
 // Run runs the instance until ctx ends, Close is called or a fatal error
 // happens, and returns nil on a clean stop. Before processing it creates

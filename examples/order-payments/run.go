@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/dsl"
+	"github.com/weir-dev/weir/examples/internal/demo"
 	"github.com/weir-dev/weir/runtime"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/streams"
@@ -100,13 +102,28 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 			return fmt.Errorf("create topic %s: %w", t, err)
 		}
 	}
-	fmt.Fprintf(out, "order-payments: brokers %s, %g orders/s, %.0f%% never paid; Ctrl-C stops\n",
-		strings.Join(brokers, ","), cfg.rate, cfg.unpaid*100)
+	// NB: a run on an existing state directory (or cluster) restores the
+	// join windows' stream time from the earlier run, which with -speedup
+	// may be far ahead of the wall clock: the event clock goes on past the
+	// earlier run's records, or its orders would all be late.
+	clock := time.Now()
+	last, ok, err := demo.LastTimestamp(ctx, brokers, OrdersTopic, PaymentsTopic)
+	if err != nil {
+		return err
+	}
+	// A partition's last payment may be stamped up to Window/2 before the
+	// latest payment of the run.
+	if after := last.Add(Window / 2); ok && after.After(clock) {
+		clock = after
+	}
+	run := runID(time.Now())
+	fmt.Fprintf(out, "order-payments: brokers %s, %g orders/s, %.0f%% never paid, order ids order-%s-*; state in %s; Ctrl-C stops\n",
+		strings.Join(brokers, ","), cfg.rate, cfg.unpaid*100, run, app.StateDir())
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); generate(runCtx, cl, cfg) }()
+	go func() { defer wg.Done(); generate(runCtx, cl, cfg, run, clock) }()
 	go func() { defer wg.Done(); printResults(runCtx, brokers, out) }()
 	err = app.Run(runCtx)
 	cancel()
@@ -118,9 +135,16 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	return err
 }
 
-// generate produces orders and, for most of them, a payment a little later
-// in event time (within the join window).
-func generate(ctx context.Context, cl *kgo.Client, cfg config) {
+// runID names one run of the program: its start time in milliseconds,
+// base 36 (8 characters until the year 2059). Order ids start with it, so
+// that a run's orders never join with an earlier run's payments or stand
+// for its orders in the output.
+func runID(start time.Time) string { return strconv.FormatInt(start.UnixMilli(), 36) }
+
+// generate produces orders, with ids order-<run>-<n>, and, for most of
+// them, a payment a little later in event time (within the join window).
+// Event time starts at clock.
+func generate(ctx context.Context, cl *kgo.Client, cfg config, run string, clock time.Time) {
 	os, ps := serde.Msgpack[Order](), serde.Msgpack[Payment]()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	start := time.Now()
@@ -135,8 +159,8 @@ func generate(ctx context.Context, cl *kgo.Client, cfg config) {
 		}
 		elapsed := time.Since(start)
 		for due := int64(elapsed.Seconds() * cfg.rate); n < due; n++ {
-			ts := start.Add(time.Duration(float64(elapsed) * cfg.speedup))
-			id := fmt.Sprintf("order-%06d", n)
+			ts := clock.Add(time.Duration(float64(elapsed) * cfg.speedup))
+			id := fmt.Sprintf("order-%s-%06d", run, n)
 			o := Order{Customer: fmt.Sprintf("customer-%02d", rng.IntN(50)), Cents: 100 + rng.Int64N(10000)}
 			ob, err := os.Serialize(OrdersTopic, o)
 			if err != nil {

@@ -91,21 +91,20 @@ func newCluster(t *testing.T) string {
 // time sped up 60 times, until it has printed final window counts and a
 // progress line, then stops it as Ctrl-C would.
 func TestRunBriefly(t *testing.T) {
-	cfg := config{
-		brokers:       newCluster(t),
-		stateDir:      t.TempDir(),
-		rate:          500,
-		customers:     5,
-		outOfOrder:    0.1,
-		speedup:       60,
-		progressEvery: 500 * time.Millisecond,
-		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	cfg := defaultConfig()
+	cfg.brokers = newCluster(t)
+	cfg.stateDir = t.TempDir()
+	cfg.rate = 500
+	cfg.customers = 5
+	cfg.speedup = 60
+	cfg.progressEvery = 500 * time.Millisecond
+	cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := runUntil(t, cfg, 5)
 	for _, m := range windowLine.FindAllStringSubmatch(s, -1) {
 		n, _ := strconv.Atoi(m[1])
-		// 500 orders/s over 5 customers, a one-minute window is one
-		// second of wall time: about 100 per customer, never 0.
+		// 500 orders/s over 5 customers, a 10 s window is 1/6 s of
+		// wall time: about 17 per customer, never 0, and never more
+		// than a whole second's orders.
 		if n <= 0 || n > 500 {
 			t.Errorf("implausible window count %d in %q", n, m[0])
 		}
@@ -117,21 +116,23 @@ func TestRunBriefly(t *testing.T) {
 // state directory, and the program must print final window counts, a
 // progress line and a clean stop.
 func TestRunEmbedded(t *testing.T) {
-	cfg := config{
-		stateDir:      t.TempDir(),
-		rate:          500,
-		customers:     5,
-		speedup:       60,
-		progressEvery: 500 * time.Millisecond,
-		logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	cfg := defaultConfig()
+	cfg.stateDir = t.TempDir()
+	cfg.rate = 500
+	cfg.customers = 5
+	cfg.speedup = 60
+	cfg.progressEvery = 500 * time.Millisecond
+	cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	s := runUntil(t, cfg, 5)
-	if !regexp.MustCompile(`(?m)^orders-per-minute: brokers 127\.0\.0\.1:\d+,`).MatchString(s) {
-		t.Errorf("no embedded broker address in the start line:\n%s", s)
+	start := regexp.MustCompile(`(?m)^orders-per-minute: embedded Weir broker on 127\.0\.0\.1:\d+; data \(broker log and state stores\) in (.+): stop, then delete it to start afresh$`).FindStringSubmatch(s)
+	if start == nil {
+		t.Errorf("no embedded broker address and data directory in the start line:\n%s", s)
+	} else if start[1] != cfg.stateDir {
+		t.Errorf("start line names data directory %q, want %q", start[1], cfg.stateDir)
 	}
 	for _, m := range windowLine.FindAllStringSubmatch(s, -1) {
 		n, _ := strconv.Atoi(m[1])
-		// As in TestRunBriefly: about 100 per customer per window.
+		// As in TestRunBriefly: about 17 per customer per window.
 		if n <= 0 || n > 500 {
 			t.Errorf("implausible window count %d in %q", n, m[0])
 		}
@@ -152,14 +153,14 @@ var progressLine = regexp.MustCompile(`(?m)^progress: .* late dropped (\d+),`)
 // is given): in the first run every store starts empty (from 0); in the
 // second, some store starts at a checkpoint the first run reached.
 func TestSecondRunDropsNothing(t *testing.T) {
-	cfg := config{
-		brokers:       newCluster(t),
-		stateDir:      t.TempDir(),
-		rate:          500,
-		customers:     5,
-		speedup:       600,
-		progressEvery: 200 * time.Millisecond,
-	}
+	cfg := defaultConfig()
+	cfg.brokers = newCluster(t)
+	cfg.stateDir = t.TempDir()
+	cfg.rate = 500
+	cfg.customers = 5
+	cfg.outOfOrder = 0
+	cfg.speedup = 600
+	cfg.progressEvery = 200 * time.Millisecond
 	for run := range 2 {
 		var logs syncBuffer
 		cfg.logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -219,4 +220,94 @@ func restoredFrom(t *testing.T, log string) []int64 {
 		froms = append(froms, *rec.From)
 	}
 	return froms
+}
+
+// fastClock returns a clock that starts at the wall clock's now and runs k
+// times faster.
+func fastClock(k float64) func() time.Time {
+	t0 := time.Now()
+	return func() time.Time { return t0.Add(time.Duration(float64(time.Since(t0)) * k)) }
+}
+
+var firstWindowLine = regexp.MustCompile(`(?m)^orders-per-minute: the first window, (\d\d:\d\d:\d\d)-(\d\d:\d\d:\d\d) \(event time\), closes in about (\S+),`)
+
+// TestFirstWindowClosesSoon runs the program in-process, on its embedded
+// broker, at the default settings that decide when a window closes
+// (window, grace, speedup, the runtime's commit interval) but on a clock
+// running k times faster than the wall clock (and a commit interval k
+// times shorter), and checks what the first screen promises: the first
+// window printed is the one it announced, a full window starting at the
+// event clock's start, and it closes within 15 s of the start on the
+// program's clock: within 15/k s of wall time. The order rate is lowered
+// to spare the machine; it does not move the windows.
+func TestFirstWindowClosesSoon(t *testing.T) {
+	const k = 3
+	cfg := defaultConfig()
+	cfg.stateDir = t.TempDir()
+	cfg.rate = 200
+	cfg.now = fastClock(k)
+	cfg.commitInterval = time.Second / k
+	cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if cfg.speedup != 1 {
+		t.Fatalf("default speedup %g: the test assumes event time runs with the clock", cfg.speedup)
+	}
+
+	var out syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, &out) }()
+
+	var announced time.Time // cfg.now when the announcement was seen
+	var first []string
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s := out.String()
+		if announced.IsZero() {
+			if first = firstWindowLine.FindStringSubmatch(s); first != nil {
+				announced = cfg.now()
+			}
+		}
+		if m := windowLine.FindStringIndex(s); m != nil {
+			closed := cfg.now()
+			if announced.IsZero() {
+				t.Fatalf("a window closed before the first screen announced it:\n%s", s)
+			}
+			line := s[m[0]:m[1]]
+			if want := "window " + first[1] + "-" + first[2] + " "; !strings.HasPrefix(line, want) {
+				t.Errorf("first window printed: %q, want the announced one (%q...)", line, want)
+			}
+			took := closed.Sub(announced)
+			t.Logf("first screen: %s", first[0])
+			t.Logf("first window %q closed %v after the announcement on the program's clock (%v wall time at %dx)", line, took, took/k, k)
+			// It cannot close before its end plus the grace in event
+			// time (the clock started at most a poll late, 5 ms wall).
+			if minTook := cfg.window + cfg.grace - 5*time.Millisecond*k; took < minTook {
+				t.Errorf("first window closed %v after the start, before its end plus grace (%v): not a full window", took, cfg.window+cfg.grace)
+			}
+			if took > 15*time.Second {
+				t.Errorf("first window closed %v after the start, want within 15s", took)
+			}
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned early: %v\n%s", err, s)
+		case <-deadline:
+			cancel()
+			<-done
+			t.Fatalf("no window closed in time:\n%s", s)
+		case <-tick.C:
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	// The first screen says what "late dropped" means.
+	if s := out.String(); !strings.Contains(s, `"late dropped" counts those that arrived after their window had closed`) {
+		t.Errorf("the first screen does not explain \"late dropped\":\n%s", s)
+	}
 }

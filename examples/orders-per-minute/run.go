@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-dev/weir/examples/internal/demo"
 	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
 	"github.com/weir-dev/weir/runtime"
 	"github.com/weir-dev/weir/serde"
@@ -26,10 +27,23 @@ const partitions = 6
 
 // run runs the application, the generator and the printer until ctx ends.
 func run(ctx context.Context, cfg config, out io.Writer) error {
-	if cfg.rate <= 0 || cfg.customers <= 0 || cfg.speedup <= 0 || cfg.outOfOrder < 0 || cfg.outOfOrder > 1 {
-		return errors.New("rate, customers and speedup must be > 0, out-of-order in [0, 1]")
+	var bad []string
+	if cfg.rate <= 0 || cfg.customers <= 0 || cfg.speedup <= 0 {
+		bad = append(bad, "rate, customers and speedup must be > 0")
 	}
-	topo, err := orders.Topology(true)
+	if cfg.outOfOrder < 0 || cfg.outOfOrder > 1 {
+		bad = append(bad, "out-of-order must be in [0, 1]")
+	}
+	if cfg.window < time.Millisecond || cfg.grace < 0 {
+		bad = append(bad, "window must be at least 1ms, grace not negative")
+	}
+	if len(bad) > 0 {
+		return errors.New(strings.Join(bad, "; "))
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
+	}
+	topo, err := orders.TopologyWith(cfg.window, cfg.grace, true)
 	if err != nil {
 		return err
 	}
@@ -37,6 +51,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		runtime.ApplicationID("orders-per-minute"),
 		runtime.StateDir(cfg.stateDir),
 		runtime.Logger(cfg.logger),
+	}
+	if cfg.memoryMiB > 0 {
+		opts = append(opts, runtime.MemoryBudget(cfg.memoryMiB<<20))
+	}
+	if cfg.commitInterval > 0 {
+		opts = append(opts, runtime.CommitInterval(cfg.commitInterval))
 	}
 	if cfg.brokers != "" {
 		opts = append(opts, runtime.Brokers(strings.Split(cfg.brokers, ",")...))
@@ -50,6 +70,12 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	}
 	defer app.Close()
 	brokers := app.Brokers()
+	if cfg.brokers == "" {
+		fmt.Fprintf(out, "orders-per-minute: embedded Weir broker on %s; data (broker log and state stores) in %s: stop, then delete it to start afresh\n",
+			strings.Join(brokers, ","), app.StateDir())
+	} else {
+		fmt.Fprintf(out, "orders-per-minute: brokers %s; state stores in %s\n", strings.Join(brokers, ","), app.StateDir())
+	}
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(orders.InputTopic),
 		kgo.ProducerLinger(10*time.Millisecond))
@@ -57,39 +83,103 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 		return err
 	}
 	defer cl.Close()
-	if err := createTopics(ctx, kadm.NewClient(cl)); err != nil {
+	adm := kadm.NewClient(cl)
+	if err := createTopics(ctx, adm); err != nil {
 		return err
+	}
+	// The printer reads the final counts from the end the topic has now,
+	// before any order of this run is produced, so it misses none.
+	finalEnds, err := adm.ListEndOffsets(ctx, orders.FinalTopic)
+	if err == nil {
+		err = finalEnds.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("end offsets of %s: %w", orders.FinalTopic, err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ran := make(chan error, 1)
+	// Run's end (a fatal error) ends runCtx, as ctx's (Ctrl-C) does.
+	go func() { ran <- app.Run(runCtx); cancel() }()
+	var wg sync.WaitGroup
+	// stop ends the run: it stops the goroutines and the application and
+	// returns the first error of err, Run's and Close's.
+	stop := func(err error) error {
+		cancel()
+		err = errors.Join(err, <-ran)
+		wg.Wait()
+		if cerr := app.Close(); err == nil {
+			err = cerr
+		}
+		fmt.Fprintln(out, "orders-per-minute: stopped")
+		return err
+	}
+	// The event clock starts once the instance runs its tasks, so that the
+	// first window closes when the first screen says, however long the
+	// start took.
+	if !waitForTasks(runCtx, app) {
+		return stop(nil)
 	}
 	// NB: a run on an existing state directory (or cluster) restores the
 	// windows' stream time from the earlier run, which with -speedup may
 	// be far ahead of the wall clock: the event clock goes on from there,
 	// or every order would be dropped as late until it caught up.
-	clock, err := eventClockStart(ctx, brokers)
+	early := maxEarly(cfg)
+	clock, err := eventClockStart(runCtx, brokers, cfg.now(), cfg.window, early)
 	if err != nil {
-		return err
+		return stop(err)
 	}
-	fmt.Fprintf(out, "orders-per-minute: brokers %s, %g orders/s over %d customers, %.0f%% out of order; Ctrl-C stops\n",
-		strings.Join(brokers, ","), cfg.rate, cfg.customers, cfg.outOfOrder*100)
+	introduce(out, cfg, clock, early)
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
 	var produced atomic.Int64
-	wg.Add(2)
-	go func() { defer wg.Done(); generate(runCtx, cl, cfg, clock, &produced) }()
-	go func() { defer wg.Done(); printFinals(runCtx, brokers, out) }()
-	wg.Add(1)
+	wg.Add(3)
+	go func() { defer wg.Done(); generate(runCtx, cl, cfg, clock, early, &produced) }()
+	go func() { defer wg.Done(); printFinals(runCtx, brokers, finalEnds, cfg.window, out) }()
 	go func() { defer wg.Done(); progress(runCtx, cfg.progressEvery, app, &produced, out) }()
-
-	err = app.Run(runCtx)
-	cancel()
-	wg.Wait()
-	if cerr := app.Close(); err == nil {
-		err = cerr
-	}
-	fmt.Fprintln(out, "orders-per-minute: stopped")
-	return err
+	<-runCtx.Done()
+	return stop(nil)
 }
+
+// waitForTasks returns true once app runs tasks, or after 10 s (another
+// instance of the application may hold them all), and false when ctx
+// ends first (the application stopped, or the program was stopped).
+func waitForTasks(ctx context.Context, app *runtime.Application) bool {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	deadline := time.After(10 * time.Second)
+	for len(app.Tasks()) == 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-deadline:
+			return true
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+// introduce prints what the program does, when its first window closes and
+// what the progress line says.
+func introduce(out io.Writer, cfg config, clock time.Time, early time.Duration) {
+	first := clock.Add(cfg.window)
+	closes := first.Add(cfg.grace)
+	wait := time.Duration(float64(closes.Sub(clock)) / cfg.speedup).Round(100 * time.Millisecond)
+	fmt.Fprintf(out, "orders-per-minute: %g orders/s over %d customers, counted per customer per %v window (%v grace)",
+		cfg.rate, cfg.customers, cfg.window, cfg.grace)
+	if cfg.speedup != 1 {
+		fmt.Fprintf(out, ", event time %gx the wall clock", cfg.speedup)
+	}
+	fmt.Fprintln(out, "; Ctrl-C stops")
+	fmt.Fprintf(out, "orders-per-minute: the first window, %s-%s (event time), closes in about %v, once an order stamped %s (its end plus the grace) arrives;\n",
+		hms(clock), hms(first), wait, hms(closes))
+	fmt.Fprintf(out, "  then a \"window\" line per customer with an order in it prints each time a window closes\n")
+	fmt.Fprintf(out, "orders-per-minute: %.0f%% of the orders are stamped up to %v in the past; \"late dropped\" counts those that arrived after their window had closed (more than the %v grace behind the newest order), as in real life\n",
+		cfg.outOfOrder*100, early, cfg.grace)
+}
+
+func hms(t time.Time) string { return t.UTC().Format("15:04:05") }
 
 func createTopics(ctx context.Context, adm *kadm.Client) error {
 	for _, t := range []string{orders.InputTopic, orders.UpdatesTopic, orders.FinalTopic} {
@@ -105,66 +195,42 @@ func createTopics(ctx context.Context, adm *kadm.Client) error {
 }
 
 // maxEarly is how far back in event time an out-of-order order may be
-// stamped: some beyond the 10s grace period.
-const maxEarly = 20 * time.Second
+// stamped: twice the grace period, so that some are beyond it.
+func maxEarly(cfg config) time.Duration {
+	if cfg.grace > 0 {
+		return 2 * cfg.grace
+	}
+	return cfg.window / 2
+}
 
-// eventClockStart returns when the generator's event clock starts: now, or
-// later when the input topic already holds orders from an earlier run. Its
-// last order per partition may be out of order, so the clock starts
-// maxEarly after the latest of them: past every order of the earlier run.
-func eventClockStart(ctx context.Context, brokers []string) (time.Time, error) {
-	start := time.Now()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
+// eventClockStart returns when the generator's event clock starts: at the
+// start of the window now falls in, so that the first window is a full one
+// and closes a window plus the grace after the start; or, when the input
+// topic already holds orders from an earlier run, at the first window
+// boundary past every one of them. An earlier run's last order per
+// partition may be out of order (up to early behind its clock).
+func eventClockStart(ctx context.Context, brokers []string, now time.Time, window, early time.Duration) (time.Time, error) {
+	w := window.Milliseconds()
+	ms := now.UnixMilli()
+	start := time.UnixMilli(ms - ms%w)
+	last, ok, err := demo.LastTimestamp(ctx, brokers, orders.InputTopic)
+	if err != nil || !ok {
 		return start, err
 	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, orders.InputTopic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return start, fmt.Errorf("end offsets of %s: %w", orders.InputTopic, err)
-	}
-	last := map[int32]kgo.Offset{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			last[o.Partition] = kgo.NewOffset().At(o.Offset - 1)
-		}
-	})
-	if len(last) == 0 {
-		return start, nil
-	}
-	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{orders.InputTopic: last}))
-	if err != nil {
-		return start, err
-	}
-	defer cons.Close()
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	for len(last) > 0 {
-		fs := cons.PollFetches(rctx)
-		if rctx.Err() != nil {
-			return start, fmt.Errorf("read the last orders of %s: %w", orders.InputTopic, rctx.Err())
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			delete(last, r.Partition)
-			if t := r.Timestamp.Add(maxEarly); t.After(start) {
-				start = t
-			}
-		})
+	if after := last.Add(early).UnixMilli(); after >= start.UnixMilli() {
+		start = time.UnixMilli(after - after%w + w)
 	}
 	return start, nil
 }
 
 // generate produces orders at cfg.rate until ctx ends. Event time starts
-// at clock and runs cfg.speedup times faster than the wall clock; a share
-// of orders is stamped up to maxEarly (event time) in the past.
-func generate(ctx context.Context, cl *kgo.Client, cfg config, clock time.Time, produced *atomic.Int64) {
+// at clock and runs cfg.speedup times faster than cfg.now; a share of
+// orders is stamped up to early (event time) in the past, but not before
+// clock.
+func generate(ctx context.Context, cl *kgo.Client, cfg config, clock time.Time, early time.Duration, produced *atomic.Int64) {
 	s := orders.OrderSerde()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	start := time.Now()
+	start := cfg.now()
 	const tick = 10 * time.Millisecond
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -175,12 +241,16 @@ func generate(ctx context.Context, cl *kgo.Client, cfg config, clock time.Time, 
 			return
 		case <-t.C:
 		}
-		elapsed := time.Since(start)
+		elapsed := cfg.now().Sub(start)
 		due := int64(elapsed.Seconds() * cfg.rate)
 		for ; n < due; n++ {
 			ts := clock.Add(time.Duration(float64(elapsed) * cfg.speedup))
 			if rng.Float64() < cfg.outOfOrder {
-				ts = ts.Add(-time.Duration(rng.Int64N(int64(maxEarly))))
+				// NB: never before the clock's start, which would make
+				// a partial window before the first one.
+				if ts = ts.Add(-time.Duration(rng.Int64N(int64(early)))); ts.Before(clock) {
+					ts = clock
+				}
 			}
 			v, err := s.Serialize(orders.InputTopic, orders.Order{ID: fmt.Sprintf("o%d", n), Amount: rng.Int64N(10000)})
 			if err != nil {
@@ -196,15 +266,18 @@ func generate(ctx context.Context, cl *kgo.Client, cfg config, clock time.Time, 
 	}
 }
 
-// printFinals prints every final window count as it arrives.
-func printFinals(ctx context.Context, brokers []string, out io.Writer) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(orders.FinalTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()))
+// printFinals prints every final window count as it arrives, from the
+// offsets from.
+func printFinals(ctx context.Context, brokers []string, from kadm.ListedOffsets, window time.Duration, out io.Writer) {
+	offsets := map[int32]kgo.Offset{}
+	from.Each(func(o kadm.ListedOffset) { offsets[o.Partition] = kgo.NewOffset().At(o.Offset) })
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{orders.FinalTopic: offsets}))
 	if err != nil {
 		return
 	}
 	defer cl.Close()
-	ks, vs := orders.CountKeySerde(), serde.Int64()
+	ks, vs := orders.CountKeySerdeWith(window), serde.Int64()
 	for ctx.Err() == nil {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
 			k, err1 := ks.Deserialize(r.Topic, r.Key)

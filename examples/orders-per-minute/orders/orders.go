@@ -21,8 +21,9 @@ const (
 	FinalTopic = "final-order-counts"
 )
 
-// Window is the window size; Grace how long a window accepts out-of-order
-// records after it ends (in stream time).
+// Window is the window size of Topology; Grace how long a window accepts
+// out-of-order records after it ends (in stream time). The example program
+// counts per smaller windows by default (see TopologyWith).
 const (
 	Window = time.Minute
 	Grace  = 10 * time.Second
@@ -37,19 +38,27 @@ type Order struct {
 // OrderSerde serializes orders (msgpack).
 func OrderSerde() serde.Serde[Order] { return serde.Msgpack[Order]() }
 
-// CountKeySerde serializes the windowed keys of the output topics.
-func CountKeySerde() serde.Serde[dsl.Windowed[string]] {
-	return dsl.WindowedSerde(serde.String(), Window)
+// CountKeySerde serializes the windowed keys of Topology's output topics.
+func CountKeySerde() serde.Serde[dsl.Windowed[string]] { return CountKeySerdeWith(Window) }
+
+// CountKeySerdeWith serializes the windowed keys of the output topics of
+// TopologyWith(window, ...).
+func CountKeySerdeWith(window time.Duration) serde.Serde[dsl.Windowed[string]] {
+	return dsl.WindowedSerde(serde.String(), window)
 }
 
-// Topology counts orders per customer per minute. It writes every update to
-// UpdatesTopic and, when finals is true, each window's final count to
-// FinalTopic.
-func Topology(finals bool) (*streams.Topology, error) {
+// Topology counts orders per customer per minute (Window, Grace). It
+// writes every update to UpdatesTopic and, when finals is true, each
+// window's final count to FinalTopic.
+func Topology(finals bool) (*streams.Topology, error) { return TopologyWith(Window, Grace, finals) }
+
+// TopologyWith is Topology with tumbling windows of size window that
+// accept out-of-order orders for grace after they end.
+func TopologyWith(window, grace time.Duration, finals bool) (*streams.Topology, error) {
 	b := dsl.NewBuilder()
 	in := dsl.Stream(b, InputTopic, serde.String(), OrderSerde())
 	counts := in.GroupByKey().
-		WindowedBy(dsl.TumblingWindows(Window).Grace(Grace)).
+		WindowedBy(dsl.TumblingWindows(window).Grace(grace)).
 		Count(dsl.Named("orders-per-minute"))
 	counts.ToStream().To(UpdatesTopic)
 	if finals {

@@ -1,0 +1,97 @@
+package runtime_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
+	"github.com/weir-dev/weir/runtime"
+)
+
+// TestDefaultStateDir: an application given no StateDir keeps its state
+// under os.TempDir()/weir-streams/<application id>, and its embedded
+// broker's data under that directory's broker/.
+func TestDefaultStateDir(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // os.TempDir on Unix
+	topo, err := orders.Topology(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(tmp, "weir-streams", "orders")
+	if got := runtime.DefaultStateDir("orders"); got != want {
+		t.Errorf("DefaultStateDir(orders) = %q, want %q", got, want)
+	}
+
+	// With brokers given, New touches no disk: the directory is only named.
+	app, err := runtime.New(topo, runtime.ApplicationID("orders"), runtime.Brokers("127.0.0.1:1"), runtime.Logger(quietLogger()))
+	if err != nil {
+		t.Fatalf("New without StateDir: %v", err)
+	}
+	if got := app.StateDir(); got != want {
+		t.Errorf("StateDir() = %q, want %q", got, want)
+	}
+	if err := app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(want); !os.IsNotExist(err) {
+		t.Errorf("New with brokers created %s (stat: %v), want nothing on disk before Run", want, err)
+	}
+
+	// Without brokers, the embedded broker's data goes under it.
+	app, err = runtime.New(topo, runtime.ApplicationID("orders"), runtime.Logger(quietLogger()))
+	if err != nil {
+		t.Fatalf("New with neither StateDir nor Brokers: %v", err)
+	}
+	defer app.Close()
+	if got := app.StateDir(); got != want {
+		t.Errorf("StateDir() = %q, want %q", got, want)
+	}
+	if fi, err := os.Stat(filepath.Join(want, "broker")); err != nil || !fi.IsDir() {
+		t.Errorf("embedded broker data directory %s: %v", filepath.Join(want, "broker"), err)
+	}
+
+	// An explicit StateDir wins.
+	mine := t.TempDir()
+	app2, err := runtime.New(topo, runtime.ApplicationID("orders"), runtime.Brokers("127.0.0.1:1"), runtime.StateDir(mine))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app2.Close()
+	if got := app2.StateDir(); got != mine {
+		t.Errorf("StateDir() = %q, want the option's %q", got, mine)
+	}
+}
+
+// TestNewReportsEveryProblem: New names every bad option at once, an
+// application id that cannot name a default state directory among them,
+// and starts no embedded broker when any is bad.
+func TestNewReportsEveryProblem(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	topo, err := orders.Topology(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"../escape", "a/b", "..", "."} {
+		_, err := runtime.New(topo, runtime.ApplicationID(id), runtime.Workers(-1), runtime.CommitInterval(-1))
+		if err == nil {
+			t.Errorf("New(id %q, workers -1, commit interval -1) = nil error", id)
+			continue
+		}
+		for _, want := range []string{"application id " + strings.ReplaceAll(`"`+id+`"`, `\`, `\\`) + " cannot name a directory", "workers -1 < 0", "commit interval -1ns < 0"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("New(id %q): error %q does not say %q", id, err, want)
+			}
+		}
+	}
+	if _, err := runtime.New(topo); err == nil || !strings.Contains(err.Error(), "application id is required") {
+		t.Errorf("New with no application id: error %v, want it to say the id is required", err)
+	}
+	// No embedded broker (nor any directory) was created for the bad options.
+	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
+		t.Errorf("temp dir after refused News holds %v (err %v), want nothing", ents, err)
+	}
+}
