@@ -2,7 +2,6 @@ package dsl_test
 
 import (
 	"fmt"
-	"testing"
 
 	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/serde"
@@ -51,7 +50,9 @@ func ExampleProcess() {
 		panic(err)
 	}
 
-	d := streamstest.New(&testing.T{}, topo)
+	tb := &exampleTB{}
+	defer tb.done()
+	d := streamstest.New(tb, topo)
 	in := streamstest.CreateInputTopic(d, "orders", serde.String(), serde.String())
 	for _, id := range []string{"o1", "o2", "o1", "o3", "o2"} {
 		in.Pipe("alice", id)
