@@ -7,6 +7,7 @@ import (
 
 	"github.com/weir-dev/weir/dsl"
 	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/streams"
 	"github.com/weir-dev/weir/streams/streamstest"
 )
 
@@ -67,7 +68,7 @@ func Example() {
 		fmt.Printf("%s-%s %s: %d orders\n", kv.Key.Window.Start.UTC().Format("15:04"),
 			kv.Key.Window.End.UTC().Format("15:04"), kv.Key.Key, kv.Value)
 	}
-	fmt.Println("late records dropped:", d.Metrics().Dropped["orders-per-minute: late"])
+	fmt.Println("late records dropped:", d.Metrics().Dropped[streams.Drop{Node: "orders-per-minute", Reason: streams.DropLate}])
 	// Output:
 	// 09:00-09:01 alice: 2 orders
 	// 09:00-09:01 bob: 2 orders
