@@ -34,6 +34,17 @@
 // records after the last committed offset: their outputs and changelog
 // writes may appear twice, nothing is lost. A commit that cannot reach the
 // broker stalls instead of failing: processing and fetching pause and the
-// commit is retried with backoff until the broker answers (app.go,
-// stallLocked).
+// commit is retried with backoff until the broker answers.
+//
+// Decisions. When to commit and when to retry a stalled commit, when
+// back-pressure holds processing, which partitions to pause, when a task
+// with several inputs may process (MaxTaskIdle) and which lags to probe
+// are decided by a clock-free state machine, runtime/internal/decide,
+// which App.sm holds under App.mu. The loop (app.go: loop, stepLocked)
+// steps it with what happens (a poll and what it fetched, the producer's
+// backlog, what tasks processed, a commit attempt's outcome, a task
+// started or stopped, a lag probe's answer), ticks it once per poll, and
+// carries out what it decides (applyLocked; commitLocked and probeLags
+// for a commit and a probe). Change a decision there and its scenario in
+// decide's testdata/; change how it is carried out here.
 package app
