@@ -44,11 +44,17 @@
 //     input partitions of waiting tasks whose end offset (or start
 //     position) no fetch has told are looked up.
 //
+// Standbys is the same for the instance's standby tasks: which to keep
+// open (the standbys of the last assignment, never a task active here),
+// which to hand over at once when the task becomes active here
+// (StandbysReleased), and when their stores apply what they read
+// (every StandbyApplyEvery, at Tick).
+//
 // Concurrency. A Machine is not safe for concurrent use: its owner
 // serialises calls, with one exception: MayProcess of distinct tasks may
 // run concurrently with each other (the loop's workers), while no other
 // method runs.
 //
-// Scenario tests under testdata/ drive a Machine with events and clock
-// ticks and print what it decides.
+// Scenario tests under testdata/ drive a Machine and a Standbys with
+// events and clock ticks and print what they decide.
 package decide

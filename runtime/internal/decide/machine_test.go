@@ -37,6 +37,14 @@ import (
 //	                                         (Probed, for the last Probe asked; -1 is unknown)
 //	tick [D]                                 (advance the clock by D, default 0, then Tick)
 //	state                                    (the Machine's view)
+//
+// and, for the Standbys beside it:
+//
+//	sb-assigned [standby=(S_P,...)] [active=(S_P,...)] (StandbysAssigned)
+//	sb-released tasks=(S_P,...)              (StandbysReleased)
+//	sb-opened task=S_P                       (StandbyOpened)
+//	sb-open-failed task=S_P                  (StandbyOpenFailed)
+//	sb-tick [D]                              (advance the clock by D, then Standbys.Tick)
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
 		h := &harness{t: t}
@@ -52,6 +60,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 type harness struct {
 	t   *testing.T
 	m   *Machine
+	sb  *Standbys
 	now time.Time
 	// eng simulates the task engines: per task, per partition, the
 	// offsets of the records buffered, and the positions.
@@ -83,6 +92,7 @@ func (h *harness) reset(o Options) {
 		h.t.Fatal(err)
 	}
 	h.m, h.now = m, epoch
+	h.sb = NewStandbys()
 	h.eng = map[streams.TaskID]*simTask{}
 	h.fetchPos = map[streams.TopicPartition]streams.Offset{}
 	h.lastProbe = nil
@@ -203,10 +213,29 @@ func (h *harness) run(td *datadriven.TestData) string {
 	case "state":
 		h.state(&out)
 		return out.String()
+	case "sb-assigned":
+		h.sb.Step(StandbysAssigned{Standby: h.tasks(td, "standby"), Active: h.tasks(td, "active")})
+	case "sb-released":
+		h.sb.Step(StandbysReleased{Tasks: h.tasks(td, "tasks")})
+	case "sb-opened":
+		h.sb.Step(StandbyOpened{Task: h.task(td)})
+	case "sb-open-failed":
+		h.sb.Step(StandbyOpenFailed{Task: h.task(td)})
+	case "sb-tick":
+		if len(td.CmdArgs) > 0 {
+			d, err := time.ParseDuration(td.CmdArgs[0].Key)
+			if err != nil {
+				h.t.Fatalf("%s: %v", td.Pos, err)
+			}
+			h.now = h.now.Add(d)
+		}
+		h.sb.Tick(h.now)
+		fmt.Fprintf(&out, "now +%v\n", h.now.Sub(epoch))
 	default:
 		h.t.Fatalf("%s: unknown command %q", td.Pos, td.Cmd)
 	}
 	h.ready(&out)
+	h.standbyReady(&out)
 	if out.Len() == 0 {
 		return "ok\n"
 	}
@@ -244,6 +273,31 @@ func (h *harness) ready(out *strings.Builder) {
 	}
 	if s := rd.Recovered; s != nil {
 		fmt.Fprintf(out, "ready: commit recovered after %v, %d failed attempts\n", h.now.Sub(s.Since), s.Attempts)
+	}
+}
+
+// standbyReady prints and clears what the Standbys decided.
+func (h *harness) standbyReady(out *strings.Builder) {
+	rd := h.sb.Ready()
+	if rd.Apply {
+		out.WriteString("standby: apply\n")
+	}
+	for _, c := range rd.Close {
+		fmt.Fprintf(out, "standby: close %s", c.Task)
+		if c.Handover {
+			out.WriteString(" (hand over)")
+		}
+		out.WriteString("\n")
+	}
+	if len(rd.Open) > 0 {
+		s := make([]string, len(rd.Open))
+		for i, id := range rd.Open {
+			s[i] = id.String()
+		}
+		fmt.Fprintf(out, "standby: open %s\n", strings.Join(s, ","))
+	}
+	if h.sb.Idle() != (len(h.sb.open) == 0) {
+		h.t.Fatalf("Idle %v with %d open", h.sb.Idle(), len(h.sb.open))
 	}
 }
 
@@ -340,10 +394,24 @@ func (h *harness) atoi(s string) int64 {
 
 func (h *harness) task(td *datadriven.TestData) streams.TaskID {
 	h.t.Helper()
-	s := arg(td, "task", "")
+	return h.taskID(arg(td, "task", ""))
+}
+
+func (h *harness) tasks(td *datadriven.TestData, key string) []streams.TaskID {
+	h.t.Helper()
+	vals, _ := args(td, key)
+	out := make([]streams.TaskID, len(vals))
+	for i, v := range vals {
+		out[i] = h.taskID(v)
+	}
+	return out
+}
+
+func (h *harness) taskID(s string) streams.TaskID {
+	h.t.Helper()
 	st, p, ok := strings.Cut(s, "_")
 	if !ok {
-		h.t.Fatalf("%s: task %q: want S_P", td.Pos, s)
+		h.t.Fatalf("task %q: want S_P", s)
 	}
 	return streams.TaskID{Subtopology: streams.SubtopologyID(h.atoi(st)), Partition: streams.Partition(h.atoi(p))}
 }
