@@ -281,7 +281,6 @@ func (a *App) waitClient(ctx context.Context) bool {
 
 // loop polls and processes until ctx ends, stop closes or a fatal error.
 func (a *App) loop(ctx context.Context) error {
-	pollEvery := min(a.opts.CommitInterval, 200*time.Millisecond)
 	// Commits wait on cctx: Close does not wait for a commit attempt that
 	// cannot reach the broker.
 	cctx, cancel := context.WithCancel(ctx)
@@ -293,45 +292,38 @@ func (a *App) loop(ctx context.Context) error {
 		case <-cctx.Done():
 		}
 	}()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-a.stop:
-			return nil
-		default:
-		}
-		pctx, cancel := context.WithTimeout(ctx, pollEvery)
+	var probe *decide.Probe
+	p := pollLoop{
+		cl: a.cl,
 		// NB: PollFetches takes whole fetch responses (at most
-		// MaxBufferedRecords), so that a poll that hands over a partition's
-		// records also carries the end offsets the broker answered with
-		// for the task's other partitions: with part of a response left
-		// behind, a task could judge another partition caught up by an
-		// end offset older than the records it runs ahead with.
-		fs := a.cl.PollFetches(pctx)
-		cancel()
-		if fs.IsClientClosed() {
+		// MaxBufferedRecords), so that a poll that hands over a
+		// partition's records also carries the end offsets the broker
+		// answered with for the task's other partitions: with part of a
+		// response left behind, a task could judge another partition
+		// caught up by an end offset older than the records it runs
+		// ahead with.
+		every: min(a.opts.CommitInterval, 200*time.Millisecond),
+		log:   a.log,
+		mu:    &a.mu,
+		stop:  a.stop,
+		fatal: func(err error) error {
+			if fatalGroupError(err) {
+				return fmt.Errorf("runtime: consumer group %q: %w", a.opts.ApplicationID, err)
+			}
 			return nil
-		}
-		for _, fe := range fs.Errors() {
-			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
-				continue
-			}
-			if fatalGroupError(fe.Err) {
-				return fmt.Errorf("runtime: consumer group %q: %w", a.opts.ApplicationID, fe.Err)
-			}
-			a.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-		}
-		a.mu.Lock()
-		probe, err := a.stepLocked(cctx, fs)
-		a.mu.Unlock()
-		if err != nil {
+		},
+		stepLocked: func(fs kgo.Fetches) (err error) {
+			probe, err = a.stepLocked(cctx, fs)
 			return err
-		}
-		if probe != nil {
-			a.probeLags(ctx, probe)
-		}
+		},
+		after: func() {
+			if probe != nil {
+				a.probeLags(ctx, probe)
+				probe = nil
+			}
+		},
 	}
+	return p.run(ctx)
 }
 
 // fatalGroupError reports errors that retrying cannot fix: the group

@@ -20,6 +20,10 @@
 // topics. Stream tasks read global stores under globals.mu, one call at a
 // time.
 //
+// The three goroutines poll through one loop shape, pollLoop (poll.go):
+// prepare under their lock, poll, log fetch errors, step what was fetched
+// under their lock, then work without it (the lag probes).
+//
 // Lock order: App.mu, then standbys.mu or globals.mu (never both), then
 // franz-go's own locks (committing and flushing under App.mu is fine:
 // franz-go never calls back into us while it holds a lock we wait for).

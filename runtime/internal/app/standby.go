@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -192,31 +191,21 @@ func (s *standbys) takeHandoff(tp streams.TopicPartition) *memHandoff {
 // read the changelogs, apply.
 func (s *standbys) run() {
 	defer close(s.done)
-	interval := min(s.a.opts.CommitInterval, time.Second)
-	for {
-		s.mu.Lock()
-		s.sm.Tick(time.Now())
-		s.applyReadyLocked(s.sm.Ready())
-		idle := len(s.byTP) == 0
-		s.mu.Unlock()
-		if idle {
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-s.wake:
-			}
-			continue
-		}
-		pctx, cancel := context.WithTimeout(s.ctx, interval)
-		fs := s.cl.PollFetches(pctx)
-		cancel()
-		if s.ctx.Err() != nil {
-			return
-		}
-		s.mu.Lock()
-		s.addLocked(fs)
-		s.mu.Unlock()
+	p := pollLoop{
+		kind:  "standby ",
+		cl:    s.cl,
+		every: min(s.a.opts.CommitInterval, time.Second),
+		log:   s.a.log,
+		mu:    &s.mu,
+		prepareLocked: func() (idle bool) {
+			s.sm.Tick(time.Now())
+			s.applyReadyLocked(s.sm.Ready())
+			return len(s.byTP) == 0
+		},
+		wake:       s.wake,
+		stepLocked: func(fs kgo.Fetches) error { s.addLocked(fs); return nil },
 	}
+	_ = p.run(s.ctx) // its steps never fail
 }
 
 // applyReadyLocked carries out what sm decided: apply what the open
@@ -405,10 +394,7 @@ func (s *standbys) addLocked(fs kgo.Fetches) {
 			return
 		}
 		if p.Err != nil {
-			if !errors.Is(p.Err, context.Canceled) && !errors.Is(p.Err, context.DeadlineExceeded) {
-				s.a.log.Warn("standby fetch error", "topic", p.Topic, "partition", p.Partition, "err", p.Err)
-			}
-			return
+			return // the poll loop logged it
 		}
 		ss.hw = p.HighWatermark
 		if ss.mem != nil {
