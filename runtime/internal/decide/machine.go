@@ -223,7 +223,9 @@ type Backlog struct {
 
 // Processed: a task processed; Next are its positions and Buffered its
 // buffered count now. Flow control of its partitions is decided on it
-// (Ready.Pause, Ready.Resume).
+// (Ready.Pause, Ready.Resume). The loop need step it only for tasks with
+// several inputs: nothing is decided on the positions of a task with one
+// (InputsAdded reports them when it gains another).
 type Processed struct {
 	Task     streams.TaskID
 	Next     map[streams.TopicPartition]streams.Offset
