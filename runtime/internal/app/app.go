@@ -25,6 +25,7 @@ import (
 	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/runtime/internal/assign"
 	"github.com/weir-dev/weir/runtime/internal/client"
+	"github.com/weir-dev/weir/runtime/internal/decide"
 	"github.com/weir-dev/weir/streams"
 )
 
@@ -86,28 +87,13 @@ type App struct {
 	tasks map[streams.TaskID]*task
 	// byTP maps an input partition to its task. Guarded by mu.
 	byTP map[streams.TopicPartition]*task
-	// paused are the partitions whose fetching is paused. Guarded by mu.
-	paused map[streams.TopicPartition]bool
-	// ends is the highest end offset (high watermark) known per input
-	// partition, from fetches and from probeLags, with the poll it was
-	// last confirmed in. Guarded by mu.
-	ends map[streams.TopicPartition]knownEnd
-	// polls counts the polls; a poll's records and end offsets carry its
-	// number. Guarded by mu.
-	polls uint64
-	// starts is, per input partition of a running task, the offset
-	// consuming started at (committed offset, else log start), looked up
-	// by probeLags for partitions that have not yielded a record yet.
-	// Guarded by mu.
-	starts map[streams.TopicPartition]int64
-	// lastCommit is when tasks last committed. Guarded by mu.
-	lastCommit time.Time
-	// stall describes a commit that could not reach the broker and waits
-	// to be retried; zero when none. Guarded by mu.
-	stall commitStall
-	// inputsPaused is set while fetching of every input topic is paused
-	// by backpressureLocked. Guarded by mu.
-	inputsPaused bool
+	// sm decides when to commit and to retry a stalled commit, when
+	// processing holds off, which partitions to pause, when a task may
+	// process and which lags to probe: the loop steps it with what
+	// happens and carries out what it decides (applyLocked). Invariant:
+	// it runs the same tasks as tasks. Guarded by mu (the workers
+	// processLocked runs call MayProcess of distinct tasks).
+	sm *decide.Machine
 	// fatal is the first fatal error, which ends Run. Guarded by mu.
 	fatal error
 	// abandoned is set by Abandon: nothing is committed from then on.
@@ -129,7 +115,17 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 	}
 	host, _ := os.Hostname()
 	instance := fmt.Sprintf("%s-%d-%p", host, os.Getpid(), topo)
+	sm, err := decide.New(decide.Options{
+		CommitInterval:          opts.CommitInterval,
+		MaxTaskIdle:             opts.MaxTaskIdle,
+		MaxBufferedProduce:      opts.MaxBufferedProduce,
+		MaxBufferedPerPartition: opts.MaxBufferedPerPartition,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
 	a := &App{
+		sm:       sm,
 		opts:     opts,
 		topo:     topo,
 		log:      opts.Logger.With("application", opts.ApplicationID),
@@ -141,9 +137,6 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		clReady:  make(chan struct{}),
 		tasks:    map[streams.TaskID]*task{},
 		byTP:     map[streams.TopicPartition]*task{},
-		paused:   map[streams.TopicPartition]bool{},
-		ends:     map[streams.TopicPartition]knownEnd{},
-		starts:   map[streams.TopicPartition]int64{},
 	}
 	a.stopCtx, a.cancelStop = context.WithCancel(context.Background())
 	a.gate = client.NewGate(opts.MaxBufferedProduce)
@@ -288,7 +281,6 @@ func (a *App) waitClient(ctx context.Context) bool {
 
 // loop polls and processes until ctx ends, stop closes or a fatal error.
 func (a *App) loop(ctx context.Context) error {
-	pollEvery := min(a.opts.CommitInterval, 200*time.Millisecond)
 	// Commits wait on cctx: Close does not wait for a commit attempt that
 	// cannot reach the broker.
 	cctx, cancel := context.WithCancel(ctx)
@@ -300,47 +292,38 @@ func (a *App) loop(ctx context.Context) error {
 		case <-cctx.Done():
 		}
 	}()
-	var lastProbe time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-a.stop:
-			return nil
-		default:
-		}
-		if time.Since(lastProbe) >= lagProbeEvery {
-			lastProbe = time.Now()
-			a.probeLags(ctx)
-		}
-		pctx, cancel := context.WithTimeout(ctx, pollEvery)
+	var probe *decide.Probe
+	p := pollLoop{
+		cl: a.cl,
 		// NB: PollFetches takes whole fetch responses (at most
-		// MaxBufferedRecords), so that a poll that hands over a partition's
-		// records also carries the end offsets the broker answered with
-		// for the task's other partitions: with part of a response left
-		// behind, a task could judge another partition caught up by an
-		// end offset older than the records it runs ahead with.
-		fs := a.cl.PollFetches(pctx)
-		cancel()
-		if fs.IsClientClosed() {
+		// MaxBufferedRecords), so that a poll that hands over a
+		// partition's records also carries the end offsets the broker
+		// answered with for the task's other partitions: with part of a
+		// response left behind, a task could judge another partition
+		// caught up by an end offset older than the records it runs
+		// ahead with.
+		every: min(a.opts.CommitInterval, 200*time.Millisecond),
+		log:   a.log,
+		mu:    &a.mu,
+		stop:  a.stop,
+		fatal: func(err error) error {
+			if fatalGroupError(err) {
+				return fmt.Errorf("runtime: consumer group %q: %w", a.opts.ApplicationID, err)
+			}
 			return nil
-		}
-		for _, fe := range fs.Errors() {
-			if errors.Is(fe.Err, context.DeadlineExceeded) || errors.Is(fe.Err, context.Canceled) {
-				continue
-			}
-			if fatalGroupError(fe.Err) {
-				return fmt.Errorf("runtime: consumer group %q: %w", a.opts.ApplicationID, fe.Err)
-			}
-			a.log.Warn("fetch error", "topic", fe.Topic, "partition", fe.Partition, "err", fe.Err)
-		}
-		a.mu.Lock()
-		err := a.stepLocked(cctx, fs)
-		a.mu.Unlock()
-		if err != nil {
+		},
+		stepLocked: func(fs kgo.Fetches) (err error) {
+			probe, err = a.stepLocked(cctx, fs)
 			return err
-		}
+		},
+		after: func() {
+			if probe != nil {
+				a.probeLags(ctx, probe)
+				probe = nil
+			}
+		},
 	}
+	return p.run(ctx)
 }
 
 // fatalGroupError reports errors that retrying cannot fix: the group
@@ -353,24 +336,24 @@ func fatalGroupError(err error) bool {
 }
 
 // stepLocked hands one poll's records to their tasks, processes (unless
-// backpressureLocked holds it off), and commits when due; commits wait on
-// ctx.
-func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) error {
+// back-pressure holds it off), and commits when due; commits wait on ctx.
+// It returns the lag probe to run, if one is due.
+func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) (*decide.Probe, error) {
 	if a.fatal != nil {
-		return a.fatal
+		return nil, a.fatal
 	}
-	a.polls++
+	now := time.Now()
+	a.sm.Step(now, decide.Polled{})
 	fs.EachPartition(func(p kgo.FetchTopicPartition) {
 		tp := streams.TopicPartition{Topic: p.Topic, Partition: streams.Partition(p.Partition)}
-		if p.Err == nil {
-			a.ends[tp] = knownEnd{offset: max(a.ends[tp].offset, p.HighWatermark), poll: a.polls}
-		}
+		e := decide.Fetched{Partition: tp, OK: p.Err == nil, End: p.HighWatermark}
 		if len(p.Records) > 0 {
 			last := p.Records[len(p.Records)-1].Offset
 			a.m.lag.WithLabelValues(p.Topic, strconv.Itoa(int(p.Partition))).Set(float64(max(p.HighWatermark-last-1, 0)))
 		}
 		t := a.byTP[tp]
 		if t == nil || len(p.Records) == 0 {
+			a.sm.Step(now, e)
 			return // revoked since it was fetched: its new owner reads it again
 		}
 		// The task copies the records it is given: one buffer serves
@@ -386,24 +369,23 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) error {
 				recs[i].Headers = append(recs[i].Headers, streams.Header{Key: h.Key, Value: h.Value})
 			}
 		}
-		if _, ok := t.firstAdded[tp]; !ok {
-			t.firstAdded[tp] = recs[0].Offset
-		}
-		t.lastAdded[tp] = recs[len(recs)-1].Offset
-		t.addedPoll = a.polls
+		e.Records, e.First, e.Last = len(recs), recs[0].Offset, recs[len(recs)-1].Offset
+		a.sm.Step(now, e)
 		if err := t.exec.Add(tp, recs); err != nil && a.fatal == nil {
 			a.fatal = err
 		}
 	})
 	if a.fatal != nil {
-		return a.fatal
+		return nil, a.fatal
 	}
-	if !a.backpressureLocked() {
+	a.sm.Step(now, decide.Backlog{Produce: int(a.cl.BufferedProduceRecords())})
+	a.applyLocked(a.sm.Ready(), nil)
+	if !a.sm.Holding() {
 		// A Produce that finds the producer full waits for room at most
 		// CommitTimeout (or until Close), as a commit attempt would.
 		pctx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
 		restore := a.setProduceCtxLocked(pctx)
-		err := a.processLocked()
+		err := a.processLocked(now)
 		now := time.Now()
 		for _, t := range a.tasks {
 			if err != nil {
@@ -416,22 +398,59 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) error {
 		restore()
 		cancel()
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if a.commitDueLocked(time.Now()) {
+	a.sm.Tick(time.Now())
+	rd := a.applyLocked(a.sm.Ready(), nil)
+	if rd.Commit {
 		if err := a.commitLocked(ctx, a.sortedTasksLocked()); err != nil {
-			return a.failLocked(err)
+			return nil, a.failLocked(err)
 		}
 	}
-	return nil
+	return rd.Probe, nil
+}
+
+// applyLocked carries out what sm decided, but for a commit and a lag
+// probe, which it leaves to the caller; cause is the error of the commit
+// attempt that stalled, if that is what the caller stepped. It returns rd.
+func (a *App) applyLocked(rd decide.Ready, cause error) decide.Ready {
+	switch rd.Inputs {
+	case decide.PauseInputs:
+		a.cl.PauseFetchTopics(a.inputTopics...)
+		a.log.Info("processing paused: the producer is behind or a commit is stalled", "stalled", a.sm.Stalled())
+	case decide.ResumeInputs:
+		a.cl.ResumeFetchTopics(a.inputTopics...)
+		a.log.Info("processing resumed")
+	}
+	if len(rd.Pause) > 0 {
+		a.cl.PauseFetchPartitions(tpMap(rd.Pause))
+	}
+	if len(rd.Resume) > 0 {
+		a.cl.ResumeFetchPartitions(tpMap(rd.Resume))
+	}
+	for _, l := range rd.Lags {
+		a.m.lag.WithLabelValues(l.Partition.Topic, strconv.Itoa(int(l.Partition.Partition))).Set(float64(l.Lag))
+	}
+	if s := rd.Stall; s != nil {
+		a.m.commitFailures.WithLabelValues(s.Reason).Inc()
+		a.m.commitStalled.Set(1)
+		a.log.Warn("commit could not reach the broker; processing paused until a retry succeeds", "reason", s.Reason,
+			"attempt", s.Attempts, "stalled", s.RetryAt.Add(-s.Backoff).Sub(s.Since), "retry in", s.Backoff, "err", cause)
+	}
+	if s := rd.Recovered; s != nil {
+		a.log.Info("commit succeeded again; processing resumes", "stalled", time.Since(s.Since), "failed attempts", s.Attempts)
+		a.m.commitStalled.Set(0)
+	}
+	return rd
 }
 
 // The producer holds at most Options.MaxBufferedProduce records (a record
 // beyond waits in the App's gate until the broker acknowledges some, at
 // most until produceWaitCtx ends). Processing holds
 // off from half of it buffered, leaving the rest for what a commit's
-// store flushes forward, and goes on below a quarter.
+// store flushes forward, and goes on below a quarter (sm decides,
+// stepLocked tells it how many records are buffered).
 
 // produceWaitCtx returns the context a record waits on for room in the
 // gate: the running step's or commit attempt's, else stopCtx. Its end
@@ -450,42 +469,6 @@ func (a *App) setProduceCtxLocked(ctx context.Context) (restore func()) {
 	prev := a.produceCtx.Load()
 	a.produceCtx.Store(&ctx)
 	return func() { a.produceCtx.Store(prev) }
-}
-
-// backpressureLocked reports whether processing holds off: a commit is
-// stalled (the broker is unreachable: processing on would only pile up
-// output and replay), or the producer buffers produceHighWater records or
-// more (and stays held until below produceLowWater). While it holds,
-// fetching of every input topic is paused, so that what is buffered stays
-// bounded: the tasks keep the records they were handed and the consumer
-// drops what it fetched meanwhile (and fetches it again on resume).
-func (a *App) backpressureLocked() bool {
-	hold := !a.stall.since.IsZero()
-	if !hold {
-		n, limit := int(a.cl.BufferedProduceRecords()), a.opts.MaxBufferedProduce
-		hold = n >= limit/2 || a.inputsPaused && n > limit/4
-	}
-	if hold != a.inputsPaused {
-		a.inputsPaused = hold
-		if hold {
-			a.cl.PauseFetchTopics(a.inputTopics...)
-			a.log.Info("processing paused: the producer is behind or a commit is stalled", "stalled", !a.stall.since.IsZero())
-		} else {
-			a.cl.ResumeFetchTopics(a.inputTopics...)
-			a.log.Info("processing resumed")
-		}
-	}
-	return hold
-}
-
-// commitDueLocked reports whether a commit is due at now: a commit
-// interval after the last, or, while a commit is stalled, at its retry
-// time.
-func (a *App) commitDueLocked(now time.Time) bool {
-	if !a.stall.since.IsZero() {
-		return !now.Before(a.stall.retryAt)
-	}
-	return now.Sub(a.lastCommit) >= a.opts.CommitInterval
 }
 
 func (a *App) failLocked(err error) error {
@@ -511,13 +494,15 @@ func (a *App) sortedTasksLocked() []*task {
 }
 
 // processLocked runs every task over its buffered records, on up to
-// Workers goroutines, then updates metrics and pauses or resumes fetching.
-func (a *App) processLocked() error {
+// Workers goroutines, then updates metrics and pauses or resumes fetching
+// of the partitions of tasks with several inputs as sm decides. now is
+// the step's time, at which tasks judge how long they waited.
+func (a *App) processLocked(now time.Time) error {
 	ts := a.sortedTasksLocked()
 	workers := min(a.opts.Workers, len(ts))
 	if workers <= 1 {
 		for _, t := range ts {
-			a.runTask(t)
+			a.runTask(t, now)
 		}
 	} else {
 		var wg sync.WaitGroup
@@ -531,44 +516,23 @@ func (a *App) processLocked() error {
 			go func() {
 				defer wg.Done()
 				for t := range next {
-					a.runTask(t)
+					a.runTask(t, now)
 				}
 			}()
 		}
 		wg.Wait()
 	}
-	var pause, resume []streams.TopicPartition
 	for _, t := range ts {
 		if t.err != nil {
 			return a.failLocked(t.err)
 		}
 		a.reportTaskMetrics(t)
-		if len(t.inputs) < 2 {
+		if len(t.sm.Inputs()) < 2 {
 			continue
 		}
-		offs := t.exec.Offsets()
-		for _, tp := range t.inputs {
-			n := t.buffered(tp, offs)
-			switch {
-			case n >= a.opts.MaxBufferedPerPartition && !a.paused[tp]:
-				pause = append(pause, tp)
-			case n < a.opts.MaxBufferedPerPartition/2 && a.paused[tp]:
-				resume = append(resume, tp)
-			}
-		}
+		a.sm.Step(now, decide.Processed{Task: t.id, Next: t.exec.Offsets(), Buffered: t.exec.Buffered()})
 	}
-	if len(pause) > 0 {
-		a.cl.PauseFetchPartitions(tpMap(pause))
-		for _, tp := range pause {
-			a.paused[tp] = true
-		}
-	}
-	if len(resume) > 0 {
-		a.cl.ResumeFetchPartitions(tpMap(resume))
-		for _, tp := range resume {
-			delete(a.paused, tp)
-		}
-	}
+	a.applyLocked(a.sm.Ready(), nil)
 	return nil
 }
 
@@ -582,14 +546,20 @@ func tpMap(tps []streams.TopicPartition) map[string][]int32 {
 
 // runTask processes t's buffered records. A task with several input
 // partitions processes them in timestamp order, so it processes only while
-// inputsReady says so; a single-input task processes everything.
-func (a *App) runTask(t *task) {
-	multi := len(t.inputs) > 1
+// sm says it may (decide.Task.MayProcess); a single-input task processes
+// everything.
+func (a *App) runTask(t *task, now time.Time) {
+	multi := len(t.sm.Inputs()) > 1
 	for {
 		enforced := false
 		if multi {
 			var ready bool
-			if ready, enforced = a.inputsReady(t); !ready {
+			n := t.exec.Buffered()
+			var next map[streams.TopicPartition]streams.Offset
+			if n > 0 {
+				next = t.exec.Offsets()
+			}
+			if ready, enforced = t.sm.MayProcess(now, n, next); !ready {
 				return
 			}
 		}
@@ -609,102 +579,14 @@ func (a *App) runTask(t *task) {
 	}
 }
 
-// inputsReady reports whether t may process its next record: it has
-// records buffered, and each input partition has a record buffered or is
-// caught up (the consumer knows it holds no more). Otherwise a record of
-// the missing partition could come with an earlier timestamp, so the task
-// waits for it, up to MaxTaskIdle, and then processes anyway (enforced).
-func (a *App) inputsReady(t *task) (ready, enforced bool) {
-	if t.exec.Buffered() == 0 {
-		t.idleSince = time.Time{} // nothing waits: a later wait starts afresh
-		return false, false
-	}
-	offs := t.exec.Offsets()
-	for _, tp := range t.inputs {
-		if t.buffered(tp, offs) > 0 || a.caughtUp(t, tp) {
-			continue
-		}
-		if a.opts.MaxTaskIdle < 0 {
-			return true, false
-		}
-		now := time.Now()
-		if t.idleSince.IsZero() {
-			t.idleSince = now
-		}
-		if now.Sub(t.idleSince) < a.opts.MaxTaskIdle {
-			return false, false
-		}
-		return true, true
-	}
-	t.idleSince = time.Time{}
-	return true, false
-}
-
-// knownEnd is an input partition's end offset as last seen.
-type knownEnd struct {
-	offset int64
-	// poll is the number of the poll that carried it (or, from probeLags,
-	// of the last poll before the lookup).
-	poll uint64
-}
-
-// caughtUp reports whether the consumer knows t has been handed every
-// record of tp: its position (after the last record handed over or, before
-// any, the offset consuming started at) has reached the partition's end
-// offset, as seen no earlier than the records last handed to t. With the
-// end unknown or older, or the start unknown, the lag is unknown, and the
-// answer is no until a fetch or probeLags tells.
-func (a *App) caughtUp(t *task, tp streams.TopicPartition) bool {
-	end, ok := a.ends[tp]
-	if !ok || end.poll < t.addedPoll {
-		return false
-	}
-	if last, ok := t.lastAdded[tp]; ok {
-		return int64(last)+1 >= end.offset
-	}
-	start, ok := a.starts[tp]
-	return end.offset <= 0 || ok && start >= end.offset
-}
-
-// lagProbeEvery is how often at most the loop runs probeLags.
-const lagProbeEvery = 200 * time.Millisecond
-
-// probeLags looks up what caughtUp needs and no fetch has told, for the
-// empty input partitions of tasks that have records buffered: their end
-// offsets, and where consuming started for those that have not yielded a
-// record. A fetch response without any records is never handed to the
-// poll loop, so an idle partition's end offset is otherwise not known, or
-// only from before the task's latest records. It runs without App.mu;
-// failures are logged and retried on a later probe.
-func (a *App) probeLags(ctx context.Context) {
-	a.mu.Lock()
-	polls := a.polls
-	var need []streams.TopicPartition
-	needStarts := false
-	for _, t := range a.tasks {
-		if len(t.inputs) < 2 || t.exec.Buffered() == 0 {
-			continue
-		}
-		offs := t.exec.Offsets()
-		for _, tp := range t.inputs {
-			if t.buffered(tp, offs) > 0 {
-				continue
-			}
-			end, endKnown := a.ends[tp]
-			_, added := t.lastAdded[tp]
-			_, startKnown := a.starts[tp]
-			if !endKnown || end.poll < t.addedPoll || !added && !startKnown {
-				need = append(need, tp)
-				needStarts = needStarts || !added && !startKnown
-			}
-		}
-	}
-	a.mu.Unlock()
-	if len(need) == 0 {
-		return
-	}
+// probeLags looks up what sm asked for (p): the end offsets of input
+// partitions whose lag no fetch has told (a fetch response without any
+// records is never handed to the poll loop), and where consuming started
+// for those that have not yielded a record. It runs without App.mu;
+// failures are logged and the lookup is asked for again by a later Tick.
+func (a *App) probeLags(ctx context.Context, p *decide.Probe) {
 	topicSet := map[string]bool{}
-	for _, tp := range need {
+	for _, tp := range p.Partitions {
 		topicSet[tp.Topic] = true
 	}
 	topics := make([]string, 0, len(topicSet))
@@ -720,13 +602,13 @@ func (a *App) probeLags(ctx context.Context) {
 	}
 	var firsts kadm.ListedOffsets
 	var committed kadm.OffsetResponses
-	if err == nil && needStarts {
+	if err == nil && p.Starts {
 		firsts, err = a.adm.ListStartOffsets(ctx, topics...)
 		if err == nil {
 			err = firsts.Error()
 		}
 	}
-	if err == nil && needStarts {
+	if err == nil && p.Starts {
 		committed, err = a.adm.FetchOffsets(ctx, a.opts.ApplicationID)
 		if err == nil {
 			err = committed.Error()
@@ -738,38 +620,25 @@ func (a *App) probeLags(ctx context.Context) {
 		}
 		return
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, tp := range need {
-		t := a.byTP[tp]
-		if t == nil {
-			continue // revoked meanwhile
-		}
-		e, ok := ends.Lookup(tp.Topic, int32(tp.Partition))
+	e := decide.Probed{Poll: p.Poll}
+	for _, tp := range p.Partitions {
+		end, ok := ends.Lookup(tp.Topic, int32(tp.Partition))
 		if !ok {
 			continue
 		}
-		end := max(a.ends[tp].offset, e.Offset)
-		a.ends[tp] = knownEnd{offset: end, poll: polls}
-		pos := int64(-1)
-		if last, ok := t.lastAdded[tp]; ok {
-			pos = int64(last) + 1
-		} else if _, ok := a.starts[tp]; !ok {
-			start := int64(-1)
-			if c, ok := committed.Lookup(tp.Topic, int32(tp.Partition)); ok && c.At >= 0 {
-				start = c.At
-			} else if f, ok := firsts.Lookup(tp.Topic, int32(tp.Partition)); ok {
-				start = f.Offset
-			}
-			if start >= 0 {
-				a.starts[tp] = start
-				pos = start
-			}
+		r := decide.ProbeResult{Partition: tp, End: end.Offset, Committed: -1, LogStart: -1}
+		if c, ok := committed.Lookup(tp.Topic, int32(tp.Partition)); ok && c.At >= 0 {
+			r.Committed = c.At
 		}
-		if pos >= 0 {
-			a.m.lag.WithLabelValues(tp.Topic, strconv.Itoa(int(tp.Partition))).Set(float64(max(end-pos, 0)))
+		if f, ok := firsts.Lookup(tp.Topic, int32(tp.Partition)); ok {
+			r.LogStart = f.Offset
 		}
+		e.Results = append(e.Results, r)
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.sm.Step(time.Now(), e)
+	a.applyLocked(a.sm.Ready(), nil)
 }
 
 // handleProcessingError applies the deserialization handler to a record
@@ -846,7 +715,7 @@ func (a *App) reportTaskMetrics(t *task) {
 // record or store stays fatal.
 func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 	start := time.Now()
-	a.lastCommit = start
+	a.sm.Step(start, decide.CommitStarted{})
 	if a.abandoned {
 		return nil
 	}
@@ -919,14 +788,8 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 			return fmt.Errorf("runtime: commit offsets: %w", cerr)
 		}
 	}
-	if !a.stall.since.IsZero() && len(ts) > 0 {
-		// NB: with no tasks nothing was tried: a stall whose tasks were
-		// lost stays until an attempt with the tasks assigned next (after
-		// a rejoin, which needs the broker) succeeds.
-		a.log.Info("commit succeeded again; processing resumes", "stalled", time.Since(a.stall.since), "failed attempts", a.stall.attempts)
-		a.stall = commitStall{}
-		a.m.commitStalled.Set(0)
-	}
+	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(ts)})
+	a.applyLocked(a.sm.Ready(), nil)
 	if len(offsets) > 0 {
 		a.m.commits.Inc()
 		a.m.commitTime.Observe(time.Since(start).Seconds())
@@ -934,45 +797,15 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 	return nil
 }
 
-// commitStall is a commit that could not reach the broker.
-type commitStall struct {
-	// since is when the first failed attempt ended; zero when no commit
-	// is stalled.
-	since time.Time
-	// attempts counts the failed attempts.
-	attempts int
-	// backoff is the wait before the next attempt; retryAt is when it is
-	// due.
-	backoff time.Duration
-	retryAt time.Time
-}
-
-// maxCommitBackoff bounds the wait between two attempts of a stalled
-// commit.
-const maxCommitBackoff = 5 * time.Second
-
 // stallLocked records a commit attempt that could not reach the broker:
-// it is logged and counted, processing and fetching pause (see
-// backpressureLocked), and the next attempt is due after a backoff that
-// starts at the commit interval (at least 100ms) and doubles up to
-// maxCommitBackoff. Nothing is lost meanwhile: stores keep what they
-// flushed, the producer keeps retrying the records it holds, and the
-// committed offsets stay where the last commit put them.
+// it is logged and counted, processing and fetching pause, and the next
+// attempt is due after a backoff (sm decides: see decide.CommitStalled).
+// Nothing is lost meanwhile: stores keep what they flushed, the producer
+// keeps retrying the records it holds, and the committed offsets stay
+// where the last commit put them.
 func (a *App) stallLocked(reason string, err error) {
-	a.m.commitFailures.WithLabelValues(reason).Inc()
-	now := time.Now()
-	s := &a.stall
-	if s.since.IsZero() {
-		s.since = now
-		s.backoff = max(a.opts.CommitInterval, 100*time.Millisecond)
-		a.m.commitStalled.Set(1)
-	} else {
-		s.backoff = min(2*s.backoff, max(maxCommitBackoff, a.opts.CommitInterval))
-	}
-	s.attempts++
-	s.retryAt = now.Add(s.backoff)
-	a.log.Warn("commit could not reach the broker; processing paused until a retry succeeds", "reason", reason,
-		"attempt", s.attempts, "stalled", now.Sub(s.since), "retry in", s.backoff, "err", err)
+	a.sm.Step(time.Now(), decide.CommitStalled{Reason: reason})
+	a.applyLocked(a.sm.Ready(), err)
 }
 
 // membershipError reports whether a failed offset commit says that the
@@ -1033,8 +866,8 @@ func (a *App) shutdown() error {
 			// A stalled commit gets one short last attempt: Close does
 			// not wait out a broker that is away.
 			timeout := a.opts.CommitTimeout
-			if !a.stall.since.IsZero() {
-				timeout = min(timeout, maxCommitBackoff)
+			if a.sm.Stalled() {
+				timeout = min(timeout, decide.MaxCommitBackoff)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			err = a.commitLocked(ctx, a.sortedTasksLocked())

@@ -20,6 +20,10 @@
 // topics. Stream tasks read global stores under globals.mu, one call at a
 // time.
 //
+// The three goroutines poll through one loop shape, pollLoop (poll.go):
+// prepare under their lock, poll, log fetch errors, step what was fetched
+// under their lock, then work without it (the lag probes).
+//
 // Lock order: App.mu, then standbys.mu or globals.mu (never both), then
 // franz-go's own locks (committing and flushing under App.mu is fine:
 // franz-go never calls back into us while it holds a lock we wait for).
@@ -34,6 +38,17 @@
 // records after the last committed offset: their outputs and changelog
 // writes may appear twice, nothing is lost. A commit that cannot reach the
 // broker stalls instead of failing: processing and fetching pause and the
-// commit is retried with backoff until the broker answers (app.go,
-// stallLocked).
+// commit is retried with backoff until the broker answers.
+//
+// Decisions. When to commit and when to retry a stalled commit, when
+// back-pressure holds processing, which partitions to pause, when a task
+// with several inputs may process (MaxTaskIdle) and which lags to probe
+// are decided by a clock-free state machine, runtime/internal/decide,
+// which App.sm holds under App.mu. The loop (app.go: loop, stepLocked)
+// steps it with what happens (a poll and what it fetched, the producer's
+// backlog, what tasks processed, a commit attempt's outcome, a task
+// started or stopped, a lag probe's answer), ticks it once per poll, and
+// carries out what it decides (applyLocked; commitLocked and probeLags
+// for a commit and a probe). Change a decision there and its scenario in
+// decide's testdata/; change how it is carried out here.
 package app

@@ -254,6 +254,7 @@ func (g *globals) bootstrap(ctx context.Context, ends map[streams.TopicPartition
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("runtime: global stores bootstrap: %w", err)
 		}
+		_ = fetchErrors(fs, "global ", g.a.log, nil)
 		n, err := g.processLocked(fs)
 		if err != nil {
 			return err
@@ -277,35 +278,35 @@ func (g *globals) bootstrap(ctx context.Context, ends map[streams.TopicPartition
 func (g *globals) run() {
 	defer close(g.done)
 	g.lastCommit = time.Now()
-	for {
-		pctx, cancel := context.WithTimeout(g.ctx, 200*time.Millisecond)
-		fs := g.cl.PollFetches(pctx)
-		cancel()
-		if g.ctx.Err() != nil {
-			return
-		}
-		g.mu.Lock()
-		_, err := g.processLocked(fs)
-		if err == nil {
-			err = g.punctuateLocked(time.Now())
-		}
-		g.reportLocked(nil)
-		if err == nil && time.Since(g.lastCommit) >= g.a.opts.CommitInterval {
-			err = g.commitLocked(g.ctx)
-			g.lastCommit = time.Now()
-		}
-		g.mu.Unlock()
-		if err != nil {
-			if g.ctx.Err() != nil {
-				return
-			}
-			g.a.mu.Lock()
-			g.a.failLocked(err)
-			g.a.mu.Unlock()
-			g.a.log.Error("global stores failed", "err", err)
-			return
-		}
+	p := pollLoop{
+		kind:       "global ",
+		cl:         g.cl,
+		every:      200 * time.Millisecond,
+		log:        g.a.log,
+		mu:         &g.mu,
+		stepLocked: g.stepLocked,
 	}
+	if err := p.run(g.ctx); err != nil && g.ctx.Err() == nil {
+		g.a.mu.Lock()
+		g.a.failLocked(err)
+		g.a.mu.Unlock()
+		g.a.log.Error("global stores failed", "err", err)
+	}
+}
+
+// stepLocked processes one poll's records, runs the wall-clock
+// punctuators and commits when due.
+func (g *globals) stepLocked(fs kgo.Fetches) error {
+	_, err := g.processLocked(fs)
+	if err == nil {
+		err = g.punctuateLocked(time.Now())
+	}
+	g.reportLocked(nil)
+	if err == nil && time.Since(g.lastCommit) >= g.a.opts.CommitInterval {
+		err = g.commitLocked(g.ctx)
+		g.lastCommit = time.Now()
+	}
+	return err
 }
 
 // processLocked feeds fetched records to the global tasks and processes
@@ -326,10 +327,7 @@ func (g *globals) processLocked(fs kgo.Fetches) (int, error) {
 			return
 		}
 		if p.Err != nil {
-			if !errors.Is(p.Err, context.Canceled) && !errors.Is(p.Err, context.DeadlineExceeded) {
-				g.a.log.Warn("global fetch error", "topic", p.Topic, "partition", p.Partition, "err", p.Err)
-			}
-			return
+			return // the poll loop (or bootstrap) logged it
 		}
 		tp := streams.TopicPartition{Topic: p.Topic, Partition: streams.Partition(p.Partition)}
 		t.hw[tp] = p.HighWatermark

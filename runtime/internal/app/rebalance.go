@@ -12,6 +12,7 @@ import (
 
 	"github.com/weir-dev/weir/internal/exec"
 	"github.com/weir-dev/weir/runtime/internal/client"
+	"github.com/weir-dev/weir/runtime/internal/decide"
 	"github.com/weir-dev/weir/streams"
 )
 
@@ -58,9 +59,9 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		t, exists := a.tasks[id]
 		if exists {
 			for _, tp := range tps {
-				t.inputs = append(t.inputs, tp)
 				a.byTP[tp] = t
 			}
+			a.sm.Step(time.Now(), decide.InputsAdded{Task: id, Inputs: tps, Next: t.exec.Offsets(), Buffered: t.exec.Buffered()})
 			a.mu.Unlock()
 			continue
 		}
@@ -75,6 +76,8 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 		}
 		a.mu.Lock()
 		a.tasks[id] = t
+		a.sm.Step(time.Now(), decide.TaskStarted{Task: id, Inputs: tps})
+		t.sm = a.sm.Task(id)
 		for _, tp := range tps {
 			a.byTP[tp] = t
 		}
@@ -90,13 +93,10 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 // openTask creates a task, restores its stores and initializes it.
 func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.TopicPartition) (*task, error) {
 	t := &task{
-		id:         id,
-		label:      id.String(),
-		inflight:   client.NewInflight(),
-		inputs:     tps,
-		lastAdded:  map[streams.TopicPartition]streams.Offset{},
-		firstAdded: map[streams.TopicPartition]streams.Offset{},
-		dropped:    map[streams.Drop]int64{},
+		id:       id,
+		label:    id.String(),
+		inflight: client.NewInflight(),
+		dropped:  map[streams.Drop]int64{},
 	}
 	t.ack = func(_ *kgo.Record, err error) { a.gate.Release(); t.inflight.Done(err) }
 	et, err := exec.NewTask(a.topo, id, stores{a: a, t: t, ctx: ctx}, sink{a: a, t: t}, exec.Options{ApplicationID: a.opts.ApplicationID})
@@ -168,23 +168,16 @@ func (a *App) closeTaskLocked(t *task) {
 		}
 	}
 	delete(a.tasks, t.id)
-	// NB: franz-go keeps a partition paused until it is resumed, across
-	// revocations: one left paused would never be fetched again should the
-	// task come back to this instance.
-	var resume []streams.TopicPartition
-	for _, tp := range t.inputs {
+	for _, tp := range t.sm.Inputs() {
 		if a.byTP[tp] == t {
 			delete(a.byTP, tp)
 		}
-		if a.paused[tp] {
-			resume = append(resume, tp)
-			delete(a.paused, tp)
-		}
-		delete(a.starts, tp)
 	}
-	if len(resume) > 0 {
-		a.cl.ResumeFetchPartitions(tpMap(resume))
-	}
+	// NB: franz-go keeps a partition paused until it is resumed, across
+	// revocations: sm resumes those the task left paused, one of which
+	// would never be fetched again should the task come back here.
+	a.sm.Step(time.Now(), decide.TaskStopped{Task: t.id})
+	a.applyLocked(a.sm.Ready(), nil)
 	a.m.tasks.Set(float64(len(a.tasks)))
 	a.log.Info("task stopped", "task", t.label)
 }

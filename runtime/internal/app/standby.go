@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -15,20 +14,18 @@ import (
 	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/runtime/internal/assign"
 	"github.com/weir-dev/weir/runtime/internal/client"
+	"github.com/weir-dev/weir/runtime/internal/decide"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
 )
 
-// A standby store applies what it read every standbyApplyEvery (or once
-// it holds standbyApplyBytes): each apply is one stateengine.Restore, which on
-// Pebble ingests one SSTable, so applying per fetch would litter level 0.
-// Nothing waits for the apply: a handover (release) applies what was read
-// first, and a crash of this instance only makes the standby read again
-// from its checkpoint.
-const (
-	standbyApplyEvery = 5 * time.Second
-	standbyApplyBytes = 2 << 20
-)
+// A standby store applies what it read every decide.StandbyApplyEvery
+// (or once it holds standbyApplyBytes): each apply is one stateengine.Restore,
+// which on Pebble ingests one SSTable, so applying per fetch would litter
+// level 0. Nothing waits for the apply: a handover (release) applies what
+// was read first, and a crash of this instance only makes the standby
+// read again from its checkpoint.
+const standbyApplyBytes = 2 << 20
 
 // standbys keeps warm copies of the stores of this instance's standby
 // tasks. One goroutine (run) owns the work: it opens the stores of the
@@ -64,16 +61,15 @@ type standbys struct {
 	done   chan struct{} // closed when run returns
 
 	mu sync.Mutex
-	// want is the standby set of the last assignment, without this
-	// instance's active tasks. Guarded by mu.
-	want map[streams.TaskID]bool
+	// sm decides which standby tasks to keep open, which to hand over
+	// and when to apply. Guarded by mu. Invariant: the tasks it holds
+	// open are those of tasks.
+	sm *decide.Standbys
 	// tasks are the standby tasks whose stores are open. Guarded by mu.
 	tasks map[streams.TaskID]*standbyTask
 	// byTP maps a changelog partition to the standby store it feeds.
 	// Guarded by mu.
 	byTP map[streams.TopicPartition]*standbyStore
-	// lastApply is when pending records were last applied. Guarded by mu.
-	lastApply time.Time
 	// handoff are the compacted changelogs of in-memory stores released
 	// to active tasks, by changelog partition, until the task's restore
 	// takes them (or the next assignment drops them). Guarded by mu.
@@ -133,7 +129,7 @@ func newStandbys(a *App) (*standbys, error) {
 		a: a, cl: cl, ctx: ctx, cancel: cancel,
 		wake:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
-		want:  map[streams.TaskID]bool{},
+		sm:    decide.NewStandbys(),
 		tasks: map[streams.TaskID]*standbyTask{},
 		byTP:  map[streams.TopicPartition]*standbyStore{},
 	}
@@ -157,19 +153,13 @@ func (s *standbys) close() {
 // assigned records the standby tasks of a new assignment; active are the
 // instance's active tasks, which never run as standbys here.
 func (s *standbys) assigned(standby []assign.TaskID, active []streams.TaskID) {
+	ids := make([]streams.TaskID, len(standby))
+	for i, t := range standby {
+		ids[i] = streams.TaskID{Subtopology: streams.SubtopologyID(t.Subtopology), Partition: streams.Partition(t.Partition)}
+	}
 	s.mu.Lock()
-	s.want = map[streams.TaskID]bool{}
 	s.handoff = nil // the tasks that were to take them have opened
-	isActive := map[streams.TaskID]bool{}
-	for _, id := range active {
-		isActive[id] = true
-	}
-	for _, t := range standby {
-		id := streams.TaskID{Subtopology: streams.SubtopologyID(t.Subtopology), Partition: streams.Partition(t.Partition)}
-		if !isActive[id] {
-			s.want[id] = true
-		}
-	}
+	s.sm.Step(decide.StandbysAssigned{Standby: ids, Active: active})
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -184,12 +174,8 @@ func (s *standbys) assigned(standby []assign.TaskID, active []streams.TaskID) {
 func (s *standbys) release(ids []streams.TaskID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, id := range ids {
-		delete(s.want, id)
-		if t, ok := s.tasks[id]; ok {
-			s.closeTaskLocked(t, true, true)
-		}
-	}
+	s.sm.Step(decide.StandbysReleased{Tasks: ids})
+	s.applyReadyLocked(s.sm.Ready())
 }
 
 // takeHandoff returns (and forgets) the records a released standby left
@@ -202,60 +188,50 @@ func (s *standbys) takeHandoff(tp streams.TopicPartition) *memHandoff {
 	return h
 }
 
-// run is the standby goroutine: open and close stores as the wanted set
-// changes, read the changelogs, apply.
+// run is the standby goroutine: open and close stores as sm decides,
+// read the changelogs, apply.
 func (s *standbys) run() {
 	defer close(s.done)
-	interval := min(s.a.opts.CommitInterval, time.Second)
-	for {
-		s.mu.Lock()
-		s.syncLocked()
-		idle := len(s.byTP) == 0
-		s.mu.Unlock()
-		if idle {
-			select {
-			case <-s.ctx.Done():
-				return
-			case <-s.wake:
-			}
-			continue
-		}
-		pctx, cancel := context.WithTimeout(s.ctx, interval)
-		fs := s.cl.PollFetches(pctx)
-		cancel()
-		if s.ctx.Err() != nil {
-			return
-		}
-		s.mu.Lock()
-		s.addLocked(fs)
-		if time.Since(s.lastApply) >= standbyApplyEvery {
-			s.applyAllLocked()
-		}
-		s.mu.Unlock()
+	p := pollLoop{
+		kind:  "standby ",
+		cl:    s.cl,
+		every: min(s.a.opts.CommitInterval, time.Second),
+		log:   s.a.log,
+		mu:    &s.mu,
+		prepareLocked: func() (idle bool) {
+			s.sm.Tick(time.Now())
+			s.applyReadyLocked(s.sm.Ready())
+			return len(s.byTP) == 0
+		},
+		wake:       s.wake,
+		stepLocked: func(fs kgo.Fetches) error { s.addLocked(fs); return nil },
 	}
+	_ = p.run(s.ctx) // its steps never fail
 }
 
-// syncLocked closes the standby tasks no longer wanted and opens the new
-// ones.
-func (s *standbys) syncLocked() {
-	for id, t := range s.tasks {
-		if !s.want[id] {
-			s.closeTaskLocked(t, true, false)
+// applyReadyLocked carries out what sm decided: apply what the open
+// stores read, close the tasks no longer wanted or handed over, open the
+// new ones.
+func (s *standbys) applyReadyLocked(rd decide.StandbyReady) {
+	if rd.Apply {
+		s.applyAllLocked()
+	}
+	for _, c := range rd.Close {
+		if t, ok := s.tasks[c.Task]; ok {
+			s.closeTaskLocked(t, true, c.Handover)
 		}
 	}
-	for id := range s.want {
-		if _, ok := s.tasks[id]; ok {
-			continue
-		}
+	for _, id := range rd.Open {
 		t, err := s.openTaskLocked(id)
 		if err != nil {
 			if s.ctx.Err() == nil {
 				s.a.log.Warn("standby task not kept", "task", id.String(), "err", err)
 			}
-			delete(s.want, id) // until the next assignment
+			s.sm.Step(decide.StandbyOpenFailed{Task: id})
 			continue
 		}
 		s.tasks[id] = t
+		s.sm.Step(decide.StandbyOpened{Task: id})
 		if s.a.persistentTask(id) {
 			s.a.local.add(id)
 		}
@@ -419,10 +395,7 @@ func (s *standbys) addLocked(fs kgo.Fetches) {
 			return
 		}
 		if p.Err != nil {
-			if !errors.Is(p.Err, context.Canceled) && !errors.Is(p.Err, context.DeadlineExceeded) {
-				s.a.log.Warn("standby fetch error", "topic", p.Topic, "partition", p.Partition, "err", p.Err)
-			}
-			return
+			return // the poll loop logged it
 		}
 		ss.hw = p.HighWatermark
 		if ss.mem != nil {
@@ -490,7 +463,6 @@ func (s *standbys) applyAllLocked() {
 			s.applyLocked(ss)
 		}
 	}
-	s.lastApply = time.Now()
 }
 
 // applyLocked applies a store's pending records through stateengine.Restore,

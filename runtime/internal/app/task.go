@@ -10,6 +10,7 @@ import (
 	"github.com/weir-dev/weir/internal/exec"
 	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/runtime/internal/client"
+	"github.com/weir-dev/weir/runtime/internal/decide"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
 )
@@ -28,22 +29,13 @@ type task struct {
 	stores []state.Store
 	// cache is the task's write-back cache, shared by its cached stores.
 	cache *stateengine.Cache
-	// inputs are the task's input partitions (real topic names).
-	inputs []streams.TopicPartition
-	// lastAdded is the offset of the last record added per input
-	// partition; with the task's Offsets it gives the buffered count.
-	lastAdded map[streams.TopicPartition]streams.Offset
-	// addedPoll is the number of the last poll that handed t records.
-	addedPoll uint64
-	// firstAdded is the offset of the first record ever added per input
-	// partition.
-	firstAdded map[streams.TopicPartition]streams.Offset
+	// sm is what App.sm keeps of the task: its input partitions (real
+	// topic names), what was handed to it, whether it waits. Set when the
+	// task is added to App.tasks.
+	sm *decide.Task
 	// processed and dropped are what was already reported to metrics.
 	processed int64
 	dropped   map[streams.Drop]int64
-	// idleSince is when the task began waiting for an input partition
-	// that may hold earlier records; zero when not waiting.
-	idleSince time.Time
 	// enforced counts records processed after giving up waiting (see
 	// Options.MaxTaskIdle); reported counts what metrics have seen.
 	enforced, enforcedReported int64
@@ -184,21 +176,4 @@ func (r progressReader) Read(ctx context.Context, from, to state.Offset, fn func
 		}
 		return fn(b)
 	})
-}
-
-// buffered returns how many records of tp the task holds unprocessed,
-// from the offsets (exact when the partition's offsets have no gaps).
-func (t *task) buffered(tp streams.TopicPartition, next map[streams.TopicPartition]streams.Offset) int {
-	last, ok := t.lastAdded[tp]
-	if !ok {
-		return 0
-	}
-	n, ok := next[tp]
-	if !ok {
-		n = t.firstAdded[tp]
-	}
-	if d := last + 1 - n; d > 0 {
-		return int(d)
-	}
-	return 0
 }
