@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,7 +26,8 @@ func TestDefaultStateDir(t *testing.T) {
 		t.Errorf("DefaultStateDir(orders) = %q, want %q", got, want)
 	}
 
-	// With brokers given, New touches no disk: the directory is only named.
+	// With brokers given, New only locks the directory: its lock file is
+	// all it holds before Run.
 	app, err := runtime.New(topo, runtime.ApplicationID("orders"), runtime.Brokers("127.0.0.1:1"), runtime.Logger(quietLogger()))
 	if err != nil {
 		t.Fatalf("New without StateDir: %v", err)
@@ -33,11 +35,12 @@ func TestDefaultStateDir(t *testing.T) {
 	if got := app.StateDir(); got != want {
 		t.Errorf("StateDir() = %q, want %q", got, want)
 	}
+	ents, err := os.ReadDir(want)
 	if err := app.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(want); !os.IsNotExist(err) {
-		t.Errorf("New with brokers created %s (stat: %v), want nothing on disk before Run", want, err)
+	if err != nil || len(ents) != 1 || ents[0].Name() != "weir.lock" {
+		t.Errorf("New with brokers left %v in %s (err %v), want only its lock file before Run", ents, want, err)
 	}
 
 	// Without brokers, the embedded broker's data goes under it.
@@ -94,4 +97,60 @@ func TestNewReportsEveryProblem(t *testing.T) {
 	if ents, err := os.ReadDir(tmp); err != nil || len(ents) != 0 {
 		t.Errorf("temp dir after refused News holds %v (err %v), want nothing", ents, err)
 	}
+}
+
+// TestApplicationIDMustPrefixTopics: an id that cannot prefix Kafka topic
+// names is refused by New, naming the character, with nothing created.
+func TestApplicationIDMustPrefixTopics(t *testing.T) {
+	topo, err := orders.Topology(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for id, want := range map[string]string{
+		"orders app":             `has ' ' at byte 6`,
+		"orders:v2":              `has ':' at byte 6`,
+		"zählen":                 `has 'ä' at byte 1`,
+		strings.Repeat("a", 151): "is 151 characters long; at most 150",
+	} {
+		_, err := runtime.New(topo, runtime.ApplicationID(id), runtime.StateDir(filepath.Join(dir, "x")))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New(id %q) = %v, want an error saying %q", id, err, want)
+		}
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Errorf("state dir parent after refused News holds %v (err %v), want nothing", ents, err)
+	}
+}
+
+// TestMetricsAddrKnownAfterNew: the endpoint's address (port 0 picks one)
+// is known from New on, before Run; a taken address fails New.
+func TestMetricsAddrKnownAfterNew(t *testing.T) {
+	topo, err := orders.Topology(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := runtime.New(topo, runtime.ApplicationID("metrics-addr"), runtime.Brokers("127.0.0.1:1"),
+		runtime.StateDir(t.TempDir()), runtime.MetricsAddr("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := a.MetricsAddr()
+	if host, port, err := net.SplitHostPort(addr); err != nil || host != "127.0.0.1" || port == "0" {
+		t.Fatalf("MetricsAddr = %q (%v), want 127.0.0.1 with the chosen port", addr, err)
+	}
+	_, err = runtime.New(topo, runtime.ApplicationID("metrics-addr-2"), runtime.Brokers("127.0.0.1:1"),
+		runtime.StateDir(t.TempDir()), runtime.MetricsAddr(addr))
+	if err == nil || !strings.Contains(err.Error(), "metrics address") {
+		t.Errorf("New on the taken address %s = %v, want a metrics address error", addr, err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Closed without Run: the address is free again.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("address %s still taken after Close: %v", addr, err)
+	}
+	ln.Close()
 }

@@ -264,7 +264,7 @@ func TestMetricsAndTopologyServed(t *testing.T) {
 			time.Sleep(20 * time.Millisecond) // polling interval with a deadline
 		}
 	}
-	if s := get("/topology"); !strings.Contains(s, "Sub-topology 0: reads in") {
+	if s := get("/topology"); s != doubler(t).Describe() || !strings.Contains(s, "Sub-topology 0") || !strings.Contains(s, "(topics: in)") {
 		t.Errorf("/topology:\n%s", s)
 	}
 	if s := get("/metrics"); !strings.Contains(s, "weir_commit_latency_seconds") {

@@ -23,7 +23,8 @@ type optFunc func(*config)
 func (f optFunc) apply(c *config) { f(c) }
 
 // ApplicationID names the application: the consumer group its instances
-// join and the prefix of its internal topics. Required.
+// join and the prefix of its internal topics: ASCII letters, digits, '.',
+// '_' and '-', at most 150 characters. Required.
 func ApplicationID(id string) Option {
 	return optFunc(func(c *config) { c.app.ApplicationID = id })
 }
@@ -132,7 +133,9 @@ func DeadLetterTopic(topic string) Option {
 }
 
 // MetricsAddr starts an HTTP server on addr serving Prometheus metrics at
-// /metrics and the topology description at /topology. Default none.
+// /metrics and the topology description (Topology.Describe) at /topology.
+// New binds it (port 0 picks a free port; Application.MetricsAddr says
+// which). Default none.
 func MetricsAddr(addr string) Option {
 	return optFunc(func(c *config) { c.app.MetricsAddr = addr })
 }

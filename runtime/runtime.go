@@ -186,9 +186,10 @@ func (a *Application) Close() error {
 	return a.closeErr
 }
 
-// Describe returns a plain-text description of a topology's sub-topologies,
-// nodes and stores (what /topology serves).
-func Describe(t *streams.Topology) string { return app.Describe(t) }
+// MetricsAddr returns the address the MetricsAddr option's endpoint listens
+// on, with the port chosen when the option asked for port 0, or "" without
+// the option. It is known from New on; Run serves it.
+func (a *Application) MetricsAddr() string { return a.a.MetricsAddr() }
 
 // Metrics returns the instance's Prometheus metrics, to serve on a handler
 // of your own or to read in tests (MetricsAddr serves the same).

@@ -79,6 +79,10 @@ func (t *Topology) Describe() string {
 	return sb.String()
 }
 
+// String returns Describe's text: the one description of a topology, which
+// the runtime also serves at /topology.
+func (t *Topology) String() string { return t.Describe() }
+
 func (t *Topology) topicLabels(n *Node) []string {
 	out := make([]string, len(n.Topics))
 	for i, tp := range n.Topics {

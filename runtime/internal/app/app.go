@@ -40,6 +40,9 @@ type App struct {
 	m        *metrics
 	instance string
 	sources  map[string]bool // names of source nodes
+	// metricsLn is the metrics endpoint's listener, bound by New (nil
+	// without MetricsAddr); Run serves it, Run or Close closes it.
+	metricsLn net.Listener
 
 	// Set up by Run before the group client starts; read-only afterwards.
 	admCl *kgo.Client
@@ -138,6 +141,15 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		tasks:    map[streams.TaskID]*task{},
 		byTP:     map[streams.TopicPartition]*task{},
 	}
+	if opts.MetricsAddr != "" {
+		// NB: bound here, so that the address (port 0 picks one) is known
+		// before Run and a taken port fails New.
+		ln, err := net.Listen("tcp", opts.MetricsAddr)
+		if err != nil {
+			return nil, fmt.Errorf("runtime: metrics address: %w", err)
+		}
+		a.metricsLn = ln
+	}
 	a.stopCtx, a.cancelStop = context.WithCancel(context.Background())
 	a.gate = client.NewGate(opts.MaxBufferedProduce)
 	a.m = newMetrics(opts.ApplicationID, instance)
@@ -165,6 +177,7 @@ func (a *App) Run(ctx context.Context) (err error) {
 	defer close(a.done)
 	select {
 	case <-a.stop:
+		a.closeMetricsListener()
 		return ErrClosed
 	default:
 	}
@@ -174,17 +187,14 @@ func (a *App) Run(ctx context.Context) (err error) {
 
 	if err := a.setup(ctx); err != nil {
 		a.closeClients()
+		a.closeMetricsListener()
 		return err
 	}
 	close(a.started)
 	var srv *http.Server
 	var srvDone chan struct{}
-	if a.opts.MetricsAddr != "" {
-		srv, srvDone, err = a.serveHTTP()
-		if err != nil {
-			a.shutdown()
-			return err
-		}
+	if a.metricsLn != nil {
+		srv, srvDone = a.serveHTTP()
 	}
 	err = a.loop(ctx)
 	if serr := a.shutdown(); err == nil {
@@ -912,6 +922,8 @@ func (a *App) Close() error {
 	a.runOnce.Do(func() { ran = false })
 	if ran {
 		<-a.done
+	} else {
+		a.closeMetricsListener()
 	}
 	return nil
 }
@@ -967,16 +979,15 @@ func (a *App) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(a.m.reg, promhttp.HandlerOpts{})
 }
 
-func (a *App) serveHTTP() (*http.Server, chan struct{}, error) {
-	ln, err := net.Listen("tcp", a.opts.MetricsAddr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("runtime: metrics address: %w", err)
-	}
+// serveHTTP serves metrics and the topology on the listener New bound;
+// closing the server closes the listener.
+func (a *App) serveHTTP() (*http.Server, chan struct{}) {
+	ln := a.metricsLn
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", a.MetricsHandler())
 	mux.HandleFunc("/topology", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte(Describe(a.topo)))
+		_, _ = w.Write([]byte(a.topo.Describe()))
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
@@ -985,5 +996,22 @@ func (a *App) serveHTTP() (*http.Server, chan struct{}, error) {
 		_ = srv.Serve(ln)
 	}()
 	a.log.Info("serving metrics", "addr", ln.Addr().String())
-	return srv, done, nil
+	return srv, done
+}
+
+// closeMetricsListener closes the metrics listener of an instance that
+// will not serve it.
+func (a *App) closeMetricsListener() {
+	if a.metricsLn != nil {
+		_ = a.metricsLn.Close()
+	}
+}
+
+// MetricsAddr returns the address the metrics and topology endpoint
+// listens on (with its port when MetricsAddr asked for port 0), or "".
+func (a *App) MetricsAddr() string {
+	if a.metricsLn == nil {
+		return ""
+	}
+	return a.metricsLn.Addr().String()
 }

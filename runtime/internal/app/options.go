@@ -138,6 +138,8 @@ func (o *Options) Validate() error {
 	var errs []error
 	if o.ApplicationID == "" {
 		errs = append(errs, errors.New("runtime: application id is required"))
+	} else if err := checkApplicationID(o.ApplicationID); err != nil {
+		errs = append(errs, err)
 	}
 	if len(o.Brokers) == 0 {
 		errs = append(errs, errors.New("runtime: no brokers"))
@@ -170,4 +172,26 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("runtime: max buffered produce %d < 0", o.MaxBufferedProduce))
 	}
 	return errors.Join(errs...)
+}
+
+// maxApplicationIDLen leaves room in Kafka's 249-character topic names for
+// the longest suffixes Weir appends to an application id ("-<store>-changelog"
+// and "-<node>-repartition" with names of a few dozen characters).
+const maxApplicationIDLen = 150
+
+// checkApplicationID refuses an id that cannot prefix internal topic names:
+// Kafka allows only ASCII letters, digits, '.', '_' and '-' in them.
+func checkApplicationID(id string) error {
+	if len(id) > maxApplicationIDLen {
+		return fmt.Errorf("runtime: application id %q is %d characters long; at most %d, since it prefixes internal topic names", id, len(id), maxApplicationIDLen)
+	}
+	if id == "." || id == ".." {
+		return fmt.Errorf("runtime: application id %q is not a valid topic name prefix", id)
+	}
+	for i, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return fmt.Errorf("runtime: application id %q has %q at byte %d: only ASCII letters, digits, '.', '_' and '-' may name the internal topics it prefixes", id, r, i)
+		}
+	}
+	return nil
 }
