@@ -1,11 +1,13 @@
 package runtime_test
 
 import (
+	"context"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
 	"github.com/weir-dev/weir/runtime"
@@ -153,4 +155,32 @@ func TestMetricsAddrKnownAfterNew(t *testing.T) {
 		t.Fatalf("address %s still taken after Close: %v", addr, err)
 	}
 	ln.Close()
+}
+
+// TestRunStoppedDuringStartup: a context ended while Run is still starting
+// (creating topics, here against an address where nothing listens) is a
+// clean stop, as it is once the instance runs.
+func TestRunStoppedDuringStartup(t *testing.T) {
+	topo, err := orders.Topology(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := runtime.New(topo, runtime.ApplicationID("stopped-early"), runtime.Brokers("127.0.0.1:1"),
+		runtime.StateDir(t.TempDir()), runtime.Logger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run stopped during startup = %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of its context ending")
+	}
 }

@@ -188,6 +188,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err := a.setup(ctx); err != nil {
 		a.closeClients()
 		a.closeMetricsListener()
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Stopped (Ctrl-C) before it started processing: nothing
+			// was processed, so there is nothing to commit.
+			return nil
+		}
 		return err
 	}
 	close(a.started)
