@@ -103,15 +103,6 @@ func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (t
 	return res, s.WaitDurable(ctx, res.LastOffset+1)
 }
 
-// written is an already-cancelled context: storage.Log.Append returns as
-// soon as the batches are written when its ctx is done, with the append's
-// result; the wait for the fsync is then storage.Log.WaitDurable's.
-var written = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
-
 func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
 	cfg := s.cfg.Load()
 	appendTime := int64(-1)
@@ -158,8 +149,8 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendRes
 			batch.SetMaxTimestampAndAppendTime(b, appendTime)
 		}
 	}
-	res, err := s.l.Append(written, batches, storage.Epoch(epoch))
-	if err != nil && !errors.Is(err, context.Canceled) {
+	res, err := s.l.AppendNoWait(batches, storage.Epoch(epoch))
+	if err != nil {
 		s.health.appendFailed(s.l.Dir(), err)
 		return topics.AppendResult{}, kafkaErr(err)
 	}

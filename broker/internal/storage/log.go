@@ -114,8 +114,24 @@ func (l *Log) Dir() string { return l.dir }
 //
 // Under SyncGroupCommit it returns once an fsync covers the batches (if ctx
 // ends first it returns ctx's error, and the batches stay in the log); under
-// the other policies once they are written.
+// the other policies once they are written. It is AppendNoWait followed by
+// WaitDurable.
 func (l *Log) Append(ctx context.Context, batches []byte, epoch Epoch) (AppendResult, error) {
+	res, err := l.AppendNoWait(batches, epoch)
+	if err != nil || res.Duplicate {
+		return res, err
+	}
+	return res, l.WaitDurable(ctx, res.LastOffset+1)
+}
+
+// AppendNoWait is Append without the wait for durability: it validates and
+// writes the batches, in order with other appends, and returns without
+// waiting for an fsync. The caller that must not acknowledge before the
+// batches are durable pairs it with WaitDurable(ctx, LastOffset+1), which
+// lets it release its own locks (or pipeline the next request) in between.
+// Under SyncGroupCommit the batches become readable (below the high
+// watermark) only once an fsync covers them.
+func (l *Log) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
 	if len(batches) == 0 {
 		return AppendResult{}, fmt.Errorf("%w: empty produce payload", ErrCorrupt)
 	}
@@ -150,31 +166,27 @@ func (l *Log) Append(ctx context.Context, batches []byte, epoch Epoch) (AppendRe
 	}
 
 	l.appendMu.Lock()
-	res, end, err := l.appendLocked(batches, hs, starts, epoch)
+	res, err := l.appendLocked(batches, hs, starts, epoch)
 	l.appendMu.Unlock()
-	if err != nil || res.Duplicate || l.opts.Sync != SyncGroupCommit {
-		return res, err
-	}
-	return res, l.waitDurable(ctx, end)
+	return res, err
 }
 
-// appendLocked writes validated batches. It returns the offset after the
-// last written batch. Caller holds appendMu.
-func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch Epoch) (AppendResult, Offset, error) {
+// appendLocked writes validated batches. Caller holds appendMu.
+func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch Epoch) (AppendResult, error) {
 	if l.closed {
-		return AppendResult{}, 0, ErrClosed
+		return AppendResult{}, ErrClosed
 	}
 	if l.failed != nil {
-		return AppendResult{}, 0, fmt.Errorf("%w: appends disabled after %w", ErrStorage, l.failed)
+		return AppendResult{}, fmt.Errorf("%w: appends disabled after %w", ErrStorage, l.failed)
 	}
 	l.mu.RLock()
 	serr := l.syncErr
 	l.mu.RUnlock()
 	if serr != nil {
-		return AppendResult{}, 0, fmt.Errorf("%w: appends disabled after a failed fsync: %w", ErrStorage, serr)
+		return AppendResult{}, fmt.Errorf("%w: appends disabled after a failed fsync: %w", ErrStorage, serr)
 	}
 	if n := len(l.epochs); n > 0 && epoch < l.epochs[n-1].epoch {
-		return AppendResult{}, 0, fmt.Errorf("storage: append with leader epoch %d below the current %d", epoch, l.epochs[n-1].epoch)
+		return AppendResult{}, fmt.Errorf("storage: append with leader epoch %d below the current %d", epoch, l.epochs[n-1].epoch)
 	}
 
 	// Idempotence: check every batch against the producer state, counting
@@ -193,7 +205,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		}
 		kind, orig, err := checkProducer(p, h)
 		if err != nil {
-			return AppendResult{}, 0, err
+			return AppendResult{}, err
 		}
 		if kind == seqDuplicate {
 			dup[i] = true
@@ -223,7 +235,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		return AppendResult{
 			BaseOffset: dupRes[0].base, LastOffset: dupRes[len(dupRes)-1].last,
 			LogAppendTime: -1, LogStartOffset: logStart, Duplicate: true,
-		}, 0, nil
+		}, nil
 	}
 
 	// Assign offsets.
@@ -248,7 +260,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	last := next - 1
 
 	if err := l.maybeRollLocked(int64(size), last); err != nil {
-		return AppendResult{}, 0, err
+		return AppendResult{}, err
 	}
 	if n := len(l.epochs); n == 0 || epoch > l.epochs[n-1].epoch {
 		// Durable before any batch of the new epoch is written, so
@@ -256,11 +268,11 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		l.epochs = append(l.epochs, epochEntry{epoch: epoch, start: first})
 		if err := l.writeEpochsLocked(); err != nil {
 			l.epochs = l.epochs[:len(l.epochs)-1]
-			return AppendResult{}, 0, l.ioErr("writing leader-epoch checkpoint", err)
+			return AppendResult{}, l.ioErr("writing leader-epoch checkpoint", err)
 		}
 	} else if l.epochsUnsaved {
 		if err := l.writeEpochsLocked(); err != nil {
-			return AppendResult{}, 0, l.ioErr("writing leader-epoch checkpoint", err)
+			return AppendResult{}, l.ioErr("writing leader-epoch checkpoint", err)
 		}
 	}
 	seg := l.segs[len(l.segs)-1] // only appendMu holders change segs' tail
@@ -276,7 +288,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		}
 	}
 	if err != nil {
-		return AppendResult{}, 0, l.undoWriteLocked(seg, pos, err)
+		return AppendResult{}, l.undoWriteLocked(seg, pos, err)
 	}
 
 	nowMS := l.opts.Now().UnixMilli()
@@ -304,7 +316,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 			recordProducer(l.producers, h)
 		}
 	}
-	return AppendResult{BaseOffset: first, LastOffset: last, LogAppendTime: -1, LogStartOffset: logStart}, next, nil
+	return AppendResult{BaseOffset: first, LastOffset: last, LogAppendTime: -1, LogStartOffset: logStart}, nil
 }
 
 // undoWriteLocked truncates the active segment back to pos after a failed
@@ -435,8 +447,8 @@ func (l *Log) writeEpochsLocked() error {
 
 // WaitDurable waits until an fsync covers every offset below end (under
 // SyncGroupCommit; under the other policies it returns at once), asking the
-// syncer for one if needed. It lets a caller append with a done ctx, which
-// returns as soon as the batches are written, and wait later.
+// syncer for one if needed, or until ctx ends (ctx's error). It completes an
+// AppendNoWait: WaitDurable(ctx, res.LastOffset+1).
 func (l *Log) WaitDurable(ctx context.Context, end Offset) error {
 	if l.opts.Sync != SyncGroupCommit {
 		return nil

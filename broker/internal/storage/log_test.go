@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -99,4 +101,70 @@ func TestRollAndReopen(t *testing.T) {
 	l2.Close()
 	l3 := openTest(t, fs, opts)
 	check(l3)
+}
+
+// TestAppendNoWaitThenWaitDurable: under SyncGroupCommit, AppendNoWait
+// writes without an fsync, so its records are past the log end offset but
+// not yet readable; WaitDurable asks for the fsync and makes them readable.
+// A failed fsync is WaitDurable's error, not AppendNoWait's.
+func TestAppendNoWaitThenWaitDurable(t *testing.T) {
+	fs := vfs.NewInjecting(vfs.NewMem(), nil)
+	l := openTest(t, fs, Options{})
+	res, err := l.AppendNoWait(simpleBatch(t, 3, 1000), 0)
+	if err != nil {
+		t.Fatalf("AppendNoWait: %v", err)
+	}
+	if res.BaseOffset != 0 || res.LastOffset != 2 {
+		t.Fatalf("AppendNoWait result %+v, want offsets 0..2", res)
+	}
+	if leo, hw := l.LogEndOffset(), l.HighWatermark(); leo != 3 || hw != 0 {
+		t.Fatalf("after AppendNoWait: leo %d hw %d, want 3 and 0 (no fsync yet)", leo, hw)
+	}
+	if b, err := l.Read(0, 1<<20); err != nil || len(b) != 0 {
+		t.Fatalf("read before the fsync: %d bytes, %v; want none", len(b), err)
+	}
+	if err := l.WaitDurable(context.Background(), res.LastOffset+1); err != nil {
+		t.Fatalf("WaitDurable: %v", err)
+	}
+	if hw := l.HighWatermark(); hw != 3 {
+		t.Fatalf("after WaitDurable: hw %d, want 3", hw)
+	}
+
+	fs.SetInjector(func(op vfs.Op, _ string) error {
+		if op == vfs.OpSync {
+			return errors.New("injected fsync failure")
+		}
+		return nil
+	})
+	res, err = l.AppendNoWait(simpleBatch(t, 1, 1001), 0)
+	if err != nil {
+		t.Fatalf("AppendNoWait before the failing fsync: %v", err)
+	}
+	if err := l.WaitDurable(context.Background(), res.LastOffset+1); !IsStorage(err) {
+		t.Fatalf("WaitDurable over a failed fsync: %v, want a storage error", err)
+	}
+	if hw := l.HighWatermark(); hw != 3 {
+		t.Fatalf("after the failed fsync: hw %d, want 3", hw)
+	}
+	fs.SetInjector(nil)
+}
+
+// TestAppendWaitsForDurability: Append returns only once its records are
+// below the high watermark, and a ctx that is already done returns ctx's
+// error or nil (whichever of the fsync and ctx it sees first), with the
+// records written either way (they stay in the log).
+func TestAppendWaitsForDurability(t *testing.T) {
+	l := openTest(t, vfs.NewMem(), Options{})
+	res := mustAppend(t, l, simpleBatch(t, 2, 1000))
+	if hw := l.HighWatermark(); hw != res.LastOffset+1 {
+		t.Fatalf("after Append: hw %d, want %d", hw, res.LastOffset+1)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Append(ctx, simpleBatch(t, 1, 1001), 0); !errors.Is(err, context.Canceled) && err != nil {
+		t.Fatalf("Append with a done ctx: %v", err)
+	}
+	if leo := l.LogEndOffset(); leo != 3 {
+		t.Fatalf("after Append with a done ctx: leo %d, want 3", leo)
+	}
 }
