@@ -50,7 +50,7 @@ func storageConfig(c topics.LogConfig) storage.Config {
 	return storage.Config{
 		SegmentBytes: c.SegmentBytes, SegmentMS: c.SegmentMS, RetentionMS: c.RetentionMS,
 		RetentionBytes: c.RetentionBytes, Cleanup: policy, DeleteRetentionMS: c.DeleteRetentionMS,
-		MaxMessageBytes: c.MaxMessageBytes,
+		MaxMessageBytes: c.MaxMessageBytes, LogAppendTime: c.LogAppendTime,
 	}
 }
 
@@ -69,6 +69,10 @@ func kafkaErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case batch.IsRefused(err):
+		// Well formed but not a producer's to send (a control batch, an
+		// idempotent batch without a sequence number): Kafka's answer.
+		code = kerr.InvalidRecord
 	case storage.IsCorrupt(err):
 		code = kerr.CorruptMessage
 	case storage.IsMessageTooLarge(err):
@@ -105,48 +109,42 @@ func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (t
 
 func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
 	cfg := s.cfg.Load()
-	appendTime := int64(-1)
-	if cfg.LogAppendTime {
-		appendTime = time.Now().UnixMilli()
-	}
 	checkTS := !cfg.LogAppendTime && cfg.TimestampDifferenceMaxMS < math.MaxInt64
-	for rest := batches; len(rest) > 0; {
-		b, r, err := batch.Next(rest)
-		if err != nil {
-			break // the log reports it
-		}
-		rest = r
-		h, err := batch.ParseHeader(b)
-		if err != nil {
-			break // Next parsed it already; the log reports it
-		}
-		if err := refusedByKafka(b, h); err != nil {
-			return topics.AppendResult{}, err
-		}
-		if checkTS {
-			if _, err := batch.Validate(b); err != nil {
+	// The log validates every batch (CRC included) before it writes any;
+	// the checks here read headers only, except on compacted topics, whose
+	// keys need the records decoded.
+	if checkTS || cfg.Compact {
+		for rest := batches; len(rest) > 0; {
+			b, r, err := batch.Next(rest)
+			if err != nil {
 				break // the log reports it
 			}
-			if err := checkTimestamps(h, time.Now().UnixMilli(), cfg.TimestampDifferenceMaxMS); err != nil {
-				return topics.AppendResult{}, err
-			}
-		}
-		if cfg.Compact {
-			recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
-			if err != nil {
-				return topics.AppendResult{}, kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
-			}
-			for _, rec := range recs {
-				if rec.Key == nil {
-					return topics.AppendResult{}, fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
+			rest = r
+			if checkTS {
+				h, err := batch.ParseHeader(b)
+				if err != nil {
+					break // the log reports it
+				}
+				if err := checkTimestamps(h, time.Now().UnixMilli(), cfg.TimestampDifferenceMaxMS); err != nil {
+					// Only a refused batch is validated here: a damaged
+					// one is the log's to answer (CORRUPT_MESSAGE).
+					if _, verr := batch.Validate(b); verr == nil {
+						return topics.AppendResult{}, err
+					}
+					break
 				}
 			}
-		}
-		if cfg.LogAppendTime {
-			if _, err := batch.Validate(b); err != nil {
-				break // do not recompute the CRC of a corrupt batch
+			if cfg.Compact {
+				recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
+				if err != nil {
+					return topics.AppendResult{}, kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
+				}
+				for _, rec := range recs {
+					if rec.Key == nil {
+						return topics.AppendResult{}, fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
+					}
+				}
 			}
-			batch.SetMaxTimestampAndAppendTime(b, appendTime)
 		}
 	}
 	res, err := s.l.AppendNoWait(batches, storage.Epoch(epoch))
@@ -156,32 +154,8 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendRes
 	}
 	return topics.AppendResult{
 		BaseOffset: int64(res.BaseOffset), LastOffset: int64(res.LastOffset),
-		LogAppendTime: appendTime, LogStartOffset: int64(res.LogStartOffset), Duplicate: res.Duplicate,
+		LogAppendTime: res.LogAppendTime, LogStartOffset: int64(res.LogStartOffset), Duplicate: res.Duplicate,
 	}, nil
-}
-
-// refusedByKafka answers INVALID_RECORD, as Kafka does, for the two
-// well-formed batches a producer may not send: a control batch, and an
-// idempotent producer's batch (producer id set) without an epoch or a
-// sequence number. The log refuses both too (batch.ValidateProduced), but as
-// corruption, which would be CORRUPT_MESSAGE. Only the header is read on
-// the common path; the CRC is checked only for a batch that looks refused,
-// so that a damaged batch is still CORRUPT_MESSAGE.
-func refusedByKafka(b []byte, h batch.Header) error {
-	var why string
-	switch {
-	case h.Control():
-		why = "producers may not write control batches"
-	case h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0):
-		why = fmt.Sprintf("idempotent batch of producer id %d without an epoch and a sequence number (epoch %d, base sequence %d)",
-			h.ProducerID, h.ProducerEpoch, h.BaseSequence)
-	default:
-		return nil
-	}
-	if _, err := batch.Validate(b); err != nil {
-		return nil // damaged: the log answers CORRUPT_MESSAGE
-	}
-	return fmt.Errorf("%w: broker: %s", kerr.InvalidRecord, why)
 }
 
 // checkTimestamps applies message.timestamp.difference.max.ms to a

@@ -93,7 +93,8 @@ type AppendResult struct {
 	// BaseOffset and LastOffset are the offsets of the first and last
 	// record appended (or, for a Duplicate, originally appended).
 	BaseOffset, LastOffset Offset
-	// LogAppendTime is always -1: batches keep their producer timestamps.
+	// LogAppendTime is the time Append wrote into the batches under
+	// Config.LogAppendTime, else -1.
 	LogAppendTime int64
 	// LogStartOffset is the log start offset at the time of the append.
 	LogStartOffset Offset
@@ -142,7 +143,7 @@ func (l *Log) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
 	var posbuf [4]int
 	starts := posbuf[:0]
 	l.mu.RLock()
-	maxMsg, segBytes := l.cfg.MaxMessageBytes, l.cfg.SegmentBytes
+	maxMsg, segBytes, appendTime := l.cfg.MaxMessageBytes, l.cfg.SegmentBytes, l.cfg.LogAppendTime
 	l.mu.RUnlock()
 	for rest, pos := batches, 0; len(rest) > 0; {
 		b, r, err := batch.Next(rest)
@@ -164,10 +165,27 @@ func (l *Log) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
 	if int64(len(batches)) > segBytes {
 		return AppendResult{}, fmt.Errorf("%w: payload of %d bytes exceeds segment.bytes %d", ErrMessageTooLarge, len(batches), segBytes)
 	}
+	stamp := int64(-1)
+	if appendTime {
+		var err error
+		// Stamped only now that every batch passed its CRC check: the new
+		// CRC must not bless damaged bytes.
+		stamp = l.opts.Now().UnixMilli()
+		for i := range hs {
+			b := batches[starts[i]:]
+			batch.SetMaxTimestampAndAppendTime(b, stamp)
+			if hs[i], err = batch.ParseHeader(b); err != nil {
+				panic(fmt.Sprintf("storage: header of a validated batch: %v", err)) // broken invariant
+			}
+		}
+	}
 
 	l.appendMu.Lock()
 	res, err := l.appendLocked(batches, hs, starts, epoch)
 	l.appendMu.Unlock()
+	if err == nil {
+		res.LogAppendTime = stamp
+	}
 	return res, err
 }
 

@@ -168,3 +168,43 @@ func TestAppendWaitsForDurability(t *testing.T) {
 		t.Fatalf("after Append with a done ctx: leo %d, want 3", leo)
 	}
 }
+
+// TestAppendLogAppendTime: under Config.LogAppendTime the log writes its
+// clock into each batch (max timestamp, timestamp type, a CRC that
+// validates) and reports it; a damaged batch is refused as corrupt and not
+// re-stamped into a valid one.
+func TestAppendLogAppendTime(t *testing.T) {
+	clock := &testClock{ms: 5_000}
+	l := openTest(t, vfs.NewMem(), Options{Now: clock.Now, Config: Config{LogAppendTime: true}})
+	res := mustAppend(t, l, simpleBatch(t, 2, 1000))
+	if res.LogAppendTime != 5_000 {
+		t.Fatalf("LogAppendTime %d, want the clock's 5000", res.LogAppendTime)
+	}
+	b, err := l.Read(0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := batchesOf(t, b) // validates each CRC
+	if len(hs) != 1 || !hs[0].LogAppendTime() || hs[0].MaxTimestamp != 5_000 || hs[0].FirstTimestamp != 1000 {
+		t.Fatalf("stored headers %+v, want one LogAppendTime batch with max timestamp 5000", hs)
+	}
+	if off, ts := l.MaxTimestamp(); off != 0 || ts != 5_000 {
+		t.Fatalf("MaxTimestamp = %d, %d; want 0, 5000", off, ts)
+	}
+
+	bad := simpleBatch(t, 1, 1001)
+	bad[len(bad)-1] ^= 0xff
+	if _, err := l.Append(context.Background(), bad, 0); !IsCorrupt(err) {
+		t.Fatalf("append of a damaged batch: %v, want corrupt", err)
+	}
+	if leo := l.LogEndOffset(); leo != 2 {
+		t.Fatalf("leo %d after a refused append, want 2", leo)
+	}
+
+	if err := l.SetConfig(Config{}); err != nil {
+		t.Fatal(err)
+	}
+	if res := mustAppend(t, l, simpleBatch(t, 1, 1002)); res.LogAppendTime != -1 {
+		t.Fatalf("CreateTime append reports LogAppendTime %d, want -1", res.LogAppendTime)
+	}
+}

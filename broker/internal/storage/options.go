@@ -113,6 +113,12 @@ type Config struct {
 	// expired). Default 0.5; at most 1. Zero takes the default: use a small
 	// positive value to compact at every new sealed segment.
 	MinCleanableDirtyRatio float64
+	// LogAppendTime is message.timestamp.type=LogAppendTime: Append
+	// writes the clock's time (Options.Now) into each batch as its max
+	// timestamp, marks it LogAppendTime and recomputes its CRC, after
+	// validating it. Default false (CreateTime: batches keep the
+	// producer's timestamps).
+	LogAppendTime bool
 }
 
 // Default values of Config.
