@@ -127,11 +127,12 @@ func (l *Log) Append(ctx context.Context, batches []byte, epoch Epoch) (AppendRe
 
 // AppendNoWait is Append without the wait for durability: it validates and
 // writes the batches, in order with other appends, and returns without
-// waiting for an fsync. The caller that must not acknowledge before the
-// batches are durable pairs it with WaitDurable(ctx, LastOffset+1), which
-// lets it release its own locks (or pipeline the next request) in between.
-// Under SyncGroupCommit the batches become readable (below the high
-// watermark) only once an fsync covers them.
+// waiting for an fsync. Under SyncGroupCommit it asks the syncer for one,
+// and the batches become readable (below the high watermark) once it is
+// done, whether or not anyone waits. The caller that must not acknowledge
+// before the batches are durable pairs it with WaitDurable(ctx,
+// LastOffset+1), which lets it release its own locks (or pipeline the next
+// request) in between.
 func (l *Log) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
 	if len(batches) == 0 {
 		return AppendResult{}, fmt.Errorf("%w: empty produce payload", ErrCorrupt)
@@ -183,10 +184,22 @@ func (l *Log) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
 	l.appendMu.Lock()
 	res, err := l.appendLocked(batches, hs, starts, epoch)
 	l.appendMu.Unlock()
-	if err == nil {
-		res.LogAppendTime = stamp
+	if err != nil {
+		return res, err
 	}
-	return res, err
+	res.LogAppendTime = stamp
+	if !res.Duplicate && l.opts.Sync == SyncGroupCommit {
+		l.requestSync()
+	}
+	return res, nil
+}
+
+// requestSync asks the group-commit syncer for an fsync without waiting.
+func (l *Log) requestSync() {
+	select {
+	case l.syncReq <- struct{}{}:
+	default: // a request is already pending; its fsync will cover us
+	}
 }
 
 // appendLocked writes validated batches. Caller holds appendMu.
@@ -488,10 +501,7 @@ func (l *Log) waitDurable(ctx context.Context, end Offset) error {
 			return fmt.Errorf("%w: fsync failed: %w", ErrStorage, err)
 		}
 		if !requested {
-			select {
-			case l.syncReq <- struct{}{}:
-			default: // a request is already pending; it will cover us
-			}
+			l.requestSync()
 			requested = true
 		}
 		select {
