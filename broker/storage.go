@@ -99,7 +99,7 @@ func kafkaErr(err error) error {
 // compacted topic.
 const maxKeyCheckBytes = 64 << 20
 
-func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (topics.AppendResult, error) {
+func (s *storageLog) Append(ctx context.Context, batches []byte, epoch topics.Epoch) (topics.AppendResult, error) {
 	res, err := s.AppendNoWait(batches, epoch)
 	if err != nil {
 		return res, err
@@ -107,7 +107,7 @@ func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (t
 	return res, s.WaitDurable(ctx, res.LastOffset+1)
 }
 
-func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
+func (s *storageLog) AppendNoWait(batches []byte, epoch topics.Epoch) (topics.AppendResult, error) {
 	cfg := s.cfg.Load()
 	checkTS := !cfg.LogAppendTime && cfg.TimestampDifferenceMaxMS < math.MaxInt64
 	// The log validates every batch (CRC included) before it writes any;
@@ -147,14 +147,14 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendRes
 			}
 		}
 	}
-	res, err := s.l.AppendNoWait(batches, storage.Epoch(epoch))
+	res, err := s.l.AppendNoWait(batches, epoch)
 	if err != nil {
 		s.health.appendFailed(s.l.Dir(), err)
 		return topics.AppendResult{}, kafkaErr(err)
 	}
 	return topics.AppendResult{
-		BaseOffset: int64(res.BaseOffset), LastOffset: int64(res.LastOffset),
-		LogAppendTime: res.LogAppendTime, LogStartOffset: int64(res.LogStartOffset), Duplicate: res.Duplicate,
+		BaseOffset: res.BaseOffset, LastOffset: res.LastOffset,
+		LogAppendTime: res.LogAppendTime, LogStartOffset: res.LogStartOffset, Duplicate: res.Duplicate,
 	}, nil
 }
 
@@ -187,37 +187,33 @@ func checkTimestamps(h batch.Header, now, maxDiff int64) error {
 // WaitDurable waits until an fsync covers every offset below end (at once
 // under the policies that do not fsync per append); a failed fsync is a
 // KAFKA_STORAGE_ERROR.
-func (s *storageLog) WaitDurable(ctx context.Context, end int64) error {
-	err := s.l.WaitDurable(ctx, storage.Offset(end))
+func (s *storageLog) WaitDurable(ctx context.Context, end topics.Offset) error {
+	err := s.l.WaitDurable(ctx, end)
 	if err != nil {
 		s.health.appendFailed(s.l.Dir(), err)
 	}
 	return kafkaErr(err)
 }
 
-func (s *storageLog) Read(from int64, maxBytes int) ([]byte, error) {
-	b, err := s.l.Read(storage.Offset(from), maxBytes)
+func (s *storageLog) Read(from topics.Offset, maxBytes int) ([]byte, error) {
+	b, err := s.l.Read(from, maxBytes)
 	return b, kafkaErr(err)
 }
 
-func (s *storageLog) LogStartOffset() int64    { return int64(s.l.LogStartOffset()) }
-func (s *storageLog) HighWatermark() int64     { return int64(s.l.HighWatermark()) }
-func (s *storageLog) LogEndOffset() int64      { return int64(s.l.LogEndOffset()) }
-func (s *storageLog) Changed() <-chan struct{} { return s.l.Changed() }
+func (s *storageLog) LogStartOffset() topics.Offset { return s.l.LogStartOffset() }
+func (s *storageLog) HighWatermark() topics.Offset  { return s.l.HighWatermark() }
+func (s *storageLog) LogEndOffset() topics.Offset   { return s.l.LogEndOffset() }
+func (s *storageLog) Changed() <-chan struct{}      { return s.l.Changed() }
 
-func (s *storageLog) OffsetForTimestamp(ts int64) (int64, int64, bool) {
-	off, t, found := s.l.OffsetForTimestamp(ts)
-	return int64(off), t, found
+func (s *storageLog) OffsetForTimestamp(ts int64) (topics.Offset, int64, bool) {
+	return s.l.OffsetForTimestamp(ts)
 }
 
-func (s *storageLog) MaxTimestamp() (int64, int64) {
-	off, ts := s.l.MaxTimestamp()
-	return int64(off), ts
-}
+func (s *storageLog) MaxTimestamp() (topics.Offset, int64) { return s.l.MaxTimestamp() }
 
-func (s *storageLog) DeleteRecordsBefore(off int64) (int64, error) {
-	lso, err := s.l.DeleteRecordsBefore(storage.Offset(off))
-	return int64(lso), kafkaErr(err)
+func (s *storageLog) DeleteRecordsBefore(off topics.Offset) (topics.Offset, error) {
+	lso, err := s.l.DeleteRecordsBefore(off)
+	return lso, kafkaErr(err)
 }
 
 func (s *storageLog) Clean(ctx context.Context) error { return s.l.Clean(ctx) }

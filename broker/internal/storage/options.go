@@ -7,14 +7,17 @@ import (
 	"math"
 	"time"
 
+	"github.com/weir-dev/weir/broker/internal/base"
 	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
-// Offset is a record's position in a partition.
-type Offset int64
+// Offset is a record's position in a partition: the broker's one offset
+// type, base.Offset, named here for the package's brevity.
+type Offset = base.Offset
 
-// Epoch is a partition leader epoch.
-type Epoch int32
+// Epoch is a partition leader epoch: the broker's one epoch type,
+// base.Epoch.
+type Epoch = base.Epoch
 
 // CleanupPolicy is a partition's cleanup.policy.
 type CleanupPolicy uint8
