@@ -50,7 +50,7 @@ func storageConfig(c topics.LogConfig) storage.Config {
 	return storage.Config{
 		SegmentBytes: c.SegmentBytes, SegmentMS: c.SegmentMS, RetentionMS: c.RetentionMS,
 		RetentionBytes: c.RetentionBytes, Cleanup: policy, DeleteRetentionMS: c.DeleteRetentionMS,
-		MaxMessageBytes: c.MaxMessageBytes,
+		MaxMessageBytes: c.MaxMessageBytes, LogAppendTime: c.LogAppendTime,
 	}
 }
 
@@ -69,6 +69,10 @@ func kafkaErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
+	case batch.IsRefused(err):
+		// Well formed but not a producer's to send (a control batch, an
+		// idempotent batch without a sequence number): Kafka's answer.
+		code = kerr.InvalidRecord
 	case storage.IsCorrupt(err):
 		code = kerr.CorruptMessage
 	case storage.IsMessageTooLarge(err):
@@ -95,7 +99,7 @@ func kafkaErr(err error) error {
 // compacted topic.
 const maxKeyCheckBytes = 64 << 20
 
-func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (topics.AppendResult, error) {
+func (s *storageLog) Append(ctx context.Context, batches []byte, epoch topics.Epoch) (topics.AppendResult, error) {
 	res, err := s.AppendNoWait(batches, epoch)
 	if err != nil {
 		return res, err
@@ -103,94 +107,55 @@ func (s *storageLog) Append(ctx context.Context, batches []byte, epoch int32) (t
 	return res, s.WaitDurable(ctx, res.LastOffset+1)
 }
 
-// written is an already-cancelled context: storage.Log.Append returns as
-// soon as the batches are written when its ctx is done, with the append's
-// result; the wait for the fsync is then storage.Log.WaitDurable's.
-var written = func() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	return ctx
-}()
-
-func (s *storageLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
+func (s *storageLog) AppendNoWait(batches []byte, epoch topics.Epoch) (topics.AppendResult, error) {
 	cfg := s.cfg.Load()
-	appendTime := int64(-1)
-	if cfg.LogAppendTime {
-		appendTime = time.Now().UnixMilli()
-	}
 	checkTS := !cfg.LogAppendTime && cfg.TimestampDifferenceMaxMS < math.MaxInt64
-	for rest := batches; len(rest) > 0; {
-		b, r, err := batch.Next(rest)
-		if err != nil {
-			break // the log reports it
-		}
-		rest = r
-		h, err := batch.ParseHeader(b)
-		if err != nil {
-			break // Next parsed it already; the log reports it
-		}
-		if err := refusedByKafka(b, h); err != nil {
-			return topics.AppendResult{}, err
-		}
-		if checkTS {
-			if _, err := batch.Validate(b); err != nil {
+	// The log validates every batch (CRC included) before it writes any;
+	// the checks here read headers only, except on compacted topics, whose
+	// keys need the records decoded.
+	if checkTS || cfg.Compact {
+		for rest := batches; len(rest) > 0; {
+			b, r, err := batch.Next(rest)
+			if err != nil {
 				break // the log reports it
 			}
-			if err := checkTimestamps(h, time.Now().UnixMilli(), cfg.TimestampDifferenceMaxMS); err != nil {
-				return topics.AppendResult{}, err
+			rest = r
+			if checkTS {
+				h, err := batch.ParseHeader(b)
+				if err != nil {
+					break // the log reports it
+				}
+				if err := checkTimestamps(h, time.Now().UnixMilli(), cfg.TimestampDifferenceMaxMS); err != nil {
+					// Only a refused batch is validated here: a damaged
+					// one is the log's to answer (CORRUPT_MESSAGE).
+					if _, verr := batch.Validate(b); verr == nil {
+						return topics.AppendResult{}, err
+					}
+					break
+				}
 			}
-		}
-		if cfg.Compact {
-			recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
-			if err != nil {
-				return topics.AppendResult{}, kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
-			}
-			for _, rec := range recs {
-				if rec.Key == nil {
-					return topics.AppendResult{}, fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
+			if cfg.Compact {
+				recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
+				if err != nil {
+					return topics.AppendResult{}, kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
+				}
+				for _, rec := range recs {
+					if rec.Key == nil {
+						return topics.AppendResult{}, fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
+					}
 				}
 			}
 		}
-		if cfg.LogAppendTime {
-			if _, err := batch.Validate(b); err != nil {
-				break // do not recompute the CRC of a corrupt batch
-			}
-			batch.SetMaxTimestampAndAppendTime(b, appendTime)
-		}
 	}
-	res, err := s.l.Append(written, batches, storage.Epoch(epoch))
-	if err != nil && !errors.Is(err, context.Canceled) {
+	res, err := s.l.AppendNoWait(batches, epoch)
+	if err != nil {
 		s.health.appendFailed(s.l.Dir(), err)
 		return topics.AppendResult{}, kafkaErr(err)
 	}
 	return topics.AppendResult{
-		BaseOffset: int64(res.BaseOffset), LastOffset: int64(res.LastOffset),
-		LogAppendTime: appendTime, LogStartOffset: int64(res.LogStartOffset), Duplicate: res.Duplicate,
+		BaseOffset: res.BaseOffset, LastOffset: res.LastOffset,
+		LogAppendTime: res.LogAppendTime, LogStartOffset: res.LogStartOffset, Duplicate: res.Duplicate,
 	}, nil
-}
-
-// refusedByKafka answers INVALID_RECORD, as Kafka does, for the two
-// well-formed batches a producer may not send: a control batch, and an
-// idempotent producer's batch (producer id set) without an epoch or a
-// sequence number. The log refuses both too (batch.ValidateProduced), but as
-// corruption, which would be CORRUPT_MESSAGE. Only the header is read on
-// the common path; the CRC is checked only for a batch that looks refused,
-// so that a damaged batch is still CORRUPT_MESSAGE.
-func refusedByKafka(b []byte, h batch.Header) error {
-	var why string
-	switch {
-	case h.Control():
-		why = "producers may not write control batches"
-	case h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0):
-		why = fmt.Sprintf("idempotent batch of producer id %d without an epoch and a sequence number (epoch %d, base sequence %d)",
-			h.ProducerID, h.ProducerEpoch, h.BaseSequence)
-	default:
-		return nil
-	}
-	if _, err := batch.Validate(b); err != nil {
-		return nil // damaged: the log answers CORRUPT_MESSAGE
-	}
-	return fmt.Errorf("%w: broker: %s", kerr.InvalidRecord, why)
 }
 
 // checkTimestamps applies message.timestamp.difference.max.ms to a
@@ -222,37 +187,33 @@ func checkTimestamps(h batch.Header, now, maxDiff int64) error {
 // WaitDurable waits until an fsync covers every offset below end (at once
 // under the policies that do not fsync per append); a failed fsync is a
 // KAFKA_STORAGE_ERROR.
-func (s *storageLog) WaitDurable(ctx context.Context, end int64) error {
-	err := s.l.WaitDurable(ctx, storage.Offset(end))
+func (s *storageLog) WaitDurable(ctx context.Context, end topics.Offset) error {
+	err := s.l.WaitDurable(ctx, end)
 	if err != nil {
 		s.health.appendFailed(s.l.Dir(), err)
 	}
 	return kafkaErr(err)
 }
 
-func (s *storageLog) Read(from int64, maxBytes int) ([]byte, error) {
-	b, err := s.l.Read(storage.Offset(from), maxBytes)
+func (s *storageLog) Read(from topics.Offset, maxBytes int) ([]byte, error) {
+	b, err := s.l.Read(from, maxBytes)
 	return b, kafkaErr(err)
 }
 
-func (s *storageLog) LogStartOffset() int64    { return int64(s.l.LogStartOffset()) }
-func (s *storageLog) HighWatermark() int64     { return int64(s.l.HighWatermark()) }
-func (s *storageLog) LogEndOffset() int64      { return int64(s.l.LogEndOffset()) }
-func (s *storageLog) Changed() <-chan struct{} { return s.l.Changed() }
+func (s *storageLog) LogStartOffset() topics.Offset { return s.l.LogStartOffset() }
+func (s *storageLog) HighWatermark() topics.Offset  { return s.l.HighWatermark() }
+func (s *storageLog) LogEndOffset() topics.Offset   { return s.l.LogEndOffset() }
+func (s *storageLog) Changed() <-chan struct{}      { return s.l.Changed() }
 
-func (s *storageLog) OffsetForTimestamp(ts int64) (int64, int64, bool) {
-	off, t, found := s.l.OffsetForTimestamp(ts)
-	return int64(off), t, found
+func (s *storageLog) OffsetForTimestamp(ts int64) (topics.Offset, int64, bool) {
+	return s.l.OffsetForTimestamp(ts)
 }
 
-func (s *storageLog) MaxTimestamp() (int64, int64) {
-	off, ts := s.l.MaxTimestamp()
-	return int64(off), ts
-}
+func (s *storageLog) MaxTimestamp() (topics.Offset, int64) { return s.l.MaxTimestamp() }
 
-func (s *storageLog) DeleteRecordsBefore(off int64) (int64, error) {
-	lso, err := s.l.DeleteRecordsBefore(storage.Offset(off))
-	return int64(lso), kafkaErr(err)
+func (s *storageLog) DeleteRecordsBefore(off topics.Offset) (topics.Offset, error) {
+	lso, err := s.l.DeleteRecordsBefore(off)
+	return lso, kafkaErr(err)
 }
 
 func (s *storageLog) Clean(ctx context.Context) error { return s.l.Clean(ctx) }

@@ -1,19 +1,29 @@
 // Package atomicfile replaces small files durably: readers see the old
 // contents or the new, never a torn mix, and the new contents survive a
 // machine crash once Write returns.
+//
+// It writes through a filesystem (Pebble's vfs.FS), so the same code runs on
+// the operating system's filesystem and, in tests, on a memory filesystem
+// that forgets what was not synced (vfs.NewCrashableMem) or fails chosen
+// operations (errorfs).
 package atomicfile
 
 import (
-	"os"
-	"path/filepath"
+	"io"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
-// Write replaces path with data: it writes a temporary file beside it,
-// syncs it, renames it over path and syncs the directory. On failure the
+// Write replaces path with data on the operating system's filesystem: it is
+// WriteFS(vfs.Default, path, data).
+func Write(path string, data []byte) error { return WriteFS(vfs.Default, path, data) }
+
+// WriteFS replaces path with data on fs: it writes a temporary file beside
+// it, syncs it, renames it over path and syncs the directory. On failure the
 // temporary file is removed and path is left as it was.
-func Write(path string, data []byte) error {
+func WriteFS(fs vfs.FS, path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
@@ -25,24 +35,41 @@ func Write(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fs.Rename(tmp, path)
 	}
 	if err == nil {
-		err = SyncDir(filepath.Dir(path))
+		err = SyncDirFS(fs, fs.PathDir(path))
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		_ = fs.Remove(tmp)
 	}
 	return err
 }
 
-// SyncDir syncs a directory, so that the entries created, renamed or
-// removed in it survive a machine crash.
-func SyncDir(dir string) error {
-	d, err := os.Open(dir)
+// SyncDir syncs a directory of the operating system's filesystem: it is
+// SyncDirFS(vfs.Default, dir).
+func SyncDir(dir string) error { return SyncDirFS(vfs.Default, dir) }
+
+// SyncDirFS syncs the directory dir of fs, so that the entries created,
+// renamed or removed in it survive a machine crash.
+func SyncDirFS(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ReadFile returns the contents of name on fs.
+func ReadFile(fs vfs.FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

@@ -198,7 +198,7 @@ func Validate(b []byte) (Header, error) {
 		return h, corrupt(size, "%d bytes after the batch's end", len(b)-size)
 	}
 	if crc := crc32.Checksum(b[posAttributes:], castagnoli); crc != h.CRC {
-		return h, corrupt(posCRC, "crc %#08x, computed %#08x", h.CRC, crc)
+		return h, &CorruptError{Code: CodeChecksum, Reason: fmt.Sprintf("crc %#08x, computed %#08x", h.CRC, crc), Offset: posCRC}
 	}
 	if !h.Codec().Valid() {
 		return h, corrupt(posAttributes, "unknown compression codec %d", h.Codec())
@@ -238,10 +238,10 @@ func ValidateProduced(b []byte) (Header, error) {
 		return h, err
 	}
 	if h.Control() {
-		return h, corrupt(posAttributes, "producers may not write control batches")
+		return h, refused(posAttributes, "producers may not write control batches")
 	}
 	if h.ProducerID >= 0 && (h.ProducerEpoch < 0 || h.BaseSequence < 0) {
-		return h, corrupt(posBaseSequence, "producer id %d with epoch %d and base sequence %d", h.ProducerID, h.ProducerEpoch, h.BaseSequence)
+		return h, refused(posBaseSequence, "idempotent batch of producer id %d without an epoch and a sequence number (epoch %d, base sequence %d)", h.ProducerID, h.ProducerEpoch, h.BaseSequence)
 	}
 	if h.NumRecords == 0 {
 		return h, corrupt(posNumRecords, "produced batch has no records")

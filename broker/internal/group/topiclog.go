@@ -129,7 +129,7 @@ func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) e
 				return err
 			}
 			if h.Control() {
-				next = h.LastOffset() + 1
+				next = topics.Offset(h.LastOffset()) + 1
 				continue
 			}
 			recs, err := batch.Records(b, maxReplayBatchBytes)
@@ -137,7 +137,7 @@ func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) e
 				return fmt.Errorf("group: %s/%d batch at %d: %w", OffsetsTopic, p, h.BaseOffset, err)
 			}
 			for _, r := range recs {
-				if h.BaseOffset+int64(r.OffsetDelta) < off || r.Key == nil {
+				if topics.Offset(h.BaseOffset)+topics.Offset(r.OffsetDelta) < off || r.Key == nil {
 					continue
 				}
 				rec := Record{Partition: p, Key: bytes.Clone(r.Key)}
@@ -148,7 +148,7 @@ func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) e
 					return err
 				}
 			}
-			next = h.LastOffset() + 1
+			next = topics.Offset(h.LastOffset()) + 1
 		}
 		if next <= off {
 			return fmt.Errorf("group: %s/%d: no progress reading at %d", OffsetsTopic, p, off)

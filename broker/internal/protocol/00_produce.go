@@ -73,7 +73,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		p   *topics.Partition
 		out *kmsg.ProduceResponseTopicPartition
 		in  []byte
-		end int64 // offset after the appended batches; -1 if the append failed
+		end topics.Offset // offset after the appended batches; -1 if the append failed
 	}
 	var jobs []job
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
@@ -127,11 +127,11 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 			setProduceError(j.out, j.p, err, r.Version)
 			return
 		}
-		j.out.BaseOffset = res.BaseOffset
+		j.out.BaseOffset = int64(res.BaseOffset)
 		j.out.LogAppendTime = res.LogAppendTime
-		j.out.LogStartOffset = res.LogStartOffset
+		j.out.LogStartOffset = int64(res.LogStartOffset)
 		j.end = res.LastOffset + 1
-		s.metrics.produced(len(j.in), res.LastOffset-res.BaseOffset+1)
+		s.metrics.produced(len(j.in), int64(res.LastOffset-res.BaseOffset+1))
 	}
 	switch len(jobs) {
 	case 0:

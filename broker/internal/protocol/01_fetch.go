@@ -42,7 +42,7 @@ const fetchMaxWait = 5 * time.Minute
 // goes.
 type fetchPart struct {
 	p        *topics.Partition // nil when the partition is unknown
-	offset   int64
+	offset   topics.Offset
 	maxBytes int32
 	out      *kmsg.FetchResponseTopicPartition
 }
@@ -91,7 +91,7 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			parts = append(parts, fetchPart{p: p, offset: rp.FetchOffset, maxBytes: rp.PartitionMaxBytes, out: op})
+			parts = append(parts, fetchPart{p: p, offset: topics.Offset(rp.FetchOffset), maxBytes: rp.PartitionMaxBytes, out: op})
 		}
 	}
 
@@ -136,8 +136,8 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 		// librdkafka rejects ("invalid MessageSetSize -1").
 		op.RecordBatches = []byte{}
 		op.ErrorCode = 0
-		op.LogStartOffset = l.LogStartOffset()
-		op.HighWatermark = l.HighWatermark()
+		lso, hw := l.LogStartOffset(), l.HighWatermark()
+		op.LogStartOffset, op.HighWatermark = int64(lso), int64(hw)
 		op.LastStableOffset = op.HighWatermark
 		if fp.p.Topic().Deleted() {
 			op.ErrorCode = kerr.UnknownTopicOrPartition.Code
@@ -147,12 +147,12 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 		// Out of range is below the log start or past the log end; between
 		// the high watermark and the log end (appended, not yet durable)
 		// there is simply nothing to read yet.
-		if fp.offset < op.LogStartOffset || fp.offset > l.LogEndOffset() {
+		if fp.offset < lso || fp.offset > l.LogEndOffset() {
 			op.ErrorCode = kerr.OffsetOutOfRange.Code
 			failed = true
 			continue
 		}
-		if fp.offset >= op.HighWatermark {
+		if fp.offset >= hw {
 			continue
 		}
 		budget := min(int(max(fp.maxBytes, 0)), maxBytes-total)

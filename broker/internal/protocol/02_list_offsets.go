@@ -46,22 +46,23 @@ func handleListOffsets(_ context.Context, s *Server, r *Request) (kmsg.Response,
 			op.LeaderEpoch = 0
 			switch rp.Timestamp {
 			case -2:
-				op.Offset = l.LogStartOffset()
+				op.Offset = int64(l.LogStartOffset())
 			case -1:
-				op.Offset = l.HighWatermark()
+				op.Offset = int64(l.HighWatermark())
 			case -3:
 				if r.Version < 7 {
 					op.ErrorCode = kerr.UnsupportedVersion.Code
 					continue
 				}
-				op.Offset, op.Timestamp = l.MaxTimestamp()
+				off, ts := l.MaxTimestamp()
+				op.Offset, op.Timestamp = int64(off), ts
 			default:
 				if rp.Timestamp < 0 {
 					op.ErrorCode = kerr.InvalidRequest.Code
 					continue
 				}
 				if off, ts, found := l.OffsetForTimestamp(rp.Timestamp); found {
-					op.Offset, op.Timestamp = off, ts
+					op.Offset, op.Timestamp = int64(off), ts
 				}
 			}
 			if r.Version == 0 {

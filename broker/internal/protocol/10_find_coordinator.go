@@ -119,7 +119,7 @@ func openGroupCoordinator(s *Server) (Extension, error) {
 		if !ok {
 			return 0, false
 		}
-		return p.Log().HighWatermark(), true
+		return int64(p.Log().HighWatermark()), true
 	}
 	return &groupCoordinator{d: d, lag: group.NewLagCollector(d, ends)}, nil
 }

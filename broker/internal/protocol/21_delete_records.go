@@ -13,6 +13,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
 func init() { register(kmsg.DeleteRecords, 0, 2, handleDeleteRecords) }
@@ -40,7 +42,7 @@ func handleDeleteRecords(_ context.Context, s *Server, r *Request) (kmsg.Respons
 				continue
 			}
 			l := p.Log()
-			off := rp.Offset
+			off := topics.Offset(rp.Offset)
 			if off == -1 {
 				off = l.HighWatermark()
 			}
@@ -52,7 +54,7 @@ func handleDeleteRecords(_ context.Context, s *Server, r *Request) (kmsg.Respons
 			lso, err := l.DeleteRecordsBefore(off)
 			op.ErrorCode = errorCode(err)
 			if err == nil {
-				op.LowWatermark = lso
+				op.LowWatermark = int64(lso)
 			}
 			ot.Partitions = append(ot.Partitions, op)
 		}

@@ -32,7 +32,7 @@ type barrier struct {
 
 var errNotConcurrent = errors.New("appends were not concurrent")
 
-func (l *barrierLog) AppendNoWait(batches []byte, epoch int32) (topics.AppendResult, error) {
+func (l *barrierLog) AppendNoWait(batches []byte, epoch topics.Epoch) (topics.AppendResult, error) {
 	l.b.mu.Lock()
 	l.b.in++
 	if l.b.in == l.b.n {

@@ -93,7 +93,8 @@ type AppendResult struct {
 	// BaseOffset and LastOffset are the offsets of the first and last
 	// record appended (or, for a Duplicate, originally appended).
 	BaseOffset, LastOffset Offset
-	// LogAppendTime is always -1: batches keep their producer timestamps.
+	// LogAppendTime is the time Append wrote into the batches under
+	// Config.LogAppendTime, else -1.
 	LogAppendTime int64
 	// LogStartOffset is the log start offset at the time of the append.
 	LogStartOffset Offset
@@ -114,8 +115,25 @@ func (l *Log) Dir() string { return l.dir }
 //
 // Under SyncGroupCommit it returns once an fsync covers the batches (if ctx
 // ends first it returns ctx's error, and the batches stay in the log); under
-// the other policies once they are written.
+// the other policies once they are written. It is AppendNoWait followed by
+// WaitDurable.
 func (l *Log) Append(ctx context.Context, batches []byte, epoch Epoch) (AppendResult, error) {
+	res, err := l.AppendNoWait(batches, epoch)
+	if err != nil || res.Duplicate {
+		return res, err
+	}
+	return res, l.WaitDurable(ctx, res.LastOffset+1)
+}
+
+// AppendNoWait is Append without the wait for durability: it validates and
+// writes the batches, in order with other appends, and returns without
+// waiting for an fsync. Under SyncGroupCommit it asks the syncer for one,
+// and the batches become readable (below the high watermark) once it is
+// done, whether or not anyone waits. The caller that must not acknowledge
+// before the batches are durable pairs it with WaitDurable(ctx,
+// LastOffset+1), which lets it release its own locks (or pipeline the next
+// request) in between.
+func (l *Log) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
 	if len(batches) == 0 {
 		return AppendResult{}, fmt.Errorf("%w: empty produce payload", ErrCorrupt)
 	}
@@ -126,7 +144,7 @@ func (l *Log) Append(ctx context.Context, batches []byte, epoch Epoch) (AppendRe
 	var posbuf [4]int
 	starts := posbuf[:0]
 	l.mu.RLock()
-	maxMsg, segBytes := l.cfg.MaxMessageBytes, l.cfg.SegmentBytes
+	maxMsg, segBytes, appendTime := l.cfg.MaxMessageBytes, l.cfg.SegmentBytes, l.cfg.LogAppendTime
 	l.mu.RUnlock()
 	for rest, pos := batches, 0; len(rest) > 0; {
 		b, r, err := batch.Next(rest)
@@ -148,33 +166,58 @@ func (l *Log) Append(ctx context.Context, batches []byte, epoch Epoch) (AppendRe
 	if int64(len(batches)) > segBytes {
 		return AppendResult{}, fmt.Errorf("%w: payload of %d bytes exceeds segment.bytes %d", ErrMessageTooLarge, len(batches), segBytes)
 	}
+	stamp := int64(-1)
+	if appendTime {
+		var err error
+		// Stamped only now that every batch passed its CRC check: the new
+		// CRC must not bless damaged bytes.
+		stamp = l.opts.Now().UnixMilli()
+		for i := range hs {
+			b := batches[starts[i]:]
+			batch.SetMaxTimestampAndAppendTime(b, stamp)
+			if hs[i], err = batch.ParseHeader(b); err != nil {
+				panic(fmt.Sprintf("storage: header of a validated batch: %v", err)) // broken invariant
+			}
+		}
+	}
 
 	l.appendMu.Lock()
-	res, end, err := l.appendLocked(batches, hs, starts, epoch)
+	res, err := l.appendLocked(batches, hs, starts, epoch)
 	l.appendMu.Unlock()
-	if err != nil || res.Duplicate || l.opts.Sync != SyncGroupCommit {
+	if err != nil {
 		return res, err
 	}
-	return res, l.waitDurable(ctx, end)
+	res.LogAppendTime = stamp
+	if !res.Duplicate && l.opts.Sync == SyncGroupCommit {
+		l.requestSync()
+	}
+	return res, nil
 }
 
-// appendLocked writes validated batches. It returns the offset after the
-// last written batch. Caller holds appendMu.
-func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch Epoch) (AppendResult, Offset, error) {
+// requestSync asks the group-commit syncer for an fsync without waiting.
+func (l *Log) requestSync() {
+	select {
+	case l.syncReq <- struct{}{}:
+	default: // a request is already pending; its fsync will cover us
+	}
+}
+
+// appendLocked writes validated batches. Caller holds appendMu.
+func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch Epoch) (AppendResult, error) {
 	if l.closed {
-		return AppendResult{}, 0, ErrClosed
+		return AppendResult{}, ErrClosed
 	}
 	if l.failed != nil {
-		return AppendResult{}, 0, fmt.Errorf("%w: appends disabled after %w", ErrStorage, l.failed)
+		return AppendResult{}, fmt.Errorf("%w: appends disabled after %w", ErrStorage, l.failed)
 	}
 	l.mu.RLock()
 	serr := l.syncErr
 	l.mu.RUnlock()
 	if serr != nil {
-		return AppendResult{}, 0, fmt.Errorf("%w: appends disabled after a failed fsync: %w", ErrStorage, serr)
+		return AppendResult{}, fmt.Errorf("%w: appends disabled after a failed fsync: %w", ErrStorage, serr)
 	}
 	if n := len(l.epochs); n > 0 && epoch < l.epochs[n-1].epoch {
-		return AppendResult{}, 0, fmt.Errorf("storage: append with leader epoch %d below the current %d", epoch, l.epochs[n-1].epoch)
+		return AppendResult{}, fmt.Errorf("storage: append with leader epoch %d below the current %d", epoch, l.epochs[n-1].epoch)
 	}
 
 	// Idempotence: check every batch against the producer state, counting
@@ -193,7 +236,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		}
 		kind, orig, err := checkProducer(p, h)
 		if err != nil {
-			return AppendResult{}, 0, err
+			return AppendResult{}, err
 		}
 		if kind == seqDuplicate {
 			dup[i] = true
@@ -223,7 +266,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		return AppendResult{
 			BaseOffset: dupRes[0].base, LastOffset: dupRes[len(dupRes)-1].last,
 			LogAppendTime: -1, LogStartOffset: logStart, Duplicate: true,
-		}, 0, nil
+		}, nil
 	}
 
 	// Assign offsets.
@@ -248,7 +291,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	last := next - 1
 
 	if err := l.maybeRollLocked(int64(size), last); err != nil {
-		return AppendResult{}, 0, err
+		return AppendResult{}, err
 	}
 	if n := len(l.epochs); n == 0 || epoch > l.epochs[n-1].epoch {
 		// Durable before any batch of the new epoch is written, so
@@ -256,11 +299,11 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		l.epochs = append(l.epochs, epochEntry{epoch: epoch, start: first})
 		if err := l.writeEpochsLocked(); err != nil {
 			l.epochs = l.epochs[:len(l.epochs)-1]
-			return AppendResult{}, 0, l.ioErr("writing leader-epoch checkpoint", err)
+			return AppendResult{}, l.ioErr("writing leader-epoch checkpoint", err)
 		}
 	} else if l.epochsUnsaved {
 		if err := l.writeEpochsLocked(); err != nil {
-			return AppendResult{}, 0, l.ioErr("writing leader-epoch checkpoint", err)
+			return AppendResult{}, l.ioErr("writing leader-epoch checkpoint", err)
 		}
 	}
 	seg := l.segs[len(l.segs)-1] // only appendMu holders change segs' tail
@@ -276,7 +319,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		}
 	}
 	if err != nil {
-		return AppendResult{}, 0, l.undoWriteLocked(seg, pos, err)
+		return AppendResult{}, l.undoWriteLocked(seg, pos, err)
 	}
 
 	nowMS := l.opts.Now().UnixMilli()
@@ -304,7 +347,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 			recordProducer(l.producers, h)
 		}
 	}
-	return AppendResult{BaseOffset: first, LastOffset: last, LogAppendTime: -1, LogStartOffset: logStart}, next, nil
+	return AppendResult{BaseOffset: first, LastOffset: last, LogAppendTime: -1, LogStartOffset: logStart}, nil
 }
 
 // undoWriteLocked truncates the active segment back to pos after a failed
@@ -435,8 +478,8 @@ func (l *Log) writeEpochsLocked() error {
 
 // WaitDurable waits until an fsync covers every offset below end (under
 // SyncGroupCommit; under the other policies it returns at once), asking the
-// syncer for one if needed. It lets a caller append with a done ctx, which
-// returns as soon as the batches are written, and wait later.
+// syncer for one if needed, or until ctx ends (ctx's error). It completes an
+// AppendNoWait: WaitDurable(ctx, res.LastOffset+1).
 func (l *Log) WaitDurable(ctx context.Context, end Offset) error {
 	if l.opts.Sync != SyncGroupCommit {
 		return nil
@@ -458,10 +501,7 @@ func (l *Log) waitDurable(ctx context.Context, end Offset) error {
 			return fmt.Errorf("%w: fsync failed: %w", ErrStorage, err)
 		}
 		if !requested {
-			select {
-			case l.syncReq <- struct{}{}:
-			default: // a request is already pending; it will cover us
-			}
+			l.requestSync()
 			requested = true
 		}
 		select {

@@ -7,14 +7,17 @@ import (
 	"math"
 	"time"
 
+	"github.com/weir-dev/weir/broker/internal/base"
 	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
-// Offset is a record's position in a partition.
-type Offset int64
+// Offset is a record's position in a partition: the broker's one offset
+// type, base.Offset, named here for the package's brevity.
+type Offset = base.Offset
 
-// Epoch is a partition leader epoch.
-type Epoch int32
+// Epoch is a partition leader epoch: the broker's one epoch type,
+// base.Epoch.
+type Epoch = base.Epoch
 
 // CleanupPolicy is a partition's cleanup.policy.
 type CleanupPolicy uint8
@@ -113,6 +116,12 @@ type Config struct {
 	// expired). Default 0.5; at most 1. Zero takes the default: use a small
 	// positive value to compact at every new sealed segment.
 	MinCleanableDirtyRatio float64
+	// LogAppendTime is message.timestamp.type=LogAppendTime: Append
+	// writes the clock's time (Options.Now) into each batch as its max
+	// timestamp, marks it LogAppendTime and recomputes its CRC, after
+	// validating it. Default false (CreateTime: batches keep the
+	// producer's timestamps).
+	LogAppendTime bool
 }
 
 // Default values of Config.

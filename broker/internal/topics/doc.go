@@ -15,7 +15,12 @@
 // partition logs first and writes topic.json last (atomically, by rename);
 // deletion renames the topic directory into deleted/ first and removes it
 // afterwards, and Open finishes interrupted removals and discards
-// directories without a topic.json.
+// directories without a topic.json. Creation syncs topics/ after
+// topic.json, so an acknowledged topic survives a machine crash.
+//
+// The registry's files go through Options.FS (Pebble's vfs.FS; the
+// operating system's by default), so its crash behaviour is tested on a
+// memory filesystem that forgets what was not synced (crash_test.go).
 //
 // # Concurrency
 //

@@ -2,10 +2,17 @@ package topics
 
 import (
 	"context"
+
+	"github.com/weir-dev/weir/broker/internal/base"
 )
 
-// Offset is a position in a partition log.
-type Offset = int64
+// Offset and Epoch are the broker's one offset type and one leader-epoch
+// type (base.Offset, base.Epoch), named here so that the Log interface
+// reads on its own.
+type (
+	Offset = base.Offset
+	Epoch  = base.Epoch
+)
 
 // AppendResult is what an append reports.
 type AppendResult struct {
@@ -25,11 +32,11 @@ type AppendResult struct {
 type Log interface {
 	// Append validates and appends concatenated batches and returns when they
 	// are durable under the log's sync policy.
-	Append(ctx context.Context, batches []byte, leaderEpoch int32) (AppendResult, error)
+	Append(ctx context.Context, batches []byte, leaderEpoch Epoch) (AppendResult, error)
 	// AppendNoWait is Append without the wait for durability: it returns
 	// once the batches are written, in order with other appends. Pair it
 	// with WaitDurable(ctx, LastOffset+1) before acknowledging.
-	AppendNoWait(batches []byte, leaderEpoch int32) (AppendResult, error)
+	AppendNoWait(batches []byte, leaderEpoch Epoch) (AppendResult, error)
 	// WaitDurable blocks until every offset below end is durable under the
 	// log's sync policy (at once under policies that do not fsync per
 	// append), or ctx ends.

@@ -30,7 +30,7 @@ func OpenMemLog(_ string, cfg LogConfig) (Log, error) {
 }
 
 // Append implements Log.
-func (l *MemLog) Append(_ context.Context, batches []byte, epoch int32) (AppendResult, error) {
+func (l *MemLog) Append(_ context.Context, batches []byte, epoch Epoch) (AppendResult, error) {
 	var parsed [][]byte
 	for rest := batches; len(rest) > 0; {
 		b, r, err := batch.Next(rest)
@@ -57,13 +57,13 @@ func (l *MemLog) Append(_ context.Context, batches []byte, epoch int32) (AppendR
 	res := AppendResult{BaseOffset: l.end, LogAppendTime: -1}
 	for _, b := range parsed {
 		h, _ := batch.ParseHeader(b)
-		batch.SetBaseOffset(b, l.end)
-		batch.SetPartitionLeaderEpoch(b, epoch)
+		batch.SetBaseOffset(b, int64(l.end))
+		batch.SetPartitionLeaderEpoch(b, int32(epoch))
 		if l.cfg.LogAppendTime {
 			res.LogAppendTime = time.Now().UnixMilli()
 			batch.SetMaxTimestampAndAppendTime(b, res.LogAppendTime)
 		}
-		l.end += int64(h.LastOffsetDelta) + 1
+		l.end += Offset(h.LastOffsetDelta) + 1
 		l.batches = append(l.batches, b)
 	}
 	res.LastOffset = l.end - 1
@@ -74,7 +74,7 @@ func (l *MemLog) Append(_ context.Context, batches []byte, epoch int32) (AppendR
 }
 
 // AppendNoWait implements Log.
-func (l *MemLog) AppendNoWait(batches []byte, epoch int32) (AppendResult, error) {
+func (l *MemLog) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
 	return l.Append(context.Background(), batches, epoch)
 }
 
@@ -91,7 +91,7 @@ func (l *MemLog) Read(from Offset, maxBytes int) ([]byte, error) {
 	var out []byte
 	for _, b := range l.batches {
 		h, _ := batch.ParseHeader(b)
-		if h.LastOffset() < from || h.LastOffset() < l.start {
+		if last := Offset(h.LastOffset()); last < from || last < l.start {
 			continue
 		}
 		if len(out) > 0 && len(out)+len(b) > maxBytes {
@@ -120,8 +120,8 @@ func (l *MemLog) OffsetForTimestamp(ts int64) (Offset, int64, bool) {
 	defer l.mu.Unlock()
 	for _, b := range l.batches {
 		h, _ := batch.ParseHeader(b)
-		if h.MaxTimestamp >= ts && h.LastOffset() >= l.start {
-			return max(h.BaseOffset, l.start), h.MaxTimestamp, true
+		if h.MaxTimestamp >= ts && Offset(h.LastOffset()) >= l.start {
+			return max(Offset(h.BaseOffset), l.start), h.MaxTimestamp, true
 		}
 	}
 	return 0, 0, false
@@ -135,7 +135,7 @@ func (l *MemLog) MaxTimestamp() (Offset, int64) {
 	for _, b := range l.batches {
 		h, _ := batch.ParseHeader(b)
 		if h.MaxTimestamp > ts {
-			off, ts = h.LastOffset(), h.MaxTimestamp
+			off, ts = Offset(h.LastOffset()), h.MaxTimestamp
 		}
 	}
 	return off, ts

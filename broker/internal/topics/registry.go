@@ -7,15 +7,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/weir-dev/weir/internal/atomicfile"
 )
@@ -46,6 +48,11 @@ const (
 type Options struct {
 	// Dir is the data directory. Required.
 	Dir string
+	// FS is the filesystem the registry's own files (meta.json,
+	// producer-ids, topic.json, the topic directories) live on. Partition
+	// logs use what OpenLog opens them on. Default vfs.Default (the
+	// operating system's).
+	FS vfs.FS
 	// OpenLog opens a partition log. Required.
 	OpenLog OpenLogFunc
 	// Defaults are the broker-wide topic config defaults (Kafka's when a
@@ -67,6 +74,9 @@ type Options struct {
 func (o *Options) EnsureDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.FS == nil {
+		o.FS = vfs.Default
 	}
 	if o.MaxPartitionsPerTopic == 0 {
 		o.MaxPartitionsPerTopic = DefaultMaxPartitionsPerTopic
@@ -111,6 +121,7 @@ type Spec struct {
 // Registry holds every topic of the broker.
 type Registry struct {
 	opts Options
+	fs   vfs.FS
 	log  *slog.Logger
 
 	// mu serializes mutations of the topic set and their persistence. It is
@@ -211,11 +222,16 @@ func Open(opts Options) (*Registry, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	r := &Registry{opts: opts, log: opts.Logger}
+	r := &Registry{opts: opts, fs: opts.FS, log: opts.Logger}
 	for _, d := range []string{opts.Dir, r.topicsDir(), r.deletedDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := r.fs.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("topics: %w", err)
 		}
+	}
+	// The entries of topics/ and deleted/ must survive a crash before
+	// anything is created under them.
+	if err := r.syncDir(opts.Dir); err != nil {
+		return nil, err
 	}
 	if err := r.loadMeta(); err != nil {
 		return nil, err
@@ -224,19 +240,20 @@ func Open(opts Options) (*Registry, error) {
 		return nil, err
 	}
 	// Finish removals interrupted by a crash.
-	if err := removeChildren(r.deletedDir()); err != nil {
+	if err := r.removeChildren(r.deletedDir()); err != nil {
 		return nil, err
 	}
 	m := map[string]*Topic{}
-	ents, err := os.ReadDir(r.topicsDir())
+	names, err := r.fs.List(r.topicsDir())
 	if err != nil {
 		return nil, fmt.Errorf("topics: %w", err)
 	}
-	for _, e := range ents {
-		if !e.IsDir() {
+	slices.Sort(names)
+	for _, name := range names {
+		if fi, err := r.fs.Stat(filepath.Join(r.topicsDir(), name)); err != nil || !fi.IsDir() {
 			continue
 		}
-		t, err := r.loadTopic(e.Name())
+		t, err := r.loadTopic(name)
 		if err != nil {
 			for _, t := range m {
 				t.closeLogs()
@@ -256,13 +273,13 @@ func (r *Registry) deletedDir() string { return filepath.Join(r.opts.Dir, "delet
 
 func (r *Registry) loadMeta() error {
 	path := filepath.Join(r.opts.Dir, "meta.json")
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	b, err := atomicfile.ReadFile(r.fs, path)
+	if errors.Is(err, fs.ErrNotExist) {
 		var id [16]byte
 		_, _ = rand.Read(id[:])
 		r.clusterID = base64.RawURLEncoding.EncodeToString(id[:])
 		b, _ := json.Marshal(metaFile{ClusterID: r.clusterID})
-		return writeFileAtomic(path, b)
+		return r.writeFileAtomic(path, b)
 	}
 	if err != nil {
 		return fmt.Errorf("topics: %w", err)
@@ -279,10 +296,10 @@ func (r *Registry) loadMeta() error {
 // left by an interrupted creation (no topic.json), after removing it.
 func (r *Registry) loadTopic(name string) (*Topic, error) {
 	dir := filepath.Join(r.topicsDir(), name)
-	b, err := os.ReadFile(filepath.Join(dir, "topic.json"))
-	if errors.Is(err, os.ErrNotExist) {
+	b, err := atomicfile.ReadFile(r.fs, filepath.Join(dir, "topic.json"))
+	if errors.Is(err, fs.ErrNotExist) {
 		r.log.Warn("removing incompletely created topic", "topic", name)
-		return nil, os.RemoveAll(dir)
+		return nil, r.fs.RemoveAll(dir)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("topics: %w", err)
@@ -488,10 +505,10 @@ func (r *Registry) createLocked(ctx context.Context, name string, spec Spec) (*T
 	t := &Topic{name: name, dir: filepath.Join(r.topicsDir(), name)}
 	_, _ = rand.Read(t.id[:])
 	// A directory without topic.json is debris of an interrupted create.
-	if err := os.RemoveAll(t.dir); err != nil {
+	if err := r.fs.RemoveAll(t.dir); err != nil {
 		return nil, fmt.Errorf("topics: %w", err)
 	}
-	if err := os.MkdirAll(t.dir, 0o755); err != nil {
+	if err := r.fs.MkdirAll(t.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("topics: %w", err)
 	}
 	configs := maps.Clone(spec.Configs)
@@ -505,11 +522,16 @@ func (r *Registry) createLocked(ctx context.Context, name string, spec Spec) (*T
 		st.parts = parts
 		err = r.persistLocked(t, st)
 	}
+	if err == nil {
+		// topic.json is durable in t.dir; t.dir's own entry in topics/
+		// is not until topics/ is synced.
+		err = r.syncDir(r.topicsDir())
+	}
 	if err != nil {
 		for _, p := range parts {
 			_ = p.log.Close()
 		}
-		_ = os.RemoveAll(t.dir)
+		_ = r.fs.RemoveAll(t.dir)
 		return nil, err
 	}
 	r.publishLocked(func(m map[string]*Topic) { m[name] = t })
@@ -547,7 +569,7 @@ func (r *Registry) persistLocked(t *Topic, st *topicState) error {
 	if err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(t.dir, "topic.json"), b)
+	return r.writeFileAtomic(filepath.Join(t.dir, "topic.json"), b)
 }
 
 // Delete deletes a topic and all its data.
@@ -563,14 +585,18 @@ func (r *Registry) Delete(name string) error {
 	}
 	// Rename first: from here on the topic is gone even if we crash.
 	gone := filepath.Join(r.deletedDir(), fmt.Sprintf("%s-%x", name, t.id[:4]))
-	if err := os.Rename(t.dir, gone); err != nil {
+	if err := r.fs.Rename(t.dir, gone); err != nil {
 		return fmt.Errorf("topics: delete %q: %w", name, err)
 	}
-	_ = atomicfile.SyncDir(r.topicsDir())
+	if err := r.syncDir(r.topicsDir()); err != nil {
+		// The rename is done: the topic is gone for this process, and a
+		// restart may bring it back until topics/ is synced.
+		r.log.Warn("syncing the topics directory after a delete", "topic", name, "err", err)
+	}
 	t.deleted.Store(true)
 	r.publishLocked(func(m map[string]*Topic) { delete(m, name) })
 	t.closeLogs()
-	if err := os.RemoveAll(gone); err != nil {
+	if err := r.fs.RemoveAll(gone); err != nil {
 		r.log.Warn("removing deleted topic data", "topic", name, "err", err)
 	}
 	r.log.Info("deleted topic", "topic", name)
@@ -675,8 +701,8 @@ const pidBlock = 1000
 func (r *Registry) pidPath() string { return filepath.Join(r.opts.Dir, "producer-ids") }
 
 func (r *Registry) loadProducerIDs() error {
-	b, err := os.ReadFile(r.pidPath())
-	if errors.Is(err, os.ErrNotExist) {
+	b, err := atomicfile.ReadFile(r.fs, r.pidPath())
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil // nextPID = pidLimit = 0
 	}
 	if err != nil {
@@ -698,7 +724,7 @@ func (r *Registry) NextProducerID() (int64, error) {
 	defer r.pidMu.Unlock()
 	if r.nextPID >= r.pidLimit {
 		limit := r.nextPID + pidBlock
-		if err := writeFileAtomic(r.pidPath(), []byte(strconv.FormatInt(limit, 10)+"\n")); err != nil {
+		if err := r.writeFileAtomic(r.pidPath(), []byte(strconv.FormatInt(limit, 10)+"\n")); err != nil {
 			return 0, err
 		}
 		r.pidLimit = limit
@@ -708,21 +734,29 @@ func (r *Registry) NextProducerID() (int64, error) {
 	return id, nil
 }
 
-// writeFileAtomic replaces path with data durably (atomicfile.Write).
-func writeFileAtomic(path string, data []byte) error {
-	if err := atomicfile.Write(path, data); err != nil {
+// writeFileAtomic replaces path with data durably (atomicfile.WriteFS).
+func (r *Registry) writeFileAtomic(path string, data []byte) error {
+	if err := atomicfile.WriteFS(r.fs, path, data); err != nil {
 		return fmt.Errorf("topics: write %s: %w", path, err)
 	}
 	return nil
 }
 
-func removeChildren(dir string) error {
-	ents, err := os.ReadDir(dir)
+// syncDir makes the entries of dir durable.
+func (r *Registry) syncDir(dir string) error {
+	if err := atomicfile.SyncDirFS(r.fs, dir); err != nil {
+		return fmt.Errorf("topics: sync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+func (r *Registry) removeChildren(dir string) error {
+	names, err := r.fs.List(dir)
 	if err != nil {
 		return fmt.Errorf("topics: %w", err)
 	}
-	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+	for _, name := range names {
+		if err := r.fs.RemoveAll(filepath.Join(dir, name)); err != nil {
 			return fmt.Errorf("topics: %w", err)
 		}
 	}
