@@ -1,0 +1,275 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/goleak"
+)
+
+// testCluster is n brokers in this process, each a controller voter, on
+// loopback ports chosen by the kernel.
+type testCluster struct {
+	brokers []*Broker
+	voters  string
+}
+
+// startCluster starts an n-node cluster and closes it at the end of the
+// test; it checks that no goroutine outlives it.
+func startTestCluster(t *testing.T, n int) *testCluster {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	lns := make([]net.Listener, n)
+	var specs []string
+	for i := range lns {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[i] = ln
+		specs = append(specs, fmt.Sprintf("%d@%s", i+1, ln.Addr()))
+	}
+	c := &testCluster{voters: strings.Join(specs, ",")}
+	for i := range n {
+		opts := Options{
+			NodeID: int32(i + 1), ControllerVoters: c.voters, Listen: "127.0.0.1:0",
+			DataDir: t.TempDir(), Logger: testLogger(), CleanInterval: -1,
+		}
+		opts.cluster = clusterTestOptions{
+			controllerListener: lns[i], heartbeatInterval: 100 * time.Millisecond,
+			sessionTimeout: 3 * time.Second, tickInterval: 20 * time.Millisecond,
+		}
+		b, err := Open(opts)
+		if err != nil {
+			for _, ln := range lns[i:] {
+				_ = ln.Close()
+			}
+			t.Fatalf("open node %d: %v", i+1, err)
+		}
+		c.brokers = append(c.brokers, b)
+		t.Cleanup(func() {
+			if err := b.Close(); err != nil {
+				t.Errorf("close node %d: %v", i+1, err)
+			}
+		})
+	}
+	return c
+}
+
+func (c *testCluster) seeds() []string {
+	var out []string
+	for _, b := range c.brokers {
+		out = append(out, b.Addr())
+	}
+	return out
+}
+
+// eventually polls f until it returns nil or the deadline passes.
+func eventually(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval, not synchronization
+	}
+	t.Fatalf("%s: not within %v: %v", what, d, err)
+}
+
+// TestClusterThreeNodes starts three brokers under one quorum: they
+// register, kadm sees three brokers and a controller, a topic with
+// replication factor 3 and 6 partitions is created through a broker that
+// forwards it, its leaders are spread over the brokers, and records
+// produced by franz-go reach the leaders and are consumed back.
+func TestClusterThreeNodes(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	eventually(t, 15*time.Second, "three brokers registered and unfenced", func() error {
+		m, err := adm.BrokerMetadata(ctx)
+		if err != nil {
+			return err
+		}
+		if len(m.Brokers) != 3 || m.Controller < 1 {
+			return fmt.Errorf("brokers %v, controller %d", m.Brokers.NodeIDs(), m.Controller)
+		}
+		return nil
+	})
+	dreq := kmsg.NewPtrDescribeClusterRequest()
+	dc, err := dreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.ControllerID < 1 || dc.ControllerID > 3 || len(dc.Brokers) != 3 {
+		t.Fatalf("DescribeCluster: controller %d, brokers %v", dc.ControllerID, dc.Brokers)
+	}
+	for _, b := range dc.Brokers {
+		if want := c.brokers[b.NodeID-1].Addr(); net.JoinHostPort(b.Host, fmt.Sprint(b.Port)) != want {
+			t.Errorf("broker %d advertised at %s:%d, listens on %s", b.NodeID, b.Host, b.Port, want)
+		}
+	}
+
+	// Create through a broker that is not the controller: it forwards.
+	var via *Broker
+	for _, b := range c.brokers {
+		if b.opts.NodeID != dc.ControllerID {
+			via = b
+		}
+	}
+	direct := map[int32]*kgo.Client{}
+	for _, b := range c.brokers {
+		direct[b.opts.NodeID] = newClient(t, b)
+	}
+	vcl := direct[via.opts.NodeID]
+	resp, err := kadm.NewClient(vcl).CreateTopic(ctx, 6, 3, nil, "orders")
+	if err != nil || resp.Err != nil {
+		t.Fatalf("create topic through node %d: %v %v", via.opts.NodeID, err, resp.Err)
+	}
+	// A replication factor above the live brokers is refused.
+	if r, err := adm.CreateTopic(ctx, 1, 4, nil, "too-many"); err == nil && !errorsIs(r.Err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("replication factor 4 on 3 brokers: got %v", r.Err)
+	}
+
+	var leaders map[int32]int32
+	eventually(t, 10*time.Second, "every broker's metadata shows the topic", func() error {
+		for _, b := range c.brokers {
+			td, err := kadm.NewClient(direct[b.opts.NodeID]).ListTopics(ctx, "orders")
+			if err != nil {
+				return err
+			}
+			d := td["orders"]
+			if d.Err != nil || len(d.Partitions) != 6 {
+				return fmt.Errorf("node %d: %v, %d partitions", b.opts.NodeID, d.Err, len(d.Partitions))
+			}
+			leaders = map[int32]int32{}
+			for _, p := range d.Partitions {
+				if len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader < 1 {
+					return fmt.Errorf("node %d: partition %d: replicas %v isr %v leader %d", b.opts.NodeID, p.Partition, p.Replicas, p.ISR, p.Leader)
+				}
+				leaders[p.Partition] = p.Leader
+			}
+		}
+		return nil
+	})
+	perBroker := map[int32]int{}
+	for _, l := range leaders {
+		perBroker[l]++
+	}
+	if len(perBroker) != 3 {
+		t.Fatalf("leaders not spread over the 3 brokers: %v", leaders)
+	}
+
+	// A broker that does not lead a partition refuses to serve it.
+	var p0 int32 = 0
+	for _, b := range c.brokers {
+		if b.opts.NodeID == leaders[p0] {
+			continue
+		}
+		req := kmsg.NewPtrListOffsetsRequest()
+		rt := kmsg.NewListOffsetsRequestTopic()
+		rt.Topic = "orders"
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p0, -1
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		// NB: a kgo client shards ListOffsets by leader; Broker(id) pins it.
+		raw, err := cl.Broker(int(b.opts.NodeID)).Request(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := raw.(*kmsg.ListOffsetsResponse)
+		if got := out.Topics[0].Partitions[0].ErrorCode; got != kerr.NotLeaderForPartition.Code {
+			t.Fatalf("ListOffsets of partition 0 (led by %d) on node %d: error %v, want NOT_LEADER_OR_FOLLOWER", leaders[p0], b.opts.NodeID, kerr.ErrorForCode(got))
+		}
+		break
+	}
+
+	// Produce to every partition, then consume everything back.
+	const perPartition = 20
+	want := map[string]bool{}
+	var recs []*kgo.Record
+	for p := range int32(6) {
+		for i := range perPartition {
+			v := fmt.Sprintf("p%d-%d-%x", p, i, rng.Uint32())
+			want[v] = true
+			recs = append(recs, &kgo.Record{Topic: "orders", Partition: p, Value: []byte(v)})
+		}
+	}
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	// Each partition's records are on its leader's log only.
+	for p, l := range leaders {
+		for _, b := range c.brokers {
+			tp, ok := b.reg.Get("orders")
+			if !ok {
+				t.Fatalf("node %d has no local topic orders", b.opts.NodeID)
+			}
+			part, _ := tp.Partition(p)
+			hw := part.Log().HighWatermark()
+			if b.opts.NodeID == l && hw != perPartition {
+				t.Errorf("leader %d of partition %d holds %d records, want %d", l, p, hw, perPartition)
+			}
+			if b.opts.NodeID != l && hw != 0 {
+				t.Errorf("node %d does not lead partition %d but holds %d records", b.opts.NodeID, p, hw)
+			}
+		}
+	}
+	ccl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("orders"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ccl.Close()
+	got := map[string]bool{}
+	for len(got) < len(want) {
+		fs := ccl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records before the deadline", len(got), len(want))
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("fetch %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			v := string(r.Value)
+			if !want[v] || got[v] {
+				t.Fatalf("unexpected or duplicate record %q", v)
+			}
+			if !strings.HasPrefix(v, fmt.Sprintf("p%d-", r.Partition)) {
+				t.Fatalf("record %q read from partition %d", v, r.Partition)
+			}
+			got[v] = true
+		})
+	}
+}
+
+func errorsIs(err error, target *kerr.Error) bool {
+	ke, ok := err.(*kerr.Error)
+	return ok && ke == target
+}
