@@ -24,6 +24,7 @@ type clusterTestOptions struct {
 	heartbeatInterval  time.Duration
 	sessionTimeout     time.Duration
 	tickInterval       time.Duration
+	shutdownTimeout    time.Duration
 }
 
 // parseRoles reads Options.Roles.
@@ -83,6 +84,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 		HeartbeatInterval:  opts.cluster.heartbeatInterval,
 		SessionTimeout:     opts.cluster.sessionTimeout,
 		TickInterval:       opts.cluster.tickInterval,
+		ShutdownTimeout:    opts.cluster.shutdownTimeout,
 		Logger:             opts.Logger,
 	})
 }

@@ -48,6 +48,7 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 		opts.cluster = clusterTestOptions{
 			controllerListener: lns[i], heartbeatInterval: 100 * time.Millisecond,
 			sessionTimeout: 3 * time.Second, tickInterval: 20 * time.Millisecond,
+			shutdownTimeout: 500 * time.Millisecond,
 		}
 		b, err := Open(opts)
 		if err != nil {

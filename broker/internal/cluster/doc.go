@@ -33,7 +33,7 @@
 //     HeartbeatInterval to the raft leader's controller listener; Forward
 //     sends an admin request there and waits until the local image has
 //     applied the reply's offset; Close first asks for a controlled
-//     shutdown (leaderships moved away) for up to 3s.
+//     shutdown (leaderships moved away), bounded by ShutdownTimeout.
 //   - the reconciler (node.go): after each change of the image, the local
 //     topic registry is made to hold exactly the image's topics, with the
 //     image's topic ids and partition counts.

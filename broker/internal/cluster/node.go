@@ -200,11 +200,12 @@ func (n *Node) Start(ctx context.Context, self protocol.Node) error {
 }
 
 // Close asks the controller to move this broker's leaderships away
-// (controlled shutdown, bounded), then stops everything.
+// (controlled shutdown, bounded by ShutdownTimeout), then stops
+// everything.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		if n.opts.Broker && n.epoch.Load() >= 0 && n.rpcSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
 			req := n.heartbeatRequest()
 			req.WantShutdown = true
 			if _, err := n.callController(ctx, req); err != nil {

@@ -41,6 +41,9 @@ type Options struct {
 	// SessionTimeout is how long a broker may miss heartbeats before the
 	// controller fences it. Default 9s (Kafka's broker.session.timeout.ms).
 	SessionTimeout time.Duration
+	// ShutdownTimeout bounds the controlled shutdown in Close (asking the
+	// controller to move this broker's leaderships away). Default 3s.
+	ShutdownTimeout time.Duration
 	// DefaultPartitions is the partition count of topics created with -1.
 	// Default 1.
 	DefaultPartitions int32
@@ -73,6 +76,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.DefaultPartitions == 0 {
 		o.DefaultPartitions = 1
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 3 * time.Second
 	}
 	if o.TickInterval == 0 {
 		o.TickInterval = 100 * time.Millisecond
@@ -111,6 +117,9 @@ func (o *Options) Validate() error {
 	}
 	if o.HeartbeatInterval < 0 || o.SessionTimeout < 0 || (o.SessionTimeout > 0 && o.HeartbeatInterval >= o.SessionTimeout) {
 		errs = append(errs, fmt.Errorf("cluster: HeartbeatInterval %v must be positive and below SessionTimeout %v", o.HeartbeatInterval, o.SessionTimeout))
+	}
+	if o.ShutdownTimeout < 0 {
+		errs = append(errs, fmt.Errorf("cluster: ShutdownTimeout %v is negative", o.ShutdownTimeout))
 	}
 	if o.DefaultPartitions < 0 {
 		errs = append(errs, fmt.Errorf("cluster: DefaultPartitions %d is negative", o.DefaultPartitions))
