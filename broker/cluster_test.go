@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -108,14 +109,17 @@ func TestClusterThreeNodes(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-
 	eventually(t, 15*time.Second, "three brokers registered and unfenced", func() error {
-		m, err := adm.BrokerMetadata(ctx)
-		if err != nil {
-			return err
-		}
-		if len(m.Brokers) != 3 || m.Controller < 1 {
-			return fmt.Errorf("brokers %v, controller %d", m.Brokers.NodeIDs(), m.Controller)
+		// NB: straight to a seed broker, past the client's metadata cache.
+		for _, sb := range cl.SeedBrokers() {
+			raw, err := sb.Request(ctx, kmsg.NewPtrMetadataRequest())
+			if err != nil {
+				return err
+			}
+			m := raw.(*kmsg.MetadataResponse)
+			if len(m.Brokers) != 3 || m.ControllerID < 1 {
+				return fmt.Errorf("brokers %v, controller %d", m.Brokers, m.ControllerID)
+			}
 		}
 		return nil
 	})
@@ -156,22 +160,31 @@ func TestClusterThreeNodes(t *testing.T) {
 
 	var leaders map[int32]int32
 	eventually(t, 10*time.Second, "every broker's metadata shows the topic", func() error {
+		leaders = nil
 		for _, b := range c.brokers {
-			td, err := kadm.NewClient(direct[b.opts.NodeID]).ListTopics(ctx, "orders")
+			mreq := kmsg.NewPtrMetadataRequest()
+			mt := kmsg.NewMetadataRequestTopic()
+			mt.Topic = kmsg.StringPtr("orders")
+			mreq.Topics = append(mreq.Topics, mt)
+			raw, err := direct[b.opts.NodeID].SeedBrokers()[0].Request(ctx, mreq)
 			if err != nil {
 				return err
 			}
-			d := td["orders"]
-			if d.Err != nil || len(d.Partitions) != 6 {
-				return fmt.Errorf("node %d: %v, %d partitions", b.opts.NodeID, d.Err, len(d.Partitions))
+			m := raw.(*kmsg.MetadataResponse)
+			if len(m.Topics) != 1 || m.Topics[0].ErrorCode != 0 || len(m.Topics[0].Partitions) != 6 {
+				return fmt.Errorf("node %d: %+v", b.opts.NodeID, m.Topics)
 			}
-			leaders = map[int32]int32{}
-			for _, p := range d.Partitions {
+			these := map[int32]int32{}
+			for _, p := range m.Topics[0].Partitions {
 				if len(p.Replicas) != 3 || len(p.ISR) != 3 || p.Leader < 1 {
 					return fmt.Errorf("node %d: partition %d: replicas %v isr %v leader %d", b.opts.NodeID, p.Partition, p.Replicas, p.ISR, p.Leader)
 				}
-				leaders[p.Partition] = p.Leader
+				these[p.Partition] = p.Leader
 			}
+			if leaders != nil && !maps.Equal(leaders, these) {
+				return fmt.Errorf("node %d shows leaders %v, another node %v", b.opts.NodeID, these, leaders)
+			}
+			leaders = these
 		}
 		return nil
 	})
@@ -273,4 +286,129 @@ func TestClusterThreeNodes(t *testing.T) {
 func errorsIs(err error, target *kerr.Error) bool {
 	ke, ok := err.(*kerr.Error)
 	return ok && ke == target
+}
+
+// TestClusterDataDirIdentity: a cluster node's data directory is bound at
+// its first start to the cluster (named by its voters) and the node id; a
+// restart with the same ones opens it, one with other voters or another id
+// is refused with a message saying how to fix it, as is a single-node
+// broker's directory holding topics.
+func TestClusterDataDirIdentity(t *testing.T) {
+	// Two controller addresses, freed for the nodes to bind again.
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		_ = ln.Close()
+	}
+	voters := fmt.Sprintf("1@%s,2@%s", addrs[0], addrs[1])
+	dir := t.TempDir()
+	open := func(id int32, voters string) error {
+		t.Helper()
+		opts := Options{NodeID: id, ControllerVoters: voters,
+			Listen: "127.0.0.1:0", DataDir: dir, Logger: testLogger(), CleanInterval: -1}
+		opts.cluster = clusterTestOptions{shutdownTimeout: 100 * time.Millisecond}
+		b, err := Open(opts)
+		if err != nil {
+			return err
+		}
+		return b.Close()
+	}
+	if err := open(1, voters); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	if err := open(1, voters); err != nil {
+		t.Fatalf("restart with the same voters: %v", err)
+	}
+	err := open(1, fmt.Sprintf("1@%s", addrs[0]))
+	if err == nil || !strings.Contains(err.Error(), "belongs to cluster") || !strings.Contains(err.Error(), "fresh --data-dir") {
+		t.Fatalf("other voters: got %v", err)
+	}
+	err = open(2, voters)
+	if err == nil || !strings.Contains(err.Error(), "belongs to node 1") || !strings.Contains(err.Error(), "--node-id 1") {
+		t.Fatalf("other node id: got %v", err)
+	}
+
+	// A directory of a single-node broker with topics is not adopted.
+	dir = t.TempDir()
+	b := startBroker(t, Options{DataDir: dir})
+	if _, err := kadm.NewClient(newClient(t, b)).CreateTopic(context.Background(), 1, 1, nil, "mine"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = open(1, voters)
+	if err == nil || !strings.Contains(err.Error(), "single-node broker's topics (mine)") {
+		t.Fatalf("single-node directory: got %v", err)
+	}
+}
+
+// TestClusterLostQuorum: with two of three nodes gone the quorum is lost:
+// an admin request fails with a retriable NOT_CONTROLLER and a message
+// within its timeout, while the remaining broker keeps serving produce
+// and fetch for the partitions it leads from its frozen metadata.
+func TestClusterLostQuorum(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := newClient(t, c.brokers[0])
+	eventually(t, 15*time.Second, "three brokers registered", func() error {
+		// NB: straight to the seed broker, past the client's metadata cache.
+		m, err := cl.SeedBrokers()[0].Request(ctx, kmsg.NewPtrMetadataRequest())
+		if err != nil || len(m.(*kmsg.MetadataResponse).Brokers) != 3 {
+			return fmt.Errorf("%v %v", m, err)
+		}
+		return nil
+	})
+	// Explicit assignment: partition 0 on node 1.
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "t", -1, -1
+	for p, n := range []int32{1, 2, 3} {
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = int32(p), []int32{n}
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, resp)
+	}
+	for _, b := range c.brokers[1:] {
+		if err := b.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	req = kmsg.NewPtrCreateTopicsRequest()
+	rt = kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "u", 1, 1
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 1000
+	start := time.Now()
+	raw, err := cl.Broker(1).Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := raw.(*kmsg.CreateTopicsResponse).Topics[0]
+	if got.ErrorCode != kerr.NotController.Code || got.ErrorMessage == nil || !strings.Contains(*got.ErrorMessage, "controller") {
+		t.Fatalf("create without quorum: %v %v", kerr.ErrorForCode(got.ErrorCode), got.ErrorMessage)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("create without quorum took %v, beyond its 1s timeout", took)
+	}
+
+	pcl := newClient(t, c.brokers[0], kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"t": {0: kgo.NewOffset().AtStart()}}))
+	if err := pcl.ProduceSync(ctx, &kgo.Record{Topic: "t", Partition: 0, Value: []byte("still here")}).FirstErr(); err != nil {
+		t.Fatalf("produce to node 1's partition without quorum: %v", err)
+	}
+	fs := pcl.PollFetches(ctx)
+	if err := fs.Err(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != "still here" {
+		t.Fatalf("fetch without quorum: %v, %d records", err, fs.NumRecords())
+	}
 }

@@ -375,6 +375,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 		return
 	}
 	resp := out.(*kmsg.BrokerHeartbeatResponse)
+	n.log.Debug("cluster: heartbeat answered", "fenced", resp.IsFenced, "caught_up", resp.IsCaughtUp, "err", kerr.ErrorForCode(resp.ErrorCode))
 	switch resp.ErrorCode {
 	case 0:
 	case kerr.StaleBrokerEpoch.Code, kerr.BrokerIDNotRegistered.Code:

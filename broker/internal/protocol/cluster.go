@@ -288,15 +288,29 @@ func clusterFindCoordinator(ctx context.Context, s *Server, r *Request) (kmsg.Re
 // clusterForward sends an admin request to the controller. When none
 // answers, every topic of the request gets NOT_CONTROLLER with a message.
 func clusterForward(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
-	resp, err := s.cfg.Cluster.Forward(ctx, r.Body)
+	// The request's own timeout bounds the wait for a controller.
+	var timeout int32
+	switch req := r.Body.(type) {
+	case *kmsg.CreateTopicsRequest:
+		timeout = req.TimeoutMillis
+	case *kmsg.DeleteTopicsRequest:
+		timeout = req.TimeoutMillis
+	case *kmsg.CreatePartitionsRequest:
+		timeout = req.TimeoutMillis
+	}
+	fctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(ctx, time.Duration(timeout)*time.Millisecond)
+		defer cancel()
+	}
+	resp, err := s.cfg.Cluster.Forward(fctx, r.Body)
 	if err == nil {
 		return resp, nil
 	}
 	msg := fmt.Sprintf("weir: %v", err)
+	// NOT_CONTROLLER is retriable: clients refresh metadata and retry.
 	code := kerr.NotController.Code
-	if ctx.Err() != nil {
-		code = kerr.RequestTimedOut.Code
-	}
 	switch req := r.Body.(type) {
 	case *kmsg.CreateTopicsRequest:
 		out := req.ResponseKind().(*kmsg.CreateTopicsResponse)
