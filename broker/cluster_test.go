@@ -45,6 +45,7 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 		opts := Options{
 			NodeID: int32(i + 1), ControllerVoters: c.voters, Listen: "127.0.0.1:0",
 			DataDir: t.TempDir(), Logger: testLogger(), CleanInterval: -1,
+			GroupInitialRebalanceDelay: -1,
 		}
 		opts.cluster = clusterTestOptions{
 			controllerListener: lns[i], heartbeatInterval: 100 * time.Millisecond,
@@ -257,7 +258,10 @@ func TestClusterThreeNodes(t *testing.T) {
 			}
 		}
 	}
+	// A group consumer: FindCoordinator names one broker for the group
+	// whichever broker is asked, and the group's commits land there.
 	ccl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("orders"),
+		kgo.ConsumerGroup("readers"), kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +284,31 @@ func TestClusterThreeNodes(t *testing.T) {
 			}
 			got[v] = true
 		})
+	}
+	if err := ccl.CommitUncommittedOffsets(ctx); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	var coordinators []int32
+	for _, b := range c.brokers {
+		req := kmsg.NewPtrFindCoordinatorRequest()
+		req.CoordinatorKey = "readers"
+		raw, err := direct[b.opts.NodeID].SeedBrokers()[0].Request(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		coordinators = append(coordinators, raw.(*kmsg.FindCoordinatorResponse).NodeID)
+	}
+	if coordinators[0] != coordinators[1] || coordinators[1] != coordinators[2] {
+		t.Fatalf("brokers name different coordinators for one group: %v", coordinators)
+	}
+	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, "readers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(6) {
+		if o, ok := offs.Lookup("orders", p); !ok || o.At != perPartition {
+			t.Fatalf("committed offset of partition %d: %+v %v, want %d", p, o, ok, perPartition)
+		}
 	}
 }
 
