@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -440,4 +441,62 @@ func TestClusterLostQuorum(t *testing.T) {
 	if err := fs.Err(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != "still here" {
 		t.Fatalf("fetch without quorum: %v, %d records", err, fs.NumRecords())
 	}
+}
+
+// TestClusterAdminForwarded: admin requests sent to any broker reach the
+// controller, and every broker's local topics follow the metadata: a
+// topic auto-created by a producer's Metadata request, partitions added,
+// and a topic deleted.
+func TestClusterAdminForwarded(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := newClient(t, c.brokers[1], kgo.AllowAutoTopicCreation())
+	eventually(t, 15*time.Second, "three brokers registered", func() error {
+		m, err := cl.SeedBrokers()[0].Request(ctx, kmsg.NewPtrMetadataRequest())
+		if err != nil || len(m.(*kmsg.MetadataResponse).Brokers) != 3 {
+			return fmt.Errorf("%v %v", m, err)
+		}
+		return nil
+	})
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "auto", Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatalf("produce to an auto-created topic: %v", err)
+	}
+	localParts := func(name string) []int32 {
+		var out []int32
+		for _, b := range c.brokers {
+			tp, ok := b.reg.Get(name)
+			if !ok {
+				out = append(out, -1)
+				continue
+			}
+			out = append(out, tp.NumPartitions())
+		}
+		return out
+	}
+	eventually(t, 5*time.Second, "auto is local on every broker", func() error {
+		if got := localParts("auto"); !slices.Equal(got, []int32{1, 1, 1}) {
+			return fmt.Errorf("local partitions per broker %v", got)
+		}
+		return nil
+	})
+	adm := kadm.NewClient(newClient(t, c.brokers[2]))
+	if _, err := adm.CreatePartitions(ctx, 3, "auto"); err != nil { // 3 more: 4 in all
+		t.Fatalf("create partitions: %v", err)
+	}
+	eventually(t, 5*time.Second, "auto grew on every broker", func() error {
+		if got := localParts("auto"); !slices.Equal(got, []int32{4, 4, 4}) {
+			return fmt.Errorf("local partitions per broker %v", got)
+		}
+		return nil
+	})
+	if r, err := adm.DeleteTopic(ctx, "auto"); err != nil || r.Err != nil {
+		t.Fatalf("delete: %v %v", err, r.Err)
+	}
+	eventually(t, 5*time.Second, "auto deleted on every broker", func() error {
+		if got := localParts("auto"); !slices.Equal(got, []int32{-1, -1, -1}) {
+			return fmt.Errorf("local partitions per broker %v", got)
+		}
+		return nil
+	})
 }
