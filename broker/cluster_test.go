@@ -2,10 +2,13 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -29,6 +32,14 @@ type testCluster struct {
 // test; it checks that no goroutine outlives it.
 func startTestCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return startTestClusterRoles(t, make([]string, n))
+}
+
+// startTestClusterRoles starts one node per entry of roles (its --roles;
+// "" for the default, both).
+func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
+	n := len(roles)
+	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	lns := make([]net.Listener, n)
@@ -44,7 +55,7 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 	c := &testCluster{voters: strings.Join(specs, ",")}
 	for i := range n {
 		opts := Options{
-			NodeID: int32(i + 1), ControllerVoters: c.voters, Listen: "127.0.0.1:0",
+			NodeID: int32(i + 1), ControllerVoters: c.voters, Roles: roles[i], Listen: "127.0.0.1:0",
 			DataDir: t.TempDir(), Logger: testLogger(), CleanInterval: -1,
 			GroupInitialRebalanceDelay: -1,
 		}
@@ -156,7 +167,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		t.Fatalf("create topic through node %d: %v %v", via.opts.NodeID, err, resp.Err)
 	}
 	// A replication factor above the live brokers is refused.
-	if r, err := adm.CreateTopic(ctx, 1, 4, nil, "too-many"); err == nil && !errorsIs(r.Err, kerr.InvalidReplicationFactor) {
+	if r, _ := adm.CreateTopic(ctx, 1, 4, nil, "too-many"); !errors.Is(r.Err, kerr.InvalidReplicationFactor) {
 		t.Fatalf("replication factor 4 on 3 brokers: got %v", r.Err)
 	}
 
@@ -311,11 +322,6 @@ func TestClusterThreeNodes(t *testing.T) {
 			t.Fatalf("committed offset of partition %d: %+v %v, want %d", p, o, ok, perPartition)
 		}
 	}
-}
-
-func errorsIs(err error, target *kerr.Error) bool {
-	ke, ok := err.(*kerr.Error)
-	return ok && ke == target
 }
 
 // TestClusterDataDirIdentity: a cluster node's data directory is bound at
@@ -499,4 +505,57 @@ func TestClusterAdminForwarded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestClusterControllerOnlyNode: a node with --roles controller votes and
+// may be the controller, but does not register as a broker: clients see
+// the other two brokers only, and a replication factor of 3 is refused.
+func TestClusterControllerOnlyNode(t *testing.T) {
+	c := startTestClusterRoles(t, []string{"", "", "controller"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := newClient(t, c.brokers[0])
+	eventually(t, 15*time.Second, "two brokers registered", func() error {
+		raw, err := cl.SeedBrokers()[0].Request(ctx, kmsg.NewPtrMetadataRequest())
+		if err != nil {
+			return err
+		}
+		m := raw.(*kmsg.MetadataResponse)
+		var ids []int32
+		for _, b := range m.Brokers {
+			ids = append(ids, b.NodeID)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, []int32{1, 2}) || m.ControllerID < 1 {
+			return fmt.Errorf("brokers %v, controller %d", ids, m.ControllerID)
+		}
+		return nil
+	})
+	r, _ := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, "three")
+	if !errors.Is(r.Err, kerr.InvalidReplicationFactor) {
+		t.Fatalf("replication factor 3 with 2 brokers: %v", r.Err)
+	}
+}
+
+// TestSingleNodeWritesNoClusterState: without voters a broker is the
+// single-node broker: no raft storage, no cluster identity in its data
+// directory, and it answers as its own controller.
+func TestSingleNodeWritesNoClusterState(t *testing.T) {
+	dir := t.TempDir()
+	b := startBroker(t, Options{DataDir: dir})
+	if b.cn != nil {
+		t.Fatal("single-node broker has a cluster node")
+	}
+	raw, err := newClient(t, b).SeedBrokers()[0].Request(context.Background(), kmsg.NewPtrMetadataRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := raw.(*kmsg.MetadataResponse); len(m.Brokers) != 1 || m.ControllerID != b.opts.NodeID {
+		t.Fatalf("metadata: brokers %v, controller %d", m.Brokers, m.ControllerID)
+	}
+	for _, name := range []string{"cluster.json", "metadata-raft"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s in a single-node data directory: %v", name, err)
+		}
+	}
 }
