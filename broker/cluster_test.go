@@ -496,6 +496,18 @@ func TestClusterAdminForwarded(t *testing.T) {
 		}
 		return nil
 	})
+	// Internal topics are each broker's own: a Metadata request that would
+	// auto-create one does not create it through the controller.
+	mreq := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr("__consumer_offsets")
+	mreq.Topics, mreq.AllowAutoTopicCreation = append(mreq.Topics, mt), true
+	if _, err := cl.SeedBrokers()[0].Request(ctx, mreq); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.brokers[0].cn.Image().Topic("__consumer_offsets"); ok {
+		t.Fatal("__consumer_offsets was created in the cluster metadata")
+	}
 	if r, err := adm.DeleteTopic(ctx, "auto"); err != nil || r.Err != nil {
 		t.Fatalf("delete: %v %v", err, r.Err)
 	}

@@ -408,13 +408,19 @@ func (n *Node) reconcileLoop() {
 // reconcile makes the local registry hold exactly the image's topics: each
 // with the image's id and partition count (every partition's log is
 // created on every broker; only the leader's is served until replication
-// exists), none that the image does not have (internal topics, which are
-// local to each broker for now, excepted).
+// exists), none that the image does not have. Internal topics ("__"
+// names) are left alone either way: they are each broker's own for now.
 func (n *Node) reconcile(img *metadata.Image) {
 	reg := n.opts.Topics
 	want := map[string]bool{}
 	for _, t := range img.Topics() {
 		name := string(t.Name)
+		if strings.HasPrefix(name, "__") {
+			// Internal topics (__consumer_offsets) are each broker's own
+			// until groups are placed by the cluster: a metadata topic of
+			// that name never replaces the local one.
+			continue
+		}
 		want[name] = true
 		local, ok := reg.Get(name)
 		if ok && local.ID() != t.ID {

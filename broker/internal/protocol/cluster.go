@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -135,7 +136,9 @@ func clusterMetadata(ctx context.Context, s *Server, r *Request) (kmsg.Response,
 	if !all && autoCreate {
 		var create []string
 		for _, rt := range req.Topics {
-			if rt.Topic != nil && v.Topics[*rt.Topic] == nil && topics.ValidateName(*rt.Topic) == nil {
+			// NB: internal topics (__consumer_offsets) are each broker's own
+			// for now, never created through the controller.
+			if rt.Topic != nil && v.Topics[*rt.Topic] == nil && topics.ValidateName(*rt.Topic) == nil && !strings.HasPrefix(*rt.Topic, "__") {
 				create = append(create, *rt.Topic)
 			}
 		}
