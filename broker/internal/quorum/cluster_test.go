@@ -95,17 +95,34 @@ func testSeed(t *testing.T) uint64 {
 // restarts).
 type testCluster struct {
 	t      *testing.T
+	seed   uint64
 	net    *faultnet.Network
 	voters []Voter
 	tune   func(*Options)
 	fs     map[NodeID]vfs.FS
-	nodes  map[NodeID]*Node // running nodes
-	sms    map[NodeID]*testSM
+	// mu guards nodes and sms against start and stop while another
+	// goroutine reads them through running (the chaos test's client);
+	// other helpers run on the test goroutine only.
+	mu    sync.RWMutex
+	nodes map[NodeID]*Node // running nodes
+	sms   map[NodeID]*testSM
+}
+
+// running returns the running nodes.
+func (c *testCluster) running() []*Node {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var ns []*Node
+	for _, n := range c.nodes {
+		ns = append(ns, n)
+	}
+	return ns
 }
 
 func newTestCluster(t *testing.T, n int, tune func(*Options)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, net: faultnet.New(testSeed(t), testLogger(t)), tune: tune,
+	seed := testSeed(t)
+	c := &testCluster{t: t, seed: seed, net: faultnet.New(seed, testLogger(t)), tune: tune,
 		fs: map[NodeID]vfs.FS{}, nodes: map[NodeID]*Node{}, sms: map[NodeID]*testSM{}}
 	lns := map[NodeID]net.Listener{}
 	for i := 1; i <= n; i++ {
@@ -166,19 +183,30 @@ func (c *testCluster) start(id NodeID, ln net.Listener) {
 	if err := n.Start(context.Background()); err != nil {
 		c.t.Fatalf("node %d: %v", id, err)
 	}
+	c.mu.Lock()
 	c.nodes[id], c.sms[id] = n, sm
+	c.mu.Unlock()
 }
 
 func (c *testCluster) stop(id NodeID) {
 	c.t.Helper()
-	if err := c.nodes[id].Close(); err != nil {
+	c.mu.Lock()
+	n := c.nodes[id]
+	delete(c.nodes, id)
+	c.mu.Unlock()
+	if err := n.Close(); err != nil {
 		c.t.Fatalf("close node %d: %v", id, err)
 	}
-	delete(c.nodes, id)
 }
 
 func (c *testCluster) closeAll() {
+	c.mu.RLock()
+	var ids []NodeID
 	for id := range c.nodes {
+		ids = append(ids, id)
+	}
+	c.mu.RUnlock()
+	for _, id := range ids {
 		c.stop(id)
 	}
 }

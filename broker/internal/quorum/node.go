@@ -151,6 +151,9 @@ type Node struct {
 	confState *pb.ConfState
 	applied   uint64
 	snapIndex uint64
+	// lastData is the last index given to the state machine (by Apply or
+	// Restore); applied also counts the empty entries it is not given.
+	lastData uint64
 	// pending are proposals given to raft and not yet seen appended, by id;
 	// appended are those appended to this leader's log, by index. Both are
 	// emptied when this node stops leading (leaderTerm is the term they
@@ -158,6 +161,8 @@ type Node struct {
 	pending    map[uint64]*proposal
 	appended   map[uint64]*proposal
 	leaderTerm uint64
+	// done are applied proposals, answered once Status shows them.
+	done []*proposal
 	// retry are proposals raft dropped, proposed again at the next tick.
 	retry    []*proposal
 	lastLead NodeID
@@ -192,6 +197,7 @@ func New(opts Options, sm StateMachine) (*Node, error) {
 		pending: map[uint64]*proposal{}, appended: map[uint64]*proposal{},
 		confState: snap.GetMetadata().GetConfState(),
 		applied:   snap.GetMetadata().GetIndex(), snapIndex: snap.GetMetadata().GetIndex(),
+		lastData: snap.GetMetadata().GetIndex(),
 	}
 	var seed [8]byte
 	_, _ = cryptorand.Read(seed[:])
@@ -316,7 +322,8 @@ func (n *Node) TransferLeadership(ctx context.Context, to NodeID) error {
 func (n *Node) LeaderChanges() <-chan LeaderChange { return n.leaderc }
 
 // Propose replicates data and returns its index once it is committed and
-// applied to this node's state machine. Only the leader takes proposals:
+// applied to this node's state machine (Status().Applied is then at least
+// the index). Only the leader takes proposals:
 // elsewhere the error is a NotLeaderError naming the leader. Proposals raft
 // drops (a leadership transfer, too much uncommitted) are retried each tick
 // until ctx ends. If this node stops leading before the entry is applied,
@@ -418,13 +425,40 @@ func (n *Node) run() {
 			n.failErr = err
 			n.log.Error("quorum: node stopped", "err", err)
 			n.publishStatus()
-			n.failProposals(fmt.Errorf("%w: node failed: %w", ErrClosed, err))
-			// Wait for Close, so that Close's wait is the same either way.
-			<-n.stopc
+			n.answerDone()
+			failed := fmt.Errorf("%w: node failed: %w", ErrClosed, err)
+			n.failProposals(failed)
+			n.drainFailed(failed)
 			return
 		}
 		n.publishStatus()
+		n.answerDone()
 	}
+}
+
+// drainFailed answers what reaches a failed node with err until Close.
+func (n *Node) drainFailed(err error) {
+	for {
+		select {
+		case <-n.stopc:
+			return
+		case p := <-n.propc:
+			p.resolve(0, err)
+		case <-n.transferc:
+		case <-n.recvc:
+		case <-n.tr.reportc:
+			n.tr.takeReports()
+		}
+	}
+}
+
+// answerDone answers the applied proposals.
+func (n *Node) answerDone() {
+	for _, p := range n.done {
+		p.resolve(p.index, nil)
+	}
+	clear(n.done)
+	n.done = n.done[:0]
 }
 
 func (n *Node) propose(p *proposal) {
@@ -526,12 +560,15 @@ func (n *Node) apply(e *pb.Entry) error {
 		if err := n.sm.Apply(idx, data); err != nil {
 			return fmt.Errorf("quorum: state machine refused committed entry %d: %w", idx, err)
 		}
+		n.lastData = idx
 	}
 	n.applied = idx
 	if p := n.appended[idx]; p != nil {
 		delete(n.appended, idx)
 		if p.id == id {
-			p.resolve(idx, nil)
+			// Answered after publishStatus: a caller sees Status
+			// with this index applied.
+			n.done = append(n.done, p)
 		} else {
 			p.resolve(0, fmt.Errorf("%w: another entry was committed at index %d", ErrProposalDropped, idx))
 		}
@@ -544,7 +581,7 @@ func (n *Node) restore(snap *pb.Snapshot) error {
 	if err := n.sm.Restore(snap.GetData(), idx); err != nil {
 		return fmt.Errorf("quorum: state machine refused the snapshot at %d: %w", idx, err)
 	}
-	n.applied, n.snapIndex = idx, idx
+	n.applied, n.snapIndex, n.lastData = idx, idx, idx
 	n.confState = snap.GetMetadata().GetConfState()
 	n.log.Info("quorum: restored a snapshot from the leader", "index", idx)
 	return nil
@@ -560,9 +597,14 @@ func (n *Node) maybeSnapshot() error {
 	if err != nil {
 		return fmt.Errorf("quorum: state machine snapshot at %d: %w", n.applied, err)
 	}
-	if idx != n.applied {
-		return fmt.Errorf("quorum: state machine snapshot is at %d, but %d is applied", idx, n.applied)
+	// The state machine sees only entries with data: its last index may
+	// be below applied, with only empty entries between, so its state as
+	// of idx is its state as of applied, and the snapshot is stored at
+	// applied.
+	if idx < n.lastData || idx > n.applied {
+		return fmt.Errorf("quorum: state machine snapshot is at %d, but it was given entry %d and %d is applied", idx, n.lastData, n.applied)
 	}
+	idx = n.applied
 	var compactTo uint64
 	if idx > n.opts.CatchUpEntries {
 		compactTo = idx - n.opts.CatchUpEntries

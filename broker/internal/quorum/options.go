@@ -23,8 +23,10 @@ type StateMachine interface {
 	// (Status.Err says why): a state machine that cannot apply a committed
 	// entry must not go on.
 	Apply(index uint64, data []byte) error
-	// Snapshot returns the state as of the last applied index, and that
-	// index.
+	// Snapshot returns the state as of the last index given to Apply (or
+	// Restore), and that index. The node stores the snapshot at its own
+	// applied index, which may be higher: it counts the empty entries a new
+	// leader appends, which the state machine is not given.
 	Snapshot() (data []byte, index uint64, err error)
 	// Restore replaces the state with a snapshot taken at index.
 	Restore(data []byte, index uint64) error
@@ -95,8 +97,9 @@ type Options struct {
 	// Default 256.
 	MaxInflightMsgs int
 
-	// Listener is the controller listener other voters connect to.
-	// Default: one opened on this node's voter address at Start.
+	// Listener is the controller listener other voters connect to; the
+	// node closes it in Close. Default: one opened on this node's voter
+	// address at Start.
 	Listener net.Listener
 	// Dialer connects to other voters. Default: a net.Dialer with a 2s
 	// timeout.
