@@ -166,7 +166,7 @@ func (b *Broker) startMetrics() error {
 		return fmt.Errorf("broker: metrics listen: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(metricsGatherer(reg, b.cn), promhttp.HandlerOpts{}))
 	b.metricsLn = ln
 	b.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	b.metricsDone = make(chan struct{})

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/weir-dev/weir/broker/internal/cluster"
 	"github.com/weir-dev/weir/broker/internal/protocol"
 	"github.com/weir-dev/weir/broker/internal/quorum"
@@ -110,4 +112,12 @@ func closeCluster(cn *cluster.Node) error {
 		return nil
 	}
 	return cn.Close()
+}
+
+// metricsGatherer adds a cluster node's metrics to the broker's.
+func metricsGatherer(reg *prometheus.Registry, cn *cluster.Node) prometheus.Gatherer {
+	if cn == nil {
+		return reg
+	}
+	return prometheus.Gatherers{reg, cn.Gatherer()}
 }

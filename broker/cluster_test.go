@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,7 +59,7 @@ func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
 		opts := Options{
 			NodeID: int32(i + 1), ControllerVoters: c.voters, Roles: roles[i], Listen: "127.0.0.1:0",
 			DataDir: t.TempDir(), Logger: testLogger(), CleanInterval: -1,
-			GroupInitialRebalanceDelay: -1,
+			GroupInitialRebalanceDelay: -1, MetricsAddr: "127.0.0.1:0",
 		}
 		opts.cluster = clusterTestOptions{
 			controllerListener: lns[i], heartbeatInterval: 100 * time.Millisecond,
@@ -132,6 +134,23 @@ func TestClusterThreeNodes(t *testing.T) {
 			m := raw.(*kmsg.MetadataResponse)
 			if len(m.Brokers) != 3 || m.ControllerID < 1 {
 				return fmt.Errorf("brokers %v, controller %d", m.Brokers, m.ControllerID)
+			}
+		}
+		return nil
+	})
+	eventually(t, 5*time.Second, "metrics show the quorum and three unfenced brokers", func() error {
+		resp, err := http.Get("http://" + c.brokers[0].MetricsAddr() + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{`weir_cluster_brokers{state="unfenced"} 3`, "weir_quorum_term ", "weir_cluster_metadata_applied_offset "} {
+			if !strings.Contains(string(body), want) {
+				return fmt.Errorf("no %q in /metrics", want)
 			}
 		}
 		return nil
@@ -538,7 +557,9 @@ func TestClusterControllerOnlyNode(t *testing.T) {
 			ids = append(ids, b.NodeID)
 		}
 		slices.Sort(ids)
-		if !slices.Equal(ids, []int32{1, 2}) || m.ControllerID < 1 {
+		// The controller clients are told of is a broker they can reach,
+		// even when the raft leader is the controller-only node.
+		if !slices.Equal(ids, []int32{1, 2}) || (m.ControllerID != 1 && m.ControllerID != 2) {
 			return fmt.Errorf("brokers %v, controller %d", ids, m.ControllerID)
 		}
 		return nil

@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -119,7 +120,8 @@ func (s *imageSM) Refused(index uint64) error {
 }
 
 // buildView turns an image into the handlers' view. The client listener
-// of a broker is its first listener.
+// of a broker is its first listener. controller is the raft leader, -1 if
+// none is known.
 func buildView(img *metadata.Image, clusterID string, controller int32) *protocol.ClusterView {
 	v := &protocol.ClusterView{
 		Applied: img.Applied(), ClusterID: clusterID, ControllerID: controller,
@@ -131,6 +133,16 @@ func buildView(img *metadata.Image, clusterID string, controller int32) *protoco
 		}
 		l := b.Listeners[0]
 		v.Brokers = append(v.Brokers, protocol.Node{ID: int32(b.ID), Host: l.Host, Port: int32(l.Port)})
+	}
+	// Clients send controller requests to the controller they are told of,
+	// so it must be a broker they can reach: a controller-only leader is
+	// replaced by a live broker, which forwards (as Kafka's KRaft brokers
+	// name a broker, not the quorum's leader).
+	if !slices.ContainsFunc(v.Brokers, func(n protocol.Node) bool { return n.ID == controller }) {
+		v.ControllerID = -1
+		if len(v.Brokers) > 0 {
+			v.ControllerID = v.Brokers[0].ID
+		}
 	}
 	for _, t := range img.Topics() {
 		ct := &protocol.ClusterTopic{Name: string(t.Name), ID: t.ID}

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -45,13 +46,15 @@ type Node struct {
 	rpc       *rpcClient
 	drv       *driver
 
-	// view caches the last view built (see View).
-	view atomic.Pointer[protocol.ClusterView]
+	// viewCache is the last view built (see View).
+	viewCache atomic.Pointer[viewCache]
 
 	self        atomic.Pointer[protocol.Node] // advertised address, set by Start
 	incarnation [16]byte
 	// epoch is the broker epoch of the current registration, -1 if none.
 	epoch atomic.Int64
+
+	metrics *prometheus.Registry
 
 	reconcilec chan struct{} // cap 1: a reconcile is wanted
 	ctx        context.Context
@@ -59,6 +62,13 @@ type Node struct {
 	wg         sync.WaitGroup
 	closeOnce  sync.Once
 	closeErr   error
+}
+
+// viewCache is a view and what it was built from.
+type viewCache struct {
+	applied uint64
+	leader  int32
+	view    *protocol.ClusterView
 }
 
 // clusterFile is DataDir/cluster.json.
@@ -97,11 +107,20 @@ func Open(opts Options) (*Node, error) {
 			return nil, fmt.Errorf("cluster: controller listener of node %d on %s: %w", opts.NodeID, addr, err)
 		}
 	}
+	n.metrics = prometheus.NewRegistry()
+	var reg prometheus.Registerer = n.metrics
+	if opts.Registerer != nil {
+		reg = opts.Registerer
+	}
+	if err := n.registerMetrics(reg); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("cluster: metrics: %w", err)
+	}
 	n.mux = newMuxListener(ln, log)
 	q, err := quorum.New(quorum.Options{
 		ID: uint64(opts.NodeID), Voters: opts.Voters, ClusterID: cid,
 		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval,
-		Listener: n.mux.raft, Dialer: dialerFunc(opts.Dial), Logger: opts.Logger, Registerer: opts.Registerer,
+		Listener: n.mux.raft, Dialer: dialerFunc(opts.Dial), Logger: opts.Logger, Registerer: reg,
 	}, n.sm)
 	if err != nil {
 		n.mux.close()
@@ -235,11 +254,11 @@ func (n *Node) View() *protocol.ClusterView {
 	if ctl == 0 {
 		ctl = -1
 	}
-	if v := n.view.Load(); v != nil && v.Applied == img.Applied() && v.ControllerID == ctl {
-		return v
+	if c := n.viewCache.Load(); c != nil && c.applied == img.Applied() && c.leader == ctl {
+		return c.view
 	}
 	v := buildView(img, n.clusterID, ctl)
-	n.view.Store(v)
+	n.viewCache.Store(&viewCache{applied: img.Applied(), leader: ctl, view: v})
 	return v
 }
 

@@ -59,7 +59,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
-	// Registerer, when set, registers the quorum's metrics. Default nil.
+	// Registerer, when set, registers the node's metrics (weir_quorum_*,
+	// weir_cluster_*). Default nil: they go to the node's own registry
+	// (Node.Gatherer).
 	Registerer prometheus.Registerer
 }
 
