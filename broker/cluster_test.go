@@ -250,6 +250,27 @@ func TestClusterThreeNodes(t *testing.T) {
 		if got := out.Topics[0].Partitions[0].ErrorCode; got != kerr.NotLeaderForPartition.Code {
 			t.Fatalf("ListOffsets of partition 0 (led by %d) on node %d: error %v, want NOT_LEADER_OR_FOLLOWER", leaders[p0], b.opts.NodeID, kerr.ErrorForCode(got))
 		}
+		// A produce there names the leader and its address (KIP-951).
+		preq := kmsg.NewPtrProduceRequest()
+		preq.SetVersion(10)
+		preq.Acks, preq.TimeoutMillis = -1, 5000
+		pt := kmsg.NewProduceRequestTopic()
+		pt.Topic = "orders"
+		pp := kmsg.NewProduceRequestTopicPartition()
+		pp.Partition = p0
+		pp.Records = []byte{0} // never read: refused first
+		pt.Partitions = append(pt.Partitions, pp)
+		preq.Topics = append(preq.Topics, pt)
+		praw, err := cl.Broker(int(b.opts.NodeID)).Request(ctx, preq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pr := praw.(*kmsg.ProduceResponse)
+		got := pr.Topics[0].Partitions[0]
+		if got.ErrorCode != kerr.NotLeaderForPartition.Code || got.CurrentLeader.LeaderID != leaders[p0] ||
+			len(pr.Brokers) != 1 || pr.Brokers[0].NodeID != leaders[p0] {
+			t.Fatalf("produce to a non-leader: %v, current leader %+v, brokers %+v", kerr.ErrorForCode(got.ErrorCode), got.CurrentLeader, pr.Brokers)
+		}
 		break
 	}
 

@@ -6,8 +6,10 @@ package protocol
 // requests only the controller decides (CreateTopics, DeleteTopics,
 // CreatePartitions: forwarded to it), and for the partition requests only a
 // partition's leader may serve (Produce, Fetch, ListOffsets: the partitions
-// this broker does not lead get NOT_LEADER_OR_FOLLOWER, the rest go to the
-// single-node handler unchanged).
+// this broker does not lead get NOT_LEADER_OR_FOLLOWER, naming the current
+// leader where the version carries it (KIP-951: Produce v10 with the
+// leaders' endpoints, Fetch v12+), the rest go to the single-node handler
+// unchanged).
 //
 // A Server without Config.Cluster installs none of this: the single-node
 // path does no extra work.
@@ -354,6 +356,7 @@ func clusterForward(ctx context.Context, s *Server, r *Request) (kmsg.Response, 
 func clusterProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.ProduceRequest)
 	v := s.cfg.Cluster.View()
+	leaders := map[int32]bool{} // named in CurrentLeader: their endpoints go in the reply
 	var refused []kmsg.ProduceResponseTopic
 	kept := req.Topics[:0:0]
 	for _, rt := range req.Topics {
@@ -365,6 +368,10 @@ func clusterProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, 
 				op := kmsg.NewProduceResponseTopicPartition()
 				op.Partition, op.ErrorCode = rp.Partition, code
 				op.BaseOffset, op.LogAppendTime, op.LogStartOffset = -1, -1, -1
+				if cp, ok := currentLeader(ct, rp.Partition, code); ok {
+					op.CurrentLeader.LeaderID, op.CurrentLeader.LeaderEpoch = cp.Leader, cp.LeaderEpoch
+					leaders[cp.Leader] = true
+				}
 				out.Partitions = append(out.Partitions, op)
 				continue
 			}
@@ -400,7 +407,24 @@ func clusterProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, 
 		resp = req.ResponseKind().(*kmsg.ProduceResponse)
 	}
 	resp.Topics = append(resp.Topics, refused...)
+	// KIP-951 (v10+): where the refused partitions' leaders can be reached.
+	for _, b := range v.Brokers {
+		if leaders[b.ID] {
+			pb := kmsg.NewProduceResponseBroker()
+			pb.NodeID, pb.Host, pb.Port = b.ID, b.Host, b.Port
+			resp.Brokers = append(resp.Brokers, pb)
+		}
+	}
 	return resp, nil
+}
+
+// currentLeader returns partition p's placement when a refusal should name
+// its leader (KIP-951): NOT_LEADER_OR_FOLLOWER with a known leader.
+func currentLeader(ct *ClusterTopic, p int32, code int16) (ClusterPartition, bool) {
+	if code != kerr.NotLeaderForPartition.Code || ct == nil || p < 0 || int(p) >= len(ct.Partitions) || ct.Partitions[p].Leader < 0 {
+		return ClusterPartition{}, false
+	}
+	return ct.Partitions[p], true
 }
 
 // clusterFetch answers the partitions this broker does not lead and hands
@@ -434,6 +458,9 @@ func clusterFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, er
 				op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
 				op.PreferredReadReplica = -1
 				op.RecordBatches = []byte{}
+				if cp, ok := currentLeader(ct, rp.Partition, code); ok {
+					op.CurrentLeader.LeaderID, op.CurrentLeader.LeaderEpoch = cp.Leader, cp.LeaderEpoch
+				}
 				out.Partitions = append(out.Partitions, op)
 				continue
 			}
