@@ -13,7 +13,9 @@
 //     the image refuses as not fitting (metadata.IsInvalid) is a no-op on
 //     every node alike and is remembered for the driver. Node.View turns
 //     the published image into a protocol.ClusterView, cached per applied
-//     offset and known controller.
+//     offset and raft leader. The controller the view names is the raft
+//     leader when it is a live broker, else a live broker (clients send
+//     controller requests there; any broker forwards them).
 //   - driver (driver.go): on the raft leader, one goroutine runs the
 //     metadata.Controller: it commits an empty barrier entry on becoming
 //     leader, builds the controller on the image that then holds every
@@ -37,6 +39,14 @@
 //   - the reconciler (node.go): after each change of the image, the local
 //     topic registry is made to hold exactly the image's topics, with the
 //     image's topic ids and partition counts.
+//   - metrics (metrics.go): weir_cluster_* gauges read from the image at
+//     scrape time, beside the quorum's weir_quorum_*, in the node's own
+//     registry (Node.Gatherer), which the broker serves on /metrics.
+//
+// Lock order: imageSM.mu is a leaf (held only inside Apply, Snapshot,
+// Restore and the short readers); the raft goroutine never waits on the
+// driver or the member, and the driver waits on the raft goroutine
+// (Propose) with no lock held. rpcConn.mu is held for one whole RPC.
 //
 // What is not replicated yet: partition data. Every broker creates a
 // local log for every partition of every topic, but only the leader's is
