@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/weir-dev/weir/broker/internal/cluster"
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/protocol"
 	"github.com/weir-dev/weir/broker/internal/storage"
@@ -32,6 +33,7 @@ type Broker struct {
 	ln     net.Listener
 	reg    *topics.Registry
 	srv    *protocol.Server
+	cn     *cluster.Node // nil for a single-node broker
 	served chan struct{} // closed when the accept loop returns
 	srvErr error         // set before served is closed
 
@@ -101,8 +103,14 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	cn, err := openCluster(opts, reg)
+	if err != nil {
+		_ = reg.Close()
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", opts.Listen)
 	if err != nil {
+		closeCluster(cn)
 		_ = reg.Close()
 		return nil, fmt.Errorf("broker: listen: %w", err)
 	}
@@ -113,6 +121,7 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 	hp, err := splitAdvertised(adv)
 	if err != nil {
 		_ = ln.Close()
+		closeCluster(cn)
 		_ = reg.Close()
 		return nil, err
 	}
@@ -136,15 +145,23 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 			OffsetsRetention:      opts.OffsetsRetention,
 			OffsetsPartitions:     opts.OffsetsTopicPartitions,
 		},
+		Cluster: clusterOf(cn),
 	})
+	if err == nil && cn != nil {
+		if err = startCluster(cn, protocol.Node{ID: opts.NodeID, Host: hp.host, Port: hp.port}); err != nil {
+			_ = srv.Close()
+		}
+	}
 	if err != nil {
 		_ = ln.Close()
+		closeCluster(cn)
 		_ = reg.Close()
 		return nil, err
 	}
-	b := &Broker{opts: opts, lock: lock, health: health, ln: ln, reg: reg, srv: srv, served: make(chan struct{}), cleanDone: make(chan struct{})}
+	b := &Broker{opts: opts, lock: lock, health: health, ln: ln, reg: reg, srv: srv, cn: cn, served: make(chan struct{}), cleanDone: make(chan struct{})}
 	if opts.MetricsAddr != "" {
 		if err := b.startMetrics(); err != nil {
+			closeCluster(cn)
 			_ = srv.Close()
 			_ = ln.Close()
 			_ = reg.Close()
@@ -191,7 +208,7 @@ func (b *Broker) startMetrics() error {
 		return fmt.Errorf("broker: metrics listen: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", promhttp.HandlerFor(metricsGatherer(reg, b.cn), promhttp.HandlerOpts{}))
 	b.metricsLn = ln
 	b.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	b.metricsDone = make(chan struct{})
@@ -234,6 +251,9 @@ func ListenAndServe(ctx context.Context, opts Options) error {
 // the data directory.
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
+		// A cluster node first hands its leaderships away (controlled
+		// shutdown) while clients can still be served.
+		cerr := closeCluster(b.cn)
 		var merr error
 		if b.metricsSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -243,7 +263,7 @@ func (b *Broker) Close() error {
 			cancel()
 			<-b.metricsDone
 		}
-		err := errors.Join(merr, b.srv.Close())
+		err := errors.Join(cerr, merr, b.srv.Close())
 		<-b.served
 		b.stopClean()
 		<-b.cleanDone

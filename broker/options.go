@@ -132,11 +132,24 @@ type Options struct {
 	// created with. Default 50.
 	OffsetsTopicPartitions int32
 
+	// ControllerVoters, when set, makes this node part of a cluster: the
+	// controller voters as id@host:port, comma-separated (the flag
+	// --controller-voters). Every node of a cluster lists the same voters;
+	// NodeID must be one of them. Default "": a single-node broker, with no
+	// quorum and nothing of the cluster on any request's path.
+	ControllerVoters string
+	// Roles are this node's roles in a cluster, comma-separated: "broker",
+	// "controller" or both. Default (with ControllerVoters):
+	// "broker,controller". Ignored without ControllerVoters.
+	Roles string
+
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc
 	// logFS is the filesystem partition logs live on (tests inject
 	// faults with it). Default: the operating system's.
 	logFS vfs.FS
+	// cluster holds test overrides of the cluster node's options.
+	cluster clusterTestOptions
 }
 
 // EnsureDefaults fills zero fields with their defaults.
@@ -243,6 +256,7 @@ func (o *Options) Validate() error {
 	if err := topics.CheckConfigs(o.TopicDefaults); err != nil {
 		errs = append(errs, fmt.Errorf("broker: topic defaults: %w", err))
 	}
+	errs = append(errs, o.validateCluster()...)
 	return errors.Join(errs...)
 }
 

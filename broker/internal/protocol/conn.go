@@ -480,7 +480,7 @@ func (c *conn) call(ctx context.Context, f *frame) (resp kmsg.Response, err erro
 			resp, err = nil, fmt.Errorf("protocol: handler panic: %v", p)
 		}
 	}()
-	return f.h.fn(ctx, c.s, f.req)
+	return c.s.handlerFor(f)(ctx, c.s, f.req)
 }
 
 // readLoop reads frames until an error; it sends decoded frames on out.

@@ -93,6 +93,11 @@ type Config struct {
 	// Groups configures the consumer group coordinator (see group.Options
 	// for each default).
 	Groups group.Options
+	// Cluster, when set, puts the server in cluster mode (see cluster.go):
+	// metadata from the cluster's image, admin requests forwarded to the
+	// controller, partitions served only where this node leads. Default
+	// nil: a single-node broker.
+	Cluster Cluster
 }
 
 // EnsureDefaults fills zero fields with defaults.

@@ -116,6 +116,9 @@ type Spec struct {
 	Partitions int32
 	// Configs are explicit per-topic configs, validated by CheckConfigs.
 	Configs map[string]string
+	// ID is the topic's id. Default (zero): a random one. A cluster gives
+	// each broker's copy of a topic the id its metadata holds.
+	ID [16]byte
 }
 
 // Registry holds every topic of the broker.
@@ -503,7 +506,9 @@ func (r *Registry) createLocked(ctx context.Context, name string, spec Spec) (*T
 		return nil, err
 	}
 	t := &Topic{name: name, dir: filepath.Join(r.topicsDir(), name)}
-	_, _ = rand.Read(t.id[:])
+	if t.id = spec.ID; t.id == ([16]byte{}) {
+		_, _ = rand.Read(t.id[:])
+	}
 	// A directory without topic.json is debris of an interrupted create.
 	if err := r.fs.RemoveAll(t.dir); err != nil {
 		return nil, fmt.Errorf("topics: %w", err)

@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/weir-dev/weir/broker/internal/metadata"
+	"github.com/weir-dev/weir/broker/internal/protocol"
+)
+
+// maxRefusals bounds how many refused entries the state machine remembers
+// for the controller driver to find (it asks right after its proposal).
+const maxRefusals = 64
+
+// imageSM is the quorum's state machine on every node: the metadata image,
+// applied by the raft goroutine, and the immutable views built from it for
+// everyone else.
+type imageSM struct {
+	log *slog.Logger
+
+	// mu guards img and refused. Lock order: imageSM.mu before nothing
+	// (it is a leaf; the raft goroutine holds it only inside Apply,
+	// Snapshot and Restore).
+	mu  sync.Mutex
+	img *metadata.Image
+	// refused holds the indexes of committed entries the image refused
+	// (IsInvalid): applied as no-ops on every node alike. Bounded by
+	// maxRefusals, oldest dropped first.
+	refused      map[uint64]error
+	refusedOrder []uint64
+
+	// committed is the last image published, a clone nobody applies to.
+	committed atomic.Pointer[metadata.Image]
+	// changed is closed and replaced at every publish. Guarded by mu.
+	changed chan struct{}
+	// onChange is called (outside mu) after every publish, on the raft
+	// goroutine; it must not block.
+	onChange func()
+}
+
+func newImageSM(log *slog.Logger) *imageSM {
+	s := &imageSM{log: log, img: metadata.NewImage(), refused: map[uint64]error{}, changed: make(chan struct{})}
+	s.committed.Store(s.img.Clone())
+	return s
+}
+
+// Apply applies a committed entry. An entry the image refuses as not
+// fitting (IsInvalid) counts as applied, identically on every node, and is
+// remembered for the driver; only an entry this node cannot decode stops
+// the node.
+func (s *imageSM) Apply(index uint64, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.img.Apply(index, data)
+	if err != nil && !metadata.IsInvalid(err) {
+		return err
+	}
+	if err != nil {
+		s.log.Warn("cluster: committed metadata entry refused by the image (applied as a no-op on every node)", "index", index, "err", err)
+		s.refused[index] = err
+		s.refusedOrder = append(s.refusedOrder, index)
+		if len(s.refusedOrder) > maxRefusals {
+			delete(s.refused, s.refusedOrder[0])
+			s.refusedOrder = s.refusedOrder[1:]
+		}
+	}
+	s.publishLocked()
+	return nil
+}
+
+// Snapshot returns the image's snapshot.
+func (s *imageSM) Snapshot() ([]byte, uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.img.Snapshot()
+}
+
+// Restore replaces the image with a snapshot.
+func (s *imageSM) Restore(data []byte, index uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img := metadata.NewImage()
+	if err := img.Restore(data, index); err != nil {
+		return fmt.Errorf("cluster: restore the metadata image at %d: %w", index, err)
+	}
+	s.img = img
+	s.publishLocked()
+	return nil
+}
+
+// publishLocked publishes a clone of the image and wakes the waiters.
+func (s *imageSM) publishLocked() {
+	s.committed.Store(s.img.Clone())
+	close(s.changed)
+	s.changed = make(chan struct{})
+	if s.onChange != nil {
+		s.onChange()
+	}
+}
+
+// Image returns the last committed image. The caller must not apply to it.
+func (s *imageSM) Image() *metadata.Image { return s.committed.Load() }
+
+// Changed returns a channel closed at the next publish.
+func (s *imageSM) Changed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.changed
+}
+
+// Refused returns why the entry at index was refused, nil if it was not
+// (or is no longer remembered).
+func (s *imageSM) Refused(index uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused[index]
+}
+
+// buildView turns an image into the handlers' view. The client listener
+// of a broker is its first listener. controller is the raft leader, -1 if
+// none is known.
+func buildView(img *metadata.Image, clusterID string, controller int32) *protocol.ClusterView {
+	v := &protocol.ClusterView{
+		Applied: img.Applied(), ClusterID: clusterID, ControllerID: controller,
+		Topics: map[string]*protocol.ClusterTopic{}, ByID: map[[16]byte]*protocol.ClusterTopic{},
+	}
+	for _, b := range img.Brokers() {
+		if b.Fenced || len(b.Listeners) == 0 {
+			continue
+		}
+		l := b.Listeners[0]
+		v.Brokers = append(v.Brokers, protocol.Node{ID: int32(b.ID), Host: l.Host, Port: int32(l.Port)})
+	}
+	// Clients send controller requests to the controller they are told of,
+	// so it must be a broker they can reach: a controller-only leader is
+	// replaced by a live broker, which forwards (as Kafka's KRaft brokers
+	// name a broker, not the quorum's leader).
+	if !slices.ContainsFunc(v.Brokers, func(n protocol.Node) bool { return n.ID == controller }) {
+		v.ControllerID = -1
+		if len(v.Brokers) > 0 {
+			v.ControllerID = v.Brokers[0].ID
+		}
+	}
+	for _, t := range img.Topics() {
+		ct := &protocol.ClusterTopic{Name: string(t.Name), ID: t.ID}
+		for _, p := range img.Partitions(t.ID) {
+			ct.Partitions = append(ct.Partitions, protocol.ClusterPartition{
+				Leader: int32(p.Leader), LeaderEpoch: int32(p.LeaderEpoch),
+				Replicas: nodes32(p.Replicas), ISR: nodes32(p.ISR),
+			})
+		}
+		v.Topics[ct.Name], v.ByID[ct.ID] = ct, ct
+	}
+	return v
+}
+
+func nodes32(ns []metadata.NodeID) []int32 {
+	out := make([]int32, len(ns))
+	for i, n := range ns {
+		out[i] = int32(n)
+	}
+	return out
+}

@@ -1,0 +1,472 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/metadata"
+	"github.com/weir-dev/weir/broker/internal/protocol"
+	"github.com/weir-dev/weir/broker/internal/quorum"
+	"github.com/weir-dev/weir/broker/internal/topics"
+	"github.com/weir-dev/weir/internal/atomicfile"
+)
+
+// forwardTimeout bounds a forwarded request when the caller's context has
+// no deadline, and the wait for the local image to catch up with a reply.
+const forwardTimeout = 10 * time.Second
+
+// Node is one node of a Weir cluster: its raft voter (quorum), the metadata
+// image every node applies, the controller driver (active on the raft
+// leader), the broker side (registration, heartbeats, forwarding) and the
+// reconciler that keeps the local topic registry in step with the image.
+// It implements protocol.Cluster.
+type Node struct {
+	opts      Options
+	log       *slog.Logger
+	clusterID string
+	sm        *imageSM
+	q         *quorum.Node
+	mux       *muxListener
+	rpcSrv    *rpcServer
+	rpc       *rpcClient
+	drv       *driver
+
+	// viewCache is the last view built (see View).
+	viewCache atomic.Pointer[viewCache]
+
+	self        atomic.Pointer[protocol.Node] // advertised address, set by Start
+	incarnation [16]byte
+	// epoch is the broker epoch of the current registration, -1 if none.
+	epoch atomic.Int64
+
+	metrics *prometheus.Registry
+
+	reconcilec chan struct{} // cap 1: a reconcile is wanted
+	ctx        context.Context
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// viewCache is a view and what it was built from.
+type viewCache struct {
+	applied uint64
+	leader  int32
+	view    *protocol.ClusterView
+}
+
+// clusterFile is DataDir/cluster.json.
+type clusterFile struct {
+	ClusterID string `json:"cluster_id"`
+	NodeID    int32  `json:"node_id"`
+}
+
+// Open checks the data directory's cluster identity (writing it at the
+// first start), opens the raft storage and restores the image. Nothing runs
+// until Start.
+func Open(opts Options) (*Node, error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger.With("node", opts.NodeID)
+	cid := quorum.DeriveClusterID(opts.Voters)
+	if err := bindDataDir(opts, cid); err != nil {
+		return nil, err
+	}
+	n := &Node{opts: opts, log: log, clusterID: cid, sm: newImageSM(log), reconcilec: make(chan struct{}, 1)}
+	n.epoch.Store(-1)
+	_, _ = rand.Read(n.incarnation[:])
+	n.sm.onChange = n.wantReconcile
+	ln := opts.ControllerListener
+	if ln == nil {
+		addr := ""
+		for _, v := range opts.Voters {
+			if v.ID == uint64(opts.NodeID) {
+				addr = v.Addr
+			}
+		}
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("cluster: controller listener of node %d on %s: %w", opts.NodeID, addr, err)
+		}
+	}
+	n.metrics = prometheus.NewRegistry()
+	var reg prometheus.Registerer = n.metrics
+	if opts.Registerer != nil {
+		reg = opts.Registerer
+	}
+	if err := n.registerMetrics(reg); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("cluster: metrics: %w", err)
+	}
+	n.mux = newMuxListener(ln, log)
+	q, err := quorum.New(quorum.Options{
+		ID: uint64(opts.NodeID), Voters: opts.Voters, ClusterID: cid,
+		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval,
+		Listener: n.mux.raft, Dialer: dialerFunc(opts.Dial), Logger: opts.Logger, Registerer: reg,
+	}, n.sm)
+	if err != nil {
+		n.mux.close()
+		return nil, err
+	}
+	n.q = q
+	n.rpc = newRPCClient(opts.Dial)
+	n.drv = newDriver(q, n.sm, metadata.Options{
+		ClusterID: cid, SessionTimeout: opts.SessionTimeout, DefaultPartitions: opts.DefaultPartitions,
+		ValidateConfig: func(res metadata.ConfigResource, key, value string) error {
+			if res.Type != metadata.ConfigTopic {
+				return nil
+			}
+			return topics.CheckConfigs(map[string]string{key: value})
+		},
+	}, opts.Now, log)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	return n, nil
+}
+
+// dialerFunc adapts a dial function to quorum.Dialer.
+type dialerFunc func(ctx context.Context, addr string) (net.Conn, error)
+
+func (f dialerFunc) DialContext(ctx context.Context, _, addr string) (net.Conn, error) {
+	return f(ctx, addr)
+}
+
+// bindDataDir writes DataDir/cluster.json at the first start and refuses a
+// directory of another cluster or node, or one holding a single-node
+// broker's topics.
+func bindDataDir(opts Options, cid string) error {
+	path := filepath.Join(opts.DataDir, "cluster.json")
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		var own []string
+		for _, t := range opts.Topics.List() {
+			if !t.Internal() {
+				own = append(own, t.Name())
+			}
+		}
+		if len(own) > 0 {
+			return fmt.Errorf("cluster: data directory %s holds a single-node broker's topics (%s); a cluster node does not adopt them: "+
+				"start this directory without --controller-voters, or give the cluster node a fresh --data-dir", opts.DataDir, strings.Join(own, ", "))
+		}
+		data, _ := json.Marshal(clusterFile{ClusterID: cid, NodeID: opts.NodeID})
+		if err := atomicfile.Write(path, data); err != nil {
+			return fmt.Errorf("cluster: write %s: %w", path, err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("cluster: read %s: %w", path, err)
+	}
+	var cf clusterFile
+	if err := json.Unmarshal(b, &cf); err != nil {
+		return fmt.Errorf("cluster: %s is not valid: %w", path, err)
+	}
+	if cf.ClusterID != cid {
+		return fmt.Errorf("cluster: data directory %s belongs to cluster %s, but --controller-voters %s make cluster %s: "+
+			"start it with the voters it was created with, or use a fresh --data-dir to join this cluster",
+			opts.DataDir, cf.ClusterID, quorum.FormatVoters(opts.Voters), cid)
+	}
+	if cf.NodeID != opts.NodeID {
+		return fmt.Errorf("cluster: data directory %s belongs to node %d, not %d: start it with --node-id %d, or use a fresh --data-dir",
+			opts.DataDir, cf.NodeID, opts.NodeID, cf.NodeID)
+	}
+	return nil
+}
+
+// ClusterID returns the cluster's id.
+func (n *Node) ClusterID() string { return n.clusterID }
+
+// Status returns the node's raft status.
+func (n *Node) Status() quorum.Status { return n.q.Status() }
+
+// Image returns the committed metadata image (read only).
+func (n *Node) Image() *metadata.Image { return n.sm.Image() }
+
+// Start starts the quorum, the controller driver and, on a broker, the
+// registration and heartbeats under the advertised client address self.
+func (n *Node) Start(ctx context.Context, self protocol.Node) error {
+	n.self.Store(&self)
+	if err := n.q.Start(ctx); err != nil {
+		return err
+	}
+	n.drv.start()
+	n.rpcSrv = newRPCServer(n.mux.rpc, n.drv.handle, n.log)
+	n.wg.Add(1)
+	go n.reconcileLoop()
+	if n.opts.Broker {
+		n.wg.Add(1)
+		go n.memberLoop()
+	}
+	n.wantReconcile()
+	return nil
+}
+
+// Close asks the controller to move this broker's leaderships away
+// (controlled shutdown, bounded by ShutdownTimeout), then stops
+// everything.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		if n.opts.Broker && n.epoch.Load() >= 0 && n.rpcSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
+			req := n.heartbeatRequest()
+			req.WantShutdown = true
+			if _, err := n.callController(ctx, req); err != nil {
+				n.log.Info("cluster: controlled shutdown not acknowledged", "err", err)
+			}
+			cancel()
+		}
+		n.cancel()
+		n.wg.Wait()
+		if n.rpcSrv != nil {
+			n.rpcSrv.close()
+			n.drv.stop()
+		}
+		n.rpc.close()
+		err := n.q.Close()
+		n.mux.close()
+		n.closeErr = err
+	})
+	return n.closeErr
+}
+
+// View returns the handlers' view of the committed image, rebuilt when the
+// image or the known controller changed.
+func (n *Node) View() *protocol.ClusterView {
+	img := n.sm.Image()
+	ctl := int32(n.q.Status().Leader)
+	if ctl == 0 {
+		ctl = -1
+	}
+	if c := n.viewCache.Load(); c != nil && c.applied == img.Applied() && c.leader == ctl {
+		return c.view
+	}
+	v := buildView(img, n.clusterID, ctl)
+	n.viewCache.Store(&viewCache{applied: img.Applied(), leader: ctl, view: v})
+	return v
+}
+
+// controllerAddr returns the controller listener of the raft leader.
+func (n *Node) controllerAddr() (string, bool) {
+	lead := n.q.Status().Leader
+	for _, v := range n.opts.Voters {
+		if v.ID == lead && lead != 0 {
+			return v.Addr, true
+		}
+	}
+	return "", false
+}
+
+// callController sends req to the active controller, retrying (with a
+// short backoff) while none is known or the one tried no longer leads,
+// until ctx ends. It returns the reply and waits for the local image to
+// reach the offset the reply is applied at.
+func (n *Node) callController(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, forwardTimeout)
+		defer cancel()
+	}
+	backoff := 20 * time.Millisecond
+	var last error
+	for {
+		if addr, ok := n.controllerAddr(); ok {
+			resp, applied, err := n.rpc.call(ctx, addr, req)
+			if err == nil {
+				return resp, n.waitApplied(ctx, applied)
+			}
+			last = err
+		} else {
+			last = errors.New("no raft leader known")
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w: %w (last: %v)", protocol.ErrNoController, ctx.Err(), last)
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// waitApplied waits until the local image has applied offset idx.
+func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
+	for {
+		ch := n.sm.Changed()
+		if n.sm.Image().Applied() >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: local metadata image did not reach offset %d: %w", idx, ctx.Err())
+		}
+	}
+}
+
+// Forward implements protocol.Cluster: it sends an admin request to the
+// active controller. The request's version is raised for the trip; the
+// reply is returned for the caller to encode at its own version.
+func (n *Node) Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	v := req.GetVersion()
+	defer req.SetVersion(v)
+	resp, err := n.callController(ctx, req)
+	if resp == nil {
+		return nil, err
+	}
+	return resp, nil // a late local image only delays what this broker shows
+}
+
+func (n *Node) heartbeatRequest() *kmsg.BrokerHeartbeatRequest {
+	req := kmsg.NewPtrBrokerHeartbeatRequest()
+	req.BrokerID = n.opts.NodeID
+	req.BrokerEpoch = n.epoch.Load()
+	req.CurrentMetadataOffset = int64(n.sm.Image().Applied())
+	return req
+}
+
+// memberLoop registers the broker and heartbeats every HeartbeatInterval,
+// registering again when the controller no longer knows this epoch.
+func (n *Node) memberLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.opts.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(n.ctx, max(2*n.opts.HeartbeatInterval, time.Second))
+		if n.epoch.Load() < 0 {
+			n.register(ctx)
+		} else {
+			n.heartbeat(ctx)
+		}
+		cancel()
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) register(ctx context.Context) {
+	self := n.self.Load()
+	req := kmsg.NewPtrBrokerRegistrationRequest()
+	req.BrokerID = n.opts.NodeID
+	req.ClusterID = n.clusterID
+	req.IncarnationID = n.incarnation
+	l := kmsg.NewBrokerRegistrationRequestListener()
+	l.Name, l.Host, l.Port = "PLAINTEXT", self.Host, uint16(self.Port)
+	req.Listeners = []kmsg.BrokerRegistrationRequestListener{l}
+	out, err := n.callController(ctx, req)
+	if err != nil {
+		n.log.Debug("cluster: broker registration not answered", "err", err)
+		return
+	}
+	resp := out.(*kmsg.BrokerRegistrationResponse)
+	if resp.ErrorCode != 0 {
+		n.log.Warn("cluster: broker registration refused", "err", kerr.ErrorForCode(resp.ErrorCode))
+		return
+	}
+	n.epoch.Store(resp.BrokerEpoch)
+	n.log.Info("cluster: broker registered", "epoch", resp.BrokerEpoch)
+}
+
+func (n *Node) heartbeat(ctx context.Context) {
+	out, err := n.callController(ctx, n.heartbeatRequest())
+	if err != nil {
+		n.log.Debug("cluster: heartbeat not answered", "err", err)
+		return
+	}
+	resp := out.(*kmsg.BrokerHeartbeatResponse)
+	n.log.Debug("cluster: heartbeat answered", "fenced", resp.IsFenced, "caught_up", resp.IsCaughtUp, "err", kerr.ErrorForCode(resp.ErrorCode))
+	switch resp.ErrorCode {
+	case 0:
+	case kerr.StaleBrokerEpoch.Code, kerr.BrokerIDNotRegistered.Code:
+		n.log.Info("cluster: controller does not know this registration; registering again", "err", kerr.ErrorForCode(resp.ErrorCode))
+		n.epoch.Store(-1)
+	default:
+		n.log.Warn("cluster: heartbeat refused", "err", kerr.ErrorForCode(resp.ErrorCode))
+	}
+}
+
+func (n *Node) wantReconcile() {
+	select {
+	case n.reconcilec <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) reconcileLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.reconcilec:
+		}
+		n.reconcile(n.sm.Image())
+	}
+}
+
+// reconcile makes the local registry hold exactly the image's topics: each
+// with the image's id and partition count (every partition's log is
+// created on every broker; only the leader's is served until replication
+// exists), none that the image does not have. Internal topics ("__"
+// names) are left alone either way: they are each broker's own for now.
+func (n *Node) reconcile(img *metadata.Image) {
+	reg := n.opts.Topics
+	want := map[string]bool{}
+	for _, t := range img.Topics() {
+		name := string(t.Name)
+		if strings.HasPrefix(name, "__") {
+			// Internal topics (__consumer_offsets) are each broker's own
+			// until groups are placed by the cluster: a metadata topic of
+			// that name never replaces the local one.
+			continue
+		}
+		want[name] = true
+		local, ok := reg.Get(name)
+		if ok && local.ID() != t.ID {
+			if err := reg.Delete(name); err != nil {
+				n.log.Warn("cluster: delete stale local topic", "topic", name, "err", err)
+				continue
+			}
+			ok = false
+		}
+		if !ok {
+			cfg := img.Config(metadata.ConfigResource{Type: metadata.ConfigTopic, Name: name})
+			if _, err := reg.Create(n.ctx, name, topics.Spec{Partitions: t.Partitions, ID: t.ID, Configs: cfg}); err != nil {
+				n.log.Warn("cluster: create local topic", "topic", name, "err", err)
+			}
+			continue
+		}
+		if local.NumPartitions() < t.Partitions {
+			if err := reg.AddPartitions(name, t.Partitions); err != nil {
+				n.log.Warn("cluster: add local partitions", "topic", name, "err", err)
+			}
+		}
+	}
+	for _, t := range reg.List() {
+		if !want[t.Name()] && !t.Internal() {
+			if err := reg.Delete(t.Name()); err != nil {
+				n.log.Warn("cluster: delete local topic", "topic", t.Name(), "err", err)
+			}
+		}
+	}
+}
