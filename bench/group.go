@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -24,6 +25,10 @@ type groupConfig struct {
 	Heartbeat  time.Duration
 	DataDir    string
 	Targets    []string
+	// Trace prints, for the absorb phase, each member's group requests
+	// (JoinGroup, SyncGroup, Heartbeat) and group log lines with their
+	// times since the fourth member started.
+	Trace bool
 }
 
 func newGroupCmd() *cobra.Command {
@@ -54,6 +59,7 @@ func newGroupCmd() *cobra.Command {
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", time.Second, "members' heartbeat interval (how soon they hear of a rebalance)")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where Weir's data directory is made (default: the system temp dir)")
 	f.StringSliceVar(&cfg.Targets, "targets", []string{"weir", "kfake"}, "brokers to measure")
+	f.BoolVar(&cfg.Trace, "trace", false, "print the absorb phase's group requests and client group logs to stderr")
 	return cmd
 }
 
@@ -75,7 +81,7 @@ func runGroup(ctx context.Context, cfg groupConfig, progress io.Writer) ([]group
 		if err != nil {
 			return nil, err
 		}
-		r, err := measureGroup(ctx, t, cfg)
+		r, err := measureGroup(ctx, t, cfg, progress)
 		t.close()
 		if err != nil {
 			return nil, fmt.Errorf("bench: group workload on %s: %w", name, err)
@@ -85,7 +91,7 @@ func runGroup(ctx context.Context, cfg groupConfig, progress io.Writer) ([]group
 	return out, nil
 }
 
-func measureGroup(ctx context.Context, t *target, cfg groupConfig) (groupResult, error) {
+func measureGroup(ctx context.Context, t *target, cfg groupConfig, progress io.Writer) (groupResult, error) {
 	res := groupResult{Target: t.name}
 	adm, err := kgo.NewClient(kgo.SeedBrokers(t.addrs...))
 	if err != nil {
@@ -106,7 +112,11 @@ func measureGroup(ctx context.Context, t *target, cfg groupConfig) (groupResult,
 	if res.ConsumeRate, err = groupConsume(ctx, t.addrs, topic, cfg); err != nil {
 		return res, fmt.Errorf("group consume: %w", err)
 	}
-	if res.Absorb, err = absorbFourth(ctx, t.addrs, topic, cfg); err != nil {
+	var tr *groupTrace
+	if cfg.Trace {
+		tr = &groupTrace{w: progress}
+	}
+	if res.Absorb, err = absorbFourth(ctx, t.addrs, topic, cfg, tr); err != nil {
 		return res, fmt.Errorf("absorb a fourth member: %w", err)
 	}
 	return res, nil
@@ -267,7 +277,7 @@ func (a *assignments) settled(n int, parts int32) bool {
 
 // absorbFourth waits for a three-member group to settle, starts a fourth
 // member and returns how long the group took to settle again with it.
-func absorbFourth(ctx context.Context, addrs []string, topic string, cfg groupConfig) (time.Duration, error) {
+func absorbFourth(ctx context.Context, addrs []string, topic string, cfg groupConfig, tr *groupTrace) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	a := &assignments{owned: map[int]map[int32]bool{}, changed: make(chan struct{}, 1)}
@@ -275,7 +285,11 @@ func absorbFourth(ctx context.Context, addrs []string, topic string, cfg groupCo
 	defer wg.Wait()
 	defer cancel()
 	startMember := func(m int) error {
-		cl, err := member(addrs, "bench-absorb", topic, cfg.Heartbeat, a.hooks(m)...)
+		opts := a.hooks(m)
+		if tr != nil {
+			opts = append(opts, tr.opts(m)...)
+		}
+		cl, err := member(addrs, "bench-absorb", topic, cfg.Heartbeat, opts...)
 		if err != nil {
 			return err
 		}
@@ -308,6 +322,7 @@ func absorbFourth(ctx context.Context, addrs []string, topic string, cfg groupCo
 		return 0, err
 	}
 	start := time.Now()
+	tr.begin(start)
 	if err := startMember(3); err != nil {
 		return 0, err
 	}
@@ -315,6 +330,79 @@ func absorbFourth(ctx context.Context, addrs []string, topic string, cfg groupCo
 		return 0, err
 	}
 	return time.Since(start), nil
+}
+
+// groupTrace prints the absorb phase's group traffic, once the fourth
+// member starts; a nil *groupTrace prints nothing.
+type groupTrace struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time // zero until the fourth member starts
+}
+
+func (t *groupTrace) begin(at time.Time) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.start = at
+	t.mu.Unlock()
+}
+
+func (t *groupTrace) printf(m int, at time.Time, format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.start.IsZero() {
+		return
+	}
+	fmt.Fprintf(t.w, "%8.1fms m%d %s\n", float64(at.Sub(t.start).Microseconds())/1000, m, fmt.Sprintf(format, args...))
+}
+
+func (t *groupTrace) opts(m int) []kgo.Opt {
+	return []kgo.Opt{
+		kgo.WithHooks(traceHook{t: t, m: m}),
+		kgo.WithLogger(traceLogger{t: t, m: m}),
+	}
+}
+
+// traceHook prints group requests: when each was written and when its
+// response was read.
+type traceHook struct {
+	t *groupTrace
+	m int
+}
+
+func (h traceHook) OnBrokerE2E(_ kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
+	name := map[int16]string{11: "JoinGroup", 12: "Heartbeat", 13: "LeaveGroup", 14: "SyncGroup"}[key]
+	if name == "" {
+		return
+	}
+	end := time.Now()
+	h.t.printf(h.m, end.Add(-e2e.DurationE2E()), "%s sent", name)
+	h.t.printf(h.m, end, "%s answered after %v", name, e2e.DurationE2E().Round(10*time.Microsecond))
+}
+
+// traceLogger prints the client's group log lines.
+type traceLogger struct {
+	t *groupTrace
+	m int
+}
+
+func (l traceLogger) Level() kgo.LogLevel { return kgo.LogLevelDebug }
+
+func (l traceLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
+	if level > kgo.LogLevelInfo && !strings.Contains(msg, "heartbeat") && !strings.Contains(msg, "join") && !strings.Contains(msg, "sync") {
+		return
+	}
+	var b strings.Builder
+	b.WriteString(msg)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i] == "group" {
+			continue
+		}
+		fmt.Fprintf(&b, " %v=%v", kv[i], kv[i+1])
+	}
+	l.t.printf(l.m, time.Now(), "log: %s", b.String())
 }
 
 func printGroup(w io.Writer, cfg groupConfig, res []groupResult) {

@@ -62,18 +62,29 @@ func TestPercentile(t *testing.T) {
 
 // TestGroupWorkloadSmall runs the group workload on a tiny input against both
 // targets: every record is read by the group and a fourth member settles.
+// With --trace, the fourth member's join and sync are in the trace.
 func TestGroupWorkloadSmall(t *testing.T) {
 	cfg := groupConfig{Records: 2000, Size: 50, Partitions: 6, Heartbeat: 200 * time.Millisecond,
-		DataDir: t.TempDir(), Targets: []string{"weir", "kfake"}}
+		DataDir: t.TempDir(), Targets: []string{"weir", "kfake"}, Trace: true}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	res, err := runGroup(ctx, cfg, &bytes.Buffer{})
+	var progress bytes.Buffer
+	res, err := runGroup(ctx, cfg, &progress)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range res {
 		if r.ConsumeRate <= 0 || r.Absorb <= 0 {
 			t.Errorf("%s: %+v, want positive rate and absorb time", r.Target, r)
+		}
+	}
+	for _, target := range cfg.Targets {
+		_, trace, _ := strings.Cut(progress.String(), "group workload on "+target)
+		trace, _, _ = strings.Cut(trace, "bench: group workload on")
+		for _, want := range []string{"m3 JoinGroup sent", "m3 JoinGroup answered after", "m3 SyncGroup answered after", "m3 log: joined"} {
+			if !strings.Contains(trace, want) {
+				t.Errorf("%s: trace has no %q:\n%s", target, want, trace)
+			}
 		}
 	}
 }

@@ -110,5 +110,6 @@ func BenchmarkDriverCommit(b *testing.B) {
 type discardLog struct{}
 
 func (discardLog) Append(context.Context, int32, []Record) error { return nil }
+func (discardLog) Write(context.Context, int32, []Record) error  { return nil }
 
 func (discardLog) Replay(context.Context, int32, func(Record) error) error { return nil }

@@ -14,9 +14,10 @@
 //     deadline at which it wants a Tick. Every scenario is therefore
 //     deterministic and tested with datadriven files under testdata/.
 //   - Driver is the thin loop around it: it serialises access with one mutex,
-//     persists records through a Log before releasing the responses they back,
-//     wakes the coordinator at its deadlines, and replays __consumer_offsets
-//     when the broker starts.
+//     persists records through a Log before releasing the responses they back
+//     (offset records durably, Log.Append; group metadata written, Log.Write,
+//     as Kafka acknowledges it once appended), wakes the coordinator at its
+//     deadlines, and replays __consumer_offsets when the broker starts.
 //
 // Records in __consumer_offsets use Kafka's own key and value encodings (see
 // records.go), so tools that decode Kafka's internal topic read Weir's too.

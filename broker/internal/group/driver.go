@@ -17,6 +17,10 @@ import (
 type Log interface {
 	// Append durably appends recs, all for partition, in order.
 	Append(ctx context.Context, partition int32, recs []Record) error
+	// Write appends recs, all for partition, in order with Append's, and
+	// returns once they are written, without waiting for them to be
+	// durable; a later Append's durability covers them.
+	Write(ctx context.Context, partition int32, recs []Record) error
 	// Replay calls fn for every record stored in partition, oldest first.
 	Replay(ctx context.Context, partition int32, fn func(Record) error) error
 }
@@ -213,7 +217,7 @@ func (d *Driver) deliverLocked(rd Ready) {
 	var failed error
 	var lost []Record
 	for _, p := range parts {
-		if err := d.opts.Log.Append(d.ctx, p, byPart[p]); err != nil {
+		if err := d.persist(p, byPart[p]); err != nil {
 			if failed == nil {
 				failed = err
 			}
@@ -235,6 +239,25 @@ func (d *Driver) deliverLocked(rd Ready) {
 		}
 		a.ch <- a.resp // buffered: never blocks
 	}
+}
+
+// persist stores recs, all for partition p, as the answers that wait for
+// them need: durably if any is an offset record (a commit's answer promises
+// it is stored), else only written. Group metadata is acknowledged, as
+// Kafka acknowledges it, once appended: the leader's SyncGroup does not wait
+// for an fsync, which under a loaded disk would delay every member's next
+// heartbeat and so the group's next rebalance. The record becomes durable
+// with the partition's next fsync (the next commit stored there, or the
+// log's close). A generation lost to a crash before that is safe: its
+// members are fenced with ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID and
+// rejoin, as when storing the record fails.
+func (d *Driver) persist(p int32, recs []Record) error {
+	for _, r := range recs {
+		if !r.metadata {
+			return d.opts.Log.Append(d.ctx, p, recs)
+		}
+	}
+	return d.opts.Log.Write(d.ctx, p, recs)
 }
 
 // failCommit turns an offset commit answer into a retriable failure when

@@ -17,9 +17,25 @@ type memLog struct {
 	mu   sync.Mutex
 	recs map[int32][]Record
 	fail error
+	// fsync, if set, is called by Append (not Write) once the records are
+	// written, standing for the wait for their durability.
+	fsync func()
 }
 
-func (l *memLog) Append(_ context.Context, p int32, recs []Record) error {
+func (l *memLog) Append(ctx context.Context, p int32, recs []Record) error {
+	if err := l.Write(ctx, p, recs); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	fsync := l.fsync
+	l.mu.Unlock()
+	if fsync != nil {
+		fsync()
+	}
+	return nil
+}
+
+func (l *memLog) Write(_ context.Context, p int32, recs []Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.fail != nil {
@@ -167,6 +183,84 @@ func TestDriverPersistsOffsets(t *testing.T) {
 	// The failed commit was taken back.
 	if got := mustHandle[*kmsg.OffsetFetchResponse](t, d2, fetch).Topics[0].Partitions[0].Offset; got != 42 {
 		t.Fatalf("offset after a failed commit = %d, want 42", got)
+	}
+}
+
+// The leader's SyncGroup is answered once the group metadata record is
+// written, without waiting for its fsync (a slow disk would otherwise hold
+// up the generation's start, and with it every member's next heartbeat); a
+// commit still waits for durability.
+func TestDriverSyncDoesNotWaitForFsync(t *testing.T) {
+	log := &memLog{}
+	d := openTestDriver(t, log)
+	fsyncing, release := make(chan struct{}, 1), make(chan struct{})
+	log.mu.Lock()
+	log.fsync = func() {
+		fsyncing <- struct{}{}
+		<-release
+	}
+	log.mu.Unlock()
+	defer close(release) // on failure, free whatever waits in the fsync
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := mustHandle[*kmsg.JoinGroupResponse](t, d, joinReq("", time.Minute))
+	syncDone := make(chan *kmsg.SyncGroupResponse, 1)
+	go func() {
+		resp, err := d.Handle(ctx, "cli", "/127.0.0.1", syncReq(a.MemberID, 1, map[string]string{a.MemberID: "all"}))
+		if err != nil {
+			t.Error(err)
+			close(syncDone)
+			return
+		}
+		syncDone <- resp.(*kmsg.SyncGroupResponse)
+	}()
+	select {
+	case s := <-syncDone:
+		if s == nil || s.ErrorCode != 0 || string(s.MemberAssignment) != "all" {
+			t.Fatalf("sync: %+v", s)
+		}
+	case <-fsyncing:
+		t.Fatal("the leader's sync waits for the fsync of the group's metadata")
+	case <-ctx.Done():
+		t.Fatal("no answer to the leader's sync")
+	}
+	log.mu.Lock()
+	stored := 0
+	for _, recs := range log.recs {
+		stored += len(recs)
+	}
+	log.mu.Unlock()
+	if stored != 1 {
+		t.Fatalf("%d records written before the sync's answer, want the group's metadata", stored)
+	}
+
+	commitDone := make(chan *kmsg.OffsetCommitResponse, 1)
+	go func() {
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.Generation, req.MemberID = 8, "g", 1, a.MemberID
+		req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 7, LeaderEpoch: -1}}}}
+		resp, err := d.Handle(ctx, "cli", "/127.0.0.1", req)
+		if err != nil {
+			t.Error(err)
+			close(commitDone)
+			return
+		}
+		commitDone <- resp.(*kmsg.OffsetCommitResponse)
+	}()
+	select {
+	case <-fsyncing:
+	case <-ctx.Done():
+		t.Fatal("the commit never waited for durability")
+	}
+	select {
+	case r := <-commitDone:
+		t.Fatalf("commit answered while its fsync is pending: %+v", r)
+	default:
+	}
+	release <- struct{}{}
+	if r := <-commitDone; r == nil || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("commit after its fsync: %+v", r)
 	}
 }
 

@@ -55,7 +55,7 @@ func (c *Coordinator) groupKey(g GroupID) []byte {
 
 func (c *Coordinator) groupTombstone(g *group) Record {
 	g.persisted = false
-	return Record{Partition: Partition(g.id, c.opts.OffsetsPartitions), Key: c.groupKey(g.id)}
+	return Record{Partition: Partition(g.id, c.opts.OffsetsPartitions), Key: c.groupKey(g.id), metadata: true}
 }
 
 // groupRecord is g's metadata as it stands.
@@ -85,7 +85,7 @@ func (c *Coordinator) groupRecord(g *group) Record {
 		vm.Assignment = m.assignment
 		v.Members = append(v.Members, vm)
 	}
-	return Record{Partition: Partition(g.id, c.opts.OffsetsPartitions), Key: c.groupKey(g.id), Value: v.AppendTo(nil)}
+	return Record{Partition: Partition(g.id, c.opts.OffsetsPartitions), Key: c.groupKey(g.id), Value: v.AppendTo(nil), metadata: true}
 }
 
 // Load applies one record replayed from __consumer_offsets, oldest first.

@@ -72,9 +72,34 @@ func (l *TopicLog) partition(ctx context.Context, p int32) (topics.Log, error) {
 // Append writes recs as one uncompressed batch and waits until it is
 // durable under the log's sync policy.
 func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
-	log, err := l.partition(ctx, p)
+	log, b, err := l.encode(ctx, p, recs)
 	if err != nil {
 		return err
+	}
+	if _, err := log.Append(ctx, b, 0); err != nil {
+		return fmt.Errorf("group: append to %s/%d: %w", OffsetsTopic, p, err)
+	}
+	return nil
+}
+
+// Write writes recs as one uncompressed batch and returns once it is in the
+// log, before the log's fsync; the next Append's wait covers it.
+func (l *TopicLog) Write(ctx context.Context, p int32, recs []Record) error {
+	log, b, err := l.encode(ctx, p, recs)
+	if err != nil {
+		return err
+	}
+	if _, err := log.AppendNoWait(b, 0); err != nil {
+		return fmt.Errorf("group: write to %s/%d: %w", OffsetsTopic, p, err)
+	}
+	return nil
+}
+
+// encode returns partition p's log and recs as one uncompressed batch.
+func (l *TopicLog) encode(ctx context.Context, p int32, recs []Record) (topics.Log, []byte, error) {
+	log, err := l.partition(ctx, p)
+	if err != nil {
+		return nil, nil, err
 	}
 	ts := l.now().UnixMilli()
 	h := batch.Header{FirstTimestamp: ts, MaxTimestamp: ts, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
@@ -84,12 +109,9 @@ func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
 	}
 	b, err := batch.Build(h, brs, batch.CodecNone)
 	if err != nil {
-		return fmt.Errorf("group: encode %s batch: %w", OffsetsTopic, err)
+		return nil, nil, fmt.Errorf("group: encode %s batch: %w", OffsetsTopic, err)
 	}
-	if _, err := log.Append(ctx, b, 0); err != nil {
-		return fmt.Errorf("group: append to %s/%d: %w", OffsetsTopic, p, err)
-	}
-	return nil
+	return log, b, nil
 }
 
 // Replay calls fn for every record of partition p from the log start to the

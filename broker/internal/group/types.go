@@ -79,6 +79,11 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 
+	// metadata is set on group metadata records and their tombstones: the
+	// answers that wait for them need them written, not durable (see
+	// Log.Write).
+	metadata bool
+
 	// undo, set on a committed offset's record, lets Revert take the commit
 	// back if the record could not be stored.
 	undo *commitUndo
@@ -95,7 +100,8 @@ type commitUndo struct {
 
 // Ready is what the coordinator produced since the last call to Ready.
 // Records must be persisted, in order, before Responses are sent: a commit's
-// answer promises that the commit is stored.
+// answer promises that the commit is stored. Group metadata records need
+// only be written (Log.Write): Kafka acknowledges them once appended.
 type Ready struct {
 	Records   []Record
 	Responses []Response

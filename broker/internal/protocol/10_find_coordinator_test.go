@@ -27,6 +27,9 @@ import (
 type keptLogs struct {
 	mu   sync.Mutex
 	logs map[string]topics.Log
+	// fsync, if positive, is how long each wait for durability takes on
+	// the __consumer_offsets logs (slowFsyncLog).
+	fsync time.Duration
 }
 
 // keptLog survives Close (a restart) but not Remove (topic deletion).
@@ -59,7 +62,36 @@ func (k *keptLogs) open(dir string, cfg topics.LogConfig) (topics.Log, error) {
 		}
 		k.logs[dir] = l
 	}
+	if k.fsync > 0 && strings.Contains(dir, group.OffsetsTopic) {
+		return slowFsyncLog{keptLog{Log: l, owner: k, dir: dir}, k.fsync}, nil
+	}
 	return keptLog{Log: l, owner: k, dir: dir}, nil
+}
+
+// slowFsyncLog writes at once and takes fsync for every wait for
+// durability: a disk under load, for benchmarks.
+type slowFsyncLog struct {
+	keptLog
+	fsync time.Duration
+}
+
+func (l slowFsyncLog) Append(ctx context.Context, batches []byte, epoch int32) (topics.AppendResult, error) {
+	res, err := l.AppendNoWait(batches, epoch)
+	if err != nil {
+		return res, err
+	}
+	return res, l.WaitDurable(ctx, res.LastOffset+1)
+}
+
+func (l slowFsyncLog) WaitDurable(ctx context.Context, _ topics.Offset) error {
+	t := time.NewTimer(l.fsync)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // testGroupOptions are coordinator options that keep integration tests

@@ -30,16 +30,36 @@ func groupPeers(b *testing.B, topic string, partitions int32) map[string]string 
 	return map[string]string{"weir": wb.Addr, "kfake": strings.Join(fake.ListenAddrs(), ",")}
 }
 
+// slowFsyncPeer is a Weir broker whose __consumer_offsets logs take
+// slowFsync for every wait for durability, as a loaded disk's fsync does,
+// and write at once.
+func slowFsyncPeer(b *testing.B, topic string, partitions int32) string {
+	b.Helper()
+	wb := &groupBroker{t: b, dir: b.TempDir(), logs: &keptLogs{fsync: slowFsync}, gopts: testGroupOptions()}
+	wb.start()
+	b.Cleanup(wb.stop)
+	wb.createTopic(topic, partitions)
+	return wb.Addr
+}
+
+const slowFsync = 50 * time.Millisecond
+
 // BenchmarkGroupAbsorbMember times how long a stable 3-member
 // cooperative-sticky group over 6 partitions takes to absorb a 4th member:
 // from the new client's start until the four members own all partitions,
 // each exactly once. Members heartbeat every 150ms, which bounds how fast
-// they hear of the rebalance on any broker.
+// they hear of the rebalance on any broker. weir-fsync50ms is Weir with a
+// 50ms fsync on __consumer_offsets.
 func BenchmarkGroupAbsorbMember(b *testing.B) {
 	const topic, parts = "orders", 6
-	for _, name := range []string{"weir", "kfake"} {
+	for _, name := range []string{"weir", "kfake", "weir-fsync50ms"} {
 		b.Run(name, func(b *testing.B) {
-			addr := groupPeers(b, topic, parts)[name]
+			var addr string
+			if name == "weir-fsync50ms" {
+				addr = slowFsyncPeer(b, topic, parts)
+			} else {
+				addr = groupPeers(b, topic, parts)[name]
+			}
 			c := newConsumption()
 			var ms []*member
 			for i := 0; i < 3; i++ {
