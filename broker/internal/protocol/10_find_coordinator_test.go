@@ -75,7 +75,7 @@ type slowFsyncLog struct {
 	fsync time.Duration
 }
 
-func (l slowFsyncLog) Append(ctx context.Context, batches []byte, epoch int32) (topics.AppendResult, error) {
+func (l slowFsyncLog) Append(ctx context.Context, batches []byte, epoch topics.Epoch) (topics.AppendResult, error) {
 	res, err := l.AppendNoWait(batches, epoch)
 	if err != nil {
 		return res, err
