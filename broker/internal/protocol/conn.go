@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net"
 	"os"
 	"slices"
@@ -637,8 +638,21 @@ func firstControlFrameMax(cfg *Config) int32 {
 // step is first reserved from the request memory. A peer that announces a
 // large frame and stops thus holds little: at most 6x what it sent. It
 // returns the bytes and what they hold of the request memory.
+//
+// The steps below the whole frame are borrowed from stepBufs and given back
+// once copied into the next: nothing but this function ever sees them, so a
+// frame costs one allocation (its whole buffer, which decoded requests may
+// keep slices of) and a copy of less than 2/3 of its bytes.
 func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged bool, fc *frameClock) (buf []byte, held int64, err error) {
+	var step *[]byte // the borrowed buffer buf is, if it is a step
+	giveBack := func() {
+		if step != nil {
+			putStepBuf(step)
+			step = nil
+		}
+	}
 	fail := func(err error) ([]byte, int64, error) {
+		giveBack()
 		c.s.budget.release(held)
 		c.mem.release(held)
 		return nil, 0, err
@@ -659,13 +673,17 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged b
 			}
 			held += int64(next - len(buf))
 		}
-		if buf == nil {
-			buf = make([]byte, next)
+		var nb []byte
+		var nstep *[]byte
+		if next < int(n) {
+			nstep = getStepBuf(next)
+			nb = *nstep
 		} else {
-			nb := make([]byte, next)
-			copy(nb, buf[:got])
-			buf = nb
+			nb = make([]byte, next)
 		}
+		copy(nb, buf[:got])
+		giveBack()
+		buf, step = nb, nstep
 		m, err := io.ReadFull(r, buf[got:])
 		got += m
 		if err != nil {
@@ -680,6 +698,30 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged b
 	}
 	return buf, held, nil
 }
+
+// stepBufs holds readBody's step buffers for reuse, one pool per size
+// class: class k holds buffers of frameReadStep << k bytes. Steps are
+// smaller than a third of MaxFrameBytes (at most 2^31 bytes), so 16
+// classes cover every step.
+var stepBufs [16]sync.Pool
+
+// stepClass returns the class of a step of size bytes (frameReadStep << k).
+func stepClass(size int) int {
+	return bits.Len(uint(size/frameReadStep)) - 1
+}
+
+// getStepBuf returns a buffer of size bytes (frameReadStep << k), reused
+// when one is free. Its contents are whatever a previous frame left.
+func getStepBuf(size int) *[]byte {
+	if p, ok := stepBufs[stepClass(size)].Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+// putStepBuf gives back a buffer from getStepBuf.
+func putStepBuf(p *[]byte) { stepBufs[stepClass(len(*p))].Put(p) }
 
 // reserve takes n bytes of request memory for a frame of size bytes, from
 // the connection's share and then from the server's budget. A wait for the
