@@ -667,8 +667,9 @@ func firstControlFrameMax(cfg *Config) int32 {
 // When pool is set (a Produce frame, whose handler keeps none of its bytes
 // once it returns) and the frame is at least frameReadStep, the whole
 // frame's buffer is borrowed too, from the smallest class that holds it
-// (at most twice its size, all of it charged), and the caller gives it
-// back once the request has been handled (conn.release). Otherwise the
+// (at most twice its size, all of it charged; at most maxPooledFrame and
+// the connection's share), and the caller gives it back once the request
+// has been handled (conn.release). Otherwise the
 // whole frame is allocated, since decoded requests may keep slices of it.
 func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged, pool bool, fc *frameClock) (buf []byte, pooled *[]byte, held int64, err error) {
 	var step *[]byte // the borrowed buffer buf is, if any
@@ -693,7 +694,12 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged, 
 		whole := next == int(n)
 		size := next // bytes the new buffer holds
 		if whole && pool && next >= frameReadStep {
-			size = stepSize(next)
+			// NB: never past what the connection may hold at all (its
+			// share may be MaxFrameBytes exactly): such a frame would
+			// wait for room that cannot exist.
+			if ps := stepSize(next); ps <= maxPooledFrame && int64(ps) <= c.mem.total {
+				size = ps
+			}
 		}
 		if charged {
 			if err := c.reserve(ctx, int64(size)-held, fc, n); err != nil {
@@ -728,6 +734,10 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged, 
 	}
 	return buf, step, held, nil
 }
+
+// maxPooledFrame is the largest buffer a whole frame borrows from stepBufs:
+// larger frames are rare, and a pool should not keep such buffers alive.
+const maxPooledFrame = 16 << 20
 
 // stepBufs holds readBody's step buffers for reuse, one pool per size
 // class: class k holds buffers of frameReadStep << k bytes. Steps are

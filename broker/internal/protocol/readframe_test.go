@@ -123,3 +123,31 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestPooledFrameWithinConnectionShare reads a Produce frame whose pooled
+// buffer class (1 MiB) would exceed the connection's whole share of the
+// request memory (768 KiB): the frame must get a buffer of its own size
+// instead of waiting for room that cannot exist.
+func TestPooledFrameWithinConnectionShare(t *testing.T) {
+	s := newFuzzServer(t)
+	records := make([]byte, 700<<10)
+	c := &conn{s: s, nc: &streamConn{r: bytes.NewReader(produceFrame(records))}, log: s.Logger, remote: "test",
+		mem: newByteBudget(768 << 10)}
+	r := bufio.NewReaderSize(c.nc, 32<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := r.Peek(1); err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.readFrame(ctx, r, false)
+	if err != nil {
+		t.Fatalf("reading a %d-byte frame with a 768 KiB connection share: %v", len(records), err)
+	}
+	if f.size > c.mem.total {
+		t.Errorf("frame charged %d bytes, above the connection's share %d", f.size, c.mem.total)
+	}
+	c.release(f)
+	if n := c.mem.inUse(); n != 0 {
+		t.Errorf("connection share holds %d bytes after release", n)
+	}
+}
