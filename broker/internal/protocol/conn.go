@@ -685,8 +685,8 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged, 
 	for got < int(n) {
 		// Double, from frameReadStep; once that would reach a third of
 		// the frame, take it all: a frame holds at most 6x the bytes it
-		// has sent (or 3 x frameReadStep), and its bytes are copied less
-		// than once on the way.
+		// has sent (12x in a pooled buffer; or 3 x frameReadStep), and
+		// its bytes are copied less than once on the way.
 		next := max(2*len(buf), frameReadStep)
 		if 3*next >= int(n) {
 			next = int(n)
