@@ -35,6 +35,7 @@ type logConfig struct {
 	Fsync      string        // Weir's fsync policy
 	DataDir    string        // parent of Weir's data directory; "" = os.TempDir()
 	Targets    []string      // "weir", "kfake"
+	ProfileDir string        // where to write CPU profiles of the throughput phases; "" = none
 }
 
 func newLogCmd() *cobra.Command {
@@ -67,20 +68,26 @@ fixed rate while a consumer reads (produce-ack and end-to-end latency).`,
 	f.StringVar(&cfg.Fsync, "fsync", string(broker.FsyncGroup), "Weir's fsync policy: group, interval or never")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where Weir's data directory is made (default: the system temp dir; use a real disk)")
 	f.StringSliceVar(&cfg.Targets, "targets", []string{"weir", "kfake"}, "brokers to measure")
+	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each throughput phase to this directory as log-<size>-<target>-<produce|consume>.pprof")
 	return cmd
 }
 
 // logResult is what one target measured for one record size.
 type logResult struct {
-	Target       string
-	Size         int
-	ProduceRate  float64 // records/s
-	ConsumeRate  float64 // records/s
-	ProduceP50   time.Duration
-	ProduceP99   time.Duration
-	EndToEndP50  time.Duration
-	EndToEndP99  time.Duration
-	LatencyCount int // records measured in the fixed-rate phase
+	Target      string
+	Size        int
+	ProduceRate float64 // records/s
+	ConsumeRate float64 // records/s
+	// ProduceCPU and ConsumeCPU are the process's CPU time (user +
+	// system) per record in the throughput phases: broker and client
+	// together, since both run in this process; the client's share is the
+	// same for every target.
+	ProduceCPU, ConsumeCPU time.Duration
+	ProduceP50             time.Duration
+	ProduceP99             time.Duration
+	EndToEndP50            time.Duration
+	EndToEndP99            time.Duration
+	LatencyCount           int // records measured in the fixed-rate phase
 }
 
 // target is a running broker to measure.
@@ -168,11 +175,29 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	}
 
 	values := randomValues(size, 4096)
-	res.ProduceRate, err = produceAll(ctx, t.addrs, tput, cfg.Records, values)
+	// phase runs one throughput phase, measuring its CPU per record and
+	// profiling it when asked.
+	phase := func(name string, run func() (float64, error)) (float64, time.Duration, error) {
+		if cfg.ProfileDir != "" {
+			stop, err := startProfile(cfg.ProfileDir, fmt.Sprintf("log-%d-%s-%s", size, t.name, name))
+			if err != nil {
+				return 0, 0, err
+			}
+			defer stop()
+		}
+		cpu := processCPU()
+		rate, err := run()
+		return rate, (processCPU() - cpu) / time.Duration(cfg.Records), err
+	}
+	res.ProduceRate, res.ProduceCPU, err = phase("produce", func() (float64, error) {
+		return produceAll(ctx, t.addrs, tput, cfg.Records, values)
+	})
 	if err != nil {
 		return res, fmt.Errorf("produce: %w", err)
 	}
-	res.ConsumeRate, err = consumeAll(ctx, t.addrs, tput, cfg.Records)
+	res.ConsumeRate, res.ConsumeCPU, err = phase("consume", func() (float64, error) {
+		return consumeAll(ctx, t.addrs, tput, cfg.Records)
+	})
 	if err != nil {
 		return res, fmt.Errorf("consume: %w", err)
 	}
@@ -365,9 +390,10 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 	fmt.Fprintf(w, "log workload: %d records per throughput phase, %d partitions, acks=all, idempotent, no compression, Weir fsync=%s; latency at %d records/s for %v\n\n",
 		cfg.Records, cfg.Partitions, cfg.Fsync, cfg.Rate, cfg.LatencyFor)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\ttarget\tproduce rec/s\tconsume rec/s\tproduce p50\tproduce p99\te2e p50\te2e p99\t")
+	fmt.Fprintln(tw, "size\ttarget\tproduce rec/s\tconsume rec/s\tproduce CPU/rec\tconsume CPU/rec\tproduce p50\tproduce p99\te2e p50\te2e p99\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%v\t%v\t%v\t%v\t\n", r.Size, r.Target, r.ProduceRate, r.ConsumeRate,
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%v\t%v\t%v\t%v\t%v\t%v\t\n", r.Size, r.Target, r.ProduceRate, r.ConsumeRate,
+			r.ProduceCPU, r.ConsumeCPU,
 			r.ProduceP50.Round(10*time.Microsecond), r.ProduceP99.Round(10*time.Microsecond),
 			r.EndToEndP50.Round(10*time.Microsecond), r.EndToEndP99.Round(10*time.Microsecond))
 	}
@@ -389,5 +415,7 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 		fmt.Fprintf(w, "%d-byte records, Weir/kfake: produce %.2fx, consume %.2fx, produce p99 %.2fx, e2e p99 %.2fx (latency ratios: lower is better)\n",
 			size, weir.ProduceRate/peer.ProduceRate, weir.ConsumeRate/peer.ConsumeRate,
 			weir.ProduceP99.Seconds()/peer.ProduceP99.Seconds(), weir.EndToEndP99.Seconds()/peer.EndToEndP99.Seconds())
+		fmt.Fprintf(w, "%d-byte records, Weir/kfake process CPU per record (client included; lower is better): produce %.2fx, consume %.2fx\n",
+			size, weir.ProduceCPU.Seconds()/peer.ProduceCPU.Seconds(), weir.ConsumeCPU.Seconds()/peer.ConsumeCPU.Seconds())
 	}
 }

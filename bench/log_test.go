@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +18,7 @@ func TestLogWorkloadSmall(t *testing.T) {
 	cfg := logConfig{
 		Records: 3000, Sizes: []int{100}, Partitions: 3, Rate: 2000,
 		LatencyFor: 250 * time.Millisecond, Fsync: "group", DataDir: t.TempDir(),
-		Targets: []string{"weir", "kfake"},
+		Targets: []string{"weir", "kfake"}, ProfileDir: t.TempDir(),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -30,6 +33,15 @@ func TestLogWorkloadSmall(t *testing.T) {
 	for _, r := range res {
 		if r.ProduceRate <= 0 || r.ConsumeRate <= 0 {
 			t.Errorf("%s: rates %v/%v, want positive", r.Target, r.ProduceRate, r.ConsumeRate)
+		}
+		if r.ProduceCPU <= 0 || r.ConsumeCPU <= 0 {
+			t.Errorf("%s: CPU per record %v/%v, want positive", r.Target, r.ProduceCPU, r.ConsumeCPU)
+		}
+		for _, phase := range []string{"produce", "consume"} {
+			name := filepath.Join(cfg.ProfileDir, fmt.Sprintf("log-100-%s-%s.pprof", r.Target, phase))
+			if fi, err := os.Stat(name); err != nil || fi.Size() == 0 {
+				t.Errorf("%s: no CPU profile of the %s phase at %s (%v)", r.Target, phase, name, err)
+			}
 		}
 		if want := 500; r.LatencyCount != want {
 			t.Errorf("%s: fixed-rate phase measured %d records, want %d", r.Target, r.LatencyCount, want)

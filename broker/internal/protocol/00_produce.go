@@ -75,7 +75,11 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		in  []byte
 		end topics.Offset // offset after the appended batches; -1 if the append failed
 	}
-	var jobs []job
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	jobs := make([]job, 0, n) // one allocation, however many partitions
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
 		ot := &resp.Topics[i]

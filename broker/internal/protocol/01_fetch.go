@@ -59,7 +59,11 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 		return resp, nil
 	}
 
-	var parts []fetchPart
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	parts := make([]fetchPart, 0, n) // one allocation, however many partitions
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i, rt := range req.Topics {
 		ot := &resp.Topics[i]

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/bits"
 	"net"
 	"os"
 	"slices"
@@ -39,6 +40,10 @@ type frame struct {
 	// size is the frame's charge against the server's byte budget,
 	// released once the request has been handled.
 	size int64
+	// buf, when set, is the pooled buffer holding a Produce frame's bytes
+	// (see readBody), given back to stepBufs once the handler has
+	// returned.
+	buf *[]byte
 }
 
 // header is a parsed request header (v1 or v2).
@@ -365,7 +370,12 @@ func (c *conn) serve(ctx context.Context) {
 			resp, err = c.call(ctx, f)
 		}
 		// Handlers keep nothing of the request bytes once they return
-		// (logs copy what they append), so the frame's charge goes back.
+		// (logs copy what they append), so the frame's charge goes back,
+		// and a Produce frame's buffer is reused, unless the handler
+		// panicked (its partition appends may still be running).
+		if err != nil {
+			f.buf = nil
+		}
 		c.release(f)
 		if err != nil {
 			c.log.Warn("closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
@@ -398,8 +408,13 @@ func (c *conn) serve(ctx context.Context) {
 }
 
 // release gives back f's charge to the connection's and the server's
-// request memory.
+// request memory, and its pooled buffer if it has one. Nothing may use
+// the request's byte slices afterwards.
 func (c *conn) release(f *frame) {
+	if f.buf != nil {
+		putStepBuf(f.buf)
+		f.buf = nil
+	}
 	if f.size > 0 {
 		c.s.budget.release(f.size)
 		c.mem.release(f.size)
@@ -579,12 +594,14 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 	// (whose entries are bounded separately, see checkProduceShape) what
 	// decoding them may allocate.
 	charge := int64(n)
+	produce := false
 	if n >= 2 {
 		kb, err := r.Peek(2)
 		if err != nil {
 			return nil, c.frameTimeout(ctx, err, fmt.Sprintf("the header of a %d-byte frame", n))
 		}
-		if key := int16(binary.BigEndian.Uint16(kb)); key != kmsg.Produce.Int16() {
+		produce = int16(binary.BigEndian.Uint16(kb)) == kmsg.Produce.Int16()
+		if key := int16(binary.BigEndian.Uint16(kb)); !produce {
 			if n > cfg.MaxControlFrameBytes {
 				return nil, &closeError{reason: reasonFrameTooLarge,
 					err: fmt.Errorf("%w: %d-byte %s request exceeds the limit of %d for requests other than Produce",
@@ -598,7 +615,9 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 			err: fmt.Errorf("%w: first frame of %d bytes, not a Produce, exceeds the first-frame limit of %d for requests other than Produce",
 				ErrFrame, n, firstControlFrameMax(cfg))}
 	}
-	buf, held, err := c.readBody(ctx, r, n, !first, &fc)
+	// A Produce frame's buffer is pooled: the produce handler keeps none
+	// of its bytes once it returns (the log writes them out).
+	buf, pooled, held, err := c.readBody(ctx, r, n, !first, produce, &fc)
 	if err != nil {
 		return nil, err
 	}
@@ -612,6 +631,9 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 	}
 	f, err := decodeFrame(buf)
 	if err != nil {
+		if pooled != nil {
+			putStepBuf(pooled)
+		}
 		c.s.budget.release(held)
 		c.mem.release(held)
 		// Rate-limited: a peer sending garbage in a loop must not flood
@@ -621,6 +643,7 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 	}
 	f.req.Remote = c.remote
 	f.size = held
+	f.buf = pooled
 	return f, nil
 }
 
@@ -635,37 +658,68 @@ func firstControlFrameMax(cfg *Config) int32 {
 // readBody reads an n-byte frame body into a buffer that grows, by
 // doubling from frameReadStep, as the bytes arrive; when charged, every
 // step is first reserved from the request memory. A peer that announces a
-// large frame and stops thus holds little: at most 6x what it sent. It
-// returns the bytes and what they hold of the request memory.
-func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged bool, fc *frameClock) (buf []byte, held int64, err error) {
-	fail := func(err error) ([]byte, int64, error) {
+// large frame and stops thus holds little: at most 6x what it sent (12x
+// for a pooled buffer, see below). It returns the bytes, the pooled buffer
+// holding them if any, and what they hold of the request memory.
+//
+// The steps below the whole frame are borrowed from stepBufs and given back
+// once copied into the next: nothing but this function ever sees them.
+// When pool is set (a Produce frame, whose handler keeps none of its bytes
+// once it returns) and the frame is at least frameReadStep, the whole
+// frame's buffer is borrowed too, from the smallest class that holds it
+// (at most twice its size, all of it charged; at most maxPooledFrame and
+// the connection's share), and the caller gives it back once the request
+// has been handled (conn.release). Otherwise the
+// whole frame is allocated, since decoded requests may keep slices of it.
+func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged, pool bool, fc *frameClock) (buf []byte, pooled *[]byte, held int64, err error) {
+	var step *[]byte // the borrowed buffer buf is, if any
+	fail := func(err error) ([]byte, *[]byte, int64, error) {
+		if step != nil {
+			putStepBuf(step)
+		}
 		c.s.budget.release(held)
 		c.mem.release(held)
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	got := 0
 	for got < int(n) {
 		// Double, from frameReadStep; once that would reach a third of
 		// the frame, take it all: a frame holds at most 6x the bytes it
-		// has sent (or 3 x frameReadStep), and its bytes are copied less
-		// than once on the way.
+		// has sent (12x in a pooled buffer; or 3 x frameReadStep), and
+		// its bytes are copied less than once on the way.
 		next := max(2*len(buf), frameReadStep)
 		if 3*next >= int(n) {
 			next = int(n)
 		}
+		whole := next == int(n)
+		size := next // bytes the new buffer holds
+		if whole && pool && next >= frameReadStep {
+			// NB: never past what the connection may hold at all (its
+			// share may be MaxFrameBytes exactly): such a frame would
+			// wait for room that cannot exist.
+			if ps := stepSize(next); ps <= maxPooledFrame && int64(ps) <= c.mem.total {
+				size = ps
+			}
+		}
 		if charged {
-			if err := c.reserve(ctx, int64(next-len(buf)), fc, n); err != nil {
+			if err := c.reserve(ctx, int64(size)-held, fc, n); err != nil {
 				return fail(err)
 			}
-			held += int64(next - len(buf))
+			held = int64(size)
 		}
-		if buf == nil {
-			buf = make([]byte, next)
+		var nb []byte
+		var nstep *[]byte
+		if size > next || !whole {
+			nstep = getStepBuf(size)
+			nb = (*nstep)[:next]
 		} else {
-			nb := make([]byte, next)
-			copy(nb, buf[:got])
-			buf = nb
+			nb = make([]byte, next)
 		}
+		copy(nb, buf[:got])
+		if step != nil {
+			putStepBuf(step)
+		}
+		buf, step = nb, nstep
 		m, err := io.ReadFull(r, buf[got:])
 		got += m
 		if err != nil {
@@ -678,7 +732,45 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged b
 	if buf == nil {
 		buf = []byte{}
 	}
-	return buf, held, nil
+	return buf, step, held, nil
+}
+
+// maxPooledFrame is the largest buffer a whole frame borrows from stepBufs:
+// larger frames are rare, and a pool should not keep such buffers alive.
+const maxPooledFrame = 16 << 20
+
+// stepBufs holds readBody's step buffers for reuse, one pool per size
+// class: class k holds buffers of frameReadStep << k bytes. Steps are
+// smaller than a third of MaxFrameBytes (at most 2^31 bytes), so 16
+// classes cover every step.
+var stepBufs [16]sync.Pool
+
+// stepClass returns the class of a buffer of size bytes (frameReadStep << k).
+func stepClass(size int) int {
+	return bits.Len(uint(size/frameReadStep)) - 1
+}
+
+// stepSize returns the smallest class size (frameReadStep << k) that holds
+// n >= frameReadStep bytes.
+func stepSize(n int) int {
+	return frameReadStep << bits.Len(uint((n-1)/frameReadStep))
+}
+
+// getStepBuf returns a buffer of size bytes (frameReadStep << k), reused
+// when one is free. Its contents are whatever a previous frame left.
+func getStepBuf(size int) *[]byte {
+	if p, ok := stepBufs[stepClass(size)].Get().(*[]byte); ok {
+		return p
+	}
+	b := make([]byte, size)
+	return &b
+}
+
+// putStepBuf gives back a buffer from getStepBuf (its full size, however
+// it was sliced).
+func putStepBuf(p *[]byte) {
+	*p = (*p)[:cap(*p)]
+	stepBufs[stepClass(len(*p))].Put(p)
 }
 
 // reserve takes n bytes of request memory for a frame of size bytes, from

@@ -63,6 +63,12 @@
 //     Ordinary failures are Kafka error codes (kerr.X.Code) inside resp,
 //     never a Go error.
 //
+// Request bytes: r.Body's byte slices alias the frame read from the wire.
+// No handler may keep them once it returns (copy what must outlive the
+// call): the frame's request memory is released then, and a Produce
+// frame's buffer is reused for a later frame (conn.go, readBody). A
+// Deferred's Wait must not read them either.
+//
 // Requests on one connection are handled one at a time, in order (as Kafka
 // does), so a handler may block (a long-polling fetch, a join-group wait)
 // without breaking ordering; different connections run concurrently, so
