@@ -72,12 +72,12 @@ type discardLog struct {
 	end atomic.Int64
 }
 
-func (l *discardLog) AppendNoWait(batches []byte, _ int32) (topics.AppendResult, error) {
-	end := l.end.Add(1)
+func (l *discardLog) AppendNoWait(batches []byte, _ topics.Epoch) (topics.AppendResult, error) {
+	end := topics.Offset(l.end.Add(1))
 	return topics.AppendResult{BaseOffset: end - 1, LastOffset: end - 1, LogAppendTime: -1}, nil
 }
 
-func (l *discardLog) WaitDurable(context.Context, int64) error { return nil }
+func (l *discardLog) WaitDurable(context.Context, topics.Offset) error { return nil }
 
 // BenchmarkProduceRequest runs acks=all Produce requests of 6 partitions x
 // 16 KiB through the whole request path but the log: frame read and
@@ -157,10 +157,10 @@ type fixedLog struct {
 	data []byte
 }
 
-func (l *fixedLog) Read(int64, int) ([]byte, error) { return l.data, nil }
-func (l *fixedLog) LogStartOffset() int64           { return 0 }
-func (l *fixedLog) HighWatermark() int64            { return 1 << 40 }
-func (l *fixedLog) LogEndOffset() int64             { return 1 << 40 }
+func (l *fixedLog) Read(topics.Offset, int) ([]byte, error) { return l.data, nil }
+func (l *fixedLog) LogStartOffset() topics.Offset           { return 0 }
+func (l *fixedLog) HighWatermark() topics.Offset            { return 1 << 40 }
+func (l *fixedLog) LogEndOffset() topics.Offset             { return 1 << 40 }
 
 // BenchmarkFetchRequest runs Fetch requests (v12, 6 partitions, 1 MiB of
 // stored batches each) through the whole request path but the log's
