@@ -15,11 +15,10 @@ func (c *Cache) Session(s state.SessionStore, listener SessionFlushListener) (st
 		return nil, err
 	}
 	if ms, ok := s.(*memSessionStore); ok {
-		// An in-memory store caches in place (see memSessionStore).
-		if ms.wrapped {
-			return nil, fmt.Errorf("state: cache: session store %q is already wrapped", s.Name())
+		// An in-memory store caches in place (see memTimedStore).
+		if err := ms.wrap(wrapSession(listener)); err != nil {
+			return nil, err
 		}
-		ms.wrapped, ms.listener, ms.cobs = true, listener, ms.m.observed
 		return &memSessionCached{s: ms}, nil
 	}
 	ss, ok := s.(*sessionStore)

@@ -16,11 +16,10 @@ func (c *Cache) Window(s state.WindowStore, listener WindowFlushListener) (state
 		return nil, err
 	}
 	if ms, ok := s.(*memWindowStore); ok {
-		// An in-memory store caches in place (see memWindowStore).
-		if ms.wrapped {
-			return nil, fmt.Errorf("state: cache: window store %q is already wrapped", s.Name())
+		// An in-memory store caches in place (see memTimedStore).
+		if err := ms.wrap(wrapWindow(untagged(listener))); err != nil {
+			return nil, err
 		}
-		ms.wrapped, ms.listener, ms.cobs = true, untagged(listener), ms.m.observed
 		return &memWindowCached{s: ms}, nil
 	}
 	ws, ok := s.(*windowStore)

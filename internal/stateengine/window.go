@@ -42,13 +42,29 @@ func (t *timeBox) cutoff(observed int64) int64 {
 
 func (t *timeBox) seg(ts int64) int64 { return layout.Segment(ts, t.interval) }
 
-// dropExpired range-deletes the segments that became wholly expired.
-func (t *timeBox) dropExpired(be backend, observed int64) error {
+// isExpired reports whether time ts is expired at stream time observed.
+func (t *timeBox) isExpired(ts, observed int64) bool { return ts < t.cutoff(observed) }
+
+// expire records that stream time reached observed. If segments became
+// wholly expired since the last call, it returns the first live segment
+// and true: the store drops every segment below it (the Pebble stores with
+// one range deletion, the in-memory stores by their segment listings).
+func (t *timeBox) expire(observed int64) (int64, bool) {
 	cs := t.seg(t.cutoff(observed))
 	if cs <= t.dropped {
-		return nil
+		return 0, false
 	}
 	t.dropped = cs
+	return cs, true
+}
+
+// dropExpired range-deletes from be the segments that became wholly
+// expired.
+func (t *timeBox) dropExpired(be backend, observed int64) error {
+	cs, ok := t.expire(observed)
+	if !ok {
+		return nil
+	}
 	return be.delRange(nil, layout.AppendTime(nil, cs))
 }
 
