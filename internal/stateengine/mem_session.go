@@ -78,11 +78,8 @@ func (s *memSessionStore) All() (state.SessionIterator, error) {
 // findIn lists key's sessions of a view ending at or after earliestEnd
 // (and not expired as of observed) and starting at or before latestStart.
 func (s *memSessionStore) findIn(cached bool, observed int64, key []byte, earliestEnd, latestStart int64) state.SessionIterator {
-	if observed == math.MinInt64 {
-		return emptyIter{}
-	}
-	from := max(earliestEnd, s.tb.cutoff(observed))
-	if from > observed {
+	from, _, ok := s.tb.clamp(observed, earliestEnd, math.MaxInt64)
+	if !ok {
 		return emptyIter{}
 	}
 	return s.list(cached, key, from, math.MaxInt64, latestStart, false).sessionIter()
@@ -91,10 +88,11 @@ func (s *memSessionStore) findIn(cached bool, observed int64, key []byte, earlie
 // all lists every unexpired session of a view, ordered by time segment,
 // key, end and start as the Pebble store's keys are.
 func (s *memSessionStore) all(cached bool, observed int64) state.SessionIterator {
-	if observed == math.MinInt64 {
+	from, _, ok := s.tb.clamp(observed, math.MinInt64, math.MaxInt64)
+	if !ok {
 		return emptyIter{}
 	}
-	return s.listAll(cached, s.tb.cutoff(observed), math.MaxInt64, false).sessionIter()
+	return s.listAll(cached, from, math.MaxInt64, false).sessionIter()
 }
 
 // memSessionCached is a memSessionStore wrapped by a Cache: see

@@ -116,9 +116,9 @@ type memTimedDirty struct {
 
 func newMemTimedStore(b *base, kind *memTimedKind) *memTimedStore {
 	s := &memTimedStore{base: b, kind: kind, keys: map[string]*memTimedKey{}, segs: map[int64][]*memTimedKey{}, cobs: math.MinInt64}
-	s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
+	s.tb = b.newTimeBox()
 	b.onReload = func() {
-		s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)
+		s.tb = b.newTimeBox()
 		s.relist()
 	}
 	b.onWipe = s.clear

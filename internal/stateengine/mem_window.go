@@ -64,20 +64,10 @@ func (s *memWindowStore) All(reverse bool) (state.WindowIterator, error) {
 	return s.FetchAll(math.MinInt64, math.MaxInt64, reverse)
 }
 
-// clampTo narrows [from, to] to the live times as of observed.
-func (s *memWindowStore) clampTo(observed, from, to int64) (int64, int64, bool) {
-	if observed == math.MinInt64 {
-		return 0, 0, false
-	}
-	from = max(from, s.tb.cutoff(observed))
-	to = min(to, observed)
-	return from, to, from <= to
-}
-
 // fetch lists key's windows in [from, to] of a view (cached: the current
 // values, else the stored ones) as of observed.
 func (s *memWindowStore) fetch(cached bool, observed int64, key []byte, from, to int64, reverse bool) state.WindowIterator {
-	from, to, ok := s.clampTo(observed, from, to)
+	from, to, ok := s.tb.clamp(observed, from, to)
 	if !ok {
 		return emptyIter{}
 	}
@@ -87,7 +77,7 @@ func (s *memWindowStore) fetch(cached bool, observed int64, key []byte, from, to
 // fetchAll lists every window in [from, to] of a view, ordered by time
 // segment, key and start as the Pebble store's keys are.
 func (s *memWindowStore) fetchAll(cached bool, observed int64, from, to int64, reverse bool) state.WindowIterator {
-	from, to, ok := s.clampTo(observed, from, to)
+	from, to, ok := s.tb.clamp(observed, from, to)
 	if !ok {
 		return emptyIter{}
 	}
