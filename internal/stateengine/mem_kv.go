@@ -253,6 +253,13 @@ type memKVIter struct {
 	key, value     []byte
 }
 
+// memKVIter reads memIterFirstChunk entries first, memIterChunk per chunk
+// after that.
+const (
+	memIterChunk      = 64
+	memIterFirstChunk = 4
+)
+
 // memKVPair is an entry of a chunk; its value is at vo, vn in the
 // iterator's arena.
 type memKVPair struct {

@@ -12,7 +12,9 @@ import (
 // segment(end) escaped-key end start; see package layout.
 type sessionStore struct{ *timedStore }
 
-func newSessionStore(b *base) *sessionStore { return &sessionStore{newTimedStore(b)} }
+func newSessionStore(b *base, data backend) *sessionStore {
+	return &sessionStore{newTimedStore(b, data)}
+}
 
 func (s *sessionStore) Put(key []byte, start, end int64, value []byte) error {
 	if err := s.check(); err != nil {
@@ -58,7 +60,7 @@ func (s *sessionStore) Get(key []byte, start, end int64) ([]byte, error) {
 		return nil, nil
 	}
 	s.kbuf = layout.AppendSessionKey(s.kbuf[:0], s.tb.seg(end), key, start, end)
-	return s.be.get(s.kbuf)
+	return s.data.get(s.kbuf)
 }
 
 func (s *sessionStore) FindSessions(key []byte, earliestEnd, latestStart int64) (state.SessionIterator, error) {
@@ -89,7 +91,7 @@ func (s *sessionStore) All() (state.SessionIterator, error) {
 
 func (s *sessionStore) newIter(spans []span, earliestEnd, latestStart int64) *sessionIter {
 	it := &sessionIter{name: s.spec.Name, earliestEnd: earliestEnd, latestStart: latestStart}
-	it.spanIter = spanIter{be: s.be, spans: spans, acc: it}
+	it.spanIter = spanIter{be: s.data, spans: spans, acc: it}
 	return it
 }
 

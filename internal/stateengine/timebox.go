@@ -85,15 +85,16 @@ func (t *timeBox) expire(observed int64) (int64, bool) {
 // the retention time box, and writes that advance stream time.
 type timedStore struct {
 	*base
-	tb timeBox
+	data backend
+	tb   timeBox
 	// kbuf holds the store key being read or written; cbuf the changelog
 	// key being appended.
 	kbuf []byte
 	cbuf []byte
 }
 
-func newTimedStore(b *base) *timedStore {
-	s := &timedStore{base: b, tb: b.newTimeBox()}
+func newTimedStore(b *base, data backend) *timedStore {
+	s := &timedStore{base: b, data: data, tb: b.newTimeBox()}
 	b.onReload = func() { s.tb = b.newTimeBox() }
 	return s
 }
@@ -107,9 +108,9 @@ func (s *timedStore) ExpiredPuts() int64        { return s.tb.expired }
 func (s *timedStore) write(ts int64, value []byte) error {
 	var err error
 	if value == nil {
-		err = s.be.del(s.kbuf)
+		err = s.data.del(s.kbuf)
 	} else {
-		err = s.be.set(s.kbuf, value)
+		err = s.data.set(s.kbuf, value)
 	}
 	if err != nil {
 		return err
@@ -122,7 +123,7 @@ func (s *timedStore) write(ts int64, value []byte) error {
 	if !ok {
 		return nil
 	}
-	return s.be.delRange(nil, layout.AppendTime(nil, cs))
+	return s.data.delRange(nil, layout.AppendTime(nil, cs))
 }
 
 // sessionSpans returns the spans of key's sessions ending in [from, to],

@@ -11,7 +11,9 @@ import (
 // segment(start) escaped-key start; see package layout.
 type windowStore struct{ *timedStore }
 
-func newWindowStore(b *base) *windowStore { return &windowStore{newTimedStore(b)} }
+func newWindowStore(b *base, data backend) *windowStore {
+	return &windowStore{newTimedStore(b, data)}
+}
 
 func (s *windowStore) Put(key []byte, start int64, value []byte) error {
 	if err := s.check(); err != nil {
@@ -55,7 +57,7 @@ func (s *windowStore) Get(key []byte, start int64) ([]byte, error) {
 		return nil, nil
 	}
 	s.kbuf = layout.AppendWindowKey(s.kbuf[:0], s.tb.seg(start), key, start)
-	return s.be.get(s.kbuf)
+	return s.data.get(s.kbuf)
 }
 
 // windowKeyCap bounds the length of a window key of key (plus the byte a
@@ -134,7 +136,7 @@ func (s *windowStore) initIter(it *windowIter, from, to int64) {
 
 // startIter points it at spans, which are in iteration order.
 func (s *windowStore) startIter(it *windowIter, spans []span, reverse bool) *windowIter {
-	it.spanIter = spanIter{be: s.be, spans: spans, reverse: reverse, acc: it}
+	it.spanIter = spanIter{be: s.data, spans: spans, reverse: reverse, acc: it}
 	return it
 }
 
