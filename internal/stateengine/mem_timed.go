@@ -47,6 +47,11 @@ type memTimedStore struct {
 	// segs lists, per time segment, the keys that got a slot in it; a key
 	// may be listed twice, or after it left keys (then with no slots).
 	segs map[int64][]*memTimedKey
+	// free holds the slot arrays of forgotten keys (emptied, capacity
+	// kept) for new keys: expiry forgets most keys of a segment at once,
+	// and many come back in the next one. At most max(minFreeSlots,
+	// len(keys)) are kept.
+	free [][]memSlot
 	cbuf []byte
 
 	// The cache's part, in use once wrapped.
@@ -144,6 +149,8 @@ func (s *memTimedStore) relist() {
 func (s *memTimedStore) clear() {
 	clear(s.keys)
 	clear(s.segs)
+	clear(s.free)
+	s.free = s.free[:0]
 	s.last = nil
 	clear(s.dirty)
 	s.dirty, s.ndirty = s.dirty[:0], 0
@@ -206,6 +213,10 @@ func (s *memTimedStore) insert(key []byte, start, end int64) (*memTimedKey, *mem
 	k := s.find(key)
 	if k == nil {
 		k = &memTimedKey{key: string(key)}
+		if n := len(s.free); n > 0 {
+			k.slots, s.free[n-1] = s.free[n-1], nil
+			s.free = s.free[:n-1]
+		}
 		s.keys[k.key] = k
 		s.last = k
 	}
@@ -234,9 +245,21 @@ func (s *memTimedStore) remove(k *memTimedKey, i int) {
 	}
 }
 
+// minFreeSlots is how many slot arrays free may hold however few keys
+// the store has.
+const minFreeSlots = 1024
+
+// forgetKey removes k, which has no slots left. NB: k may still be listed
+// in segs or referenced by a stale write in dirty; those find it with no
+// slots (its array moved to free, if it was in keys).
 func (s *memTimedStore) forgetKey(k *memTimedKey) {
 	if s.keys[k.key] == k {
 		delete(s.keys, k.key)
+		if cap(k.slots) > 0 && len(s.free) < max(minFreeSlots, len(s.keys)) {
+			clear(k.slots[:cap(k.slots)])
+			s.free = append(s.free, k.slots[:0])
+		}
+		k.slots = nil
 	}
 	if s.last == k {
 		s.last = nil
