@@ -49,10 +49,12 @@ type memTimedStore struct {
 	segs map[int64][]*memTimedKey
 	// free holds the slot arrays of forgotten keys (emptied, capacity
 	// kept) for new keys: expiry forgets most keys of a segment at once,
-	// and many come back in the next one. At most max(minFreeSlots,
-	// len(keys)) are kept.
+	// and many come back in the next one. At most freeMax are kept.
 	free [][]memSlot
-	cbuf []byte
+	// freeMax is max(minFreeSlots, the number of keys before the last
+	// expiry), so free at most doubles the slot arrays held.
+	freeMax int
+	cbuf    []byte
 
 	// The cache's part, in use once wrapped.
 	wrapped  bool
@@ -255,7 +257,7 @@ const minFreeSlots = 1024
 func (s *memTimedStore) forgetKey(k *memTimedKey) {
 	if s.keys[k.key] == k {
 		delete(s.keys, k.key)
-		if cap(k.slots) > 0 && len(s.free) < max(minFreeSlots, len(s.keys)) {
+		if cap(k.slots) > 0 && len(s.free) < max(minFreeSlots, s.freeMax) {
 			clear(k.slots[:cap(k.slots)])
 			s.free = append(s.free, k.slots[:0])
 		}
@@ -278,6 +280,7 @@ func (s *memTimedStore) advance(end int64) {
 	if !ok {
 		return
 	}
+	s.freeMax = len(s.keys)
 	for sg, ks := range s.segs {
 		if sg >= cs {
 			continue
@@ -389,10 +392,18 @@ func (s *memTimedStore) list(cached bool, key []byte, endFrom, endTo, latestStar
 	if k == nil {
 		return nil
 	}
+	i, _ := k.search(math.MinInt64, endFrom)
+	for ; i < len(k.slots) && k.slots[i].end <= endTo; i++ {
+		if w := &k.slots[i]; w.start <= latestStart && w.value(cached) != nil {
+			break
+		}
+	}
+	if i == len(k.slots) || k.slots[i].end > endTo {
+		return nil // none: spare the iterator
+	}
 	it := &memListIter{i: -1}
 	it.ents = it.inline[:0]
 	kb := append(it.keyBuf[:0], key...)
-	i, _ := k.search(math.MinInt64, endFrom)
 	for ; i < len(k.slots) && k.slots[i].end <= endTo; i++ {
 		w := &k.slots[i]
 		if w.start > latestStart {
