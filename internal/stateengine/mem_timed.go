@@ -549,6 +549,29 @@ func (a *valArena) add(v []byte, more int) (off, n int) {
 // at returns the value add put at off.
 func (a *valArena) at(off, n int) []byte { return a.b[off : off+n : off+n] }
 
+// writeCur returns the new current value and spare buffer of an entry
+// cached in place (memKVStore, memTimedStore) written value (nil: a
+// tombstone). A clean entry's cur is its stored value, which a write must
+// leave alone: the new value goes into the spare buffer. A dirty entry's cur
+// is overwritten in place, or parked as the spare when deleted.
+func writeCur(cur, spare, value []byte, dirty bool) (newCur, newSpare []byte) {
+	switch {
+	case !dirty && value == nil:
+		return nil, spare
+	case !dirty:
+		return setValue(spare, value), nil
+	case value == nil:
+		if cur != nil {
+			spare = cur
+		}
+		return nil, spare
+	case cur != nil:
+		return setValue(cur, value), spare
+	default:
+		return setValue(spare, value), nil
+	}
+}
+
 // setValue copies v into buf when it fits, else into a new slice; the
 // result is never nil.
 func setValue(buf, v []byte) []byte {
@@ -618,30 +641,10 @@ func (s *memTimedStore) cachedPut(key []byte, start, end int64, value []byte, ta
 		s.cobs = end
 	}
 	k, w := s.insert(key, start, end)
+	w.cur, w.spare = writeCur(w.cur, w.spare, value, w.dirty)
 	if !w.dirty {
-		// cur is the stored value (or nil for a new slot): write the new
-		// one beside it.
 		w.dirty = true
 		s.ndirty++
-		if value == nil {
-			w.cur = nil
-		} else {
-			w.cur = setValue(w.spare, value)
-			w.spare = nil
-		}
-	} else {
-		switch {
-		case value == nil:
-			if w.cur != nil {
-				w.spare = w.cur
-			}
-			w.cur = nil
-		case w.cur != nil:
-			w.cur = setValue(w.cur, value)
-		default:
-			w.cur = setValue(w.spare, value)
-			w.spare = nil
-		}
 	}
 	if setTag {
 		w.tag = tag
