@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/internal/exec"
-	"github.com/weir-dev/weir/internal/exec/memstore"
+	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
@@ -21,8 +22,10 @@ func (s *sink) Send(r *streams.RawRecord) error {
 	return nil
 }
 
+// flushCounter is an unlogged in-memory store of the state engine that
+// counts its flushes.
 type flushCounter struct {
-	*memstore.KeyValue
+	state.KeyValueStore
 	flushes int
 }
 
@@ -31,12 +34,33 @@ func (f *flushCounter) Flush(ctx context.Context) error {
 	return nil
 }
 
-type provider struct{ stores map[string]*flushCounter }
+type provider struct {
+	e      *stateengine.Engine
+	stores map[string]*flushCounter
+}
 
 func (p *provider) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
-	s := &flushCounter{KeyValue: memstore.NewKeyValue(spec.Name)}
+	sp := spec.Spec
+	sp.InMemory, sp.Unlogged, sp.Uncached = true, true, true
+	kv, err := p.e.OpenKeyValue(context.Background(), sp, int32(id.Partition), nil)
+	if err != nil {
+		return nil, err
+	}
+	s := &flushCounter{KeyValueStore: kv}
 	p.stores[spec.Name] = s
 	return s, nil
+}
+
+// newProvider returns a provider of stores on a state engine in memory,
+// closed at the end of the test.
+func newProvider(t *testing.T) *provider {
+	t.Helper()
+	e, err := stateengine.Open(stateengine.Options{Dir: "/", FS: vfs.NewMem(), MemoryBudget: stateengine.MinMemoryBudget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return &provider{e: e, stores: map[string]*flushCounter{}}
 }
 
 type fakeClock struct{ now time.Time }
@@ -58,7 +82,7 @@ func newTask(t *testing.T, events *[]string) (*exec.Task, *sink, *provider, *fak
 		t.Fatal(err)
 	}
 	out := &sink{}
-	prov := &provider{stores: map[string]*flushCounter{}}
+	prov := newProvider(t)
 	clk := &fakeClock{now: time.UnixMilli(1_000_000)}
 	task, err := exec.NewTask(topo, streams.TaskID{Subtopology: 0, Partition: 2}, prov, out, exec.Options{ApplicationID: "app", Clock: clk})
 	if err != nil {
@@ -235,7 +259,7 @@ func TestProcessorMayOnlyUseConnectedStores(t *testing.T) {
 	if err := topo.Build(); err != nil {
 		t.Fatal(err)
 	}
-	task, err := exec.NewTask(topo, streams.TaskID{}, &provider{stores: map[string]*flushCounter{}}, &sink{}, exec.Options{})
+	task, err := exec.NewTask(topo, streams.TaskID{}, newProvider(t), &sink{}, exec.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

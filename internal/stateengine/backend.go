@@ -8,23 +8,11 @@ import (
 	"math"
 )
 
-// backend is the ordered byte map one store (one name and partition) keeps
-// its data in. Writes are buffered until commit, which makes them durable
-// atomically together with the store's meta (its changelog checkpoint). The
-// store types (kvStore, windowStore, sessionStore) build on it, so the
-// Pebble and in-memory stores share every line of store logic.
-type backend interface {
-	// get returns a copy of key's value, or nil if absent.
-	get(key []byte) ([]byte, error)
-	set(key, value []byte) error
-	del(key []byte) error
-	// delRange deletes the keys in [from, to).
-	delRange(from, to []byte) error
-	// iter iterates [lower, upper); nil bounds are open.
-	iter(lower, upper []byte, reverse bool) (rawIter, error)
-	// count returns the number of keys: exact in memory; on Pebble exact
-	// for small stores and estimated past that (see pebbleBackend.count).
-	count() (int64, error)
+// storeMeta keeps what every store persists beside its data: its meta
+// (changelog checkpoint and stream time), committed with the data. The
+// in-memory stores keep their data themselves and only their meta here
+// (memMeta); the Pebble stores keep both in a pebbleBackend.
+type storeMeta interface {
 	// pending returns the bytes written since the last commit.
 	pending() int
 	// commit makes every write so far and m durable, atomically.
@@ -38,6 +26,25 @@ type backend interface {
 	// next commit); Pebble then uses an unindexed batch.
 	bulk()
 	close() error
+}
+
+// backend is the ordered byte map one store (one name and partition) keeps
+// its data in. Writes are buffered until commit, which makes them durable
+// atomically together with the store's meta (its changelog checkpoint). The
+// Pebble store types (kvStore, windowStore, sessionStore) build on it.
+type backend interface {
+	storeMeta
+	// get returns a copy of key's value, or nil if absent.
+	get(key []byte) ([]byte, error)
+	set(key, value []byte) error
+	del(key []byte) error
+	// delRange deletes the keys in [from, to).
+	delRange(from, to []byte) error
+	// iter iterates [lower, upper); nil bounds are open.
+	iter(lower, upper []byte, reverse bool) (rawIter, error)
+	// count returns the number of keys: exact in memory; on Pebble exact
+	// for small stores and estimated past that (see pebbleBackend.count).
+	count() (int64, error)
 }
 
 // rawIter walks a backend's keys. key and value are valid until next.

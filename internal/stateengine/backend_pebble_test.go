@@ -11,9 +11,9 @@ import (
 )
 
 // The Pebble backend, which keeps range deletions out of its batch until a
-// commit or a write into a deleted range, reads exactly as the in-memory
-// backend (which applies every write at once) under a seeded random mix of
-// sets, deletes, range deletions, reads, scans and commits.
+// commit or a write into a deleted range, reads exactly as a map model
+// (modelBackend, which applies every write at once) under a seeded random
+// mix of sets, deletes, range deletions, reads, scans and commits.
 func TestPebbleBackendMatchesMemory(t *testing.T) {
 	seed := testSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 11))
@@ -30,7 +30,7 @@ func TestPebbleBackendMatchesMemory(t *testing.T) {
 	if err := other.commit(zeroMeta); err != nil {
 		t.Fatal(err)
 	}
-	mb := newMemBackend()
+	mb := newModelBackend()
 	key := func() []byte { return fmt.Appendf(nil, "k%02d", rng.IntN(30)) }
 	scan := func(b backend, reverse bool) []string {
 		t.Helper()

@@ -18,7 +18,9 @@ type base struct {
 	partition  int32
 	changelog  state.ChangelogWriter // nil: unlogged
 	catalogKey string
-	be         backend
+	// be keeps the store's meta, and on Pebble its data (the store types
+	// reach it as a backend: kvStore.data, timedStore.data).
+	be storeMeta
 	// m is the meta to commit next: checkpoint of the last commit (or
 	// restore), observed stream time as of now.
 	m meta

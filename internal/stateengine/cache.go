@@ -540,7 +540,7 @@ func SetWindowTagListener(s state.WindowStore, l WindowTagListener) bool {
 		w.listener = l
 		return true
 	case *memWindowCached:
-		w.s.listener = l
+		w.s.listener = wrapWindow(l)
 		return true
 	}
 	return false
@@ -553,7 +553,7 @@ func SetSessionFlushListener(s state.SessionStore, l SessionFlushListener) bool 
 		w.listener = l
 		return true
 	case *memSessionCached:
-		w.s.listener = l
+		w.s.listener = wrapSession(l)
 		return true
 	}
 	return false

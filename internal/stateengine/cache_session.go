@@ -15,11 +15,10 @@ func (c *Cache) Session(s state.SessionStore, listener SessionFlushListener) (st
 		return nil, err
 	}
 	if ms, ok := s.(*memSessionStore); ok {
-		// An in-memory store caches in place (see memSessionStore).
-		if ms.wrapped {
-			return nil, fmt.Errorf("state: cache: session store %q is already wrapped", s.Name())
+		// An in-memory store caches in place (see memTimedStore).
+		if err := ms.wrap(wrapSession(listener)); err != nil {
+			return nil, err
 		}
-		ms.wrapped, ms.listener, ms.cobs = true, listener, ms.m.observed
 		return &memSessionCached{s: ms}, nil
 	}
 	ss, ok := s.(*sessionStore)
@@ -64,7 +63,7 @@ func (w *cachedSession) write(en *centry) error {
 	if err != nil {
 		return corruptKey(w.Name(), en.key, err)
 	}
-	if end < w.under.tb.cutoff(w.under.m.observed) {
+	if w.under.tb.isExpired(end, w.under.m.observed) {
 		w.expired++
 		return nil
 	}
@@ -96,7 +95,7 @@ func (w *cachedSession) Put(key []byte, start, end int64, value []byte) error {
 	if start > end {
 		return fmt.Errorf("state: store %q: session start %d after end %d", w.Name(), start, end)
 	}
-	if end < w.under.tb.cutoff(w.obs()) {
+	if w.under.tb.isExpired(end, w.obs()) {
 		w.expired++
 		return nil
 	}
@@ -114,7 +113,7 @@ func (w *cachedSession) Get(key []byte, start, end int64) ([]byte, error) {
 	if err := w.under.check(); err != nil {
 		return nil, err
 	}
-	if end < w.under.tb.cutoff(w.obs()) || start > end {
+	if w.under.tb.isExpired(end, w.obs()) || start > end {
 		return nil, nil
 	}
 	if en := w.ns.get(w.ckey(key, start, end)); en != nil {
@@ -134,20 +133,11 @@ func (w *cachedSession) FindSessions(key []byte, earliestEnd, latestStart int64)
 	if err := w.under.check(); err != nil {
 		return nil, err
 	}
-	o := w.obs()
-	if o == math.MinInt64 {
+	from, to, ok := w.under.tb.clamp(w.obs(), earliestEnd, math.MaxInt64)
+	if !ok {
 		return emptyIter{}, nil
 	}
-	tb := &w.under.tb
-	from := max(earliestEnd, tb.cutoff(o))
-	if from > o {
-		return emptyIter{}, nil
-	}
-	var spans []span
-	for sg := tb.seg(from); sg <= tb.seg(o); sg++ {
-		pre := layout.AppendEscaped(layout.AppendTime(nil, sg), key)
-		spans = append(spans, span{layout.AppendTime(append([]byte(nil), pre...), from), layout.EscapedEnd(pre)})
-	}
+	spans := sessionSpans(&w.under.tb, key, from, to)
 	// NB: from, not earliestEnd: the store below may not have seen the
 	// stream time that expired sessions in the cached view.
 	below, err := w.under.FindSessions(key, from, latestStart)
@@ -165,13 +155,11 @@ func (w *cachedSession) All() (state.SessionIterator, error) {
 	if err := w.under.check(); err != nil {
 		return nil, err
 	}
-	o := w.obs()
-	if o == math.MinInt64 {
+	from, to, ok := w.under.tb.clamp(w.obs(), math.MinInt64, math.MaxInt64)
+	if !ok {
 		return emptyIter{}, nil
 	}
-	tb := &w.under.tb
-	from := tb.cutoff(o)
-	spans := []span{{layout.AppendTime(nil, tb.seg(from)), layout.AppendTime(nil, tb.seg(o)+1)}}
+	spans := []span{segmentsSpan(&w.under.tb, from, to)}
 	below, err := w.under.All()
 	if err != nil {
 		return nil, err

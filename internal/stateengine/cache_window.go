@@ -16,11 +16,10 @@ func (c *Cache) Window(s state.WindowStore, listener WindowFlushListener) (state
 		return nil, err
 	}
 	if ms, ok := s.(*memWindowStore); ok {
-		// An in-memory store caches in place (see memWindowStore).
-		if ms.wrapped {
-			return nil, fmt.Errorf("state: cache: window store %q is already wrapped", s.Name())
+		// An in-memory store caches in place (see memTimedStore).
+		if err := ms.wrap(wrapWindow(untagged(listener))); err != nil {
+			return nil, err
 		}
-		ms.wrapped, ms.listener, ms.cobs = true, untagged(listener), ms.m.observed
 		return &memWindowCached{s: ms}, nil
 	}
 	ws, ok := s.(*windowStore)
@@ -76,7 +75,7 @@ func (w *cachedWindow) write(en *centry) error {
 	if err != nil {
 		return corruptKey(w.Name(), en.key, err)
 	}
-	if start < w.under.tb.cutoff(w.under.m.observed) {
+	if w.under.tb.isExpired(start, w.under.m.observed) {
 		// Expired while cached: the store would ignore it, but the
 		// listener still hears of the window's last value: it may be a
 		// window's final result (one commit interval can span more event
@@ -120,7 +119,7 @@ func (w *cachedWindow) GetTagged(key []byte, start int64) ([]byte, any, error) {
 	if err := w.under.check(); err != nil {
 		return nil, nil, err
 	}
-	if start < w.under.tb.cutoff(w.obs()) {
+	if w.under.tb.isExpired(start, w.obs()) {
 		return nil, nil, nil
 	}
 	if en := w.ns.get(w.ckey(key, start)); en != nil {
@@ -141,7 +140,7 @@ func (w *cachedWindow) put(key []byte, start int64, value []byte, tag any, setTa
 	if err := b.keyErr(key); err != nil {
 		return err
 	}
-	if start < w.under.tb.cutoff(w.obs()) {
+	if w.under.tb.isExpired(start, w.obs()) {
 		w.expired++
 		return nil
 	}
@@ -155,7 +154,7 @@ func (w *cachedWindow) Get(key []byte, start int64) ([]byte, error) {
 	if err := w.under.check(); err != nil {
 		return nil, err
 	}
-	if start < w.under.tb.cutoff(w.obs()) {
+	if w.under.tb.isExpired(start, w.obs()) {
 		return nil, nil
 	}
 	if en := w.ns.get(w.ckey(key, start)); en != nil {
@@ -171,21 +170,11 @@ func (w *cachedWindow) Get(key []byte, start int64) ([]byte, error) {
 	return v, w.ns.put(w.ckey(key, start), v, false)
 }
 
-func (w *cachedWindow) clamp(from, to int64) (int64, int64, bool) {
-	o := w.obs()
-	if o == math.MinInt64 {
-		return 0, 0, false
-	}
-	from = max(from, w.under.tb.cutoff(o))
-	to = min(to, o)
-	return from, to, from <= to
-}
-
 func (w *cachedWindow) Fetch(key []byte, timeFrom, timeTo int64, reverse bool) (state.WindowIterator, error) {
 	if err := w.under.check(); err != nil {
 		return nil, err
 	}
-	from, to, ok := w.clamp(timeFrom, timeTo)
+	from, to, ok := w.under.tb.clamp(w.obs(), timeFrom, timeTo)
 	if !ok {
 		return emptyIter{}, nil
 	}
@@ -202,7 +191,7 @@ func (w *cachedWindow) FetchAll(timeFrom, timeTo int64, reverse bool) (state.Win
 	if err := w.under.check(); err != nil {
 		return nil, err
 	}
-	from, to, ok := w.clamp(timeFrom, timeTo)
+	from, to, ok := w.under.tb.clamp(w.obs(), timeFrom, timeTo)
 	if !ok {
 		return emptyIter{}, nil
 	}

@@ -416,46 +416,43 @@ var ErrAlreadyOpen = errors.New("state: store already open")
 // it with Cache.KeyValue. Restore it with Restore before use.
 func (e *Engine) OpenKeyValue(ctx context.Context, spec state.Spec, partition int32, changelog state.ChangelogWriter) (state.KeyValueStore, error) {
 	spec.Kind = state.KindKeyValue
-	b, err := e.openBase(spec, partition, changelog)
+	b, data, err := e.openBase(spec, partition, changelog)
 	if err != nil {
 		return nil, err
 	}
 	if spec.InMemory {
-		// The data lives in the store's own map; the backend keeps the
-		// meta only.
+		// The data lives in the store's own map; b keeps the meta only.
 		return newMemKVStore(b), nil
 	}
-	return newKVStore(b), nil
+	return newKVStore(b, data), nil
 }
 
 // OpenWindow opens the window store spec.Name of the given partition, as
 // OpenKeyValue.
 func (e *Engine) OpenWindow(ctx context.Context, spec state.Spec, partition int32, changelog state.ChangelogWriter) (state.WindowStore, error) {
 	spec.Kind = state.KindWindow
-	b, err := e.openBase(spec, partition, changelog)
+	b, data, err := e.openBase(spec, partition, changelog)
 	if err != nil {
 		return nil, err
 	}
 	if spec.InMemory {
-		// The data lives in the store's own maps; the backend keeps the
-		// meta only.
 		return newMemWindowStore(b), nil
 	}
-	return newWindowStore(b), nil
+	return newWindowStore(b, data), nil
 }
 
 // OpenSession opens the session store spec.Name of the given partition, as
 // OpenKeyValue.
 func (e *Engine) OpenSession(ctx context.Context, spec state.Spec, partition int32, changelog state.ChangelogWriter) (state.SessionStore, error) {
 	spec.Kind = state.KindSession
-	b, err := e.openBase(spec, partition, changelog)
+	b, data, err := e.openBase(spec, partition, changelog)
 	if err != nil {
 		return nil, err
 	}
 	if spec.InMemory {
 		return newMemSessionStore(b), nil
 	}
-	return newSessionStore(b), nil
+	return newSessionStore(b, data), nil
 }
 
 func validateSpec(spec state.Spec, changelog state.ChangelogWriter) error {
@@ -478,9 +475,11 @@ func validateSpec(spec state.Spec, changelog state.ChangelogWriter) error {
 	return errors.Join(errs...)
 }
 
-func (e *Engine) openBase(spec state.Spec, partition int32, changelog state.ChangelogWriter) (*base, error) {
+// openBase opens the part every store has. data is the backend of a Pebble
+// store, nil for an in-memory one (which keeps its data itself).
+func (e *Engine) openBase(spec state.Spec, partition int32, changelog state.ChangelogWriter) (b *base, data backend, err error) {
 	if err := validateSpec(spec, changelog); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if spec.Retention == 0 {
 		spec.Retention = state.DefaultRetention
@@ -492,20 +491,21 @@ func (e *Engine) openBase(spec state.Spec, partition int32, changelog state.Chan
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	if _, ok := e.open[ck]; ok {
-		return nil, fmt.Errorf("%w: %q partition %d", ErrAlreadyOpen, spec.Name, partition)
+		return nil, nil, fmt.Errorf("%w: %q partition %d", ErrAlreadyOpen, spec.Name, partition)
 	}
-	b := &base{e: e, spec: spec, partition: partition, changelog: changelog, catalogKey: ck}
+	b = &base{e: e, spec: spec, partition: partition, changelog: changelog, catalogKey: ck}
 	if spec.InMemory {
-		b.be = newMemBackend()
+		b.be = &memMeta{m: zeroMeta}
 	} else {
 		id, err := e.storeIDLocked(ck, spec.Kind)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		b.be = newPebbleBackend(e.db, e.sst, id, e.opts.NoSync, e.markCorrupt)
+		pb := newPebbleBackend(e.db, e.sst, id, e.opts.NoSync, e.markCorrupt)
+		b.be, data = pb, pb
 		if spec.ReadCache {
 			b.rc = e.rcache
 			b.rcID = id
@@ -517,13 +517,13 @@ func (e *Engine) openBase(spec state.Spec, partition int32, changelog state.Chan
 		e.opts.Logger.Warn("state: store checkpoint is corrupt; wiping the store, it will be rebuilt from its changelog",
 			"store", spec.Name, "partition", partition, "err", err)
 		if werr := b.be.wipe(); werr != nil {
-			return nil, fmt.Errorf("state: store %q partition %d: wipe after %v: %w", spec.Name, partition, err, werr)
+			return nil, nil, fmt.Errorf("state: store %q partition %d: wipe after %v: %w", spec.Name, partition, err, werr)
 		}
 		m = zeroMeta
 	}
 	b.m = m
 	e.open[ck] = b
-	return b, nil
+	return b, data, nil
 }
 
 // storeIDLocked returns the id of a store, assigning one if new. A store

@@ -7,9 +7,10 @@ import "bytes"
 // keys as they are.
 type kvStore struct {
 	*base
+	data backend
 }
 
-func newKVStore(b *base) *kvStore { return &kvStore{base: b} }
+func newKVStore(b *base, data backend) *kvStore { return &kvStore{base: b, data: data} }
 
 func (s *kvStore) Get(key []byte) ([]byte, error) {
 	if err := s.check(); err != nil {
@@ -20,7 +21,7 @@ func (s *kvStore) Get(key []byte) ([]byte, error) {
 			return append(make([]byte, 0, len(v)), v...), nil
 		}
 	}
-	v, err := s.be.get(key)
+	v, err := s.data.get(key)
 	if err != nil || v == nil {
 		return nil, err
 	}
@@ -42,7 +43,7 @@ func (s *kvStore) Put(key, value []byte) error {
 		return err
 	}
 	s.rcInvalidate(key)
-	if err := s.be.set(key, value); err != nil {
+	if err := s.data.set(key, value); err != nil {
 		return err
 	}
 	if err := s.logChange(key, value); err != nil {
@@ -54,9 +55,9 @@ func (s *kvStore) Put(key, value []byte) error {
 // apply writes a restored change without logging it.
 func (s *kvStore) apply(key, value []byte) error {
 	if value == nil {
-		return s.be.del(key)
+		return s.data.del(key)
 	}
-	return s.be.set(key, value)
+	return s.data.set(key, value)
 }
 
 func (s *kvStore) PutIfAbsent(key, value []byte) ([]byte, error) {
@@ -75,7 +76,7 @@ func (s *kvStore) Delete(key []byte) error {
 		return err
 	}
 	s.rcInvalidate(key)
-	if err := s.be.del(key); err != nil {
+	if err := s.data.del(key); err != nil {
 		return err
 	}
 	if err := s.logChange(key, nil); err != nil {
@@ -91,7 +92,7 @@ func (s *kvStore) Range(from, to []byte, reverse bool) (state.Iterator, error) {
 	if from != nil && to != nil && bytes.Compare(from, to) >= 0 {
 		return emptyIter{}, nil
 	}
-	it, err := s.be.iter(from, to, reverse)
+	it, err := s.data.iter(from, to, reverse)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +111,7 @@ func (s *kvStore) ApproximateCount() (int64, error) {
 	if err := s.check(); err != nil {
 		return 0, err
 	}
-	return s.be.count()
+	return s.data.count()
 }
 
 // prefixEnd returns the smallest key greater than every key starting with

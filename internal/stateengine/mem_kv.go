@@ -253,6 +253,13 @@ type memKVIter struct {
 	key, value     []byte
 }
 
+// memKVIter reads memIterFirstChunk entries first, memIterChunk per chunk
+// after that.
+const (
+	memIterChunk      = 64
+	memIterFirstChunk = 4
+)
+
 // memKVPair is an entry of a chunk; its value is at vo, vn in the
 // iterator's arena.
 type memKVPair struct {
@@ -413,34 +420,15 @@ func (c *memKVCached) put(key, value []byte, tag any, setTag bool) error {
 		return err
 	}
 	e := s.insert(key)
-	if !e.dirty {
-		// cur is the stored value (or nil): write the new one beside it.
+	e.cur, e.spare = writeCur(e.cur, e.spare, value, e.dirty)
+	switch {
+	case !e.dirty:
 		e.dirty = true
 		s.ndirty++
 		s.linkLast(e)
-		if value == nil {
-			e.cur = nil
-		} else {
-			e.cur = setValue(e.spare, value)
-			e.spare = nil
-		}
-	} else {
-		if s.dirty.dprev != e {
-			e.dprev.dnext, e.dnext.dprev = e.dnext, e.dprev
-			s.linkLast(e)
-		}
-		switch {
-		case value == nil:
-			if e.cur != nil {
-				e.spare = e.cur
-			}
-			e.cur = nil
-		case e.cur != nil:
-			e.cur = setValue(e.cur, value)
-		default:
-			e.cur = setValue(e.spare, value)
-			e.spare = nil
-		}
+	case s.dirty.dprev != e:
+		e.dprev.dnext, e.dnext.dprev = e.dnext, e.dprev
+		s.linkLast(e)
 	}
 	e.seq++
 	if setTag {

@@ -114,3 +114,74 @@ func TestMemWindowRestoreRelistsSegments(t *testing.T) {
 		t.Fatal("the window at 1000 outlived stream time 20 minutes: its segment is not listed")
 	}
 }
+
+// A forgotten key's slot array goes to the free list and to the next new
+// key, while the forgotten key may still be listed in a segment: when that
+// segment expires, the stale listing must neither drop the new key's
+// windows early nor put the array on the free list twice.
+func TestMemWindowReusedSlotArrays(t *testing.T) {
+	ctx := context.Background()
+	e, err := Open(Options{Dir: "/s", FS: vfs.NewMem(), MemoryBudget: MinMemoryBudget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	raw, err := e.OpenWindow(ctx, state.Spec{Name: "w", InMemory: true, Unlogged: true, Retention: time.Minute}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := raw.(*memWindowStore)
+	put := func(key string, start int64, value []byte) {
+		t.Helper()
+		if err := raw.Put([]byte(key), start, value); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const minute = 60_000
+	put("a", 10*minute, []byte("1"))
+	put("a", 10*minute+1, []byte("2"))
+	// Deleting a's windows forgets a (listed in segment 10 still).
+	put("a", 10*minute, nil)
+	put("a", 10*minute+1, nil)
+	if _, ok := ms.keys["a"]; ok || len(ms.free) != 1 {
+		t.Fatalf("after deleting a: a kept %v, %d free arrays; want a gone, 1 free array", ok, len(ms.free))
+	}
+	// b takes a's array, and lives in segments 10 and 11.
+	put("b", 10*minute+2, []byte("3"))
+	put("b", 11*minute+30_000, []byte("4"))
+	if len(ms.free) != 0 {
+		t.Fatalf("%d free arrays after b took one, want 0", len(ms.free))
+	}
+	// Segment 10 expires: its listing holds the old a and b.
+	put("c", 12*minute+1, []byte("5"))
+	it, err := raw.Fetch([]byte("b"), 0, 13*minute, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for it.Next() {
+		got = append(got, it.WindowStart())
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != 11*minute+30_000 {
+		t.Fatalf("b's windows after segment 10 expired: %v, want [%d]", got, 11*minute+30_000)
+	}
+	if len(ms.free) != 0 {
+		t.Fatalf("%d free arrays, want 0: b kept its array, the old a gave none", len(ms.free))
+	}
+	// Everything but the newest expires: b's array is freed once.
+	put("d", 20*minute, []byte("6"))
+	if len(ms.keys) != 1 {
+		t.Fatalf("%d keys, want 1 (d)", len(ms.keys))
+	}
+	seen := map[*memSlot]bool{}
+	for _, a := range ms.free {
+		p := &a[:1][0]
+		if seen[p] {
+			t.Fatal("a slot array is on the free list twice")
+		}
+		seen[p] = true
+	}
+}

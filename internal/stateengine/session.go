@@ -10,21 +10,11 @@ import (
 
 // sessionStore is the SessionStore on a backend. Store keys are
 // segment(end) escaped-key end start; see package layout.
-type sessionStore struct {
-	*base
-	tb   timeBox
-	kbuf []byte
-	cbuf []byte
-}
+type sessionStore struct{ *timedStore }
 
-func newSessionStore(b *base) *sessionStore {
-	s := &sessionStore{base: b, tb: newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)}
-	b.onReload = func() { s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed) }
-	return s
+func newSessionStore(b *base, data backend) *sessionStore {
+	return &sessionStore{newTimedStore(b, data)}
 }
-
-func (s *sessionStore) ObservedStreamTime() int64 { return s.m.observed }
-func (s *sessionStore) ExpiredPuts() int64        { return s.tb.expired }
 
 func (s *sessionStore) Put(key []byte, start, end int64, value []byte) error {
 	if err := s.check(); err != nil {
@@ -36,7 +26,7 @@ func (s *sessionStore) Put(key []byte, start, end int64, value []byte) error {
 	if start > end {
 		return fmt.Errorf("state: store %q: session start %d after end %d", s.spec.Name, start, end)
 	}
-	if end < s.tb.cutoff(s.m.observed) {
+	if s.tb.isExpired(end, s.m.observed) {
 		s.tb.expired++
 		return nil
 	}
@@ -51,24 +41,11 @@ func (s *sessionStore) Put(key []byte, start, end int64, value []byte) error {
 }
 
 func (s *sessionStore) apply(key []byte, start, end int64, value []byte) error {
-	if end < s.tb.cutoff(s.m.observed) {
+	if s.tb.isExpired(end, s.m.observed) {
 		return nil
 	}
 	s.kbuf = layout.AppendSessionKey(s.kbuf[:0], s.tb.seg(end), key, start, end)
-	var err error
-	if value == nil {
-		err = s.be.del(s.kbuf)
-	} else {
-		err = s.be.set(s.kbuf, value)
-	}
-	if err != nil {
-		return err
-	}
-	if end > s.m.observed {
-		s.m.observed = end
-		return s.tb.dropExpired(s.be, s.m.observed)
-	}
-	return nil
+	return s.write(end, value)
 }
 
 func (s *sessionStore) Remove(key []byte, start, end int64) error {
@@ -79,31 +56,22 @@ func (s *sessionStore) Get(key []byte, start, end int64) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if end < s.tb.cutoff(s.m.observed) || start > end {
+	if s.tb.isExpired(end, s.m.observed) || start > end {
 		return nil, nil
 	}
 	s.kbuf = layout.AppendSessionKey(s.kbuf[:0], s.tb.seg(end), key, start, end)
-	return s.be.get(s.kbuf)
+	return s.data.get(s.kbuf)
 }
 
 func (s *sessionStore) FindSessions(key []byte, earliestEnd, latestStart int64) (state.SessionIterator, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if s.m.observed == math.MinInt64 {
+	from, to, ok := s.tb.clamp(s.m.observed, earliestEnd, math.MaxInt64)
+	if !ok {
 		return emptyIter{}, nil
 	}
-	from := max(earliestEnd, s.tb.cutoff(s.m.observed))
-	if from > s.m.observed {
-		return emptyIter{}, nil
-	}
-	var spans []span
-	for sg := s.tb.seg(from); sg <= s.tb.seg(s.m.observed); sg++ {
-		pre := layout.AppendEscaped(layout.AppendTime(nil, sg), key)
-		lo := layout.AppendTime(append([]byte(nil), pre...), from)
-		spans = append(spans, span{lo, layout.EscapedEnd(pre)})
-	}
-	return s.newIter(spans, from, latestStart), nil
+	return s.newIter(sessionSpans(&s.tb, key, from, to), from, latestStart), nil
 }
 
 func (s *sessionStore) Fetch(key []byte) (state.SessionIterator, error) {
@@ -114,17 +82,16 @@ func (s *sessionStore) All() (state.SessionIterator, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if s.m.observed == math.MinInt64 {
+	from, to, ok := s.tb.clamp(s.m.observed, math.MinInt64, math.MaxInt64)
+	if !ok {
 		return emptyIter{}, nil
 	}
-	from := s.tb.cutoff(s.m.observed)
-	spans := []span{{layout.AppendTime(nil, s.tb.seg(from)), layout.AppendTime(nil, s.tb.seg(s.m.observed)+1)}}
-	return s.newIter(spans, from, math.MaxInt64), nil
+	return s.newIter([]span{segmentsSpan(&s.tb, from, to)}, from, math.MaxInt64), nil
 }
 
 func (s *sessionStore) newIter(spans []span, earliestEnd, latestStart int64) *sessionIter {
 	it := &sessionIter{name: s.spec.Name, earliestEnd: earliestEnd, latestStart: latestStart}
-	it.spanIter = spanIter{be: s.be, spans: spans, acc: it}
+	it.spanIter = spanIter{be: s.data, spans: spans, acc: it}
 	return it
 }
 

@@ -7,68 +7,13 @@ import (
 	"github.com/weir-dev/weir/internal/stateengine/internal/layout"
 )
 
-// minSegmentInterval is the smallest time segment: one minute.
-const minSegmentInterval = 60_000
-
-// segmentInterval returns the time segment size of a store with the given
-// retention (ms): half the retention, at least a minute. About three
-// segments are live at once, and expiry drops whole segments.
-func segmentInterval(retentionMs int64) int64 {
-	return max(retentionMs/2, minSegmentInterval)
-}
-
-// timeBox is the retention bookkeeping window and session stores share.
-type timeBox struct {
-	interval  int64
-	retention int64
-	// dropped: every segment below it has been range-deleted.
-	dropped int64
-	expired int64
-}
-
-func newTimeBox(retention int64, observed int64) timeBox {
-	tb := timeBox{interval: segmentInterval(retention), retention: retention}
-	tb.dropped = layout.Segment(tb.cutoff(observed), tb.interval)
-	return tb
-}
-
-// cutoff returns the oldest live time: times below it are expired.
-func (t *timeBox) cutoff(observed int64) int64 {
-	if observed < math.MinInt64+t.retention {
-		return math.MinInt64
-	}
-	return observed - t.retention
-}
-
-func (t *timeBox) seg(ts int64) int64 { return layout.Segment(ts, t.interval) }
-
-// dropExpired range-deletes the segments that became wholly expired.
-func (t *timeBox) dropExpired(be backend, observed int64) error {
-	cs := t.seg(t.cutoff(observed))
-	if cs <= t.dropped {
-		return nil
-	}
-	t.dropped = cs
-	return be.delRange(nil, layout.AppendTime(nil, cs))
-}
-
 // windowStore is the WindowStore on a backend. Store keys are
 // segment(start) escaped-key start; see package layout.
-type windowStore struct {
-	*base
-	tb   timeBox
-	kbuf []byte
-	cbuf []byte
-}
+type windowStore struct{ *timedStore }
 
-func newWindowStore(b *base) *windowStore {
-	s := &windowStore{base: b, tb: newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed)}
-	b.onReload = func() { s.tb = newTimeBox(b.spec.Retention.Milliseconds(), b.m.observed) }
-	return s
+func newWindowStore(b *base, data backend) *windowStore {
+	return &windowStore{newTimedStore(b, data)}
 }
-
-func (s *windowStore) ObservedStreamTime() int64 { return s.m.observed }
-func (s *windowStore) ExpiredPuts() int64        { return s.tb.expired }
 
 func (s *windowStore) Put(key []byte, start int64, value []byte) error {
 	if err := s.check(); err != nil {
@@ -77,7 +22,7 @@ func (s *windowStore) Put(key []byte, start int64, value []byte) error {
 	if err := s.keyErr(key); err != nil {
 		return err
 	}
-	if start < s.tb.cutoff(s.m.observed) {
+	if s.tb.isExpired(start, s.m.observed) {
 		s.tb.expired++
 		return nil
 	}
@@ -94,48 +39,25 @@ func (s *windowStore) Put(key []byte, start int64, value []byte) error {
 // apply writes a change to the backend (no changelog) and advances stream
 // time. Restore calls it directly.
 func (s *windowStore) apply(key []byte, start int64, value []byte) error {
-	if start < s.tb.cutoff(s.m.observed) {
+	if s.tb.isExpired(start, s.m.observed) {
 		return nil
 	}
 	s.kbuf = layout.AppendWindowKey(s.kbuf[:0], s.tb.seg(start), key, start)
-	var err error
-	if value == nil {
-		err = s.be.del(s.kbuf)
-	} else {
-		err = s.be.set(s.kbuf, value)
-	}
-	if err != nil {
-		return err
-	}
-	if start > s.m.observed {
-		s.m.observed = start
-		return s.tb.dropExpired(s.be, s.m.observed)
-	}
-	return nil
+	return s.write(start, value)
 }
 
 func (s *windowStore) Get(key []byte, start int64) ([]byte, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if start < s.tb.cutoff(s.m.observed) || start > s.m.observed {
+	if s.tb.isExpired(start, s.m.observed) || start > s.m.observed {
 		// Expired, or never written: every write raises observed to its
 		// window start, so no key starts after it (new windows of an
 		// aggregation skip the backend this way).
 		return nil, nil
 	}
 	s.kbuf = layout.AppendWindowKey(s.kbuf[:0], s.tb.seg(start), key, start)
-	return s.be.get(s.kbuf)
-}
-
-// clamp narrows [from, to] to the live times; ok is false if empty.
-func (s *windowStore) clamp(from, to int64) (int64, int64, bool) {
-	if s.m.observed == math.MinInt64 {
-		return 0, 0, false
-	}
-	from = max(from, s.tb.cutoff(s.m.observed))
-	to = min(to, s.m.observed)
-	return from, to, from <= to
+	return s.data.get(s.kbuf)
 }
 
 // windowKeyCap bounds the length of a window key of key (plus the byte a
@@ -170,17 +92,14 @@ func fetchSpans(dst []span, buf []byte, tb *timeBox, key []byte, from, to int64,
 // fetchAllSpans appends the one span of every window in the segments of
 // [from, to].
 func fetchAllSpans(dst []span, tb *timeBox, from, to int64) []span {
-	buf := make([]byte, 0, 2*layout.TimeLen)
-	buf = layout.AppendTime(buf, tb.seg(from))
-	buf = layout.AppendTime(buf, tb.seg(to)+1)
-	return append(dst, span{buf[:layout.TimeLen:layout.TimeLen], buf[layout.TimeLen:]})
+	return append(dst, segmentsSpan(tb, from, to))
 }
 
 func (s *windowStore) Fetch(key []byte, timeFrom, timeTo int64, reverse bool) (state.WindowIterator, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	from, to, ok := s.clamp(timeFrom, timeTo)
+	from, to, ok := s.tb.clamp(s.m.observed, timeFrom, timeTo)
 	if !ok {
 		return emptyIter{}, nil
 	}
@@ -192,7 +111,7 @@ func (s *windowStore) FetchAll(timeFrom, timeTo int64, reverse bool) (state.Wind
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	from, to, ok := s.clamp(timeFrom, timeTo)
+	from, to, ok := s.tb.clamp(s.m.observed, timeFrom, timeTo)
 	if !ok {
 		return emptyIter{}, nil
 	}
@@ -217,7 +136,7 @@ func (s *windowStore) initIter(it *windowIter, from, to int64) {
 
 // startIter points it at spans, which are in iteration order.
 func (s *windowStore) startIter(it *windowIter, spans []span, reverse bool) *windowIter {
-	it.spanIter = spanIter{be: s.be, spans: spans, reverse: reverse, acc: it}
+	it.spanIter = spanIter{be: s.data, spans: spans, reverse: reverse, acc: it}
 	return it
 }
 

@@ -14,7 +14,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/weir-dev/weir/internal/exec"
-	"github.com/weir-dev/weir/internal/exec/memstore"
 	"github.com/weir-dev/weir/internal/slab"
 	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/state"
@@ -57,9 +56,10 @@ func WallClock(t time.Time) Option { return func(c *config) { c.start = t } }
 // millions of records. Default: topics keep every record.
 func DiscardRecords() Option { return func(c *config) { c.discard = true } }
 
-// MapStores backs stores with the driver's own map-based stores
-// (internal/exec/memstore: no changelog, no cache) instead of the state
-// package's in-memory stores. Default: the state package's stores, with a
+// MapStores opens every store unlogged and uncached: the state engine's
+// in-memory stores with no changelog and no write-back cache, so an
+// aggregation forwards each update as it happens. Restart then has nothing
+// to restore from and is refused. Default: the same in-memory stores with a
 // write-back cache per task and changelogs written to the driver's topics
 // ("<application>-<store>-changelog"), as in production.
 func MapStores() Option { return func(c *config) { c.mapStores = true } }
@@ -162,16 +162,14 @@ func open(topo *streams.Topology, opts ...Option) (_ *Driver, err error) {
 	if len(topo.Subtopologies()) == 0 {
 		return nil, errors.New("streamstest: topology not built (call Build) or empty")
 	}
-	if !c.mapStores {
-		if err := d.openEngine(); err != nil {
-			return nil, err
-		}
-		defer func() {
-			if err != nil {
-				_ = d.Close() // stop the engine's goroutines
-			}
-		}()
+	if err := d.openEngine(); err != nil {
+		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			_ = d.Close() // stop the engine's goroutines
+		}
+	}()
 	ext := func(tp string) int {
 		if n, ok := c.partitions[tp]; ok {
 			return n
@@ -325,7 +323,8 @@ func (d *Driver) partitionsOf(name string) int {
 // and exec.RecordSink without adding those methods to Driver's API.
 type hooks Driver
 
-// OpenStore implements exec.StoreProvider with in-memory stores.
+// OpenStore implements exec.StoreProvider with the engine's in-memory
+// stores.
 func (h *hooks) OpenStore(task streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
 	d := (*Driver)(h)
 	key := storeKey{name: spec.Name, task: task}
@@ -335,22 +334,9 @@ func (h *hooks) OpenStore(task streams.TaskID, spec streams.StoreSpec) (state.St
 	if s, ok := d.stores[key]; ok {
 		return s, nil
 	}
-	if d.engine != nil {
-		s, err := d.openEngineStore(task, spec)
-		if err != nil {
-			return nil, err
-		}
-		d.stores[key] = s
-		return s, nil
-	}
-	var s state.Store
-	switch spec.Kind {
-	case state.KindWindow:
-		s = memstore.NewWindow(spec.Name, spec.Retention)
-	case state.KindSession:
-		s = memstore.NewSession(spec.Name, spec.Retention)
-	default:
-		s = memstore.NewKeyValue(spec.Name)
+	s, err := d.openEngineStore(task, spec)
+	if err != nil {
+		return nil, err
 	}
 	d.stores[key] = s
 	return s, nil
@@ -359,6 +345,9 @@ func (h *hooks) OpenStore(task streams.TaskID, spec streams.StoreSpec) (state.St
 func (d *Driver) openEngineStore(task streams.TaskID, spec streams.StoreSpec) (state.Store, error) {
 	sp := spec.Spec
 	sp.InMemory = true
+	if d.cfg.mapStores {
+		sp.Unlogged, sp.Uncached = true, true
+	}
 	if spec.SourceTopic != "" {
 		sp.Unlogged = true // the source topic is the changelog
 	}
@@ -634,9 +623,9 @@ func (d *Driver) Commit() {
 // last committed, as a consumer group resumes. Records written to output
 // topics stay; what was emitted after the last commit is emitted again
 // (at-least-once), so restart right after a commit (CommitEvery(1), the
-// default, or Driver.Commit) to see each result once. Restart needs the
-// state package's stores (not MapStores) and the records of the topics
-// read again (not DiscardRecords).
+// default, or Driver.Commit) to see each result once. Restart needs
+// logged stores (not MapStores) and the records of the topics read again
+// (not DiscardRecords).
 func (d *Driver) Restart() {
 	d.tb.Helper()
 	if err := d.restart(); err != nil {
@@ -648,8 +637,8 @@ func (d *Driver) restart() error {
 	if d.closed {
 		return errors.New("driver closed")
 	}
-	if d.engine == nil {
-		return errors.New("Restart needs the state package's stores, not MapStores")
+	if d.cfg.mapStores {
+		return errors.New("Restart needs logged stores, not MapStores")
 	}
 	var errs []error
 	for _, t := range append(slices.Clone(d.global), d.tasks...) {
