@@ -77,4 +77,36 @@ func TestClusterDescribe(t *testing.T) {
 		}
 	}
 	t.Logf("cluster describe:\n%s", buf.String())
+
+	// A broker that stops (not the controller, so the quorum keeps its
+	// leader) is shown fenced, and not asked, once its session expires.
+	stop := 2
+	if d.Controller == 3 || d.Nodes[0].Leader == 3 {
+		stop = 1
+		if d.Controller == 2 || d.Nodes[0].Leader == 2 {
+			stop = 0
+		}
+	}
+	if err := c.brokers[stop].Close(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, fmt.Sprintf("describe shows node %d fenced", stop+1), func() error {
+		var buf bytes.Buffer
+		if err := cli.DescribeCluster(ctx, cl, &buf, cli.Output{JSON: true}); err != nil {
+			return err
+		}
+		var d cli.ClusterDescription
+		if err := json.Unmarshal(buf.Bytes(), &d); err != nil {
+			return err
+		}
+		for _, n := range d.Nodes {
+			if n.ID == int32(stop+1) {
+				if !n.Fenced || !n.Voter || n.Err == "" {
+					return fmt.Errorf("node %d: %+v, want a fenced voter, not asked", n.ID, n)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("node %d missing: %+v", stop+1, d.Nodes)
+	})
 }
