@@ -74,9 +74,9 @@ func (f *clientFlags) reach(ctx context.Context, cl *kgo.Client) error {
 	return nil
 }
 
-// admin runs f with an admin client for the resolved brokers and a context
+// client runs fn with a client for the resolved brokers and a context
 // bounded by --timeout and ended by Ctrl-C.
-func (f *clientFlags) admin(c *cobra.Command, fn func(ctx context.Context, adm *kadm.Client) error) error {
+func (f *clientFlags) client(c *cobra.Command, fn func(ctx context.Context, cl *kgo.Client) error) error {
 	ctx, stop := signalContext(c)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
@@ -89,7 +89,15 @@ func (f *clientFlags) admin(c *cobra.Command, fn func(ctx context.Context, adm *
 	if err := f.reach(ctx, cl); err != nil {
 		return err
 	}
-	return fn(ctx, kadm.NewClient(cl))
+	return fn(ctx, cl)
+}
+
+// admin runs f with an admin client for the resolved brokers and a context
+// bounded by --timeout and ended by Ctrl-C.
+func (f *clientFlags) admin(c *cobra.Command, fn func(ctx context.Context, adm *kadm.Client) error) error {
+	return f.client(c, func(ctx context.Context, cl *kgo.Client) error {
+		return fn(ctx, kadm.NewClient(cl))
+	})
 }
 
 // signalContext is cmd's context, ended by SIGINT or SIGTERM so that commands

@@ -128,11 +128,16 @@ func buildView(img *metadata.Image, clusterID string, controller int32) *protoco
 		Topics: map[string]*protocol.ClusterTopic{}, ByID: map[[16]byte]*protocol.ClusterTopic{},
 	}
 	for _, b := range img.Brokers() {
-		if b.Fenced || len(b.Listeners) == 0 {
+		if len(b.Listeners) == 0 {
 			continue
 		}
 		l := b.Listeners[0]
-		v.Brokers = append(v.Brokers, protocol.Node{ID: int32(b.ID), Host: l.Host, Port: int32(l.Port)})
+		n := protocol.Node{ID: int32(b.ID), Host: l.Host, Port: int32(l.Port)}
+		if b.Fenced {
+			v.Fenced = append(v.Fenced, n)
+			continue
+		}
+		v.Brokers = append(v.Brokers, n)
 	}
 	// Clients send controller requests to the controller they are told of,
 	// so it must be a broker they can reach: a controller-only leader is

@@ -196,6 +196,24 @@ func (n *Node) ClusterID() string { return n.clusterID }
 // Status returns the node's raft status.
 func (n *Node) Status() quorum.Status { return n.q.Status() }
 
+// QuorumState returns this voter's own view of the quorum, for
+// DescribeQuorum (protocol.QuorumDescriber). Commit and Applied come from
+// one raft status, so Applied <= Commit.
+func (n *Node) QuorumState() protocol.QuorumState {
+	st := n.q.Status()
+	qs := protocol.QuorumState{
+		NodeID: int32(n.opts.NodeID), LeaderID: int32(st.Leader), Term: st.Term,
+		Commit: st.Commit, Applied: st.Applied,
+	}
+	if st.Leader == 0 {
+		qs.LeaderID = -1
+	}
+	for _, v := range n.opts.Voters {
+		qs.Voters = append(qs.Voters, int32(v.ID))
+	}
+	return qs
+}
+
 // Image returns the committed metadata image (read only).
 func (n *Node) Image() *metadata.Image { return n.sm.Image() }
 
@@ -470,3 +488,5 @@ func (n *Node) reconcile(img *metadata.Image) {
 		}
 	}
 }
+
+var _ protocol.QuorumDescriber = (*Node)(nil)

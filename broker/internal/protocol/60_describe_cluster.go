@@ -1,10 +1,12 @@
 package protocol
 
-// DescribeCluster, versions 0-1.
+// DescribeCluster, versions 0-2.
 //
 // One broker, which is also the controller. Both endpoint types (v1:
 // brokers, controllers) are answered with this broker. No ACLs, so
-// ClusterAuthorizedOperations is left at "not requested".
+// ClusterAuthorizedOperations is left at "not requested". v2's
+// IncludeFencedBrokers: a single-node broker is never fenced; in cluster
+// mode the fenced brokers are listed with IsFenced.
 
 import (
 	"context"
@@ -12,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(kmsg.DescribeCluster, 0, 1, handleDescribeCluster) }
+func init() { register(kmsg.DescribeCluster, 0, 2, handleDescribeCluster) }
 
 func handleDescribeCluster(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.DescribeClusterRequest)

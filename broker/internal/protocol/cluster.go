@@ -43,6 +43,9 @@ type ClusterView struct {
 	// Brokers are the registered, unfenced brokers, by node id, with their
 	// advertised client address.
 	Brokers []Node
+	// Fenced are the registered brokers that are fenced, by node id
+	// (DescribeCluster v2 lists them when asked).
+	Fenced []Node
 	// Topics by name and by id.
 	Topics map[string]*ClusterTopic
 	ByID   map[[16]byte]*ClusterTopic
@@ -245,6 +248,13 @@ func clusterDescribeCluster(_ context.Context, s *Server, r *Request) (kmsg.Resp
 		db := kmsg.NewDescribeClusterResponseBroker()
 		db.NodeID, db.Host, db.Port = b.ID, b.Host, b.Port
 		resp.Brokers = append(resp.Brokers, db)
+	}
+	if req.IncludeFencedBrokers {
+		for _, b := range v.Fenced {
+			db := kmsg.NewDescribeClusterResponseBroker()
+			db.NodeID, db.Host, db.Port, db.IsFenced = b.ID, b.Host, b.Port, true
+			resp.Brokers = append(resp.Brokers, db)
+		}
 	}
 	return resp, nil
 }
