@@ -150,7 +150,8 @@ func buildView(img *metadata.Image, clusterID string, controller int32) *protoco
 		}
 	}
 	for _, t := range img.Topics() {
-		ct := &protocol.ClusterTopic{Name: string(t.Name), ID: t.ID}
+		ct := &protocol.ClusterTopic{Name: string(t.Name), ID: t.ID,
+			Configs: img.Config(metadata.ConfigResource{Type: metadata.ConfigTopic, Name: string(t.Name)})}
 		for _, p := range img.Partitions(t.ID) {
 			ct.Partitions = append(ct.Partitions, protocol.ClusterPartition{
 				Leader: int32(p.Leader), LeaderEpoch: int32(p.LeaderEpoch),

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,6 +46,7 @@ type Node struct {
 	rpcSrv    *rpcServer
 	rpc       *rpcClient
 	drv       *driver
+	pids      pidBlock
 
 	// viewCache is the last view built (see View).
 	viewCache atomic.Pointer[viewCache]
@@ -135,6 +137,16 @@ func Open(opts Options) (*Node, error) {
 				return nil
 			}
 			return topics.CheckConfigs(map[string]string{key: value})
+		},
+		ListConfig: func(res metadata.ConfigResource, key string) (string, bool) {
+			// NB: the single-node IncrementalAlterConfigs has the same rule:
+			// cleanup.policy is the one list among the topic configs, and
+			// APPEND and SUBTRACT start from the broker's default.
+			if res.Type != metadata.ConfigTopic || key != "cleanup.policy" {
+				return "", false
+			}
+			def, _ := opts.Topics.Defaults().Value(key)
+			return def, true
 		},
 	}, opts.Now, log)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -317,11 +329,27 @@ func (n *Node) callController(ctx context.Context, req kmsg.Request) (kmsg.Respo
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%w: %w (last: %v)", protocol.ErrNoController, ctx.Err(), last)
+			return nil, fmt.Errorf("%w: %s: %w (last: %v)", protocol.ErrNoController, n.quorumTrouble(), ctx.Err(), last)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// quorumTrouble says, for an operator reading a refused admin request, why
+// no controller answered: the metadata quorum has no leader this node
+// knows of (a majority of the voters is down or cut off, or an election
+// is under way), or its leader did not commit in time. Metadata this node
+// serves stays as last applied (frozen, not wrong) meanwhile.
+func (n *Node) quorumTrouble() string {
+	st := n.q.Status()
+	voters := quorum.FormatVoters(n.opts.Voters)
+	if st.Leader == 0 {
+		return fmt.Sprintf("metadata quorum lost: no raft leader known to node %d at term %d (voters %s): a majority of the voters is down or unreachable, or an election is under way; metadata stays as of offset %d",
+			n.opts.NodeID, st.Term, voters, st.Applied)
+	}
+	return fmt.Sprintf("metadata quorum not committing: raft leader %d at term %d did not answer in time (voters %s): a majority of the voters may be down or unreachable; metadata stays as of offset %d",
+		st.Leader, st.Term, voters, st.Applied)
 }
 
 // waitApplied waits until the local image has applied offset idx.
@@ -477,6 +505,13 @@ func (n *Node) reconcile(img *metadata.Image) {
 		if local.NumPartitions() < t.Partitions {
 			if err := reg.AddPartitions(name, t.Partitions); err != nil {
 				n.log.Warn("cluster: add local partitions", "topic", name, "err", err)
+			}
+		}
+		// The image's configs are the topic's: a change made through any
+		// broker reaches every broker's logs (retention, compaction, ...).
+		if cfg := img.Config(metadata.ConfigResource{Type: metadata.ConfigTopic, Name: name}); !maps.Equal(cfg, local.Configs()) {
+			if err := reg.SetConfigs(name, cfg); err != nil {
+				n.log.Warn("cluster: apply topic configs from the metadata image", "topic", name, "err", err)
 			}
 		}
 	}
