@@ -401,6 +401,9 @@ func (n *Node) memberLoop() {
 		} else {
 			n.heartbeat(ctx)
 		}
+		if n.epoch.Load() >= 0 {
+			n.refillProducerIDs(ctx)
+		}
 		cancel()
 		select {
 		case <-n.ctx.Done():
