@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -14,6 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 )
 
 // waitBrokers waits until every node of c shows n unfenced brokers.
@@ -401,4 +405,196 @@ func TestClusterProducerIDs(t *testing.T) {
 	}
 	slices.Sort(ids)
 	t.Logf("producer ids %v", ids)
+}
+
+// TestClusterQuorumCutOff: every link between the three voters is cut
+// (the fault layer on their node-to-node connections; clients keep their
+// direct ones), so no node has a quorum. Admin requests to node 1 fail
+// within their timeout with NOT_CONTROLLER (retriable) and a message
+// naming the lost quorum; its metadata stays as it was (frozen, not
+// wrong: no broker is fenced, no leader moves, configs still describe);
+// produce and fetch to the partitions node 1 and node 2 lead keep
+// working, idempotent producers included. Once the links heal, admin
+// requests succeed again.
+func TestClusterQuorumCutOff(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("fault layer seed %d", seed)
+	fnet := faultnet.New(seed, testLogger())
+	c := startTestClusterWith(t, make([]string, 3), func(i int, o *Options) {
+		fnet.Register(uint64(i+1), o.cluster.controllerListener.Addr().String())
+		d := fnet.Dialer(uint64(i + 1))
+		o.cluster.dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c.waitBrokers(t, ctx, 3)
+	// Partition p led by node p+1; a config to describe later.
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "t", -1, -1
+	rt.Configs = []kmsg.CreateTopicsRequestTopicConfig{{Name: "retention.ms", Value: kmsg.StringPtr("777000")}}
+	for p := range int32(3) {
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = p, []int32{p + 1}
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	}
+	req.Topics = append(req.Topics, rt)
+	if out := c.request(t, ctx, 1, req).(*kmsg.CreateTopicsResponse); out.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %+v", out.Topics[0])
+	}
+	// Every broker holds a producer-id block before the cut.
+	for _, b := range c.brokers {
+		c.initProducerID(t, ctx, b.opts.NodeID)
+	}
+	eventually(t, 5*time.Second, "every node has the topic", func() error {
+		for _, b := range c.brokers {
+			if b.cn.View().Topics["t"] == nil {
+				return fmt.Errorf("node %d has no topic t", b.opts.NodeID)
+			}
+		}
+		return nil
+	})
+	metadataOf := func() (brokers []int32, leaders []int32) {
+		t.Helper()
+		mreq := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr("t")
+		mreq.Topics = append(mreq.Topics, mt)
+		m := c.request(t, ctx, 1, mreq).(*kmsg.MetadataResponse)
+		for _, b := range m.Brokers {
+			brokers = append(brokers, b.NodeID)
+		}
+		slices.Sort(brokers)
+		for _, p := range m.Topics[0].Partitions {
+			leaders = append(leaders, p.Leader)
+		}
+		return brokers, leaders
+	}
+	brokersBefore, leadersBefore := metadataOf()
+	if !slices.Equal(brokersBefore, []int32{1, 2, 3}) || !slices.Equal(leadersBefore, []int32{1, 2, 3}) {
+		t.Fatalf("before the cut: brokers %v, leaders %v", brokersBefore, leadersBefore)
+	}
+
+	for i := uint64(1); i <= 3; i++ {
+		for j := uint64(1); j <= 3; j++ {
+			if i != j {
+				fnet.Cut(i, j)
+			}
+		}
+	}
+	t.Log("every link between the voters cut")
+
+	// Admin requests: each fails within its timeout, retriably, saying why.
+	check := func(what string, timeout time.Duration, send func() (int16, *string)) {
+		t.Helper()
+		start := time.Now()
+		code, msg := send()
+		took := time.Since(start)
+		if code != kerr.NotController.Code || msg == nil || !strings.Contains(*msg, "metadata quorum") {
+			t.Errorf("%s without quorum: %v %v, want NOT_CONTROLLER naming the metadata quorum", what, kerr.ErrorForCode(code), msg)
+		} else {
+			t.Logf("%s without quorum: %v after %v: %s", what, kerr.ErrorForCode(code), took.Round(time.Millisecond), *msg)
+		}
+		if took > timeout+2*time.Second {
+			t.Errorf("%s without quorum took %v, beyond its %v timeout", what, took, timeout)
+		}
+	}
+	check("CreateTopics", time.Second, func() (int16, *string) {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "u", 1, 1
+		req.Topics, req.TimeoutMillis = append(req.Topics, rt), 1000
+		got := c.request(t, ctx, 1, req).(*kmsg.CreateTopicsResponse).Topics[0]
+		return got.ErrorCode, got.ErrorMessage
+	})
+	check("DeleteTopics", time.Second, func() (int16, *string) {
+		req := kmsg.NewPtrDeleteTopicsRequest()
+		dt := kmsg.NewDeleteTopicsRequestTopic()
+		dt.Topic = kmsg.StringPtr("t")
+		req.Topics, req.TopicNames, req.TimeoutMillis = []kmsg.DeleteTopicsRequestTopic{dt}, []string{"t"}, 1000
+		got := c.request(t, ctx, 1, req).(*kmsg.DeleteTopicsResponse).Topics[0]
+		return got.ErrorCode, got.ErrorMessage
+	})
+	check("IncrementalAlterConfigs", 5*time.Second, func() (int16, *string) {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		r := kmsg.NewIncrementalAlterConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, "t"
+		r.Configs = []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("1")}}
+		req.Resources = append(req.Resources, r)
+		got := c.request(t, ctx, 1, req).(*kmsg.IncrementalAlterConfigsResponse).Resources[0]
+		return got.ErrorCode, got.ErrorMessage
+	})
+
+	// Frozen, not wrong: past the session timeout (3 s here) nobody was
+	// fenced, no leader moved, and configs describe as before.
+	if b, l := metadataOf(); !slices.Equal(b, brokersBefore) || !slices.Equal(l, leadersBefore) {
+		t.Fatalf("metadata without quorum: brokers %v, leaders %v; before: %v, %v", b, l, brokersBefore, leadersBefore)
+	}
+	if got, err := c.describeTopicConfigs(t, ctx, 1, "t"); err != nil || got["retention.ms"] != "777000" {
+		t.Fatalf("configs without quorum: %v %v", got, err)
+	}
+
+	// Produce and fetch on the partitions node 1 and node 2 lead, with an
+	// idempotent producer started after the cut.
+	for _, p := range []int32{0, 1} {
+		b := c.brokers[p]
+		cl := newClient(t, b, kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"t": {p: kgo.NewOffset().AtStart()}}))
+		v := fmt.Sprintf("still here %d", p)
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "t", Partition: p, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce to partition %d (node %d) without quorum: %v", p, b.opts.NodeID, err)
+		}
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err(); err != nil || fs.NumRecords() != 1 || string(fs.Records()[0].Value) != v {
+			t.Fatalf("fetch partition %d without quorum: %v, %d records", p, err, fs.NumRecords())
+		}
+	}
+
+	fnet.HealAll()
+	t.Log("links healed")
+	eventually(t, 20*time.Second, "an admin request through node 1 succeeds again", func() error {
+		req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		r := kmsg.NewIncrementalAlterConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, "t"
+		r.Configs = []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("888000")}}
+		req.Resources = append(req.Resources, r)
+		got := c.request(t, ctx, 1, req).(*kmsg.IncrementalAlterConfigsResponse).Resources[0]
+		if got.ErrorCode != 0 {
+			return fmt.Errorf("%v %v", kerr.ErrorForCode(got.ErrorCode), got.ErrorMessage)
+		}
+		return nil
+	})
+}
+
+// TestClusterDeleteTopicsOldVersion: a DeleteTopics of a version before 6
+// (names in TopicNames, as kafka-python and older clients send it) is
+// forwarded with its names and deletes the topic; before, the controller
+// saw an empty request and the reply listed no topic.
+func TestClusterDeleteTopicsOldVersion(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c.waitBrokers(t, ctx, 3)
+	if r, err := kadm.NewClient(newClient(t, c.brokers[0])).CreateTopic(ctx, 1, 1, nil, "old"); err != nil || r.Err != nil {
+		t.Fatalf("create: %v %v", err, r.Err)
+	}
+	cl := newClient(t, c.brokers[1], kgo.MaxVersions(kversion.V2_4_0())) // DeleteTopics v4
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.TopicNames, req.TimeoutMillis = []string{"old"}, 5000
+	raw, err := cl.SeedBrokers()[0].Request(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := raw.(*kmsg.DeleteTopicsResponse)
+	if resp.Version != 4 || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 || resp.Topics[0].Topic == nil || *resp.Topics[0].Topic != "old" {
+		t.Fatalf("DeleteTopics v%d: %+v", resp.Version, resp.Topics)
+	}
+	eventually(t, 5*time.Second, "old gone from every node", func() error {
+		for _, b := range c.brokers {
+			if _, ok := b.cn.Image().Topic("old"); ok {
+				return fmt.Errorf("node %d still has it", b.opts.NodeID)
+			}
+		}
+		return nil
+	})
 }

@@ -40,6 +40,13 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 // startTestClusterRoles starts one node per entry of roles (its --roles;
 // "" for the default, both).
 func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
+	t.Helper()
+	return startTestClusterWith(t, roles, nil)
+}
+
+// startTestClusterWith is startTestClusterRoles with edit (when not nil)
+// changing node i's options before it opens.
+func startTestClusterWith(t *testing.T, roles []string, edit func(i int, o *Options)) *testCluster {
 	n := len(roles)
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
@@ -65,6 +72,9 @@ func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
 			controllerListener: lns[i], heartbeatInterval: 100 * time.Millisecond,
 			sessionTimeout: 3 * time.Second, tickInterval: 20 * time.Millisecond,
 			shutdownTimeout: 500 * time.Millisecond,
+		}
+		if edit != nil {
+			edit(i, &opts)
 		}
 		b, err := Open(opts)
 		if err != nil {

@@ -373,6 +373,19 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 func (n *Node) Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	v := req.GetVersion()
 	defer req.SetVersion(v)
+	if dt, ok := req.(*kmsg.DeleteTopicsRequest); ok && v < 6 {
+		// Names move from TopicNames (v0-v5) to Topics (v6+): the trip is
+		// at the highest version, so carry them over (on a copy).
+		up := *dt
+		up.Topics = nil
+		for _, name := range dt.TopicNames {
+			t := kmsg.NewDeleteTopicsRequestTopic()
+			t.Topic = kmsg.StringPtr(name)
+			up.Topics = append(up.Topics, t)
+		}
+		up.TopicNames = nil
+		req = &up
+	}
 	resp, err := n.callController(ctx, req)
 	if resp == nil {
 		return nil, err
