@@ -491,7 +491,7 @@ func TestClusterQuorumCutOff(t *testing.T) {
 		code, msg := send()
 		took := time.Since(start)
 		if code != kerr.NotController.Code || msg == nil || !strings.Contains(*msg, "metadata quorum") {
-			t.Errorf("%s without quorum: %v %v, want NOT_CONTROLLER naming the metadata quorum", what, kerr.ErrorForCode(code), msg)
+			t.Errorf("%s without quorum: %v %q, want NOT_CONTROLLER naming the metadata quorum", what, kerr.ErrorForCode(code), deref(msg))
 		} else {
 			t.Logf("%s without quorum: %v after %v: %s", what, kerr.ErrorForCode(code), took.Round(time.Millisecond), *msg)
 		}
@@ -597,4 +597,11 @@ func TestClusterDeleteTopicsOldVersion(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return *s
 }
