@@ -57,14 +57,20 @@ func (c *testCluster) restart(t *testing.T, i int) {
 		t.Fatalf("close node %d: %v", i+1, err)
 	}
 	opts := old.opts
-	ln, err := net.Listen("tcp", opts.cluster.controllerListener.Addr().String())
-	if err != nil {
-		t.Fatalf("node %d's controller address again: %v", i+1, err)
+	var ln net.Listener
+	if old.opts.cluster.controllerListener != nil { // a voter
+		var err error
+		ln, err = net.Listen("tcp", opts.cluster.controllerListener.Addr().String())
+		if err != nil {
+			t.Fatalf("node %d's controller address again: %v", i+1, err)
+		}
 	}
 	opts.cluster.controllerListener = ln
 	b, err := Open(opts)
 	if err != nil {
-		_ = ln.Close()
+		if ln != nil {
+			_ = ln.Close()
+		}
 		t.Fatalf("reopen node %d: %v", i+1, err)
 	}
 	c.brokers[i] = b
@@ -604,4 +610,97 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
+}
+
+// TestClusterBrokerOnlyNode: three voters and node 4 with --roles broker,
+// which is no voter and follows the metadata log by fetching it from the
+// voters. It registers and is listed by every broker; a topic created
+// through it (forwarded) with partition 0 on it is served by it, produce
+// and consume; a config changed through a voter reaches its image and its
+// logs; restarted (no raft storage: it rebuilds its image from a voter), it
+// serves its partition again with its records.
+func TestClusterBrokerOnlyNode(t *testing.T) {
+	c := startTestClusterRoles(t, []string{"", "", "", "broker"})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c.waitBrokers(t, ctx, 4)
+	if st := c.brokers[3].cn.Status(); st.Role != "observer" || st.Leader == 0 || st.Leader == 4 {
+		t.Fatalf("node 4's quorum status: %+v", st)
+	}
+	var voters []int32
+	for _, v := range c.brokers[0].cn.QuorumState().Voters {
+		voters = append(voters, v)
+	}
+	if !slices.Equal(voters, []int32{1, 2, 3}) {
+		t.Fatalf("voters %v, want 1 2 3", voters)
+	}
+
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "b4", -1, -1
+	for p, n := range []int32{4, 1} {
+		a := kmsg.NewCreateTopicsRequestTopicReplicaAssignment()
+		a.Partition, a.Replicas = int32(p), []int32{n}
+		rt.ReplicaAssignment = append(rt.ReplicaAssignment, a)
+	}
+	req.Topics, req.TimeoutMillis = append(req.Topics, rt), 5000
+	if out := c.request(t, ctx, 4, req).(*kmsg.CreateTopicsResponse); out.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create through node 4: %v %v", kerr.ErrorForCode(out.Topics[0].ErrorCode), deref(out.Topics[0].ErrorMessage))
+	}
+	produce := func(v string) {
+		t.Helper()
+		cl := newClient(t, c.brokers[3], kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "b4", Partition: 0, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce to node 4's partition: %v", err)
+		}
+	}
+	consume := func(want ...string) {
+		t.Helper()
+		cl := newClient(t, c.brokers[0], kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"b4": {0: kgo.NewOffset().AtStart()}}))
+		var got []string
+		for len(got) < len(want) {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err(); err != nil {
+				t.Fatalf("consume node 4's partition: %v (got %v)", err, got)
+			}
+			fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("consumed %v, want %v", got, want)
+		}
+	}
+	produce("one")
+	consume("one")
+	lt, _ := c.brokers[3].reg.Get("b4")
+	if lp, _ := lt.Partition(0); lp.Log().HighWatermark() != 1 {
+		t.Fatalf("node 4's log of partition 0 holds %d records, want 1", lp.Log().HighWatermark())
+	}
+
+	inc := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	r := kmsg.NewIncrementalAlterConfigsRequestResource()
+	r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, "b4"
+	r.Configs = []kmsg.IncrementalAlterConfigsRequestResourceConfig{{Name: "retention.ms", Op: kmsg.IncrementalAlterConfigOpSet, Value: kmsg.StringPtr("4444")}}
+	inc.Resources = append(inc.Resources, r)
+	if out := c.request(t, ctx, 2, inc).(*kmsg.IncrementalAlterConfigsResponse); out.Resources[0].ErrorCode != 0 {
+		t.Fatalf("alter through node 2: %+v", out.Resources[0])
+	}
+	eventually(t, 5*time.Second, "node 4 describes and applies the change", func() error {
+		got, err := c.describeTopicConfigs(t, ctx, 4, "b4")
+		if err != nil || got["retention.ms"] != "4444" {
+			return fmt.Errorf("%v %v", got, err)
+		}
+		lt, _ := c.brokers[3].reg.Get("b4")
+		if rms := lt.LogConfig().RetentionMS; rms != 4444 {
+			return fmt.Errorf("node 4's logs run with retention.ms %d", rms)
+		}
+		return nil
+	})
+
+	c.restart(t, 3)
+	c.waitBrokers(t, ctx, 4)
+	eventually(t, 10*time.Second, "node 4 serves its partition again", func() error {
+		cl := newClient(t, c.brokers[3], kgo.RecordPartitioner(kgo.ManualPartitioner()))
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: "b4", Partition: 0, Value: []byte("two")}).FirstErr()
+	})
+	consume("one", "two")
 }

@@ -38,7 +38,8 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 }
 
 // startTestClusterRoles starts one node per entry of roles (its --roles;
-// "" for the default, both).
+// "" for the default, both); the voters are the nodes that are not
+// "broker" only.
 func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
 	t.Helper()
 	return startTestClusterWith(t, roles, nil)
@@ -54,6 +55,9 @@ func startTestClusterWith(t *testing.T, roles []string, edit func(i int, o *Opti
 	lns := make([]net.Listener, n)
 	var specs []string
 	for i := range lns {
+		if roles[i] == "broker" {
+			continue // a broker-only node is no voter and has no controller listener
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +83,9 @@ func startTestClusterWith(t *testing.T, roles []string, edit func(i int, o *Opti
 		b, err := Open(opts)
 		if err != nil {
 			for _, ln := range lns[i:] {
-				_ = ln.Close()
+				if ln != nil {
+					_ = ln.Close()
+				}
 			}
 			t.Fatalf("open node %d: %v", i+1, err)
 		}

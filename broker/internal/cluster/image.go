@@ -39,7 +39,24 @@ type imageSM struct {
 	// onChange is called (outside mu) after every publish, on the raft
 	// goroutine; it must not block.
 	onChange func()
+
+	// recent are the last entries applied (at most maxRecent), which
+	// broker-only nodes fetch (observer.go); recentFrom is the applied
+	// offset just before the first of them: a fetcher that has applied
+	// recentFrom or more can be served entries, one behind it gets the
+	// image's snapshot. Guarded by mu.
+	recent     []loggedEntry
+	recentFrom uint64
 }
+
+// loggedEntry is one applied entry of the metadata log.
+type loggedEntry struct {
+	index uint64
+	data  []byte
+}
+
+// maxRecent bounds the entries a voter keeps for broker-only nodes.
+const maxRecent = 4096
 
 func newImageSM(log *slog.Logger) *imageSM {
 	s := &imageSM{log: log, img: metadata.NewImage(), refused: map[uint64]error{}, changed: make(chan struct{})}
@@ -57,6 +74,13 @@ func (s *imageSM) Apply(index uint64, data []byte) error {
 	err := s.img.Apply(index, data)
 	if err != nil && !metadata.IsInvalid(err) {
 		return err
+	}
+	// NB: refused entries are kept too: a fetcher applies them and
+	// refuses them alike.
+	s.recent = append(s.recent, loggedEntry{index: index, data: data})
+	if len(s.recent) > maxRecent {
+		s.recentFrom = s.recent[0].index
+		s.recent = s.recent[1:]
 	}
 	if err != nil {
 		s.log.Warn("cluster: committed metadata entry refused by the image (applied as a no-op on every node)", "index", index, "err", err)
@@ -87,6 +111,7 @@ func (s *imageSM) Restore(data []byte, index uint64) error {
 		return fmt.Errorf("cluster: restore the metadata image at %d: %w", index, err)
 	}
 	s.img = img
+	s.recent, s.recentFrom = nil, index
 	s.publishLocked()
 	return nil
 }

@@ -47,6 +47,11 @@ type Node struct {
 	rpc       *rpcClient
 	drv       *driver
 	pids      pidBlock
+	// obs is a broker-only node's view of the quorum (observer.go); nil
+	// on a voter, which has q, mux, rpcSrv and drv instead.
+	obs *observer
+	// started is set by Start.
+	started atomic.Bool
 
 	// viewCache is the last view built (see View).
 	viewCache atomic.Pointer[viewCache]
@@ -96,6 +101,22 @@ func Open(opts Options) (*Node, error) {
 	n.epoch.Store(-1)
 	_, _ = rand.Read(n.incarnation[:])
 	n.sm.onChange = n.wantReconcile
+	if !opts.Controller {
+		// A broker-only node: no controller listener, no raft; it
+		// follows the metadata log by fetching it from the voters.
+		n.obs = &observer{}
+		n.metrics = prometheus.NewRegistry()
+		var reg prometheus.Registerer = n.metrics
+		if opts.Registerer != nil {
+			reg = opts.Registerer
+		}
+		if err := n.registerMetrics(reg); err != nil {
+			return nil, fmt.Errorf("cluster: metrics: %w", err)
+		}
+		n.rpc = newRPCClient(opts.Dial)
+		n.ctx, n.cancel = context.WithCancel(context.Background())
+		return n, nil
+	}
 	ln := opts.ControllerListener
 	if ln == nil {
 		addr := ""
@@ -206,13 +227,20 @@ func bindDataDir(opts Options, cid string) error {
 func (n *Node) ClusterID() string { return n.clusterID }
 
 // Status returns the node's raft status.
-func (n *Node) Status() quorum.Status { return n.q.Status() }
+// On a broker-only node it is what the voters it fetches from told it,
+// with Role RoleObserver.
+func (n *Node) Status() quorum.Status {
+	if n.q == nil {
+		return n.observerStatus()
+	}
+	return n.q.Status()
+}
 
 // QuorumState returns this voter's own view of the quorum, for
 // DescribeQuorum (protocol.QuorumDescriber). Commit and Applied come from
 // one raft status, so Applied <= Commit.
 func (n *Node) QuorumState() protocol.QuorumState {
-	st := n.q.Status()
+	st := n.Status()
 	qs := protocol.QuorumState{
 		NodeID: int32(n.opts.NodeID), LeaderID: int32(st.Leader), Term: st.Term,
 		Commit: st.Commit, Applied: st.Applied,
@@ -233,11 +261,17 @@ func (n *Node) Image() *metadata.Image { return n.sm.Image() }
 // registration and heartbeats under the advertised client address self.
 func (n *Node) Start(ctx context.Context, self protocol.Node) error {
 	n.self.Store(&self)
-	if err := n.q.Start(ctx); err != nil {
-		return err
+	if n.q != nil {
+		if err := n.q.Start(ctx); err != nil {
+			return err
+		}
+		n.drv.start()
+		n.rpcSrv = newRPCServer(n.mux.rpc, n.handleRPC, n.log)
+	} else {
+		n.wg.Add(1)
+		go n.fetchLoop()
 	}
-	n.drv.start()
-	n.rpcSrv = newRPCServer(n.mux.rpc, n.drv.handle, n.log)
+	n.started.Store(true)
 	n.wg.Add(1)
 	go n.reconcileLoop()
 	if n.opts.Broker {
@@ -253,7 +287,7 @@ func (n *Node) Start(ctx context.Context, self protocol.Node) error {
 // everything.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		if n.opts.Broker && n.epoch.Load() >= 0 && n.rpcSrv != nil {
+		if n.opts.Broker && n.epoch.Load() >= 0 && n.started.Load() {
 			ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
 			req := n.heartbeatRequest()
 			req.WantShutdown = true
@@ -269,9 +303,10 @@ func (n *Node) Close() error {
 			n.drv.stop()
 		}
 		n.rpc.close()
-		err := n.q.Close()
-		n.mux.close()
-		n.closeErr = err
+		if n.q != nil {
+			n.closeErr = n.q.Close()
+			n.mux.close()
+		}
 	})
 	return n.closeErr
 }
@@ -280,7 +315,7 @@ func (n *Node) Close() error {
 // image or the known controller changed.
 func (n *Node) View() *protocol.ClusterView {
 	img := n.sm.Image()
-	ctl := int32(n.q.Status().Leader)
+	ctl := int32(n.Status().Leader)
 	if ctl == 0 {
 		ctl = -1
 	}
@@ -294,7 +329,7 @@ func (n *Node) View() *protocol.ClusterView {
 
 // controllerAddr returns the controller listener of the raft leader.
 func (n *Node) controllerAddr() (string, bool) {
-	lead := n.q.Status().Leader
+	lead := n.Status().Leader
 	for _, v := range n.opts.Voters {
 		if v.ID == lead && lead != 0 {
 			return v.Addr, true
@@ -342,7 +377,7 @@ func (n *Node) callController(ctx context.Context, req kmsg.Request) (kmsg.Respo
 // is under way), or its leader did not commit in time. Metadata this node
 // serves stays as last applied (frozen, not wrong) meanwhile.
 func (n *Node) quorumTrouble() string {
-	st := n.q.Status()
+	st := n.Status()
 	voters := quorum.FormatVoters(n.opts.Voters)
 	if st.Leader == 0 {
 		return fmt.Sprintf("metadata quorum lost: no raft leader known to node %d at term %d (voters %s): a majority of the voters is down or unreachable, or an election is under way; metadata stays as of offset %d",
@@ -350,6 +385,15 @@ func (n *Node) quorumTrouble() string {
 	}
 	return fmt.Sprintf("metadata quorum not committing: raft leader %d at term %d did not answer in time (voters %s): a majority of the voters may be down or unreachable; metadata stays as of offset %d",
 		st.Leader, st.Term, voters, st.Applied)
+}
+
+// handleRPC answers the controller RPC on a voter: metadata fetches of
+// broker-only nodes here, everything else by the controller driver.
+func (n *Node) handleRPC(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
+	if f, ok := req.(*kmsg.FetchRequest); ok {
+		return n.serveMetadataFetch(ctx, f)
+	}
+	return n.drv.handle(ctx, req)
 }
 
 // waitApplied waits until the local image has applied offset idx.
@@ -492,6 +536,9 @@ func (n *Node) reconcileLoop() {
 // exists), none that the image does not have. Internal topics ("__"
 // names) are left alone either way: they are each broker's own for now.
 func (n *Node) reconcile(img *metadata.Image) {
+	if n.obs != nil && !n.obs.caughtUp.Load() {
+		return // a broker-only node's image is not trustworthy yet (observer.go)
+	}
 	reg := n.opts.Topics
 	want := map[string]bool{}
 	for _, t := range img.Topics() {
