@@ -62,7 +62,7 @@ func (o *Options) validateCluster() []error {
 		errs = append(errs, err)
 	}
 	if o.NodeID <= 0 {
-		errs = append(errs, fmt.Errorf("broker: node id %d: a cluster node needs a positive --node-id, one of the voters", o.NodeID))
+		errs = append(errs, fmt.Errorf("broker: node id %d: a cluster node needs a positive --node-id (one of the voters, or outside them with --roles broker)", o.NodeID))
 	}
 	return errs
 }

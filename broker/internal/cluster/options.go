@@ -17,7 +17,8 @@ import (
 
 // Options configure a Node. The zero value of each field means its default.
 type Options struct {
-	// NodeID is this node's id, one of Voters. Required.
+	// NodeID is this node's id: one of Voters for a controller, outside
+	// them for a broker-only node. Required.
 	NodeID int32
 	// Voters are the controller voters (--controller-voters). Required.
 	Voters []quorum.Voter
