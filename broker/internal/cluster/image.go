@@ -45,8 +45,9 @@ type imageSM struct {
 	// offset just before the first of them: a fetcher that has applied
 	// recentFrom or more can be served entries, one behind it gets the
 	// image's snapshot. Guarded by mu.
-	recent     []loggedEntry
-	recentFrom uint64
+	recent      []loggedEntry
+	recentFrom  uint64
+	recentBytes int // the data bytes of recent
 }
 
 // loggedEntry is one applied entry of the metadata log.
@@ -55,8 +56,12 @@ type loggedEntry struct {
 	data  []byte
 }
 
-// maxRecent bounds the entries a voter keeps for broker-only nodes.
-const maxRecent = 4096
+// maxRecent and maxRecentBytes bound the entries a voter keeps for
+// broker-only nodes.
+const (
+	maxRecent      = 4096
+	maxRecentBytes = 16 << 20
+)
 
 func newImageSM(log *slog.Logger) *imageSM {
 	s := &imageSM{log: log, img: metadata.NewImage(), refused: map[uint64]error{}, changed: make(chan struct{})}
@@ -78,8 +83,10 @@ func (s *imageSM) Apply(index uint64, data []byte) error {
 	// NB: refused entries are kept too: a fetcher applies them and
 	// refuses them alike.
 	s.recent = append(s.recent, loggedEntry{index: index, data: data})
-	if len(s.recent) > maxRecent {
+	s.recentBytes += len(data)
+	for len(s.recent) > maxRecent || (len(s.recent) > 1 && s.recentBytes > maxRecentBytes) {
 		s.recentFrom = s.recent[0].index
+		s.recentBytes -= len(s.recent[0].data)
 		s.recent = s.recent[1:]
 	}
 	if err != nil {
@@ -111,7 +118,7 @@ func (s *imageSM) Restore(data []byte, index uint64) error {
 		return fmt.Errorf("cluster: restore the metadata image at %d: %w", index, err)
 	}
 	s.img = img
-	s.recent, s.recentFrom = nil, index
+	s.recent, s.recentFrom, s.recentBytes = nil, index, 0
 	s.publishLocked()
 	return nil
 }
