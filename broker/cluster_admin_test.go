@@ -36,6 +36,22 @@ func (c *testCluster) waitBrokers(t *testing.T, ctx context.Context, n int) {
 	})
 }
 
+// waitLocal waits until every node holds topic's local logs (created by
+// its reconciler from the image), so that a leader serves at once.
+func (c *testCluster) waitLocal(t *testing.T, topic string) {
+	t.Helper()
+	eventually(t, 5*time.Second, fmt.Sprintf("every node holds %s", topic), func() error {
+		for _, b := range c.brokers {
+			ct := b.cn.View().Topics[topic]
+			lt, ok := b.reg.Get(topic)
+			if ct == nil || !ok || lt.ID() != ct.ID || int(lt.NumPartitions()) != len(ct.Partitions) {
+				return fmt.Errorf("node %d does not hold it yet", b.opts.NodeID)
+			}
+		}
+		return nil
+	})
+}
+
 // request sends req straight to node id (no client routing) and returns
 // the reply.
 func (c *testCluster) request(t *testing.T, ctx context.Context, id int32, req kmsg.Request) kmsg.Response {
@@ -271,6 +287,7 @@ func TestClusterDeleteRecords(t *testing.T) {
 	if out := c.request(t, ctx, 1, req).(*kmsg.CreateTopicsResponse); out.Topics[0].ErrorCode != 0 {
 		t.Fatalf("create: %+v", out.Topics[0])
 	}
+	c.waitLocal(t, "dr")
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -452,14 +469,7 @@ func TestClusterQuorumCutOff(t *testing.T) {
 	for _, b := range c.brokers {
 		c.initProducerID(t, ctx, b.opts.NodeID)
 	}
-	eventually(t, 5*time.Second, "every node has the topic", func() error {
-		for _, b := range c.brokers {
-			if b.cn.View().Topics["t"] == nil {
-				return fmt.Errorf("node %d has no topic t", b.opts.NodeID)
-			}
-		}
-		return nil
-	})
+	c.waitLocal(t, "t")
 	metadataOf := func() (brokers []int32, leaders []int32) {
 		t.Helper()
 		mreq := kmsg.NewPtrMetadataRequest()
@@ -647,6 +657,7 @@ func TestClusterBrokerOnlyNode(t *testing.T) {
 	if out := c.request(t, ctx, 4, req).(*kmsg.CreateTopicsResponse); out.Topics[0].ErrorCode != 0 {
 		t.Fatalf("create through node 4: %v %v", kerr.ErrorForCode(out.Topics[0].ErrorCode), deref(out.Topics[0].ErrorMessage))
 	}
+	c.waitLocal(t, "b4")
 	produce := func(v string) {
 		t.Helper()
 		cl := newClient(t, c.brokers[3], kgo.RecordPartitioner(kgo.ManualPartitioner()))
