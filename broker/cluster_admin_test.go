@@ -65,12 +65,16 @@ func (c *testCluster) request(t *testing.T, ctx context.Context, id int32, req k
 }
 
 // restart closes node i (0-based) and opens it again on the same data
-// directory and controller address.
-func (c *testCluster) restart(t *testing.T, i int) {
+// directory and controller address; between the two, while (when not nil)
+// waits for what the test wants to see happen without the node.
+func (c *testCluster) restart(t *testing.T, i int, while func()) {
 	t.Helper()
 	old := c.brokers[i]
 	if err := old.Close(); err != nil {
 		t.Fatalf("close node %d: %v", i+1, err)
+	}
+	if while != nil {
+		while()
 	}
 	opts := old.opts
 	var ln net.Listener
@@ -400,14 +404,18 @@ func TestClusterProducerIDs(t *testing.T) {
 		t.Fatal("no raft leader")
 	}
 	t.Logf("restarting the active controller, node %d", ctl)
-	c.restart(t, ctl-1)
-	eventually(t, 15*time.Second, "another controller", func() error {
-		for _, b := range c.brokers {
-			if l := int(b.cn.Status().Leader); l == 0 || l == ctl {
-				return fmt.Errorf("node %d sees leader %d", b.opts.NodeID, l)
+	c.restart(t, ctl-1, func() {
+		eventually(t, 15*time.Second, "another controller", func() error {
+			for i, b := range c.brokers {
+				if i == ctl-1 {
+					continue // stopped
+				}
+				if l := int(b.cn.Status().Leader); l == 0 || l == ctl {
+					return fmt.Errorf("node %d sees leader %d", b.opts.NodeID, l)
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	c.waitBrokers(t, ctx, 3)
 	take("after the controller's restart")
@@ -707,7 +715,7 @@ func TestClusterBrokerOnlyNode(t *testing.T) {
 		return nil
 	})
 
-	c.restart(t, 3)
+	c.restart(t, 3, nil)
 	c.waitBrokers(t, ctx, 4)
 	eventually(t, 10*time.Second, "node 4 serves its partition again", func() error {
 		cl := newClient(t, c.brokers[3], kgo.RecordPartitioner(kgo.ManualPartitioner()))
