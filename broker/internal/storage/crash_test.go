@@ -89,7 +89,7 @@ func TestCrashKeepsEveryAcknowledgedBatch(t *testing.T) {
 		mu.Lock()
 		before := append([]ackedBatch(nil), acked...)
 		mu.Unlock()
-		crashed := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rng})
+		crashed := crashKeepingTails(t, fs, rng)
 		cancel()
 		wg.Wait()
 		l.Close()

@@ -1,9 +1,12 @@
 package storage
 
 import (
+	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"syscall"
+	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -124,4 +127,55 @@ func writeFileDurable(fs vfs.FS, name string, data []byte) error {
 		err = syncDir(fs, fs.PathDir(name))
 	}
 	return err
+}
+
+// crashKeepingTails returns what a power loss at this moment may leave of
+// fs: what was synced (fs.CrashClone), and of each file that only grew
+// since its last sync a random prefix of the unsynced tail (a disk may
+// have written part of it), in which, one time in four, a bit is flipped.
+// fs itself is left as it is. Every choice comes from rng, in the order of
+// the sorted file names.
+func crashKeepingTails(t testing.TB, fs *vfs.MemFS, rng *rand.Rand) *vfs.MemFS {
+	t.Helper()
+	// NB: fs may change between the two clones (goroutines that have not
+	// noticed the crash): out is a crash at its own moment, and a tail
+	// taken from the earlier now was still unsynced then.
+	now := fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 100, RNG: rand.New(rand.NewPCG(0, 0))})
+	out := fs.CrashClone(vfs.CrashCloneCfg{})
+	var walk func(dir string)
+	walk = func(dir string) {
+		names, err := listDir(out, dir)
+		if err != nil {
+			t.Fatalf("crash: list %s: %v", dir, err)
+		}
+		for _, n := range names {
+			p := out.PathJoin(dir, n)
+			fi, err := out.Stat(p)
+			if err != nil {
+				t.Fatalf("crash: stat %s: %v", p, err)
+			}
+			if fi.IsDir() {
+				walk(p)
+				continue
+			}
+			synced, err := readFile(out, p)
+			if err != nil {
+				t.Fatalf("crash: read %s: %v", p, err)
+			}
+			cur, err := readFile(now, p)
+			if err != nil || len(cur) <= len(synced) || !bytes.HasPrefix(cur, synced) {
+				continue
+			}
+			tail := cur[len(synced):]
+			kept := append([]byte(nil), tail[:rng.IntN(len(tail)+1)]...)
+			if len(kept) > 0 && rng.IntN(4) == 0 {
+				kept[rng.IntN(len(kept))] ^= 1 << rng.IntN(8)
+			}
+			if err := writeFileDurable(out, p, append(synced, kept...)); err != nil {
+				t.Fatalf("crash: write %s: %v", p, err)
+			}
+		}
+	}
+	walk("/")
+	return out
 }

@@ -177,7 +177,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			durableEnd = m.end
 		default: // crash, keeping random parts of unsynced tails
 			old := l
-			fs = fs.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: 50, RNG: rng})
+			fs = crashKeepingTails(t, fs, rng)
 			old.Close()
 			l = open()
 			leo := l.LogEndOffset()
