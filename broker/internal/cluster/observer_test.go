@@ -2,11 +2,14 @@ package cluster
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/weir-dev/weir/broker/internal/metadata"
+	"github.com/weir-dev/weir/broker/internal/quorum"
+	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
 // TestEntriesAfter: a voter serves a fetcher the entries after its
@@ -62,5 +65,35 @@ func TestEntriesAfter(t *testing.T) {
 	}
 	if got, snapAt := indexes(11); snapAt != 0 || len(got) != maxRecent {
 		t.Fatalf("at the oldest kept: %d entries (snapshot at %d), want %d", len(got), snapAt, maxRecent)
+	}
+}
+
+// TestOptionsRoles: a controller must be a voter, a broker-only node must
+// not be one; each mistake is named.
+func TestOptionsRoles(t *testing.T) {
+	voters, err := quorum.ParseVoters("1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id                 int32
+		broker, controller bool
+		want               string // in the error; "" for none about roles
+	}{
+		{id: 4, controller: true, want: "node 4 is not one of the controller voters"},
+		{id: 4, broker: true, controller: true, want: "node 4 is not one of the controller voters"},
+		{id: 2, broker: true, want: "node 2 is one of the controller voters"},
+		{id: 4, broker: true},
+		{id: 2, broker: true, controller: true},
+	} {
+		o := Options{NodeID: tc.id, Voters: voters, Broker: tc.broker, Controller: tc.controller, DataDir: t.TempDir(), Topics: &topics.Registry{}}
+		o.EnsureDefaults()
+		err := o.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("node %d broker=%v controller=%v: %v", tc.id, tc.broker, tc.controller, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("node %d broker=%v controller=%v: got %v, want %q", tc.id, tc.broker, tc.controller, err, tc.want)
+		}
 	}
 }
