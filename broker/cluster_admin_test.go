@@ -645,11 +645,7 @@ func TestClusterBrokerOnlyNode(t *testing.T) {
 	if st := c.brokers[3].cn.Status(); st.Role != "observer" || st.Leader == 0 || st.Leader == 4 {
 		t.Fatalf("node 4's quorum status: %+v", st)
 	}
-	var voters []int32
-	for _, v := range c.brokers[0].cn.QuorumState().Voters {
-		voters = append(voters, v)
-	}
-	if !slices.Equal(voters, []int32{1, 2, 3}) {
+	if voters := c.brokers[0].cn.QuorumState().Voters; !slices.Equal(voters, []int32{1, 2, 3}) {
 		t.Fatalf("voters %v, want 1 2 3", voters)
 	}
 
