@@ -648,6 +648,20 @@ func TestClusterBrokerOnlyNode(t *testing.T) {
 	if voters := c.brokers[0].cn.QuorumState().Voters; !slices.Equal(voters, []int32{1, 2, 3}) {
 		t.Fatalf("voters %v, want 1 2 3", voters)
 	}
+	// DescribeQuorum from node 4: the voters, and itself as an observer.
+	dq := kmsg.NewPtrDescribeQuorumRequest()
+	dt := kmsg.NewDescribeQuorumRequestTopic()
+	dt.Topic = "__cluster_metadata"
+	dt.Partitions = append(dt.Partitions, kmsg.NewDescribeQuorumRequestTopicPartition())
+	dq.Topics = append(dq.Topics, dt)
+	qp := c.request(t, ctx, 4, dq).(*kmsg.DescribeQuorumResponse).Topics[0].Partitions[0]
+	var qv []int32
+	for _, v := range qp.CurrentVoters {
+		qv = append(qv, v.ReplicaID)
+	}
+	if qp.ErrorCode != 0 || !slices.Equal(qv, []int32{1, 2, 3}) || len(qp.Observers) != 1 || qp.Observers[0].ReplicaID != 4 || qp.Observers[0].LogEndOffset <= 0 || qp.LeaderID < 1 {
+		t.Fatalf("DescribeQuorum from node 4: %v, leader %d, voters %v, observers %+v", kerr.ErrorForCode(qp.ErrorCode), qp.LeaderID, qv, qp.Observers)
+	}
 
 	req := kmsg.NewPtrCreateTopicsRequest()
 	rt := kmsg.NewCreateTopicsRequestTopic()
