@@ -240,6 +240,35 @@ func TestClusterAlterConfigs(t *testing.T) {
 		t.Fatalf("cfg3 after the mixed request: %v %v", got, err)
 	}
 
+	// kadm, routed as a client routes: set and describe through the cluster.
+	adm := kadm.NewClient(newClient(t, c.brokers[2]))
+	kr, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Op: kadm.SetConfig, Name: "max.message.bytes", Value: kmsg.StringPtr("2048")}}, "cfg3")
+	if err != nil || kr[0].Err != nil {
+		t.Fatalf("kadm alter: %v %+v", err, kr)
+	}
+	eventually(t, 5*time.Second, "kadm describes the change through every broker", func() error {
+		for _, b := range c.brokers {
+			rcs, err := kadm.NewClient(newClient(t, b)).DescribeTopicConfigs(ctx, "cfg3")
+			if err != nil {
+				return err
+			}
+			rc, err := rcs.On("cfg3", nil)
+			if err != nil {
+				return err
+			}
+			got := "<absent>"
+			for _, cfg := range rc.Configs {
+				if cfg.Key == "max.message.bytes" {
+					got = deref(cfg.Value)
+				}
+			}
+			if got != "2048" {
+				return fmt.Errorf("node %d: max.message.bytes %s", b.opts.NodeID, got)
+			}
+		}
+		return nil
+	})
+
 	// AlterConfigs through node 3 replaces cfg's whole set.
 	alt := kmsg.NewPtrAlterConfigsRequest()
 	ar := kmsg.NewAlterConfigsRequestResource()
