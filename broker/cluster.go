@@ -23,10 +23,12 @@ import (
 // clusterTestOptions are knobs tests set on a cluster node.
 type clusterTestOptions struct {
 	controllerListener net.Listener
-	heartbeatInterval  time.Duration
-	sessionTimeout     time.Duration
-	tickInterval       time.Duration
-	shutdownTimeout    time.Duration
+	// dial connects to other nodes (a test's fault layer); nil: TCP.
+	dial              func(ctx context.Context, addr string) (net.Conn, error)
+	heartbeatInterval time.Duration
+	sessionTimeout    time.Duration
+	tickInterval      time.Duration
+	shutdownTimeout   time.Duration
 }
 
 // parseRoles reads Options.Roles.
@@ -83,6 +85,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 		DataDir: filepath.Clean(opts.DataDir), Topics: reg,
 		DefaultPartitions:  opts.DefaultPartitions,
 		ControllerListener: opts.cluster.controllerListener,
+		Dial:               opts.cluster.dial,
 		HeartbeatInterval:  opts.cluster.heartbeatInterval,
 		SessionTimeout:     opts.cluster.sessionTimeout,
 		TickInterval:       opts.cluster.tickInterval,
