@@ -221,7 +221,7 @@ func (n *Node) WaitServing() {
 	var err error
 	for time.Now().Before(deadline) {
 		if !n.Running() {
-			t.Fatalf("proccluster: node %d exited (%v) before serving; log:\n%s", n.ID, n.waitErr, n.Tail(40))
+			t.Fatalf("proccluster: node %d exited (%v) before serving; log:\n%s", n.ID, n.waitErr, n.Tail(100))
 		}
 		if err = n.ping(); err == nil {
 			return
@@ -293,6 +293,27 @@ func (n *Node) Restart() {
 	}
 	n.start()
 	n.WaitServing()
+}
+
+// RestartExpectingExit starts a node whose process has exited again and
+// waits for the new process to exit by itself, as a node refusing to start
+// does; it returns the exit error (nil for exit status 0). The test fails
+// if the process still runs after within (it is then killed).
+func (n *Node) RestartExpectingExit(within time.Duration) error {
+	t := n.c.t
+	t.Helper()
+	if n.Running() {
+		t.Fatalf("proccluster: restart of node %d, which is still running", n.ID)
+	}
+	n.start()
+	select {
+	case <-n.exited:
+		return n.waitErr
+	case <-time.After(within):
+		n.Kill()
+		t.Fatalf("proccluster: node %d still running %v after its restart; log:\n%s", n.ID, within, n.Tail(40))
+		return nil
+	}
 }
 
 // Tail returns the last lines of the node's log.
