@@ -26,7 +26,8 @@ memory:
 	$(GOTEST) -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./internal/stateengine
 
 # The cluster's long fault tests: weir broker processes SIGKILLed,
-# SIGSTOPped for 10 s, fenced after a 9 s session (internal/proccluster).
+# SIGSTOPped for 10 s, fenced after a 9 s session, a corrupt raft table
+# refused (internal/proccluster).
 # `make test` skips them; each logs its seed (WEIR_FAULT_SEED=N replays it)
 # and the suite takes about a minute, bounded here at 6.
 test-faults:
