@@ -45,7 +45,7 @@ func Main(m *testing.M) {
 func Binary(t testing.TB) string {
 	t.Helper()
 	if !build.mainRan {
-		t.Fatal("proccluster: the test binary does not run proccluster.Main from TestMain (it removes the built weir binary)")
+		t.Fatal("proccluster: the test binary does not run proccluster.Main from TestMain (it removes the binary built for the tests)")
 	}
 	build.once.Do(func() {
 		var root []byte
