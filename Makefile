@@ -10,7 +10,7 @@ RACE_PKGS := ./broker/... ./runtime/... ./state/... ./internal/stateengine/...
 OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state|internal/stateengine)(/|$$)')
 FUZZTIME ?= 20s
 
-.PHONY: test race unit memory lint fuzz bench
+.PHONY: test race unit memory test-faults lint fuzz bench
 
 test: race unit memory
 
@@ -24,6 +24,14 @@ unit:
 # detector's shadow memory, so it runs here without it.
 memory:
 	$(GOTEST) -count=1 -timeout 5m -run 'TestMemoryStaysWithinBudget' ./internal/stateengine
+
+# The cluster's long fault tests: weir broker processes SIGKILLed,
+# SIGSTOPped for 10 s, fenced after a 9 s session, a corrupt raft table
+# refused (internal/proccluster).
+# `make test` skips them; each logs its seed (WEIR_FAULT_SEED=N replays it)
+# and the suite takes about a minute, bounded here at 6.
+test-faults:
+	WEIR_FAULTS=1 $(GOTEST) -count=1 -timeout 6m -run '^TestFault' ./internal/proccluster
 
 lint:
 	$(GO) vet ./...

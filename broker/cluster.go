@@ -23,13 +23,12 @@ import (
 // clusterTestOptions are knobs tests set on a cluster node.
 type clusterTestOptions struct {
 	controllerListener net.Listener
-	heartbeatInterval  time.Duration
-	sessionTimeout     time.Duration
-	tickInterval       time.Duration
-	shutdownTimeout    time.Duration
-	// dial, when set, connects this node to the other voters (raft and
-	// the controller RPC): tests pass a fault layer's dialer.
-	dial func(ctx context.Context, addr string) (net.Conn, error)
+	// dial connects to other nodes (a test's fault layer); nil: TCP.
+	dial              func(ctx context.Context, addr string) (net.Conn, error)
+	heartbeatInterval time.Duration
+	sessionTimeout    time.Duration
+	tickInterval      time.Duration
+	shutdownTimeout   time.Duration
 }
 
 // parseRoles reads Options.Roles.
@@ -86,11 +85,11 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 		DataDir: filepath.Clean(opts.DataDir), Topics: reg,
 		DefaultPartitions:  opts.DefaultPartitions,
 		ControllerListener: opts.cluster.controllerListener,
+		Dial:               opts.cluster.dial,
 		HeartbeatInterval:  opts.cluster.heartbeatInterval,
 		SessionTimeout:     opts.cluster.sessionTimeout,
 		TickInterval:       opts.cluster.tickInterval,
 		ShutdownTimeout:    opts.cluster.shutdownTimeout,
-		Dial:               opts.cluster.dial,
 		Logger:             opts.Logger,
 	})
 }

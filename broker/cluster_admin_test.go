@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -16,8 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
-
-	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 )
 
 // waitBrokers waits until every node of c shows n unfenced brokers.
@@ -477,14 +474,8 @@ func TestClusterProducerIDs(t *testing.T) {
 // working, idempotent producers included. Once the links heal, admin
 // requests succeed again.
 func TestClusterQuorumCutOff(t *testing.T) {
-	seed := rand.Uint64()
-	t.Logf("fault layer seed %d", seed)
-	fnet := faultnet.New(seed, testLogger())
-	c := startTestClusterWith(t, make([]string, 3), func(i int, o *Options) {
-		fnet.Register(uint64(i+1), o.cluster.controllerListener.Addr().String())
-		d := fnet.Dialer(uint64(i + 1))
-		o.cluster.dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
-	})
+	c := startTestCluster(t, 3) // its fault layer (c.net) logs its seed
+	fnet := c.net
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	c.waitBrokers(t, ctx, 3)

@@ -20,14 +20,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"go.uber.org/goleak"
+
+	"github.com/weir-dev/weir/broker/internal/clustertest"
+	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 )
 
 // testCluster is n brokers in this process, each a controller voter, on
-// loopback ports chosen by the kernel.
+// loopback ports chosen by the kernel, every node-to-node link through
+// the fault layer of clustertest (c.net).
 type testCluster struct {
 	brokers []*Broker
 	voters  string
+	net     *faultnet.Network
+	nodes   *clustertest.Cluster[*Broker]
 }
 
 // startCluster starts an n-node cluster and closes it at the end of the
@@ -48,53 +53,30 @@ func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
 // startTestClusterWith is startTestClusterRoles with edit (when not nil)
 // changing node i's options before it opens.
 func startTestClusterWith(t *testing.T, roles []string, edit func(i int, o *Options)) *testCluster {
-	n := len(roles)
 	t.Helper()
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	lns := make([]net.Listener, n)
-	var specs []string
-	for i := range lns {
-		if roles[i] == "broker" {
-			continue // a broker-only node is no voter and has no controller listener
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns[i] = ln
-		specs = append(specs, fmt.Sprintf("%d@%s", i+1, ln.Addr()))
+	voter := make([]bool, len(roles))
+	for i, r := range roles {
+		voter[i] = r != "broker" // a broker-only node is no voter and has no controller listener
 	}
-	c := &testCluster{voters: strings.Join(specs, ",")}
-	for i := range n {
+	nodes := clustertest.StartVoters(t, voter, testLogger(), func(nc clustertest.NodeConfig) (*Broker, error) {
 		opts := Options{
-			NodeID: int32(i + 1), ControllerVoters: c.voters, Roles: roles[i], Listen: "127.0.0.1:0",
+			NodeID: nc.ID, ControllerVoters: nc.Voters, Roles: roles[nc.ID-1], Listen: "127.0.0.1:0",
 			DataDir: t.TempDir(), Logger: testLogger(), CleanInterval: -1,
 			GroupInitialRebalanceDelay: -1, MetricsAddr: "127.0.0.1:0",
 		}
 		opts.cluster = clusterTestOptions{
-			controllerListener: lns[i], heartbeatInterval: 100 * time.Millisecond,
+			controllerListener: nc.ControllerListener, dial: nc.Dial, heartbeatInterval: 100 * time.Millisecond,
 			sessionTimeout: 3 * time.Second, tickInterval: 20 * time.Millisecond,
 			shutdownTimeout: 500 * time.Millisecond,
 		}
 		if edit != nil {
-			edit(i, &opts)
+			edit(int(nc.ID-1), &opts)
 		}
-		b, err := Open(opts)
-		if err != nil {
-			for _, ln := range lns[i:] {
-				if ln != nil {
-					_ = ln.Close()
-				}
-			}
-			t.Fatalf("open node %d: %v", i+1, err)
-		}
-		c.brokers = append(c.brokers, b)
-		t.Cleanup(func() {
-			if err := b.Close(); err != nil {
-				t.Errorf("close node %d: %v", i+1, err)
-			}
-		})
+		return Open(opts)
+	})
+	c := &testCluster{voters: nodes.Voters(), net: nodes.Net, nodes: nodes}
+	for i := range roles {
+		c.brokers = append(c.brokers, nodes.Node(int32(i+1)))
 	}
 	return c
 }

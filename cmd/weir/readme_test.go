@@ -33,7 +33,19 @@ import (
 //	                                            and it must then exit 0
 //	<!-- readme-test: until-ctrl-c="REGEXP" --> start it, wait for REGEXP, Ctrl-C it at once,
 //	                                            and it must exit 0
+//	<!-- readme-test: jobs="REGEXP" -->         a cluster in one block: stop the blocks left
+//	                                            running (their terminals close; the cluster
+//	                                            takes their ports), start each line ending
+//	                                            in & as a job of its own, run the other
+//	                                            lines in order (the first again until its
+//	                                            output matches REGEXP; each must exit 0),
+//	                                            and Ctrl-C the jobs together when the test
+//	                                            ends (each must then exit 0); the block
+//	                                            runs in a directory of its own under the
+//	                                            test's temporary directory
 //	<!-- readme-test: skip="REASON" -->         not run, for the reason given
+//
+// run and jobs take requires="PROG" too.
 //
 // so that a new block cannot go untested by accident.
 var readmeMarker = regexp.MustCompile(`^<!-- readme-test: (.*) -->$`)
@@ -44,7 +56,7 @@ var markerAttr = regexp.MustCompile(`([a-z-]+)(?:="([^"]*)")?`)
 // readmeBlock is one shell block of the README and how to run it.
 type readmeBlock struct {
 	line  int               // the README line of the opening fence
-	kind  string            // run, background, until-ctrl-c, skip
+	kind  string            // run, background, until-ctrl-c, jobs, skip
 	attrs map[string]string // the marker's attributes, the kind's value included
 	text  string
 }
@@ -95,7 +107,7 @@ func parseREADME(t *testing.T, path string) []readmeBlock {
 			t.Fatalf("README.md:%d: shell block without a <!-- readme-test: ... --> marker; every command of the README is tested or says why not", start)
 		}
 		switch kind {
-		case "run", "background", "until-ctrl-c", "skip":
+		case "run", "background", "until-ctrl-c", "jobs", "skip":
 		default:
 			t.Fatalf("README.md:%d: unknown readme-test kind %q", markerLine, kind)
 		}
@@ -111,27 +123,46 @@ func parseREADME(t *testing.T, path string) []readmeBlock {
 // readmeEnv is where the blocks run.
 type readmeEnv struct {
 	repo, tmp, addr string
-	env             []string
+	// dir, when set, is where the blocks run instead of repo.
+	dir string
+	env []string
+	// ports maps the README's other loopback addresses (a cluster's
+	// 127.0.0.1:9093, ...) to free ones, each always to the same one.
+	ports map[string]string
+	// freeAddr returns a free loopback address for ports.
+	freeAddr func() string
 }
 
 // substitute adapts a block to the test, in three ways only:
 //   - 127.0.0.1:9092, the README's broker address, becomes a free loopback
 //     port, so the test neither needs 9092 free nor meets a broker of yours
 //     (the weir commands, which default to that address, get the port in
-//     WEIR_BROKERS);
-//   - `weir broker` gets --listen with that address and --data-dir in the
-//     test's temporary directory;
+//     WEIR_BROKERS); every other 127.0.0.1:PORT (the cluster quickstart's
+//     listeners) becomes a free loopback port of its own, the same one
+//     wherever it appears;
+//   - `weir broker` without a --listen of its own gets --listen with that
+//     address and --data-dir in the test's temporary directory (one with
+//     --listen, a cluster node's, names its own relative --data-dir, and
+//     its jobs block runs in a directory under the temporary one);
 //   - a `go run ./examples/...` line gets its -state-dir (or the example's
 //     default one) inside the test's temporary directory,
 //
 // so that a run leaves nothing in the clone and never reads data an earlier
 // run (or you) left there. Everything else runs as written.
 func (e readmeEnv) substitute(text string) string {
-	text = strings.ReplaceAll(text, "127.0.0.1:9092", e.addr)
+	text = loopbackAddr.ReplaceAllStringFunc(text, func(a string) string {
+		if a == "127.0.0.1:9092" {
+			return e.addr
+		}
+		if _, ok := e.ports[a]; !ok {
+			e.ports[a] = e.freeAddr()
+		}
+		return e.ports[a]
+	})
 	lines := strings.Split(text, "\n")
 	for i, l := range lines {
 		switch {
-		case strings.HasPrefix(l, "weir broker"):
+		case strings.HasPrefix(l, "weir broker") && !strings.Contains(l, "--listen"):
 			lines[i] = "weir broker --listen " + e.addr + " --data-dir " + filepath.Join(e.tmp, "weir-data") + strings.TrimPrefix(l, "weir broker")
 		case strings.HasPrefix(l, "go run ./examples/"):
 			fields := strings.Fields(l)
@@ -145,6 +176,9 @@ func (e readmeEnv) substitute(text string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// loopbackAddr matches a loopback address with its port in the README.
+var loopbackAddr = regexp.MustCompile(`127\.0\.0\.1:[0-9]+\b`)
 
 func slicesIndex(s []string, v string) int {
 	for i, x := range s {
@@ -179,6 +213,9 @@ func (b *lockedBuffer) String() string {
 func (e readmeEnv) bash(ctx context.Context, script string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = e.repo
+	if e.dir != "" {
+		cmd.Dir = e.dir
+	}
 	cmd.Env = e.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -286,6 +323,103 @@ func (e readmeEnv) run(t *testing.T, b readmeBlock, script string) {
 	}
 }
 
+// jobs runs a jobs block (see the marker's description at the top): it
+// returns a stop function that Ctrl-Cs every job at once and checks that
+// each exits 0.
+func (e readmeEnv) jobs(t *testing.T, b readmeBlock, script string) (stop func() error) {
+	t.Helper()
+	dir := filepath.Join(e.tmp, fmt.Sprintf("jobs-line%d", b.line))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.dir = dir
+	type job struct {
+		line   string
+		cmd    *exec.Cmd
+		out    *lockedBuffer
+		exited chan error
+	}
+	var jobs []*job
+	var rest []string
+	for _, l := range strings.Split(script, "\n") {
+		cmdText, _, _ := strings.Cut(l, "#")
+		cmdText = strings.TrimSpace(cmdText)
+		switch {
+		case cmdText == "":
+		case strings.HasSuffix(cmdText, "&") && !strings.HasSuffix(cmdText, "&&"):
+			j := &job{line: cmdText, out: &lockedBuffer{}, exited: make(chan error, 1)}
+			j.cmd = e.bash(context.Background(), strings.TrimSpace(strings.TrimSuffix(cmdText, "&")))
+			j.cmd.Stdout, j.cmd.Stderr = j.out, j.out
+			if err := j.cmd.Start(); err != nil {
+				t.Fatalf("README.md:%d: %s: %v", b.line, cmdText, err)
+			}
+			go func() { j.exited <- j.cmd.Wait() }()
+			jobs = append(jobs, j)
+		default:
+			rest = append(rest, l)
+		}
+	}
+	stop = func() error {
+		for _, j := range jobs {
+			_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGINT)
+		}
+		var errs []error
+		timeout := time.NewTimer(readmeStopTimeout)
+		defer timeout.Stop()
+		for _, j := range jobs {
+			select {
+			case err := <-j.exited:
+				if err != nil {
+					errs = append(errs, fmt.Errorf("README.md:%d: %s: after Ctrl-C: %v\n%s", b.line, j.line, err, j.out))
+				}
+			case <-timeout.C:
+				for _, j := range jobs {
+					_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
+				}
+				return fmt.Errorf("README.md:%d: %s: still running %v after Ctrl-C\n%s", b.line, j.line, readmeStopTimeout, j.out)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if len(jobs) == 0 || len(rest) == 0 {
+		_ = stop()
+		t.Fatalf("README.md:%d: a jobs block needs lines ending in & and lines to run after them", b.line)
+	}
+	// A job that exits early fails the block with its output.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, j := range jobs {
+				t.Logf("README.md:%d: %s:\n%s", b.line, j.line, j.out)
+			}
+		}
+	})
+	for i, l := range rest {
+		lb := readmeBlock{line: b.line, kind: "run", attrs: map[string]string{}, text: l}
+		if i == 0 {
+			lb.attrs["until"] = b.attrs["jobs"]
+		}
+		e.run(t, lb, l)
+	}
+	return stop
+}
+
+// requires skips a block (loudly) whose requires="PROG" is not installed,
+// or fails it when WEIR_REQUIRE_CLIENTS=1.
+func requires(t *testing.T, b readmeBlock) {
+	t.Helper()
+	prog := b.attrs["requires"]
+	if prog == "" {
+		return
+	}
+	if _, err := exec.LookPath(prog); err != nil {
+		msg := fmt.Sprintf("README.md:%d needs %s, which is not installed (%v)", b.line, prog, err)
+		if os.Getenv("WEIR_REQUIRE_CLIENTS") == "1" {
+			t.Fatalf("WEIR_REQUIRE_CLIENTS=1 but %s", msg)
+		}
+		t.Skip("SKIPPING: " + msg)
+	}
+}
+
 // freeLoopbackAddr returns a loopback address with a port free a moment
 // ago.
 func freeLoopbackAddr(t *testing.T) string {
@@ -317,7 +451,8 @@ func TestREADME(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	bin := filepath.Join(tmp, "bin")
-	e := readmeEnv{repo: repo, tmp: tmp, addr: freeLoopbackAddr(t)}
+	e := readmeEnv{repo: repo, tmp: tmp, addr: freeLoopbackAddr(t), ports: map[string]string{},
+		freeAddr: func() string { return freeLoopbackAddr(t) }}
 	for _, kv := range os.Environ() {
 		// WEIR_BROKERS, GOBIN and PATH are set below.
 		if !strings.HasPrefix(kv, "WEIR_BROKERS=") && !strings.HasPrefix(kv, "GOBIN=") && !strings.HasPrefix(kv, "PATH=") {
@@ -352,16 +487,19 @@ func TestREADME(t *testing.T) {
 			case "skip":
 				t.Skipf("README.md:%d not run: %s", b.line, b.attrs["skip"])
 			case "run":
-				if prog := b.attrs["requires"]; prog != "" {
-					if _, err := exec.LookPath(prog); err != nil {
-						msg := fmt.Sprintf("README.md:%d needs %s, which is not installed (%v)", b.line, prog, err)
-						if os.Getenv("WEIR_REQUIRE_CLIENTS") == "1" {
-							t.Fatalf("WEIR_REQUIRE_CLIENTS=1 but %s", msg)
-						}
-						t.Skip("SKIPPING: " + msg)
+				requires(t, b)
+				e.run(t, b, script)
+			case "jobs":
+				requires(t, b)
+				// The terminals of the blocks before close first: the
+				// cluster's node 1 listens where the single broker did.
+				for i := len(stops) - 1; i >= 0; i-- {
+					if err := stops[i](); err != nil {
+						t.Fatal(err)
 					}
 				}
-				e.run(t, b, script)
+				stops = nil
+				stops = append(stops, e.jobs(t, b, script))
 			case "background":
 				stops = append(stops, e.background(t, b, script, b.attrs["background"]))
 			case "until-ctrl-c":
@@ -379,13 +517,15 @@ func TestREADME(t *testing.T) {
 // TestREADMESubstitutions pins the test's changes to the README's blocks:
 // the address, and the data directories moved to the temporary directory.
 func TestREADMESubstitutions(t *testing.T) {
-	e := readmeEnv{tmp: "/tmp/x", addr: "127.0.0.1:5555"}
+	e := readmeEnv{tmp: "/tmp/x", addr: "127.0.0.1:5555", ports: map[string]string{},
+		freeAddr: func() string { return "127.0.0.1:6666" }}
 	for in, want := range map[string]string{
-		"weir broker          # listens on 127.0.0.1:9092":                                       "weir broker --listen 127.0.0.1:5555 --data-dir /tmp/x/weir-data          # listens on 127.0.0.1:5555",
-		"kcat -b 127.0.0.1:9092 -L":                                                              "kcat -b 127.0.0.1:5555 -L",
-		"go run ./examples/orders-per-minute   # the main job":                                   "go run ./examples/orders-per-minute -state-dir /tmp/x/orders-per-minute-data   # the main job",
-		"go run ./examples/orders-per-minute -brokers 127.0.0.1:9092 -state-dir instance-1-data": "go run ./examples/orders-per-minute -brokers 127.0.0.1:5555 -state-dir /tmp/x/instance-1-data",
-		"weir topic create orders --partitions 6":                                                "weir topic create orders --partitions 6",
+		"weir broker          # listens on 127.0.0.1:9092":                                                     "weir broker --listen 127.0.0.1:5555 --data-dir /tmp/x/weir-data          # listens on 127.0.0.1:5555",
+		"kcat -b 127.0.0.1:9092 -L":                                                                            "kcat -b 127.0.0.1:5555 -L",
+		"go run ./examples/orders-per-minute   # the main job":                                                 "go run ./examples/orders-per-minute -state-dir /tmp/x/orders-per-minute-data   # the main job",
+		"go run ./examples/orders-per-minute -brokers 127.0.0.1:9092 -state-dir instance-1-data":               "go run ./examples/orders-per-minute -brokers 127.0.0.1:5555 -state-dir /tmp/x/instance-1-data",
+		"weir topic create orders --partitions 6":                                                              "weir topic create orders --partitions 6",
+		"weir broker --node-id 1 --controller-voters 1@127.0.0.1:9093 --listen 127.0.0.1:9092 --data-dir d1 &": "weir broker --node-id 1 --controller-voters 1@127.0.0.1:6666 --listen 127.0.0.1:5555 --data-dir d1 &",
 	} {
 		if got := e.substitute(in); got != want {
 			t.Errorf("substitute(%q)\n got %q\nwant %q", in, got, want)

@@ -95,6 +95,13 @@ func openPebble(cfg StorageConfig) (db *pebble.DB, err error) {
 		FS:           cfg.FS,
 		Logger:       pebbleLogger{cfg.Logger},
 		MemTableSize: 8 << 20,
+		// NB: without a DataCorruption listener Pebble calls Fatalf (a
+		// panic here) on a bad block checksum; with one, the read returns
+		// the corruption error, which OpenStorage reports as a
+		// CorruptionError naming the directory.
+		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+			cfg.Logger.Error("quorum: raft storage corrupt", "dir", cfg.Dir, "details", info.String())
+		}},
 	})
 }
 
