@@ -78,7 +78,8 @@ func mkdirAllDurable(fs vfs.FS, dir string) error {
 }
 
 // writeFileAtomic replaces path with data: a temporary file, fsynced,
-// renamed into place, and the directory fsynced.
+// renamed into place, and the directory fsynced. NB: the temporary file is
+// path+tmpSuffix, which open deletes as a leftover.
 func writeFileAtomic(fs vfs.FS, path string, data []byte) error {
 	return atomicfile.WriteFS(fs, path, data)
 }
