@@ -78,7 +78,8 @@ func mkdirAllDurable(fs vfs.FS, dir string) error {
 }
 
 // writeFileAtomic replaces path with data: a temporary file, fsynced,
-// renamed into place, and the directory fsynced.
+// renamed into place, and the directory fsynced. NB: the temporary file is
+// path+tmpSuffix, which open deletes as a leftover.
 func writeFileAtomic(fs vfs.FS, path string, data []byte) error {
 	return atomicfile.WriteFS(fs, path, data)
 }
@@ -112,12 +113,11 @@ var errCannotTruncate = errors.New("storage: the filesystem cannot truncate this
 // its descriptor (an operating-system file under a wrapper such as
 // errorfs). Otherwise it returns errCannotTruncate and leaves f as it is.
 //
-// NB: Pebble's memory filesystem cannot shrink a file. Callers therefore
-// only cut bytes that are not a valid continuation of the log (the remnant
-// of a failed write, the invalid tail found by a scan) and treat
-// errCannotTruncate as done: the log's own size ends the segment, the next
-// append overwrites the remnant (appends write at that size, not at the
-// file's end), and recovery cuts again at the first invalid batch.
+// NB: Pebble's memory filesystem cannot shrink a file. There the segment's
+// size ends it (appends write at that size, not at the file's end), the
+// segment notes the remnant (segment.remnant), and the next append first
+// overwrites it with zeros (zeroTail). Until then the remnant is what a
+// crash between a write and its truncation would leave on a real disk.
 func truncateFile(f vfs.File, size int64) error {
 	if t, ok := f.(interface{ Truncate(int64) error }); ok {
 		return t.Truncate(size)
@@ -126,4 +126,17 @@ func truncateFile(f vfs.File, size int64) error {
 		return ftruncate(fd, size)
 	}
 	return errCannotTruncate
+}
+
+// zeroTail overwrites f's bytes past size with zeros, for a file that
+// cannot be cut (see truncateFile). A zero batch length is invalid, so a
+// scan stops where the batches written at size and after end: nothing a
+// failed write or a damaged tail left there can pass for a later batch.
+func zeroTail(f vfs.File, size int64) error {
+	end, err := sizeOf(f)
+	if err != nil || end <= size {
+		return err
+	}
+	_, err = f.WriteAt(make([]byte, end-size), size)
+	return err
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestTruncateFile: the operating system's files are cut in place, also
@@ -70,4 +71,43 @@ func TestDirectoriesSurviveCrash(t *testing.T) {
 		t.Fatalf("removed log directory after a crash: %v, want it gone", err)
 	}
 	l.Close()
+}
+
+// TestUncutTailNeverReturns: on a filesystem that cannot cut a file, the
+// invalid tail recovery found stays in the file; a later append of the same
+// size must not make the valid batch behind it readable again.
+func TestUncutTailNeverReturns(t *testing.T) {
+	mem := vfs.NewCrashableMem()
+	l := openTest(t, mem, Options{})
+	b := simpleBatch(t, 2, 1)
+	for range 3 { // offsets 0, 2, 4; equal sizes
+		mustAppend(t, l, b)
+	}
+	// A crash (not a clean shutdown, which would spare recovery the full
+	// check of the active segment), then damage to the second batch:
+	// recovery keeps only the first.
+	fs := mem.CrashClone(vfs.CrashCloneCfg{})
+	name := "/p/" + segmentName(0, logSuffix)
+	data, err := readFile(fs, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[2*len(b)-1] ^= 1
+	if err := writeFileDurable(fs, name, data); err != nil {
+		t.Fatal(err)
+	}
+	l2 := openTest(t, fs, Options{})
+	if leo := l2.LogEndOffset(); leo != 2 {
+		t.Fatalf("after the damage the log ends at %d, want 2", leo)
+	}
+	// Same size and record count as the damaged batch: it ends where the
+	// third batch, still in the file, begins.
+	mustAppend(t, l2, b)
+	l3 := openTest(t, fs.CrashClone(vfs.CrashCloneCfg{}), Options{})
+	if diff := cmp.Diff([]int64{0, 2}, readBases(t, l3)); diff != "" {
+		t.Fatalf("batches after another crash (-want +got):\n%s", diff)
+	}
+	if leo := l3.LogEndOffset(); leo != 4 {
+		t.Fatalf("log ends at %d, want 4", leo)
+	}
 }

@@ -309,10 +309,15 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	}
 	seg := l.segs[len(l.segs)-1] // only appendMu holders change segs' tail
 	pos := seg.size
-	var err error
 	// NB: appends write at the segment's size, not at the file's end: a
-	// file that could not be cut after a failed write (see truncateFile)
-	// may hold bytes past it.
+	// file that could not be cut (see truncateFile) may hold bytes past it.
+	if seg.remnant {
+		if err := zeroTail(seg.f, pos); err != nil {
+			return AppendResult{}, l.ioErr("clearing the bytes past the end of "+seg.path, err)
+		}
+		seg.remnant = false
+	}
+	var err error
 	if ndup == 0 {
 		_, err = seg.f.WriteAt(data, pos)
 	} else {
@@ -357,9 +362,12 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 }
 
 // undoWriteLocked truncates the active segment back to pos after a failed
-// write, so the log holds only whole batches.
+// write, so the log holds only whole batches (where the file cannot be cut,
+// the next append overwrites the remnant: see truncateFile).
 func (l *Log) undoWriteLocked(seg *segment, pos int64, werr error) error {
-	if terr := truncateFile(seg.f, pos); terr != nil && terr != errCannotTruncate {
+	if terr := truncateFile(seg.f, pos); errors.Is(terr, errCannotTruncate) {
+		seg.remnant = true
+	} else if terr != nil {
 		l.failed = fmt.Errorf("truncating %s after a failed write: %w", seg.path, terr)
 		return fmt.Errorf("%w: write %s: %w (and truncating back: %v)", ErrStorage, seg.path, werr, terr)
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -365,7 +366,9 @@ func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanS
 	if res.corrupt != nil {
 		l.opts.Logger.Warn("storage: truncating segment at its first invalid batch",
 			"segment", path, "at", res.end, "size", fileSize, "reason", res.corrupt)
-		if err := l.truncateSegmentFile(f, active, path, res.end); err != nil {
+		if err := l.truncateSegmentFile(f, active, path, res.end); errors.Is(err, errCannotTruncate) {
+			s.remnant = true
+		} else if err != nil {
 			f.Close()
 			return nil, err
 		}
@@ -388,6 +391,8 @@ func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanS
 // truncateSegmentFile cuts the segment file at path to size and fsyncs it:
 // through f when it is writable (the active segment), else through a
 // writable handle opened for the purpose. f sees the new size either way.
+// It returns errCannotTruncate, having changed nothing, where the
+// filesystem cannot cut the file (see truncateFile).
 func (l *Log) truncateSegmentFile(f vfs.File, writable bool, path string, size int64) error {
 	w := f
 	if !writable {
@@ -397,8 +402,8 @@ func (l *Log) truncateSegmentFile(f vfs.File, writable bool, path string, size i
 		}
 		defer w.Close()
 	}
-	if err := truncateFile(w, size); err == errCannotTruncate {
-		return nil // the segment's size ends it; see truncateFile
+	if err := truncateFile(w, size); errors.Is(err, errCannotTruncate) {
+		return err
 	} else if err != nil {
 		return fmt.Errorf("storage: truncate %s: %w", path, err)
 	}

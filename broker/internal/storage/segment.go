@@ -71,6 +71,10 @@ type segment struct {
 	path string
 	// fileClosed is set, holding Log.syncMu, when f is closed.
 	fileClosed bool
+	// remnant says the file may hold bytes past size that could not be
+	// cut (see truncateFile): the next append zeroes them first. Only the
+	// active segment's matters; guarded by Log.appendMu.
+	remnant bool
 
 	size    int64  // bytes of whole batches
 	next    Offset // offset after the last batch; base when empty
