@@ -50,6 +50,10 @@ type Node struct {
 	// obs is a broker-only node's view of the quorum (observer.go); nil
 	// on a voter, which has q, mux, rpcSrv and drv instead.
 	obs *observer
+	// replayTo is the commit index a voter's raft storage held at Open:
+	// its image is partial until the quorum has applied that far, and
+	// the reconciler waits for it (waitReplayed).
+	replayTo uint64
 	// started is set by Start.
 	started atomic.Bool
 
@@ -150,6 +154,7 @@ func Open(opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.q = q
+	n.replayTo = q.Status().Commit
 	n.rpc = newRPCClient(opts.Dial)
 	n.drv = newDriver(q, n.sm, metadata.Options{
 		ClusterID: cid, SessionTimeout: opts.SessionTimeout, DefaultPartitions: opts.DefaultPartitions,
@@ -520,6 +525,9 @@ func (n *Node) wantReconcile() {
 
 func (n *Node) reconcileLoop() {
 	defer n.wg.Done()
+	if !n.waitReplayed() {
+		return
+	}
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -527,6 +535,36 @@ func (n *Node) reconcileLoop() {
 		case <-n.reconcilec:
 		}
 		n.reconcile(n.sm.Image())
+	}
+}
+
+// waitReplayed waits until a voter has applied every entry its raft
+// storage held committed at Open, so that the reconciler never judges a
+// topic absent from a partial image (it would delete the topic's local
+// logs, records and all). NB: the quorum signals applied entries only
+// through Status, and the empty entries of new leaders reach no state
+// machine, so this polls; it runs once per start, for as long as the
+// replay takes. It reports false if the node stopped first.
+func (n *Node) waitReplayed() bool {
+	if n.q == nil {
+		return true // a broker-only node: observer.caughtUp guards reconcile
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st := n.q.Status()
+		if st.Applied >= n.replayTo {
+			return true
+		}
+		if st.Err != nil {
+			n.log.Error("cluster: quorum stopped before replaying its log; local topics left as they are", "err", st.Err)
+			return false
+		}
+		select {
+		case <-n.ctx.Done():
+			return false
+		case <-tick.C:
+		}
 	}
 }
 
