@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,6 +151,14 @@ type members struct {
 	clients []*kgo.Client
 	tally   tally
 	errs    chan error
+	// dataLoss counts the fetches franz-go reported as data loss: a
+	// partition whose leadership moved to a replica holding none of its
+	// records (partition data is not replicated yet).
+	dataLoss atomic.Int64
+	// unknownMember counts the polls that reported the coordinator did not
+	// know a member (a new coordinator that loaded no group state): the
+	// member rejoins by itself.
+	unknownMember atomic.Int64
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -174,6 +183,14 @@ func startMembers(t *testing.T, c *testCluster, g, topic string, n int) *members
 			for ctx.Err() == nil {
 				fs := cl.PollFetches(ctx)
 				fs.EachError(func(topic string, p int32, err error) {
+					if dl := (*kgo.ErrDataLoss)(nil); errors.As(err, &dl) {
+						m.dataLoss.Add(1)
+						return
+					}
+					if errors.Is(err, kerr.UnknownMemberID) {
+						m.unknownMember.Add(1)
+						return
+					}
 					if !errors.Is(err, context.Canceled) {
 						select {
 						case m.errs <- fmt.Errorf("member %d: fetch %s/%d: %w", i, topic, p, err):
@@ -441,6 +458,127 @@ func TestClusterGroupConsumer(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestClusterGroupCoordinatorMoves: the broker coordinating a group of two
+// franz-go members is stopped by controlled shutdown. Every remaining
+// broker then names the new leader of the group's offsets partition, and
+// the members find it and keep consuming: every record produced after the
+// move to the partitions whose leaders stayed is consumed, and the group
+// commits on the new coordinator.
+//
+// Partition data is not replicated yet, so the new coordinator starts from
+// its own local copy of the offsets partition, which holds nothing: a
+// group that committed on the old coordinator and stayed idle has no
+// committed offsets on the new one. The test asserts exactly that. It
+// produces after the move only to partitions whose leader did not move
+// (a moved partition's new leader holds none of its records either).
+func TestClusterGroupCoordinatorMoves(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	const parts, per, g = 6, 20, "movers"
+	leaders := spreadTopic(ctx, t, c, adm, "gm", parts)
+
+	m := startMembers(t, c, g, "gm", 2)
+	waitStable(ctx, t, adm, g, 2)
+	direct := directClients(t, c)
+	coord := agreedCoordinator(ctx, t, direct, adm, g)
+
+	// An idle group in the same offsets partition commits once.
+	idle := ""
+	for i := 0; idle == ""; i++ {
+		if n := fmt.Sprintf("idle-%d", i); group.Partition(group.GroupID(n), 50) == group.Partition(g, 50) {
+			idle = n
+		}
+	}
+	var idleOffs kadm.Offsets
+	idleOffs.Add(kadm.Offset{Topic: "gm", Partition: 0, At: 3, LeaderEpoch: -1})
+	if r, err := adm.CommitOffsets(ctx, idle, idleOffs); err != nil || r.Error() != nil {
+		t.Fatalf("commit %s: %v %v", idle, err, r.Error())
+	}
+
+	before := produceSpread(ctx, t, c, "gm", "a", parts, per)
+	m.waitConsumed(t, 30*time.Second, before)
+	m.commitAll(ctx, t)
+	for _, v := range before {
+		if n := m.tally.count(v); n != 1 {
+			t.Errorf("record %q consumed %d times before the move, want once", v, n)
+		}
+	}
+
+	t.Logf("stopping node %d, coordinator of %s", coord, g)
+	if err := c.brokers[coord-1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	delete(direct, coord)
+	coord2 := agreedCoordinator(ctx, t, direct, adm, g)
+	if coord2 == coord {
+		t.Fatalf("coordinator still node %d after it stopped", coord)
+	}
+	t.Logf("new coordinator of %s: node %d", g, coord2)
+
+	// Not replicated: the new coordinator knows nothing of the idle
+	// group's commit on the old one.
+	offs, err := adm.FetchOffsets(ctx, idle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := offs.Lookup("gm", 0); ok {
+		t.Fatalf("%s's offset %+v on the new coordinator: offsets partitions are not replicated yet, so none was expected", idle, o)
+	}
+
+	// Produce only where the leader stayed.
+	var stayed []int32
+	for p, l := range leaders {
+		if l != coord {
+			stayed = append(stayed, p)
+		}
+	}
+	slices.Sort(stayed)
+	pcl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pcl.Close()
+	var after []string
+	var recs []*kgo.Record
+	for _, p := range stayed {
+		for i := range per {
+			v := fmt.Sprintf("b-p%d-%d", p, i)
+			after = append(after, v)
+			recs = append(recs, &kgo.Record{Topic: "gm", Partition: p, Value: []byte(v)})
+		}
+	}
+	if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce after the move: %v", err)
+	}
+	m.waitConsumed(t, 45*time.Second, after)
+	m.commitAll(ctx, t)
+	waitStable(ctx, t, adm, g, 2)
+	offs, err = adm.FetchOffsets(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range stayed {
+		if o, ok := offs.Lookup("gm", p); !ok || o.At != 2*per {
+			t.Errorf("committed offset of gm/%d on the new coordinator: %+v %v, want %d", p, o, ok, 2*per)
+		}
+	}
+	again := 0
+	for _, v := range before {
+		if m.tally.count(v) > 1 {
+			again++
+		}
+	}
+	t.Logf("after the move: %d of %d earlier records read again (committed offsets restarted); franz-go reported %d data-loss resets and %d UNKNOWN_MEMBER_ID rejoins",
+		again, len(before), m.dataLoss.Load(), m.unknownMember.Load())
 }
 
 // codeName names a Kafka error code as Kafka does ("NONE" for 0).
