@@ -159,8 +159,8 @@ type members struct {
 	// know a member (a new coordinator that loaded no group state): the
 	// member rejoins by itself.
 	unknownMember atomic.Int64
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
 }
 
 func startMembers(t *testing.T, c *testCluster, g, topic string, n int) *members {
