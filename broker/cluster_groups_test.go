@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -590,4 +591,126 @@ func codeName(code int16) string {
 		return e.Message
 	}
 	return fmt.Sprint(code)
+}
+
+// confluentGroupRoundTrip produces per records to each partition of a
+// topic with confluent-kafka's producer, then reads them back with a group
+// consumer (subscribe, earliest, manual commit), commits synchronously and
+// prints "partition value" per record.
+const confluentGroupRoundTrip = `
+import sys, time
+from confluent_kafka import Producer, Consumer
+boot, topic, parts, per, grp = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+p = Producer({'bootstrap.servers': boot, 'acks': 'all'})
+errors = []
+def cb(err, msg):
+    if err is not None:
+        errors.append(err)
+for part in range(parts):
+    for i in range(per):
+        p.produce(topic, value=('p%d-r%d' % (part, i)).encode(), partition=part, on_delivery=cb)
+left = p.flush(30)
+if left or errors:
+    sys.exit('undelivered %d, errors %s' % (left, errors))
+c = Consumer({'bootstrap.servers': boot, 'group.id': grp, 'auto.offset.reset': 'earliest', 'enable.auto.commit': False})
+c.subscribe([topic])
+got, deadline = 0, time.time() + 40
+while got < parts * per and time.time() < deadline:
+    m = c.poll(0.5)
+    if m is None:
+        continue
+    if m.error():
+        sys.exit('consume: %s' % m.error())
+    print(m.partition(), m.value().decode())
+    got += 1
+c.commit(asynchronous=False)
+c.close()
+`
+
+// TestClusterGroupConfluentKafka: confluent-kafka's producer and group
+// consumer on a 3-node cluster whose topic's leaders sit on different
+// brokers: every record is consumed once, from the partition it was
+// produced to, and the group's commit is found on the coordinator every
+// broker names.
+func TestClusterGroupConfluentKafka(t *testing.T) {
+	py := requireConfluentKafka(t)
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	const parts, per, g = 6, 5, "confluent-readers"
+	spreadTopic(ctx, t, c, adm, "cg3", parts)
+	out := run(t, "", py, "-c", confluentGroupRoundTrip, c.brokers[1].Addr(), "cg3", fmt.Sprint(parts), fmt.Sprint(per), g)
+	want, got := map[string][]string{}, map[string][]string{}
+	for p := range parts {
+		for i := range per {
+			want[fmt.Sprint(p)] = append(want[fmt.Sprint(p)], fmt.Sprintf("p%d-r%d", p, i))
+		}
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		p, v, _ := strings.Cut(l, " ")
+		got[p] = append(got[p], v)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("confluent-kafka group consumer read per partition (-want +got):\n%s", diff)
+	}
+	coord := agreedCoordinator(ctx, t, directClients(t, c), adm, g)
+	offs, err := adm.FetchOffsets(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(parts) {
+		if o, ok := offs.Lookup("cg3", p); !ok || o.At != per {
+			t.Errorf("committed offset of cg3/%d on coordinator %d: %+v %v, want %d", p, coord, o, ok, per)
+		}
+	}
+}
+
+// TestClusterGroupKcat: kcat's balanced consumer (-G) reads every record
+// of a topic whose leaders sit on different brokers, through the group's
+// coordinator, and commits what it read when it exits.
+func TestClusterGroupKcat(t *testing.T) {
+	kcat := requireTool(t, "kcat", "apt-get install kcat")
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	const parts, per, g = 6, 5, "kcat-readers"
+	spreadTopic(ctx, t, c, adm, "kg3", parts)
+	vals := produceSpread(ctx, t, c, "kg3", "k", parts, per)
+	out := run(t, "", kcat, "-b", c.brokers[2].Addr(), "-G", g, "-X", "auto.offset.reset=earliest",
+		"-c", fmt.Sprint(len(vals)), "-q", "-f", "%p %s\n", "kg3")
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		p, v, _ := strings.Cut(l, " ")
+		if !strings.HasPrefix(v, "k-p"+p+"-") {
+			t.Errorf("record %q read from partition %s", v, p)
+		}
+		got = append(got, v)
+	}
+	slices.Sort(got)
+	slices.Sort(vals)
+	if diff := cmp.Diff(vals, got); diff != "" {
+		t.Fatalf("kcat -G read (-want +got):\n%s", diff)
+	}
+	agreedCoordinator(ctx, t, directClients(t, c), adm, g)
+	offs, err := adm.FetchOffsets(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(parts) {
+		if o, ok := offs.Lookup("kg3", p); !ok || o.At != per {
+			t.Errorf("committed offset of kg3/%d: %+v %v, want %d", p, o, ok, per)
+		}
+	}
 }
