@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -160,8 +161,10 @@ type members struct {
 	// know a member (a new coordinator that loaded no group state): the
 	// member rejoins by itself.
 	unknownMember atomic.Int64
-	cancel        context.CancelFunc
-	wg            sync.WaitGroup
+	// log is the members' franz-go log, shown when the test fails.
+	log    syncBuffer
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 func startMembers(t *testing.T, c *testCluster, g, topic string, n int) *members {
@@ -173,7 +176,8 @@ func startMembers(t *testing.T, c *testCluster, g, topic string, n int) *members
 			kgo.ConsumerGroup(g), kgo.DisableAutoCommit(), kgo.ClientID(fmt.Sprintf("member-%d", i)),
 			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 			kgo.SessionTimeout(10*time.Second), kgo.HeartbeatInterval(300*time.Millisecond),
-			kgo.RetryTimeout(20*time.Second))
+			kgo.RetryTimeout(20*time.Second),
+			kgo.WithLogger(kgo.BasicLogger(&m.log, kgo.LogLevelInfo, func() string { return fmt.Sprintf("member-%d ", i) })))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -207,8 +211,31 @@ func startMembers(t *testing.T, c *testCluster, g, topic string, n int) *members
 			}
 		}()
 	}
-	t.Cleanup(m.stop)
+	t.Cleanup(func() {
+		m.stop()
+		if t.Failed() {
+			t.Logf("the members' client log:\n%s", m.log.String())
+		}
+	})
 	return m
+}
+
+// syncBuffer is a bytes.Buffer for several writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // stop ends the members' polling and closes them (each leaves the group).
@@ -246,15 +273,22 @@ func waitStable(ctx context.Context, t *testing.T, adm *kadm.Client, g string, n
 	})
 }
 
-// produceSpread produces per records to each partition of topic, values
-// "<prefix>-p<partition>-<i>", and returns the values.
-func produceSpread(ctx context.Context, t *testing.T, c *testCluster, topic, prefix string, parts int32, per int) []string {
+// newProducer returns a client of c that produces to the partition each
+// record names.
+func newProducer(t *testing.T, c *testCluster) *kgo.Client {
 	t.Helper()
 	pcl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pcl.Close()
+	t.Cleanup(pcl.Close)
+	return pcl
+}
+
+// produceSpread produces per records to each partition of topic, values
+// "<prefix>-p<partition>-<i>", and returns the values.
+func produceSpread(ctx context.Context, t *testing.T, pcl *kgo.Client, topic, prefix string, parts int32, per int) []string {
+	t.Helper()
 	var recs []*kgo.Record
 	var vals []string
 	for p := range parts {
@@ -351,7 +385,7 @@ func TestClusterGroupConsumer(t *testing.T) {
 		t.Fatalf("%s leaders on %v, want all 3 brokers", group.OffsetsTopic, offLeaders)
 	}
 
-	vals := produceSpread(ctx, t, c, "gc", "a", parts, per)
+	vals := produceSpread(ctx, t, newProducer(t, c), "gc", "a", parts, per)
 	m.waitConsumed(t, 30*time.Second, vals)
 	m.commitAll(ctx, t)
 	for _, v := range vals {
@@ -505,7 +539,12 @@ func TestClusterGroupCoordinatorMoves(t *testing.T) {
 		t.Fatalf("commit %s: %v %v", idle, err, r.Error())
 	}
 
-	before := produceSpread(ctx, t, c, "gm", "a", parts, per)
+	// NB: one producer for both batches. Producer ids are allocated by
+	// each broker on its own in a cluster for now, so a second producer
+	// could be handed the first one's id and see its records dropped as
+	// duplicates.
+	pcl := newProducer(t, c)
+	before := produceSpread(ctx, t, pcl, "gm", "a", parts, per)
 	m.waitConsumed(t, 30*time.Second, before)
 	m.commitAll(ctx, t)
 	for _, v := range before {
@@ -543,11 +582,6 @@ func TestClusterGroupCoordinatorMoves(t *testing.T) {
 		}
 	}
 	slices.Sort(stayed)
-	pcl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pcl.Close()
 	var after []string
 	var recs []*kgo.Record
 	for _, p := range stayed {
@@ -687,7 +721,7 @@ func TestClusterGroupKcat(t *testing.T) {
 	adm := kadm.NewClient(cl)
 	const parts, per, g = 6, 5, "kcat-readers"
 	spreadTopic(ctx, t, c, adm, "kg3", parts)
-	vals := produceSpread(ctx, t, c, "kg3", "k", parts, per)
+	vals := produceSpread(ctx, t, newProducer(t, c), "kg3", "k", parts, per)
 	out := run(t, "", kcat, "-b", c.brokers[2].Addr(), "-G", g, "-X", "auto.offset.reset=earliest",
 		"-c", fmt.Sprint(len(vals)), "-q", "-f", "%p %s\n", "kg3")
 	var got []string
