@@ -27,6 +27,9 @@ type clusterTestOptions struct {
 	sessionTimeout     time.Duration
 	tickInterval       time.Duration
 	shutdownTimeout    time.Duration
+	// dial, when set, connects this node to the other voters (raft and
+	// the controller RPC): tests pass a fault layer's dialer.
+	dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // parseRoles reads Options.Roles.
@@ -59,7 +62,7 @@ func (o *Options) validateCluster() []error {
 		errs = append(errs, err)
 	}
 	if o.NodeID <= 0 {
-		errs = append(errs, fmt.Errorf("broker: node id %d: a cluster node needs a positive --node-id, one of the voters", o.NodeID))
+		errs = append(errs, fmt.Errorf("broker: node id %d: a cluster node needs a positive --node-id (one of the voters, or outside them with --roles broker)", o.NodeID))
 	}
 	return errs
 }
@@ -87,6 +90,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 		SessionTimeout:     opts.cluster.sessionTimeout,
 		TickInterval:       opts.cluster.tickInterval,
 		ShutdownTimeout:    opts.cluster.shutdownTimeout,
+		Dial:               opts.cluster.dial,
 		Logger:             opts.Logger,
 	})
 }

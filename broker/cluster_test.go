@@ -38,8 +38,16 @@ func startTestCluster(t *testing.T, n int) *testCluster {
 }
 
 // startTestClusterRoles starts one node per entry of roles (its --roles;
-// "" for the default, both).
+// "" for the default, both); the voters are the nodes that are not
+// "broker" only.
 func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
+	t.Helper()
+	return startTestClusterWith(t, roles, nil)
+}
+
+// startTestClusterWith is startTestClusterRoles with edit (when not nil)
+// changing node i's options before it opens.
+func startTestClusterWith(t *testing.T, roles []string, edit func(i int, o *Options)) *testCluster {
 	n := len(roles)
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
@@ -47,6 +55,9 @@ func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
 	lns := make([]net.Listener, n)
 	var specs []string
 	for i := range lns {
+		if roles[i] == "broker" {
+			continue // a broker-only node is no voter and has no controller listener
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -66,10 +77,15 @@ func startTestClusterRoles(t *testing.T, roles []string) *testCluster {
 			sessionTimeout: 3 * time.Second, tickInterval: 20 * time.Millisecond,
 			shutdownTimeout: 500 * time.Millisecond,
 		}
+		if edit != nil {
+			edit(i, &opts)
+		}
 		b, err := Open(opts)
 		if err != nil {
 			for _, ln := range lns[i:] {
-				_ = ln.Close()
+				if ln != nil {
+					_ = ln.Close()
+				}
 			}
 			t.Fatalf("open node %d: %v", i+1, err)
 		}

@@ -9,9 +9,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -19,7 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/broker/internal/storage"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // logCapture is a slog handler that keeps every record's message and
@@ -70,7 +72,7 @@ func TestStorageErrorsCountedAndRateLimited(t *testing.T) {
 	h := newStorageHealth(slog.New(capture), t.TempDir())
 	now := time.Unix(1000, 0)
 	h.now = func() time.Time { return now }
-	full := fmt.Errorf("%w: write x: %w", storage.ErrDiskFull, vfs.ErrNoSpace)
+	full := fmt.Errorf("%w: write x: %w", storage.ErrDiskFull, syscall.ENOSPC)
 	for range 5 {
 		h.appendFailed("/d/topics/t/0", full)
 	}
@@ -264,26 +266,26 @@ func values(rs []*kgo.Record) []string {
 // filesystem: once "full", every write and file creation of the partition
 // logs fails with ENOSPC; deleting the topic "gives the space back".
 func TestFullDiskInjected(t *testing.T) {
-	inj := vfs.NewInjecting(vfs.Default, nil)
-	full := func(op vfs.Op, _ string) error {
-		if op == vfs.OpWrite || op == vfs.OpCreate {
-			return vfs.ErrNoSpace
+	full := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+		switch op.Kind {
+		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpCreate:
+			return fmt.Errorf("injected: %w", syscall.ENOSPC)
 		}
 		return nil
-	}
+	})}
 	fullDiskScenario(t, fullDisk{
 		dir:   t.TempDir(),
-		logFS: inj,
+		logFS: errorfs.Wrap(vfs.Default, full),
 		fill: func(t *testing.T, produce func(int) int16) int {
 			for i := range 5 {
 				if code := produce(1000); code != 0 {
 					t.Fatalf("produce %d to big: %v", i, kerr.ErrorForCode(code))
 				}
 			}
-			inj.SetInjector(full)
+			full.On()
 			return 0
 		},
-		deleted: func(*testing.T) { inj.SetInjector(nil) },
+		deleted: func(*testing.T) { full.Off() },
 	})
 }
 
@@ -292,12 +294,12 @@ func TestFullDiskInjected(t *testing.T) {
 // segment fails with ENOSPC), the cleaner says so in one line per pass
 // naming how many partitions failed, not one line per partition.
 func TestCleanerOnFullDiskLogsOncePerPass(t *testing.T) {
-	inj := vfs.NewInjecting(vfs.Default, func(op vfs.Op, name string) error {
-		if op == vfs.OpCreate && strings.HasSuffix(name, ".cleaned") {
-			return vfs.ErrNoSpace
+	inj := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpCreate && strings.HasSuffix(op.Path, ".cleaned") {
+			return fmt.Errorf("injected: %w", syscall.ENOSPC)
 		}
 		return nil
-	})
+	}))
 	capture := &logCapture{}
 	b, err := Open(Options{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Logger: slog.New(capture),
 		CleanInterval: 50 * time.Millisecond, logFS: inj})

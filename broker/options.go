@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/topics"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // FsyncPolicy says when appended data is forced to disk.

@@ -3,9 +3,11 @@
 // image (package metadata) into the broker, and gives the protocol server
 // its cluster view (protocol.Cluster).
 //
-// Every node is a controller voter for now (a broker-only node would need
-// to fetch the metadata log from the quorum as an observer, which is not
-// built yet). The parts, all owned by Node (node.go):
+// A node is a controller voter, a broker, or both. A broker-only node
+// (--roles broker, an id outside the voters) has no raft: it fetches the
+// committed metadata log from the voters over the controller RPC, as an
+// observer (observer.go), and rebuilds its image from them at every
+// start. The parts, all owned by Node (node.go):
 //
 //   - imageSM (image.go): the quorum's state machine. The raft goroutine
 //     applies committed entries to a metadata.Image under imageSM.mu and
@@ -31,6 +33,15 @@
 //     frames of BrokerRegistration, BrokerHeartbeat and the admin requests
 //     brokers forward, answered by the driver, whose reply header carries
 //     the metadata offset the reply's changes are applied at.
+//   - the observer (observer.go), on broker-only nodes: one goroutine
+//     long-polls a voter (the raft leader when known) for the entries
+//     after its applied offset, or the image's snapshot when the voter no
+//     longer keeps them, and applies them to its imageSM; the voter's
+//     reply names the raft leader, where the node's controller requests
+//     go. Its reconciler waits until the image has caught up once.
+//   - producer ids (pids.go): InitProducerId hands out ids from blocks the
+//     controller allocates to this broker (AllocateProducerIds); the
+//     member loop keeps a spare block.
 //   - the broker side (node.go): registration and heartbeats every
 //     HeartbeatInterval to the raft leader's controller listener; Forward
 //     sends an admin request there and waits until the local image has
@@ -38,7 +49,7 @@
 //     shutdown (leaderships moved away), bounded by ShutdownTimeout.
 //   - the reconciler (node.go): after each change of the image, the local
 //     topic registry is made to hold exactly the image's topics, with the
-//     image's topic ids and partition counts.
+//     image's topic ids, partition counts and configs.
 //   - metrics (metrics.go): weir_cluster_* gauges read from the image at
 //     scrape time, beside the quorum's weir_quorum_*, in the node's own
 //     registry (Node.Gatherer), which the broker serves on /metrics.

@@ -39,7 +39,29 @@ type imageSM struct {
 	// onChange is called (outside mu) after every publish, on the raft
 	// goroutine; it must not block.
 	onChange func()
+
+	// recent are the last entries applied (at most maxRecent), which
+	// broker-only nodes fetch (observer.go); recentFrom is the applied
+	// offset just before the first of them: a fetcher that has applied
+	// recentFrom or more can be served entries, one behind it gets the
+	// image's snapshot. Guarded by mu.
+	recent      []loggedEntry
+	recentFrom  uint64
+	recentBytes int // the data bytes of recent
 }
+
+// loggedEntry is one applied entry of the metadata log.
+type loggedEntry struct {
+	index uint64
+	data  []byte
+}
+
+// maxRecent and maxRecentBytes bound the entries a voter keeps for
+// broker-only nodes.
+const (
+	maxRecent      = 4096
+	maxRecentBytes = 16 << 20
+)
 
 func newImageSM(log *slog.Logger) *imageSM {
 	s := &imageSM{log: log, img: metadata.NewImage(), refused: map[uint64]error{}, changed: make(chan struct{})}
@@ -57,6 +79,15 @@ func (s *imageSM) Apply(index uint64, data []byte) error {
 	err := s.img.Apply(index, data)
 	if err != nil && !metadata.IsInvalid(err) {
 		return err
+	}
+	// NB: refused entries are kept too: a fetcher applies them and
+	// refuses them alike.
+	s.recent = append(s.recent, loggedEntry{index: index, data: data})
+	s.recentBytes += len(data)
+	for len(s.recent) > maxRecent || (len(s.recent) > 1 && s.recentBytes > maxRecentBytes) {
+		s.recentFrom = s.recent[0].index
+		s.recentBytes -= len(s.recent[0].data)
+		s.recent = s.recent[1:]
 	}
 	if err != nil {
 		s.log.Warn("cluster: committed metadata entry refused by the image (applied as a no-op on every node)", "index", index, "err", err)
@@ -87,6 +118,7 @@ func (s *imageSM) Restore(data []byte, index uint64) error {
 		return fmt.Errorf("cluster: restore the metadata image at %d: %w", index, err)
 	}
 	s.img = img
+	s.recent, s.recentFrom, s.recentBytes = nil, index, 0
 	s.publishLocked()
 	return nil
 }
@@ -150,7 +182,8 @@ func buildView(img *metadata.Image, clusterID string, controller int32) *protoco
 		}
 	}
 	for _, t := range img.Topics() {
-		ct := &protocol.ClusterTopic{Name: string(t.Name), ID: t.ID}
+		ct := &protocol.ClusterTopic{Name: string(t.Name), ID: t.ID,
+			Configs: img.Config(metadata.ConfigResource{Type: metadata.ConfigTopic, Name: string(t.Name)})}
 		for _, p := range img.Partitions(t.ID) {
 			ct.Partitions = append(ct.Partitions, protocol.ClusterPartition{
 				Leader: int32(p.Leader), LeaderEpoch: int32(p.LeaderEpoch),

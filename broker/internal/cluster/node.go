@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -45,6 +46,12 @@ type Node struct {
 	rpcSrv    *rpcServer
 	rpc       *rpcClient
 	drv       *driver
+	pids      pidBlock
+	// obs is a broker-only node's view of the quorum (observer.go); nil
+	// on a voter, which has q, mux, rpcSrv and drv instead.
+	obs *observer
+	// started is set by Start.
+	started atomic.Bool
 
 	// viewCache is the last view built (see View).
 	viewCache atomic.Pointer[viewCache]
@@ -94,6 +101,22 @@ func Open(opts Options) (*Node, error) {
 	n.epoch.Store(-1)
 	_, _ = rand.Read(n.incarnation[:])
 	n.sm.onChange = n.wantReconcile
+	if !opts.Controller {
+		// A broker-only node: no controller listener, no raft; it
+		// follows the metadata log by fetching it from the voters.
+		n.obs = &observer{}
+		n.metrics = prometheus.NewRegistry()
+		var reg prometheus.Registerer = n.metrics
+		if opts.Registerer != nil {
+			reg = opts.Registerer
+		}
+		if err := n.registerMetrics(reg); err != nil {
+			return nil, fmt.Errorf("cluster: metrics: %w", err)
+		}
+		n.rpc = newRPCClient(opts.Dial)
+		n.ctx, n.cancel = context.WithCancel(context.Background())
+		return n, nil
+	}
 	ln := opts.ControllerListener
 	if ln == nil {
 		addr := ""
@@ -135,6 +158,16 @@ func Open(opts Options) (*Node, error) {
 				return nil
 			}
 			return topics.CheckConfigs(map[string]string{key: value})
+		},
+		ListConfig: func(res metadata.ConfigResource, key string) (string, bool) {
+			// NB: the single-node IncrementalAlterConfigs has the same rule:
+			// cleanup.policy is the one list among the topic configs, and
+			// APPEND and SUBTRACT start from the broker's default.
+			if res.Type != metadata.ConfigTopic || key != "cleanup.policy" {
+				return "", false
+			}
+			def, _ := opts.Topics.Defaults().Value(key)
+			return def, true
 		},
 	}, opts.Now, log)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -194,13 +227,20 @@ func bindDataDir(opts Options, cid string) error {
 func (n *Node) ClusterID() string { return n.clusterID }
 
 // Status returns the node's raft status.
-func (n *Node) Status() quorum.Status { return n.q.Status() }
+// On a broker-only node it is what the voters it fetches from told it,
+// with Role RoleObserver.
+func (n *Node) Status() quorum.Status {
+	if n.q == nil {
+		return n.observerStatus()
+	}
+	return n.q.Status()
+}
 
 // QuorumState returns this voter's own view of the quorum, for
 // DescribeQuorum (protocol.QuorumDescriber). Commit and Applied come from
 // one raft status, so Applied <= Commit.
 func (n *Node) QuorumState() protocol.QuorumState {
-	st := n.q.Status()
+	st := n.Status()
 	qs := protocol.QuorumState{
 		NodeID: int32(n.opts.NodeID), LeaderID: int32(st.Leader), Term: st.Term,
 		Commit: st.Commit, Applied: st.Applied,
@@ -221,11 +261,17 @@ func (n *Node) Image() *metadata.Image { return n.sm.Image() }
 // registration and heartbeats under the advertised client address self.
 func (n *Node) Start(ctx context.Context, self protocol.Node) error {
 	n.self.Store(&self)
-	if err := n.q.Start(ctx); err != nil {
-		return err
+	if n.q != nil {
+		if err := n.q.Start(ctx); err != nil {
+			return err
+		}
+		n.drv.start()
+		n.rpcSrv = newRPCServer(n.mux.rpc, n.handleRPC, n.log)
+	} else {
+		n.wg.Add(1)
+		go n.fetchLoop()
 	}
-	n.drv.start()
-	n.rpcSrv = newRPCServer(n.mux.rpc, n.drv.handle, n.log)
+	n.started.Store(true)
 	n.wg.Add(1)
 	go n.reconcileLoop()
 	if n.opts.Broker {
@@ -241,7 +287,7 @@ func (n *Node) Start(ctx context.Context, self protocol.Node) error {
 // everything.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		if n.opts.Broker && n.epoch.Load() >= 0 && n.rpcSrv != nil {
+		if n.opts.Broker && n.epoch.Load() >= 0 && n.started.Load() {
 			ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
 			req := n.heartbeatRequest()
 			req.WantShutdown = true
@@ -257,9 +303,10 @@ func (n *Node) Close() error {
 			n.drv.stop()
 		}
 		n.rpc.close()
-		err := n.q.Close()
-		n.mux.close()
-		n.closeErr = err
+		if n.q != nil {
+			n.closeErr = n.q.Close()
+			n.mux.close()
+		}
 	})
 	return n.closeErr
 }
@@ -273,7 +320,7 @@ func (n *Node) Changed() <-chan struct{} { return n.sm.Changed() }
 // image or the known controller changed.
 func (n *Node) View() *protocol.ClusterView {
 	img := n.sm.Image()
-	ctl := int32(n.q.Status().Leader)
+	ctl := int32(n.Status().Leader)
 	if ctl == 0 {
 		ctl = -1
 	}
@@ -287,7 +334,7 @@ func (n *Node) View() *protocol.ClusterView {
 
 // controllerAddr returns the controller listener of the raft leader.
 func (n *Node) controllerAddr() (string, bool) {
-	lead := n.q.Status().Leader
+	lead := n.Status().Leader
 	for _, v := range n.opts.Voters {
 		if v.ID == lead && lead != 0 {
 			return v.Addr, true
@@ -322,11 +369,36 @@ func (n *Node) callController(ctx context.Context, req kmsg.Request) (kmsg.Respo
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, fmt.Errorf("%w: %w (last: %v)", protocol.ErrNoController, ctx.Err(), last)
+			return nil, fmt.Errorf("%w: %s: %w (last: %v)", protocol.ErrNoController, n.quorumTrouble(), ctx.Err(), last)
 		case <-t.C:
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// quorumTrouble says, for an operator reading a refused admin request, why
+// no controller answered: the metadata quorum has no leader this node
+// knows of (a majority of the voters is down or cut off, or an election
+// is under way), or its leader did not commit in time. Metadata this node
+// serves stays as last applied (frozen, not wrong) meanwhile.
+func (n *Node) quorumTrouble() string {
+	st := n.Status()
+	voters := quorum.FormatVoters(n.opts.Voters)
+	if st.Leader == 0 {
+		return fmt.Sprintf("metadata quorum lost: no raft leader known to node %d at term %d (voters %s): a majority of the voters is down or unreachable, or an election is under way; metadata stays as of offset %d",
+			n.opts.NodeID, st.Term, voters, st.Applied)
+	}
+	return fmt.Sprintf("metadata quorum not committing: raft leader %d at term %d did not answer in time (voters %s): a majority of the voters may be down or unreachable; metadata stays as of offset %d",
+		st.Leader, st.Term, voters, st.Applied)
+}
+
+// handleRPC answers the controller RPC on a voter: metadata fetches of
+// broker-only nodes here, everything else by the controller driver.
+func (n *Node) handleRPC(ctx context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
+	if f, ok := req.(*kmsg.FetchRequest); ok {
+		return n.serveMetadataFetch(ctx, f)
+	}
+	return n.drv.handle(ctx, req)
 }
 
 // waitApplied waits until the local image has applied offset idx.
@@ -350,6 +422,19 @@ func (n *Node) waitApplied(ctx context.Context, idx uint64) error {
 func (n *Node) Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	v := req.GetVersion()
 	defer req.SetVersion(v)
+	if dt, ok := req.(*kmsg.DeleteTopicsRequest); ok && v < 6 {
+		// Names move from TopicNames (v0-v5) to Topics (v6+): the trip is
+		// at the highest version, so carry them over (on a copy).
+		up := *dt
+		up.Topics = nil
+		for _, name := range dt.TopicNames {
+			t := kmsg.NewDeleteTopicsRequestTopic()
+			t.Topic = kmsg.StringPtr(name)
+			up.Topics = append(up.Topics, t)
+		}
+		up.TopicNames = nil
+		req = &up
+	}
 	resp, err := n.callController(ctx, req)
 	if resp == nil {
 		return nil, err
@@ -377,6 +462,9 @@ func (n *Node) memberLoop() {
 			n.register(ctx)
 		} else {
 			n.heartbeat(ctx)
+		}
+		if n.epoch.Load() >= 0 {
+			n.refillProducerIDs(ctx)
 		}
 		cancel()
 		select {
@@ -455,6 +543,9 @@ func (n *Node) reconcileLoop() {
 // __consumer_offsets when it comes to lead a partition of it (protocol,
 // group_cluster.go), and keeps one it already has.
 func (n *Node) reconcile(img *metadata.Image) {
+	if n.obs != nil && !n.obs.caughtUp.Load() {
+		return // a broker-only node's image is not trustworthy yet (observer.go)
+	}
 	reg := n.opts.Topics
 	want := map[string]bool{}
 	for _, t := range img.Topics() {
@@ -484,6 +575,13 @@ func (n *Node) reconcile(img *metadata.Image) {
 		if local.NumPartitions() < t.Partitions {
 			if err := reg.AddPartitions(name, t.Partitions); err != nil {
 				n.log.Warn("cluster: add local partitions", "topic", name, "err", err)
+			}
+		}
+		// The image's configs are the topic's: a change made through any
+		// broker reaches every broker's logs (retention, compaction, ...).
+		if cfg := img.Config(metadata.ConfigResource{Type: metadata.ConfigTopic, Name: name}); !maps.Equal(cfg, local.Configs()) {
+			if err := reg.SetConfigs(name, cfg); err != nil {
+				n.log.Warn("cluster: apply topic configs from the metadata image", "topic", name, "err", err)
 			}
 		}
 	}

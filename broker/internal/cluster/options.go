@@ -17,15 +17,16 @@ import (
 
 // Options configure a Node. The zero value of each field means its default.
 type Options struct {
-	// NodeID is this node's id, one of Voters. Required.
+	// NodeID is this node's id: one of Voters for a controller, outside
+	// them for a broker-only node. Required.
 	NodeID int32
 	// Voters are the controller voters (--controller-voters). Required.
 	Voters []quorum.Voter
 	// Broker: this node is a broker (registers, serves partitions).
 	// Controller: it is a controller voter. Default (both false): both.
-	// Every node must be a voter for now (a broker-only node would need to
-	// fetch the metadata log from the quorum, which is not built yet), so
-	// Broker without Controller is refused.
+	// A controller must be one of Voters; a broker-only node (Broker
+	// without Controller) must not be: it follows the metadata log by
+	// fetching it from the voters (observer.go).
 	Broker, Controller bool
 	// DataDir is the broker's data directory; the raft storage lives in
 	// DataDir/metadata-raft and the cluster id in DataDir/cluster.json.
@@ -105,11 +106,14 @@ func (o *Options) Validate() error {
 	}
 	if len(o.Voters) == 0 {
 		errs = append(errs, errors.New("cluster: no controller voters"))
-	} else if !slices.ContainsFunc(o.Voters, func(v quorum.Voter) bool { return v.ID == uint64(o.NodeID) }) {
-		errs = append(errs, fmt.Errorf("cluster: node %d is not one of the controller voters %s: every node is a voter for now", o.NodeID, quorum.FormatVoters(o.Voters)))
-	}
-	if o.Broker && !o.Controller {
-		errs = append(errs, errors.New("cluster: --roles broker alone is not supported yet: a broker must also be a controller voter (--roles broker,controller)"))
+	} else {
+		voter := slices.ContainsFunc(o.Voters, func(v quorum.Voter) bool { return v.ID == uint64(o.NodeID) })
+		switch {
+		case o.Controller && !voter:
+			errs = append(errs, fmt.Errorf("cluster: node %d is not one of the controller voters %s: a controller must be one (or start it with --roles broker)", o.NodeID, quorum.FormatVoters(o.Voters)))
+		case !o.Controller && voter:
+			errs = append(errs, fmt.Errorf("cluster: node %d is one of the controller voters %s, so it must have the controller role: give a broker-only node (--roles broker) an id outside the voters", o.NodeID, quorum.FormatVoters(o.Voters)))
+		}
 	}
 	if o.DataDir == "" {
 		errs = append(errs, errors.New("cluster: DataDir is required"))

@@ -4,9 +4,11 @@ package cluster
 // address) carries two protocols. Raft traffic between voters opens with the
 // quorum transport's magic "WQR1"; everything else is the broker-to-
 // controller RPC: Kafka-framed requests (int32 size, request header v1 or
-// v2, a kmsg body) such as BrokerRegistration (62), BrokerHeartbeat (63) and
-// the admin requests brokers forward (CreateTopics, DeleteTopics,
-// CreatePartitions). A Kafka frame's size can never read "WQR1": that is
+// v2, a kmsg body) such as BrokerRegistration (62), BrokerHeartbeat (63),
+// AllocateProducerIds (67), the admin requests brokers forward
+// (CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs,
+// IncrementalAlterConfigs) and the metadata fetches of broker-only nodes
+// (Fetch, see observer.go). A Kafka frame's size can never read "WQR1": that is
 // 1.46 GB, beyond maxRPCFrame.
 //
 // The reply is a Kafka response frame whose header always carries tagged

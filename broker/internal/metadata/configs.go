@@ -98,16 +98,26 @@ func (c *Controller) planConfigs(res ConfigResource, ops []kmsg.IncrementalAlter
 			if op.Value == nil {
 				return nil, refuse(kerr.InvalidRequest, "%s of %q without a value", op.Op, op.Name)
 			}
-			var list []string
-			if v, ok := cur[op.Name]; ok && v != "" {
-				list = strings.Split(v, ",")
+			v, ok := cur[op.Name]
+			if c.opts.ListConfig != nil {
+				def, isList := c.opts.ListConfig(res, op.Name)
+				if !isList {
+					return nil, refuse(kerr.InvalidConfig, "%s %q: %s of %q: it is not a list config", res.Type, res.Name, op.Op, op.Name)
+				}
+				if !ok {
+					v = def
+				}
 			}
-			for _, item := range strings.Split(*op.Value, ",") {
+			list := splitList(v)
+			for _, item := range splitList(*op.Value) {
 				if op.Op == kmsg.IncrementalAlterConfigOpAppend && !slices.Contains(list, item) {
 					list = append(list, item)
 				} else if op.Op == kmsg.IncrementalAlterConfigOpSubtract {
 					list = slices.DeleteFunc(list, func(s string) bool { return s == item })
 				}
+			}
+			if len(list) == 0 && c.opts.ListConfig != nil {
+				return nil, refuse(kerr.InvalidConfig, "%s %q: %s of %q leaves the list empty", res.Type, res.Name, op.Op, op.Name)
 			}
 			cur[op.Name] = strings.Join(list, ",")
 		default:
@@ -180,4 +190,16 @@ func (c *Controller) AlterConfigs(req *kmsg.AlterConfigsRequest) ([]Record, *kms
 		resp.Resources = append(resp.Resources, rr)
 	}
 	return out, resp, nil
+}
+
+// splitList splits a comma-separated list config, dropping the spaces
+// around its elements and empty elements.
+func splitList(v string) []string {
+	var out []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -23,6 +23,7 @@ import (
 //
 //	new [session=D] [default-rf=N] [default-partitions=N] [block=N] [cluster=ID] [max-partitions=N]
 //	    [bad-config=KEY]               (ValidateConfig refuses KEY)
+//	    [list-config=KEY:DEFAULT]      (ListConfig: KEY alone is a list, with DEFAULT)
 //	register node=N [inc=I] [rack=R] [cluster=ID] [listeners=(name:port,...)] [epoch-of=N]
 //	heartbeat node=N [epoch=E] [offset=O] [fence] [shutdown]
 //	                                  (epoch defaults to the registered one)
@@ -270,6 +271,15 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 					return fmt.Errorf("%s is not allowed here", key)
 				}
 				return nil
+			}
+		}
+		if lc := tdArg(td, "list-config", ""); lc != "" {
+			key, def, _ := strings.Cut(lc, ":")
+			o.ListConfig = func(_ ConfigResource, k string) (string, bool) {
+				if k == key {
+					return def, true
+				}
+				return "", false
 			}
 		}
 		h.reset(o)

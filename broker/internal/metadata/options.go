@@ -49,6 +49,14 @@ type Options struct {
 	// the resource with INVALID_CONFIG and the error's text. Deleting a key
 	// is always allowed. Default nil: every non-empty key is accepted.
 	ValidateConfig func(res ConfigResource, key, value string) error
+
+	// ListConfig, when set, tells which config keys hold comma-separated
+	// lists and their default value: IncrementalAlterConfigs then allows
+	// APPEND and SUBTRACT only on list keys (INVALID_CONFIG otherwise, as
+	// Kafka), works on the default when the key is not set, and refuses a
+	// list left empty. Default nil: APPEND and SUBTRACT work on any key,
+	// starting from the empty list.
+	ListConfig func(res ConfigResource, key string) (defaultValue string, isList bool)
 }
 
 // EnsureDefaults fills in zero fields with their defaults and returns o.

@@ -24,6 +24,19 @@ import (
 func init() { register(kmsg.DescribeConfigs, 0, 4, handleDescribeConfigs) }
 
 func handleDescribeConfigs(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
+	return describeConfigs(s, r, func(name string) (map[string]string, bool) {
+		t, ok := s.Topics.Get(name)
+		if !ok {
+			return nil, false
+		}
+		return t.Configs(), true
+	})
+}
+
+// describeConfigs answers DescribeConfigs with topicConfigs giving a
+// topic's explicit configs (the local topic's on a single node, the
+// metadata image's in a cluster).
+func describeConfigs(s *Server, r *Request, topicConfigs func(name string) (map[string]string, bool)) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.DescribeConfigsRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeConfigsResponse)
 	for _, rr := range req.Resources {
@@ -32,13 +45,13 @@ func handleDescribeConfigs(_ context.Context, s *Server, r *Request) (kmsg.Respo
 		var entries []configEntry
 		switch rr.ResourceType {
 		case kmsg.ConfigResourceTypeTopic:
-			t, ok := s.Topics.Get(rr.ResourceName)
+			cfg, ok := topicConfigs(rr.ResourceName)
 			if !ok {
 				or.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				resp.Resources = append(resp.Resources, or)
 				continue
 			}
-			entries = effectiveConfigs(s.Topics.Defaults(), t.Configs())
+			entries = effectiveConfigs(s.Topics.Defaults(), cfg)
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName != "" && rr.ResourceName != strconv.Itoa(int(s.Node().ID)) {
 				or.ErrorCode = kerr.InvalidRequest.Code

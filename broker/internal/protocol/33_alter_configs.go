@@ -45,12 +45,8 @@ func handleAlterConfigs(_ context.Context, s *Server, r *Request) (kmsg.Response
 // validates them, and applies them unless validateOnly.
 func alterTopicConfigs(s *Server, rt kmsg.ConfigResourceType, name string, validateOnly bool,
 	edit func(cur map[string]string) (map[string]string, error)) error {
-	switch rt {
-	case kmsg.ConfigResourceTypeTopic:
-	case kmsg.ConfigResourceTypeBroker:
-		return wrapCode(kerr.InvalidRequest, errorf("broker configs are read-only: set them with weir broker flags or its config file"))
-	default:
-		return wrapCode(kerr.InvalidRequest, errorf("config resource type %d is not supported", rt))
+	if err := checkAlterableType(rt); err != nil {
+		return err
 	}
 	t, ok := s.Topics.Get(name)
 	if !ok {
@@ -67,4 +63,16 @@ func alterTopicConfigs(s *Server, rt kmsg.ConfigResourceType, name string, valid
 		return nil
 	}
 	return s.Topics.SetConfigs(name, next)
+}
+
+// checkAlterableType refuses altering the configs of anything but topics.
+func checkAlterableType(rt kmsg.ConfigResourceType) error {
+	switch rt {
+	case kmsg.ConfigResourceTypeTopic:
+		return nil
+	case kmsg.ConfigResourceTypeBroker:
+		return wrapCode(kerr.InvalidRequest, errorf("broker configs are read-only: set them with weir broker flags or its config file"))
+	default:
+		return wrapCode(kerr.InvalidRequest, errorf("config resource type %d is not supported", rt))
+	}
 }

@@ -8,12 +8,15 @@ package protocol
 // term it knows, HighWatermark is its raft commit index, and in
 // CurrentVoters its own entry's LogEndOffset is the metadata offset it has
 // applied to its image; the other voters' offsets and every timestamp are
-// -1 (unknown to it). `weir cluster describe` asks each node to learn every
-// node's commit and applied offsets. A single-node broker has no quorum and
+// -1 (unknown to it). A broker-only node answers as well, from what the
+// voters it fetches from told it, and lists itself among the Observers
+// with its applied offset. `weir cluster describe` asks each node to
+// learn every node's commit and applied offsets. A single-node broker has no quorum and
 // answers UNKNOWN_TOPIC_OR_PARTITION.
 
 import (
 	"context"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,7 +28,8 @@ func init() { register(kmsg.DescribeQuorum, 0, 1, handleDescribeQuorum) }
 // DescribeQuorum describes.
 const MetadataTopic = "__cluster_metadata"
 
-// QuorumState is one voter's own view of the metadata quorum.
+// QuorumState is one node's own view of the metadata quorum (a voter's,
+// or a broker-only node's, which is no voter).
 type QuorumState struct {
 	// NodeID is the answering node.
 	NodeID int32
@@ -40,8 +44,8 @@ type QuorumState struct {
 	Voters []int32
 }
 
-// QuorumDescriber is implemented by a Cluster whose node is a controller
-// voter; DescribeQuorum answers from it.
+// QuorumDescriber is implemented by a Cluster (a voter or a broker-only
+// node); DescribeQuorum answers from it.
 type QuorumDescriber interface {
 	QuorumState() QuorumState
 }
@@ -73,6 +77,12 @@ func handleDescribeQuorum(_ context.Context, s *Server, r *Request) (kmsg.Respon
 					v.LogEndOffset = int64(qs.Applied)
 				}
 				p.CurrentVoters = append(p.CurrentVoters, v)
+			}
+			if !slices.Contains(qs.Voters, qs.NodeID) {
+				// A broker-only node: it follows the log as an observer.
+				o := kmsg.NewDescribeQuorumResponseTopicPartitionReplicaState()
+				o.ReplicaID, o.LogEndOffset, o.LastFetchTimestamp, o.LastCaughtUpTimestamp = qs.NodeID, int64(qs.Applied), -1, -1
+				p.Observers = append(p.Observers, o)
 			}
 			t.Partitions = append(t.Partitions, p)
 		}

@@ -55,6 +55,9 @@ type ClusterTopic struct {
 	Name       string
 	ID         [16]byte
 	Partitions []ClusterPartition // index = partition
+	// Configs are the topic's explicit configs (not the defaults); nil
+	// when none is set. Read only.
+	Configs map[string]string
 }
 
 // ClusterPartition is one partition's placement.

@@ -8,8 +8,9 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 const benchBatchBytes = 16 << 10
@@ -234,11 +235,11 @@ func BenchmarkCompaction(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				dst, err := vfs.Default.Create(n + ".copy")
+				dst, err := vfs.Default.Create(n+".copy", vfs.WriteCategoryUnspecified)
 				if err != nil {
 					b.Fatal(err)
 				}
-				size, _ := src.Size()
+				size, _ := sizeOf(src)
 				for pos := int64(0); pos < size; pos += int64(len(buf)) {
 					m, _ := src.ReadAt(buf, pos)
 					if _, err := dst.Write(buf[:m]); err != nil {

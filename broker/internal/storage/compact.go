@@ -8,6 +8,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/batch"
 )
 
@@ -144,7 +146,7 @@ func (l *Log) compactLocked(ctx context.Context) error {
 func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end Offset, latest map[string]Offset, horizon int64, interval int32) (int64, error) {
 	base := g[0].base
 	cleanedPath := l.path(segmentName(base, logSuffix+cleanedSuffix))
-	f, err := l.fs.Create(cleanedPath)
+	f, err := l.fs.Create(cleanedPath, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return 0, l.ioErr("creating cleaned segment", err)
 	}
@@ -160,7 +162,7 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 		if err := lim.wait(ctx, &l.closing, len(b)); err != nil {
 			return err
 		}
-		if _, err := f.Write(b); err != nil {
+		if _, err := f.WriteAt(b, written); err != nil {
 			return l.ioErr("writing cleaned segment", err)
 		}
 		h.BaseOffset = int64(binary.BigEndian.Uint64(b))
@@ -232,7 +234,7 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	if err := l.fs.Rename(cleanedPath, swapPath); err != nil {
 		return fail(l.ioErr("renaming cleaned segment", err))
 	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		// The rename may or may not be durable; either way the log is
 		// whole. Finish in memory on the next open.
 		f.Close()
@@ -268,7 +270,7 @@ func (l *Log) swapIn(g []*segment, ns *segment, swapPath string) error {
 		err = l.fs.Rename(swapPath, ns.path)
 	}
 	if err == nil {
-		err = l.fs.SyncDir(l.dir)
+		err = syncDir(l.fs, l.dir)
 	}
 	if err == nil {
 		err = ns.writeIndexes(l.fs, l.dir)

@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // TestConcurrentAppendReadClean runs appenders, readers, a long-polling

@@ -10,9 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // ackedBatch is a batch whose Append returned success.
@@ -88,7 +89,7 @@ func TestCrashKeepsEveryAcknowledgedBatch(t *testing.T) {
 		mu.Lock()
 		before := append([]ackedBatch(nil), acked...)
 		mu.Unlock()
-		crashed := fs.Crash(vfs.CrashOptions{Rand: rng})
+		crashed := crashKeepingTails(t, fs, rng)
 		cancel()
 		wg.Wait()
 		l.Close()
@@ -122,8 +123,8 @@ func TestCrashKeepsEveryAcknowledgedBatch(t *testing.T) {
 // is back.
 func TestDiskFull(t *testing.T) {
 	mem := vfs.NewMem()
-	inj := vfs.NewInjecting(mem, nil)
-	inj.PartialWrites = true
+	ff := &faults{}
+	inj := &tornWriteFS{FS: mem, inj: ff}
 	l := openTest(t, inj, Options{Config: Config{SegmentBytes: 1000}})
 	for i := range 5 {
 		mustAppend(t, l, simpleBatch(t, 2, int64(i)))
@@ -132,13 +133,13 @@ func TestDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full := func(op vfs.Op, name string) error {
-		if op == vfs.OpWrite || op == vfs.OpCreate {
-			return vfs.ErrNoSpace
+	full := func(op errorfs.Op) error {
+		if isWrite(op) || op.Kind == errorfs.OpCreate {
+			return errNoSpace
 		}
 		return nil
 	}
-	inj.SetInjector(full)
+	ff.set(full)
 	for i := range 10 { // some of these need a roll, which fails too
 		_, err := l.Append(context.Background(), simpleBatch(t, 2, 100), 0)
 		if !IsDiskFull(err) {
@@ -155,7 +156,7 @@ func TestDiskFull(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Fatal("reads changed after failed appends")
 	}
-	inj.SetInjector(nil)
+	ff.set(nil)
 	res := mustAppend(t, l, simpleBatch(t, 2, 200))
 	if res.BaseOffset != 10 {
 		t.Fatalf("append after space came back at %d, want 10", res.BaseOffset)
@@ -182,11 +183,11 @@ func TestDiskFull(t *testing.T) {
 // TestFsyncFailure: a failed fsync fails the waiting appends with a storage
 // error and stops further appends; reads keep working.
 func TestFsyncFailure(t *testing.T) {
-	inj := vfs.NewInjecting(vfs.NewMem(), nil)
+	inj, ff := withFaults(vfs.NewMem(), nil)
 	l := openTest(t, inj, Options{})
 	mustAppend(t, l, simpleBatch(t, 1, 1))
-	inj.SetInjector(func(op vfs.Op, name string) error {
-		if op == vfs.OpSync {
+	ff.set(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpFileSync {
 			return errors.New("injected fsync failure")
 		}
 		return nil
@@ -194,7 +195,7 @@ func TestFsyncFailure(t *testing.T) {
 	if _, err := l.Append(context.Background(), simpleBatch(t, 1, 2), 0); !IsStorage(err) {
 		t.Fatalf("append with failing fsync: %v", err)
 	}
-	inj.SetInjector(nil)
+	ff.set(nil)
 	if _, err := l.Append(context.Background(), simpleBatch(t, 1, 3), 0); !IsStorage(err) {
 		t.Fatalf("append after a failed fsync: %v", err)
 	}
@@ -251,23 +252,23 @@ func TestCompactionCrashAtEveryStep(t *testing.T) {
 	}
 	for k := 1; ; k++ {
 		mem := vfs.NewCrashableMem()
-		inj := vfs.NewInjecting(mem, nil)
+		inj, ff := withFaults(mem, nil)
 		l, _ := build(inj)
 		var crashed *vfs.MemFS
 		n := 0
-		inj.SetInjector(func(op vfs.Op, name string) error {
-			if op == vfs.OpRead || op == vfs.OpOpen {
+		ff.set(func(op errorfs.Op) error {
+			if op.Kind.ReadOrWrite() == errorfs.OpIsRead {
 				return nil
 			}
 			n++
 			if n == k {
-				crashed = mem.Crash(vfs.CrashOptions{})
+				crashed = mem.CrashClone(vfs.CrashCloneCfg{})
 				return errors.New("injected: power lost")
 			}
 			return nil
 		})
 		err := l.Clean(context.Background())
-		inj.SetInjector(nil)
+		ff.set(nil)
 		l.Close()
 		if crashed == nil {
 			if err != nil {
@@ -362,7 +363,7 @@ func TestSyncInterval(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	l2 := openTest(t, fs.Crash(vfs.CrashOptions{}), Options{})
+	l2 := openTest(t, fs.CrashClone(vfs.CrashCloneCfg{}), Options{})
 	if leo := l2.LogEndOffset(); leo != 5 {
 		t.Fatalf("after crash leo %d, want 5", leo)
 	}

@@ -8,8 +8,9 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/datadriven"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // ddEnv is the state of one datadriven file.
@@ -185,7 +186,7 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 		e.l.mu.RUnlock()
 		return sb.String()
 	case "files":
-		names, err := e.fs.List("/p")
+		names, err := listDir(e.fs, "/p")
 		if err != nil {
 			return err.Error()
 		}
@@ -232,7 +233,7 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 		// durable reaches the new one.
 		old := e.l
 		e.l = nil
-		e.fs = e.fs.Crash(vfs.CrashOptions{})
+		e.fs = e.fs.CrashClone(vfs.CrashCloneCfg{})
 		e.opts.FS = e.fs
 		out := e.reopen(t)
 		old.Close()
@@ -242,14 +243,14 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 		// the new filesystem, and no clean-shutdown marker.
 		old := e.l
 		e.l = nil
-		e.fs = e.fs.Crash(vfs.CrashOptions{})
+		e.fs = e.fs.CrashClone(vfs.CrashCloneCfg{})
 		e.opts.FS = e.fs
 		old.Close()
 		return "ok"
 	case "truncate-file", "flip-byte", "append-garbage":
 		a, _ := td.Arg("name")
 		name := "/p/" + a.Vals[0]
-		data, err := e.fs.ReadFile(name)
+		data, err := readFile(e.fs, name)
 		if err != nil {
 			return err.Error()
 		}
@@ -261,7 +262,9 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 		default:
 			data[argInt(t, td, "at", 0)] ^= 0x10
 		}
-		e.fs.WriteFile(name, data)
+		if err := writeFileDurable(e.fs, name, data); err != nil {
+			return err.Error()
+		}
 		return "ok"
 	}
 	td.Fatalf(t, "unknown command %q", td.Cmd)

@@ -3,13 +3,15 @@ package storage
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/weir-dev/weir/broker/internal/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 // fullDisk is an injector for a device with no free block: every write and
@@ -20,14 +22,14 @@ type fullDisk struct {
 	refused []string
 }
 
-func (d *fullDisk) inject(op vfs.Op, name string) error {
-	if op != vfs.OpWrite && op != vfs.OpCreate {
+func (d *fullDisk) inject(op errorfs.Op) error {
+	if !isWrite(op) && op.Kind != errorfs.OpCreate {
 		return nil
 	}
 	d.mu.Lock()
-	d.refused = append(d.refused, op.String()+" "+name)
+	d.refused = append(d.refused, fmt.Sprintf("op %d %s", op.Kind, op.Path))
 	d.mu.Unlock()
-	return vfs.ErrNoSpace
+	return errNoSpace
 }
 
 // readBases reads every batch's base offset from the log start to the high
@@ -76,7 +78,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 			}
 			fs := vfs.FS(mem)
 			if tc.crash {
-				fs = mem.Crash(vfs.CrashOptions{}) // group commit: everything acknowledged is synced
+				fs = mem.CrashClone(vfs.CrashCloneCfg{}) // group commit: everything acknowledged is synced
 			} else if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +90,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 			ckBefore := readFileT(t, fs, "/p/"+epochCheckpointFile)
 
 			disk := &fullDisk{}
-			inj := vfs.NewInjecting(fs, disk.inject)
+			inj, ff := withFaults(fs, disk.inject)
 			l2 := openTest(t, inj, opts)
 			if diff := cmp.Diff(want, readBases(t, l2)); diff != "" {
 				t.Fatalf("batches read on a full disk (-want +got):\n%s", diff)
@@ -113,7 +115,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 				t.Fatalf("batches read after the refused append (-want +got):\n%s", diff)
 			}
 
-			inj.SetInjector(nil)
+			ff.set(nil)
 			r := mustAppend(t, l2, simpleBatch(t, 2, 6000))
 			if int64(r.BaseOffset) != want[len(want)-1]+2 {
 				t.Fatalf("append after space came back at %d, want %d", r.BaseOffset, want[len(want)-1]+2)
@@ -136,10 +138,12 @@ func TestStaleEpochCheckpointOnFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Epoch 1 "started" at 100, past the end (6): as after a torn tail.
-	mem.WriteFile("/p/"+epochCheckpointFile, encodeEpochs([]epochEntry{{0, 0}, {1, 100}}))
+	if err := writeFileDurable(mem, "/p/"+epochCheckpointFile, encodeEpochs([]epochEntry{{0, 0}, {1, 100}})); err != nil {
+		t.Fatal(err)
+	}
 
 	disk := &fullDisk{}
-	inj := vfs.NewInjecting(mem, disk.inject)
+	inj, ff := withFaults(mem, disk.inject)
 	l2 := openTest(t, inj, Options{})
 	if diff := cmp.Diff([]int64{0, 2, 4}, readBases(t, l2)); diff != "" {
 		t.Fatalf("batches (-want +got):\n%s", diff)
@@ -147,7 +151,7 @@ func TestStaleEpochCheckpointOnFullDisk(t *testing.T) {
 	if !l2.epochsUnsaved {
 		t.Fatal("open on a full disk did not note the checkpoint it could not rewrite")
 	}
-	inj.SetInjector(nil)
+	ff.set(nil)
 	mustAppend(t, l2, simpleBatch(t, 1, 10))
 	want := encodeEpochs([]epochEntry{{0, 0}})
 	if got := readFileT(t, mem, "/p/"+epochCheckpointFile); !bytes.Equal(got, want) {
@@ -171,7 +175,7 @@ func readFileT(t *testing.T, fs vfs.FS, name string) []byte {
 func TestRetentionFreesFullDisk(t *testing.T) {
 	mem := vfs.NewMem()
 	disk := &fullDisk{}
-	inj := vfs.NewInjecting(mem, nil)
+	inj, ff := withFaults(mem, nil)
 	opts := Options{Config: Config{SegmentBytes: 1024, RetentionBytes: 2048}}
 	l := openTest(t, inj, opts)
 	var want []int64
@@ -180,7 +184,7 @@ func TestRetentionFreesFullDisk(t *testing.T) {
 		want = append(want, int64(r.BaseOffset))
 	}
 	segsBefore := len(l.segs)
-	inj.SetInjector(disk.inject)
+	ff.set(disk.inject)
 	if err := l.Clean(context.Background()); err != nil {
 		t.Fatalf("Clean on a full disk: %v", err)
 	}
@@ -205,7 +209,7 @@ func TestRetentionFreesFullDisk(t *testing.T) {
 	if diff := cmp.Diff(kept, readBases(t, l)); diff != "" {
 		t.Fatalf("batches after retention (-want +got):\n%s", diff)
 	}
-	inj.SetInjector(nil)
+	ff.set(nil)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +224,7 @@ func TestRetentionFreesFullDisk(t *testing.T) {
 
 func mustList(t *testing.T, fs vfs.FS, dir string) []string {
 	t.Helper()
-	names, err := fs.List(dir)
+	names, err := listDir(fs, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +244,7 @@ func TestDeleteRecordsOnFullDisk(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			mem := vfs.NewMem()
-			inj := vfs.NewInjecting(mem, nil)
+			inj, ff := withFaults(mem, nil)
 			opts := Options{Config: Config{SegmentBytes: 1024}}
 			l := openTest(t, inj, opts)
 			var want []int64
@@ -255,14 +259,14 @@ func TestDeleteRecordsOnFullDisk(t *testing.T) {
 			}
 			var mu sync.Mutex
 			freed := false
-			inj.SetInjector(func(op vfs.Op, name string) error {
+			ff.set(func(op errorfs.Op) error {
 				mu.Lock()
 				defer mu.Unlock()
-				if op == vfs.OpRemove && strings.HasSuffix(name, logSuffix) && spaceBack {
+				if op.Kind == errorfs.OpRemove && strings.HasSuffix(op.Path, logSuffix) && spaceBack {
 					freed = true
 				}
-				if !freed && (op == vfs.OpWrite || op == vfs.OpCreate) {
-					return vfs.ErrNoSpace
+				if !freed && (isWrite(op) || op.Kind == errorfs.OpCreate) {
+					return errNoSpace
 				}
 				return nil
 			})
@@ -286,7 +290,7 @@ func TestDeleteRecordsOnFullDisk(t *testing.T) {
 					t.Errorf("segment file %s below %d is still there", n, holder.base)
 				}
 			}
-			inj.SetInjector(nil)
+			ff.set(nil)
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}

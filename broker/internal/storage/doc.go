@@ -24,6 +24,11 @@
 // segments without the log-start checkpoint it cannot write, as
 // DeleteRecordsBefore does before it tries its checkpoint again.
 //
+// Every file operation goes through Options.FS, Pebble's vfs.FS (file.go):
+// vfs.Default in production; in tests vfs.NewCrashableMem, whose CrashClone
+// keeps what was synced and may drop the rest, and errorfs for injected
+// faults.
+//
 // docs/ARCHITECTURE.md describes the data path (2.1, 2.2), the on-disk format (3.2), the lock order
 // (4) and the recovery, retention and compaction rules (5.1).
 package storage

@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // Sentinel errors. Callers classify with the IsXxx helpers; the broker maps
@@ -50,7 +49,7 @@ func IsMessageTooLarge(err error) bool { return errors.Is(err, ErrMessageTooLarg
 func IsCorrupt(err error) bool { return errors.Is(err, ErrCorrupt) || batch.IsCorrupt(err) }
 
 // IsDiskFull reports whether err is ErrDiskFull or the device's ENOSPC.
-func IsDiskFull(err error) bool { return errors.Is(err, ErrDiskFull) || vfs.IsNoSpace(err) }
+func IsDiskFull(err error) bool { return errors.Is(err, ErrDiskFull) || isNoSpace(err) }
 
 // IsStorage reports whether err is an I/O failure (ErrStorage or
 // ErrDiskFull).

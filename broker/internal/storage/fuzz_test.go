@@ -6,9 +6,9 @@ import (
 	"math"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 func FuzzOffsetIndex(f *testing.F) {
@@ -124,8 +124,12 @@ func FuzzSegmentRecovery(f *testing.F) {
 	f.Add([]byte("not a batch at all, but long enough to hold a header......."))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fs := vfs.NewMem()
-		fs.MkdirAll("/p")
-		fs.WriteFile("/p/"+segmentName(0, logSuffix), data)
+		if err := fs.MkdirAll("/p", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFileDurable(fs, "/p/"+segmentName(0, logSuffix), data); err != nil {
+			t.Fatal(err)
+		}
 		opts := Options{FS: fs, Sync: SyncNever, Logger: quietLogger(), Config: Config{IndexIntervalBytes: 64}}
 		l, err := Open("/p", opts)
 		if err != nil {

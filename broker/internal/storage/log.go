@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // Log is one partition's log: a directory of segments.
@@ -309,12 +310,17 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	seg := l.segs[len(l.segs)-1] // only appendMu holders change segs' tail
 	pos := seg.size
 	var err error
+	// NB: appends write at the segment's size, not at the file's end: a
+	// file that could not be cut after a failed write (see truncateFile)
+	// may hold bytes past it.
 	if ndup == 0 {
-		_, err = seg.f.Write(data)
+		_, err = seg.f.WriteAt(data, pos)
 	} else {
+		at := pos
 		for i := range hs {
 			if !dup[i] && err == nil {
-				_, err = seg.f.Write(data[starts[i] : starts[i]+hs[i].Size()])
+				_, err = seg.f.WriteAt(data[starts[i]:starts[i]+hs[i].Size()], at)
+				at += int64(hs[i].Size())
 			}
 		}
 	}
@@ -353,11 +359,11 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 // undoWriteLocked truncates the active segment back to pos after a failed
 // write, so the log holds only whole batches.
 func (l *Log) undoWriteLocked(seg *segment, pos int64, werr error) error {
-	if terr := seg.f.Truncate(pos); terr != nil {
+	if terr := truncateFile(seg.f, pos); terr != nil && terr != errCannotTruncate {
 		l.failed = fmt.Errorf("truncating %s after a failed write: %w", seg.path, terr)
 		return fmt.Errorf("%w: write %s: %w (and truncating back: %v)", ErrStorage, seg.path, werr, terr)
 	}
-	if vfs.IsNoSpace(werr) {
+	if isNoSpace(werr) {
 		return fmt.Errorf("%w: write %s: %w", ErrDiskFull, seg.path, werr)
 	}
 	return fmt.Errorf("%w: write %s: %w", ErrStorage, seg.path, werr)
@@ -410,11 +416,11 @@ func (l *Log) rollLocked() error {
 		return l.ioErr("writing indexes on roll", err)
 	}
 	path := filepath.Join(l.dir, segmentName(base, logSuffix))
-	f, err := l.fs.Create(path)
+	f, err := l.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return l.ioErr("creating segment", err)
 	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
+	if err := syncDir(l.fs, l.dir); err != nil {
 		f.Close()
 		l.fs.Remove(path)
 		return l.ioErr("syncing directory", err)
@@ -443,7 +449,7 @@ func (l *Log) rollLocked() error {
 // pruneSnapshotsLocked keeps the two newest producer snapshots at or below
 // base.
 func (l *Log) pruneSnapshotsLocked(base Offset) {
-	names, err := l.fs.List(l.dir)
+	names, err := listDir(l.fs, l.dir)
 	if err != nil {
 		return
 	}
@@ -460,7 +466,7 @@ func (l *Log) pruneSnapshotsLocked(base Offset) {
 
 // ioErr wraps an I/O error, classifying a full disk.
 func (l *Log) ioErr(what string, err error) error {
-	if vfs.IsNoSpace(err) {
+	if isNoSpace(err) {
 		return fmt.Errorf("%w: %s in %s: %w", ErrDiskFull, what, l.dir, err)
 	}
 	return fmt.Errorf("%w: %s in %s: %w", ErrStorage, what, l.dir, err)
@@ -793,6 +799,9 @@ func (l *Log) Close() error {
 func (l *Log) Remove() error {
 	cerr := l.Close()
 	if err := l.fs.RemoveAll(l.dir); err != nil {
+		return fmt.Errorf("storage: remove %s: %w", l.dir, err)
+	}
+	if err := syncDir(l.fs, l.fs.PathDir(l.dir)); err != nil {
 		return fmt.Errorf("storage: remove %s: %w", l.dir, err)
 	}
 	return cerr

@@ -6,8 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/google/go-cmp/cmp"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 func TestAppendReadBasic(t *testing.T) {
@@ -93,7 +94,7 @@ func TestRollAndReopen(t *testing.T) {
 	l2 := openTest(t, fs, opts)
 	check(l2)
 	// Remove the index files: they are rebuilt.
-	names, _ := fs.List("/p")
+	names, _ := listDir(fs, "/p")
 	for _, n := range names {
 		if len(n) > 20 && (n[20:] == ".index" || n[20:] == ".timeindex") {
 			fs.Remove("/p/" + n)
@@ -110,7 +111,7 @@ func TestRollAndReopen(t *testing.T) {
 // WaitDurable (acks=0 and acks=1 produces rely on it). A failed fsync is
 // WaitDurable's error, not AppendNoWait's.
 func TestAppendNoWaitThenWaitDurable(t *testing.T) {
-	fs := vfs.NewInjecting(vfs.NewMem(), nil)
+	fs, ff := withFaults(vfs.NewMem(), nil)
 	l := openTest(t, fs, Options{})
 	res, err := l.AppendNoWait(simpleBatch(t, 3, 1000), 0)
 	if err != nil {
@@ -135,8 +136,8 @@ func TestAppendNoWaitThenWaitDurable(t *testing.T) {
 		t.Fatalf("WaitDurable: %v", err)
 	}
 
-	fs.SetInjector(func(op vfs.Op, _ string) error {
-		if op == vfs.OpSync {
+	ff.set(func(op errorfs.Op) error {
+		if op.Kind == errorfs.OpFileSync {
 			return errors.New("injected fsync failure")
 		}
 		return nil
@@ -151,7 +152,7 @@ func TestAppendNoWaitThenWaitDurable(t *testing.T) {
 	if hw := l.HighWatermark(); hw != 3 {
 		t.Fatalf("after the failed fsync: hw %d, want 3", hw)
 	}
-	fs.SetInjector(nil)
+	ff.set(nil)
 }
 
 // TestAppendWaitsForDurability: Append returns only once its records are

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // modelRec is a record as the model remembers it.
@@ -176,7 +177,7 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			durableEnd = m.end
 		default: // crash, keeping random parts of unsynced tails
 			old := l
-			fs = fs.Crash(vfs.CrashOptions{Rand: rng})
+			fs = crashKeepingTails(t, fs, rng)
 			old.Close()
 			l = open()
 			leo := l.LogEndOffset()

@@ -7,8 +7,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/base"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // Offset is a record's position in a partition: the broker's one offset
@@ -200,7 +201,7 @@ func (c *Config) Validate() error {
 
 // Options configure a Log.
 type Options struct {
-	// FS is the filesystem. Default vfs.Default (the OS).
+	// FS is the filesystem (Pebble's vfs). Default vfs.Default (the OS).
 	FS vfs.FS
 	// Now is the clock, used for segment.ms, retention.ms and tombstone
 	// expiry. Default time.Now.

@@ -8,8 +8,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // Open opens (creating if needed) the partition log in dir and recovers it:
@@ -57,10 +58,10 @@ func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }
 
 func (l *Log) recover() error {
 	fs := l.fs
-	if err := fs.MkdirAll(l.dir); err != nil {
+	if err := mkdirAllDurable(fs, l.dir); err != nil {
 		return fmt.Errorf("storage: create %s: %w", l.dir, err)
 	}
-	names, err := fs.List(l.dir)
+	names, err := listDir(fs, l.dir)
 	if err != nil {
 		return fmt.Errorf("storage: list %s: %w", l.dir, err)
 	}
@@ -86,7 +87,7 @@ func (l *Log) recover() error {
 				continue
 			}
 			if strings.HasSuffix(m, logSuffix) || strings.HasSuffix(m, indexSuffix) || strings.HasSuffix(m, timeIndexSuffix) {
-				if err := fs.Remove(l.path(m)); err != nil && !vfs.IsNotExist(err) {
+				if err := fs.Remove(l.path(m)); err != nil && !isNotExist(err) {
 					return fmt.Errorf("storage: finish swap %s: %w", n, err)
 				}
 			}
@@ -98,10 +99,10 @@ func (l *Log) recover() error {
 		dirty = true
 	}
 	if dirty {
-		if err := fs.SyncDir(l.dir); err != nil {
+		if err := syncDir(fs, l.dir); err != nil {
 			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
 		}
-		if names, err = fs.List(l.dir); err != nil {
+		if names, err = listDir(fs, l.dir); err != nil {
 			return fmt.Errorf("storage: list %s: %w", l.dir, err)
 		}
 	}
@@ -116,7 +117,7 @@ func (l *Log) recover() error {
 		if err := fs.Remove(l.path(cleanShutdownFile)); err != nil {
 			return fmt.Errorf("storage: remove %s: %w", cleanShutdownFile, err)
 		}
-		if err := fs.SyncDir(l.dir); err != nil {
+		if err := syncDir(fs, l.dir); err != nil {
 			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
 		}
 	}
@@ -165,11 +166,11 @@ func (l *Log) recover() error {
 	}
 	if len(bases) == 0 {
 		path := l.path(segmentName(ckStart, logSuffix))
-		f, err := fs.Create(path)
+		f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return fmt.Errorf("storage: create %s: %w", path, err)
 		}
-		if err := fs.SyncDir(l.dir); err != nil {
+		if err := syncDir(fs, l.dir); err != nil {
 			f.Close()
 			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
 		}
@@ -183,11 +184,11 @@ func (l *Log) recover() error {
 			// the survivors of its records.
 			l.opts.Logger.Warn("storage: removing a segment overlapping its predecessor", "dir", l.dir, "base", base, "previous end", minNext)
 			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
-				if err := fs.Remove(l.path(segmentName(base, suffix))); err != nil && !vfs.IsNotExist(err) {
+				if err := fs.Remove(l.path(segmentName(base, suffix))); err != nil && !isNotExist(err) {
 					return fmt.Errorf("storage: remove overlapping segment %d: %w", base, err)
 				}
 			}
-			if err := fs.SyncDir(l.dir); err != nil {
+			if err := syncDir(fs, l.dir); err != nil {
 				return fmt.Errorf("storage: sync %s: %w", l.dir, err)
 			}
 			continue
@@ -212,11 +213,11 @@ func (l *Log) recover() error {
 		// (possible only without group commit). Never reuse those offsets:
 		// start a new segment at the log start.
 		path := l.path(segmentName(ckStart, logSuffix))
-		f, err := fs.Create(path)
+		f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 		if err != nil {
 			return fmt.Errorf("storage: create %s: %w", path, err)
 		}
-		if err := fs.SyncDir(l.dir); err != nil {
+		if err := syncDir(fs, l.dir); err != nil {
 			f.Close()
 			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
 		}
@@ -249,7 +250,7 @@ func (l *Log) recover() error {
 	// any batch.
 	if (epochsChanged || epochErr == nil) && !bytes.Equal(encodeEpochs(l.epochs), epochData) {
 		if err := l.writeEpochsLocked(); err != nil {
-			if !vfs.IsNoSpace(err) {
+			if !isNoSpace(err) {
 				return fmt.Errorf("storage: write leader-epoch checkpoint: %w", err)
 			}
 			l.epochsUnsaved = true
@@ -311,14 +312,14 @@ func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanS
 	var f vfs.File
 	var err error
 	if active {
-		f, err = l.fs.OpenReadWrite(path)
+		f, err = l.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
 	} else {
 		f, err = l.fs.Open(path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
-	fileSize, err := f.Size()
+	fileSize, err := sizeOf(f)
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("storage: size of %s: %w", path, err)
@@ -372,7 +373,7 @@ func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanS
 	s.size = res.end
 	if !active {
 		if err := s.writeIndexes(l.fs, l.dir); err != nil {
-			if !vfs.IsNoSpace(err) {
+			if !isNoSpace(err) {
 				f.Close()
 				return nil, fmt.Errorf("storage: rebuild indexes of %s: %w", path, err)
 			}
@@ -391,12 +392,14 @@ func (l *Log) truncateSegmentFile(f vfs.File, writable bool, path string, size i
 	w := f
 	if !writable {
 		var err error
-		if w, err = l.fs.OpenReadWrite(path); err != nil {
+		if w, err = l.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified); err != nil {
 			return fmt.Errorf("storage: open %s to truncate it: %w", path, err)
 		}
 		defer w.Close()
 	}
-	if err := w.Truncate(size); err != nil {
+	if err := truncateFile(w, size); err == errCannotTruncate {
+		return nil // the segment's size ends it; see truncateFile
+	} else if err != nil {
 		return fmt.Errorf("storage: truncate %s: %w", path, err)
 	}
 	if err := w.Sync(); err != nil {

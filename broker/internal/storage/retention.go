@@ -226,7 +226,7 @@ func (l *Log) retainLocked() error {
 // and makes the deletion durable.
 func (l *Log) removeSegments(victims []*segment) error {
 	err := l.closeAndRemove(victims)
-	if serr := l.fs.SyncDir(l.dir); serr != nil && err == nil {
+	if serr := syncDir(l.fs, l.dir); serr != nil && err == nil {
 		err = fmt.Errorf("storage: deleting segments in %s: %w", l.dir, serr)
 	}
 	return err

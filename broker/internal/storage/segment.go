@@ -8,8 +8,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/weir-dev/weir/broker/internal/batch"
-	"github.com/weir-dev/weir/broker/internal/vfs"
 )
 
 // File name suffixes. A segment with base offset B is the files
@@ -212,56 +213,6 @@ func fill(f vfs.File, buf []byte, pos, fileSize int64) (int64, int64, error) {
 	return pos, pos + n, nil
 }
 
-// writeFileAtomic writes data to path through a temporary file, fsyncs it,
-// renames it into place and fsyncs the directory.
-func writeFileAtomic(fs vfs.FS, path string, data []byte) error {
-	tmp := path + tmpSuffix
-	f, err := fs.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		fs.Remove(tmp)
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		fs.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		fs.Remove(tmp)
-		return err
-	}
-	if err := fs.Rename(tmp, path); err != nil {
-		fs.Remove(tmp)
-		return err
-	}
-	return fs.SyncDir(filepath.Dir(path))
-}
-
-// readFile reads a whole small file.
-func readFile(fs vfs.FS, path string) ([]byte, error) {
-	f, err := fs.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, size)
-	if n, err := f.ReadAt(b, 0); int64(n) < size {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return nil, err
-	}
-	return b, nil
-}
-
 // writeIndexes writes the segment's index files, each through a temporary
 // file and a rename. NB: without fsync: an index is only a hint that open
 // checks against the log and rebuilds when missing or inconsistent, and a
@@ -277,7 +228,7 @@ func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
 // rename, without making either durable.
 func writeFileReplace(fs vfs.FS, path string, data []byte) error {
 	tmp := path + tmpSuffix
-	f, err := fs.Create(tmp)
+	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
