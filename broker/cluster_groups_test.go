@@ -539,11 +539,7 @@ func TestClusterGroupCoordinatorMoves(t *testing.T) {
 		t.Fatalf("commit %s: %v %v", idle, err, r.Error())
 	}
 
-	// NB: one producer for both batches. Producer ids are allocated by
-	// each broker on its own in a cluster for now, so a second producer
-	// could be handed the first one's id and see its records dropped as
-	// duplicates.
-	pcl := newProducer(t, c)
+	pcl := newProducer(t, c) // for both batches
 	before := produceSpread(ctx, t, pcl, "gm", "a", parts, per)
 	m.waitConsumed(t, 30*time.Second, before)
 	m.commitAll(ctx, t)
