@@ -340,16 +340,14 @@ func TestClusterThreeNodes(t *testing.T) {
 	}
 	var coordinators []int32
 	for _, b := range c.brokers {
-		req := kmsg.NewPtrFindCoordinatorRequest()
-		req.CoordinatorKey = "readers"
-		raw, err := direct[b.opts.NodeID].SeedBrokers()[0].Request(ctx, req)
+		id, err := findCoordinator(ctx, direct[b.opts.NodeID], "readers")
 		if err != nil {
 			t.Fatal(err)
 		}
-		coordinators = append(coordinators, raw.(*kmsg.FindCoordinatorResponse).NodeID)
+		coordinators = append(coordinators, id)
 	}
-	if coordinators[0] != coordinators[1] || coordinators[1] != coordinators[2] {
-		t.Fatalf("brokers name different coordinators for one group: %v", coordinators)
+	if coordinators[0] < 1 || coordinators[0] != coordinators[1] || coordinators[1] != coordinators[2] {
+		t.Fatalf("brokers name different coordinators for one group, or none: %v", coordinators)
 	}
 	offs, err := kadm.NewClient(cl).FetchOffsets(ctx, "readers")
 	if err != nil {

@@ -63,6 +63,10 @@
 // local log for every partition of every topic, but only the leader's is
 // written and served; followers' logs stay empty, and a partition whose
 // leader is fenced moves its leadership to a replica that holds none of
-// its records. Consumer group state (__consumer_offsets) is local to the
-// broker that coordinates a group.
+// its records. __consumer_offsets is a topic of the image like any other
+// (created through the controller at the first FindCoordinator), and a
+// group's coordinator is its partition's leader; but as its data is not
+// replicated either, a coordinator that takes over a partition loads the
+// groups from its own local copy of it, which holds only what this broker
+// stored while it led that partition before.
 package cluster

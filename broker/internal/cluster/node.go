@@ -316,6 +316,11 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
+// Changed returns a channel closed at the next change of the metadata
+// image (protocol.ClusterChanges: group coordination follows offsets
+// partition leadership with it).
+func (n *Node) Changed() <-chan struct{} { return n.sm.Changed() }
+
 // View returns the handlers' view of the committed image, rebuilt when the
 // image or the known controller changed.
 func (n *Node) View() *protocol.ClusterView {
@@ -572,7 +577,9 @@ func (n *Node) waitReplayed() bool {
 // with the image's id and partition count (every partition's log is
 // created on every broker; only the leader's is served until replication
 // exists), none that the image does not have. Internal topics ("__"
-// names) are left alone either way: they are each broker's own for now.
+// names) are left alone either way: a broker creates its local log of
+// __consumer_offsets when it comes to lead a partition of it (protocol,
+// group_cluster.go), and keeps one it already has.
 func (n *Node) reconcile(img *metadata.Image) {
 	if n.obs != nil && !n.obs.caughtUp.Load() {
 		return // a broker-only node's image is not trustworthy yet (observer.go)
@@ -582,9 +589,9 @@ func (n *Node) reconcile(img *metadata.Image) {
 	for _, t := range img.Topics() {
 		name := string(t.Name)
 		if strings.HasPrefix(name, "__") {
-			// Internal topics (__consumer_offsets) are each broker's own
-			// until groups are placed by the cluster: a metadata topic of
-			// that name never replaces the local one.
+			// __consumer_offsets: the local log is this broker's copy
+			// of the partitions it leads or led (data is not replicated
+			// yet); a metadata topic of that name never replaces it.
 			continue
 		}
 		want[name] = true

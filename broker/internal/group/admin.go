@@ -25,6 +25,12 @@ func (c *Coordinator) describe(r Request, req *kmsg.DescribeGroupsRequest) {
 			resp.Groups = append(resp.Groups, out)
 			continue
 		}
+		if !c.owns(GroupID(id)) {
+			out.ErrorCode = kerr.NotCoordinator.Code
+			out.State = StateDead.String()
+			resp.Groups = append(resp.Groups, out)
+			continue
+		}
 		g := c.groups[GroupID(id)]
 		if g == nil {
 			out.State = StateDead.String()
@@ -57,6 +63,9 @@ func (c *Coordinator) list(r Request, req *kmsg.ListGroupsRequest) {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
 	defer c.respond(r.Token, resp)
 	for _, id := range sortedIDs(c.groups) {
+		if !c.owns(id) {
+			continue // being loaded
+		}
 		g := c.groups[id]
 		st := g.state.String()
 		if len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(s string) bool { return strings.EqualFold(s, st) }) {
@@ -80,6 +89,8 @@ func (c *Coordinator) deleteGroups(now time.Time, r Request, req *kmsg.DeleteGro
 		switch {
 		case c.validGroupID(id) != 0:
 			out.ErrorCode = kerr.InvalidGroupID.Code
+		case !c.owns(GroupID(id)):
+			out.ErrorCode = kerr.NotCoordinator.Code
 		case g == nil:
 			out.ErrorCode = kerr.GroupIDNotFound.Code
 		case g.state != StateEmpty || len(g.members) > 0:

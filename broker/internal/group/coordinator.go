@@ -15,6 +15,11 @@ import (
 type Coordinator struct {
 	opts   Options
 	groups map[GroupID]*group
+	// owned[p] is set while the coordinator serves the groups of
+	// __consumer_offsets partition p (see ownership.go). Invariant: every
+	// group held belongs to an owned partition, except during a partition's
+	// load (between its first Load and FinishLoadPartition).
+	owned []bool
 
 	// timers holds (deadline, group) entries, earliest first. Entries go
 	// stale when a group's deadline moves; Tick re-examines a group whose
@@ -29,21 +34,28 @@ type Coordinator struct {
 	now time.Time
 }
 
-// New returns an empty coordinator. opts is copied before defaults are
-// filled in.
+// New returns an empty coordinator that owns every __consumer_offsets
+// partition. opts is copied before defaults are filled in.
 func New(opts Options) (*Coordinator, error) {
 	o := opts
 	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	return &Coordinator{opts: o, groups: make(map[GroupID]*group)}, nil
+	owned := make([]bool, o.OffsetsPartitions)
+	for i := range owned {
+		owned[i] = true
+	}
+	return &Coordinator{opts: o, groups: make(map[GroupID]*group), owned: owned}, nil
 }
 
 // Step feeds one request to the coordinator. Its response, and anything else
 // it causes, is collected by the next call to Ready.
 func (c *Coordinator) Step(now time.Time, r Request) {
 	c.now = now
+	if c.refuseUnowned(r) {
+		return
+	}
 	switch m := r.Msg.(type) {
 	case *kmsg.JoinGroupRequest:
 		c.join(now, r, m)

@@ -33,6 +33,8 @@ import (
 //	tick D                            (advance the clock by D, then Tick)
 //	state group=G                     (the coordinator's view of G)
 //	restart                           (a new coordinator loads everything persisted)
+//	unload p=N                        (stop serving __consumer_offsets partition N)
+//	load p=N                          (replay what was persisted to partition N, then serve it)
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/scenarios", func(t *testing.T, path string) {
 		h := &harness{t: t}
@@ -309,6 +311,21 @@ func (h *harness) run(td *datadriven.TestData) string {
 		h.c.Tick(h.now)
 	case "state":
 		return h.state(GroupID(arg(td, "group", "g")))
+	case "unload":
+		h.c.Unload(h.now, int32(h.int(arg(td, "p", "-1"))))
+	case "load":
+		p := int32(h.int(arg(td, "p", "-1")))
+		var out strings.Builder
+		for _, rec := range h.log {
+			if rec.Partition != p {
+				continue
+			}
+			if err := h.c.Load(rec); err != nil {
+				fmt.Fprintf(&out, "load error: %v\n", err)
+			}
+		}
+		h.c.FinishLoadPartition(h.now, p)
+		return out.String() + h.ready()
 	case "restart":
 		o := h.opts
 		c, err := New(o)

@@ -35,6 +35,11 @@ type DriverOptions struct {
 	Now func() time.Time
 	// Logger receives load and persistence errors. Default slog.Default().
 	Logger *slog.Logger
+	// Unowned starts the driver serving no partition of __consumer_offsets
+	// and replaying none: Own then says which to serve (a broker of a
+	// cluster serves the partitions it leads). Default false: every
+	// partition is replayed at open and served.
+	Unowned bool
 }
 
 // ErrClosed is returned by Handle once the driver is closed.
@@ -60,6 +65,8 @@ type Driver struct {
 	closed   bool                         // guarded by mu
 
 	partMu []sync.Mutex // one per __consumer_offsets partition
+	// ownMu serialises Own calls; taken before mu, never while holding it.
+	ownMu sync.Mutex
 
 	ctx    context.Context // for appends: outlives any one request
 	cancel context.CancelFunc
@@ -85,6 +92,12 @@ func OpenDriver(ctx context.Context, opts DriverOptions) (*Driver, error) {
 	}
 	n := c.opts.OffsetsPartitions
 	bad := 0
+	if opts.Unowned {
+		for p := range n {
+			c.Unload(opts.Now(), p)
+		}
+		n = 0 // replay nothing
+	}
 	for p := int32(0); p < n; p++ {
 		err := opts.Log.Replay(ctx, p, func(rec Record) error {
 			if err := c.Load(rec); err != nil {
@@ -108,7 +121,7 @@ func OpenDriver(ctx context.Context, opts DriverOptions) (*Driver, error) {
 	d := &Driver{
 		opts: opts, log: opts.Logger, c: c,
 		waiters: make(map[Token]chan kmsg.Response),
-		partMu:  make([]sync.Mutex, n),
+		partMu:  make([]sync.Mutex, c.opts.OffsetsPartitions),
 		ctx:     dctx, cancel: cancel,
 		wake: make(chan struct{}, 1),
 	}
@@ -320,4 +333,88 @@ func (d *Driver) Close() error {
 	d.cancel()
 	d.wg.Wait()
 	return nil
+}
+
+// Partitions returns the partition count of __consumer_offsets the
+// coordinator places groups with.
+func (d *Driver) Partitions() int32 { return d.c.opts.OffsetsPartitions }
+
+// Own makes the driver serve exactly the partitions of __consumer_offsets
+// listed in want (out-of-range ones are ignored): it unloads those it
+// stops serving (their waiting joins and syncs are answered
+// NOT_COORDINATOR) and loads those it starts serving from Log. A
+// partition's replay runs without blocking requests for the others; its
+// own groups are answered NOT_COORDINATOR until it is loaded. A partition
+// whose replay fails stays unserved and the error is returned (the next
+// Own retries it).
+func (d *Driver) Own(ctx context.Context, want []int32) error {
+	d.ownMu.Lock()
+	defer d.ownMu.Unlock()
+	n := d.Partitions()
+	wanted := make([]bool, n)
+	for _, p := range want {
+		if p >= 0 && p < n {
+			wanted[p] = true
+		}
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	var gain []int32
+	for p := range n {
+		switch owns := d.c.Owns(p); {
+		case owns && !wanted[p]:
+			d.c.Unload(d.opts.Now(), p)
+			d.log.Info("group: unloaded __consumer_offsets partition", "partition", p)
+		case !owns && wanted[p]:
+			gain = append(gain, p)
+		}
+	}
+	d.deliverLocked(d.c.Ready())
+
+	var errs []error
+	for _, p := range gain {
+		recs, err := d.replay(ctx, p)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return ErrClosed
+		}
+		bad := 0
+		for _, rec := range recs {
+			if err := d.c.Load(rec); err != nil {
+				bad++ // Load reports only undecodable or misplaced records
+			}
+		}
+		d.c.FinishLoadPartition(d.opts.Now(), p)
+		d.deliverLocked(d.c.Ready())
+		if bad > 0 {
+			d.log.Warn("group: skipped undecodable __consumer_offsets records", "partition", p, "count", bad)
+		}
+		d.log.Info("group: loaded __consumer_offsets partition", "partition", p, "records", len(recs))
+	}
+	return errors.Join(errs...)
+}
+
+// replay reads every record of partition p. It holds p's append lock, so
+// that records produced before p was last unloaded and still being stored
+// are read too.
+func (d *Driver) replay(ctx context.Context, p int32) ([]Record, error) {
+	d.partMu[p].Lock()
+	defer d.partMu[p].Unlock()
+	var recs []Record
+	err := d.opts.Log.Replay(ctx, p, func(rec Record) error {
+		recs = append(recs, rec)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("group: replay __consumer_offsets partition %d: %w", p, err)
+	}
+	return recs, nil
 }

@@ -306,3 +306,98 @@ func TestDriverHandleCancel(t *testing.T) {
 		t.Fatalf("Handle after Close: %v, want ErrClosed", err)
 	}
 }
+
+// A driver opened Unowned serves no group until Own gives it the group's
+// partition, which it then loads from its Log; Own without it unloads the
+// group again, answering a JoinGroup still waiting NOT_COORDINATOR.
+func TestDriverOwn(t *testing.T) {
+	log := &memLog{}
+	first := openTestDriver(t, log)
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Group, commit.Generation = "g", -1
+	commit.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: 42, LeaderEpoch: -1}}}}
+	if r := mustHandle[*kmsg.OffsetCommitResponse](t, first, commit); r.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("commit: %v", kerr.ErrorForCode(r.Topics[0].Partitions[0].ErrorCode))
+	}
+	first.Close()
+
+	d, err := OpenDriver(context.Background(), DriverOptions{
+		Coordinator: Options{InitialRebalanceDelay: -1, MinSessionTimeout: 10 * time.Millisecond, OffsetsPartitions: 3},
+		Log:         log, Unowned: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	fetch := func() (int16, int64) {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version, req.Group = 7, "g"
+		req.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+		r := mustHandle[*kmsg.OffsetFetchResponse](t, d, req)
+		return r.ErrorCode, r.Topics[0].Partitions[0].Offset
+	}
+	type got struct {
+		Code   int16
+		Offset int64
+	}
+	p := Partition("g", 3)
+	check := func(when string, want got) {
+		t.Helper()
+		code, off := fetch()
+		if diff := cmp.Diff(want, got{code, off}); diff != "" {
+			t.Fatalf("%s: offset fetch (-want +got):\n%s", when, diff)
+		}
+	}
+	check("unowned", got{kerr.NotCoordinator.Code, -1})
+	if err := d.Own(context.Background(), []int32{(p + 1) % 3}); err != nil {
+		t.Fatal(err)
+	}
+	check("owning another partition", got{kerr.NotCoordinator.Code, -1})
+	if err := d.Own(context.Background(), []int32{p}); err != nil {
+		t.Fatal(err)
+	}
+	check("loaded", got{0, 42})
+
+	// Two members: the second one's join waits for the first to rejoin.
+	a := mustHandle[*kmsg.JoinGroupResponse](t, d, joinReq("", time.Minute))
+	mustHandle[*kmsg.SyncGroupResponse](t, d, syncReq(a.MemberID, a.Generation, map[string]string{a.MemberID: "all"}))
+	waiting := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() {
+		resp, err := d.Handle(context.Background(), "cli", "/127.0.0.1", joinReq("", time.Minute))
+		if err != nil {
+			t.Error(err)
+		}
+		jr, _ := resp.(*kmsg.JoinGroupResponse)
+		waiting <- jr
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		d.mu.Lock()
+		g := d.c.groups["g"]
+		preparing := g != nil && g.state == StatePreparingRebalance
+		d.mu.Unlock()
+		if preparing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second join did not start a rebalance")
+		}
+		time.Sleep(time.Millisecond) // polling interval, not synchronization
+	}
+	if err := d.Own(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case jr := <-waiting:
+		if jr == nil || jr.ErrorCode != kerr.NotCoordinator.Code {
+			t.Fatalf("waiting join after unload: %+v", jr)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting join was not answered at unload")
+	}
+	check("unloaded", got{kerr.NotCoordinator.Code, -1})
+	d.Close()
+	if err := d.Own(context.Background(), []int32{p}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Own after Close: %v, want ErrClosed", err)
+	}
+}

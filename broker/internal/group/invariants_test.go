@@ -18,6 +18,9 @@ func checkInvariants(c *Coordinator) error {
 		if g.id != id || c.validGroupID(string(id)) != 0 {
 			return fmt.Errorf("group %q: bad id", id)
 		}
+		if !c.owns(id) {
+			return fmt.Errorf("group %q held, but its partition %d is not owned", id, Partition(id, c.opts.OffsetsPartitions))
+		}
 		if len(g.members)+len(g.pending) > c.opts.MaxMembers {
 			return fmt.Errorf("group %q: %d members + %d pending > max", id, len(g.members), len(g.pending))
 		}
@@ -68,7 +71,8 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte{0}, []byte{1, 2})
 
 	f.Fuzz(func(t *testing.T, key, value []byte) {
-		c, err := New(Options{})
+		// One partition: every group belongs in the partition 0 read from.
+		c, err := New(Options{OffsetsPartitions: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +85,7 @@ func FuzzLoad(f *testing.F) {
 			t.Fatal(err)
 		}
 		// Everything loaded re-encodes into records that load cleanly.
-		c2, _ := New(Options{})
+		c2, _ := New(Options{OffsetsPartitions: 1})
 		for _, g := range c.groups {
 			if g.persisted {
 				if err := c2.Load(c.groupRecord(g)); err != nil {

@@ -126,6 +126,9 @@ func (c *Coordinator) fetchOffsets(r Request, req *kmsg.OffsetFetchRequest) {
 				}
 			}
 			code, res := c.offsetsFor(rg.Group, topics)
+			if code == 0 && !c.owns(GroupID(rg.Group)) {
+				code, res = kerr.NotCoordinator.Code, nil
+			}
 			out.ErrorCode = code
 			for _, t := range res {
 				gt := kmsg.NewOffsetFetchResponseGroupTopic()

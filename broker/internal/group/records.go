@@ -101,8 +101,8 @@ func (c *Coordinator) Load(rec Record) error {
 		if err := k.ReadFrom(rec.Key); err != nil {
 			return fmt.Errorf("%w: offset key: %w", ErrBadRecord, err)
 		}
-		if c.validGroupID(k.Group) != 0 {
-			return fmt.Errorf("%w: group id %q", ErrBadRecord, k.Group)
+		if err := c.checkLoaded(rec, k.Group); err != nil {
+			return err
 		}
 		tp := topicPartition{k.Topic, k.Partition}
 		if rec.Value == nil {
@@ -126,8 +126,8 @@ func (c *Coordinator) Load(rec Record) error {
 		if err := k.ReadFrom(rec.Key); err != nil {
 			return fmt.Errorf("%w: group key: %w", ErrBadRecord, err)
 		}
-		if c.validGroupID(k.Group) != 0 {
-			return fmt.Errorf("%w: group id %q", ErrBadRecord, k.Group)
+		if err := c.checkLoaded(rec, k.Group); err != nil {
+			return err
 		}
 		if rec.Value == nil {
 			if g := c.groups[GroupID(k.Group)]; g != nil {
@@ -181,6 +181,20 @@ func (c *Coordinator) Load(rec Record) error {
 	default:
 		return fmt.Errorf("%w: key version %d", ErrBadRecord, version)
 	}
+}
+
+// checkLoaded refuses a record whose group id is invalid or whose group
+// belongs in another partition than the one it was read from (a group is
+// served by the owner of its partition; one misplaced would be held by no
+// owner).
+func (c *Coordinator) checkLoaded(rec Record, id string) error {
+	if c.validGroupID(id) != 0 {
+		return fmt.Errorf("%w: group id %q", ErrBadRecord, id)
+	}
+	if p := Partition(GroupID(id), c.opts.OffsetsPartitions); p != rec.Partition {
+		return fmt.Errorf("%w: group %q belongs in partition %d, read from %d", ErrBadRecord, id, p, rec.Partition)
+	}
+	return nil
 }
 
 func (c *Coordinator) loadGroup(id GroupID) *group {

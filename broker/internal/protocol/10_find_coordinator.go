@@ -2,7 +2,8 @@ package protocol
 
 // FindCoordinator, versions 0-4 (v4: several keys at once).
 //
-// This node coordinates every group: the answer is always this broker. The
+// This node coordinates every group: the answer is always this broker (in
+// cluster mode, group_cluster.go answers the offsets partition's leader). The
 // file also opens the group coordinator (broker/internal/group) as the
 // server extension "group", which every consumer-group handler (08, 09,
 // 11-16, 42, 47) passes its request to; see handleGroupRequest.
@@ -80,9 +81,17 @@ func handleFindCoordinator(_ context.Context, s *Server, r *Request) (kmsg.Respo
 type groupCoordinator struct {
 	d   *group.Driver
 	lag *group.LagCollector
+	// own moves coordination with offsets partition leadership in cluster
+	// mode (group_cluster.go); nil on a single-node broker.
+	own *groupOwnership
 }
 
-func (g *groupCoordinator) Close() error { return g.d.Close() }
+func (g *groupCoordinator) Close() error {
+	if g.own != nil {
+		g.own.close()
+	}
+	return g.d.Close()
+}
 
 // registryTopics answers the coordinator's topic-existence questions from
 // the topic registry.
@@ -106,7 +115,10 @@ func openGroupCoordinator(s *Server) (Extension, error) {
 	}
 	opts.OffsetsPartitions = tl.Partitions()
 	opts.Topics = registryTopics{s.Topics}
-	d, err := group.OpenDriver(ctx, group.DriverOptions{Coordinator: opts, Log: tl, Logger: s.Logger})
+	// In cluster mode the driver serves only the offsets partitions this
+	// broker leads, loaded as it comes to lead them.
+	cluster := s.cfg.Cluster != nil
+	d, err := group.OpenDriver(ctx, group.DriverOptions{Coordinator: opts, Log: tl, Logger: s.Logger, Unowned: cluster})
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +133,11 @@ func openGroupCoordinator(s *Server) (Extension, error) {
 		}
 		return int64(p.Log().HighWatermark()), true
 	}
-	return &groupCoordinator{d: d, lag: group.NewLagCollector(d, ends)}, nil
+	g := &groupCoordinator{d: d, lag: group.NewLagCollector(d, ends)}
+	if cluster {
+		g.own = newGroupOwnership(s, d)
+	}
+	return g, nil
 }
 
 // GroupLag returns a Prometheus collector of every group's committed offset,
@@ -142,6 +158,9 @@ func handleGroupRequest(ctx context.Context, s *Server, r *Request) (kmsg.Respon
 	g, ok := s.Extension(groupExtensionName).(*groupCoordinator)
 	if !ok {
 		return nil, errors.New("protocol: no group coordinator")
+	}
+	if g.own != nil {
+		g.own.sync(ctx) // serve the offsets partitions the view says are led here
 	}
 	resp, err := g.d.Handle(ctx, r.ClientID, clientHost(r.Remote), r.Body)
 	if err != nil {

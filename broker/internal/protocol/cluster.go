@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -144,8 +143,9 @@ func clusterMetadata(ctx context.Context, s *Server, r *Request) (kmsg.Response,
 	if !all && autoCreate {
 		var create []string
 		for _, rt := range req.Topics {
-			// NB: internal topics (__consumer_offsets) are each broker's own
-			// for now, never created through the controller.
+			// NB: internal topics are never auto-created for a client
+			// (__consumer_offsets is created by FindCoordinator,
+			// group_cluster.go).
 			if rt.Topic != nil && v.Topics[*rt.Topic] == nil && topics.ValidateName(*rt.Topic) == nil && !strings.HasPrefix(*rt.Topic, "__") {
 				create = append(create, *rt.Topic)
 			}
@@ -258,47 +258,6 @@ func clusterDescribeCluster(_ context.Context, s *Server, r *Request) (kmsg.Resp
 			db.NodeID, db.Host, db.Port, db.IsFenced = b.ID, b.Host, b.Port, true
 			resp.Brokers = append(resp.Brokers, db)
 		}
-	}
-	return resp, nil
-}
-
-// clusterFindCoordinator answers every broker alike for a group: a live
-// broker chosen by a hash of the group name, so that every member of a
-// group meets on one coordinator whichever broker it asks. NB: group state
-// is not replicated yet; when the live brokers change a group may move and
-// start over from the offsets its new coordinator holds.
-func clusterFindCoordinator(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
-	req := r.Body.(*kmsg.FindCoordinatorRequest)
-	if req.CoordinatorType != 0 {
-		return handleFindCoordinator(ctx, s, r)
-	}
-	v := s.cfg.Cluster.View()
-	pick := func(key string) (Node, bool) {
-		if len(v.Brokers) == 0 {
-			return Node{}, false
-		}
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(key))
-		return v.Brokers[h.Sum32()%uint32(len(v.Brokers))], true
-	}
-	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	if r.Version >= 4 {
-		for _, key := range req.CoordinatorKeys {
-			c := kmsg.NewFindCoordinatorResponseCoordinator()
-			c.Key = key
-			if n, ok := pick(key); ok {
-				c.NodeID, c.Host, c.Port = n.ID, n.Host, n.Port
-			} else {
-				c.ErrorCode, c.NodeID, c.Port = kerr.CoordinatorNotAvailable.Code, -1, -1
-			}
-			resp.Coordinators = append(resp.Coordinators, c)
-		}
-		return resp, nil
-	}
-	if n, ok := pick(req.CoordinatorKey); ok {
-		resp.NodeID, resp.Host, resp.Port = n.ID, n.Host, n.Port
-	} else {
-		resp.ErrorCode, resp.NodeID, resp.Port = kerr.CoordinatorNotAvailable.Code, -1, -1
 	}
 	return resp, nil
 }
