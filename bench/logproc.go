@@ -290,29 +290,26 @@ func waitBrokers(ctx context.Context, addrs []string, n int) error {
 	}
 }
 
-// procCPU returns the CPU time (user + system) the processes have used, from
-// /proc/PID/stat (in clock ticks of 1/100 s, Linux's USER_HZ).
+// procCPU returns the CPU time the processes' threads have run, in
+// nanoseconds from /proc/PID/task/*/schedstat (the first field), which is
+// finer than /proc/PID/stat's clock ticks; a thread that has exited is no
+// longer counted (Go's threads seldom exit).
 func procCPU(pids []int) time.Duration {
 	var total time.Duration
 	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+		for _, t := range tasks {
+			b, err := os.ReadFile(t)
+			if err != nil {
+				continue
+			}
+			f := strings.Fields(string(b))
+			if len(f) == 0 {
+				continue
+			}
+			ns, _ := strconv.ParseInt(f[0], 10, 64)
+			total += time.Duration(ns)
 		}
-		// The command name (field 2) may hold spaces: fields after it
-		// start after the last ')'.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(b[i+1:]))
-		if len(fields) < 13 {
-			continue
-		}
-		// fields[0] is field 3 (state); utime is field 14, stime 15.
-		u, _ := strconv.ParseInt(fields[11], 10, 64)
-		s, _ := strconv.ParseInt(fields[12], 10, 64)
-		total += time.Duration(u+s) * 10 * time.Millisecond
 	}
 	return total
 }

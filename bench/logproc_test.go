@@ -142,3 +142,28 @@ func TestLogReplicationRefused(t *testing.T) {
 		t.Fatalf("run with replication factor 3 on one broker: %v, want a refusal naming --replication-factor", err)
 	}
 }
+
+// TestProcCPU: a busy child process's CPU time grows, measured finer than
+// the 10 ms clock tick.
+func TestProcCPU(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("no sh to spin: %v", err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	pids := []int{cmd.Process.Pid}
+	deadline := time.Now().Add(10 * time.Second)
+	first := procCPU(pids)
+	for procCPU(pids) == first {
+		if time.Now().After(deadline) {
+			t.Fatalf("a spinning process's CPU time stayed at %v for 10 s", first)
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+	if got := procCPU(pids); got%(10*time.Millisecond) == 0 {
+		t.Errorf("CPU time %v is a whole number of clock ticks: not from schedstat?", got)
+	}
+}
