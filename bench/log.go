@@ -263,6 +263,12 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 		n := time.Duration(cfg.Records)
 		return rate, (processCPU() - cpu) / n, (procCPU(pids) - bcpu) / n, err
 	}
+	// One record to every partition first, untimed: a cluster may name a
+	// partition's leader before that broker serves it, and the client then
+	// waits out its metadata refresh (seconds) inside the timed phase.
+	if err := warmPartitions(ctx, t.addrs, tput, cfg.Partitions, values[0]); err != nil {
+		return res, fmt.Errorf("warm-up: %w", err)
+	}
 	res.ProduceRate, res.ProduceCPU, res.BrokerProduceCPU, err = phase("produce", func() (float64, error) {
 		return produceAll(ctx, t.addrs, tput, cfg.Records, values)
 	})
@@ -270,7 +276,7 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 		return res, fmt.Errorf("produce: %w", err)
 	}
 	res.ConsumeRate, res.ConsumeCPU, res.BrokerConsumeCPU, err = phase("consume", func() (float64, error) {
-		return consumeAll(ctx, t.addrs, tput, cfg.Records)
+		return consumeAll(ctx, t.addrs, tput, cfg.Records+int(cfg.Partitions)) // the warm-up's records too
 	})
 	if err != nil {
 		return res, fmt.Errorf("consume: %w", err)
@@ -304,6 +310,24 @@ func producer(addrs []string) (*kgo.Client, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: idempotence needs it
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
+}
+
+// warmPartitions produces one record to each partition of topic and waits
+// for every ack.
+func warmPartitions(ctx context.Context, addrs []string, topic string, partitions int32, value []byte) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rs := make([]*kgo.Record, partitions)
+	for p := range partitions {
+		rs[p] = &kgo.Record{Topic: topic, Partition: p, Value: value}
+	}
+	return cl.ProduceSync(ctx, rs...).FirstErr()
 }
 
 // produceAll produces n records round-robin over the values as fast as one
