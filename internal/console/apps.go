@@ -1,0 +1,67 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+)
+
+// App is one --apps URL's state in /api/apps: Application is what its
+// /application endpoint answered (the runtime's description of the
+// instance, passed through as is), or Error says why it is down.
+type App struct {
+	URL         string          `json:"url"`
+	Up          bool            `json:"up"`
+	Error       string          `json:"error,omitempty"`
+	Application json.RawMessage `json:"application,omitempty"`
+}
+
+// maxAppAnswer bounds an application's /application answer.
+const maxAppAnswer = 16 << 20
+
+func (s *Server) apps(ctx context.Context, _ *http.Request) (any, error) {
+	out := make([]App, len(s.opts.Apps))
+	var wg sync.WaitGroup
+	for i, u := range s.opts.Apps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = s.app(ctx, u)
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// app asks one instance for its description.
+func (s *Server) app(ctx context.Context, base string) App {
+	a := App{URL: base}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/application", nil)
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		a.Error = "down: " + err.Error()
+		return a
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAppAnswer+1))
+	switch {
+	case err != nil:
+		a.Error = "down: " + err.Error()
+	case resp.StatusCode != http.StatusOK:
+		a.Error = fmt.Sprintf("%s/application answered %s (is this a Weir application's metrics address?)", base, resp.Status)
+	case len(body) > maxAppAnswer:
+		a.Error = fmt.Sprintf("%s/application answered more than %d bytes", base, maxAppAnswer)
+	case !json.Valid(body):
+		a.Error = base + "/application did not answer JSON"
+	default:
+		a.Up, a.Application = true, body
+	}
+	return a
+}
