@@ -388,14 +388,16 @@ function renderApp(a, i) {
 }
 
 // topologySVG draws each sub-topology left to right: a node's column is
-// its longest distance from a source, stores sit in a column after its
-// processors, joined to them by dashed lines.
+// its longest distance from a source. Its stores sit in a row beneath,
+// each under the first processor using it, joined to their processors by
+// dashed lines.
 function topologySVG(topo, appIndex) {
   const W = 180, H = 40, GX = 60, GY = 16, PAD = 16;
   const byName = {};
   for (const n of topo.nodes) byName[n.name] = n;
   const pos = {};
-  let y0 = PAD, width = 0, parts = [];
+  let y0 = PAD, width = 0;
+  const parts = [];
   for (const st of topo.subtopologies) {
     const inSub = new Set(st.nodes);
     const depth = {};
@@ -408,14 +410,23 @@ function topologySVG(topo, appIndex) {
     };
     const cols = [];
     for (const name of st.nodes) { const c = d(name); (cols[c] = cols[c] || []).push(name); }
-    const storeCol = cols.length;
-    const rows = Math.max(1, ...cols.map(c => c.length), st.stores.length);
+    const rows = Math.max(1, ...cols.map(c => (c || []).length));
     parts.push(`<text x="${PAD}" y="${y0 + 12}" class="sub">${st.global ? "Global sub-topology" : "Sub-topology"} ${st.id}</text>`);
     const top = y0 + 20;
-    cols.forEach((names, c) => names.forEach((name, r) => { pos[name] = {x: PAD + c * (W + GX), y: top + r * (H + GY)}; }));
-    st.stores.forEach((s, r) => { pos["store:" + s] = {x: PAD + storeCol * (W + GX), y: top + r * (H + GY)}; });
-    const h = rows * (H + GY) - GY;
-    const w = (storeCol + (st.stores.length ? 1 : 0)) * (W + GX) - GX;
+    cols.forEach((names, c) => (names || []).forEach((name, r) => { pos[name] = {x: PAD + c * (W + GX), y: top + r * (H + GY)}; }));
+    let ncols = cols.length;
+    const storeY = top + rows * (H + GY) + 10;
+    const taken = new Set();
+    for (const s of st.stores) {
+      const users = st.nodes.filter(n => (byName[n].stores || []).includes(s)).map(n => pos[n].x);
+      let c = users.length ? Math.round((Math.min(...users) - PAD) / (W + GX)) : 0;
+      while (taken.has(c)) c++;
+      taken.add(c);
+      ncols = Math.max(ncols, c + 1);
+      pos["store:" + s] = {x: PAD + c * (W + GX), y: storeY};
+    }
+    const h = (st.stores.length ? storeY + H : top + rows * (H + GY) - GY) - top;
+    const w = ncols * (W + GX) - GX;
     parts.push(`<rect class="frame" x="${PAD - 8}" y="${top - 8}" width="${w + 16}" height="${h + 16}" rx="6"/>`);
     width = Math.max(width, w + 2 * PAD);
     y0 = top + h + 28;
@@ -431,7 +442,8 @@ function topologySVG(topo, appIndex) {
     }
     for (const s of n.stores || []) {
       const q = pos["store:" + s]; if (!q) continue;
-      edges.push(`<path class="storeedge" data-from="${esc(n.name)}" data-store="${esc(s)}" d="M${p.x + W},${p.y + H / 2} L${q.x},${q.y + H / 2}"/>`);
+      const x1 = p.x + W / 2, y1 = p.y + H, x2 = q.x + W / 2, y2 = q.y;
+      edges.push(`<path class="storeedge" data-from="${esc(n.name)}" data-store="${esc(s)}" d="M${x1},${y1} C${x1},${(y1 + y2) / 2} ${x2},${(y1 + y2) / 2} ${x2},${y2}"/>`);
     }
     const sub = n.kind === "Processor" ? "processor" : (n.kind === "Source" ? "from " : "to ") + (n.topics.length ? n.topics.join(", ") : "a topic chosen per record");
     boxes.push(`<g class="node ${n.kind}" data-name="${esc(n.name)}" data-kind="${n.kind}"><title>${esc(n.name)}: ${esc(sub)}</title>
