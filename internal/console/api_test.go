@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/weir-dev/weir/broker"
 )
 
 // TestAPICluster checks /api/cluster on a 3-node cluster against the
@@ -365,5 +367,40 @@ func TestRender(t *testing.T) {
 		if r.Format != c.want || r.Text != c.text || r.Bytes != len(c.in) {
 			t.Errorf("Render(%q, %s) = %+v, want %s %q", c.in, c.format, r, c.want, c.text)
 		}
+	}
+}
+
+// TestAPIBrokerDown: with its broker gone, every call answers a JSON error
+// within the request timeout instead of hanging, and the UI is still
+// served.
+func TestAPIBrokerDown(t *testing.T) {
+	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Brokers: []string{b.Addr()}, RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := httptestServer(t, s.Handler())
+	get[[]TopicSummary](t, base+"/api/topics")
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/cluster", "/api/topics", "/api/topics/x", "/api/groups"} {
+		start := time.Now()
+		e := call[map[string]string](t, http.MethodGet, base+path, nil, http.StatusBadGateway)
+		if took := time.Since(start); took > 4*time.Second || e["error"] == "" {
+			t.Errorf("%s: %v after %v; want a JSON error within the 1 s timeout", path, e, took)
+		}
+	}
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("UI: %s", resp.Status)
 	}
 }
