@@ -207,6 +207,28 @@ func TestAPIMessages(t *testing.T) {
 			t.Errorf("%s: %q, want %q", c.params, got, c.want)
 		}
 	}
+	// Paging through every record of key-1 and key-2 two at a time with
+	// resume finds each once.
+	var paged []string
+	params := "key=key-&limit=2"
+	for range 10 {
+		page := q(params)
+		paged = append(paged, offsets(page)...)
+		if !page.Truncated {
+			break
+		}
+		var resume []string
+		for p, o := range page.Next {
+			resume = append(resume, fmt.Sprintf("%d:%d", p, o))
+		}
+		params = "key=key-&limit=2&resume=" + strings.Join(resume, ",")
+	}
+	if d := cmp.Diff([]string{"0@0", "0@1", "0@2", "0@3", "1@0"}, paged); d != "" {
+		t.Errorf("paged with resume (-want +got):\n%s", d)
+	}
+	if got := strings.Join(offsets(q("resume=0:3,1:0")), " "); got != "0@3 1@0" {
+		t.Errorf("resume=0:3,1:0: %q", got)
+	}
 	limited := q("partition=0&limit=2")
 	if !limited.Truncated || limited.Next[0] != 2 {
 		t.Errorf("limit 2: truncated %v, next %v; want truncated, next 2", limited.Truncated, limited.Next)

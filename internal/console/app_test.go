@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -126,6 +127,10 @@ func TestAPIAppsRuntime(t *testing.T) {
 		apps := get[[]App](t, base+"/api/apps")
 		if len(apps) != 1 || !apps[0].Up {
 			return fmt.Errorf("apps %+v", apps)
+		}
+		if g := apps[0].Group; g == nil || g.Group != "console-test" || len(g.Members) != 1 ||
+			strings.Join(g.Members[0].Assigned, " ") != "orders/0 orders/1 orders/2" {
+			return fmt.Errorf("the application's group: %+v", apps[0].Group)
 		}
 		d = description{}
 		if err := json.Unmarshal(apps[0].Application, &d); err != nil {

@@ -7,16 +7,29 @@ import (
 	"io"
 	"net/http"
 	"sync"
+
+	"github.com/weir-dev/weir/internal/cli"
 )
 
 // App is one --apps URL's state in /api/apps: Application is what its
 // /application endpoint answered (the runtime's description of the
-// instance, passed through as is), or Error says why it is down.
+// instance, passed through as is), or Error says why it is down. Group is
+// the application's consumer group as the cluster sees it: every instance
+// of the application, those not given to --apps included.
 type App struct {
 	URL         string          `json:"url"`
 	Up          bool            `json:"up"`
 	Error       string          `json:"error,omitempty"`
 	Application json.RawMessage `json:"application,omitempty"`
+	Group       *AppGroup       `json:"group,omitempty"`
+}
+
+// AppGroup is an application's consumer group (its application id).
+type AppGroup struct {
+	Group   string        `json:"group"`
+	State   string        `json:"state"`
+	Members []GroupMember `json:"members"`
+	Error   string        `json:"error,omitempty"`
 }
 
 // maxAppAnswer bounds an application's /application answer.
@@ -33,7 +46,44 @@ func (s *Server) apps(ctx context.Context, _ *http.Request) (any, error) {
 		}()
 	}
 	wg.Wait()
+	groups := map[string]*AppGroup{}
+	for i := range out {
+		var id struct {
+			Application string `json:"application"`
+		}
+		if !out[i].Up || json.Unmarshal(out[i].Application, &id) != nil || id.Application == "" {
+			continue
+		}
+		if groups[id.Application] == nil {
+			groups[id.Application] = s.appGroup(ctx, id.Application)
+		}
+		out[i].Group = groups[id.Application]
+	}
 	return out, nil
+}
+
+// appGroup describes an application's consumer group; a failure is
+// reported in it, not as the call's.
+func (s *Server) appGroup(ctx context.Context, group string) *AppGroup {
+	g := &AppGroup{Group: group, Members: []GroupMember{}}
+	described, err := s.adm.DescribeGroups(ctx, group)
+	if err != nil {
+		g.Error = err.Error()
+		return g
+	}
+	d, ok := described[group]
+	switch {
+	case !ok:
+		g.Error = "no answer"
+	case d.Err != nil:
+		g.Error = cli.KafkaError(d.Err, d.ErrMessage).Error()
+	default:
+		g.State = d.State
+		for _, m := range d.Members {
+			g.Members = append(g.Members, groupMember(m))
+		}
+	}
+	return g
 }
 
 // app asks one instance for its description.

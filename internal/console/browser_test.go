@@ -294,28 +294,49 @@ func TestBrowserTopic(t *testing.T) {
 		t.Errorf("partitions shown (-Metadata and ListOffsets +page):\n%s", d)
 	}
 
-	eval[bool](t, ctx, `(() => { const f = document.querySelector("#browse"); f.key.value = "customer-1"; f.querySelector("button").click(); return true })()`)
-	waitFor(t, ctx, "the messages read", `!!document.querySelector("#message-list")`)
+	// The records of one key, four a page, paged with "Read on".
+	eval[bool](t, ctx, `(() => { const f = document.querySelector("#browse"); f.key.value = "customer-1"; f.limit.value = "4"; f.querySelector("button").click(); return true })()`)
 	type msg struct {
 		ID     string `json:"id"`
 		Format string `json:"format"`
 		Key    string `json:"key"`
 		Value  string `json:"value"`
 	}
-	msgs := eval[[]msg](t, ctx, `[...document.querySelectorAll("#message-list tr[data-p]")].map(r => ({
-		id: r.dataset.p + "@" + r.dataset.o, format: r.querySelector("[data-k=value]").dataset.format,
-		key: r.querySelector("[data-k=key] pre").textContent, value: r.querySelector("[data-k=value] pre").textContent}))`)
 	var ids []string
-	for _, m := range msgs {
-		ids = append(ids, m.ID)
-		if m.Key != "customer-1" || m.Format != "json" || !strings.Contains(m.Value, `"amount":`) {
-			t.Errorf("message %+v: want key customer-1 and a JSON value", m)
+	for page := 1; ; page++ {
+		waitFor(t, ctx, "the messages read", `!!document.querySelector("#message-list")`)
+		msgs := eval[[]msg](t, ctx, `[...document.querySelectorAll("#message-list tr[data-p]")].map(r => ({
+			id: r.dataset.p + "@" + r.dataset.o, format: r.querySelector("[data-k=value]").dataset.format,
+			key: r.querySelector("[data-k=key] pre").textContent, value: r.querySelector("[data-k=value] pre").textContent}))`)
+		if len(msgs) > 4 {
+			t.Errorf("page %d: %d messages, limit 4", page, len(msgs))
 		}
+		for _, m := range msgs {
+			ids = append(ids, m.ID)
+			if m.Key != "customer-1" || m.Format != "json" || !strings.Contains(m.Value, `"amount":`) {
+				t.Errorf("message %+v: want key customer-1 and a JSON value", m)
+			}
+		}
+		if page == 1 {
+			screenshot(t, ctx, "topic")
+		}
+		if !eval[bool](t, ctx, `!!document.querySelector("#read-on")`) || page > 10 {
+			break
+		}
+		eval[bool](t, ctx, `(() => { document.querySelector("#message-list").remove(); document.querySelector("#read-on").click(); return true })()`)
 	}
+	slices.SortFunc(ids, func(a, b string) int {
+		var pa, oa, pb, ob int
+		fmt.Sscanf(a, "%d@%d", &pa, &oa)
+		fmt.Sscanf(b, "%d@%d", &pb, &ob)
+		if pa != pb {
+			return pa - pb
+		}
+		return oa - ob
+	})
 	if d := cmp.Diff(wantKeyed, ids); d != "" {
-		t.Errorf("records of customer-1 (-produced +shown):\n%s", d)
+		t.Errorf("records of customer-1 over the pages (-produced +shown):\n%s", d)
 	}
-	screenshot(t, ctx, "topic")
 }
 
 // TestBrowserGroup opens a consumer group's page: the lag per partition and
@@ -402,11 +423,12 @@ func TestBrowserApps(t *testing.T) {
 	open(t, ctx, base, "apps")
 	waitFor(t, ctx, "the application's tasks listed", `document.querySelectorAll("[data-app='0'] tr[data-task]").length === 3`)
 	type graph struct {
-		Nodes  []string `json:"nodes"`
-		Edges  []string `json:"edges"`
-		Stores []string `json:"stores"`
-		Tasks  []string `json:"tasks"`
-		Down   string   `json:"down"`
+		Nodes    []string `json:"nodes"`
+		Edges    []string `json:"edges"`
+		Stores   []string `json:"stores"`
+		Tasks    []string `json:"tasks"`
+		Assigned []string `json:"assigned"`
+		Down     string   `json:"down"`
 	}
 	got := eval[graph](t, ctx, `(() => {
 		const app = document.querySelector("[data-app='0']");
@@ -415,6 +437,7 @@ func TestBrowserApps(t *testing.T) {
 			edges: [...app.querySelectorAll("svg path.edge")].map(p => p.dataset.from + "->" + p.dataset.to).sort(),
 			stores: [...app.querySelectorAll("svg path.storeedge")].map(p => p.dataset.from + "~" + p.dataset.store).sort(),
 			tasks: [...app.querySelectorAll("tr[data-task]")].map(r => r.dataset.task).sort(),
+			assigned: [...app.querySelectorAll("[data-k=instances] [data-k=assigned]")].map(td => td.textContent),
 			down: document.querySelector("[data-app='1'] [data-k=state]").textContent,
 		};
 	})()`)
@@ -432,6 +455,7 @@ func TestBrowserApps(t *testing.T) {
 		want.Tasks = append(want.Tasks, id.String())
 	}
 	want.Down = "down"
+	want.Assigned = []string{"orders/0, orders/1, orders/2"} // the one instance has every input partition
 	slices.Sort(want.Nodes)
 	slices.Sort(want.Edges)
 	slices.Sort(want.Stores)

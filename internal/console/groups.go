@@ -121,18 +121,7 @@ func (s *Server) group(ctx context.Context, r *http.Request) (any, error) {
 	g := Group{Group: name, State: l.State, ProtocolType: l.ProtocolType, Protocol: l.Protocol,
 		Coordinator: l.Coordinator.NodeID, Members: []GroupMember{}, Partitions: []PartitionLag{}, TotalLag: totalLag(l.Lag)}
 	for _, m := range l.Members {
-		gm := GroupMember{MemberID: m.MemberID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assigned: []string{}}
-		if m.InstanceID != nil {
-			gm.InstanceID = *m.InstanceID
-		}
-		if c, ok := m.Assigned.AsConsumer(); ok {
-			for _, t := range c.Topics {
-				for _, p := range t.Partitions {
-					gm.Assigned = append(gm.Assigned, t.Topic+"/"+itoa(p))
-				}
-			}
-		}
-		g.Members = append(g.Members, gm)
+		g.Members = append(g.Members, groupMember(m))
 	}
 	for _, ml := range l.Lag.Sorted() {
 		pl := PartitionLag{Topic: ml.Topic, Partition: ml.Partition, Committed: ml.Commit.At, Start: ml.Start.Offset, End: ml.End.Offset, Lag: ml.Lag}
@@ -145,6 +134,24 @@ func (s *Server) group(ctx context.Context, r *http.Request) (any, error) {
 		g.Partitions = append(g.Partitions, pl)
 	}
 	return g, nil
+}
+
+// groupMember is m with the partitions assigned to it, sorted.
+func groupMember(m kadm.DescribedGroupMember) GroupMember {
+	gm := GroupMember{MemberID: m.MemberID, ClientID: m.ClientID, ClientHost: m.ClientHost, Assigned: []string{}}
+	if m.InstanceID != nil {
+		gm.InstanceID = *m.InstanceID
+	}
+	if c, ok := m.Assigned.AsConsumer(); ok {
+		for _, t := range c.Topics {
+			ps := slices.Clone(t.Partitions)
+			slices.Sort(ps)
+			for _, p := range ps {
+				gm.Assigned = append(gm.Assigned, t.Topic+"/"+itoa(p))
+			}
+		}
+	}
+	return gm
 }
 
 // ResetRequest is the body of POST /api/groups/{group}/reset: move the

@@ -41,16 +41,20 @@ const (
 // MessagesQuery is what /api/topics/{topic}/messages takes, as URL
 // parameters: partition (default all), offset (default 0: each
 // partition's start, clamped into its log) or time (RFC 3339 or Unix
-// milliseconds: the first record at or after it; not both), key (only
-// records whose key contains it), limit (default 50, at most 500), format
-// (auto, json, msgpack, text, hex; default auto).
+// milliseconds: the first record at or after it; not both) or resume (a
+// previous answer's Next as "p:o,p:o": go on from there, in those
+// partitions only), key (only records whose key contains it), limit
+// (default 50, at most 500), format (auto, json, msgpack, text, hex;
+// default auto).
 type MessagesQuery struct {
 	Partition int32 // -1: all
 	Offset    int64
 	TimeMs    int64 // -1: none
-	Key       string
-	Limit     int
-	Format    string
+	// Resume, when not nil, is where each partition to read starts.
+	Resume map[int32]int64
+	Key    string
+	Limit  int
+	Format string
 }
 
 // Messages is the answer: the records found, in partition then offset
@@ -117,6 +121,21 @@ func parseMessagesQuery(r *http.Request) (MessagesQuery, error) {
 			return q, err
 		}
 		q.TimeMs = ms
+	}
+	if s := v.Get("resume"); s != "" {
+		if v.Get("offset") != "" || v.Get("time") != "" {
+			return q, badRequest("give resume alone, without offset or time")
+		}
+		q.Resume = map[int32]int64{}
+		for _, po := range strings.Split(s, ",") {
+			ps, os, ok := strings.Cut(po, ":")
+			p, err1 := strconv.ParseInt(ps, 10, 32)
+			o, err2 := strconv.ParseInt(os, 10, 64)
+			if !ok || err1 != nil || err2 != nil || p < 0 || o < 0 {
+				return q, badRequest("resume %q: want partition:offset pairs separated by commas", s)
+			}
+			q.Resume[int32(p)] = o
+		}
 	}
 	q.Key = v.Get("key")
 	if s := v.Get("limit"); s != "" {
@@ -197,6 +216,13 @@ func (s *Server) messages(ctx context.Context, r *http.Request) (any, error) {
 			continue
 		}
 		f := max(q.Offset, st.Offset)
+		if q.Resume != nil {
+			o, ok := q.Resume[p]
+			if !ok {
+				continue
+			}
+			f = max(o, st.Offset)
+		}
 		if at != nil {
 			f = en.Offset
 			if o, ok := at[p]; ok {
@@ -267,6 +293,11 @@ func (s *Server) messages(ctx context.Context, r *http.Request) (any, error) {
 		return int(a.Offset - b.Offset)
 	})
 	if len(out.Messages) > q.Limit {
+		// The records cut are read again by a resume: each partition's
+		// Next goes back to its first record cut.
+		for _, m := range slices.Backward(out.Messages[q.Limit:]) {
+			out.Next[m.Partition] = m.Offset
+		}
 		out.Messages = out.Messages[:q.Limit]
 		out.Truncated = true
 	}

@@ -191,15 +191,27 @@ pages.topic = {
       if (f.get("from") === "time") q.set("time", f.get("at")); else q.set("offset", f.get("at") || "0");
       if (f.get("key")) q.set("key", f.get("key"));
       q.set("format", f.get("format")); q.set("limit", f.get("limit") || "50");
+      read(q);
+    });
+    // read shows one page of messages; "Read on" asks for the next one,
+    // from where each partition's scan stopped.
+    const read = async q => {
       const out = $("#messages");
       out.innerHTML = `<p class="muted">Reading…</p>`;
       try {
         const m = await api("topics/" + encodeURIComponent(name) + "/messages?" + q);
         out.innerHTML = renderMessages(m);
+        const more = $("#read-on");
+        if (more) more.addEventListener("click", () => {
+          const next = new URLSearchParams(q);
+          next.delete("offset"); next.delete("time");
+          next.set("resume", Object.entries(m.next).map(([p, o]) => p + ":" + o).join(","));
+          read(next);
+        });
       } catch (err) {
         out.innerHTML = `<p class="error">${esc(err.message)}</p>`;
       }
-    });
+    };
   },
   load: name => api("topics/" + encodeURIComponent(name)),
   render(t) {
@@ -233,7 +245,8 @@ pages.topic = {
 
 function renderMessages(m) {
   const next = Object.entries(m.next).map(([p, o]) => `${p}: ${o}`).join(", ");
-  let h = `<p class="muted" id="messages-summary">${m.messages.length} shown, ${m.scanned} scanned${m.truncated ? " (stopped at a bound: more follow)" : ""}. Next offsets: ${esc(next || "–")}.</p>`;
+  let h = `<p class="muted" id="messages-summary">${m.messages.length} shown, ${m.scanned} scanned${m.truncated ? " (stopped at a bound: more follow)" : ""}. Next offsets: ${esc(next || "–")}.
+    ${m.truncated ? '<button type="button" id="read-on">Read on</button>' : ""}</p>`;
   if (!m.messages.length) return h;
   h += `<table id="message-list"><thead><tr><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th>Headers</th></tr></thead><tbody>`;
   const cell = r => r.null ? `<span class="muted">null</span>` : `<span class="pill">${r.format}</span><pre>${esc(r.text)}</pre>`;
@@ -361,6 +374,7 @@ function renderApp(a, i) {
     <div class="card"><div class="n">${num(d.commits)}</div><div class="l">commits</div></div>
     <div class="card ${dropped ? "bad" : ""}"><div class="n" data-k="dropped">${num(dropped)}</div><div class="l">late/dropped records${dropped ? ": " + esc(Object.entries(d.dropped).map(([k, v]) => k + " " + v).join(", ")) : ""}</div></div>
     <div class="card"><div class="n">${num(d.deserialization_errors)}</div><div class="l">deserialization errors</div></div></div>
+    ${renderAppGroup(a.group)}
     <h2>Topology</h2><div class="graph">${topologySVG(d.topology, i)}</div>
     <details><summary>Topology.Describe()</summary><pre data-k="describe">${esc(d.topology.text)}</pre></details>
     <div class="cols"><div><h2>Tasks</h2>`;
@@ -385,6 +399,20 @@ function renderApp(a, i) {
     h += `<tr><td>${s.id}${s.global ? " (global)" : ""}</td><td class="num">${num(d.processed[s.id] || 0)}</td><td class="num">${typeof r === "number" ? r.toFixed(1) : r}</td></tr>`;
   }
   return h + `</tbody></table></div></div></div>`;
+}
+
+// renderAppGroup lists the application's instances as its consumer group
+// shows them: those the console was not given too.
+function renderAppGroup(g) {
+  if (!g) return "";
+  if (g.error) return `<p class="error">group ${esc(g.group)}: ${esc(g.error)}</p>`;
+  let h = `<h2>Instances <span class="muted" style="font-weight:normal">consumer group <a href="#/group/${encodeURIComponent(g.group)}">${esc(g.group)}</a>, ${esc(g.state)}, ${g.members.length} members</span></h2>`;
+  if (!g.members.length) return h;
+  h += `<table data-k="instances"><thead><tr><th>Member</th><th>Host</th><th>Input partitions</th></tr></thead><tbody>`;
+  for (const m of g.members) {
+    h += `<tr data-member="${esc(m.member_id)}"><td>${esc(m.member_id)}</td><td>${esc(m.client_host)}</td><td data-k="assigned">${esc(m.assigned.join(", "))}</td></tr>`;
+  }
+  return h + `</tbody></table>`;
 }
 
 // topologySVG draws each sub-topology left to right: a node's column is
