@@ -24,10 +24,13 @@ import (
 // the controller DescribeCluster names, each node's leader count from
 // Metadata, no unhealthy partition, and disk use reported unavailable
 // (Weir brokers do not answer DescribeLogDirs) rather than failing.
+//
+// Then node 3 stops: the partitions it replicated are listed
+// under-replicated, as Metadata shows them, and node 3 is shown not live.
 func TestAPICluster(t *testing.T) {
-	brokers := startCluster(t, 3)
+	brokers, closers := startClusterClosers(t, 3)
 	base := startConsole(t, brokers)
-	adm := kadm.NewClient(testClient(t, brokers))
+	adm := kadm.NewClient(testClient(t, brokers[:2]))
 	eventually(t, 30*time.Second, "topic created with 3 replicas", func() error {
 		resp, err := adm.CreateTopic(testCtx(t), 6, 3, nil, "orders")
 		if err == nil {
@@ -86,6 +89,31 @@ func TestAPICluster(t *testing.T) {
 	if c.Disk.Available || !strings.Contains(c.Disk.Reason, "DescribeLogDirs") {
 		t.Errorf("disk %+v: want unavailable, naming DescribeLogDirs", c.Disk)
 	}
+
+	closers[2]()
+	eventually(t, 30*time.Second, "node 3's partitions under-replicated as Metadata says", func() error {
+		md, err := adm.Metadata(testCtx(t), "orders")
+		if err != nil {
+			return err
+		}
+		var want []PartitionRef
+		for _, p := range md.Topics["orders"].Partitions.Sorted() {
+			if len(p.ISR) < len(p.Replicas) {
+				want = append(want, PartitionRef{Topic: "orders", Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, ISR: p.ISR})
+			}
+		}
+		if len(want) != 6 {
+			return fmt.Errorf("Metadata: %d partitions under-replicated, want all 6", len(want))
+		}
+		c := get[Cluster](t, base+"/api/cluster")
+		if d := cmp.Diff(want, c.UnderReplicated); d != "" {
+			return fmt.Errorf("under-replicated (-Metadata +console):\n%s", d)
+		}
+		if n := c.Nodes[2]; n.ID != 3 || !(n.Fenced || n.Broker == "") {
+			return fmt.Errorf("node 3 shown as %+v, want fenced or not a live broker", n)
+		}
+		return nil
+	})
 }
 
 // TestAPITopic checks /api/topics and /api/topics/{topic} against

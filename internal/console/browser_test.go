@@ -142,9 +142,9 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // open shows up without a reload.
 func TestBrowserCluster(t *testing.T) {
 	ctx := browser(t)
-	brokers := startCluster(t, 3)
+	brokers, closers := startClusterClosers(t, 3)
 	base := startConsole(t, brokers)
-	adm := kadm.NewClient(testClient(t, brokers))
+	adm := kadm.NewClient(testClient(t, brokers[:2]))
 	eventually(t, 30*time.Second, "topic created with 3 replicas", func() error {
 		resp, err := adm.CreateTopic(testCtx(t), 6, 3, nil, "orders")
 		if err == nil {
@@ -214,6 +214,35 @@ func TestBrowserCluster(t *testing.T) {
 	before := eval[string](t, ctx, `document.querySelector(".cards .card:nth-child(5) .n").textContent`)
 	createTopic(t, adm, "payments", 4, 3)
 	waitFor(t, ctx, "the new topic's partitions counted", fmt.Sprintf(`window.noReload === true && document.querySelector(".cards .card:nth-child(5) .n").textContent === %q`, strconv.Itoa(mustAtoi(t, before)+4)))
+
+	// Node 3 stops: its partitions are shown under-replicated, as
+	// Metadata lists them, and node 3 not live.
+	closers[2]()
+	waitFor(t, ctx, "node 3 shown down", `document.querySelector("#brokers tr[data-node='3']").classList.contains("bad")`)
+	eventually(t, 30*time.Second, "the under-replicated partitions shown are Metadata's", func() error {
+		md, err := adm.Metadata(testCtx(t))
+		if err != nil {
+			return err
+		}
+		var want []string
+		for _, td := range md.Topics.Sorted() {
+			for _, p := range td.Partitions.Sorted() {
+				if len(p.ISR) < len(p.Replicas) {
+					want = append(want, fmt.Sprintf("%s/%d isr %v", td.Topic, p.Partition, p.ISR))
+				}
+			}
+		}
+		got := eval[[]string](t, ctx, `[...document.querySelectorAll("#under-replicated tr[data-p]")].map(r =>
+			r.dataset.t + "/" + r.dataset.p + " isr [" + r.children[4].textContent.split(", ").join(" ") + "]")`)
+		if len(want) != 10 {
+			return fmt.Errorf("Metadata lists %d under-replicated partitions, want all 10", len(want))
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			return fmt.Errorf("under-replicated (-Metadata +page):\n%s", d)
+		}
+		return nil
+	})
+	screenshot(t, ctx, "cluster-node-down")
 }
 
 func mustAtoi(t *testing.T, s string) int {

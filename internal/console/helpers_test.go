@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +35,14 @@ func startBroker(t testing.TB) []string {
 // a broker, and returns their client addresses.
 func startCluster(t testing.TB, n int) []string {
 	t.Helper()
+	addrs, _ := startClusterClosers(t, n)
+	return addrs
+}
+
+// startClusterClosers is startCluster also returning a function closing
+// each node (the test's end closes it too; Close is idempotent).
+func startClusterClosers(t testing.TB, n int) ([]string, []func()) {
+	t.Helper()
 	var voters []string
 	for i := 1; i <= n; i++ {
 		voters = append(voters, fmt.Sprintf("%d@%s", i, freeAddr(t)))
@@ -53,15 +62,25 @@ func startCluster(t testing.TB, n int) []string {
 		}()
 	}
 	var addrs []string
+	var closers []func()
 	for i := range n {
 		o := <-ch[i]
 		if o.err != nil {
 			t.Fatalf("node %d: %v", i+1, o.err)
 		}
-		t.Cleanup(func() { _ = o.b.Close() })
 		addrs = append(addrs, o.b.Addr())
+		closers = append(closers, func() { _ = o.b.Close() })
 	}
-	return addrs
+	// NB: the nodes close together at the end: one by one, the last ones
+	// would each wait for a quorum that is gone.
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, c := range closers {
+			wg.Go(c)
+		}
+		wg.Wait()
+	})
+	return addrs, closers
 }
 
 func freeAddr(t testing.TB) string {
