@@ -62,29 +62,43 @@ type runningApp struct {
 // enough to be dropped). It returns once the instance runs every task.
 func startApp(t testing.TB, brokers []string, partitions int32) runningApp {
 	t.Helper()
+	return startApps(t, brokers, partitions, 1)[0]
+}
+
+// startApps is startApp with n instances, each with n-1 standby replicas
+// per task; it returns once they share every task.
+func startApps(t testing.TB, brokers []string, partitions int32, n int) []runningApp {
+	t.Helper()
 	cl := testClient(t, brokers)
 	for _, topic := range []string{orders.InputTopic, orders.UpdatesTopic, orders.FinalTopic} {
 		createTopic(t, kadm.NewClient(cl), topic, partitions, 1)
 	}
-	topo, err := orders.Topology(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := runtime.New(topo, runtime.ApplicationID("console-test"), runtime.Brokers(brokers...),
-		runtime.StateDir(t.TempDir()), runtime.MetricsAddr("127.0.0.1:0"), runtime.CommitInterval(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("app: %v", err)
+	var out []runningApp
+	var dones []chan error
+	for range n {
+		topo, err := orders.Topology(true)
+		if err != nil {
+			t.Fatal(err)
 		}
-		_ = app.Close()
-	})
+		app, err := runtime.New(topo, runtime.ApplicationID("console-test"), runtime.Brokers(brokers...),
+			runtime.StateDir(t.TempDir()), runtime.MetricsAddr("127.0.0.1:0"), runtime.CommitInterval(200*time.Millisecond),
+			runtime.StandbyReplicas(n-1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- app.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+				t.Errorf("app: %v", err)
+			}
+			_ = app.Close()
+		})
+		out = append(out, runningApp{app: app, topo: topo, url: "http://" + app.MetricsAddr()})
+		dones = append(dones, done)
+	}
 	now := time.Now()
 	for i := range 40 {
 		v, err := orders.OrderSerde().Serialize(orders.InputTopic, orders.Order{ID: strconv.Itoa(i), Amount: int64(i)})
@@ -100,18 +114,26 @@ func startApp(t testing.TB, brokers []string, partitions int32) runningApp {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 60*time.Second, "the instance runs every task", func() error {
-		select {
-		case err := <-done:
-			t.Fatalf("app stopped: %v", err)
-		default:
+	eventually(t, 60*time.Second, "the instances share every task", func() error {
+		total := 0
+		for i, ra := range out {
+			select {
+			case err := <-dones[i]:
+				t.Fatalf("instance %d stopped: %v", i, err)
+			default:
+			}
+			k := len(ra.app.Tasks())
+			if k == 0 {
+				return fmt.Errorf("instance %d has no task", i)
+			}
+			total += k
 		}
-		if n := len(app.Tasks()); n != int(partitions) {
-			return fmt.Errorf("%d tasks", n)
+		if total != int(partitions) {
+			return fmt.Errorf("%d tasks", total)
 		}
 		return nil
 	})
-	return runningApp{app: app, topo: topo, url: "http://" + app.MetricsAddr()}
+	return out
 }
 
 // TestAPIAppsRuntime reads a running application's description through

@@ -440,17 +440,17 @@ func TestBrowserGroup(t *testing.T) {
 	screenshot(t, ctx, "group")
 }
 
-// TestBrowserApps opens the stream applications page with a running
-// application and one that is down: the graph's nodes and edges are the
-// topology's (Topology.Nodes, which Describe renders), the tasks are the
-// instance's, the down one says so.
+// TestBrowserApps opens the stream applications page with two instances
+// of an application (one standby replica per task) and one instance that
+// is down: the graph's nodes and edges are the topology's
+// (Topology.Nodes, which Describe renders), each instance's active tasks
+// are its Tasks(), its standby tasks the other's, the down one says so.
 func TestBrowserApps(t *testing.T) {
 	ctx := browser(t)
 	brokers := startBroker(t)
-	ra := startApp(t, brokers, 3)
-	base := startConsole(t, brokers, ra.url, "http://"+freeAddr(t))
+	ras := startApps(t, brokers, 4, 2)
+	base := startConsole(t, brokers, ras[0].url, "http://"+freeAddr(t), ras[1].url)
 	open(t, ctx, base, "apps")
-	waitFor(t, ctx, "the application's tasks listed", `document.querySelectorAll("[data-app='0'] tr[data-task]").length === 3`)
 	type graph struct {
 		Nodes    []string `json:"nodes"`
 		Edges    []string `json:"edges"`
@@ -459,19 +459,8 @@ func TestBrowserApps(t *testing.T) {
 		Assigned []string `json:"assigned"`
 		Down     string   `json:"down"`
 	}
-	got := eval[graph](t, ctx, `(() => {
-		const app = document.querySelector("[data-app='0']");
-		return {
-			nodes: [...app.querySelectorAll("svg g.node")].map(g => g.dataset.kind + ":" + g.dataset.name).sort(),
-			edges: [...app.querySelectorAll("svg path.edge")].map(p => p.dataset.from + "->" + p.dataset.to).sort(),
-			stores: [...app.querySelectorAll("svg path.storeedge")].map(p => p.dataset.from + "~" + p.dataset.store).sort(),
-			tasks: [...app.querySelectorAll("tr[data-task]")].map(r => r.dataset.task).sort(),
-			assigned: [...app.querySelectorAll("[data-k=instances] [data-k=assigned]")].map(td => td.textContent),
-			down: document.querySelector("[data-app='1'] [data-k=state]").textContent,
-		};
-	})()`)
 	var want graph
-	for _, n := range ra.topo.Nodes() {
+	for _, n := range ras[0].topo.Nodes() {
 		want.Nodes = append(want.Nodes, n.Kind.String()+":"+n.Name)
 		for _, c := range n.Children {
 			want.Edges = append(want.Edges, n.Name+"->"+c)
@@ -480,20 +469,46 @@ func TestBrowserApps(t *testing.T) {
 			want.Stores = append(want.Stores, n.Name+"~"+s)
 		}
 	}
-	for _, id := range ra.app.Tasks() {
-		want.Tasks = append(want.Tasks, id.String())
+	// The page numbers the instances in --apps order (1, 2), the down one
+	// apart.
+	var assigned []string
+	for i, ra := range ras {
+		var parts []string
+		for _, id := range ra.app.Tasks() {
+			want.Tasks = append(want.Tasks, fmt.Sprintf("%s active on %d", id, i+1))
+			want.Tasks = append(want.Tasks, fmt.Sprintf("%s-standby standby on %d", id, 2-i))
+			parts = append(parts, fmt.Sprintf("orders/%d", id.Partition))
+		}
+		assigned = append(assigned, strings.Join(parts, ", "))
 	}
+	want.Assigned = assigned
 	want.Down = "down"
-	want.Assigned = []string{"orders/0, orders/1, orders/2"} // the one instance has every input partition
 	slices.Sort(want.Nodes)
 	slices.Sort(want.Edges)
 	slices.Sort(want.Stores)
 	slices.Sort(want.Tasks)
-	if d := cmp.Diff(want, got); d != "" {
-		t.Errorf("applications page (-topology and instance +page):\n%s", d)
-	}
-	if text := eval[string](t, ctx, `document.querySelector("[data-app='0'] [data-k=describe]").textContent`); text != ra.topo.Describe() {
-		t.Errorf("Describe shown:\n%s\nwant:\n%s", text, ra.topo.Describe())
+	slices.Sort(want.Assigned)
+	var got graph
+	eventually(t, 30*time.Second, "the page shows the topology and every instance's tasks", func() error {
+		got = eval[graph](t, ctx, `(() => {
+			const app = document.querySelector("[data-app='console-test']");
+			if (!app) return {};
+			return {
+				nodes: [...app.querySelectorAll("svg g.node")].map(g => g.dataset.kind + ":" + g.dataset.name).sort(),
+				edges: [...app.querySelectorAll("svg path.edge")].map(p => p.dataset.from + "->" + p.dataset.to).sort(),
+				stores: [...app.querySelectorAll("svg path.storeedge")].map(p => p.dataset.from + "~" + p.dataset.store).sort(),
+				tasks: [...app.querySelectorAll("tr[data-task]")].map(r => r.dataset.task + " " + r.children[1].textContent + " on " + r.children[2].textContent).sort(),
+				assigned: [...app.querySelectorAll("[data-k=instances] [data-k=assigned]")].map(td => td.textContent).sort(),
+				down: document.querySelector("[data-down='1'] [data-k=state]").textContent,
+			};
+		})()`)
+		if d := cmp.Diff(want, got); d != "" {
+			return fmt.Errorf("applications page (-topology and instances +page):\n%s", d)
+		}
+		return nil
+	})
+	if text := eval[string](t, ctx, `document.querySelector("[data-app='console-test'] [data-k=describe]").textContent`); text != ras[0].topo.Describe() {
+		t.Errorf("Describe shown:\n%s\nwant:\n%s", text, ras[0].topo.Describe())
 	}
 	screenshot(t, ctx, "apps")
 }

@@ -339,8 +339,11 @@ pages.group = {
 };
 
 // ---- Stream applications ----
-// lastProcessed keeps the previous poll's processed counts per instance,
-// for a throughput per sub-topology.
+// The --apps instances are grouped by application id: one card per
+// application, with its instances, topology, tasks (of every instance
+// reporting) and stores; an instance that does not answer gets a card of
+// its own saying so. lastProcessed keeps the previous poll's processed
+// counts per application, for a throughput per sub-topology.
 const lastProcessed = {};
 
 pages.apps = {
@@ -348,55 +351,81 @@ pages.apps = {
   load: () => api("apps"),
   render(apps) {
     if (!apps.length) return `<p class="muted">No application given: start the console with --apps http://HOST:PORT (an application's MetricsAddr).</p>`;
-    return apps.map((a, i) => renderApp(a, i)).join("");
+    const byApp = new Map();
+    for (const a of apps) {
+      if (!a.up) continue;
+      const id = a.application.application;
+      if (!byApp.has(id)) byApp.set(id, []);
+      byApp.get(id).push(a);
+    }
+    let h = "";
+    for (const [id, instances] of byApp) h += renderApp(id, instances);
+    apps.forEach((a, i) => {
+      if (!a.up) h += `<div class="app" data-down="${i}"><h2>${esc(a.url)} <span class="pill bad" data-k="state">down</span></h2><p class="error">${esc(a.error)}</p></div>`;
+    });
+    return h;
   },
 };
 
-function renderApp(a, i) {
-  if (!a.up) {
-    return `<div class="app" data-app="${i}"><h2>${esc(a.url)} <span class="pill bad" data-k="state">down</span></h2><p class="error">${esc(a.error)}</p></div>`;
+function renderApp(id, instances) {
+  const ds = instances.map(a => a.application);
+  const d0 = ds[0];
+  const sum = f => ds.reduce((n, d) => n + f(d), 0);
+  const processed = {}, dropped = {};
+  for (const d of ds) {
+    for (const [k, v] of Object.entries(d.processed)) processed[k] = (processed[k] || 0) + v;
+    for (const [k, v] of Object.entries(d.dropped)) dropped[k] = (dropped[k] || 0) + v;
   }
-  const d = a.application;
-  const now = Date.parse(d.now);
-  const prev = lastProcessed[a.url];
-  lastProcessed[a.url] = {at: now, processed: d.processed};
+  const now = Math.max(...ds.map(d => Date.parse(d.now)));
+  const prev = lastProcessed[id];
+  lastProcessed[id] = {at: now, processed};
   const rate = sub => {
     if (!prev || now <= prev.at) return "–";
-    return ((d.processed[sub] || 0) - (prev.processed[sub] || 0)) / ((now - prev.at) / 1000);
+    return (((processed[sub] || 0) - (prev.processed[sub] || 0)) / ((now - prev.at) / 1000)).toFixed(1);
   };
-  const active = d.tasks.filter(t => t.type === "active").length, standby = d.tasks.length - active;
-  const dropped = Object.values(d.dropped).reduce((x, y) => x + y, 0);
-  let h = `<div class="app" data-app="${i}"><h2>${esc(d.application)} <span class="pill ok" data-k="state">up</span>
-    <span class="muted" style="font-weight:normal">instance ${esc(d.instance)} at ${esc(a.url)}</span>${d.busy ? ' <span class="pill warn">busy: tasks not listed</span>' : ""}</h2>
+  const tasks = [];
+  instances.forEach((a, i) => a.application.tasks.forEach(t => tasks.push({...t, instance: i})));
+  tasks.sort((x, y) => x.id.replace(/-standby$/, "").localeCompare(y.id.replace(/-standby$/, ""), "en", {numeric: true}) || x.type.localeCompare(y.type));
+  const active = tasks.filter(t => t.type === "active").length;
+  const droppedTotal = Object.values(dropped).reduce((x, y) => x + y, 0);
+  const stalled = ds.some(d => d.commit_stalled);
+  const since = Math.max(...ds.map(d => d.since_commit_ms));
+  let h = `<div class="app" data-app="${esc(id)}"><h2>${esc(id)} <span class="pill ok" data-k="state">up</span>
+    <span class="muted" style="font-weight:normal">${instances.length} instance${instances.length > 1 ? "s" : ""} reporting</span></h2>
     <div class="cards"><div class="card"><div class="n">${active}</div><div class="l">active tasks</div></div>
-    <div class="card"><div class="n">${standby}</div><div class="l">standby tasks</div></div>
-    <div class="card ${d.commit_stalled ? "bad" : ""}"><div class="n">${ms(d.since_commit_ms)}</div><div class="l">since the last commit${d.commit_stalled ? " (stalled)" : ""}</div></div>
-    <div class="card"><div class="n">${num(d.commits)}</div><div class="l">commits</div></div>
-    <div class="card ${dropped ? "bad" : ""}"><div class="n" data-k="dropped">${num(dropped)}</div><div class="l">late/dropped records${dropped ? ": " + esc(Object.entries(d.dropped).map(([k, v]) => k + " " + v).join(", ")) : ""}</div></div>
-    <div class="card"><div class="n">${num(d.deserialization_errors)}</div><div class="l">deserialization errors</div></div></div>
-    ${renderAppGroup(a.group)}
-    <h2>Topology</h2><div class="graph">${topologySVG(d.topology, i)}</div>
-    <details><summary>Topology.Describe()</summary><pre data-k="describe">${esc(d.topology.text)}</pre></details>
-    <div class="cols"><div><h2>Tasks</h2>`;
-  h += `<table data-k="tasks"><thead><tr><th>Task</th><th>Type</th><th>Partitions</th><th class="num">Input lag</th><th class="num">Processed</th><th class="num">Dropped</th><th>Restore</th></tr></thead><tbody>`;
-  for (const t of d.tasks) {
+    <div class="card"><div class="n">${tasks.length - active}</div><div class="l">standby tasks</div></div>
+    <div class="card ${stalled ? "bad" : ""}"><div class="n">${ms(since)}</div><div class="l">since the oldest last commit attempt${stalled ? " (stalled)" : ""}</div></div>
+    <div class="card"><div class="n">${num(sum(d => d.commits))}</div><div class="l">commits completed</div></div>
+    <div class="card ${droppedTotal ? "bad" : ""}"><div class="n" data-k="dropped">${num(droppedTotal)}</div><div class="l">late/dropped records${droppedTotal ? ": " + esc(Object.entries(dropped).map(([k, v]) => k + " " + v).join(", ")) : ""}</div></div>
+    <div class="card"><div class="n">${num(sum(d => d.deserialization_errors))}</div><div class="l">deserialization errors</div></div></div>
+    <h2>Instances</h2><table data-k="reporting"><thead><tr><th>#</th><th>Instance</th><th>Metrics</th><th class="num">Active</th><th class="num">Standby</th><th class="num">Since last commit</th><th class="num">Commits</th></tr></thead><tbody>`;
+  instances.forEach((a, i) => {
+    const d = a.application, act = d.tasks.filter(t => t.type === "active").length;
+    h += `<tr data-instance="${i}"><td>${i + 1}</td><td>${esc(d.instance)}${d.busy ? ' <span class="pill warn">busy: tasks not listed</span>' : ""}</td><td>${esc(a.url)}</td>
+      <td class="num">${act}</td><td class="num">${d.tasks.length - act}</td><td class="num">${ms(d.since_commit_ms)}${d.commit_stalled ? ' <span class="pill bad">stalled</span>' : ""}</td><td class="num">${num(d.commits)}</td></tr>`;
+  });
+  h += `</tbody></table>${renderAppGroup(instances[0].group)}
+    <h2>Topology</h2><div class="graph">${topologySVG(d0.topology)}</div>
+    <details><summary>Topology.Describe()</summary><pre data-k="describe">${esc(d0.topology.text)}</pre></details>
+    <h2>Tasks</h2>`;
+  h += `<table data-k="tasks"><thead><tr><th>Task</th><th>Type</th><th>#</th><th>Partitions</th><th class="num">Input lag</th><th class="num">Processed</th><th class="num">Dropped</th><th>Restore</th></tr></thead><tbody>`;
+  for (const t of tasks) {
     const st = t.stores.map(s => {
       const total = s.restored + s.remaining;
       const pct = total ? Math.round(100 * s.restored / total) : 100;
-      return `<div>${esc(s.name)} <span class="bar"><i style="width:${pct}%"></i></span> ${s.remaining ? num(s.remaining) + " left" : "restored"}</div>`;
+      return `<div class="nowrap">${esc(s.name)} <span class="bar"><i style="width:${pct}%"></i></span> ${s.remaining ? num(s.remaining) + " left" : "restored"}</div>`;
     }).join("");
-    h += `<tr data-task="${esc(t.id)}"><td>${esc(t.id)}</td><td>${t.type === "active" ? '<span class="pill ok">active</span>' : '<span class="pill">standby</span>'}</td>
-      <td>${esc(t.partitions.join(", "))}</td><td class="num">${t.type === "active" ? num(t.input_lag) : "–"}</td><td class="num">${num(t.processed)}</td>
+    h += `<tr data-task="${esc(t.id)}" data-instance="${t.instance}"><td>${esc(t.id.replace(/-standby$/, ""))}</td><td>${t.type === "active" ? '<span class="pill ok">active</span>' : '<span class="pill">standby</span>'}</td>
+      <td>${t.instance + 1}</td><td>${esc(t.partitions.join(", "))}</td><td class="num">${t.type === "active" ? num(t.input_lag) : "–"}</td><td class="num">${num(t.processed)}</td>
       <td class="num">${num(t.dropped)}</td><td>${st || '<span class="muted">no stores</span>'}</td></tr>`;
   }
-  h += `</tbody></table></div><div><h2>State stores</h2><table data-k="stores"><thead><tr><th>Store</th><th>Kind</th><th>Changelog</th></tr></thead><tbody>`;
-  for (const s of d.topology.stores) {
+  h += `</tbody></table><div class="cols"><div><h2>State stores</h2><table data-k="stores"><thead><tr><th>Store</th><th>Kind</th><th>Changelog</th></tr></thead><tbody>`;
+  for (const s of d0.topology.stores) {
     h += `<tr data-store="${esc(s.name)}"><td>${esc(s.name)}</td><td>${esc(s.kind)}${s.in_memory ? " (in memory)" : ""}${s.global ? " (global)" : ""}</td><td>${esc(s.changelog || "none")}</td></tr>`;
   }
-  h += `</tbody></table><h2>Throughput per sub-topology</h2><table data-k="throughput"><thead><tr><th>Sub-topology</th><th class="num">Processed here</th><th class="num">Records/s</th></tr></thead><tbody>`;
-  for (const s of d.topology.subtopologies) {
-    const r = rate(String(s.id));
-    h += `<tr><td>${s.id}${s.global ? " (global)" : ""}</td><td class="num">${num(d.processed[s.id] || 0)}</td><td class="num">${typeof r === "number" ? r.toFixed(1) : r}</td></tr>`;
+  h += `</tbody></table></div><div><h2>Throughput per sub-topology</h2><table data-k="throughput"><thead><tr><th>Sub-topology</th><th class="num">Processed</th><th class="num">Records/s</th></tr></thead><tbody>`;
+  for (const s of d0.topology.subtopologies) {
+    h += `<tr><td>${s.id}${s.global ? " (global)" : ""}</td><td class="num">${num(processed[s.id] || 0)}</td><td class="num">${rate(String(s.id))}</td></tr>`;
   }
   return h + `</tbody></table></div></div></div>`;
 }
@@ -406,7 +435,7 @@ function renderApp(a, i) {
 function renderAppGroup(g) {
   if (!g) return "";
   if (g.error) return `<p class="error">group ${esc(g.group)}: ${esc(g.error)}</p>`;
-  let h = `<h2>Instances <span class="muted" style="font-weight:normal">consumer group <a href="#/group/${encodeURIComponent(g.group)}">${esc(g.group)}</a>, ${esc(g.state)}, ${g.members.length} members</span></h2>`;
+  let h = `<p class="muted">Consumer group <a href="#/group/${encodeURIComponent(g.group)}">${esc(g.group)}</a>: ${esc(g.state)}, ${g.members.length} members.</p>`;
   if (!g.members.length) return h;
   h += `<table data-k="instances"><thead><tr><th>Member</th><th>Host</th><th>Input partitions</th></tr></thead><tbody>`;
   for (const m of g.members) {
@@ -419,7 +448,9 @@ function renderAppGroup(g) {
 // its longest distance from a source. Its stores sit in a row beneath,
 // each under the first processor using it, joined to their processors by
 // dashed lines.
-function topologySVG(topo, appIndex) {
+let svgCount = 0;
+function topologySVG(topo) {
+  const appIndex = ++svgCount;
   const W = 180, H = 40, GX = 60, GY = 16, PAD = 16;
   const byName = {};
   for (const n of topo.nodes) byName[n.name] = n;
