@@ -184,7 +184,8 @@ func (l *Leader) Pending() []NodeID { return slices.Clone(l.pending) }
 // the change is based on, if it differs from the committed one and no
 // change is in flight: the committed ISR without the followers that have
 // not caught up for lagMax, plus the replicas whose durable end reached
-// the high watermark and the start of this epoch. The change is then in
+// the high watermark and the start of this epoch, as of a fetch within
+// lagMax (a replica that stopped fetching is not proposed). The change is then in
 // flight until ISRCommitted or ISRRefused.
 func (l *Leader) ProposeISR(now time.Time) ([]NodeID, int32, bool) {
 	if l.pending != nil {
@@ -204,7 +205,7 @@ func (l *Leader) ProposeISR(now time.Time) ([]NodeID, int32, bool) {
 		if r == l.self || slices.Contains(l.isr, r) {
 			continue
 		}
-		if f := l.followers[r]; f != nil && f.offset >= 0 && f.offset >= l.hw && f.offset >= l.epochStart {
+		if f := l.followers[r]; f != nil && f.offset >= 0 && f.offset >= l.hw && f.offset >= l.epochStart && now.Sub(f.lastFetchTime) <= l.lagMax {
 			want = append(want, r)
 		}
 	}
