@@ -436,3 +436,119 @@ func rawProduce(t *testing.T, addr, topic string, p int32, value string, timeout
 	}
 	return raw.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
 }
+
+// TestClusterReplicationEpochsAndMinISR: leader epochs on the wire
+// (OffsetForLeaderEpoch, advertised in cluster mode; CurrentLeaderEpoch on
+// Fetch and ListOffsets) and min.insync.replicas: with one of three
+// replicas down an acks=all produce to a topic requiring 3 in sync is
+// refused with NOT_ENOUGH_REPLICAS before anything is written, and succeeds
+// once the replica is back in the ISR.
+func TestClusterReplicationEpochsAndMinISR(t *testing.T) {
+	c := startReplicatedCluster(t, 3, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	three := "3"
+	eventually(t, 15*time.Second, "topic created", func() error {
+		r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &three}, "m")
+		if err == nil {
+			err = r.Err
+		}
+		return err
+	})
+	var leader int32
+	eventually(t, 15*time.Second, "a leader that accepts acks=all", func() error {
+		l, _, isr, err := partitionLeader(ctx, cl, 1, "m", 0)
+		if err != nil {
+			return err
+		}
+		if l < 1 || len(isr) != 3 {
+			return fmt.Errorf("leader %d isr %v", l, isr)
+		}
+		leader = l
+		if code := rawProduce(t, c.brokers[l-1].Addr(), "m", 0, "a", 5000); code != 0 {
+			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+	lc := newClient(t, c.brokers[leader-1])
+	sb := lc.SeedBrokers()[0]
+
+	// ApiVersions advertises OffsetForLeaderEpoch; it answers epoch 0.
+	av, err := sb.Request(ctx, kmsg.NewPtrApiVersionsRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(av.(*kmsg.ApiVersionsResponse).ApiKeys, func(k kmsg.ApiVersionsResponseApiKey) bool { return k.ApiKey == 23 }) {
+		t.Fatal("OffsetForLeaderEpoch is not advertised in cluster mode")
+	}
+
+	ofe := func(current, epoch int32) kmsg.OffsetForLeaderEpochResponseTopicPartition {
+		req := kmsg.NewPtrOffsetForLeaderEpochRequest()
+		req.ReplicaID = -1
+		rt := kmsg.NewOffsetForLeaderEpochRequestTopic()
+		rt.Topic = "m"
+		rp := kmsg.NewOffsetForLeaderEpochRequestTopicPartition()
+		rp.Partition, rp.CurrentLeaderEpoch, rp.LeaderEpoch = 0, current, epoch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		raw, err := sb.Request(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw.(*kmsg.OffsetForLeaderEpochResponse).Topics[0].Partitions[0]
+	}
+	if got := ofe(0, 0); got.ErrorCode != 0 || got.LeaderEpoch != 0 || got.EndOffset != 1 {
+		t.Fatalf("OffsetForLeaderEpoch(0): %+v, want epoch 0 ending at 1", got)
+	}
+	if got := ofe(7, 0); got.ErrorCode != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("OffsetForLeaderEpoch with a future current epoch: %v", kerr.ErrorForCode(got.ErrorCode))
+	}
+	freq := kmsg.NewPtrFetchRequest()
+	freq.SetVersion(12)
+	ft := kmsg.NewFetchRequestTopic()
+	ft.Topic = "m"
+	if tp, ok := c.brokers[leader-1].reg.Get("m"); ok {
+		ft.TopicID = tp.ID() // kgo sends v13, by topic id
+	}
+	fp := kmsg.NewFetchRequestTopicPartition()
+	fp.Partition, fp.CurrentLeaderEpoch, fp.PartitionMaxBytes = 0, 3, 1<<20
+	ft.Partitions = append(ft.Partitions, fp)
+	freq.Topics = append(freq.Topics, ft)
+	fraw, err := sb.Request(ctx, freq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := fraw.(*kmsg.FetchResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.UnknownLeaderEpoch.Code {
+		t.Fatalf("Fetch with a future leader epoch: %v", kerr.ErrorForCode(code))
+	}
+
+	// One follower down: the ISR shrinks to 2 < 3.
+	follower := leader%3 + 1
+	c.nodes.Stop(follower)
+	eventually(t, 15*time.Second, "NOT_ENOUGH_REPLICAS", func() error {
+		if code := rawProduce(t, c.brokers[leader-1].Addr(), "m", 0, "b", 1000); code != kerr.NotEnoughReplicas.Code {
+			return fmt.Errorf("produce: %v", kerr.ErrorForCode(code))
+		}
+		return nil
+	})
+	before := partitionLog(c.brokers[leader-1], "m", 0).LogEndOffset()
+	if code := rawProduce(t, c.brokers[leader-1].Addr(), "m", 0, "c", 1000); code != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("produce with 2 in sync: %v", kerr.ErrorForCode(code))
+	}
+	if after := partitionLog(c.brokers[leader-1], "m", 0).LogEndOffset(); after != before {
+		t.Fatalf("a refused produce was written: end %d -> %d", before, after)
+	}
+	c.nodes.Restart(follower)
+	c.brokers[follower-1] = c.nodes.Node(follower)
+	eventually(t, 20*time.Second, "the follower back in the ISR, acks=all accepted", func() error {
+		if code := rawProduce(t, c.brokers[leader-1].Addr(), "m", 0, "d", 2000); code != 0 {
+			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+}
