@@ -365,6 +365,9 @@ func (c *conn) serve(ctx context.Context) {
 
 	for f := range frames {
 		resp := f.early
+		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok && c.s.cfg.Cluster != nil {
+			av.ApiKeys = withClusterOnlyKeys(av.ApiKeys)
+		}
 		var err error
 		if resp == nil {
 			resp, err = c.call(ctx, f)

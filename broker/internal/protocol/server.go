@@ -98,6 +98,10 @@ type Config struct {
 	// controller, partitions served only where this node leads. Default
 	// nil: a single-node broker.
 	Cluster Cluster
+	// Replication replicates partitions across the cluster's brokers
+	// (cluster mode only). Default nil: partitions live on their leader
+	// alone.
+	Replication Replication
 }
 
 // EnsureDefaults fills zero fields with defaults.
