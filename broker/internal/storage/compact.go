@@ -229,6 +229,11 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	if err := f.Sync(); err != nil {
 		return fail(l.ioErr("fsync cleaned segment", err))
 	}
+	// The compacted segment's aborted-transaction index: those of the
+	// segments it replaces, written before the swap commits.
+	if err := l.writeTxnIndex(base, end); err != nil {
+		return fail(l.ioErr("writing aborted-transaction index", err))
+	}
 	// Commit point.
 	swapPath := l.path(fmt.Sprintf("%020d-%020d%s%s", int64(base), int64(end), logSuffix, swapSuffix))
 	if err := l.fs.Rename(cleanedPath, swapPath); err != nil {

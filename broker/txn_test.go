@@ -1,0 +1,314 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// txnProducer returns a transactional franz-go client for id.
+func txnProducer(t *testing.T, b *Broker, id string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	return newClient(t, b, append([]kgo.Opt{kgo.TransactionalID(id), kgo.DefaultProduceTopic("tx"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
+}
+
+// createTopic creates topic with n partitions.
+func createTopic(t *testing.T, b *Broker, topic string, n int32) {
+	t.Helper()
+	adm := kadm.NewClient(newClient(t, b))
+	if _, err := adm.CreateTopic(testCtx(t), n, 1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// produceTxn produces values to partition 0 of the client's default topic
+// inside an open transaction.
+func produceTxn(t *testing.T, c *kgo.Client, values ...string) {
+	t.Helper()
+	for _, v := range values {
+		if err := c.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(v), Partition: 0}).FirstErr(); err != nil {
+			t.Fatalf("produce %q: %v", v, err)
+		}
+	}
+}
+
+// readAll reads topic from the start at the given isolation level until it
+// has n values, then for a quiet half second more (so that a record that
+// should not be there has its chance to show), and returns the values.
+func readAll(t *testing.T, b *Broker, topic string, committed bool, n int) []string {
+	t.Helper()
+	iso := kgo.ReadUncommitted()
+	if committed {
+		iso = kgo.ReadCommitted()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := newClient(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(iso), kgo.FetchMaxWait(100*time.Millisecond))
+	var out []string
+	poll := func(ctx context.Context) {
+		fs := c.PollFetches(ctx)
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+				t.Fatalf("fetch %s/%d: %v", topic, p, err)
+			}
+		})
+		for _, r := range fs.Records() {
+			out = append(out, string(r.Value))
+		}
+	}
+	for len(out) < n {
+		poll(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %v, want %d values", out, n)
+		}
+	}
+	quiet, cancel2 := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel2()
+	for quiet.Err() == nil {
+		poll(quiet)
+	}
+	return out
+}
+
+// ends returns the end offset of partition 0 of topic at read_uncommitted
+// and at read_committed (the last stable offset).
+func ends(t *testing.T, b *Broker, topic string) (hw, lso int64) {
+	t.Helper()
+	adm := kadm.NewClient(newClient(t, b))
+	u, err := adm.ListEndOffsets(testCtx(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := adm.ListCommittedOffsets(testCtx(t), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ou, _ := u.Lookup(topic, 0)
+	oc, _ := c.Lookup(topic, 0)
+	return ou.Offset, oc.Offset
+}
+
+// waitLSO polls until partition 0's last stable offset is at least want.
+func waitLSO(t *testing.T, b *Broker, topic string, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, lso := ends(t, b, topic)
+		if lso >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("last stable offset %d never reached %d", lso, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// TestTransactionCommitAbort: a committed transaction's records are read at
+// both isolation levels, an aborted one's only at read_uncommitted.
+func TestTransactionCommitAbort(t *testing.T) {
+	b := startBroker(t, Options{})
+	createTopic(t, b, "tx", 1)
+	p := txnProducer(t, b, "commit-abort")
+	ctx := testCtx(t)
+	for i, commit := range []bool{true, false, true} {
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		produceTxn(t, p, fmt.Sprintf("t%d-a", i), fmt.Sprintf("t%d-b", i))
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end transaction %d (commit %v): %v", i, commit, err)
+		}
+	}
+	// 3 transactions × (2 records + 1 marker); EndTxn is answered once
+	// the decision is stored, the markers follow.
+	waitLSO(t, b, "tx", 9)
+	committed := readAll(t, b, "tx", true, 4)
+	if want := []string{"t0-a", "t0-b", "t2-a", "t2-b"}; !slices.Equal(committed, want) {
+		t.Fatalf("read_committed read %v, want %v", committed, want)
+	}
+	all := readAll(t, b, "tx", false, 6)
+	if want := []string{"t0-a", "t0-b", "t1-a", "t1-b", "t2-a", "t2-b"}; !slices.Equal(all, want) {
+		t.Fatalf("read_uncommitted read %v, want %v", all, want)
+	}
+}
+
+// TestTransactionHoldsReadCommitted: while a transaction is open, a
+// read_committed consumer stops at its first record (the last stable
+// offset), even for records produced after it outside the transaction; a
+// read_uncommitted consumer reads them all. The commit releases them.
+func TestTransactionHoldsReadCommitted(t *testing.T) {
+	b := startBroker(t, Options{})
+	createTopic(t, b, "tx", 1)
+	plain := newClient(t, b, kgo.DefaultProduceTopic("tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := testCtx(t)
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	p := txnProducer(t, b, "holder")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, p, "in-txn")
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	hw, lso := ends(t, b, "tx")
+	if hw != 3 || lso != 1 {
+		t.Fatalf("open transaction at offset 1: high watermark %d, last stable offset %d; want 3 and 1", hw, lso)
+	}
+	if got := readAll(t, b, "tx", false, 3); !slices.Equal(got, []string{"before", "in-txn", "after"}) {
+		t.Fatalf("read_uncommitted read %v", got)
+	}
+	// read_committed: only "before", however long it polls.
+	c := newClient(t, b, kgo.ConsumeTopics("tx"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(100*time.Millisecond))
+	var got []string
+	pollUntil := time.Now().Add(time.Second)
+	for time.Now().Before(pollUntil) {
+		pctx, cancel := context.WithDeadline(ctx, pollUntil)
+		fs := c.PollFetches(pctx)
+		cancel()
+		for _, r := range fs.Records() {
+			got = append(got, string(r.Value))
+		}
+	}
+	if !slices.Equal(got, []string{"before"}) {
+		t.Fatalf("read_committed read %v while the transaction is open, want [before]", got)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	for len(got) < 3 {
+		fs := c.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("after the commit read_committed read %v", got)
+		}
+		for _, r := range fs.Records() {
+			got = append(got, string(r.Value))
+		}
+	}
+	if !slices.Equal(got, []string{"before", "in-txn", "after"}) {
+		t.Fatalf("after the commit read_committed read %v", got)
+	}
+}
+
+// TestTransactionTimeoutAborts: a transaction left open past its timeout
+// is aborted by the coordinator: its records are never read at
+// read_committed, the last stable offset moves past them, and the producer
+// that left it is fenced.
+func TestTransactionTimeoutAborts(t *testing.T) {
+	b := startBroker(t, Options{})
+	createTopic(t, b, "tx", 1)
+	p := txnProducer(t, b, "hung", kgo.TransactionTimeout(1500*time.Millisecond))
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, p, "hung-1", "hung-2")
+	waitLSO(t, b, "tx", 3) // two records and the coordinator's abort marker
+	if got := readAll(t, b, "tx", true, 0); len(got) != 0 {
+		t.Fatalf("read_committed read %v from a timed-out transaction", got)
+	}
+	if err := p.EndTransaction(testCtx(t), kgo.TryCommit); err == nil {
+		t.Fatal("the timed-out transaction committed")
+	}
+}
+
+// TestTransactionFencing: a second producer with the same transactional id
+// fences the first: the first's open transaction is aborted and its commit
+// fails with an epoch error; the second's transaction commits.
+func TestTransactionFencing(t *testing.T) {
+	b := startBroker(t, Options{})
+	createTopic(t, b, "tx", 1)
+	ctx := testCtx(t)
+	old := txnProducer(t, b, "fenced")
+	if err := old.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, old, "zombie")
+
+	young := txnProducer(t, b, "fenced")
+	if err := young.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, young, "live")
+	if err := young.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	err := old.EndTransaction(ctx, kgo.TryCommit)
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("the fenced producer's commit: %v, want PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	waitLSO(t, b, "tx", 4) // zombie, its abort marker, live, its commit marker
+	if got := readAll(t, b, "tx", true, 1); !slices.Equal(got, []string{"live"}) {
+		t.Fatalf("read_committed read %v, want [live]", got)
+	}
+}
+
+// TestTransactionSurvivesRestart: a transaction left open by a broker
+// restart is still open after it (the last stable offset stays at its first
+// record) and is aborted at its timeout; a committed one stays committed.
+func TestTransactionSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(Options{DataDir: dir, Listen: "127.0.0.1:0", Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, b, "tx", 1)
+	ctx := testCtx(t)
+	p, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.TransactionalID("restart"), kgo.DefaultProduceTopic("tx"),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, p, "kept")
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, p, "open-at-restart")
+	if err := b.Close(); err != nil { // with the transaction open
+		t.Fatal(err)
+	}
+	p.Close()
+
+	b2 := startBroker(t, Options{DataDir: dir})
+	hw, lso := ends(t, b2, "tx")
+	if hw != 3 || lso != 2 {
+		t.Fatalf("after the restart: high watermark %d, last stable offset %d; want 3 and 2 (the open transaction)", hw, lso)
+	}
+	waitLSO(t, b2, "tx", 4) // the timeout's abort marker
+	if got := readAll(t, b2, "tx", true, 1); !slices.Equal(got, []string{"kept"}) {
+		t.Fatalf("read_committed read %v, want [kept]", got)
+	}
+	if got := readAll(t, b2, "tx", false, 2); !slices.Equal(got, []string{"kept", "open-at-restart"}) {
+		t.Fatalf("read_uncommitted read %v", got)
+	}
+	// The id's next producer starts from the stored epoch.
+	p2 := txnProducer(t, b2, "restart")
+	if err := p2.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, p2, "after-restart")
+	if err := p2.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	waitLSO(t, b2, "tx", 6)
+	if got := readAll(t, b2, "tx", true, 2); !slices.Equal(got, []string{"kept", "after-restart"}) {
+		t.Fatalf("read_committed read %v, want [kept after-restart]", got)
+	}
+}
