@@ -116,7 +116,7 @@ func waitLSO(t *testing.T, b *Broker, topic string, want int64) {
 // TestTransactionCommitAbort: a committed transaction's records are read at
 // both isolation levels, an aborted one's only at read_uncommitted.
 func TestTransactionCommitAbort(t *testing.T) {
-	b := startBroker(t, Options{})
+	b := startBroker(t, Options{MetricsAddr: "127.0.0.1:0"})
 	createTopic(t, b, "tx", 1)
 	p := txnProducer(t, b, "commit-abort")
 	ctx := testCtx(t)
@@ -140,6 +140,7 @@ func TestTransactionCommitAbort(t *testing.T) {
 	if want := []string{"t0-a", "t0-b", "t1-a", "t1-b", "t2-a", "t2-b"}; !slices.Equal(all, want) {
 		t.Fatalf("read_uncommitted read %v, want %v", all, want)
 	}
+	waitMetrics(t, b, map[string]float64{"weir_txn_committed_total": 2, "weir_txn_aborted_total": 1, "weir_txn_timed_out_total": 0, "weir_txn_open": 0})
 }
 
 // TestTransactionHoldsReadCommitted: while a transaction is open, a
@@ -168,6 +169,24 @@ func TestTransactionHoldsReadCommitted(t *testing.T) {
 	}
 	if got := readAll(t, b, "tx", false, 3); !slices.Equal(got, []string{"before", "in-txn", "after"}) {
 		t.Fatalf("read_uncommitted read %v", got)
+	}
+	// DescribeProducers shows the open transaction's first offset.
+	dp, err := kadm.NewClient(newClient(t, b)).DescribeProducers(ctx, kadm.TopicsSet{"tx": {0: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	starts := map[int64]int64{}
+	dp.EachProducer(func(p kadm.DescribedProducer) { starts[p.ProducerID] = p.CurrentTxnStartOffset })
+	open := 0
+	for _, off := range starts {
+		if off == 1 {
+			open++
+		} else if off != -1 {
+			t.Fatalf("DescribeProducers: a transaction starting at %d: %v", off, starts)
+		}
+	}
+	if len(starts) != 2 || open != 1 {
+		t.Fatalf("DescribeProducers: %v, want the plain producer and one transaction starting at 1", starts)
 	}
 	// read_committed: only "before", however long it polls.
 	c := newClient(t, b, kgo.ConsumeTopics("tx"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -207,13 +226,16 @@ func TestTransactionHoldsReadCommitted(t *testing.T) {
 // read_committed, the last stable offset moves past them, and the producer
 // that left it is fenced.
 func TestTransactionTimeoutAborts(t *testing.T) {
-	b := startBroker(t, Options{})
+	b := startBroker(t, Options{MetricsAddr: "127.0.0.1:0"})
 	createTopic(t, b, "tx", 1)
 	p := txnProducer(t, b, "hung", kgo.TransactionTimeout(1500*time.Millisecond))
 	if err := p.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
 	produceTxn(t, p, "hung-1", "hung-2")
+	if m := scrape(t, b); m["weir_txn_open"][""] != 1 {
+		t.Fatalf("weir_txn_open %v with one transaction open", m["weir_txn_open"])
+	}
 	waitLSO(t, b, "tx", 3) // two records and the coordinator's abort marker
 	if got := readAll(t, b, "tx", true, 0); len(got) != 0 {
 		t.Fatalf("read_committed read %v from a timed-out transaction", got)
@@ -221,6 +243,7 @@ func TestTransactionTimeoutAborts(t *testing.T) {
 	if err := p.EndTransaction(testCtx(t), kgo.TryCommit); err == nil {
 		t.Fatal("the timed-out transaction committed")
 	}
+	waitMetrics(t, b, map[string]float64{"weir_txn_timed_out_total": 1, "weir_txn_aborted_total": 1, "weir_txn_committed_total": 0, "weir_txn_open": 0})
 }
 
 // TestTransactionFencing: a second producer with the same transactional id
@@ -310,5 +333,31 @@ func TestTransactionSurvivesRestart(t *testing.T) {
 	waitLSO(t, b2, "tx", 6)
 	if got := readAll(t, b2, "tx", true, 2); !slices.Equal(got, []string{"kept", "after-restart"}) {
 		t.Fatalf("read_committed read %v, want [kept after-restart]", got)
+	}
+}
+
+// waitMetrics polls the broker's metrics until each named one (without
+// labels) has its wanted value.
+func waitMetrics(t *testing.T, b *Broker, want map[string]float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := scrape(t, b)
+		ok := true
+		for name, v := range want {
+			got, found := m[name][""]
+			ok = ok && found && got == v
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			got := map[string]float64{}
+			for name := range want {
+				got[name] = m[name][""]
+			}
+			t.Fatalf("metrics %v, want %v", got, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
 }
