@@ -333,6 +333,11 @@ func (e *ddEnv) dump(t *testing.T) string {
 				if Offset(o) < off {
 					continue
 				}
+				if h.Control() {
+					kind, _ := controlKind(one)
+					fmt.Fprintf(&sb, "%d marker pid=%d type=%d\n", o, h.ProducerID, kind)
+					continue
+				}
 				v := string(r.Value)
 				if r.Value == nil {
 					v = "~"

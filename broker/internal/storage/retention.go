@@ -230,6 +230,7 @@ func (l *Log) retainLocked() error {
 // and makes the deletion durable.
 func (l *Log) removeSegments(victims []*segment) error {
 	err := l.closeAndRemove(victims)
+	l.removeTxnIndexes(victims)
 	if serr := syncDir(l.fs, l.dir); serr != nil && err == nil {
 		err = fmt.Errorf("storage: deleting segments in %s: %w", l.dir, serr)
 	}
@@ -249,7 +250,7 @@ func (l *Log) closeAndRemove(victims []*segment) error {
 	l.syncMu.Unlock()
 	var firstErr error
 	for _, s := range victims {
-		for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
+		for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
 			if err := l.fs.Remove(filepath.Join(l.dir, segmentName(s.base, suffix))); err != nil && firstErr == nil && !isNotExist(err) {
 				firstErr = err
 			}

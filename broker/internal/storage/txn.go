@@ -415,3 +415,58 @@ func (l *Log) AppendTrusted(ctx context.Context, batches []byte) error {
 	}
 	return l.WaitDurable(ctx, res.LastOffset+1)
 }
+
+// txnFate is what compaction may do with a transactional batch.
+type txnFate uint8
+
+const (
+	txnUndecided txnFate = iota // at or past the first unstable offset: kept as it is
+	txnCommitted                // compacted like any batch
+	txnAborted                  // dropped
+)
+
+// txnFates tells the fate of transactional batches as of one compaction
+// pass: the first unstable offset then, and the aborted transactions by
+// producer.
+type txnFates struct {
+	unstable Offset
+	aborted  map[int64][]AbortedTxn
+}
+
+// txnFates returns the fates as they stand now. The first unstable offset
+// only grows, and a batch below it belongs to a transaction whose marker is
+// written: aborted if an aborted-transaction entry of its producer covers
+// it, else committed.
+func (l *Log) txnFates() txnFates {
+	l.txn.mu.RLock()
+	defer l.txn.mu.RUnlock()
+	f := txnFates{unstable: l.txn.firstOpenLocked(Offset(1<<63 - 1)), aborted: map[int64][]AbortedTxn{}}
+	for _, a := range l.txn.aborted {
+		f.aborted[a.ProducerID] = append(f.aborted[a.ProducerID], a)
+	}
+	return f
+}
+
+func (f txnFates) of(h batch.Header) txnFate {
+	if Offset(h.LastOffset()) >= f.unstable {
+		return txnUndecided
+	}
+	base := Offset(h.BaseOffset)
+	for _, a := range f.aborted[h.ProducerID] {
+		if a.FirstOffset <= base && base < a.LastOffset {
+			return txnAborted
+		}
+	}
+	return txnCommitted
+}
+
+// removeTxnIndexes deletes the aborted-transaction indexes of segments
+// taken out of the log (retention, or merged by compaction); one left by a
+// crash is removed as an orphan on open.
+func (l *Log) removeTxnIndexes(victims []*segment) {
+	for _, s := range victims {
+		if err := l.fs.Remove(filepath.Join(l.dir, segmentName(s.base, txnIndexSuffix))); err != nil && !isNotExist(err) {
+			l.opts.Logger.Warn("storage: removing an aborted-transaction index", "dir", l.dir, "base", s.base, "err", err)
+		}
+	}
+}
