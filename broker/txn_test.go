@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"errors"
 	"fmt"
 	"slices"
@@ -400,5 +402,45 @@ func TestClusterRefusesTransactions(t *testing.T) {
 	}
 	if resp.ErrorMessage == nil || !strings.Contains(*resp.ErrorMessage, "cluster mode") {
 		t.Fatalf("FindCoordinator message %v, want one naming cluster mode", resp.ErrorMessage)
+	}
+}
+
+// TestTransactionalBatchNeedsTransactionalID: a transactional batch in a
+// produce without a transactional id is refused (INVALID_RECORD), as Kafka
+// refuses it: nothing would ever end its transaction. A transactional
+// produce to a partition not added to the transaction is refused too.
+func TestTransactionalBatchNeedsTransactionalID(t *testing.T) {
+	b := startBroker(t, Options{})
+	createTopic(t, b, "tx", 1)
+	c := newClient(t, b)
+	raw := rawProducerBatch(4242, 0, 0, "sneaky")
+	raw[22] |= 0x10 // attributes, low byte: transactional
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
+	if code := produceRaw(t, c, "tx", raw); code != kerr.InvalidRecord.Code {
+		t.Fatalf("transactional batch without a transactional id: %v, want INVALID_RECORD", kerr.ErrorForCode(code))
+	}
+	if hw, lso := ends(t, b, "tx"); hw != 0 || lso != 0 {
+		t.Fatalf("after the refused batch: high watermark %d, last stable offset %d", hw, lso)
+	}
+
+	// A transactional producer's id, but a partition it never added.
+	p := txnProducer(t, b, "adder")
+	pid, epoch, err := p.ProducerID(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = rawProducerBatch(pid, epoch, 0, "unadded")
+	raw[22] |= 0x10
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
+	req := kmsg.NewPtrProduceRequest()
+	id := "adder"
+	req.TransactionID, req.Acks, req.TimeoutMillis = &id, -1, 5000
+	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "tx", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: raw}}}}
+	resp, err := req.RequestWith(testCtx(t), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTxnState.Code {
+		t.Fatalf("transactional produce to a partition not in the transaction: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
 	}
 }

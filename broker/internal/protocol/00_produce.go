@@ -71,6 +71,8 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		failAll = kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil:
 		failAll, txnCodes = verifyTxnProduce(ctx, s, req)
+	case hasTransactionalBatch(req):
+		failAll = kerr.InvalidRecord.Code // no transaction to end them
 	}
 
 	type job struct {

@@ -57,3 +57,25 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 	}
 	return 0, out
 }
+
+// hasTransactionalBatch reports whether a produce without a transactional
+// id carries a transactional batch: Kafka refuses those (INVALID_RECORD), as
+// no coordinator would ever end their transaction and they would hold the
+// partition's last stable offset forever. Only headers are read.
+func hasTransactionalBatch(req *kmsg.ProduceRequest) bool {
+	for _, t := range req.Topics {
+		for _, p := range t.Partitions {
+			for rest := p.Records; len(rest) > 0; {
+				b, r, err := batch.Next(rest)
+				if err != nil {
+					break // the log reports it
+				}
+				if h, err := batch.ParseHeader(b); err == nil && h.Transactional() {
+					return true
+				}
+				rest = r
+			}
+		}
+	}
+	return false
+}

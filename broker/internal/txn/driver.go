@@ -39,10 +39,14 @@ type DriverOptions struct {
 	// Logger receives load, persistence and marker errors. Default
 	// slog.Default().
 	Logger *slog.Logger
-	// MarkerRetry is the wait before a marker that could not be written is
-	// tried again. Default 100ms.
+	// MarkerRetry is the first wait before a marker that could not be
+	// written is tried again; it doubles up to 5s. Default 100ms.
 	MarkerRetry time.Duration
 }
+
+// maxMarkerRetry caps the wait between tries of a marker that cannot be
+// written (it doubles from MarkerRetry).
+const maxMarkerRetry = 5 * time.Second
 
 // ErrClosed is returned by Handle once the driver is closed.
 var ErrClosed = errors.New("txn: coordinator closed")
@@ -352,6 +356,7 @@ func retriable(resp kmsg.Response) kmsg.Response {
 func (d *Driver) writeMarkers(m Marker, timedOut bool) {
 	defer d.wg.Done()
 	pending := slices.Clone(m.Partitions)
+	wait := d.opts.MarkerRetry
 	for len(pending) > 0 {
 		mm := m
 		mm.Partitions = pending
@@ -375,8 +380,9 @@ func (d *Driver) writeMarkers(m Marker, timedOut bool) {
 		select {
 		case <-d.ctx.Done():
 			return
-		case <-time.After(d.opts.MarkerRetry):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, maxMarkerRetry)
 	}
 	d.mu.Lock()
 	switch {
