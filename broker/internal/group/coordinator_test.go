@@ -544,7 +544,7 @@ func describeResponse(msg kmsg.Response) string {
 		for _, t := range r.Topics {
 			for _, p := range t.Partitions {
 				s += fmt.Sprintf(" %s/%d=%d", t.Topic, p.Partition, p.Offset)
-				if p.ErrorCode != 0 {
+				if p.ErrorCode != 0 && p.ErrorCode != r.ErrorCode {
 					s += "(" + errName(p.ErrorCode) + ")"
 				}
 			}
