@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -401,6 +402,13 @@ func TestAPIApps(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
+	big := Render([]byte(strings.Repeat("é", 20000)), FormatAuto)
+	if big.Format != FormatText || !big.Truncated || len(big.Text) > maxRendered || !utf8.ValidString(big.Text) || big.Bytes != 40000 {
+		t.Errorf("a 40,000-byte text: format %s, truncated %v, %d bytes shown (valid UTF-8 %v), want at most %d", big.Format, big.Truncated, len(big.Text), utf8.ValidString(big.Text), maxRendered)
+	}
+	if h := Render(make([]byte, 100000), FormatHex); !h.Truncated || len(h.Text) != maxRendered {
+		t.Errorf("100,000 bytes as hex: truncated %v, %d characters, want %d", h.Truncated, len(h.Text), maxRendered)
+	}
 	for _, c := range []struct {
 		in           []byte
 		format, want string

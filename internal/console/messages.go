@@ -88,12 +88,18 @@ type Header struct {
 }
 
 // Rendered is bytes shown as Format says; Null for a null key or value.
+// Text holds at most maxRendered bytes; Truncated says it was cut.
 type Rendered struct {
-	Format string `json:"format"`
-	Text   string `json:"text"`
-	Null   bool   `json:"null,omitempty"`
-	Bytes  int    `json:"bytes"`
+	Format    string `json:"format"`
+	Text      string `json:"text"`
+	Null      bool   `json:"null,omitempty"`
+	Bytes     int    `json:"bytes"`
+	Truncated bool   `json:"truncated,omitempty"`
 }
+
+// maxRendered bounds a rendered key, value or header, so that a page of
+// large records stays a page a browser draws at once.
+const maxRendered = 16 << 10
 
 func parseMessagesQuery(r *http.Request) (MessagesQuery, error) {
 	q := MessagesQuery{Partition: -1, TimeMs: -1, Limit: defaultMessages, Format: FormatAuto}
@@ -329,10 +335,23 @@ func Render(b []byte, format string) Rendered {
 	for _, f := range try {
 		if text, ok := renderAs(b, f); ok {
 			r.Format, r.Text = f, text
-			return r
+			return r.cut()
 		}
 	}
-	r.Format, r.Text = FormatHex, hex.EncodeToString(b)
+	r.Format, r.Text = FormatHex, hex.EncodeToString(b[:min(len(b), maxRendered/2+1)])
+	return r.cut()
+}
+
+// cut bounds Text to maxRendered bytes, on a character boundary.
+func (r Rendered) cut() Rendered {
+	if len(r.Text) <= maxRendered {
+		return r
+	}
+	n := maxRendered
+	for n > 0 && !utf8.RuneStart(r.Text[n]) {
+		n--
+	}
+	r.Text, r.Truncated = r.Text[:n], true
 	return r
 }
 
@@ -371,7 +390,7 @@ func renderAs(b []byte, format string) (string, bool) {
 		}
 		return string(j), true
 	case FormatHex:
-		return hex.EncodeToString(b), true
+		return hex.EncodeToString(b[:min(len(b), maxRendered/2+1)]), true
 	}
 	return "", false
 }

@@ -249,7 +249,8 @@ function renderMessages(m) {
     ${m.truncated ? '<button type="button" id="read-on">Read on</button>' : ""}</p>`;
   if (!m.messages.length) return h;
   h += `<table id="message-list"><thead><tr><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th>Headers</th></tr></thead><tbody>`;
-  const cell = r => r.null ? `<span class="muted">null</span>` : `<span class="pill">${r.format}</span><pre>${esc(r.text)}</pre>`;
+  const cell = r => r.null ? `<span class="muted">null</span>` :
+    `<span class="pill">${r.format}</span>${r.truncated ? ` <span class="muted">first ${num(r.text.length)} characters of ${num(r.bytes)} bytes</span>` : ""}<pre>${esc(r.text)}</pre>`;
   for (const r of m.messages) {
     h += `<tr data-p="${r.partition}" data-o="${r.offset}"><td class="num">${r.partition}</td><td class="num">${r.offset}</td>
       <td>${esc(r.timestamp)}</td><td data-k="key">${cell(r.key)}</td><td data-k="value" data-format="${r.value.format}">${cell(r.value)}</td>
