@@ -374,14 +374,11 @@ func renderAs(b []byte, format string) (string, bool) {
 		}
 		return string(b), true
 	case FormatMsgpack:
-		if len(b) == 0 {
+		if len(b) == 0 || !msgpackWellFormed(b) {
 			return "", false
 		}
-		rd := bytes.NewReader(b)
-		dec := msgpack.NewDecoder(rd)
-		dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
-		v, err := dec.DecodeInterface()
-		if err != nil || rd.Len() != 0 {
+		v, ok := decodeMsgpack(b)
+		if !ok {
 			return "", false
 		}
 		j, err := json.MarshalIndent(jsonable(v), "", "  ")
@@ -393,6 +390,41 @@ func renderAs(b []byte, format string) (string, bool) {
 		return hex.EncodeToString(b[:min(len(b), maxRendered/2+1)]), true
 	}
 	return "", false
+}
+
+// decodeMsgpack decodes one well-formed msgpack value using all of b.
+// Maps decode to map[string]any, their keys printed, whatever their type
+// (an array key would not hash). A panic of the decoder on bytes it did
+// not expect makes the value not msgpack, not a crash of the console.
+func decodeMsgpack(b []byte) (v any, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, ok = nil, false
+		}
+	}()
+	rd := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(rd)
+	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) {
+		n, err := d.DecodeMapLen()
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		m := make(map[string]any, n)
+		for range n {
+			k, err := d.DecodeInterface()
+			if err != nil {
+				return nil, err
+			}
+			e, err := d.DecodeInterface()
+			if err != nil {
+				return nil, err
+			}
+			m[fmt.Sprint(k)] = e
+		}
+		return m, nil
+	})
+	v, err := dec.DecodeInterface()
+	return v, err == nil && rd.Len() == 0
 }
 
 // jsonable turns a decoded msgpack value into one encoding/json takes:
