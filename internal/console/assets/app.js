@@ -72,10 +72,15 @@ function navigate() {
   view.innerHTML = page.frame(r.arg);
   if (page.setup) page.setup(r.arg);
   let first = true;
+  // A page with a #filter box redraws its last data as one types.
+  let last = null;
+  const filter = $("#filter");
+  if (filter) filter.addEventListener("input", () => { if (last) $("#live").innerHTML = page.render(last, r.arg); });
   const tick = async () => {
     try {
       const data = await page.load(r.arg);
       if (gen !== generation) return;
+      last = data;
       $("#live").innerHTML = page.render(data, r.arg);
       if (page.after) page.after(data, r.arg);
       showError(null);
@@ -151,14 +156,21 @@ pages.cluster = {
   },
 };
 
+// matches reports whether name contains the #filter box's text.
+function matches(name) {
+  const f = $("#filter");
+  return !f || !f.value || name.toLowerCase().includes(f.value.toLowerCase());
+}
+
 // ---- Topics ----
 pages.topics = {
-  frame: () => `<h1>Topics</h1><div id="live"></div>`,
+  frame: () => `<h1>Topics <input id="filter" placeholder="filter by name" size="24" style="font-size:13px;margin-left:12px"></h1><div id="live"></div>`,
   load: () => api("topics"),
   render(ts) {
-    let h = `<table id="topics"><thead><tr><th>Topic</th><th class="num">Partitions</th><th class="num">Replication</th>
+    const shown = ts.filter(t => matches(t.topic));
+    let h = `<p class="muted">${shown.length} of ${ts.length} topics.</p><table id="topics"><thead><tr><th>Topic</th><th class="num">Partitions</th><th class="num">Replication</th>
       <th class="num">Under-replicated</th><th class="num">Offline</th><th class="num">Records</th></tr></thead><tbody>`;
-    for (const t of ts) {
+    for (const t of shown) {
       h += `<tr data-topic="${esc(t.topic)}" class="${t.offline ? "bad" : ""}"><td><a href="#/topic/${encodeURIComponent(t.topic)}">${esc(t.topic)}</a>
         ${t.internal ? '<span class="pill">internal</span>' : ""} ${t.error ? `<span class="pill bad">${esc(t.error)}</span>` : ""}</td>
         <td class="num">${t.partitions}</td><td class="num">${t.replication_factor}</td><td class="num">${t.under_replicated}</td>
@@ -261,11 +273,12 @@ function renderMessages(m) {
 
 // ---- Consumer groups ----
 pages.groups = {
-  frame: () => `<h1>Consumer groups</h1><div id="live"></div>`,
+  frame: () => `<h1>Consumer groups <input id="filter" placeholder="filter by name" size="24" style="font-size:13px;margin-left:12px"></h1><div id="live"></div>`,
   load: () => api("groups"),
-  render(gs) {
-    if (!gs.length) return `<p class="muted">No consumer groups.</p>`;
-    let h = `<table id="groups"><thead><tr><th>Group</th><th>State</th><th>Protocol</th><th class="num">Coordinator</th><th class="num">Members</th><th class="num">Total lag</th></tr></thead><tbody>`;
+  render(all) {
+    if (!all.length) return `<p class="muted">No consumer groups.</p>`;
+    const gs = all.filter(g => matches(g.group));
+    let h = `<p class="muted">${gs.length} of ${all.length} groups.</p><table id="groups"><thead><tr><th>Group</th><th>State</th><th>Protocol</th><th class="num">Coordinator</th><th class="num">Members</th><th class="num">Total lag</th></tr></thead><tbody>`;
     for (const g of gs) {
       h += `<tr data-group="${esc(g.group)}"><td><a href="#/group/${encodeURIComponent(g.group)}">${esc(g.group)}</a></td><td>${esc(g.state)}
         ${g.error ? `<span class="pill bad">${esc(g.error)}</span>` : ""}</td><td>${esc(g.protocol_type)}</td><td class="num">${g.coordinator}</td>
