@@ -365,6 +365,34 @@ func TestAPIGroupLagAndReset(t *testing.T) {
 		}
 	}
 
+	// Only the console's own page may reset: a cross-site form (not JSON)
+	// or another origin is refused, and nothing is committed.
+	for _, c := range []struct {
+		contentType, origin string
+		status              int
+	}{
+		{"text/plain", "", http.StatusUnsupportedMediaType},
+		{"application/x-www-form-urlencoded", "", http.StatusUnsupportedMediaType},
+		{"application/json", "http://evil.example", http.StatusForbidden},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/groups/billing/reset", strings.NewReader(`{"topic":"orders","to":"earliest","execute":true}`))
+		req.Header.Set("Content-Type", c.contentType)
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("reset with %s from %q: %s, want %d", c.contentType, c.origin, resp.Status, c.status)
+		}
+	}
+	if d := cmp.Diff(map[string]int64{"total": 2, "orders/0": 1, "orders/1": 1}, lagOf()); d != "" {
+		t.Errorf("a refused reset changed the offsets (-want +got):\n%s", d)
+	}
+
 	member := testClient(t, brokers, kgo.ConsumerGroup("billing"), kgo.ConsumeTopics("orders"))
 	eventually(t, 20*time.Second, "the member joined", func() error {
 		member.PollRecords(testCtx(t), 1)
