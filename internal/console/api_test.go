@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -488,5 +489,40 @@ func TestAPIBrokerDown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("UI: %s", resp.Status)
+	}
+}
+
+// TestAPIMessagesEndWithoutRecords reads a range that ends with a
+// transaction marker (on kfake: Weir's broker refuses transactions): the
+// read shows every record and ends after idleWait, saying why, instead of
+// waiting out the request timeout for a record that is not there.
+func TestAPIMessagesEndWithoutRecords(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "tx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	base := startConsole(t, brokers)
+	cl := testClient(t, brokers, kgo.TransactionalID("console-test"), kgo.DefaultProduceTopic("tx"))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.EndTransaction(testCtx(t), kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	m := get[Messages](t, base+"/api/topics/tx/messages")
+	took := time.Since(start)
+	if len(m.Messages) != 3 || !m.Idle || m.Next[0] != 3 {
+		t.Errorf("messages %d, idle %v, next %v; want 3 records, idle, next 3 (the end, 4, is the marker's)", len(m.Messages), m.Idle, m.Next)
+	}
+	if took > idleWait+2*time.Second {
+		t.Errorf("the read took %v, want about idleWait (%v)", took, idleWait)
 	}
 }

@@ -27,6 +27,7 @@ const (
 	defaultMessages = 50
 	maxMessages     = 500
 	maxScanned      = 100_000
+	idleWait        = 2 * time.Second
 )
 
 // Value renderings.
@@ -69,6 +70,10 @@ type Messages struct {
 	// Truncated is true when the scan stopped at a bound (limit,
 	// maxScanned or the time allowed) before every partition's end.
 	Truncated bool `json:"truncated"`
+	// Idle is true when no record came for idleWait before the ranges'
+	// ends: what is left of them holds no record to show (compacted
+	// away, transaction markers) or the brokers are slow.
+	Idle bool `json:"idle,omitempty"`
 }
 
 // Message is one record, rendered.
@@ -269,8 +274,18 @@ func (s *Server) messages(ctx context.Context, r *http.Request) (any, error) {
 	pctx, cancel := context.WithTimeout(ctx, max(s.opts.RequestTimeout-time.Second, time.Second))
 	defer cancel()
 	for !done() && out.Scanned < maxScanned {
-		fs := cl.PollFetches(pctx)
+		// NB: the records of a range may end before its end offset
+		// (compacted away, or transaction markers): a poll that brings
+		// nothing for idleWait ends the read rather than waiting for
+		// records that will not come.
+		ictx, icancel := context.WithTimeout(pctx, idleWait)
+		fs := cl.PollFetches(ictx)
+		icancel()
 		if pctx.Err() != nil {
+			break
+		}
+		if ictx.Err() != nil && fs.NumRecords() == 0 {
+			out.Idle = true
 			break
 		}
 		fs.EachRecord(func(rec *kgo.Record) {

@@ -257,7 +257,7 @@ pages.topic = {
 
 function renderMessages(m) {
   const next = Object.entries(m.next).map(([p, o]) => `${p}: ${o}`).join(", ");
-  let h = `<p class="muted" id="messages-summary">${m.messages.length} shown, ${m.scanned} scanned${m.truncated ? " (stopped at a bound: more follow)" : ""}. Next offsets: ${esc(next || "–")}.
+  let h = `<p class="muted" id="messages-summary">${m.messages.length} shown, ${m.scanned} scanned${m.idle ? " (no record came for 2 s before the end offsets: the rest may be compacted away or transaction markers)" : m.truncated ? " (stopped at a bound: more follow)" : ""}. Next offsets: ${esc(next || "–")}.
     ${m.truncated ? '<button type="button" id="read-on">Read on</button>' : ""}</p>`;
   if (!m.messages.length) return h;
   h += `<table id="message-list"><thead><tr><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th>Headers</th></tr></thead><tbody>`;
