@@ -273,12 +273,17 @@ func (s *Server) messages(ctx context.Context, r *http.Request) (any, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, max(s.opts.RequestTimeout-time.Second, time.Second))
 	defer cancel()
-	for !done() && out.Scanned < maxScanned {
+	for polls := 0; !done() && out.Scanned < maxScanned; polls++ {
 		// NB: the records of a range may end before its end offset
 		// (compacted away, or transaction markers): a poll that brings
 		// nothing for idleWait ends the read rather than waiting for
-		// records that will not come.
-		ictx, icancel := context.WithTimeout(pctx, idleWait)
+		// records that will not come. The first poll, which connects,
+		// waits longer.
+		wait := idleWait
+		if polls == 0 {
+			wait = 3 * idleWait
+		}
+		ictx, icancel := context.WithTimeout(pctx, wait)
 		fs := cl.PollFetches(ictx)
 		icancel()
 		if pctx.Err() != nil {
