@@ -18,7 +18,8 @@ function bytes(n) {
   return (i ? n.toFixed(1) : n) + " " + u[i];
 }
 function ms(n) {
-  if (n < 0) return "never";
+  n = Number(n);
+  if (!(n >= 0)) return "never";
   if (n < 1000) return n + " ms";
   if (n < 120000) return (n / 1000).toFixed(1) + " s";
   return Math.round(n / 60000) + " min";
@@ -439,7 +440,7 @@ function renderApp(id, instances) {
   }
   h += `</tbody></table></div><div><h2>Throughput per sub-topology</h2><table data-k="throughput"><thead><tr><th>Sub-topology</th><th class="num">Processed</th><th class="num">Records/s</th></tr></thead><tbody>`;
   for (const s of d0.topology.subtopologies) {
-    h += `<tr><td>${s.id}${s.global ? " (global)" : ""}</td><td class="num">${num(processed[s.id] || 0)}</td><td class="num">${rate(String(s.id))}</td></tr>`;
+    h += `<tr><td>${esc(s.id)}${s.global ? " (global)" : ""}</td><td class="num">${num(processed[s.id] || 0)}</td><td class="num">${rate(String(s.id))}</td></tr>`;
   }
   return h + `</tbody></table></div></div></div>`;
 }
@@ -484,7 +485,7 @@ function topologySVG(topo) {
     const cols = [];
     for (const name of st.nodes) { const c = d(name); (cols[c] = cols[c] || []).push(name); }
     const rows = Math.max(1, ...cols.map(c => (c || []).length));
-    parts.push(`<text x="${PAD}" y="${y0 + 12}" class="sub">${st.global ? "Global sub-topology" : "Sub-topology"} ${st.id}</text>`);
+    parts.push(`<text x="${PAD}" y="${y0 + 12}" class="sub">${st.global ? "Global sub-topology" : "Sub-topology"} ${esc(st.id)}</text>`);
     const top = y0 + 20;
     cols.forEach((names, c) => (names || []).forEach((name, r) => { pos[name] = {x: PAD + c * (W + GX), y: top + r * (H + GY)}; }));
     let ncols = cols.length;
@@ -519,7 +520,7 @@ function topologySVG(topo) {
       edges.push(`<path class="storeedge" data-from="${esc(n.name)}" data-store="${esc(s)}" d="M${x1},${y1} C${x1},${(y1 + y2) / 2} ${x2},${(y1 + y2) / 2} ${x2},${y2}"/>`);
     }
     const sub = n.kind === "Processor" ? "processor" : (n.kind === "Source" ? "from " : "to ") + (n.topics.length ? n.topics.join(", ") : "a topic chosen per record");
-    boxes.push(`<g class="node ${n.kind}" data-name="${esc(n.name)}" data-kind="${n.kind}"><title>${esc(n.name)}: ${esc(sub)}</title>
+    boxes.push(`<g class="node ${esc(n.kind)}" data-name="${esc(n.name)}" data-kind="${esc(n.kind)}"><title>${esc(n.name)}: ${esc(sub)}</title>
       <rect x="${p.x}" y="${p.y}" width="${W}" height="${H}" rx="5"/><text x="${p.x + 8}" y="${p.y + 16}">${esc(short(n.name))}</text>
       <text class="sub" x="${p.x + 8}" y="${p.y + 31}">${esc(short(sub))}</text></g>`);
   }
