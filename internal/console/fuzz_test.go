@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"encoding/hex"
 	"strings"
 	"testing"
@@ -43,4 +44,32 @@ func FuzzRender(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestMsgpackWellFormed(t *testing.T) {
+	valid, _ := msgpack.Marshal(map[string]any{"id": 7, "tags": []string{"a", "b"}, "pi": 3.14, "raw": []byte{1, 2}, "neg": -40000, "big": uint64(1 << 40)})
+	deep := append(bytes.Repeat([]byte{0x91}, maxMsgpackDepth), 0x01)
+	tooDeep := append(bytes.Repeat([]byte{0x91}, maxMsgpackDepth+1), 0x01)
+	for _, c := range []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"a map of every kind", valid, true},
+		{"a fixint", []byte{0x05}, true},
+		{"nested to the limit", deep, true},
+		{"nested past the limit", tooDeep, false},
+		{"array32 of 2^32-1 in 5 bytes", []byte{0xdd, 0xff, 0xff, 0xff, 0xff}, false},
+		{"map16 longer than the bytes", []byte{0xde, 0x00, 0x05, 0x01, 0x01}, false},
+		{"str8 past the end", []byte{0xd9, 0x05, 'a'}, false},
+		{"two values", []byte{0x01, 0x02}, false},
+		{"the unused byte 0xc1", []byte{0xc1}, false},
+		{"fixext4", []byte{0xd6, 0x01, 1, 2, 3, 4}, true},
+		{"ext8 cut short", []byte{0xc7, 0x03, 0x01, 1}, false},
+		{"empty", []byte{}, false},
+	} {
+		if got := msgpackWellFormed(c.b); got != c.want {
+			t.Errorf("%s (%x): %v, want %v", c.name, c.b, got, c.want)
+		}
+	}
 }
