@@ -77,7 +77,7 @@ func keyRec[K any](ks serde.Serde[K], store string, kb []byte, now time.Time) (*
 // openWriteBackKV returns store name with a write-back hook: the store
 // itself if cached, else a write-through view of it.
 func openWriteBackKV[K, V any](ctx streams.ProcessorContext[K, V], name string) (writeBackKV, error) {
-	kv, err := kvStore(ctx, name)
+	kv, err := storeAs[state.KeyValueStore](ctx, name, "key-value")
 	if err != nil {
 		return nil, err
 	}
@@ -88,13 +88,9 @@ func openWriteBackKV[K, V any](ctx streams.ProcessorContext[K, V], name string) 
 }
 
 func openWriteBackWindow[K, V any](ctx streams.ProcessorContext[K, V], name string) (writeBackWindow, error) {
-	s, err := ctx.Store(name)
+	ws, err := storeAs[state.WindowStore](ctx, name, "window")
 	if err != nil {
 		return nil, err
-	}
-	ws, ok := s.(state.WindowStore)
-	if !ok {
-		return nil, &streams.TopologyError{Node: name, Problem: "store is not a window store"}
 	}
 	if wb, ok := ws.(writeBackWindow); ok {
 		return wb, nil
@@ -103,18 +99,29 @@ func openWriteBackWindow[K, V any](ctx streams.ProcessorContext[K, V], name stri
 }
 
 func openWriteBackSession[K, V any](ctx streams.ProcessorContext[K, V], name string) (writeBackSession, error) {
-	s, err := ctx.Store(name)
+	ss, err := storeAs[state.SessionStore](ctx, name, "session")
 	if err != nil {
 		return nil, err
-	}
-	ss, ok := s.(state.SessionStore)
-	if !ok {
-		return nil, &streams.TopologyError{Node: name, Problem: "store is not a session store"}
 	}
 	if wb, ok := ss.(writeBackSession); ok {
 		return wb, nil
 	}
 	return &throughSession{SessionStore: ss}, nil
+}
+
+// storeAs returns the processor's store name as an S, a store of the kind
+// what.
+func storeAs[S any, K, V any](ctx streams.ProcessorContext[K, V], name, what string) (S, error) {
+	var zero S
+	s, err := ctx.Store(name)
+	if err != nil {
+		return zero, err
+	}
+	st, ok := s.(S)
+	if !ok {
+		return zero, &streams.TopologyError{Node: name, Problem: "store is not a " + what + " store"}
+	}
+	return st, nil
 }
 
 // throughKV is the write-through view of an uncached key-value store: a
