@@ -109,9 +109,9 @@ type kvChanges[K, V any] struct {
 	// kenc and venc are ks and vs resolved once for appending.
 	kenc serde.Encoder[K]
 	venc serde.Encoder[V]
-	// through is set when kv is a write-through view: its hook runs inside
-	// PutTagged, for that key, and forwards cur, the Change put has at
-	// hand, instead of decoding the values again.
+	// through is set when kv is a write-through view (throughKV): its hook
+	// runs inside PutTagged, for that write, and forwards cur, the Change
+	// put has at hand.
 	through bool
 	cur     Change[V]
 }
@@ -123,9 +123,7 @@ func (c *kvChanges[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err 
 		return err
 	}
 	c.kv.OnWriteBack(c.wroteBack)
-	if t, ok := c.kv.(*throughKV); ok {
-		c.through, t.known = true, true
-	}
+	_, c.through = c.kv.(*throughKV)
 	return nil
 }
 
@@ -343,9 +341,7 @@ func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K
 		return err
 	}
 	p.ws.OnWriteBack(p.wroteBack)
-	if t, ok := p.ws.(*throughWindow); ok {
-		p.through, t.known = true, true
-	}
+	_, p.through = p.ws.(*throughWindow)
 	return nil
 }
 

@@ -104,6 +104,11 @@ type sessionAggregate[K, V, VA any] struct {
 	// cached then keep the record of their own last write.
 	recs  map[string]*fwdRec[K]
 	wrote bool
+	// through and cur are kvChanges': with a write-through view, the hook
+	// forwards cur, the change being written (a removed session's
+	// deletion, or the new session).
+	through bool
+	cur     Change[VA]
 }
 
 func (p *sessionAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) (err error) {
@@ -112,6 +117,7 @@ func (p *sessionAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[
 		return err
 	}
 	p.ss.OnWriteBack(p.wroteBack)
+	_, p.through = p.ss.(*throughSession)
 	p.recs = map[string]*fwdRec[K]{}
 	return nil
 }
@@ -120,7 +126,8 @@ func (p *sessionAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[
 // removed (merged) session as a deletion, a new or grown one as its new
 // value. A session removed and put again since its last write-back (a
 // record inside it; the tag says so) forwards both, the deletion first, as
-// the write-through path does.
+// the write-through path does. Through a write-through view the hook runs
+// for each write and forwards cur.
 func (p *sessionAggregate[K, V, VA]) wroteBack(kb []byte, start, end int64, nb, ob []byte, tag any) error {
 	p.wrote = true
 	pr, _ := tag.(*fwdRec[K])
@@ -139,6 +146,9 @@ func (p *sessionAggregate[K, V, VA]) wroteBack(kb []byte, start, end int64, nb, 
 		}
 	}
 	key := sessionKey(pr.key, start, end)
+	if p.through {
+		return p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: key, Value: p.cur, Timestamp: pr.ts, Headers: pr.headers})
+	}
 	if ob != nil && (nb == nil || rewritten) {
 		old, err := p.as.Deserialize(p.store, ob)
 		if err != nil {
@@ -211,6 +221,7 @@ func (p *sessionAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 			if s.start == start && s.end == end {
 				pr.rewritten = append(pr.rewritten, [2]int64{start, end})
 			}
+			p.cur = Change[VA]{Old: s.agg, HasOld: true}
 			if err := p.ss.RemoveTagged(kb, s.start, s.end, pr); err != nil {
 				return err
 			}
@@ -221,7 +232,10 @@ func (p *sessionAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	if err != nil {
 		return err
 	}
-	return p.ss.PutTagged(kb, start, end, vb, pr)
+	p.cur = Change[VA]{New: agg, HasNew: true}
+	err = p.ss.PutTagged(kb, start, end, vb, pr)
+	p.cur = Change[VA]{}
+	return err
 }
 
 func (p *sessionAggregate[K, V, VA]) Close() error { return nil }

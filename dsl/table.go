@@ -119,15 +119,7 @@ func (p *tableSource[K, V]) Process(r streams.Record[K, Nullable[V]]) error {
 func (p *tableSource[K, V]) Close() error { return nil }
 
 func kvStore[K, V any](ctx streams.ProcessorContext[K, V], name string) (state.KeyValueStore, error) {
-	s, err := ctx.Store(name)
-	if err != nil {
-		return nil, err
-	}
-	kv, ok := s.(state.KeyValueStore)
-	if !ok {
-		return nil, &streams.TopologyError{Node: name, Problem: "store is not a key-value store"}
-	}
-	return kv, nil
+	return storeAs[state.KeyValueStore](ctx, name, "key-value")
 }
 
 func getValue[V any](kv state.KeyValueStore, vs serde.Serde[V], store string, kb []byte) (V, bool, error) {

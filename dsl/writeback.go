@@ -1,7 +1,6 @@
 package dsl
 
 import (
-	"bytes"
 	"time"
 
 	"github.com/weir-dev/weir/serde"
@@ -78,7 +77,7 @@ func keyRec[K any](ks serde.Serde[K], store string, kb []byte, now time.Time) (*
 // openWriteBackKV returns store name with a write-back hook: the store
 // itself if cached, else a write-through view of it.
 func openWriteBackKV[K, V any](ctx streams.ProcessorContext[K, V], name string) (writeBackKV, error) {
-	kv, err := kvStore(ctx, name)
+	kv, err := storeAs[state.KeyValueStore](ctx, name, "key-value")
 	if err != nil {
 		return nil, err
 	}
@@ -89,13 +88,9 @@ func openWriteBackKV[K, V any](ctx streams.ProcessorContext[K, V], name string) 
 }
 
 func openWriteBackWindow[K, V any](ctx streams.ProcessorContext[K, V], name string) (writeBackWindow, error) {
-	s, err := ctx.Store(name)
+	ws, err := storeAs[state.WindowStore](ctx, name, "window")
 	if err != nil {
 		return nil, err
-	}
-	ws, ok := s.(state.WindowStore)
-	if !ok {
-		return nil, &streams.TopologyError{Node: name, Problem: "store is not a window store"}
 	}
 	if wb, ok := ws.(writeBackWindow); ok {
 		return wb, nil
@@ -104,13 +99,9 @@ func openWriteBackWindow[K, V any](ctx streams.ProcessorContext[K, V], name stri
 }
 
 func openWriteBackSession[K, V any](ctx streams.ProcessorContext[K, V], name string) (writeBackSession, error) {
-	s, err := ctx.Store(name)
+	ss, err := storeAs[state.SessionStore](ctx, name, "session")
 	if err != nil {
 		return nil, err
-	}
-	ss, ok := s.(state.SessionStore)
-	if !ok {
-		return nil, &streams.TopologyError{Node: name, Problem: "store is not a session store"}
 	}
 	if wb, ok := ss.(writeBackSession); ok {
 		return wb, nil
@@ -118,21 +109,29 @@ func openWriteBackSession[K, V any](ctx streams.ProcessorContext[K, V], name str
 	return &throughSession{SessionStore: ss}, nil
 }
 
+// storeAs returns the processor's store name as an S, a store of the kind
+// what.
+func storeAs[S any, K, V any](ctx streams.ProcessorContext[K, V], name, what string) (S, error) {
+	var zero S
+	s, err := ctx.Store(name)
+	if err != nil {
+		return zero, err
+	}
+	st, ok := s.(S)
+	if !ok {
+		return zero, &streams.TopologyError{Node: name, Problem: "store is not a " + what + " store"}
+	}
+	return st, nil
+}
+
 // throughKV is the write-through view of an uncached key-value store: a
-// tagged write goes to the store and runs the hook before it returns.
+// tagged write goes to the store and runs the hook before it returns, for
+// that write only. The hook is given the new value and no old one: its
+// owner has the change at hand (kvChanges.cur) and forwards that, with no
+// value read back or decoded again.
 type throughKV struct {
 	state.KeyValueStore
 	hook func(key, newValue, oldValue []byte, tag any) error
-	// known is set by a processor that forwards the change it put itself
-	// (its hook runs inside its own put): the view then reads no old value
-	// and runs the hook on every tagged write, with a nil old value.
-	known bool
-	// lastKey and lastVal are the key GetTagged read last and its value:
-	// an aggregation reads a key and writes it at once, and the hook's old
-	// value need not be read again. has says they are valid (no write
-	// since).
-	lastKey, lastVal []byte
-	has              bool
 	// tag is the tag of the last write, whose hook has run: GetTagged
 	// returns it for any key, so that the caller reuses it.
 	tag any
@@ -142,75 +141,28 @@ func (w *throughKV) OnWriteBack(h func(key, newValue, oldValue []byte, tag any) 
 
 func (w *throughKV) GetTagged(key []byte) ([]byte, any, error) {
 	v, err := w.KeyValueStore.Get(key)
-	if err != nil || w.known {
-		return v, w.tag, err
-	}
-	w.lastKey, w.lastVal, w.has = append(w.lastKey[:0], key...), v, true
-	return v, w.tag, nil
+	return v, w.tag, err
 }
 
 func (w *throughKV) PutTagged(key, value []byte, tag any) error {
-	if w.known {
-		w.tag = tag
-		var err error
-		if value == nil {
-			err = w.KeyValueStore.Delete(key)
-		} else {
-			err = w.KeyValueStore.Put(key, value)
-		}
-		if err != nil || w.hook == nil {
-			return err
-		}
-		return w.hook(key, value, nil, tag)
-	}
-	var old []byte
-	if w.hook != nil {
-		if w.has && bytes.Equal(key, w.lastKey) {
-			old = w.lastVal
-		} else {
-			var err error
-			if old, err = w.KeyValueStore.Get(key); err != nil {
-				return err
-			}
-		}
-	}
-	w.has, w.tag = false, tag
+	w.tag = tag
 	var err error
 	if value == nil {
 		err = w.KeyValueStore.Delete(key)
 	} else {
 		err = w.KeyValueStore.Put(key, value)
 	}
-	if err != nil || w.hook == nil || (value == nil && old == nil) {
+	if err != nil || w.hook == nil {
 		return err
 	}
-	return w.hook(key, value, old, tag)
-}
-
-func (w *throughKV) Put(key, value []byte) error {
-	w.has = false
-	return w.KeyValueStore.Put(key, value)
-}
-
-func (w *throughKV) Delete(key []byte) error {
-	w.has = false
-	return w.KeyValueStore.Delete(key)
-}
-
-func (w *throughKV) PutIfAbsent(key, value []byte) ([]byte, error) {
-	w.has = false
-	return w.KeyValueStore.PutIfAbsent(key, value)
+	return w.hook(key, value, nil, tag)
 }
 
 // throughWindow is throughKV for window stores.
 type throughWindow struct {
 	state.WindowStore
-	hook             func(key []byte, windowStart int64, newValue, oldValue []byte, tag any) error
-	known            bool
-	lastKey, lastVal []byte
-	lastStart        int64
-	has              bool
-	tag              any
+	hook func(key []byte, windowStart int64, newValue, oldValue []byte, tag any) error
+	tag  any
 }
 
 func (w *throughWindow) OnWriteBack(h func(key []byte, windowStart int64, newValue, oldValue []byte, tag any) error) {
@@ -219,46 +171,18 @@ func (w *throughWindow) OnWriteBack(h func(key []byte, windowStart int64, newVal
 
 func (w *throughWindow) GetTagged(key []byte, start int64) ([]byte, any, error) {
 	v, err := w.WindowStore.Get(key, start)
-	if err != nil || w.known {
-		return v, w.tag, err
-	}
-	w.lastKey, w.lastVal, w.lastStart, w.has = append(w.lastKey[:0], key...), v, start, true
-	return v, w.tag, nil
+	return v, w.tag, err
 }
 
 func (w *throughWindow) PutTagged(key []byte, start int64, value []byte, tag any) error {
-	if w.known {
-		w.tag = tag
-		if err := w.WindowStore.Put(key, start, value); err != nil || w.hook == nil {
-			return err
-		}
-		return w.hook(key, start, value, nil, tag)
-	}
-	var old []byte
-	if w.hook != nil {
-		if w.has && start == w.lastStart && bytes.Equal(key, w.lastKey) {
-			old = w.lastVal
-		} else {
-			var err error
-			if old, err = w.WindowStore.Get(key, start); err != nil {
-				return err
-			}
-		}
-	}
-	w.has, w.tag = false, tag
-	if err := w.WindowStore.Put(key, start, value); err != nil || w.hook == nil || (value == nil && old == nil) {
+	w.tag = tag
+	if err := w.WindowStore.Put(key, start, value); err != nil || w.hook == nil {
 		return err
 	}
-	return w.hook(key, start, value, old, tag)
+	return w.hook(key, start, value, nil, tag)
 }
 
-func (w *throughWindow) Put(key []byte, start int64, value []byte) error {
-	w.has = false
-	return w.WindowStore.Put(key, start, value)
-}
-
-// throughSession is throughKV for session stores. It keeps no read value:
-// a session aggregation finds its sessions by iterating.
+// throughSession is throughKV for session stores.
 type throughSession struct {
 	state.SessionStore
 	hook func(key []byte, start, end int64, newValue, oldValue []byte, tag any) error
@@ -269,25 +193,15 @@ func (w *throughSession) OnWriteBack(h func(key []byte, start, end int64, newVal
 }
 
 func (w *throughSession) PutTagged(key []byte, start, end int64, value []byte, tag any) error {
-	var old []byte
-	if w.hook != nil {
-		var err error
-		if old, err = w.SessionStore.Get(key, start, end); err != nil {
-			return err
-		}
-	}
-	var err error
-	if value == nil {
-		err = w.SessionStore.Remove(key, start, end)
-	} else {
-		err = w.SessionStore.Put(key, start, end, value)
-	}
-	if err != nil || w.hook == nil || (value == nil && old == nil) {
+	if err := w.SessionStore.Put(key, start, end, value); err != nil || w.hook == nil {
 		return err
 	}
-	return w.hook(key, start, end, value, old, tag)
+	return w.hook(key, start, end, value, nil, tag)
 }
 
 func (w *throughSession) RemoveTagged(key []byte, start, end int64, tag any) error {
-	return w.PutTagged(key, start, end, nil, tag)
+	if err := w.SessionStore.Remove(key, start, end); err != nil || w.hook == nil {
+		return err
+	}
+	return w.hook(key, start, end, nil, nil, tag)
 }
