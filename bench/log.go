@@ -549,16 +549,23 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 			if cfg.Rounds > 1 {
 				what = fmt.Sprintf("median of %d rounds' ratios", cfg.Rounds)
 			}
-			fmt.Fprintf(w, "%d-byte records, %s (%s): produce %.2fx, consume %.2fx, produce p99 %.2fx, e2e p99 %.2fx (latency ratios: lower is better)\n",
-				size, label, what, ratio(produceRate), ratio(consumeRate), ratio(produceP99), ratio(e2eP99))
+			fmt.Fprintf(w, "%d-byte records, %s (%s): produce %.2fx, consume %.2fx", size, label, what, ratio(produceRate), ratio(consumeRate))
+			if cfg.LatencyFor > 0 {
+				fmt.Fprintf(w, ", produce p99 %.2fx, e2e p99 %.2fx (latency ratios: lower is better)", ratio(produceP99), ratio(e2eP99))
+			}
+			fmt.Fprintln(w)
 			fmt.Fprintf(w, "%d-byte records, %s process CPU per record (client included for in-process brokers; lower is better): produce %.2fx, consume %.2fx\n",
 				size, label, ratio(produceCPU), ratio(consumeCPU))
-			if procs {
+			if isProcTarget(num) && isProcTarget(den) {
 				fmt.Fprintf(w, "%d-byte records, %s broker processes' CPU per record (lower is better): produce %.2fx, consume %.2fx\n",
 					size, label, ratio(brokerProduceCPU), ratio(brokerConsumeCPU))
 			}
 		}
 	}
+}
+
+func isProcTarget(name string) bool {
+	return name == targetTree || name == targetBaseline || name == targetCluster
 }
 
 // ratioPairs are the targets compared in the report, numerator first.

@@ -299,7 +299,10 @@ const frameReadStep = 64 << 10
 // returning; the dispatcher encodes it afterwards.
 type Deferred struct {
 	kmsg.Response
-	Wait func()
+	Wait func() // nil: nothing to wait for
+	// Done, when set, is called once the response has been written (or
+	// will not be): it gives back memory the response refers to.
+	Done func()
 }
 
 // writeTimeout bounds one response write to a peer that stopped reading.
@@ -315,6 +318,7 @@ type pendingResponse struct {
 	f    *frame
 	resp kmsg.Response
 	wait func()
+	done func()
 }
 
 // serve runs the connection until the peer goes away, a malformed frame
@@ -322,6 +326,7 @@ type pendingResponse struct {
 func (c *conn) serve(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ctx = context.WithValue(ctx, connKey{}, c) // for the handlers (fetchbufs.go)
 	frames := make(chan *frame, 1)
 	readErr := make(chan error, 1)
 	go func() {
@@ -387,7 +392,7 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		p := pendingResponse{f: f, resp: resp}
 		if d, ok := resp.(*Deferred); ok {
-			p.resp, p.wait = d.Response, d.Wait
+			p.resp, p.wait, p.done = d.Response, d.Wait, d.Done
 		}
 		select {
 		case out <- p:
@@ -443,6 +448,9 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 		}
 		c.s.metrics.responseSent(p.f.req.Key, p.resp)
 		if failed {
+			if p.done != nil {
+				p.done()
+			}
 			c.answered()
 			continue
 		}
@@ -469,6 +477,9 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 			if err == nil && len(out) == 0 {
 				err = w.Flush()
 			}
+		}
+		if p.done != nil {
+			p.done()
 		}
 		if err != nil {
 			failed = true
