@@ -41,6 +41,7 @@ type logConfig struct {
 	BaselineRef       string // git ref whose weir binary is the "baseline" target
 	Cluster           int    // nodes of the "cluster" target (0: none)
 	ReplicationFactor int16  // replication factor of the benchmark topics
+	Brokers           []string // the "external" target's addresses: a broker already running
 	bins              *binaries
 }
 
@@ -98,6 +99,7 @@ process's (the clients').`,
 	f.StringVar(&cfg.BaselineRef, "baseline-ref", "", "git ref to build the baseline weir binary at (target \"baseline\")")
 	f.IntVar(&cfg.Cluster, "cluster", 0, "nodes of the \"cluster\" target: weir broker processes that are all controller voters")
 	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics")
+	f.StringSliceVar(&cfg.Brokers, "brokers", nil, "addresses of a broker already running, measured as target \"external\" (e.g. under strace); its topics bench-tput-<size> and bench-lat-<size> must not exist")
 	return cmd
 }
 
@@ -168,6 +170,11 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 			_ = b.Close()
 			_ = os.RemoveAll(dir)
 		}}, nil
+	case "external":
+		if len(cfg.Brokers) == 0 {
+			return nil, errors.New("bench: target external needs --brokers")
+		}
+		return &target{name: name, addrs: cfg.Brokers, close: func() {}}, nil
 	case "kfake":
 		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
@@ -175,7 +182,7 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 		}
 		return &target{name: name, addrs: c.ListenAddrs(), close: c.Close}, nil
 	default:
-		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline or cluster)", name)
+		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline, cluster or external)", name)
 	}
 }
 
