@@ -37,10 +37,10 @@ type logConfig struct {
 	Targets    []string      // "weir", "kfake"
 	ProfileDir string        // where to write CPU profiles of the throughput phases; "" = none
 
-	Rounds            int    // times every target is measured, the order rotating each round
-	BaselineRef       string // git ref whose weir binary is the "baseline" target
-	Cluster           int    // nodes of the "cluster" target (0: none)
-	ReplicationFactor int16  // replication factor of the benchmark topics
+	Rounds            int      // times every target is measured, the order rotating each round
+	BaselineRef       string   // git ref whose weir binary is the "baseline" target
+	Cluster           int      // nodes of the "cluster" target (0: none)
+	ReplicationFactor int16    // replication factor of the benchmark topics
 	Brokers           []string // the "external" target's addresses: a broker already running
 	bins              *binaries
 }
