@@ -118,7 +118,7 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 		}
 		total, failed := readFetch(parts, maxBytes, lease)
 		if failed || total >= int(req.MinBytes) || wait <= 0 || len(parts) == 0 || ctx.Err() != nil {
-			return lease.response(resp), nil
+			return resp, nil
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
@@ -127,7 +127,7 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 		if !waitAny(ctx, timer.C, changed) {
 			// Timed out (or shutting down): answer with what there is now.
 			readFetch(parts, maxBytes, lease)
-			return lease.response(resp), nil
+			return resp, nil
 		}
 	}
 }

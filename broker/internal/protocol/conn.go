@@ -229,8 +229,9 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	log    *slog.Logger
-	mem    *byteBudget // this connection's share of the request memory
-	bufs   frameBufs   // read buffers kept for the next frames (framebufs.go)
+	mem    *byteBudget   // this connection's share of the request memory
+	bufs   frameBufs     // read buffers kept for the next frames (framebufs.go)
+	leases []*fetchLease // the handled request's fetch leases; handler loop only
 
 	// lastActive is when a frame was last read or a response written
 	// (unix nanoseconds); outstanding counts requests read and not yet
@@ -299,10 +300,7 @@ const frameReadStep = 64 << 10
 // returning; the dispatcher encodes it afterwards.
 type Deferred struct {
 	kmsg.Response
-	Wait func() // nil: nothing to wait for
-	// Done, when set, is called once the response has been written (or
-	// will not be): it gives back memory the response refers to.
-	Done func()
+	Wait func()
 }
 
 // writeTimeout bounds one response write to a peer that stopped reading.
@@ -386,13 +384,17 @@ func (c *conn) serve(ctx context.Context) {
 			c.log.Warn("closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
 			break
 		}
+		done := c.takeLeases() // read buffers resp refers to (fetchbufs.go)
 		if resp == nil {
+			if done != nil {
+				done()
+			}
 			c.answered() // acks=0 produce: no response at all
 			continue
 		}
-		p := pendingResponse{f: f, resp: resp}
+		p := pendingResponse{f: f, resp: resp, done: done}
 		if d, ok := resp.(*Deferred); ok {
-			p.resp, p.wait, p.done = d.Response, d.Wait, d.Done
+			p.resp, p.wait = d.Response, d.Wait
 		}
 		select {
 		case out <- p:

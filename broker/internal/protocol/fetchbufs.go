@@ -3,8 +3,6 @@ package protocol
 import (
 	"context"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
@@ -13,6 +11,12 @@ import (
 // into buffers the connection keeps (the kept read buffers of
 // framebufs.go), and given back once the writer has written the response,
 // rather than into a fresh, zeroed buffer per partition per fetch.
+//
+// The handler's result is the plain response: each handleFetch call
+// registers its lease with the connection (conn.leases), and serve hands
+// the leases of the request it just handled to the writer with the
+// response. Code that calls handleFetch and edits its response (cluster
+// mode) needs to know nothing of it.
 
 // maxKeptFetchBuf is the largest buffer a read borrows; a partition's read
 // past it gets a fresh buffer from the log.
@@ -28,10 +32,37 @@ type fetchLease struct {
 	bufs []*[]byte
 }
 
-// newFetchLease returns the lease of a Fetch handled on ctx's connection.
+// newFetchLease returns a lease for a Fetch handled on ctx's connection,
+// registered with the connection's current request.
 func newFetchLease(ctx context.Context) *fetchLease {
 	c, _ := ctx.Value(connKey{}).(*conn)
-	return &fetchLease{c: c}
+	fl := &fetchLease{c: c}
+	if c != nil {
+		c.leases = append(c.leases, fl)
+	}
+	return fl
+}
+
+// takeLeases returns what gives back the buffers leased by the request
+// just handled (nil if none), and forgets them. Only the handler loop,
+// which runs the handlers, calls it.
+func (c *conn) takeLeases() func() {
+	var ls []*fetchLease
+	for _, fl := range c.leases {
+		if len(fl.bufs) > 0 {
+			ls = append(ls, fl)
+		}
+	}
+	clear(c.leases)
+	c.leases = c.leases[:0]
+	if len(ls) == 0 {
+		return nil
+	}
+	return func() {
+		for _, fl := range ls {
+			fl.reset()
+		}
+	}
 }
 
 // read is l.Read, into a kept buffer when l can read into one.
@@ -58,13 +89,4 @@ func (fl *fetchLease) reset() {
 	}
 	clear(fl.bufs)
 	fl.bufs = fl.bufs[:0]
-}
-
-// response returns resp, wrapped so that the writer gives the leased
-// buffers back once it has written it.
-func (fl *fetchLease) response(resp *kmsg.FetchResponse) kmsg.Response {
-	if len(fl.bufs) == 0 {
-		return resp
-	}
-	return &Deferred{Response: resp, Done: fl.reset}
 }

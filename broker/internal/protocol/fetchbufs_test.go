@@ -10,8 +10,11 @@ import (
 	"net"
 	"runtime"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
@@ -102,14 +105,11 @@ func fetchOnce(tb testing.TB, c *conn, r *bufio.Reader, ctx context.Context) (*k
 		tb.Fatal(err)
 	}
 	c.release(f)
-	if d, ok := resp.(*Deferred); ok {
-		return d.Response.(*kmsg.FetchResponse), d.Done
-	}
-	return resp.(*kmsg.FetchResponse), nil
+	return resp.(*kmsg.FetchResponse), c.takeLeases()
 }
 
 // TestFetchBuffersReused: a Fetch reads its batches into the connection's
-// kept buffers, which come back once the response is written (Done) and
+// kept buffers, which come back once the response is written and
 // serve the next Fetch without allocating; a response not yet written
 // keeps its buffers to itself.
 func TestFetchBuffersReused(t *testing.T) {
@@ -190,5 +190,82 @@ func BenchmarkFetchReadInto(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFetchBuffersGivenBackOverTCP: through a real connection, a Fetch's
+// read buffers are back with the connection once its response has been
+// written, and the answers hold the logs' bytes every time.
+func TestFetchBuffersGivenBackOverTCP(t *testing.T) {
+	data := bytes.Repeat([]byte("fetchbufs-"), 100<<10) // 1,024,000 bytes
+	reg, err := topics.Open(topics.Options{Dir: t.TempDir(),
+		OpenLog: func(dir string, cfg topics.LogConfig) (topics.Log, error) {
+			l, err := topics.OpenMemLog(dir, cfg)
+			if err != nil {
+				return nil, err
+			}
+			return &intoLog{MemLog: l.(*topics.MemLog), data: data}, nil
+		},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Topics: reg, Node: Node{ID: 0, Host: "127.0.0.1", Port: int32(ln.Addr().(*net.TCPAddr).Port)},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	defer func() {
+		_ = s.Close()
+		<-served
+		_ = reg.Close()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := reg.Ensure(ctx, "t", topics.Spec{Partitions: 6}); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(ln.Addr().String()), kgo.MaxVersions(kversion.V2_8_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := range 4 {
+		req := kmsg.NewPtrFetchRequest()
+		req.ReplicaID = -1
+		req.MaxBytes = 50 << 20
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic = "t"
+		for p := range int32(6) {
+			rp := kmsg.NewFetchRequestTopicPartition()
+			rp.Partition = p
+			rp.PartitionMaxBytes = 1 << 20
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != 0 || !bytes.Equal(p.RecordBatches, data) {
+				t.Fatalf("fetch %d, partition %d: error %d, %d bytes, want the log's %d bytes", i, p.Partition, p.ErrorCode, len(p.RecordBatches), len(data))
+			}
+		}
+		// The writer gives the six 1 MiB buffers back once it has written
+		// the response (just before or after the client has read it).
+		deadline := time.Now().Add(10 * time.Second)
+		for s.keptFrameBytes.Load() < 6<<20 {
+			if time.Now().After(deadline) {
+				t.Fatalf("fetch %d: the connections keep %d bytes, want the fetch's 6 MiB back", i, s.keptFrameBytes.Load())
+			}
+			time.Sleep(time.Millisecond) // polling interval
+		}
 	}
 }
