@@ -621,7 +621,7 @@ func (l *Log) ReadInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
 		if s.next <= from || s.size == 0 {
 			continue // from is in a gap left by compaction: go on
 		}
-		b, err := s.readFrom(dst, max(from, s.base), maxBytes, hw)
+		b, err := s.readInto(dst, max(from, s.base), maxBytes, hw)
 		if err != nil || len(b) > 0 {
 			return b, err
 		}
@@ -631,7 +631,12 @@ func (l *Log) ReadInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
 
 // readFrom reads from the segment as Read does. Caller holds Log.mu for
 // reading.
-func (s *segment) readFrom(dst []byte, from Offset, maxBytes int, hw Offset) ([]byte, error) {
+func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error) {
+	return s.readInto(nil, from, maxBytes, hw)
+}
+
+// readInto is readFrom into dst's memory when cap(dst) holds the bytes.
+func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]byte, error) {
 	e := lookupEntry(s.offIdx, uint32(from-s.base))
 	pos := int64(e.pos)
 	var hbuf [batch.HeaderSize]byte
