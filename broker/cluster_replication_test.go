@@ -216,8 +216,9 @@ type ackLog struct {
 func (a *ackLog) count() int { a.mu.Lock(); defer a.mu.Unlock(); return len(a.acked) }
 
 // produceInBackground produces "0", "1", ... to topic/0 one at a time with
-// an idempotent acks=all client until stop is closed.
-func produceInBackground(t *testing.T, c *testCluster, topic string, stop <-chan struct{}) (*ackLog, <-chan struct{}) {
+// an idempotent acks=all client until the returned stop is called; stop
+// closes the client (failing what it still holds) and waits for the loop.
+func produceInBackground(t *testing.T, c *testCluster, topic string) (*ackLog, func()) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
@@ -227,13 +228,13 @@ func produceInBackground(t *testing.T, c *testCluster, topic string, stop <-chan
 		t.Fatal(err)
 	}
 	a := &ackLog{}
+	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer cl.Close()
 		for i := 0; ; i++ {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			default:
 			}
@@ -249,7 +250,18 @@ func produceInBackground(t *testing.T, c *testCluster, topic string, stop <-chan
 			a.mu.Unlock()
 		}
 	}()
-	return a, done
+	var once sync.Once
+	return a, func() {
+		once.Do(func() {
+			close(quit)
+			cl.Close() // fails the record in flight, if any
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Errorf("the background producer did not stop within 30s of its client closing")
+			}
+		})
+	}
 }
 
 // consumeAll reads topic/0 from the start up to its high watermark on the
@@ -314,16 +326,8 @@ func TestClusterReplicationFailover(t *testing.T) {
 		})
 		return l, e, isr
 	}
-	stop := make(chan struct{})
-	acks, done := produceInBackground(t, c, "f", stop)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		<-done
-	}()
+	acks, stopProducer := produceInBackground(t, c, "f")
+	defer stopProducer()
 	waitAcks := func(n int, what string) {
 		t.Helper()
 		eventually(t, 30*time.Second, what, func() error {
@@ -370,8 +374,7 @@ func TestClusterReplicationFailover(t *testing.T) {
 		t.Fatalf("after isolating leader %d (epoch %d): leader %d epoch %d", l2, e2, l3, e3)
 	}
 	waitAcks(acks.count()+20, "acknowledgements after the heal")
-	close(stop)
-	<-done
+	stopProducer()
 	end := partitionLog(c.brokers[l3-1], "f", 0).LogEndOffset()
 	waitReplicated(t, c, "f", 0, end, 20*time.Second)
 	checkReplicasAgree(t, c, "f", 0)

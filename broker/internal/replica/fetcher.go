@@ -104,16 +104,22 @@ func (f *fetcher) run() {
 			return
 		default:
 		}
+		// NB: partition.mu is taken after fetcher.mu is released: the
+		// manager holds a partition's mu while it adds or removes it here.
 		f.mu.Lock()
-		var parts []fetchPart
+		all := make([]*partition, 0, len(f.parts))
 		for _, ps := range f.parts {
+			all = append(all, ps)
+		}
+		f.mu.Unlock()
+		var parts []fetchPart
+		for _, ps := range all {
 			ps.mu.Lock()
 			if ps.role == roleFollower && ps.leaderID == f.src {
 				parts = append(parts, fetchPart{ps: ps, epoch: ps.epoch, offset: ps.log.LogEndOffset()})
 			}
 			ps.mu.Unlock()
 		}
-		f.mu.Unlock()
 		if len(parts) == 0 {
 			select {
 			case <-f.stop:

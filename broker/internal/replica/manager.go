@@ -148,6 +148,11 @@ type Manager struct {
 	addrs    map[int32]string
 	fetchers map[int32]*fetcher
 	alter    bool // an AlterPartition is in flight
+	// synced is the applied offset of the image last synced, and
+	// incomplete whether that sync skipped a partition whose local log did
+	// not exist yet: only then does an unchanged image need another look.
+	synced     uint64
+	incomplete bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -234,6 +239,10 @@ func (m *Manager) Sync(img *metadata.Image) {
 	now := m.opts.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if img.Applied() == m.synced && !m.incomplete && m.synced != 0 {
+		return
+	}
+	m.synced, m.incomplete = img.Applied(), false
 	for _, b := range img.Brokers() {
 		if len(b.Listeners) > 0 {
 			m.addrs[int32(b.ID)] = net.JoinHostPort(b.Listeners[0].Host, strconv.Itoa(int(b.Listeners[0].Port)))
@@ -247,6 +256,7 @@ func (m *Manager) Sync(img *metadata.Image) {
 		}
 		local, ok := m.opts.Topics.Get(name)
 		if !ok || local.ID() != [16]byte(t.ID) {
+			m.incomplete = true // the reconciler has not created it yet
 			continue
 		}
 		m.byName[name] = t.ID
@@ -256,6 +266,7 @@ func (m *Manager) Sync(img *metadata.Image) {
 			}
 			lp, ok := local.Partition(p.Partition)
 			if !ok {
+				m.incomplete = true
 				continue
 			}
 			rl, ok := lp.Log().(Log)
