@@ -47,7 +47,7 @@ func replicationOf(m *replica.Manager) protocol.Replication {
 
 func startReplication(m *replica.Manager, cn *cluster.Node) {
 	if m != nil {
-		m.Run(cn.Image, cn.Changed)
+		m.Run(cn.Image, cn.Changed, cn.Replayed)
 	}
 }
 

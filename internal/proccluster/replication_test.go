@@ -49,23 +49,38 @@ func TestFaultLeaderKilledReplicated(t *testing.T) {
 	if r, err := kadm.NewClient(admin).CreateTopic(ctx, parts, 3, nil, topic); err != nil || r.Err != nil {
 		t.Fatalf("create topic: %v %v", err, r.Err)
 	}
-	// leaderOf returns partition p's leader and ISR as a running node says.
+	// leaderOf returns partition p's leader and ISR as every running node
+	// says them (an error while they disagree: a restarted node replays an
+	// old state of the metadata first).
 	leaderOf := func(p int32) (int32, []int32, error) {
+		var leader int32 = -2
+		var isr []int32
 		for _, n := range c.Nodes() {
 			if !n.Running() {
 				continue
 			}
 			m, err := n.Metadata(ctx)
 			if err != nil {
-				continue
+				return 0, nil, err
 			}
+			found := false
 			for _, tp := range m.Topics {
 				if tp.Topic != nil && *tp.Topic == topic && int(p) < len(tp.Partitions) {
-					return tp.Partitions[p].Leader, tp.Partitions[p].ISR, nil
+					l, i := tp.Partitions[p].Leader, slices.Sorted(slices.Values(tp.Partitions[p].ISR))
+					if leader != -2 && (l != leader || !slices.Equal(i, isr)) {
+						return 0, nil, fmt.Errorf("node %d: leader %d isr %v; another node: leader %d isr %v", n.ID, l, i, leader, isr)
+					}
+					leader, isr, found = l, i, true
 				}
 			}
+			if !found {
+				return 0, nil, fmt.Errorf("node %d does not show %s/%d", n.ID, topic, p)
+			}
 		}
-		return 0, nil, fmt.Errorf("no running node shows %s/%d", topic, p)
+		if leader == -2 {
+			return 0, nil, fmt.Errorf("no running node")
+		}
+		return leader, isr, nil
 	}
 	fullISR := func() error {
 		for p := range int32(parts) {

@@ -172,8 +172,10 @@ func NewManager(opts Options) *Manager {
 
 // Run applies images from images() whenever changed() fires (and every
 // tick, since local logs may appear after the image that names them), and
-// proposes ISR changes, until Close.
-func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struct{}) {
+// proposes ISR changes, until Close. Nothing is applied before ready()
+// reports the image whole (a restarted node replaying its metadata log
+// must not take the roles of an old state).
+func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struct{}, ready func() bool) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -182,10 +184,16 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 		// looks again at every tick.
 		tick := time.NewTicker(min(max(m.opts.LagTime/8, 20*time.Millisecond), 50*time.Millisecond))
 		defer tick.Stop()
+		whole := false
 		for {
 			ch := changed()
-			m.Sync(images())
-			m.proposeISR()
+			if !whole {
+				whole = ready()
+			}
+			if whole {
+				m.Sync(images())
+				m.proposeISR()
+			}
 			select {
 			case <-m.ctx.Done():
 				return
