@@ -283,6 +283,13 @@ func (f *fetcher) handle(ctx context.Context, parts []fetchPart, resp *kmsg.Fetc
 				}
 			}
 			l.SetHighWatermarkLimit(base.Offset(rp.HighWatermark))
+			// DeleteRecords on the leader moves the log start of every
+			// replica (never past what this one holds).
+			if start := min(base.Offset(rp.LogStartOffset), l.LogEndOffset()); start > l.LogStartOffset() {
+				if _, err := l.DeleteRecordsBefore(start); err != nil {
+					f.m.log.Warn("replica: moving the log start to the leader's", "topic", ps.name, "partition", ps.key.p, "to", start, "err", err)
+				}
+			}
 		}
 		ps.mu.Unlock()
 	}
