@@ -282,7 +282,7 @@ func (f *fetcher) handle(ctx context.Context, parts []fetchPart, resp *kmsg.Fetc
 					wrote = append(wrote, ps)
 				}
 			}
-			l.SetHighWatermarkLimit(base.Offset(rp.HighWatermark))
+			l.SetFollowerHighWatermark(base.Offset(rp.HighWatermark))
 			// DeleteRecords on the leader moves the log start of every
 			// replica (never past what this one holds).
 			if start := min(base.Offset(rp.LogStartOffset), l.LogEndOffset()); start > l.LogStartOffset() {

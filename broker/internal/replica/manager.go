@@ -35,6 +35,9 @@ type Log interface {
 	// lifts the cap.
 	SetHighWatermarkLimit(limit base.Offset)
 	ClearHighWatermarkLimit()
+	// SetFollowerHighWatermark takes a leader's high watermark, lowering
+	// this log's if need be.
+	SetFollowerHighWatermark(leaderHW base.Offset)
 	// DurableEnd is the end of what an fsync covers.
 	DurableEnd() base.Offset
 	// Appended is closed when the log end offset next advances.
