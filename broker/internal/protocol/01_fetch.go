@@ -11,8 +11,8 @@ package protocol
 // whole batch, however large, so that a consumer can make progress.
 // FetchOffset below the log start or past the log end gets
 // OFFSET_OUT_OF_RANGE (between the high watermark and the log end the answer
-// is just empty). read_committed reads up to the high watermark (there
-// are no transactions yet), so LastStableOffset equals the high watermark.
+// is just empty). read_committed reads only below the last stable offset,
+// with the aborted transactions the data holds (txn_fetch.go).
 //
 // Deviations: incremental fetch sessions (KIP-227) are not kept: every
 // response carries session id 0, which tells clients to keep sending full
@@ -46,6 +46,9 @@ type fetchPart struct {
 	offset   topics.Offset
 	maxBytes int32
 	out      *kmsg.FetchResponseTopicPartition
+	// committed: read_committed, only below the last stable offset
+	// (txn_fetch.go).
+	committed bool
 }
 
 func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
@@ -96,10 +99,11 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			parts = append(parts, fetchPart{p: p, offset: topics.Offset(rp.FetchOffset), maxBytes: rp.PartitionMaxBytes, out: op})
+			parts = append(parts, fetchPart{p: p, offset: topics.Offset(rp.FetchOffset), maxBytes: rp.PartitionMaxBytes, out: op, committed: req.IsolationLevel == 1})
 		}
 	}
 
+	lease := newFetchLease(ctx)
 	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, fetchMaxWait)
 	var timer *time.Timer
 	maxBytes := int(req.MaxBytes)
@@ -116,7 +120,7 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 				changed = append(changed, fp.p.Log().Changed())
 			}
 		}
-		total, failed := readFetch(parts, maxBytes)
+		total, failed := readFetch(parts, maxBytes, lease)
 		if failed || total >= int(req.MinBytes) || wait <= 0 || len(parts) == 0 || ctx.Err() != nil {
 			return resp, nil
 		}
@@ -126,15 +130,17 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 		}
 		if !waitAny(ctx, timer.C, changed) {
 			// Timed out (or shutting down): answer with what there is now.
-			readFetch(parts, maxBytes)
+			readFetch(parts, maxBytes, lease)
 			return resp, nil
 		}
 	}
 }
 
 // readFetch fills every partition's answer from its log and returns the
-// bytes gathered and whether any partition failed.
-func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
+// bytes gathered and whether any partition failed. It reads into lease's
+// buffers, giving back those of an earlier call first.
+func readFetch(parts []fetchPart, maxBytes int, lease *fetchLease) (total int, failed bool) {
+	lease.reset()
 	for _, fp := range parts {
 		op, l := fp.out, fp.p.Log()
 		// NB: empty, not nil: kmsg encodes nil as a null byte array, which
@@ -143,7 +149,7 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 		op.ErrorCode = 0
 		lso, hw := l.LogStartOffset(), l.HighWatermark()
 		op.LogStartOffset, op.HighWatermark = int64(lso), int64(hw)
-		op.LastStableOffset = op.HighWatermark
+		op.LastStableOffset = int64(lastStable(l, hw))
 		if fp.p.Topic().Deleted() {
 			op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			failed = true
@@ -157,7 +163,11 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 			failed = true
 			continue
 		}
-		if fp.offset >= hw {
+		end := hw
+		if fp.committed {
+			end = topics.Offset(op.LastStableOffset)
+		}
+		if fp.offset >= end {
 			continue
 		}
 		budget := min(int(max(fp.maxBytes, 0)), maxBytes-total)
@@ -167,11 +177,14 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 		if budget <= 0 {
 			continue
 		}
-		b, err := l.Read(fp.offset, budget)
+		b, err := lease.read(l, fp.offset, budget)
 		if err != nil {
 			op.ErrorCode = errorCode(err)
 			failed = true
 			continue
+		}
+		if fp.committed {
+			b = readCommitted(l, op, fp.offset, end, b)
 		}
 		op.RecordBatches = b
 		total += len(b)

@@ -185,8 +185,11 @@ type Server struct {
 
 	inFlight atomic.Int64 // requests inside a handler right now
 	budget   *byteBudget  // request memory held by all connections
-	metrics  *serverMetrics
-	logLimit *logLimiter // for lines an attacker or an overload could repeat without end
+	// keptFrameBytes is what every connection's kept read buffers hold
+	// together, at most keptFrameLimit (framebufs.go).
+	keptFrameBytes atomic.Int64
+	metrics        *serverMetrics
+	logLimit       *logLimiter // for lines an attacker or an overload could repeat without end
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // guarded by mu
@@ -196,6 +199,10 @@ type Server struct {
 	closed bool           // guarded by mu
 	wg     sync.WaitGroup // one per connection and listener goroutine
 }
+
+// keptFrameLimit bounds the read buffers all connections keep together:
+// a quarter of the request memory.
+func (s *Server) keptFrameLimit() int64 { return s.cfg.MaxInflightBytes / 4 }
 
 // New creates a server and opens the registered extensions.
 func New(cfg Config) (*Server, error) {
