@@ -231,6 +231,7 @@ type conn struct {
 	remote string
 	log    *slog.Logger
 	mem    *byteBudget // this connection's share of the request memory
+	sess   *Session    // security state; set before serve
 
 	// lastActive is when a frame was last read or a response written
 	// (unix nanoseconds); outstanding counts requests read and not yet
@@ -393,6 +394,9 @@ func (c *conn) serve(ctx context.Context) {
 		case out <- p:
 		case <-writerDone:
 		}
+		if f.req.closeAfter {
+			break
+		}
 	}
 	close(out)
 	<-writerDone
@@ -495,7 +499,7 @@ func (c *conn) call(ctx context.Context, f *frame) (resp kmsg.Response, err erro
 			resp, err = nil, fmt.Errorf("protocol: handler panic: %v", p)
 		}
 	}()
-	return c.s.handlerFor(f)(ctx, c.s, f.req)
+	return c.s.dispatch(ctx, f)
 }
 
 // readLoop reads frames until an error; it sends decoded frames on out.
@@ -506,10 +510,14 @@ func (c *conn) readLoop(ctx context.Context, out chan<- *frame) error {
 		if err := c.awaitFrame(ctx, r); err != nil {
 			return err
 		}
-		f, err := c.readFrame(ctx, r, first)
+		if err := c.checkPreAuthFrame(r); err != nil {
+			return err
+		}
+		f, err := c.readFrame(ctx, r, first || !c.sess.Authenticated())
 		if err != nil {
 			return err
 		}
+		f.req.Session = c.sess
 		first = false
 		c.outstanding.Add(1)
 		c.touch()

@@ -1,0 +1,37 @@
+package protocol
+
+// SaslHandshake, version 1 (the mechanism exchange then runs in
+// SaslAuthenticate requests; v0's raw exchange is not served).
+//
+// On a SASL listener, before authentication, the client names a mechanism;
+// the answer lists the enabled ones (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN).
+// Anywhere else (a listener without SASL, an authenticated connection) the
+// request gets ILLEGAL_SASL_STATE.
+
+import (
+	"context"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.SASLHandshake, 1, 1, handleSASLHandshake) }
+
+func handleSASLHandshake(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
+	req := r.Body.(*kmsg.SASLHandshakeRequest)
+	resp := req.ResponseKind().(*kmsg.SASLHandshakeResponse)
+	mechs := s.cfg.Security.mechanisms()
+	resp.SupportedMechanisms = mechs
+	sess := r.Session
+	switch {
+	case sess == nil || !sess.Listener.Protocol.SASL() || sess.authed.Load():
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+	case !slices.Contains(mechs, req.Mechanism):
+		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+	default:
+		sess.mech = req.Mechanism
+		sess.conv = nil
+	}
+	return resp, nil
+}

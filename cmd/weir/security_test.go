@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/weir-dev/weir/broker"
+)
+
+// weir user create in a stopped broker's data directory gives the broker
+// started on it a SCRAM user that authenticates; list shows it; delete
+// removes it.
+func TestUserCommandsOffline(t *testing.T) {
+	dir := t.TempDir()
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pwFile, []byte("opensesame\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "", "user", "create", "carol", "--data-dir", dir, "--password-file", pwFile)
+	t.Setenv(passwordEnv, "other")
+	mustRun(t, "", "user", "create", "dan", "--data-dir", dir, "--mechanism", "scram-sha-256")
+	out := mustRun(t, "", "user", "list", "--data-dir", dir)
+	for _, want := range []string{"carol  SCRAM-SHA-512  8192", "dan    SCRAM-SHA-256  8192"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("user list:\n%s\nwant a line %q", out, want)
+		}
+	}
+	if strings.Contains(readAll(t, filepath.Join(dir, "scram-users.json")), "opensesame") {
+		t.Fatal("the password is stored in clear")
+	}
+
+	br, err := broker.Open(broker.Options{DataDir: dir, Listeners: []broker.Listener{{Name: "S", Protocol: "SASL_PLAINTEXT", Addr: "127.0.0.1:0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping := func(user, pass string, sha512 bool) error {
+		a := scram.Auth{User: user, Pass: pass}
+		m := a.AsSha256Mechanism()
+		if sha512 {
+			m = a.AsSha512Mechanism()
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(br.Addr()), kgo.SASL(m))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return cl.Ping(ctx)
+	}
+	if err := ping("carol", "opensesame", true); err != nil {
+		t.Fatalf("carol: %v", err)
+	}
+	if err := ping("dan", "other", false); err != nil {
+		t.Fatalf("dan: %v", err)
+	}
+	// The data directory is the broker's while it runs.
+	if _, err := runWeir(t, "", "user", "delete", "carol", "--data-dir", dir); err == nil || !strings.Contains(err.Error(), "data directory") {
+		t.Fatalf("user delete beside a running broker: %v, want a data directory lock error", err)
+	}
+	_ = br.Close()
+	mustRun(t, "", "user", "delete", "carol", "--data-dir", dir)
+	br, err = broker.Open(broker.Options{DataDir: dir, Listeners: []broker.Listener{{Name: "S", Protocol: "SASL_PLAINTEXT", Addr: "127.0.0.1:0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	if err := ping("carol", "opensesame", true); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("deleted user: %v, want SASL_AUTHENTICATION_FAILED", err)
+	}
+}
+
+func TestUserCreateNeedsPassword(t *testing.T) {
+	t.Setenv(passwordEnv, "")
+	_, err := runWeir(t, "", "user", "create", "x", "--data-dir", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "never on the command line") {
+		t.Fatalf("user create without a password: %v", err)
+	}
+}
+
+func TestBrokerListenerFlags(t *testing.T) {
+	run := func(args ...string) error {
+		root := newRootCmd()
+		root.SetArgs(append([]string{"broker", "--data-dir", t.TempDir(), "--log-level", "error"}, args...))
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return root.ExecuteContext(ctx)
+	}
+	if err := run("--listener", "A=PLAINTEXT://127.0.0.1:0", "--listener", "B=SASL_PLAINTEXT://127.0.0.1:0",
+		"--advertised-listener", "B=broker.example:9095"); err != nil {
+		t.Fatalf("sound listeners refused: %v", err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--listener", "X=TLS://127.0.0.1:0"}, "want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"},
+		{[]string{"--listener", "127.0.0.1:0"}, "want NAME=PROTOCOL://host:port"},
+		{[]string{"--listener", "S=SSL://127.0.0.1:0"}, "needs --tls-cert and --tls-key"},
+		{[]string{"--listen", "127.0.0.1:0", "--listener", "A=PLAINTEXT://127.0.0.1:0"}, "both given"},
+		{[]string{"--listener", "A=PLAINTEXT://127.0.0.1:0", "--advertised-listener", "B=h:1"}, `no --listener is named "B"`},
+		{[]string{"--super-users", "User:admin"}, "without --authorizer"},
+	} {
+		if err := run(c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("weir broker %v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
+
+func readAll(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
