@@ -313,3 +313,11 @@ func (st *securityState) failed(ip string, now time.Time) time.Duration {
 	}
 	return min(failureMinDelay<<min(rec.n-2, 16), failureMaxDelay)
 }
+
+// principalOrAnonymous is s's principal, for logs (s may be nil in tests).
+func (s *Session) principalOrAnonymous() string {
+	if s == nil {
+		return auth.Anonymous
+	}
+	return s.principal
+}
