@@ -127,3 +127,48 @@ func readAll(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// weir acl add in a stopped broker's data directory; list and remove
+// through the running broker.
+func TestACLCommands(t *testing.T) {
+	dir := t.TempDir()
+	mustRun(t, "", "acl", "add", "--data-dir", dir, "--principal", "User:app", "--operation", "read,write",
+		"--topic", "orders-", "--pattern", "prefixed")
+	mustRun(t, "", "acl", "add", "--data-dir", dir, "--principal", "User:app", "--operation", "read", "--group", "app")
+	out := mustRun(t, "", "acl", "list", "--data-dir", dir)
+	if n := strings.Count(out, "User:app"); n != 3 {
+		t.Fatalf("acl list --data-dir:\n%s\nwant 3 ACLs", out)
+	}
+	// Through a broker whose loopback plaintext listener is a super user.
+	br, err := broker.Open(broker.Options{DataDir: dir, Listen: "127.0.0.1:0", Authorizer: true, SuperUsers: []string{"User:ANONYMOUS"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	out = mustRun(t, "", "acl", "list", "--brokers", br.Addr(), "--topic", "orders-eu", "--pattern", "match")
+	if !strings.Contains(out, "User:app   *     ALLOW       READ") || !strings.Contains(out, "WRITE") || strings.Contains(out, "GROUP") {
+		t.Fatalf("acl list --topic orders-eu --pattern match:\n%s", out)
+	}
+	out = mustRun(t, "", "acl", "remove", "--brokers", br.Addr(), "--principal", "User:app", "--operation", "write")
+	if strings.Count(out, "User:app") != 1 || !strings.Contains(out, "WRITE") {
+		t.Fatalf("acl remove printed:\n%s", out)
+	}
+	out = mustRun(t, "", "acl", "list", "--brokers", br.Addr())
+	if strings.Count(out, "User:app") != 2 || strings.Contains(out, "WRITE") {
+		t.Fatalf("acl list after remove:\n%s", out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"acl", "add", "--data-dir", dir, "--operation", "read", "--topic", "t"}, "--principal is required"},
+		{[]string{"acl", "add", "--data-dir", dir, "--principal", "User:a", "--operation", "fly", "--topic", "t"}, `--operation "fly"`},
+		{[]string{"acl", "add", "--data-dir", dir, "--principal", "User:a", "--operation", "read", "--topic", "t", "--group", "g"}, "name one resource"},
+		{[]string{"acl", "add", "--data-dir", dir, "--principal", "alice", "--operation", "read", "--topic", "t"}, "want Type:name"},
+		{[]string{"acl", "remove", "--brokers", br.Addr()}, "does not delete every ACL"},
+	} {
+		if _, err := runWeir(t, "", c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("weir %v: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
