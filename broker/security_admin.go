@@ -148,3 +148,30 @@ func MatchAnyACL() ACLFilter {
 	return ACLFilter{ResourceType: kmsg.ACLResourceTypeAny, PatternType: kmsg.ACLResourcePatternTypeAny,
 		Operation: kmsg.ACLOperationAny, Permission: kmsg.ACLPermissionTypeAny}
 }
+
+// ResourceTypeName names an ACL resource type: TOPIC, GROUP, CLUSTER or
+// TRANSACTIONAL_ID.
+type ResourceTypeName string
+
+// ParseACL builds an ACL from the names Kafka's tools use (any case):
+// resource type, resource name, pattern type (LITERAL, PREFIXED),
+// principal, host, operation and permission (ALLOW, DENY); it is
+// validated.
+func ParseACL(resourceType, name, pattern, principal, host, operation, permission string) (ACL, error) {
+	var a ACL
+	var err error
+	if a.ResourceType, err = kmsg.ParseACLResourceType(resourceType); err != nil {
+		return a, fmt.Errorf("broker: resource type %q: %w", resourceType, err)
+	}
+	if a.PatternType, err = kmsg.ParseACLResourcePatternType(pattern); err != nil {
+		return a, fmt.Errorf("broker: pattern type %q: %w", pattern, err)
+	}
+	if a.Operation, err = kmsg.ParseACLOperation(operation); err != nil {
+		return a, fmt.Errorf("broker: operation %q: %w", operation, err)
+	}
+	if a.Permission, err = kmsg.ParseACLPermissionType(permission); err != nil {
+		return a, fmt.Errorf("broker: permission %q: %w", permission, err)
+	}
+	a.ResourceName, a.Principal, a.Host = name, principal, host
+	return a, a.Validate()
+}

@@ -1,9 +1,14 @@
 package auth
 
 import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -104,7 +109,7 @@ func FuzzSCRAMServer(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, first, final string) {
-		sc, err := s.NewSCRAMConversation(SCRAMSHA512)
+		sc, err := s.NewSCRAMExchange(SCRAMSHA512)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,4 +160,68 @@ func FuzzACLFile(f *testing.F) {
 			s.Authorizer().Authorized(a.Principal, a.Host, a.Operation, a.ResourceType, a.ResourceName)
 		}
 	})
+}
+
+// finalFor builds a client-final-message for serverFirst the way
+// librdkafka before 2.1 does: its nonce is prefix + the server's nonce.
+func finalFor(t *testing.T, clientFirstBare, serverFirst, prefix, password string) string {
+	t.Helper()
+	sn, _ := attr(serverFirst, "r")
+	salt64, _ := attr(serverFirst, "s")
+	salt, _ := base64.StdEncoding.DecodeString(salt64)
+	it, _ := attr(serverFirst, "i")
+	iters, _ := strconv.Atoi(it)
+	salted, err := pbkdf2.Key(sha512.New, password, salt, iters, sha512.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := func(key []byte, msg string) []byte {
+		m := hmac.New(sha512.New, key)
+		m.Write([]byte(msg))
+		return m.Sum(nil)
+	}
+	clientKey := mac(salted, "Client Key")
+	stored := sha512.Sum512(clientKey)
+	wop := "c=biws,r=" + prefix + sn
+	sig := mac(stored[:], clientFirstBare+","+serverFirst+","+wop)
+	for i := range sig {
+		sig[i] ^= clientKey[i]
+	}
+	return wop + ",p=" + base64.StdEncoding.EncodeToString(sig)
+}
+
+func TestSCRAMExchangeDoubledNonce(t *testing.T) {
+	s, err := OpenUserStore(filepath.Join(t.TempDir(), UsersFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := NewCredential(SCRAMSHA512, "secret", MinIterations)
+	if _, err := s.Apply([]Change{{User: "u", Mech: SCRAMSHA512, Cred: &c}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, prefix, password string
+		want                   bool
+	}{
+		{"exact nonce", "", "secret", true},
+		{"client nonce doubled (librdkafka < 2.1)", "cnonce123", "secret", true},
+		{"doubled, wrong password", "cnonce123", "wrong", false},
+		{"other prefix", "xyz", "secret", false},
+	} {
+		x, err := s.NewSCRAMExchange(SCRAMSHA512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s1, err := x.Step("n,,n=u,r=cnonce123")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := x.Step(finalFor(t, "n=u,r=cnonce123", s1, tc.prefix, tc.password))
+		if got := err == nil && x.Done() && x.Valid(); got != tc.want {
+			t.Errorf("%s: accepted %v (%q, %v), want %v", tc.name, got, out, err, tc.want)
+		}
+		if tc.want && !strings.HasPrefix(out, "v=") {
+			t.Errorf("%s: server-final %q", tc.name, out)
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package protocol
 
-// SaslHandshake, version 1 (the mechanism exchange then runs in
-// SaslAuthenticate requests; v0's raw exchange is not served).
+// SaslHandshake, versions 0-1. After v1 the mechanism's exchange runs in
+// SaslAuthenticate requests; after v0 (older clients, kafka-python) it runs
+// in bare size-prefixed tokens (see readSecured), each answered the same
+// way, and a failure closes the connection without an answer.
 //
 // On a SASL listener, before authentication, the client names a mechanism;
 // the answer lists the enabled ones (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN).
@@ -16,7 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(kmsg.SASLHandshake, 1, 1, handleSASLHandshake) }
+func init() { register(kmsg.SASLHandshake, 0, 1, handleSASLHandshake) }
 
 func handleSASLHandshake(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.SASLHandshakeRequest)
@@ -32,6 +34,7 @@ func handleSASLHandshake(_ context.Context, s *Server, r *Request) (kmsg.Respons
 	default:
 		sess.mech = req.Mechanism
 		sess.conv = nil
+		sess.rawSASL.Store(r.Version == 0)
 	}
 	return resp, nil
 }

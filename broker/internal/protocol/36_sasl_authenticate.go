@@ -53,6 +53,9 @@ func handleSASLAuthenticate(ctx context.Context, s *Server, r *Request) (kmsg.Re
 				t.Stop()
 			}
 		}
+		if sess.rawSASL.Load() {
+			return nil, fmt.Errorf("protocol: SASL authentication failed (SaslHandshake v0: closed without an answer): %w", err)
+		}
 		resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 		msg := fmt.Sprintf("Authentication failed during authentication due to invalid credentials with SASL mechanism %s", sess.mech)
 		resp.ErrorMessage = &msg
@@ -63,6 +66,7 @@ func handleSASLAuthenticate(ctx context.Context, s *Server, r *Request) (kmsg.Re
 	if done {
 		sess.principal = "User:" + user
 		sess.conv = nil
+		sess.rawSASL.Store(false)
 		sess.authed.Store(true)
 		s.sec.authSuccesses.Inc()
 		s.Logger.Debug("SASL authenticated", "remote", r.Remote, "principal", sess.principal, "mechanism", sess.mech)
@@ -87,7 +91,7 @@ func (s *Server) saslStep(sess *Session, in []byte) (out []byte, user string, do
 		return nil, u, true, nil
 	case auth.SCRAMSHA256, auth.SCRAMSHA512:
 		if sess.conv == nil {
-			if sess.conv, err = sec.SCRAM.NewSCRAMConversation(sess.mech); err != nil {
+			if sess.conv, err = sec.SCRAM.NewSCRAMExchange(sess.mech); err != nil {
 				return nil, "", false, err
 			}
 		}

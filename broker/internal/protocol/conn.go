@@ -37,6 +37,9 @@ type frame struct {
 	// headerV0 is set when the response header has no tagged fields even
 	// though the request is flexible (ApiVersions).
 	headerV0 bool
+	// rawSASL marks a bare SASL token after a SaslHandshake v0: its
+	// response is the bare token too (see readSecured).
+	rawSASL bool
 	// size is the frame's charge against the server's byte budget,
 	// released once the request has been handled.
 	size int64
@@ -454,7 +457,9 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 		if fr, ok := p.resp.(*kmsg.FetchResponse); ok {
 			vecs, buf = encodeFetchSpliced(buf, p.f.req.CorrelationID, fr, p.f.headerV0)
 		}
-		if vecs == nil {
+		if p.f.rawSASL {
+			buf = appendRawSASL(buf[:0], p.resp)
+		} else if vecs == nil {
 			buf = encodeResponse(buf[:0], p.f.req.CorrelationID, p.resp, p.f.headerV0)
 		}
 		c.setWriteDeadline(time.Now().Add(writeTimeout))
@@ -510,14 +515,10 @@ func (c *conn) readLoop(ctx context.Context, out chan<- *frame) error {
 		if err := c.awaitFrame(ctx, r); err != nil {
 			return err
 		}
-		if err := c.checkPreAuthFrame(r); err != nil {
-			return err
-		}
-		f, err := c.readFrame(ctx, r, first || !c.sess.Authenticated())
+		f, err := c.readSecured(ctx, r, first) // readFrame, with the session's limits
 		if err != nil {
 			return err
 		}
-		f.req.Session = c.sess
 		first = false
 		c.outstanding.Add(1)
 		c.touch()

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/xdg-go/scram"
 
 	"github.com/weir-dev/weir/broker/internal/auth"
 )
@@ -104,8 +104,13 @@ type Session struct {
 
 	// The rest is read and written only by the connection's handler loop.
 	principal string
-	mech      string                    // chosen by SaslHandshake
-	conv      *scram.ServerConversation // a SCRAM exchange under way
+	// rawSASL is set after a SaslHandshake v0: the client's next frames
+	// are bare SASL tokens (no request header) until the exchange ends.
+	// Read by the reader, written by the handler loop before the
+	// handshake's answer goes out.
+	rawSASL atomic.Bool
+	mech    string              // chosen by SaslHandshake
+	conv    *auth.SCRAMExchange // a SCRAM exchange under way
 }
 
 // Principal returns the connection's principal ("User:name", or
@@ -170,6 +175,46 @@ func (s *Server) secure(nc net.Conn, l *Listener, ip string) (net.Conn, *Session
 		sess.authed.Store(true)
 	}
 	return nc, sess
+}
+
+// readSecured reads the next frame, whose first byte is buffered in r,
+// under the session's limits: before authentication, frames are capped at
+// preAuthMaxFrame and not charged to the request memory; after a
+// SaslHandshake v0, a frame is a bare SASL token, read as a
+// SaslAuthenticate request.
+func (c *conn) readSecured(ctx context.Context, r *bufio.Reader, first bool) (*frame, error) {
+	if err := c.checkPreAuthFrame(r); err != nil {
+		return nil, err
+	}
+	if c.sess != nil && c.sess.rawSASL.Load() {
+		var size [4]byte
+		if _, err := io.ReadFull(r, size[:]); err != nil {
+			return nil, err
+		}
+		body := make([]byte, binary.BigEndian.Uint32(size[:])) // checkPreAuthFrame bounded it
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, err
+		}
+		req := kmsg.NewPtrSASLAuthenticateRequest()
+		req.SASLAuthBytes = body
+		h, _ := lookupHandler(kmsg.SASLAuthenticate.Int16())
+		return &frame{req: &Request{Key: kmsg.SASLAuthenticate.Int16(), Body: req, Remote: c.remote, Session: c.sess},
+			h: h, rawSASL: true}, nil
+	}
+	f, err := c.readFrame(ctx, r, first || !c.sess.Authenticated())
+	if err != nil {
+		return nil, err
+	}
+	f.req.Session = c.sess
+	return f, nil
+}
+
+// appendRawSASL appends the bare SASL token of a SaslAuthenticate
+// response, size-prefixed, as a SaslHandshake v0 client expects it.
+func appendRawSASL(dst []byte, resp kmsg.Response) []byte {
+	b := resp.(*kmsg.SASLAuthenticateResponse).SASLAuthBytes
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(b)))
+	return append(dst, b...)
 }
 
 // checkPreAuthFrame closes a connection that has not authenticated when
