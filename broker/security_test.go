@@ -16,7 +16,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -378,4 +380,100 @@ func readResponseFrame(r io.Reader) ([]byte, error) {
 	resp := make([]byte, binary.BigEndian.Uint32(size[:]))
 	_, err := io.ReadFull(r, resp)
 	return resp, err
+}
+
+// An unauthenticated connection holds little: a frame above the
+// pre-authentication cap closes it unread, and a flood of ApiVersions
+// requests (the only ones it may send) whose answers it never reads costs
+// the broker a bounded amount of memory however much it sends, none of it
+// charged to the request memory of authenticated clients.
+func TestUnauthenticatedFlood(t *testing.T) {
+	b := openSecure(t, Options{Listeners: []Listener{{Name: "S", Protocol: "SASL_PLAINTEXT", Addr: "127.0.0.1:0"}}})
+
+	// A 1 MiB frame announced before authentication: closed at once.
+	nc, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Write(binary.BigEndian.AppendUint32(nil, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := readResponseFrame(nc); err == nil {
+		t.Fatal("a 1 MiB frame before authentication was answered")
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("a 1 MiB frame before authentication did not close the connection")
+	}
+
+	// 128 MiB of 60 KB ApiVersions requests, never reading an answer,
+	// while the heap is sampled.
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	stop := make(chan struct{})
+	peak := make(chan uint64)
+	go func() {
+		var top uint64
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				peak <- top
+				return
+			case <-tick.C:
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				top = max(top, m.HeapInuse)
+			}
+		}
+	}()
+	fc, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fc.Close()
+	req := kmsg.NewPtrApiVersionsRequest()
+	req.SetVersion(3)
+	req.ClientSoftwareName = strings.Repeat("x", 60<<10)
+	req.ClientSoftwareVersion = "1"
+	frame := appendFlexibleRequest(nil, req, 1)
+	sent := 0
+	for sent < 128<<20 {
+		_ = fc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		n, err := fc.Write(frame)
+		sent += n
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break // the broker stopped reading: bounded too
+		}
+		if err != nil {
+			t.Fatalf("flood write after %d bytes: %v", sent, err)
+		}
+	}
+	close(stop)
+	grew := int64(<-peak) - int64(base)
+	t.Logf("sent %d MiB; heap in use grew by at most %d MiB", sent>>20, grew>>20)
+	if grew > 64<<20 {
+		t.Fatalf("heap in use grew by %d MiB while an unauthenticated connection sent %d MiB", grew>>20, sent>>20)
+	}
+	if n := b.srv.InflightBytes(); n != 0 {
+		t.Fatalf("unauthenticated frames hold %d bytes of request memory", n)
+	}
+}
+
+// appendFlexibleRequest appends a framed request with header v2 (for
+// flexible versions).
+func appendFlexibleRequest(dst []byte, r kmsg.Request, corr int32) []byte {
+	start := len(dst)
+	dst = binary.BigEndian.AppendUint32(dst, 0)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(r.Key()))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(r.GetVersion()))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(corr))
+	dst = binary.BigEndian.AppendUint16(dst, 0xffff)
+	dst = append(dst, 0) // no tagged fields
+	dst = r.AppendTo(dst)
+	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
+	return dst
 }
