@@ -2,8 +2,16 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,5 +178,74 @@ func TestACLCommands(t *testing.T) {
 		if _, err := runWeir(t, "", c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("weir %v: %v, want an error saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// selfSignedCert writes a self-signed certificate for 127.0.0.1 (its own
+// CA) and its key, and returns their files.
+func selfSignedCert(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// The client commands reach a SASL_SSL listener with --tls-ca,
+// --sasl-mechanism, --sasl-user and the password from the environment.
+func TestClientCommandsSASLSSL(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(passwordEnv, "admin-pw")
+	mustRun(t, "", "user", "create", "admin", "--data-dir", dir)
+	cert, key := selfSignedCert(t)
+	br, err := broker.Open(broker.Options{DataDir: dir, TLSCertFile: cert, TLSKeyFile: key, Authorizer: true, SuperUsers: []string{"User:admin"},
+		Listeners: []broker.Listener{{Name: "SECURE", Protocol: "SASL_SSL", Addr: "127.0.0.1:0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer br.Close()
+	sec := []string{"--brokers", br.Addr(), "--tls-ca", cert, "--sasl-mechanism", "SCRAM-SHA-512", "--sasl-user", "admin"}
+	t.Setenv(envSASLPassword, "admin-pw")
+	mustRun(t, "", append([]string{"topic", "create", "secure", "-p", "1"}, sec...)...)
+	mustRun(t, "k\tv\n", append([]string{"produce", "secure", "--key-separator", `\t`}, sec...)...)
+	if out := mustRun(t, "", append([]string{"consume", "secure", "--until-end", "--format", `%k=%v\n`}, sec...)...); out != "k=v\n" {
+		t.Fatalf("consume over SASL_SSL: %q", out)
+	}
+	mustRun(t, "", append([]string{"acl", "add", "--principal", "User:app", "--operation", "read", "--topic", "secure"}, sec...)...)
+	if out := mustRun(t, "", append([]string{"acl", "list"}, sec...)...); !strings.Contains(out, "User:app") {
+		t.Fatalf("acl list over SASL_SSL:\n%s", out)
+	}
+	t.Setenv(envSASLPassword, "wrong")
+	if _, err := runWeir(t, "", append([]string{"topic", "list", "--timeout", "5s"}, sec...)...); err == nil || !strings.Contains(err.Error(), "SASL_AUTHENTICATION_FAILED") {
+		t.Fatalf("topic list with a wrong password: %v, want SASL_AUTHENTICATION_FAILED", err)
+	}
+	t.Setenv(envSASLPassword, "")
+	if _, err := runWeir(t, "", append([]string{"topic", "list"}, sec...)...); err == nil || !strings.Contains(err.Error(), "never on the command line") {
+		t.Fatalf("topic list without a password: %v", err)
 	}
 }
