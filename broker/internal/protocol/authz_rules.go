@@ -4,6 +4,7 @@ package protocol
 
 import (
 	"reflect"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -286,10 +287,14 @@ func authMetadata(z *authz, r *Request) (kmsg.Response, func(kmsg.Response)) {
 	}
 	req.Topics = kept
 	if req.Topics == nil {
-		req.Topics = []kmsg.MetadataRequestTopic{} // not "every topic"
+		req.Topics = []kmsg.MetadataRequestTopic{} // not "every topic" (but in v0 it is: see below)
 	}
 	return nil, func(resp kmsg.Response) {
 		mr := resp.(*kmsg.MetadataResponse)
+		// A v0 request left with no topic asked for every topic.
+		mr.Topics, _ = split(mr.Topics, func(t *kmsg.MetadataResponseTopic) bool {
+			return t.Topic == nil || slices.ContainsFunc(kept, func(k kmsg.MetadataRequestTopic) bool { return k.Topic != nil && *k.Topic == *t.Topic })
+		})
 		add := func(ts []kmsg.MetadataRequestTopic, code int16) {
 			for _, t := range ts {
 				mt := kmsg.NewMetadataResponseTopic()
