@@ -176,6 +176,10 @@ type Options struct {
 	// AllowEveryoneIfNoACLFound allows an operation on a resource no ACL
 	// names (Kafka's allow.everyone.if.no.acl.found). Default false: denied.
 	AllowEveryoneIfNoACLFound bool
+	// ConnectionsMaxReauth, when positive, ends SASL sessions after this
+	// long (Kafka's connections.max.reauth.ms): clients re-authenticate on
+	// their connection (KIP-368), or it is closed. Default 0: never.
+	ConnectionsMaxReauth time.Duration
 
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc

@@ -112,6 +112,9 @@ func (o *Options) validateSecurity() []error {
 			errs = append(errs, fmt.Errorf("broker: super user %q: want Type:name, e.g. User:admin", u))
 		}
 	}
+	if o.ConnectionsMaxReauth < 0 {
+		errs = append(errs, fmt.Errorf("broker: connections max reauth %v is negative", o.ConnectionsMaxReauth))
+	}
 	if o.ControllerVoters != "" && (len(o.Listeners) > 0 || o.Authorizer || o.SASLPlainUsersFile != "") {
 		errs = append(errs, errors.New("broker: listeners, TLS, SASL and ACLs are not supported in cluster mode yet (--controller-voters): "+
 			"credentials and ACLs are not yet replicated through the metadata quorum"))
@@ -130,7 +133,7 @@ func (o *Options) securedListeners() []Listener {
 
 // openSecurity opens the security stores of a single-node broker in dir.
 func openSecurity(o *Options, dir string) (protocol.Security, error) {
-	var sec protocol.Security
+	sec := protocol.Security{ReauthLifetime: o.ConnectionsMaxReauth}
 	if o.ControllerVoters != "" {
 		return sec, nil
 	}

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -476,4 +477,84 @@ func appendFlexibleRequest(dst []byte, r kmsg.Request, corr int32) []byte {
 	dst = r.AppendTo(dst)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start-4))
 	return dst
+}
+
+// With ConnectionsMaxReauth, franz-go re-authenticates on its connections
+// (KIP-368) and goes on producing; a client that does not re-authenticate
+// is disconnected at its first request after the session ends.
+func TestSASLReauthentication(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "plain-users")
+	if err := os.WriteFile(users, []byte("bob:hunter2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const lifetime = 1500 * time.Millisecond
+	b := openSecure(t, Options{Listeners: []Listener{{Name: "SASL_PLAINTEXT", Protocol: "SASL_PLAINTEXT", Addr: "127.0.0.1:0"}},
+		SASLPlainUsersFile: users, ConnectionsMaxReauth: lifetime})
+	ctx := testCtx(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.SASL(plain.Auth{User: "bob", Pass: "hunter2"}.AsMechanism()),
+		kgo.AllowAutoTopicCreation(), kgo.DefaultProduceTopic("reauth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+		t.Fatal(err) // connections up
+	}
+	before := testutil.ToFloat64(b.srv.SASLSuccesses())
+	for end := time.Now().Add(3 * lifetime); time.Now().Before(end); {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+			t.Fatalf("produce across session ends: %v", err)
+		}
+	}
+	if got := testutil.ToFloat64(b.srv.SASLSuccesses()) - before; got < 2 {
+		t.Fatalf("%v re-authentications over 3 session lifetimes, want at least 2", got)
+	}
+
+	// A raw client that authenticates once and never again.
+	nc, err := net.Dial("tcp", b.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "PLAIN"
+	if _, err := nc.Write(appendRequest(nil, hs, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readResponseFrame(nc); err != nil {
+		t.Fatal(err)
+	}
+	au := kmsg.NewPtrSASLAuthenticateRequest()
+	au.SetVersion(1)
+	au.SASLAuthBytes = []byte("\x00bob\x00hunter2")
+	if _, err := nc.Write(appendRequest(nil, au, 2)); err != nil {
+		t.Fatal(err)
+	}
+	frame, err := readResponseFrame(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ar kmsg.SASLAuthenticateResponse
+	ar.SetVersion(1)
+	if err := ar.ReadFrom(frame[4:]); err != nil || ar.ErrorCode != 0 || ar.SessionLifetimeMillis != lifetime.Milliseconds() {
+		t.Fatalf("SaslAuthenticate: %+v %v, want success with lifetime %v", ar, err, lifetime)
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	if _, err := nc.Write(appendRequest(nil, md, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readResponseFrame(nc); err != nil {
+		t.Fatalf("Metadata within the session: %v", err)
+	}
+	time.Sleep(lifetime + 200*time.Millisecond) // the session's end is what is tested
+	if _, err := nc.Write(appendRequest(nil, md, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readResponseFrame(nc); err == nil {
+		t.Fatal("Metadata after the session ended was answered")
+	} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the connection stayed open after its session ended")
+	}
 }

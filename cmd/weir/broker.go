@@ -112,6 +112,7 @@ log is synced and closed.`,
 	f.StringVar(&opts.SASLPlainUsersFile, "sasl-plain-users", "", "enable SASL PLAIN against this file of user:password lines (SCRAM-SHA-256/512 are always on, see weir user)")
 	f.BoolVar(&opts.Authorizer, "authorizer", false, "check every request against ACLs (see weir acl); with no ACL on a resource, deny")
 	f.StringSliceVar(&opts.SuperUsers, "super-users", nil, "principals allowed everything, comma-separated, e.g. User:admin")
+	f.DurationVar(&opts.ConnectionsMaxReauth, "connections-max-reauth", 0, "end SASL sessions after this long: clients re-authenticate (KIP-368) or are disconnected (default 0: never)")
 	f.BoolVar(&opts.AllowEveryoneIfNoACLFound, "allow-everyone-if-no-acl-found", false, "with --authorizer: allow operations on resources no ACL names")
 	f.StringVar(&configFile, "config", "", "file of flag = value lines")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

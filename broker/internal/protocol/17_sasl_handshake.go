@@ -27,11 +27,16 @@ func handleSASLHandshake(_ context.Context, s *Server, r *Request) (kmsg.Respons
 	resp.SupportedMechanisms = mechs
 	sess := r.Session
 	switch {
-	case sess == nil || !sess.Listener.Protocol.SASL() || sess.authed.Load():
+	case sess == nil || !sess.Listener.Protocol.SASL():
+		resp.ErrorCode = kerr.IllegalSaslState.Code
+	case sess.authed.Load() && (s.cfg.Security.ReauthLifetime <= 0 || r.Version == 0 || req.Mechanism != sess.mech):
+		// Re-authentication (KIP-368) only where sessions end, over
+		// SaslAuthenticate, with the mechanism of the first.
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 	case !slices.Contains(mechs, req.Mechanism):
 		resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
 	default:
+		sess.reauth = sess.authed.Load()
 		sess.mech = req.Mechanism
 		sess.conv = nil
 		sess.rawSASL.Store(r.Version == 0)

@@ -11,8 +11,9 @@ package protocol
 // SASL_AUTHENTICATION_FAILED, logs the client's address (never what it
 // sent), counts it, and closes the connection once the answer is written;
 // repeated failures from one address are answered ever more slowly (see
-// securityState.failed). Sessions do not expire (SessionLifetimeMillis 0:
-// no re-authentication is asked for).
+// securityState.failed). With Security.ReauthLifetime, the answer carries
+// the session's lifetime and the client re-authenticates (KIP-368) as the
+// same principal before it ends.
 
 import (
 	"context"
@@ -32,7 +33,7 @@ func handleSASLAuthenticate(ctx context.Context, s *Server, r *Request) (kmsg.Re
 	req := r.Body.(*kmsg.SASLAuthenticateRequest)
 	resp := req.ResponseKind().(*kmsg.SASLAuthenticateResponse)
 	sess := r.Session
-	if sess == nil || sess.mech == "" || sess.authed.Load() {
+	if sess == nil || sess.mech == "" || sess.authed.Load() && !sess.reauth {
 		resp.ErrorCode = kerr.IllegalSaslState.Code
 		msg := "SaslAuthenticate without a SaslHandshake naming a mechanism first"
 		resp.ErrorMessage = &msg
@@ -40,6 +41,9 @@ func handleSASLAuthenticate(ctx context.Context, s *Server, r *Request) (kmsg.Re
 		return resp, nil
 	}
 	out, user, done, err := s.saslStep(sess, req.SASLAuthBytes)
+	if err == nil && done && sess.reauth && "User:"+user != sess.principal {
+		err = fmt.Errorf("re-authentication as User:%s on a connection of %s", user, sess.principal)
+	}
 	if err != nil {
 		sess.conv = nil
 		s.sec.authFailures.Inc()
@@ -66,8 +70,13 @@ func handleSASLAuthenticate(ctx context.Context, s *Server, r *Request) (kmsg.Re
 	if done {
 		sess.principal = "User:" + user
 		sess.conv = nil
+		sess.reauth = false
 		sess.rawSASL.Store(false)
 		sess.authed.Store(true)
+		if lt := s.cfg.Security.ReauthLifetime; lt > 0 {
+			sess.expires = time.Now().Add(lt)
+			resp.SessionLifetimeMillis = lt.Milliseconds() // v1+; a v0 client is closed at the end
+		}
 		s.sec.authSuccesses.Inc()
 		s.Logger.Debug("SASL authenticated", "remote", r.Remote, "principal", sess.principal, "mechanism", sess.mech)
 	}

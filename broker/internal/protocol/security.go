@@ -75,6 +75,12 @@ type Security struct {
 	// ACLs, when set, turns the authorizer on: every request is checked
 	// against its ACLs, as Kafka checks them.
 	ACLs *auth.ACLStore
+	// ReauthLifetime, when positive, bounds a SASL session (KIP-368,
+	// Kafka's connections.max.reauth.ms): SaslAuthenticate v1+ tells the
+	// client, which re-authenticates on the same connection (same
+	// mechanism, same principal) before it ends; a connection that has
+	// not is closed at its next request. Default 0: sessions do not end.
+	ReauthLifetime time.Duration
 }
 
 // mechanisms returns the SASL mechanisms enabled.
@@ -110,6 +116,8 @@ type Session struct {
 	// handshake's answer goes out.
 	rawSASL atomic.Bool
 	mech    string              // chosen by SaslHandshake
+	reauth  bool                // a re-authentication (KIP-368) is under way
+	expires time.Time           // when the SASL session ends (zero: never)
 	conv    *auth.SCRAMExchange // a SCRAM exchange under way
 }
 
@@ -249,6 +257,11 @@ func (s *Server) dispatch(ctx context.Context, f *frame) (kmsg.Response, error) 
 		s.sec.preAuthRefused.Inc()
 		return nil, fmt.Errorf("protocol: %s request before SASL authentication on listener %s", kmsg.NameForKey(r.Key), sess.Listener.Name)
 	}
+	if !sess.expires.IsZero() && !preAuthKey(r.Key) && time.Now().After(sess.expires) {
+		s.sec.preAuthRefused.Inc()
+		return nil, fmt.Errorf("protocol: %s request after the SASL session of %s ended (%v); the client did not re-authenticate",
+			kmsg.NameForKey(r.Key), sess.principal, s.cfg.Security.ReauthLifetime)
+	}
 	acls := s.cfg.Security.ACLs
 	if acls == nil {
 		return fn(ctx, s, r)
@@ -366,3 +379,6 @@ func (s *Session) principalOrAnonymous() string {
 	}
 	return s.principal
 }
+
+// SASLSuccesses is the counter of successful SASL authentications (tests).
+func (s *Server) SASLSuccesses() prometheus.Counter { return s.sec.authSuccesses }
