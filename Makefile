@@ -10,7 +10,7 @@ RACE_PKGS := ./broker/... ./runtime/... ./state/... ./internal/stateengine/...
 OTHER_PKGS = $$($(GO) list ./... | grep -v -E '/(broker|runtime|state|internal/stateengine)(/|$$)')
 FUZZTIME ?= 20s
 
-.PHONY: test race unit memory test-faults lint fuzz bench
+.PHONY: test race unit memory test-faults test-browser lint fuzz bench
 
 test: race unit memory
 
@@ -32,6 +32,15 @@ memory:
 # and the suite takes about a minute, bounded here at 6.
 test-faults:
 	WEIR_FAULTS=1 $(GOTEST) -count=1 -timeout 6m -run '^TestFault' ./internal/proccluster
+
+# The console's browser tests: Debian's chromium, headless, driven by
+# chromedp, opens each page of `weir console` against in-process brokers
+# and an application and checks what it shows (internal/console). They skip
+# without chromium (fail with WEIR_REQUIRE_CLIENTS=1), save screenshots
+# under WEIR_SCREENSHOTS (default $TMPDIR/weir-console-screenshots) and take
+# about a minute, bounded here at 4.
+test-browser:
+	WEIR_BROWSER=1 $(GOTEST) -count=1 -timeout 4m -run '^TestBrowser' ./internal/console
 
 lint:
 	$(GO) vet ./...

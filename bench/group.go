@@ -77,7 +77,7 @@ func runGroup(ctx context.Context, cfg groupConfig, progress io.Writer) ([]group
 	var out []groupResult
 	for _, name := range cfg.Targets {
 		fmt.Fprintf(progress, "bench: group workload on %s...\n", name)
-		t, err := startTarget(name, logConfig{Fsync: "group", DataDir: cfg.DataDir})
+		t, err := startTarget(ctx, name, logConfig{Fsync: "group", DataDir: cfg.DataDir})
 		if err != nil {
 			return nil, err
 		}

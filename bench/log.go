@@ -36,6 +36,12 @@ type logConfig struct {
 	DataDir    string        // parent of Weir's data directory; "" = os.TempDir()
 	Targets    []string      // "weir", "kfake"
 	ProfileDir string        // where to write CPU profiles of the throughput phases; "" = none
+
+	Rounds            int    // times every target is measured, the order rotating each round
+	BaselineRef       string // git ref whose weir binary is the "baseline" target
+	Cluster           int    // nodes of the "cluster" target (0: none)
+	ReplicationFactor int16  // replication factor of the benchmark topics
+	bins              *binaries
 }
 
 func newLogCmd() *cobra.Command {
@@ -49,8 +55,27 @@ in-memory kfake cluster, and prints both with the ratio Weir/kfake.
 
 Per record size: produce N incompressible records as fast as the client can
 (throughput), consume them back from the start (throughput), then produce at a
-fixed rate while a consumer reads (produce-ack and end-to-end latency).`,
+fixed rate while a consumer reads (produce-ack and end-to-end latency).
+
+Builds of the broker can be compared as separate processes: the targets
+"tree" (the working tree's weir binary, one node), "baseline" (the binary
+at --baseline-ref, one node) and "cluster" (the working tree's binary as
+--cluster N nodes, each a controller voter and a broker). --baseline-ref or
+--cluster alone selects tree, baseline and cluster as the targets. With
+--rounds N every target is measured N times, the order rotating each round,
+and the medians and the median of each round's ratios are printed; for
+process targets the brokers' own CPU time is reported beside this
+process's (the clients').`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("targets") && (cfg.BaselineRef != "" || cfg.Cluster > 0) {
+				cfg.Targets = []string{targetTree}
+				if cfg.BaselineRef != "" {
+					cfg.Targets = append(cfg.Targets, targetBaseline)
+				}
+				if cfg.Cluster > 0 {
+					cfg.Targets = append(cfg.Targets, targetCluster)
+				}
+			}
 			res, err := runLog(cmd.Context(), cfg, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -69,11 +94,16 @@ fixed rate while a consumer reads (produce-ack and end-to-end latency).`,
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where Weir's data directory is made (default: the system temp dir; use a real disk)")
 	f.StringSliceVar(&cfg.Targets, "targets", []string{"weir", "kfake"}, "brokers to measure")
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each throughput phase to this directory as log-<size>-<target>-<produce|consume>.pprof")
+	f.IntVar(&cfg.Rounds, "rounds", 1, "times every target is measured, in rotating order")
+	f.StringVar(&cfg.BaselineRef, "baseline-ref", "", "git ref to build the baseline weir binary at (target \"baseline\")")
+	f.IntVar(&cfg.Cluster, "cluster", 0, "nodes of the \"cluster\" target: weir broker processes that are all controller voters")
+	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics")
 	return cmd
 }
 
 // logResult is what one target measured for one record size.
 type logResult struct {
+	Round       int
 	Target      string
 	Size        int
 	ProduceRate float64 // records/s
@@ -83,11 +113,15 @@ type logResult struct {
 	// together, since both run in this process; the client's share is the
 	// same for every target.
 	ProduceCPU, ConsumeCPU time.Duration
-	ProduceP50             time.Duration
-	ProduceP99             time.Duration
-	EndToEndP50            time.Duration
-	EndToEndP99            time.Duration
-	LatencyCount           int // records measured in the fixed-rate phase
+	// BrokerProduceCPU and BrokerConsumeCPU are, for targets run as
+	// processes, the broker processes' CPU time per record (all nodes
+	// together); ProduceCPU and ConsumeCPU are then the clients' alone.
+	BrokerProduceCPU, BrokerConsumeCPU time.Duration
+	ProduceP50                         time.Duration
+	ProduceP99                         time.Duration
+	EndToEndP50                        time.Duration
+	EndToEndP99                        time.Duration
+	LatencyCount                       int // records measured in the fixed-rate phase
 }
 
 // target is a running broker to measure.
@@ -95,10 +129,26 @@ type target struct {
 	name  string
 	addrs []string
 	close func()
+	pids  func() []int // the broker processes; nil when in this process
 }
 
-func startTarget(name string, cfg logConfig) (*target, error) {
+func startTarget(ctx context.Context, name string, cfg logConfig) (*target, error) {
+	if (name == targetTree || name == targetBaseline || name == targetCluster) && cfg.bins == nil {
+		return nil, fmt.Errorf("bench: target %s runs weir binaries, which only the log workload builds", name)
+	}
 	switch name {
+	case targetTree:
+		return startProcTarget(ctx, name, cfg.bins.tree, 1, false, cfg)
+	case targetBaseline:
+		if cfg.bins.baseline == "" {
+			return nil, errors.New("bench: target baseline needs --baseline-ref")
+		}
+		return startProcTarget(ctx, name, cfg.bins.baseline, 1, false, cfg)
+	case targetCluster:
+		if cfg.Cluster < 1 {
+			return nil, errors.New("bench: target cluster needs --cluster N")
+		}
+		return startProcTarget(ctx, name, cfg.bins.tree, cfg.Cluster, true, cfg)
 	case "weir":
 		dir, err := os.MkdirTemp(cfg.DataDir, "weir-bench-")
 		if err != nil {
@@ -125,7 +175,7 @@ func startTarget(name string, cfg logConfig) (*target, error) {
 		}
 		return &target{name: name, addrs: c.ListenAddrs(), close: c.Close}, nil
 	default:
-		return nil, fmt.Errorf("bench: unknown target %q (want weir or kfake)", name)
+		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline or cluster)", name)
 	}
 }
 
@@ -135,23 +185,46 @@ func runLog(ctx context.Context, cfg logConfig, progress io.Writer) ([]logResult
 	if cfg.Records < 1 || cfg.Partitions < 1 || cfg.Rate < 1 {
 		return nil, errors.New("bench: --records, --partitions and --rate must be positive")
 	}
-	var out []logResult
+	if cfg.Rounds < 1 {
+		cfg.Rounds = 1
+	}
+	if cfg.ReplicationFactor < 1 {
+		cfg.ReplicationFactor = 1
+	}
 	for _, size := range cfg.Sizes {
 		if size < 8 {
 			return nil, fmt.Errorf("bench: record size %d below 8 bytes (the send time is stored in the value)", size)
 		}
-		for _, name := range cfg.Targets {
-			fmt.Fprintf(progress, "bench: %s, %d-byte records...\n", name, size)
-			t, err := startTarget(name, cfg)
-			if err != nil {
-				return nil, err
+	}
+	needBins := false
+	for _, name := range cfg.Targets {
+		needBins = needBins || name == targetTree || name == targetBaseline || name == targetCluster
+	}
+	if needBins && cfg.bins == nil {
+		bins, err := buildBinaries(cfg.BaselineRef, func(f string, a ...any) { fmt.Fprintf(progress, f+"\n", a...) })
+		if err != nil {
+			return nil, err
+		}
+		defer bins.cleanup()
+		cfg.bins = bins
+	}
+	var out []logResult
+	for round := range cfg.Rounds {
+		for _, size := range cfg.Sizes {
+			for _, name := range roundOrder(cfg.Targets, round) {
+				fmt.Fprintf(progress, "bench: round %d/%d, %s, %d-byte records...\n", round+1, cfg.Rounds, name, size)
+				t, err := startTarget(ctx, name, cfg)
+				if err != nil {
+					return nil, err
+				}
+				r, err := measureTarget(ctx, t, cfg, size)
+				t.close()
+				if err != nil {
+					return nil, fmt.Errorf("bench: %s, %d-byte records: %w", name, size, err)
+				}
+				r.Round = round
+				out = append(out, r)
 			}
-			r, err := measureTarget(ctx, t, cfg, size)
-			t.close()
-			if err != nil {
-				return nil, fmt.Errorf("bench: %s, %d-byte records: %w", name, size, err)
-			}
-			out = append(out, r)
 		}
 	}
 	return out, nil
@@ -166,40 +239,50 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	defer adm.Close()
 	admin := kadm.NewClient(adm)
 	tput, lat := fmt.Sprintf("bench-tput-%d", size), fmt.Sprintf("bench-lat-%d", size)
-	created, err := admin.CreateTopics(ctx, cfg.Partitions, 1, nil, tput, lat)
-	if err == nil {
-		err = created.Error()
-	}
-	if err != nil {
-		return res, fmt.Errorf("create topics: %w", err)
+	if err := createLogTopics(ctx, admin, cfg.Partitions, cfg.ReplicationFactor, tput, lat); err != nil {
+		return res, err
 	}
 
 	values := randomValues(size, 4096)
 	// phase runs one throughput phase, measuring its CPU per record and
 	// profiling it when asked.
-	phase := func(name string, run func() (float64, error)) (float64, time.Duration, error) {
+	phase := func(name string, run func() (float64, error)) (float64, time.Duration, time.Duration, error) {
 		if cfg.ProfileDir != "" {
 			stop, err := startProfile(cfg.ProfileDir, fmt.Sprintf("log-%d-%s-%s", size, t.name, name))
 			if err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 			defer stop()
 		}
-		cpu := processCPU()
+		var pids []int
+		if t.pids != nil {
+			pids = t.pids()
+		}
+		cpu, bcpu := processCPU(), procCPU(pids)
 		rate, err := run()
-		return rate, (processCPU() - cpu) / time.Duration(cfg.Records), err
+		n := time.Duration(cfg.Records)
+		return rate, (processCPU() - cpu) / n, (procCPU(pids) - bcpu) / n, err
 	}
-	res.ProduceRate, res.ProduceCPU, err = phase("produce", func() (float64, error) {
+	// One record to every partition first, untimed: a cluster may name a
+	// partition's leader before that broker serves it, and the client then
+	// waits out its metadata refresh (seconds) inside the timed phase.
+	if err := warmPartitions(ctx, t.addrs, tput, cfg.Partitions, values[0]); err != nil {
+		return res, fmt.Errorf("warm-up: %w", err)
+	}
+	res.ProduceRate, res.ProduceCPU, res.BrokerProduceCPU, err = phase("produce", func() (float64, error) {
 		return produceAll(ctx, t.addrs, tput, cfg.Records, values)
 	})
 	if err != nil {
 		return res, fmt.Errorf("produce: %w", err)
 	}
-	res.ConsumeRate, res.ConsumeCPU, err = phase("consume", func() (float64, error) {
-		return consumeAll(ctx, t.addrs, tput, cfg.Records)
+	res.ConsumeRate, res.ConsumeCPU, res.BrokerConsumeCPU, err = phase("consume", func() (float64, error) {
+		return consumeAll(ctx, t.addrs, tput, cfg.Records+int(cfg.Partitions)) // the warm-up's records too
 	})
 	if err != nil {
 		return res, fmt.Errorf("consume: %w", err)
+	}
+	if cfg.LatencyFor <= 0 {
+		return res, nil
 	}
 	prod, e2e, err := fixedRate(ctx, t.addrs, lat, cfg.Rate, cfg.LatencyFor, values)
 	if err != nil {
@@ -227,6 +310,24 @@ func producer(addrs []string) (*kgo.Client, error) {
 		kgo.RequiredAcks(kgo.AllISRAcks()), // the default, stated: idempotence needs it
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
 	)
+}
+
+// warmPartitions produces one record to each partition of topic and waits
+// for every ack.
+func warmPartitions(ctx context.Context, addrs []string, topic string, partitions int32, value []byte) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rs := make([]*kgo.Record, partitions)
+	for p := range partitions {
+		rs[p] = &kgo.Record{Topic: topic, Partition: p, Value: value}
+	}
+	return cl.ProduceSync(ctx, rs...).FirstErr()
 }
 
 // produceAll produces n records round-robin over the values as fast as one
@@ -387,35 +488,130 @@ func percentile(ds []time.Duration, p int) time.Duration {
 }
 
 func printLog(w io.Writer, cfg logConfig, res []logResult) {
-	fmt.Fprintf(w, "log workload: %d records per throughput phase, %d partitions, acks=all, idempotent, no compression, Weir fsync=%s; latency at %d records/s for %v\n\n",
-		cfg.Records, cfg.Partitions, cfg.Fsync, cfg.Rate, cfg.LatencyFor)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "size\ttarget\tproduce rec/s\tconsume rec/s\tproduce CPU/rec\tconsume CPU/rec\tproduce p50\tproduce p99\te2e p50\te2e p99\t")
+	fmt.Fprintf(w, "log workload: %d records per throughput phase, %d partitions, replication factor %d, acks=all, idempotent, no compression, Weir fsync=%s; latency at %d records/s for %v; %d round(s)\n",
+		cfg.Records, cfg.Partitions, max(1, cfg.ReplicationFactor), cfg.Fsync, cfg.Rate, cfg.LatencyFor, max(1, cfg.Rounds))
+	if cfg.BaselineRef != "" {
+		fmt.Fprintf(w, "baseline: weir built at %s; tree: weir built from the working tree", cfg.BaselineRef)
+		if cfg.Cluster > 0 {
+			fmt.Fprintf(w, "; cluster: %d tree nodes, each a controller voter and a broker", cfg.Cluster)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	procs := false
 	for _, r := range res {
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%v\t%v\t%v\t%v\t%v\t%v\t\n", r.Size, r.Target, r.ProduceRate, r.ConsumeRate,
-			r.ProduceCPU, r.ConsumeCPU,
+		procs = procs || r.BrokerProduceCPU > 0 || r.BrokerConsumeCPU > 0
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "round\tsize\ttarget\tproduce rec/s\tconsume rec/s\tproduce CPU/rec\tconsume CPU/rec\t"
+	if procs {
+		head += "broker produce CPU/rec\tbroker consume CPU/rec\t"
+	}
+	fmt.Fprintln(tw, head+"produce p50\tproduce p99\te2e p50\te2e p99\t")
+	for _, r := range res {
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%.0f\t%.0f\t%v\t%v\t", r.Round+1, r.Size, r.Target, r.ProduceRate, r.ConsumeRate, r.ProduceCPU, r.ConsumeCPU)
+		if procs {
+			fmt.Fprintf(tw, "%v\t%v\t", r.BrokerProduceCPU, r.BrokerConsumeCPU)
+		}
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t\n",
 			r.ProduceP50.Round(10*time.Microsecond), r.ProduceP99.Round(10*time.Microsecond),
 			r.EndToEndP50.Round(10*time.Microsecond), r.EndToEndP99.Round(10*time.Microsecond))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
-	for _, size := range cfg.Sizes {
-		var weir, peer *logResult
-		for i := range res {
-			switch {
-			case res[i].Size == size && res[i].Target == "weir":
-				weir = &res[i]
-			case res[i].Size == size && res[i].Target == "kfake":
-				peer = &res[i]
+	if cfg.Rounds > 1 {
+		fmt.Fprintln(w, "medians over the rounds:")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "size\ttarget\tproduce rec/s\tconsume rec/s\tproduce CPU/rec\tconsume CPU/rec\tbroker produce CPU/rec\tbroker consume CPU/rec\t")
+		for _, size := range cfg.Sizes {
+			for _, name := range cfg.Targets {
+				m := func(f func(logResult) float64) float64 { return median(collect(res, size, name, f)) }
+				fmt.Fprintf(tw, "%d\t%s\t%.0f\t%.0f\t%v\t%v\t%v\t%v\t\n", size, name,
+					m(produceRate), m(consumeRate), dur(m(produceCPU)), dur(m(consumeCPU)),
+					dur(m(brokerProduceCPU)), dur(m(brokerConsumeCPU)))
 			}
 		}
-		if weir == nil || peer == nil {
+		_ = tw.Flush()
+		fmt.Fprintln(w)
+	}
+	for _, size := range cfg.Sizes {
+		for _, pair := range ratioPairs {
+			num, den := pair[0], pair[1]
+			if !slices.Contains(cfg.Targets, num) || !slices.Contains(cfg.Targets, den) {
+				continue
+			}
+			label := num + "/" + den
+			if num == "weir" {
+				label = "Weir/" + den
+			}
+			ratio := func(f func(logResult) float64) float64 { return medianRatio(res, size, num, den, f) }
+			what := "in the run"
+			if cfg.Rounds > 1 {
+				what = fmt.Sprintf("median of %d rounds' ratios", cfg.Rounds)
+			}
+			fmt.Fprintf(w, "%d-byte records, %s (%s): produce %.2fx, consume %.2fx, produce p99 %.2fx, e2e p99 %.2fx (latency ratios: lower is better)\n",
+				size, label, what, ratio(produceRate), ratio(consumeRate), ratio(produceP99), ratio(e2eP99))
+			fmt.Fprintf(w, "%d-byte records, %s process CPU per record (client included for in-process brokers; lower is better): produce %.2fx, consume %.2fx\n",
+				size, label, ratio(produceCPU), ratio(consumeCPU))
+			if procs {
+				fmt.Fprintf(w, "%d-byte records, %s broker processes' CPU per record (lower is better): produce %.2fx, consume %.2fx\n",
+					size, label, ratio(brokerProduceCPU), ratio(brokerConsumeCPU))
+			}
+		}
+	}
+}
+
+// ratioPairs are the targets compared in the report, numerator first.
+var ratioPairs = [][2]string{
+	{"weir", "kfake"}, {targetTree, targetBaseline}, {targetCluster, targetTree}, {targetTree, "kfake"},
+}
+
+func produceRate(r logResult) float64      { return r.ProduceRate }
+func consumeRate(r logResult) float64      { return r.ConsumeRate }
+func produceCPU(r logResult) float64       { return float64(r.ProduceCPU) }
+func consumeCPU(r logResult) float64       { return float64(r.ConsumeCPU) }
+func brokerProduceCPU(r logResult) float64 { return float64(r.BrokerProduceCPU) }
+func brokerConsumeCPU(r logResult) float64 { return float64(r.BrokerConsumeCPU) }
+func produceP99(r logResult) float64       { return float64(r.ProduceP99) }
+func e2eP99(r logResult) float64           { return float64(r.EndToEndP99) }
+
+func dur(ns float64) time.Duration { return time.Duration(ns) }
+
+// collect returns f of every result of target at size, in round order.
+func collect(res []logResult, size int, target string, f func(logResult) float64) []float64 {
+	var out []float64
+	for _, r := range res {
+		if r.Size == size && r.Target == target {
+			out = append(out, f(r))
+		}
+	}
+	return out
+}
+
+// medianRatio returns the median over the rounds of f(num)/f(den), each
+// ratio taken within one round; rounds missing either side, or whose
+// denominator is zero, are left out.
+func medianRatio(res []logResult, size int, num, den string, f func(logResult) float64) float64 {
+	byRound := map[int][2]*logResult{}
+	for i := range res {
+		r := &res[i]
+		if r.Size != size {
 			continue
 		}
-		fmt.Fprintf(w, "%d-byte records, Weir/kfake: produce %.2fx, consume %.2fx, produce p99 %.2fx, e2e p99 %.2fx (latency ratios: lower is better)\n",
-			size, weir.ProduceRate/peer.ProduceRate, weir.ConsumeRate/peer.ConsumeRate,
-			weir.ProduceP99.Seconds()/peer.ProduceP99.Seconds(), weir.EndToEndP99.Seconds()/peer.EndToEndP99.Seconds())
-		fmt.Fprintf(w, "%d-byte records, Weir/kfake process CPU per record (client included; lower is better): produce %.2fx, consume %.2fx\n",
-			size, weir.ProduceCPU.Seconds()/peer.ProduceCPU.Seconds(), weir.ConsumeCPU.Seconds()/peer.ConsumeCPU.Seconds())
+		p := byRound[r.Round]
+		switch r.Target {
+		case num:
+			p[0] = r
+		case den:
+			p[1] = r
+		}
+		byRound[r.Round] = p
 	}
+	var ratios []float64
+	for _, p := range byRound {
+		if p[0] != nil && p[1] != nil && f(*p[1]) != 0 {
+			ratios = append(ratios, f(*p[0])/f(*p[1]))
+		}
+	}
+	return median(ratios)
 }

@@ -434,7 +434,7 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 	res := pipelineResult{Target: m.target, Input: m.in.len()}
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.Timeout)
 	defer cancel()
-	t, err := startTarget("weir", logConfig{Fsync: m.cfg.Fsync, DataDir: m.cfg.DataDir})
+	t, err := startTarget(ctx, "weir", logConfig{Fsync: m.cfg.Fsync, DataDir: m.cfg.DataDir})
 	if err != nil {
 		return res, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/weir-dev/weir/broker/internal/cluster"
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/protocol"
+	"github.com/weir-dev/weir/broker/internal/replica"
 	"github.com/weir-dev/weir/broker/internal/storage"
 	"github.com/weir-dev/weir/broker/internal/topics"
 	"github.com/weir-dev/weir/internal/dirlock"
@@ -34,9 +35,10 @@ type Broker struct {
 	lns    []boundListener
 	reg    *topics.Registry
 	srv    *protocol.Server
-	cn     *cluster.Node // nil for a single-node broker
-	served chan struct{} // closed when the accept loop returns
-	srvErr error         // set before served is closed
+	cn     *cluster.Node    // nil for a single-node broker
+	repl   *replica.Manager // nil for a single-node broker
+	served chan struct{}    // closed when the accept loop returns
+	srvErr error            // set before served is closed
 
 	// metricsLn and metricsSrv serve /metrics when Options.MetricsAddr is
 	// set; metricsDone is closed when that server's goroutine returns.
@@ -123,6 +125,7 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 	}
 	ln, hp, adv := lns[0].ln, protocol.Node{Host: lns[0].l.Host, Port: lns[0].l.Port}, lns[0].adv
 	first := min(int32(1<<20), opts.MaxFrameBytes)
+	repl := openReplication(opts, cn, reg)
 	srv, err := protocol.New(protocol.Config{
 		Node:                protocol.Node{ID: opts.NodeID, Host: hp.Host, Port: hp.Port},
 		Topics:              reg,
@@ -142,8 +145,9 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 			OffsetsRetention:      opts.OffsetsRetention,
 			OffsetsPartitions:     opts.OffsetsTopicPartitions,
 		},
-		Cluster:  clusterOf(cn),
-		Security: sec,
+		Cluster:     clusterOf(cn),
+		Replication: replicationOf(repl),
+		Security:    sec,
 	})
 	if err == nil && cn != nil {
 		if err = startCluster(cn, protocol.Node{ID: opts.NodeID, Host: hp.Host, Port: hp.Port}); err != nil {
@@ -156,10 +160,12 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 		_ = reg.Close()
 		return nil, err
 	}
-	b := &Broker{opts: opts, lock: lock, health: health, ln: ln, lns: lns, reg: reg, srv: srv, cn: cn, served: make(chan struct{}), cleanDone: make(chan struct{})}
+	startReplication(repl, cn)
+	b := &Broker{opts: opts, lock: lock, health: health, ln: ln, lns: lns, reg: reg, srv: srv, cn: cn, repl: repl, served: make(chan struct{}), cleanDone: make(chan struct{})}
 	if opts.MetricsAddr != "" {
 		if err := b.startMetrics(); err != nil {
 			closeCluster(cn)
+			closeReplication(repl)
 			_ = srv.Close()
 			closeListeners(lns)
 			_ = reg.Close()
@@ -249,6 +255,7 @@ func (b *Broker) Close() error {
 		// A cluster node first hands its leaderships away (controlled
 		// shutdown) while clients can still be served.
 		cerr := closeCluster(b.cn)
+		closeReplication(b.repl)
 		var merr error
 		if b.metricsSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -58,6 +58,9 @@ func startTestClusterWith(t *testing.T, roles []string, edit func(i int, o *Opti
 	for i, r := range roles {
 		voter[i] = r != "broker" // a broker-only node is no voter and has no controller listener
 	}
+	// NB: the first TempDir registers the cleanup that removes them all;
+	// registered before the cluster's, it runs after every node closed.
+	_ = t.TempDir()
 	nodes := clustertest.StartVoters(t, voter, testLogger(), func(nc clustertest.NodeConfig) (*Broker, error) {
 		opts := Options{
 			NodeID: nc.ID, ControllerVoters: nc.Voters, Roles: roles[nc.ID-1], Listen: "127.0.0.1:0",
@@ -291,23 +294,23 @@ func TestClusterThreeNodes(t *testing.T) {
 	if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatalf("produce: %v", err)
 	}
-	// Each partition's records are on its leader's log only.
-	for p, l := range leaders {
-		for _, b := range c.brokers {
-			tp, ok := b.reg.Get("orders")
-			if !ok {
-				t.Fatalf("node %d has no local topic orders", b.opts.NodeID)
-			}
-			part, _ := tp.Partition(p)
-			hw := part.Log().HighWatermark()
-			if b.opts.NodeID == l && hw != perPartition {
-				t.Errorf("leader %d of partition %d holds %d records, want %d", l, p, hw, perPartition)
-			}
-			if b.opts.NodeID != l && hw != 0 {
-				t.Errorf("node %d does not lead partition %d but holds %d records", b.opts.NodeID, p, hw)
+	// Each partition's records reach every replica (replication factor 3):
+	// the leader's high watermark counts them once the followers hold them.
+	eventually(t, 10*time.Second, "every replica holds every record", func() error {
+		for p := range leaders {
+			for _, b := range c.brokers {
+				tp, ok := b.reg.Get("orders")
+				if !ok {
+					return fmt.Errorf("node %d has no local topic orders", b.opts.NodeID)
+				}
+				part, _ := tp.Partition(p)
+				if hw := part.Log().HighWatermark(); hw != perPartition {
+					return fmt.Errorf("node %d holds %d records of partition %d, want %d", b.opts.NodeID, hw, p, perPartition)
+				}
 			}
 		}
-	}
+		return nil
+	})
 	// A group consumer: FindCoordinator names one broker for the group
 	// whichever broker is asked, and the group's commits land there.
 	ccl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics("orders"),

@@ -143,6 +143,10 @@ type Options struct {
 	// "controller" or both. Default (with ControllerVoters):
 	// "broker,controller". Ignored without ControllerVoters.
 	Roles string
+	// ReplicaLagTime is replica.lag.time.max.ms (cluster mode): a follower
+	// that has not caught up with its leader's end for this long leaves the
+	// partition's ISR. Default 10s.
+	ReplicaLagTime time.Duration
 
 	// Listeners, when set, are the broker's listeners, each named, with
 	// its security protocol (the flag --listener

@@ -133,7 +133,10 @@ func DeadLetterTopic(topic string) Option {
 }
 
 // MetricsAddr starts an HTTP server on addr serving Prometheus metrics at
-// /metrics and the topology description (Topology.Describe) at /topology.
+// /metrics, the topology description (Topology.Describe) at /topology, and
+// at /application a JSON description of the instance (the topology as
+// data, its active and standby tasks, restore progress, stores, commits,
+// dropped records) that `weir console --apps` shows.
 // New binds it (port 0 picks a free port; Application.MetricsAddr says
 // which). Default none.
 func MetricsAddr(addr string) Option {

@@ -375,3 +375,8 @@ func (c *Cluster) stopAll() {
 		}
 	}
 }
+
+// Shutdown stops every node as the test's cleanup does (SIGTERM, a
+// controlled shutdown each), so that a test can read the data directories
+// afterwards. Nodes stay stopped.
+func (c *Cluster) Shutdown() { c.stopAll() }

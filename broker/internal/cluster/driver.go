@@ -220,6 +220,8 @@ func (d *driver) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uin
 		records, resp, err = unpack(d.ctl.IncrementalAlterConfigs(r))
 	case *kmsg.AlterConfigsRequest:
 		records, resp, err = unpack(d.ctl.AlterConfigs(r))
+	case *kmsg.AlterPartitionRequest:
+		records, resp, err = unpack(d.ctl.AlterPartition(r))
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not answer %s", kmsg.NameForKey(req.Key()))
 	}

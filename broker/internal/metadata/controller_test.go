@@ -39,6 +39,9 @@ import (
 //	replace-configs [validate-only]   (AlterConfigs: each line is one resource's whole set)
 //	  <topic|broker> <name|-> [k=v ...]
 //	allocate-pids node=N [epoch=E]
+//	alter-partition node=N [epoch=E] [v=N]
+//	  <topic> <partition> [leader-epoch=E] [pepoch=P] isr=(1,2,...)   (epochs default to the current ones;
+//	                                  v3: isr=(1:E,2,...) names members' broker epochs)
 //	unregister node=N
 //	fail-proposals                    (drop what is not committed: Reset)
 //	show                              (the controller's image)
@@ -554,6 +557,9 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 			return "none"
 		}
 		return "in " + d.Sub(h.now).String()
+
+	case "alter-partition":
+		return h.alterPartition(td)
 
 	case "show":
 		return h.show(h.c.Image())

@@ -126,7 +126,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 	}
 
 	run := func(j *job) {
-		res, err := j.p.Log().AppendNoWait(j.in, 0)
+		res, err := j.p.Log().AppendNoWait(j.in, s.appendEpoch(j.p))
 		if err != nil {
 			setProduceError(j.out, j.p, err, r.Version)
 			return
@@ -170,7 +170,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 				if j.end < 0 {
 					continue
 				}
-				if err := j.p.Log().WaitDurable(wctx, j.end); err != nil {
+				if err := s.waitAcked(wctx, j.p, j.end); err != nil {
 					setProduceError(j.out, j.p, err, r.Version)
 				}
 			}

@@ -17,9 +17,12 @@ import (
 
 func init() { register(kmsg.ApiVersions, 0, 4, handleApiVersions) }
 
-func handleApiVersions(_ context.Context, _ *Server, r *Request) (kmsg.Response, error) {
+func handleApiVersions(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.ApiVersionsRequest)
 	resp := req.ResponseKind().(*kmsg.ApiVersionsResponse)
 	resp.ApiKeys = supportedKeys()
+	if s.cfg.Cluster != nil {
+		resp.ApiKeys = withClusterOnlyKeys(resp.ApiKeys)
+	}
 	return resp, nil
 }

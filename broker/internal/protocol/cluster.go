@@ -336,7 +336,11 @@ func clusterProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, 
 		var keep []kmsg.ProduceRequestTopicPartition
 		var out kmsg.ProduceResponseTopic
 		for _, rp := range rt.Partitions {
-			if _, code := s.leads(v, ct, rp.Partition); code != 0 {
+			lp, code := s.leads(v, ct, rp.Partition)
+			if code == 0 {
+				code = s.replicaCheckProduce(lp, req.Acks)
+			}
+			if code != 0 {
 				op := kmsg.NewProduceResponseTopicPartition()
 				op.Partition, op.ErrorCode = rp.Partition, code
 				op.BaseOffset, op.LogAppendTime, op.LogStartOffset = -1, -1, -1
@@ -403,7 +407,10 @@ func currentLeader(ct *ClusterTopic, p int32, code int16) (ClusterPartition, boo
 // the rest to the single-node handler.
 func clusterFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.FetchRequest)
-	if req.SessionID != 0 || req.ReplicaID >= 0 {
+	if replicaID(req, r.Version) >= 0 {
+		return replicaFetch(ctx, s, r)
+	}
+	if req.SessionID != 0 {
 		return handleFetch(ctx, s, r)
 	}
 	v := s.cfg.Cluster.View()
@@ -424,7 +431,11 @@ func clusterFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, er
 		out := kmsg.NewFetchResponseTopic()
 		out.Topic, out.TopicID = rt.Topic, rt.TopicID
 		for _, rp := range rt.Partitions {
-			if _, code := s.leads(v, ct, rp.Partition); code != 0 {
+			lp, code := s.leads(v, ct, rp.Partition)
+			if code == 0 {
+				code = s.replicaCheckEpoch(lp, rp.CurrentLeaderEpoch)
+			}
+			if code != 0 {
 				op := kmsg.NewFetchResponseTopicPartition()
 				op.Partition, op.ErrorCode = rp.Partition, code
 				op.HighWatermark, op.LastStableOffset, op.LogStartOffset = -1, -1, -1
@@ -478,7 +489,11 @@ func clusterListOffsets(ctx context.Context, s *Server, r *Request) (kmsg.Respon
 		out := kmsg.NewListOffsetsResponseTopic()
 		out.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
-			if _, code := s.leads(v, ct, rp.Partition); code != 0 {
+			lp, code := s.leads(v, ct, rp.Partition)
+			if code == 0 {
+				code = s.replicaCheckEpoch(lp, rp.CurrentLeaderEpoch)
+			}
+			if code != 0 {
 				op := kmsg.NewListOffsetsResponseTopicPartition()
 				op.Partition, op.ErrorCode = rp.Partition, code
 				op.Timestamp, op.Offset = -1, -1

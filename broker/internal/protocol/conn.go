@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/bits"
 	"net"
 	"os"
 	"slices"
@@ -44,7 +43,7 @@ type frame struct {
 	// released once the request has been handled.
 	size int64
 	// buf, when set, is the pooled buffer holding a Produce frame's bytes
-	// (see readBody), given back to stepBufs once the handler has
+	// (see readBody), given back to the connection's kept buffers once the handler has
 	// returned.
 	buf *[]byte
 }
@@ -234,6 +233,7 @@ type conn struct {
 	remote string
 	log    *slog.Logger
 	mem    *byteBudget // this connection's share of the request memory
+	bufs   frameBufs   // read buffers kept for the next frames (framebufs.go)
 	sess   *Session    // security state; set before serve
 
 	// lastActive is when a frame was last read or a response written
@@ -369,6 +369,9 @@ func (c *conn) serve(ctx context.Context) {
 
 	for f := range frames {
 		resp := f.early
+		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok && c.s.cfg.Cluster != nil {
+			av.ApiKeys = withClusterOnlyKeys(av.ApiKeys)
+		}
 		var err error
 		if resp == nil {
 			resp, err = c.call(ctx, f)
@@ -408,6 +411,7 @@ func (c *conn) serve(ctx context.Context) {
 	for f := range frames { // let the reader finish
 		c.release(f)
 	}
+	c.dropBufs()
 	var ce *closeError
 	if err := <-readErr; err != nil && !errors.As(err, &ce) && !errors.Is(err, io.EOF) && ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
 		c.log.Info("connection closed", "remote", c.remote, "err", err)
@@ -419,7 +423,7 @@ func (c *conn) serve(ctx context.Context) {
 // the request's byte slices afterwards.
 func (c *conn) release(f *frame) {
 	if f.buf != nil {
-		putStepBuf(f.buf)
+		c.putBuf(f.buf)
 		f.buf = nil
 	}
 	if f.size > 0 {
@@ -641,7 +645,7 @@ func (c *conn) readFrame(ctx context.Context, r *bufio.Reader, first bool) (*fra
 	f, err := decodeFrame(buf)
 	if err != nil {
 		if pooled != nil {
-			putStepBuf(pooled)
+			c.putBuf(pooled)
 		}
 		c.s.budget.release(held)
 		c.mem.release(held)
@@ -671,7 +675,8 @@ func firstControlFrameMax(cfg *Config) int32 {
 // for a pooled buffer, see below). It returns the bytes, the pooled buffer
 // holding them if any, and what they hold of the request memory.
 //
-// The steps below the whole frame are borrowed from stepBufs and given back
+// The steps below the whole frame are borrowed from the connection's kept
+// buffers (framebufs.go) and given back
 // once copied into the next: nothing but this function ever sees them.
 // When pool is set (a Produce frame, whose handler keeps none of its bytes
 // once it returns) and the frame is at least frameReadStep, the whole
@@ -684,7 +689,7 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged, 
 	var step *[]byte // the borrowed buffer buf is, if any
 	fail := func(err error) ([]byte, *[]byte, int64, error) {
 		if step != nil {
-			putStepBuf(step)
+			c.putBuf(step)
 		}
 		c.s.budget.release(held)
 		c.mem.release(held)
@@ -719,14 +724,14 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged, 
 		var nb []byte
 		var nstep *[]byte
 		if size > next || !whole {
-			nstep = getStepBuf(size)
+			nstep = c.getBuf(size)
 			nb = (*nstep)[:next]
 		} else {
 			nb = make([]byte, next)
 		}
 		copy(nb, buf[:got])
 		if step != nil {
-			putStepBuf(step)
+			c.putBuf(step)
 		}
 		buf, step = nb, nstep
 		m, err := io.ReadFull(r, buf[got:])
@@ -742,44 +747,6 @@ func (c *conn) readBody(ctx context.Context, r *bufio.Reader, n int32, charged, 
 		buf = []byte{}
 	}
 	return buf, step, held, nil
-}
-
-// maxPooledFrame is the largest buffer a whole frame borrows from stepBufs:
-// larger frames are rare, and a pool should not keep such buffers alive.
-const maxPooledFrame = 16 << 20
-
-// stepBufs holds readBody's step buffers for reuse, one pool per size
-// class: class k holds buffers of frameReadStep << k bytes. Steps are
-// smaller than a third of MaxFrameBytes (at most 2^31 bytes), so 16
-// classes cover every step.
-var stepBufs [16]sync.Pool
-
-// stepClass returns the class of a buffer of size bytes (frameReadStep << k).
-func stepClass(size int) int {
-	return bits.Len(uint(size/frameReadStep)) - 1
-}
-
-// stepSize returns the smallest class size (frameReadStep << k) that holds
-// n >= frameReadStep bytes.
-func stepSize(n int) int {
-	return frameReadStep << bits.Len(uint((n-1)/frameReadStep))
-}
-
-// getStepBuf returns a buffer of size bytes (frameReadStep << k), reused
-// when one is free. Its contents are whatever a previous frame left.
-func getStepBuf(size int) *[]byte {
-	if p, ok := stepBufs[stepClass(size)].Get().(*[]byte); ok {
-		return p
-	}
-	b := make([]byte, size)
-	return &b
-}
-
-// putStepBuf gives back a buffer from getStepBuf (its full size, however
-// it was sliced).
-func putStepBuf(p *[]byte) {
-	*p = (*p)[:cap(*p)]
-	stepBufs[stepClass(len(*p))].Put(p)
 }
 
 // reserve takes n bytes of request memory for a frame of size bytes, from

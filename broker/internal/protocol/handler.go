@@ -60,9 +60,25 @@ func register(k kmsg.Key, minVersion, maxVersion int16, fn HandlerFunc) {
 	handlers[key] = handlerEntry{key: key, minVersion: minVersion, maxVersion: maxVersion, fn: fn}
 }
 
+// clusterOnly holds the handlers served and advertised in cluster mode
+// only (registerClusterOnly).
+var clusterOnly = map[int16]handlerEntry{}
+
+// registerClusterOnly is register for an API a single node neither serves
+// nor advertises.
+func registerClusterOnly(k kmsg.Key, minVersion, maxVersion int16, fn HandlerFunc) {
+	register(k, minVersion, maxVersion, fn)
+	key := k.Int16()
+	clusterOnly[key] = handlers[key]
+	delete(handlers, key)
+}
+
 // lookupHandler returns the entry for key.
 func lookupHandler(key int16) (handlerEntry, bool) {
 	h, ok := handlers[key]
+	if !ok {
+		h, ok = clusterOnly[key]
+	}
 	return h, ok
 }
 
@@ -105,4 +121,15 @@ func RegisterExtension(name string, open func(s *Server) (Extension, error)) {
 		}
 	}
 	extensions = append(extensions, extensionEntry{name: name, open: open})
+}
+
+// withClusterOnlyKeys adds the cluster-only APIs to keys, sorted by key.
+func withClusterOnlyKeys(keys []kmsg.ApiVersionsResponseApiKey) []kmsg.ApiVersionsResponseApiKey {
+	for _, h := range clusterOnly {
+		k := kmsg.NewApiVersionsResponseApiKey()
+		k.ApiKey, k.MinVersion, k.MaxVersion = h.key, h.minVersion, h.maxVersion
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].ApiKey < keys[j].ApiKey })
+	return keys
 }

@@ -126,7 +126,7 @@ type Session struct {
 func (s *Session) Principal() string { return s.principal }
 
 // Authenticated reports whether the connection may send any request.
-func (s *Session) Authenticated() bool { return s.authed.Load() }
+func (s *Session) Authenticated() bool { return s == nil || s.authed.Load() }
 
 // preAuthMaxFrame caps every frame of a connection that has yet to
 // authenticate (SASL messages and ApiVersions are small).

@@ -98,6 +98,10 @@ type Config struct {
 	// controller, partitions served only where this node leads. Default
 	// nil: a single-node broker.
 	Cluster Cluster
+	// Replication replicates partitions across the cluster's brokers
+	// (cluster mode only). Default nil: partitions live on their leader
+	// alone.
+	Replication Replication
 	// Security configures SASL and ACLs (see security.go). Default: none.
 	Security Security
 }
@@ -183,9 +187,12 @@ type Server struct {
 
 	inFlight atomic.Int64 // requests inside a handler right now
 	budget   *byteBudget  // request memory held by all connections
-	metrics  *serverMetrics
-	logLimit *logLimiter // for lines an attacker or an overload could repeat without end
-	sec      *securityState
+	// keptFrameBytes is what every connection's kept read buffers hold
+	// together, at most keptFrameLimit (framebufs.go).
+	keptFrameBytes atomic.Int64
+	metrics        *serverMetrics
+	logLimit       *logLimiter // for lines an attacker or an overload could repeat without end
+	sec            *securityState
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // guarded by mu
@@ -195,6 +202,10 @@ type Server struct {
 	closed bool           // guarded by mu
 	wg     sync.WaitGroup // one per connection and listener goroutine
 }
+
+// keptFrameLimit bounds the read buffers all connections keep together:
+// a quarter of the request memory.
+func (s *Server) keptFrameLimit() int64 { return s.cfg.MaxInflightBytes / 4 }
 
 // New creates a server and opens the registered extensions.
 func New(cfg Config) (*Server, error) {

@@ -73,6 +73,12 @@ type Log struct {
 	// durableCh is closed and replaced when durable advances or syncErr
 	// is set.
 	durableCh chan struct{}
+	// hwLimited caps hw at hwLimit (a replicated partition: see
+	// SetHighWatermarkLimit, follower.go).
+	hwLimited bool
+	hwLimit   Offset
+	// appended, when not nil, is closed when leo advances (Appended).
+	appended chan struct{}
 
 	syncReq chan struct{}
 	stop    chan struct{}
@@ -350,6 +356,7 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	if l.opts.Sync != SyncGroupCommit {
 		l.advanceHWLocked(next)
 	}
+	l.notifyAppendedLocked()
 	logStart = l.logStart
 	l.mu.Unlock()
 
@@ -380,6 +387,9 @@ func (l *Log) undoWriteLocked(seg *segment, pos int64, werr error) error {
 // advanceHWLocked moves the high watermark to hw and wakes waiting readers.
 // Caller holds mu.
 func (l *Log) advanceHWLocked(hw Offset) {
+	if l.hwLimited {
+		hw = min(hw, l.hwLimit)
+	}
 	if hw <= l.hw {
 		return
 	}

@@ -994,6 +994,7 @@ func (a *App) serveHTTP() (*http.Server, chan struct{}) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte(a.topo.Describe()))
 	})
+	mux.HandleFunc("/application", a.serveDescription)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() {

@@ -67,7 +67,8 @@ type Options struct {
 	// Default "<ApplicationID>-dead-letter".
 	DeadLetterTopic string
 	// MetricsAddr, if set, is the address of an HTTP server serving
-	// /metrics (Prometheus) and /topology. Default "" (no server).
+	// /metrics (Prometheus), /topology and /application (Describe).
+	// Default "" (no server).
 	MetricsAddr string
 	// SessionTimeout is the group session timeout: how long the group
 	// waits for a silent instance before moving its tasks. Default 10s.

@@ -342,6 +342,10 @@ func (m *Machine) Holding() bool { return m.inputsPaused }
 // Stalled reports whether a commit is stalled.
 func (m *Machine) Stalled() bool { return !m.stall.Since.IsZero() }
 
+// LastCommit returns when the last commit attempt started, zero before
+// the first.
+func (m *Machine) LastCommit() time.Time { return m.lastCommit }
+
 // Polls returns the number of polls stepped.
 func (m *Machine) Polls() uint64 { return m.polls }
 

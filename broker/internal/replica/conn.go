@@ -1,0 +1,99 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// conn is one Kafka-protocol connection to another broker, one request at
+// a time.
+type conn struct {
+	c    net.Conn
+	corr int32
+	fmt  *kmsg.RequestFormatter
+	buf  []byte
+}
+
+func dialConn(ctx context.Context, dial func(context.Context, string) (net.Conn, error), addr string) (*conn, error) {
+	c, err := dial(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &conn{c: c, fmt: kmsg.NewRequestFormatter(kmsg.FormatterClientID("weir-replica"))}, nil
+}
+
+func (c *conn) close() { _ = c.c.Close() }
+
+// request sends req and reads its response, within ctx's deadline.
+func (c *conn) request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(30 * time.Second)
+	}
+	if err := c.c.SetDeadline(dl); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	c.corr++
+	c.buf = c.fmt.AppendRequest(c.buf[:0], req, c.corr)
+	if _, err := c.c.Write(c.buf); err != nil {
+		return nil, err
+	}
+	var sz [4]byte
+	if _, err := io.ReadFull(c.c, sz[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(sz[:])
+	if n < 4 || n > 256<<20 {
+		return nil, fmt.Errorf("replica: response frame of %d bytes", n)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(c.c, body); err != nil {
+		return nil, err
+	}
+	if corr := int32(binary.BigEndian.Uint32(body)); corr != c.corr {
+		return nil, fmt.Errorf("replica: response correlation id %d, want %d", corr, c.corr)
+	}
+	body = body[4:]
+	resp := req.ResponseKind()
+	if resp.IsFlexible() {
+		var err error
+		if body, err = skipTags(body); err != nil {
+			return nil, err
+		}
+	}
+	if err := resp.ReadFrom(body); err != nil {
+		return nil, fmt.Errorf("replica: decoding %s response: %w", kmsg.NameForKey(req.Key()), err)
+	}
+	return resp, nil
+}
+
+// skipTags skips a tagged-field section.
+func skipTags(b []byte) ([]byte, error) {
+	n, w := binary.Uvarint(b)
+	if w <= 0 {
+		return nil, errors.New("replica: bad tag count")
+	}
+	b = b[w:]
+	for range n {
+		_, w := binary.Uvarint(b)
+		if w <= 0 {
+			return nil, errors.New("replica: bad tag")
+		}
+		b = b[w:]
+		sz, w := binary.Uvarint(b)
+		if w <= 0 || uint64(len(b)-w) < sz {
+			return nil, errors.New("replica: bad tag size")
+		}
+		b = b[w+int(sz):]
+	}
+	return b, nil
+}

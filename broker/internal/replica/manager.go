@@ -1,0 +1,643 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/base"
+	"github.com/weir-dev/weir/broker/internal/metadata"
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// Log is what replication needs of a partition log beyond topics.Log (the
+// storage engine's log provides it; see broker/replication.go).
+type Log interface {
+	topics.Log
+	// AppendReplica appends a leader's batches as they are.
+	AppendReplica(batches []byte) error
+	// TruncateTo drops every batch ending at or past off; it returns the
+	// new log end offset.
+	TruncateTo(off base.Offset) (base.Offset, error)
+	// ReadReplica reads up to the log end offset, past the high watermark.
+	ReadReplica(from base.Offset, maxBytes int) ([]byte, error)
+	// SetHighWatermarkLimit caps the high watermark; ClearHighWatermarkLimit
+	// lifts the cap.
+	SetHighWatermarkLimit(limit base.Offset)
+	ClearHighWatermarkLimit()
+	// DurableEnd is the end of what an fsync covers.
+	DurableEnd() base.Offset
+	// Appended is closed when the log end offset next advances.
+	Appended() <-chan struct{}
+	// LatestEpoch is the leader epoch of the last batch, -1 if none.
+	LatestEpoch() base.Epoch
+	// EndOffsetForEpoch answers OffsetForLeaderEpoch (KIP-101).
+	EndOffsetForEpoch(e base.Epoch) (base.Epoch, base.Offset, bool)
+	// WaitHighWatermark waits until the high watermark reaches end.
+	WaitHighWatermark(ctx context.Context, end base.Offset, stop <-chan struct{}) error
+}
+
+// Options configure a Manager.
+type Options struct {
+	// Self is this broker's node id.
+	Self int32
+	// Topics is the local topic registry. Required.
+	Topics *topics.Registry
+	// Dial connects to another broker's client listener. Default: TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// AlterPartition sends an ISR change to the active controller.
+	// Required.
+	AlterPartition func(ctx context.Context, req *kmsg.AlterPartitionRequest) (*kmsg.AlterPartitionResponse, error)
+	// BrokerEpoch returns this broker's current registration epoch (-1
+	// when unregistered). Required.
+	BrokerEpoch func() int64
+	// LagTime is replica.lag.time.max.ms: a follower that has not caught
+	// up with its leader's end for this long leaves the ISR. Default 10s.
+	LagTime time.Duration
+	// FetchMaxWait is how long a follower's fetch waits at the leader for
+	// new data. Default 500ms.
+	FetchMaxWait time.Duration
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills the zero fields.
+func (o *Options) EnsureDefaults() {
+	if o.Dial == nil {
+		var d net.Dialer
+		o.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	if o.LagTime <= 0 {
+		o.LagTime = 10 * time.Second
+	}
+	if o.FetchMaxWait <= 0 {
+		o.FetchMaxWait = 500 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+type role uint8
+
+const (
+	roleNone role = iota
+	roleLeader
+	roleFollower
+)
+
+type key struct {
+	id [16]byte
+	p  int32
+}
+
+// partition is one partition this broker replicates.
+type partition struct {
+	key  key
+	name string
+	log  Log
+
+	// mu guards the fields below. Lock order: Manager.mu, then mu.
+	mu       sync.Mutex
+	role     role
+	epoch    int32 // leader epoch of the current role
+	leaderID int32
+	leader   *Leader // when role is roleLeader
+	minISR   int
+	isrLen   int // committed ISR size
+	// retryAt: no ISR change is proposed before it (after a refusal).
+	retryAt time.Time
+	// stop is closed when the current role (and epoch) ends: waiters for
+	// acks=all give up.
+	stop chan struct{}
+}
+
+func (ps *partition) endRoleLocked() {
+	if ps.stop != nil {
+		close(ps.stop)
+	}
+	ps.stop = make(chan struct{})
+	ps.leader = nil
+}
+
+// Manager makes this broker the leader or a follower of the partitions the
+// metadata image assigns it, serves its followers' fetches, runs one
+// fetcher per broker it follows, and proposes ISR changes.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+
+	mu       sync.Mutex
+	parts    map[key]*partition
+	byName   map[string][16]byte
+	addrs    map[int32]string
+	fetchers map[int32]*fetcher
+	alter    bool // an AlterPartition is in flight
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewManager returns a manager; Run drives it.
+func NewManager(opts Options) *Manager {
+	opts.EnsureDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Manager{
+		opts: opts, log: opts.Logger.With("node", opts.Self),
+		parts: map[key]*partition{}, byName: map[string][16]byte{}, addrs: map[int32]string{},
+		fetchers: map[int32]*fetcher{}, ctx: ctx, cancel: cancel,
+	}
+}
+
+// Run applies images from images() whenever changed() fires (and every
+// tick, since local logs may appear after the image that names them), and
+// proposes ISR changes, until Close.
+func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struct{}) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		// NB: a topic's local logs appear after the image that names it
+		// (the cluster's reconciler creates them), so the manager also
+		// looks again at every tick.
+		tick := time.NewTicker(min(max(m.opts.LagTime/8, 20*time.Millisecond), 50*time.Millisecond))
+		defer tick.Stop()
+		for {
+			ch := changed()
+			m.Sync(images())
+			m.proposeISR()
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-ch:
+			case <-tick.C:
+			}
+		}
+	}()
+}
+
+// Close stops the fetchers and the manager's loop; waiters for acks=all
+// are released.
+func (m *Manager) Close() {
+	m.cancel()
+	m.wg.Wait()
+	m.mu.Lock()
+	fs := m.fetchers
+	m.fetchers = map[int32]*fetcher{}
+	m.mu.Unlock()
+	for _, f := range fs {
+		f.close()
+	}
+	m.mu.Lock()
+	for _, ps := range m.parts {
+		ps.mu.Lock()
+		ps.role = roleNone
+		ps.endRoleLocked()
+		ps.mu.Unlock()
+	}
+	m.mu.Unlock()
+}
+
+// minISR returns a topic's min.insync.replicas: its explicit config, else
+// 2 for a replication factor of 3 or more, else 1.
+func minISR(img *metadata.Image, name string, rf int) int {
+	cfg := img.Config(metadata.ConfigResource{Type: metadata.ConfigTopic, Name: name})
+	if v, ok := cfg["min.insync.replicas"]; ok {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return n
+		}
+	}
+	if rf >= 3 {
+		return 2
+	}
+	return 1
+}
+
+// Sync makes the local roles match img.
+func (m *Manager) Sync(img *metadata.Image) {
+	self := metadata.NodeID(m.opts.Self)
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, b := range img.Brokers() {
+		if len(b.Listeners) > 0 {
+			m.addrs[int32(b.ID)] = net.JoinHostPort(b.Listeners[0].Host, strconv.Itoa(int(b.Listeners[0].Port)))
+		}
+	}
+	seen := map[key]bool{}
+	for _, t := range img.Topics() {
+		name := string(t.Name)
+		if strings.HasPrefix(name, "__") {
+			continue // internal topics are not replicated
+		}
+		local, ok := m.opts.Topics.Get(name)
+		if !ok || local.ID() != [16]byte(t.ID) {
+			continue
+		}
+		m.byName[name] = t.ID
+		for _, p := range img.Partitions(t.ID) {
+			if !slices.Contains(p.Replicas, self) {
+				continue
+			}
+			lp, ok := local.Partition(p.Partition)
+			if !ok {
+				continue
+			}
+			rl, ok := lp.Log().(Log)
+			if !ok {
+				continue // a log that cannot replicate (tests' memory logs)
+			}
+			k := key{t.ID, p.Partition}
+			seen[k] = true
+			ps := m.parts[k]
+			if ps == nil || ps.log != rl {
+				if ps != nil {
+					m.dropLocked(ps)
+				}
+				ps = &partition{key: k, name: name, log: rl, leaderID: -1, stop: make(chan struct{})}
+				m.parts[k] = ps
+			}
+			m.syncPartitionLocked(ps, p, minISR(img, name, len(p.Replicas)), now)
+		}
+	}
+	for k, ps := range m.parts {
+		if !seen[k] {
+			m.dropLocked(ps)
+			delete(m.parts, k)
+		}
+	}
+	for name, id := range m.byName {
+		if t, ok := img.Topic(metadata.TopicName(name)); !ok || t.ID != id {
+			delete(m.byName, name)
+		}
+	}
+}
+
+// dropLocked stops replicating ps. Caller holds m.mu.
+func (m *Manager) dropLocked(ps *partition) {
+	ps.mu.Lock()
+	from := ps.leaderID
+	wasFollower := ps.role == roleFollower
+	ps.role = roleNone
+	ps.endRoleLocked()
+	ps.mu.Unlock()
+	if wasFollower {
+		if f := m.fetchers[from]; f != nil {
+			f.remove(ps.key)
+		}
+	}
+}
+
+// syncPartitionLocked applies one partition's image state. Caller holds
+// m.mu.
+func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minISR int, now time.Time) {
+	self := metadata.NodeID(m.opts.Self)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.minISR, ps.isrLen = minISR, len(p.ISR)
+	oldRole, oldLeader := ps.role, ps.leaderID
+	switch {
+	case p.Leader == self:
+		if ps.role == roleLeader && ps.epoch == int32(p.LeaderEpoch) {
+			ps.leader.ISRCommitted(now, toIDs(p.ISR), int32(p.PartitionEpoch))
+			m.applyLimitLocked(ps)
+			return
+		}
+		ps.endRoleLocked()
+		ps.role, ps.epoch, ps.leaderID = roleLeader, int32(p.LeaderEpoch), int32(self)
+		ps.leader = NewLeader(int32(self), m.opts.LagTime, now, LeaderState{
+			Epoch: int32(p.LeaderEpoch), PartitionEpoch: int32(p.PartitionEpoch),
+			Replicas: toIDs(p.Replicas), ISR: toIDs(p.ISR),
+			LEO: int64(ps.log.LogEndOffset()), HW: int64(ps.log.HighWatermark()),
+		})
+		m.applyLimitLocked(ps)
+		m.log.Info("replica: leading", "topic", ps.name, "partition", ps.key.p, "epoch", p.LeaderEpoch, "isr", p.ISR, "leo", ps.log.LogEndOffset())
+	case p.Leader == metadata.NoLeader:
+		if ps.role != roleNone {
+			ps.endRoleLocked()
+		}
+		ps.role, ps.epoch, ps.leaderID = roleNone, int32(p.LeaderEpoch), -1
+	default:
+		if ps.role == roleFollower && ps.epoch == int32(p.LeaderEpoch) && ps.leaderID == int32(p.Leader) {
+			return
+		}
+		ps.endRoleLocked()
+		// Freeze the high watermark until the new leader tells it.
+		ps.log.SetHighWatermarkLimit(ps.log.HighWatermark())
+		ps.role, ps.epoch, ps.leaderID = roleFollower, int32(p.LeaderEpoch), int32(p.Leader)
+	}
+	if oldRole == roleFollower && (ps.role != roleFollower || oldLeader != ps.leaderID) {
+		if f := m.fetchers[oldLeader]; f != nil {
+			f.remove(ps.key)
+		}
+	}
+	if ps.role == roleFollower {
+		f := m.fetchers[ps.leaderID]
+		if f == nil {
+			f = newFetcher(m, ps.leaderID)
+			m.fetchers[ps.leaderID] = f
+		}
+		f.add(ps)
+	}
+}
+
+// applyLimitLocked sets the leader's high-watermark limit. Caller holds
+// ps.mu.
+func (m *Manager) applyLimitLocked(ps *partition) {
+	l := ps.leader
+	l.Appended(int64(ps.log.LogEndOffset()), int64(ps.log.DurableEnd()))
+	lim := l.Limit()
+	if lim == NoLimit {
+		ps.log.ClearHighWatermarkLimit()
+		return
+	}
+	ps.log.SetHighWatermarkLimit(base.Offset(lim))
+}
+
+func toIDs(ns []metadata.NodeID) []NodeID {
+	out := make([]NodeID, len(ns))
+	for i, n := range ns {
+		out[i] = NodeID(n)
+	}
+	return out
+}
+
+func (m *Manager) addr(id int32) (string, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a, ok := m.addrs[id]
+	return a, ok
+}
+
+// proposeISR sends the ISR changes the leaders want in one AlterPartition,
+// unless one is in flight.
+func (m *Manager) proposeISR() {
+	now := m.opts.Now()
+	m.mu.Lock()
+	if m.alter {
+		m.mu.Unlock()
+		return
+	}
+	type prop struct {
+		ps    *partition
+		epoch int32
+	}
+	var props []prop
+	req := kmsg.NewPtrAlterPartitionRequest()
+	req.Version = 2
+	req.BrokerID = m.opts.Self
+	req.BrokerEpoch = m.opts.BrokerEpoch()
+	topicsByID := map[[16]byte]int{}
+	for _, ps := range m.parts {
+		ps.mu.Lock()
+		if ps.role != roleLeader {
+			ps.mu.Unlock()
+			continue
+		}
+		if now.Before(ps.retryAt) {
+			ps.mu.Unlock()
+			continue
+		}
+		ps.leader.Appended(int64(ps.log.LogEndOffset()), int64(ps.log.DurableEnd()))
+		isr, pe, ok := ps.leader.ProposeISR(now)
+		epoch := ps.epoch
+		ps.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if req.BrokerEpoch < 0 {
+			ps.mu.Lock()
+			if ps.leader != nil {
+				ps.leader.ISRRefused()
+			}
+			ps.mu.Unlock()
+			continue
+		}
+		i, ok := topicsByID[ps.key.id]
+		if !ok {
+			t := kmsg.NewAlterPartitionRequestTopic()
+			t.TopicID, t.Topic = ps.key.id, ps.name
+			req.Topics = append(req.Topics, t)
+			i = len(req.Topics) - 1
+			topicsByID[ps.key.id] = i
+		}
+		rp := kmsg.NewAlterPartitionRequestTopicPartition()
+		rp.Partition, rp.LeaderEpoch, rp.PartitionEpoch, rp.NewISR = ps.key.p, epoch, pe, isr
+		for _, id := range isr {
+			// NB: the trip to the controller may go at v3, which carries
+			// members with their broker epochs (-1: not checked).
+			e := kmsg.NewAlterPartitionRequestTopicPartitionNewEpochISR()
+			e.BrokerID, e.BrokerEpoch = id, -1
+			rp.NewEpochISR = append(rp.NewEpochISR, e)
+		}
+		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
+		props = append(props, prop{ps, epoch})
+		m.log.Info("replica: proposing an ISR change", "topic", ps.name, "partition", ps.key.p, "isr", isr, "epoch", epoch)
+	}
+	if len(props) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	m.alter = true
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithTimeout(m.ctx, 5*time.Second)
+		resp, err := m.opts.AlterPartition(ctx, req)
+		cancel()
+		results := map[key]kmsg.AlterPartitionResponseTopicPartition{}
+		if err == nil && resp.ErrorCode == 0 {
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					results[key{t.TopidID, p.Partition}] = p
+				}
+			}
+		} else {
+			if err == nil {
+				err = kerr.ErrorForCode(resp.ErrorCode)
+			}
+			m.log.Warn("replica: AlterPartition failed", "err", err)
+		}
+		now := m.opts.Now()
+		for _, pr := range props {
+			ps := pr.ps
+			ps.mu.Lock()
+			if ps.role == roleLeader && ps.epoch == pr.epoch && ps.leader != nil {
+				r, ok := results[ps.key]
+				if ok && r.ErrorCode == 0 {
+					ps.leader.ISRCommitted(now, r.ISR, r.PartitionEpoch)
+					ps.isrLen = len(r.ISR)
+					m.applyLimitLocked(ps)
+				} else {
+					if ok {
+						m.log.Info("replica: ISR change refused", "topic", ps.name, "partition", ps.key.p, "err", kerr.ErrorForCode(r.ErrorCode))
+					}
+					ps.leader.ISRRefused()
+					ps.retryAt = now.Add(max(m.opts.LagTime/4, 100*time.Millisecond))
+				}
+			}
+			ps.mu.Unlock()
+		}
+		m.mu.Lock()
+		m.alter = false
+		m.mu.Unlock()
+	}()
+}
+
+// lookup returns the partition a topic partition names.
+func (m *Manager) lookup(p *topics.Partition) *partition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.parts[key{p.Topic().ID(), p.Index()}]
+}
+
+func (m *Manager) lookupName(name string, id [16]byte, p int32) *partition {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if name != "" {
+		var ok bool
+		if id, ok = m.byName[name]; !ok {
+			return nil
+		}
+	}
+	return m.parts[key{id, p}]
+}
+
+// AppendEpoch returns the leader epoch a produce to p appends with: the
+// partition's leader epoch when this broker replicates it, else 0.
+func (m *Manager) AppendEpoch(p *topics.Partition) base.Epoch {
+	ps := m.lookup(p)
+	if ps == nil {
+		return 0
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return base.Epoch(ps.epoch)
+}
+
+// CheckProduce returns the error code refusing a produce to p before
+// anything is written: NOT_LEADER_OR_FOLLOWER when this broker does not
+// lead it in the leader epoch the client knows (FENCED_LEADER_EPOCH or
+// UNKNOWN_LEADER_EPOCH when it names another), NOT_ENOUGH_REPLICAS for
+// acks=all when the ISR is smaller than min.insync.replicas. 0: go on.
+func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
+	ps := m.lookup(p)
+	if ps == nil {
+		return untracked(p)
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.role != roleLeader {
+		return kerr.NotLeaderForPartition.Code
+	}
+	if acks == -1 && ps.isrLen < ps.minISR {
+		return kerr.NotEnoughReplicas.Code
+	}
+	return 0
+}
+
+// CheckLeaderEpoch answers a client's CurrentLeaderEpoch (-1: none) on a
+// partition this broker leads: FENCED_LEADER_EPOCH if it is older than the
+// partition's, UNKNOWN_LEADER_EPOCH if newer, else 0; NOT_LEADER_OR_FOLLOWER
+// while this broker is not (yet) its leader here.
+func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
+	ps := m.lookup(p)
+	if ps == nil {
+		return untracked(p)
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.role != roleLeader {
+		return kerr.NotLeaderForPartition.Code
+	}
+	return checkEpoch(ps.epoch, epoch)
+}
+
+// untracked answers for a partition the manager does not replicate: an
+// internal topic's is served as a single node's (0); any other's is not
+// served until the manager has taken its role (NOT_LEADER_OR_FOLLOWER,
+// which clients retry), so that nothing is written or read outside
+// replication.
+func untracked(p *topics.Partition) int16 {
+	if p.Topic().Internal() {
+		return 0
+	}
+	return kerr.NotLeaderForPartition.Code
+}
+
+func checkEpoch(mine, theirs int32) int16 {
+	switch {
+	case theirs < 0:
+		return 0
+	case theirs < mine:
+		return kerr.FencedLeaderEpoch.Code
+	case theirs > mine:
+		return kerr.UnknownLeaderEpoch.Code
+	}
+	return 0
+}
+
+// WaitCommitted waits until the high watermark of p covers end (an acks=all
+// produce). It fails with NOT_LEADER_OR_FOLLOWER if this broker stops
+// leading first, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is then
+// smaller than min.insync.replicas, and ctx's error on timeout.
+func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error {
+	ps := m.lookup(p)
+	if ps == nil {
+		if untracked(p) != 0 {
+			return kerr.NotLeaderForPartition
+		}
+		return p.Log().WaitDurable(ctx, end)
+	}
+	ps.mu.Lock()
+	stop, r := ps.stop, ps.role
+	ps.mu.Unlock()
+	if r != roleLeader {
+		return kerr.NotLeaderForPartition
+	}
+	err := ps.log.WaitHighWatermark(ctx, end, stop)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	switch {
+	case ps.stop != stop || ps.role != roleLeader:
+		return fmt.Errorf("%w: leadership of %s/%d moved before the records were replicated", kerr.NotLeaderForPartition, ps.name, ps.key.p)
+	case ps.isrLen < ps.minISR:
+		return fmt.Errorf("%w: the ISR of %s/%d has %d replicas, min.insync.replicas is %d", kerr.NotEnoughReplicasAfterAppend, ps.name, ps.key.p, ps.isrLen, ps.minISR)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w: the records were not replicated to the ISR in time", kerr.RequestTimedOut)
+	}
+	return err
+}
+
+// State describes a partition's replication state for tests and tools:
+// role ("leader", "follower", "none" or "" when not replicated here),
+// leader epoch and, on the leader, the committed ISR.
+func (m *Manager) State(topic string, p int32) (string, int32, []int32) {
+	ps := m.lookupName(topic, [16]byte{}, p)
+	if ps == nil {
+		return "", 0, nil
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var isr []int32
+	if ps.leader != nil {
+		isr = ps.leader.ISR()
+	}
+	return [...]string{"none", "leader", "follower"}[ps.role], ps.epoch, isr
+}
