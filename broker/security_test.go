@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -294,6 +295,38 @@ func TestMutualTLS(t *testing.T) {
 	defer cl.Close()
 	if err := cl.Ping(ctx); err != nil {
 		t.Fatalf("client with a certificate: %v", err)
+	}
+}
+
+// Under mutual TLS the certificate's subject is the principal ACLs name.
+func TestMutualTLSPrincipal(t *testing.T) {
+	pki := newTestPKI(t)
+	dir := t.TempDir()
+	acl, err := ParseACL("TOPIC", "alice-", "PREFIXED", "User:CN=alice,O=Acme", "*", "DESCRIBE", "ALLOW")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := AddACLs(dir, []ACL{acl}); err != nil {
+		t.Fatal(err)
+	}
+	b := openSecure(t, Options{DataDir: dir, Listeners: []Listener{{Name: "SSL", Protocol: "SSL", Addr: "127.0.0.1:0"}},
+		TLSCertFile: pki.certFile, TLSKeyFile: pki.keyFile, TLSClientCAFile: pki.caFile,
+		Authorizer: true, SuperUsers: []string{"User:CN=admin"}})
+	admCert, admKey := pki.issue(t, "admin", pkix.Name{CommonName: "admin"}, false)
+	client := func(certFile, keyFile string) *kgo.Client {
+		cfg := pki.clientTLS()
+		kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Certificates = []tls.Certificate{kp}
+		return newClient(t, b, kgo.DialTLSConfig(cfg))
+	}
+	if _, err := kadm.NewClient(client(admCert, admKey)).CreateTopics(testCtx(t), 1, 1, nil, "alice-1", "bob-1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := metadataTopics(t, client(pki.clientCertFile, pki.clientKeyFile)); !slices.Equal(got, []string{"alice-1"}) {
+		t.Fatalf("User:CN=alice,O=Acme sees %v, want [alice-1]", got)
 	}
 }
 
