@@ -385,7 +385,8 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		c.release(f)
 		if err != nil {
-			c.log.Warn("closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
+			// Rate-limited: unauthenticated peers can cause these at will.
+			c.s.logLimited(slog.LevelWarn, "handler-close", "closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
 			break
 		}
 		if resp == nil {

@@ -324,7 +324,7 @@ func newSecurityState() *securityState {
 		tlsFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_tls_handshake_failures_total",
 			Help: "TLS handshakes that failed."}),
 		preAuthRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_unauthenticated_requests_refused_total",
-			Help: "Connections closed for sending a request other than ApiVersions or SASL before authenticating."}),
+			Help: "Connections closed for sending a request other than ApiVersions or SASL before authenticating, or after their SASL session ended."}),
 		denied: prometheus.NewCounter(prometheus.CounterOpts{Name: "weir_authorization_denied_total",
 			Help: "Operations on resources refused by the authorizer."}),
 		failures: map[string]failureRecord{},
