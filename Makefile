@@ -29,7 +29,7 @@ memory:
 # SIGSTOPped for 10 s, fenced after a 9 s session, a corrupt raft table
 # refused (internal/proccluster).
 # `make test` skips them; each logs its seed (WEIR_FAULT_SEED=N replays it)
-# and the suite takes about a minute, bounded here at 6.
+# and the suite takes about two minutes, bounded here at 6.
 test-faults:
 	WEIR_FAULTS=1 $(GOTEST) -count=1 -timeout 6m -run '^TestFault' ./internal/proccluster
 

@@ -314,43 +314,47 @@ func TestKcatCompressionStored(t *testing.T) {
 	}
 }
 
-// confluentTxnExample starts a librdkafka transactional producer and prints
-// how init_transactions fails: name, fatal, retriable, message.
+// confluentTxnExample runs librdkafka's transactional producer: three
+// transactions on topic argv[2], the first and last committed, the middle
+// one aborted.
 const confluentTxnExample = `
 import sys
-from confluent_kafka import Producer, KafkaException
+from confluent_kafka import Producer
 p = Producer({'bootstrap.servers': sys.argv[1], 'transactional.id': 'orders-tx'})
-try:
-    p.init_transactions(20)
-except KafkaException as e:
-    err = e.args[0]
-    print("%s|%s|%s|%s" % (err.name(), err.fatal(), err.retriable(), err.str()))
-    sys.exit(0)
-sys.exit('init_transactions succeeded against a broker without transactions')
+p.init_transactions(30)
+for values, commit in ((['c1', 'c2'], True), (['a1', 'a2'], False), (['c3'], True)):
+    p.begin_transaction()
+    for v in values:
+        p.produce(sys.argv[2], value=v.encode(), partition=0)
+    if commit:
+        p.commit_transaction(30)
+    else:
+        p.flush(30)
+        p.abort_transaction(30)
 `
 
-// TestConfluentKafkaTransactionalProducerFailsFast: librdkafka's
-// transactional producer fails at once, fatally, with Weir's message,
-// instead of retrying FindCoordinator until its timeout.
-func TestConfluentKafkaTransactionalProducerFailsFast(t *testing.T) {
+// TestConfluentKafkaTransactions: librdkafka's transactional producer
+// (init, begin, send, commit and abort) works against Weir, and kcat reads
+// the topic at read_committed (only the committed records) and at
+// read_uncommitted (the aborted ones too).
+func TestConfluentKafkaTransactions(t *testing.T) {
 	py := requireConfluentKafka(t)
+	kcat := requireTool(t, "kcat", "apt-get install kcat")
 	b := startBroker(t, Options{})
-	start := time.Now()
-	out := strings.TrimSpace(run(t, "", py, "-c", confluentTxnExample, b.Addr()))
-	took := time.Since(start)
-	parts := strings.SplitN(out, "|", 4)
-	if len(parts) != 4 {
-		t.Fatalf("unexpected output %q", out)
+	if _, err := kadm.NewClient(newClient(t, b)).CreateTopic(testCtx(t), 1, 1, nil, "orders"); err != nil {
+		t.Fatal(err)
 	}
-	if parts[0] != "TRANSACTIONAL_ID_AUTHORIZATION_FAILED" || parts[1] != "True" || parts[2] != "False" {
-		t.Fatalf("librdkafka error %q, want a fatal, non-retriable TRANSACTIONAL_ID_AUTHORIZATION_FAILED", out)
+	run(t, "", py, "-c", confluentTxnExample, b.Addr(), "orders")
+	waitLSO(t, b, "orders", 8) // 5 records and 3 markers
+	read := func(iso string) []string {
+		out := run(t, "", kcat, "-b", b.Addr(), "-C", "-t", "orders", "-o", "beginning", "-e", "-q",
+			"-X", "isolation.level="+iso, "-f", "%s\n")
+		return strings.Fields(out)
 	}
-	if !strings.Contains(parts[3], "transactions are not supported") {
-		t.Fatalf("librdkafka message %q does not say transactions are not supported", parts[3])
+	if diff := cmp.Diff([]string{"c1", "c2", "c3"}, read("read_committed")); diff != "" {
+		t.Errorf("kcat at read_committed (-want +got):\n%s", diff)
 	}
-	// init_transactions(20) would give up after 20s had it retried.
-	if took > 10*time.Second {
-		t.Fatalf("librdkafka took %v to fail", took)
+	if diff := cmp.Diff([]string{"c1", "c2", "a1", "a2", "c3"}, read("read_uncommitted")); diff != "" {
+		t.Errorf("kcat at read_uncommitted (-want +got):\n%s", diff)
 	}
-	t.Logf("librdkafka says, after %v: %s", took, parts[3])
 }

@@ -3,7 +3,6 @@ package dsl
 import (
 	"time"
 
-	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
@@ -89,7 +88,7 @@ func aggregate[K, V, VA any](g KGroupedStream[K, V], kind string, init func() VA
 
 type kvAggregate[K, V, VA any] struct {
 	// kvChanges holds the store (vs is the aggregate's serde) and forwards
-	// results at the cache's flush when the store is cached.
+	// results from its write-back hook.
 	kvChanges[K, VA]
 	init func() VA
 	add  func(K, V, VA, bool) VA
@@ -99,53 +98,40 @@ type kvAggregate[K, V, VA any] struct {
 }
 
 // kvChanges is the part of a key-value processor that forwards Changes
-// (tables and aggregations). Behind the task's write-back cache it forwards
-// from the cache's flush, once per key and commit; pending keeps, per key
-// updated since its last flush, the latest input record's key, timestamp
-// and headers for the flushed record. Uncached, the processor forwards
-// each update itself. A cached store that keeps tags (tagged) holds each
-// key's pending record as the key's tag instead of pending.
+// (tables and aggregations): it writes each result tagged with its input
+// record and forwards from the store's write-back hook (see writeback.go).
 type kvChanges[K, V any] struct {
-	store   string
-	ks      serde.Serde[K]
-	vs      serde.Serde[V]
-	kv      state.KeyValueStore
-	ctx     streams.ProcessorContext[K, Change[V]]
-	cached  bool
-	tagged  stateengine.TaggedKeyValueStore
-	pending *pendingTable[K]
+	store string
+	ks    serde.Serde[K]
+	vs    serde.Serde[V]
+	kv    writeBackKV
+	ctx   streams.ProcessorContext[K, Change[V]]
 	// kenc and venc are ks and vs resolved once for appending.
 	kenc serde.Encoder[K]
 	venc serde.Encoder[V]
+	// through is set when kv is a write-through view (throughKV): its hook
+	// runs inside PutTagged, for that write, and forwards cur, the Change
+	// put has at hand.
+	through bool
+	cur     Change[V]
 }
 
 func (c *kvChanges[K, V]) Init(ctx streams.ProcessorContext[K, Change[V]]) (err error) {
 	c.ctx = ctx
 	c.kenc, c.venc = serde.NewEncoder(c.ks), serde.NewEncoder(c.vs)
-	if c.kv, err = kvStore(ctx, c.store); err != nil {
+	if c.kv, err = openWriteBackKV(ctx, c.store); err != nil {
 		return err
 	}
-	if tk, ok := c.kv.(stateengine.TaggedKeyValueStore); ok && stateengine.SetKeyValueTagListener(c.kv, c.flushedTagged) {
-		c.cached, c.tagged = true, tk
-		return nil
-	}
-	c.cached = stateengine.SetKeyValueFlushListener(c.kv, c.flushed)
-	if c.cached {
-		c.pending = newPendingTable[K]()
-	}
+	c.kv.OnWriteBack(c.wroteBack)
+	_, c.through = c.kv.(*throughKV)
 	return nil
 }
 
-// get returns key kb's value and, with a tagged store, its pending record
-// (nil if none).
-func (c *kvChanges[K, V]) get(kb []byte) (V, bool, *pendingRec[K], error) {
-	if c.tagged == nil {
-		v, ok, err := getValue(c.kv, c.vs, c.store, kb)
-		return v, ok, nil, err
-	}
+// get returns key kb's value and its tag (nil if none).
+func (c *kvChanges[K, V]) get(kb []byte) (V, bool, *fwdRec[K], error) {
 	var zero V
-	b, tag, err := c.tagged.GetTagged(kb)
-	pr, _ := tag.(*pendingRec[K])
+	b, tag, err := c.kv.GetTagged(kb)
+	pr, _ := tag.(*fwdRec[K])
 	if err != nil || b == nil {
 		return zero, false, pr, err
 	}
@@ -156,61 +142,41 @@ func (c *kvChanges[K, V]) get(kb []byte) (V, bool, *pendingRec[K], error) {
 	return v, true, pr, nil
 }
 
-// put writes kb's serialized value vb (nil: delete) for the record r; in
-// a cached store it is forwarded at the flush with r's key, timestamp and
-// headers. pr is what get returned.
-func (c *kvChanges[K, V]) put(kb, vb []byte, pr *pendingRec[K], key K, ts time.Time, h streams.Headers) error {
-	switch {
-	case c.tagged != nil:
-		// The key's record slot is reused from one flush to the next; set
-		// before the put, which may write the key back at once.
-		if pr == nil {
-			pr = &pendingRec[K]{}
-		}
-		pr.key, pr.ts, pr.headers = key, ts, h
-		return c.tagged.PutTagged(kb, vb, pr)
-	case c.cached:
-		// NB: remember the record before the put: the put may evict this
-		// very key and call flushed at once.
-		c.pending.put(kb, 0, 0, key, ts, h)
-	}
-	if vb == nil {
-		return c.kv.Delete(kb)
-	}
-	return c.kv.Put(kb, vb)
-}
-
-// flushedTagged forwards a key's change when the cache writes it back;
-// the key's tag is its latest input record.
-func (c *kvChanges[K, V]) flushedTagged(kb, nb, ob []byte, tag any) error {
-	pr, _ := tag.(*pendingRec[K])
+// put writes kb's serialized value vb (nil: delete) for the record
+// (key, ts, h), which the result is forwarded with at its write-back. pr is
+// the tag get returned, reused; ch is the change vb makes.
+func (c *kvChanges[K, V]) put(kb, vb []byte, pr *fwdRec[K], key K, ts time.Time, h streams.Headers, ch Change[V]) error {
+	// NB: the tag is set before the put, which may write the key back at
+	// once (write-through, or an eviction).
 	if pr == nil {
-		k, err := c.ks.Deserialize(c.store, kb)
-		if err != nil {
-			return err
-		}
-		pr = &pendingRec[K]{key: k, ts: c.ctx.StreamTime()}
+		pr = &fwdRec[K]{}
 	}
-	return c.forwardFlushed(pr, nb, ob)
-}
-
-// flushed forwards a key's change when the cache writes it back.
-func (c *kvChanges[K, V]) flushed(kb, nb, ob []byte) error {
-	pr, ok := c.pending.take(kb, 0, 0)
-	if !ok {
-		k, err := c.ks.Deserialize(c.store, kb)
-		if err != nil {
-			return err
-		}
-		pr = pendingRec[K]{key: k, ts: c.ctx.StreamTime()}
-	}
-	return c.forwardFlushed(&pr, nb, ob)
-}
-
-func (c *kvChanges[K, V]) forwardFlushed(pr *pendingRec[K], nb, ob []byte) error {
-	ch, err := decodeChange(c.vs, c.store, nb, ob)
-	if err != nil {
+	pr.key, pr.ts, pr.headers = key, ts, h
+	if c.through {
+		c.cur = ch
+		err := c.kv.PutTagged(kb, vb, pr)
+		var zero Change[V]
+		c.cur = zero
 		return err
+	}
+	return c.kv.PutTagged(kb, vb, pr)
+}
+
+// wroteBack forwards a key's change when the store writes it back.
+func (c *kvChanges[K, V]) wroteBack(kb, nb, ob []byte, tag any) error {
+	pr, _ := tag.(*fwdRec[K])
+	if pr == nil {
+		var err error
+		if pr, err = keyRec(c.ks, c.store, kb, c.ctx.StreamTime()); err != nil {
+			return err
+		}
+	}
+	ch := c.cur
+	if !c.through {
+		var err error
+		if ch, err = decodeChange(c.vs, c.store, nb, ob); err != nil {
+			return err
+		}
 	}
 	return c.ctx.Forward(streams.Record[K, Change[V]]{Key: pr.key, Value: ch, Timestamp: pr.ts, Headers: pr.headers})
 }
@@ -258,14 +224,7 @@ func (p *kvAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	if vb == nil {
 		vb = []byte{} // an empty aggregate is not a deletion
 	}
-	if p.cached {
-		return p.put(kb, vb, pr, r.Key, r.Timestamp, r.Headers)
-	}
-	if err := p.kv.Put(kb, vb); err != nil {
-		return err
-	}
-	return p.ctx.Forward(streams.Record[K, Change[VA]]{Key: r.Key, Value: Change[VA]{New: agg, HasNew: true, Old: old, HasOld: hasOld},
-		Timestamp: r.Timestamp, Headers: r.Headers})
+	return p.put(kb, vb, pr, r.Key, r.Timestamp, r.Headers, Change[VA]{New: agg, HasNew: true, Old: old, HasOld: hasOld})
 }
 
 func (p *kvAggregate[K, V, VA]) Close() error { return nil }
@@ -362,76 +321,45 @@ type windowAggregate[K, V, VA any] struct {
 	init   func() VA
 	add    func(K, V, VA, bool) VA
 	w      TimeWindows
-	ws     state.WindowStore
+	ws     writeBackWindow
 	ctx    streams.ProcessorContext[Windowed[K], Change[VA]]
 	starts []int64
-	// cached, pending, kbuf and vbuf are kvAggregate's, per key and window
-	// start. tagged is ws as a store that keeps each window's latest input
-	// record (a *pendingRec) as its tag; pending is used only when it is
-	// nil.
-	cached     bool
-	tagged     stateengine.TaggedWindowStore
-	pending    *pendingTable[K]
+	// kbuf and vbuf are kvAggregate's.
 	kbuf, vbuf []byte
 	// kenc and aenc are ks and as resolved once for appending.
 	kenc serde.Encoder[K]
 	aenc serde.Encoder[VA]
+	// through and cur are kvChanges'.
+	through bool
+	cur     Change[VA]
 }
 
-func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) error {
+func (p *windowAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) (err error) {
 	p.ctx = ctx
 	p.kenc, p.aenc = serde.NewEncoder(p.ks), serde.NewEncoder(p.as)
-	s, err := ctx.Store(p.store)
-	if err != nil {
+	if p.ws, err = openWriteBackWindow(ctx, p.store); err != nil {
 		return err
 	}
-	ws, ok := s.(state.WindowStore)
-	if !ok {
-		return &streams.TopologyError{Node: p.store, Problem: "store is not a window store"}
-	}
-	p.ws = ws
-	if tw, ok := ws.(stateengine.TaggedWindowStore); ok && stateengine.SetWindowTagListener(ws, p.flushedTagged) {
-		p.cached, p.tagged = true, tw
-		return nil
-	}
-	p.cached = stateengine.SetWindowFlushListener(ws, p.flushed)
-	if p.cached {
-		p.pending = newPendingTable[K]()
-	}
+	p.ws.OnWriteBack(p.wroteBack)
+	_, p.through = p.ws.(*throughWindow)
 	return nil
 }
 
-// flushedTagged forwards a window's result when the cache writes it back;
-// the window's tag is its latest input record.
-func (p *windowAggregate[K, V, VA]) flushedTagged(kb []byte, start int64, nb, ob []byte, tag any) error {
-	pr, _ := tag.(*pendingRec[K])
+// wroteBack forwards a window's result when the store writes it back.
+func (p *windowAggregate[K, V, VA]) wroteBack(kb []byte, start int64, nb, ob []byte, tag any) error {
+	pr, _ := tag.(*fwdRec[K])
 	if pr == nil {
-		k, err := p.ks.Deserialize(p.store, kb)
-		if err != nil {
+		var err error
+		if pr, err = keyRec(p.ks, p.store, kb, p.ctx.StreamTime()); err != nil {
 			return err
 		}
-		pr = &pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
 	}
-	return p.forwardFlushed(pr, start, nb, ob)
-}
-
-// flushed forwards a window's result when the cache writes it back.
-func (p *windowAggregate[K, V, VA]) flushed(kb []byte, start int64, nb, ob []byte) error {
-	pr, ok := p.pending.take(kb, start, 0)
-	if !ok {
-		k, err := p.ks.Deserialize(p.store, kb)
-		if err != nil {
+	ch := p.cur
+	if !p.through {
+		var err error
+		if ch, err = decodeChange(p.as, p.store, nb, ob); err != nil {
 			return err
 		}
-		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
-	}
-	return p.forwardFlushed(&pr, start, nb, ob)
-}
-
-func (p *windowAggregate[K, V, VA]) forwardFlushed(pr *pendingRec[K], start int64, nb, ob []byte) error {
-	ch, err := decodeChange(p.as, p.store, nb, ob)
-	if err != nil {
-		return err
 	}
 	end := start + p.w.size.Milliseconds()
 	key := Windowed[K]{Key: pr.key, Window: Window{Start: time.UnixMilli(start), End: time.UnixMilli(end)}}
@@ -449,8 +377,7 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	p.starts = p.w.starts(ts, p.starts[:0])
 	var kb []byte
 	for _, start := range p.starts {
-		end := start + size
-		if end <= closeTime {
+		if start+size <= closeTime {
 			p.ctx.RecordDropped(streams.DropLate)
 			continue
 		}
@@ -463,14 +390,7 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		}
 		var old VA
 		hasOld := false
-		var b []byte
-		var tag any
-		var err error
-		if p.tagged != nil {
-			b, tag, err = p.tagged.GetTagged(kb, start)
-		} else {
-			b, err = p.ws.Get(kb, start)
-		}
+		b, tag, err := p.ws.GetTagged(kb, start)
 		if err != nil {
 			return err
 		}
@@ -493,32 +413,19 @@ func (p *windowAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		if vb == nil {
 			vb = []byte{}
 		}
-		if p.tagged != nil {
-			// The window's record slot is reused from one flush to the
-			// next; set before the put, which may write the window back.
-			pr, _ := tag.(*pendingRec[K])
-			if pr == nil {
-				pr = &pendingRec[K]{}
-			}
-			pr.key, pr.ts, pr.headers = r.Key, r.Timestamp, r.Headers
-			if err := p.tagged.PutTagged(kb, start, vb, pr); err != nil {
-				return err
-			}
-			continue
+		// The window's tag is reused from one write to the next; set
+		// before the put, which may write the window back at once.
+		pr, _ := tag.(*fwdRec[K])
+		if pr == nil {
+			pr = &fwdRec[K]{}
 		}
-		if p.cached {
-			p.pending.put(kb, start, 0, r.Key, r.Timestamp, r.Headers)
-			if err := p.ws.Put(kb, start, vb); err != nil {
-				return err
-			}
-			continue
+		pr.key, pr.ts, pr.headers = r.Key, r.Timestamp, r.Headers
+		if p.through {
+			p.cur = Change[VA]{New: agg, HasNew: true, Old: old, HasOld: hasOld}
 		}
-		if err := p.ws.Put(kb, start, vb); err != nil {
-			return err
-		}
-		wk := Windowed[K]{Key: r.Key, Window: Window{Start: time.UnixMilli(start), End: time.UnixMilli(end)}}
-		if err := p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: wk,
-			Value: Change[VA]{New: agg, HasNew: true, Old: old, HasOld: hasOld}, Timestamp: r.Timestamp, Headers: r.Headers}); err != nil {
+		err = p.ws.PutTagged(kb, start, vb, pr)
+		p.cur = Change[VA]{}
+		if err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package dsl
 import (
 	"time"
 
-	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/serde"
 	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
@@ -93,61 +92,63 @@ type sessionAggregate[K, V, VA any] struct {
 	add        func(K, V, VA) VA
 	merge      func(K, VA, VA) VA
 	gap, grace int64
-	ss         state.SessionStore
+	ss         writeBackSession
 	ctx        streams.ProcessorContext[Windowed[K], Change[VA]]
 	merged     []session[VA]
-	// cached and pending are kvAggregate's, with one pending slot per key
-	// (not per session), kept live: a flush writes back several sessions of
-	// a key (merged ones and the new one), each forwarded with the key's
-	// latest input record, which is the cause of all of them when a commit
-	// follows every record.
-	cached  bool
-	pending *pendingTable[K]
+	// recs holds, per key written since the last write-back, the tag of
+	// the key's writes: each record of the key updates it in place, so all
+	// the key's sessions are forwarded with its latest record (the cause
+	// of all of them when a commit follows every record). wrote is set by
+	// the hook; the next record clears recs. NB: an eviction writing back
+	// some of a key's sessions clears it too: the key's sessions still
+	// cached then keep the record of their own last write.
+	recs  map[string]*fwdRec[K]
+	wrote bool
+	// through and cur are kvChanges': with a write-through view, the hook
+	// forwards cur, the change being written (a removed session's
+	// deletion, or the new session).
+	through bool
+	cur     Change[VA]
 }
 
-func (p *sessionAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) error {
+func (p *sessionAggregate[K, V, VA]) Init(ctx streams.ProcessorContext[Windowed[K], Change[VA]]) (err error) {
 	p.ctx = ctx
-	s, err := ctx.Store(p.store)
-	if err != nil {
+	if p.ss, err = openWriteBackSession(ctx, p.store); err != nil {
 		return err
 	}
-	ss, ok := s.(state.SessionStore)
-	if !ok {
-		return &streams.TopologyError{Node: p.store, Problem: "store is not a session store"}
-	}
-	p.ss = ss
-	p.cached = stateengine.SetSessionFlushListener(ss, p.flushed)
-	if p.cached {
-		p.pending = newPendingTable[K]()
-	}
+	p.ss.OnWriteBack(p.wroteBack)
+	_, p.through = p.ss.(*throughSession)
+	p.recs = map[string]*fwdRec[K]{}
 	return nil
 }
 
-// flushed forwards a session's change when the cache writes it back: a
+// wroteBack forwards a session's change when the store writes it back: a
 // removed (merged) session as a deletion, a new or grown one as its new
-// value, as the uncached path forwards them. A session removed and put
-// again since its last flush (a record inside it) forwards both, the
-// deletion first.
-func (p *sessionAggregate[K, V, VA]) flushed(kb []byte, start, end int64, nb, ob []byte) error {
-	var pr pendingRec[K]
-	rewritten := false
-	if e := p.pending.peek(kb, 0, 0); e != nil {
-		pr = *e
-		for i, w := range e.rewritten {
-			if w == [2]int64{start, end} {
-				rewritten = true
-				e.rewritten = append(e.rewritten[:i], e.rewritten[i+1:]...)
-				break
-			}
-		}
-	} else {
-		k, err := p.ks.Deserialize(p.store, kb)
-		if err != nil {
+// value. A session removed and put again since its last write-back (a
+// record inside it; the tag says so) forwards both, the deletion first, as
+// the write-through path does. Through a write-through view the hook runs
+// for each write and forwards cur.
+func (p *sessionAggregate[K, V, VA]) wroteBack(kb []byte, start, end int64, nb, ob []byte, tag any) error {
+	p.wrote = true
+	pr, _ := tag.(*fwdRec[K])
+	if pr == nil {
+		var err error
+		if pr, err = keyRec(p.ks, p.store, kb, p.ctx.StreamTime()); err != nil {
 			return err
 		}
-		pr = pendingRec[K]{key: k, ts: p.ctx.StreamTime()}
+	}
+	rewritten := false
+	for i, w := range pr.rewritten {
+		if w == [2]int64{start, end} {
+			rewritten = true
+			pr.rewritten = append(pr.rewritten[:i], pr.rewritten[i+1:]...)
+			break
+		}
 	}
 	key := sessionKey(pr.key, start, end)
+	if p.through {
+		return p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: key, Value: p.cur, Timestamp: pr.ts, Headers: pr.headers})
+	}
 	if ob != nil && (nb == nil || rewritten) {
 		old, err := p.as.Deserialize(p.store, ob)
 		if err != nil {
@@ -205,28 +206,23 @@ func (p *sessionAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 		p.ctx.RecordDropped(streams.DropLate)
 		return nil
 	}
+	if p.wrote {
+		clear(p.recs)
+		p.wrote = false
+	}
+	pr := p.recs[string(kb)]
+	if pr == nil {
+		pr = &fwdRec[K]{}
+		p.recs[string(kb)] = pr
+	}
+	pr.key, pr.ts, pr.headers = r.Key, r.Timestamp, r.Headers
 	if start != ts || end != ts {
-		if p.cached {
-			// NB: before the writes, which may evict and flush at once.
-			e := p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
-			for _, s := range p.merged {
-				if s.start == start && s.end == end {
-					e.rewritten = append(e.rewritten, [2]int64{start, end})
-				}
-			}
-		}
 		for _, s := range p.merged {
-			if p.cached {
-				if err := p.ss.Remove(kb, s.start, s.end); err != nil {
-					return err
-				}
-				continue
+			if s.start == start && s.end == end {
+				pr.rewritten = append(pr.rewritten, [2]int64{start, end})
 			}
-			if err := p.ss.Remove(kb, s.start, s.end); err != nil {
-				return err
-			}
-			if err := p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: sessionKey(r.Key, s.start, s.end),
-				Value: Change[VA]{Old: s.agg, HasOld: true}, Timestamp: r.Timestamp, Headers: r.Headers}); err != nil {
+			p.cur = Change[VA]{Old: s.agg, HasOld: true}
+			if err := p.ss.RemoveTagged(kb, s.start, s.end, pr); err != nil {
 				return err
 			}
 		}
@@ -236,15 +232,10 @@ func (p *sessionAggregate[K, V, VA]) Process(r streams.Record[K, V]) error {
 	if err != nil {
 		return err
 	}
-	if p.cached {
-		p.pending.put(kb, 0, 0, r.Key, r.Timestamp, r.Headers)
-		return p.ss.Put(kb, start, end, vb)
-	}
-	if err := p.ss.Put(kb, start, end, vb); err != nil {
-		return err
-	}
-	return p.ctx.Forward(streams.Record[Windowed[K], Change[VA]]{Key: sessionKey(r.Key, start, end),
-		Value: Change[VA]{New: agg, HasNew: true}, Timestamp: r.Timestamp, Headers: r.Headers})
+	p.cur = Change[VA]{New: agg, HasNew: true}
+	err = p.ss.PutTagged(kb, start, end, vb, pr)
+	p.cur = Change[VA]{}
+	return err
 }
 
 func (p *sessionAggregate[K, V, VA]) Close() error { return nil }

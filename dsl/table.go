@@ -83,9 +83,9 @@ func addTableSource[K, V any](b *Builder, topic string, keySerde serde.Serde[K],
 	return node, store
 }
 
-// tableSource materializes a table's updates and forwards them as Changes.
-// Behind the task's write-back cache it forwards from the cache's flush,
-// once per key and commit (as the aggregations do), so a re-grouping or a
+// tableSource materializes a table's updates and forwards them as Changes
+// from its store's write-back hook, as the aggregations do: behind the
+// task's write-back cache once per key and commit, so a re-grouping or a
 // join downstream sees a key's net change per commit.
 type tableSource[K, V any] struct {
 	kvChanges[K, V]
@@ -104,43 +104,22 @@ func (p *tableSource[K, V]) Process(r streams.Record[K, Nullable[V]]) error {
 	if !ch.HasNew && !hasOld {
 		return nil
 	}
-	if p.cached {
-		var vb []byte
-		if ch.HasNew {
-			if vb, err = p.vs.Serialize(p.store, ch.New); err != nil {
-				return err
-			}
-			if vb == nil {
-				vb = []byte{} // a present value, not a deletion
-			}
-		}
-		return p.put(kb, vb, pr, r.Key, r.Timestamp, r.Headers)
-	}
-	if !ch.HasNew {
-		if err := p.kv.Delete(kb); err != nil {
+	var vb []byte
+	if ch.HasNew {
+		if vb, err = p.vs.Serialize(p.store, ch.New); err != nil {
 			return err
 		}
-	} else if err := putValue(p.kv, p.vs, p.store, kb, ch.New); err != nil {
-		return err
+		if vb == nil {
+			vb = []byte{} // a present value, not a deletion
+		}
 	}
-	if p.cached {
-		return nil
-	}
-	return p.ctx.Forward(streams.WithValue(r, ch))
+	return p.put(kb, vb, pr, r.Key, r.Timestamp, r.Headers, ch)
 }
 
 func (p *tableSource[K, V]) Close() error { return nil }
 
 func kvStore[K, V any](ctx streams.ProcessorContext[K, V], name string) (state.KeyValueStore, error) {
-	s, err := ctx.Store(name)
-	if err != nil {
-		return nil, err
-	}
-	kv, ok := s.(state.KeyValueStore)
-	if !ok {
-		return nil, &streams.TopologyError{Node: name, Problem: "store is not a key-value store"}
-	}
-	return kv, nil
+	return storeAs[state.KeyValueStore](ctx, name, "key-value")
 }
 
 func getValue[V any](kv state.KeyValueStore, vs serde.Serde[V], store string, kb []byte) (V, bool, error) {

@@ -10,9 +10,10 @@ import (
 )
 
 // TestPublicPackagesStayThin checks that the packages an application
-// imports to write a topology (streams, serde, state) pull in none of the
-// engine's heavy dependencies: the store engine, its caches and its
-// metrics live under internal/.
+// imports to write a topology (streams, serde, state, dsl) pull in none of
+// the engine's heavy dependencies: the store engine, its caches and its
+// metrics live under internal/, and the DSL reaches the engine's stores
+// only through interfaces.
 func TestPublicPackagesStayThin(t *testing.T) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
@@ -22,11 +23,13 @@ func TestPublicPackagesStayThin(t *testing.T) {
 		"github.com/cockroachdb/pebble",
 		"github.com/dgraph-io/ristretto",
 		"github.com/prometheus/",
+		"github.com/weir-dev/weir/internal/stateengine",
 	}
 	for _, pkg := range []string{
 		"github.com/weir-dev/weir/streams",
 		"github.com/weir-dev/weir/serde",
 		"github.com/weir-dev/weir/state",
+		"github.com/weir-dev/weir/dsl",
 	} {
 		t.Run(pkg[strings.LastIndexByte(pkg, '/')+1:], func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -56,7 +59,7 @@ func TestPublicPackagesStayThin(t *testing.T) {
 				t.Fatalf("go list -deps %s listed %d packages; want it and its dependencies:\n%s", pkg, n, out)
 			}
 			if len(bad) > 0 {
-				t.Errorf("%s must not depend on Pebble, ristretto or Prometheus (%d packages in all):\n%s",
+				t.Errorf("%s must not depend on Pebble, ristretto, Prometheus or the store engine (%d packages in all):\n%s",
 					pkg, n, strings.Join(bad, "\n"))
 			}
 		})

@@ -21,6 +21,7 @@ func newConsumeCmd() *cobra.Command {
 		from   string
 		format string
 		asJSON bool
+		iso    string
 	)
 	cmd := &cobra.Command{
 		Use:   "consume TOPIC",
@@ -57,6 +58,13 @@ committed.
 					return err
 				}
 			}
+			switch iso {
+			case "read_uncommitted":
+			case "read_committed":
+				opts.ReadCommitted = true
+			default:
+				return fmt.Errorf("--isolation %q: want read_uncommitted or read_committed", iso)
+			}
 			ctx, stop := signalContext(c)
 			defer stop()
 			probe, err := cf.newClient()
@@ -83,6 +91,7 @@ committed.
 	f.IntVarP(&opts.Count, "count", "n", 0, "stop after this many records (0: no limit)")
 	f.BoolVarP(&opts.UntilEnd, "until-end", "e", false, "stop at the end offsets the partitions had at start")
 	f.StringVarP(&format, "format", "f", "", `output template, e.g. '%k\t%v\n' (default: one readable line per record)`)
+	f.StringVar(&iso, "isolation", "read_uncommitted", "read_committed: only records of committed transactions, up to the last stable offset")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object per record (key/value as strings, or *_base64 when not UTF-8)")
 	return cmd
 }

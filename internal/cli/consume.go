@@ -110,6 +110,10 @@ type ConsumeOptions struct {
 	// UntilEnd stops once every partition reaches the end offset it had
 	// when Consume started. Default: false (wait for new records).
 	UntilEnd bool
+	// ReadCommitted reads only records of committed transactions, up to
+	// the last stable offset (which is then the end for UntilEnd).
+	// Default: false (read_uncommitted).
+	ReadCommitted bool
 	// Format renders each record. Default: FormatHuman.
 	Format RecordFormatter
 	// Consumed is incremented per record written, for a progress
@@ -172,7 +176,13 @@ func Consume(ctx context.Context, newClient NewClient, w io.Writer, opts Consume
 	if len(offsets) == 0 {
 		return 0, nil // UntilEnd with nothing to read
 	}
-	cl, err := newClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: offsets}))
+	// Control records (transaction markers) are kept, not printed: a
+	// partition whose end is a marker is done once the marker is seen.
+	copts := []kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{opts.Topic: offsets}), kgo.KeepControlRecords()}
+	if opts.ReadCommitted {
+		copts = append(copts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := newClient(copts...)
 	if err != nil {
 		return 0, fmt.Errorf("cli: consume: %w", err)
 	}
@@ -213,6 +223,9 @@ func Consume(ctx context.Context, newClient NewClient, w io.Writer, opts Consume
 			for _, rec := range fp.Records {
 				if opts.UntilEnd && rec.Offset >= r.stop {
 					break
+				}
+				if rec.Attrs.IsControl() {
+					continue
 				}
 				buf = opts.Format.AppendRecord(buf[:0], rec)
 				if _, err := bw.Write(buf); err != nil {
@@ -258,7 +271,11 @@ func resolveRanges(ctx context.Context, adm *kadm.Client, opts ConsumeOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("listing start offsets of %q: %w", opts.Topic, KafkaError(err, ""))
 	}
-	ends, err := adm.ListEndOffsets(ctx, opts.Topic)
+	listEnds := adm.ListEndOffsets
+	if opts.ReadCommitted {
+		listEnds = adm.ListCommittedOffsets
+	}
+	ends, err := listEnds(ctx, opts.Topic)
 	if err == nil {
 		err = ends.Error()
 	}

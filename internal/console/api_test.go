@@ -10,9 +10,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -364,6 +366,34 @@ func TestAPIGroupLagAndReset(t *testing.T) {
 		}
 	}
 
+	// Only the console's own page may reset: a cross-site form (not JSON)
+	// or another origin is refused, and nothing is committed.
+	for _, c := range []struct {
+		contentType, origin string
+		status              int
+	}{
+		{"text/plain", "", http.StatusUnsupportedMediaType},
+		{"application/x-www-form-urlencoded", "", http.StatusUnsupportedMediaType},
+		{"application/json", "http://evil.example", http.StatusForbidden},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/api/groups/billing/reset", strings.NewReader(`{"topic":"orders","to":"earliest","execute":true}`))
+		req.Header.Set("Content-Type", c.contentType)
+		if c.origin != "" {
+			req.Header.Set("Origin", c.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("reset with %s from %q: %s, want %d", c.contentType, c.origin, resp.Status, c.status)
+		}
+	}
+	if d := cmp.Diff(map[string]int64{"total": 2, "orders/0": 1, "orders/1": 1}, lagOf()); d != "" {
+		t.Errorf("a refused reset changed the offsets (-want +got):\n%s", d)
+	}
+
 	member := testClient(t, brokers, kgo.ConsumerGroup("billing"), kgo.ConsumeTopics("orders"))
 	eventually(t, 20*time.Second, "the member joined", func() error {
 		member.PollRecords(testCtx(t), 1)
@@ -401,6 +431,13 @@ func TestAPIApps(t *testing.T) {
 }
 
 func TestRender(t *testing.T) {
+	big := Render([]byte(strings.Repeat("é", 20000)), FormatAuto)
+	if big.Format != FormatText || !big.Truncated || len(big.Text) > maxRendered || !utf8.ValidString(big.Text) || big.Bytes != 40000 {
+		t.Errorf("a 40,000-byte text: format %s, truncated %v, %d bytes shown (valid UTF-8 %v), want at most %d", big.Format, big.Truncated, len(big.Text), utf8.ValidString(big.Text), maxRendered)
+	}
+	if h := Render(make([]byte, 100000), FormatHex); !h.Truncated || len(h.Text) != maxRendered {
+		t.Errorf("100,000 bytes as hex: truncated %v, %d characters, want %d", h.Truncated, len(h.Text), maxRendered)
+	}
 	for _, c := range []struct {
 		in           []byte
 		format, want string
@@ -452,5 +489,40 @@ func TestAPIBrokerDown(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("UI: %s", resp.Status)
+	}
+}
+
+// TestAPIMessagesEndWithoutRecords reads a range that ends with a
+// transaction marker (on kfake: Weir's broker refuses transactions): the
+// read shows every record and ends after idleWait, saying why, instead of
+// waiting out the request timeout for a record that is not there.
+func TestAPIMessagesEndWithoutRecords(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "tx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	brokers := c.ListenAddrs()
+	base := startConsole(t, brokers)
+	cl := testClient(t, brokers, kgo.TransactionalID("console-test"), kgo.DefaultProduceTopic("tx"))
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := cl.ProduceSync(testCtx(t), &kgo.Record{Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cl.EndTransaction(testCtx(t), kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	m := get[Messages](t, base+"/api/topics/tx/messages")
+	took := time.Since(start)
+	if len(m.Messages) != 3 || !m.Idle || m.Next[0] != 3 {
+		t.Errorf("messages %d, idle %v, next %v; want 3 records, idle, next 3 (the end, 4, is the marker's)", len(m.Messages), m.Idle, m.Next)
+	}
+	if took > idleWait+2*time.Second {
+		t.Errorf("the read took %v, want about idleWait (%v)", took, idleWait)
 	}
 }

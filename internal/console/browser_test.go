@@ -284,6 +284,16 @@ func TestBrowserTopic(t *testing.T) {
 		}
 		return oa - ob
 	})
+	createTopic(t, adm, "payments", 1, 1)
+	open(t, ctx, base, "topics")
+	if got := eval[[]string](t, ctx, `[...document.querySelectorAll("#topics tr[data-topic]")].map(r => r.dataset.topic)`); !slices.Equal(got, []string{"orders", "payments"}) {
+		t.Errorf("topics listed: %v", got)
+	}
+	eval[bool](t, ctx, `(() => { const f = document.querySelector("#filter"); f.value = "PAY"; f.dispatchEvent(new Event("input")); return true })()`)
+	if got := eval[[]string](t, ctx, `[...document.querySelectorAll("#topics tr[data-topic]")].map(r => r.dataset.topic)`); !slices.Equal(got, []string{"payments"}) {
+		t.Errorf("topics listed with the filter PAY: %v", got)
+	}
+
 	took := open(t, ctx, base, "topic/orders")
 	t.Logf("topic page drawn in %v", took)
 

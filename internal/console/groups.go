@@ -187,6 +187,9 @@ type ResetOffset struct {
 
 func (s *Server) reset(ctx context.Context, r *http.Request) (any, error) {
 	group := r.PathValue("group")
+	if err := sameOrigin(r); err != nil {
+		return nil, err
+	}
 	var req ResetRequest
 	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<16))
 	dec.DisallowUnknownFields()

@@ -31,16 +31,9 @@ func startBroker(t testing.TB) []string {
 	return []string{b.Addr()}
 }
 
-// startCluster starts n in-process Weir nodes, each a controller voter and
-// a broker, and returns their client addresses.
-func startCluster(t testing.TB, n int) []string {
-	t.Helper()
-	addrs, _ := startClusterClosers(t, n)
-	return addrs
-}
-
-// startClusterClosers is startCluster also returning a function closing
-// each node (the test's end closes it too; Close is idempotent).
+// startClusterClosers starts n in-process Weir nodes, each a controller
+// voter and a broker, and returns their client addresses and a function
+// closing each node (the test's end closes them too; Close is idempotent).
 func startClusterClosers(t testing.TB, n int) ([]string, []func()) {
 	t.Helper()
 	var voters []string
@@ -148,6 +141,9 @@ func call[T any](t testing.TB, method, url string, body any, want int) T {
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

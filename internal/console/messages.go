@@ -27,6 +27,7 @@ const (
 	defaultMessages = 50
 	maxMessages     = 500
 	maxScanned      = 100_000
+	idleWait        = 2 * time.Second
 )
 
 // Value renderings.
@@ -69,6 +70,10 @@ type Messages struct {
 	// Truncated is true when the scan stopped at a bound (limit,
 	// maxScanned or the time allowed) before every partition's end.
 	Truncated bool `json:"truncated"`
+	// Idle is true when no record came for idleWait before the ranges'
+	// ends: what is left of them holds no record to show (compacted
+	// away, transaction markers) or the brokers are slow.
+	Idle bool `json:"idle,omitempty"`
 }
 
 // Message is one record, rendered.
@@ -88,12 +93,18 @@ type Header struct {
 }
 
 // Rendered is bytes shown as Format says; Null for a null key or value.
+// Text holds at most maxRendered bytes; Truncated says it was cut.
 type Rendered struct {
-	Format string `json:"format"`
-	Text   string `json:"text"`
-	Null   bool   `json:"null,omitempty"`
-	Bytes  int    `json:"bytes"`
+	Format    string `json:"format"`
+	Text      string `json:"text"`
+	Null      bool   `json:"null,omitempty"`
+	Bytes     int    `json:"bytes"`
+	Truncated bool   `json:"truncated,omitempty"`
 }
+
+// maxRendered bounds a rendered key, value or header, so that a page of
+// large records stays a page a browser draws at once.
+const maxRendered = 16 << 10
 
 func parseMessagesQuery(r *http.Request) (MessagesQuery, error) {
 	q := MessagesQuery{Partition: -1, TimeMs: -1, Limit: defaultMessages, Format: FormatAuto}
@@ -262,9 +273,24 @@ func (s *Server) messages(ctx context.Context, r *http.Request) (any, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, max(s.opts.RequestTimeout-time.Second, time.Second))
 	defer cancel()
-	for !done() && out.Scanned < maxScanned {
-		fs := cl.PollFetches(pctx)
+	for polls := 0; !done() && out.Scanned < maxScanned; polls++ {
+		// NB: the records of a range may end before its end offset
+		// (compacted away, or transaction markers): a poll that brings
+		// nothing for idleWait ends the read rather than waiting for
+		// records that will not come. The first poll, which connects,
+		// waits longer.
+		wait := idleWait
+		if polls == 0 {
+			wait = 3 * idleWait
+		}
+		ictx, icancel := context.WithTimeout(pctx, wait)
+		fs := cl.PollFetches(ictx)
+		icancel()
 		if pctx.Err() != nil {
+			break
+		}
+		if ictx.Err() != nil && fs.NumRecords() == 0 {
+			out.Idle = true
 			break
 		}
 		fs.EachRecord(func(rec *kgo.Record) {
@@ -329,10 +355,23 @@ func Render(b []byte, format string) Rendered {
 	for _, f := range try {
 		if text, ok := renderAs(b, f); ok {
 			r.Format, r.Text = f, text
-			return r
+			return r.cut()
 		}
 	}
-	r.Format, r.Text = FormatHex, hex.EncodeToString(b)
+	r.Format, r.Text = FormatHex, hex.EncodeToString(b[:min(len(b), maxRendered/2+1)])
+	return r.cut()
+}
+
+// cut bounds Text to maxRendered bytes, on a character boundary.
+func (r Rendered) cut() Rendered {
+	if len(r.Text) <= maxRendered {
+		return r
+	}
+	n := maxRendered
+	for n > 0 && !utf8.RuneStart(r.Text[n]) {
+		n--
+	}
+	r.Text, r.Truncated = r.Text[:n], true
 	return r
 }
 
@@ -355,14 +394,11 @@ func renderAs(b []byte, format string) (string, bool) {
 		}
 		return string(b), true
 	case FormatMsgpack:
-		if len(b) == 0 {
+		if len(b) == 0 || !msgpackWellFormed(b) {
 			return "", false
 		}
-		rd := bytes.NewReader(b)
-		dec := msgpack.NewDecoder(rd)
-		dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) { return d.DecodeUntypedMap() })
-		v, err := dec.DecodeInterface()
-		if err != nil || rd.Len() != 0 {
+		v, ok := decodeMsgpack(b)
+		if !ok {
 			return "", false
 		}
 		j, err := json.MarshalIndent(jsonable(v), "", "  ")
@@ -371,9 +407,44 @@ func renderAs(b []byte, format string) (string, bool) {
 		}
 		return string(j), true
 	case FormatHex:
-		return hex.EncodeToString(b), true
+		return hex.EncodeToString(b[:min(len(b), maxRendered/2+1)]), true
 	}
 	return "", false
+}
+
+// decodeMsgpack decodes one well-formed msgpack value using all of b.
+// Maps decode to map[string]any, their keys printed, whatever their type
+// (an array key would not hash). A panic of the decoder on bytes it did
+// not expect makes the value not msgpack, not a crash of the console.
+func decodeMsgpack(b []byte) (v any, ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, ok = nil, false
+		}
+	}()
+	rd := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(rd)
+	dec.SetMapDecoder(func(d *msgpack.Decoder) (any, error) {
+		n, err := d.DecodeMapLen()
+		if err != nil || n < 0 {
+			return nil, err
+		}
+		m := make(map[string]any, n)
+		for range n {
+			k, err := d.DecodeInterface()
+			if err != nil {
+				return nil, err
+			}
+			e, err := d.DecodeInterface()
+			if err != nil {
+				return nil, err
+			}
+			m[fmt.Sprint(k)] = e
+		}
+		return m, nil
+	})
+	v, err := dec.DecodeInterface()
+	return v, err == nil && rd.Len() == 0
 }
 
 // jsonable turns a decoded msgpack value into one encoding/json takes:

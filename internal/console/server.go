@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -167,6 +168,24 @@ func (s *Server) api(fn func(ctx context.Context, r *http.Request) (any, error))
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(v)
 	}
+}
+
+// sameOrigin refuses a request that changes something unless it comes
+// from the console's own page: its body must be JSON (a cross-site form
+// or a "simple" cross-origin fetch cannot send that without a CORS
+// preflight, which the console does not answer), and an Origin header,
+// when the browser sends one, must name the console's own host.
+func sameOrigin(r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		return &httpError{status: http.StatusUnsupportedMediaType, err: fmt.Errorf("console: %s %s wants a JSON body (Content-Type: application/json), not %q", r.Method, r.URL.Path, ct)}
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return &httpError{status: http.StatusForbidden, err: fmt.Errorf("console: %s %s from origin %q refused: only the console's own pages (%s) may change offsets", r.Method, r.URL.Path, o, r.Host)}
+		}
+	}
+	return nil
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {

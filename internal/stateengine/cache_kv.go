@@ -37,15 +37,10 @@ type cachedKV struct {
 	listener KeyValueTagListener
 }
 
-// untaggedKV adapts a KeyValueFlushListener (nil stays nil).
-func untaggedKV(l KeyValueFlushListener) KeyValueTagListener {
-	if l == nil {
-		return nil
-	}
-	return func(key, nv, ov []byte, _ any) error { return l(key, nv, ov) }
-}
-
 func (w *cachedKV) baseStore() *base { return w.b }
+
+// OnWriteBack implements TaggedKeyValueStore.
+func (w *cachedKV) OnWriteBack(h KeyValueTagListener) { w.listener = h }
 func (w *cachedKV) applyChange(key, value []byte) error {
 	return w.under.(restorer).applyChange(key, value)
 }

@@ -16,7 +16,7 @@ func (c *Cache) Session(s state.SessionStore, listener SessionFlushListener) (st
 	}
 	if ms, ok := s.(*memSessionStore); ok {
 		// An in-memory store caches in place (see memTimedStore).
-		if err := ms.wrap(wrapSession(listener)); err != nil {
+		if err := ms.wrap(untaggedSession(listener)); err != nil {
 			return nil, err
 		}
 		return &memSessionCached{s: ms}, nil
@@ -25,7 +25,7 @@ func (c *Cache) Session(s state.SessionStore, listener SessionFlushListener) (st
 	if !ok {
 		return nil, fmt.Errorf("state: cache: session store %q is already wrapped", s.Name())
 	}
-	w := &cachedSession{under: ss, ns: newCacheNS(c), listener: listener, observed: ss.m.observed}
+	w := &cachedSession{under: ss, ns: newCacheNS(c), listener: untaggedSession(listener), observed: ss.m.observed}
 	w.ns.write = w.write
 	return w, nil
 }
@@ -33,7 +33,7 @@ func (c *Cache) Session(s state.SessionStore, listener SessionFlushListener) (st
 type cachedSession struct {
 	under    *sessionStore
 	ns       *cacheNS
-	listener SessionFlushListener
+	listener SessionTagListener
 	observed int64
 	expired  int64
 	kbuf     []byte
@@ -81,10 +81,27 @@ func (w *cachedSession) write(en *centry) error {
 	if w.listener == nil || (en.value == nil && old == nil) {
 		return nil
 	}
-	return w.listener(key, start, end, en.value, old)
+	return w.listener(key, start, end, en.value, old, en.tag)
 }
 
+// OnWriteBack implements TaggedSessionStore.
+func (w *cachedSession) OnWriteBack(h SessionTagListener) { w.listener = h }
+
 func (w *cachedSession) Put(key []byte, start, end int64, value []byte) error {
+	return w.put(key, start, end, value, nil, false)
+}
+
+// PutTagged implements TaggedSessionStore.
+func (w *cachedSession) PutTagged(key []byte, start, end int64, value []byte, tag any) error {
+	return w.put(key, start, end, value, tag, true)
+}
+
+// RemoveTagged implements TaggedSessionStore.
+func (w *cachedSession) RemoveTagged(key []byte, start, end int64, tag any) error {
+	return w.put(key, start, end, nil, tag, true)
+}
+
+func (w *cachedSession) put(key []byte, start, end int64, value []byte, tag any, setTag bool) error {
 	b := w.under.base
 	if err := b.check(); err != nil {
 		return err
@@ -102,7 +119,7 @@ func (w *cachedSession) Put(key []byte, start, end int64, value []byte) error {
 	if end > w.observed {
 		w.observed = end
 	}
-	return w.ns.put(w.ckey(key, start, end), value, true)
+	return w.ns.putTagged(w.ckey(key, start, end), value, true, tag, setTag)
 }
 
 func (w *cachedSession) Remove(key []byte, start, end int64) error {

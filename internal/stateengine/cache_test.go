@@ -253,8 +253,8 @@ func TestSetFlushListenerAfterWrapping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stateengine.SetKeyValueFlushListener(raw, nil) {
-		t.Fatal("an uncached store accepted a flush listener")
+	if _, ok := raw.(stateengine.TaggedKeyValueStore); ok {
+		t.Fatal("an uncached store accepts a write-back hook")
 	}
 	s, err := e.NewCache().KeyValue(raw, nil)
 	if err != nil {
@@ -262,9 +262,7 @@ func TestSetFlushListenerAfterWrapping(t *testing.T) {
 	}
 	defer s.Close()
 	var keys []string
-	if !stateengine.SetKeyValueFlushListener(s, func(k, nv, ov []byte) error { keys = append(keys, string(k)); return nil }) {
-		t.Fatal("cached store refused a flush listener")
-	}
+	s.(stateengine.TaggedKeyValueStore).OnWriteBack(func(k, nv, ov []byte, _ any) error { keys = append(keys, string(k)); return nil })
 	put(t, s, "x", "1")
 	put(t, s, "x", "2")
 	if err := s.Flush(ctx); err != nil {
@@ -282,8 +280,8 @@ func TestSetFlushListenerAfterWrapping(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if !stateengine.SetWindowFlushListener(w, func([]byte, int64, []byte, []byte) error { return nil }) {
-		t.Fatal("cached window store refused a flush listener")
+	if _, ok := w.(stateengine.TaggedWindowStore); !ok {
+		t.Fatal("cached window store takes no write-back hook")
 	}
 	sraw, err := e.OpenSession(ctx, state.Spec{Name: "ss"}, 0, statetest.NewChangelog("ss", 0))
 	if err != nil {
@@ -294,8 +292,8 @@ func TestSetFlushListenerAfterWrapping(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ss.Close()
-	if !stateengine.SetSessionFlushListener(ss, func([]byte, int64, int64, []byte, []byte) error { return nil }) {
-		t.Fatal("cached session store refused a flush listener")
+	if _, ok := ss.(stateengine.TaggedSessionStore); !ok {
+		t.Fatal("cached session store takes no write-back hook")
 	}
 }
 

@@ -105,6 +105,9 @@ func (w *cachedWindow) write(en *centry) error {
 	return w.listener(key, start, en.value, old, en.tag)
 }
 
+// OnWriteBack implements TaggedWindowStore.
+func (w *cachedWindow) OnWriteBack(h WindowTagListener) { w.listener = h }
+
 func (w *cachedWindow) Put(key []byte, start int64, value []byte) error {
 	return w.put(key, start, value, nil, false)
 }

@@ -392,6 +392,9 @@ func (c *memKVCached) Get(key []byte) ([]byte, error) {
 	return nil, nil
 }
 
+// OnWriteBack implements TaggedKeyValueStore.
+func (c *memKVCached) OnWriteBack(h KeyValueTagListener) { c.s.listener = h }
+
 // GetTagged implements TaggedKeyValueStore.
 func (c *memKVCached) GetTagged(key []byte) ([]byte, any, error) {
 	s := c.s

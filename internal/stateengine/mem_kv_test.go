@@ -55,13 +55,11 @@ func TestMemKVMatchesPebbleCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !stateengine.SetKeyValueTagListener(w, func(k, nv, ov []byte, tag any) error {
+		sd.raw, sd.s = raw, w.(stateengine.TaggedKeyValueStore)
+		sd.s.OnWriteBack(func(k, nv, ov []byte, tag any) error {
 			sd.events = append(sd.events, kvFlushEvent{string(k), clone(nv), clone(ov), tag})
 			return nil
-		}) {
-			t.Fatal("cached key-value store refused a tag listener")
-		}
-		sd.raw, sd.s = raw, w.(stateengine.TaggedKeyValueStore)
+		})
 	}
 	mem := &kvSide{inMemory: true, cl: statetest.NewChangelog("mem", 0)}
 	peb := &kvSide{cl: statetest.NewChangelog("peb", 0)}

@@ -99,15 +99,10 @@ func (s *memSessionStore) all(cached bool, observed int64) state.SessionIterator
 // memTimedStore.
 type memSessionCached struct{ s *memSessionStore }
 
-// wrapSession adapts a session listener (nil stays nil).
-func wrapSession(l SessionFlushListener) memTimedListener {
-	if l == nil {
-		return nil
-	}
-	return func(key []byte, start, end int64, nv, ov []byte, _ any) error { return l(key, start, end, nv, ov) }
-}
-
 func (c *memSessionCached) baseStore() *base { return c.s.base }
+
+// OnWriteBack implements TaggedSessionStore.
+func (c *memSessionCached) OnWriteBack(h SessionTagListener) { c.s.listener = h }
 func (c *memSessionCached) applyChange(key, value []byte) error {
 	return c.s.applyChange(key, value)
 }
@@ -124,8 +119,21 @@ func (c *memSessionCached) Put(key []byte, start, end int64, value []byte) error
 	return c.s.cachedPut(key, start, end, value, nil, false)
 }
 
+// PutTagged implements TaggedSessionStore.
+func (c *memSessionCached) PutTagged(key []byte, start, end int64, value []byte, tag any) error {
+	if err := c.s.checkSessionPut(key, start, end); err != nil {
+		return err
+	}
+	return c.s.cachedPut(key, start, end, value, tag, true)
+}
+
 func (c *memSessionCached) Remove(key []byte, start, end int64) error {
 	return c.Put(key, start, end, nil)
+}
+
+// RemoveTagged implements TaggedSessionStore.
+func (c *memSessionCached) RemoveTagged(key []byte, start, end int64, tag any) error {
+	return c.PutTagged(key, start, end, nil, tag)
 }
 
 func (c *memSessionCached) Get(key []byte, start, end int64) ([]byte, error) {

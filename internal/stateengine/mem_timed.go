@@ -89,9 +89,9 @@ type memTimedKind struct {
 	tellExpired bool
 }
 
-// memTimedListener is the flush listener of a wrapped memTimedStore; the
-// window and session stores adapt their own listener types to it.
-type memTimedListener func(key []byte, start, end int64, newValue, oldValue []byte, tag any) error
+// memTimedListener is the write-back hook of a wrapped memTimedStore; the
+// window store adapts its own hook type to it.
+type memTimedListener = SessionTagListener
 
 type memTimedKey struct {
 	key   string

@@ -97,6 +97,9 @@ func wrapWindow(l WindowTagListener) memTimedListener {
 }
 
 func (c *memWindowCached) baseStore() *base { return c.s.base }
+
+// OnWriteBack implements TaggedWindowStore.
+func (c *memWindowCached) OnWriteBack(h WindowTagListener) { c.s.listener = wrapWindow(h) }
 func (c *memWindowCached) applyChange(key, value []byte) error {
 	return c.s.applyChange(key, value)
 }

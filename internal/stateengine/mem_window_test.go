@@ -62,13 +62,11 @@ func TestMemWindowMatchesPebbleCache(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !stateengine.SetWindowTagListener(w, func(k []byte, start int64, nv, ov []byte, tag any) error {
+		sd.raw, sd.s = raw, w.(stateengine.TaggedWindowStore)
+		sd.s.OnWriteBack(func(k []byte, start int64, nv, ov []byte, tag any) error {
 			sd.events = append(sd.events, flushEvent{string(k), start, clone(nv), clone(ov), tag})
 			return nil
-		}) {
-			t.Fatal("cached window store refused a tag listener")
-		}
-		sd.raw, sd.s = raw, w.(stateengine.TaggedWindowStore)
+		})
 	}
 	mem := &windowSide{inMemory: true, cl: statetest.NewChangelog("mem", 0)}
 	peb := &windowSide{cl: statetest.NewChangelog("peb", 0)}

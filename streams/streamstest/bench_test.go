@@ -86,6 +86,21 @@ func BenchmarkWindowedCount10kKeys(b *testing.B) {
 	})
 }
 
+// BenchmarkCount10kKeys is the key-value peer of the windowed count: a
+// count per key, its changes forwarded to a topic.
+func BenchmarkCount10kKeys(b *testing.B) {
+	keys := benchKeysList()
+	runBench(b, func(bl *dsl.Builder) {
+		dsl.Stream(bl, "in", serde.String(), serde.String()).
+			GroupByKey().
+			Count().
+			ToStream().
+			To("out")
+	}, func(i int, in *streamstest.InputTopic[string, string], ts time.Time) {
+		in.PipeAt(keys[i%benchKeys], "v", ts)
+	})
+}
+
 func BenchmarkStreamStreamJoin(b *testing.B) {
 	for _, m := range storeModes {
 		b.Run(m.name, func(b *testing.B) { benchJoin(b, m.opts) })

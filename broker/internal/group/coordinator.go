@@ -30,6 +30,9 @@ type Coordinator struct {
 
 	records   []Record
 	responses []Response
+	// txnOffsets holds TxnOffsetCommit's pending offsets by producer id
+	// (txnoffsets.go).
+	txnOffsets map[int64]*txnPending
 	// now is the time of the Step or Tick in progress.
 	now time.Time
 }
@@ -67,6 +70,8 @@ func (c *Coordinator) Step(now time.Time, r Request) {
 		c.leave(now, r, m)
 	case *kmsg.OffsetCommitRequest:
 		c.commit(now, r, m)
+	case *kmsg.TxnOffsetCommitRequest:
+		c.txnCommit(now, r, m)
 	case *kmsg.OffsetFetchRequest:
 		c.fetchOffsets(r, m)
 	case *kmsg.OffsetDeleteRequest:

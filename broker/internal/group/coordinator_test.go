@@ -10,6 +10,8 @@ import (
 	"github.com/cockroachdb/datadriven"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
 )
 
 // The scenario files under testdata/ drive a Coordinator with requests and
@@ -23,7 +25,9 @@ import (
 //	leave group=G member=M            (v0)
 //	leave group=G members=(m/i,...)   (v5 batch; either part may be empty)
 //	commit group=G [member=M] [gen=N] [instance=I] offsets=(topic/p=offset,...) [meta=S] [v=N]
-//	fetch group=G [partitions=(topic/p,...)] [v=N]
+//	fetch group=G [partitions=(topic/p,...)] [v=N] [stable]   (stable: RequireStable)
+//	txn-commit group=G pid=N epoch=N [member=M] [gen=N] offsets=(topic/p=offset,...) [v=N]
+//	txn-marker pid=N p=N [commit]     (the producer's COMMIT or ABORT marker reached partition N)
 //	fetch groups=(G,...) v=8          (all offsets of each)
 //	offset-delete group=G partitions=(topic/p,...)
 //	describe groups=(G,...)
@@ -32,7 +36,7 @@ import (
 //	new-topics topics=(t:N,...)       (the topics that exist from now on)
 //	tick D                            (advance the clock by D, then Tick)
 //	state group=G                     (the coordinator's view of G)
-//	restart                           (a new coordinator loads everything persisted)
+//	restart                           (a new coordinator loads everything persisted, markers included)
 //	unload p=N                        (stop serving __consumer_offsets partition N)
 //	load p=N                          (replay what was persisted to partition N, then serve it)
 func TestScenarios(t *testing.T) {
@@ -64,6 +68,16 @@ type harness struct {
 	tok   Token
 	log   []Record // everything persisted, in order
 	names map[Token]string
+	// marks are the transaction markers written to __consumer_offsets,
+	// each before log[at].
+	marks []harnessMark
+}
+
+type harnessMark struct {
+	at        int
+	pid       int64
+	commit    bool
+	partition int32
 }
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -267,6 +281,7 @@ func (h *harness) run(td *datadriven.TestData) string {
 				req.Groups = append(req.Groups, kmsg.OffsetFetchRequestGroup{Group: g})
 			}
 		} else {
+			req.RequireStable = td.HasArg("stable")
 			req.Group = arg(td, "group", "g")
 			if ps, ok := args(td, "partitions"); ok {
 				for _, s := range ps {
@@ -279,6 +294,30 @@ func (h *harness) run(td *datadriven.TestData) string {
 			}
 		}
 		h.step(td, req)
+	case "txn-commit":
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.Version = int16(h.int(arg(td, "v", "3")))
+		req.TransactionalID = "tx"
+		req.Group = arg(td, "group", "g")
+		req.ProducerID = h.int(arg(td, "pid", "1"))
+		req.ProducerEpoch = int16(h.int(arg(td, "epoch", "0")))
+		req.MemberID = arg(td, "member", "")
+		req.Generation = int32(h.int(arg(td, "gen", "-1")))
+		offs, _ := args(td, "offsets")
+		for _, s := range offs {
+			tp, o, _ := strings.Cut(s, "=")
+			topic, p := splitTP(h, tp)
+			if len(req.Topics) == 0 || req.Topics[len(req.Topics)-1].Topic != topic {
+				req.Topics = append(req.Topics, kmsg.TxnOffsetCommitRequestTopic{Topic: topic})
+			}
+			last := &req.Topics[len(req.Topics)-1]
+			last.Partitions = append(last.Partitions, kmsg.TxnOffsetCommitRequestTopicPartition{Partition: p, Offset: h.int(o), LeaderEpoch: -1})
+		}
+		h.step(td, req)
+	case "txn-marker":
+		m := harnessMark{at: len(h.log), pid: h.int(arg(td, "pid", "1")), commit: td.HasArg("commit"), partition: int32(h.int(arg(td, "p", "-1")))}
+		h.marks = append(h.marks, m)
+		h.c.completeTxn(h.now, m.pid, m.commit, m.partition)
 	case "offset-delete":
 		req := kmsg.NewPtrOffsetDeleteRequest()
 		req.Group = arg(td, "group", "g")
@@ -333,10 +372,34 @@ func (h *harness) run(td *datadriven.TestData) string {
 			h.t.Fatal(err)
 		}
 		var out strings.Builder
-		for _, rec := range h.log {
+		load := func(rec Record) error {
 			if err := c.Load(rec); err != nil {
 				fmt.Fprintf(&out, "load error: %v\n", err)
 			}
+			return nil
+		}
+		// Per partition, as TopicLog.Replay reads them: transactional
+		// records wait for their marker.
+		for p := range h.opts.OffsetsPartitions {
+			fn, marker, flush := txnReplay(load)
+			mark := func(i int) {
+				for _, m := range h.marks {
+					if m.at == i && m.partition == p {
+						hdr, b := controlBatch(h.t, m.pid, m.commit)
+						if err := marker(hdr, b); err != nil {
+							h.t.Fatal(err)
+						}
+					}
+				}
+			}
+			for i, rec := range h.log {
+				mark(i)
+				if rec.Partition == p {
+					_ = fn(rec)
+				}
+			}
+			mark(len(h.log))
+			_ = flush()
 		}
 		c.FinishLoad(h.now)
 		h.c = c
@@ -406,6 +469,9 @@ func describeRecord(rec Record) string {
 	var v kmsg.OffsetCommitValue
 	if err := v.ReadFrom(rec.Value); err != nil {
 		return "bad offset value: " + err.Error()
+	}
+	if rec.txn {
+		return fmt.Sprintf("persist p%d txn pid=%d epoch=%d offset %s %s/%d=%d", rec.Partition, rec.txnPID, rec.txnEpoch, k.Group, k.Topic, k.Partition, v.Offset)
 	}
 	return fmt.Sprintf("persist p%d offset %s %s/%d=%d", rec.Partition, k.Group, k.Topic, k.Partition, v.Offset)
 }
@@ -478,6 +544,17 @@ func describeResponse(msg kmsg.Response) string {
 		for _, t := range r.Topics {
 			for _, p := range t.Partitions {
 				s += fmt.Sprintf(" %s/%d=%d", t.Topic, p.Partition, p.Offset)
+				if p.ErrorCode != 0 && p.ErrorCode != r.ErrorCode {
+					s += "(" + errName(p.ErrorCode) + ")"
+				}
+			}
+		}
+		return s
+	case *kmsg.TxnOffsetCommitResponse:
+		s := "txn-commit"
+		for _, t := range r.Topics {
+			for _, p := range t.Partitions {
+				s += fmt.Sprintf(" %s/%d=%s", t.Topic, p.Partition, errName(p.ErrorCode))
 			}
 		}
 		return s
@@ -546,4 +623,23 @@ func (h *harness) state(id GroupID) string {
 		fmt.Fprintf(&b, "\nnext-wakeup-in=%v", h.c.timers[0].at.Sub(h.now))
 	}
 	return b.String()
+}
+
+// controlBatch builds a COMMIT or ABORT marker batch of producer pid.
+func controlBatch(t *testing.T, pid int64, commit bool) (batch.Header, []byte) {
+	t.Helper()
+	kind := byte(0)
+	if commit {
+		kind = 1
+	}
+	h := batch.Header{Attributes: 0x30, ProducerID: pid, BaseSequence: -1}
+	b, err := batch.Build(h, []batch.Record{{Key: []byte{0, 0, 0, kind}, Value: []byte{0, 0, 0, 0, 0, 0}}}, batch.CodecNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, err := batch.ParseHeader(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hdr, b
 }

@@ -276,6 +276,10 @@ func (d *Driver) persist(p int32, recs []Record) error {
 // failCommit turns an offset commit answer into a retriable failure when
 // its records could not be stored.
 func failCommit(resp kmsg.Response) {
+	if r, ok := resp.(*kmsg.TxnOffsetCommitResponse); ok {
+		failTxnCommit(r)
+		return
+	}
 	r, ok := resp.(*kmsg.OffsetCommitResponse)
 	if !ok {
 		return

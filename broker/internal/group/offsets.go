@@ -89,6 +89,10 @@ func (c *Coordinator) commit(now time.Time, r Request, req *kmsg.OffsetCommitReq
 func (c *Coordinator) Revert(now time.Time, failed []Record) {
 	c.now = now
 	for _, rec := range failed {
+		if rec.txn {
+			c.revertTxn(rec)
+			continue
+		}
 		u := rec.undo
 		if u == nil {
 			continue
@@ -114,6 +118,7 @@ func (c *Coordinator) Revert(now time.Time, failed []Record) {
 func (c *Coordinator) fetchOffsets(r Request, req *kmsg.OffsetFetchRequest) {
 	resp := req.ResponseKind().(*kmsg.OffsetFetchResponse)
 	defer c.respond(r.Token, resp)
+	defer c.markUnstable(req, resp) // runs first
 	if req.Version >= 8 {
 		for _, rg := range req.Groups {
 			out := kmsg.NewOffsetFetchResponseGroup()

@@ -92,6 +92,9 @@ func (c *Coordinator) groupRecord(g *group) Record {
 // Call it before any Step; then FinishLoad. A record that does not decode is
 // reported (wrapping ErrBadRecord) and changes nothing.
 func (c *Coordinator) Load(rec Record) error {
+	if rec.txn {
+		return c.loadPending(rec)
+	}
 	if len(rec.Key) < 2 {
 		return fmt.Errorf("%w: key of %d bytes", ErrBadRecord, len(rec.Key))
 	}

@@ -76,6 +76,9 @@ func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
 	if err != nil {
 		return err
 	}
+	if hasTxn(recs) {
+		return appendTrusted(ctx, log, b, p)
+	}
 	if _, err := log.Append(ctx, b, 0); err != nil {
 		return fmt.Errorf("group: append to %s/%d: %w", OffsetsTopic, p, err)
 	}
@@ -101,13 +104,7 @@ func (l *TopicLog) encode(ctx context.Context, p int32, recs []Record) (topics.L
 	if err != nil {
 		return nil, nil, err
 	}
-	ts := l.now().UnixMilli()
-	h := batch.Header{FirstTimestamp: ts, MaxTimestamp: ts, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
-	brs := make([]batch.Record, len(recs))
-	for i, r := range recs {
-		brs[i] = batch.Record{OffsetDelta: int32(i), Key: r.Key, Value: r.Value}
-	}
-	b, err := batch.Build(h, brs, batch.CodecNone)
+	b, err := encodeRuns(l.now().UnixMilli(), recs)
 	if err != nil {
 		return nil, nil, fmt.Errorf("group: encode %s batch: %w", OffsetsTopic, err)
 	}
@@ -117,6 +114,14 @@ func (l *TopicLog) encode(ctx context.Context, p int32, recs []Record) (topics.L
 // Replay calls fn for every record of partition p from the log start to the
 // high watermark.
 func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) error {
+	fn, marker, flush := txnReplay(fn)
+	if err := l.replay(ctx, p, fn, marker); err != nil {
+		return err
+	}
+	return flush()
+}
+
+func (l *TopicLog) replay(ctx context.Context, p int32, fn func(Record) error, txnMarker func(batch.Header, []byte) error) error {
 	if _, ok := l.reg.Get(OffsetsTopic); !ok {
 		return nil // never written
 	}
@@ -151,6 +156,9 @@ func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) e
 				return err
 			}
 			if h.Control() {
+				if err := txnMarker(h, b); err != nil {
+					return err
+				}
 				next = topics.Offset(h.LastOffset()) + 1
 				continue
 			}
@@ -165,6 +173,9 @@ func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) e
 				rec := Record{Partition: p, Key: bytes.Clone(r.Key)}
 				if r.Value != nil {
 					rec.Value = bytes.Clone(r.Value)
+				}
+				if h.Transactional() {
+					rec.txn, rec.txnPID, rec.txnEpoch = true, h.ProducerID, h.ProducerEpoch
 				}
 				if err := fn(rec); err != nil {
 					return err

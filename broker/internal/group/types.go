@@ -87,6 +87,12 @@ type Record struct {
 	// undo, set on a committed offset's record, lets Revert take the commit
 	// back if the record could not be stored.
 	undo *commitUndo
+
+	// txn marks a TxnOffsetCommit's offset, stored in a transactional batch
+	// of producer txnPID at txnEpoch (txnoffsets.go).
+	txn      bool
+	txnPID   int64
+	txnEpoch int16
 }
 
 // commitUndo is what a commit replaced.

@@ -23,8 +23,11 @@ package protocol
 // acknowledges without waiting for its followers. acks=0 gets no response at
 // all. Unknown topics are auto-created when the broker allows it.
 //
-// Deviations: transactional produce is refused with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no transactions yet); TimeoutMillis
+// A transactional produce (txn_produce.go) is checked with the transaction
+// coordinator first: every partition must be in the producer's open
+// transaction (KIP-890 part 1's verification).
+//
+// Deviations: TimeoutMillis
 // (at least 1s) bounds only the wait for durability, which fails with
 // REQUEST_TIMED_OUT if an fsync never completes; ErrorRecords is never
 // filled.
@@ -57,6 +60,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 	resp := req.ResponseKind().(*kmsg.ProduceResponse)
 
 	var failAll int16
+	var txnCodes map[txnPart]int16 // partitions not in the transaction
 	switch {
 	case r.Version < minProduceVersion:
 		if req.Acks == 0 {
@@ -66,7 +70,9 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		failAll = kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil:
-		failAll = kerr.TransactionalIDAuthorizationFailed.Code
+		failAll, txnCodes = verifyTxnProduce(ctx, s, req)
+	case hasTransactionalBatch(req):
+		failAll = kerr.InvalidRecord.Code // no transaction to end them
 	}
 
 	type job struct {
@@ -108,6 +114,8 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 			switch {
 			case failAll != 0:
 				op.ErrorCode = failAll
+			case txnCodes[txnPart{rt.Topic, rp.Partition}] != 0:
+				op.ErrorCode = txnCodes[txnPart{rt.Topic, rp.Partition}]
 			case terr != nil:
 				op.ErrorCode = errorCode(terr)
 			default:

@@ -11,8 +11,8 @@ package protocol
 // whole batch, however large, so that a consumer can make progress.
 // FetchOffset below the log start or past the log end gets
 // OFFSET_OUT_OF_RANGE (between the high watermark and the log end the answer
-// is just empty). read_committed reads up to the high watermark (there
-// are no transactions yet), so LastStableOffset equals the high watermark.
+// is just empty). read_committed reads only below the last stable offset,
+// with the aborted transactions the data holds (txn_fetch.go).
 //
 // Deviations: incremental fetch sessions (KIP-227) are not kept: every
 // response carries session id 0, which tells clients to keep sending full
@@ -45,6 +45,9 @@ type fetchPart struct {
 	offset   topics.Offset
 	maxBytes int32
 	out      *kmsg.FetchResponseTopicPartition
+	// committed: read_committed, only below the last stable offset
+	// (txn_fetch.go).
+	committed bool
 }
 
 func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
@@ -95,7 +98,7 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 				op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 				continue
 			}
-			parts = append(parts, fetchPart{p: p, offset: topics.Offset(rp.FetchOffset), maxBytes: rp.PartitionMaxBytes, out: op})
+			parts = append(parts, fetchPart{p: p, offset: topics.Offset(rp.FetchOffset), maxBytes: rp.PartitionMaxBytes, out: op, committed: req.IsolationLevel == 1})
 		}
 	}
 
@@ -142,7 +145,7 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 		op.ErrorCode = 0
 		lso, hw := l.LogStartOffset(), l.HighWatermark()
 		op.LogStartOffset, op.HighWatermark = int64(lso), int64(hw)
-		op.LastStableOffset = op.HighWatermark
+		op.LastStableOffset = int64(lastStable(l, hw))
 		if fp.p.Topic().Deleted() {
 			op.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			failed = true
@@ -156,7 +159,11 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 			failed = true
 			continue
 		}
-		if fp.offset >= hw {
+		end := hw
+		if fp.committed {
+			end = topics.Offset(op.LastStableOffset)
+		}
+		if fp.offset >= end {
 			continue
 		}
 		budget := min(int(max(fp.maxBytes, 0)), maxBytes-total)
@@ -171,6 +178,9 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 			op.ErrorCode = errorCode(err)
 			failed = true
 			continue
+		}
+		if fp.committed {
+			b = readCommitted(l, op, fp.offset, end, b)
 		}
 		op.RecordBatches = b
 		total += len(b)

@@ -3,8 +3,7 @@ package protocol
 // ListOffsets, versions 0-7.
 //
 // Timestamp -2 asks for the log start offset, -1 for the high watermark (the
-// end a consumer can read to, for both isolation levels until transactions
-// exist), -3 (v7+) for the offset of the record with the largest timestamp;
+// end a consumer can read to; at read_committed the last stable offset), -3 (v7+) for the offset of the record with the largest timestamp;
 // any other timestamp gets the first offset whose batch timestamp is at or
 // after it, or offset -1 when none is. v0 answers in OldStyleOffsets (one
 // offset; MaxNumOffsets is not honoured beyond that). Leader epochs are 0.
@@ -49,6 +48,9 @@ func handleListOffsets(_ context.Context, s *Server, r *Request) (kmsg.Response,
 				op.Offset = int64(l.LogStartOffset())
 			case -1:
 				op.Offset = int64(l.HighWatermark())
+				if req.IsolationLevel == 1 {
+					op.Offset = int64(lastStable(l, l.HighWatermark()))
+				}
 			case -3:
 				if r.Version < 7 {
 					op.ErrorCode = kerr.UnsupportedVersion.Code

@@ -8,17 +8,16 @@ package protocol
 // server extension "group", which every consumer-group handler (08, 09,
 // 11-16, 42, 47) passes its request to; see handleGroupRequest.
 //
-// Deviation: there is no transaction coordinator yet; transaction keys
-// (type 1) are answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message
-// saying so (as InitProducerId and Produce refuse transactional ids). The
-// error is fatal to franz-go, librdkafka and the Java client, so a
-// transactional producer fails at once; COORDINATOR_NOT_AVAILABLE would be
-// retried without end.
+// Transaction keys (type 1) are answered with this broker too: it runs the
+// transaction coordinator (txn_coordinator.go). In cluster mode they are
+// answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying that
+// transactions are not supported there yet: the error is fatal to franz-go,
+// librdkafka and the Java client, so a transactional producer fails at
+// once; COORDINATOR_NOT_AVAILABLE would be retried without end.
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"strings"
 
@@ -47,8 +46,10 @@ func handleFindCoordinator(_ context.Context, s *Server, r *Request) (kmsg.Respo
 		case 0:
 			return 0, nil
 		case 1:
-			m := fmt.Sprintf("weir: transactions are not supported yet (transactional id %q)", key)
-			return kerr.TransactionalIDAuthorizationFailed.Code, &m
+			if _, code, msg := txnDriver(s); code != 0 {
+				return code, msg
+			}
+			return 0, nil
 		default:
 			return kerr.InvalidRequest.Code, nil
 		}

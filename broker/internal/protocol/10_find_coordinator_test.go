@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"slices"
@@ -227,13 +226,9 @@ func TestFindCoordinator(t *testing.T) {
 	if resp, err = txn.RequestWith(ctx, cl); err != nil {
 		t.Fatal(err)
 	}
-	// No transactions yet: a non-retriable error, so that clients stop
-	// asking, with a message that says why.
-	if resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Errorf("transaction coordinator: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", kerr.ErrorForCode(resp.ErrorCode))
-	}
-	if m := derefStr(resp.ErrorMessage); !strings.Contains(m, "not supported") || !strings.Contains(m, `"tx"`) {
-		t.Errorf("transaction coordinator message %q, want one saying transactions are not supported for \"tx\"", m)
+	// This node runs the transaction coordinator.
+	if resp.ErrorCode != 0 || resp.Port <= 0 {
+		t.Errorf("transaction coordinator: %v at port %d, want this broker", kerr.ErrorForCode(resp.ErrorCode), resp.Port)
 	}
 	txn4 := kmsg.NewPtrFindCoordinatorRequest()
 	txn4.Version, txn4.CoordinatorKeys, txn4.CoordinatorType = 4, []string{"tx"}, 1
@@ -241,40 +236,9 @@ func TestFindCoordinator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp4.Coordinators) != 1 || resp4.Coordinators[0].ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Errorf("v4 transaction coordinator: %+v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", resp4.Coordinators)
+	if len(resp4.Coordinators) != 1 || resp4.Coordinators[0].ErrorCode != 0 || resp4.Coordinators[0].NodeID != resp.NodeID {
+		t.Errorf("v4 transaction coordinator: %+v, want node %d", resp4.Coordinators, resp.NodeID)
 	}
-}
-
-// TestTransactionalProducerFailsFast: a franz-go transactional producer gets
-// a fatal error at once, not an endless retry of FindCoordinator.
-func TestTransactionalProducerFailsFast(t *testing.T) {
-	b := startGroupBroker(t, testGroupOptions())
-	b.createTopic("tx", 1)
-	cl := b.client(kgo.TransactionalID("orders-tx"), kgo.DefaultProduceTopic("tx"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	start := time.Now()
-	done := make(chan error, 1)
-	go func() {
-		// BeginTransaction takes no context: wait for it below with a
-		// deadline of our own (the client's Close ends it).
-		err := cl.BeginTransaction()
-		if err == nil {
-			err = cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr()
-		}
-		done <- err
-	}()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		t.Fatalf("transactional producer still trying after %v", time.Since(start))
-	}
-	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
-		t.Fatalf("transactional producer after %v: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", time.Since(start), err)
-	}
-	t.Logf("franz-go says, after %v: %v", time.Since(start), err)
 }
 
 func derefStr(s *string) string {

@@ -257,6 +257,9 @@ func (s *Server) RegisterMetrics(r prometheus.Registerer) error {
 	if lag := GroupLag(s); lag != nil {
 		cs = append(cs, lag)
 	}
+	if tc := txnCollector(s); tc != nil {
+		cs = append(cs, tc)
+	}
 	var errs []error
 	for _, c := range cs {
 		if err := r.Register(c); err != nil {

@@ -21,7 +21,10 @@ const maxCompactDecompressed = 256 << 20
 // key; records without a key are kept. Only the segments sealed since the
 // last pass are read to find the latest offsets (Kafka's dirty section). A tombstone (null value) that is the
 // latest for its key is kept until its timestamp is delete.retention.ms old.
-// Control and transactional batches are kept as they are. Offsets never
+// Control batches are kept as they are; so are transactional batches at or
+// past the first unstable offset (their transaction is undecided). Below it,
+// an aborted transaction's batches are dropped and a committed one's are
+// compacted like any other (txnFates). Offsets never
 // change: a batch whose records are all kept is copied verbatim, one that
 // loses some is rebuilt with the same header fields (base offset, last
 // offset delta, producer fields, codec) and fewer records, and one that
@@ -77,13 +80,14 @@ func (l *Log) compactLocked(ctx context.Context) error {
 	// sealed since the last pass; all of them after an open). The clean
 	// ones already hold at most one record per key, so a clean record whose
 	// key is not in the map is the latest.
+	fates := l.txnFates()
 	latest := map[string]Offset{}
 	for _, s := range sealed {
 		if s.base < l.compactedThrough {
 			continue
 		}
 		err := l.eachBatch(ctx, lim, s, func(b []byte, h batch.Header) error {
-			if h.Control() || h.Transactional() {
+			if h.Control() || (h.Transactional() && fates.of(h) != txnCommitted) {
 				return nil
 			}
 			recs, err := batch.Records(b, maxCompactDecompressed)
@@ -120,7 +124,7 @@ func (l *Log) compactLocked(ctx context.Context) error {
 		if gi+1 < len(groups) {
 			next = groups[gi+1][0].base
 		}
-		e, err := l.rewriteGroup(ctx, lim, g, next, latest, horizon, cfg.IndexIntervalBytes)
+		e, err := l.rewriteGroup(ctx, lim, g, next, latest, fates, horizon, cfg.IndexIntervalBytes)
 		if err != nil {
 			// Some groups may be rewritten and others not, so "clean"
 			// no longer means one record per key: the next pass maps all.
@@ -143,7 +147,7 @@ func (l *Log) compactLocked(ctx context.Context) error {
 // end), into one new segment and swaps it in. It returns the oldest
 // timestamp of the tombstones it kept (math.MaxInt64 if none): a later pass
 // removes them once that is delete.retention.ms old.
-func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end Offset, latest map[string]Offset, horizon int64, interval int32) (int64, error) {
+func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end Offset, latest map[string]Offset, fates txnFates, horizon int64, interval int32) (int64, error) {
 	base := g[0].base
 	cleanedPath := l.path(segmentName(base, logSuffix+cleanedSuffix))
 	f, err := l.fs.Create(cleanedPath, vfs.WriteCategoryUnspecified)
@@ -173,8 +177,16 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	var recs []batch.Record
 	for _, s := range g {
 		err := l.eachBatch(ctx, lim, s, func(b []byte, h batch.Header) error {
-			if h.Control() || h.Transactional() {
+			if h.Control() {
 				return write(b, h)
+			}
+			if h.Transactional() {
+				switch fates.of(h) {
+				case txnUndecided:
+					return write(b, h)
+				case txnAborted:
+					return nil
+				}
 			}
 			all, err := batch.Records(b, maxCompactDecompressed)
 			if err != nil {
@@ -229,6 +241,11 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	if err := f.Sync(); err != nil {
 		return fail(l.ioErr("fsync cleaned segment", err))
 	}
+	// The compacted segment's aborted-transaction index: those of the
+	// segments it replaces, written before the swap commits.
+	if err := l.writeTxnIndex(base, end); err != nil {
+		return fail(l.ioErr("writing aborted-transaction index", err))
+	}
 	// Commit point.
 	swapPath := l.path(fmt.Sprintf("%020d-%020d%s%s", int64(base), int64(end), logSuffix, swapSuffix))
 	if err := l.fs.Rename(cleanedPath, swapPath); err != nil {
@@ -275,6 +292,9 @@ func (l *Log) swapIn(g []*segment, ns *segment, swapPath string) error {
 	if err == nil {
 		err = ns.writeIndexes(l.fs, l.dir)
 	}
+	// ns kept the first segment's aborted-transaction index, written for
+	// it before the swap; the others' go.
+	l.removeTxnIndexes(g[1:])
 	if err != nil {
 		// The swap file completes the swap on the next open.
 		return l.ioErr("swapping in a compacted segment", err)

@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +34,9 @@ type ddEnv struct {
 //	read from=N [max=N]       batches returned, one per line
 //	dump                      every record readable, one per line
 //	bounds                    log start, high watermark, log end
+//	append ... txn            a transactional batch (with pid=N pepoch=N seq=N)
+//	marker pid=N pepoch=N [commit]   a COMMIT (or ABORT) marker
+//	txn-state                 last stable offset, open and aborted transactions
 //	segments                  the segment files and their extents
 //	files                     the directory listing
 //	clean                     one Clean pass
@@ -119,7 +124,7 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 		e.opts = Options{FS: e.fs, Now: e.clock.Now, Config: cfg, Logger: quietLogger(), CleanerBytesPerSecond: -1}
 		return e.reopen(t)
 	case "append":
-		spec := batchSpec{pid: argInt(t, td, "pid", 0), pepoch: int16(argInt(t, td, "pepoch", 0)), seq: int32(argInt(t, td, "seq", 0))}
+		spec := batchSpec{pid: argInt(t, td, "pid", 0), pepoch: int16(argInt(t, td, "pepoch", 0)), seq: int32(argInt(t, td, "seq", 0)), txn: td.HasArg("txn")}
 		if a, ok := td.Arg("codec"); ok {
 			spec.codec = codecs[a.Vals[0]]
 		}
@@ -177,6 +182,14 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 		return e.dump(t)
 	case "bounds":
 		return e.bounds()
+	case "marker":
+		off, err := e.l.AppendMarker(context.Background(), argInt(t, td, "pid", 0), int16(argInt(t, td, "pepoch", 0)), td.HasArg("commit"), 0)
+		if err != nil {
+			return "error: " + classify(err)
+		}
+		return fmt.Sprintf("marker at %d", off)
+	case "txn-state":
+		return e.txnState()
 	case "segments":
 		var sb strings.Builder
 		e.l.mu.RLock()
@@ -320,6 +333,11 @@ func (e *ddEnv) dump(t *testing.T) string {
 				if Offset(o) < off {
 					continue
 				}
+				if h.Control() {
+					kind, _ := controlKind(one)
+					fmt.Fprintf(&sb, "%d marker pid=%d type=%d\n", o, h.ProducerID, kind)
+					continue
+				}
 				v := string(r.Value)
 				if r.Value == nil {
 					v = "~"
@@ -334,4 +352,23 @@ func (e *ddEnv) dump(t *testing.T) string {
 		return "empty"
 	}
 	return sb.String()
+}
+
+// txnState renders the log's transaction state: the last stable offset,
+// the open transactions and the aborted ones over the whole log.
+func (e *ddEnv) txnState() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "lso=%d\n", e.l.LastStableOffset())
+	open := e.l.OpenTransactions()
+	for _, pid := range sortedKeys(open) {
+		fmt.Fprintf(&sb, "open pid=%d first=%d\n", pid, open[pid])
+	}
+	for _, a := range e.l.AbortedTransactions(0, e.l.LogEndOffset()) {
+		fmt.Fprintf(&sb, "aborted pid=%d first=%d last=%d lso=%d\n", a.ProducerID, a.FirstOffset, a.LastOffset, a.LastStableOffset)
+	}
+	return sb.String()
+}
+
+func sortedKeys(m map[int64]Offset) []int64 {
+	return slices.Sorted(maps.Keys(m))
 }

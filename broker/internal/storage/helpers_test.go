@@ -31,6 +31,7 @@ type batchSpec struct {
 	pepoch int16
 	seq    int32
 	codec  batch.Codec
+	txn    bool // transactional
 }
 
 // buildBatch encodes a batch as a producer sends it (base offset 0).
@@ -49,6 +50,9 @@ func buildBatch(t testing.TB, s batchSpec) []byte {
 	h := batch.Header{FirstTimestamp: first, MaxTimestamp: maxTs, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
 	if s.pid > 0 {
 		h.ProducerID, h.ProducerEpoch, h.BaseSequence = s.pid, s.pepoch, s.seq
+	}
+	if s.txn {
+		h.Attributes |= 0x10
 	}
 	b, err := batch.Build(h, recs, s.codec)
 	if err != nil {

@@ -48,6 +48,9 @@ type Log struct {
 	// metrics.
 	cleanerStats CleanerStats
 
+	// txn is the transaction state readers need (txn.go); its own lock.
+	txn txnState
+
 	// Guarded by cleanMu: the end of the sealed segments the last
 	// compaction pass covered, and when (Unix ms) the first tombstone it
 	// kept expires (math.MaxInt64: none).
@@ -338,6 +341,11 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	if err != nil {
 		return AppendResult{}, l.undoWriteLocked(seg, pos, err)
 	}
+	for i, h := range hs {
+		if !dup[i] {
+			l.trackTxnLocked(h, data[starts[i]:]) // before the batch is readable
+		}
+	}
 
 	nowMS := l.opts.Now().UnixMilli()
 	l.mu.Lock()
@@ -432,6 +440,9 @@ func (l *Log) rollLocked() error {
 	l.mu.RUnlock()
 	if err := oldCopy.writeIndexes(l.fs, l.dir); err != nil {
 		return l.ioErr("writing indexes on roll", err)
+	}
+	if err := l.writeTxnIndex(old.base, base); err != nil {
+		return l.ioErr("writing aborted-transaction index on roll", err)
 	}
 	path := filepath.Join(l.dir, segmentName(base, logSuffix))
 	f, err := l.fs.Create(path, vfs.WriteCategoryUnspecified)

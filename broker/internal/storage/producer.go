@@ -24,6 +24,10 @@ type producerBatch struct {
 type producerState struct {
 	epoch   int16
 	batches []producerBatch // oldest first, at most maxProducerBatches
+	// txnOpen is set from the producer's first transactional batch until
+	// its marker; txnFirst is that batch's base offset (see txn.go).
+	txnOpen  bool
+	txnFirst Offset
 }
 
 func (p *producerState) lastOffset() Offset {
@@ -120,12 +124,14 @@ func recordProducer(m map[int64]*producerState, h batch.Header) {
 // offset base, written when a segment is rolled so recovery replays only
 // the batches after it. Layout, big-endian:
 //
-//	version int16 (1) | count int32 | count × producer | crc32c uint32
+//	version int16 (2) | count int32 | count × producer | crc32c uint32
 //	producer = id int64 | epoch int16 | n int8 | n × (firstSeq int32,
-//	           lastSeq int32, base int64, last int64)
+//	           lastSeq int32, base int64, last int64) | txnFirst int64
 //
-// The CRC32C covers everything before it.
-const snapshotVersion = 1
+// txnFirst is the first offset of the producer's open transaction, -1 if
+// none. Version 1 (written before transactions) has no txnFirst. The CRC32C
+// covers everything before it.
+const snapshotVersion = 2
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -148,6 +154,11 @@ func encodeProducers(m map[int64]*producerState) []byte {
 			b = binary.BigEndian.AppendUint64(b, uint64(e.base))
 			b = binary.BigEndian.AppendUint64(b, uint64(e.last))
 		}
+		first := int64(-1)
+		if p.txnOpen {
+			first = int64(p.txnFirst)
+		}
+		b = binary.BigEndian.AppendUint64(b, uint64(first))
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -160,7 +171,8 @@ func decodeProducers(b []byte) (map[int64]*producerState, error) {
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("storage: producer snapshot checksum mismatch")
 	}
-	if v := binary.BigEndian.Uint16(body); v != snapshotVersion {
+	v := binary.BigEndian.Uint16(body)
+	if v != 1 && v != snapshotVersion {
 		return nil, fmt.Errorf("storage: producer snapshot version %d", v)
 	}
 	n := binary.BigEndian.Uint32(body[2:])
@@ -188,6 +200,15 @@ func decodeProducers(b []byte) (map[int64]*producerState, error) {
 				last:     Offset(binary.BigEndian.Uint64(body[16:])),
 			})
 			body = body[24:]
+		}
+		if v >= 2 {
+			if len(body) < 8 {
+				return nil, fmt.Errorf("storage: producer snapshot entry for %d truncated", id)
+			}
+			if first := int64(binary.BigEndian.Uint64(body)); first >= 0 {
+				p.txnOpen, p.txnFirst = true, Offset(first)
+			}
+			body = body[8:]
 		}
 		m[id] = p
 	}

@@ -159,7 +159,7 @@ func (l *Log) recover() error {
 		haveLog[b] = true
 	}
 	for _, n := range names {
-		if b, ok := parseBase(n); ok && len(n) > 20 && (n[20:] == indexSuffix || n[20:] == timeIndexSuffix) && !haveLog[b] {
+		if b, ok := parseBase(n); ok && len(n) > 20 && (n[20:] == indexSuffix || n[20:] == timeIndexSuffix || n[20:] == txnIndexSuffix) && !haveLog[b] {
 			if err := fs.Remove(l.path(n)); err != nil {
 				return fmt.Errorf("storage: remove orphan %s: %w", n, err)
 			}
@@ -184,7 +184,7 @@ func (l *Log) recover() error {
 			// leave this: the compacted segment before it already holds
 			// the survivors of its records.
 			l.opts.Logger.Warn("storage: removing a segment overlapping its predecessor", "dir", l.dir, "base", base, "previous end", minNext)
-			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+			for _, suffix := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 				if err := fs.Remove(l.path(segmentName(base, suffix))); err != nil && !isNotExist(err) {
 					return fmt.Errorf("storage: remove overlapping segment %d: %w", base, err)
 				}
@@ -278,13 +278,17 @@ func (l *Log) recover() error {
 		}
 		l.opts.Logger.Warn("storage: ignoring producer snapshot", "dir", l.dir, "base", sb, "err", err)
 	}
+	if err := l.beginTxnRecovery(from); err != nil {
+		return err
+	}
 	for _, s := range l.segs {
 		if s.next <= from {
 			continue
 		}
-		if _, err := scanSegment(s.f, 0, s.size, s.base, false, 0, func(h batch.Header, _ int64) error {
+		if _, err := scanSegment(s.f, 0, s.size, s.base, false, 0, func(h batch.Header, pos int64) error {
 			if Offset(h.BaseOffset) >= from {
 				recordProducer(l.producers, h)
+				return l.recoverTxn(s, h, pos)
 			}
 			return nil
 		}); err != nil {

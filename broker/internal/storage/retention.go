@@ -145,7 +145,7 @@ func (l *Log) moveLogStartLocked(off Offset) {
 	l.logStart = off
 	l.mu.Unlock()
 	for id, p := range l.producers {
-		if p.lastOffset() < off {
+		if p.lastOffset() < off && !p.txnOpen {
 			delete(l.producers, id)
 		}
 	}
@@ -184,7 +184,11 @@ func (l *Log) retainLocked() error {
 		total += s.size
 	}
 	n := 0
+	hold := l.firstUnstable() // an open transaction's records stay
 	for _, s := range segs[:len(segs)-1] {
+		if s.next > hold {
+			break
+		}
 		expired := cfg.Cleanup.deletes() && cfg.RetentionMS >= 0 && s.maxTs >= 0 && nowMS-s.maxTs > cfg.RetentionMS
 		oversize := cfg.Cleanup.deletes() && cfg.RetentionBytes >= 0 && total-s.size >= cfg.RetentionBytes
 		if s.next > start && !expired && !oversize {
@@ -226,6 +230,7 @@ func (l *Log) retainLocked() error {
 // and makes the deletion durable.
 func (l *Log) removeSegments(victims []*segment) error {
 	err := l.closeAndRemove(victims)
+	l.removeTxnIndexes(victims)
 	if serr := syncDir(l.fs, l.dir); serr != nil && err == nil {
 		err = fmt.Errorf("storage: deleting segments in %s: %w", l.dir, serr)
 	}

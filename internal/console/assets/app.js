@@ -18,7 +18,8 @@ function bytes(n) {
   return (i ? n.toFixed(1) : n) + " " + u[i];
 }
 function ms(n) {
-  if (n < 0) return "never";
+  n = Number(n);
+  if (!(n >= 0)) return "never";
   if (n < 1000) return n + " ms";
   if (n < 120000) return (n / 1000).toFixed(1) + " s";
   return Math.round(n / 60000) + " min";
@@ -72,10 +73,15 @@ function navigate() {
   view.innerHTML = page.frame(r.arg);
   if (page.setup) page.setup(r.arg);
   let first = true;
+  // A page with a #filter box redraws its last data as one types.
+  let last = null;
+  const filter = $("#filter");
+  if (filter) filter.addEventListener("input", () => { if (last) $("#live").innerHTML = page.render(last, r.arg); });
   const tick = async () => {
     try {
       const data = await page.load(r.arg);
       if (gen !== generation) return;
+      last = data;
       $("#live").innerHTML = page.render(data, r.arg);
       if (page.after) page.after(data, r.arg);
       showError(null);
@@ -151,14 +157,21 @@ pages.cluster = {
   },
 };
 
+// matches reports whether name contains the #filter box's text.
+function matches(name) {
+  const f = $("#filter");
+  return !f || !f.value || name.toLowerCase().includes(f.value.toLowerCase());
+}
+
 // ---- Topics ----
 pages.topics = {
-  frame: () => `<h1>Topics</h1><div id="live"></div>`,
+  frame: () => `<h1>Topics <input id="filter" placeholder="filter by name" size="24" style="font-size:13px;margin-left:12px"></h1><div id="live"></div>`,
   load: () => api("topics"),
   render(ts) {
-    let h = `<table id="topics"><thead><tr><th>Topic</th><th class="num">Partitions</th><th class="num">Replication</th>
+    const shown = ts.filter(t => matches(t.topic));
+    let h = `<p class="muted">${shown.length} of ${ts.length} topics.</p><table id="topics"><thead><tr><th>Topic</th><th class="num">Partitions</th><th class="num">Replication</th>
       <th class="num">Under-replicated</th><th class="num">Offline</th><th class="num">Records</th></tr></thead><tbody>`;
-    for (const t of ts) {
+    for (const t of shown) {
       h += `<tr data-topic="${esc(t.topic)}" class="${t.offline ? "bad" : ""}"><td><a href="#/topic/${encodeURIComponent(t.topic)}">${esc(t.topic)}</a>
         ${t.internal ? '<span class="pill">internal</span>' : ""} ${t.error ? `<span class="pill bad">${esc(t.error)}</span>` : ""}</td>
         <td class="num">${t.partitions}</td><td class="num">${t.replication_factor}</td><td class="num">${t.under_replicated}</td>
@@ -245,11 +258,12 @@ pages.topic = {
 
 function renderMessages(m) {
   const next = Object.entries(m.next).map(([p, o]) => `${p}: ${o}`).join(", ");
-  let h = `<p class="muted" id="messages-summary">${m.messages.length} shown, ${m.scanned} scanned${m.truncated ? " (stopped at a bound: more follow)" : ""}. Next offsets: ${esc(next || "–")}.
+  let h = `<p class="muted" id="messages-summary">${m.messages.length} shown, ${m.scanned} scanned${m.idle ? " (no record came for 2 s before the end offsets: the rest may be compacted away or transaction markers)" : m.truncated ? " (stopped at a bound: more follow)" : ""}. Next offsets: ${esc(next || "–")}.
     ${m.truncated ? '<button type="button" id="read-on">Read on</button>' : ""}</p>`;
   if (!m.messages.length) return h;
   h += `<table id="message-list"><thead><tr><th class="num">Partition</th><th class="num">Offset</th><th>Timestamp</th><th>Key</th><th>Value</th><th>Headers</th></tr></thead><tbody>`;
-  const cell = r => r.null ? `<span class="muted">null</span>` : `<span class="pill">${r.format}</span><pre>${esc(r.text)}</pre>`;
+  const cell = r => r.null ? `<span class="muted">null</span>` :
+    `<span class="pill">${r.format}</span>${r.truncated ? ` <span class="muted">first ${num(r.text.length)} characters of ${num(r.bytes)} bytes</span>` : ""}<pre>${esc(r.text)}</pre>`;
   for (const r of m.messages) {
     h += `<tr data-p="${r.partition}" data-o="${r.offset}"><td class="num">${r.partition}</td><td class="num">${r.offset}</td>
       <td>${esc(r.timestamp)}</td><td data-k="key">${cell(r.key)}</td><td data-k="value" data-format="${r.value.format}">${cell(r.value)}</td>
@@ -260,11 +274,12 @@ function renderMessages(m) {
 
 // ---- Consumer groups ----
 pages.groups = {
-  frame: () => `<h1>Consumer groups</h1><div id="live"></div>`,
+  frame: () => `<h1>Consumer groups <input id="filter" placeholder="filter by name" size="24" style="font-size:13px;margin-left:12px"></h1><div id="live"></div>`,
   load: () => api("groups"),
-  render(gs) {
-    if (!gs.length) return `<p class="muted">No consumer groups.</p>`;
-    let h = `<table id="groups"><thead><tr><th>Group</th><th>State</th><th>Protocol</th><th class="num">Coordinator</th><th class="num">Members</th><th class="num">Total lag</th></tr></thead><tbody>`;
+  render(all) {
+    if (!all.length) return `<p class="muted">No consumer groups.</p>`;
+    const gs = all.filter(g => matches(g.group));
+    let h = `<p class="muted">${gs.length} of ${all.length} groups.</p><table id="groups"><thead><tr><th>Group</th><th>State</th><th>Protocol</th><th class="num">Coordinator</th><th class="num">Members</th><th class="num">Total lag</th></tr></thead><tbody>`;
     for (const g of gs) {
       h += `<tr data-group="${esc(g.group)}"><td><a href="#/group/${encodeURIComponent(g.group)}">${esc(g.group)}</a></td><td>${esc(g.state)}
         ${g.error ? `<span class="pill bad">${esc(g.error)}</span>` : ""}</td><td>${esc(g.protocol_type)}</td><td class="num">${g.coordinator}</td>
@@ -425,7 +440,7 @@ function renderApp(id, instances) {
   }
   h += `</tbody></table></div><div><h2>Throughput per sub-topology</h2><table data-k="throughput"><thead><tr><th>Sub-topology</th><th class="num">Processed</th><th class="num">Records/s</th></tr></thead><tbody>`;
   for (const s of d0.topology.subtopologies) {
-    h += `<tr><td>${s.id}${s.global ? " (global)" : ""}</td><td class="num">${num(processed[s.id] || 0)}</td><td class="num">${rate(String(s.id))}</td></tr>`;
+    h += `<tr><td>${esc(s.id)}${s.global ? " (global)" : ""}</td><td class="num">${num(processed[s.id] || 0)}</td><td class="num">${rate(String(s.id))}</td></tr>`;
   }
   return h + `</tbody></table></div></div></div>`;
 }
@@ -470,7 +485,7 @@ function topologySVG(topo) {
     const cols = [];
     for (const name of st.nodes) { const c = d(name); (cols[c] = cols[c] || []).push(name); }
     const rows = Math.max(1, ...cols.map(c => (c || []).length));
-    parts.push(`<text x="${PAD}" y="${y0 + 12}" class="sub">${st.global ? "Global sub-topology" : "Sub-topology"} ${st.id}</text>`);
+    parts.push(`<text x="${PAD}" y="${y0 + 12}" class="sub">${st.global ? "Global sub-topology" : "Sub-topology"} ${esc(st.id)}</text>`);
     const top = y0 + 20;
     cols.forEach((names, c) => (names || []).forEach((name, r) => { pos[name] = {x: PAD + c * (W + GX), y: top + r * (H + GY)}; }));
     let ncols = cols.length;
@@ -505,7 +520,7 @@ function topologySVG(topo) {
       edges.push(`<path class="storeedge" data-from="${esc(n.name)}" data-store="${esc(s)}" d="M${x1},${y1} C${x1},${(y1 + y2) / 2} ${x2},${(y1 + y2) / 2} ${x2},${y2}"/>`);
     }
     const sub = n.kind === "Processor" ? "processor" : (n.kind === "Source" ? "from " : "to ") + (n.topics.length ? n.topics.join(", ") : "a topic chosen per record");
-    boxes.push(`<g class="node ${n.kind}" data-name="${esc(n.name)}" data-kind="${n.kind}"><title>${esc(n.name)}: ${esc(sub)}</title>
+    boxes.push(`<g class="node ${esc(n.kind)}" data-name="${esc(n.name)}" data-kind="${esc(n.kind)}"><title>${esc(n.name)}: ${esc(sub)}</title>
       <rect x="${p.x}" y="${p.y}" width="${W}" height="${H}" rx="5"/><text x="${p.x + 8}" y="${p.y + 16}">${esc(short(n.name))}</text>
       <text class="sub" x="${p.x + 8}" y="${p.y + 31}">${esc(short(sub))}</text></g>`);
   }

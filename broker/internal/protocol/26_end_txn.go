@@ -1,0 +1,28 @@
+package protocol
+
+// EndTxn, versions 0-4: commit or abort a producer's open transaction. The
+// transaction coordinator records the decision (PrepareCommit or
+// PrepareAbort) in __transaction_state, answers, and writes the markers to
+// every partition of the transaction; a read_committed consumer sees the
+// transaction's records once its marker is written.
+//
+// Deviation: v5 (KIP-890 part 2's epoch bump per transaction) is not
+// advertised.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func init() { register(kmsg.EndTxn, 0, 4, handleEndTxn) }
+
+func handleEndTxn(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
+	req := r.Body.(*kmsg.EndTxnRequest)
+	return handleTxnRequest(ctx, s, r, func(code int16) kmsg.Response {
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = code
+		resp.ProducerID, resp.ProducerEpoch = -1, -1
+		return resp
+	})
+}

@@ -1,0 +1,188 @@
+package protocol
+
+// The transaction coordinator (broker/internal/txn) as the server
+// extension "txn": its driver over this broker's __transaction_state, its
+// markers written to the local partition logs (a single node leads every
+// partition), the __consumer_offsets ones also handed to the group
+// coordinator, which makes a committed transaction's offsets visible. The
+// transaction handlers (22 with a transactional id, 24, 25, 26, 65, 66) pass
+// their requests to it.
+//
+// In cluster mode transactions are refused with
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a message saying so: markers
+// would have to reach partition leaders on other brokers.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/group"
+	"github.com/weir-dev/weir/broker/internal/topics"
+	"github.com/weir-dev/weir/broker/internal/txn"
+)
+
+const txnExtensionName = "txn"
+
+func init() { RegisterExtension(txnExtensionName, openTxnCoordinator) }
+
+// txnCoordinator is the "txn" extension.
+type txnCoordinator struct {
+	d *txn.Driver
+}
+
+func (t *txnCoordinator) Close() error {
+	if t.d == nil {
+		return nil
+	}
+	return t.d.Close()
+}
+
+// producerIDs hands the coordinator producer ids from the registry.
+type producerIDs struct{ reg *topics.Registry }
+
+func (p producerIDs) NextProducerID() (int64, error) { return p.reg.NextProducerID() }
+
+func openTxnCoordinator(s *Server) (Extension, error) {
+	if s.cfg.Cluster != nil {
+		return &txnCoordinator{}, nil // refused in cluster mode: see txnDriver
+	}
+	var opts txn.Options
+	opts.EnsureDefaults()
+	tl := txn.OpenTopicLog(s.Topics, opts.StatePartitions, nil)
+	opts.StatePartitions = tl.Partitions()
+	opts.OffsetsPartitions = s.cfg.Groups.OffsetsPartitions
+	if g, ok := s.Extension(groupExtensionName).(*groupCoordinator); ok {
+		opts.OffsetsPartitions = g.d.Partitions()
+	}
+	opts.ProducerIDs = producerIDs{s.Topics}
+	opts.Topics = registryTopics{s.Topics}
+	d, err := txn.OpenDriver(context.Background(), txn.DriverOptions{
+		Coordinator: opts, Log: tl, Logger: s.Logger,
+		Markers: func(ctx context.Context, m txn.Marker) ([]txn.TopicPartition, error) {
+			return writeMarkers(ctx, s, m)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &txnCoordinator{d: d}, nil
+}
+
+// writeMarkers writes m's markers to the local logs: the partitions whose
+// marker is written, or that no longer exist, are returned.
+func writeMarkers(ctx context.Context, s *Server, m txn.Marker) ([]txn.TopicPartition, error) {
+	var done []txn.TopicPartition
+	var errs []error
+	for _, tp := range m.Partitions {
+		t, ok := s.Topics.Get(tp.Topic)
+		if !ok {
+			done = append(done, tp) // deleted: nothing to mark
+			continue
+		}
+		p, ok := t.Partition(tp.Partition)
+		if !ok {
+			done = append(done, tp)
+			continue
+		}
+		tl, ok := p.Log().(topics.TxnLog)
+		if !ok {
+			done = append(done, tp) // a log without transactions
+			continue
+		}
+		if err := tl.AppendMarker(ctx, int64(m.ProducerID), int16(m.Epoch), m.Commit, int32(m.CoordinatorEpoch)); err != nil {
+			errs = append(errs, fmt.Errorf("marker to %s/%d: %w", tp.Topic, tp.Partition, err))
+			continue
+		}
+		if tp.Topic == group.OffsetsTopic {
+			if g, ok := s.Extension(groupExtensionName).(*groupCoordinator); ok {
+				if err := g.d.CompleteTxn(int64(m.ProducerID), m.Commit, tp.Partition); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+			}
+		}
+		done = append(done, tp)
+	}
+	return done, errors.Join(errs...)
+}
+
+// txnDriver returns the transaction coordinator, or the error code and
+// message to refuse a transactional request with.
+func txnDriver(s *Server) (*txn.Driver, int16, *string) {
+	if s.cfg.Cluster != nil {
+		m := "weir: transactions are not supported in cluster mode yet"
+		return nil, kerr.TransactionalIDAuthorizationFailed.Code, &m
+	}
+	t, ok := s.Extension(txnExtensionName).(*txnCoordinator)
+	if !ok || t.d == nil {
+		return nil, kerr.CoordinatorNotAvailable.Code, nil
+	}
+	return t.d, 0, nil
+}
+
+// TxnStats returns the transaction coordinator's counts; ok is false when
+// the server has none.
+func TxnStats(s *Server) (txn.Stats, bool) {
+	t, ok := s.Extension(txnExtensionName).(*txnCoordinator)
+	if !ok || t.d == nil {
+		return txn.Stats{}, false
+	}
+	return t.d.Stats(), true
+}
+
+// handleTxnRequest passes a transaction request to the coordinator; refuse
+// builds the answer when there is none.
+func handleTxnRequest(ctx context.Context, s *Server, r *Request, refuse func(code int16) kmsg.Response) (kmsg.Response, error) {
+	d, code, _ := txnDriver(s)
+	if d == nil {
+		return refuse(code), nil
+	}
+	resp, err := d.Handle(ctx, r.Body)
+	if errors.Is(err, txn.ErrClosed) {
+		return refuse(kerr.CoordinatorNotAvailable.Code), nil
+	}
+	return resp, err
+}
+
+// txnMetrics exposes the transaction coordinator's counts to Prometheus,
+// read when scraped.
+type txnMetrics struct {
+	d                                  *txn.Driver
+	open, committed, aborted, timedOut *prometheus.Desc
+}
+
+// txnCollector returns the collector of weir_txn_open and the
+// weir_txn_*_total counters; nil without a transaction coordinator.
+func txnCollector(s *Server) prometheus.Collector {
+	t, ok := s.Extension(txnExtensionName).(*txnCoordinator)
+	if !ok || t.d == nil {
+		return nil
+	}
+	return &txnMetrics{
+		d:         t.d,
+		open:      prometheus.NewDesc("weir_txn_open", "Transactions open now (ongoing or writing their markers).", nil, nil),
+		committed: prometheus.NewDesc("weir_txn_committed_total", "Transactions committed (every marker written) since the broker started.", nil, nil),
+		aborted:   prometheus.NewDesc("weir_txn_aborted_total", "Transactions aborted (every marker written) since the broker started, timed-out ones included.", nil, nil),
+		timedOut:  prometheus.NewDesc("weir_txn_timed_out_total", "Transactions aborted by the coordinator at their timeout since the broker started.", nil, nil),
+	}
+}
+
+func (m *txnMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.open
+	ch <- m.committed
+	ch <- m.aborted
+	ch <- m.timedOut
+}
+
+func (m *txnMetrics) Collect(ch chan<- prometheus.Metric) {
+	st := m.d.Stats()
+	ch <- prometheus.MustNewConstMetric(m.open, prometheus.GaugeValue, float64(st.Open))
+	ch <- prometheus.MustNewConstMetric(m.committed, prometheus.CounterValue, float64(st.Committed))
+	ch <- prometheus.MustNewConstMetric(m.aborted, prometheus.CounterValue, float64(st.Aborted))
+	ch <- prometheus.MustNewConstMetric(m.timedOut, prometheus.CounterValue, float64(st.TimedOut))
+}

@@ -1,0 +1,41 @@
+package topics
+
+import "context"
+
+// AbortedTxn is one aborted transaction of a partition: the records of
+// producer ProducerID from FirstOffset up to its ABORT marker are to be
+// skipped by a read_committed consumer.
+type AbortedTxn struct {
+	ProducerID  int64
+	FirstOffset Offset
+}
+
+// ProducerState is what a partition log knows of one producer, as
+// DescribeProducers reports it.
+type ProducerState struct {
+	ProducerID     int64
+	Epoch          int16
+	LastSequence   int32
+	LastOffset     Offset
+	TxnStartOffset Offset // -1 when no transaction is open
+}
+
+// TxnLog is what transactions need of a partition log beyond Log. The
+// storage engine's logs implement it; a log that does not serves no
+// transactions (its last stable offset is its high watermark).
+type TxnLog interface {
+	// LastStableOffset is the offset below which every transaction has
+	// ended (at most the high watermark).
+	LastStableOffset() Offset
+	// AbortedTransactions returns the aborted transactions holding records
+	// in [from, to).
+	AbortedTransactions(from, to Offset) []AbortedTxn
+	// AppendMarker durably appends a COMMIT or ABORT marker for producer
+	// pid at epoch.
+	AppendMarker(ctx context.Context, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error
+	// AppendTrusted durably appends batches written by the broker itself
+	// (transactional offset commits, which carry no sequence number).
+	AppendTrusted(ctx context.Context, batches []byte) error
+	// Producers returns the producers the log tracks.
+	Producers() []ProducerState
+}

@@ -1,0 +1,152 @@
+package txn
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// StateTopic is the compacted internal topic that holds the transaction
+// coordinator's records.
+const StateTopic = "__transaction_state"
+
+// maxReplayBatchBytes bounds the decompressed size of one batch read back
+// from __transaction_state (Weir writes them uncompressed).
+const maxReplayBatchBytes = 64 << 20
+
+// TopicLog is the Log over the broker's own __transaction_state topic.
+type TopicLog struct {
+	reg        *topics.Registry
+	partitions int32
+	now        func() time.Time
+}
+
+// OpenTopicLog returns the Log over __transaction_state. The topic is
+// created (compacted, with partitions partitions) on the first append, as
+// Kafka creates it on first use; an existing topic keeps its partition
+// count, which Partitions reports and the coordinator must use.
+func OpenTopicLog(reg *topics.Registry, partitions int32, now func() time.Time) *TopicLog {
+	if now == nil {
+		now = time.Now
+	}
+	l := &TopicLog{reg: reg, partitions: partitions, now: now}
+	if t, ok := reg.Get(StateTopic); ok {
+		l.partitions = t.NumPartitions()
+	}
+	return l
+}
+
+// Partitions returns the topic's partition count.
+func (l *TopicLog) Partitions() int32 { return l.partitions }
+
+func (l *TopicLog) partition(ctx context.Context, p int32) (topics.Log, error) {
+	t, ok := l.reg.Get(StateTopic)
+	if !ok {
+		var err error
+		t, err = l.reg.Ensure(ctx, StateTopic, topics.Spec{
+			Partitions: l.partitions,
+			Configs:    map[string]string{"cleanup.policy": "compact"},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("txn: create %s: %w", StateTopic, err)
+		}
+	}
+	part, ok := t.Partition(p)
+	if !ok {
+		return nil, fmt.Errorf("txn: %s has no partition %d", StateTopic, p)
+	}
+	return part.Log(), nil
+}
+
+// Append writes recs as one uncompressed batch and waits until it is
+// durable under the log's sync policy.
+func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
+	log, err := l.partition(ctx, p)
+	if err != nil {
+		return err
+	}
+	ts := l.now().UnixMilli()
+	h := batch.Header{FirstTimestamp: ts, MaxTimestamp: ts, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}
+	brs := make([]batch.Record, len(recs))
+	for i, r := range recs {
+		brs[i] = batch.Record{OffsetDelta: int32(i), Key: r.Key, Value: r.Value}
+	}
+	b, err := batch.Build(h, brs, batch.CodecNone)
+	if err != nil {
+		return fmt.Errorf("txn: encode %s batch: %w", StateTopic, err)
+	}
+	if _, err := log.Append(ctx, b, 0); err != nil {
+		return fmt.Errorf("txn: append to %s/%d: %w", StateTopic, p, err)
+	}
+	return nil
+}
+
+// Replay calls fn for every record of partition p from the log start to the
+// high watermark.
+func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) error {
+	t, ok := l.reg.Get(StateTopic)
+	if !ok {
+		return nil // never written
+	}
+	part, ok := t.Partition(p)
+	if !ok {
+		return nil
+	}
+	log := part.Log()
+	off, end := log.LogStartOffset(), log.HighWatermark()
+	for off < end {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		data, err := log.Read(off, 1<<20)
+		if err != nil {
+			return fmt.Errorf("txn: read %s/%d at %d: %w", StateTopic, p, off, err)
+		}
+		if len(data) == 0 {
+			return nil
+		}
+		next := off
+		for len(data) > 0 {
+			var b []byte
+			b, data, err = batch.Next(data)
+			if err != nil {
+				if batch.IsTruncated(err) {
+					break
+				}
+				return fmt.Errorf("txn: %s/%d at %d: %w", StateTopic, p, next, err)
+			}
+			h, err := batch.ParseHeader(b)
+			if err != nil {
+				return err
+			}
+			if !h.Control() {
+				recs, err := batch.Records(b, maxReplayBatchBytes)
+				if err != nil {
+					return fmt.Errorf("txn: %s/%d batch at %d: %w", StateTopic, p, h.BaseOffset, err)
+				}
+				for _, r := range recs {
+					if topics.Offset(h.BaseOffset)+topics.Offset(r.OffsetDelta) < off || r.Key == nil {
+						continue
+					}
+					rec := Record{Partition: p, Key: bytes.Clone(r.Key)}
+					if r.Value != nil {
+						rec.Value = bytes.Clone(r.Value)
+					}
+					if err := fn(rec); err != nil {
+						return err
+					}
+				}
+			}
+			next = topics.Offset(h.LastOffset()) + 1
+		}
+		if next <= off {
+			return fmt.Errorf("txn: %s/%d: no progress reading at %d", StateTopic, p, off)
+		}
+		off = next
+	}
+	return nil
+}

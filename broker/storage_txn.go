@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"context"
+
+	"github.com/weir-dev/weir/broker/internal/topics"
+)
+
+// storageLog implements topics.TxnLog.
+var _ topics.TxnLog = (*storageLog)(nil)
+
+func (s *storageLog) LastStableOffset() topics.Offset { return s.l.LastStableOffset() }
+
+func (s *storageLog) AbortedTransactions(from, to topics.Offset) []topics.AbortedTxn {
+	as := s.l.AbortedTransactions(from, to)
+	out := make([]topics.AbortedTxn, len(as))
+	for i, a := range as {
+		out[i] = topics.AbortedTxn{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset}
+	}
+	return out
+}
+
+func (s *storageLog) AppendMarker(ctx context.Context, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
+	_, err := s.l.AppendMarker(ctx, pid, epoch, commit, coordinatorEpoch)
+	if err != nil {
+		s.health.appendFailed(s.l.Dir(), err)
+	}
+	return kafkaErr(err)
+}
+
+func (s *storageLog) AppendTrusted(ctx context.Context, batches []byte) error {
+	err := s.l.AppendTrusted(ctx, batches)
+	if err != nil {
+		s.health.appendFailed(s.l.Dir(), err)
+	}
+	return kafkaErr(err)
+}
+
+func (s *storageLog) Producers() []topics.ProducerState {
+	ps := s.l.Producers()
+	out := make([]topics.ProducerState, len(ps))
+	for i, p := range ps {
+		out[i] = topics.ProducerState{
+			ProducerID: p.ProducerID, Epoch: p.Epoch, LastSequence: p.LastSequence,
+			LastOffset: p.LastOffset, TxnStartOffset: p.TxnStartOffset,
+		}
+	}
+	return out
+}
