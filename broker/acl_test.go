@@ -240,3 +240,44 @@ func TestACLs(t *testing.T) {
 		t.Errorf("after deleting its ACLs app sees %v", got)
 	}
 }
+
+// A transactional producer needs WRITE on its transactional id: with it,
+// a transaction commits; with another id, InitProducerId is refused.
+func TestACLTransactionalID(t *testing.T) {
+	b := aclBroker(t)
+	ctx := testCtx(t)
+	adm := kadm.NewClient(userClient(t, b, "admin"))
+	for _, acls := range []*kadm.ACLBuilder{
+		kadm.NewACLs().Allow("User:app").AllowHosts("*").ResourcePatternType(kadm.ACLPatternPrefixed).
+			Topics("orders-").Operations(kadm.OpWrite, kadm.OpDescribe),
+		kadm.NewACLs().Allow("User:app").AllowHosts("*").ResourcePatternType(kadm.ACLPatternPrefixed).
+			TransactionalIDs("app-").Operations(kadm.OpWrite, kadm.OpDescribe),
+	} {
+		res, err := adm.CreateACLs(ctx, acls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatal(r.Err)
+			}
+		}
+	}
+	txn := func(id string) error {
+		cl := userClient(t, b, "app", kgo.TransactionalID(id), kgo.DefaultProduceTopic("orders-eu"))
+		if err := cl.BeginTransaction(); err != nil {
+			return err
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte("in a transaction")}).FirstErr(); err != nil {
+			_ = cl.EndTransaction(ctx, kgo.TryAbort)
+			return err
+		}
+		return cl.EndTransaction(ctx, kgo.TryCommit)
+	}
+	if err := txn("app-tx1"); err != nil {
+		t.Fatalf("transaction with WRITE on its transactional id: %v", err)
+	}
+	if err := txn("other-tx"); !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
+		t.Fatalf("transaction without WRITE on its transactional id: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
+	}
+}
