@@ -37,10 +37,11 @@ type logConfig struct {
 	Targets    []string      // "weir", "kfake"
 	ProfileDir string        // where to write CPU profiles of the throughput phases; "" = none
 
-	Rounds            int    // times every target is measured, the order rotating each round
-	BaselineRef       string // git ref whose weir binary is the "baseline" target
-	Cluster           int    // nodes of the "cluster" target (0: none)
-	ReplicationFactor int16  // replication factor of the benchmark topics
+	Rounds            int      // times every target is measured, the order rotating each round
+	BaselineRef       string   // git ref whose weir binary is the "baseline" target
+	Cluster           int      // nodes of the "cluster" target (0: none)
+	ReplicationFactor int16    // replication factor of the benchmark topics
+	Brokers           []string // the "external" target's addresses: a broker already running
 	bins              *binaries
 }
 
@@ -98,6 +99,7 @@ process's (the clients').`,
 	f.StringVar(&cfg.BaselineRef, "baseline-ref", "", "git ref to build the baseline weir binary at (target \"baseline\")")
 	f.IntVar(&cfg.Cluster, "cluster", 0, "nodes of the \"cluster\" target: weir broker processes that are all controller voters")
 	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics")
+	f.StringSliceVar(&cfg.Brokers, "brokers", nil, "addresses of a broker already running, measured as target \"external\" (e.g. under strace); its topics bench-tput-<size> and bench-lat-<size> must not exist")
 	return cmd
 }
 
@@ -168,6 +170,11 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 			_ = b.Close()
 			_ = os.RemoveAll(dir)
 		}}, nil
+	case "external":
+		if len(cfg.Brokers) == 0 {
+			return nil, errors.New("bench: target external needs --brokers")
+		}
+		return &target{name: name, addrs: cfg.Brokers, close: func() {}}, nil
 	case "kfake":
 		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
@@ -175,7 +182,7 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 		}
 		return &target{name: name, addrs: c.ListenAddrs(), close: c.Close}, nil
 	default:
-		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline or cluster)", name)
+		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline, cluster or external)", name)
 	}
 }
 
@@ -549,16 +556,23 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 			if cfg.Rounds > 1 {
 				what = fmt.Sprintf("median of %d rounds' ratios", cfg.Rounds)
 			}
-			fmt.Fprintf(w, "%d-byte records, %s (%s): produce %.2fx, consume %.2fx, produce p99 %.2fx, e2e p99 %.2fx (latency ratios: lower is better)\n",
-				size, label, what, ratio(produceRate), ratio(consumeRate), ratio(produceP99), ratio(e2eP99))
+			fmt.Fprintf(w, "%d-byte records, %s (%s): produce %.2fx, consume %.2fx", size, label, what, ratio(produceRate), ratio(consumeRate))
+			if cfg.LatencyFor > 0 {
+				fmt.Fprintf(w, ", produce p99 %.2fx, e2e p99 %.2fx (latency ratios: lower is better)", ratio(produceP99), ratio(e2eP99))
+			}
+			fmt.Fprintln(w)
 			fmt.Fprintf(w, "%d-byte records, %s process CPU per record (client included for in-process brokers; lower is better): produce %.2fx, consume %.2fx\n",
 				size, label, ratio(produceCPU), ratio(consumeCPU))
-			if procs {
+			if isProcTarget(num) && isProcTarget(den) {
 				fmt.Fprintf(w, "%d-byte records, %s broker processes' CPU per record (lower is better): produce %.2fx, consume %.2fx\n",
 					size, label, ratio(brokerProduceCPU), ratio(brokerConsumeCPU))
 			}
 		}
 	}
+}
+
+func isProcTarget(name string) bool {
+	return name == targetTree || name == targetBaseline || name == targetCluster
 }
 
 // ratioPairs are the targets compared in the report, numerator first.

@@ -21,7 +21,6 @@ func copyMember(ctx context.Context, t *testing.T, b *Broker, id string, copied 
 		kgo.ConsumerGroup("copy"),
 		kgo.ConsumeTopics("in"),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.DefaultProduceTopic("out"),
 		kgo.TransactionTimeout(10*time.Second),
 		kgo.FetchMaxWait(100*time.Millisecond),

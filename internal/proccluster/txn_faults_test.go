@@ -39,7 +39,6 @@ func TestFaultCopyMemberProcess(t *testing.T) {
 		kgo.ConsumerGroup("copy"),
 		kgo.ConsumeTopics("in"),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.DefaultProduceTopic("out"),
 		kgo.TransactionTimeout(5*time.Second),
 		kgo.SessionTimeout(6*time.Second),

@@ -102,6 +102,7 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 		}
 	}
 
+	lease := newFetchLease(ctx)
 	wait := min(time.Duration(max(req.MaxWaitMillis, 0))*time.Millisecond, fetchMaxWait)
 	var timer *time.Timer
 	maxBytes := int(req.MaxBytes)
@@ -118,7 +119,7 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 				changed = append(changed, fp.p.Log().Changed())
 			}
 		}
-		total, failed := readFetch(parts, maxBytes)
+		total, failed := readFetch(parts, maxBytes, lease)
 		if failed || total >= int(req.MinBytes) || wait <= 0 || len(parts) == 0 || ctx.Err() != nil {
 			return resp, nil
 		}
@@ -128,15 +129,17 @@ func handleFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, err
 		}
 		if !waitAny(ctx, timer.C, changed) {
 			// Timed out (or shutting down): answer with what there is now.
-			readFetch(parts, maxBytes)
+			readFetch(parts, maxBytes, lease)
 			return resp, nil
 		}
 	}
 }
 
 // readFetch fills every partition's answer from its log and returns the
-// bytes gathered and whether any partition failed.
-func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
+// bytes gathered and whether any partition failed. It reads into lease's
+// buffers, giving back those of an earlier call first.
+func readFetch(parts []fetchPart, maxBytes int, lease *fetchLease) (total int, failed bool) {
+	lease.reset()
 	for _, fp := range parts {
 		op, l := fp.out, fp.p.Log()
 		// NB: empty, not nil: kmsg encodes nil as a null byte array, which
@@ -173,7 +176,7 @@ func readFetch(parts []fetchPart, maxBytes int) (total int, failed bool) {
 		if budget <= 0 {
 			continue
 		}
-		b, err := l.Read(fp.offset, budget)
+		b, err := lease.read(l, fp.offset, budget)
 		if err != nil {
 			op.ErrorCode = errorCode(err)
 			failed = true

@@ -241,13 +241,6 @@ func TestFindCoordinator(t *testing.T) {
 	}
 }
 
-func derefStr(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
 // Bad group input over the wire gets Kafka's codes, and the connection
 // keeps working.
 func TestGroupBadInput(t *testing.T) {

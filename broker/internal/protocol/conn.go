@@ -232,9 +232,10 @@ type conn struct {
 	nc     net.Conn
 	remote string
 	log    *slog.Logger
-	mem    *byteBudget // this connection's share of the request memory
-	bufs   frameBufs   // read buffers kept for the next frames (framebufs.go)
-	sess   *Session    // security state; set before serve
+	mem    *byteBudget   // this connection's share of the request memory
+	bufs   frameBufs     // read buffers kept for the next frames (framebufs.go)
+	leases []*fetchLease // the handled request's fetch leases; handler loop only
+	sess   *Session      // security state; set before serve
 
 	// lastActive is when a frame was last read or a response written
 	// (unix nanoseconds); outstanding counts requests read and not yet
@@ -319,6 +320,7 @@ type pendingResponse struct {
 	f    *frame
 	resp kmsg.Response
 	wait func()
+	done func()
 }
 
 // serve runs the connection until the peer goes away, a malformed frame
@@ -326,6 +328,7 @@ type pendingResponse struct {
 func (c *conn) serve(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ctx = context.WithValue(ctx, connKey{}, c) // for the handlers (fetchbufs.go)
 	frames := make(chan *frame, 1)
 	readErr := make(chan error, 1)
 	go func() {
@@ -389,11 +392,15 @@ func (c *conn) serve(ctx context.Context) {
 			c.s.logLimited(slog.LevelWarn, "handler-close", "closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
 			break
 		}
+		done := c.takeLeases() // read buffers resp refers to (fetchbufs.go)
 		if resp == nil {
+			if done != nil {
+				done()
+			}
 			c.answered() // acks=0 produce: no response at all
 			continue
 		}
-		p := pendingResponse{f: f, resp: resp}
+		p := pendingResponse{f: f, resp: resp, done: done}
 		if d, ok := resp.(*Deferred); ok {
 			p.resp, p.wait = d.Response, d.Wait
 		}
@@ -454,6 +461,9 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 		}
 		c.s.metrics.responseSent(p.f.req.Key, p.resp)
 		if failed {
+			if p.done != nil {
+				p.done()
+			}
 			c.answered()
 			continue
 		}
@@ -482,6 +492,9 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 			if err == nil && len(out) == 0 {
 				err = w.Flush()
 			}
+		}
+		if p.done != nil {
+			p.done()
 		}
 		if err != nil {
 			failed = true

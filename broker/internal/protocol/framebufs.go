@@ -6,7 +6,8 @@ import (
 )
 
 // A connection keeps the buffers its frames were read into (readBody's
-// steps and Produce frames' whole buffers) for its next frames, rather
+// steps and Produce frames' whole buffers), and those its Fetch responses'
+// batches were read into (fetchbufs.go), for its next requests, rather
 // than in a process-wide sync.Pool: a pool is emptied by every second
 // garbage collection, and a busy broker collects often, so pooled frame
 // buffers were allocated again about as often as they were reused. Kept
@@ -16,9 +17,10 @@ import (
 
 // keepFrameBufs and keepConnFrameBytes bound one connection's kept
 // buffers: enough for the steps and whole buffers of the frames it has in
-// hand at once (one being read, one queued, one being handled).
+// hand at once (one being read, one queued, one being handled), and for a
+// few Fetch responses' partitions.
 const (
-	keepFrameBufs      = 8
+	keepFrameBufs      = 24
 	keepConnFrameBytes = 2 * maxPooledFrame
 )
 

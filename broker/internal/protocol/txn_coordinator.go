@@ -56,7 +56,11 @@ func openTxnCoordinator(s *Server) (Extension, error) {
 	tl := txn.OpenTopicLog(s.Topics, opts.StatePartitions, nil)
 	opts.StatePartitions = tl.Partitions()
 	opts.OffsetsPartitions = s.cfg.Groups.OffsetsPartitions
-	if g, ok := s.Extension(groupExtensionName).(*groupCoordinator); ok {
+	// Taken now, while New opens the extensions in order ("group" before
+	// "txn"): the markers run on the driver's goroutines, which must not
+	// read the server's extension map while New still fills it.
+	g, _ := s.Extension(groupExtensionName).(*groupCoordinator)
+	if g != nil {
 		opts.OffsetsPartitions = g.d.Partitions()
 	}
 	opts.ProducerIDs = producerIDs{s.Topics}
@@ -64,7 +68,7 @@ func openTxnCoordinator(s *Server) (Extension, error) {
 	d, err := txn.OpenDriver(context.Background(), txn.DriverOptions{
 		Coordinator: opts, Log: tl, Logger: s.Logger,
 		Markers: func(ctx context.Context, m txn.Marker) ([]txn.TopicPartition, error) {
-			return writeMarkers(ctx, s, m)
+			return writeMarkers(ctx, s, g, m)
 		},
 	})
 	if err != nil {
@@ -73,9 +77,11 @@ func openTxnCoordinator(s *Server) (Extension, error) {
 	return &txnCoordinator{d: d}, nil
 }
 
-// writeMarkers writes m's markers to the local logs: the partitions whose
-// marker is written, or that no longer exist, are returned.
-func writeMarkers(ctx context.Context, s *Server, m txn.Marker) ([]txn.TopicPartition, error) {
+// writeMarkers writes m's markers to the local logs (and hands those of
+// __consumer_offsets to the group coordinator g, when there is one): the
+// partitions whose marker is written, or that no longer exist, are
+// returned.
+func writeMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Marker) ([]txn.TopicPartition, error) {
 	var done []txn.TopicPartition
 	var errs []error
 	for _, tp := range m.Partitions {
@@ -98,12 +104,10 @@ func writeMarkers(ctx context.Context, s *Server, m txn.Marker) ([]txn.TopicPart
 			errs = append(errs, fmt.Errorf("marker to %s/%d: %w", tp.Topic, tp.Partition, err))
 			continue
 		}
-		if tp.Topic == group.OffsetsTopic {
-			if g, ok := s.Extension(groupExtensionName).(*groupCoordinator); ok {
-				if err := g.d.CompleteTxn(int64(m.ProducerID), m.Commit, tp.Partition); err != nil {
-					errs = append(errs, err)
-					continue
-				}
+		if tp.Topic == group.OffsetsTopic && g != nil {
+			if err := g.d.CompleteTxn(int64(m.ProducerID), m.Commit, tp.Partition); err != nil {
+				errs = append(errs, err)
+				continue
 			}
 		}
 		done = append(done, tp)

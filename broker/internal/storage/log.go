@@ -618,6 +618,12 @@ func (l *Log) syncOnce() {
 // ErrOffsetOutOfRange below the log start offset or past the log end
 // offset. The result is freshly allocated and owned by the caller.
 func (l *Log) Read(from Offset, maxBytes int) ([]byte, error) {
+	return l.ReadInto(nil, from, maxBytes)
+}
+
+// ReadInto is Read into dst's memory when it holds the bytes (cap(dst)),
+// else into a fresh buffer; the result is a slice of whichever it used.
+func (l *Log) ReadInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if from < l.logStart || from > l.leo {
@@ -636,7 +642,7 @@ func (l *Log) Read(from Offset, maxBytes int) ([]byte, error) {
 		if s.next <= from || s.size == 0 {
 			continue // from is in a gap left by compaction: go on
 		}
-		b, err := s.readFrom(max(from, s.base), maxBytes, hw)
+		b, err := s.readInto(dst, max(from, s.base), maxBytes, hw)
 		if err != nil || len(b) > 0 {
 			return b, err
 		}
@@ -647,6 +653,11 @@ func (l *Log) Read(from Offset, maxBytes int) ([]byte, error) {
 // readFrom reads from the segment as Read does. Caller holds Log.mu for
 // reading.
 func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error) {
+	return s.readInto(nil, from, maxBytes, hw)
+}
+
+// readInto is readFrom into dst's memory when cap(dst) holds the bytes.
+func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]byte, error) {
 	e := lookupEntry(s.offIdx, uint32(from-s.base))
 	pos := int64(e.pos)
 	var hbuf [batch.HeaderSize]byte
@@ -677,7 +688,12 @@ func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error)
 		return nil, nil
 	}
 	n := min(max(int64(maxBytes), int64(h.Size())), s.size-pos)
-	buf := make([]byte, n)
+	buf := dst[:0]
+	if int64(cap(buf)) >= n {
+		buf = buf[:n]
+	} else {
+		buf = make([]byte, n)
+	}
 	if m, err := s.f.ReadAt(buf, pos); int64(m) < n {
 		return nil, fmt.Errorf("storage: read %s at %d: %w", s.path, pos, err)
 	}
