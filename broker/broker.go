@@ -31,7 +31,8 @@ type Broker struct {
 	// read or written and released last in Close.
 	lock   *dirlock.Lock
 	health *storageHealth
-	ln     net.Listener
+	ln     net.Listener // the first listener
+	lns    []boundListener
 	reg    *topics.Registry
 	srv    *protocol.Server
 	cn     *cluster.Node    // nil for a single-node broker
@@ -110,27 +111,23 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 		_ = reg.Close()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", opts.Listen)
+	sec, err := openSecurity(&opts, dir)
 	if err != nil {
-		closeCluster(cn)
-		_ = reg.Close()
-		return nil, fmt.Errorf("broker: listen: %w", err)
-	}
-	adv := opts.AdvertisedAddr
-	if adv == "" {
-		adv = ln.Addr().String()
-	}
-	hp, err := splitAdvertised(adv)
-	if err != nil {
-		_ = ln.Close()
 		closeCluster(cn)
 		_ = reg.Close()
 		return nil, err
 	}
+	lns, err := bindListeners(&opts)
+	if err != nil {
+		closeCluster(cn)
+		_ = reg.Close()
+		return nil, err
+	}
+	ln, hp, adv := lns[0].ln, protocol.Node{Host: lns[0].l.Host, Port: lns[0].l.Port}, lns[0].adv
 	first := min(int32(1<<20), opts.MaxFrameBytes)
 	repl := openReplication(opts, cn, reg)
 	srv, err := protocol.New(protocol.Config{
-		Node:                protocol.Node{ID: opts.NodeID, Host: hp.host, Port: hp.port},
+		Node:                protocol.Node{ID: opts.NodeID, Host: hp.Host, Port: hp.Port},
 		Topics:              reg,
 		Logger:              opts.Logger,
 		MaxFrameBytes:       opts.MaxFrameBytes,
@@ -150,38 +147,36 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 		},
 		Cluster:     clusterOf(cn),
 		Replication: replicationOf(repl),
+		Security:    sec,
 	})
 	if err == nil && cn != nil {
-		if err = startCluster(cn, protocol.Node{ID: opts.NodeID, Host: hp.host, Port: hp.port}); err != nil {
+		if err = startCluster(cn, protocol.Node{ID: opts.NodeID, Host: hp.Host, Port: hp.Port}); err != nil {
 			_ = srv.Close()
 		}
 	}
 	if err != nil {
-		_ = ln.Close()
+		closeListeners(lns)
 		closeCluster(cn)
 		_ = reg.Close()
 		return nil, err
 	}
 	startReplication(repl, cn)
-	b := &Broker{opts: opts, lock: lock, health: health, ln: ln, reg: reg, srv: srv, cn: cn, repl: repl, served: make(chan struct{}), cleanDone: make(chan struct{})}
+	b := &Broker{opts: opts, lock: lock, health: health, ln: ln, lns: lns, reg: reg, srv: srv, cn: cn, repl: repl, served: make(chan struct{}), cleanDone: make(chan struct{})}
 	if opts.MetricsAddr != "" {
 		if err := b.startMetrics(); err != nil {
 			closeCluster(cn)
 			closeReplication(repl)
 			_ = srv.Close()
-			_ = ln.Close()
+			closeListeners(lns)
 			_ = reg.Close()
 			return nil, err
 		}
 	}
-	go func() {
-		b.srvErr = srv.Serve(ln)
-		close(b.served)
-	}()
+	go b.serveListeners()
 	cleanCtx, stopClean := context.WithCancel(context.Background())
 	b.stopClean = stopClean
 	go b.cleanLoop(cleanCtx)
-	opts.Logger.Info("weir broker serving", "listen", ln.Addr().String(), "advertised", adv,
+	opts.Logger.Info("weir broker serving", "listen", ln.Addr().String(), "advertised", adv, "listeners", len(lns),
 		"data_dir", dir, "fsync", string(opts.Fsync), "auto_create_topics", !opts.DisableAutoCreateTopics)
 	return b, nil
 }

@@ -148,6 +148,43 @@ type Options struct {
 	// partition's ISR. Default 10s.
 	ReplicaLagTime time.Duration
 
+	// Listeners, when set, are the broker's listeners, each named, with
+	// its security protocol (the flag --listener
+	// NAME=PROTOCOL://host:port, repeatable); Listen and AdvertisedAddr
+	// must then be left empty. Default: one PLAINTEXT listener on Listen.
+	// Not yet in cluster mode.
+	Listeners []Listener
+	// TLSCertFile and TLSKeyFile are the PEM certificate (chain) and key
+	// of SSL and SASL_SSL listeners, reloaded when the files change.
+	// Only TLS 1.2 and later are spoken.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSClientCAFile, when set, makes TLS listeners verify client
+	// certificates against these PEM CAs (mutual TLS); a connection with
+	// one is the principal User:<the certificate's subject>, e.g.
+	// User:CN=alice,O=Acme, unless it then authenticates with SASL.
+	TLSClientCAFile string
+	// TLSClientAuth is "required" (the default with TLSClientCAFile) or
+	// "requested" (a client certificate is verified when given).
+	TLSClientAuth string
+	// SASLPlainUsersFile enables SASL PLAIN on SASL listeners against a
+	// file of user:password lines. SCRAM-SHA-256 and SCRAM-SHA-512 are
+	// always enabled there, against the credentials kept (salted and
+	// hashed) in DataDir/scram-users.json (weir user create).
+	SASLPlainUsersFile string
+	// Authorizer turns on ACLs (kept in DataDir/acls.json; weir acl add):
+	// every request is checked as Kafka checks it.
+	Authorizer bool
+	// SuperUsers are principals allowed everything (e.g. User:admin).
+	SuperUsers []string
+	// AllowEveryoneIfNoACLFound allows an operation on a resource no ACL
+	// names (Kafka's allow.everyone.if.no.acl.found). Default false: denied.
+	AllowEveryoneIfNoACLFound bool
+	// ConnectionsMaxReauth, when positive, ends SASL sessions after this
+	// long (Kafka's connections.max.reauth.ms): clients re-authenticate on
+	// their connection (KIP-368), or it is closed. Default 0: never.
+	ConnectionsMaxReauth time.Duration
+
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc
 	// logFS is the filesystem partition logs live on (tests inject
@@ -159,7 +196,7 @@ type Options struct {
 
 // EnsureDefaults fills zero fields with their defaults.
 func (o *Options) EnsureDefaults() {
-	if o.Listen == "" {
+	if o.Listen == "" && len(o.Listeners) == 0 {
 		o.Listen = "127.0.0.1:9092"
 	}
 	if o.DataDir == "" {
@@ -209,7 +246,7 @@ func (o *Options) EnsureDefaults() {
 // Validate reports every problem at once.
 func (o *Options) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(o.Listen); err != nil {
+	if _, _, err := net.SplitHostPort(o.Listen); err != nil && len(o.Listeners) == 0 {
 		errs = append(errs, fmt.Errorf("broker: listen address %q: %w", o.Listen, err))
 	}
 	if o.MetricsAddr != "" {
@@ -262,6 +299,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, fmt.Errorf("broker: topic defaults: %w", err))
 	}
 	errs = append(errs, o.validateCluster()...)
+	errs = append(errs, o.validateSecurity()...)
 	return errors.Join(errs...)
 }
 

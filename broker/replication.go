@@ -47,7 +47,7 @@ func replicationOf(m *replica.Manager) protocol.Replication {
 
 func startReplication(m *replica.Manager, cn *cluster.Node) {
 	if m != nil {
-		m.Run(cn.Image, cn.Changed)
+		m.Run(cn.Image, cn.Changed, cn.Replayed)
 	}
 }
 
@@ -72,6 +72,7 @@ func (s *storageLog) ReadReplica(from base.Offset, maxBytes int) ([]byte, error)
 
 func (s *storageLog) SetHighWatermarkLimit(limit base.Offset) { s.l.SetHighWatermarkLimit(limit) }
 func (s *storageLog) ClearHighWatermarkLimit()                { s.l.ClearHighWatermarkLimit() }
+func (s *storageLog) SetFollowerHighWatermark(hw base.Offset) { s.l.SetFollowerHighWatermark(hw) }
 func (s *storageLog) DurableEnd() base.Offset                 { return s.l.DurableEnd() }
 func (s *storageLog) Appended() <-chan struct{}               { return s.l.Appended() }
 func (s *storageLog) LatestEpoch() base.Epoch                 { return s.l.LatestEpoch() }

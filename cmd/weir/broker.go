@@ -28,6 +28,8 @@ func newBrokerCmd() *cobra.Command {
 		configFile string
 		logLevel   string
 		logFormat  string
+		listeners  []string
+		advListen  []string
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -58,6 +60,9 @@ log is synced and closed.`,
 				opts.GroupInitialRebalanceDelay = -1 // 0 in Options would mean the 3s default
 			}
 			opts.Logger = logger
+			if err := applyListeners(cmd.Flags(), &opts, listeners, advListen); err != nil {
+				return err
+			}
 			opts.Fsync = broker.FsyncPolicy(fsync)
 			opts.DisableAutoCreateTopics = !autoCreate
 			opts.TopicDefaults = map[string]string{}
@@ -98,6 +103,17 @@ log is synced and closed.`,
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics over HTTP on this address at /metrics, e.g. 127.0.0.1:9644 (default: off)")
 	f.StringVar(&opts.ControllerVoters, "controller-voters", "", "run as a node of a cluster: the controller voters as id@host:port,... (the same on every node; --node-id must be one of them; default: a single-node broker)")
 	f.StringVar(&opts.Roles, "roles", "", "this node's roles in a cluster: broker, controller, or broker,controller (default with --controller-voters: broker,controller)")
+	f.StringArrayVar(&listeners, "listener", nil, "a listener NAME=PROTOCOL://host:port, PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (repeatable; replaces --listen), e.g. SECURE=SASL_SSL://0.0.0.0:9094")
+	f.StringArrayVar(&advListen, "advertised-listener", nil, "the address advertised for a listener, NAME=host:port (repeatable; default: its bound address)")
+	f.StringVar(&opts.TLSCertFile, "tls-cert", "", "PEM certificate (chain) of SSL and SASL_SSL listeners, reloaded when the file changes")
+	f.StringVar(&opts.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&opts.TLSClientCAFile, "tls-client-ca", "", "PEM CA certificates to verify client certificates against (mutual TLS; principal User:<subject>)")
+	f.StringVar(&opts.TLSClientAuth, "tls-client-auth", "", "with --tls-client-ca: required (default) or requested")
+	f.StringVar(&opts.SASLPlainUsersFile, "sasl-plain-users", "", "enable SASL PLAIN against this file of user:password lines (SCRAM-SHA-256/512 are always on, see weir user)")
+	f.BoolVar(&opts.Authorizer, "authorizer", false, "check every request against ACLs (see weir acl); with no ACL on a resource, deny")
+	f.StringSliceVar(&opts.SuperUsers, "super-users", nil, "principals allowed everything, comma-separated, e.g. User:admin")
+	f.DurationVar(&opts.ConnectionsMaxReauth, "connections-max-reauth", 0, "end SASL sessions after this long: clients re-authenticate (KIP-368) or are disconnected (default 0: never)")
+	f.BoolVar(&opts.AllowEveryoneIfNoACLFound, "allow-everyone-if-no-acl-found", false, "with --authorizer: allow operations on resources no ACL names")
 	f.StringVar(&configFile, "config", "", "file of flag = value lines")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
@@ -176,4 +192,42 @@ func applyConfigFile(fs *pflag.FlagSet, path string) error {
 		}
 	}
 	return sc.Err()
+}
+
+// applyListeners turns --listener and --advertised-listener into
+// opts.Listeners. With --listener, --listen must not be given.
+func applyListeners(fs *pflag.FlagSet, opts *broker.Options, listeners, advertised []string) error {
+	if len(listeners) == 0 {
+		if len(advertised) > 0 {
+			return errors.New("--advertised-listener needs --listener")
+		}
+		return nil
+	}
+	if fs.Lookup("listen").Changed || fs.Lookup("advertised-addr").Changed {
+		return errors.New("--listen/--advertised-addr and --listener both given: list every listener with --listener")
+	}
+	opts.Listen = ""
+	for _, s := range listeners {
+		l, err := broker.ParseListener(s)
+		if err != nil {
+			return fmt.Errorf("--listener: %w", err)
+		}
+		opts.Listeners = append(opts.Listeners, l)
+	}
+	for _, s := range advertised {
+		name, addr, ok := strings.Cut(s, "=")
+		if !ok {
+			return fmt.Errorf("--advertised-listener %q: want NAME=host:port", s)
+		}
+		found := false
+		for i := range opts.Listeners {
+			if opts.Listeners[i].Name == name {
+				opts.Listeners[i].Advertised, found = addr, true
+			}
+		}
+		if !found {
+			return fmt.Errorf("--advertised-listener %q: no --listener is named %q", s, name)
+		}
+	}
+	return nil
 }

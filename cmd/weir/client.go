@@ -24,6 +24,7 @@ const defaultBrokers = "127.0.0.1:9092"
 type clientFlags struct {
 	brokers string
 	timeout time.Duration
+	sec     clientSecurity
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
@@ -31,6 +32,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 		"comma-separated bootstrap brokers (default $WEIR_BROKERS, else "+defaultBrokers+")")
 	cmd.PersistentFlags().DurationVar(&f.timeout, "timeout", 30*time.Second,
 		"give up on the cluster after this long (admin requests, produce delivery, consume's offset lookups)")
+	f.sec.register(cmd)
 }
 
 // brokerList resolves --brokers, then WEIR_BROKERS, then the default.
@@ -54,7 +56,11 @@ func (f *clientFlags) brokerList() []string {
 // newClient makes a franz-go client for the resolved brokers.
 func (f *clientFlags) newClient(opts ...kgo.Opt) (*kgo.Client, error) {
 	base := []kgo.Opt{kgo.SeedBrokers(f.brokerList()...), kgo.ClientID("weir-cli")}
-	return kgo.NewClient(append(base, opts...)...)
+	sec, err := f.sec.opts()
+	if err != nil {
+		return nil, err
+	}
+	return kgo.NewClient(append(append(base, sec...), opts...)...)
 }
 
 // reach checks that a broker of the cluster answers, so that a command

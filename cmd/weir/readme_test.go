@@ -146,6 +146,9 @@ type readmeEnv struct {
 //     its jobs block runs in a directory under the temporary one);
 //   - a `go run ./examples/...` line gets its -state-dir (or the example's
 //     default one) inside the test's temporary directory,
+//   - any other line's relative --data-dir (weir user, weir acl, a weir
+//     broker with --listener) is moved inside the test's temporary
+//     directory,
 //
 // so that a run leaves nothing in the clone and never reads data an earlier
 // run (or you) left there. Everything else runs as written.
@@ -164,6 +167,8 @@ func (e readmeEnv) substitute(text string) string {
 		switch {
 		case strings.HasPrefix(l, "weir broker") && !strings.Contains(l, "--listen"):
 			lines[i] = "weir broker --listen " + e.addr + " --data-dir " + filepath.Join(e.tmp, "weir-data") + strings.TrimPrefix(l, "weir broker")
+		case relDataDir.MatchString(l) && !strings.Contains(l, "--listen "):
+			lines[i] = relDataDir.ReplaceAllString(l, "--data-dir "+filepath.Join(e.tmp, "$1"))
 		case strings.HasPrefix(l, "go run ./examples/"):
 			fields := strings.Fields(l)
 			if j := slicesIndex(fields, "-state-dir"); j >= 0 && j+1 < len(fields) {
@@ -176,6 +181,9 @@ func (e readmeEnv) substitute(text string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// relDataDir matches a relative --data-dir flag and its value.
+var relDataDir = regexp.MustCompile(`--data-dir ([^/\s][^\s]*)`)
 
 // loopbackAddr matches a loopback address with its port in the README.
 var loopbackAddr = regexp.MustCompile(`127\.0\.0\.1:[0-9]+\b`)

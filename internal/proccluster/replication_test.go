@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,60 +27,107 @@ type acked struct {
 	value  string
 }
 
-// TestFaultLeaderKilledReplicated: three brokers as processes, a topic of
-// 3 partitions with replication factor 3 (min.insync.replicas 2, the
-// default for it), an idempotent acks=all franz-go producer and, at the
-// end, a consumer. The leader of a partition chosen by the seed is
-// SIGKILLed four times, a few seconds apart, and restarted each time once
-// a new leader acknowledges produces. Every acknowledged record is read
-// exactly once, at the offset it was acknowledged at, in order; every
-// replica's log is identical, batch by batch, below the high watermark.
-func TestFaultLeaderKilledReplicated(t *testing.T) {
-	rng := faultTest(t)
-	const topic, parts, kills = "rk", 3, 4
+// replHarness runs an idempotent acks=all producer against a replicated
+// topic on a process cluster while a test's faults play out, then checks
+// that every acknowledged record is read exactly once, at its offset, in
+// order, and that every replica's log is identical below the high
+// watermark.
+type replHarness struct {
+	t     *testing.T
+	ctx   context.Context
+	c     *proccluster.Cluster
+	topic string
+	parts int
+
+	mu      sync.Mutex
+	ackedBy [][]acked
+	failed  int
+}
+
+// leaderOf returns partition p's leader and ISR as every running node
+// says them (an error while they disagree: a restarted node replays an old
+// state of the metadata first).
+func (h *replHarness) leaderOf(p int32) (int32, []int32, error) {
+	var leader int32 = -2
+	var isr []int32
+	for _, n := range h.c.Nodes() {
+		if !n.Running() {
+			continue
+		}
+		m, err := n.Metadata(h.ctx)
+		if err != nil {
+			return 0, nil, err
+		}
+		found := false
+		for _, tp := range m.Topics {
+			if tp.Topic != nil && *tp.Topic == h.topic && int(p) < len(tp.Partitions) {
+				l, i := tp.Partitions[p].Leader, slices.Sorted(slices.Values(tp.Partitions[p].ISR))
+				if leader != -2 && (l != leader || !slices.Equal(i, isr)) {
+					return 0, nil, fmt.Errorf("node %d: leader %d isr %v; another node: leader %d isr %v", n.ID, l, i, leader, isr)
+				}
+				leader, isr, found = l, i, true
+			}
+		}
+		if !found {
+			return 0, nil, fmt.Errorf("node %d does not show %s/%d", n.ID, h.topic, p)
+		}
+	}
+	if leader == -2 {
+		return 0, nil, fmt.Errorf("no running node")
+	}
+	return leader, isr, nil
+}
+
+// fullISR is nil once every partition has a leader and an ISR of 3 on
+// every running node.
+func (h *replHarness) fullISR() error {
+	for p := range int32(h.parts) {
+		l, isr, err := h.leaderOf(p)
+		if err != nil {
+			return err
+		}
+		if l < 1 || len(isr) != 3 {
+			return fmt.Errorf("partition %d: leader %d isr %v", p, l, isr)
+		}
+	}
+	return nil
+}
+
+func (h *replHarness) count(p int32) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.ackedBy[p])
+}
+
+// waitAcks waits until partition p has n acknowledgements.
+func (h *replHarness) waitAcks(p int32, n int, what string) {
+	h.t.Helper()
+	eventually(h.t, 45*time.Second, what, func() error {
+		if got := h.count(p); got < n {
+			return fmt.Errorf("%d acknowledged on partition %d", got, p)
+		}
+		return nil
+	})
+}
+
+// runReplicated starts a 3-broker cluster, a topic of parts partitions
+// with replication factor 3 (min.insync.replicas 2, the default for it),
+// and the producer; runs faults; then stops the producer and checks.
+func runReplicated(t *testing.T, topic string, parts int, faults func(h *replHarness)) {
 	c := proccluster.Start(t, proccluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
+	h := &replHarness{t: t, ctx: ctx, c: c, topic: topic, parts: parts, ackedBy: make([][]acked, parts)}
 	waitBrokers(t, ctx, c, 3)
 	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if r, err := kadm.NewClient(admin).CreateTopic(ctx, parts, 3, nil, topic); err != nil || r.Err != nil {
+	if r, err := kadm.NewClient(admin).CreateTopic(ctx, int32(parts), 3, nil, topic); err != nil || r.Err != nil {
 		t.Fatalf("create topic: %v %v", err, r.Err)
 	}
-	// leaderOf returns partition p's leader and ISR as a running node says.
-	leaderOf := func(p int32) (int32, []int32, error) {
-		for _, n := range c.Nodes() {
-			if !n.Running() {
-				continue
-			}
-			m, err := n.Metadata(ctx)
-			if err != nil {
-				continue
-			}
-			for _, tp := range m.Topics {
-				if tp.Topic != nil && *tp.Topic == topic && int(p) < len(tp.Partitions) {
-					return tp.Partitions[p].Leader, tp.Partitions[p].ISR, nil
-				}
-			}
-		}
-		return 0, nil, fmt.Errorf("no running node shows %s/%d", topic, p)
-	}
-	fullISR := func() error {
-		for p := range int32(parts) {
-			l, isr, err := leaderOf(p)
-			if err != nil {
-				return err
-			}
-			if l < 1 || len(isr) != 3 {
-				return fmt.Errorf("partition %d: leader %d isr %v", p, l, isr)
-			}
-		}
-		return nil
-	}
-	eventually(t, 20*time.Second, "every partition led, with an ISR of 3", fullISR)
+	eventually(t, 20*time.Second, "every partition led, with an ISR of 3", h.fullISR)
 
 	// The producer: records "p-i" to partition p, in order per partition.
 	prod, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -89,9 +137,6 @@ func TestFaultLeaderKilledReplicated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var mu sync.Mutex
-	ackedBy := make([][]acked, parts)
-	var failed int
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -107,62 +152,38 @@ func TestFaultLeaderKilledReplicated(t *testing.T) {
 			p := int32(i % parts)
 			v := fmt.Sprintf("%d-%d", p, i/parts)
 			prod.Produce(ctx, &kgo.Record{Partition: p, Value: []byte(v)}, func(r *kgo.Record, err error) {
-				mu.Lock()
-				defer mu.Unlock()
+				h.mu.Lock()
+				defer h.mu.Unlock()
 				if err != nil {
-					failed++
+					h.failed++
 					return
 				}
-				ackedBy[r.Partition] = append(ackedBy[r.Partition], acked{r.Offset, string(r.Value)})
+				h.ackedBy[r.Partition] = append(h.ackedBy[r.Partition], acked{r.Offset, string(r.Value)})
 			})
 		}
 	}()
-	count := func(p int32) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(ackedBy[p])
+	stopProducer := sync.OnceFunc(func() {
+		close(stop)
+		<-done
+		fctx, fcancel := context.WithTimeout(ctx, 60*time.Second)
+		if err := prod.Flush(fctx); err != nil {
+			t.Logf("flush: %v", err)
+		}
+		fcancel()
+		prod.Close()
+	})
+	defer stopProducer()
+
+	faults(h)
+
+	stopProducer()
+	h.mu.Lock()
+	var counts []int
+	for _, a := range h.ackedBy {
+		counts = append(counts, len(a))
 	}
-	waitAcks := func(p int32, n int, what string) {
-		t.Helper()
-		eventually(t, 45*time.Second, what, func() error {
-			if got := count(p); got < n {
-				return fmt.Errorf("%d acknowledged on partition %d", got, p)
-			}
-			return nil
-		})
-	}
-	busy := int32(rng.IntN(parts))
-	waitAcks(busy, 200, "first acknowledgements")
-	for k := range kills {
-		var victim int32
-		eventually(t, 20*time.Second, "the busy partition's leader", func() error {
-			l, _, err := leaderOf(busy)
-			if err == nil && l < 1 {
-				err = fmt.Errorf("no leader")
-			}
-			victim = l
-			return err
-		})
-		before := count(busy)
-		t.Logf("kill %d: SIGKILL of node %d, leader of partition %d, after %d acknowledgements", k+1, victim, busy, before)
-		c.Node(victim).Kill()
-		waitAcks(busy, before+100, "acknowledgements from a new leader")
-		time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond) // a random spacing of the faults, not synchronization
-		c.Node(victim).Restart()
-		eventually(t, 45*time.Second, "the restarted broker back in every ISR", fullISR)
-		waitAcks(busy, count(busy)+50, "acknowledgements with the restarted broker in the ISR")
-	}
-	close(stop)
-	<-done
-	fctx, fcancel := context.WithTimeout(ctx, 60*time.Second)
-	if err := prod.Flush(fctx); err != nil {
-		t.Logf("flush: %v", err)
-	}
-	fcancel()
-	prod.Close()
-	mu.Lock()
-	t.Logf("acknowledged per partition %d %d %d, failed %d", len(ackedBy[0]), len(ackedBy[1]), len(ackedBy[2]), failed)
-	mu.Unlock()
+	t.Logf("acknowledged per partition %v, failed %d", counts, h.failed)
+	h.mu.Unlock()
 
 	// Every acknowledged record, exactly once, in order.
 	ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, topic)
@@ -175,8 +196,9 @@ func TestFaultLeaderKilledReplicated(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := make([]map[int64]string, parts)
+	lastOff := make([]int64, parts)
 	for p := range read {
-		read[p] = map[int64]string{}
+		read[p], lastOff[p] = map[int64]string{}, -1
 	}
 	remaining := func() bool {
 		for p := range int32(parts) {
@@ -187,7 +209,6 @@ func TestFaultLeaderKilledReplicated(t *testing.T) {
 		}
 		return false
 	}
-	lastOff := []int64{-1, -1, -1}
 	for remaining() {
 		fs := cons.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -211,23 +232,16 @@ func TestFaultLeaderKilledReplicated(t *testing.T) {
 			}
 			seen[v] = off
 		}
-		mu.Lock()
-		as := slices.Clone(ackedBy[p])
-		mu.Unlock()
-		lastSeq := -1
+		h.mu.Lock()
+		as := slices.Clone(h.ackedBy[p])
+		h.mu.Unlock()
 		for _, a := range as {
 			if got, ok := read[p][a.offset]; !ok || got != a.value {
 				t.Fatalf("partition %d: acknowledged %q at offset %d, read %q (present %t)", p, a.value, a.offset, got, ok)
 			}
 		}
-		offs := slices.Sorted(func(yield func(int64) bool) {
-			for o := range read[p] {
-				if !yield(o) {
-					return
-				}
-			}
-		})
-		for _, o := range offs {
+		lastSeq := -1
+		for _, o := range slices.Sorted(maps.Keys(read[p])) {
 			seq, _ := strconv.Atoi(strings.SplitN(read[p][o], "-", 2)[1])
 			if seq <= lastSeq {
 				t.Fatalf("partition %d: record %q at offset %d after sequence %d: out of order", p, read[p][o], o, lastSeq)
@@ -253,6 +267,93 @@ func TestFaultLeaderKilledReplicated(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFaultLeaderKilledReplicated: three brokers as processes, a topic of
+// 3 partitions with replication factor 3 (min.insync.replicas 2, the
+// default for it), an idempotent acks=all franz-go producer and, at the
+// end, a consumer. The leader of a partition chosen by the seed is
+// SIGKILLed four times, a few seconds apart, and restarted each time once
+// a new leader acknowledges produces. Every acknowledged record is read
+// exactly once, at the offset it was acknowledged at, in order; every
+// replica's log is identical, batch by batch, below the high watermark.
+func TestFaultLeaderKilledReplicated(t *testing.T) {
+	rng := faultTest(t)
+	const parts, kills = 3, 4
+	runReplicated(t, "rk", parts, func(h *replHarness) {
+		busy := int32(rng.IntN(parts))
+		h.waitAcks(busy, 200, "first acknowledgements")
+		for k := range kills {
+			var victim int32
+			eventually(t, 20*time.Second, "the busy partition's leader", func() error {
+				l, _, err := h.leaderOf(busy)
+				if err == nil && l < 1 {
+					err = fmt.Errorf("no leader")
+				}
+				victim = l
+				return err
+			})
+			before := h.count(busy)
+			t.Logf("kill %d: SIGKILL of node %d, leader of partition %d, after %d acknowledgements", k+1, victim, busy, before)
+			h.c.Node(victim).Kill()
+			h.waitAcks(busy, before+100, "acknowledgements from a new leader")
+			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond) // a random spacing of the faults, not synchronization
+			h.c.Node(victim).Restart()
+			eventually(t, 45*time.Second, "the restarted broker back in every ISR", h.fullISR)
+			h.waitAcks(busy, h.count(busy)+50, "acknowledgements with the restarted broker in the ISR")
+		}
+	})
+}
+
+// TestFaultRandomScheduleReplicated: the same producer and checks under a
+// seeded random schedule of six faults, each followed by its repair: the
+// SIGKILL of a partition's leader or of a follower (restarted after up to
+// two seconds), or a SIGSTOP of any broker for up to 12 s (past the 9 s
+// broker session: it is fenced, its leaderships move, and once continued
+// it finds itself behind and follows). After every repair the ISRs must be
+// whole again before the next fault.
+func TestFaultRandomScheduleReplicated(t *testing.T) {
+	rng := faultTest(t)
+	const parts, steps = 2, 6
+	runReplicated(t, "rs", parts, func(h *replHarness) {
+		h.waitAcks(0, 100, "first acknowledgements")
+		for k := range steps {
+			p := int32(rng.IntN(parts))
+			var leader int32
+			var isr []int32
+			eventually(t, 20*time.Second, "a partition's leader", func() error {
+				var err error
+				leader, isr, err = h.leaderOf(p)
+				if err == nil && leader < 1 {
+					err = fmt.Errorf("no leader")
+				}
+				return err
+			})
+			before := h.count(p)
+			switch kind := rng.IntN(3); kind {
+			case 0, 1:
+				victim := leader
+				what := "leader"
+				if kind == 1 {
+					others := slices.DeleteFunc(slices.Clone(isr), func(n int32) bool { return n == leader })
+					victim, what = others[rng.IntN(len(others))], "follower"
+				}
+				t.Logf("step %d: SIGKILL of node %d, %s of partition %d", k+1, victim, what, p)
+				h.c.Node(victim).Kill()
+				time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond) // random fault spacing, not synchronization
+				h.c.Node(victim).Restart()
+			case 2:
+				victim := int32(1 + rng.IntN(3))
+				pause := time.Duration(4000+rng.IntN(8000)) * time.Millisecond
+				t.Logf("step %d: SIGSTOP of node %d for %v", k+1, victim, pause)
+				h.c.Node(victim).Stop()
+				time.Sleep(pause) // the length of the fault, not synchronization
+				h.c.Node(victim).Cont()
+			}
+			eventually(t, 60*time.Second, "every ISR whole again", h.fullISR)
+			h.waitAcks(p, before+50, "acknowledgements after the repair")
+		}
+	})
 }
 
 // batchesBelow returns the bytes of the batches in a partition directory's

@@ -25,3 +25,18 @@ func (n *Node) AlterPartition(ctx context.Context, req *kmsg.AlterPartitionReque
 // BrokerEpoch returns the epoch of this broker's current registration, -1
 // when it is not registered.
 func (n *Node) BrokerEpoch() int64 { return n.epoch.Load() }
+
+// Replayed reports whether this node's image is whole: a voter has applied
+// every entry its raft storage held committed at Open, a broker-only node
+// has caught up with the voter it follows. Until then the image may be an
+// old state (a restarted broker would see itself leading partitions it led
+// before), and replication takes no role from it.
+func (n *Node) Replayed() bool {
+	if n.obs != nil {
+		return n.obs.caughtUp.Load()
+	}
+	if n.q == nil {
+		return false
+	}
+	return n.q.Status().Applied >= n.replayTo
+}

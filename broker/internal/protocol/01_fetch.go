@@ -18,8 +18,9 @@ package protocol
 // response carries session id 0, which tells clients to keep sending full
 // fetch requests; a request naming a session id gets
 // FETCH_SESSION_ID_NOT_FOUND. Follower fetches (ReplicaID >= 0) are refused
-// with NOT_LEADER_OR_FOLLOWER until replication exists. v13 topics are
-// resolved by id (UNKNOWN_TOPIC_ID when unknown).
+// with NOT_LEADER_OR_FOLLOWER on a single node; in cluster mode
+// replica_fetch.go serves them. v13 topics are resolved by id
+// (UNKNOWN_TOPIC_ID when unknown).
 
 import (
 	"context"

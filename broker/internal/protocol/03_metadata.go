@@ -25,7 +25,7 @@ func init() { register(kmsg.Metadata, 0, 12, handleMetadata) }
 func handleMetadata(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
-	node := s.Node()
+	node := s.nodeFor(r)
 	b := kmsg.NewMetadataResponseBroker()
 	b.NodeID, b.Host, b.Port = node.ID, node.Host, node.Port
 	resp.Brokers = []kmsg.MetadataResponseBroker{b}

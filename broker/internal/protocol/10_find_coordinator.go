@@ -40,7 +40,7 @@ func init() {
 func handleFindCoordinator(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
-	node := s.Node()
+	node := s.nodeFor(r)
 	answer := func(key string) (code int16, msg *string) {
 		switch req.CoordinatorType {
 		case 0:

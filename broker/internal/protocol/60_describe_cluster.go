@@ -19,7 +19,7 @@ func init() { register(kmsg.DescribeCluster, 0, 2, handleDescribeCluster) }
 func handleDescribeCluster(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.DescribeClusterRequest)
 	resp := req.ResponseKind().(*kmsg.DescribeClusterResponse)
-	node := s.Node()
+	node := s.nodeFor(r)
 	resp.EndpointType = req.EndpointType
 	resp.ClusterID = s.ClusterID()
 	resp.ControllerID = node.ID

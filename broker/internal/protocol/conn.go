@@ -36,6 +36,9 @@ type frame struct {
 	// headerV0 is set when the response header has no tagged fields even
 	// though the request is flexible (ApiVersions).
 	headerV0 bool
+	// rawSASL marks a bare SASL token after a SaslHandshake v0: its
+	// response is the bare token too (see readSecured).
+	rawSASL bool
 	// size is the frame's charge against the server's byte budget,
 	// released once the request has been handled.
 	size int64
@@ -232,6 +235,7 @@ type conn struct {
 	mem    *byteBudget   // this connection's share of the request memory
 	bufs   frameBufs     // read buffers kept for the next frames (framebufs.go)
 	leases []*fetchLease // the handled request's fetch leases; handler loop only
+	sess   *Session      // security state; set before serve
 
 	// lastActive is when a frame was last read or a response written
 	// (unix nanoseconds); outstanding counts requests read and not yet
@@ -384,7 +388,8 @@ func (c *conn) serve(ctx context.Context) {
 		}
 		c.release(f)
 		if err != nil {
-			c.log.Warn("closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
+			// Rate-limited: unauthenticated peers can cause these at will.
+			c.s.logLimited(slog.LevelWarn, "handler-close", "closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
 			break
 		}
 		done := c.takeLeases() // read buffers resp refers to (fetchbufs.go)
@@ -402,6 +407,9 @@ func (c *conn) serve(ctx context.Context) {
 		select {
 		case out <- p:
 		case <-writerDone:
+		}
+		if f.req.closeAfter {
+			break
 		}
 	}
 	close(out)
@@ -464,7 +472,9 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 		if fr, ok := p.resp.(*kmsg.FetchResponse); ok {
 			vecs, buf = encodeFetchSpliced(buf, p.f.req.CorrelationID, fr, p.f.headerV0)
 		}
-		if vecs == nil {
+		if p.f.rawSASL {
+			buf = appendRawSASL(buf[:0], p.resp)
+		} else if vecs == nil {
 			buf = encodeResponse(buf[:0], p.f.req.CorrelationID, p.resp, p.f.headerV0)
 		}
 		c.setWriteDeadline(time.Now().Add(writeTimeout))
@@ -512,7 +522,7 @@ func (c *conn) call(ctx context.Context, f *frame) (resp kmsg.Response, err erro
 			resp, err = nil, fmt.Errorf("protocol: handler panic: %v", p)
 		}
 	}()
-	return c.s.handlerFor(f)(ctx, c.s, f.req)
+	return c.s.dispatch(ctx, f)
 }
 
 // readLoop reads frames until an error; it sends decoded frames on out.
@@ -523,7 +533,7 @@ func (c *conn) readLoop(ctx context.Context, out chan<- *frame) error {
 		if err := c.awaitFrame(ctx, r); err != nil {
 			return err
 		}
-		f, err := c.readFrame(ctx, r, first)
+		f, err := c.readSecured(ctx, r, first) // readFrame, with the session's limits
 		if err != nil {
 			return err
 		}

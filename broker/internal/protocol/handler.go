@@ -24,6 +24,12 @@ type Request struct {
 	Body kmsg.Request
 	// Remote is the peer's address, for logs.
 	Remote string
+	// Session is the connection's security state (nil in tests that call
+	// handlers directly: no checks then).
+	Session *Session
+	// closeAfter, set by a handler, closes the connection once its
+	// response is written (a failed SASL authentication).
+	closeAfter bool
 }
 
 // handlerEntry is one row of the handler table.

@@ -253,6 +253,7 @@ func (s *Server) RegisterMetrics(r prometheus.Registerer) error {
 			Help: "Requests inside a handler right now.",
 		}, func() float64 { return float64(s.inFlight.Load()) }),
 	}
+	cs = append(cs, s.sec.collectors()...)
 	if lag := GroupLag(s); lag != nil {
 		cs = append(cs, lag)
 	}

@@ -102,6 +102,8 @@ type Config struct {
 	// (cluster mode only). Default nil: partitions live on their leader
 	// alone.
 	Replication Replication
+	// Security configures SASL and ACLs (see security.go). Default: none.
+	Security Security
 }
 
 // EnsureDefaults fills zero fields with defaults.
@@ -190,6 +192,7 @@ type Server struct {
 	keptFrameBytes atomic.Int64
 	metrics        *serverMetrics
 	logLimit       *logLimiter // for lines an attacker or an overload could repeat without end
+	sec            *securityState
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // guarded by mu
@@ -218,6 +221,7 @@ func New(cfg Config) (*Server, error) {
 		budget:   newByteBudget(cfg.MaxInflightBytes),
 		metrics:  newServerMetrics(),
 		logLimit: newLogLimiter(time.Second, 5),
+		sec:      newSecurityState(),
 	}
 	for _, e := range extensions {
 		x, err := e.open(s)
@@ -247,7 +251,14 @@ func (s *Server) Config() Config { return s.cfg }
 // always closes ln. A temporary accept error (out of file descriptors, a
 // handshake aborted by the peer) is logged, at a limited rate, and retried
 // after a pause that doubles from 5ms up to 1s; any other ends Serve.
-func (s *Server) Serve(ln net.Listener) error {
+func (s *Server) Serve(ln net.Listener) error { return s.ServeListener(ln, nil) }
+
+// ServeListener is Serve for the connections of a named listener (nil: a
+// plaintext listener advertising Config.Node).
+func (s *Server) ServeListener(ln net.Listener, l *Listener) error {
+	if l == nil {
+		l = s.defaultListener()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -284,7 +295,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		pause = 0
-		s.ServeConn(nc)
+		s.serveConn(nc, l)
 	}
 }
 
@@ -317,7 +328,9 @@ func isTemporaryAcceptError(err error) bool {
 // ServeConn serves one connection in a new goroutine owned by the server,
 // or closes it at once if that would exceed MaxConnections or
 // MaxConnectionsPerIP.
-func (s *Server) ServeConn(nc net.Conn) {
+func (s *Server) ServeConn(nc net.Conn) { s.serveConn(nc, s.defaultListener()) }
+
+func (s *Server) serveConn(nc net.Conn, l *Listener) {
 	ip := remoteIP(nc.RemoteAddr())
 	s.mu.Lock()
 	if s.closed {
@@ -351,8 +364,11 @@ func (s *Server) ServeConn(nc net.Conn) {
 	}
 	go func() {
 		defer s.wg.Done()
-		c := newConn(s, nc)
-		c.serve(s.ctx)
+		if tc, sess := s.secure(nc, l, ip); sess != nil {
+			c := newConn(s, tc)
+			c.sess = sess
+			c.serve(s.ctx)
+		}
 		s.mu.Lock()
 		delete(s.conns, nc)
 		if s.perIP[ip]--; s.perIP[ip] == 0 {

@@ -104,16 +104,22 @@ func (f *fetcher) run() {
 			return
 		default:
 		}
+		// NB: partition.mu is taken after fetcher.mu is released: the
+		// manager holds a partition's mu while it adds or removes it here.
 		f.mu.Lock()
-		var parts []fetchPart
+		all := make([]*partition, 0, len(f.parts))
 		for _, ps := range f.parts {
+			all = append(all, ps)
+		}
+		f.mu.Unlock()
+		var parts []fetchPart
+		for _, ps := range all {
 			ps.mu.Lock()
 			if ps.role == roleFollower && ps.leaderID == f.src {
 				parts = append(parts, fetchPart{ps: ps, epoch: ps.epoch, offset: ps.log.LogEndOffset()})
 			}
 			ps.mu.Unlock()
 		}
-		f.mu.Unlock()
 		if len(parts) == 0 {
 			select {
 			case <-f.stop:
@@ -276,7 +282,14 @@ func (f *fetcher) handle(ctx context.Context, parts []fetchPart, resp *kmsg.Fetc
 					wrote = append(wrote, ps)
 				}
 			}
-			l.SetHighWatermarkLimit(base.Offset(rp.HighWatermark))
+			l.SetFollowerHighWatermark(base.Offset(rp.HighWatermark))
+			// DeleteRecords on the leader moves the log start of every
+			// replica (never past what this one holds).
+			if start := min(base.Offset(rp.LogStartOffset), l.LogEndOffset()); start > l.LogStartOffset() {
+				if _, err := l.DeleteRecordsBefore(start); err != nil {
+					f.m.log.Warn("replica: moving the log start to the leader's", "topic", ps.name, "partition", ps.key.p, "to", start, "err", err)
+				}
+			}
 		}
 		ps.mu.Unlock()
 	}

@@ -35,6 +35,9 @@ type Log interface {
 	// lifts the cap.
 	SetHighWatermarkLimit(limit base.Offset)
 	ClearHighWatermarkLimit()
+	// SetFollowerHighWatermark takes a leader's high watermark, lowering
+	// this log's if need be.
+	SetFollowerHighWatermark(leaderHW base.Offset)
 	// DurableEnd is the end of what an fsync covers.
 	DurableEnd() base.Offset
 	// Appended is closed when the log end offset next advances.
@@ -148,6 +151,11 @@ type Manager struct {
 	addrs    map[int32]string
 	fetchers map[int32]*fetcher
 	alter    bool // an AlterPartition is in flight
+	// synced is the applied offset of the image last synced, and
+	// incomplete whether that sync skipped a partition whose local log did
+	// not exist yet: only then does an unchanged image need another look.
+	synced     uint64
+	incomplete bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -167,8 +175,10 @@ func NewManager(opts Options) *Manager {
 
 // Run applies images from images() whenever changed() fires (and every
 // tick, since local logs may appear after the image that names them), and
-// proposes ISR changes, until Close.
-func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struct{}) {
+// proposes ISR changes, until Close. Nothing is applied before ready()
+// reports the image whole (a restarted node replaying its metadata log
+// must not take the roles of an old state).
+func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struct{}, ready func() bool) {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -177,10 +187,16 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 		// looks again at every tick.
 		tick := time.NewTicker(min(max(m.opts.LagTime/8, 20*time.Millisecond), 50*time.Millisecond))
 		defer tick.Stop()
+		whole := false
 		for {
 			ch := changed()
-			m.Sync(images())
-			m.proposeISR()
+			if !whole {
+				whole = ready()
+			}
+			if whole {
+				m.Sync(images())
+				m.proposeISR()
+			}
 			select {
 			case <-m.ctx.Done():
 				return
@@ -234,6 +250,10 @@ func (m *Manager) Sync(img *metadata.Image) {
 	now := m.opts.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if img.Applied() == m.synced && !m.incomplete && m.synced != 0 {
+		return
+	}
+	m.synced, m.incomplete = img.Applied(), false
 	for _, b := range img.Brokers() {
 		if len(b.Listeners) > 0 {
 			m.addrs[int32(b.ID)] = net.JoinHostPort(b.Listeners[0].Host, strconv.Itoa(int(b.Listeners[0].Port)))
@@ -247,6 +267,7 @@ func (m *Manager) Sync(img *metadata.Image) {
 		}
 		local, ok := m.opts.Topics.Get(name)
 		if !ok || local.ID() != [16]byte(t.ID) {
+			m.incomplete = true // the reconciler has not created it yet
 			continue
 		}
 		m.byName[name] = t.ID
@@ -256,6 +277,7 @@ func (m *Manager) Sync(img *metadata.Image) {
 			}
 			lp, ok := local.Partition(p.Partition)
 			if !ok {
+				m.incomplete = true
 				continue
 			}
 			rl, ok := lp.Log().(Log)

@@ -399,6 +399,27 @@ func (l *Log) SetHighWatermarkLimit(limit Offset) {
 	l.advanceHWLocked(min(local, limit))
 }
 
+// SetFollowerHighWatermark is SetHighWatermarkLimit for a follower, which
+// takes its leader's high watermark as it is: the high watermark becomes
+// the smaller of leaderHW and what this log holds, lower than before if
+// need be. A follower serves no consumer, and a reopened log's high
+// watermark is its end until its leader says otherwise: were this replica
+// elected later, it must not count as committed what it only held.
+func (l *Log) SetFollowerHighWatermark(leaderHW Offset) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hwLimited, l.hwLimit = true, leaderHW
+	local := l.leo
+	if l.opts.Sync == SyncGroupCommit {
+		local = l.durable
+	}
+	if hw := min(local, leaderHW); hw < l.hw {
+		l.hw = hw
+	} else {
+		l.advanceHWLocked(hw)
+	}
+}
+
 // ClearHighWatermarkLimit lifts SetHighWatermarkLimit's cap: the high
 // watermark is again what this log alone holds.
 func (l *Log) ClearHighWatermarkLimit() {

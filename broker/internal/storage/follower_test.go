@@ -189,4 +189,13 @@ func TestHighWatermarkLimit(t *testing.T) {
 	if hw := l.HighWatermark(); hw != 3 {
 		t.Fatalf("hw %d, want 3", hw)
 	}
+	// A follower takes its leader's, lower if need be.
+	l.SetFollowerHighWatermark(1)
+	if hw := l.HighWatermark(); hw != 1 {
+		t.Fatalf("follower hw %d, want its leader's 1", hw)
+	}
+	l.SetFollowerHighWatermark(9)
+	if hw := l.HighWatermark(); hw != 3 {
+		t.Fatalf("follower hw %d, want its own end 3", hw)
+	}
 }

@@ -1,0 +1,121 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
+)
+
+// TestClusterReplicationLeaderCutFromFollowers: three voters and three
+// broker-only nodes; a partition's replicas are the broker-only nodes 4
+// (leader), 5 and 6. The leader is cut from its followers (not from the
+// controller, nor from clients) for twice replica.lag.time.max.ms:
+// acks=all produces to it fail (a timeout, then NOT_ENOUGH_REPLICAS once
+// the ISR has shrunk to the leader), never succeed; after the heal the
+// followers catch up, the ISR grows back to three and acks=all works, and
+// every replica holds the same log.
+func TestClusterReplicationLeaderCutFromFollowers(t *testing.T) {
+	const lag = time.Second
+	dirs := make([]string, 6)
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
+	c := startTestClusterWith(t, []string{"", "", "", "broker", "broker", "broker"}, func(i int, o *Options) {
+		o.ReplicaLagTime, o.DataDir = lag, dirs[i]
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	eventually(t, 20*time.Second, "topic cut on replicas 4, 5, 6 (leader 4)", func() error {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "cut", -1, -1
+		rt.ReplicaAssignment = []kmsg.CreateTopicsRequestTopicReplicaAssignment{{Partition: 0, Replicas: []int32{4, 5, 6}}}
+		req.Topics = append(req.Topics, rt)
+		raw, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if code := raw.Topics[0].ErrorCode; code != 0 && code != kerr.TopicAlreadyExists.Code {
+			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+	leader := c.brokers[3].Addr()
+	isrOf := func() []int32 {
+		_, _, isr, err := partitionLeader(ctx, cl, 1, "cut", 0)
+		if err != nil {
+			return nil
+		}
+		return slices.Sorted(slices.Values(isr))
+	}
+	eventually(t, 20*time.Second, "acks=all with the full ISR", func() error {
+		if code := rawProduce(t, leader, "cut", 0, "before", 2000); code != 0 {
+			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+	committed := partitionLog(c.brokers[3], "cut", 0).HighWatermark()
+
+	for _, f := range []faultnet.NodeID{5, 6} {
+		c.net.Cut(4, f)
+		c.net.Cut(f, 4)
+	}
+	cutAt := time.Now()
+	var codes []int16
+	for time.Since(cutAt) < 2*lag+time.Second {
+		code := rawProduce(t, leader, "cut", 0, "during", 700)
+		if code == 0 {
+			t.Fatalf("acks=all acknowledged by a leader cut off from its followers (after %v)", time.Since(cutAt))
+		}
+		if !slices.Contains(codes, code) {
+			codes = append(codes, code)
+			t.Logf("acks=all %v after the cut: %v", time.Since(cutAt).Round(time.Millisecond), kerr.ErrorForCode(code))
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+	if !slices.Contains(codes, kerr.NotEnoughReplicas.Code) {
+		t.Fatalf("no NOT_ENOUGH_REPLICAS within %v of the cut (ISR %v): %v", 2*lag+time.Second, isrOf(), codes)
+	}
+	// NB: the records written before the ISR shrank (answered with a
+	// timeout or NOT_ENOUGH_REPLICAS_AFTER_APPEND, never acknowledged)
+	// commit once the ISR is the leader alone, as in Kafka; those refused
+	// with NOT_ENOUGH_REPLICAS were never written.
+	t.Logf("high watermark %d before the cut, %d after it", committed, partitionLog(c.brokers[3], "cut", 0).HighWatermark())
+
+	c.net.HealAll()
+	eventually(t, 20*time.Second, "the ISR grown back to 4, 5, 6", func() error {
+		if isr := isrOf(); !slices.Equal(isr, []int32{4, 5, 6}) {
+			return fmt.Errorf("ISR %v", isr)
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, "acks=all after the heal", func() error {
+		if code := rawProduce(t, leader, "cut", 0, "after", 2000); code != 0 {
+			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+	end := partitionLog(c.brokers[3], "cut", 0).LogEndOffset()
+	eventually(t, 10*time.Second, "replicas 4, 5, 6 hold the same log", func() error {
+		for _, i := range []int{3, 4, 5} {
+			if l := partitionLog(c.brokers[i], "cut", 0); l.LogEndOffset() != end || l.HighWatermark() != end {
+				return fmt.Errorf("node %d: end %d hw %d, want %d", i+1, l.LogEndOffset(), l.HighWatermark(), end)
+			}
+		}
+		return nil
+	})
+	checkReplicasAgree(t, c, "cut", 0)
+}
