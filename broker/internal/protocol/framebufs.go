@@ -38,11 +38,6 @@ type frameBufs struct {
 	closed bool // the connection is closing: keep nothing more
 }
 
-// stepClass returns the class of a buffer of size bytes (frameReadStep << k).
-func stepClass(size int) int {
-	return bits.Len(uint(size/frameReadStep)) - 1
-}
-
 // stepSize returns the smallest class size (frameReadStep << k) that holds
 // n >= frameReadStep bytes.
 func stepSize(n int) int {
