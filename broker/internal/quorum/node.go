@@ -625,6 +625,8 @@ func (n *Node) checkLeadership() {
 	if bs.RaftState == raft.StateLeader && bs.GetTerm() == n.leaderTerm {
 		return
 	}
+	// Whoever these answers wake sees the role that failed them.
+	n.publishStatus()
 	for _, p := range n.retry {
 		p.resolve(0, &NotLeaderError{Leader: bs.Lead, Term: bs.GetTerm()})
 	}
