@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/weir-dev/weir/internal/msgpackcheck"
 )
 
 // Serde serializes values of type T to bytes and back. Implementations are
@@ -296,6 +298,14 @@ func (s msgpackSerde[T]) Deserialize(topic string, b []byte) (T, error) {
 	var v T
 	if b == nil {
 		return v, nil
+	}
+	// The decoder allocates what a container's header declares, however
+	// few bytes follow: a few hostile bytes could claim gigabytes. Only a
+	// 16- or 32-bit header can claim much; most records have none.
+	if msgpackcheck.MayClaimMuch(b) {
+		if err := msgpackcheck.Check(b); err != nil {
+			return v, &DecodeError{Serde: s.name, Topic: topic, Len: len(b), Err: err}
+		}
 	}
 	if err := msgpack.Unmarshal(b, &v); err != nil {
 		var zero T

@@ -3,6 +3,7 @@ package serde_test
 import (
 	"bytes"
 	"math"
+	"runtime"
 	"strings"
 	"testing"
 	"unsafe"
@@ -103,6 +104,29 @@ func TestDecodeErrorsNameWhatFailed(t *testing.T) {
 	_, err = serde.JSON[order]().Deserialize("orders", []byte("{"))
 	if !serde.IsDecode(err) || !strings.Contains(err.Error(), "json[serde_test.order]") {
 		t.Fatalf("json decode error %v", err)
+	}
+}
+
+// TestMsgpackHostileLengthRefused: a 13-byte record whose slice field
+// claims 2^28 elements is a decode error naming where, and the decoder
+// never allocates for the claim (msgpack/v5 sizes a typed slice from its
+// header).
+func TestMsgpackHostileLengthRefused(t *testing.T) {
+	type items struct{ Items []int64 }
+	b := []byte{0x81, 0xa5, 'I', 't', 'e', 'm', 's', 0xdd, 0x10, 0, 0, 0, 1}
+	s := serde.Msgpack[items]()
+	var err error
+	allocs := testing.AllocsPerRun(10, func() { _, err = s.Deserialize("orders", b) })
+	if !serde.IsDecode(err) || !strings.Contains(err.Error(), "declares 268435456") || !strings.Contains(err.Error(), `"orders"`) {
+		t.Fatalf("hostile record: %v", err)
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	_, _ = s.Deserialize("orders", b)
+	runtime.ReadMemStats(&ms)
+	if grew := ms.TotalAlloc - before; grew > 1<<20 {
+		t.Fatalf("decoding 13 bytes allocated %d bytes (%v allocations)", grew, allocs)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/weir-dev/weir/internal/msgpackcheck"
 )
 
 // FuzzRender renders arbitrary bytes in every format: the answer is
@@ -48,8 +50,8 @@ func FuzzRender(f *testing.F) {
 
 func TestMsgpackWellFormed(t *testing.T) {
 	valid, _ := msgpack.Marshal(map[string]any{"id": 7, "tags": []string{"a", "b"}, "pi": 3.14, "raw": []byte{1, 2}, "neg": -40000, "big": uint64(1 << 40)})
-	deep := append(bytes.Repeat([]byte{0x91}, maxMsgpackDepth), 0x01)
-	tooDeep := append(bytes.Repeat([]byte{0x91}, maxMsgpackDepth+1), 0x01)
+	deep := append(bytes.Repeat([]byte{0x91}, msgpackcheck.MaxDepth), 0x01)
+	tooDeep := append(bytes.Repeat([]byte{0x91}, msgpackcheck.MaxDepth+1), 0x01)
 	for _, c := range []struct {
 		name string
 		b    []byte

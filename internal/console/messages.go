@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/weir-dev/weir/internal/msgpackcheck"
 )
 
 // Message browser bounds: a page never holds more than maxMessages
@@ -472,3 +474,7 @@ func jsonable(v any) any {
 	}
 	return v
 }
+
+// msgpackWellFormed reports whether b is one well-formed msgpack value
+// (msgpackcheck.Check), safe to hand to the decoder.
+func msgpackWellFormed(b []byte) bool { return msgpackcheck.Check(b) == nil }
