@@ -621,7 +621,8 @@ func (l *Log) Read(from Offset, maxBytes int) ([]byte, error) {
 	return l.ReadInto(nil, from, maxBytes)
 }
 
-// ReadInto is Read into dst's memory when it holds the bytes (cap(dst)),
+// ReadInto is Read into dst's memory when it holds the bytes (cap(dst))
+// and they fill at least a quarter of it,
 // else into a fresh buffer; the result is a slice of whichever it used.
 func (l *Log) ReadInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
 	l.mu.RLock()
@@ -689,7 +690,11 @@ func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]
 	}
 	n := min(max(int64(maxBytes), int64(h.Size())), s.size-pos)
 	buf := dst[:0]
-	if int64(cap(buf)) >= n {
+	// dst serves only a read that fills at least a quarter of it: the
+	// caller keeps the whole of dst for as long as it keeps what was read,
+	// and a few bytes must not pin a megabyte (a fetch of many partitions
+	// would hold one per partition).
+	if c := int64(cap(buf)); c >= n && n >= c/4 {
 		buf = buf[:n]
 	} else {
 		buf = make([]byte, n)
