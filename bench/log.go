@@ -98,7 +98,7 @@ process's (the clients').`,
 	f.IntVar(&cfg.Rounds, "rounds", 1, "times every target is measured, in rotating order")
 	f.StringVar(&cfg.BaselineRef, "baseline-ref", "", "git ref to build the baseline weir binary at (target \"baseline\")")
 	f.IntVar(&cfg.Cluster, "cluster", 0, "nodes of the \"cluster\" target: weir broker processes that are all controller voters")
-	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics")
+	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics (with --cluster, of the cluster's; single-node targets beside it use 1)")
 	f.StringSliceVar(&cfg.Brokers, "brokers", nil, "addresses of a broker already running, measured as target \"external\" (e.g. under strace); its topics bench-tput-<size> and bench-lat-<size> must not exist")
 	return cmd
 }
@@ -246,7 +246,11 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	defer adm.Close()
 	admin := kadm.NewClient(adm)
 	tput, lat := fmt.Sprintf("bench-tput-%d", size), fmt.Sprintf("bench-lat-%d", size)
-	if err := createLogTopics(ctx, admin, cfg.Partitions, cfg.ReplicationFactor, tput, lat); err != nil {
+	rf := cfg.ReplicationFactor
+	if cfg.Cluster > 0 && t.name != "cluster" {
+		rf = 1 // one node beside the cluster: its replication factor is the cluster's alone
+	}
+	if err := createLogTopics(ctx, admin, cfg.Partitions, rf, tput, lat); err != nil {
 		return res, err
 	}
 
