@@ -50,21 +50,11 @@ func (c *Coordinator) commit(now time.Time, r Request, req *kmsg.OffsetCommitReq
 	for _, t := range req.Topics {
 		rt := kmsg.NewOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
-		nparts, exists := int32(0), true
-		if c.opts.Topics != nil {
-			nparts, exists = c.opts.Topics.Partitions(t.Topic)
-		}
+		check := c.commitCheck(t.Topic, code)
 		for _, p := range t.Partitions {
 			rp := kmsg.NewOffsetCommitResponseTopicPartition()
 			rp.Partition = p.Partition
-			switch {
-			case code != 0:
-				rp.ErrorCode = code
-			case !exists || (c.opts.Topics != nil && (p.Partition < 0 || p.Partition >= nparts)):
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case len(deref(p.Metadata)) > c.opts.MaxOffsetMetadataBytes:
-				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
+			if rp.ErrorCode = check(p.Partition, p.Metadata); rp.ErrorCode == 0 {
 				epoch := int32(-1)
 				if req.Version >= 6 {
 					epoch = p.LeaderEpoch
@@ -385,4 +375,26 @@ func (c *Coordinator) dropMissingTopics(now time.Time) {
 		}
 		return !ok
 	})
+}
+
+// commitCheck returns the error of committing an offset to a partition of
+// topic (0: none), for OffsetCommit and TxnOffsetCommit alike: the
+// request's own error code if it has one, else an unknown topic or
+// partition, else metadata over MaxOffsetMetadataBytes.
+func (c *Coordinator) commitCheck(topic string, code int16) func(partition int32, metadata *string) int16 {
+	nparts, exists := int32(0), true
+	if c.opts.Topics != nil {
+		nparts, exists = c.opts.Topics.Partitions(topic)
+	}
+	return func(partition int32, metadata *string) int16 {
+		switch {
+		case code != 0:
+			return code
+		case !exists || (c.opts.Topics != nil && (partition < 0 || partition >= nparts)):
+			return kerr.UnknownTopicOrPartition.Code
+		case len(deref(metadata)) > c.opts.MaxOffsetMetadataBytes:
+			return kerr.OffsetMetadataTooLarge.Code
+		}
+		return 0
+	}
 }

@@ -67,21 +67,11 @@ func (c *Coordinator) txnCommit(now time.Time, r Request, req *kmsg.TxnOffsetCom
 	for _, t := range req.Topics {
 		rt := kmsg.NewTxnOffsetCommitResponseTopic()
 		rt.Topic = t.Topic
-		nparts, exists := int32(0), true
-		if c.opts.Topics != nil {
-			nparts, exists = c.opts.Topics.Partitions(t.Topic)
-		}
+		check := c.commitCheck(t.Topic, code)
 		for _, tp := range t.Partitions {
 			rp := kmsg.NewTxnOffsetCommitResponseTopicPartition()
 			rp.Partition = tp.Partition
-			switch {
-			case code != 0:
-				rp.ErrorCode = code
-			case !exists || (c.opts.Topics != nil && (tp.Partition < 0 || tp.Partition >= nparts)):
-				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case len(deref(tp.Metadata)) > c.opts.MaxOffsetMetadataBytes:
-				rp.ErrorCode = kerr.OffsetMetadataTooLarge.Code
-			default:
+			if rp.ErrorCode = check(tp.Partition, tp.Metadata); rp.ErrorCode == 0 {
 				epochL := int32(-1)
 				if req.Version >= 2 {
 					epochL = tp.LeaderEpoch
