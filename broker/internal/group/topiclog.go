@@ -129,64 +129,30 @@ func (l *TopicLog) replay(ctx context.Context, p int32, fn func(Record) error, t
 	if err != nil {
 		return err
 	}
-	off, end := log.LogStartOffset(), log.HighWatermark()
-	for off < end {
-		if err := ctx.Err(); err != nil {
-			return err
+	name := fmt.Sprintf("group: %s/%d", OffsetsTopic, p)
+	return topics.ReplayBatches(ctx, log, name, func(h batch.Header, b []byte, from topics.Offset) error {
+		if h.Control() {
+			return txnMarker(h, b)
 		}
-		data, err := log.Read(off, 1<<20)
+		recs, err := batch.Records(b, maxReplayBatchBytes)
 		if err != nil {
-			return fmt.Errorf("group: read %s/%d at %d: %w", OffsetsTopic, p, off, err)
+			return fmt.Errorf("%s batch at %d: %w", name, h.BaseOffset, err)
 		}
-		if len(data) == 0 {
-			return nil
-		}
-		next := off
-		for len(data) > 0 {
-			var b []byte
-			b, data, err = batch.Next(data)
-			if err != nil {
-				if batch.IsTruncated(err) {
-					break // a partial batch at the end of the read
-				}
-				return fmt.Errorf("group: %s/%d at %d: %w", OffsetsTopic, p, next, err)
-			}
-			h, err := batch.ParseHeader(b)
-			if err != nil {
-				return err
-			}
-			if h.Control() {
-				if err := txnMarker(h, b); err != nil {
-					return err
-				}
-				next = topics.Offset(h.LastOffset()) + 1
+		for _, r := range recs {
+			if topics.Offset(h.BaseOffset)+topics.Offset(r.OffsetDelta) < from || r.Key == nil {
 				continue
 			}
-			recs, err := batch.Records(b, maxReplayBatchBytes)
-			if err != nil {
-				return fmt.Errorf("group: %s/%d batch at %d: %w", OffsetsTopic, p, h.BaseOffset, err)
+			rec := Record{Partition: p, Key: bytes.Clone(r.Key)}
+			if r.Value != nil {
+				rec.Value = bytes.Clone(r.Value)
 			}
-			for _, r := range recs {
-				if topics.Offset(h.BaseOffset)+topics.Offset(r.OffsetDelta) < off || r.Key == nil {
-					continue
-				}
-				rec := Record{Partition: p, Key: bytes.Clone(r.Key)}
-				if r.Value != nil {
-					rec.Value = bytes.Clone(r.Value)
-				}
-				if h.Transactional() {
-					rec.txn, rec.txnPID, rec.txnEpoch = true, h.ProducerID, h.ProducerEpoch
-				}
-				if err := fn(rec); err != nil {
-					return err
-				}
+			if h.Transactional() {
+				rec.txn, rec.txnPID, rec.txnEpoch = true, h.ProducerID, h.ProducerEpoch
 			}
-			next = topics.Offset(h.LastOffset()) + 1
+			if err := fn(rec); err != nil {
+				return err
+			}
 		}
-		if next <= off {
-			return fmt.Errorf("group: %s/%d: no progress reading at %d", OffsetsTopic, p, off)
-		}
-		off = next
-	}
-	return nil
+		return nil
+	})
 }

@@ -96,57 +96,27 @@ func (l *TopicLog) Replay(ctx context.Context, p int32, fn func(Record) error) e
 	if !ok {
 		return nil
 	}
-	log := part.Log()
-	off, end := log.LogStartOffset(), log.HighWatermark()
-	for off < end {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		data, err := log.Read(off, 1<<20)
-		if err != nil {
-			return fmt.Errorf("txn: read %s/%d at %d: %w", StateTopic, p, off, err)
-		}
-		if len(data) == 0 {
+	name := fmt.Sprintf("txn: %s/%d", StateTopic, p)
+	return topics.ReplayBatches(ctx, part.Log(), name, func(h batch.Header, b []byte, from topics.Offset) error {
+		if h.Control() {
 			return nil
 		}
-		next := off
-		for len(data) > 0 {
-			var b []byte
-			b, data, err = batch.Next(data)
-			if err != nil {
-				if batch.IsTruncated(err) {
-					break
-				}
-				return fmt.Errorf("txn: %s/%d at %d: %w", StateTopic, p, next, err)
+		recs, err := batch.Records(b, maxReplayBatchBytes)
+		if err != nil {
+			return fmt.Errorf("%s batch at %d: %w", name, h.BaseOffset, err)
+		}
+		for _, r := range recs {
+			if topics.Offset(h.BaseOffset)+topics.Offset(r.OffsetDelta) < from || r.Key == nil {
+				continue
 			}
-			h, err := batch.ParseHeader(b)
-			if err != nil {
+			rec := Record{Partition: p, Key: bytes.Clone(r.Key)}
+			if r.Value != nil {
+				rec.Value = bytes.Clone(r.Value)
+			}
+			if err := fn(rec); err != nil {
 				return err
 			}
-			if !h.Control() {
-				recs, err := batch.Records(b, maxReplayBatchBytes)
-				if err != nil {
-					return fmt.Errorf("txn: %s/%d batch at %d: %w", StateTopic, p, h.BaseOffset, err)
-				}
-				for _, r := range recs {
-					if topics.Offset(h.BaseOffset)+topics.Offset(r.OffsetDelta) < off || r.Key == nil {
-						continue
-					}
-					rec := Record{Partition: p, Key: bytes.Clone(r.Key)}
-					if r.Value != nil {
-						rec.Value = bytes.Clone(r.Value)
-					}
-					if err := fn(rec); err != nil {
-						return err
-					}
-				}
-			}
-			next = topics.Offset(h.LastOffset()) + 1
 		}
-		if next <= off {
-			return fmt.Errorf("txn: %s/%d: no progress reading at %d", StateTopic, p, off)
-		}
-		off = next
-	}
-	return nil
+		return nil
+	})
 }
