@@ -143,6 +143,13 @@ type Options struct {
 	// "controller" or both. Default (with ControllerVoters):
 	// "broker,controller". Ignored without ControllerVoters.
 	Roles string
+	// RejoinQuorum brings a controller voter back after its raft storage
+	// (DataDir/metadata-raft) was lost or moved away while the other
+	// voters kept theirs (the flag --rejoin): the voters remove it and add
+	// it back, and it catches up from them; until then it does not vote.
+	// It needs a majority of the other voters up, and acts only on an
+	// empty raft directory (see quorum.Options.Rejoin).
+	RejoinQuorum bool
 	// ReplicaLagTime is replica.lag.time.max.ms (cluster mode): a follower
 	// that has not caught up with its leader's end for this long leaves the
 	// partition's ISR. Default 10s.

@@ -146,7 +146,7 @@ func Open(opts Options) (*Node, error) {
 	n.mux = newMuxListener(ln, log)
 	q, err := quorum.New(quorum.Options{
 		ID: uint64(opts.NodeID), Voters: opts.Voters, ClusterID: cid,
-		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval,
+		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval, Rejoin: opts.RejoinQuorum,
 		Listener: n.mux.raft, Dialer: dialerFunc(opts.Dial), Logger: opts.Logger, Registerer: reg,
 	}, n.sm)
 	if err != nil {
@@ -239,6 +239,15 @@ func (n *Node) Status() quorum.Status {
 		return n.observerStatus()
 	}
 	return n.q.Status()
+}
+
+// QuorumFailed is closed when this voter's raft node fails for good
+// (Status().Err says why); nil on a broker-only node.
+func (n *Node) QuorumFailed() <-chan struct{} {
+	if n.q == nil {
+		return nil
+	}
+	return n.q.Failed()
 }
 
 // QuorumState returns this voter's own view of the quorum, for
