@@ -128,6 +128,21 @@ type partition struct {
 	// stop is closed when the current role (and epoch) ends: waiters for
 	// acks=all give up.
 	stop chan struct{}
+	// waiters are the acks=all produces waiting for the high watermark in
+	// the current role. Invariant: each waiter's end was above the high
+	// watermark every time the committed ISR was below minISR since it
+	// registered (else it was failed and removed).
+	waiters map[*waiter]struct{}
+}
+
+// waiter is one acks=all produce waiting for the high watermark to reach
+// end. done is closed when it must stop waiting: the role ended, or the
+// ISR shrank below min.insync.replicas before the high watermark covered
+// end (shrunk set).
+type waiter struct {
+	end    base.Offset
+	done   chan struct{}
+	shrunk bool
 }
 
 func (ps *partition) endRoleLocked() {
@@ -136,6 +151,31 @@ func (ps *partition) endRoleLocked() {
 	}
 	ps.stop = make(chan struct{})
 	ps.leader = nil
+	for w := range ps.waiters {
+		close(w.done)
+	}
+	ps.waiters = nil
+}
+
+// setISRLocked records the committed ISR's size. Called before the high
+// watermark limit is recomputed for that ISR: when the ISR is below
+// min.insync.replicas, every waiter whose records the high watermark does
+// not cover yet is failed (NOT_ENOUGH_REPLICAS_AFTER_APPEND), so that the
+// smaller ISR covering them afterwards never acknowledges them. Caller
+// holds ps.mu.
+func (ps *partition) setISRLocked(n int) {
+	ps.isrLen = n
+	if n >= ps.minISR || len(ps.waiters) == 0 {
+		return
+	}
+	hw := ps.log.HighWatermark()
+	for w := range ps.waiters {
+		if w.end > hw {
+			w.shrunk = true
+			close(w.done)
+			delete(ps.waiters, w)
+		}
+	}
 }
 
 // Manager makes this broker the leader or a follower of the partitions the
@@ -331,7 +371,8 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 	self := metadata.NodeID(m.opts.Self)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	ps.minISR, ps.isrLen = minISR, len(p.ISR)
+	ps.minISR = minISR
+	ps.setISRLocked(len(p.ISR))
 	oldRole, oldLeader := ps.role, ps.leaderID
 	switch {
 	case p.Leader == self:
@@ -504,7 +545,7 @@ func (m *Manager) proposeISR() {
 				r, ok := results[ps.key]
 				if ok && r.ErrorCode == 0 {
 					ps.leader.ISRCommitted(now, r.ISR, r.PartitionEpoch)
-					ps.isrLen = len(r.ISR)
+					ps.setISRLocked(len(r.ISR))
 					m.applyLimitLocked(ps)
 				} else {
 					if ok {
@@ -616,9 +657,13 @@ func checkEpoch(mine, theirs int32) int16 {
 }
 
 // WaitCommitted waits until the high watermark of p covers end (an acks=all
-// produce). It fails with NOT_LEADER_OR_FOLLOWER if this broker stops
-// leading first, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is then
-// smaller than min.insync.replicas, and ctx's error on timeout.
+// produce whose records end at end were appended). It fails with
+// NOT_LEADER_OR_FOLLOWER if this broker stops leading first,
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the committed ISR is (or shrinks)
+// below min.insync.replicas before the high watermark covers end (even if
+// the smaller ISR covers it afterwards, or the ISR grows back: the records
+// were not on min.insync.replicas brokers when committed), and
+// REQUEST_TIMED_OUT when ctx ends first.
 func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error {
 	ps := m.lookup(p)
 	if ps == nil {
@@ -628,23 +673,42 @@ func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end ba
 		return p.Log().WaitDurable(ctx, end)
 	}
 	ps.mu.Lock()
-	stop, r := ps.stop, ps.role
-	ps.mu.Unlock()
-	if r != roleLeader {
+	if ps.role != roleLeader {
+		ps.mu.Unlock()
 		return kerr.NotLeaderForPartition
 	}
-	err := ps.log.WaitHighWatermark(ctx, end, stop)
+	if ps.isrLen < ps.minISR {
+		// NB: the ISR shrank after CheckProduce let the produce in; the
+		// records may already be covered, but by the smaller ISR.
+		err := ps.notEnoughLocked()
+		ps.mu.Unlock()
+		return err
+	}
+	stop := ps.stop
+	w := &waiter{end: end, done: make(chan struct{})}
+	if ps.waiters == nil {
+		ps.waiters = map[*waiter]struct{}{}
+	}
+	ps.waiters[w] = struct{}{}
+	ps.mu.Unlock()
+
+	err := ps.log.WaitHighWatermark(ctx, end, w.done)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	delete(ps.waiters, w)
 	switch {
+	case w.shrunk:
+		return ps.notEnoughLocked()
 	case ps.stop != stop || ps.role != roleLeader:
 		return fmt.Errorf("%w: leadership of %s/%d moved before the records were replicated", kerr.NotLeaderForPartition, ps.name, ps.key.p)
-	case ps.isrLen < ps.minISR:
-		return fmt.Errorf("%w: the ISR of %s/%d has %d replicas, min.insync.replicas is %d", kerr.NotEnoughReplicasAfterAppend, ps.name, ps.key.p, ps.isrLen, ps.minISR)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return fmt.Errorf("%w: the records were not replicated to the ISR in time", kerr.RequestTimedOut)
 	}
 	return err
+}
+
+func (ps *partition) notEnoughLocked() error {
+	return fmt.Errorf("%w: the ISR of %s/%d shrank to %d replicas before the records were committed; min.insync.replicas is %d", kerr.NotEnoughReplicasAfterAppend, ps.name, ps.key.p, ps.isrLen, ps.minISR)
 }
 
 // State describes a partition's replication state for tests and tools:
