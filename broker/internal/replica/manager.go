@@ -386,7 +386,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 		ps.leader = NewLeader(int32(self), m.opts.LagTime, now, LeaderState{
 			Epoch: int32(p.LeaderEpoch), PartitionEpoch: int32(p.PartitionEpoch),
 			Replicas: toIDs(p.Replicas), ISR: toIDs(p.ISR),
-			LEO: int64(ps.log.LogEndOffset()), HW: int64(ps.log.HighWatermark()),
+			LEO: ps.log.LogEndOffset(), HW: ps.log.HighWatermark(),
 		})
 		m.applyLimitLocked(ps)
 		m.log.Info("replica: leading", "topic", ps.name, "partition", ps.key.p, "epoch", p.LeaderEpoch, "isr", p.ISR, "leo", ps.log.LogEndOffset())
@@ -423,7 +423,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 // ps.mu.
 func (m *Manager) applyLimitLocked(ps *partition) {
 	l := ps.leader
-	l.Appended(int64(ps.log.LogEndOffset()), int64(ps.log.DurableEnd()))
+	l.Appended(ps.log.LogEndOffset(), ps.log.DurableEnd())
 	lim := l.Limit()
 	if lim == NoLimit {
 		ps.log.ClearHighWatermarkLimit()
@@ -476,7 +476,7 @@ func (m *Manager) proposeISR() {
 			ps.mu.Unlock()
 			continue
 		}
-		ps.leader.Appended(int64(ps.log.LogEndOffset()), int64(ps.log.DurableEnd()))
+		ps.leader.Appended(ps.log.LogEndOffset(), ps.log.DurableEnd())
 		isr, pe, ok := ps.leader.ProposeISR(now)
 		epoch := ps.epoch
 		ps.mu.Unlock()
