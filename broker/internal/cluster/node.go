@@ -68,6 +68,11 @@ type Node struct {
 	metrics *prometheus.Registry
 
 	reconcilec chan struct{} // cap 1: a reconcile is wanted
+	// reconciled is closed after the next reconcile pass and then
+	// replaced (AwaitLocalTopic); guarded by recMu.
+	recMu      sync.Mutex
+	reconciled chan struct{}
+	replayed   atomic.Bool // the reconcile loop runs
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -101,7 +106,8 @@ func Open(opts Options) (*Node, error) {
 	if err := bindDataDir(opts, cid); err != nil {
 		return nil, err
 	}
-	n := &Node{opts: opts, log: log, clusterID: cid, sm: newImageSM(log), reconcilec: make(chan struct{}, 1)}
+	n := &Node{opts: opts, log: log, clusterID: cid, sm: newImageSM(log), reconcilec: make(chan struct{}, 1),
+		reconciled: make(chan struct{})}
 	n.epoch.Store(-1)
 	_, _ = rand.Read(n.incarnation[:])
 	n.sm.onChange = n.wantReconcile
@@ -542,6 +548,7 @@ func (n *Node) reconcileLoop() {
 	if !n.waitReplayed() {
 		return
 	}
+	n.replayed.Store(true)
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -549,6 +556,48 @@ func (n *Node) reconcileLoop() {
 		case <-n.reconcilec:
 		}
 		n.reconcile(n.sm.Image())
+		n.recMu.Lock()
+		close(n.reconciled)
+		n.reconciled = make(chan struct{})
+		n.recMu.Unlock()
+	}
+}
+
+// localTopicWait bounds AwaitLocalTopic; the wait also ends after two
+// reconcile passes (a waiter starts one at once), so that a request for
+// many partitions is not delayed once per partition.
+const localTopicWait = time.Second
+
+// AwaitLocalTopic waits (at most a second) until the local registry holds
+// topic name with id, which the reconciler creates after the image that
+// names it: a request for a partition this broker's view says it leads
+// can arrive in between (the client read that view), and refused it would
+// wait for a metadata refresh only to be sent back. It reports whether
+// the topic is there.
+func (n *Node) AwaitLocalTopic(name string, id [16]byte) bool {
+	if !n.replayed.Load() {
+		return false // no reconcile before the metadata log is replayed
+	}
+	timer := time.NewTimer(localTopicWait)
+	defer timer.Stop()
+	for passes := 0; ; passes++ {
+		n.recMu.Lock()
+		done := n.reconciled
+		n.recMu.Unlock()
+		n.wantReconcile()
+		if t, ok := n.opts.Topics.Get(name); ok && t.ID() == id {
+			return true
+		}
+		if passes == 2 {
+			return false
+		}
+		select {
+		case <-done:
+		case <-timer.C:
+			return false
+		case <-n.ctx.Done():
+			return false
+		}
 	}
 }
 

@@ -196,6 +196,9 @@ type Manager struct {
 	// not exist yet: only then does an unchanged image need another look.
 	synced     uint64
 	incomplete bool
+	// roles is the loop's hand-off to requests waiting for a role
+	// (await.go).
+	roles roleWaits
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -210,6 +213,7 @@ func NewManager(opts Options) *Manager {
 		opts: opts, log: opts.Logger.With("node", opts.Self),
 		parts: map[key]*partition{}, byName: map[string][16]byte{}, addrs: map[int32]string{},
 		fetchers: map[int32]*fetcher{}, ctx: ctx, cancel: cancel,
+		roles: newRoleWaits(),
 	}
 }
 
@@ -219,6 +223,7 @@ func NewManager(opts Options) *Manager {
 // reports the image whole (a restarted node replaying its metadata log
 // must not take the roles of an old state).
 func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struct{}, ready func() bool) {
+	m.roles.setImages(images)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -232,9 +237,11 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 			ch := changed()
 			if !whole {
 				whole = ready()
+				m.roles.whole.Store(whole)
 			}
 			if whole {
 				m.Sync(images())
+				m.roles.synced()
 				m.proposeISR()
 			}
 			select {
@@ -242,6 +249,7 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 				return
 			case <-ch:
 			case <-tick.C:
+			case <-m.roles.kick:
 			}
 		}
 	}()
@@ -600,7 +608,7 @@ func (m *Manager) AppendEpoch(p *topics.Partition) base.Epoch {
 // UNKNOWN_LEADER_EPOCH when it names another), NOT_ENOUGH_REPLICAS for
 // acks=all when the ISR is smaller than min.insync.replicas. 0: go on.
 func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
-	ps := m.lookup(p)
+	ps := m.awaitLeading(p)
 	if ps == nil {
 		return untracked(p)
 	}
@@ -620,7 +628,7 @@ func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
 // partition's, UNKNOWN_LEADER_EPOCH if newer, else 0; NOT_LEADER_OR_FOLLOWER
 // while this broker is not (yet) its leader here.
 func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
-	ps := m.lookup(p)
+	ps := m.awaitLeading(p)
 	if ps == nil {
 		return untracked(p)
 	}
