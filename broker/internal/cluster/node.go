@@ -164,6 +164,7 @@ func Open(opts Options) (*Node, error) {
 	n.rpc = newRPCClient(opts.Dial)
 	n.drv = newDriver(q, n.sm, metadata.Options{
 		ClusterID: cid, SessionTimeout: opts.SessionTimeout, DefaultPartitions: opts.DefaultPartitions,
+		UncleanLeaderElection: uncleanDefault(opts.Topics.Defaults()),
 		ValidateConfig: func(res metadata.ConfigResource, key, value string) error {
 			if res.Type != metadata.ConfigTopic {
 				return nil
@@ -183,6 +184,14 @@ func Open(opts Options) (*Node, error) {
 	}, opts.Now, log)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
+}
+
+// uncleanDefault is the broker default of unclean.leader.election.enable
+// (--topic-config), which the controller applies to topics that do not set
+// it.
+func uncleanDefault(d topics.Defaults) bool {
+	v, _ := d.Value(metadata.UncleanConfig)
+	return v == "true"
 }
 
 // dialerFunc adapts a dial function to quorum.Dialer.
