@@ -138,6 +138,7 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
 		AutoCreateTopics:    !opts.DisableAutoCreateTopics,
 		DefaultPartitions:   opts.DefaultPartitions,
+		OffsetsReplication:  opts.OffsetsTopicReplicationFactor,
 		Groups: group.Options{
 			InitialRebalanceDelay: opts.GroupInitialRebalanceDelay,
 			MinSessionTimeout:     opts.GroupMinSessionTimeout,

@@ -132,6 +132,11 @@ type Options struct {
 	// OffsetsTopicPartitions is the partition count __consumer_offsets is
 	// created with. Default 50.
 	OffsetsTopicPartitions int32
+	// OffsetsTopicReplicationFactor is the replication factor
+	// __consumer_offsets is created with in a cluster, capped at the
+	// number of brokers then registered (Kafka's
+	// offsets.topic.replication.factor). Default 3.
+	OffsetsTopicReplicationFactor int16
 
 	// ControllerVoters, when set, makes this node part of a cluster: the
 	// controller voters as id@host:port, comma-separated (the flag
@@ -292,6 +297,9 @@ func (o *Options) Validate() error {
 	// NB: 0 leaves the count to the group coordinator's default.
 	if o.OffsetsTopicPartitions < 0 || o.OffsetsTopicPartitions > max(o.MaxPartitionsPerTopic, 1) {
 		errs = append(errs, fmt.Errorf("broker: offsets topic partitions %d outside 1..%d (the max partitions per topic)", o.OffsetsTopicPartitions, o.MaxPartitionsPerTopic))
+	}
+	if o.OffsetsTopicReplicationFactor < 0 {
+		errs = append(errs, fmt.Errorf("broker: offsets topic replication factor %d below 1", o.OffsetsTopicReplicationFactor))
 	}
 	if o.MaxFrameBytes < 1024 {
 		errs = append(errs, fmt.Errorf("broker: max frame bytes %d below 1024", o.MaxFrameBytes))

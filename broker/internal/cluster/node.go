@@ -642,11 +642,10 @@ func (n *Node) waitReplayed() bool {
 
 // reconcile makes the local registry hold exactly the image's topics: each
 // with the image's id and partition count (every partition's log is
-// created on every broker; only the leader's is served until replication
-// exists), none that the image does not have. Internal topics ("__"
-// names) are left alone either way: a broker creates its local log of
-// __consumer_offsets when it comes to lead a partition of it (protocol,
-// group_cluster.go), and keeps one it already has.
+// created on every broker, replicated by broker/internal/replica), none
+// that the image does not have. Internal topics of the image
+// (__consumer_offsets) are created like any other; local internal topics
+// the image does not have are left alone.
 func (n *Node) reconcile(img *metadata.Image) {
 	if n.obs != nil && !n.obs.caughtUp.Load() {
 		return // a broker-only node's image is not trustworthy yet (observer.go)
@@ -655,15 +654,15 @@ func (n *Node) reconcile(img *metadata.Image) {
 	want := map[string]bool{}
 	for _, t := range img.Topics() {
 		name := string(t.Name)
-		if strings.HasPrefix(name, "__") {
-			// __consumer_offsets: the local log is this broker's copy
-			// of the partitions it leads or led (data is not replicated
-			// yet); a metadata topic of that name never replaces it.
-			continue
-		}
 		want[name] = true
 		local, ok := reg.Get(name)
 		if ok && local.ID() != t.ID {
+			if local.Internal() {
+				// NB: internal topics of the image (__consumer_offsets)
+				// are replicated: a local copy under another id is
+				// not the cluster's and would never be.
+				n.log.Warn("cluster: replacing a local internal topic whose id is not the metadata's", "topic", name)
+			}
 			if err := reg.Delete(name); err != nil {
 				n.log.Warn("cluster: delete stale local topic", "topic", name, "err", err)
 				continue

@@ -8,7 +8,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -121,8 +120,11 @@ type partition struct {
 	epoch    int32 // leader epoch of the current role
 	leaderID int32
 	leader   *Leader // when role is roleLeader
-	minISR   int
-	isrLen   int // committed ISR size
+	// epochStart is the log end offset when this broker became leader in
+	// epoch: the first offset of the epoch. Valid when role is roleLeader.
+	epochStart base.Offset
+	minISR     int
+	isrLen     int // committed ISR size
 	// retryAt: no ISR change is proposed before it (after a refusal).
 	retryAt time.Time
 	// stop is closed when the current role (and epoch) ends: waiters for
@@ -310,9 +312,9 @@ func (m *Manager) Sync(img *metadata.Image) {
 	seen := map[key]bool{}
 	for _, t := range img.Topics() {
 		name := string(t.Name)
-		if strings.HasPrefix(name, "__") {
-			continue // internal topics are not replicated
-		}
+		// NB: internal topics of the image (__consumer_offsets) are
+		// replicated like any other; the coordinators follow their
+		// leadership (broker/internal/ownership).
 		local, ok := m.opts.Topics.Get(name)
 		if !ok || local.ID() != [16]byte(t.ID) {
 			m.incomplete = true // the reconciler has not created it yet
@@ -391,6 +393,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 		}
 		ps.endRoleLocked()
 		ps.role, ps.epoch, ps.leaderID = roleLeader, int32(p.LeaderEpoch), int32(self)
+		ps.epochStart = ps.log.LogEndOffset()
 		ps.leader = NewLeader(int32(self), m.opts.LagTime, now, LeaderState{
 			Epoch: int32(p.LeaderEpoch), PartitionEpoch: int32(p.PartitionEpoch),
 			Replicas: toIDs(p.Replicas), ISR: toIDs(p.ISR),
@@ -610,7 +613,7 @@ func (m *Manager) AppendEpoch(p *topics.Partition) base.Epoch {
 func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
 	ps := m.awaitLeading(p)
 	if ps == nil {
-		return untracked(p)
+		return m.untracked(p)
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -630,7 +633,7 @@ func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
 func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
 	ps := m.awaitLeading(p)
 	if ps == nil {
-		return untracked(p)
+		return m.untracked(p)
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -641,13 +644,18 @@ func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
 }
 
 // untracked answers for a partition the manager does not replicate: an
-// internal topic's is served as a single node's (0); any other's is not
-// served until the manager has taken its role (NOT_LEADER_OR_FOLLOWER,
-// which clients retry), so that nothing is written or read outside
-// replication.
-func untracked(p *topics.Partition) int16 {
+// internal topic's that the metadata image does not hold (a broker-local
+// one) is served as a single node's (0); any other's is not served until
+// the manager has taken its role (NOT_LEADER_OR_FOLLOWER, which clients
+// retry), so that nothing is written or read outside replication.
+func (m *Manager) untracked(p *topics.Partition) int16 {
 	if p.Topic().Internal() {
-		return 0
+		m.mu.Lock()
+		_, inImage := m.byName[p.Topic().Name()]
+		m.mu.Unlock()
+		if !inImage {
+			return 0
+		}
 	}
 	return kerr.NotLeaderForPartition.Code
 }
@@ -675,7 +683,7 @@ func checkEpoch(mine, theirs int32) int16 {
 func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error {
 	ps := m.lookup(p)
 	if ps == nil {
-		if untracked(p) != 0 {
+		if m.untracked(p) != 0 {
 			return kerr.NotLeaderForPartition
 		}
 		return p.Log().WaitDurable(ctx, end)
@@ -734,4 +742,22 @@ func (m *Manager) State(topic string, p int32) (string, int32, []int32) {
 		isr = ps.leader.ISR()
 	}
 	return [...]string{"none", "leader", "follower"}[ps.role], ps.epoch, isr
+}
+
+// Leadership reports whether this broker leads p and in which leader
+// epoch, and whether it is ready to serve a coordinator's reads of it: its
+// high watermark has reached the first offset of that epoch, so every
+// record an earlier leader acknowledged lies below the high watermark here
+// (see broker/internal/ownership).
+func (m *Manager) Leadership(p *topics.Partition) (epoch int32, leading, ready bool) {
+	ps := m.lookup(p)
+	if ps == nil {
+		return 0, false, false
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.role != roleLeader {
+		return ps.epoch, false, false
+	}
+	return ps.epoch, true, ps.log.HighWatermark() >= ps.epochStart
 }
