@@ -100,7 +100,7 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 	}
 	reportFreeSpace(opts.Logger, dir)
 	reg, err := topics.Open(topics.Options{
-		Dir: dir, OpenLog: openLog, Defaults: opts.TopicDefaults, Logger: opts.Logger,
+		Dir: dir, FS: opts.dataFS, OpenLog: openLog, Defaults: opts.TopicDefaults, Logger: opts.Logger,
 		MaxPartitionsPerTopic: opts.MaxPartitionsPerTopic, MaxPartitionsPerBroker: opts.MaxPartitionsPerBroker,
 	})
 	if err != nil {

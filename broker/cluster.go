@@ -86,7 +86,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 	}
 	return cluster.Open(cluster.Options{
 		NodeID: opts.NodeID, Voters: voters, Broker: b, Controller: c,
-		DataDir: filepath.Clean(opts.DataDir), Topics: reg,
+		DataDir: filepath.Clean(opts.DataDir), FS: opts.dataFS, Topics: reg,
 		DefaultPartitions:  opts.DefaultPartitions,
 		ControllerListener: opts.cluster.controllerListener,
 		Dial:               opts.cluster.dial,

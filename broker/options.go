@@ -200,8 +200,14 @@ type Options struct {
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc
 	// logFS is the filesystem partition logs live on (tests inject
-	// faults with it). Default: the operating system's.
+	// faults with it). Default: dataFS.
 	logFS vfs.FS
+	// dataFS is the filesystem of the data directory's topic registry and
+	// metadata raft log, and of the partition logs unless logFS is set
+	// (power-loss tests put it on a crashable memory filesystem; the lock
+	// file and cluster.json stay on the operating system's). Default: the
+	// operating system's.
+	dataFS vfs.FS
 	// cluster holds test overrides of the cluster node's options.
 	cluster clusterTestOptions
 }

@@ -154,6 +154,7 @@ func Open(opts Options) (*Node, error) {
 		ID: uint64(opts.NodeID), Voters: opts.Voters, ClusterID: cid,
 		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval, Rejoin: opts.RejoinQuorum,
 		Listener: n.mux.raft, Dialer: dialerFunc(opts.Dial), Logger: opts.Logger, Registerer: reg,
+		FS: opts.FS,
 	}, n.sm)
 	if err != nil {
 		n.mux.close()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-dev/weir/broker/internal/quorum"
@@ -63,6 +64,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
+	// FS is the filesystem of DataDir/metadata-raft (tests crash it).
+	// Default vfs.Default (the operating system's).
+	FS vfs.FS
 	// Registerer, when set, registers the node's metrics (weir_quorum_*,
 	// weir_cluster_*). Default nil: they go to the node's own registry
 	// (Node.Gatherer).
