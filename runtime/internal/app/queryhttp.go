@@ -151,11 +151,19 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
+// writeErr answers {"error": ...}; a 503 also says why in "reason":
+// "not_ready" (the task is here but restoring, or the instance stayed
+// busy) or "moving" (no instance runs the task right now).
 func writeErr(w http.ResponseWriter, status int, err error) {
+	body := map[string]string{"error": err.Error()}
 	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", retryAfterSeconds)
+		body["reason"] = "moving"
+		if errors.Is(err, state.ErrNotReady) {
+			body["reason"] = "not_ready"
+		}
 	}
-	writeJSON(w, status, map[string]string{"error": err.Error()})
+	writeJSON(w, status, body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
