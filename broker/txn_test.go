@@ -444,3 +444,53 @@ func TestTransactionalBatchNeedsTransactionalID(t *testing.T) {
 		t.Fatalf("transactional produce to a partition not in the transaction: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
 	}
 }
+
+// TestDeleteRecordsStopsAtOpenTransaction: DeleteRecords cannot move the
+// log start past the first offset of an open transaction
+// (OFFSET_OUT_OF_RANGE); -1 deletes up to it (the last stable offset, not
+// the high watermark); once the transaction ends, everything up to the
+// high watermark can go.
+func TestDeleteRecordsStopsAtOpenTransaction(t *testing.T) {
+	b := startBroker(t, Options{})
+	createTopic(t, b, "tx", 1)
+	plain := newClient(t, b, kgo.DefaultProduceTopic("tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := testCtx(t)
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("a")}, &kgo.Record{Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	p := txnProducer(t, b, "deleter")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, p, "in-txn")
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(newClient(t, b))
+	del := func(off int64) (int64, error) {
+		t.Helper()
+		res, err := adm.DeleteRecords(ctx, kadm.Offsets{"tx": {0: {Topic: "tx", Partition: 0, At: off}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := res.Lookup("tx", 0)
+		if !ok {
+			t.Fatalf("no answer for tx/0: %v", res)
+		}
+		return r.LowWatermark, r.Err
+	}
+	if _, err := del(3); !errors.Is(err, kerr.OffsetOutOfRange) {
+		t.Fatalf("delete before 3 (the transaction starts at 2): %v, want OFFSET_OUT_OF_RANGE", err)
+	}
+	if lw, err := del(-1); err != nil || lw != 2 {
+		t.Fatalf("delete before -1: low watermark %d, %v; want 2 (the open transaction's first offset)", lw, err)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	// Offsets 0-3 hold the records, 4 the commit marker.
+	waitLSO(t, b, "tx", 5)
+	if lw, err := del(-1); err != nil || lw != 5 {
+		t.Fatalf("delete before -1 after the commit: low watermark %d, %v; want the high watermark 5", lw, err)
+	}
+}
