@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
 // txnProducer returns a transactional franz-go client for id.
@@ -492,5 +494,46 @@ func TestDeleteRecordsStopsAtOpenTransaction(t *testing.T) {
 	waitLSO(t, b, "tx", 5)
 	if lw, err := del(-1); err != nil || lw != 5 {
 		t.Fatalf("delete before -1 after the commit: low watermark %d, %v; want the high watermark 5", lw, err)
+	}
+}
+
+// TestOrphanTransactionAbortedAtRecovery: a transactional batch that no
+// transactional id owns (Produce refuses one now, but a log written before
+// may hold it) opens a transaction that nothing can end: the last stable
+// offset stays at its first offset. At the next start the broker aborts it
+// (an ABORT marker), so read_committed readers and retention move on.
+func TestOrphanTransactionAbortedAtRecovery(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(Options{DataDir: dir, Listen: "127.0.0.1:0", Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, b, "tx", 1)
+	raw := rawProducerBatch(4242, 0, 0, "orphan")
+	raw[22] |= 0x10 // attributes, low byte: transactional
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
+	tp, ok := b.reg.Get("tx")
+	if !ok {
+		t.Fatal("no topic tx")
+	}
+	p, _ := tp.Partition(0)
+	if err := p.Log().(topics.TxnLog).AppendTrusted(testCtx(t), raw); err != nil {
+		t.Fatal(err)
+	}
+	if hw, lso := ends(t, b, "tx"); hw != 1 || lso != 0 {
+		t.Fatalf("with the orphan batch: high watermark %d, last stable offset %d; want 1 and 0", hw, lso)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := startBroker(t, Options{DataDir: dir})
+	if hw, lso := ends(t, b2, "tx"); hw != 2 || lso != 2 {
+		t.Fatalf("after the restart: high watermark %d, last stable offset %d; want 2 and 2 (the orphan aborted by a marker at 1)", hw, lso)
+	}
+	if got := readAll(t, b2, "tx", false, 1); !slices.Equal(got, []string{"orphan"}) {
+		t.Fatalf("read_uncommitted read %v, want [orphan]", got)
+	}
+	if got := readAll(t, b2, "tx", true, 0); len(got) != 0 {
+		t.Fatalf("read_committed read %v, want nothing (aborted)", got)
 	}
 }
