@@ -423,6 +423,9 @@ func (c *conn) serve(ctx context.Context) {
 	<-writerDone
 	cancel()
 	_ = c.nc.Close()
+	if done, _ := c.takeLeases(); done != nil {
+		done() // a handler that failed left its lease: close its file ranges
+	}
 	for f := range frames { // let the reader finish
 		c.release(f)
 	}
