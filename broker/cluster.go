@@ -6,6 +6,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -51,6 +52,9 @@ func parseRoles(s string) (broker, controller bool, err error) {
 
 func (o *Options) validateCluster() []error {
 	if o.ControllerVoters == "" {
+		if o.RejoinQuorum {
+			return []error{errors.New("broker: --rejoin is for a controller voter of a cluster (no --controller-voters given)")}
+		}
 		return nil
 	}
 	var errs []error
@@ -89,6 +93,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 		HeartbeatInterval:  opts.cluster.heartbeatInterval,
 		SessionTimeout:     opts.cluster.sessionTimeout,
 		TickInterval:       opts.cluster.tickInterval,
+		RejoinQuorum:       opts.RejoinQuorum,
 		ShutdownTimeout:    opts.cluster.shutdownTimeout,
 		Logger:             opts.Logger,
 	})

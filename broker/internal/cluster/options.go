@@ -51,6 +51,9 @@ type Options struct {
 	DefaultPartitions int32
 	// TickInterval is the raft tick. Default 100ms (see quorum.Options).
 	TickInterval time.Duration
+	// RejoinQuorum: this voter's raft storage was lost and it asks the
+	// other voters to take it back (quorum.Options.Rejoin).
+	RejoinQuorum bool
 	// ControllerListener is the controller listener. Default: one opened on
 	// this node's voter address.
 	ControllerListener net.Listener
