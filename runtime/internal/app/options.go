@@ -101,8 +101,8 @@ type Options struct {
 	// processing holds off from half of it. Default 100000; tests set it
 	// small to make the producer full.
 	MaxBufferedProduce int
-	// ReplicationFactor of the internal topics Weir creates. Default -1
-	// (the broker's default).
+	// ReplicationFactor of the internal topics Weir creates. Default -1:
+	// min(3, brokers), with min.insync.replicas 2 at 3.
 	ReplicationFactor int16
 	// ClientOpts are extra franz-go options for every client (dialer,
 	// TLS, SASL, logging). Default none.
