@@ -524,6 +524,10 @@ func TestBrowserApps(t *testing.T) {
 	// typed query view of the instance running its task reads them.
 	store := windowStore(t, ras[0].topo)
 	waitFor(t, ctx, "the lookup form lists the store", fmt.Sprintf(`[...document.querySelectorAll("#lookup-store option")].some(o => o.textContent.includes(%q))`, store))
+	// Only the stores the instances render (runtime.QueryStore) are offered.
+	if opts := eval[[]string](t, ctx, `[...document.querySelectorAll("#lookup-store option")].map(o => o.textContent)`); len(opts) != 1 {
+		t.Errorf("lookup offers %q, want the one queryable store %q", opts, store)
+	}
 	eventually(t, 30*time.Second, "a key lookup shows the store's windows", func() error {
 		want, err := windowsOf(t, ras, "c3")
 		if err != nil {

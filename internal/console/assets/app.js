@@ -378,7 +378,9 @@ pages.apps = {
     const seen = new Set();
     apps.forEach((a, i) => {
       if (!a.up || !a.application.query_addr) return;
+      const queryable = a.application.query_stores || [];
       for (const s of a.application.topology.stores) {
+        if (!queryable.includes(s.name)) continue;
         const label = a.application.application + ": " + s.name + " (" + s.kind + ")";
         if (seen.has(label)) continue;
         seen.add(label);
