@@ -21,14 +21,16 @@ import (
 	"github.com/weir-dev/weir/streams"
 )
 
-// queryTopology counts orders per customer ("per-customer", key-value) and
-// per customer and minute ("per-minute", window store).
+// queryTopology counts orders per customer ("per-customer", key-value), per
+// customer and minute ("per-minute", window store) and per customer and
+// session ("sessions", one-minute gap).
 func queryTopology(t *testing.T) *streams.Topology {
 	t.Helper()
 	b := dsl.NewBuilder()
 	in := dsl.Stream(b, orders.InputTopic, serde.String(), orders.OrderSerde())
 	in.GroupByKey().Count(dsl.StoreName("per-customer"))
 	in.GroupByKey().WindowedBy(dsl.TumblingWindows(time.Minute).Grace(time.Hour)).Count(dsl.StoreName("per-minute"))
+	in.GroupByKey().WindowedBySession(dsl.SessionWindowsWithGap(time.Minute).Grace(time.Hour)).Count(dsl.StoreName("sessions"))
 	topo, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +51,7 @@ func startQueryInstance(t *testing.T, c *cluster, extra ...runtime.Option) *inst
 		runtime.QueryAddr("127.0.0.1:0"),
 		runtime.QueryStore("per-customer", serde.String(), serde.Int64()),
 		runtime.QueryStore("per-minute", serde.String(), serde.Int64()),
+		runtime.QueryStore("sessions", serde.String(), serde.Int64()),
 	}, extra...)
 	a, err := runtime.New(queryTopology(t), opts...)
 	if err != nil {
@@ -203,6 +206,30 @@ func TestQueryTwoInstances(t *testing.T) {
 	if ws, _ := m["windows"].([]any); status != http.StatusOK || len(ws) != 1 || ws[0].(map[string]any)["value"] != float64(want[key]) ||
 		ws[0].(map[string]any)["start"] != base.UTC().Format(time.RFC3339) {
 		t.Fatalf("windows of %q through a: %d %v", key, status, m)
+	}
+
+	// A session fetch, forwarded too: every order is at base, one session.
+	status, _, m = getJSON(t, "http://"+a.app.QueryAddr()+"/stores/sessions/sessions?key="+key)
+	if ss, _ := m["sessions"].([]any); status != http.StatusOK || len(ss) != 1 || ss[0].(map[string]any)["value"] != float64(want[key]) || m["forwarded"] != true {
+		t.Fatalf("sessions of %q through a: %d %v", key, status, m)
+	}
+	// The typed views of the instance holding the key agree.
+	var windows []int64
+	for e, err := range runtime.QueryWindow(b.app, "per-minute", serde.String(), serde.Int64()).Fetch(context.Background(), key, base, base.Add(time.Hour)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		windows = append(windows, e.Value)
+	}
+	var sessions []int64
+	for e, err := range runtime.QuerySession(b.app, "sessions", serde.String(), serde.Int64()).Fetch(context.Background(), key) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions = append(sessions, e.Value)
+	}
+	if fmt.Sprint(windows, sessions) != fmt.Sprint([]int64{want[key]}, []int64{want[key]}) {
+		t.Fatalf("typed views on b: windows %v, sessions %v, want one of %d each", windows, sessions, want[key])
 	}
 
 	// A standby read on a: a keeps a standby copy of b's task; it answers,
