@@ -84,6 +84,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.warnClusterSecurity()
 	dial, ctlTLS, err := opts.controllerDial()
 	if err != nil {
 		return nil, err

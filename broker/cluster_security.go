@@ -12,10 +12,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -112,6 +114,10 @@ func (o *Options) validateClusterSecurity() []error {
 			"make it an SSL listener (with --tls-client-ca) or PLAINTEXT", ib))
 	case p.TLS() && o.TLSClientCAFile == "":
 		errs = append(errs, fmt.Errorf("broker: inter-broker listener %s is SSL: --tls-client-ca is needed, to verify the other brokers and be verified by them", ib))
+	}
+	if o.Authorizer && ib.Protocol == string(protocol.Plaintext) && !slices.Contains(o.SuperUsers, auth.Anonymous) {
+		errs = append(errs, fmt.Errorf("broker: --authorizer with the PLAINTEXT inter-broker listener %s: followers would fetch as %s and be refused; "+
+			"make the inter-broker listener SSL (brokers then authenticate with their certificate) or name %s in --super-users", ib, auth.Anonymous, auth.Anonymous))
 	}
 	if o.ControllerTLS && (o.TLSCertFile == "" || o.TLSKeyFile == "" || o.TLSClientCAFile == "") {
 		errs = append(errs, errors.New("broker: --controller-tls needs --tls-cert, --tls-key and --tls-client-ca (the voters verify each other against it)"))
@@ -233,4 +239,34 @@ func (o *Options) controllerDial() (func(ctx context.Context, addr string) (net.
 		return nil, nil, err
 	}
 	return tlsDial(o.baseDial(), cli), srv, nil
+}
+
+// warnClusterSecurity logs what the options leave open that an operator
+// may not mean to: a plaintext controller listener beside the authorizer
+// (anyone who reaches it can change the metadata, users and ACLs
+// included), and a broker certificate whose principal is not a super
+// user (followers would be refused).
+func (o *Options) warnClusterSecurity() {
+	if o.ControllerVoters == "" || !o.Authorizer {
+		return
+	}
+	if !o.ControllerTLS {
+		o.Logger.Warn("broker: the authorizer is on but the controller listener is plaintext (no --controller-tls): "+
+			"whoever reaches a voter's address can change the cluster metadata, users and ACLs included; keep it on a private network",
+			"voters", o.ControllerVoters)
+	}
+	p, _ := protocol.ParseSecurityProtocol(o.interBrokerListener().Protocol)
+	if !p.TLS() {
+		return
+	}
+	if pemBytes, err := os.ReadFile(o.TLSCertFile); err == nil {
+		if blk, _ := pem.Decode(pemBytes); blk != nil {
+			if cert, err := x509.ParseCertificate(blk.Bytes); err == nil {
+				if pr := "User:" + cert.Subject.String(); !slices.Contains(o.SuperUsers, pr) {
+					o.Logger.Warn("broker: this broker's certificate principal is not in --super-users: other brokers will refuse its follower fetches unless ACLs allow it CLUSTER_ACTION",
+						"principal", pr)
+				}
+			}
+		}
+	}
 }

@@ -380,6 +380,8 @@ func TestSecurityOptionsValidate(t *testing.T) {
 		{"inter-broker listener without a cluster", Options{InterBrokerListener: "A", Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
 		{"SSL inter-broker listener without a CA", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, TLSCertFile: "c", TLSKeyFile: "k",
 			Listeners: []Listener{{Name: "A", Protocol: "SSL", Addr: "127.0.0.1:0"}}}},
+		{"authorizer with a PLAINTEXT inter-broker listener", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, Authorizer: true,
+			Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
 		{"controller TLS without certificates", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, ControllerTLS: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
