@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -271,5 +272,52 @@ func TestClusterSecurity(t *testing.T) {
 			}
 			return nil
 		})
+	}
+}
+
+// TestClusterKcatSASLSSL: kcat (librdkafka) against the secured cluster:
+// a user created through broker 1 produces and consumes with
+// SCRAM-SHA-512 through broker 3's SASL_SSL listener, following the
+// metadata to the leaders' CLIENT listeners, and sees only the topic its
+// ACL names; a wrong password is refused.
+func TestClusterKcatSASLSSL(t *testing.T) {
+	kcat := requireTool(t, "kcat", "apt-get install kcat")
+	c := startSecureCluster(t)
+	ctx := testCtx(t)
+	adm := kadm.NewClient(c.adminClient(t, 0))
+	eventually(t, 20*time.Second, "topics created", func() error {
+		_, err := adm.CreateTopics(ctx, 3, 3, nil, "kc-orders", "kc-other")
+		return err
+	})
+	up, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "app", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "app-pw"}})
+	if err == nil {
+		err = up.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:app").AllowHosts().ResourcePatternType(kadm.ACLPatternLiteral).
+		Topics("kc-orders").Groups("kc-g").Operations(kadm.OpRead, kadm.OpWrite, kadm.OpDescribe)); err != nil {
+		t.Fatal(err)
+	}
+	e := &extSecure{pki: c.pki}
+	app := e.librdkafkaConf(t, "app", "app-pw")
+	addr := c.brokers[2].ListenerAddr("CLIENT")
+	eventually(t, 20*time.Second, "kcat sees the topic its ACL names", func() error {
+		if got := kcatTopics(t, kcat, addr, app); !slices.Equal(got, []string{"kc-orders"}) {
+			return fmt.Errorf("kcat -L lists %v", got)
+		}
+		return nil
+	})
+	run(t, "k1:one\nk2:two\nk3:three\n", kcat, "-F", app, "-b", addr, "-t", "kc-orders", "-P", "-K", ":", "-X", "acks=all")
+	out := run(t, "", kcat, "-F", app, "-b", addr, "-C", "-t", "kc-orders", "-o", "beginning", "-e", "-q", "-f", "%k:%s\n")
+	got := strings.Fields(out)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"k1:one", "k2:two", "k3:three"}) {
+		t.Fatalf("kcat consumed %q", got)
+	}
+	out = runFail(t, "", kcat, "-F", e.librdkafkaConf(t, "app", "wrong"), "-b", addr, "-L", "-m", "5")
+	if !strings.Contains(out, "Authentication failed") {
+		t.Fatalf("kcat with a wrong password:\n%s\nwant an authentication failure", out)
 	}
 }
