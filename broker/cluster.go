@@ -85,12 +85,18 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.warnClusterSecurity()
+	dial, ctlTLS, err := opts.controllerDial()
+	if err != nil {
+		return nil, err
+	}
 	return cluster.Open(cluster.Options{
 		NodeID: opts.NodeID, Voters: voters, Broker: b, Controller: c,
 		DataDir: filepath.Clean(opts.DataDir), FS: opts.dataFS, Topics: reg,
 		DefaultPartitions:  opts.DefaultPartitions,
 		ControllerListener: opts.cluster.controllerListener,
-		Dial:               opts.cluster.dial,
+		Dial:               dial,
+		ControllerTLS:      ctlTLS,
 		HeartbeatInterval:  opts.cluster.heartbeatInterval,
 		SessionTimeout:     cmp.Or(opts.cluster.sessionTimeout, opts.BrokerSessionTimeout),
 		TickInterval:       opts.cluster.tickInterval,

@@ -169,8 +169,23 @@ type Options struct {
 	// its security protocol (the flag --listener
 	// NAME=PROTOCOL://host:port, repeatable); Listen and AdvertisedAddr
 	// must then be left empty. Default: one PLAINTEXT listener on Listen.
-	// Not yet in cluster mode.
+	// In cluster mode every listener is registered with the controller,
+	// and clients are told the other brokers' addresses on the listener
+	// they connected through.
 	Listeners []Listener
+	// InterBrokerListener names the listener other brokers connect to
+	// (cluster mode: followers fetch from leaders there). It must be
+	// PLAINTEXT or SSL; under SSL brokers present their certificate
+	// (TLSCertFile, which must then allow client authentication) and
+	// verify each other against TLSClientCAFile, and a broker's principal
+	// is User:<its certificate's subject>, to be listed in SuperUsers when
+	// the authorizer is on. Default: the first listener.
+	InterBrokerListener string
+	// ControllerTLS makes the controller listener (raft between the
+	// voters, and the brokers' controller RPC) speak mutual TLS with
+	// TLSCertFile and TLSKeyFile, every peer verified against
+	// TLSClientCAFile. Default false: plaintext (cluster mode only).
+	ControllerTLS bool
 	// TLSCertFile and TLSKeyFile are the PEM certificate (chain) and key
 	// of SSL and SASL_SSL listeners, reloaded when the files change.
 	// Only TLS 1.2 and later are spoken.
@@ -187,10 +202,12 @@ type Options struct {
 	// SASLPlainUsersFile enables SASL PLAIN on SASL listeners against a
 	// file of user:password lines. SCRAM-SHA-256 and SCRAM-SHA-512 are
 	// always enabled there, against the credentials kept (salted and
-	// hashed) in DataDir/scram-users.json (weir user create).
+	// hashed) in DataDir/scram-users.json (in cluster mode in the
+	// metadata log; weir user create).
 	SASLPlainUsersFile string
-	// Authorizer turns on ACLs (kept in DataDir/acls.json; weir acl add):
-	// every request is checked as Kafka checks it.
+	// Authorizer turns on ACLs (kept in DataDir/acls.json; in cluster
+	// mode in the metadata log; weir acl add): every request is checked
+	// as Kafka checks it.
 	Authorizer bool
 	// SuperUsers are principals allowed everything (e.g. User:admin).
 	SuperUsers []string

@@ -16,6 +16,10 @@ type config struct {
 	app app.Options
 	// embedded broker options, used when no brokers are given
 	brokerListen string
+	// security is set by TLS and SASL, which need Brokers.
+	security bool
+	// errs are the options' own errors (New reports them).
+	errs []error
 }
 
 type optFunc func(*config)
@@ -206,7 +210,8 @@ func TransactionTimeout(d time.Duration) Option {
 }
 
 // ClientOptions adds franz-go options to every client the application
-// creates (TLS, SASL, a dialer, a logger). Default none.
+// creates (a dialer, a logger; TLS and SASL have options of their own).
+// Default none.
 func ClientOptions(opts ...kgo.Opt) Option {
 	return optFunc(func(c *config) { c.app.ClientOpts = append(c.app.ClientOpts, opts...) })
 }

@@ -109,6 +109,8 @@ log is synced and closed.`,
 	f.StringVar(&opts.Roles, "roles", "", "this node's roles in a cluster: broker, controller, or broker,controller (default with --controller-voters: broker,controller)")
 	f.StringArrayVar(&listeners, "listener", nil, "a listener NAME=PROTOCOL://host:port, PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (repeatable; replaces --listen), e.g. SECURE=SASL_SSL://0.0.0.0:9094")
 	f.StringArrayVar(&advListen, "advertised-listener", nil, "the address advertised for a listener, NAME=host:port (repeatable; default: its bound address)")
+	f.StringVar(&opts.InterBrokerListener, "inter-broker-listener", "", "in a cluster, the --listener other brokers connect to (PLAINTEXT, or SSL with --tls-client-ca: brokers authenticate with their certificate, principal User:<subject>; default: the first listener)")
+	f.BoolVar(&opts.ControllerTLS, "controller-tls", false, "in a cluster, speak mutual TLS on the controller listener (raft and broker-to-controller), with --tls-cert/--tls-key, peers verified against --tls-client-ca")
 	f.StringVar(&opts.TLSCertFile, "tls-cert", "", "PEM certificate (chain) of SSL and SASL_SSL listeners, reloaded when the file changes")
 	f.StringVar(&opts.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&opts.TLSClientCAFile, "tls-client-ca", "", "PEM CA certificates to verify client certificates against (mutual TLS; principal User:<subject>)")
