@@ -137,7 +137,7 @@ func owner(t *testing.T, key string, ins ...*instance) (active *instance, loc ru
 // until every customer's count is the expected one.
 func waitQueryCounts(t *testing.T, want map[string]int64, ins ...*instance) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		bad := ""
 		for cust, n := range want {
@@ -408,7 +408,7 @@ func TestQueryDuringRestore(t *testing.T) {
 	b := startQueryInstance(t, c, runtime.NoWriteCache())
 	waitTasks(t, 4, a, b)
 	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
-	want := produceOrders(t, c, 20000, 40, base)
+	want := produceOrders(t, c, 6000, 40, base)
 	waitQueryCounts(t, want, a, b)
 
 	var d net.Dialer
@@ -417,7 +417,7 @@ func TestQueryDuringRestore(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return slowConn{Conn: conn, rate: 100 << 10}, nil
+		return slowConn{Conn: conn, rate: 40 << 10}, nil
 	})
 	n := startQueryInstance(t, c, runtime.NoWriteCache(), runtime.ClientOptions(slow))
 
