@@ -74,6 +74,7 @@ type Node struct {
 	recMu      sync.Mutex
 	reconciled chan struct{}
 	replayed   atomic.Bool // the reconcile loop runs
+	recStuck   bool        // a wait ran out of time since the last pass; guarded by recMu
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -581,13 +582,16 @@ func (n *Node) reconcileLoop() {
 		n.recMu.Lock()
 		close(n.reconciled)
 		n.reconciled = make(chan struct{})
+		n.recStuck = false
 		n.recMu.Unlock()
 	}
 }
 
 // localTopicWait bounds AwaitLocalTopic; the wait also ends after two
-// reconcile passes (a waiter starts one at once), so that a request for
-// many partitions is not delayed once per partition.
+// reconcile passes (a waiter starts one at once). A wait that runs out of
+// time marks the reconciler stuck until its next pass: later waits (the
+// next partitions of the same request) return at once, so they never add
+// up.
 const localTopicWait = time.Second
 
 // AwaitLocalTopic waits (at most a second) until the local registry holds
@@ -604,8 +608,11 @@ func (n *Node) AwaitLocalTopic(name string, id [16]byte) bool {
 	defer timer.Stop()
 	for passes := 0; ; passes++ {
 		n.recMu.Lock()
-		done := n.reconciled
+		done, stuck := n.reconciled, n.recStuck
 		n.recMu.Unlock()
+		if stuck {
+			return false
+		}
 		n.wantReconcile()
 		if t, ok := n.opts.Topics.Get(name); ok && t.ID() == id {
 			return true
@@ -616,6 +623,9 @@ func (n *Node) AwaitLocalTopic(name string, id [16]byte) bool {
 		select {
 		case <-done:
 		case <-timer.C:
+			n.recMu.Lock()
+			n.recStuck = true
+			n.recMu.Unlock()
 			return false
 		case <-n.ctx.Done():
 			return false

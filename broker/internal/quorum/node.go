@@ -173,14 +173,17 @@ type Node struct {
 	// failedc is closed when the loop fails (Failed).
 	failedc chan struct{}
 	// rejoining: this node is back with lost raft storage and waits to be
-	// removed and added back (Options.Rejoin); ticks counts its ticks
-	// since then, for the pace of its requests.
-	rejoining   bool
-	rejoinTicks int
-	// addedAt is, per voter, the index of the last applied entry that
-	// added it to the voter set (absent: since the first start). A rejoin
-	// request sent before its sender applied that index is stale.
-	addedAt map[NodeID]uint64
+	// removed and added back (Options.Rejoin), as incarnation rejoinID;
+	// ticks counts ticks, for the pace of requests (and of the leader's
+	// look for voters to add back).
+	rejoining bool
+	rejoinID  uint64
+	ticks     int
+	// added is, per voter, the incarnation and index of the last applied
+	// entry that added it back (rejoin.go); asked, per voter, the
+	// incarnation of its last rejoin request to this node.
+	added map[NodeID]addition
+	asked map[NodeID]uint64
 	// confChanged: a voter set change was applied since the last snapshot.
 	confChanged bool
 }
@@ -214,7 +217,8 @@ func New(opts Options, sm StateMachine) (*Node, error) {
 		confState: snap.GetMetadata().GetConfState(),
 		applied:   snap.GetMetadata().GetIndex(), snapIndex: snap.GetMetadata().GetIndex(),
 		lastData:  snap.GetMetadata().GetIndex(),
-		rejoining: st.Rejoining(), addedAt: map[NodeID]uint64{},
+		rejoining: st.RejoinID() != 0, rejoinID: st.RejoinID(),
+		added: map[NodeID]addition{}, asked: map[NodeID]uint64{},
 	}
 	var seed [8]byte
 	_, _ = cryptorand.Read(seed[:])
@@ -411,10 +415,12 @@ func (n *Node) run() {
 			n.failProposals(ErrClosed)
 			return
 		case <-ticker.C():
+			n.ticks++
 			if n.rejoining {
 				n.rejoinTick()
 			} else {
 				n.rn.Tick()
+				n.leaderTick()
 			}
 			retry := n.retry
 			n.retry = nil
@@ -475,13 +481,25 @@ func (n *Node) Failed() <-chan struct{} { return n.failedc }
 // node lost raft storage the leader counts on; raft would panic, so the
 // node fails with an error that says what to do.
 func (n *Node) step(m *pb.Message) error {
-	switch {
-	case isRejoinRequest(m):
+	switch t := m.GetType(); {
+	case isRejoin(m, rejoinAsk):
 		n.handleRejoinRequest(m)
 		return nil
-	case n.rejoining && (m.GetType() == pb.MsgVote || m.GetType() == pb.MsgPreVote):
+	case isRejoin(m, rejoinDone):
+		n.handleRejoinDone(m)
+		return nil
+	case n.rejoining && (t == pb.MsgVote || t == pb.MsgPreVote || t == pb.MsgTimeoutNow):
 		n.log.Debug("quorum: vote request ignored while rejoining", "from", m.GetFrom(), "term", m.GetTerm())
 		return nil
+	case t == pb.MsgVote || t == pb.MsgPreVote:
+		// A log with nothing appended votes only for a candidate whose
+		// log is empty too (the first election of a new cluster): an
+		// emptied directory started without Rejoin must not help a
+		// candidate that lacks entries this node had acknowledged.
+		if last, _ := n.st.LastIndex(); last == 0 && m.GetIndex() > 0 {
+			n.log.Debug("quorum: vote request ignored: this log is empty and the candidate's is not", "from", m.GetFrom(), "term", m.GetTerm())
+			return nil
+		}
 	case m.GetType() == pb.MsgHeartbeat:
 		if last, _ := n.st.LastIndex(); m.GetCommit() > last {
 			if n.rejoining {

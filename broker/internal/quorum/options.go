@@ -212,8 +212,8 @@ func (o *Options) Validate() error {
 	} else if o.ID != 0 && !slices.ContainsFunc(o.Voters, func(v Voter) bool { return v.ID == o.ID }) {
 		errs = append(errs, fmt.Errorf("quorum: node %d is not one of the voters %s", o.ID, FormatVoters(o.Voters)))
 	}
-	if o.Rejoin && len(o.Voters) < 2 {
-		errs = append(errs, errors.New("quorum: Rejoin needs other voters to rejoin (there is one voter)"))
+	if o.Rejoin && len(o.Voters) < 3 {
+		errs = append(errs, fmt.Errorf("quorum: Rejoin needs at least 3 voters (there are %d): the other voters must commit this node's removal without it", len(o.Voters)))
 	}
 	if err := checkVoters(o.Voters); err != nil {
 		errs = append(errs, err)

@@ -61,8 +61,8 @@ const (
 	keySnapshot  = 0x03 // raftpb.Snapshot (data and metadata)
 	keyEntry     = 0x04 // + big-endian index: raftpb.Entry
 	// keyRejoin marks a directory created to rejoin the voters (see
-	// Options.Rejoin): present until the node applied its own re-addition.
-	// Its payload is empty.
+	// Options.Rejoin): present until the node was taken back. Its payload
+	// is the rejoin's incarnation, a random non-zero big-endian uint64.
 	keyRejoin = 0x05
 )
 

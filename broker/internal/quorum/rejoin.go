@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 
@@ -9,63 +10,131 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// A rejoining node (Options.Rejoin) asks every other voter, once an
-// election timeout, to take it back. The request travels as a raft message
-// of type MsgUnreachable, which raft only ever uses inside one node (and
-// refuses from the network), with rejoinContext as its Context and the
-// sender's applied index as its Index. Only the leader acts on it, by a
-// voter set change: remove the sender if it is a voter, else add it.
-var rejoinContext = []byte("weir-rejoin")
+// Rejoining (Options.Rejoin). The voter set is static, so any configured
+// voter missing from raft's voter set is one being taken back.
+//
+// A rejoining node asks every other voter, once an election timeout, to
+// take it back: a raft message of type MsgUnreachable (raft only ever uses
+// it inside one node, and refuses it from the network) whose Context is
+// rejoinAsk and the node's incarnation (the random id of its rejoin mark).
+// The leader answers by a voter set change: it removes the node if it is a
+// voter not yet added back under this incarnation (the removal is committed
+// by the other voters alone, so they hold every committed entry); once the
+// node is not a voter, it adds it back, with the incarnation as the
+// change's Context, and does so for any configured voter missing from the
+// voter set (so a voter removed by a request that arrived late comes back
+// by itself). The node drops its mark when it applies its own addition
+// under its incarnation, or when the leader tells it (rejoinDone, with the
+// addition's index as Index) that it was added and it has applied that far
+// (it may have caught up from a snapshot taken after the addition).
+var (
+	rejoinAsk  = []byte("weir-rejoin-ask")
+	rejoinDone = []byte("weir-rejoin-done")
+)
 
-func isRejoinRequest(m *pb.Message) bool {
-	return m.GetType() == pb.MsgUnreachable && string(m.GetContext()) == string(rejoinContext)
+// addition is the last addition of a voter this node applied.
+type addition struct {
+	incarnation uint64
+	index       uint64
+}
+
+func rejoinMessage(tag []byte, from, to NodeID, incarnation, index uint64) *pb.Message {
+	return &pb.Message{Type: pb.MsgUnreachable.Enum(), From: new(from), To: new(to),
+		Context: binary.BigEndian.AppendUint64(slices.Clip(tag), incarnation), Index: new(index)}
+}
+
+func isRejoin(m *pb.Message, tag []byte) bool {
+	c := m.GetContext()
+	return m.GetType() == pb.MsgUnreachable && len(c) == len(tag)+8 && string(c[:len(tag)]) == string(tag)
+}
+
+func incarnationOf(m *pb.Message) uint64 {
+	c := m.GetContext()
+	return binary.BigEndian.Uint64(c[len(c)-8:])
 }
 
 // rejoinTick takes the place of a raft tick while rejoining: a node that
 // must not vote must not campaign either.
 func (n *Node) rejoinTick() {
-	n.rejoinTicks++
-	if (n.rejoinTicks-1)%n.opts.ElectionTicks != 0 {
+	if (n.ticks-1)%n.opts.ElectionTicks != 0 {
 		return
 	}
 	var msgs []*pb.Message
 	for _, v := range n.opts.Voters {
-		if v.ID == n.opts.ID {
-			continue
+		if v.ID != n.opts.ID {
+			msgs = append(msgs, rejoinMessage(rejoinAsk, n.opts.ID, v.ID, n.rejoinID, n.applied))
 		}
-		msgs = append(msgs, &pb.Message{Type: pb.MsgUnreachable.Enum(), From: new(n.opts.ID), To: new(v.ID),
-			Context: rejoinContext, Index: new(n.applied)})
 	}
-	if n.rejoinTicks == 1 {
-		n.log.Info("quorum: asking the voters to take this node back (its raft storage was lost)")
+	if n.ticks == 1 {
+		n.log.Info("quorum: asking the voters to take this node back (its raft storage was lost)", "incarnation", n.rejoinID)
 	}
 	n.tr.send(msgs)
 }
 
-// handleRejoinRequest is the leader's part: the first change removes the
-// node, so that the entries it lost are committed by the other voters
-// alone; the second adds it back as a voter that catches up from nothing.
-// A request sent before its sender applied its last re-addition is stale.
-// Raft refuses a change while another is not applied yet, so requests
-// repeated meanwhile change nothing.
-func (n *Node) handleRejoinRequest(m *pb.Message) {
-	from := m.GetFrom()
-	if n.rn.BasicStatus().RaftState != raft.StateLeader || from == n.opts.ID {
+func (n *Node) leading() bool { return n.rn.BasicStatus().RaftState == raft.StateLeader }
+
+// leaderTick adds back, once an election timeout, the first configured
+// voter missing from the voter set. Raft takes one voter set change at a
+// time and turns a second into an empty entry.
+func (n *Node) leaderTick() {
+	if (n.ticks-1)%n.opts.ElectionTicks != 0 || !n.leading() {
 		return
 	}
-	change := pb.ConfChangeAddNode
-	if slices.Contains(n.confState.GetVoters(), from) {
-		if m.GetIndex() < n.addedAt[from] {
+	for _, v := range n.opts.Voters {
+		if !slices.Contains(n.confState.GetVoters(), v.ID) {
+			n.proposeVoterChange(pb.ConfChangeAddNode, v.ID, n.asked[v.ID])
 			return
 		}
-		change = pb.ConfChangeRemoveNode
 	}
-	cc := &pb.ConfChangeV2{Changes: []*pb.ConfChangeSingle{{Type: change.Enum(), NodeId: new(from)}}}
-	if err := n.rn.ProposeConfChange(cc); err != nil {
-		n.log.Warn("quorum: voter set change for a rejoining node not proposed", "node", from, "change", change.String(), "err", err)
+}
+
+// handleRejoinRequest is the leader's part (see the top of this file).
+func (n *Node) handleRejoinRequest(m *pb.Message) {
+	from, inc := m.GetFrom(), incarnationOf(m)
+	if !n.leading() || from == n.opts.ID || inc == 0 {
 		return
 	}
-	n.log.Info("quorum: voter set change proposed for a rejoining node", "node", from, "change", change.String())
+	n.asked[from] = inc
+	if !slices.Contains(n.confState.GetVoters(), from) {
+		n.proposeVoterChange(pb.ConfChangeAddNode, from, inc)
+		return
+	}
+	if a := n.added[from]; a.incarnation == inc {
+		n.tr.send([]*pb.Message{rejoinMessage(rejoinDone, n.opts.ID, from, inc, a.index)})
+		return
+	}
+	n.proposeVoterChange(pb.ConfChangeRemoveNode, from, inc)
+}
+
+// handleRejoinDone is the rejoining node's part of a leader's answer that
+// it was added back at an index.
+func (n *Node) handleRejoinDone(m *pb.Message) {
+	if !n.rejoining || incarnationOf(m) != n.rejoinID || n.applied < m.GetIndex() ||
+		!slices.Contains(n.confState.GetVoters(), n.opts.ID) {
+		return
+	}
+	if err := n.rejoined(m.GetIndex()); err != nil {
+		n.log.Error("quorum: rejoin mark not removed", "err", err)
+	}
+}
+
+func (n *Node) rejoined(index uint64) error {
+	if err := n.st.SetRejoined(); err != nil {
+		return err
+	}
+	n.rejoining, n.rejoinID = false, 0
+	n.log.Info("quorum: rejoined the voters", "index", index)
+	return nil
+}
+
+func (n *Node) proposeVoterChange(change pb.ConfChangeType, id NodeID, incarnation uint64) {
+	cc := &pb.ConfChangeV2{Changes: []*pb.ConfChangeSingle{{Type: change.Enum(), NodeId: new(id)}},
+		Context: binary.BigEndian.AppendUint64(nil, incarnation)}
+	if err := n.rn.ProposeConfChange(cc); err != nil {
+		n.log.Warn("quorum: voter set change not proposed", "node", id, "change", change.String(), "err", err)
+		return
+	}
+	n.log.Info("quorum: voter set change proposed", "node", id, "change", change.String(), "incarnation", incarnation)
 }
 
 // applyConfChange applies a committed voter set change.
@@ -76,17 +145,19 @@ func (n *Node) applyConfChange(idx uint64, data []byte) error {
 	}
 	n.confState = n.rn.ApplyConfChange(cc)
 	n.confChanged = true
+	var inc uint64
+	if c := cc.GetContext(); len(c) == 8 {
+		inc = binary.BigEndian.Uint64(c)
+	}
 	for _, c := range cc.GetChanges() {
 		if c.GetType() != pb.ConfChangeAddNode {
 			continue
 		}
-		n.addedAt[c.GetNodeId()] = idx
-		if c.GetNodeId() == n.opts.ID && n.rejoining {
-			if err := n.st.SetRejoined(); err != nil {
+		n.added[c.GetNodeId()] = addition{incarnation: inc, index: idx}
+		if c.GetNodeId() == n.opts.ID && n.rejoining && inc == n.rejoinID {
+			if err := n.rejoined(idx); err != nil {
 				return err
 			}
-			n.rejoining = false
-			n.log.Info("quorum: rejoined the voters", "index", idx)
 		}
 	}
 	n.log.Info("quorum: voter set changed", "index", idx, "voters", fmt.Sprint(n.confState.GetVoters()))

@@ -53,20 +53,26 @@ func TestRejoinAfterLostStorage(t *testing.T) {
 				return nil
 			})
 			t.Logf("without Rejoin: %v", lse)
-			c.stop(lost)
 
-			c.fs[lost] = vfs.NewMem()
+			// Twice: a node that lost its storage again rejoins again (a
+			// new incarnation, not taken for the first one's late request).
 			rejoin[lost] = true
-			c.start(lost, nil)
-			if !c.nodes[lost].Status().Rejoining {
-				t.Fatalf("node %d started with Rejoin on an empty directory does not say it is rejoining", lost)
-			}
-			poll(t, 20*time.Second, func() error {
-				if s := c.nodes[lost].Status(); s.Rejoining || s.Err != nil {
-					return fmt.Errorf("node %d still rejoining: %+v", lost, s)
+			for round := range 2 {
+				c.stop(lost)
+				c.fs[lost] = vfs.NewMem()
+				c.start(lost, nil)
+				if !c.nodes[lost].Status().Rejoining {
+					t.Fatalf("round %d: node %d started with Rejoin on an empty directory does not say it is rejoining", round, lost)
 				}
-				return nil
-			})
+				poll(t, 20*time.Second, func() error {
+					if s := c.nodes[lost].Status(); s.Rejoining || s.Err != nil {
+						return fmt.Errorf("round %d: node %d still rejoining: %+v", round, lost, s)
+					}
+					return nil
+				})
+				want = append(want, fmt.Sprintf("rejoined-%d", round))
+				c.waitApplied(c.propose(want[len(want)-1], 10*time.Second), 10*time.Second)
+			}
 			// Restarted with Rejoin again, a node that rejoined is an
 			// ordinary voter: the mark is gone.
 			c.stop(lost)
@@ -105,4 +111,45 @@ func TestRejoinAfterLostStorage(t *testing.T) {
 			c.checkSame(want)
 		})
 	}
+}
+
+// TestEmptiedVoterDoesNotElectAStaleCandidate: an entry is committed by
+// the leader and one follower while the other follower is cut off; the
+// leader stops, and the follower that has the entry comes back with an
+// emptied directory and without Rejoin. It must not vote the cut-off
+// follower (which lacks the entry) into leadership; once the old leader
+// returns, every node has the entry.
+func TestEmptiedVoterDoesNotElectAStaleCandidate(t *testing.T) {
+	c := newTestCluster(t, 3, nil)
+	want := []string{"x"}
+	c.waitApplied(c.propose("x", 10*time.Second), 10*time.Second)
+	lead := c.waitLeader(10 * time.Second)
+	stale, emptied := lead%3+1, (lead+1)%3+1
+	c.net.Isolate(stale)
+	want = append(want, "e")
+	idx := c.propose("e", 10*time.Second)
+	poll(t, 10*time.Second, func() error {
+		if s := c.nodes[emptied].Status(); s.Applied < idx {
+			return fmt.Errorf("node %d applied %d < %d", emptied, s.Applied, idx)
+		}
+		return nil
+	})
+	c.stop(lead)
+	c.stop(emptied)
+	c.fs[emptied] = vfs.NewMem()
+	c.net.HealAll()
+	c.start(emptied, nil)
+	// Three election timeouts (at most 1 s each here) for an election
+	// that must not happen: the only candidate lacks "e".
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, id := range []NodeID{stale, emptied} {
+			if c.nodes[id].IsLeader() {
+				t.Fatalf("node %d became leader with node %d's emptied log voting, without entry \"e\"", id, emptied)
+			}
+		}
+	}
+	c.start(lead, nil)
+	want = append(want, "after")
+	c.waitApplied(c.propose("after", 20*time.Second), 20*time.Second)
+	c.checkSame(want)
 }

@@ -2,6 +2,7 @@ package quorum
 
 import (
 	"bytes"
+	cryptorand "crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -45,8 +46,9 @@ type Storage struct {
 	*raft.MemoryStorage
 	db   *pebble.DB
 	path string
-	// rejoining: the directory holds the rejoin mark (keyRejoin).
-	rejoining bool
+	// rejoinID is the incarnation in the rejoin mark (keyRejoin), 0
+	// without one.
+	rejoinID uint64
 }
 
 // OpenStorage opens (or, in an empty directory, creates) raft storage. It
@@ -88,19 +90,21 @@ func OpenStorage(cfg StorageConfig) (_ *Storage, err error) {
 	return s, nil
 }
 
-// Rejoining reports whether the directory was created to rejoin the voters
-// and the node has not yet applied its re-addition.
-func (s *Storage) Rejoining() bool { return s.rejoining }
+// RejoinID returns the incarnation of the rejoin mark (a random number the
+// directory was created with, so that the voters tell this rejoin from an
+// earlier one of the same node), 0 if the directory has none: it was not
+// created to rejoin, or the node has since been taken back.
+func (s *Storage) RejoinID() uint64 { return s.rejoinID }
 
 // SetRejoined removes the rejoin mark (synced).
 func (s *Storage) SetRejoined() error {
-	if !s.rejoining {
+	if s.rejoinID == 0 {
 		return nil
 	}
 	if err := s.db.Delete([]byte{keyRejoin}, pebble.Sync); err != nil {
 		return fmt.Errorf("quorum: write to %s: %w", s.path, err)
 	}
-	s.rejoining = false
+	s.rejoinID = 0
 	return nil
 }
 
@@ -176,7 +180,12 @@ func (s *Storage) load(want identity, rejoin bool) error {
 	if err != nil {
 		return err
 	}
-	s.rejoining = rj != nil
+	if rj != nil {
+		if len(rj) != 8 || binary.BigEndian.Uint64(rj) == 0 {
+			return s.corrupt("rejoin mark", 0, fmt.Errorf("%d bytes, want a non-zero 8-byte incarnation", len(rj)))
+		}
+		s.rejoinID = binary.BigEndian.Uint64(rj)
+	}
 	have, err := decodeIdentity(idb)
 	if err != nil {
 		return s.corrupt("identity", 0, err)
@@ -320,15 +329,23 @@ func (s *Storage) bootstrap(want identity, rejoin bool) error {
 	if err := s.putProto(b, []byte{keySnapshot}, snap); err != nil {
 		return err
 	}
+	var id uint64
 	if rejoin {
-		if err := s.putRecord(b, []byte{keyRejoin}, nil); err != nil {
+		var rnd [8]byte
+		for id == 0 {
+			if _, err := cryptorand.Read(rnd[:]); err != nil {
+				return fmt.Errorf("quorum: rejoin incarnation: %w", err)
+			}
+			id = binary.BigEndian.Uint64(rnd[:])
+		}
+		if err := s.putRecord(b, []byte{keyRejoin}, binary.BigEndian.AppendUint64(nil, id)); err != nil {
 			return err
 		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("quorum: write identity to %s: %w", s.path, err)
 	}
-	s.rejoining = rejoin
+	s.rejoinID = id
 	return s.MemoryStorage.ApplySnapshot(snap)
 }
 

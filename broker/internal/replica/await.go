@@ -11,9 +11,10 @@ import (
 
 // roleWait bounds how long a request waits for this broker to take a
 // leadership its metadata image already gives it; the wait also ends after
-// two syncs (the loop syncs at once when a waiter wakes it), so that a
-// request for many partitions the manager will not take (a restarted node
-// still replaying its metadata) is not delayed once per partition.
+// two syncs (the loop syncs at once when a waiter wakes it). A wait that
+// runs out of time marks the loop stuck until its next sync (it may be
+// waiting on the controller): later requests, or the next partitions of
+// the same request, do not wait then, so waits never add up.
 const roleWait = time.Second
 
 // roleWaits lets a request wait for the manager's next sync. A client
@@ -31,6 +32,8 @@ type roleWaits struct {
 	mu     sync.Mutex
 	images func() *metadata.Image // set by Run; guarded by mu
 	done   chan struct{}          // closed at the next sync; guarded by mu
+	// stuck: a wait ran out of time since the last sync; guarded by mu.
+	stuck bool
 }
 
 func newRoleWaits() roleWaits {
@@ -48,6 +51,7 @@ func (r *roleWaits) synced() {
 	r.mu.Lock()
 	close(r.done)
 	r.done = make(chan struct{})
+	r.stuck = false
 	r.mu.Unlock()
 }
 
@@ -64,8 +68,11 @@ func (m *Manager) awaitLeading(p *topics.Partition) *partition {
 	defer timer.Stop()
 	for syncs := 0; syncs < 2; syncs++ {
 		m.roles.mu.Lock()
-		done := m.roles.done
+		done, stuck := m.roles.done, m.roles.stuck
 		m.roles.mu.Unlock()
+		if stuck {
+			return m.lookup(p)
+		}
 		select {
 		case m.roles.kick <- struct{}{}:
 		default:
@@ -76,6 +83,9 @@ func (m *Manager) awaitLeading(p *topics.Partition) *partition {
 		select {
 		case <-done:
 		case <-timer.C:
+			m.roles.mu.Lock()
+			m.roles.stuck = true
+			m.roles.mu.Unlock()
 			return m.lookup(p)
 		case <-m.ctx.Done():
 			return m.lookup(p)
