@@ -7,6 +7,7 @@ package broker
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -52,6 +53,9 @@ func parseRoles(s string) (broker, controller bool, err error) {
 
 func (o *Options) validateCluster() []error {
 	if o.ControllerVoters == "" {
+		if o.RejoinQuorum {
+			return []error{errors.New("broker: --rejoin is for a controller voter of a cluster (no --controller-voters given)")}
+		}
 		return nil
 	}
 	var errs []error
@@ -83,13 +87,14 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 	}
 	return cluster.Open(cluster.Options{
 		NodeID: opts.NodeID, Voters: voters, Broker: b, Controller: c,
-		DataDir: filepath.Clean(opts.DataDir), Topics: reg,
+		DataDir: filepath.Clean(opts.DataDir), FS: opts.dataFS, Topics: reg,
 		DefaultPartitions:  opts.DefaultPartitions,
 		ControllerListener: opts.cluster.controllerListener,
 		Dial:               opts.cluster.dial,
 		HeartbeatInterval:  opts.cluster.heartbeatInterval,
 		SessionTimeout:     cmp.Or(opts.cluster.sessionTimeout, opts.BrokerSessionTimeout),
 		TickInterval:       opts.cluster.tickInterval,
+		RejoinQuorum:       opts.RejoinQuorum,
 		ShutdownTimeout:    opts.cluster.shutdownTimeout,
 		Logger:             opts.Logger,
 	})

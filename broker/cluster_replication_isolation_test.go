@@ -119,3 +119,72 @@ func TestClusterReplicationLeaderCutFromFollowers(t *testing.T) {
 	})
 	checkReplicasAgree(t, c, "cut", 0)
 }
+
+// TestClusterReplicationNotEnoughAfterAppend: min.insync.replicas 2 on
+// replicas 4 (leader), 5 and 6. Right after the leader is cut from both
+// followers an acks=all produce is let in (the ISR is still three) and
+// appended; the ISR then shrinks to the leader alone, whose high watermark
+// covers the record at once. The produce must be answered
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND (as Kafka), never acknowledged and not
+// a timeout: its request timeout is far longer than the shrink takes. The
+// next produce is refused before it is written (NOT_ENOUGH_REPLICAS).
+func TestClusterReplicationNotEnoughAfterAppend(t *testing.T) {
+	const lag = time.Second
+	c := startTestClusterWith(t, []string{"", "", "", "broker", "broker", "broker"}, func(i int, o *Options) {
+		o.ReplicaLagTime = lag
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	eventually(t, 20*time.Second, "topic on replicas 4, 5, 6 (leader 4), min.insync.replicas 2", func() error {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = "near", -1, -1
+		rt.ReplicaAssignment = []kmsg.CreateTopicsRequestTopicReplicaAssignment{{Partition: 0, Replicas: []int32{4, 5, 6}}}
+		rt.Configs = []kmsg.CreateTopicsRequestTopicConfig{{Name: "min.insync.replicas", Value: kmsg.StringPtr("2")}}
+		req.Topics = append(req.Topics, rt)
+		raw, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if code := raw.Topics[0].ErrorCode; code != 0 && code != kerr.TopicAlreadyExists.Code {
+			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+	leader := c.brokers[3].Addr()
+	eventually(t, 20*time.Second, "acks=all with the full ISR", func() error {
+		if code := rawProduce(t, leader, "near", 0, "before", 2000); code != 0 {
+			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+	log := partitionLog(c.brokers[3], "near", 0)
+	before := log.LogEndOffset()
+
+	for _, f := range []faultnet.NodeID{5, 6} {
+		c.net.Cut(4, f)
+		c.net.Cut(f, 4)
+	}
+	const timeout = 8 * lag
+	start := time.Now()
+	code := rawProduce(t, leader, "near", 0, "during", int32(timeout/time.Millisecond))
+	took := time.Since(start)
+	if code != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Fatalf("acks=all whose ISR shrank below min.insync.replicas before it was covered: %v after %v, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", kerr.ErrorForCode(code), took)
+	}
+	if took >= timeout {
+		t.Fatalf("answered after %v, the request's whole timeout", took)
+	}
+	if after := log.LogEndOffset(); after != before+1 {
+		t.Fatalf("leader end %d -> %d: the produce was not appended once", before, after)
+	}
+	if code := rawProduce(t, leader, "near", 0, "refused", 2000); code != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("acks=all with the ISR at the leader alone: %v, want NOT_ENOUGH_REPLICAS", kerr.ErrorForCode(code))
+	}
+	c.net.HealAll()
+}

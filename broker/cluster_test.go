@@ -61,10 +61,16 @@ func startTestClusterWith(t *testing.T, roles []string, edit func(i int, o *Opti
 	// NB: the first TempDir registers the cleanup that removes them all;
 	// registered before the cluster's, it runs after every node closed.
 	_ = t.TempDir()
+	// A node restarted (c.nodes.Restart) opens its own data directory
+	// again, as a restarted process would.
+	dirs := make([]string, len(roles))
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
 	nodes := clustertest.StartVoters(t, voter, testLogger(), func(nc clustertest.NodeConfig) (*Broker, error) {
 		opts := Options{
 			NodeID: nc.ID, ControllerVoters: nc.Voters, Roles: roles[nc.ID-1], Listen: "127.0.0.1:0",
-			DataDir: t.TempDir(), Logger: testLogger(), CleanInterval: -1,
+			DataDir: dirs[nc.ID-1], Logger: testLogger(), CleanInterval: -1,
 			GroupInitialRebalanceDelay: -1, MetricsAddr: "127.0.0.1:0",
 		}
 		opts.cluster = clusterTestOptions{
@@ -90,6 +96,24 @@ func (c *testCluster) seeds() []string {
 		out = append(out, b.Addr())
 	}
 	return out
+}
+
+// adminWithController returns a client of every broker (closed at the
+// test's end) and its admin client, once a controller answers: the topic
+// "warmup" (1 partition, replication factor 3) is created.
+func (c *testCluster) adminWithController(t *testing.T, ctx context.Context) (*kgo.Client, *kadm.Client) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	eventually(t, 15*time.Second, "a controller", func() error {
+		_, err := adm.CreateTopic(ctx, 1, 3, nil, "warmup")
+		return err
+	})
+	return cl, adm
 }
 
 // eventually polls f until it returns nil or the deadline passes.

@@ -148,6 +148,13 @@ type Options struct {
 	// "controller" or both. Default (with ControllerVoters):
 	// "broker,controller". Ignored without ControllerVoters.
 	Roles string
+	// RejoinQuorum brings a controller voter back after its raft storage
+	// (DataDir/metadata-raft) was lost or moved away while the other
+	// voters kept theirs (the flag --rejoin): the voters remove it and add
+	// it back, and it catches up from them; until then it does not vote.
+	// It needs a majority of the other voters up, and acts only on an
+	// empty raft directory (see quorum.Options.Rejoin).
+	RejoinQuorum bool
 	// ReplicaLagTime is replica.lag.time.max.ms (cluster mode): a follower
 	// that has not caught up with its leader's end for this long leaves the
 	// partition's ISR. Default 10s.
@@ -198,8 +205,14 @@ type Options struct {
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc
 	// logFS is the filesystem partition logs live on (tests inject
-	// faults with it). Default: the operating system's.
+	// faults with it). Default: dataFS.
 	logFS vfs.FS
+	// dataFS is the filesystem of the data directory's topic registry and
+	// metadata raft log, and of the partition logs unless logFS is set
+	// (power-loss tests put it on a crashable memory filesystem; the lock
+	// file and cluster.json stay on the operating system's). Default: the
+	// operating system's.
+	dataFS vfs.FS
 	// cluster holds test overrides of the cluster node's options.
 	cluster clusterTestOptions
 }

@@ -103,6 +103,7 @@ log is synced and closed.`,
 	f.Int16Var(&opts.OffsetsTopicReplicationFactor, "offsets-topic-replication-factor", 3, "in a cluster, the replication factor __consumer_offsets is created with, capped at the brokers registered then (offsets.topic.replication.factor)")
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics over HTTP on this address at /metrics, e.g. 127.0.0.1:9644 (default: off)")
 	f.StringVar(&opts.ControllerVoters, "controller-voters", "", "run as a node of a cluster: the controller voters as id@host:port,... (the same on every node; --node-id must be one of them; default: a single-node broker)")
+	f.BoolVar(&opts.RejoinQuorum, "rejoin", false, "bring this controller voter back after its raft storage (DATA_DIR/metadata-raft) was lost or moved away: the other voters remove it and add it back, and it catches up from them (needs a majority of them up)")
 	f.DurationVar(&opts.ReplicaLagTime, "replica-lag-time", 10*time.Second, "in a cluster, a follower not caught up with its leader for this long leaves the partition's in-sync replicas (replica.lag.time.max.ms)")
 	f.DurationVar(&opts.BrokerSessionTimeout, "broker-session-timeout", 9*time.Second, "in a cluster, a broker whose heartbeats stop for this long is fenced and its partitions get new leaders (broker.session.timeout.ms)")
 	f.StringVar(&opts.Roles, "roles", "", "this node's roles in a cluster: broker, controller, or broker,controller (default with --controller-voters: broker,controller)")

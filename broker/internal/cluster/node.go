@@ -68,6 +68,11 @@ type Node struct {
 	metrics *prometheus.Registry
 
 	reconcilec chan struct{} // cap 1: a reconcile is wanted
+	// reconciled is closed after the next reconcile pass and then
+	// replaced (AwaitLocalTopic); guarded by recMu.
+	recMu      sync.Mutex
+	reconciled chan struct{}
+	replayed   atomic.Bool // the reconcile loop runs
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -101,7 +106,8 @@ func Open(opts Options) (*Node, error) {
 	if err := bindDataDir(opts, cid); err != nil {
 		return nil, err
 	}
-	n := &Node{opts: opts, log: log, clusterID: cid, sm: newImageSM(log), reconcilec: make(chan struct{}, 1)}
+	n := &Node{opts: opts, log: log, clusterID: cid, sm: newImageSM(log), reconcilec: make(chan struct{}, 1),
+		reconciled: make(chan struct{})}
 	n.epoch.Store(-1)
 	_, _ = rand.Read(n.incarnation[:])
 	n.sm.onChange = n.wantReconcile
@@ -146,8 +152,9 @@ func Open(opts Options) (*Node, error) {
 	n.mux = newMuxListener(ln, log)
 	q, err := quorum.New(quorum.Options{
 		ID: uint64(opts.NodeID), Voters: opts.Voters, ClusterID: cid,
-		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval,
+		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval, Rejoin: opts.RejoinQuorum,
 		Listener: n.mux.raft, Dialer: dialerFunc(opts.Dial), Logger: opts.Logger, Registerer: reg,
+		FS: opts.FS,
 	}, n.sm)
 	if err != nil {
 		n.mux.close()
@@ -158,6 +165,7 @@ func Open(opts Options) (*Node, error) {
 	n.rpc = newRPCClient(opts.Dial)
 	n.drv = newDriver(q, n.sm, metadata.Options{
 		ClusterID: cid, SessionTimeout: opts.SessionTimeout, DefaultPartitions: opts.DefaultPartitions,
+		UncleanLeaderElection: uncleanDefault(opts.Topics.Defaults()),
 		ValidateConfig: func(res metadata.ConfigResource, key, value string) error {
 			if res.Type != metadata.ConfigTopic {
 				return nil
@@ -177,6 +185,14 @@ func Open(opts Options) (*Node, error) {
 	}, opts.Now, log)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
+}
+
+// uncleanDefault is the broker default of unclean.leader.election.enable
+// (--topic-config), which the controller applies to topics that do not set
+// it.
+func uncleanDefault(d topics.Defaults) bool {
+	v, _ := d.Value(metadata.UncleanConfig)
+	return v == "true"
 }
 
 // dialerFunc adapts a dial function to quorum.Dialer.
@@ -239,6 +255,15 @@ func (n *Node) Status() quorum.Status {
 		return n.observerStatus()
 	}
 	return n.q.Status()
+}
+
+// QuorumFailed is closed when this voter's raft node fails for good
+// (Status().Err says why); nil on a broker-only node.
+func (n *Node) QuorumFailed() <-chan struct{} {
+	if n.q == nil {
+		return nil
+	}
+	return n.q.Failed()
 }
 
 // QuorumState returns this voter's own view of the quorum, for
@@ -533,6 +558,7 @@ func (n *Node) reconcileLoop() {
 	if !n.waitReplayed() {
 		return
 	}
+	n.replayed.Store(true)
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -540,6 +566,48 @@ func (n *Node) reconcileLoop() {
 		case <-n.reconcilec:
 		}
 		n.reconcile(n.sm.Image())
+		n.recMu.Lock()
+		close(n.reconciled)
+		n.reconciled = make(chan struct{})
+		n.recMu.Unlock()
+	}
+}
+
+// localTopicWait bounds AwaitLocalTopic; the wait also ends after two
+// reconcile passes (a waiter starts one at once), so that a request for
+// many partitions is not delayed once per partition.
+const localTopicWait = time.Second
+
+// AwaitLocalTopic waits (at most a second) until the local registry holds
+// topic name with id, which the reconciler creates after the image that
+// names it: a request for a partition this broker's view says it leads
+// can arrive in between (the client read that view), and refused it would
+// wait for a metadata refresh only to be sent back. It reports whether
+// the topic is there.
+func (n *Node) AwaitLocalTopic(name string, id [16]byte) bool {
+	if !n.replayed.Load() {
+		return false // no reconcile before the metadata log is replayed
+	}
+	timer := time.NewTimer(localTopicWait)
+	defer timer.Stop()
+	for passes := 0; ; passes++ {
+		n.recMu.Lock()
+		done := n.reconciled
+		n.recMu.Unlock()
+		n.wantReconcile()
+		if t, ok := n.opts.Topics.Get(name); ok && t.ID() == id {
+			return true
+		}
+		if passes == 2 {
+			return false
+		}
+		select {
+		case <-done:
+		case <-timer.C:
+			return false
+		case <-n.ctx.Done():
+			return false
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package metadata
 import (
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -110,22 +109,14 @@ func (c *Controller) Heartbeat(now time.Time, req *kmsg.BrokerHeartbeatRequest) 
 	return out, resp, nil
 }
 
-// unfence unfences b and elects it leader of the leaderless partitions
-// whose ISR holds it.
+// unfence unfences b and elects leaders for the leaderless partitions:
+// those whose ISR holds b, and, where unclean election is enabled, those
+// of which b is a replica and whose ISR members are all down.
 func (c *Controller) unfence(out *[]Record, b Broker) error {
 	if err := c.emit(out, UnfenceBrokerRecord{Node: b.ID, Epoch: b.Epoch}); err != nil {
 		return err
 	}
-	var elections []Record
-	c.eachPartition(func(p *PartitionRecord) {
-		if p.Leader != NoLeader || !slices.Contains(p.ISR, b.ID) {
-			return
-		}
-		if l := c.elect(p.Replicas, p.ISR, NoLeader); l != NoLeader {
-			elections = append(elections, PartitionChangeRecord{Topic: p.Topic, Partition: p.Partition, Leader: &l})
-		}
-	})
-	return c.emit(out, elections...)
+	return c.electLeaderless(out)
 }
 
 // brokerAt returns broker n if it is registered with epoch e, else the

@@ -54,6 +54,11 @@ func (c *Controller) IncrementalAlterConfigs(req *kmsg.IncrementalAlterConfigsRe
 		}
 		resp.Resources = append(resp.Resources, rr)
 	}
+	// A config change may allow unclean election on a leaderless
+	// partition: it takes effect at once, as in Kafka.
+	if err := c.electLeaderless(&out); err != nil {
+		return nil, nil, err
+	}
 	return out, resp, nil
 }
 
@@ -188,6 +193,11 @@ func (c *Controller) AlterConfigs(req *kmsg.AlterConfigsRequest) ([]Record, *kms
 			}
 		}
 		resp.Resources = append(resp.Resources, rr)
+	}
+	// A config change may allow unclean election on a leaderless
+	// partition: it takes effect at once, as in Kafka.
+	if err := c.electLeaderless(&out); err != nil {
+		return nil, nil, err
 	}
 	return out, resp, nil
 }

@@ -144,8 +144,9 @@ func (c *Controller) fence(out *[]Record, b Broker) error {
 // moveAway returns the changes that take node n out of every ISR it is in
 // (unless it is the last member: the ISR then stays, so that n is elected
 // again when it comes back) and hand each partition it leads to the first
-// other in-sync replica that is unfenced, in replica order; NoLeader if
-// there is none.
+// other in-sync replica that is unfenced, in replica order; if there is
+// none, to the first other unfenced replica when the topic allows unclean
+// election (its ISR then that replica alone), else NoLeader.
 func (c *Controller) moveAway(n NodeID) []Record {
 	var out []Record
 	c.eachPartition(func(p *PartitionRecord) {
@@ -161,6 +162,11 @@ func (c *Controller) moveAway(n NodeID) []Record {
 		}
 		if p.Leader == n {
 			l := c.elect(p.Replicas, isr, n)
+			if l == NoLeader && c.unclean(p.Topic) {
+				if u := c.electUnclean(p.Replicas, n); u != NoLeader {
+					l, ch.ISR = u, []NodeID{u}
+				}
+			}
 			ch.Leader = &l
 		}
 		if ch.ISR != nil || ch.Leader != nil {

@@ -22,6 +22,7 @@ import (
 // image, which must accept them) unless the command says nocommit.
 //
 //	new [session=D] [default-rf=N] [default-partitions=N] [block=N] [cluster=ID] [max-partitions=N]
+//	    [unclean]                      (the broker default of unclean.leader.election.enable: true)
 //	    [bad-config=KEY]               (ValidateConfig refuses KEY)
 //	    [list-config=KEY:DEFAULT]      (ListConfig: KEY alone is a list, with DEFAULT)
 //	register node=N [inc=I] [rack=R] [cluster=ID] [listeners=(name:port,...)] [epoch-of=N]
@@ -268,6 +269,7 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 		o.ProducerIDBlockSize = int32(h.int(tdArg(td, "block", "0")))
 		o.MaxPartitionsPerRequest = int32(h.int(tdArg(td, "max-partitions", "0")))
 		o.ClusterID = tdArg(td, "cluster", "")
+		o.UncleanLeaderElection = td.HasArg("unclean")
 		if bad := tdArg(td, "bad-config", ""); bad != "" {
 			o.ValidateConfig = func(_ ConfigResource, key, _ string) error {
 				if key == bad {

@@ -39,6 +39,14 @@ type Options struct {
 	// Default 100000.
 	MaxPartitionsPerRequest int32
 
+	// UncleanLeaderElection is the broker default of
+	// unclean.leader.election.enable, for topics that do not set it (and
+	// when no cluster-wide broker default is set in the metadata): when
+	// every ISR member of a partition is down, elect another live replica
+	// (losing the records it lacks) rather than leave the partition
+	// offline. Default false, as Kafka.
+	UncleanLeaderElection bool
+
 	// NewTopicID returns the id of a topic being created; ids that are zero
 	// or taken are drawn again. Default: a random (version 4) UUID. Tests
 	// inject a counter.

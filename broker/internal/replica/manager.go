@@ -130,6 +130,21 @@ type partition struct {
 	// stop is closed when the current role (and epoch) ends: waiters for
 	// acks=all give up.
 	stop chan struct{}
+	// waiters are the acks=all produces waiting for the high watermark in
+	// the current role. Invariant: each waiter's end was above the high
+	// watermark every time the committed ISR was below minISR since it
+	// registered (else it was failed and removed).
+	waiters map[*waiter]struct{}
+}
+
+// waiter is one acks=all produce waiting for the high watermark to reach
+// end. done is closed when it must stop waiting: the role ended, or the
+// ISR shrank below min.insync.replicas before the high watermark covered
+// end (shrunk set).
+type waiter struct {
+	end    base.Offset
+	done   chan struct{}
+	shrunk bool
 }
 
 func (ps *partition) endRoleLocked() {
@@ -138,6 +153,31 @@ func (ps *partition) endRoleLocked() {
 	}
 	ps.stop = make(chan struct{})
 	ps.leader = nil
+	for w := range ps.waiters {
+		close(w.done)
+	}
+	ps.waiters = nil
+}
+
+// setISRLocked records the committed ISR's size. Called before the high
+// watermark limit is recomputed for that ISR: when the ISR is below
+// min.insync.replicas, every waiter whose records the high watermark does
+// not cover yet is failed (NOT_ENOUGH_REPLICAS_AFTER_APPEND), so that the
+// smaller ISR covering them afterwards never acknowledges them. Caller
+// holds ps.mu.
+func (ps *partition) setISRLocked(n int) {
+	ps.isrLen = n
+	if n >= ps.minISR || len(ps.waiters) == 0 {
+		return
+	}
+	hw := ps.log.HighWatermark()
+	for w := range ps.waiters {
+		if w.end > hw {
+			w.shrunk = true
+			close(w.done)
+			delete(ps.waiters, w)
+		}
+	}
 }
 
 // Manager makes this broker the leader or a follower of the partitions the
@@ -158,6 +198,9 @@ type Manager struct {
 	// not exist yet: only then does an unchanged image need another look.
 	synced     uint64
 	incomplete bool
+	// roles is the loop's hand-off to requests waiting for a role
+	// (await.go).
+	roles roleWaits
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -172,6 +215,7 @@ func NewManager(opts Options) *Manager {
 		opts: opts, log: opts.Logger.With("node", opts.Self),
 		parts: map[key]*partition{}, byName: map[string][16]byte{}, addrs: map[int32]string{},
 		fetchers: map[int32]*fetcher{}, ctx: ctx, cancel: cancel,
+		roles: newRoleWaits(),
 	}
 }
 
@@ -181,6 +225,7 @@ func NewManager(opts Options) *Manager {
 // reports the image whole (a restarted node replaying its metadata log
 // must not take the roles of an old state).
 func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struct{}, ready func() bool) {
+	m.roles.setImages(images)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -194,9 +239,11 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 			ch := changed()
 			if !whole {
 				whole = ready()
+				m.roles.whole.Store(whole)
 			}
 			if whole {
 				m.Sync(images())
+				m.roles.synced()
 				m.proposeISR()
 			}
 			select {
@@ -204,6 +251,7 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 				return
 			case <-ch:
 			case <-tick.C:
+			case <-m.roles.kick:
 			}
 		}
 	}()
@@ -333,7 +381,8 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 	self := metadata.NodeID(m.opts.Self)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	ps.minISR, ps.isrLen = minISR, len(p.ISR)
+	ps.minISR = minISR
+	ps.setISRLocked(len(p.ISR))
 	oldRole, oldLeader := ps.role, ps.leaderID
 	switch {
 	case p.Leader == self:
@@ -348,7 +397,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 		ps.leader = NewLeader(int32(self), m.opts.LagTime, now, LeaderState{
 			Epoch: int32(p.LeaderEpoch), PartitionEpoch: int32(p.PartitionEpoch),
 			Replicas: toIDs(p.Replicas), ISR: toIDs(p.ISR),
-			LEO: int64(ps.log.LogEndOffset()), HW: int64(ps.log.HighWatermark()),
+			LEO: ps.log.LogEndOffset(), HW: ps.log.HighWatermark(),
 		})
 		m.applyLimitLocked(ps)
 		m.log.Info("replica: leading", "topic", ps.name, "partition", ps.key.p, "epoch", p.LeaderEpoch, "isr", p.ISR, "leo", ps.log.LogEndOffset())
@@ -385,7 +434,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 // ps.mu.
 func (m *Manager) applyLimitLocked(ps *partition) {
 	l := ps.leader
-	l.Appended(int64(ps.log.LogEndOffset()), int64(ps.log.DurableEnd()))
+	l.Appended(ps.log.LogEndOffset(), ps.log.DurableEnd())
 	lim := l.Limit()
 	if lim == NoLimit {
 		ps.log.ClearHighWatermarkLimit()
@@ -438,7 +487,7 @@ func (m *Manager) proposeISR() {
 			ps.mu.Unlock()
 			continue
 		}
-		ps.leader.Appended(int64(ps.log.LogEndOffset()), int64(ps.log.DurableEnd()))
+		ps.leader.Appended(ps.log.LogEndOffset(), ps.log.DurableEnd())
 		isr, pe, ok := ps.leader.ProposeISR(now)
 		epoch := ps.epoch
 		ps.mu.Unlock()
@@ -507,7 +556,7 @@ func (m *Manager) proposeISR() {
 				r, ok := results[ps.key]
 				if ok && r.ErrorCode == 0 {
 					ps.leader.ISRCommitted(now, r.ISR, r.PartitionEpoch)
-					ps.isrLen = len(r.ISR)
+					ps.setISRLocked(len(r.ISR))
 					m.applyLimitLocked(ps)
 				} else {
 					if ok {
@@ -562,7 +611,7 @@ func (m *Manager) AppendEpoch(p *topics.Partition) base.Epoch {
 // UNKNOWN_LEADER_EPOCH when it names another), NOT_ENOUGH_REPLICAS for
 // acks=all when the ISR is smaller than min.insync.replicas. 0: go on.
 func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
-	ps := m.lookup(p)
+	ps := m.awaitLeading(p)
 	if ps == nil {
 		return m.untracked(p)
 	}
@@ -582,7 +631,7 @@ func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
 // partition's, UNKNOWN_LEADER_EPOCH if newer, else 0; NOT_LEADER_OR_FOLLOWER
 // while this broker is not (yet) its leader here.
 func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
-	ps := m.lookup(p)
+	ps := m.awaitLeading(p)
 	if ps == nil {
 		return m.untracked(p)
 	}
@@ -624,9 +673,13 @@ func checkEpoch(mine, theirs int32) int16 {
 }
 
 // WaitCommitted waits until the high watermark of p covers end (an acks=all
-// produce). It fails with NOT_LEADER_OR_FOLLOWER if this broker stops
-// leading first, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is then
-// smaller than min.insync.replicas, and ctx's error on timeout.
+// produce whose records end at end were appended). It fails with
+// NOT_LEADER_OR_FOLLOWER if this broker stops leading first,
+// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the committed ISR is (or shrinks)
+// below min.insync.replicas before the high watermark covers end (even if
+// the smaller ISR covers it afterwards, or the ISR grows back: the records
+// were not on min.insync.replicas brokers when committed), and
+// REQUEST_TIMED_OUT when ctx ends first.
 func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error {
 	ps := m.lookup(p)
 	if ps == nil {
@@ -636,23 +689,42 @@ func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end ba
 		return p.Log().WaitDurable(ctx, end)
 	}
 	ps.mu.Lock()
-	stop, r := ps.stop, ps.role
-	ps.mu.Unlock()
-	if r != roleLeader {
+	if ps.role != roleLeader {
+		ps.mu.Unlock()
 		return kerr.NotLeaderForPartition
 	}
-	err := ps.log.WaitHighWatermark(ctx, end, stop)
+	if ps.isrLen < ps.minISR {
+		// NB: the ISR shrank after CheckProduce let the produce in; the
+		// records may already be covered, but by the smaller ISR.
+		err := ps.notEnoughLocked()
+		ps.mu.Unlock()
+		return err
+	}
+	stop := ps.stop
+	w := &waiter{end: end, done: make(chan struct{})}
+	if ps.waiters == nil {
+		ps.waiters = map[*waiter]struct{}{}
+	}
+	ps.waiters[w] = struct{}{}
+	ps.mu.Unlock()
+
+	err := ps.log.WaitHighWatermark(ctx, end, w.done)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	delete(ps.waiters, w)
 	switch {
+	case w.shrunk:
+		return ps.notEnoughLocked()
 	case ps.stop != stop || ps.role != roleLeader:
 		return fmt.Errorf("%w: leadership of %s/%d moved before the records were replicated", kerr.NotLeaderForPartition, ps.name, ps.key.p)
-	case ps.isrLen < ps.minISR:
-		return fmt.Errorf("%w: the ISR of %s/%d has %d replicas, min.insync.replicas is %d", kerr.NotEnoughReplicasAfterAppend, ps.name, ps.key.p, ps.isrLen, ps.minISR)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return fmt.Errorf("%w: the records were not replicated to the ISR in time", kerr.RequestTimedOut)
 	}
 	return err
+}
+
+func (ps *partition) notEnoughLocked() error {
+	return fmt.Errorf("%w: the ISR of %s/%d shrank to %d replicas before the records were committed; min.insync.replicas is %d", kerr.NotEnoughReplicasAfterAppend, ps.name, ps.key.p, ps.isrLen, ps.minISR)
 }
 
 // State describes a partition's replication state for tests and tools:

@@ -76,6 +76,7 @@ var configDefs = map[string]ConfigDef{
 	"segment.ms":                          {Default: "604800000", Doc: "roll a segment after this long (ms)", check: intCheck(1)},
 	"delete.retention.ms":                 {Default: "86400000", Doc: "how long tombstones survive compaction (ms)", check: intCheck(0)},
 	"min.insync.replicas":                 {Default: "1", Doc: "replicas that must hold an acks=all write", check: intCheck(1)},
+	"unclean.leader.election.enable":      {Default: "false", Doc: "cluster mode: when every ISR member is down, elect another live replica (losing the records it lacks) rather than stay offline", check: oneOf("true", "false")},
 	"max.message.bytes":                   {Default: "1048588", Doc: "largest batch accepted (bytes)", check: intCheck(0)},
 	"message.timestamp.type":              {Default: "CreateTime", Doc: "CreateTime or LogAppendTime", check: oneOf("CreateTime", "LogAppendTime")},
 	"message.timestamp.difference.max.ms": {Default: "9223372036854775807", Doc: "largest distance (ms) of a CreateTime batch's first or max timestamp from the broker's clock", check: intCheck(0)},

@@ -70,6 +70,17 @@ type Options struct {
 	// /metrics (Prometheus), /topology and /application (Describe).
 	// Default "" (no server).
 	MetricsAddr string
+	// QueryAddr, if set, turns on the interactive query endpoint: an HTTP
+	// server on this address (host:port; port 0 picks one) answering
+	// key, range and window reads of the stores (see query.go), which
+	// the instance advertises to the group so that every instance can
+	// forward a read to the one holding the key. A host of 0.0.0.0 or ::
+	// is advertised as the machine's host name. Default "" (off).
+	QueryAddr string
+	// QueryStores are the codecs the query endpoint renders stores with,
+	// by store name; a store without one is refused with a message
+	// saying so. Default none.
+	QueryStores map[string]QueryCodec
 	// SessionTimeout is the group session timeout: how long the group
 	// waits for a silent instance before moving its tasks. Default 10s.
 	SessionTimeout time.Duration

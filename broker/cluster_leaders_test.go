@@ -1,0 +1,200 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/base"
+)
+
+// startLeadersCluster starts three voters and len(brokers) broker-only
+// nodes (ids 4, 5, ...), every data directory kept across restarts.
+func startLeadersCluster(t *testing.T, brokers int, edit func(i int, o *Options)) *testCluster {
+	t.Helper()
+	roles := []string{"", "", ""}
+	for range brokers {
+		roles = append(roles, "broker")
+	}
+	dirs := make([]string, len(roles))
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
+	return startTestClusterWith(t, roles, func(i int, o *Options) {
+		o.ReplicaLagTime, o.DataDir = time.Second, dirs[i]
+		if edit != nil {
+			edit(i, o)
+		}
+	})
+}
+
+// createAssigned creates topic with one partition on replicas (the first
+// the preferred leader) and configs, through any broker.
+func createAssigned(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, replicas []int32, configs map[string]string) {
+	t.Helper()
+	eventually(t, 20*time.Second, "topic "+topic+" created", func() error {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, -1, -1
+		rt.ReplicaAssignment = []kmsg.CreateTopicsRequestTopicReplicaAssignment{{Partition: 0, Replicas: replicas}}
+		for k, v := range configs {
+			rt.Configs = append(rt.Configs, kmsg.CreateTopicsRequestTopicConfig{Name: k, Value: kmsg.StringPtr(v)})
+		}
+		req.Topics = append(req.Topics, rt)
+		raw, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if code := raw.Topics[0].ErrorCode; code != 0 && code != kerr.TopicAlreadyExists.Code {
+			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+}
+
+// waitPlacement waits until node via's metadata shows topic/0 led by
+// leader with exactly the ISR isr (in any order).
+func waitPlacement(t *testing.T, ctx context.Context, cl *kgo.Client, via int32, topic string, leader int32, isr []int32) {
+	t.Helper()
+	want := slices.Sorted(slices.Values(isr))
+	eventually(t, 20*time.Second, fmt.Sprintf("%s/0 led by %d with ISR %v", topic, leader, want), func() error {
+		l, _, got, err := partitionLeader(ctx, cl, via, topic, 0)
+		if err != nil {
+			return err
+		}
+		if got = slices.Sorted(slices.Values(got)); l != leader || !slices.Equal(got, want) {
+			return fmt.Errorf("leader %d ISR %v", l, got)
+		}
+		return nil
+	})
+}
+
+// brokerUnfenced waits until node via's metadata lists broker id.
+func brokerUnfenced(t *testing.T, ctx context.Context, cl *kgo.Client, via, id int32) {
+	t.Helper()
+	eventually(t, 20*time.Second, fmt.Sprintf("broker %d unfenced", id), func() error {
+		raw, err := cl.Broker(int(via)).Request(ctx, kmsg.NewPtrMetadataRequest())
+		if err != nil {
+			return err
+		}
+		for _, b := range raw.(*kmsg.MetadataResponse).Brokers {
+			if b.NodeID == id {
+				return nil
+			}
+		}
+		return fmt.Errorf("not listed")
+	})
+}
+
+// waitOn waits until topic/0 on each of nodes ends at end, its high
+// watermark there too.
+func waitOn(t *testing.T, c *testCluster, topic string, end base.Offset, nodes ...int32) {
+	t.Helper()
+	eventually(t, 20*time.Second, fmt.Sprintf("%s/0 at %d on %v", topic, end, nodes), func() error {
+		for _, n := range nodes {
+			l := partitionLog(c.brokers[n-1], topic, 0)
+			if l == nil {
+				return fmt.Errorf("node %d has no log", n)
+			}
+			if l.LogEndOffset() != end || l.HighWatermark() != end {
+				return fmt.Errorf("node %d: end %d hw %d", n, l.LogEndOffset(), l.HighWatermark())
+			}
+		}
+		return nil
+	})
+}
+
+// restartNode restarts node id and takes its new Broker.
+func (c *testCluster) restartNode(id int32) {
+	c.nodes.Restart(id)
+	c.brokers[id-1] = c.nodes.Node(id)
+}
+
+// TestClusterUncleanLeaderElection: two topics on replicas 4 (leader) and
+// 5, one with unclean.leader.election.enable. 5 shuts down and leaves the
+// ISRs; 4 takes a record ("b") alone, then shuts down too: both
+// partitions go offline. When 5 returns, the clean topic stays offline
+// (leader -1, ISR [4]: 5 lacks "b"), and the unclean one elects 5 with
+// the ISR [5], losing "b". When 4 returns it leads the clean topic again
+// with both records, and follows 5 on the unclean one, truncating "b".
+func TestClusterUncleanLeaderElection(t *testing.T) {
+	c := startLeadersCluster(t, 2, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers[0].Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	createAssigned(t, ctx, cl, "clean", []int32{4, 5}, nil)
+	createAssigned(t, ctx, cl, "dirty", []int32{4, 5}, map[string]string{"unclean.leader.election.enable": "true"})
+	for _, topic := range []string{"clean", "dirty"} {
+		waitPlacement(t, ctx, cl, 1, topic, 4, []int32{4, 5})
+		eventually(t, 20*time.Second, "acks=all to "+topic, func() error {
+			if code := rawProduce(t, c.brokers[3].Addr(), topic, 0, "a", 2000); code != 0 {
+				return kerr.ErrorForCode(code)
+			}
+			return nil
+		})
+		waitOn(t, c, topic, 1, 4, 5)
+	}
+
+	c.nodes.Stop(5)
+	for _, topic := range []string{"clean", "dirty"} {
+		waitPlacement(t, ctx, cl, 1, topic, 4, []int32{4})
+		if code := rawProduce(t, c.brokers[3].Addr(), topic, 0, "b", 2000); code != 0 {
+			t.Fatalf("acks=all to %s with the ISR [4]: %v", topic, kerr.ErrorForCode(code))
+		}
+	}
+	c.nodes.Stop(4)
+	for _, topic := range []string{"clean", "dirty"} {
+		waitPlacement(t, ctx, cl, 1, topic, -1, []int32{4})
+	}
+
+	c.restartNode(5)
+	brokerUnfenced(t, ctx, cl, 1, 5)
+	// NB: the controller elects in the entry that unfences 5, so a view
+	// listing 5 shows every election its return causes.
+	if l, _, isr, err := partitionLeader(ctx, cl, 1, "clean", 0); err != nil || l != -1 || !slices.Equal(isr, []int32{4}) {
+		t.Fatalf("clean/0 with only the out-of-sync replica 5 up: leader %d ISR %v (%v), want offline with ISR [4]", l, isr, err)
+	}
+	waitPlacement(t, ctx, cl, 1, "dirty", 5, []int32{5})
+	if code := rawProduce(t, c.brokers[4].Addr(), "dirty", 0, "c", 2000); code != 0 {
+		t.Fatalf("acks=all to the unclean leader: %v", kerr.ErrorForCode(code))
+	}
+	// "b" is lost: 5 never had it; its "c" takes offset 1.
+	if end := partitionLog(c.brokers[4], "dirty", 0).LogEndOffset(); end != 2 {
+		t.Fatalf("dirty/0 on 5 ends at %d, want 2 (a, c)", end)
+	}
+
+	c.restartNode(4)
+	waitPlacement(t, ctx, cl, 1, "clean", 4, []int32{4})
+	waitPlacement(t, ctx, cl, 1, "dirty", 5, []int32{4, 5})
+	waitOn(t, c, "dirty", 2, 4, 5)
+	if a, b := logBytes(t, partitionLog(c.brokers[3], "dirty", 0), 2), logBytes(t, partitionLog(c.brokers[4], "dirty", 0), 2); !bytes.Equal(a, b) {
+		t.Fatal("dirty/0: the logs of 4 and 5 differ")
+	}
+	want := map[string][]string{"clean": {"a", "b"}, "dirty": {"a", "c"}}
+	for topic, w := range want {
+		cons, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics(topic),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for len(got) < len(w) && ctx.Err() == nil {
+			cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+		}
+		cons.Close()
+		if !slices.Equal(got, w) {
+			t.Fatalf("%s: read %q, want %q", topic, got, w)
+		}
+	}
+}
