@@ -5,6 +5,7 @@ package broker
 // from its metadata image. Without voters nothing here runs.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -97,7 +98,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 		Dial:               dial,
 		ControllerTLS:      ctlTLS,
 		HeartbeatInterval:  opts.cluster.heartbeatInterval,
-		SessionTimeout:     opts.cluster.sessionTimeout,
+		SessionTimeout:     cmp.Or(opts.cluster.sessionTimeout, opts.BrokerSessionTimeout),
 		TickInterval:       opts.cluster.tickInterval,
 		RejoinQuorum:       opts.RejoinQuorum,
 		ShutdownTimeout:    opts.cluster.shutdownTimeout,

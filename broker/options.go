@@ -159,6 +159,11 @@ type Options struct {
 	// that has not caught up with its leader's end for this long leaves the
 	// partition's ISR. Default 10s.
 	ReplicaLagTime time.Duration
+	// BrokerSessionTimeout is broker.session.timeout.ms (cluster mode): a
+	// broker whose heartbeats (every 500ms) stop for this long is fenced
+	// and its leaderships move; it bounds how long a killed leader's
+	// partitions stay without one. Default 9s.
+	BrokerSessionTimeout time.Duration
 
 	// Listeners, when set, are the broker's listeners, each named, with
 	// its security protocol (the flag --listener
@@ -320,6 +325,9 @@ func (o *Options) Validate() error {
 	// NB: 0 leaves the count to the group coordinator's default.
 	if o.OffsetsTopicPartitions < 0 || o.OffsetsTopicPartitions > max(o.MaxPartitionsPerTopic, 1) {
 		errs = append(errs, fmt.Errorf("broker: offsets topic partitions %d outside 1..%d (the max partitions per topic)", o.OffsetsTopicPartitions, o.MaxPartitionsPerTopic))
+	}
+	if o.BrokerSessionTimeout < 0 || (o.BrokerSessionTimeout > 0 && o.BrokerSessionTimeout <= time.Second) {
+		errs = append(errs, fmt.Errorf("broker: broker session timeout %v: must be over 1s (heartbeats go every 500ms)", o.BrokerSessionTimeout))
 	}
 	if o.OffsetsTopicReplicationFactor < 0 {
 		errs = append(errs, fmt.Errorf("broker: offsets topic replication factor %d below 1", o.OffsetsTopicReplicationFactor))
