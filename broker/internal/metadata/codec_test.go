@@ -152,6 +152,7 @@ func FuzzDecode(f *testing.F) {
 	for _, e := range validEntries() {
 		f.Add(e)
 	}
+	f.Add(EncodeEntry(validSecurityRecords()))
 	f.Add([]byte{})
 	f.Add([]byte{entryMagic, 1, byte(TypeTopic), 1, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -266,3 +266,17 @@ func randomSecurityRecord(r *rand.Rand, str func() string) Record {
 		return RemoveAccessControlEntryRecord{ACL: acl()}
 	}
 }
+
+// validSecurityRecords is an entry of security records an empty image
+// accepts (a fuzz seed).
+func validSecurityRecords() []Record {
+	cred := auth.Credential{Salt: []byte("salt"), StoredKey: []byte("stored"), ServerKey: []byte("server"), Iterations: auth.MinIterations}
+	acl := auth.ACL{ResourceType: kmsg.ACLResourceTypeTopic, ResourceName: "orders-", PatternType: kmsg.ACLResourcePatternTypePrefixed,
+		Principal: "User:app", Host: "*", Operation: kmsg.ACLOperationRead, Permission: kmsg.ACLPermissionTypeAllow}
+	return []Record{
+		UserSCRAMCredentialRecord{User: "app", Mechanism: auth.SCRAMSHA512, Credential: cred},
+		UserSCRAMCredentialRecord{User: "app", Mechanism: auth.SCRAMSHA256, Credential: cred},
+		RemoveUserSCRAMCredentialRecord{User: "app", Mechanism: auth.SCRAMSHA256},
+		AccessControlEntryRecord{ACL: acl},
+	}
+}
