@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -172,6 +173,9 @@ type members struct {
 	// know a member (a new coordinator that loaded no group state): the
 	// member rejoins by itself.
 	unknownMember atomic.Int64
+	// unreachable counts the polls that reported a broker unreachable (the
+	// killed coordinator).
+	unreachable atomic.Int64
 	// log is the members' franz-go log, shown when the test fails.
 	log    syncBuffer
 	cancel context.CancelFunc
@@ -205,6 +209,12 @@ func startMembers(t *testing.T, c *testCluster, g, topic string, n int) *members
 					}
 					if errors.Is(err, kerr.UnknownMemberID) {
 						m.unknownMember.Add(1)
+						return
+					}
+					// A killed coordinator's connection refused: the
+					// client finds the new coordinator and goes on.
+					if oe := (*net.OpError)(nil); errors.As(err, &oe) || strings.Contains(err.Error(), "unable to dial") {
+						m.unreachable.Add(1)
 						return
 					}
 					if !errors.Is(err, context.Canceled) {

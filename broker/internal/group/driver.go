@@ -37,6 +37,12 @@ type DriverOptions struct {
 	Now func() time.Time
 	// Logger receives load and persistence errors. Default slog.Default().
 	Logger *slog.Logger
+	// CommitTimeout bounds the wait for one partition's records to be
+	// stored (offsets.commit.timeout.ms): a commit that is not stored in
+	// time is answered COORDINATOR_NOT_AVAILABLE (retriable) and taken back,
+	// so that a stalled log or replica cannot hold a partition's requests
+	// forever. Default 5s.
+	CommitTimeout time.Duration
 	// Unowned starts the driver serving no partition of __consumer_offsets
 	// and replaying none: Own then says which to serve (a broker of a
 	// cluster serves the partitions it leads). Default false: every
@@ -85,6 +91,9 @@ func OpenDriver(ctx context.Context, opts DriverOptions) (*Driver, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.CommitTimeout <= 0 {
+		opts.CommitTimeout = 5 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -273,13 +282,19 @@ func (d *Driver) deliverLocked(rd Ready) {
 // log's close). A generation lost to a crash before that is safe: its
 // members are fenced with ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID and
 // rejoin, as when storing the record fails.
+//
+// The wait is bounded by CommitTimeout. Records that time out may still
+// be stored later: the coordinator takes them back and the client retries,
+// and a reload that finds them finds offsets the group did reach.
 func (d *Driver) persist(p int32, recs []Record) error {
+	ctx, cancel := context.WithTimeout(d.ctx, d.opts.CommitTimeout)
+	defer cancel()
 	for _, r := range recs {
 		if !r.metadata {
-			return d.opts.Log.Append(d.ctx, p, recs)
+			return d.opts.Log.Append(ctx, p, recs)
 		}
 	}
-	return d.opts.Log.Write(d.ctx, p, recs)
+	return d.opts.Log.Write(ctx, p, recs)
 }
 
 // failCommit turns an offset commit answer into a retriable failure (code)

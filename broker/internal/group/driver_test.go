@@ -20,6 +20,9 @@ type memLog struct {
 	// fsync, if set, is called by Append (not Write) once the records are
 	// written, standing for the wait for their durability.
 	fsync func()
+	// stall makes Append wait for its context (a replica that never
+	// catches up).
+	stall bool
 }
 
 func (l *memLog) Append(ctx context.Context, p int32, recs []Record) error {
@@ -27,10 +30,14 @@ func (l *memLog) Append(ctx context.Context, p int32, recs []Record) error {
 		return err
 	}
 	l.mu.Lock()
-	fsync := l.fsync
+	fsync, stall := l.fsync, l.stall
 	l.mu.Unlock()
 	if fsync != nil {
 		fsync()
+	}
+	if stall {
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	return nil
 }
@@ -183,6 +190,52 @@ func TestDriverPersistsOffsets(t *testing.T) {
 	// The failed commit was taken back.
 	if got := mustHandle[*kmsg.OffsetFetchResponse](t, d2, fetch).Topics[0].Partitions[0].Offset; got != 42 {
 		t.Fatalf("offset after a failed commit = %d, want 42", got)
+	}
+}
+
+// A commit whose records are not stored within CommitTimeout is answered
+// COORDINATOR_NOT_AVAILABLE and taken back; the partition's next request
+// is not held up by it.
+func TestDriverCommitTimesOut(t *testing.T) {
+	log := &memLog{}
+	d, err := OpenDriver(context.Background(), DriverOptions{
+		Coordinator:   Options{InitialRebalanceDelay: -1, MinSessionTimeout: 10 * time.Millisecond, OffsetsPartitions: 3},
+		Log:           log,
+		CommitTimeout: 50 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	commit := func(off int64) int16 {
+		t.Helper()
+		req := kmsg.NewPtrOffsetCommitRequest()
+		req.Version, req.Group, req.Generation = 8, "simple", -1
+		req.Topics = []kmsg.OffsetCommitRequestTopic{{Topic: "t", Partitions: []kmsg.OffsetCommitRequestTopicPartition{{Partition: 0, Offset: off, LeaderEpoch: -1}}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := d.Handle(ctx, "cli", "/127.0.0.1", req)
+		if err != nil {
+			t.Fatalf("commit %d: no answer: %v", off, err)
+		}
+		return resp.(*kmsg.OffsetCommitResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := commit(42); code != 0 {
+		t.Fatalf("commit: %v", kerr.ErrorForCode(code))
+	}
+	log.mu.Lock()
+	log.stall = true
+	log.mu.Unlock()
+	for _, off := range []int64{43, 44} {
+		if code := commit(off); code != kerr.CoordinatorNotAvailable.Code {
+			t.Fatalf("commit %d on a stalled log: %v, want COORDINATOR_NOT_AVAILABLE", off, kerr.ErrorForCode(code))
+		}
+	}
+	fetch := kmsg.NewPtrOffsetFetchRequest()
+	fetch.Version, fetch.Group = 5, "simple"
+	fetch.Topics = []kmsg.OffsetFetchRequestTopic{{Topic: "t", Partitions: []int32{0}}}
+	if got := mustHandle[*kmsg.OffsetFetchResponse](t, d, fetch).Topics[0].Partitions[0].Offset; got != 42 {
+		t.Fatalf("offset after timed-out commits = %d, want 42", got)
 	}
 }
 
