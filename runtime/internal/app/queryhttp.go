@@ -394,19 +394,36 @@ func mustSub(a *App, store string) streams.SubtopologyID {
 	return s
 }
 
+// keyRequest reads what a one-key request names: the store (with its
+// codec), the key and the key's partition.
+func (q *queryServer) keyRequest(r *http.Request) (store string, c QueryCodec, kb []byte, part int32, err error) {
+	store = r.PathValue("store")
+	if c, err = q.codec(store); err != nil {
+		return
+	}
+	if kb, err = q.parseKey(c, store, r, "key"); err != nil {
+		return
+	}
+	part, err = q.a.PartitionOf(store, kb)
+	return
+}
+
+// answered answers a local read's error, forwarding the request when the
+// partition is not here; it reports whether it answered (err was not nil).
+func (q *queryServer) answered(w http.ResponseWriter, r *http.Request, store string, part int32, standby bool, err error) bool {
+	if state.IsNotLocal(err) {
+		q.forward(w, r, store, part, standby, err, nil)
+		return true
+	}
+	if err != nil {
+		q.fail(w, err)
+		return true
+	}
+	return false
+}
+
 func (q *queryServer) key(w http.ResponseWriter, r *http.Request) {
-	store := r.PathValue("store")
-	c, err := q.codec(store)
-	if err != nil {
-		q.fail(w, err)
-		return
-	}
-	kb, err := q.parseKey(c, store, r, "key")
-	if err != nil {
-		q.fail(w, err)
-		return
-	}
-	part, err := q.a.PartitionOf(store, kb)
+	store, c, kb, part, err := q.keyRequest(r)
 	if err != nil {
 		q.fail(w, err)
 		return
@@ -425,12 +442,7 @@ func (q *queryServer) key(w http.ResponseWriter, r *http.Request) {
 		}
 		return err
 	})
-	if state.IsNotLocal(err) {
-		q.forward(w, r, store, part, standby, err, nil)
-		return
-	}
-	if err != nil {
-		q.fail(w, err)
+	if q.answered(w, r, store, part, standby, err) {
 		return
 	}
 	ans := KeyAnswer{answerMeta: meta, Found: vb != nil}
@@ -788,12 +800,7 @@ func (q *queryServer) windows(w http.ResponseWriter, r *http.Request) {
 		ws, more, err = state.ReadWindows(ctx, singleStore{s}, store, part, kb, from, to, limit)
 		return err
 	})
-	if state.IsNotLocal(err) {
-		q.forward(w, r, store, part, standby, err, nil)
-		return
-	}
-	if err != nil {
-		q.fail(w, err)
+	if q.answered(w, r, store, part, standby, err) {
 		return
 	}
 	ans := WindowsAnswer{answerMeta: meta, Windows: []Window{}}
@@ -830,18 +837,7 @@ type SessionsAnswer struct {
 }
 
 func (q *queryServer) sessions(w http.ResponseWriter, r *http.Request) {
-	store := r.PathValue("store")
-	c, err := q.codec(store)
-	if err != nil {
-		q.fail(w, err)
-		return
-	}
-	kb, err := q.parseKey(c, store, r, "key")
-	if err != nil {
-		q.fail(w, err)
-		return
-	}
-	part, err := q.a.PartitionOf(store, kb)
+	store, c, kb, part, err := q.keyRequest(r)
 	if err != nil {
 		q.fail(w, err)
 		return
@@ -861,12 +857,7 @@ func (q *queryServer) sessions(w http.ResponseWriter, r *http.Request) {
 		}
 		return err
 	})
-	if state.IsNotLocal(err) {
-		q.forward(w, r, store, part, standby, err, nil)
-		return
-	}
-	if err != nil {
-		q.fail(w, err)
+	if q.answered(w, r, store, part, standby, err) {
 		return
 	}
 	ans := SessionsAnswer{answerMeta: meta, Sessions: []Session{}}
