@@ -62,6 +62,13 @@ const (
 	// queryReadTimeout bounds a local read (mostly the wait for the
 	// instance's lock).
 	queryReadTimeout = 2 * time.Second
+	// requestTimeout bounds one request as a whole: every local read and
+	// forward it makes runs under this one deadline (each also keeps its
+	// own bound above), so a range over many partitions behind a slow peer
+	// takes at most this long, not partitions × forwardTimeout.
+	requestTimeout = forwardTimeout + time.Second
+	// maxForwardedAnswer bounds the answer relayed from another instance.
+	maxForwardedAnswer = 64 << 20
 	// forwardedHeader marks a request forwarded by another instance.
 	forwardedHeader = "X-Weir-Forwarded"
 	// retryAfterSeconds is the Retry-After of a 503.
@@ -88,7 +95,7 @@ func (a *App) serveQuery() (stop func()) {
 	if a.queryLn == nil {
 		return func() {}
 	}
-	srv := &http.Server{Handler: a.QueryHandler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: a.QueryHandler(), ReadHeaderTimeout: 5 * time.Second, WriteTimeout: requestTimeout + 5*time.Second}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -114,7 +121,17 @@ func (a *App) QueryHandler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusNotFound, fmt.Errorf("runtime: no query endpoint %s %s (see GET /stores)", r.Method, r.URL.Path))
 	})
-	return mux
+	return withRequestDeadline(mux)
+}
+
+// withRequestDeadline gives each request one deadline, requestTimeout from
+// its arrival, shared by everything the request reads or forwards.
+func withRequestDeadline(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 type queryServer struct {
@@ -324,9 +341,13 @@ func (q *queryServer) forward(w http.ResponseWriter, r *http.Request, store stri
 		return
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	body, err := readForwarded(resp.Body, maxForwardedAnswer)
 	if err != nil {
-		writeErr(w, http.StatusBadGateway, fmt.Errorf("runtime: instance %s, which holds store %q partition %d, broke off its answer: %v", target, store, part, err))
+		status := http.StatusBadGateway
+		if ctx.Err() != nil {
+			status = http.StatusGatewayTimeout
+		}
+		writeErr(w, status, fmt.Errorf("runtime: instance %s, which holds store %q partition %d: %v", target, store, part, err))
 		return
 	}
 	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound {
@@ -339,6 +360,19 @@ func (q *queryServer) forward(w http.ResponseWriter, r *http.Request, store stri
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
+}
+
+// readForwarded reads a forwarded answer of at most limit bytes; a longer
+// one is an error rather than a cut (and so invalid) answer.
+func readForwarded(r io.Reader, limit int64) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("it broke off its answer: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, fmt.Errorf("its answer is too large to relay (more than %d bytes): ask for a smaller page (limit)", limit)
+	}
+	return body, nil
 }
 
 // markForwarded sets "forwarded": true in a JSON object answer.
@@ -360,19 +394,36 @@ func mustSub(a *App, store string) streams.SubtopologyID {
 	return s
 }
 
+// keyRequest reads what a one-key request names: the store (with its
+// codec), the key and the key's partition.
+func (q *queryServer) keyRequest(r *http.Request) (store string, c QueryCodec, kb []byte, part int32, err error) {
+	store = r.PathValue("store")
+	if c, err = q.codec(store); err != nil {
+		return
+	}
+	if kb, err = q.parseKey(c, store, r, "key"); err != nil {
+		return
+	}
+	part, err = q.a.PartitionOf(store, kb)
+	return
+}
+
+// answered answers a local read's error, forwarding the request when the
+// partition is not here; it reports whether it answered (err was not nil).
+func (q *queryServer) answered(w http.ResponseWriter, r *http.Request, store string, part int32, standby bool, err error) bool {
+	if state.IsNotLocal(err) {
+		q.forward(w, r, store, part, standby, err, nil)
+		return true
+	}
+	if err != nil {
+		q.fail(w, err)
+		return true
+	}
+	return false
+}
+
 func (q *queryServer) key(w http.ResponseWriter, r *http.Request) {
-	store := r.PathValue("store")
-	c, err := q.codec(store)
-	if err != nil {
-		q.fail(w, err)
-		return
-	}
-	kb, err := q.parseKey(c, store, r, "key")
-	if err != nil {
-		q.fail(w, err)
-		return
-	}
-	part, err := q.a.PartitionOf(store, kb)
+	store, c, kb, part, err := q.keyRequest(r)
 	if err != nil {
 		q.fail(w, err)
 		return
@@ -391,12 +442,7 @@ func (q *queryServer) key(w http.ResponseWriter, r *http.Request) {
 		}
 		return err
 	})
-	if state.IsNotLocal(err) {
-		q.forward(w, r, store, part, standby, err, nil)
-		return
-	}
-	if err != nil {
-		q.fail(w, err)
+	if q.answered(w, r, store, part, standby, err) {
 		return
 	}
 	ans := KeyAnswer{answerMeta: meta, Found: vb != nil}
@@ -435,11 +481,16 @@ type Pair struct {
 }
 
 // RangeAnswer is GET /stores/{store}/range's answer. Cursor, when not
-// empty, asks for the next page.
+// empty, asks for the next page. When the request's deadline
+// (requestTimeout) passes after at least one partition was read, the
+// answer holds what was read, Deadline is true and Cursor continues from
+// the partition it stopped at; when it passes before any, the answer is a
+// 504 naming that partition.
 type RangeAnswer struct {
-	Store   string `json:"store"`
-	Entries []Pair `json:"entries"`
-	Cursor  string `json:"cursor,omitempty"`
+	Store    string `json:"store"`
+	Entries  []Pair `json:"entries"`
+	Cursor   string `json:"cursor,omitempty"`
+	Deadline bool   `json:"deadline,omitempty"`
 	// Instances are the query addresses that answered, in order.
 	Instances []string `json:"instances"`
 }
@@ -522,7 +573,26 @@ func (q *queryServer) rangeRead(w http.ResponseWriter, r *http.Request) {
 	// only is set on a request forwarded for one partition.
 	only := v.Has("partition")
 	ans := RangeAnswer{Store: store, Entries: []Pair{}, Instances: []string{}}
+	first := part
+	// stopped reports whether the request's deadline has passed; if so it
+	// has answered: what was read with a cursor, or a 504 when nothing was.
+	stopped := func() bool {
+		if r.Context().Err() == nil {
+			return false
+		}
+		if part == first || only {
+			writeErr(w, http.StatusGatewayTimeout, fmt.Errorf("runtime: store %q: the request's deadline (%s) passed reading partition %d of %d, before any partition was read", store, requestTimeout, part, n))
+			return true
+		}
+		ans.Cursor = strconv.Itoa(int(part)) + ":" + hex.EncodeToString(from)
+		ans.Deadline = true
+		writeJSON(w, http.StatusOK, ans)
+		return true
+	}
 	for ; int(part) < n && len(ans.Entries) < limit; part, from = part+1, nil {
+		if stopped() {
+			return
+		}
 		var (
 			pairs []state.RawPair
 			more  bool
@@ -537,7 +607,9 @@ func (q *queryServer) rangeRead(w http.ResponseWriter, r *http.Request) {
 		if state.IsNotLocal(err) && !only {
 			sub, cursor, err := q.forwardRange(r, store, part, from, to, limit-len(ans.Entries))
 			if err != nil {
-				q.fail(w, err)
+				if !stopped() {
+					q.fail(w, err)
+				}
 				return
 			}
 			ans.Entries = append(ans.Entries, sub.Entries...)
@@ -549,7 +621,9 @@ func (q *queryServer) rangeRead(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if err != nil {
-			q.fail(w, err)
+			if !stopped() {
+				q.fail(w, err)
+			}
 			return
 		}
 		ans.Instances = appendNew(ans.Instances, meta.Instance)
@@ -726,12 +800,7 @@ func (q *queryServer) windows(w http.ResponseWriter, r *http.Request) {
 		ws, more, err = state.ReadWindows(ctx, singleStore{s}, store, part, kb, from, to, limit)
 		return err
 	})
-	if state.IsNotLocal(err) {
-		q.forward(w, r, store, part, standby, err, nil)
-		return
-	}
-	if err != nil {
-		q.fail(w, err)
+	if q.answered(w, r, store, part, standby, err) {
 		return
 	}
 	ans := WindowsAnswer{answerMeta: meta, Windows: []Window{}}
@@ -768,18 +837,7 @@ type SessionsAnswer struct {
 }
 
 func (q *queryServer) sessions(w http.ResponseWriter, r *http.Request) {
-	store := r.PathValue("store")
-	c, err := q.codec(store)
-	if err != nil {
-		q.fail(w, err)
-		return
-	}
-	kb, err := q.parseKey(c, store, r, "key")
-	if err != nil {
-		q.fail(w, err)
-		return
-	}
-	part, err := q.a.PartitionOf(store, kb)
+	store, c, kb, part, err := q.keyRequest(r)
 	if err != nil {
 		q.fail(w, err)
 		return
@@ -799,12 +857,7 @@ func (q *queryServer) sessions(w http.ResponseWriter, r *http.Request) {
 		}
 		return err
 	})
-	if state.IsNotLocal(err) {
-		q.forward(w, r, store, part, standby, err, nil)
-		return
-	}
-	if err != nil {
-		q.fail(w, err)
+	if q.answered(w, r, store, part, standby, err) {
 		return
 	}
 	ans := SessionsAnswer{answerMeta: meta, Sessions: []Session{}}
