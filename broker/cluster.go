@@ -83,14 +83,15 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 	return cluster.Open(cluster.Options{
 		NodeID: opts.NodeID, Voters: voters, Broker: b, Controller: c,
 		DataDir: filepath.Clean(opts.DataDir), Topics: reg,
-		DefaultPartitions:  opts.DefaultPartitions,
-		ControllerListener: opts.cluster.controllerListener,
-		Dial:               opts.cluster.dial,
-		HeartbeatInterval:  opts.cluster.heartbeatInterval,
-		SessionTimeout:     opts.cluster.sessionTimeout,
-		TickInterval:       opts.cluster.tickInterval,
-		ShutdownTimeout:    opts.cluster.shutdownTimeout,
-		Logger:             opts.Logger,
+		DefaultPartitions:       opts.DefaultPartitions,
+		LeaderRebalanceInterval: opts.LeaderRebalanceInterval,
+		ControllerListener:      opts.cluster.controllerListener,
+		Dial:                    opts.cluster.dial,
+		HeartbeatInterval:       opts.cluster.heartbeatInterval,
+		SessionTimeout:          opts.cluster.sessionTimeout,
+		TickInterval:            opts.cluster.tickInterval,
+		ShutdownTimeout:         opts.cluster.shutdownTimeout,
+		Logger:                  opts.Logger,
 	})
 }
 

@@ -103,6 +103,7 @@ log is synced and closed.`,
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics over HTTP on this address at /metrics, e.g. 127.0.0.1:9644 (default: off)")
 	f.StringVar(&opts.ControllerVoters, "controller-voters", "", "run as a node of a cluster: the controller voters as id@host:port,... (the same on every node; --node-id must be one of them; default: a single-node broker)")
 	f.DurationVar(&opts.ReplicaLagTime, "replica-lag-time", 10*time.Second, "in a cluster, a follower not caught up with its leader for this long leaves the partition's in-sync replicas (replica.lag.time.max.ms)")
+	f.DurationVar(&opts.LeaderRebalanceInterval, "leader-rebalance-interval", 30*time.Second, "in a cluster, how often the controller moves leaderships back to preferred replicas (the first of each assignment) that are in sync again (negative: never; weir cluster elect-leaders moves them on demand)")
 	f.StringVar(&opts.Roles, "roles", "", "this node's roles in a cluster: broker, controller, or broker,controller (default with --controller-voters: broker,controller)")
 	f.StringArrayVar(&listeners, "listener", nil, "a listener NAME=PROTOCOL://host:port, PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (repeatable; replaces --listen), e.g. SECURE=SASL_SSL://0.0.0.0:9094")
 	f.StringArrayVar(&advListen, "advertised-listener", nil, "the address advertised for a listener, NAME=host:port (repeatable; default: its bound address)")
@@ -129,7 +130,7 @@ var zeroMeansDefault = []string{
 	"fsync-interval", "max-frame-bytes", "group-min-session-timeout",
 	"group-max-session-timeout", "offsets-retention", "offsets-topic-partitions",
 	"frame-read-timeout", "connections-max-idle", "max-connections",
-	"replica-lag-time",
+	"replica-lag-time", "leader-rebalance-interval",
 }
 
 // checkZeroFlags reports every flag of zeroMeansDefault set to 0.

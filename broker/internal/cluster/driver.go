@@ -222,6 +222,8 @@ func (d *driver) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uin
 		records, resp, err = unpack(d.ctl.AlterConfigs(r))
 	case *kmsg.AlterPartitionRequest:
 		records, resp, err = unpack(d.ctl.AlterPartition(r))
+	case *kmsg.ElectLeadersRequest:
+		records, resp, err = unpack(d.ctl.ElectLeaders(r))
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not answer %s", kmsg.NameForKey(req.Key()))
 	}

@@ -23,6 +23,7 @@ import (
 //
 //	new [session=D] [default-rf=N] [default-partitions=N] [block=N] [cluster=ID] [max-partitions=N]
 //	    [unclean]                      (the broker default of unclean.leader.election.enable: true)
+//	    [rebalance=D]                  (LeaderRebalanceInterval; default off)
 //	    [bad-config=KEY]               (ValidateConfig refuses KEY)
 //	    [list-config=KEY:DEFAULT]      (ListConfig: KEY alone is a list, with DEFAULT)
 //	register node=N [inc=I] [rack=R] [cluster=ID] [listeners=(name:port,...)] [epoch-of=N]
@@ -43,6 +44,8 @@ import (
 //	alter-partition node=N [epoch=E] [v=N]
 //	  <topic> <partition> [leader-epoch=E] [pepoch=P] isr=(1,2,...)   (epochs default to the current ones;
 //	                                  v3: isr=(1:E,2,...) names members' broker epochs)
+//	elect-leaders [type=preferred|unclean] [v=N]
+//	  all | <topic> <partition>...    (one line per topic; "all": every partition)
 //	unregister node=N
 //	fail-proposals                    (drop what is not committed: Reset)
 //	show                              (the controller's image)
@@ -270,6 +273,7 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 		o.MaxPartitionsPerRequest = int32(h.int(tdArg(td, "max-partitions", "0")))
 		o.ClusterID = tdArg(td, "cluster", "")
 		o.UncleanLeaderElection = td.HasArg("unclean")
+		o.LeaderRebalanceInterval = h.dur(tdArg(td, "rebalance", "-1ns"))
 		if bad := tdArg(td, "bad-config", ""); bad != "" {
 			o.ValidateConfig = func(_ ConfigResource, key, _ string) error {
 				if key == bad {
@@ -562,6 +566,42 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 
 	case "alter-partition":
 		return h.alterPartition(td)
+
+	case "elect-leaders":
+		req := kmsg.NewPtrElectLeadersRequest()
+		req.Version = int16(h.int(tdArg(td, "v", "2")))
+		if tdArg(td, "type", "preferred") == "unclean" {
+			req.ElectionType = 1
+		}
+		if in := strings.TrimSpace(td.Input); in != "all" {
+			req.Topics = []kmsg.ElectLeadersRequestTopic{}
+			for _, line := range strings.Split(in, "\n") {
+				fs := strings.Fields(line)
+				rt := kmsg.NewElectLeadersRequestTopic()
+				rt.Topic = fs[0]
+				for _, p := range fs[1:] {
+					rt.Partitions = append(rt.Partitions, int32(h.int(p)))
+				}
+				req.Topics = append(req.Topics, rt)
+			}
+		}
+		records, resp, err := h.c.ElectLeaders(req)
+		if err != nil {
+			return h.commit(td, nil, err, "")
+		}
+		var b strings.Builder
+		if resp.ErrorCode != 0 {
+			fmt.Fprintf(&b, "reply err=%s\n", errName(resp.ErrorCode))
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "reply %s/%d err=%s%s\n", t.Topic, p.Partition, errName(p.ErrorCode), msgOf(p.ErrorMessage))
+			}
+		}
+		if b.Len() == 0 {
+			b.WriteString("reply (no partitions)\n")
+		}
+		return h.commit(td, records, nil, b.String())
 
 	case "show":
 		return h.show(h.c.Image())

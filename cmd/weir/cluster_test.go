@@ -1,0 +1,22 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestClusterElectLeadersFlags: --partition alone names no topic and is
+// refused before anything is sent (the elections themselves are tested
+// against an in-process cluster: broker.TestClusterElectLeaders).
+func TestClusterElectLeadersFlags(t *testing.T) {
+	_, err := runWeir(t, "", "cluster", "elect-leaders", "--partition", "2", "--brokers", "127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "--partition 2 needs --topic") {
+		t.Fatalf("elect-leaders --partition without --topic: %v", err)
+	}
+	help := mustRun(t, "", "cluster", "elect-leaders", "--help")
+	for _, w := range []string{"--topic", "--partition", "--unclean", "--leader-rebalance-interval"} {
+		if !strings.Contains(help, w) {
+			t.Errorf("elect-leaders --help does not mention %s:\n%s", w, help)
+		}
+	}
+}
