@@ -27,7 +27,7 @@ memory:
 
 # The cluster's long fault tests: weir broker processes SIGKILLed,
 # SIGSTOPped for 10 s, fenced after a 9 s session, a corrupt raft table
-# refused, replicated partitions' leaders killed, a seeded schedule of
+# refused and the node taken back with --rejoin, replicated partitions' leaders killed, a seeded schedule of
 # kills and pauses, a transactional copy job's member killed
 # (internal/proccluster). `make test` skips them; each logs its seed
 # (WEIR_FAULT_SEED=N replays it) and the suite takes about four minutes,

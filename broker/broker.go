@@ -100,7 +100,7 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 	}
 	reportFreeSpace(opts.Logger, dir)
 	reg, err := topics.Open(topics.Options{
-		Dir: dir, OpenLog: openLog, Defaults: opts.TopicDefaults, Logger: opts.Logger,
+		Dir: dir, FS: opts.dataFS, OpenLog: openLog, Defaults: opts.TopicDefaults, Logger: opts.Logger,
 		MaxPartitionsPerTopic: opts.MaxPartitionsPerTopic, MaxPartitionsPerBroker: opts.MaxPartitionsPerBroker,
 	})
 	if err != nil {
@@ -138,6 +138,7 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 		MaxConnectionsPerIP: opts.MaxConnectionsPerIP,
 		AutoCreateTopics:    !opts.DisableAutoCreateTopics,
 		DefaultPartitions:   opts.DefaultPartitions,
+		OffsetsReplication:  opts.OffsetsTopicReplicationFactor,
 		Groups: group.Options{
 			InitialRebalanceDelay: opts.GroupInitialRebalanceDelay,
 			MinSessionTimeout:     opts.GroupMinSessionTimeout,
@@ -225,12 +226,22 @@ func (b *Broker) startMetrics() error {
 
 // Serve blocks until ctx is done or the listener fails, then closes the
 // broker gracefully.
+//
+// A cluster node whose metadata quorum fails (its raft storage cannot be
+// written, or was lost while the node was down) closes too, with that
+// error: its metadata would stay frozen.
 func (b *Broker) Serve(ctx context.Context) error {
 	var err error
+	var quorumFailed <-chan struct{}
+	if b.cn != nil {
+		quorumFailed = b.cn.QuorumFailed()
+	}
 	select {
 	case <-ctx.Done():
 	case <-b.served:
 		err = b.srvErr
+	case <-quorumFailed:
+		err = fmt.Errorf("broker: metadata quorum stopped: %w", b.cn.Status().Err)
 	}
 	if cerr := b.Close(); err == nil {
 		err = cerr

@@ -6,6 +6,7 @@ package broker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -51,6 +52,9 @@ func parseRoles(s string) (broker, controller bool, err error) {
 
 func (o *Options) validateCluster() []error {
 	if o.ControllerVoters == "" {
+		if o.RejoinQuorum {
+			return []error{errors.New("broker: --rejoin is for a controller voter of a cluster (no --controller-voters given)")}
+		}
 		return nil
 	}
 	var errs []error
@@ -82,7 +86,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 	}
 	return cluster.Open(cluster.Options{
 		NodeID: opts.NodeID, Voters: voters, Broker: b, Controller: c,
-		DataDir: filepath.Clean(opts.DataDir), Topics: reg,
+		DataDir: filepath.Clean(opts.DataDir), FS: opts.dataFS, Topics: reg,
 		DefaultPartitions:       opts.DefaultPartitions,
 		LeaderRebalanceInterval: opts.LeaderRebalanceInterval,
 		ControllerListener:      opts.cluster.controllerListener,
@@ -90,6 +94,7 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 		HeartbeatInterval:       opts.cluster.heartbeatInterval,
 		SessionTimeout:          opts.cluster.sessionTimeout,
 		TickInterval:            opts.cluster.tickInterval,
+		RejoinQuorum:            opts.RejoinQuorum,
 		ShutdownTimeout:         opts.cluster.shutdownTimeout,
 		Logger:                  opts.Logger,
 	})

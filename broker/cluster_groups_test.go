@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/weir-dev/weir/broker/internal/group"
+	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 )
 
 // spreadTopic creates topic with parts partitions and replication factor
@@ -110,6 +111,14 @@ func offsetsLeader(ctx context.Context, adm *kadm.Client, g string) (int32, erro
 // for g and it is the leader of g's offsets partition, and returns it.
 func agreedCoordinator(ctx context.Context, t *testing.T, direct map[int32]*kgo.Client, adm *kadm.Client, g string) int32 {
 	t.Helper()
+	return agreedCoordinatorNot(ctx, t, direct, adm, g, -1)
+}
+
+// agreedCoordinatorNot is agreedCoordinator waiting for a coordinator
+// other than not (a broker killed: the others name it until the
+// controller fences it).
+func agreedCoordinatorNot(ctx context.Context, t *testing.T, direct map[int32]*kgo.Client, adm *kadm.Client, g string, not int32) int32 {
+	t.Helper()
 	var coord int32
 	eventually(t, 15*time.Second, "every broker names the offsets partition leader as "+g+"'s coordinator", func() error {
 		var got []int32
@@ -128,6 +137,9 @@ func agreedCoordinator(ctx context.Context, t *testing.T, direct map[int32]*kgo.
 			if n != leader {
 				return fmt.Errorf("coordinators %v, offsets partition leader %d", got, leader)
 			}
+		}
+		if leader == not {
+			return fmt.Errorf("the coordinator is still node %d", not)
 		}
 		coord = leader
 		return nil
@@ -153,9 +165,8 @@ type members struct {
 	clients []*kgo.Client
 	tally   tally
 	errs    chan error
-	// dataLoss counts the fetches franz-go reported as data loss: a
-	// partition whose leadership moved to a replica holding none of its
-	// records (partition data is not replicated yet).
+	// dataLoss counts the fetches franz-go reported as data loss (a
+	// consumer's offset past a new leader's end).
 	dataLoss atomic.Int64
 	// unknownMember counts the polls that reported the coordinator did not
 	// know a member (a new coordinator that loaded no group state): the
@@ -496,19 +507,27 @@ func TestClusterGroupConsumer(t *testing.T) {
 }
 
 // TestClusterGroupCoordinatorMoves: the broker coordinating a group of two
-// franz-go members is stopped by controlled shutdown. Every remaining
-// broker then names the new leader of the group's offsets partition, and
-// the members find it and keep consuming: every record produced after the
-// move to the partitions whose leaders stayed is consumed, and the group
-// commits on the new coordinator.
-//
-// Partition data is not replicated yet, so the new coordinator starts from
-// its own local copy of the offsets partition, which holds nothing: a
-// group that committed on the old coordinator and stayed idle has no
-// committed offsets on the new one. The test asserts exactly that. It
-// produces after the move only to partitions whose leader did not move
-// (a moved partition's new leader holds none of its records either).
+// franz-go members goes away, by controlled shutdown or killed (cut from
+// every other node first, so that the controller learns of it only when
+// its session expires, then closed). __consumer_offsets is replicated
+// (replication factor 3), so the new leader of the group's offsets
+// partition loads the group's committed offsets from its replica: an idle
+// group's single commit is read back from the new coordinator, the
+// members, rejoining there, resume from their commits (no record committed
+// before the move is read again), and what they commit after the move is
+// stored too. Fails on the code before offsets partitions were
+// replicated: the new coordinator knew nothing of the old one's commits.
 func TestClusterGroupCoordinatorMoves(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		name := "shutdown"
+		if kill {
+			name = "kill"
+		}
+		t.Run(name, func(t *testing.T) { testGroupCoordinatorMoves(t, kill) })
+	}
+}
+
+func testGroupCoordinatorMoves(t *testing.T, kill bool) {
 	c := startTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -519,7 +538,7 @@ func TestClusterGroupCoordinatorMoves(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	const parts, per, g = 6, 20, "movers"
-	leaders := spreadTopic(ctx, t, c, adm, "gm", parts)
+	spreadTopic(ctx, t, c, adm, "gm", parts)
 
 	m := startMembers(t, c, g, "gm", 2)
 	waitStable(ctx, t, adm, g, 2)
@@ -549,67 +568,50 @@ func TestClusterGroupCoordinatorMoves(t *testing.T) {
 		}
 	}
 
-	t.Logf("stopping node %d, coordinator of %s", coord, g)
+	if kill {
+		t.Logf("killing node %d, coordinator of %s", coord, g)
+		c.net.Isolate(faultnet.NodeID(coord))
+	} else {
+		t.Logf("stopping node %d, coordinator of %s", coord, g)
+	}
 	if err := c.brokers[coord-1].Close(); err != nil {
 		t.Fatal(err)
 	}
 	delete(direct, coord)
-	coord2 := agreedCoordinator(ctx, t, direct, adm, g)
-	if coord2 == coord {
-		t.Fatalf("coordinator still node %d after it stopped", coord)
-	}
+	coord2 := agreedCoordinatorNot(ctx, t, direct, adm, g, coord)
 	t.Logf("new coordinator of %s: node %d", g, coord2)
 
-	// Not replicated: the new coordinator knows nothing of the idle
-	// group's commit on the old one.
-	offs, err := adm.FetchOffsets(ctx, idle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o, ok := offs.Lookup("gm", 0); ok {
-		t.Fatalf("%s's offset %+v on the new coordinator: offsets partitions are not replicated yet, so none was expected", idle, o)
-	}
+	// The idle group's commit is on the new coordinator.
+	eventually(t, 20*time.Second, idle+"'s offset on the new coordinator", func() error {
+		offs, err := adm.FetchOffsets(ctx, idle)
+		if err != nil {
+			return err
+		}
+		if o, ok := offs.Lookup("gm", 0); !ok || o.Err != nil || o.At != 3 {
+			return fmt.Errorf("%s's offset of gm/0: %+v (found %v), want 3", idle, o, ok)
+		}
+		return nil
+	})
 
-	// Produce only where the leader stayed.
-	var stayed []int32
-	for p, l := range leaders {
-		if l != coord {
-			stayed = append(stayed, p)
-		}
-	}
-	slices.Sort(stayed)
-	var after []string
-	var recs []*kgo.Record
-	for _, p := range stayed {
-		for i := range per {
-			v := fmt.Sprintf("b-p%d-%d", p, i)
-			after = append(after, v)
-			recs = append(recs, &kgo.Record{Topic: "gm", Partition: p, Value: []byte(v)})
-		}
-	}
-	if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		t.Fatalf("produce after the move: %v", err)
-	}
+	after := produceSpread(ctx, t, pcl, "gm", "b", parts, per)
 	m.waitConsumed(t, 45*time.Second, after)
 	m.commitAll(ctx, t)
 	waitStable(ctx, t, adm, g, 2)
-	offs, err = adm.FetchOffsets(ctx, g)
+	offs, err := adm.FetchOffsets(ctx, g)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range stayed {
+	for p := range int32(parts) {
 		if o, ok := offs.Lookup("gm", p); !ok || o.At != 2*per {
 			t.Errorf("committed offset of gm/%d on the new coordinator: %+v %v, want %d", p, o, ok, 2*per)
 		}
 	}
-	again := 0
 	for _, v := range before {
-		if m.tally.count(v) > 1 {
-			again++
+		if n := m.tally.count(v); n != 1 {
+			t.Errorf("record %q, committed before the move, consumed %d times: the new coordinator lost the commit", v, n)
 		}
 	}
-	t.Logf("after the move: %d of %d earlier records read again (committed offsets restarted); franz-go reported %d data-loss resets and %d UNKNOWN_MEMBER_ID rejoins",
-		again, len(before), m.dataLoss.Load(), m.unknownMember.Load())
+	t.Logf("franz-go reported %d data-loss resets and %d UNKNOWN_MEMBER_ID rejoins", m.dataLoss.Load(), m.unknownMember.Load())
 }
 
 // codeName names a Kafka error code as Kafka does ("NONE" for 0).

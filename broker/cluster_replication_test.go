@@ -25,12 +25,8 @@ import (
 // replica lag time.
 func startReplicatedCluster(t *testing.T, n int, lag time.Duration) *testCluster {
 	t.Helper()
-	dirs := make([]string, n) // kept across restarts
-	for i := range dirs {
-		dirs[i] = t.TempDir()
-	}
 	return startTestClusterWith(t, make([]string, n), func(i int, o *Options) {
-		o.ReplicaLagTime, o.DataDir = lag, dirs[i]
+		o.ReplicaLagTime = lag
 	})
 }
 

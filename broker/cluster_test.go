@@ -61,10 +61,16 @@ func startTestClusterWith(t *testing.T, roles []string, edit func(i int, o *Opti
 	// NB: the first TempDir registers the cleanup that removes them all;
 	// registered before the cluster's, it runs after every node closed.
 	_ = t.TempDir()
+	// A node restarted (c.nodes.Restart) opens its own data directory
+	// again, as a restarted process would.
+	dirs := make([]string, len(roles))
+	for i := range dirs {
+		dirs[i] = t.TempDir()
+	}
 	nodes := clustertest.StartVoters(t, voter, testLogger(), func(nc clustertest.NodeConfig) (*Broker, error) {
 		opts := Options{
 			NodeID: nc.ID, ControllerVoters: nc.Voters, Roles: roles[nc.ID-1], Listen: "127.0.0.1:0",
-			DataDir: t.TempDir(), Logger: testLogger(), CleanInterval: -1,
+			DataDir: dirs[nc.ID-1], Logger: testLogger(), CleanInterval: -1,
 			GroupInitialRebalanceDelay: -1, MetricsAddr: "127.0.0.1:0",
 		}
 		opts.cluster = clusterTestOptions{

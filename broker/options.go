@@ -132,6 +132,11 @@ type Options struct {
 	// OffsetsTopicPartitions is the partition count __consumer_offsets is
 	// created with. Default 50.
 	OffsetsTopicPartitions int32
+	// OffsetsTopicReplicationFactor is the replication factor
+	// __consumer_offsets is created with in a cluster, capped at the
+	// number of brokers then registered (Kafka's
+	// offsets.topic.replication.factor). Default 3.
+	OffsetsTopicReplicationFactor int16
 
 	// ControllerVoters, when set, makes this node part of a cluster: the
 	// controller voters as id@host:port, comma-separated (the flag
@@ -143,6 +148,13 @@ type Options struct {
 	// "controller" or both. Default (with ControllerVoters):
 	// "broker,controller". Ignored without ControllerVoters.
 	Roles string
+	// RejoinQuorum brings a controller voter back after its raft storage
+	// (DataDir/metadata-raft) was lost or moved away while the other
+	// voters kept theirs (the flag --rejoin): the voters remove it and add
+	// it back, and it catches up from them; until then it does not vote.
+	// It needs a majority of the other voters up, and acts only on an
+	// empty raft directory (see quorum.Options.Rejoin).
+	RejoinQuorum bool
 	// ReplicaLagTime is replica.lag.time.max.ms (cluster mode): a follower
 	// that has not caught up with its leader's end for this long leaves the
 	// partition's ISR. Default 10s.
@@ -195,8 +207,14 @@ type Options struct {
 	// openLog overrides the partition log implementation (tests).
 	openLog topics.OpenLogFunc
 	// logFS is the filesystem partition logs live on (tests inject
-	// faults with it). Default: the operating system's.
+	// faults with it). Default: dataFS.
 	logFS vfs.FS
+	// dataFS is the filesystem of the data directory's topic registry and
+	// metadata raft log, and of the partition logs unless logFS is set
+	// (power-loss tests put it on a crashable memory filesystem; the lock
+	// file and cluster.json stay on the operating system's). Default: the
+	// operating system's.
+	dataFS vfs.FS
 	// cluster holds test overrides of the cluster node's options.
 	cluster clusterTestOptions
 }
@@ -292,6 +310,9 @@ func (o *Options) Validate() error {
 	// NB: 0 leaves the count to the group coordinator's default.
 	if o.OffsetsTopicPartitions < 0 || o.OffsetsTopicPartitions > max(o.MaxPartitionsPerTopic, 1) {
 		errs = append(errs, fmt.Errorf("broker: offsets topic partitions %d outside 1..%d (the max partitions per topic)", o.OffsetsTopicPartitions, o.MaxPartitionsPerTopic))
+	}
+	if o.OffsetsTopicReplicationFactor < 0 {
+		errs = append(errs, fmt.Errorf("broker: offsets topic replication factor %d below 1", o.OffsetsTopicReplicationFactor))
 	}
 	if o.MaxFrameBytes < 1024 {
 		errs = append(errs, fmt.Errorf("broker: max frame bytes %d below 1024", o.MaxFrameBytes))

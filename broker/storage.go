@@ -26,9 +26,13 @@ func storageOpener(opts Options, health *storageHealth) topics.OpenLogFunc {
 	case FsyncNever:
 		sync = storage.SyncNever
 	}
+	fs := opts.logFS
+	if fs == nil {
+		fs = opts.dataFS
+	}
 	return func(dir string, cfg topics.LogConfig) (topics.Log, error) {
 		l, err := storage.Open(dir, storage.Options{
-			FS: opts.logFS, Sync: sync, SyncInterval: opts.FsyncInterval, Config: storageConfig(cfg), Logger: opts.Logger,
+			FS: fs, Sync: sync, SyncInterval: opts.FsyncInterval, Config: storageConfig(cfg), Logger: opts.Logger,
 		})
 		if err != nil {
 			return nil, err

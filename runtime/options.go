@@ -168,8 +168,11 @@ func MaxTaskIdle(d time.Duration) Option {
 	return optFunc(func(c *config) { c.app.MaxTaskIdle = d })
 }
 
-// ReplicationFactor of the internal topics the application creates.
-// Default -1: the broker's default.
+// ReplicationFactor of the internal topics the application creates
+// (changelogs, repartition topics). Default -1: min(3, the cluster's
+// brokers), with min.insync.replicas 2 at 3 (an acknowledged write
+// survives the loss of one broker while another is down); a single broker
+// gets 1.
 func ReplicationFactor(n int16) Option {
 	return optFunc(func(c *config) { c.app.ReplicationFactor = n })
 }

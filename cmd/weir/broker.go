@@ -100,8 +100,10 @@ log is synced and closed.`,
 	f.DurationVar(&opts.GroupMaxSessionTimeout, "group-max-session-timeout", 30*time.Minute, "longest session timeout a consumer group member may ask for")
 	f.DurationVar(&opts.OffsetsRetention, "offsets-retention", 7*24*time.Hour, "how long committed offsets of a group that stays empty are kept")
 	f.Int32Var(&opts.OffsetsTopicPartitions, "offsets-topic-partitions", 50, "partitions of __consumer_offsets when it is created")
+	f.Int16Var(&opts.OffsetsTopicReplicationFactor, "offsets-topic-replication-factor", 3, "in a cluster, the replication factor __consumer_offsets is created with, capped at the brokers registered then (offsets.topic.replication.factor)")
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics over HTTP on this address at /metrics, e.g. 127.0.0.1:9644 (default: off)")
 	f.StringVar(&opts.ControllerVoters, "controller-voters", "", "run as a node of a cluster: the controller voters as id@host:port,... (the same on every node; --node-id must be one of them; default: a single-node broker)")
+	f.BoolVar(&opts.RejoinQuorum, "rejoin", false, "bring this controller voter back after its raft storage (DATA_DIR/metadata-raft) was lost or moved away: the other voters remove it and add it back, and it catches up from them (needs a majority of them up)")
 	f.DurationVar(&opts.ReplicaLagTime, "replica-lag-time", 10*time.Second, "in a cluster, a follower not caught up with its leader for this long leaves the partition's in-sync replicas (replica.lag.time.max.ms)")
 	f.DurationVar(&opts.LeaderRebalanceInterval, "leader-rebalance-interval", 30*time.Second, "in a cluster, how often the controller moves leaderships back to preferred replicas (the first of each assignment) that are in sync again (negative: never; weir cluster elect-leaders moves them on demand)")
 	f.StringVar(&opts.Roles, "roles", "", "this node's roles in a cluster: broker, controller, or broker,controller (default with --controller-voters: broker,controller)")
@@ -129,6 +131,7 @@ var zeroMeansDefault = []string{
 	"default-partitions", "max-partitions-per-topic", "max-partitions-per-broker",
 	"fsync-interval", "max-frame-bytes", "group-min-session-timeout",
 	"group-max-session-timeout", "offsets-retention", "offsets-topic-partitions",
+	"offsets-topic-replication-factor",
 	"frame-read-timeout", "connections-max-idle", "max-connections",
 	"replica-lag-time", "leader-rebalance-interval",
 }

@@ -2,6 +2,7 @@ package proccluster_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/internal/proccluster"
@@ -19,13 +21,12 @@ import (
 // on disk while it is down (a flipped bit in the middle of its Pebble
 // table, which Pebble's block checksum covers). `weir broker` refuses to
 // start: it exits non-zero with a message naming the directory and the
-// way out, without a panic.
-//
-// NB: the way out the message gives (move the directory away and restart)
-// does not work yet while the leader remembers the node's log: the
-// restarted node, with an empty log, panics in raft on the leader's first
-// heartbeat ("tocommit(N) is out of range [lastIndex(0)]"). So this test
-// stops at the refusal.
+// way out, without a panic. Then the way out: with the directory moved
+// away, a restart without --rejoin stops at the leader's first heartbeat
+// saying the storage lost what it acknowledged (raft alone would panic);
+// with --rejoin the node is taken back, serves every topic, and is a voter
+// the others count on (with another node killed, topics are still
+// created).
 func TestFaultCorruptRaftStorageRefused(t *testing.T) {
 	rng := faultTest(t)
 	c := proccluster.Start(t, proccluster.Options{})
@@ -90,4 +91,57 @@ func TestFaultCorruptRaftStorageRefused(t *testing.T) {
 		t.Fatalf("node %d panicked on corrupt raft storage:\n%s", n.ID, log)
 	}
 	t.Logf("node %d refused to start (%v)", n.ID, err)
+
+	if err := os.Rename(dir, dir+".corrupt"); err != nil {
+		t.Fatal(err)
+	}
+	err = n.RestartExpectingExit(30 * time.Second)
+	log = n.Tail(20)
+	if err == nil || !strings.Contains(log, "lost entries it acknowledged") || !strings.Contains(log, "--rejoin") ||
+		strings.Contains(log, "panic:") {
+		t.Fatalf("node %d with its raft directory moved away, restarted without --rejoin: exit %v, want a refusal naming --rejoin and no panic:\n%s", n.ID, err, log)
+	}
+	t.Logf("node %d without --rejoin stopped (%v)", n.ID, err)
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	n.RestartWith("--rejoin")
+	cl2, err := n.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl2.Close()
+	adm := kadm.NewClient(cl2)
+	eventually(t, 30*time.Second, fmt.Sprintf("node %d serves the topics created before", n.ID), func() error {
+		md, err := n.Metadata(ctx)
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		for _, tp := range md.Topics {
+			if tp.Topic != nil {
+				have[*tp.Topic] = true
+			}
+		}
+		for i := range 5 {
+			if !have[fmt.Sprintf("before%d", i)] {
+				return fmt.Errorf("node %d's metadata lacks before%d", n.ID, i)
+			}
+		}
+		return nil
+	})
+	other := c.Node(int32(n.ID%3 + 1))
+	other.Kill()
+	// Two voters left, one the rejoined node: a topic is created only if
+	// it votes and acknowledges as a voter.
+	eventually(t, 30*time.Second, "a topic created with a node killed and the rejoined one up", func() error {
+		r, err := adm.CreateTopic(ctx, 1, 2, nil, "after-rejoin")
+		if err == nil && r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			err = r.Err
+		}
+		return err
+	})
+	other.Restart()
+	t.Logf("node %d rejoined; with node %d killed a topic was created", n.ID, other.ID)
 }

@@ -172,8 +172,9 @@ func freeAddr(t testing.TB) string {
 	return ln.Addr().String()
 }
 
-// start starts the node's process, its output appended to its log.
-func (n *Node) start() {
+// start starts the node's process, its output appended to its log; extra
+// are flags for this start only.
+func (n *Node) start(extra ...string) {
 	t := n.c.t
 	t.Helper()
 	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -183,6 +184,7 @@ func (n *Node) start() {
 	fmt.Fprintf(logf, "=== proccluster: starting node %d at %s\n", n.ID, time.Now().Format(time.RFC3339Nano))
 	args := append([]string{"broker", "--node-id", fmt.Sprint(n.ID), "--controller-voters", n.c.voters,
 		"--listen", n.Addr, "--data-dir", n.DataDir}, n.c.opts.Args...)
+	args = append(args, extra...)
 	cmd := exec.Command(n.c.bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
@@ -285,13 +287,16 @@ func (n *Node) Cont() {
 
 // Restart starts a node whose process has exited again, with the same
 // flags and data directory, and waits until it serves.
-func (n *Node) Restart() {
+func (n *Node) Restart() { n.RestartWith() }
+
+// RestartWith is Restart with extra flags for this start only.
+func (n *Node) RestartWith(extra ...string) {
 	t := n.c.t
 	t.Helper()
 	if n.Running() {
 		t.Fatalf("proccluster: restart of node %d, which is still running", n.ID)
 	}
-	n.start()
+	n.start(extra...)
 	n.WaitServing()
 }
 

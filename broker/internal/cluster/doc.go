@@ -59,14 +59,8 @@
 // driver or the member, and the driver waits on the raft goroutine
 // (Propose) with no lock held. rpcConn.mu is held for one whole RPC.
 //
-// What is not replicated yet: partition data. Every broker creates a
-// local log for every partition of every topic, but only the leader's is
-// written and served; followers' logs stay empty, and a partition whose
-// leader is fenced moves its leadership to a replica that holds none of
-// its records. __consumer_offsets is a topic of the image like any other
-// (created through the controller at the first FindCoordinator), and a
-// group's coordinator is its partition's leader; but as its data is not
-// replicated either, a coordinator that takes over a partition loads the
-// groups from its own local copy of it, which holds only what this broker
-// stored while it led that partition before.
+// Every broker creates a local log for every partition of every topic of
+// the image, internal ones (__consumer_offsets) included; partition data is
+// replicated by broker/internal/replica. A group's coordinator is the
+// leader of its __consumer_offsets partition (broker/internal/ownership).
 package cluster

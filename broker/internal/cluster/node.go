@@ -76,6 +76,11 @@ type Node struct {
 	metrics *prometheus.Registry
 
 	reconcilec chan struct{} // cap 1: a reconcile is wanted
+	// reconciled is closed after the next reconcile pass and then
+	// replaced (AwaitLocalTopic); guarded by recMu.
+	recMu      sync.Mutex
+	reconciled chan struct{}
+	replayed   atomic.Bool // the reconcile loop runs
 	ctx        context.Context
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
@@ -109,7 +114,8 @@ func Open(opts Options) (*Node, error) {
 	if err := bindDataDir(opts, cid); err != nil {
 		return nil, err
 	}
-	n := &Node{opts: opts, log: log, clusterID: cid, sm: newImageSM(log), reconcilec: make(chan struct{}, 1)}
+	n := &Node{opts: opts, log: log, clusterID: cid, sm: newImageSM(log), reconcilec: make(chan struct{}, 1),
+		reconciled: make(chan struct{})}
 	n.epoch.Store(-1)
 	_, _ = rand.Read(n.incarnation[:])
 	n.sm.onChange = n.wantReconcile
@@ -154,8 +160,9 @@ func Open(opts Options) (*Node, error) {
 	n.mux = newMuxListener(ln, log)
 	q, err := quorum.New(quorum.Options{
 		ID: uint64(opts.NodeID), Voters: opts.Voters, ClusterID: cid,
-		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval,
+		Dir: filepath.Join(opts.DataDir, "metadata-raft"), TickInterval: opts.TickInterval, Rejoin: opts.RejoinQuorum,
 		Listener: n.mux.raft, Dialer: dialerFunc(opts.Dial), Logger: opts.Logger, Registerer: reg,
+		FS: opts.FS,
 	}, n.sm)
 	if err != nil {
 		n.mux.close()
@@ -257,6 +264,15 @@ func (n *Node) Status() quorum.Status {
 		return n.observerStatus()
 	}
 	return n.q.Status()
+}
+
+// QuorumFailed is closed when this voter's raft node fails for good
+// (Status().Err says why); nil on a broker-only node.
+func (n *Node) QuorumFailed() <-chan struct{} {
+	if n.q == nil {
+		return nil
+	}
+	return n.q.Failed()
 }
 
 // QuorumState returns this voter's own view of the quorum, for
@@ -558,6 +574,7 @@ func (n *Node) reconcileLoop() {
 	if !n.waitReplayed() {
 		return
 	}
+	n.replayed.Store(true)
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -565,6 +582,48 @@ func (n *Node) reconcileLoop() {
 		case <-n.reconcilec:
 		}
 		n.reconcile(n.sm.Image())
+		n.recMu.Lock()
+		close(n.reconciled)
+		n.reconciled = make(chan struct{})
+		n.recMu.Unlock()
+	}
+}
+
+// localTopicWait bounds AwaitLocalTopic; the wait also ends after two
+// reconcile passes (a waiter starts one at once), so that a request for
+// many partitions is not delayed once per partition.
+const localTopicWait = time.Second
+
+// AwaitLocalTopic waits (at most a second) until the local registry holds
+// topic name with id, which the reconciler creates after the image that
+// names it: a request for a partition this broker's view says it leads
+// can arrive in between (the client read that view), and refused it would
+// wait for a metadata refresh only to be sent back. It reports whether
+// the topic is there.
+func (n *Node) AwaitLocalTopic(name string, id [16]byte) bool {
+	if !n.replayed.Load() {
+		return false // no reconcile before the metadata log is replayed
+	}
+	timer := time.NewTimer(localTopicWait)
+	defer timer.Stop()
+	for passes := 0; ; passes++ {
+		n.recMu.Lock()
+		done := n.reconciled
+		n.recMu.Unlock()
+		n.wantReconcile()
+		if t, ok := n.opts.Topics.Get(name); ok && t.ID() == id {
+			return true
+		}
+		if passes == 2 {
+			return false
+		}
+		select {
+		case <-done:
+		case <-timer.C:
+			return false
+		case <-n.ctx.Done():
+			return false
+		}
 	}
 }
 
@@ -600,11 +659,10 @@ func (n *Node) waitReplayed() bool {
 
 // reconcile makes the local registry hold exactly the image's topics: each
 // with the image's id and partition count (every partition's log is
-// created on every broker; only the leader's is served until replication
-// exists), none that the image does not have. Internal topics ("__"
-// names) are left alone either way: a broker creates its local log of
-// __consumer_offsets when it comes to lead a partition of it (protocol,
-// group_cluster.go), and keeps one it already has.
+// created on every broker, replicated by broker/internal/replica), none
+// that the image does not have. Internal topics of the image
+// (__consumer_offsets) are created like any other; local internal topics
+// the image does not have are left alone.
 func (n *Node) reconcile(img *metadata.Image) {
 	if n.obs != nil && !n.obs.caughtUp.Load() {
 		return // a broker-only node's image is not trustworthy yet (observer.go)
@@ -613,15 +671,15 @@ func (n *Node) reconcile(img *metadata.Image) {
 	want := map[string]bool{}
 	for _, t := range img.Topics() {
 		name := string(t.Name)
-		if strings.HasPrefix(name, "__") {
-			// __consumer_offsets: the local log is this broker's copy
-			// of the partitions it leads or led (data is not replicated
-			// yet); a metadata topic of that name never replaces it.
-			continue
-		}
 		want[name] = true
 		local, ok := reg.Get(name)
 		if ok && local.ID() != t.ID {
+			if local.Internal() {
+				// NB: internal topics of the image (__consumer_offsets)
+				// are replicated: a local copy under another id is
+				// not the cluster's and would never be.
+				n.log.Warn("cluster: replacing a local internal topic whose id is not the metadata's", "topic", name)
+			}
 			if err := reg.Delete(name); err != nil {
 				n.log.Warn("cluster: delete stale local topic", "topic", name, "err", err)
 				continue

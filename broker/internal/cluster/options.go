@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/weir-dev/weir/broker/internal/quorum"
@@ -55,6 +56,9 @@ type Options struct {
 	LeaderRebalanceInterval time.Duration
 	// TickInterval is the raft tick. Default 100ms (see quorum.Options).
 	TickInterval time.Duration
+	// RejoinQuorum: this voter's raft storage was lost and it asks the
+	// other voters to take it back (quorum.Options.Rejoin).
+	RejoinQuorum bool
 	// ControllerListener is the controller listener. Default: one opened on
 	// this node's voter address.
 	ControllerListener net.Listener
@@ -65,6 +69,9 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the node's logs. Default slog.Default().
 	Logger *slog.Logger
+	// FS is the filesystem of DataDir/metadata-raft (tests crash it).
+	// Default vfs.Default (the operating system's).
+	FS vfs.FS
 	// Registerer, when set, registers the node's metrics (weir_quorum_*,
 	// weir_cluster_*). Default nil: they go to the node's own registry
 	// (Node.Gatherer).

@@ -27,15 +27,11 @@
 // the groups of the partitions it owns; a request for any other group is
 // answered NOT_COORDINATOR and creates nothing. A single-node broker owns
 // every partition. In a cluster a broker owns the partitions it leads:
-// its Driver is opened Unowned and Driver.Own follows leadership, loading a
-// partition it wins from the Log (the coordinator's Load and
-// FinishLoadPartition) and dropping the groups of one it loses (Unload,
-// which answers their waiting joins and syncs NOT_COORDINATOR).
-//
-// NB: __consumer_offsets partition data is not replicated between brokers
-// yet. The Log is the broker's own local copy of each partition, so a
-// leadership move starts the new coordinator from what its own copy holds
-// (what it stored while it last led that partition; nothing if it never
-// did), not from what the previous coordinator stored: committed offsets
-// may go back or vanish, and members are unknown to it and rejoin.
+// its Driver is opened Unowned and broker/internal/ownership moves it with
+// leadership: Driver.Load replays a partition it wins from its replica
+// (below the high watermark; the coordinator's Load and
+// FinishLoadPartition) and Driver.Unload drops the groups of one it loses
+// (which answers their waiting joins and syncs NOT_COORDINATOR). The
+// TopicLog then writes through replication (TopicLog.Replicate): a commit
+// returns once the high watermark covers it.
 package group

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/ownership"
 )
 
 // Log is the internal topic __consumer_offsets as the Driver needs it.
@@ -65,7 +67,8 @@ type Driver struct {
 	closed   bool                         // guarded by mu
 
 	partMu []sync.Mutex // one per __consumer_offsets partition
-	// ownMu serialises Own calls; taken before mu, never while holding it.
+	// ownMu serialises Load and Unload calls; taken before mu, never
+	// while holding it.
 	ownMu sync.Mutex
 
 	ctx    context.Context // for appends: outlives any one request
@@ -246,9 +249,15 @@ func (d *Driver) deliverLocked(rd Ready) {
 		d.c.Revert(d.opts.Now(), lost)
 		d.deliverLocked(d.c.Ready())
 	}
+	code := kerr.CoordinatorNotAvailable.Code
+	if ownership.IsNotLeader(failed) {
+		// This broker no longer leads the partition: the client finds
+		// the new coordinator.
+		code = kerr.NotCoordinator.Code
+	}
 	for _, a := range answers {
 		if failed != nil {
-			failCommit(a.resp)
+			failCommit(a.resp, code)
 		}
 		a.ch <- a.resp // buffered: never blocks
 	}
@@ -273,11 +282,11 @@ func (d *Driver) persist(p int32, recs []Record) error {
 	return d.opts.Log.Write(d.ctx, p, recs)
 }
 
-// failCommit turns an offset commit answer into a retriable failure when
-// its records could not be stored.
-func failCommit(resp kmsg.Response) {
+// failCommit turns an offset commit answer into a retriable failure (code)
+// when its records could not be stored.
+func failCommit(resp kmsg.Response, code int16) {
 	if r, ok := resp.(*kmsg.TxnOffsetCommitResponse); ok {
-		failTxnCommit(r)
+		failTxnCommit(r, code)
 		return
 	}
 	r, ok := resp.(*kmsg.OffsetCommitResponse)
@@ -287,7 +296,7 @@ func failCommit(resp kmsg.Response) {
 	for i := range r.Topics {
 		for j := range r.Topics[i].Partitions {
 			if r.Topics[i].Partitions[j].ErrorCode == 0 {
-				r.Topics[i].Partitions[j].ErrorCode = kerr.CoordinatorNotAvailable.Code
+				r.Topics[i].Partitions[j].ErrorCode = code
 			}
 		}
 	}
@@ -345,15 +354,10 @@ func (d *Driver) Partitions() int32 { return d.c.opts.OffsetsPartitions }
 
 // Own makes the driver serve exactly the partitions of __consumer_offsets
 // listed in want (out-of-range ones are ignored): it unloads those it
-// stops serving (their waiting joins and syncs are answered
-// NOT_COORDINATOR) and loads those it starts serving from Log. A
-// partition's replay runs without blocking requests for the others; its
-// own groups are answered NOT_COORDINATOR until it is loaded. A partition
-// whose replay fails stays unserved and the error is returned (the next
-// Own retries it).
+// stops serving and loads those it starts serving (Unload, Load). A
+// partition whose replay fails stays unserved and the error is returned
+// (the next Own retries it).
 func (d *Driver) Own(ctx context.Context, want []int32) error {
-	d.ownMu.Lock()
-	defer d.ownMu.Unlock()
 	n := d.Partitions()
 	wanted := make([]bool, n)
 	for _, p := range want {
@@ -366,44 +370,96 @@ func (d *Driver) Own(ctx context.Context, want []int32) error {
 		d.mu.Unlock()
 		return ErrClosed
 	}
-	var gain []int32
+	var gain, lose []int32
 	for p := range n {
 		switch owns := d.c.Owns(p); {
 		case owns && !wanted[p]:
-			d.c.Unload(d.opts.Now(), p)
-			d.log.Info("group: unloaded __consumer_offsets partition", "partition", p)
+			lose = append(lose, p)
 		case !owns && wanted[p]:
 			gain = append(gain, p)
 		}
 	}
-	d.deliverLocked(d.c.Ready())
-
+	d.mu.Unlock()
+	d.Unload(lose)
 	var errs []error
 	for _, p := range gain {
-		recs, err := d.replay(ctx, p)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		d.mu.Lock()
-		if d.closed {
-			d.mu.Unlock()
-			return ErrClosed
-		}
-		bad := 0
-		for _, rec := range recs {
-			if err := d.c.Load(rec); err != nil {
-				bad++ // Load reports only undecodable or misplaced records
+		if err := d.Load(ctx, p); err != nil {
+			if errors.Is(err, ErrClosed) {
+				return err
 			}
+			errs = append(errs, err)
 		}
-		d.c.FinishLoadPartition(d.opts.Now(), p)
-		d.deliverLocked(d.c.Ready())
-		if bad > 0 {
-			d.log.Warn("group: skipped undecodable __consumer_offsets records", "partition", p, "count", bad)
-		}
-		d.log.Info("group: loaded __consumer_offsets partition", "partition", p, "records", len(recs))
 	}
 	return errors.Join(errs...)
+}
+
+// Unload stops serving the listed partitions of __consumer_offsets (those
+// not served and out-of-range ones are ignored): their groups are
+// forgotten, their waiting joins and syncs are answered NOT_COORDINATOR,
+// and so are later requests for them. Nothing is persisted: the next
+// owner loads their state from the log.
+func (d *Driver) Unload(ps []int32) {
+	d.ownMu.Lock()
+	defer d.ownMu.Unlock()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return
+	}
+	for _, p := range ps {
+		if d.c.Owns(p) {
+			d.c.Unload(d.opts.Now(), p)
+			d.log.Info("group: unloaded __consumer_offsets partition", "partition", p)
+		}
+	}
+	d.deliverLocked(d.c.Ready())
+}
+
+// Load starts serving partition p of __consumer_offsets: it replays the
+// partition (what lies below its high watermark) without blocking
+// requests for the other partitions; p's own groups are answered
+// NOT_COORDINATOR until it is loaded. A partition served already is
+// unloaded first, so that what another coordinator wrote since is read.
+// On error p stays unserved.
+func (d *Driver) Load(ctx context.Context, p int32) error {
+	if p < 0 || p >= d.Partitions() {
+		return fmt.Errorf("group: __consumer_offsets has no partition %d", p)
+	}
+	d.ownMu.Lock()
+	defer d.ownMu.Unlock()
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	if d.c.Owns(p) {
+		d.c.Unload(d.opts.Now(), p)
+		d.deliverLocked(d.c.Ready())
+	} else {
+		d.mu.Unlock()
+	}
+	recs, err := d.replay(ctx, p)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	bad := 0
+	for _, rec := range recs {
+		if err := d.c.Load(rec); err != nil {
+			bad++ // Load reports only undecodable or misplaced records
+		}
+	}
+	d.c.FinishLoadPartition(d.opts.Now(), p)
+	d.deliverLocked(d.c.Ready())
+	if bad > 0 {
+		d.log.Warn("group: skipped undecodable __consumer_offsets records", "partition", p, "count", bad)
+	}
+	d.log.Info("group: loaded __consumer_offsets partition", "partition", p, "records", len(recs))
+	return nil
 }
 
 // replay reads every record of partition p. It holds p's append lock, so

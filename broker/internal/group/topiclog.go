@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/ownership"
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
@@ -23,7 +24,16 @@ type TopicLog struct {
 	reg        *topics.Registry
 	partitions int32
 	now        func() time.Time
+	// rep is the partitions' replication in a cluster; nil on a single
+	// node. Set before use (Replicate).
+	rep ownership.Replication
 }
+
+// Replicate makes the log write through rep (a cluster broker's partition
+// replication): appends are refused unless this broker leads the
+// partition, go at its leader epoch, and an Append (a commit) returns once
+// the high watermark covers it. Call it before the log is used.
+func (l *TopicLog) Replicate(rep ownership.Replication) { l.rep = rep }
 
 // OpenTopicLog returns the Log over __consumer_offsets. The topic is created
 // (compacted, with partitions partitions) on the first append, as Kafka
@@ -57,7 +67,7 @@ func (l *TopicLog) topic(ctx context.Context) (*topics.Topic, error) {
 	return t, nil
 }
 
-func (l *TopicLog) partition(ctx context.Context, p int32) (topics.Log, error) {
+func (l *TopicLog) partition(ctx context.Context, p int32) (*topics.Partition, error) {
 	t, err := l.topic(ctx)
 	if err != nil {
 		return nil, err
@@ -66,40 +76,42 @@ func (l *TopicLog) partition(ctx context.Context, p int32) (topics.Log, error) {
 	if !ok {
 		return nil, fmt.Errorf("group: %s has no partition %d", OffsetsTopic, p)
 	}
-	return part.Log(), nil
+	return part, nil
 }
 
 // Append writes recs as one uncompressed batch and waits until it is
-// durable under the log's sync policy.
+// durable under the log's sync policy (replicated: covered by the high
+// watermark).
 func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
-	log, b, err := l.encode(ctx, p, recs)
+	part, b, err := l.encode(ctx, p, recs)
 	if err != nil {
 		return err
 	}
 	if hasTxn(recs) {
-		return appendTrusted(ctx, log, b, p)
+		return appendTrusted(ctx, part.Log(), b, p)
 	}
-	if _, err := log.Append(ctx, b, 0); err != nil {
-		return fmt.Errorf("group: append to %s/%d: %w", OffsetsTopic, p, err)
+	if _, err := ownership.Append(ctx, l.rep, part, b, true); err != nil {
+		return fmt.Errorf("group: store records: %w", err)
 	}
 	return nil
 }
 
 // Write writes recs as one uncompressed batch and returns once it is in the
-// log, before the log's fsync; the next Append's wait covers it.
+// log, before the log's fsync (and replication); the next Append's wait
+// covers it.
 func (l *TopicLog) Write(ctx context.Context, p int32, recs []Record) error {
-	log, b, err := l.encode(ctx, p, recs)
+	part, b, err := l.encode(ctx, p, recs)
 	if err != nil {
 		return err
 	}
-	if _, err := log.AppendNoWait(b, 0); err != nil {
-		return fmt.Errorf("group: write to %s/%d: %w", OffsetsTopic, p, err)
+	if _, err := ownership.Append(ctx, l.rep, part, b, false); err != nil {
+		return fmt.Errorf("group: store records: %w", err)
 	}
 	return nil
 }
 
-// encode returns partition p's log and recs as one uncompressed batch.
-func (l *TopicLog) encode(ctx context.Context, p int32, recs []Record) (topics.Log, []byte, error) {
+// encode returns partition p and recs as one uncompressed batch.
+func (l *TopicLog) encode(ctx context.Context, p int32, recs []Record) (*topics.Partition, []byte, error) {
 	log, err := l.partition(ctx, p)
 	if err != nil {
 		return nil, nil, err
@@ -125,10 +137,11 @@ func (l *TopicLog) replay(ctx context.Context, p int32, fn func(Record) error, t
 	if _, ok := l.reg.Get(OffsetsTopic); !ok {
 		return nil // never written
 	}
-	log, err := l.partition(ctx, p)
+	part, err := l.partition(ctx, p)
 	if err != nil {
 		return err
 	}
+	log := part.Log()
 	name := fmt.Sprintf("group: %s/%d", OffsetsTopic, p)
 	return topics.ReplayBatches(ctx, log, name, func(h batch.Header, b []byte, from topics.Offset) error {
 		if h.Control() {

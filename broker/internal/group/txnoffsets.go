@@ -224,11 +224,11 @@ type trustedAppender interface {
 }
 
 // failTxnCommit is failCommit for TxnOffsetCommit.
-func failTxnCommit(r *kmsg.TxnOffsetCommitResponse) {
+func failTxnCommit(r *kmsg.TxnOffsetCommitResponse, code int16) {
 	for i := range r.Topics {
 		for j := range r.Topics[i].Partitions {
 			if r.Topics[i].Partitions[j].ErrorCode == 0 {
-				r.Topics[i].Partitions[j].ErrorCode = kerr.CoordinatorNotAvailable.Code
+				r.Topics[i].Partitions[j].ErrorCode = code
 			}
 		}
 	}

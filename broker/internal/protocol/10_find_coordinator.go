@@ -119,6 +119,9 @@ func openGroupCoordinator(s *Server) (Extension, error) {
 	// In cluster mode the driver serves only the offsets partitions this
 	// broker leads, loaded as it comes to lead them.
 	cluster := s.cfg.Cluster != nil
+	if cluster && s.cfg.Replication != nil {
+		tl.Replicate(s.cfg.Replication) // commits wait for the high watermark
+	}
 	d, err := group.OpenDriver(ctx, group.DriverOptions{Coordinator: opts, Log: tl, Logger: s.Logger, Unowned: cluster})
 	if err != nil {
 		return nil, err

@@ -80,6 +80,13 @@ type Cluster interface {
 	Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
 }
 
+// LocalTopicAwaiter is a Cluster that can wait (briefly, bounded) for the
+// local log of a topic its view already names, so that a request for a
+// partition led here is not refused only because it came first.
+type LocalTopicAwaiter interface {
+	AwaitLocalTopic(name string, id [16]byte) bool
+}
+
 // ErrNoController is returned (wrapped) by Cluster.Forward when no
 // controller could be reached; handlers answer NOT_CONTROLLER, which
 // clients retry.
@@ -124,8 +131,15 @@ func (s *Server) leads(v *ClusterView, ct *ClusterTopic, p int32) (*topics.Parti
 	}
 	t, ok := s.Topics.Get(ct.Name)
 	if !ok || t.ID() != ct.ID {
-		// Led here, but the local log is not created yet: retriable.
-		return nil, kerr.NotLeaderForPartition.Code
+		// Led here, but the local log is not created yet: wait for it a
+		// little, else answer retriable.
+		a, can := s.cfg.Cluster.(LocalTopicAwaiter)
+		if !can || !a.AwaitLocalTopic(ct.Name, ct.ID) {
+			return nil, kerr.NotLeaderForPartition.Code
+		}
+		if t, ok = s.Topics.Get(ct.Name); !ok || t.ID() != ct.ID {
+			return nil, kerr.NotLeaderForPartition.Code
+		}
 	}
 	lp, ok := t.Partition(p)
 	if !ok {

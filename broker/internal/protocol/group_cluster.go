@@ -2,23 +2,22 @@ package protocol
 
 // Group coordination in cluster mode, as Kafka places it: __consumer_offsets
 // is a topic of the cluster's metadata, created through the controller the
-// first time a FindCoordinator for a group needs it, and a group's
-// coordinator is the leader of the group's partition of it
+// first time a FindCoordinator for a group needs it (replication factor
+// min(Config.OffsetsReplication, brokers)), replicated like any partition,
+// and a group's coordinator is the leader of the group's partition of it
 // (group.Partition). FindCoordinator (v0-4, batched keys included) names
 // that leader from any broker, COORDINATOR_NOT_AVAILABLE while it has none.
 //
 // Each broker's group driver starts serving no partition (DriverOptions
-// .Unowned); groupOwnership makes it serve exactly the offsets partitions
-// the view says this broker leads: at every change of the view (when the
-// Cluster can say so) and before every group request. A partition won is
-// loaded from this broker's local log of it; one lost is unloaded, and
-// the coordinator answers its groups NOT_COORDINATOR from then on.
-//
-// NB: partition data is not replicated yet. A leadership move starts the
-// new coordinator from its own local copy of that offsets partition:
-// whatever the previous leader stored there since is not seen, so a group
-// may restart from older committed offsets (or none) and its members
-// rejoin as new ones.
+// .Unowned); an ownership.Follower makes it serve the offsets partitions
+// this broker leads once each is ready (its replica leads in the view's
+// epoch and the high watermark has reached the epoch's first offset), at
+// every change of the view, on a short tick, and before every group
+// request. A partition won is loaded from this broker's replica, below the
+// high watermark; one lost is unloaded, and the coordinator answers its
+// groups NOT_COORDINATOR from then on. The coordinator's writes go through
+// replication (group.TopicLog.Replicate): an offset commit is answered once
+// the high watermark covers it.
 
 import (
 	"context"
@@ -30,7 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/broker/internal/group"
-	"github.com/weir-dev/weir/broker/internal/topics"
+	"github.com/weir-dev/weir/broker/internal/ownership"
 )
 
 // offsetsTopicConfigs are the configs __consumer_offsets is created with.
@@ -42,8 +41,7 @@ const offsetsCreateTimeout = 5 * time.Second
 
 // ClusterChanges is implemented by a Cluster that can tell when its view
 // may have changed; a cluster-mode Server then moves group coordination as
-// soon as offsets partition leaderships move, not only at the next group
-// request.
+// soon as offsets partition leaderships move, not only at the next tick.
 type ClusterChanges interface {
 	// Changed returns a channel closed at the next change of the view.
 	Changed() <-chan struct{}
@@ -54,114 +52,98 @@ type ClusterChanges interface {
 type groupOwnership struct {
 	s *Server
 	d *group.Driver
+	f *ownership.Follower
 
-	// mu serialises syncs, so that an older view is never applied after a
-	// newer one.
-	mu sync.Mutex
-	// synced is the view last applied to the driver; nil before the first.
-	synced atomic.Pointer[ClusterView]
 	// warned is set once a partition-count mismatch has been logged.
 	warned atomic.Bool
 
 	// createMu serialises this broker's creations of __consumer_offsets.
 	createMu sync.Mutex
-
-	// ctx ends at close; the watcher's syncs run under it.
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 func newGroupOwnership(s *Server, d *group.Driver) *groupOwnership {
 	o := &groupOwnership{s: s, d: d}
-	o.ctx, o.cancel = context.WithCancel(context.Background())
+	var changed func() <-chan struct{}
 	if ch, ok := s.cfg.Cluster.(ClusterChanges); ok {
-		o.wg.Add(1)
-		go o.watch(ch)
+		changed = ch.Changed
 	}
+	o.f = ownership.StartFollower(ownership.FollowerOptions{
+		Name: "group", Source: s.leadershipSource(group.OffsetsTopic, o.partitionsAgree),
+		Coordinator: groupLoader{d}, Changed: changed, Logger: s.Logger,
+	})
 	return o
 }
 
-// watch syncs at every change of the view until close.
-func (o *groupOwnership) watch(ch ClusterChanges) {
-	defer o.wg.Done()
-	for {
-		changed := ch.Changed() // before reading the view: no change is missed
-		o.sync(o.ctx)
-		select {
-		case <-o.ctx.Done():
-			return
-		case <-changed:
-		}
+// groupLoader is the group driver as an ownership.Coordinator.
+type groupLoader struct{ d *group.Driver }
+
+func (g groupLoader) Load(ctx context.Context, p int32) error { return g.d.Load(ctx, p) }
+func (g groupLoader) Unload(ps []int32)                       { g.d.Unload(ps) }
+
+// close stops the follower and waits for it.
+func (o *groupOwnership) close() { o.f.Close() }
+
+// sync applies what the view and the replicas say now, unless a look is
+// under way.
+func (o *groupOwnership) sync(ctx context.Context) { o.f.TrySync(ctx) }
+
+// partitionsAgree reports whether the cluster's __consumer_offsets has the
+// partition count this broker's coordinator places groups with.
+func (o *groupOwnership) partitionsAgree(n int32) bool {
+	if n == o.d.Partitions() {
+		return true
 	}
+	// Groups would be placed by one count here and another by the other
+	// brokers: coordinate none rather than the wrong ones.
+	if !o.warned.Swap(true) {
+		o.s.Logger.Error("protocol: __consumer_offsets has a partition count other than this broker's; this broker coordinates no group (give every broker the same offsets topic partitions)",
+			"cluster", n, "broker", o.d.Partitions())
+	}
+	return false
 }
 
-// close stops the watcher and waits for it.
-func (o *groupOwnership) close() {
-	o.cancel()
-	o.wg.Wait()
-}
-
-// sync makes the driver serve the offsets partitions the current view says
-// this broker leads. A view already applied costs one atomic load.
-func (o *groupOwnership) sync(ctx context.Context) {
-	v := o.s.cfg.Cluster.View()
-	if o.synced.Load() == v {
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	v = o.s.cfg.Cluster.View()
-	if o.synced.Load() == v {
-		return
-	}
-	want := o.led(v)
-	if len(want) > 0 {
-		// The local log of the topic, with the image's id when this broker
-		// creates it; one that exists already is this broker's copy and is
-		// kept whatever its id.
-		ct := v.Topics[group.OffsetsTopic]
-		if _, err := o.s.Topics.Ensure(ctx, group.OffsetsTopic, topics.Spec{
-			Partitions: int32(len(ct.Partitions)), ID: ct.ID, Configs: offsetsTopicConfigs,
-		}); err != nil {
-			o.s.Logger.Warn("protocol: create the local __consumer_offsets", "err", err)
-			return // retried at the next sync
+// leadershipSource observes the partitions of a coordinator's internal
+// topic for an ownership.Follower: the view's leader and epoch, and the
+// replica's readiness. agree (when not nil) vets the topic's partition
+// count; a topic it refuses, or one the view lacks, is observed as
+// nothing. Without replication a partition is ready once the view names
+// this broker its leader.
+func (s *Server) leadershipSource(topic string, agree func(n int32) bool) ownership.Source {
+	return func() []ownership.Observation {
+		v := s.cfg.Cluster.View()
+		ct := v.Topics[topic]
+		if ct == nil || (agree != nil && !agree(int32(len(ct.Partitions)))) {
+			return nil
 		}
-	}
-	if err := o.d.Own(ctx, want); err != nil {
-		o.s.Logger.Warn("protocol: move group coordination", "err", err)
-		return // retried at the next sync
-	}
-	o.synced.Store(v)
-}
-
-// led returns the offsets partitions this broker leads in v.
-func (o *groupOwnership) led(v *ClusterView) []int32 {
-	ct := v.Topics[group.OffsetsTopic]
-	if ct == nil {
-		return nil
-	}
-	if n := int32(len(ct.Partitions)); n != o.d.Partitions() {
-		// Groups would be placed by one count here and another by the
-		// other brokers: coordinate none rather than the wrong ones.
-		if !o.warned.Swap(true) {
-			o.s.Logger.Error("protocol: __consumer_offsets has a partition count other than this broker's; this broker coordinates no group (give every broker the same offsets topic partitions)",
-				"cluster", n, "broker", o.d.Partitions())
+		local, _ := s.Topics.Get(topic)
+		obs := make([]ownership.Observation, len(ct.Partitions))
+		for p, cp := range ct.Partitions {
+			o := &obs[p]
+			o.Leader, o.Epoch = cp.Leader == s.cfg.Node.ID, cp.LeaderEpoch
+			if !o.Leader {
+				continue
+			}
+			if s.cfg.Replication == nil {
+				o.Ready = true
+				continue
+			}
+			if local == nil || local.ID() != ct.ID {
+				continue // the local replica does not exist yet
+			}
+			lp, ok := local.Partition(int32(p))
+			if !ok {
+				continue
+			}
+			epoch, leading, ready := s.cfg.Replication.Leadership(lp)
+			o.Ready = leading && ready && epoch == cp.LeaderEpoch
 		}
-		return nil
+		return obs
 	}
-	var out []int32
-	for p, cp := range ct.Partitions {
-		if cp.Leader == o.s.cfg.Node.ID {
-			out = append(out, int32(p))
-		}
-	}
-	return out
 }
 
 // ensureOffsetsTopic asks the controller to create __consumer_offsets
-// (this broker's offsets partition count, replication factor min(3,
-// unfenced brokers), compacted) unless the view has it, and returns the
+// (this broker's offsets partition count, replication factor
+// min(Config.OffsetsReplication, unfenced brokers), compacted) unless the view has it, and returns the
 // view after. Failures are logged: the caller answers
 // COORDINATOR_NOT_AVAILABLE, which clients retry.
 func (o *groupOwnership) ensureOffsetsTopic(ctx context.Context) *ClusterView {
@@ -175,7 +157,7 @@ func (o *groupOwnership) ensureOffsetsTopic(ctx context.Context) *ClusterView {
 	defer cancel()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	t := kmsg.NewCreateTopicsRequestTopic()
-	t.Topic, t.NumPartitions, t.ReplicationFactor = group.OffsetsTopic, o.d.Partitions(), int16(min(3, len(v.Brokers)))
+	t.Topic, t.NumPartitions, t.ReplicationFactor = group.OffsetsTopic, o.d.Partitions(), min(o.s.cfg.OffsetsReplication, int16(len(v.Brokers)))
 	for k, val := range offsetsTopicConfigs {
 		c := kmsg.NewCreateTopicsRequestTopicConfig()
 		c.Name, c.Value = k, kmsg.StringPtr(val)

@@ -27,6 +27,10 @@ type Replication interface {
 	CheckLeaderEpoch(p *topics.Partition, epoch int32) int16
 	// WaitCommitted waits until the high watermark covers end (acks=all).
 	WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error
+	// Leadership reports whether this broker leads p, in which leader
+	// epoch, and whether its high watermark has reached that epoch's
+	// first offset (a coordinator may then load p: ownership.Observation).
+	Leadership(p *topics.Partition) (epoch int32, leading, ready bool)
 	// ServeFetch answers a follower's Fetch.
 	ServeFetch(ctx context.Context, req *kmsg.FetchRequest, version int16) *kmsg.FetchResponse
 }

@@ -90,6 +90,10 @@ type Config struct {
 	// DefaultPartitions is the partition count of auto-created topics and of
 	// CreateTopics requests that leave it to the broker. Default: 1.
 	DefaultPartitions int32
+	// OffsetsReplication is the replication factor __consumer_offsets is
+	// created with in cluster mode, capped at the registered brokers.
+	// Default 3.
+	OffsetsReplication int16
 	// Groups configures the consumer group coordinator (see group.Options
 	// for each default).
 	Groups group.Options
@@ -116,6 +120,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.FirstFrameMaxBytes == 0 {
 		c.FirstFrameMaxBytes = 1 << 20
+	}
+	if c.OffsetsReplication <= 0 {
+		c.OffsetsReplication = 3
 	}
 	if c.DefaultPartitions == 0 {
 		c.DefaultPartitions = 1

@@ -30,13 +30,35 @@ func (e *CorruptionError) Error() string {
 	}
 	return fmt.Sprintf("quorum: corrupt raft storage in %s: %s: %v; the node refuses to start "+
 		"(nothing corrupt is applied): if the other voters are healthy, move this directory away "+
-		"and restart the node so that it catches up from them", e.Path, where, e.Err)
+		"and restart the node with --rejoin, so that they take it back as a voter and it catches up from them",
+		e.Path, where, e.Err)
 }
 
 // Is makes CorruptionError match ErrCorrupt.
 func (e *CorruptionError) Is(target error) bool { return target == ErrCorrupt }
 
 func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// LostStorageError says that a node's raft storage holds less than the
+// leader knows it acknowledged: it was emptied, replaced or restored from an
+// older copy while the node was down. Raft cannot go on with such a voter
+// (it counts on entries that are gone), so the node stops.
+type LostStorageError struct {
+	// Path is the storage directory.
+	Path string
+	// Leader said entries up to Commit are committed on this node, whose
+	// log ends at Last.
+	Leader NodeID
+	Commit uint64
+	Last   uint64
+}
+
+func (e *LostStorageError) Error() string {
+	return fmt.Sprintf("quorum: raft storage in %s lost entries it acknowledged: leader %d counts entries up to %d "+
+		"as held here, but the log ends at %d (the directory was emptied, replaced or restored from an older copy "+
+		"while the node was down); move this directory away and restart the node with --rejoin, so that the "+
+		"other voters take it back as a voter and it catches up from them", e.Path, e.Leader, e.Commit, e.Last)
+}
 
 // IsCorruption reports whether err says raft storage is corrupt.
 func IsCorruption(err error) bool { return errors.Is(err, ErrCorrupt) }

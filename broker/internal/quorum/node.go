@@ -83,6 +83,9 @@ type Status struct {
 	Applied uint64
 	// SnapshotIndex is the index of the last stored snapshot.
 	SnapshotIndex uint64
+	// Rejoining: the node came back with lost raft storage and is not a
+	// voter again yet (Options.Rejoin).
+	Rejoining bool
 	// Err is why the node stopped, when it failed (nil otherwise).
 	Err error
 }
@@ -167,6 +170,19 @@ type Node struct {
 	retry    []*proposal
 	lastLead NodeID
 	failErr  error
+	// failedc is closed when the loop fails (Failed).
+	failedc chan struct{}
+	// rejoining: this node is back with lost raft storage and waits to be
+	// removed and added back (Options.Rejoin); ticks counts its ticks
+	// since then, for the pace of its requests.
+	rejoining   bool
+	rejoinTicks int
+	// addedAt is, per voter, the index of the last applied entry that
+	// added it to the voter set (absent: since the first start). A rejoin
+	// request sent before its sender applied that index is stale.
+	addedAt map[NodeID]uint64
+	// confChanged: a voter set change was applied since the last snapshot.
+	confChanged bool
 }
 
 // New opens the node's storage (refusing a directory of another cluster,
@@ -184,7 +200,7 @@ func New(opts Options, sm StateMachine) (*Node, error) {
 	}
 	log := opts.Logger.With("node", opts.ID)
 	st, err := OpenStorage(StorageConfig{FS: opts.FS, Dir: opts.Dir, ClusterID: opts.ClusterID,
-		NodeID: opts.ID, Voters: opts.Voters, Logger: log})
+		NodeID: opts.ID, Voters: opts.Voters, Rejoin: opts.Rejoin, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -192,12 +208,13 @@ func New(opts Options, sm StateMachine) (*Node, error) {
 	n := &Node{
 		opts: opts, sm: sm, st: st, m: m, log: log,
 		propc: make(chan *proposal), recvc: make(chan *pb.Message, 256), transferc: make(chan NodeID),
-		stopc: make(chan struct{}), donec: make(chan struct{}),
+		stopc: make(chan struct{}), donec: make(chan struct{}), failedc: make(chan struct{}),
 		leaderc: make(chan LeaderChange, 1),
 		pending: map[uint64]*proposal{}, appended: map[uint64]*proposal{},
 		confState: snap.GetMetadata().GetConfState(),
 		applied:   snap.GetMetadata().GetIndex(), snapIndex: snap.GetMetadata().GetIndex(),
-		lastData: snap.GetMetadata().GetIndex(),
+		lastData:  snap.GetMetadata().GetIndex(),
+		rejoining: st.Rejoining(), addedAt: map[NodeID]uint64{},
 	}
 	var seed [8]byte
 	_, _ = cryptorand.Read(seed[:])
@@ -262,7 +279,7 @@ func (n *Node) Start(ctx context.Context) error {
 	n.tr.start()
 	// NB: log before run starts: applied belongs to run from then on.
 	n.log.Info("quorum: node started", "addr", ln.Addr().String(), "cluster", n.opts.ClusterID,
-		"voters", FormatVoters(n.opts.Voters), "applied", n.applied)
+		"voters", FormatVoters(n.opts.Voters), "applied", n.applied, "rejoining", n.rejoining)
 	n.started.Store(true)
 	go n.run()
 	return nil
@@ -394,15 +411,20 @@ func (n *Node) run() {
 			n.failProposals(ErrClosed)
 			return
 		case <-ticker.C():
-			n.rn.Tick()
+			if n.rejoining {
+				n.rejoinTick()
+			} else {
+				n.rn.Tick()
+			}
 			retry := n.retry
 			n.retry = nil
 			for _, p := range retry {
 				n.propose(p)
 			}
 		case m := <-n.recvc:
-			if err := n.rn.Step(m); err != nil {
-				n.log.Debug("quorum: message not stepped", "from", m.GetFrom(), "type", m.GetType().String(), "err", err)
+			if err := n.step(m); err != nil {
+				n.fail(err)
+				return
 			}
 		case p := <-n.propc:
 			n.propose(p)
@@ -422,18 +444,58 @@ func (n *Node) run() {
 			}
 		}
 		if err := n.handleReady(); err != nil {
-			n.failErr = err
-			n.log.Error("quorum: node stopped", "err", err)
-			n.publishStatus()
-			n.answerDone()
-			failed := fmt.Errorf("%w: node failed: %w", ErrClosed, err)
-			n.failProposals(failed)
-			n.drainFailed(failed)
+			n.fail(err)
 			return
 		}
 		n.publishStatus()
 		n.answerDone()
 	}
+}
+
+// fail stops the loop for good: err is the node's Status.Err from now on,
+// and what reaches the node is answered with it until Close.
+func (n *Node) fail(err error) {
+	n.failErr = err
+	n.log.Error("quorum: node stopped", "err", err)
+	n.publishStatus()
+	n.answerDone()
+	failed := fmt.Errorf("%w: node failed: %w", ErrClosed, err)
+	n.failProposals(failed)
+	close(n.failedc)
+	n.drainFailed(failed)
+}
+
+// Failed is closed when the node fails (Status.Err says why); it is never
+// closed by Close.
+func (n *Node) Failed() <-chan struct{} { return n.failedc }
+
+// step gives m to raft, except what this node answers itself: a rejoin
+// request, and while rejoining the votes it must not cast. A heartbeat
+// that says more is committed here than this node's log holds means the
+// node lost raft storage the leader counts on; raft would panic, so the
+// node fails with an error that says what to do.
+func (n *Node) step(m *pb.Message) error {
+	switch {
+	case isRejoinRequest(m):
+		n.handleRejoinRequest(m)
+		return nil
+	case n.rejoining && (m.GetType() == pb.MsgVote || m.GetType() == pb.MsgPreVote):
+		n.log.Debug("quorum: vote request ignored while rejoining", "from", m.GetFrom(), "term", m.GetTerm())
+		return nil
+	case m.GetType() == pb.MsgHeartbeat:
+		if last, _ := n.st.LastIndex(); m.GetCommit() > last {
+			if n.rejoining {
+				// The leader has not yet removed this node: it still
+				// counts on the log this node lost.
+				return nil
+			}
+			return &LostStorageError{Path: n.opts.Dir, Leader: m.GetFrom(), Commit: m.GetCommit(), Last: last}
+		}
+	}
+	if err := n.rn.Step(m); err != nil {
+		n.log.Debug("quorum: message not stepped", "from", m.GetFrom(), "type", m.GetType().String(), "err", err)
+	}
+	return nil
 }
 
 // drainFailed answers what reaches a failed node with err until Close.
@@ -544,8 +606,12 @@ func (n *Node) apply(e *pb.Entry) error {
 	}
 	var id uint64
 	switch {
+	case e.GetType() == pb.EntryConfChangeV2:
+		if err := n.applyConfChange(idx, e.GetData()); err != nil {
+			return err
+		}
 	case e.GetType() != pb.EntryNormal:
-		return fmt.Errorf("quorum: committed entry %d is a %s: voter set changes are not supported", idx, e.GetType())
+		return fmt.Errorf("quorum: committed entry %d is a %s: only voter set changes of rejoining voters (%s) are supported", idx, e.GetType(), pb.EntryConfChangeV2)
 	case len(e.GetData()) == 0:
 		// A new leader's empty entry.
 	default:
@@ -589,10 +655,15 @@ func (n *Node) restore(snap *pb.Snapshot) error {
 
 // maybeSnapshot snapshots the state machine and compacts the log every
 // SnapshotEntries applied entries.
+//
+// A voter set change is snapshotted at once: a voter added back catches up
+// from the leader's snapshot when the log before it is compacted, and raft
+// refuses a snapshot whose voter set does not include it.
 func (n *Node) maybeSnapshot() error {
-	if n.applied-n.snapIndex < n.opts.SnapshotEntries {
+	if n.applied-n.snapIndex < n.opts.SnapshotEntries && !n.confChanged {
 		return nil
 	}
+	n.confChanged = false
 	data, idx, err := n.sm.Snapshot()
 	if err != nil {
 		return fmt.Errorf("quorum: state machine snapshot at %d: %w", n.applied, err)
@@ -662,7 +733,7 @@ func (n *Node) publishStatus() {
 	s := &Status{
 		ID: n.opts.ID, ClusterID: n.opts.ClusterID, Voters: n.opts.Voters,
 		Role: roleOf(bs.RaftState), Leader: bs.Lead, Term: bs.GetTerm(),
-		Commit: bs.GetCommit(), Applied: n.applied, SnapshotIndex: n.snapIndex, Err: n.failErr,
+		Commit: bs.GetCommit(), Applied: n.applied, SnapshotIndex: n.snapIndex, Rejoining: n.rejoining, Err: n.failErr,
 	}
 	n.status.Store(s)
 	n.m.term.Set(float64(s.Term))

@@ -67,6 +67,18 @@ type Options struct {
 	Dir string
 	// FS is the filesystem Dir is on. Default vfs.Default.
 	FS vfs.FS
+	// Rejoin brings back a voter whose raft storage was lost or moved
+	// away (Dir empty) while the other voters kept theirs. Such a node
+	// must not vote or acknowledge as the voter it was, since the log it
+	// acknowledged is gone: until it is a voter again it does not tick,
+	// campaign or vote, and it asks the leader to remove it from the voter
+	// set and add it back. The removal is committed by the other voters
+	// alone, so they hold every committed entry; after the re-addition
+	// the node catches up from the leader like a new voter. It needs a
+	// majority of the other voters up. Rejoin marks only an empty Dir
+	// (the mark is kept until the node applied its re-addition, across
+	// restarts); on a Dir with raft storage it does nothing.
+	Rejoin bool
 
 	// TickInterval is the length of a raft tick. Default 100ms.
 	TickInterval time.Duration
@@ -199,6 +211,9 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("quorum: no voters"))
 	} else if o.ID != 0 && !slices.ContainsFunc(o.Voters, func(v Voter) bool { return v.ID == o.ID }) {
 		errs = append(errs, fmt.Errorf("quorum: node %d is not one of the voters %s", o.ID, FormatVoters(o.Voters)))
+	}
+	if o.Rejoin && len(o.Voters) < 2 {
+		errs = append(errs, errors.New("quorum: Rejoin needs other voters to rejoin (there is one voter)"))
 	}
 	if err := checkVoters(o.Voters); err != nil {
 		errs = append(errs, err)

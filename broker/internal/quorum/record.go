@@ -60,6 +60,10 @@ const (
 	keyHardState = 0x02 // raftpb.HardState
 	keySnapshot  = 0x03 // raftpb.Snapshot (data and metadata)
 	keyEntry     = 0x04 // + big-endian index: raftpb.Entry
+	// keyRejoin marks a directory created to rejoin the voters (see
+	// Options.Rejoin): present until the node applied its own re-addition.
+	// Its payload is empty.
+	keyRejoin = 0x05
 )
 
 func entryKey(index uint64) []byte {

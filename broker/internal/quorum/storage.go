@@ -26,6 +26,9 @@ type StorageConfig struct {
 	ClusterID string
 	NodeID    NodeID
 	Voters    []Voter
+	// Rejoin marks an empty directory as rejoining (Options.Rejoin). It
+	// does nothing to a directory that holds raft storage.
+	Rejoin bool
 	// Logger receives Pebble's log lines (at debug level). Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -42,6 +45,8 @@ type Storage struct {
 	*raft.MemoryStorage
 	db   *pebble.DB
 	path string
+	// rejoining: the directory holds the rejoin mark (keyRejoin).
+	rejoining bool
 }
 
 // OpenStorage opens (or, in an empty directory, creates) raft storage. It
@@ -77,10 +82,26 @@ func OpenStorage(cfg StorageConfig) (_ *Storage, err error) {
 		}
 	}()
 	want := identity{ClusterID: cfg.ClusterID, NodeID: cfg.NodeID, Voters: sortedVoters(cfg.Voters)}
-	if err := s.load(want); err != nil {
+	if err := s.load(want, cfg.Rejoin); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Rejoining reports whether the directory was created to rejoin the voters
+// and the node has not yet applied its re-addition.
+func (s *Storage) Rejoining() bool { return s.rejoining }
+
+// SetRejoined removes the rejoin mark (synced).
+func (s *Storage) SetRejoined() error {
+	if !s.rejoining {
+		return nil
+	}
+	if err := s.db.Delete([]byte{keyRejoin}, pebble.Sync); err != nil {
+		return fmt.Errorf("quorum: write to %s: %w", s.path, err)
+	}
+	s.rejoining = false
+	return nil
 }
 
 func openPebble(cfg StorageConfig) (db *pebble.DB, err error) {
@@ -143,14 +164,19 @@ func (s *Storage) get(key []byte, what string) ([]byte, error) {
 	return bytes.Clone(p), nil
 }
 
-func (s *Storage) load(want identity) error {
+func (s *Storage) load(want identity, rejoin bool) error {
 	idb, err := s.get([]byte{keyIdentity}, "identity")
 	if err != nil {
 		return err
 	}
 	if idb == nil {
-		return s.bootstrap(want)
+		return s.bootstrap(want, rejoin)
 	}
+	rj, err := s.get([]byte{keyRejoin}, "rejoin mark")
+	if err != nil {
+		return err
+	}
+	s.rejoining = rj != nil
 	have, err := decodeIdentity(idb)
 	if err != nil {
 		return s.corrupt("identity", 0, err)
@@ -269,8 +295,10 @@ func (s *Storage) loadEntries(snapIndex, snapTerm uint64) ([]*pb.Entry, error) {
 }
 
 // bootstrap binds an empty directory to want: its identity and an initial
-// snapshot at index 0 whose ConfState lists the voters.
-func (s *Storage) bootstrap(want identity) error {
+// snapshot at index 0 whose ConfState lists the voters (as every voter's
+// first start wrote it, so that a rejoining node replaying the log from
+// index 1 arrives at the same voter sets), and with rejoin the rejoin mark.
+func (s *Storage) bootstrap(want identity, rejoin bool) error {
 	it, err := s.db.NewIter(nil)
 	if err != nil {
 		return fmt.Errorf("quorum: read %s: %w", s.path, err)
@@ -292,9 +320,15 @@ func (s *Storage) bootstrap(want identity) error {
 	if err := s.putProto(b, []byte{keySnapshot}, snap); err != nil {
 		return err
 	}
+	if rejoin {
+		if err := s.putRecord(b, []byte{keyRejoin}, nil); err != nil {
+			return err
+		}
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("quorum: write identity to %s: %w", s.path, err)
 	}
+	s.rejoining = rejoin
 	return s.MemoryStorage.ApplySnapshot(snap)
 }
 

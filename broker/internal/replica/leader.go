@@ -6,13 +6,16 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/weir-dev/weir/broker/internal/base"
 )
 
 // NodeID is a broker's node id.
 type NodeID = int32
 
-// Offset is a log offset.
-type Offset = int64
+// Offset is the broker's one log offset type (base.Offset), named here
+// for the leader's bookkeeping.
+type Offset = base.Offset
 
 // NoLimit is the high-watermark limit of a leader with no follower in its
 // ISR: the leader's own durable end alone decides.

@@ -65,15 +65,15 @@ func TestLeaderScenarios(t *testing.T) {
 				}
 				l = NewLeader(NodeID(num("self", "1")), lag, now, LeaderState{
 					Epoch: int32(num("epoch", "0")), PartitionEpoch: int32(num("pepoch", "0")),
-					Replicas: nodes("replicas"), ISR: nodes("isr"), LEO: num("leo", "0"), HW: num("hw", "0"),
+					Replicas: nodes("replicas"), ISR: nodes("isr"), LEO: Offset(num("leo", "0")), HW: Offset(num("hw", "0")),
 				})
 			case "fetch":
-				leo := num("leo", strconv.FormatInt(l.leo, 10))
-				if !l.Fetched(now, NodeID(num("replica", "")), num("offset", ""), leo) {
+				leo := Offset(num("leo", strconv.FormatInt(int64(l.leo), 10)))
+				if !l.Fetched(now, NodeID(num("replica", "")), Offset(num("offset", "")), leo) {
 					out = "not a replica\n"
 				}
 			case "append":
-				l.Appended(num("leo", ""), num("durable", ""))
+				l.Appended(Offset(num("leo", "")), Offset(num("durable", "")))
 			case "advance":
 				d, err := time.ParseDuration(td.CmdArgs[0].Key)
 				if err != nil {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -121,8 +120,11 @@ type partition struct {
 	epoch    int32 // leader epoch of the current role
 	leaderID int32
 	leader   *Leader // when role is roleLeader
-	minISR   int
-	isrLen   int // committed ISR size
+	// epochStart is the log end offset when this broker became leader in
+	// epoch: the first offset of the epoch. Valid when role is roleLeader.
+	epochStart base.Offset
+	minISR     int
+	isrLen     int // committed ISR size
 	// retryAt: no ISR change is proposed before it (after a refusal).
 	retryAt time.Time
 	// stop is closed when the current role (and epoch) ends: waiters for
@@ -196,6 +198,9 @@ type Manager struct {
 	// not exist yet: only then does an unchanged image need another look.
 	synced     uint64
 	incomplete bool
+	// roles is the loop's hand-off to requests waiting for a role
+	// (await.go).
+	roles roleWaits
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -210,6 +215,7 @@ func NewManager(opts Options) *Manager {
 		opts: opts, log: opts.Logger.With("node", opts.Self),
 		parts: map[key]*partition{}, byName: map[string][16]byte{}, addrs: map[int32]string{},
 		fetchers: map[int32]*fetcher{}, ctx: ctx, cancel: cancel,
+		roles: newRoleWaits(),
 	}
 }
 
@@ -219,6 +225,7 @@ func NewManager(opts Options) *Manager {
 // reports the image whole (a restarted node replaying its metadata log
 // must not take the roles of an old state).
 func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struct{}, ready func() bool) {
+	m.roles.setImages(images)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -232,9 +239,11 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 			ch := changed()
 			if !whole {
 				whole = ready()
+				m.roles.whole.Store(whole)
 			}
 			if whole {
 				m.Sync(images())
+				m.roles.synced()
 				m.proposeISR()
 			}
 			select {
@@ -242,6 +251,7 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 				return
 			case <-ch:
 			case <-tick.C:
+			case <-m.roles.kick:
 			}
 		}
 	}()
@@ -302,9 +312,9 @@ func (m *Manager) Sync(img *metadata.Image) {
 	seen := map[key]bool{}
 	for _, t := range img.Topics() {
 		name := string(t.Name)
-		if strings.HasPrefix(name, "__") {
-			continue // internal topics are not replicated
-		}
+		// NB: internal topics of the image (__consumer_offsets) are
+		// replicated like any other; the coordinators follow their
+		// leadership (broker/internal/ownership).
 		local, ok := m.opts.Topics.Get(name)
 		if !ok || local.ID() != [16]byte(t.ID) {
 			m.incomplete = true // the reconciler has not created it yet
@@ -383,10 +393,11 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 		}
 		ps.endRoleLocked()
 		ps.role, ps.epoch, ps.leaderID = roleLeader, int32(p.LeaderEpoch), int32(self)
+		ps.epochStart = ps.log.LogEndOffset()
 		ps.leader = NewLeader(int32(self), m.opts.LagTime, now, LeaderState{
 			Epoch: int32(p.LeaderEpoch), PartitionEpoch: int32(p.PartitionEpoch),
 			Replicas: toIDs(p.Replicas), ISR: toIDs(p.ISR),
-			LEO: int64(ps.log.LogEndOffset()), HW: int64(ps.log.HighWatermark()),
+			LEO: ps.log.LogEndOffset(), HW: ps.log.HighWatermark(),
 		})
 		m.applyLimitLocked(ps)
 		m.log.Info("replica: leading", "topic", ps.name, "partition", ps.key.p, "epoch", p.LeaderEpoch, "isr", p.ISR, "leo", ps.log.LogEndOffset())
@@ -423,7 +434,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 // ps.mu.
 func (m *Manager) applyLimitLocked(ps *partition) {
 	l := ps.leader
-	l.Appended(int64(ps.log.LogEndOffset()), int64(ps.log.DurableEnd()))
+	l.Appended(ps.log.LogEndOffset(), ps.log.DurableEnd())
 	lim := l.Limit()
 	if lim == NoLimit {
 		ps.log.ClearHighWatermarkLimit()
@@ -476,7 +487,7 @@ func (m *Manager) proposeISR() {
 			ps.mu.Unlock()
 			continue
 		}
-		ps.leader.Appended(int64(ps.log.LogEndOffset()), int64(ps.log.DurableEnd()))
+		ps.leader.Appended(ps.log.LogEndOffset(), ps.log.DurableEnd())
 		isr, pe, ok := ps.leader.ProposeISR(now)
 		epoch := ps.epoch
 		ps.mu.Unlock()
@@ -600,9 +611,9 @@ func (m *Manager) AppendEpoch(p *topics.Partition) base.Epoch {
 // UNKNOWN_LEADER_EPOCH when it names another), NOT_ENOUGH_REPLICAS for
 // acks=all when the ISR is smaller than min.insync.replicas. 0: go on.
 func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
-	ps := m.lookup(p)
+	ps := m.awaitLeading(p)
 	if ps == nil {
-		return untracked(p)
+		return m.untracked(p)
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -620,9 +631,9 @@ func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
 // partition's, UNKNOWN_LEADER_EPOCH if newer, else 0; NOT_LEADER_OR_FOLLOWER
 // while this broker is not (yet) its leader here.
 func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
-	ps := m.lookup(p)
+	ps := m.awaitLeading(p)
 	if ps == nil {
-		return untracked(p)
+		return m.untracked(p)
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -633,13 +644,18 @@ func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
 }
 
 // untracked answers for a partition the manager does not replicate: an
-// internal topic's is served as a single node's (0); any other's is not
-// served until the manager has taken its role (NOT_LEADER_OR_FOLLOWER,
-// which clients retry), so that nothing is written or read outside
-// replication.
-func untracked(p *topics.Partition) int16 {
+// internal topic's that the metadata image does not hold (a broker-local
+// one) is served as a single node's (0); any other's is not served until
+// the manager has taken its role (NOT_LEADER_OR_FOLLOWER, which clients
+// retry), so that nothing is written or read outside replication.
+func (m *Manager) untracked(p *topics.Partition) int16 {
 	if p.Topic().Internal() {
-		return 0
+		m.mu.Lock()
+		_, inImage := m.byName[p.Topic().Name()]
+		m.mu.Unlock()
+		if !inImage {
+			return 0
+		}
 	}
 	return kerr.NotLeaderForPartition.Code
 }
@@ -667,7 +683,7 @@ func checkEpoch(mine, theirs int32) int16 {
 func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error {
 	ps := m.lookup(p)
 	if ps == nil {
-		if untracked(p) != 0 {
+		if m.untracked(p) != 0 {
 			return kerr.NotLeaderForPartition
 		}
 		return p.Log().WaitDurable(ctx, end)
@@ -726,4 +742,22 @@ func (m *Manager) State(topic string, p int32) (string, int32, []int32) {
 		isr = ps.leader.ISR()
 	}
 	return [...]string{"none", "leader", "follower"}[ps.role], ps.epoch, isr
+}
+
+// Leadership reports whether this broker leads p and in which leader
+// epoch, and whether it is ready to serve a coordinator's reads of it: its
+// high watermark has reached the first offset of that epoch, so every
+// record an earlier leader acknowledged lies below the high watermark here
+// (see broker/internal/ownership).
+func (m *Manager) Leadership(p *topics.Partition) (epoch int32, leading, ready bool) {
+	ps := m.lookup(p)
+	if ps == nil {
+		return 0, false, false
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.role != roleLeader {
+		return ps.epoch, false, false
+	}
+	return ps.epoch, true, ps.log.HighWatermark() >= ps.epochStart
 }

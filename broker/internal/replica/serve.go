@@ -151,8 +151,8 @@ func (m *Manager) beginServe(ps *partition, replica int32, rp *kmsg.FetchRequest
 	if off < l.LogStartOffset() || off > l.LogEndOffset() {
 		return kerr.OffsetOutOfRange.Code
 	}
-	ps.leader.Appended(int64(l.LogEndOffset()), int64(l.DurableEnd()))
-	if ps.leader.Fetched(now, replica, int64(off), int64(l.LogEndOffset())) {
+	ps.leader.Appended(l.LogEndOffset(), l.DurableEnd())
+	if ps.leader.Fetched(now, replica, off, l.LogEndOffset()) {
 		m.applyLimitLocked(ps)
 		op.HighWatermark = int64(l.HighWatermark())
 		op.LastStableOffset = op.HighWatermark

@@ -43,6 +43,11 @@ type App struct {
 	// metricsLn is the metrics endpoint's listener, bound by New (nil
 	// without MetricsAddr); Run serves it, Run or Close closes it.
 	metricsLn net.Listener
+	// queryLn is the query endpoint's listener, bound by New (nil without
+	// QueryAddr), and queryAdvertised the address advertised for it;
+	// both read-only after New (query.go, queryhttp.go).
+	queryLn         net.Listener
+	queryAdvertised string
 
 	// Set up by Run before the group client starts; read-only afterwards.
 	admCl *kgo.Client
@@ -150,6 +155,10 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		}
 		a.metricsLn = ln
 	}
+	if err := a.bindQuery(); err != nil {
+		a.closeMetricsListener()
+		return nil, err
+	}
 	a.stopCtx, a.cancelStop = context.WithCancel(context.Background())
 	a.gate = client.NewGate(opts.MaxBufferedProduce)
 	a.m = newMetrics(opts.ApplicationID, instance)
@@ -201,10 +210,12 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if a.metricsLn != nil {
 		srv, srvDone = a.serveHTTP()
 	}
+	stopQuery := a.serveQuery()
 	err = a.loop(ctx)
 	if serr := a.shutdown(); err == nil {
 		err = serr
 	}
+	stopQuery()
 	if srv != nil {
 		_ = srv.Close()
 		<-srvDone
@@ -250,6 +261,7 @@ func (a *App) setup(ctx context.Context) error {
 	sort.Strings(topics)
 	a.inputTopics = topics
 	a.balancer = assign.NewBalancer(layout, a.opts.Standbys, a.localTasks)
+	a.balancer.SetQueryAddr(a.queryAdvertised)
 	clientCtx, cancel := context.WithCancel(context.Background())
 	a.clientCancel = cancel
 	opts := append(a.clientOpts(),
@@ -1010,6 +1022,9 @@ func (a *App) serveHTTP() (*http.Server, chan struct{}) {
 func (a *App) closeMetricsListener() {
 	if a.metricsLn != nil {
 		_ = a.metricsLn.Close()
+	}
+	if a.queryLn != nil {
+		_ = a.queryLn.Close()
 	}
 }
 

@@ -70,6 +70,17 @@ type Options struct {
 	// /metrics (Prometheus), /topology and /application (Describe).
 	// Default "" (no server).
 	MetricsAddr string
+	// QueryAddr, if set, turns on the interactive query endpoint: an HTTP
+	// server on this address (host:port; port 0 picks one) answering
+	// key, range and window reads of the stores (see query.go), which
+	// the instance advertises to the group so that every instance can
+	// forward a read to the one holding the key. A host of 0.0.0.0 or ::
+	// is advertised as the machine's host name. Default "" (off).
+	QueryAddr string
+	// QueryStores are the codecs the query endpoint renders stores with,
+	// by store name; a store without one is refused with a message
+	// saying so. Default none.
+	QueryStores map[string]QueryCodec
 	// SessionTimeout is the group session timeout: how long the group
 	// waits for a silent instance before moving its tasks. Default 10s.
 	SessionTimeout time.Duration
@@ -90,8 +101,8 @@ type Options struct {
 	// processing holds off from half of it. Default 100000; tests set it
 	// small to make the producer full.
 	MaxBufferedProduce int
-	// ReplicationFactor of the internal topics Weir creates. Default -1
-	// (the broker's default).
+	// ReplicationFactor of the internal topics Weir creates. Default -1:
+	// min(3, brokers), with min.insync.replicas 2 at 3.
 	ReplicationFactor int16
 	// ClientOpts are extra franz-go options for every client (dialer,
 	// TLS, SASL, logging). Default none.

@@ -73,9 +73,19 @@ type Balancer struct {
 	// called on every join. May be nil.
 	local func() []TaskID
 
+	// addr is the query address this member advertises; "" for none.
+	// Set before the group client starts, read-only afterwards.
+	addr string
+
 	mu sync.Mutex
 	// standby is the standby assignment of the last sync. Guarded by mu.
 	standby []TaskID
+	// hosts is the host map of the last sync: nil when no member
+	// advertised a query address (or the leader predates them). Guarded
+	// by mu.
+	hosts *HostMap
+	// active are the active tasks of the last sync, sorted. Guarded by mu.
+	active []TaskID
 }
 
 var (
@@ -88,6 +98,25 @@ var (
 // local state for.
 func NewBalancer(layout Layout, standbys int, local func() []TaskID) *Balancer {
 	return &Balancer{layout: layout, standbys: standbys, local: local}
+}
+
+// SetQueryAddr makes the member advertise addr (host:port) as its query
+// address on every join. Call it before the group client starts.
+func (b *Balancer) SetQueryAddr(addr string) { b.addr = addr }
+
+// Hosts returns the host map of the last assignment received, nil when
+// it carried none.
+func (b *Balancer) Hosts() *HostMap {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.hosts
+}
+
+// Active returns the active tasks of the last assignment received.
+func (b *Balancer) Active() []TaskID {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.active)
 }
 
 // ProtocolName implements kgo.GroupBalancer.
@@ -118,7 +147,7 @@ func (b *Balancer) JoinGroupMetadata(interests []string, current map[string][]in
 		local = slices.Clone(b.local())
 		slices.SortFunc(local, TaskID.Compare)
 	}
-	meta.UserData = EncodeTasks(nil, local)
+	meta.UserData = EncodeJoin(nil, local, b.addr)
 	return meta.AppendTo(nil)
 }
 
@@ -129,17 +158,29 @@ func (b *Balancer) ParseSyncAssignment(assignment []byte) (map[string][]int32, e
 	if err := a.ReadFrom(assignment); err != nil {
 		return nil, fmt.Errorf("assign: bad sync assignment: %w", err)
 	}
-	standby, err := DecodeTasks(a.UserData)
+	standby, hosts, err := DecodeSync(a.UserData)
 	if err != nil {
 		return nil, err
 	}
 	b.mu.Lock()
 	b.standby = standby
+	b.hosts = hosts
 	b.mu.Unlock()
 	m := make(map[string][]int32, len(a.Topics))
+	var active []TaskID
 	for _, t := range a.Topics {
 		m[t.Topic] = t.Partitions
+		if s, ok := b.layout.Topics[t.Topic]; ok {
+			for _, p := range t.Partitions {
+				active = append(active, TaskID{Subtopology: s, Partition: p})
+			}
+		}
 	}
+	slices.SortFunc(active, TaskID.Compare)
+	active = slices.Compact(active)
+	b.mu.Lock()
+	b.active = active
+	b.mu.Unlock()
 	return m, nil
 }
 
@@ -165,6 +206,7 @@ func (b *Balancer) Balance(cb *kgo.ConsumerBalancer, counts map[string]int32) kg
 	tasks := b.layout.Tasks(counts)
 	in := Input{Tasks: tasks, Standbys: b.standbys}
 	var bad error
+	addrs := map[string]string{}
 	cb.EachMember(func(m *kmsg.JoinGroupResponseMember, meta *kmsg.ConsumerMemberMetadata) {
 		mem := Member{ID: m.MemberID, Generation: meta.Generation}
 		seen := map[TaskID]bool{}
@@ -181,11 +223,14 @@ func (b *Balancer) Balance(cb *kgo.ConsumerBalancer, counts map[string]int32) kg
 				}
 			}
 		}
-		local, err := DecodeTasks(meta.UserData)
+		local, addr, err := DecodeJoin(meta.UserData)
 		if err != nil && bad == nil {
 			bad = fmt.Errorf("member %s: %w", m.MemberID, err)
 		}
 		mem.State = local
+		if addr != "" {
+			addrs[m.MemberID] = addr
+		}
 		in.Members = append(in.Members, mem)
 	})
 	if bad != nil {
@@ -193,6 +238,7 @@ func (b *Balancer) Balance(cb *kgo.ConsumerBalancer, counts map[string]int32) kg
 		return nil
 	}
 	a := Assign(in)
+	hosts := hostMap(a, addrs)
 	subs := b.layout.subtopologyTopics()
 	plan := syncPlan{}
 	for id, active := range a.Active {
@@ -216,11 +262,29 @@ func (b *Balancer) Balance(cb *kgo.ConsumerBalancer, counts map[string]int32) kg
 			at.Partitions = byTopic[t]
 			ca.Topics = append(ca.Topics, at)
 		}
-		ca.UserData = EncodeTasks(nil, a.Standby[id])
+		ca.UserData = EncodeSync(nil, a.Standby[id], hosts)
 		plan = append(plan, kmsg.SyncGroupRequestGroupAssignment{MemberID: id, MemberAssignment: ca.AppendTo(nil)})
 	}
 	sort.Slice(plan, func(i, j int) bool { return plan[i].MemberID < plan[j].MemberID })
 	return plan
+}
+
+// hostMap builds the host map of assignment a for the members with an
+// address; nil when none has one.
+func hostMap(a Assignment, addrs map[string]string) *HostMap {
+	if len(addrs) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(addrs))
+	for id := range addrs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	m := &HostMap{}
+	for _, id := range ids {
+		m.Hosts = append(m.Hosts, Host{Addr: addrs[id], Active: a.Active[id], Standby: a.Standby[id]})
+	}
+	return m
 }
 
 type syncPlan []kmsg.SyncGroupRequestGroupAssignment

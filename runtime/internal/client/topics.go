@@ -49,7 +49,8 @@ type Plan struct {
 // count the topology needs. It refuses, with a message saying what to do,
 // when an input topic is missing, topics that must be co-partitioned are
 // not, or an existing internal topic has the wrong partition count.
-// replicationFactor -1 means the broker's default.
+// replicationFactor -1 means the default: min(3, brokers), with
+// min.insync.replicas 2 at 3 (defaultReplication).
 func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.Topology, replicationFactor int16) (*Plan, error) {
 	plan := &Plan{
 		Sources:    map[string]streams.SubtopologyID{},
@@ -145,6 +146,13 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 	if err != nil {
 		return nil, fmt.Errorf("runtime: list internal topics: %w", err)
 	}
+	var minISR string
+	if replicationFactor < 0 {
+		replicationFactor, minISR, err = defaultReplication(ctx, adm)
+		if err != nil {
+			return nil, err
+		}
+	}
 	var raced []string
 	for _, n := range names {
 		w := wants[n]
@@ -162,6 +170,9 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 		configs := map[string]*string{}
 		for k, v := range w.configs {
 			configs[k] = kadm.StringPtr(v)
+		}
+		if _, ok := configs["min.insync.replicas"]; !ok && minISR != "" {
+			configs["min.insync.replicas"] = kadm.StringPtr(minISR)
 		}
 		resp, err := adm.CreateTopic(ctx, w.partitions, replicationFactor, configs, n)
 		if err == nil {
@@ -193,6 +204,30 @@ func Prepare(ctx context.Context, adm *kadm.Client, app string, topo *streams.To
 		return nil, setupError(problems)
 	}
 	return plan, nil
+}
+
+// DefaultReplicationFactor is the replication factor of the internal
+// topics an application creates when it names none, capped at the
+// cluster's brokers.
+const DefaultReplicationFactor = 3
+
+// defaultReplication returns the replication factor internal topics get by
+// default, min(DefaultReplicationFactor, brokers), and the
+// min.insync.replicas to create them with: "2" at a replication factor of
+// 3 or more (an acknowledged write then survives the loss of any one
+// replica while one more may be down), "" otherwise (the broker's
+// default). It is set explicitly so that brokers whose own default is 1
+// (Apache Kafka's) give the same guarantee.
+func defaultReplication(ctx context.Context, adm *kadm.Client) (int16, string, error) {
+	bs, err := adm.ListBrokers(ctx)
+	if err != nil {
+		return 0, "", fmt.Errorf("runtime: list the cluster's brokers for the internal topics' replication factor: %w", err)
+	}
+	rf := int16(min(DefaultReplicationFactor, max(len(bs), 1)))
+	if rf >= 3 {
+		return rf, "2", nil
+	}
+	return rf, "", nil
 }
 
 func setupError(problems []string) error {
