@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/internal/cli"
@@ -58,5 +60,21 @@ func newClusterCmd() *cobra.Command {
 	electCmd.Flags().Int32Var(&partition, "partition", -1, "only this partition of --topic (default: all of them)")
 	electCmd.Flags().BoolVar(&unclean, "unclean", false, "unclean election: a leaderless partition gets any live replica, losing what it lacks")
 	cmd.AddCommand(electCmd)
+
+	drainCmd := &cobra.Command{
+		Use:   "drain BROKER",
+		Short: "Move every replica off a broker before it is removed (leadership first); follow with weir topic describe",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 32)
+			if err != nil || id < 0 {
+				return fmt.Errorf("drain %q: not a broker id", args[0])
+			}
+			return cf.client(c, func(ctx context.Context, cl *kgo.Client) error {
+				return cli.Drain(ctx, kadm.NewClient(cl), c.OutOrStdout(), out, int32(id))
+			})
+		},
+	}
+	cmd.AddCommand(drainCmd)
 	return cmd
 }

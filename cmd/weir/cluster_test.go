@@ -20,3 +20,22 @@ func TestClusterElectLeadersFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestReassignFlags: reassign and drain refuse bad arguments before
+// anything is sent (the moves themselves: broker.TestClusterReassignUnderLoad).
+func TestReassignFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"topic", "reassign", "t", "--replicas", "1,2"}, "--partition and --replicas are required"},
+		{[]string{"topic", "reassign", "t", "--partition", "0"}, "--partition and --replicas are required"},
+		{[]string{"topic", "reassign", "t", "--partition", "0", "--replicas", "1,x"}, `"x" is not a broker id`},
+		{[]string{"cluster", "drain", "five"}, `drain "five": not a broker id`},
+	} {
+		_, err := runWeir(t, "", append(c.args, "--brokers", "127.0.0.1:1")...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("weir %v: %v, want an error saying %s", c.args, err, c.want)
+		}
+	}
+}

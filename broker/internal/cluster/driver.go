@@ -224,6 +224,10 @@ func (d *driver) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uin
 		records, resp, err = unpack(d.ctl.AlterPartition(r))
 	case *kmsg.ElectLeadersRequest:
 		records, resp, err = unpack(d.ctl.ElectLeaders(r))
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		records, resp, err = unpack(d.ctl.AlterPartitionReassignments(r))
+	case *kmsg.ListPartitionReassignmentsRequest:
+		resp = d.ctl.ListPartitionReassignments(r)
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not answer %s", kmsg.NameForKey(req.Key()))
 	}

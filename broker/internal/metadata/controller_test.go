@@ -46,6 +46,10 @@ import (
 //	                                  v3: isr=(1:E,2,...) names members' broker epochs)
 //	elect-leaders [type=preferred|unclean] [v=N]
 //	  all | <topic> <partition>...    (one line per topic; "all": every partition)
+//	reassign [v=N] [same-rf]          (AlterPartitionReassignments)
+//	  <topic> <partition> <(1,2,3)|cancel>   (one line per partition)
+//	list-reassignments                (ListPartitionReassignments)
+//	  [<topic> <partition>...]        (none: every partition)
 //	unregister node=N
 //	fail-proposals                    (drop what is not committed: Reset)
 //	show                              (the controller's image)
@@ -242,6 +246,12 @@ func (h *ctlHarness) fmtRecord(r Record) string {
 		return fmt.Sprintf("ProducerIDs node=%d first=%d size=%d", r.Node, r.First, r.Size)
 	case RemoveTopicRecord:
 		return fmt.Sprintf("RemoveTopic %s", h.topicName(r.ID))
+	case ReassignmentRecord:
+		s := fmt.Sprintf("Reassignment %s/%d replicas=%s", h.topicName(r.Topic), r.Partition, fmtNodes(r.Replicas))
+		if r.Target != nil {
+			s += " target=" + fmtNodes(r.Target) + " original=" + fmtNodes(r.Original)
+		}
+		return s
 	default:
 		return fmt.Sprintf("%#v", r)
 	}
@@ -603,6 +613,67 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 		}
 		return h.commit(td, records, nil, b.String())
 
+	case "reassign":
+		req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+		req.Version = int16(h.int(tdArg(td, "v", "0")))
+		req.AllowReplicationFactorChange = !td.HasArg("same-rf")
+		for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+			fs := strings.Fields(line)
+			rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+			rp.Partition = int32(h.int(fs[1]))
+			if fs[2] != "cancel" {
+				rp.Replicas = []int32{}
+				for _, r := range strings.Split(strings.Trim(fs[2], "()"), ",") {
+					if r != "" {
+						rp.Replicas = append(rp.Replicas, int32(h.int(r)))
+					}
+				}
+			}
+			if n := len(req.Topics); n > 0 && req.Topics[n-1].Topic == fs[0] {
+				req.Topics[n-1].Partitions = append(req.Topics[n-1].Partitions, rp)
+				continue
+			}
+			rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+			rt.Topic, rt.Partitions = fs[0], []kmsg.AlterPartitionAssignmentsRequestTopicPartition{rp}
+			req.Topics = append(req.Topics, rt)
+		}
+		records, resp, err := h.c.AlterPartitionReassignments(req)
+		if err != nil {
+			return h.commit(td, nil, err, "")
+		}
+		var b strings.Builder
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "reply %s/%d err=%s%s\n", t.Topic, p.Partition, errName(p.ErrorCode), msgOf(p.ErrorMessage))
+			}
+		}
+		return h.commit(td, records, nil, b.String())
+
+	case "list-reassignments":
+		req := kmsg.NewPtrListPartitionReassignmentsRequest()
+		if in := strings.TrimSpace(td.Input); in != "" {
+			for _, line := range strings.Split(in, "\n") {
+				fs := strings.Fields(line)
+				rt := kmsg.NewListPartitionReassignmentsRequestTopic()
+				rt.Topic = fs[0]
+				for _, p := range fs[1:] {
+					rt.Partitions = append(rt.Partitions, int32(h.int(p)))
+				}
+				req.Topics = append(req.Topics, rt)
+			}
+		}
+		resp := h.c.ListPartitionReassignments(req)
+		var b strings.Builder
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "%s/%d replicas=%v adding=%v removing=%v\n", t.Topic, p.Partition, p.Replicas, p.AddingReplicas, p.RemovingReplicas)
+			}
+		}
+		if b.Len() == 0 {
+			return "(none)"
+		}
+		return strings.TrimRight(b.String(), "\n")
+
 	case "show":
 		return h.show(h.c.Image())
 
@@ -635,8 +706,12 @@ func (h *ctlHarness) show(im *Image) string {
 	for _, t := range im.Topics() {
 		fmt.Fprintf(&b, "topic %s id=%d\n", t.Name, t.ID[15])
 		for _, p := range im.Partitions(t.ID) {
-			fmt.Fprintf(&b, "  %d replicas=%s isr=%s leader=%d leader-epoch=%d partition-epoch=%d\n",
+			fmt.Fprintf(&b, "  %d replicas=%s isr=%s leader=%d leader-epoch=%d partition-epoch=%d",
 				p.Partition, fmtNodes(p.Replicas), fmtNodes(p.ISR), p.Leader, p.LeaderEpoch, p.PartitionEpoch)
+			if p.Target != nil {
+				fmt.Fprintf(&b, " target=%s original=%s", fmtNodes(p.Target), fmtNodes(p.Original))
+			}
+			b.WriteString("\n")
 		}
 	}
 	for _, res := range im.ConfigResources() {
