@@ -344,7 +344,11 @@ func (m *Manager) Sync(img *metadata.Image) {
 				ps = &partition{key: k, name: name, log: rl, leaderID: -1, stop: make(chan struct{})}
 				m.parts[k] = ps
 			}
-			m.syncPartitionLocked(ps, p, minISR(img, name, len(p.Replicas)), now)
+			rf := len(p.Replicas)
+			if p.Original != nil {
+				rf = len(p.Original) // a reassignment's union is not the replication factor
+			}
+			m.syncPartitionLocked(ps, p, minISR(img, name, rf), now)
 		}
 	}
 	for k, ps := range m.parts {
