@@ -49,6 +49,9 @@ type pipelineConfig struct {
 	Seed       uint64        // input generator seed
 	ProfileDir string        // where to write a CPU profile of each measured run; "" = none
 	Progress   bool          // print the processor's counters every 250ms while measuring
+	// ExactlyOnce measures, beside Weir at-least-once, Weir's ExactlyOnce
+	// and the baseline as a transactional franz-go loop (count only).
+	ExactlyOnce bool
 }
 
 func newPipelineCmd() *cobra.Command {
@@ -75,6 +78,12 @@ Then the same for an orders ⋈ payments stream-stream windowed join by order id
 (every order has one payment, a few seconds later): complete when every order
 id has been joined exactly once.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.ExactlyOnce {
+				if !cmd.Flags().Changed("targets") {
+					cfg.Targets = []string{"weir", "weir-eos", "baseline-eos"}
+				}
+				cfg.JoinOrders = 0
+			}
 			res, err := runPipeline(cmd.Context(), cfg, cmd.ErrOrStderr())
 			if err != nil {
 				return err
@@ -99,6 +108,7 @@ id has been joined exactly once.`,
 	f.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "bound on each measured run")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the input generator")
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each measured run (first produce to complete output) to this directory as <workload>-<target>.pprof")
+	f.BoolVar(&cfg.ExactlyOnce, "exactly-once", false, "measure the windowed count exactly-once: targets weir (at-least-once), weir-eos (runtime.ExactlyOnce) and baseline-eos (the hand-written loop in franz-go transactions, a GroupTransactSession), outputs read at read_committed for the last two; the join is skipped")
 	f.BoolVar(&cfg.Progress, "progress", false, "print the processor's counters to stderr every 250ms while measuring")
 	return cmd
 }
@@ -135,8 +145,14 @@ func (c pipelineConfig) validate() error {
 		return errors.New("bench: --commit-interval and --timeout must be positive")
 	}
 	for _, t := range c.Targets {
-		if t != "weir" && t != "baseline" {
-			return fmt.Errorf("bench: unknown target %q (want weir or baseline)", t)
+		switch t {
+		case "weir", "baseline":
+		case "weir-eos", "baseline-eos":
+			if c.JoinOrders > 0 {
+				return fmt.Errorf("bench: target %q measures the windowed count only: give --join-orders 0 (or --exactly-once)", t)
+			}
+		default:
+			return fmt.Errorf("bench: unknown target %q (want weir, baseline, weir-eos or baseline-eos)", t)
 		}
 	}
 	return nil
@@ -610,18 +626,26 @@ func measureCount(ctx context.Context, cfg pipelineConfig, name string, in *coun
 		topics: []string{orders.InputTopic, orders.UpdatesTopic},
 		verify: newCountVerifier(in.want)}
 	switch name {
-	case "weir":
+	case "weir", "weir-eos":
+		eos := name == "weir-eos"
+		m.verify.committed = eos
 		m.start = func(t *target, dir string) (processor, error) {
 			return startWeir(int(cfg.Partitions), func() (*runtime.Application, error) {
 				topo, err := orders.Topology(false)
 				if err != nil {
 					return nil, err
 				}
-				return runtime.New(topo, weirOptions(cfg, t, "bench-orders-per-minute", dir)...)
+				opts := weirOptions(cfg, t, "bench-orders-per-minute", dir)
+				if eos {
+					opts = append(opts, runtime.ExactlyOnce())
+				}
+				return runtime.New(topo, opts...)
 			})
 		}
-	case "baseline":
-		m.start = func(t *target, _ string) (processor, error) { return startCountBaseline(cfg, t.addrs) }
+	case "baseline", "baseline-eos":
+		eos := name == "baseline-eos"
+		m.verify.committed = eos
+		m.start = func(t *target, _ string) (processor, error) { return startCountBaseline(cfg, t.addrs, eos) }
 	}
 	r, err := m.run(ctx)
 	r.Workload = "count"
@@ -641,23 +665,23 @@ func printPipeline(w io.Writer, cfg pipelineConfig, res []pipelineResult) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	for _, wl := range []string{"count", "join"} {
-		var weir, base *pipelineResult
+		byTarget := map[string]*pipelineResult{}
 		for i := range res {
-			if res[i].Workload != wl {
-				continue
-			}
-			switch res[i].Target {
-			case "weir":
-				weir = &res[i]
-			case "baseline":
-				base = &res[i]
+			if res[i].Workload == wl {
+				byTarget[res[i].Target] = &res[i]
 			}
 		}
-		if weir == nil || base == nil {
-			continue
+		ratio := func(label, a, b string) {
+			x, y := byTarget[a], byTarget[b]
+			if x == nil || y == nil {
+				return
+			}
+			fmt.Fprintf(w, "%s, %s: %.2fx (end-to-end records/s); CPU per input record %.2fx\n",
+				wl, label, x.Rate()/y.Rate(), float64(x.CPU)/float64(x.Input)/(float64(y.CPU)/float64(y.Input)))
 		}
-		fmt.Fprintf(w, "%s, Weir/baseline: %.2fx (end-to-end records/s); CPU per input record %.2fx the baseline's\n",
-			wl, weir.Rate()/base.Rate(), float64(weir.CPU)/float64(weir.Input)/(float64(base.CPU)/float64(base.Input)))
+		ratio("Weir/baseline", "weir", "baseline")
+		ratio("Weir exactly-once/Weir at-least-once", "weir-eos", "weir")
+		ratio("Weir exactly-once/baseline exactly-once", "weir-eos", "baseline-eos")
 	}
 }
 

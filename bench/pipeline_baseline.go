@@ -19,7 +19,10 @@ import (
 // it has polled (at-least-once, as the runtime). Its state lives in a Go
 // map only: unlike the runtime it keeps no changelog and cannot recover it.
 type baseline struct {
-	cl         *kgo.Client
+	cl *kgo.Client
+	// sess, when not nil, wraps cl: each commit is a transaction holding
+	// the output and the input offsets (exactly-once).
+	sess       *kgo.GroupTransactSession
 	partitions int32
 	assigned   atomic.Int32
 	cancel     context.CancelFunc
@@ -37,26 +40,36 @@ type baseline struct {
 	produceErr atomic.Pointer[error]
 }
 
-func newBaseline(cfg pipelineConfig, addrs []string, group string, topics ...string) (*baseline, error) {
+func newBaseline(cfg pipelineConfig, addrs []string, eos bool, group string, topics ...string) (*baseline, error) {
 	b := &baseline{partitions: cfg.Partitions * int32(len(topics)), done: make(chan error, 1), commit: cfg.Commit}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(addrs...),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topics...),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.FetchMaxWait(100 * time.Millisecond),
+		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 			for _, ps := range m {
 				b.assigned.Add(int32(len(ps)))
 			}
 		}),
-	)
+	}
+	if !eos {
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return nil, err
+		}
+		b.cl = cl
+		return b, nil
+	}
+	opts = append(opts, kgo.TransactionalID(group+"-txn"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return nil, err
 	}
-	b.cl = cl
+	b.sess, b.cl = sess, sess.Client()
 	return b, nil
 }
 
@@ -85,6 +98,11 @@ func (b *baseline) produce(r *kgo.Record) {
 func (b *baseline) loop(ctx context.Context) error {
 	pollEvery := min(b.commit, 200*time.Millisecond)
 	last := time.Now()
+	if b.sess != nil {
+		if err := b.sess.Begin(); err != nil {
+			return fmt.Errorf("baseline: begin: %w", err)
+		}
+	}
 	for ctx.Err() == nil {
 		pctx, cancel := context.WithTimeout(ctx, pollEvery)
 		fs := b.cl.PollRecords(pctx, 10_000)
@@ -132,6 +150,21 @@ func (b *baseline) commitOnce() error {
 	if p := b.produceErr.Load(); p != nil {
 		return fmt.Errorf("baseline: produce: %w", *p)
 	}
+	if b.sess != nil {
+		// NB: its state is a Go map it cannot roll back: an aborted
+		// transaction ends the run rather than count twice.
+		committed, err := b.sess.End(ctx, kgo.TryCommit)
+		if err != nil {
+			return fmt.Errorf("baseline: end transaction: %w", err)
+		}
+		if !committed {
+			return errors.New("baseline: transaction aborted; the in-memory counts cannot roll back")
+		}
+		if err := b.sess.Begin(); err != nil {
+			return fmt.Errorf("baseline: begin: %w", err)
+		}
+		return nil
+	}
 	if err := b.cl.CommitUncommittedOffsets(ctx); err != nil {
 		return fmt.Errorf("baseline: commit: %w", err)
 	}
@@ -169,8 +202,8 @@ type countCell struct {
 // order (as the topology's source does), count it in its (customer, minute)
 // window, and at each commit produce every window whose count changed since
 // the last one, with the output serdes of the topology.
-func startCountBaseline(cfg pipelineConfig, addrs []string) (*baseline, error) {
-	b, err := newBaseline(cfg, addrs, "bench-baseline-count", orders.InputTopic)
+func startCountBaseline(cfg pipelineConfig, addrs []string, eos bool) (*baseline, error) {
+	b, err := newBaseline(cfg, addrs, eos, "bench-baseline-count", orders.InputTopic)
 	if err != nil {
 		return nil, err
 	}

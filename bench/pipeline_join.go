@@ -165,7 +165,7 @@ type pendingSide struct {
 // needs no grace handling: every order has exactly one payment, and its
 // maps only shrink as partners meet.
 func startJoinBaseline(cfg pipelineConfig, addrs []string) (*baseline, error) {
-	b, err := newBaseline(cfg, addrs, "bench-baseline-join", joinOrdersTopic, joinPaymentsTopic)
+	b, err := newBaseline(cfg, addrs, false, "bench-baseline-join", joinOrdersTopic, joinPaymentsTopic)
 	if err != nil {
 		return nil, err
 	}

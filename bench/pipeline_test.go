@@ -162,3 +162,35 @@ func TestJoinVerifier(t *testing.T) {
 		t.Error("not complete with every order joined")
 	}
 }
+
+// TestPipelineExactlyOnceSmall runs the count with the exactly-once
+// targets: both must produce the exact counts (read at read_committed) and
+// the report must compare them with Weir at-least-once.
+func TestPipelineExactlyOnceSmall(t *testing.T) {
+	cfg := pipelineConfig{
+		Orders: 3000, Customers: 40, Partitions: 3, Span: 5 * time.Minute,
+		OutOfOrder: 0.1, Lateness: 5 * time.Second,
+		Commit: 100 * time.Millisecond, Fsync: "group", DataDir: t.TempDir(),
+		Targets: []string{"weir", "weir-eos", "baseline-eos"}, Timeout: 2 * time.Minute, Seed: 7, ExactlyOnce: true,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	res, err := runPipeline(ctx, cfg, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 3 {
+		t.Fatalf("got %d results, want the count for three targets: %+v", len(res), res)
+	}
+	var out bytes.Buffer
+	printPipeline(&out, cfg, res)
+	for _, s := range []string{"Weir exactly-once/Weir at-least-once", "Weir exactly-once/baseline exactly-once"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("report has no %q line:\n%s", s, out.String())
+		}
+	}
+	cfg.JoinOrders = 10
+	if err := cfg.validate(); err == nil {
+		t.Errorf("validate accepted an exactly-once target with the join")
+	}
+}

@@ -24,6 +24,10 @@ type verifier struct {
 	// diff describes how the output falls short, for the error.
 	diff func() string
 
+	// committed reads at read_committed (for exactly-once targets: their
+	// output counts only once its transaction commits).
+	committed bool
+
 	cl   *kgo.Client
 	next map[int32]int64 // partition → offset after the last record read
 	read int             // output records read
@@ -34,8 +38,14 @@ type verifier struct {
 // follow reads the output until it is complete or ctx ends. It keeps its
 // client for recheck.
 func (v *verifier) follow(ctx context.Context, addrs []string) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(v.topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	opts := []kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(v.topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}
+	if v.committed {
+		// NB: markers are kept so that recheck's reader moves past the
+		// last one to the high watermark; take skips them.
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return err
 	}
@@ -66,8 +76,11 @@ func (v *verifier) take(ctx context.Context, fs kgo.Fetches) error {
 		if err != nil {
 			return
 		}
-		v.read++
 		v.next[r.Partition] = r.Offset + 1
+		if r.Attrs.IsControl() {
+			return
+		}
+		v.read++
 		err = v.apply(r)
 	})
 	return err

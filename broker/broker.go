@@ -111,7 +111,7 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 		_ = reg.Close()
 		return nil, err
 	}
-	sec, err := openSecurity(&opts, dir)
+	sec, err := openSecurity(&opts, dir, cn)
 	if err != nil {
 		closeCluster(cn)
 		_ = reg.Close()
@@ -125,7 +125,13 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 	}
 	ln, hp, adv := lns[0].ln, protocol.Node{Host: lns[0].l.Host, Port: lns[0].l.Port}, lns[0].adv
 	first := min(int32(1<<20), opts.MaxFrameBytes)
-	repl := openReplication(opts, cn, reg)
+	repl, err := openReplication(opts, cn, reg)
+	if err != nil {
+		closeListeners(lns)
+		closeCluster(cn)
+		_ = reg.Close()
+		return nil, err
+	}
 	srv, err := protocol.New(protocol.Config{
 		Node:                protocol.Node{ID: opts.NodeID, Host: hp.Host, Port: hp.Port},
 		Topics:              reg,
@@ -151,7 +157,8 @@ func open(opts Options, lock *dirlock.Lock) (*Broker, error) {
 		Security:    sec,
 	})
 	if err == nil && cn != nil {
-		if err = startCluster(cn, protocol.Node{ID: opts.NodeID, Host: hp.Host, Port: hp.Port}); err != nil {
+		self := protocol.Node{ID: opts.NodeID, Host: hp.Host, Port: hp.Port, Listeners: clusterListeners(&opts, lns)}
+		if err = startCluster(cn, self); err != nil {
 			_ = srv.Close()
 		}
 	}

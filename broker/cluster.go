@@ -5,6 +5,7 @@ package broker
 // from its metadata image. Without voters nothing here runs.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,15 +85,21 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.warnClusterSecurity()
+	dial, ctlTLS, err := opts.controllerDial()
+	if err != nil {
+		return nil, err
+	}
 	return cluster.Open(cluster.Options{
 		NodeID: opts.NodeID, Voters: voters, Broker: b, Controller: c,
 		DataDir: filepath.Clean(opts.DataDir), FS: opts.dataFS, Topics: reg,
 		DefaultPartitions:       opts.DefaultPartitions,
 		LeaderRebalanceInterval: opts.LeaderRebalanceInterval,
 		ControllerListener:      opts.cluster.controllerListener,
-		Dial:                    opts.cluster.dial,
+		Dial:                    dial,
+		ControllerTLS:           ctlTLS,
 		HeartbeatInterval:       opts.cluster.heartbeatInterval,
-		SessionTimeout:          opts.cluster.sessionTimeout,
+		SessionTimeout:          cmp.Or(opts.cluster.sessionTimeout, opts.BrokerSessionTimeout),
 		TickInterval:            opts.cluster.tickInterval,
 		RejoinQuorum:            opts.RejoinQuorum,
 		ShutdownTimeout:         opts.cluster.shutdownTimeout,

@@ -9,9 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestClusterCreateTopicsControllerKilled: 100 CreateTopics with
@@ -24,20 +22,9 @@ import (
 // the stop are the refused ones.
 func TestClusterCreateTopicsControllerKilled(t *testing.T) {
 	c := startTestCluster(t, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	eventually(t, 15*time.Second, "a controller", func() error {
-		if _, err := adm.CreateTopic(ctx, 1, 3, nil, "warmup"); err != nil {
-			return err
-		}
-		return nil
-	})
+	_, adm := c.adminWithController(t, ctx)
 	// Four workers create ck000..ck099 concurrently, so that the stop
 	// lands while creations are in flight.
 	var mu sync.Mutex

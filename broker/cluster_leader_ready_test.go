@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -21,18 +19,9 @@ import (
 // soon as it names itself.
 func TestClusterNewLeaderServesAtOnce(t *testing.T) {
 	c := startTestCluster(t, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	eventually(t, 15*time.Second, "a controller", func() error {
-		_, err := adm.CreateTopic(ctx, 1, 3, nil, "warmup")
-		return err
-	})
+	cl, adm := c.adminWithController(t, ctx)
 	produced := 0
 	for i := range 8 {
 		name := fmt.Sprintf("ready%d", i)

@@ -98,6 +98,24 @@ func (c *testCluster) seeds() []string {
 	return out
 }
 
+// adminWithController returns a client of every broker (closed at the
+// test's end) and its admin client, once a controller answers: the topic
+// "warmup" (1 partition, replication factor 3) is created.
+func (c *testCluster) adminWithController(t *testing.T, ctx context.Context) (*kgo.Client, *kadm.Client) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	eventually(t, 15*time.Second, "a controller", func() error {
+		_, err := adm.CreateTopic(ctx, 1, 3, nil, "warmup")
+		return err
+	})
+	return cl, adm
+}
+
 // eventually polls f until it returns nil or the deadline passes.
 func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 	t.Helper()

@@ -166,13 +166,33 @@ type Options struct {
 	// leader.imbalance.check.interval.seconds). Default 30s; negative:
 	// never (`weir cluster elect-leaders` still moves them).
 	LeaderRebalanceInterval time.Duration
+	// BrokerSessionTimeout is broker.session.timeout.ms (cluster mode): a
+	// broker whose heartbeats (every 500ms) stop for this long is fenced
+	// and its leaderships move; it bounds how long a killed leader's
+	// partitions stay without one. Default 9s.
+	BrokerSessionTimeout time.Duration
 
 	// Listeners, when set, are the broker's listeners, each named, with
 	// its security protocol (the flag --listener
 	// NAME=PROTOCOL://host:port, repeatable); Listen and AdvertisedAddr
 	// must then be left empty. Default: one PLAINTEXT listener on Listen.
-	// Not yet in cluster mode.
+	// In cluster mode every listener is registered with the controller,
+	// and clients are told the other brokers' addresses on the listener
+	// they connected through.
 	Listeners []Listener
+	// InterBrokerListener names the listener other brokers connect to
+	// (cluster mode: followers fetch from leaders there). It must be
+	// PLAINTEXT or SSL; under SSL brokers present their certificate
+	// (TLSCertFile, which must then allow client authentication) and
+	// verify each other against TLSClientCAFile, and a broker's principal
+	// is User:<its certificate's subject>, to be listed in SuperUsers when
+	// the authorizer is on. Default: the first listener.
+	InterBrokerListener string
+	// ControllerTLS makes the controller listener (raft between the
+	// voters, and the brokers' controller RPC) speak mutual TLS with
+	// TLSCertFile and TLSKeyFile, every peer verified against
+	// TLSClientCAFile. Default false: plaintext (cluster mode only).
+	ControllerTLS bool
 	// TLSCertFile and TLSKeyFile are the PEM certificate (chain) and key
 	// of SSL and SASL_SSL listeners, reloaded when the files change.
 	// Only TLS 1.2 and later are spoken.
@@ -189,10 +209,12 @@ type Options struct {
 	// SASLPlainUsersFile enables SASL PLAIN on SASL listeners against a
 	// file of user:password lines. SCRAM-SHA-256 and SCRAM-SHA-512 are
 	// always enabled there, against the credentials kept (salted and
-	// hashed) in DataDir/scram-users.json (weir user create).
+	// hashed) in DataDir/scram-users.json (in cluster mode in the
+	// metadata log; weir user create).
 	SASLPlainUsersFile string
-	// Authorizer turns on ACLs (kept in DataDir/acls.json; weir acl add):
-	// every request is checked as Kafka checks it.
+	// Authorizer turns on ACLs (kept in DataDir/acls.json; in cluster
+	// mode in the metadata log; weir acl add): every request is checked
+	// as Kafka checks it.
 	Authorizer bool
 	// SuperUsers are principals allowed everything (e.g. User:admin).
 	SuperUsers []string
@@ -310,6 +332,9 @@ func (o *Options) Validate() error {
 	// NB: 0 leaves the count to the group coordinator's default.
 	if o.OffsetsTopicPartitions < 0 || o.OffsetsTopicPartitions > max(o.MaxPartitionsPerTopic, 1) {
 		errs = append(errs, fmt.Errorf("broker: offsets topic partitions %d outside 1..%d (the max partitions per topic)", o.OffsetsTopicPartitions, o.MaxPartitionsPerTopic))
+	}
+	if o.BrokerSessionTimeout < 0 || (o.BrokerSessionTimeout > 0 && o.BrokerSessionTimeout <= time.Second) {
+		errs = append(errs, fmt.Errorf("broker: broker session timeout %v: must be over 1s (heartbeats go every 500ms)", o.BrokerSessionTimeout))
 	}
 	if o.OffsetsTopicReplicationFactor < 0 {
 		errs = append(errs, fmt.Errorf("broker: offsets topic replication factor %d below 1", o.OffsetsTopicReplicationFactor))

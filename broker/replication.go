@@ -21,19 +21,23 @@ const defaultReplicaLagTime = 10 * time.Second
 
 // openReplication returns the replication manager of a cluster node; nil
 // for a single-node broker.
-func openReplication(opts Options, cn *cluster.Node, reg *topics.Registry) *replica.Manager {
+func openReplication(opts Options, cn *cluster.Node, reg *topics.Registry) (*replica.Manager, error) {
 	if cn == nil {
-		return nil
+		return nil, nil
+	}
+	dial, err := opts.replicaDial()
+	if err != nil {
+		return nil, err
 	}
 	lag := opts.ReplicaLagTime
 	if lag <= 0 {
 		lag = defaultReplicaLagTime
 	}
 	return replica.NewManager(replica.Options{
-		Self: opts.NodeID, Topics: reg, Dial: opts.cluster.dial,
+		Self: opts.NodeID, Topics: reg, Dial: dial,
 		AlterPartition: cn.AlterPartition, BrokerEpoch: cn.BrokerEpoch,
 		LagTime: lag, Logger: opts.Logger,
-	})
+	}), nil
 }
 
 // replicationOf returns m as the protocol's Replication; nil (not a typed

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/broker/internal/auth"
+	"github.com/weir-dev/weir/broker/internal/cluster"
 	"github.com/weir-dev/weir/broker/internal/protocol"
 )
 
@@ -115,11 +116,7 @@ func (o *Options) validateSecurity() []error {
 	if o.ConnectionsMaxReauth < 0 {
 		errs = append(errs, fmt.Errorf("broker: connections max reauth %v is negative", o.ConnectionsMaxReauth))
 	}
-	if o.ControllerVoters != "" && (len(o.Listeners) > 0 || o.Authorizer || o.SASLPlainUsersFile != "") {
-		errs = append(errs, errors.New("broker: listeners, TLS, SASL and ACLs are not supported in cluster mode yet (--controller-voters): "+
-			"credentials and ACLs are not yet replicated through the metadata quorum"))
-	}
-	return errs
+	return append(errs, o.validateClusterSecurity()...)
 }
 
 // securedListeners returns the broker's listeners: Options.Listeners, or
@@ -131,25 +128,34 @@ func (o *Options) securedListeners() []Listener {
 	return []Listener{{Name: string(protocol.Plaintext), Protocol: string(protocol.Plaintext), Addr: o.Listen, Advertised: o.AdvertisedAddr}}
 }
 
-// openSecurity opens the security stores of a single-node broker in dir.
-func openSecurity(o *Options, dir string) (protocol.Security, error) {
+// openSecurity opens the security stores of a broker: in dir for a
+// single-node broker, the metadata image of cn in cluster mode.
+func openSecurity(o *Options, dir string, cn *cluster.Node) (protocol.Security, error) {
 	sec := protocol.Security{ReauthLifetime: o.ConnectionsMaxReauth}
-	if o.ControllerVoters != "" {
-		return sec, nil
-	}
 	var err error
-	if sec.SCRAM, err = auth.OpenUserStore(filepath.Join(dir, auth.UsersFile)); err != nil {
-		return sec, fmt.Errorf("broker: %w", err)
-	}
 	if o.SASLPlainUsersFile != "" {
 		if sec.Plain, err = auth.LoadPlainUsers(o.SASLPlainUsersFile); err != nil {
 			return sec, fmt.Errorf("broker: %w", err)
 		}
 	}
+	if cn != nil {
+		sec.SCRAM = clusterCredentials{cn: cn}
+		if o.Authorizer {
+			sec.ACLs = &clusterACLs{cn: cn, superUsers: o.SuperUsers, allowIfNoACL: o.AllowEveryoneIfNoACLFound}
+		}
+		return sec, nil
+	}
+	users, err := auth.OpenUserStore(filepath.Join(dir, auth.UsersFile))
+	if err != nil {
+		return sec, fmt.Errorf("broker: %w", err)
+	}
+	sec.SCRAM = users
 	if o.Authorizer {
-		if sec.ACLs, err = auth.OpenACLStore(filepath.Join(dir, auth.ACLFile), o.SuperUsers, o.AllowEveryoneIfNoACLFound); err != nil {
+		acls, err := auth.OpenACLStore(filepath.Join(dir, auth.ACLFile), o.SuperUsers, o.AllowEveryoneIfNoACLFound)
+		if err != nil {
 			return sec, fmt.Errorf("broker: %w", err)
 		}
+		sec.ACLs = acls
 	}
 	return sec, nil
 }
@@ -313,4 +319,14 @@ func (b *Broker) ListenerAddr(name string) string {
 		}
 	}
 	return ""
+}
+
+// ListenerAddrs returns the addresses of every listener, in the order
+// they were given.
+func (b *Broker) ListenerAddrs() []string {
+	out := make([]string, len(b.lns))
+	for i, bl := range b.lns {
+		out[i] = bl.ln.Addr().String()
+	}
+	return out
 }

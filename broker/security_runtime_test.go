@@ -85,8 +85,9 @@ func appACLs(t *testing.T) []broker.ACL {
 }
 
 // The orders-per-minute application runs against a SASL_SSL listener as a
-// principal allowed only its own topics and group: it counts the orders
-// and commits its offsets.
+// principal allowed only its own topics and group, configured with
+// runtime.TLS and runtime.SASL: it counts the orders and commits its
+// offsets.
 func TestRuntimeOverSASLSSLWithACLs(t *testing.T) {
 	dir := t.TempDir()
 	for u, pw := range map[string]string{"admin": "admin-pw", "app": "app-pw"} {
@@ -140,7 +141,7 @@ func TestRuntimeOverSASLSSLWithACLs(t *testing.T) {
 	}
 	app, err := runtime.New(topo, runtime.ApplicationID("orders-app"), runtime.Brokers(b.Addr()),
 		runtime.StateDir(t.TempDir()), runtime.CommitInterval(200*time.Millisecond), runtime.Logger(quiet),
-		runtime.ClientOptions(as("app", "app-pw")[1:]...))
+		runtime.TLS(tlsCfg), runtime.SASL(runtime.SASLSCRAMSHA512, "app", "app-pw"))
 	if err != nil {
 		t.Fatal(err)
 	}

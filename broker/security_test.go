@@ -89,7 +89,9 @@ func (p *testPKI) issue(t testing.TB, name string, subj pkix.Name, server bool) 
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
 	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		// Brokers present their certificate to each other as clients too
+		// (an SSL inter-broker listener, the controller's mutual TLS).
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		tmpl.DNSNames = []string{"localhost"}
 		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
 	}
@@ -373,7 +375,14 @@ func TestSecurityOptionsValidate(t *testing.T) {
 		{"duplicate name", Options{Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}, {Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
 		{"listen and listeners", Options{Listen: "127.0.0.1:0", Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
 		{"super users without authorizer", Options{SuperUsers: []string{"User:admin"}}},
-		{"cluster with listeners", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
+		{"cluster with a SASL inter-broker listener", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, Listeners: []Listener{{Name: "A", Protocol: "SASL_PLAINTEXT", Addr: "127.0.0.1:0"}}}},
+		{"inter-broker listener unknown", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, InterBrokerListener: "B", Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
+		{"inter-broker listener without a cluster", Options{InterBrokerListener: "A", Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
+		{"SSL inter-broker listener without a CA", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, TLSCertFile: "c", TLSKeyFile: "k",
+			Listeners: []Listener{{Name: "A", Protocol: "SSL", Addr: "127.0.0.1:0"}}}},
+		{"authorizer with a PLAINTEXT inter-broker listener", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, Authorizer: true,
+			Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
+		{"controller TLS without certificates", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, ControllerTLS: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts

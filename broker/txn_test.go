@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
 // txnProducer returns a transactional franz-go client for id.
@@ -442,5 +444,96 @@ func TestTransactionalBatchNeedsTransactionalID(t *testing.T) {
 	}
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTxnState.Code {
 		t.Fatalf("transactional produce to a partition not in the transaction: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+	}
+}
+
+// TestDeleteRecordsStopsAtOpenTransaction: DeleteRecords cannot move the
+// log start past the first offset of an open transaction
+// (OFFSET_OUT_OF_RANGE); -1 deletes up to it (the last stable offset, not
+// the high watermark); once the transaction ends, everything up to the
+// high watermark can go.
+func TestDeleteRecordsStopsAtOpenTransaction(t *testing.T) {
+	b := startBroker(t, Options{})
+	createTopic(t, b, "tx", 1)
+	plain := newClient(t, b, kgo.DefaultProduceTopic("tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := testCtx(t)
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("a")}, &kgo.Record{Value: []byte("b")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	p := txnProducer(t, b, "deleter")
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	produceTxn(t, p, "in-txn")
+	if err := plain.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(newClient(t, b))
+	del := func(off int64) (int64, error) {
+		t.Helper()
+		res, err := adm.DeleteRecords(ctx, kadm.Offsets{"tx": {0: {Topic: "tx", Partition: 0, At: off}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, ok := res.Lookup("tx", 0)
+		if !ok {
+			t.Fatalf("no answer for tx/0: %v", res)
+		}
+		return r.LowWatermark, r.Err
+	}
+	if _, err := del(3); !errors.Is(err, kerr.OffsetOutOfRange) {
+		t.Fatalf("delete before 3 (the transaction starts at 2): %v, want OFFSET_OUT_OF_RANGE", err)
+	}
+	if lw, err := del(-1); err != nil || lw != 2 {
+		t.Fatalf("delete before -1: low watermark %d, %v; want 2 (the open transaction's first offset)", lw, err)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	// Offsets 0-3 hold the records, 4 the commit marker.
+	waitLSO(t, b, "tx", 5)
+	if lw, err := del(-1); err != nil || lw != 5 {
+		t.Fatalf("delete before -1 after the commit: low watermark %d, %v; want the high watermark 5", lw, err)
+	}
+}
+
+// TestOrphanTransactionAbortedAtRecovery: a transactional batch that no
+// transactional id owns (Produce refuses one now, but a log written before
+// may hold it) opens a transaction that nothing can end: the last stable
+// offset stays at its first offset. At the next start the broker aborts it
+// (an ABORT marker), so read_committed readers and retention move on.
+func TestOrphanTransactionAbortedAtRecovery(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(Options{DataDir: dir, Listen: "127.0.0.1:0", Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createTopic(t, b, "tx", 1)
+	raw := rawProducerBatch(4242, 0, 0, "orphan")
+	raw[22] |= 0x10 // attributes, low byte: transactional
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
+	tp, ok := b.reg.Get("tx")
+	if !ok {
+		t.Fatal("no topic tx")
+	}
+	p, _ := tp.Partition(0)
+	if err := p.Log().(topics.TxnLog).AppendTrusted(testCtx(t), raw); err != nil {
+		t.Fatal(err)
+	}
+	if hw, lso := ends(t, b, "tx"); hw != 1 || lso != 0 {
+		t.Fatalf("with the orphan batch: high watermark %d, last stable offset %d; want 1 and 0", hw, lso)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b2 := startBroker(t, Options{DataDir: dir})
+	if hw, lso := ends(t, b2, "tx"); hw != 2 || lso != 2 {
+		t.Fatalf("after the restart: high watermark %d, last stable offset %d; want 2 and 2 (the orphan aborted by a marker at 1)", hw, lso)
+	}
+	if got := readAll(t, b2, "tx", false, 1); !slices.Equal(got, []string{"orphan"}) {
+		t.Fatalf("read_uncommitted read %v, want [orphan]", got)
+	}
+	if got := readAll(t, b2, "tx", true, 0); len(got) != 0 {
+		t.Fatalf("read_committed read %v, want nothing (aborted)", got)
 	}
 }

@@ -16,6 +16,10 @@ type config struct {
 	app app.Options
 	// embedded broker options, used when no brokers are given
 	brokerListen string
+	// security is set by TLS and SASL, which need Brokers.
+	security bool
+	// errs are the options' own errors (New reports them).
+	errs []error
 }
 
 type optFunc func(*config)
@@ -177,8 +181,37 @@ func ReplicationFactor(n int16) Option {
 	return optFunc(func(c *config) { c.app.ReplicationFactor = n })
 }
 
+// ExactlyOnce makes the instance process exactly once (Kafka Streams'
+// processing.guarantee=exactly_once_v2): the instance has one transactional
+// producer (transactional id "<application id>-<instance id>", the instance
+// id kept in the state directory, so that a restarted instance fences its
+// own earlier incarnation and aborts what it left open), and each commit is
+// one transaction holding the output, changelog and repartition records of
+// every task and the input offsets they consumed (sent to the group
+// coordinator with the group's generation, KIP-447). Inputs and changelogs
+// are read at read_committed. A store's local checkpoint moves only once its
+// transaction has committed: a crash or an aborted transaction leaves the
+// store at the last committed transaction, and a restore replays only
+// committed changelog records from there. A rebalance that takes partitions
+// from the instance, a lost membership or a failed commit aborts the open
+// transaction; every task then closes without flushing, restores the tail of
+// its stores and processes again from the committed offsets. Readers of the
+// output see each input record's effect once when they read at
+// read_committed. Needs a broker with transactions (a Weir broker, Kafka
+// 2.5 or later). Default: at-least-once.
+func ExactlyOnce() Option { return optFunc(func(c *config) { c.app.ExactlyOnce = true }) }
+
+// TransactionTimeout is how long the broker lets one of the instance's
+// transactions stay open before it aborts it; an instance that crashes with
+// a transaction open holds read_committed readers of its output back for
+// that long. With ExactlyOnce only. Default 10s.
+func TransactionTimeout(d time.Duration) Option {
+	return optFunc(func(c *config) { c.app.TransactionTimeout = d })
+}
+
 // ClientOptions adds franz-go options to every client the application
-// creates (TLS, SASL, a dialer, a logger). Default none.
+// creates (a dialer, a logger; TLS and SASL have options of their own).
+// Default none.
 func ClientOptions(opts ...kgo.Opt) Option {
 	return optFunc(func(c *config) { c.app.ClientOpts = append(c.app.ClientOpts, opts...) })
 }

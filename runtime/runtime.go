@@ -59,7 +59,10 @@ func New(topology *streams.Topology, opts ...Option) (*Application, error) {
 	for _, o := range opts {
 		o.apply(&c)
 	}
-	var errs []error
+	errs := c.errs
+	if c.security && len(c.app.Brokers) == 0 {
+		errs = append(errs, errors.New("runtime: TLS and SASL need Brokers: the embedded broker listens in plaintext on loopback"))
+	}
 	if c.app.StateDir == "" {
 		dir, err := defaultStateDir(c.app.ApplicationID)
 		if err != nil {

@@ -106,9 +106,12 @@ log is synced and closed.`,
 	f.BoolVar(&opts.RejoinQuorum, "rejoin", false, "bring this controller voter back after its raft storage (DATA_DIR/metadata-raft) was lost or moved away: the other voters remove it and add it back, and it catches up from them (needs a majority of them up)")
 	f.DurationVar(&opts.ReplicaLagTime, "replica-lag-time", 10*time.Second, "in a cluster, a follower not caught up with its leader for this long leaves the partition's in-sync replicas (replica.lag.time.max.ms)")
 	f.DurationVar(&opts.LeaderRebalanceInterval, "leader-rebalance-interval", 30*time.Second, "in a cluster, how often the controller moves leaderships back to preferred replicas (the first of each assignment) that are in sync again (negative: never; weir cluster elect-leaders moves them on demand)")
+	f.DurationVar(&opts.BrokerSessionTimeout, "broker-session-timeout", 9*time.Second, "in a cluster, a broker whose heartbeats stop for this long is fenced and its partitions get new leaders (broker.session.timeout.ms)")
 	f.StringVar(&opts.Roles, "roles", "", "this node's roles in a cluster: broker, controller, or broker,controller (default with --controller-voters: broker,controller)")
 	f.StringArrayVar(&listeners, "listener", nil, "a listener NAME=PROTOCOL://host:port, PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (repeatable; replaces --listen), e.g. SECURE=SASL_SSL://0.0.0.0:9094")
 	f.StringArrayVar(&advListen, "advertised-listener", nil, "the address advertised for a listener, NAME=host:port (repeatable; default: its bound address)")
+	f.StringVar(&opts.InterBrokerListener, "inter-broker-listener", "", "in a cluster, the --listener other brokers connect to (PLAINTEXT, or SSL with --tls-client-ca: brokers authenticate with their certificate, principal User:<subject>; default: the first listener)")
+	f.BoolVar(&opts.ControllerTLS, "controller-tls", false, "in a cluster, speak mutual TLS on the controller listener (raft and broker-to-controller), with --tls-cert/--tls-key, peers verified against --tls-client-ca")
 	f.StringVar(&opts.TLSCertFile, "tls-cert", "", "PEM certificate (chain) of SSL and SASL_SSL listeners, reloaded when the file changes")
 	f.StringVar(&opts.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&opts.TLSClientCAFile, "tls-client-ca", "", "PEM CA certificates to verify client certificates against (mutual TLS; principal User:<subject>)")
@@ -133,7 +136,7 @@ var zeroMeansDefault = []string{
 	"group-max-session-timeout", "offsets-retention", "offsets-topic-partitions",
 	"offsets-topic-replication-factor",
 	"frame-read-timeout", "connections-max-idle", "max-connections",
-	"replica-lag-time", "leader-rebalance-interval",
+	"replica-lag-time", "leader-rebalance-interval", "broker-session-timeout",
 }
 
 // checkZeroFlags reports every flag of zeroMeansDefault set to 0.

@@ -34,6 +34,7 @@ func main() {
 	flag.Float64Var(&cfg.speedup, "speedup", cfg.speedup, "event time runs this many times faster than the wall clock (10: a 10s window closes every second)")
 	flag.Int64Var(&cfg.memoryMiB, "state-memory", cfg.memoryMiB, "memory budget of the state stores in MiB (Pebble's caches and memtables; the Pebble WAL files on disk are preallocated at about a tenth of it each)")
 	flag.StringVar(&cfg.metricsAddr, "metrics", cfg.metricsAddr, "serve Prometheus metrics and the topology on this address (e.g. 127.0.0.1:9100)")
+	flag.StringVar(&cfg.queryAddr, "query", cfg.queryAddr, "serve interactive queries of the window counts on this address (e.g. 127.0.0.1:9200): GET /stores/orders-per-minute-store/windows?key=customer-001")
 	flag.DurationVar(&cfg.progressEvery, "progress", cfg.progressEvery, "interval of the progress line")
 	verbose := flag.Bool("v", false, "log the runtime's and broker's info lines")
 	flag.Parse()
@@ -64,6 +65,7 @@ type config struct {
 	speedup       float64
 	memoryMiB     int64
 	metricsAddr   string
+	queryAddr     string
 	progressEvery time.Duration
 	logger        *slog.Logger
 

@@ -64,6 +64,10 @@ func run(ctx context.Context, cfg config, out io.Writer) error {
 	if cfg.metricsAddr != "" {
 		opts = append(opts, runtime.MetricsAddr(cfg.metricsAddr))
 	}
+	if cfg.queryAddr != "" {
+		opts = append(opts, runtime.QueryAddr(cfg.queryAddr),
+			runtime.QueryStore(orders.CountStore, serde.String(), serde.Int64()))
+	}
 	app, err := runtime.New(topo, opts...)
 	if err != nil {
 		return err

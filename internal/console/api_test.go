@@ -24,8 +24,8 @@ import (
 // TestAPICluster checks /api/cluster on a 3-node cluster against the
 // cluster's own answers: every node a voter and a broker at its address,
 // the controller DescribeCluster names, each node's leader count from
-// Metadata, no unhealthy partition, and disk use reported unavailable
-// (Weir brokers do not answer DescribeLogDirs) rather than failing.
+// Metadata, no unhealthy partition, and every node's log directory with
+// the bytes of the partitions it holds (DescribeLogDirs).
 //
 // Then node 3 stops: the partitions it replicated are listed
 // under-replicated, as Metadata shows them, and node 3 is shown not live.
@@ -88,8 +88,14 @@ func TestAPICluster(t *testing.T) {
 			t.Errorf("node %d leads %d, Metadata says %d", n.ID, n.Leaders, leaders[n.ID])
 		}
 	}
-	if c.Disk.Available || !strings.Contains(c.Disk.Reason, "DescribeLogDirs") {
-		t.Errorf("disk %+v: want unavailable, naming DescribeLogDirs", c.Disk)
+	// Every node holds a replica of each of the 6 partitions.
+	if !c.Disk.Available || len(c.Disk.Dirs) != 3 {
+		t.Errorf("disk %+v: want a log directory on each of the 3 nodes", c.Disk)
+	}
+	for _, d := range c.Disk.Dirs {
+		if d.Dir == "" || d.Error != "" || d.TotalBytes <= 0 || d.UsableBytes > d.TotalBytes || d.Bytes < 0 {
+			t.Errorf("log directory %+v", d)
+		}
 	}
 
 	closers[2]()
@@ -121,7 +127,7 @@ func TestAPICluster(t *testing.T) {
 // TestAPITopic checks /api/topics and /api/topics/{topic} against
 // Metadata, ListStartOffsets/ListEndOffsets and DescribeTopicConfigs.
 func TestAPITopic(t *testing.T) {
-	brokers := startBroker(t)
+	brokers, dataDir := startBrokerDir(t)
 	base := startConsole(t, brokers)
 	cl := testClient(t, brokers)
 	adm := kadm.NewClient(cl)
@@ -145,15 +151,20 @@ func TestAPITopic(t *testing.T) {
 	}
 	starts, _ := adm.ListStartOffsets(testCtx(t), "orders")
 	ends, _ := adm.ListEndOffsets(testCtx(t), "orders")
+	// Sizes are the bytes of each partition's segment files.
+	sizes := segmentBytes(t, dataDir, "orders")
 	var want []Partition
 	for _, p := range md.Topics["orders"].Partitions.Sorted() {
 		s, _ := starts.Lookup("orders", p.Partition)
 		e, _ := ends.Lookup("orders", p.Partition)
 		want = append(want, Partition{Partition: p.Partition, Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, Replicas: orEmpty(p.Replicas),
-			ISR: orEmpty(p.ISR), Offline: orEmpty(p.OfflineReplicas), Start: s.Offset, End: e.Offset, Bytes: -1})
+			ISR: orEmpty(p.ISR), Offline: orEmpty(p.OfflineReplicas), Start: s.Offset, End: e.Offset, Bytes: sizes[p.Partition]})
 	}
 	if d := cmp.Diff(want, got.Partitions); d != "" {
 		t.Errorf("partitions (-Metadata and ListOffsets +console):\n%s", d)
+	}
+	if !got.SizesAvailable || got.Partitions[0].Bytes == 0 || got.Partitions[2].Bytes != 0 {
+		t.Errorf("sizes: available %v, partitions %+v: want partitions 0 and 1 non-empty, 2 empty", got.SizesAvailable, got.Partitions)
 	}
 	if got.Partitions[0].Start != 1 || got.Partitions[0].End != 4 || got.Partitions[1].End != 3 {
 		t.Errorf("offsets %+v: want partition 0 at 1..4 (one record deleted), partition 1 at 0..3", got.Partitions)

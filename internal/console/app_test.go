@@ -16,8 +16,56 @@ import (
 
 	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
 	"github.com/weir-dev/weir/runtime"
+	"github.com/weir-dev/weir/serde"
+	"github.com/weir-dev/weir/state"
 	"github.com/weir-dev/weir/streams"
 )
+
+// windowStore returns the name of the orders topology's window store (the
+// counts per customer and minute).
+func windowStore(t testing.TB, topo *streams.Topology) string {
+	t.Helper()
+	for _, s := range topo.Stores() {
+		if s.Kind == state.KindWindow {
+			return s.Name
+		}
+	}
+	t.Fatal("the orders topology has no window store")
+	return ""
+}
+
+// windowsOf returns the windows of customer in the window store, read with
+// the typed query view of whichever instance runs the customer's task: the
+// truth a lookup through the console must show.
+func windowsOf(t testing.TB, ras []runningApp, customer string) ([]windowValue, error) {
+	t.Helper()
+	store := windowStore(t, ras[0].topo)
+	var last error
+	for _, ra := range ras {
+		var out []windowValue
+		for e, err := range runtime.QueryWindow(ra.app, store, serde.String(), serde.Int64()).Fetch(context.Background(), customer, time.UnixMilli(0), time.UnixMilli(1<<50)) {
+			if err != nil {
+				last = err
+				out = nil
+				break
+			}
+			out = append(out, windowValue{Start: e.Start.UTC(), Value: e.Value})
+		}
+		if out != nil {
+			return out, nil
+		}
+		if last == nil {
+			return []windowValue{}, nil
+		}
+	}
+	return nil, last
+}
+
+// windowValue is one window of a lookup: its start and count.
+type windowValue struct {
+	Start time.Time `json:"start"`
+	Value int64     `json:"value"`
+}
 
 // description mirrors the runtime's /application answer (the parts the
 // tests check).
@@ -82,7 +130,8 @@ func startApps(t testing.TB, brokers []string, partitions int32, n int) []runnin
 		}
 		app, err := runtime.New(topo, runtime.ApplicationID("console-test"), runtime.Brokers(brokers...),
 			runtime.StateDir(t.TempDir()), runtime.MetricsAddr("127.0.0.1:0"), runtime.CommitInterval(200*time.Millisecond),
-			runtime.StandbyReplicas(n-1))
+			runtime.StandbyReplicas(n-1), runtime.QueryAddr("127.0.0.1:0"),
+			runtime.QueryStore(windowStore(t, topo), serde.String(), serde.Int64()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,6 +189,45 @@ func startApps(t testing.TB, brokers []string, partitions int32, n int) []runnin
 // /api/apps: its topology is Topology.Describe's, node for node and edge
 // for edge; its tasks are the instance's; its dropped count is what its
 // metrics say.
+// TestAPIAppsLookup looks keys up through /api/apps/I/lookup, which goes
+// through the instance's query endpoint: a customer's windows are those
+// the typed query view of the instance running its task returns (asked of
+// either instance: the endpoint forwards), an absent key is a 404 answer,
+// an unknown store or instance a clear error.
+func TestAPIAppsLookup(t *testing.T) {
+	brokers := startBroker(t)
+	ras := startApps(t, brokers, 4, 2)
+	base := startConsole(t, brokers, ras[0].url, ras[1].url)
+	store := windowStore(t, ras[0].topo)
+	for _, cust := range []string{"c0", "c1", "c2", "c3", "c4"} {
+		for i := range ras {
+			eventually(t, 30*time.Second, "lookup of "+cust+" equals the store's windows", func() error {
+				want, err := windowsOf(t, ras, cust)
+				if err != nil {
+					return err
+				}
+				l := get[Lookup](t, fmt.Sprintf("%s/api/apps/%d/lookup?store=%s&key=%s", base, i, store, cust))
+				var a struct {
+					Windows []windowValue `json:"windows"`
+				}
+				if l.Status != 200 || json.Unmarshal(l.Answer, &a) != nil {
+					return fmt.Errorf("lookup %s on %d: %d %s", cust, i, l.Status, l.Answer)
+				}
+				if d := cmp.Diff(want, a.Windows); d != "" || len(want) == 0 {
+					return fmt.Errorf("lookup %s on instance %d (-store +lookup):\n%s", cust, i, d)
+				}
+				return nil
+			})
+		}
+	}
+	if l := get[Lookup](t, base+"/api/apps/0/lookup?store="+store+"&key=nobody"); l.Status != 200 || !strings.Contains(string(l.Answer), `"windows":[]`) {
+		t.Errorf("absent key: %d %s", l.Status, l.Answer)
+	}
+	call[map[string]string](t, "GET", base+"/api/apps/0/lookup?store=nope&key=a", nil, 404)
+	call[map[string]string](t, "GET", base+"/api/apps/7/lookup?store="+store+"&key=a", nil, 404)
+	call[map[string]string](t, "GET", base+"/api/apps/0/lookup?key=a", nil, 400)
+}
+
 func TestAPIAppsRuntime(t *testing.T) {
 	brokers := startBroker(t)
 	ra := startApp(t, brokers, 3)

@@ -203,8 +203,8 @@ func TestBrowserCluster(t *testing.T) {
 	if n := eval[string](t, ctx, `document.querySelector("#under-replicated-count").textContent + "/" + document.querySelector("#offline-count").textContent`); n != "0/0" {
 		t.Errorf("under-replicated/offline shown %s, want 0/0", n)
 	}
-	if d := eval[string](t, ctx, `document.querySelector("#disk").textContent`); !strings.Contains(d, "Not available") {
-		t.Errorf("disk use shown as %q", d)
+	if n := eval[int](t, ctx, `document.querySelectorAll("#disk tbody tr").length`); n != 3 {
+		t.Errorf("disk use shows %d log directories, want one per node (3): %q", n, eval[string](t, ctx, `document.querySelector("#disk").textContent`))
 	}
 	screenshot(t, ctx, "cluster")
 
@@ -520,6 +520,31 @@ func TestBrowserApps(t *testing.T) {
 	if text := eval[string](t, ctx, `document.querySelector("[data-app='console-test'] [data-k=describe]").textContent`); text != ras[0].topo.Describe() {
 		t.Errorf("Describe shown:\n%s\nwant:\n%s", text, ras[0].topo.Describe())
 	}
+	// A key lookup shows the store's value: the customer's windows as the
+	// typed query view of the instance running its task reads them.
+	store := windowStore(t, ras[0].topo)
+	waitFor(t, ctx, "the lookup form lists the store", fmt.Sprintf(`[...document.querySelectorAll("#lookup-store option")].some(o => o.textContent.includes(%q))`, store))
+	// Only the stores the instances render (runtime.QueryStore) are offered.
+	if opts := eval[[]string](t, ctx, `[...document.querySelectorAll("#lookup-store option")].map(o => o.textContent)`); len(opts) != 1 {
+		t.Errorf("lookup offers %q, want the one queryable store %q", opts, store)
+	}
+	eventually(t, 30*time.Second, "a key lookup shows the store's windows", func() error {
+		want, err := windowsOf(t, ras, "c3")
+		if err != nil {
+			return err
+		}
+		eval[bool](t, ctx, `(() => { document.querySelector("#lookup-key").value = "c3"; document.querySelector("#lookup button").click(); return true })()`)
+		waitFor(t, ctx, "the lookup's answer", `!!document.querySelector("#lookup-result").dataset.status`)
+		shown := eval[string](t, ctx, `(document.querySelector("#lookup-value") || {}).textContent || document.querySelector("#lookup-result").textContent`)
+		var got []windowValue
+		if err := json.Unmarshal([]byte(shown), &got); err != nil {
+			return fmt.Errorf("lookup shows %q: %v", shown, err)
+		}
+		if d := cmp.Diff(want, got); d != "" || len(want) == 0 {
+			return fmt.Errorf("lookup of c3 (-store +page):\n%s", d)
+		}
+		return nil
+	})
 	screenshot(t, ctx, "apps")
 }
 

@@ -118,9 +118,9 @@ func (s *Server) cluster(ctx context.Context, _ *http.Request) (any, error) {
 	return c, nil
 }
 
-// disk asks every broker for its log directories. A broker that does not
-// answer DescribeLogDirs (Weir's do not yet) makes the disk use
-// unavailable, saying so, rather than failing the page.
+// disk asks every broker for its log directories. A cluster that does not
+// answer DescribeLogDirs (an older broker, or an authorizer denying it)
+// makes the disk use unavailable, saying so, rather than failing the page.
 func (s *Server) disk(ctx context.Context) Disk {
 	dirs, err := s.adm.DescribeAllLogDirs(ctx, nil)
 	if err != nil {

@@ -9,6 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,12 +26,47 @@ import (
 // startBroker starts a single in-process Weir broker for one test.
 func startBroker(t testing.TB) []string {
 	t.Helper()
-	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0", DataDir: t.TempDir(), GroupInitialRebalanceDelay: -1})
+	addrs, _ := startBrokerDir(t)
+	return addrs
+}
+
+// startBrokerDir is startBroker that also returns the broker's data
+// directory.
+func startBrokerDir(t testing.TB) ([]string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0", DataDir: dir, GroupInitialRebalanceDelay: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	return []string{b.Addr()}
+	return []string{b.Addr()}, dir
+}
+
+// segmentBytes sums the sizes of the segment files (topics/TOPIC/P/*.log)
+// of each partition of topic under a broker's data directory.
+func segmentBytes(t testing.TB, dataDir, topic string) map[int32]int64 {
+	t.Helper()
+	out := map[int32]int64{}
+	files, err := filepath.Glob(filepath.Join(dataDir, "topics", topic, "*", "*.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		p, err := strconv.Atoi(filepath.Base(filepath.Dir(f)))
+		if err != nil {
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[int32(p)] += st.Size()
+	}
+	if len(files) == 0 {
+		t.Fatalf("no segment files of %q under %s", topic, dataDir)
+	}
+	return out
 }
 
 // startClusterClosers starts n in-process Weir nodes, each a controller

@@ -111,6 +111,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/groups/{group}", s.api(s.group))
 	m.HandleFunc("POST /api/groups/{group}/reset", s.api(s.reset))
 	m.HandleFunc("GET /api/apps", s.api(s.apps))
+	m.HandleFunc("GET /api/apps/{i}/lookup", s.api(s.lookup))
 	m.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("console: no API route %s %s", r.Method, r.URL.Path))
 	})

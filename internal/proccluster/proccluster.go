@@ -271,6 +271,15 @@ func (n *Node) Kill() {
 	n.stopped = false
 }
 
+// Terminate sends SIGTERM (a controlled shutdown: the node hands its
+// leaderships away first) and waits for the process to exit.
+func (n *Node) Terminate() {
+	n.c.t.Helper()
+	n.signal(syscall.SIGTERM)
+	<-n.exited
+	n.stopped = false
+}
+
 // Stop sends SIGSTOP: the process is frozen until Cont.
 func (n *Node) Stop() {
 	n.c.t.Helper()

@@ -41,6 +41,55 @@ type base struct {
 	// logSlab is the free tail of the buffer changelog copies are carved
 	// from (see logChange).
 	logSlab []byte
+	// deferred is set when the changelog is transactional (see
+	// TransactionalChangelog): Flush then only prepares (the writes stay
+	// in the uncommitted batch, the checkpoint in m), and Persist commits
+	// them once the transaction holding their changelog records has
+	// committed. Invariant: nothing the backend holds comes from a
+	// transaction that has not committed.
+	deferred bool
+	// prepared is set by a deferred Flush and cleared by Persist.
+	prepared bool
+}
+
+// TransactionalChangelog is a state.ChangelogWriter whose records become
+// visible to read_committed readers only when a transaction the caller
+// ends commits. A store opened with one that says Transactional never
+// writes to its backend on Flush: Flush waits for the changelog and records
+// the checkpoint to commit, and Persist commits the store's writes with
+// it once the transaction has committed. Closing the store instead (the
+// transaction aborted) drops them, and a restore replays only committed
+// changelog records: the store never holds state of an aborted
+// transaction, even after a crash.
+type TransactionalChangelog interface {
+	state.ChangelogWriter
+	Transactional() bool
+}
+
+// Persist commits what the last Flush of s prepared, when s was opened
+// with a TransactionalChangelog; otherwise (or with nothing prepared) it
+// does nothing. Call it once the transaction holding the changelog records
+// of that Flush has committed, and before s is written again.
+func Persist(s state.Store) error {
+	so, ok := s.(storeOf)
+	if !ok {
+		return nil
+	}
+	b := so.baseStore()
+	if !b.deferred || !b.prepared {
+		return nil
+	}
+	if err := b.check(); err != nil {
+		return err
+	}
+	b.prepared = false
+	err := b.be.commit(b.m)
+	b.e.batchUsed.Add(-b.accounted)
+	b.accounted = 0
+	if err != nil {
+		return fmt.Errorf("state: store %q partition %d: %w", b.spec.Name, b.partition, err)
+	}
+	return nil
 }
 
 // Name returns the store's name.
@@ -95,7 +144,10 @@ func (b *base) afterWrite() error {
 	p := int64(b.be.pending())
 	used := b.e.batchUsed.Add(p - b.accounted)
 	b.accounted = p
-	if used <= b.e.split.batches || p == 0 {
+	if used <= b.e.split.batches || p == 0 || b.deferred {
+		// NB: a deferred store cannot commit early: its batch holds
+		// writes of a transaction that has not committed. It grows
+		// until the commit (one commit interval's writes).
 		return nil
 	}
 	// NB: an early commit needs the changelog offset of what it commits,
@@ -121,6 +173,10 @@ func (b *base) commit(ctx context.Context) error {
 		if off != state.NoOffset && off+1 > b.m.checkpoint {
 			b.m.checkpoint = off + 1
 		}
+	}
+	if b.deferred {
+		b.prepared = true
+		return nil
 	}
 	err := b.be.commit(b.m)
 	b.e.batchUsed.Add(-b.accounted)

@@ -497,6 +497,9 @@ func (e *Engine) openBase(spec state.Spec, partition int32, changelog state.Chan
 		return nil, nil, fmt.Errorf("%w: %q partition %d", ErrAlreadyOpen, spec.Name, partition)
 	}
 	b = &base{e: e, spec: spec, partition: partition, changelog: changelog, catalogKey: ck}
+	if tc, ok := changelog.(TransactionalChangelog); ok && tc.Transactional() {
+		b.deferred = true
+	}
 	if spec.InMemory {
 		b.be = &memMeta{m: zeroMeta}
 	} else {

@@ -2,13 +2,11 @@ package stateengine_test
 
 import (
 	"context"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/weir-dev/weir/internal/stateengine"
 	"github.com/weir-dev/weir/state"
-	"github.com/weir-dev/weir/state/statetest"
 )
 
 // kvFlushEvent is one call of a key-value tag listener.
@@ -18,15 +16,6 @@ type kvFlushEvent struct {
 	Tag      any
 }
 
-type kvSide struct {
-	inMemory bool
-	raw      state.KeyValueStore
-	s        stateengine.TaggedKeyValueStore
-	cl       *statetest.Changelog
-	events   []kvFlushEvent
-	logged   int
-}
-
 // TestMemKVMatchesPebbleCache is TestMemWindowMatchesPebbleCache for
 // key-value stores: random operations on the in-memory store (caching in
 // place) and on the Pebble store behind the task cache must give the same
@@ -34,82 +23,38 @@ type kvSide struct {
 // listener calls and changelog records, through flushes, restores and
 // reopenings.
 func TestMemKVMatchesPebbleCache(t *testing.T) {
-	seed := testSeed(t)
-	ops := 4000
-	if testing.Short() {
-		ops = 1000
-	}
-	r := rand.New(rand.NewPCG(seed, 13))
-	ctx := context.Background()
-	e := testEngine(t, nil)
-	open := func(sd *kvSide, name string) {
-		t.Helper()
-		raw, err := e.OpenKeyValue(ctx, state.Spec{Name: name, InMemory: sd.inMemory}, 0, sd.cl)
+	p := newDiffPair(t, 13, func(e *stateengine.Engine, sd *diffSide[state.KeyValueStore, kvFlushEvent]) (state.KeyValueStore, error) {
+		return e.OpenKeyValue(context.Background(), state.Spec{Name: sd.name, InMemory: sd.inMemory}, 0, sd.cl)
+	}, func(c *stateengine.Cache, sd *diffSide[state.KeyValueStore, kvFlushEvent], raw state.KeyValueStore) (state.KeyValueStore, error) {
+		w, err := c.KeyValue(raw, nil)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		if _, err := stateengine.Restore(ctx, raw, sd.cl); err != nil {
-			t.Fatal(err)
-		}
-		w, err := e.NewCache().KeyValue(raw, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sd.raw, sd.s = raw, w.(stateengine.TaggedKeyValueStore)
-		sd.s.OnWriteBack(func(k, nv, ov []byte, tag any) error {
+		w.(stateengine.TaggedKeyValueStore).OnWriteBack(func(k, nv, ov []byte, tag any) error {
 			sd.events = append(sd.events, kvFlushEvent{string(k), clone(nv), clone(ov), tag})
 			return nil
 		})
-	}
-	mem := &kvSide{inMemory: true, cl: statetest.NewChangelog("mem", 0)}
-	peb := &kvSide{cl: statetest.NewChangelog("peb", 0)}
-	open(mem, "mem")
-	open(peb, "peb")
-	t.Cleanup(func() { _ = mem.s.Close(); _ = peb.s.Close() })
-	sides := []*kvSide{mem, peb}
-	compareLog := func(op int) {
-		t.Helper()
-		if d := cmp.Diff(peb.events, mem.events); d != "" {
-			t.Fatalf("op %d: flush told the listener (-pebble +memory):\n%s", op, d)
-		}
-		mem.events, peb.events = nil, nil
-		type rec struct{ K, V []byte }
-		tail := func(sd *kvSide) []rec {
-			var out []rec
-			for _, r := range sd.cl.Records()[sd.logged:] {
-				out = append(out, rec{r.Key, r.Value})
-			}
-			sd.logged = len(sd.cl.Records())
-			return out
-		}
-		if d := cmp.Diff(tail(peb), tail(mem)); d != "" {
-			t.Fatalf("op %d: changelog records (-pebble +memory):\n%s", op, d)
-		}
-	}
+		return w, nil
+	})
+	r := p.r
+	sides := p.sides()
 	bound := func() []byte {
 		if r.IntN(4) == 0 {
 			return nil
 		}
 		return randKey(r)
 	}
-	for op := range ops {
+	for op := range p.ops {
 		k := randKey(r)
 		switch x := r.IntN(100); {
 		case x < 45:
-			var v []byte
-			switch r.IntN(10) {
-			case 0: // a delete
-			case 1:
-				v = []byte{}
-			default:
-				v = []byte{byte(op), byte(op >> 8)}
-			}
+			v := p.value(op)
 			tagged := r.IntN(2) == 0
 			for _, sd := range sides {
 				var err error
 				switch {
 				case tagged:
-					err = sd.s.PutTagged(k, v, op)
+					err = taggedKV(sd).PutTagged(k, v, op)
 				case v == nil && r.IntN(2) == 0:
 					err = sd.s.Delete(k)
 				default:
@@ -123,7 +68,7 @@ func TestMemKVMatchesPebbleCache(t *testing.T) {
 			var got [2][]byte
 			var tags [2]any
 			for i, sd := range sides {
-				v, tag, err := sd.s.GetTagged(k)
+				v, tag, err := taggedKV(sd).GetTagged(k)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -144,7 +89,7 @@ func TestMemKVMatchesPebbleCache(t *testing.T) {
 			raw, prefix := r.IntN(3) == 0, r.IntN(4) == 0
 			var got [2][]kvPair
 			for i, sd := range sides {
-				s := state.KeyValueStore(sd.s)
+				s := sd.s
 				if raw {
 					s = sd.raw
 				}
@@ -158,12 +103,7 @@ func TestMemKVMatchesPebbleCache(t *testing.T) {
 				t.Fatalf("op %d: Range/Prefix(%q, %q, %v) raw=%v prefix=%v (-pebble +memory):\n%s", op, from, to, rev, raw, prefix, d)
 			}
 		case x < 92:
-			for _, sd := range sides {
-				if err := sd.s.Flush(ctx); err != nil {
-					t.Fatalf("op %d: flush: %v", op, err)
-				}
-			}
-			compareLog(op)
+			p.flush(op)
 			var n [2]int64
 			for i, sd := range sides {
 				var err error
@@ -175,25 +115,14 @@ func TestMemKVMatchesPebbleCache(t *testing.T) {
 				t.Fatalf("op %d: count after flush %d, pebble %d", op, n[0], n[1])
 			}
 		case x < 96:
-			for _, sd := range sides {
-				if _, err := stateengine.Restore(ctx, sd.s, sd.cl); err != nil {
-					t.Fatalf("op %d: restore: %v", op, err)
-				}
-			}
+			p.restore(op)
 		default:
-			flush := r.IntN(2) == 0
-			for i, sd := range sides {
-				if flush {
-					if err := sd.s.Flush(ctx); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := sd.s.Close(); err != nil {
-					t.Fatal(err)
-				}
-				open(sd, []string{"mem", "peb"}[i])
-			}
-			compareLog(op)
+			p.reopen(op, r.IntN(2) == 0)
 		}
 	}
+}
+
+// taggedKV is a key-value side's cached store as the tagged store it is.
+func taggedKV(sd *diffSide[state.KeyValueStore, kvFlushEvent]) stateengine.TaggedKeyValueStore {
+	return sd.s.(stateengine.TaggedKeyValueStore)
 }

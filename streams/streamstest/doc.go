@@ -63,7 +63,10 @@
 // Output topics read typed records in the order they were written:
 // ReadRecord, ReadRecords, ReadKeyValue(s), ReadKeyValuesToMap (latest value
 // per key), IsEmpty and QueueSize. Stores are read by name with
-// GetKeyValueStore, GetWindowStore and GetSessionStore. AdvanceWallClock
+// GetKeyValueStore, GetWindowStore and GetSessionStore, or with the typed
+// query views the runtime's Application answers too (QueryKeyValue,
+// QueryWindow, QuerySession: the same state views, so a query path is
+// tested here without a broker). AdvanceWallClock
 // fires wall-clock punctuators; Metrics reports processed, punctuated and
 // dropped records (by node and streams.DropReason). Reading a topic the
 // topology neither reads nor writes is refused too, unless a sink chooses

@@ -31,6 +31,7 @@ type config struct {
 	commitEvery int
 	discard     bool
 	mapStores   bool
+	eos         bool
 }
 
 // ApplicationID sets the application id that prefixes internal topics.
@@ -64,6 +65,19 @@ func DiscardRecords() Option { return func(c *config) { c.discard = true } }
 // ("<application>-<store>-changelog"), as in production.
 func MapStores() Option { return func(c *config) { c.mapStores = true } }
 
+// ExactlyOnce runs the tasks as the runtime's runtime.ExactlyOnce does:
+// everything the tasks write between two commits (output, repartition and
+// changelog records) forms one transaction. Output topics show a
+// transaction's records only once it commits (at each commit: CommitEvery,
+// Driver.Commit); Restart, a crash, aborts the open transaction instead:
+// its records are gone from every topic (their offsets stay used, as an
+// aborted transaction's do), stores restore from the committed changelog
+// records, and the input after the committed offsets is processed again,
+// so output and stores show each input record's effect exactly once
+// whenever Restart comes. Driver.Abort aborts without a restart, as a
+// failed commit or a rebalance does. Default: at-least-once.
+func ExactlyOnce() Option { return func(c *config) { c.eos = true } }
+
 // CommitEvery commits the tasks (flushing their stores) after every n piped
 // records instead of after each one. Default 1: every update of a cached
 // aggregation reaches downstream. With n > 1 the write-back cache keeps
@@ -74,13 +88,19 @@ func CommitEvery(n int) Option { return func(c *config) { c.commitEvery = n } }
 type rec struct {
 	streams.RawRecord
 	seq int64
+	// txn is set, under ExactlyOnce, on records the tasks wrote: they
+	// belong to the transaction open when they were written.
+	txn bool
 }
 
 type topic struct {
 	name  string
 	parts [][]rec
 	ends  []streams.Offset // next offset per partition
-	all   []rec            // every record in append order
+	all   []rec            // every record in append order (committed ones under ExactlyOnce)
+	// pending are the records of the open transaction, in append order,
+	// not in all until it commits (ExactlyOnce only).
+	pending []rec
 	// readers are the tasks reading the topic (nil until resolved).
 	readers  []*exec.Task
 	resolved bool
@@ -107,6 +127,10 @@ type Driver struct {
 	// committed holds each task's committed input offsets (Restart
 	// resumes from them).
 	committed map[streams.TaskID]map[streams.TopicPartition]streams.Offset
+	// commitSeq is the seq of the last record when the last transaction
+	// committed (ExactlyOnce): records the tasks wrote after it belong to
+	// the open transaction.
+	commitSeq int64
 	// subParts is the task count of each sub-topology (changelog
 	// partitions).
 	subParts map[streams.SubtopologyID]int
@@ -408,7 +432,7 @@ func (d *Driver) openEngineStore(task streams.TaskID, spec streams.StoreSpec) (s
 	// A store opened after Restart comes back from what its changelog
 	// holds, as the runtime restores it.
 	if t, ok := d.topics[restoreFrom]; ok && restoreFrom != "" && int(part) < len(t.ends) && t.ends[part] > 0 {
-		if _, err := stateengine.Restore(ctx, s, &changelogReader{t: t, partition: part}); err != nil {
+		if _, err := stateengine.Restore(ctx, s, &changelogReader{t: t, partition: part, discard: d.cfg.discard}); err != nil {
 			return nil, fmt.Errorf("streamstest: restore store %q of task %s from %q: %w", sp.Name, task, restoreFrom, err)
 		}
 	}
@@ -419,6 +443,7 @@ func (d *Driver) openEngineStore(task streams.TaskID, spec streams.StoreSpec) (s
 type changelogReader struct {
 	t         *topic
 	partition int32
+	discard   bool
 }
 
 func (r *changelogReader) Topic() string    { return r.t.name }
@@ -429,7 +454,7 @@ func (r *changelogReader) EndOffset(context.Context) (state.Offset, error) {
 
 func (r *changelogReader) Read(_ context.Context, from, to state.Offset, fn func([]state.ChangelogRecord) error) error {
 	recs := r.t.parts[r.partition]
-	if len(recs) < int(r.t.ends[r.partition]) {
+	if r.discard {
 		return fmt.Errorf("streamstest: topic %q was not kept (DiscardRecords): cannot restore from it", r.t.name)
 	}
 	var batch []state.ChangelogRecord
@@ -455,7 +480,7 @@ type changelog struct {
 func (c *changelog) Append(key, value []byte) error {
 	// NB: the store never modifies what it appends (state.ChangelogWriter).
 	r := streams.RawRecord{Topic: c.topic, Partition: c.partition, Stable: true, Key: key, Value: value, Timestamp: c.d.clock.now}
-	c.d.append(&r)
+	c.d.append(&r, c.d.cfg.eos)
 	c.last = state.Offset(r.Offset)
 	return nil
 }
@@ -476,11 +501,12 @@ func (h *hooks) Send(r *streams.RawRecord) error {
 		}
 		r.Partition, r.PartitionFor = p, nil
 	}
-	d.append(r)
+	d.append(r, d.cfg.eos)
 	return nil
 }
 
-func (d *Driver) append(r *streams.RawRecord) {
+// append adds r to its topic; txn says it belongs to the open transaction.
+func (d *Driver) append(r *streams.RawRecord, txn bool) {
 	var t *topic
 	for _, rt := range d.recent {
 		if rt != nil && rt.name == r.Topic {
@@ -515,9 +541,13 @@ func (d *Driver) append(r *streams.RawRecord) {
 	t.ends[p]++
 	d.seq++
 	if !d.cfg.discard {
-		e := rec{RawRecord: *r, seq: d.seq}
+		e := rec{RawRecord: *r, seq: d.seq, txn: txn}
 		t.parts[p] = append(t.parts[p], e)
-		t.all = append(t.all, e)
+		if txn {
+			t.pending = append(t.pending, e)
+		} else {
+			t.all = append(t.all, e)
+		}
 	}
 	for _, task := range t.readers {
 		if task.ID().Partition == p || task.ID().Partition < 0 {
@@ -564,6 +594,9 @@ func (d *Driver) run() error {
 // (through repartition topics) is processed and committed in turn, until
 // nothing is left, as the runtime would before its next commit.
 func (d *Driver) commit() error {
+	// NB: under ExactlyOnce the offsets are committed with the
+	// transaction, so only once every task has flushed.
+	offsets := map[streams.TaskID]map[streams.TopicPartition]streams.Offset{}
 	for {
 		committed := false
 		for _, t := range append(slices.Clone(d.global), d.tasks...) {
@@ -571,11 +604,13 @@ func (d *Driver) commit() error {
 				if err := t.Commit(context.Background()); err != nil {
 					return err
 				}
-				d.committed[t.ID()] = t.Offsets()
+				offsets[t.ID()] = t.Offsets()
 				committed = true
 			}
 		}
 		if !committed {
+			maps.Copy(d.committed, offsets)
+			d.commitTxn()
 			return nil
 		}
 		if err := d.run(); err != nil {
@@ -590,7 +625,7 @@ func (d *Driver) pipeRaw(r *streams.RawRecord) error {
 	if d.closed {
 		return errors.New("streamstest: driver closed")
 	}
-	d.append(r)
+	d.append(r, false)
 	if err := d.run(); err != nil {
 		return err
 	}
@@ -623,11 +658,57 @@ func (d *Driver) Commit() {
 // last committed, as a consumer group resumes. Records written to output
 // topics stay; what was emitted after the last commit is emitted again
 // (at-least-once), so restart right after a commit (CommitEvery(1), the
-// default, or Driver.Commit) to see each result once. Restart needs
+// default, or Driver.Commit) to see each result once, or run ExactlyOnce,
+// under which Restart aborts what was written since the last commit. Restart needs
 // logged stores (not MapStores) and the records of the topics read again
 // (not DiscardRecords).
 func (d *Driver) Restart() {
 	d.tb.Helper()
+	if err := d.restart(); err != nil {
+		d.fail(err)
+	}
+}
+
+// commitTxn commits the open transaction (ExactlyOnce): its records
+// become visible in the output topics.
+func (d *Driver) commitTxn() {
+	if !d.cfg.eos {
+		return
+	}
+	for _, t := range d.topics {
+		t.all = append(t.all, t.pending...)
+		t.pending = nil
+	}
+	d.commitSeq = d.seq
+}
+
+// abortTxn aborts the open transaction (ExactlyOnce): its records leave
+// every topic; their offsets stay used.
+func (d *Driver) abortTxn() {
+	if !d.cfg.eos {
+		return
+	}
+	for _, t := range d.topics {
+		t.pending = nil
+		for p, recs := range t.parts {
+			t.parts[p] = slices.DeleteFunc(recs, func(r rec) bool { return r.txn && r.seq > d.commitSeq })
+		}
+	}
+	// What the tasks queued from the aborted records goes with the
+	// tasks (restart drops them).
+}
+
+// Abort aborts the open transaction under ExactlyOnce, as a failed commit
+// or a rebalance does in the runtime: the records the tasks wrote since the
+// last commit are dropped from every topic, the tasks restart from their
+// stores' committed changelog records, and the input after the committed
+// offsets is processed again. It fails the test without ExactlyOnce.
+func (d *Driver) Abort() {
+	d.tb.Helper()
+	if !d.cfg.eos {
+		d.fail(errors.New("Abort needs ExactlyOnce"))
+		return
+	}
 	if err := d.restart(); err != nil {
 		d.fail(err)
 	}
@@ -640,6 +721,7 @@ func (d *Driver) restart() error {
 	if d.cfg.mapStores {
 		return errors.New("Restart needs logged stores, not MapStores")
 	}
+	d.abortTxn()
 	var errs []error
 	for _, t := range append(slices.Clone(d.global), d.tasks...) {
 		errs = append(errs, t.Close())
@@ -682,7 +764,7 @@ func (d *Driver) restart() error {
 				if from >= tp.ends[p] {
 					continue
 				}
-				if len(tp.parts[p]) < int(tp.ends[p]) {
+				if d.cfg.discard {
 					return fmt.Errorf("topic %q was not kept (DiscardRecords): cannot read it again", name)
 				}
 				var recs []streams.RawRecord

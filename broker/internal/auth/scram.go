@@ -242,6 +242,12 @@ var ErrNoCredential = errors.New("auth: no such SCRAM credential")
 // against the store. Step it with each client message; once Done, Valid
 // says whether the client proved the password and Username names it.
 func (s *UserStore) NewSCRAMConversation(mech string) (*scram.ServerConversation, error) {
+	return NewSCRAMConversation(s, mech)
+}
+
+// NewSCRAMConversation starts the server side of a SCRAM exchange for mech
+// against the credentials s.
+func NewSCRAMConversation(s Credentials, mech string) (*scram.ServerConversation, error) {
 	_, gen, ok := hashOf(mech)
 	if !ok {
 		return nil, fmt.Errorf("auth: unknown SCRAM mechanism %q", mech)

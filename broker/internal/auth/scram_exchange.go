@@ -19,7 +19,7 @@ import (
 // proof is checked here over the messages as sent (as Kafka's own broker
 // did for years).
 type SCRAMExchange struct {
-	store *UserStore
+	store Credentials
 	mech  string
 	conv  *scram.ServerConversation
 
@@ -34,11 +34,16 @@ type SCRAMExchange struct {
 
 // NewSCRAMExchange starts an exchange for mech against s.
 func (s *UserStore) NewSCRAMExchange(mech string) (*SCRAMExchange, error) {
-	conv, err := s.NewSCRAMConversation(mech)
+	return NewSCRAMExchange(s, mech)
+}
+
+// NewSCRAMExchange starts an exchange for mech against the credentials c.
+func NewSCRAMExchange(c Credentials, mech string) (*SCRAMExchange, error) {
+	conv, err := NewSCRAMConversation(c, mech)
 	if err != nil {
 		return nil, err
 	}
-	return &SCRAMExchange{store: s, mech: mech, conv: conv}, nil
+	return &SCRAMExchange{store: c, mech: mech, conv: conv}, nil
 }
 
 // Step answers one client message. Once Done, Valid says whether the client

@@ -228,6 +228,12 @@ func (d *driver) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uin
 		records, resp, err = unpack(d.ctl.AlterPartitionReassignments(r))
 	case *kmsg.ListPartitionReassignmentsRequest:
 		resp = d.ctl.ListPartitionReassignments(r)
+	case *kmsg.AlterUserSCRAMCredentialsRequest:
+		records, resp, err = unpack(d.ctl.AlterUserSCRAMCredentials(r))
+	case *kmsg.CreateACLsRequest:
+		records, resp, err = unpack(d.ctl.CreateACLs(r))
+	case *kmsg.DeleteACLsRequest:
+		records, resp, err = unpack(d.ctl.DeleteACLs(r))
 	default:
 		return nil, 0, fmt.Errorf("cluster: the controller does not answer %s", kmsg.NameForKey(req.Key()))
 	}

@@ -151,8 +151,9 @@ func (s *imageSM) Refused(index uint64) error {
 	return s.refused[index]
 }
 
-// buildView turns an image into the handlers' view. The client listener
-// of a broker is its first listener. controller is the raft leader, -1 if
+// buildView turns an image into the handlers' view. A broker's address is
+// that of its first listener (its inter-broker one) unless the client
+// connected through a listener of another name (protocol.Node.For). controller is the raft leader, -1 if
 // none is known.
 func buildView(img *metadata.Image, clusterID string, controller int32) *protocol.ClusterView {
 	v := &protocol.ClusterView{
@@ -165,6 +166,10 @@ func buildView(img *metadata.Image, clusterID string, controller int32) *protoco
 		}
 		l := b.Listeners[0]
 		n := protocol.Node{ID: int32(b.ID), Host: l.Host, Port: int32(l.Port)}
+		for _, bl := range b.Listeners {
+			n.Listeners = append(n.Listeners, protocol.NodeListener{Name: bl.Name, Protocol: protocol.SecurityProtocolOfCode(bl.SecurityProtocol),
+				Host: bl.Host, Port: int32(bl.Port)})
+		}
 		if b.Fenced {
 			v.Fenced = append(v.Fenced, n)
 			continue

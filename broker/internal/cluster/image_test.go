@@ -28,7 +28,10 @@ func TestBuildView(t *testing.T) {
 	if err := img.Apply(1, metadata.EncodeEntry(recs)); err != nil {
 		t.Fatal(err)
 	}
-	brokers := []protocol.Node{{ID: 1, Host: "127.0.0.1", Port: 9001}, {ID: 2, Host: "127.0.0.1", Port: 9002}}
+	brokers := []protocol.Node{
+		{ID: 1, Host: "127.0.0.1", Port: 9001, Listeners: []protocol.NodeListener{{Name: "PLAINTEXT", Protocol: protocol.Plaintext, Host: "127.0.0.1", Port: 9001}}},
+		{ID: 2, Host: "127.0.0.1", Port: 9002, Listeners: []protocol.NodeListener{{Name: "PLAINTEXT", Protocol: protocol.Plaintext, Host: "127.0.0.1", Port: 9002}}},
+	}
 	for _, tc := range []struct {
 		leader, want int32
 	}{{2, 2}, {3, 1}, {-1, 1}} {

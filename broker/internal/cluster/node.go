@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -147,6 +148,9 @@ func Open(opts Options) (*Node, error) {
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return nil, fmt.Errorf("cluster: controller listener of node %d on %s: %w", opts.NodeID, addr, err)
 		}
+	}
+	if opts.ControllerTLS != nil {
+		ln = tls.NewListener(ln, opts.ControllerTLS)
 	}
 	n.metrics = prometheus.NewRegistry()
 	var reg prometheus.Registerer = n.metrics
@@ -525,9 +529,17 @@ func (n *Node) register(ctx context.Context) {
 	req.BrokerID = n.opts.NodeID
 	req.ClusterID = n.clusterID
 	req.IncarnationID = n.incarnation
-	l := kmsg.NewBrokerRegistrationRequestListener()
-	l.Name, l.Host, l.Port = "PLAINTEXT", self.Host, uint16(self.Port)
-	req.Listeners = []kmsg.BrokerRegistrationRequestListener{l}
+	// The first listener is the one other brokers reach this one on
+	// (replication): the broker lists its inter-broker listener first.
+	ls := self.Listeners
+	if len(ls) == 0 {
+		ls = []protocol.NodeListener{{Name: "PLAINTEXT", Protocol: protocol.Plaintext, Host: self.Host, Port: self.Port}}
+	}
+	for _, nl := range ls {
+		l := kmsg.NewBrokerRegistrationRequestListener()
+		l.Name, l.Host, l.Port, l.SecurityProtocol = nl.Name, nl.Host, uint16(nl.Port), nl.Protocol.Code()
+		req.Listeners = append(req.Listeners, l)
+	}
 	out, err := n.callController(ctx, req)
 	if err != nil {
 		n.log.Debug("cluster: broker registration not answered", "err", err)

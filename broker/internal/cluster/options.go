@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,10 @@ type Options struct {
 	// ControllerListener is the controller listener. Default: one opened on
 	// this node's voter address.
 	ControllerListener net.Listener
+	// ControllerTLS, when set, is the TLS server configuration the
+	// controller listener speaks (Dial must then speak TLS too). Default:
+	// plaintext.
+	ControllerTLS *tls.Config
 	// Dial connects to other voters (raft and RPC). Default: a net.Dialer
 	// with a 2s timeout.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)

@@ -123,9 +123,13 @@ func (c *Cluster[N]) openNode(id int32, ln net.Listener) error {
 		return fmt.Errorf("clustertest: open node %d: %w", id, err)
 	}
 	c.nodes[id-1], c.up[id-1] = node, true
-	if a, ok := any(node).(interface{ Addr() string }); ok {
-		// Its client listener too: brokers replicating partitions fetch
+	if a, ok := any(node).(interface{ ListenerAddrs() []string }); ok {
+		// Its client listeners too: brokers replicating partitions fetch
 		// from each other there, through the fault layer.
+		for _, addr := range a.ListenerAddrs() {
+			c.Net.Register(faultnet.NodeID(id), addr)
+		}
+	} else if a, ok := any(node).(interface{ Addr() string }); ok {
 		c.Net.Register(faultnet.NodeID(id), a.Addr())
 	}
 	return nil

@@ -224,7 +224,7 @@ func (a *applying) one(r Record) error {
 		a.undo = append(a.undo, func() { im.lastIDs, im.hasIDs = old, had })
 		im.lastIDs, im.hasIDs = r, true
 	default:
-		return invalidf("unhandled record type %s", r.Type())
+		return a.security(r)
 	}
 	return nil
 }

@@ -57,6 +57,9 @@ func randomRecord(r *rand.Rand) Record {
 		}
 		return ns
 	}
+	if r.IntN(5) == 0 {
+		return randomSecurityRecord(r, str)
+	}
 	switch RecordType(1 + r.IntN(int(TypeReassignment))) {
 	case TypeRegisterBroker:
 		x := RegisterBrokerRecord{Node: NodeID(i32()), Incarnation: uuid(), Epoch: BrokerEpoch(i64()), Rack: str(), Fenced: r.IntN(2) == 0}

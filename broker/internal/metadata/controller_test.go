@@ -53,6 +53,7 @@ import (
 //	unregister node=N
 //	fail-proposals                    (drop what is not committed: Reset)
 //	show                              (the controller's image)
+//	scram / create-acls / delete-acls (controller_security_test.go)
 //	deadline                          (when the controller wants a tick)
 //	restart-controller                (a new controller on the committed image)
 //
@@ -253,6 +254,9 @@ func (h *ctlHarness) fmtRecord(r Record) string {
 		}
 		return s
 	default:
+		if s, ok := fmtSecurityRecord(r); ok {
+			return s
+		}
 		return fmt.Sprintf("%#v", r)
 	}
 }
@@ -678,6 +682,9 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 		return h.show(h.c.Image())
 
 	default:
+		if out, ok := h.runSecurity(td); ok {
+			return out
+		}
 		h.t.Fatalf("%s: unknown command %q", td.Pos, td.Cmd)
 		return ""
 	}
@@ -723,6 +730,7 @@ func (h *ctlHarness) show(im *Image) string {
 	if last, ok := im.LastProducerIDs(); ok {
 		fmt.Fprintf(&b, "producer-ids last=%d+%d to node %d next=%d\n", last.First, last.Size, last.Node, im.NextProducerID())
 	}
+	b.WriteString(showSecurity(im))
 	if b.Len() == 0 {
 		return "(empty)"
 	}

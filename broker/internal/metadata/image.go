@@ -38,6 +38,9 @@ type Image struct {
 	// lastIDs is the last producer-id block handed out, if hasIDs.
 	lastIDs ProducerIDsRecord
 	hasIDs  bool
+
+	// sec holds the SCRAM credentials and ACLs (records_security.go).
+	sec securityImage
 }
 
 type topicState struct {
@@ -112,6 +115,7 @@ func (im *Image) Clone() *Image {
 		configs:  make(map[ConfigResource]map[string]string, len(im.configs)),
 		lastIDs:  im.lastIDs,
 		hasIDs:   im.hasIDs,
+		sec:      im.sec.clone(),
 	}
 	for id, t := range im.topics {
 		c.topics[id] = &topicState{name: t.name, parts: slices.Clone(t.parts), targets: maps.Clone(t.targets)}
@@ -274,7 +278,8 @@ func (im *Image) Snapshot() ([]byte, uint64, error) {
 
 // records lists the image as records, in an order that applies to an empty
 // image: brokers, the epoch floor, each topic with its configs and
-// partitions, broker configs, the last producer-id block.
+// partitions, broker configs, the last producer-id block, the SCRAM
+// credentials and ACLs.
 func (im *Image) records() []Record {
 	var out []Record
 	for _, b := range im.Brokers() {
@@ -311,7 +316,7 @@ func (im *Image) records() []Record {
 	if im.hasIDs {
 		out = append(out, im.lastIDs)
 	}
-	return out
+	return append(out, im.sec.records()...)
 }
 
 func (im *Image) configRecords(res ConfigResource) []Record {

@@ -20,6 +20,8 @@ type imageDump struct {
 	NextPID  ProducerID
 	LastIDs  ProducerIDsRecord
 	HasIDs   bool
+	// Security is the SCRAM credentials and ACLs, as snapshot records.
+	Security []Record
 }
 
 type topicDump struct {
@@ -31,7 +33,7 @@ func dumpImage(im *Image) imageDump {
 	d := imageDump{
 		Applied: im.Applied(), Brokers: im.Brokers(), MaxEpoch: im.MaxBrokerEpoch(),
 		Leaders: map[NodeID]int{}, Configs: map[ConfigResource]map[string]string{},
-		NextPID: im.NextProducerID(),
+		NextPID: im.NextProducerID(), Security: im.sec.records(),
 	}
 	d.LastIDs, d.HasIDs = im.LastProducerIDs()
 	for _, t := range im.Topics() {

@@ -49,6 +49,9 @@ func (t RecordType) String() string {
 	case TypeReassignment:
 		return "Reassignment"
 	default:
+		if n, ok := securityRecordName(t); ok {
+			return n
+		}
 		return fmt.Sprintf("RecordType(%d)", uint8(t))
 	}
 }
@@ -327,6 +330,9 @@ const minListenerSize = 4
 
 // decodeRecord decodes one record's payload, which it must consume whole.
 func decodeRecord(typ RecordType, ver byte, payload []byte) (Record, error) {
+	if isSecurityRecord(typ) {
+		return decodeSecurityRecord(typ, ver, payload)
+	}
 	if typ < TypeRegisterBroker || typ > TypeReassignment {
 		return nil, unknownf("unknown record type %d", uint8(typ))
 	}

@@ -177,7 +177,13 @@ func readFetch(parts []fetchPart, maxBytes int, lease *fetchLease) (total int, f
 		if budget <= 0 {
 			continue
 		}
-		b, err := lease.read(l, fp.offset, budget)
+		var b []byte
+		var err error
+		if fp.committed {
+			b, err = lease.read(l, fp.offset, budget)
+		} else {
+			b, err = lease.readAny(l, op, fp.offset, budget)
+		}
 		if err != nil {
 			op.ErrorCode = errorCode(err)
 			failed = true

@@ -2,11 +2,13 @@ package protocol
 
 // DeleteRecords, versions 0-2.
 //
-// Advances a partition's log start offset to Offset (-1 means the high
-// watermark); records below it are no longer readable and whole segments
-// below it are removed by the log. An offset past the high watermark gets
-// OFFSET_OUT_OF_RANGE. Answers with the new low watermark (log start
-// offset).
+// Advances a partition's log start offset to Offset (-1 means the last
+// stable offset: the high watermark unless a transaction is open); records
+// below it are no longer readable and whole segments below it are removed
+// by the log. An offset past the high watermark gets OFFSET_OUT_OF_RANGE,
+// and so does one past the first offset of an open transaction (Kafka
+// limits it by the high watermark only): a transaction's records stay until
+// it ends. Answers with the new low watermark (log start offset).
 
 import (
 	"context"
@@ -43,10 +45,12 @@ func handleDeleteRecords(_ context.Context, s *Server, r *Request) (kmsg.Respons
 			}
 			l := p.Log()
 			off := topics.Offset(rp.Offset)
+			hw := l.HighWatermark()
+			stable := lastStable(l, hw)
 			if off == -1 {
-				off = l.HighWatermark()
+				off = stable
 			}
-			if off < 0 || off > l.HighWatermark() {
+			if off < 0 || off > stable {
 				op.ErrorCode = kerr.OffsetOutOfRange.Code
 				ot.Partitions = append(ot.Partitions, op)
 				continue

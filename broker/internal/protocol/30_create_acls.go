@@ -18,7 +18,7 @@ func init() { register(kmsg.CreateACLs, 0, 3, handleCreateACLs) }
 func handleCreateACLs(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.CreateACLsRequest)
 	resp := req.ResponseKind().(*kmsg.CreateACLsResponse)
-	store := s.cfg.Security.ACLs
+	store, _ := s.cfg.Security.ACLs.(ACLWriter)
 	acls := make([]auth.ACL, len(req.Creations))
 	for i, c := range req.Creations {
 		acls[i] = auth.ACL{ResourceType: c.ResourceType, ResourceName: c.ResourceName, PatternType: c.ResourcePatternType,

@@ -17,7 +17,7 @@ func init() { register(kmsg.DeleteACLs, 0, 3, handleDeleteACLs) }
 func handleDeleteACLs(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.DeleteACLsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteACLsResponse)
-	store := s.cfg.Security.ACLs
+	store, _ := s.cfg.Security.ACLs.(ACLWriter)
 	filters := make([]auth.Filter, 0, len(req.Filters))
 	invalid := make([]error, len(req.Filters))
 	for i, f := range req.Filters {

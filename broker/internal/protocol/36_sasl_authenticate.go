@@ -100,7 +100,7 @@ func (s *Server) saslStep(sess *Session, in []byte) (out []byte, user string, do
 		return nil, u, true, nil
 	case auth.SCRAMSHA256, auth.SCRAMSHA512:
 		if sess.conv == nil {
-			if sess.conv, err = sec.SCRAM.NewSCRAMExchange(sess.mech); err != nil {
+			if sess.conv, err = auth.NewSCRAMExchange(sec.SCRAM, sess.mech); err != nil {
 				return nil, "", false, err
 			}
 		}

@@ -2,9 +2,8 @@ package protocol
 
 // DescribeUserScramCredentials, version 0: each user's SCRAM mechanisms
 // and iteration counts (never salts or keys). No users named: every user.
-// Answers RESOURCE_NOT_FOUND for a named user without credentials, and
-// UNSUPPORTED_VERSION where the broker keeps no SCRAM credentials
-// (cluster mode, for now).
+// Answers RESOURCE_NOT_FOUND for a named user without credentials. In
+// cluster mode the credentials are those of the metadata image.
 
 import (
 	"context"

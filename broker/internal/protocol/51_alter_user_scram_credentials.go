@@ -22,7 +22,7 @@ func init() { register(kmsg.AlterUserSCRAMCredentials, 0, 0, handleAlterUserSCRA
 func handleAlterUserSCRAM(_ context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.AlterUserSCRAMCredentialsRequest)
 	resp := req.ResponseKind().(*kmsg.AlterUserSCRAMCredentialsResponse)
-	store := s.cfg.Security.SCRAM
+	store, _ := s.cfg.Security.SCRAM.(SCRAMWriter)
 	type userResult struct {
 		code int16
 		err  error

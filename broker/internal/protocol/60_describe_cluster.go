@@ -3,8 +3,9 @@ package protocol
 // DescribeCluster, versions 0-2.
 //
 // One broker, which is also the controller. Both endpoint types (v1:
-// brokers, controllers) are answered with this broker. No ACLs, so
-// ClusterAuthorizedOperations is left at "not requested". v2's
+// brokers, controllers) are answered with this broker.
+// ClusterAuthorizedOperations, when asked, comes from the authorizer
+// (authorized_ops.go). v2's
 // IncludeFencedBrokers: a single-node broker is never fenced; in cluster
 // mode the fenced brokers are listed with IsFenced.
 

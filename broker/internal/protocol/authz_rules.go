@@ -128,6 +128,7 @@ func init() {
 		kmsg.DescribeQuorum:               authClusterTop(opDescribe),
 		kmsg.AlterPartition:               authClusterTop(opClusterAction),
 		kmsg.DescribeCluster:              authClusterTop(opDescribe),
+		kmsg.DescribeLogDirs:              authClusterTop(opDescribe),
 		kmsg.DescribeProducers:            authDescribeProducers,
 		kmsg.DescribeTransactions:         authDescribeTransactions,
 		kmsg.ListTransactions:             authListTransactions,

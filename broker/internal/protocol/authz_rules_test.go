@@ -190,3 +190,22 @@ func TestAuthzRules(t *testing.T) {
 		t.Errorf("after the new ACL app sees %v", got)
 	}
 }
+
+// TestAuthzDescribeLogDirs: DescribeLogDirs needs DESCRIBE on the cluster;
+// without it v3+ answers CLUSTER_AUTHORIZATION_FAILED and v0-2 (no error
+// field) an empty list, as Kafka does; a super user gets the directory.
+func TestAuthzDescribeLogDirs(t *testing.T) {
+	s := authzServer(t)
+	req := kmsg.NewPtrDescribeLogDirsRequest()
+	r := call(t, s, "User:app", 3, req).(*kmsg.DescribeLogDirsResponse)
+	if r.ErrorCode != kerr.ClusterAuthorizationFailed.Code || len(r.Dirs) != 0 {
+		t.Errorf("v3 without DESCRIBE on the cluster: %v, %d dirs", kerr.ErrorForCode(r.ErrorCode), len(r.Dirs))
+	}
+	if r := call(t, s, "User:app", 1, req).(*kmsg.DescribeLogDirsResponse); len(r.Dirs) != 0 {
+		t.Errorf("v1 without DESCRIBE on the cluster: %d dirs", len(r.Dirs))
+	}
+	r = call(t, s, "User:admin", 4, req).(*kmsg.DescribeLogDirsResponse)
+	if r.ErrorCode != 0 || len(r.Dirs) != 1 || r.Dirs[0].Dir != s.Topics.Dir() {
+		t.Errorf("super user: %v, dirs %+v, want %s", kerr.ErrorForCode(r.ErrorCode), r.Dirs, s.Topics.Dir())
+	}
+}

@@ -170,6 +170,7 @@ func clusterMetadata(ctx context.Context, s *Server, r *Request) (kmsg.Response,
 		}
 	}
 	for _, b := range v.Brokers {
+		b = b.For(r)
 		mb := kmsg.NewMetadataResponseBroker()
 		mb.NodeID, mb.Host, mb.Port = b.ID, b.Host, b.Port
 		resp.Brokers = append(resp.Brokers, mb)
@@ -262,12 +263,14 @@ func clusterDescribeCluster(_ context.Context, s *Server, r *Request) (kmsg.Resp
 	resp.ClusterID = v.ClusterID
 	resp.ControllerID = v.ControllerID
 	for _, b := range v.Brokers {
+		b = b.For(r)
 		db := kmsg.NewDescribeClusterResponseBroker()
 		db.NodeID, db.Host, db.Port = b.ID, b.Host, b.Port
 		resp.Brokers = append(resp.Brokers, db)
 	}
 	if req.IncludeFencedBrokers {
 		for _, b := range v.Fenced {
+			b = b.For(r)
 			db := kmsg.NewDescribeClusterResponseBroker()
 			db.NodeID, db.Host, db.Port, db.IsFenced = b.ID, b.Host, b.Port, true
 			resp.Brokers = append(resp.Brokers, db)
@@ -400,6 +403,7 @@ func clusterProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, 
 	// KIP-951 (v10+): where the refused partitions' leaders can be reached.
 	for _, b := range v.Brokers {
 		if leaders[b.ID] {
+			b = b.For(r)
 			pb := kmsg.NewProduceResponseBroker()
 			pb.NodeID, pb.Host, pb.Port = b.ID, b.Host, b.Port
 			resp.Brokers = append(resp.Brokers, pb)

@@ -235,7 +235,10 @@ type conn struct {
 	mem    *byteBudget   // this connection's share of the request memory
 	bufs   frameBufs     // read buffers kept for the next frames (framebufs.go)
 	leases []*fetchLease // the handled request's fetch leases; handler loop only
-	sess   *Session      // security state; set before serve
+	// plainTCP: nc is a plain TCP connection (no TLS), which Fetch
+	// responses can be sent to from files (sendfile.go).
+	plainTCP bool
+	sess     *Session // security state; set before serve
 
 	// lastActive is when a frame was last read or a response written
 	// (unix nanoseconds); outstanding counts requests read and not yet
@@ -256,6 +259,7 @@ type conn struct {
 // newConn returns the connection state for nc.
 func newConn(s *Server, nc net.Conn) *conn {
 	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), log: s.Logger, mem: newByteBudget(s.cfg.MaxConnInflightBytes)}
+	_, c.plainTCP = nc.(*net.TCPConn)
 	c.touch()
 	return c
 }
@@ -321,6 +325,9 @@ type pendingResponse struct {
 	resp kmsg.Response
 	wait func()
 	done func()
+	// files are the file ranges standing in for batches of a Fetch
+	// response (sendfile.go); done closes them.
+	files []leasedRange
 }
 
 // serve runs the connection until the peer goes away, a malformed frame
@@ -392,7 +399,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.s.logLimited(slog.LevelWarn, "handler-close", "closing connection", "remote", c.remote, "api", kmsg.NameForKey(f.req.Key), "err", err)
 			break
 		}
-		done := c.takeLeases() // read buffers resp refers to (fetchbufs.go)
+		done, files := c.takeLeases() // read buffers and file ranges resp refers to (fetchbufs.go)
 		if resp == nil {
 			if done != nil {
 				done()
@@ -400,7 +407,7 @@ func (c *conn) serve(ctx context.Context) {
 			c.answered() // acks=0 produce: no response at all
 			continue
 		}
-		p := pendingResponse{f: f, resp: resp, done: done}
+		p := pendingResponse{f: f, resp: resp, done: done, files: files}
 		if d, ok := resp.(*Deferred); ok {
 			p.resp, p.wait = d.Response, d.Wait
 		}
@@ -416,6 +423,9 @@ func (c *conn) serve(ctx context.Context) {
 	<-writerDone
 	cancel()
 	_ = c.nc.Close()
+	if done, _ := c.takeLeases(); done != nil {
+		done() // a handler that failed left its lease: close its file ranges
+	}
 	for f := range frames { // let the reader finish
 		c.release(f)
 	}
@@ -469,8 +479,12 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 		}
 		p.resp.SetVersion(p.f.req.Version)
 		var vecs net.Buffers
+		var files []filePiece
 		if fr, ok := p.resp.(*kmsg.FetchResponse); ok {
-			vecs, buf = encodeFetchSpliced(buf, p.f.req.CorrelationID, fr, p.f.headerV0)
+			vecs, files, buf = encodeFetchSplicedFiles(buf, p.f.req.CorrelationID, fr, p.f.headerV0, p.files)
+			if vecs == nil && len(p.files) > 0 {
+				materialize(p.files) // encoded whole below: read the ranges
+			}
 		}
 		if p.f.rawSASL {
 			buf = appendRawSASL(buf[:0], p.resp)
@@ -483,7 +497,7 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 			// Large record batches go from the log's read buffers to the
 			// socket in one vectored write, after what is buffered.
 			if err = w.Flush(); err == nil {
-				_, err = vecs.WriteTo(c.nc)
+				err = writePieces(c.nc, vecs, files, c.s.metrics.sentFileBytes)
 			}
 		} else {
 			_, err = w.Write(buf)

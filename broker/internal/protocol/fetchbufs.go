@@ -26,10 +26,12 @@ const maxKeptFetchBuf = 4 << 20
 // its handlers.
 type connKey struct{}
 
-// fetchLease is the kept buffers one Fetch response's batches are in.
+// fetchLease is the kept buffers one Fetch response's batches are in, and
+// the file ranges it sends from (sendfile.go).
 type fetchLease struct {
-	c    *conn // nil: no connection to keep buffers for (reads allocate)
-	bufs []*[]byte
+	c     *conn // nil: no connection to keep buffers for (reads allocate)
+	bufs  []*[]byte
+	files []leasedRange
 }
 
 // newFetchLease returns a lease for a Fetch handled on ctx's connection,
@@ -46,23 +48,28 @@ func newFetchLease(ctx context.Context) *fetchLease {
 // takeLeases returns what gives back the buffers leased by the request
 // just handled (nil if none), and forgets them. Only the handler loop,
 // which runs the handlers, calls it.
-func (c *conn) takeLeases() func() {
+//
+// It also returns the file ranges the response's batches are to be sent
+// from (sendfile.go), which the returned func closes.
+func (c *conn) takeLeases() (func(), []leasedRange) {
 	var ls []*fetchLease
+	var files []leasedRange
 	for _, fl := range c.leases {
-		if len(fl.bufs) > 0 {
+		if len(fl.bufs) > 0 || len(fl.files) > 0 {
 			ls = append(ls, fl)
+			files = append(files, fl.files...)
 		}
 	}
 	clear(c.leases)
 	c.leases = c.leases[:0]
 	if len(ls) == 0 {
-		return nil
+		return nil, nil
 	}
 	return func() {
 		for _, fl := range ls {
 			fl.reset()
 		}
-	}
+	}, files
 }
 
 // read is l.Read, into a kept buffer when l can read into one.
@@ -89,4 +96,9 @@ func (fl *fetchLease) reset() {
 	}
 	clear(fl.bufs)
 	fl.bufs = fl.bufs[:0]
+	for _, f := range fl.files {
+		_ = f.r.Close()
+	}
+	clear(fl.files)
+	fl.files = fl.files[:0]
 }

@@ -105,7 +105,8 @@ func fetchOnce(tb testing.TB, c *conn, r *bufio.Reader, ctx context.Context) (*k
 		tb.Fatal(err)
 	}
 	c.release(f)
-	return resp.(*kmsg.FetchResponse), c.takeLeases()
+	done, _ := c.takeLeases()
+	return resp.(*kmsg.FetchResponse), done
 }
 
 // TestFetchBuffersReused: a Fetch reads its batches into the connection's

@@ -207,7 +207,7 @@ func clusterFindCoordinator(ctx context.Context, s *Server, r *Request) (kmsg.Re
 		leader := ct.Partitions[group.Partition(group.GroupID(key), int32(len(ct.Partitions)))].Leader
 		for _, b := range v.Brokers {
 			if b.ID == leader {
-				return b, true
+				return b.For(r), true
 			}
 		}
 		return Node{}, false // no leader, or a fenced one

@@ -27,6 +27,7 @@ type serverMetrics struct {
 	producedBytes   prometheus.Counter
 	producedRecords prometheus.Counter
 	fetchedBytes    prometheus.Counter
+	sentFileBytes   prometheus.Counter // of fetchedBytes, sent from files (sendfile.go)
 
 	// The connection defences: closes and refusals by reason, waits for
 	// request memory by budget, retried accept errors.
@@ -86,6 +87,10 @@ func newServerMetrics() *serverMetrics {
 		fetchedBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "weir_fetched_bytes_total",
 			Help: "Record batch bytes returned by Fetch requests.",
+		}),
+		sentFileBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "weir_fetched_sendfile_bytes_total",
+			Help: "Of weir_fetched_bytes_total, the bytes sent from segment files by sendfile, never copied through the broker's memory.",
 		}),
 	}
 	m.closedVec = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -234,7 +239,7 @@ func (m *serverMetrics) produced(bytes int, records int64) {
 func (s *Server) RegisterMetrics(r prometheus.Registerer) error {
 	cs := []prometheus.Collector{
 		s.metrics.requestsVec, s.metrics.errors,
-		s.metrics.producedBytes, s.metrics.producedRecords, s.metrics.fetchedBytes,
+		s.metrics.producedBytes, s.metrics.producedRecords, s.metrics.fetchedBytes, s.metrics.sentFileBytes,
 		s.metrics.closedVec, s.metrics.waitsVec, s.metrics.acceptErrors,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "weir_request_memory_bytes",

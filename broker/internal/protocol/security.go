@@ -43,6 +43,33 @@ func ParseSecurityProtocol(s string) (SecurityProtocol, error) {
 	return "", fmt.Errorf("protocol: security protocol %q: want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", s)
 }
 
+// Code is Kafka's wire code of p (BrokerRegistration's listeners): 0 to
+// 3, -1 for an unknown protocol.
+func (p SecurityProtocol) Code() int16 {
+	switch p {
+	case Plaintext:
+		return 0
+	case SSL:
+		return 1
+	case SASLPlaintext:
+		return 2
+	case SASLSSL:
+		return 3
+	}
+	return -1
+}
+
+// SecurityProtocolOfCode is the protocol of a Kafka wire code, "" if
+// unknown.
+func SecurityProtocolOfCode(c int16) SecurityProtocol {
+	for _, p := range []SecurityProtocol{Plaintext, SSL, SASLPlaintext, SASLSSL} {
+		if p.Code() == c {
+			return p
+		}
+	}
+	return ""
+}
+
 // TLS reports whether connections under p are TLS.
 func (p SecurityProtocol) TLS() bool { return p == SSL || p == SASLSSL }
 
@@ -70,17 +97,33 @@ type Security struct {
 	Plain *auth.PlainUsers
 	// SCRAM, when set, enables SCRAM-SHA-256 and SCRAM-SHA-512 against
 	// these credentials, and DescribeUserScramCredentials and
-	// AlterUserScramCredentials.
-	SCRAM *auth.UserStore
+	// AlterUserScramCredentials (which change them in place when they are
+	// a SCRAMWriter; in cluster mode the controller changes them).
+	SCRAM auth.Credentials
 	// ACLs, when set, turns the authorizer on: every request is checked
-	// against its ACLs, as Kafka checks them.
-	ACLs *auth.ACLStore
+	// against its ACLs, as Kafka checks them. CreateAcls and DeleteAcls
+	// change them in place when they are an ACLWriter; in cluster mode
+	// the controller changes them.
+	ACLs auth.ACLSource
 	// ReauthLifetime, when positive, bounds a SASL session (KIP-368,
 	// Kafka's connections.max.reauth.ms): SaslAuthenticate v1+ tells the
 	// client, which re-authenticates on the same connection (same
 	// mechanism, same principal) before it ends; a connection that has
 	// not is closed at its next request. Default 0: sessions do not end.
 	ReauthLifetime time.Duration
+}
+
+// SCRAMWriter is a credentials store a single-node broker changes in
+// place (auth.UserStore).
+type SCRAMWriter interface {
+	Apply(changes []auth.Change) ([]error, error)
+}
+
+// ACLWriter is an ACL store a single-node broker changes in place
+// (auth.ACLStore).
+type ACLWriter interface {
+	Add(acls []auth.ACL) ([]error, error)
+	Delete(filters []auth.Filter) ([][]auth.ACL, error)
 }
 
 // mechanisms returns the SASL mechanisms enabled.
@@ -249,7 +292,7 @@ func (c *conn) checkPreAuthFrame(r *bufio.Reader) error {
 func (s *Server) dispatch(ctx context.Context, f *frame) (kmsg.Response, error) {
 	r := f.req
 	sess := r.Session
-	fn := s.handlerFor(f)
+	fn := s.withAuthorizedOps(r.Key, s.handlerFor(f))
 	if sess == nil {
 		return fn(ctx, s, r)
 	}

@@ -22,6 +22,35 @@ type Node struct {
 	// Host and Port are the advertised address.
 	Host string
 	Port int32
+	// Listeners are the node's named listeners with their advertised
+	// addresses (cluster mode: as registered with the controller); a
+	// client is told the address of the listener it connected through
+	// (see For). Empty: Host and Port serve every client.
+	Listeners []NodeListener
+}
+
+// NodeListener is one advertised listener of a node.
+type NodeListener struct {
+	Name     string
+	Protocol SecurityProtocol
+	Host     string
+	Port     int32
+}
+
+// For returns n as the client of r must see it: the address of n's
+// listener named as the one r came through, or n's own address when n has
+// no listener of that name (or r came through none).
+func (n Node) For(r *Request) Node {
+	if r == nil || r.Session == nil || r.Session.Listener == nil {
+		return n
+	}
+	for _, l := range n.Listeners {
+		if l.Name == r.Session.Listener.Name {
+			n.Host, n.Port = l.Host, l.Port
+			return n
+		}
+	}
+	return n
 }
 
 // Config configures a Server.

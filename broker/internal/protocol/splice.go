@@ -42,6 +42,15 @@ var spliceMagic = func() (m [spliceMarkerLen - 4]byte) {
 // be (then the caller encodes the response whole); the returned buffer is
 // dst's storage for reuse either way.
 func encodeFetchSpliced(dst []byte, correlationID int32, fr *kmsg.FetchResponse, headerV0 bool) (net.Buffers, []byte) {
+	vecs, _, out := encodeFetchSplicedFiles(dst, correlationID, fr, headerV0, nil)
+	return vecs, out
+}
+
+// encodeFetchSplicedFiles is encodeFetchSpliced for a response some of
+// whose partitions' batches are file ranges (ranges; their RecordBatches
+// only stand in for them, see sendfile.go): each such batch is a nil
+// vector, and the returned pieces say which range goes there.
+func encodeFetchSplicedFiles(dst []byte, correlationID int32, fr *kmsg.FetchResponse, headerV0 bool, ranges []leasedRange) (net.Buffers, []filePiece, []byte) {
 	var large []*kmsg.FetchResponseTopicPartition
 	for i := range fr.Topics {
 		for j := range fr.Topics[i].Partitions {
@@ -51,7 +60,7 @@ func encodeFetchSpliced(dst []byte, correlationID int32, fr *kmsg.FetchResponse,
 		}
 	}
 	if len(large) == 0 {
-		return nil, dst
+		return nil, nil, dst
 	}
 	batches := make([][]byte, len(large))
 	markers := make([]byte, 0, len(large)*spliceMarkerLen)
@@ -72,6 +81,7 @@ func encodeFetchSpliced(dst []byte, correlationID int32, fr *kmsg.FetchResponse,
 	// the tail; the prefixes share one array, sized so it never moves.
 	bufs := make(net.Buffers, 0, 3*len(large)+1)
 	prefixes := make([]byte, 0, 5*len(large))
+	var files []filePiece
 	prev := 0 // where the next piece starts
 	size := len(out) - 4
 	for i := range large {
@@ -79,22 +89,29 @@ func encodeFetchSpliced(dst []byte, correlationID int32, fr *kmsg.FetchResponse,
 		from := max(prev, 4) // past the frame size
 		at := bytes.Index(out[from:], marker)
 		if at < 0 {
-			return nil, out
+			return nil, nil, out
 		}
 		at += from
 		start := at - len(markerPrefix)
 		if start < from || !bytes.Equal(out[start:at], markerPrefix) {
-			return nil, out
+			return nil, nil, out
 		}
 		n := len(prefixes)
 		prefixes = appendBytesLen(prefixes, len(batches[i]), flexible)
 		bufs = append(bufs, out[prev:start], prefixes[n:], batches[i])
+		for _, r := range ranges {
+			if r.op == large[i] {
+				bufs[len(bufs)-1] = nil
+				files = append(files, filePiece{at: len(bufs) - 1, r: r.r})
+				break
+			}
+		}
 		size += len(prefixes) - n + len(batches[i]) - len(markerPrefix) - spliceMarkerLen
 		prev = at + spliceMarkerLen
 	}
 	bufs = append(bufs, out[prev:])
 	binary.BigEndian.PutUint32(out, uint32(size))
-	return bufs, out
+	return bufs, files, out
 }
 
 // appendBytesLen appends the length prefix of an n-byte (non-null) bytes

@@ -74,7 +74,48 @@ func openTxnCoordinator(s *Server) (Extension, error) {
 	if err != nil {
 		return nil, err
 	}
+	abortOrphanTransactions(s, d)
 	return &txnCoordinator{d: d}, nil
+}
+
+// abortOrphanTransactions ends, with an ABORT marker, every transaction a
+// partition log found open at recovery whose producer id the coordinator
+// does not know (no transactional id has it as its producer id, current or
+// previous): nothing could ever end it, and it would hold the partition's
+// last stable offset, and retention, where it starts for ever. Such a
+// transaction comes from a transactional batch written without a
+// transactional id, which Produce accepted before transactions existed. It
+// runs once the coordinator has loaded __transaction_state and before the
+// server takes requests (New opens the extensions first), so no producer
+// the coordinator is about to learn of can be mistaken for one.
+func abortOrphanTransactions(s *Server, d *txn.Driver) {
+	known := map[int64]bool{}
+	for _, id := range d.IDs() {
+		if info, ok := d.Describe(string(id)); ok {
+			known[int64(info.ProducerID)] = true
+			known[int64(info.PrevProducerID)] = true
+		}
+	}
+	for _, t := range s.Topics.List() {
+		for i := range t.NumPartitions() {
+			p, ok := t.Partition(i)
+			if !ok {
+				continue
+			}
+			tl, ok := p.Log().(topics.TxnLog)
+			if !ok {
+				continue
+			}
+			for _, ps := range tl.Producers() {
+				if ps.TxnStartOffset < 0 || known[ps.ProducerID] {
+					continue
+				}
+				err := tl.AppendMarker(context.Background(), ps.ProducerID, ps.Epoch, false, 0)
+				s.Logger.Warn("txn: aborted a transaction no transactional id owns (a transactional batch written without one), found open at recovery",
+					"topic", t.Name(), "partition", i, "producer_id", ps.ProducerID, "first_offset", ps.TxnStartOffset, "err", err)
+			}
+		}
+	}
 }
 
 // writeMarkers writes m's markers to the local logs (and hands those of

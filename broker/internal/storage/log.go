@@ -659,34 +659,9 @@ func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error)
 
 // readInto is readFrom into dst's memory when cap(dst) holds the bytes.
 func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]byte, error) {
-	e := lookupEntry(s.offIdx, uint32(from-s.base))
-	pos := int64(e.pos)
-	var hbuf [batch.HeaderSize]byte
-	var h batch.Header
-	scanned := pos == 0
-	for {
-		if pos >= s.size {
-			return nil, nil
-		}
-		var err error
-		h, err = readHeaderAt(s.f, pos, &hbuf)
-		if !scanned && (err != nil || Offset(h.BaseOffset) != s.base+Offset(e.rel)) {
-			// A damaged index entry that passed the open-time checks:
-			// scan from the segment's start instead.
-			pos, scanned = 0, true
-			continue
-		}
-		scanned = true
-		if err != nil {
-			return nil, fmt.Errorf("storage: %s: %w", s.path, err)
-		}
-		if Offset(h.LastOffset()) >= from {
-			break
-		}
-		pos += int64(h.Size())
-	}
-	if Offset(h.BaseOffset) >= hw {
-		return nil, nil
+	pos, h, ok, err := s.seekBatch(from)
+	if err != nil || !ok || Offset(h.BaseOffset) >= hw {
+		return nil, err
 	}
 	n := min(max(int64(maxBytes), int64(h.Size())), s.size-pos)
 	buf := dst[:0]
@@ -715,6 +690,36 @@ func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]
 		rest = rest[hh.Size():]
 	}
 	return buf[:cut], nil
+}
+
+// seekBatch returns the position and header of the segment's batch that
+// holds from (or the first after it); ok is false when there is none.
+// Caller holds Log.mu for reading.
+func (s *segment) seekBatch(from Offset) (pos int64, h batch.Header, ok bool, err error) {
+	e := lookupEntry(s.offIdx, uint32(from-s.base))
+	pos = int64(e.pos)
+	var hbuf [batch.HeaderSize]byte
+	scanned := pos == 0
+	for {
+		if pos >= s.size {
+			return 0, h, false, nil
+		}
+		h, err = readHeaderAt(s.f, pos, &hbuf)
+		if !scanned && (err != nil || Offset(h.BaseOffset) != s.base+Offset(e.rel)) {
+			// A damaged index entry that passed the open-time checks:
+			// scan from the segment's start instead.
+			pos, scanned = 0, true
+			continue
+		}
+		scanned = true
+		if err != nil {
+			return 0, h, false, fmt.Errorf("storage: %s: %w", s.path, err)
+		}
+		if Offset(h.LastOffset()) >= from {
+			return pos, h, true, nil
+		}
+		pos += int64(h.Size())
+	}
 }
 
 // LogStartOffset returns the first offset a read may ask for.

@@ -39,8 +39,12 @@ func (l *Log) CleanerStats() CleanerStats {
 }
 
 // DeleteRecordsBefore advances the log start offset to off (the
-// DeleteRecords API); -1 means the high watermark. Offsets past the high
-// watermark get ErrOffsetOutOfRange. Segments wholly below the new start
+// DeleteRecords API); -1 means the last stable offset (the high watermark
+// unless a transaction is open). Offsets past the high watermark, or past
+// the first offset of an open transaction, get ErrOffsetOutOfRange: the
+// records of an open transaction stay until it ends, so that its first
+// offset (which holds the last stable offset) is never below the log
+// start. Segments wholly below the new start
 // are deleted now if no Clean is running, else by the next Clean. It
 // returns the log start offset.
 func (l *Log) DeleteRecordsBefore(off Offset) (Offset, error) {
@@ -52,12 +56,19 @@ func (l *Log) DeleteRecordsBefore(off Offset) (Offset, error) {
 	l.mu.RLock()
 	hw, start := l.hw, l.logStart
 	l.mu.RUnlock()
+	// NB: appendMu orders this with trackTxnLocked: no transaction opens
+	// below stable meanwhile.
+	stable := min(hw, l.firstUnstable())
 	if off == -1 {
-		off = hw
+		off = stable
 	}
 	if off < 0 || off > hw {
 		l.appendMu.Unlock()
 		return start, fmt.Errorf("%w: delete records before %d, high watermark %d", ErrOffsetOutOfRange, off, hw)
+	}
+	if off > stable {
+		l.appendMu.Unlock()
+		return start, fmt.Errorf("%w: delete records before %d, past offset %d where an open transaction starts (records of an open transaction stay until it ends)", ErrOffsetOutOfRange, off, stable)
 	}
 	if off <= start {
 		l.appendMu.Unlock()

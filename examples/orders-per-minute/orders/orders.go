@@ -21,6 +21,10 @@ const (
 	FinalTopic = "final-order-counts"
 )
 
+// CountStore is the window store holding the counts (key: customer id,
+// value: int64), queryable through the runtime's query views.
+const CountStore = "orders-per-minute-store"
+
 // Window is the window size of Topology; Grace how long a window accepts
 // out-of-order records after it ends (in stream time). The example program
 // counts per smaller windows by default (see TopologyWith).
@@ -59,7 +63,7 @@ func TopologyWith(window, grace time.Duration, finals bool) (*streams.Topology, 
 	in := dsl.Stream(b, InputTopic, serde.String(), OrderSerde())
 	counts := in.GroupByKey().
 		WindowedBy(dsl.TumblingWindows(window).Grace(grace)).
-		Count(dsl.Named("orders-per-minute"))
+		Count(dsl.Named("orders-per-minute"), dsl.StoreName(CountStore))
 	counts.ToStream().To(UpdatesTopic)
 	if finals {
 		counts.Suppress(dsl.UntilWindowCloses()).ToStream().To(FinalTopic)

@@ -362,7 +362,40 @@ pages.group = {
 const lastProcessed = {};
 
 pages.apps = {
-  frame: () => `<h1>Stream applications</h1><div id="live"></div>`,
+  frame: () => `<h1>Stream applications</h1><div id="live"></div>
+    <h2>Key lookup</h2><form class="inline" id="lookup">
+      <label>Store<select id="lookup-store"><option value="">no application with a query endpoint</option></select></label>
+      <label>Key<input id="lookup-key" size="28" placeholder="a string, or JSON for other key types"></label>
+      <button class="primary" type="submit">Look up</button></form>
+    <div id="lookup-result" class="muted">Reads through the instance's query endpoint (runtime QueryAddr), which forwards to the instance holding the key.</div>`,
+  setup() {
+    $("#lookup").addEventListener("submit", ev => { ev.preventDefault(); lookupKey(); });
+  },
+  // after fills the store list from the instances that have a query
+  // endpoint, keeping the choice made.
+  after(apps) {
+    const opts = [];
+    const seen = new Set();
+    apps.forEach((a, i) => {
+      if (!a.up || !a.application.query_addr) return;
+      const queryable = a.application.query_stores || [];
+      for (const s of a.application.topology.stores) {
+        if (!queryable.includes(s.name)) continue;
+        const label = a.application.application + ": " + s.name + " (" + s.kind + ")";
+        if (seen.has(label)) continue;
+        seen.add(label);
+        opts.push({value: JSON.stringify([i, s.name]), label});
+      }
+    });
+    const sel = $("#lookup-store");
+    const sig = JSON.stringify(opts);
+    if (sel.dataset.sig === sig) return;
+    const keep = sel.value;
+    sel.dataset.sig = sig;
+    sel.innerHTML = opts.length ? opts.map(o => `<option value="${esc(o.value)}">${esc(o.label)}</option>`).join("")
+      : `<option value="">no application with a query endpoint</option>`;
+    if (opts.some(o => o.value === keep)) sel.value = keep;
+  },
   load: () => api("apps"),
   render(apps) {
     if (!apps.length) return `<p class="muted">No application given: start the console with --apps http://HOST:PORT (an application's MetricsAddr).</p>`;
@@ -443,6 +476,45 @@ function renderApp(id, instances) {
     h += `<tr><td>${esc(s.id)}${s.global ? " (global)" : ""}</td><td class="num">${num(processed[s.id] || 0)}</td><td class="num">${rate(String(s.id))}</td></tr>`;
   }
   return h + `</tbody></table></div></div></div>`;
+}
+
+// lookupKey reads the chosen store's key through the console's
+// /api/apps/I/lookup and shows the answer: the value (or the windows,
+// or the sessions), where it came from, or why there is none.
+async function lookupKey() {
+  const out = $("#lookup-result");
+  const v = $("#lookup-store").value;
+  if (!v) { out.textContent = "No store to look up: give --apps an instance started with a query endpoint."; return; }
+  const [i, store] = JSON.parse(v);
+  const key = $("#lookup-key").value;
+  out.className = "muted";
+  out.textContent = "Looking up…";
+  delete out.dataset.status;
+  try {
+    const r = await api(`apps/${i}/lookup?store=${encodeURIComponent(store)}&key=${encodeURIComponent(key)}`);
+    const a = r.answer || {};
+    out.dataset.status = r.status;
+    let h = "";
+    if (r.status === 200) {
+      const where = `from ${esc(a.instance)}, partition ${a.partition}` + (a.forwarded ? " (forwarded)" : "") +
+        (a.standby ? `, a standby ${a.lag} records behind` : "");
+      const value = a.windows ? a.windows.map(w => ({start: w.start, value: w.value}))
+        : a.sessions ? a.sessions : a.value;
+      h = `<p><b>${esc(store)}</b> [${esc(JSON.stringify(a.key))}] <span class="muted">${where}</span></p><pre id="lookup-value">${esc(JSON.stringify(value, null, 1))}</pre>`;
+    } else if (r.status === 404) {
+      h = `<p id="lookup-missing"><b>${esc(store)}</b> has no key ${esc(JSON.stringify(a.key))} <span class="muted">(asked ${esc(a.instance)}, partition ${a.partition})</span></p>`;
+    } else if (r.status === 503) {
+      h = `<p class="error">Not available right now (${esc(a.reason || "retry")}): ${esc(a.error)}</p>`;
+    } else {
+      h = `<p class="error">${r.status}: ${esc(a.error || JSON.stringify(a))}</p>`;
+    }
+    out.className = "";
+    out.innerHTML = h;
+  } catch (err) {
+    out.className = "error";
+    out.dataset.status = "error";
+    out.textContent = String(err.message || err);
+  }
 }
 
 // renderAppGroup lists the application's instances as its consumer group

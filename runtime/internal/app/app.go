@@ -53,8 +53,12 @@ type App struct {
 	admCl *kgo.Client
 	adm   *kadm.Client
 	cl    *kgo.Client
-	eng   *stateengine.Engine
-	plan  *client.Plan
+	// sess wraps cl under ExactlyOnce (nil otherwise): it ends each
+	// commit's transaction, aborting it when a rebalance took partitions
+	// during it.
+	sess *kgo.GroupTransactSession
+	eng  *stateengine.Engine
+	plan *client.Plan
 	// balancer is the group balancer; standby is nil without standbys.
 	balancer *assign.Balancer
 	standby  *standbys
@@ -109,6 +113,13 @@ type App struct {
 	abandoned bool
 	// recBuf is stepLocked's conversion buffer. Guarded by mu.
 	recBuf []streams.RawRecord
+	// inTxn is set under ExactlyOnce while a transaction is open: from
+	// the first step or commit that may produce to the commit that ends
+	// it. Guarded by mu.
+	inTxn bool
+	// failedFlushes counts the commits in a row under ExactlyOnce whose
+	// flush failed (see maxFailedFlushes). Guarded by mu.
+	failedFlushes int
 }
 
 // New returns an application instance for topo; nothing connects until
@@ -282,9 +293,35 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(a.onRevoked),
 		kgo.OnPartitionsLost(a.onLost),
 	)
-	a.cl, err = kgo.NewClient(opts...)
+	if !a.opts.ExactlyOnce {
+		a.cl, err = kgo.NewClient(opts...)
+		if err != nil {
+			return fmt.Errorf("runtime: %w", err)
+		}
+		close(a.clReady)
+		return nil
+	}
+	id, err := instanceID(a.opts.StateDir)
+	if err != nil {
+		return err
+	}
+	opts = append(opts,
+		kgo.TransactionalID(a.opts.ApplicationID+"-"+id),
+		kgo.TransactionTimeout(a.opts.TransactionTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	a.sess, err = kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return fmt.Errorf("runtime: %w", err)
+	}
+	a.cl = a.sess.Client()
+	// NB: initializing the producer id fences this instance's earlier
+	// incarnation and aborts the transaction it left open, before any
+	// task restores (the rebalance callbacks wait for clReady): the
+	// restores then read changelogs whose last stable offset that
+	// transaction no longer holds back.
+	if _, _, err := a.cl.ProducerID(ctx); err != nil {
+		return fmt.Errorf("runtime: init transactional producer %q: %w", a.opts.ApplicationID+"-"+id, err)
 	}
 	close(a.clReady)
 	return nil
@@ -408,6 +445,9 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) (*decide.Probe, er
 	a.sm.Step(now, decide.Backlog{Produce: int(a.cl.BufferedProduceRecords())})
 	a.applyLocked(a.sm.Ready(), nil)
 	if !a.sm.Holding() {
+		if err := a.beginLocked(); err != nil {
+			return nil, a.failLocked(err)
+		}
 		// A Produce that finds the producer full waits for room at most
 		// CommitTimeout (or until Close), as a commit attempt would.
 		pctx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
@@ -741,6 +781,9 @@ func (a *App) reportTaskMetrics(t *task) {
 // cut short by ctx (the instance stops) is dropped quietly. A failed
 // record or store stays fatal.
 func (a *App) commitLocked(ctx context.Context, ts []*task) error {
+	if a.sess != nil {
+		return a.commitTxnLocked(ctx)
+	}
 	start := time.Now()
 	a.sm.Step(start, decide.CommitStarted{})
 	if a.abandoned {

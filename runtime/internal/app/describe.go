@@ -19,8 +19,14 @@ import (
 // for `weir console` (and any script). Counters come from the instance's
 // Prometheus registry, so they agree with /metrics.
 type Description struct {
-	Application string    `json:"application"`
-	Instance    string    `json:"instance"`
+	Application string `json:"application"`
+	Instance    string `json:"instance"`
+	// QueryAddr is the instance's query endpoint (host:port), "" when
+	// it has none (the QueryAddr option).
+	QueryAddr string `json:"query_addr,omitempty"`
+	// QueryStores are the stores the query endpoint renders (QueryStore),
+	// sorted.
+	QueryStores []string  `json:"query_stores,omitempty"`
 	Now         time.Time `json:"now"`
 	// Busy is true when the instance was too busy (a rebalance, a restore
 	// or a long processing step held its lock) to list its tasks within
@@ -117,9 +123,13 @@ func (a *App) serveDescription(w http.ResponseWriter, _ *http.Request) {
 // Describe returns the instance's Description. It never waits longer than
 // describeWait for the instance's locks.
 func (a *App) Describe() Description {
-	d := Description{Application: a.opts.ApplicationID, Instance: a.instance, Now: time.Now().UTC(),
+	d := Description{Application: a.opts.ApplicationID, Instance: a.instance, QueryAddr: a.queryAdvertised, Now: time.Now().UTC(),
 		Topology: describeTopology(a.topo, a.opts.ApplicationID), Tasks: []TaskDescription{}, SinceCommitMs: -1,
 		Processed: map[string]int64{}, Dropped: map[string]int64{}}
+	for name := range a.opts.QueryStores {
+		d.QueryStores = append(d.QueryStores, name)
+	}
+	slices.Sort(d.QueryStores)
 	m := gatherDescription(a)
 	storesOf := map[int][]string{}
 	for _, st := range d.Topology.Subtopologies {

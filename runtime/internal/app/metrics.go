@@ -22,6 +22,7 @@ type metrics struct {
 	deserErrors    *prometheus.CounterVec   // topic
 	tasks          prometheus.Gauge         //
 	rebalanceDur   *prometheus.HistogramVec // callback
+	transactions   *prometheus.CounterVec   // result
 }
 
 func newMetrics(app, instance string) *metrics {
@@ -69,7 +70,10 @@ func newMetrics(app, instance string) *metrics {
 			Name: "weir_rebalance_callback_seconds", Help: "Time spent in rebalance callbacks (restores included).", ConstLabels: labels,
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"callback"}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "weir_transactions_total", Help: "Transactions ended under exactly-once, per result: committed, or aborted (a rebalance took partitions, the membership was lost, or the commit failed; the tasks resumed from the last committed transaction).", ConstLabels: labels,
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.commitStalled, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
+	m.reg.MustRegister(m.transactions, m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.commitStalled, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
 	return m
 }

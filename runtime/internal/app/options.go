@@ -104,6 +104,18 @@ type Options struct {
 	// ReplicationFactor of the internal topics Weir creates. Default -1:
 	// min(3, brokers), with min.insync.replicas 2 at 3.
 	ReplicationFactor int16
+	// ExactlyOnce runs the instance exactly-once (see App): one
+	// transactional producer for the instance, every commit one
+	// transaction holding the tasks' output, changelog and repartition
+	// records and their input offsets; input and changelogs are read at
+	// read_committed, and a store's local checkpoint moves only once its
+	// transaction has committed. Default false (at-least-once).
+	ExactlyOnce bool
+	// TransactionTimeout is how long the transaction coordinator lets a
+	// transaction of this instance stay open before aborting it (a crashed
+	// instance's open transaction holds read_committed readers back that
+	// long). Under ExactlyOnce only. Default 10s.
+	TransactionTimeout time.Duration
 	// ClientOpts are extra franz-go options for every client (dialer,
 	// TLS, SASL, logging). Default none.
 	ClientOpts []kgo.Opt
@@ -136,6 +148,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.MaxTaskIdle == 0 {
 		o.MaxTaskIdle = 10 * time.Second
+	}
+	if o.TransactionTimeout == 0 {
+		o.TransactionTimeout = 10 * time.Second
 	}
 	if o.ReplicationFactor == 0 {
 		o.ReplicationFactor = -1
@@ -179,6 +194,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxBufferedPerPartition < 0 {
 		errs = append(errs, fmt.Errorf("runtime: max buffered per partition %d < 0", o.MaxBufferedPerPartition))
+	}
+	if o.TransactionTimeout < 0 {
+		errs = append(errs, fmt.Errorf("runtime: transaction timeout %v < 0", o.TransactionTimeout))
 	}
 	if o.MaxBufferedProduce < 0 {
 		errs = append(errs, fmt.Errorf("runtime: max buffered produce %d < 0", o.MaxBufferedProduce))

@@ -75,19 +75,24 @@ func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string
 			return
 		}
 		a.mu.Lock()
-		a.tasks[id] = t
-		a.sm.Step(time.Now(), decide.TaskStarted{Task: id, Inputs: tps})
-		t.sm = a.sm.Task(id)
-		for _, tp := range tps {
-			a.byTP[tp] = t
-		}
-		a.m.tasks.Set(float64(len(a.tasks)))
+		a.addTaskLocked(t, tps)
 		a.mu.Unlock()
 		if a.persistentTask(id) {
 			a.local.add(id)
 		}
 		a.log.Info("task started", "task", id.String(), "inputs", fmt.Sprint(tps))
 	}
+}
+
+// addTaskLocked makes t, opened by openTask, a running task reading tps.
+func (a *App) addTaskLocked(t *task, tps []streams.TopicPartition) {
+	a.tasks[t.id] = t
+	a.sm.Step(time.Now(), decide.TaskStarted{Task: t.id, Inputs: tps})
+	t.sm = a.sm.Task(t.id)
+	for _, tp := range tps {
+		a.byTP[tp] = t
+	}
+	a.m.tasks.Set(float64(len(a.tasks)))
 }
 
 // openTask creates a task, restores its stores and initializes it.
@@ -131,7 +136,12 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 	if len(ts) == 0 {
 		return
 	}
-	if a.fatal == nil {
+	// NB: under ExactlyOnce the open transaction cannot commit now (the
+	// transactional session aborts it once partitions were revoked during
+	// it): the revoked tasks close without committing, the transaction's
+	// end rolls the others back (commitTxnLocked), and the partitions'
+	// next owners read what the last committed transaction left.
+	if a.fatal == nil && a.sess == nil {
 		if err := a.commitLocked(ctx, ts); err != nil {
 			a.failLocked(err)
 			a.log.Error("commit of revoked tasks failed", "err", err)

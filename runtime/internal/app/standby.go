@@ -117,10 +117,15 @@ type memHandoff struct {
 
 // newStandbys starts the standby goroutine; stop with close.
 func newStandbys(a *App) (*standbys, error) {
-	cl, err := kgo.NewClient(append(a.clientOpts(),
+	opts := append(a.clientOpts(),
 		kgo.FetchMaxWait(200*time.Millisecond),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-	)...)
+	)
+	if a.opts.ExactlyOnce {
+		// A standby copy holds only what committed transactions wrote.
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("runtime: standby consumer: %w", err)
 	}

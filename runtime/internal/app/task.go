@@ -97,7 +97,11 @@ func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Stor
 	}
 	var w state.ChangelogWriter
 	if !sp.Unlogged && topic != "" {
-		w = client.NewChangelogWriter(a.cl, topic, part, p.t.inflight, a.gate, a.produceWaitCtx)
+		cw := client.NewChangelogWriter(a.cl, topic, part, p.t.inflight, a.gate, a.produceWaitCtx)
+		if a.opts.ExactlyOnce {
+			cw.InTransactions()
+		}
+		w = cw
 	}
 	cached := !sp.Uncached && !a.opts.NoWriteCache
 	if p.t.cache == nil && cached {
@@ -144,6 +148,12 @@ func (p stores) OpenStore(id streams.TaskID, spec streams.StoreSpec) (state.Stor
 // restore replays the changelog tail into s and reports progress.
 func (a *App) restore(ctx context.Context, t *task, s state.Store, topic string, part int32) error {
 	r := client.NewChangelogReader(a.adm, a.clientOpts(), topic, part)
+	if a.opts.ExactlyOnce {
+		// NB: a transaction of this task's last owner that committed a
+		// moment ago may lack its marker; one it left open ends within
+		// the transaction timeout (see ChangelogReader.StableWait).
+		r.ReadCommitted, r.StableWait = true, a.opts.TransactionTimeout+5*time.Second
+	}
 	left := a.m.restoreLeft.WithLabelValues(t.label, s.Name())
 	done := a.m.restored.WithLabelValues(t.label, s.Name())
 	start := time.Now()

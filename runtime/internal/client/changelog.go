@@ -30,12 +30,26 @@ type ChangelogWriter struct {
 	own *Inflight
 	// ack is onAck as a func value, made once rather than per record.
 	ack func(*kgo.Record, error)
+	// txn is set when cl is transactional (see Transactional).
+	txn bool
 	mu  sync.Mutex
 	// last is the highest offset acknowledged. Guarded by mu.
 	last state.Offset
 }
 
 var _ state.ChangelogWriter = (*ChangelogWriter)(nil)
+
+// Transactional reports whether the writer's records are produced in
+// transactions the caller ends: the store then commits its writes only
+// once the transaction has (see stateengine.TransactionalChangelog).
+func (w *ChangelogWriter) Transactional() bool { return w.txn }
+
+// InTransactions marks w as producing through a transactional client
+// (see Transactional) and returns it.
+func (w *ChangelogWriter) InTransactions() *ChangelogWriter {
+	w.txn = true
+	return w
+}
 
 // NewChangelogWriter returns a writer to partition of topic. task, if not
 // nil, also counts the writer's records. gate, if not nil, bounds the
@@ -114,6 +128,18 @@ type ChangelogReader struct {
 	// reached to: only a compacted tail makes the log hold no record at
 	// to-1, and then nothing more arrives. Default 2s.
 	Idle time.Duration
+	// ReadCommitted reads only committed records (records of aborted
+	// transactions are skipped) and ends at the last stable offset instead
+	// of the high watermark. The clientOpts must then read at
+	// read_committed too. Default false.
+	ReadCommitted bool
+	// StableWait, with ReadCommitted, is how long EndOffset waits for the
+	// partition to have no open transaction (last stable offset = high
+	// watermark) before it settles for the last stable offset: a
+	// transaction that committed a moment ago may not have its marker
+	// yet, and a restore that stopped before it would miss state whose
+	// input offsets are committed. Default 0: no wait.
+	StableWait time.Duration
 }
 
 var _ state.ChangelogReader = (*ChangelogReader)(nil)
@@ -132,18 +158,59 @@ func (r *ChangelogReader) Partition() int32 { return r.partition }
 
 // EndOffset implements state.ChangelogReader.
 func (r *ChangelogReader) EndOffset(ctx context.Context) (state.Offset, error) {
+	if r.ReadCommitted {
+		return r.stableEnd(ctx)
+	}
 	return EndOffset(ctx, r.adm, r.topic, r.partition)
+}
+
+// stableEnd returns the last stable offset once it reaches the high
+// watermark, or after StableWait.
+func (r *ChangelogReader) stableEnd(ctx context.Context) (state.Offset, error) {
+	deadline := time.Now().Add(r.StableWait)
+	backoff := 10 * time.Millisecond
+	for {
+		lso, err := StableOffset(ctx, r.adm, r.topic, r.partition)
+		if err != nil || !time.Now().Before(deadline) {
+			return lso, err
+		}
+		hw, err := EndOffset(ctx, r.adm, r.topic, r.partition)
+		if err != nil {
+			return state.NoOffset, err
+		}
+		if lso >= hw {
+			return lso, nil
+		}
+		t := time.NewTimer(min(backoff, time.Until(deadline)))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return state.NoOffset, ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
 }
 
 // EndOffset returns the high watermark of one partition. A topic created a
 // moment ago may not be known to every broker yet: EndOffset retries for a
 // while before it reports the partition missing.
 func EndOffset(ctx context.Context, adm *kadm.Client, topic string, partition int32) (state.Offset, error) {
+	return endOffset(ctx, adm.ListEndOffsets, topic, partition)
+}
+
+// StableOffset is EndOffset at read_committed: the last stable offset, below
+// which every transaction has ended.
+func StableOffset(ctx context.Context, adm *kadm.Client, topic string, partition int32) (state.Offset, error) {
+	return endOffset(ctx, adm.ListCommittedOffsets, topic, partition)
+}
+
+func endOffset(ctx context.Context, list func(context.Context, ...string) (kadm.ListedOffsets, error), topic string, partition int32) (state.Offset, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	backoff := 20 * time.Millisecond
 	for {
-		ends, err := adm.ListEndOffsets(ctx, topic)
+		ends, err := list(ctx, topic)
 		if err != nil {
 			return state.NoOffset, fmt.Errorf("runtime: end offset of %s/%d: %w", topic, partition, err)
 		}
@@ -178,6 +245,12 @@ func (r *ChangelogReader) Read(ctx context.Context, from, to state.Offset, fn fu
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{r.topic: {r.partition: kgo.NewOffset().At(int64(from))}}),
 		kgo.FetchMaxWait(200 * time.Millisecond),
 	}, r.opts...)
+	if r.ReadCommitted {
+		// NB: the control records (transaction markers) are kept so that
+		// the read moves past a marker at to-1 instead of waiting Idle for
+		// a record that never comes; they are not handed to fn.
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return fmt.Errorf("runtime: restore %s/%d: %w", r.topic, r.partition, err)
@@ -206,6 +279,10 @@ func (r *ChangelogReader) Read(ctx context.Context, from, to state.Offset, fn fu
 		batch = batch[:0]
 		fs.EachRecord(func(rec *kgo.Record) {
 			if state.Offset(rec.Offset) >= to {
+				return
+			}
+			if rec.Attrs.IsControl() {
+				next = state.Offset(rec.Offset) + 1
 				return
 			}
 			batch = append(batch, state.ChangelogRecord{Offset: state.Offset(rec.Offset), Key: rec.Key, Value: rec.Value})

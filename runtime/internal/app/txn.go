@@ -1,0 +1,255 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/internal/atomicfile"
+	"github.com/weir-dev/weir/internal/stateengine"
+	"github.com/weir-dev/weir/runtime/internal/decide"
+	"github.com/weir-dev/weir/streams"
+)
+
+// maxFailedFlushes is how many commits in a row may abort because the
+// flush failed (records not acknowledged, a store failing) before the
+// instance stops: a record the broker refuses would otherwise be produced
+// again and again.
+const maxFailedFlushes = 5
+
+// Exactly-once (Options.ExactlyOnce) in the manner of exactly_once_v2: the
+// instance's one client is a transactional producer and the group
+// consumer, wrapped in a GroupTransactSession. A transaction opens before
+// the first step that may produce (beginLocked) and ends at the commit
+// (commitTxnLocked): the tasks' stores flush their caches (forwarding
+// downstream, producing output and repartition records) and write their
+// changelog records, all in the transaction; the input offsets each task
+// processed to go in with TxnOffsetCommit; EndTxn commits. Only then do the
+// stores commit their writes and checkpoints to Pebble
+// (stateengine.Persist): a store never holds state of a transaction that
+// did not commit. When the transaction aborts instead (a rebalance took
+// partitions during it, the membership was lost, the commit failed), the
+// session moves the consumer back to the committed offsets and every task
+// is rolled back (rollbackLocked): closed without flushing, opened again
+// from its stores' last checkpoints plus the committed changelog tail.
+
+// instanceIDFile holds, in the state directory, the id that names the
+// instance's transactional producer across restarts.
+const instanceIDFile = "weir.instance-id"
+
+// instanceID returns the instance id kept in dir, creating it the first
+// time: 16 random hex digits.
+func instanceID(dir string) (string, error) {
+	path := filepath.Join(dir, instanceIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if id != "" && checkApplicationID(id) == nil {
+			return id, nil
+		}
+		return "", fmt.Errorf("runtime: %s holds %q, not an instance id: remove it to have a new one made", path, b)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("runtime: read instance id: %w", err)
+	}
+	var raw [8]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("runtime: make instance id: %w", err)
+	}
+	id := hex.EncodeToString(raw[:])
+	if err := atomicfile.Write(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("runtime: write instance id: %w", err)
+	}
+	return id, nil
+}
+
+// beginLocked opens a transaction unless one is open (ExactlyOnce only).
+func (a *App) beginLocked() error {
+	if a.sess == nil || a.inTxn {
+		return nil
+	}
+	if err := a.sess.Begin(); err != nil {
+		return fmt.Errorf("runtime: begin transaction: %w", err)
+	}
+	a.inTxn = true
+	return nil
+}
+
+// commitTxnLocked commits every task in one transaction (see above),
+// releasing mu while the transaction ends. An
+// attempt whose flush fails or times out aborts the transaction and rolls
+// the tasks back, as does a transaction the session refuses to commit; an
+// error is returned only when the producer cannot go on (fenced by another
+// instance with the same transactional id) or a store fails.
+func (a *App) commitTxnLocked(ctx context.Context) error {
+	start := time.Now()
+	a.sm.Step(start, decide.CommitStarted{})
+	if a.abandoned {
+		return nil
+	}
+	ts := a.sortedTasksLocked()
+	if err := a.beginLocked(); err != nil {
+		return err
+	}
+	actx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
+	defer cancel()
+	restore := a.setProduceCtxLocked(actx)
+	offsets := map[string]map[int32]int64{}
+	err := commitTasks(actx, ts)
+	for _, t := range ts {
+		if err != nil {
+			break
+		}
+		if werr := t.inflight.Wait(actx); werr != nil {
+			err = fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, werr)
+			break
+		}
+		for tp, off := range t.exec.Offsets() {
+			if offsets[tp.Topic] == nil {
+				offsets[tp.Topic] = map[int32]int64{}
+			}
+			offsets[tp.Topic][int32(tp.Partition)] = int64(off)
+		}
+	}
+	restore()
+	try := kgo.TryCommit
+	if err != nil {
+		if ctx.Err() != nil {
+			a.log.Info("commit attempt interrupted: the instance stops", "err", err)
+			return nil
+		}
+		a.failedFlushes++
+		if a.failedFlushes >= maxFailedFlushes {
+			_, _ = a.sess.End(ctx, kgo.TryAbort)
+			a.inTxn = false
+			return fmt.Errorf("runtime: %d commits in a row failed to flush; the last: %w", a.failedFlushes, err)
+		}
+		a.log.Warn("flush for the commit failed; aborting the transaction", "err", err)
+		try = kgo.TryAbort
+	} else {
+		a.failedFlushes = 0
+	}
+	// NB: the session would commit the offsets of the records polled; the
+	// tasks may hold polled records they have not processed yet, so the
+	// request carries the offsets each task processed to instead.
+	ectx := kgo.PreTxnCommitFnContext(ctx, func(req *kmsg.TxnOffsetCommitRequest) error {
+		setTxnOffsets(req, offsets)
+		return nil
+	})
+	// NB: mu is released while the transaction ends: End waits for a
+	// heartbeat, and during a rebalance for the group's callbacks
+	// (onAssigned, onRevoked, onLost), which take mu. Nothing processes
+	// meanwhile (this goroutine runs the steps); a callback may close
+	// tasks of ts or add new ones.
+	a.mu.Unlock()
+	committed, eerr := a.sess.End(ectx, try)
+	a.mu.Lock()
+	a.inTxn = false
+	if eerr != nil && ctx.Err() != nil {
+		a.log.Info("transaction end interrupted: the instance stops", "err", eerr)
+		return nil
+	}
+	if eerr != nil && fatalTxnError(eerr) {
+		return fmt.Errorf("runtime: end transaction: %w", eerr)
+	}
+	if eerr != nil {
+		// NB: after a failed End the client keeps the transaction open
+		// (its outcome may be unknown); ending it with an abort settles
+		// it (reinitializing the producer id if need be, which aborts it
+		// on the broker).
+		a.log.Warn("ending the transaction failed; aborting it", "commit", bool(try), "err", eerr)
+		a.mu.Unlock()
+		_, aerr := a.sess.End(ctx, kgo.TryAbort)
+		a.mu.Lock()
+		if aerr != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("runtime: abort transaction after a failed end (%v): %w", eerr, aerr)
+		}
+		committed = false
+	}
+	if !committed {
+		a.m.transactions.WithLabelValues("aborted").Inc()
+		a.log.Warn("transaction aborted; every task resumes from the last committed transaction", "err", errors.Join(err, eerr))
+		return a.rollbackLocked(ctx)
+	}
+	for _, t := range ts {
+		if a.tasks[t.id] != t {
+			continue // closed during End: its writes are dropped, its next owner restores them
+		}
+		for _, s := range t.stores {
+			if perr := stateengine.Persist(s); perr != nil {
+				return fmt.Errorf("runtime: commit task %s: %w", t.id, perr)
+			}
+		}
+	}
+	a.m.transactions.WithLabelValues("committed").Inc()
+	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(ts)})
+	a.applyLocked(a.sm.Ready(), nil)
+	if len(offsets) > 0 {
+		a.m.commits.Inc()
+		a.m.commitTime.Observe(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// setTxnOffsets makes req commit offsets (topic -> partition -> next
+// offset) and nothing else, keeping the topic ids req knew.
+func setTxnOffsets(req *kmsg.TxnOffsetCommitRequest, offsets map[string]map[int32]int64) {
+	ids := map[string][16]byte{}
+	for _, t := range req.Topics {
+		ids[t.Topic] = t.TopicID
+	}
+	topics := make([]kmsg.TxnOffsetCommitRequestTopic, 0, len(offsets))
+	for topic, parts := range offsets {
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic, rt.TopicID = topic, ids[topic]
+		for p, off := range parts {
+			rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+			rp.Partition, rp.Offset, rp.LeaderEpoch = p, off, -1
+			rp.Metadata = &req.MemberID
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		topics = append(topics, rt)
+	}
+	req.Topics = topics
+}
+
+// fatalTxnError reports errors after which the transactional producer
+// cannot go on: another producer with the same transactional id fenced it,
+// or it may not use the id.
+func fatalTxnError(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed) ||
+		errors.Is(err, kerr.GroupAuthorizationFailed)
+}
+
+// rollbackLocked discards everything since the last committed transaction:
+// every task closes without flushing (its stores drop their uncommitted
+// writes, its buffered records go) and opens again, restoring its stores
+// from their checkpoints and the committed changelog tail. The session
+// has already moved the consumer back to the committed offsets.
+func (a *App) rollbackLocked(ctx context.Context) error {
+	for _, t := range a.sortedTasksLocked() {
+		tps := append([]streams.TopicPartition(nil), t.sm.Inputs()...)
+		a.closeTaskLocked(t)
+		nt, err := a.openTask(ctx, t.id, tps)
+		if err != nil {
+			return fmt.Errorf("runtime: roll back task %s: %w", t.id, err)
+		}
+		a.addTaskLocked(nt, tps)
+		a.log.Info("task rolled back to the last committed transaction", "task", t.label)
+	}
+	return nil
+}
