@@ -93,16 +93,17 @@ func openCluster(opts Options, reg *topics.Registry) (*cluster.Node, error) {
 	return cluster.Open(cluster.Options{
 		NodeID: opts.NodeID, Voters: voters, Broker: b, Controller: c,
 		DataDir: filepath.Clean(opts.DataDir), FS: opts.dataFS, Topics: reg,
-		DefaultPartitions:  opts.DefaultPartitions,
-		ControllerListener: opts.cluster.controllerListener,
-		Dial:               dial,
-		ControllerTLS:      ctlTLS,
-		HeartbeatInterval:  opts.cluster.heartbeatInterval,
-		SessionTimeout:     cmp.Or(opts.cluster.sessionTimeout, opts.BrokerSessionTimeout),
-		TickInterval:       opts.cluster.tickInterval,
-		RejoinQuorum:       opts.RejoinQuorum,
-		ShutdownTimeout:    opts.cluster.shutdownTimeout,
-		Logger:             opts.Logger,
+		DefaultPartitions:       opts.DefaultPartitions,
+		LeaderRebalanceInterval: opts.LeaderRebalanceInterval,
+		ControllerListener:      opts.cluster.controllerListener,
+		Dial:                    dial,
+		ControllerTLS:           ctlTLS,
+		HeartbeatInterval:       opts.cluster.heartbeatInterval,
+		SessionTimeout:          cmp.Or(opts.cluster.sessionTimeout, opts.BrokerSessionTimeout),
+		TickInterval:            opts.cluster.tickInterval,
+		RejoinQuorum:            opts.RejoinQuorum,
+		ShutdownTimeout:         opts.cluster.shutdownTimeout,
+		Logger:                  opts.Logger,
 	})
 }
 

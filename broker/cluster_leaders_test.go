@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/broker/internal/base"
+	"github.com/weir-dev/weir/internal/cli"
 )
 
 // startLeadersCluster starts three voters and len(brokers) broker-only
@@ -183,18 +185,129 @@ func TestClusterUncleanLeaderElection(t *testing.T) {
 	}
 	want := map[string][]string{"clean": {"a", "b"}, "dirty": {"a", "c"}}
 	for topic, w := range want {
-		cons, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics(topic),
-			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for len(got) < len(w) && ctx.Err() == nil {
-			cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
-		}
-		cons.Close()
-		if !slices.Equal(got, w) {
+		if got := readCluster(t, ctx, c, topic, len(w)); !slices.Equal(got, w) {
 			t.Fatalf("%s: read %q, want %q", topic, got, w)
 		}
 	}
+}
+
+// TestClusterPreferredLeaderReturns: with a leader rebalance every second,
+// a partition whose preferred replica 4 shut down (5 took over) is led by
+// 4 again once 4 has returned and rejoined the ISR, with no request; every
+// record written under either leader is read back.
+func TestClusterPreferredLeaderReturns(t *testing.T) {
+	c := startLeadersCluster(t, 2, func(_ int, o *Options) { o.LeaderRebalanceInterval = time.Second })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers[0].Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	createAssigned(t, ctx, cl, "p", []int32{4, 5}, nil)
+	waitPlacement(t, ctx, cl, 1, "p", 4, []int32{4, 5})
+	eventually(t, 20*time.Second, "acks=all to 4", func() error {
+		return errOf(rawProduce(t, c.brokers[3].Addr(), "p", 0, "a", 2000))
+	})
+	c.nodes.Stop(4)
+	waitPlacement(t, ctx, cl, 1, "p", 5, []int32{5})
+	if code := rawProduce(t, c.brokers[4].Addr(), "p", 0, "b", 2000); code != 0 {
+		t.Fatalf("acks=all to 5: %v", kerr.ErrorForCode(code))
+	}
+	c.restartNode(4)
+	waitPlacement(t, ctx, cl, 1, "p", 4, []int32{4, 5})
+	eventually(t, 20*time.Second, "acks=all to 4 again", func() error {
+		return errOf(rawProduce(t, c.brokers[3].Addr(), "p", 0, "c", 2000))
+	})
+	if got := readCluster(t, ctx, c, "p", 3); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("read %q", got)
+	}
+}
+
+// TestClusterElectLeaders: with the automatic rebalance off, `weir cluster
+// elect-leaders` (cli.ElectLeaders, ElectLeaders through kadm) moves a
+// partition back to its returned preferred replica, says
+// ELECTION_NOT_NEEDED after, and refuses while the preferred replica is
+// out of the ISR; --unclean brings a partition whose ISR members are all
+// down back on its other replica.
+func TestClusterElectLeaders(t *testing.T) {
+	c := startLeadersCluster(t, 2, func(_ int, o *Options) { o.LeaderRebalanceInterval = -1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers[0].Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	elect := func(unclean bool) ([]cli.Election, error) {
+		var buf bytes.Buffer
+		err := cli.ElectLeaders(ctx, cl, &buf, cli.Output{JSON: true}, "p", 0, unclean)
+		var res []cli.Election
+		if jerr := json.Unmarshal(buf.Bytes(), &res); jerr != nil {
+			t.Fatalf("elect-leaders output %q: %v (%v)", buf.String(), jerr, err)
+		}
+		return res, err
+	}
+	av, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(av.ApiKeys, func(k kmsg.ApiVersionsResponseApiKey) bool { return k.ApiKey == kmsg.ElectLeaders.Int16() }) {
+		t.Fatal("ElectLeaders is not advertised in cluster mode")
+	}
+	createAssigned(t, ctx, cl, "p", []int32{4, 5}, nil)
+	waitPlacement(t, ctx, cl, 1, "p", 4, []int32{4, 5})
+	c.nodes.Stop(4)
+	waitPlacement(t, ctx, cl, 1, "p", 5, []int32{5})
+	if res, err := elect(false); err == nil || len(res) != 1 || res[0].Result != "PREFERRED_LEADER_NOT_AVAILABLE" {
+		t.Fatalf("elect-leaders with the preferred replica down: %+v, %v", res, err)
+	}
+	c.restartNode(4)
+	waitPlacement(t, ctx, cl, 1, "p", 5, []int32{4, 5}) // no rebalance: 5 keeps leading
+	if res, err := elect(false); err != nil || len(res) != 1 || res[0].Result != "elected" {
+		t.Fatalf("elect-leaders with 4 in the ISR: %+v, %v", res, err)
+	}
+	waitPlacement(t, ctx, cl, 1, "p", 4, []int32{4, 5})
+	if res, err := elect(false); err != nil || len(res) != 1 || res[0].Result != "ELECTION_NOT_NEEDED" {
+		t.Fatalf("elect-leaders with 4 leading: %+v, %v", res, err)
+	}
+
+	// Unclean, on request only: 5 leaves, then 4 (the ISR's last member)
+	// too; 5 returns and the partition stays offline until asked.
+	c.nodes.Stop(5)
+	waitPlacement(t, ctx, cl, 1, "p", 4, []int32{4})
+	c.nodes.Stop(4)
+	waitPlacement(t, ctx, cl, 1, "p", -1, []int32{4})
+	c.restartNode(5)
+	brokerUnfenced(t, ctx, cl, 1, 5)
+	if l, _, isr, err := partitionLeader(ctx, cl, 1, "p", 0); err != nil || l != -1 {
+		t.Fatalf("p/0 with only 5 up: leader %d ISR %v (%v), want offline", l, isr, err)
+	}
+	if res, err := elect(true); err != nil || len(res) != 1 || res[0].Result != "elected" {
+		t.Fatalf("elect-leaders --unclean: %+v, %v", res, err)
+	}
+	waitPlacement(t, ctx, cl, 1, "p", 5, []int32{5})
+}
+
+func errOf(code int16) error {
+	if code == 0 {
+		return nil
+	}
+	return kerr.ErrorForCode(code)
+}
+
+// readCluster reads want records of topic/0 from the start.
+func readCluster(t *testing.T, ctx context.Context, c *testCluster, topic string, want int) []string {
+	t.Helper()
+	cons, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cons.Close()
+	var got []string
+	for len(got) < want && ctx.Err() == nil {
+		cons.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	return got
 }

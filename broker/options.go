@@ -159,6 +159,13 @@ type Options struct {
 	// that has not caught up with its leader's end for this long leaves the
 	// partition's ISR. Default 10s.
 	ReplicaLagTime time.Duration
+	// LeaderRebalanceInterval (cluster mode) is how often the controller
+	// moves the leadership of partitions whose preferred replica (the
+	// first in the assignment) is back in the ISR to that replica (Kafka's
+	// auto.leader.rebalance.enable and
+	// leader.imbalance.check.interval.seconds). Default 30s; negative:
+	// never (`weir cluster elect-leaders` still moves them).
+	LeaderRebalanceInterval time.Duration
 	// BrokerSessionTimeout is broker.session.timeout.ms (cluster mode): a
 	// broker whose heartbeats (every 500ms) stop for this long is fenced
 	// and its leaderships move; it bounds how long a killed leader's

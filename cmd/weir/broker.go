@@ -105,6 +105,7 @@ log is synced and closed.`,
 	f.StringVar(&opts.ControllerVoters, "controller-voters", "", "run as a node of a cluster: the controller voters as id@host:port,... (the same on every node; --node-id must be one of them; default: a single-node broker)")
 	f.BoolVar(&opts.RejoinQuorum, "rejoin", false, "bring this controller voter back after its raft storage (DATA_DIR/metadata-raft) was lost or moved away: the other voters remove it and add it back, and it catches up from them (needs a majority of them up)")
 	f.DurationVar(&opts.ReplicaLagTime, "replica-lag-time", 10*time.Second, "in a cluster, a follower not caught up with its leader for this long leaves the partition's in-sync replicas (replica.lag.time.max.ms)")
+	f.DurationVar(&opts.LeaderRebalanceInterval, "leader-rebalance-interval", 30*time.Second, "in a cluster, how often the controller moves leaderships back to preferred replicas (the first of each assignment) that are in sync again (negative: never; weir cluster elect-leaders moves them on demand)")
 	f.DurationVar(&opts.BrokerSessionTimeout, "broker-session-timeout", 9*time.Second, "in a cluster, a broker whose heartbeats stop for this long is fenced and its partitions get new leaders (broker.session.timeout.ms)")
 	f.StringVar(&opts.Roles, "roles", "", "this node's roles in a cluster: broker, controller, or broker,controller (default with --controller-voters: broker,controller)")
 	f.StringArrayVar(&listeners, "listener", nil, "a listener NAME=PROTOCOL://host:port, PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL (repeatable; replaces --listen), e.g. SECURE=SASL_SSL://0.0.0.0:9094")
@@ -135,7 +136,7 @@ var zeroMeansDefault = []string{
 	"group-max-session-timeout", "offsets-retention", "offsets-topic-partitions",
 	"offsets-topic-replication-factor",
 	"frame-read-timeout", "connections-max-idle", "max-connections",
-	"replica-lag-time", "broker-session-timeout",
+	"replica-lag-time", "leader-rebalance-interval", "broker-session-timeout",
 }
 
 // checkZeroFlags reports every flag of zeroMeansDefault set to 0.

@@ -109,6 +109,7 @@ func TestBrokerFlagMistakes(t *testing.T) {
 		{[]string{"--default-partitions", "20", "--max-partitions-per-topic", "10"}, []string{"default partitions 20 outside 1..10"}},
 		{[]string{"--max-partitions-per-topic", "10", "--max-partitions-per-broker", "5"}, []string{"max partitions per topic 10 outside 1..5"}},
 		{[]string{"--replica-lag-time", "0s"}, []string{"--replica-lag-time 0s: must be above 0"}},
+		{[]string{"--leader-rebalance-interval", "0s"}, []string{"--leader-rebalance-interval 0s: must be above 0"}},
 		// Every zero at once.
 		{[]string{"--max-partitions-per-topic", "0", "--fsync-interval", "0s", "--offsets-topic-partitions", "0", "--max-frame-bytes", "0"},
 			[]string{"--max-partitions-per-topic 0", "--fsync-interval 0s", "--offsets-topic-partitions 0", "--max-frame-bytes 0"}},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -102,6 +103,28 @@ func newTopicCmd() *cobra.Command {
 		},
 	}
 
-	cmd.AddCommand(createCmd, listCmd, describeCmd, alterCmd, deleteCmd)
+	var rePartition int32
+	var reReplicas string
+	reassignCmd := &cobra.Command{
+		Use:   "reassign TOPIC --partition P --replicas 1,2,3",
+		Short: "Move a partition to other brokers (cluster mode): the new replicas catch up, then the removed ones drop their copies",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if !c.Flags().Changed("partition") || reReplicas == "" {
+				return fmt.Errorf("reassign %s: --partition and --replicas are required", args[0])
+			}
+			replicas, err := cli.ParseReplicas(reReplicas)
+			if err != nil {
+				return err
+			}
+			return run(c, func(ctx context.Context, adm *kadm.Client) error {
+				return cli.Reassign(ctx, adm, c.OutOrStdout(), out, args[0], rePartition, replicas)
+			})
+		},
+	}
+	reassignCmd.Flags().Int32Var(&rePartition, "partition", 0, "the partition to move")
+	reassignCmd.Flags().StringVar(&reReplicas, "replicas", "", "the new replicas, comma-separated broker ids, the preferred leader first")
+
+	cmd.AddCommand(createCmd, listCmd, describeCmd, alterCmd, deleteCmd, reassignCmd)
 	return cmd
 }

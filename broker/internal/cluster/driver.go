@@ -222,6 +222,12 @@ func (d *driver) call(ctx context.Context, req kmsg.Request) (kmsg.Response, uin
 		records, resp, err = unpack(d.ctl.AlterConfigs(r))
 	case *kmsg.AlterPartitionRequest:
 		records, resp, err = unpack(d.ctl.AlterPartition(r))
+	case *kmsg.ElectLeadersRequest:
+		records, resp, err = unpack(d.ctl.ElectLeaders(r))
+	case *kmsg.AlterPartitionAssignmentsRequest:
+		records, resp, err = unpack(d.ctl.AlterPartitionReassignments(r))
+	case *kmsg.ListPartitionReassignmentsRequest:
+		resp = d.ctl.ListPartitionReassignments(r)
 	case *kmsg.AlterUserSCRAMCredentialsRequest:
 		records, resp, err = unpack(d.ctl.AlterUserSCRAMCredentials(r))
 	case *kmsg.CreateACLsRequest:

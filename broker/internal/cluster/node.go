@@ -65,6 +65,14 @@ type Node struct {
 	incarnation [16]byte
 	// epoch is the broker epoch of the current registration, -1 if none.
 	epoch atomic.Int64
+	// hbMu is held across each heartbeat's round trip, so that the
+	// controlled shutdown's heartbeat is never overtaken by a plain one
+	// sent before it; shuttingDown (set under hbMu) makes every later
+	// heartbeat ask for the shutdown too. Otherwise a plain heartbeat
+	// answered after the shutdown unfences the broker, and the controller
+	// elects it again (the last ISR member of a partition) while it stops.
+	hbMu         sync.Mutex
+	shuttingDown bool
 
 	metrics *prometheus.Registry
 
@@ -170,7 +178,8 @@ func Open(opts Options) (*Node, error) {
 	n.rpc = newRPCClient(opts.Dial)
 	n.drv = newDriver(q, n.sm, metadata.Options{
 		ClusterID: cid, SessionTimeout: opts.SessionTimeout, DefaultPartitions: opts.DefaultPartitions,
-		UncleanLeaderElection: uncleanDefault(opts.Topics.Defaults()),
+		UncleanLeaderElection:   uncleanDefault(opts.Topics.Defaults()),
+		LeaderRebalanceInterval: opts.LeaderRebalanceInterval,
 		ValidateConfig: func(res metadata.ConfigResource, key, value string) error {
 			if res.Type != metadata.ConfigTopic {
 				return nil
@@ -324,11 +333,13 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		if n.opts.Broker && n.epoch.Load() >= 0 && n.started.Load() {
 			ctx, cancel := context.WithTimeout(context.Background(), n.opts.ShutdownTimeout)
-			req := n.heartbeatRequest()
-			req.WantShutdown = true
+			n.hbMu.Lock()
+			n.shuttingDown = true
+			req := n.heartbeatRequestLocked()
 			if _, err := n.callController(ctx, req); err != nil {
 				n.log.Info("cluster: controlled shutdown not acknowledged", "err", err)
 			}
+			n.hbMu.Unlock()
 			cancel()
 		}
 		n.cancel()
@@ -477,11 +488,14 @@ func (n *Node) Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, er
 	return resp, nil // a late local image only delays what this broker shows
 }
 
-func (n *Node) heartbeatRequest() *kmsg.BrokerHeartbeatRequest {
+// heartbeatRequestLocked builds a heartbeat (asking for the controlled
+// shutdown once Close began it). Caller holds n.hbMu.
+func (n *Node) heartbeatRequestLocked() *kmsg.BrokerHeartbeatRequest {
 	req := kmsg.NewPtrBrokerHeartbeatRequest()
 	req.BrokerID = n.opts.NodeID
 	req.BrokerEpoch = n.epoch.Load()
 	req.CurrentMetadataOffset = int64(n.sm.Image().Applied())
+	req.WantShutdown = n.shuttingDown
 	return req
 }
 
@@ -542,7 +556,9 @@ func (n *Node) register(ctx context.Context) {
 }
 
 func (n *Node) heartbeat(ctx context.Context) {
-	out, err := n.callController(ctx, n.heartbeatRequest())
+	n.hbMu.Lock()
+	defer n.hbMu.Unlock()
+	out, err := n.callController(ctx, n.heartbeatRequestLocked())
 	if err != nil {
 		n.log.Debug("cluster: heartbeat not answered", "err", err)
 		return

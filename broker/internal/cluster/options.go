@@ -50,6 +50,11 @@ type Options struct {
 	// DefaultPartitions is the partition count of topics created with -1.
 	// Default 1.
 	DefaultPartitions int32
+	// LeaderRebalanceInterval is how often the controller moves
+	// leaderships back to preferred replicas that are in the ISR
+	// (metadata.Options.LeaderRebalanceInterval). Default 30s; negative:
+	// never.
+	LeaderRebalanceInterval time.Duration
 	// TickInterval is the raft tick. Default 100ms (see quorum.Options).
 	TickInterval time.Duration
 	// RejoinQuorum: this voter's raft storage was lost and it asks the

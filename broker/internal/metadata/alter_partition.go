@@ -67,6 +67,9 @@ func (c *Controller) AlterPartition(req *kmsg.AlterPartitionRequest) ([]Record, 
 				if err := c.emit(&out, ch); err != nil {
 					return nil, nil, err
 				}
+				if err := c.completeReassignment(&out, p.Topic, rp.Partition); err != nil {
+					return nil, nil, err
+				}
 				p = ts.parts[rp.Partition]
 			}
 			op.LeaderID, op.LeaderEpoch, op.PartitionEpoch = int32(p.Leader), int32(p.LeaderEpoch), int32(p.PartitionEpoch)

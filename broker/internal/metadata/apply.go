@@ -195,6 +195,8 @@ func (a *applying) one(r Record) error {
 		return a.partition(r)
 	case PartitionChangeRecord:
 		return a.partitionChange(r)
+	case ReassignmentRecord:
+		return a.reassignment(r)
 	case RemoveTopicRecord:
 		return a.removeTopic(r)
 	case ConfigRecord:
@@ -422,6 +424,64 @@ func (a *applying) partitionChange(r PartitionChangeRecord) error {
 		a.addLeader(old.Leader, -1)
 		a.addLeader(p.Leader, 1)
 	}
+	return nil
+}
+
+func (a *applying) reassignment(r ReassignmentRecord) error {
+	im := a.im
+	t, ok := im.topics[r.Topic]
+	if !ok {
+		return invalidf("reassignment of partition %d of unknown topic %s", r.Partition, r.Topic)
+	}
+	if r.Partition < 0 || int(r.Partition) >= len(t.parts) {
+		return invalidf("topic %q has no partition %d", t.name, r.Partition)
+	}
+	if len(r.Replicas) == 0 {
+		return invalidf("topic %q partition %d: no replicas", t.name, r.Partition)
+	}
+	if err := checkNodes(r.Replicas, "replicas"); err != nil {
+		return fmt.Errorf("topic %q partition %d: %w", t.name, r.Partition, err)
+	}
+	if r.Target != nil {
+		if err := checkNodes(r.Target, "target"); err != nil {
+			return fmt.Errorf("topic %q partition %d: %w", t.name, r.Partition, err)
+		}
+		if err := checkNodes(r.Original, "original"); err != nil {
+			return fmt.Errorf("topic %q partition %d: %w", t.name, r.Partition, err)
+		}
+		for _, n := range append(slices.Clone(r.Target), r.Original...) {
+			if !slices.Contains(r.Replicas, n) {
+				return invalidf("topic %q partition %d: target %v or original %v is not within the replicas %v", t.name, r.Partition, r.Target, r.Original, r.Replicas)
+			}
+		}
+	} else if r.Original != nil {
+		return invalidf("topic %q partition %d: an original assignment without a target", t.name, r.Partition)
+	}
+	old := t.parts[r.Partition]
+	p := old
+	p.Replicas = slices.Clone(r.Replicas)
+	if err := im.checkLeaderISR(p.Replicas, p.ISR, p.Leader); err != nil {
+		return fmt.Errorf("topic %q partition %d: %w", t.name, r.Partition, err)
+	}
+	if p.PartitionEpoch == math.MaxInt32 {
+		return invalidf("topic %q partition %d: partition epoch overflows", t.name, r.Partition)
+	}
+	p.PartitionEpoch++
+	oldTargets := t.targets
+	targets := maps.Clone(t.targets)
+	if r.Target != nil {
+		if targets == nil {
+			targets = map[int32]reassignment{}
+		}
+		targets[r.Partition] = reassignment{slices.Clone(r.Target), slices.Clone(r.Original)}
+	} else {
+		delete(targets, r.Partition)
+		if len(targets) == 0 {
+			targets = nil
+		}
+	}
+	t.parts[r.Partition], t.targets = p, targets
+	a.undo = append(a.undo, func() { t.parts[r.Partition], t.targets = old, oldTargets })
 	return nil
 }
 

@@ -60,7 +60,7 @@ func randomRecord(r *rand.Rand) Record {
 	if r.IntN(5) == 0 {
 		return randomSecurityRecord(r, str)
 	}
-	switch RecordType(1 + r.IntN(int(TypeBrokerEpochFloor))) {
+	switch RecordType(1 + r.IntN(int(TypeReassignment))) {
 	case TypeRegisterBroker:
 		x := RegisterBrokerRecord{Node: NodeID(i32()), Incarnation: uuid(), Epoch: BrokerEpoch(i64()), Rack: str(), Fenced: r.IntN(2) == 0}
 		for range r.IntN(3) {
@@ -98,6 +98,12 @@ func randomRecord(r *rand.Rand) Record {
 		return ProducerIDsRecord{Node: NodeID(i32()), First: ProducerID(i64()), Size: i32()}
 	case TypeRemoveTopic:
 		return RemoveTopicRecord{ID: uuid()}
+	case TypeReassignment:
+		x := ReassignmentRecord{Topic: uuid(), Partition: i32(), Replicas: nodes(0)}
+		if r.IntN(2) == 0 {
+			x.Target, x.Original = nodes(1), nodes(1)
+		}
+		return x
 	default:
 		return BrokerEpochFloorRecord{Epoch: BrokerEpoch(i64())}
 	}

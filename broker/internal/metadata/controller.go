@@ -44,6 +44,9 @@ type Controller struct {
 	// a broker whose metadata offset reached it has seen everything that
 	// was committed before it registered.
 	registeredAt map[NodeID]uint64
+	// nextRebalance is when Tick next moves leaderships back to preferred
+	// replicas; zero when Options.LeaderRebalanceInterval is negative.
+	nextRebalance time.Time
 }
 
 // NewController returns a controller deciding on top of committed (which it
@@ -55,6 +58,9 @@ func NewController(committed *Image, now time.Time, opts Options) (*Controller, 
 		return nil, err
 	}
 	c := &Controller{opts: opts, sessions: map[NodeID]time.Time{}, registeredAt: map[NodeID]uint64{}}
+	if opts.LeaderRebalanceInterval > 0 {
+		c.nextRebalance = now.Add(opts.LeaderRebalanceInterval)
+	}
 	c.Reset(committed, now)
 	return c, nil
 }
@@ -104,9 +110,10 @@ func (c *Controller) emit(out *[]Record, records ...Record) error {
 }
 
 // Deadline returns when the controller next wants a Tick: the earliest
-// moment an unfenced broker's session expires. Zero if none can.
+// moment an unfenced broker's session expires, or the next leader
+// rebalance. Zero if none is due.
 func (c *Controller) Deadline() time.Time {
-	var d time.Time
+	d := c.nextRebalance
 	for n, b := range c.img.brokers {
 		if b.Fenced {
 			continue
@@ -120,7 +127,9 @@ func (c *Controller) Deadline() time.Time {
 
 // Tick fences every unfenced broker whose last heartbeat is a session
 // timeout or more before now, moving its leaderships to other in-sync
-// replicas. It returns the records to propose.
+// replicas, and, when the rebalance interval has passed, moves leaderships
+// back to preferred replicas (rebalance). It returns the records to
+// propose.
 func (c *Controller) Tick(now time.Time) ([]Record, error) {
 	var out []Record
 	for _, n := range slices.Sorted(maps.Keys(c.img.brokers)) {
@@ -129,6 +138,12 @@ func (c *Controller) Tick(now time.Time) ([]Record, error) {
 			continue
 		}
 		if err := c.fence(&out, b); err != nil {
+			return nil, err
+		}
+	}
+	if !c.nextRebalance.IsZero() && !now.Before(c.nextRebalance) {
+		c.nextRebalance = now.Add(c.opts.LeaderRebalanceInterval)
+		if err := c.rebalance(&out); err != nil {
 			return nil, err
 		}
 	}

@@ -23,6 +23,7 @@ import (
 //
 //	new [session=D] [default-rf=N] [default-partitions=N] [block=N] [cluster=ID] [max-partitions=N]
 //	    [unclean]                      (the broker default of unclean.leader.election.enable: true)
+//	    [rebalance=D]                  (LeaderRebalanceInterval; default off)
 //	    [bad-config=KEY]               (ValidateConfig refuses KEY)
 //	    [list-config=KEY:DEFAULT]      (ListConfig: KEY alone is a list, with DEFAULT)
 //	register node=N [inc=I] [rack=R] [cluster=ID] [listeners=(name:port,...)] [epoch-of=N]
@@ -43,6 +44,12 @@ import (
 //	alter-partition node=N [epoch=E] [v=N]
 //	  <topic> <partition> [leader-epoch=E] [pepoch=P] isr=(1,2,...)   (epochs default to the current ones;
 //	                                  v3: isr=(1:E,2,...) names members' broker epochs)
+//	elect-leaders [type=preferred|unclean] [v=N]
+//	  all | <topic> <partition>...    (one line per topic; "all": every partition)
+//	reassign [v=N] [same-rf]          (AlterPartitionReassignments)
+//	  <topic> <partition> <(1,2,3)|cancel>   (one line per partition)
+//	list-reassignments                (ListPartitionReassignments)
+//	  [<topic> <partition>...]        (none: every partition)
 //	unregister node=N
 //	fail-proposals                    (drop what is not committed: Reset)
 //	show                              (the controller's image)
@@ -240,6 +247,12 @@ func (h *ctlHarness) fmtRecord(r Record) string {
 		return fmt.Sprintf("ProducerIDs node=%d first=%d size=%d", r.Node, r.First, r.Size)
 	case RemoveTopicRecord:
 		return fmt.Sprintf("RemoveTopic %s", h.topicName(r.ID))
+	case ReassignmentRecord:
+		s := fmt.Sprintf("Reassignment %s/%d replicas=%s", h.topicName(r.Topic), r.Partition, fmtNodes(r.Replicas))
+		if r.Target != nil {
+			s += " target=" + fmtNodes(r.Target) + " original=" + fmtNodes(r.Original)
+		}
+		return s
 	default:
 		if s, ok := fmtSecurityRecord(r); ok {
 			return s
@@ -274,6 +287,7 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 		o.MaxPartitionsPerRequest = int32(h.int(tdArg(td, "max-partitions", "0")))
 		o.ClusterID = tdArg(td, "cluster", "")
 		o.UncleanLeaderElection = td.HasArg("unclean")
+		o.LeaderRebalanceInterval = h.dur(tdArg(td, "rebalance", "-1ns"))
 		if bad := tdArg(td, "bad-config", ""); bad != "" {
 			o.ValidateConfig = func(_ ConfigResource, key, _ string) error {
 				if key == bad {
@@ -567,6 +581,103 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 	case "alter-partition":
 		return h.alterPartition(td)
 
+	case "elect-leaders":
+		req := kmsg.NewPtrElectLeadersRequest()
+		req.Version = int16(h.int(tdArg(td, "v", "2")))
+		if tdArg(td, "type", "preferred") == "unclean" {
+			req.ElectionType = 1
+		}
+		if in := strings.TrimSpace(td.Input); in != "all" {
+			req.Topics = []kmsg.ElectLeadersRequestTopic{}
+			for _, line := range strings.Split(in, "\n") {
+				fs := strings.Fields(line)
+				rt := kmsg.NewElectLeadersRequestTopic()
+				rt.Topic = fs[0]
+				for _, p := range fs[1:] {
+					rt.Partitions = append(rt.Partitions, int32(h.int(p)))
+				}
+				req.Topics = append(req.Topics, rt)
+			}
+		}
+		records, resp, err := h.c.ElectLeaders(req)
+		if err != nil {
+			return h.commit(td, nil, err, "")
+		}
+		var b strings.Builder
+		if resp.ErrorCode != 0 {
+			fmt.Fprintf(&b, "reply err=%s\n", errName(resp.ErrorCode))
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "reply %s/%d err=%s%s\n", t.Topic, p.Partition, errName(p.ErrorCode), msgOf(p.ErrorMessage))
+			}
+		}
+		if b.Len() == 0 {
+			b.WriteString("reply (no partitions)\n")
+		}
+		return h.commit(td, records, nil, b.String())
+
+	case "reassign":
+		req := kmsg.NewPtrAlterPartitionAssignmentsRequest()
+		req.Version = int16(h.int(tdArg(td, "v", "0")))
+		req.AllowReplicationFactorChange = !td.HasArg("same-rf")
+		for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+			fs := strings.Fields(line)
+			rp := kmsg.NewAlterPartitionAssignmentsRequestTopicPartition()
+			rp.Partition = int32(h.int(fs[1]))
+			if fs[2] != "cancel" {
+				rp.Replicas = []int32{}
+				for _, r := range strings.Split(strings.Trim(fs[2], "()"), ",") {
+					if r != "" {
+						rp.Replicas = append(rp.Replicas, int32(h.int(r)))
+					}
+				}
+			}
+			if n := len(req.Topics); n > 0 && req.Topics[n-1].Topic == fs[0] {
+				req.Topics[n-1].Partitions = append(req.Topics[n-1].Partitions, rp)
+				continue
+			}
+			rt := kmsg.NewAlterPartitionAssignmentsRequestTopic()
+			rt.Topic, rt.Partitions = fs[0], []kmsg.AlterPartitionAssignmentsRequestTopicPartition{rp}
+			req.Topics = append(req.Topics, rt)
+		}
+		records, resp, err := h.c.AlterPartitionReassignments(req)
+		if err != nil {
+			return h.commit(td, nil, err, "")
+		}
+		var b strings.Builder
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "reply %s/%d err=%s%s\n", t.Topic, p.Partition, errName(p.ErrorCode), msgOf(p.ErrorMessage))
+			}
+		}
+		return h.commit(td, records, nil, b.String())
+
+	case "list-reassignments":
+		req := kmsg.NewPtrListPartitionReassignmentsRequest()
+		if in := strings.TrimSpace(td.Input); in != "" {
+			for _, line := range strings.Split(in, "\n") {
+				fs := strings.Fields(line)
+				rt := kmsg.NewListPartitionReassignmentsRequestTopic()
+				rt.Topic = fs[0]
+				for _, p := range fs[1:] {
+					rt.Partitions = append(rt.Partitions, int32(h.int(p)))
+				}
+				req.Topics = append(req.Topics, rt)
+			}
+		}
+		resp := h.c.ListPartitionReassignments(req)
+		var b strings.Builder
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				fmt.Fprintf(&b, "%s/%d replicas=%v adding=%v removing=%v\n", t.Topic, p.Partition, p.Replicas, p.AddingReplicas, p.RemovingReplicas)
+			}
+		}
+		if b.Len() == 0 {
+			return "(none)"
+		}
+		return strings.TrimRight(b.String(), "\n")
+
 	case "show":
 		return h.show(h.c.Image())
 
@@ -602,8 +713,12 @@ func (h *ctlHarness) show(im *Image) string {
 	for _, t := range im.Topics() {
 		fmt.Fprintf(&b, "topic %s id=%d\n", t.Name, t.ID[15])
 		for _, p := range im.Partitions(t.ID) {
-			fmt.Fprintf(&b, "  %d replicas=%s isr=%s leader=%d leader-epoch=%d partition-epoch=%d\n",
+			fmt.Fprintf(&b, "  %d replicas=%s isr=%s leader=%d leader-epoch=%d partition-epoch=%d",
 				p.Partition, fmtNodes(p.Replicas), fmtNodes(p.ISR), p.Leader, p.LeaderEpoch, p.PartitionEpoch)
+			if p.Target != nil {
+				fmt.Fprintf(&b, " target=%s original=%s", fmtNodes(p.Target), fmtNodes(p.Original))
+			}
+			b.WriteString("\n")
 		}
 	}
 	for _, res := range im.ConfigResources() {

@@ -46,6 +46,15 @@ type Image struct {
 type topicState struct {
 	name  TopicName
 	parts []PartitionRecord // index = partition
+	// targets are the reassignment targets of the partitions being
+	// reassigned (ReassignmentRecord); nil when none is. Invariant: each
+	// is a subset of its partition's replicas.
+	targets map[int32]reassignment
+}
+
+// reassignment is a partition's reassignment in progress.
+type reassignment struct {
+	target, original []NodeID
 }
 
 // Broker is a registered broker as the image knows it.
@@ -77,6 +86,10 @@ type Partition struct {
 	Leader         NodeID
 	LeaderEpoch    LeaderEpoch
 	PartitionEpoch PartitionEpoch
+	// Target is the assignment a reassignment in progress moves to, and
+	// Original the one it started from; nil when none is (Replicas is then
+	// the assignment).
+	Target, Original []NodeID
 }
 
 // NewImage returns the empty image: offset 0, no brokers, no topics.
@@ -105,7 +118,7 @@ func (im *Image) Clone() *Image {
 		sec:      im.sec.clone(),
 	}
 	for id, t := range im.topics {
-		c.topics[id] = &topicState{name: t.name, parts: slices.Clone(t.parts)}
+		c.topics[id] = &topicState{name: t.name, parts: slices.Clone(t.parts), targets: maps.Clone(t.targets)}
 	}
 	for r, kv := range im.configs {
 		c.configs[r] = maps.Clone(kv)
@@ -175,7 +188,7 @@ func (im *Image) Partition(id TopicID, p int32) (Partition, bool) {
 	if !ok || p < 0 || int(p) >= len(t.parts) {
 		return Partition{}, false
 	}
-	return partitionView(t.parts[p]), true
+	return partitionView(t, p), true
 }
 
 // Partitions returns every partition of topic id, in order; nil if the
@@ -186,17 +199,19 @@ func (im *Image) Partitions(id TopicID) []Partition {
 		return nil
 	}
 	out := make([]Partition, len(t.parts))
-	for i, p := range t.parts {
-		out[i] = partitionView(p)
+	for i := range t.parts {
+		out[i] = partitionView(t, int32(i))
 	}
 	return out
 }
 
-func partitionView(p PartitionRecord) Partition {
+func partitionView(t *topicState, i int32) Partition {
+	p := t.parts[i]
 	return Partition{
 		Topic: p.Topic, Partition: p.Partition,
 		Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR),
 		Leader: p.Leader, LeaderEpoch: p.LeaderEpoch, PartitionEpoch: p.PartitionEpoch,
+		Target: slices.Clone(t.targets[i].target), Original: slices.Clone(t.targets[i].original),
 	}
 }
 
@@ -279,8 +294,18 @@ func (im *Image) records() []Record {
 	for _, t := range im.Topics() {
 		out = append(out, TopicRecord{ID: t.ID, Name: t.Name})
 		out = append(out, im.configRecords(ConfigResource{Type: ConfigTopic, Name: string(t.Name)})...)
-		for _, p := range im.topics[t.ID].parts {
+		ts := im.topics[t.ID]
+		for i, p := range ts.parts {
+			tg, ok := ts.targets[int32(i)]
+			if ok {
+				// NB: the ReassignmentRecord that follows raises the
+				// partition epoch by one, as the one it stands for did.
+				p.PartitionEpoch--
+			}
 			out = append(out, p)
+			if ok {
+				out = append(out, ReassignmentRecord{Topic: t.ID, Partition: int32(i), Replicas: p.Replicas, Target: tg.target, Original: tg.original})
+			}
 		}
 	}
 	for _, res := range im.ConfigResources() {

@@ -47,6 +47,17 @@ type Options struct {
 	// offline. Default false, as Kafka.
 	UncleanLeaderElection bool
 
+	// LeaderRebalanceInterval is how often the controller moves the
+	// leadership of every partition whose preferred replica (its first) is
+	// an unfenced ISR member but does not lead back to it (Kafka's
+	// auto.leader.rebalance.enable with leader.imbalance.check.interval,
+	// without the per-broker imbalance threshold: any such partition
+	// moves). A broker that returns thus gets its leaderships back within
+	// one interval of rejoining the ISR. Default 30s (Kafka's 300s:
+	// Weir's clusters are small and a move costs each client one metadata
+	// refresh); negative: never (ElectLeaders still moves them).
+	LeaderRebalanceInterval time.Duration
+
 	// NewTopicID returns the id of a topic being created; ids that are zero
 	// or taken are drawn again. Default: a random (version 4) UUID. Tests
 	// inject a counter.
@@ -83,6 +94,9 @@ func (o *Options) EnsureDefaults() *Options {
 	}
 	if o.MaxPartitionsPerRequest == 0 {
 		o.MaxPartitionsPerRequest = 100000
+	}
+	if o.LeaderRebalanceInterval == 0 {
+		o.LeaderRebalanceInterval = 30 * time.Second
 	}
 	if o.NewTopicID == nil {
 		o.NewTopicID = randomTopicID

@@ -18,6 +18,7 @@ const (
 	TypeProducerIDs      RecordType = 9
 	TypeRemoveTopic      RecordType = 10
 	TypeBrokerEpochFloor RecordType = 11
+	TypeReassignment     RecordType = 12
 )
 
 // String names the record type.
@@ -45,6 +46,8 @@ func (t RecordType) String() string {
 		return "RemoveTopic"
 	case TypeBrokerEpochFloor:
 		return "BrokerEpochFloor"
+	case TypeReassignment:
+		return "Reassignment"
 	default:
 		if n, ok := securityRecordName(t); ok {
 			return n
@@ -168,6 +171,29 @@ type BrokerEpochFloorRecord struct {
 	Epoch BrokerEpoch
 }
 
+// ReassignmentRecord sets a partition's replicas and the target of its
+// reassignment. A reassignment starts with Replicas the union of the old
+// replicas and Target (the adding replicas catch up as followers); it ends
+// with Replicas = Target and Target nil, once the target replicas are all
+// in the ISR (the ISR and leader are changed to fit first, by a
+// PartitionChangeRecord in the same entry). The ISR must stay a subset of
+// Replicas, and Target, when set, one as well. Applying it raises the
+// partition epoch by one. Snapshots carry one after the PartitionRecord of
+// each partition being reassigned. Version 0.
+type ReassignmentRecord struct {
+	Topic     TopicID
+	Partition int32
+	Replicas  []NodeID
+	// Target is the assignment being moved to; nil: none (done or
+	// cancelled).
+	Target []NodeID
+	// Original is the assignment the reassignment started from (with
+	// Target; nil without): ListPartitionReassignments tells the adding
+	// replicas (Target - Original) and the removing ones (Original -
+	// Target) by it.
+	Original []NodeID
+}
+
 func (RegisterBrokerRecord) Type() RecordType   { return TypeRegisterBroker }
 func (FenceBrokerRecord) Type() RecordType      { return TypeFenceBroker }
 func (UnfenceBrokerRecord) Type() RecordType    { return TypeUnfenceBroker }
@@ -179,6 +205,7 @@ func (ConfigRecord) Type() RecordType           { return TypeConfig }
 func (ProducerIDsRecord) Type() RecordType      { return TypeProducerIDs }
 func (RemoveTopicRecord) Type() RecordType      { return TypeRemoveTopic }
 func (BrokerEpochFloorRecord) Type() RecordType { return TypeBrokerEpochFloor }
+func (ReassignmentRecord) Type() RecordType     { return TypeReassignment }
 
 func (RegisterBrokerRecord) version() byte   { return 0 }
 func (FenceBrokerRecord) version() byte      { return 0 }
@@ -191,6 +218,7 @@ func (ConfigRecord) version() byte           { return 0 }
 func (ProducerIDsRecord) version() byte      { return 0 }
 func (RemoveTopicRecord) version() byte      { return 0 }
 func (BrokerEpochFloorRecord) version() byte { return 0 }
+func (ReassignmentRecord) version() byte     { return 0 }
 
 func (r RegisterBrokerRecord) appendPayload(b []byte) []byte {
 	b = appendVarint(b, int64(r.Node))
@@ -284,6 +312,18 @@ func (r BrokerEpochFloorRecord) appendPayload(b []byte) []byte {
 	return appendVarint(b, int64(r.Epoch))
 }
 
+func (r ReassignmentRecord) appendPayload(b []byte) []byte {
+	b = append(b, r.Topic[:]...)
+	b = appendVarint(b, int64(r.Partition))
+	b = appendNodes(b, r.Replicas)
+	b = appendBool(b, r.Target != nil)
+	if r.Target != nil {
+		b = appendNodes(b, r.Target)
+		b = appendNodes(b, r.Original)
+	}
+	return b
+}
+
 // minListenerSize is the smallest encoded listener: two empty strings, a
 // port and a security protocol of one byte each.
 const minListenerSize = 4
@@ -293,7 +333,7 @@ func decodeRecord(typ RecordType, ver byte, payload []byte) (Record, error) {
 	if isSecurityRecord(typ) {
 		return decodeSecurityRecord(typ, ver, payload)
 	}
-	if typ < TypeRegisterBroker || typ > TypeBrokerEpochFloor {
+	if typ < TypeRegisterBroker || typ > TypeReassignment {
 		return nil, unknownf("unknown record type %d", uint8(typ))
 	}
 	if ver != 0 {
@@ -385,6 +425,19 @@ func decodeRecord(typ RecordType, ver byte, payload []byte) (Record, error) {
 		r = RemoveTopicRecord{ID: d.uuid("topic id")}
 	case TypeBrokerEpochFloor:
 		r = BrokerEpochFloorRecord{Epoch: BrokerEpoch(d.varint("epoch"))}
+	case TypeReassignment:
+		var x ReassignmentRecord
+		x.Topic = d.uuid("topic id")
+		x.Partition = d.int32("partition")
+		x.Replicas = d.nodes("replicas")
+		if d.bool("target present") {
+			x.Target = d.nodes("target")
+			x.Original = d.nodes("original")
+			if d.err == nil && (len(x.Target) == 0 || len(x.Original) == 0) {
+				d.fail("an empty reassignment target or original assignment")
+			}
+		}
+		r = x
 	}
 	if d.err == nil && d.remaining() != 0 {
 		d.fail("%d trailing bytes", d.remaining())

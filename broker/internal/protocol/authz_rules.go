@@ -119,6 +119,7 @@ func init() {
 		kmsg.CreatePartitions:             authCreatePartitions,
 		kmsg.DeleteGroups:                 authDeleteGroups,
 		kmsg.IncrementalAlterConfigs:      authIncrementalAlterConfigs,
+		kmsg.ElectLeaders:                 authClusterTop(opAlter),
 		kmsg.AlterPartitionAssignments:    authClusterTop(opAlter),
 		kmsg.ListPartitionReassignments:   authClusterTop(opDescribe),
 		kmsg.OffsetDelete:                 authOffsetDelete,

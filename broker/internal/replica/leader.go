@@ -99,6 +99,27 @@ func NewLeader(self NodeID, lagMax time.Duration, now time.Time, st LeaderState)
 	return l
 }
 
+// SetReplicas takes the partition's replicas as the metadata now has them
+// (a reassignment adds and removes replicas within a leader epoch): a new
+// replica is a follower that has not fetched yet; a removed one is
+// forgotten.
+func (l *Leader) SetReplicas(replicas []NodeID) {
+	if slices.Equal(replicas, l.replicas) {
+		return
+	}
+	l.replicas = slices.Clone(replicas)
+	for _, r := range replicas {
+		if _, ok := l.followers[r]; !ok && r != l.self {
+			l.followers[r] = &follower{offset: -1, lastFetchLEO: -1}
+		}
+	}
+	for r := range l.followers {
+		if !slices.Contains(replicas, r) {
+			delete(l.followers, r)
+		}
+	}
+}
+
 // Epoch returns the leader epoch this state is for.
 func (l *Leader) Epoch() int32 { return l.epoch }
 

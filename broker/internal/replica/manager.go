@@ -344,13 +344,20 @@ func (m *Manager) Sync(img *metadata.Image) {
 				ps = &partition{key: k, name: name, log: rl, leaderID: -1, stop: make(chan struct{})}
 				m.parts[k] = ps
 			}
-			m.syncPartitionLocked(ps, p, minISR(img, name, len(p.Replicas)), now)
+			rf := len(p.Replicas)
+			if p.Original != nil {
+				rf = len(p.Original) // a reassignment's union is not the replication factor
+			}
+			m.syncPartitionLocked(ps, p, minISR(img, name, rf), now)
 		}
 	}
 	for k, ps := range m.parts {
 		if !seen[k] {
 			m.dropLocked(ps)
 			delete(m.parts, k)
+			if p, ok := img.Partition(metadata.TopicID(k.id), k.p); ok && !slices.Contains(p.Replicas, self) {
+				m.removeDataLocked(ps)
+			}
 		}
 	}
 	for name, id := range m.byName {
@@ -358,6 +365,24 @@ func (m *Manager) Sync(img *metadata.Image) {
 			delete(m.byName, name)
 		}
 	}
+}
+
+// removeDataLocked empties the log of a partition this broker no longer
+// replicates (a reassignment moved it away): its records are dropped, its
+// end goes back to its start. Caller holds m.mu; ps's role has ended, so
+// no fetcher appends to it (they check the role under ps.mu).
+func (m *Manager) removeDataLocked(ps *partition) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	start := ps.log.LogStartOffset()
+	if ps.log.LogEndOffset() == start {
+		return
+	}
+	if _, err := ps.log.TruncateTo(start); err != nil {
+		m.log.Warn("replica: dropping the data of a partition moved away", "topic", ps.name, "partition", ps.key.p, "err", err)
+		return
+	}
+	m.log.Info("replica: no longer a replica; data dropped", "topic", ps.name, "partition", ps.key.p)
 }
 
 // dropLocked stops replicating ps. Caller holds m.mu.
@@ -387,6 +412,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 	switch {
 	case p.Leader == self:
 		if ps.role == roleLeader && ps.epoch == int32(p.LeaderEpoch) {
+			ps.leader.SetReplicas(toIDs(p.Replicas))
 			ps.leader.ISRCommitted(now, toIDs(p.ISR), int32(p.PartitionEpoch))
 			m.applyLimitLocked(ps)
 			return
