@@ -21,7 +21,7 @@ type Replication interface {
 	// it go on.
 	CheckProduce(p *topics.Partition, acks int16) int16
 	// WaitCommitted waits until the high watermark of p covers end.
-	WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error
+	WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset, epoch base.Epoch) error
 }
 
 // Append writes b (whole batches) to partition p of a coordinator's
@@ -56,14 +56,15 @@ func Append(ctx context.Context, rep Replication, p *topics.Partition, b []byte,
 	if code := rep.CheckProduce(p, acks); code != 0 {
 		return topics.AppendResult{}, fmt.Errorf("ownership: append to %s refused: %w", name, kerr.ErrorForCode(code))
 	}
-	r, err := p.Log().AppendNoWait(b, rep.AppendEpoch(p))
+	epoch := rep.AppendEpoch(p)
+	r, err := p.Log().AppendNoWait(b, epoch)
 	if err != nil {
 		return r, fmt.Errorf("ownership: append to %s: %w", name, err)
 	}
 	if !commit {
 		return r, nil
 	}
-	if err := rep.WaitCommitted(ctx, p, r.LastOffset+1); err != nil {
+	if err := rep.WaitCommitted(ctx, p, r.LastOffset+1, epoch); err != nil {
 		return r, fmt.Errorf("ownership: append to %s: %w", name, err)
 	}
 	return r, nil

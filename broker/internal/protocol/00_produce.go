@@ -42,6 +42,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-dev/weir/broker/internal/base"
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
@@ -80,6 +81,8 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		out *kmsg.ProduceResponseTopicPartition
 		in  []byte
 		end topics.Offset // offset after the appended batches; -1 if the append failed
+		// epoch is the leader epoch the batches were appended with.
+		epoch base.Epoch
 	}
 	n := 0
 	for i := range req.Topics {
@@ -134,7 +137,8 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 	}
 
 	run := func(j *job) {
-		res, err := j.p.Log().AppendNoWait(j.in, s.appendEpoch(j.p))
+		j.epoch = s.appendEpoch(j.p)
+		res, err := j.p.Log().AppendNoWait(j.in, j.epoch)
 		if err != nil {
 			setProduceError(j.out, j.p, err, r.Version)
 			return
@@ -178,7 +182,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 				if j.end < 0 {
 					continue
 				}
-				if err := s.waitAcked(wctx, j.p, j.end); err != nil {
+				if err := s.waitAcked(wctx, j.p, j.end, j.epoch); err != nil {
 					setProduceError(j.out, j.p, err, r.Version)
 				}
 			}

@@ -25,8 +25,9 @@ type Replication interface {
 	// CheckLeaderEpoch answers a client's CurrentLeaderEpoch
 	// (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, or 0).
 	CheckLeaderEpoch(p *topics.Partition, epoch int32) int16
-	// WaitCommitted waits until the high watermark covers end (acks=all).
-	WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error
+	// WaitCommitted waits until the high watermark covers end (acks=all)
+	// of records appended in leader epoch epoch.
+	WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset, epoch base.Epoch) error
 	// Leadership reports whether this broker leads p, in which leader
 	// epoch, and whether its high watermark has reached that epoch's
 	// first offset (a coordinator may then load p: ownership.Observation).
@@ -46,11 +47,11 @@ func (s *Server) appendEpoch(p *topics.Partition) base.Epoch {
 // waitAcked waits until an acks=all produce to p ending at end may be
 // acknowledged: durable on the leader, and, replicated, covered by the
 // high watermark.
-func (s *Server) waitAcked(ctx context.Context, p *topics.Partition, end base.Offset) error {
+func (s *Server) waitAcked(ctx context.Context, p *topics.Partition, end base.Offset, epoch base.Epoch) error {
 	if s.cfg.Replication == nil {
 		return p.Log().WaitDurable(ctx, end)
 	}
-	return s.cfg.Replication.WaitCommitted(ctx, p, end)
+	return s.cfg.Replication.WaitCommitted(ctx, p, end, epoch)
 }
 
 // replicaCheckProduce is CheckProduce, 0 without replication.

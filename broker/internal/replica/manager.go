@@ -706,7 +706,13 @@ func checkEpoch(mine, theirs int32) int16 {
 // the smaller ISR covers it afterwards, or the ISR grows back: the records
 // were not on min.insync.replicas brokers when committed), and
 // REQUEST_TIMED_OUT when ctx ends first.
-func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset) error {
+//
+// epoch is the leader epoch the records were appended with: if this broker
+// no longer leads in it (it lost the leadership after the append, and may
+// have truncated the records before leading again), the produce fails
+// NOT_LEADER_OR_FOLLOWER rather than wait for an end that other records
+// may reach.
+func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end base.Offset, epoch base.Epoch) error {
 	ps := m.lookup(p)
 	if ps == nil {
 		if m.untracked(p) != 0 {
@@ -715,7 +721,7 @@ func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end ba
 		return p.Log().WaitDurable(ctx, end)
 	}
 	ps.mu.Lock()
-	if ps.role != roleLeader {
+	if ps.role != roleLeader || base.Epoch(ps.epoch) != epoch {
 		ps.mu.Unlock()
 		return kerr.NotLeaderForPartition
 	}
