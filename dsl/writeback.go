@@ -16,7 +16,7 @@ import (
 // at the commit's flush (or an eviction), so a key updated many times
 // between commits is forwarded once; an uncached store is adapted here by a
 // write-through view whose writes run the hook at once. docs/ARCHITECTURE.md
-// §5.5 gives the order of events at a commit.
+// §5.6 gives the order of events at a commit (with 2.7).
 
 // writeBackKV is a key-value store with a write-back hook: the cached
 // stores of the state engine implement it.

@@ -44,7 +44,7 @@ func (s *sstEnv) putChunk(c *restoreChunk) {
 }
 
 // pebbleBackend keeps one store in the engine's shared Pebble database,
-// under its own key prefix (see docs/ARCHITECTURE.md (state part) for the layout).
+// under its own key prefix (docs/ARCHITECTURE.md 3.5 gives the layout).
 // Writes go into a batch, which reads see, until commit writes the batch and
 // the meta key together. The batch is indexed only once a read needs it: a
 // cached store writes only when its cache flushes, right before the commit,

@@ -30,7 +30,7 @@ type Options struct {
 	// together, in bytes: Pebble's block cache and memtables, uncommitted
 	// write batches, the write-back caches and the read cache. Default
 	// DefaultMemoryBudget (256 MiB). Minimum MinMemoryBudget. How it is
-	// split is documented in docs/ARCHITECTURE.md (state part) (see budgetSplit).
+	// split is documented in docs/ARCHITECTURE.md 5.5 (see budgetSplit).
 	MemoryBudget int64
 	// NoSync commits store flushes without an fsync. The data and its
 	// checkpoint still agree after any crash, but a machine crash (not a
