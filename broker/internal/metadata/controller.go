@@ -178,7 +178,7 @@ func (c *Controller) moveAway(n NodeID) []Record {
 		if p.Leader == n {
 			l := c.elect(p.Replicas, isr, n)
 			if l == NoLeader && c.unclean(p.Topic) {
-				if u := c.electUnclean(p.Replicas, n); u != NoLeader {
+				if u := c.electUnclean(p, n); u != NoLeader {
 					l, ch.ISR = u, []NodeID{u}
 				}
 			}

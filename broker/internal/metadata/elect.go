@@ -38,8 +38,17 @@ func (c *Controller) unclean(topic TopicID) bool {
 // electUnclean returns the first replica, in preference order, that is
 // registered and unfenced and is not except, whether or not it is in the
 // ISR; NoLeader if none is.
-func (c *Controller) electUnclean(replicas []NodeID, except NodeID) NodeID {
-	for _, r := range replicas {
+func (c *Controller) electUnclean(p *PartitionRecord, except NodeID) NodeID {
+	// NB: while p is reassigned its replicas are the target first, then
+	// the original ones; an adding replica may hold nothing yet, so the
+	// original replicas, which hold the data, come first here.
+	order := p.Replicas
+	if ts := c.img.topics[p.Topic]; ts != nil {
+		if r, moving := ts.targets[p.Partition]; moving {
+			order = append(slices.Clone(r.original), p.Replicas...)
+		}
+	}
+	for _, r := range order {
 		if r == except {
 			continue
 		}
@@ -72,7 +81,7 @@ func (c *Controller) electLeaderless(out *[]Record) error {
 		if !c.unclean(p.Topic) {
 			return
 		}
-		if l := c.electUnclean(p.Replicas, NoLeader); l != NoLeader {
+		if l := c.electUnclean(p, NoLeader); l != NoLeader {
 			elections = append(elections, uncleanChange(p, l))
 		}
 	})
@@ -175,7 +184,7 @@ func (c *Controller) ElectLeaders(req *kmsg.ElectLeadersRequest) ([]Record, *kms
 			case l != NoLeader:
 				ch = PartitionChangeRecord{Topic: p.Topic, Partition: p.Partition, Leader: &l}
 			default:
-				if l = c.electUnclean(p.Replicas, NoLeader); l == NoLeader {
+				if l = c.electUnclean(p, NoLeader); l == NoLeader {
 					errc = kerr.EligibleLeadersNotAvailable
 					msg = fmt.Sprintf("no replica of %s/%d (%v) is up", name, p.Partition, p.Replicas)
 				} else {
