@@ -27,13 +27,14 @@ memory:
 
 # The cluster's long fault tests: weir broker processes SIGKILLed,
 # SIGSTOPped for 10 s, fenced after a 9 s session, a corrupt raft table
-# refused and the node taken back with --rejoin, replicated partitions' leaders killed, a seeded schedule of
-# kills and pauses, a transactional copy job's member killed
-# (internal/proccluster). `make test` skips them; each logs its seed
-# (WEIR_FAULT_SEED=N replays it) and the suite takes about four minutes,
-# bounded here at 10.
+# refused and the node taken back with --rejoin, replicated partitions'
+# leaders killed, a seeded schedule of kills and pauses, clients and the
+# orders-per-minute application across leader kills, a transactional copy
+# job's member killed (internal/proccluster). `make test` skips them; each
+# logs its seed (WEIR_FAULT_SEED=N replays it) and the suite takes about
+# six minutes, bounded here at 15.
 test-faults:
-	WEIR_FAULTS=1 $(GOTEST) -count=1 -timeout 10m -run '^TestFault' ./internal/proccluster
+	WEIR_FAULTS=1 $(GOTEST) -count=1 -timeout 15m -run '^TestFault' ./internal/proccluster
 
 # The console's browser tests: Debian's chromium, headless, driven by
 # chromedp, opens each page of `weir console` against in-process brokers
