@@ -131,7 +131,12 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		}
 		a.failedFlushes++
 		if a.failedFlushes >= maxFailedFlushes {
+			// NB: mu is released around End as below: the group's
+			// callbacks take mu while the session holds its own lock,
+			// which End takes too.
+			a.mu.Unlock()
 			_, _ = a.sess.End(ctx, kgo.TryAbort)
+			a.mu.Lock()
 			a.inTxn = false
 			return fmt.Errorf("runtime: %d commits in a row failed to flush; the last: %w", a.failedFlushes, err)
 		}
