@@ -91,7 +91,8 @@ func (a *App) beginLocked() error {
 // attempt whose flush fails or times out aborts the transaction and rolls
 // the tasks back, as does a transaction the session refuses to commit; an
 // error is returned only when the producer cannot go on (fenced by another
-// instance with the same transactional id) or a store fails.
+// instance with the same transactional id), a commit's outcome is unknown
+// (End failed after TryCommit) or a store fails.
 func (a *App) commitTxnLocked(ctx context.Context) error {
 	start := time.Now()
 	a.sm.Step(start, decide.CommitStarted{})
@@ -167,6 +168,17 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 	}
 	if eerr != nil && fatalTxnError(eerr) {
 		return fmt.Errorf("runtime: end transaction: %w", eerr)
+	}
+	if eerr != nil && try == kgo.TryCommit {
+		// NB: the broker may have committed (the EndTxn answer lost or
+		// timed out). Aborting now would go through the client's
+		// unconfirmed path: it reports success and moves the consumer to
+		// the offsets it last saw committed, while the rollback below
+		// restores the stores from the changelog, committed transaction
+		// included: input processed twice, output duplicated. Stopping is
+		// safe: a restart reads the committed offsets and changelog.
+		return fmt.Errorf("runtime: end transaction: the commit's outcome is unknown (%w); the instance stops: "+
+			"a restart resumes from the offsets and changelog the broker committed", eerr)
 	}
 	if eerr != nil {
 		// NB: after a failed End the client keeps the transaction open
