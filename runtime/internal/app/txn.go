@@ -44,6 +44,28 @@ const maxFailedFlushes = 5
 // is rolled back (rollbackLocked): closed without flushing, opened again
 // from its stores' last checkpoints plus the committed changelog tail.
 
+// checkExactlyOnceStores refuses, under ExactlyOnce, a store declared
+// Unlogged (other than one restored from its source topic or a global
+// one): with no changelog in the transaction, its writes reach Pebble
+// whether the transaction commits or aborts, and a rollback cannot undo
+// them, so an aborted transaction's updates would be applied twice.
+func checkExactlyOnceStores(topo *streams.Topology, opts Options) error {
+	if !opts.ExactlyOnce {
+		return nil
+	}
+	var bad []string
+	for _, s := range topo.Stores() {
+		if s.Unlogged && s.SourceTopic == "" && !s.Global {
+			bad = append(bad, fmt.Sprintf("%q", s.Name))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("runtime: store %s is Unlogged, which ExactlyOnce cannot roll back on an aborted transaction: "+
+			"give it a changelog (Unlogged false) or run without ExactlyOnce", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
 // instanceIDFile holds, in the state directory, the id that names the
 // instance's transactional producer across restarts.
 const instanceIDFile = "weir.instance-id"
