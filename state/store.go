@@ -226,7 +226,9 @@ type Spec struct {
 	// Default false (Pebble).
 	InMemory bool
 	// Unlogged disables the changelog: the store is not recoverable on
-	// another machine. Default false (logged).
+	// another machine. The runtime refuses it under ExactlyOnce (an
+	// aborted transaction's writes could not be undone). Default false
+	// (logged).
 	Unlogged bool
 	// Uncached disables the per-task write-back cache. Default false
 	// (cached). The cache is what makes an aggregation emit once per key

@@ -132,6 +132,9 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 	if err := topo.Build(); err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
+	if err := checkExactlyOnceStores(topo, opts); err != nil {
+		return nil, err
+	}
 	host, _ := os.Hostname()
 	instance := fmt.Sprintf("%s-%d-%p", host, os.Getpid(), topo)
 	sm, err := decide.New(decide.Options{

@@ -44,6 +44,28 @@ const maxFailedFlushes = 5
 // is rolled back (rollbackLocked): closed without flushing, opened again
 // from its stores' last checkpoints plus the committed changelog tail.
 
+// checkExactlyOnceStores refuses, under ExactlyOnce, a store declared
+// Unlogged (other than one restored from its source topic or a global
+// one): with no changelog in the transaction, its writes reach Pebble
+// whether the transaction commits or aborts, and a rollback cannot undo
+// them, so an aborted transaction's updates would be applied twice.
+func checkExactlyOnceStores(topo *streams.Topology, opts Options) error {
+	if !opts.ExactlyOnce {
+		return nil
+	}
+	var bad []string
+	for _, s := range topo.Stores() {
+		if s.Unlogged && s.SourceTopic == "" && !s.Global {
+			bad = append(bad, fmt.Sprintf("%q", s.Name))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("runtime: store %s is Unlogged, which ExactlyOnce cannot roll back on an aborted transaction: "+
+			"give it a changelog (Unlogged false) or run without ExactlyOnce", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
 // instanceIDFile holds, in the state directory, the id that names the
 // instance's transactional producer across restarts.
 const instanceIDFile = "weir.instance-id"
@@ -91,7 +113,8 @@ func (a *App) beginLocked() error {
 // attempt whose flush fails or times out aborts the transaction and rolls
 // the tasks back, as does a transaction the session refuses to commit; an
 // error is returned only when the producer cannot go on (fenced by another
-// instance with the same transactional id) or a store fails.
+// instance with the same transactional id), a commit's outcome is unknown
+// (End failed after TryCommit) or a store fails.
 func (a *App) commitTxnLocked(ctx context.Context) error {
 	start := time.Now()
 	a.sm.Step(start, decide.CommitStarted{})
@@ -131,7 +154,12 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		}
 		a.failedFlushes++
 		if a.failedFlushes >= maxFailedFlushes {
+			// NB: mu is released around End as below: the group's
+			// callbacks take mu while the session holds its own lock,
+			// which End takes too.
+			a.mu.Unlock()
 			_, _ = a.sess.End(ctx, kgo.TryAbort)
+			a.mu.Lock()
 			a.inTxn = false
 			return fmt.Errorf("runtime: %d commits in a row failed to flush; the last: %w", a.failedFlushes, err)
 		}
@@ -162,6 +190,17 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 	}
 	if eerr != nil && fatalTxnError(eerr) {
 		return fmt.Errorf("runtime: end transaction: %w", eerr)
+	}
+	if eerr != nil && try == kgo.TryCommit {
+		// NB: the broker may have committed (the EndTxn answer lost or
+		// timed out). Aborting now would go through the client's
+		// unconfirmed path: it reports success and moves the consumer to
+		// the offsets it last saw committed, while the rollback below
+		// restores the stores from the changelog, committed transaction
+		// included: input processed twice, output duplicated. Stopping is
+		// safe: a restart reads the committed offsets and changelog.
+		return fmt.Errorf("runtime: end transaction: the commit's outcome is unknown (%w); the instance stops: "+
+			"a restart resumes from the offsets and changelog the broker committed", eerr)
 	}
 	if eerr != nil {
 		// NB: after a failed End the client keeps the transaction open
