@@ -117,6 +117,11 @@ type App struct {
 	// the first step or commit that may produce to the commit that ends
 	// it. Guarded by mu.
 	inTxn bool
+	// txnUnsettled is set under ExactlyOnce when ending a transaction was
+	// interrupted by the instance stopping: the client may still hold
+	// it open, so no later commit (the shutdown's) begins or ends one;
+	// the broker aborts it. Guarded by mu.
+	txnUnsettled bool
 	// failedFlushes counts the commits in a row under ExactlyOnce whose
 	// flush failed (see maxFailedFlushes). Guarded by mu.
 	failedFlushes int

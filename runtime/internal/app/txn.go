@@ -118,7 +118,7 @@ func (a *App) beginLocked() error {
 func (a *App) commitTxnLocked(ctx context.Context) error {
 	start := time.Now()
 	a.sm.Step(start, decide.CommitStarted{})
-	if a.abandoned {
+	if a.abandoned || a.txnUnsettled {
 		return nil
 	}
 	ts := a.sortedTasksLocked()
@@ -185,6 +185,10 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 	a.mu.Lock()
 	a.inTxn = false
 	if eerr != nil && ctx.Err() != nil {
+		// NB: interrupted before the client ended it (its flush), the
+		// transaction is still open in the client: the shutdown must not
+		// begin another (the client refuses) nor commit this one.
+		a.txnUnsettled = true
 		a.log.Info("transaction end interrupted: the instance stops", "err", eerr)
 		return nil
 	}
@@ -213,6 +217,7 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		a.mu.Lock()
 		if aerr != nil {
 			if ctx.Err() != nil {
+				a.txnUnsettled = true
 				return nil
 			}
 			return fmt.Errorf("runtime: abort transaction after a failed end (%v): %w", eerr, aerr)
