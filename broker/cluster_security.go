@@ -122,6 +122,9 @@ func (o *Options) validateClusterSecurity() []error {
 	if o.ControllerTLS && (o.TLSCertFile == "" || o.TLSKeyFile == "" || o.TLSClientCAFile == "") {
 		errs = append(errs, errors.New("broker: --controller-tls needs --tls-cert, --tls-key and --tls-client-ca (the voters verify each other against it)"))
 	}
+	if o.ControllerTLS && o.Authorizer && len(o.SuperUsers) == 0 {
+		errs = append(errs, errors.New("broker: --controller-tls with --authorizer admits only the --super-users principals (the brokers' User:<certificate subject>) to the controller listener: --super-users is empty"))
+	}
 	return errs
 }
 
@@ -165,7 +168,10 @@ func (o *Options) peerTLS() (*tls.Config, error) {
 
 // controllerServerTLS is the controller listener's TLS configuration:
 // the broker's certificate, and a verified client certificate required of
-// every peer.
+// every peer. With the authorizer, the peer's principal (User:<subject>,
+// as the SSL listeners name it) must be one of Options.SuperUsers:
+// --tls-client-ca also signs the applications' certificates, and the
+// controller RPC checks no ACL.
 func (o *Options) controllerServerTLS() (*tls.Config, error) {
 	cfg, err := o.serverTLS()
 	if err != nil {
@@ -173,6 +179,19 @@ func (o *Options) controllerServerTLS() (*tls.Config, error) {
 	}
 	cfg = cfg.Clone()
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if !o.Authorizer {
+		return cfg, nil
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("broker: controller listener: no client certificate")
+		}
+		if pr := "User:" + cs.PeerCertificates[0].Subject.String(); !slices.Contains(o.SuperUsers, pr) {
+			o.Logger.Warn("broker: controller listener refused a peer whose certificate principal is not in --super-users", "principal", pr)
+			return fmt.Errorf("broker: controller listener: principal %s is not in --super-users", pr)
+		}
+		return nil
+	}
 	return cfg, nil
 }
 
