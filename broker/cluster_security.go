@@ -36,6 +36,18 @@ func (c clusterCredentials) Lookup(user, mech string) (auth.Credential, bool) {
 
 func (c clusterCredentials) List() []auth.UserInfo { return c.cn.Image().SCRAMUsers() }
 
+// Ready implements auth.Readier: SASL waits for the node's metadata image
+// to be whole (until then it holds no users, or old ones).
+func (c clusterCredentials) Ready() error { return imageReady(c.cn) }
+
+// imageReady reports whether cn's metadata image is whole (cluster.Node.Replayed).
+func imageReady(cn *cluster.Node) error {
+	if !cn.Replayed() {
+		return errors.New("broker: this node's metadata image is still replaying; users and ACLs are not known yet")
+	}
+	return nil
+}
+
 // clusterACLs are the ACLs of a cluster node's metadata image, with an
 // authorizer rebuilt when the image changes.
 type clusterACLs struct {
@@ -62,6 +74,10 @@ func (c *clusterACLs) Authorizer() *auth.Authorizer {
 	c.cur.Store(&imageAuthorizer{applied: img.Applied(), az: az})
 	return az
 }
+
+// Ready implements auth.Readier: no authorization decision is made from a
+// partial image (with no ACLs yet, or old ones).
+func (c *clusterACLs) Ready() error { return imageReady(c.cn) }
 
 func (c *clusterACLs) List(f auth.Filter) []auth.ACL {
 	var out []auth.ACL
