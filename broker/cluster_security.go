@@ -36,6 +36,18 @@ func (c clusterCredentials) Lookup(user, mech string) (auth.Credential, bool) {
 
 func (c clusterCredentials) List() []auth.UserInfo { return c.cn.Image().SCRAMUsers() }
 
+// Ready implements auth.Readier: SASL waits for the node's metadata image
+// to be whole (until then it holds no users, or old ones).
+func (c clusterCredentials) Ready() error { return imageReady(c.cn) }
+
+// imageReady reports whether cn's metadata image is whole (cluster.Node.Replayed).
+func imageReady(cn *cluster.Node) error {
+	if !cn.Replayed() {
+		return errors.New("broker: this node's metadata image is still replaying; users and ACLs are not known yet")
+	}
+	return nil
+}
+
 // clusterACLs are the ACLs of a cluster node's metadata image, with an
 // authorizer rebuilt when the image changes.
 type clusterACLs struct {
@@ -62,6 +74,10 @@ func (c *clusterACLs) Authorizer() *auth.Authorizer {
 	c.cur.Store(&imageAuthorizer{applied: img.Applied(), az: az})
 	return az
 }
+
+// Ready implements auth.Readier: no authorization decision is made from a
+// partial image (with no ACLs yet, or old ones).
+func (c *clusterACLs) Ready() error { return imageReady(c.cn) }
 
 func (c *clusterACLs) List(f auth.Filter) []auth.ACL {
 	var out []auth.ACL
@@ -122,6 +138,9 @@ func (o *Options) validateClusterSecurity() []error {
 	if o.ControllerTLS && (o.TLSCertFile == "" || o.TLSKeyFile == "" || o.TLSClientCAFile == "") {
 		errs = append(errs, errors.New("broker: --controller-tls needs --tls-cert, --tls-key and --tls-client-ca (the voters verify each other against it)"))
 	}
+	if o.ControllerTLS && o.Authorizer && len(o.SuperUsers) == 0 {
+		errs = append(errs, errors.New("broker: --controller-tls with --authorizer admits only the --super-users principals (the brokers' User:<certificate subject>) to the controller listener: --super-users is empty"))
+	}
 	return errs
 }
 
@@ -165,7 +184,10 @@ func (o *Options) peerTLS() (*tls.Config, error) {
 
 // controllerServerTLS is the controller listener's TLS configuration:
 // the broker's certificate, and a verified client certificate required of
-// every peer.
+// every peer. With the authorizer, the peer's principal (User:<subject>,
+// as the SSL listeners name it) must be one of Options.SuperUsers:
+// --tls-client-ca also signs the applications' certificates, and the
+// controller RPC checks no ACL.
 func (o *Options) controllerServerTLS() (*tls.Config, error) {
 	cfg, err := o.serverTLS()
 	if err != nil {
@@ -173,6 +195,19 @@ func (o *Options) controllerServerTLS() (*tls.Config, error) {
 	}
 	cfg = cfg.Clone()
 	cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	if !o.Authorizer {
+		return cfg, nil
+	}
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("broker: controller listener: no client certificate")
+		}
+		if pr := "User:" + cs.PeerCertificates[0].Subject.String(); !slices.Contains(o.SuperUsers, pr) {
+			o.Logger.Warn("broker: controller listener refused a peer whose certificate principal is not in --super-users", "principal", pr)
+			return fmt.Errorf("broker: controller listener: principal %s is not in --super-users", pr)
+		}
+		return nil
+	}
 	return cfg, nil
 }
 

@@ -321,3 +321,46 @@ func TestClusterKcatSASLSSL(t *testing.T) {
 		t.Fatalf("kcat with a wrong password:\n%s\nwant an authentication failure", out)
 	}
 }
+
+// TestClusterSecurityControllerRefusesNonSuperUser: with --controller-tls
+// and the authorizer, a client certificate from the brokers' CA whose
+// principal is not a super user is refused at every voter's controller
+// listener in the TLS handshake (the controller RPC checks no ACL), while
+// the brokers, whose principal is one, still reach the controller.
+func TestClusterSecurityControllerRefusesNonSuperUser(t *testing.T) {
+	c := startSecureCluster(t)
+	ctx := testCtx(t)
+	appCert, appKey := c.pki.issue(t, "app", pkix.Name{CommonName: "app"}, false)
+	app, err := tls.LoadX509KeyPair(appCert, appKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range strings.Split(c.voters, ",") {
+		_, addr, _ := strings.Cut(spec, "@")
+		cfg := c.pki.clientTLS()
+		cfg.Certificates = []tls.Certificate{app}
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, cfg)
+		if err == nil {
+			// Under TLS 1.3 the server's verdict on the client's
+			// certificate arrives after the client's handshake is done.
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = conn.Read(make([]byte, 1))
+			_ = conn.Close()
+		}
+		// NB: a TLS alert from the peer surfaces as a "remote error".
+		var oe *net.OpError
+		if !errors.As(err, &oe) || oe.Op != "remote error" {
+			t.Fatalf("controller listener %s with principal User:CN=app: %v, want a TLS alert", addr, err)
+		}
+	}
+	// The brokers still reach the controller over mutual TLS (and
+	// register, which a topic of replication factor 3 needs).
+	adm := kadm.NewClient(c.adminClient(t, 1))
+	eventually(t, 20*time.Second, "topic created through broker 2", func() error {
+		_, err := adm.CreateTopic(ctx, 1, 3, nil, "after-refusal")
+		if errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		return err
+	})
+}

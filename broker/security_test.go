@@ -383,6 +383,8 @@ func TestSecurityOptionsValidate(t *testing.T) {
 		{"authorizer with a PLAINTEXT inter-broker listener", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, Authorizer: true,
 			Listeners: []Listener{{Name: "A", Protocol: "PLAINTEXT", Addr: "127.0.0.1:0"}}}},
 		{"controller TLS without certificates", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, ControllerTLS: true}},
+		{"controller TLS and authorizer without super users", Options{ControllerVoters: "1@127.0.0.1:9093", NodeID: 1, ControllerTLS: true, Authorizer: true,
+			TLSCertFile: "c", TLSKeyFile: "k", TLSClientCAFile: "ca", Listeners: []Listener{{Name: "A", Protocol: "SSL", Addr: "127.0.0.1:0"}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := tc.opts

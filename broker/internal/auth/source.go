@@ -19,6 +19,21 @@ type ACLSource interface {
 	List(f Filter) []ACL
 }
 
+// Readier is implemented by a Credentials or ACLSource that may not hold
+// its data yet (a cluster node replaying its metadata log): Ready says
+// why not, nil once it does. Until then nothing is decided from it.
+type Readier interface {
+	Ready() error
+}
+
+// NotReady returns the error of src's Ready when src is a Readier, else nil.
+func NotReady(src any) error {
+	if r, ok := src.(Readier); ok {
+		return r.Ready()
+	}
+	return nil
+}
+
 var (
 	_ Credentials = (*UserStore)(nil)
 	_ ACLSource   = (*ACLStore)(nil)

@@ -40,6 +40,13 @@ func handleSASLAuthenticate(ctx context.Context, s *Server, r *Request) (kmsg.Re
 		r.closeAfter = true
 		return resp, nil
 	}
+	if sess.mech != "PLAIN" {
+		if err := auth.NotReady(s.cfg.Security.SCRAM); err != nil {
+			// NB: an answered failure is final for clients; a closed
+			// connection they retry.
+			return nil, fmt.Errorf("protocol: SASL authentication not attempted: %w", err)
+		}
+	}
 	out, user, done, err := s.saslStep(sess, req.SASLAuthBytes)
 	if err == nil && done && sess.reauth && "User:"+user != sess.principal {
 		err = fmt.Errorf("re-authentication as User:%s on a connection of %s", user, sess.principal)

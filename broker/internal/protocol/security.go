@@ -314,10 +314,14 @@ func (s *Server) dispatch(ctx context.Context, f *frame) (kmsg.Response, error) 
 		// Cannot happen for a registered key (TestEveryAPIHasAnAuthRule).
 		return nil, fmt.Errorf("protocol: no authorization rule for %s", kmsg.NameForKey(r.Key))
 	}
-	az := &authz{s: s, a: acls.Authorizer(), principal: sess.principal, host: sess.Host}
 	if rule.check == nil {
 		return fn(ctx, s, r)
 	}
+	if err := auth.NotReady(acls); err != nil {
+		// NB: closing the connection is what every client retries.
+		return nil, fmt.Errorf("protocol: %s request refused, no authorization decision yet: %w", kmsg.NameForKey(r.Key), err)
+	}
+	az := &authz{s: s, a: acls.Authorizer(), principal: sess.principal, host: sess.Host}
 	deny, post := rule.check(az, r)
 	if deny != nil {
 		return deny, nil
