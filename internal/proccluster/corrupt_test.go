@@ -22,10 +22,8 @@ import (
 // table, which Pebble's block checksum covers). `weir broker` refuses to
 // start: it exits non-zero with a message naming the directory and the
 // way out, without a panic. Then the way out: with the directory moved
-// away, a restart without --rejoin stops at the leader's first heartbeat
-// saying the storage lost what it acknowledged (raft alone would panic);
-// with --rejoin the node is taken back, serves every topic, and is a voter
-// the others count on (with another node killed, topics are still
+// away and --rejoin, the node is taken back, serves every topic, and is a
+// voter the others count on (with another node killed, topics are still
 // created).
 func TestFaultCorruptRaftStorageRefused(t *testing.T) {
 	rng := faultTest(t)
@@ -95,17 +93,10 @@ func TestFaultCorruptRaftStorageRefused(t *testing.T) {
 	if err := os.Rename(dir, dir+".corrupt"); err != nil {
 		t.Fatal(err)
 	}
-	err = n.RestartExpectingExit(30 * time.Second)
-	log = n.Tail(20)
-	if err == nil || !strings.Contains(log, "lost entries it acknowledged") || !strings.Contains(log, "--rejoin") ||
-		strings.Contains(log, "panic:") {
-		t.Fatalf("node %d with its raft directory moved away, restarted without --rejoin: exit %v, want a refusal naming --rejoin and no panic:\n%s", n.ID, err, log)
-	}
-	t.Logf("node %d without --rejoin stopped (%v)", n.ID, err)
-
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
+	// NB: started without --rejoin, the node stops with LostStorageError
+	// only if the leader counts on its acknowledgements (a leader elected
+	// after it went down catches it up instead): that is shown in-process
+	// by quorum's TestRejoinAfterLostStorage, with a leader that does.
 	n.RestartWith("--rejoin")
 	cl2, err := n.Client()
 	if err != nil {
