@@ -24,9 +24,10 @@ import (
 // change's Context, and does so for any configured voter missing from the
 // voter set (so a voter removed by a request that arrived late comes back
 // by itself). The node drops its mark when it applies its own addition
-// under its incarnation, or when the leader tells it (rejoinDone, with the
-// addition's index as Index) that it was added and it has applied that far
-// (it may have caught up from a snapshot taken after the addition).
+// under its incarnation, or when a node that applied that addition tells
+// it so (rejoinDone, with the addition's index as Index) and it has applied
+// that far (it may have caught up from a snapshot taken after the
+// addition).
 var (
 	rejoinAsk  = []byte("weir-rejoin-ask")
 	rejoinDone = []byte("weir-rejoin-done")
@@ -89,18 +90,26 @@ func (n *Node) leaderTick() {
 }
 
 // handleRejoinRequest is the leader's part (see the top of this file).
+//
+// Any node that applied the requester's addition under this incarnation
+// answers that it was added, not only the leader: a node that caught up
+// from a snapshot taken after its addition learns of it only so, and if
+// the leader is gone by then, the others need its vote to elect one.
 func (n *Node) handleRejoinRequest(m *pb.Message) {
 	from, inc := m.GetFrom(), incarnationOf(m)
-	if !n.leading() || from == n.opts.ID || inc == 0 {
+	if from == n.opts.ID || inc == 0 {
+		return
+	}
+	if a := n.added[from]; a.incarnation == inc && slices.Contains(n.confState.GetVoters(), from) {
+		n.tr.send([]*pb.Message{rejoinMessage(rejoinDone, n.opts.ID, from, inc, a.index)})
+		return
+	}
+	if !n.leading() {
 		return
 	}
 	n.asked[from] = inc
 	if !slices.Contains(n.confState.GetVoters(), from) {
 		n.proposeVoterChange(pb.ConfChangeAddNode, from, inc)
-		return
-	}
-	if a := n.added[from]; a.incarnation == inc {
-		n.tr.send([]*pb.Message{rejoinMessage(rejoinDone, n.opts.ID, from, inc, a.index)})
 		return
 	}
 	n.proposeVoterChange(pb.ConfChangeRemoveNode, from, inc)
