@@ -122,6 +122,15 @@ func TestFaultCorruptRaftStorageRefused(t *testing.T) {
 		}
 		return nil
 	})
+	// NB: until the voters have taken it back, the node does not vote:
+	// killing another node before that leaves no majority (a limit of
+	// rejoining, stated in quorum/rejoin.go).
+	eventually(t, 30*time.Second, fmt.Sprintf("node %d taken back as a voter", n.ID), func() error {
+		if !strings.Contains(n.Tail(400), "quorum: rejoined the voters") {
+			return fmt.Errorf("node %d has not logged that it rejoined", n.ID)
+		}
+		return nil
+	})
 	other := c.Node(int32(n.ID%3 + 1))
 	other.Kill()
 	// Two voters left, one the rejoined node: a topic is created only if

@@ -28,6 +28,10 @@ import (
 // it so (rejoinDone, with the addition's index as Index) and it has applied
 // that far (it may have caught up from a snapshot taken after the
 // addition).
+//
+// Limit: a rejoining node does not vote until it is taken back, so if the
+// leader dies before that and only one other voter is up, no leader can be
+// elected until a third voter returns.
 var (
 	rejoinAsk  = []byte("weir-rejoin-ask")
 	rejoinDone = []byte("weir-rejoin-done")
