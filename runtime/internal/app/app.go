@@ -803,21 +803,12 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 	// timedOut reports whether err is this attempt running out of time;
 	// records and stores that failed keep failing at the next attempt.
 	timedOut := func(err error) bool { return actx.Err() != nil && errors.Is(err, actx.Err()) }
+	processed, err := flushTasks(actx, ts)
 	offsets := map[string]map[int32]kgo.EpochOffset{}
-	err := commitTasks(actx, ts)
-	for _, t := range ts {
-		if err != nil {
-			break
-		}
-		if werr := t.inflight.Wait(actx); werr != nil {
-			err = fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, werr)
-			break
-		}
-		for tp, off := range t.exec.Offsets() {
-			if offsets[tp.Topic] == nil {
-				offsets[tp.Topic] = map[int32]kgo.EpochOffset{}
-			}
-			offsets[tp.Topic][int32(tp.Partition)] = kgo.EpochOffset{Epoch: -1, Offset: int64(off)}
+	for topic, parts := range processed {
+		offsets[topic] = map[int32]kgo.EpochOffset{}
+		for p, off := range parts {
+			offsets[topic][p] = kgo.EpochOffset{Epoch: -1, Offset: off}
 		}
 	}
 	if err != nil {
@@ -915,6 +906,28 @@ func transientCommitError(err error) bool {
 // changelog records' acknowledgements, then for the store's sync), so the
 // tasks' waits overlap instead of adding up. The tasks' errors are joined
 // in the order of ts.
+// flushTasks commits every task's stores (commitTasks) and waits until
+// the tasks' output is acknowledged; it returns, per topic and partition,
+// the offset each task processed to. On an error the offsets are partial.
+func flushTasks(ctx context.Context, ts []*task) (map[string]map[int32]int64, error) {
+	offsets := map[string]map[int32]int64{}
+	if err := commitTasks(ctx, ts); err != nil {
+		return offsets, err
+	}
+	for _, t := range ts {
+		if err := t.inflight.Wait(ctx); err != nil {
+			return offsets, fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, err)
+		}
+		for tp, off := range t.exec.Offsets() {
+			if offsets[tp.Topic] == nil {
+				offsets[tp.Topic] = map[int32]int64{}
+			}
+			offsets[tp.Topic][int32(tp.Partition)] = int64(off)
+		}
+	}
+	return offsets, nil
+}
+
 func commitTasks(ctx context.Context, ts []*task) error {
 	errs := make([]error, len(ts))
 	var wg sync.WaitGroup

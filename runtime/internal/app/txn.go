@@ -128,23 +128,7 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 	actx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
 	defer cancel()
 	restore := a.setProduceCtxLocked(actx)
-	offsets := map[string]map[int32]int64{}
-	err := commitTasks(actx, ts)
-	for _, t := range ts {
-		if err != nil {
-			break
-		}
-		if werr := t.inflight.Wait(actx); werr != nil {
-			err = fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, werr)
-			break
-		}
-		for tp, off := range t.exec.Offsets() {
-			if offsets[tp.Topic] == nil {
-				offsets[tp.Topic] = map[int32]int64{}
-			}
-			offsets[tp.Topic][int32(tp.Partition)] = int64(off)
-		}
-	}
+	offsets, err := flushTasks(actx, ts)
 	restore()
 	try := kgo.TryCommit
 	if err != nil {
