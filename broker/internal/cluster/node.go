@@ -216,6 +216,13 @@ func (f dialerFunc) DialContext(ctx context.Context, _, addr string) (net.Conn, 
 	return f(ctx, addr)
 }
 
+// IsNodeDir tells whether dir is a cluster node's data directory (it holds
+// the cluster.json bindDataDir writes).
+func IsNodeDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "cluster.json"))
+	return err == nil
+}
+
 // bindDataDir writes DataDir/cluster.json at the first start and refuses a
 // directory of another cluster or node, or one holding a single-node
 // broker's topics.
