@@ -42,7 +42,17 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 	if pid < 0 {
 		return kerr.InvalidRecord.Code, nil // a transactional produce of non-transactional batches
 	}
-	codes, err := d.Verify(ctx, *req.TransactionID, pid, epoch, parts)
+	var codes map[txn.TopicPartition]int16
+	var err error
+	if s.cfg.Cluster != nil {
+		var code int16
+		codes, code, err = clusterVerify(ctx, s, d, *req.TransactionID, pid, epoch, parts)
+		if code != 0 {
+			return code, nil
+		}
+	} else {
+		codes, err = d.Verify(ctx, *req.TransactionID, pid, epoch, parts)
+	}
 	if err != nil {
 		if errors.Is(err, txn.ErrClosed) {
 			return kerr.NotLeaderForPartition.Code, nil

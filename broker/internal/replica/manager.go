@@ -201,6 +201,8 @@ type Manager struct {
 	// roles is the loop's hand-off to requests waiting for a role
 	// (await.go).
 	roles roleWaits
+	// peers are the idle connections of SendToBroker (peer.go).
+	peers peerConns
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -262,6 +264,7 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 func (m *Manager) Close() {
 	m.cancel()
 	m.wg.Wait()
+	m.peers.close()
 	m.mu.Lock()
 	fs := m.fetchers
 	m.fetchers = map[int32]*fetcher{}
