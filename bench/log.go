@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,7 +67,10 @@ at --baseline-ref, one node) and "cluster" (the working tree's binary as
 --rounds N every target is measured N times, the order rotating each round,
 and the medians and the median of each round's ratios are printed; for
 process targets the brokers' own CPU time is reported beside this
-process's (the clients').`,
+process's (the clients'). "kfakeproc" is kfake in a process of its own:
+compared with "tree", neither broker shares the clients' heap (in-process
+kfake holds every record on it, so the clients' garbage collector runs
+less often beside it; the GC columns count the collections per phase).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("targets") && (cfg.BaselineRef != "" || cfg.Cluster > 0) {
 				cfg.Targets = []string{targetTree}
@@ -115,6 +119,9 @@ type logResult struct {
 	// together, since both run in this process; the client's share is the
 	// same for every target.
 	ProduceCPU, ConsumeCPU time.Duration
+	// ProduceGC and ConsumeGC are the garbage collections this process
+	// ran during the throughput phases.
+	ProduceGC, ConsumeGC uint64
 	// BrokerProduceCPU and BrokerConsumeCPU are, for targets run as
 	// processes, the broker processes' CPU time per record (all nodes
 	// together); ProduceCPU and ConsumeCPU are then the clients' alone.
@@ -175,6 +182,8 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 			return nil, errors.New("bench: target external needs --brokers")
 		}
 		return &target{name: name, addrs: cfg.Brokers, close: func() {}}, nil
+	case targetKfakeProc:
+		return startKfakeProc(ctx, cfg)
 	case "kfake":
 		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
@@ -182,7 +191,7 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 		}
 		return &target{name: name, addrs: c.ListenAddrs(), close: c.Close}, nil
 	default:
-		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline, cluster or external)", name)
+		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline, cluster, kfakeproc or external)", name)
 	}
 }
 
@@ -257,7 +266,7 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	values := randomValues(size, 4096)
 	// phase runs one throughput phase, measuring its CPU per record and
 	// profiling it when asked.
-	phase := func(name string, run func() (float64, error)) (float64, time.Duration, time.Duration, error) {
+	phase := func(name string, gcs *uint64, run func() (float64, error)) (float64, time.Duration, time.Duration, error) {
 		if cfg.ProfileDir != "" {
 			stop, err := startProfile(cfg.ProfileDir, fmt.Sprintf("log-%d-%s-%s", size, t.name, name))
 			if err != nil {
@@ -269,9 +278,10 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 		if t.pids != nil {
 			pids = t.pids()
 		}
-		cpu, bcpu := processCPU(), procCPU(pids)
+		cpu, bcpu, gc := processCPU(), procCPU(pids), gcCycles()
 		rate, err := run()
 		n := time.Duration(cfg.Records)
+		*gcs = gcCycles() - gc
 		return rate, (processCPU() - cpu) / n, (procCPU(pids) - bcpu) / n, err
 	}
 	// One record to every partition first, untimed: a cluster may name a
@@ -280,13 +290,13 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	if err := warmPartitions(ctx, t.addrs, tput, cfg.Partitions, values[0]); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
-	res.ProduceRate, res.ProduceCPU, res.BrokerProduceCPU, err = phase("produce", func() (float64, error) {
+	res.ProduceRate, res.ProduceCPU, res.BrokerProduceCPU, err = phase("produce", &res.ProduceGC, func() (float64, error) {
 		return produceAll(ctx, t.addrs, tput, cfg.Records, values)
 	})
 	if err != nil {
 		return res, fmt.Errorf("produce: %w", err)
 	}
-	res.ConsumeRate, res.ConsumeCPU, res.BrokerConsumeCPU, err = phase("consume", func() (float64, error) {
+	res.ConsumeRate, res.ConsumeCPU, res.BrokerConsumeCPU, err = phase("consume", &res.ConsumeGC, func() (float64, error) {
 		return consumeAll(ctx, t.addrs, tput, cfg.Records+int(cfg.Partitions)) // the warm-up's records too
 	})
 	if err != nil {
@@ -514,13 +524,13 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 		procs = procs || r.BrokerProduceCPU > 0 || r.BrokerConsumeCPU > 0
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "round\tsize\ttarget\tproduce rec/s\tconsume rec/s\tproduce CPU/rec\tconsume CPU/rec\t"
+	head := "round\tsize\ttarget\tproduce rec/s\tconsume rec/s\tproduce CPU/rec\tconsume CPU/rec\tproduce GCs\tconsume GCs\t"
 	if procs {
 		head += "broker produce CPU/rec\tbroker consume CPU/rec\t"
 	}
 	fmt.Fprintln(tw, head+"produce p50\tproduce p99\te2e p50\te2e p99\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%.0f\t%.0f\t%v\t%v\t", r.Round+1, r.Size, r.Target, r.ProduceRate, r.ConsumeRate, r.ProduceCPU, r.ConsumeCPU)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%.0f\t%.0f\t%v\t%v\t%d\t%d\t", r.Round+1, r.Size, r.Target, r.ProduceRate, r.ConsumeRate, r.ProduceCPU, r.ConsumeCPU, r.ProduceGC, r.ConsumeGC)
 		if procs {
 			fmt.Fprintf(tw, "%v\t%v\t", r.BrokerProduceCPU, r.BrokerConsumeCPU)
 		}
@@ -576,12 +586,12 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 }
 
 func isProcTarget(name string) bool {
-	return name == targetTree || name == targetBaseline || name == targetCluster
+	return name == targetTree || name == targetBaseline || name == targetCluster || name == targetKfakeProc
 }
 
 // ratioPairs are the targets compared in the report, numerator first.
 var ratioPairs = [][2]string{
-	{"weir", "kfake"}, {targetTree, targetBaseline}, {targetCluster, targetTree}, {targetTree, "kfake"},
+	{"weir", "kfake"}, {targetTree, targetBaseline}, {targetCluster, targetTree}, {targetTree, "kfake"}, {targetTree, targetKfakeProc},
 }
 
 func produceRate(r logResult) float64      { return r.ProduceRate }
@@ -632,4 +642,14 @@ func medianRatio(res []logResult, size int, num, den string, f func(logResult) f
 		}
 	}
 	return median(ratios)
+}
+
+// gcCycles returns the garbage collections this process has completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
