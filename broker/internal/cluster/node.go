@@ -317,7 +317,7 @@ func (n *Node) Start(ctx context.Context, self protocol.Node) error {
 			return err
 		}
 		n.drv.start()
-		n.rpcSrv = newRPCServer(n.mux.rpc, n.handleRPC, n.log)
+		n.rpcSrv = newRPCServer(n.mux.rpc, n.handleRPC, n.drv.disconnected, n.log)
 	} else {
 		n.wg.Add(1)
 		go n.fetchLoop()
