@@ -74,6 +74,18 @@ func (s *storageLog) ReadReplica(from base.Offset, maxBytes int) ([]byte, error)
 	return s.l.ReadReplica(from, maxBytes)
 }
 
+func (s *storageLog) ReadReplicaInto(dst []byte, from base.Offset, maxBytes int) ([]byte, error) {
+	return s.l.ReadReplicaInto(dst, from, maxBytes)
+}
+
+func (s *storageLog) ReadReplicaRange(from base.Offset, maxBytes, minBytes int) (topics.FileRange, bool, error) {
+	r, ok, err := s.l.ReadReplicaRange(from, maxBytes, minBytes)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	return fileRange(r), true, nil
+}
+
 func (s *storageLog) SetHighWatermarkLimit(limit base.Offset) { s.l.SetHighWatermarkLimit(limit) }
 func (s *storageLog) ClearHighWatermarkLimit()                { s.l.ClearHighWatermarkLimit() }
 func (s *storageLog) SetFollowerHighWatermark(hw base.Offset) { s.l.SetFollowerHighWatermark(hw) }

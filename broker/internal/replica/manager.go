@@ -30,6 +30,11 @@ type Log interface {
 	TruncateTo(off base.Offset) (base.Offset, error)
 	// ReadReplica reads up to the log end offset, past the high watermark.
 	ReadReplica(from base.Offset, maxBytes int) ([]byte, error)
+	// ReadReplicaInto and ReadReplicaRange are ReadReplica into the
+	// caller's buffer and as a file range (topics.BufferReader and
+	// topics.RangeReader past the high watermark).
+	ReadReplicaInto(dst []byte, from base.Offset, maxBytes int) ([]byte, error)
+	ReadReplicaRange(from base.Offset, maxBytes, minBytes int) (topics.FileRange, bool, error)
 	// SetHighWatermarkLimit caps the high watermark; ClearHighWatermarkLimit
 	// lifts the cap.
 	SetHighWatermarkLimit(limit base.Offset)

@@ -30,6 +30,12 @@ type FileRange struct {
 // filesystem (vfs.Default) give ranges: a wrapped filesystem (tests'
 // fault injection) sees every read.
 func (l *Log) ReadRange(from Offset, maxBytes, minBytes int) (FileRange, bool, error) {
+	return l.readRange(from, maxBytes, minBytes, false)
+}
+
+// readRange is ReadRange, up to the log end offset instead of the high
+// watermark when pastHW (ReadReplicaRange).
+func (l *Log) readRange(from Offset, maxBytes, minBytes int, pastHW bool) (FileRange, bool, error) {
 	if l.fs != vfs.Default {
 		return FileRange{}, false, nil
 	}
@@ -39,6 +45,9 @@ func (l *Log) ReadRange(from Offset, maxBytes, minBytes int) (FileRange, bool, e
 		return FileRange{}, false, nil // Read reports it
 	}
 	hw := l.hw
+	if pastHW {
+		hw = l.leo
+	}
 	if from >= hw {
 		return FileRange{}, false, nil
 	}

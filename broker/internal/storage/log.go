@@ -625,12 +625,21 @@ func (l *Log) Read(from Offset, maxBytes int) ([]byte, error) {
 // and they fill at least a quarter of it,
 // else into a fresh buffer; the result is a slice of whichever it used.
 func (l *Log) ReadInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
+	return l.readInto(dst, from, maxBytes, false)
+}
+
+// readInto is ReadInto, up to the log end offset instead of the high
+// watermark when pastHW (ReadReplicaInto).
+func (l *Log) readInto(dst []byte, from Offset, maxBytes int, pastHW bool) ([]byte, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if from < l.logStart || from > l.leo {
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, from, l.logStart, l.leo)
 	}
 	hw := l.hw
+	if pastHW {
+		hw = l.leo
+	}
 	if from >= hw {
 		return nil, nil
 	}
@@ -651,13 +660,8 @@ func (l *Log) ReadInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
 	return nil, nil
 }
 
-// readFrom reads from the segment as Read does. Caller holds Log.mu for
-// reading.
-func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error) {
-	return s.readInto(nil, from, maxBytes, hw)
-}
-
-// readInto is readFrom into dst's memory when cap(dst) holds the bytes.
+// readInto reads from the segment as Read does, into dst's memory when
+// cap(dst) holds the bytes. Caller holds Log.mu for reading.
 func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]byte, error) {
 	pos, h, ok, err := s.seekBatch(from)
 	if err != nil || !ok || Offset(h.BaseOffset) >= hw {
