@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
@@ -398,12 +399,34 @@ func TestTransactionalBatchNeedsTransactionalID(t *testing.T) {
 	id := "adder"
 	req.TransactionID, req.Acks, req.TimeoutMillis = &id, -1, 5000
 	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "tx", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: raw}}}}
-	resp, err := req.RequestWith(testCtx(t), c)
+	// Produce v11: the client adds its partitions itself (KIP-890 part 1).
+	v11 := newClient(t, b, kgo.MaxVersions(kversion.V3_9_0()))
+	resp, err := req.RequestWith(testCtx(t), v11)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTxnState.Code {
-		t.Fatalf("transactional produce to a partition not in the transaction: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+		t.Fatalf("transactional produce v11 to a partition not in the transaction: %v, want INVALID_TXN_STATE", kerr.ErrorForCode(code))
+	}
+	// Produce v12 (KIP-890 part 2): the partition leader adds the
+	// partition, which opens the transaction.
+	if resp, err = req.RequestWith(testCtx(t), c); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("transactional produce v12: %v, want it added to the transaction", kerr.ErrorForCode(code))
+	}
+	if resp.Version < 12 {
+		t.Fatalf("produce went as v%d, want v12", resp.Version)
+	}
+	adm := kadm.NewClient(c)
+	ds, err := adm.DescribeTransactions(testCtx(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, _ := ds.On(id, nil)
+	if d.State != "Ongoing" || len(d.Topics["tx"]) != 1 {
+		t.Fatalf("after a v12 produce the transaction is %s with %v, want Ongoing with tx/0", d.State, d.Topics)
 	}
 }
 

@@ -55,6 +55,9 @@ const (
 	attrLogAppendTime = 0x08
 	attrTransactional = 0x10
 	attrControl       = 0x20
+	// attrDeleteHorizon (KIP-534): the batch's first timestamp is the
+	// time after which compaction may remove it. The log cleaner sets it.
+	attrDeleteHorizon = 0x40
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -139,6 +142,24 @@ func (h Header) LogAppendTime() bool { return h.Attributes&attrLogAppendTime != 
 
 // Transactional reports whether the batch belongs to a transaction.
 func (h Header) Transactional() bool { return h.Attributes&attrTransactional != 0 }
+
+// DeleteHorizon returns the time, in milliseconds, after which compaction
+// may remove the batch (KIP-534), if the cleaner set one.
+func (h Header) DeleteHorizon() (int64, bool) {
+	return h.FirstTimestamp, h.Attributes&attrDeleteHorizon != 0
+}
+
+// SetDeleteHorizon marks the batch b (exactly one, validated) as removable
+// by compaction after ms, as Kafka's cleaner does (KIP-534: the attribute
+// bit and the first timestamp), and rewrites its CRC. Only for batches
+// whose records' timestamps no reader uses (control batches): their
+// timestamps are relative to the first.
+func SetDeleteHorizon(b []byte, ms int64) {
+	a := binary.BigEndian.Uint16(b[posAttributes:])
+	binary.BigEndian.PutUint16(b[posAttributes:], a|attrDeleteHorizon)
+	binary.BigEndian.PutUint64(b[posFirstTimestamp:], uint64(ms))
+	SetCRC(b)
+}
 
 // Control reports whether the batch holds control records (transaction
 // markers) rather than data.

@@ -32,10 +32,11 @@ type txnPending struct {
 	groups map[GroupID]map[topicPartition]offset
 }
 
-// txnCommit handles TxnOffsetCommit v0-4. From v3 on (KIP-447) the request
-// names the consumer's generation and member, checked as OffsetCommit
-// checks them; a request with generation -1 and no member id (an older
-// client) is not checked.
+// txnCommit handles TxnOffsetCommit v0-5 (v5 differs only in what the
+// protocol handler did first: add the group to the transaction). From v3
+// on (KIP-447) the request names the consumer's generation and member,
+// checked as OffsetCommit checks them; a request with generation -1 and no
+// member id (an older client) is not checked.
 func (c *Coordinator) txnCommit(now time.Time, r Request, req *kmsg.TxnOffsetCommitRequest) {
 	resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 	defer c.respond(r.Token, resp)

@@ -1,9 +1,12 @@
 package protocol
 
-// Produce, versions 3-10 (RecordBatch v2 only: v0-2 carry the old message
-// formats, which Weir does not store).
+// Produce, versions 3-12 (RecordBatch v2 only: v0-2 carry the old message
+// formats, which Weir does not store). v11 and v12 read and answer as v10;
+// v12 tells a transactional produce from a transaction.version 2 client,
+// whose partitions are added to its transaction here (txn_produce.go).
+// v13 (topic ids) is not served.
 //
-// NB: ApiVersions advertises 0-10 all the same, and v0-2 requests are
+// NB: ApiVersions advertises 0-12 all the same, and v0-2 requests are
 // answered UNSUPPORTED_VERSION on every partition (with acks=0, which has no
 // answer, the connection is closed instead). librdkafka 2.x compresses with
 // gzip, snappy and lz4 only when the broker's Produce range includes v0, and
@@ -25,7 +28,8 @@ package protocol
 //
 // A transactional produce (txn_produce.go) is checked with the transaction
 // coordinator first: every partition must be in the producer's open
-// transaction (KIP-890 part 1's verification).
+// transaction (KIP-890 part 1's verification), or, from v12 on, is added to
+// it (KIP-890 part 2).
 //
 // Deviations: TimeoutMillis
 // (at least 1s) bounds only the wait for durability, which fails with
@@ -46,7 +50,7 @@ import (
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
-func init() { register(kmsg.Produce, 0, 10, handleProduce) }
+func init() { register(kmsg.Produce, 0, 12, handleProduce) }
 
 // minProduceVersion is the oldest Produce version served; older ones are
 // advertised (see above) and refused.

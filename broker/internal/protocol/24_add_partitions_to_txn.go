@@ -1,8 +1,10 @@
 package protocol
 
-// AddPartitionsToTxn, versions 0-4: partitions join a producer's open
+// AddPartitionsToTxn, versions 0-5: partitions join a producer's open
 // transaction (v4, KIP-890 part 1, also lets a partition leader ask whether
-// they have: VerifyOnly). Answered by the transaction coordinator.
+// they have: VerifyOnly; v5, KIP-890 part 2, is a partition leader adding
+// them for a transaction.version 2 client, whose Produce v12 did not add
+// them first). Answered by the transaction coordinator.
 
 import (
 	"context"
@@ -10,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-func init() { register(kmsg.AddPartitionsToTxn, 0, 4, handleAddPartitionsToTxn) }
+func init() { register(kmsg.AddPartitionsToTxn, 0, 5, handleAddPartitionsToTxn) }
 
 func handleAddPartitionsToTxn(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.AddPartitionsToTxnRequest)

@@ -1,6 +1,6 @@
 package protocol
 
-// TxnOffsetCommit, versions 0-4. Handled by the group coordinator
+// TxnOffsetCommit, versions 0-5. Handled by the group coordinator
 // (broker/internal/group, txnoffsets.go): the offsets are stored in
 // __consumer_offsets inside the producer's transaction and become the
 // group's committed offsets when the transaction's COMMIT marker reaches
@@ -8,18 +8,32 @@ package protocol
 // consumer's generation and member id are checked as OffsetCommit checks
 // them. Until the marker, OffsetFetch with RequireStable answers
 // UNSTABLE_OFFSET_COMMIT for those partitions.
+//
+// From v5 on (KIP-890 part 2, transaction.version 2) the client has not
+// called AddOffsetsToTxn: the group's partition of __consumer_offsets is
+// added to the transaction here first, as AddOffsetsToTxn would (a fenced
+// or ended epoch is refused there, so a late commit cannot land in the
+// next transaction).
 
 import (
 	"context"
+	"errors"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/txn"
 )
 
-func init() { register(kmsg.TxnOffsetCommit, 0, 4, handleTxnOffsetCommit) }
+func init() { register(kmsg.TxnOffsetCommit, 0, 5, handleTxnOffsetCommit) }
 
 func handleTxnOffsetCommit(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.TxnOffsetCommitRequest)
-	if _, code, _ := txnDriver(s); code != 0 {
+	d, code, _ := txnDriver(s)
+	if code == 0 && r.Version >= 5 {
+		code = addOffsetsForCommit(ctx, d, req)
+	}
+	if code != 0 {
 		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
 		for _, t := range req.Topics {
 			rt := kmsg.NewTxnOffsetCommitResponseTopic()
@@ -34,4 +48,21 @@ func handleTxnOffsetCommit(ctx context.Context, s *Server, r *Request) (kmsg.Res
 		return resp, nil
 	}
 	return handleGroupRequest(ctx, s, r)
+}
+
+// addOffsetsForCommit adds the group of a TxnOffsetCommit v5 to the
+// producer's transaction, as AddOffsetsToTxn does, and returns the
+// coordinator's code (0: added).
+func addOffsetsForCommit(ctx context.Context, d *txn.Driver, req *kmsg.TxnOffsetCommitRequest) int16 {
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.Version = 4
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group
+	resp, err := d.Handle(ctx, add)
+	switch {
+	case errors.Is(err, txn.ErrClosed):
+		return kerr.CoordinatorNotAvailable.Code
+	case err != nil:
+		return kerr.RequestTimedOut.Code
+	}
+	return resp.(*kmsg.AddOffsetsToTxnResponse).ErrorCode
 }

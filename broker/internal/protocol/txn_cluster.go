@@ -324,10 +324,11 @@ func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid in
 // clusterVerify asks the coordinator of transactional id id whether parts
 // are in its open transaction under producer pid and epoch: this broker's
 // driver when it leads the id's state partition, else the leader's, with
-// AddPartitionsToTxn v4 (VerifyOnly). It returns each partition's code, or
+// AddPartitionsToTxn v4 (VerifyOnly); with add (a Produce v12 of KIP-890
+// part 2) it adds them instead, remotely with v5. It returns each partition's code, or
 // a code for the whole produce: NOT_ENOUGH_REPLICAS (retriable, as Kafka
 // answers) when no coordinator answers.
-func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid int64, epoch int16, parts []txn.TopicPartition) (map[txn.TopicPartition]int16, int16, error) {
+func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid int64, epoch int16, parts []txn.TopicPartition, add bool) (map[txn.TopicPartition]int16, int16, error) {
 	v := s.cfg.Cluster.View()
 	ct := v.Topics[txn.StateTopic]
 	if ct == nil || int32(len(ct.Partitions)) != d.Partitions() {
@@ -341,7 +342,11 @@ func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid
 		if t, _ := s.Extension(txnExtensionName).(*txnCoordinator); t != nil && t.own != nil {
 			t.own.sync(ctx)
 		}
-		codes, err := d.Verify(ctx, id, pid, epoch, parts)
+		fn := d.Verify
+		if add {
+			fn = d.Add
+		}
+		codes, err := fn(ctx, id, pid, epoch, parts)
 		return retriableVerify(codes), 0, err
 	}
 	sender, ok := s.cfg.Replication.(BrokerSender)
@@ -350,8 +355,11 @@ func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid
 	}
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	req.Version = 4
+	if add {
+		req.Version = 5 // KIP-890 part 2: the leader adds them
+	}
 	x := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	x.TransactionalID, x.ProducerID, x.ProducerEpoch, x.VerifyOnly = id, pid, epoch, true
+	x.TransactionalID, x.ProducerID, x.ProducerEpoch, x.VerifyOnly = id, pid, epoch, !add
 	for _, tp := range parts {
 		if n := len(x.Topics); n == 0 || x.Topics[n-1].Topic != tp.Topic {
 			x.Topics = append(x.Topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: tp.Topic})

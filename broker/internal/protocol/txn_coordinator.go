@@ -147,7 +147,17 @@ func writeMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Mar
 			done = append(done, tp) // a log without transactions
 			continue
 		}
-		if err := tl.AppendMarker(ctx, int64(m.ProducerID), int16(m.Epoch), m.Commit, int32(m.CoordinatorEpoch)); err != nil {
+		err := tl.AppendMarker(ctx, int64(m.ProducerID), int16(m.Epoch), m.Commit, int32(m.CoordinatorEpoch))
+		if errors.Is(err, kerr.InvalidProducerEpoch) {
+			// The partition holds a newer epoch of this producer: this
+			// transaction ended here before (the marker is a late
+			// duplicate), and the marker must not end the next one.
+			s.Logger.Warn("txn: a marker older than the producer's epoch in the partition was refused",
+				"topic", tp.Topic, "partition", tp.Partition, "producer_id", m.ProducerID, "epoch", m.Epoch, "err", err)
+			done = append(done, tp)
+			continue
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("marker to %s/%d: %w", tp.Topic, tp.Partition, err))
 			continue
 		}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -19,9 +20,12 @@ type txnPart struct {
 
 // verifyTxnProduce checks a transactional produce with the coordinator:
 // every partition must be in the open transaction of the request's
-// transactional id, under the producer id and epoch of its batches. It
-// returns a code for the whole request, or the code of each partition that
-// fails.
+// transactional id, under the producer id and epoch of its batches (KIP-890
+// part 1's verification). From v12 on (KIP-890 part 2) the client has not
+// added the partitions itself: they are added here, which opens the
+// transaction if none is. It returns a code for the whole request, or the
+// code of each partition that fails, as a producer understands it
+// (produceTxnCode).
 func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) (int16, map[txnPart]int16) {
 	d, code, _ := txnDriver(s)
 	if d == nil {
@@ -42,16 +46,36 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 	if pid < 0 {
 		return kerr.InvalidRecord.Code, nil // a transactional produce of non-transactional batches
 	}
-	var codes map[txn.TopicPartition]int16
-	var err error
-	if s.cfg.Cluster != nil {
-		var code int16
-		codes, code, err = clusterVerify(ctx, s, d, *req.TransactionID, pid, epoch, parts)
-		if code != 0 {
-			return code, nil
+	add := req.Version >= 12
+	check := func() (map[txn.TopicPartition]int16, int16, error) {
+		if s.cfg.Cluster != nil {
+			return clusterVerify(ctx, s, d, *req.TransactionID, pid, epoch, parts, add)
 		}
-	} else {
-		codes, err = d.Verify(ctx, *req.TransactionID, pid, epoch, parts)
+		fn := d.Verify
+		if add {
+			fn = d.Add
+		}
+		codes, err := fn(ctx, *req.TransactionID, pid, epoch, parts)
+		return codes, 0, err
+	}
+	codes, code, err := check()
+	// CONCURRENT_TRANSACTIONS: the producer's previous transaction is still
+	// writing its markers, which takes a moment. Kafka's leaders retry the
+	// check for a while rather than hand the producer an error it retries
+	// only after a metadata refresh (franz-go waits up to 5 s for one).
+	for wait, waited := concurrentRetry, time.Duration(0); err == nil && code == 0 && waited < concurrentRetryMax && anyCode(codes, kerr.ConcurrentTransactions.Code); wait *= 2 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return kerr.RequestTimedOut.Code, nil
+		case <-t.C:
+		}
+		waited += wait
+		codes, code, err = check()
+	}
+	if code != 0 {
+		return code, nil
 	}
 	if err != nil {
 		if errors.Is(err, txn.ErrClosed) {
@@ -62,10 +86,42 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 	out := map[txnPart]int16{}
 	for tp, c := range codes {
 		if c != 0 {
-			out[txnPart{tp.Topic, tp.Partition}] = c
+			out[txnPart{tp.Topic, tp.Partition}] = produceTxnCode(c)
 		}
 	}
 	return 0, out
+}
+
+// concurrentRetry is the first wait before a transactional produce's check
+// answered CONCURRENT_TRANSACTIONS is made again; the waits double while
+// their sum stays under concurrentRetryMax.
+const (
+	concurrentRetry    = 5 * time.Millisecond
+	concurrentRetryMax = 500 * time.Millisecond
+)
+
+func anyCode(codes map[txn.TopicPartition]int16, code int16) bool {
+	for _, c := range codes {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// produceTxnCode turns the coordinator's answer about a produce's
+// partitions into the code a producer expects of Produce, as Kafka's
+// partition leaders do: the coordinator being away or loading is
+// NOT_ENOUGH_REPLICAS (retriable to every client), a fenced epoch is
+// INVALID_PRODUCER_EPOCH (PRODUCER_FENCED is not a Produce error).
+func produceTxnCode(c int16) int16 {
+	switch c {
+	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code:
+		return kerr.NotEnoughReplicas.Code
+	case kerr.ProducerFenced.Code:
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return c
 }
 
 // hasTransactionalBatch reports whether a produce without a transactional

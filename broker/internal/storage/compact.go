@@ -21,10 +21,21 @@ const maxCompactDecompressed = 256 << 20
 // key; records without a key are kept. Only the segments sealed since the
 // last pass are read to find the latest offsets (Kafka's dirty section). A tombstone (null value) that is the
 // latest for its key is kept until its timestamp is delete.retention.ms old.
-// Control batches are kept as they are; so are transactional batches at or
-// past the first unstable offset (their transaction is undecided). Below it,
-// an aborted transaction's batches are dropped and a committed one's are
-// compacted like any other (txnFates). Offsets never
+// Transactional batches at or past the first unstable offset are kept as
+// they are (their transaction is undecided). Below it, an aborted
+// transaction's batches are dropped and a committed one's are compacted like
+// any other (txnFates).
+//
+// A marker (control batch) below the first unstable offset goes in two
+// passes, as Kafka's cleaner removes it: the first pass that finds none of
+// its transaction's records left in the log stamps it with a delete horizon
+// delete.retention.ms ahead (KIP-534: an attribute bit and the first
+// timestamp); a pass after the horizon drops it, and, for an ABORT marker,
+// its aborted-transaction entry. Until then a reader that fetched records of
+// the transaction before they were cleaned still finds the marker that ends
+// it; and a marker whose transaction still has records (committed ones that
+// are the latest for their keys) stays, so that recovery never sees that
+// transaction open again. Offsets never
 // change: a batch whose records are all kept is copied verbatim, one that
 // loses some is rebuilt with the same header fields (base offset, last
 // offset delta, producer fields, codec) and fewer records, and one that
@@ -117,50 +128,88 @@ func (l *Log) compactLocked(ctx context.Context) error {
 		groups = append(groups, sealed[i:j])
 		i = j
 	}
-	horizon := nowMS - cfg.DeleteRetentionMS
-	expiry := int64(math.MaxInt64)
+	pass := cleanPass{
+		latest: latest, fates: fates, now: nowMS, retention: cfg.DeleteRetentionMS,
+		kept: map[int64]bool{}, due: math.MaxInt64,
+	}
 	for gi, g := range groups {
 		next := all[len(sealed)].base // the active segment's base
 		if gi+1 < len(groups) {
 			next = groups[gi+1][0].base
 		}
-		e, err := l.rewriteGroup(ctx, lim, g, next, latest, fates, horizon, cfg.IndexIntervalBytes)
-		if err != nil {
+		if err := l.rewriteGroup(ctx, lim, g, next, &pass, cfg.IndexIntervalBytes); err != nil {
 			// Some groups may be rewritten and others not, so "clean"
 			// no longer means one record per key: the next pass maps all.
 			l.compactedThrough = 0
 			return err
 		}
-		expiry = min(expiry, e)
 	}
-	if expiry != math.MaxInt64 {
-		expiry += cfg.DeleteRetentionMS
-	}
-	l.compactedThrough, l.tombstoneExpiry = end, expiry
+	l.compactedThrough, l.tombstoneExpiry = end, pass.due
 	l.appendMu.Lock()
 	l.cleanerStats.Passes++
 	l.appendMu.Unlock()
 	return nil
 }
 
+// cleanPass is what one compaction pass knows and gathers across the
+// groups it rewrites, in offset order.
+type cleanPass struct {
+	latest    map[string]Offset
+	fates     txnFates
+	now       int64 // Unix ms
+	retention int64 // delete.retention.ms
+	// kept holds the producers whose current transaction (since their last
+	// marker in the scan) has a batch the pass keeps.
+	kept map[int64]bool
+	// due is when (Unix ms) the earliest tombstone or marker kept may be
+	// removed by a later pass; math.MaxInt64 if never.
+	due int64
+}
+
+// marker decides the fate of the marker h (b) as the pass reaches it: the
+// batch to write (b, or b with a delete horizon set), or nil to drop it.
+func (p *cleanPass) marker(b []byte, h batch.Header) ([]byte, batch.Header) {
+	kept := p.kept[h.ProducerID]
+	delete(p.kept, h.ProducerID)
+	if kept || Offset(h.LastOffset()) >= p.fates.unstable {
+		return b, h
+	}
+	at, ok := h.DeleteHorizon()
+	switch {
+	case ok && at <= p.now:
+		return nil, h
+	case !ok:
+		at = p.now + p.retention
+		b = append([]byte(nil), b...)
+		batch.SetDeleteHorizon(b, at)
+		nh, err := batch.Validate(b)
+		if err != nil {
+			panic(fmt.Sprintf("storage: a marker with a delete horizon set is invalid: %v", err))
+		}
+		h = nh
+	}
+	p.due = min(p.due, at)
+	return b, h
+}
+
 // rewriteGroup compacts the segments g, which cover offsets [g[0].base,
-// end), into one new segment and swaps it in. It returns the oldest
-// timestamp of the tombstones it kept (math.MaxInt64 if none): a later pass
-// removes them once that is delete.retention.ms old.
-func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end Offset, latest map[string]Offset, fates txnFates, horizon int64, interval int32) (int64, error) {
+// end), into one new segment and swaps it in. It tells p when a later pass
+// has a tombstone or marker to remove.
+func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end Offset, p *cleanPass, interval int32) error {
+	latest, fates, horizon := p.latest, p.fates, p.now-p.retention
 	base := g[0].base
 	cleanedPath := l.path(segmentName(base, logSuffix+cleanedSuffix))
 	f, err := l.fs.Create(cleanedPath, vfs.WriteCategoryUnspecified)
 	if err != nil {
-		return 0, l.ioErr("creating cleaned segment", err)
+		return l.ioErr("creating cleaned segment", err)
 	}
-	fail := func(err error) (int64, error) {
+	fail := func(err error) error {
 		f.Close()
 		l.fs.Remove(cleanedPath)
-		return 0, err
+		return err
 	}
 	ns := newSegment(base, f, cleanedPath)
-	oldestTombstone := int64(math.MaxInt64)
+	var droppedAborts []AbortedTxn // ABORT markers dropped: their entries go
 	var written int64
 	write := func(b []byte, h batch.Header) error {
 		if err := lim.wait(ctx, &l.closing, len(b)); err != nil {
@@ -178,11 +227,19 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	for _, s := range g {
 		err := l.eachBatch(ctx, lim, s, func(b []byte, h batch.Header) error {
 			if h.Control() {
-				return write(b, h)
+				nb, nh := p.marker(b, h)
+				if nb == nil {
+					if kind, ok := controlKind(b); ok && kind == controlAbort {
+						droppedAborts = append(droppedAborts, AbortedTxn{ProducerID: h.ProducerID, LastOffset: Offset(h.BaseOffset)})
+					}
+					return nil
+				}
+				return write(nb, nh)
 			}
 			if h.Transactional() {
 				switch fates.of(h) {
 				case txnUndecided:
+					p.kept[h.ProducerID] = true
 					return write(b, h)
 				case txnAborted:
 					return nil
@@ -191,6 +248,9 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 			all, err := batch.Records(b, maxCompactDecompressed)
 			if err != nil {
 				l.opts.Logger.Warn("storage: compaction keeps a batch it cannot decode", "segment", s.path, "offset", h.BaseOffset, "err", err)
+				if h.Transactional() {
+					p.kept[h.ProducerID] = true
+				}
 				return write(b, h)
 			}
 			recs = recs[:0]
@@ -209,9 +269,12 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 					if ts <= horizon {
 						continue // expired tombstone
 					}
-					oldestTombstone = min(oldestTombstone, ts)
+					p.due = min(p.due, ts+p.retention)
 				}
 				recs = append(recs, r)
+			}
+			if len(recs) > 0 && h.Transactional() {
+				p.kept[h.ProducerID] = true
 			}
 			switch {
 			case len(recs) == len(all):
@@ -242,7 +305,11 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 		return fail(l.ioErr("fsync cleaned segment", err))
 	}
 	// The compacted segment's aborted-transaction index: those of the
-	// segments it replaces, written before the swap commits.
+	// segments it replaces but the dropped markers', written before the
+	// swap commits. NB: the entries leave memory now; no reader needs them
+	// (their transactions' records went a retention ago), so a swap that
+	// fails after this loses nothing.
+	l.forgetAborted(droppedAborts)
 	if err := l.writeTxnIndex(base, end); err != nil {
 		return fail(l.ioErr("writing aborted-transaction index", err))
 	}
@@ -255,9 +322,9 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 		// The rename may or may not be durable; either way the log is
 		// whole. Finish in memory on the next open.
 		f.Close()
-		return 0, l.ioErr("syncing directory", err)
+		return l.ioErr("syncing directory", err)
 	}
-	return oldestTombstone, l.swapIn(g, ns, swapPath)
+	return l.swapIn(g, ns, swapPath)
 }
 
 // swapIn replaces the segments g by ns, whose file is at swapPath.

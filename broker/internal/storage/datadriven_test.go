@@ -145,6 +145,18 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 			return "error: " + classify(err)
 		}
 		return fmt.Sprintf("offsets [%d, %d] dup=%t", res.BaseOffset, res.LastOffset, res.Duplicate)
+	case "append-trusted":
+		// A broker-written batch (a transactional offset commit): no
+		// sequence number, appended with AppendTrusted.
+		spec := batchSpec{pid: argInt(t, td, "pid", 0), pepoch: int16(argInt(t, td, "pepoch", 0)), seq: -1, txn: td.HasArg("txn")}
+		for _, line := range strings.Split(strings.TrimSpace(td.Input), "\n") {
+			k, v, _ := strings.Cut(line, "=")
+			spec.recs = append(spec.recs, kv{key: []byte(k), value: []byte(v), ts: e.clock.ms})
+		}
+		if err := e.l.AppendTrusted(context.Background(), buildBatch(t, spec)); err != nil {
+			return "error: " + classify(err)
+		}
+		return "ok\n" + e.bounds()
 	case "append-raw":
 		b := simpleBatch(t, 2, e.clock.ms)
 		a, _ := td.Arg("corrupt")

@@ -52,8 +52,8 @@ type Log struct {
 	txn txnState
 
 	// Guarded by cleanMu: the end of the sealed segments the last
-	// compaction pass covered, and when (Unix ms) the first tombstone it
-	// kept expires (math.MaxInt64: none).
+	// compaction pass covered, and when (Unix ms) the first tombstone or
+	// marker it kept may be removed (math.MaxInt64: none).
 	compactedThrough Offset
 	tombstoneExpiry  int64
 

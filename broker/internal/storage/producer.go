@@ -62,15 +62,28 @@ func nextSeq(s int32) int32 {
 	return s + 1
 }
 
-// checkProducer checks an idempotent batch h against the state p (nil for
-// an unknown producer). For a duplicate it returns the original batch.
+// checkProducer checks an idempotent or transactional batch h against the
+// state p (nil for an unknown producer). For a duplicate it returns the
+// original batch.
+//
+// A batch older than the producer's epoch here is refused, whether a
+// producer's or a transactional one the broker writes (a marker, an offset
+// commit): under KIP-890 part 2 every marker carries an epoch above its
+// transaction's, so a produce, offset commit or marker still in flight from
+// a transaction that has ended here is fenced instead of landing in the
+// next one. Markers and broker-written batches carry no sequence number and
+// are not checked further.
 func checkProducer(p *producerState, h batch.Header) (seqCheck, producerBatch, error) {
-	if p == nil || h.BaseSequence < 0 || h.Control() {
+	if p == nil {
+		return seqAppend, producerBatch{}, nil
+	}
+	if h.ProducerEpoch < p.epoch && (h.BaseSequence >= 0 || h.Transactional()) {
+		return 0, producerBatch{}, fmt.Errorf("%w: producer %d epoch %d is older than %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, p.epoch)
+	}
+	if h.BaseSequence < 0 || h.Control() {
 		return seqAppend, producerBatch{}, nil
 	}
 	switch {
-	case h.ProducerEpoch < p.epoch:
-		return 0, producerBatch{}, fmt.Errorf("%w: producer %d epoch %d is older than %d", ErrInvalidProducerEpoch, h.ProducerID, h.ProducerEpoch, p.epoch)
 	case h.ProducerEpoch > p.epoch:
 		if h.BaseSequence != 0 {
 			return 0, producerBatch{}, fmt.Errorf("%w: producer %d new epoch %d starts at sequence %d, want 0", ErrOutOfOrderSequence, h.ProducerID, h.ProducerEpoch, h.BaseSequence)

@@ -200,6 +200,12 @@ func (l *Log) retainLocked() error {
 		if s.next > hold {
 			break
 		}
+		if s.size == 0 && s.base >= start && !cfg.Cleanup.deletes() {
+			// Emptied by compaction: deleting it would move the log
+			// start (an open takes the first segment's base), and
+			// compaction never moves it.
+			break
+		}
 		expired := cfg.Cleanup.deletes() && cfg.RetentionMS >= 0 && s.maxTs >= 0 && nowMS-s.maxTs > cfg.RetentionMS
 		oversize := cfg.Cleanup.deletes() && cfg.RetentionBytes >= 0 && total-s.size >= cfg.RetentionBytes
 		if s.next > start && !expired && !oversize {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 
@@ -31,7 +32,10 @@ import (
 //     rebuilt at open by the scan that rebuilds producer state.
 //
 // Retention keeps the segments from the first offset of an open transaction
-// on; compaction keeps transactional and control batches as they are.
+// on; compaction drops aborted transactions below the first unstable offset,
+// and markers (with their aborted-transaction entries) once their
+// transactions have no records left and a retention has passed
+// (compact.go).
 
 // Control record types (the key of a control record: version int16 = 0,
 // type int16).
@@ -311,6 +315,10 @@ func (l *Log) writeTxnIndex(base, end Offset) error {
 	l.txn.aborted = keep
 	l.txn.mu.Unlock()
 	if len(es) == 0 {
+		// Compaction may have dropped the segment's last ABORT marker.
+		if err := l.fs.Remove(filepath.Join(l.dir, segmentName(base, txnIndexSuffix))); err != nil && !isNotExist(err) {
+			return err
+		}
 		return nil
 	}
 	return writeFileAtomic(l.fs, filepath.Join(l.dir, segmentName(base, txnIndexSuffix)), encodeTxnIndex(es))
@@ -416,4 +424,21 @@ func (l *Log) removeTxnIndexes(victims []*segment) {
 			l.opts.Logger.Warn("storage: removing an aborted-transaction index", "dir", l.dir, "base", s.base, "err", err)
 		}
 	}
+}
+
+// forgetAborted drops the aborted-transaction entries of the ABORT markers
+// in es (by producer id and marker offset): compaction removed the markers.
+func (l *Log) forgetAborted(es []AbortedTxn) {
+	if len(es) == 0 {
+		return
+	}
+	gone := make(map[AbortedTxn]bool, len(es))
+	for _, e := range es {
+		gone[AbortedTxn{ProducerID: e.ProducerID, LastOffset: e.LastOffset}] = true
+	}
+	l.txn.mu.Lock()
+	defer l.txn.mu.Unlock()
+	l.txn.aborted = slices.DeleteFunc(l.txn.aborted, func(e AbortedTxn) bool {
+		return gone[AbortedTxn{ProducerID: e.ProducerID, LastOffset: e.LastOffset}]
+	})
 }

@@ -206,10 +206,28 @@ func (d *Driver) Handle(ctx context.Context, req kmsg.Request) (kmsg.Response, e
 // producer pid and epoch (KIP-890's check of a transactional produce); it
 // returns the error code of each partition (0: in the transaction).
 func (d *Driver) Verify(ctx context.Context, id string, pid int64, epoch int16, parts []TopicPartition) (map[TopicPartition]int16, error) {
+	return d.partitions(ctx, id, pid, epoch, parts, true)
+}
+
+// Add adds parts to the open transaction of id under producer pid and
+// epoch, opening one if none is: what a partition leader does for a
+// transaction.version 2 client's produce (KIP-890 part 2, Produce v12),
+// which does not add its partitions itself. It returns the error code of
+// each partition (0: in the transaction).
+func (d *Driver) Add(ctx context.Context, id string, pid int64, epoch int16, parts []TopicPartition) (map[TopicPartition]int16, error) {
+	return d.partitions(ctx, id, pid, epoch, parts, false)
+}
+
+// partitions is Verify (verify) or Add: an AddPartitionsToTxn v4 or v5 as
+// a partition leader sends it.
+func (d *Driver) partitions(ctx context.Context, id string, pid int64, epoch int16, parts []TopicPartition, verify bool) (map[TopicPartition]int16, error) {
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	req.Version = 4
+	if !verify {
+		req.Version = 5
+	}
 	x := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	x.TransactionalID, x.ProducerID, x.ProducerEpoch, x.VerifyOnly = id, pid, epoch, true
+	x.TransactionalID, x.ProducerID, x.ProducerEpoch, x.VerifyOnly = id, pid, epoch, verify
 	for _, tp := range parts {
 		if n := len(x.Topics); n == 0 || x.Topics[n-1].Topic != tp.Topic {
 			x.Topics = append(x.Topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: tp.Topic})
