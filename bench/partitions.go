@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -66,7 +67,7 @@ figures are differences against it.`,
 	f := cmd.Flags()
 	f.IntSliceVar(&cfg.Counts, "counts", []int{100, 1000, 10000}, "partition counts, one broker each")
 	f.DurationVar(&cfg.For, "for", 15*time.Second, "how long each count is loaded")
-	f.IntVar(&cfg.SegmentBytes, "segment-bytes", 1<<20, "the topic's segment.bytes (small, so the load seals many segments)")
+	f.IntVar(&cfg.SegmentBytes, "segment-bytes", 16<<10, "the topic's segment.bytes (small, so the load seals many segments)")
 	f.IntVar(&cfg.RecordBytes, "record-bytes", 100, "value size of the steady load's records")
 	f.StringVar(&cfg.Fsync, "fsync", "group", "the broker's --fsync policy")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where the broker's data directory goes (default: the system temp dir)")
@@ -83,6 +84,8 @@ type partitionsResult struct {
 	fds, fdsBase              int
 	segments                  int // .log files on disk
 	cleanStart, killStart     time.Duration
+	stop                      time.Duration // SIGTERM to exit
+	stopKilled                bool          // did not exit within 5 minutes: killed
 	killSegments              int
 }
 
@@ -113,10 +116,10 @@ func runPartitions(ctx context.Context, cfg partitionsConfig, out, progress io.W
 		}
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "build\tpartitions\tsteady rec/s\ttick batches\tRSS no topic\tRSS idle\tRSS loaded\tfds before\tfds loaded\tsegments\tstart after stop\tstart after kill")
+	fmt.Fprintln(tw, "build\tpartitions\tsteady rec/s\ttick batches\tRSS no topic\tRSS idle\tRSS loaded\tfds before\tfds loaded\tsegments\tstop\tstart after stop\tstart after kill")
 	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%v\t%v\n", r.build, r.partitions, r.recPerSec, r.tickBatches,
-			mib(r.rssBase), mib(r.rssIdle), mib(r.rssLoad), r.fdsBase, r.fds, r.segments,
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%v\t%v\n", r.build, r.partitions, r.recPerSec, r.tickBatches,
+			mib(r.rssBase), mib(r.rssIdle), mib(r.rssLoad), r.fdsBase, r.fds, r.segments, stopText(r),
 			r.cleanStart.Round(time.Millisecond), r.killStart.Round(time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
@@ -144,6 +147,13 @@ func runPartitions(ctx context.Context, cfg partitionsConfig, out, progress io.W
 		}
 	}
 	return nil
+}
+
+func stopText(r partitionsResult) string {
+	if r.stopKilled {
+		return fmt.Sprintf("killed after %v", r.stop.Round(time.Second))
+	}
+	return r.stop.Round(time.Millisecond).String()
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.0f MiB", float64(b)/(1<<20)) }
@@ -224,7 +234,16 @@ func partitionsRun(ctx context.Context, bin string, n int, cfg partitionsConfig,
 	res.segments = countSegments(data)
 
 	say("bench:   clean stop and start")
-	p.stop()
+	t0 := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Minute):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		res.stopKilled = true
+	}
+	res.stop = time.Since(t0)
 	p = nil
 	serve, err := start("clean")
 	if err != nil {

@@ -220,8 +220,13 @@ func (l *Log) recover() error {
 		minNext = s.next
 	}
 	active := l.segs[len(l.segs)-1]
-	if err := active.f.Sync(); err != nil {
-		return fmt.Errorf("storage: fsync %s: %w", active.path, err)
+	// After a crash the recovered bytes may sit unsynced in the page
+	// cache: make them durable before they count as written. After a clean
+	// stop Close synced them (the marker is written only then).
+	if active.base != cleanBase || active.size != cleanSize {
+		if err := active.f.Sync(); err != nil {
+			return fmt.Errorf("storage: fsync %s: %w", active.path, err)
+		}
 	}
 	if active.size > 0 {
 		active.firstAppendMS = l.opts.Now().UnixMilli()
