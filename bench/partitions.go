@@ -320,7 +320,9 @@ func partitionsLoad(ctx context.Context, addr, topic string, n int, cfg partitio
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	opts := []kgo.Opt{kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic), kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(0)}
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerLinger(0),
+		// A batch must fit in a segment.
+		kgo.ProducerBatchMaxBytes(int32(min(cfg.SegmentBytes/2, 1<<20)))}
 	ticker, err := kgo.NewClient(append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		return 0, 0, err
