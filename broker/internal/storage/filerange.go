@@ -59,10 +59,6 @@ func (l *Log) readRange(from Offset, maxBytes, minBytes int, pastHW bool) (FileR
 	if s.next <= from || s.size == 0 {
 		return FileRange{}, false, nil // a gap left by compaction: Read goes on
 	}
-	fd := s.f.Fd()
-	if fd == vfs.InvalidFd {
-		return FileRange{}, false, nil
-	}
 	pos, h, ok, err := s.seekBatch(from)
 	if err != nil || !ok || Offset(h.BaseOffset) >= hw {
 		return FileRange{}, false, err
@@ -85,9 +81,9 @@ func (l *Log) readRange(from Offset, maxBytes, minBytes int, pastHW bool) (FileR
 	if end-pos < int64(max(minBytes, 1)) {
 		return FileRange{}, false, nil
 	}
-	dup, err := dupCloexec(fd)
-	if err != nil {
-		return FileRange{}, false, nil // out of descriptors: read instead
+	dup, ok, err := s.f.dupFd()
+	if err != nil || !ok {
+		return FileRange{}, false, nil // no descriptor, or out of them: read instead
 	}
 	return FileRange{FD: dup, Off: pos, Len: int(end - pos)}, true, nil
 }

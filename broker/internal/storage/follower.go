@@ -153,7 +153,7 @@ func (l *Log) resetLocked(off Offset) error {
 		return l.ioErr("writing log-start checkpoint", err)
 	}
 	l.mu.Lock()
-	l.segs = []*segment{newSegment(off, f, path)}
+	l.segs = []*segment{newSegment(off, l.files.pinned(l.fs, f, path), path)}
 	l.logStart, l.leo = off, off
 	l.durable = max(l.durable, off)
 	l.advanceHWLocked(off)
@@ -239,11 +239,7 @@ func (l *Log) TruncateTo(off Offset) (Offset, error) {
 			if err != nil {
 				return 0, l.ioErr("reopening "+seg.path+" to write", err)
 			}
-			l.syncMu.Lock()
-			old := seg.f
-			seg.f = w
-			l.syncMu.Unlock()
-			old.Close()
+			seg.f.repin(w)
 		}
 		if err := truncateFile(seg.f, pos); errors.Is(err, errCannotTruncate) {
 			seg.remnant = true
@@ -256,6 +252,7 @@ func (l *Log) TruncateTo(off Offset) (Offset, error) {
 			return 0, l.ioErr("fsync of "+seg.path, err)
 		}
 	}
+	seg.ensureIndexes()
 	l.mu.Lock()
 	seg.size, seg.next = pos, newEnd
 	seg.offIdx = cutOffsetIndex(seg.offIdx, pos)
@@ -328,7 +325,7 @@ func (l *Log) truncateAllLocked(off Offset) error {
 		}
 	}
 	l.mu.Lock()
-	l.segs = []*segment{newSegment(off, f, path)}
+	l.segs = []*segment{newSegment(off, l.files.pinned(l.fs, f, path), path)}
 	l.logStart, l.leo, l.durable, l.hw = off, off, off, off
 	l.mu.Unlock()
 	for _, v := range victims {

@@ -25,6 +25,8 @@ type Log struct {
 	dir  string
 	opts Options
 	fs   vfs.FS
+	// files holds the sealed segments' files open within a bound.
+	files *FileCache
 
 	// cleanMu serializes Clean, segment deletion and Close.
 	cleanMu sync.Mutex
@@ -460,7 +462,9 @@ func (l *Log) rollLocked() error {
 	}
 	l.pruneSnapshotsLocked(base)
 	l.mu.Lock()
-	l.segs = append(l.segs, newSegment(base, f, path))
+	l.segs = append(l.segs, newSegment(base, l.files.pinned(l.fs, f, path), path))
+	// Sealed and fsynced: its file is the cache's to close from now on.
+	old.f.unpin(old.path)
 	// The fsync above covers everything below base: publish it, so that
 	// hw never lags behind the active segment's base.
 	if base > l.durable {
@@ -700,6 +704,7 @@ func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]
 // holds from (or the first after it); ok is false when there is none.
 // Caller holds Log.mu for reading.
 func (s *segment) seekBatch(from Offset) (pos int64, h batch.Header, ok bool, err error) {
+	s.ensureIndexes()
 	e := lookupEntry(s.offIdx, uint32(from-s.base))
 	pos = int64(e.pos)
 	var hbuf [batch.HeaderSize]byte
@@ -827,7 +832,10 @@ func (l *Log) Close() error {
 		} else if err := active.writeIndexes(l.fs, l.dir); err == nil {
 			// Lets the next open skip reading the active segment whole.
 			// Best effort: without it, open does the full check.
-			_ = writeFileAtomic(l.fs, l.path(cleanShutdownFile), encodeCleanShutdown(active.base, active.size))
+			l.mu.RLock()
+			marker := encodeCleanShutdown(active.base, active.size, l.segs[:len(l.segs)-1])
+			l.mu.RUnlock()
+			_ = writeFileAtomic(l.fs, l.path(cleanShutdownFile), marker)
 		}
 	}
 	l.mu.Lock()
