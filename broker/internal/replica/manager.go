@@ -125,6 +125,9 @@ type partition struct {
 	epochStart base.Offset
 	minISR     int
 	isrLen     int // committed ISR size
+	// throttled: this broker is a replica a reassignment is adding and
+	// not yet in the ISR; its fetches are throttled (throttle.go).
+	throttled bool
 	// retryAt: no ISR change is proposed before it (after a refusal).
 	retryAt time.Time
 	// stop is closed when the current role (and epoch) ends: waiters for
@@ -201,6 +204,11 @@ type Manager struct {
 	// roles is the loop's hand-off to requests waiting for a role
 	// (await.go).
 	roles roleWaits
+
+	// thrMu guards throttle, the bucket every fetch of a throttled
+	// partition draws from (ThrottleRateConfig). Taken alone.
+	thrMu    sync.Mutex
+	throttle Throttle
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -304,6 +312,7 @@ func (m *Manager) Sync(img *metadata.Image) {
 		return
 	}
 	m.synced, m.incomplete = img.Applied(), false
+	m.setThrottle(img, now)
 	for _, b := range img.Brokers() {
 		if len(b.Listeners) > 0 {
 			m.addrs[int32(b.ID)] = net.JoinHostPort(b.Listeners[0].Host, strconv.Itoa(int(b.Listeners[0].Port)))
@@ -408,6 +417,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 	defer ps.mu.Unlock()
 	ps.minISR = minISR
 	ps.setISRLocked(len(p.ISR))
+	ps.throttled = p.Original != nil && !slices.Contains(p.Original, self) && !slices.Contains(p.ISR, self)
 	oldRole, oldLeader := ps.role, ps.leaderID
 	switch {
 	case p.Leader == self:
