@@ -71,6 +71,11 @@ type Options struct {
 	FetchMaxWait time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// AfterCommitWait, when set, is called by WaitCommitted once its wait
+	// for the high watermark has ended and before it decides the answer,
+	// with no lock held: tests change the ISR there to drive the race
+	// between an ISR shrink and its growing back. Default nil.
+	AfterCommitWait func()
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -751,6 +756,9 @@ func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end ba
 	ps.mu.Unlock()
 
 	err := ps.log.WaitHighWatermark(ctx, end, w.done)
+	if h := m.opts.AfterCommitWait; h != nil {
+		h()
+	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	delete(ps.waiters, w)
