@@ -24,6 +24,7 @@ import (
 	"github.com/weir-dev/weir/broker/internal/metadata"
 	"github.com/weir-dev/weir/broker/internal/protocol"
 	"github.com/weir-dev/weir/broker/internal/quorum"
+	"github.com/weir-dev/weir/broker/internal/replica"
 	"github.com/weir-dev/weir/broker/internal/topics"
 	"github.com/weir-dev/weir/internal/atomicfile"
 )
@@ -181,6 +182,9 @@ func Open(opts Options) (*Node, error) {
 		UncleanLeaderElection:   uncleanDefault(opts.Topics.Defaults()),
 		LeaderRebalanceInterval: opts.LeaderRebalanceInterval,
 		ValidateConfig: func(res metadata.ConfigResource, key, value string) error {
+			if res.Type == metadata.ConfigBroker && key == replica.ThrottleRateConfig {
+				return replica.CheckThrottleRate(value)
+			}
 			if res.Type != metadata.ConfigTopic {
 				return nil
 			}
