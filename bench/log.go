@@ -66,8 +66,9 @@ fixed rate while a consumer reads (produce-ack and end-to-end latency).
 Builds of the broker can be compared as separate processes: the targets
 "tree" (the working tree's weir binary, one node), "baseline" (the binary
 at --baseline-ref, one node), "cluster" (the working tree's binary as
---cluster N nodes, each a controller voter and a broker) and "cluster-rf1"
-(the same cluster, its topics at replication factor 1). --baseline-ref or
+--cluster N nodes, each a controller voter and a broker), "cluster-rf1"
+(the same cluster, its topics at replication factor 1) and
+"cluster-baseline" (the --baseline-ref binary as that cluster). --baseline-ref or
 --cluster alone selects tree, baseline and cluster as the targets. With
 --rounds N every target is measured N times, the order rotating each round,
 and the medians and the median of each round's ratios are printed; for
@@ -107,7 +108,7 @@ less often beside it; the GC columns count the collections per phase).`,
 	f.IntVar(&cfg.Rounds, "rounds", 1, "times every target is measured, in rotating order")
 	f.StringVar(&cfg.BaselineRef, "baseline-ref", "", "git ref to build the baseline weir binary at (target \"baseline\")")
 	f.IntVar(&cfg.Cluster, "cluster", 0, "nodes of the \"cluster\" target: weir broker processes that are all controller voters")
-	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics (with --cluster, of target cluster's; single-node targets and cluster-rf1 beside it use 1)")
+	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics (with --cluster, of targets cluster and cluster-baseline; single-node targets and cluster-rf1 beside them use 1)")
 	f.StringSliceVar(&cfg.Brokers, "brokers", nil, "addresses of a broker already running, measured as target \"external\" (e.g. under strace); its topics bench-tput-<size> and bench-lat-<size> must not exist")
 	return cmd
 }
@@ -163,6 +164,11 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 			return nil, fmt.Errorf("bench: target %s needs --cluster N", name)
 		}
 		return startProcTarget(ctx, name, cfg.bins.tree, cfg.Cluster, true, cfg)
+	case targetClusterBaseline:
+		if cfg.Cluster < 1 || cfg.bins.baseline == "" {
+			return nil, errors.New("bench: target cluster-baseline needs --cluster N and --baseline-ref")
+		}
+		return startProcTarget(ctx, name, cfg.bins.baseline, cfg.Cluster, true, cfg)
 	case "weir":
 		dir, err := os.MkdirTemp(cfg.DataDir, "weir-bench-")
 		if err != nil {
@@ -196,7 +202,7 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 		}
 		return &target{name: name, addrs: c.ListenAddrs(), close: c.Close}, nil
 	default:
-		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline, cluster, cluster-rf1, kfakeproc or external)", name)
+		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline, cluster, cluster-rf1, cluster-baseline, kfakeproc or external)", name)
 	}
 }
 
@@ -235,7 +241,8 @@ func runLog(ctx context.Context, cfg logConfig, progress io.Writer) ([]logResult
 			for _, name := range roundOrder(cfg.Targets, round) {
 				fmt.Fprintf(progress, "bench: round %d/%d, %s, %d-byte records...\n", round+1, cfg.Rounds, name, size)
 				tcfg := cfg
-				if cfg.ProfileDir != "" && isProcTarget(name) {
+				// NB: a baseline binary may predate weir broker --cpu-profile.
+				if cfg.ProfileDir != "" && isProcTarget(name) && name != targetBaseline && name != targetClusterBaseline {
 					tcfg.procProfile = filepath.Join(cfg.ProfileDir, fmt.Sprintf("log-%d-%s-r%d", size, name, round+1))
 				}
 				t, err := startTarget(ctx, name, tcfg)
@@ -265,7 +272,7 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	admin := kadm.NewClient(adm)
 	tput, lat := fmt.Sprintf("bench-tput-%d", size), fmt.Sprintf("bench-lat-%d", size)
 	rf := cfg.ReplicationFactor
-	if cfg.Cluster > 0 && t.name != targetCluster {
+	if cfg.Cluster > 0 && t.name != targetCluster && t.name != targetClusterBaseline {
 		rf = 1 // a single node or cluster-rf1 beside the cluster: the replication factor is the cluster's alone
 	}
 	if err := createLogTopics(ctx, admin, cfg.Partitions, rf, tput, lat); err != nil {
@@ -595,12 +602,16 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 }
 
 func isProcTarget(name string) bool {
-	return name == targetTree || name == targetBaseline || name == targetCluster || name == targetClusterRF1 || name == targetKfakeProc
+	switch name {
+	case targetTree, targetBaseline, targetCluster, targetClusterRF1, targetClusterBaseline, targetKfakeProc:
+		return true
+	}
+	return false
 }
 
 // ratioPairs are the targets compared in the report, numerator first.
 var ratioPairs = [][2]string{
-	{"weir", "kfake"}, {targetTree, targetBaseline}, {targetCluster, targetTree}, {targetCluster, targetClusterRF1}, {targetTree, "kfake"}, {targetTree, targetKfakeProc},
+	{"weir", "kfake"}, {targetTree, targetBaseline}, {targetCluster, targetTree}, {targetCluster, targetClusterRF1}, {targetCluster, targetClusterBaseline}, {targetTree, "kfake"}, {targetTree, targetKfakeProc},
 }
 
 func produceRate(r logResult) float64      { return r.ProduceRate }

@@ -27,14 +27,17 @@ import (
 
 // Process targets: "tree" is the working tree's weir binary as one node,
 // "baseline" the binary built at --baseline-ref as one node, "cluster" the
-// working tree's binary as --cluster N controller voters, and "cluster-rf1"
+// working tree's binary as --cluster N controller voters, "cluster-rf1"
 // the same cluster with topics of replication factor 1 (so that it and
-// "cluster" differ by replication alone).
+// "cluster" differ by replication alone), and "cluster-baseline" the
+// binary built at --baseline-ref as that cluster (replication factor as
+// "cluster").
 const (
-	targetTree       = "tree"
-	targetBaseline   = "baseline"
-	targetCluster    = "cluster"
-	targetClusterRF1 = "cluster-rf1"
+	targetTree            = "tree"
+	targetBaseline        = "baseline"
+	targetCluster         = "cluster"
+	targetClusterRF1      = "cluster-rf1"
+	targetClusterBaseline = "cluster-baseline"
 )
 
 // binaries are the weir binaries the process targets run.

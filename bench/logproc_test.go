@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -93,8 +95,8 @@ func TestLogProcessRound(t *testing.T) {
 	}
 	cfg := logConfig{
 		Records: 300, Sizes: []int{100}, Partitions: 3, Rate: 1000, Fsync: "group", DataDir: t.TempDir(),
-		Rounds: 1, BaselineRef: "HEAD", Cluster: 3, ReplicationFactor: 1,
-		Targets: []string{targetTree, targetBaseline, targetCluster},
+		Rounds: 1, BaselineRef: "HEAD", Cluster: 3, ReplicationFactor: 3, ProfileDir: t.TempDir(),
+		Targets: []string{targetTree, targetBaseline, targetCluster, targetClusterRF1, targetClusterBaseline},
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -103,7 +105,7 @@ func TestLogProcessRound(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
-	if len(res) != 3 {
+	if len(res) != len(cfg.Targets) {
 		t.Fatalf("got %d results, want one per target", len(res))
 	}
 	for _, r := range res {
@@ -113,9 +115,16 @@ func TestLogProcessRound(t *testing.T) {
 	}
 	var out bytes.Buffer
 	printLog(&out, cfg, res)
-	for _, want := range []string{"tree/baseline", "cluster/tree", "broker processes' CPU"} {
+	for _, want := range []string{"tree/baseline", "cluster/tree", "cluster/cluster-rf1", "cluster/cluster-baseline", "broker processes' CPU"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report has no %q:\n%s", want, out.String())
+		}
+	}
+	// Every broker process built from the tree wrote a CPU profile when
+	// it stopped.
+	for _, name := range []string{"log-100-tree-r1-node1", "log-100-cluster-r1-node3", "log-100-cluster-rf1-r1-node2"} {
+		if fi, err := os.Stat(filepath.Join(cfg.ProfileDir, name+".pprof")); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v", name, err)
 		}
 	}
 	// The worktree the baseline was built in is gone.
