@@ -85,6 +85,9 @@ func openClusterTxnCoordinator(s *Server) (Extension, error) {
 		tl.Replicate(s.cfg.Replication)
 	}
 	opts.ProducerIDs = producerIDs{s.Topics}
+	if alloc, ok := s.cfg.Cluster.(ProducerIDAllocator); ok {
+		opts.ProducerIDs = clusterProducerIDs{alloc}
+	}
 	opts.Topics = clusterTopics{s}
 	d, err := txn.OpenDriver(context.Background(), txn.DriverOptions{
 		Coordinator: opts, Log: tl, Logger: s.Logger, Unowned: true,
@@ -105,6 +108,19 @@ func openClusterTxnCoordinator(s *Server) (Extension, error) {
 		Coordinator: txnLoader{o}, Changed: changed, Logger: s.Logger,
 	})
 	return &txnCoordinator{d: d, own: o}, nil
+}
+
+// clusterProducerIDs hands the coordinator ids from this broker's
+// controller-allocated block (unique across the cluster). NB: the
+// coordinator asks under its driver's lock; the block keeps a spare, so
+// the controller is rarely waited for, and never longer than
+// adminForwardTimeout.
+type clusterProducerIDs struct{ alloc ProducerIDAllocator }
+
+func (c clusterProducerIDs) NextProducerID() (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), adminForwardTimeout)
+	defer cancel()
+	return c.alloc.NextProducerID(ctx)
 }
 
 // clusterTopics answers the coordinator's partition checks from the view.
@@ -387,8 +403,10 @@ func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid
 }
 
 // retriableVerify turns the coordinator's "ask elsewhere, or later"
-// answers into NOT_ENOUGH_REPLICAS, which every producer retries (a
-// producer takes NOT_COORDINATOR from a Produce as fatal).
+// answers into NOT_ENOUGH_REPLICAS, which every producer retries, as Kafka
+// does (a producer takes NOT_COORDINATOR or CONCURRENT_TRANSACTIONS from a
+// Produce as fatal). CONCURRENT_TRANSACTIONS comes while the producer's
+// previous transaction still writes its markers.
 func retriableVerify(codes map[txn.TopicPartition]int16) map[txn.TopicPartition]int16 {
 	for tp, c := range codes {
 		codes[tp] = retriableVerifyCode(c)
@@ -398,7 +416,7 @@ func retriableVerify(codes map[txn.TopicPartition]int16) map[txn.TopicPartition]
 
 func retriableVerifyCode(c int16) int16 {
 	switch c {
-	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code:
+	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code, kerr.ConcurrentTransactions.Code:
 		return kerr.NotEnoughReplicas.Code
 	}
 	return c

@@ -52,6 +52,7 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 		}
 	} else {
 		codes, err = d.Verify(ctx, *req.TransactionID, pid, epoch, parts)
+		codes = retriableVerify(codes)
 	}
 	if err != nil {
 		if errors.Is(err, txn.ErrClosed) {
