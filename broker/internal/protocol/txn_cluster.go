@@ -265,18 +265,10 @@ func sendMarkers(ctx context.Context, sender BrokerSender, node int32, req *kmsg
 	if err != nil {
 		return markerResult{err: err}
 	}
-	resp := out.(*kmsg.WriteTxnMarkersResponse)
-	var r markerResult
-	for _, rm := range resp.Markers {
-		for _, t := range rm.Topics {
-			for _, p := range t.Partitions {
-				if p.ErrorCode == 0 {
-					r.done = append(r.done, txn.TopicPartition{Topic: t.Topic, Partition: p.Partition})
-					continue
-				}
-				r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d at broker %d: %w", t.Topic, p.Partition, node, kerr.ErrorForCode(p.ErrorCode)))
-			}
-		}
+	done, failed := txn.MarkerResults(out.(*kmsg.WriteTxnMarkersResponse))
+	r := markerResult{done: done}
+	for tp, code := range failed {
+		r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d at broker %d: %w", tp.Topic, tp.Partition, node, kerr.ErrorForCode(code)))
 	}
 	return r
 }
