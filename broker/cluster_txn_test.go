@@ -129,6 +129,26 @@ func TestClusterTransactionsAcrossBrokers(t *testing.T) {
 		}
 	}
 
+	// Admin requests find the transaction on its coordinator, which
+	// completes it once every leader wrote its marker.
+	eventually(t, 10*time.Second, "across completed on its coordinator", func() error {
+		dt, err := adm.DescribeTransactions(ctx, "across")
+		if err != nil {
+			return err
+		}
+		if d, ok := dt["across"]; !ok || d.Err != nil || d.Coordinator != coord || d.State != "CompleteCommit" {
+			return fmt.Errorf("DescribeTransactions(across): %+v (found %v), want CompleteCommit on node %d", d, ok, coord)
+		}
+		return nil
+	})
+	lt, err := adm.ListTransactions(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := lt.TransactionalIDs(); !slices.Contains(ids, "across") {
+		t.Fatalf("ListTransactions: %v, want across among them", ids)
+	}
+
 	slices.Sort(committed)
 	all := slices.Sorted(slices.Values(append(slices.Clone(committed), aborted...)))
 	if got := readIsolated(ctx, t, c, "tx", kgo.ReadCommitted(), len(committed)); !slices.Equal(got, committed) {
