@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 	"github.com/weir-dev/weir/broker/internal/txn"
 )
 
@@ -125,6 +129,26 @@ func TestClusterTransactionsAcrossBrokers(t *testing.T) {
 		}
 	}
 
+	// Admin requests find the transaction on its coordinator, which
+	// completes it once every leader wrote its marker.
+	eventually(t, 10*time.Second, "across completed on its coordinator", func() error {
+		dt, err := adm.DescribeTransactions(ctx, "across")
+		if err != nil {
+			return err
+		}
+		if d, ok := dt["across"]; !ok || d.Err != nil || d.Coordinator != coord || d.State != "CompleteCommit" {
+			return fmt.Errorf("DescribeTransactions(across): %+v (found %v), want CompleteCommit on node %d", d, ok, coord)
+		}
+		return nil
+	})
+	lt, err := adm.ListTransactions(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := lt.TransactionalIDs(); !slices.Contains(ids, "across") {
+		t.Fatalf("ListTransactions: %v, want across among them", ids)
+	}
+
 	slices.Sort(committed)
 	all := slices.Sorted(slices.Values(append(slices.Clone(committed), aborted...)))
 	if got := readIsolated(ctx, t, c, "tx", kgo.ReadCommitted(), len(committed)); !slices.Equal(got, committed) {
@@ -164,5 +188,249 @@ func readIsolated(ctx context.Context, t *testing.T, c *testCluster, topic strin
 		}
 	}
 	slices.Sort(got)
+	return got
+}
+
+// TestClusterTxnCoordinatorMoves: franz-go's GroupTransactSession copy
+// job, two members, copies "in" to "out" on a 3-broker cluster while the
+// transaction coordinator of the first member's id is stopped (shutdown)
+// or cut off and stopped (kill) midway. Read at read_committed, "out"
+// holds every input record exactly once; read at read_uncommitted it also
+// holds the records of every transaction a member saw aborted.
+func TestClusterTxnCoordinatorMoves(t *testing.T) {
+	for _, kill := range []bool{false, true} {
+		name := "shutdown"
+		if kill {
+			name = "kill"
+		}
+		t.Run(name, func(t *testing.T) { testTxnCoordinatorMoves(t, kill) })
+	}
+}
+
+func testTxnCoordinatorMoves(t *testing.T, kill bool) {
+	const total, parts = 6000, 4
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	spreadTopic(ctx, t, c, adm, "in", parts)
+	spreadTopic(ctx, t, c, adm, "out", parts)
+	p := newProducer(t, c)
+	var recs []*kgo.Record
+	for i := range total {
+		v := strconv.Itoa(i)
+		recs = append(recs, &kgo.Record{Topic: "in", Partition: int32(i % parts), Key: []byte(v), Value: []byte(v)})
+	}
+	if err := p.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	job := &copyJob{seeds: c.seeds()}
+	jobCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	for _, id := range []string{"copy-1", "copy-2"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			job.run(jobCtx, t, id)
+		}()
+	}
+	eventually(t, 30*time.Second, "a third of the input copied", func() error {
+		if n := job.copiedCount(); n < total/3 {
+			return fmt.Errorf("%d copied", n)
+		}
+		return nil
+	})
+	direct := directClients(t, c)
+	coord := txnCoordinatorOf(ctx, t, direct, adm, "copy-1", -1)
+	if kill {
+		t.Logf("killing node %d, transaction coordinator of copy-1, after %d records copied", coord, job.copiedCount())
+		c.net.Isolate(faultnet.NodeID(coord))
+	} else {
+		t.Logf("stopping node %d, transaction coordinator of copy-1, after %d records copied", coord, job.copiedCount())
+	}
+	if err := c.brokers[coord-1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	delete(direct, coord)
+	coord2 := txnCoordinatorOf(ctx, t, direct, adm, "copy-1", coord)
+	t.Logf("new transaction coordinator of copy-1: node %d", coord2)
+
+	// Every input record reaches "out" at read_committed.
+	seeds := slices.DeleteFunc(c.seeds(), func(s string) bool { return s == c.brokers[coord-1].Addr() })
+	committed := readValues(ctx, t, seeds, "out", kgo.ReadCommitted(), total)
+	stop()
+	wg.Wait()
+	committed = append(committed, readQuiet(ctx, t, seeds, "out", len(committed))...)
+	seen := map[string]int{}
+	for _, v := range committed {
+		seen[v]++
+	}
+	for i := range total {
+		if n := seen[strconv.Itoa(i)]; n != 1 {
+			t.Errorf("record %d is in out %d times at read_committed", i, n)
+		}
+	}
+	if len(committed) != total {
+		t.Fatalf("out holds %d records at read_committed, want %d", len(committed), total)
+	}
+	aborted := job.abortedCount()
+	uncommitted := readValues(ctx, t, seeds, "out", kgo.ReadUncommitted(), total+aborted)
+	t.Logf("members: %d records copied in committed transactions, %d acknowledged in aborted ones, %d restarts; out holds %d records at read_uncommitted",
+		job.copiedCount(), aborted, job.restarts.Load(), len(uncommitted))
+	useen := map[string]bool{}
+	for _, v := range uncommitted {
+		useen[v] = true
+	}
+	if len(useen) != total {
+		t.Fatalf("out holds %d distinct values at read_uncommitted, want the %d input values", len(useen), total)
+	}
+}
+
+// copyJob is a GroupTransactSession copy job ("in" to "out", group
+// "copy") over a cluster; a member that fails is started again, as a
+// supervisor would restart a process.
+type copyJob struct {
+	seeds    []string
+	mu       sync.Mutex
+	copied   int // records in transactions that committed
+	aborted  int // records acknowledged in transactions that aborted
+	restarts atomic.Int32
+}
+
+func (j *copyJob) copiedCount() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.copied
+}
+
+func (j *copyJob) abortedCount() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.aborted
+}
+
+// run runs member id until ctx ends, restarting it after an error.
+func (j *copyJob) run(ctx context.Context, t *testing.T, id string) {
+	for ctx.Err() == nil {
+		err := j.member(ctx, id)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		j.restarts.Add(1)
+		t.Logf("member %s failed, restarting it: %v", id, err)
+	}
+}
+
+func (j *copyJob) member(ctx context.Context, id string) error {
+	s, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(j.seeds...),
+		kgo.TransactionalID(id),
+		kgo.ConsumerGroup("copy"),
+		kgo.ConsumeTopics("in"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DefaultProduceTopic("out"),
+		kgo.TransactionTimeout(10*time.Second),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+	)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	for ctx.Err() == nil {
+		fs := s.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ferr error
+		fs.EachError(func(topic string, p int32, err error) { ferr = fmt.Errorf("fetch %s/%d: %w", topic, p, err) })
+		if ferr != nil {
+			return ferr
+		}
+		if err := s.Begin(); err != nil {
+			return fmt.Errorf("%s: begin: %w", id, err)
+		}
+		var mu sync.Mutex
+		acked := 0
+		var perr error
+		var wg sync.WaitGroup
+		fs.EachRecord(func(r *kgo.Record) {
+			wg.Add(1)
+			s.Produce(ctx, &kgo.Record{Key: r.Key, Value: r.Value}, func(_ *kgo.Record, err error) {
+				defer wg.Done()
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					perr = err
+					return
+				}
+				acked++
+			})
+		})
+		wg.Wait()
+		committed, err := s.End(ctx, kgo.TransactionEndTry(perr == nil))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("%s: end: %w", id, err)
+		}
+		j.mu.Lock()
+		if committed {
+			j.copied += acked
+		} else {
+			j.aborted += acked
+		}
+		j.mu.Unlock()
+	}
+	return nil
+}
+
+// readValues reads topic from the start at isolation level iso, through
+// seeds, until it has at least want records, and returns their values.
+func readValues(ctx context.Context, t *testing.T, seeds []string, topic string, iso kgo.IsolationLevel, want int) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(iso), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	for len(got) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records of %s", len(got), want, topic)
+		}
+		for _, r := range fs.Records() {
+			got = append(got, string(r.Value))
+		}
+	}
+	return got
+}
+
+// readQuiet reads topic at read_committed past its first skip records for
+// a quiet second and returns what it finds: records committed late.
+func readQuiet(ctx context.Context, t *testing.T, seeds []string, topic string, skip int) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	n := 0
+	quiet, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for quiet.Err() == nil {
+		for _, r := range cl.PollFetches(quiet).Records() {
+			if n++; n > skip {
+				got = append(got, string(r.Value))
+			}
+		}
+	}
 	return got
 }

@@ -1,13 +1,18 @@
 package protocol
 
 // DescribeTransactions, version 0: the coordinator's state of each named
-// transactional id (TRANSACTIONAL_ID_NOT_FOUND for one it does not hold).
+// transactional id (TRANSACTIONAL_ID_NOT_FOUND for one it does not hold;
+// in a cluster NOT_COORDINATOR for one of a __transaction_state partition
+// this broker does not lead). ListTransactions (66) lists what this broker
+// coordinates, as in Kafka, where clients ask every broker.
 
 import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/txn"
 )
 
 func init() { register(kmsg.DescribeTransactions, 0, 0, handleDescribeTransactions) }
@@ -24,6 +29,8 @@ func handleDescribeTransactions(_ context.Context, s *Server, r *Request) (kmsg.
 		switch {
 		case d == nil:
 			st.ErrorCode = code
+		case !ok && !ownsTxnID(d, id):
+			st.ErrorCode = kerr.NotCoordinator.Code // a cluster: another broker's
 		case !ok:
 			st.ErrorCode = kerr.TransactionalIDNotFound.Code
 		default:
@@ -43,4 +50,10 @@ func handleDescribeTransactions(_ context.Context, s *Server, r *Request) (kmsg.
 		resp.TransactionStates = append(resp.TransactionStates, st)
 	}
 	return resp, nil
+}
+
+// ownsTxnID reports whether d serves transactional id id's partition.
+func ownsTxnID(d *txn.Driver, id string) bool {
+	_, ok := d.Owned(txn.Partition(txn.TransactionalID(id), d.Partitions()))
+	return ok
 }

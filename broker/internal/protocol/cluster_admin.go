@@ -241,7 +241,8 @@ func clusterDeleteRecords(ctx context.Context, s *Server, r *Request) (kmsg.Resp
 }
 
 // clusterInitProducerID hands an idempotent producer an id from this
-// broker's block; transactional ids are refused as on a single node.
+// broker's block; a transactional id goes to the transaction coordinator,
+// which takes its ids from the same block (txn_cluster.go).
 func clusterInitProducerID(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.InitProducerIDRequest)
 	alloc, ok := s.cfg.Cluster.(ProducerIDAllocator)

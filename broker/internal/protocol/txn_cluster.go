@@ -85,6 +85,9 @@ func openClusterTxnCoordinator(s *Server) (Extension, error) {
 		tl.Replicate(s.cfg.Replication)
 	}
 	opts.ProducerIDs = producerIDs{s.Topics}
+	if alloc, ok := s.cfg.Cluster.(ProducerIDAllocator); ok {
+		opts.ProducerIDs = clusterProducerIDs{alloc}
+	}
 	opts.Topics = clusterTopics{s}
 	d, err := txn.OpenDriver(context.Background(), txn.DriverOptions{
 		Coordinator: opts, Log: tl, Logger: s.Logger, Unowned: true,
@@ -105,6 +108,19 @@ func openClusterTxnCoordinator(s *Server) (Extension, error) {
 		Coordinator: txnLoader{o}, Changed: changed, Logger: s.Logger,
 	})
 	return &txnCoordinator{d: d, own: o}, nil
+}
+
+// clusterProducerIDs hands the coordinator ids from this broker's
+// controller-allocated block (unique across the cluster). NB: the
+// coordinator asks under its driver's lock; the block keeps a spare, so
+// the controller is rarely waited for, and never longer than
+// adminForwardTimeout.
+type clusterProducerIDs struct{ alloc ProducerIDAllocator }
+
+func (c clusterProducerIDs) NextProducerID() (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), adminForwardTimeout)
+	defer cancel()
+	return c.alloc.NextProducerID(ctx)
 }
 
 // clusterTopics answers the coordinator's partition checks from the view.
@@ -249,18 +265,10 @@ func sendMarkers(ctx context.Context, sender BrokerSender, node int32, req *kmsg
 	if err != nil {
 		return markerResult{err: err}
 	}
-	resp := out.(*kmsg.WriteTxnMarkersResponse)
-	var r markerResult
-	for _, rm := range resp.Markers {
-		for _, t := range rm.Topics {
-			for _, p := range t.Partitions {
-				if p.ErrorCode == 0 {
-					r.done = append(r.done, txn.TopicPartition{Topic: t.Topic, Partition: p.Partition})
-					continue
-				}
-				r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d at broker %d: %w", t.Topic, p.Partition, node, kerr.ErrorForCode(p.ErrorCode)))
-			}
-		}
+	done, failed := txn.MarkerResults(out.(*kmsg.WriteTxnMarkersResponse))
+	r := markerResult{done: done}
+	for tp, code := range failed {
+		r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d at broker %d: %w", tp.Topic, tp.Partition, node, kerr.ErrorForCode(code)))
 	}
 	return r
 }
@@ -325,9 +333,11 @@ func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid in
 // are in its open transaction under producer pid and epoch: this broker's
 // driver when it leads the id's state partition, else the leader's, with
 // AddPartitionsToTxn v4 (VerifyOnly); with add (a Produce v12 of KIP-890
-// part 2) it adds them instead, remotely with v5. It returns each partition's code, or
-// a code for the whole produce: NOT_ENOUGH_REPLICAS (retriable, as Kafka
-// answers) when no coordinator answers.
+// part 2) it adds them instead, remotely with v5. It returns each
+// partition's code as the coordinator gave it (verifyTxnProduce maps them
+// with produceTxnCode), or a code for the whole produce:
+// NOT_ENOUGH_REPLICAS (retriable, as Kafka answers) when no coordinator
+// answers.
 func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid int64, epoch int16, parts []txn.TopicPartition, add bool) (map[txn.TopicPartition]int16, int16, error) {
 	v := s.cfg.Cluster.View()
 	ct := v.Topics[txn.StateTopic]
@@ -347,7 +357,7 @@ func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid
 			fn = d.Add
 		}
 		codes, err := fn(ctx, id, pid, epoch, parts)
-		return retriableVerify(codes), 0, err
+		return codes, 0, err
 	}
 	sender, ok := s.cfg.Replication.(BrokerSender)
 	if !ok {
@@ -376,7 +386,7 @@ func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid
 	}
 	resp := out.(*kmsg.AddPartitionsToTxnResponse)
 	if resp.ErrorCode != 0 {
-		return nil, retriableVerifyCode(resp.ErrorCode), nil
+		return nil, resp.ErrorCode, nil
 	}
 	codes := make(map[txn.TopicPartition]int16, len(parts))
 	for _, rx := range resp.Transactions {
@@ -391,23 +401,5 @@ func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid
 			codes[tp] = kerr.NotEnoughReplicas.Code // not answered: retry
 		}
 	}
-	return retriableVerify(codes), 0, nil
-}
-
-// retriableVerify turns the coordinator's "ask elsewhere, or later"
-// answers into NOT_ENOUGH_REPLICAS, which every producer retries (a
-// producer takes NOT_COORDINATOR from a Produce as fatal).
-func retriableVerify(codes map[txn.TopicPartition]int16) map[txn.TopicPartition]int16 {
-	for tp, c := range codes {
-		codes[tp] = retriableVerifyCode(c)
-	}
-	return codes
-}
-
-func retriableVerifyCode(c int16) int16 {
-	switch c {
-	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code:
-		return kerr.NotEnoughReplicas.Code
-	}
-	return c
+	return codes, 0, nil
 }

@@ -75,7 +75,7 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 		codes, code, err = check()
 	}
 	if code != 0 {
-		return code, nil
+		return produceTxnCode(code), nil
 	}
 	if err != nil {
 		if errors.Is(err, txn.ErrClosed) {
@@ -116,7 +116,8 @@ func anyCode(codes map[txn.TopicPartition]int16, code int16) bool {
 // INVALID_PRODUCER_EPOCH (PRODUCER_FENCED is not a Produce error).
 func produceTxnCode(c int16) int16 {
 	switch c {
-	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code:
+	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code,
+		kerr.ConcurrentTransactions.Code: // still so after the retries above
 		return kerr.NotEnoughReplicas.Code
 	case kerr.ProducerFenced.Code:
 		return kerr.InvalidProducerEpoch.Code

@@ -112,6 +112,13 @@ func (l *Log) AppendReplica(batches []byte) (AppendResult, error) {
 	if _, err := seg.f.WriteAt(batches, pos); err != nil {
 		return AppendResult{}, l.undoWriteLocked(seg, pos, err)
 	}
+	// Transactions, as the leader tracks them: a follower that comes to
+	// lead answers read_committed with the same last stable offset and
+	// aborted transactions. Before the batches are readable.
+	for i, at := 0, 0; i < len(hs); i++ {
+		l.trackTxnLocked(hs[i], batches[at:])
+		at += hs[i].Size()
+	}
 	nowMS := l.opts.Now().UnixMilli()
 	l.mu.Lock()
 	if seg.firstAppendMS == 0 {
@@ -351,22 +358,25 @@ func (l *Log) afterTruncateLocked(end Offset) error {
 			l.opts.Logger.Warn("storage: writing leader-epoch checkpoint after truncation", "dir", l.dir, "err", err)
 		}
 	}
-	// Producer state: replay every remaining batch header. Truncation is
-	// rare (a leader change with a divergent tail), so the full replay of
-	// headers is affordable and needs no snapshot below end.
+	// Producer and transaction state: replay every remaining batch header
+	// (and marker), as recovery does. Truncation is rare (a leader change
+	// with a divergent tail), so the full replay is affordable and needs no
+	// snapshot below end.
 	l.mu.RLock()
 	segs := l.segs
 	l.mu.RUnlock()
-	m := map[int64]*producerState{}
+	l.producers = map[int64]*producerState{}
+	l.txn.mu.Lock()
+	l.txn.open, l.txn.aborted = map[int64]Offset{}, nil
+	l.txn.mu.Unlock()
 	for _, s := range segs {
-		if _, err := scanSegment(s.f, 0, s.size, s.base, false, 0, func(h batch.Header, _ int64) error {
-			recordProducer(m, h)
-			return nil
+		if _, err := scanSegment(s.f, 0, s.size, s.base, false, 0, func(h batch.Header, pos int64) error {
+			recordProducer(l.producers, h)
+			return l.recoverTxn(s, h, pos)
 		}); err != nil {
 			return err
 		}
 	}
-	l.producers = m
 	return nil
 }
 

@@ -35,6 +35,14 @@ import (
 //	unload p=N / load p=N              (drop a partition / load it again from the log)
 //	begin-load p=N / finish-load p=N   (the two halves of load)
 //	lose-last                          (the last record persisted is gone: its append failed)
+//	move p=N epoch=E                   (the partition moves to another broker: unloaded,
+//	                                   then loaded from the log under coordinator epoch E)
+//	truth map=(t/p:node,...)           (who really leads each partition; default: as in leaders)
+//	down broker=N / up broker=N        (a broker that cannot be reached, or can again)
+//	deliver id=T                       (the driver's marker round for T's pending partitions:
+//	                                   one WriteTxnMarkers per leader of the coordinator's
+//	                                   view; each broker writes those it really leads and
+//	                                   answers NOT_LEADER_OR_FOLLOWER for the others)
 func TestScenarios(t *testing.T) {
 	datadriven.Walk(t, "testdata/scenarios", func(t *testing.T, path string) {
 		h := newHarness(t, Options{})
@@ -78,6 +86,8 @@ type harness struct {
 	cepoch   CoordinatorEpoch
 	leaders  map[TopicPartition]NodeID
 	lastMark map[TransactionalID]Marker
+	truth    map[TopicPartition]NodeID
+	down     map[NodeID]bool
 }
 
 func newHarness(t *testing.T, o Options) *harness {
@@ -98,6 +108,7 @@ func (h *harness) reset(o Options) {
 	o.ProducerIDs = h.ids
 	h.opts, h.now, h.log, h.names, h.cepoch = o, epoch0, nil, map[Token]string{}, 0
 	h.leaders, h.lastMark = map[TopicPartition]NodeID{}, map[TransactionalID]Marker{}
+	h.truth, h.down = map[TopicPartition]NodeID{}, map[NodeID]bool{}
 	h.start()
 }
 
@@ -340,6 +351,31 @@ func (h *harness) run(td *datadriven.TestData) string {
 		// gone, to reach its end without 32,000 InitProducerId calls.
 		h.c.txns[TransactionalID(id)].Epoch = Epoch(epoch)
 		return "ok"
+	case "move":
+		p := int32(h.int(arg(td, "p", "0")))
+		h.c.Unload(p)
+		h.c.BeginLoad(p)
+		for _, rec := range h.log {
+			if rec.Partition == p {
+				if err := h.c.Load(rec); err != nil {
+					h.t.Fatalf("load: %v", err)
+				}
+			}
+		}
+		h.c.FinishLoad(h.now, p, CoordinatorEpoch(h.int(arg(td, "epoch", "0"))))
+	case "truth":
+		for _, a := range td.CmdArgs {
+			for _, v := range a.Vals {
+				s, n, _ := strings.Cut(v, ":")
+				h.truth[h.tp(s)] = NodeID(h.int(n))
+			}
+		}
+		return "ok"
+	case "down", "up":
+		h.down[NodeID(h.int(arg(td, "broker", "0")))] = td.Cmd == "down"
+		return "ok"
+	case "deliver":
+		h.deliver(&b, TransactionalID(id))
 	case "lose-last":
 		// The last record persisted is lost after all: its append failed.
 		h.log = h.log[:len(h.log)-1]
@@ -352,6 +388,79 @@ func (h *harness) run(td *datadriven.TestData) string {
 		return "ok"
 	}
 	return b.String()
+}
+
+// leaderOf is the leader of tp in the coordinator's view.
+func (h *harness) leaderOf(tp TopicPartition) (NodeID, bool) {
+	if n, ok := h.leaders[tp]; ok {
+		return n, n >= 0
+	}
+	return 1, true
+}
+
+// deliver runs one marker round for id's pending partitions, as the
+// cluster's marker writer does: one WriteTxnMarkers per leader of the
+// view, each answered by a broker that writes the partitions it really
+// leads (h.truth, else the view) and refuses the others; the partitions
+// written are reported to the coordinator.
+func (h *harness) deliver(b *strings.Builder, id TransactionalID) {
+	h.t.Helper()
+	in, ok := h.c.Describe(id)
+	if !ok || len(in.Pending) == 0 {
+		b.WriteString("nothing pending\n")
+		return
+	}
+	m := h.lastMark[id]
+	m.Partitions = in.Pending
+	reqs, orphans := MarkerRequests([]Marker{m}, 1, h.leaderOf)
+	for _, n := range slices.Sorted(maps.Keys(reqs)) {
+		req := reqs[n]
+		if h.down[n] {
+			var parts []TopicPartition
+			for _, x := range req.Markers {
+				for _, t := range x.Topics {
+					for _, p := range t.Partitions {
+						parts = append(parts, TopicPartition{t.Topic, p})
+					}
+				}
+			}
+			fmt.Fprintf(b, "broker %d: unreachable %s\n", n, tps(parts))
+			continue
+		}
+		resp := kmsg.NewPtrWriteTxnMarkersResponse()
+		for _, x := range req.Markers {
+			rm := kmsg.NewWriteTxnMarkersResponseMarker()
+			rm.ProducerID = x.ProducerID
+			for _, t := range x.Topics {
+				rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()
+				rt.Topic = t.Topic
+				for _, p := range t.Partitions {
+					rp := kmsg.NewWriteTxnMarkersResponseMarkerTopicPartition()
+					rp.Partition = p
+					leader, known := h.truth[TopicPartition{t.Topic, p}]
+					if !known {
+						leader, _ = h.leaderOf(TopicPartition{t.Topic, p})
+					}
+					if leader != n {
+						rp.ErrorCode = kerr.NotLeaderForPartition.Code
+					}
+					rt.Partitions = append(rt.Partitions, rp)
+				}
+				rm.Topics = append(rm.Topics, rt)
+			}
+			resp.Markers = append(resp.Markers, rm)
+		}
+		done, failed := MarkerResults(resp)
+		fmt.Fprintf(b, "broker %d: wrote %s", n, tps(done))
+		for _, tp := range slices.SortedFunc(maps.Keys(failed), cmpTP) {
+			fmt.Fprintf(b, " %s/%d=%s", tp.Topic, tp.Partition, code(failed[tp]))
+		}
+		b.WriteString("\n")
+		h.c.MarkersWritten(h.now, id, m.ProducerID, m.Epoch, done)
+	}
+	for _, o := range orphans {
+		fmt.Fprintf(b, "no leader: %s\n", tps(o.Partitions))
+	}
 }
 
 // rel prints t as an offset from the scenario's start.
@@ -446,12 +555,7 @@ func (h *harness) ready(b *strings.Builder) {
 	for _, m := range rd.Markers {
 		h.lastMark[m.TransactionalID] = m
 	}
-	reqs, orphans := MarkerRequests(rd.Markers, 2, func(tp TopicPartition) (NodeID, bool) {
-		if n, ok := h.leaders[tp]; ok {
-			return n, n >= 0
-		}
-		return 1, true
-	})
+	reqs, orphans := MarkerRequests(rd.Markers, 2, h.leaderOf)
 	for _, n := range slices.Sorted(maps.Keys(reqs)) {
 		for _, m := range reqs[n].Markers {
 			result := "abort"

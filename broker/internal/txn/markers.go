@@ -58,3 +58,26 @@ func MarkerRequests(markers []Marker, version int16, leader func(TopicPartition)
 	}
 	return reqs, noLeader
 }
+
+// MarkerResults reads a leader's WriteTxnMarkers response: the partitions
+// whose marker it wrote, and the error code of each it did not (retried
+// by the driver at the partition's leader of then: NOT_LEADER_OR_FOLLOWER
+// when leadership moved).
+func MarkerResults(resp *kmsg.WriteTxnMarkersResponse) (done []TopicPartition, failed map[TopicPartition]int16) {
+	for _, rm := range resp.Markers {
+		for _, t := range rm.Topics {
+			for _, p := range t.Partitions {
+				tp := TopicPartition{Topic: t.Topic, Partition: p.Partition}
+				if p.ErrorCode == 0 {
+					done = append(done, tp)
+					continue
+				}
+				if failed == nil {
+					failed = map[TopicPartition]int16{}
+				}
+				failed[tp] = p.ErrorCode
+			}
+		}
+	}
+	return done, failed
+}
