@@ -3,7 +3,9 @@ package main
 // The failover workload: how long a replicated partition takes no
 // acknowledged produce after its leader dies (SIGKILL) and after it is shut
 // down (SIGTERM, a controlled shutdown), on a 3-node cluster of weir broker
-// processes.
+// processes. The kills alternate between the node that is also the active
+// controller (the metadata quorum must elect another first) and another
+// node.
 
 import (
 	"context"
@@ -39,14 +41,18 @@ func newFailoverCmd() *cobra.Command {
 		Use:   "failover",
 		Short: "The longest a producer goes without an acknowledgement after a partition leader's SIGKILL (peer: SIGTERM)",
 		Long: `Starts 3 weir broker processes (controller voters and brokers) built from the
-working tree, creates a topic of one partition with replication factor 3
+working tree, creates a topic of 3 partitions with replication factor 3
 (min.insync.replicas 2), and runs a franz-go producer (idempotent, acks=all)
-sending a record every 2ms. Each round kills the partition's leader
-(SIGKILL) and measures the longest the producer then goes without an
-acknowledgement (from the kill to the new leader's first one), restarts
-it, waits for a full ISR, then shuts the leader down (SIGTERM: controlled
-shutdown, the peer) and measures the same. Per --broker-session-timeout given (the first is the
-default's, 9s), the median of the rounds and the ratio kill/shutdown.`,
+sending a record every 2ms, to each partition in turn. Each round kills
+(SIGKILL) the node that is the active controller, then another node, each
+the leader of a partition, and measures the longest that partition's
+records then go without an acknowledgement (from the kill to the new
+leader's first one); after each it restarts the node and waits for full
+ISRs; then it shuts a leader down (SIGTERM: controlled shutdown, the peer)
+and measures the same. The brokers run with --leader-rebalance-interval 1s
+so that a restarted node leads again soon. Per --broker-session-timeout
+given (the first is the default's, 9s), the median of the rounds and the
+ratio kill/shutdown.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runFailover(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -59,8 +65,9 @@ default's, 9s), the median of the rounds and the ratio kill/shutdown.`,
 }
 
 type failoverResult struct {
-	session        time.Duration
-	kill, shutdown []time.Duration
+	session time.Duration
+	// killCtl: kills of the active controller's node; kill: of another.
+	killCtl, kill, shutdown []time.Duration
 }
 
 func runFailover(ctx context.Context, cfg failoverConfig, out, progress io.Writer) error {
@@ -82,11 +89,12 @@ func runFailover(ctx context.Context, cfg failoverConfig, out, progress io.Write
 		results = append(results, r)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "broker session timeout\tSIGKILL: longest without an ack (median)\tall\tSIGTERM: longest without an ack (median)\tall\tkill/shutdown")
+	fmt.Fprintln(tw, "broker session timeout\tSIGKILL of the controller's node (median)\tall\tSIGKILL of another node (median)\tall\tSIGTERM (median)\tall\tworst kill/shutdown")
 	for _, r := range results {
-		k, s := medianDur(r.kill), medianDur(r.shutdown)
-		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%.1fx\n", r.session, k.Round(time.Millisecond), roundAll(r.kill),
-			s.Round(time.Millisecond), roundAll(r.shutdown), float64(k)/float64(max(s, time.Millisecond)))
+		kc, k, s := medianDur(r.killCtl), medianDur(r.kill), medianDur(r.shutdown)
+		fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\t%v\t%.1fx\n", r.session, kc.Round(time.Millisecond), roundAll(r.killCtl),
+			k.Round(time.Millisecond), roundAll(r.kill), s.Round(time.Millisecond), roundAll(r.shutdown),
+			float64(max(kc, k))/float64(max(s, time.Millisecond)))
 	}
 	return tw.Flush()
 }
@@ -133,7 +141,8 @@ func failoverRun(ctx context.Context, bin string, st time.Duration, cfg failover
 	start := func(i int) error {
 		args := []string{"broker", "--listen", addrs[i], "--data-dir", filepath.Join(dir, fmt.Sprintf("data-%d", i+1)),
 			"--fsync", cfg.Fsync, "--log-level", "warn", "--node-id", strconv.Itoa(i + 1),
-			"--controller-voters", strings.Join(voters, ","), "--broker-session-timeout", st.String()}
+			"--controller-voters", strings.Join(voters, ","), "--broker-session-timeout", st.String(),
+			"--leader-rebalance-interval", "1s"}
 		p, err := startBroker(bin, args, filepath.Join(dir, fmt.Sprintf("node-%d.log", i+1)))
 		if err != nil {
 			return err
@@ -173,11 +182,12 @@ func failoverRun(ctx context.Context, bin string, st time.Duration, cfg failover
 	defer admin.Close()
 	adm := kadm.NewClient(admin)
 	const topic = "failover"
-	if err := createLogTopics(ctx, adm, 1, 3, topic); err != nil {
+	const parts = nodes // one partition led by each node
+	if err := createLogTopics(ctx, adm, parts, 3, topic); err != nil {
 		return res, err
 	}
 
-	prod, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic),
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.ProducerBatchCompression(kgo.NoCompression()),
 		kgo.MetadataMinAge(100*time.Millisecond), kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
 	if err != nil {
@@ -185,19 +195,19 @@ func failoverRun(ctx context.Context, bin string, st time.Duration, cfg failover
 	}
 	defer prod.Close()
 	var mu sync.Mutex
-	var acks []time.Time // when each record was acknowledged
+	var acks [parts][]time.Time // when each record of each partition was acknowledged
 	pctx, pcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		tick := time.NewTicker(2 * time.Millisecond)
 		defer tick.Stop()
-		for pctx.Err() == nil {
+		for i := int32(0); pctx.Err() == nil; i++ {
 			<-tick.C
-			prod.Produce(pctx, &kgo.Record{Value: []byte("x")}, func(_ *kgo.Record, err error) {
+			prod.Produce(pctx, &kgo.Record{Value: []byte("x"), Partition: i % parts}, func(r *kgo.Record, err error) {
 				if err == nil {
 					mu.Lock()
-					acks = append(acks, time.Now())
+					acks[r.Partition] = append(acks[r.Partition], time.Now())
 					mu.Unlock()
 				}
 			})
@@ -207,17 +217,17 @@ func failoverRun(ctx context.Context, bin string, st time.Duration, cfg failover
 		pcancel()
 		<-done
 	}()
-	// stall waits until a record is acknowledged 2s after the leader's
-	// process is gone and returns the longest time without an
+	// stall waits until a record of partition p is acknowledged 2s after
+	// its leader's process is gone and returns the longest time without an
 	// acknowledgement from the fault (at) until then. After a SIGKILL that
 	// is the time to the new leader's first acknowledgement; after a
 	// SIGTERM the old leader acknowledges until its leadership has moved.
-	stall := func(at, gone time.Time) (time.Duration, error) {
+	stall := func(p int32, at, gone time.Time) (time.Duration, error) {
 		settled := gone.Add(2 * time.Second)
 		deadline := time.Now().Add(2*st + 30*time.Second)
 		for time.Now().Before(deadline) {
 			mu.Lock()
-			ts := slices.Clone(acks)
+			ts := slices.Clone(acks[p])
 			mu.Unlock()
 			slices.SortFunc(ts, time.Time.Compare)
 			last, longest := at, time.Duration(0)
@@ -245,9 +255,13 @@ func failoverRun(ctx context.Context, bin string, st time.Duration, cfg failover
 		}
 		defer direct[i].Close()
 	}
-	agreedLeader := func() (int, bool) {
-		leader := int32(-2)
-		for _, cl := range direct {
+	// agreed returns the leader of each partition (node index) and the
+	// active controller's node index, when every node names the same ones
+	// and every partition has a full ISR.
+	agreed := func() ([parts]int, int, bool) {
+		var leaders [parts]int
+		ctl := -2
+		for n, cl := range direct {
 			rctx, cancel := context.WithTimeout(ctx, time.Second)
 			req := kmsg.NewPtrMetadataRequest()
 			rt := kmsg.NewMetadataRequestTopic()
@@ -256,55 +270,67 @@ func failoverRun(ctx context.Context, bin string, st time.Duration, cfg failover
 			resp, err := cl.SeedBrokers()[0].Request(rctx, req)
 			cancel()
 			if err != nil {
-				return 0, false
+				return leaders, 0, false
 			}
 			md := resp.(*kmsg.MetadataResponse)
-			if len(md.Topics) != 1 || len(md.Topics[0].Partitions) != 1 {
-				return 0, false
+			if len(md.Topics) != 1 || len(md.Topics[0].Partitions) != parts || md.ControllerID < 1 ||
+				(ctl != -2 && int(md.ControllerID)-1 != ctl) {
+				return leaders, 0, false
 			}
-			p := md.Topics[0].Partitions[0]
-			if p.Leader < 1 || len(p.ISR) != nodes || (leader != -2 && p.Leader != leader) {
-				return 0, false
+			ctl = int(md.ControllerID) - 1
+			for _, p := range md.Topics[0].Partitions {
+				l := int(p.Leader) - 1
+				if p.Leader < 1 || len(p.ISR) != nodes || p.Partition < 0 || p.Partition >= parts || (n > 0 && leaders[p.Partition] != l) {
+					return leaders, 0, false
+				}
+				leaders[p.Partition] = l
 			}
-			leader = p.Leader
 		}
-		return int(leader) - 1, true
+		return leaders, ctl, true
 	}
-	leaderWithFullISR := func() (int, error) {
+	// target waits until the nodes agree, with full ISRs, and a node
+	// that the active controller is (ctl) or is not (!ctl) leads a
+	// partition; it returns the node and the partition.
+	target := func(ctl bool) (int, int32, error) {
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
-			if i, ok := agreedLeader(); ok {
-				return i, nil
+			if leaders, c, ok := agreed(); ok {
+				for p, l := range leaders {
+					if (l == c) == ctl {
+						return l, int32(p), nil
+					}
+				}
 			}
 			time.Sleep(100 * time.Millisecond) // polling interval with a deadline
 		}
-		return 0, fmt.Errorf("bench: the nodes did not agree on a leader with a full ISR within 60s")
+		return 0, 0, fmt.Errorf("bench: within 60s, the nodes did not agree on full ISRs with a partition led by a node that is (%v) the controller", ctl)
+	}
+	type fault struct {
+		name   string
+		sig    syscall.Signal
+		ctl    bool
+		record *[]time.Duration
+	}
+	faults := []fault{
+		{"kill (controller's node)", syscall.SIGKILL, true, &res.killCtl},
+		{"kill (another node)", syscall.SIGKILL, false, &res.kill},
+		{"shutdown", syscall.SIGTERM, false, &res.shutdown},
 	}
 	for r := range cfg.Rounds {
-		for _, kill := range []bool{true, false} {
-			i, err := leaderWithFullISR()
+		for _, f := range faults {
+			i, p, err := target(f.ctl)
 			if err != nil {
 				return res, err
 			}
 			at := time.Now()
-			if kill {
-				_ = procs[i].cmd.Process.Signal(syscall.SIGKILL)
-			} else {
-				_ = procs[i].cmd.Process.Signal(syscall.SIGTERM)
-			}
+			_ = procs[i].cmd.Process.Signal(f.sig)
 			<-procs[i].exited
-			d, err := stall(at, time.Now())
+			d, err := stall(p, at, time.Now())
 			if err != nil {
 				return res, err
 			}
-			what := "shutdown"
-			if kill {
-				res.kill = append(res.kill, d)
-				what = "kill"
-			} else {
-				res.shutdown = append(res.shutdown, d)
-			}
-			say("bench: session timeout %v, round %d: leader %d %s, longest without an ack %v", st, r+1, i+1, what, d.Round(time.Millisecond))
+			*f.record = append(*f.record, d)
+			say("bench: session timeout %v, round %d: %s: node %d, leader of partition %d, longest without an ack %v", st, r+1, f.name, i+1, p, d.Round(time.Millisecond))
 			if err := start(i); err != nil {
 				return res, err
 			}

@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/metrics"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -43,6 +45,9 @@ type logConfig struct {
 	ReplicationFactor int16    // replication factor of the benchmark topics
 	Brokers           []string // the "external" target's addresses: a broker already running
 	bins              *binaries
+	// procProfile, when set, makes every broker process of a target write a
+	// CPU profile of its whole run to <procProfile>-node<i>.pprof.
+	procProfile string
 }
 
 func newLogCmd() *cobra.Command {
@@ -60,13 +65,17 @@ fixed rate while a consumer reads (produce-ack and end-to-end latency).
 
 Builds of the broker can be compared as separate processes: the targets
 "tree" (the working tree's weir binary, one node), "baseline" (the binary
-at --baseline-ref, one node) and "cluster" (the working tree's binary as
---cluster N nodes, each a controller voter and a broker). --baseline-ref or
+at --baseline-ref, one node), "cluster" (the working tree's binary as
+--cluster N nodes, each a controller voter and a broker) and "cluster-rf1"
+(the same cluster, its topics at replication factor 1). --baseline-ref or
 --cluster alone selects tree, baseline and cluster as the targets. With
 --rounds N every target is measured N times, the order rotating each round,
 and the medians and the median of each round's ratios are printed; for
 process targets the brokers' own CPU time is reported beside this
-process's (the clients').`,
+process's (the clients'). "kfakeproc" is kfake in a process of its own:
+compared with "tree", neither broker shares the clients' heap (in-process
+kfake holds every record on it, so the clients' garbage collector runs
+less often beside it; the GC columns count the collections per phase).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("targets") && (cfg.BaselineRef != "" || cfg.Cluster > 0) {
 				cfg.Targets = []string{targetTree}
@@ -94,11 +103,11 @@ process's (the clients').`,
 	f.StringVar(&cfg.Fsync, "fsync", string(broker.FsyncGroup), "Weir's fsync policy: group, interval or never")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where Weir's data directory is made (default: the system temp dir; use a real disk)")
 	f.StringSliceVar(&cfg.Targets, "targets", []string{"weir", "kfake"}, "brokers to measure")
-	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each throughput phase to this directory as log-<size>-<target>-<produce|consume>.pprof")
+	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each throughput phase to this directory as log-<size>-<target>-<produce|consume>.pprof (this process: the clients, and an in-process broker); broker processes write one of their whole run each, log-<size>-<target>-r<round>-node<i>.pprof")
 	f.IntVar(&cfg.Rounds, "rounds", 1, "times every target is measured, in rotating order")
 	f.StringVar(&cfg.BaselineRef, "baseline-ref", "", "git ref to build the baseline weir binary at (target \"baseline\")")
 	f.IntVar(&cfg.Cluster, "cluster", 0, "nodes of the \"cluster\" target: weir broker processes that are all controller voters")
-	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics (with --cluster, of the cluster's; single-node targets beside it use 1)")
+	f.Int16Var(&cfg.ReplicationFactor, "replication-factor", 1, "replication factor of the benchmark topics (with --cluster, of target cluster's; single-node targets and cluster-rf1 beside it use 1)")
 	f.StringSliceVar(&cfg.Brokers, "brokers", nil, "addresses of a broker already running, measured as target \"external\" (e.g. under strace); its topics bench-tput-<size> and bench-lat-<size> must not exist")
 	return cmd
 }
@@ -115,6 +124,9 @@ type logResult struct {
 	// together, since both run in this process; the client's share is the
 	// same for every target.
 	ProduceCPU, ConsumeCPU time.Duration
+	// ProduceGC and ConsumeGC are the garbage collections this process
+	// ran during the throughput phases.
+	ProduceGC, ConsumeGC uint64
 	// BrokerProduceCPU and BrokerConsumeCPU are, for targets run as
 	// processes, the broker processes' CPU time per record (all nodes
 	// together); ProduceCPU and ConsumeCPU are then the clients' alone.
@@ -135,7 +147,7 @@ type target struct {
 }
 
 func startTarget(ctx context.Context, name string, cfg logConfig) (*target, error) {
-	if (name == targetTree || name == targetBaseline || name == targetCluster) && cfg.bins == nil {
+	if isProcTarget(name) && cfg.bins == nil {
 		return nil, fmt.Errorf("bench: target %s runs weir binaries, which only the log workload builds", name)
 	}
 	switch name {
@@ -146,9 +158,9 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 			return nil, errors.New("bench: target baseline needs --baseline-ref")
 		}
 		return startProcTarget(ctx, name, cfg.bins.baseline, 1, false, cfg)
-	case targetCluster:
+	case targetCluster, targetClusterRF1:
 		if cfg.Cluster < 1 {
-			return nil, errors.New("bench: target cluster needs --cluster N")
+			return nil, fmt.Errorf("bench: target %s needs --cluster N", name)
 		}
 		return startProcTarget(ctx, name, cfg.bins.tree, cfg.Cluster, true, cfg)
 	case "weir":
@@ -175,6 +187,8 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 			return nil, errors.New("bench: target external needs --brokers")
 		}
 		return &target{name: name, addrs: cfg.Brokers, close: func() {}}, nil
+	case targetKfakeProc:
+		return startKfakeProc(ctx, cfg)
 	case "kfake":
 		c, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
@@ -182,7 +196,7 @@ func startTarget(ctx context.Context, name string, cfg logConfig) (*target, erro
 		}
 		return &target{name: name, addrs: c.ListenAddrs(), close: c.Close}, nil
 	default:
-		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline, cluster or external)", name)
+		return nil, fmt.Errorf("bench: unknown target %q (want weir, kfake, tree, baseline, cluster, cluster-rf1, kfakeproc or external)", name)
 	}
 }
 
@@ -205,7 +219,7 @@ func runLog(ctx context.Context, cfg logConfig, progress io.Writer) ([]logResult
 	}
 	needBins := false
 	for _, name := range cfg.Targets {
-		needBins = needBins || name == targetTree || name == targetBaseline || name == targetCluster
+		needBins = needBins || isProcTarget(name)
 	}
 	if needBins && cfg.bins == nil {
 		bins, err := buildBinaries(cfg.BaselineRef, func(f string, a ...any) { fmt.Fprintf(progress, f+"\n", a...) })
@@ -220,7 +234,11 @@ func runLog(ctx context.Context, cfg logConfig, progress io.Writer) ([]logResult
 		for _, size := range cfg.Sizes {
 			for _, name := range roundOrder(cfg.Targets, round) {
 				fmt.Fprintf(progress, "bench: round %d/%d, %s, %d-byte records...\n", round+1, cfg.Rounds, name, size)
-				t, err := startTarget(ctx, name, cfg)
+				tcfg := cfg
+				if cfg.ProfileDir != "" && isProcTarget(name) {
+					tcfg.procProfile = filepath.Join(cfg.ProfileDir, fmt.Sprintf("log-%d-%s-r%d", size, name, round+1))
+				}
+				t, err := startTarget(ctx, name, tcfg)
 				if err != nil {
 					return nil, err
 				}
@@ -247,8 +265,8 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	admin := kadm.NewClient(adm)
 	tput, lat := fmt.Sprintf("bench-tput-%d", size), fmt.Sprintf("bench-lat-%d", size)
 	rf := cfg.ReplicationFactor
-	if cfg.Cluster > 0 && t.name != "cluster" {
-		rf = 1 // one node beside the cluster: its replication factor is the cluster's alone
+	if cfg.Cluster > 0 && t.name != targetCluster {
+		rf = 1 // a single node or cluster-rf1 beside the cluster: the replication factor is the cluster's alone
 	}
 	if err := createLogTopics(ctx, admin, cfg.Partitions, rf, tput, lat); err != nil {
 		return res, err
@@ -257,7 +275,7 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	values := randomValues(size, 4096)
 	// phase runs one throughput phase, measuring its CPU per record and
 	// profiling it when asked.
-	phase := func(name string, run func() (float64, error)) (float64, time.Duration, time.Duration, error) {
+	phase := func(name string, gcs *uint64, run func() (float64, error)) (float64, time.Duration, time.Duration, error) {
 		if cfg.ProfileDir != "" {
 			stop, err := startProfile(cfg.ProfileDir, fmt.Sprintf("log-%d-%s-%s", size, t.name, name))
 			if err != nil {
@@ -269,9 +287,10 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 		if t.pids != nil {
 			pids = t.pids()
 		}
-		cpu, bcpu := processCPU(), procCPU(pids)
+		cpu, bcpu, gc := processCPU(), procCPU(pids), gcCycles()
 		rate, err := run()
 		n := time.Duration(cfg.Records)
+		*gcs = gcCycles() - gc
 		return rate, (processCPU() - cpu) / n, (procCPU(pids) - bcpu) / n, err
 	}
 	// One record to every partition first, untimed: a cluster may name a
@@ -280,13 +299,13 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	if err := warmPartitions(ctx, t.addrs, tput, cfg.Partitions, values[0]); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
-	res.ProduceRate, res.ProduceCPU, res.BrokerProduceCPU, err = phase("produce", func() (float64, error) {
+	res.ProduceRate, res.ProduceCPU, res.BrokerProduceCPU, err = phase("produce", &res.ProduceGC, func() (float64, error) {
 		return produceAll(ctx, t.addrs, tput, cfg.Records, values)
 	})
 	if err != nil {
 		return res, fmt.Errorf("produce: %w", err)
 	}
-	res.ConsumeRate, res.ConsumeCPU, res.BrokerConsumeCPU, err = phase("consume", func() (float64, error) {
+	res.ConsumeRate, res.ConsumeCPU, res.BrokerConsumeCPU, err = phase("consume", &res.ConsumeGC, func() (float64, error) {
 		return consumeAll(ctx, t.addrs, tput, cfg.Records+int(cfg.Partitions)) // the warm-up's records too
 	})
 	if err != nil {
@@ -514,13 +533,13 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 		procs = procs || r.BrokerProduceCPU > 0 || r.BrokerConsumeCPU > 0
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "round\tsize\ttarget\tproduce rec/s\tconsume rec/s\tproduce CPU/rec\tconsume CPU/rec\t"
+	head := "round\tsize\ttarget\tproduce rec/s\tconsume rec/s\tproduce CPU/rec\tconsume CPU/rec\tproduce GCs\tconsume GCs\t"
 	if procs {
 		head += "broker produce CPU/rec\tbroker consume CPU/rec\t"
 	}
 	fmt.Fprintln(tw, head+"produce p50\tproduce p99\te2e p50\te2e p99\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%.0f\t%.0f\t%v\t%v\t", r.Round+1, r.Size, r.Target, r.ProduceRate, r.ConsumeRate, r.ProduceCPU, r.ConsumeCPU)
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%.0f\t%.0f\t%v\t%v\t%d\t%d\t", r.Round+1, r.Size, r.Target, r.ProduceRate, r.ConsumeRate, r.ProduceCPU, r.ConsumeCPU, r.ProduceGC, r.ConsumeGC)
 		if procs {
 			fmt.Fprintf(tw, "%v\t%v\t", r.BrokerProduceCPU, r.BrokerConsumeCPU)
 		}
@@ -576,12 +595,12 @@ func printLog(w io.Writer, cfg logConfig, res []logResult) {
 }
 
 func isProcTarget(name string) bool {
-	return name == targetTree || name == targetBaseline || name == targetCluster
+	return name == targetTree || name == targetBaseline || name == targetCluster || name == targetClusterRF1 || name == targetKfakeProc
 }
 
 // ratioPairs are the targets compared in the report, numerator first.
 var ratioPairs = [][2]string{
-	{"weir", "kfake"}, {targetTree, targetBaseline}, {targetCluster, targetTree}, {targetTree, "kfake"},
+	{"weir", "kfake"}, {targetTree, targetBaseline}, {targetCluster, targetTree}, {targetCluster, targetClusterRF1}, {targetTree, "kfake"}, {targetTree, targetKfakeProc},
 }
 
 func produceRate(r logResult) float64      { return r.ProduceRate }
@@ -632,4 +651,14 @@ func medianRatio(res []logResult, size int, num, den string, f func(logResult) f
 		}
 	}
 	return median(ratios)
+}
+
+// gcCycles returns the garbage collections this process has completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }

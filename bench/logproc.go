@@ -27,11 +27,14 @@ import (
 
 // Process targets: "tree" is the working tree's weir binary as one node,
 // "baseline" the binary built at --baseline-ref as one node, "cluster" the
-// working tree's binary as --cluster N controller voters.
+// working tree's binary as --cluster N controller voters, and "cluster-rf1"
+// the same cluster with topics of replication factor 1 (so that it and
+// "cluster" differ by replication alone).
 const (
-	targetTree     = "tree"
-	targetBaseline = "baseline"
-	targetCluster  = "cluster"
+	targetTree       = "tree"
+	targetBaseline   = "baseline"
+	targetCluster    = "cluster"
+	targetClusterRF1 = "cluster-rf1"
 )
 
 // binaries are the weir binaries the process targets run.
@@ -150,6 +153,9 @@ func startProcTarget(ctx context.Context, name, bin string, nodes int, cluster b
 			"--fsync", cfg.Fsync, "--log-level", "warn"}
 		if cluster {
 			args = append(args, "--node-id", strconv.Itoa(i+1), "--controller-voters", strings.Join(voters, ","))
+		}
+		if cfg.procProfile != "" {
+			args = append(args, "--cpu-profile", fmt.Sprintf("%s-node%d.pprof", cfg.procProfile, i+1))
 		}
 		p, err := startBroker(bin, args, filepath.Join(dir, fmt.Sprintf("node-%d.log", i+1)))
 		if err != nil {

@@ -52,6 +52,9 @@ type pipelineConfig struct {
 	// ExactlyOnce measures, beside Weir at-least-once, Weir's ExactlyOnce
 	// and the baseline as a transactional franz-go loop (count only).
 	ExactlyOnce bool
+	// Instances, when set, runs only the windowed count, once per count of
+	// application instances (pipeline_instances.go).
+	Instances []int
 }
 
 func newPipelineCmd() *cobra.Command {
@@ -78,6 +81,9 @@ Then the same for an orders ⋈ payments stream-stream windowed join by order id
 (every order has one payment, a few seconds later): complete when every order
 id has been joined exactly once.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(cfg.Instances) > 0 {
+				return runInstances(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			if cfg.ExactlyOnce {
 				if !cmd.Flags().Changed("targets") {
 					cfg.Targets = []string{"weir", "weir-eos", "baseline-eos"}
@@ -109,6 +115,7 @@ id has been joined exactly once.`,
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the input generator")
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each measured run (first produce to complete output) to this directory as <workload>-<target>.pprof")
 	f.BoolVar(&cfg.ExactlyOnce, "exactly-once", false, "measure the windowed count exactly-once: targets weir (at-least-once), weir-eos (runtime.ExactlyOnce) and baseline-eos (the hand-written loop in franz-go transactions, a GroupTransactSession), outputs read at read_committed for the last two; the join is skipped")
+	f.IntSliceVar(&cfg.Instances, "instances", nil, "measure the windowed count only, with each of these numbers of application instances in this process (one group; the baseline as as many loops in one group), and for Weir the time until one more instance has its share of the tasks, e.g. --instances 1,2,4 --partitions 24")
 	f.BoolVar(&cfg.Progress, "progress", false, "print the processor's counters to stderr every 250ms while measuring")
 	return cmd
 }
@@ -444,6 +451,9 @@ type measured struct {
 	in       *input
 	start    func(t *target, dir string) (processor, error)
 	verify   *verifier
+	// afterComplete, when set, runs once the output is complete, before
+	// the processor is stopped.
+	afterComplete func(ctx context.Context, t *target, dir string, p processor) error
 }
 
 func (m measured) run(ctx context.Context) (pipelineResult, error) {
@@ -542,6 +552,11 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 	}
 	res.Elapsed = end.Sub(start)
 	res.Output = m.verify.outputAtComplete()
+	if m.afterComplete != nil {
+		if err := m.afterComplete(ctx, t, dir, p); err != nil {
+			return res, fmt.Errorf("after the output was complete: %w\n%s", err, p.describe())
+		}
+	}
 
 	stopped = true
 	if err := p.stop(); err != nil {

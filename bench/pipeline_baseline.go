@@ -55,6 +55,13 @@ func newBaseline(cfg pipelineConfig, addrs []string, eos bool, group string, top
 				b.assigned.Add(int32(len(ps)))
 			}
 		}),
+		// Several loops may share the group (--instances): what moves away
+		// is no longer this one's.
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, m map[string][]int32) {
+			for _, ps := range m {
+				b.assigned.Add(-int32(len(ps)))
+			}
+		}),
 	}
 	if !eos {
 		cl, err := kgo.NewClient(opts...)

@@ -31,6 +31,8 @@ type clusterTestOptions struct {
 	sessionTimeout    time.Duration
 	tickInterval      time.Duration
 	shutdownTimeout   time.Duration
+	// afterCommitWait is replica.Options.AfterCommitWait.
+	afterCommitWait func()
 }
 
 // parseRoles reads Options.Roles.

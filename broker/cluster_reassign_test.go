@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-dev/weir/broker/internal/metadata"
 	"github.com/weir-dev/weir/internal/cli"
 )
 
@@ -132,4 +134,90 @@ func TestClusterReassignUnderLoad(t *testing.T) {
 		return nil
 	})
 	t.Logf("%d acknowledged, %d failed, %d read", len(a), acks.errs, len(got))
+}
+
+// TestClusterReassignThrottled: r/0 holds 200 batches on broker 4 alone;
+// `weir topic reassign --plan` adds broker 5 with --throttle 1 (byte per
+// second): 5's catch-up stalls after its first batch (a fetch returns at
+// least one whole batch, then the bucket is in debt), so --verify reports
+// it in progress and leaves the throttle, while replication to the ISR of
+// another partition on 4 and 5 is not throttled (acks=all produces there
+// succeed). Once the rate is raised the reassignment completes, and
+// --verify removes the throttle from the metadata.
+func TestClusterReassignThrottled(t *testing.T) {
+	c := startLeadersCluster(t, 2, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers[0].Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	createAssigned(t, ctx, cl, "r", []int32{4}, nil)
+	createAssigned(t, ctx, cl, "isr", []int32{4, 5}, nil)
+	waitPlacement(t, ctx, cl, 1, "r", 4, []int32{4})
+	waitPlacement(t, ctx, cl, 1, "isr", 4, []int32{4, 5})
+	leader := c.brokers[3].Addr()
+	value := string(bytes.Repeat([]byte("x"), 1000))
+	for i := range 200 {
+		if code := rawProduce(t, leader, "r", 0, value, 5000); code != 0 {
+			t.Fatalf("produce %d to r/0: error code %d", i, code)
+		}
+	}
+	plan := cli.Plan{Version: 1, Partitions: []cli.PlanPartition{{Topic: "r", Partition: 0, Replicas: []int32{4, 5}}}}
+	var buf bytes.Buffer
+	if err := cli.ReassignPlan(ctx, adm, &buf, cli.Output{}, plan, 1); err != nil {
+		t.Fatalf("reassign: %v\n%s", err, buf.String())
+	}
+	t.Logf("reassign:\n%s", buf.String())
+	if want := `{"version":1,"partitions":[{"topic":"r","partition":0,"replicas":[4]}]}`; !bytes.Contains(buf.Bytes(), []byte(want)) {
+		t.Fatalf("reassign did not print the rollback plan %s:\n%s", want, buf.String())
+	}
+	throttle := func(b *Broker) (string, bool) {
+		v, ok := b.cn.Image().Config(metadata.ConfigResource{Type: metadata.ConfigBroker})[cli.ThrottleRateConfig]
+		return v, ok
+	}
+	eventually(t, 10*time.Second, "the throttle in broker 5's metadata", func() error {
+		if v, ok := throttle(c.brokers[4]); !ok || v != "1" {
+			return fmt.Errorf("%s=%q (set: %v)", cli.ThrottleRateConfig, v, ok)
+		}
+		return nil
+	})
+	// ISR members' replication is not throttled: acks=all to isr/0 (on
+	// 4 and 5) needs 5's fetches.
+	for i := range 20 {
+		if code := rawProduce(t, leader, "isr", 0, value, 5000); code != 0 {
+			t.Fatalf("acks=all produce %d to isr/0 while r/0's catch-up is throttled: error code %d", i, code)
+		}
+	}
+	if err := cli.VerifyPlan(ctx, adm, &buf, cli.Output{}, plan); err == nil || !strings.Contains(err.Error(), "in progress") {
+		t.Fatalf("verify at 1 byte/s: %v, want r/0 in progress\n%s", err, buf.String())
+	}
+	if _, ok := throttle(c.brokers[4]); !ok {
+		t.Fatal("verify removed the throttle before the reassignment was done")
+	}
+	if l := partitionLog(c.brokers[4], "r", 0).LogEndOffset(); l >= 200 {
+		t.Fatalf("broker 5 holds %d records of r/0 at 1 byte/s", l)
+	}
+	fast := "100000000"
+	if _, err := adm.AlterBrokerConfigs(ctx, []kadm.AlterConfig{{Name: cli.ThrottleRateConfig, Op: kadm.SetConfig, Value: &fast}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the reassignment done and the throttle removed by --verify", func() error {
+		buf.Reset()
+		return cli.VerifyPlan(ctx, adm, &buf, cli.Output{}, plan)
+	})
+	t.Logf("verify:\n%s", buf.String())
+	eventually(t, 10*time.Second, "no throttle in any broker's metadata", func() error {
+		for i, b := range c.brokers {
+			if v, ok := throttle(b); ok {
+				return fmt.Errorf("node %d still has %s=%s", i+1, cli.ThrottleRateConfig, v)
+			}
+		}
+		return nil
+	})
+	if l := partitionLog(c.brokers[4], "r", 0).LogEndOffset(); l != 200 {
+		t.Fatalf("broker 5 holds %d records of r/0, want 200", l)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,12 +127,27 @@ func TestClusterReplicationLeaderCutFromFollowers(t *testing.T) {
 // appended; the ISR then shrinks to the leader alone, whose high watermark
 // covers the record at once. The produce must be answered
 // NOT_ENOUGH_REPLICAS_AFTER_APPEND (as Kafka), never acknowledged and not
-// a timeout: its request timeout is far longer than the shrink takes. The
-// next produce is refused before it is written (NOT_ENOUGH_REPLICAS).
+// a timeout: its request timeout is far longer than the shrink takes.
+//
+// The race that matters is driven, not hoped for: the leader's
+// AfterCommitWait hook holds the produce after its wait ended (the high
+// watermark covered it, or it was failed at the shrink) and before it is
+// answered; meanwhile the next produce is refused before it is written
+// (NOT_ENOUGH_REPLICAS), the network heals and the ISR grows back to three.
+// An answer decided by the ISR size at that point would acknowledge a
+// record that was committed by the leader alone.
 func TestClusterReplicationNotEnoughAfterAppend(t *testing.T) {
 	const lag = time.Second
+	var hold atomic.Pointer[func()] // the leader's AfterCommitWait, once armed
 	c := startTestClusterWith(t, []string{"", "", "", "broker", "broker", "broker"}, func(i int, o *Options) {
 		o.ReplicaLagTime = lag
+		if i == 3 {
+			o.cluster.afterCommitWait = func() {
+				if f := hold.Swap(nil); f != nil {
+					(*f)()
+				}
+			}
+		}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -170,10 +186,34 @@ func TestClusterReplicationNotEnoughAfterAppend(t *testing.T) {
 		c.net.Cut(4, f)
 		c.net.Cut(f, 4)
 	}
-	const timeout = 8 * lag
+	const timeout = 30 * lag
+	held := false
+	arm := func() {
+		held = true
+		if code := rawProduce(t, leader, "near", 0, "refused", 2000); code != kerr.NotEnoughReplicas.Code {
+			t.Errorf("acks=all with the ISR at the leader alone: %v, want NOT_ENOUGH_REPLICAS", kerr.ErrorForCode(code))
+		}
+		c.net.HealAll()
+		// NB: this runs on the broker's request goroutine: no t.Fatal.
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			_, _, isr := c.brokers[3].repl.State("near", 0)
+			if len(isr) == 3 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("the ISR did not grow back to 4, 5, 6 within 20s while the produce was held: %v", isr)
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // polling interval with a deadline
+		}
+	}
+	hold.Store(&arm)
 	start := time.Now()
 	code := rawProduce(t, leader, "near", 0, "during", int32(timeout/time.Millisecond))
 	took := time.Since(start)
+	if !held {
+		t.Fatal("the produce was answered without passing the leader's AfterCommitWait hook")
+	}
 	if code != kerr.NotEnoughReplicasAfterAppend.Code {
 		t.Fatalf("acks=all whose ISR shrank below min.insync.replicas before it was covered: %v after %v, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", kerr.ErrorForCode(code), took)
 	}
@@ -183,8 +223,4 @@ func TestClusterReplicationNotEnoughAfterAppend(t *testing.T) {
 	if after := log.LogEndOffset(); after != before+1 {
 		t.Fatalf("leader end %d -> %d: the produce was not appended once", before, after)
 	}
-	if code := rawProduce(t, leader, "near", 0, "refused", 2000); code != kerr.NotEnoughReplicas.Code {
-		t.Fatalf("acks=all with the ISR at the leader alone: %v, want NOT_ENOUGH_REPLICAS", kerr.ErrorForCode(code))
-	}
-	c.net.HealAll()
 }

@@ -422,6 +422,16 @@ func TestClusterDataDirIdentity(t *testing.T) {
 	if err := open(1, voters); err != nil {
 		t.Fatalf("restart with the same voters: %v", err)
 	}
+	// A stopped cluster node's users and ACLs live in the metadata log:
+	// editing its directory would do nothing, so it is refused.
+	for what, err := range map[string]error{
+		"user": SetSCRAMUser(dir, "u", SCRAMSHA512, "pw", 4096),
+		"acl":  AddACLs(dir, prefixedACLs("User:u", "t")),
+	} {
+		if err == nil || !strings.Contains(err.Error(), "cluster node's data directory") || !strings.Contains(err.Error(), "--brokers") {
+			t.Fatalf("%s in a cluster node's --data-dir: got %v", what, err)
+		}
+	}
 	err := open(1, fmt.Sprintf("1@%s", addrs[0]))
 	if err == nil || !strings.Contains(err.Error(), "belongs to cluster") || !strings.Contains(err.Error(), "fresh --data-dir") {
 		t.Fatalf("other voters: got %v", err)

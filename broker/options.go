@@ -34,6 +34,8 @@ const (
 const (
 	DefaultMaxPartitionsPerTopic  = topics.DefaultMaxPartitionsPerTopic
 	DefaultMaxPartitionsPerBroker = topics.DefaultMaxPartitionsPerBroker
+	// DefaultOpenSegmentFiles is the default of Options.OpenSegmentFiles.
+	DefaultOpenSegmentFiles = 1024
 )
 
 // Options configure a Broker. The zero value, after EnsureDefaults, is a
@@ -58,6 +60,10 @@ type Options struct {
 	// that policy; setting it under another policy is refused by Validate
 	// (it would be ignored).
 	FsyncInterval time.Duration
+	// OpenSegmentFiles bounds how many sealed segment files the broker's
+	// partitions hold open together (one cache shared by every partition;
+	// each partition's active segment is open besides). Default 1024.
+	OpenSegmentFiles int
 	// DisableAutoCreateTopics turns off the creation of unknown topics
 	// named in Metadata and Produce requests. Default false: topics are
 	// auto-created, as in Kafka.
@@ -258,6 +264,9 @@ func (o *Options) EnsureDefaults() {
 	if o.DefaultPartitions == 0 {
 		o.DefaultPartitions = 1
 	}
+	if o.OpenSegmentFiles == 0 {
+		o.OpenSegmentFiles = DefaultOpenSegmentFiles
+	}
 	if o.MaxPartitionsPerTopic == 0 {
 		o.MaxPartitionsPerTopic = DefaultMaxPartitionsPerTopic
 	}
@@ -293,6 +302,9 @@ func (o *Options) EnsureDefaults() {
 // Validate reports every problem at once.
 func (o *Options) Validate() error {
 	var errs []error
+	if o.OpenSegmentFiles < 0 {
+		errs = append(errs, fmt.Errorf("broker: open segment files %d must not be negative", o.OpenSegmentFiles))
+	}
 	if _, _, err := net.SplitHostPort(o.Listen); err != nil && len(o.Listeners) == 0 {
 		errs = append(errs, fmt.Errorf("broker: listen address %q: %w", o.Listen, err))
 	}

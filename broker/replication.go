@@ -36,7 +36,7 @@ func openReplication(opts Options, cn *cluster.Node, reg *topics.Registry) (*rep
 	return replica.NewManager(replica.Options{
 		Self: opts.NodeID, Topics: reg, Dial: dial,
 		AlterPartition: cn.AlterPartition, BrokerEpoch: cn.BrokerEpoch,
-		LagTime: lag, Logger: opts.Logger,
+		LagTime: lag, Logger: opts.Logger, AfterCommitWait: opts.cluster.afterCommitWait,
 	}), nil
 }
 
@@ -72,6 +72,18 @@ func (s *storageLog) TruncateTo(off base.Offset) (base.Offset, error) { return s
 
 func (s *storageLog) ReadReplica(from base.Offset, maxBytes int) ([]byte, error) {
 	return s.l.ReadReplica(from, maxBytes)
+}
+
+func (s *storageLog) ReadReplicaInto(dst []byte, from base.Offset, maxBytes int) ([]byte, error) {
+	return s.l.ReadReplicaInto(dst, from, maxBytes)
+}
+
+func (s *storageLog) ReadReplicaRange(from base.Offset, maxBytes, minBytes int) (topics.FileRange, bool, error) {
+	r, ok, err := s.l.ReadReplicaRange(from, maxBytes, minBytes)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	return fileRange(r), true, nil
 }
 
 func (s *storageLog) SetHighWatermarkLimit(limit base.Offset) { s.l.SetHighWatermarkLimit(limit) }

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/broker/internal/auth"
+	"github.com/weir-dev/weir/broker/internal/cluster"
 	"github.com/weir-dev/weir/internal/dirlock"
 )
 
@@ -42,6 +43,10 @@ func withDataDir(dir string, fn func(dir string) error) error {
 		return fmt.Errorf("broker: data directory (stop the broker serving it, or go through the broker with --brokers): %w", err)
 	}
 	defer lock.Release()
+	if cluster.IsNodeDir(abs) {
+		return fmt.Errorf("broker: %s is a cluster node's data directory: a cluster keeps its users and ACLs in its metadata log, "+
+			"not in a node's directory; go through a broker with --brokers instead of --data-dir", abs)
+	}
 	return fn(abs)
 }
 

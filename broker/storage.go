@@ -30,9 +30,12 @@ func storageOpener(opts Options, health *storageHealth) topics.OpenLogFunc {
 	if fs == nil {
 		fs = opts.dataFS
 	}
+	// One bound on the sealed segments' open files for every partition.
+	files := storage.NewFileCache(opts.OpenSegmentFiles)
 	return func(dir string, cfg topics.LogConfig) (topics.Log, error) {
 		l, err := storage.Open(dir, storage.Options{
 			FS: fs, Sync: sync, SyncInterval: opts.FsyncInterval, Config: storageConfig(cfg), Logger: opts.Logger,
+			FileCache: files,
 		})
 		if err != nil {
 			return nil, err

@@ -47,3 +47,23 @@ func (s *storageLog) Producers() []topics.ProducerState {
 	}
 	return out
 }
+
+var _ topics.LeaderTxnLog = (*storageLog)(nil)
+
+func (s *storageLog) WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, leaderEpoch topics.Epoch) (topics.AppendResult, error) {
+	res, err := s.l.WriteMarker(pid, epoch, commit, coordinatorEpoch, leaderEpoch)
+	if err != nil {
+		s.health.appendFailed(s.l.Dir(), err)
+		return topics.AppendResult{}, kafkaErr(err)
+	}
+	return topics.AppendResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogStartOffset: res.LogStartOffset}, nil
+}
+
+func (s *storageLog) WriteTrusted(batches []byte, leaderEpoch topics.Epoch) (topics.AppendResult, error) {
+	res, err := s.l.WriteTrusted(batches, leaderEpoch)
+	if err != nil {
+		s.health.appendFailed(s.l.Dir(), err)
+		return topics.AppendResult{}, kafkaErr(err)
+	}
+	return topics.AppendResult{BaseOffset: res.BaseOffset, LastOffset: res.LastOffset, LogStartOffset: res.LogStartOffset}, nil
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -366,45 +365,6 @@ func waitMetrics(t *testing.T, b *Broker, want map[string]float64) {
 			t.Fatalf("metrics %v, want %v", got, want)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
-}
-
-// TestClusterRefusesTransactions: in cluster mode a franz-go transactional
-// producer fails at once with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (fatal,
-// with a message saying why), not an endless retry.
-func TestClusterRefusesTransactions(t *testing.T) {
-	c := startTestCluster(t, 1)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID("orders-tx"), kgo.DefaultProduceTopic("tx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		err := cl.BeginTransaction()
-		if err == nil {
-			err = cl.ProduceSync(ctx, &kgo.Record{Value: []byte("v")}).FirstErr()
-		}
-		done <- err
-	}()
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		t.Fatal("transactional producer still trying against a cluster")
-	}
-	if !errors.Is(err, kerr.TransactionalIDAuthorizationFailed) {
-		t.Fatalf("transactional producer against a cluster: %v, want TRANSACTIONAL_ID_AUTHORIZATION_FAILED", err)
-	}
-	fc := kmsg.NewPtrFindCoordinatorRequest()
-	fc.Version, fc.CoordinatorKey, fc.CoordinatorType = 3, "orders-tx", 1
-	resp, err := fc.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.ErrorMessage == nil || !strings.Contains(*resp.ErrorMessage, "cluster mode") {
-		t.Fatalf("FindCoordinator message %v, want one naming cluster mode", resp.ErrorMessage)
 	}
 }
 

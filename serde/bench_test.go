@@ -8,9 +8,45 @@ import (
 	"github.com/weir-dev/weir/serde"
 )
 
+// BenchmarkMsgpackSerialize: the default value serde appending into a kept
+// buffer ("append", what sinks and stores do) and serializing ("serialize")
+// beside msgpack.Marshal alone ("marshal", how the serde encoded before it
+// kept coders) in one run.
+func BenchmarkMsgpackSerialize(b *testing.B) {
+	s := serde.Msgpack[order]()
+	v := order{ID: "o-123456", Amount: 4200, Tags: []string{"express", "gift"}}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		a := s.(serde.Appender[order])
+		var buf []byte
+		for b.Loop() {
+			var err error
+			if buf, err = a.Append(buf[:0], "orders", v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("serialize", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Serialize("orders", v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := msgpack.Marshal(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
 // BenchmarkMsgpackDeserialize: the default value serde on an order
 // ("checked", with the well-formedness walk that bounds what the decoder
-// may allocate) beside msgpack.Unmarshal alone ("decoder") in one run.
+// may allocate) beside msgpack.Unmarshal alone ("decoder", how the serde decoded before it kept coders) in one run.
 func BenchmarkMsgpackDeserialize(b *testing.B) {
 	s := serde.Msgpack[order]()
 	v, err := s.Serialize("", order{ID: "o-123456", Amount: 4200, Tags: []string{"express", "gift"}})

@@ -1,12 +1,14 @@
 package serde
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"reflect"
+	"sync"
 	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -28,7 +30,7 @@ type Serde[T any] interface {
 // Append appends the encoding of v to dst and returns the extended slice,
 // as Serialize would return it. Callers that reuse buffers (stores, sinks)
 // use it through AppendTo to save an allocation per value. The serdes of
-// this package for strings and numbers implement it (Bytes does not: its
+// this package for strings, numbers and msgpack implement it (Bytes does not: its
 // Serialize allocates nothing, and it keeps nil, a tombstone, apart from
 // empty).
 type Appender[T any] interface {
@@ -281,17 +283,75 @@ func (s jsonSerde[T]) Deserialize(topic string, b []byte) (T, error) {
 // (github.com/vmihailenco/msgpack/v5), Weir's default value encoding. Struct
 // fields are encoded by name (msgpack tags apply), so adding a field keeps
 // old bytes readable. Nil bytes decode to the zero T; trailing bytes after
-// one value are an error.
-func Msgpack[T any]() Serde[T] { return msgpackSerde[T]{name: "msgpack[" + typeName[T]() + "]"} }
-
-type msgpackSerde[T any] struct{ name string }
-
-func (msgpackSerde[T]) Serialize(_ string, v T) ([]byte, error) {
-	b, err := msgpack.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("serde: msgpack encode: %w", err)
+// one value are an error. It implements Appender: sinks and stores encode
+// into their own buffers without a copy.
+func Msgpack[T any]() Serde[T] {
+	s := msgpackSerde[T]{name: "msgpack[" + typeName[T]() + "]", coders: &sync.Pool{}}
+	s.coders.New = func() any {
+		c := &msgpackCoder[T]{}
+		c.enc = msgpack.NewEncoder(&c.w)
+		c.dec = msgpack.NewDecoder(&c.r)
+		return c
 	}
-	return b, nil
+	return s
+}
+
+type msgpackSerde[T any] struct {
+	name string
+	// coders keeps *msgpackCoder[T]: msgpack.Marshal and Unmarshal
+	// allocate per call (the output buffer, a reader, the value boxed in an
+	// interface); a kept coder reuses them.
+	coders *sync.Pool
+}
+
+// msgpackCoder is an encoder and a decoder with what they work on. v is
+// where values are encoded from and decoded into: a field of a pooled
+// struct, so that passing &v to msgpack (an interface) allocates nothing.
+type msgpackCoder[T any] struct {
+	enc *msgpack.Encoder
+	w   appendWriter
+	dec *msgpack.Decoder
+	r   bytes.Reader
+	v   T
+}
+
+// appendWriter is the io.Writer (with WriteByte and WriteString, so that
+// msgpack uses it unbuffered) that appends to b.
+type appendWriter struct{ b []byte }
+
+func (w *appendWriter) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *appendWriter) WriteByte(c byte) error {
+	w.b = append(w.b, c)
+	return nil
+}
+
+func (w *appendWriter) WriteString(s string) (int, error) {
+	w.b = append(w.b, s...)
+	return len(s), nil
+}
+
+func (s msgpackSerde[T]) Serialize(topic string, v T) ([]byte, error) {
+	// NB: room for most values at once, as msgpack.Marshal's buffer has.
+	return s.Append(make([]byte, 0, 64), topic, v)
+}
+
+// Append implements Appender.
+func (s msgpackSerde[T]) Append(dst []byte, _ string, v T) ([]byte, error) {
+	c := s.coders.Get().(*msgpackCoder[T])
+	c.w.b, c.v = dst, v
+	err := c.enc.Encode(&c.v)
+	out := c.w.b
+	var zero T
+	c.w.b, c.v = nil, zero // keep nothing of the caller's alive in the pool
+	s.coders.Put(c)
+	if err != nil {
+		return dst, fmt.Errorf("serde: msgpack encode: %w", err)
+	}
+	return out, nil
 }
 
 func (s msgpackSerde[T]) Deserialize(topic string, b []byte) (T, error) {
@@ -307,7 +367,14 @@ func (s msgpackSerde[T]) Deserialize(topic string, b []byte) (T, error) {
 			return v, &DecodeError{Serde: s.name, Topic: topic, Len: len(b), Err: err}
 		}
 	}
-	if err := msgpack.Unmarshal(b, &v); err != nil {
+	c := s.coders.Get().(*msgpackCoder[T])
+	c.r.Reset(b)
+	c.dec.Reset(&c.r)
+	err := c.dec.Decode(&c.v)
+	v, c.v = c.v, v
+	c.r.Reset(nil)
+	s.coders.Put(c)
+	if err != nil {
 		var zero T
 		return zero, &DecodeError{Serde: s.name, Topic: topic, Len: len(b), Err: err}
 	}

@@ -9,6 +9,8 @@ import (
 	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/vmihailenco/msgpack/v5"
+
 	"github.com/weir-dev/weir/serde"
 )
 
@@ -232,4 +234,58 @@ func FuzzStringAlias(f *testing.F) {
 			t.Fatalf("DeserializeAlias(%x) = %q, %v; Deserialize gives %q", b, got, err, want)
 		}
 	})
+}
+
+// The msgpack serde's kept coders change nothing: its bytes are
+// msgpack.Marshal's, and a value decoded after another keeps nothing of
+// it (a field the bytes lack stays zero, a map is not merged into).
+func TestMsgpackCodersKeepNothing(t *testing.T) {
+	s := serde.Msgpack[order]()
+	full := order{ID: "o1", Amount: 5, Tags: []string{"a", "b"}}
+	b, err := s.Serialize("t", full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := msgpack.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, want) {
+		t.Fatalf("Serialize = %x, msgpack.Marshal = %x", b, want)
+	}
+	if _, err := s.Deserialize("t", b); err != nil {
+		t.Fatal(err)
+	}
+	// Only an ID: a fixmap of one entry.
+	only, err := msgpack.Marshal(map[string]any{"ID": "o2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Deserialize("t", only)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(order{ID: "o2"}, got); d != "" {
+		t.Fatalf("decoded after a full value (-want +got):\n%s", d)
+	}
+	m := serde.Msgpack[map[string]int]()
+	mb, _ := m.Serialize("t", map[string]int{"x": 1})
+	if _, err := m.Deserialize("t", mb); err != nil {
+		t.Fatal(err)
+	}
+	yb, _ := m.Serialize("t", map[string]int{"y": 2})
+	gm, err := m.Deserialize("t", yb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(map[string]int{"y": 2}, gm); d != "" {
+		t.Fatalf("map decoded after another (-want +got):\n%s", d)
+	}
+	// An encode error leaves dst as it was.
+	bad := serde.Msgpack[chan int]()
+	dst := []byte("keep")
+	out, err := bad.(serde.Appender[chan int]).Append(dst, "t", make(chan int))
+	if err == nil || string(out) != "keep" {
+		t.Fatalf("Append of a channel = %q, %v; want the dst unchanged and an error", out, err)
+	}
 }

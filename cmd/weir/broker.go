@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +31,7 @@ func newBrokerCmd() *cobra.Command {
 		logFormat  string
 		listeners  []string
 		advListen  []string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "broker",
@@ -75,6 +77,13 @@ log is synced and closed.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stopProfile()
+			}
 			return broker.ListenAndServe(ctx, opts)
 		},
 	}
@@ -124,6 +133,9 @@ log is synced and closed.`,
 	f.StringVar(&configFile, "config", "", "file of flag = value lines")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&logFormat, "log-format", "text", "text or json")
+	// For the benchmarks (bench log --profile-dir), not for operators.
+	f.StringVar(&cpuProfile, "cpu-profile", "", "write a CPU profile of the broker's whole run to this file when it stops gracefully")
+	_ = f.MarkHidden("cpu-profile")
 	return cmd
 }
 
@@ -239,4 +251,21 @@ func applyListeners(fs *pflag.FlagSet, opts *broker.Options, listeners, advertis
 		}
 	}
 	return nil
+}
+
+// startCPUProfile starts a CPU profile written to path; the returned
+// function stops it and closes the file.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

@@ -32,6 +32,11 @@ func TestReassignFlags(t *testing.T) {
 		{[]string{"topic", "reassign", "t", "--partition", "0"}, "--partition and --replicas are required"},
 		{[]string{"topic", "reassign", "t", "--partition", "0", "--replicas", "1,x"}, `"x" is not a broker id`},
 		{[]string{"cluster", "drain", "five"}, `drain "five": not a broker id`},
+		{[]string{"topic", "reassign"}, "give TOPIC --partition P --replicas 1,2,3, or --plan FILE"},
+		{[]string{"topic", "reassign", "t", "--plan", "p.json"}, "--plan p.json takes no TOPIC, --partition or --replicas"},
+		{[]string{"topic", "reassign", "--plan", "/nonexistent/p.json"}, "no such file"},
+		{[]string{"topic", "reassign", "t", "--partition", "0", "--replicas", "1", "--throttle", "-5"}, "--throttle -5"},
+		{[]string{"topic", "reassign", "t", "--partition", "0", "--replicas", "1", "--throttle", "5", "--verify"}, "--verify does not take --throttle"},
 	} {
 		_, err := runWeir(t, "", append(c.args, "--brokers", "127.0.0.1:1")...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -12,7 +12,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // Move is one partition's reassignment as `weir topic reassign` and
@@ -46,19 +45,7 @@ func ParseReplicas(s string) ([]int32, error) {
 // their copies (follow it with ListPartitionReassignments, `weir topic
 // describe`).
 func Reassign(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, topic string, partition int32, replicas []int32) error {
-	md, err := adm.Metadata(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("cli: reassign: metadata of %q: %w", topic, err)
-	}
-	td, ok := md.Topics[topic]
-	if !ok || td.Err != nil {
-		return fmt.Errorf("cli: reassign: topic %q: %w", topic, cmpErr(td.Err, kerr.UnknownTopicOrPartition))
-	}
-	pd, ok := td.Partitions[partition]
-	if !ok {
-		return fmt.Errorf("cli: reassign: topic %q has no partition %d", topic, partition)
-	}
-	return submit(ctx, adm, w, out, []Move{{Topic: topic, Partition: partition, From: pd.Replicas, To: replicas}})
+	return ReassignPlan(ctx, adm, w, out, Plan{Version: 1, Partitions: []PlanPartition{{Topic: topic, Partition: partition, Replicas: replicas}}}, 0)
 }
 
 // Drain moves every replica off broker (before it is removed): each

@@ -320,6 +320,114 @@ func TestFaultVoterPausedNoLeaderChange(t *testing.T) {
 	})
 }
 
+// TestFaultBrokerPausedKeepsLeadership: a broker that leads partitions
+// (not the active controller) is SIGSTOPped for 5 s, past the controller's
+// ProbeAfter (1 s), so it is probed, but within the 9 s session timeout.
+// A stopped process keeps its sockets and the kernel still accepts on its
+// listener, so the probes find it alive: throughout the pause and after
+// it, no node shows it fenced or any leadership moved. (A SIGKILL is
+// fenced within about a second: TestFaultBrokerKilledFencedAndRejoins,
+// bench failover.)
+func TestFaultBrokerPausedKeepsLeadership(t *testing.T) {
+	rng := faultTest(t)
+	c := proccluster.Start(t, proccluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	waitBrokers(t, ctx, c, 3)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if r, err := kadm.NewClient(cl).CreateTopic(ctx, 6, 3, nil, "paused"); err != nil || r.Err != nil {
+		t.Fatalf("create topic: %v %v", err, r.Err)
+	}
+	type leadership struct{ leader, epoch int32 }
+	leaders := func(n *proccluster.Node) (map[int32]leadership, error) {
+		m, err := n.Metadata(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, tp := range m.Topics {
+			if tp.Topic != nil && *tp.Topic == "paused" && len(tp.Partitions) == 6 {
+				out := map[int32]leadership{}
+				for _, p := range tp.Partitions {
+					out[p.Partition] = leadership{p.Leader, p.LeaderEpoch}
+				}
+				return out, nil
+			}
+		}
+		return nil, fmt.Errorf("node %d: no topic paused with 6 partitions yet", n.ID)
+	}
+	var before map[int32]leadership
+	eventually(t, 10*time.Second, "every node shows the same leaders of paused", func() error {
+		before = nil
+		for _, n := range c.Nodes() {
+			l, err := leaders(n)
+			if err != nil {
+				return err
+			}
+			if before != nil && !maps.Equal(before, l) {
+				return fmt.Errorf("node %d: %v, another node %v", n.ID, l, before)
+			}
+			before = l
+		}
+		return nil
+	})
+	q := raftLeader(t, ctx, c)
+	var victims []*proccluster.Node
+	for _, n := range c.Nodes() {
+		if n.ID != q.Leader && slices.ContainsFunc(slices.Collect(maps.Values(before)), func(l leadership) bool { return l.leader == n.ID }) {
+			victims = append(victims, n)
+		}
+	}
+	if len(victims) == 0 {
+		t.Fatalf("no broker but the controller %d leads a partition: %v", q.Leader, before)
+	}
+	paused := victims[rng.IntN(len(victims))]
+	t.Logf("controller %d; leaders %v; SIGSTOP to node %d for 5s", q.Leader, before, paused.ID)
+	unchanged := func(n *proccluster.Node) error {
+		fenced, known, err := brokerFenced(ctx, n, paused.ID)
+		if err != nil {
+			return err
+		}
+		if fenced || !known {
+			return fmt.Errorf("node %d shows node %d fenced (%v) or unknown (%v)", n.ID, paused.ID, fenced, !known)
+		}
+		l, err := leaders(n)
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(l, before) {
+			return fmt.Errorf("node %d: leaders %v, were %v", n.ID, l, before)
+		}
+		return nil
+	}
+	paused.Stop()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
+		for _, n := range c.Nodes() {
+			if n == paused {
+				continue
+			}
+			if err := unchanged(n); err != nil {
+				paused.Cont()
+				t.Fatalf("while node %d is stopped: %v", paused.ID, err)
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // sampling interval of the 5 s pause
+	}
+	paused.Cont()
+	t.Logf("SIGCONT to node %d", paused.ID)
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		for _, n := range c.Nodes() {
+			if err := unchanged(n); err != nil && n != paused {
+				t.Fatalf("after SIGCONT: %v", err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // sampling interval
+	}
+}
+
 // brokerFenced returns whether DescribeCluster on n shows broker id
 // fenced, and whether it shows it at all.
 func brokerFenced(ctx context.Context, n *proccluster.Node, id int32) (fenced, known bool, err error) {
@@ -343,11 +451,13 @@ func brokerFenced(ctx context.Context, n *proccluster.Node, id int32) (fenced, k
 }
 
 // TestFaultBrokerKilledFencedAndRejoins: kill -9 of a broker that is not
-// the controller. It is fenced once its session times out (9 s without a
-// heartbeat, not before: a lost connection alone does not fence), every
-// partition it led gets another leader among its replicas with a higher
-// leader epoch on every other node's metadata, and after a restart it
-// rejoins: unfenced, listed by every node.
+// the controller. It is fenced before its 9 s session could time out: its
+// controller connection ends, the controller probes its listener and the
+// refusal fences it (metadata/liveness.go; a paused broker is not:
+// TestFaultBrokerPausedKeepsLeadership). Every partition it led gets
+// another leader among its replicas with a higher leader epoch on every
+// other node's metadata, and after a restart it rejoins: unfenced, listed
+// by every node.
 func TestFaultBrokerKilledFencedAndRejoins(t *testing.T) {
 	rng := faultTest(t)
 	c := proccluster.Start(t, proccluster.Options{})
@@ -426,11 +536,14 @@ func TestFaultBrokerKilledFencedAndRejoins(t *testing.T) {
 		}
 		return nil
 	})
-	// Fencing comes from the session timeout (9 s) after the last heartbeat
-	// (at most 500 ms before the kill): never sooner than 8.5 s.
-	if took := time.Since(killedAt); took < 8500*time.Millisecond {
-		t.Fatalf("broker %d fenced %v after the kill, before its 9s session could time out", victim.ID, took)
+	// The session timeout (9 s after the last heartbeat, at most 500 ms
+	// before the kill) cannot fence sooner than 8.5 s: fenced before, it
+	// was the probe.
+	took := time.Since(killedAt)
+	if took >= 8500*time.Millisecond {
+		t.Fatalf("broker %d fenced %v after the kill: by its session timeout, not by the probe of its closed listener", victim.ID, took)
 	}
+	t.Logf("broker %d fenced within %v of the kill", victim.ID, took)
 	eventually(t, 10*time.Second, "the killed broker's leaderships moved", func() error {
 		for _, n := range survivors {
 			after, err := leaders(n)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -70,14 +72,45 @@ type driver struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
+	// probe tries to connect to a broker's listener (liveness probes,
+	// metadata/liveness.go) and reports whether the connection was
+	// refused.
+	probe func(ctx context.Context, addr string) bool
+	// probec carries refused probes back to the loop.
+	probec chan metadata.Probe
+	// gone holds the brokers whose RPC connection to this node ended
+	// since the loop last looked (guarded by goneMu); gonec (cap 1) wakes
+	// the loop.
+	goneMu sync.Mutex
+	gone   []metadata.NodeID
+	gonec  chan struct{}
+
 	// Loop state, touched only by run.
 	ctl *metadata.Controller
 }
 
+// probeTimeout bounds one liveness probe: anything but a refusal within
+// it counts as alive.
+const probeTimeout = time.Second
+
+// refusedProbe is the driver's default probe: a TCP connection to addr
+// (no TLS handshake: whether something listens is the question), refused
+// or not.
+func refusedProbe(ctx context.Context, addr string) bool {
+	d := net.Dialer{Timeout: probeTimeout}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err == nil {
+		_ = c.Close()
+		return false
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
 func newDriver(q Quorum, sm *imageSM, opts metadata.Options, now func() time.Time, log *slog.Logger) *driver {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &driver{q: q, sm: sm, opts: opts, now: now, log: log,
-		callc: make(chan *driverCall), stopc: make(chan struct{}), ctx: ctx, cancel: cancel}
+	return &driver{q: q, sm: sm, opts: opts, now: now, log: log, probe: refusedProbe,
+		callc: make(chan *driverCall), stopc: make(chan struct{}), ctx: ctx, cancel: cancel,
+		probec: make(chan metadata.Probe), gonec: make(chan struct{}, 1)}
 }
 
 func (d *driver) start() {
@@ -89,6 +122,42 @@ func (d *driver) stop() {
 	d.cancel()
 	close(d.stopc)
 	d.wg.Wait()
+}
+
+// disconnected tells the loop that broker n's RPC connection to this node
+// ended (the RPC server calls it; it never blocks).
+func (d *driver) disconnected(n int32) {
+	d.goneMu.Lock()
+	d.gone = append(d.gone, metadata.NodeID(n))
+	d.goneMu.Unlock()
+	select {
+	case d.gonec <- struct{}{}:
+	default:
+	}
+}
+
+// startProbes starts the probes the controller wants now, each in its own
+// goroutine, which hands a refusal back to the loop.
+func (d *driver) startProbes() {
+	if d.ctl == nil {
+		return
+	}
+	for _, p := range d.ctl.Probes(d.now()) {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			ctx, cancel := context.WithTimeout(d.ctx, probeTimeout)
+			refused := d.probe(ctx, p.Addr)
+			cancel()
+			if !refused {
+				return
+			}
+			select {
+			case d.probec <- p:
+			case <-d.stopc:
+			}
+		}()
+	}
 }
 
 // handle is the RPC handler: it passes req to the loop and waits.
@@ -121,7 +190,11 @@ func (d *driver) run() {
 		if d.ctl == nil {
 			return
 		}
-		if dl := d.ctl.Deadline(); !dl.IsZero() {
+		dl := d.ctl.Deadline()
+		if pd := d.ctl.ProbeDeadline(); !pd.IsZero() && (dl.IsZero() || pd.Before(dl)) {
+			dl = pd
+		}
+		if !dl.IsZero() {
 			timer = time.NewTimer(max(dl.Sub(d.now()), time.Millisecond))
 			timerC = timer.C
 		}
@@ -156,6 +229,32 @@ func (d *driver) run() {
 				}
 				if err != nil {
 					d.log.Warn("cluster: controller tick (session expiry) not committed", "err", err)
+				}
+			}
+			d.startProbes()
+		case <-d.gonec:
+			d.goneMu.Lock()
+			gone := d.gone
+			d.gone = nil
+			d.goneMu.Unlock()
+			if d.ctl != nil {
+				for _, n := range gone {
+					d.ctl.Disconnected(n)
+				}
+				d.startProbes()
+			}
+		case p := <-d.probec:
+			if d.ctl != nil {
+				records, err := d.ctl.ProbeRefused(p)
+				if err != nil {
+					// As in call: the controller's own records did not fit.
+					d.ctl.Reset(d.sm.Image(), d.now())
+				} else if len(records) > 0 {
+					d.log.Info("cluster: fencing a broker whose listener refuses connections (its process is gone)", "broker", p.Node, "addr", p.Addr)
+					_, err = d.propose(d.ctx, records)
+				}
+				if err != nil {
+					d.log.Warn("cluster: fencing of a broker found gone not committed", "broker", p.Node, "err", err)
 				}
 			}
 		}

@@ -106,6 +106,13 @@ type driverHarness struct {
 	q     *fakeQuorum
 	d     *driver
 	clock *fakeClock
+
+	// probeMu guards refused and probed: the liveness probes the
+	// driver makes find the addresses in refused refused, and count
+	// in probed.
+	probeMu sync.Mutex
+	refused map[string]bool
+	probed  map[string]int
 }
 
 func newDriverHarness(t *testing.T) *driverHarness {
@@ -123,12 +130,19 @@ func newDriverHarness(t *testing.T) *driverHarness {
 			return metadata.TopicID{byte(n)}
 		},
 	}, clock.Now, log)
+	h := &driverHarness{t: t, sm: sm, q: q, d: d, clock: clock, refused: map[string]bool{}, probed: map[string]int{}}
+	d.probe = func(_ context.Context, addr string) bool {
+		h.probeMu.Lock()
+		defer h.probeMu.Unlock()
+		h.probed[addr]++
+		return h.refused[addr]
+	}
 	d.start()
 	t.Cleanup(func() {
 		d.stop()
 		goleak.VerifyNone(t, ignore)
 	})
-	return &driverHarness{t: t, sm: sm, q: q, d: d, clock: clock}
+	return h
 }
 
 func (h *driverHarness) call(req kmsg.Request) (kmsg.Response, uint64, error) {
@@ -363,5 +377,52 @@ func TestDriverFencesExpiredSession(t *testing.T) {
 	}
 	if b, _ := img.Broker(1); b.Fenced {
 		t.Fatal("broker 1, which kept heartbeating, was fenced")
+	}
+}
+
+// TestDriverFencesBrokerFoundGone: when a broker's controller connection
+// ends, the driver probes its listener; a refusal fences it at once (the
+// clock does not move: no session expires), one that is not refused
+// changes nothing.
+func TestDriverFencesBrokerFoundGone(t *testing.T) {
+	h := newDriverHarness(t)
+	h.unfencedBrokers(2)
+	if resp, err := h.createTopic("a", 2, 2); err != nil || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("create: %v %+v", err, resp)
+	}
+	probes := func(addr string) int {
+		h.probeMu.Lock()
+		defer h.probeMu.Unlock()
+		return h.probed[addr]
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+			time.Sleep(5 * time.Millisecond) // polling interval with a deadline
+		}
+	}
+	// Broker 1's connection ends, but its listener accepts (a broker that
+	// reconnects, or a paused one): probed, not fenced.
+	h.d.disconnected(1)
+	waitFor("broker 1 is probed", func() bool { return probes("127.0.0.1:9001") > 0 })
+	// Broker 2's process is gone.
+	h.probeMu.Lock()
+	h.refused["127.0.0.1:9002"] = true
+	h.probeMu.Unlock()
+	h.d.disconnected(2)
+	waitFor("broker 2 is fenced", func() bool { b, _ := h.sm.Image().Broker(2); return b.Fenced })
+	img := h.sm.Image()
+	if b, _ := img.Broker(1); b.Fenced {
+		t.Fatal("broker 1, whose listener accepts, was fenced")
+	}
+	top, _ := img.Topic("a")
+	for _, p := range img.Partitions(top.ID) {
+		if p.Leader != 1 {
+			t.Fatalf("partition %d led by %d after broker 2 was found gone", p.Partition, p.Leader)
+		}
 	}
 }

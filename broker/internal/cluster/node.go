@@ -24,6 +24,7 @@ import (
 	"github.com/weir-dev/weir/broker/internal/metadata"
 	"github.com/weir-dev/weir/broker/internal/protocol"
 	"github.com/weir-dev/weir/broker/internal/quorum"
+	"github.com/weir-dev/weir/broker/internal/replica"
 	"github.com/weir-dev/weir/broker/internal/topics"
 	"github.com/weir-dev/weir/internal/atomicfile"
 )
@@ -181,6 +182,9 @@ func Open(opts Options) (*Node, error) {
 		UncleanLeaderElection:   uncleanDefault(opts.Topics.Defaults()),
 		LeaderRebalanceInterval: opts.LeaderRebalanceInterval,
 		ValidateConfig: func(res metadata.ConfigResource, key, value string) error {
+			if res.Type == metadata.ConfigBroker && key == replica.ThrottleRateConfig {
+				return replica.CheckThrottleRate(value)
+			}
 			if res.Type != metadata.ConfigTopic {
 				return nil
 			}
@@ -214,6 +218,13 @@ type dialerFunc func(ctx context.Context, addr string) (net.Conn, error)
 
 func (f dialerFunc) DialContext(ctx context.Context, _, addr string) (net.Conn, error) {
 	return f(ctx, addr)
+}
+
+// IsNodeDir tells whether dir is a cluster node's data directory (it holds
+// the cluster.json bindDataDir writes).
+func IsNodeDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "cluster.json"))
+	return err == nil
 }
 
 // bindDataDir writes DataDir/cluster.json at the first start and refuses a
@@ -310,7 +321,7 @@ func (n *Node) Start(ctx context.Context, self protocol.Node) error {
 			return err
 		}
 		n.drv.start()
-		n.rpcSrv = newRPCServer(n.mux.rpc, n.handleRPC, n.log)
+		n.rpcSrv = newRPCServer(n.mux.rpc, n.handleRPC, n.drv.disconnected, n.log)
 	} else {
 		n.wg.Add(1)
 		go n.fetchLoop()

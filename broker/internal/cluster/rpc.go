@@ -173,6 +173,11 @@ type rpcServer struct {
 	ln     net.Listener
 	handle rpcHandler
 	log    *slog.Logger
+	// gone, when set, is told the broker id of a connection that carried
+	// a broker's registration or heartbeats once it ends (not when the
+	// server closes it): the controller then checks whether the broker's
+	// process is gone (liveness probes).
+	gone func(broker int32)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -181,9 +186,9 @@ type rpcServer struct {
 	conns  map[net.Conn]struct{} // guarded by mu
 }
 
-func newRPCServer(ln net.Listener, handle rpcHandler, log *slog.Logger) *rpcServer {
+func newRPCServer(ln net.Listener, handle rpcHandler, gone func(int32), log *slog.Logger) *rpcServer {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &rpcServer{ln: ln, handle: handle, log: log, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
+	s := &rpcServer{ln: ln, handle: handle, gone: gone, log: log, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.serve()
 	return s
@@ -218,6 +223,12 @@ func (s *rpcServer) serve() {
 
 func (s *rpcServer) serveConn(c net.Conn) {
 	r := bufio.NewReader(c)
+	broker := int32(-1) // the broker whose registration or heartbeats this connection carries
+	defer func() {
+		if broker >= 0 && s.gone != nil && s.ctx.Err() == nil {
+			s.gone(broker)
+		}
+	}()
 	for {
 		frame, err := readFrame(r)
 		if err != nil {
@@ -230,6 +241,12 @@ func (s *rpcServer) serveConn(c net.Conn) {
 		if err != nil {
 			s.log.Warn("cluster: bad controller RPC request", "remote", c.RemoteAddr().String(), "err", err)
 			return
+		}
+		switch r := req.(type) {
+		case *kmsg.BrokerHeartbeatRequest:
+			broker = r.BrokerID
+		case *kmsg.BrokerRegistrationRequest:
+			broker = r.BrokerID
 		}
 		resp, applied, herr := s.handle(s.ctx, req)
 		out := encodeRPCResponse(corr, resp, applied, herr)

@@ -26,6 +26,7 @@ func TestRPCRoundTrip(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	mux := newMuxListener(ln, log)
 	defer mux.close()
+	gone := make(chan int32, 1)
 	srv := newRPCServer(mux.rpc, func(_ context.Context, req kmsg.Request) (kmsg.Response, uint64, error) {
 		r, ok := req.(*kmsg.BrokerHeartbeatRequest)
 		if !ok {
@@ -34,7 +35,7 @@ func TestRPCRoundTrip(t *testing.T) {
 		resp := r.ResponseKind().(*kmsg.BrokerHeartbeatResponse)
 		resp.IsCaughtUp = r.CurrentMetadataOffset == 41
 		return resp, 42, nil
-	}, log)
+	}, func(b int32) { gone <- b }, log)
 	defer srv.close()
 	d := &net.Dialer{}
 	cl := newRPCClient(func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) })
@@ -44,6 +45,7 @@ func TestRPCRoundTrip(t *testing.T) {
 
 	for range 2 { // the second call reuses the connection
 		req := kmsg.NewPtrBrokerHeartbeatRequest()
+		req.BrokerID = 7
 		req.CurrentMetadataOffset = 41
 		resp, applied, err := cl.call(ctx, ln.Addr().String(), req)
 		if err != nil {
@@ -55,6 +57,22 @@ func TestRPCRoundTrip(t *testing.T) {
 	}
 	if _, _, err := cl.call(ctx, ln.Addr().String(), kmsg.NewPtrCreateTopicsRequest()); !errors.Is(err, errRemote) {
 		t.Fatalf("handler error: got %v, want errRemote", err)
+	}
+	select {
+	case b := <-gone:
+		t.Fatalf("broker %d reported gone while its connection is open", b)
+	default:
+	}
+	// The broker's connection ends: the server names the broker it
+	// carried heartbeats for.
+	cl.close()
+	select {
+	case b := <-gone:
+		if b != 7 {
+			t.Fatalf("gone broker %d, want 7", b)
+		}
+	case <-ctx.Done():
+		t.Fatal("the end of a broker's connection was not reported")
 	}
 
 	c, err := d.DialContext(ctx, "tcp", ln.Addr().String())

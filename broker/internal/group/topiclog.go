@@ -88,7 +88,16 @@ func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
 		return err
 	}
 	if hasTxn(recs) {
-		return appendTrusted(ctx, part.Log(), b, p)
+		if l.rep == nil {
+			return appendTrusted(ctx, part.Log(), b, p)
+		}
+		err := ownership.AppendBroker(ctx, l.rep, part, func(tl topics.LeaderTxnLog, epoch topics.Epoch) (topics.AppendResult, error) {
+			return tl.WriteTrusted(b, epoch)
+		})
+		if err != nil {
+			return fmt.Errorf("group: store transactional offsets: %w", err)
+		}
+		return nil
 	}
 	if _, err := ownership.Append(ctx, l.rep, part, b, true); err != nil {
 		return fmt.Errorf("group: store records: %w", err)

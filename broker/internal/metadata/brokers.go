@@ -59,7 +59,7 @@ func (c *Controller) RegisterBroker(now time.Time, req *kmsg.BrokerRegistrationR
 	})...); err != nil {
 		return nil, nil, err
 	}
-	c.sessions[n] = now
+	c.heard(n, now)
 	c.registeredAt[n] = registeredAt
 	resp.BrokerEpoch = int64(epoch)
 	return out, resp, nil
@@ -86,7 +86,7 @@ func (c *Controller) Heartbeat(now time.Time, req *kmsg.BrokerHeartbeatRequest) 
 		resp.ErrorCode, resp.IsFenced = errc.Code, true
 		return nil, resp, nil
 	}
-	c.sessions[b.ID] = now
+	c.heard(b.ID, now)
 	caughtUp := req.CurrentMetadataOffset >= 0 && uint64(req.CurrentMetadataOffset) >= c.registeredAt[b.ID]
 	resp.IsCaughtUp = caughtUp
 	var out []Record
@@ -155,6 +155,8 @@ func (c *Controller) UnregisterBroker(req *kmsg.UnregisterBrokerRequest) ([]Reco
 	}
 	delete(c.sessions, b.ID)
 	delete(c.registeredAt, b.ID)
+	delete(c.suspect, b.ID)
+	delete(c.probed, b.ID)
 	return out, resp, nil
 }
 

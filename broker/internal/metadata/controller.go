@@ -47,6 +47,13 @@ type Controller struct {
 	// nextRebalance is when Tick next moves leaderships back to preferred
 	// replicas; zero when Options.LeaderRebalanceInterval is negative.
 	nextRebalance time.Time
+	// suspect holds the brokers to probe whatever the age of their last
+	// heartbeat (liveness.go): their connection to this controller closed,
+	// or this controller has not heard from them since it started. A
+	// heartbeat or registration clears it.
+	suspect map[NodeID]bool
+	// probed is when each broker was last probed.
+	probed map[NodeID]time.Time
 }
 
 // NewController returns a controller deciding on top of committed (which it
@@ -57,11 +64,20 @@ func NewController(committed *Image, now time.Time, opts Options) (*Controller, 
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Controller{opts: opts, sessions: map[NodeID]time.Time{}, registeredAt: map[NodeID]uint64{}}
+	c := &Controller{opts: opts, sessions: map[NodeID]time.Time{}, registeredAt: map[NodeID]uint64{},
+		suspect: map[NodeID]bool{}, probed: map[NodeID]time.Time{}}
 	if opts.LeaderRebalanceInterval > 0 {
 		c.nextRebalance = now.Add(opts.LeaderRebalanceInterval)
 	}
 	c.Reset(committed, now)
+	// NB: a new controller has heard from nobody: a broker that died with
+	// the previous one (the same process) would otherwise keep its
+	// leaderships for a whole fresh session.
+	for n, b := range c.img.brokers {
+		if !b.Fenced {
+			c.suspect[n] = true
+		}
+	}
 	return c, nil
 }
 
@@ -75,6 +91,8 @@ func (c *Controller) Reset(committed *Image, now time.Time) {
 		if _, ok := c.img.brokers[n]; !ok {
 			delete(c.sessions, n)
 			delete(c.registeredAt, n)
+			delete(c.suspect, n)
+			delete(c.probed, n)
 		}
 	}
 	for n := range c.img.brokers {

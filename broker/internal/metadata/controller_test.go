@@ -24,6 +24,7 @@ import (
 //	new [session=D] [default-rf=N] [default-partitions=N] [block=N] [cluster=ID] [max-partitions=N]
 //	    [unclean]                      (the broker default of unclean.leader.election.enable: true)
 //	    [rebalance=D]                  (LeaderRebalanceInterval; default off)
+//	    [probe-after=D] [probe-interval=D]  (ProbeAfter, ProbeInterval; defaults 1s, 500ms)
 //	    [bad-config=KEY]               (ValidateConfig refuses KEY)
 //	    [list-config=KEY:DEFAULT]      (ListConfig: KEY alone is a list, with DEFAULT)
 //	register node=N [inc=I] [rack=R] [cluster=ID] [listeners=(name:port,...)] [epoch-of=N]
@@ -55,6 +56,10 @@ import (
 //	show                              (the controller's image)
 //	scram / create-acls / delete-acls (controller_security_test.go)
 //	deadline                          (when the controller wants a tick)
+//	disconnect node=N                 (N's connection to the controller ended)
+//	probes [D]                        (advance the clock by D, then list the probes due)
+//	probe-deadline                    (when the next probe is due)
+//	probe-refused node=N              (the last probe of N was refused)
 //	restart-controller                (a new controller on the committed image)
 //
 // After every command the committed image's invariants are checked, it must
@@ -101,6 +106,7 @@ type ctlHarness struct {
 	nextID    byte
 	pending   int // entries handed out and not committed
 	ids       map[TopicID]string
+	probes    map[NodeID]Probe // the last probe handed out per node
 }
 
 var ctlEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -110,6 +116,7 @@ func (h *ctlHarness) reset(o Options) {
 	h.nextID = 0
 	o.NewTopicID = func() TopicID { h.nextID++; return TopicID{15: h.nextID} }
 	h.committed, h.now, h.pending, h.ids = NewImage(), ctlEpoch, 0, map[TopicID]string{}
+	h.probes = map[NodeID]Probe{}
 	c, err := NewController(h.committed, h.now, o)
 	if err != nil {
 		h.t.Fatal(err)
@@ -288,6 +295,8 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 		o.ClusterID = tdArg(td, "cluster", "")
 		o.UncleanLeaderElection = td.HasArg("unclean")
 		o.LeaderRebalanceInterval = h.dur(tdArg(td, "rebalance", "-1ns"))
+		o.ProbeAfter = h.dur(tdArg(td, "probe-after", "0s"))
+		o.ProbeInterval = h.dur(tdArg(td, "probe-interval", "0s"))
 		if bad := tdArg(td, "bad-config", ""); bad != "" {
 			o.ValidateConfig = func(_ ConfigResource, key, _ string) error {
 				if key == bad {
@@ -569,7 +578,46 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 			h.t.Fatal(err)
 		}
 		h.c, h.pending = c, 0
+		h.probes = map[NodeID]Probe{}
 		return "ok"
+
+	case "disconnect":
+		h.c.Disconnected(NodeID(h.int(tdArg(td, "node", ""))))
+		return "ok"
+
+	case "probes":
+		if len(td.CmdArgs) > 0 {
+			h.now = h.now.Add(h.dur(td.CmdArgs[0].Key))
+		}
+		var b strings.Builder
+		for _, p := range h.c.Probes(h.now) {
+			h.probes[p.Node] = p
+			fmt.Fprintf(&b, "probe node=%d epoch=%d addr=%s\n", p.Node, p.Epoch, p.Addr)
+		}
+		if b.Len() == 0 {
+			return "(none)"
+		}
+		return strings.TrimRight(b.String(), "\n")
+
+	case "probe-deadline":
+		d := h.c.ProbeDeadline()
+		if d.IsZero() {
+			return "none"
+		}
+		return "in " + d.Sub(h.now).String()
+
+	case "probe-refused":
+		n := NodeID(h.int(tdArg(td, "node", "")))
+		p, ok := h.probes[n]
+		if !ok {
+			h.t.Fatalf("%s: node %d was never probed", td.Pos, n)
+		}
+		records, err := h.c.ProbeRefused(p)
+		out := h.commit(td, records, err, "")
+		if out == "" {
+			return "(nothing)"
+		}
+		return out
 
 	case "deadline":
 		d := h.c.Deadline()

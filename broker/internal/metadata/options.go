@@ -19,6 +19,16 @@ type Options struct {
 	// as Kafka's broker.session.timeout.ms.
 	SessionTimeout time.Duration
 
+	// ProbeAfter is how old a broker's last heartbeat may get before the
+	// controller probes its listener (see liveness.go: a refused
+	// connection fences it at once, anything else waits for
+	// SessionTimeout). Default 1s (brokers heartbeat every 500ms);
+	// negative: never probe, whatever the reason.
+	ProbeAfter time.Duration
+	// ProbeInterval is the least time between two probes of one broker.
+	// Default 500ms.
+	ProbeInterval time.Duration
+
 	// DefaultPartitions is the partition count of a topic created with
 	// NumPartitions -1. Default 1, as Kafka's num.partitions.
 	DefaultPartitions int32
@@ -83,6 +93,12 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.SessionTimeout == 0 {
 		o.SessionTimeout = 9 * time.Second
 	}
+	if o.ProbeAfter == 0 {
+		o.ProbeAfter = time.Second
+	}
+	if o.ProbeInterval == 0 {
+		o.ProbeInterval = 500 * time.Millisecond
+	}
 	if o.DefaultPartitions == 0 {
 		o.DefaultPartitions = 1
 	}
@@ -109,6 +125,9 @@ func (o *Options) Validate() error {
 	var errs []error
 	if o.SessionTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("metadata: SessionTimeout %v is not positive", o.SessionTimeout))
+	}
+	if o.ProbeInterval <= 0 {
+		errs = append(errs, fmt.Errorf("metadata: ProbeInterval %v is not positive", o.ProbeInterval))
 	}
 	if o.DefaultPartitions < 1 {
 		errs = append(errs, fmt.Errorf("metadata: DefaultPartitions %d < 1", o.DefaultPartitions))

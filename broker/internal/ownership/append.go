@@ -76,3 +76,30 @@ func Append(ctx context.Context, rep Replication, p *topics.Partition, b []byte,
 func IsNotLeader(err error) bool {
 	return errors.Is(err, kerr.NotLeaderForPartition) || errors.Is(err, kerr.FencedLeaderEpoch)
 }
+
+// AppendBroker writes a batch the broker itself builds (a transaction
+// marker, or transactional offsets) to partition p with write, given the
+// log and the leader epoch to write at, as Append writes a commit: refused
+// unless this broker leads p, written at p's leader epoch, and returned
+// only once the high watermark covers it. rep must not be nil: a single
+// node writes such batches with the log's own AppendMarker and
+// AppendTrusted.
+func AppendBroker(ctx context.Context, rep Replication, p *topics.Partition, write func(l topics.LeaderTxnLog, leaderEpoch base.Epoch) (topics.AppendResult, error)) error {
+	name := fmt.Sprintf("%s/%d", p.Topic().Name(), p.Index())
+	l, ok := p.Log().(topics.LeaderTxnLog)
+	if !ok {
+		return fmt.Errorf("ownership: %s cannot take broker-written batches", name)
+	}
+	if code := rep.CheckProduce(p, -1); code != 0 {
+		return fmt.Errorf("ownership: append to %s refused: %w", name, kerr.ErrorForCode(code))
+	}
+	epoch := rep.AppendEpoch(p)
+	r, err := write(l, epoch)
+	if err != nil {
+		return fmt.Errorf("ownership: append to %s: %w", name, err)
+	}
+	if err := rep.WaitCommitted(ctx, p, r.LastOffset+1, epoch); err != nil {
+		return fmt.Errorf("ownership: append to %s: %w", name, err)
+	}
+	return nil
+}

@@ -9,11 +9,8 @@ package protocol
 // 11-16, 42, 47) passes its request to; see handleGroupRequest.
 //
 // Transaction keys (type 1) are answered with this broker too: it runs the
-// transaction coordinator (txn_coordinator.go). In cluster mode they are
-// answered TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying that
-// transactions are not supported there yet: the error is fatal to franz-go,
-// librdkafka and the Java client, so a transactional producer fails at
-// once; COORDINATOR_NOT_AVAILABLE would be retried without end.
+// transaction coordinator (txn_coordinator.go). In cluster mode
+// group_cluster.go answers the __transaction_state partition's leader.
 
 import (
 	"context"

@@ -6,7 +6,10 @@ package protocol
 //   - AlterConfigs and IncrementalAlterConfigs: TOPIC resources go to the
 //     controller (config records in the metadata log), which validates them
 //     as the single-node path does and answers per resource with a message;
-//     other resource types are refused here, as on a single node. Every
+//     IncrementalAlterConfigs also forwards a BROKER resource (cluster-wide
+//     "" or one node id) whose every key is a dynamic broker config
+//     (dynamicBrokerConfigs); other resources are refused here, as on a
+//     single node. Every
 //     broker applies a topic's configs from its image to its local logs
 //     (the cluster package's reconciler).
 //   - DescribeConfigs: a topic's configs come from the metadata image, so
@@ -115,7 +118,7 @@ func clusterIncrementalAlterConfigs(ctx context.Context, s *Server, r *Request) 
 	inner := *req
 	inner.Resources = nil
 	for _, rr := range req.Resources {
-		if rr.ResourceType == kmsg.ConfigResourceTypeTopic {
+		if forwardIncremental(rr) {
 			inner.Resources = append(inner.Resources, rr)
 		}
 	}
@@ -136,7 +139,7 @@ func clusterIncrementalAlterConfigs(ctx context.Context, s *Server, r *Request) 
 		or := kmsg.NewIncrementalAlterConfigsResponseResource()
 		or.ResourceType, or.ResourceName = rr.ResourceType, rr.ResourceName
 		switch {
-		case rr.ResourceType != kmsg.ConfigResourceTypeTopic:
+		case !forwardIncremental(rr):
 			or.ErrorCode, or.ErrorMessage = codeAndMessage(checkAlterableType(rr.ResourceType))
 		case ferr != nil:
 			or.ErrorCode, or.ErrorMessage = kerr.NotController.Code, noControllerMessage(ferr)
@@ -147,6 +150,34 @@ func clusterIncrementalAlterConfigs(ctx context.Context, s *Server, r *Request) 
 		resp.Resources = append(resp.Resources, or)
 	}
 	return resp, nil
+}
+
+// dynamicBrokerConfigs are the broker configs that a cluster keeps in its
+// metadata log and that IncrementalAlterConfigs changes on a BROKER
+// resource: follower.replication.throttled.rate (replica.ThrottleRateConfig,
+// `weir topic reassign --throttle`). Every other broker config is
+// read-only (weir broker flags).
+var dynamicBrokerConfigs = map[string]bool{"follower.replication.throttled.rate": true}
+
+// forwardIncremental reports whether an IncrementalAlterConfigs resource
+// goes to the controller: a topic's, or a broker's that changes dynamic
+// broker configs only.
+func forwardIncremental(rr kmsg.IncrementalAlterConfigsRequestResource) bool {
+	switch rr.ResourceType {
+	case kmsg.ConfigResourceTypeTopic:
+		return true
+	case kmsg.ConfigResourceTypeBroker:
+		if len(rr.Configs) == 0 {
+			return false
+		}
+		for _, c := range rr.Configs {
+			if !dynamicBrokerConfigs[c.Name] {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // clusterDescribeConfigs answers topic configs from the metadata image.

@@ -30,6 +30,7 @@ import (
 
 	"github.com/weir-dev/weir/broker/internal/group"
 	"github.com/weir-dev/weir/broker/internal/ownership"
+	"github.com/weir-dev/weir/broker/internal/txn"
 )
 
 // offsetsTopicConfigs are the configs __consumer_offsets is created with.
@@ -143,21 +144,30 @@ func (s *Server) leadershipSource(topic string, agree func(n int32) bool) owners
 
 // ensureOffsetsTopic asks the controller to create __consumer_offsets
 // (this broker's offsets partition count, replication factor
-// min(Config.OffsetsReplication, unfenced brokers), compacted) unless the view has it, and returns the
-// view after. Failures are logged: the caller answers
-// COORDINATOR_NOT_AVAILABLE, which clients retry.
+// min(Config.OffsetsReplication, unfenced brokers), compacted) unless the
+// view has it, and returns the view after. Failures are logged: the caller
+// answers COORDINATOR_NOT_AVAILABLE, which clients retry.
 func (o *groupOwnership) ensureOffsetsTopic(ctx context.Context) *ClusterView {
 	o.createMu.Lock()
 	defer o.createMu.Unlock()
-	v := o.s.cfg.Cluster.View()
-	if v.Topics[group.OffsetsTopic] != nil || len(v.Brokers) == 0 {
+	return o.s.ensureInternalTopic(ctx, group.OffsetsTopic, o.d.Partitions())
+}
+
+// ensureInternalTopic asks the controller to create a coordinator's
+// internal topic (name, with partitions partitions, replication factor
+// min(Config.OffsetsReplication, unfenced brokers), compacted) unless the
+// view has it, and returns the view after. Failures are logged. Callers
+// serialise their calls for one topic.
+func (s *Server) ensureInternalTopic(ctx context.Context, name string, partitions int32) *ClusterView {
+	v := s.cfg.Cluster.View()
+	if v.Topics[name] != nil || len(v.Brokers) == 0 {
 		return v
 	}
 	ctx, cancel := context.WithTimeout(ctx, offsetsCreateTimeout)
 	defer cancel()
 	req := kmsg.NewPtrCreateTopicsRequest()
 	t := kmsg.NewCreateTopicsRequestTopic()
-	t.Topic, t.NumPartitions, t.ReplicationFactor = group.OffsetsTopic, o.d.Partitions(), min(o.s.cfg.OffsetsReplication, int16(len(v.Brokers)))
+	t.Topic, t.NumPartitions, t.ReplicationFactor = name, partitions, min(s.cfg.OffsetsReplication, int16(len(v.Brokers)))
 	for k, val := range offsetsTopicConfigs {
 		c := kmsg.NewCreateTopicsRequestTopicConfig()
 		c.Name, c.Value = k, kmsg.StringPtr(val)
@@ -165,10 +175,10 @@ func (o *groupOwnership) ensureOffsetsTopic(ctx context.Context) *ClusterView {
 	}
 	req.Topics = append(req.Topics, t)
 	req.TimeoutMillis = int32(offsetsCreateTimeout / time.Millisecond)
-	resp, err := o.s.cfg.Cluster.Forward(ctx, req)
+	resp, err := s.cfg.Cluster.Forward(ctx, req)
 	if err != nil {
-		o.s.Logger.Warn("protocol: create __consumer_offsets through the controller", "err", err)
-		return o.s.cfg.Cluster.View()
+		s.Logger.Warn("protocol: create an internal topic through the controller", "topic", name, "err", err)
+		return s.cfg.Cluster.View()
 	}
 	if cr, ok := resp.(*kmsg.CreateTopicsResponse); ok {
 		for _, rt := range cr.Topics {
@@ -177,40 +187,61 @@ func (o *groupOwnership) ensureOffsetsTopic(ctx context.Context) *ClusterView {
 				if rt.ErrorMessage != nil {
 					msg = *rt.ErrorMessage
 				}
-				o.s.Logger.Warn("protocol: create __consumer_offsets through the controller",
-					"err", kerr.ErrorForCode(rt.ErrorCode), "message", msg)
+				s.Logger.Warn("protocol: create an internal topic through the controller",
+					"topic", name, "err", kerr.ErrorForCode(rt.ErrorCode), "message", msg)
 			}
 		}
 	}
-	return o.s.cfg.Cluster.View()
+	return s.cfg.Cluster.View()
+}
+
+// coordinatorIn returns the node leading the partition of topic that key
+// hashes to (with part), as the client at r reaches it; false when the
+// view lacks the topic or the partition has no unfenced leader.
+func coordinatorIn(v *ClusterView, r *Request, topic string, part func(n int32) int32) (Node, bool) {
+	ct := v.Topics[topic]
+	if ct == nil || len(ct.Partitions) == 0 {
+		return Node{}, false
+	}
+	leader := ct.Partitions[part(int32(len(ct.Partitions)))].Leader
+	for _, b := range v.Brokers {
+		if b.ID == leader {
+			return b.For(r), true
+		}
+	}
+	return Node{}, false // no leader, or a fenced one
 }
 
 // clusterFindCoordinator answers a group's coordinator as the leader of
-// its __consumer_offsets partition, creating the topic through the
-// controller the first time one is asked for. Transaction keys go to the
-// single-node handler, which refuses them.
+// its __consumer_offsets partition, and a transactional id's as the leader
+// of its __transaction_state partition, creating the topic through the
+// controller the first time one is asked for.
 func clusterFindCoordinator(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.FindCoordinatorRequest)
-	if req.CoordinatorType != 0 {
-		return handleFindCoordinator(ctx, s, r)
-	}
 	v := s.cfg.Cluster.View()
-	g, _ := s.Extension(groupExtensionName).(*groupCoordinator)
-	if v.Topics[group.OffsetsTopic] == nil && g != nil && g.own != nil {
-		v = g.own.ensureOffsetsTopic(ctx)
-	}
-	coordinator := func(key string) (Node, bool) {
-		ct := v.Topics[group.OffsetsTopic]
-		if ct == nil || len(ct.Partitions) == 0 {
-			return Node{}, false
+	var coordinator func(key string) (Node, bool)
+	switch req.CoordinatorType {
+	case 0:
+		g, _ := s.Extension(groupExtensionName).(*groupCoordinator)
+		if v.Topics[group.OffsetsTopic] == nil && g != nil && g.own != nil {
+			v = g.own.ensureOffsetsTopic(ctx)
 		}
-		leader := ct.Partitions[group.Partition(group.GroupID(key), int32(len(ct.Partitions)))].Leader
-		for _, b := range v.Brokers {
-			if b.ID == leader {
-				return b.For(r), true
-			}
+		coordinator = func(key string) (Node, bool) {
+			return coordinatorIn(v, r, group.OffsetsTopic, func(n int32) int32 { return group.Partition(group.GroupID(key), n) })
 		}
-		return Node{}, false // no leader, or a fenced one
+	case 1:
+		t, _ := s.Extension(txnExtensionName).(*txnCoordinator)
+		if t == nil || t.own == nil {
+			return handleFindCoordinator(ctx, s, r) // no coordinator: refused there
+		}
+		if v.Topics[txn.StateTopic] == nil {
+			v = t.own.ensureStateTopic(ctx)
+		}
+		coordinator = func(key string) (Node, bool) {
+			return coordinatorIn(v, r, txn.StateTopic, func(n int32) int32 { return txn.Partition(txn.TransactionalID(key), n) })
+		}
+	default:
+		return handleFindCoordinator(ctx, s, r) // INVALID_REQUEST there
 	}
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
 	if r.Version >= 4 {

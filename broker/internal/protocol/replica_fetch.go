@@ -26,5 +26,8 @@ func replicaFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, er
 		resp.ErrorCode = kerr.NotLeaderForPartition.Code
 		return resp, nil
 	}
-	return s.cfg.Replication.ServeFetch(ctx, req, r.Version), nil
+	// The batches go out as a consumer's do (fetchbufs.go, sendfile.go):
+	// from kept buffers, or from the segment files on plaintext TCP.
+	fl := newFetchLease(ctx)
+	return s.cfg.Replication.ServeFetch(ctx, req, r.Version, fl.readAny), nil
 }

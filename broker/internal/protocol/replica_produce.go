@@ -33,7 +33,9 @@ type Replication interface {
 	// first offset (a coordinator may then load p: ownership.Observation).
 	Leadership(p *topics.Partition) (epoch int32, leading, ready bool)
 	// ServeFetch answers a follower's Fetch.
-	ServeFetch(ctx context.Context, req *kmsg.FetchRequest, version int16) *kmsg.FetchResponse
+	// read is what reads the batches: into buffers the connection keeps
+	// until the response is written, or as file ranges (fetchLease.readAny).
+	ServeFetch(ctx context.Context, req *kmsg.FetchRequest, version int16, read func(l topics.Log, op *kmsg.FetchResponseTopicPartition, from base.Offset, maxBytes int) ([]byte, error)) *kmsg.FetchResponse
 }
 
 // appendEpoch is the leader epoch a produce to p appends with.

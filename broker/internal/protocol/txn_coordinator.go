@@ -8,9 +8,9 @@ package protocol
 // transaction handlers (22 with a transactional id, 24, 25, 26, 65, 66) pass
 // their requests to it.
 //
-// In cluster mode transactions are refused with
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED and a message saying so: markers
-// would have to reach partition leaders on other brokers.
+// In cluster mode the driver serves only the __transaction_state
+// partitions this broker leads, and its markers go to each partition's
+// leader (txn_cluster.go).
 
 import (
 	"context"
@@ -33,11 +33,17 @@ func init() { RegisterExtension(txnExtensionName, openTxnCoordinator) }
 // txnCoordinator is the "txn" extension.
 type txnCoordinator struct {
 	d *txn.Driver
+	// own moves the partitions served in cluster mode; nil on a single
+	// node.
+	own *txnOwnership
 }
 
 func (t *txnCoordinator) Close() error {
 	if t.d == nil {
 		return nil
+	}
+	if t.own != nil {
+		t.own.close()
 	}
 	return t.d.Close()
 }
@@ -49,7 +55,7 @@ func (p producerIDs) NextProducerID() (int64, error) { return p.reg.NextProducer
 
 func openTxnCoordinator(s *Server) (Extension, error) {
 	if s.cfg.Cluster != nil {
-		return &txnCoordinator{}, nil // refused in cluster mode: see txnDriver
+		return openClusterTxnCoordinator(s)
 	}
 	var opts txn.Options
 	opts.EnsureDefaults()
@@ -169,10 +175,6 @@ func writeMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Mar
 // txnDriver returns the transaction coordinator, or the error code and
 // message to refuse a transactional request with.
 func txnDriver(s *Server) (*txn.Driver, int16, *string) {
-	if s.cfg.Cluster != nil {
-		m := "weir: transactions are not supported in cluster mode yet"
-		return nil, kerr.TransactionalIDAuthorizationFailed.Code, &m
-	}
 	t, ok := s.Extension(txnExtensionName).(*txnCoordinator)
 	if !ok || t.d == nil {
 		return nil, kerr.CoordinatorNotAvailable.Code, nil
@@ -196,6 +198,9 @@ func handleTxnRequest(ctx context.Context, s *Server, r *Request, refuse func(co
 	d, code, _ := txnDriver(s)
 	if d == nil {
 		return refuse(code), nil
+	}
+	if t, _ := s.Extension(txnExtensionName).(*txnCoordinator); t != nil && t.own != nil {
+		t.own.sync(ctx) // serve the state partitions the view says are led here
 	}
 	resp, err := d.Handle(ctx, r.Body)
 	if errors.Is(err, txn.ErrClosed) {

@@ -46,16 +46,24 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 	if pid < 0 {
 		return kerr.InvalidRecord.Code, nil // a transactional produce of non-transactional batches
 	}
-	check := d.Verify
-	if req.Version >= 12 {
-		check = d.Add
+	add := req.Version >= 12
+	check := func() (map[txn.TopicPartition]int16, int16, error) {
+		if s.cfg.Cluster != nil {
+			return clusterVerify(ctx, s, d, *req.TransactionID, pid, epoch, parts, add)
+		}
+		fn := d.Verify
+		if add {
+			fn = d.Add
+		}
+		codes, err := fn(ctx, *req.TransactionID, pid, epoch, parts)
+		return codes, 0, err
 	}
-	codes, err := check(ctx, *req.TransactionID, pid, epoch, parts)
+	codes, code, err := check()
 	// CONCURRENT_TRANSACTIONS: the producer's previous transaction is still
 	// writing its markers, which takes a moment. Kafka's leaders retry the
 	// check for a while rather than hand the producer an error it retries
 	// only after a metadata refresh (franz-go waits up to 5 s for one).
-	for wait, waited := concurrentRetry, time.Duration(0); err == nil && waited < concurrentRetryMax && anyCode(codes, kerr.ConcurrentTransactions.Code); wait *= 2 {
+	for wait, waited := concurrentRetry, time.Duration(0); err == nil && code == 0 && waited < concurrentRetryMax && anyCode(codes, kerr.ConcurrentTransactions.Code); wait *= 2 {
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -64,7 +72,10 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 		case <-t.C:
 		}
 		waited += wait
-		codes, err = check(ctx, *req.TransactionID, pid, epoch, parts)
+		codes, code, err = check()
+	}
+	if code != 0 {
+		return code, nil
 	}
 	if err != nil {
 		if errors.Is(err, txn.ErrClosed) {

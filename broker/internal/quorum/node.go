@@ -86,6 +86,12 @@ type Status struct {
 	// Rejoining: the node came back with lost raft storage and is not a
 	// voter again yet (Options.Rejoin).
 	Rejoining bool
+	// VoterSet is the voter set this node has applied (a voter being
+	// taken back is missing from it for a while); VoterSetIndex is the
+	// index of the last voter set change applied since the node started,
+	// 0 if none.
+	VoterSet      []NodeID
+	VoterSetIndex uint64
 	// Err is why the node stopped, when it failed (nil otherwise).
 	Err error
 }
@@ -179,6 +185,13 @@ type Node struct {
 	rejoining bool
 	rejoinID  uint64
 	ticks     int
+	// voteAbove: while rejoining, the term of this node's addition once
+	// another node said it applied it (votes are cast in later terms
+	// only); 0 before.
+	voteAbove uint64
+	// voterSetIndex is the index of the last voter set change applied
+	// since the start (Status.VoterSetIndex).
+	voterSetIndex uint64
 	// added is, per voter, the incarnation and index of the last applied
 	// entry that added it back (rejoin.go); asked, per voter, the
 	// incarnation of its last rejoin request to this node.
@@ -489,8 +502,10 @@ func (n *Node) step(m *pb.Message) error {
 		n.handleRejoinDone(m)
 		return nil
 	case n.rejoining && (t == pb.MsgVote || t == pb.MsgPreVote || t == pb.MsgTimeoutNow):
-		n.log.Debug("quorum: vote request ignored while rejoining", "from", m.GetFrom(), "term", m.GetTerm())
-		return nil
+		if !n.mayVoteRejoining(m) {
+			n.log.Debug("quorum: vote request ignored while rejoining", "from", m.GetFrom(), "term", m.GetTerm())
+			return nil
+		}
 	case t == pb.MsgVote || t == pb.MsgPreVote:
 		// A log with nothing appended votes only for a candidate whose
 		// log is empty too (the first election of a new cluster): an
@@ -625,7 +640,7 @@ func (n *Node) apply(e *pb.Entry) error {
 	var id uint64
 	switch {
 	case e.GetType() == pb.EntryConfChangeV2:
-		if err := n.applyConfChange(idx, e.GetData()); err != nil {
+		if err := n.applyConfChange(idx, e.GetTerm(), e.GetData()); err != nil {
 			return err
 		}
 	case e.GetType() != pb.EntryNormal:
@@ -752,6 +767,7 @@ func (n *Node) publishStatus() {
 		ID: n.opts.ID, ClusterID: n.opts.ClusterID, Voters: n.opts.Voters,
 		Role: roleOf(bs.RaftState), Leader: bs.Lead, Term: bs.GetTerm(),
 		Commit: bs.GetCommit(), Applied: n.applied, SnapshotIndex: n.snapIndex, Rejoining: n.rejoining, Err: n.failErr,
+		VoterSet: slices.Clone(n.confState.GetVoters()), VoterSetIndex: n.voterSetIndex,
 	}
 	n.status.Store(s)
 	n.m.term.Set(float64(s.Term))

@@ -29,9 +29,19 @@ import (
 // that far (it may have caught up from a snapshot taken after the
 // addition).
 //
-// Limit: a rejoining node does not vote until it is taken back, so if the
-// leader dies before that and only one other voter is up, no leader can be
-// elected until a third voter returns.
+// A rejoining node votes (it never campaigns) once any node tells it that
+// its addition under its incarnation was applied, even before its own log
+// holds that entry: if the leader dies between committing the addition and
+// catching the node up, the other voters need its vote to elect a leader.
+// It votes only in terms above the addition entry's term (rejoinDone's
+// LogTerm). A vote it cast before losing its storage was in a term no
+// higher than the one its removal was committed in (a candidate in a later
+// term would have held the node's removal back: its own term forbids
+// acknowledging the older leader's entries), and that is no higher than
+// the addition's term, so it never votes twice in a term. Raft's
+// up-to-date rule keeps its vote from a candidate that lacks entries it
+// holds, and the removal was committed without it, so the other voters
+// hold every committed entry.
 var (
 	rejoinAsk  = []byte("weir-rejoin-ask")
 	rejoinDone = []byte("weir-rejoin-done")
@@ -40,12 +50,12 @@ var (
 // addition is the last addition of a voter this node applied.
 type addition struct {
 	incarnation uint64
-	index       uint64
+	index, term uint64
 }
 
-func rejoinMessage(tag []byte, from, to NodeID, incarnation, index uint64) *pb.Message {
+func rejoinMessage(tag []byte, from, to NodeID, incarnation, index, term uint64) *pb.Message {
 	return &pb.Message{Type: pb.MsgUnreachable.Enum(), From: new(from), To: new(to),
-		Context: binary.BigEndian.AppendUint64(slices.Clip(tag), incarnation), Index: new(index)}
+		Context: binary.BigEndian.AppendUint64(slices.Clip(tag), incarnation), Index: new(index), LogTerm: new(term)}
 }
 
 func isRejoin(m *pb.Message, tag []byte) bool {
@@ -67,7 +77,7 @@ func (n *Node) rejoinTick() {
 	var msgs []*pb.Message
 	for _, v := range n.opts.Voters {
 		if v.ID != n.opts.ID {
-			msgs = append(msgs, rejoinMessage(rejoinAsk, n.opts.ID, v.ID, n.rejoinID, n.applied))
+			msgs = append(msgs, rejoinMessage(rejoinAsk, n.opts.ID, v.ID, n.rejoinID, n.applied, 0))
 		}
 	}
 	if n.ticks == 1 {
@@ -105,7 +115,7 @@ func (n *Node) handleRejoinRequest(m *pb.Message) {
 		return
 	}
 	if a := n.added[from]; a.incarnation == inc && slices.Contains(n.confState.GetVoters(), from) {
-		n.tr.send([]*pb.Message{rejoinMessage(rejoinDone, n.opts.ID, from, inc, a.index)})
+		n.tr.send([]*pb.Message{rejoinMessage(rejoinDone, n.opts.ID, from, inc, a.index, a.term)})
 		return
 	}
 	if !n.leading() {
@@ -119,11 +129,19 @@ func (n *Node) handleRejoinRequest(m *pb.Message) {
 	n.proposeVoterChange(pb.ConfChangeRemoveNode, from, inc)
 }
 
-// handleRejoinDone is the rejoining node's part of a leader's answer that
-// it was added back at an index.
+// handleRejoinDone is the rejoining node's part of another node's word
+// that it was added back at an index, in a term: it votes from then on (in
+// later terms), and is back once it has applied that far.
 func (n *Node) handleRejoinDone(m *pb.Message) {
-	if !n.rejoining || incarnationOf(m) != n.rejoinID || n.applied < m.GetIndex() ||
-		!slices.Contains(n.confState.GetVoters(), n.opts.ID) {
+	if !n.rejoining || incarnationOf(m) != n.rejoinID {
+		return
+	}
+	if n.applied < m.GetIndex() || !slices.Contains(n.confState.GetVoters(), n.opts.ID) {
+		if t := m.GetLogTerm(); t > n.voteAbove {
+			n.voteAbove = t
+			n.log.Info("quorum: added back as a voter; voting in terms above the addition's while catching up",
+				"index", m.GetIndex(), "term", t, "from", m.GetFrom())
+		}
 		return
 	}
 	if err := n.rejoined(m.GetIndex()); err != nil {
@@ -131,11 +149,18 @@ func (n *Node) handleRejoinDone(m *pb.Message) {
 	}
 }
 
+// mayVoteRejoining tells whether a rejoining node answers a vote request
+// (see the top of this file).
+func (n *Node) mayVoteRejoining(m *pb.Message) bool {
+	t := m.GetType()
+	return (t == pb.MsgVote || t == pb.MsgPreVote) && n.voteAbove > 0 && m.GetTerm() > n.voteAbove
+}
+
 func (n *Node) rejoined(index uint64) error {
 	if err := n.st.SetRejoined(); err != nil {
 		return err
 	}
-	n.rejoining, n.rejoinID = false, 0
+	n.rejoining, n.rejoinID, n.voteAbove = false, 0, 0
 	n.log.Info("quorum: rejoined the voters", "index", index)
 	return nil
 }
@@ -151,13 +176,13 @@ func (n *Node) proposeVoterChange(change pb.ConfChangeType, id NodeID, incarnati
 }
 
 // applyConfChange applies a committed voter set change.
-func (n *Node) applyConfChange(idx uint64, data []byte) error {
+func (n *Node) applyConfChange(idx, term uint64, data []byte) error {
 	cc := &pb.ConfChangeV2{}
 	if err := proto.Unmarshal(data, cc); err != nil {
 		return fmt.Errorf("quorum: committed entry %d: voter set change does not decode: %w", idx, err)
 	}
 	n.confState = n.rn.ApplyConfChange(cc)
-	n.confChanged = true
+	n.confChanged, n.voterSetIndex = true, idx
 	var inc uint64
 	if c := cc.GetContext(); len(c) == 8 {
 		inc = binary.BigEndian.Uint64(c)
@@ -166,7 +191,7 @@ func (n *Node) applyConfChange(idx uint64, data []byte) error {
 		if c.GetType() != pb.ConfChangeAddNode {
 			continue
 		}
-		n.added[c.GetNodeId()] = addition{incarnation: inc, index: idx}
+		n.added[c.GetNodeId()] = addition{incarnation: inc, index: idx, term: term}
 		if c.GetNodeId() == n.opts.ID && n.rejoining && inc == n.rejoinID {
 			if err := n.rejoined(idx); err != nil {
 				return err

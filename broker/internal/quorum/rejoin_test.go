@@ -3,6 +3,7 @@ package quorum
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -151,5 +152,49 @@ func TestEmptiedVoterDoesNotElectAStaleCandidate(t *testing.T) {
 	c.start(lead, nil)
 	want = append(want, "after")
 	c.waitApplied(c.propose("after", 20*time.Second), 20*time.Second)
+	c.checkSame(want)
+}
+
+// TestRejoiningNodeVotesBeforeCatchingUp: the leader takes a rejoining
+// node back but none of its messages reach the node, and then stops. The
+// remaining voter holds the addition; the rejoining node has none of it
+// and must still vote, or no leader can be elected until the old leader
+// returns.
+func TestRejoiningNodeVotesBeforeCatchingUp(t *testing.T) {
+	rejoin := map[NodeID]bool{}
+	c := newTestCluster(t, 3, func(o *Options) { o.Rejoin = rejoin[o.ID] })
+	want := []string{"before"}
+	c.waitApplied(c.propose("before", 10*time.Second), 10*time.Second)
+	lead := c.waitLeader(10 * time.Second)
+	lost, other := lead%3+1, (lead+1)%3+1
+
+	c.stop(lost)
+	c.fs[lost] = vfs.NewMem()
+	rejoin[lost] = true
+	c.net.Cut(lead, lost) // the node's requests reach the leader; nothing comes back
+	c.start(lost, nil)
+	// The addition is applied on the other voter: a voter set change was
+	// applied (the removal first) and the node is in the set again.
+	poll(t, 20*time.Second, func() error {
+		if s := c.nodes[other].Status(); s.VoterSetIndex == 0 || !slices.Contains(s.VoterSet, lost) {
+			return fmt.Errorf("node %d: voter set %v after change %d, want node %d added back", other, s.VoterSet, s.VoterSetIndex, lost)
+		}
+		return nil
+	})
+	if s := c.nodes[lost].Status(); !s.Rejoining || s.Applied != 0 {
+		t.Fatalf("node %d caught up though the leader's messages were cut: %+v", lost, s)
+	}
+	c.stop(lead)
+	c.net.HealAll()
+	want = append(want, "elected-without-the-old-leader")
+	c.waitApplied(c.propose(want[len(want)-1], 20*time.Second), 20*time.Second)
+	poll(t, 10*time.Second, func() error {
+		if s := c.nodes[lost].Status(); s.Rejoining {
+			return fmt.Errorf("node %d still rejoining: %+v", lost, s)
+		}
+		return nil
+	})
+	c.start(lead, nil)
+	c.waitApplied(c.nodes[c.waitLeader(10*time.Second)].Status().Applied, 10*time.Second)
 	c.checkSame(want)
 }

@@ -18,8 +18,16 @@ type conn struct {
 	c    net.Conn
 	corr int32
 	fmt  *kmsg.RequestFormatter
-	buf  []byte
+	buf  []byte // the request being sent
+	// resp holds the last response's frame: a response's byte fields
+	// (a fetch's record batches) are slices of it, valid until the next
+	// request on this conn.
+	resp []byte
 }
+
+// maxKeptResp bounds the response buffer a conn keeps between requests; a
+// larger frame gets a buffer of its own.
+const maxKeptResp = 32 << 20
 
 func dialConn(ctx context.Context, dial func(context.Context, string) (net.Conn, error), addr string) (*conn, error) {
 	c, err := dial(ctx, addr)
@@ -31,7 +39,9 @@ func dialConn(ctx context.Context, dial func(context.Context, string) (net.Conn,
 
 func (c *conn) close() { _ = c.c.Close() }
 
-// request sends req and reads its response, within ctx's deadline.
+// request sends req and reads its response, within ctx's deadline. The
+// response's byte slices share the conn's buffer: they stay valid only
+// until the next request.
 func (c *conn) request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
 	dl, ok := ctx.Deadline()
 	if !ok {
@@ -55,7 +65,16 @@ func (c *conn) request(ctx context.Context, req kmsg.Request) (kmsg.Response, er
 	if n < 4 || n > 256<<20 {
 		return nil, fmt.Errorf("replica: response frame of %d bytes", n)
 	}
-	body := make([]byte, n)
+	// NB: reusing the buffer spares a zeroed allocation per response: a
+	// follower's fetch responses are its leader's batches, megabytes each.
+	body := c.resp
+	if cap(body) < int(n) {
+		body = make([]byte, n)
+		if n <= maxKeptResp {
+			c.resp = body
+		}
+	}
+	body = body[:n]
 	if _, err := io.ReadFull(c.c, body); err != nil {
 		return nil, err
 	}

@@ -75,10 +75,15 @@ func (f *fetcher) sleep(d time.Duration) bool {
 // fetchPart is one partition of a fetch in flight: the role it was sent
 // for.
 type fetchPart struct {
-	ps     *partition
-	epoch  int32
-	offset base.Offset
+	ps        *partition
+	epoch     int32
+	offset    base.Offset
+	throttled bool // a reassignment's catch-up (throttle.go)
 }
+
+// partitionMaxBytes is the most a follower fetches of one partition at a
+// time.
+const partitionMaxBytes = 1 << 20
 
 func (f *fetcher) run() {
 	defer close(f.done)
@@ -116,7 +121,7 @@ func (f *fetcher) run() {
 		for _, ps := range all {
 			ps.mu.Lock()
 			if ps.role == roleFollower && ps.leaderID == f.src {
-				parts = append(parts, fetchPart{ps: ps, epoch: ps.epoch, offset: ps.log.LogEndOffset()})
+				parts = append(parts, fetchPart{ps: ps, epoch: ps.epoch, offset: ps.log.LogEndOffset(), throttled: ps.throttled})
 			}
 			ps.mu.Unlock()
 		}
@@ -125,6 +130,15 @@ func (f *fetcher) run() {
 			case <-f.stop:
 				return
 			case <-f.wake:
+			}
+			continue
+		}
+		parts, throttledMax, wait := f.m.throttleParts(parts)
+		if len(parts) == 0 {
+			// NB: look again at least every 250ms: the rate may be
+			// raised or lifted meanwhile.
+			if !f.sleep(min(wait, 250*time.Millisecond)) {
+				return
 			}
 			continue
 		}
@@ -150,7 +164,7 @@ func (f *fetcher) run() {
 				continue
 			}
 		}
-		req := f.request(parts)
+		req := f.request(parts, throttledMax)
 		rctx, rcancel := context.WithTimeout(ctx, f.m.opts.FetchMaxWait+10*time.Second)
 		out, err := c.request(rctx, req)
 		rcancel()
@@ -166,6 +180,7 @@ func (f *fetcher) run() {
 		}
 		backoff = 50 * time.Millisecond
 		resp := out.(*kmsg.FetchResponse)
+		f.m.throttleTake(parts, resp)
 		if resp.ErrorCode != 0 {
 			f.m.log.Debug("replica: fetch refused", "leader", f.src, "err", kerr.ErrorForCode(resp.ErrorCode))
 			if !f.sleep(100 * time.Millisecond) {
@@ -183,7 +198,9 @@ func (f *fetcher) run() {
 	}
 }
 
-func (f *fetcher) request(parts []fetchPart) *kmsg.FetchRequest {
+// request builds the fetch of parts; throttled ones fetch at most
+// throttledMax bytes each.
+func (f *fetcher) request(parts []fetchPart, throttledMax int32) *kmsg.FetchRequest {
 	req := kmsg.NewPtrFetchRequest()
 	req.Version = fetchVersion
 	req.ReplicaID = f.m.opts.Self
@@ -206,7 +223,10 @@ func (f *fetcher) request(parts []fetchPart) *kmsg.FetchRequest {
 		rp.FetchOffset = int64(fp.offset)
 		rp.LastFetchedEpoch = int32(fp.ps.log.LatestEpoch())
 		rp.LogStartOffset = int64(fp.ps.log.LogStartOffset())
-		rp.PartitionMaxBytes = 1 << 20
+		rp.PartitionMaxBytes = partitionMaxBytes
+		if fp.throttled {
+			rp.PartitionMaxBytes = throttledMax
+		}
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	return req

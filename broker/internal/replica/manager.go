@@ -30,6 +30,11 @@ type Log interface {
 	TruncateTo(off base.Offset) (base.Offset, error)
 	// ReadReplica reads up to the log end offset, past the high watermark.
 	ReadReplica(from base.Offset, maxBytes int) ([]byte, error)
+	// ReadReplicaInto and ReadReplicaRange are ReadReplica into the
+	// caller's buffer and as a file range (topics.BufferReader and
+	// topics.RangeReader past the high watermark).
+	ReadReplicaInto(dst []byte, from base.Offset, maxBytes int) ([]byte, error)
+	ReadReplicaRange(from base.Offset, maxBytes, minBytes int) (topics.FileRange, bool, error)
 	// SetHighWatermarkLimit caps the high watermark; ClearHighWatermarkLimit
 	// lifts the cap.
 	SetHighWatermarkLimit(limit base.Offset)
@@ -71,6 +76,11 @@ type Options struct {
 	FetchMaxWait time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// AfterCommitWait, when set, is called by WaitCommitted once its wait
+	// for the high watermark has ended and before it decides the answer,
+	// with no lock held: tests change the ISR there to drive the race
+	// between an ISR shrink and its growing back. Default nil.
+	AfterCommitWait func()
 	// Logger. Default slog.Default().
 	Logger *slog.Logger
 }
@@ -125,6 +135,9 @@ type partition struct {
 	epochStart base.Offset
 	minISR     int
 	isrLen     int // committed ISR size
+	// throttled: this broker is a replica a reassignment is adding and
+	// not yet in the ISR; its fetches are throttled (throttle.go).
+	throttled bool
 	// retryAt: no ISR change is proposed before it (after a refusal).
 	retryAt time.Time
 	// stop is closed when the current role (and epoch) ends: waiters for
@@ -201,6 +214,13 @@ type Manager struct {
 	// roles is the loop's hand-off to requests waiting for a role
 	// (await.go).
 	roles roleWaits
+	// peers are the idle connections of SendToBroker (peer.go).
+	peers peerConns
+
+	// thrMu guards throttle, the bucket every fetch of a throttled
+	// partition draws from (ThrottleRateConfig). Taken alone.
+	thrMu    sync.Mutex
+	throttle Throttle
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -262,6 +282,7 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 func (m *Manager) Close() {
 	m.cancel()
 	m.wg.Wait()
+	m.peers.close()
 	m.mu.Lock()
 	fs := m.fetchers
 	m.fetchers = map[int32]*fetcher{}
@@ -304,6 +325,7 @@ func (m *Manager) Sync(img *metadata.Image) {
 		return
 	}
 	m.synced, m.incomplete = img.Applied(), false
+	m.setThrottle(img, now)
 	for _, b := range img.Brokers() {
 		if len(b.Listeners) > 0 {
 			m.addrs[int32(b.ID)] = net.JoinHostPort(b.Listeners[0].Host, strconv.Itoa(int(b.Listeners[0].Port)))
@@ -408,6 +430,7 @@ func (m *Manager) syncPartitionLocked(ps *partition, p metadata.Partition, minIS
 	defer ps.mu.Unlock()
 	ps.minISR = minISR
 	ps.setISRLocked(len(p.ISR))
+	ps.throttled = p.Original != nil && !slices.Contains(p.Original, self) && !slices.Contains(p.ISR, self)
 	oldRole, oldLeader := ps.role, ps.leaderID
 	switch {
 	case p.Leader == self:
@@ -741,6 +764,9 @@ func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end ba
 	ps.mu.Unlock()
 
 	err := ps.log.WaitHighWatermark(ctx, end, w.done)
+	if h := m.opts.AfterCommitWait; h != nil {
+		h()
+	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	delete(ps.waiters, w)

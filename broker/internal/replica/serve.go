@@ -9,10 +9,45 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/broker/internal/base"
+	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
 // maxFetchWait bounds a follower's MaxWaitMillis.
 const maxFetchWait = 30 * time.Second
+
+// ReadFunc reads a partition's batches into a fetch response: l is read
+// as a topics.Log (with its BufferReader and RangeReader when it has
+// them), and op is the partition's answer, which a reader that hands out
+// a file range instead of bytes (sendfile) notes the range against. The
+// protocol layer passes one that reads into buffers it keeps, or gives
+// file ranges, until the response is written.
+type ReadFunc = func(l topics.Log, op *kmsg.FetchResponseTopicPartition, from base.Offset, maxBytes int) ([]byte, error)
+
+// pastHW is a leader's log as its followers read it: Read, ReadInto and
+// ReadRange go up to the log end offset, past the high watermark.
+type pastHW struct{ Log }
+
+func (v pastHW) Read(from base.Offset, maxBytes int) ([]byte, error) {
+	return v.ReadReplica(from, maxBytes)
+}
+
+func (v pastHW) ReadInto(dst []byte, from base.Offset, maxBytes int) ([]byte, error) {
+	return v.ReadReplicaInto(dst, from, maxBytes)
+}
+
+func (v pastHW) ReadRange(from base.Offset, maxBytes, minBytes int) (topics.FileRange, bool, error) {
+	return v.ReadReplicaRange(from, maxBytes, minBytes)
+}
+
+var (
+	_ topics.BufferReader = pastHW{}
+	_ topics.RangeReader  = pastHW{}
+)
+
+// readCopy is the ReadFunc that copies into a fresh buffer.
+func readCopy(l topics.Log, _ *kmsg.FetchResponseTopicPartition, from base.Offset, maxBytes int) ([]byte, error) {
+	return l.Read(from, maxBytes)
+}
 
 // servePart is one partition of a follower's fetch.
 type servePart struct {
@@ -30,7 +65,11 @@ type servePart struct {
 // DivergingEpoch answer tells the follower where to truncate, KIP-320); and
 // returns batches up to the log end offset, past the high watermark. With
 // no data for any partition it waits up to MaxWaitMillis for an append.
-func (m *Manager) ServeFetch(ctx context.Context, req *kmsg.FetchRequest, version int16) *kmsg.FetchResponse {
+// read reads the batches (nil: into fresh buffers).
+func (m *Manager) ServeFetch(ctx context.Context, req *kmsg.FetchRequest, version int16, read ReadFunc) *kmsg.FetchResponse {
+	if read == nil {
+		read = readCopy
+	}
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
 	replica := req.ReplicaID
 	if version >= 15 {
@@ -98,7 +137,7 @@ func (m *Manager) ServeFetch(ctx context.Context, req *kmsg.FetchRequest, versio
 			if b <= 0 {
 				continue
 			}
-			data, err := l.ReadReplica(base.Offset(sp.in.FetchOffset), b)
+			data, err := read(pastHW{l}, sp.out, base.Offset(sp.in.FetchOffset), b)
 			if err != nil {
 				sp.out.ErrorCode = kerr.OffsetOutOfRange.Code
 				answered = true

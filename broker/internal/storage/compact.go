@@ -208,7 +208,7 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 		l.fs.Remove(cleanedPath)
 		return err
 	}
-	ns := newSegment(base, f, cleanedPath)
+	ns := newSegment(base, l.files.pinned(l.fs, f, cleanedPath), cleanedPath)
 	var droppedAborts []AbortedTxn // ABORT markers dropped: their entries go
 	var written int64
 	write := func(b []byte, h batch.Header) error {
@@ -352,6 +352,9 @@ func (l *Log) swapIn(g []*segment, ns *segment, swapPath string) error {
 	err := l.closeAndRemove(g)
 	if err == nil {
 		err = l.fs.Rename(swapPath, ns.path)
+	}
+	if err == nil {
+		ns.f.unpin(ns.path)
 	}
 	if err == nil {
 		err = syncDir(l.fs, l.dir)

@@ -90,26 +90,66 @@ func decodeLogStart(data []byte) (Offset, error) {
 	return Offset(o), nil
 }
 
-// The clean-shutdown marker "clean-shutdown" is text: a version line ("0")
-// and "activeBase activeSize". Close writes it (after fsyncing the active
-// segment and writing its index files); Open deletes it before anything
-// else and, when it matches the active segment, checks that segment from its
-// indexes like a sealed one instead of reading it whole.
+// The clean-shutdown marker "clean-shutdown" is text: a version line ("1"),
+// "activeBase activeSize", then one line per sealed segment,
+// "base size next maxTs maxTsAt" (version "0" has no segment lines). Close
+// writes it (after fsyncing the active segment and writing its index
+// files); Open deletes it before anything else and, when it matches the
+// active segment, checks that segment from its indexes like a sealed one
+// instead of reading it whole; a sealed segment it lists whose file has the
+// listed size is taken as listed, its file left unopened and its indexes
+// unread until a read needs them.
 const cleanShutdownFile = "clean-shutdown"
 
-func encodeCleanShutdown(base Offset, size int64) []byte {
-	return fmt.Appendf(nil, "0\n%d %d\n", base, size)
+// sealedSummary is what the clean-shutdown marker says of a sealed segment.
+type sealedSummary struct {
+	size           int64
+	next           Offset
+	maxTs, maxTsAt int64
 }
 
-func decodeCleanShutdown(data []byte) (Offset, int64, error) {
-	f := strings.Fields(string(data))
-	if len(f) != 3 || f[0] != "0" {
-		return 0, 0, fmt.Errorf("storage: clean-shutdown marker: bad content %q", data)
+func encodeCleanShutdown(base Offset, size int64, sealed []*segment) []byte {
+	b := fmt.Appendf(nil, "1\n%d %d\n", base, size)
+	for _, s := range sealed {
+		b = fmt.Appendf(b, "%d %d %d %d %d\n", s.base, s.size, s.next, s.maxTs, s.maxTsAt)
 	}
-	b, err1 := strconv.ParseInt(f[1], 10, 64)
-	sz, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil || b < 0 || sz < 0 {
-		return 0, 0, fmt.Errorf("storage: clean-shutdown marker: bad content %q", data)
+	return b
+}
+
+func decodeCleanShutdown(data []byte) (Offset, int64, map[Offset]sealedSummary, error) {
+	bad := func() (Offset, int64, map[Offset]sealedSummary, error) {
+		return 0, 0, nil, fmt.Errorf("storage: clean-shutdown marker: bad content %.200q", data)
 	}
-	return Offset(b), sz, nil
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) < 2 || (lines[0] != "0" && lines[0] != "1") || (lines[0] == "0" && len(lines) != 2) {
+		return bad()
+	}
+	nums := func(line string, want int) ([]int64, bool) {
+		f := strings.Fields(line)
+		if len(f) != want {
+			return nil, false
+		}
+		v := make([]int64, want)
+		for i, x := range f {
+			n, err := strconv.ParseInt(x, 10, 64)
+			if err != nil {
+				return nil, false
+			}
+			v[i] = n
+		}
+		return v, true
+	}
+	v, ok := nums(lines[1], 2)
+	if !ok || v[0] < 0 || v[1] < 0 {
+		return bad()
+	}
+	sealed := map[Offset]sealedSummary{}
+	for _, line := range lines[2:] {
+		s, ok := nums(line, 5)
+		if !ok || s[0] < 0 || s[1] < 0 || s[2] < s[0] {
+			return bad()
+		}
+		sealed[Offset(s[0])] = sealedSummary{size: s[1], next: Offset(s[2]), maxTs: s[3], maxTsAt: s[4]}
+	}
+	return Offset(v[0]), v[1], sealed, nil
 }

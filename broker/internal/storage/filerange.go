@@ -30,6 +30,12 @@ type FileRange struct {
 // filesystem (vfs.Default) give ranges: a wrapped filesystem (tests'
 // fault injection) sees every read.
 func (l *Log) ReadRange(from Offset, maxBytes, minBytes int) (FileRange, bool, error) {
+	return l.readRange(from, maxBytes, minBytes, false)
+}
+
+// readRange is ReadRange, up to the log end offset instead of the high
+// watermark when pastHW (ReadReplicaRange).
+func (l *Log) readRange(from Offset, maxBytes, minBytes int, pastHW bool) (FileRange, bool, error) {
 	if l.fs != vfs.Default {
 		return FileRange{}, false, nil
 	}
@@ -39,6 +45,9 @@ func (l *Log) ReadRange(from Offset, maxBytes, minBytes int) (FileRange, bool, e
 		return FileRange{}, false, nil // Read reports it
 	}
 	hw := l.hw
+	if pastHW {
+		hw = l.leo
+	}
 	if from >= hw {
 		return FileRange{}, false, nil
 	}
@@ -49,10 +58,6 @@ func (l *Log) ReadRange(from Offset, maxBytes, minBytes int) (FileRange, bool, e
 	s := l.segs[i]
 	if s.next <= from || s.size == 0 {
 		return FileRange{}, false, nil // a gap left by compaction: Read goes on
-	}
-	fd := s.f.Fd()
-	if fd == vfs.InvalidFd {
-		return FileRange{}, false, nil
 	}
 	pos, h, ok, err := s.seekBatch(from)
 	if err != nil || !ok || Offset(h.BaseOffset) >= hw {
@@ -76,9 +81,9 @@ func (l *Log) ReadRange(from Offset, maxBytes, minBytes int) (FileRange, bool, e
 	if end-pos < int64(max(minBytes, 1)) {
 		return FileRange{}, false, nil
 	}
-	dup, err := dupCloexec(fd)
-	if err != nil {
-		return FileRange{}, false, nil // out of descriptors: read instead
+	dup, ok, err := s.f.dupFd()
+	if err != nil || !ok {
+		return FileRange{}, false, nil // no descriptor, or out of them: read instead
 	}
 	return FileRange{FD: dup, Off: pos, Len: int(end - pos)}, true, nil
 }

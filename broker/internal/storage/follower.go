@@ -153,7 +153,7 @@ func (l *Log) resetLocked(off Offset) error {
 		return l.ioErr("writing log-start checkpoint", err)
 	}
 	l.mu.Lock()
-	l.segs = []*segment{newSegment(off, f, path)}
+	l.segs = []*segment{newSegment(off, l.files.pinned(l.fs, f, path), path)}
 	l.logStart, l.leo = off, off
 	l.durable = max(l.durable, off)
 	l.advanceHWLocked(off)
@@ -239,11 +239,7 @@ func (l *Log) TruncateTo(off Offset) (Offset, error) {
 			if err != nil {
 				return 0, l.ioErr("reopening "+seg.path+" to write", err)
 			}
-			l.syncMu.Lock()
-			old := seg.f
-			seg.f = w
-			l.syncMu.Unlock()
-			old.Close()
+			seg.f.repin(w)
 		}
 		if err := truncateFile(seg.f, pos); errors.Is(err, errCannotTruncate) {
 			seg.remnant = true
@@ -256,6 +252,7 @@ func (l *Log) TruncateTo(off Offset) (Offset, error) {
 			return 0, l.ioErr("fsync of "+seg.path, err)
 		}
 	}
+	seg.ensureIndexes()
 	l.mu.Lock()
 	seg.size, seg.next = pos, newEnd
 	seg.offIdx = cutOffsetIndex(seg.offIdx, pos)
@@ -328,7 +325,7 @@ func (l *Log) truncateAllLocked(off Offset) error {
 		}
 	}
 	l.mu.Lock()
-	l.segs = []*segment{newSegment(off, f, path)}
+	l.segs = []*segment{newSegment(off, l.files.pinned(l.fs, f, path), path)}
 	l.logStart, l.leo, l.durable, l.hw = off, off, off, off
 	l.mu.Unlock()
 	for _, v := range victims {
@@ -467,28 +464,24 @@ func (l *Log) notifyAppendedLocked() {
 // ReadReplica is Read for a follower: it reads up to the log end offset,
 // past the high watermark.
 func (l *Log) ReadReplica(from Offset, maxBytes int) ([]byte, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if from < l.logStart || from > l.leo {
-		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, from, l.logStart, l.leo)
-	}
-	end := l.leo
-	if from >= end {
-		return nil, nil
-	}
-	i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].base > from }) - 1
-	i = max(i, 0)
-	for ; i < len(l.segs); i++ {
-		s := l.segs[i]
-		if s.next <= from || s.size == 0 {
-			continue
-		}
-		b, err := s.readFrom(max(from, s.base), maxBytes, end)
-		if err != nil || len(b) > 0 {
-			return b, err
-		}
-	}
-	return nil, nil
+	return l.readInto(nil, from, maxBytes, true)
+}
+
+// ReadReplicaInto is ReadInto past the high watermark, as ReadReplica.
+func (l *Log) ReadReplicaInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
+	return l.readInto(dst, from, maxBytes, true)
+}
+
+// ReadReplicaRange is ReadRange past the high watermark, as ReadReplica.
+//
+// NB: the range's bytes are read when they are sent, not now. Only a
+// leader that loses its leadership rewrites bytes past its high watermark
+// (truncating, then appending its new leader's batches), so a range sent
+// across such a rewrite holds either the new leader's whole batches or
+// bytes that AppendReplica refuses (it validates every batch): a follower
+// stores nothing that no leader wrote.
+func (l *Log) ReadReplicaRange(from Offset, maxBytes, minBytes int) (FileRange, bool, error) {
+	return l.readRange(from, maxBytes, minBytes, true)
 }
 
 // LatestEpoch returns the leader epoch of the log's last batch, or -1 for a

@@ -7,6 +7,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
 )
 
 // replicate copies everything past the follower's end from leader to
@@ -197,5 +199,71 @@ func TestHighWatermarkLimit(t *testing.T) {
 	l.SetFollowerHighWatermark(9)
 	if hw := l.HighWatermark(); hw != 3 {
 		t.Fatalf("follower hw %d, want its own end 3", hw)
+	}
+}
+
+// BenchmarkReadReplica reads a leader's log front to back as its
+// followers' fetches do, 1 MiB a read: "copy" into fresh memory
+// (ReadReplica, how follower fetches were served), "into" a kept buffer
+// (ReadReplicaInto) and "range" as file ranges for sendfile
+// (ReadReplicaRange; the bytes are then never read into memory, and the
+// kernel's copy to the socket, not measured here, is all that remains).
+func BenchmarkReadReplica(b *testing.B) {
+	l, err := Open(b.TempDir(), Options{Sync: SyncNever, Logger: quietLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	data := benchBatch(b, 1024)
+	const batches = 1024 // 16 MiB
+	for range batches {
+		if _, err := l.Append(context.Background(), data, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	total := int64(batches * len(data))
+	for _, mode := range []string{"copy", "into", "range"} {
+		b.Run(mode, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(total)
+			buf := make([]byte, 1<<20)
+			for b.Loop() {
+				var n int64
+				for off := Offset(0); off < l.LogEndOffset(); {
+					var out []byte
+					switch mode {
+					case "copy":
+						out, err = l.ReadReplica(off, 1<<20)
+					case "into":
+						out, err = l.ReadReplicaInto(buf, off, 1<<20)
+					case "range":
+						var r FileRange
+						var ok bool
+						r, ok, err = l.ReadReplicaRange(off, 1<<20, 64<<10)
+						if !ok {
+							b.Fatalf("no range at %d", off)
+						}
+						// The range's last batch header says where the next read starts.
+						hb := make([]byte, batch.HeaderSize)
+						if _, err := l.segs[0].f.ReadAt(hb, r.Off+int64(r.Len)-int64(len(data))); err != nil {
+							b.Fatal(err)
+						}
+						_ = r.Close()
+						n += int64(r.Len)
+						h, _ := batch.ParseHeader(hb)
+						off = Offset(h.LastOffset() + 1)
+						continue
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += int64(len(out))
+					off = lastBatchEnd(b, out)
+				}
+				if n != total {
+					b.Fatalf("read %d bytes, want %d", n, total)
+				}
+			}
+		})
 	}
 }

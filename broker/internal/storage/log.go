@@ -25,6 +25,8 @@ type Log struct {
 	dir  string
 	opts Options
 	fs   vfs.FS
+	// files holds the sealed segments' files open within a bound.
+	files *FileCache
 
 	// cleanMu serializes Clean, segment deletion and Close.
 	cleanMu sync.Mutex
@@ -460,7 +462,9 @@ func (l *Log) rollLocked() error {
 	}
 	l.pruneSnapshotsLocked(base)
 	l.mu.Lock()
-	l.segs = append(l.segs, newSegment(base, f, path))
+	l.segs = append(l.segs, newSegment(base, l.files.pinned(l.fs, f, path), path))
+	// Sealed and fsynced: its file is the cache's to close from now on.
+	old.f.unpin(old.path)
 	// The fsync above covers everything below base: publish it, so that
 	// hw never lags behind the active segment's base.
 	if base > l.durable {
@@ -625,12 +629,21 @@ func (l *Log) Read(from Offset, maxBytes int) ([]byte, error) {
 // and they fill at least a quarter of it,
 // else into a fresh buffer; the result is a slice of whichever it used.
 func (l *Log) ReadInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
+	return l.readInto(dst, from, maxBytes, false)
+}
+
+// readInto is ReadInto, up to the log end offset instead of the high
+// watermark when pastHW (ReadReplicaInto).
+func (l *Log) readInto(dst []byte, from Offset, maxBytes int, pastHW bool) ([]byte, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if from < l.logStart || from > l.leo {
 		return nil, fmt.Errorf("%w: %d not in [%d, %d]", ErrOffsetOutOfRange, from, l.logStart, l.leo)
 	}
 	hw := l.hw
+	if pastHW {
+		hw = l.leo
+	}
 	if from >= hw {
 		return nil, nil
 	}
@@ -651,13 +664,8 @@ func (l *Log) ReadInto(dst []byte, from Offset, maxBytes int) ([]byte, error) {
 	return nil, nil
 }
 
-// readFrom reads from the segment as Read does. Caller holds Log.mu for
-// reading.
-func (s *segment) readFrom(from Offset, maxBytes int, hw Offset) ([]byte, error) {
-	return s.readInto(nil, from, maxBytes, hw)
-}
-
-// readInto is readFrom into dst's memory when cap(dst) holds the bytes.
+// readInto reads from the segment as Read does, into dst's memory when
+// cap(dst) holds the bytes. Caller holds Log.mu for reading.
 func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]byte, error) {
 	pos, h, ok, err := s.seekBatch(from)
 	if err != nil || !ok || Offset(h.BaseOffset) >= hw {
@@ -696,6 +704,7 @@ func (s *segment) readInto(dst []byte, from Offset, maxBytes int, hw Offset) ([]
 // holds from (or the first after it); ok is false when there is none.
 // Caller holds Log.mu for reading.
 func (s *segment) seekBatch(from Offset) (pos int64, h batch.Header, ok bool, err error) {
+	s.ensureIndexes()
 	e := lookupEntry(s.offIdx, uint32(from-s.base))
 	pos = int64(e.pos)
 	var hbuf [batch.HeaderSize]byte
@@ -823,7 +832,10 @@ func (l *Log) Close() error {
 		} else if err := active.writeIndexes(l.fs, l.dir); err == nil {
 			// Lets the next open skip reading the active segment whole.
 			// Best effort: without it, open does the full check.
-			_ = writeFileAtomic(l.fs, l.path(cleanShutdownFile), encodeCleanShutdown(active.base, active.size))
+			l.mu.RLock()
+			marker := encodeCleanShutdown(active.base, active.size, l.segs[:len(l.segs)-1])
+			l.mu.RUnlock()
+			_ = writeFileAtomic(l.fs, l.path(cleanShutdownFile), marker)
 		}
 	}
 	l.mu.Lock()

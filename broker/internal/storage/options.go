@@ -220,6 +220,10 @@ type Options struct {
 	// CleanerBufferBytes bounds the memory the compaction uses to read a
 	// segment at a time. Default 1 MiB.
 	CleanerBufferBytes int
+	// FileCache bounds the open files of sealed segments; a broker shares
+	// one among its partitions. Default: a cache of the log's own,
+	// DefaultOpenSegmentFiles files.
+	FileCache *FileCache
 	// Logger receives recovery and cleaning events. Default slog.Default().
 	Logger *slog.Logger
 }

@@ -30,6 +30,7 @@ func Open(dir string, opts Options) (*Log, error) {
 		opts:      opts,
 		fs:        opts.FS,
 		cfg:       opts.Config,
+		files:     opts.FileCache,
 		producers: map[int64]*producerState{},
 		// Unknown until a first pass: let it run.
 		tombstoneExpiry: math.MinInt64,
@@ -37,6 +38,9 @@ func Open(dir string, opts Options) (*Log, error) {
 		durableCh:       make(chan struct{}),
 		syncReq:         make(chan struct{}, 1),
 		stop:            make(chan struct{}),
+	}
+	if l.files == nil {
+		l.files = NewFileCache(DefaultOpenSegmentFiles)
 	}
 	if err := l.recover(); err != nil {
 		for _, s := range l.segs {
@@ -111,9 +115,12 @@ func (l *Log) recover() error {
 	// 3. Checkpoints. The clean-shutdown marker is consumed at once: from
 	// here on a crash must not find it.
 	cleanBase, cleanSize := Offset(-1), int64(-1)
+	var cleanSealed map[Offset]sealedSummary
 	if data, err := readFile(fs, l.path(cleanShutdownFile)); err == nil {
-		if b, sz, err := decodeCleanShutdown(data); err == nil {
-			cleanBase, cleanSize = b, sz
+		if b, sz, sealed, err := decodeCleanShutdown(data); err == nil {
+			cleanBase, cleanSize, cleanSealed = b, sz, sealed
+		} else {
+			l.opts.Logger.Warn("storage: ignoring clean-shutdown marker", "dir", l.dir, "err", err)
 		}
 		if err := fs.Remove(l.path(cleanShutdownFile)); err != nil {
 			return fmt.Errorf("storage: remove %s: %w", cleanShutdownFile, err)
@@ -175,7 +182,7 @@ func (l *Log) recover() error {
 			f.Close()
 			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
 		}
-		l.segs = []*segment{newSegment(ckStart, f, path)}
+		l.segs = []*segment{newSegment(ckStart, l.files.pinned(fs, f, path), path)}
 	}
 	minNext := Offset(0)
 	for i, base := range bases {
@@ -195,16 +202,31 @@ func (l *Log) recover() error {
 			continue
 		}
 		last := i == len(bases)-1
+		if sum, ok := cleanSealed[base]; ok && !last && sum.next >= minNext {
+			if s, ok := l.sealedFromSummary(base, sum); ok {
+				l.segs = append(l.segs, s)
+				minNext = s.next
+				continue
+			}
+		}
 		s, err := l.openSegment(base, minNext, last, last && base == cleanBase, cleanSize)
 		if err != nil {
 			return err
+		}
+		if !last {
+			s.f.unpin(s.path)
 		}
 		l.segs = append(l.segs, s)
 		minNext = s.next
 	}
 	active := l.segs[len(l.segs)-1]
-	if err := active.f.Sync(); err != nil {
-		return fmt.Errorf("storage: fsync %s: %w", active.path, err)
+	// After a crash the recovered bytes may sit unsynced in the page
+	// cache: make them durable before they count as written. After a clean
+	// stop Close synced them (the marker is written only then).
+	if active.base != cleanBase || active.size != cleanSize {
+		if err := active.f.Sync(); err != nil {
+			return fmt.Errorf("storage: fsync %s: %w", active.path, err)
+		}
 	}
 	if active.size > 0 {
 		active.firstAppendMS = l.opts.Now().UnixMilli()
@@ -222,7 +244,7 @@ func (l *Log) recover() error {
 			f.Close()
 			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
 		}
-		active = newSegment(ckStart, f, path)
+		active = newSegment(ckStart, l.files.pinned(fs, f, path), path)
 		l.segs = append(l.segs, active)
 	}
 	l.leo = active.next
@@ -329,7 +351,7 @@ func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanS
 		f.Close()
 		return nil, fmt.Errorf("storage: size of %s: %w", path, err)
 	}
-	s := newSegment(base, f, path)
+	s := newSegment(base, l.files.pinned(l.fs, f, path), path)
 	interval := l.cfg.IndexIntervalBytes
 	if (!active || (cleanActive && cleanSize == fileSize)) && l.loadIndexes(s, fileSize) == nil {
 		if n := len(s.offIdx); n > 0 {
@@ -392,6 +414,22 @@ func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanS
 	return s, nil
 }
 
+// sealedFromSummary returns the sealed segment at base as a clean
+// shutdown's marker describes it, if its file has the size listed: the
+// file is not opened (the FileCache opens it on its first read) and its
+// index files are read on first use (segment.ensureIndexes).
+func (l *Log) sealedFromSummary(base Offset, sum sealedSummary) (*segment, bool) {
+	path := l.path(segmentName(base, logSuffix))
+	fi, err := l.fs.Stat(path)
+	if err != nil || fi.Size() != sum.size {
+		return nil, false
+	}
+	s := newSegment(base, l.files.closed(l.fs, path), path)
+	s.size, s.next, s.maxTs, s.maxTsAt = sum.size, sum.next, sum.maxTs, Offset(sum.maxTsAt)
+	s.lazy.Store(&lazyIndexes{fs: l.fs, dir: l.dir, interval: l.cfg.IndexIntervalBytes, logger: l.opts.Logger})
+	return s, true
+}
+
 // truncateSegmentFile cuts the segment file at path to size and fsyncs it:
 // through f when it is writable (the active segment), else through a
 // writable handle opened for the purpose. f sees the new size either way.
@@ -422,32 +460,11 @@ func (l *Log) truncateSegmentFile(f vfs.File, writable bool, path string, size i
 // be sound and end exactly at the file's end. On success s describes the
 // segment.
 func (l *Log) loadIndexes(s *segment, fileSize int64) error {
-	ob, err := readFile(l.fs, l.path(segmentName(s.base, indexSuffix)))
-	if err != nil {
+	off, tim, err := readIndexFiles(l.fs, l.dir, s.base, fileSize)
+	if err != nil || fileSize == 0 {
 		return err
-	}
-	tb, err := readFile(l.fs, l.path(segmentName(s.base, timeIndexSuffix)))
-	if err != nil {
-		return err
-	}
-	off, err := decodeOffsetIndex(ob, fileSize)
-	if err != nil {
-		return err
-	}
-	if fileSize == 0 {
-		if len(off) != 0 || len(tb) != 0 {
-			return fmt.Errorf("storage: index entries for an empty segment")
-		}
-		return nil
-	}
-	if len(off) == 0 || off[0].pos != 0 {
-		return fmt.Errorf("storage: offset index does not start at the segment's start")
 	}
 	last := off[len(off)-1]
-	tim, err := decodeTimeIndex(tb, last.rel)
-	if err != nil {
-		return err
-	}
 	s.offIdx, s.timeIdx = off, tim
 	if n := len(tim); n > 0 {
 		s.maxTs = tim[n-1].ts

@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -67,7 +70,10 @@ func parseSwapName(name string) (base, end Offset, ok bool) {
 // [0, size) with base offsets in [base, next).
 type segment struct {
 	base Offset
-	f    vfs.File
+	// f is the segment's file through the log's FileCache: pinned open
+	// while the segment is active, closed and reopened by the cache once
+	// sealed.
+	f    *segFile
 	path string
 	// fileClosed is set, holding Log.syncMu, when f is closed.
 	fileClosed bool
@@ -87,9 +93,87 @@ type segment struct {
 	offIdx       []offsetEntry
 	timeIdx      []timeEntry
 	sinceIndexed int64 // bytes appended since the last offset index entry
+	// lazy is set while offIdx and timeIdx are not loaded (a sealed
+	// segment taken from a clean shutdown's marker): whoever reads them
+	// calls ensureIndexes first. Once cleared it stays clear.
+	lazy atomic.Pointer[lazyIndexes]
 }
 
-func newSegment(base Offset, f vfs.File, path string) *segment {
+// lazyIndexes is what loading a sealed segment's indexes on first use
+// needs.
+type lazyIndexes struct {
+	mu       sync.Mutex // held while loading
+	fs       vfs.FS
+	dir      string
+	interval int32
+	logger   *slog.Logger
+}
+
+// ensureIndexes loads the segment's indexes if they are not loaded yet:
+// from its index files, checked against the segment's size, or where they
+// are missing or wrong, from a scan of the batch headers (a clean shutdown
+// vouched for the file). Callable holding Log.mu for reading: loads are
+// serialized per segment, and offIdx and timeIdx are published before lazy
+// is cleared.
+func (s *segment) ensureIndexes() {
+	lz := s.lazy.Load()
+	if lz == nil {
+		return
+	}
+	lz.mu.Lock()
+	defer lz.mu.Unlock()
+	if s.lazy.Load() == nil {
+		return
+	}
+	off, tim, err := readIndexFiles(lz.fs, lz.dir, s.base, s.size)
+	if err != nil {
+		lz.logger.Warn("storage: rebuilding a sealed segment's indexes from its batches", "segment", s.path, "reason", err)
+		tmp := newSegment(s.base, nil, s.path)
+		if _, serr := scanSegment(s.f, 0, s.size, s.base, false, 0, func(h batch.Header, pos int64) error {
+			tmp.indexBatchLocked(h, pos, lz.interval)
+			return nil
+		}); serr != nil {
+			// Reads then scan the segment from its start.
+			lz.logger.Warn("storage: reading a sealed segment to index it", "segment", s.path, "err", serr)
+		}
+		off, tim = tmp.offIdx, tmp.timeIdx
+	}
+	s.offIdx, s.timeIdx = off, tim
+	s.lazy.Store(nil)
+}
+
+// readIndexFiles reads and checks the index files of the sealed segment at
+// base, of size bytes.
+func readIndexFiles(fs vfs.FS, dir string, base Offset, size int64) ([]offsetEntry, []timeEntry, error) {
+	ob, err := readFile(fs, filepath.Join(dir, segmentName(base, indexSuffix)))
+	if err != nil {
+		return nil, nil, err
+	}
+	tb, err := readFile(fs, filepath.Join(dir, segmentName(base, timeIndexSuffix)))
+	if err != nil {
+		return nil, nil, err
+	}
+	off, err := decodeOffsetIndex(ob, size)
+	if err != nil {
+		return nil, nil, err
+	}
+	if size == 0 {
+		if len(off) != 0 || len(tb) != 0 {
+			return nil, nil, fmt.Errorf("storage: index entries for an empty segment")
+		}
+		return nil, nil, nil
+	}
+	if len(off) == 0 || off[0].pos != 0 {
+		return nil, nil, fmt.Errorf("storage: offset index does not start at the segment's start")
+	}
+	tim, err := decodeTimeIndex(tb, off[len(off)-1].rel)
+	if err != nil {
+		return nil, nil, err
+	}
+	return off, tim, nil
+}
+
+func newSegment(base Offset, f *segFile, path string) *segment {
 	return &segment{base: base, f: f, path: path, next: base, maxTs: -1, maxTsAt: -1}
 }
 

@@ -19,6 +19,7 @@ func (l *Log) OffsetForTimestamp(ts int64) (off Offset, recordTs int64, ok bool)
 			continue
 		}
 		pos := int64(0)
+		s.ensureIndexes()
 		if rel, found := lookupTime(s.timeIdx, ts); found {
 			pos = int64(lookupOffset(s.offIdx, rel))
 		}

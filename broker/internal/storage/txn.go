@@ -177,35 +177,9 @@ func (l *Log) Producers() []ProducerInfo {
 // marker's value. A marker for a producer with no open transaction here is
 // written all the same (a retry after a restart); it changes nothing.
 func (l *Log) AppendMarker(ctx context.Context, pid int64, epoch int16, commit bool, coordinatorEpoch int32) (Offset, error) {
-	kind := byte(controlAbort)
-	if commit {
-		kind = controlCommit
-	}
-	now := l.opts.Now().UnixMilli()
-	h := batch.Header{
-		Attributes: attrTxnControl, FirstTimestamp: now, MaxTimestamp: now,
-		ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1,
-	}
-	value := binary.BigEndian.AppendUint32([]byte{0, 0}, uint32(coordinatorEpoch))
-	b, err := batch.Build(h, []batch.Record{{Key: []byte{0, 0, 0, kind}, Value: value}}, batch.CodecNone)
-	if err != nil {
-		return 0, fmt.Errorf("storage: build marker: %w", err)
-	}
-	if h, err = batch.Validate(b); err != nil {
-		return 0, fmt.Errorf("storage: built marker: %w", err)
-	}
-	l.appendMu.Lock()
-	leaderEpoch := Epoch(0)
-	if n := len(l.epochs); n > 0 {
-		leaderEpoch = l.epochs[n-1].epoch
-	}
-	res, err := l.appendLocked(b, []batch.Header{h}, []int{0}, leaderEpoch)
-	l.appendMu.Unlock()
+	res, err := l.WriteMarker(pid, epoch, commit, coordinatorEpoch, -1)
 	if err != nil {
 		return 0, err
-	}
-	if l.opts.Sync == SyncGroupCommit {
-		l.requestSync()
 	}
 	return res.BaseOffset, l.WaitDurable(ctx, res.LastOffset+1)
 }
@@ -390,36 +364,9 @@ func decodeTxnIndex(b []byte) ([]AbortedTxn, error) {
 // batches are (batch.Validate), not as a producer's, and waited for until
 // durable under the log's sync policy.
 func (l *Log) AppendTrusted(ctx context.Context, batches []byte) error {
-	var hs []batch.Header
-	var starts []int
-	for rest, pos := batches, 0; len(rest) > 0; {
-		b, r, err := batch.Next(rest)
-		if err != nil {
-			return fmt.Errorf("%w: batch at byte %d: %w", ErrCorrupt, pos, err)
-		}
-		h, err := batch.Validate(b)
-		if err != nil {
-			return fmt.Errorf("%w: batch at byte %d: %w", ErrCorrupt, pos, err)
-		}
-		hs, starts = append(hs, h), append(starts, pos)
-		pos += len(b)
-		rest = r
-	}
-	if len(hs) == 0 {
-		return fmt.Errorf("%w: empty payload", ErrCorrupt)
-	}
-	l.appendMu.Lock()
-	leaderEpoch := Epoch(0)
-	if n := len(l.epochs); n > 0 {
-		leaderEpoch = l.epochs[n-1].epoch
-	}
-	res, err := l.appendLocked(batches, hs, starts, leaderEpoch)
-	l.appendMu.Unlock()
+	res, err := l.WriteTrusted(batches, -1)
 	if err != nil {
 		return err
-	}
-	if l.opts.Sync == SyncGroupCommit {
-		l.requestSync()
 	}
 	return l.WaitDurable(ctx, res.LastOffset+1)
 }

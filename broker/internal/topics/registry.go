@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/weir-dev/weir/internal/atomicfile"
 )
@@ -333,26 +334,58 @@ func (r *Registry) loadTopic(name string) (*Topic, error) {
 	return t, nil
 }
 
-// openPartitions opens partitions [from, to) of t.
+// logWorkers is how many partition logs are opened or closed at once: each
+// waits mostly on fsyncs, which a disk serves side by side.
+const logWorkers = 16
+
+// openPartitions opens partitions [from, to) of t, logWorkers at a time.
 func (r *Registry) openPartitions(t *Topic, from, to int32, cfg LogConfig) ([]*Partition, error) {
-	var parts []*Partition
+	parts := make([]*Partition, to-from)
+	var g errgroup.Group
+	g.SetLimit(logWorkers)
 	for i := from; i < to; i++ {
-		l, err := r.opts.OpenLog(filepath.Join(t.dir, strconv.Itoa(int(i))), cfg)
-		if err != nil {
-			for _, p := range parts {
-				_ = p.log.Close()
+		g.Go(func() error {
+			l, err := r.opts.OpenLog(filepath.Join(t.dir, strconv.Itoa(int(i))), cfg)
+			if err != nil {
+				return fmt.Errorf("topics: open partition %d of %q: %w", i, t.name, err)
 			}
-			return nil, fmt.Errorf("topics: open partition %d of %q: %w", i, t.name, err)
-		}
-		parts = append(parts, &Partition{topic: t, index: i, log: l})
+			parts[i-from] = &Partition{topic: t, index: i, log: l}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		closeAll(parts)
+		return nil, err
 	}
 	return parts, nil
 }
 
-func (t *Topic) closeLogs() {
-	for _, p := range t.state.Load().parts {
-		_ = p.log.Close()
+// closeAll closes the logs of parts (nil entries skipped), logWorkers at
+// a time, and returns their errors.
+func closeAll(parts []*Partition) error {
+	var mu sync.Mutex
+	var errs []error
+	var g errgroup.Group
+	g.SetLimit(logWorkers)
+	for _, p := range parts {
+		if p == nil {
+			continue
+		}
+		g.Go(func() error {
+			if err := p.log.Close(); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
+	_ = g.Wait()
+	return errors.Join(errs...)
+}
+
+func (t *Topic) closeLogs() {
+	_ = closeAll(t.state.Load().parts)
 }
 
 // ClusterID returns the broker's persistent cluster id.
@@ -689,15 +722,11 @@ func (r *Registry) Close() error {
 		return nil
 	}
 	r.closed = true
-	var errs []error
+	var all []*Partition
 	for _, t := range *r.topics.Load() {
-		for _, p := range t.state.Load().parts {
-			if err := p.log.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
+		all = append(all, t.state.Load().parts...)
 	}
-	return errors.Join(errs...)
+	return closeAll(all)
 }
 
 // pidBlock is how many producer ids are reserved on disk at a time.

@@ -39,3 +39,17 @@ type TxnLog interface {
 	// Producers returns the producers the log tracks.
 	Producers() []ProducerState
 }
+
+// LeaderTxnLog is a TxnLog that a replicated partition's leader writes its
+// broker batches to (markers, transactional offset commits) at its own
+// leader epoch and without waiting: the leader acknowledges them once the
+// high watermark covers them. The storage engine's logs implement it.
+type LeaderTxnLog interface {
+	TxnLog
+	// WriteMarker appends a COMMIT or ABORT marker for producer pid at
+	// epoch with leader epoch leaderEpoch, without waiting for durability.
+	WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, leaderEpoch Epoch) (AppendResult, error)
+	// WriteTrusted appends broker-written batches (see AppendTrusted) with
+	// leader epoch leaderEpoch, without waiting for durability.
+	WriteTrusted(batches []byte, leaderEpoch Epoch) (AppendResult, error)
+}

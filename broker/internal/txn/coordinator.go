@@ -340,3 +340,10 @@ func (h *timerHeap) Pop() any {
 // clock, the location), so that state read back from the log equals the
 // state that wrote it.
 func ms(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()) }
+
+// Owned reports whether the coordinator serves __transaction_state
+// partition p, and under which coordinator epoch.
+func (c *Coordinator) Owned(p int32) (CoordinatorEpoch, bool) {
+	e, ok := c.owned[p]
+	return e, ok
+}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/ownership"
 )
 
 // Log is the internal topic __transaction_state as the Driver needs it.
@@ -42,6 +44,12 @@ type DriverOptions struct {
 	// MarkerRetry is the first wait before a marker that could not be
 	// written is tried again; it doubles up to 5s. Default 100ms.
 	MarkerRetry time.Duration
+	// Unowned starts the driver serving no partition of
+	// __transaction_state and replaying none: Load and Unload then say
+	// which to serve (a broker of a cluster serves the partitions it
+	// leads, under their leader epochs). Default false: every partition is
+	// replayed at open and served under coordinator epoch 0.
+	Unowned bool
 }
 
 // maxMarkerRetry caps the wait between tries of a marker that cannot be
@@ -115,10 +123,12 @@ func OpenDriver(ctx context.Context, opts DriverOptions) (*Driver, error) {
 		waiters: make(map[Token]chan kmsg.Response),
 		ctx:     dctx, cancel: cancel, wake: make(chan struct{}, 1),
 	}
-	for p := range c.opts.StatePartitions {
-		if err := d.load(ctx, p); err != nil {
-			cancel()
-			return nil, err
+	if !opts.Unowned {
+		for p := range c.opts.StatePartitions {
+			if err := d.load(ctx, p, 0); err != nil {
+				cancel()
+				return nil, err
+			}
 		}
 	}
 	d.wg.Add(1)
@@ -128,13 +138,18 @@ func OpenDriver(ctx context.Context, opts DriverOptions) (*Driver, error) {
 	return d, nil
 }
 
-// load replays partition p into the coordinator. Caller does not hold mu.
-func (d *Driver) load(ctx context.Context, p int32) error {
+// load replays partition p into the coordinator, which then serves it
+// under coordinator epoch epoch. Caller holds neither mu nor persistMu:
+// the replay holds persistMu, so that records of p still being stored are
+// read too.
+func (d *Driver) load(ctx context.Context, p int32, epoch CoordinatorEpoch) error {
 	var recs []Record
+	d.persistMu.Lock()
 	err := d.opts.Log.Replay(ctx, p, func(r Record) error {
 		recs = append(recs, r)
 		return nil
 	})
+	d.persistMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("txn: replay __transaction_state partition %d: %w", p, err)
 	}
@@ -147,7 +162,7 @@ func (d *Driver) load(ctx context.Context, p int32) error {
 			bad++
 		}
 	}
-	d.c.FinishLoad(d.opts.Now(), p, 0)
+	d.c.FinishLoad(d.opts.Now(), p, epoch)
 	if bad > 0 {
 		d.log.Warn("txn: skipped undecodable __transaction_state records", "partition", p, "count", bad)
 	}
@@ -270,17 +285,29 @@ func (d *Driver) deliverLocked(rd Ready, timeouts bool) {
 			d.log.Error("txn: persisting to __transaction_state failed", "err", failed)
 			// The coordinator moved ahead of its log: reload the touched
 			// partitions from what is stored, and tell the callers to
-			// retry. Markers are not sent for decisions not stored; the
-			// reload sends those of decisions that are.
+			// retry (NOT_COORDINATOR when this broker no longer leads the
+			// partition: the client finds the new coordinator). Markers
+			// are not sent for decisions not stored; the reload sends
+			// those of decisions that are.
+			code := kerr.CoordinatorNotAvailable.Code
+			if ownership.IsNotLeader(failed) {
+				code = kerr.NotCoordinator.Code
+			}
 			for _, a := range answers {
-				a.ch <- retriable(a.resp)
+				a.ch <- retriable(a.resp, code)
 			}
 			parts := map[int32]bool{}
 			for _, r := range rd.Records {
 				parts[r.Partition] = true
 			}
 			for _, p := range slices.Sorted(mapsKeys(parts)) {
-				if err := d.load(d.ctx, p); err != nil {
+				d.mu.Lock()
+				epoch, owned := d.c.Owned(p)
+				d.mu.Unlock()
+				if !owned {
+					continue // unloaded meanwhile: its next owner loads it
+				}
+				if err := d.load(d.ctx, p, epoch); err != nil {
 					d.log.Error("txn: reloading __transaction_state partition", "partition", p, "err", err)
 				}
 			}
@@ -332,9 +359,9 @@ func (d *Driver) persist(recs []Record) error {
 	return nil
 }
 
-// retriable turns a successful answer into COORDINATOR_NOT_AVAILABLE.
-func retriable(resp kmsg.Response) kmsg.Response {
-	code := kerr.CoordinatorNotAvailable.Code
+// retriable turns a successful answer into the retriable code (
+// COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR).
+func retriable(resp kmsg.Response, code int16) kmsg.Response {
 	switch r := resp.(type) {
 	case *kmsg.InitProducerIDResponse:
 		if r.ErrorCode == 0 {
@@ -375,7 +402,16 @@ func (d *Driver) writeMarkers(m Marker, timedOut bool) {
 	defer d.wg.Done()
 	pending := slices.Clone(m.Partitions)
 	wait := d.opts.MarkerRetry
+	statePart := Partition(m.TransactionalID, d.Partitions())
 	for len(pending) > 0 {
+		d.mu.Lock()
+		epoch, owned := d.c.Owned(statePart)
+		d.mu.Unlock()
+		if !owned || epoch != m.CoordinatorEpoch {
+			// The partition moved (or is being reloaded): its next load
+			// sends the markers again under its own epoch.
+			return
+		}
 		mm := m
 		mm.Partitions = pending
 		done, err := d.opts.Markers(d.ctx, mm)
@@ -489,3 +525,54 @@ func (d *Driver) Stats() Stats {
 
 // Partitions returns the partition count of __transaction_state.
 func (d *Driver) Partitions() int32 { return d.c.opts.StatePartitions }
+
+// Load starts serving partition p of __transaction_state under coordinator
+// epoch epoch (in a cluster, the partition's leader epoch): it replays the
+// partition (what lies below its high watermark) and then sends again the
+// markers of transactions left in PrepareCommit or PrepareAbort; their
+// timeouts run from their recorded start. Requests for p's transactional
+// ids are answered NOT_COORDINATOR until it is loaded. A partition served
+// already is loaded again.
+func (d *Driver) Load(ctx context.Context, p int32, epoch CoordinatorEpoch) error {
+	if p < 0 || p >= d.Partitions() {
+		return fmt.Errorf("txn: %s has no partition %d", StateTopic, p)
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	d.c.Unload(p)
+	d.mu.Unlock()
+	if err := d.load(ctx, p, epoch); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	d.deliverLocked(d.c.Ready(), false)
+	return nil
+}
+
+// Unload stops serving the listed partitions of __transaction_state: their
+// transactional ids are forgotten (the log keeps them for the next owner)
+// and their requests are answered NOT_COORDINATOR. Markers being written
+// for their transactions stop at their next try; the next owner sends them
+// again.
+func (d *Driver) Unload(ps []int32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range ps {
+		d.c.Unload(p)
+	}
+}
+
+// Owned reports whether partition p of __transaction_state is served, and
+// under which coordinator epoch.
+func (d *Driver) Owned(p int32) (CoordinatorEpoch, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.c.Owned(p)
+}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/ownership"
 	"github.com/weir-dev/weir/broker/internal/topics"
 )
 
@@ -23,7 +24,17 @@ type TopicLog struct {
 	reg        *topics.Registry
 	partitions int32
 	now        func() time.Time
+	// rep is the partitions' replication in a cluster; nil on a single
+	// node. Set before use (Replicate).
+	rep ownership.Replication
 }
+
+// Replicate makes the log write through rep (a cluster broker's partition
+// replication): appends are refused unless this broker leads the
+// partition, go at its leader epoch, and return once the high watermark
+// covers them. The topic is then never created here: the controller
+// creates it. Call it before the log is used.
+func (l *TopicLog) Replicate(rep ownership.Replication) { l.rep = rep }
 
 // OpenTopicLog returns the Log over __transaction_state. The topic is
 // created (compacted, with partitions partitions) on the first append, as
@@ -43,8 +54,11 @@ func OpenTopicLog(reg *topics.Registry, partitions int32, now func() time.Time) 
 // Partitions returns the topic's partition count.
 func (l *TopicLog) Partitions() int32 { return l.partitions }
 
-func (l *TopicLog) partition(ctx context.Context, p int32) (topics.Log, error) {
+func (l *TopicLog) partition(ctx context.Context, p int32) (*topics.Partition, error) {
 	t, ok := l.reg.Get(StateTopic)
+	if !ok && l.rep != nil {
+		return nil, fmt.Errorf("txn: %s does not exist on this broker yet", StateTopic)
+	}
 	if !ok {
 		var err error
 		t, err = l.reg.Ensure(ctx, StateTopic, topics.Spec{
@@ -59,13 +73,14 @@ func (l *TopicLog) partition(ctx context.Context, p int32) (topics.Log, error) {
 	if !ok {
 		return nil, fmt.Errorf("txn: %s has no partition %d", StateTopic, p)
 	}
-	return part.Log(), nil
+	return part, nil
 }
 
 // Append writes recs as one uncompressed batch and waits until it is
-// durable under the log's sync policy.
+// durable under the log's sync policy (replicated: covered by the high
+// watermark).
 func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
-	log, err := l.partition(ctx, p)
+	part, err := l.partition(ctx, p)
 	if err != nil {
 		return err
 	}
@@ -79,8 +94,8 @@ func (l *TopicLog) Append(ctx context.Context, p int32, recs []Record) error {
 	if err != nil {
 		return fmt.Errorf("txn: encode %s batch: %w", StateTopic, err)
 	}
-	if _, err := log.Append(ctx, b, 0); err != nil {
-		return fmt.Errorf("txn: append to %s/%d: %w", StateTopic, p, err)
+	if _, err := ownership.Append(ctx, l.rep, part, b, true); err != nil {
+		return fmt.Errorf("txn: store records: %w", err)
 	}
 	return nil
 }

@@ -1,0 +1,413 @@
+package protocol
+
+// Transactions in cluster mode, as Kafka places them: __transaction_state
+// is a topic of the cluster's metadata, created through the controller the
+// first time a FindCoordinator for a transactional id needs it (replication
+// factor min(Config.OffsetsReplication, brokers), compacted), replicated
+// like any partition, and a transactional id's coordinator is the leader of
+// the id's partition of it (txn.Partition).
+//
+// Each broker's transaction driver starts serving no partition
+// (txn.DriverOptions.Unowned); an ownership.Follower makes it serve the
+// state partitions this broker leads once each is ready, exactly as group
+// coordination follows __consumer_offsets (group_cluster.go), under the
+// partition's leader epoch as coordinator epoch. Loading a partition sends
+// again the markers of the transactions it left in PrepareCommit or
+// PrepareAbort; its open transactions time out from their recorded start.
+// The coordinator's records go through replication (txn.TopicLog
+// .Replicate): an answer that depends on one is given once the high
+// watermark covers it.
+//
+// Markers go to each partition's leader, as the view names it at each try:
+// this broker's own partitions are written directly (through replication:
+// written at the leader epoch, done once the high watermark covers them),
+// the others in one WriteTxnMarkers per leader (27_write_txn_markers.go),
+// sent over the inter-broker listener. A partition refused (its leader
+// moved: NOT_LEADER_OR_FOLLOWER, or anything else) is tried again after the
+// driver's backoff, with the view of then.
+//
+// A transactional produce is checked with the coordinator (KIP-890 part 1)
+// wherever it runs: the partition leader asks its own driver when it
+// coordinates the id, else sends AddPartitionsToTxn v4 (VerifyOnly) to the
+// coordinator.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/group"
+	"github.com/weir-dev/weir/broker/internal/ownership"
+	"github.com/weir-dev/weir/broker/internal/topics"
+	"github.com/weir-dev/weir/broker/internal/txn"
+)
+
+// BrokerSender sends a request to another broker of the cluster (the
+// replication manager does, over the inter-broker listener).
+type BrokerSender interface {
+	// SendToBroker sends req to broker node and returns its response; an
+	// error means no response was had.
+	SendToBroker(ctx context.Context, node int32, req kmsg.Request) (kmsg.Response, error)
+}
+
+// peerRequestTimeout bounds one request to another broker (a marker
+// write waits there for the high watermark).
+const peerRequestTimeout = 10 * time.Second
+
+// txnOwnership keeps a cluster-mode transaction driver serving the state
+// partitions this broker leads.
+type txnOwnership struct {
+	s *Server
+	d *txn.Driver
+	f *ownership.Follower
+
+	warned   atomic.Bool
+	createMu sync.Mutex // serialises this broker's creations of the topic
+}
+
+func openClusterTxnCoordinator(s *Server) (Extension, error) {
+	var opts txn.Options
+	opts.EnsureDefaults()
+	tl := txn.OpenTopicLog(s.Topics, opts.StatePartitions, nil)
+	opts.StatePartitions = tl.Partitions()
+	opts.OffsetsPartitions = s.cfg.Groups.OffsetsPartitions
+	g, _ := s.Extension(groupExtensionName).(*groupCoordinator)
+	if g != nil {
+		opts.OffsetsPartitions = g.d.Partitions()
+	}
+	if s.cfg.Replication != nil {
+		tl.Replicate(s.cfg.Replication)
+	}
+	opts.ProducerIDs = producerIDs{s.Topics}
+	opts.Topics = clusterTopics{s}
+	d, err := txn.OpenDriver(context.Background(), txn.DriverOptions{
+		Coordinator: opts, Log: tl, Logger: s.Logger, Unowned: true,
+		Markers: func(ctx context.Context, m txn.Marker) ([]txn.TopicPartition, error) {
+			return clusterWriteMarkers(ctx, s, g, m)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	o := &txnOwnership{s: s, d: d}
+	var changed func() <-chan struct{}
+	if ch, ok := s.cfg.Cluster.(ClusterChanges); ok {
+		changed = ch.Changed
+	}
+	o.f = ownership.StartFollower(ownership.FollowerOptions{
+		Name: "txn", Source: s.leadershipSource(txn.StateTopic, o.partitionsAgree),
+		Coordinator: txnLoader{o}, Changed: changed, Logger: s.Logger,
+	})
+	return &txnCoordinator{d: d, own: o}, nil
+}
+
+// clusterTopics answers the coordinator's partition checks from the view.
+type clusterTopics struct{ s *Server }
+
+func (c clusterTopics) Partitions(topic string) (int32, bool) {
+	ct := c.s.cfg.Cluster.View().Topics[topic]
+	if ct == nil {
+		return 0, false
+	}
+	return int32(len(ct.Partitions)), true
+}
+
+// txnLoader is the transaction driver as an ownership.Coordinator: a
+// partition is loaded under the leader epoch the view names, its
+// coordinator epoch.
+type txnLoader struct{ o *txnOwnership }
+
+func (l txnLoader) Load(ctx context.Context, p int32) error {
+	ct := l.o.s.cfg.Cluster.View().Topics[txn.StateTopic]
+	if ct == nil || int(p) >= len(ct.Partitions) {
+		return fmt.Errorf("protocol: %s partition %d is not in the view", txn.StateTopic, p)
+	}
+	return l.o.d.Load(ctx, p, txn.CoordinatorEpoch(ct.Partitions[p].LeaderEpoch))
+}
+
+func (l txnLoader) Unload(ps []int32) { l.o.d.Unload(ps) }
+
+func (o *txnOwnership) close() { o.f.Close() }
+
+func (o *txnOwnership) sync(ctx context.Context) { o.f.TrySync(ctx) }
+
+// partitionsAgree reports whether the cluster's __transaction_state has
+// the partition count this broker places transactional ids with.
+func (o *txnOwnership) partitionsAgree(n int32) bool {
+	if n == o.d.Partitions() {
+		return true
+	}
+	if !o.warned.Swap(true) {
+		o.s.Logger.Error("protocol: __transaction_state has a partition count other than this broker's; this broker coordinates no transaction",
+			"cluster", n, "broker", o.d.Partitions())
+	}
+	return false
+}
+
+// ensureStateTopic creates __transaction_state through the controller
+// unless the view has it, and returns the view after.
+func (o *txnOwnership) ensureStateTopic(ctx context.Context) *ClusterView {
+	o.createMu.Lock()
+	defer o.createMu.Unlock()
+	return o.s.ensureInternalTopic(ctx, txn.StateTopic, o.d.Partitions())
+}
+
+// clusterWriteMarkers writes m's markers to their partitions' leaders as
+// the view names them now: this broker's directly, the others' in one
+// WriteTxnMarkers per leader. It returns the partitions done (marked, or
+// gone from the view: nothing to mark).
+func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Marker) ([]txn.TopicPartition, error) {
+	v := s.cfg.Cluster.View()
+	var done, local []txn.TopicPartition
+	leaderOf := func(tp txn.TopicPartition) (txn.NodeID, bool) {
+		ct := v.Topics[tp.Topic]
+		if ct == nil || tp.Partition < 0 || int(tp.Partition) >= len(ct.Partitions) {
+			return 0, false
+		}
+		l := ct.Partitions[tp.Partition].Leader
+		return txn.NodeID(l), l >= 0
+	}
+	var remote []txn.TopicPartition
+	var errs []error
+	for _, tp := range m.Partitions {
+		ct := v.Topics[tp.Topic]
+		switch n, ok := leaderOf(tp); {
+		case ct == nil || tp.Partition < 0 || int(tp.Partition) >= len(ct.Partitions):
+			done = append(done, tp) // deleted: nothing to mark
+		case !ok:
+			errs = append(errs, fmt.Errorf("marker to %s/%d: no leader", tp.Topic, tp.Partition))
+		case int32(n) == s.cfg.Node.ID:
+			local = append(local, tp)
+		default:
+			remote = append(remote, tp)
+		}
+	}
+	var reqs map[txn.NodeID]*kmsg.WriteTxnMarkersRequest
+	if len(remote) > 0 {
+		rm := m
+		rm.Partitions = remote
+		reqs, _ = txn.MarkerRequests([]txn.Marker{rm}, 1, leaderOf)
+	}
+	// Each sender writes its one result without blocking.
+	results := make(chan markerResult, len(reqs)+1)
+	var wg sync.WaitGroup
+	if len(local) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes := writeMarkersHere(ctx, s, g, int64(m.ProducerID), int16(m.Epoch), m.Commit, int32(m.CoordinatorEpoch), local)
+			var r markerResult
+			for i, tp := range local {
+				if codes[i] == 0 {
+					r.done = append(r.done, tp)
+				} else {
+					r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d: %w", tp.Topic, tp.Partition, kerr.ErrorForCode(codes[i])))
+				}
+			}
+			results <- r
+		}()
+	}
+	sender, _ := s.cfg.Replication.(BrokerSender)
+	for node, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- sendMarkers(ctx, sender, int32(node), req)
+		}()
+	}
+	wg.Wait()
+	close(results)
+	for r := range results {
+		done = append(done, r.done...)
+		errs = append(errs, r.err)
+	}
+	return done, errors.Join(errs...)
+}
+
+// markerResult is what one marker write reports: the partitions marked,
+// and why the others were not.
+type markerResult struct {
+	done []txn.TopicPartition
+	err  error
+}
+
+// sendMarkers sends one WriteTxnMarkers (one marker) to broker node and
+// returns the partitions it wrote.
+func sendMarkers(ctx context.Context, sender BrokerSender, node int32, req *kmsg.WriteTxnMarkersRequest) markerResult {
+	if sender == nil {
+		return markerResult{err: errors.New("protocol: no connection to other brokers (no replication)")}
+	}
+	ctx, cancel := context.WithTimeout(ctx, peerRequestTimeout)
+	defer cancel()
+	out, err := sender.SendToBroker(ctx, node, req)
+	if err != nil {
+		return markerResult{err: err}
+	}
+	resp := out.(*kmsg.WriteTxnMarkersResponse)
+	var r markerResult
+	for _, rm := range resp.Markers {
+		for _, t := range rm.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode == 0 {
+					r.done = append(r.done, txn.TopicPartition{Topic: t.Topic, Partition: p.Partition})
+					continue
+				}
+				r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d at broker %d: %w", t.Topic, p.Partition, node, kerr.ErrorForCode(p.ErrorCode)))
+			}
+		}
+	}
+	return r
+}
+
+// writeMarkersHere writes a marker to each of parts, partitions this
+// broker is to lead, and returns each one's error code (0: written and,
+// replicated, covered by the high watermark). The __consumer_offsets ones
+// are also handed to the group coordinator g, which makes a committed
+// transaction's offsets visible. The partitions are written in parallel.
+func writeMarkersHere(ctx context.Context, s *Server, g *groupCoordinator, pid int64, epoch int16, commit bool, coordinatorEpoch int32, parts []txn.TopicPartition) []int16 {
+	codes := make([]int16, len(parts))
+	var wg sync.WaitGroup
+	for i, tp := range parts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = writeMarkerHere(ctx, s, g, pid, epoch, commit, coordinatorEpoch, tp)
+		}()
+	}
+	wg.Wait()
+	return codes
+}
+
+func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid int64, epoch int16, commit bool, coordinatorEpoch int32, tp txn.TopicPartition) int16 {
+	var p *topics.Partition
+	if s.cfg.Cluster != nil {
+		v := s.cfg.Cluster.View()
+		var code int16
+		if p, code = s.leads(v, v.Topics[tp.Topic], tp.Partition); code != 0 {
+			return code
+		}
+	} else {
+		t, ok := s.Topics.Get(tp.Topic)
+		if !ok {
+			return kerr.UnknownTopicOrPartition.Code
+		}
+		if p, ok = t.Partition(tp.Partition); !ok {
+			return kerr.UnknownTopicOrPartition.Code
+		}
+	}
+	var err error
+	if s.cfg.Replication != nil {
+		err = ownership.AppendBroker(ctx, s.cfg.Replication, p, func(l topics.LeaderTxnLog, le topics.Epoch) (topics.AppendResult, error) {
+			return l.WriteMarker(pid, epoch, commit, coordinatorEpoch, le)
+		})
+	} else if tl, ok := p.Log().(topics.TxnLog); ok {
+		err = tl.AppendMarker(ctx, pid, epoch, commit, coordinatorEpoch)
+	}
+	if err != nil {
+		s.Logger.Debug("protocol: write a transaction marker", "topic", tp.Topic, "partition", tp.Partition, "err", err)
+		return errorCode(err)
+	}
+	if tp.Topic == group.OffsetsTopic && g != nil {
+		if err := g.d.CompleteTxn(pid, commit, tp.Partition); err != nil {
+			return kerr.CoordinatorNotAvailable.Code
+		}
+	}
+	return 0
+}
+
+// clusterVerify asks the coordinator of transactional id id whether parts
+// are in its open transaction under producer pid and epoch: this broker's
+// driver when it leads the id's state partition, else the leader's, with
+// AddPartitionsToTxn v4 (VerifyOnly); with add (a Produce v12 of KIP-890
+// part 2) it adds them instead, remotely with v5. It returns each partition's code, or
+// a code for the whole produce: NOT_ENOUGH_REPLICAS (retriable, as Kafka
+// answers) when no coordinator answers.
+func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid int64, epoch int16, parts []txn.TopicPartition, add bool) (map[txn.TopicPartition]int16, int16, error) {
+	v := s.cfg.Cluster.View()
+	ct := v.Topics[txn.StateTopic]
+	if ct == nil || int32(len(ct.Partitions)) != d.Partitions() {
+		return nil, kerr.NotEnoughReplicas.Code, nil
+	}
+	leader := ct.Partitions[txn.Partition(txn.TransactionalID(id), d.Partitions())].Leader
+	if leader < 0 {
+		return nil, kerr.NotEnoughReplicas.Code, nil
+	}
+	if leader == s.cfg.Node.ID {
+		if t, _ := s.Extension(txnExtensionName).(*txnCoordinator); t != nil && t.own != nil {
+			t.own.sync(ctx)
+		}
+		fn := d.Verify
+		if add {
+			fn = d.Add
+		}
+		codes, err := fn(ctx, id, pid, epoch, parts)
+		return retriableVerify(codes), 0, err
+	}
+	sender, ok := s.cfg.Replication.(BrokerSender)
+	if !ok {
+		return nil, kerr.NotEnoughReplicas.Code, nil
+	}
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 4
+	if add {
+		req.Version = 5 // KIP-890 part 2: the leader adds them
+	}
+	x := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	x.TransactionalID, x.ProducerID, x.ProducerEpoch, x.VerifyOnly = id, pid, epoch, !add
+	for _, tp := range parts {
+		if n := len(x.Topics); n == 0 || x.Topics[n-1].Topic != tp.Topic {
+			x.Topics = append(x.Topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: tp.Topic})
+		}
+		x.Topics[len(x.Topics)-1].Partitions = append(x.Topics[len(x.Topics)-1].Partitions, tp.Partition)
+	}
+	req.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{x}
+	rctx, cancel := context.WithTimeout(ctx, peerRequestTimeout)
+	defer cancel()
+	out, err := sender.SendToBroker(rctx, leader, req)
+	if err != nil {
+		s.Logger.Debug("protocol: verify a transactional produce at its coordinator", "coordinator", leader, "err", err)
+		return nil, kerr.NotEnoughReplicas.Code, nil
+	}
+	resp := out.(*kmsg.AddPartitionsToTxnResponse)
+	if resp.ErrorCode != 0 {
+		return nil, retriableVerifyCode(resp.ErrorCode), nil
+	}
+	codes := make(map[txn.TopicPartition]int16, len(parts))
+	for _, rx := range resp.Transactions {
+		for _, t := range rx.Topics {
+			for _, p := range t.Partitions {
+				codes[txn.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p.ErrorCode
+			}
+		}
+	}
+	for _, tp := range parts {
+		if _, ok := codes[tp]; !ok {
+			codes[tp] = kerr.NotEnoughReplicas.Code // not answered: retry
+		}
+	}
+	return retriableVerify(codes), 0, nil
+}
+
+// retriableVerify turns the coordinator's "ask elsewhere, or later"
+// answers into NOT_ENOUGH_REPLICAS, which every producer retries (a
+// producer takes NOT_COORDINATOR from a Produce as fatal).
+func retriableVerify(codes map[txn.TopicPartition]int16) map[txn.TopicPartition]int16 {
+	for tp, c := range codes {
+		codes[tp] = retriableVerifyCode(c)
+	}
+	return codes
+}
+
+func retriableVerifyCode(c int16) int16 {
+	switch c {
+	case kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code, kerr.CoordinatorLoadInProgress.Code:
+		return kerr.NotEnoughReplicas.Code
+	}
+	return c
+}
