@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"github.com/weir-dev/weir/state"
+	"unsafe"
 
 	"github.com/RaduBerinde/btreemap"
 )
@@ -44,8 +45,11 @@ type centry struct {
 	// turns dirty, so that the flush need not read the old value back.
 	old      []byte
 	oldKnown bool
-	// tag is the caller's tag of a window entry (see TaggedWindowStore).
+	// tag is the caller's (see TaggedKeyValueStore).
 	tag any
+	// seq counts the entry's dirty writes: a write-back leaves an entry
+	// written again during it dirty.
+	seq uint64
 	// gone is set when the entry left the cache.
 	gone       bool
 	size       int64
@@ -116,11 +120,15 @@ func (c *Cache) maybeEvict() error {
 // cacheNS is the part of a Cache that belongs to one wrapped store.
 type cacheNS struct {
 	c *Cache
-	m map[string]*centry
-	// t orders the entries of m for iterators. It is built by the first
-	// iterator and kept up to date from then on: a namespace no one
-	// iterates (an aggregation's) never pays for the ordering.
-	t *btreemap.BTreeMap[[]byte, *centry]
+	// tab holds the entries. In front of a Pebble store it is the cache's
+	// own; in front of an in-memory store it is the store's data (see
+	// inPlace).
+	tab *entryTable
+	// inPlace is set when tab is an in-memory store's data: its entries
+	// are cached in place, so they are not on the LRU ring, not counted
+	// against the budget and never evicted; a clean entry's value is the
+	// stored value, a dirty one's stored value is old (always known).
+	inPlace bool
 	// dirty is the sentinel of the ring of dirty entries; dirty.dnext is the
 	// entry dirty the longest.
 	dirty centry
@@ -129,15 +137,16 @@ type cacheNS struct {
 	// write writes an entry's value to the store below and tells the
 	// listener; set by the wrapper.
 	write func(en *centry) error
-	// last is the entry last looked up or written, or nil: an aggregation
-	// reads a key and writes it back at once, and comparing the key with
-	// last.key is cheaper than hashing it again. Invariant: if set, it is
-	// in m (remove clears it).
-	last *centry
 }
 
 func newCacheNS(c *Cache) *cacheNS {
-	ns := &cacheNS{c: c, m: map[string]*centry{}}
+	return newCacheNSOn(c, newEntryTable(), false)
+}
+
+// newCacheNSOn returns a namespace over tab: the cache's own, or an
+// in-memory store's data (inPlace).
+func newCacheNSOn(c *Cache, tab *entryTable, inPlace bool) *cacheNS {
+	ns := &cacheNS{c: c, tab: tab, inPlace: inPlace}
 	ns.dirty.dnext, ns.dirty.dprev = &ns.dirty, &ns.dirty
 	return ns
 }
@@ -174,33 +183,11 @@ func (ns *cacheNS) markClean(en *centry) {
 	ns.ndirty--
 }
 
-// ordered returns the entries in key order, building the order on first
-// use.
-func (ns *cacheNS) ordered() *btreemap.BTreeMap[[]byte, *centry] {
-	if ns.t == nil {
-		ns.t = btreemap.New[[]byte, *centry](16, bytes.Compare)
-		for _, en := range ns.m {
-			ns.t.ReplaceOrInsert(en.key, en)
-		}
-	}
-	return ns.t
-}
-
-// lookup returns key's entry, or nil.
-func (ns *cacheNS) lookup(key []byte) *centry {
-	if l := ns.last; l != nil && bytes.Equal(l.key, key) {
-		return l
-	}
-	en := ns.m[string(key)]
-	if en != nil {
-		ns.last = en
-	}
-	return en
-}
+func (ns *cacheNS) ordered() *btreemap.BTreeMap[string, *centry] { return ns.tab.ordered() }
 
 func (ns *cacheNS) get(key []byte) *centry {
-	en := ns.lookup(key)
-	if en != nil {
+	en := ns.tab.lookup(key)
+	if en != nil && !ns.inPlace {
 		ns.c.touch(en)
 	}
 	return en
@@ -215,24 +202,19 @@ func (ns *cacheNS) put(key, value []byte, dirty bool) error {
 // putTagged is put, setting the entry's tag if setTag (before an eviction
 // may write the entry back).
 func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag bool) error {
-	en := ns.lookup(key)
+	en := ns.tab.lookup(key)
 	if en == nil {
-		// The key and the first value share one allocation.
-		buf := make([]byte, len(key)+len(value))
-		k := buf[:len(key):len(key)]
-		copy(k, key)
-		en = &centry{ns: ns, key: k}
-		if value != nil {
-			en.value = buf[len(key):len(key)]
+		en = ns.tab.insert(key, value)
+		en.ns = ns
+		// In place, nothing is stored below a new entry.
+		en.oldKnown = ns.inPlace
+		if !ns.inPlace {
+			ns.c.pushFront(en)
 		}
-		ns.m[string(k)] = en
-		if ns.t != nil {
-			ns.t.ReplaceOrInsert(k, en)
-		}
-		ns.c.pushFront(en)
-		ns.last = en
 	} else {
-		ns.c.touch(en)
+		if !ns.inPlace {
+			ns.c.touch(en)
+		}
 		if dirty && !en.dirty {
 			// NB: a clean entry never holds a tombstone (writeBack drops
 			// them), so its value is what the store holds.
@@ -249,9 +231,13 @@ func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag bool
 	}
 	if dirty {
 		ns.markDirty(en)
+		en.seq++
 	}
 	if setTag {
 		en.tag = tag
+	}
+	if ns.inPlace {
+		return nil
 	}
 	size := int64(len(en.key)+cap(en.value)+cap(en.old)) + entryOverhead
 	ns.c.account(size - en.size)
@@ -263,27 +249,31 @@ func (ns *cacheNS) remove(en *centry) {
 	if en.gone {
 		return
 	}
-	en.gone = true
-	if ns.last == en {
-		ns.last = nil
-	}
 	ns.markClean(en)
 	en.tag = nil
-	delete(ns.m, string(en.key))
-	if ns.t != nil {
-		ns.t.Delete(en.key)
+	ns.tab.remove(en)
+	if !ns.inPlace {
+		ns.c.unlink(en)
+		ns.c.account(-en.size)
 	}
-	ns.c.unlink(en)
-	ns.c.account(-en.size)
 }
 
 // writeBack writes one dirty entry to the store below. On error the entry
-// stays dirty.
+// stays dirty, and so does an entry written again meanwhile (by the
+// listener).
 func (ns *cacheNS) writeBack(en *centry) error {
+	seq, had := en.seq, en.old != nil
 	if err := ns.write(en); err != nil {
 		return err
 	}
+	if en.gone || !en.dirty || en.seq != seq {
+		return nil
+	}
 	ns.markClean(en)
+	if ns.inPlace {
+		// The entry's value is now the stored one.
+		ns.tab.countStored(had, en.value != nil)
+	}
 	if en.value == nil {
 		// A written tombstone need not stay cached.
 		ns.remove(en)
@@ -302,10 +292,28 @@ func (ns *cacheNS) flush() error {
 	return nil
 }
 
-// drop forgets every entry, dirty or not.
+// drop forgets every write not written back, and the tags: in front of
+// a store below, every entry; in place, each dirty entry gets its stored
+// value back.
 func (ns *cacheNS) drop() {
-	for _, en := range ns.m {
-		ns.remove(en)
+	if !ns.inPlace {
+		for _, en := range ns.tab.m {
+			ns.remove(en)
+		}
+		return
+	}
+	for ns.dirty.dnext != &ns.dirty {
+		en := ns.dirty.dnext
+		old := en.old
+		ns.markClean(en)
+		if old == nil {
+			ns.remove(en)
+			continue
+		}
+		en.value, en.old = old, en.value
+	}
+	for _, en := range ns.tab.m {
+		en.tag = nil
 	}
 }
 
@@ -321,31 +329,31 @@ type cacheIter struct {
 }
 
 func (it *cacheIter) next() bool {
-	var lo btreemap.LowerBound[[]byte]
-	var hi btreemap.UpperBound[[]byte]
+	var lo btreemap.LowerBound[string]
+	var hi btreemap.UpperBound[string]
 	it.cur = nil
 	if !it.reverse {
-		lo = btreemap.GE(it.lo)
+		lo = btreemap.GE(viewString(it.lo))
 		if it.started {
-			lo = btreemap.GT(it.last)
+			lo = btreemap.GT(viewString(it.last))
 		}
-		hi = btreemap.Max[[]byte]()
+		hi = btreemap.Max[string]()
 		if it.hi != nil {
-			hi = btreemap.LT(it.hi)
+			hi = btreemap.LT(viewString(it.hi))
 		}
 		for _, en := range it.ns.ordered().Ascend(lo, hi) {
 			it.cur = en
 			break
 		}
 	} else {
-		hi = btreemap.Max[[]byte]()
+		hi = btreemap.Max[string]()
 		if it.hi != nil {
-			hi = btreemap.LT(it.hi)
+			hi = btreemap.LT(viewString(it.hi))
 		}
 		if it.started {
-			hi = btreemap.LT(it.last)
+			hi = btreemap.LT(viewString(it.last))
 		}
-		lo = btreemap.GE(it.lo)
+		lo = btreemap.GE(viewString(it.lo))
 		for _, en := range it.ns.ordered().Descend(hi, lo) {
 			it.cur = en
 			break
@@ -358,6 +366,11 @@ func (it *cacheIter) next() bool {
 	it.last = it.cur.key
 	return true
 }
+
+// viewString returns b's bytes as a string, without a copy. NB: only for
+// bytes not written while the string is in use: a cache iterator's bounds
+// (held unchanged while it lives) and entry keys (never written).
+func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // mergeIter merges a cache iterator over spans with the store's own
 // iterator, both yielding cache keys in the same order; the cache wins on

@@ -15,21 +15,28 @@ func (c *Cache) KeyValue(s state.KeyValueStore, listener KeyValueFlushListener) 
 	if err != nil {
 		return nil, err
 	}
-	if ms, ok := s.(*memKVStore); ok {
-		// An in-memory store caches in place (see memKVStore).
-		if ms.wrapped {
-			return nil, fmt.Errorf("state: cache: key-value store %q is already wrapped", s.Name())
+	w := &cachedKV{under: s, b: b, listener: untaggedKV(listener)}
+	if ks, ok := s.(*kvStore); ok {
+		if mb, ok := ks.data.(*memBackend); ok {
+			// An in-memory store is cached in place (see memBackend).
+			if mb.wrapped {
+				return nil, fmt.Errorf("state: cache: key-value store %q is already wrapped", s.Name())
+			}
+			mb.wrapped = true
+			w.ns = newCacheNSOn(c, mb.tab, true)
+			w.ns.write = w.writeInPlace
+			return w, nil
 		}
-		ms.wrapped, ms.listener = true, untaggedKV(listener)
-		return &memKVCached{s: ms}, nil
 	}
-	w := &cachedKV{under: s, b: b, ns: newCacheNS(c), listener: untaggedKV(listener)}
+	w.ns = newCacheNS(c)
 	w.ns.write = w.write
 	return w, nil
 }
 
 // cachedKV is a KeyValueStore behind a write-back cache. Cache keys are the
-// user keys.
+// user keys. In front of an in-memory store the cache's entries are the
+// store's data (ns.inPlace): a read that misses the cache misses the store
+// too, and a write-back only logs the change.
 type cachedKV struct {
 	under    state.KeyValueStore
 	b        *base
@@ -74,6 +81,18 @@ func (w *cachedKV) write(en *centry) error {
 	return w.listener(en.key, en.value, old, en.tag)
 }
 
+// writeInPlace writes back an entry cached in place: the entry is the
+// store's data already, so only the changelog and the listener hear of it.
+func (w *cachedKV) writeInPlace(en *centry) error {
+	if err := w.b.logChange(en.key, en.value); err != nil {
+		return err
+	}
+	if w.listener == nil || (en.value == nil && en.old == nil) {
+		return nil
+	}
+	return w.listener(en.key, en.value, en.old, en.tag)
+}
+
 func (w *cachedKV) Get(key []byte) ([]byte, error) {
 	if err := w.baseStore().check(); err != nil {
 		return nil, err
@@ -83,6 +102,9 @@ func (w *cachedKV) Get(key []byte) ([]byte, error) {
 			return nil, nil
 		}
 		return append(make([]byte, 0, len(en.value)), en.value...), nil
+	}
+	if w.ns.inPlace {
+		return nil, nil
 	}
 	v, err := w.under.Get(key)
 	if err != nil || v == nil {
@@ -119,6 +141,9 @@ func (w *cachedKV) GetTagged(key []byte) ([]byte, any, error) {
 	if en := w.ns.get(key); en != nil {
 		return en.value, en.tag, nil
 	}
+	if w.ns.inPlace {
+		return nil, nil, nil
+	}
 	v, err := w.under.Get(key)
 	if err != nil || v == nil {
 		return v, nil, err
@@ -143,6 +168,9 @@ func (w *cachedKV) Range(from, to []byte, reverse bool) (state.Iterator, error) 
 	if from != nil && to != nil && bytes.Compare(from, to) >= 0 {
 		return emptyIter{}, nil
 	}
+	if w.ns.inPlace {
+		return kvIter{newMemIter(w.ns.tab, true, from, to, reverse)}, nil
+	}
 	it, err := w.under.Range(from, to, reverse)
 	if err != nil {
 		return nil, err
@@ -158,10 +186,26 @@ func (w *cachedKV) Prefix(prefix []byte, reverse bool) (state.Iterator, error) {
 func (w *cachedKV) All(reverse bool) (state.Iterator, error) { return w.Range(nil, nil, reverse) }
 
 // ApproximateCount counts the store below plus the dirty entries, so it
-// may count a key twice or a deleted key once.
+// may count a key twice or a deleted key once. In place it is exact: the
+// stored values corrected by the dirty entries.
 func (w *cachedKV) ApproximateCount() (int64, error) {
-	n, err := w.under.ApproximateCount()
-	return n + int64(w.ns.ndirty), err
+	if !w.ns.inPlace {
+		n, err := w.under.ApproximateCount()
+		return n + int64(w.ns.ndirty), err
+	}
+	if err := w.b.check(); err != nil {
+		return 0, err
+	}
+	n := w.ns.tab.nstored
+	for en := w.ns.dirty.dnext; en != &w.ns.dirty; en = en.dnext {
+		switch {
+		case en.value != nil && en.old == nil:
+			n++
+		case en.value == nil && en.old != nil:
+			n--
+		}
+	}
+	return n, nil
 }
 
 func (w *cachedKV) Flush(ctx context.Context) error {

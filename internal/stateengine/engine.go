@@ -421,8 +421,8 @@ func (e *Engine) OpenKeyValue(ctx context.Context, spec state.Spec, partition in
 		return nil, err
 	}
 	if spec.InMemory {
-		// The data lives in the store's own map; b keeps the meta only.
-		return newMemKVStore(b), nil
+		mb := newMemBackend(b.m)
+		b.be, data = mb, mb
 	}
 	return newKVStore(b, data), nil
 }

@@ -80,7 +80,6 @@ type TaggedSessionStore interface {
 
 var (
 	_ TaggedKeyValueStore = (*cachedKV)(nil)
-	_ TaggedKeyValueStore = (*memKVCached)(nil)
 	_ TaggedWindowStore   = (*cachedWindow)(nil)
 	_ TaggedWindowStore   = (*memWindowCached)(nil)
 	_ TaggedSessionStore  = (*cachedSession)(nil)

@@ -550,7 +550,7 @@ func (a *valArena) add(v []byte, more int) (off, n int) {
 func (a *valArena) at(off, n int) []byte { return a.b[off : off+n : off+n] }
 
 // writeCur returns the new current value and spare buffer of an entry
-// cached in place (memKVStore, memTimedStore) written value (nil: a
+// cached in place (memTimedStore) written value (nil: a
 // tombstone). A clean entry's cur is its stored value, which a write must
 // leave alone: the new value goes into the spare buffer. A dirty entry's cur
 // is overwritten in place, or parked as the spare when deleted.
