@@ -158,6 +158,13 @@ type streamJoinSide[K, VO, VT, VR any] struct {
 	ownStore   state.WindowStore
 	otherStore state.WindowStore
 	pending    state.KeyValueStore // unmatched records; nil for inner joins
+
+	// kenc and venc encode the record's key and value into kbuf and vbuf,
+	// and lbuf holds the window entry's list: stores keep nothing passed
+	// to them, so one buffer each serves every record.
+	kenc             serde.Encoder[K]
+	venc             serde.Encoder[VO]
+	kbuf, vbuf, lbuf []byte
 }
 
 func windowStore[K, V any](ctx streams.ProcessorContext[K, V], name string) (state.WindowStore, error) {
@@ -174,6 +181,7 @@ func windowStore[K, V any](ctx streams.ProcessorContext[K, V], name string) (sta
 
 func (p *streamJoinSide[K, VO, VT, VR]) Init(ctx streams.ProcessorContext[K, VR]) (err error) {
 	p.ctx = ctx
+	p.kenc, p.venc = serde.NewEncoder(p.ks), serde.NewEncoder(p.vs)
 	if p.ownStore, err = windowStore(ctx, p.own); err != nil {
 		return err
 	}
@@ -215,19 +223,22 @@ func (p *streamJoinSide[K, VO, VT, VR]) Process(r streams.Record[K, VO]) error {
 		p.ctx.RecordDropped(streams.DropLate)
 		return p.flushExpired(now)
 	}
-	kb, err := p.ks.Serialize(p.own, r.Key)
+	kb, err := p.kenc.Append(p.kbuf[:0], p.own, r.Key)
 	if err != nil {
 		return err
 	}
-	vb, err := p.vs.Serialize(p.own, r.Value)
+	p.kbuf = kb
+	vb, err := p.venc.Append(p.vbuf[:0], p.own, r.Value)
 	if err != nil {
 		return err
 	}
+	p.vbuf = vb
 	list, err := p.ownStore.Get(kb, ts)
 	if err != nil {
 		return err
 	}
-	if err := p.ownStore.Put(kb, ts, appendValue(list, vb)); err != nil {
+	p.lbuf = appendValue(append(p.lbuf[:0], list...), vb)
+	if err := p.ownStore.Put(kb, ts, p.lbuf); err != nil {
 		return err
 	}
 	it, err := p.otherStore.Fetch(kb, ts-p.before, ts+p.after, false)

@@ -125,6 +125,21 @@ type App struct {
 	// failedFlushes counts the commits in a row under ExactlyOnce whose
 	// flush failed (see maxFailedFlushes). Guarded by mu.
 	failedFlushes int
+	// pending is the pipelined commit (at least once) whose records are
+	// not all acknowledged yet, nil when none: its stores are written,
+	// its offsets wait (startCommitLocked, finishCommitLocked). Guarded by
+	// mu.
+	pending *pendingCommit
+}
+
+// pendingCommit is a pipelined commit waiting for the acknowledgement of
+// the records its tasks produced before it (client.Inflight.Mark).
+type pendingCommit struct {
+	start time.Time
+	tasks []*task
+	// offsets are, per task, the input offsets to commit: the offset after
+	// the last record processed when the commit started.
+	offsets map[*task]map[streams.TopicPartition]streams.Offset
 }
 
 // New returns an application instance for topo; nothing connects until
@@ -476,10 +491,24 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) (*decide.Probe, er
 			return nil, err
 		}
 	}
+	if a.pending != nil && a.pending.ackedLocked() {
+		a.sm.Step(now, decide.CommitAcknowledged{})
+	}
 	a.sm.Tick(time.Now())
 	rd := a.applyLocked(a.sm.Ready(), nil)
+	if a.pending != nil && (rd.Finish || rd.Commit) {
+		// NB: a commit due while the last is pending finishes that one
+		// first, waiting for it (rd.Await) at most CommitTimeout.
+		finished, err := a.finishCommitLocked(ctx)
+		if err != nil {
+			return nil, a.failLocked(err)
+		}
+		if !finished {
+			return rd.Probe, nil // stalled or interrupted: retried later
+		}
+	}
 	if rd.Commit {
-		if err := a.commitLocked(ctx, a.sortedTasksLocked()); err != nil {
+		if err := a.startCommitLocked(ctx, a.sortedTasksLocked()); err != nil {
 			return nil, a.failLocked(err)
 		}
 	}
@@ -720,12 +749,12 @@ func (a *App) probeLags(ctx context.Context, p *decide.Probe) {
 // a source could not deserialize; any other error is fatal.
 func (a *App) handleProcessingError(t *task, err error) error {
 	return a.handleDeserialization(err, "", func(rec *kgo.Record) {
-		t.inflight.Add()
+		b := t.inflight.Add()
 		if err := a.gate.Acquire(a.produceWaitCtx()); err != nil {
-			t.inflight.Done(err) // never produced: the task cannot commit past it
+			b.Done(err) // never produced: the task cannot commit past it
 			return
 		}
-		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { a.gate.Release(); t.inflight.Done(err) })
+		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { a.gate.Release(); b.Done(err) })
 	})
 }
 
@@ -794,6 +823,10 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 	}
 	start := time.Now()
 	a.sm.Step(start, decide.CommitStarted{})
+	// A pending commit is superseded: this one waits for everything and
+	// commits offsets as they are now. Offsets it covered of tasks not in
+	// ts are committed by the next commit.
+	a.pending = nil
 	if a.abandoned {
 		return nil
 	}
@@ -812,16 +845,8 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 		}
 	}
 	if err != nil {
-		// A record that waited for room in the full producer until its
-		// context ended (this attempt's timeout, an earlier step's, or
-		// Close) was never produced: the task can never commit past it.
-		// The instance stops with an error; the task's next owner
-		// processes again from the last committed offsets.
-		for _, t := range ts {
-			if ierr := t.inflight.Err(); ierr != nil && (errors.Is(ierr, context.DeadlineExceeded) || errors.Is(ierr, context.Canceled)) {
-				a.m.commitFailures.WithLabelValues("timeout").Inc()
-				return fmt.Errorf("runtime: commit task %s: output dropped while the producer was full (broker unreachable for CommitTimeout, or Close); offsets stay uncommitted: %w", t.id, ierr)
-			}
+		if ferr := a.producerFullLocked(ts); ferr != nil {
+			return ferr
 		}
 		if !timedOut(err) {
 			return err
@@ -862,6 +887,166 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 	if len(offsets) > 0 {
 		a.m.commits.Inc()
 		a.m.commitTime.Observe(time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// startCommitLocked starts a commit of ts. Under ExactlyOnce it is the
+// transaction's commit (commitLocked). At least once it is pipelined: the
+// tasks' stores are flushed (their caches forward, their changelog records
+// and output are handed to the producer) and committed without waiting for
+// the changelog's acknowledgements, at the changelog offset acknowledged so
+// far (client.WithoutAckWait: the checkpoint may lag the data, never lead
+// it); the offsets processed so far are kept, and processing goes on.
+// finishCommitLocked commits them once every record produced before is
+// acknowledged. Errors are handled as commitLocked handles them.
+func (a *App) startCommitLocked(ctx context.Context, ts []*task) error {
+	if a.sess != nil {
+		return a.commitLocked(ctx, ts)
+	}
+	start := time.Now()
+	a.sm.Step(start, decide.CommitStarted{})
+	a.pending = nil
+	if a.abandoned {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
+	defer cancel()
+	defer a.setProduceCtxLocked(actx)()
+	if err := commitTasks(client.WithoutAckWait(actx), ts); err != nil {
+		if ferr := a.producerFullLocked(ts); ferr != nil {
+			return ferr
+		}
+		if !(actx.Err() != nil && errors.Is(err, actx.Err())) {
+			return err
+		}
+		if ctx.Err() == nil {
+			a.stallLocked("timeout", err)
+		} else {
+			a.log.Info("commit attempt interrupted: the instance stops", "err", err)
+		}
+		return nil
+	}
+	p := &pendingCommit{start: start, tasks: ts, offsets: make(map[*task]map[streams.TopicPartition]streams.Offset, len(ts))}
+	n := 0
+	for _, t := range ts {
+		t.inflight.Mark()
+		// NB: the stores were checkpointed at what was acknowledged
+		// before their flush: with records of it still unacknowledged,
+		// the next commit flushes the task even if nothing changed,
+		// so that an idle task's checkpoint catches up.
+		t.checkpointLags = !t.inflight.MarkedDone()
+		p.offsets[t] = t.exec.Offsets()
+		n += len(p.offsets[t])
+	}
+	if n == 0 {
+		a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(ts)})
+		a.applyLocked(a.sm.Ready(), nil)
+		return nil
+	}
+	a.pending = p
+	a.sm.Step(time.Now(), decide.CommitPending{})
+	return nil
+}
+
+// ackedLocked reports whether every record the commit's tasks produced
+// before it is acknowledged (or failed).
+func (p *pendingCommit) ackedLocked() bool {
+	for _, t := range p.tasks {
+		if !t.inflight.MarkedDone() {
+			return false
+		}
+	}
+	return true
+}
+
+// finishCommitLocked commits the pending commit's offsets once every record
+// its tasks produced before it is acknowledged, waiting for that at most
+// CommitTimeout. It reports whether it did: an attempt that cannot reach
+// the broker stalls (the commit stays pending and is retried), one cut
+// short by ctx is dropped quietly, as in commitLocked. Offsets of tasks
+// that stopped running meanwhile are not committed.
+func (a *App) finishCommitLocked(ctx context.Context) (bool, error) {
+	p := a.pending
+	actx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
+	defer cancel()
+	timedOut := func(err error) bool { return actx.Err() != nil && errors.Is(err, actx.Err()) }
+	for _, t := range p.tasks {
+		err := t.inflight.WaitMarked(actx)
+		if err == nil {
+			continue
+		}
+		if ferr := a.producerFullLocked([]*task{t}); ferr != nil {
+			return false, ferr
+		}
+		if !timedOut(err) {
+			return false, fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, err)
+		}
+		if ctx.Err() == nil {
+			a.stallLocked("timeout", err)
+		} else {
+			a.log.Info("commit attempt interrupted: the instance stops", "err", err)
+		}
+		return false, nil
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for _, t := range p.tasks {
+		if a.tasks[t.id] != t {
+			continue // revoked or lost since: its partitions may be another's
+		}
+		for tp, off := range p.offsets[t] {
+			if offsets[tp.Topic] == nil {
+				offsets[tp.Topic] = map[int32]kgo.EpochOffset{}
+			}
+			offsets[tp.Topic][int32(tp.Partition)] = kgo.EpochOffset{Epoch: -1, Offset: int64(off)}
+		}
+	}
+	if len(offsets) > 0 {
+		var cerr error
+		a.cl.CommitOffsetsSync(actx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			cerr = commitError(resp, err)
+		})
+		switch {
+		case cerr == nil:
+		case ctx.Err() != nil:
+			a.log.Info("offset commit interrupted: the instance stops", "err", cerr)
+			return false, nil
+		case timedOut(cerr):
+			a.stallLocked("timeout", cerr)
+			return false, nil
+		case membershipError(cerr):
+			a.m.commitFailures.WithLabelValues("rebalance").Inc()
+			a.log.Warn("offset commit failed; retrying at the next commit", "err", cerr)
+			a.pending = nil
+			return false, nil
+		case transientCommitError(cerr):
+			a.stallLocked("unreachable", cerr)
+			return false, nil
+		default:
+			return false, fmt.Errorf("runtime: commit offsets: %w", cerr)
+		}
+	}
+	a.pending = nil
+	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(p.tasks)})
+	a.applyLocked(a.sm.Ready(), nil)
+	if len(offsets) > 0 {
+		a.m.commits.Inc()
+		a.m.commitTime.Observe(time.Since(p.start).Seconds())
+	}
+	return true, nil
+}
+
+// producerFullLocked returns the error that stops the instance when a
+// record of ts waited for room in the full producer until its context
+// ended (a commit attempt's timeout, an earlier step's, or Close): it was
+// never produced, so its task can never commit past it. The task's next
+// owner processes again from the last committed offsets.
+func (a *App) producerFullLocked(ts []*task) error {
+	for _, t := range ts {
+		if ierr := t.inflight.Err(); ierr != nil && (errors.Is(ierr, context.DeadlineExceeded) || errors.Is(ierr, context.Canceled)) {
+			a.m.commitFailures.WithLabelValues("timeout").Inc()
+			return fmt.Errorf("runtime: commit task %s: output dropped while the producer was full (broker unreachable for CommitTimeout, or Close); offsets stay uncommitted: %w", t.id, ierr)
+		}
 	}
 	return nil
 }
@@ -918,6 +1103,7 @@ func flushTasks(ctx context.Context, ts []*task) (map[string]map[int32]int64, er
 		if err := t.inflight.Wait(ctx); err != nil {
 			return offsets, fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, err)
 		}
+		t.checkpointLags = false
 		for tp, off := range t.exec.Offsets() {
 			if offsets[tp.Topic] == nil {
 				offsets[tp.Topic] = map[int32]int64{}
@@ -932,7 +1118,7 @@ func commitTasks(ctx context.Context, ts []*task) error {
 	errs := make([]error, len(ts))
 	var wg sync.WaitGroup
 	for i, t := range ts {
-		if !t.exec.CommitNeeded() {
+		if !t.exec.CommitNeeded() && !t.checkpointLags {
 			continue
 		}
 		wg.Add(1)

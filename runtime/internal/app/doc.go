@@ -29,16 +29,19 @@
 // franz-go never calls back into us while it holds a lock we wait for).
 //
 // Commit (at-least-once). For each task: flush its stores (the write-back
-// cache forwards downstream, store writes reach the changelog writer, the
-// changelog writer waits for the broker's acknowledgement, and the store
-// records the changelog offset with its data); wait until every output
-// record the task produced is acknowledged; then commit the offsets after
-// the last record processed, in one OffsetCommit for all tasks. A crash
-// between two commits replays, on restart or on another instance, the input
-// records after the last committed offset: their outputs and changelog
-// writes may appear twice, nothing is lost. A commit that cannot reach the
-// broker stalls instead of failing: processing and fetching pause and the
-// commit is retried with backoff until the broker answers.
+// cache forwards downstream, store writes reach the changelog writer, and
+// the store records with its data the changelog offset acknowledged so
+// far); mark the records the task produced so far; keep the offsets after
+// the last record processed. Processing goes on. Once every marked output
+// and changelog record is acknowledged, commit the kept offsets in one
+// OffsetCommit for all tasks (startCommitLocked, finishCommitLocked). The
+// commit before a task is revoked and Close's wait for everything
+// instead (commitLocked). A crash between two commits replays, on restart
+// or on another instance, the input records after the last committed
+// offset: their outputs and changelog writes may appear twice, nothing is
+// lost. A commit that cannot reach the broker stalls instead of failing:
+// processing and fetching pause and the commit is retried with backoff
+// until the broker answers.
 //
 // Decisions. When to commit and when to retry a stalled commit, when
 // back-pressure holds processing, which partitions to pause, when a task
@@ -48,7 +51,7 @@
 // steps it with what happens (a poll and what it fetched, the producer's
 // backlog, what tasks processed, a commit attempt's outcome, a task
 // started or stopped, a lag probe's answer), ticks it once per poll, and
-// carries out what it decides (applyLocked; commitLocked and probeLags
-// for a commit and a probe). Change a decision there and its scenario in
+// carries out what it decides (applyLocked; startCommitLocked,
+// finishCommitLocked and probeLags for a commit and a probe). Change a decision there and its scenario in
 // decide's testdata/; change how it is carried out here.
 package app

@@ -405,8 +405,8 @@ func (g *globals) punctuateLocked(now time.Time) error {
 // error is returned.
 func (g *globals) handleLocked(t *globalTask, err error) error {
 	return g.a.handleDeserialization(err, "global ", func(rec *kgo.Record) {
-		t.inflight.Add()
-		g.cl.Produce(g.ctx, rec, func(_ *kgo.Record, err error) { t.inflight.Done(err) })
+		b := t.inflight.Add()
+		g.cl.Produce(g.ctx, rec, func(_ *kgo.Record, err error) { b.Done(err) })
 	})
 }
 

@@ -98,12 +98,13 @@ func (a *App) addTaskLocked(t *task, tps []streams.TopicPartition) {
 // openTask creates a task, restores its stores and initializes it.
 func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.TopicPartition) (*task, error) {
 	t := &task{
-		id:       id,
-		label:    id.String(),
-		inflight: client.NewInflight(),
+		id:    id,
+		label: id.String(),
+		// NB: every output record's promise releases its room in the
+		// gate and hands the record back.
+		inflight: client.NewInflightAck(func(r *kgo.Record, _ error) { a.gate.Release(); client.FreeRecord(r) }),
 		dropped:  map[streams.Drop]int64{},
 	}
-	t.ack = func(_ *kgo.Record, err error) { a.gate.Release(); t.inflight.Done(err) }
 	et, err := exec.NewTask(a.topo, id, stores{a: a, t: t, ctx: ctx}, sink{a: a, t: t}, exec.Options{ApplicationID: a.opts.ApplicationID})
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)

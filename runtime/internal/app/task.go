@@ -19,14 +19,13 @@ import (
 // keeps around it. Only the goroutine holding App.mu (or the worker it
 // hands the task to) touches it.
 type task struct {
-	id       streams.TaskID
-	label    string
-	exec     *exec.Task
+	id    streams.TaskID
+	label string
+	exec  *exec.Task
+	// inflight counts the task's output and changelog records until they
+	// are acknowledged; its batches' Ack is every output record's promise.
 	inflight *client.Inflight
-	// ack counts one output record's acknowledgement in inflight; made
-	// once per task, not per record.
-	ack    func(*kgo.Record, error)
-	stores []state.Store
+	stores   []state.Store
 	// cache is the task's write-back cache, shared by its cached stores.
 	cache *stateengine.Cache
 	// sm is what App.sm keeps of the task: its input partitions (real
@@ -41,6 +40,11 @@ type task struct {
 	enforced, enforcedReported int64
 	// err is a fatal error met while processing (set by the worker).
 	err error
+	// checkpointLags is set when a pipelined commit checkpointed the
+	// task's stores before its changelog records were acknowledged (see
+	// App.startCommitLocked): the next commit flushes the stores even if
+	// nothing changed since.
+	checkpointLags bool
 }
 
 // sink sends a task's output records through the shared producer.
@@ -53,13 +57,10 @@ func (s sink) Send(r *streams.RawRecord) error {
 	if err := s.t.inflight.Err(); err != nil {
 		return fmt.Errorf("runtime: task %s: an earlier send failed: %w", s.t.id, err)
 	}
-	rec := &kgo.Record{
-		Topic:     r.Topic,
-		Partition: int32(r.Partition),
-		Key:       r.Key,
-		Value:     r.Value,
-		Timestamp: r.Timestamp,
-	}
+	// NB: a kept record (the promise hands it back): its fields one by one.
+	rec := client.NewRecord()
+	rec.Topic, rec.Partition = r.Topic, int32(r.Partition)
+	rec.Key, rec.Value, rec.Timestamp = r.Key, r.Value, r.Timestamp
 	for _, h := range r.Headers {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: h.Key, Value: h.Value})
 	}
@@ -67,12 +68,13 @@ func (s sink) Send(r *streams.RawRecord) error {
 		rec.Partition = client.CustomPartition
 		rec.Context = client.WithPartitionFor(s.a.runCtx, r.PartitionFor)
 	}
-	s.t.inflight.Add()
+	b := s.t.inflight.Add()
 	if err := s.a.gate.Acquire(s.a.produceWaitCtx()); err != nil {
-		s.t.inflight.Done(err) // never produced: the task cannot commit past it
+		b.Done(err) // never produced: the task cannot commit past it
+		client.FreeRecord(rec)
 		return nil
 	}
-	s.a.cl.Produce(s.a.runCtx, rec, s.t.ack)
+	s.a.cl.Produce(s.a.runCtx, rec, b.Ack)
 	return nil
 }
 

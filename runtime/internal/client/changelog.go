@@ -28,8 +28,11 @@ type ChangelogWriter struct {
 	wait func() context.Context
 
 	own *Inflight
-	// ack is onAck as a func value, made once rather than per record.
-	ack func(*kgo.Record, error)
+	// ownB and taskB are the batches (of own and task) the last record
+	// counted in, and ack their records' promise, made once per pair
+	// rather than per record. Only Append's goroutine touches them.
+	ownB, taskB *Batch
+	ack         func(*kgo.Record, error)
 	// txn is set when cl is transactional (see Transactional).
 	txn bool
 	mu  sync.Mutex
@@ -58,9 +61,7 @@ func (w *ChangelogWriter) InTransactions() *ChangelogWriter {
 // (Flush and task report the error), so a broker outage cannot block
 // Append for ever.
 func NewChangelogWriter(cl *kgo.Client, topic string, partition int32, task *Inflight, gate *Gate, wait func() context.Context) *ChangelogWriter {
-	w := &ChangelogWriter{cl: cl, topic: topic, partition: partition, task: task, gate: gate, wait: wait, own: NewInflight(), last: state.NoOffset}
-	w.ack = w.onAck
-	return w
+	return &ChangelogWriter{cl: cl, topic: topic, partition: partition, task: task, gate: gate, wait: wait, own: NewInflight(), last: state.NoOffset}
 }
 
 // Append implements state.ChangelogWriter.
@@ -68,22 +69,32 @@ func (w *ChangelogWriter) Append(key, value []byte) error {
 	if err := w.own.Err(); err != nil {
 		return fmt.Errorf("runtime: changelog %s/%d: %w", w.topic, w.partition, err)
 	}
-	w.own.Add()
+	ob := w.own.Add()
+	var tb *Batch
 	if w.task != nil {
-		w.task.Add()
+		tb = w.task.Add()
+	}
+	if ob != w.ownB || tb != w.taskB || w.ack == nil {
+		w.ownB, w.taskB = ob, tb
+		w.ack = func(r *kgo.Record, err error) {
+			w.onAck(r, err)
+			done(ob, tb, err)
+		}
 	}
 	if w.gate != nil {
 		if err := w.gate.Acquire(w.wait()); err != nil {
-			w.done(err)
+			done(ob, tb, err)
 			return nil
 		}
 	}
-	r := &kgo.Record{Topic: w.topic, Partition: w.partition, Key: key, Value: value}
+	r := NewRecord() // onAck hands it back
+	r.Topic, r.Partition, r.Key, r.Value = w.topic, w.partition, key, value
 	w.cl.Produce(context.Background(), r, w.ack)
 	return nil
 }
 
-// onAck records an acknowledgement (or failure) of one appended record.
+// onAck records an acknowledgement (or failure) of one appended record and
+// hands the record back.
 func (w *ChangelogWriter) onAck(r *kgo.Record, err error) {
 	if w.gate != nil {
 		w.gate.Release()
@@ -95,25 +106,43 @@ func (w *ChangelogWriter) onAck(r *kgo.Record, err error) {
 		}
 		w.mu.Unlock()
 	}
-	w.done(err)
+	FreeRecord(r)
 }
 
 // done counts one appended record as acknowledged (err nil) or failed.
-func (w *ChangelogWriter) done(err error) {
-	w.own.Done(err)
-	if w.task != nil {
-		w.task.Done(err)
+func done(own, task *Batch, err error) {
+	own.Done(err)
+	if task != nil {
+		task.Done(err)
 	}
 }
 
-// Flush implements state.ChangelogWriter.
+// Flush implements state.ChangelogWriter. Under a context made by
+// WithoutAckWait it does not wait: it returns the last offset acknowledged
+// so far (a pipelined commit checkpoints its stores there, and waits for
+// the rest through the task's Inflight before it commits offsets).
 func (w *ChangelogWriter) Flush(ctx context.Context) (state.Offset, error) {
-	if err := w.own.Wait(ctx); err != nil {
+	if ctx.Value(noAckWaitKey{}) != nil {
+		if err := w.own.Err(); err != nil {
+			return state.NoOffset, fmt.Errorf("runtime: changelog %s/%d: %w", w.topic, w.partition, err)
+		}
+	} else if err := w.own.Wait(ctx); err != nil {
 		return state.NoOffset, fmt.Errorf("runtime: changelog %s/%d: %w", w.topic, w.partition, err)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.last, nil
+}
+
+type noAckWaitKey struct{}
+
+// WithoutAckWait returns a context under which ChangelogWriter.Flush
+// returns at once with the offset acknowledged so far, instead of waiting
+// for every record appended. The store's checkpoint then lags its data;
+// a restore from it replays records the store already holds, which
+// rewrites the same values.
+func WithoutAckWait(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noAckWaitKey{}, true)
 }
 
 // ChangelogReader reads a changelog partition for a restore. It implements

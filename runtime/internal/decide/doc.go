@@ -7,8 +7,8 @@
 // Inputs. Step feeds it one event: a task started or stopped, a poll and
 // what it fetched per partition (end offsets, the records handed to a
 // task), how many records the producer buffers, what a task processed, a
-// commit attempt starting, stalling or succeeding, the answer to a lag
-// probe. Tick tells it that time is now.
+// commit attempt starting, pending, acknowledged, stalling or succeeding,
+// the answer to a lag probe. Tick tells it that time is now.
 //
 // Outputs. Ready returns and clears what the loop must do: commit, probe
 // the end offsets of some input partitions, pause or resume fetching of
@@ -28,6 +28,12 @@
 //     attempt is due after a backoff that starts at CommitInterval (at
 //     least 100ms) and doubles up to max(MaxCommitBackoff,
 //     CommitInterval). A successful attempt with tasks ends the stall.
+//   - Commit pipelining (CommitPending, CommitAcknowledged): at least
+//     once, an attempt writes its stores and hands its records to the
+//     producer, and processing goes on while they are acknowledged; once
+//     they are, the next Tick says to commit its input offsets (Finish). A
+//     commit due while the last is still unacknowledged waits for it
+//     first (Await). A new attempt supersedes a pending one.
 //   - Back-pressure (Backlog): processing holds off, and fetching of every
 //     input topic pauses, while a commit is stalled or the producer
 //     buffers half of MaxBufferedProduce or more; it goes on below a

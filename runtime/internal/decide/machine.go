@@ -43,6 +43,10 @@ type Machine struct {
 	lastCommit time.Time
 	// stall is the commit that could not reach the broker; zero when none.
 	stall Stall
+	// pending is set while a pipelined commit waits for its records'
+	// acknowledgements (CommitPending to CommitSucceeded or the next
+	// CommitStarted); acked once the loop told they all are.
+	pending, acked bool
 	// inputsPaused is set while back-pressure holds processing and
 	// fetching of every input topic is paused.
 	inputsPaused bool
@@ -120,6 +124,15 @@ const (
 type Ready struct {
 	// Commit is set when a commit attempt is due (Tick).
 	Commit bool
+	// Finish is set when the pending commit's records are all
+	// acknowledged (Tick after CommitAcknowledged) and no commit is
+	// stalled: commit its offsets. With Commit, the loop finishes a
+	// pending commit first in any case.
+	Finish bool
+	// Await is set with Commit when a pending commit is still not
+	// acknowledged: wait for it (at most the commit timeout) and finish
+	// it before the next attempt starts.
+	Await bool
 	// Probe, when set, asks the loop to look up end offsets (and, with
 	// Starts, committed and log start offsets) and step Probed.
 	Probe *Probe
@@ -233,8 +246,18 @@ type Processed struct {
 }
 
 // CommitStarted: a commit attempt starts; the next is due CommitInterval
-// later.
+// later. It ends a pending commit the loop has not finished (the attempt
+// supersedes it).
 type CommitStarted struct{}
+
+// CommitPending: under Options.Pipelined, the attempt that started has
+// written its stores and handed its records to the producer; its input
+// offsets wait for their acknowledgements while processing goes on.
+type CommitPending struct{}
+
+// CommitAcknowledged: every record of the pending commit is acknowledged
+// (or failed); the loop checks at each step and steps this once.
+type CommitAcknowledged struct{}
 
 // CommitStalled: a commit attempt could not reach the broker, for Reason.
 type CommitStalled struct {
@@ -265,17 +288,19 @@ type ProbeResult struct {
 	Committed, LogStart int64
 }
 
-func (TaskStarted) event()     {}
-func (InputsAdded) event()     {}
-func (TaskStopped) event()     {}
-func (Polled) event()          {}
-func (Fetched) event()         {}
-func (Backlog) event()         {}
-func (Processed) event()       {}
-func (CommitStarted) event()   {}
-func (CommitStalled) event()   {}
-func (CommitSucceeded) event() {}
-func (Probed) event()          {}
+func (TaskStarted) event()        {}
+func (InputsAdded) event()        {}
+func (TaskStopped) event()        {}
+func (Polled) event()             {}
+func (Fetched) event()            {}
+func (Backlog) event()            {}
+func (Processed) event()          {}
+func (CommitStarted) event()      {}
+func (CommitPending) event()      {}
+func (CommitAcknowledged) event() {}
+func (CommitStalled) event()      {}
+func (CommitSucceeded) event()    {}
+func (Probed) event()             {}
 
 // Step feeds one event to the Machine at now.
 func (m *Machine) Step(now time.Time, e Event) {
@@ -296,9 +321,15 @@ func (m *Machine) Step(now time.Time, e Event) {
 		m.processed(e)
 	case CommitStarted:
 		m.lastCommit = now
+		m.pending, m.acked = false, false
+	case CommitPending:
+		m.pending, m.acked = true, false
+	case CommitAcknowledged:
+		m.acked = m.pending
 	case CommitStalled:
 		m.commitStalled(now, e.Reason)
 	case CommitSucceeded:
+		m.pending, m.acked = false, false
 		if !m.stall.Since.IsZero() && e.Tasks > 0 {
 			s := m.stall
 			m.rd.Recovered = &s
@@ -313,11 +344,16 @@ func (m *Machine) Step(now time.Time, e Event) {
 	}
 }
 
-// Tick tells the Machine that time is now: a commit may be due, and a lag
-// probe.
+// Tick tells the Machine that time is now: a commit may be due, a pending
+// one may be finished, and a lag probe may be due.
 func (m *Machine) Tick(now time.Time) {
+	if m.pending && m.acked && !m.Stalled() {
+		// NB: a stalled one is retried at its retry time, as Commit.
+		m.rd.Finish = true
+	}
 	if m.commitDue(now) {
 		m.rd.Commit = true
+		m.rd.Await = m.pending && !m.acked
 	}
 	if now.Sub(m.lastProbe) >= LagProbeEvery {
 		m.lastProbe = now
@@ -338,6 +374,10 @@ func (m *Machine) Task(id streams.TaskID) *Task { return m.tasks[id] }
 // Holding reports whether back-pressure holds processing, as decided by
 // the last Backlog.
 func (m *Machine) Holding() bool { return m.inputsPaused }
+
+// Pending reports whether a pipelined commit waits for its records'
+// acknowledgements.
+func (m *Machine) Pending() bool { return m.pending }
 
 // Stalled reports whether a commit is stalled.
 func (m *Machine) Stalled() bool { return !m.stall.Since.IsZero() }

@@ -31,6 +31,8 @@ import (
 //	                                          record, until it may not; then Processed)
 //	backlog produce=N                        (Backlog)
 //	commit-start                             (CommitStarted)
+//	commit-pending                           (CommitPending)
+//	commit-acked                             (CommitAcknowledged)
 //	commit-stall reason=R                    (CommitStalled)
 //	commit-ok tasks=N                        (CommitSucceeded)
 //	probed [results=(topic/p:end:committed:logstart,...)]
@@ -182,6 +184,10 @@ func (h *harness) run(td *datadriven.TestData) string {
 		fmt.Fprintf(&out, "holding %v\n", h.m.Holding())
 	case "commit-start":
 		h.m.Step(h.now, CommitStarted{})
+	case "commit-pending":
+		h.m.Step(h.now, CommitPending{})
+	case "commit-acked":
+		h.m.Step(h.now, CommitAcknowledged{})
 	case "commit-stall":
 		h.m.Step(h.now, CommitStalled{Reason: arg(td, "reason", "timeout")})
 	case "commit-ok":
@@ -245,8 +251,14 @@ func (h *harness) run(td *datadriven.TestData) string {
 // ready prints and clears what the Machine decided.
 func (h *harness) ready(out *strings.Builder) {
 	rd := h.m.Ready()
+	if rd.Finish {
+		out.WriteString("ready: finish commit\n")
+	}
 	if rd.Commit {
 		out.WriteString("ready: commit\n")
+	}
+	if rd.Await {
+		out.WriteString("ready: await pending commit\n")
 	}
 	if rd.Probe != nil {
 		h.lastProbe = rd.Probe
@@ -335,6 +347,9 @@ func (h *harness) state(out *strings.Builder) {
 		}
 	}
 	fmt.Fprintf(out, "holding %v\n", m.inputsPaused)
+	if m.pending {
+		fmt.Fprintf(out, "commit pending, acknowledged %v\n", m.acked)
+	}
 	if m.Stalled() {
 		fmt.Fprintf(out, "commit stalled (%s) since +%v, attempt %d, retry at +%v\n",
 			m.stall.Reason, m.stall.Since.Sub(epoch), m.stall.Attempts, m.stall.RetryAt.Sub(epoch))
