@@ -1,9 +1,13 @@
 package storage
 
 import (
+	"context"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -327,4 +331,59 @@ func BenchmarkSegmentFileReadAt(b *testing.B) {
 		})
 	}
 	f.Close()
+}
+
+// TestFileCacheConcurrentReads: readers of many segments through a cache
+// far smaller than the segments, while appends roll new ones, each read
+// what was appended at its offset; the race detector watches the handles.
+func TestFileCacheConcurrentReads(t *testing.T) {
+	const segments, readers, reads = 200, 6, 300
+	fs := &countingFS{FS: vfs.NewMem()}
+	cache := NewFileCache(4)
+	l, want := manySegments(t, fs, cache, segments)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	var g sync.WaitGroup
+	errs := make(chan error, readers+1)
+	for w := range readers {
+		g.Add(1)
+		go func() {
+			defer g.Done()
+			r := rand.New(rand.NewPCG(uint64(seed), uint64(w)))
+			for range reads {
+				i := r.IntN(segments)
+				got, err := l.Read(Offset(i), 1)
+				if err != nil {
+					errs <- fmt.Errorf("read %d: %w", i, err)
+					return
+				}
+				if len(got) != len(want[i]) || string(got[batch.HeaderSize:]) != string(want[i][batch.HeaderSize:]) {
+					errs <- fmt.Errorf("read %d: got %d bytes, not the batch appended there", i, len(got))
+					return
+				}
+			}
+		}()
+	}
+	more := make([][]byte, 50)
+	for i := range more {
+		more[i] = simpleBatch(t, 1, 5000+int64(i))
+	}
+	g.Add(1)
+	go func() {
+		defer g.Done()
+		for _, b := range more {
+			if _, err := l.Append(context.Background(), b, 0); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	g.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := cache.OpenFiles(); got > 4 {
+		t.Fatalf("cache holds %d files open after the reads, bound 4", got)
+	}
 }
