@@ -86,6 +86,7 @@ type partitionsResult struct {
 	cleanStart, killStart     time.Duration
 	stop                      time.Duration // SIGTERM to exit
 	stopKilled                bool          // did not exit within 5 minutes: killed
+	err                       error         // the run failed (the row says where)
 	killSegments              int
 }
 
@@ -109,7 +110,9 @@ func runPartitions(ctx context.Context, cfg partitionsConfig, out, progress io.W
 			say("bench: %s, partitions %d...", b.name, n)
 			r, err := partitionsRun(ctx, b.bin, n, cfg, say)
 			if err != nil {
-				return fmt.Errorf("%s, partitions %d: %w", b.name, n, err)
+				// Keep the other runs' figures.
+				say("bench: %s, partitions %d: %v", b.name, n, err)
+				r.err = err
 			}
 			r.build = b.name
 			results = append(results, r)
@@ -118,6 +121,10 @@ func runPartitions(ctx context.Context, cfg partitionsConfig, out, progress io.W
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "build\tpartitions\tsteady rec/s\ttick batches\tRSS no topic\tRSS idle\tRSS loaded\tfds before\tfds loaded\tsegments\tstop\tstart after stop\tstart after kill")
 	for _, r := range results {
+		if r.err != nil {
+			fmt.Fprintf(tw, "%s\t%d\tfailed: %.120s\n", r.build, r.partitions, strings.ReplaceAll(r.err.Error(), "\n", " "))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%v\t%v\n", r.build, r.partitions, r.recPerSec, r.tickBatches,
 			mib(r.rssBase), mib(r.rssIdle), mib(r.rssLoad), r.fdsBase, r.fds, r.segments, stopText(r),
 			r.cleanStart.Round(time.Millisecond), r.killStart.Round(time.Millisecond))
@@ -128,7 +135,7 @@ func runPartitions(ctx context.Context, cfg partitionsConfig, out, progress io.W
 	for _, b := range builds {
 		var mine []partitionsResult
 		for _, r := range results {
-			if r.build == b.name {
+			if r.build == b.name && r.err == nil {
 				mine = append(mine, r)
 			}
 		}
@@ -198,13 +205,15 @@ func partitionsRun(ctx context.Context, bin string, n int, cfg partitionsConfig,
 	time.Sleep(time.Second) // let the fresh process settle before reading its RSS
 	res.rssBase, res.fdsBase = procRSS(p.cmd.Process.Pid), procFDs(p.cmd.Process.Pid)
 
-	admin, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	// NB: creating 10,000 partitions may take the broker minutes.
+	admin, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.RequestTimeoutOverhead(5*time.Minute))
 	if err != nil {
 		return res, err
 	}
 	adm := kadm.NewClient(admin)
 	const topic = "scale"
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	adm.SetTimeoutMillis(int32((5 * time.Minute).Milliseconds()))
 	created, err := adm.CreateTopics(cctx, int32(n), 1, map[string]*string{"segment.bytes": kadm.StringPtr(strconv.Itoa(cfg.SegmentBytes))}, topic)
 	if err == nil {
 		err = created.Error()
@@ -288,6 +297,7 @@ func produceEach(ctx context.Context, addr, topic string, n int) (time.Duration,
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.RecordDeliveryTimeout(5*time.Minute),
+		kgo.RequestTimeoutOverhead(time.Minute),
 		kgo.RetryBackoffFn(func(int) time.Duration { return 50 * time.Millisecond }))
 	if err != nil {
 		return 0, err

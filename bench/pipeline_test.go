@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,46 @@ func TestPipelineExactlyOnceSmall(t *testing.T) {
 	cfg.JoinOrders = 10
 	if err := cfg.validate(); err == nil {
 		t.Errorf("validate accepted an exactly-once target with the join")
+	}
+}
+
+// TestStateWorkloadSmall runs both state workloads in this process over a
+// few keys: they finish, count every record once, and report a rate.
+func TestStateWorkloadSmall(t *testing.T) {
+	for _, kind := range []string{"kv", "window"} {
+		var out strings.Builder
+		cfg := stateConfig{Keys: 3000, BudgetMiB: 16, For: 200 * time.Millisecond, Sample: time.Hour, Stores: 3, Commit: 1000, DataDir: t.TempDir(), Child: kind}
+		if err := stateChild(context.Background(), cfg, &out); err != nil {
+			t.Fatalf("%s: %v\n%s", kind, err, out.String())
+		}
+		_, j, ok := strings.Cut(out.String(), "RESULT ")
+		var res stateResult
+		if !ok || json.Unmarshal([]byte(j), &res) != nil {
+			t.Fatalf("%s: no result line in\n%s", kind, out.String())
+		}
+		if res.Recs <= 0 || (kind == "kv" && res.LoadRecs != int64(cfg.Keys)) {
+			t.Fatalf("%s: result %+v: want updates and, for kv, a load of every key once", kind, res)
+		}
+	}
+}
+
+// TestPipelineInstancesSmall runs the windowed count with one and two
+// instances of Weir and of the baseline; every run's output check passes
+// and Weir's joining instance gets its share of the tasks.
+func TestPipelineInstancesSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a broker and four applications")
+	}
+	var out, progress strings.Builder
+	cfg := pipelineConfig{Orders: 3000, Customers: 100, Partitions: 4, Span: 2 * time.Minute, Lateness: time.Second,
+		Commit: 200 * time.Millisecond, Fsync: "never", Targets: []string{"weir", "baseline"}, Timeout: 2 * time.Minute,
+		Seed: 1, Instances: []int{1, 2}, DataDir: t.TempDir()}
+	if err := runInstances(context.Background(), cfg, &out, &progress); err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	for _, want := range []string{"weir x1", "baseline x2", "2 instances: Weir/baseline"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

@@ -339,11 +339,53 @@ func stateChild(ctx context.Context, cfg stateConfig, out io.Writer) error {
 	res.BlockCache, res.Memtables, res.WriteCaches = m.BlockCacheBytes, m.MemtableBytes, m.WriteCacheBytes
 	res.EndRSS, res.PeakRSS = statusBytes("VmRSS"), statusBytes("VmHWM")
 	res.DiskBytes = dirBytes(dir)
+	if err := checkCounts(cfg, kvs, wins, n); err != nil {
+		return err
+	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Fprintf(out, "%s %d keys: go heap in use %s, heap sys %s, GC cycles %d\n", cfg.Child, cfg.Keys, mib(int64(ms.HeapInuse)), mib(int64(ms.HeapSys)), ms.NumGC)
 	j, _ := json.Marshal(res)
 	fmt.Fprintf(out, "RESULT %s\n", j)
+	return nil
+}
+
+// checkCounts checks, outside the measurement, that the stores' counts sum
+// to the records counted (for the windowed count only while no window can
+// have expired: under an hour of stream time).
+func checkCounts(cfg stateConfig, kvs []state.KeyValueStore, wins []state.WindowStore, n int64) error {
+	if cfg.Child == "window" && n/10_000 >= 3600-60 {
+		return nil
+	}
+	var sum int64
+	for i := range kvs {
+		if cfg.Child == "kv" {
+			it, err := kvs[i].All(false)
+			if err != nil {
+				return err
+			}
+			for it.Next() {
+				sum += int64(binary.BigEndian.Uint64(it.Value()))
+			}
+			if err := it.Close(); err != nil {
+				return err
+			}
+			continue
+		}
+		it, err := wins[i].All(false)
+		if err != nil {
+			return err
+		}
+		for it.Next() {
+			sum += int64(binary.BigEndian.Uint64(it.Value()))
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
+	if sum != n {
+		return fmt.Errorf("bench: state %s: the counts sum to %d, want %d (one per record)", cfg.Child, sum, n)
+	}
 	return nil
 }
 

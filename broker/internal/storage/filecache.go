@@ -152,11 +152,11 @@ var _ vfs.File = (*segFile)(nil)
 // release.
 func (sf *segFile) acquire() (vfs.File, error) {
 	sf.mu.Lock()
-	if sf.f != nil {
+	if f := sf.f; f != nil {
 		sf.refs++
 		sf.mu.Unlock()
 		sf.used.Store(true)
-		return sf.f, nil
+		return f, nil
 	}
 	if sf.dropped {
 		sf.mu.Unlock()
