@@ -38,9 +38,26 @@ func startLeadersCluster(t *testing.T, brokers int, edit func(i int, o *Options)
 }
 
 // createAssigned creates topic with one partition on replicas (the first
-// the preferred leader) and configs, through any broker.
+// the preferred leader) and configs, through any broker, once the
+// metadata lists every replica unfenced (a broker just registered is
+// fenced until it has caught up, and a partition created meanwhile starts
+// without it in its ISR, led by another).
 func createAssigned(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, replicas []int32, configs map[string]string) {
 	t.Helper()
+	eventually(t, 20*time.Second, fmt.Sprintf("brokers %v unfenced", replicas), func() error {
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.IncludeFencedBrokers = true
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		for _, r := range replicas {
+			if !slices.ContainsFunc(resp.Brokers, func(b kmsg.DescribeClusterResponseBroker) bool { return b.NodeID == r && !b.IsFenced }) {
+				return fmt.Errorf("broker %d not listed unfenced by DescribeCluster", r)
+			}
+		}
+		return nil
+	})
 	eventually(t, 20*time.Second, "topic "+topic+" created", func() error {
 		req := kmsg.NewPtrCreateTopicsRequest()
 		rt := kmsg.NewCreateTopicsRequestTopic()
