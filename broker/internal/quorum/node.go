@@ -185,10 +185,9 @@ type Node struct {
 	rejoining bool
 	rejoinID  uint64
 	ticks     int
-	// voteAbove: while rejoining, the term of this node's addition once
-	// another node said it applied it (votes are cast in later terms
-	// only); 0 before.
-	voteAbove uint64
+	// addedTerm: while rejoining, the term of this node's addition once
+	// another node said it applied it (rejoin.go); 0 before.
+	addedTerm uint64
 	// voterSetIndex is the index of the last voter set change applied
 	// since the start (Status.VoterSetIndex).
 	voterSetIndex uint64
@@ -501,10 +500,16 @@ func (n *Node) step(m *pb.Message) error {
 	case isRejoin(m, rejoinDone):
 		n.handleRejoinDone(m)
 		return nil
-	case n.rejoining && (t == pb.MsgVote || t == pb.MsgPreVote || t == pb.MsgTimeoutNow):
-		if !n.mayVoteRejoining(m) {
-			n.log.Debug("quorum: vote request ignored while rejoining", "from", m.GetFrom(), "term", m.GetTerm())
+	case n.rejoining && (t == pb.MsgVote || t == pb.MsgPreVote || t == pb.MsgTimeoutNow ||
+		t == pb.MsgApp || t == pb.MsgSnap || t == pb.MsgHeartbeat):
+		if !n.takesWhileRejoining(m) {
+			n.log.Debug("quorum: message ignored while rejoining", "from", m.GetFrom(), "type", t.String(), "term", m.GetTerm())
 			return nil
+		}
+		if t == pb.MsgHeartbeat {
+			if last, _ := n.st.LastIndex(); m.GetCommit() > last {
+				return nil // raft would panic; the leader's appends catch the node up
+			}
 		}
 	case t == pb.MsgVote || t == pb.MsgPreVote:
 		// A log with nothing appended votes only for a candidate whose
@@ -517,11 +522,6 @@ func (n *Node) step(m *pb.Message) error {
 		}
 	case m.GetType() == pb.MsgHeartbeat:
 		if last, _ := n.st.LastIndex(); m.GetCommit() > last {
-			if n.rejoining {
-				// The leader has not yet removed this node: it still
-				// counts on the log this node lost.
-				return nil
-			}
 			return &LostStorageError{Path: n.opts.Dir, Leader: m.GetFrom(), Commit: m.GetCommit(), Last: last}
 		}
 	}

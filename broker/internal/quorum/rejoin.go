@@ -29,19 +29,29 @@ import (
 // that far (it may have caught up from a snapshot taken after the
 // addition).
 //
-// A rejoining node votes (it never campaigns) once any node tells it that
-// its addition under its incarnation was applied, even before its own log
-// holds that entry: if the leader dies between committing the addition and
-// catching the node up, the other voters need its vote to elect a leader.
-// It votes only in terms above the addition entry's term (rejoinDone's
-// LogTerm). A vote it cast before losing its storage was in a term no
-// higher than the one its removal was committed in (a candidate in a later
-// term would have held the node's removal back: its own term forbids
-// acknowledging the older leader's entries), and that is no higher than
-// the addition's term, so it never votes twice in a term. Raft's
-// up-to-date rule keeps its vote from a candidate that lacks entries it
-// holds, and the removal was committed without it, so the other voters
-// hold every committed entry.
+// Until a node tells it that its addition under its incarnation was
+// applied, a rejoining node takes no entries, snapshots or heartbeats and
+// casts no vote: it acknowledges nothing, so its removal is committed by
+// the other voters alone and they hold every committed entry (a leader of
+// an older term could otherwise count the emptied node towards a commit).
+// Once told (rejoinDone carries the addition's term as LogTerm), it takes
+// them from leaders of the addition's term or later, and votes (it never
+// campaigns) in later terms, before its log holds the addition: if the
+// leader dies between committing the addition and catching the node up,
+// the other voters need its vote to elect one.
+//
+// Why a vote is safe though the node forgot its term and its vote: a
+// candidate X it voted for before the loss, in a term it may now vote in
+// again, cannot have won that term. X began that campaign before the loss,
+// so before the removal was proposed, and its log then lacked the removal.
+// X needs a majority, and any majority holds a node N that acknowledged
+// the removal (the removal's majority does not hold this node). Had N
+// voted for X first, its term would be above the removal's and it would
+// have refused the removal's entry; having acknowledged the removal
+// first, it refuses X, whose log is behind its own (X's last term is at
+// most the removal's: a later term's leader would have had N's majority
+// in a later term too). Raft's up-to-date rule keeps the node's new votes
+// from candidates lacking entries it holds.
 var (
 	rejoinAsk  = []byte("weir-rejoin-ask")
 	rejoinDone = []byte("weir-rejoin-done")
@@ -137,9 +147,9 @@ func (n *Node) handleRejoinDone(m *pb.Message) {
 		return
 	}
 	if n.applied < m.GetIndex() || !slices.Contains(n.confState.GetVoters(), n.opts.ID) {
-		if t := m.GetLogTerm(); t > n.voteAbove {
-			n.voteAbove = t
-			n.log.Info("quorum: added back as a voter; voting in terms above the addition's while catching up",
+		if t := m.GetLogTerm(); t > n.addedTerm {
+			n.addedTerm = t
+			n.log.Info("quorum: added back as a voter; catching up from leaders of the addition's term or later",
 				"index", m.GetIndex(), "term", t, "from", m.GetFrom())
 		}
 		return
@@ -149,18 +159,23 @@ func (n *Node) handleRejoinDone(m *pb.Message) {
 	}
 }
 
-// mayVoteRejoining tells whether a rejoining node answers a vote request
-// (see the top of this file).
-func (n *Node) mayVoteRejoining(m *pb.Message) bool {
-	t := m.GetType()
-	return (t == pb.MsgVote || t == pb.MsgPreVote) && n.voteAbove > 0 && m.GetTerm() > n.voteAbove
+// takesWhileRejoining tells whether a rejoining node steps m, a vote
+// request or a leader's message (see the top of this file).
+func (n *Node) takesWhileRejoining(m *pb.Message) bool {
+	switch m.GetType() {
+	case pb.MsgVote, pb.MsgPreVote:
+		return n.addedTerm > 0 && m.GetTerm() > n.addedTerm
+	case pb.MsgApp, pb.MsgSnap, pb.MsgHeartbeat:
+		return n.addedTerm > 0 && m.GetTerm() >= n.addedTerm
+	}
+	return false // MsgTimeoutNow: it does not campaign
 }
 
 func (n *Node) rejoined(index uint64) error {
 	if err := n.st.SetRejoined(); err != nil {
 		return err
 	}
-	n.rejoining, n.rejoinID, n.voteAbove = false, 0, 0
+	n.rejoining, n.rejoinID, n.addedTerm = false, 0, 0
 	n.log.Info("quorum: rejoined the voters", "index", index)
 	return nil
 }
