@@ -15,7 +15,7 @@ import (
 )
 
 // countingFS counts the files open through it and records every path
-// opened.
+// it was asked to open, whether or not the file exists.
 type countingFS struct {
 	vfs.FS
 	mu     sync.Mutex
@@ -25,14 +25,14 @@ type countingFS struct {
 }
 
 func (c *countingFS) note(name string, f vfs.File, err error) (vfs.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.opened = append(c.opened, name)
 	if err != nil {
 		return f, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.open++
 	c.peak = max(c.peak, c.open)
-	c.opened = append(c.opened, name)
 	return &countedFile{File: f, fs: c}, nil
 }
 
@@ -238,7 +238,7 @@ func TestCleanStartOpensNoSealedSegment(t *testing.T) {
 
 // isSegmentFile reports whether path names a segment's log or index file.
 func isSegmentFile(path string) bool {
-	for _, s := range []string{logSuffix, indexSuffix, timeIndexSuffix} {
+	for _, s := range []string{logSuffix, indexSuffix, timeIndexSuffix, txnIndexSuffix} {
 		if strings.HasSuffix(path, s) {
 			return true
 		}

@@ -300,7 +300,15 @@ func (l *Log) recover() error {
 		}
 		l.opts.Logger.Warn("storage: ignoring producer snapshot", "dir", l.dir, "base", sb, "err", err)
 	}
-	if err := l.beginTxnRecovery(from); err != nil {
+	// The aborted-transaction indexes present (most segments have none):
+	// only those are read.
+	txnIndexes := map[Offset]bool{}
+	for _, n := range names {
+		if b, ok := parseBase(n); ok && len(n) > 20 && n[20:] == txnIndexSuffix {
+			txnIndexes[b] = true
+		}
+	}
+	if err := l.beginTxnRecovery(from, txnIndexes); err != nil {
 		return err
 	}
 	for _, s := range l.segs {

@@ -257,8 +257,9 @@ func (l *Log) recoverTxn(s *segment, h batch.Header, pos int64) error {
 
 // beginTxnRecovery sets the transaction state at open from the producer
 // snapshot at from (-1: none) and the aborted-transaction indexes of the
-// segments below it; the scan of the segments from from on adds the rest.
-func (l *Log) beginTxnRecovery(from Offset) error {
+// segments below it (present: the bases whose index file exists); the scan
+// of the segments from from on adds the rest.
+func (l *Log) beginTxnRecovery(from Offset, present map[Offset]bool) error {
 	l.txn.open = map[int64]Offset{}
 	l.txn.aborted = nil
 	for id, p := range l.producers {
@@ -272,6 +273,9 @@ func (l *Log) beginTxnRecovery(from Offset) error {
 	for _, s := range l.segs {
 		if s.base >= from {
 			break
+		}
+		if !present[s.base] {
+			continue
 		}
 		data, err := readFile(l.fs, l.path(segmentName(s.base, txnIndexSuffix)))
 		if isNotExist(err) {
