@@ -71,14 +71,14 @@ func TestFaultCopyMemberProcess(t *testing.T) {
 
 // TestFaultTransactionalCopyMemberKilled: franz-go's GroupTransactSession
 // copy job with two member processes against a single-node weir broker
-// process; a member is SIGKILLed a few times (at random moments from the
-// logged seed) and restarted with its transactional id. Read at
+// process, 100,000 records; a member is SIGKILLed ten times (at random
+// moments from the logged seed) and restarted with its transactional id. Read at
 // read_committed, "out" holds every input record exactly once; read at
 // read_uncommitted it holds at least as many (the killed transactions'
 // aborted records too).
 func TestFaultTransactionalCopyMemberKilled(t *testing.T) {
 	rng := faultTest(t)
-	const total, kills = 20000, 5
+	const total, kills = 100000, 10
 	bin := proccluster.Binary(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
