@@ -159,35 +159,70 @@ func TestClusterTransactionsAcrossBrokers(t *testing.T) {
 	}
 }
 
-// readIsolated reads topic from the start at isolation level iso until it has
-// want records and the topic's end is reached (read once more for a
-// quiet moment so that extra records show), and returns the values sorted.
+// readIsolated reads topic from the start at isolation level iso up to
+// its end offset at that level (readToEnd), checks that it found want
+// records, and returns the values sorted.
 func readIsolated(ctx context.Context, t *testing.T, c *testCluster, topic string, iso kgo.IsolationLevel, want int) []string {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.ConsumeTopics(topic),
+	got := readToEnd(ctx, t, c.seeds(), topic, iso)
+	if len(got) != want {
+		t.Errorf("%s holds %d records up to its end offset, want %d", topic, len(got), want)
+	}
+	slices.Sort(got)
+	return got
+}
+
+// readToEnd reads topic from the start at isolation level iso up to the end
+// ListOffsets answers at that level (the last stable offset at
+// read_committed, the high watermark at read_uncommitted), and returns its
+// record values in the order read. Control records are read too (and not
+// returned): below the end, the last offset of a partition is a marker or
+// a record that the level shows, so the read reaches end-1 exactly and
+// cannot stop short nor need a quiet wait.
+func readToEnd(ctx context.Context, t *testing.T, seeds []string, topic string, iso kgo.IsolationLevel) []string {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic), kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(iso), kgo.FetchMaxWait(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	list := adm.ListEndOffsets
+	if iso == kgo.ReadCommitted() {
+		list = adm.ListCommittedOffsets
+	}
+	ends, err := list(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[int32]int64{} // partition -> end offset not yet reached
+	for _, lo := range ends[topic] {
+		if lo.Err != nil {
+			t.Fatalf("ListOffsets %s/%d: %v", topic, lo.Partition, lo.Err)
+		}
+		if lo.Offset > 0 {
+			left[lo.Partition] = lo.Offset
+		}
+	}
 	var got []string
-	for len(got) < want {
+	for len(left) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
-			t.Fatalf("read %d of %d records of %s", len(got), want, topic)
+			t.Fatalf("read %d records of %s; partitions short of their end offset: %v", len(got), topic, left)
 		}
 		for _, r := range fs.Records() {
-			got = append(got, string(r.Value))
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+			if r.Offset >= ends[topic][r.Partition].Offset {
+				continue // past the end listed: not part of this read
+			}
+			if !r.Attrs.IsControl() {
+				got = append(got, string(r.Value))
+			}
 		}
 	}
-	quiet, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	defer cancel()
-	for quiet.Err() == nil {
-		for _, r := range cl.PollFetches(quiet).Records() {
-			got = append(got, string(r.Value))
-		}
-	}
-	slices.Sort(got)
 	return got
 }
 
@@ -259,10 +294,12 @@ func testTxnCoordinatorMoves(t *testing.T, kill bool) {
 
 	// Every input record reaches "out" at read_committed.
 	seeds := slices.DeleteFunc(c.seeds(), func(s string) bool { return s == c.brokers[coord-1].Addr() })
-	committed := readValues(ctx, t, seeds, "out", kgo.ReadCommitted(), total)
+	readValues(ctx, t, seeds, "out", kgo.ReadCommitted(), total)
 	stop()
 	wg.Wait()
-	committed = append(committed, readQuiet(ctx, t, seeds, "out", len(committed))...)
+	// With the members stopped, all of "out" up to its last stable
+	// offset: any record committed twice shows.
+	committed := readToEnd(ctx, t, seeds, "out", kgo.ReadCommitted())
 	seen := map[string]int{}
 	for _, v := range committed {
 		seen[v]++
@@ -406,30 +443,6 @@ func readValues(ctx context.Context, t *testing.T, seeds []string, topic string,
 		}
 		for _, r := range fs.Records() {
 			got = append(got, string(r.Value))
-		}
-	}
-	return got
-}
-
-// readQuiet reads topic at read_committed past its first skip records for
-// a quiet second and returns what it finds: records committed late.
-func readQuiet(ctx context.Context, t *testing.T, seeds []string, topic string, skip int) []string {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(200*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	var got []string
-	n := 0
-	quiet, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	for quiet.Err() == nil {
-		for _, r := range cl.PollFetches(quiet).Records() {
-			if n++; n > skip {
-				got = append(got, string(r.Value))
-			}
 		}
 	}
 	return got

@@ -88,6 +88,8 @@ func kafkaErr(err error) error {
 		code = kerr.OutOfOrderSequenceNumber
 	case storage.IsInvalidProducerEpoch(err):
 		code = kerr.InvalidProducerEpoch
+	case storage.IsCoordinatorFenced(err):
+		code = kerr.TransactionCoordinatorFenced
 	case storage.IsOffsetOutOfRange(err):
 		code = kerr.OffsetOutOfRange
 	case storage.IsStorage(err):

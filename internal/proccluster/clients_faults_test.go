@@ -2,6 +2,7 @@ package proccluster_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/weir-dev/weir/internal/cli"
 	"github.com/weir-dev/weir/internal/proccluster"
 )
 
@@ -63,6 +65,24 @@ c.assign([TopicPartition(topic, 0)])
 c.seek_to_beginning()
 for m in c:
     print(m.value.decode(), flush=True)
+`
+	// confluent-kafka's consumer, partition 0 from the start: "VALUE" per
+	// record, until killed.
+	confluentConsumer = `
+import sys
+from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+boot, topic = sys.argv[1], sys.argv[2]
+c = Consumer({'bootstrap.servers': boot, 'group.id': 'weir-faults', 'enable.auto.commit': False,
+              'topic.metadata.refresh.interval.ms': 1000, 'fetch.wait.max.ms': 200})
+c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+while True:
+    m = c.poll(1.0)
+    if m is None:
+        continue
+    if m.error():
+        print(m.error(), file=sys.stderr, flush=True)
+        continue
+    print(m.value().decode(), flush=True)
 `
 	// confluent-kafka's idempotent producer: "ok VALUE" per delivered
 	// record, for argv[3] seconds, one every 10ms.
@@ -205,10 +225,13 @@ func lookTool(t *testing.T, check func() error, install string) {
 // (--broker-session-timeout 3s), a topic of one partition with replication
 // factor 3 (min.insync.replicas 2). franz-go (idempotent, acks=all),
 // confluent-kafka (idempotent, acks=all) and kafka-python (acks=all)
-// produce to it, one record every 10ms each; franz-go, kafka-python and
-// kcat consume it from the start. The partition's leader is shut down
-// (SIGTERM: a forced move by controlled shutdown) and restarted, then the
-// new leader is SIGKILLed and restarted. Across each, no client goes more
+// produce to it, one record every 10ms each; franz-go, kafka-python,
+// confluent-kafka and kcat consume it from the start. The automatic leader
+// rebalance is off. The partition's leader, its preferred replica, is
+// shut down (SIGTERM: a forced move by controlled shutdown) and restarted;
+// then `weir cluster elect-leaders` (cli.ElectLeaders) moves the
+// leadership back to it; then it is SIGKILLed and restarted. Across each,
+// no client goes more
 // than 10 s without a record acknowledged or read; at the end every
 // consumer has read every record any producer saw acknowledged, those of
 // the idempotent producers exactly once (kafka-python's is not idempotent:
@@ -222,7 +245,8 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	lookTool(t, func() error { return err }, "apt-get install kcat")
 
-	c := proccluster.Start(t, proccluster.Options{Args: []string{"--broker-session-timeout", sessionTimeout.String()}})
+	c := proccluster.Start(t, proccluster.Options{Args: []string{"--broker-session-timeout", sessionTimeout.String(),
+		"--leader-rebalance-interval=-1s"}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	waitBrokers(t, ctx, c, 3)
@@ -245,6 +269,7 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 		startClientProc(t, "kafka-python producer", true, py, "-c", kafkaPythonProducer, boot, topic, secs),
 		startClientProc(t, "confluent-kafka producer", true, py, "-c", confluentProducer, boot, topic, secs),
 		startClientProc(t, "kafka-python consumer", false, py, "-c", kafkaPythonConsumer, boot, topic),
+		startClientProc(t, "confluent-kafka consumer", false, py, "-c", confluentConsumer, boot, topic),
 		startClientProc(t, "kcat consumer", false, kcat, "-b", boot, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-u", "-q", "-f", "%s\n"),
 	}
 	fgProd, fgCons := startFranzGo(t, ctx, c, topic, produceFor)
@@ -287,7 +312,29 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 			}
 		}
 	}
-	for i, kill := range []bool{false, true} {
+	// The preferred replica: the first of the partition's assignment.
+	var preferred int32
+	eventually(t, 20*time.Second, "the partition's assignment", func() error {
+		td, err := kadm.NewClient(admin).ListTopics(ctx, topic)
+		if err == nil {
+			err = td.Error()
+		}
+		if err != nil {
+			return err
+		}
+		ps := td[topic].Partitions
+		if len(ps) != 1 || len(ps[0].Replicas) != 3 {
+			return fmt.Errorf("partitions %+v", ps)
+		}
+		preferred = ps[0].Replicas[0]
+		return nil
+	})
+	const (
+		shutDown = iota // SIGTERM: controlled shutdown moves the leadership
+		elect           // weir cluster elect-leaders moves it back to the preferred replica
+		kill            // SIGKILL
+	)
+	for i, fault := range []int{shutDown, elect, kill} {
 		var leader int32
 		eventually(t, 20*time.Second, "a leader with a full ISR", func() error {
 			l, isr, err := h.leaderOf(0)
@@ -297,18 +344,38 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 			leader = l
 			return err
 		})
-		what := fmt.Sprintf("fault %d: leader %d shut down", i+1, leader)
+		var what string
 		at := time.Now()
-		if kill {
+		switch fault {
+		case shutDown:
+			what = fmt.Sprintf("fault %d: leader %d shut down", i+1, leader)
+			c.Node(leader).Terminate()
+		case elect:
+			if leader == preferred {
+				t.Fatalf("the preferred replica %d leads again before elect-leaders (the automatic rebalance is off)", preferred)
+			}
+			what = fmt.Sprintf("fault %d: elect-leaders moves the leadership from %d to %d", i+1, leader, preferred)
+			var buf bytes.Buffer
+			if err := cli.ElectLeaders(ctx, admin, &buf, cli.Output{}, topic, 0, false); err != nil {
+				t.Fatalf("elect-leaders: %v\n%s", err, buf.String())
+			}
+			eventually(t, 20*time.Second, "the preferred replica leading", func() error {
+				l, _, err := h.leaderOf(0)
+				if err == nil && l != preferred {
+					err = fmt.Errorf("leader %d", l)
+				}
+				return err
+			})
+		case kill:
 			what = fmt.Sprintf("fault %d: leader %d killed", i+1, leader)
 			c.Node(leader).Kill()
-		} else {
-			c.Node(leader).Terminate()
 		}
 		gone := time.Now()
 		t.Logf("%s at %s", what, at.UTC().Format("15:04:05.000"))
 		check(what, at, gone)
-		c.Node(leader).Restart()
+		if fault != elect {
+			c.Node(leader).Restart()
+		}
 	}
 
 	// The producers end by themselves; the consumers then read the rest.

@@ -27,11 +27,11 @@ type acked struct {
 	value  string
 }
 
-// replHarness runs an idempotent acks=all producer against a replicated
-// topic on a process cluster while a test's faults play out, then checks
-// that every acknowledged record is read exactly once, at its offset, in
-// order, and that every replica's log is identical below the high
-// watermark.
+// replHarness runs an idempotent acks=all producer and a consumer against
+// a replicated topic on a process cluster while a test's faults play out,
+// then checks that every acknowledged record is read exactly once, at its
+// offset, in order (by that consumer and by a fresh one), and that every
+// replica's log is identical below the high watermark.
 type replHarness struct {
 	t     *testing.T
 	ctx   context.Context
@@ -112,7 +112,8 @@ func (h *replHarness) waitAcks(p int32, n int, what string) {
 
 // runReplicated starts a 3-broker cluster, a topic of parts partitions
 // with replication factor 3 (min.insync.replicas 2, the default for it),
-// and the producer; runs faults; then stops the producer and checks.
+// the producer and a consumer reading throughout; runs faults; then stops
+// the producer and checks.
 func runReplicated(t *testing.T, topic string, parts int, faults func(h *replHarness)) {
 	c := proccluster.Start(t, proccluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -137,6 +138,45 @@ func runReplicated(t *testing.T, topic string, parts int, faults func(h *replHar
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The consumer, reading throughout the faults: it must see every
+	// offset once, in order, with the record the final read finds there.
+	live, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.MetadataMinAge(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var liveMu sync.Mutex
+	liveRead := make([]map[int64]string, parts)
+	liveLast := make([]int64, parts)
+	var liveErrs []string
+	for p := range liveRead {
+		liveRead[p], liveLast[p] = map[int64]string{}, -1
+	}
+	liveCtx, liveCancel := context.WithCancel(ctx)
+	liveDone := make(chan struct{})
+	go func() {
+		defer close(liveDone)
+		for liveCtx.Err() == nil {
+			fs := live.PollFetches(liveCtx)
+			liveMu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				if r.Offset <= liveLast[r.Partition] {
+					liveErrs = append(liveErrs, fmt.Sprintf("partition %d: offset %d read after %d", r.Partition, r.Offset, liveLast[r.Partition]))
+				}
+				liveLast[r.Partition] = r.Offset
+				liveRead[r.Partition][r.Offset] = string(r.Value)
+			})
+			liveMu.Unlock()
+		}
+	}()
+	stopLive := sync.OnceFunc(func() {
+		liveCancel()
+		<-liveDone
+		live.Close()
+	})
+	defer stopLive()
+
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
@@ -224,6 +264,38 @@ func runReplicated(t *testing.T, topic string, parts int, faults func(h *replHar
 		})
 	}
 	cons.Close()
+
+	// The consumer that ran throughout reaches the same ends, having read
+	// each offset once, in order, and the same record at each.
+	eventually(t, 60*time.Second, "the running consumer at the end offsets", func() error {
+		liveMu.Lock()
+		defer liveMu.Unlock()
+		for p := range int32(parts) {
+			if e, _ := ends.Lookup(topic, p); liveLast[p]+1 < e.Offset {
+				return fmt.Errorf("partition %d: read to %d of %d", p, liveLast[p]+1, e.Offset)
+			}
+		}
+		return nil
+	})
+	stopLive()
+	for _, e := range liveErrs {
+		t.Error("running consumer: " + e)
+	}
+	for p := range parts {
+		if len(liveRead[p]) != len(read[p]) {
+			t.Errorf("partition %d: the running consumer read %d records, the final read %d", p, len(liveRead[p]), len(read[p]))
+		}
+		for off, v := range read[p] {
+			if got, ok := liveRead[p][off]; !ok || got != v {
+				t.Fatalf("partition %d offset %d: the running consumer read %q (present %t), the final read %q", p, off, got, ok, v)
+			}
+		}
+	}
+	liveTotal := 0
+	for _, r := range liveRead {
+		liveTotal += len(r)
+	}
+	t.Logf("the running consumer read each of the %d offsets once, in order", liveTotal)
 	for p := range parts {
 		seen := map[string]int64{}
 		for off, v := range read[p] {
@@ -271,15 +343,16 @@ func runReplicated(t *testing.T, topic string, parts int, faults func(h *replHar
 
 // TestFaultLeaderKilledReplicated: three brokers as processes, a topic of
 // 3 partitions with replication factor 3 (min.insync.replicas 2, the
-// default for it), an idempotent acks=all franz-go producer and, at the
-// end, a consumer. The leader of a partition chosen by the seed is
-// SIGKILLed four times, a few seconds apart, and restarted each time once
-// a new leader acknowledges produces. Every acknowledged record is read
-// exactly once, at the offset it was acknowledged at, in order; every
-// replica's log is identical, batch by batch, below the high watermark.
+// default for it), an idempotent acks=all franz-go producer and a
+// consumer running throughout. The leader of a partition chosen by the
+// seed is SIGKILLed ten times, a few seconds apart, and restarted each
+// time once a new leader acknowledges produces. Every acknowledged record
+// is read exactly once, at the offset it was acknowledged at, in order,
+// by the running consumer and by a fresh one at the end; every replica's
+// log is identical, batch by batch, below the high watermark.
 func TestFaultLeaderKilledReplicated(t *testing.T) {
 	rng := faultTest(t)
-	const parts, kills = 3, 4
+	const parts, kills = 3, 10
 	runReplicated(t, "rk", parts, func(h *replHarness) {
 		busy := int32(rng.IntN(parts))
 		h.waitAcks(busy, 200, "first acknowledgements")

@@ -195,7 +195,12 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 		ct := v.Topics[tp.Topic]
 		switch n, ok := leaderOf(tp); {
 		case ct == nil || tp.Partition < 0 || int(tp.Partition) >= len(ct.Partitions):
-			done = append(done, tp) // deleted: nothing to mark
+			// NB: taken as deleted, so the marker is dropped for good; a
+			// view that lags (a coordinator moved to a broker that has
+			// not applied the topic's creation or its added partitions
+			// yet) loses it too. The view keeps no deletions to tell
+			// the two apart; the controller's image would.
+			done = append(done, tp)
 		case !ok:
 			errs = append(errs, fmt.Errorf("marker to %s/%d: no leader", tp.Topic, tp.Partition))
 		case int32(n) == s.cfg.Node.ID:

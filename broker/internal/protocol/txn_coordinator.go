@@ -116,7 +116,7 @@ func abortOrphanTransactions(s *Server, d *txn.Driver) {
 				if ps.TxnStartOffset < 0 || known[ps.ProducerID] {
 					continue
 				}
-				err := tl.AppendMarker(context.Background(), ps.ProducerID, ps.Epoch, false, 0)
+				err := tl.AppendMarker(context.Background(), ps.ProducerID, ps.Epoch, false, -1) // the broker's own: no coordinator epoch
 				s.Logger.Warn("txn: aborted a transaction no transactional id owns (a transactional batch written without one), found open at recovery",
 					"topic", t.Name(), "partition", i, "producer_id", ps.ProducerID, "first_offset", ps.TxnStartOffset, "err", err)
 			}

@@ -41,8 +41,20 @@ func (c *conn) close() { _ = c.c.Close() }
 
 // request sends req and reads its response, within ctx's deadline. The
 // response's byte slices share the conn's buffer: they stay valid only
-// until the next request.
+// until the next request (the follower fetcher, which is done with a
+// response before it sends the next request on its conn).
 func (c *conn) request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	return c.roundTrip(ctx, req, true)
+}
+
+// requestOwned is request with the response read into a frame of its own,
+// valid for as long as the caller keeps it: for a conn that goes back to
+// a pool, where another caller's request may reuse it at once.
+func (c *conn) requestOwned(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	return c.roundTrip(ctx, req, false)
+}
+
+func (c *conn) roundTrip(ctx context.Context, req kmsg.Request, shared bool) (kmsg.Response, error) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		dl = time.Now().Add(30 * time.Second)
@@ -67,8 +79,13 @@ func (c *conn) request(ctx context.Context, req kmsg.Request) (kmsg.Response, er
 	}
 	// NB: reusing the buffer spares a zeroed allocation per response: a
 	// follower's fetch responses are its leader's batches, megabytes each.
-	body := c.resp
-	if cap(body) < int(n) {
+	var body []byte
+	switch {
+	case !shared:
+		body = make([]byte, n)
+	case cap(c.resp) >= int(n):
+		body = c.resp
+	default:
 		body = make([]byte, n)
 		if n <= maxKeptResp {
 			c.resp = body

@@ -47,7 +47,9 @@ func (m *Manager) SendToBroker(ctx context.Context, node int32, req kmsg.Request
 			return nil, fmt.Errorf("replica: dial broker %d at %s: %w", node, addr, err)
 		}
 	}
-	resp, err := c.request(ctx, req)
+	// NB: the conn goes back to the pool before the caller reads resp, so
+	// resp must not share the conn's kept buffer.
+	resp, err := c.requestOwned(ctx, req)
 	if err != nil {
 		c.close()
 		return nil, fmt.Errorf("replica: %s to broker %d: %w", kmsg.NameForKey(req.Key()), node, err)

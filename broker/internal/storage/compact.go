@@ -229,7 +229,7 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 			if h.Control() {
 				nb, nh := p.marker(b, h)
 				if nb == nil {
-					if kind, ok := controlKind(b); ok && kind == controlAbort {
+					if kind, _, ok := controlKind(b); ok && kind == controlAbort {
 						droppedAborts = append(droppedAborts, AbortedTxn{ProducerID: h.ProducerID, LastOffset: Offset(h.BaseOffset)})
 					}
 					return nil

@@ -346,7 +346,7 @@ func (e *ddEnv) dump(t *testing.T) string {
 					continue
 				}
 				if h.Control() {
-					kind, _ := controlKind(one)
+					kind, _, _ := controlKind(one)
 					fmt.Fprintf(&sb, "%d marker pid=%d type=%d\n", o, h.ProducerID, kind)
 					continue
 				}

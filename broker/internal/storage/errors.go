@@ -18,6 +18,11 @@ var (
 	// ErrInvalidProducerEpoch: a batch from a fenced (older) producer epoch
 	// (INVALID_PRODUCER_EPOCH).
 	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch")
+	// ErrCoordinatorFenced: a transaction marker from a coordinator epoch
+	// older than one the producer's markers here already carried: a
+	// coordinator that lost its __transaction_state partition
+	// (TRANSACTION_COORDINATOR_FENCED).
+	ErrCoordinatorFenced = errors.New("storage: transaction coordinator fenced")
 	// ErrMessageTooLarge: a batch larger than max.message.bytes or than a
 	// segment can hold (MESSAGE_TOO_LARGE).
 	ErrMessageTooLarge = errors.New("storage: message too large")
@@ -41,6 +46,9 @@ func IsOutOfOrderSequence(err error) bool { return errors.Is(err, ErrOutOfOrderS
 
 // IsInvalidProducerEpoch reports whether err is ErrInvalidProducerEpoch.
 func IsInvalidProducerEpoch(err error) bool { return errors.Is(err, ErrInvalidProducerEpoch) }
+
+// IsCoordinatorFenced reports whether err is ErrCoordinatorFenced.
+func IsCoordinatorFenced(err error) bool { return errors.Is(err, ErrCoordinatorFenced) }
 
 // IsMessageTooLarge reports whether err is ErrMessageTooLarge.
 func IsMessageTooLarge(err error) bool { return errors.Is(err, ErrMessageTooLarge) }

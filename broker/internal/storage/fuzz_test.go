@@ -98,7 +98,7 @@ func FuzzCheckpoints(f *testing.F) {
 		}
 		if m, err := decodeProducers(b); err == nil {
 			// NB: a valid snapshot need not re-encode to the same bytes:
-			// a version 1 snapshot is written again as version 2, and a
+			// an older version is written again as the current one, and a
 			// negative txnFirst other than -1, or a producer id listed
 			// twice, says the same as its canonical form. What must hold
 			// is that the re-encoding is canonical (stable) and says the

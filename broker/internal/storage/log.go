@@ -260,9 +260,9 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 			if pending == nil {
 				pending = map[int64]*producerState{}
 			}
-			cp := &producerState{}
+			cp := newProducerState(0)
 			if p != nil {
-				cp.epoch = p.epoch
+				cp.epoch, cp.coordEpoch = p.epoch, p.coordEpoch
 				cp.batches = append([]producerBatch(nil), p.batches...)
 			}
 			hh := h

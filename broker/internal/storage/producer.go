@@ -28,6 +28,15 @@ type producerState struct {
 	// its marker; txnFirst is that batch's base offset (see txn.go).
 	txnOpen  bool
 	txnFirst Offset
+	// coordEpoch is the highest transaction coordinator epoch of the
+	// producer's markers here (-1: none yet); a leader refuses a marker of
+	// a lower one (TRANSACTION_COORDINATOR_FENCED, see WriteMarker).
+	coordEpoch int32
+}
+
+// newProducerState is the state of a producer first seen at epoch.
+func newProducerState(epoch int16) *producerState {
+	return &producerState{epoch: epoch, coordEpoch: -1}
 }
 
 func (p *producerState) lastOffset() Offset {
@@ -113,7 +122,7 @@ func recordProducer(m map[int64]*producerState, h batch.Header) {
 	}
 	p := m[h.ProducerID]
 	if p == nil {
-		p = &producerState{epoch: h.ProducerEpoch}
+		p = newProducerState(h.ProducerEpoch)
 		m[h.ProducerID] = p
 	}
 	if h.ProducerEpoch > p.epoch {
@@ -137,14 +146,16 @@ func recordProducer(m map[int64]*producerState, h batch.Header) {
 // offset base, written when a segment is rolled so recovery replays only
 // the batches after it. Layout, big-endian:
 //
-//	version int16 (2) | count int32 | count × producer | crc32c uint32
+//	version int16 (3) | count int32 | count × producer | crc32c uint32
 //	producer = id int64 | epoch int16 | n int8 | n × (firstSeq int32,
-//	           lastSeq int32, base int64, last int64) | txnFirst int64
+//	           lastSeq int32, base int64, last int64) | txnFirst int64 |
+//	           coordEpoch int32
 //
 // txnFirst is the first offset of the producer's open transaction, -1 if
-// none. Version 1 (written before transactions) has no txnFirst. The CRC32C
-// covers everything before it.
-const snapshotVersion = 2
+// none; coordEpoch the highest coordinator epoch of its markers, -1 if
+// none. Version 1 (written before transactions) has neither, version 2 no
+// coordEpoch (read as -1). The CRC32C covers everything before it.
+const snapshotVersion = 3
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -172,6 +183,7 @@ func encodeProducers(m map[int64]*producerState) []byte {
 			first = int64(p.txnFirst)
 		}
 		b = binary.BigEndian.AppendUint64(b, uint64(first))
+		b = binary.BigEndian.AppendUint32(b, uint32(p.coordEpoch))
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -185,7 +197,7 @@ func decodeProducers(b []byte) (map[int64]*producerState, error) {
 		return nil, fmt.Errorf("storage: producer snapshot checksum mismatch")
 	}
 	v := binary.BigEndian.Uint16(body)
-	if v != 1 && v != snapshotVersion {
+	if v < 1 || v > snapshotVersion {
 		return nil, fmt.Errorf("storage: producer snapshot version %d", v)
 	}
 	n := binary.BigEndian.Uint32(body[2:])
@@ -199,7 +211,7 @@ func decodeProducers(b []byte) (map[int64]*producerState, error) {
 			return nil, fmt.Errorf("storage: producer snapshot truncated")
 		}
 		id := int64(binary.BigEndian.Uint64(body))
-		p := &producerState{epoch: int16(binary.BigEndian.Uint16(body[8:]))}
+		p := newProducerState(int16(binary.BigEndian.Uint16(body[8:])))
 		k := int(body[10])
 		body = body[11:]
 		if k > maxProducerBatches || len(body) < k*24 {
@@ -222,6 +234,13 @@ func decodeProducers(b []byte) (map[int64]*producerState, error) {
 				p.txnOpen, p.txnFirst = true, Offset(first)
 			}
 			body = body[8:]
+		}
+		if v >= 3 {
+			if len(body) < 4 {
+				return nil, fmt.Errorf("storage: producer snapshot entry for %d truncated", id)
+			}
+			p.coordEpoch = int32(binary.BigEndian.Uint32(body))
+			body = body[4:]
 		}
 		m[id] = p
 	}

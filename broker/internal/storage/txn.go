@@ -184,16 +184,20 @@ func (l *Log) AppendMarker(ctx context.Context, pid int64, epoch int16, commit b
 	return res.BaseOffset, l.WaitDurable(ctx, res.LastOffset+1)
 }
 
-// controlKind returns the control type of the marker b (one batch).
-func controlKind(b []byte) (int16, bool) {
-	var kind int16 = -1
+// controlKind returns the control type of the marker b (one batch) and
+// the coordinator epoch in its value (-1 if it has none).
+func controlKind(b []byte) (kind int16, coordEpoch int32, ok bool) {
+	kind, coordEpoch = -1, -1
 	err := batch.Scan(b, 1<<20, func(r *batch.Record) error {
 		if len(r.Key) >= 4 && kind < 0 {
 			kind = int16(binary.BigEndian.Uint16(r.Key[2:]))
+			if len(r.Value) >= 6 {
+				coordEpoch = int32(binary.BigEndian.Uint32(r.Value[2:]))
+			}
 		}
 		return nil
 	})
-	return kind, err == nil && kind >= 0
+	return kind, coordEpoch, err == nil && kind >= 0
 }
 
 // trackTxnLocked updates transaction state with a batch just written (h
@@ -205,7 +209,7 @@ func (l *Log) trackTxnLocked(h batch.Header, b []byte) {
 	}
 	p := l.producers[h.ProducerID]
 	if p == nil {
-		p = &producerState{epoch: h.ProducerEpoch}
+		p = newProducerState(h.ProducerEpoch)
 		l.producers[h.ProducerID] = p
 	}
 	base := Offset(h.BaseOffset)
@@ -221,8 +225,14 @@ func (l *Log) trackTxnLocked(h batch.Header, b []byte) {
 		}
 		return
 	}
-	kind, ok := controlKind(b[:h.Size()])
-	if !ok || !p.txnOpen || (kind != controlAbort && kind != controlCommit) {
+	kind, coordEpoch, ok := controlKind(b[:h.Size()])
+	if !ok || (kind != controlAbort && kind != controlCommit) {
+		return
+	}
+	// Every replica and recovery keep the same highest coordinator epoch,
+	// so that whichever comes to lead refuses the same stale markers.
+	p.coordEpoch = max(p.coordEpoch, coordEpoch)
+	if !p.txnOpen {
 		return
 	}
 	first := p.txnFirst

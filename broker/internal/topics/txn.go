@@ -31,7 +31,9 @@ type TxnLog interface {
 	// in [from, to).
 	AbortedTransactions(from, to Offset) []AbortedTxn
 	// AppendMarker durably appends a COMMIT or ABORT marker for producer
-	// pid at epoch.
+	// pid at epoch. A coordinatorEpoch below that of the producer's last
+	// marker here is refused with kerr.TransactionCoordinatorFenced (a
+	// stale coordinator's); -1 is the broker's own marker, not checked.
 	AppendMarker(ctx context.Context, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error
 	// AppendTrusted durably appends batches written by the broker itself
 	// (transactional offset commits, which carry no sequence number).

@@ -428,6 +428,15 @@ func (d *Driver) writeMarkers(m Marker, timedOut bool) {
 		if len(pending) == 0 {
 			break
 		}
+		if errors.Is(err, kerr.TransactionCoordinatorFenced) {
+			// A partition holds a marker of a newer coordinator epoch for
+			// this producer: another broker coordinates the transactional
+			// id now and ends the transaction itself. Not ours to finish,
+			// nor to fail.
+			d.log.Info("txn: a partition has a newer coordinator's marker; this coordinator stops writing the transaction's markers",
+				"transactional_id", m.TransactionalID, "coordinator_epoch", m.CoordinatorEpoch, "err", err)
+			return
+		}
 		if err != nil {
 			d.log.Warn("txn: writing markers failed; retrying", "transactional_id", m.TransactionalID, "err", err)
 		}

@@ -1,0 +1,222 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/base"
+	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
+)
+
+// TestClusterReplicationRandomSchedule: three in-process brokers, a
+// partition with replication factor 3, an idempotent acks=all producer
+// running throughout, and a seeded random schedule of steps: produce (wait
+// for more acknowledgements), consume (poll a consumer that stays open),
+// stop a node, restart it, cut a node from every other node and heal it.
+// At most one node is stopped or cut at a time, and a restart or heal
+// waits for the ISR to be whole again before the schedule goes on, so the
+// partition always has min.insync.replicas of it. After a final heal and restart every replica
+// holds the same log, and the consumer that ran throughout, then a fresh
+// one, read every acknowledged record exactly once, in order.
+// WEIR_FAULT_SEED replays the schedule (WEIR_CLUSTER_SEED the fault
+// layer's own choices).
+func TestClusterReplicationRandomSchedule(t *testing.T) {
+	seed := faultSeed(t)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	const steps = 14
+	// Each node keeps its client address across restarts, as a restarted
+	// process would: clients know no other.
+	addrs := make([]string, 3)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = ln.Addr().String()
+		_ = ln.Close()
+	}
+	c := startTestClusterWith(t, make([]string, 3), func(i int, o *Options) {
+		o.ReplicaLagTime, o.Listen = time.Second, addrs[i]
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl := newClusterClient(t, c)
+	eventually(t, 15*time.Second, "topic created", func() error {
+		r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, "rr")
+		if err == nil {
+			err = r.Err
+		}
+		return err
+	})
+	// fullISR asks each node for the partition's leader and ISR.
+	fullISR := func() error {
+		for i, b := range c.brokers {
+			one, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+			if err != nil {
+				return err
+			}
+			req := kmsg.NewPtrMetadataRequest()
+			mt := kmsg.NewMetadataRequestTopic()
+			mt.Topic = kmsg.StringPtr("rr")
+			req.Topics = append(req.Topics, mt)
+			m, err := req.RequestWith(ctx, one)
+			one.Close()
+			if err != nil {
+				return fmt.Errorf("node %d: %w", i+1, err)
+			}
+			if len(m.Topics) != 1 || len(m.Topics[0].Partitions) != 1 {
+				return fmt.Errorf("node %d: metadata %+v", i+1, m.Topics)
+			}
+			if mp := m.Topics[0].Partitions[0]; mp.Leader < 1 || len(mp.ISR) != 3 {
+				return fmt.Errorf("node %d: leader %d isr %v", i+1, mp.Leader, mp.ISR)
+			}
+		}
+		return nil
+	}
+	eventually(t, 20*time.Second, "a leader with an ISR of 3", fullISR)
+
+	acks, stopProducer := produceInBackground(t, c, "rr")
+	defer stopProducer()
+	waitAcks := func(n int, what string) {
+		t.Helper()
+		eventually(t, 40*time.Second, what, func() error {
+			if got := acks.count(); got < n {
+				return fmt.Errorf("%d acknowledged", got)
+			}
+			return nil
+		})
+	}
+
+	// The consumer stays open across the schedule: each offset once, in
+	// order.
+	cons := newClusterClient(t, c, kgo.ConsumeTopics("rr"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond),
+		kgo.MetadataMinAge(100*time.Millisecond))
+	var read []string
+	last := int64(-1)
+	poll := func(d time.Duration) {
+		t.Helper()
+		pctx, pcancel := context.WithTimeout(ctx, d)
+		defer pcancel()
+		for pctx.Err() == nil {
+			fs := cons.PollFetches(pctx)
+			fs.EachError(func(_ string, _ int32, err error) {
+				if pctx.Err() == nil {
+					t.Logf("consumer: %v", err)
+				}
+			})
+			fs.EachRecord(func(r *kgo.Record) {
+				if r.Offset != last+1 {
+					t.Fatalf("consumer: offset %d after %d", r.Offset, last)
+				}
+				last = r.Offset
+				read = append(read, string(r.Value))
+			})
+		}
+	}
+
+	waitAcks(20, "first acknowledgements")
+	down, cut := int32(0), int32(0) // the node stopped or cut, 0 if none
+	for k := range steps {
+		kind := rng.IntN(4)
+		switch {
+		case kind == 0:
+			n := acks.count() + 10 + rng.IntN(40)
+			t.Logf("step %d: produce to %d acknowledgements", k+1, n)
+			waitAcks(n, fmt.Sprintf("step %d: %d acknowledgements", k+1, n))
+		case kind == 1:
+			d := time.Duration(200+rng.IntN(1000)) * time.Millisecond
+			poll(d)
+			t.Logf("step %d: consume for %v, to offset %d", k+1, d, last+1)
+		case down != 0:
+			t.Logf("step %d: restart node %d", k+1, down)
+			c.restartNode(down)
+			down = 0
+			eventually(t, 40*time.Second, fmt.Sprintf("step %d: the ISR whole again", k+1), fullISR)
+		case cut != 0:
+			t.Logf("step %d: heal node %d", k+1, cut)
+			c.net.HealAll()
+			cut = 0
+			eventually(t, 40*time.Second, fmt.Sprintf("step %d: the ISR whole again", k+1), fullISR)
+		case kind == 2:
+			down = int32(1 + rng.IntN(3))
+			t.Logf("step %d: stop node %d", k+1, down)
+			c.nodes.Stop(down)
+		default:
+			cut = int32(1 + rng.IntN(3))
+			t.Logf("step %d: cut node %d from the others", k+1, cut)
+			c.net.Isolate(faultnet.NodeID(cut))
+		}
+	}
+
+	// The final heal: every node back, every ISR whole, then more
+	// acknowledgements.
+	c.net.HealAll()
+	if down != 0 {
+		c.restartNode(down)
+	}
+	eventually(t, 40*time.Second, "a leader with an ISR of 3 after the final heal", fullISR)
+	waitAcks(acks.count()+20, "acknowledgements after the final heal")
+	stopProducer()
+	var end base.Offset
+	eventually(t, 20*time.Second, "rr/0 replicated everywhere", func() error {
+		for i, b := range c.brokers {
+			l := partitionLog(b, "rr", 0)
+			if l == nil {
+				return fmt.Errorf("node %d has no log", i+1)
+			}
+			if i == 0 {
+				end = l.LogEndOffset()
+			}
+			if l.LogEndOffset() != end || l.HighWatermark() != end {
+				return fmt.Errorf("node %d: end %d hw %d, node 1's end %d", i+1, l.LogEndOffset(), l.HighWatermark(), end)
+			}
+		}
+		return nil
+	})
+	checkReplicasAgree(t, c, "rr", 0)
+
+	eventually(t, 30*time.Second, "the running consumer at the end", func() error {
+		poll(200 * time.Millisecond)
+		if last+1 < int64(end) {
+			return fmt.Errorf("read to %d of %d", last+1, end)
+		}
+		return nil
+	})
+	fresh := consumeAll(t, c, "rr", int(end))
+	if !slices.Equal(fresh, read) {
+		t.Fatalf("the running consumer read %d records, a fresh one %d, not the same", len(read), len(fresh))
+	}
+	acks.mu.Lock()
+	acked := slices.Clone(acks.acked)
+	acks.mu.Unlock()
+	seen := map[string]bool{}
+	prev := -1
+	for _, v := range read {
+		if seen[v] {
+			t.Fatalf("record %q read twice", v)
+		}
+		seen[v] = true
+		n, _ := strconv.Atoi(v)
+		if n <= prev {
+			t.Fatalf("record %d after %d: out of order", n, prev)
+		}
+		prev = n
+	}
+	for _, a := range acked {
+		if !seen[strconv.Itoa(a)] {
+			t.Fatalf("acknowledged record %d lost", a)
+		}
+	}
+	t.Logf("%d acknowledged, %d failed, %d in the log (seed %d)", len(acked), acks.errs, len(read), seed)
+}
