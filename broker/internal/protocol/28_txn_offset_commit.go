@@ -31,7 +31,7 @@ func handleTxnOffsetCommit(ctx context.Context, s *Server, r *Request) (kmsg.Res
 	req := r.Body.(*kmsg.TxnOffsetCommitRequest)
 	d, code, _ := txnDriver(s)
 	if code == 0 && r.Version >= 5 {
-		code = addOffsetsForCommit(ctx, d, req)
+		code = addOffsetsForCommit(ctx, s, d, req)
 	}
 	if code != 0 {
 		resp := req.ResponseKind().(*kmsg.TxnOffsetCommitResponse)
@@ -51,12 +51,31 @@ func handleTxnOffsetCommit(ctx context.Context, s *Server, r *Request) (kmsg.Res
 }
 
 // addOffsetsForCommit adds the group of a TxnOffsetCommit v5 to the
-// producer's transaction, as AddOffsetsToTxn does, and returns the
-// coordinator's code (0: added).
-func addOffsetsForCommit(ctx context.Context, d *txn.Driver, req *kmsg.TxnOffsetCommitRequest) int16 {
+// producer's transaction, as AddOffsetsToTxn does, at the transaction's
+// coordinator (on a cluster, possibly another broker than this group
+// coordinator), and returns the coordinator's code (0: added). The
+// coordinator's "ask elsewhere" answers become COORDINATOR_NOT_AVAILABLE:
+// NOT_COORDINATOR from a TxnOffsetCommit would send the client looking
+// for another group coordinator.
+func addOffsetsForCommit(ctx context.Context, s *Server, d *txn.Driver, req *kmsg.TxnOffsetCommitRequest) int16 {
 	add := kmsg.NewPtrAddOffsetsToTxnRequest()
 	add.Version = 4
 	add.TransactionalID, add.ProducerID, add.ProducerEpoch, add.Group = req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Group
+	var code int16
+	if s.cfg.Cluster != nil {
+		code = clusterAddOffsets(ctx, s, d, add)
+	} else {
+		code = localAddOffsets(ctx, d, add)
+	}
+	switch code {
+	case kerr.NotCoordinator.Code, kerr.CoordinatorLoadInProgress.Code:
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return code
+}
+
+// localAddOffsets hands add to this broker's transaction coordinator.
+func localAddOffsets(ctx context.Context, d *txn.Driver, add *kmsg.AddOffsetsToTxnRequest) int16 {
 	resp, err := d.Handle(ctx, add)
 	switch {
 	case errors.Is(err, txn.ErrClosed):

@@ -334,6 +334,47 @@ func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid in
 	return 0
 }
 
+// txnCoordinatorNode returns the leader of transactional id id's
+// __transaction_state partition, or false when the view has none.
+func txnCoordinatorNode(s *Server, d *txn.Driver, id string) (int32, bool) {
+	ct := s.cfg.Cluster.View().Topics[txn.StateTopic]
+	if ct == nil || int32(len(ct.Partitions)) != d.Partitions() {
+		return -1, false
+	}
+	leader := ct.Partitions[txn.Partition(txn.TransactionalID(id), d.Partitions())].Leader
+	return leader, leader >= 0
+}
+
+// clusterAddOffsets sends add (an AddOffsetsToTxn a TxnOffsetCommit v5
+// implies) to the transactional id's coordinator: this broker's driver
+// when it leads the id's state partition, else the leader, over the
+// inter-broker listener. It returns the coordinator's code, or
+// COORDINATOR_NOT_AVAILABLE (which the client retries) when none answers.
+func clusterAddOffsets(ctx context.Context, s *Server, d *txn.Driver, add *kmsg.AddOffsetsToTxnRequest) int16 {
+	leader, ok := txnCoordinatorNode(s, d, add.TransactionalID)
+	if !ok {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	if leader == s.cfg.Node.ID {
+		if t, _ := s.Extension(txnExtensionName).(*txnCoordinator); t != nil && t.own != nil {
+			t.own.sync(ctx)
+		}
+		return localAddOffsets(ctx, d, add)
+	}
+	sender, ok := s.cfg.Replication.(BrokerSender)
+	if !ok {
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	rctx, cancel := context.WithTimeout(ctx, peerRequestTimeout)
+	defer cancel()
+	out, err := sender.SendToBroker(rctx, leader, add)
+	if err != nil {
+		s.Logger.Debug("protocol: add a transactional offset commit's group at its coordinator", "coordinator", leader, "err", err)
+		return kerr.CoordinatorNotAvailable.Code
+	}
+	return out.(*kmsg.AddOffsetsToTxnResponse).ErrorCode
+}
+
 // clusterVerify asks the coordinator of transactional id id whether parts
 // are in its open transaction under producer pid and epoch: this broker's
 // driver when it leads the id's state partition, else the leader's, with
@@ -344,13 +385,8 @@ func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid in
 // NOT_ENOUGH_REPLICAS (retriable, as Kafka answers) when no coordinator
 // answers.
 func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid int64, epoch int16, parts []txn.TopicPartition, add bool) (map[txn.TopicPartition]int16, int16, error) {
-	v := s.cfg.Cluster.View()
-	ct := v.Topics[txn.StateTopic]
-	if ct == nil || int32(len(ct.Partitions)) != d.Partitions() {
-		return nil, kerr.NotEnoughReplicas.Code, nil
-	}
-	leader := ct.Partitions[txn.Partition(txn.TransactionalID(id), d.Partitions())].Leader
-	if leader < 0 {
+	leader, ok := txnCoordinatorNode(s, d, id)
+	if !ok {
 		return nil, kerr.NotEnoughReplicas.Code, nil
 	}
 	if leader == s.cfg.Node.ID {
