@@ -148,7 +148,7 @@ type target struct {
 }
 
 func startTarget(ctx context.Context, name string, cfg logConfig) (*target, error) {
-	if isProcTarget(name) && cfg.bins == nil {
+	if isProcTarget(name) && name != targetKfakeProc && cfg.bins == nil {
 		return nil, fmt.Errorf("bench: target %s runs weir binaries, which only the log workload builds", name)
 	}
 	switch name {
