@@ -91,14 +91,21 @@ func (o *groupOwnership) sync(ctx context.Context) { o.f.TrySync(ctx) }
 // partitionsAgree reports whether the cluster's __consumer_offsets has the
 // partition count this broker's coordinator places groups with.
 func (o *groupOwnership) partitionsAgree(n int32) bool {
-	if n == o.d.Partitions() {
+	return countsAgree(o.s, &o.warned, group.OffsetsTopic, n, o.d.Partitions(), "group")
+}
+
+// countsAgree reports whether a coordinator's internal topic has, in the
+// cluster, the partition count (have) this broker places keys with
+// (want). Keys would be placed by one count here and another by the other
+// brokers, so a broker that disagrees coordinates none rather than the
+// wrong ones, and says so once (warned).
+func countsAgree(s *Server, warned *atomic.Bool, topic string, have, want int32, what string) bool {
+	if have == want {
 		return true
 	}
-	// Groups would be placed by one count here and another by the other
-	// brokers: coordinate none rather than the wrong ones.
-	if !o.warned.Swap(true) {
-		o.s.Logger.Error("protocol: __consumer_offsets has a partition count other than this broker's; this broker coordinates no group (give every broker the same offsets topic partitions)",
-			"cluster", n, "broker", o.d.Partitions())
+	if !warned.Swap(true) {
+		s.Logger.Error("protocol: a coordinator's internal topic has a partition count other than this broker's; this broker coordinates no "+what+
+			" (give every broker the same partition count)", "topic", topic, "cluster", have, "broker", want)
 	}
 	return false
 }

@@ -156,14 +156,7 @@ func (o *txnOwnership) sync(ctx context.Context) { o.f.TrySync(ctx) }
 // partitionsAgree reports whether the cluster's __transaction_state has
 // the partition count this broker places transactional ids with.
 func (o *txnOwnership) partitionsAgree(n int32) bool {
-	if n == o.d.Partitions() {
-		return true
-	}
-	if !o.warned.Swap(true) {
-		o.s.Logger.Error("protocol: __transaction_state has a partition count other than this broker's; this broker coordinates no transaction",
-			"cluster", n, "broker", o.d.Partitions())
-	}
-	return false
+	return countsAgree(o.s, &o.warned, txn.StateTopic, n, o.d.Partitions(), "transaction")
 }
 
 // ensureStateTopic creates __transaction_state through the controller
