@@ -1,6 +1,7 @@
 package quorum
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -196,5 +197,114 @@ func TestRejoiningNodeVotesBeforeCatchingUp(t *testing.T) {
 	})
 	c.start(lead, nil)
 	c.waitApplied(c.nodes[c.waitLeader(10*time.Second)].Status().Applied, 10*time.Second)
+	c.checkSame(want)
+}
+
+// TestRejoiningNodeIgnoresStaleLeader: a leader elected while one voter
+// was down (so it knows nothing that voter holds) is cut off, and the
+// other two elect a later leader, which commits an entry with both of
+// them. Then the voter that was down loses its storage and comes back
+// reachable only from the old leader, which still believes it leads (its
+// election timeout, and so its quorum check, is long here). Had the
+// rejoining node taken the old leader's entries and heartbeats, its
+// acknowledgements would commit entries of the old term (the proposal
+// below, or the old leader's removal of the node) where the later leader
+// committed its own. The old leader must commit nothing, and once healed
+// every node holds exactly the later leader's entries.
+func TestRejoiningNodeIgnoresStaleLeader(t *testing.T) {
+	const stale, other, lost NodeID = 1, 2, 3
+	rejoin := map[NodeID]bool{}
+	c := newTestCluster(t, 3, func(o *Options) {
+		o.Rejoin = rejoin[o.ID]
+		if o.ID == stale {
+			o.ElectionTicks = 1000 // a quorum check every 10 s
+		}
+	})
+	want := []string{"before"}
+	c.waitApplied(c.propose("before", 10*time.Second), 10*time.Second)
+	// Node 1 becomes leader while node 3 is down: leadership moves to
+	// node 2 and then to node 1 (by transfers: node 1's long election
+	// timeout keeps it from granting votes to node 2's campaign soon).
+	transferTo := func(to NodeID) {
+		t.Helper()
+		poll(t, 20*time.Second, func() error {
+			lead := c.waitLeader(10 * time.Second)
+			if lead == to {
+				return nil
+			}
+			if err := c.nodes[lead].TransferLeadership(context.Background(), to); err != nil {
+				return err
+			}
+			return fmt.Errorf("leader %d, transferring to node %d", lead, to)
+		})
+	}
+	transferTo(stale)
+	c.stop(lost)
+	transferTo(other)
+	transferTo(stale)
+
+	// Node 1 cut off; nodes 2 and 3 elect a leader of a later term, which
+	// commits "after-cut" with both of them.
+	c.net.Isolate(stale)
+	c.start(lost, nil)
+	var lead NodeID
+	poll(t, 20*time.Second, func() error {
+		for _, id := range []NodeID{other, lost} {
+			if c.nodes[id].IsLeader() {
+				lead = id
+				return nil
+			}
+		}
+		return fmt.Errorf("no leader among nodes %d and %d", other, lost)
+	})
+	want = append(want, "after-cut")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	idx, err := c.nodes[lead].Propose(ctx, []byte("after-cut"))
+	cancel()
+	if err != nil {
+		t.Fatalf("propose on node %d: %v", lead, err)
+	}
+	poll(t, 10*time.Second, func() error {
+		for _, id := range []NodeID{other, lost} {
+			if s := c.nodes[id].Status(); s.Applied < idx {
+				return fmt.Errorf("node %d applied %d < %d", id, s.Applied, idx)
+			}
+		}
+		return nil
+	})
+	if !c.nodes[stale].IsLeader() {
+		t.Fatalf("node %d stepped down before the test could use it as a stale leader", stale)
+	}
+	staleApplied := c.nodes[stale].Status().Applied
+
+	// Node 3 loses its storage and comes back able to talk to node 1 only.
+	c.stop(lost)
+	c.fs[lost] = vfs.NewMem()
+	rejoin[lost] = true
+	c.net.HealAll()
+	for _, p := range [][2]NodeID{{stale, other}, {other, stale}, {lost, other}, {other, lost}} {
+		c.net.Cut(p[0], p[1])
+	}
+	c.start(lost, nil)
+	ctx, cancel = context.WithTimeout(context.Background(), 3*time.Second)
+	sidx, err := c.nodes[stale].Propose(ctx, []byte("stale"))
+	cancel()
+	if err == nil {
+		t.Fatalf("the stale leader %d committed a proposal at index %d with the emptied node %d's acknowledgement", stale, sidx, lost)
+	}
+	t.Logf("stale leader's proposal: %v", err)
+	if s := c.nodes[stale].Status(); s.Applied != staleApplied {
+		t.Fatalf("the stale leader %d applied up to %d (from %d) with the emptied node %d's acknowledgements", stale, s.Applied, staleApplied, lost)
+	}
+
+	c.net.HealAll()
+	poll(t, 20*time.Second, func() error {
+		if s := c.nodes[lost].Status(); s.Rejoining {
+			return fmt.Errorf("node %d still rejoining: %+v", lost, s)
+		}
+		return nil
+	})
+	want = append(want, "healed")
+	c.waitApplied(c.propose("healed", 20*time.Second), 20*time.Second)
 	c.checkSame(want)
 }
