@@ -251,22 +251,10 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	lookTool(t, func() error { return err }, "apt-get install kcat")
 
-	c := proccluster.Start(t, proccluster.Options{Args: []string{"--broker-session-timeout", sessionTimeout.String(),
-		"--leader-rebalance-interval=-1s"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	waitBrokers(t, ctx, c, 3)
+	f := startFaultCluster(t, 3*time.Minute, "--broker-session-timeout", sessionTimeout.String(), "--leader-rebalance-interval=-1s")
+	c, ctx, admin := f.c, f.ctx, f.admin
 	const topic = "clients"
-	h := &replHarness{t: t, ctx: ctx, c: c, topic: topic, parts: 1}
-	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if r, err := kadm.NewClient(admin).CreateTopic(ctx, 1, 3, nil, topic); err != nil || r.Err != nil {
-		t.Fatalf("create topic: %v %v", err, r.Err)
-	}
-	eventually(t, 20*time.Second, "the partition led, with an ISR of 3", h.fullISR)
+	h := f.createReplicated(1, topic)
 
 	boot := strings.Join(c.Addrs(), ",")
 	const produceFor = 40 * time.Second
@@ -504,18 +492,18 @@ func startFranzGo(t *testing.T, ctx context.Context, c *proccluster.Cluster, top
 		defer tick.Stop()
 		for i := 0; time.Now().Before(end); i++ {
 			select {
-			case <-ctx.Done():
+			case <-cctx.Done():
 				return
 			case <-tick.C:
 			}
 			v := fmt.Sprintf("fg-%d", i)
-			pcl.Produce(ctx, &kgo.Record{Partition: 0, Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			pcl.Produce(cctx, &kgo.Record{Partition: 0, Value: []byte(v)}, func(_ *kgo.Record, err error) {
 				if err == nil {
 					prod.add("ok " + v)
 				}
 			})
 		}
-		fctx, fcancel := context.WithTimeout(ctx, 60*time.Second)
+		fctx, fcancel := context.WithTimeout(cctx, 60*time.Second)
 		_ = pcl.Flush(fctx)
 		fcancel()
 	}()
