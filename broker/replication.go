@@ -35,7 +35,7 @@ func openReplication(opts Options, cn *cluster.Node, reg *topics.Registry) (*rep
 	}
 	return replica.NewManager(replica.Options{
 		Self: opts.NodeID, Topics: reg, Dial: dial,
-		AlterPartition: cn.AlterPartition, BrokerEpoch: cn.BrokerEpoch,
+		AlterPartition: cn.AlterPartition, BrokerEpoch: cn.BrokerEpoch, SessionLapsed: cn.SessionLapsed,
 		LagTime: lag, Logger: opts.Logger, AfterCommitWait: opts.cluster.afterCommitWait,
 	}), nil
 }

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -224,8 +226,9 @@ func lookTool(t *testing.T, check func() error, install string) {
 // TestFaultClientsAcrossLeaderKill: three brokers as processes
 // (--broker-session-timeout 3s), a topic of one partition with replication
 // factor 3 (min.insync.replicas 2). franz-go (idempotent, acks=all),
-// confluent-kafka (idempotent, acks=all) and kafka-python (acks=all)
-// produce to it, one record every 10ms each; franz-go, kafka-python,
+// confluent-kafka (idempotent, acks=all), kcat (idempotent, acks=all, fed
+// lines over stdin) and kafka-python (acks=all) produce to it, one record
+// every 10ms each; franz-go, kafka-python,
 // confluent-kafka and kcat consume it from the start. The automatic leader
 // rebalance is off. The partition's leader, its preferred replica, is
 // shut down (SIGTERM: a forced move by controlled shutdown) and restarted;
@@ -236,7 +239,10 @@ func lookTool(t *testing.T, check func() error, install string) {
 // consumer has read every record any producer saw acknowledged, those of
 // the idempotent producers exactly once (kafka-python's is not idempotent:
 // a retry of a record whose answer was lost writes it again), and all
-// consumers read the same records in the same order.
+// consumers read the same records in the same order. kcat, which names
+// no record it acknowledges, must exit with status 0 having reported a
+// delivery for every line and no failed one, and every consumer must read
+// its lines once each in the order they were written.
 func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 	faultTest(t)
 	const py = "/usr/bin/python3"
@@ -245,22 +251,10 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	lookTool(t, func() error { return err }, "apt-get install kcat")
 
-	c := proccluster.Start(t, proccluster.Options{Args: []string{"--broker-session-timeout", sessionTimeout.String(),
-		"--leader-rebalance-interval=-1s"}})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	waitBrokers(t, ctx, c, 3)
+	f := startFaultCluster(t, 3*time.Minute, "--broker-session-timeout", sessionTimeout.String(), "--leader-rebalance-interval=-1s")
+	c, ctx, admin := f.c, f.ctx, f.admin
 	const topic = "clients"
-	h := &replHarness{t: t, ctx: ctx, c: c, topic: topic, parts: 1}
-	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if r, err := kadm.NewClient(admin).CreateTopic(ctx, 1, 3, nil, topic); err != nil || r.Err != nil {
-		t.Fatalf("create topic: %v %v", err, r.Err)
-	}
-	eventually(t, 20*time.Second, "the partition led, with an ISR of 3", h.fullISR)
+	h := f.createReplicated(1, topic)
 
 	boot := strings.Join(c.Addrs(), ",")
 	const produceFor = 40 * time.Second
@@ -272,8 +266,9 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 		startClientProc(t, "confluent-kafka consumer", false, py, "-c", confluentConsumer, boot, topic),
 		startClientProc(t, "kcat consumer", false, kcat, "-b", boot, "-C", "-t", topic, "-p", "0", "-o", "beginning", "-u", "-q", "-f", "%s\n"),
 	}
+	kcProd := startKcatProducer(t, kcat, boot, topic, produceFor)
 	fgProd, fgCons := startFranzGo(t, ctx, c, topic, produceFor)
-	clients = append(clients, fgProd, fgCons)
+	clients = append(clients, kcProd.clientProc, fgProd, fgCons)
 
 	// Every client under way before the faults.
 	eventually(t, 30*time.Second, "every client producing or consuming", func() error {
@@ -394,6 +389,7 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 			}
 		}
 	}
+	kcProd.checkAllDelivered(t)
 	var acked []string
 	for _, cp := range clients {
 		if cp.producer {
@@ -436,6 +432,16 @@ func TestFaultClientsAcrossLeaderKill(t *testing.T) {
 			}
 		}
 		t.Logf("%s: read %d records (%d of kafka-python's more than once)", cp.name, len(cp.values()), dups)
+		// kcat's lines in the order it was fed them.
+		next := 0
+		for _, v := range cp.values() {
+			if n, ok := kcatLineNumber(v); ok {
+				if n != next {
+					t.Errorf("%s read kcat's line %d where line %d was due", cp.name, n, next)
+				}
+				next = n + 1
+			}
+		}
 	}
 	// Every consumer read the same log: the same records in the same order.
 	var first *clientProc
@@ -486,18 +492,18 @@ func startFranzGo(t *testing.T, ctx context.Context, c *proccluster.Cluster, top
 		defer tick.Stop()
 		for i := 0; time.Now().Before(end); i++ {
 			select {
-			case <-ctx.Done():
+			case <-cctx.Done():
 				return
 			case <-tick.C:
 			}
 			v := fmt.Sprintf("fg-%d", i)
-			pcl.Produce(ctx, &kgo.Record{Partition: 0, Value: []byte(v)}, func(_ *kgo.Record, err error) {
+			pcl.Produce(cctx, &kgo.Record{Partition: 0, Value: []byte(v)}, func(_ *kgo.Record, err error) {
 				if err == nil {
 					prod.add("ok " + v)
 				}
 			})
 		}
-		fctx, fcancel := context.WithTimeout(ctx, 60*time.Second)
+		fctx, fcancel := context.WithTimeout(cctx, 60*time.Second)
 		_ = pcl.Flush(fctx)
 		fcancel()
 	}()
@@ -516,4 +522,130 @@ func startFranzGo(t *testing.T, ctx context.Context, c *proccluster.Cluster, top
 		pcl.Close()
 	})
 	return prod, cons
+}
+
+// kcatProducer is kcat -P fed lines "kc-N" over its stdin. kcat prints no
+// value per acknowledged record; at verbosity 3 (-v -v) librdkafka's
+// delivery callback in kcat prints "Message delivered to partition P
+// (offset O) on broker B" for each record delivered and, at any
+// verbosity, "Delivery failed for message: ERR" for each it gave up on,
+// after which kcat exits with status 1. Each delivery line is stamped as
+// "ok kc-K", K counting the delivery lines: which line it acknowledges is
+// unknown, so the values stand for the acknowledged lines only once
+// checkAllDelivered has found as many delivery lines as lines written, no
+// failure, and exit status 0, when every line written was acknowledged.
+type kcatProducer struct {
+	*clientProc
+	written  atomic.Int64 // lines written to kcat's stdin
+	fedDone  chan struct{}
+	failures []string // "Delivery failed" lines, under clientProc.mu
+}
+
+// startKcatProducer starts kcat as an idempotent acks=all producer to
+// partition 0 of topic and writes it one line every 10ms for d, then
+// closes its stdin: kcat then waits for every record's delivery and exits.
+func startKcatProducer(t *testing.T, kcat, boot, topic string, d time.Duration) *kcatProducer {
+	t.Helper()
+	kp := &kcatProducer{clientProc: &clientProc{name: "kcat producer", producer: true, done: make(chan struct{})}, fedDone: make(chan struct{})}
+	kp.cmd = exec.Command(kcat, "-b", boot, "-P", "-t", topic, "-p", "0", "-v", "-v",
+		"-X", "enable.idempotence=true", "-X", "acks=all", "-X", "message.timeout.ms=60000",
+		"-X", "linger.ms=5", "-X", "topic.metadata.refresh.interval.ms=1000")
+	stdin, err := kp.cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := kp.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kp.cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", kp.name, err)
+	}
+	go kp.readReports(stderr)
+	stop := make(chan struct{})
+	go func() {
+		defer close(kp.fedDone)
+		defer stdin.Close()
+		end := time.Now().Add(d)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; time.Now().Before(end); i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			if _, err := fmt.Fprintf(stdin, "kc-%d\n", i); err != nil {
+				return // kcat exited; checkAllDelivered says so
+			}
+			kp.written.Add(1)
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-kp.fedDone
+		_ = kp.cmd.Process.Kill()
+		<-kp.done
+		_ = kp.cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s stderr, other than deliveries (last 2000 bytes):\n%s", kp.name, tailString(kp.stderr.String(), 2000))
+		}
+	})
+	return kp
+}
+
+// readReports stamps kcat's delivery lines and keeps its other output.
+func (kp *kcatProducer) readReports(r io.Reader) {
+	defer close(kp.done)
+	sc := bufio.NewScanner(r)
+	delivered := 0
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.Contains(line, "Message delivered to partition"):
+			kp.add(fmt.Sprintf("ok kc-%d", delivered))
+			delivered++
+		case strings.Contains(line, "Delivery failed"):
+			kp.mu.Lock()
+			kp.failures = append(kp.failures, line)
+			kp.mu.Unlock()
+			fallthrough
+		default:
+			kp.mu.Lock()
+			kp.stderr.WriteString(line + "\n")
+			kp.mu.Unlock()
+		}
+	}
+}
+
+// checkAllDelivered, once kcat has exited, fails the test unless it
+// exited with status 0, reported no failed delivery, and reported as many
+// deliveries as lines were written to it.
+func (kp *kcatProducer) checkAllDelivered(t *testing.T) {
+	t.Helper()
+	<-kp.fedDone
+	<-kp.done
+	kp.mu.Lock()
+	failures, stderr := slices.Clone(kp.failures), kp.stderr.String()
+	kp.mu.Unlock()
+	if len(failures) > 0 {
+		t.Fatalf("%s: %d deliveries failed, the first: %s", kp.name, len(failures), failures[0])
+	}
+	if st := kp.cmd.ProcessState; st == nil || !st.Success() {
+		t.Fatalf("%s: exit %v (wanted status 0: every record delivered)\n%s", kp.name, st, tailString(stderr, 2000))
+	}
+	if got, want := len(kp.values()), int(kp.written.Load()); got != want {
+		t.Fatalf("%s: %d deliveries reported for %d lines written", kp.name, got, want)
+	}
+	t.Logf("%s: every one of %d lines delivered, exit status 0", kp.name, kp.written.Load())
+}
+
+// kcatLineNumber returns N of kcat's line "kc-N".
+func kcatLineNumber(v string) (int, bool) {
+	s, ok := strings.CutPrefix(v, "kc-")
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
 }

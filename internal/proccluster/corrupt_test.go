@@ -1,7 +1,6 @@
 package proccluster_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -12,9 +11,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/weir-dev/weir/internal/proccluster"
 )
 
 // TestFaultCorruptRaftStorageRefused: a node's raft storage is corrupted
@@ -27,18 +23,11 @@ import (
 // created).
 func TestFaultCorruptRaftStorageRefused(t *testing.T) {
 	rng := faultTest(t)
-	c := proccluster.Start(t, proccluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	waitBrokers(t, ctx, c, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	f := startFaultCluster(t, 2*time.Minute)
+	c, ctx := f.c, f.ctx
 	for i := range 5 {
 		name := fmt.Sprintf("before%d", i)
-		if r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, name); err != nil || r.Err != nil {
+		if r, err := f.adm.CreateTopic(ctx, 1, 3, nil, name); err != nil || r.Err != nil {
 			t.Fatalf("create %s: %v %v", name, err, r.Err)
 		}
 	}

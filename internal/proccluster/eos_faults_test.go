@@ -4,25 +4,17 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
-	"github.com/weir-dev/weir/internal/proccluster"
 	"github.com/weir-dev/weir/runtime"
-	"github.com/weir-dev/weir/serde"
 )
 
 // ordersAppEnv names the broker an orders application process (this test
@@ -33,10 +25,7 @@ const ordersAppEnv = "WEIR_ORDERS_APP_BROKER"
 // orders-per-minute application process, in exactly-once mode, started by
 // TestFaultOrdersExactlyOnceKilled. It runs until it is killed.
 func TestFaultOrdersAppProcess(t *testing.T) {
-	addr := os.Getenv(ordersAppEnv)
-	if addr == "" {
-		t.Skip("an application process, started by TestFaultOrdersExactlyOnceKilled")
-	}
+	addr := processEnv(t, ordersAppEnv, "TestFaultOrdersExactlyOnceKilled")
 	topo, err := orders.Topology(true)
 	if err != nil {
 		t.Fatal(err)
@@ -68,43 +57,12 @@ func TestFaultOrdersAppProcess(t *testing.T) {
 // third over, one emitted twice.)
 func TestFaultOrdersExactlyOnceKilled(t *testing.T) {
 	rng := faultTest(t)
-	bin := proccluster.Binary(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	start := func(name string, env []string, args ...string) *exec.Cmd {
-		logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = cmd.Wait(); logf.Close() }()
-		return cmd
-	}
-	var broker, app *exec.Cmd
-	startBroker := func() {
-		broker = start("broker", nil, bin, "broker", "--listen", addr, "--data-dir", filepath.Join(dir, "data"))
-	}
+	sb := startSoloBroker(t)
+	addr := sb.addr
+	var app *testProc
 	startApp := func() {
-		app = start("app", []string{ordersAppEnv + "=" + addr, "WEIR_ORDERS_APP_STATE=" + filepath.Join(dir, "state")},
-			os.Args[0], "-test.run=^TestFaultOrdersAppProcess$", "-test.v")
+		app = sb.startTestProcess("app", "TestFaultOrdersAppProcess", ordersAppEnv+"="+addr, "WEIR_ORDERS_APP_STATE="+filepath.Join(sb.dir, "state"))
 	}
-	startBroker()
-	t.Cleanup(func() {
-		_ = broker.Process.Kill()
-		if app != nil {
-			_ = app.Process.Kill()
-		}
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic(orders.InputTopic))
@@ -112,16 +70,7 @@ func TestFaultOrdersExactlyOnceKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	serving := func() {
-		t.Helper()
-		eventually(t, 30*time.Second, "broker serving", func() error {
-			pctx, c := context.WithTimeout(ctx, time.Second)
-			defer c()
-			_, err := cl.Request(pctx, kmsg.NewPtrApiVersionsRequest())
-			return err
-		})
-	}
-	serving()
+	sb.waitServing(ctx, cl)
 	adm := kadm.NewClient(cl)
 	const parts = 3
 	if r, err := adm.CreateTopics(ctx, parts, 1, nil, orders.InputTopic, orders.UpdatesTopic, orders.FinalTopic); err != nil || r.Error() != nil {
@@ -228,14 +177,13 @@ func TestFaultOrdersExactlyOnceKilled(t *testing.T) {
 		time.Sleep(500*time.Millisecond + time.Duration(rng.IntN(1000))*time.Millisecond) // the fault's seeded moment, not a synchronization
 		t.Logf("fault %d: SIGKILL the %s (%d orders sent so far)", i+1, f, sent())
 		if f == "app" {
-			_ = app.Process.Signal(syscall.SIGKILL)
+			app.kill()
 			startApp()
 			continue
 		}
-		_ = broker.Process.Signal(syscall.SIGKILL)
-		_, _ = broker.Process.Wait()
-		startBroker()
-		serving()
+		sb.broker.kill()
+		sb.restartBroker()
+		sb.waitServing(ctx, cl)
 	}
 	close(stop)
 	if err := <-stopped; err != nil {
@@ -248,92 +196,12 @@ func TestFaultOrdersExactlyOnceKilled(t *testing.T) {
 	}
 	t.Logf("%d orders in %d windows to close", seq-60, len(want))
 
-	var got map[orders.WindowKey][]int64
 	eventually(t, 90*time.Second, "every closed window's final count, equal to its orders", func() error {
-		got, err = readFinalsCommitted(ctx, addr)
+		finals, err := readFinals(ctx, []string{addr}, kgo.ReadCommitted(), true)
 		if err != nil {
 			return err
 		}
-		var bad []string
-		for k, w := range want {
-			if g := got[k]; len(g) != 1 || g[0] != w {
-				bad = append(bad, fmt.Sprintf("%v: finals %v, want [%d]", k, g, w))
-			}
-		}
-		for k, g := range got {
-			if _, ok := want[k]; !ok {
-				bad = append(bad, fmt.Sprintf("%v: finals %v for a window still open or never seen", k, g))
-			}
-		}
-		if len(bad) > 0 {
-			sort.Strings(bad)
-			return fmt.Errorf("%d windows:\n  %s", len(bad), strings.Join(bad[:min(len(bad), 10)], "\n  "))
-		}
-		return nil
+		return exactFinals(want, finals)
 	})
 	t.Logf("%d windows closed, each final count emitted once and equal to its orders", len(want))
-}
-
-// readFinalsCommitted reads the final counts topic at read_committed from
-// the start to its last stable offsets (markers included, as positions)
-// and returns every count emitted per window, in order.
-func readFinalsCommitted(ctx context.Context, addr string) (map[orders.WindowKey][]int64, error) {
-	admin, err := kgo.NewClient(kgo.SeedBrokers(addr))
-	if err != nil {
-		return nil, err
-	}
-	defer admin.Close()
-	ends, err := kadm.NewClient(admin).ListCommittedOffsets(ctx, orders.FinalTopic)
-	if err != nil {
-		return nil, err
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(orders.FinalTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ks, vs := orders.CountKeySerde(), serde.Int64()
-	out := map[orders.WindowKey][]int64{}
-	next := map[int32]int64{}
-	rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	for {
-		done := true
-		ends.Each(func(e kadm.ListedOffset) {
-			if next[e.Partition] < e.Offset {
-				done = false
-			}
-		})
-		if done {
-			return out, nil
-		}
-		fs := cl.PollFetches(rctx)
-		if rctx.Err() != nil {
-			return nil, fmt.Errorf("reading %s: %w", orders.FinalTopic, rctx.Err())
-		}
-		var derr error
-		fs.EachRecord(func(r *kgo.Record) {
-			next[r.Partition] = r.Offset + 1
-			if r.Attrs.IsControl() {
-				return // a marker: only the position moves
-			}
-			k, err := ks.Deserialize(r.Topic, r.Key)
-			if err != nil {
-				derr = err
-				return
-			}
-			v, err := vs.Deserialize(r.Topic, r.Value)
-			if err != nil {
-				derr = err
-				return
-			}
-			w := orders.WindowKey{Customer: k.Key, Start: k.Window.Start.UnixMilli()}
-			out[w] = append(out[w], v)
-		})
-		if derr != nil {
-			return nil, derr
-		}
-	}
 }

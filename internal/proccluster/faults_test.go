@@ -15,9 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/internal/proccluster"
@@ -148,17 +146,8 @@ func topicsOf(ctx context.Context, n *proccluster.Node) (map[string]topicView, e
 // same ids and replicas, none twice.
 func TestFaultCreateTopicsControllerKilled(t *testing.T) {
 	rng := faultTest(t)
-	c := proccluster.Start(t, proccluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	waitBrokers(t, ctx, c, 3)
-
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	f := startFaultCluster(t, 3*time.Minute)
+	c, ctx, adm := f.c, f.ctx, f.adm
 	killAt, restartAt := 20+rng.IntN(20), 50+rng.IntN(20)
 	t.Logf("the controller is killed as creation %d is handed out and restarted at %d", killAt, restartAt)
 
@@ -257,10 +246,8 @@ func TestFaultCreateTopicsControllerKilled(t *testing.T) {
 // and term of before, and the resumed node catches up to the commit index.
 func TestFaultVoterPausedNoLeaderChange(t *testing.T) {
 	rng := faultTest(t)
-	c := proccluster.Start(t, proccluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	waitBrokers(t, ctx, c, 3)
+	f := startFaultCluster(t, 2*time.Minute)
+	c, ctx := f.c, f.ctx
 	before := raftLeader(t, ctx, c)
 	var followers []*proccluster.Node
 	for _, n := range c.Nodes() {
@@ -282,28 +269,11 @@ func TestFaultVoterPausedNoLeaderChange(t *testing.T) {
 		return nil
 	}
 	paused.Stop()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
-		for _, n := range c.Nodes() {
-			if n == paused {
-				continue
-			}
-			if err := same(n); err != nil {
-				t.Fatalf("while node %d is stopped: %v", paused.ID, err)
-			}
-		}
-		time.Sleep(200 * time.Millisecond) // sampling interval of the 10 s pause
-	}
+	f.holdsFor(10*time.Second, 200*time.Millisecond, paused, fmt.Sprintf("while node %d is stopped", paused.ID), same)
 	paused.Cont()
 	t.Logf("SIGCONT to node %d", paused.ID)
 	eventually(t, 10*time.Second, "the resumed node answers", func() error { return same(paused) })
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
-		for _, n := range c.Nodes() {
-			if err := same(n); err != nil {
-				t.Fatalf("after SIGCONT: %v", err)
-			}
-		}
-		time.Sleep(100 * time.Millisecond) // sampling interval
-	}
+	f.holdsFor(3*time.Second, 100*time.Millisecond, nil, "after SIGCONT", same)
 	eventually(t, 5*time.Second, "the resumed node catches up", func() error {
 		lq, err := c.Node(before.Leader).Quorum(ctx)
 		if err != nil {
@@ -330,61 +300,10 @@ func TestFaultVoterPausedNoLeaderChange(t *testing.T) {
 // bench failover.)
 func TestFaultBrokerPausedKeepsLeadership(t *testing.T) {
 	rng := faultTest(t)
-	c := proccluster.Start(t, proccluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	waitBrokers(t, ctx, c, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if r, err := kadm.NewClient(cl).CreateTopic(ctx, 6, 3, nil, "paused"); err != nil || r.Err != nil {
-		t.Fatalf("create topic: %v %v", err, r.Err)
-	}
-	type leadership struct{ leader, epoch int32 }
-	leaders := func(n *proccluster.Node) (map[int32]leadership, error) {
-		m, err := n.Metadata(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, tp := range m.Topics {
-			if tp.Topic != nil && *tp.Topic == "paused" && len(tp.Partitions) == 6 {
-				out := map[int32]leadership{}
-				for _, p := range tp.Partitions {
-					out[p.Partition] = leadership{p.Leader, p.LeaderEpoch}
-				}
-				return out, nil
-			}
-		}
-		return nil, fmt.Errorf("node %d: no topic paused with 6 partitions yet", n.ID)
-	}
-	var before map[int32]leadership
-	eventually(t, 10*time.Second, "every node shows the same leaders of paused", func() error {
-		before = nil
-		for _, n := range c.Nodes() {
-			l, err := leaders(n)
-			if err != nil {
-				return err
-			}
-			if before != nil && !maps.Equal(before, l) {
-				return fmt.Errorf("node %d: %v, another node %v", n.ID, l, before)
-			}
-			before = l
-		}
-		return nil
-	})
-	q := raftLeader(t, ctx, c)
-	var victims []*proccluster.Node
-	for _, n := range c.Nodes() {
-		if n.ID != q.Leader && slices.ContainsFunc(slices.Collect(maps.Values(before)), func(l leadership) bool { return l.leader == n.ID }) {
-			victims = append(victims, n)
-		}
-	}
-	if len(victims) == 0 {
-		t.Fatalf("no broker but the controller %d leads a partition: %v", q.Leader, before)
-	}
-	paused := victims[rng.IntN(len(victims))]
+	f := startFaultCluster(t, 2*time.Minute)
+	ctx := f.ctx
+	paused, before, q := f.leaderVictim(rng, "paused", 6)
+	leaders := func(n *proccluster.Node) (map[int32]leadership, error) { return leadersOn(ctx, n, "paused", 6) }
 	t.Logf("controller %d; leaders %v; SIGSTOP to node %d for 5s", q.Leader, before, paused.ID)
 	unchanged := func(n *proccluster.Node) error {
 		fenced, known, err := brokerFenced(ctx, n, paused.ID)
@@ -404,28 +323,10 @@ func TestFaultBrokerPausedKeepsLeadership(t *testing.T) {
 		return nil
 	}
 	paused.Stop()
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); {
-		for _, n := range c.Nodes() {
-			if n == paused {
-				continue
-			}
-			if err := unchanged(n); err != nil {
-				paused.Cont()
-				t.Fatalf("while node %d is stopped: %v", paused.ID, err)
-			}
-		}
-		time.Sleep(200 * time.Millisecond) // sampling interval of the 5 s pause
-	}
+	f.holdsFor(5*time.Second, 200*time.Millisecond, paused, fmt.Sprintf("while node %d is stopped", paused.ID), unchanged)
 	paused.Cont()
 	t.Logf("SIGCONT to node %d", paused.ID)
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
-		for _, n := range c.Nodes() {
-			if err := unchanged(n); err != nil && n != paused {
-				t.Fatalf("after SIGCONT: %v", err)
-			}
-		}
-		time.Sleep(100 * time.Millisecond) // sampling interval
-	}
+	f.holdsFor(3*time.Second, 100*time.Millisecond, paused, "after SIGCONT", unchanged)
 }
 
 // brokerFenced returns whether DescribeCluster on n shows broker id
@@ -460,61 +361,10 @@ func brokerFenced(ctx context.Context, n *proccluster.Node, id int32) (fenced, k
 // by every node.
 func TestFaultBrokerKilledFencedAndRejoins(t *testing.T) {
 	rng := faultTest(t)
-	c := proccluster.Start(t, proccluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	waitBrokers(t, ctx, c, 3)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if r, err := kadm.NewClient(cl).CreateTopic(ctx, 6, 3, nil, "spread"); err != nil || r.Err != nil {
-		t.Fatalf("create topic: %v %v", err, r.Err)
-	}
-	type leadership struct{ leader, epoch int32 }
-	leaders := func(n *proccluster.Node) (map[int32]leadership, error) {
-		m, err := n.Metadata(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, tp := range m.Topics {
-			if tp.Topic != nil && *tp.Topic == "spread" && len(tp.Partitions) == 6 {
-				out := map[int32]leadership{}
-				for _, p := range tp.Partitions {
-					out[p.Partition] = leadership{p.Leader, p.LeaderEpoch}
-				}
-				return out, nil
-			}
-		}
-		return nil, fmt.Errorf("node %d: no topic spread with 6 partitions yet", n.ID)
-	}
-	var before map[int32]leadership
-	eventually(t, 10*time.Second, "every node shows spread's leaders", func() error {
-		before = nil
-		for _, n := range c.Nodes() {
-			l, err := leaders(n)
-			if err != nil {
-				return err
-			}
-			if before != nil && !maps.Equal(before, l) {
-				return fmt.Errorf("node %d: %v, another node %v", n.ID, l, before)
-			}
-			before = l
-		}
-		return nil
-	})
-	q := raftLeader(t, ctx, c)
-	var victims []*proccluster.Node
-	for _, n := range c.Nodes() {
-		if n.ID != q.Leader && slices.ContainsFunc(slices.Collect(maps.Values(before)), func(l leadership) bool { return l.leader == n.ID }) {
-			victims = append(victims, n)
-		}
-	}
-	if len(victims) == 0 {
-		t.Fatalf("no broker but the controller %d leads a partition: %v", q.Leader, before)
-	}
-	victim := victims[rng.IntN(len(victims))]
+	f := startFaultCluster(t, 2*time.Minute)
+	c, ctx := f.c, f.ctx
+	victim, before, q := f.leaderVictim(rng, "spread", 6)
+	leaders := func(n *proccluster.Node) (map[int32]leadership, error) { return leadersOn(ctx, n, "spread", 6) }
 	t.Logf("controller %d; leaders before %v; kill -9 of node %d", q.Leader, before, victim.ID)
 	killedAt := time.Now()
 	victim.Kill()

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/internal/proccluster"
@@ -115,20 +114,9 @@ func (h *replHarness) waitAcks(p int32, n int, what string) {
 // the producer and a consumer reading throughout; runs faults; then stops
 // the producer and checks.
 func runReplicated(t *testing.T, topic string, parts int, faults func(h *replHarness)) {
-	c := proccluster.Start(t, proccluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	h := &replHarness{t: t, ctx: ctx, c: c, topic: topic, parts: parts, ackedBy: make([][]acked, parts)}
-	waitBrokers(t, ctx, c, 3)
-	admin, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	if r, err := kadm.NewClient(admin).CreateTopic(ctx, int32(parts), 3, nil, topic); err != nil || r.Err != nil {
-		t.Fatalf("create topic: %v %v", err, r.Err)
-	}
-	eventually(t, 20*time.Second, "every partition led, with an ISR of 3", h.fullISR)
+	f := startFaultCluster(t, 4*time.Minute)
+	c, ctx := f.c, f.ctx
+	h := f.createReplicated(parts, topic)
 
 	// The producer: records "p-i" to partition p, in order per partition.
 	prod, err := kgo.NewClient(kgo.SeedBrokers(c.Addrs()...), kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -226,7 +214,7 @@ func runReplicated(t *testing.T, topic string, parts int, faults func(h *replHar
 	h.mu.Unlock()
 
 	// Every acknowledged record, exactly once, in order.
-	ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, topic)
+	ends, err := f.adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,20 +3,13 @@ package proccluster_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/weir-dev/weir/internal/proccluster"
 )
 
 // copyMemberEnv names the broker a copy-member process (this test binary
@@ -28,10 +21,7 @@ const copyMemberEnv = "WEIR_COPY_MEMBER_BROKER"
 // It runs a franz-go GroupTransactSession that copies "in" to "out" until it
 // is killed.
 func TestFaultCopyMemberProcess(t *testing.T) {
-	addr := os.Getenv(copyMemberEnv)
-	if addr == "" {
-		t.Skip("a copy-member process, started by TestFaultTransactionalCopyMemberKilled")
-	}
+	addr := processEnv(t, copyMemberEnv, "TestFaultTransactionalCopyMemberKilled")
 	id := os.Getenv("WEIR_COPY_MEMBER_ID")
 	s, err := kgo.NewGroupTransactSession(
 		kgo.SeedBrokers(addr),
@@ -79,30 +69,8 @@ func TestFaultCopyMemberProcess(t *testing.T) {
 func TestFaultTransactionalCopyMemberKilled(t *testing.T) {
 	rng := faultTest(t)
 	const total, kills = 100000, 10
-	bin := proccluster.Binary(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	dir := t.TempDir()
-	start := func(name string, env []string, args ...string) *exec.Cmd {
-		logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(args[0], args[1:]...)
-		cmd.Env = append(os.Environ(), env...)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { _ = cmd.Wait(); logf.Close() }()
-		return cmd
-	}
-	broker := start("broker", nil, bin, "broker", "--listen", addr, "--data-dir", filepath.Join(dir, "data"))
-	t.Cleanup(func() { _ = broker.Process.Kill() })
+	sb := startSoloBroker(t)
+	addr := sb.addr
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("in"))
 	if err != nil {
@@ -111,12 +79,7 @@ func TestFaultTransactionalCopyMemberKilled(t *testing.T) {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	eventually(t, 30*time.Second, "broker serving", func() error {
-		pctx, c := context.WithTimeout(ctx, time.Second)
-		defer c()
-		_, err := cl.Request(pctx, kmsg.NewPtrApiVersionsRequest())
-		return err
-	})
+	sb.waitServing(ctx, cl)
 	adm := kadm.NewClient(cl)
 	for _, topic := range []string{"in", "out"} {
 		if _, err := adm.CreateTopic(ctx, 4, 1, nil, topic); err != nil {
@@ -132,18 +95,12 @@ func TestFaultTransactionalCopyMemberKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	members := map[string]*exec.Cmd{}
+	members := map[string]*testProc{}
 	startMember := func(id string) {
-		members[id] = start(id, []string{copyMemberEnv + "=" + addr, "WEIR_COPY_MEMBER_ID=" + id},
-			os.Args[0], "-test.run=^TestFaultCopyMemberProcess$", "-test.v")
+		members[id] = sb.startTestProcess(id, "TestFaultCopyMemberProcess", copyMemberEnv+"="+addr, "WEIR_COPY_MEMBER_ID="+id)
 	}
 	startMember("copy-1")
 	startMember("copy-2")
-	t.Cleanup(func() {
-		for _, m := range members {
-			_ = m.Process.Kill()
-		}
-	})
 
 	out, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("out"),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
@@ -180,7 +137,7 @@ func TestFaultTransactionalCopyMemberKilled(t *testing.T) {
 		c()
 		id := fmt.Sprintf("copy-%d", 1+rng.IntN(2))
 		t.Logf("kill %d: SIGKILL %s, %d of %d copied", k+1, id, len(seen), total)
-		_ = members[id].Process.Signal(syscall.SIGKILL)
+		members[id].kill()
 		startMember(id)
 	}
 	for len(seen) < total {
@@ -190,7 +147,7 @@ func TestFaultTransactionalCopyMemberKilled(t *testing.T) {
 		}
 	}
 	for _, m := range members {
-		_ = m.Process.Kill()
+		m.kill()
 	}
 	quiet, c := context.WithTimeout(ctx, time.Second)
 	for quiet.Err() == nil {

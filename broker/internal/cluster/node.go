@@ -66,6 +66,10 @@ type Node struct {
 	incarnation [16]byte
 	// epoch is the broker epoch of the current registration, -1 if none.
 	epoch atomic.Int64
+	// answered is when the controller last answered a heartbeat or the
+	// registration without an error (Unix nanoseconds; Open's time before
+	// the first): SessionLapsed.
+	answered atomic.Int64
 	// hbMu is held across each heartbeat's round trip, so that the
 	// controlled shutdown's heartbeat is never overtaken by a plain one
 	// sent before it; shuttingDown (set under hbMu) makes every later
@@ -120,6 +124,7 @@ func Open(opts Options) (*Node, error) {
 	n := &Node{opts: opts, log: log, clusterID: cid, sm: newImageSM(log), reconcilec: make(chan struct{}, 1),
 		reconciled: make(chan struct{})}
 	n.epoch.Store(-1)
+	n.answered.Store(time.Now().UnixNano())
 	_, _ = rand.Read(n.incarnation[:])
 	n.sm.onChange = n.wantReconcile
 	if !opts.Controller {
@@ -563,6 +568,7 @@ func (n *Node) register(ctx context.Context) {
 		return
 	}
 	n.epoch.Store(resp.BrokerEpoch)
+	n.answered.Store(time.Now().UnixNano())
 	n.log.Info("cluster: broker registered", "epoch", resp.BrokerEpoch)
 }
 
@@ -578,6 +584,7 @@ func (n *Node) heartbeat(ctx context.Context) {
 	n.log.Debug("cluster: heartbeat answered", "fenced", resp.IsFenced, "caught_up", resp.IsCaughtUp, "err", kerr.ErrorForCode(resp.ErrorCode))
 	switch resp.ErrorCode {
 	case 0:
+		n.answered.Store(time.Now().UnixNano())
 	case kerr.StaleBrokerEpoch.Code, kerr.BrokerIDNotRegistered.Code:
 		n.log.Info("cluster: controller does not know this registration; registering again", "err", kerr.ErrorForCode(resp.ErrorCode))
 		n.epoch.Store(-1)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -25,6 +26,15 @@ func (n *Node) AlterPartition(ctx context.Context, req *kmsg.AlterPartitionReque
 // BrokerEpoch returns the epoch of this broker's current registration, -1
 // when it is not registered.
 func (n *Node) BrokerEpoch() int64 { return n.epoch.Load() }
+
+// SessionLapsed reports whether the controller has answered none of this
+// broker's heartbeats (nor its registration) for SessionTimeout: an active
+// controller, if there is one, has then fenced this broker and moved its
+// leaderships to other brokers, which this broker cannot learn while it
+// cannot reach the quorum (replica.Options.SessionLapsed).
+func (n *Node) SessionLapsed() bool {
+	return time.Since(time.Unix(0, n.answered.Load())) > n.opts.SessionTimeout
+}
 
 // Replayed reports whether this node's image is whole: a voter has applied
 // every entry its raft storage held committed at Open, a broker-only node

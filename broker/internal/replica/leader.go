@@ -204,6 +204,18 @@ func (l *Leader) ISR() []NodeID { return slices.Clone(l.isr) }
 // Pending returns the ISR change in flight, nil if none.
 func (l *Leader) Pending() []NodeID { return slices.Clone(l.pending) }
 
+// Lagging reports whether a follower in the committed ISR has not caught
+// up with the leader's end for lagMax: the ISR needs a change only the
+// controller can make.
+func (l *Leader) Lagging(now time.Time) bool {
+	for _, r := range l.isr {
+		if f := l.followers[r]; r != l.self && f != nil && now.Sub(f.lastCaughtUp) > l.lagMax {
+			return true
+		}
+	}
+	return false
+}
+
 // ProposeISR returns the ISR the leader wants now, and the partition epoch
 // the change is based on, if it differs from the committed one and no
 // change is in flight: the committed ISR without the followers that have

@@ -19,6 +19,7 @@ import (
 //	propose                            (ProposeISR now)
 //	committed isr=(..) pepoch=P        (ISRCommitted)
 //	refused                            (ISRRefused)
+//	lagging                            (Lagging now)
 //
 // Every command prints the state after it.
 func TestLeaderScenarios(t *testing.T) {
@@ -91,6 +92,8 @@ func TestLeaderScenarios(t *testing.T) {
 				l.ISRCommitted(now, nodes("isr"), int32(num("pepoch", "")))
 			case "refused":
 				l.ISRRefused()
+			case "lagging":
+				out = fmt.Sprintf("lagging %t\n", l.Lagging(now))
 			default:
 				t.Fatalf("%s: unknown command %q", td.Pos, td.Cmd)
 			}

@@ -74,6 +74,15 @@ type Options struct {
 	// FetchMaxWait is how long a follower's fetch waits at the leader for
 	// new data. Default 500ms.
 	FetchMaxWait time.Duration
+	// SessionLapsed reports whether the controller has answered none of
+	// this broker's heartbeats for its session timeout, so that it has
+	// most likely fenced this broker and moved its leaderships. A leader
+	// then, while a follower in its ISR lags (an ISR change it cannot get),
+	// answers produces, consumers' fetches and ListOffsets
+	// NOT_LEADER_OR_FOLLOWER and fails its acks=all waiters so: clients
+	// look for the leader elsewhere rather than wait out their request
+	// timeouts here. Default: never.
+	SessionLapsed func() bool
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// AfterCommitWait, when set, is called by WaitCommitted once its wait
@@ -96,6 +105,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.FetchMaxWait <= 0 {
 		o.FetchMaxWait = 500 * time.Millisecond
+	}
+	if o.SessionLapsed == nil {
+		o.SessionLapsed = func() bool { return false }
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -158,6 +170,7 @@ type waiter struct {
 	end    base.Offset
 	done   chan struct{}
 	shrunk bool
+	cutOff bool // failed by releaseCutOff
 }
 
 func (ps *partition) endRoleLocked() {
@@ -191,6 +204,14 @@ func (ps *partition) setISRLocked(n int) {
 			delete(ps.waiters, w)
 		}
 	}
+}
+
+// cutOffLocked reports whether this broker leads ps but has lost the
+// controller (Options.SessionLapsed) while a follower in the ISR lags:
+// it can neither commit nor learn that another broker leads now. Caller
+// holds ps.mu.
+func (m *Manager) cutOffLocked(ps *partition, now time.Time) bool {
+	return ps.role == roleLeader && ps.leader != nil && ps.leader.Lagging(now) && m.opts.SessionLapsed()
 }
 
 // Manager makes this broker the leader or a follower of the partitions the
@@ -265,6 +286,7 @@ func (m *Manager) Run(images func() *metadata.Image, changed func() <-chan struc
 				m.Sync(images())
 				m.roles.synced()
 				m.proposeISR()
+				m.releaseCutOff()
 			}
 			select {
 			case <-m.ctx.Done():
@@ -623,6 +645,29 @@ func (m *Manager) proposeISR() {
 	}()
 }
 
+// releaseCutOff fails the acks=all waiters of every partition this
+// broker leads cut off (cutOffLocked): NOT_LEADER_OR_FOLLOWER now rather
+// than REQUEST_TIMED_OUT at the client's timeout.
+func (m *Manager) releaseCutOff() {
+	if !m.opts.SessionLapsed() {
+		return
+	}
+	now := m.opts.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, ps := range m.parts {
+		ps.mu.Lock()
+		if len(ps.waiters) > 0 && m.cutOffLocked(ps, now) {
+			for w := range ps.waiters {
+				w.cutOff = true
+				close(w.done)
+				delete(ps.waiters, w)
+			}
+		}
+		ps.mu.Unlock()
+	}
+}
+
 // lookup returns the partition a topic partition names.
 func (m *Manager) lookup(p *topics.Partition) *partition {
 	m.mu.Lock()
@@ -666,7 +711,7 @@ func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.role != roleLeader {
+	if ps.role != roleLeader || m.cutOffLocked(ps, m.opts.Now()) {
 		return kerr.NotLeaderForPartition.Code
 	}
 	if acks == -1 && ps.isrLen < ps.minISR {
@@ -686,7 +731,7 @@ func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.role != roleLeader {
+	if ps.role != roleLeader || m.cutOffLocked(ps, m.opts.Now()) {
 		return kerr.NotLeaderForPartition.Code
 	}
 	return checkEpoch(ps.epoch, epoch)
@@ -773,6 +818,8 @@ func (m *Manager) WaitCommitted(ctx context.Context, p *topics.Partition, end ba
 	switch {
 	case w.shrunk:
 		return ps.notEnoughLocked()
+	case w.cutOff:
+		return fmt.Errorf("%w: this broker lost the controller with %s/%d's ISR behind; another broker may lead it now", kerr.NotLeaderForPartition, ps.name, ps.key.p)
 	case ps.stop != stop || ps.role != roleLeader:
 		return fmt.Errorf("%w: leadership of %s/%d moved before the records were replicated", kerr.NotLeaderForPartition, ps.name, ps.key.p)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
