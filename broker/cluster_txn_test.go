@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -446,4 +447,112 @@ func readValues(ctx context.Context, t *testing.T, seeds []string, topic string,
 		}
 	}
 	return got
+}
+
+// TestClusterLateTxnMarkerFenced is the delayed-message problem for a
+// marker (KIP-890 part 2's WriteTxnMarkers v2): the coordinator's
+// WriteTxnMarkers for transaction 1 to a remote partition leader is held
+// in the network (faultnet's Hold) past the coordinator's request timeout,
+// so the coordinator sends it again, that copy lands and transaction 1
+// completes. Transaction 2 then writes to the same partition, at the epoch
+// transaction 1's end bumped to, which is also the held marker's epoch.
+// The held copy is released there, after transaction 2's data; transaction
+// 2 is aborted. Read at read_committed the topic holds exactly the
+// committed records: the late COMMIT must not have ended transaction 2.
+func TestClusterLateTxnMarkerFenced(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	leaders := spreadTopic(ctx, t, c, adm, "late", 3)
+	const id = "late-marker"
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	txnTo := func(part int32, v string, commit bool) {
+		t.Helper()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end the transaction of %s: %v", v, err)
+		}
+	}
+	txnTo(0, "zero", true) // the producer and its coordinator are set up
+
+	coord := txnCoordinatorOf(ctx, t, directClients(t, c), adm, id, -1)
+	part, leader := int32(-1), int32(-1)
+	for pt, l := range leaders {
+		if l != coord {
+			part, leader = pt, l
+			break
+		}
+	}
+	if part < 0 {
+		t.Fatalf("every partition of late is led by the coordinator, node %d: %v", coord, leaders)
+	}
+	t.Logf("coordinator node %d; partition %d led by node %d", coord, part, leader)
+
+	// Hold the coordinator's WriteTxnMarkers requests to the leader: a
+	// request frame is its size, then its api key.
+	from, to := faultnet.NodeID(coord), faultnet.NodeID(leader)
+	c.net.Hold(from, to, func(b []byte) bool {
+		return len(b) >= 6 && int16(binary.BigEndian.Uint16(b[4:6])) == int16(kmsg.WriteTxnMarkers)
+	})
+	released := false
+	defer func() {
+		if !released {
+			_, _ = c.net.Release(from, to)
+		}
+	}()
+	txnTo(part, "one", true)
+	eventually(t, 10*time.Second, "the coordinator's marker held on its way", func() error {
+		if s := c.net.Stats(from, to); s.Held == 0 {
+			return fmt.Errorf("link %d->%d: %+v", from, to, s)
+		}
+		return nil
+	})
+	c.net.Heal(from, to) // the coordinator's next try goes through
+
+	// Transaction 2 writes to the partition once transaction 1 completed
+	// (its produce is answered CONCURRENT_TRANSACTIONS until then).
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte("two")}).FirstErr(); err != nil {
+		t.Fatalf("produce two: %v", err)
+	}
+	// The late COMMIT of transaction 1 arrives now, at two's epoch.
+	// Under transaction.version 2 every end bumped the epoch: two's is
+	// above the first transaction's, and is the held marker's.
+	dp, err := adm.DescribeProducers(ctx, kadm.TopicsSet{"late": {part: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp.EachProducer(func(ps kadm.DescribedProducer) {
+		if ps.ProducerEpoch < 1 {
+			t.Fatalf("producer %d writes at epoch %d: the client is not on transaction.version 2", ps.ProducerID, ps.ProducerEpoch)
+		}
+	})
+	k, err := c.net.Release(from, to)
+	released = true
+	if k != 1 || err != nil {
+		t.Fatalf("released %d held connections (%v), want 1 answered", k, err)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatalf("abort two: %v", err)
+	}
+
+	if got := readIsolated(ctx, t, c, "late", kgo.ReadCommitted(), 2); !slices.Equal(got, []string{"one", "zero"}) {
+		t.Fatalf("read_committed: %v, want [one zero] (two aborted)", got)
+	}
+	if got := readIsolated(ctx, t, c, "late", kgo.ReadUncommitted(), 3); !slices.Equal(got, []string{"one", "two", "zero"}) {
+		t.Fatalf("read_uncommitted: %v, want [one two zero]", got)
+	}
 }

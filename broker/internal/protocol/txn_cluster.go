@@ -206,7 +206,9 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 	if len(remote) > 0 {
 		rm := m
 		rm.Partitions = remote
-		reqs, _ = txn.MarkerRequests([]txn.Marker{rm}, 1, leaderOf)
+		// v2 carries the transaction version, which the leader's check
+		// of the marker's epoch depends on.
+		reqs, _ = txn.MarkerRequests([]txn.Marker{rm}, 2, leaderOf)
 	}
 	// Each sender writes its one result without blocking.
 	results := make(chan markerResult, len(reqs)+1)
@@ -215,10 +217,10 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes := writeMarkersHere(ctx, s, g, int64(m.ProducerID), int16(m.Epoch), m.Commit, int32(m.CoordinatorEpoch), local)
+			codes := writeMarkersHere(ctx, s, g, logMarker(m), local)
 			var r markerResult
 			for i, tp := range local {
-				if codes[i] == 0 {
+				if markerDone(codes[i]) {
 					r.done = append(r.done, tp)
 				} else {
 					r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d: %w", tp.Topic, tp.Partition, kerr.ErrorForCode(codes[i])))
@@ -266,31 +268,52 @@ func sendMarkers(ctx context.Context, sender BrokerSender, node int32, req *kmsg
 	done, failed := txn.MarkerResults(out.(*kmsg.WriteTxnMarkersResponse))
 	r := markerResult{done: done}
 	for tp, code := range failed {
+		if markerDone(code) {
+			r.done = append(r.done, tp)
+			continue
+		}
 		r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d at broker %d: %w", tp.Topic, tp.Partition, node, kerr.ErrorForCode(code)))
 	}
 	return r
 }
 
-// writeMarkersHere writes a marker to each of parts, partitions this
+// logMarker is the marker m asks a partition log to write.
+func logMarker(m txn.Marker) topics.Marker {
+	return topics.Marker{
+		ProducerID: int64(m.ProducerID), Epoch: int16(m.Epoch), Commit: m.Commit,
+		CoordinatorEpoch: int32(m.CoordinatorEpoch), TransactionVersion: int8(m.TransactionVersion),
+	}
+}
+
+// markerDone reports whether a partition's answer to a marker ends the
+// coordinator's work there: written (0), or refused as older than the
+// producer's epoch in the partition (INVALID_PRODUCER_EPOCH), which has
+// moved past this transaction: its marker was written before (the
+// refusal answers a copy, late) or the producer was fenced there.
+func markerDone(code int16) bool {
+	return code == 0 || code == kerr.InvalidProducerEpoch.Code
+}
+
+// writeMarkersHere writes marker m to each of parts, partitions this
 // broker is to lead, and returns each one's error code (0: written and,
 // replicated, covered by the high watermark). The __consumer_offsets ones
 // are also handed to the group coordinator g, which makes a committed
 // transaction's offsets visible. The partitions are written in parallel.
-func writeMarkersHere(ctx context.Context, s *Server, g *groupCoordinator, pid int64, epoch int16, commit bool, coordinatorEpoch int32, parts []txn.TopicPartition) []int16 {
+func writeMarkersHere(ctx context.Context, s *Server, g *groupCoordinator, m topics.Marker, parts []txn.TopicPartition) []int16 {
 	codes := make([]int16, len(parts))
 	var wg sync.WaitGroup
 	for i, tp := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i] = writeMarkerHere(ctx, s, g, pid, epoch, commit, coordinatorEpoch, tp)
+			codes[i] = writeMarkerHere(ctx, s, g, m, tp)
 		}()
 	}
 	wg.Wait()
 	return codes
 }
 
-func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid int64, epoch int16, commit bool, coordinatorEpoch int32, tp txn.TopicPartition) int16 {
+func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, m topics.Marker, tp txn.TopicPartition) int16 {
 	var p *topics.Partition
 	if s.cfg.Cluster != nil {
 		v := s.cfg.Cluster.View()
@@ -310,17 +333,17 @@ func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid in
 	var err error
 	if s.cfg.Replication != nil {
 		err = ownership.AppendBroker(ctx, s.cfg.Replication, p, func(l topics.LeaderTxnLog, le topics.Epoch) (topics.AppendResult, error) {
-			return l.WriteMarker(pid, epoch, commit, coordinatorEpoch, le)
+			return l.WriteMarker(m, le)
 		})
 	} else if tl, ok := p.Log().(topics.TxnLog); ok {
-		err = tl.AppendMarker(ctx, pid, epoch, commit, coordinatorEpoch)
+		err = tl.AppendMarker(ctx, m)
 	}
 	if err != nil {
 		s.Logger.Debug("protocol: write a transaction marker", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 		return errorCode(err)
 	}
 	if tp.Topic == group.OffsetsTopic && g != nil {
-		if err := g.d.CompleteTxn(pid, commit, tp.Partition); err != nil {
+		if err := g.d.CompleteTxn(m.ProducerID, m.Commit, tp.Partition); err != nil {
 			return kerr.CoordinatorNotAvailable.Code
 		}
 	}

@@ -116,7 +116,7 @@ func abortOrphanTransactions(s *Server, d *txn.Driver) {
 				if ps.TxnStartOffset < 0 || known[ps.ProducerID] {
 					continue
 				}
-				err := tl.AppendMarker(context.Background(), ps.ProducerID, ps.Epoch, false, -1) // the broker's own: no coordinator epoch
+				err := tl.AppendMarker(context.Background(), topics.Marker{ProducerID: ps.ProducerID, Epoch: ps.Epoch, CoordinatorEpoch: -1}) // the broker's own: no coordinator epoch
 				s.Logger.Warn("txn: aborted a transaction no transactional id owns (a transactional batch written without one), found open at recovery",
 					"topic", t.Name(), "partition", i, "producer_id", ps.ProducerID, "first_offset", ps.TxnStartOffset, "err", err)
 			}
@@ -147,7 +147,7 @@ func writeMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Mar
 			done = append(done, tp) // a log without transactions
 			continue
 		}
-		err := tl.AppendMarker(ctx, int64(m.ProducerID), int16(m.Epoch), m.Commit, int32(m.CoordinatorEpoch))
+		err := tl.AppendMarker(ctx, logMarker(m))
 		if errors.Is(err, kerr.InvalidProducerEpoch) {
 			// The partition holds a newer epoch of this producer: this
 			// transaction ended here before (the marker is a late
