@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"slices"
 	"strconv"
 	"sync"
@@ -12,8 +13,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 	"github.com/weir-dev/weir/broker/internal/txn"
@@ -555,4 +558,159 @@ func TestClusterLateTxnMarkerFenced(t *testing.T) {
 	if got := readIsolated(ctx, t, c, "late", kgo.ReadUncommitted(), 3); !slices.Equal(got, []string{"one", "two", "zero"}) {
 		t.Fatalf("read_uncommitted: %v, want [one two zero]", got)
 	}
+}
+
+// TestClusterSyncMetadata: a broker's SyncMetadata (what a transaction
+// coordinator asks before it takes a partition its view does not name as
+// deleted) returns with the view holding what the controller had applied:
+// a topic just created through another broker is named at once.
+func TestClusterSyncMetadata(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	c.waitBrokers(t, ctx, 3)
+	for i := range 3 {
+		topic := fmt.Sprintf("synced-%d", i)
+		r, err := adm.CreateTopic(ctx, int32(i+1), 3, nil, topic)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
+			t.Fatalf("create %s: %v", topic, err)
+		}
+		for _, b := range c.brokers {
+			if err := b.cn.SyncMetadata(ctx); err != nil {
+				t.Fatalf("node %d: SyncMetadata: %v", b.opts.NodeID, err)
+			}
+			if ct := b.cn.View().Topics[topic]; ct == nil || len(ct.Partitions) != i+1 {
+				t.Fatalf("node %d: after SyncMetadata the view has %s as %+v, want %d partitions", b.opts.NodeID, topic, ct, i+1)
+			}
+		}
+	}
+}
+
+// TestClusterNoOrphanTransactions is why abortOrphanTransactions does not
+// run on a cluster: no leader writes a transactional batch that no
+// coordinator will end. A transactional batch without a transactional id
+// is refused (INVALID_RECORD), and one with an id is written only once
+// that id's coordinator, wherever it is, has the partition in the open
+// transaction of that producer id and epoch (Produce v11: verified; v12:
+// added there), so that the coordinator writes its marker, at the end, at
+// the timeout or after a move. So a leader refuses a produce of an id no
+// coordinator knows, of a producer id the coordinator did not hand out,
+// and (v11) of a partition not added, and nothing is written; the batch a
+// v12 produce adds is ended by the coordinator at its timeout. Followers
+// copy only what a leader wrote.
+func TestClusterNoOrphanTransactions(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	leader := spreadTopic(ctx, t, c, adm, "orph", 3)[0]
+
+	// A transactional id the coordinator knows, at producer id pid, whose
+	// transactions time out after 2 s.
+	id := "known"
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = &id, 2000
+	var pid int64
+	eventually(t, 20*time.Second, "a producer id for "+id, func() error {
+		cl := directClients(t, c)[txnCoordinatorOf(ctx, t, directClients(t, c), adm, id, -1)]
+		ir, err := init.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if ir.ErrorCode != 0 {
+			return kerr.ErrorForCode(ir.ErrorCode)
+		}
+		pid = ir.ProducerID
+		return nil
+	})
+
+	txnBatch := func(pid int64) []byte {
+		raw := rawProducerBatch(pid, 0, 0, "orphan")
+		raw[22] |= 0x10 // attributes, low byte: transactional
+		binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
+		return raw
+	}
+	clients := map[int16]*kgo.Client{}
+	for _, v := range []int16{11, 12} {
+		vs := kversion.V4_0_0()
+		vs.SetMaxKeyVersion(int16(kmsg.Produce), v)
+		clients[v] = newClient(t, c.brokers[leader-1], kgo.MaxVersions(vs))
+	}
+	produce := func(version int16, txnID *string, records []byte) int16 {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis, req.TransactionID = -1, 5000, txnID
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "orph"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = records
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, clients[version])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Version != version {
+			t.Fatalf("produce went at v%d, want v%d", resp.Version, version)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	ends := func() (hw, lso int64) {
+		t.Helper()
+		for i, list := range []func(context.Context, ...string) (kadm.ListedOffsets, error){adm.ListEndOffsets, adm.ListCommittedOffsets} {
+			lo, err := list(ctx, "orph")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, _ := lo.Lookup("orph", 0)
+			if o.Err != nil {
+				t.Fatal(o.Err)
+			}
+			if i == 0 {
+				hw = o.Offset
+			} else {
+				lso = o.Offset
+			}
+		}
+		return hw, lso
+	}
+	ghost, known := "ghost", id
+	for _, tc := range []struct {
+		what    string
+		version int16
+		txnID   *string
+		pid     int64
+	}{
+		{"no transactional id", 11, nil, 4242},
+		{"an id no coordinator knows (v11)", 11, &ghost, 4242},
+		{"an id no coordinator knows (v12)", 12, &ghost, 4242},
+		{"another producer id than the coordinator's (v11)", 11, &known, pid + 1},
+		{"another producer id than the coordinator's (v12)", 12, &known, pid + 1},
+		{"the coordinator's producer id, the partition not added (v11)", 11, &known, pid},
+	} {
+		if code := produce(tc.version, tc.txnID, txnBatch(tc.pid)); code == 0 {
+			t.Errorf("a transactional batch with %s was written", tc.what)
+		} else {
+			t.Logf("with %s: %s", tc.what, codeName(code))
+		}
+	}
+	if hw, lso := ends(); hw != 0 || lso != 0 {
+		t.Fatalf("orph/0: high watermark %d, last stable offset %d; want 0 and 0 (nothing written)", hw, lso)
+	}
+
+	// Produce v12 adds the partition at the coordinator: written, and
+	// ended there at the transaction's timeout.
+	if code := produce(12, &known, txnBatch(pid)); code != 0 {
+		t.Fatalf("a v12 transactional produce of the coordinator's producer id: %s", codeName(code))
+	}
+	eventually(t, 20*time.Second, "the coordinator aborts the transaction at its timeout", func() error {
+		if hw, lso := ends(); hw != 2 || lso != 2 {
+			return fmt.Errorf("high watermark %d, last stable offset %d; want 2 and 2 (the batch, its ABORT marker)", hw, lso)
+		}
+		return nil
+	})
 }

@@ -172,7 +172,10 @@ func (o *txnOwnership) ensureStateTopic(ctx context.Context) *ClusterView {
 // WriteTxnMarkers per leader. It returns the partitions done (marked, or
 // gone from the view: nothing to mark).
 func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Marker) ([]txn.TopicPartition, error) {
-	v := s.cfg.Cluster.View()
+	v, err := markerView(ctx, s.cfg.Cluster, m.Partitions)
+	if err != nil {
+		return nil, err // the driver tries again after its backoff
+	}
 	var done, local []txn.TopicPartition
 	leaderOf := func(tp txn.TopicPartition) (txn.NodeID, bool) {
 		ct := v.Topics[tp.Topic]
@@ -188,11 +191,8 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 		ct := v.Topics[tp.Topic]
 		switch n, ok := leaderOf(tp); {
 		case ct == nil || tp.Partition < 0 || int(tp.Partition) >= len(ct.Partitions):
-			// NB: taken as deleted, so the marker is dropped for good; a
-			// view that lags (a coordinator moved to a broker that has
-			// not applied the topic's creation or its added partitions
-			// yet) loses it too. The view keeps no deletions to tell
-			// the two apart; the controller's image would.
+			// Not in a view that has caught up with the controller's
+			// metadata (markerView): deleted, nothing to mark.
 			done = append(done, tp)
 		case !ok:
 			errs = append(errs, fmt.Errorf("marker to %s/%d: no leader", tp.Topic, tp.Partition))
@@ -244,6 +244,38 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 		errs = append(errs, r.err)
 	}
 	return done, errors.Join(errs...)
+}
+
+// markerView returns the view to send markers to parts by. A partition
+// the view does not name is of a deleted topic, or of one this broker has
+// not applied the creation (or the added partitions) of yet: a
+// coordinator that moved here ahead of its metadata, whose view has no
+// deletions to tell the two apart. So before any partition is taken as
+// deleted, and its marker dropped for good, the view catches up with the
+// active controller's metadata (MetadataSyncer); an error means it could
+// not, and the markers wait for the next try.
+func markerView(ctx context.Context, c Cluster, parts []txn.TopicPartition) (*ClusterView, error) {
+	v := c.View()
+	unseen := func(v *ClusterView) []txn.TopicPartition {
+		var out []txn.TopicPartition
+		for _, tp := range parts {
+			if ct := v.Topics[tp.Topic]; ct == nil || tp.Partition < 0 || int(tp.Partition) >= len(ct.Partitions) {
+				out = append(out, tp)
+			}
+		}
+		return out
+	}
+	missing := unseen(v)
+	sy, ok := c.(MetadataSyncer)
+	if len(missing) == 0 || !ok {
+		return v, nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, adminForwardTimeout)
+	defer cancel()
+	if err := sy.SyncMetadata(sctx); err != nil {
+		return nil, fmt.Errorf("protocol: markers to %v, which this broker's metadata does not name: catching up with the controller's: %w", missing, err)
+	}
+	return c.View(), nil
 }
 
 // markerResult is what one marker write reports: the partitions marked,

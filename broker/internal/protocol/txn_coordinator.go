@@ -94,6 +94,14 @@ func openTxnCoordinator(s *Server) (Extension, error) {
 // runs once the coordinator has loaded __transaction_state and before the
 // server takes requests (New opens the extensions first), so no producer
 // the coordinator is about to learn of can be mistaken for one.
+//
+// A cluster does without it: its leaders refuse a transactional batch
+// without a transactional id as a single node does, and write one with an
+// id only once the id's coordinator has the partition in that producer's
+// open transaction (clusterVerify), which that coordinator then ends; a
+// follower holds only what its leader wrote. Nor could a leader tell an
+// orphan there: the producer ids it finds belong to coordinators on every
+// broker (TestClusterNoOrphanTransactions).
 func abortOrphanTransactions(s *Server, d *txn.Driver) {
 	known := map[int64]bool{}
 	for _, id := range d.IDs() {
