@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
@@ -91,20 +92,9 @@ func (c *secureCluster) userClient(t *testing.T, i int, user, password string, o
 	return cl
 }
 
-// TestClusterSecurity: in a 3-broker cluster with SASL_SSL client
-// listeners, an SSL inter-broker listener and mutual TLS between the
-// controllers, a SCRAM user and ACLs created through one broker (as
-// metadata records) authenticate and authorize the user on the others;
-// clients are told the other brokers' CLIENT addresses; acks=all
-// produces replicate to every broker over the SSL listener (followers
-// authorized as the brokers' certificate principal); a client without
-// credentials, or a user without ACLs, gets nothing; once the ACLs and
-// then the user are deleted through a third broker, every broker refuses.
-func TestClusterSecurity(t *testing.T) {
-	c := startSecureCluster(t)
-	ctx := testCtx(t)
-	adm := kadm.NewClient(c.adminClient(t, 0))
-
+// waitThreeBrokers waits until the admin sees the three brokers.
+func (c *secureCluster) waitThreeBrokers(t *testing.T, ctx context.Context) {
+	t.Helper()
 	eventually(t, 20*time.Second, "three brokers registered", func() error {
 		// NB: a fresh client each time: kgo answers from its metadata
 		// cache for a while.
@@ -119,6 +109,23 @@ func TestClusterSecurity(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestClusterSecurity: in a 3-broker cluster with SASL_SSL client
+// listeners, an SSL inter-broker listener and mutual TLS between the
+// controllers, a SCRAM user and ACLs created through one broker (as
+// metadata records) authenticate and authorize the user on the others;
+// clients are told the other brokers' CLIENT addresses; acks=all
+// produces replicate to every broker over the SSL listener (followers
+// authorized as the brokers' certificate principal); a client without
+// credentials, or a user without ACLs, gets nothing; once the ACLs and
+// then the user are deleted through a third broker, every broker refuses.
+func TestClusterSecurity(t *testing.T) {
+	c := startSecureCluster(t)
+	ctx := testCtx(t)
+	adm := kadm.NewClient(c.adminClient(t, 0))
+
+	c.waitThreeBrokers(t, ctx)
 	if _, err := adm.CreateTopic(ctx, 3, 3, nil, "orders"); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
@@ -386,18 +393,7 @@ func TestClusterSecurityTransactions(t *testing.T) {
 	c := startSecureCluster(t)
 	ctx := testCtx(t)
 	adm := kadm.NewClient(c.adminClient(t, 0))
-	eventually(t, 20*time.Second, "three brokers registered", func() error {
-		cl := c.adminClient(t, 0)
-		defer cl.Close()
-		md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
-		if err != nil {
-			return err
-		}
-		if len(md.Brokers) != 3 {
-			return fmt.Errorf("%d brokers", len(md.Brokers))
-		}
-		return nil
-	})
+	c.waitThreeBrokers(t, ctx)
 	const parts = 3
 	leaders := spreadTopic(ctx, t, c.testCluster, adm, "txs", parts)
 	up, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
@@ -423,25 +419,9 @@ func TestClusterSecurityTransactions(t *testing.T) {
 
 	p := c.userClient(t, 1, "carol", "carolpw", kgo.TransactionalID("carol-tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.DefaultProduceTopic("txs"), kgo.RetryTimeout(20*time.Second), kgo.RequestRetries(20))
-	run := func(prefix string, commit bool) []string {
-		t.Helper()
-		var vals []string
-		eventually(t, 20*time.Second, "begin "+prefix, func() error { return p.BeginTransaction() })
-		for part := range int32(parts) {
-			v := fmt.Sprintf("%s-%d", prefix, part)
-			vals = append(vals, v)
-			if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
-				t.Fatalf("produce %s: %v", v, err)
-			}
-		}
-		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
-			t.Fatalf("end %s: %v", prefix, err)
-		}
-		return vals
-	}
-	committed := run("c", true)
-	run("a", false)
-	committed = append(committed, run("d", true)...)
+	committed := txnToEach(ctx, t, p, parts, "c", true)
+	txnToEach(ctx, t, p, parts, "a", false)
+	committed = append(committed, txnToEach(ctx, t, p, parts, "d", true)...)
 	slices.Sort(committed)
 
 	// The coordinator completes the transaction once every leader, two of

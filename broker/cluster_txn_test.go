@@ -99,23 +99,7 @@ func TestClusterTransactionsAcrossBrokers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	run := func(prefix string, commit bool) []string {
-		if err := p.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		var vals []string
-		for part := range int32(parts) {
-			v := fmt.Sprintf("%s-%d", prefix, part)
-			vals = append(vals, v)
-			if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
-				t.Fatalf("produce %s: %v", v, err)
-			}
-		}
-		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
-			t.Fatalf("end %s: %v", prefix, err)
-		}
-		return vals
-	}
+	run := func(prefix string, commit bool) []string { return txnToEach(ctx, t, p, parts, prefix, commit) }
 	committed := run("c", true)
 	aborted := run("a", false)
 	committed = append(committed, run("d", true)...)
@@ -161,6 +145,28 @@ func TestClusterTransactionsAcrossBrokers(t *testing.T) {
 	if got := readIsolated(ctx, t, c, "tx", kgo.ReadUncommitted(), len(all)); !slices.Equal(got, all) {
 		t.Fatalf("read_uncommitted: %v, want %v", got, all)
 	}
+}
+
+// txnToEach runs one transaction of producer p that writes prefix-N to
+// each partition N below parts, committed or aborted, and returns the
+// values written.
+func txnToEach(ctx context.Context, t *testing.T, p *kgo.Client, parts int32, prefix string, commit bool) []string {
+	t.Helper()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	for part := range parts {
+		v := fmt.Sprintf("%s-%d", prefix, part)
+		vals = append(vals, v)
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+	}
+	if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("end %s: %v", prefix, err)
+	}
+	return vals
 }
 
 // readIsolated reads topic from the start at isolation level iso up to
@@ -713,4 +719,81 @@ func TestClusterNoOrphanTransactions(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestClusterTxnVerifiedOncePerTransaction: a transactional produce
+// (v12) to a leader that is not the transaction's coordinator asks the
+// coordinator once per transaction and partition, not once per produce:
+// while the partition holds the producer's open transaction at its epoch,
+// the leader knows the partition is in it. The coordinator counts the
+// AddPartitionsToTxn it is asked (weir_requests_total).
+func TestClusterTxnVerifiedOncePerTransaction(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	leaders := spreadTopic(ctx, t, c, adm, "ver", 3)
+	const id = "verified"
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("ver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	txnToEach(ctx, t, p, 1, "warmup", true)
+	coord := txnCoordinatorOf(ctx, t, directClients(t, c), adm, id, -1)
+	part := int32(-1)
+	for pt, l := range leaders {
+		if l != coord {
+			part = pt
+			break
+		}
+	}
+	if part < 0 {
+		t.Fatalf("every partition of ver is led by the coordinator, node %d: %v", coord, leaders)
+	}
+	completed := func() {
+		t.Helper()
+		eventually(t, 10*time.Second, id+" completed", func() error {
+			dt, err := adm.DescribeTransactions(ctx, id)
+			if err != nil {
+				return err
+			}
+			if d := dt[id]; d.Err != nil || d.State != "CompleteCommit" {
+				return fmt.Errorf("DescribeTransactions(%s): %+v", id, d)
+			}
+			return nil
+		})
+	}
+	asked := func() float64 {
+		return scrape(t, c.brokers[coord-1])["weir_requests_total"]["api=AddPartitionsToTxn,"]
+	}
+	const produces = 10
+	var want []string
+	for txnNo := range 2 {
+		completed() // no CONCURRENT_TRANSACTIONS retry counts below
+		before := asked()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range produces {
+			v := fmt.Sprintf("t%d-%d", txnNo, i)
+			want = append(want, v)
+			if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatalf("produce %s: %v", v, err)
+			}
+		}
+		if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		if n := asked() - before; n != 1 {
+			t.Fatalf("transaction %d: the coordinator was asked %v times for %d produces to one partition, want once", txnNo, n, produces)
+		}
+	}
+	completed()
+	want = append(want, "warmup-0")
+	slices.Sort(want)
+	if got := readIsolated(ctx, t, c, "ver", kgo.ReadCommitted(), len(want)); !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %v, want %v", got, want)
+	}
 }

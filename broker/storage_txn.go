@@ -48,6 +48,8 @@ func (s *storageLog) Producers() []topics.ProducerState {
 	return out
 }
 
+func (s *storageLog) OpenTxn(pid int64) (int16, bool) { return s.l.OpenTxn(pid) }
+
 var _ topics.LeaderTxnLog = (*storageLog)(nil)
 
 func (s *storageLog) WriteMarker(m topics.Marker, leaderEpoch topics.Epoch) (topics.AppendResult, error) {

@@ -36,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,17 +58,6 @@ type BrokerSender interface {
 // peerRequestTimeout bounds one request to another broker (a marker
 // write waits there for the high watermark).
 const peerRequestTimeout = 10 * time.Second
-
-// txnOwnership keeps a cluster-mode transaction driver serving the state
-// partitions this broker leads.
-type txnOwnership struct {
-	s *Server
-	d *txn.Driver
-	f *ownership.Follower
-
-	warned   atomic.Bool
-	createMu sync.Mutex // serialises this broker's creations of the topic
-}
 
 func openClusterTxnCoordinator(s *Server) (Extension, error) {
 	var opts txn.Options
@@ -98,15 +86,7 @@ func openClusterTxnCoordinator(s *Server) (Extension, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &txnOwnership{s: s, d: d}
-	var changed func() <-chan struct{}
-	if ch, ok := s.cfg.Cluster.(ClusterChanges); ok {
-		changed = ch.Changed
-	}
-	o.f = ownership.StartFollower(ownership.FollowerOptions{
-		Name: "txn", Source: s.leadershipSource(txn.StateTopic, o.partitionsAgree),
-		Coordinator: txnLoader{o}, Changed: changed, Logger: s.Logger,
-	})
+	o := startCoordOwnership(s, "txn", "transaction", txn.StateTopic, d.Partitions(), txnLoader{s, d})
 	return &txnCoordinator{d: d, own: o}, nil
 }
 
@@ -137,35 +117,20 @@ func (c clusterTopics) Partitions(topic string) (int32, bool) {
 // txnLoader is the transaction driver as an ownership.Coordinator: a
 // partition is loaded under the leader epoch the view names, its
 // coordinator epoch.
-type txnLoader struct{ o *txnOwnership }
+type txnLoader struct {
+	s *Server
+	d *txn.Driver
+}
 
 func (l txnLoader) Load(ctx context.Context, p int32) error {
-	ct := l.o.s.cfg.Cluster.View().Topics[txn.StateTopic]
+	ct := l.s.cfg.Cluster.View().Topics[txn.StateTopic]
 	if ct == nil || int(p) >= len(ct.Partitions) {
 		return fmt.Errorf("protocol: %s partition %d is not in the view", txn.StateTopic, p)
 	}
-	return l.o.d.Load(ctx, p, txn.CoordinatorEpoch(ct.Partitions[p].LeaderEpoch))
+	return l.d.Load(ctx, p, txn.CoordinatorEpoch(ct.Partitions[p].LeaderEpoch))
 }
 
-func (l txnLoader) Unload(ps []int32) { l.o.d.Unload(ps) }
-
-func (o *txnOwnership) close() { o.f.Close() }
-
-func (o *txnOwnership) sync(ctx context.Context) { o.f.TrySync(ctx) }
-
-// partitionsAgree reports whether the cluster's __transaction_state has
-// the partition count this broker places transactional ids with.
-func (o *txnOwnership) partitionsAgree(n int32) bool {
-	return countsAgree(o.s, &o.warned, txn.StateTopic, n, o.d.Partitions(), "transaction")
-}
-
-// ensureStateTopic creates __transaction_state through the controller
-// unless the view has it, and returns the view after.
-func (o *txnOwnership) ensureStateTopic(ctx context.Context) *ClusterView {
-	o.createMu.Lock()
-	defer o.createMu.Unlock()
-	return o.s.ensureInternalTopic(ctx, txn.StateTopic, o.d.Partitions())
-}
+func (l txnLoader) Unload(ps []int32) { l.d.Unload(ps) }
 
 // clusterWriteMarkers writes m's markers to their partitions' leaders as
 // the view names them now: this broker's directly, the others' in one

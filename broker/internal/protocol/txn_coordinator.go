@@ -35,7 +35,7 @@ type txnCoordinator struct {
 	d *txn.Driver
 	// own moves the partitions served in cluster mode; nil on a single
 	// node.
-	own *txnOwnership
+	own *coordOwnership
 }
 
 func (t *txnCoordinator) Close() error {

@@ -143,6 +143,18 @@ func (l *Log) OpenTransactions() map[int64]Offset {
 	return m
 }
 
+// OpenTxn reports whether producer pid has a transaction open here, and
+// at which epoch (its latest here).
+func (l *Log) OpenTxn(pid int64) (epoch int16, open bool) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	p := l.producers[pid]
+	if p == nil || !p.txnOpen {
+		return 0, false
+	}
+	return p.epoch, true
+}
+
 // ProducerInfo is what DescribeProducers reports of one producer.
 type ProducerInfo struct {
 	ProducerID     int64

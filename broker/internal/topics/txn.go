@@ -42,6 +42,9 @@ type TxnLog interface {
 	AppendTrusted(ctx context.Context, batches []byte) error
 	// Producers returns the producers the log tracks.
 	Producers() []ProducerState
+	// OpenTxn reports whether producer pid has a transaction open in the
+	// partition, and its epoch there.
+	OpenTxn(pid int64) (epoch int16, open bool)
 }
 
 // LeaderTxnLog is a TxnLog that a replicated partition's leader writes its
