@@ -321,14 +321,10 @@ func TestApiVersionsUnsupportedVersion(t *testing.T) {
 	if av.ErrorCode != kerr.UnsupportedVersion.Code {
 		t.Fatalf("error %d, want UNSUPPORTED_VERSION", av.ErrorCode)
 	}
-	found := false
-	for _, k := range av.ApiKeys {
-		if k.ApiKey == 18 {
-			found = k.MinVersion == 0 && k.MaxVersion == 4
-		}
-	}
-	if !found {
-		t.Fatalf("ApiVersions 0-4 not advertised in %+v", av.ApiKeys)
+	// Only ApiVersions' own range, as Kafka answers: franz-go takes an
+	// answer with more keys as the final (v0) one, without features.
+	if len(av.ApiKeys) != 1 || av.ApiKeys[0].ApiKey != 18 || av.ApiKeys[0].MinVersion != 0 || av.ApiKeys[0].MaxVersion != 4 {
+		t.Fatalf("UNSUPPORTED_VERSION answer advertises %+v, want only ApiVersions 0-4", av.ApiKeys)
 	}
 }
 

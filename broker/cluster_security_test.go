@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/weir-dev/weir/broker/internal/base"
@@ -90,20 +92,9 @@ func (c *secureCluster) userClient(t *testing.T, i int, user, password string, o
 	return cl
 }
 
-// TestClusterSecurity: in a 3-broker cluster with SASL_SSL client
-// listeners, an SSL inter-broker listener and mutual TLS between the
-// controllers, a SCRAM user and ACLs created through one broker (as
-// metadata records) authenticate and authorize the user on the others;
-// clients are told the other brokers' CLIENT addresses; acks=all
-// produces replicate to every broker over the SSL listener (followers
-// authorized as the brokers' certificate principal); a client without
-// credentials, or a user without ACLs, gets nothing; once the ACLs and
-// then the user are deleted through a third broker, every broker refuses.
-func TestClusterSecurity(t *testing.T) {
-	c := startSecureCluster(t)
-	ctx := testCtx(t)
-	adm := kadm.NewClient(c.adminClient(t, 0))
-
+// waitThreeBrokers waits until the admin sees the three brokers.
+func (c *secureCluster) waitThreeBrokers(t *testing.T, ctx context.Context) {
+	t.Helper()
 	eventually(t, 20*time.Second, "three brokers registered", func() error {
 		// NB: a fresh client each time: kgo answers from its metadata
 		// cache for a while.
@@ -118,6 +109,23 @@ func TestClusterSecurity(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestClusterSecurity: in a 3-broker cluster with SASL_SSL client
+// listeners, an SSL inter-broker listener and mutual TLS between the
+// controllers, a SCRAM user and ACLs created through one broker (as
+// metadata records) authenticate and authorize the user on the others;
+// clients are told the other brokers' CLIENT addresses; acks=all
+// produces replicate to every broker over the SSL listener (followers
+// authorized as the brokers' certificate principal); a client without
+// credentials, or a user without ACLs, gets nothing; once the ACLs and
+// then the user are deleted through a third broker, every broker refuses.
+func TestClusterSecurity(t *testing.T) {
+	c := startSecureCluster(t)
+	ctx := testCtx(t)
+	adm := kadm.NewClient(c.adminClient(t, 0))
+
+	c.waitThreeBrokers(t, ctx)
 	if _, err := adm.CreateTopic(ctx, 3, 3, nil, "orders"); err != nil {
 		t.Fatalf("create topic: %v", err)
 	}
@@ -370,4 +378,143 @@ func TestClusterSecurityControllerRefusesNonSuperUser(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// TestClusterSecurityTransactions: with the authorizer on, a transaction
+// across the brokers commits: its coordinator's WriteTxnMarkers to the
+// other leaders and their AddPartitionsToTxn (verification, implicit adds)
+// to the coordinator go over the SSL inter-broker listener as the brokers'
+// certificate principal, a super user, so CLUSTER_ACTION is allowed. A
+// user with WRITE on the topic and the transactional id, but no
+// CLUSTER_ACTION, is answered CLUSTER_AUTHORIZATION_FAILED for a
+// WriteTxnMarkers and for a broker's AddPartitionsToTxn (v4, VerifyOnly),
+// and her marker writes nothing.
+func TestClusterSecurityTransactions(t *testing.T) {
+	c := startSecureCluster(t)
+	ctx := testCtx(t)
+	adm := kadm.NewClient(c.adminClient(t, 0))
+	c.waitThreeBrokers(t, ctx)
+	const parts = 3
+	leaders := spreadTopic(ctx, t, c.testCluster, adm, "txs", parts)
+	up, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
+		{User: "carol", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "carolpw"},
+	})
+	if err == nil {
+		err = up.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	acls := kadm.NewACLs().Allow("User:carol").AllowHosts().ResourcePatternType(kadm.ACLPatternLiteral).
+		Topics("txs").TransactionalIDs("carol-tx").Operations(kadm.OpWrite, kadm.OpDescribe, kadm.OpRead)
+	cr, err := adm.CreateACLs(ctx, acls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range cr {
+		if r.Err != nil {
+			t.Fatalf("create ACL %+v: %v", r, r.Err)
+		}
+	}
+
+	p := c.userClient(t, 1, "carol", "carolpw", kgo.TransactionalID("carol-tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.DefaultProduceTopic("txs"), kgo.RetryTimeout(20*time.Second), kgo.RequestRetries(20))
+	committed := txnToEach(ctx, t, p, parts, "c", true)
+	txnToEach(ctx, t, p, parts, "a", false)
+	committed = append(committed, txnToEach(ctx, t, p, parts, "d", true)...)
+	slices.Sort(committed)
+
+	// The coordinator completes the transaction once every leader, two of
+	// them remote, wrote its marker; every partition's last stable offset
+	// is then its high watermark.
+	var coord int32
+	eventually(t, 20*time.Second, "carol-tx completed on its coordinator", func() error {
+		dt, err := adm.DescribeTransactions(ctx, "carol-tx")
+		if err != nil {
+			return err
+		}
+		d, ok := dt["carol-tx"]
+		if !ok || d.Err != nil || d.State != "CompleteCommit" {
+			return fmt.Errorf("DescribeTransactions(carol-tx): %+v (found %v), want CompleteCommit", d, ok)
+		}
+		coord = d.Coordinator
+		return nil
+	})
+	remote := 0
+	for _, l := range leaders {
+		if l != coord {
+			remote++
+		}
+	}
+	if remote == 0 {
+		t.Fatalf("every partition is led by the coordinator, node %d: no marker crossed brokers", coord)
+	}
+	eventually(t, 20*time.Second, "every partition stable to its end", func() error {
+		hw, err := adm.ListEndOffsets(ctx, "txs")
+		if err != nil {
+			return err
+		}
+		lso, err := adm.ListCommittedOffsets(ctx, "txs")
+		if err != nil {
+			return err
+		}
+		for part := range int32(parts) {
+			h, _ := hw.Lookup("txs", part)
+			l, _ := lso.Lookup("txs", part)
+			if h.Err != nil || l.Err != nil || h.Offset != 6 || l.Offset != 6 {
+				return fmt.Errorf("txs/%d: high watermark %d (%v), last stable offset %d (%v); want 6 and 6", part, h.Offset, h.Err, l.Offset, l.Err)
+			}
+		}
+		return nil
+	})
+	cons := c.adminClient(t, 0, kgo.ConsumeTopics("txs"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var got []string
+	for len(got) < len(committed) {
+		fs := cons.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read_committed read %v, want %v", got, committed)
+		}
+		for _, r := range fs.Records() {
+			got = append(got, string(r.Value))
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, committed) {
+		t.Fatalf("read_committed read %v, want %v", got, committed)
+	}
+
+	// carol has no CLUSTER_ACTION: a marker of hers is refused, and
+	// writes nothing.
+	carol := c.userClient(t, 0, "carol", "carolpw")
+	wm := kmsg.NewPtrWriteTxnMarkersRequest()
+	m := kmsg.NewWriteTxnMarkersRequestMarker()
+	m.ProducerID, m.ProducerEpoch, m.Committed = 1, 0, true
+	m.Topics = []kmsg.WriteTxnMarkersRequestMarkerTopic{{Topic: "txs", Partitions: []int32{0}}}
+	wm.Markers = []kmsg.WriteTxnMarkersRequestMarker{m}
+	wresp, err := wm.RequestWith(ctx, carol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wresp.Markers) != 1 || len(wresp.Markers[0].Topics) != 1 || len(wresp.Markers[0].Topics[0].Partitions) != 1 ||
+		wresp.Markers[0].Topics[0].Partitions[0].ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("carol's WriteTxnMarkers: %+v, want CLUSTER_AUTHORIZATION_FAILED", wresp.Markers)
+	}
+	vreq := kmsg.NewPtrAddPartitionsToTxnRequest()
+	vx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+	vx.TransactionalID, vx.ProducerID, vx.ProducerEpoch, vx.VerifyOnly = "carol-tx", 1, 0, true
+	vx.Topics = []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: "txs", Partitions: []int32{0}}}
+	vreq.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{vx}
+	vresp, err := vreq.RequestWith(ctx, carol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vresp.Version < 4 || vresp.ErrorCode != kerr.ClusterAuthorizationFailed.Code {
+		t.Fatalf("carol's AddPartitionsToTxn v%d (VerifyOnly): %s, want CLUSTER_AUTHORIZATION_FAILED", vresp.Version, kerr.ErrorForCode(vresp.ErrorCode))
+	}
+	if hw, err := adm.ListEndOffsets(ctx, "txs"); err != nil {
+		t.Fatal(err)
+	} else if o, _ := hw.Lookup("txs", 0); o.Offset != 6 {
+		t.Fatalf("txs/0 ends at %d after carol's refused marker, want 6", o.Offset)
+	}
 }

@@ -2,7 +2,9 @@ package broker
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"slices"
 	"strconv"
 	"sync"
@@ -11,8 +13,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 	"github.com/weir-dev/weir/broker/internal/txn"
@@ -95,23 +99,7 @@ func TestClusterTransactionsAcrossBrokers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	run := func(prefix string, commit bool) []string {
-		if err := p.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		var vals []string
-		for part := range int32(parts) {
-			v := fmt.Sprintf("%s-%d", prefix, part)
-			vals = append(vals, v)
-			if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
-				t.Fatalf("produce %s: %v", v, err)
-			}
-		}
-		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
-			t.Fatalf("end %s: %v", prefix, err)
-		}
-		return vals
-	}
+	run := func(prefix string, commit bool) []string { return txnToEach(ctx, t, p, parts, prefix, commit) }
 	committed := run("c", true)
 	aborted := run("a", false)
 	committed = append(committed, run("d", true)...)
@@ -157,6 +145,28 @@ func TestClusterTransactionsAcrossBrokers(t *testing.T) {
 	if got := readIsolated(ctx, t, c, "tx", kgo.ReadUncommitted(), len(all)); !slices.Equal(got, all) {
 		t.Fatalf("read_uncommitted: %v, want %v", got, all)
 	}
+}
+
+// txnToEach runs one transaction of producer p that writes prefix-N to
+// each partition N below parts, committed or aborted, and returns the
+// values written.
+func txnToEach(ctx context.Context, t *testing.T, p *kgo.Client, parts int32, prefix string, commit bool) []string {
+	t.Helper()
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	for part := range parts {
+		v := fmt.Sprintf("%s-%d", prefix, part)
+		vals = append(vals, v)
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+	}
+	if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+		t.Fatalf("end %s: %v", prefix, err)
+	}
+	return vals
 }
 
 // readIsolated reads topic from the start at isolation level iso up to
@@ -446,4 +456,344 @@ func readValues(ctx context.Context, t *testing.T, seeds []string, topic string,
 		}
 	}
 	return got
+}
+
+// TestClusterLateTxnMarkerFenced is the delayed-message problem for a
+// marker (KIP-890 part 2's WriteTxnMarkers v2): the coordinator's
+// WriteTxnMarkers for transaction 1 to a remote partition leader is held
+// in the network (faultnet's Hold) past the coordinator's request timeout,
+// so the coordinator sends it again, that copy lands and transaction 1
+// completes. Transaction 2 then writes to the same partition, at the epoch
+// transaction 1's end bumped to, which is also the held marker's epoch.
+// The held copy is released there, after transaction 2's data; transaction
+// 2 is aborted. Read at read_committed the topic holds exactly the
+// committed records: the late COMMIT must not have ended transaction 2.
+func TestClusterLateTxnMarkerFenced(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	leaders := spreadTopic(ctx, t, c, adm, "late", 3)
+	const id = "late-marker"
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("late"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	txnTo := func(part int32, v string, commit bool) {
+		t.Helper()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatalf("produce %s: %v", v, err)
+		}
+		if err := p.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatalf("end the transaction of %s: %v", v, err)
+		}
+	}
+	txnTo(0, "zero", true) // the producer and its coordinator are set up
+
+	coord := txnCoordinatorOf(ctx, t, directClients(t, c), adm, id, -1)
+	part, leader := int32(-1), int32(-1)
+	for pt, l := range leaders {
+		if l != coord {
+			part, leader = pt, l
+			break
+		}
+	}
+	if part < 0 {
+		t.Fatalf("every partition of late is led by the coordinator, node %d: %v", coord, leaders)
+	}
+	t.Logf("coordinator node %d; partition %d led by node %d", coord, part, leader)
+
+	// Hold the coordinator's WriteTxnMarkers requests to the leader: a
+	// request frame is its size, then its api key.
+	from, to := faultnet.NodeID(coord), faultnet.NodeID(leader)
+	c.net.Hold(from, to, func(b []byte) bool {
+		return len(b) >= 6 && int16(binary.BigEndian.Uint16(b[4:6])) == int16(kmsg.WriteTxnMarkers)
+	})
+	released := false
+	defer func() {
+		if !released {
+			_, _ = c.net.Release(from, to)
+		}
+	}()
+	txnTo(part, "one", true)
+	eventually(t, 10*time.Second, "the coordinator's marker held on its way", func() error {
+		if s := c.net.Stats(from, to); s.Held == 0 {
+			return fmt.Errorf("link %d->%d: %+v", from, to, s)
+		}
+		return nil
+	})
+	c.net.Heal(from, to) // the coordinator's next try goes through
+
+	// Transaction 2 writes to the partition once transaction 1 completed
+	// (its produce is answered CONCURRENT_TRANSACTIONS until then).
+	if err := p.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte("two")}).FirstErr(); err != nil {
+		t.Fatalf("produce two: %v", err)
+	}
+	// The late COMMIT of transaction 1 arrives now, at two's epoch.
+	// Under transaction.version 2 every end bumped the epoch: two's is
+	// above the first transaction's, and is the held marker's.
+	dp, err := adm.DescribeProducers(ctx, kadm.TopicsSet{"late": {part: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dp.EachProducer(func(ps kadm.DescribedProducer) {
+		if ps.ProducerEpoch < 1 {
+			t.Fatalf("producer %d writes at epoch %d: the client is not on transaction.version 2", ps.ProducerID, ps.ProducerEpoch)
+		}
+	})
+	k, err := c.net.Release(from, to)
+	released = true
+	if k != 1 || err != nil {
+		t.Fatalf("released %d held connections (%v), want 1 answered", k, err)
+	}
+	if err := p.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatalf("abort two: %v", err)
+	}
+
+	if got := readIsolated(ctx, t, c, "late", kgo.ReadCommitted(), 2); !slices.Equal(got, []string{"one", "zero"}) {
+		t.Fatalf("read_committed: %v, want [one zero] (two aborted)", got)
+	}
+	if got := readIsolated(ctx, t, c, "late", kgo.ReadUncommitted(), 3); !slices.Equal(got, []string{"one", "two", "zero"}) {
+		t.Fatalf("read_uncommitted: %v, want [one two zero]", got)
+	}
+}
+
+// TestClusterSyncMetadata: a broker's SyncMetadata (what a transaction
+// coordinator asks before it takes a partition its view does not name as
+// deleted) returns with the view holding what the controller had applied:
+// a topic just created through another broker is named at once.
+func TestClusterSyncMetadata(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	c.waitBrokers(t, ctx, 3)
+	for i := range 3 {
+		topic := fmt.Sprintf("synced-%d", i)
+		r, err := adm.CreateTopic(ctx, int32(i+1), 3, nil, topic)
+		if err == nil {
+			err = r.Err
+		}
+		if err != nil {
+			t.Fatalf("create %s: %v", topic, err)
+		}
+		for _, b := range c.brokers {
+			if err := b.cn.SyncMetadata(ctx); err != nil {
+				t.Fatalf("node %d: SyncMetadata: %v", b.opts.NodeID, err)
+			}
+			if ct := b.cn.View().Topics[topic]; ct == nil || len(ct.Partitions) != i+1 {
+				t.Fatalf("node %d: after SyncMetadata the view has %s as %+v, want %d partitions", b.opts.NodeID, topic, ct, i+1)
+			}
+		}
+	}
+}
+
+// TestClusterNoOrphanTransactions is why abortOrphanTransactions does not
+// run on a cluster: no leader writes a transactional batch that no
+// coordinator will end. A transactional batch without a transactional id
+// is refused (INVALID_RECORD), and one with an id is written only once
+// that id's coordinator, wherever it is, has the partition in the open
+// transaction of that producer id and epoch (Produce v11: verified; v12:
+// added there), so that the coordinator writes its marker, at the end, at
+// the timeout or after a move. So a leader refuses a produce of an id no
+// coordinator knows, of a producer id the coordinator did not hand out,
+// and (v11) of a partition not added, and nothing is written; the batch a
+// v12 produce adds is ended by the coordinator at its timeout. Followers
+// copy only what a leader wrote.
+func TestClusterNoOrphanTransactions(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	leader := spreadTopic(ctx, t, c, adm, "orph", 3)[0]
+
+	// A transactional id the coordinator knows, at producer id pid, whose
+	// transactions time out after 2 s.
+	id := "known"
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = &id, 2000
+	var pid int64
+	eventually(t, 20*time.Second, "a producer id for "+id, func() error {
+		cl := directClients(t, c)[txnCoordinatorOf(ctx, t, directClients(t, c), adm, id, -1)]
+		ir, err := init.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		if ir.ErrorCode != 0 {
+			return kerr.ErrorForCode(ir.ErrorCode)
+		}
+		pid = ir.ProducerID
+		return nil
+	})
+
+	txnBatch := func(pid int64) []byte {
+		raw := rawProducerBatch(pid, 0, 0, "orphan")
+		raw[22] |= 0x10 // attributes, low byte: transactional
+		binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
+		return raw
+	}
+	clients := map[int16]*kgo.Client{}
+	for _, v := range []int16{11, 12} {
+		vs := kversion.V4_0_0()
+		vs.SetMaxKeyVersion(int16(kmsg.Produce), v)
+		clients[v] = newClient(t, c.brokers[leader-1], kgo.MaxVersions(vs))
+	}
+	produce := func(version int16, txnID *string, records []byte) int16 {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis, req.TransactionID = -1, 5000, txnID
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "orph"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = records
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, clients[version])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Version != version {
+			t.Fatalf("produce went at v%d, want v%d", resp.Version, version)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	ends := func() (hw, lso int64) {
+		t.Helper()
+		for i, list := range []func(context.Context, ...string) (kadm.ListedOffsets, error){adm.ListEndOffsets, adm.ListCommittedOffsets} {
+			lo, err := list(ctx, "orph")
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, _ := lo.Lookup("orph", 0)
+			if o.Err != nil {
+				t.Fatal(o.Err)
+			}
+			if i == 0 {
+				hw = o.Offset
+			} else {
+				lso = o.Offset
+			}
+		}
+		return hw, lso
+	}
+	ghost, known := "ghost", id
+	for _, tc := range []struct {
+		what    string
+		version int16
+		txnID   *string
+		pid     int64
+	}{
+		{"no transactional id", 11, nil, 4242},
+		{"an id no coordinator knows (v11)", 11, &ghost, 4242},
+		{"an id no coordinator knows (v12)", 12, &ghost, 4242},
+		{"another producer id than the coordinator's (v11)", 11, &known, pid + 1},
+		{"another producer id than the coordinator's (v12)", 12, &known, pid + 1},
+		{"the coordinator's producer id, the partition not added (v11)", 11, &known, pid},
+	} {
+		if code := produce(tc.version, tc.txnID, txnBatch(tc.pid)); code == 0 {
+			t.Errorf("a transactional batch with %s was written", tc.what)
+		} else {
+			t.Logf("with %s: %s", tc.what, codeName(code))
+		}
+	}
+	if hw, lso := ends(); hw != 0 || lso != 0 {
+		t.Fatalf("orph/0: high watermark %d, last stable offset %d; want 0 and 0 (nothing written)", hw, lso)
+	}
+
+	// Produce v12 adds the partition at the coordinator: written, and
+	// ended there at the transaction's timeout.
+	if code := produce(12, &known, txnBatch(pid)); code != 0 {
+		t.Fatalf("a v12 transactional produce of the coordinator's producer id: %s", codeName(code))
+	}
+	eventually(t, 20*time.Second, "the coordinator aborts the transaction at its timeout", func() error {
+		if hw, lso := ends(); hw != 2 || lso != 2 {
+			return fmt.Errorf("high watermark %d, last stable offset %d; want 2 and 2 (the batch, its ABORT marker)", hw, lso)
+		}
+		return nil
+	})
+}
+
+// TestClusterTxnVerifiedOncePerTransaction: a transactional produce
+// (v12) to a leader that is not the transaction's coordinator asks the
+// coordinator once per transaction and partition, not once per produce:
+// while the partition holds the producer's open transaction at its epoch,
+// the leader knows the partition is in it. The coordinator counts the
+// AddPartitionsToTxn it is asked (weir_requests_total).
+func TestClusterTxnVerifiedOncePerTransaction(t *testing.T) {
+	c := startTestCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_, adm := c.adminWithController(t, ctx)
+	leaders := spreadTopic(ctx, t, c, adm, "ver", 3)
+	const id = "verified"
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("ver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	txnToEach(ctx, t, p, 1, "warmup", true)
+	coord := txnCoordinatorOf(ctx, t, directClients(t, c), adm, id, -1)
+	part := int32(-1)
+	for pt, l := range leaders {
+		if l != coord {
+			part = pt
+			break
+		}
+	}
+	if part < 0 {
+		t.Fatalf("every partition of ver is led by the coordinator, node %d: %v", coord, leaders)
+	}
+	completed := func() {
+		t.Helper()
+		eventually(t, 10*time.Second, id+" completed", func() error {
+			dt, err := adm.DescribeTransactions(ctx, id)
+			if err != nil {
+				return err
+			}
+			if d := dt[id]; d.Err != nil || d.State != "CompleteCommit" {
+				return fmt.Errorf("DescribeTransactions(%s): %+v", id, d)
+			}
+			return nil
+		})
+	}
+	asked := func() float64 {
+		return scrape(t, c.brokers[coord-1])["weir_requests_total"]["api=AddPartitionsToTxn,"]
+	}
+	const produces = 10
+	var want []string
+	for txnNo := range 2 {
+		completed() // no CONCURRENT_TRANSACTIONS retry counts below
+		before := asked()
+		if err := p.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range produces {
+			v := fmt.Sprintf("t%d-%d", txnNo, i)
+			want = append(want, v)
+			if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
+				t.Fatalf("produce %s: %v", v, err)
+			}
+		}
+		if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			t.Fatal(err)
+		}
+		if n := asked() - before; n != 1 {
+			t.Fatalf("transaction %d: the coordinator was asked %v times for %d produces to one partition, want once", txnNo, n, produces)
+		}
+	}
+	completed()
+	want = append(want, "warmup-0")
+	slices.Sort(want)
+	if got := readIsolated(ctx, t, c, "ver", kgo.ReadCommitted(), len(want)); !slices.Equal(got, want) {
+		t.Fatalf("read_committed: %v, want %v", got, want)
+	}
 }

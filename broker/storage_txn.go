@@ -20,8 +20,8 @@ func (s *storageLog) AbortedTransactions(from, to topics.Offset) []topics.Aborte
 	return out
 }
 
-func (s *storageLog) AppendMarker(ctx context.Context, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error {
-	_, err := s.l.AppendMarker(ctx, pid, epoch, commit, coordinatorEpoch)
+func (s *storageLog) AppendMarker(ctx context.Context, m topics.Marker) error {
+	_, err := s.l.AppendMarker(ctx, m)
 	if err != nil {
 		s.health.appendFailed(s.l.Dir(), err)
 	}
@@ -48,10 +48,12 @@ func (s *storageLog) Producers() []topics.ProducerState {
 	return out
 }
 
+func (s *storageLog) OpenTxn(pid int64) (int16, bool) { return s.l.OpenTxn(pid) }
+
 var _ topics.LeaderTxnLog = (*storageLog)(nil)
 
-func (s *storageLog) WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, leaderEpoch topics.Epoch) (topics.AppendResult, error) {
-	res, err := s.l.WriteMarker(pid, epoch, commit, coordinatorEpoch, leaderEpoch)
+func (s *storageLog) WriteMarker(m topics.Marker, leaderEpoch topics.Epoch) (topics.AppendResult, error) {
+	res, err := s.l.WriteMarker(m, leaderEpoch)
 	if err != nil {
 		s.health.appendFailed(s.l.Dir(), err)
 		return topics.AppendResult{}, kafkaErr(err)

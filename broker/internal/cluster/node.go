@@ -504,6 +504,16 @@ func (n *Node) Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, er
 	return resp, nil // a late local image only delays what this broker shows
 }
 
+// SyncMetadata implements protocol.MetadataSyncer: it asks the active
+// controller a question that changes nothing (the partition reassignments
+// under way), whose answer carries the controller's applied metadata
+// offset, and waits until this node's image has applied that offset.
+func (n *Node) SyncMetadata(ctx context.Context) error {
+	req := kmsg.NewPtrListPartitionReassignmentsRequest()
+	_, err := n.callController(ctx, req)
+	return err
+}
+
 // heartbeatRequestLocked builds a heartbeat (asking for the controlled
 // shutdown once Close began it). Caller holds n.hbMu.
 func (n *Node) heartbeatRequestLocked() *kmsg.BrokerHeartbeatRequest {
@@ -756,3 +766,5 @@ func (n *Node) reconcile(img *metadata.Image) {
 }
 
 var _ protocol.QuorumDescriber = (*Node)(nil)
+
+var _ protocol.MetadataSyncer = (*Node)(nil)

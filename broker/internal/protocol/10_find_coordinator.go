@@ -81,7 +81,7 @@ type groupCoordinator struct {
 	lag *group.LagCollector
 	// own moves coordination with offsets partition leadership in cluster
 	// mode (group_cluster.go); nil on a single-node broker.
-	own *groupOwnership
+	own *coordOwnership
 }
 
 func (g *groupCoordinator) Close() error {

@@ -4,7 +4,7 @@ package protocol
 //
 // Advertises exactly the API keys that have a registered handler, with their
 // version ranges. An unsupported version is answered as KIP-511 asks (a v0
-// response with UNSUPPORTED_VERSION and the ranges; see decodeFrame), never by
+// response with UNSUPPORTED_VERSION and its own range; see decodeFrame), never by
 // closing the connection: librdkafka falls back to a pre-0.10 protocol when
 // ApiVersions fails. The response header is always v0, even for flexible
 // versions, as in Kafka.

@@ -1,6 +1,6 @@
 package protocol
 
-// WriteTxnMarkers, versions 0-1: a transaction coordinator (another broker
+// WriteTxnMarkers, versions 0-2: a transaction coordinator (another broker
 // of the cluster) asks this broker, the leader of the named partitions, to
 // end a producer's transaction in them with a COMMIT or ABORT control
 // batch. Each marker is written at the partition's leader epoch and
@@ -9,8 +9,11 @@ package protocol
 // it again at its leader after reading the metadata again. A marker for
 // __consumer_offsets also reaches the group coordinator, which makes the
 // transaction's offsets committed (or drops them). Authorized as
-// CLUSTER_ACTION (authz_rules.go). v2's transaction version is not
-// accepted: markers carry no KIP-890 part 2 semantics here.
+// CLUSTER_ACTION (authz_rules.go). v2 carries each marker's transaction
+// version: at 2 (KIP-890 part 2) a marker must carry an epoch above the
+// producer's in the partition, so that a late marker of an ended
+// transaction cannot end the next one, whose data has the same epoch
+// (storage.Log.WriteMarker); before v2 the version is taken as 0.
 
 import (
 	"context"
@@ -18,10 +21,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/weir-dev/weir/broker/internal/topics"
 	"github.com/weir-dev/weir/broker/internal/txn"
 )
 
-func init() { register(kmsg.WriteTxnMarkers, 0, 1, handleWriteTxnMarkers) }
+func init() { register(kmsg.WriteTxnMarkers, 0, 2, handleWriteTxnMarkers) }
 
 func handleWriteTxnMarkers(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.WriteTxnMarkersRequest)
@@ -42,7 +46,14 @@ func handleWriteTxnMarkers(ctx context.Context, s *Server, r *Request) (kmsg.Res
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes := writeMarkersHere(ctx, s, g, m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch, parts)
+			lm := topics.Marker{
+				ProducerID: m.ProducerID, Epoch: m.ProducerEpoch, Commit: m.Committed,
+				CoordinatorEpoch: m.CoordinatorEpoch,
+			}
+			if req.Version >= 2 {
+				lm.TransactionVersion = m.TransactionVersion
+			}
+			codes := writeMarkersHere(ctx, s, g, lm, parts)
 			for j, tp := range parts {
 				if n := len(rm.Topics); n == 0 || rm.Topics[n-1].Topic != tp.Topic {
 					rt := kmsg.NewWriteTxnMarkersResponseMarkerTopic()

@@ -80,6 +80,14 @@ type Cluster interface {
 	Forward(ctx context.Context, req kmsg.Request) (kmsg.Response, error)
 }
 
+// MetadataSyncer is a Cluster that can bring its view up to the active
+// controller's metadata: SyncMetadata returns once the view includes
+// everything the controller had applied when it answered, or an error
+// when no controller answered or the view did not get there in time.
+type MetadataSyncer interface {
+	SyncMetadata(ctx context.Context) error
+}
+
 // LocalTopicAwaiter is a Cluster that can wait (briefly, bounded) for the
 // local log of a topic its view already names, so that a request for a
 // partition led here is not refused only because it came first.

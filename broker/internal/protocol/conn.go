@@ -113,11 +113,17 @@ func decodeFrame(b []byte) (*frame, error) {
 	r := &Request{Key: h.key, Version: h.version, CorrelationID: h.correlationID, ClientID: h.clientID}
 	entry, ok := lookupHandler(h.key)
 	if h.key == kmsg.ApiVersions.Int16() && (!ok || h.version < entry.minVersion || h.version > entry.maxVersion) {
-		// KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges,
-		// so the client can retry with a version we speak.
+		// KIP-511: answer in v0 with UNSUPPORTED_VERSION and, as Kafka
+		// does, ApiVersions' own range only, so the client retries with a
+		// version we speak. NB: with every range, franz-go takes the v0
+		// answer as final and so never learns the finalized features
+		// (transaction.version), which only v3+ carries.
 		resp := kmsg.NewPtrApiVersionsResponse()
 		resp.ErrorCode = kerr.UnsupportedVersion.Code
-		resp.ApiKeys = supportedKeys()
+		resp.ApiKeys = []kmsg.ApiVersionsResponseApiKey{{ApiKey: kmsg.ApiVersions.Int16(), MinVersion: 0, MaxVersion: 4}}
+		if ok {
+			resp.ApiKeys[0].MinVersion, resp.ApiKeys[0].MaxVersion = entry.minVersion, entry.maxVersion
+		}
 		r.Version = 0
 		return &frame{req: r, early: resp, headerV0: true}, nil
 	}
@@ -379,7 +385,7 @@ func (c *conn) serve(ctx context.Context) {
 
 	for f := range frames {
 		resp := f.early
-		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok && c.s.cfg.Cluster != nil {
+		if av, ok := resp.(*kmsg.ApiVersionsResponse); ok && c.s.cfg.Cluster != nil && av.ErrorCode != kerr.UnsupportedVersion.Code {
 			av.ApiKeys = withClusterOnlyKeys(av.ApiKeys)
 		}
 		var err error

@@ -48,31 +48,40 @@ type ClusterChanges interface {
 	Changed() <-chan struct{}
 }
 
-// groupOwnership keeps a cluster-mode group driver serving the offsets
-// partitions this broker leads.
-type groupOwnership struct {
-	s *Server
-	d *group.Driver
-	f *ownership.Follower
+// coordOwnership keeps a cluster-mode coordinator (the group or the
+// transaction driver) serving the partitions of its internal topic this
+// broker leads, through an ownership.Follower.
+type coordOwnership struct {
+	s          *Server
+	f          *ownership.Follower
+	topic      string // the internal topic
+	what       string // "group" or "transaction", for the logs
+	partitions int32  // the partition count this broker places keys with
 
 	// warned is set once a partition-count mismatch has been logged.
 	warned atomic.Bool
 
-	// createMu serialises this broker's creations of __consumer_offsets.
+	// createMu serialises this broker's creations of the topic.
 	createMu sync.Mutex
 }
 
-func newGroupOwnership(s *Server, d *group.Driver) *groupOwnership {
-	o := &groupOwnership{s: s, d: d}
+// startCoordOwnership starts following topic's leaderships for c, a
+// coordinator placing its keys on partitions partitions.
+func startCoordOwnership(s *Server, name, what, topic string, partitions int32, c ownership.Coordinator) *coordOwnership {
+	o := &coordOwnership{s: s, topic: topic, what: what, partitions: partitions}
 	var changed func() <-chan struct{}
 	if ch, ok := s.cfg.Cluster.(ClusterChanges); ok {
 		changed = ch.Changed
 	}
 	o.f = ownership.StartFollower(ownership.FollowerOptions{
-		Name: "group", Source: s.leadershipSource(group.OffsetsTopic, o.partitionsAgree),
-		Coordinator: groupLoader{d}, Changed: changed, Logger: s.Logger,
+		Name: name, Source: s.leadershipSource(topic, o.partitionsAgree),
+		Coordinator: c, Changed: changed, Logger: s.Logger,
 	})
 	return o
+}
+
+func newGroupOwnership(s *Server, d *group.Driver) *coordOwnership {
+	return startCoordOwnership(s, "group", "group", group.OffsetsTopic, d.Partitions(), groupLoader{d})
 }
 
 // groupLoader is the group driver as an ownership.Coordinator.
@@ -82,16 +91,27 @@ func (g groupLoader) Load(ctx context.Context, p int32) error { return g.d.Load(
 func (g groupLoader) Unload(ps []int32)                       { g.d.Unload(ps) }
 
 // close stops the follower and waits for it.
-func (o *groupOwnership) close() { o.f.Close() }
+func (o *coordOwnership) close() { o.f.Close() }
 
 // sync applies what the view and the replicas say now, unless a look is
 // under way.
-func (o *groupOwnership) sync(ctx context.Context) { o.f.TrySync(ctx) }
+func (o *coordOwnership) sync(ctx context.Context) { o.f.TrySync(ctx) }
 
-// partitionsAgree reports whether the cluster's __consumer_offsets has the
-// partition count this broker's coordinator places groups with.
-func (o *groupOwnership) partitionsAgree(n int32) bool {
-	return countsAgree(o.s, &o.warned, group.OffsetsTopic, n, o.d.Partitions(), "group")
+// partitionsAgree reports whether the cluster's internal topic has the
+// partition count this broker's coordinator places keys with.
+func (o *coordOwnership) partitionsAgree(n int32) bool {
+	return countsAgree(o.s, &o.warned, o.topic, n, o.partitions, o.what)
+}
+
+// ensureTopic asks the controller to create the internal topic (this
+// broker's partition count, replication factor
+// min(Config.OffsetsReplication, unfenced brokers), compacted) unless the
+// view has it, and returns the view after. Failures are logged: the caller
+// answers COORDINATOR_NOT_AVAILABLE, which clients retry.
+func (o *coordOwnership) ensureTopic(ctx context.Context) *ClusterView {
+	o.createMu.Lock()
+	defer o.createMu.Unlock()
+	return o.s.ensureInternalTopic(ctx, o.topic, o.partitions)
 }
 
 // countsAgree reports whether a coordinator's internal topic has, in the
@@ -147,17 +167,6 @@ func (s *Server) leadershipSource(topic string, agree func(n int32) bool) owners
 		}
 		return obs
 	}
-}
-
-// ensureOffsetsTopic asks the controller to create __consumer_offsets
-// (this broker's offsets partition count, replication factor
-// min(Config.OffsetsReplication, unfenced brokers), compacted) unless the
-// view has it, and returns the view after. Failures are logged: the caller
-// answers COORDINATOR_NOT_AVAILABLE, which clients retry.
-func (o *groupOwnership) ensureOffsetsTopic(ctx context.Context) *ClusterView {
-	o.createMu.Lock()
-	defer o.createMu.Unlock()
-	return o.s.ensureInternalTopic(ctx, group.OffsetsTopic, o.d.Partitions())
 }
 
 // ensureInternalTopic asks the controller to create a coordinator's
@@ -231,7 +240,7 @@ func clusterFindCoordinator(ctx context.Context, s *Server, r *Request) (kmsg.Re
 	case 0:
 		g, _ := s.Extension(groupExtensionName).(*groupCoordinator)
 		if v.Topics[group.OffsetsTopic] == nil && g != nil && g.own != nil {
-			v = g.own.ensureOffsetsTopic(ctx)
+			v = g.own.ensureTopic(ctx)
 		}
 		coordinator = func(key string) (Node, bool) {
 			return coordinatorIn(v, r, group.OffsetsTopic, func(n int32) int32 { return group.Partition(group.GroupID(key), n) })
@@ -242,7 +251,7 @@ func clusterFindCoordinator(ctx context.Context, s *Server, r *Request) (kmsg.Re
 			return handleFindCoordinator(ctx, s, r) // no coordinator: refused there
 		}
 		if v.Topics[txn.StateTopic] == nil {
-			v = t.own.ensureStateTopic(ctx)
+			v = t.own.ensureTopic(ctx)
 		}
 		coordinator = func(key string) (Node, bool) {
 			return coordinatorIn(v, r, txn.StateTopic, func(n int32) int32 { return txn.Partition(txn.TransactionalID(key), n) })

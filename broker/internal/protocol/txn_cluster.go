@@ -36,7 +36,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -59,17 +58,6 @@ type BrokerSender interface {
 // peerRequestTimeout bounds one request to another broker (a marker
 // write waits there for the high watermark).
 const peerRequestTimeout = 10 * time.Second
-
-// txnOwnership keeps a cluster-mode transaction driver serving the state
-// partitions this broker leads.
-type txnOwnership struct {
-	s *Server
-	d *txn.Driver
-	f *ownership.Follower
-
-	warned   atomic.Bool
-	createMu sync.Mutex // serialises this broker's creations of the topic
-}
 
 func openClusterTxnCoordinator(s *Server) (Extension, error) {
 	var opts txn.Options
@@ -98,15 +86,7 @@ func openClusterTxnCoordinator(s *Server) (Extension, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &txnOwnership{s: s, d: d}
-	var changed func() <-chan struct{}
-	if ch, ok := s.cfg.Cluster.(ClusterChanges); ok {
-		changed = ch.Changed
-	}
-	o.f = ownership.StartFollower(ownership.FollowerOptions{
-		Name: "txn", Source: s.leadershipSource(txn.StateTopic, o.partitionsAgree),
-		Coordinator: txnLoader{o}, Changed: changed, Logger: s.Logger,
-	})
+	o := startCoordOwnership(s, "txn", "transaction", txn.StateTopic, d.Partitions(), txnLoader{s, d})
 	return &txnCoordinator{d: d, own: o}, nil
 }
 
@@ -137,42 +117,30 @@ func (c clusterTopics) Partitions(topic string) (int32, bool) {
 // txnLoader is the transaction driver as an ownership.Coordinator: a
 // partition is loaded under the leader epoch the view names, its
 // coordinator epoch.
-type txnLoader struct{ o *txnOwnership }
+type txnLoader struct {
+	s *Server
+	d *txn.Driver
+}
 
 func (l txnLoader) Load(ctx context.Context, p int32) error {
-	ct := l.o.s.cfg.Cluster.View().Topics[txn.StateTopic]
+	ct := l.s.cfg.Cluster.View().Topics[txn.StateTopic]
 	if ct == nil || int(p) >= len(ct.Partitions) {
 		return fmt.Errorf("protocol: %s partition %d is not in the view", txn.StateTopic, p)
 	}
-	return l.o.d.Load(ctx, p, txn.CoordinatorEpoch(ct.Partitions[p].LeaderEpoch))
+	return l.d.Load(ctx, p, txn.CoordinatorEpoch(ct.Partitions[p].LeaderEpoch))
 }
 
-func (l txnLoader) Unload(ps []int32) { l.o.d.Unload(ps) }
-
-func (o *txnOwnership) close() { o.f.Close() }
-
-func (o *txnOwnership) sync(ctx context.Context) { o.f.TrySync(ctx) }
-
-// partitionsAgree reports whether the cluster's __transaction_state has
-// the partition count this broker places transactional ids with.
-func (o *txnOwnership) partitionsAgree(n int32) bool {
-	return countsAgree(o.s, &o.warned, txn.StateTopic, n, o.d.Partitions(), "transaction")
-}
-
-// ensureStateTopic creates __transaction_state through the controller
-// unless the view has it, and returns the view after.
-func (o *txnOwnership) ensureStateTopic(ctx context.Context) *ClusterView {
-	o.createMu.Lock()
-	defer o.createMu.Unlock()
-	return o.s.ensureInternalTopic(ctx, txn.StateTopic, o.d.Partitions())
-}
+func (l txnLoader) Unload(ps []int32) { l.d.Unload(ps) }
 
 // clusterWriteMarkers writes m's markers to their partitions' leaders as
 // the view names them now: this broker's directly, the others' in one
 // WriteTxnMarkers per leader. It returns the partitions done (marked, or
 // gone from the view: nothing to mark).
 func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Marker) ([]txn.TopicPartition, error) {
-	v := s.cfg.Cluster.View()
+	v, err := markerView(ctx, s.cfg.Cluster, m.Partitions)
+	if err != nil {
+		return nil, err // the driver tries again after its backoff
+	}
 	var done, local []txn.TopicPartition
 	leaderOf := func(tp txn.TopicPartition) (txn.NodeID, bool) {
 		ct := v.Topics[tp.Topic]
@@ -188,11 +156,8 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 		ct := v.Topics[tp.Topic]
 		switch n, ok := leaderOf(tp); {
 		case ct == nil || tp.Partition < 0 || int(tp.Partition) >= len(ct.Partitions):
-			// NB: taken as deleted, so the marker is dropped for good; a
-			// view that lags (a coordinator moved to a broker that has
-			// not applied the topic's creation or its added partitions
-			// yet) loses it too. The view keeps no deletions to tell
-			// the two apart; the controller's image would.
+			// Not in a view that has caught up with the controller's
+			// metadata (markerView): deleted, nothing to mark.
 			done = append(done, tp)
 		case !ok:
 			errs = append(errs, fmt.Errorf("marker to %s/%d: no leader", tp.Topic, tp.Partition))
@@ -206,7 +171,9 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 	if len(remote) > 0 {
 		rm := m
 		rm.Partitions = remote
-		reqs, _ = txn.MarkerRequests([]txn.Marker{rm}, 1, leaderOf)
+		// v2 carries the transaction version, which the leader's check
+		// of the marker's epoch depends on.
+		reqs, _ = txn.MarkerRequests([]txn.Marker{rm}, 2, leaderOf)
 	}
 	// Each sender writes its one result without blocking.
 	results := make(chan markerResult, len(reqs)+1)
@@ -215,10 +182,10 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes := writeMarkersHere(ctx, s, g, int64(m.ProducerID), int16(m.Epoch), m.Commit, int32(m.CoordinatorEpoch), local)
+			codes := writeMarkersHere(ctx, s, g, logMarker(m), local)
 			var r markerResult
 			for i, tp := range local {
-				if codes[i] == 0 {
+				if markerDone(codes[i]) {
 					r.done = append(r.done, tp)
 				} else {
 					r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d: %w", tp.Topic, tp.Partition, kerr.ErrorForCode(codes[i])))
@@ -244,6 +211,38 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 	return done, errors.Join(errs...)
 }
 
+// markerView returns the view to send markers to parts by. A partition
+// the view does not name is of a deleted topic, or of one this broker has
+// not applied the creation (or the added partitions) of yet: a
+// coordinator that moved here ahead of its metadata, whose view has no
+// deletions to tell the two apart. So before any partition is taken as
+// deleted, and its marker dropped for good, the view catches up with the
+// active controller's metadata (MetadataSyncer); an error means it could
+// not, and the markers wait for the next try.
+func markerView(ctx context.Context, c Cluster, parts []txn.TopicPartition) (*ClusterView, error) {
+	v := c.View()
+	unseen := func(v *ClusterView) []txn.TopicPartition {
+		var out []txn.TopicPartition
+		for _, tp := range parts {
+			if ct := v.Topics[tp.Topic]; ct == nil || tp.Partition < 0 || int(tp.Partition) >= len(ct.Partitions) {
+				out = append(out, tp)
+			}
+		}
+		return out
+	}
+	missing := unseen(v)
+	sy, ok := c.(MetadataSyncer)
+	if len(missing) == 0 || !ok {
+		return v, nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, adminForwardTimeout)
+	defer cancel()
+	if err := sy.SyncMetadata(sctx); err != nil {
+		return nil, fmt.Errorf("protocol: markers to %v, which this broker's metadata does not name: catching up with the controller's: %w", missing, err)
+	}
+	return c.View(), nil
+}
+
 // markerResult is what one marker write reports: the partitions marked,
 // and why the others were not.
 type markerResult struct {
@@ -266,31 +265,52 @@ func sendMarkers(ctx context.Context, sender BrokerSender, node int32, req *kmsg
 	done, failed := txn.MarkerResults(out.(*kmsg.WriteTxnMarkersResponse))
 	r := markerResult{done: done}
 	for tp, code := range failed {
+		if markerDone(code) {
+			r.done = append(r.done, tp)
+			continue
+		}
 		r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d at broker %d: %w", tp.Topic, tp.Partition, node, kerr.ErrorForCode(code)))
 	}
 	return r
 }
 
-// writeMarkersHere writes a marker to each of parts, partitions this
+// logMarker is the marker m asks a partition log to write.
+func logMarker(m txn.Marker) topics.Marker {
+	return topics.Marker{
+		ProducerID: int64(m.ProducerID), Epoch: int16(m.Epoch), Commit: m.Commit,
+		CoordinatorEpoch: int32(m.CoordinatorEpoch), TransactionVersion: int8(m.TransactionVersion),
+	}
+}
+
+// markerDone reports whether a partition's answer to a marker ends the
+// coordinator's work there: written (0), or refused as older than the
+// producer's epoch in the partition (INVALID_PRODUCER_EPOCH), which has
+// moved past this transaction: its marker was written before (the
+// refusal answers a copy, late) or the producer was fenced there.
+func markerDone(code int16) bool {
+	return code == 0 || code == kerr.InvalidProducerEpoch.Code
+}
+
+// writeMarkersHere writes marker m to each of parts, partitions this
 // broker is to lead, and returns each one's error code (0: written and,
 // replicated, covered by the high watermark). The __consumer_offsets ones
 // are also handed to the group coordinator g, which makes a committed
 // transaction's offsets visible. The partitions are written in parallel.
-func writeMarkersHere(ctx context.Context, s *Server, g *groupCoordinator, pid int64, epoch int16, commit bool, coordinatorEpoch int32, parts []txn.TopicPartition) []int16 {
+func writeMarkersHere(ctx context.Context, s *Server, g *groupCoordinator, m topics.Marker, parts []txn.TopicPartition) []int16 {
 	codes := make([]int16, len(parts))
 	var wg sync.WaitGroup
 	for i, tp := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			codes[i] = writeMarkerHere(ctx, s, g, pid, epoch, commit, coordinatorEpoch, tp)
+			codes[i] = writeMarkerHere(ctx, s, g, m, tp)
 		}()
 	}
 	wg.Wait()
 	return codes
 }
 
-func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid int64, epoch int16, commit bool, coordinatorEpoch int32, tp txn.TopicPartition) int16 {
+func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, m topics.Marker, tp txn.TopicPartition) int16 {
 	var p *topics.Partition
 	if s.cfg.Cluster != nil {
 		v := s.cfg.Cluster.View()
@@ -310,17 +330,17 @@ func writeMarkerHere(ctx context.Context, s *Server, g *groupCoordinator, pid in
 	var err error
 	if s.cfg.Replication != nil {
 		err = ownership.AppendBroker(ctx, s.cfg.Replication, p, func(l topics.LeaderTxnLog, le topics.Epoch) (topics.AppendResult, error) {
-			return l.WriteMarker(pid, epoch, commit, coordinatorEpoch, le)
+			return l.WriteMarker(m, le)
 		})
 	} else if tl, ok := p.Log().(topics.TxnLog); ok {
-		err = tl.AppendMarker(ctx, pid, epoch, commit, coordinatorEpoch)
+		err = tl.AppendMarker(ctx, m)
 	}
 	if err != nil {
 		s.Logger.Debug("protocol: write a transaction marker", "topic", tp.Topic, "partition", tp.Partition, "err", err)
 		return errorCode(err)
 	}
 	if tp.Topic == group.OffsetsTopic && g != nil {
-		if err := g.d.CompleteTxn(pid, commit, tp.Partition); err != nil {
+		if err := g.d.CompleteTxn(m.ProducerID, m.Commit, tp.Partition); err != nil {
 			return kerr.CoordinatorNotAvailable.Code
 		}
 	}

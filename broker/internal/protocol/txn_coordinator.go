@@ -35,7 +35,7 @@ type txnCoordinator struct {
 	d *txn.Driver
 	// own moves the partitions served in cluster mode; nil on a single
 	// node.
-	own *txnOwnership
+	own *coordOwnership
 }
 
 func (t *txnCoordinator) Close() error {
@@ -94,6 +94,14 @@ func openTxnCoordinator(s *Server) (Extension, error) {
 // runs once the coordinator has loaded __transaction_state and before the
 // server takes requests (New opens the extensions first), so no producer
 // the coordinator is about to learn of can be mistaken for one.
+//
+// A cluster does without it: its leaders refuse a transactional batch
+// without a transactional id as a single node does, and write one with an
+// id only once the id's coordinator has the partition in that producer's
+// open transaction (clusterVerify), which that coordinator then ends; a
+// follower holds only what its leader wrote. Nor could a leader tell an
+// orphan there: the producer ids it finds belong to coordinators on every
+// broker (TestClusterNoOrphanTransactions).
 func abortOrphanTransactions(s *Server, d *txn.Driver) {
 	known := map[int64]bool{}
 	for _, id := range d.IDs() {
@@ -116,7 +124,7 @@ func abortOrphanTransactions(s *Server, d *txn.Driver) {
 				if ps.TxnStartOffset < 0 || known[ps.ProducerID] {
 					continue
 				}
-				err := tl.AppendMarker(context.Background(), ps.ProducerID, ps.Epoch, false, -1) // the broker's own: no coordinator epoch
+				err := tl.AppendMarker(context.Background(), topics.Marker{ProducerID: ps.ProducerID, Epoch: ps.Epoch, CoordinatorEpoch: -1}) // the broker's own: no coordinator epoch
 				s.Logger.Warn("txn: aborted a transaction no transactional id owns (a transactional batch written without one), found open at recovery",
 					"topic", t.Name(), "partition", i, "producer_id", ps.ProducerID, "first_offset", ps.TxnStartOffset, "err", err)
 			}
@@ -147,7 +155,7 @@ func writeMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Mar
 			done = append(done, tp) // a log without transactions
 			continue
 		}
-		err := tl.AppendMarker(ctx, int64(m.ProducerID), int16(m.Epoch), m.Commit, int32(m.CoordinatorEpoch))
+		err := tl.AppendMarker(ctx, logMarker(m))
 		if errors.Is(err, kerr.InvalidProducerEpoch) {
 			// The partition holds a newer epoch of this producer: this
 			// transaction ended here before (the marker is a late

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/broker/internal/batch"
+	"github.com/weir-dev/weir/broker/internal/topics"
 	"github.com/weir-dev/weir/broker/internal/txn"
 )
 
@@ -47,6 +48,11 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 		return kerr.InvalidRecord.Code, nil // a transactional produce of non-transactional batches
 	}
 	add := req.Version >= 12
+	if add {
+		if parts = notOpenHere(s, parts, pid, epoch); len(parts) == 0 {
+			return 0, nil
+		}
+	}
 	check := func() (map[txn.TopicPartition]int16, int16, error) {
 		if s.cfg.Cluster != nil {
 			return clusterVerify(ctx, s, d, *req.TransactionID, pid, epoch, parts, add)
@@ -90,6 +96,33 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 		}
 	}
 	return 0, out
+}
+
+// notOpenHere returns the partitions of parts where producer pid has no
+// transaction open at epoch: the others were added to its transaction by
+// the produce that opened it here, and need no second trip to the
+// coordinator for as long as it stays open, as in Kafka. Only for Produce
+// v12 (transaction.version 2): a transaction that ends meanwhile ends with
+// a marker above its epoch, so a produce that passed this check and
+// appends after that marker is refused as older than the producer's epoch
+// here. Under the older protocol the marker carries the data's epoch and
+// such a produce would open a transaction no coordinator knows, so every
+// v11 produce is verified.
+func notOpenHere(s *Server, parts []txn.TopicPartition, pid int64, epoch int16) []txn.TopicPartition {
+	var out []txn.TopicPartition
+	for _, tp := range parts {
+		if t, ok := s.Topics.Get(tp.Topic); ok {
+			if p, ok := t.Partition(tp.Partition); ok {
+				if tl, ok := p.Log().(topics.TxnLog); ok {
+					if e, open := tl.OpenTxn(pid); open && e == epoch {
+						continue
+					}
+				}
+			}
+		}
+		out = append(out, tp)
+	}
+	return out
 }
 
 // concurrentRetry is the first wait before a transactional produce's check

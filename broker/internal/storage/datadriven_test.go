@@ -195,11 +195,17 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 	case "bounds":
 		return e.bounds()
 	case "marker":
-		off, err := e.l.AppendMarker(context.Background(), argInt(t, td, "pid", 0), int16(argInt(t, td, "pepoch", 0)), td.HasArg("commit"), 0)
+		res, err := e.l.AppendMarker(context.Background(), Marker{
+			ProducerID: argInt(t, td, "pid", 0), Epoch: int16(argInt(t, td, "pepoch", 0)), Commit: td.HasArg("commit"),
+			TransactionVersion: int8(argInt(t, td, "tv", 0)),
+		})
 		if err != nil {
 			return "error: " + classify(err)
 		}
-		return fmt.Sprintf("marker at %d", off)
+		if res.Duplicate {
+			return "duplicate: nothing written"
+		}
+		return fmt.Sprintf("marker at %d", res.BaseOffset)
 	case "txn-state":
 		return e.txnState()
 	case "segments":

@@ -20,6 +20,9 @@ type Offset = base.Offset
 // base.Epoch.
 type Epoch = base.Epoch
 
+// Marker is a transaction marker to write (WriteMarker), base.Marker.
+type Marker = base.Marker
+
 // CleanupPolicy is a partition's cleanup.policy.
 type CleanupPolicy uint8
 

@@ -143,6 +143,18 @@ func (l *Log) OpenTransactions() map[int64]Offset {
 	return m
 }
 
+// OpenTxn reports whether producer pid has a transaction open here, and
+// at which epoch (its latest here).
+func (l *Log) OpenTxn(pid int64) (epoch int16, open bool) {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	p := l.producers[pid]
+	if p == nil || !p.txnOpen {
+		return 0, false
+	}
+	return p.epoch, true
+}
+
 // ProducerInfo is what DescribeProducers reports of one producer.
 type ProducerInfo struct {
 	ProducerID     int64
@@ -171,17 +183,18 @@ func (l *Log) Producers() []ProducerInfo {
 	return out
 }
 
-// AppendMarker appends a COMMIT or ABORT control batch for producer pid at
-// epoch, ending its transaction in this partition, and waits until it is
-// durable under the log's sync policy. coordinatorEpoch goes into the
-// marker's value. A marker for a producer with no open transaction here is
-// written all the same (a retry after a restart); it changes nothing.
-func (l *Log) AppendMarker(ctx context.Context, pid int64, epoch int16, commit bool, coordinatorEpoch int32) (Offset, error) {
-	res, err := l.WriteMarker(pid, epoch, commit, coordinatorEpoch, -1)
+// AppendMarker appends m, a COMMIT or ABORT control batch for producer
+// m.ProducerID at m.Epoch, ending its transaction in this partition, and
+// waits until it is durable under the log's sync policy (see WriteMarker
+// for the markers refused). m.CoordinatorEpoch goes into the marker's
+// value. A marker for a producer with no open transaction here is written
+// all the same (a retry after a restart); it changes nothing.
+func (l *Log) AppendMarker(ctx context.Context, m Marker) (AppendResult, error) {
+	res, err := l.WriteMarker(m, -1)
 	if err != nil {
-		return 0, err
+		return AppendResult{}, err
 	}
-	return res.BaseOffset, l.WaitDurable(ctx, res.LastOffset+1)
+	return res, l.WaitDurable(ctx, res.LastOffset+1)
 }
 
 // controlKind returns the control type of the marker b (one batch) and

@@ -23,7 +23,7 @@ func TestStaleCoordinatorMarkerRefused(t *testing.T) {
 		mustAppend(t, l, buildBatch(t, batchSpec{recs: []kv{{key: []byte("k"), value: []byte("v"), ts: 1}}, pid: 7, pepoch: 0, seq: seq, txn: true}))
 	}
 	txn(0)
-	if _, err := l.AppendMarker(ctx, 7, 0, true, 4); err != nil {
+	if _, err := l.AppendMarker(ctx, Marker{ProducerID: 7, Epoch: 0, Commit: true, CoordinatorEpoch: 4}); err != nil {
 		t.Fatal(err)
 	}
 	txn(1) // transaction 2, at offset 2
@@ -31,7 +31,7 @@ func TestStaleCoordinatorMarkerRefused(t *testing.T) {
 	if lso != 2 {
 		t.Fatalf("last stable offset %d with transaction 2 open at 2", lso)
 	}
-	_, err := l.AppendMarker(ctx, 7, 0, true, 3)
+	_, err := l.AppendMarker(ctx, Marker{ProducerID: 7, Epoch: 0, Commit: true, CoordinatorEpoch: 3})
 	if !IsCoordinatorFenced(err) {
 		t.Fatalf("a marker of coordinator epoch 3 after one of 4: err %v, want ErrCoordinatorFenced", err)
 	}
@@ -44,17 +44,17 @@ func TestStaleCoordinatorMarkerRefused(t *testing.T) {
 	if open := l.OpenTransactions(); open[7] != 2 {
 		t.Fatalf("open transactions %v after the refused marker, want pid 7's at 2", open)
 	}
-	if _, err := l.AppendMarker(ctx, 7, 0, false, 4); err != nil {
+	if _, err := l.AppendMarker(ctx, Marker{ProducerID: 7, Epoch: 0, Commit: false, CoordinatorEpoch: 4}); err != nil {
 		t.Fatalf("a marker of the same coordinator epoch: %v", err)
 	}
 	txn(2)
-	if _, err := l.AppendMarker(ctx, 7, 0, false, -1); err != nil {
+	if _, err := l.AppendMarker(ctx, Marker{ProducerID: 7, Epoch: 0, Commit: false, CoordinatorEpoch: -1}); err != nil {
 		t.Fatalf("the broker's own marker (coordinator epoch -1): %v", err)
 	}
-	if _, err := l.AppendMarker(ctx, 7, 0, false, 3); !IsCoordinatorFenced(err) {
+	if _, err := l.AppendMarker(ctx, Marker{ProducerID: 7, Epoch: 0, Commit: false, CoordinatorEpoch: 3}); !IsCoordinatorFenced(err) {
 		t.Fatalf("after the broker's own marker, one of coordinator epoch 3: err %v, want ErrCoordinatorFenced (-1 must not lower the epoch)", err)
 	}
-	if _, err := l.AppendMarker(ctx, 8, 0, false, 0); err != nil {
+	if _, err := l.AppendMarker(ctx, Marker{ProducerID: 8, Epoch: 0, Commit: false, CoordinatorEpoch: 0}); err != nil {
 		t.Fatalf("a marker for another producer: %v", err)
 	}
 }
@@ -90,7 +90,7 @@ func TestStaleCoordinatorMarkerRefusedAfterReplicationAndRecovery(t *testing.T) 
 				}
 			}
 			txn(0)
-			if _, err := leader.WriteMarker(7, 0, true, 4, 1); err != nil {
+			if _, err := leader.WriteMarker(Marker{ProducerID: 7, Epoch: 0, Commit: true, CoordinatorEpoch: 4}, 1); err != nil {
 				t.Fatal(err)
 			}
 			txn(1)
@@ -103,7 +103,7 @@ func TestStaleCoordinatorMarkerRefusedAfterReplicationAndRecovery(t *testing.T) 
 					t.Fatal(err)
 				}
 			}
-			if _, err := follower.WriteMarker(7, 0, true, 3, 1); !IsCoordinatorFenced(err) {
+			if _, err := follower.WriteMarker(Marker{ProducerID: 7, Epoch: 0, Commit: true, CoordinatorEpoch: 3}, 1); !IsCoordinatorFenced(err) {
 				t.Fatalf("follower: a marker of coordinator epoch 3 after one of 4: err %v, want ErrCoordinatorFenced", err)
 			}
 			if err := follower.Close(); err != nil {
@@ -117,7 +117,7 @@ func TestStaleCoordinatorMarkerRefusedAfterReplicationAndRecovery(t *testing.T) 
 					t.Fatalf("no producer snapshot at offset 2: %v", err)
 				}
 			}
-			if _, err := follower.WriteMarker(7, 0, true, 3, 1); !IsCoordinatorFenced(err) {
+			if _, err := follower.WriteMarker(Marker{ProducerID: 7, Epoch: 0, Commit: true, CoordinatorEpoch: 3}, 1); !IsCoordinatorFenced(err) {
 				t.Fatalf("reopened: a marker of coordinator epoch 3 after one of 4: err %v, want ErrCoordinatorFenced", err)
 			}
 			if got := follower.OpenTransactions(); got[7] != 2 {

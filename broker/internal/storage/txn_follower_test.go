@@ -40,7 +40,7 @@ func TestFollowerTracksTransactions(t *testing.T) {
 	}
 	mustMarker := func(pid int64, commit bool) {
 		t.Helper()
-		if _, err := leader.WriteMarker(pid, 0, commit, 0, 1); err != nil {
+		if _, err := leader.WriteMarker(Marker{ProducerID: pid, Epoch: 0, Commit: commit, CoordinatorEpoch: 0}, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/weir-dev/weir/broker/internal/batch"
@@ -16,25 +17,36 @@ import (
 // the epoch and return without waiting; AppendMarker and AppendTrusted (a
 // single node) write at the latest epoch and wait for durability.
 
-// WriteMarker appends a COMMIT or ABORT control batch for producer pid at
-// epoch (see AppendMarker) with leader epoch leaderEpoch (-1: the log's
-// latest), without waiting for durability. A marker whose coordinatorEpoch
-// is below the highest of the producer's markers here is refused with
-// ErrCoordinatorFenced: it comes from a coordinator that has since lost
-// the transactional id, and could end the producer's next transaction (of
-// the same producer epoch). coordinatorEpoch -1 is the broker's own marker
-// (no coordinator), which is not checked and carries epoch 0.
-func (l *Log) WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, leaderEpoch Epoch) (AppendResult, error) {
+// WriteMarker appends m, a COMMIT or ABORT control batch (see
+// AppendMarker), with leader epoch leaderEpoch (-1: the log's latest),
+// without waiting for durability.
+//
+// A marker whose CoordinatorEpoch is below the highest of the producer's
+// markers here is refused with ErrCoordinatorFenced: it comes from a
+// coordinator that has since lost the transactional id, and could end the
+// producer's next transaction (of the same producer epoch). The broker's
+// own marker (CoordinatorEpoch -1) is not checked and carries 0.
+//
+// A marker older than the producer's epoch here is refused with
+// ErrInvalidProducerEpoch (checkProducer). A transaction version 2 marker
+// (KIP-890 part 2) must be strictly above it: such a marker carries an
+// epoch one above its transaction's data, so one at the producer's epoch
+// comes from an earlier transaction, late, and would end the transaction
+// whose data is here at that epoch. At that epoch with no transaction of
+// the producer open here, it is that earlier transaction's marker again
+// (a coordinator's retry after a lost answer): nothing is written and the
+// result, Duplicate, is answered once the log's end is committed.
+func (l *Log) WriteMarker(m Marker, leaderEpoch Epoch) (AppendResult, error) {
 	kind := byte(controlAbort)
-	if commit {
+	if m.Commit {
 		kind = controlCommit
 	}
 	now := l.opts.Now().UnixMilli()
 	h := batch.Header{
 		Attributes: attrTxnControl, FirstTimestamp: now, MaxTimestamp: now,
-		ProducerID: pid, ProducerEpoch: epoch, BaseSequence: -1,
+		ProducerID: m.ProducerID, ProducerEpoch: m.Epoch, BaseSequence: -1,
 	}
-	value := binary.BigEndian.AppendUint32([]byte{0, 0}, uint32(max(coordinatorEpoch, 0)))
+	value := binary.BigEndian.AppendUint32([]byte{0, 0}, uint32(max(m.CoordinatorEpoch, 0)))
 	b, err := batch.Build(h, []batch.Record{{Key: []byte{0, 0, 0, kind}, Value: value}}, batch.CodecNone)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("storage: build marker: %w", err)
@@ -42,15 +54,37 @@ func (l *Log) WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch 
 	if h, err = batch.Validate(b); err != nil {
 		return AppendResult{}, fmt.Errorf("storage: built marker: %w", err)
 	}
+	var dup *AppendResult
 	check := func() error {
-		if p := l.producers[pid]; p != nil && coordinatorEpoch >= 0 && coordinatorEpoch < p.coordEpoch {
+		p := l.producers[m.ProducerID]
+		if p == nil {
+			return nil
+		}
+		if m.CoordinatorEpoch >= 0 && m.CoordinatorEpoch < p.coordEpoch {
 			return fmt.Errorf("%w: marker for producer %d of coordinator epoch %d after one of %d",
-				ErrCoordinatorFenced, pid, coordinatorEpoch, p.coordEpoch)
+				ErrCoordinatorFenced, m.ProducerID, m.CoordinatorEpoch, p.coordEpoch)
+		}
+		if m.TransactionVersion >= 2 && m.Epoch == p.epoch {
+			if p.txnOpen {
+				return fmt.Errorf("%w: transaction version 2 marker for producer %d at epoch %d, the epoch of its open transaction here (a late marker of an earlier transaction)",
+					ErrInvalidProducerEpoch, m.ProducerID, m.Epoch)
+			}
+			l.mu.RLock()
+			dup = &AppendResult{BaseOffset: l.leo - 1, LastOffset: l.leo - 1, LogStartOffset: l.logStart, LogAppendTime: -1, Duplicate: true}
+			l.mu.RUnlock()
+			return errDuplicateMarker
 		}
 		return nil
 	}
-	return l.writeBroker(b, []batch.Header{h}, []int{0}, leaderEpoch, check)
+	res, err := l.writeBroker(b, []batch.Header{h}, []int{0}, leaderEpoch, check)
+	if err == errDuplicateMarker {
+		return *dup, nil
+	}
+	return res, err
 }
+
+// errDuplicateMarker stops writeBroker for a marker already written.
+var errDuplicateMarker = errors.New("storage: marker already written")
 
 // WriteTrusted appends batches the broker wrote itself (see AppendTrusted)
 // with leader epoch leaderEpoch (-1: the log's latest), without waiting for

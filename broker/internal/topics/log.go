@@ -7,11 +7,12 @@ import (
 )
 
 // Offset and Epoch are the broker's one offset type and one leader-epoch
-// type (base.Offset, base.Epoch), named here so that the Log interface
-// reads on its own.
+// type (base.Offset, base.Epoch), and Marker its transaction marker
+// (base.Marker), named here so that the Log interface reads on its own.
 type (
 	Offset = base.Offset
 	Epoch  = base.Epoch
+	Marker = base.Marker
 )
 
 // AppendResult is what an append reports.

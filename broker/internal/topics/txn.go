@@ -30,16 +30,21 @@ type TxnLog interface {
 	// AbortedTransactions returns the aborted transactions holding records
 	// in [from, to).
 	AbortedTransactions(from, to Offset) []AbortedTxn
-	// AppendMarker durably appends a COMMIT or ABORT marker for producer
-	// pid at epoch. A coordinatorEpoch below that of the producer's last
-	// marker here is refused with kerr.TransactionCoordinatorFenced (a
-	// stale coordinator's); -1 is the broker's own marker, not checked.
-	AppendMarker(ctx context.Context, pid int64, epoch int16, commit bool, coordinatorEpoch int32) error
+	// AppendMarker durably appends the COMMIT or ABORT marker m. A
+	// coordinator epoch below that of the producer's last marker here is
+	// refused with kerr.TransactionCoordinatorFenced (a stale
+	// coordinator's; -1 is the broker's own marker, not checked), an epoch
+	// the partition has moved past (at transaction version 2: reached)
+	// with kerr.InvalidProducerEpoch.
+	AppendMarker(ctx context.Context, m Marker) error
 	// AppendTrusted durably appends batches written by the broker itself
 	// (transactional offset commits, which carry no sequence number).
 	AppendTrusted(ctx context.Context, batches []byte) error
 	// Producers returns the producers the log tracks.
 	Producers() []ProducerState
+	// OpenTxn reports whether producer pid has a transaction open in the
+	// partition, and its epoch there.
+	OpenTxn(pid int64) (epoch int16, open bool)
 }
 
 // LeaderTxnLog is a TxnLog that a replicated partition's leader writes its
@@ -48,9 +53,9 @@ type TxnLog interface {
 // high watermark covers them. The storage engine's logs implement it.
 type LeaderTxnLog interface {
 	TxnLog
-	// WriteMarker appends a COMMIT or ABORT marker for producer pid at
-	// epoch with leader epoch leaderEpoch, without waiting for durability.
-	WriteMarker(pid int64, epoch int16, commit bool, coordinatorEpoch int32, leaderEpoch Epoch) (AppendResult, error)
+	// WriteMarker appends marker m (see AppendMarker) with leader epoch
+	// leaderEpoch, without waiting for durability.
+	WriteMarker(m Marker, leaderEpoch Epoch) (AppendResult, error)
 	// WriteTrusted appends broker-written batches (see AppendTrusted) with
 	// leader epoch leaderEpoch, without waiting for durability.
 	WriteTrusted(batches []byte, leaderEpoch Epoch) (AppendResult, error)

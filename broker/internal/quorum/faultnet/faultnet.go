@@ -8,6 +8,11 @@
 // connection that loses bytes (a drop, or a blackhole that is then healed)
 // is closed at its next use: like TCP, a connection delivers everything in
 // order or breaks, and the protocol on top reconnects.
+//
+// Hold keeps chosen writes in flight until Release: the bytes a sender
+// handed over arrive late, even after the sender gave up and closed its
+// connection, as what TCP accepted before a close still arrives. It makes
+// a late request, long after its sender stopped waiting for it.
 package faultnet
 
 import (
@@ -41,6 +46,8 @@ type rule struct {
 	blackhole bool
 	// cut refuses dials and breaks connections.
 	cut bool
+	// hold, if not nil, says which writes are held until Release.
+	hold func([]byte) bool
 }
 
 // Network is the set of links between registered nodes. Its methods are
@@ -58,7 +65,7 @@ type Network struct {
 
 // LinkStats counts what one direction of a link did.
 type LinkStats struct {
-	Writes, Dropped, Blackholed, Delayed, Refused int
+	Writes, Dropped, Blackholed, Delayed, Refused, Held int
 }
 
 // New returns a network whose random choices come from seed (log it).
@@ -110,6 +117,51 @@ func (n *Network) Blackhole(from, to NodeID) { n.set(from, to, func(r *rule) { r
 // between them (in the other direction, too: a connection carrying
 // requests one way carries responses the other).
 func (n *Network) Cut(from, to NodeID) { n.set(from, to, func(r *rule) { r.cut = true }) }
+
+// Hold keeps back the writes from one node to another that match says
+// (nil: every write) on the connections from dials: Write returns at once,
+// as if the bytes were sent, and they arrive, in order, when Release is
+// called. A connection holding bytes holds every later write too, so that
+// its stream stays in order, and its Close keeps it open for Release. Heal
+// stops holding new writes; what is held stays so until Release.
+func (n *Network) Hold(from, to NodeID, match func([]byte) bool) {
+	if match == nil {
+		match = func([]byte) bool { return true }
+	}
+	n.set(from, to, func(r *rule) { r.hold = match })
+}
+
+// releaseAnswerWait bounds how long Release waits for a peer to answer
+// the bytes it delivered on a connection its dialer has closed.
+const releaseAnswerWait = 10 * time.Second
+
+// Release delivers the bytes held on the connections from one node to
+// another, in order, and returns how many connections had some. A
+// connection its dialer closed meanwhile is closed once the peer answers
+// (its first byte back, read and dropped; at most releaseAnswerWait), so
+// that when Release returns the peer has handled what arrived late.
+func (n *Network) Release(from, to NodeID) (int, error) {
+	n.mu.Lock()
+	var cs []*conn
+	for c := range n.conns {
+		if c.from == from && c.to == to {
+			cs = append(cs, c)
+		}
+	}
+	n.mu.Unlock()
+	released := 0
+	var errs []error
+	for _, c := range cs {
+		ok, err := c.release()
+		if ok {
+			released++
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return released, errors.Join(errs...)
+}
 
 // Isolate blackholes every direction of every link of id.
 func (n *Network) Isolate(id NodeID) {
@@ -185,6 +237,13 @@ func (n *Network) decide(from, to NodeID) (rule, bool) {
 	return r, drop
 }
 
+// countHeld counts a held write.
+func (n *Network) countHeld(from, to NodeID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stats[link{from, to}].Held++
+}
+
 // Dialer returns the dialer node from uses: it dials through the network.
 func (n *Network) Dialer(from NodeID) *Dialer { return &Dialer{n: n, from: from} }
 
@@ -235,14 +294,78 @@ type conn struct {
 	broken          atomic.Bool
 	closeOnce       sync.Once
 	closed          chan struct{}
+
+	// wmu orders the writes that reach the connection, those Release
+	// delivers among them.
+	wmu sync.Mutex
+	// held is what Hold keeps back (guarded by wmu); dialerClosed says
+	// that Close came while some was held (guarded by wmu).
+	held         [][]byte
+	dialerClosed bool
 }
 
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
+	c.wmu.Lock()
+	if len(c.held) > 0 {
+		// Release delivers the bytes, then closes the connection.
+		c.dialerClosed = true
+		c.wmu.Unlock()
+		return nil
+	}
+	c.wmu.Unlock()
 	c.n.mu.Lock()
 	delete(c.n.conns, c)
 	c.n.mu.Unlock()
 	return c.Conn.Close()
+}
+
+// release delivers c's held bytes, and closes c if its dialer closed it
+// meanwhile, once the peer answered. It reports whether c held any.
+func (c *conn) release() (bool, error) {
+	c.wmu.Lock()
+	held, closed := c.held, c.dialerClosed
+	c.held = nil
+	defer c.wmu.Unlock()
+	if len(held) == 0 {
+		return false, nil
+	}
+	var err error
+	// NB: the dialer's deadline may have passed (it gave up waiting);
+	// the bytes were sent before that, as far as it knows.
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(releaseAnswerWait))
+	for _, b := range held {
+		if _, err = c.Conn.Write(b); err != nil {
+			break
+		}
+	}
+	_ = c.Conn.SetWriteDeadline(time.Time{})
+	if !closed {
+		return true, err
+	}
+	if err == nil {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(releaseAnswerWait))
+		var one [1]byte
+		if _, rerr := c.Conn.Read(one[:]); rerr != nil {
+			err = fmt.Errorf("faultnet: no answer to the bytes released from node %d to node %d: %w", c.from, c.to, rerr)
+		}
+	}
+	c.n.mu.Lock()
+	delete(c.n.conns, c)
+	c.n.mu.Unlock()
+	_ = c.Conn.Close()
+	return true, err
+}
+
+// hold keeps p back if c holds bytes already or r says to; the caller
+// holds c.wmu.
+func (c *conn) hold(r rule, p []byte) bool {
+	if len(c.held) == 0 && (r.hold == nil || !r.hold(p)) {
+		return false
+	}
+	c.held = append(c.held, append([]byte(nil), p...))
+	c.n.countHeld(c.from, c.to)
+	return true
 }
 
 func (c *conn) breakConn(why string) error {
@@ -281,6 +404,11 @@ func (c *conn) Write(p []byte) (int, error) {
 	}
 	if r.delay > 0 && !c.wait(r.delay) {
 		return 0, net.ErrClosed
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.hold(r, p) {
+		return len(p), nil
 	}
 	return c.Conn.Write(p)
 }

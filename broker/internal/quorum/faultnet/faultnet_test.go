@@ -140,3 +140,47 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("stats %+v do not count the faults applied", s)
 	}
 }
+
+// TestHoldRelease: a held write returns at once and arrives only at
+// Release, even after its sender closed the connection; writes Hold does
+// not match pass.
+func TestHoldRelease(t *testing.T) {
+	n := New(1, nil)
+	addr := echoServer(t)
+	n.Register(1, "127.0.0.1:1")
+	n.Register(2, addr)
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := n.Dialer(1).DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	n.Hold(1, 2, func(p []byte) bool { return string(p) == "late" })
+
+	other := dial()
+	defer other.Close()
+	if got, err := roundTrip(other, "free", 5*time.Second); err != nil || got != "free" {
+		t.Fatalf("a write Hold does not match: %q %v", got, err)
+	}
+
+	c := dial()
+	if _, err := roundTrip(c, "late", 200*time.Millisecond); !isTimeout(err) {
+		t.Fatalf("held write: %v, want a timeout (nothing arrived)", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n.Heal(1, 2)
+	if s := n.Stats(1, 2); s.Held != 1 {
+		t.Fatalf("stats %+v, want 1 held write", s)
+	}
+	// Released after the close, it arrives: the echo server answers it.
+	if k, err := n.Release(1, 2); k != 1 || err != nil {
+		t.Fatalf("Release: %d connections, %v; want 1 and no error", k, err)
+	}
+	if k, err := n.Release(1, 2); k != 0 || err != nil {
+		t.Fatalf("second Release: %d connections, %v; want 0", k, err)
+	}
+}
