@@ -302,25 +302,33 @@ func fill(f vfs.File, buf []byte, pos, fileSize int64) (int64, int64, error) {
 }
 
 // writeIndexes writes the segment's index files, each through a temporary
-// file and a rename. NB: without fsync: an index is only a hint that open
-// checks against the log and rebuilds when missing or inconsistent, and a
-// read that meets a wrong entry scans the segment instead.
-func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
-	if err := writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, indexSuffix)), encodeOffsetIndex(s.offIdx)); err != nil {
+// file and a rename. Without synced, nothing is fsynced: an index is then
+// only a hint that open checks against the log and rebuilds when missing or
+// inconsistent, and a read that meets a wrong entry scans the segment
+// instead. With synced each file's data is fsynced before its rename, so
+// that the next directory sync makes the indexes durable: a sealed segment
+// below the recovery point (recovery-point-checkpoint) is taken with its
+// index files as they are.
+func (s *segment) writeIndexes(fs vfs.FS, dir string, synced bool) error {
+	if err := writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, indexSuffix)), encodeOffsetIndex(s.offIdx), synced); err != nil {
 		return err
 	}
-	return writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, timeIndexSuffix)), encodeTimeIndex(s.timeIdx))
+	return writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, timeIndexSuffix)), encodeTimeIndex(s.timeIdx), synced)
 }
 
 // writeFileReplace writes data to path through a temporary file and a
-// rename, without making either durable.
-func writeFileReplace(fs vfs.FS, path string, data []byte) error {
+// rename, fsyncing the data first if synced; the rename is not made
+// durable.
+func writeFileReplace(fs vfs.FS, path string, data []byte, synced bool) error {
 	tmp := path + tmpSuffix
 	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
+	if err == nil && synced {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
