@@ -227,7 +227,10 @@ func scanSegment(f vfs.File, pos, fileSize int64, minNext Offset, full bool, buf
 	var hbuf [batch.HeaderSize]byte
 	var buf []byte
 	if full {
-		buf = make([]byte, max(bufSize, 64<<10))
+		// No larger than what is left to read: recovery scans every
+		// partition's active segment, most of them far smaller than the
+		// buffer.
+		buf = make([]byte, min(int64(max(bufSize, 64<<10)), max(fileSize-pos, 0)))
 	}
 	bufStart, bufEnd := int64(0), int64(0) // buf holds file bytes [bufStart, bufEnd)
 	for pos < fileSize {
