@@ -318,7 +318,7 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	// the compacted segment that open then puts at its base.
 	l.appendMu.Lock()
 	l.ckptSkip = g
-	l.writeRecoveryPointLocked(l.recoveryPointLocked())
+	l.writeRecoveryPointNowLocked()
 	l.appendMu.Unlock()
 	// Commit point.
 	swapPath := l.path(fmt.Sprintf("%020d-%020d%s%s", int64(base), int64(end), logSuffix, swapSuffix))
@@ -371,7 +371,7 @@ func (l *Log) swapIn(g []*segment, ns *segment, swapPath string) error {
 	}
 	l.ckptSkip = nil
 	if err == nil {
-		l.writeRecoveryPointLocked(l.recoveryPointLocked())
+		l.writeRecoveryPointNowLocked()
 	}
 	// ns kept the first segment's aborted-transaction index, written for
 	// it before the swap; the others' go.

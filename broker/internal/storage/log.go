@@ -44,7 +44,9 @@ type Log struct {
 	// writes it before any batch.
 	epochsUnsaved bool
 	// ckptSkip are sealed segments the recovery-point checkpoint must not
-	// list (a compaction is replacing them).
+	// list: a compaction is replacing them. The swap clears it; a
+	// compaction that fails before its swap leaves it, which only makes an
+	// open after a crash check those segments.
 	ckptSkip []*segment
 	// failed is set when an I/O error leaves the log's files in an unknown
 	// state; appends are refused until the log is reopened.
@@ -452,11 +454,11 @@ func (l *Log) rollLocked() error {
 		return l.ioErr("writing aborted-transaction index on roll", err)
 	}
 	// Everything below base is fsynced and the sealed segments' index
-	// files too (the checkpoint's directory sync makes their renames
-	// durable): base is the new recovery point. Written before the next
+	// files too: base is the new recovery point. Written before the next
 	// segment exists, so that a segment is never sealed on disk without
-	// the checkpoint describing it as it is.
-	l.writeRecoveryPointLocked(base, sealed)
+	// the checkpoint describing it as it is; the directory sync below
+	// makes its rename (and the index files') durable.
+	l.writeRecoveryPointLocked(base, sealed, false)
 	path := filepath.Join(l.dir, segmentName(base, logSuffix))
 	f, err := l.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -499,11 +501,20 @@ func (l *Log) recoveryPointLocked() (Offset, []*segment) {
 	return l.segs[n-1].base, l.segs[:n-1]
 }
 
+// writeRecoveryPointNowLocked durably rewrites the recovery-point
+// checkpoint for the log as it is. Caller holds appendMu.
+func (l *Log) writeRecoveryPointNowLocked() {
+	point, sealed := l.recoveryPointLocked()
+	l.writeRecoveryPointLocked(point, sealed, true)
+}
+
 // writeRecoveryPointLocked replaces the recovery-point checkpoint with one
 // listing the segments of sealed below point but those in ckptSkip (see
-// recoveryPointFile), or, if that fails, removes it. Best effort: without
-// it, open checks every sealed segment. Caller holds appendMu.
-func (l *Log) writeRecoveryPointLocked(point Offset, sealed []*segment) {
+// recoveryPointFile), or, if that fails, removes it: durably (fsync,
+// rename, directory fsync) if durable, else fsynced but through a rename
+// the caller's next directory sync makes durable. Best effort: without it, open checks
+// every sealed segment. Caller holds appendMu.
+func (l *Log) writeRecoveryPointLocked(point Offset, sealed []*segment, durable bool) {
 	if len(l.ckptSkip) > 0 {
 		var keep []*segment
 		for _, s := range sealed {
@@ -516,7 +527,13 @@ func (l *Log) writeRecoveryPointLocked(point Offset, sealed []*segment) {
 	l.mu.RLock()
 	data := encodeRecoveryPoint(point, sealed)
 	l.mu.RUnlock()
-	if err := writeFileAtomic(l.fs, l.path(recoveryPointFile), data); err != nil {
+	var err error
+	if durable {
+		err = writeFileAtomic(l.fs, l.path(recoveryPointFile), data)
+	} else {
+		err = writeFileReplace(l.fs, l.path(recoveryPointFile), data, true)
+	}
+	if err != nil {
 		l.opts.Logger.Warn("storage: writing recovery-point checkpoint", "dir", l.dir, "err", err)
 		if rerr := l.fs.Remove(l.path(recoveryPointFile)); rerr == nil || isNotExist(rerr) {
 			_ = syncDir(l.fs, l.dir)
