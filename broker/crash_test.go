@@ -83,7 +83,7 @@ func (p *brokerProc) kill() {
 }
 
 // TestCrashKillNineExactlyOnce SIGKILLs a broker process repeatedly while
-// an idempotent acks=all producer writes. After the last restart every
+// an idempotent acks=all producer writes (16 KiB segments). After the last restart every
 // acknowledged record is in the log exactly once, and no record appears
 // twice. Then a SIGTERM stops it cleanly and a restart has every record.
 // WEIR_CRASH_KILLS sets the number of kills (default 4).
@@ -108,7 +108,10 @@ func TestCrashKillNineExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 3, 1, nil, "crash"); err != nil {
+	// Small segments, so that kills land across rolls and recovery-point
+	// checkpoints, and restarts take sealed segments from them.
+	segs := map[string]*string{"segment.bytes": kadm.StringPtr("16384")}
+	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 3, 1, segs, "crash"); err != nil {
 		t.Fatal(err)
 	}
 	adm.Close()

@@ -470,6 +470,7 @@ func (c *conn) answered() {
 func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel context.CancelFunc) {
 	w := bufio.NewWriterSize(c.nc, 64<<10)
 	var buf []byte
+	var pieces pieceWriter
 	failed := false
 	for p := range out {
 		if p.wait != nil {
@@ -503,7 +504,7 @@ func (c *conn) writeLoop(ctx context.Context, out <-chan pendingResponse, cancel
 			// Large record batches go from the log's read buffers to the
 			// socket in one vectored write, after what is buffered.
 			if err = w.Flush(); err == nil {
-				err = writePieces(c.nc, vecs, files, c.s.metrics.sentFileBytes)
+				err = pieces.write(c.nc, vecs, files, c.s.metrics.sentFileBytes)
 			}
 		} else {
 			_, err = w.Write(buf)

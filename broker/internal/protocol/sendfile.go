@@ -70,19 +70,34 @@ func (fl *fetchLease) readAny(l topics.Log, op *kmsg.FetchResponseTopicPartition
 	return fl.read(l, from, maxBytes)
 }
 
+// pieceWriter writes encoded Fetch responses with file ranges to one
+// connection (the connection's writer owns one): it keeps the file sender
+// and a vector slice for the pieces between ranges, so that a response
+// costs no allocation of its own.
+type pieceWriter struct {
+	files fileSender
+	// vecs keeps the array; cur is the slice a write consumes.
+	vecs, cur net.Buffers
+}
+
 // writePieces writes vecs to nc, with the file ranges of files where they
 // stand (their vectors are nil).
 // sent counts the ranges' bytes.
 func writePieces(nc net.Conn, vecs net.Buffers, files []filePiece, sent prometheus.Counter) error {
+	var pw pieceWriter
+	return pw.write(nc, vecs, files, sent)
+}
+
+// write is writePieces through pw's kept state.
+func (pw *pieceWriter) write(nc net.Conn, vecs net.Buffers, files []filePiece, sent prometheus.Counter) error {
 	prev := 0
 	for _, f := range files {
 		if f.at > prev {
-			bufs := vecs[prev:f.at]
-			if _, err := bufs.WriteTo(nc); err != nil {
+			if err := pw.writeVecs(nc, vecs[prev:f.at]); err != nil {
 				return err
 			}
 		}
-		if err := sendFileRange(nc, f.r); err != nil {
+		if err := pw.files.send(nc, f.r); err != nil {
 			return err
 		}
 		_, _, n := f.r.Range()
@@ -90,11 +105,19 @@ func writePieces(nc net.Conn, vecs net.Buffers, files []filePiece, sent promethe
 		prev = f.at + 1
 	}
 	if prev < len(vecs) {
-		bufs := vecs[prev:]
-		_, err := bufs.WriteTo(nc)
-		return err
+		return pw.writeVecs(nc, vecs[prev:])
 	}
 	return nil
+}
+
+// writeVecs writes bufs with one vectored write, through pw's kept slices
+// (net.Buffers.WriteTo consumes the slice it is called on).
+func (pw *pieceWriter) writeVecs(nc net.Conn, bufs net.Buffers) error {
+	pw.vecs = append(pw.vecs[:0], bufs...)
+	pw.cur = pw.vecs
+	_, err := pw.cur.WriteTo(nc)
+	clear(pw.vecs) // keep none of the response's buffers
+	return err
 }
 
 // materialize reads every range into memory and makes it its partition's

@@ -12,6 +12,8 @@ const canSendFile = false
 
 var errNoSendFile = errors.New("protocol: no sendfile here")
 
-func sendFileRange(net.Conn, interface{ Range() (int, int64, int) }) error { return errNoSendFile }
+type fileSender struct{}
+
+func (*fileSender) send(net.Conn, interface{ Range() (int, int64, int) }) error { return errNoSendFile }
 
 func preadFull(int, []byte, int64) error { return errNoSendFile }

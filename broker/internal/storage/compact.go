@@ -313,6 +313,13 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	if err := l.writeTxnIndex(base, end); err != nil {
 		return fail(l.ioErr("writing aborted-transaction index", err))
 	}
+	// The recovery-point checkpoint stops listing g before the swap
+	// commits: a crash after the commit must not find g[0]'s summary for
+	// the compacted segment that open then puts at its base.
+	l.appendMu.Lock()
+	l.ckptSkip = g
+	l.writeRecoveryPointNowLocked()
+	l.appendMu.Unlock()
 	// Commit point.
 	swapPath := l.path(fmt.Sprintf("%020d-%020d%s%s", int64(base), int64(end), logSuffix, swapSuffix))
 	if err := l.fs.Rename(cleanedPath, swapPath); err != nil {
@@ -360,7 +367,11 @@ func (l *Log) swapIn(g []*segment, ns *segment, swapPath string) error {
 		err = syncDir(l.fs, l.dir)
 	}
 	if err == nil {
-		err = ns.writeIndexes(l.fs, l.dir)
+		err = ns.writeIndexes(l.fs, l.dir, true)
+	}
+	l.ckptSkip = nil
+	if err == nil {
+		l.writeRecoveryPointNowLocked()
 	}
 	// ns kept the first segment's aborted-transaction index, written for
 	// it before the swap; the others' go.

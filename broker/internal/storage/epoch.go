@@ -101,6 +101,80 @@ func decodeLogStart(data []byte) (Offset, error) {
 // unread until a read needs them.
 const cleanShutdownFile = "clean-shutdown"
 
+// The recovery-point checkpoint "recovery-point-checkpoint" is text: a
+// version line ("0"), the recovery point (the base of the segment that was
+// active when it was written), one line per sealed segment below it,
+// "base size next maxTs maxTsAt" as in the clean-shutdown marker, and a
+// last line "end" (a file cut short is refused whole). Every byte below
+// the recovery point was fsynced before it was written, and the data of
+// the listed segments' index files too. rollLocked
+// rewrites it as it seals a segment, before it creates the next one:
+// fsynced, through a temporary file and a rename that the roll's directory
+// sync (after creating the next segment) makes durable. A compaction swap
+// rewrites it durably without the swapped segments before the swap and
+// with the new one after. Open reads it when it finds no clean-shutdown
+// marker (a crash or kill): a listed sealed segment below the recovery
+// point whose file has the listed size, and whose next offset does not
+// pass the next segment's base, is taken as listed, as after a clean stop
+// (its file unopened; its index files read and checked against the batch
+// at their last entry on first use, rebuilt from a scan when wrong); only
+// the segments from the recovery point on are checked batch by batch. A
+// rewrite that fails removes it: what it would have listed is then checked
+// on the next open.
+const recoveryPointFile = "recovery-point-checkpoint"
+
+func encodeRecoveryPoint(point Offset, sealed []*segment) []byte {
+	b := fmt.Appendf(nil, "0\n%d\n", point)
+	for _, s := range sealed {
+		// An emptied segment (compaction may leave one) is cheap to check.
+		if s.base < point && s.size > 0 && s.next > s.base {
+			b = fmt.Appendf(b, "%d %d %d %d %d\n", s.base, s.size, s.next, s.maxTs, s.maxTsAt)
+		}
+	}
+	return append(b, "end\n"...)
+}
+
+func decodeRecoveryPoint(data []byte) (Offset, map[Offset]sealedSummary, error) {
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	bad := func() (Offset, map[Offset]sealedSummary, error) {
+		return 0, nil, fmt.Errorf("storage: recovery-point checkpoint: bad content %.200q", data)
+	}
+	if len(lines) < 3 || lines[0] != "0" || lines[len(lines)-1] != "end" {
+		return bad()
+	}
+	point, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || point < 0 {
+		return bad()
+	}
+	sealed := map[Offset]sealedSummary{}
+	for _, line := range lines[2 : len(lines)-1] {
+		s, ok := summaryFields(line)
+		if !ok || Offset(s[0]) >= Offset(point) || Offset(s[2]) > Offset(point) {
+			return bad()
+		}
+		sealed[Offset(s[0])] = sealedSummary{size: s[1], next: Offset(s[2]), maxTs: s[3], maxTsAt: s[4]}
+	}
+	return Offset(point), sealed, nil
+}
+
+// summaryFields parses a sealed segment's line "base size next maxTs
+// maxTsAt".
+func summaryFields(line string) ([]int64, bool) {
+	f := strings.Fields(line)
+	if len(f) != 5 {
+		return nil, false
+	}
+	v := make([]int64, 5)
+	for i, x := range f {
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		v[i] = n
+	}
+	return v, v[0] >= 0 && v[1] > 0 && v[2] > v[0]
+}
+
 // sealedSummary is what the clean-shutdown marker says of a sealed segment.
 type sealedSummary struct {
 	size           int64

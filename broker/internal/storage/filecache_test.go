@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -161,8 +162,9 @@ func TestOpenFilesBoundedWithManySegments(t *testing.T) {
 
 // TestCleanStartOpensNoSealedSegment: after a clean stop, Open reads
 // nothing of the sealed segments (neither their files nor their indexes);
-// a read then opens only the segment it reads. After a crash every sealed
-// segment is checked again.
+// a read then opens only the segment it reads. After a crash that left
+// neither the marker nor the recovery-point checkpoint every sealed segment
+// is checked again.
 func TestCleanStartOpensNoSealedSegment(t *testing.T) {
 	const segments = 50
 	fs := &countingFS{FS: vfs.NewMem()}
@@ -213,9 +215,12 @@ func TestCleanStartOpensNoSealedSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A crash: no marker, so every sealed segment is checked again.
-	if err := fs.Remove("/p/" + cleanShutdownFile); err != nil {
-		t.Fatal(err)
+	// A crash with no marker and no recovery-point checkpoint: every
+	// sealed segment is checked again.
+	for _, f := range []string{cleanShutdownFile, recoveryPointFile} {
+		if err := fs.Remove("/p/" + f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fs.stats()
 	l3, err := Open("/p", opts)
@@ -234,6 +239,101 @@ func TestCleanStartOpensNoSealedSegment(t *testing.T) {
 		t.Fatalf("open after a crash opened %d segment files, want all %d", n, segments)
 	}
 	readEvery(t, l3, want)
+}
+
+// TestKillStartOpensNothingBelowRecoveryPoint: after a power loss (only
+// what was synced survives) Open opens no file of a sealed segment below
+// the recovery point (neither its log nor its indexes), only the active
+// segment; every acknowledged batch reads back, and reads open only what
+// they read. A checkpoint that no longer matches a segment (its file cut)
+// makes Open check that segment, and truncate its torn tail, again.
+func TestKillStartOpensNothingBelowRecoveryPoint(t *testing.T) {
+	const segments = 40
+	mem := vfs.NewCrashableMem()
+	cache := NewFileCache(8)
+	l, want := manySegments(t, &countingFS{FS: mem}, cache, segments)
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{})
+	l.Close()
+	if _, err := crashed.Stat("/p/" + cleanShutdownFile); err == nil {
+		t.Fatal("the crash kept a clean-shutdown marker")
+	}
+	fs := &countingFS{FS: crashed}
+	opts := Options{FS: fs, FileCache: NewFileCache(8), Logger: quietLogger(), Config: Config{SegmentBytes: int64(len(want[0]))}}
+	l2, err := Open("/p", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := segmentName(Offset(segments-1), "")
+	_, _, opened := fs.stats()
+	for _, p := range opened {
+		if isSegmentFile(p) && !strings.Contains(p, active) {
+			t.Errorf("open after a crash opened %s, below the recovery point", p)
+		}
+	}
+	if got := l2.LogEndOffset(); got != Offset(segments) {
+		t.Fatalf("log end offset %d, want %d", got, segments)
+	}
+	got, err := l2.Read(23, 1)
+	if err != nil || len(batchesOf(t, got)) != 1 || batchesOf(t, got)[0].BaseOffset != 23 {
+		t.Fatalf("read 23: %v", err)
+	}
+	_, _, opened = fs.stats()
+	var logs []string
+	for _, p := range opened {
+		if strings.HasSuffix(p, logSuffix) {
+			logs = append(logs, p)
+		}
+	}
+	if len(logs) != 1 || !strings.Contains(logs[0], segmentName(23, logSuffix)) {
+		t.Fatalf("a read of offset 23 opened %v, want the segment at 23 only", logs)
+	}
+	readEvery(t, l2, want)
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A crash again, after a listed segment lost its last bytes behind the
+	// log's back: its size no longer matches, so it is checked (and cut
+	// at its last whole batch, the torn one dropped) while the others are
+	// still taken as listed.
+	if err := fs.Remove("/p/" + cleanShutdownFile); err != nil {
+		t.Fatal(err)
+	}
+	torn := "/p/" + segmentName(10, logSuffix)
+	data, err := readFile(crashed, torn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeFileDurable(crashed, torn, data[:len(data)-3]); err != nil {
+		t.Fatal(err)
+	}
+	fs.stats()
+	l3, err := Open("/p", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l3.Close()
+	_, _, opened = fs.stats()
+	logs = logs[:0]
+	for _, p := range opened {
+		// The cut segment is opened a second time, writable, to cut it.
+		if strings.HasSuffix(p, logSuffix) && !slices.Contains(logs, p) {
+			logs = append(logs, p)
+		}
+	}
+	if len(logs) != 2 || !strings.Contains(logs[0], segmentName(10, logSuffix)) || !strings.Contains(logs[1], active) {
+		t.Fatalf("open after the cut opened %v, want the cut segment and the active one", logs)
+	}
+	if b, err := l3.Read(10, 1); err == nil && len(b) > 0 && batchesOf(t, b)[0].BaseOffset == 10 {
+		t.Fatal("offset 10 still reads after its batch was torn")
+	}
+	readEvery(t, l3, want[:10])
+	for i := 11; i < segments; i++ {
+		got, err := l3.Read(Offset(i), 1)
+		if err != nil || len(got) != len(want[i]) || batchesOf(t, got)[0].BaseOffset != int64(i) {
+			t.Fatalf("read %d after the cut: %d bytes, %v", i, len(got), err)
+		}
+	}
 }
 
 // isSegmentFile reports whether path names a segment's log or index file.

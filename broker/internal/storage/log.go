@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,11 @@ type Log struct {
 	// not match epochs (a full disk refused the rewrite); the next append
 	// writes it before any batch.
 	epochsUnsaved bool
+	// ckptSkip are sealed segments the recovery-point checkpoint must not
+	// list: a compaction is replacing them. The swap clears it; a
+	// compaction that fails before its swap leaves it, which only makes an
+	// open after a crash check those segments.
+	ckptSkip []*segment
 	// failed is set when an I/O error leaves the log's files in an unknown
 	// state; appends are refused until the log is reopened.
 	failed error
@@ -439,13 +445,20 @@ func (l *Log) rollLocked() error {
 	}
 	l.mu.RLock()
 	oldCopy := &segment{base: old.base, offIdx: old.offIdx, timeIdx: old.timeIdx}
+	sealed := l.segs // appendMu keeps its elements as they are
 	l.mu.RUnlock()
-	if err := oldCopy.writeIndexes(l.fs, l.dir); err != nil {
+	if err := oldCopy.writeIndexes(l.fs, l.dir, true); err != nil {
 		return l.ioErr("writing indexes on roll", err)
 	}
 	if err := l.writeTxnIndex(old.base, base); err != nil {
 		return l.ioErr("writing aborted-transaction index on roll", err)
 	}
+	// Everything below base is fsynced and the sealed segments' index
+	// files too: base is the new recovery point. Written before the next
+	// segment exists, so that a segment is never sealed on disk without
+	// the checkpoint describing it as it is; the directory sync below
+	// makes its rename (and the index files') durable.
+	l.writeRecoveryPointLocked(base, sealed, false)
 	path := filepath.Join(l.dir, segmentName(base, logSuffix))
 	f, err := l.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -477,6 +490,55 @@ func (l *Log) rollLocked() error {
 	}
 	l.mu.Unlock()
 	return nil
+}
+
+// recoveryPointLocked returns the recovery point (the active segment's
+// base) and the segments before it. Caller holds appendMu.
+func (l *Log) recoveryPointLocked() (Offset, []*segment) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	n := len(l.segs)
+	return l.segs[n-1].base, l.segs[:n-1]
+}
+
+// writeRecoveryPointNowLocked durably rewrites the recovery-point
+// checkpoint for the log as it is. Caller holds appendMu.
+func (l *Log) writeRecoveryPointNowLocked() {
+	point, sealed := l.recoveryPointLocked()
+	l.writeRecoveryPointLocked(point, sealed, true)
+}
+
+// writeRecoveryPointLocked replaces the recovery-point checkpoint with one
+// listing the segments of sealed below point but those in ckptSkip (see
+// recoveryPointFile), or, if that fails, removes it: durably (fsync,
+// rename, directory fsync) if durable, else fsynced but through a rename
+// the caller's next directory sync makes durable. Best effort: without it, open checks
+// every sealed segment. Caller holds appendMu.
+func (l *Log) writeRecoveryPointLocked(point Offset, sealed []*segment, durable bool) {
+	if len(l.ckptSkip) > 0 {
+		var keep []*segment
+		for _, s := range sealed {
+			if !slices.Contains(l.ckptSkip, s) {
+				keep = append(keep, s)
+			}
+		}
+		sealed = keep
+	}
+	l.mu.RLock()
+	data := encodeRecoveryPoint(point, sealed)
+	l.mu.RUnlock()
+	var err error
+	if durable {
+		err = writeFileAtomic(l.fs, l.path(recoveryPointFile), data)
+	} else {
+		err = writeFileReplace(l.fs, l.path(recoveryPointFile), data, true)
+	}
+	if err != nil {
+		l.opts.Logger.Warn("storage: writing recovery-point checkpoint", "dir", l.dir, "err", err)
+		if rerr := l.fs.Remove(l.path(recoveryPointFile)); rerr == nil || isNotExist(rerr) {
+			_ = syncDir(l.fs, l.dir)
+		}
+	}
 }
 
 // pruneSnapshotsLocked keeps the two newest producer snapshots at or below
@@ -829,7 +891,7 @@ func (l *Log) Close() error {
 	if l.failed == nil {
 		if err := active.f.Sync(); err != nil {
 			errs = append(errs, fmt.Errorf("storage: fsync %s: %w", active.path, err))
-		} else if err := active.writeIndexes(l.fs, l.dir); err == nil {
+		} else if err := active.writeIndexes(l.fs, l.dir, false); err == nil {
 			// Lets the next open skip reading the active segment whole.
 			// Best effort: without it, open does the full check.
 			l.mu.RLock()

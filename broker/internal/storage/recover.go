@@ -129,6 +129,17 @@ func (l *Log) recover() error {
 			return fmt.Errorf("storage: sync %s: %w", l.dir, err)
 		}
 	}
+	// Without the marker (a crash or kill), the recovery-point checkpoint
+	// vouches for the sealed segments below its point.
+	if cleanSealed == nil {
+		if data, err := readFile(fs, l.path(recoveryPointFile)); err == nil {
+			if _, sealed, err := decodeRecoveryPoint(data); err == nil {
+				cleanSealed = sealed
+			} else {
+				l.opts.Logger.Warn("storage: ignoring recovery-point checkpoint", "dir", l.dir, "err", err)
+			}
+		}
+	}
 	var ckStart Offset
 	if data, err := readFile(fs, l.path(logStartCheckpointFile)); err == nil {
 		if ckStart, err = decodeLogStart(data); err != nil {
@@ -202,7 +213,10 @@ func (l *Log) recover() error {
 			continue
 		}
 		last := i == len(bases)-1
-		if sum, ok := cleanSealed[base]; ok && !last && sum.next >= minNext {
+		// A listed sealed segment, if it still looks as listed: its file
+		// has the listed size (stat only), and its offsets follow its
+		// predecessor's and end by its successor's base.
+		if sum, ok := cleanSealed[base]; ok && !last && sum.next >= minNext && sum.next <= bases[i+1] {
 			if s, ok := l.sealedFromSummary(base, sum); ok {
 				l.segs = append(l.segs, s)
 				minNext = s.next
@@ -409,7 +423,7 @@ func (l *Log) openSegment(base, minNext Offset, active, cleanActive bool, cleanS
 	}
 	s.size = res.end
 	if !active {
-		if err := s.writeIndexes(l.fs, l.dir); err != nil {
+		if err := s.writeIndexes(l.fs, l.dir, true); err != nil {
 			if !isNoSpace(err) {
 				f.Close()
 				return nil, fmt.Errorf("storage: rebuild indexes of %s: %w", path, err)

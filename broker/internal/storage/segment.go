@@ -110,8 +110,9 @@ type lazyIndexes struct {
 }
 
 // ensureIndexes loads the segment's indexes if they are not loaded yet:
-// from its index files, checked against the segment's size, or where they
-// are missing or wrong, from a scan of the batch headers (a clean shutdown
+// from its index files, checked against the segment's size and the batch
+// at their last entry, or where they are missing or wrong, from a scan of
+// the batch headers (a clean shutdown or the recovery-point checkpoint
 // vouched for the file). Callable holding Log.mu for reading: loads are
 // serialized per segment, and offIdx and timeIdx are published before lazy
 // is cleared.
@@ -126,6 +127,18 @@ func (s *segment) ensureIndexes() {
 		return
 	}
 	off, tim, err := readIndexFiles(lz.fs, lz.dir, s.base, s.size)
+	if err == nil && len(off) > 0 {
+		// As open checks a sealed segment's index files: the batch at
+		// the last entry must be the one it names (index files are not
+		// fsynced; a crash may have left them wrong).
+		last := off[len(off)-1]
+		var hbuf [batch.HeaderSize]byte
+		if h, herr := readHeaderAt(s.f, int64(last.pos), &hbuf); herr != nil {
+			err = herr
+		} else if Offset(h.BaseOffset) != s.base+Offset(last.rel) {
+			err = fmt.Errorf("storage: last index entry names offset %d, batch has %d", s.base+Offset(last.rel), h.BaseOffset)
+		}
+	}
 	if err != nil {
 		lz.logger.Warn("storage: rebuilding a sealed segment's indexes from its batches", "segment", s.path, "reason", err)
 		tmp := newSegment(s.base, nil, s.path)
@@ -227,7 +240,10 @@ func scanSegment(f vfs.File, pos, fileSize int64, minNext Offset, full bool, buf
 	var hbuf [batch.HeaderSize]byte
 	var buf []byte
 	if full {
-		buf = make([]byte, max(bufSize, 64<<10))
+		// No larger than what is left to read: recovery scans every
+		// partition's active segment, most of them far smaller than the
+		// buffer.
+		buf = make([]byte, min(int64(max(bufSize, 64<<10)), max(fileSize-pos, 0)))
 	}
 	bufStart, bufEnd := int64(0), int64(0) // buf holds file bytes [bufStart, bufEnd)
 	for pos < fileSize {
@@ -302,25 +318,33 @@ func fill(f vfs.File, buf []byte, pos, fileSize int64) (int64, int64, error) {
 }
 
 // writeIndexes writes the segment's index files, each through a temporary
-// file and a rename. NB: without fsync: an index is only a hint that open
-// checks against the log and rebuilds when missing or inconsistent, and a
-// read that meets a wrong entry scans the segment instead.
-func (s *segment) writeIndexes(fs vfs.FS, dir string) error {
-	if err := writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, indexSuffix)), encodeOffsetIndex(s.offIdx)); err != nil {
+// file and a rename. Without synced, nothing is fsynced: an index is then
+// only a hint that open (or, for a segment taken from a checkpoint, its
+// first read) checks against the log and rebuilds when missing or
+// inconsistent, and a read that meets a wrong entry scans the segment
+// instead. With synced each file's data is fsynced before its rename, so
+// that the next directory sync makes the indexes durable: those of the
+// sealed segments below the recovery point (recovery-point-checkpoint).
+func (s *segment) writeIndexes(fs vfs.FS, dir string, synced bool) error {
+	if err := writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, indexSuffix)), encodeOffsetIndex(s.offIdx), synced); err != nil {
 		return err
 	}
-	return writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, timeIndexSuffix)), encodeTimeIndex(s.timeIdx))
+	return writeFileReplace(fs, filepath.Join(dir, segmentName(s.base, timeIndexSuffix)), encodeTimeIndex(s.timeIdx), synced)
 }
 
 // writeFileReplace writes data to path through a temporary file and a
-// rename, without making either durable.
-func writeFileReplace(fs vfs.FS, path string, data []byte) error {
+// rename, fsyncing the data first if synced; the rename is not made
+// durable.
+func writeFileReplace(fs vfs.FS, path string, data []byte, synced bool) error {
 	tmp := path + tmpSuffix
 	f, err := fs.Create(tmp, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return err
 	}
 	_, err = f.Write(data)
+	if err == nil && synced {
+		err = f.Sync()
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
