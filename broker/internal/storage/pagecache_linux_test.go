@@ -9,9 +9,12 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/weir-dev/weir/broker/internal/batch"
 )
 
 // residentPages counts the pages of the file at path that are in the page
@@ -102,6 +105,62 @@ func TestDropSyncedCache(t *testing.T) {
 			if a, b := replicaBytes(t, l), replicaBytes(t, leader); !bytes.Equal(a, b) {
 				t.Fatalf("the follower reads back %d bytes differing from the leader's %d", len(a), len(b))
 			}
+		})
+	}
+}
+
+// processCPU returns the process's user and system CPU time so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkAppendReplicaDropCache appends 1 MiB of a leader's batches per
+// op on the real filesystem as a follower does (AppendReplica, then
+// WaitDurable: an fsync), "keep" leaving the page cache as it is and
+// "drop" calling DropSyncedCache after each fsync. Where fresh page-cache
+// pages are dear (a VM whose free memory goes back to its hypervisor) the
+// kept pages make every append take new ones; dropped, the next append
+// reuses them. Run with a bounded count: -benchtime 2048x writes 2 GiB,
+// enough to outgrow the pages recently freed (which are still cheap).
+func BenchmarkAppendReplicaDropCache(b *testing.B) {
+	var recs []batch.Record
+	for i := range 1000 {
+		recs = append(recs, batch.Record{OffsetDelta: int32(i), Value: make([]byte, 1024)})
+	}
+	data, err := batch.Build(batch.Header{FirstTimestamp: 1, MaxTimestamp: 1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs, batch.CodecNone)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"keep", "drop"} {
+		b.Run(mode, func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{Logger: quietLogger(), Config: Config{SegmentBytes: 256 << 20}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			cpu0 := processCPU(b)
+			for b.Loop() {
+				batch.SetBaseOffset(data, int64(l.LogEndOffset()))
+				if _, err := l.AppendReplica(data); err != nil {
+					b.Fatal(err)
+				}
+				if err := l.WaitDurable(ctx, l.LogEndOffset()); err != nil {
+					b.Fatal(err)
+				}
+				if mode == "drop" {
+					l.DropSyncedCache()
+				}
+			}
+			// The process's CPU (the syncer's fsyncs included): wall time
+			// here is mostly the disk's.
+			b.ReportMetric(float64(processCPU(b)-cpu0)/1e3/float64(b.N), "cpu-µs/op")
 		})
 	}
 }
