@@ -301,6 +301,7 @@ func (l *Log) TruncateTo(off Offset) (Offset, error) {
 		}
 	}
 	seg.ensureIndexes()
+	seg.cacheDropped = min(seg.cacheDropped, pos) // the bytes written past pos next are cached anew
 	l.mu.Lock()
 	seg.size, seg.next = pos, newEnd
 	seg.offIdx = cutOffsetIndex(seg.offIdx, pos)
