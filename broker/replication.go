@@ -68,6 +68,8 @@ func (s *storageLog) AppendReplica(batches []byte) error {
 	return err
 }
 
+func (s *storageLog) DropSyncedCache() { s.l.DropSyncedCache() }
+
 func (s *storageLog) TruncateTo(off base.Offset) (base.Offset, error) { return s.l.TruncateTo(off) }
 
 func (s *storageLog) ReadReplica(from base.Offset, maxBytes int) ([]byte, error) {

@@ -316,10 +316,13 @@ func (f *fetcher) handle(ctx context.Context, parts []fetchPart, resp *kmsg.Fetc
 	// The next fetch offset is what the leader counts: make it durable.
 	for _, ps := range wrote {
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := ps.log.WaitDurable(wctx, ps.log.LogEndOffset()); err != nil {
-			f.m.log.Warn("replica: fsync of replicated batches", "topic", ps.name, "partition", ps.key.p, "err", err)
-		}
+		err := ps.log.WaitDurable(wctx, ps.log.LogEndOffset())
 		cancel()
+		if err != nil {
+			f.m.log.Warn("replica: fsync of replicated batches", "topic", ps.name, "partition", ps.key.p, "err", err)
+			continue
+		}
+		ps.log.DropSyncedCache()
 	}
 	return served
 }

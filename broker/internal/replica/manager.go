@@ -25,6 +25,9 @@ type Log interface {
 	topics.Log
 	// AppendReplica appends a leader's batches as they are.
 	AppendReplica(batches []byte) error
+	// DropSyncedCache lets the page cache go of what an fsync covers: a
+	// follower's log is read by nobody while it follows.
+	DropSyncedCache()
 	// TruncateTo drops every batch ending at or past off; it returns the
 	// new log end offset.
 	TruncateTo(off base.Offset) (base.Offset, error)

@@ -81,6 +81,9 @@ type segment struct {
 	// cut (see truncateFile): the next append zeroes them first. Only the
 	// active segment's matters; guarded by Log.appendMu.
 	remnant bool
+	// cacheDropped is how much of the file DropSyncedCache has dropped
+	// from the page cache. Guarded by Log.appendMu.
+	cacheDropped int64
 
 	size    int64  // bytes of whole batches
 	next    Offset // offset after the last batch; base when empty
