@@ -435,10 +435,7 @@ func (e *Engine) OpenWindow(ctx context.Context, spec state.Spec, partition int3
 	if err != nil {
 		return nil, err
 	}
-	if spec.InMemory {
-		return newMemWindowStore(b), nil
-	}
-	return newWindowStore(b, data), nil
+	return &windowStore{newTimedStore(b, windowKind, data)}, nil
 }
 
 // OpenSession opens the session store spec.Name of the given partition, as
@@ -449,10 +446,7 @@ func (e *Engine) OpenSession(ctx context.Context, spec state.Spec, partition int
 	if err != nil {
 		return nil, err
 	}
-	if spec.InMemory {
-		return newMemSessionStore(b), nil
-	}
-	return newSessionStore(b, data), nil
+	return &sessionStore{newTimedStore(b, sessionKind, data)}, nil
 }
 
 func validateSpec(spec state.Spec, changelog state.ChangelogWriter) error {
