@@ -10,37 +10,31 @@ import (
 
 // Window returns s wrapped by the cache, as KeyValue.
 func (c *Cache) Window(s state.WindowStore, listener WindowFlushListener) (state.WindowStore, error) {
-	ws, ok := s.(*windowStore)
-	if !ok || ws.v != ws.timedStore() {
-		if _, err := checkCached(s); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("state: cache: window store %q is already wrapped", s.Name())
+	var f timedFacer
+	if ws, ok := s.(*windowStore); ok {
+		f = ws
 	}
-	ct, err := c.wrapTimed(ws.timedStore())
+	ct, err := c.wrapTimed(s, f)
 	if err != nil {
 		return nil, err
 	}
-	w := &cachedWindowStore{windowStore{ct}, ct}
+	w := &cachedWindowStore{windowStore{timedFace{ct}}, ct}
 	w.OnWriteBack(untagged(listener))
 	return w, nil
 }
 
 // Session returns s wrapped by the cache, as KeyValue.
 func (c *Cache) Session(s state.SessionStore, listener SessionFlushListener) (state.SessionStore, error) {
-	ss, ok := s.(*sessionStore)
-	if !ok || ss.v != ss.timedStore() {
-		if _, err := checkCached(s); err != nil {
-			return nil, err
-		}
-		return nil, fmt.Errorf("state: cache: session store %q is already wrapped", s.Name())
+	var f timedFacer
+	if ss, ok := s.(*sessionStore); ok {
+		f = ss
 	}
-	ct, err := c.wrapTimed(ss.timedStore())
+	ct, err := c.wrapTimed(s, f)
 	if err != nil {
 		return nil, err
 	}
 	ct.listener = untaggedSession(listener)
-	return &cachedSessionStore{sessionStore{ct}, ct}, nil
+	return &cachedSessionStore{sessionStore{timedFace{ct}}, ct}, nil
 }
 
 // cachedTimed is the write-back cache over a timed store, for both kinds.
@@ -80,10 +74,22 @@ type cachedTimed struct {
 	floorStale bool
 }
 
-func (c *Cache) wrapTimed(s *timedStore) (*cachedTimed, error) {
-	if _, err := checkCached(s); err != nil {
+// timedFacer is a window or session store (its timedFace).
+type timedFacer interface {
+	raw() bool
+	timedStore() *timedStore
+}
+
+// wrapTimed returns a cache over the timed store of store, whose face f
+// is (nil: store is not a window or session store of the right kind).
+func (c *Cache) wrapTimed(store state.Store, f timedFacer) (*cachedTimed, error) {
+	if _, err := checkCached(store); err != nil {
 		return nil, err
 	}
+	if f == nil || !f.raw() {
+		return nil, fmt.Errorf("state: cache: store %q is already wrapped", store.Name())
+	}
+	s := f.timedStore()
 	w := &cachedTimed{under: s, kind: s.kind, observed: s.m.observed, floorStale: true}
 	if s.mem != nil {
 		if s.mem.c != nil {

@@ -1,25 +1,13 @@
 package stateengine
 
 import (
-	"context"
 	"math"
 
 	"github.com/weir-dev/weir/state"
 )
 
 // sessionStore is the SessionStore over a timed store or its cache.
-type sessionStore struct{ v timedView }
-
-// timedStore returns the store below the view.
-func (s *sessionStore) timedStore() *timedStore { return timedOf(s.v) }
-
-func (s *sessionStore) baseStore() *base                    { return s.v.baseStore() }
-func (s *sessionStore) applyChange(key, value []byte) error { return s.v.applyChange(key, value) }
-func (s *sessionStore) Name() string                        { return s.v.Name() }
-func (s *sessionStore) Flush(ctx context.Context) error     { return s.v.Flush(ctx) }
-func (s *sessionStore) Close() error                        { return s.v.Close() }
-func (s *sessionStore) ObservedStreamTime() int64           { return s.v.observedTime() }
-func (s *sessionStore) ExpiredPuts() int64                  { return s.v.expiredPuts() }
+type sessionStore struct{ timedFace }
 
 func (s *sessionStore) Put(key []byte, start, end int64, value []byte) error {
 	if err := s.v.checkPut(key, start, end); err != nil {

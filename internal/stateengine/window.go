@@ -28,27 +28,32 @@ var (
 	_ timedView = (*cachedTimed)(nil)
 )
 
-// windowStore is the WindowStore over a timed store or its cache: a
-// window is the entry (start, start).
-type windowStore struct{ v timedView }
+// timedFace is what the window and session stores share: a view, and
+// the methods that pass through to it.
+type timedFace struct{ v timedView }
 
 // timedStore returns the store below the view.
-func (s *windowStore) timedStore() *timedStore { return timedOf(s.v) }
-
-func timedOf(v timedView) *timedStore {
-	if c, ok := v.(*cachedTimed); ok {
+func (f *timedFace) timedStore() *timedStore {
+	if c, ok := f.v.(*cachedTimed); ok {
 		return c.under
 	}
-	return v.(*timedStore)
+	return f.v.(*timedStore)
 }
 
-func (s *windowStore) baseStore() *base                    { return s.v.baseStore() }
-func (s *windowStore) applyChange(key, value []byte) error { return s.v.applyChange(key, value) }
-func (s *windowStore) Name() string                        { return s.v.Name() }
-func (s *windowStore) Flush(ctx context.Context) error     { return s.v.Flush(ctx) }
-func (s *windowStore) Close() error                        { return s.v.Close() }
-func (s *windowStore) ObservedStreamTime() int64           { return s.v.observedTime() }
-func (s *windowStore) ExpiredPuts() int64                  { return s.v.expiredPuts() }
+// raw reports whether the view is the store itself, not a cache.
+func (f *timedFace) raw() bool { _, ok := f.v.(*timedStore); return ok }
+
+func (f *timedFace) baseStore() *base                    { return f.v.baseStore() }
+func (f *timedFace) applyChange(key, value []byte) error { return f.v.applyChange(key, value) }
+func (f *timedFace) Name() string                        { return f.v.Name() }
+func (f *timedFace) Flush(ctx context.Context) error     { return f.v.Flush(ctx) }
+func (f *timedFace) Close() error                        { return f.v.Close() }
+func (f *timedFace) ObservedStreamTime() int64           { return f.v.observedTime() }
+func (f *timedFace) ExpiredPuts() int64                  { return f.v.expiredPuts() }
+
+// windowStore is the WindowStore over a timed store or its cache: a
+// window is the entry (start, start).
+type windowStore struct{ timedFace }
 
 func (s *windowStore) Put(key []byte, start int64, value []byte) error {
 	if err := s.v.checkPut(key, start, start); err != nil {
