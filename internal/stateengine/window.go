@@ -89,6 +89,10 @@ type cachedWindowStore struct {
 
 func (s *cachedWindowStore) dropCached() { s.c.dropCached() }
 
+// ObservedStreamTime is the face's, without the view's dispatch: an
+// aggregation asks once per record.
+func (s *cachedWindowStore) ObservedStreamTime() int64 { return s.c.observedTime() }
+
 // GetTagged implements TaggedWindowStore.
 func (s *cachedWindowStore) GetTagged(key []byte, start int64) ([]byte, any, error) {
 	return s.c.getTagged(key, start, start)
