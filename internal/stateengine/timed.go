@@ -172,11 +172,17 @@ func (s *timedStore) writeBack(key []byte, start, end int64, value []byte) error
 	if err := s.logEntry(key, start, end, value); err != nil {
 		return err
 	}
+	if s.mem != nil {
+		return nil // no batch to account
+	}
 	return s.afterWrite()
 }
 
 // logEntry appends the change of (key, start, end) to the changelog.
 func (s *timedStore) logEntry(key []byte, start, end int64, value []byte) error {
+	if s.changelog == nil {
+		return nil
+	}
 	s.cbuf = s.kind.appendChangelogKey(s.cbuf[:0], key, start, end)
 	return s.logChange(s.cbuf, value)
 }
