@@ -19,7 +19,7 @@ type base struct {
 	changelog  state.ChangelogWriter // nil: unlogged
 	catalogKey string
 	// be keeps the store's meta, and on Pebble its data (the store types
-	// reach it as a backend: kvStore.data, timedStore.data).
+	// reach it as a backend: kvStore.data, pebbleTimed.data).
 	be storeMeta
 	// m is the meta to commit next: checkpoint of the last commit (or
 	// restore), observed stream time as of now.

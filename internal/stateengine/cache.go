@@ -112,6 +112,9 @@ func (c *Cache) maybeEvict() error {
 				return err
 			}
 		}
+		if en.ns.evicted != nil {
+			en.ns.evicted(en)
+		}
 		en.ns.remove(en)
 	}
 	return nil
@@ -137,6 +140,8 @@ type cacheNS struct {
 	// write writes an entry's value to the store below and tells the
 	// listener; set by the wrapper.
 	write func(en *centry) error
+	// evicted, if set, is told of each entry evicted, before it leaves.
+	evicted func(en *centry)
 }
 
 func newCacheNS(c *Cache) *cacheNS {

@@ -431,28 +431,31 @@ func (e *Engine) OpenKeyValue(ctx context.Context, spec state.Spec, partition in
 // OpenKeyValue.
 func (e *Engine) OpenWindow(ctx context.Context, spec state.Spec, partition int32, changelog state.ChangelogWriter) (state.WindowStore, error) {
 	spec.Kind = state.KindWindow
-	b, data, err := e.openBase(spec, partition, changelog)
+	t, err := e.openTimed(spec, partition, changelog, windowKind)
 	if err != nil {
 		return nil, err
 	}
-	if spec.InMemory {
-		return newMemWindowStore(b), nil
-	}
-	return newWindowStore(b, data), nil
+	return &windowStore{timedFace{t}}, nil
 }
 
 // OpenSession opens the session store spec.Name of the given partition, as
 // OpenKeyValue.
 func (e *Engine) OpenSession(ctx context.Context, spec state.Spec, partition int32, changelog state.ChangelogWriter) (state.SessionStore, error) {
 	spec.Kind = state.KindSession
+	t, err := e.openTimed(spec, partition, changelog, sessionKind)
+	if err != nil {
+		return nil, err
+	}
+	return &sessionStore{timedFace{t}}, nil
+}
+
+// openTimed opens the timed store under a window or session store.
+func (e *Engine) openTimed(spec state.Spec, partition int32, changelog state.ChangelogWriter, kind *timedKind) (*timedStore, error) {
 	b, data, err := e.openBase(spec, partition, changelog)
 	if err != nil {
 		return nil, err
 	}
-	if spec.InMemory {
-		return newMemSessionStore(b), nil
-	}
-	return newSessionStore(b, data), nil
+	return newTimedStore(b, kind, data), nil
 }
 
 func validateSpec(spec state.Spec, changelog state.ChangelogWriter) error {

@@ -80,10 +80,8 @@ type TaggedSessionStore interface {
 
 var (
 	_ TaggedKeyValueStore = (*cachedKV)(nil)
-	_ TaggedWindowStore   = (*cachedWindow)(nil)
-	_ TaggedWindowStore   = (*memWindowCached)(nil)
-	_ TaggedSessionStore  = (*cachedSession)(nil)
-	_ TaggedSessionStore  = (*memSessionCached)(nil)
+	_ TaggedWindowStore   = (*cachedWindowStore)(nil)
+	_ TaggedSessionStore  = (*cachedSessionStore)(nil)
 )
 
 // untaggedKV adapts a KeyValueFlushListener (nil stays nil).

@@ -1,7 +1,7 @@
 package stateengine
 
 // memMeta keeps the meta of an in-memory store, whose data the store keeps
-// itself (memBackend, memTimedStore). Commit only records the meta: an
+// itself (memBackend, memTimed). Commit only records the meta: an
 // in-memory store does not survive its process, so there is nothing to
 // make durable or atomic.
 type memMeta struct {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"github.com/weir-dev/weir/state"
-
-	"github.com/weir-dev/weir/internal/stateengine/internal/layout"
 )
 
 // RestoreResult says what a restore did.
@@ -52,28 +50,6 @@ type restorer interface {
 }
 
 func (s *kvStore) applyChange(key, value []byte) error { return s.apply(key, value) }
-
-func (s *windowStore) applyChange(key, value []byte) error {
-	k, start, err := layout.ParseWindowChangelogKey(key)
-	if err != nil {
-		return fmt.Errorf("window changelog key of %d bytes: %w", len(key), err)
-	}
-	if len(k) == 0 {
-		return errors.New("window changelog key has an empty user key")
-	}
-	return s.apply(k, start, value)
-}
-
-func (s *sessionStore) applyChange(key, value []byte) error {
-	k, start, end, err := layout.ParseSessionChangelogKey(key)
-	if err != nil {
-		return fmt.Errorf("session changelog key of %d bytes: %w", len(key), err)
-	}
-	if len(k) == 0 {
-		return errors.New("session changelog key has an empty user key")
-	}
-	return s.apply(k, start, end, value)
-}
 
 // Restore brings s up to the end of its changelog, replaying only the tail
 // after the offset s reflects. A store that claims an offset beyond the

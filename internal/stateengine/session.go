@@ -1,51 +1,19 @@
 package stateengine
 
 import (
-	"fmt"
-	"github.com/weir-dev/weir/state"
 	"math"
 
-	"github.com/weir-dev/weir/internal/stateengine/internal/layout"
+	"github.com/weir-dev/weir/state"
 )
 
-// sessionStore is the SessionStore on a backend. Store keys are
-// segment(end) escaped-key end start; see package layout.
-type sessionStore struct{ *timedStore }
-
-func newSessionStore(b *base, data backend) *sessionStore {
-	return &sessionStore{newTimedStore(b, data)}
-}
+// sessionStore is the SessionStore over a timed store or its cache.
+type sessionStore struct{ timedFace }
 
 func (s *sessionStore) Put(key []byte, start, end int64, value []byte) error {
-	if err := s.check(); err != nil {
+	if err := s.v.checkPut(key, start, end); err != nil {
 		return err
 	}
-	if err := s.keyErr(key); err != nil {
-		return err
-	}
-	if start > end {
-		return fmt.Errorf("state: store %q: session start %d after end %d", s.spec.Name, start, end)
-	}
-	if s.tb.isExpired(end, s.m.observed) {
-		s.tb.expired++
-		return nil
-	}
-	if err := s.apply(key, start, end, value); err != nil {
-		return err
-	}
-	s.cbuf = layout.AppendSessionChangelogKey(s.cbuf[:0], key, start, end)
-	if err := s.logChange(s.cbuf, value); err != nil {
-		return err
-	}
-	return s.afterWrite()
-}
-
-func (s *sessionStore) apply(key []byte, start, end int64, value []byte) error {
-	if s.tb.isExpired(end, s.m.observed) {
-		return nil
-	}
-	s.kbuf = layout.AppendSessionKey(s.kbuf[:0], s.tb.seg(end), key, start, end)
-	return s.write(end, value)
+	return s.v.put(key, start, end, value, nil, false)
 }
 
 func (s *sessionStore) Remove(key []byte, start, end int64) error {
@@ -53,25 +21,16 @@ func (s *sessionStore) Remove(key []byte, start, end int64) error {
 }
 
 func (s *sessionStore) Get(key []byte, start, end int64) ([]byte, error) {
-	if err := s.check(); err != nil {
-		return nil, err
-	}
-	if s.tb.isExpired(end, s.m.observed) || start > end {
-		return nil, nil
-	}
-	s.kbuf = layout.AppendSessionKey(s.kbuf[:0], s.tb.seg(end), key, start, end)
-	return s.data.get(s.kbuf)
+	return s.v.get(key, start, end)
 }
 
+// FindSessions iterates key's sessions ending at or after earliestEnd
+// and starting at or before latestStart.
 func (s *sessionStore) FindSessions(key []byte, earliestEnd, latestStart int64) (state.SessionIterator, error) {
-	if err := s.check(); err != nil {
-		return nil, err
+	if len(key) == 0 {
+		return emptyIter{}, s.baseStore().check()
 	}
-	from, to, ok := s.tb.clamp(s.m.observed, earliestEnd, math.MaxInt64)
-	if !ok {
-		return emptyIter{}, nil
-	}
-	return s.newIter(sessionSpans(&s.tb, key, from, to), from, latestStart), nil
+	return s.v.fetch(key, earliestEnd, math.MaxInt64, latestStart, false)
 }
 
 func (s *sessionStore) Fetch(key []byte) (state.SessionIterator, error) {
@@ -79,39 +38,29 @@ func (s *sessionStore) Fetch(key []byte) (state.SessionIterator, error) {
 }
 
 func (s *sessionStore) All() (state.SessionIterator, error) {
-	if err := s.check(); err != nil {
-		return nil, err
+	return s.v.fetch(nil, math.MinInt64, math.MaxInt64, math.MaxInt64, false)
+}
+
+// cachedSessionStore is a session store wrapped by a Cache.
+type cachedSessionStore struct {
+	sessionStore
+	c *cachedTimed
+}
+
+func (s *cachedSessionStore) dropCached() { s.c.dropCached() }
+
+// PutTagged implements TaggedSessionStore.
+func (s *cachedSessionStore) PutTagged(key []byte, start, end int64, value []byte, tag any) error {
+	if err := s.c.checkPut(key, start, end); err != nil {
+		return err
 	}
-	from, to, ok := s.tb.clamp(s.m.observed, math.MinInt64, math.MaxInt64)
-	if !ok {
-		return emptyIter{}, nil
-	}
-	return s.newIter([]span{segmentsSpan(&s.tb, from, to)}, from, math.MaxInt64), nil
+	return s.c.put(key, start, end, value, tag, true)
 }
 
-func (s *sessionStore) newIter(spans []span, earliestEnd, latestStart int64) *sessionIter {
-	it := &sessionIter{name: s.spec.Name, earliestEnd: earliestEnd, latestStart: latestStart}
-	it.spanIter = spanIter{be: s.data, spans: spans, acc: it}
-	return it
+// RemoveTagged implements TaggedSessionStore.
+func (s *cachedSessionStore) RemoveTagged(key []byte, start, end int64, tag any) error {
+	return s.PutTagged(key, start, end, nil, tag)
 }
 
-type sessionIter struct {
-	spanIter
-	name                     string
-	earliestEnd, latestStart int64
-	key                      []byte
-	start, end               int64
-}
-
-func (it *sessionIter) accept(k []byte) (bool, error) {
-	_, key, start, end, err := layout.ParseSessionKey(it.key[:0], k)
-	if err != nil {
-		return false, corruptKey(it.name, k, err)
-	}
-	it.key, it.start, it.end = key, start, end
-	return end >= it.earliestEnd && start <= it.latestStart, nil
-}
-
-func (w *sessionIter) Key() []byte  { return w.key }
-func (w *sessionIter) Start() int64 { return w.start }
-func (w *sessionIter) End() int64   { return w.end }
+// OnWriteBack implements TaggedSessionStore.
+func (s *cachedSessionStore) OnWriteBack(h SessionTagListener) { s.c.listener = h }

@@ -25,7 +25,7 @@ func TestMemWindowExpiryFreesKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := raw.(*memWindowStore)
+	ms := raw.(*windowStore).timedStore().mem
 	w, err := e.NewCache().Window(raw, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +84,7 @@ func TestMemWindowRestoreRelistsSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := raw.(*memWindowStore)
+	ms := raw.(*windowStore).timedStore().mem
 	w, err := e.NewCache().Window(raw, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestMemWindowReusedSlotArrays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := raw.(*memWindowStore)
+	ms := raw.(*windowStore).timedStore().mem
 	put := func(key string, start int64, value []byte) {
 		t.Helper()
 		if err := raw.Put([]byte(key), start, value); err != nil {

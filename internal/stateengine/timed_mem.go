@@ -3,21 +3,13 @@ package stateengine
 import (
 	"bytes"
 	"cmp"
-	"context"
-	"fmt"
 	"math"
 	"slices"
-
-	"github.com/weir-dev/weir/state"
 )
 
-// memTimedStore is the in-memory store of entries placed in time, the one
-// implementation behind the in-memory window store (memWindowStore) and
-// session store (memSessionStore). An entry is a key's slot (start, end):
-// a window is the slot (start, start), a session its own start and end.
-// Slots order by end, then start, which is the order of a window store's
-// starts and of a session store's ends; the time segment and the retention
-// of a slot are its end's.
+// memTimed is the in-memory timed backend, and the in-memory cache's
+// table: an entry is a key's slot (start, end), slots order by end, then
+// start, and a slot's time segment is its end's.
 //
 // The data: a hash map from each key to its slots (sorted), and per time
 // segment the keys that got a slot in it, so that expiry drops whole
@@ -25,18 +17,17 @@ import (
 // when the key is the one used last (an aggregation reads an entry and
 // writes it back at once). Ordered iteration is built on demand.
 //
-// Wrapped by a Cache (memWindowCached, memSessionCached), the store caches
-// in place: each slot keeps its current value (cur) beside the value
-// written back last (stored), and the dirty slots are listed in the order
-// of their last write. A flush writes them back in that order, each as a
-// cache in front of a store would: changelog, stream time and expiry, then
-// the listener with the new and the old value. Reads through the wrapper
-// see cur, reads of the store itself see stored. There is no second copy of
-// an entry, and no eviction: the values are in memory either way.
-type memTimedStore struct {
-	*base
-	kind *memTimedKind
-	tb   timeBox
+// Wrapped by a Cache (cachedTimed), the store caches in place: each slot
+// keeps its current value (cur) beside the value written back last
+// (stored), and the dirty slots are listed in the order of their last
+// write (a log of (key, start, end, seq)). A flush writes them back in that
+// order, each as a cache in front of a store would: changelog, stream time
+// and expiry, then the listener with the new and the old value. Reads
+// through the cache see cur, reads of the store itself see stored. There is
+// no second copy of an entry, and no eviction: the values are in memory
+// either way.
+type memTimed struct {
+	t    *timedStore
 	keys map[string]*memTimedKey
 	// last is the key last looked up or written, or nil. Invariant: if
 	// set, it is in keys.
@@ -54,14 +45,12 @@ type memTimedStore struct {
 	// freeMax is max(minFreeSlots, the number of keys before the last
 	// expiry), so free at most doubles the slot arrays held.
 	freeMax int
-	cbuf    []byte
+	// spareIter is a closed iterator for the next list (see list).
+	spareIter *memListIter
 
-	// The cache's part, in use once wrapped.
-	wrapped  bool
-	listener memTimedListener
-	// cobs is the largest slot end put through the cache.
-	cobs     int64
-	cexpired int64
+	// c is the cache over the store, once wrapped; it keeps the
+	// listener and the cached view's stream time.
+	c *cachedTimed
 	// dirty lists the writes to dirty slots in order; a write is live
 	// while its slot is dirty with the same seq, older writes to the slot
 	// are skipped (and compacted away).
@@ -72,26 +61,6 @@ type memTimedStore struct {
 	// kscratch hands keys to the listener.
 	kscratch []byte
 }
-
-// memTimedKind is what differs between the window and the session store.
-type memTimedKind struct {
-	// what names the kind in errors: "window" or "session".
-	what string
-	// appendChangelogKey appends the changelog key of a slot.
-	appendChangelogKey func(dst, key []byte, start, end int64) []byte
-	// parseChangelogKey decodes a changelog key.
-	parseChangelogKey func(ck []byte) (key []byte, start, end int64, err error)
-	// tellExpired: a dirty slot found expired at its write-back still
-	// reaches the listener with its last value (a window's final result
-	// may be in it: one commit interval can span more event time than the
-	// retention). A session store drops it silently, as the cache in front
-	// of the Pebble session store does.
-	tellExpired bool
-}
-
-// memTimedListener is the write-back hook of a wrapped memTimedStore; the
-// window store adapts its own hook type to it.
-type memTimedListener = SessionTagListener
 
 type memTimedKey struct {
 	key   string
@@ -121,34 +90,27 @@ type memTimedDirty struct {
 	seq        uint64
 }
 
-func newMemTimedStore(b *base, kind *memTimedKind) *memTimedStore {
-	s := &memTimedStore{base: b, kind: kind, keys: map[string]*memTimedKey{}, segs: map[int64][]*memTimedKey{}, cobs: math.MinInt64}
-	s.tb = b.newTimeBox()
-	b.onReload = func() {
-		s.tb = b.newTimeBox()
-		s.relist()
-	}
-	b.onWipe = s.clear
-	return s
+func newMemTimed(t *timedStore) *memTimed {
+	return &memTimed{t: t, keys: map[string]*memTimedKey{}, segs: map[int64][]*memTimedKey{}}
 }
 
 // relist rebuilds the segment listings from the slots. A reload can lower
 // stream time below the point where advance dropped a segment's listing
 // while keeping its dirty slots; once live again, such a slot would never
 // be dropped.
-func (s *memTimedStore) relist() {
+func (s *memTimed) relist() {
 	clear(s.segs)
 	for _, k := range s.keys {
 		for i := range k.slots {
-			sg := s.tb.seg(k.slots[i].end)
-			if i == 0 || s.tb.seg(k.slots[i-1].end) != sg {
+			sg := s.t.tb.seg(k.slots[i].end)
+			if i == 0 || s.t.tb.seg(k.slots[i-1].end) != sg {
 				s.segs[sg] = append(s.segs[sg], k)
 			}
 		}
 	}
 }
 
-func (s *memTimedStore) clear() {
+func (s *memTimed) clear() {
 	clear(s.keys)
 	clear(s.segs)
 	clear(s.free)
@@ -185,7 +147,7 @@ func (k *memTimedKey) at(start, end int64, hint int) (int, bool) {
 	return k.search(start, end)
 }
 
-func (s *memTimedStore) find(key []byte) *memTimedKey {
+func (s *memTimed) find(key []byte) *memTimedKey {
 	if l := s.last; l != nil && l.key == string(key) {
 		return l
 	}
@@ -197,7 +159,7 @@ func (s *memTimedStore) find(key []byte) *memTimedKey {
 }
 
 // slot returns key's slot (start, end), or nil.
-func (s *memTimedStore) slot(key []byte, start, end int64) *memSlot {
+func (s *memTimed) slot(key []byte, start, end int64) *memSlot {
 	k := s.find(key)
 	if k == nil {
 		return nil
@@ -211,7 +173,7 @@ func (s *memTimedStore) slot(key []byte, start, end int64) *memSlot {
 
 // insert returns key's slot (start, end), creating it (cur and stored nil,
 // clean) if absent. The pointer is valid until the key's slots change.
-func (s *memTimedStore) insert(key []byte, start, end int64) (*memTimedKey, *memSlot) {
+func (s *memTimed) insert(key []byte, start, end int64) (*memTimedKey, *memSlot) {
 	k := s.find(key)
 	if k == nil {
 		k = &memTimedKey{key: string(key)}
@@ -228,8 +190,8 @@ func (s *memTimedStore) insert(key []byte, start, end int64) (*memTimedKey, *mem
 	}
 	i, ok := k.at(start, end, hint)
 	if !ok {
-		sg := s.tb.seg(end)
-		listed := (i > 0 && s.tb.seg(k.slots[i-1].end) == sg) || (i < len(k.slots) && s.tb.seg(k.slots[i].end) == sg)
+		sg := s.t.tb.seg(end)
+		listed := (i > 0 && s.t.tb.seg(k.slots[i-1].end) == sg) || (i < len(k.slots) && s.t.tb.seg(k.slots[i].end) == sg)
 		if !listed {
 			s.segs[sg] = append(s.segs[sg], k)
 		}
@@ -240,7 +202,7 @@ func (s *memTimedStore) insert(key []byte, start, end int64) (*memTimedKey, *mem
 }
 
 // remove deletes slot i of k, and k if it has no slots left.
-func (s *memTimedStore) remove(k *memTimedKey, i int) {
+func (s *memTimed) remove(k *memTimedKey, i int) {
 	k.slots = slices.Delete(k.slots, i, i+1)
 	if len(k.slots) == 0 {
 		s.forgetKey(k)
@@ -254,7 +216,7 @@ const minFreeSlots = 1024
 // forgetKey removes k, which has no slots left. NB: k may still be listed
 // in segs or referenced by a stale write in dirty; those find it with no
 // slots (its array moved to free, if it was in keys).
-func (s *memTimedStore) forgetKey(k *memTimedKey) {
+func (s *memTimed) forgetKey(k *memTimedKey) {
 	if s.keys[k.key] == k {
 		delete(s.keys, k.key)
 		if cap(k.slots) > 0 && len(s.free) < max(minFreeSlots, s.freeMax) {
@@ -268,18 +230,9 @@ func (s *memTimedStore) forgetKey(k *memTimedKey) {
 	}
 }
 
-// advance raises the store's observed stream time to end and drops the
-// segments that became wholly expired. Dirty slots stay until their
+// dropBelow drops the segments below seg. Dirty slots stay until their
 // write-back, which finds them expired.
-func (s *memTimedStore) advance(end int64) {
-	if end <= s.m.observed {
-		return
-	}
-	s.m.observed = end
-	cs, ok := s.tb.expire(end)
-	if !ok {
-		return
-	}
+func (s *memTimed) dropBelow(cs int64) error {
 	s.freeMax = len(s.keys)
 	for sg, ks := range s.segs {
 		if sg >= cs {
@@ -289,7 +242,7 @@ func (s *memTimedStore) advance(end int64) {
 		for _, k := range ks {
 			keep := k.slots[:0]
 			for _, w := range k.slots {
-				if w.dirty || s.tb.seg(w.end) >= cs {
+				if w.dirty || s.t.tb.seg(w.end) >= cs {
 					keep = append(keep, w)
 				}
 			}
@@ -300,37 +253,12 @@ func (s *memTimedStore) advance(end int64) {
 			}
 		}
 	}
+	return nil
 }
 
-func (s *memTimedStore) ObservedStreamTime() int64 { return s.m.observed }
-func (s *memTimedStore) ExpiredPuts() int64        { return s.tb.expired }
-
-// checkPut reports a closed store or an empty key.
-func (s *memTimedStore) checkPut(key []byte) error {
-	if err := s.check(); err != nil {
-		return err
-	}
-	return s.keyErr(key)
-}
-
-// putThrough writes through: store, stream time, changelog. The caller
-// checked the arguments (checkPut and its kind's own checks).
-func (s *memTimedStore) putThrough(key []byte, start, end int64, value []byte) error {
-	if s.tb.isExpired(end, s.m.observed) {
-		s.tb.expired++
-		return nil
-	}
-	s.apply(key, start, end, value)
-	s.cbuf = s.kind.appendChangelogKey(s.cbuf[:0], key, start, end)
-	return s.logChange(s.cbuf, value)
-}
-
-// apply writes a change to the stored values (no changelog) and advances
-// stream time. Restore calls it directly.
-func (s *memTimedStore) apply(key []byte, start, end int64, value []byte) {
-	if s.tb.isExpired(end, s.m.observed) {
-		return
-	}
+// set writes value (nil: deletes) as the stored value of key's slot
+// (start, end).
+func (s *memTimed) set(key []byte, start, end int64, value []byte) error {
 	if value == nil {
 		if k := s.find(key); k != nil {
 			if i, ok := k.search(start, end); ok {
@@ -341,33 +269,25 @@ func (s *memTimedStore) apply(key []byte, start, end int64, value []byte) {
 				}
 			}
 		}
-	} else {
-		_, w := s.insert(key, start, end)
-		if w.dirty {
-			w.stored = setValue(w.stored, value)
-		} else {
-			w.cur = setValue(w.cur, value)
-			w.stored = w.cur
-		}
+		return nil
 	}
-	s.advance(end)
+	_, w := s.insert(key, start, end)
+	if w.dirty {
+		w.stored = setValue(w.stored, value)
+	} else {
+		w.cur = setValue(w.cur, value)
+		w.stored = w.cur
+	}
+	return nil
 }
 
-func (s *memTimedStore) applyChange(key, value []byte) error {
-	k, start, end, err := s.kind.parseChangelogKey(key)
-	if err != nil {
-		return fmt.Errorf("%s changelog key of %d bytes: %w", s.kind.what, len(key), err)
-	}
-	if len(k) == 0 {
-		return fmt.Errorf("%s changelog key has an empty user key", s.kind.what)
-	}
-	s.apply(k, start, end, value)
-	return nil
+func (s *memTimed) get(key []byte, start, end int64) ([]byte, error) {
+	return s.getValue(false, key, start, end), nil
 }
 
 // getValue returns a copy of the value of key's slot (start, end) in one
 // of the two views (cached: the current values, else the stored ones).
-func (s *memTimedStore) getValue(cached bool, key []byte, start, end int64) []byte {
+func (s *memTimed) getValue(cached bool, key []byte, start, end int64) []byte {
 	if w := s.slot(key, start, end); w != nil {
 		if v := w.value(cached); v != nil {
 			return append(make([]byte, 0, len(v)), v...)
@@ -384,10 +304,29 @@ func (w *memSlot) value(cached bool) []byte {
 	return w.stored
 }
 
+func (s *memTimed) scan(key []byte, endFrom, endTo, latestStart int64, reverse bool) (timedIter, error) {
+	return s.view(false, key, endFrom, endTo, latestStart, reverse), nil
+}
+
+// view lists the slots of a view (cached: the current values, else the
+// stored ones) as scan does.
+func (s *memTimed) view(cached bool, key []byte, endFrom, endTo, latestStart int64, reverse bool) timedIter {
+	var it *memListIter
+	if key == nil {
+		it = s.listAll(cached, endFrom, endTo, latestStart, reverse)
+	} else {
+		it = s.list(cached, key, endFrom, endTo, latestStart, reverse)
+	}
+	if it == nil {
+		return emptyIter{}
+	}
+	return it
+}
+
 // list lists key's slots of a view with ends in [endFrom, endTo] and
 // starts at or before latestStart, in slot order (reversed with reverse);
 // nil if key has none.
-func (s *memTimedStore) list(cached bool, key []byte, endFrom, endTo, latestStart int64, reverse bool) *memListIter {
+func (s *memTimed) list(cached bool, key []byte, endFrom, endTo, latestStart int64, reverse bool) *memListIter {
 	k := s.find(key)
 	if k == nil {
 		return nil
@@ -401,9 +340,9 @@ func (s *memTimedStore) list(cached bool, key []byte, endFrom, endTo, latestStar
 	if i == len(k.slots) || k.slots[i].end > endTo {
 		return nil // none: spare the iterator
 	}
-	it := &memListIter{i: -1}
-	it.ents = it.inline[:0]
-	kb := append(it.keyBuf[:0], key...)
+	it := s.newListIter()
+	it.kb = append(it.kb[:0], key...)
+	kb := it.kb
 	for ; i < len(k.slots) && k.slots[i].end <= endTo; i++ {
 		w := &k.slots[i]
 		if w.start > latestStart {
@@ -423,13 +362,13 @@ func (s *memTimedStore) list(cached bool, key []byte, endFrom, endTo, latestStar
 // listAll lists every slot of a view with its end in [endFrom, endTo],
 // ordered by time segment, key, end and start as the Pebble stores' keys
 // are (reversed with reverse).
-func (s *memTimedStore) listAll(cached bool, endFrom, endTo int64, reverse bool) *memListIter {
+func (s *memTimed) listAll(cached bool, endFrom, endTo, latestStart int64, reverse bool) *memListIter {
 	it := &memListIter{i: -1}
 	for _, k := range s.keys {
 		var kb []byte
 		for i := range k.slots {
 			w := &k.slots[i]
-			if w.end < endFrom || w.end > endTo {
+			if w.end < endFrom || w.end > endTo || w.start > latestStart {
 				continue
 			}
 			if v := w.value(cached); v != nil {
@@ -442,7 +381,7 @@ func (s *memTimedStore) listAll(cached bool, endFrom, endTo int64, reverse bool)
 		}
 	}
 	slices.SortFunc(it.ents, func(a, b memListEnt) int {
-		if c := cmp.Compare(s.tb.seg(a.end), s.tb.seg(b.end)); c != 0 {
+		if c := cmp.Compare(s.t.tb.seg(a.end), s.t.tb.seg(b.end)); c != 0 {
 			return c
 		}
 		if c := bytes.Compare(a.key, b.key); c != 0 {
@@ -459,19 +398,20 @@ func (s *memTimedStore) listAll(cached bool, endFrom, endTo int64, reverse bool)
 	return it
 }
 
-// windowIter and sessionIter return it as a store's iterator: emptyIter
-// if nil.
-func (it *memListIter) windowIter() state.WindowIterator {
+// newListIter returns an empty iterator: the one last closed, if any, so
+// that a fetch per record (a join's) allocates nothing.
+func (s *memTimed) newListIter() *memListIter {
+	it := s.spareIter
 	if it == nil {
-		return emptyIter{}
+		it = &memListIter{}
+		it.ents, it.kb = it.inline[:0], it.keyBuf[:0]
+	} else {
+		s.spareIter = nil
+		clear(it.ents)
+		it.ents = it.ents[:0]
+		it.vals.reset()
 	}
-	return it
-}
-
-func (it *memListIter) sessionIter() state.SessionIterator {
-	if it == nil {
-		return emptyIter{}
-	}
+	it.i, it.owner = -1, s
 	return it
 }
 
@@ -487,9 +427,14 @@ type memListEnt struct {
 // values, taken when it was created: writes during the iteration are not
 // seen. It is both a WindowIterator and a SessionIterator.
 type memListIter struct {
-	ents   []memListEnt
-	i      int
-	vals   valArena
+	ents []memListEnt
+	i    int
+	vals valArena
+	// kb holds the key of a one-key list.
+	kb []byte
+	// owner takes the iterator back on Close (see newListIter); nil if it
+	// is not to be reused.
+	owner  *memTimed
 	inline [4]memListEnt
 	keyBuf [32]byte
 }
@@ -510,8 +455,17 @@ func (it *memListIter) Value() []byte {
 	e := &it.ents[it.i]
 	return it.vals.at(e.vo, e.vn)
 }
-func (it *memListIter) Err() error   { return nil }
-func (it *memListIter) Close() error { it.i = len(it.ents); return nil }
+func (it *memListIter) Err() error { return nil }
+func (it *memListIter) Close() error {
+	it.i = len(it.ents)
+	if o := it.owner; o != nil {
+		it.owner = nil
+		if o.spareIter == nil {
+			o.spareIter = it
+		}
+	}
+	return nil
+}
 
 // valArena holds copies of the values an iterator lists: a write during
 // the iteration may overwrite a value's buffer in place (setValue), so an
@@ -550,7 +504,7 @@ func (a *valArena) add(v []byte, more int) (off, n int) {
 func (a *valArena) at(off, n int) []byte { return a.b[off : off+n : off+n] }
 
 // writeCur returns the new current value and spare buffer of an entry
-// cached in place (memTimedStore) written value (nil: a
+// cached in place (memTimed) written value (nil: a
 // tombstone). A clean entry's cur is its stored value, which a write must
 // leave alone: the new value goes into the spare buffer. A dirty entry's cur
 // is overwritten in place, or parked as the spare when deleted.
@@ -581,27 +535,12 @@ func setValue(buf, v []byte) []byte {
 	return append(make([]byte, 0, len(v)), v...)
 }
 
-// The cache's part: the methods the wrappers (memWindowCached,
-// memSessionCached) share.
-
-// wrap turns on caching in place, with listener l.
-func (s *memTimedStore) wrap(l memTimedListener) error {
-	if s.wrapped {
-		return fmt.Errorf("state: cache: %s store %q is already wrapped", s.kind.what, s.Name())
-	}
-	s.wrapped, s.listener, s.cobs = true, l, s.m.observed
-	return nil
-}
-
-// cachedObserved is the stream time of the cached view.
-func (s *memTimedStore) cachedObserved() int64 { return max(s.cobs, s.m.observed) }
-
-func (s *memTimedStore) cachedExpiredPuts() int64 { return s.cexpired + s.tb.expired }
+// The cache's part: cachedTimed calls these when it caches s in place.
 
 // forgetDirty forgets the writes not written back (each dirty slot gets its
 // stored value back) and the tags. NB: not named dropCached, which Restore
 // calls on cache wrappers: the unwrapped store must not have it.
-func (s *memTimedStore) forgetDirty() {
+func (s *memTimed) forgetDirty() {
 	for _, d := range s.dirty {
 		i, ok := d.k.search(d.start, d.end)
 		if !ok {
@@ -613,7 +552,7 @@ func (s *memTimedStore) forgetDirty() {
 		}
 		w.dirty = false
 		s.ndirty--
-		if w.stored == nil || s.tb.isExpired(w.end, s.m.observed) {
+		if w.stored == nil || s.t.tb.isExpired(w.end, s.t.m.observed) {
 			s.remove(d.k, i)
 			continue
 		}
@@ -621,7 +560,6 @@ func (s *memTimedStore) forgetDirty() {
 	}
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
-	s.cobs = math.MinInt64
 	// Tags live while a slot is cached: a restore empties the cache.
 	for _, k := range s.keys {
 		for i := range k.slots {
@@ -630,16 +568,9 @@ func (s *memTimedStore) forgetDirty() {
 	}
 }
 
-// cachedPut writes into the cached view. The caller checked the arguments
-// (checkPut and its kind's own checks).
-func (s *memTimedStore) cachedPut(key []byte, start, end int64, value []byte, tag any, setTag bool) error {
-	if s.tb.isExpired(end, s.cachedObserved()) {
-		s.cexpired++
-		return nil
-	}
-	if end > s.cobs {
-		s.cobs = end
-	}
+// cachedPut writes into the cached view. The cache checked the arguments
+// and retention.
+func (s *memTimed) cachedPut(key []byte, start, end int64, value []byte, tag any, setTag bool) {
 	k, w := s.insert(key, start, end)
 	w.cur, w.spare = writeCur(w.cur, w.spare, value, w.dirty)
 	if !w.dirty {
@@ -655,12 +586,11 @@ func (s *memTimedStore) cachedPut(key []byte, start, end int64, value []byte, ta
 	if !s.flushing && len(s.dirty) > 2*s.ndirty+64 {
 		s.compactDirty()
 	}
-	return nil
 }
 
 // compactDirty drops the writes that a later write to the same slot
 // superseded.
-func (s *memTimedStore) compactDirty() {
+func (s *memTimed) compactDirty() {
 	keep := s.dirty[:0]
 	for _, d := range s.dirty {
 		if i, ok := d.k.search(d.start, d.end); ok {
@@ -673,12 +603,9 @@ func (s *memTimedStore) compactDirty() {
 	s.dirty = keep
 }
 
-// flush writes the dirty slots back in the order of their last write,
-// then commits. On error the slots not written back stay dirty.
-func (s *memTimedStore) flush(ctx context.Context) error {
-	if err := s.check(); err != nil {
-		return err
-	}
+// flush writes the dirty slots back in the order of their last write.
+// On error the slots not written back stay dirty.
+func (s *memTimed) flush() error {
 	s.flushing = true
 	var err error
 	i := 0
@@ -696,13 +623,13 @@ func (s *memTimedStore) flush(ctx context.Context) error {
 	}
 	clear(s.dirty)
 	s.dirty = s.dirty[:0]
-	return s.base.Flush(ctx)
+	return nil
 }
 
 // writeBack writes one listed write back if it is live: as the store
 // below a cache would take it, then tells the listener. On error the slot
 // stays dirty.
-func (s *memTimedStore) writeBack(d memTimedDirty) error {
+func (s *memTimed) writeBack(d memTimedDirty) error {
 	k, start, end := d.k, d.start, d.end
 	i, ok := k.search(start, end)
 	if !ok {
@@ -714,12 +641,13 @@ func (s *memTimedStore) writeBack(d memTimedDirty) error {
 	}
 	value := w.cur
 	s.kscratch = append(s.kscratch[:0], k.key...)
-	if s.tb.isExpired(end, s.m.observed) {
+	l := s.c.listener
+	if s.t.tb.isExpired(end, s.t.m.observed) {
 		// Expired while dirty: the store drops it (see
-		// memTimedKind.tellExpired). Its old value is gone with the slot.
-		s.cexpired++
-		if s.kind.tellExpired && s.listener != nil && value != nil {
-			if err := s.listener(s.kscratch, start, end, value, nil, w.tag); err != nil {
+		// timedKind.tellExpired). Its old value is gone with the slot.
+		s.c.expired++
+		if s.t.kind.tellExpired && l != nil && value != nil {
+			if err := l(s.kscratch, start, end, value, nil, w.tag); err != nil {
 				return err
 			}
 		}
@@ -727,13 +655,14 @@ func (s *memTimedStore) writeBack(d memTimedDirty) error {
 		return nil
 	}
 	old, tag := w.stored, w.tag
-	s.cbuf = s.kind.appendChangelogKey(s.cbuf[:0], s.kscratch, start, end)
-	if err := s.logChange(s.cbuf, value); err != nil {
+	if err := s.t.logEntry(s.kscratch, start, end, value); err != nil {
 		return err
 	}
-	s.advance(end)
-	if s.listener != nil && (value != nil || old != nil) {
-		if err := s.listener(s.kscratch, start, end, value, old, tag); err != nil {
+	if err := s.t.advance(end); err != nil {
+		return err
+	}
+	if l != nil && (value != nil || old != nil) {
+		if err := l(s.kscratch, start, end, value, old, tag); err != nil {
 			return err
 		}
 	}
@@ -743,7 +672,7 @@ func (s *memTimedStore) writeBack(d memTimedDirty) error {
 
 // clean marks k's slot (start, end) written back, unless it was written
 // again meanwhile (by a listener), and removes it if gone.
-func (s *memTimedStore) clean(k *memTimedKey, start, end int64, hint int, seq uint64, gone bool) {
+func (s *memTimed) clean(k *memTimedKey, start, end int64, hint int, seq uint64, gone bool) {
 	i, ok := k.at(start, end, hint)
 	if !ok {
 		return
