@@ -399,3 +399,52 @@ func waitProcessed(t *testing.T, in *instance, n float64, d time.Duration) {
 		return nil
 	})
 }
+
+// TestCloseLetsAFullFlushFinish: Close arrives while a commit's flush waits
+// for room in a full producer (a producer limit of 4 records, the broker's
+// acknowledgements held back by the gate), and the broker then takes the
+// records. Close must let the flush finish and stop cleanly: Run returns
+// nil and the counts are exact. Cancelled at once by Close, the waiting
+// records failed, and Run reported them dropped.
+func TestCloseLetsAFullFlushFinish(t *testing.T) {
+	c := newWeir(t, 2)
+	p := newProducer(t, c)
+	base := time.UnixMilli(1_700_000_000_000).Truncate(time.Minute)
+	seq := 0
+	g := newAckGate()
+	in := startInstance(t, c, t.TempDir(), runtime.ClientOptions(kgo.Dialer(g.dial)),
+		runtime.CommitInterval(200*time.Millisecond), runtime.CommitTimeout(time.Minute), runtime.MaxBufferedProduce(4))
+	t.Cleanup(func() { _ = g.Release() })
+	in.waitMetricAbove(t, "weir_active_tasks", 1)
+	g.Hold()
+	p.send(t, 200, 50, base, &seq)
+	waitFor(t, 20*time.Second, "a commit's flush held back", func() error {
+		if g.Held() == 0 {
+			return errors.New("no produce request held back")
+		}
+		return nil
+	})
+	closed := make(chan error, 1)
+	go func() {
+		_ = in.app.Close()
+		closed <- <-in.done
+	}()
+	// The broker is slower than Close: its acknowledgements come half a
+	// second later (well within the MaxCommitBackoff that Close waits
+	// for one).
+	time.Sleep(500 * time.Millisecond)
+	if err := g.Release(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Close did not return within 60s")
+	}
+	if got := readCounts(t, c); countDiff(p.expected(), got) != "" {
+		t.Fatalf("counts after Close:\n%s", countDiff(p.expected(), got))
+	}
+}
