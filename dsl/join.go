@@ -47,19 +47,19 @@ func (w JoinWindows) Grace(d time.Duration) JoinWindows {
 // first; the two input topics must be co-partitioned.
 // Opts: Named, InMemory, and KeySerde/ValueSerde for the left side's stores.
 func Join[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], joiner func(l V1, r V2) VR, w JoinWindows, opts ...Opt) KStream[K, VR] {
-	return streamJoin(left, right, func(l *V1, r *V2) VR { return joiner(*l, *r) }, w, false, false, "join", opts)
+	return streamJoin(left, right, func(l *V1, r *V2) VR { return joiner(*l, *r) }, joinCopies{left: true, right: true}, w, false, false, "join", opts)
 }
 
 // LeftJoin is Join that also emits joiner(left, nil) for each left record
 // that found no match once its window closes.
 func LeftJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], joiner func(l V1, r *V2) VR, w JoinWindows, opts ...Opt) KStream[K, VR] {
-	return streamJoin(left, right, func(l *V1, r *V2) VR { return joiner(*l, r) }, w, true, false, "left-join", opts)
+	return streamJoin(left, right, func(l *V1, r *V2) VR { return joiner(*l, r) }, joinCopies{left: true}, w, true, false, "left-join", opts)
 }
 
 // OuterJoin is LeftJoin that also emits joiner(nil, right) for unmatched
 // right records.
 func OuterJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], joiner func(l *V1, r *V2) VR, w JoinWindows, opts ...Opt) KStream[K, VR] {
-	return streamJoin(left, right, joiner, w, true, true, "outer-join", opts)
+	return streamJoin(left, right, joiner, joinCopies{}, w, true, true, "outer-join", opts)
 }
 
 func joinInputs[K, V1, V2 any](b *Builder, name string, left KStream[K, V1], right KStream[K, V2], c opConfig) (KStream[K, V1], KStream[K, V2]) {
@@ -75,7 +75,14 @@ func joinInputs[K, V1, V2 any](b *Builder, name string, left KStream[K, V1], rig
 	return left, right
 }
 
-func streamJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], joiner func(*V1, *V2) VR, w JoinWindows, leftOuter, rightOuter bool, kind string, opts []Opt) KStream[K, VR] {
+// joinCopies says which of its arguments a stream-stream join's joiner
+// copies before it returns (Join's and LeftJoin's wrappers dereference
+// them; a user's OuterJoin joiner may keep its pointers): a pointer to a
+// copied argument may point at a variable the join reuses for the next
+// record, which saves an allocation per record and per match.
+type joinCopies struct{ left, right bool }
+
+func streamJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], joiner func(*V1, *V2) VR, copies joinCopies, w JoinWindows, leftOuter, rightOuter bool, kind string, opts []Opt) KStream[K, VR] {
 	c := left.b.config(kind, opts, optName|optInMemory|optKeySerde|optValueSerde)
 	b := left.b
 	name := b.name(c.name, kind)
@@ -99,12 +106,14 @@ func streamJoin[K, V1, V2, VR any](left KStream[K, V1], right KStream[K, V2], jo
 			return &streamJoinSide[K, V1, V2, VR]{own: lstore, other: rstore, ks: ks, vs: v1s, os: v2s,
 				before: w.before.Milliseconds(), after: w.after.Milliseconds(), grace: w.grace.Milliseconds(),
 				outer: leftOuter, otherOuter: rightOuter, outerStore: outerStore,
+				reuseOwn: copies.left, reuseOther: copies.right,
 				join: func(own *V1, other *V2) VR { return joiner(own, other) }}
 		}, left.node)
 		streams.AddProcessor(t, rnode, func() streams.Processor[K, V2, K, VR] {
 			return &streamJoinSide[K, V2, V1, VR]{own: rstore, other: lstore, ks: ks, vs: v2s, os: v1s,
 				before: w.after.Milliseconds(), after: w.before.Milliseconds(), grace: w.grace.Milliseconds(),
 				outer: rightOuter, otherOuter: leftOuter, outerStore: outerStore, right: true,
+				reuseOwn: copies.right, reuseOther: copies.left,
 				join: func(own *V2, other *V1) VR { return joiner(other, own) }}
 		}, right.node)
 		streams.AddProcessor(t, merge, stateless(func(ctx streams.ProcessorContext[K, VR], r streams.Record[K, VR]) error {
@@ -165,6 +174,46 @@ type streamJoinSide[K, VO, VT, VR any] struct {
 	kenc             serde.Encoder[K]
 	venc             serde.Encoder[VO]
 	kbuf, vbuf, lbuf []byte
+
+	// reuseOwn and reuseOther are set when the joiner copies this side's
+	// or the other side's value (joinCopies): the values it is given
+	// then live in ownV and otherV, reused from record to record, instead
+	// of a new allocation each (a pointer to a local escapes through the
+	// joiner).
+	reuseOwn, reuseOther bool
+	ownV                 VO
+	otherV               VT
+}
+
+// ownPtr returns a pointer to v for the joiner: to ownV when the joiner
+// copies it, else to a new variable.
+func (p *streamJoinSide[K, VO, VT, VR]) ownPtr(v VO) *VO {
+	if p.reuseOwn {
+		p.ownV = v
+		return &p.ownV
+	}
+	c := new(VO)
+	*c = v
+	return c
+}
+
+// otherPtr is ownPtr for a value of the other side.
+func (p *streamJoinSide[K, VO, VT, VR]) otherPtr(v VT) *VT {
+	if p.reuseOther {
+		p.otherV = v
+		return &p.otherV
+	}
+	c := new(VT)
+	*c = v
+	return c
+}
+
+// forget clears the reused values, so that the join keeps nothing of a
+// record alive after it is processed.
+func (p *streamJoinSide[K, VO, VT, VR]) forget() {
+	var own VO
+	var other VT
+	p.ownV, p.otherV = own, other
 }
 
 func windowStore[K, V any](ctx streams.ProcessorContext[K, V], name string) (state.WindowStore, error) {
@@ -246,7 +295,7 @@ func (p *streamJoinSide[K, VO, VT, VR]) Process(r streams.Record[K, VO]) error {
 		return err
 	}
 	matched := false
-	own := r.Value
+	var own *VO // r.Value for the joiner, made at the first match
 	for it.Next() {
 		ots := it.WindowStart()
 		err := eachValue(it.Value(), func(b []byte) error {
@@ -259,7 +308,10 @@ func (p *streamJoinSide[K, VO, VT, VR]) Process(r streams.Record[K, VO]) error {
 			if ots > ts {
 				out = time.UnixMilli(ots)
 			}
-			return p.ctx.Forward(streams.Record[K, VR]{Key: r.Key, Value: p.join(&own, &ov), Timestamp: out, Headers: r.Headers})
+			if own == nil {
+				own = p.ownPtr(r.Value)
+			}
+			return p.ctx.Forward(streams.Record[K, VR]{Key: r.Key, Value: p.join(own, p.otherPtr(ov)), Timestamp: out, Headers: r.Headers})
 		})
 		if err != nil {
 			it.Close()
@@ -272,6 +324,9 @@ func (p *streamJoinSide[K, VO, VT, VR]) Process(r streams.Record[K, VO]) error {
 				return err
 			}
 		}
+	}
+	if matched {
+		p.forget()
 	}
 	if err := it.Close(); err != nil {
 		return err
@@ -344,6 +399,7 @@ func (p *streamJoinSide[K, VO, VT, VR]) emitUnmatched(okey, values []byte) error
 	if err != nil {
 		return err
 	}
+	defer p.forget()
 	return eachValue(values, func(b []byte) error {
 		var out VR
 		if right == p.right {
@@ -351,13 +407,13 @@ func (p *streamJoinSide[K, VO, VT, VR]) emitUnmatched(okey, values []byte) error
 			if err != nil {
 				return err
 			}
-			out = p.join(&v, nil)
+			out = p.join(p.ownPtr(v), nil)
 		} else {
 			v, err := p.os.Deserialize(p.other, b)
 			if err != nil {
 				return err
 			}
-			out = p.join(nil, &v) // the other side's record, with no partner
+			out = p.join(nil, p.otherPtr(v)) // the other side's record, with no partner
 		}
 		return p.ctx.Forward(streams.Record[K, VR]{Key: k, Value: out, Timestamp: time.UnixMilli(ts)})
 	})

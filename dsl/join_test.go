@@ -132,6 +132,46 @@ func TestStreamStreamJoinSemantics(t *testing.T) {
 	}
 }
 
+// TestStreamStreamJoinerMayKeepPointers: the pointers LeftJoin's and
+// OuterJoin's joiners are given stay theirs. The join reuses one variable
+// per side for the values of Join's joiner (and LeftJoin's left value),
+// which copy them; a pointer a joiner sees must not be such a variable, or
+// a joiner that keeps it would see it change under it with the next match.
+func TestStreamStreamJoinerMayKeepPointers(t *testing.T) {
+	for _, kind := range []string{"left", "outer"} {
+		t.Run(kind, func(t *testing.T) {
+			type kept struct{ l, r *string }
+			var all []kept
+			var said []string
+			got := runJoin(t, semanticsInput, false, func(b *dsl.Builder) {
+				l := dsl.Stream(b, "left", serde.String(), serde.String())
+				r := dsl.Stream(b, "right", serde.String(), serde.String())
+				join := func(a, b *string) string {
+					all = append(all, kept{a, b})
+					v := show(a) + " - " + show(b)
+					said = append(said, v)
+					return v
+				}
+				var j dsl.KStream[string, string]
+				if kind == "left" {
+					j = dsl.LeftJoin(l, r, func(a string, b *string) string { return join(&a, b) }, dsl.JoinWindowsOf(100*time.Millisecond))
+				} else {
+					j = dsl.OuterJoin(l, r, join, dsl.JoinWindowsOf(100*time.Millisecond))
+				}
+				dsl.MapValues(j, func(v string) dsl.Nullable[string] { return dsl.Some(v) }).To("out", dsl.ValueSerde(dsl.NullableSerde(serde.String())))
+			})
+			if len(got) == 0 || len(all) != len(said) {
+				t.Fatalf("%d results, %d joiner calls", len(got), len(all))
+			}
+			for i, k := range all {
+				if now := show(k.l) + " - " + show(k.r); now != said[i] {
+					t.Errorf("joiner call %d was given %q; its pointers now say %q", i, said[i], now)
+				}
+			}
+		})
+	}
+}
+
 func TestStreamStreamJoinAsymmetricWindowAndGrace(t *testing.T) {
 	// Left joins right records up to 5ms before and 0ms after it; records
 	// later than window end + grace are dropped and counted.

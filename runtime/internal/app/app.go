@@ -85,6 +85,8 @@ type App struct {
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Close and Abandon
+	killOnce sync.Once
+	killed   chan struct{} // closed by Abandon, before stop
 	// stopCtx is canceled with stop closing: a Produce waiting for room
 	// outside a step or commit attempt waits on it.
 	stopCtx    context.Context
@@ -174,6 +176,7 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		instance: instance,
 		sources:  map[string]bool{},
 		stop:     make(chan struct{}),
+		killed:   make(chan struct{}),
 		done:     make(chan struct{}),
 		started:  make(chan struct{}),
 		clReady:  make(chan struct{}),
@@ -368,15 +371,39 @@ func (a *App) waitClient(ctx context.Context) bool {
 
 // loop polls and processes until ctx ends, stop closes or a fatal error.
 func (a *App) loop(ctx context.Context) error {
-	// Commits wait on cctx: Close does not wait for a commit attempt that
-	// cannot reach the broker.
+	// Steps and commits wait on cctx: Close does not wait for a commit
+	// attempt that cannot reach the broker. It lets one that is running
+	// finish (within its CommitTimeout) while the broker keeps
+	// acknowledging records: cancelled at once, a step or commit handing a
+	// full producer its records failed them, and so the whole Close, with
+	// the broker up. No acknowledgement for MaxCommitBackoff (or Abandon)
+	// cancels it.
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
 		case <-a.stop:
-			cancel()
 		case <-cctx.Done():
+			return
+		}
+		tick := time.NewTicker(decide.MaxCommitBackoff)
+		defer tick.Stop()
+		acked := a.gate.Released()
+		for {
+			select {
+			case <-a.killed:
+				cancel()
+				return
+			case <-cctx.Done():
+				return
+			case <-tick.C:
+			}
+			n := a.gate.Released()
+			if n == acked {
+				cancel()
+				return
+			}
+			acked = n
 		}
 	}()
 	var probe *decide.Probe
@@ -1202,6 +1229,7 @@ func (a *App) Close() error {
 // last committed offset up to there are the ones another instance will
 // process again. For tests of failover.
 func (a *App) Abandon() map[streams.TopicPartition]streams.Offset {
+	a.killOnce.Do(func() { close(a.killed) })
 	a.mu.Lock()
 	a.abandoned = true
 	processed := map[streams.TopicPartition]streams.Offset{}

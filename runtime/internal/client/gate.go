@@ -1,6 +1,9 @@
 package client
 
-import "context"
+import (
+	"context"
+	"sync/atomic"
+)
 
 // Gate bounds the records handed to a producer and not yet acknowledged.
 // A producer that buffers its maximum makes Produce wait, and only for as
@@ -11,6 +14,9 @@ import "context"
 // producer has room for (its own limit set above the Gate's).
 type Gate struct {
 	slots chan struct{}
+	// released counts Release calls: whether records are still being
+	// acknowledged (Released).
+	released atomic.Uint64
 }
 
 // NewGate returns a gate letting n records through at a time.
@@ -33,4 +39,10 @@ func (g *Gate) Acquire(ctx context.Context) error {
 }
 
 // Release gives back the room of one record (acknowledged or failed).
-func (g *Gate) Release() { <-g.slots }
+func (g *Gate) Release() {
+	<-g.slots
+	g.released.Add(1)
+}
+
+// Released returns how many times room was given back so far.
+func (g *Gate) Released() uint64 { return g.released.Load() }

@@ -1,0 +1,20 @@
+package client
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkGate is one record's way through the gate: room taken before
+// Produce, given back at its acknowledgement.
+func BenchmarkGate(b *testing.B) {
+	g := NewGate(1024)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Acquire(ctx); err != nil {
+			b.Fatal(err)
+		}
+		g.Release()
+	}
+}
