@@ -104,3 +104,59 @@ func TestCachedWindowFetchFindsStoredWindows(t *testing.T) {
 	}
 	check("after reopening", s)
 }
+
+// The session store behind the same cache: FindSessions finds the
+// sessions eviction moved to the store.
+func TestCachedSessionFindFindsStoredSessions(t *testing.T) {
+	ctx := context.Background()
+	e := testEngine(t, nil)
+	raw, err := e.OpenSession(ctx, state.Spec{Name: "s", Retention: time.Hour}, 0, statetest.NewChangelog("s", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.NewCache().Session(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 8_000
+	val := make([]byte, 1024) // twice the cache's share: most sessions are evicted
+	key := func(i int) []byte { return fmt.Appendf(nil, "key%05d", i%500) }
+	for i := range n {
+		val[0] = byte(i)
+		if err := s.Put(key(i), int64(i), int64(i)+5, val); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			// A find early: the cache then knows that it holds every
+			// session (until evictions).
+			if it, err := s.FindSessions(key(0), 0, n); err != nil || !it.Next() {
+				t.Fatalf("find of the first session: %v", err)
+			}
+		}
+		if i%1000 == 999 {
+			if err := s.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k := range 500 {
+		it, err := s.FindSessions(key(k), 0, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := int64(k)
+		for it.Next() {
+			if it.Start() != want || it.End() != want+5 || it.Value()[0] != byte(want) {
+				t.Fatalf("%s: session [%d, %d] value %d, want [%d, %d] value %d", key(k), it.Start(), it.End(), it.Value()[0], want, want+5, byte(want))
+			}
+			want += 500
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want < n {
+			t.Fatalf("%s: sessions end before %d", key(k), want)
+		}
+	}
+}
