@@ -721,77 +721,90 @@ func TestClusterNoOrphanTransactions(t *testing.T) {
 	})
 }
 
-// TestClusterTxnVerifiedOncePerTransaction: a transactional produce
-// (v12) to a leader that is not the transaction's coordinator asks the
-// coordinator once per transaction and partition, not once per produce:
-// while the partition holds the producer's open transaction at its epoch,
-// the leader knows the partition is in it. The coordinator counts the
-// AddPartitionsToTxn it is asked (weir_requests_total).
+// TestClusterTxnVerifiedOncePerTransaction: a transactional produce to a
+// leader that is not the transaction's coordinator asks the coordinator
+// once per transaction and partition, not once per produce: while the
+// partition holds the producer's open transaction at its epoch, the
+// leader knows the partition is in it. The coordinator counts the
+// AddPartitionsToTxn it is asked (weir_requests_total): once per
+// transaction of ten produces for a transaction.version 2 client (Produce
+// v12, added by the leader), twice for an older one (its own add, then
+// the leader's one verification).
 func TestClusterTxnVerifiedOncePerTransaction(t *testing.T) {
 	c := startTestCluster(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	_, adm := c.adminWithController(t, ctx)
 	leaders := spreadTopic(ctx, t, c, adm, "ver", 3)
-	const id = "verified"
-	p, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("ver"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	txnToEach(ctx, t, p, 1, "warmup", true)
-	coord := txnCoordinatorOf(ctx, t, directClients(t, c), adm, id, -1)
-	part := int32(-1)
-	for pt, l := range leaders {
-		if l != coord {
-			part = pt
-			break
-		}
-	}
-	if part < 0 {
-		t.Fatalf("every partition of ver is led by the coordinator, node %d: %v", coord, leaders)
-	}
-	completed := func() {
-		t.Helper()
-		eventually(t, 10*time.Second, id+" completed", func() error {
-			dt, err := adm.DescribeTransactions(ctx, id)
-			if err != nil {
-				return err
-			}
-			if d := dt[id]; d.Err != nil || d.State != "CompleteCommit" {
-				return fmt.Errorf("DescribeTransactions(%s): %+v", id, d)
-			}
-			return nil
-		})
-	}
-	asked := func() float64 {
-		return scrape(t, c.brokers[coord-1])["weir_requests_total"]["api=AddPartitionsToTxn,"]
-	}
-	const produces = 10
+	tv1 := kversion.V3_9_0()
+	tv1.SetMaxKeyVersion(int16(kmsg.AddPartitionsToTxn), 3) // a client's version
 	var want []string
-	for txnNo := range 2 {
-		completed() // no CONCURRENT_TRANSACTIONS retry counts below
-		before := asked()
-		if err := p.BeginTransaction(); err != nil {
+	for _, tc := range []struct {
+		name  string
+		opts  []kgo.Opt
+		asked float64
+	}{
+		{"transaction.version=2", nil, 1},
+		{"transaction.version=1", []kgo.Opt{kgo.MaxVersions(tv1)}, 2},
+	} {
+		id := "verified-" + tc.name
+		p, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.seeds()...), kgo.TransactionalID(id),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DefaultProduceTopic("ver")}, tc.opts...)...)
+		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range produces {
-			v := fmt.Sprintf("t%d-%d", txnNo, i)
-			want = append(want, v)
-			if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
-				t.Fatalf("produce %s: %v", v, err)
+		defer p.Close()
+		want = append(want, txnToEach(ctx, t, p, 1, "warmup-"+tc.name, true)...)
+		coord := txnCoordinatorOf(ctx, t, directClients(t, c), adm, id, -1)
+		part := int32(-1)
+		for pt, l := range leaders {
+			if l != coord {
+				part = pt
+				break
 			}
 		}
-		if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			t.Fatal(err)
+		if part < 0 {
+			t.Fatalf("every partition of ver is led by the coordinator, node %d: %v", coord, leaders)
 		}
-		if n := asked() - before; n != 1 {
-			t.Fatalf("transaction %d: the coordinator was asked %v times for %d produces to one partition, want once", txnNo, n, produces)
+		completed := func() {
+			t.Helper()
+			eventually(t, 10*time.Second, id+" completed", func() error {
+				dt, err := adm.DescribeTransactions(ctx, id)
+				if err != nil {
+					return err
+				}
+				if d := dt[id]; d.Err != nil || d.State != "CompleteCommit" {
+					return fmt.Errorf("DescribeTransactions(%s): %+v", id, d)
+				}
+				return nil
+			})
 		}
+		asked := func() float64 {
+			return scrape(t, c.brokers[coord-1])["weir_requests_total"]["api=AddPartitionsToTxn,"]
+		}
+		const produces = 10
+		for txnNo := range 2 {
+			completed() // no CONCURRENT_TRANSACTIONS retry counts below
+			before := asked()
+			if err := p.BeginTransaction(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range produces {
+				v := fmt.Sprintf("%s/t%d-%d", tc.name, txnNo, i)
+				want = append(want, v)
+				if err := p.ProduceSync(ctx, &kgo.Record{Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
+					t.Fatalf("produce %s: %v", v, err)
+				}
+			}
+			if err := p.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+			if n := asked() - before; n != tc.asked {
+				t.Fatalf("%s, transaction %d: the coordinator was asked %v times for %d produces to one partition, want %v", tc.name, txnNo, n, produces, tc.asked)
+			}
+		}
+		completed()
 	}
-	completed()
-	want = append(want, "warmup-0")
 	slices.Sort(want)
 	if got := readIsolated(ctx, t, c, "ver", kgo.ReadCommitted(), len(want)); !slices.Equal(got, want) {
 		t.Fatalf("read_committed: %v, want %v", got, want)

@@ -88,6 +88,8 @@ func kafkaErr(err error) error {
 		code = kerr.OutOfOrderSequenceNumber
 	case storage.IsInvalidProducerEpoch(err):
 		code = kerr.InvalidProducerEpoch
+	case storage.IsTxnNotOpen(err):
+		code = kerr.InvalidTxnState
 	case storage.IsCoordinatorFenced(err):
 		code = kerr.TransactionCoordinatorFenced
 	case storage.IsOffsetOutOfRange(err):
@@ -117,6 +119,26 @@ func (s *storageLog) Append(ctx context.Context, batches []byte, epoch topics.Ep
 }
 
 func (s *storageLog) AppendNoWait(batches []byte, epoch topics.Epoch) (topics.AppendResult, error) {
+	if err := s.checkProduced(batches); err != nil {
+		return topics.AppendResult{}, err
+	}
+	return s.appended(s.l.AppendNoWait(batches, epoch))
+}
+
+// appended turns the log's answer to an append into the topic's.
+func (s *storageLog) appended(res storage.AppendResult, err error) (topics.AppendResult, error) {
+	if err != nil {
+		s.health.appendFailed(s.l.Dir(), err)
+		return topics.AppendResult{}, kafkaErr(err)
+	}
+	return topics.AppendResult{
+		BaseOffset: res.BaseOffset, LastOffset: res.LastOffset,
+		LogAppendTime: res.LogAppendTime, LogStartOffset: res.LogStartOffset, Duplicate: res.Duplicate,
+	}, nil
+}
+
+// checkProduced does the topic's checks of a produced payload.
+func (s *storageLog) checkProduced(batches []byte) error {
 	cfg := s.cfg.Load()
 	checkTS := !cfg.LogAppendTime && cfg.TimestampDifferenceMaxMS < math.MaxInt64
 	// The log validates every batch (CRC included) before it writes any;
@@ -138,7 +160,7 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch topics.Epoch) (topics.Ap
 					// Only a refused batch is validated here: a damaged
 					// one is the log's to answer (CORRUPT_MESSAGE).
 					if _, verr := batch.Validate(b); verr == nil {
-						return topics.AppendResult{}, err
+						return err
 					}
 					break
 				}
@@ -146,25 +168,17 @@ func (s *storageLog) AppendNoWait(batches []byte, epoch topics.Epoch) (topics.Ap
 			if cfg.Compact {
 				recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
 				if err != nil {
-					return topics.AppendResult{}, kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
+					return kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
 				}
 				for _, rec := range recs {
 					if rec.Key == nil {
-						return topics.AppendResult{}, fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
+						return fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
 					}
 				}
 			}
 		}
 	}
-	res, err := s.l.AppendNoWait(batches, epoch)
-	if err != nil {
-		s.health.appendFailed(s.l.Dir(), err)
-		return topics.AppendResult{}, kafkaErr(err)
-	}
-	return topics.AppendResult{
-		BaseOffset: res.BaseOffset, LastOffset: res.LastOffset,
-		LogAppendTime: res.LogAppendTime, LogStartOffset: res.LogStartOffset, Duplicate: res.Duplicate,
-	}, nil
+	return nil
 }
 
 // checkTimestamps applies message.timestamp.difference.max.ms to a

@@ -50,6 +50,13 @@ func (s *storageLog) Producers() []topics.ProducerState {
 
 func (s *storageLog) OpenTxn(pid int64) (int16, bool) { return s.l.OpenTxn(pid) }
 
+func (s *storageLog) AppendNoWaitInTxn(batches []byte, epoch topics.Epoch, pid int64, pepoch int16) (topics.AppendResult, error) {
+	if err := s.checkProduced(batches); err != nil {
+		return topics.AppendResult{}, err
+	}
+	return s.appended(s.l.AppendNoWaitInTxn(batches, epoch, pid, pepoch))
+}
+
 var _ topics.LeaderTxnLog = (*storageLog)(nil)
 
 func (s *storageLog) WriteMarker(m topics.Marker, leaderEpoch topics.Epoch) (topics.AppendResult, error) {

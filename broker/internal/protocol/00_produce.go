@@ -66,6 +66,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 
 	var failAll int16
 	var txnCodes map[txnPart]int16 // partitions not in the transaction
+	var open *inTxn                // partitions appended only into the open transaction
 	switch {
 	case r.Version < minProduceVersion:
 		if req.Acks == 0 {
@@ -75,7 +76,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 	case req.Acks != 0 && req.Acks != 1 && req.Acks != -1:
 		failAll = kerr.InvalidRequiredAcks.Code
 	case req.TransactionID != nil:
-		failAll, txnCodes = verifyTxnProduce(ctx, s, req)
+		failAll, txnCodes, open = verifyTxnProduce(ctx, s, req)
 	case hasTransactionalBatch(req):
 		failAll = kerr.InvalidRecord.Code // no transaction to end them
 	}
@@ -87,6 +88,8 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		end topics.Offset // offset after the appended batches; -1 if the append failed
 		// epoch is the leader epoch the batches were appended with.
 		epoch base.Epoch
+		// inTxn: append only into the producer's open transaction.
+		inTxn bool
 	}
 	n := 0
 	for i := range req.Topics {
@@ -135,14 +138,21 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 					op.ErrorCode = kerr.CorruptMessage.Code
 					continue
 				}
-				jobs = append(jobs, job{p: p, out: op, in: rp.Records, end: -1})
+				jobs = append(jobs, job{p: p, out: op, in: rp.Records, end: -1,
+					inTxn: open != nil && open.parts[txnPart{rt.Topic, rp.Partition}]})
 			}
 		}
 	}
 
 	run := func(j *job) {
 		j.epoch = s.appendEpoch(j.p)
-		res, err := j.p.Log().AppendNoWait(j.in, j.epoch)
+		var res topics.AppendResult
+		var err error
+		if tl, ok := j.p.Log().(topics.TxnLog); ok && j.inTxn {
+			res, err = tl.AppendNoWaitInTxn(j.in, j.epoch, open.pid, open.epoch)
+		} else {
+			res, err = j.p.Log().AppendNoWait(j.in, j.epoch)
+		}
 		if err != nil {
 			setProduceError(j.out, j.p, err, r.Version)
 			return

@@ -19,18 +19,29 @@ type txnPart struct {
 	partition int32
 }
 
+// inTxn names the partitions of a transactional produce that were not
+// checked with the coordinator because the producer's transaction is open
+// there already (notOpenHere): their batches are appended only into it
+// (topics.TxnLog.AppendNoWaitInTxn).
+type inTxn struct {
+	pid   int64
+	epoch int16
+	parts map[txnPart]bool
+}
+
 // verifyTxnProduce checks a transactional produce with the coordinator:
 // every partition must be in the open transaction of the request's
 // transactional id, under the producer id and epoch of its batches (KIP-890
 // part 1's verification). From v12 on (KIP-890 part 2) the client has not
 // added the partitions itself: they are added here, which opens the
-// transaction if none is. It returns a code for the whole request, or the
-// code of each partition that fails, as a producer understands it
-// (produceTxnCode).
-func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) (int16, map[txnPart]int16) {
+// transaction if none is. A partition where that transaction is open
+// already is not asked about again (returned in inTxn). It returns a code
+// for the whole request, or the code of each partition that fails, as a
+// producer understands it (produceTxnCode).
+func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) (int16, map[txnPart]int16, *inTxn) {
 	d, code, _ := txnDriver(s)
 	if d == nil {
-		return code, nil
+		return code, nil, nil
 	}
 	pid, epoch := int64(-1), int16(-1)
 	var parts []txn.TopicPartition
@@ -45,13 +56,12 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 		}
 	}
 	if pid < 0 {
-		return kerr.InvalidRecord.Code, nil // a transactional produce of non-transactional batches
+		return kerr.InvalidRecord.Code, nil, nil // a transactional produce of non-transactional batches
 	}
 	add := req.Version >= 12
-	if add {
-		if parts = notOpenHere(s, parts, pid, epoch); len(parts) == 0 {
-			return 0, nil
-		}
+	open := &inTxn{pid: pid, epoch: epoch}
+	if parts, open.parts = notOpenHere(s, parts, pid, epoch); len(parts) == 0 {
+		return 0, nil, open
 	}
 	check := func() (map[txn.TopicPartition]int16, int16, error) {
 		if s.cfg.Cluster != nil {
@@ -74,20 +84,20 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return kerr.RequestTimedOut.Code, nil
+			return kerr.RequestTimedOut.Code, nil, nil
 		case <-t.C:
 		}
 		waited += wait
 		codes, code, err = check()
 	}
 	if code != 0 {
-		return produceTxnCode(code), nil
+		return produceTxnCode(code), nil, nil
 	}
 	if err != nil {
 		if errors.Is(err, txn.ErrClosed) {
-			return kerr.NotLeaderForPartition.Code, nil
+			return kerr.NotLeaderForPartition.Code, nil, nil
 		}
-		return kerr.RequestTimedOut.Code, nil
+		return kerr.RequestTimedOut.Code, nil, nil
 	}
 	out := map[txnPart]int16{}
 	for tp, c := range codes {
@@ -95,26 +105,29 @@ func verifyTxnProduce(ctx context.Context, s *Server, req *kmsg.ProduceRequest) 
 			out[txnPart{tp.Topic, tp.Partition}] = produceTxnCode(c)
 		}
 	}
-	return 0, out
+	return 0, out, open
 }
 
-// notOpenHere returns the partitions of parts where producer pid has no
-// transaction open at epoch: the others were added to its transaction by
-// the produce that opened it here, and need no second trip to the
-// coordinator for as long as it stays open, as in Kafka. Only for Produce
-// v12 (transaction.version 2): a transaction that ends meanwhile ends with
-// a marker above its epoch, so a produce that passed this check and
-// appends after that marker is refused as older than the producer's epoch
-// here. Under the older protocol the marker carries the data's epoch and
-// such a produce would open a transaction no coordinator knows, so every
-// v11 produce is verified.
-func notOpenHere(s *Server, parts []txn.TopicPartition, pid int64, epoch int16) []txn.TopicPartition {
+// notOpenHere splits parts into those where producer pid has no
+// transaction open at epoch, returned first, and the others: the produce
+// that opened it here was checked with the coordinator (verified, or added
+// from v12 on), so for as long as it stays open the partition is in it and
+// needs no second trip, as in Kafka. The others' batches are appended with
+// AppendNoWaitInTxn, which checks again under the log's append lock that
+// the transaction is still open: one that a marker ended meanwhile cannot
+// be reopened by a produce no coordinator checked.
+func notOpenHere(s *Server, parts []txn.TopicPartition, pid int64, epoch int16) ([]txn.TopicPartition, map[txnPart]bool) {
 	var out []txn.TopicPartition
+	var open map[txnPart]bool
 	for _, tp := range parts {
 		if t, ok := s.Topics.Get(tp.Topic); ok {
 			if p, ok := t.Partition(tp.Partition); ok {
 				if tl, ok := p.Log().(topics.TxnLog); ok {
-					if e, open := tl.OpenTxn(pid); open && e == epoch {
+					if e, ok := tl.OpenTxn(pid); ok && e == epoch {
+						if open == nil {
+							open = map[txnPart]bool{}
+						}
+						open[txnPart{tp.Topic, tp.Partition}] = true
 						continue
 					}
 				}
@@ -122,7 +135,7 @@ func notOpenHere(s *Server, parts []txn.TopicPartition, pid int64, epoch int16) 
 		}
 		out = append(out, tp)
 	}
-	return out
+	return out, open
 }
 
 // concurrentRetry is the first wait before a transactional produce's check

@@ -140,7 +140,18 @@ func (e *ddEnv) run(t *testing.T, td *datadriven.TestData) string {
 			}
 			spec.recs = append(spec.recs, r)
 		}
-		res, err := e.l.Append(context.Background(), buildBatch(t, spec), Epoch(argInt(t, td, "epoch", 0)))
+		var res AppendResult
+		var err error
+		if td.HasArg("in-txn") {
+			// Not verified with a coordinator: only into the
+			// producer's transaction open here at this epoch.
+			res, err = e.l.AppendNoWaitInTxn(buildBatch(t, spec), Epoch(argInt(t, td, "epoch", 0)), spec.pid, spec.pepoch)
+			if err == nil {
+				err = e.l.WaitDurable(context.Background(), res.LastOffset+1)
+			}
+		} else {
+			res, err = e.l.Append(context.Background(), buildBatch(t, spec), Epoch(argInt(t, td, "epoch", 0)))
+		}
 		if err != nil {
 			return "error: " + classify(err)
 		}
@@ -312,6 +323,8 @@ func classify(err error) string {
 		return "out of order sequence"
 	case IsInvalidProducerEpoch(err):
 		return "invalid producer epoch"
+	case IsTxnNotOpen(err):
+		return "transaction not open"
 	case IsMessageTooLarge(err):
 		return "message too large"
 	case IsCorrupt(err):

@@ -18,6 +18,10 @@ var (
 	// ErrInvalidProducerEpoch: a batch from a fenced (older) producer epoch
 	// (INVALID_PRODUCER_EPOCH).
 	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch")
+	// ErrTxnNotOpen: batches appended as part of a producer's open
+	// transaction (AppendNoWaitInTxn) found none open here at their epoch
+	// (INVALID_TXN_STATE).
+	ErrTxnNotOpen = errors.New("storage: no transaction of the producer open here")
 	// ErrCoordinatorFenced: a transaction marker from a coordinator epoch
 	// older than one the producer's markers here already carried: a
 	// coordinator that lost its __transaction_state partition
@@ -46,6 +50,9 @@ func IsOutOfOrderSequence(err error) bool { return errors.Is(err, ErrOutOfOrderS
 
 // IsInvalidProducerEpoch reports whether err is ErrInvalidProducerEpoch.
 func IsInvalidProducerEpoch(err error) bool { return errors.Is(err, ErrInvalidProducerEpoch) }
+
+// IsTxnNotOpen reports whether err is ErrTxnNotOpen.
+func IsTxnNotOpen(err error) bool { return errors.Is(err, ErrTxnNotOpen) }
 
 // IsCoordinatorFenced reports whether err is ErrCoordinatorFenced.
 func IsCoordinatorFenced(err error) bool { return errors.Is(err, ErrCoordinatorFenced) }

@@ -152,6 +152,33 @@ func (l *Log) Append(ctx context.Context, batches []byte, epoch Epoch) (AppendRe
 // LastOffset+1), which lets it release its own locks (or pipeline the next
 // request) in between.
 func (l *Log) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
+	return l.appendNoWait(batches, epoch, nil)
+}
+
+// AppendNoWaitInTxn is AppendNoWait for batches of producer pid's
+// transaction at producer epoch pepoch that no coordinator was asked
+// about: they are written only if, under the append lock, that
+// transaction is open here at that epoch (an earlier batch of it was
+// verified), and every batch is a transactional one of pid at pepoch;
+// else ErrTxnNotOpen, and nothing is written.
+func (l *Log) AppendNoWaitInTxn(batches []byte, epoch Epoch, pid int64, pepoch int16) (AppendResult, error) {
+	return l.appendNoWait(batches, epoch, func(hs []batch.Header) error {
+		p := l.producers[pid]
+		if p == nil || !p.txnOpen || p.epoch != pepoch {
+			return fmt.Errorf("%w: producer %d epoch %d", ErrTxnNotOpen, pid, pepoch)
+		}
+		for _, h := range hs {
+			if h.ProducerID != pid || h.ProducerEpoch != pepoch || !h.Transactional() || h.Control() {
+				return fmt.Errorf("%w: a batch of producer %d epoch %d among producer %d epoch %d's", ErrTxnNotOpen, h.ProducerID, h.ProducerEpoch, pid, pepoch)
+			}
+		}
+		return nil
+	})
+}
+
+// appendNoWait is AppendNoWait; check, if not nil, is asked under
+// appendMu first, and its error refuses the append.
+func (l *Log) appendNoWait(batches []byte, epoch Epoch, check func([]batch.Header) error) (AppendResult, error) {
 	if len(batches) == 0 {
 		return AppendResult{}, fmt.Errorf("%w: empty produce payload", ErrCorrupt)
 	}
@@ -200,6 +227,12 @@ func (l *Log) AppendNoWait(batches []byte, epoch Epoch) (AppendResult, error) {
 	}
 
 	l.appendMu.Lock()
+	if check != nil {
+		if err := check(hs); err != nil {
+			l.appendMu.Unlock()
+			return AppendResult{}, err
+		}
+	}
 	res, err := l.appendLocked(batches, hs, starts, epoch)
 	l.appendMu.Unlock()
 	if err != nil {

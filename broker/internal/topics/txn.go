@@ -45,6 +45,12 @@ type TxnLog interface {
 	// OpenTxn reports whether producer pid has a transaction open in the
 	// partition, and its epoch there.
 	OpenTxn(pid int64) (epoch int16, open bool)
+	// AppendNoWaitInTxn is Log.AppendNoWait for batches of producer pid's
+	// transaction at producer epoch pepoch that no coordinator verified:
+	// refused with kerr.InvalidTxnState, nothing written, unless that
+	// transaction is open in the partition at that epoch when they would
+	// be written.
+	AppendNoWaitInTxn(batches []byte, leaderEpoch Epoch, pid int64, pepoch int16) (AppendResult, error)
 }
 
 // LeaderTxnLog is a TxnLog that a replicated partition's leader writes its
