@@ -35,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -185,7 +186,7 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 			codes := writeMarkersHere(ctx, s, g, logMarker(m), local)
 			var r markerResult
 			for i, tp := range local {
-				if markerDone(codes[i]) {
+				if markerDone(s.Logger, m, tp, -1, codes[i]) {
 					r.done = append(r.done, tp)
 				} else {
 					r.err = errors.Join(r.err, fmt.Errorf("marker to %s/%d: %w", tp.Topic, tp.Partition, kerr.ErrorForCode(codes[i])))
@@ -199,7 +200,7 @@ func clusterWriteMarkers(ctx context.Context, s *Server, g *groupCoordinator, m 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results <- sendMarkers(ctx, sender, int32(node), req)
+			results <- sendMarkers(ctx, s.Logger, m, sender, int32(node), req)
 		}()
 	}
 	wg.Wait()
@@ -252,7 +253,7 @@ type markerResult struct {
 
 // sendMarkers sends one WriteTxnMarkers (one marker) to broker node and
 // returns the partitions it wrote.
-func sendMarkers(ctx context.Context, sender BrokerSender, node int32, req *kmsg.WriteTxnMarkersRequest) markerResult {
+func sendMarkers(ctx context.Context, log *slog.Logger, m txn.Marker, sender BrokerSender, node int32, req *kmsg.WriteTxnMarkersRequest) markerResult {
 	if sender == nil {
 		return markerResult{err: errors.New("protocol: no connection to other brokers (no replication)")}
 	}
@@ -265,7 +266,7 @@ func sendMarkers(ctx context.Context, sender BrokerSender, node int32, req *kmsg
 	done, failed := txn.MarkerResults(out.(*kmsg.WriteTxnMarkersResponse))
 	r := markerResult{done: done}
 	for tp, code := range failed {
-		if markerDone(code) {
+		if markerDone(log, m, tp, node, code) {
 			r.done = append(r.done, tp)
 			continue
 		}
@@ -286,8 +287,16 @@ func logMarker(m txn.Marker) topics.Marker {
 // coordinator's work there: written (0), or refused as older than the
 // producer's epoch in the partition (INVALID_PRODUCER_EPOCH), which has
 // moved past this transaction: its marker was written before (the
-// refusal answers a copy, late) or the producer was fenced there.
-func markerDone(code int16) bool {
+// refusal answers a copy, late) or the producer was fenced there. The
+// refusal is logged: were the partition's epoch accounting ever wrong, a
+// transaction left open there would otherwise go unseen. node is the
+// leader's id, -1 for this broker.
+func markerDone(log *slog.Logger, m txn.Marker, tp txn.TopicPartition, node int32, code int16) bool {
+	if code == kerr.InvalidProducerEpoch.Code && log != nil {
+		log.Warn("txn: a partition refused a marker as older than its producer's epoch; counted as written",
+			"topic", tp.Topic, "partition", tp.Partition, "leader", node, "producer_id", m.ProducerID,
+			"epoch", m.Epoch, "transaction_version", m.TransactionVersion, "commit", m.Commit)
+	}
 	return code == 0 || code == kerr.InvalidProducerEpoch.Code
 }
 

@@ -325,8 +325,14 @@ func (c *Coordinator) add(now time.Time, version int16, id TransactionalID, pid 
 		t.Start = now
 		t.groups = nil
 	}
+	// The transaction's version is its client's: a client without KIP-890
+	// part 2 may take over an id a client with it used before, and its
+	// markers must then carry the rule of version 0 (not older), not 2
+	// (strictly newer), or its own marker would be refused as a late one.
 	if version >= 5 {
 		t.Version = TV2
+	} else if t.State != StateOngoing {
+		t.Version = 0
 	}
 	t.State, t.Partitions, t.LastUpdate = StateOngoing, added, now
 	c.persist(t)
@@ -411,6 +417,8 @@ func (c *Coordinator) endTxn(now time.Time, tok Token, m *kmsg.EndTxnRequest) {
 				answer(coordinatorNotAvailable, nil)
 				return
 			}
+		} else {
+			t.Version = 0 // the ending client's version (see add)
 		}
 		c.prepare(now, t, m.Commit)
 		answer(none, t)
