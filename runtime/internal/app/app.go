@@ -372,18 +372,24 @@ func (a *App) waitClient(ctx context.Context) bool {
 // loop polls and processes until ctx ends, stop closes or a fatal error.
 func (a *App) loop(ctx context.Context) error {
 	// Steps and commits wait on cctx: Close does not wait for a commit
-	// attempt that cannot reach the broker. It lets one that is running
-	// finish (within its CommitTimeout) while the broker keeps
-	// acknowledging records: cancelled at once, a step or commit handing a
-	// full producer its records failed them, and so the whole Close, with
-	// the broker up. No acknowledgement for MaxCommitBackoff (or Abandon)
-	// cancels it.
+	// attempt that cannot reach the broker. At least once, it lets one
+	// that is running finish (within its CommitTimeout) while the broker
+	// keeps acknowledging records: cancelled at once, a step or commit
+	// handing a full producer its records failed them, and so the whole
+	// Close, with the broker up. No acknowledgement for MaxCommitBackoff
+	// (or Abandon) cancels it. Under ExactlyOnce Close cancels at once: a
+	// transaction it interrupts is left to the broker to abort
+	// (txnUnsettled).
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
 		case <-a.stop:
 		case <-cctx.Done():
+			return
+		}
+		if a.opts.ExactlyOnce {
+			cancel()
 			return
 		}
 		tick := time.NewTicker(decide.MaxCommitBackoff)
