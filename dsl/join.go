@@ -187,23 +187,21 @@ type streamJoinSide[K, VO, VT, VR any] struct {
 
 // ownPtr returns a pointer to v for the joiner: to ownV when the joiner
 // copies it, else to a new variable.
-func (p *streamJoinSide[K, VO, VT, VR]) ownPtr(v VO) *VO {
-	if p.reuseOwn {
-		p.ownV = v
-		return &p.ownV
-	}
-	c := new(VO)
-	*c = v
-	return c
-}
+func (p *streamJoinSide[K, VO, VT, VR]) ownPtr(v VO) *VO { return valuePtr(p.reuseOwn, &p.ownV, v) }
 
 // otherPtr is ownPtr for a value of the other side.
 func (p *streamJoinSide[K, VO, VT, VR]) otherPtr(v VT) *VT {
-	if p.reuseOther {
-		p.otherV = v
-		return &p.otherV
+	return valuePtr(p.reuseOther, &p.otherV, v)
+}
+
+// valuePtr returns a pointer to v: slot, holding v, when reuse is set,
+// else a new variable.
+func valuePtr[T any](reuse bool, slot *T, v T) *T {
+	if reuse {
+		*slot = v
+		return slot
 	}
-	c := new(VT)
+	c := new(T)
 	*c = v
 	return c
 }
