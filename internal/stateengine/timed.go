@@ -172,9 +172,6 @@ func (s *timedStore) writeBack(key []byte, start, end int64, value []byte) error
 	if err := s.logEntry(key, start, end, value); err != nil {
 		return err
 	}
-	if s.mem != nil {
-		return nil // no batch to account
-	}
 	return s.afterWrite()
 }
 

@@ -27,7 +27,8 @@ type Marker struct {
 	// TransactionVersion is the coordinator's protocol for the
 	// transaction (WriteTxnMarkers v2). At 2 (KIP-890 part 2) the marker
 	// carries an epoch above every epoch of the data it ends, so one at or
-	// below the producer's epoch in the partition is refused; below 2 it
-	// carries its data's epoch and only an older one is refused.
+	// below the producer's epoch in the partition is refused (one at that
+	// epoch with no transaction open is a retry, answered as written);
+	// below 2 it carries its data's epoch and only an older one is refused.
 	TransactionVersion int8
 }

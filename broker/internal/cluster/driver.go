@@ -97,7 +97,7 @@ const probeTimeout = time.Second
 // (no TLS handshake: whether something listens is the question), refused
 // or not.
 func refusedProbe(ctx context.Context, addr string) bool {
-	d := net.Dialer{Timeout: probeTimeout}
+	var d net.Dialer // ctx bounds it (probeTimeout)
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err == nil {
 		_ = c.Close()

@@ -153,10 +153,7 @@ func (c *Controller) UnregisterBroker(req *kmsg.UnregisterBrokerRequest) ([]Reco
 	if err := c.emit(&out, UnregisterBrokerRecord{Node: b.ID, Epoch: b.Epoch}); err != nil {
 		return nil, nil, err
 	}
-	delete(c.sessions, b.ID)
-	delete(c.registeredAt, b.ID)
-	delete(c.suspect, b.ID)
-	delete(c.probed, b.ID)
+	c.forget(b.ID)
 	return out, resp, nil
 }
 

@@ -89,10 +89,7 @@ func (c *Controller) Reset(committed *Image, now time.Time) {
 	c.committed = committed.Applied()
 	for n := range c.sessions {
 		if _, ok := c.img.brokers[n]; !ok {
-			delete(c.sessions, n)
-			delete(c.registeredAt, n)
-			delete(c.suspect, n)
-			delete(c.probed, n)
+			c.forget(n)
 		}
 	}
 	for n := range c.img.brokers {
@@ -100,6 +97,14 @@ func (c *Controller) Reset(committed *Image, now time.Time) {
 			c.sessions[n] = now
 		}
 	}
+}
+
+// forget drops what the controller keeps of broker n's session.
+func (c *Controller) forget(n NodeID) {
+	delete(c.sessions, n)
+	delete(c.registeredAt, n)
+	delete(c.suspect, n)
+	delete(c.probed, n)
 }
 
 // Committed tells the controller that the metadata log is committed up to

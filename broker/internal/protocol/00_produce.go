@@ -148,7 +148,11 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		j.epoch = s.appendEpoch(j.p)
 		var res topics.AppendResult
 		var err error
-		if tl, ok := j.p.Log().(topics.TxnLog); ok && j.inTxn {
+		var tl topics.TxnLog
+		if j.inTxn {
+			tl, _ = j.p.Log().(topics.TxnLog)
+		}
+		if tl != nil {
 			res, err = tl.AppendNoWaitInTxn(j.in, j.epoch, open.pid, open.epoch)
 		} else {
 			res, err = j.p.Log().AppendNoWait(j.in, j.epoch)

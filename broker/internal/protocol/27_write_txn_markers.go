@@ -11,9 +11,11 @@ package protocol
 // transaction's offsets committed (or drops them). Authorized as
 // CLUSTER_ACTION (authz_rules.go). v2 carries each marker's transaction
 // version: at 2 (KIP-890 part 2) a marker must carry an epoch above the
-// producer's in the partition, so that a late marker of an ended
-// transaction cannot end the next one, whose data has the same epoch
-// (storage.Log.WriteMarker); before v2 the version is taken as 0.
+// producer's in the partition while a transaction is open there, so that
+// a late marker of an ended transaction cannot end the next one, whose
+// data has the same epoch (storage.Log.WriteMarker; at that epoch with
+// none open it is a retry, answered as written); before v2 the version is
+// taken as 0.
 
 import (
 	"context"

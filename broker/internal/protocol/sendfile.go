@@ -80,15 +80,9 @@ type pieceWriter struct {
 	vecs, cur net.Buffers
 }
 
-// writePieces writes vecs to nc, with the file ranges of files where they
-// stand (their vectors are nil).
-// sent counts the ranges' bytes.
-func writePieces(nc net.Conn, vecs net.Buffers, files []filePiece, sent prometheus.Counter) error {
-	var pw pieceWriter
-	return pw.write(nc, vecs, files, sent)
-}
-
-// write is writePieces through pw's kept state.
+// write writes vecs to nc, with the file ranges of files where they stand
+// (their vectors are nil), through pw's kept state. sent counts the
+// ranges' bytes.
 func (pw *pieceWriter) write(nc net.Conn, vecs net.Buffers, files []filePiece, sent prometheus.Counter) error {
 	prev := 0
 	for _, f := range files {

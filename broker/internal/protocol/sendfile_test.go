@@ -72,13 +72,13 @@ func TestWritePiecesSendsRanges(t *testing.T) {
 	}
 	sent := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
 	vecs := [][]byte{[]byte("head"), nil, []byte("tail")}
-	if err := writePieces(nc, vecs, []filePiece{{at: 1, r: r}}, sent); err != nil {
+	if err := new(pieceWriter).write(nc, vecs, []filePiece{{at: 1, r: r}}, sent); err != nil {
 		t.Fatal(err)
 	}
 	// A range past the end of the file: the write fails.
 	short := openRange(t, data[:100], 0, 5000)
 	defer short.Close()
-	if err := writePieces(nc, [][]byte{nil}, []filePiece{{at: 0, r: short}}, sent); err == nil {
+	if err := new(pieceWriter).write(nc, [][]byte{nil}, []filePiece{{at: 0, r: short}}, sent); err == nil {
 		t.Fatal("a range past the file's end was written without an error")
 	}
 	_ = nc.Close()

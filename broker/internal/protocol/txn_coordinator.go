@@ -156,13 +156,8 @@ func writeMarkers(ctx context.Context, s *Server, g *groupCoordinator, m txn.Mar
 			continue
 		}
 		err := tl.AppendMarker(ctx, logMarker(m))
-		if errors.Is(err, kerr.InvalidProducerEpoch) {
-			// The partition holds a newer epoch of this producer: this
-			// transaction ended here before (the marker is a late
-			// duplicate), and the marker must not end the next one.
-			s.Logger.Warn("txn: a marker older than the producer's epoch in the partition was refused",
-				"topic", tp.Topic, "partition", tp.Partition, "producer_id", m.ProducerID, "epoch", m.Epoch, "err", err)
-			done = append(done, tp)
+		if errors.Is(err, kerr.InvalidProducerEpoch) && markerDone(s.Logger, m, tp, -1, kerr.InvalidProducerEpoch.Code) {
+			done = append(done, tp) // see markerDone
 			continue
 		}
 		if err != nil {

@@ -139,8 +139,9 @@ func notOpenHere(s *Server, parts []txn.TopicPartition, pid int64, epoch int16) 
 }
 
 // concurrentRetry is the first wait before a transactional produce's check
-// answered CONCURRENT_TRANSACTIONS is made again; the waits double while
-// their sum stays under concurrentRetryMax.
+// answered CONCURRENT_TRANSACTIONS is made again; the waits double, and
+// none starts once their sum has reached concurrentRetryMax (so they total
+// at most 635 ms).
 const (
 	concurrentRetry    = 5 * time.Millisecond
 	concurrentRetryMax = 500 * time.Millisecond

@@ -44,9 +44,6 @@ func (t *Throttle) SetRate(now time.Time, rate int64) {
 	t.rate, t.tokens, t.last = r, r, now
 }
 
-// Rate returns the rate in bytes per second, 0 when unlimited.
-func (t *Throttle) Rate() int64 { return int64(t.rate) }
-
 func (t *Throttle) refill(now time.Time) {
 	if el := now.Sub(t.last); el > 0 {
 		t.tokens = math.Min(t.rate, t.tokens+t.rate*el.Seconds())

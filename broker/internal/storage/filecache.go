@@ -42,9 +42,6 @@ func NewFileCache(limit int) *FileCache {
 	return &FileCache{limit: max(limit, 1)}
 }
 
-// Limit returns the cache's bound.
-func (c *FileCache) Limit() int { return c.limit }
-
 // OpenFiles returns how many sealed segment files are open now.
 func (c *FileCache) OpenFiles() int {
 	c.mu.Lock()

@@ -34,8 +34,9 @@ type TxnLog interface {
 	// coordinator epoch below that of the producer's last marker here is
 	// refused with kerr.TransactionCoordinatorFenced (a stale
 	// coordinator's; -1 is the broker's own marker, not checked), an epoch
-	// the partition has moved past (at transaction version 2: reached)
-	// with kerr.InvalidProducerEpoch.
+	// the partition has moved past (at transaction version 2: reached,
+	// unless no transaction is open there, when the marker is a retry of
+	// one written and answered as written) with kerr.InvalidProducerEpoch.
 	AppendMarker(ctx context.Context, m Marker) error
 	// AppendTrusted durably appends batches written by the broker itself
 	// (transactional offset commits, which carry no sequence number).
