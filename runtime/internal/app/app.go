@@ -234,9 +234,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	if err := a.setup(ctx); err != nil {
 		a.closeClients()
 		a.closeMetricsListener()
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		if ctx.Err() != nil {
 			// Stopped (Ctrl-C) before it started processing: nothing
-			// was processed, so there is nothing to commit.
+			// was processed, so there is nothing to commit. The error
+			// setup saw need not wrap the context's: a client can give
+			// up on its last dial error once the context has ended.
 			return nil
 		}
 		return err
