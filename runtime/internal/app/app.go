@@ -868,9 +868,6 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 	actx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
 	defer cancel()
 	defer a.setProduceCtxLocked(actx)()
-	// timedOut reports whether err is this attempt running out of time;
-	// records and stores that failed keep failing at the next attempt.
-	timedOut := func(err error) bool { return actx.Err() != nil && errors.Is(err, actx.Err()) }
 	processed, err := flushTasks(actx, ts)
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for topic, parts := range processed {
@@ -880,42 +877,10 @@ func (a *App) commitLocked(ctx context.Context, ts []*task) error {
 		}
 	}
 	if err != nil {
-		if ferr := a.producerFullLocked(ts); ferr != nil {
-			return ferr
-		}
-		if !timedOut(err) {
-			return err
-		}
-		if ctx.Err() == nil {
-			a.stallLocked("timeout", err)
-		} else {
-			a.log.Info("commit attempt interrupted: the instance stops", "err", err)
-		}
-		return nil
+		return a.attemptFailedLocked(ctx, actx, ts, err, err)
 	}
-	if len(offsets) > 0 {
-		var cerr error
-		a.cl.CommitOffsetsSync(actx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-			cerr = commitError(resp, err)
-		})
-		switch {
-		case cerr == nil:
-		case ctx.Err() != nil:
-			a.log.Info("offset commit interrupted: the instance stops", "err", cerr)
-			return nil
-		case timedOut(cerr):
-			a.stallLocked("timeout", cerr)
-			return nil
-		case membershipError(cerr):
-			a.m.commitFailures.WithLabelValues("rebalance").Inc()
-			a.log.Warn("offset commit failed; retrying at the next commit", "err", cerr)
-			return nil
-		case transientCommitError(cerr):
-			a.stallLocked("unreachable", cerr)
-			return nil
-		default:
-			return fmt.Errorf("runtime: commit offsets: %w", cerr)
-		}
+	if ok, err := a.commitOffsetsLocked(ctx, actx, offsets); !ok {
+		return err
 	}
 	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(ts)})
 	a.applyLocked(a.sm.Ready(), nil)
@@ -949,18 +914,7 @@ func (a *App) startCommitLocked(ctx context.Context, ts []*task) error {
 	defer cancel()
 	defer a.setProduceCtxLocked(actx)()
 	if err := commitTasks(client.WithoutAckWait(actx), ts); err != nil {
-		if ferr := a.producerFullLocked(ts); ferr != nil {
-			return ferr
-		}
-		if !(actx.Err() != nil && errors.Is(err, actx.Err())) {
-			return err
-		}
-		if ctx.Err() == nil {
-			a.stallLocked("timeout", err)
-		} else {
-			a.log.Info("commit attempt interrupted: the instance stops", "err", err)
-		}
-		return nil
+		return a.attemptFailedLocked(ctx, actx, ts, err, err)
 	}
 	p := &pendingCommit{start: start, tasks: ts, offsets: make(map[*task]map[streams.TopicPartition]streams.Offset, len(ts))}
 	n := 0
@@ -1005,24 +959,13 @@ func (a *App) finishCommitLocked(ctx context.Context) (bool, error) {
 	p := a.pending
 	actx, cancel := context.WithTimeout(ctx, a.opts.CommitTimeout)
 	defer cancel()
-	timedOut := func(err error) bool { return actx.Err() != nil && errors.Is(err, actx.Err()) }
 	for _, t := range p.tasks {
 		err := t.inflight.WaitMarked(actx)
 		if err == nil {
 			continue
 		}
-		if ferr := a.producerFullLocked([]*task{t}); ferr != nil {
-			return false, ferr
-		}
-		if !timedOut(err) {
-			return false, fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, err)
-		}
-		if ctx.Err() == nil {
-			a.stallLocked("timeout", err)
-		} else {
-			a.log.Info("commit attempt interrupted: the instance stops", "err", err)
-		}
-		return false, nil
+		fatal := fmt.Errorf("runtime: commit task %s: output not acknowledged: %w", t.id, err)
+		return false, a.attemptFailedLocked(ctx, actx, []*task{t}, err, fatal)
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
 	for _, t := range p.tasks {
@@ -1036,30 +979,8 @@ func (a *App) finishCommitLocked(ctx context.Context) (bool, error) {
 			offsets[tp.Topic][int32(tp.Partition)] = kgo.EpochOffset{Epoch: -1, Offset: int64(off)}
 		}
 	}
-	if len(offsets) > 0 {
-		var cerr error
-		a.cl.CommitOffsetsSync(actx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-			cerr = commitError(resp, err)
-		})
-		switch {
-		case cerr == nil:
-		case ctx.Err() != nil:
-			a.log.Info("offset commit interrupted: the instance stops", "err", cerr)
-			return false, nil
-		case timedOut(cerr):
-			a.stallLocked("timeout", cerr)
-			return false, nil
-		case membershipError(cerr):
-			a.m.commitFailures.WithLabelValues("rebalance").Inc()
-			a.log.Warn("offset commit failed; retrying at the next commit", "err", cerr)
-			a.pending = nil
-			return false, nil
-		case transientCommitError(cerr):
-			a.stallLocked("unreachable", cerr)
-			return false, nil
-		default:
-			return false, fmt.Errorf("runtime: commit offsets: %w", cerr)
-		}
+	if ok, err := a.commitOffsetsLocked(ctx, actx, offsets); !ok {
+		return false, err
 	}
 	a.pending = nil
 	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(p.tasks)})
@@ -1069,6 +990,72 @@ func (a *App) finishCommitLocked(ctx context.Context) (bool, error) {
 		a.m.commitTime.Observe(time.Since(p.start).Seconds())
 	}
 	return true, nil
+}
+
+// attemptTimedOut reports whether err is the commit attempt whose context
+// is actx running out of time; records and stores that failed keep
+// failing at the next attempt.
+func attemptTimedOut(actx context.Context, err error) bool {
+	return actx.Err() != nil && errors.Is(err, actx.Err())
+}
+
+// attemptFailedLocked handles err, which stopped a commit attempt of ts
+// (context actx, within ctx) before its offsets were sent. It returns the
+// error that stops the instance: the full producer's (producerFullLocked),
+// or fatal when err is not the attempt running out of time. An attempt
+// that timed out stalls the commit, one cut short by ctx is dropped
+// quietly; both return nil and a later attempt retries.
+func (a *App) attemptFailedLocked(ctx, actx context.Context, ts []*task, err, fatal error) error {
+	if ferr := a.producerFullLocked(ts); ferr != nil {
+		return ferr
+	}
+	if !attemptTimedOut(actx, err) {
+		return fatal
+	}
+	if ctx.Err() == nil {
+		a.stallLocked("timeout", err)
+	} else {
+		a.log.Info("commit attempt interrupted: the instance stops", "err", err)
+	}
+	return nil
+}
+
+// commitOffsetsLocked commits offsets (none is a success) in the commit
+// attempt whose context is actx, within ctx. It reports whether they were
+// committed, and returns the error that stops the instance. An attempt
+// that cannot reach the broker (timed out, or a network or retriable
+// error) stalls the commit and one cut short by ctx is dropped quietly:
+// both keep a pending commit, to be retried. A membership error (the
+// group rebalances) drops the pending commit: the tasks this instance
+// keeps are committed by the next commit.
+func (a *App) commitOffsetsLocked(ctx, actx context.Context, offsets map[string]map[int32]kgo.EpochOffset) (bool, error) {
+	if len(offsets) == 0 {
+		return true, nil
+	}
+	var cerr error
+	a.cl.CommitOffsetsSync(actx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		cerr = commitError(resp, err)
+	})
+	switch {
+	case cerr == nil:
+		return true, nil
+	case ctx.Err() != nil:
+		a.log.Info("offset commit interrupted: the instance stops", "err", cerr)
+		return false, nil
+	case attemptTimedOut(actx, cerr):
+		a.stallLocked("timeout", cerr)
+		return false, nil
+	case membershipError(cerr):
+		a.m.commitFailures.WithLabelValues("rebalance").Inc()
+		a.log.Warn("offset commit failed; retrying at the next commit", "err", cerr)
+		a.pending = nil
+		return false, nil
+	case transientCommitError(cerr):
+		a.stallLocked("unreachable", cerr)
+		return false, nil
+	default:
+		return false, fmt.Errorf("runtime: commit offsets: %w", cerr)
+	}
 }
 
 // producerFullLocked returns the error that stops the instance when a
