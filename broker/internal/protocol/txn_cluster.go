@@ -426,20 +426,7 @@ func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid
 	if !ok {
 		return nil, kerr.NotEnoughReplicas.Code, nil
 	}
-	req := kmsg.NewPtrAddPartitionsToTxnRequest()
-	req.Version = 4
-	if add {
-		req.Version = 5 // KIP-890 part 2: the leader adds them
-	}
-	x := kmsg.NewAddPartitionsToTxnRequestTransaction()
-	x.TransactionalID, x.ProducerID, x.ProducerEpoch, x.VerifyOnly = id, pid, epoch, !add
-	for _, tp := range parts {
-		if n := len(x.Topics); n == 0 || x.Topics[n-1].Topic != tp.Topic {
-			x.Topics = append(x.Topics, kmsg.AddPartitionsToTxnRequestTransactionTopic{Topic: tp.Topic})
-		}
-		x.Topics[len(x.Topics)-1].Partitions = append(x.Topics[len(x.Topics)-1].Partitions, tp.Partition)
-	}
-	req.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{x}
+	req := txn.PartitionsRequest(id, pid, epoch, parts, !add)
 	rctx, cancel := context.WithTimeout(ctx, peerRequestTimeout)
 	defer cancel()
 	out, err := sender.SendToBroker(rctx, leader, req)
@@ -451,14 +438,7 @@ func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid
 	if resp.ErrorCode != 0 {
 		return nil, resp.ErrorCode, nil
 	}
-	codes := make(map[txn.TopicPartition]int16, len(parts))
-	for _, rx := range resp.Transactions {
-		for _, t := range rx.Topics {
-			for _, p := range t.Partitions {
-				codes[txn.TopicPartition{Topic: t.Topic, Partition: p.Partition}] = p.ErrorCode
-			}
-		}
-	}
+	codes := txn.PartitionCodes(resp, len(parts))
 	for _, tp := range parts {
 		if _, ok := codes[tp]; !ok {
 			codes[tp] = kerr.NotEnoughReplicas.Code // not answered: retry

@@ -218,9 +218,21 @@ func (d *Driver) Add(ctx context.Context, id string, pid int64, epoch int16, par
 	return d.partitions(ctx, id, pid, epoch, parts, false)
 }
 
-// partitions is Verify (verify) or Add: an AddPartitionsToTxn v4 or v5 as
-// a partition leader sends it.
+// partitions is Verify (verify) or Add.
 func (d *Driver) partitions(ctx context.Context, id string, pid int64, epoch int16, parts []TopicPartition, verify bool) (map[TopicPartition]int16, error) {
+	resp, err := d.Handle(ctx, PartitionsRequest(id, pid, epoch, parts, verify))
+	if err != nil {
+		return nil, err
+	}
+	return PartitionCodes(resp.(*kmsg.AddPartitionsToTxnResponse), len(parts)), nil
+}
+
+// PartitionsRequest is the AddPartitionsToTxn a partition leader sends the
+// coordinator of transactional id id for parts under producer pid and
+// epoch: v4 with VerifyOnly when verify (KIP-890 part 1's check), else v5
+// adding them (part 2: the leader adds a Produce v12's partitions). Parts
+// of one topic that stand next to each other share its entry.
+func PartitionsRequest(id string, pid int64, epoch int16, parts []TopicPartition, verify bool) *kmsg.AddPartitionsToTxnRequest {
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	req.Version = 4
 	if !verify {
@@ -235,19 +247,21 @@ func (d *Driver) partitions(ctx context.Context, id string, pid int64, epoch int
 		x.Topics[len(x.Topics)-1].Partitions = append(x.Topics[len(x.Topics)-1].Partitions, tp.Partition)
 	}
 	req.Transactions = []kmsg.AddPartitionsToTxnRequestTransaction{x}
-	resp, err := d.Handle(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	codes := make(map[TopicPartition]int16, len(parts))
-	for _, rx := range resp.(*kmsg.AddPartitionsToTxnResponse).Transactions {
+	return req
+}
+
+// PartitionCodes returns the error code resp (the answer to a
+// PartitionsRequest) gives each partition it names; n sizes the map.
+func PartitionCodes(resp *kmsg.AddPartitionsToTxnResponse, n int) map[TopicPartition]int16 {
+	codes := make(map[TopicPartition]int16, n)
+	for _, rx := range resp.Transactions {
 		for _, t := range rx.Topics {
 			for _, p := range t.Partitions {
 				codes[TopicPartition{t.Topic, p.Partition}] = p.ErrorCode
 			}
 		}
 	}
-	return codes, nil
+	return codes
 }
 
 // deliverLocked persists rd's records, then hands out its responses and
