@@ -367,72 +367,74 @@ func txnCoordinatorNode(s *Server, d *txn.Driver, id string) (int32, bool) {
 	return leader, leader >= 0
 }
 
-// clusterAddOffsets sends add (an AddOffsetsToTxn a TxnOffsetCommit v5
-// implies) to the transactional id's coordinator: this broker's driver
-// when it leads the id's state partition, else the leader, over the
-// inter-broker listener. It returns the coordinator's code, or
-// COORDINATOR_NOT_AVAILABLE (which the client retries) when none answers.
-func clusterAddOffsets(ctx context.Context, s *Server, d *txn.Driver, add *kmsg.AddOffsetsToTxnRequest) int16 {
-	leader, ok := txnCoordinatorNode(s, d, add.TransactionalID)
+// toTxnCoordinator routes a request for transactional id id to its
+// coordinator. When this broker leads the id's state partition it brings
+// its coordinator up to date and reports local, for the caller to ask its
+// driver. Otherwise it sends req() to the leader over the inter-broker
+// listener and returns the answer. It reports false when no coordinator
+// answers (none known, or the send failed: logged with what).
+func toTxnCoordinator(ctx context.Context, s *Server, d *txn.Driver, id, what string, req func() kmsg.Request) (resp kmsg.Response, local, ok bool) {
+	leader, ok := txnCoordinatorNode(s, d, id)
 	if !ok {
-		return kerr.CoordinatorNotAvailable.Code
+		return nil, false, false
 	}
 	if leader == s.cfg.Node.ID {
 		if t, _ := s.Extension(txnExtensionName).(*txnCoordinator); t != nil && t.own != nil {
 			t.own.sync(ctx)
 		}
-		return localAddOffsets(ctx, d, add)
+		return nil, true, true
 	}
 	sender, ok := s.cfg.Replication.(BrokerSender)
 	if !ok {
-		return kerr.CoordinatorNotAvailable.Code
+		return nil, false, false
 	}
 	rctx, cancel := context.WithTimeout(ctx, peerRequestTimeout)
 	defer cancel()
-	out, err := sender.SendToBroker(rctx, leader, add)
+	out, err := sender.SendToBroker(rctx, leader, req())
 	if err != nil {
-		s.Logger.Debug("protocol: add a transactional offset commit's group at its coordinator", "coordinator", leader, "err", err)
+		s.Logger.Debug("protocol: "+what+" at its coordinator", "coordinator", leader, "err", err)
+		return nil, false, false
+	}
+	return out, false, true
+}
+
+// clusterAddOffsets sends add (an AddOffsetsToTxn a TxnOffsetCommit v5
+// implies) to the transactional id's coordinator (toTxnCoordinator). It
+// returns the coordinator's code, or COORDINATOR_NOT_AVAILABLE (which the
+// client retries) when none answers.
+func clusterAddOffsets(ctx context.Context, s *Server, d *txn.Driver, add *kmsg.AddOffsetsToTxnRequest) int16 {
+	out, local, ok := toTxnCoordinator(ctx, s, d, add.TransactionalID, "add a transactional offset commit's group",
+		func() kmsg.Request { return add })
+	switch {
+	case !ok:
 		return kerr.CoordinatorNotAvailable.Code
+	case local:
+		return localAddOffsets(ctx, d, add)
 	}
 	return out.(*kmsg.AddOffsetsToTxnResponse).ErrorCode
 }
 
-// clusterVerify asks the coordinator of transactional id id whether parts
-// are in its open transaction under producer pid and epoch: this broker's
-// driver when it leads the id's state partition, else the leader's, with
-// AddPartitionsToTxn v4 (VerifyOnly); with add (a Produce v12 of KIP-890
-// part 2) it adds them instead, remotely with v5. It returns each
-// partition's code as the coordinator gave it (verifyTxnProduce maps them
-// with produceTxnCode), or a code for the whole produce:
-// NOT_ENOUGH_REPLICAS (retriable, as Kafka answers) when no coordinator
-// answers.
+// clusterVerify asks the coordinator of transactional id id
+// (toTxnCoordinator) whether parts are in its open transaction under
+// producer pid and epoch, with AddPartitionsToTxn v4 (VerifyOnly); with
+// add (a Produce v12 of KIP-890 part 2) it adds them instead, with v5. It
+// returns each partition's code as the coordinator gave it
+// (verifyTxnProduce maps them with produceTxnCode), or a code for the
+// whole produce: NOT_ENOUGH_REPLICAS (retriable, as Kafka answers) when no
+// coordinator answers.
 func clusterVerify(ctx context.Context, s *Server, d *txn.Driver, id string, pid int64, epoch int16, parts []txn.TopicPartition, add bool) (map[txn.TopicPartition]int16, int16, error) {
-	leader, ok := txnCoordinatorNode(s, d, id)
-	if !ok {
+	out, local, ok := toTxnCoordinator(ctx, s, d, id, "verify a transactional produce",
+		func() kmsg.Request { return txn.PartitionsRequest(id, pid, epoch, parts, !add) })
+	switch {
+	case !ok:
 		return nil, kerr.NotEnoughReplicas.Code, nil
-	}
-	if leader == s.cfg.Node.ID {
-		if t, _ := s.Extension(txnExtensionName).(*txnCoordinator); t != nil && t.own != nil {
-			t.own.sync(ctx)
-		}
+	case local:
 		fn := d.Verify
 		if add {
 			fn = d.Add
 		}
 		codes, err := fn(ctx, id, pid, epoch, parts)
 		return codes, 0, err
-	}
-	sender, ok := s.cfg.Replication.(BrokerSender)
-	if !ok {
-		return nil, kerr.NotEnoughReplicas.Code, nil
-	}
-	req := txn.PartitionsRequest(id, pid, epoch, parts, !add)
-	rctx, cancel := context.WithTimeout(ctx, peerRequestTimeout)
-	defer cancel()
-	out, err := sender.SendToBroker(rctx, leader, req)
-	if err != nil {
-		s.Logger.Debug("protocol: verify a transactional produce at its coordinator", "coordinator", leader, "err", err)
-		return nil, kerr.NotEnoughReplicas.Code, nil
 	}
 	resp := out.(*kmsg.AddPartitionsToTxnResponse)
 	if resp.ErrorCode != 0 {
