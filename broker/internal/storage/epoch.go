@@ -128,7 +128,7 @@ func encodeRecoveryPoint(point Offset, sealed []*segment) []byte {
 	for _, s := range sealed {
 		// An emptied segment (compaction may leave one) is cheap to check.
 		if s.base < point && s.size > 0 && s.next > s.base {
-			b = fmt.Appendf(b, "%d %d %d %d %d\n", s.base, s.size, s.next, s.maxTs, s.maxTsAt)
+			b = appendSummary(b, s)
 		}
 	}
 	return append(b, "end\n"...)
@@ -148,34 +148,19 @@ func decodeRecoveryPoint(data []byte) (Offset, map[Offset]sealedSummary, error) 
 	}
 	sealed := map[Offset]sealedSummary{}
 	for _, line := range lines[2 : len(lines)-1] {
-		s, ok := summaryFields(line)
-		if !ok || Offset(s[0]) >= Offset(point) || Offset(s[2]) > Offset(point) {
+		// Unlike the clean-shutdown marker, the checkpoint lists no
+		// empty segment (encodeRecoveryPoint).
+		base, s, ok := parseSummary(line)
+		if !ok || s.size == 0 || s.next == base || base >= Offset(point) || s.next > Offset(point) {
 			return bad()
 		}
-		sealed[Offset(s[0])] = sealedSummary{size: s[1], next: Offset(s[2]), maxTs: s[3], maxTsAt: s[4]}
+		sealed[base] = s
 	}
 	return Offset(point), sealed, nil
 }
 
-// summaryFields parses a sealed segment's line "base size next maxTs
-// maxTsAt".
-func summaryFields(line string) ([]int64, bool) {
-	f := strings.Fields(line)
-	if len(f) != 5 {
-		return nil, false
-	}
-	v := make([]int64, 5)
-	for i, x := range f {
-		n, err := strconv.ParseInt(x, 10, 64)
-		if err != nil {
-			return nil, false
-		}
-		v[i] = n
-	}
-	return v, v[0] >= 0 && v[1] > 0 && v[2] > v[0]
-}
-
-// sealedSummary is what the clean-shutdown marker says of a sealed segment.
+// sealedSummary is what the clean-shutdown marker or the recovery-point
+// checkpoint says of a sealed segment.
 type sealedSummary struct {
 	size           int64
 	next           Offset
@@ -185,7 +170,7 @@ type sealedSummary struct {
 func encodeCleanShutdown(base Offset, size int64, sealed []*segment) []byte {
 	b := fmt.Appendf(nil, "1\n%d %d\n", base, size)
 	for _, s := range sealed {
-		b = fmt.Appendf(b, "%d %d %d %d %d\n", s.base, s.size, s.next, s.maxTs, s.maxTsAt)
+		b = appendSummary(b, s)
 	}
 	return b
 }
@@ -198,32 +183,52 @@ func decodeCleanShutdown(data []byte) (Offset, int64, map[Offset]sealedSummary, 
 	if len(lines) < 2 || (lines[0] != "0" && lines[0] != "1") || (lines[0] == "0" && len(lines) != 2) {
 		return bad()
 	}
-	nums := func(line string, want int) ([]int64, bool) {
-		f := strings.Fields(line)
-		if len(f) != want {
-			return nil, false
-		}
-		v := make([]int64, want)
-		for i, x := range f {
-			n, err := strconv.ParseInt(x, 10, 64)
-			if err != nil {
-				return nil, false
-			}
-			v[i] = n
-		}
-		return v, true
-	}
-	v, ok := nums(lines[1], 2)
+	v, ok := numbers(lines[1], 2)
 	if !ok || v[0] < 0 || v[1] < 0 {
 		return bad()
 	}
 	sealed := map[Offset]sealedSummary{}
 	for _, line := range lines[2:] {
-		s, ok := nums(line, 5)
-		if !ok || s[0] < 0 || s[1] < 0 || s[2] < s[0] {
+		base, s, ok := parseSummary(line)
+		if !ok {
 			return bad()
 		}
-		sealed[Offset(s[0])] = sealedSummary{size: s[1], next: Offset(s[2]), maxTs: s[3], maxTsAt: s[4]}
+		sealed[base] = s
 	}
 	return Offset(v[0]), v[1], sealed, nil
+}
+
+// appendSummary appends sealed segment s's line "base size next maxTs
+// maxTsAt", as the clean-shutdown marker and the recovery-point
+// checkpoint list it.
+func appendSummary(b []byte, s *segment) []byte {
+	return fmt.Appendf(b, "%d %d %d %d %d\n", s.base, s.size, s.next, s.maxTs, s.maxTsAt)
+}
+
+// parseSummary parses a line appendSummary wrote; it reports false unless
+// base >= 0, size >= 0 and next >= base.
+func parseSummary(line string) (Offset, sealedSummary, bool) {
+	v, ok := numbers(line, 5)
+	if !ok || v[0] < 0 || v[1] < 0 || v[2] < v[0] {
+		return 0, sealedSummary{}, false
+	}
+	return Offset(v[0]), sealedSummary{size: v[1], next: Offset(v[2]), maxTs: v[3], maxTsAt: v[4]}, true
+}
+
+// numbers parses line as exactly want decimal integers separated by
+// white space.
+func numbers(line string, want int) ([]int64, bool) {
+	f := strings.Fields(line)
+	if len(f) != want {
+		return nil, false
+	}
+	v := make([]int64, want)
+	for i, x := range f {
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		v[i] = n
+	}
+	return v, true
 }
