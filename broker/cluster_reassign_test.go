@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -219,5 +221,57 @@ func TestClusterReassignThrottled(t *testing.T) {
 	})
 	if l := partitionLog(c.brokers[4], "r", 0).LogEndOffset(); l != 200 {
 		t.Fatalf("broker 5 holds %d records of r/0, want 200", l)
+	}
+}
+
+// TestClusterReassignPlanJSON: `weir topic reassign --plan FILE --json`
+// prints one document, the rollback plan and every move, the refused one
+// with the controller's reason, and fails naming the refused partition.
+func TestClusterReassignPlanJSON(t *testing.T) {
+	c := startLeadersCluster(t, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.brokers[0].Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	createAssigned(t, ctx, cl, "j", []int32{4}, nil)
+	createAssigned(t, ctx, cl, "k", []int32{4}, nil)
+	waitPlacement(t, ctx, cl, 1, "j", 4, []int32{4})
+	waitPlacement(t, ctx, cl, 1, "k", 4, []int32{4})
+	plan := cli.Plan{Version: 1, Partitions: []cli.PlanPartition{
+		{Topic: "j", Partition: 0, Replicas: []int32{4}},
+		{Topic: "k", Partition: 0, Replicas: []int32{4, 9}}, // 9 is not registered
+	}}
+	var buf bytes.Buffer
+	err = cli.ReassignPlan(ctx, kadm.NewClient(cl), &buf, cli.Output{JSON: true}, plan, 0)
+	if err == nil || !strings.Contains(err.Error(), "refused for k/0") {
+		t.Fatalf("reassign: %v, want k/0 refused\n%s", err, buf.String())
+	}
+	var doc struct {
+		Rollback cli.Plan   `json:"rollback"`
+		Moves    []cli.Move `json:"moves"`
+	}
+	dec := json.NewDecoder(&buf)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("reassign --json: %v", err)
+	}
+	if dec.More() {
+		t.Fatal("reassign --json printed more than one document")
+	}
+	wantBack := cli.Plan{Version: 1, Partitions: []cli.PlanPartition{
+		{Topic: "j", Partition: 0, Replicas: []int32{4}},
+		{Topic: "k", Partition: 0, Replicas: []int32{4}},
+	}}
+	if d := cmp.Diff(wantBack, doc.Rollback); d != "" {
+		t.Fatalf("rollback plan (-want +got):\n%s", d)
+	}
+	if len(doc.Moves) != 2 || doc.Moves[0].Err != "" || !strings.Contains(doc.Moves[1].Err, "not registered") {
+		t.Fatalf("moves %+v, want j/0 started and k/0 refused (broker 9 not registered)", doc.Moves)
+	}
+	if d := cmp.Diff([]int32{4, 9}, doc.Moves[1].To); d != "" || !slices.Equal(doc.Moves[1].From, []int32{4}) {
+		t.Fatalf("k/0's move %+v, want from [4] to [4 9]", doc.Moves[1])
 	}
 }

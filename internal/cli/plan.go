@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -167,20 +166,18 @@ func ReassignPlan(ctx context.Context, adm *kadm.Client, w io.Writer, out Output
 // submitJSON is submit for --json with a rollback plan: one document
 // {"rollback": plan, "moves": [...]}.
 func submitJSON(ctx context.Context, adm *kadm.Client, w io.Writer, moves []Move, back Plan) error {
-	var buf bytes.Buffer
-	err := submit(ctx, adm, &buf, Output{JSON: true}, moves)
-	var doc struct {
+	refused, err := startMoves(ctx, adm, moves)
+	if err != nil {
+		return err
+	}
+	doc := struct {
 		Rollback Plan   `json:"rollback"`
 		Moves    []Move `json:"moves"`
+	}{back, moves}
+	if err := writeJSON(w, doc); err != nil {
+		return err
 	}
-	doc.Rollback = back
-	if jerr := json.Unmarshal(buf.Bytes(), &doc.Moves); jerr != nil {
-		return errors.Join(err, jerr)
-	}
-	if werr := writeJSON(w, doc); werr != nil {
-		return werr
-	}
-	return err
+	return refused
 }
 
 // setThrottle sets (value non-empty) or removes ThrottleRateConfig on the

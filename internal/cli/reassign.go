@@ -113,21 +113,9 @@ func Drain(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, broke
 
 // submit sends moves in one AlterPartitionReassignments and prints them.
 func submit(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, moves []Move) error {
-	var req kadm.AlterPartitionAssignmentsReq
-	for _, m := range moves {
-		req.Assign(m.Topic, m.Partition, m.To)
-	}
-	rs, err := adm.AlterPartitionAssignments(ctx, req)
+	refused, err := startMoves(ctx, adm, moves)
 	if err != nil {
-		return fmt.Errorf("cli: reassign: %w", err)
-	}
-	var failed []string
-	for i := range moves {
-		m := &moves[i]
-		if r, ok := rs[m.Topic][m.Partition]; ok && r.Err != nil {
-			m.Err = KafkaError(r.Err, r.ErrMessage).Error()
-			failed = append(failed, fmt.Sprintf("%s/%d", m.Topic, m.Partition))
-		}
+		return err
 	}
 	if out.JSON {
 		if err := writeJSON(w, moves); err != nil {
@@ -147,10 +135,33 @@ func submit(ctx context.Context, adm *kadm.Client, w io.Writer, out Output, move
 			return err
 		}
 	}
-	if len(failed) > 0 {
-		return errors.New("cli: reassignment refused for " + strings.Join(failed, ", "))
+	return refused
+}
+
+// startMoves sends moves in one AlterPartitionReassignments and sets the
+// Err of each the controller refused. It returns the error that names the
+// refused moves (nil when none was), or the request's error.
+func startMoves(ctx context.Context, adm *kadm.Client, moves []Move) (refused, err error) {
+	var req kadm.AlterPartitionAssignmentsReq
+	for _, m := range moves {
+		req.Assign(m.Topic, m.Partition, m.To)
 	}
-	return nil
+	rs, err := adm.AlterPartitionAssignments(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("cli: reassign: %w", err)
+	}
+	var failed []string
+	for i := range moves {
+		m := &moves[i]
+		if r, ok := rs[m.Topic][m.Partition]; ok && r.Err != nil {
+			m.Err = KafkaError(r.Err, r.ErrMessage).Error()
+			failed = append(failed, fmt.Sprintf("%s/%d", m.Topic, m.Partition))
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New("cli: reassignment refused for " + strings.Join(failed, ", ")), nil
+	}
+	return nil, nil
 }
 
 func ids(ns []int32) string {
