@@ -156,8 +156,12 @@ type Node struct {
 	tr      *transport // set by Start; guarded by startMu
 
 	// Loop state, touched only by run (and by New before it starts).
-	rn        *raft.RawNode
+	rn *raft.RawNode
+	// confState is the voter set applied (setConfState); voterSet a copy
+	// of its voters, made when it changes and shared by every Status
+	// published since (read-only: Status clones it for its caller).
 	confState *pb.ConfState
+	voterSet  []NodeID
 	applied   uint64
 	snapIndex uint64
 	// lastData is the last index given to the state machine (by Apply or
@@ -226,12 +230,12 @@ func New(opts Options, sm StateMachine) (*Node, error) {
 		stopc: make(chan struct{}), donec: make(chan struct{}), failedc: make(chan struct{}),
 		leaderc: make(chan LeaderChange, 1),
 		pending: map[uint64]*proposal{}, appended: map[uint64]*proposal{},
-		confState: snap.GetMetadata().GetConfState(),
-		applied:   snap.GetMetadata().GetIndex(), snapIndex: snap.GetMetadata().GetIndex(),
+		applied: snap.GetMetadata().GetIndex(), snapIndex: snap.GetMetadata().GetIndex(),
 		lastData:  snap.GetMetadata().GetIndex(),
 		rejoining: st.RejoinID() != 0, rejoinID: st.RejoinID(),
 		added: map[NodeID]addition{}, asked: map[NodeID]uint64{},
 	}
+	n.setConfState(snap.GetMetadata().GetConfState())
 	var seed [8]byte
 	_, _ = cryptorand.Read(seed[:])
 	n.nextID.Store(binary.BigEndian.Uint64(seed[:]) >> 1)
@@ -324,6 +328,7 @@ func (n *Node) Close() error {
 func (n *Node) Status() Status {
 	s := *n.status.Load()
 	s.Voters = slices.Clone(s.Voters)
+	s.VoterSet = slices.Clone(s.VoterSet)
 	return s
 }
 
@@ -681,7 +686,7 @@ func (n *Node) restore(snap *pb.Snapshot) error {
 		return fmt.Errorf("quorum: state machine refused the snapshot at %d: %w", idx, err)
 	}
 	n.applied, n.snapIndex, n.lastData = idx, idx, idx
-	n.confState = snap.GetMetadata().GetConfState()
+	n.setConfState(snap.GetMetadata().GetConfState())
 	n.log.Info("quorum: restored a snapshot from the leader", "index", idx)
 	return nil
 }
@@ -759,6 +764,12 @@ func (n *Node) failProposals(err error) {
 	n.retry, n.pending, n.appended = nil, map[uint64]*proposal{}, map[uint64]*proposal{}
 }
 
+// setConfState makes cs the applied voter set.
+func (n *Node) setConfState(cs *pb.ConfState) {
+	n.confState = cs
+	n.voterSet = slices.Clone(cs.GetVoters())
+}
+
 // publishStatus stores the loop's view for Status, updates the metrics and
 // reports a leader change.
 func (n *Node) publishStatus() {
@@ -767,7 +778,7 @@ func (n *Node) publishStatus() {
 		ID: n.opts.ID, ClusterID: n.opts.ClusterID, Voters: n.opts.Voters,
 		Role: roleOf(bs.RaftState), Leader: bs.Lead, Term: bs.GetTerm(),
 		Commit: bs.GetCommit(), Applied: n.applied, SnapshotIndex: n.snapIndex, Rejoining: n.rejoining, Err: n.failErr,
-		VoterSet: slices.Clone(n.confState.GetVoters()), VoterSetIndex: n.voterSetIndex,
+		VoterSet: n.voterSet, VoterSetIndex: n.voterSetIndex,
 	}
 	n.status.Store(s)
 	n.m.term.Set(float64(s.Term))

@@ -196,7 +196,7 @@ func (n *Node) applyConfChange(idx, term uint64, data []byte) error {
 	if err := proto.Unmarshal(data, cc); err != nil {
 		return fmt.Errorf("quorum: committed entry %d: voter set change does not decode: %w", idx, err)
 	}
-	n.confState = n.rn.ApplyConfChange(cc)
+	n.setConfState(n.rn.ApplyConfChange(cc))
 	n.confChanged, n.voterSetIndex = true, idx
 	var inc uint64
 	if c := cc.GetContext(); len(c) == 8 {
