@@ -396,7 +396,7 @@ func (a *App) loop(ctx context.Context) error {
 		}
 		tick := time.NewTicker(decide.MaxCommitBackoff)
 		defer tick.Stop()
-		acked := a.gate.Released()
+		acked := a.gate.Acked()
 		for {
 			select {
 			case <-a.killed:
@@ -406,7 +406,7 @@ func (a *App) loop(ctx context.Context) error {
 				return
 			case <-tick.C:
 			}
-			n := a.gate.Released()
+			n := a.gate.Acked()
 			if n == acked {
 				cancel()
 				return
@@ -789,7 +789,7 @@ func (a *App) handleProcessingError(t *task, err error) error {
 			b.Done(err) // never produced: the task cannot commit past it
 			return
 		}
-		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { a.gate.Release(); b.Done(err) })
+		a.cl.Produce(a.runCtx, rec, func(_ *kgo.Record, err error) { a.gate.Release(err); b.Done(err) })
 	})
 }
 

@@ -102,7 +102,7 @@ func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.Top
 		label: id.String(),
 		// NB: every output record's promise releases its room in the
 		// gate and hands the record back.
-		inflight: client.NewInflightAck(func(r *kgo.Record, _ error) { a.gate.Release(); client.FreeRecord(r) }),
+		inflight: client.NewInflightAck(func(r *kgo.Record, err error) { a.gate.Release(err); client.FreeRecord(r) }),
 		dropped:  map[streams.Drop]int64{},
 	}
 	et, err := exec.NewTask(a.topo, id, stores{a: a, t: t, ctx: ctx}, sink{a: a, t: t}, exec.Options{ApplicationID: a.opts.ApplicationID})

@@ -97,7 +97,7 @@ func (w *ChangelogWriter) Append(key, value []byte) error {
 // hands the record back.
 func (w *ChangelogWriter) onAck(r *kgo.Record, err error) {
 	if w.gate != nil {
-		w.gate.Release()
+		w.gate.Release(err)
 	}
 	if err == nil {
 		w.mu.Lock()

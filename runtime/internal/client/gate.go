@@ -14,9 +14,10 @@ import (
 // producer has room for (its own limit set above the Gate's).
 type Gate struct {
 	slots chan struct{}
-	// released counts Release calls: whether records are still being
-	// acknowledged (Released).
-	released atomic.Uint64
+	// acked counts the records released that were acknowledged: whether
+	// the broker still takes records (Acked). A failed record is no
+	// progress, and does not count.
+	acked atomic.Uint64
 }
 
 // NewGate returns a gate letting n records through at a time.
@@ -38,11 +39,14 @@ func (g *Gate) Acquire(ctx context.Context) error {
 	}
 }
 
-// Release gives back the room of one record (acknowledged or failed).
-func (g *Gate) Release() {
+// Release gives back the room of one record, acknowledged (err nil) or
+// failed with err.
+func (g *Gate) Release(err error) {
 	<-g.slots
-	g.released.Add(1)
+	if err == nil {
+		g.acked.Add(1)
+	}
 }
 
-// Released returns how many times room was given back so far.
-func (g *Gate) Released() uint64 { return g.released.Load() }
+// Acked returns how many records released so far were acknowledged.
+func (g *Gate) Acked() uint64 { return g.acked.Load() }

@@ -15,6 +15,6 @@ func BenchmarkGate(b *testing.B) {
 		if err := g.Acquire(ctx); err != nil {
 			b.Fatal(err)
 		}
-		g.Release()
+		g.Release(nil)
 	}
 }
