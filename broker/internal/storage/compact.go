@@ -315,11 +315,15 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	}
 	// The recovery-point checkpoint stops listing g before the swap
 	// commits: a crash after the commit must not find g[0]'s summary for
-	// the compacted segment that open then puts at its base.
+	// the compacted segment that open then puts at its base. NB: one that
+	// may still list g (neither rewritten nor removed) stops the swap.
 	l.appendMu.Lock()
 	l.ckptSkip = g
-	l.writeRecoveryPointNowLocked()
+	err = l.writeRecoveryPointNowLocked()
 	l.appendMu.Unlock()
+	if err != nil {
+		return fail(l.ioErr("replacing recovery-point checkpoint", err))
+	}
 	// Commit point.
 	swapPath := l.path(fmt.Sprintf("%020d-%020d%s%s", int64(base), int64(end), logSuffix, swapSuffix))
 	if err := l.fs.Rename(cleanedPath, swapPath); err != nil {
@@ -371,7 +375,9 @@ func (l *Log) swapIn(g []*segment, ns *segment, swapPath string) error {
 	}
 	l.ckptSkip = nil
 	if err == nil {
-		l.writeRecoveryPointNowLocked()
+		// NB: a checkpoint left as it is lists no segment of g (see
+		// above): ns is checked on open. Its error is no reason to fail.
+		_ = l.writeRecoveryPointNowLocked()
 	}
 	// ns kept the first segment's aborted-transaction index, written for
 	// it before the swap; the others' go.

@@ -120,7 +120,9 @@ const cleanShutdownFile = "clean-shutdown"
 // at their last entry on first use, rebuilt from a scan when wrong); only
 // the segments from the recovery point on are checked batch by batch. A
 // rewrite that fails removes it: what it would have listed is then checked
-// on the next open.
+// on the next open. One that can be neither rewritten nor removed (and so
+// may go stale) fails the roll, before the next segment exists, or the
+// compaction, before its swap.
 const recoveryPointFile = "recovery-point-checkpoint"
 
 func encodeRecoveryPoint(point Offset, sealed []*segment) []byte {

@@ -2,8 +2,11 @@ package storage
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -178,4 +181,48 @@ func crashKeepingTails(t testing.TB, fs *vfs.MemFS, rng *rand.Rand) *vfs.MemFS {
 	}
 	walk("/")
 	return out
+}
+
+// TestRollStopsOnUnremovableCheckpoint: a roll whose recovery-point
+// checkpoint can be neither rewritten nor removed fails, leaving the log
+// as it was (no next segment), so the old checkpoint describes the log it
+// was written for; once the file system answers again, the next append
+// rolls and rewrites it.
+func TestRollStopsOnUnremovableCheckpoint(t *testing.T) {
+	b0 := simpleBatch(t, 1, 1000)
+	fs, f := withFaults(vfs.NewMem(), nil)
+	l := openTest(t, fs, Options{Config: Config{SegmentBytes: int64(len(b0))}})
+	for i := range 3 {
+		mustAppend(t, l, simpleBatch(t, 1, 1000+int64(i)))
+	}
+	before, err := readFile(fs, l.path(recoveryPointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs := len(l.segs)
+	f.set(func(op errorfs.Op) error {
+		if strings.Contains(op.Path, recoveryPointFile) {
+			return errorfs.ErrInjected
+		}
+		return nil
+	})
+	if _, err := l.Append(context.Background(), simpleBatch(t, 1, 2000), 0); err == nil || !errors.Is(err, ErrStorage) {
+		t.Fatalf("append whose roll could not replace the checkpoint: %v, want ErrStorage", err)
+	}
+	if n := len(l.segs); n != segs {
+		t.Fatalf("%d segments after the failed roll, want %d", n, segs)
+	}
+	f.set(nil)
+	if after, err := readFile(fs, l.path(recoveryPointFile)); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("checkpoint after the failed roll: %q (%v), want it unchanged %q", after, err, before)
+	}
+	mustAppend(t, l, simpleBatch(t, 1, 2001))
+	data, err := readFile(fs, l.path(recoveryPointFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	point, _, err := decodeRecoveryPoint(data)
+	if err != nil || point != Offset(segs) {
+		t.Fatalf("checkpoint after the roll: point %d (%v), want %d", point, err, segs)
+	}
 }

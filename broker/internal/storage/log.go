@@ -490,8 +490,11 @@ func (l *Log) rollLocked() error {
 	// files too: base is the new recovery point. Written before the next
 	// segment exists, so that a segment is never sealed on disk without
 	// the checkpoint describing it as it is; the directory sync below
-	// makes its rename (and the index files') durable.
-	l.writeRecoveryPointLocked(base, sealed, false)
+	// makes its rename (and the index files') durable. NB: a checkpoint
+	// that could be neither rewritten nor removed stops the roll.
+	if err := l.writeRecoveryPointLocked(base, sealed, false); err != nil {
+		return l.ioErr("replacing recovery-point checkpoint on roll", err)
+	}
 	path := filepath.Join(l.dir, segmentName(base, logSuffix))
 	f, err := l.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -535,19 +538,23 @@ func (l *Log) recoveryPointLocked() (Offset, []*segment) {
 }
 
 // writeRecoveryPointNowLocked durably rewrites the recovery-point
-// checkpoint for the log as it is. Caller holds appendMu.
-func (l *Log) writeRecoveryPointNowLocked() {
+// checkpoint for the log as it is (writeRecoveryPointLocked). Caller holds
+// appendMu.
+func (l *Log) writeRecoveryPointNowLocked() error {
 	point, sealed := l.recoveryPointLocked()
-	l.writeRecoveryPointLocked(point, sealed, true)
+	return l.writeRecoveryPointLocked(point, sealed, true)
 }
 
 // writeRecoveryPointLocked replaces the recovery-point checkpoint with one
 // listing the segments of sealed below point but those in ckptSkip (see
 // recoveryPointFile), or, if that fails, removes it: durably (fsync,
 // rename, directory fsync) if durable, else fsynced but through a rename
-// the caller's next directory sync makes durable. Best effort: without it, open checks
-// every sealed segment. Caller holds appendMu.
-func (l *Log) writeRecoveryPointLocked(point Offset, sealed []*segment, durable bool) {
+// (or removal) the caller's next directory sync makes durable. A rewrite
+// that fails is no error (without the checkpoint, open checks every
+// sealed segment); the error returned says the old checkpoint may remain
+// (its removal failed, or, if durable, was not synced), which the caller
+// must not let become stale. Caller holds appendMu.
+func (l *Log) writeRecoveryPointLocked(point Offset, sealed []*segment, durable bool) error {
 	if len(l.ckptSkip) > 0 {
 		var keep []*segment
 		for _, s := range sealed {
@@ -566,12 +573,17 @@ func (l *Log) writeRecoveryPointLocked(point Offset, sealed []*segment, durable 
 	} else {
 		err = writeFileReplace(l.fs, l.path(recoveryPointFile), data, true)
 	}
-	if err != nil {
-		l.opts.Logger.Warn("storage: writing recovery-point checkpoint", "dir", l.dir, "err", err)
-		if rerr := l.fs.Remove(l.path(recoveryPointFile)); rerr == nil || isNotExist(rerr) {
-			_ = syncDir(l.fs, l.dir)
-		}
+	if err == nil {
+		return nil
 	}
+	l.opts.Logger.Warn("storage: writing recovery-point checkpoint", "dir", l.dir, "err", err)
+	if rerr := l.fs.Remove(l.path(recoveryPointFile)); rerr != nil && !isNotExist(rerr) {
+		return fmt.Errorf("rewrite failed (%w), and so did removing the old one: %w", err, rerr)
+	}
+	if err := syncDir(l.fs, l.dir); err != nil && durable {
+		return fmt.Errorf("removing the old one: %w", err)
+	}
+	return nil
 }
 
 // pruneSnapshotsLocked keeps the two newest producer snapshots at or below
