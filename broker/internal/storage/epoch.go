@@ -110,7 +110,9 @@ const cleanShutdownFile = "clean-shutdown"
 // the listed segments' index files too. rollLocked
 // rewrites it as it seals a segment, before it creates the next one:
 // fsynced, through a temporary file and a rename that the roll's directory
-// sync (after creating the next segment) makes durable. A compaction swap
+// sync (after creating the next segment) makes durable; the sealed
+// segment's index files are made durable before it (a directory sync of
+// their own), not left to the order the file system keeps renames in. A compaction swap
 // rewrites it durably without the swapped segments before the swap and
 // with the new one after. Open reads it when it finds no clean-shutdown
 // marker (a crash or kill): a listed sealed segment below the recovery

@@ -486,12 +486,19 @@ func (l *Log) rollLocked() error {
 	if err := l.writeTxnIndex(old.base, base); err != nil {
 		return l.ioErr("writing aborted-transaction index on roll", err)
 	}
+	// NB: the checkpoint below vouches for the index files just renamed
+	// into place: their renames are made durable before its own, so that
+	// no file system (whatever order it persists renames in) keeps the
+	// checkpoint without them.
+	if err := syncDir(l.fs, l.dir); err != nil {
+		return l.ioErr("syncing directory on roll", err)
+	}
 	// Everything below base is fsynced and the sealed segments' index
 	// files too: base is the new recovery point. Written before the next
 	// segment exists, so that a segment is never sealed on disk without
 	// the checkpoint describing it as it is; the directory sync below
-	// makes its rename (and the index files') durable. NB: a checkpoint
-	// that could be neither rewritten nor removed stops the roll.
+	// makes its rename durable. A checkpoint that could be neither
+	// rewritten nor removed stops the roll.
 	if err := l.writeRecoveryPointLocked(base, sealed, false); err != nil {
 		return l.ioErr("replacing recovery-point checkpoint on roll", err)
 	}
