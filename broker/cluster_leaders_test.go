@@ -156,21 +156,14 @@ func TestClusterUncleanLeaderElection(t *testing.T) {
 	createAssigned(t, ctx, cl, "dirty", []int32{4, 5}, map[string]string{"unclean.leader.election.enable": "true"})
 	for _, topic := range []string{"clean", "dirty"} {
 		waitPlacement(t, ctx, cl, 1, topic, 4, []int32{4, 5})
-		eventually(t, 20*time.Second, "acks=all to "+topic, func() error {
-			if code := rawProduce(t, c.brokers[3].Addr(), topic, 0, "a", 2000); code != 0 {
-				return kerr.ErrorForCode(code)
-			}
-			return nil
-		})
+		produceOnce(t, c.brokers[3].Addr(), topic, "a")
 		waitOn(t, c, topic, 1, 4, 5)
 	}
 
 	c.nodes.Stop(5)
 	for _, topic := range []string{"clean", "dirty"} {
 		waitPlacement(t, ctx, cl, 1, topic, 4, []int32{4})
-		if code := rawProduce(t, c.brokers[3].Addr(), topic, 0, "b", 2000); code != 0 {
-			t.Fatalf("acks=all to %s with the ISR [4]: %v", topic, kerr.ErrorForCode(code))
-		}
+		produceOnce(t, c.brokers[3].Addr(), topic, "b")
 	}
 	c.nodes.Stop(4)
 	for _, topic := range []string{"clean", "dirty"} {
@@ -185,9 +178,7 @@ func TestClusterUncleanLeaderElection(t *testing.T) {
 		t.Fatalf("clean/0 with only the out-of-sync replica 5 up: leader %d ISR %v (%v), want offline with ISR [4]", l, isr, err)
 	}
 	waitPlacement(t, ctx, cl, 1, "dirty", 5, []int32{5})
-	if code := rawProduce(t, c.brokers[4].Addr(), "dirty", 0, "c", 2000); code != 0 {
-		t.Fatalf("acks=all to the unclean leader: %v", kerr.ErrorForCode(code))
-	}
+	produceOnce(t, c.brokers[4].Addr(), "dirty", "c")
 	// "b" is lost: 5 never had it; its "c" takes offset 1.
 	if end := partitionLog(c.brokers[4], "dirty", 0).LogEndOffset(); end != 2 {
 		t.Fatalf("dirty/0 on 5 ends at %d, want 2 (a, c)", end)
@@ -223,19 +214,13 @@ func TestClusterPreferredLeaderReturns(t *testing.T) {
 	defer cl.Close()
 	createAssigned(t, ctx, cl, "p", []int32{4, 5}, nil)
 	waitPlacement(t, ctx, cl, 1, "p", 4, []int32{4, 5})
-	eventually(t, 20*time.Second, "acks=all to 4", func() error {
-		return errOf(rawProduce(t, c.brokers[3].Addr(), "p", 0, "a", 2000))
-	})
+	produceOnce(t, c.brokers[3].Addr(), "p", "a")
 	c.nodes.Stop(4)
 	waitPlacement(t, ctx, cl, 1, "p", 5, []int32{5})
-	if code := rawProduce(t, c.brokers[4].Addr(), "p", 0, "b", 2000); code != 0 {
-		t.Fatalf("acks=all to 5: %v", kerr.ErrorForCode(code))
-	}
+	produceOnce(t, c.brokers[4].Addr(), "p", "b")
 	c.restartNode(4)
 	waitPlacement(t, ctx, cl, 1, "p", 4, []int32{4, 5})
-	eventually(t, 20*time.Second, "acks=all to 4 again", func() error {
-		return errOf(rawProduce(t, c.brokers[3].Addr(), "p", 0, "c", 2000))
-	})
+	produceOnce(t, c.brokers[3].Addr(), "p", "c")
 	if got := readCluster(t, ctx, c, "p", 3); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("read %q", got)
 	}
@@ -306,11 +291,26 @@ func TestClusterElectLeaders(t *testing.T) {
 	waitPlacement(t, ctx, cl, 1, "p", 5, []int32{5})
 }
 
-func errOf(code int16) error {
-	if code == 0 {
+// produceOnce writes value to topic/0 at the broker at addr once, with
+// acks=all, as a client would: it sends again while the broker answers
+// that it did not write the record (its own view of the partition may
+// trail the controller's, which the waits above read), and fails the test
+// on any other answer but success. The 10 s bound on each acks=all wait
+// leaves room for a loaded machine; resending after a timeout, which may
+// have written the record, would make the offsets the tests check wrong.
+func produceOnce(t *testing.T, addr, topic, value string) {
+	t.Helper()
+	var code int16
+	eventually(t, 20*time.Second, fmt.Sprintf("%q written to %s at %s", value, topic, addr), func() error {
+		switch code = rawProduce(t, addr, topic, 0, value, 10_000); code {
+		case kerr.NotLeaderForPartition.Code, kerr.LeaderNotAvailable.Code, kerr.UnknownTopicOrPartition.Code, kerr.NotEnoughReplicas.Code:
+			return kerr.ErrorForCode(code) // not written: send again
+		}
 		return nil
+	})
+	if code != 0 {
+		t.Fatalf("acks=all of %q to %s at %s: %v", value, topic, addr, kerr.ErrorForCode(code))
 	}
-	return kerr.ErrorForCode(code)
 }
 
 // readCluster reads want records of topic/0 from the start.

@@ -300,9 +300,20 @@ func TestClusterKcatSASLSSL(t *testing.T) {
 	c := startSecureCluster(t)
 	ctx := testCtx(t)
 	adm := kadm.NewClient(c.adminClient(t, 0))
+	// NB: CreateTopics reports each topic's refusal in its result, not in
+	// its error: replication factor 3 is refused until all three brokers
+	// are registered and unfenced.
 	eventually(t, 20*time.Second, "topics created", func() error {
-		_, err := adm.CreateTopics(ctx, 3, 3, nil, "kc-orders", "kc-other")
-		return err
+		r, err := adm.CreateTopics(ctx, 3, 3, nil, "kc-orders", "kc-other")
+		if err != nil {
+			return err
+		}
+		for _, tr := range r {
+			if tr.Err != nil && !errors.Is(tr.Err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("%s: %w", tr.Topic, tr.Err)
+			}
+		}
+		return nil
 	})
 	up, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: "app", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: "app-pw"}})
 	if err == nil {
@@ -311,15 +322,28 @@ func TestClusterKcatSASLSSL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:app").AllowHosts().ResourcePatternType(kadm.ACLPatternLiteral).
-		Topics("kc-orders").Groups("kc-g").Operations(kadm.OpRead, kadm.OpWrite, kadm.OpDescribe)); err != nil {
+	cr, err := adm.CreateACLs(ctx, kadm.NewACLs().Allow("User:app").AllowHosts().ResourcePatternType(kadm.ACLPatternLiteral).
+		Topics("kc-orders").Groups("kc-g").Operations(kadm.OpRead, kadm.OpWrite, kadm.OpDescribe))
+	if err != nil {
 		t.Fatal(err)
+	}
+	for _, r := range cr {
+		if r.Err != nil {
+			t.Fatalf("create ACL %+v: %v", r, r.Err)
+		}
 	}
 	e := &extSecure{pki: c.pki}
 	app := e.librdkafkaConf(t, "app", "app-pw")
 	addr := c.brokers[2].ListenerAddr("CLIENT")
+	// NB: broker 3 learns of the user, the topics and the ACLs from the
+	// metadata log, after broker 1 has answered: until it has, kcat may
+	// fail to authenticate or see nothing.
 	eventually(t, 20*time.Second, "kcat sees the topic its ACL names", func() error {
-		if got := kcatTopics(t, kcat, addr, app); !slices.Equal(got, []string{"kc-orders"}) {
+		got, err := kcatTopicsErr(kcat, addr, app)
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(got, []string{"kc-orders"}) {
 			return fmt.Errorf("kcat -L lists %v", got)
 		}
 		return nil

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -111,20 +112,39 @@ func runFail(t *testing.T, stdin, name string, args ...string) string {
 // kcatTopics lists the topics kcat -L -J shows.
 func kcatTopics(t *testing.T, kcat, addr, conf string) []string {
 	t.Helper()
+	got, err := kcatTopicsErr(kcat, addr, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// kcatTopicsErr lists the topics kcat -L -J shows, or says why kcat
+// failed (as it does while the broker it asks has not yet learnt of the
+// user, in a cluster).
+func kcatTopicsErr(kcat, addr, conf string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	cmd := exec.CommandContext(ctx, kcat, "-F", conf, "-b", addr, "-L", "-J")
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("kcat -L: %v\nstderr:\n%s", err, errb.String())
+	}
 	var md struct {
 		Topics []struct {
 			Topic string `json:"topic"`
 		} `json:"topics"`
 	}
-	if err := json.Unmarshal([]byte(run(t, "", kcat, "-F", conf, "-b", addr, "-L", "-J")), &md); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal(out.Bytes(), &md); err != nil {
+		return nil, fmt.Errorf("kcat -L -J: %v", err)
 	}
-	var out []string
+	var names []string
 	for _, tp := range md.Topics {
-		out = append(out, tp.Topic)
+		names = append(names, tp.Topic)
 	}
-	slices.Sort(out)
-	return out
+	slices.Sort(names)
+	return names, nil
 }
 
 func TestKcatSASLSSL(t *testing.T) {

@@ -207,6 +207,13 @@ func idleConn(addr string, stop <-chan struct{}) error {
 	return nil
 }
 
+// resetPeakRSS makes the process's peak resident set size (VmHWM) its
+// current one (Linux: 5 written to /proc/self/clear_refs), so that the
+// peak rssBytes reports next is that of what ran since.
+func resetPeakRSS() error {
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
 // rssBytes returns the process's resident set size now and at its peak
 // (VmRSS, VmHWM), or zeros where /proc is missing.
 func rssBytes() (now, peak int64) {
@@ -312,6 +319,10 @@ func TestSoakMutatedFrames(t *testing.T) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
+	// NB: the peak is the test process's, since it started: every test
+	// that ran before this one in the package (under -race, with its
+	// shadow memory) counts, unless it is reset here.
+	peakReset := resetPeakRSS()
 	rssBefore, _ := rssBytes()
 
 	// Mutated-frame attackers.
@@ -464,14 +475,19 @@ func TestSoakMutatedFrames(t *testing.T) {
 	t.Logf("well-behaved produce of 20 records: p50 %v, p99 %v, max %v over %d produces (%d records consumed back)",
 		percentile(lat, 0.5), p99, percentile(lat, 1), len(lat), consumed)
 	t.Logf("connections closed by the broker: %v", closedByReason(t, reg))
-	t.Logf("RSS %d MiB before the attack, peak %d MiB", rssBefore>>20, peak>>20)
+	t.Logf("RSS %d MiB before the attack, peak %d MiB during it", rssBefore>>20, peak>>20)
 	const latencyBound = 2 * time.Second
 	if p99 > latencyBound {
 		t.Errorf("well-behaved produce p99 %v beside the attackers, bound %v", p99, latencyBound)
 	}
-	const rssBound = 512 << 20
-	if peak > rssBound {
-		t.Errorf("peak RSS %d bytes, bound %d", peak, rssBound)
+	// The attack may raise the RSS by as much as the heap may grow across
+	// it (below).
+	const rssBound = 256 << 20
+	switch {
+	case peakReset != nil:
+		t.Logf("the peak RSS is the process's, not the attack's (%v): not bounded", peakReset)
+	case peak-rssBefore > rssBound:
+		t.Errorf("peak RSS %d bytes during the attack, %d above the RSS before it, bound %d", peak, peak-rssBefore, rssBound)
 	}
 
 	// Once every client has hung up, the broker holds no connection (and so

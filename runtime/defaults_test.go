@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,14 +159,46 @@ func TestMetricsAddrKnownAfterNew(t *testing.T) {
 }
 
 // TestRunStoppedDuringStartup: a context ended while Run is still starting
-// (creating topics, here against an address where nothing listens) is a
-// clean stop, as it is once the instance runs.
+// (creating topics, here against a listener that accepts connections and
+// never answers) is a clean stop, as it is once the instance runs.
+//
+// NB: not against an address where nothing listens: franz-go gives up at
+// once on a refused dial to its only seed, so Run could fail before the
+// context ended. The context ends once Run has connected.
 func TestRunStoppedDuringStartup(t *testing.T) {
 	topo, err := orders.Topology(true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := runtime.New(topo, runtime.ApplicationID("stopped-early"), runtime.Brokers("127.0.0.1:1"),
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var conns []net.Conn // held open, never answered
+	connected := make(chan struct{})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if conns = append(conns, c); len(conns) == 1 {
+				close(connected)
+			}
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	a, err := runtime.New(topo, runtime.ApplicationID("stopped-early"), runtime.Brokers(ln.Addr().String()),
 		runtime.StateDir(t.TempDir()), runtime.Logger(quietLogger()))
 	if err != nil {
 		t.Fatal(err)
@@ -174,6 +207,13 @@ func TestRunStoppedDuringStartup(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
+	select {
+	case <-connected:
+	case err := <-done:
+		t.Fatalf("Run returned before it connected: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not connect within 30s")
+	}
 	cancel()
 	select {
 	case err := <-done:
