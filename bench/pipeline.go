@@ -406,7 +406,7 @@ func (w *weirApp) describe() string {
 		for _, m := range mf.GetMetric() {
 			name := mf.GetName()
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" {
+				if l.GetName() == "reason" || l.GetName() == "phase" {
 					name += "{" + l.GetValue() + "}"
 				}
 			}
@@ -425,6 +425,10 @@ func (w *weirApp) describe() string {
 	sort.Strings(names)
 	s := "runtime:"
 	for _, n := range names {
+		if strings.Contains(n, "_seconds_total") {
+			s += fmt.Sprintf(" %s=%.2f", n, sums[n])
+			continue
+		}
 		s += fmt.Sprintf(" %s=%.0f", n, sums[n])
 	}
 	return s

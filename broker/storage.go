@@ -137,6 +137,30 @@ func (s *storageLog) appended(res storage.AppendResult, err error) (topics.Appen
 	}, nil
 }
 
+// checkKeys refuses batch b of a compacted topic if a record has no key,
+// decompressing at most maxDecompressed bytes. A damaged batch is
+// CORRUPT_MESSAGE even after a keyless record, as when every record was
+// decoded before any key was looked at. NB: batch.Scan decodes record by
+// record into one reused Record: on a changelog (compacted) topic every
+// produced record passes here, and a slice of them per batch (batch.Records)
+// was garbage the size of the batch.
+func checkKeys(b []byte, maxDecompressed int) error {
+	keyless := false
+	err := batch.Scan(b, maxDecompressed, func(r *batch.Record) error {
+		if r.Key == nil {
+			keyless = true
+		}
+		return nil
+	})
+	if err != nil {
+		return kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
+	}
+	if keyless {
+		return fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
+	}
+	return nil
+}
+
 // checkProduced does the topic's checks of a produced payload.
 func (s *storageLog) checkProduced(batches []byte) error {
 	cfg := s.cfg.Load()
@@ -166,14 +190,8 @@ func (s *storageLog) checkProduced(batches []byte) error {
 				}
 			}
 			if cfg.Compact {
-				recs, err := batch.Records(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20))
-				if err != nil {
-					return kafkaErr(fmt.Errorf("%w: %w", storage.ErrCorrupt, err))
-				}
-				for _, rec := range recs {
-					if rec.Key == nil {
-						return fmt.Errorf("%w: broker: compacted topic refuses a record without a key", kerr.InvalidRecord)
-					}
+				if err := checkKeys(b, min(maxKeyCheckBytes, 4*int(cfg.MaxMessageBytes)+1<<20)); err != nil {
+					return err
 				}
 			}
 		}

@@ -434,7 +434,12 @@ func (a *App) loop(ctx context.Context) error {
 			}
 			return nil
 		},
-		stepLocked: func(fs kgo.Fetches) (err error) {
+		stepLocked: func(fs kgo.Fetches, waited time.Duration) (err error) {
+			if a.sm.Holding() {
+				a.m.spent(phaseHeld, waited)
+			} else {
+				a.m.spent(phasePoll, waited)
+			}
 			probe, err = a.stepLocked(cctx, fs)
 			return err
 		},
@@ -502,6 +507,8 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) (*decide.Probe, er
 	}
 	a.sm.Step(now, decide.Backlog{Produce: int(a.cl.BufferedProduceRecords())})
 	a.applyLocked(a.sm.Ready(), nil)
+	handedOff := time.Now()
+	a.m.spent(phaseHandoff, handedOff.Sub(now))
 	if !a.sm.Holding() {
 		if err := a.beginLocked(); err != nil {
 			return nil, a.failLocked(err)
@@ -522,6 +529,7 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) (*decide.Probe, er
 		}
 		restore()
 		cancel()
+		a.m.spent(phaseProcess, time.Since(handedOff))
 		if err != nil {
 			return nil, err
 		}
@@ -534,7 +542,9 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) (*decide.Probe, er
 	if a.pending != nil && (rd.Finish || rd.Commit) {
 		// NB: a commit due while the last is pending finishes that one
 		// first, waiting for it (rd.Await) at most CommitTimeout.
+		started := time.Now()
 		finished, err := a.finishCommitLocked(ctx)
+		a.m.spent(phaseCommitWait, time.Since(started))
 		if err != nil {
 			return nil, a.failLocked(err)
 		}
@@ -543,7 +553,10 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) (*decide.Probe, er
 		}
 	}
 	if rd.Commit {
-		if err := a.startCommitLocked(ctx, a.sortedTasksLocked()); err != nil {
+		started := time.Now()
+		err := a.startCommitLocked(ctx, a.sortedTasksLocked())
+		a.m.spent(phaseCommit, time.Since(started))
+		if err != nil {
 			return nil, a.failLocked(err)
 		}
 	}

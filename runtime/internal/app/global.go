@@ -284,7 +284,7 @@ func (g *globals) run() {
 		every:      200 * time.Millisecond,
 		log:        g.a.log,
 		mu:         &g.mu,
-		stepLocked: g.stepLocked,
+		stepLocked: func(fs kgo.Fetches, _ time.Duration) error { return g.stepLocked(fs) },
 	}
 	if err := p.run(g.ctx); err != nil && g.ctx.Err() == nil {
 		g.a.mu.Lock()

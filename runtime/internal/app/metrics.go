@@ -1,6 +1,8 @@
 package app
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,7 +25,30 @@ type metrics struct {
 	tasks          prometheus.Gauge         //
 	rebalanceDur   *prometheus.HistogramVec // callback
 	transactions   *prometheus.CounterVec   // result
+	// loop is where the group consumer's loop spends its time, per
+	// phase; loopPhase holds its counters (a Vec lookup per use would
+	// hash the label each time).
+	loop      *prometheus.CounterVec // phase
+	loopPhase [numPhases]prometheus.Counter
 }
+
+// phase is a part of the group consumer's loop (weir_loop_seconds_total).
+type phase int
+
+const (
+	phasePoll       phase = iota // waiting for fetched records, processing allowed
+	phaseHeld                    // waiting for fetched records while back-pressure holds processing
+	phaseHandoff                 // handing fetched records to their tasks
+	phaseProcess                 // running the tasks (and their punctuators)
+	phaseCommit                  // a commit's start: flushing stores, handing their records to the producer
+	phaseCommitWait              // finishing a pipelined commit: waiting for acknowledgements, committing offsets
+	numPhases
+)
+
+var phaseNames = [numPhases]string{"poll", "held", "handoff", "process", "commit", "commit_wait"}
+
+// spent adds d to the time spent in p.
+func (m *metrics) spent(p phase, d time.Duration) { m.loopPhase[p].Add(d.Seconds()) }
 
 func newMetrics(app, instance string) *metrics {
 	labels := prometheus.Labels{"application": app, "instance": instance}
@@ -74,6 +99,12 @@ func newMetrics(app, instance string) *metrics {
 			Name: "weir_transactions_total", Help: "Transactions ended under exactly-once, per result: committed, or aborted (a rebalance took partitions, the membership was lost, or the commit failed; the tasks resumed from the last committed transaction).", ConstLabels: labels,
 		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.transactions, m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.commitStalled, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
+	m.loop = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "weir_loop_seconds_total", Help: "Wall time the group consumer's loop spent, per phase: poll (waiting for fetched records), held (waiting for fetched records while back-pressure holds processing), handoff (handing fetched records to tasks), process (running tasks), commit (flushing stores and handing their records to the producer; under exactly-once the whole transaction's commit), commit_wait (waiting for a pipelined commit's acknowledgements and committing its offsets).", ConstLabels: labels,
+	}, []string{"phase"})
+	for p, name := range phaseNames {
+		m.loopPhase[p] = m.loop.WithLabelValues(name)
+	}
+	m.reg.MustRegister(m.loop, m.transactions, m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.commitStalled, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
 	return m
 }

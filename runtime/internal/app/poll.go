@@ -36,8 +36,9 @@ type pollLoop struct {
 	// fatal, if set, returns the error that ends the loop for a fetch
 	// error, or nil for one to log and go on.
 	fatal func(error) error
-	// stepLocked is handed each poll's fetches; an error ends the loop.
-	stepLocked func(kgo.Fetches) error
+	// stepLocked is handed each poll's fetches and how long the poll
+	// waited for them; an error ends the loop.
+	stepLocked func(fs kgo.Fetches, waited time.Duration) error
 	// after, if set, runs after each step, without mu.
 	after func()
 }
@@ -87,7 +88,9 @@ func (p *pollLoop) run(ctx context.Context) error {
 			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, p.every)
+		polled := time.Now()
 		fs := p.cl.PollFetches(pctx)
+		waited := time.Since(polled)
 		cancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return nil
@@ -96,7 +99,7 @@ func (p *pollLoop) run(ctx context.Context) error {
 			return err
 		}
 		p.mu.Lock()
-		err := p.stepLocked(fs)
+		err := p.stepLocked(fs, waited)
 		p.mu.Unlock()
 		if err != nil {
 			return err

@@ -209,7 +209,7 @@ func (s *standbys) run() {
 			return len(s.byTP) == 0
 		},
 		wake:       s.wake,
-		stepLocked: func(fs kgo.Fetches) error { s.addLocked(fs); return nil },
+		stepLocked: func(fs kgo.Fetches, _ time.Duration) error { s.addLocked(fs); return nil },
 	}
 	_ = p.run(s.ctx) // its steps never fail
 }
