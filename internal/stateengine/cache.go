@@ -148,6 +148,12 @@ func newCacheNS(c *Cache) *cacheNS {
 	return newCacheNSOn(c, newEntryTable(), false)
 }
 
+// newTimedCacheNS returns a namespace for a timed store's cache: its
+// table groups the entries by user key (newGroupedTable).
+func newTimedCacheNS(c *Cache, kind *timedKind) *cacheNS {
+	return newCacheNSOn(c, newGroupedTable(kind), false)
+}
+
 // newCacheNSOn returns a namespace over tab: the cache's own, or an
 // in-memory store's data (inPlace).
 func newCacheNSOn(c *Cache, tab *entryTable, inPlace bool) *cacheNS {
@@ -302,7 +308,7 @@ func (ns *cacheNS) flush() error {
 // value back.
 func (ns *cacheNS) drop() {
 	if !ns.inPlace {
-		for _, en := range ns.tab.m {
+		for en := range ns.tab.all {
 			ns.remove(en)
 		}
 		return
@@ -317,7 +323,7 @@ func (ns *cacheNS) drop() {
 		}
 		en.value, en.old = old, en.value
 	}
-	for _, en := range ns.tab.m {
+	for en := range ns.tab.all {
 		en.tag = nil
 	}
 }

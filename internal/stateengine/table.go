@@ -2,6 +2,7 @@ package stateengine
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 
 	"github.com/RaduBerinde/btreemap"
@@ -17,12 +18,22 @@ import (
 // iterator and kept up to date from then on: a table no one iterates (an
 // aggregation's) costs a map lookup per read or write.
 type entryTable struct {
+	// m holds the entries by key; nil in a grouped table (groups).
 	m map[string]*centry
-	t *btreemap.BTreeMap[string, *centry]
+	// groups, in the table of a timed store's cache (newGroupedTable),
+	// holds the entries instead of m: by the escaped user key inside
+	// their keys, each key's in (end, start) order, the store's order of
+	// one key's entries. A lookup hashes the user key and scans its few
+	// entries; a fetch of one key walks them with no B-tree and no merge
+	// (cachedTimed.fetchKey). kind splits the keys; n counts the entries.
+	groups map[string][]keySlot
+	kind   *timedKind
+	n      int
+	t      *btreemap.BTreeMap[string, *centry]
 	// last is the entry last looked up or inserted, or nil: an aggregation
 	// reads a key and writes it back at once, and comparing the key with
 	// last.key is cheaper than hashing it again. Invariant: if set, it is
-	// in m.
+	// in the table.
 	last *centry
 	// nstored counts the entries with a stored value (see centry.stored);
 	// kept for an in-memory store's table only.
@@ -31,12 +42,44 @@ type entryTable struct {
 
 func newEntryTable() *entryTable { return &entryTable{m: map[string]*centry{}} }
 
+// newGroupedTable returns a table of the entries of a timed store's
+// cache, whose keys are in kind's layout, grouped by user key.
+func newGroupedTable(kind *timedKind) *entryTable {
+	return &entryTable{groups: map[string][]keySlot{}, kind: kind}
+}
+
+// keySlot is one entry of a grouped table, with its times.
+type keySlot struct {
+	en         *centry
+	start, end int64
+}
+
+// before reports whether s orders before (end, start).
+func (s keySlot) before(end, start int64) bool {
+	return s.end < end || s.end == end && s.start < start
+}
+
+// group returns the entries of the escaped user key ek in a grouped
+// table.
+func (t *entryTable) group(ek []byte) []keySlot { return t.groups[string(ek)] }
+
 // lookup returns key's entry, or nil.
 func (t *entryTable) lookup(key []byte) *centry {
 	if l := t.last; l != nil && bytes.Equal(l.key, key) {
 		return l
 	}
-	en := t.m[string(key)]
+	var en *centry
+	if t.groups != nil {
+		ek, start, end := t.kind.splitKey(key)
+		for _, sl := range t.groups[string(ek)] {
+			if sl.end == end && sl.start == start {
+				en = sl.en
+				break
+			}
+		}
+	} else {
+		en = t.m[string(key)]
+	}
 	if en != nil {
 		t.last = en
 	}
@@ -53,13 +96,47 @@ func (t *entryTable) insert(key, value []byte) *centry {
 	if value != nil {
 		en.value = buf[len(key):len(key)]
 	}
-	sk := string(k)
-	t.m[sk] = en
+	if t.groups != nil {
+		// NB: the group's map key aliases the entry's key, never written.
+		ek, start, end := t.kind.splitKey(k)
+		g := viewString(ek)
+		s := t.groups[g]
+		i := len(s)
+		for i > 0 && !s[i-1].before(end, start) {
+			i--
+		}
+		t.groups[g] = slices.Insert(s, i, keySlot{en: en, start: start, end: end})
+		t.n++
+	} else {
+		t.m[string(k)] = en
+	}
 	if t.t != nil {
-		t.t.ReplaceOrInsert(sk, en)
+		t.t.ReplaceOrInsert(viewString(k), en)
 	}
 	t.last = en
 	return en
+}
+
+// all yields every entry, in no order; the caller may remove the entry
+// it is given.
+func (t *entryTable) all(yield func(*centry) bool) {
+	if t.groups == nil {
+		for _, en := range t.m {
+			if !yield(en) {
+				return
+			}
+		}
+		return
+	}
+	for _, s := range t.groups {
+		// NB: a removal shifts the group's slice under the loop: walk a
+		// copy of the group.
+		for _, sl := range slices.Clone(s) {
+			if !yield(sl.en) {
+				return
+			}
+		}
+	}
 }
 
 // remove deletes en from the table and marks it gone.
@@ -71,7 +148,11 @@ func (t *entryTable) remove(en *centry) {
 	if t.last == en {
 		t.last = nil
 	}
-	delete(t.m, string(en.key))
+	if t.groups != nil {
+		t.removeGrouped(en)
+	} else {
+		delete(t.m, string(en.key))
+	}
 	if t.t != nil {
 		t.t.Delete(viewString(en.key))
 	}
@@ -82,17 +163,33 @@ func (t *entryTable) remove(en *centry) {
 func (t *entryTable) ordered() *btreemap.BTreeMap[string, *centry] {
 	if t.t == nil {
 		t.t = btreemap.New[string, *centry](16, strings.Compare)
-		for k, en := range t.m {
-			t.t.ReplaceOrInsert(k, en)
+		for en := range t.all {
+			t.t.ReplaceOrInsert(viewString(en.key), en)
 		}
 	}
 	return t.t
 }
 
+func (t *entryTable) removeGrouped(en *centry) {
+	ek, _, _ := t.kind.splitKey(en.key)
+	s := t.groups[string(ek)]
+	i := slices.IndexFunc(s, func(sl keySlot) bool { return sl.en == en })
+	if i < 0 {
+		return
+	}
+	t.n--
+	if len(s) == 1 {
+		delete(t.groups, string(ek))
+		return
+	}
+	t.groups[string(ek)] = slices.Delete(s, i, i+1)
+}
+
 // clear empties the table.
 func (t *entryTable) clear() {
 	clear(t.m)
-	t.t, t.last, t.nstored = nil, nil, 0
+	clear(t.groups)
+	t.t, t.last, t.nstored, t.n = nil, nil, 0, 0
 }
 
 // countStored records that an entry's stored value went from present

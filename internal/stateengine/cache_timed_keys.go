@@ -1,0 +1,106 @@
+package stateengine
+
+import (
+	"github.com/weir-dev/weir/internal/stateengine/internal/layout"
+)
+
+// A timed store's cache over Pebble keeps its entries grouped by user key
+// (newGroupedTable), each key's in time order, for the fetches of one key
+// that the store below need not answer: every entry they can return is
+// cached (see cachedTimed.floor). Such a fetch, a stream-stream join's for
+// each record, walks the key's few entries instead of merging the cache's
+// B-tree with a Pebble iterator over the key's span in every time segment
+// of the range, and builds no span keys; and the join's writes, which need
+// no order, build no B-tree.
+
+// fetchKey iterates the cached entries of key with ends in [from, to] and
+// starts at or before latestStart: what fetch returns when nothing below
+// the cache can be in the range.
+func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse bool) timedIter {
+	it := &cachedKeyIter{tab: w.ns.tab, from: from, to: to, latestStart: latestStart, reverse: reverse}
+	it.key = append(it.keyArr[:0], key...)
+	it.ek = layout.AppendEscaped(it.ekArr[:0], key)
+	return it
+}
+
+// cachedKeyIter walks one key's entries in the cache. Like the cache's
+// other iterators it finds its next entry afresh at each step (after the
+// (end, start) it returned last), so writes during the iteration are
+// safe, and it copies the value it hands out.
+type cachedKeyIter struct {
+	tab                   *entryTable
+	ek, key               []byte
+	from, to, latestStart int64
+	reverse, started      bool
+	start, end            int64
+	value                 []byte
+	// The arrays back the buffers of short keys and values.
+	keyArr [32]byte
+	ekArr  [34]byte
+	valArr [64]byte
+}
+
+func (it *cachedKeyIter) Next() bool {
+	s := it.tab.group(it.ek)
+	if !it.reverse {
+		i := 0
+		if it.started {
+			for i < len(s) && !it.afterLast(s[i]) {
+				i++
+			}
+		} else {
+			for i < len(s) && s[i].end < it.from {
+				i++
+			}
+		}
+		for ; i < len(s) && s[i].end <= it.to; i++ {
+			if it.take(s[i]) {
+				return true
+			}
+		}
+	} else {
+		i := len(s) - 1
+		if it.started {
+			for i >= 0 && !s[i].before(it.end, it.start) {
+				i--
+			}
+		} else {
+			for i >= 0 && s[i].end > it.to {
+				i--
+			}
+		}
+		for ; i >= 0 && s[i].end >= it.from; i-- {
+			if it.take(s[i]) {
+				return true
+			}
+		}
+	}
+	it.value = nil
+	return false
+}
+
+// afterLast reports whether sl orders after the entry returned last.
+func (it *cachedKeyIter) afterLast(sl keySlot) bool {
+	return sl.end > it.end || sl.end == it.end && sl.start > it.start
+}
+
+// take makes sl the current entry unless the fetch skips it (a start past
+// latestStart, a tombstone); it records sl's position either way.
+func (it *cachedKeyIter) take(sl keySlot) bool {
+	it.started, it.start, it.end = true, sl.start, sl.end
+	if sl.start > it.latestStart || sl.en.value == nil {
+		return false
+	}
+	// NB: a copy, non-nil for an empty value: a write during the
+	// iteration may overwrite the entry's buffer in place.
+	it.value = append(it.valArr[:0], sl.en.value...)
+	return true
+}
+
+func (it *cachedKeyIter) Key() []byte        { return it.key }
+func (it *cachedKeyIter) WindowStart() int64 { return it.start }
+func (it *cachedKeyIter) Start() int64       { return it.start }
+func (it *cachedKeyIter) End() int64         { return it.end }
+func (it *cachedKeyIter) Value() []byte      { return it.value }
+func (it *cachedKeyIter) Err() error         { return nil }
+func (it *cachedKeyIter) Close() error       { return nil }
