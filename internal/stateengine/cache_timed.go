@@ -59,6 +59,8 @@ type cachedTimed struct {
 	ns   *cacheNS
 	kbuf []byte
 	pbuf []byte // see write
+	// ekbuf holds the escaped key of fetchKey.
+	ekbuf []byte
 	// flushing is set during Flush, and flushFloor is the store's
 	// observed stream time when the flush began: no entry ending after it
 	// was in the store then, and a flush writes each entry once, so such an

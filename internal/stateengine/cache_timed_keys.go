@@ -17,9 +17,18 @@ import (
 // starts at or before latestStart: what fetch returns when nothing below
 // the cache can be in the range.
 func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse bool) timedIter {
+	w.ekbuf = layout.AppendEscaped(w.ekbuf[:0], key)
+	if len(w.ns.tab.group(w.ekbuf)) == 0 {
+		// NB: nothing to walk. Unlike the walk of a group, this sees no
+		// entry of the key written after the fetch (an iterator need not
+		// see writes made after it was opened; those during a walk ahead
+		// of it it does see). A join's fetch for a record with no
+		// partner yet allocates nothing.
+		return emptyIter{}
+	}
 	it := &cachedKeyIter{tab: w.ns.tab, from: from, to: to, latestStart: latestStart, reverse: reverse}
 	it.key = append(it.keyArr[:0], key...)
-	it.ek = layout.AppendEscaped(it.ekArr[:0], key)
+	it.ek = append(it.ekArr[:0], w.ekbuf...)
 	return it
 }
 

@@ -29,7 +29,14 @@ type entryTable struct {
 	groups map[string][]keySlot
 	kind   *timedKind
 	n      int
-	t      *btreemap.BTreeMap[string, *centry]
+	// In a grouped table, missKey is the key the last lookup did not
+	// find, and missGroup its group then, while missed is set: until the
+	// next insert or removal. A window store's Get before its Put looks a
+	// new key up twice, and the insert needs the group again.
+	missKey   []byte
+	missGroup []keySlot
+	missed    bool
+	t         *btreemap.BTreeMap[string, *centry]
 	// last is the entry last looked up or inserted, or nil: an aggregation
 	// reads a key and writes it back at once, and comparing the key with
 	// last.key is cheaper than hashing it again. Invariant: if set, it is
@@ -70,12 +77,19 @@ func (t *entryTable) lookup(key []byte) *centry {
 	}
 	var en *centry
 	if t.groups != nil {
+		if t.missed && bytes.Equal(t.missKey, key) {
+			return nil
+		}
 		ek, start, end := t.kind.splitKey(key)
-		for _, sl := range t.groups[string(ek)] {
+		g := t.groups[string(ek)]
+		for _, sl := range g {
 			if sl.end == end && sl.start == start {
 				en = sl.en
 				break
 			}
+		}
+		if en == nil {
+			t.missKey, t.missGroup, t.missed = append(t.missKey[:0], key...), g, true
 		}
 	} else {
 		en = t.m[string(key)]
@@ -100,7 +114,13 @@ func (t *entryTable) insert(key, value []byte) *centry {
 		// NB: the group's map key aliases the entry's key, never written.
 		ek, start, end := t.kind.splitKey(k)
 		g := viewString(ek)
-		s := t.groups[g]
+		var s []keySlot
+		if t.missed && bytes.Equal(t.missKey, k) {
+			s = t.missGroup
+		} else {
+			s = t.groups[g]
+		}
+		t.missed, t.missGroup = false, nil
 		i := len(s)
 		for i > 0 && !s[i-1].before(end, start) {
 			i--
@@ -171,6 +191,7 @@ func (t *entryTable) ordered() *btreemap.BTreeMap[string, *centry] {
 }
 
 func (t *entryTable) removeGrouped(en *centry) {
+	t.missed, t.missGroup = false, nil
 	ek, _, _ := t.kind.splitKey(en.key)
 	s := t.groups[string(ek)]
 	i := slices.IndexFunc(s, func(sl keySlot) bool { return sl.en == en })
@@ -190,6 +211,7 @@ func (t *entryTable) clear() {
 	clear(t.m)
 	clear(t.groups)
 	t.t, t.last, t.nstored, t.n = nil, nil, 0, 0
+	t.missed, t.missGroup = false, nil
 }
 
 // countStored records that an entry's stored value went from present
