@@ -39,24 +39,29 @@ type centry struct {
 	ns    *cacheNS
 	key   []byte // the store's cache key (see each wrapper)
 	value []byte // nil: deleted (a dirty tombstone)
-	dirty bool
 	// old is the store's value below while the entry is dirty, when known:
 	// oldKnown is set when a clean entry (a copy of what the store holds)
 	// turns dirty, so that the flush need not read the old value back.
-	old      []byte
-	oldKnown bool
+	old []byte
 	// tag is the caller's (see TaggedKeyValueStore).
 	tag any
 	// seq counts the entry's dirty writes: a write-back leaves an entry
 	// written again during it dirty.
-	seq uint64
+	seq      uint64
+	size     int64
+	dirty    bool
+	oldKnown bool
 	// gone is set when the entry left the cache.
 	gone       bool
-	size       int64
 	prev, next *centry
 	// dprev and dnext link the dirty entries of the namespace, in the
 	// order of their last write. Invariant: linked iff dirty.
 	dprev, dnext *centry
+	// In a grouped table (newGroupedTable): start and end are the
+	// entry's times, and gnext links the entries of its user key, in
+	// (end, start) order.
+	start, end int64
+	gnext      *centry
 }
 
 // NewCache returns a new, empty write-back cache for one task. Its memory is

@@ -18,7 +18,7 @@ import (
 // the cache can be in the range.
 func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse bool) timedIter {
 	w.ekbuf = layout.AppendEscaped(w.ekbuf[:0], key)
-	if len(w.ns.tab.group(w.ekbuf)) == 0 {
+	if w.ns.tab.group(w.ekbuf) == nil {
 		// NB: nothing to walk. Unlike the walk of a group, this sees no
 		// entry of the key written after the fetch (an iterator need not
 		// see writes made after it was opened; those during a walk ahead
@@ -42,7 +42,9 @@ type cachedKeyIter struct {
 	from, to, latestStart int64
 	reverse, started      bool
 	start, end            int64
-	value                 []byte
+	// cur is the entry at the position.
+	cur   *centry
+	value []byte
 	// The arrays back the buffers of short keys and values.
 	keyArr [32]byte
 	ekArr  [34]byte
@@ -50,59 +52,70 @@ type cachedKeyIter struct {
 }
 
 func (it *cachedKeyIter) Next() bool {
-	s := it.tab.group(it.ek)
-	if !it.reverse {
-		i := 0
-		if it.started {
-			for i < len(s) && !it.afterLast(s[i]) {
-				i++
-			}
+	for {
+		var en *centry
+		if it.reverse {
+			en = it.nextDown()
 		} else {
-			for i < len(s) && s[i].end < it.from {
-				i++
-			}
+			en = it.nextUp()
 		}
-		for ; i < len(s) && s[i].end <= it.to; i++ {
-			if it.take(s[i]) {
-				return true
-			}
+		if en == nil {
+			it.value = nil
+			return false
 		}
-	} else {
-		i := len(s) - 1
-		if it.started {
-			for i >= 0 && !s[i].before(it.end, it.start) {
-				i--
-			}
-		} else {
-			for i >= 0 && s[i].end > it.to {
-				i--
-			}
-		}
-		for ; i >= 0 && s[i].end >= it.from; i-- {
-			if it.take(s[i]) {
-				return true
-			}
+		if it.take(en) {
+			return true
 		}
 	}
-	it.value = nil
-	return false
 }
 
-// afterLast reports whether sl orders after the entry returned last.
-func (it *cachedKeyIter) afterLast(sl keySlot) bool {
-	return sl.end > it.end || sl.end == it.end && sl.start > it.start
+// nextUp returns the earliest entry of the range after the position: the
+// last one of the walk down from the key's latest entry.
+func (it *cachedKeyIter) nextUp() *centry {
+	var pick *centry
+	for en := it.tab.group(it.ek); en != nil && en.end >= it.from; en = en.gnext {
+		if en.end > it.to {
+			continue
+		}
+		if it.started && !it.afterLast(en) {
+			break
+		}
+		pick = en
+	}
+	return pick
 }
 
-// take makes sl the current entry unless the fetch skips it (a start past
-// latestStart, a tombstone); it records sl's position either way.
-func (it *cachedKeyIter) take(sl keySlot) bool {
-	it.started, it.start, it.end = true, sl.start, sl.end
-	if sl.start > it.latestStart || sl.en.value == nil {
+// nextDown returns the latest entry of the range before the position,
+// walking on from the entry returned last while it is still cached.
+func (it *cachedKeyIter) nextDown() *centry {
+	en := it.tab.group(it.ek)
+	if it.cur != nil && !it.cur.gone {
+		en = it.cur.gnext
+	}
+	for ; en != nil && en.end >= it.from; en = en.gnext {
+		if en.end > it.to || it.started && !en.before(it.end, it.start) {
+			continue
+		}
+		return en
+	}
+	return nil
+}
+
+// afterLast reports whether en orders after the entry returned last.
+func (it *cachedKeyIter) afterLast(en *centry) bool {
+	return en.end > it.end || en.end == it.end && en.start > it.start
+}
+
+// take makes en the current entry unless the fetch skips it (a start past
+// latestStart, a tombstone); it records en's position either way.
+func (it *cachedKeyIter) take(en *centry) bool {
+	it.started, it.start, it.end, it.cur = true, en.start, en.end, en
+	if en.start > it.latestStart || en.value == nil {
 		return false
 	}
 	// NB: a copy, non-nil for an empty value: a write during the
 	// iteration may overwrite the entry's buffer in place.
-	it.value = append(it.valArr[:0], sl.en.value...)
+	it.value = append(it.valArr[:0], en.value...)
 	return true
 }
 

@@ -2,7 +2,6 @@ package stateengine
 
 import (
 	"bytes"
-	"slices"
 	"strings"
 
 	"github.com/RaduBerinde/btreemap"
@@ -22,21 +21,23 @@ type entryTable struct {
 	m map[string]*centry
 	// groups, in the table of a timed store's cache (newGroupedTable),
 	// holds the entries instead of m: by the escaped user key inside
-	// their keys, each key's in (end, start) order, the store's order of
-	// one key's entries. A lookup hashes the user key and scans its few
-	// entries; a fetch of one key walks them with no B-tree and no merge
-	// (cachedTimed.fetchKey). kind splits the keys; n counts the entries.
-	groups map[string][]keySlot
+	// their keys, the latest of the key's entries, each linked to the
+	// next earlier one (centry.gnext) in descending (end, start) order. A
+	// lookup hashes the user key and walks its entries from the latest,
+	// where an aggregation's and a join's reads and writes are; a fetch of
+	// one key walks them with no B-tree and no merge (cachedTimed.fetchKey).
+	// kind splits the keys.
+	groups map[string]*centry
 	kind   *timedKind
-	n      int
 	// In a grouped table, missKey is the key the last lookup did not
-	// find, and missGroup its group then, while missed is set: until the
-	// next insert or removal. A window store's Get before its Put looks a
-	// new key up twice, and the insert needs the group again.
-	missKey   []byte
-	missGroup []keySlot
-	missed    bool
-	t         *btreemap.BTreeMap[string, *centry]
+	// find, and missHead its group's first entry then, while missed is
+	// set: until the next insert or removal. A window store's Get before
+	// its Put looks a new key up twice, and the insert needs the group
+	// again.
+	missKey  []byte
+	missHead *centry
+	missed   bool
+	t        *btreemap.BTreeMap[string, *centry]
 	// last is the entry last looked up or inserted, or nil: an aggregation
 	// reads a key and writes it back at once, and comparing the key with
 	// last.key is cheaper than hashing it again. Invariant: if set, it is
@@ -52,23 +53,17 @@ func newEntryTable() *entryTable { return &entryTable{m: map[string]*centry{}} }
 // newGroupedTable returns a table of the entries of a timed store's
 // cache, whose keys are in kind's layout, grouped by user key.
 func newGroupedTable(kind *timedKind) *entryTable {
-	return &entryTable{groups: map[string][]keySlot{}, kind: kind}
+	return &entryTable{groups: map[string]*centry{}, kind: kind}
 }
 
-// keySlot is one entry of a grouped table, with its times.
-type keySlot struct {
-	en         *centry
-	start, end int64
+// before reports whether en orders before (end, start) in its group.
+func (en *centry) before(end, start int64) bool {
+	return en.end < end || en.end == end && en.start < start
 }
 
-// before reports whether s orders before (end, start).
-func (s keySlot) before(end, start int64) bool {
-	return s.end < end || s.end == end && s.start < start
-}
-
-// group returns the entries of the escaped user key ek in a grouped
-// table.
-func (t *entryTable) group(ek []byte) []keySlot { return t.groups[string(ek)] }
+// group returns the first entry of the escaped user key ek in a grouped
+// table, or nil.
+func (t *entryTable) group(ek []byte) *centry { return t.groups[string(ek)] }
 
 // lookup returns key's entry, or nil.
 func (t *entryTable) lookup(key []byte) *centry {
@@ -81,15 +76,15 @@ func (t *entryTable) lookup(key []byte) *centry {
 			return nil
 		}
 		ek, start, end := t.kind.splitKey(key)
-		g := t.groups[string(ek)]
-		for _, sl := range g {
-			if sl.end == end && sl.start == start {
-				en = sl.en
+		head := t.groups[string(ek)]
+		for e := head; e != nil && e.end >= end; e = e.gnext {
+			if e.end == end && e.start == start {
+				en = e
 				break
 			}
 		}
 		if en == nil {
-			t.missKey, t.missGroup, t.missed = append(t.missKey[:0], key...), g, true
+			t.missKey, t.missHead, t.missed = append(t.missKey[:0], key...), head, true
 		}
 	} else {
 		en = t.m[string(key)]
@@ -113,20 +108,24 @@ func (t *entryTable) insert(key, value []byte) *centry {
 	if t.groups != nil {
 		// NB: the group's map key aliases the entry's key, never written.
 		ek, start, end := t.kind.splitKey(k)
-		g := viewString(ek)
-		var s []keySlot
+		en.start, en.end = start, end
+		var head *centry
 		if t.missed && bytes.Equal(t.missKey, k) {
-			s = t.missGroup
+			head = t.missHead
 		} else {
-			s = t.groups[g]
+			head = t.groups[viewString(ek)]
 		}
-		t.missed, t.missGroup = false, nil
-		i := len(s)
-		for i > 0 && !s[i-1].before(end, start) {
-			i--
+		t.missed, t.missHead = false, nil
+		if head == nil || head.before(end, start) {
+			en.gnext = head
+			t.groups[viewString(ek)] = en
+		} else {
+			prev := head
+			for prev.gnext != nil && !prev.gnext.before(end, start) {
+				prev = prev.gnext
+			}
+			en.gnext, prev.gnext = prev.gnext, en
 		}
-		t.groups[g] = slices.Insert(s, i, keySlot{en: en, start: start, end: end})
-		t.n++
 	} else {
 		t.m[string(k)] = en
 	}
@@ -148,13 +147,14 @@ func (t *entryTable) all(yield func(*centry) bool) {
 		}
 		return
 	}
-	for _, s := range t.groups {
-		// NB: a removal shifts the group's slice under the loop: walk a
-		// copy of the group.
-		for _, sl := range slices.Clone(s) {
-			if !yield(sl.en) {
+	for _, head := range t.groups {
+		// NB: the yielded entry may be removed: step past it first.
+		for en := head; en != nil; {
+			next := en.gnext
+			if !yield(en) {
 				return
 			}
+			en = next
 		}
 	}
 }
@@ -191,27 +191,31 @@ func (t *entryTable) ordered() *btreemap.BTreeMap[string, *centry] {
 }
 
 func (t *entryTable) removeGrouped(en *centry) {
-	t.missed, t.missGroup = false, nil
+	t.missed, t.missHead = false, nil
 	ek, _, _ := t.kind.splitKey(en.key)
-	s := t.groups[string(ek)]
-	i := slices.IndexFunc(s, func(sl keySlot) bool { return sl.en == en })
-	if i < 0 {
-		return
-	}
-	t.n--
-	if len(s) == 1 {
+	head := t.groups[string(ek)]
+	switch {
+	case head == en && en.gnext == nil:
 		delete(t.groups, string(ek))
-		return
+	case head == en:
+		t.groups[string(ek)] = en.gnext
+	default:
+		for prev := head; prev != nil; prev = prev.gnext {
+			if prev.gnext == en {
+				prev.gnext = en.gnext
+				break
+			}
+		}
 	}
-	t.groups[string(ek)] = slices.Delete(s, i, i+1)
+	en.gnext = nil
 }
 
 // clear empties the table.
 func (t *entryTable) clear() {
 	clear(t.m)
 	clear(t.groups)
-	t.t, t.last, t.nstored, t.n = nil, nil, 0, 0
-	t.missed, t.missGroup = false, nil
+	t.t, t.last, t.nstored = nil, nil, 0
+	t.missed, t.missHead = false, nil
 }
 
 // countStored records that an entry's stored value went from present
