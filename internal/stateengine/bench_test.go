@@ -546,3 +546,76 @@ func BenchmarkCachedWindowCount(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 	})
 }
+
+// BenchmarkCachedJoinWindow is the state side of a stream-stream join
+// (dsl.Join), as the pipeline benchmark's orders ⋈ payments drives it: two
+// window stores behind one task cache, each key seen once per side;
+// per record a Get of the record's own entry, its Put, and a Fetch of the
+// other store's entries of the key within ±1 min. Records alternate sides
+// (each payment finds its order), 1 ms of event time apart; a flush every
+// 10,000 records writes both stores back (as a commit) with a changelog.
+// Retention holds every entry for the whole run, as the pipeline's grace
+// does.
+func BenchmarkCachedJoinWindow(b *testing.B) {
+	const flushEvery = 10_000
+	for _, inMemory := range []bool{false, true} {
+		b.Run(map[bool]string{false: "pebble", true: "memory"}[inMemory], func(b *testing.B) {
+			ctx := context.Background()
+			e := benchEngine(b)
+			c := e.NewCache()
+			var stores [2]state.WindowStore
+			for i, name := range []string{"left", "right"} {
+				raw, err := e.OpenWindow(ctx, state.Spec{Name: name, InMemory: inMemory, Retention: 24 * time.Hour}, 0, &nullChangelog{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if stores[i], err = c.Window(raw, nil); err != nil {
+					b.Fatal(err)
+				}
+				s := stores[i]
+				b.Cleanup(func() { _ = s.Close() })
+			}
+			val := make([]byte, 20)
+			var kb []byte
+			matched := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := startCPU()
+			for i := range b.N {
+				side := i % 2
+				own, other := stores[side], stores[1-side]
+				ts := int64(i)
+				kb = fmt.Appendf(kb[:0], "order-%09d", i/2)
+				v, err := own.Get(kb, ts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := own.Put(kb, ts, append(v, val...)); err != nil {
+					b.Fatal(err)
+				}
+				it, err := other.Fetch(kb, ts-60_000, ts+60_000, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for it.Next() {
+					matched += len(it.Value())
+				}
+				if err := it.Close(); err != nil {
+					b.Fatal(err)
+				}
+				if i%flushEvery == flushEvery-1 {
+					for _, s := range stores {
+						if err := s.Flush(ctx); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			b.StopTimer()
+			if want := b.N / 2 * len(val); matched != want {
+				b.Fatalf("matched %d value bytes, want %d", matched, want)
+			}
+			reportRecords(b, 1, cpu0)
+		})
+	}
+}

@@ -39,24 +39,29 @@ type centry struct {
 	ns    *cacheNS
 	key   []byte // the store's cache key (see each wrapper)
 	value []byte // nil: deleted (a dirty tombstone)
-	dirty bool
 	// old is the store's value below while the entry is dirty, when known:
 	// oldKnown is set when a clean entry (a copy of what the store holds)
 	// turns dirty, so that the flush need not read the old value back.
-	old      []byte
-	oldKnown bool
+	old []byte
 	// tag is the caller's (see TaggedKeyValueStore).
 	tag any
 	// seq counts the entry's dirty writes: a write-back leaves an entry
 	// written again during it dirty.
-	seq uint64
+	seq      uint64
+	size     int64
+	dirty    bool
+	oldKnown bool
 	// gone is set when the entry left the cache.
 	gone       bool
-	size       int64
 	prev, next *centry
 	// dprev and dnext link the dirty entries of the namespace, in the
 	// order of their last write. Invariant: linked iff dirty.
 	dprev, dnext *centry
+	// In a grouped table (newGroupedTable): start and end are the
+	// entry's times, and gnext links the entries of its user key, in
+	// (end, start) order.
+	start, end int64
+	gnext      *centry
 }
 
 // NewCache returns a new, empty write-back cache for one task. Its memory is
@@ -146,6 +151,12 @@ type cacheNS struct {
 
 func newCacheNS(c *Cache) *cacheNS {
 	return newCacheNSOn(c, newEntryTable(), false)
+}
+
+// newTimedCacheNS returns a namespace for a timed store's cache: its
+// table groups the entries by user key (newGroupedTable).
+func newTimedCacheNS(c *Cache, kind *timedKind) *cacheNS {
+	return newCacheNSOn(c, newGroupedTable(kind), false)
 }
 
 // newCacheNSOn returns a namespace over tab: the cache's own, or an
@@ -302,7 +313,7 @@ func (ns *cacheNS) flush() error {
 // value back.
 func (ns *cacheNS) drop() {
 	if !ns.inPlace {
-		for _, en := range ns.tab.m {
+		for en := range ns.tab.all {
 			ns.remove(en)
 		}
 		return
@@ -317,7 +328,7 @@ func (ns *cacheNS) drop() {
 		}
 		en.value, en.old = old, en.value
 	}
-	for _, en := range ns.tab.m {
+	for en := range ns.tab.all {
 		en.tag = nil
 	}
 }

@@ -59,6 +59,8 @@ type cachedTimed struct {
 	ns   *cacheNS
 	kbuf []byte
 	pbuf []byte // see write
+	// ekbuf holds the escaped key of fetchKey.
+	ekbuf []byte
 	// flushing is set during Flush, and flushFloor is the store's
 	// observed stream time when the flush began: no entry ending after it
 	// was in the store then, and a flush writes each entry once, so such an
@@ -98,7 +100,7 @@ func (c *Cache) wrapTimed(store state.Store, f timedFacer) (*cachedTimed, error)
 		s.mem.c, w.mem = w, s.mem
 		return w, nil
 	}
-	w.ns = newCacheNS(c)
+	w.ns = newTimedCacheNS(c, s.kind)
 	w.ns.write = w.write
 	w.ns.evicted = w.evicted
 	return w, nil
@@ -143,6 +145,11 @@ func (w *cachedTimed) put(key []byte, start, end int64, value []byte, tag any, s
 		w.mem.cachedPut(key, start, end, value, tag, setTag)
 		return nil
 	}
+	// NB: the floor is settled before the first write, which the store
+	// below holds once written back: were it settled later, at the
+	// store's stream time then, every read below it would merge with the
+	// store for the whole retention.
+	w.currentFloor()
 	return w.ns.putTagged(w.ckey(key, start, end), value, true, tag, setTag)
 }
 
@@ -163,6 +170,9 @@ func (w *cachedTimed) getTagged(key []byte, start, end int64) ([]byte, any, erro
 	}
 	if en := w.ns.get(w.ckey(key, start, end)); en != nil {
 		return en.value, en.tag, nil
+	}
+	if w.nothingBelow(end) {
+		return nil, nil, nil
 	}
 	v, err := w.under.get(key, start, end)
 	if err != nil || v == nil {
@@ -237,6 +247,12 @@ func (w *cachedTimed) evicted(en *centry) {
 	w.floor = max(w.currentFloor(), end)
 }
 
+// nothingBelow reports whether the store below holds no entry ending at
+// or after from that ns lacks: then ns alone answers a read.
+func (w *cachedTimed) nothingBelow(from int64) bool {
+	return from > w.currentFloor() && from > w.under.directMax
+}
+
 func (w *cachedTimed) currentFloor() int64 {
 	if w.floorStale {
 		w.floor, w.floorStale = w.under.m.observed, false
@@ -256,6 +272,10 @@ func (w *cachedTimed) fetch(key []byte, endFrom, endTo, latestStart int64, rever
 	if w.mem != nil {
 		return w.mem.view(true, key, from, to, latestStart, reverse), nil
 	}
+	below := w.nothingBelow(from)
+	if key != nil && below {
+		return w.fetchKey(key, from, to, latestStart, reverse), nil
+	}
 	it := &cachedTimedIter{endFrom: from, endTo: to, latestStart: latestStart, kind: w.kind}
 	it.key, it.kbuf = it.keyBuf[:0], it.kbufArr[:0]
 	var spans []span
@@ -268,13 +288,13 @@ func (w *cachedTimed) fetch(key []byte, endFrom, endTo, latestStart int64, rever
 	// the store's key layout). NB: the bounds of the cached view, not the
 	// store's: the store may not have seen the stream time that expired
 	// entries in the cached view.
-	var below timedIter = emptyIter{}
-	if from <= w.currentFloor() || from <= w.under.directMax {
+	var belowIt timedIter = emptyIter{}
+	if !below {
 		p := w.under.be.(*pebbleTimed)
 		p.scanInto(&it.store, spans, from, to, latestStart, reverse)
-		below = &it.store
+		belowIt = &it.store
 	}
-	it.below = timedBelow{it: below, kind: w.kind, tb: &w.under.tb, buf: it.belowBuf[:0]}
+	it.below = timedBelow{it: belowIt, kind: w.kind, tb: &w.under.tb, buf: it.belowBuf[:0]}
 	it.m = mergeIter{spans: spans, reverse: reverse, ns: w.ns, below: &it.below, accept: it}
 	return it, nil
 }

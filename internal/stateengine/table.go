@@ -17,12 +17,31 @@ import (
 // iterator and kept up to date from then on: a table no one iterates (an
 // aggregation's) costs a map lookup per read or write.
 type entryTable struct {
+	// m holds the entries by key; nil in a grouped table (groups).
 	m map[string]*centry
-	t *btreemap.BTreeMap[string, *centry]
+	// groups, in the table of a timed store's cache (newGroupedTable),
+	// holds the entries instead of m: by the escaped user key inside
+	// their keys, the latest of the key's entries, each linked to the
+	// next earlier one (centry.gnext) in descending (end, start) order. A
+	// lookup hashes the user key and walks its entries from the latest,
+	// where an aggregation's and a join's reads and writes are; a fetch of
+	// one key walks them with no B-tree and no merge (cachedTimed.fetchKey).
+	// kind splits the keys.
+	groups map[string]*centry
+	kind   *timedKind
+	// In a grouped table, missKey is the key the last lookup did not
+	// find, and missHead its group's first entry then, while missed is
+	// set: until the next insert or removal. A window store's Get before
+	// its Put looks a new key up twice, and the insert needs the group
+	// again.
+	missKey  []byte
+	missHead *centry
+	missed   bool
+	t        *btreemap.BTreeMap[string, *centry]
 	// last is the entry last looked up or inserted, or nil: an aggregation
 	// reads a key and writes it back at once, and comparing the key with
 	// last.key is cheaper than hashing it again. Invariant: if set, it is
-	// in m.
+	// in the table.
 	last *centry
 	// nstored counts the entries with a stored value (see centry.stored);
 	// kept for an in-memory store's table only.
@@ -31,12 +50,45 @@ type entryTable struct {
 
 func newEntryTable() *entryTable { return &entryTable{m: map[string]*centry{}} }
 
+// newGroupedTable returns a table of the entries of a timed store's
+// cache, whose keys are in kind's layout, grouped by user key.
+func newGroupedTable(kind *timedKind) *entryTable {
+	return &entryTable{groups: map[string]*centry{}, kind: kind}
+}
+
+// before reports whether en orders before (end, start) in its group.
+func (en *centry) before(end, start int64) bool {
+	return en.end < end || en.end == end && en.start < start
+}
+
+// group returns the first entry of the escaped user key ek in a grouped
+// table, or nil.
+func (t *entryTable) group(ek []byte) *centry { return t.groups[string(ek)] }
+
 // lookup returns key's entry, or nil.
 func (t *entryTable) lookup(key []byte) *centry {
 	if l := t.last; l != nil && bytes.Equal(l.key, key) {
 		return l
 	}
-	en := t.m[string(key)]
+	var en *centry
+	if t.groups != nil {
+		if t.missed && bytes.Equal(t.missKey, key) {
+			return nil
+		}
+		ek, start, end := t.kind.splitKey(key)
+		head := t.groups[string(ek)]
+		for e := head; e != nil && e.end >= end; e = e.gnext {
+			if e.end == end && e.start == start {
+				en = e
+				break
+			}
+		}
+		if en == nil {
+			t.missKey, t.missHead, t.missed = append(t.missKey[:0], key...), head, true
+		}
+	} else {
+		en = t.m[string(key)]
+	}
 	if en != nil {
 		t.last = en
 	}
@@ -53,13 +105,58 @@ func (t *entryTable) insert(key, value []byte) *centry {
 	if value != nil {
 		en.value = buf[len(key):len(key)]
 	}
-	sk := string(k)
-	t.m[sk] = en
+	if t.groups != nil {
+		// NB: the group's map key aliases the entry's key, never written.
+		ek, start, end := t.kind.splitKey(k)
+		en.start, en.end = start, end
+		var head *centry
+		if t.missed && bytes.Equal(t.missKey, k) {
+			head = t.missHead
+		} else {
+			head = t.groups[viewString(ek)]
+		}
+		t.missed, t.missHead = false, nil
+		if head == nil || head.before(end, start) {
+			en.gnext = head
+			t.groups[viewString(ek)] = en
+		} else {
+			prev := head
+			for prev.gnext != nil && !prev.gnext.before(end, start) {
+				prev = prev.gnext
+			}
+			en.gnext, prev.gnext = prev.gnext, en
+		}
+	} else {
+		t.m[string(k)] = en
+	}
 	if t.t != nil {
-		t.t.ReplaceOrInsert(sk, en)
+		t.t.ReplaceOrInsert(viewString(k), en)
 	}
 	t.last = en
 	return en
+}
+
+// all yields every entry, in no order; the caller may remove the entry
+// it is given.
+func (t *entryTable) all(yield func(*centry) bool) {
+	if t.groups == nil {
+		for _, en := range t.m {
+			if !yield(en) {
+				return
+			}
+		}
+		return
+	}
+	for _, head := range t.groups {
+		// NB: the yielded entry may be removed: step past it first.
+		for en := head; en != nil; {
+			next := en.gnext
+			if !yield(en) {
+				return
+			}
+			en = next
+		}
+	}
 }
 
 // remove deletes en from the table and marks it gone.
@@ -71,7 +168,11 @@ func (t *entryTable) remove(en *centry) {
 	if t.last == en {
 		t.last = nil
 	}
-	delete(t.m, string(en.key))
+	if t.groups != nil {
+		t.removeGrouped(en)
+	} else {
+		delete(t.m, string(en.key))
+	}
 	if t.t != nil {
 		t.t.Delete(viewString(en.key))
 	}
@@ -82,17 +183,39 @@ func (t *entryTable) remove(en *centry) {
 func (t *entryTable) ordered() *btreemap.BTreeMap[string, *centry] {
 	if t.t == nil {
 		t.t = btreemap.New[string, *centry](16, strings.Compare)
-		for k, en := range t.m {
-			t.t.ReplaceOrInsert(k, en)
+		for en := range t.all {
+			t.t.ReplaceOrInsert(viewString(en.key), en)
 		}
 	}
 	return t.t
 }
 
+func (t *entryTable) removeGrouped(en *centry) {
+	t.missed, t.missHead = false, nil
+	ek, _, _ := t.kind.splitKey(en.key)
+	head := t.groups[string(ek)]
+	switch {
+	case head == en && en.gnext == nil:
+		delete(t.groups, string(ek))
+	case head == en:
+		t.groups[string(ek)] = en.gnext
+	default:
+		for prev := head; prev != nil; prev = prev.gnext {
+			if prev.gnext == en {
+				prev.gnext = en.gnext
+				break
+			}
+		}
+	}
+	en.gnext = nil
+}
+
 // clear empties the table.
 func (t *entryTable) clear() {
 	clear(t.m)
+	clear(t.groups)
 	t.t, t.last, t.nstored = nil, nil, 0
+	t.missed, t.missHead = false, nil
 }
 
 // countStored records that an entry's stored value went from present

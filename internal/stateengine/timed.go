@@ -39,6 +39,9 @@ type timedKind struct {
 	// appendChangelogKey and parseChangelogKey encode the changelog key.
 	appendChangelogKey func(dst, key []byte, start, end int64) []byte
 	parseChangelogKey  func(ck []byte) (key []byte, start, end int64, err error)
+	// timesLen is the length of the times that end a key of the layout
+	// (after the escaped user key): the end, then for a session the start.
+	timesLen int
 	// tellExpired: a dirty entry found expired at its write-back still
 	// reaches the listener with its last value (a window's final result
 	// may be in it: one commit interval can span more event time than the
@@ -62,6 +65,7 @@ var windowKind = &timedKind{
 		k, start, err := layout.ParseWindowChangelogKey(ck)
 		return k, start, start, err
 	},
+	timesLen:    layout.TimeLen,
 	tellExpired: true,
 }
 
@@ -74,6 +78,20 @@ var sessionKind = &timedKind{
 	},
 	appendChangelogKey: layout.AppendSessionChangelogKey,
 	parseChangelogKey:  layout.ParseSessionChangelogKey,
+	timesLen:           2 * layout.TimeLen,
+}
+
+// splitKey splits a key of the layout, as appendKey made it, into the
+// escaped user key (aliasing k) and the entry's start and end, without
+// decoding the user key.
+func (k *timedKind) splitKey(ck []byte) (escaped []byte, start, end int64) {
+	times := ck[len(ck)-k.timesLen:]
+	end = layout.Time(times)
+	start = end
+	if k.timesLen > layout.TimeLen {
+		start = layout.Time(times[layout.TimeLen:])
+	}
+	return ck[layout.TimeLen : len(ck)-k.timesLen], start, end
 }
 
 // timedBackend is the data of a timed store. Writes need not check

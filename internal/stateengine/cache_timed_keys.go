@@ -1,0 +1,128 @@
+package stateengine
+
+import (
+	"github.com/weir-dev/weir/internal/stateengine/internal/layout"
+)
+
+// A timed store's cache over Pebble keeps its entries grouped by user key
+// (newGroupedTable), each key's in time order, for the fetches of one key
+// that the store below need not answer: every entry they can return is
+// cached (see cachedTimed.floor). Such a fetch, a stream-stream join's for
+// each record, walks the key's few entries instead of merging the cache's
+// B-tree with a Pebble iterator over the key's span in every time segment
+// of the range, and builds no span keys; and the join's writes, which need
+// no order, build no B-tree.
+
+// fetchKey iterates the cached entries of key with ends in [from, to] and
+// starts at or before latestStart: what fetch returns when nothing below
+// the cache can be in the range.
+func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse bool) timedIter {
+	w.ekbuf = layout.AppendEscaped(w.ekbuf[:0], key)
+	if w.ns.tab.group(w.ekbuf) == nil {
+		// NB: nothing to walk. Unlike the walk of a group, this sees no
+		// entry of the key written after the fetch (an iterator need not
+		// see writes made after it was opened; those during a walk ahead
+		// of it it does see). A join's fetch for a record with no
+		// partner yet allocates nothing.
+		return emptyIter{}
+	}
+	it := &cachedKeyIter{tab: w.ns.tab, from: from, to: to, latestStart: latestStart, reverse: reverse}
+	it.key = append(it.keyArr[:0], key...)
+	it.ek = append(it.ekArr[:0], w.ekbuf...)
+	return it
+}
+
+// cachedKeyIter walks one key's entries in the cache. Like the cache's
+// other iterators it finds its next entry afresh at each step (after the
+// (end, start) it returned last), so writes during the iteration are
+// safe, and it copies the value it hands out.
+type cachedKeyIter struct {
+	tab                   *entryTable
+	ek, key               []byte
+	from, to, latestStart int64
+	reverse, started      bool
+	start, end            int64
+	// cur is the entry at the position.
+	cur   *centry
+	value []byte
+	// The arrays back the buffers of short keys and values.
+	keyArr [32]byte
+	ekArr  [34]byte
+	valArr [64]byte
+}
+
+func (it *cachedKeyIter) Next() bool {
+	for {
+		var en *centry
+		if it.reverse {
+			en = it.nextDown()
+		} else {
+			en = it.nextUp()
+		}
+		if en == nil {
+			it.value = nil
+			return false
+		}
+		if it.take(en) {
+			return true
+		}
+	}
+}
+
+// nextUp returns the earliest entry of the range after the position: the
+// last one of the walk down from the key's latest entry.
+func (it *cachedKeyIter) nextUp() *centry {
+	var pick *centry
+	for en := it.tab.group(it.ek); en != nil && en.end >= it.from; en = en.gnext {
+		if en.end > it.to {
+			continue
+		}
+		if it.started && !it.afterLast(en) {
+			break
+		}
+		pick = en
+	}
+	return pick
+}
+
+// nextDown returns the latest entry of the range before the position,
+// walking on from the entry returned last while it is still cached.
+func (it *cachedKeyIter) nextDown() *centry {
+	en := it.tab.group(it.ek)
+	if it.cur != nil && !it.cur.gone {
+		en = it.cur.gnext
+	}
+	for ; en != nil && en.end >= it.from; en = en.gnext {
+		if en.end > it.to || it.started && !en.before(it.end, it.start) {
+			continue
+		}
+		return en
+	}
+	return nil
+}
+
+// afterLast reports whether en orders after the entry returned last.
+func (it *cachedKeyIter) afterLast(en *centry) bool {
+	return en.end > it.end || en.end == it.end && en.start > it.start
+}
+
+// take makes en the current entry unless the fetch skips it (a start past
+// latestStart, a tombstone); it records en's position either way.
+func (it *cachedKeyIter) take(en *centry) bool {
+	it.started, it.start, it.end, it.cur = true, en.start, en.end, en
+	if en.start > it.latestStart || en.value == nil {
+		return false
+	}
+	// NB: a copy, non-nil for an empty value: a write during the
+	// iteration may overwrite the entry's buffer in place.
+	it.value = append(it.valArr[:0], en.value...)
+	return true
+}
+
+func (it *cachedKeyIter) Key() []byte        { return it.key }
+func (it *cachedKeyIter) WindowStart() int64 { return it.start }
+func (it *cachedKeyIter) Start() int64       { return it.start }
+func (it *cachedKeyIter) End() int64         { return it.end }
+func (it *cachedKeyIter) Value() []byte      { return it.value }
+func (it *cachedKeyIter) Err() error         { return nil }
+func (it *cachedKeyIter) Close() error       { return nil }
