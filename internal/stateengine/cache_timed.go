@@ -274,7 +274,9 @@ func (w *cachedTimed) fetch(key []byte, endFrom, endTo, latestStart int64, rever
 	}
 	below := w.nothingBelow(from)
 	if key != nil && below {
-		return w.fetchKey(key, from, to, latestStart, reverse), nil
+		if it, ok := w.fetchKey(key, from, to, latestStart, reverse); ok {
+			return it, nil
+		}
 	}
 	it := &cachedTimedIter{endFrom: from, endTo: to, latestStart: latestStart, kind: w.kind}
 	it.key, it.kbuf = it.keyBuf[:0], it.kbufArr[:0]

@@ -13,23 +13,40 @@ import (
 // of the range, and builds no span keys; and the join's writes, which need
 // no order, build no B-tree.
 
+// ascendingWalkMax bounds the entries of one key, ending at or after a
+// fetch's from, that an ascending walk of its group takes on: each of its
+// steps walks down from the key's latest entry, so a longer list (a key
+// with many cached windows, fetched oldest first) goes through the
+// cache's ordered merge instead.
+const ascendingWalkMax = 8
+
 // fetchKey iterates the cached entries of key with ends in [from, to] and
 // starts at or before latestStart: what fetch returns when nothing below
-// the cache can be in the range.
-func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse bool) timedIter {
+// the cache can be in the range. It returns false when the walk would be
+// long (ascendingWalkMax); fetch then merges as for any range.
+func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse bool) (timedIter, bool) {
 	w.ekbuf = layout.AppendEscaped(w.ekbuf[:0], key)
-	if w.ns.tab.group(w.ekbuf) == nil {
+	head := w.ns.tab.group(w.ekbuf)
+	if head == nil {
 		// NB: nothing to walk. Unlike the walk of a group, this sees no
 		// entry of the key written after the fetch (an iterator need not
 		// see writes made after it was opened; those during a walk ahead
 		// of it it does see). A join's fetch for a record with no
 		// partner yet allocates nothing.
-		return emptyIter{}
+		return emptyIter{}, true
+	}
+	if !reverse {
+		n := 0
+		for en := head; en != nil && en.end >= from; en = en.gnext {
+			if n++; n > ascendingWalkMax {
+				return nil, false
+			}
+		}
 	}
 	it := &cachedKeyIter{tab: w.ns.tab, from: from, to: to, latestStart: latestStart, reverse: reverse}
 	it.key = append(it.keyArr[:0], key...)
 	it.ek = append(it.ekArr[:0], w.ekbuf...)
-	return it
+	return it, true
 }
 
 // cachedKeyIter walks one key's entries in the cache. Like the cache's

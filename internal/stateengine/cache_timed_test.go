@@ -3,6 +3,7 @@ package stateengine_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -258,4 +259,57 @@ func TestCachedWindowFetchOfOneKeySkipsDeleted(t *testing.T) {
 		t.Fatalf("the value handed out changed to %q with the window's", v)
 	}
 	_ = it.Close()
+}
+
+// A key with more cached windows than an ascending walk of its list takes
+// on (ascendingWalkMax) is fetched through the ordered merge: every
+// window, in either order, the deleted one skipped.
+func TestCachedWindowFetchOfOneKeyWithManyWindows(t *testing.T) {
+	ctx := context.Background()
+	e := testEngine(t, nil)
+	raw, err := e.OpenWindow(ctx, state.Spec{Name: "w", Retention: time.Hour}, 0, statetest.NewChangelog("w", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.NewCache().Window(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := []byte("k")
+	var want []int64
+	for start := int64(0); start < 32; start++ { // four times ascendingWalkMax
+		if err := s.Put(k, start*10, fmt.Append(nil, start*10)); err != nil {
+			t.Fatal(err)
+		}
+		if start != 3 {
+			want = append(want, start*10)
+		}
+	}
+	if err := s.Put(k, 30, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, reverse := range []bool{false, true} {
+		it, err := s.Fetch(k, 0, 1000, reverse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for it.Next() {
+			if string(it.Value()) != fmt.Sprint(it.WindowStart()) {
+				t.Fatalf("window %d: value %q", it.WindowStart(), it.Value())
+			}
+			got = append(got, it.WindowStart())
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		w := slices.Clone(want)
+		if reverse {
+			slices.Reverse(w)
+		}
+		if !slices.Equal(got, w) {
+			t.Fatalf("fetch (reverse %v): %v, want %v", reverse, got, w)
+		}
+	}
 }
