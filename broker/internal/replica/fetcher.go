@@ -28,6 +28,11 @@ type fetcher struct {
 	parts map[key]*partition
 	wake  chan struct{} // cap 1
 
+	// synced holds the partitions whose appends the last round made
+	// durable: their page cache is dropped once the next fetch is sent.
+	// Only the run goroutine uses it.
+	synced []*partition
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -82,8 +87,10 @@ type fetchPart struct {
 }
 
 // partitionMaxBytes is the most a follower fetches of one partition at a
-// time.
-const partitionMaxBytes = 1 << 20
+// time. Producers' batches are up to about 1 MiB (franz-go's and Kafka's
+// default); a follower that fell behind by several of them catches up in
+// one round (one write, one fsync) instead of one round per batch.
+const partitionMaxBytes = 4 << 20
 
 func (f *fetcher) run() {
 	defer close(f.done)
@@ -166,8 +173,13 @@ func (f *fetcher) run() {
 		}
 		req := f.request(parts, throttledMax)
 		rctx, rcancel := context.WithTimeout(ctx, f.m.opts.FetchMaxWait+10*time.Second)
-		out, err := c.request(rctx, req)
+		// NB: the page-cache drop of the last round's appends waits until
+		// this fetch, which reports their fsync, is on its way: it is off
+		// the path from the follower's fsync to the leader's high
+		// watermark.
+		out, err := c.requestThen(rctx, req, f.dropCaches)
 		rcancel()
+		f.dropCaches()
 		if err != nil {
 			f.m.log.Debug("replica: fetch from leader failed", "leader", f.src, "err", err)
 			c.close()
@@ -322,7 +334,17 @@ func (f *fetcher) handle(ctx context.Context, parts []fetchPart, resp *kmsg.Fetc
 			f.m.log.Warn("replica: fsync of replicated batches", "topic", ps.name, "partition", ps.key.p, "err", err)
 			continue
 		}
-		ps.log.DropSyncedCache()
+		f.synced = append(f.synced, ps)
 	}
 	return served
+}
+
+// dropCaches drops from the page cache what the last round appended and
+// fsynced (Log.DropSyncedCache: nobody reads a follower's log).
+func (f *fetcher) dropCaches() {
+	for i, ps := range f.synced {
+		ps.log.DropSyncedCache()
+		f.synced[i] = nil
+	}
+	f.synced = f.synced[:0]
 }
