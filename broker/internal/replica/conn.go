@@ -23,6 +23,12 @@ type conn struct {
 	// (a fetch's record batches) are slices of it, valid until the next
 	// request on this conn.
 	resp []byte
+	// respHint is the largest response the caller expects (a follower's
+	// fetch: what its partitions may return): when resp must grow, it
+	// grows to this at once. Each larger buffer is memory touched afresh;
+	// growing by the sizes that happen to arrive (1 MiB, 2, 7, 8, ...)
+	// touched several times the biggest one.
+	respHint int
 }
 
 // maxKeptResp bounds the response buffer a conn keeps between requests; a
@@ -94,11 +100,11 @@ func (c *conn) roundTrip(ctx context.Context, req kmsg.Request, shared bool, sen
 		body = make([]byte, n)
 	case cap(c.resp) >= int(n):
 		body = c.resp
-	default:
+	case n > maxKeptResp:
 		body = make([]byte, n)
-		if n <= maxKeptResp {
-			c.resp = body
-		}
+	default:
+		body = make([]byte, max(int(n), min(c.respHint, maxKeptResp)))
+		c.resp = body
 	}
 	body = body[:n]
 	if _, err := io.ReadFull(c.c, body); err != nil {

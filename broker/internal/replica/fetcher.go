@@ -172,6 +172,7 @@ func (f *fetcher) run() {
 			}
 		}
 		req := f.request(parts, throttledMax)
+		c.respHint = respBound(req)
 		rctx, rcancel := context.WithTimeout(ctx, f.m.opts.FetchMaxWait+10*time.Second)
 		// NB: the page-cache drop of the last round's appends waits until
 		// this fetch, which reports their fsync, is on its way: it is off
@@ -242,6 +243,20 @@ func (f *fetcher) request(parts []fetchPart, throttledMax int32) *kmsg.FetchRequ
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	return req
+}
+
+// respBound is about the largest response req can get (a partition
+// returns at least one whole batch, which may exceed its share): what the
+// conn's response buffer grows to at once.
+func respBound(req *kmsg.FetchRequest) int {
+	n := 1 << 10
+	for i := range req.Topics {
+		n += 64 + len(req.Topics[i].Topic)
+		for j := range req.Topics[i].Partitions {
+			n += 128 + int(req.Topics[i].Partitions[j].PartitionMaxBytes)
+		}
+	}
+	return min(n, int(req.MaxBytes)+64<<10)
 }
 
 // handle applies a fetch response. It reports whether any partition was
