@@ -87,7 +87,9 @@ func newPipeConnBodies(tb testing.TB, bodies [][]byte) *conn {
 
 // growingFetches are the response sizes of a follower's first fetches
 // from a busy leader (two partitions): larger and larger.
-var growingFetches = [][]int{{100}, {1 << 20, 0}, {1 << 20, 1 << 20}, {3 << 20, 1 << 20}, {3 << 20, 4 << 20}, {4 << 20, 4 << 20}}
+var growingFetches = [][]int{{100}, {pmb / 4, 0}, {pmb / 2, pmb / 4}, {pmb / 2, pmb / 2}, {pmb, pmb / 2}, {pmb, pmb}}
+
+const pmb = partitionMaxBytes
 
 // followerFetch is a fetch of two partitions as a follower sends it.
 func followerFetch() *kmsg.FetchRequest {
@@ -113,7 +115,7 @@ func TestConnGrowsToHint(t *testing.T) {
 	c := newPipeConnSeq(t, growingFetches)
 	req := followerFetch()
 	c.respHint = respBound(req)
-	if want := 8 << 20; c.respHint < want+2*128 {
+	if want := 2 * partitionMaxBytes; c.respHint < want+2*128 {
 		t.Fatalf("respBound of two partitions of %d bytes: %d, want at least %d", partitionMaxBytes, c.respHint, want)
 	}
 	var first *byte
@@ -145,7 +147,7 @@ func TestConnGrowsToHint(t *testing.T) {
 }
 
 // BenchmarkConnGrowingFetches reads a follower's first fetch responses
-// from a busy leader (growingFetches, 17 MiB in all) on a new conn per
+// from a busy leader (growingFetches, 5.5 MiB in all) on a new conn per
 // op: "grow" grows the buffer to each larger response as it comes (the
 // conn before respHint), "hint" to respBound at once. B/op is the memory
 // the buffers took, each byte of it touched afresh.

@@ -87,10 +87,11 @@ type fetchPart struct {
 }
 
 // partitionMaxBytes is the most a follower fetches of one partition at a
-// time. Producers' batches are up to about 1 MiB (franz-go's and Kafka's
-// default); a follower that fell behind by several of them catches up in
-// one round (one write, one fsync) instead of one round per batch.
-const partitionMaxBytes = 4 << 20
+// time. NB: 4 MiB (a follower behind by several 1 MiB producer batches
+// catching up in one append and one fsync) cost the brokers as much CPU
+// per record in the replication benchmark, the follower's socket reads
+// twice as much (bench/README.md); 8 MiB was no better either.
+const partitionMaxBytes = 1 << 20
 
 func (f *fetcher) run() {
 	defer close(f.done)

@@ -107,9 +107,6 @@ func CheckThrottleRate(v string) error {
 	return nil
 }
 
-// throttledMaxBytes is the most a throttled partition fetches at a time.
-const throttledMaxBytes = 1 << 20
-
 // throttleParts drops the throttled partitions from a fetch while the
 // bucket is empty, and returns the byte cap of each throttled partition
 // left (its share of what the bucket allows) and how long to wait when
@@ -129,7 +126,7 @@ func (m *Manager) throttleParts(parts []fetchPart) ([]fetchPart, int32, time.Dur
 	avail, delay := m.throttle.Available(now), m.throttle.Delay(now)
 	m.thrMu.Unlock()
 	if avail > 0 {
-		return parts, int32(min(max(avail/int64(n), 1), throttledMaxBytes)), 0
+		return parts, int32(min(max(avail/int64(n), 1), partitionMaxBytes)), 0
 	}
 	kept := parts[:0:0]
 	for _, fp := range parts {
