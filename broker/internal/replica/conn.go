@@ -23,6 +23,12 @@ type conn struct {
 	// (a fetch's record batches) are slices of it, valid until the next
 	// request on this conn.
 	resp []byte
+	// respHint is the largest response the caller expects (a follower's
+	// fetch: what its partitions may return): when resp must grow, it
+	// grows to this at once. Each larger buffer is memory touched afresh;
+	// growing by the sizes that happen to arrive (1 MiB, 2, 7, 8, ...)
+	// touched several times the biggest one.
+	respHint int
 }
 
 // maxKeptResp bounds the response buffer a conn keeps between requests; a
@@ -44,17 +50,23 @@ func (c *conn) close() { _ = c.c.Close() }
 // until the next request (the follower fetcher, which is done with a
 // response before it sends the next request on its conn).
 func (c *conn) request(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-	return c.roundTrip(ctx, req, true)
+	return c.roundTrip(ctx, req, true, nil)
+}
+
+// requestThen is request, calling sent (if not nil) once req is written,
+// while the response is awaited.
+func (c *conn) requestThen(ctx context.Context, req kmsg.Request, sent func()) (kmsg.Response, error) {
+	return c.roundTrip(ctx, req, true, sent)
 }
 
 // requestOwned is request with the response read into a frame of its own,
 // valid for as long as the caller keeps it: for a conn that goes back to
 // a pool, where another caller's request may reuse it at once.
 func (c *conn) requestOwned(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
-	return c.roundTrip(ctx, req, false)
+	return c.roundTrip(ctx, req, false, nil)
 }
 
-func (c *conn) roundTrip(ctx context.Context, req kmsg.Request, shared bool) (kmsg.Response, error) {
+func (c *conn) roundTrip(ctx context.Context, req kmsg.Request, shared bool, sent func()) (kmsg.Response, error) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		dl = time.Now().Add(30 * time.Second)
@@ -68,6 +80,9 @@ func (c *conn) roundTrip(ctx context.Context, req kmsg.Request, shared bool) (km
 	c.buf = c.fmt.AppendRequest(c.buf[:0], req, c.corr)
 	if _, err := c.c.Write(c.buf); err != nil {
 		return nil, err
+	}
+	if sent != nil {
+		sent()
 	}
 	var sz [4]byte
 	if _, err := io.ReadFull(c.c, sz[:]); err != nil {
@@ -85,11 +100,11 @@ func (c *conn) roundTrip(ctx context.Context, req kmsg.Request, shared bool) (km
 		body = make([]byte, n)
 	case cap(c.resp) >= int(n):
 		body = c.resp
-	default:
+	case n > maxKeptResp:
 		body = make([]byte, n)
-		if n <= maxKeptResp {
-			c.resp = body
-		}
+	default:
+		body = make([]byte, max(int(n), min(c.respHint, maxKeptResp)))
+		c.resp = body
 	}
 	body = body[:n]
 	if _, err := io.ReadFull(c.c, body); err != nil {

@@ -28,6 +28,11 @@ type fetcher struct {
 	parts map[key]*partition
 	wake  chan struct{} // cap 1
 
+	// synced holds the partitions whose appends the last round made
+	// durable: their page cache is dropped once the next fetch is sent.
+	// Only the run goroutine uses it.
+	synced []*partition
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -82,7 +87,10 @@ type fetchPart struct {
 }
 
 // partitionMaxBytes is the most a follower fetches of one partition at a
-// time.
+// time. NB: 4 MiB (a follower behind by several 1 MiB producer batches
+// catching up in one append and one fsync) cost the brokers as much CPU
+// per record in the replication benchmark, the follower's socket reads
+// twice as much (bench/README.md); 8 MiB was no better either.
 const partitionMaxBytes = 1 << 20
 
 func (f *fetcher) run() {
@@ -165,9 +173,15 @@ func (f *fetcher) run() {
 			}
 		}
 		req := f.request(parts, throttledMax)
+		c.respHint = respBound(req)
 		rctx, rcancel := context.WithTimeout(ctx, f.m.opts.FetchMaxWait+10*time.Second)
-		out, err := c.request(rctx, req)
+		// NB: the page-cache drop of the last round's appends waits until
+		// this fetch, which reports their fsync, is on its way: it is off
+		// the path from the follower's fsync to the leader's high
+		// watermark.
+		out, err := c.requestThen(rctx, req, f.dropCaches)
 		rcancel()
+		f.dropCaches()
 		if err != nil {
 			f.m.log.Debug("replica: fetch from leader failed", "leader", f.src, "err", err)
 			c.close()
@@ -230,6 +244,20 @@ func (f *fetcher) request(parts []fetchPart, throttledMax int32) *kmsg.FetchRequ
 		req.Topics[i].Partitions = append(req.Topics[i].Partitions, rp)
 	}
 	return req
+}
+
+// respBound is about the largest response req can get (a partition
+// returns at least one whole batch, which may exceed its share): what the
+// conn's response buffer grows to at once.
+func respBound(req *kmsg.FetchRequest) int {
+	n := 1 << 10
+	for i := range req.Topics {
+		n += 64 + len(req.Topics[i].Topic)
+		for j := range req.Topics[i].Partitions {
+			n += 128 + int(req.Topics[i].Partitions[j].PartitionMaxBytes)
+		}
+	}
+	return min(n, int(req.MaxBytes)+64<<10)
 }
 
 // handle applies a fetch response. It reports whether any partition was
@@ -322,7 +350,17 @@ func (f *fetcher) handle(ctx context.Context, parts []fetchPart, resp *kmsg.Fetc
 			f.m.log.Warn("replica: fsync of replicated batches", "topic", ps.name, "partition", ps.key.p, "err", err)
 			continue
 		}
-		ps.log.DropSyncedCache()
+		f.synced = append(f.synced, ps)
 	}
 	return served
+}
+
+// dropCaches drops from the page cache what the last round appended and
+// fsynced (Log.DropSyncedCache: nobody reads a follower's log).
+func (f *fetcher) dropCaches() {
+	for i, ps := range f.synced {
+		ps.log.DropSyncedCache()
+		f.synced[i] = nil
+	}
+	f.synced = f.synced[:0]
 }

@@ -178,3 +178,61 @@ func BenchmarkAppendReplicaDropCache(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAppendReplicaRound appends 4 MiB of a leader's batches (four
+// producer batches of 1 MiB) per op as a follower that is four batches
+// behind does: "1MiB" in four fetch rounds of one batch each (each an
+// AppendReplica, a WaitDurable and a DropSyncedCache), as fetches of at
+// most 1 MiB a partition bring them; "4MiB" in one round of all four, as
+// fetches of 4 MiB do. Run with a bounded count (-benchtime 256x writes
+// 1 GiB a mode).
+func BenchmarkAppendReplicaRound(b *testing.B) {
+	var recs []batch.Record
+	for i := range 1000 {
+		recs = append(recs, batch.Record{OffsetDelta: int32(i), Value: make([]byte, 1024)})
+	}
+	one, err := batch.Build(batch.Header{FirstTimestamp: 1, MaxTimestamp: 1, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, recs, batch.CodecNone)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const per = 4
+	all := make([]byte, 0, per*len(one))
+	for range per {
+		all = append(all, one...)
+	}
+	for _, mode := range []string{"1MiB", "4MiB"} {
+		b.Run(mode, func(b *testing.B) {
+			l, err := Open(b.TempDir(), Options{Logger: quietLogger(), Config: Config{SegmentBytes: 256 << 20}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			ctx := context.Background()
+			round := func(data []byte) {
+				if _, err := l.AppendReplica(data); err != nil {
+					b.Fatal(err)
+				}
+				if err := l.WaitDurable(ctx, l.LogEndOffset()); err != nil {
+					b.Fatal(err)
+				}
+				l.DropSyncedCache()
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(all)))
+			cpu0 := processCPU(b)
+			for b.Loop() {
+				for i := range per {
+					batch.SetBaseOffset(all[i*len(one):], int64(l.LogEndOffset())+int64(i*len(recs)))
+				}
+				if mode == "4MiB" {
+					round(all)
+					continue
+				}
+				for i := range per {
+					round(all[i*len(one) : (i+1)*len(one)])
+				}
+			}
+			b.ReportMetric(float64(processCPU(b)-cpu0)/1e3/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
