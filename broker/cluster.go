@@ -33,6 +33,8 @@ type clusterTestOptions struct {
 	shutdownTimeout   time.Duration
 	// afterCommitWait is replica.Options.AfterCommitWait.
 	afterCommitWait func()
+	// durableWait is replica.Options.DurableWait.
+	durableWait time.Duration
 }
 
 // parseRoles reads Options.Roles.

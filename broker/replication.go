@@ -37,6 +37,7 @@ func openReplication(opts Options, cn *cluster.Node, reg *topics.Registry) (*rep
 		Self: opts.NodeID, Topics: reg, Dial: dial,
 		AlterPartition: cn.AlterPartition, BrokerEpoch: cn.BrokerEpoch, SessionLapsed: cn.SessionLapsed,
 		LagTime: lag, Logger: opts.Logger, AfterCommitWait: opts.cluster.afterCommitWait,
+		DurableWait: opts.cluster.durableWait,
 	}), nil
 }
 

@@ -126,12 +126,31 @@ func (f *fetcher) run() {
 		}
 		f.mu.Unlock()
 		var parts []fetchPart
+		var unsynced []*partition
 		for _, ps := range all {
 			ps.mu.Lock()
 			if ps.role == roleFollower && ps.leaderID == f.src {
-				parts = append(parts, fetchPart{ps: ps, epoch: ps.epoch, offset: ps.log.LogEndOffset(), throttled: ps.throttled})
+				end := ps.log.LogEndOffset()
+				if ps.log.DurableEnd() < end {
+					// NB: an earlier round's fsync did not finish in
+					// time (handle): the fetch offset is what the
+					// leader counts, so none until it has.
+					unsynced = append(unsynced, ps)
+				} else {
+					parts = append(parts, fetchPart{ps: ps, epoch: ps.epoch, offset: end, throttled: ps.throttled})
+				}
 			}
 			ps.mu.Unlock()
+		}
+		if len(unsynced) > 0 && f.awaitDurable(ctx, unsynced) > 0 {
+			continue // fetch them too
+		}
+		if len(parts) == 0 && len(unsynced) > 0 {
+			if !f.sleep(backoff) {
+				return
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
 		}
 		if len(parts) == 0 {
 			select {
@@ -342,8 +361,17 @@ func (f *fetcher) handle(ctx context.Context, parts []fetchPart, resp *kmsg.Fetc
 		ps.mu.Unlock()
 	}
 	// The next fetch offset is what the leader counts: make it durable.
-	for _, ps := range wrote {
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	f.awaitDurable(ctx, wrote)
+	return served
+}
+
+// awaitDurable waits up to DurableWait for each partition's appends to be
+// fsynced, queues those that are for the page-cache drop, and returns how
+// many are.
+func (f *fetcher) awaitDurable(ctx context.Context, parts []*partition) int {
+	n := 0
+	for _, ps := range parts {
+		wctx, cancel := context.WithTimeout(ctx, f.m.opts.DurableWait)
 		err := ps.log.WaitDurable(wctx, ps.log.LogEndOffset())
 		cancel()
 		if err != nil {
@@ -351,8 +379,9 @@ func (f *fetcher) handle(ctx context.Context, parts []fetchPart, resp *kmsg.Fetc
 			continue
 		}
 		f.synced = append(f.synced, ps)
+		n++
 	}
-	return served
+	return n
 }
 
 // dropCaches drops from the page cache what the last round appended and

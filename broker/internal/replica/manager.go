@@ -77,6 +77,12 @@ type Options struct {
 	// FetchMaxWait is how long a follower's fetch waits at the leader for
 	// new data. Default 500ms.
 	FetchMaxWait time.Duration
+	// DurableWait is how long a follower waits for the fsync of what a
+	// fetch brought before it fetches again; a partition whose appends
+	// are still not durable then is left out of its fetches until they
+	// are, since a fetch's offset is what the leader counts toward the
+	// high watermark. Default 10s.
+	DurableWait time.Duration
 	// SessionLapsed reports whether the controller has answered none of
 	// this broker's heartbeats for its session timeout, so that it has
 	// most likely fenced this broker and moved its leaderships. A leader
@@ -108,6 +114,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.FetchMaxWait <= 0 {
 		o.FetchMaxWait = 500 * time.Millisecond
+	}
+	if o.DurableWait <= 0 {
+		o.DurableWait = 10 * time.Second
 	}
 	if o.SessionLapsed == nil {
 		o.SessionLapsed = func() bool { return false }
