@@ -320,6 +320,12 @@ func (l *Log) rewriteGroup(ctx context.Context, lim *limiter, g []*segment, end 
 	l.appendMu.Lock()
 	l.ckptSkip = g
 	err = l.writeRecoveryPointNowLocked()
+	if err != nil {
+		// g stays the log's: later checkpoints may list it again. (After
+		// a failed rename below it stays skipped: the swap may be on
+		// disk.)
+		l.ckptSkip = nil
+	}
 	l.appendMu.Unlock()
 	if err != nil {
 		return fail(l.ioErr("replacing recovery-point checkpoint", err))
