@@ -182,6 +182,7 @@ func Open(opts Options) (*Engine, error) {
 	if err := mkdirSynced(opts.FS, dir); err != nil {
 		return nil, err
 	}
+	limitCArenas()
 	e.cache = pebble.NewCache(e.split.blockCache)
 	if err := e.wipeIfMarkedCorrupt(dir); err != nil {
 		e.cache.Unref()
@@ -360,9 +361,15 @@ func (e *Engine) openPebble(dir string) (db *pebble.DB, err error) {
 		// NB: by default Pebble treats corruption found by a read or a
 		// compaction as fatal; Weir marks the database for a rebuild
 		// instead, and the read returns the error.
-		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
-			e.markCorrupt(fmt.Errorf("%s: %w", info.Path, info.Details))
-		}},
+		EventListener: &pebble.EventListener{
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				e.markCorrupt(fmt.Errorf("%s: %w", info.Path, info.Details))
+			},
+			// A flush frees a memtable and a compaction the blocks it read
+			// and evicted: hand the C allocator's free memory back then.
+			FlushEnd:      func(pebble.FlushInfo) { trimCHeap() },
+			CompactionEnd: func(pebble.CompactionInfo) { trimCHeap() },
+		},
 	}
 	o.EnsureDefaults()
 	e.popts = o
