@@ -1,13 +1,22 @@
-//go:build linux && cgo && !musl
+//go:build cgo
 
 package stateengine
 
+// #include <stdlib.h>
+// #ifdef __GLIBC__
 // #include <malloc.h>
+// static void weirLimitArenas(int n) { mallopt(M_ARENA_MAX, n); }
+// static void weirTrim(void) { malloc_trim(0); }
+// #else
+// static void weirLimitArenas(int n) { (void)n; }
+// static void weirTrim(void) {}
+// #endif
 import "C"
 
 import "sync"
 
-// Pebble's block cache and memtables are malloc'd (with cgo). glibc gives
+// Pebble's block cache and memtables are malloc'd (with cgo). glibc (the
+// only C library this tunes; elsewhere these do nothing) gives
 // each thread that allocates an arena of its own, up to 8 per core, and a
 // block freed by another thread goes back to its own arena, where glibc
 // keeps it; Pebble allocates and frees blocks from whatever threads its
@@ -20,10 +29,10 @@ var limitArenasOnce sync.Once
 // limitCArenas caps glibc's malloc arenas for the process, before Pebble
 // allocates: called by Open.
 func limitCArenas() {
-	limitArenasOnce.Do(func() { C.mallopt(C.M_ARENA_MAX, 2) })
+	limitArenasOnce.Do(func() { C.weirLimitArenas(2) })
 }
 
 // trimCHeap returns the C allocator's free memory to the OS (glibc's
 // malloc_trim, which also releases free pages inside its arenas), after a
 // flush frees a memtable or a compaction the blocks it read.
-func trimCHeap() { C.malloc_trim(0) }
+func trimCHeap() { C.weirTrim() }

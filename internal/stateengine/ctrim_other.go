@@ -1,9 +1,8 @@
-//go:build !linux || !cgo || musl
+//go:build !cgo
 
 package stateengine
 
-// Where the C allocator is not glibc's (or, without cgo, Pebble's memory is
-// on the Go heap) there is nothing to tune.
+// Without cgo Pebble's memory is on the Go heap: no C allocator to tune.
 
 func limitCArenas() {}
 
