@@ -22,14 +22,18 @@ import "sync"
 // keeps it; Pebble allocates and frees blocks from whatever threads its
 // goroutines run on, so every arena grows towards the whole cache's size.
 // bench state (10 million keys, a 102 MiB cache with memtables) measured
-// the C heap at 285-292 MiB with the default arenas, 169 MiB with two.
+// the C heap (RSS outside the Go runtime) at 285-292 MiB with the default
+// arenas, 169 MiB with two and 118 MiB with one (and the trim below),
+// the binary's pages included. One arena means one lock for every C
+// allocation: Pebble makes one per block read into the cache, which is
+// small beside the read.
 
 var limitArenasOnce sync.Once
 
 // limitCArenas caps glibc's malloc arenas for the process, before Pebble
 // allocates: called by Open.
 func limitCArenas() {
-	limitArenasOnce.Do(func() { C.weirLimitArenas(2) })
+	limitArenasOnce.Do(func() { C.weirLimitArenas(1) })
 }
 
 // trimCHeap returns the C allocator's free memory to the OS (glibc's
