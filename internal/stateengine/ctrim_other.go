@@ -4,6 +4,4 @@ package stateengine
 
 // Without cgo Pebble's memory is on the Go heap: no C allocator to tune.
 
-func limitCArenas() {}
-
 func trimCHeap() {}

@@ -182,7 +182,6 @@ func Open(opts Options) (*Engine, error) {
 	if err := mkdirSynced(opts.FS, dir); err != nil {
 		return nil, err
 	}
-	limitCArenas()
 	e.cache = pebble.NewCache(e.split.blockCache)
 	if err := e.wipeIfMarkedCorrupt(dir); err != nil {
 		e.cache.Unref()
