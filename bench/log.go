@@ -10,7 +10,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -38,6 +41,10 @@ type logConfig struct {
 	DataDir    string        // parent of Weir's data directory; "" = os.TempDir()
 	Targets    []string      // "weir", "kfake"
 	ProfileDir string        // where to write CPU profiles of the throughput phases; "" = none
+	// ConsumeGCHeadroom, if positive, gives the collector the same
+	// headroom over the live heap in every target's consume phase (see
+	// measureTarget); 0 leaves GOGC's pacing.
+	ConsumeGCHeadroomMiB int64
 
 	Rounds            int      // times every target is measured, the order rotating each round
 	BaselineRef       string   // git ref whose weir binary is the "baseline" target
@@ -104,7 +111,8 @@ less often beside it; the GC columns count the collections per phase).`,
 	f.StringVar(&cfg.Fsync, "fsync", string(broker.FsyncGroup), "Weir's fsync policy: group, interval or never")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where Weir's data directory is made (default: the system temp dir; use a real disk)")
 	f.StringSliceVar(&cfg.Targets, "targets", []string{"weir", "kfake"}, "brokers to measure")
-	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each throughput phase to this directory as log-<size>-<target>-<produce|consume>.pprof (this process: the clients, and an in-process broker); broker processes write one of their whole run each, log-<size>-<target>-r<round>-node<i>.pprof")
+	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each throughput phase to this directory as log-<size>-<target>-<produce|consume>.pprof (this process: the clients, and an in-process broker), with its allocations (go tool pprof -base X.allocs-before X.allocs); broker processes write one of their whole run each, log-<size>-<target>-r<round>-node<i>.pprof")
+	f.Int64Var(&cfg.ConsumeGCHeadroomMiB, "consume-gc-headroom-mib", 256, "in the consume phase, collect garbage when the process's memory grows this much over its live heap at the phase's start, alike for every target (GOGC off, a memory limit); 0: the runtime's GOGC pacing, under which an in-process kfake's retained records raise the client's heap goal")
 	f.IntVar(&cfg.Rounds, "rounds", 1, "times every target is measured, in rotating order")
 	f.StringVar(&cfg.BaselineRef, "baseline-ref", "", "git ref to build the baseline weir binary at (target \"baseline\")")
 	f.IntVar(&cfg.Cluster, "cluster", 0, "nodes of the \"cluster\" target: weir broker processes that are all controller voters")
@@ -282,13 +290,45 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	values := randomValues(size, 4096)
 	// phase runs one throughput phase, measuring its CPU per record and
 	// profiling it when asked.
+	//
+	// Every phase starts from a collected heap, so that no phase pays for
+	// the garbage of the one before. In one process the clients share the
+	// collector with an in-process broker, and under GOGC the heap goal is
+	// twice the live heap: beside kfake, which keeps every record produced
+	// on the heap, the consumer's garbage is collected several times less
+	// often than beside Weir, whose records are in files. The consume
+	// phase therefore (by default) gives every target the same headroom:
+	// GOGC off and a memory limit of the memory in use at the phase's
+	// start plus ConsumeGCHeadroomMiB (neither broker's live heap grows
+	// while it serves fetches). The produce phase keeps GOGC's pacing: a
+	// broker that keeps its records on the heap pays for that there.
 	phase := func(name string, gcs *uint64, run func() (float64, error)) (float64, time.Duration, time.Duration, error) {
+		runtime.GC()
+		if name == "consume" && cfg.ConsumeGCHeadroomMiB > 0 {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			pct := debug.SetGCPercent(-1)
+			limit := debug.SetMemoryLimit(int64(ms.Sys-ms.HeapReleased) + cfg.ConsumeGCHeadroomMiB<<20)
+			defer func() {
+				debug.SetMemoryLimit(limit)
+				debug.SetGCPercent(pct)
+			}()
+		}
 		if cfg.ProfileDir != "" {
-			stop, err := startProfile(cfg.ProfileDir, fmt.Sprintf("log-%d-%s-%s", size, t.name, name))
+			base := fmt.Sprintf("log-%d-%s-%s", size, t.name, name)
+			stop, err := startProfile(cfg.ProfileDir, base)
 			if err != nil {
 				return 0, 0, 0, err
 			}
 			defer stop()
+			// The phase's allocations: `go tool pprof -base X.allocs-before X.allocs`.
+			if err := writeAllocs(filepath.Join(cfg.ProfileDir, base+".allocs-before")); err != nil {
+				return 0, 0, 0, err
+			}
+			defer func() {
+				runtime.GC() // the profile is as of the last collection
+				_ = writeAllocs(filepath.Join(cfg.ProfileDir, base+".allocs"))
+			}()
 		}
 		var pids []int
 		if t.pids != nil {
@@ -329,6 +369,20 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	res.ProduceP50, res.ProduceP99 = percentile(prod, 50), percentile(prod, 99)
 	res.EndToEndP50, res.EndToEndP99 = percentile(e2e, 50), percentile(e2e, 99)
 	return res, nil
+}
+
+// writeAllocs writes the process's allocation profile (every allocation
+// since the start, sampled) to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	err = pprof.Lookup("allocs").WriteTo(f, 0)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // randomValues returns n incompressible values of the given size.
@@ -527,6 +581,11 @@ func percentile(ds []time.Duration, p int) time.Duration {
 func printLog(w io.Writer, cfg logConfig, res []logResult) {
 	fmt.Fprintf(w, "log workload: %d records per throughput phase, %d partitions, replication factor %d, acks=all, idempotent, no compression, Weir fsync=%s; latency at %d records/s for %v; %d round(s)\n",
 		cfg.Records, cfg.Partitions, max(1, cfg.ReplicationFactor), cfg.Fsync, cfg.Rate, cfg.LatencyFor, max(1, cfg.Rounds))
+	if cfg.ConsumeGCHeadroomMiB > 0 {
+		fmt.Fprintf(w, "consume phase: the collector's headroom %d MiB over the live heap for every target (--consume-gc-headroom-mib 0: GOGC's pacing)\n", cfg.ConsumeGCHeadroomMiB)
+	} else {
+		fmt.Fprintln(w, "consume phase: GOGC's pacing (an in-process kfake's retained records raise the client's heap goal)")
+	}
 	if cfg.BaselineRef != "" {
 		fmt.Fprintf(w, "baseline: weir built at %s; tree: weir built from the working tree", cfg.BaselineRef)
 		if cfg.Cluster > 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +19,23 @@ func TestLogWorkloadSmall(t *testing.T) {
 	cfg := logConfig{
 		Records: 3000, Sizes: []int{100}, Partitions: 3, Rate: 2000,
 		LatencyFor: 250 * time.Millisecond, Fsync: "group", DataDir: t.TempDir(),
-		Targets: []string{"weir", "kfake"}, ProfileDir: t.TempDir(),
+		Targets: []string{"weir", "kfake"}, ProfileDir: t.TempDir(), ConsumeGCHeadroomMiB: 64,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
+	limit, pct := debug.SetMemoryLimit(-1), debug.SetGCPercent(-1)
+	debug.SetGCPercent(pct)
 	res, err := runLog(ctx, cfg, &progress)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The consume phase's equal headroom is undone after it.
+	if got := debug.SetMemoryLimit(-1); got != limit {
+		t.Errorf("memory limit %d after the run, want %d as before", got, limit)
+	}
+	if got := debug.SetGCPercent(pct); got != pct {
+		t.Errorf("GOGC %d after the run, want %d as before", got, pct)
 	}
 	if len(res) != 2 {
 		t.Fatalf("got %d results, want one per target", len(res))
@@ -38,9 +48,11 @@ func TestLogWorkloadSmall(t *testing.T) {
 			t.Errorf("%s: CPU per record %v/%v, want positive", r.Target, r.ProduceCPU, r.ConsumeCPU)
 		}
 		for _, phase := range []string{"produce", "consume"} {
-			name := filepath.Join(cfg.ProfileDir, fmt.Sprintf("log-100-%s-%s.pprof", r.Target, phase))
-			if fi, err := os.Stat(name); err != nil || fi.Size() == 0 {
-				t.Errorf("%s: no CPU profile of the %s phase at %s (%v)", r.Target, phase, name, err)
+			for _, ext := range []string{"pprof", "allocs-before", "allocs"} {
+				name := filepath.Join(cfg.ProfileDir, fmt.Sprintf("log-100-%s-%s.%s", r.Target, phase, ext))
+				if fi, err := os.Stat(name); err != nil || fi.Size() == 0 {
+					t.Errorf("%s: no %s profile of the %s phase at %s (%v)", r.Target, ext, phase, name, err)
+				}
 			}
 		}
 		if want := 500; r.LatencyCount != want {

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,6 +43,9 @@ type stateConfig struct {
 	Commit    int
 	Kinds     []string
 	DataDir   string
+	// HeapProfile, if set, is a directory each child writes a Go heap
+	// profile to at its end (state-<kind>-<keys>.heap).
+	HeapProfile string
 	// child: run one workload in this process and print its result.
 	Child string
 }
@@ -84,10 +88,16 @@ over --peer-keys keys, which fit in memory.`,
 	f.IntVar(&cfg.Commit, "commit", 100_000, "records between commits (store flushes)")
 	f.StringSliceVar(&cfg.Kinds, "kinds", []string{"kv", "window"}, "workloads: kv, window")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where state directories go (default: the system temp dir)")
+	f.StringVar(&cfg.HeapProfile, "heap-profile", "", "a directory each run writes a Go heap profile to at its end")
 	f.StringVar(&cfg.Child, "child", "", "internal: run one workload (kv or window) in this process")
 	_ = f.MarkHidden("child")
 	return cmd
 }
+
+// statedOverheadMiB is what a run may grow by beyond its memory budget:
+// the overhead internal/stateengine's TestMemoryStaysWithinBudget states
+// (memOverhead).
+const statedOverheadMiB = 64
 
 type stateResult struct {
 	Kind        string
@@ -119,7 +129,7 @@ func runState(ctx context.Context, cfg stateConfig, out, progress io.Writer) err
 			fmt.Fprintf(progress, "bench: state %s over %d keys...\n", kind, keys)
 			args := []string{"state", "--child", kind, "--keys", fmt.Sprint(keys), "--budget-mib", fmt.Sprint(cfg.BudgetMiB),
 				"--for", cfg.For.String(), "--sample", cfg.Sample.String(), "--stores", fmt.Sprint(cfg.Stores),
-				"--commit", fmt.Sprint(cfg.Commit), "--data-dir", cfg.DataDir}
+				"--commit", fmt.Sprint(cfg.Commit), "--data-dir", cfg.DataDir, "--heap-profile", cfg.HeapProfile}
 			cmd := exec.CommandContext(ctx, self, args...)
 			cmd.Stderr = progress
 			stdout, err := cmd.StdoutPipe()
@@ -153,22 +163,26 @@ func runState(ctx context.Context, cfg stateConfig, out, progress io.Writer) err
 	}
 	budget := cfg.BudgetMiB << 20
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "kind\tkeys\tload rec/s\tupdate rec/s\tRSS before\tpeak RSS\tpeak - budget\tend RSS\tblock cache\tmemtables\twrite caches\ton disk")
+	fmt.Fprintln(tw, "kind\tkeys\tload rec/s\tupdate rec/s\tRSS before\tpeak RSS\tgrowth - budget\tend RSS\tblock cache\tmemtables\twrite caches\ton disk")
 	for _, r := range results {
 		load := "-"
 		if r.LoadSecs > 0 {
 			load = fmt.Sprintf("%.0f", float64(r.LoadRecs)/r.LoadSecs)
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Kind, r.Keys, load, float64(r.Recs)/r.Secs,
-			mib(r.BaseRSS), mib(r.PeakRSS), mib(r.PeakRSS-budget), mib(r.EndRSS), mib(r.BlockCache), mib(r.Memtables), mib(r.WriteCaches), mib(r.DiskBytes))
+			mib(r.BaseRSS), mib(r.PeakRSS), mib(r.PeakRSS-r.BaseRSS-budget), mib(r.EndRSS), mib(r.BlockCache), mib(r.Memtables), mib(r.WriteCaches), mib(r.DiskBytes))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for i := 0; i+1 < len(results); i += 2 {
 		p, r := results[i], results[i+1]
-		fmt.Fprintf(out, "%s: %d keys / %d keys update rec/s %.2fx; peak RSS %s against a budget of %s\n",
-			r.Kind, r.Keys, p.Keys, (float64(r.Recs)/r.Secs)/(float64(p.Recs)/p.Secs), mib(r.PeakRSS), mib(budget))
+		verdict := "within"
+		if r.PeakRSS-r.BaseRSS > budget+statedOverheadMiB<<20 {
+			verdict = "OVER"
+		}
+		fmt.Fprintf(out, "%s: %d keys / %d keys update rec/s %.2fx; peak RSS %s, grown by %s: %s the budget %s + the stated overhead %d MiB\n",
+			r.Kind, r.Keys, p.Keys, (float64(r.Recs)/r.Secs)/(float64(p.Recs)/p.Secs), mib(r.PeakRSS), mib(r.PeakRSS-r.BaseRSS), verdict, mib(budget), statedOverheadMiB)
 	}
 	return nil
 }
@@ -294,10 +308,8 @@ func stateChild(ctx context.Context, cfg stateConfig, out io.Writer) error {
 			return
 		}
 		now := time.Now()
-		m := eng.Metrics()
-		fmt.Fprintf(out, "%s %d keys %s t=%3.0fs: %8.0f rec/s, RSS %s, block cache %s, memtables %s, write caches %s\n",
-			cfg.Child, cfg.Keys, phase, now.Sub(t0).Seconds(), float64(n-*lastN)/now.Sub(*last).Seconds(),
-			mib(statusBytes("VmRSS")), mib(m.BlockCacheBytes), mib(m.MemtableBytes), mib(m.WriteCacheBytes))
+		fmt.Fprintf(out, "%s %d keys %s t=%3.0fs: %8.0f rec/s, %s\n",
+			cfg.Child, cfg.Keys, phase, now.Sub(t0).Seconds(), float64(n-*lastN)/now.Sub(*last).Seconds(), memoryLine(eng))
 		*last, *lastN = now, n
 	}
 	t0 := time.Now()
@@ -344,10 +356,54 @@ func stateChild(ctx context.Context, cfg stateConfig, out io.Writer) error {
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	fmt.Fprintf(out, "%s %d keys: go heap in use %s, heap sys %s, GC cycles %d\n", cfg.Child, cfg.Keys, mib(int64(ms.HeapInuse)), mib(int64(ms.HeapSys)), ms.NumGC)
+	fmt.Fprintf(out, "%s %d keys: go heap in use %s, heap sys %s, GC cycles %d; %s\n", cfg.Child, cfg.Keys, mib(int64(ms.HeapInuse)), mib(int64(ms.HeapSys)), ms.NumGC, memoryLine(eng))
+	if cfg.HeapProfile != "" {
+		f, err := os.Create(filepath.Join(cfg.HeapProfile, fmt.Sprintf("state-%s-%d.heap", cfg.Child, cfg.Keys)))
+		if err != nil {
+			return err
+		}
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
 	j, _ := json.Marshal(res)
 	fmt.Fprintf(out, "RESULT %s\n", j)
 	return nil
+}
+
+// memoryLine says where the process's resident memory is: RSS; the Go
+// runtime's share (what it holds from the OS less what it released) and
+// of it the heap in use; the rest of RSS (C memory: Pebble's block cache
+// and memtables, and the binary); the engine's accounted parts; Pebble's
+// table readers (file cache) and open iterators.
+func memoryLine(eng *stateengine.Engine) string {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rss := statusBytes("VmRSS")
+	goRes := int64(ms.Sys - ms.HeapReleased)
+	m := eng.Metrics()
+	pm := eng.PebbleMetrics()
+	return fmt.Sprintf("RSS %s (Go %s, heap in use %s, heap live after GC ~%s, GC %d; non-Go %s), block cache %s, memtables %s (zombie %s), write caches %s, batches %s, tables %d (file cache %s), iterators %d",
+		mib(rss), mib(goRes), mib(int64(ms.HeapInuse)), mib(int64(ms.NextGC)*100/(100+int64(gcPercent()))), ms.NumGC, mib(rss-goRes),
+		mib(m.BlockCacheBytes), mib(m.MemtableBytes), mib(int64(pm.MemTable.ZombieSize)), mib(m.WriteCacheBytes), mib(m.BatchBytes),
+		pm.FileCache.TableCount, mib(pm.FileCache.Size), pm.TableIters)
+}
+
+// gcPercent is GOGC's value (100 when unset; 0 reads as off).
+func gcPercent() int {
+	v := os.Getenv("GOGC")
+	if v == "" {
+		return 100
+	}
+	var p int
+	if _, err := fmt.Sscan(v, &p); err != nil || p <= 0 {
+		return 100
+	}
+	return p
 }
 
 // checkCounts checks, outside the measurement, that the stores' counts sum

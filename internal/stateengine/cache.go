@@ -30,9 +30,53 @@ type Cache struct {
 	evicting bool
 }
 
-// entryOverhead approximates the bytes an entry costs beyond its key and
-// value: the struct, its map slot and its B-tree slot.
-const entryOverhead = 160
+// entryOverhead is what an entry costs on the Go heap beyond its key and
+// value buffers: the centry (rounded up to its allocation size class) and
+// its slot in the table's map (a string header and a pointer, at the
+// map's load and growth: 43-58 bytes measured). TestCacheAccountsWhatItHolds
+// checks the sum against the heap.
+var entryOverhead = allocSize(int(unsafe.Sizeof(centry{}))) + 52
+
+// sizeClasses are the Go allocator's small-object size classes (up to 32
+// KiB); larger objects take whole 8 KiB pages.
+var sizeClasses = [...]int32{8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+	288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408, 1536, 1792, 2048,
+	2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912, 8192, 9472, 9728, 10240, 10880,
+	12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760, 24576, 27264, 28672, 32768}
+
+// smallSizes[(n+7)/8] is allocSize(n) for n up to 1 KiB, without a search.
+var smallSizes = func() (t [1024/8 + 1]int32) {
+	c := 0
+	for i := range t {
+		for int(sizeClasses[c]) < i*8 {
+			c++
+		}
+		t[i] = sizeClasses[c]
+	}
+	return t
+}()
+
+// allocSize is the heap bytes an allocation of n bytes takes.
+func allocSize(n int) int64 {
+	switch {
+	case n <= 0:
+		return 0
+	case n <= 1024:
+		return int64(smallSizes[(n+7)>>3])
+	case n > 32768:
+		return int64((n + 8191) &^ 8191)
+	}
+	lo, hi := 0, len(sizeClasses)-1
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if int(sizeClasses[mid]) < n {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return int64(sizeClasses[lo])
+}
 
 // centry is one cached key of one store.
 type centry struct {
@@ -47,8 +91,9 @@ type centry struct {
 	tag any
 	// seq counts the entry's dirty writes: a write-back leaves an entry
 	// written again during it dirty.
-	seq      uint64
-	size     int64
+	seq  uint64
+	size int64
+	// NB: the flags sit together, so the struct fits a smaller size class.
 	dirty    bool
 	oldKnown bool
 	// gone is set when the entry left the cache.
@@ -255,7 +300,10 @@ func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag bool
 	if ns.inPlace {
 		return nil
 	}
-	size := int64(len(en.key)+cap(en.value)+cap(en.old)) + entryOverhead
+	// NB: the key and the first value share one allocation (see
+	// entryTable.insert); a later value or the old one is an allocation
+	// of its own.
+	size := allocSize(len(en.key)+cap(en.value)) + allocSize(cap(en.old)) + entryOverhead
 	ns.c.account(size - en.size)
 	en.size = size
 	return ns.c.maybeEvict()

@@ -73,10 +73,21 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// budget is how the memory budget is split. Pebble's memtables may hold
-// MemTableStopWritesThreshold full memtables at once.
+// budget is how the memory budget is split. The budget bounds resident
+// memory, so each part is sized by what it costs there:
+//
+//   - Pebble's block cache lives outside the Go heap, and its memtables are
+//     reserved out of it (Pebble's Cache.Reserve): blockCache is the two
+//     together, and memtables full memtables of memtable bytes each
+//     (MemTableStopWritesThreshold) fit in it.
+//   - The write-back caches, uncommitted batches and the read cache live on
+//     the Go heap, counted at what they hold there (see entryOverhead); the
+//     collector lets the heap grow to twice its live bytes (GOGC=100, the
+//     default) before it collects, so each takes half of its share.
+//   - The rest is slack for the C allocator's own overhead (Pebble's
+//     blocks are malloc'd; freed ones are not all returned to the OS).
 type budget struct {
-	blockCache int64
+	blockCache int64 // Pebble's block cache, memtables included
 	memtable   int64 // one memtable; at most memtables of them exist
 	memtables  int
 	writeCache int64 // all tasks' write-back caches together
@@ -88,13 +99,16 @@ type budget struct {
 }
 
 func budgetSplit(total int64) budget {
+	// Shares of the resident budget: block cache and memtables 40%; on
+	// the Go heap, collector headroom included, write caches 30%, batches
+	// 10%, read cache 10%; slack 10%.
 	b := budget{
-		blockCache: total * 30 / 100,
+		blockCache: total * 40 / 100,
 		memtable:   total * 10 / 100,
 		memtables:  2,
-		writeCache: total * 25 / 100,
-		readCache:  total * 5 / 100,
-		batches:    total * 10 / 100,
+		writeCache: total * 30 / 100 / 2,
+		readCache:  total * 10 / 100 / 2,
+		batches:    total * 10 / 100 / 2,
 	}
 	b.restoreChunk = min(max(b.batches/2, 4<<20), 16<<20)
 	return b
@@ -346,9 +360,15 @@ func (e *Engine) openPebble(dir string) (db *pebble.DB, err error) {
 		// NB: by default Pebble treats corruption found by a read or a
 		// compaction as fatal; Weir marks the database for a rebuild
 		// instead, and the read returns the error.
-		EventListener: &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
-			e.markCorrupt(fmt.Errorf("%s: %w", info.Path, info.Details))
-		}},
+		EventListener: &pebble.EventListener{
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				e.markCorrupt(fmt.Errorf("%s: %w", info.Path, info.Details))
+			},
+			// A flush frees a memtable and a compaction the blocks it read
+			// and evicted: hand the C allocator's free memory back then.
+			FlushEnd:      func(pebble.FlushInfo) { trimCHeap() },
+			CompactionEnd: func(pebble.CompactionInfo) { trimCHeap() },
+		},
 	}
 	o.EnsureDefaults()
 	e.popts = o
@@ -403,6 +423,10 @@ func (e *Engine) Metrics() Metrics {
 		BatchBytes:      e.batchUsed.Load(),
 	}
 }
+
+// PebbleMetrics returns the Pebble database's own metrics (for
+// benchmarks and diagnostics: table and file cache sizes, iterators).
+func (e *Engine) PebbleMetrics() *pebble.Metrics { return e.db.Metrics() }
 
 // ErrClosed is returned by calls on a closed engine or store.
 var ErrClosed = errors.New("state: closed")
