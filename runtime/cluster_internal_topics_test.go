@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/broker"
+	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
 )
 
 // newWeirCluster starts n in-process Weir nodes, each a controller voter
@@ -85,6 +88,35 @@ func newWeirCluster(t *testing.T, n int, partitions int32) *cluster {
 		return err
 	})
 	createTopics(t, c, partitions)
+	// NB: a broker lists a topic once it has applied its creation, which
+	// the broker that answered CreateTopics may have done before the
+	// others: an instance asking one of them for its input topics too soon
+	// is told they do not exist, and stops.
+	for _, addr := range addrs {
+		bcl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bcl.Close()
+		waitFor(t, 20*time.Second, "the orders topics listed by "+addr, func() error {
+			req := kmsg.NewPtrMetadataRequest()
+			for _, topic := range []string{orders.InputTopic, orders.UpdatesTopic, orders.FinalTopic} {
+				rt := kmsg.NewMetadataRequestTopic()
+				rt.Topic = kmsg.StringPtr(topic)
+				req.Topics = append(req.Topics, rt)
+			}
+			raw, err := bcl.SeedBrokers()[0].Request(context.Background(), req)
+			if err != nil {
+				return err
+			}
+			for _, mt := range raw.(*kmsg.MetadataResponse).Topics {
+				if mt.ErrorCode != 0 || len(mt.Partitions) != int(partitions) {
+					return fmt.Errorf("%s: %v, %d partitions", *mt.Topic, kerr.ErrorForCode(mt.ErrorCode), len(mt.Partitions))
+				}
+			}
+			return nil
+		})
+	}
 	return c
 }
 
