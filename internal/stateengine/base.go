@@ -154,9 +154,16 @@ func (b *base) afterWrite() error {
 		return nil
 	}
 	// NB: an early commit needs the changelog offset of what it commits,
-	// so it waits for the changelog writer like a Flush. Writes reach a
-	// cached store's batch only on cache flush or eviction, so this is rare.
-	return b.commit(context.Background())
+	// so it flushes the changelog writer like a Flush, within the owner's
+	// context (Options.EarlyCommitContext): a wait for acknowledgements
+	// that never come must not hold the writer (a task's commit) past
+	// its attempt. Writes reach a cached store's batch only on cache
+	// flush or eviction, so this is rare.
+	ctx := context.Background()
+	if f := b.e.opts.EarlyCommitContext; f != nil {
+		ctx = f()
+	}
+	return b.commit(ctx)
 }
 
 // Flush commits every write so far with the changelog offset it reflects.

@@ -40,6 +40,16 @@ type Options struct {
 	// Logger receives the engine's log lines (store wiped and rebuilt, and
 	// so on). Default slog.Default().
 	Logger *slog.Logger
+	// EarlyCommitContext returns the context a store's early commit (its
+	// batch committed before its Flush, once all stores' batches pass
+	// their share of MemoryBudget) hands its changelog writer's Flush.
+	// The writes that fill a batch mostly arrive during a task's commit
+	// (a cache flush), so the owner passes the commit attempt's context
+	// here: an early commit then waits no longer than the attempt, and
+	// not at all if the writer is told not to wait for acknowledgements.
+	// Called on the goroutine writing to the store. Default nil:
+	// context.Background(), which waits for every record appended.
+	EarlyCommitContext func() context.Context
 }
 
 // DefaultMemoryBudget is Options.MemoryBudget's default: 256 MiB.

@@ -278,7 +278,8 @@ func (a *App) setup(ctx context.Context) error {
 	for _, t := range a.plan.Created {
 		a.log.Info("created internal topic", "topic", t, "partitions", a.plan.Partitions[t])
 	}
-	a.eng, err = stateengine.Open(stateengine.Options{Dir: a.opts.StateDir, MemoryBudget: a.opts.MemoryBudget, Logger: a.log})
+	a.eng, err = stateengine.Open(stateengine.Options{Dir: a.opts.StateDir, MemoryBudget: a.opts.MemoryBudget, Logger: a.log,
+		EarlyCommitContext: a.earlyCommitContext})
 	if err != nil {
 		return fmt.Errorf("runtime: open state: %w", err)
 	}
@@ -613,6 +614,20 @@ func (a *App) produceWaitCtx() context.Context {
 		return *p
 	}
 	return a.stopCtx
+}
+
+// earlyCommitContext is the context a store's early commit (a batch
+// committed before the store's Flush, see stateengine.Options) flushes its
+// changelog writer with: it checkpoints at the offset acknowledged so far,
+// as a pipelined commit does (client.WithoutAckWait), instead of waiting
+// for every record the task appended. The wait it replaces was bounded by
+// nothing: not by the commit attempt's CommitTimeout, nor by Close, so a
+// cache flush in a commit that filled the batches could hold App.mu for as
+// long as the producer took to deliver. The commit that follows waits for
+// the acknowledgements within its attempt (finishCommitLocked,
+// commitLocked), and the store's next Flush moves its checkpoint on.
+func (a *App) earlyCommitContext() context.Context {
+	return client.WithoutAckWait(a.produceWaitCtx())
 }
 
 // setProduceCtxLocked makes ctx the context records wait on, and
