@@ -89,6 +89,7 @@ func TestFranzGoProducedBatches(t *testing.T) {
 			raw := p.RecordBatches
 			var got []Record
 			var firstTS int64
+			compressed := 0 // batches stored with the codec under test
 			for len(raw) > 0 {
 				var one []byte
 				one, raw, err = Next(raw)
@@ -99,8 +100,14 @@ func TestFranzGoProducedBatches(t *testing.T) {
 				if err != nil {
 					t.Fatalf("franz-go batch refused: %v", err)
 				}
-				if h.Codec() != codec {
-					t.Fatalf("batch codec %v, want %v", h.Codec(), codec)
+				// franz-go sends a batch uncompressed when compressing
+				// did not shrink it (a batch cut early with one record).
+				switch h.Codec() {
+				case codec:
+					compressed++
+				case CodecNone:
+				default:
+					t.Fatalf("batch codec %v, want %v or none", h.Codec(), codec)
 				}
 				recs, err := Records(one, 1<<20)
 				if err != nil {
@@ -120,6 +127,9 @@ func TestFranzGoProducedBatches(t *testing.T) {
 			}
 			if d := cmp.Diff(want, got, exactBytes); d != "" {
 				t.Fatalf("records (-sent +decoded):\n%s", d)
+			}
+			if codec != CodecNone && compressed == 0 {
+				t.Fatalf("no batch stored with codec %v", codec)
 			}
 		})
 	}
