@@ -17,3 +17,10 @@ func (a *Application) Abandon() map[streams.TopicPartition]streams.Offset {
 func MaxBufferedProduce(n int) Option {
 	return optFunc(func(c *config) { c.app.MaxBufferedProduce = n })
 }
+
+// EndTxnFault makes the instance call f before each transaction's end
+// (ended false) and after it succeeded (ended true): an error before skips
+// the end, an error after replaces its result (see app.Options).
+func EndTxnFault(f func(commit, ended bool) error) Option {
+	return optFunc(func(c *config) { c.app.EndTxnFault = f })
+}

@@ -93,7 +93,7 @@ type App struct {
 	cancelStop context.CancelFunc
 	done       chan struct{} // closed when Run returns
 	started    chan struct{} // closed when the group client is up
-	clReady    chan struct{} // closed once a.cl is set
+	clReady    chan struct{} // closed once setup has set plan, balancer and the first client
 	runOnce    sync.Once
 
 	mu sync.Mutex
@@ -127,6 +127,9 @@ type App struct {
 	// failedFlushes counts the commits in a row under ExactlyOnce whose
 	// flush failed (see maxFailedFlushes). Guarded by mu.
 	failedFlushes int
+	// restartsInARow counts the client restarts (restartClient) since
+	// the last committed transaction. Guarded by mu.
+	restartsInARow int
 	// pending is the pipelined commit (at least once) whose records are
 	// not all acknowledged yet, nil when none: its stores are written,
 	// its offsets wait (startCommitLocked, finishCommitLocked). Guarded by
@@ -159,14 +162,9 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 	}
 	host, _ := os.Hostname()
 	instance := fmt.Sprintf("%s-%d-%p", host, os.Getpid(), topo)
-	sm, err := decide.New(decide.Options{
-		CommitInterval:          opts.CommitInterval,
-		MaxTaskIdle:             opts.MaxTaskIdle,
-		MaxBufferedProduce:      opts.MaxBufferedProduce,
-		MaxBufferedPerPartition: opts.MaxBufferedPerPartition,
-	})
+	sm, err := newMachine(opts)
 	if err != nil {
-		return nil, fmt.Errorf("runtime: %w", err)
+		return nil, err
 	}
 	a := &App{
 		sm:       sm,
@@ -205,6 +203,20 @@ func New(topo *streams.Topology, opts Options) (*App, error) {
 		}
 	}
 	return a, nil
+}
+
+// newMachine returns the decision machine for opts.
+func newMachine(opts Options) (*decide.Machine, error) {
+	sm, err := decide.New(decide.Options{
+		CommitInterval:          opts.CommitInterval,
+		MaxTaskIdle:             opts.MaxTaskIdle,
+		MaxBufferedProduce:      opts.MaxBufferedProduce,
+		MaxBufferedPerPartition: opts.MaxBufferedPerPartition,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	return sm, nil
 }
 
 func (a *App) clientOpts() []kgo.Opt {
@@ -251,6 +263,11 @@ func (a *App) Run(ctx context.Context) (err error) {
 	}
 	stopQuery := a.serveQuery()
 	err = a.loop(ctx)
+	for a.mayRestart(ctx, err) {
+		if err = a.restartClient(ctx, err); err == nil {
+			err = a.loop(ctx)
+		}
+	}
 	if serr := a.shutdown(); err == nil {
 		err = serr
 	}
@@ -302,13 +319,25 @@ func (a *App) setup(ctx context.Context) error {
 	a.inputTopics = topics
 	a.balancer = assign.NewBalancer(layout, a.opts.Standbys, a.localTasks)
 	a.balancer.SetQueryAddr(a.queryAdvertised)
+	if err := a.startGroupClient(ctx); err != nil {
+		return err
+	}
+	close(a.clReady)
+	return nil
+}
+
+// startGroupClient makes the group client (the transactional session under
+// ExactlyOnce) and sets a.cl, a.sess and a.clientCancel under mu. Its
+// rebalance callbacks wait until it is set: franz-go may call one before
+// NewClient has returned.
+func (a *App) startGroupClient(ctx context.Context) error {
+	ready := make(chan struct{})
 	clientCtx, cancel := context.WithCancel(context.Background())
-	a.clientCancel = cancel
 	opts := append(a.clientOpts(),
 		kgo.WithContext(clientCtx),
 		kgo.ClientID(a.opts.ApplicationID),
 		kgo.ConsumerGroup(a.opts.ApplicationID),
-		kgo.ConsumeTopics(topics...),
+		kgo.ConsumeTopics(a.inputTopics...),
 		kgo.Balancers(a.balancer),
 		kgo.DisableAutoCommit(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -318,54 +347,80 @@ func (a *App) setup(ctx context.Context) error {
 		kgo.MaxBufferedRecords(2*a.opts.MaxBufferedProduce),
 		kgo.RecordPartitioner(client.Partitioner{}),
 		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.OnPartitionsAssigned(a.onAssigned),
-		kgo.OnPartitionsRevoked(a.onRevoked),
-		kgo.OnPartitionsLost(a.onLost),
+		kgo.OnPartitionsAssigned(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
+			if waitReady(ctx, ready) {
+				a.onAssigned(ctx, m)
+			}
+		}),
+		kgo.OnPartitionsRevoked(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
+			if waitReady(ctx, ready) {
+				a.onRevoked(ctx, m)
+			}
+		}),
+		kgo.OnPartitionsLost(func(ctx context.Context, _ *kgo.Client, m map[string][]int32) {
+			if waitReady(ctx, ready) {
+				a.onLost(ctx, m)
+			}
+		}),
 	)
-	if !a.opts.ExactlyOnce {
-		a.cl, err = kgo.NewClient(opts...)
-		if err != nil {
-			return fmt.Errorf("runtime: %w", err)
-		}
-		close(a.clReady)
-		return nil
-	}
-	id, err := instanceID(a.opts.StateDir)
+	cl, sess, err := a.newGroupClient(ctx, opts)
 	if err != nil {
+		cancel()
 		return err
 	}
-	opts = append(opts,
-		kgo.TransactionalID(a.opts.ApplicationID+"-"+id),
-		kgo.TransactionTimeout(a.opts.TransactionTimeout),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)
-	a.sess, err = kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return fmt.Errorf("runtime: %w", err)
-	}
-	a.cl = a.sess.Client()
-	// NB: initializing the producer id fences this instance's earlier
-	// incarnation and aborts the transaction it left open, before any
-	// task restores (the rebalance callbacks wait for clReady): the
-	// restores then read changelogs whose last stable offset that
-	// transaction no longer holds back.
-	if _, _, err := a.cl.ProducerID(ctx); err != nil {
-		return fmt.Errorf("runtime: init transactional producer %q: %w", a.opts.ApplicationID+"-"+id, err)
-	}
-	close(a.clReady)
+	a.mu.Lock()
+	a.cl, a.sess, a.clientCancel = cl, sess, cancel
+	a.mu.Unlock()
+	close(ready)
 	return nil
 }
 
-// waitClient waits until setup has stored the group client: franz-go may
-// call a rebalance callback before NewClient has returned.
-func (a *App) waitClient(ctx context.Context) bool {
+// newGroupClient makes the group client from opts: under ExactlyOnce a
+// transactional session whose producer id is initialized.
+func (a *App) newGroupClient(ctx context.Context, opts []kgo.Opt) (*kgo.Client, *kgo.GroupTransactSession, error) {
+	if !a.opts.ExactlyOnce {
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("runtime: %w", err)
+		}
+		return cl, nil, nil
+	}
+	id, err := instanceID(a.opts.StateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	txnID := a.opts.ApplicationID + "-" + id
+	opts = append(opts,
+		kgo.TransactionalID(txnID),
+		kgo.TransactionTimeout(a.opts.TransactionTimeout),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("runtime: %w", err)
+	}
+	cl := sess.Client()
+	// NB: initializing the producer id fences this instance's earlier
+	// incarnation (or client) and settles the transaction it left open,
+	// before any task restores (the rebalance callbacks wait for the
+	// client to be set): the restores then read changelogs whose last
+	// stable offset that transaction no longer holds back.
+	if _, _, err := cl.ProducerID(ctx); err != nil {
+		cl.Close()
+		return nil, nil, fmt.Errorf("runtime: init transactional producer %q: %w", txnID, err)
+	}
+	return cl, sess, nil
+}
+
+// waitReady waits until ready closes or ctx ends, and reports which.
+func waitReady(ctx context.Context, ready chan struct{}) bool {
 	select {
-	case <-a.clReady:
+	case <-ready:
 		return true
 	default:
 	}
 	select {
-	case <-a.clReady:
+	case <-ready:
 		return true
 	case <-ctx.Done():
 		return false
@@ -1261,10 +1316,11 @@ func (a *App) Abandon() map[streams.TopicPartition]streams.Offset {
 			processed[tp] = o
 		}
 	}
+	cancel := a.clientCancel
 	a.mu.Unlock()
 	select {
 	case <-a.started:
-		a.clientCancel()
+		cancel()
 	default:
 	}
 	a.Close()

@@ -25,6 +25,7 @@ type metrics struct {
 	tasks          prometheus.Gauge         //
 	rebalanceDur   *prometheus.HistogramVec // callback
 	transactions   *prometheus.CounterVec   // result
+	restarts       prometheus.Counter       //
 	// loop is where the group consumer's loop spends its time, per
 	// phase; loopPhase holds its counters (a Vec lookup per use would
 	// hash the label each time).
@@ -105,6 +106,9 @@ func newMetrics(app, instance string) *metrics {
 	for p, name := range phaseNames {
 		m.loopPhase[p] = m.loop.WithLabelValues(name)
 	}
-	m.reg.MustRegister(m.loop, m.transactions, m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.commitStalled, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
+	m.restarts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "weir_client_restarts_total", Help: "Times the instance replaced its transactional client under exactly-once after a commit's outcome was unknown or its producer was fenced: its tasks resumed from the last committed transaction.", ConstLabels: labels,
+	})
+	m.reg.MustRegister(m.restarts, m.loop, m.transactions, m.processed, m.lag, m.commitTime, m.commits, m.commitFailures, m.commitStalled, m.restored, m.restoreLeft, m.dropped, m.enforced, m.deserErrors, m.tasks, m.rebalanceDur)
 	return m
 }

@@ -34,10 +34,7 @@ func (a *App) tasksOf(parts map[string][]int32) map[streams.TaskID][]streams.Top
 
 // onAssigned creates and restores the new tasks. It runs on franz-go's
 // group goroutine; fetching of the new partitions starts when it returns.
-func (a *App) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
-	if !a.waitClient(ctx) {
-		return
-	}
+func (a *App) onAssigned(ctx context.Context, assigned map[string][]int32) {
 	start := time.Now()
 	defer func() { a.m.rebalanceDur.WithLabelValues("assigned").Observe(time.Since(start).Seconds()) }()
 	defer a.updateStandbys()
@@ -120,10 +117,7 @@ func (a *App) openTask(ctx context.Context, id streams.TaskID, tps []streams.Top
 }
 
 // onRevoked commits and closes the tasks that move away.
-func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	if !a.waitClient(ctx) {
-		return
-	}
+func (a *App) onRevoked(ctx context.Context, revoked map[string][]int32) {
 	start := time.Now()
 	defer func() { a.m.rebalanceDur.WithLabelValues("revoked").Observe(time.Since(start).Seconds()) }()
 	a.mu.Lock()
@@ -155,10 +149,7 @@ func (a *App) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][
 
 // onLost closes tasks whose partitions this instance lost (session
 // expired): nothing can be committed, another instance owns them now.
-func (a *App) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
-	if !a.waitClient(ctx) {
-		return
-	}
+func (a *App) onLost(ctx context.Context, lost map[string][]int32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for id := range a.tasksOf(lost) {

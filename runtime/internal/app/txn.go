@@ -165,7 +165,7 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 	// meanwhile (this goroutine runs the steps); a callback may close
 	// tasks of ts or add new ones.
 	a.mu.Unlock()
-	committed, eerr := a.sess.End(ectx, try)
+	committed, eerr := a.endTxn(ectx, try)
 	a.mu.Lock()
 	a.inTxn = false
 	if eerr != nil && ctx.Err() != nil {
@@ -177,7 +177,14 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		return nil
 	}
 	if eerr != nil && fatalTxnError(eerr) {
-		return fmt.Errorf("runtime: end transaction: %w", eerr)
+		err := fmt.Errorf("runtime: end transaction: %w", eerr)
+		if errors.Is(eerr, kerr.ProducerFenced) {
+			// NB: the coordinator bumped the epoch: it aborted the
+			// transaction at its timeout, or another client took the
+			// transactional id. A new client takes the id back.
+			return &restartError{err}
+		}
+		return err
 	}
 	if eerr != nil && try == kgo.TryCommit {
 		// NB: the broker may have committed (the EndTxn answer lost or
@@ -185,10 +192,11 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		// unconfirmed path: it reports success and moves the consumer to
 		// the offsets it last saw committed, while the rollback below
 		// restores the stores from the changelog, committed transaction
-		// included: input processed twice, output duplicated. Stopping is
-		// safe: a restart reads the committed offsets and changelog.
-		return fmt.Errorf("runtime: end transaction: the commit's outcome is unknown (%w); the instance stops: "+
-			"a restart resumes from the offsets and changelog the broker committed", eerr)
+		// included: input processed twice, output duplicated. A new
+		// client settles the transaction on the broker (InitProducerId
+		// waits for it to complete) and reads the committed offsets and
+		// changelog, as a restart of the process would.
+		return &restartError{fmt.Errorf("runtime: end transaction: the commit's outcome is unknown: %w", eerr)}
 	}
 	if eerr != nil {
 		// NB: after a failed End the client keeps the transaction open
@@ -204,7 +212,7 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 				a.txnUnsettled = true
 				return nil
 			}
-			return fmt.Errorf("runtime: abort transaction after a failed end (%v): %w", eerr, aerr)
+			return &restartError{fmt.Errorf("runtime: abort transaction after a failed end (%v): %w", eerr, aerr)}
 		}
 		committed = false
 	}
@@ -224,6 +232,7 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		}
 	}
 	a.m.transactions.WithLabelValues("committed").Inc()
+	a.restartsInARow = 0
 	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(ts)})
 	a.applyLocked(a.sm.Ready(), nil)
 	if len(offsets) > 0 {
@@ -231,6 +240,115 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		a.m.commitTime.Observe(time.Since(start).Seconds())
 	}
 	return nil
+}
+
+// maxRestartsInARow is how many times in a row, with no transaction
+// committed in between, the instance replaces its client before it stops.
+const maxRestartsInARow = 5
+
+// restartError is an error after which the instance goes on with a new
+// transactional client (restartClient) rather than stopping: a commit's
+// outcome is unknown, or the producer was fenced.
+type restartError struct{ err error }
+
+func (e *restartError) Error() string { return e.err.Error() }
+func (e *restartError) Unwrap() error { return e.err }
+
+// mayRestart reports whether Run replaces its client after the loop ended
+// with err: err calls for it, the instance is not stopping, and fewer than
+// maxRestartsInARow restarts happened since the last commit.
+func (a *App) mayRestart(ctx context.Context, err error) bool {
+	var re *restartError
+	if !errors.As(err, &re) || ctx.Err() != nil {
+		return false
+	}
+	select {
+	case <-a.stop:
+		return false
+	default:
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.abandoned && a.restartsInARow < maxRestartsInARow
+}
+
+// restartClient replaces the transactional client after cause, as a
+// restart of the process would: every task closes without flushing (its
+// stores drop what the open transaction wrote), the old client leaves the
+// group (within CommitTimeout, else it is cut off), and a new one
+// initializes the producer id, which waits for the broker to settle the
+// old transaction, and joins; the tasks it is assigned restore their
+// stores from checkpoints and the committed changelog tail and resume from
+// the committed offsets.
+func (a *App) restartClient(ctx context.Context, cause error) error {
+	sm, err := newMachine(a.opts)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.restartsInARow++
+	n := a.restartsInARow
+	for _, t := range a.sortedTasksLocked() {
+		a.closeTaskLocked(t)
+	}
+	a.sm, a.fatal, a.pending = sm, nil, nil
+	a.inTxn, a.txnUnsettled, a.failedFlushes = false, false, 0
+	old, cancelOld := a.cl, a.clientCancel
+	a.mu.Unlock()
+	a.m.restarts.Inc()
+	a.log.Warn("replacing the transactional client; every task resumes from the last committed transaction",
+		"err", cause, "restart", n, "of", maxRestartsInARow)
+
+	if old != nil {
+		closed := make(chan struct{})
+		go func() { old.Close(); close(closed) }()
+		timer := time.NewTimer(a.opts.CommitTimeout)
+		select {
+		case <-closed:
+		case <-timer.C:
+			cancelOld()
+			<-closed
+		}
+		timer.Stop()
+		cancelOld()
+	}
+
+	// NB: Close and Abandon end the wait for the new producer id.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(a.stopCtx, cancel)()
+	if err := a.startGroupClient(sctx); err != nil {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		// NB: with no client, the shutdown commits nothing and closes
+		// nothing more, and a next restart has no client to close.
+		a.cl, a.sess, a.fatal = nil, nil, err
+		if sctx.Err() != nil {
+			return nil
+		}
+		return &restartError{err}
+	}
+	return nil
+}
+
+// endTxn ends the open transaction with try, through Options.EndTxnFault
+// when a test set it.
+func (a *App) endTxn(ctx context.Context, try kgo.TransactionEndTry) (bool, error) {
+	f := a.opts.EndTxnFault
+	if f == nil {
+		return a.sess.End(ctx, try)
+	}
+	if err := f(bool(try), false); err != nil {
+		return false, err
+	}
+	committed, err := a.sess.End(ctx, try)
+	if err != nil {
+		return committed, err
+	}
+	if err := f(bool(try), true); err != nil {
+		return false, err
+	}
+	return committed, nil
 }
 
 // setTxnOffsets makes req commit offsets (topic -> partition -> next
