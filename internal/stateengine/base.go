@@ -83,13 +83,7 @@ func Persist(s state.Store) error {
 		return err
 	}
 	b.prepared = false
-	err := b.be.commit(b.m)
-	b.e.batchUsed.Add(-b.accounted)
-	b.accounted = 0
-	if err != nil {
-		return fmt.Errorf("state: store %q partition %d: %w", b.spec.Name, b.partition, err)
-	}
-	return nil
+	return b.commitBackend()
 }
 
 // Name returns the store's name.
@@ -188,6 +182,12 @@ func (b *base) commit(ctx context.Context) error {
 		b.prepared = true
 		return nil
 	}
+	return b.commitBackend()
+}
+
+// commitBackend commits the batch's writes and checkpoint to the backend
+// and returns their room in the engine's batch budget.
+func (b *base) commitBackend() error {
 	err := b.be.commit(b.m)
 	b.e.batchUsed.Add(-b.accounted)
 	b.accounted = 0
