@@ -1,17 +1,24 @@
 package runtime_test
 
 import (
+	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/weir-dev/weir/examples/orders-per-minute/orders"
 	"github.com/weir-dev/weir/runtime"
 )
 
-// TestExactlyOnceCommitOutcomeUnknown makes the second and fourth commits'
-// outcomes unknown to an exactly-once instance while orders flow: in
+// TestExactlyOnceCommitOutcomeUnknown makes the outcomes of the second and
+// fourth transactions that commit input offsets unknown to an exactly-once
+// instance while orders flow: in
 // "answer lost" the broker committed the transaction and the answer was
 // lost; in "end not sent" the transaction was never ended and stays open
 // on the broker. Either way the instance must not stop and must not
@@ -32,8 +39,11 @@ func TestExactlyOnceCommitOutcomeUnknown(t *testing.T) {
 func testCommitOutcomeUnknown(t *testing.T, afterEnd bool) {
 	c := newWeir(t, 2)
 	var commits, faults atomic.Int32
-	fault := func(commit, ended bool) error {
-		if !commit || ended != afterEnd {
+	// NB: only transactions that commit input offsets count (the first
+	// commit after a restart often holds no task yet); after the end,
+	// only committed ones are called.
+	fault := func(commit, ended bool, partitions int) error {
+		if !commit || ended != afterEnd || partitions == 0 {
 			return nil
 		}
 		if n := commits.Add(1); n == 2 || n == 4 {
@@ -88,4 +98,64 @@ func testCommitOutcomeUnknown(t *testing.T, afterEnd bool) {
 	}
 	t.Logf("%d records; transactions %v", seq, metricSum(t, in.app, "weir_transactions_total"))
 	in.stop(t)
+}
+
+// TestExactlyOnceCloseWhileProducerIDPending closes an exactly-once
+// instance while its producer id cannot be initialized (the broker answers
+// every InitProducerId with CONCURRENT_TRANSACTIONS, as it does while an
+// earlier transaction of the id is being settled) and the group has already
+// assigned it partitions, whose callback waits for the client: Run must
+// return promptly, and cleanly. (Closing that client before canceling its
+// context waited forever: the group's leave waits for the callback.)
+func TestExactlyOnceCloseWhileProducerIDPending(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1),
+		kfake.SeedTopics(2, orders.InputTopic, orders.UpdatesTopic, orders.FinalTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	synced := make(chan struct{})
+	var once sync.Once
+	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
+		resp.ErrorCode = kerr.ConcurrentTransactions.Code
+		return resp, nil, true
+	})
+	c.ControlKey(int16(kmsg.SyncGroup), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		once.Do(func() { close(synced) })
+		return nil, nil, false
+	})
+	topo, err := orders.Topology(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := runtime.New(topo, runtime.ApplicationID("pending-pid"), runtime.Brokers(c.ListenAddrs()...),
+		runtime.StateDir(t.TempDir()), runtime.ExactlyOnce(), runtime.Logger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(context.Background()) }()
+	select {
+	case <-synced:
+	case err := <-done:
+		t.Fatalf("Run returned before the group synced: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the group never synced within 30s")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run closed during startup = %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30s of Close")
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close = %v", err)
+	}
 }

@@ -19,8 +19,9 @@ func MaxBufferedProduce(n int) Option {
 }
 
 // EndTxnFault makes the instance call f before each transaction's end
-// (ended false) and after it succeeded (ended true): an error before skips
-// the end, an error after replaces its result (see app.Options).
-func EndTxnFault(f func(commit, ended bool) error) Option {
+// (ended false) and after it committed (ended true), with the number of
+// input partitions whose offsets it commits: an error before skips the
+// end, an error after replaces its result (see app.Options).
+func EndTxnFault(f func(commit, ended bool, partitions int) error) Option {
 	return optFunc(func(c *config) { c.app.EndTxnFault = f })
 }

@@ -52,10 +52,13 @@ type App struct {
 	// Set up by Run before the group client starts; read-only afterwards.
 	admCl *kgo.Client
 	adm   *kadm.Client
-	cl    *kgo.Client
-	// sess wraps cl under ExactlyOnce (nil otherwise): it ends each
-	// commit's transaction, aborting it when a rebalance took partitions
-	// during it.
+	// cl is the group client and sess wraps it under ExactlyOnce (nil
+	// otherwise): it ends each commit's transaction, aborting it when a
+	// rebalance took partitions during it. Both, and clientCancel, are
+	// set by setup and replaced by restartClient, under mu, on the Run
+	// goroutine; they are read there, under mu, or by the current
+	// client's rebalance callbacks (once it is set).
+	cl   *kgo.Client
 	sess *kgo.GroupTransactSession
 	eng  *stateengine.Engine
 	plan *client.Plan
@@ -79,8 +82,8 @@ type App struct {
 	// goroutine holding mu to the context of the step or commit attempt
 	// it runs, read by it and the workers it runs tasks on.
 	produceCtx atomic.Pointer[context.Context]
-	// clientCtx is the group client's context; canceling it makes the
-	// client stop talking to the cluster (Abandon).
+	// clientCancel cancels the group client's context, making it stop
+	// talking to the cluster (Abandon). See cl.
 	clientCancel context.CancelFunc
 
 	stopOnce sync.Once
@@ -243,14 +246,23 @@ func (a *App) Run(ctx context.Context) (err error) {
 	defer cancelRun()
 	a.runCtx = runCtx
 
-	if err := a.setup(ctx); err != nil {
+	// NB: Close ends the set-up too (a producer id whose transaction the
+	// broker has not settled yet can be waited for a long time).
+	sctx, cancelSetup := context.WithCancel(ctx)
+	stopSetup := context.AfterFunc(a.stopCtx, cancelSetup)
+	err = a.setup(sctx)
+	stopSetup()
+	stopped := sctx.Err() != nil
+	cancelSetup()
+	if err != nil {
 		a.closeClients()
 		a.closeMetricsListener()
-		if ctx.Err() != nil {
-			// Stopped (Ctrl-C) before it started processing: nothing
-			// was processed, so there is nothing to commit. The error
-			// setup saw need not wrap the context's: a client can give
-			// up on its last dial error once the context has ended.
+		if stopped {
+			// Stopped (Ctrl-C, Close) before it started processing:
+			// nothing was processed, so there is nothing to commit.
+			// The error setup saw need not wrap the context's: a
+			// client can give up on its last dial error once the
+			// context has ended.
 			return nil
 		}
 		return err
@@ -365,7 +377,13 @@ func (a *App) startGroupClient(ctx context.Context) error {
 	)
 	cl, sess, err := a.newGroupClient(ctx, opts)
 	if err != nil {
+		// NB: canceled before it is closed: a rebalance callback
+		// waiting for ready holds the group's leave, which Close waits
+		// for, until the client's context ends.
 		cancel()
+		if cl != nil {
+			cl.Close()
+		}
 		return err
 	}
 	a.mu.Lock()
@@ -376,7 +394,9 @@ func (a *App) startGroupClient(ctx context.Context) error {
 }
 
 // newGroupClient makes the group client from opts: under ExactlyOnce a
-// transactional session whose producer id is initialized.
+// transactional session whose producer id is initialized. A client that
+// fails to initialize it is returned with the error, for the caller to
+// cancel and close.
 func (a *App) newGroupClient(ctx context.Context, opts []kgo.Opt) (*kgo.Client, *kgo.GroupTransactSession, error) {
 	if !a.opts.ExactlyOnce {
 		cl, err := kgo.NewClient(opts...)
@@ -406,8 +426,7 @@ func (a *App) newGroupClient(ctx context.Context, opts []kgo.Opt) (*kgo.Client, 
 	// client to be set): the restores then read changelogs whose last
 	// stable offset that transaction no longer holds back.
 	if _, _, err := cl.ProducerID(ctx); err != nil {
-		cl.Close()
-		return nil, nil, fmt.Errorf("runtime: init transactional producer %q: %w", txnID, err)
+		return cl, nil, fmt.Errorf("runtime: init transactional producer %q: %w", txnID, err)
 	}
 	return cl, sess, nil
 }
@@ -1254,6 +1273,11 @@ func (a *App) shutdown() error {
 			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			err = a.commitLocked(ctx, a.sortedTasksLocked())
 			cancel()
+		}
+		if a.abandoned {
+			// NB: Abandon canceled the client it saw; a client a
+			// restart set after that must not leave the group either.
+			a.clientCancel()
 		}
 		a.mu.Unlock()
 		a.cl.Close() // leaves the group; onRevoked closes the tasks

@@ -122,11 +122,13 @@ type Options struct {
 	// Logger receives the instance's log lines. Default slog.Default().
 	Logger *slog.Logger
 	// EndTxnFault, for tests, is called under ExactlyOnce before each
-	// transaction's end (ended false) and after it succeeded (ended true),
-	// commit saying which end was asked for. An error before skips the
-	// end (the transaction stays open on the broker); an error after
-	// replaces its result (the broker ended it, the answer was lost).
-	EndTxnFault func(commit, ended bool) error
+	// transaction's end (ended false) and after it committed (ended
+	// true), commit saying which end was asked for and partitions how
+	// many input partitions' offsets the transaction commits. An error
+	// before skips the end (the transaction stays open on the broker);
+	// an error after replaces its result (the broker committed, the
+	// answer was lost).
+	EndTxnFault func(commit, ended bool, partitions int) error
 }
 
 // EnsureDefaults fills zero fields with their defaults.

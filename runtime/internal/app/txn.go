@@ -165,7 +165,7 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 	// meanwhile (this goroutine runs the steps); a callback may close
 	// tasks of ts or add new ones.
 	a.mu.Unlock()
-	committed, eerr := a.endTxn(ectx, try)
+	committed, eerr := a.endTxn(ectx, try, offsets)
 	a.mu.Lock()
 	a.inTxn = false
 	if eerr != nil && ctx.Err() != nil {
@@ -232,10 +232,13 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 		}
 	}
 	a.m.transactions.WithLabelValues("committed").Inc()
-	a.restartsInARow = 0
 	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(ts)})
 	a.applyLocked(a.sm.Ready(), nil)
 	if len(offsets) > 0 {
+		// NB: only a transaction that moved input counts as progress
+		// between restarts: the first commit after a restart often
+		// holds no task yet.
+		a.restartsInARow = 0
 		a.m.commits.Inc()
 		a.m.commitTime.Observe(time.Since(start).Seconds())
 	}
@@ -243,7 +246,8 @@ func (a *App) commitTxnLocked(ctx context.Context) error {
 }
 
 // maxRestartsInARow is how many times in a row, with no transaction
-// committed in between, the instance replaces its client before it stops.
+// committing input offsets in between, the instance replaces its client
+// before it stops.
 const maxRestartsInARow = 5
 
 // restartError is an error after which the instance goes on with a new
@@ -256,7 +260,8 @@ func (e *restartError) Unwrap() error { return e.err }
 
 // mayRestart reports whether Run replaces its client after the loop ended
 // with err: err calls for it, the instance is not stopping, and fewer than
-// maxRestartsInARow restarts happened since the last commit.
+// maxRestartsInARow restarts happened since the last transaction that
+// committed input offsets.
 func (a *App) mayRestart(ctx context.Context, err error) bool {
 	var re *restartError
 	if !errors.As(err, &re) || ctx.Err() != nil {
@@ -273,13 +278,15 @@ func (a *App) mayRestart(ctx context.Context, err error) bool {
 }
 
 // restartClient replaces the transactional client after cause, as a
-// restart of the process would: every task closes without flushing (its
-// stores drop what the open transaction wrote), the old client leaves the
-// group (within CommitTimeout, else it is cut off), and a new one
+// restart of the process would: the old client leaves the group (within
+// CommitTimeout, else it is cut off), every task closes without flushing
+// (its stores drop what the open transaction wrote), and a new client
 // initializes the producer id, which waits for the broker to settle the
 // old transaction, and joins; the tasks it is assigned restore their
 // stores from checkpoints and the committed changelog tail and resume from
-// the committed offsets.
+// the committed offsets. A new client that fails to start is retried with
+// backoff until it starts or the instance stops. Like any client that
+// leaves, the old one's partitions may move to other instances and back.
 func (a *App) restartClient(ctx context.Context, cause error) error {
 	sm, err := newMachine(a.opts)
 	if err != nil {
@@ -288,17 +295,15 @@ func (a *App) restartClient(ctx context.Context, cause error) error {
 	a.mu.Lock()
 	a.restartsInARow++
 	n := a.restartsInARow
-	for _, t := range a.sortedTasksLocked() {
-		a.closeTaskLocked(t)
-	}
-	a.sm, a.fatal, a.pending = sm, nil, nil
-	a.inTxn, a.txnUnsettled, a.failedFlushes = false, false, 0
 	old, cancelOld := a.cl, a.clientCancel
 	a.mu.Unlock()
 	a.m.restarts.Inc()
 	a.log.Warn("replacing the transactional client; every task resumes from the last committed transaction",
 		"err", cause, "restart", n, "of", maxRestartsInARow)
 
+	// NB: the old client is closed before anything is reset: its
+	// rebalance callbacks may run until Close returns (opening a task,
+	// failing the instance), and what they leave is dropped below.
 	if old != nil {
 		closed := make(chan struct{})
 		go func() { old.Close(); close(closed) }()
@@ -313,42 +318,70 @@ func (a *App) restartClient(ctx context.Context, cause error) error {
 		cancelOld()
 	}
 
+	a.mu.Lock()
+	for _, t := range a.sortedTasksLocked() {
+		a.closeTaskLocked(t)
+	}
+	a.sm, a.fatal, a.pending = sm, nil, nil
+	a.inTxn, a.txnUnsettled, a.failedFlushes = false, false, 0
+	// NB: no client until the new one is set: a shutdown meanwhile
+	// commits nothing and closes no client again.
+	a.cl, a.sess = nil, nil
+	a.mu.Unlock()
+
 	// NB: Close and Abandon end the wait for the new producer id.
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(a.stopCtx, cancel)()
-	if err := a.startGroupClient(sctx); err != nil {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		// NB: with no client, the shutdown commits nothing and closes
-		// nothing more, and a next restart has no client to close.
-		a.cl, a.sess, a.fatal = nil, nil, err
-		if sctx.Err() != nil {
+	for attempt := 1; ; attempt++ {
+		err := a.startGroupClient(sctx)
+		if err == nil {
 			return nil
 		}
-		return &restartError{err}
+		if sctx.Err() == nil && fatalTxnError(err) {
+			return err
+		}
+		wait := min(time.Duration(attempt)*time.Second, maxStartBackoff)
+		if sctx.Err() == nil {
+			a.log.Warn("starting the new transactional client failed; retrying", "err", err, "in", wait)
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+				continue
+			case <-sctx.Done():
+				timer.Stop()
+			}
+		}
+		return nil // stopping: with no client there is nothing to commit
 	}
-	return nil
 }
+
+// maxStartBackoff bounds the wait between attempts to start a new
+// transactional client.
+const maxStartBackoff = 30 * time.Second
 
 // endTxn ends the open transaction with try, through Options.EndTxnFault
 // when a test set it.
-func (a *App) endTxn(ctx context.Context, try kgo.TransactionEndTry) (bool, error) {
+func (a *App) endTxn(ctx context.Context, try kgo.TransactionEndTry, offsets map[string]map[int32]int64) (bool, error) {
 	f := a.opts.EndTxnFault
 	if f == nil {
 		return a.sess.End(ctx, try)
 	}
-	if err := f(bool(try), false); err != nil {
+	parts := 0
+	for _, ps := range offsets {
+		parts += len(ps)
+	}
+	if err := f(bool(try), false, parts); err != nil {
 		return false, err
 	}
 	committed, err := a.sess.End(ctx, try)
-	if err != nil {
+	if err != nil || !committed {
 		return committed, err
 	}
-	if err := f(bool(try), true); err != nil {
+	if err := f(bool(try), true, parts); err != nil {
 		return false, err
 	}
-	return committed, nil
+	return true, nil
 }
 
 // setTxnOffsets makes req commit offsets (topic -> partition -> next
