@@ -46,6 +46,7 @@ func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse 
 	it := &cachedKeyIter{w: w, tab: w.ns.tab, gen: w.ns.removals, from: from, to: to, latestStart: latestStart, reverse: reverse}
 	it.key = append(it.keyArr[:0], key...)
 	it.ek = append(it.ekArr[:0], w.ekbuf...)
+	it.vbuf = it.valArr[:0]
 	return it, true
 }
 
@@ -73,6 +74,8 @@ type cachedKeyIter struct {
 	// m is the merge that continues the walk after a removal, or nil.
 	m     *cachedTimedIter
 	value []byte
+	// vbuf backs value, grown to the largest value copied.
+	vbuf []byte
 	// The arrays back the buffers of short keys and values.
 	keyArr [32]byte
 	ekArr  [34]byte
@@ -170,7 +173,8 @@ func (it *cachedKeyIter) take(en *centry) bool {
 	}
 	// NB: a copy, non-nil for an empty value: a write during the
 	// iteration may overwrite the entry's buffer in place.
-	it.value = append(it.valArr[:0], en.value...)
+	it.vbuf = append(it.vbuf[:0], en.value...)
+	it.value = it.vbuf
 	return true
 }
 
