@@ -43,10 +43,10 @@ func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse 
 			}
 		}
 	}
-	it := &cachedKeyIter{w: w, tab: w.ns.tab, gen: w.ns.removals, from: from, to: to, latestStart: latestStart, reverse: reverse}
+	it := &cachedKeyIter{w: w, gen: w.ns.removals, from: from, to: to, latestStart: latestStart, reverse: reverse}
 	it.key = append(it.keyArr[:0], key...)
 	it.ek = append(it.ekArr[:0], w.ekbuf...)
-	it.vbuf = it.valArr[:0]
+	it.value = it.valArr[:0]
 	return it, true
 }
 
@@ -58,9 +58,11 @@ func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse 
 // an entry leaves the cache (evicted: the store below may then hold
 // entries of the range the cache lacks), it merges with the store from
 // its position on instead, as fetch does for any range.
+//
+// NB: it is allocated per fetch (a join's per record): keep it within
+// the 288-byte size class.
 type cachedKeyIter struct {
-	w   *cachedTimed
-	tab *entryTable
+	w *cachedTimed
 	// gen is w.ns.removals at open.
 	gen                   uint64
 	ek, key               []byte
@@ -72,10 +74,10 @@ type cachedKeyIter struct {
 	// cur is the entry at the position.
 	cur *centry
 	// m is the merge that continues the walk after a removal, or nil.
-	m     *cachedTimedIter
+	m *cachedTimedIter
+	// value is the current value: in the walk a copy, in a buffer that
+	// starts as valArr and keeps what it grew to.
 	value []byte
-	// vbuf backs value, grown to the largest value copied.
-	vbuf []byte
 	// The arrays back the buffers of short keys and values.
 	keyArr [32]byte
 	ekArr  [34]byte
@@ -97,7 +99,7 @@ func (it *cachedKeyIter) Next() bool {
 			en = it.nextUp()
 		}
 		if en == nil {
-			it.value, it.done = nil, true
+			it.value, it.done = it.value[:0], true
 			return false
 		}
 		if it.take(en) {
@@ -131,7 +133,7 @@ func (it *cachedKeyIter) nextMerged() bool {
 // last one of the walk down from the key's latest entry.
 func (it *cachedKeyIter) nextUp() *centry {
 	var pick *centry
-	for en := it.tab.group(it.ek); en != nil && en.end >= it.from; en = en.gnext {
+	for en := it.w.ns.tab.group(it.ek); en != nil && en.end >= it.from; en = en.gnext {
 		if en.end > it.to {
 			continue
 		}
@@ -146,7 +148,7 @@ func (it *cachedKeyIter) nextUp() *centry {
 // nextDown returns the latest entry of the range before the position,
 // walking on from the entry returned last while it is still cached.
 func (it *cachedKeyIter) nextDown() *centry {
-	en := it.tab.group(it.ek)
+	en := it.w.ns.tab.group(it.ek)
 	if it.cur != nil && !it.cur.gone {
 		en = it.cur.gnext
 	}
@@ -173,8 +175,7 @@ func (it *cachedKeyIter) take(en *centry) bool {
 	}
 	// NB: a copy, non-nil for an empty value: a write during the
 	// iteration may overwrite the entry's buffer in place.
-	it.vbuf = append(it.vbuf[:0], en.value...)
-	it.value = it.vbuf
+	it.value = append(it.value[:0], en.value...)
 	return true
 }
 
