@@ -456,18 +456,19 @@ func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len
 // removal (ns.removals moved past gen), Next therefore reopens both sides
 // past the key it returned last (resume); without one, a step costs one
 // comparison more.
+//
+// NB: the flags sit together, so the struct fits a smaller size class.
 type mergeIter struct {
-	spans   []span
-	reverse bool
-	si      int
-	c       *cacheIter
-	ns      *cacheNS
-	cOK     bool
+	spans []span
+	si    int
+	c     *cacheIter
+	ns    *cacheNS
 	// below yields the store's entries as cache keys.
 	below mergeBelow
-	bOK   bool
 	// gen is ns.removals when below was made.
-	gen uint64
+	gen          uint64
+	reverse, cOK bool
+	bOK          bool
 	// stepBelow: the entry last returned came from below; step it first.
 	stepBelow bool
 	started   bool
@@ -497,9 +498,10 @@ type mergeBelow interface {
 	value() []byte
 	err() error
 	close() error
-	// reopen closes the store's iterator and makes a new one over spans,
-	// which sees every write to the store so far.
-	reopen(spans []span) error
+	// reopen closes the store's iterator and makes a new one over spans
+	// (descending with reverse), which sees every write to the store so
+	// far.
+	reopen(spans []span, reverse bool) error
 }
 
 func (m *mergeIter) advanceCache() {
@@ -592,7 +594,7 @@ func (m *mergeIter) resume() bool {
 		// reopen moves below.
 		spans = clipSpans(m.spans, m.key, m.reverse)
 	}
-	if err := m.below.reopen(spans); err != nil {
+	if err := m.below.reopen(spans, m.reverse); err != nil {
 		m.err = err
 		return false
 	}

@@ -175,7 +175,7 @@ func (w *cachedKV) Range(from, to []byte, reverse bool) (state.Iterator, error) 
 	if err != nil {
 		return nil, err
 	}
-	m := &mergeKV{below: kvBelow{it: it, under: w.under, reverse: reverse}, spanArr: [1]span{{from, to}}}
+	m := &mergeKV{below: kvBelow{it: it, under: w.under}, spanArr: [1]span{{from, to}}}
 	m.mergeIter = mergeIter{spans: m.spanArr[:], reverse: reverse, ns: w.ns, below: &m.below, gen: w.ns.removals}
 	return m, nil
 }
@@ -226,9 +226,8 @@ func (w *cachedKV) Close() error {
 
 // kvBelow is the store's side of a key-value merge.
 type kvBelow struct {
-	it      state.Iterator
-	under   state.KeyValueStore
-	reverse bool
+	it    state.Iterator
+	under state.KeyValueStore
 }
 
 func (k *kvBelow) next() bool    { return k.it.Next() }
@@ -237,7 +236,7 @@ func (k *kvBelow) value() []byte { return k.it.Value() }
 func (k *kvBelow) err() error    { return k.it.Err() }
 func (k *kvBelow) close() error  { return k.it.Close() }
 
-func (k *kvBelow) reopen(spans []span) error {
+func (k *kvBelow) reopen(spans []span, reverse bool) error {
 	if err := k.it.Close(); err != nil {
 		return err
 	}
@@ -246,7 +245,7 @@ func (k *kvBelow) reopen(spans []span) error {
 		return nil
 	}
 	// A key-value merge has one span.
-	it, err := k.under.Range(spans[0].lo, spans[0].hi, k.reverse)
+	it, err := k.under.Range(spans[0].lo, spans[0].hi, reverse)
 	if err != nil {
 		return err
 	}

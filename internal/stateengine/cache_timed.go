@@ -301,7 +301,7 @@ func (w *cachedTimed) initMerge(it *cachedTimedIter, spans []span, from, to, lat
 	// entries in the cached view.
 	p := w.under.be.(*pebbleTimed)
 	it.below = timedBelow{it: emptyIter{}, kind: w.kind, tb: &w.under.tb, buf: it.belowBuf[:0],
-		p: p, store: &it.store, from: from, to: to, latestStart: latestStart, reverse: reverse}
+		p: p, store: &it.store, from: from, to: to, latestStart: latestStart}
 	if scanBelow {
 		p.scanInto(&it.store, spans, from, to, latestStart, reverse)
 		it.below.it = &it.store
@@ -343,14 +343,13 @@ type timedBelow struct {
 	p                     *pebbleTimed
 	store                 *pebbleTimedIter
 	from, to, latestStart int64
-	reverse               bool
 }
 
-func (b *timedBelow) reopen(spans []span) error {
+func (b *timedBelow) reopen(spans []span, reverse bool) error {
 	if err := b.it.Close(); err != nil {
 		return err
 	}
-	b.p.scanInto(b.store, spans, b.from, b.to, b.latestStart, b.reverse)
+	b.p.scanInto(b.store, spans, b.from, b.to, b.latestStart, reverse)
 	b.it = b.store
 	return nil
 }
