@@ -383,11 +383,29 @@ func (p *pebbleBackend) commit(m meta) error {
 	if err := b.Set(p.metaKey, m.encode(), nil); err != nil {
 		return err
 	}
+	// NB: Pebble commits a batch of half a memtable or more as a
+	// flushable batch and then clears the batch's data, which iterators
+	// made on the batch read (the skiplist index stays, pointing into
+	// nothing): a write during an iteration that commits early, or a
+	// Flush, would make their next step panic. While any are open the
+	// batch's copy is committed instead; the iterators keep reading the
+	// batch, which release leaves to them.
+	c := b
+	if p.batchIters > 0 && b.Indexed() {
+		c = p.db.NewBatch()
+		if err := c.Apply(b, nil); err != nil {
+			_ = c.Close()
+			return fmt.Errorf("state: pebble commit: copy batch: %w", err)
+		}
+	}
 	// NB: the batch is atomic in the WAL whether synced or not, so after
 	// any crash the data and its checkpoint agree. Syncing (the default)
 	// keeps the checkpoint through a machine crash too, so that only the
 	// changelog's tail is replayed; concurrent commits share one fsync.
-	err := b.Commit(p.wo)
+	err := c.Commit(p.wo)
+	if c != b {
+		_ = c.Close()
+	}
 	p.release()
 	if err != nil {
 		return fmt.Errorf("state: pebble commit: %w", err)

@@ -151,6 +151,49 @@ func BenchmarkKVRange(b *testing.B) {
 	}
 }
 
+// BenchmarkCachedKVRange scans 100 consecutive keys per op through the
+// write-back cache: the store below holds every key, the cache one in ten
+// (dirty), so each scan merges the two.
+func BenchmarkCachedKVRange(b *testing.B) {
+	for _, k := range benchKinds {
+		b.Run(k.name, func(b *testing.B) {
+			e := benchEngine(b)
+			raw := benchKV(b, e, k.inMemory)
+			preload(b, raw)
+			s, err := e.NewCache().KeyValue(raw, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			val := make([]byte, 100)
+			var kb []byte
+			for i := uint64(0); i < benchKeys; i += 10 {
+				if err := s.Put(benchKey(kb, i), val); err != nil {
+					b.Fatal(err)
+				}
+			}
+			r := rand.New(rand.NewPCG(1, 3))
+			var lo, hi []byte
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				x := r.Uint64N(benchKeys - 100)
+				lo, hi = benchKey(lo, x), benchKey(hi, x+100)
+				it, err := s.Range(lo, hi, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n := 0
+				for it.Next() {
+					n++
+				}
+				if err := it.Close(); err != nil || n != 100 {
+					b.Fatalf("range: %d %v", n, err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkWindowPutFetch puts one window and fetches the key's windows of
 // the last 10 minutes (1-minute windows), as a windowed join does.
 func BenchmarkWindowPutFetch(b *testing.B) {

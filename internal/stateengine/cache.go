@@ -192,6 +192,13 @@ type cacheNS struct {
 	write func(en *centry) error
 	// evicted, if set, is told of each entry evicted, before it leaves.
 	evicted func(en *centry)
+	// removals counts the entries that left the namespace (not in
+	// place): evicted, or tombstones once written back. An iterator that
+	// merges the cache with the store below, or reads the cache alone,
+	// checks it at each step: such an entry (or the tombstone hiding
+	// one) is now only in the store's batch, where the store's iterator,
+	// which sees the batch as of when it was made, does not see it.
+	removals uint64
 }
 
 func newCacheNS(c *Cache) *cacheNS {
@@ -317,6 +324,7 @@ func (ns *cacheNS) remove(en *centry) {
 	en.tag = nil
 	ns.tab.remove(en)
 	if !ns.inPlace {
+		ns.removals++
 		ns.c.unlink(en)
 		ns.c.account(-en.size)
 	}
@@ -439,21 +447,35 @@ func viewString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len
 // mergeIter merges a cache iterator over spans with the store's own
 // iterator, both yielding cache keys in the same order; the cache wins on
 // equal keys and its tombstones hide the store's entries.
+//
+// Writes during the iteration: the cache side seeks afresh at each step,
+// but the store's iterator sees the store as it was when it was made, so
+// an entry evicted since (written to the store, gone from the cache)
+// would be missed, or an older value or a deleted entry returned in its
+// place; so would an entry a written-back tombstone hid. After such a
+// removal (ns.removals moved past gen), Next therefore reopens both sides
+// past the key it returned last (resume); without one, a step costs one
+// comparison more.
+//
+// NB: the flags sit together, so the struct fits a smaller size class.
 type mergeIter struct {
-	spans   []span
-	reverse bool
-	si      int
-	c       *cacheIter
-	ns      *cacheNS
-	cOK     bool
+	spans []span
+	si    int
+	c     *cacheIter
+	ns    *cacheNS
 	// below yields the store's entries as cache keys.
 	below mergeBelow
-	bOK   bool
+	// gen is ns.removals when below was made.
+	gen          uint64
+	reverse, cOK bool
+	bOK          bool
 	// stepBelow: the entry last returned came from below; step it first.
 	stepBelow bool
 	started   bool
-	key       []byte
-	value     []byte
+	// done: Next returned false (a resume must not revive the iterator).
+	done  bool
+	key   []byte
+	value []byte
 	// vbuf holds a copy of the value last taken from the cache: a write
 	// during the iteration may overwrite the entry's buffer in place.
 	vbuf []byte
@@ -476,6 +498,10 @@ type mergeBelow interface {
 	value() []byte
 	err() error
 	close() error
+	// reopen closes the store's iterator and makes a new one over spans
+	// (descending with reverse), which sees every write to the store so
+	// far.
+	reopen(spans []span, reverse bool) error
 }
 
 func (m *mergeIter) advanceCache() {
@@ -509,7 +535,10 @@ func (m *mergeIter) less(a, b []byte) bool {
 }
 
 func (m *mergeIter) Next() bool {
-	if m.err != nil {
+	if m.err != nil || m.done {
+		return false
+	}
+	if m.ns.removals != m.gen && !m.resume() {
 		return false
 	}
 	if !m.started {
@@ -529,6 +558,7 @@ func (m *mergeIter) Next() bool {
 		}
 		switch {
 		case !m.cOK && !m.bOK:
+			m.done = true
 			return false
 		case m.cOK && (!m.bOK || !m.less(m.below.ckey(), m.c.cur.key)):
 			en := m.c.cur
@@ -551,6 +581,52 @@ func (m *mergeIter) Next() bool {
 			return true
 		}
 	}
+}
+
+// resume restarts the merge after the key it returned last (from the
+// first span if none), over the store's writes so far; it reports false
+// on error.
+func (m *mergeIter) resume() bool {
+	m.gen = m.ns.removals
+	spans := m.spans
+	if m.key != nil {
+		// NB: m.key may be below's buffer: clipSpans copies it before
+		// reopen moves below.
+		spans = clipSpans(m.spans, m.key, m.reverse)
+	}
+	if err := m.below.reopen(spans, m.reverse); err != nil {
+		m.err = err
+		return false
+	}
+	m.spans, m.si, m.c = spans, 0, nil
+	m.started, m.stepBelow = false, false
+	return true
+}
+
+// clipSpans returns the part of spans (in iteration order) that comes
+// after key in that order, in new memory.
+func clipSpans(spans []span, key []byte, reverse bool) []span {
+	out := make([]span, 0, len(spans))
+	for _, sp := range spans {
+		if !reverse {
+			if sp.hi != nil && bytes.Compare(sp.hi, key) <= 0 {
+				continue
+			}
+			if sp.lo == nil || bytes.Compare(sp.lo, key) <= 0 {
+				// The first key after key: key followed by a zero byte.
+				sp.lo = append(append(make([]byte, 0, len(key)+1), key...), 0)
+			}
+		} else {
+			if sp.lo != nil && bytes.Compare(sp.lo, key) >= 0 {
+				continue
+			}
+			if sp.hi == nil || bytes.Compare(sp.hi, key) > 0 {
+				sp.hi = append([]byte(nil), key...)
+			}
+		}
+		out = append(out, sp)
+	}
+	return out
 }
 
 func (m *mergeIter) Err() error { return m.err }

@@ -175,8 +175,9 @@ func (w *cachedKV) Range(from, to []byte, reverse bool) (state.Iterator, error) 
 	if err != nil {
 		return nil, err
 	}
-	m := &mergeIter{spans: []span{{from, to}}, reverse: reverse, ns: w.ns, below: kvBelow{it}}
-	return mergeKV{m}, nil
+	m := &mergeKV{below: kvBelow{it: it, under: w.under}, spanArr: [1]span{{from, to}}}
+	m.mergeIter = mergeIter{spans: m.spanArr[:], reverse: reverse, ns: w.ns, below: &m.below, gen: w.ns.removals}
+	return m, nil
 }
 
 func (w *cachedKV) Prefix(prefix []byte, reverse bool) (state.Iterator, error) {
@@ -223,15 +224,41 @@ func (w *cachedKV) Close() error {
 	return w.under.Close()
 }
 
-type kvBelow struct{ it state.Iterator }
+// kvBelow is the store's side of a key-value merge.
+type kvBelow struct {
+	it    state.Iterator
+	under state.KeyValueStore
+}
 
-func (k kvBelow) next() bool    { return k.it.Next() }
-func (k kvBelow) ckey() []byte  { return k.it.Key() }
-func (k kvBelow) value() []byte { return k.it.Value() }
-func (k kvBelow) err() error    { return k.it.Err() }
-func (k kvBelow) close() error  { return k.it.Close() }
+func (k *kvBelow) next() bool    { return k.it.Next() }
+func (k *kvBelow) ckey() []byte  { return k.it.Key() }
+func (k *kvBelow) value() []byte { return k.it.Value() }
+func (k *kvBelow) err() error    { return k.it.Err() }
+func (k *kvBelow) close() error  { return k.it.Close() }
 
-type mergeKV struct{ *mergeIter }
+func (k *kvBelow) reopen(spans []span, reverse bool) error {
+	if err := k.it.Close(); err != nil {
+		return err
+	}
+	k.it = emptyIter{}
+	if len(spans) == 0 {
+		return nil
+	}
+	// A key-value merge has one span.
+	it, err := k.under.Range(spans[0].lo, spans[0].hi, reverse)
+	if err != nil {
+		return err
+	}
+	k.it = it
+	return nil
+}
 
-func (m mergeKV) Key() []byte   { return m.key }
-func (m mergeKV) Value() []byte { return m.value }
+// mergeKV is a cached key-value store's iterator, in one allocation.
+type mergeKV struct {
+	mergeIter
+	below   kvBelow
+	spanArr [1]span
+}
+
+func (m *mergeKV) Key() []byte   { return m.key }
+func (m *mergeKV) Value() []byte { return m.value }

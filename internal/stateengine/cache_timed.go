@@ -278,27 +278,35 @@ func (w *cachedTimed) fetch(key []byte, endFrom, endTo, latestStart int64, rever
 			return it, nil
 		}
 	}
-	it := &cachedTimedIter{endFrom: from, endTo: to, latestStart: latestStart, kind: w.kind}
-	it.key, it.kbuf = it.keyBuf[:0], it.kbufArr[:0]
+	it := &cachedTimedIter{}
 	var spans []span
 	if key == nil {
 		spans = append(it.store.spanBuf[:0], segmentsSpan(&w.under.tb, from, to))
 	} else {
 		spans = keySpans(it.store.spanBuf[:0], it.store.spanKeys[:0], w.kind, &w.under.tb, key, from, to, reverse)
 	}
+	w.initMerge(it, spans, from, to, latestStart, reverse, !below)
+	return it, nil
+}
+
+// initMerge points it at the merge of ns and the store below over spans
+// (in iteration order) with fetch's bounds; scanBelow false leaves the
+// store out until an entry leaves ns (see mergeIter).
+func (w *cachedTimed) initMerge(it *cachedTimedIter, spans []span, from, to, latestStart int64, reverse, scanBelow bool) {
+	it.endFrom, it.endTo, it.latestStart, it.kind = from, to, latestStart, w.kind
+	it.key, it.kbuf = it.keyBuf[:0], it.kbufArr[:0]
 	// The cache and the store below walk the same spans (cache keys are
 	// the store's key layout). NB: the bounds of the cached view, not the
 	// store's: the store may not have seen the stream time that expired
 	// entries in the cached view.
-	var belowIt timedIter = emptyIter{}
-	if !below {
-		p := w.under.be.(*pebbleTimed)
+	p := w.under.be.(*pebbleTimed)
+	it.below = timedBelow{it: emptyIter{}, kind: w.kind, tb: &w.under.tb, buf: it.belowBuf[:0],
+		p: p, store: &it.store, from: from, to: to, latestStart: latestStart}
+	if scanBelow {
 		p.scanInto(&it.store, spans, from, to, latestStart, reverse)
-		belowIt = &it.store
+		it.below.it = &it.store
 	}
-	it.below = timedBelow{it: belowIt, kind: w.kind, tb: &w.under.tb, buf: it.belowBuf[:0]}
-	it.m = mergeIter{spans: spans, reverse: reverse, ns: w.ns, below: &it.below, accept: it}
-	return it, nil
+	it.m = mergeIter{spans: spans, reverse: reverse, ns: w.ns, below: &it.below, accept: it, gen: w.ns.removals}
 }
 
 func (w *cachedTimed) Flush(ctx context.Context) error {
@@ -330,6 +338,20 @@ type timedBelow struct {
 	kind *timedKind
 	tb   *timeBox
 	buf  []byte
+	// p is the store, store the iterator reopen scans it with, and the
+	// rest the bounds of the scan.
+	p                     *pebbleTimed
+	store                 *pebbleTimedIter
+	from, to, latestStart int64
+}
+
+func (b *timedBelow) reopen(spans []span, reverse bool) error {
+	if err := b.it.Close(); err != nil {
+		return err
+	}
+	b.p.scanInto(b.store, spans, b.from, b.to, b.latestStart, reverse)
+	b.it = b.store
+	return nil
 }
 
 func (b *timedBelow) next() bool {

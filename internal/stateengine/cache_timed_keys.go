@@ -43,24 +43,40 @@ func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse 
 			}
 		}
 	}
-	it := &cachedKeyIter{tab: w.ns.tab, from: from, to: to, latestStart: latestStart, reverse: reverse}
+	it := &cachedKeyIter{w: w, gen: w.ns.removals, from: from, to: to, latestStart: latestStart, reverse: reverse}
 	it.key = append(it.keyArr[:0], key...)
 	it.ek = append(it.ekArr[:0], w.ekbuf...)
+	it.value = it.valArr[:0]
 	return it, true
 }
 
 // cachedKeyIter walks one key's entries in the cache. Like the cache's
 // other iterators it finds its next entry afresh at each step (after the
 // (end, start) it returned last), so writes during the iteration are
-// safe, and it copies the value it hands out.
+// safe, and it copies the value it hands out. The walk relies on the
+// cache holding every entry of the range (fetch checked at open); once
+// an entry leaves the cache (evicted: the store below may then hold
+// entries of the range the cache lacks), it merges with the store from
+// its position on instead, as fetch does for any range.
+//
+// NB: it is allocated per fetch (a join's per record): keep it within
+// the 288-byte size class.
 type cachedKeyIter struct {
-	tab                   *entryTable
+	w *cachedTimed
+	// gen is w.ns.removals at open.
+	gen                   uint64
 	ek, key               []byte
 	from, to, latestStart int64
 	reverse, started      bool
-	start, end            int64
+	// done: Next returned false.
+	done       bool
+	start, end int64
 	// cur is the entry at the position.
-	cur   *centry
+	cur *centry
+	// m is the merge that continues the walk after a removal, or nil.
+	m *cachedTimedIter
+	// value is the current value: in the walk a copy, in a buffer that
+	// starts as valArr and keeps what it grew to.
 	value []byte
 	// The arrays back the buffers of short keys and values.
 	keyArr [32]byte
@@ -69,6 +85,12 @@ type cachedKeyIter struct {
 }
 
 func (it *cachedKeyIter) Next() bool {
+	if it.done {
+		return false
+	}
+	if it.m != nil || it.w.ns.removals != it.gen {
+		return it.nextMerged()
+	}
 	for {
 		var en *centry
 		if it.reverse {
@@ -77,7 +99,7 @@ func (it *cachedKeyIter) Next() bool {
 			en = it.nextUp()
 		}
 		if en == nil {
-			it.value = nil
+			it.value, it.done = it.value[:0], true
 			return false
 		}
 		if it.take(en) {
@@ -86,11 +108,32 @@ func (it *cachedKeyIter) Next() bool {
 	}
 }
 
+// nextMerged steps the merge that takes over from the walk after a
+// removal, making it first: over the key's spans after the position.
+func (it *cachedKeyIter) nextMerged() bool {
+	if it.m == nil {
+		w := it.w
+		spans := keySpans(nil, nil, w.kind, &w.under.tb, it.key, it.from, it.to, it.reverse)
+		if it.started {
+			pos := w.kind.appendKey(nil, w.under.tb.seg(it.end), it.key, it.start, it.end)
+			spans = clipSpans(spans, pos, it.reverse)
+		}
+		it.m = &cachedTimedIter{}
+		w.initMerge(it.m, spans, it.from, it.to, it.latestStart, it.reverse, true)
+	}
+	if !it.m.Next() {
+		it.value, it.done = nil, true
+		return false
+	}
+	it.start, it.end, it.value = it.m.start, it.m.end, it.m.Value()
+	return true
+}
+
 // nextUp returns the earliest entry of the range after the position: the
 // last one of the walk down from the key's latest entry.
 func (it *cachedKeyIter) nextUp() *centry {
 	var pick *centry
-	for en := it.tab.group(it.ek); en != nil && en.end >= it.from; en = en.gnext {
+	for en := it.w.ns.tab.group(it.ek); en != nil && en.end >= it.from; en = en.gnext {
 		if en.end > it.to {
 			continue
 		}
@@ -105,7 +148,7 @@ func (it *cachedKeyIter) nextUp() *centry {
 // nextDown returns the latest entry of the range before the position,
 // walking on from the entry returned last while it is still cached.
 func (it *cachedKeyIter) nextDown() *centry {
-	en := it.tab.group(it.ek)
+	en := it.w.ns.tab.group(it.ek)
 	if it.cur != nil && !it.cur.gone {
 		en = it.cur.gnext
 	}
@@ -132,7 +175,7 @@ func (it *cachedKeyIter) take(en *centry) bool {
 	}
 	// NB: a copy, non-nil for an empty value: a write during the
 	// iteration may overwrite the entry's buffer in place.
-	it.value = append(it.valArr[:0], en.value...)
+	it.value = append(it.value[:0], en.value...)
 	return true
 }
 
@@ -141,5 +184,18 @@ func (it *cachedKeyIter) WindowStart() int64 { return it.start }
 func (it *cachedKeyIter) Start() int64       { return it.start }
 func (it *cachedKeyIter) End() int64         { return it.end }
 func (it *cachedKeyIter) Value() []byte      { return it.value }
-func (it *cachedKeyIter) Err() error         { return nil }
-func (it *cachedKeyIter) Close() error       { return nil }
+
+func (it *cachedKeyIter) Err() error {
+	if it.m != nil {
+		return it.m.Err()
+	}
+	return nil
+}
+
+func (it *cachedKeyIter) Close() error {
+	it.done = true
+	if it.m != nil {
+		return it.m.Close()
+	}
+	return nil
+}

@@ -313,3 +313,54 @@ func TestCachedWindowFetchOfOneKeyWithManyWindows(t *testing.T) {
 		}
 	}
 }
+
+// A fetch of one key that walks the key's cached windows (the cache holds
+// every window of the range at open) must still return those that writes
+// during the iteration evict to the store.
+func TestCachedWindowFetchOfOneKeyAcrossEviction(t *testing.T) {
+	for _, reverse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reverse=%v", reverse), func(t *testing.T) {
+			e := testEngine(t, nil)
+			stateengine.SetWriteCacheForTest(e, 16<<10)
+			raw, err := e.OpenWindow(context.Background(), state.Spec{Name: "w", Retention: time.Hour}, 0, statetest.NewChangelog("w", 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := e.NewCache().Window(raw, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var want []int64
+			for start := int64(0); start < 8; start++ {
+				wput(t, s, "k", start, fmt.Sprint(start))
+				want = append(want, start)
+			}
+			if reverse {
+				slices.Reverse(want)
+			}
+			it, err := s.Fetch([]byte("k"), 0, 100, reverse)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer it.Close()
+			var got []int64
+			for i := 0; it.Next(); i++ {
+				if string(it.Value()) != fmt.Sprint(it.WindowStart()) {
+					t.Fatalf("window %d: value %q", it.WindowStart(), it.Value())
+				}
+				got = append(got, it.WindowStart())
+				// Other keys' windows, enough to evict every window of k.
+				for j := range 40 {
+					wput(t, s, fmt.Sprintf("other-%d-%d", i, j), 50, string(make([]byte, 500)))
+				}
+			}
+			if err := it.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("fetched %v, want %v", got, want)
+			}
+		})
+	}
+}

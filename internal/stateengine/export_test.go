@@ -51,3 +51,7 @@ func SetRestoreChunkForTest(e *Engine, n int64) {
 
 // FlushMemtablesForTest writes Pebble's memtables to SSTables.
 func FlushMemtablesForTest(e *Engine) error { return e.db.Flush() }
+
+// SetWriteCacheForTest sets the bytes all write-back caches of e may hold
+// together, so that a test's few entries are evicted.
+func SetWriteCacheForTest(e *Engine, n int64) { e.split.writeCache = n }
