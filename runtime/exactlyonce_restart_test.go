@@ -85,14 +85,7 @@ func testCommitOutcomeUnknown(t *testing.T, afterEnd bool) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling interval with a deadline
 	}
-	for k, s := range got {
-		for i, v := range s {
-			if v != int64(i+1) {
-				t.Errorf("window %v: updates %v: update %d is %d, want %d (an input record counted twice, or an aborted update visible)", k, s, i, v, i+1)
-				break
-			}
-		}
-	}
+	checkExactUpdates(t, got)
 	if n := metricSum(t, in.app, "weir_client_restarts_total"); n != 2 {
 		t.Errorf("weir_client_restarts_total = %v, want 2 (one per unknown outcome)", n)
 	}

@@ -194,14 +194,7 @@ func testKilledMidTransaction(t *testing.T, eos bool) {
 	if d := countDiff(want, lastCounts(got)); d != "" {
 		t.Errorf("final counts at read_committed differ from the input:\n%s", d)
 	}
-	for k, s := range got {
-		for i, v := range s {
-			if v != int64(i+1) {
-				t.Errorf("window %v: updates %v: update %d is %d, want %d (an input record counted twice, or an aborted update visible)", k, s, i, v, i+1)
-				break
-			}
-		}
-	}
+	checkExactUpdates(t, got)
 	if n := metricSum(t, in2.app, "weir_transactions_total"); n == 0 {
 		t.Errorf("no transaction counted by the new instance")
 	}
@@ -252,16 +245,23 @@ func TestExactlyOnceRebalance(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling interval with a deadline
 	}
-	for k, s := range got {
-		for i, v := range s {
-			if v != int64(i+1) {
-				t.Errorf("window %v: updates %v: update %d is %d, want %d", k, s, i, v, i+1)
-				break
-			}
-		}
-	}
+	checkExactUpdates(t, got)
 	t.Logf("transactions: first instance %v, second %v",
 		metricSum(t, a.app, "weir_transactions_total"), metricSum(t, b.app, "weir_transactions_total"))
 	a.stop(t)
 	b.stop(t)
+}
+
+// checkExactUpdates fails t unless every window's updates, read at
+// read_committed, are 1, 2, ..., n.
+func checkExactUpdates(t *testing.T, got map[orders.WindowKey][]int64) {
+	t.Helper()
+	for k, s := range got {
+		for i, v := range s {
+			if v != int64(i+1) {
+				t.Errorf("window %v: updates %v: update %d is %d, want %d (an input record counted twice, or an aborted update visible)", k, s, i, v, i+1)
+				break
+			}
+		}
+	}
 }

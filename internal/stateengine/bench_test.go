@@ -128,26 +128,31 @@ func BenchmarkKVRange(b *testing.B) {
 		b.Run(k.name, func(b *testing.B) {
 			s := benchKV(b, benchEngine(b), k.inMemory)
 			preload(b, s)
-			r := rand.New(rand.NewPCG(1, 3))
-			var lo, hi []byte
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				x := r.Uint64N(benchKeys - 100)
-				lo, hi = benchKey(lo, x), benchKey(hi, x+100)
-				it, err := s.Range(lo, hi, false)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n := 0
-				for it.Next() {
-					n++
-				}
-				if err := it.Close(); err != nil || n != 100 {
-					b.Fatalf("range: %d %v", n, err)
-				}
-			}
+			benchRanges(b, s)
 		})
+	}
+}
+
+// benchRanges times b.N scans of 100 consecutive keys of s at random.
+func benchRanges(b *testing.B, s state.KeyValueStore) {
+	r := rand.New(rand.NewPCG(1, 3))
+	var lo, hi []byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		x := r.Uint64N(benchKeys - 100)
+		lo, hi = benchKey(lo, x), benchKey(hi, x+100)
+		it, err := s.Range(lo, hi, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for it.Next() {
+			n++
+		}
+		if err := it.Close(); err != nil || n != 100 {
+			b.Fatalf("range: %d %v", n, err)
+		}
 	}
 }
 
@@ -171,25 +176,7 @@ func BenchmarkCachedKVRange(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			r := rand.New(rand.NewPCG(1, 3))
-			var lo, hi []byte
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				x := r.Uint64N(benchKeys - 100)
-				lo, hi = benchKey(lo, x), benchKey(hi, x+100)
-				it, err := s.Range(lo, hi, false)
-				if err != nil {
-					b.Fatal(err)
-				}
-				n := 0
-				for it.Next() {
-					n++
-				}
-				if err := it.Close(); err != nil || n != 100 {
-					b.Fatalf("range: %d %v", n, err)
-				}
-			}
+			benchRanges(b, s)
 		})
 	}
 }
