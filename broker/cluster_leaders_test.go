@@ -41,7 +41,8 @@ func startLeadersCluster(t *testing.T, brokers int, edit func(i int, o *Options)
 // the preferred leader) and configs, through any broker, once the
 // metadata lists every replica unfenced (a broker just registered is
 // fenced until it has caught up, and a partition created meanwhile starts
-// without it in its ISR, led by another).
+// without it in its ISR, led by another); it returns once every unfenced
+// broker lists the topic.
 func createAssigned(t *testing.T, ctx context.Context, cl *kgo.Client, topic string, replicas []int32, configs map[string]string) {
 	t.Helper()
 	eventually(t, 20*time.Second, fmt.Sprintf("brokers %v unfenced", replicas), func() error {
@@ -73,6 +74,23 @@ func createAssigned(t *testing.T, ctx context.Context, cl *kgo.Client, topic str
 		}
 		if code := raw.Topics[0].ErrorCode; code != 0 && code != kerr.TopicAlreadyExists.Code {
 			return kerr.ErrorForCode(code)
+		}
+		return nil
+	})
+	// NB: each node lists the topic once it has applied its creation, the
+	// one that answered CreateTopics maybe before the others; a client's
+	// next request may go to any (TestClusterReassignPlanJSON's plan read
+	// the topic as unknown from one under load).
+	eventually(t, 20*time.Second, "topic "+topic+" listed by every broker", func() error {
+		req := kmsg.NewPtrDescribeClusterRequest()
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return err
+		}
+		for _, b := range resp.Brokers {
+			if _, _, _, err := partitionLeader(ctx, cl, b.NodeID, topic, 0); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
