@@ -195,9 +195,14 @@ func ReplicationFactor(n int16) Option {
 // committed changelog records from there. A rebalance that takes partitions
 // from the instance, a lost membership or a failed commit aborts the open
 // transaction; every task then closes without flushing, restores the tail of
-// its stores and processes again from the committed offsets. Readers of the
-// output see each input record's effect once when they read at
-// read_committed. Needs a broker with transactions (a Weir broker, Kafka
+// its stores and processes again from the committed offsets. A commit whose
+// outcome is unknown (a broker lost during it) or a producer the coordinator
+// fenced (a transaction past TransactionTimeout) does not stop the instance:
+// it replaces its transactional client, which settles the transaction on the
+// broker, and its tasks resume from what the broker committed
+// (weir_client_restarts_total; five in a row with no input committed stop
+// it). Readers of the output see each input record's effect once when they
+// read at read_committed. Needs a broker with transactions (a Weir broker, Kafka
 // 2.5 or later). Default: at-least-once.
 func ExactlyOnce() Option { return optFunc(func(c *config) { c.app.ExactlyOnce = true }) }
 
