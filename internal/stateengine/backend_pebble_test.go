@@ -158,11 +158,11 @@ func nestedScan(t *testing.T, b backend, lo, hi []byte, reverse bool) []string {
 	return append(append(out, "--"), inner...)
 }
 
-// An iterator the backend may keep for reuse must see the store as a new
-// one would: one held open across a commit that changed the store (here a
-// pending range deletion, the batch otherwise empty) is not reused.
-func TestPebbleBackendIteratorAcrossCommit(t *testing.T) {
-	db, err := pebble.Open("/db", &pebble.Options{FS: vfs.NewMem()})
+// abcBackend returns a backend over a new Pebble database opened with
+// opts, with keys a, b and c set to "v" in its batch.
+func abcBackend(t *testing.T, opts *pebble.Options) *pebbleBackend {
+	t.Helper()
+	db, err := pebble.Open("/db", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,6 +173,14 @@ func TestPebbleBackendIteratorAcrossCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return pb
+}
+
+// An iterator the backend may keep for reuse must see the store as a new
+// one would: one held open across a commit that changed the store (here a
+// pending range deletion, the batch otherwise empty) is not reused.
+func TestPebbleBackendIteratorAcrossCommit(t *testing.T) {
+	pb := abcBackend(t, &pebble.Options{FS: vfs.NewMem()})
 	if err := pb.commit(zeroMeta); err != nil {
 		t.Fatal(err)
 	}
@@ -201,17 +209,7 @@ func TestPebbleBackendIteratorAcrossCommit(t *testing.T) {
 // must go on reading what it saw (here it panicked in the batch's
 // skiplist).
 func TestPebbleBackendIteratorAcrossLargeCommit(t *testing.T) {
-	db, err := pebble.Open("/db", &pebble.Options{FS: vfs.NewMem(), MemTableSize: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	pb := newPebbleBackend(db, nil, 1, true, nil)
-	for _, k := range []string{"a", "b", "c"} {
-		if err := pb.set([]byte(k), []byte("v")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pb := abcBackend(t, &pebble.Options{FS: vfs.NewMem(), MemTableSize: 1 << 20})
 	it, err := pb.iter(nil, nil, false)
 	if err != nil {
 		t.Fatal(err)

@@ -335,24 +335,23 @@ func (a *App) restartClient(ctx context.Context, cause error) error {
 	defer context.AfterFunc(a.stopCtx, cancel)()
 	for attempt := 1; ; attempt++ {
 		err := a.startGroupClient(sctx)
-		if err == nil {
+		switch {
+		case err == nil:
 			return nil
-		}
-		if sctx.Err() == nil && fatalTxnError(err) {
+		case sctx.Err() != nil:
+			return nil // stopping: with no client there is nothing to commit
+		case fatalTxnError(err):
 			return err
 		}
 		wait := min(time.Duration(attempt)*time.Second, maxStartBackoff)
-		if sctx.Err() == nil {
-			a.log.Warn("starting the new transactional client failed; retrying", "err", err, "in", wait)
-			timer := time.NewTimer(wait)
-			select {
-			case <-timer.C:
-				continue
-			case <-sctx.Done():
-				timer.Stop()
-			}
+		a.log.Warn("starting the new transactional client failed; retrying", "err", err, "in", wait)
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-sctx.Done():
+			timer.Stop()
+			return nil
 		}
-		return nil // stopping: with no client there is nothing to commit
 	}
 }
 
