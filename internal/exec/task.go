@@ -184,6 +184,7 @@ func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
 	if err != nil {
 		return err
 	}
+	q.room(len(recs))
 	n := len(q.recs)
 	q.recs = append(q.recs, recs...)
 	for i := n; i < len(q.recs); i++ {
@@ -202,6 +203,7 @@ func (t *Task) AddOne(tp streams.TopicPartition, r *streams.RawRecord) error {
 	if err != nil {
 		return err
 	}
+	q.room(1)
 	q.recs = append(q.recs, *r)
 	last := &q.recs[len(q.recs)-1]
 	last.Timestamp = q.source.Timestamp(last)
@@ -248,6 +250,22 @@ func (t *Task) queue(tp streams.TopicPartition) (*partitionQueue, error) {
 		q.recs, q.head = q.recs[:0], 0
 	}
 	return q, nil
+}
+
+// room makes room for n more records. A queue that never drains (a join's,
+// whose inputs take turns) would otherwise grow a new array whenever its
+// slice fills, copying and keeping every processed record ahead of head:
+// when the records will not fit and at least half of them are processed,
+// the unprocessed ones move to the front instead, and the slots they leave
+// are cleared so that processed records' buffers can be collected. Each
+// record moved is paid for by one processed, so Add stays O(1) amortized.
+func (q *partitionQueue) room(n int) {
+	if len(q.recs)+n <= cap(q.recs) || q.head < len(q.recs)-q.head {
+		return
+	}
+	live := copy(q.recs, q.recs[q.head:])
+	clear(q.recs[live:])
+	q.recs, q.head = q.recs[:live], 0
 }
 
 // Buffered returns the number of queued records.
