@@ -113,7 +113,7 @@ id has been joined exactly once.`,
 	f.StringSliceVar(&cfg.Targets, "targets", []string{"weir", "baseline"}, "what to measure")
 	f.DurationVar(&cfg.Timeout, "timeout", 10*time.Minute, "bound on each measured run")
 	f.Uint64Var(&cfg.Seed, "seed", 1, "seed of the input generator")
-	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each measured run (first produce to complete output) to this directory as <workload>-<target>.pprof")
+	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each measured run (first produce to complete output) to this directory as <workload>-<target>.pprof, with its allocations (go tool pprof -base X.allocs-before X.allocs)")
 	f.BoolVar(&cfg.ExactlyOnce, "exactly-once", false, "measure the windowed count exactly-once: targets weir (at-least-once), weir-eos (runtime.ExactlyOnce) and baseline-eos (the hand-written loop in franz-go transactions, a GroupTransactSession), outputs read at read_committed for the last two; the join is skipped")
 	f.IntSliceVar(&cfg.Instances, "instances", nil, "measure the windowed count only, with each of these numbers of application instances in this process (one group; the baseline as as many loops in one group), and for Weir the time until one more instance has its share of the tasks, e.g. --instances 1,2,4 --partitions 24")
 	f.BoolVar(&cfg.Progress, "progress", false, "print the processor's counters to stderr every 250ms while measuring")
@@ -502,6 +502,11 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 	}
 	defer prod.Close()
 	if m.cfg.ProfileDir != "" {
+		base := filepath.Join(m.cfg.ProfileDir, m.workload+"-"+m.target)
+		// The run's allocations: `go tool pprof -base X.allocs-before X.allocs`.
+		if err := writeAllocs(base + ".allocs-before"); err != nil {
+			return res, fmt.Errorf("profile: %w", err)
+		}
 		stop, err := startProfile(m.cfg.ProfileDir, m.workload+"-"+m.target)
 		if err != nil {
 			return res, err
@@ -553,6 +558,9 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 	res.CPU = processCPU() - cpu0
 	if m.cfg.ProfileDir != "" {
 		pprof.StopCPUProfile()
+		if err := writeAllocs(filepath.Join(m.cfg.ProfileDir, m.workload+"-"+m.target+".allocs")); err != nil {
+			return res, fmt.Errorf("profile: %w", err)
+		}
 	}
 	res.Elapsed = end.Sub(start)
 	res.Output = m.verify.outputAtComplete()
