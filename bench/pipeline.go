@@ -49,6 +49,12 @@ type pipelineConfig struct {
 	Seed       uint64        // input generator seed
 	ProfileDir string        // where to write a CPU profile of each measured run; "" = none
 	Progress   bool          // print the processor's counters every 250ms while measuring
+	// Rounds is how many times every target is measured, the targets'
+	// order rotating from round to round; the ratios are reported per
+	// round and as the median of the rounds'.
+	Rounds int
+	// round is the round being measured (1-based), for the profiles' names.
+	round int
 	// ExactlyOnce measures, beside Weir at-least-once, Weir's ExactlyOnce
 	// and the baseline as a transactional franz-go loop (count only).
 	ExactlyOnce bool
@@ -116,6 +122,7 @@ id has been joined exactly once.`,
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each measured run (first produce to complete output) to this directory as <workload>-<target>.pprof, with its allocations (go tool pprof -base X.allocs-before X.allocs)")
 	f.BoolVar(&cfg.ExactlyOnce, "exactly-once", false, "measure the windowed count exactly-once: targets weir (at-least-once), weir-eos (runtime.ExactlyOnce) and baseline-eos (the hand-written loop in franz-go transactions, a GroupTransactSession), outputs read at read_committed for the last two; the join is skipped")
 	f.IntSliceVar(&cfg.Instances, "instances", nil, "measure the windowed count only, with each of these numbers of application instances in this process (one group; the baseline as as many loops in one group), and for Weir the time until one more instance has its share of the tasks, e.g. --instances 1,2,4 --partitions 24")
+	f.IntVar(&cfg.Rounds, "rounds", 1, "measure every target this many times, the targets' order rotating each round; ratios per round and their medians")
 	f.BoolVar(&cfg.Progress, "progress", false, "print the processor's counters to stderr every 250ms while measuring")
 	return cmd
 }
@@ -124,6 +131,7 @@ id has been joined exactly once.`,
 type pipelineResult struct {
 	Workload string // "count" or "join"
 	Target   string // "weir" or "baseline"
+	Round    int    // 1-based
 	Input    int    // input records (orders, plus payments for the join)
 	Output   int    // output records read up to the end time
 	Produce  time.Duration
@@ -148,6 +156,8 @@ func (c pipelineConfig) validate() error {
 		return fmt.Errorf("bench: --lateness must be in [0, %v) so that no order is dropped as late", orders.Grace)
 	case c.JoinGrace < 0:
 		return errors.New("bench: --join-grace must not be negative")
+	case c.Rounds < 1:
+		return errors.New("bench: --rounds must be at least 1")
 	case c.Commit <= 0 || c.Timeout <= 0:
 		return errors.New("bench: --commit-interval and --timeout must be positive")
 	}
@@ -176,6 +186,7 @@ func (c pipelineConfig) joinGrace() time.Duration {
 // runPipeline runs the count, then the join, for every target, one run at
 // a time, each on a fresh broker.
 func runPipeline(ctx context.Context, cfg pipelineConfig, progress io.Writer) ([]pipelineResult, error) {
+	cfg.Rounds = max(cfg.Rounds, 1)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -185,14 +196,18 @@ func runPipeline(ctx context.Context, cfg pipelineConfig, progress io.Writer) ([
 		return nil, err
 	}
 	var out []pipelineResult
-	for _, name := range cfg.Targets {
-		fmt.Fprintf(progress, "bench: windowed count, %s...\n", name)
-		r, err := measureCount(ctx, cfg, name, in)
-		if err != nil {
-			return nil, fmt.Errorf("bench: windowed count, %s: %w", name, err)
+	for round := range cfg.Rounds {
+		cfg.round = round + 1
+		for _, name := range roundTargets(cfg.Targets, round) {
+			fmt.Fprintf(progress, "bench: windowed count, %s%s...\n", name, cfg.roundLabel())
+			r, err := measureCount(ctx, cfg, name, in)
+			if err != nil {
+				return nil, fmt.Errorf("bench: windowed count, %s%s: %w", name, cfg.roundLabel(), err)
+			}
+			r.Round = cfg.round
+			fmt.Fprintf(progress, "bench: windowed count, %s%s: %.0f records/s\n", name, cfg.roundLabel(), r.Rate())
+			out = append(out, r)
 		}
-		fmt.Fprintf(progress, "bench: windowed count, %s: %.0f records/s\n", name, r.Rate())
-		out = append(out, r)
 	}
 	if cfg.JoinOrders == 0 {
 		return out, nil
@@ -203,16 +218,44 @@ func runPipeline(ctx context.Context, cfg pipelineConfig, progress io.Writer) ([
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range cfg.Targets {
-		fmt.Fprintf(progress, "bench: join, %s...\n", name)
-		r, err := measureJoin(ctx, cfg, name, jin)
-		if err != nil {
-			return nil, fmt.Errorf("bench: join, %s: %w", name, err)
+	for round := range cfg.Rounds {
+		cfg.round = round + 1
+		for _, name := range roundTargets(cfg.Targets, round) {
+			fmt.Fprintf(progress, "bench: join, %s%s...\n", name, cfg.roundLabel())
+			r, err := measureJoin(ctx, cfg, name, jin)
+			if err != nil {
+				return nil, fmt.Errorf("bench: join, %s%s: %w", name, cfg.roundLabel(), err)
+			}
+			r.Round = cfg.round
+			fmt.Fprintf(progress, "bench: join, %s%s: %.0f records/s\n", name, cfg.roundLabel(), r.Rate())
+			out = append(out, r)
 		}
-		fmt.Fprintf(progress, "bench: join, %s: %.0f records/s\n", name, r.Rate())
-		out = append(out, r)
 	}
 	return out, nil
+}
+
+// roundTargets returns the targets in the order round (0-based) measures
+// them: rotated by one each round, so that no target always runs first.
+func roundTargets(targets []string, round int) []string {
+	k := round % len(targets)
+	return append(append([]string(nil), targets[k:]...), targets[:k]...)
+}
+
+// roundLabel names the round being measured in progress lines and
+// profiles, when there are several.
+func (c pipelineConfig) roundLabel() string {
+	if c.Rounds <= 1 {
+		return ""
+	}
+	return fmt.Sprintf(" round %d/%d", c.round, c.Rounds)
+}
+
+// profileName is the base name of a measured run's profiles.
+func (c pipelineConfig) profileName(workload, target string) string {
+	if c.Rounds <= 1 {
+		return workload + "-" + target
+	}
+	return fmt.Sprintf("%s-%s-r%d", workload, target, c.round)
 }
 
 // input is a pre-generated set of records: record i is key keys[keyOf[i]],
@@ -502,12 +545,12 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 	}
 	defer prod.Close()
 	if m.cfg.ProfileDir != "" {
-		base := filepath.Join(m.cfg.ProfileDir, m.workload+"-"+m.target)
+		base := filepath.Join(m.cfg.ProfileDir, m.cfg.profileName(m.workload, m.target))
 		// The run's allocations: `go tool pprof -base X.allocs-before X.allocs`.
 		if err := writeAllocs(base + ".allocs-before"); err != nil {
 			return res, fmt.Errorf("profile: %w", err)
 		}
-		stop, err := startProfile(m.cfg.ProfileDir, m.workload+"-"+m.target)
+		stop, err := startProfile(m.cfg.ProfileDir, m.cfg.profileName(m.workload, m.target))
 		if err != nil {
 			return res, err
 		}
@@ -558,7 +601,7 @@ func (m measured) run(ctx context.Context) (pipelineResult, error) {
 	res.CPU = processCPU() - cpu0
 	if m.cfg.ProfileDir != "" {
 		pprof.StopCPUProfile()
-		if err := writeAllocs(filepath.Join(m.cfg.ProfileDir, m.workload+"-"+m.target+".allocs")); err != nil {
+		if err := writeAllocs(filepath.Join(m.cfg.ProfileDir, m.cfg.profileName(m.workload, m.target)+".allocs")); err != nil {
 			return res, fmt.Errorf("profile: %w", err)
 		}
 	}
@@ -680,36 +723,67 @@ func measureCount(ctx context.Context, cfg pipelineConfig, name string, in *coun
 }
 
 func printPipeline(w io.Writer, cfg pipelineConfig, res []pipelineResult) {
-	fmt.Fprintf(w, "pipeline workload: %d orders over %d customers, %d partitions, %v of event time, %.0f%% up to %v out of order; join: %d orders + %d payments, grace %v; commit interval %v, Weir fsync=%s\n\n",
-		cfg.Orders, cfg.Customers, cfg.Partitions, cfg.Span, cfg.OutOfOrder*100, cfg.Lateness, cfg.JoinOrders, cfg.JoinOrders, cfg.joinGrace(), cfg.Commit, cfg.Fsync)
+	rounds := max(cfg.Rounds, 1)
+	fmt.Fprintf(w, "pipeline workload: %d orders over %d customers, %d partitions, %v of event time, %.0f%% up to %v out of order; join: %d orders + %d payments, grace %v; commit interval %v, Weir fsync=%s; %d round(s)\n\n",
+		cfg.Orders, cfg.Customers, cfg.Partitions, cfg.Span, cfg.OutOfOrder*100, cfg.Lateness, cfg.JoinOrders, cfg.JoinOrders, cfg.joinGrace(), cfg.Commit, cfg.Fsync, rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "workload\ttarget\tinput records\toutput records\tproduce\tend to end\trecords/s\tprocess CPU\tCPU µs/record\t")
+	fmt.Fprintln(tw, "round\tworkload\ttarget\tinput records\toutput records\tproduce\tend to end\trecords/s\tprocess CPU\tCPU µs/record\t")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%v\t%.0f\t%v\t%.2f\t\n", r.Workload, r.Target, r.Input, r.Output,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%v\t%v\t%.0f\t%v\t%.2f\t\n", max(r.Round, 1), r.Workload, r.Target, r.Input, r.Output,
 			r.Produce.Round(time.Millisecond), r.Elapsed.Round(time.Millisecond), r.Rate(),
-			r.CPU.Round(time.Millisecond), float64(r.CPU.Microseconds())/float64(r.Input))
+			r.CPU.Round(time.Millisecond), r.cpuPerRecord())
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	for _, wl := range []string{"count", "join"} {
-		byTarget := map[string]*pipelineResult{}
-		for i := range res {
-			if res[i].Workload == wl {
-				byTarget[res[i].Target] = &res[i]
-			}
-		}
 		ratio := func(label, a, b string) {
-			x, y := byTarget[a], byTarget[b]
-			if x == nil || y == nil {
-				return
+			// The rounds' ratios, each of two runs of the same round.
+			var rates, cpus []float64
+			for round := 1; round <= rounds; round++ {
+				var x, y *pipelineResult
+				for i := range res {
+					r := &res[i]
+					if r.Workload == wl && max(r.Round, 1) == round {
+						switch r.Target {
+						case a:
+							x = r
+						case b:
+							y = r
+						}
+					}
+				}
+				if x != nil && y != nil {
+					rates = append(rates, x.Rate()/y.Rate())
+					cpus = append(cpus, x.cpuPerRecord()/y.cpuPerRecord())
+				}
 			}
-			fmt.Fprintf(w, "%s, %s: %.2fx (end-to-end records/s); CPU per input record %.2fx\n",
-				wl, label, x.Rate()/y.Rate(), float64(x.CPU)/float64(x.Input)/(float64(y.CPU)/float64(y.Input)))
+			switch {
+			case len(rates) == 0:
+			case rounds == 1:
+				fmt.Fprintf(w, "%s, %s: %.2fx (end-to-end records/s); CPU per input record %.2fx\n", wl, label, rates[0], cpus[0])
+			default:
+				fmt.Fprintf(w, "%s, %s (median of %d rounds' ratios): %.2fx (end-to-end records/s; rounds %s); CPU per input record %.2fx (%s)\n",
+					wl, label, len(rates), median(rates), ratioList(rates), median(cpus), ratioList(cpus))
+			}
 		}
 		ratio("Weir/baseline", "weir", "baseline")
 		ratio("Weir exactly-once/Weir at-least-once", "weir-eos", "weir")
 		ratio("Weir exactly-once/baseline exactly-once", "weir-eos", "baseline-eos")
 	}
+}
+
+// cpuPerRecord is the process's CPU time per input record, in µs.
+func (r pipelineResult) cpuPerRecord() float64 {
+	return float64(r.CPU.Microseconds()) / float64(r.Input)
+}
+
+// ratioList renders ratios in round order.
+func ratioList(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, " ")
 }
 
 // sortedDiff renders up to 10 lines of differences, sorted.

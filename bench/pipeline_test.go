@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +235,30 @@ func TestPipelineInstancesSmall(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestPipelineReportRounds checks the report of several rounds on made-up
+// results: each round's ratio comes from that round's two runs, the summary
+// is their median, and every target runs first in some round.
+func TestPipelineReportRounds(t *testing.T) {
+	if got := roundTargets([]string{"weir", "baseline"}, 1); !slices.Equal(got, []string{"baseline", "weir"}) {
+		t.Errorf("round 2 order %v, want baseline first", got)
+	}
+	cfg := pipelineConfig{Orders: 100, Rounds: 3, JoinOrders: 0}
+	run := func(round int, target string, elapsed, cpu time.Duration) pipelineResult {
+		return pipelineResult{Workload: "count", Target: target, Round: round, Input: 100, Output: 1, Elapsed: elapsed, CPU: cpu}
+	}
+	res := []pipelineResult{
+		// Weir/baseline rates 0.50x, 2.00x, 1.25x; CPU 1.00x, 3.00x, 2.00x.
+		run(1, "weir", 2*time.Second, time.Second), run(1, "baseline", time.Second, time.Second),
+		run(2, "baseline", 2*time.Second, time.Second), run(2, "weir", time.Second, 3*time.Second),
+		run(3, "weir", 4*time.Second, 2*time.Second), run(3, "baseline", 5*time.Second, time.Second),
+	}
+	var out bytes.Buffer
+	printPipeline(&out, cfg, res)
+	want := "count, Weir/baseline (median of 3 rounds' ratios): 1.25x (end-to-end records/s; rounds 0.50 2.00 1.25); CPU per input record 2.00x (1.00 3.00 2.00)"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, out.String())
 	}
 }
