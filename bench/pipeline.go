@@ -198,7 +198,7 @@ func runPipeline(ctx context.Context, cfg pipelineConfig, progress io.Writer) ([
 	var out []pipelineResult
 	for round := range cfg.Rounds {
 		cfg.round = round + 1
-		for _, name := range roundTargets(cfg.Targets, round) {
+		for _, name := range roundOrder(cfg.Targets, round) {
 			fmt.Fprintf(progress, "bench: windowed count, %s%s...\n", name, cfg.roundLabel())
 			r, err := measureCount(ctx, cfg, name, in)
 			if err != nil {
@@ -220,7 +220,7 @@ func runPipeline(ctx context.Context, cfg pipelineConfig, progress io.Writer) ([
 	}
 	for round := range cfg.Rounds {
 		cfg.round = round + 1
-		for _, name := range roundTargets(cfg.Targets, round) {
+		for _, name := range roundOrder(cfg.Targets, round) {
 			fmt.Fprintf(progress, "bench: join, %s%s...\n", name, cfg.roundLabel())
 			r, err := measureJoin(ctx, cfg, name, jin)
 			if err != nil {
@@ -232,13 +232,6 @@ func runPipeline(ctx context.Context, cfg pipelineConfig, progress io.Writer) ([
 		}
 	}
 	return out, nil
-}
-
-// roundTargets returns the targets in the order round (0-based) measures
-// them: rotated by one each round, so that no target always runs first.
-func roundTargets(targets []string, round int) []string {
-	k := round % len(targets)
-	return append(append([]string(nil), targets[k:]...), targets[:k]...)
 }
 
 // roundLabel names the round being measured in progress lines and

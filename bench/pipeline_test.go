@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,11 +239,8 @@ func TestPipelineInstancesSmall(t *testing.T) {
 
 // TestPipelineReportRounds checks the report of several rounds on made-up
 // results: each round's ratio comes from that round's two runs, the summary
-// is their median, and every target runs first in some round.
+// is their median.
 func TestPipelineReportRounds(t *testing.T) {
-	if got := roundTargets([]string{"weir", "baseline"}, 1); !slices.Equal(got, []string{"baseline", "weir"}) {
-		t.Errorf("round 2 order %v, want baseline first", got)
-	}
 	cfg := pipelineConfig{Orders: 100, Rounds: 3, JoinOrders: 0}
 	run := func(round int, target string, elapsed, cpu time.Duration) pipelineResult {
 		return pipelineResult{Workload: "count", Target: target, Round: round, Input: 100, Output: 1, Elapsed: elapsed, CPU: cpu}
