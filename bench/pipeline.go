@@ -49,9 +49,9 @@ type pipelineConfig struct {
 	Seed       uint64        // input generator seed
 	ProfileDir string        // where to write a CPU profile of each measured run; "" = none
 	Progress   bool          // print the processor's counters every 250ms while measuring
-	// Rounds is how many times every target is measured, the targets'
-	// order rotating from round to round; the ratios are reported per
-	// round and as the median of the rounds'.
+	// Rounds is how many times every target is measured (0: once), the
+	// targets' order rotating from round to round; the ratios are
+	// reported per round and as the median of the rounds'.
 	Rounds int
 	// round is the round being measured (1-based), for the profiles' names.
 	round int
@@ -156,7 +156,7 @@ func (c pipelineConfig) validate() error {
 		return fmt.Errorf("bench: --lateness must be in [0, %v) so that no order is dropped as late", orders.Grace)
 	case c.JoinGrace < 0:
 		return errors.New("bench: --join-grace must not be negative")
-	case c.Rounds < 1:
+	case c.Rounds < 0:
 		return errors.New("bench: --rounds must be at least 1")
 	case c.Commit <= 0 || c.Timeout <= 0:
 		return errors.New("bench: --commit-interval and --timeout must be positive")
