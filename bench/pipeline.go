@@ -195,22 +195,11 @@ func runPipeline(ctx context.Context, cfg pipelineConfig, progress io.Writer) ([
 	if err != nil {
 		return nil, err
 	}
-	var out []pipelineResult
-	for round := range cfg.Rounds {
-		cfg.round = round + 1
-		for _, name := range roundOrder(cfg.Targets, round) {
-			fmt.Fprintf(progress, "bench: windowed count, %s%s...\n", name, cfg.roundLabel())
-			r, err := measureCount(ctx, cfg, name, in)
-			if err != nil {
-				return nil, fmt.Errorf("bench: windowed count, %s%s: %w", name, cfg.roundLabel(), err)
-			}
-			r.Round = cfg.round
-			fmt.Fprintf(progress, "bench: windowed count, %s%s: %.0f records/s\n", name, cfg.roundLabel(), r.Rate())
-			out = append(out, r)
-		}
-	}
-	if cfg.JoinOrders == 0 {
-		return out, nil
+	out, err := measureRounds(cfg, "windowed count", progress, func(cfg pipelineConfig, name string) (pipelineResult, error) {
+		return measureCount(ctx, cfg, name, in)
+	})
+	if err != nil || cfg.JoinOrders == 0 {
+		return out, err
 	}
 	in = nil // let the count's input go before the join's is made
 	fmt.Fprintf(progress, "bench: generating %d orders and payments...\n", cfg.JoinOrders)
@@ -218,16 +207,26 @@ func runPipeline(ctx context.Context, cfg pipelineConfig, progress io.Writer) ([
 	if err != nil {
 		return nil, err
 	}
+	joins, err := measureRounds(cfg, "join", progress, func(cfg pipelineConfig, name string) (pipelineResult, error) {
+		return measureJoin(ctx, cfg, name, jin)
+	})
+	return append(out, joins...), err
+}
+
+// measureRounds measures every target with measure, cfg.Rounds times, in
+// each round's order.
+func measureRounds(cfg pipelineConfig, workload string, progress io.Writer, measure func(pipelineConfig, string) (pipelineResult, error)) ([]pipelineResult, error) {
+	var out []pipelineResult
 	for round := range cfg.Rounds {
 		cfg.round = round + 1
 		for _, name := range roundOrder(cfg.Targets, round) {
-			fmt.Fprintf(progress, "bench: join, %s%s...\n", name, cfg.roundLabel())
-			r, err := measureJoin(ctx, cfg, name, jin)
+			fmt.Fprintf(progress, "bench: %s, %s%s...\n", workload, name, cfg.roundLabel())
+			r, err := measure(cfg, name)
 			if err != nil {
-				return nil, fmt.Errorf("bench: join, %s%s: %w", name, cfg.roundLabel(), err)
+				return nil, fmt.Errorf("bench: %s, %s%s: %w", workload, name, cfg.roundLabel(), err)
 			}
 			r.Round = cfg.round
-			fmt.Fprintf(progress, "bench: join, %s%s: %.0f records/s\n", name, cfg.roundLabel(), r.Rate())
+			fmt.Fprintf(progress, "bench: %s, %s%s: %.0f records/s\n", workload, name, cfg.roundLabel(), r.Rate())
 			out = append(out, r)
 		}
 	}
