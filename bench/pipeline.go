@@ -157,7 +157,7 @@ func (c pipelineConfig) validate() error {
 	case c.JoinGrace < 0:
 		return errors.New("bench: --join-grace must not be negative")
 	case c.Rounds < 0:
-		return errors.New("bench: --rounds must be at least 1")
+		return errors.New("bench: --rounds must not be negative")
 	case c.Commit <= 0 || c.Timeout <= 0:
 		return errors.New("bench: --commit-interval and --timeout must be positive")
 	}
@@ -244,7 +244,7 @@ func (c pipelineConfig) roundLabel() string {
 
 // profileName is the base name of a measured run's profiles.
 func (c pipelineConfig) profileName(workload, target string) string {
-	if c.Rounds <= 1 {
+	if c.Rounds <= 1 || c.round == 0 {
 		return workload + "-" + target
 	}
 	return fmt.Sprintf("%s-%s-r%d", workload, target, c.round)

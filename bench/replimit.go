@@ -6,15 +6,18 @@ package main
 // against factor 1").
 //
 // Three node processes (the bench binary's hidden replimit-node command)
-// each take one stream of record batches from the client. With factor 1 a
+// each take one stream of record batches from the client (Linux only: page-cache
+// drops and splice). With factor 1 a
 // node checks a batch's CRC32C, appends it to a file and fsyncs; with
 // factor 3 it also sends the batch to the two other nodes, which do the
 // same and answer with what they have fsynced, and the client's batch is
 // acknowledged once all three have. That is what a broker must do for a
 // record at either factor (receive, checksum, write, fsync; the leader's
 // two sends), with nothing of Kafka's protocol, indexes or bookkeeping:
-// its factor 3 / factor 1 throughput is the most a broker could reach on
-// the same cores and disk. Writes and fsyncs are grouped as a broker's
+// its factor 3 / factor 1 throughput bounds, in CPU, what a broker could
+// reach on the same cores and disk. (It pushes batches to the followers
+// from the leader's memory where a Kafka follower pulls them from the
+// log, and has no offsets, indexes or requests to parse.) Writes and fsyncs are grouped as a broker's
 // are: one fsync covers every batch written before it, and a follower
 // drops what it has fsynced from the page cache, as Weir's followers do.
 //
@@ -59,6 +62,7 @@ type replimitConfig struct {
 	InFlight   int           // batches in flight per stream
 	Rounds     int           // each round measures factor 1 and 3, the order alternating
 	DataDir    string        // where the nodes' directories are made
+	Splice     bool          // followers splice the socket into the file (one copy), then check the CRC over the file's pages
 	Timeout    time.Duration // bound on each phase
 }
 
@@ -83,6 +87,7 @@ func newReplimitCmd() *cobra.Command {
 	f.IntVar(&cfg.InFlight, "in-flight", 4, "batches in flight per stream (3 streams: the log workload's producer keeps 10,000 records buffered)")
 	f.IntVar(&cfg.Rounds, "rounds", 3, "rounds; each measures factor 1 and factor 3, which goes first alternating")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where the nodes' directories are made (default: the system temp dir)")
+	f.BoolVar(&cfg.Splice, "splice", false, "followers splice(2) each batch from the socket into the file, one copy instead of two, and check its CRC over the file's pages mapped in (the page cache's)")
 	f.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "bound on each phase")
 	return cmd
 }
@@ -133,10 +138,11 @@ func runReplimit(ctx context.Context, cfg replimitConfig, progress io.Writer) ([
 			return nil, err
 		}
 		res, err := replimitRound(ctx, cfg, bin, dir, round, frame, progress)
-		_ = os.RemoveAll(dir)
 		if err != nil {
-			return nil, err
+			// NB: the nodes' files and logs stay for a look.
+			return nil, fmt.Errorf("bench: round %d (files and node logs in %s): %w", round+1, dir, err)
 		}
+		_ = os.RemoveAll(dir)
 		out = append(out, res...)
 	}
 	return out, nil
@@ -170,8 +176,11 @@ func replimitRound(ctx context.Context, cfg replimitConfig, bin, dir string, rou
 		if err := os.MkdirAll(nd, 0o755); err != nil {
 			return nil, err
 		}
-		p, err := startBroker(bin, []string{"replimit-node", "--listen", a, "--dir", nd, "--peers", strings.Join(peers, ",")},
-			filepath.Join(dir, fmt.Sprintf("node-%d.log", i+1)))
+		args := []string{"replimit-node", "--listen", a, "--dir", nd, "--peers", strings.Join(peers, ",")}
+		if cfg.Splice {
+			args = append(args, "--splice")
+		}
+		p, err := startBroker(bin, args, filepath.Join(dir, fmt.Sprintf("node-%d.log", i+1)))
 		if err != nil {
 			return nil, err
 		}
@@ -194,7 +203,11 @@ func replimitRound(ctx context.Context, cfg replimitConfig, bin, dir string, rou
 		elapsed, cpu, ccpu := time.Since(start), procCPU(pids)-cpu0, processCPU()-ccpu0
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("bench: replication factor %d: %w", factor, err)
+			var tails strings.Builder
+			for i, p := range procs {
+				fmt.Fprintf(&tails, "\nnode %d's output:\n%s", i+1, p.tail())
+			}
+			return nil, fmt.Errorf("replication factor %d: %w%s", factor, err, tails.String())
 		}
 		out = append(out, replimitResult{Round: round + 1, Factor: factor, Records: 3 * cfg.batches() * cfg.perBatch(),
 			Elapsed: elapsed, NodesCPU: cpu, ClientCPU: ccpu})
@@ -334,6 +347,7 @@ func printReplimit(w io.Writer, cfg replimitConfig, res []replimitResult) {
 
 func newReplimitNodeCmd() *cobra.Command {
 	var listen, dir, peers string
+	var splice bool
 	cmd := &cobra.Command{
 		Use:    "replimit-node",
 		Short:  "One node of the replimit workload",
@@ -349,18 +363,19 @@ func newReplimitNodeCmd() *cobra.Command {
 			if peers != "" {
 				ps = strings.Split(peers, ",")
 			}
-			return serveReplNode(ctx, ln, dir, ps)
+			return serveReplNode(ctx, ln, dir, ps, splice)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory of the node's files")
 	cmd.Flags().StringVar(&peers, "peers", "", "the other nodes' addresses, comma-separated")
+	cmd.Flags().BoolVar(&splice, "splice", false, "follow by splice(2) (see replimit --splice)")
 	return cmd
 }
 
 // serveReplNode serves one node on ln until ctx ends: every stream gets a
 // file of its own in dir.
-func serveReplNode(ctx context.Context, ln net.Listener, dir string, peers []string) error {
+func serveReplNode(ctx context.Context, ln net.Listener, dir string, peers []string, splice bool) error {
 	context.AfterFunc(ctx, func() { _ = ln.Close() })
 	var n atomic.Int64
 	for {
@@ -374,7 +389,7 @@ func serveReplNode(ctx context.Context, ln net.Listener, dir string, peers []str
 		path := filepath.Join(dir, fmt.Sprintf("stream-%d", n.Add(1)))
 		go func() {
 			defer c.Close()
-			if err := replServe(c, path, peers); err != nil && !errors.Is(err, io.EOF) {
+			if err := replServe(c, path, peers, splice); err != nil && !errors.Is(err, io.EOF) {
 				fmt.Fprintf(os.Stderr, "replimit-node: %s: %v\n", path, err)
 			}
 		}()
@@ -383,12 +398,12 @@ func serveReplNode(ctx context.Context, ln net.Listener, dir string, peers []str
 
 // replServe serves one stream: a client's ('C') as its leader, a leader's
 // ('F') as a follower.
-func replServe(c net.Conn, path string, peers []string) error {
+func replServe(c net.Conn, path string, peers []string, splice bool) error {
 	var hello [1]byte
 	if _, err := io.ReadFull(c, hello[:]); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644) // NB: read too, to map batches in (--splice)
 	if err != nil {
 		return err
 	}
@@ -416,7 +431,7 @@ func replServe(c net.Conn, path string, peers []string) error {
 		}
 		return replLead(c, f, fs)
 	case 'F':
-		return replFollow(c, f)
+		return replFollow(c, f, splice)
 	default:
 		return fmt.Errorf("unknown stream kind %q", hello[0])
 	}
@@ -510,12 +525,6 @@ func (s *replStream) syncLoop(synced func(int64) error) error {
 	}
 }
 
-// dropCached drops [from, to) of f from the page cache.
-func dropCached(f *os.File, from, to int64) {
-	const fadvDontNeed = 4
-	_, _, _ = syscall.Syscall6(syscall.SYS_FADVISE64, f.Fd(), uintptr(from), uintptr(to-from), fadvDontNeed, 0, 0)
-}
-
 func putAck(w io.Writer, n int64) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(n))
@@ -524,11 +533,16 @@ func putAck(w io.Writer, n int64) error {
 }
 
 // replFollow appends a leader's frames and answers with the bytes fsynced.
-func replFollow(c net.Conn, f *os.File) error {
+func replFollow(c net.Conn, f *os.File, splice bool) error {
 	s := newReplStream(f, true)
 	syncErr := make(chan error, 1)
 	go func() { syncErr <- s.syncLoop(func(n int64) error { return putAck(c, n) }) }()
-	err := s.readFrames(c, nil)
+	var err error
+	if tc, ok := c.(*net.TCPConn); ok && splice {
+		err = s.spliceFrames(tc)
+	} else {
+		err = s.readFrames(c, nil)
+	}
 	return errors.Join(ignoreEOF(err), <-syncErr)
 }
 
@@ -559,6 +573,15 @@ func replLead(c net.Conn, f *os.File, fs []net.Conn) error {
 			var b [8]byte
 			for {
 				if _, err := io.ReadFull(fc, b[:]); err != nil {
+					select {
+					case <-s.done:
+					default:
+						// The follower left before the stream ended: end
+						// the client's stream too, instead of never
+						// acknowledging it.
+						_ = c.Close()
+						err = fmt.Errorf("follower %s: %w", fc.RemoteAddr(), err)
+					}
 					errs <- ignoreEOF(err)
 					return
 				}

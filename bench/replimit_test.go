@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -21,9 +22,16 @@ func TestReplimitReplicates(t *testing.T) {
 	cfg := replimitConfig{Size: 100, Records: 300, BatchBytes: 1000, InFlight: 2, Rounds: 1, Timeout: time.Minute}
 	frame := replimitFrame(cfg)
 	body := frame[4:]
-	for _, factor := range []int{1, 3} {
-		t.Run(fmt.Sprintf("factor %d", factor), func(t *testing.T) {
-			addrs, dirs := startReplNodes(t, ctx)
+	for _, tc := range []struct {
+		factor int
+		splice bool
+	}{{1, false}, {3, false}, {3, true}} {
+		if tc.splice && runtime.GOOS != "linux" {
+			continue // splice(2) is Linux's
+		}
+		factor := tc.factor
+		t.Run(fmt.Sprintf("factor %d splice %v", factor, tc.splice), func(t *testing.T) {
+			addrs, dirs := startReplNodes(t, ctx, tc.splice)
 			if err := replimitPhase(ctx, addrs, factor, cfg.batches(), cfg.InFlight, frame); err != nil {
 				t.Fatal(err)
 			}
@@ -46,7 +54,7 @@ func TestReplimitReplicates(t *testing.T) {
 		})
 	}
 	t.Run("corrupt batch", func(t *testing.T) {
-		addrs, _ := startReplNodes(t, ctx)
+		addrs, _ := startReplNodes(t, ctx, false)
 		bad := bytes.Clone(frame)
 		bad[len(bad)-1] ^= 1
 		err := replimitPhase(ctx, addrs[:1], 1, 1, 1, bad)
@@ -58,7 +66,7 @@ func TestReplimitReplicates(t *testing.T) {
 
 // startReplNodes serves three nodes on loopback listeners until the test
 // ends.
-func startReplNodes(t *testing.T, ctx context.Context) ([]string, []string) {
+func startReplNodes(t *testing.T, ctx context.Context, splice bool) ([]string, []string) {
 	t.Helper()
 	lns := make([]net.Listener, 3)
 	addrs := make([]string, 3)
@@ -80,7 +88,7 @@ func startReplNodes(t *testing.T, ctx context.Context) ([]string, []string) {
 			}
 		}
 		go func() {
-			_ = serveReplNode(nctx, ln, dirs[i], peers)
+			_ = serveReplNode(nctx, ln, dirs[i], peers, splice)
 			done <- struct{}{}
 		}()
 	}
