@@ -13,9 +13,10 @@ import (
 // processed records' slots are cleared when the live ones move to the front.
 func TestQueueThatNeverDrainsKeepsItsArray(t *testing.T) {
 	q := &partitionQueue{}
+	task := &Task{}
 	var next, want streams.Offset
 	add := func(n int) {
-		q.room(n)
+		task.room(q, n)
 		for range n {
 			q.recs = append(q.recs, streams.RawRecord{Offset: next, Key: []byte("k")})
 			next++

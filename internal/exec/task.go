@@ -184,7 +184,7 @@ func (t *Task) Add(tp streams.TopicPartition, recs []streams.RawRecord) error {
 	if err != nil {
 		return err
 	}
-	q.room(len(recs))
+	t.room(q, len(recs))
 	n := len(q.recs)
 	q.recs = append(q.recs, recs...)
 	for i := n; i < len(q.recs); i++ {
@@ -203,7 +203,7 @@ func (t *Task) AddOne(tp streams.TopicPartition, r *streams.RawRecord) error {
 	if err != nil {
 		return err
 	}
-	q.room(1)
+	t.room(q, 1)
 	q.recs = append(q.recs, *r)
 	last := &q.recs[len(q.recs)-1]
 	last.Timestamp = q.source.Timestamp(last)
@@ -246,7 +246,10 @@ func (t *Task) queue(tp streams.TopicPartition) (*partitionQueue, error) {
 		})
 	}
 	t.lastQ = q
-	if q.head > 0 && q.head == len(q.recs) {
+	// NB: not while a record is processed: it may be this queue's, and
+	// an owner may add records from inside its processing (the test
+	// driver's sink feeds a topic the task reads).
+	if t.current == nil && q.head > 0 && q.head == len(q.recs) {
 		q.recs, q.head = q.recs[:0], 0
 	}
 	return q, nil
@@ -259,8 +262,11 @@ func (t *Task) queue(tp streams.TopicPartition) (*partitionQueue, error) {
 // the unprocessed ones move to the front instead, and the slots they leave
 // are cleared so that processed records' buffers can be collected. Each
 // record moved is paid for by one processed, so Add stays O(1) amortized.
-func (q *partitionQueue) room(n int) {
-	if len(q.recs)+n <= cap(q.recs) || q.head < len(q.recs)-q.head {
+//
+// Not while a record is processed (see queue): the record is in a queue,
+// maybe this one, until its processing ends; appending alone leaves it be.
+func (t *Task) room(q *partitionQueue, n int) {
+	if t.current != nil || len(q.recs)+n <= cap(q.recs) || q.head < len(q.recs)-q.head {
 		return
 	}
 	live := copy(q.recs, q.recs[q.head:])
