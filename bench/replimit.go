@@ -55,6 +55,27 @@ func init() { workloads = append(workloads, newReplimitCmd, newReplimitNodeCmd) 
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// maxBatch bounds a batch (a frame's length) on the nodes.
+const maxBatch = 64 << 20
+
+// batchCRCOK reports whether a batch's CRC32C (its first 4 bytes) is
+// that of the rest.
+func batchCRCOK(batch []byte) bool {
+	return crc32.Checksum(batch[4:], castagnoli) == binary.BigEndian.Uint32(batch)
+}
+
+// readFrameLen reads a frame's length prefix from r into l and checks it.
+func readFrameLen(r io.Reader, l *[4]byte) (int, error) {
+	if _, err := io.ReadFull(r, l[:]); err != nil {
+		return 0, err
+	}
+	n := int(binary.BigEndian.Uint32(l[:]))
+	if n < 4 || n > maxBatch {
+		return 0, fmt.Errorf("frame of %d bytes", n)
+	}
+	return n, nil
+}
+
 type replimitConfig struct {
 	Size       int           // record size
 	Records    int           // records per phase, over the three streams
@@ -93,8 +114,8 @@ func newReplimitCmd() *cobra.Command {
 }
 
 func (c replimitConfig) validate() error {
-	if c.Size < 1 || c.BatchBytes < c.Size || c.Records < 1 || c.InFlight < 1 || c.Rounds < 1 || c.Timeout <= 0 {
-		return errors.New("bench: --size, --records, --in-flight, --rounds and --timeout must be positive, --batch-bytes at least --size")
+	if c.Size < 1 || c.BatchBytes < c.Size || c.BatchBytes > maxBatch-4 || c.Records < 1 || c.InFlight < 1 || c.Rounds < 1 || c.Timeout <= 0 {
+		return errors.New("bench: --size, --records, --in-flight, --rounds and --timeout must be positive, --batch-bytes at least --size and below 64 MiB")
 	}
 	return nil
 }
@@ -462,12 +483,9 @@ func (s *replStream) readFrames(r io.Reader, each func(frame []byte) error) erro
 	var buf []byte
 	for {
 		var l [4]byte
-		if _, err := io.ReadFull(br, l[:]); err != nil {
+		n, err := readFrameLen(br, &l)
+		if err != nil {
 			return err
-		}
-		n := int(binary.BigEndian.Uint32(l[:]))
-		if n < 4 || n > 64<<20 {
-			return fmt.Errorf("frame of %d bytes", n)
 		}
 		if cap(buf) < 4+n {
 			buf = make([]byte, 4+n)
@@ -478,7 +496,7 @@ func (s *replStream) readFrames(r io.Reader, each func(frame []byte) error) erro
 			return err
 		}
 		body := frame[4:]
-		if crc32.Checksum(body[4:], castagnoli) != binary.BigEndian.Uint32(body) {
+		if !batchCRCOK(body) {
 			return fmt.Errorf("batch at byte %d: CRC mismatch", s.written.Load())
 		}
 		if _, err := s.f.Write(body); err != nil {
@@ -489,11 +507,16 @@ func (s *replStream) readFrames(r io.Reader, each func(frame []byte) error) erro
 				return err
 			}
 		}
-		s.written.Add(int64(n))
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.appended(n)
+	}
+}
+
+// appended counts n more bytes written and wakes the syncer.
+func (s *replStream) appended(n int) {
+	s.written.Add(int64(n))
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 

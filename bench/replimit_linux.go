@@ -3,10 +3,8 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"net"
 	"os"
@@ -45,12 +43,9 @@ func (s *replStream) spliceFrames(c *net.TCPConn) error {
 	const spliceMove, spliceNonblock = 1, 2
 	for {
 		var l [4]byte
-		if _, err := io.ReadFull(c, l[:]); err != nil {
+		n, err := readFrameLen(c, &l)
+		if err != nil {
 			return err
-		}
-		n := int(binary.BigEndian.Uint32(l[:]))
-		if n < 4 || n > 64<<20 {
-			return fmt.Errorf("frame of %d bytes", n)
 		}
 		start := s.written.Load()
 		off := start
@@ -84,11 +79,7 @@ func (s *replStream) spliceFrames(c *net.TCPConn) error {
 		if err := checkMappedCRC(ffd, start, n); err != nil {
 			return fmt.Errorf("batch at byte %d: %w", start, err)
 		}
-		s.written.Add(int64(n))
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+		s.appended(n)
 	}
 }
 
@@ -102,7 +93,7 @@ func checkMappedCRC(fd int, off int64, n int) error {
 	}
 	defer syscall.Munmap(m)
 	body := m[off-base:]
-	if crc32.Checksum(body[4:], castagnoli) != binary.BigEndian.Uint32(body) {
+	if !batchCRCOK(body[:n]) {
 		return errors.New("CRC mismatch")
 	}
 	return nil
