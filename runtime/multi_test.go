@@ -189,12 +189,18 @@ func testMultiInstance(t *testing.T, c *cluster) {
 
 func committedOffsets(t *testing.T, c *cluster) map[streams.TopicPartition]streams.Offset {
 	t.Helper()
+	return groupCommitted(t, c, "orders-app")
+}
+
+// groupCommitted returns group's committed offsets.
+func groupCommitted(t *testing.T, c *cluster, group string) map[streams.TopicPartition]streams.Offset {
+	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.addrs...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	resp, err := kadm.NewClient(cl).FetchOffsets(context.Background(), "orders-app")
+	resp, err := kadm.NewClient(cl).FetchOffsets(context.Background(), group)
 	if err != nil {
 		t.Fatal(err)
 	}
