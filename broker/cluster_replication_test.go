@@ -464,11 +464,13 @@ func rawProduce(t *testing.T, addr, topic string, p int32, value string, timeout
 }
 
 // TestClusterReplicationEpochsAndMinISR: leader epochs on the wire
-// (OffsetForLeaderEpoch, advertised in cluster mode; CurrentLeaderEpoch on
-// Fetch and ListOffsets) and min.insync.replicas: with one of three
-// replicas down an acks=all produce to a topic requiring 3 in sync is
-// refused with NOT_ENOUGH_REPLICAS before anything is written, and succeeds
-// once the replica is back in the ISR.
+// (OffsetForLeaderEpoch, advertised in cluster mode; a future
+// CurrentLeaderEpoch on OffsetForLeaderEpoch and Fetch to the leader;
+// TestClusterCurrentLeaderEpoch has every answer on every API that takes
+// it) and min.insync.replicas: with one of three replicas down an acks=all
+// produce to a topic requiring 3 in sync is refused with
+// NOT_ENOUGH_REPLICAS before anything is written, and succeeds once the
+// replica is back in the ISR.
 func TestClusterReplicationEpochsAndMinISR(t *testing.T) {
 	c := startReplicatedCluster(t, 3, time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

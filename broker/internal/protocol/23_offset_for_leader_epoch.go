@@ -3,14 +3,14 @@ package protocol
 // OffsetForLeaderEpoch, versions 0-4, served and advertised in cluster mode
 // only (a single node keeps its advertised APIs as they were).
 //
-// For each partition this broker leads (NOT_LEADER_OR_FOLLOWER otherwise),
-// CurrentLeaderEpoch is checked as on Fetch (FENCED_LEADER_EPOCH,
-// UNKNOWN_LEADER_EPOCH), then the answer is KIP-101's: the largest leader
-// epoch <= LeaderEpoch the log knows and the offset where the epoch after
-// it starts (the log end offset for the newest epoch); -1 and -1 when the
-// log knows no such epoch. Consumers use it to detect a truncation after a
-// leader change (KIP-320); followers of this broker use DivergingEpoch in
-// Fetch instead.
+// CurrentLeaderEpoch is checked as on Fetch, before the leadership
+// (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, then NOT_LEADER_OR_FOLLOWER
+// unless this broker leads the partition: cluster.go's leadsInEpoch). The
+// answer is KIP-101's: the largest leader epoch <= LeaderEpoch the log
+// knows and the offset where the epoch after it starts (the log end offset
+// for the newest epoch); -1 and -1 when the log knows no such epoch.
+// Consumers use it to detect a truncation after a leader change (KIP-320);
+// followers of this broker use DivergingEpoch in Fetch instead.
 
 import (
 	"context"
@@ -55,11 +55,8 @@ func (s *Server) offsetForLeaderEpoch(v *ClusterView, topic string, rp kmsg.Offs
 	if v == nil {
 		return kerr.NotLeaderForPartition.Code
 	}
-	lp, code := s.leads(v, v.Topics[topic], rp.Partition)
+	lp, code := s.leadsInEpoch(v, v.Topics[topic], rp.Partition, rp.CurrentLeaderEpoch)
 	if code != 0 {
-		return code
-	}
-	if code := s.replicaCheckEpoch(lp, rp.CurrentLeaderEpoch); code != 0 {
 		return code
 	}
 	el, ok := lp.Log().(epochLog)

@@ -156,6 +156,36 @@ func (s *Server) leads(v *ClusterView, ct *ClusterTopic, p int32) (*topics.Parti
 	return lp, 0
 }
 
+// leadsInEpoch is leads for a request naming the leader epoch its client
+// knows (CurrentLeaderEpoch, -1: none), checked as Kafka's
+// Partition.getLocalLog does: the epoch first, against this broker's
+// replica whether or not it leads (FENCED_LEADER_EPOCH when older,
+// UNKNOWN_LEADER_EPOCH when newer: a client sent here by stale metadata
+// learns that its metadata is stale, and a consumer that its leader may
+// have truncated), then the leadership (NOT_LEADER_OR_FOLLOWER). A broker
+// that holds no replica has no epoch to compare.
+func (s *Server) leadsInEpoch(v *ClusterView, ct *ClusterTopic, p, epoch int32) (*topics.Partition, int16) {
+	lp, code := s.leads(v, ct, p)
+	if code == 0 {
+		if code = s.replicaCheckEpoch(lp, epoch); code != 0 {
+			return nil, code
+		}
+		return lp, 0
+	}
+	if code != kerr.NotLeaderForPartition.Code || epoch < 0 {
+		return nil, code
+	}
+	if t, ok := s.Topics.Get(ct.Name); ok && t.ID() == ct.ID {
+		if rp, ok := t.Partition(p); ok {
+			switch c := s.replicaCheckEpoch(rp, epoch); c {
+			case kerr.FencedLeaderEpoch.Code, kerr.UnknownLeaderEpoch.Code:
+				return nil, c
+			}
+		}
+	}
+	return nil, code
+}
+
 func clusterMetadata(ctx context.Context, s *Server, r *Request) (kmsg.Response, error) {
 	req := r.Body.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
@@ -457,10 +487,7 @@ func clusterFetch(ctx context.Context, s *Server, r *Request) (kmsg.Response, er
 		out := kmsg.NewFetchResponseTopic()
 		out.Topic, out.TopicID = rt.Topic, rt.TopicID
 		for _, rp := range rt.Partitions {
-			lp, code := s.leads(v, ct, rp.Partition)
-			if code == 0 {
-				code = s.replicaCheckEpoch(lp, rp.CurrentLeaderEpoch)
-			}
+			_, code := s.leadsInEpoch(v, ct, rp.Partition, rp.CurrentLeaderEpoch)
 			if code != 0 {
 				op := kmsg.NewFetchResponseTopicPartition()
 				op.Partition, op.ErrorCode = rp.Partition, code
@@ -515,10 +542,7 @@ func clusterListOffsets(ctx context.Context, s *Server, r *Request) (kmsg.Respon
 		out := kmsg.NewListOffsetsResponseTopic()
 		out.Topic = rt.Topic
 		for _, rp := range rt.Partitions {
-			lp, code := s.leads(v, ct, rp.Partition)
-			if code == 0 {
-				code = s.replicaCheckEpoch(lp, rp.CurrentLeaderEpoch)
-			}
+			_, code := s.leadsInEpoch(v, ct, rp.Partition, rp.CurrentLeaderEpoch)
 			if code != 0 {
 				op := kmsg.NewListOffsetsResponseTopicPartition()
 				op.Partition, op.ErrorCode = rp.Partition, code

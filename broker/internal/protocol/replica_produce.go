@@ -22,8 +22,10 @@ type Replication interface {
 	// (NOT_LEADER_OR_FOLLOWER, NOT_ENOUGH_REPLICAS for acks=all); 0 lets
 	// it go on.
 	CheckProduce(p *topics.Partition, acks int16) int16
-	// CheckLeaderEpoch answers a client's CurrentLeaderEpoch
-	// (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, or 0).
+	// CheckLeaderEpoch answers a client's CurrentLeaderEpoch on any
+	// replica of p, epoch first (FENCED_LEADER_EPOCH,
+	// UNKNOWN_LEADER_EPOCH), then NOT_LEADER_OR_FOLLOWER unless this
+	// broker leads p; 0 lets it go on.
 	CheckLeaderEpoch(p *topics.Partition, epoch int32) int16
 	// WaitCommitted waits until the high watermark covers end (acks=all)
 	// of records appended in leader epoch epoch.

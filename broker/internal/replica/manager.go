@@ -733,9 +733,13 @@ func (m *Manager) CheckProduce(p *topics.Partition, acks int16) int16 {
 }
 
 // CheckLeaderEpoch answers a client's CurrentLeaderEpoch (-1: none) on a
-// partition this broker leads: FENCED_LEADER_EPOCH if it is older than the
-// partition's, UNKNOWN_LEADER_EPOCH if newer, else 0; NOT_LEADER_OR_FOLLOWER
-// while this broker is not (yet) its leader here.
+// partition as Kafka's Partition.getLocalLog does: the epoch first, on any
+// replica (a follower, or a replica of a partition without a leader, knows
+// the leader epoch from the metadata image), FENCED_LEADER_EPOCH if it is
+// older than the partition's, UNKNOWN_LEADER_EPOCH if newer; then the role,
+// NOT_LEADER_OR_FOLLOWER unless this broker leads it here; else 0. A
+// broker that is not a replica has no epoch to compare:
+// NOT_LEADER_OR_FOLLOWER.
 func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
 	ps := m.awaitLeading(p)
 	if ps == nil {
@@ -743,10 +747,13 @@ func (m *Manager) CheckLeaderEpoch(p *topics.Partition, epoch int32) int16 {
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	if code := checkEpoch(ps.epoch, epoch); code != 0 {
+		return code
+	}
 	if ps.role != roleLeader || m.cutOffLocked(ps) {
 		return kerr.NotLeaderForPartition.Code
 	}
-	return checkEpoch(ps.epoch, epoch)
+	return 0
 }
 
 // untracked answers for a partition the manager does not replicate: an

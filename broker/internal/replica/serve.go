@@ -165,11 +165,14 @@ func (m *Manager) ServeFetch(ctx context.Context, req *kmsg.FetchRequest, versio
 func (m *Manager) beginServe(ps *partition, replica int32, rp *kmsg.FetchRequestTopicPartition, op *kmsg.FetchResponseTopicPartition, now time.Time) int16 {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.role != roleLeader {
-		return kerr.NotLeaderForPartition.Code
-	}
+	// The epoch first, as Kafka's Partition.getLocalLog: a follower
+	// fenced on a broker that has moved on learns so whether or not that
+	// broker leads.
 	if code := checkEpoch(ps.epoch, rp.CurrentLeaderEpoch); code != 0 {
 		return code
+	}
+	if ps.role != roleLeader {
+		return kerr.NotLeaderForPartition.Code
 	}
 	l := ps.log
 	op.LogStartOffset, op.HighWatermark = int64(l.LogStartOffset()), int64(l.HighWatermark())
