@@ -353,11 +353,14 @@ func TestQueryTwoInstances(t *testing.T) {
 		t.Logf("GET %s: %d %s", tc.url, status, m["error"])
 	}
 
-	// b dies without leaving once its offsets are committed (at least
+	// b dies without leaving once its offsets are committed: at least
 	// once, what an instance processed after its last commit is processed
-	// again by the next owner; a rebalance under load can hold commits
-	// back for a while). Until the group notices, a still routes b's keys
-	// to b, and says at once that b does not answer.
+	// again by the next owner, and a pipelined commit reaches the group
+	// one or two commit intervals after the changelog it covers. (The
+	// standby read above usually takes seconds, a's copy applying every
+	// few seconds, but not when the copy has just applied.) Until the
+	// group notices, a still routes b's keys to b, and says at once that
+	// b does not answer.
 	waitGroupCommitted(t, c, "query-app", orders.InputTopic)
 	b.app.Abandon()
 	start := time.Now()
