@@ -67,9 +67,9 @@ func batchEpochs(t *testing.T, l *storageLog, end base.Offset) map[int64]int32 {
 }
 
 // rawProduceAcks sends one record to addr with acks (1 or -1) and returns
-// the partition's error code and the offset it was given.
-func rawProduceAcks(t *testing.T, addr, topic string, p int32, value string, acks int16, timeoutMS int32) (int16, int64) {
-	t.Helper()
+// the partition's answer.
+func rawProduceAcks(ctx context.Context, addr, topic string, p int32, value string, acks int16, timeoutMS int32) (kmsg.ProduceResponseTopicPartition, error) {
+	var none kmsg.ProduceResponseTopicPartition
 	// NB: kgo writes its configured acks into every ProduceRequest it
 	// sends, Request included.
 	opts := []kgo.Opt{kgo.SeedBrokers(addr)}
@@ -78,14 +78,14 @@ func rawProduceAcks(t *testing.T, addr, topic string, p int32, value string, ack
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		t.Fatal(err)
+		return none, err
 	}
 	defer cl.Close()
 	now := time.Now().UnixMilli()
 	b, err := batch.Build(batch.Header{FirstTimestamp: now, MaxTimestamp: now, ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1},
 		[]batch.Record{{Value: []byte(value)}}, batch.CodecNone)
 	if err != nil {
-		t.Fatal(err)
+		return none, err
 	}
 	req := kmsg.NewPtrProduceRequest()
 	req.Acks, req.TimeoutMillis = acks, timeoutMS
@@ -95,18 +95,13 @@ func rawProduceAcks(t *testing.T, addr, topic string, p int32, value string, ack
 	rp.Partition, rp.Records = p, b
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(timeoutMS)*time.Millisecond+5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(timeoutMS)*time.Millisecond+5*time.Second)
 	defer cancel()
 	raw, err := cl.SeedBrokers()[0].Request(ctx, req)
 	if err != nil {
-		t.Logf("produce of %q with acks %d: %v", value, acks, err)
-		return kerr.RequestTimedOut.Code, -1
+		return none, fmt.Errorf("produce of %q with acks %d: %w", value, acks, err)
 	}
-	pr := raw.(*kmsg.ProduceResponse).Topics[0].Partitions[0]
-	if pr.ErrorCode != 0 && pr.ErrorMessage != nil {
-		t.Logf("produce of %q with acks %d: %s", value, acks, *pr.ErrorMessage)
-	}
-	return pr.ErrorCode, pr.BaseOffset
+	return raw.(*kmsg.ProduceResponse).Topics[0].Partitions[0], nil
 }
 
 // rawFetch fetches topic/p from offset on addr as a read_uncommitted
@@ -286,18 +281,34 @@ func TestClusterReplicationIsolatedLeaderTruncates(t *testing.T) {
 	for i := range nUncommitted {
 		v := fmt.Sprintf("uncommitted-acks1-%d", i)
 		uncommitted[v] = true
-		code, off := rawProduceAcks(t, c.brokers[old-1].Addr(), topic, 0, v, 1, 2000)
-		if code != 0 || off != int64(hw0)+int64(i) {
-			t.Fatalf("acks=1 produce %d to the cut-off leader: %v at offset %d, want offset %d", i, kerr.ErrorForCode(code), off, int64(hw0)+int64(i))
+		pr, err := rawProduceAcks(ctx, c.brokers[old-1].Addr(), topic, 0, v, 1, 2000)
+		if err != nil || pr.ErrorCode != 0 || pr.BaseOffset != int64(hw0)+int64(i) {
+			t.Fatalf("acks=1 produce %d to the cut-off leader: %v %v at offset %d, want offset %d",
+				i, err, kerr.ErrorForCode(pr.ErrorCode), pr.BaseOffset, int64(hw0)+int64(i))
 		}
 	}
+	// An acks=all produce is appended, then waits in vain for the ISR; the
+	// fetches below run meanwhile, before the leader can give up on its
+	// followers.
 	uncommitted["uncommitted-acksall"] = true
-	if code, _ := rawProduceAcks(t, c.brokers[old-1].Addr(), topic, 0, "uncommitted-acksall", -1, 300); code == 0 {
-		t.Fatalf("an acks=all produce to the cut-off leader %d was acknowledged", old)
+	type answer struct {
+		pr  kmsg.ProduceResponseTopicPartition
+		err error
 	}
-	heldEnd := oldLog.LogEndOffset()
-	if hw := oldLog.HighWatermark(); hw != hw0 || heldEnd <= hw0+base.Offset(nUncommitted-1) {
-		t.Fatalf("the cut-off leader: end %d hw %d, want hw %d and at least %d records above it", heldEnd, hw, hw0, nUncommitted)
+	acksAll := make(chan answer, 1)
+	go func() {
+		pr, err := rawProduceAcks(ctx, c.brokers[old-1].Addr(), topic, 0, "uncommitted-acksall", -1, 1000)
+		acksAll <- answer{pr, err}
+	}()
+	heldEnd := hw0 + base.Offset(nUncommitted) + 1
+	eventually(t, 5*time.Second, "the acks=all record appended", func() error {
+		if e := oldLog.LogEndOffset(); e != heldEnd {
+			return fmt.Errorf("end %d", e)
+		}
+		return nil
+	})
+	if hw := oldLog.HighWatermark(); hw != hw0 {
+		t.Fatalf("the cut-off leader: hw %d, want %d", hw, hw0)
 	}
 	heldBelowHW := logBytes(t, oldLog, hw0)
 	heldAt := time.Now()
@@ -328,6 +339,15 @@ func TestClusterReplicationIsolatedLeaderTruncates(t *testing.T) {
 			b = b[h.Size():]
 		}
 		t.Logf("fetch at %d from the cut-off leader: %d bytes, high watermark %d", off, len(fp.RecordBatches), fp.HighWatermark)
+	}
+
+	switch a := <-acksAll; {
+	case a.err != nil:
+		t.Fatal(a.err)
+	case a.pr.ErrorCode == 0:
+		t.Fatalf("an acks=all produce to the cut-off leader %d was acknowledged at offset %d", old, a.pr.BaseOffset)
+	default:
+		t.Logf("acks=all produce to the cut-off leader: %v", kerr.ErrorForCode(a.pr.ErrorCode))
 	}
 
 	// The controller replaces it.
