@@ -87,6 +87,7 @@ type Node struct {
 	recMu      sync.Mutex
 	reconciled chan struct{}
 	replayed   atomic.Bool // the reconcile loop runs
+	current    atomic.Bool // Replayed has reported true
 	recStuck   bool        // a wait ran out of time since the last pass; guarded by recMu
 	ctx        context.Context
 	cancel     context.CancelFunc

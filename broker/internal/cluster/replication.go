@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/weir-dev/weir/broker/internal/metadata"
 )
 
 // AlterPartition sends a leader's ISR change to the active controller
@@ -36,17 +38,35 @@ func (n *Node) SessionLapsed() bool {
 	return time.Since(time.Unix(0, n.answered.Load())) > n.opts.SessionTimeout
 }
 
-// Replayed reports whether this node's image is whole: a voter has applied
-// every entry its raft storage held committed at Open, a broker-only node
-// has caught up with the voter it follows. Until then the image may be an
-// old state (a restarted broker would see itself leading partitions it led
-// before), and replication takes no role from it.
+// Replayed reports whether this node's image is current enough to act on:
+// whole (a voter has applied every entry its raft storage held committed
+// at Open, a broker-only node has caught up with the voter it follows) and
+// holding this run's own registration. What a restarted node's storage
+// held is the cluster as it was when the node stopped: a leader killed, or
+// cut off and stopped, would see itself leading partitions that have moved
+// on, and answer produces at a stale epoch. The controller writes this
+// run's registration after everything it had committed then (the previous
+// run's fencing and the leaderships that moved away with it), so an image
+// that holds it is at least as new. Until then replication takes no role
+// and SASL knows no users. Once true, it stays true.
 func (n *Node) Replayed() bool {
-	if n.obs != nil {
-		return n.obs.caughtUp.Load()
+	if n.current.Load() {
+		return true
 	}
-	if n.q == nil {
+	whole := false
+	switch {
+	case n.obs != nil:
+		whole = n.obs.caughtUp.Load()
+	case n.q != nil:
+		whole = n.q.Status().Applied >= n.replayTo
+	}
+	if !whole {
 		return false
 	}
-	return n.q.Status().Applied >= n.replayTo
+	b, ok := n.sm.Image().Broker(metadata.NodeID(n.opts.NodeID))
+	if !ok || b.Incarnation != metadata.IncarnationID(n.incarnation) {
+		return false
+	}
+	n.current.Store(true)
+	return true
 }
