@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -18,22 +19,29 @@ import (
 	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 )
 
-// TestClusterReplicationRandomSchedule: three in-process brokers, a
-// partition with replication factor 3, an idempotent acks=all producer
-// running throughout, and a seeded random schedule of steps: produce (wait
-// for more acknowledgements), consume (poll a consumer that stays open),
-// stop a node, restart it, cut a node from every other node and heal it.
-// At most one node is stopped or cut at a time, and a restart or heal
-// waits for the ISR to be whole again before the schedule goes on, so the
-// partition always has min.insync.replicas of it. After a final heal and restart every replica
-// holds the same log, and the consumer that ran throughout, then a fresh
-// one, read every acknowledged record exactly once, in order.
-// WEIR_FAULT_SEED replays the schedule (WEIR_CLUSTER_SEED the fault
-// layer's own choices).
+// TestClusterReplicationRandomSchedule: three in-process brokers, each
+// with its data directory (topic registry, metadata raft log, partition
+// logs) on its own crashable memory filesystem, a partition with
+// replication factor 3, an idempotent acks=all producer running
+// throughout, and a seeded random schedule of steps: produce (wait for
+// more acknowledgements), consume (poll a consumer that stays open), crash
+// a node, stop one gracefully, restart it, cut a node from every other
+// node and heal it. A crash cuts the node off (a node without power says
+// nothing more), takes a crash clone of its filesystem that keeps what was
+// synced and a seeded share of what was not, 4 KiB block by block, then
+// stops it: nothing it writes after the clone survives, and it restarts
+// on the clone. At most one node is down or cut at a time, and a restart
+// or heal waits for the ISR to be whole again before the schedule goes
+// on, so the partition always has min.insync.replicas of it. After a
+// final heal and restart every replica holds the same log, and the
+// consumer that ran throughout, then a fresh one, read every acknowledged
+// record exactly once, in order. WEIR_FAULT_SEED replays the schedule and
+// each clone's random choices (not the timing, so not which bytes were
+// unsynced at the crash); WEIR_CLUSTER_SEED the fault layer's own choices.
 func TestClusterReplicationRandomSchedule(t *testing.T) {
 	seed := faultSeed(t)
 	rng := rand.New(rand.NewPCG(seed, seed))
-	const steps = 14
+	const steps = 40
 	// Each node keeps its client address across restarts, as a restarted
 	// process would: clients know no other.
 	addrs := make([]string, 3)
@@ -45,8 +53,15 @@ func TestClusterReplicationRandomSchedule(t *testing.T) {
 		addrs[i] = ln.Addr().String()
 		_ = ln.Close()
 	}
+	// fsOf[i] is node i+1's filesystem at its next open: a crash replaces
+	// it with the clone the node restarts on.
+	fsOf := make([]*vfs.MemFS, 3)
+	for i := range fsOf {
+		fsOf[i] = vfs.NewCrashableMem()
+	}
 	c := startTestClusterWith(t, make([]string, 3), func(i int, o *Options) {
-		o.ReplicaLagTime, o.Listen = time.Second, addrs[i]
+		o.ReplicaLagTime, o.Listen, o.dataFS = time.Second, addrs[i], fsOf[i]
+		mkdirSynced(t, fsOf[i], o.DataDir)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -128,7 +143,7 @@ func TestClusterReplicationRandomSchedule(t *testing.T) {
 	waitAcks(20, "first acknowledgements")
 	down, cut := int32(0), int32(0) // the node stopped or cut, 0 if none
 	for k := range steps {
-		kind := rng.IntN(4)
+		kind := rng.IntN(6)
 		switch {
 		case kind == 0:
 			n := acks.count() + 10 + rng.IntN(40)
@@ -148,7 +163,25 @@ func TestClusterReplicationRandomSchedule(t *testing.T) {
 			c.net.HealAll()
 			cut = 0
 			eventually(t, 40*time.Second, fmt.Sprintf("step %d: the ISR whole again", k+1), fullISR)
-		case kind == 2:
+		case kind <= 3:
+			down = int32(1 + rng.IntN(3))
+			unsynced := 0 // share of unsynced 4 KiB blocks and entries the clone keeps
+			if rng.IntN(3) > 0 {
+				unsynced = 1 + rng.IntN(90)
+			}
+			// NB: the clone draws from its own generator, seeded from the
+			// schedule's, so that the steps after it do not depend on how
+			// many files and blocks it drew for.
+			cloneSeed := rng.Uint64()
+			t.Logf("step %d: crash node %d, keeping %d%% of its unsynced blocks (clone seed %d; seed %d)",
+				k+1, down, unsynced, cloneSeed, seed)
+			c.net.Isolate(faultnet.NodeID(down))
+			fsOf[down-1] = fsOf[down-1].CrashClone(vfs.CrashCloneCfg{
+				UnsyncedDataPercent: unsynced, RNG: rand.New(rand.NewPCG(cloneSeed, cloneSeed)),
+			})
+			c.nodes.Stop(down)
+			c.net.HealAll() // no other node was cut: the crash's own cut
+		case kind == 4:
 			down = int32(1 + rng.IntN(3))
 			t.Logf("step %d: stop node %d", k+1, down)
 			c.nodes.Stop(down)
