@@ -285,7 +285,7 @@ func TestClusterReplicationRandomSchedule(t *testing.T) {
 
 // producePipelined produces "0", "1", ... to topic/0 with an idempotent
 // acks=all client that keeps up to 64 records in flight (several batches
-// a request, several requests a connection), until the returned stop is
+// a request, several requests a connection), 5,000 a second at most, until the returned stop is
 // called; stop closes the client (failing what it still holds) and waits
 // for the loop. Unlike produceInBackground's one record at a time, a
 // leader that crashes then holds unsynced batches its followers may have
@@ -305,7 +305,17 @@ func producePipelined(t *testing.T, c *testCluster, topic string) (*ackLog, func
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := 0; ctx.Err() == nil; i++ {
+		// At most 5,000 records a second: on memory filesystems the
+		// cluster takes far more, and every record stays in memory on
+		// three nodes and in the consumers.
+		tick := time.NewTicker(200 * time.Microsecond) // a rate, not synchronization
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 			// NB: Produce blocks while 64 records are buffered; the
 			// callbacks of one partition run in order.
 			cl.Produce(ctx, &kgo.Record{Value: []byte(strconv.Itoa(i))}, func(_ *kgo.Record, err error) {
