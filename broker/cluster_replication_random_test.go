@@ -21,25 +21,26 @@ import (
 	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
 )
 
-// TestClusterReplicationRandomSchedule: three in-process brokers, each
-// with its data directory (topic registry, metadata raft log, partition
-// logs) on its own crashable memory filesystem, a partition with
-// replication factor 3, an idempotent acks=all producer running
-// throughout, and a seeded random schedule of steps: produce (wait for
-// more acknowledgements), consume (poll a consumer that stays open), crash
-// a node, stop one gracefully, restart it, cut a node from every other
-// node and heal it. A crash cuts the node off (a node without power says
-// nothing more), takes a crash clone of its filesystem that keeps what was
-// synced and a seeded share of what was not, 4 KiB block by block, then
-// stops it: nothing it writes after the clone survives, and it restarts
-// on the clone. At most one node is down or cut at a time, and a restart
-// or heal waits for the ISR to be whole again before the schedule goes
-// on, so the partition always has min.insync.replicas of it. After a
-// final heal and restart every replica holds the same log, and the
-// consumer that ran throughout, then a fresh one, read every acknowledged
-// record exactly once, in order. WEIR_FAULT_SEED replays the schedule and
-// each clone's random choices (not the timing, so not which bytes were
-// unsynced at the crash); WEIR_CLUSTER_SEED the fault layer's own choices.
+// TestClusterReplicationRandomSchedule: three in-process brokers, each with
+// its data directory (topic registry, metadata raft log, partition logs) on
+// its own crashable memory filesystem, a partition with replication factor
+// 3, an idempotent acks=all producer running throughout with up to 64
+// records in flight, and a seeded random schedule of steps: produce (wait
+// for more acknowledgements), consume (poll a consumer that stays open),
+// crash a node, stop one gracefully, restart it, cut a node from every
+// other node and heal it. A crash cuts the node off (a node without power
+// says nothing more), takes a crash clone of its filesystem that keeps what
+// was synced and a seeded share of what was not, 4 KiB block by block, then
+// stops it: nothing it writes after the clone survives, and it restarts on
+// the clone. At most one node is down or cut at a time, and a restart (once
+// the node's new incarnation is registered) or heal waits for the ISR to be
+// whole again before the schedule goes on, so the partition always has
+// min.insync.replicas of it. After a final heal and restart every replica
+// holds the same log, and the consumer that ran throughout, then a fresh
+// one, read every acknowledged record exactly once, in order.
+// WEIR_FAULT_SEED replays the schedule and each clone's random choices (not
+// the timing, so not which bytes were unsynced at the crash);
+// WEIR_CLUSTER_SEED the fault layer's own choices.
 func TestClusterReplicationRandomSchedule(t *testing.T) {
 	seed := faultSeed(t)
 	rng := rand.New(rand.NewPCG(seed, seed))
