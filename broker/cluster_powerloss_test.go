@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,16 +133,7 @@ func TestClusterReplicationPowerLoss(t *testing.T) {
 
 	acl := newClusterClient(t, c)
 	adm := kadm.NewClient(acl)
-	eventually(t, 20*time.Second, "topic created", func() error {
-		r, err := adm.CreateTopic(ctx, parts, 3, nil, topic)
-		if err == nil {
-			err = r.Err
-		}
-		if err != nil && strings.Contains(err.Error(), "TOPIC_ALREADY_EXISTS") {
-			return nil
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, adm, topic, parts, nil, 20*time.Second)
 	for p := range int32(parts) {
 		eventually(t, 20*time.Second, fmt.Sprintf("%s/%d with an ISR of 3", topic, p), func() error {
 			l, _, isr, err := partitionLeader(ctx, acl, survivor, topic, p)

@@ -55,13 +55,7 @@ func TestClusterClientsAcrossLeaderMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	eventually(t, 15*time.Second, "topic created", func() error {
-		r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, "mv")
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, kadm.NewClient(cl), "mv", 1, nil, 15*time.Second)
 	var leader int32
 	eventually(t, 15*time.Second, "a leader with a full ISR", func() error {
 		l, _, isr, err := partitionLeader(ctx, cl, 1, "mv", 0)

@@ -69,13 +69,7 @@ func TestClusterReplicationRandomSchedule(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl := newClusterClient(t, c)
-	eventually(t, 15*time.Second, "topic created", func() error {
-		r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, "rr")
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, kadm.NewClient(cl), "rr", 1, nil, 15*time.Second)
 	// fullISR asks each node for the partition's leader and ISR.
 	fullISR := func() error {
 		for i, b := range c.brokers {

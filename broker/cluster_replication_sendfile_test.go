@@ -28,13 +28,7 @@ func TestClusterReplicationSendsFromFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	eventually(t, 15*time.Second, "topic created", func() error {
-		r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, "sf")
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, kadm.NewClient(cl), "sf", 1, nil, 15*time.Second)
 	const n = 256
 	for i := range n {
 		v := bytes.Repeat([]byte{byte(i)}, 16<<10)

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -27,6 +28,26 @@ func startReplicatedCluster(t *testing.T, n int, lag time.Duration) *testCluster
 	t.Helper()
 	return startTestClusterWith(t, make([]string, n), func(i int, o *Options) {
 		o.ReplicaLagTime = lag
+	})
+}
+
+// createTopicEventually creates topic with partitions, replication factor
+// 3 and configs through adm, retrying for up to d while the cluster
+// settles; TOPIC_ALREADY_EXISTS on a retry is a create whose answer was
+// lost.
+func createTopicEventually(t *testing.T, ctx context.Context, adm *kadm.Client, topic string, partitions int32, configs map[string]*string, d time.Duration) {
+	t.Helper()
+	tried := false
+	eventually(t, d, "topic "+topic+" created", func() error {
+		r, err := adm.CreateTopic(ctx, partitions, 3, configs, topic)
+		if err == nil {
+			err = r.Err
+		}
+		if tried && errors.Is(err, kerr.TopicAlreadyExists) {
+			return nil
+		}
+		tried = true
+		return err
 	})
 }
 
@@ -138,13 +159,7 @@ func TestClusterReplication(t *testing.T) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	eventually(t, 15*time.Second, "topic created", func() error {
-		r, err := adm.CreateTopic(ctx, 2, 3, nil, "r")
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, adm, "r", 2, nil, 15*time.Second)
 	const n = 300
 	for i := range n {
 		r := &kgo.Record{Partition: int32(i % 2), Value: fmt.Appendf(nil, "v%d", i)}
@@ -319,13 +334,7 @@ func TestClusterReplicationFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	eventually(t, 15*time.Second, "topic created", func() error {
-		r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, "f")
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, kadm.NewClient(cl), "f", 1, nil, 15*time.Second)
 	leaderOf := func(via int32) (int32, int32, []int32) {
 		var l, e int32
 		var isr []int32
@@ -481,13 +490,7 @@ func TestClusterReplicationEpochsAndMinISR(t *testing.T) {
 	}
 	defer cl.Close()
 	three := "3"
-	eventually(t, 15*time.Second, "topic created", func() error {
-		r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, map[string]*string{"min.insync.replicas": &three}, "m")
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, kadm.NewClient(cl), "m", 1, map[string]*string{"min.insync.replicas": &three}, 15*time.Second)
 	var leader int32
 	eventually(t, 15*time.Second, "a leader that accepts acks=all", func() error {
 		l, _, isr, err := partitionLeader(ctx, cl, 1, "m", 0)

@@ -178,13 +178,7 @@ func TestClusterReplicationIsolatedLeaderTruncates(t *testing.T) {
 	defer cancel()
 	const topic = "trunc"
 	admin := newClusterClient(t, c)
-	eventually(t, 15*time.Second, "topic created", func() error {
-		r, err := kadm.NewClient(admin).CreateTopic(ctx, 1, 3, nil, topic)
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, kadm.NewClient(admin), topic, 1, nil, 15*time.Second)
 	var old, oldEpoch int32
 	eventually(t, 20*time.Second, "one leader with an ISR of 3 on every node", func() error {
 		agreed := int32(-1)

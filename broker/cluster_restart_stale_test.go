@@ -8,7 +8,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/weir-dev/weir/broker/internal/metadata"
 	"github.com/weir-dev/weir/broker/internal/quorum/faultnet"
@@ -30,19 +29,9 @@ func TestClusterRestartedLeaderActsOnNoStaleImage(t *testing.T) {
 	c := startReplicatedCluster(t, 3, 30*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.seeds()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := newClusterClient(t, c)
 	const topic = "stale"
-	eventually(t, 15*time.Second, "topic created", func() error {
-		r, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 3, nil, topic)
-		if err == nil {
-			err = r.Err
-		}
-		return err
-	})
+	createTopicEventually(t, ctx, kadm.NewClient(cl), topic, 1, nil, 15*time.Second)
 	var l1, e1 int32
 	eventually(t, 20*time.Second, "a leader with an ISR of 3", func() error {
 		l, e, isr, err := partitionLeader(ctx, cl, 1, topic, 0)
