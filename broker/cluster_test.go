@@ -594,7 +594,8 @@ func TestClusterAdminForwarded(t *testing.T) {
 
 // TestClusterControllerOnlyNode: a node with --roles controller votes and
 // may be the controller, but does not register as a broker: clients see
-// the other two brokers only, and a replication factor of 3 is refused.
+// the other two brokers only, and a replication factor of 3 is refused; its
+// image becomes ready all the same.
 func TestClusterControllerOnlyNode(t *testing.T) {
 	c := startTestClusterRoles(t, []string{"", "", "controller"})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -622,6 +623,11 @@ func TestClusterControllerOnlyNode(t *testing.T) {
 	if !errors.Is(r.Err, kerr.InvalidReplicationFactor) {
 		t.Fatalf("replication factor 3 with 2 brokers: %v", r.Err)
 	}
+	// It registers no broker, yet its image becomes ready: SASL and ACLs
+	// on its listener wait for that.
+	eventually(t, 15*time.Second, "the controller-only node's image ready", func() error {
+		return imageReady(c.brokers[2].cn)
+	})
 }
 
 // TestSingleNodeWritesNoClusterState: without voters a broker is the

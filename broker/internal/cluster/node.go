@@ -183,7 +183,12 @@ func Open(opts Options) (*Node, error) {
 	n.q = q
 	n.replayTo = q.Status().Commit
 	n.rpc = newRPCClient(opts.Dial)
+	var self metadata.NodeID
+	if opts.Broker {
+		self = metadata.NodeID(opts.NodeID)
+	}
 	n.drv = newDriver(q, n.sm, metadata.Options{
+		Self: self, SelfIncarnation: n.incarnation,
 		ClusterID: cid, SessionTimeout: opts.SessionTimeout, DefaultPartitions: opts.DefaultPartitions,
 		UncleanLeaderElection:   uncleanDefault(opts.Topics.Defaults()),
 		LeaderRebalanceInterval: opts.LeaderRebalanceInterval,

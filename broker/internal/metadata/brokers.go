@@ -36,7 +36,8 @@ func (c *Controller) RegisterBroker(now time.Time, req *kmsg.BrokerRegistrationR
 		return fail(kerr.InvalidRequest)
 	}
 	old, had := c.img.brokers[n]
-	if had && old.Incarnation != IncarnationID(req.IncarnationID) && !old.Fenced && now.Before(c.sessions[n].Add(c.opts.SessionTimeout)) {
+	self := n == c.opts.Self && IncarnationID(req.IncarnationID) == c.opts.SelfIncarnation
+	if had && old.Incarnation != IncarnationID(req.IncarnationID) && !old.Fenced && !self && now.Before(c.sessions[n].Add(c.opts.SessionTimeout)) {
 		return fail(kerr.DuplicateBrokerRegistration)
 	}
 	if c.img.maxEpoch == math.MaxInt64 {

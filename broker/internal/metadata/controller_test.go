@@ -23,6 +23,7 @@ import (
 //
 //	new [session=D] [default-rf=N] [default-partitions=N] [block=N] [cluster=ID] [max-partitions=N]
 //	    [unclean]                      (the broker default of unclean.leader.election.enable: true)
+//	    [self=N self-inc=I]            (Self and SelfIncarnation: the broker of the controller's process)
 //	    [rebalance=D]                  (LeaderRebalanceInterval; default off)
 //	    [probe-after=D] [probe-interval=D]  (ProbeAfter, ProbeInterval; defaults 1s, 500ms)
 //	    [bad-config=KEY]               (ValidateConfig refuses KEY)
@@ -293,6 +294,8 @@ func (h *ctlHarness) run(td *datadriven.TestData) string {
 		o.ProducerIDBlockSize = int32(h.int(tdArg(td, "block", "0")))
 		o.MaxPartitionsPerRequest = int32(h.int(tdArg(td, "max-partitions", "0")))
 		o.ClusterID = tdArg(td, "cluster", "")
+		o.Self = NodeID(h.int(tdArg(td, "self", "0")))
+		o.SelfIncarnation[15] = byte(h.int(tdArg(td, "self-inc", "0")))
 		o.UncleanLeaderElection = td.HasArg("unclean")
 		o.LeaderRebalanceInterval = h.dur(tdArg(td, "rebalance", "-1ns"))
 		o.ProbeAfter = h.dur(tdArg(td, "probe-after", "0s"))

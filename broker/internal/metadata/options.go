@@ -14,6 +14,15 @@ type Options struct {
 	// carry (INCONSISTENT_CLUSTER_ID otherwise). Default "": not checked.
 	ClusterID string
 
+	// Self and SelfIncarnation name the broker that runs in the
+	// controller's own process (a node with both roles), Self 0 if none.
+	// A registration of Self with SelfIncarnation comes from this very
+	// process, which holds Self's data directory: an earlier incarnation
+	// of Self that has not been fenced is a process that is gone, and the
+	// registration is not refused as a duplicate while its session lasts.
+	Self            NodeID
+	SelfIncarnation IncarnationID
+
 	// SessionTimeout is how long a broker may go without a heartbeat before
 	// the controller fences it and moves its leaderships away. Default 9s,
 	// as Kafka's broker.session.timeout.ms.
