@@ -270,6 +270,7 @@ func TestClusterReplicationIsolatedLeaderTruncates(t *testing.T) {
 	// Cut the leader from the other nodes; it takes records it cannot
 	// replicate.
 	c.net.Isolate(faultnet.NodeID(old))
+	cutAt := time.Now()
 	t.Logf("leader %d (epoch %d) cut from the other nodes at high watermark %d", old, oldEpoch, hw0)
 	uncommitted := map[string]bool{}
 	for i := range nUncommitted {
@@ -318,8 +319,8 @@ func TestClusterReplicationIsolatedLeaderTruncates(t *testing.T) {
 	for _, off := range []int64{0, int64(hw0) - 1, int64(hw0), int64(hw0) + 1, int64(heldEnd) - 1, int64(heldEnd)} {
 		fp := rawFetch(t, ctx, rcl, tp.ID(), topic, 0, off)
 		if fp.ErrorCode != 0 || fp.HighWatermark != int64(hw0) {
-			t.Fatalf("fetch at %d from the cut-off leader (end %d, hw %d): %v, high watermark %d",
-				off, heldEnd, hw0, kerr.ErrorForCode(fp.ErrorCode), fp.HighWatermark)
+			t.Fatalf("fetch at %d from the cut-off leader (end %d, hw %d), %v after the cut (past the broker session timeout it no longer answers as leader): %v, high watermark %d",
+				off, heldEnd, hw0, time.Since(cutAt).Round(time.Millisecond), kerr.ErrorForCode(fp.ErrorCode), fp.HighWatermark)
 		}
 		for b := fp.RecordBatches; len(b) > 0; {
 			h, err := batch.ParseHeader(b)
@@ -378,7 +379,8 @@ func TestClusterReplicationIsolatedLeaderTruncates(t *testing.T) {
 	produce([]string{c.brokers[now-1].Addr()}, values("during", nDuring))
 
 	// Heal; watch the old leader's log end while it truncates and catches
-	// up.
+	// up (sampled every millisecond: a drop shorter than that goes
+	// unseen, the final comparison below catches what it leaves).
 	var lowest atomic.Int64
 	lowest.Store(int64(heldEnd))
 	wctx, wcancel := context.WithCancel(ctx)
@@ -389,7 +391,7 @@ func TestClusterReplicationIsolatedLeaderTruncates(t *testing.T) {
 			if e := int64(oldLog.LogEndOffset()); e < lowest.Load() {
 				lowest.Store(e)
 			}
-			time.Sleep(100 * time.Microsecond) // sampling interval
+			time.Sleep(time.Millisecond) // sampling interval
 		}
 	}()
 	c.net.HealAll()
