@@ -63,16 +63,14 @@ func (n *Node) Replayed() bool {
 	if !whole {
 		return false
 	}
-	if !n.opts.Broker {
-		// NB: a controller-only node registers no broker, and leads
-		// no partition; its users and ACLs are those of its replayed
-		// log until the raft leader brings it up to date.
-		n.current.Store(true)
-		return true
-	}
-	b, ok := n.sm.Image().Broker(metadata.NodeID(n.opts.NodeID))
-	if !ok || b.Incarnation != metadata.IncarnationID(n.incarnation) {
-		return false
+	// NB: a controller-only node registers no broker and leads no
+	// partition; its users and ACLs are those of its replayed log until
+	// the raft leader brings it up to date.
+	if n.opts.Broker {
+		b, ok := n.sm.Image().Broker(metadata.NodeID(n.opts.NodeID))
+		if !ok || b.Incarnation != metadata.IncarnationID(n.incarnation) {
+			return false
+		}
 	}
 	n.current.Store(true)
 	return true
