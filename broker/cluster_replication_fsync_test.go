@@ -48,7 +48,7 @@ func (g *syncGate) release() {
 }
 
 func (g *syncGate) MaybeError(op errorfs.Op) error {
-	if op.Kind == errorfs.OpFileSync && strings.Contains(op.Path, "/topics/"+g.topic+"/") {
+	if (op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData) && strings.Contains(op.Path, "/topics/"+g.topic+"/") {
 		g.mu.Lock()
 		ch := g.open
 		g.mu.Unlock()

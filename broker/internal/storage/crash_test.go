@@ -187,7 +187,7 @@ func TestFsyncFailure(t *testing.T) {
 	l := openTest(t, inj, Options{})
 	mustAppend(t, l, simpleBatch(t, 1, 1))
 	ff.set(func(op errorfs.Op) error {
-		if op.Kind == errorfs.OpFileSync {
+		if op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData {
 			return errors.New("injected fsync failure")
 		}
 		return nil

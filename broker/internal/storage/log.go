@@ -704,11 +704,13 @@ func (l *Log) syncOnce() {
 		return
 	}
 	// Segments before seg were fsynced when rolled, so syncing seg covers
-	// everything below target.
+	// everything below target. fdatasync, not fsync: it makes the data and
+	// the file's new size durable and skips the timestamps, which no read
+	// needs; the segment's name was made durable when it was created.
 	l.syncMu.Lock()
 	var err error
 	if seg.f != nil && !seg.fileClosed {
-		err = seg.f.Sync()
+		err = seg.f.SyncData()
 	}
 	l.syncMu.Unlock()
 	l.mu.Lock()

@@ -137,7 +137,7 @@ func TestAppendNoWaitThenWaitDurable(t *testing.T) {
 	}
 
 	ff.set(func(op errorfs.Op) error {
-		if op.Kind == errorfs.OpFileSync {
+		if op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData {
 			return errors.New("injected fsync failure")
 		}
 		return nil
