@@ -264,18 +264,20 @@ func (ns *cacheNS) get(key []byte) *centry {
 // put records value for key; dirty says whether it is a write (or a clean
 // copy of what the store holds). value is copied.
 func (ns *cacheNS) put(key, value []byte, dirty bool) error {
-	return ns.putTagged(key, value, dirty, nil, false)
+	return ns.putTagged(key, value, dirty, nil, false, false)
 }
 
 // putTagged is put, setting the entry's tag if setTag (before an eviction
-// may write the entry back).
-func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag bool) error {
+// may write the entry back). noneBelow says that the store below holds
+// nothing for key if the cache lacks it: a new entry's old value is then
+// known to be absent, and its write-back need not read it.
+func (ns *cacheNS) putTagged(key, value []byte, dirty bool, tag any, setTag, noneBelow bool) error {
 	en := ns.tab.lookup(key)
 	if en == nil {
 		en = ns.tab.insert(key, value)
 		en.ns = ns
 		// In place, nothing is stored below a new entry.
-		en.oldKnown = ns.inPlace
+		en.oldKnown = ns.inPlace || noneBelow
 		if !ns.inPlace {
 			ns.c.pushFront(en)
 		}

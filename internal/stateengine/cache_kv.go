@@ -130,7 +130,7 @@ func (w *cachedKV) put(key, value []byte, tag any, setTag bool) error {
 	if err := b.keyErr(key); err != nil {
 		return err
 	}
-	return w.ns.putTagged(key, value, true, tag, setTag)
+	return w.ns.putTagged(key, value, true, tag, setTag, false)
 }
 
 // GetTagged implements TaggedKeyValueStore.

@@ -149,8 +149,13 @@ func (w *cachedTimed) put(key []byte, start, end int64, value []byte, tag any, s
 	// below holds once written back: were it settled later, at the
 	// store's stream time then, every read below it would merge with the
 	// store for the whole retention.
-	w.currentFloor()
-	return w.ns.putTagged(w.ckey(key, start, end), value, true, tag, setTag)
+	//
+	// A new entry above the floor has no value below (nothingBelow): its
+	// write-back need not read the store for the listener's old value. A
+	// new window of an aggregation is such an entry; the read would also
+	// index the Pebble batch (readBatch), making every later write of the
+	// flush an indexed insert.
+	return w.ns.putTagged(w.ckey(key, start, end), value, true, tag, setTag, w.nothingBelow(end))
 }
 
 // getTagged returns the cached view's value of (key, start, end), not a
