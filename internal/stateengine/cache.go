@@ -88,12 +88,14 @@ type centry struct {
 	// turns dirty, so that the flush need not read the old value back.
 	old []byte
 	// tag is the caller's (see TaggedKeyValueStore).
-	tag any
-	// seq counts the entry's dirty writes: a write-back leaves an entry
-	// written again during it dirty.
-	seq  uint64
+	tag  any
 	size int64
-	// NB: the flags sit together, so the struct fits a smaller size class.
+	// seq counts the entry's dirty writes: a write-back leaves an entry
+	// written again during it dirty. NB: 32 bits are enough, as it is
+	// only compared across one write-back (a wrap needs 2^32 writes of
+	// the entry during its own write-back), and with the flags beside it
+	// the struct fits a smaller size class.
+	seq      uint32
 	dirty    bool
 	oldKnown bool
 	// gone is set when the entry left the cache.
@@ -104,9 +106,11 @@ type centry struct {
 	dprev, dnext *centry
 	// In a grouped table (newGroupedTable): start and end are the
 	// entry's times, and gnext links the entries of its user key, in
-	// (end, start) order.
-	start, end int64
-	gnext      *centry
+	// descending (end, start) order; gprev is the entry before it (nil:
+	// the key's latest), so that removing one (an eviction takes a key's
+	// oldest) neither walks the list nor hashes the key.
+	start, end   int64
+	gnext, gprev *centry
 }
 
 // NewCache returns a new, empty write-back cache for one task. Its memory is

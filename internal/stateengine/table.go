@@ -22,11 +22,11 @@ type entryTable struct {
 	// groups, in the table of a timed store's cache (newGroupedTable),
 	// holds the entries instead of m: by the escaped user key inside
 	// their keys, the latest of the key's entries, each linked to the
-	// next earlier one (centry.gnext) in descending (end, start) order. A
-	// lookup hashes the user key and walks its entries from the latest,
-	// where an aggregation's and a join's reads and writes are; a fetch of
-	// one key walks them with no B-tree and no merge (cachedTimed.fetchKey).
-	// kind splits the keys.
+	// next earlier one (centry.gnext, and back by centry.gprev) in
+	// descending (end, start) order. A lookup hashes the user key and
+	// walks its entries from the latest, where an aggregation's and a
+	// join's reads and writes are; a fetch of one key walks them with no
+	// B-tree and no merge (cachedTimed.fetchKey). kind splits the keys.
 	groups map[string]*centry
 	kind   *timedKind
 	// In a grouped table, missKey is the key the last lookup did not
@@ -118,13 +118,19 @@ func (t *entryTable) insert(key, value []byte) *centry {
 		t.missed, t.missHead = false, nil
 		if head == nil || head.before(end, start) {
 			en.gnext = head
+			if head != nil {
+				head.gprev = en
+			}
 			t.groups[viewString(ek)] = en
 		} else {
 			prev := head
 			for prev.gnext != nil && !prev.gnext.before(end, start) {
 				prev = prev.gnext
 			}
-			en.gnext, prev.gnext = prev.gnext, en
+			en.gnext, en.gprev, prev.gnext = prev.gnext, prev, en
+			if en.gnext != nil {
+				en.gnext.gprev = en
+			}
 		}
 	} else {
 		t.m[string(k)] = en
@@ -192,22 +198,20 @@ func (t *entryTable) ordered() *btreemap.BTreeMap[string, *centry] {
 
 func (t *entryTable) removeGrouped(en *centry) {
 	t.missed, t.missHead = false, nil
-	ek, _, _ := t.kind.splitKey(en.key)
-	head := t.groups[string(ek)]
-	switch {
-	case head == en && en.gnext == nil:
-		delete(t.groups, string(ek))
-	case head == en:
-		t.groups[string(ek)] = en.gnext
-	default:
-		for prev := head; prev != nil; prev = prev.gnext {
-			if prev.gnext == en {
-				prev.gnext = en.gnext
-				break
-			}
-		}
+	if next := en.gnext; next != nil {
+		next.gprev = en.gprev
 	}
-	en.gnext = nil
+	switch {
+	case en.gprev != nil:
+		en.gprev.gnext = en.gnext
+	case en.gnext == nil:
+		ek, _, _ := t.kind.splitKey(en.key)
+		delete(t.groups, string(ek))
+	default:
+		ek, _, _ := t.kind.splitKey(en.key)
+		t.groups[string(ek)] = en.gnext
+	}
+	en.gnext, en.gprev = nil, nil
 }
 
 // clear empties the table.
