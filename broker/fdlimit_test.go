@@ -175,9 +175,12 @@ func tail(s string, n int) string {
 
 // flood opens n connections to addr that send nothing and holds each
 // until the broker closes it or stop is closed; wait waits for them all to
-// end.
-func flood(addr string, n int, stop <-chan struct{}) (wait func()) {
+// end. closed is closed once the broker has closed one of them (a refusal
+// or an idle timeout) before stop.
+func flood(addr string, n int, stop <-chan struct{}) (wait func(), closed <-chan struct{}) {
 	var wg sync.WaitGroup
+	byBroker := make(chan struct{})
+	var once sync.Once
 	for range n {
 		wg.Go(func() {
 			nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
@@ -185,18 +188,25 @@ func flood(addr string, n int, stop <-chan struct{}) (wait func()) {
 				return
 			}
 			defer nc.Close()
+			stopped := make(chan struct{})
 			go func() {
 				select {
 				case <-stop:
 				case <-time.After(60 * time.Second):
 				}
+				close(stopped)
 				_ = nc.SetReadDeadline(time.Now())
 			}()
 			var b [1]byte
 			_, _ = nc.Read(b[:])
+			select {
+			case <-stopped:
+			default:
+				once.Do(func() { close(byBroker) })
+			}
 		})
 	}
-	return wg.Wait
+	return wg.Wait, byBroker
 }
 
 func testLowFileLimit(t *testing.T, mode string) {
@@ -252,11 +262,20 @@ func testLowFileLimit(t *testing.T, mode string) {
 
 	stop := make(chan struct{})
 	const floodConns = 3 * childFileLimit
-	floodDone := flood(child.addr, floodConns, stop)
+	floodDone, floodClosed := flood(child.addr, floodConns, stop)
 	defer func() {
 		close(stop)
 		floodDone()
 	}()
+	if mode == "limit" {
+		// The flood has reached the limit once the broker refuses one of
+		// its connections; the produce below runs beside a full broker.
+		select {
+		case <-floodClosed:
+		case <-ctx.Done():
+			t.Fatalf("the broker closed none of the flood's %d connections%s", floodConns, child.why())
+		}
+	}
 
 	if mode == "emfile" {
 		// Connected after the flood: served once the idle timeout frees
