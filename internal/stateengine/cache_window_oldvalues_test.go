@@ -24,7 +24,11 @@ import (
 // above the cache's floor has none (nothingBelow), a window written back
 // and evicted, or restored, has its stored value.
 func TestCachedWindowOldValuesUnderEviction(t *testing.T) {
-	for seed := uint64(1); seed <= 6; seed++ {
+	seeds := uint64(6)
+	if raceEnabled {
+		seeds = 2 // each schedule takes many times longer under the race detector
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Logf("seed %d", seed)
 			rng := rand.New(rand.NewPCG(seed, 9))
