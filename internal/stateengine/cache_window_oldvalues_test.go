@@ -83,6 +83,19 @@ func TestCachedWindowOldValuesUnderEviction(t *testing.T) {
 				}
 			}
 			open()
+			// flush writes the cache back (the listener's reports then are
+			// not evictions) and the changelog out.
+			flush := func() {
+				inFlush = true
+				err := s.Flush(ctx)
+				inFlush = false
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := cl.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
 			now := int64(0)
 			for op := range 1500 {
 				if rng.IntN(20) == 0 && now < 8 {
@@ -115,25 +128,9 @@ func TestCachedWindowOldValuesUnderEviction(t *testing.T) {
 					}
 					delete(view, k)
 				case r < 99:
-					inFlush = true
-					err := s.Flush(ctx)
-					inFlush = false
-					if err != nil {
-						t.Fatal(err)
-					}
-					if _, err := cl.Flush(ctx); err != nil {
-						t.Fatal(err)
-					}
+					flush()
 				default:
-					inFlush = true
-					err := s.Flush(ctx)
-					inFlush = false
-					if err != nil {
-						t.Fatal(err)
-					}
-					if _, err := cl.Flush(ctx); err != nil {
-						t.Fatal(err)
-					}
+					flush()
 					_ = s.Close()
 					open()
 					view = map[wk][]byte{}
