@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,7 @@ type logConfig struct {
 	DataDir    string        // parent of Weir's data directory; "" = os.TempDir()
 	Targets    []string      // "weir", "kfake"
 	ProfileDir string        // where to write CPU profiles of the throughput phases; "" = none
+	TraceDir   string        // where to write execution traces of the throughput phases; "" = none
 	// ConsumeGCHeadroom, if positive, gives the collector the same
 	// headroom over the live heap in every target's consume phase (see
 	// measureTarget); 0 leaves GOGC's pacing.
@@ -112,6 +114,7 @@ less often beside it; the GC columns count the collections per phase).`,
 	f.StringVar(&cfg.DataDir, "data-dir", "", "where Weir's data directory is made (default: the system temp dir; use a real disk)")
 	f.StringSliceVar(&cfg.Targets, "targets", []string{"weir", "kfake"}, "brokers to measure")
 	f.StringVar(&cfg.ProfileDir, "profile-dir", "", "write a CPU profile of each throughput phase to this directory as log-<size>-<target>-<produce|consume>.pprof (this process: the clients, and an in-process broker), with its allocations (go tool pprof -base X.allocs-before X.allocs); broker processes write one of their whole run each, log-<size>-<target>-r<round>-node<i>.pprof")
+	f.StringVar(&cfg.TraceDir, "trace-dir", "", "write an execution trace (runtime/trace) of each throughput phase to this directory as log-<size>-<target>-<produce|consume>.trace: when this process's goroutines ran, waited, blocked in system calls or stood runnable without a P (go tool trace)")
 	f.Int64Var(&cfg.ConsumeGCHeadroomMiB, "consume-gc-headroom-mib", 256, "in the consume phase, collect garbage when the process's memory grows this much over its live heap at the phase's start, alike for every target (GOGC off, a memory limit); 0: the runtime's GOGC pacing, under which an in-process kfake's retained records raise the client's heap goal")
 	f.IntVar(&cfg.Rounds, "rounds", 1, "times every target is measured, in rotating order")
 	f.StringVar(&cfg.BaselineRef, "baseline-ref", "", "git ref to build the baseline weir binary at (target \"baseline\")")
@@ -330,6 +333,13 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 				_ = writeAllocs(filepath.Join(cfg.ProfileDir, base+".allocs"))
 			}()
 		}
+		if cfg.TraceDir != "" {
+			stop, err := startTrace(cfg.TraceDir, fmt.Sprintf("log-%d-%s-%s", size, t.name, name))
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			defer stop()
+		}
 		var pids []int
 		if t.pids != nil {
 			pids = t.pids()
@@ -369,6 +379,23 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 	res.ProduceP50, res.ProduceP99 = percentile(prod, 50), percentile(prod, 99)
 	res.EndToEndP50, res.EndToEndP99 = percentile(e2e, 50), percentile(e2e, 99)
 	return res, nil
+}
+
+// startTrace starts an execution trace written to dir/name.trace and
+// returns the function that stops it.
+func startTrace(dir, name string) (func(), error) {
+	f, err := os.Create(filepath.Join(dir, name+".trace"))
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	return func() {
+		trace.Stop()
+		_ = f.Close()
+	}, nil
 }
 
 // writeAllocs writes the process's allocation profile (every allocation
