@@ -167,26 +167,7 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 		j.end = res.LastOffset + 1
 		s.metrics.produced(len(j.in), int64(res.LastOffset-res.BaseOffset+1))
 	}
-	switch len(jobs) {
-	case 0:
-	case 1:
-		run(&jobs[0])
-	default:
-		// One goroutine per partition, up to produceWorkers: a request
-		// naming a million partitions must not start a million goroutines.
-		var next atomic.Int64
-		work := func() {
-			for i := next.Add(1) - 1; i < int64(len(jobs)); i = next.Add(1) - 1 {
-				run(&jobs[i])
-			}
-		}
-		var wg sync.WaitGroup
-		for range min(len(jobs), produceWorkers) - 1 {
-			wg.Go(work)
-		}
-		work()
-		wg.Wait()
-	}
+	runJobs(len(jobs), produceWorkers, goSpawn, func(i int) { run(&jobs[i]) })
 	if req.Acks == -1 && len(jobs) > 0 {
 		// The appends are in the logs, in request order; acknowledge once
 		// they are durable. The connection goes on with its next request
@@ -211,6 +192,45 @@ func handleProduce(ctx context.Context, s *Server, r *Request) (kmsg.Response, e
 	}
 	return resp, nil
 }
+
+// runJobs calls run(i) for every i in [0, n), on the calling goroutine and
+// on up to workers-1 others started by spawn, and returns once every call
+// has returned. The calls run concurrently as far as the started
+// goroutines get a P.
+//
+// NB: it waits for the jobs, not for the goroutines: one that starts
+// after the last job was taken finds nothing to do and exits. Waiting
+// for it to have run would put its wait for a P on every request (0.8 ms
+// a request on average in the 100 B produce benchmark on 2 cores), while
+// the caller has long done the work itself.
+func runJobs(n, workers int, spawn func(func()), run func(i int)) {
+	switch n {
+	case 0:
+		return
+	case 1:
+		run(0)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(n)
+	work := func() {
+		for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
+			run(int(i))
+			wg.Done()
+		}
+	}
+	// One goroutine per job, up to workers: a request naming a million
+	// partitions must not start a million goroutines.
+	for range min(n, workers) - 1 {
+		spawn(work)
+	}
+	work()
+	wg.Wait()
+}
+
+// goSpawn starts f on a goroutine of its own.
+func goSpawn(f func()) { go f() }
 
 // setProduceError records a failed append (or durability wait) in a
 // partition's answer.

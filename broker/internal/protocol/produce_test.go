@@ -107,3 +107,53 @@ func TestProduceAppendsPartitionsConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// TestRunJobsWaitsForJobsNotGoroutines: runJobs returns once every job has
+// run, whether or not the goroutines it started have: here none starts
+// before it returns, so the caller runs every job itself, and the late
+// goroutines then find nothing left to do.
+func TestRunJobsWaitsForJobsNotGoroutines(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 6, 100} {
+		var late []func()
+		spawn := func(f func()) { late = append(late, f) } // started only after runJobs returned
+		ran := make([]int, n)
+		runJobs(n, 64, spawn, func(i int) { ran[i]++ })
+		for i, c := range ran {
+			if c != 1 {
+				t.Fatalf("n=%d: job %d ran %d times before runJobs returned, want 1", n, i, c)
+			}
+		}
+		if want := max(min(n, 64)-1, 0); n > 1 && len(late) != want {
+			t.Fatalf("n=%d: %d goroutines started, want %d", n, len(late), want)
+		}
+		for _, f := range late {
+			f()
+		}
+		for i, c := range ran {
+			if c != 1 {
+				t.Fatalf("n=%d: job %d ran %d times after the late goroutines, want 1", n, i, c)
+			}
+		}
+	}
+}
+
+// TestRunJobsConcurrent: with goroutines that do start, every job runs
+// exactly once and runJobs returns only after the last one finished.
+func TestRunJobsConcurrent(t *testing.T) {
+	const n = 200
+	var mu sync.Mutex
+	ran := make([]int, n)
+	runJobs(n, 8, goSpawn, func(i int) {
+		time.Sleep(50 * time.Microsecond)
+		mu.Lock()
+		ran[i]++
+		mu.Unlock()
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, c := range ran {
+		if c != 1 {
+			t.Fatalf("job %d ran %d times, want 1", i, c)
+		}
+	}
+}
