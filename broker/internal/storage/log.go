@@ -382,6 +382,9 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 	if err != nil {
 		return AppendResult{}, l.undoWriteLocked(seg, pos, err)
 	}
+	if l.opts.Sync == SyncGroupCommit {
+		l.startWritebackLocked(seg, pos, int64(size))
+	}
 	for i, h := range hs {
 		if !dup[i] {
 			l.trackTxnLocked(h, data[starts[i]:]) // before the batch is readable
@@ -415,6 +418,26 @@ func (l *Log) appendLocked(data []byte, hs []batch.Header, starts []int, epoch E
 		}
 	}
 	return AppendResult{BaseOffset: first, LastOffset: last, LogAppendTime: -1, LogStartOffset: logStart}, nil
+}
+
+// startWritebackLocked starts the device write of the bytes just
+// appended at [pos, pos+n) of the active segment seg, without waiting.
+// The syncer that group commit wakes for them is a goroutine that may
+// wait milliseconds for a P (the appender's request and the client hold
+// them, and each SyncData keeps its P for the call: Go's sysmon seldom
+// takes one back from a call that short); started here, the data is on
+// its way meanwhile, and the syncer's SyncData, which alone makes it
+// durable, waits for less. A failure is only logged: SyncData reports
+// the device's errors. Caller holds appendMu (seg stays the pinned
+// active segment).
+func (l *Log) startWritebackLocked(seg *segment, pos, n int64) {
+	fd := seg.f.Fd()
+	if fd == vfs.InvalidFd || n <= 0 {
+		return // an in-memory filesystem (tests): nothing to start
+	}
+	if err := startWriteback(fd, pos, n); err != nil {
+		l.opts.Logger.Debug("storage: starting a segment's writeback", "dir", l.dir, "err", err)
+	}
 }
 
 // undoWriteLocked truncates the active segment back to pos after a failed
