@@ -19,7 +19,7 @@ func TestLogWorkloadSmall(t *testing.T) {
 	cfg := logConfig{
 		Records: 3000, Sizes: []int{100}, Partitions: 3, Rate: 2000,
 		LatencyFor: 250 * time.Millisecond, Fsync: "group", DataDir: t.TempDir(),
-		Targets: []string{"weir", "kfake"}, ProfileDir: t.TempDir(), ConsumeGCHeadroomMiB: 64,
+		Targets: []string{"weir", "kfake"}, ProfileDir: t.TempDir(), TraceDir: t.TempDir(), ConsumeGCHeadroomMiB: 64,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -53,6 +53,10 @@ func TestLogWorkloadSmall(t *testing.T) {
 				if fi, err := os.Stat(name); err != nil || fi.Size() == 0 {
 					t.Errorf("%s: no %s profile of the %s phase at %s (%v)", r.Target, ext, phase, name, err)
 				}
+			}
+			name := filepath.Join(cfg.TraceDir, fmt.Sprintf("log-100-%s-%s.trace", r.Target, phase))
+			if fi, err := os.Stat(name); err != nil || fi.Size() == 0 {
+				t.Errorf("%s: no execution trace of the %s phase at %s (%v)", r.Target, phase, name, err)
 			}
 		}
 		if want := 500; r.LatencyCount != want {
