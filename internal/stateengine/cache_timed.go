@@ -59,8 +59,11 @@ type cachedTimed struct {
 	ns   *cacheNS
 	kbuf []byte
 	pbuf []byte // see write
-	// ekbuf holds the escaped key of fetchKey.
-	ekbuf []byte
+	// ekbuf holds the escaped key of fetchKey, and spareWalk is the walk
+	// of the fetchKey iterator last closed, for the next (see
+	// cachedKeyIter).
+	ekbuf     []byte
+	spareWalk *keyWalk
 	// flushing is set during Flush, and flushFloor is the store's
 	// observed stream time when the flush began: no entry ending after it
 	// was in the store then, and a flush writes each entry once, so such an
@@ -334,6 +337,7 @@ func (w *cachedTimed) Flush(ctx context.Context) error {
 
 func (w *cachedTimed) Close() error {
 	w.dropCached()
+	w.spareWalk = nil
 	return w.under.Close()
 }
 

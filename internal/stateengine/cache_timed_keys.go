@@ -43,15 +43,83 @@ func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse 
 			}
 		}
 	}
-	it := &cachedKeyIter{w: w, gen: w.ns.removals, from: from, to: to, latestStart: latestStart, reverse: reverse}
-	it.key = append(it.keyArr[:0], key...)
-	it.ek = append(it.ekArr[:0], w.ekbuf...)
-	it.value = it.valArr[:0]
-	return it, true
+	wk := w.spareWalk
+	if wk == nil {
+		wk = &keyWalk{}
+		wk.key, wk.ek, wk.vbuf = wk.keyArr[:0], wk.ekArr[:0], wk.valArr[:0]
+	} else {
+		w.spareWalk = nil
+	}
+	wk.open(w, key, w.ekbuf, from, to, latestStart, reverse)
+	return &cachedKeyIter{wk: wk}, true
 }
 
-// cachedKeyIter walks one key's entries in the cache. Like the cache's
-// other iterators it finds its next entry afresh at each step (after the
+// cachedKeyIter is the iterator fetchKey returns: a handle on a walk of
+// the key's entries (keyWalk), which Close hands back to the store for
+// its next fetch, so that a join's fetch per record allocates only the
+// handle. NB: the handle, not the walk, is what the caller holds: a
+// second Close, or a call after Close, finds no walk and does nothing,
+// so it cannot reach the walk of a later fetch.
+type cachedKeyIter struct {
+	wk *keyWalk
+}
+
+func (it *cachedKeyIter) Next() bool { return it.wk != nil && it.wk.next() }
+
+func (it *cachedKeyIter) Key() []byte {
+	if it.wk == nil {
+		return nil
+	}
+	return it.wk.key
+}
+
+func (it *cachedKeyIter) WindowStart() int64 { return it.Start() }
+
+func (it *cachedKeyIter) Start() int64 {
+	if it.wk == nil {
+		return 0
+	}
+	return it.wk.start
+}
+
+func (it *cachedKeyIter) End() int64 {
+	if it.wk == nil {
+		return 0
+	}
+	return it.wk.end
+}
+
+func (it *cachedKeyIter) Value() []byte {
+	if it.wk == nil {
+		return nil
+	}
+	return it.wk.value
+}
+
+func (it *cachedKeyIter) Err() error {
+	if it.wk == nil {
+		return nil
+	}
+	return it.wk.err()
+}
+
+// Close ends the walk and hands it back to the store, unless it failed:
+// then the handle keeps it, for Err.
+func (it *cachedKeyIter) Close() error {
+	wk := it.wk
+	if wk == nil {
+		return nil
+	}
+	if err := wk.close(); err != nil {
+		return err
+	}
+	it.wk = nil
+	wk.release()
+	return nil
+}
+
+// keyWalk walks one key's entries in the cache. Like the cache's other
+// iterators it finds its next entry afresh at each step (after the
 // (end, start) it returned last), so writes during the iteration are
 // safe, and it copies the value it hands out. The walk relies on the
 // cache holding every entry of the range (fetch checked at open); once
@@ -59,32 +127,84 @@ func (w *cachedTimed) fetchKey(key []byte, from, to, latestStart int64, reverse 
 // entries of the range the cache lacks), it merges with the store from
 // its position on instead, as fetch does for any range.
 //
-// NB: it is allocated per fetch (a join's per record): keep it within
-// the 288-byte size class.
-type cachedKeyIter struct {
+// A store keeps the walk last closed (cachedTimed.spareWalk) for its next
+// fetchKey, with the buffers it grew.
+type keyWalk struct {
 	w *cachedTimed
 	// gen is w.ns.removals at open.
 	gen                   uint64
 	ek, key               []byte
 	from, to, latestStart int64
 	reverse, started      bool
-	// done: Next returned false.
+	// done: next returned false.
 	done       bool
 	start, end int64
 	// cur is the entry at the position.
 	cur *centry
 	// m is the merge that continues the walk after a removal, or nil.
 	m *cachedTimedIter
-	// value is the current value: in the walk a copy, in a buffer that
-	// starts as valArr and keeps what it grew to.
-	value []byte
+	// value is the current value: in the walk a copy in vbuf (which
+	// starts as valArr and keeps what it grew to), in the merge the
+	// merge's.
+	value, vbuf []byte
 	// The arrays back the buffers of short keys and values.
 	keyArr [32]byte
 	ekArr  [34]byte
 	valArr [64]byte
 }
 
-func (it *cachedKeyIter) Next() bool {
+// open starts the walk of key (escaped: ek) over w's cache with fetch's
+// bounds.
+func (it *keyWalk) open(w *cachedTimed, key, ek []byte, from, to, latestStart int64, reverse bool) {
+	it.w, it.gen = w, w.ns.removals
+	it.from, it.to, it.latestStart, it.reverse = from, to, latestStart, reverse
+	it.started, it.done, it.start, it.end, it.cur, it.m = false, false, 0, 0, nil, nil
+	it.key = append(it.key[:0], key...)
+	it.ek = append(it.ek[:0], ek...)
+	it.value, it.vbuf = it.vbuf[:0], it.vbuf[:0]
+}
+
+// close ends the walk; it returns the merge's error, if any.
+func (it *keyWalk) close() error {
+	it.done = true
+	if it.m != nil {
+		return it.m.Close()
+	}
+	return nil
+}
+
+// keptWalkBuf bounds the buffers a walk keeps for its next fetch: one
+// large value must not stay held by the store.
+const keptWalkBuf = 4 << 10
+
+// release hands a closed walk back to its store for the next fetchKey,
+// keeping its buffers (up to keptWalkBuf each) but no entry or merge.
+func (it *keyWalk) release() {
+	w := it.w
+	it.w, it.cur, it.m, it.value = nil, nil, nil, nil
+	if w.spareWalk != nil {
+		return
+	}
+	if cap(it.key) > keptWalkBuf {
+		it.key = it.keyArr[:0]
+	}
+	if cap(it.ek) > keptWalkBuf {
+		it.ek = it.ekArr[:0]
+	}
+	if cap(it.vbuf) > keptWalkBuf {
+		it.vbuf = it.valArr[:0]
+	}
+	w.spareWalk = it
+}
+
+func (it *keyWalk) err() error {
+	if it.m != nil {
+		return it.m.Err()
+	}
+	return nil
+}
+
+func (it *keyWalk) next() bool {
 	if it.done {
 		return false
 	}
@@ -99,7 +219,7 @@ func (it *cachedKeyIter) Next() bool {
 			en = it.nextUp()
 		}
 		if en == nil {
-			it.value, it.done = it.value[:0], true
+			it.value, it.done = it.vbuf[:0], true
 			return false
 		}
 		if it.take(en) {
@@ -110,7 +230,7 @@ func (it *cachedKeyIter) Next() bool {
 
 // nextMerged steps the merge that takes over from the walk after a
 // removal, making it first: over the key's spans after the position.
-func (it *cachedKeyIter) nextMerged() bool {
+func (it *keyWalk) nextMerged() bool {
 	if it.m == nil {
 		w := it.w
 		spans := keySpans(nil, nil, w.kind, &w.under.tb, it.key, it.from, it.to, it.reverse)
@@ -131,7 +251,7 @@ func (it *cachedKeyIter) nextMerged() bool {
 
 // nextUp returns the earliest entry of the range after the position: the
 // last one of the walk down from the key's latest entry.
-func (it *cachedKeyIter) nextUp() *centry {
+func (it *keyWalk) nextUp() *centry {
 	var pick *centry
 	for en := it.w.ns.tab.group(it.ek); en != nil && en.end >= it.from; en = en.gnext {
 		if en.end > it.to {
@@ -147,7 +267,7 @@ func (it *cachedKeyIter) nextUp() *centry {
 
 // nextDown returns the latest entry of the range before the position,
 // walking on from the entry returned last while it is still cached.
-func (it *cachedKeyIter) nextDown() *centry {
+func (it *keyWalk) nextDown() *centry {
 	en := it.w.ns.tab.group(it.ek)
 	if it.cur != nil && !it.cur.gone {
 		en = it.cur.gnext
@@ -162,40 +282,20 @@ func (it *cachedKeyIter) nextDown() *centry {
 }
 
 // afterLast reports whether en orders after the entry returned last.
-func (it *cachedKeyIter) afterLast(en *centry) bool {
+func (it *keyWalk) afterLast(en *centry) bool {
 	return en.end > it.end || en.end == it.end && en.start > it.start
 }
 
 // take makes en the current entry unless the fetch skips it (a start past
 // latestStart, a tombstone); it records en's position either way.
-func (it *cachedKeyIter) take(en *centry) bool {
+func (it *keyWalk) take(en *centry) bool {
 	it.started, it.start, it.end, it.cur = true, en.start, en.end, en
 	if en.start > it.latestStart || en.value == nil {
 		return false
 	}
 	// NB: a copy, non-nil for an empty value: a write during the
 	// iteration may overwrite the entry's buffer in place.
-	it.value = append(it.value[:0], en.value...)
+	it.vbuf = append(it.vbuf[:0], en.value...)
+	it.value = it.vbuf
 	return true
-}
-
-func (it *cachedKeyIter) Key() []byte        { return it.key }
-func (it *cachedKeyIter) WindowStart() int64 { return it.start }
-func (it *cachedKeyIter) Start() int64       { return it.start }
-func (it *cachedKeyIter) End() int64         { return it.end }
-func (it *cachedKeyIter) Value() []byte      { return it.value }
-
-func (it *cachedKeyIter) Err() error {
-	if it.m != nil {
-		return it.m.Err()
-	}
-	return nil
-}
-
-func (it *cachedKeyIter) Close() error {
-	it.done = true
-	if it.m != nil {
-		return it.m.Close()
-	}
-	return nil
 }

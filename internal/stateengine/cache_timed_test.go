@@ -3,7 +3,9 @@ package stateengine_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,6 +261,102 @@ func TestCachedWindowFetchOfOneKeySkipsDeleted(t *testing.T) {
 		t.Fatalf("the value handed out changed to %q with the window's", v)
 	}
 	_ = it.Close()
+}
+
+// A fetch of one key from the cache hands its walk back to the store on
+// Close for the next fetch: a second Close, or a call after Close, of the
+// first iterator must not touch the walk a later fetch got, two walks
+// open at once must not share one, and a reused walk's buffers must not
+// leak an earlier fetch's key or value.
+func TestCachedWindowFetchOfOneKeyReusesItsWalk(t *testing.T) {
+	e := testEngine(t, nil)
+	raw, err := e.OpenWindow(context.Background(), state.Spec{Name: "w", Retention: time.Hour}, 0, statetest.NewChangelog("w", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.NewCache().Window(raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	long := strings.Repeat("x", 100)   // past the walk's inline value buffer
+	longKey := strings.Repeat("k", 40) // past its inline key buffers
+	wput(t, s, "a", 1, "a1")
+	wput(t, s, "a", 2, long)
+	wput(t, s, "b", 3, "b3")
+	wput(t, s, longKey, 4, "k4")
+	fetch := func(k string) state.WindowIterator {
+		t.Helper()
+		it, err := s.Fetch([]byte(k), 0, 100, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return it
+	}
+	step := func(it state.WindowIterator, want string) {
+		t.Helper()
+		if want == "" {
+			if it.Next() {
+				t.Fatalf("window %d after the last", it.WindowStart())
+			}
+			return
+		}
+		if !it.Next() {
+			t.Fatalf("no window, want %s", want)
+		}
+		if got := fmt.Sprintf("%s@%d=%s", it.Key(), it.WindowStart(), it.Value()); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+	closeIt := func(it state.WindowIterator) {
+		t.Helper()
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		a := fetch("a")
+		step(a, "a@1=a1")
+		step(a, "a@2="+long)
+		step(a, "")
+		closeIt(a)
+		b := fetch("b") // the walk a handed back
+		closeIt(a)
+		if a.Next() || string(a.Key()) == "b" || string(a.Value()) == "b3" || a.Err() != nil {
+			t.Fatal("a closed iterator moved, or reported the walk of a later fetch")
+		}
+		step(b, "b@3=b3")
+		k := fetch(longKey) // b holds its walk: a new one
+		step(k, longKey+"@4=k4")
+		step(b, "")
+		a = fetch("a")
+		step(a, "a@1=a1")
+		closeIt(b)
+		closeIt(k)
+		step(a, "a@2="+long)
+		closeIt(a)
+	}
+	if !raceEnabled {
+		// Only the handle is allocated: a few bytes per fetch, where a
+		// walk of its own is a few hundred.
+		ka := []byte("a")
+		const n = 1000
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range n {
+			it, err := s.Fetch(ka, 0, 100, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for it.Next() {
+			}
+			_ = it.Close()
+		}
+		runtime.ReadMemStats(&after)
+		if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 64 {
+			t.Fatalf("a fetch of one key allocates %d bytes, want only its handle's", per)
+		}
+	}
 }
 
 // A key with more cached windows than an ascending walk of its list takes
