@@ -92,6 +92,31 @@ func (c *secureCluster) userClient(t *testing.T, i int, user, password string, o
 	return cl
 }
 
+// waitUserEverywhere waits until every broker has applied user's
+// credential and the ACLs that let it describe topic: each learns them
+// from the metadata log after the broker that took the change has
+// answered, and a client's SASL or authorization failure can be fatal
+// (a transactional producer's InitProducerID).
+func (c *secureCluster) waitUserEverywhere(t *testing.T, ctx context.Context, user, password, topic string) {
+	t.Helper()
+	for i := range c.brokers {
+		eventually(t, 20*time.Second, fmt.Sprintf("broker %d knows %s and her ACLs", i+1, user), func() error {
+			// NB: a fresh client each time, so that each try
+			// authenticates anew.
+			cl := c.userClient(t, i, user, password)
+			defer cl.Close()
+			md, err := kadm.NewClient(cl).Metadata(ctx, topic)
+			if err != nil {
+				return err
+			}
+			if td, ok := md.Topics[topic]; !ok || td.Err != nil {
+				return fmt.Errorf("topic %s not visible to %s: %v", topic, user, td.Err)
+			}
+			return nil
+		})
+	}
+}
+
 // waitThreeBrokers waits until the admin sees the three brokers.
 func (c *secureCluster) waitThreeBrokers(t *testing.T, ctx context.Context) {
 	t.Helper()
@@ -441,6 +466,7 @@ func TestClusterSecurityTransactions(t *testing.T) {
 		}
 	}
 
+	c.waitUserEverywhere(t, ctx, "carol", "carolpw", "txs")
 	p := c.userClient(t, 1, "carol", "carolpw", kgo.TransactionalID("carol-tx"), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.DefaultProduceTopic("txs"), kgo.RetryTimeout(20*time.Second), kgo.RequestRetries(20))
 	committed := txnToEach(ctx, t, p, parts, "c", true)
