@@ -1070,10 +1070,12 @@ func (a *App) finishCommitLocked(ctx context.Context) (bool, error) {
 		return false, a.attemptFailedLocked(ctx, actx, []*task{t}, err, fatal)
 	}
 	offsets := map[string]map[int32]kgo.EpochOffset{}
+	kept := 0
 	for _, t := range p.tasks {
 		if a.tasks[t.id] != t {
 			continue // revoked or lost since: its partitions may be another's
 		}
+		kept++
 		for tp, off := range p.offsets[t] {
 			if offsets[tp.Topic] == nil {
 				offsets[tp.Topic] = map[int32]kgo.EpochOffset{}
@@ -1085,7 +1087,10 @@ func (a *App) finishCommitLocked(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	a.pending = nil
-	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: len(p.tasks)})
+	// NB: only the tasks still here count as committed: a commit whose
+	// tasks were all lost meanwhile (the group session ended while the
+	// broker was away) reached no broker, so it must not end a stall.
+	a.sm.Step(time.Now(), decide.CommitSucceeded{Tasks: kept})
 	a.applyLocked(a.sm.Ready(), nil)
 	if len(offsets) > 0 {
 		a.m.commits.Inc()
