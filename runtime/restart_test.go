@@ -127,8 +127,13 @@ func (in *instance) waitCountsRunning(t *testing.T, c *cluster, want map[orders.
 // back, not buffered), and once the broker is back a retry succeeds
 // (weir_commit_stalled 0) and processing resumes (the flow stops when the
 // broker is back; a last batch must be processed).
+//
+// lost: as long, but the broker stays away 3 s beyond the group session:
+// the instance loses its tasks while its commit is stalled (asserted), the
+// stall still shows when the outage ends, and after the restart the
+// instance rejoins, restores its tasks and resumes as in long.
 func TestBrokerRestart(t *testing.T) {
-	for _, mode := range []string{"idle", "flowing", "long"} {
+	for _, mode := range []string{"idle", "flowing", "long", "lost"} {
 		t.Run(mode, func(t *testing.T) { testBrokerRestart(t, mode) })
 	}
 }
@@ -142,9 +147,13 @@ func testBrokerRestart(t *testing.T, mode string) {
 	p := newProducer(t, c)
 	var extra []runtime.Option
 	outage := time.Second
-	if mode == "long" {
+	stalls := mode == "long" || mode == "lost"
+	if stalls {
 		extra = append(extra, runtime.CommitTimeout(250*time.Millisecond))
 		outage = 2 * time.Second
+	}
+	if mode == "lost" {
+		outage = c.session + 3*time.Second
 	}
 	in := startInstance(t, c, t.TempDir(), extra...)
 	seq := 0
@@ -160,13 +169,20 @@ func testBrokerRestart(t *testing.T, mode string) {
 	signs := readOutageSigns(t, in.app)
 	rb.stop()
 	stopped := time.Now()
-	if mode == "long" {
+	if stalls {
 		in.waitMetricAbove(t, "weir_commit_stalled", 0)
 		held := metricSum(t, in.app, "weir_records_processed_total")
 		// The outage lasts this long; nothing waits on it.
 		<-time.After(time.Until(stopped.Add(outage)))
 		if got := metricSum(t, in.app, "weir_commit_stalled"); got != 1 {
 			t.Fatalf("weir_commit_stalled is %v with the broker still away, want 1", got)
+		}
+		if mode == "lost" {
+			// The scenario itself: the session ended and the tasks
+			// closed while the commit was stalled.
+			if got := metricSum(t, in.app, "weir_active_tasks"); got != 0 {
+				t.Fatalf("weir_active_tasks is %v %v into the outage, want 0 (the session is %v)", got, outage, c.session)
+			}
 		}
 		if got := metricSum(t, in.app, "weir_records_processed_total"); got != held {
 			t.Fatalf("records processed while the commit was stalled: %v, then %v", held, got)
@@ -177,7 +193,7 @@ func testBrokerRestart(t *testing.T, mode string) {
 		<-time.After(time.Until(stopped.Add(outage)))
 	}
 	rb.start(c.addrs[0])
-	if mode == "long" {
+	if stalls {
 		// The flow's orders held up by the outage go out, the flow stops,
 		// and one more batch must be processed: the instance resumed.
 		f.halt(t)
@@ -206,7 +222,7 @@ func testBrokerRestart(t *testing.T, mode string) {
 	t.Logf("%d of %d records at or after the offsets committed before the restart", sum(slack), len(p.sent))
 	if flowing {
 		in.waitOutageFelt(t, signs)
-		if mode == "long" {
+		if stalls {
 			in.waitMetricBelow(t, "weir_commit_stalled", 1)
 		}
 	} else {
