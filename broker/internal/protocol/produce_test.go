@@ -117,7 +117,19 @@ func TestRunJobsWaitsForJobsNotGoroutines(t *testing.T) {
 		var late []func()
 		spawn := func(f func()) { late = append(late, f) } // started only after runJobs returned
 		ran := make([]int, n)
-		runJobs(n, 64, spawn, func(i int) { ran[i]++ })
+		// NB: a runJobs that waited for the goroutines it started would
+		// wait here for ever (they start only after it returns): fail on
+		// a deadline instead of hanging until the test binary's timeout.
+		returned := make(chan struct{})
+		go func() {
+			defer close(returned)
+			runJobs(n, 64, spawn, func(i int) { ran[i]++ })
+		}()
+		select {
+		case <-returned:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("n=%d: runJobs did not return before its goroutines started", n)
+		}
 		for i, c := range ran {
 			if c != 1 {
 				t.Fatalf("n=%d: job %d ran %d times before runJobs returned, want 1", n, i, c)
