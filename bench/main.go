@@ -23,14 +23,17 @@ func main() {
 		Short:         "Weir's end-to-end benchmarks, each run beside a peer",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		// A workload's --profile-dir is made if it does not exist yet.
+		// A workload's --profile-dir and --trace-dir are made if they do
+		// not exist yet.
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			f := cmd.Flags().Lookup("profile-dir")
-			if f == nil || f.Value.String() == "" {
-				return nil
-			}
-			if err := os.MkdirAll(f.Value.String(), 0o755); err != nil {
-				return fmt.Errorf("--profile-dir: %w", err)
+			for _, name := range []string{"profile-dir", "trace-dir"} {
+				f := cmd.Flags().Lookup(name)
+				if f == nil || f.Value.String() == "" {
+					continue
+				}
+				if err := os.MkdirAll(f.Value.String(), 0o755); err != nil {
+					return fmt.Errorf("--%s: %w", name, err)
+				}
 			}
 			return nil
 		},
