@@ -375,6 +375,19 @@ func (m *Machine) Task(id streams.TaskID) *Task { return m.tasks[id] }
 // the last Backlog.
 func (m *Machine) Holding() bool { return m.inputsPaused }
 
+// ResumesAt returns, while back-pressure holds processing for the
+// producer's backlog, the backlog at or below which the next Backlog ends
+// the hold (a quarter of MaxBufferedProduce), so that the loop can wait
+// for the acknowledgements that bring it there rather than for a poll's
+// timeout; -1 when nothing holds, or while a stalled commit holds (only a
+// successful attempt ends that).
+func (m *Machine) ResumesAt() int {
+	if !m.inputsPaused || m.Stalled() {
+		return -1
+	}
+	return m.opts.MaxBufferedProduce / 4
+}
+
 // Pending reports whether a pipelined commit waits for its records'
 // acknowledgements.
 func (m *Machine) Pending() bool { return m.pending }
@@ -462,6 +475,7 @@ func (m *Machine) backlog(n int) {
 	hold := m.Stalled()
 	if !hold {
 		limit := m.opts.MaxBufferedProduce
+		// NB: ResumesAt states the second bound.
 		hold = n >= limit/2 || m.inputsPaused && n > limit/4
 	}
 	if hold == m.inputsPaused {

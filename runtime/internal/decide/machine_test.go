@@ -182,6 +182,8 @@ func (h *harness) run(td *datadriven.TestData) string {
 	case "backlog":
 		h.m.Step(h.now, Backlog{Produce: h.int(td, "produce", 0)})
 		fmt.Fprintf(&out, "holding %v\n", h.m.Holding())
+	case "resumes-at":
+		fmt.Fprintf(&out, "%d\n", h.m.ResumesAt())
 	case "commit-start":
 		h.m.Step(h.now, CommitStarted{})
 	case "commit-pending":
