@@ -490,6 +490,12 @@ func (a *App) loop(ctx context.Context) error {
 		}
 	}()
 	var probe *decide.Probe
+	// resumesAt is sm.ResumesAt after the last step: while back-pressure
+	// holds processing for the producer's backlog, the poll's wait ends
+	// as soon as the acknowledgements bring the gate down to it, not at
+	// the poll's timeout (every), which otherwise added up to every to
+	// each hold. Only the loop's goroutine uses it.
+	resumesAt := -1
 	p := pollLoop{
 		cl: a.cl,
 		// NB: PollFetches takes whole fetch responses (at most
@@ -516,7 +522,14 @@ func (a *App) loop(ctx context.Context) error {
 				a.m.spent(phasePoll, waited)
 			}
 			probe, err = a.stepLocked(cctx, fs)
+			resumesAt = a.sm.ResumesAt()
 			return err
+		},
+		early: func(end context.CancelFunc) func() {
+			if resumesAt < 0 {
+				return func() {}
+			}
+			return a.gate.NotifyBelow(resumesAt, end)
 		},
 		after: func() {
 			if probe != nil {
@@ -580,7 +593,11 @@ func (a *App) stepLocked(ctx context.Context, fs kgo.Fetches) (*decide.Probe, er
 	if a.fatal != nil {
 		return nil, a.fatal
 	}
-	a.sm.Step(now, decide.Backlog{Produce: int(a.cl.BufferedProduceRecords())})
+	// NB: the gate's count, not the producer's own: the loop's wait for
+	// the hold's end is on the gate (Gate.NotifyBelow), and a record's
+	// room in the gate is given back before the producer stops counting
+	// it.
+	a.sm.Step(now, decide.Backlog{Produce: a.gate.Held()})
 	a.applyLocked(a.sm.Ready(), nil)
 	handedOff := time.Now()
 	a.m.spent(phaseHandoff, handedOff.Sub(now))

@@ -41,6 +41,12 @@ type pollLoop struct {
 	stepLocked func(fs kgo.Fetches, waited time.Duration) error
 	// after, if set, runs after each step, without mu.
 	after func()
+	// early, if set, is called before each poll with the func that ends
+	// the poll's wait: it may arrange for that to be called before every
+	// has passed (the poll then returns what it has, possibly nothing),
+	// and returns the func that withdraws the arrangement, called once the
+	// poll returned.
+	early func(end context.CancelFunc) (withdraw func())
 }
 
 // fetchErrors logs the fetch errors of fs, but for the end of a poll's
@@ -88,9 +94,14 @@ func (p *pollLoop) run(ctx context.Context) error {
 			}
 		}
 		pctx, cancel := context.WithTimeout(ctx, p.every)
+		withdraw := func() {}
+		if p.early != nil {
+			withdraw = p.early(cancel)
+		}
 		polled := time.Now()
 		fs := p.cl.PollFetches(pctx)
 		waited := time.Since(polled)
+		withdraw()
 		cancel()
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			return nil
