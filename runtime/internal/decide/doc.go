@@ -36,8 +36,8 @@
 //     first (Await). A new attempt supersedes a pending one.
 //   - Back-pressure (Backlog): processing holds off, and fetching of every
 //     input topic pauses, while a commit is stalled or the producer
-//     buffers half of MaxBufferedProduce or more; it goes on below a
-//     quarter.
+//     buffers half of MaxBufferedProduce or more; it goes on at a
+//     quarter or less (ResumesAt, for the loop to wait for).
 //   - Per-partition flow control (Processed): a partition of a task with
 //     several inputs pauses at MaxBufferedPerPartition records buffered
 //     and resumes below half of it.
