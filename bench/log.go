@@ -384,18 +384,7 @@ func measureTarget(ctx context.Context, t *target, cfg logConfig, size int) (log
 // startTrace starts an execution trace written to dir/name.trace and
 // returns the function that stops it.
 func startTrace(dir, name string) (func(), error) {
-	f, err := os.Create(filepath.Join(dir, name+".trace"))
-	if err != nil {
-		return nil, fmt.Errorf("trace: %w", err)
-	}
-	if err := trace.Start(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("trace: %w", err)
-	}
-	return func() {
-		trace.Stop()
-		_ = f.Close()
-	}, nil
+	return startCapture(filepath.Join(dir, name+".trace"), "trace", trace.Start, trace.Stop)
 }
 
 // writeAllocs writes the process's allocation profile (every allocation

@@ -628,16 +628,23 @@ func processCPU() time.Duration {
 // startProfile starts a CPU profile into dir/name.pprof; the returned
 // function stops it (if still running) and closes the file.
 func startProfile(dir, name string) (func(), error) {
-	f, err := os.Create(filepath.Join(dir, name+".pprof"))
+	return startCapture(filepath.Join(dir, name+".pprof"), "profile", pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// startCapture creates path and starts writing a capture (a CPU profile,
+// an execution trace) to it; the returned function stops the capture and
+// closes the file. kind names the capture in errors.
+func startCapture(path, kind string, start func(io.Writer) error, stop func()) (func(), error) {
+	f, err := os.Create(path)
 	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("profile: %w", err)
+		return nil, fmt.Errorf("%s: %w", kind, err)
 	}
 	return func() {
-		pprof.StopCPUProfile()
+		stop()
 		_ = f.Close()
 	}, nil
 }
