@@ -310,7 +310,22 @@ func runReplicated(t *testing.T, topic string, parts int, faults func(h *replHar
 		}
 	}
 
-	// Every replica's log, batch by batch, below the high watermark.
+	// Every replica's log, batch by batch, below the high watermark. A
+	// follower killed and restarted within the leader's lag time can look
+	// in sync (its ISR membership not yet taken back) while it is still
+	// registering and catching up: wait until every replica's files hold
+	// the batches below the high watermark, then stop and compare them.
+	eventually(t, 60*time.Second, "every replica caught up to the high watermark", func() error {
+		for p := range int32(parts) {
+			e, _ := ends.Lookup(topic, p)
+			for _, n := range c.Nodes() {
+				if _, err := batchesBelow(filepath.Join(n.DataDir, "topics", topic, strconv.Itoa(int(p))), e.Offset); err != nil {
+					return fmt.Errorf("node %d partition %d: %w", n.ID, p, err)
+				}
+			}
+		}
+		return nil
+	})
 	c.Shutdown()
 	for p := range int32(parts) {
 		e, _ := ends.Lookup(topic, p)
