@@ -136,23 +136,31 @@ func TestAppendNoWaitThenWaitDurable(t *testing.T) {
 		t.Fatalf("WaitDurable: %v", err)
 	}
 
+	appendOverFailedSync(t, l, ff, 3)
+}
+
+// appendOverFailedSync appends one record while every fsync fails: the
+// append is taken, its wait for durability fails with a storage error,
+// and the high watermark stays at hw.
+func appendOverFailedSync(t *testing.T, l *Log, ff *faults, hw Offset) {
+	t.Helper()
 	ff.set(func(op errorfs.Op) error {
 		if op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData {
 			return errors.New("injected fsync failure")
 		}
 		return nil
 	})
-	res, err = l.AppendNoWait(simpleBatch(t, 1, 1001), 0)
+	defer ff.set(nil)
+	res, err := l.AppendNoWait(simpleBatch(t, 1, 1001), 0)
 	if err != nil {
 		t.Fatalf("AppendNoWait before the failing fsync: %v", err)
 	}
 	if err := l.WaitDurable(context.Background(), res.LastOffset+1); !IsStorage(err) {
 		t.Fatalf("WaitDurable over a failed fsync: %v, want a storage error", err)
 	}
-	if hw := l.HighWatermark(); hw != 3 {
-		t.Fatalf("after the failed fsync: hw %d, want 3", hw)
+	if got := l.HighWatermark(); got != hw {
+		t.Fatalf("after the failed fsync: hw %d, want %d", got, hw)
 	}
-	ff.set(nil)
 }
 
 // TestAppendWaitsForDurability: Append returns only once its records are

@@ -2,11 +2,9 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 // badFdFS is an in-memory filesystem whose writable files report a
@@ -56,21 +54,5 @@ func TestWritebackHintFailureIsHarmless(t *testing.T) {
 	if hw := l.HighWatermark(); hw != 3 {
 		t.Fatalf("hw %d, want 3", hw)
 	}
-	ff.set(func(op errorfs.Op) error {
-		if op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData {
-			return errors.New("injected fsync failure")
-		}
-		return nil
-	})
-	res, err = l.AppendNoWait(simpleBatch(t, 1, 1001), 0)
-	if err != nil {
-		t.Fatalf("AppendNoWait before the failing fsync: %v", err)
-	}
-	if err := l.WaitDurable(context.Background(), res.LastOffset+1); !IsStorage(err) {
-		t.Fatalf("WaitDurable over a failed fsync: %v, want a storage error", err)
-	}
-	if hw := l.HighWatermark(); hw != 3 {
-		t.Fatalf("after the failed fsync: hw %d, want 3", hw)
-	}
-	ff.set(nil)
+	appendOverFailedSync(t, l, ff, 3)
 }
